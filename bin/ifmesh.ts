@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { systemClock } from '../src/cli/context.js';
+import { runCli } from '../src/cli/run.js';
+
+// The only place that touches process-wide state: builds the real context and sets the exit code.
+const controller = new AbortController();
+let interrupts = 0;
+const onSignal = (signal: NodeJS.Signals) => {
+  interrupts += 1;
+  // A second Ctrl-C means "now": skip the graceful path.
+  if (interrupts > 1) process.exit(130);
+  controller.abort(new Error(`received ${signal}`));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+const code = await runCli(process.argv.slice(2), {
+  env: process.env,
+  cwd: process.cwd(),
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  clock: systemClock,
+  signal: controller.signal,
+});
+process.exitCode = controller.signal.aborted && code === 0 ? 130 : code;

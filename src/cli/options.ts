@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+
+export interface ConfigFlags {
+  config?: string;
+  set?: Record<string, string>;
+}
+
+function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0)
+    throw new UsageError(
+      `--set expects KEY=VALUE, got a value without "="`,
+      'e.g. --set SIGNALING_PORT=9443',
+    );
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/** --config FILE and --set KEY=VALUE, shared by every command that reads the mesh configuration. */
+export function withConfigOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '-c, --config <file>',
+      'env file to read (default: config/webrtc-production.env if present, or $IFMESH_CONFIG)',
+    )
+    .option(
+      '--set <KEY=VALUE>',
+      'override one key; repeatable; beats the environment and the file',
+      collectSet,
+    );
+}
+
+export function withJson(cmd: Command): Command {
+  return cmd.option('--json', 'print one JSON document on stdout');
+}

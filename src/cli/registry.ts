@@ -1,0 +1,54 @@
+import type { Command } from 'commander';
+import type { Output } from '../ui/output.js';
+import type { Context } from './context.js';
+
+/** What a command module gets: the context for I/O, and a way to report its exit code. */
+export interface CommandIo {
+  ctx: Context;
+  output(opts: { json?: boolean }): Output;
+  setExitCode(code: number): void;
+}
+
+export interface CommandModule {
+  /** Adds options, arguments, sub-commands and the action to `cmd`. */
+  register(cmd: Command, io: CommandIo): void;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  examples: string[];
+  load: () => Promise<CommandModule>;
+}
+
+// Commands are imported only when invoked, so `ifmesh --help` never loads werift, ink or SQLite.
+// A command appears here only once it works.
+export const commands: CommandEntry[] = [
+  {
+    name: 'selftest',
+    summary: 'Check this installation: bundled configs validate, Ed25519 and IFMessage signing interoperate',
+    examples: ['ifmesh selftest', 'ifmesh selftest --json'],
+    load: () => import('../../commands/selftest.js'),
+  },
+  {
+    name: 'config',
+    summary: 'Validate and show the mesh configuration (config/webrtc-production.env)',
+    examples: ['ifmesh config check --config config/webrtc-production.env', 'ifmesh config show --json'],
+    load: () => import('../../commands/config.js'),
+  },
+  {
+    name: 'keys',
+    summary: 'Generate and inspect Ed25519 agent identities',
+    examples: ['ifmesh keys generate --agent agent-1 --out keys', 'ifmesh keys show keys/agent-1.key'],
+    load: () => import('../../commands/keys.js'),
+  },
+  {
+    name: 'message',
+    summary: 'Sign and verify IFMessages by hand, for debugging',
+    examples: [
+      'ifmesh message sign --key keys/agent-1.key --to agent-2 --type ping > msg.json',
+      'ifmesh message verify --pubkey keys/agent-1.pub < msg.json',
+    ],
+    load: () => import('../../commands/message.js'),
+  },
+];

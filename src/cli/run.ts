@@ -1,0 +1,85 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode, InterruptedError, toIfmeshError, UsageError } from '../errors.js';
+import { createOutput, renderError } from '../ui/output.js';
+import type { Context } from './context.js';
+import { type CommandIo, commands } from './registry.js';
+
+export const VERSION = '0.1.0';
+
+function examplesText(examples: string[]): string {
+  return examples.length ? `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n` : '';
+}
+
+/** Runs one invocation of the CLI and returns its exit code. Never calls process.exit. */
+export async function runCli(argv: string[], ctx: Context): Promise<number> {
+  let exitCode: number = ExitCode.ok;
+  const json = argv.includes('--json');
+  const io: CommandIo = {
+    ctx,
+    output: (opts) => createOutput(ctx, Boolean(opts.json)),
+    setExitCode: (code) => {
+      exitCode = Math.max(exitCode, code);
+    },
+  };
+
+  const program = new Command('ifmesh')
+    .description('Operate a WebRTC agent mesh: signaling, IF.witness, agents and the runbook procedures')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    });
+  program.addHelpText(
+    'after',
+    `\nExit codes: 0 ok, 1 check failed or unhealthy, 2 usage or configuration error, 3 dependency unreachable, 4 unauthorized, 130 interrupted.\nRun 'ifmesh <command> --help' for a command's options and examples.\n`,
+  );
+
+  // Only the invoked command's module is loaded; the others are registered by name and summary.
+  const first = argv.find((a) => !a.startsWith('-'));
+  const target = first === 'help' ? argv[argv.indexOf('help') + 1] : first;
+  for (const entry of commands) {
+    const cmd = program.command(entry.name).description(entry.summary);
+    cmd.addHelpText('after', examplesText(entry.examples));
+    if (entry.name === target) {
+      const mod = await entry.load();
+      mod.register(cmd, io);
+    }
+  }
+
+  try {
+    if (ctx.signal.aborted) throw new InterruptedError();
+    await program.parseAsync(argv, { from: 'user' });
+    if (argv.length === 0) program.outputHelp();
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      ) {
+        return ExitCode.ok;
+      }
+      // commander already printed its message on stderr; with --json the caller still gets one document.
+      if (json)
+        renderError({ ...ctx, stderr: nullStream(ctx) }, new UsageError(cleanCommanderMessage(err)), true);
+      return ExitCode.usage;
+    }
+    const e = ctx.signal.aborted ? new InterruptedError() : toIfmeshError(err);
+    renderError(ctx, e, json);
+    return e.exitCode;
+  }
+}
+
+function cleanCommanderMessage(err: CommanderError): string {
+  return err.message.replace(/^error:\s*/, '');
+}
+
+function nullStream(ctx: Context): Context['stderr'] {
+  const s = Object.create(ctx.stderr) as Context['stderr'];
+  s.write = (() => true) as Context['stderr']['write'];
+  return s;
+}

@@ -1,0 +1,390 @@
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { parseEnvFile } from './env-file.js';
+import { type IceUrl, isHost, parseIceUrl } from './ice-url.js';
+import { CONFIG_KEYS, KEY_SPECS, type KeySpec, PLACEHOLDERS } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = 'config/webrtc-production.env';
+
+export interface MeshConfig {
+  signalingHost: string;
+  signalingPort: number;
+  signalingTlsCert: string | undefined;
+  signalingTlsKey: string | undefined;
+  stunServers: IceUrl[];
+  turnServers: IceUrl[];
+  turnUsername: string;
+  turnPassword: string;
+  turnFallbackTimeoutMs: number;
+  productionMode: boolean;
+  iceTransportPolicy: 'all' | 'relay';
+  allowSelfSignedCerts: boolean;
+  enableCertValidation: boolean;
+  enableSrtpKeyRotation: boolean;
+  srtpKeyRotationIntervalMs: number;
+  /** Base URL of IF.witness; a trailing /api/log (as in the runbook's template) is removed. */
+  witnessUrl: string;
+  witnessApiKey: string;
+  grafanaDatasourceUrl: string;
+  alertEmail: string;
+  pagerdutyIntegrationKey: string;
+  signalingAdminToken: string;
+}
+
+export type Source =
+  | { kind: 'flag' }
+  | { kind: 'env' }
+  | { kind: 'file'; file: string; line: number }
+  | { kind: 'default' };
+
+export interface LoadedConfig {
+  /** The env file read, if any. */
+  file: string | undefined;
+  config: MeshConfig;
+  /** The effective raw value of every key. */
+  raw: Record<string, string>;
+  sources: Record<string, Source>;
+  warnings: string[];
+}
+
+export interface LoadOptions {
+  cwd: string;
+  env: Record<string, string | undefined>;
+  /** --config; when given, the file must exist. */
+  file?: string | undefined;
+  /** --set KEY=VALUE, highest precedence. */
+  flags?: Record<string, string>;
+}
+
+/** Precedence: flag > environment > file > default. Throws ConfigError listing every problem. */
+export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
+  const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
+  const explicit = opts.file ?? opts.env.IFMESH_CONFIG;
+  let file: string | undefined;
+  let fileEntries = new Map<string, { value: string; line: number }>();
+
+  if (explicit) {
+    file = path.resolve(opts.cwd, explicit);
+  } else {
+    const candidate = path.resolve(opts.cwd, DEFAULT_CONFIG_PATH);
+    if (await exists(candidate)) file = candidate;
+  }
+  const shown = file ? displayPath(opts.cwd, file) : undefined;
+  if (file) {
+    let text: string | undefined;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ConfigError([
+        {
+          file: shown,
+          line: undefined,
+          key: undefined,
+          message: code === 'ENOENT' ? 'file does not exist' : `cannot be read (${code})`,
+          fix:
+            code === 'ENOENT'
+              ? `pass the path of your env file, or create ${DEFAULT_CONFIG_PATH}`
+              : 'check its permissions',
+        },
+      ]);
+    }
+    const parsed = parseEnvFile(text, shown!);
+    issues.push(...parsed.issues);
+    fileEntries = parsed.entries;
+    for (const entry of parsed.entries.values()) {
+      if (!KEY_SPECS.has(entry.key)) {
+        const hint = suggest(entry.key);
+        warnings.push(
+          `${shown}:${entry.line}: unknown key ${entry.key}${hint ? ` (did you mean ${hint}?)` : ''}; it is ignored`,
+        );
+      }
+    }
+  }
+
+  for (const key of Object.keys(opts.flags ?? {})) {
+    if (!KEY_SPECS.has(key)) {
+      const hint = suggest(key);
+      issues.push({
+        file: '--set',
+        line: undefined,
+        key,
+        message: 'is not a configuration key',
+        fix: hint ? `did you mean ${hint}?` : "run 'ifmesh config show' for the list of keys",
+      });
+    }
+  }
+
+  const raw: Record<string, string> = {};
+  const sources: Record<string, Source> = {};
+  for (const spec of CONFIG_KEYS) {
+    const flag = opts.flags?.[spec.key];
+    const envValue = opts.env[spec.key];
+    const fromFile = fileEntries.get(spec.key);
+    if (flag !== undefined) {
+      raw[spec.key] = flag;
+      sources[spec.key] = { kind: 'flag' };
+    } else if (envValue !== undefined) {
+      raw[spec.key] = envValue;
+      sources[spec.key] = { kind: 'env' };
+    } else if (fromFile) {
+      raw[spec.key] = fromFile.value;
+      sources[spec.key] = { kind: 'file', file: shown!, line: fromFile.line };
+    } else {
+      raw[spec.key] = spec.default;
+      sources[spec.key] = { kind: 'default' };
+    }
+  }
+
+  const at = (key: string, message: string, fix: string): ConfigIssue => {
+    const s = sources[key]!;
+    if (s.kind === 'file') return { file: s.file, line: s.line, key, message, fix };
+    if (s.kind === 'env') return { file: 'environment', line: undefined, key, message, fix };
+    if (s.kind === 'flag') return { file: '--set', line: undefined, key, message, fix };
+    return { file: shown, line: undefined, key, message, fix };
+  };
+
+  const baseDir = (key: string) => {
+    const s = sources[key]!;
+    return s.kind === 'file' && file ? path.dirname(file) : opts.cwd;
+  };
+
+  const typed: Record<string, unknown> = {};
+  for (const spec of CONFIG_KEYS) {
+    const result = convert(spec, raw[spec.key]!, baseDir(spec.key));
+    if (result instanceof Invalid) {
+      issues.push(at(spec.key, result.issue, result.fix));
+    } else {
+      typed[spec.key] = result;
+    }
+  }
+
+  if (issues.length === 0) {
+    const config = toMeshConfig(typed);
+    if (config.productionMode) await productionRules(config, raw, at, issues);
+    if (issues.length === 0) return { file: shown, config, raw, sources, warnings };
+  }
+  throw Object.assign(new ConfigError(issues), { warnings });
+}
+
+class Invalid {
+  constructor(
+    readonly issue: string,
+    readonly fix: string,
+  ) {}
+}
+
+function convert(spec: KeySpec, value: string, baseDir: string): unknown {
+  // Secrets are never echoed: an issue about one says what is wrong, not what it is.
+  const shown = spec.secret ? '(hidden)' : JSON.stringify(value);
+  switch (spec.kind) {
+    case 'host':
+      return value === '' || isHost(value) || value === '::'
+        ? value
+        : new Invalid(`${shown} is not a host name or IP address`, 'use e.g. 0.0.0.0 or 127.0.0.1');
+    case 'port': {
+      const n = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+      return n >= 1 && n <= 65535
+        ? n
+        : new Invalid(`${shown} is not a port number (1-65535)`, `set it to e.g. ${spec.default}`);
+    }
+    case 'ms': {
+      const n = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+      return Number.isSafeInteger(n)
+        ? n
+        : new Invalid(
+            `${shown} is not a whole number of milliseconds`,
+            `set it to e.g. ${spec.default} (no units)`,
+          );
+    }
+    case 'bool': {
+      const v = value.toLowerCase();
+      if (v === 'true') return true;
+      if (v === 'false') return false;
+      return new Invalid(`${shown} is not true or false`, `set it to true or false`);
+    }
+    case 'policy':
+      return value === 'all' || value === 'relay'
+        ? value
+        : new Invalid(
+            `${shown} is not a valid ICE transport policy`,
+            'use "all" (direct and relay) or "relay" (relay only)',
+          );
+    case 'stun-list':
+    case 'turn-list': {
+      const allowed = spec.kind === 'stun-list' ? (['stun', 'stuns'] as const) : (['turn', 'turns'] as const);
+      const urls: IceUrl[] = [];
+      for (const item of value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
+        const parsed = parseIceUrl(item, allowed);
+        if (typeof parsed === 'string') {
+          return new Invalid(
+            parsed,
+            `write each as ${allowed[0]}:host:port${spec.kind === 'turn-list' ? '?transport=udp' : ''}, separated by commas`,
+          );
+        }
+        urls.push(parsed);
+      }
+      return urls;
+    }
+    case 'http-url': {
+      if (value === '') return value;
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        return new Invalid(`${redactUrl(value)} is not a URL`, 'use http://host:port or https://host');
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        return new Invalid(
+          `${redactUrl(value)} must be an http:// or https:// URL`,
+          'use http://host:port or https://host',
+        );
+      }
+      return value;
+    }
+    case 'path':
+      return value === '' ? undefined : path.resolve(baseDir, value);
+    case 'email':
+      return value === '' || /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)
+        ? value
+        : new Invalid(`${shown} is not an e-mail address`, 'use e.g. ops-team@example.com');
+    default:
+      return value;
+  }
+}
+
+function toMeshConfig(t: Record<string, unknown>): MeshConfig {
+  const endpoint = t.IF_WITNESS_ENDPOINT as string;
+  return {
+    signalingHost: t.SIGNALING_HOST as string,
+    signalingPort: t.SIGNALING_PORT as number,
+    signalingTlsCert: t.SIGNALING_TLS_CERT as string | undefined,
+    signalingTlsKey: t.SIGNALING_TLS_KEY as string | undefined,
+    stunServers: t.STUN_SERVERS as IceUrl[],
+    turnServers: t.TURN_SERVERS as IceUrl[],
+    turnUsername: t.TURN_USERNAME as string,
+    turnPassword: t.TURN_PASSWORD as string,
+    turnFallbackTimeoutMs: t.TURN_FALLBACK_TIMEOUT_MS as number,
+    productionMode: t.PRODUCTION_MODE as boolean,
+    iceTransportPolicy: t.ICE_TRANSPORT_POLICY as 'all' | 'relay',
+    allowSelfSignedCerts: t.ALLOW_SELF_SIGNED_CERTS as boolean,
+    enableCertValidation: t.ENABLE_CERT_VALIDATION as boolean,
+    enableSrtpKeyRotation: t.ENABLE_SRTP_KEY_ROTATION as boolean,
+    srtpKeyRotationIntervalMs: t.SRTP_KEY_ROTATION_INTERVAL_MS as number,
+    witnessUrl: endpoint.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, ''),
+    witnessApiKey: t.IF_WITNESS_API_KEY as string,
+    grafanaDatasourceUrl: t.GRAFANA_DATASOURCE_URL as string,
+    alertEmail: t.ALERT_EMAIL as string,
+    pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
+    signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
+  };
+}
+
+type At = (key: string, message: string, fix: string) => ConfigIssue;
+
+async function productionRules(
+  c: MeshConfig,
+  raw: Record<string, string>,
+  at: At,
+  issues: ConfigIssue[],
+): Promise<void> {
+  const why = 'when PRODUCTION_MODE=true';
+  if (c.allowSelfSignedCerts)
+    issues.push(at('ALLOW_SELF_SIGNED_CERTS', `must be false ${why}`, 'set ALLOW_SELF_SIGNED_CERTS=false'));
+  if (!c.enableCertValidation)
+    issues.push(at('ENABLE_CERT_VALIDATION', `must be true ${why}`, 'set ENABLE_CERT_VALIDATION=true'));
+  for (const [key, file] of [
+    ['SIGNALING_TLS_CERT', c.signalingTlsCert],
+    ['SIGNALING_TLS_KEY', c.signalingTlsKey],
+  ] as const) {
+    if (!file) {
+      issues.push(at(key, `is required ${why}`, `set ${key} to the PEM file's path`));
+    } else if (PLACEHOLDERS.has(raw[key]!)) {
+      issues.push(at(key, 'is still the template placeholder', `set ${key} to the PEM file's path`));
+    } else {
+      const problem = await unreadable(file);
+      if (problem) issues.push(at(key, `${file} ${problem}`, 'point it at an existing, readable PEM file'));
+    }
+  }
+  if (c.turnServers.length === 0) {
+    issues.push(
+      at(
+        'TURN_SERVERS',
+        `needs at least one TURN server ${why}`,
+        'set TURN_SERVERS=turn:host:3478?transport=udp',
+      ),
+    );
+  }
+  for (const key of ['TURN_USERNAME', 'TURN_PASSWORD'] as const) {
+    if (raw[key] === '') issues.push(at(key, `is required ${why}`, `set ${key} to the TURN credential`));
+    else if (PLACEHOLDERS.has(raw[key]!))
+      issues.push(at(key, 'is still the template placeholder', `set ${key} to the real TURN credential`));
+  }
+  for (const key of ['IF_WITNESS_API_KEY', 'PAGERDUTY_INTEGRATION_KEY'] as const) {
+    if (PLACEHOLDERS.has(raw[key]!))
+      issues.push(
+        at(key, 'is still the template placeholder', `set ${key} to the real key, or leave it empty`),
+      );
+  }
+}
+
+async function unreadable(file: string): Promise<string | undefined> {
+  try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) return 'is not a regular file';
+    await fs.access(file, constants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+function displayPath(cwd: string, file: string): string {
+  const rel = path.relative(cwd, file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
+/** Removes user:password@ from a URL-looking string. */
+export function redactUrl(value: string): string {
+  return JSON.stringify(value.replace(/\/\/[^/@\s]*@/, '//<redacted>@'));
+}
+
+function suggest(key: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const spec of CONFIG_KEYS) {
+    const d = distance(key.toUpperCase(), spec.key);
+    if (d < bestDistance) {
+      best = spec.key;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,135 @@
+// Every key of the runbook's config/webrtc-production.env template (CONTRACT §4), with its default.
+// Defaults are the template's values except where the template holds a placeholder (host names
+// under example.com, "username_here"): those default to unset, so nothing fake is ever dialled.
+// PRODUCTION_MODE and ICE_TRANSPORT_POLICY default to the development values ("false", "all"),
+// since the production template sets both explicitly.
+
+export type ValueKind =
+  | 'host'
+  | 'port'
+  | 'ms'
+  | 'bool'
+  | 'policy'
+  | 'stun-list'
+  | 'turn-list'
+  | 'http-url'
+  | 'path'
+  | 'text'
+  | 'email';
+
+export interface KeySpec {
+  key: string;
+  kind: ValueKind;
+  default: string;
+  secret?: boolean;
+  describe: string;
+}
+
+export const CONFIG_KEYS: readonly KeySpec[] = [
+  {
+    key: 'SIGNALING_HOST',
+    kind: 'host',
+    default: '0.0.0.0',
+    describe: 'address the signaling server listens on',
+  },
+  { key: 'SIGNALING_PORT', kind: 'port', default: '8443', describe: 'signaling port (HTTP and WebSocket)' },
+  { key: 'SIGNALING_TLS_CERT', kind: 'path', default: '', describe: 'PEM certificate for wss/https' },
+  { key: 'SIGNALING_TLS_KEY', kind: 'path', default: '', describe: 'PEM private key for wss/https' },
+  {
+    key: 'STUN_SERVERS',
+    kind: 'stun-list',
+    default: 'stun:stun.l.google.com:19302,stun:stun1.l.google.com:19302',
+    describe: 'comma-separated stun: URLs',
+  },
+  {
+    key: 'TURN_SERVERS',
+    kind: 'turn-list',
+    default: '',
+    describe: 'comma-separated turn:/turns: URLs, most preferred first',
+  },
+  { key: 'TURN_USERNAME', kind: 'text', default: '', describe: 'TURN long-term credential user' },
+  {
+    key: 'TURN_PASSWORD',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe: 'TURN long-term credential password',
+  },
+  {
+    key: 'TURN_FALLBACK_TIMEOUT_MS',
+    kind: 'ms',
+    default: '5000',
+    describe: 'ms without a direct path before relaying',
+  },
+  { key: 'PRODUCTION_MODE', kind: 'bool', default: 'false', describe: 'enforce the production rules' },
+  { key: 'ICE_TRANSPORT_POLICY', kind: 'policy', default: 'all', describe: '"all" or "relay"' },
+  {
+    key: 'ALLOW_SELF_SIGNED_CERTS',
+    kind: 'bool',
+    default: 'false',
+    describe: 'accept self-signed certificates',
+  },
+  {
+    key: 'ENABLE_CERT_VALIDATION',
+    kind: 'bool',
+    default: 'true',
+    describe: 'validate DTLS/TLS certificates',
+  },
+  { key: 'ENABLE_SRTP_KEY_ROTATION', kind: 'bool', default: 'true', describe: 'rotate keys periodically' },
+  {
+    key: 'SRTP_KEY_ROTATION_INTERVAL_MS',
+    kind: 'ms',
+    default: '86400000',
+    describe: 'key rotation interval',
+  },
+  {
+    key: 'IF_WITNESS_ENDPOINT',
+    kind: 'http-url',
+    default: 'http://127.0.0.1:8080',
+    describe: 'IF.witness base URL',
+  },
+  {
+    key: 'IF_WITNESS_API_KEY',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe: 'bearer key for witness writes',
+  },
+  {
+    key: 'GRAFANA_DATASOURCE_URL',
+    kind: 'http-url',
+    default: 'http://prometheus:9090',
+    describe: 'Prometheus URL',
+  },
+  { key: 'ALERT_EMAIL', kind: 'email', default: '', describe: 'where alerts are mailed' },
+  {
+    key: 'PAGERDUTY_INTEGRATION_KEY',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe: 'PagerDuty Events v2 key',
+  },
+  {
+    key: 'SIGNALING_ADMIN_TOKEN',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe: 'bearer token for /admin/*',
+  },
+];
+
+export const KEY_SPECS: ReadonlyMap<string, KeySpec> = new Map(CONFIG_KEYS.map((s) => [s.key, s]));
+
+export const SECRET_KEYS: ReadonlySet<string> = new Set(
+  CONFIG_KEYS.filter((s) => s.secret).map((s) => s.key),
+);
+
+/** Values the runbook's template ships as placeholders; in production they are errors. */
+export const PLACEHOLDERS: ReadonlySet<string> = new Set([
+  'username_here',
+  'password_here',
+  'your_api_key_here',
+  'your_integration_key',
+  '/path/to/cert.pem',
+  '/path/to/key.pem',
+]);

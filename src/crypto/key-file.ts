@@ -1,0 +1,216 @@
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { AGENT_ID_RULE, isAgentId } from '../protocol/ids.js';
+import {
+  fromBase64url,
+  generateKeyPair,
+  type KeyFormatError,
+  keyId,
+  publicKeyFromSeed,
+  toBase64url,
+} from './ed25519.js';
+
+export const IDENTITY_TYPE = 'ifmesh-ed25519-identity';
+
+export interface Identity {
+  agentId: string;
+  keyId: string;
+  publicKey: Uint8Array;
+  seed: Uint8Array;
+  createdAt: string;
+}
+
+export interface PublicIdentity {
+  agentId: string | undefined;
+  keyId: string;
+  publicKey: Uint8Array;
+}
+
+export function newIdentity(agentId: string, now: Date = new Date()): Identity {
+  if (!isAgentId(agentId)) {
+    throw new UsageError(`agent id ${JSON.stringify(agentId)} is not valid`, `use ${AGENT_ID_RULE}`);
+  }
+  const { seed, publicKey } = generateKeyPair();
+  return { agentId, keyId: keyId(publicKey), publicKey, seed, createdAt: now.toISOString() };
+}
+
+function publicDocument(id: PublicIdentity) {
+  return {
+    type: IDENTITY_TYPE,
+    version: 1,
+    agent_id: id.agentId,
+    key_id: id.keyId,
+    public_key: toBase64url(id.publicKey),
+  };
+}
+
+/** Writes the file so that a reader sees either nothing or the whole thing, with `mode` from the start. */
+async function writeAtomic(file: string, content: string, mode: number, overwrite: boolean): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    if (!overwrite) {
+      // link() fails if the target exists, so a concurrent writer cannot be clobbered either.
+      await fs.link(tmp, file);
+      await fs.unlink(tmp);
+    } else {
+      await fs.rename(tmp, file);
+    }
+  } catch (err) {
+    await fs.unlink(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+export interface WrittenIdentity {
+  keyPath: string;
+  pubPath: string;
+  identity: Identity;
+}
+
+export async function writeIdentity(
+  dir: string,
+  identity: Identity,
+  force: boolean,
+): Promise<WrittenIdentity> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const keyPath = path.join(dir, `${identity.agentId}.key`);
+  const pubPath = path.join(dir, `${identity.agentId}.pub`);
+  if (!force) {
+    for (const p of [keyPath, pubPath]) {
+      const exists = await fs.stat(p).then(
+        () => true,
+        () => false,
+      );
+      if (exists) {
+        throw new UsageError(
+          `${p} already exists; refusing to overwrite an identity`,
+          'pass --force to replace it',
+          'key_exists',
+        );
+      }
+    }
+  }
+  const doc = {
+    ...publicDocument(identity),
+    private_key: toBase64url(identity.seed),
+    created_at: identity.createdAt,
+  };
+  try {
+    await writeAtomic(keyPath, `${JSON.stringify(doc, null, 2)}\n`, 0o600, force);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UsageError(
+        `${keyPath} already exists; refusing to overwrite an identity`,
+        'pass --force to replace it',
+        'key_exists',
+      );
+    }
+    throw err;
+  }
+  await writeAtomic(pubPath, `${JSON.stringify(publicDocument(identity), null, 2)}\n`, 0o644, true);
+  return { keyPath, pubPath, identity };
+}
+
+async function readJsonFile(file: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      `cannot read ${what} ${file}: ${code ?? (err as Error).message}`,
+      'check the path',
+      'key_unreadable',
+    );
+  }
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (doc && typeof doc === 'object' && !Array.isArray(doc)) return doc as Record<string, unknown>;
+  } catch {
+    // fall through: the message below must not echo the file, which may hold a private key
+  }
+  throw new UsageError(
+    `${file} is not an ifmesh key file (expected a JSON object)`,
+    "create one with 'ifmesh keys generate'",
+    'key_invalid',
+  );
+}
+
+/** Reads a private identity (.key). Error messages never include key material. */
+export async function readIdentity(file: string): Promise<Identity> {
+  const doc = await readJsonFile(file, 'key file');
+  const fail = (what: string): never => {
+    throw new UsageError(`${file}: ${what}`, "create a new one with 'ifmesh keys generate'", 'key_invalid');
+  };
+  if (doc.type !== IDENTITY_TYPE) fail(`not an ifmesh identity (type must be "${IDENTITY_TYPE}")`);
+  if (typeof doc.private_key !== 'string') fail('has no private_key; is this a .pub file?');
+  if (!isAgentId(doc.agent_id)) fail(`agent_id is missing or invalid (${AGENT_ID_RULE})`);
+  let seed: Uint8Array;
+  try {
+    seed = fromBase64url(doc.private_key as string, 32, 'private_key');
+  } catch (err) {
+    return fail((err as KeyFormatError).message);
+  }
+  const publicKey = publicKeyFromSeed(seed);
+  if (typeof doc.public_key === 'string' && doc.public_key !== toBase64url(publicKey)) {
+    fail('public_key does not match private_key (the file was edited or corrupted)');
+  }
+  return {
+    agentId: doc.agent_id as string,
+    keyId: keyId(publicKey),
+    publicKey,
+    seed,
+    createdAt: typeof doc.created_at === 'string' ? doc.created_at : '',
+  };
+}
+
+/** A public key given as 43 base64url characters, or as the path of a .pub or .key file. */
+export async function readPublicKey(arg: string, cwd: string): Promise<PublicIdentity> {
+  const file = path.resolve(cwd, arg);
+  if (/^[A-Za-z0-9_-]{43}$/.test(arg)) {
+    const exists = await fs.stat(file).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) {
+      const publicKey = fromBase64url(arg, 32, 'public key');
+      return { agentId: undefined, keyId: keyId(publicKey), publicKey };
+    }
+  }
+  const doc = await readJsonFile(file, 'public key file');
+  if (doc.type !== IDENTITY_TYPE || typeof doc.public_key !== 'string') {
+    throw new UsageError(
+      `${arg}: not an ifmesh public key (expected type "${IDENTITY_TYPE}" with public_key)`,
+      'pass a .pub file or the 43-character base64url key',
+      'key_invalid',
+    );
+  }
+  let publicKey: Uint8Array;
+  try {
+    publicKey = fromBase64url(doc.public_key, 32, 'public_key');
+  } catch (err) {
+    throw new UsageError(
+      `${arg}: ${(err as Error).message}`,
+      'pass a .pub file or the 43-character base64url key',
+      'key_invalid',
+    );
+  }
+  return { agentId: isAgentId(doc.agent_id) ? doc.agent_id : undefined, keyId: keyId(publicKey), publicKey };
+}
+
+/** Private key files readable by group or others are refused by ssh; we warn. */
+export async function insecureModeWarning(file: string): Promise<string | undefined> {
+  const st = await fs.stat(file).catch(() => undefined);
+  if (st && (st.mode & 0o077) !== 0) {
+    return `${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${file}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,94 @@
+// Typed errors with stable codes. This module imports nothing so that every layer may use it.
+// The exit code of a failure is decided here and only here (README: "Exit codes").
+
+export const ExitCode = {
+  ok: 0,
+  checkFailed: 1,
+  usage: 2,
+  unreachable: 3,
+  unauthorized: 4,
+  interrupted: 130,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class IfmeshError extends Error {
+  readonly code: string;
+  readonly exitCode: ExitCodeValue;
+  /** What the operator should do next; shown after the message. */
+  readonly hint: string | undefined;
+
+  constructor(code: string, message: string, exitCode: ExitCodeValue, hint?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+    this.hint = hint;
+  }
+}
+
+/** Bad flags, arguments or input files: exit 2. */
+export class UsageError extends IfmeshError {
+  constructor(message: string, hint?: string, code = 'usage') {
+    super(code, message, ExitCode.usage, hint);
+  }
+}
+
+export interface ConfigIssue {
+  file: string | undefined;
+  line: number | undefined;
+  key: string | undefined;
+  message: string;
+  fix: string;
+}
+
+export function formatConfigIssue(issue: ConfigIssue): string {
+  const where = [issue.file, issue.line].filter((p) => p !== undefined).join(':');
+  const key = issue.key ? `${issue.key}: ` : '';
+  return `${where ? `${where}: ` : ''}${key}${issue.message}; ${issue.fix}`;
+}
+
+/** The configuration does not validate: exit 2. Carries every issue found, not just the first. */
+export class ConfigError extends IfmeshError {
+  readonly issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[]) {
+    const first = issues[0];
+    const message = first ? formatConfigIssue(first) : 'invalid configuration';
+    super('config_invalid', issues.length > 1 ? `${message} (and ${issues.length - 1} more)` : message, 2);
+    this.issues = issues;
+  }
+}
+
+/** A check ran and failed, or something is unhealthy: exit 1. */
+export class CheckFailedError extends IfmeshError {
+  constructor(message: string, hint?: string, code = 'check_failed') {
+    super(code, message, ExitCode.checkFailed, hint);
+  }
+}
+
+/** A service or file we depend on cannot be reached: exit 3. */
+export class UnreachableError extends IfmeshError {
+  constructor(message: string, hint?: string, code = 'unreachable') {
+    super(code, message, ExitCode.unreachable, hint);
+  }
+}
+
+/** Credentials missing or refused: exit 4. */
+export class UnauthorizedError extends IfmeshError {
+  constructor(message: string, hint?: string, code = 'unauthorized') {
+    super(code, message, ExitCode.unauthorized, hint);
+  }
+}
+
+/** SIGINT or an abort: exit 130. */
+export class InterruptedError extends IfmeshError {
+  constructor(message = 'interrupted') {
+    super('interrupted', message, ExitCode.interrupted);
+  }
+}
+
+/** Anything that is not an IfmeshError is a bug or an unexpected environment failure: exit 1. */
+export function toIfmeshError(err: unknown): IfmeshError {
+  if (err instanceof IfmeshError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new IfmeshError('internal', message, ExitCode.checkFailed);
+}

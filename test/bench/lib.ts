@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** Wall time of a whole process, in ms. */
+export function timeProcess(args: string[], env: NodeJS.ProcessEnv = process.env): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, args, { env, stdio: 'ignore', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** Runs fn repeatedly for about `ms` and returns operations per second. */
+export function opsPerSecond(fn: () => void, ms = 1000): number {
+  for (let i = 0; i < 50; i++) fn();
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < ms) {
+    for (let i = 0; i < 20; i++) fn();
+    n += 20;
+    t = performance.now();
+  }
+  return (n * 1000) / (t - t0);
+}
+
+export interface Row {
+  measure: string;
+  baseline: string;
+  ifmesh: string;
+  ratio: string;
+  target: string;
+}
+
+export function table(rows: Row[]): string {
+  const head = '| measure | baseline (same run) | ifmesh | ratio | target |\n|---|---|---|---|---|';
+  return [
+    head,
+    ...rows.map((r) => `| ${r.measure} | ${r.baseline} | ${r.ifmesh} | ${r.ratio} | ${r.target} |`),
+  ].join('\n');
+}
+
+/** Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md. */
+export function writeReadmeBlock(name: string, body: string): void {
+  const file = path.join(ROOT, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const start = `<!-- bench:${name} -->`;
+  const end = `<!-- /bench:${name} -->`;
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
+  writeFileSync(file, `${text.slice(0, a + start.length)}\n${body}\n${text.slice(b)}`);
+}

@@ -1,0 +1,17 @@
+// `npm run bench`: measures, prints a Markdown table, and rewrites README.md's performance table.
+// Every figure sits beside a baseline measured in the same run, so the ratio survives a noisy machine.
+import { benchCrypto } from './crypto.js';
+import { type Row, table, writeReadmeBlock } from './lib.js';
+import { benchStartup } from './startup.js';
+
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const write = !process.argv.includes('--no-write');
+const suites: Record<string, () => Row[]> = { startup: benchStartup, crypto: benchCrypto };
+
+for (const [name, fn] of Object.entries(suites)) {
+  if (only.length && !only.includes(name)) continue;
+  process.stderr.write(`bench ${name}…\n`);
+  const body = table(fn());
+  process.stdout.write(`\n### ${name}\n${body}\n`);
+  if (write) writeReadmeBlock(name, body);
+}
