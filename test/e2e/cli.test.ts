@@ -19,6 +19,15 @@ describe('ifmesh binary', () => {
     expect(r.stdout).toContain('Exit codes: 0 ok, 1 check failed');
   });
 
+  it('is what `npx ifmesh` runs in a clone after npm ci', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync('npx', ['--no-install', 'ifmesh', '--version'], {
+      cwd: ROOT,
+      timeout: 20_000,
+    }).toString();
+    expect(out.trim()).toBe(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+  });
+
   it('prints the package version', async () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     const r = await spawnCli(['--version']);
