@@ -23,4 +23,8 @@ const code = await runCli(process.argv.slice(2), {
   clock: systemClock,
   signal: controller.signal,
 });
-process.exitCode = controller.signal.aborted && code === 0 ? 130 : code;
+if (controller.signal.aborted) {
+  // Whatever the interrupted command left pending (a stdin read, a socket) must not keep us alive.
+  process.exit(130);
+}
+process.exitCode = code;

@@ -51,7 +51,17 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
 
   try {
     if (ctx.signal.aborted) throw new InterruptedError();
-    await program.parseAsync(argv, { from: 'user' });
+    // An interrupt ends the run even while a command waits on I/O that ignores the signal.
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new InterruptedError());
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([program.parseAsync(argv, { from: 'user' }), aborted]);
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
     if (argv.length === 0) program.outputHelp();
     return exitCode;
   } catch (err) {

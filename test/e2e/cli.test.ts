@@ -2,7 +2,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commands } from '../../src/cli/registry.js';
-import { ROOT, run, spawnCli, tempDir } from '../helpers/cli.js';
+import { BIN, ROOT, run, spawnCli, tempDir } from '../helpers/cli.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -166,6 +166,30 @@ describe('message sign | verify', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--payload must be a JSON object');
+  });
+});
+
+describe('interrupts', () => {
+  it('exits 130 on SIGINT while a command waits for input', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'message', 'verify', '--pubkey', 'A'.repeat(43)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    await new Promise((r) => setTimeout(r, 400));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(130);
+    expect(stderr).toContain('interrupted');
   });
 });
 
