@@ -1,0 +1,378 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { openCheckpoint, signCheckpoint } from '../../crypto/checkpoint.js';
+import { type Signer, toBase64url } from '../../crypto/ed25519.js';
+import { canonicalize } from '../../crypto/jcs.js';
+import { EventInvalidError, MAX_BATCH, MAX_BODY_BYTES, normalizeEvent } from '../../protocol/witness.js';
+import { bearerMatches, HttpError, readJson, sendError, sendJson } from '../http/util.js';
+import { encodeCursor, parseQuery, QueryError } from './query.js';
+import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
+
+export interface WitnessServerDeps {
+  store: WitnessStore;
+  signer: Signer;
+  /** Bearer key for writes and admin calls. */
+  apiKey: string;
+  /** When set, queries need it as a bearer token too. */
+  queryToken?: string | undefined;
+  now?: () => number;
+  /** Sign a checkpoint after this many new events … */
+  checkpointEvery?: number;
+  /** … or this often when anything was appended. */
+  checkpointIntervalMs?: number;
+  /** Time a query may take, from its arrival, before it is answered 503. */
+  queryBudgetMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface WitnessServer {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  readonly url: string;
+  readonly origin: string;
+  /** Stops accepting, signs a last checkpoint and closes the store. Idempotent. */
+  close(): Promise<void>;
+  /** Signs a checkpoint now if the tree grew since the last one. */
+  checkpoint(): Promise<void>;
+  http: Server;
+}
+
+export function witnessOrigin(publicKey: Uint8Array): string {
+  return `ifmesh-witness/${createHash('sha256').update(publicKey).digest('hex').slice(0, 16)}`;
+}
+
+export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
+  const now = deps.now ?? Date.now;
+  const store = deps.store;
+  const origin = witnessOrigin(deps.signer.publicKey);
+  const every = deps.checkpointEvery ?? 1000;
+  const budget = deps.queryBudgetMs ?? 1000;
+  const log = deps.log ?? (() => {});
+
+  const registry = new Registry();
+  const m = {
+    appended: new Counter({
+      name: 'witness_events_appended_total',
+      help: 'Events appended to the log',
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: 'witness_http_requests_total',
+      help: 'HTTP requests',
+      labelNames: ['route', 'status'],
+      registers: [registry],
+    }),
+    unauthorized: new Counter({
+      name: 'witness_unauthorized_attempts_total',
+      help: 'Requests refused for a missing or wrong bearer token',
+      registers: [registry],
+    }),
+    timeouts: new Counter({
+      name: 'witness_query_timeouts_total',
+      help: 'Queries stopped at their deadline',
+      registers: [registry],
+    }),
+    checkpoints: new Counter({
+      name: 'witness_checkpoints_signed_total',
+      help: 'Signed checkpoints',
+      registers: [registry],
+    }),
+    size: new Gauge({ name: 'witness_tree_size', help: 'Events in the log', registers: [registry] }),
+  };
+
+  let lastSigned = -1;
+  let signing: Promise<void> = Promise.resolve();
+  const checkpoint = (): Promise<void> => {
+    signing = signing.then(async () => {
+      const head = await store.treeHead();
+      m.size.set(head.size);
+      if (head.size === lastSigned) return;
+      const cp = { origin, size: head.size, root: head.root, time: new Date(now()).toISOString() };
+      const note = signCheckpoint(cp, deps.signer, origin);
+      await store.saveCheckpoint({ size: cp.size, root: cp.root, time: cp.time, note });
+      lastSigned = head.size;
+      m.checkpoints.inc();
+    });
+    return signing;
+  };
+  const timer = setInterval(() => {
+    checkpoint().catch((err) => log('error', 'checkpoint failed', { error: String(err) }));
+  }, deps.checkpointIntervalMs ?? 10_000);
+  timer.unref();
+  const ready = store.latestCheckpoint().then((cp) => {
+    lastSigned = cp?.size ?? -1;
+  });
+
+  const requireBearer = (req: IncomingMessage, token: string) => {
+    if (!bearerMatches(req, token)) {
+      m.unauthorized.inc();
+      throw new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)');
+    }
+  };
+
+  const appendEvents = async (body: unknown): Promise<{ ids: number[]; created: number }> => {
+    const list = Array.isArray(body) ? body : [body];
+    if (list.length === 0) throw new HttpError(400, 'invalid_event', 'empty batch');
+    if (list.length > MAX_BATCH)
+      throw new HttpError(
+        413,
+        'batch_too_large',
+        `at most ${MAX_BATCH} events per request, got ${list.length}`,
+      );
+    const t = now();
+    const items: AppendItem[] = list.map((value, i) => {
+      try {
+        const n = normalizeEvent(value, t, Array.isArray(body) ? `[${i}]` : 'event');
+        const contentHash = createHash('sha256').update(canonicalize(value)).digest('base64url');
+        return { doc: n.doc, tsMs: n.tsMs, idempotencyKey: n.idempotencyKey, contentHash };
+      } catch (err) {
+        if (err instanceof EventInvalidError) throw new HttpError(400, 'invalid_event', err.message);
+        throw new HttpError(400, 'invalid_event', `event ${i}: ${(err as Error).message}`);
+      }
+    });
+    const result = await store.append(items);
+    if (result.status === 'conflict') {
+      throw new HttpError(
+        409,
+        'idempotency_conflict',
+        `idempotency_key "${result.key}" was already used for a different event`,
+      );
+    }
+    m.appended.inc(result.created);
+    const head = await store.treeHead();
+    m.size.set(head.size);
+    if (head.size - Math.max(lastSigned, 0) >= every) void checkpoint().catch(() => {});
+    return result;
+  };
+
+  const routes: Record<
+    string,
+    (req: IncomingMessage, res: ServerResponse, url: URL, arrival: number) => Promise<void>
+  > = {
+    'GET /health': async (_req, res) => {
+      const head = await store.treeHead();
+      sendJson(res, 200, {
+        status: 'ok',
+        service: 'if-witness',
+        store: store.kind,
+        tree_size: head.size,
+        origin,
+      });
+    },
+    'POST /api/log': async (req, res) => {
+      requireBearer(req, deps.apiKey);
+      const body = await readJson(req, MAX_BODY_BYTES);
+      const r = await appendEvents(body);
+      sendJson(
+        res,
+        201,
+        Array.isArray(body) ? { ids: r.ids, created: r.created } : { id: r.ids[0], created: r.created },
+      );
+    },
+    'POST /api/query': async (req, res, _url, arrival) => {
+      if (deps.queryToken) requireBearer(req, deps.queryToken);
+      const body = await readJson(req, MAX_BODY_BYTES);
+      let parsed: ReturnType<typeof parseQuery>;
+      try {
+        parsed = parseQuery(body, now());
+      } catch (err) {
+        if (err instanceof QueryError) throw new HttpError(400, 'invalid_query', err.message);
+        throw err;
+      }
+      try {
+        const r = await store.query(parsed, arrival + budget);
+        const next = r.next ? JSON.stringify(encodeCursor(r.next)) : 'null';
+        sendJson(
+          res,
+          200,
+          `{"results":[${r.bodies.join(',')}],"count":${r.bodies.length},"next_cursor":${next}}`,
+        );
+      } catch (err) {
+        if (err instanceof QueryTimeoutError) {
+          m.timeouts.inc();
+          throw new HttpError(
+            503,
+            'query_timeout',
+            `query took longer than ${budget} ms; narrow time_range or match an indexed field first`,
+          );
+        }
+        throw err;
+      }
+    },
+    'POST /api/admin/cleanup': async (req, res) => {
+      requireBearer(req, deps.apiKey);
+      const body = (await readJson(req, 64 * 1024)) as { retain_days?: unknown };
+      const days = body?.retain_days;
+      if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 36_500) {
+        throw new HttpError(
+          400,
+          'invalid_request',
+          'retain_days: must be a whole number of days from 1 to 36500',
+        );
+      }
+      // Sign the tree as it stands before anything is pruned: the cut is verifiable later.
+      await checkpoint();
+      const cut = await store.treeHead();
+      const cutoffMs = now() - days * 86_400_000;
+      const deleted = await store.prune(cutoffMs);
+      const cutoff = new Date(cutoffMs).toISOString();
+      await appendEvents({
+        event: 'witness_events_pruned',
+        action: 'cleanup',
+        metadata: { retain_days: days, cutoff, deleted, checkpoint_size: cut.size },
+      });
+      await checkpoint();
+      sendJson(res, 200, {
+        deleted,
+        retain_days: days,
+        cutoff,
+        checkpoint: { size: cut.size, root: cut.root.toString('base64') },
+      });
+    },
+    'GET /api/checkpoint': async (req, res, url) => {
+      await checkpoint();
+      const cp = await store.latestCheckpoint();
+      if (!cp) throw new HttpError(404, 'no_checkpoint', 'no checkpoint has been signed yet');
+      if (
+        url.searchParams.get('format') === 'json' ||
+        (req.headers.accept ?? '').includes('application/json')
+      ) {
+        sendJson(res, 200, {
+          origin,
+          size: cp.size,
+          root: cp.root.toString('base64'),
+          time: cp.time,
+          note: cp.note,
+          public_key: toBase64url(deps.signer.publicKey),
+        });
+      } else {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(cp.note);
+      }
+    },
+    'GET /api/key': async (_req, res) => {
+      sendJson(res, 200, { origin, key_name: origin, public_key: toBase64url(deps.signer.publicKey) });
+    },
+    'GET /api/proof/inclusion': async (_req, res, url) => {
+      const id = intParam(url, 'id');
+      const size = intParam(url, 'tree_size');
+      if (id < 1 || id > size)
+        throw new HttpError(400, 'invalid_request', `id must be from 1 to tree_size (${size})`);
+      const hashes = await proof(() => store.inclusionProof(id - 1, size));
+      const [leaf] = await store.leafHashes(id - 1, id);
+      sendJson(res, 200, {
+        id,
+        leaf_index: id - 1,
+        tree_size: size,
+        leaf_hash: leaf?.toString('base64'),
+        hashes,
+      });
+    },
+    'GET /api/proof/consistency': async (_req, res, url) => {
+      const from = intParam(url, 'from');
+      const to = intParam(url, 'to');
+      if (from > to) throw new HttpError(400, 'invalid_request', 'from must not be larger than to');
+      sendJson(res, 200, { from, to, hashes: await proof(() => store.consistencyProof(from, to)) });
+    },
+    'GET /api/leaves': async (_req, res, url) => {
+      const start = intParam(url, 'start');
+      const end = intParam(url, 'end');
+      if (end < start || end - start > 10_000)
+        throw new HttpError(400, 'invalid_request', 'ask for 0-10000 leaves (start ≤ end)');
+      const leaves = await store.leafHashes(start, end);
+      sendJson(res, 200, { start, end, leaf_hashes: leaves.map((h) => h.toString('base64')) });
+    },
+    'GET /metrics': async (_req, res) => {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+    },
+  };
+  routes['POST /api/events'] = routes['POST /api/log']!;
+
+  const http = createServer(async (req, res) => {
+    const arrival = performance.now();
+    const url = new URL(req.url ?? '/', 'http://witness');
+    const key = `${req.method} ${url.pathname}`;
+    const handler = routes[key];
+    try {
+      await ready;
+      if (!handler) {
+        const known = Object.keys(routes).some((r) => r.endsWith(` ${url.pathname}`));
+        throw known
+          ? new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
+          : new HttpError(404, 'not_found', `no route ${url.pathname}`);
+      }
+      await handler(req, res, url, arrival);
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(500, 'internal', (err as Error).message);
+      if (e.status >= 500) log('error', 'request failed', { route: key, error: e.message });
+      if (!res.headersSent) sendError(res, e);
+      else res.destroy();
+    } finally {
+      m.requests.inc({ route: handler ? key : 'other', status: String(res.statusCode) });
+    }
+  });
+  // Slow or stuck clients must not hold sockets forever.
+  http.headersTimeout = 10_000;
+  http.requestTimeout = 30_000;
+  http.keepAliveTimeout = 5_000;
+
+  let closing: Promise<void> | undefined;
+  let address: AddressInfo | undefined;
+  return {
+    http,
+    origin,
+    get url() {
+      if (!address) throw new Error('witness server is not listening');
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    },
+    checkpoint,
+    listen(port, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(port, host, () => {
+          http.off('error', reject);
+          address = http.address() as AddressInfo;
+          resolve(address);
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await new Promise<void>((resolve) => {
+          http.close(() => resolve());
+          http.closeIdleConnections();
+          setTimeout(() => http.closeAllConnections(), 2_000).unref();
+        });
+        await checkpoint().catch((err) => log('error', 'final checkpoint failed', { error: String(err) }));
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function intParam(url: URL, name: string): number {
+  const v = url.searchParams.get(name);
+  if (v === null || !/^\d{1,15}$/.test(v))
+    throw new HttpError(400, 'invalid_request', `${name}: required, a whole number`);
+  return Number(v);
+}
+
+async function proof(fn: () => Promise<Buffer[]>): Promise<string[]> {
+  try {
+    return (await fn()).map((h) => h.toString('base64'));
+  } catch (err) {
+    if (err instanceof RangeError) throw new HttpError(400, 'invalid_request', err.message);
+    throw err;
+  }
+}
+
+/** Checks a checkpoint note served by a witness against its published key. */
+export function verifyServedCheckpoint(note: string, origin: string, publicKey: Uint8Array) {
+  return openCheckpoint(note, origin, publicKey);
+}

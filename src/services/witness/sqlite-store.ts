@@ -1,0 +1,357 @@
+import Database from 'better-sqlite3';
+import type { RE2JS } from 're2js';
+import { canonicalize } from '../../crypto/jcs.js';
+import {
+  CompactRange,
+  consistencyProof,
+  type Hash,
+  inclusionProof,
+  leafHash,
+  type NodeSource,
+  rootHash,
+} from '../../crypto/merkle.js';
+import { INDEXED_FIELDS } from '../../protocol/witness.js';
+import { type Condition, compileRegex, type ParsedQuery } from './query.js';
+import {
+  type AppendItem,
+  type AppendResult,
+  type QueryResult,
+  QueryTimeoutError,
+  type StoredCheckpoint,
+  type WitnessStore,
+} from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  ts_ms INTEGER NOT NULL,
+  leaf_hash BLOB NOT NULL,
+  body TEXT,
+  idem_key TEXT UNIQUE,
+  content_hash TEXT,
+  ${INDEXED_FIELDS.map((f) => `${f} TEXT`).join(',\n  ')}
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
+${INDEXED_FIELDS.map((f) => `CREATE INDEX IF NOT EXISTS events_${f}_ts ON events(${f}, ts_ms) WHERE ${f} IS NOT NULL;`).join('\n')}
+CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, time TEXT NOT NULL, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+const INDEXED = new Set<string>(INDEXED_FIELDS);
+
+interface Pending {
+  items: AppendItem[];
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+// SQLite calls these per candidate row; the statement running now sets the deadline.
+let deadline = Number.POSITIVE_INFINITY;
+let ticks = 0;
+function checkDeadline(): void {
+  if ((++ticks & 255) === 0 && performance.now() > deadline)
+    throw new QueryTimeoutError('query deadline exceeded');
+}
+
+export interface SqliteStoreOptions {
+  /** Group commit: appends arriving in the same turn of the event loop share one transaction. */
+  groupCommit?: boolean;
+}
+
+export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SqliteWitnessStore {
+  return new SqliteWitnessStore(file, opts);
+}
+
+export class SqliteWitnessStore implements WitnessStore, NodeSource {
+  readonly kind = 'sqlite';
+  private readonly db: Database.Database;
+  private range: CompactRange;
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private readonly regexCache = new Map<string, RE2JS>();
+  private readonly stmtCache = new Map<string, Database.Statement>();
+  private readonly s: Record<string, Database.Statement>;
+  private readonly groupCommit: boolean;
+
+  constructor(
+    readonly file: string,
+    opts: SqliteStoreOptions,
+  ) {
+    this.groupCommit = opts.groupCommit ?? true;
+    this.db = new Database(file);
+    // An acknowledged event must survive kill -9 and power loss: WAL with a full fsync per commit.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.db.function('ifw_regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
+      checkDeadline();
+      if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
+      return this.regex(pattern).matcher(value).find() ? 1 : 0;
+    });
+    this.db.function('ifw_tick', { deterministic: false }, () => {
+      checkDeadline();
+      return 1;
+    });
+    this.s = {
+      leaf: this.db.prepare('SELECT leaf_hash FROM events WHERE id = ?').pluck(),
+      node: this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck(),
+      size: this.db.prepare('SELECT COALESCE(MAX(id), 0) FROM events').pluck(),
+      byKey: this.db.prepare('SELECT id, content_hash FROM events WHERE idem_key = ?'),
+      insert: this.db.prepare(
+        `INSERT INTO events (id, ts_ms, leaf_hash, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
+         VALUES (${Array(6 + INDEXED_FIELDS.length)
+           .fill('?')
+           .join(', ')})`,
+      ),
+      insertNode: this.db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)'),
+      leaves: this.db.prepare('SELECT leaf_hash FROM events WHERE id > ? AND id <= ? ORDER BY id').pluck(),
+      saveCheckpoint: this.db.prepare(
+        'INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)',
+      ),
+      latestCheckpoint: this.db.prepare(
+        'SELECT size, root, time, note FROM checkpoints ORDER BY size DESC LIMIT 1',
+      ),
+      getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+      setMeta: this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
+      prune: this.db.prepare(
+        `UPDATE events SET body = NULL, ${INDEXED_FIELDS.map((f) => `${f} = NULL`).join(', ')} WHERE ts_ms < ? AND body IS NOT NULL`,
+      ),
+    };
+    this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
+  }
+
+  node(level: number, index: number): Hash {
+    const h = (level === 0 ? this.s.leaf!.get(index + 1) : this.s.node!.get(level, index)) as
+      | Buffer
+      | undefined;
+    if (!h) throw new Error(`merkle node (${level}, ${index}) is missing from ${this.file}`);
+    return h;
+  }
+
+  private regex(pattern: string): RE2JS {
+    let re = this.regexCache.get(pattern);
+    if (!re) {
+      re = compileRegex(pattern, 'regex');
+      if (this.regexCache.size > 500) this.regexCache.clear();
+      this.regexCache.set(pattern, re);
+    }
+    return re;
+  }
+
+  append(items: AppendItem[]): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ items, resolve, reject });
+      if (!this.groupCommit) return this.flush();
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const results: AppendResult[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) results.push(this.appendOne(p.items));
+      })();
+    } catch (err) {
+      // The transaction rolled back: the in-memory range may hold leaves that were never stored.
+      this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  private appendOne(items: AppendItem[]): AppendResult {
+    // Decide every idempotency key before writing anything, so a conflict leaves no partial batch.
+    const existing: (number | undefined)[] = [];
+    const seenInBatch = new Map<string, { index: number; hash: string }>();
+    for (const [i, item] of items.entries()) {
+      if (item.idempotencyKey === undefined) {
+        existing.push(undefined);
+        continue;
+      }
+      const row = this.s.byKey!.get(item.idempotencyKey) as { id: number; content_hash: string } | undefined;
+      const earlier = seenInBatch.get(item.idempotencyKey);
+      const hash = row?.content_hash ?? earlier?.hash;
+      if (hash !== undefined && hash !== item.contentHash)
+        return { status: 'conflict', index: i, key: item.idempotencyKey };
+      existing.push(row?.id ?? (earlier ? -1 - earlier.index : undefined));
+      if (!row && !earlier) seenInBatch.set(item.idempotencyKey, { index: i, hash: item.contentHash });
+    }
+    const ids: number[] = [];
+    let created = 0;
+    for (const [i, item] of items.entries()) {
+      const known = existing[i];
+      if (known !== undefined) {
+        ids.push(known >= 0 ? known : ids[-1 - known]!);
+        continue;
+      }
+      const id = this.range.size + 1;
+      const body = canonicalize({ ...item.doc, id });
+      const leaf = leafHash(Buffer.from(body));
+      const indexed = INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null));
+      this.s.insert!.run(
+        id,
+        item.tsMs,
+        leaf,
+        body,
+        item.idempotencyKey ?? null,
+        item.contentHash,
+        ...indexed,
+      );
+      for (const n of this.range.append(leaf)) this.s.insertNode!.run(n.level, n.index, n.hash);
+      ids.push(id);
+      created += 1;
+    }
+    return { status: 'ok', ids, created };
+  }
+
+  async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
+    const where: string[] = ['body IS NOT NULL'];
+    const params: unknown[] = [];
+    if (q.fromMs !== undefined) {
+      where.push('ts_ms >= ?');
+      params.push(q.fromMs);
+    }
+    if (q.toMs !== undefined) {
+      where.push('ts_ms <= ?');
+      params.push(q.toMs);
+    }
+    if (q.after) {
+      where.push('(ts_ms > ? OR (ts_ms = ? AND id > ?))');
+      params.push(q.after.tsMs, q.after.tsMs, q.after.id);
+    }
+    for (const c of q.conditions) where.push(conditionSql(c, params));
+    where.push('ifw_tick()');
+    const sql = `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`;
+    params.push(q.limit + 1);
+    let stmt = this.stmtCache.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      if (this.stmtCache.size > 200) this.stmtCache.clear();
+      this.stmtCache.set(sql, stmt);
+    }
+    deadline = deadlineMs;
+    ticks = 0;
+    try {
+      const rows = stmt.all(...params) as { id: number; ts_ms: number; body: string }[];
+      const more = rows.length > q.limit;
+      const page = more ? rows.slice(0, q.limit) : rows;
+      const last = page[page.length - 1];
+      return {
+        bodies: page.map((r) => r.body),
+        next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
+      };
+    } catch (err) {
+      if (err instanceof QueryTimeoutError) throw err;
+      throw err;
+    } finally {
+      deadline = Number.POSITIVE_INFINITY;
+    }
+  }
+
+  async treeHead(): Promise<{ size: number; root: Hash }> {
+    return { size: this.range.size, root: this.range.root() };
+  }
+
+  async rootAt(size: number): Promise<Hash> {
+    if (size > this.range.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    return rootHash(this, size);
+  }
+
+  async inclusionProof(index: number, size: number): Promise<Hash[]> {
+    if (size > this.range.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    return inclusionProof(this, index, size);
+  }
+
+  async consistencyProof(size1: number, size2: number): Promise<Hash[]> {
+    if (size2 > this.range.size)
+      throw new RangeError(`tree size ${size2} is beyond the log (${this.range.size})`);
+    return consistencyProof(this, size1, size2);
+  }
+
+  async leafHashes(start: number, end: number): Promise<Hash[]> {
+    return this.s.leaves!.all(start, end) as Hash[];
+  }
+
+  async saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
+    this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = this.s.latestCheckpoint!.get() as StoredCheckpoint | undefined;
+    return row ? { size: row.size, root: Buffer.from(row.root), time: row.time, note: row.note } : undefined;
+  }
+
+  async prune(cutoffMs: number): Promise<number> {
+    return this.s.prune!.run(cutoffMs).changes;
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (this.s.getMeta!.get(key) as string | undefined) ?? undefined;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.s.setMeta!.run(key, value);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.flush();
+    this.db.close();
+  }
+}
+
+function jsonPath(path: string[]): string {
+  return `'$${path.map((p) => `."${p}"`).join('')}'`;
+}
+
+function literalSql(path: string[], value: unknown, params: unknown[], op = '='): string {
+  const indexed = path.length === 1 && INDEXED.has(path[0]!);
+  if (typeof value === 'string' && indexed) {
+    params.push(value);
+    return `${path[0]} ${op} ?`;
+  }
+  const p = jsonPath(path);
+  if (value === null) return op === '=' ? `json_type(body, ${p}) = 'null'` : '0';
+  if (typeof value === 'boolean') return op === '=' ? `json_type(body, ${p}) = '${value}'` : '0';
+  params.push(value);
+  const type = typeof value === 'number' ? `IN ('integer', 'real')` : `= 'text'`;
+  return `(json_type(body, ${p}) ${type} AND json_extract(body, ${p}) ${op} ?)`;
+}
+
+const CMP = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+
+function conditionSql(c: Condition, params: unknown[]): string {
+  switch (c.op) {
+    case 'eq':
+      return literalSql(c.path, c.value, params);
+    case 'ne':
+      return `NOT COALESCE(${literalSql(c.path, c.value, params)}, 0)`;
+    case 'in':
+      return `(${c.values.map((v) => `COALESCE(${literalSql(c.path, v, params)}, 0)`).join(' OR ')})`;
+    case 'regex': {
+      const indexed = c.path.length === 1 && INDEXED.has(c.path[0]!);
+      params.push(c.pattern);
+      if (indexed) return `ifw_regexp(?, ${c.path[0]})`;
+      const p = jsonPath(c.path);
+      return `ifw_regexp(?, CASE WHEN json_type(body, ${p}) = 'text' THEN json_extract(body, ${p}) END)`;
+    }
+    default:
+      return literalSql(c.path, c.value, params, CMP[c.op]);
+  }
+}

@@ -1,0 +1,53 @@
+import type { Hash } from '../../crypto/merkle.js';
+import type { Cursor, ParsedQuery } from './query.js';
+
+/** One event to append. The store assigns `id` (the log sequence number, from 1). */
+export interface AppendItem {
+  doc: Record<string, unknown>;
+  tsMs: number;
+  idempotencyKey: string | undefined;
+  /** Hash of the event as submitted, to tell a retry from a different event under the same key. */
+  contentHash: string;
+}
+
+export type AppendResult =
+  | { status: 'ok'; ids: number[]; created: number }
+  | { status: 'conflict'; index: number; key: string };
+
+export interface QueryResult {
+  /** Stored events as JSON text, oldest first. */
+  bodies: string[];
+  next: Cursor | undefined;
+}
+
+export interface StoredCheckpoint {
+  size: number;
+  root: Hash;
+  time: string;
+  note: string;
+}
+
+export class QueryTimeoutError extends Error {}
+
+/**
+ * Where IF.witness keeps its log. The SQLite store is the default; a PostgreSQL store must pass the
+ * same contract suite (test/integration/witness-store-contract.ts). Each append is atomic: all of
+ * its events are stored, or none.
+ */
+export interface WitnessStore {
+  readonly kind: string;
+  append(items: AppendItem[]): Promise<AppendResult>;
+  query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult>;
+  treeHead(): Promise<{ size: number; root: Hash }>;
+  rootAt(size: number): Promise<Hash>;
+  inclusionProof(index: number, size: number): Promise<Hash[]>;
+  consistencyProof(size1: number, size2: number): Promise<Hash[]>;
+  leafHashes(start: number, end: number): Promise<Hash[]>;
+  saveCheckpoint(cp: StoredCheckpoint): Promise<void>;
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
+  /** Drops the content of events older than cutoff; their leaf hashes stay so the tree still verifies. */
+  prune(cutoffMs: number): Promise<number>;
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}
