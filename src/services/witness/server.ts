@@ -104,6 +104,34 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     lastSigned = cp?.size ?? -1;
   });
 
+  // At most two queries run at once (each in time slices); the rest wait in order, and a query still
+  // waiting at its deadline is answered 503 at once instead of adding to the load.
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const withQuerySlot = async <T>(deadlineMs: number, fn: () => Promise<T>): Promise<T> => {
+    if (running >= 2) {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          const i = waiting.indexOf(wake);
+          if (i >= 0) waiting.splice(i, 1);
+          reject(new QueryTimeoutError('waited past the deadline'));
+        }, Math.max(0, deadlineMs - performance.now()));
+        waiting.push(wake);
+      });
+    }
+    running += 1;
+    try {
+      return await fn();
+    } finally {
+      running -= 1;
+      waiting.shift()?.();
+    }
+  };
+
   const requireBearer = (req: IncomingMessage, token: string) => {
     if (!bearerMatches(req, token)) {
       m.unauthorized.inc();
@@ -181,7 +209,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
         throw err;
       }
       try {
-        const r = await store.query(parsed, arrival + budget);
+        const r = await withQuerySlot(arrival + budget, () => store.query(parsed, arrival + budget));
         const next = r.next ? JSON.stringify(encodeCursor(r.next)) : 'null';
         sendJson(
           res,

@@ -46,12 +46,31 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-// SQLite calls these per candidate row; the statement running now sets the deadline.
-let deadline = Number.POSITIVE_INFINITY;
-let ticks = 0;
-function checkDeadline(): void {
-  if ((++ticks & 255) === 0 && performance.now() > deadline)
-    throw new QueryTimeoutError('query deadline exceeded');
+// Queries run in slices of SLICE_MS so that one expensive query cannot hold the event loop: SQLite
+// calls ifw_tick(ts_ms, id) for every candidate row, which records where the scan is and ends the
+// slice by throwing; the query resumes from that row after other work has had its turn. This works
+// while the scan visits rows in (ts_ms, id) order, which the ORDER BY and the (…, ts_ms) indexes
+// give; if a plan ever visits rows out of order, slicing is switched off for that query and only
+// its overall deadline applies. performance.now() costs tens of nanoseconds: fine per row.
+const SLICE_MS = 15;
+
+class SliceExpired extends Error {}
+
+const scan = {
+  deadline: Number.POSITIVE_INFINITY,
+  sliceEnd: Number.POSITIVE_INFINITY,
+  last: undefined as { ts: number; id: number } | undefined,
+  ordered: true,
+};
+
+function tick(ts: unknown, id: unknown): void {
+  const t = performance.now();
+  if (t > scan.deadline) throw new QueryTimeoutError('query deadline exceeded');
+  if (typeof ts !== 'number' || typeof id !== 'number') return;
+  const last = scan.last;
+  if (last && (ts < last.ts || (ts === last.ts && id <= last.id))) scan.ordered = false;
+  scan.last = { ts, id };
+  if (scan.ordered && t > scan.sliceEnd) throw new SliceExpired();
 }
 
 export interface SqliteStoreOptions {
@@ -87,12 +106,11 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.db.function('ifw_regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
-      checkDeadline();
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
       return this.regex(pattern).matcher(value).find() ? 1 : 0;
     });
-    this.db.function('ifw_tick', { deterministic: false }, () => {
-      checkDeadline();
+    this.db.function('ifw_tick', { deterministic: false }, (ts: unknown, id: unknown) => {
+      tick(ts, id);
       return 1;
     });
     this.s = {
@@ -218,47 +236,61 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
-    const where: string[] = ['body IS NOT NULL'];
-    const params: unknown[] = [];
-    if (q.fromMs !== undefined) {
-      where.push('ts_ms >= ?');
-      params.push(q.fromMs);
+    const rows: { id: number; ts_ms: number; body: string }[] = [];
+    // Exclusive resume point from the caller's cursor; inclusive after a slice ends mid-row.
+    let resume = q.after ? { ts: q.after.tsMs, id: q.after.id, inclusive: false } : undefined;
+    for (;;) {
+      const where: string[] = ['body IS NOT NULL'];
+      const params: unknown[] = [];
+      if (q.fromMs !== undefined) {
+        where.push('ts_ms >= ?');
+        params.push(q.fromMs);
+      }
+      if (q.toMs !== undefined) {
+        where.push('ts_ms <= ?');
+        params.push(q.toMs);
+      }
+      if (resume) {
+        where.push(`(ts_ms > ? OR (ts_ms = ? AND id ${resume.inclusive ? '>=' : '>'} ?))`);
+        params.push(resume.ts, resume.ts, resume.id);
+      }
+      for (const c of q.conditions) where.push(conditionSql(c, params));
+      where.push('ifw_tick(ts_ms, id)');
+      params.push(q.limit + 1 - rows.length);
+      const stmt = this.statement(`SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`);
+      scan.deadline = deadlineMs;
+      scan.sliceEnd = performance.now() + SLICE_MS;
+      scan.last = undefined;
+      scan.ordered = true;
+      try {
+        for (const row of stmt.iterate(...params) as Iterable<{ id: number; ts_ms: number; body: string }>) rows.push(row);
+        break;
+      } catch (err) {
+        // Set by tick() during iterate(); TypeScript cannot see that write.
+        const stopped = scan.last as { ts: number; id: number } | undefined;
+        if (!(err instanceof SliceExpired) || !stopped) throw err;
+        resume = { ts: stopped.ts, id: stopped.id, inclusive: true };
+      } finally {
+        scan.deadline = Number.POSITIVE_INFINITY;
+        scan.sliceEnd = Number.POSITIVE_INFINITY;
+      }
+      await new Promise((r) => setImmediate(r));
+      if (performance.now() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
     }
-    if (q.toMs !== undefined) {
-      where.push('ts_ms <= ?');
-      params.push(q.toMs);
-    }
-    if (q.after) {
-      where.push('(ts_ms > ? OR (ts_ms = ? AND id > ?))');
-      params.push(q.after.tsMs, q.after.tsMs, q.after.id);
-    }
-    for (const c of q.conditions) where.push(conditionSql(c, params));
-    where.push('ifw_tick()');
-    const sql = `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`;
-    params.push(q.limit + 1);
+    const more = rows.length > q.limit;
+    const page = more ? rows.slice(0, q.limit) : rows;
+    const last = page[page.length - 1];
+    return { bodies: page.map((r) => r.body), next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined };
+  }
+
+  private statement(sql: string): Database.Statement {
     let stmt = this.stmtCache.get(sql);
     if (!stmt) {
       stmt = this.db.prepare(sql);
       if (this.stmtCache.size > 200) this.stmtCache.clear();
       this.stmtCache.set(sql, stmt);
     }
-    deadline = deadlineMs;
-    ticks = 0;
-    try {
-      const rows = stmt.all(...params) as { id: number; ts_ms: number; body: string }[];
-      const more = rows.length > q.limit;
-      const page = more ? rows.slice(0, q.limit) : rows;
-      const last = page[page.length - 1];
-      return {
-        bodies: page.map((r) => r.body),
-        next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
-      };
-    } catch (err) {
-      if (err instanceof QueryTimeoutError) throw err;
-      throw err;
-    } finally {
-      deadline = Number.POSITIVE_INFINITY;
-    }
+    return stmt;
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {
