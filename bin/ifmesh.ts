@@ -23,7 +23,7 @@ const code = await runCli(process.argv.slice(2), {
   clock: systemClock,
   signal: controller.signal,
 });
-if (controller.signal.aborted) {
+if (controller.signal.aborted && code === 130) {
   // Whatever the interrupted command left pending (a stdin read, a socket) must not keep us alive.
   process.exit(130);
 }

@@ -7,6 +7,8 @@ export interface CommandIo {
   ctx: Context;
   output(opts: { json?: boolean }): Output;
   setExitCode(code: number): void;
+  /** A server claims SIGINT/SIGTERM: it shuts down gracefully on ctx.signal and returns its own code. */
+  claimSignal(): void;
 }
 
 export interface CommandModule {
@@ -41,6 +43,16 @@ export const commands: CommandEntry[] = [
     summary: 'Generate and inspect Ed25519 agent identities',
     examples: ['ifmesh keys generate --agent agent-1 --out keys', 'ifmesh keys show keys/agent-1.key'],
     load: () => import('../../commands/keys.js'),
+  },
+  {
+    name: 'witness',
+    summary: 'Run and use the IF.witness audit log: serve, query, tail, verify, spool',
+    examples: [
+      'IF_WITNESS_API_KEY=secret ifmesh witness serve --port 8080',
+      'ifmesh witness query --event connection_state_changed --where metadata.state=failed --since 1h',
+      'ifmesh witness verify --db .ifmesh/witness.db',
+    ],
+    load: () => import('../../commands/witness.js'),
   },
   {
     name: 'message',

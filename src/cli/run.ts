@@ -13,12 +13,16 @@ function examplesText(examples: string[]): string {
 /** Runs one invocation of the CLI and returns its exit code. Never calls process.exit. */
 export async function runCli(argv: string[], ctx: Context): Promise<number> {
   let exitCode: number = ExitCode.ok;
+  let signalClaimed = false;
   const json = argv.includes('--json');
   const io: CommandIo = {
     ctx,
     output: (opts) => createOutput(ctx, Boolean(opts.json)),
     setExitCode: (code) => {
       exitCode = Math.max(exitCode, code);
+    },
+    claimSignal: () => {
+      signalClaimed = true;
     },
   };
 
@@ -54,7 +58,9 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     // An interrupt ends the run even while a command waits on I/O that ignores the signal.
     let onAbort = () => {};
     const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(new InterruptedError());
+      onAbort = () => {
+        if (!signalClaimed) reject(new InterruptedError());
+      };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
@@ -78,7 +84,7 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
         renderError({ ...ctx, stderr: nullStream(ctx) }, new UsageError(cleanCommanderMessage(err)), true);
       return ExitCode.usage;
     }
-    const e = ctx.signal.aborted ? new InterruptedError() : toIfmeshError(err);
+    const e = ctx.signal.aborted && !signalClaimed ? new InterruptedError() : toIfmeshError(err);
     renderError(ctx, e, json);
     return e.exitCode;
   }

@@ -214,3 +214,19 @@ export async function insecureModeWarning(file: string): Promise<string | undefi
   }
   return undefined;
 }
+
+/** Loads the identity at `file`, or creates it (mode 0600) when absent: for services' own keys. */
+export async function loadOrCreateIdentity(file: string, agentId: string): Promise<Identity> {
+  const exists = await fs.stat(file).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return readIdentity(file);
+  const identity = newIdentity(agentId);
+  const dir = path.dirname(file);
+  const base = path.basename(file).replace(/\.key$/, '');
+  const tmpId = { ...identity, agentId: base };
+  const written = await writeIdentity(dir, tmpId, false);
+  if (written.keyPath !== file) await fs.rename(written.keyPath, file);
+  return { ...identity, agentId: base };
+}

@@ -12,7 +12,9 @@ const D = 24 * H;
 
 function sh(script: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('bash', ['-c', script], { timeout: 15_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim())));
+    execFile('bash', ['-c', script], { timeout: 15_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()),
+    );
   });
 }
 
@@ -23,19 +25,60 @@ function q(body: string, jq: string): Promise<string> {
 beforeAll(async () => {
   w = await startWitness();
   const events = [
-    { tag: 'csc-a1-failed-10m', event: 'connection_state_changed', agent_id: 'agent-1', metadata: { state: 'failed' }, timestamp: ago(10 * MIN) },
-    { tag: 'csc-a1-connected-10m', event: 'connection_state_changed', agent_id: 'agent-1', metadata: { state: 'connected' }, timestamp: ago(10 * MIN) },
-    { tag: 'csc-a2-failed-2m', event: 'connection_state_changed', agent_id: 'agent-2', metadata: { state: 'failed' }, timestamp: ago(2 * MIN) },
-    { tag: 'csc-a1-failed-2h', event: 'connection_state_changed', agent_id: 'agent-1', metadata: { state: 'failed' }, timestamp: ago(2 * H) },
+    {
+      tag: 'csc-a1-failed-10m',
+      event: 'connection_state_changed',
+      agent_id: 'agent-1',
+      metadata: { state: 'failed' },
+      timestamp: ago(10 * MIN),
+    },
+    {
+      tag: 'csc-a1-connected-10m',
+      event: 'connection_state_changed',
+      agent_id: 'agent-1',
+      metadata: { state: 'connected' },
+      timestamp: ago(10 * MIN),
+    },
+    {
+      tag: 'csc-a2-failed-2m',
+      event: 'connection_state_changed',
+      agent_id: 'agent-2',
+      metadata: { state: 'failed' },
+      timestamp: ago(2 * MIN),
+    },
+    {
+      tag: 'csc-a1-failed-2h',
+      event: 'connection_state_changed',
+      agent_id: 'agent-1',
+      metadata: { state: 'failed' },
+      timestamp: ago(2 * H),
+    },
     { tag: 'tfi-3h', event: 'turn_fallback_initiated', agent_id: 'agent-3', timestamp: ago(3 * H) },
     { tag: 'tfi-2d', event: 'turn_fallback_initiated', agent_id: 'agent-3', timestamp: ago(2 * D) },
     { tag: 'svf-30m', event: 'signature_verification_failed', agent_id: 'agent-2', timestamp: ago(30 * MIN) },
     { tag: 'srtp-6d', event: 'srtp_key_rotated', timestamp: ago(6 * D) },
     { tag: 'srtp-8d', event: 'srtp_key_rotated', timestamp: ago(8 * D) },
-    { tag: 'trace-20m', event: 'p2p_connection_established', trace_id: 'abc123def456', timestamp: ago(20 * MIN) },
+    {
+      tag: 'trace-20m',
+      event: 'p2p_connection_established',
+      trace_id: 'abc123def456',
+      timestamp: ago(20 * MIN),
+    },
     { tag: 'trace-other', event: 'p2p_connection_established', trace_id: 'zzz', timestamp: ago(20 * MIN) },
-    { tag: 'ice-a1-a2', event: 'ice_candidate_sent', agent_id: 'agent-1', peer_id: 'agent-2', timestamp: ago(MIN) },
-    { tag: 'ice-a1-a3', event: 'ice_candidate_sent', agent_id: 'agent-1', peer_id: 'agent-3', timestamp: ago(MIN) },
+    {
+      tag: 'ice-a1-a2',
+      event: 'ice_candidate_sent',
+      agent_id: 'agent-1',
+      peer_id: 'agent-2',
+      timestamp: ago(MIN),
+    },
+    {
+      tag: 'ice-a1-a3',
+      event: 'ice_candidate_sent',
+      agent_id: 'agent-1',
+      peer_id: 'agent-3',
+      timestamp: ago(MIN),
+    },
     {
       tag: 'cqu-relay',
       event: 'connection_quality_update',
@@ -50,10 +93,36 @@ beforeAll(async () => {
       metadata: { roundTripTime: 20, packetsLost: 7, candidateType: 'host', agent_location: 'eu-west' },
       timestamp: ago(30_000),
     },
-    { tag: 'bw', event: 'bandwidth_update', agent_id: 'agent-1', metadata: { bytesPerSecond: 125000 }, timestamp: ago(20_000) },
-    { tag: 'tcd', event: 'turn_connection_detected', agent_id: 'agent-1', metadata: { turn_server: 'turn:127.0.0.1:3479' }, timestamp: ago(20_000) },
-    { tag: 'cert-bad', event: 'webrtc_cert_validated', agent_id: 'agent-1', peer_id: 'agent-2', metadata: { valid: false, self_signed: true }, timestamp: ago(10 * MIN) },
-    { tag: 'cert-ok', event: 'webrtc_cert_validated', agent_id: 'agent-1', peer_id: 'agent-2', metadata: { valid: true, self_signed: false }, timestamp: ago(9 * MIN) },
+    {
+      tag: 'bw',
+      event: 'bandwidth_update',
+      agent_id: 'agent-1',
+      metadata: { bytesPerSecond: 125000 },
+      timestamp: ago(20_000),
+    },
+    {
+      tag: 'tcd',
+      event: 'turn_connection_detected',
+      agent_id: 'agent-1',
+      metadata: { turn_server: 'turn:127.0.0.1:3479' },
+      timestamp: ago(20_000),
+    },
+    {
+      tag: 'cert-bad',
+      event: 'webrtc_cert_validated',
+      agent_id: 'agent-1',
+      peer_id: 'agent-2',
+      metadata: { valid: false, self_signed: true },
+      timestamp: ago(10 * MIN),
+    },
+    {
+      tag: 'cert-ok',
+      event: 'webrtc_cert_validated',
+      agent_id: 'agent-1',
+      peer_id: 'agent-2',
+      metadata: { valid: true, self_signed: false },
+      timestamp: ago(9 * MIN),
+    },
     ...Array.from({ length: 12 }, (_, i) => ({
       tag: `mem-${i}`,
       event: 'memory_usage_update',
@@ -64,9 +133,27 @@ beforeAll(async () => {
     { tag: 'err-sig-9m', event: 'signaling_error', timestamp: ago(9 * MIN) },
     { tag: 'err-ice-40m', event: 'ice_gathering_error', timestamp: ago(40 * MIN) },
     { tag: 'dep-err', event: 'connection_error', deployment_id: 'D-1', timestamp: ago(20_000) },
-    { tag: 'dep-ok', event: 'connection_state_changed', deployment_id: 'D-1', metadata: { state: 'connected' }, timestamp: ago(20_000) },
-    { tag: 'dep-fail', event: 'connection_state_changed', deployment_id: 'D-1', metadata: { state: 'failed' }, timestamp: ago(20_000) },
-    { tag: 'dep-old', event: 'connection_state_changed', deployment_id: 'D-1', metadata: { state: 'connected' }, timestamp: ago(5 * MIN) },
+    {
+      tag: 'dep-ok',
+      event: 'connection_state_changed',
+      deployment_id: 'D-1',
+      metadata: { state: 'connected' },
+      timestamp: ago(20_000),
+    },
+    {
+      tag: 'dep-fail',
+      event: 'connection_state_changed',
+      deployment_id: 'D-1',
+      metadata: { state: 'failed' },
+      timestamp: ago(20_000),
+    },
+    {
+      tag: 'dep-old',
+      event: 'connection_state_changed',
+      deployment_id: 'D-1',
+      metadata: { state: 'connected' },
+      timestamp: ago(5 * MIN),
+    },
     { tag: 'fo-1', event: 'turn_server_failover', failover_id: 'F-1', timestamp: ago(3 * MIN) },
     { tag: 'fo-2', event: 'turn_server_failover_complete', failover_id: 'F-1', timestamp: ago(2 * MIN) },
     { tag: 'fo-old', event: 'turn_server_failover', failover_id: 'F-1', timestamp: ago(30 * MIN) },
@@ -80,7 +167,7 @@ afterAll(async () => {
   await w.stop();
 });
 
-describe('the seed documents\' witness queries, via curl | jq', () => {
+describe("the seed documents' witness queries, via curl | jq", () => {
   it('runbook: connection failures for agent-1 in the last hour', async () => {
     const body = `{
   "query": {
@@ -94,10 +181,30 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
   });
 
   it('runbook: TURN fallbacks in 24 h, signature failures in 1 h, SRTP rotations in 7 d, a trace', async () => {
-    expect(await q('{"query": {"event": "turn_fallback_initiated"}, "time_range": {"from": "-24h", "to": "now"}}', '[.results[].tag]')).toBe('["tfi-3h"]');
-    expect(await q('{"query": {"event": "signature_verification_failed"}, "time_range": {"from": "-1h", "to": "now"}}', '[.results[].tag]')).toBe('["svf-30m"]');
-    expect(await q('{"query": {"event": "srtp_key_rotated"}, "time_range": {"from": "-7d", "to": "now"}}', '[.results[].tag]')).toBe('["srtp-6d"]');
-    expect(await q('{"query": {"trace_id": "abc123def456"}, "time_range": {"from": "-1h", "to": "now"}}', '[.results[].tag]')).toBe('["trace-20m"]');
+    expect(
+      await q(
+        '{"query": {"event": "turn_fallback_initiated"}, "time_range": {"from": "-24h", "to": "now"}}',
+        '[.results[].tag]',
+      ),
+    ).toBe('["tfi-3h"]');
+    expect(
+      await q(
+        '{"query": {"event": "signature_verification_failed"}, "time_range": {"from": "-1h", "to": "now"}}',
+        '[.results[].tag]',
+      ),
+    ).toBe('["svf-30m"]');
+    expect(
+      await q(
+        '{"query": {"event": "srtp_key_rotated"}, "time_range": {"from": "-7d", "to": "now"}}',
+        '[.results[].tag]',
+      ),
+    ).toBe('["srtp-6d"]');
+    expect(
+      await q(
+        '{"query": {"trace_id": "abc123def456"}, "time_range": {"from": "-1h", "to": "now"}}',
+        '[.results[].tag]',
+      ),
+    ).toBe('["trace-20m"]');
   });
 
   it('troubleshoot-connection-timeout: ICE candidates for a pair in 5 min', async () => {
@@ -123,7 +230,9 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
 
   it('memory: the last ten samples in MB', async () => {
     const body = `{"query": {"event": "memory_usage_update"}, "time_range": {"from": "-1h", "to": "now"}}`;
-    expect(await q(body, '.results | map(.metadata.memory_bytes / 1024 / 1024) | .[-10:]')).toBe('[102,103,104,105,106,107,108,109,110,111]');
+    expect(await q(body, '.results | map(.metadata.memory_bytes / 1024 / 1024) | .[-10:]')).toBe(
+      '[102,103,104,105,106,107,108,109,110,111]',
+    );
   });
 
   it('incident p1: failed connections in 5 min; recent errors by regex in 30 min', async () => {
@@ -131,7 +240,9 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
     expect(await q(a, '[.results[].tag]')).toBe('["csc-a2-failed-2m","dep-fail"]');
     const b = `{"query": {"event": {"regex": ".*error.*"}}, "time_range": {"from": "-30m", "to": "now"}}`;
     expect(await q(b, '[.results[-10:] | .[] | .tag]')).toBe('["err-sig-9m","dep-err"]');
-    expect(await q(b, '.results[-1] | {timestamp, event, metadata} | keys')).toBe('["event","metadata","timestamp"]');
+    expect(await q(b, '.results[-1] | {timestamp, event, metadata} | keys')).toBe(
+      '["event","metadata","timestamp"]',
+    );
   });
 
   it('incident p2: high latency (> 500 ms), relayed connections, grouping by location', async () => {
@@ -140,22 +251,36 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
     const b = `{"query": {"event": "connection_quality_update", "metadata.candidateType": "relay"}, "time_range": {"from": "-5m", "to": "now"}}`;
     expect(await q(b, '.results | length')).toBe('1');
     const c = `{"query": {"event": "connection_quality_update"}, "time_range": {"from": "-5m", "to": "now"}}`;
-    expect(await q(c, '.results | group_by(.metadata.agent_location) | map({location: .[0].metadata.agent_location, count: length})')).toBe(
-      '[{"location":"eu-west","count":1},{"location":"us-east","count":1}]',
-    );
+    expect(
+      await q(
+        c,
+        '.results | group_by(.metadata.agent_location) | map({location: .[0].metadata.agent_location, count: length})',
+      ),
+    ).toBe('[{"location":"eu-west","count":1},{"location":"us-east","count":1}]');
   });
 
   it('canary analysis: error rate, total, successful and attempted for a deployment in 1 min', async () => {
     const base = (query: string) => `{"query": ${query}, "time_range": {"from": "-1m", "to": "now"}}`;
-    expect(await q(base('{"deployment_id": "D-1", "event": {"regex": ".*error.*"}}'), '.results | length')).toBe('1');
+    expect(
+      await q(base('{"deployment_id": "D-1", "event": {"regex": ".*error.*"}}'), '.results | length'),
+    ).toBe('1');
     expect(await q(base('{"deployment_id": "D-1"}'), '.results | length')).toBe('3');
-    expect(await q(base('{"event": "connection_state_changed", "metadata.state": "connected", "deployment_id": "D-1"}'), '.results | length')).toBe('1');
-    expect(await q(base('{"event": "connection_state_changed", "deployment_id": "D-1"}'), '.results | length')).toBe('2');
+    expect(
+      await q(
+        base('{"event": "connection_state_changed", "metadata.state": "connected", "deployment_id": "D-1"}'),
+        '.results | length',
+      ),
+    ).toBe('1');
+    expect(
+      await q(base('{"event": "connection_state_changed", "deployment_id": "D-1"}'), '.results | length'),
+    ).toBe('2');
   });
 
   it('maintenance: security, failure or error events in 7 days', async () => {
     const body = `{"query": {"event": {"regex": "security|failure|error"}}, "time_range": {"from": "-7d", "to": "now"}}`;
-    expect(await q(body, '[.results[].tag]')).toBe('["fail-5d","sec-3d","err-ice-40m","err-sig-9m","dep-err"]');
+    expect(await q(body, '[.results[].tag]')).toBe(
+      '["fail-5d","sec-3d","err-ice-40m","err-sig-9m","dep-err"]',
+    );
   });
 
   it('failover guide: TURN replacement in use, failover events, error windows, last failure', async () => {
@@ -166,14 +291,19 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
     // for i in 1..3: from "-$((i*5))m" to "-$(((i-1)*5))m"
     const windows = [];
     for (let i = 1; i <= 3; i++) {
-      windows.push(await q(`{"query": {"event": {"regex": ".*error.*"}}, "time_range": {"from": "-${i * 5}m", "to": "-${(i - 1) * 5}m"}}`, '.results | length'));
+      windows.push(
+        await q(
+          `{"query": {"event": {"regex": ".*error.*"}}, "time_range": {"from": "-${i * 5}m", "to": "-${(i - 1) * 5}m"}}`,
+          '.results | length',
+        ),
+      );
     }
     expect(windows).toEqual(['1', '1', '0']);
     const c = `{"query": {"event": "connection_state_changed", "metadata.state": "failed"}, "time_range": {"from": "-1m", "to": "now"}}`;
     expect(await q(c, '.results | last | .tag')).toBe('"dep-fail"');
   });
 
-  it('accepts the runbook\'s writes posted with bare curl -d and a bearer header', async () => {
+  it("accepts the runbook's writes posted with bare curl -d and a bearer header", async () => {
     const out = await sh(
       `curl -s -X POST ${w.url}/api/log -H "Authorization: Bearer test-witness-key" -H "Content-Type: application/json" -d "{
     \\"event\\": \\"incident_declared\\",
@@ -184,7 +314,9 @@ describe('the seed documents\' witness queries, via curl | jq', () => {
   }"`,
     );
     expect(JSON.parse(out).id).toBeGreaterThan(0);
-    const cleanup = await sh(`curl -s -X POST ${w.url}/api/admin/cleanup -H "Authorization: Bearer test-witness-key" -H "Content-Type: application/json" -d '{"retain_days": 30}'`);
+    const cleanup = await sh(
+      `curl -s -X POST ${w.url}/api/admin/cleanup -H "Authorization: Bearer test-witness-key" -H "Content-Type: application/json" -d '{"retain_days": 30}'`,
+    );
     expect(JSON.parse(cleanup)).toMatchObject({ deleted: 0, retain_days: 30 });
   });
 });

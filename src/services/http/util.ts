@@ -27,8 +27,12 @@ export function sendJson(
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, err: HttpError): void {
-  sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+export function sendError(
+  res: ServerResponse,
+  err: HttpError,
+  extraHeaders: Record<string, string> = {},
+): void {
+  sendJson(res, err.status, { error: { code: err.code, message: err.message } }, extraHeaders);
 }
 
 /** Reads the whole body up to `limit` bytes; 413 beyond it. */

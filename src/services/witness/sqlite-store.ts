@@ -52,7 +52,7 @@ interface Pending {
 // while the scan visits rows in (ts_ms, id) order, which the ORDER BY and the (…, ts_ms) indexes
 // give; if a plan ever visits rows out of order, slicing is switched off for that query and only
 // its overall deadline applies. performance.now() costs tens of nanoseconds: fine per row.
-const SLICE_MS = 15;
+const SLICE_MS = 5;
 
 class SliceExpired extends Error {}
 
@@ -257,13 +257,16 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       for (const c of q.conditions) where.push(conditionSql(c, params));
       where.push('ifw_tick(ts_ms, id)');
       params.push(q.limit + 1 - rows.length);
-      const stmt = this.statement(`SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`);
+      const stmt = this.statement(
+        `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
+      );
       scan.deadline = deadlineMs;
       scan.sliceEnd = performance.now() + SLICE_MS;
       scan.last = undefined;
       scan.ordered = true;
       try {
-        for (const row of stmt.iterate(...params) as Iterable<{ id: number; ts_ms: number; body: string }>) rows.push(row);
+        for (const row of stmt.iterate(...params) as Iterable<{ id: number; ts_ms: number; body: string }>)
+          rows.push(row);
         break;
       } catch (err) {
         // Set by tick() during iterate(); TypeScript cannot see that write.
@@ -280,7 +283,10 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     const more = rows.length > q.limit;
     const page = more ? rows.slice(0, q.limit) : rows;
     const last = page[page.length - 1];
-    return { bodies: page.map((r) => r.body), next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined };
+    return {
+      bodies: page.map((r) => r.body),
+      next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
+    };
   }
 
   private statement(sql: string): Database.Statement {

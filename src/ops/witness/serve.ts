@@ -1,0 +1,86 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { createSigner, toBase64url } from '../../crypto/ed25519.js';
+import { loadOrCreateIdentity } from '../../crypto/key-file.js';
+import { UnreachableError, UsageError } from '../../errors.js';
+import { createWitnessServer } from '../../services/witness/server.js';
+import { openSqliteStore } from '../../services/witness/sqlite-store.js';
+
+export interface ServeWitnessOptions {
+  host: string;
+  port: number;
+  dbPath: string;
+  keyPath: string;
+  apiKey: string;
+  queryToken: string | undefined;
+  checkpointEvery: number;
+  checkpointIntervalMs: number;
+  signal: AbortSignal;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface WitnessReady {
+  url: string;
+  origin: string;
+  public_key: string;
+  db: string;
+  pid: number;
+}
+
+/** Runs the witness until `signal` aborts, then stops accepting, signs a last checkpoint and closes. */
+export async function serveWitness(
+  opts: ServeWitnessOptions,
+  onReady: (info: WitnessReady) => void,
+): Promise<void> {
+  if (!opts.apiKey) {
+    throw new UsageError(
+      'IF_WITNESS_API_KEY is not set; writes need a bearer key',
+      'export IF_WITNESS_API_KEY=… or set it in the env file',
+    );
+  }
+  mkdirSync(path.dirname(opts.dbPath), { recursive: true });
+  const identity = await loadOrCreateIdentity(opts.keyPath, 'witness');
+  let store: ReturnType<typeof openSqliteStore>;
+  try {
+    store = openSqliteStore(opts.dbPath);
+  } catch (err) {
+    throw new UsageError(
+      `cannot open ${opts.dbPath}: ${(err as Error).message}`,
+      'check the path and that no other process holds it',
+    );
+  }
+  const server = createWitnessServer({
+    store,
+    signer: createSigner(identity.seed),
+    apiKey: opts.apiKey,
+    queryToken: opts.queryToken,
+    checkpointEvery: opts.checkpointEvery,
+    checkpointIntervalMs: opts.checkpointIntervalMs,
+    log: opts.log,
+  });
+  try {
+    await server.listen(opts.port, opts.host);
+  } catch (err) {
+    await store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new UsageError(
+        `port ${opts.port} on ${opts.host} is already in use`,
+        'pick another --port or stop what holds it',
+      );
+    throw new UnreachableError(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`);
+  }
+  onReady({
+    url: server.url,
+    origin: server.origin,
+    public_key: toBase64url(identity.publicKey),
+    db: opts.dbPath,
+    pid: process.pid,
+  });
+  await new Promise<void>((resolve) => {
+    if (opts.signal.aborted) resolve();
+    else opts.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  opts.log('info', 'shutting down');
+  await server.close();
+}

@@ -1,0 +1,90 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { BIN } from './cli.js';
+
+const live = new Set<ChildProcess>();
+// Whatever a failing test leaves behind is killed by pid when the worker exits.
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export interface Service {
+  pid: number;
+  url: string;
+  ready: Record<string, unknown>;
+  child: ChildProcess;
+  stderr: () => string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+  exited: Promise<number | null>;
+}
+
+/** Starts `ifmesh <args> --json` and waits for its one-line JSON ready document (with a `url`). */
+export function startService(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<Service> {
+  const child = spawn(process.execPath, [BIN, ...args, '--json'], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+    if (err.length > 200_000) err = err.slice(-100_000);
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code, signal) => {
+      live.delete(child);
+      resolve(code ?? (signal ? 128 : null));
+    });
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ifmesh ${args.join(' ')} not ready in ${timeoutMs} ms:\n${err}`));
+    }, timeoutMs);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`ifmesh ${args.join(' ')} exited ${code} before it was ready:\n${err}`));
+    });
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      const ready = JSON.parse(line) as Record<string, unknown>;
+      resolve({
+        pid: child.pid!,
+        url: String(ready.url),
+        ready,
+        child,
+        stderr: () => err,
+        exited,
+        kill: (signal) => {
+          child.kill(signal);
+        },
+        stop: async (graceMs = 5_000) => {
+          if (child.exitCode !== null || child.signalCode !== null) return exited;
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          const code = await exited;
+          clearTimeout(t);
+          return code;
+        },
+      });
+    });
+  });
+}
+
+export function startWitnessProcess(
+  dbPath: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Service> {
+  return startService(['witness', 'serve', '--port', '0', '--db', dbPath, ...extraArgs], {
+    IF_WITNESS_API_KEY: 'test-witness-key',
+    ...env,
+  });
+}
