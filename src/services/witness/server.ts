@@ -219,6 +219,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
           res,
           200,
           `{"results":[${r.bodies.join(',')}],"count":${r.bodies.length},"next_cursor":${next}}`,
+          { 'server-timing': `total;dur=${(performance.now() - arrival).toFixed(1)}` },
         );
       } catch (err) {
         if (err instanceof QueryTimeoutError) {

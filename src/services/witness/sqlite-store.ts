@@ -25,7 +25,6 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
   ts_ms INTEGER NOT NULL,
-  leaf_hash BLOB NOT NULL,
   body TEXT,
   idem_key TEXT UNIQUE,
   content_hash TEXT,
@@ -33,6 +32,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
 ${INDEXED_FIELDS.map((f) => `CREATE INDEX IF NOT EXISTS events_${f}_ts ON events(${f}, ts_ms) WHERE ${f} IS NOT NULL;`).join('\n')}
+-- Every Merkle node of a perfect subtree, leaves (level 0) included. Leaves live here rather than in
+-- the events row so that an edited, moved or inserted row no longer matches its leaf.
 CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, time TEXT NOT NULL, note TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,18 +115,19 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       return 1;
     });
     this.s = {
-      leaf: this.db.prepare('SELECT leaf_hash FROM events WHERE id = ?').pluck(),
       node: this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck(),
-      size: this.db.prepare('SELECT COALESCE(MAX(id), 0) FROM events').pluck(),
+      size: this.db.prepare('SELECT COUNT(*) FROM nodes WHERE level = 0').pluck(),
       byKey: this.db.prepare('SELECT id, content_hash FROM events WHERE idem_key = ?'),
       insert: this.db.prepare(
-        `INSERT INTO events (id, ts_ms, leaf_hash, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
-         VALUES (${Array(6 + INDEXED_FIELDS.length)
+        `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
+         VALUES (${Array(5 + INDEXED_FIELDS.length)
            .fill('?')
            .join(', ')})`,
       ),
       insertNode: this.db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)'),
-      leaves: this.db.prepare('SELECT leaf_hash FROM events WHERE id > ? AND id <= ? ORDER BY id').pluck(),
+      leaves: this.db
+        .prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx')
+        .pluck(),
       saveCheckpoint: this.db.prepare(
         'INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)',
       ),
@@ -142,9 +144,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   }
 
   node(level: number, index: number): Hash {
-    const h = (level === 0 ? this.s.leaf!.get(index + 1) : this.s.node!.get(level, index)) as
-      | Buffer
-      | undefined;
+    const h = this.s.node!.get(level, index) as Buffer | undefined;
     if (!h) throw new Error(`merkle node (${level}, ${index}) is missing from ${this.file}`);
     return h;
   }
@@ -219,15 +219,8 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       const body = canonicalize({ ...item.doc, id });
       const leaf = leafHash(Buffer.from(body));
       const indexed = INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null));
-      this.s.insert!.run(
-        id,
-        item.tsMs,
-        leaf,
-        body,
-        item.idempotencyKey ?? null,
-        item.contentHash,
-        ...indexed,
-      );
+      this.s.insert!.run(id, item.tsMs, body, item.idempotencyKey ?? null, item.contentHash, ...indexed);
+      this.s.insertNode!.run(0, id - 1, leaf);
       for (const n of this.range.append(leaf)) this.s.insertNode!.run(n.level, n.index, n.hash);
       ids.push(id);
       created += 1;

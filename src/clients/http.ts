@@ -1,0 +1,58 @@
+import { type Dispatcher, request } from 'undici';
+import { UnreachableError } from '../errors.js';
+
+export interface HttpAnswer {
+  status: number;
+  text: string;
+  json: unknown;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface HttpOptions {
+  method?: 'GET' | 'POST';
+  body?: string;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  dispatcher?: Dispatcher | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** One HTTP exchange with a hard timeout. Network failures become UnreachableError (exit 3). */
+export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<HttpAnswer> {
+  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const signal = opts.signal
+    ? AbortSignal.any([opts.signal, AbortSignal.timeout(timeoutMs)])
+    : AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(url, {
+      method: opts.method ?? 'GET',
+      body: opts.body,
+      headers: {
+        ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...opts.headers,
+      },
+      dispatcher: opts.dispatcher,
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.statusCode, text, json, headers: res.headers };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const why =
+      e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'
+        ? `no answer within ${timeoutMs} ms`
+        : (e.code ?? e.message);
+    throw new UnreachableError(
+      `${new URL(url).origin} is unreachable: ${why}`,
+      'check that the service runs and the URL is right',
+    );
+  }
+}
