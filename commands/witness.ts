@@ -4,8 +4,12 @@ import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/option
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
-import { UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
+import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
 import { serveWitness } from '../src/ops/witness/serve.js';
+import { spoolStatus } from '../src/ops/witness/spool.js';
+import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
+import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
 
 function int(value: string, name: string, min: number, max: number): number {
   const n = Number(value);
@@ -73,6 +77,170 @@ export function register(cmd: Command, io: CommandIo): void {
             ctx.stderr.write(`if-witness listening on ${info.url} (db ${info.db}, origin ${info.origin})\n`);
         },
       );
+    },
+  );
+
+  const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    return { url: flags.witness ?? loaded.config.witnessUrl, apiKey: loaded.config.witnessApiKey };
+  };
+  const queryOptions = (c: Command) =>
+    withJson(withConfigOptions(c))
+      .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
+      .option('--event <name>', 'event name')
+      .option('--agent <id>', 'agent_id')
+      .option('--peer <id>', 'peer_id')
+      .option('--trace <id>', 'trace_id')
+      .option('--deployment <id>', 'deployment_id')
+      .option('--incident <id>', 'incident_id')
+      .option('--failover <id>', 'failover_id')
+      .option('--since <duration>', 'from this long ago (30s, 5m, 1h, 7d) or an ISO time')
+      .option('--until <duration>', 'to this long ago, or an ISO time (default now)')
+      .option(
+        '--where <KEY=VALUE>',
+        'equality on a field or dotted path; repeatable',
+        (v: string, p: string[] = []) => [...p, v],
+      )
+      .option(
+        '--regex <KEY=PATTERN>',
+        'RE2 regular expression on a field; repeatable',
+        (v: string, p: string[] = []) => [...p, v],
+      )
+      .option('--limit <n>', 'at most this many results (1-10000)');
+
+  queryOptions(
+    cmd
+      .command('query')
+      .description('query the audit log (CONTRACT §3) with JSON or shorthand flags')
+      .argument('[json]', 'a full /api/query body'),
+  ).action(
+    async (
+      json: string | undefined,
+      flags: QueryFlags & ConfigFlags & { witness?: string; json?: boolean },
+    ) => {
+      const { url } = await endpoint(flags);
+      const answer = await runWitnessQuery({
+        url,
+        body: buildQueryBody(json, flags),
+        token: ctx.env.WITNESS_QUERY_TOKEN,
+      });
+      io.output(flags).result(answer, (a, c) =>
+        [
+          ...a.results.map((e) => eventLine(e, c)),
+          c.dim(`${a.count} event(s)${a.next_cursor ? ', more with --limit or the cursor' : ''}`),
+        ].join('\n'),
+      );
+    },
+  );
+
+  queryOptions(
+    cmd.command('tail').description('print the newest events; with --follow, keep printing new ones'),
+  )
+    .option('-n, --lines <n>', 'how many recent events to print first', '20')
+    .option('-f, --follow', 'keep polling for new events until interrupted')
+    .option('--interval <ms>', 'poll interval with --follow', '1000')
+    .action(
+      async (
+        flags: QueryFlags &
+          ConfigFlags & {
+            witness?: string;
+            json?: boolean;
+            lines: string;
+            follow?: boolean;
+            interval: string;
+          },
+      ) => {
+        const { url } = await endpoint(flags);
+        const out = io.output(flags);
+        const print = (e: Record<string, unknown>) =>
+          ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
+        const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
+        const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
+        const n = Number(flags.lines) || 20;
+        const seen = new Set<unknown>();
+        let newest = 0;
+        for (const e of first.results.slice(-n)) print(e);
+        for (const e of first.results) {
+          seen.add(e.id);
+          newest = Math.max(newest, Date.parse(String(e.timestamp)) || 0);
+        }
+        if (!flags.follow) return;
+        io.claimSignal();
+        const interval = Math.max(100, Number(flags.interval) || 1000);
+        // Late events may carry older timestamps: look back 10 s and skip ids already printed.
+        while (!ctx.signal.aborted) {
+          await ctx.clock.sleep(interval, ctx.signal).catch(() => {});
+          if (ctx.signal.aborted) break;
+          const from = new Date(Math.max(0, newest - 10_000)).toISOString();
+          const page = await runWitnessQuery({
+            url,
+            body: { ...base, time_range: { from, to: 'now' } },
+            token: ctx.env.WITNESS_QUERY_TOKEN,
+          }).catch((err) => {
+            out.warn((err as Error).message);
+            return undefined;
+          });
+          for (const e of page?.results ?? []) {
+            if (seen.has(e.id)) continue;
+            seen.add(e.id);
+            if (seen.size > 100_000) seen.clear();
+            newest = Math.max(newest, Date.parse(String(e.timestamp)) || 0);
+            print(e);
+          }
+        }
+      },
+    );
+
+  withJson(
+    cmd
+      .command('verify')
+      .description('prove the log intact, or name the first event that is not (exit 1)')
+      .option('--db <file>', 'check this SQLite file directly')
+      .option('--url <url>', 'check a running witness')
+      .option(
+        '--pubkey <key>',
+        "the witness's public key (default: the held checkpoint's, or witness.pub beside --db)",
+      )
+      .option('--state-dir <dir>', 'where the held checkpoint is (default .ifmesh or $IFMESH_STATE_DIR)'),
+  ).action(
+    async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
+      if (!flags.db === !flags.url) throw new UsageError('pass exactly one of --db FILE or --url URL');
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const report = flags.db
+        ? await verifyDb({
+            dbPath: path.resolve(ctx.cwd, flags.db),
+            stateDir,
+            publicKey: flags.pubkey,
+            cwd: ctx.cwd,
+          })
+        : await verifyUrl({ url: flags.url!, stateDir, queryToken: ctx.env.WITNESS_QUERY_TOKEN });
+      io.output(flags).result(report, renderVerify);
+      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+    },
+  );
+
+  withJson(
+    withConfigOptions(
+      cmd
+        .command('spool')
+        .description('show events waiting for an unreachable witness; --flush replays them')
+        .option('--flush', 'send what is waiting now')
+        .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
+        .option('--state-dir <dir>', 'ifmesh state directory'),
+    ),
+  ).action(
+    async (flags: ConfigFlags & { flush?: boolean; witness?: string; stateDir?: string; json?: boolean }) => {
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const { url, apiKey } = flags.flush ? await endpoint(flags) : { url: undefined, apiKey: undefined };
+      const report = await spoolStatus({
+        dir: path.join(stateDir, 'witness-spool'),
+        flush: Boolean(flags.flush),
+        url,
+        apiKey,
+        stateDir,
+      });
+      io.output(flags).result(report, renderSpool);
+      if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
     },
   );
 }

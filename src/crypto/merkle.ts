@@ -203,7 +203,9 @@ export class MemoryTree implements NodeSource {
       const parent = nodeHash(l[index - 1]!, l[index]!);
       level += 1;
       index = Math.floor(index / 2);
-      (this.levels[level] ??= []).push(parent);
+      const row = this.levels[level] ?? [];
+      this.levels[level] = row;
+      row.push(parent);
     }
   }
 

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createSigner, generateKeyPair } from '../../src/crypto/ed25519.js';
+import { createSigner, generateKeyPair, publicKeyFromSeed } from '../../src/crypto/ed25519.js';
 import {
   createWitnessServer,
   type WitnessServer,
@@ -20,10 +20,15 @@ export interface RunningWitness {
 }
 
 /** A real witness on an ephemeral loopback port with a fresh SQLite file. */
-export async function startWitness(overrides: Partial<WitnessServerDeps> = {}): Promise<RunningWitness> {
+export async function startWitness(
+  overrides: Partial<WitnessServerDeps> = {},
+  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean } = {},
+): Promise<RunningWitness> {
   const { dir, cleanup } = tempDir();
-  const dbPath = path.join(dir, 'witness.db');
-  const { seed, publicKey } = generateKeyPair();
+  const dbPath = opts.dbPath ?? path.join(dir, 'witness.db');
+  const pair = generateKeyPair();
+  const seed = opts.seed ?? pair.seed;
+  const publicKey = opts.seed ? publicKeyFromSeed(opts.seed) : pair.publicKey;
   const server = createWitnessServer({
     store: openSqliteStore(dbPath),
     signer: createSigner(seed),
@@ -40,7 +45,7 @@ export async function startWitness(overrides: Partial<WitnessServerDeps> = {}): 
     publicKey,
     stop: async () => {
       await server.close();
-      cleanup();
+      if (!opts.keepFiles) cleanup();
     },
   };
 }
@@ -49,6 +54,7 @@ export async function post(
   url: string,
   body: unknown,
   token: string | null = API_KEY,
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the service answered
 ): Promise<{ status: number; json: any; text: string }> {
   const res = await fetch(url, {
     method: 'POST',

@@ -28,9 +28,9 @@ function treeOf(n: number): MemoryTree {
 describe('RFC 6962 known answers (transparency-dev/merkle)', () => {
   it('hashes leaves and perfect subtrees', () => {
     const t = treeOf(8);
-    v.node_hashes_hex.forEach((level: string[], l: number) => {
-      level.forEach((h, i) => expect(t.node(l, i).toString('hex')).toBe(h));
-    });
+    for (const [l, level] of (v.node_hashes_hex as string[][]).entries()) {
+      for (const [i, h] of level.entries()) expect(t.node(l, i).toString('hex')).toBe(h);
+    }
   });
 
   it('computes the root of every size 0..8, directly and incrementally', () => {

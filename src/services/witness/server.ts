@@ -112,11 +112,12 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   const withQuerySlot = async <T>(deadlineMs: number, fn: () => Promise<T>): Promise<T> => {
     if (running >= 2) {
       await new Promise<void>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
         const wake = () => {
           clearTimeout(timer);
           resolve();
         };
-        const timer = setTimeout(
+        timer = setTimeout(
           () => {
             const i = waiting.indexOf(wake);
             if (i >= 0) waiting.splice(i, 1);

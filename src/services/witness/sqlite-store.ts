@@ -187,7 +187,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       for (const p of batch) p.reject(err);
       return;
     }
-    batch.forEach((p, i) => p.resolve(results[i]!));
+    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
   }
 
   private appendOne(items: AppendItem[]): AppendResult {

@@ -1,0 +1,41 @@
+import { listSpools, type SpoolInfo } from '../../clients/spool.js';
+import { WitnessClient } from '../../clients/witness.js';
+
+export interface SpoolReport {
+  dir: string;
+  spools: (SpoolInfo & { flushed?: boolean })[];
+  pending_events: number;
+}
+
+/** Lists what waits for the witness; with `flush`, replays every spool no live process holds. */
+export async function spoolStatus(opts: {
+  dir: string;
+  flush: boolean;
+  url?: string | undefined;
+  apiKey?: string | undefined;
+  stateDir?: string | undefined;
+  timeoutMs?: number;
+}): Promise<SpoolReport> {
+  let spools: SpoolReport['spools'] = await listSpools(opts.dir);
+  if (opts.flush) {
+    for (const s of spools) {
+      if (s.locked_by !== null || s.pending_events === 0) continue;
+      const client = new WitnessClient({
+        url: opts.url!,
+        apiKey: opts.apiKey!,
+        producer: s.producer,
+        spoolDir: opts.dir,
+        stateDir: opts.stateDir,
+      });
+      const done = await client.flush(opts.timeoutMs ?? 30_000);
+      await client.close(1_000);
+      s.flushed = done;
+    }
+    const after = new Map((await listSpools(opts.dir)).map((s) => [s.producer, s]));
+    spools = spools.map((s) => ({
+      ...s,
+      ...(after.get(s.producer) ?? { pending_events: 0, pending_bytes: 0 }),
+    }));
+  }
+  return { dir: opts.dir, spools, pending_events: spools.reduce((n, s) => n + s.pending_events, 0) };
+}

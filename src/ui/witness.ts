@@ -1,0 +1,41 @@
+import type { ChalkInstance } from 'chalk';
+import type { SpoolReport } from '../ops/witness/spool.js';
+import type { VerifyReport } from '../ops/witness/verify.js';
+
+function summary(ev: Record<string, unknown>): string {
+  const meta = ev.metadata && typeof ev.metadata === 'object' ? JSON.stringify(ev.metadata) : '';
+  return meta.length > 80 ? `${meta.slice(0, 77)}…` : meta;
+}
+
+export function eventLine(ev: Record<string, unknown>, c: ChalkInstance): string {
+  const who = [ev.agent_id, ev.peer_id].filter(Boolean).join('→');
+  return `${c.dim(String(ev.timestamp ?? ''))} ${c.dim(`#${ev.id}`)} ${c.bold(String(ev.event))}${who ? ` ${who}` : ''} ${c.dim(summary(ev))}`.trimEnd();
+}
+
+export function renderVerify(r: VerifyReport, c: ChalkInstance): string {
+  const lines = [
+    `${r.ok ? c.green('✓ intact') : c.red('✗ NOT intact')}: ${r.source}`,
+    `  ${r.tree_size} events, ${r.events_checked} checked, ${r.events_pruned} pruned, ${r.checkpoints_verified} checkpoint(s) verified`,
+  ];
+  if (r.held_checkpoint)
+    lines.push(`  held checkpoint: size ${r.held_checkpoint.size}, seen ${r.held_checkpoint.seen_at}`);
+  if (r.unsigned_tail)
+    lines.push(c.yellow(`  ${r.unsigned_tail} event(s) after the newest signed checkpoint`));
+  if (r.first_bad_seq !== null) lines.push(c.red(`  first bad sequence number: ${r.first_bad_seq}`));
+  for (const p of r.problems)
+    lines.push(`  ${c.red(p.kind)}${p.seq !== null ? ` at ${p.seq}` : ''}: ${p.detail}`);
+  return lines.join('\n');
+}
+
+export function renderSpool(r: SpoolReport, c: ChalkInstance): string {
+  if (r.spools.length === 0) return `${c.green('✓')} nothing waiting in ${r.dir}`;
+  return [
+    `${r.pending_events} event(s) waiting in ${r.dir}`,
+    ...r.spools.map(
+      (s) =>
+        `  ${s.producer}: ${s.pending_events} event(s), ${s.pending_bytes} bytes${s.locked_by ? c.dim(` (held by pid ${s.locked_by})`) : ''}${
+          s.flushed === true ? c.green(' flushed') : s.flushed === false ? c.yellow(' not flushed') : ''
+        }`,
+    ),
+  ].join('\n');
+}
