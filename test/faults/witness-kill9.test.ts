@@ -1,0 +1,82 @@
+// An acknowledged event survives kill -9: 50 kills of a real witness process while 4 writers post.
+import path from 'node:path';
+import { Agent } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/cli.js';
+import { type Service, startWitnessProcess } from '../helpers/processes.js';
+import { API_KEY, post } from '../helpers/witness.js';
+
+const { dir, cleanup } = tempDir();
+afterAll(() => cleanup());
+
+describe('witness durability', () => {
+  it('keeps every acknowledged event through 50 kill -9 under 4 concurrent writers', async () => {
+    const db = path.join(dir, 'witness.db');
+    const acked = new Set<string>();
+    let attempts = 0;
+    let current: { svc: Service; agent: Agent } | undefined;
+    let stop = false;
+    const writer = async (w: number) => {
+      let n = 0;
+      while (!stop) {
+        const gen = current;
+        if (!gen) {
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        const key = `w${w}-${n++}`;
+        attempts += 1;
+        try {
+          const res = await fetch(`${gen.svc.url}/api/log`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${API_KEY}` },
+            body: JSON.stringify({ event: 'durability_probe', idempotency_key: key, metadata: { w } }),
+            signal: AbortSignal.timeout(2_000),
+            dispatcher: gen.agent,
+          } as RequestInit);
+          if (res.status === 201) acked.add(key);
+          await res.body?.cancel();
+        } catch {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    };
+    // One connection pool per process generation, destroyed with it, so no writer waits on a dead socket.
+    const writers = [0, 1, 2, 3].map((w) => writer(w));
+    for (let kill = 0; kill < 50; kill++) {
+      const gen = { svc: await startWitnessProcess(db), agent: new Agent() };
+      current = gen;
+      await new Promise((r) => setTimeout(r, 40 + Math.floor(Math.random() * 120)));
+      current = undefined;
+      gen.svc.kill('SIGKILL');
+      await gen.svc.exited;
+      await gen.agent.destroy();
+    }
+    stop = true;
+    await Promise.all(writers);
+    const final = await startWitnessProcess(db);
+    try {
+      const stored = new Set<string>();
+      let cursor: string | null = null;
+      for (let page = 0; page < 100; page++) {
+        const r = await post(`${final.url}/api/query`, {
+          query: { event: 'durability_probe' },
+          limit: 10_000,
+          cursor,
+        });
+        for (const e of r.json.results as { idempotency_key: string }[]) stored.add(e.idempotency_key);
+        cursor = r.json.next_cursor;
+        if (!cursor) break;
+      }
+      const lost = [...acked].filter((k) => !stored.has(k));
+      expect(acked.size).toBeGreaterThan(200);
+      expect(lost).toEqual([]);
+      expect(attempts).toBeGreaterThan(acked.size);
+    } finally {
+      await final.stop();
+    }
+    const { run } = await import('../helpers/cli.js');
+    const v = await run(['witness', 'verify', '--db', db, '--state-dir', path.join(dir, 'state'), '--json']);
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true });
+  }, 180_000);
+});
