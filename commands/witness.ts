@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -80,6 +81,17 @@ export function register(cmd: Command, io: CommandIo): void {
     },
   );
 
+  // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
+  const observe = async (url: string, out: ReturnType<CommandIo['output']>) => {
+    try {
+      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env) });
+    } catch (err) {
+      if (err instanceof WitnessInconsistentError) {
+        out.warn(err.message);
+        io.setExitCode(ExitCode.checkFailed);
+      }
+    }
+  };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
     return { url: flags.witness ?? loaded.config.witnessUrl, apiKey: loaded.config.witnessApiKey };
@@ -124,6 +136,7 @@ export function register(cmd: Command, io: CommandIo): void {
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
       });
+      await observe(url, io.output(flags));
       io.output(flags).result(answer, (a, c) =>
         [
           ...a.results.map((e) => eventLine(e, c)),
@@ -156,6 +169,7 @@ export function register(cmd: Command, io: CommandIo): void {
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
         const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
+        await observe(url, out);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;

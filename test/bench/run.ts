@@ -3,15 +3,20 @@
 import { benchCrypto } from './crypto.js';
 import { type Row, table, writeReadmeBlock } from './lib.js';
 import { benchStartup } from './startup.js';
+import { benchWitness } from './witness.js';
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const write = !process.argv.includes('--no-write');
-const suites: Record<string, () => Row[]> = { startup: benchStartup, crypto: benchCrypto };
+const suites: Record<string, () => Row[] | Promise<Row[]>> = {
+  startup: benchStartup,
+  crypto: benchCrypto,
+  witness: benchWitness,
+};
 
 for (const [name, fn] of Object.entries(suites)) {
   if (only.length && !only.includes(name)) continue;
   process.stderr.write(`bench ${name}…\n`);
-  const body = table(fn());
+  const body = table(await fn());
   process.stdout.write(`\n### ${name}\n${body}\n`);
   if (write) writeReadmeBlock(name, body);
 }

@@ -51,6 +51,7 @@ describe('ifmesh witness query / tail', () => {
     const re = await run(['witness', 'query', '--regex', 'event=.*error.*'], { env, cwd: dir });
     expect(re.stdout).toContain('signaling_error');
     expect(re.stdout).toContain('1 event(s)');
+    expect(existsSync(path.join(dir, 'state', 'witness-checkpoint.json'))).toBe(true);
   });
 
   it('takes a full JSON body, and reports the service refusing it with exit 2', async () => {
