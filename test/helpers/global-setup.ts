@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -8,4 +9,6 @@ export default function setup(): void {
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', root], {
     stdio: 'inherit',
   });
+  // tsc rewrites the file without its exec bit; npx runs the bin directly.
+  chmodSync(path.join(root, 'dist/bin/ifmesh.js'), 0o755);
 }
