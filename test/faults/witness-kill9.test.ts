@@ -1,6 +1,6 @@
 // An acknowledged event survives kill -9: 50 kills of a real witness process while 4 writers post.
 import path from 'node:path';
-import { Agent } from 'undici';
+import { Agent, fetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
 import { type Service, startWitnessProcess } from '../helpers/processes.js';
@@ -33,7 +33,7 @@ describe('witness durability', () => {
             body: JSON.stringify({ event: 'durability_probe', idempotency_key: key, metadata: { w } }),
             signal: AbortSignal.timeout(2_000),
             dispatcher: gen.agent,
-          } as RequestInit);
+          });
           if (res.status === 201) acked.add(key);
           await res.body?.cancel();
         } catch {

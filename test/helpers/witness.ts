@@ -54,7 +54,6 @@ export async function post(
   url: string,
   body: unknown,
   token: string | null = API_KEY,
-  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON the service answered
 ): Promise<{ status: number; json: any; text: string }> {
   const res = await fetch(url, {
     method: 'POST',

@@ -133,7 +133,7 @@ describe('witness HTTP API', () => {
   });
 
   it('serves a signed checkpoint and proofs that verify against it', async () => {
-    const key = await (await fetch(`${w.url}/api/key`)).json();
+    const key = (await (await fetch(`${w.url}/api/key`)).json()) as any;
     const note1 = await (await fetch(`${w.url}/api/checkpoint`)).text();
     const cp1 = openCheckpoint(note1, key.key_name, w.publicKey);
     await post(`${w.url}/api/log`, [{ event: 'after_cp1' }, { event: 'after_cp1' }]);
@@ -143,14 +143,16 @@ describe('witness HTTP API', () => {
       w.publicKey,
     );
     expect(cp2.size).toBe(cp1.size + 2);
-    const cons = await (await fetch(`${w.url}/api/proof/consistency?from=${cp1.size}&to=${cp2.size}`)).json();
+    const cons = (await (
+      await fetch(`${w.url}/api/proof/consistency?from=${cp1.size}&to=${cp2.size}`)
+    ).json()) as any;
     const b = (s: string) => Buffer.from(s, 'base64');
     expect(verifyConsistency(cp1.size, cp2.size, cp1.root, cp2.root, cons.hashes.map(b))).toBe(true);
     // Inclusion of the first event: its leaf is the hash of its stored form.
     const first = (await post(`${w.url}/api/query`, { limit: 1 })).json.results[0];
-    const inc = await (
+    const inc = (await (
       await fetch(`${w.url}/api/proof/inclusion?id=${first.id}&tree_size=${cp2.size}`)
-    ).json();
+    ).json()) as any;
     const { canonicalize } = await import('../../src/crypto/jcs.js');
     expect(b(inc.leaf_hash)).toEqual(leafHash(Buffer.from(canonicalize(first))));
     expect(verifyInclusion(b(inc.leaf_hash), first.id - 1, cp2.size, inc.hashes.map(b), cp2.root)).toBe(true);
@@ -159,7 +161,7 @@ describe('witness HTTP API', () => {
   it('answers unknown routes and methods with JSON 404/405', async () => {
     const a = await fetch(`${w.url}/nope`);
     expect(a.status).toBe(404);
-    expect((await a.json()).error.code).toBe('not_found');
+    expect(((await a.json()) as any).error.code).toBe('not_found');
     const b = await fetch(`${w.url}/api/query`);
     expect(b.status).toBe(405);
   });

@@ -1,0 +1,169 @@
+// Signaling WebSocket frames (CONTRACT §1): one JSON object per text frame, each with a string `type`.
+import { isAgentId } from './ids.js';
+
+export const PROTOCOL_VERSION = 1;
+export const FRAME_MAX_BYTES = 64 * 1024;
+
+export const CLOSE = {
+  normal: 1000,
+  serviceRestart: 1012,
+  malformed: 4400,
+  unauthorized: 4401,
+  registrationTimeout: 4408,
+  replaced: 4409,
+  rateLimited: 4429,
+} as const;
+
+export type ConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay';
+
+export type ClientFrame =
+  | {
+      type: 'register';
+      agent_id: string;
+      public_key: string;
+      signature: string;
+      metadata: Record<string, unknown>;
+    }
+  | { type: 'challenge' }
+  | { type: 'offer' | 'answer'; to: string; sdp: string }
+  | { type: 'ice-candidate'; to: string; candidate: Record<string, unknown> }
+  | { type: 'bye'; to: string }
+  | {
+      type: 'connection-state';
+      peer_id: string;
+      state: ConnectionState;
+      candidate_type: CandidateType | null;
+      rtt_ms: number | null;
+    }
+  | { type: 'keys-rotated'; rotation_id: string }
+  | { type: 'metrics-report'; report: AgentMetricsReport };
+
+/** Cumulative counters and current gauges an agent reports; the server turns them into webrtc_* metrics. */
+export interface AgentMetricsReport {
+  messages_sent?: number;
+  messages_received?: number;
+  message_errors?: number;
+  signature_failures?: number;
+  dtls_failures?: number;
+  bytes_per_second?: number;
+  memory_bytes?: number;
+}
+
+export class FrameError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATES = new Set(['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed']);
+const CANDIDATES = new Set(['host', 'srflx', 'prflx', 'relay']);
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function str(f: Record<string, unknown>, key: string, max: number): string {
+  const v = f[key];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    throw new FrameError('invalid_frame', `${key}: required string of 1-${max} characters`);
+  return v;
+}
+
+function peer(f: Record<string, unknown>, key: string): string {
+  const v = f[key];
+  if (!isAgentId(v)) throw new FrameError('invalid_frame', `${key}: must be an agent id`);
+  return v;
+}
+
+/** Parses one text frame; throws FrameError('malformed_json' | 'invalid_frame' | 'unknown_type'). */
+export function parseClientFrame(text: string): ClientFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new FrameError('malformed_json', 'frame is not valid JSON');
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new FrameError('invalid_frame', 'frame must be a JSON object');
+  const f = value as Record<string, unknown>;
+  switch (f.type) {
+    case 'register': {
+      const publicKey = str(f, 'public_key', 64);
+      const signature = str(f, 'signature', 128);
+      if (!B64URL.test(publicKey) || !B64URL.test(signature))
+        throw new FrameError('invalid_frame', 'public_key and signature must be base64url');
+      const metadata = f.metadata ?? {};
+      if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata))
+        throw new FrameError('invalid_frame', 'metadata: must be an object');
+      return {
+        type: 'register',
+        agent_id: peer(f, 'agent_id'),
+        public_key: publicKey,
+        signature,
+        metadata: metadata as Record<string, unknown>,
+      };
+    }
+    case 'challenge':
+      return { type: 'challenge' };
+    case 'offer':
+    case 'answer':
+      return { type: f.type, to: peer(f, 'to'), sdp: str(f, 'sdp', FRAME_MAX_BYTES) };
+    case 'ice-candidate': {
+      const c = f.candidate;
+      if (!c || typeof c !== 'object' || Array.isArray(c))
+        throw new FrameError('invalid_frame', 'candidate: must be an object');
+      return { type: 'ice-candidate', to: peer(f, 'to'), candidate: c as Record<string, unknown> };
+    }
+    case 'bye':
+      return { type: 'bye', to: peer(f, 'to') };
+    case 'connection-state': {
+      if (typeof f.state !== 'string' || !STATES.has(f.state))
+        throw new FrameError('invalid_frame', `state: one of ${[...STATES].join(', ')}`);
+      const ct = f.candidate_type ?? null;
+      if (ct !== null && (typeof ct !== 'string' || !CANDIDATES.has(ct)))
+        throw new FrameError('invalid_frame', 'candidate_type: host, srflx, prflx or relay');
+      const rtt = f.rtt_ms ?? null;
+      if (rtt !== null && (typeof rtt !== 'number' || !Number.isFinite(rtt) || rtt < 0 || rtt > 600_000)) {
+        throw new FrameError('invalid_frame', 'rtt_ms: a number of milliseconds');
+      }
+      return {
+        type: 'connection-state',
+        peer_id: peer(f, 'peer_id'),
+        state: f.state as ConnectionState,
+        candidate_type: ct as CandidateType | null,
+        rtt_ms: rtt as number | null,
+      };
+    }
+    case 'keys-rotated':
+      return { type: 'keys-rotated', rotation_id: str(f, 'rotation_id', 128) };
+    case 'metrics-report': {
+      const report: AgentMetricsReport = {};
+      for (const k of [
+        'messages_sent',
+        'messages_received',
+        'message_errors',
+        'signature_failures',
+        'dtls_failures',
+        'bytes_per_second',
+        'memory_bytes',
+      ] as const) {
+        const v = f[k];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+          throw new FrameError('invalid_frame', `${k}: a non-negative number`);
+        report[k] = v;
+      }
+      return { type: 'metrics-report', report };
+    }
+    default:
+      throw new FrameError(
+        'unknown_type',
+        `unknown frame type ${JSON.stringify(String(f.type)).slice(0, 40)}`,
+      );
+  }
+}
+
+export function registerChallenge(nonce: string, agentId: string): Uint8Array {
+  return new TextEncoder().encode(`ifmesh-register:${nonce}:${agentId}`);
+}

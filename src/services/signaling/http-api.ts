@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseIceUrl } from '../../config/ice-url.js';
+import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
+import type { MeshCore } from './types.js';
+
+type Handler = (core: MeshCore, req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+
+/** Admin bodies are small JSON whatever the Content-Type; an empty body reads as {}. */
+async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const raw = await readBody(req, 64 * 1024);
+  if (raw.length === 0) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, 'invalid_json', `body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw new HttpError(400, 'invalid_json', 'body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function admin(core: MeshCore, req: IncomingMessage): void {
+  const token = core.deps.adminToken;
+  if (!token || !bearerMatches(req, token)) {
+    core.metrics.unauthorized.inc();
+    core.event({
+      event: 'signaling_auth_failure',
+      severity: 'warning',
+      action: `${req.method} ${req.url}`,
+      metadata: { remote: req.socket.remoteAddress, instance_id: core.deps.instanceId },
+    });
+    throw new HttpError(
+      401,
+      'unauthorized',
+      token ? 'missing or wrong bearer token' : 'admin API disabled: no admin token configured',
+    );
+  }
+}
+
+const routes: Record<string, Handler> = {
+  'GET /health': async (core, _req, res) => {
+    const agents = core.local.size;
+    const uptime_s = Math.round((core.now() - core.startedAt) / 1000);
+    if (core.draining)
+      return sendJson(res, 503, {
+        status: 'down',
+        reason: 'draining',
+        instance_id: core.deps.instanceId,
+        agents,
+      });
+    sendJson(res, 200, {
+      status: 'ok',
+      instance_id: core.deps.instanceId,
+      agents,
+      uptime_s,
+      rotation: core.rotation?.rotation_id ?? null,
+    });
+  },
+  'GET /agents': async (core, _req, res) => {
+    const agents = (await core.registry.list()).map((a) => ({
+      agent_id: a.agentId,
+      public_key: a.publicKey,
+      key_id: a.keyId,
+      connected_at: a.connectedAt,
+      instance_id: a.instanceId,
+      host: a.remote,
+      metadata: a.metadata,
+    }));
+    sendJson(res, 200, { agents });
+  },
+  'GET /connections': async (core, _req, res) => {
+    sendJson(res, 200, { connections: await core.registry.connections() });
+  },
+  'GET /stats': async (core, _req, res) => {
+    const connections = await core.registry.connections();
+    const by_state: Record<string, number> = {};
+    for (const c of connections) by_state[c.state] = (by_state[c.state] ?? 0) + 1;
+    const connected = connections.filter((c) => c.state === 'connected');
+    const relay = connected.filter((c) => c.candidate_type === 'relay').length;
+    sendJson(res, 200, {
+      total_agents: await core.registry.count(),
+      local_agents: core.local.size,
+      connections,
+      by_state,
+      relay_ratio: connected.length ? relay / connected.length : 0,
+      instance_id: core.deps.instanceId,
+      uptime_s: Math.round((core.now() - core.startedAt) / 1000),
+      memory_rss_bytes: process.memoryUsage.rss(),
+    });
+  },
+  'GET /metrics': async (core, _req, res) => {
+    const text = await core.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': core.metrics.registry.contentType });
+    res.end(text);
+  },
+  'GET /config': async (core, _req, res) => {
+    sendJson(res, 200, core.settings);
+  },
+  'POST /config/bandwidth': async (core, req, res) => {
+    const b = await body(req);
+    if (typeof b.enableBandwidthAdaptation !== 'boolean')
+      throw new HttpError(400, 'invalid_request', 'enableBandwidthAdaptation: true or false');
+    if (
+      b.maxBitrateMbps !== undefined &&
+      (typeof b.maxBitrateMbps !== 'number' || !(b.maxBitrateMbps > 0) || b.maxBitrateMbps > 10_000)
+    ) {
+      throw new HttpError(400, 'invalid_request', 'maxBitrateMbps: a number of Mbit/s above 0');
+    }
+    const bandwidth = {
+      enableBandwidthAdaptation: b.enableBandwidthAdaptation,
+      maxBitrateMbps: b.maxBitrateMbps ?? null,
+    };
+    core.settings.bandwidth = bandwidth;
+    const pushed = core.broadcast({ type: 'config', bandwidth });
+    core.event({
+      event: 'bandwidth_config_pushed',
+      metadata: { ...bandwidth, pushed, instance_id: core.deps.instanceId },
+    });
+    sendJson(res, 200, { status: 'ok', pushed, bandwidth });
+  },
+  'POST /admin/rotate-keys': async (core, req, res) => {
+    admin(core, req);
+    const b = await body(req);
+    const rotation_id = `rot-${randomUUID()}`;
+    const targets = new Set(core.local.keys());
+    core.rotation = {
+      rotation_id,
+      started_at: new Date(core.now()).toISOString(),
+      reason: typeof b.rotation_reason === 'string' ? b.rotation_reason.slice(0, 200) : 'unspecified',
+      incident_id: typeof b.incident_id === 'string' ? b.incident_id.slice(0, 200) : null,
+      force_immediate: b.force_immediate === true,
+      targets,
+      completed: new Set(),
+    };
+    core.broadcast({
+      type: 'rotate-keys',
+      rotation_id,
+      force_immediate: core.rotation.force_immediate,
+      reason: core.rotation.reason,
+    });
+    core.event({
+      event: 'key_rotation_started',
+      incident_id: core.rotation.incident_id ?? undefined,
+      metadata: { rotation_id, total: targets.size, reason: core.rotation.reason },
+    });
+    sendJson(res, 200, {
+      status: 'started',
+      rotation_id,
+      total: targets.size,
+      started_at: core.rotation.started_at,
+    });
+  },
+  'GET /admin/key-rotation-status': async (core, _req, res) => {
+    const r = core.rotation;
+    if (!r) return sendJson(res, 200, { status: 'idle', completed: 0, total: 0, rotation_id: null });
+    const completed = [...r.targets].filter((a) => r.completed.has(a)).length;
+    const pending = [...r.targets].filter((a) => !r.completed.has(a));
+    sendJson(res, 200, {
+      status: completed === r.targets.size ? 'completed' : 'in_progress',
+      rotation_id: r.rotation_id,
+      completed,
+      total: r.targets.size,
+      pending,
+      started_at: r.started_at,
+      reason: r.reason,
+    });
+  },
+  'POST /admin/reload-config': async (core, req, res) => {
+    admin(core, req);
+    const b = await body(req);
+    if (!Array.isArray(b.turn_servers) || b.turn_servers.length === 0 || b.turn_servers.length > 16) {
+      throw new HttpError(400, 'invalid_request', 'turn_servers: an array of 1-16 turn: URLs');
+    }
+    const urls = b.turn_servers.map((u, i) => {
+      const parsed = typeof u === 'string' ? parseIceUrl(u, ['turn', 'turns']) : 'not a string';
+      if (typeof parsed === 'string')
+        throw new HttpError(400, 'invalid_request', `turn_servers[${i}]: ${parsed}`);
+      return parsed.url;
+    });
+    core.settings.turnServers = urls;
+    const pushed = core.broadcast({ type: 'config', turn_servers: urls });
+    core.event({
+      event: 'turn_servers_reloaded',
+      metadata: { turn_servers: urls, pushed, instance_id: core.deps.instanceId },
+    });
+    sendJson(res, 200, { status: 'ok', pushed, turn_servers: urls });
+  },
+  'POST /admin/reconnect-turn-peers': async (core, req, res) => {
+    admin(core, req);
+    await body(req);
+    const relayed = new Map<string, string[]>();
+    for (const c of await core.registry.connections()) {
+      if (c.candidate_type !== 'relay') continue;
+      relayed.set(c.agent_id, [...(relayed.get(c.agent_id) ?? []), c.peer_id]);
+    }
+    let pushed = 0;
+    for (const [agentId, peers] of relayed) {
+      const s = core.local.get(agentId);
+      if (!s) continue;
+      core.send(s, { type: 'reconnect', reason: 'turn_servers_changed', peers });
+      pushed += 1;
+    }
+    core.event({
+      event: 'turn_peers_reconnect_requested',
+      metadata: { agents: pushed, instance_id: core.deps.instanceId },
+    });
+    sendJson(res, 200, { status: 'ok', agents: [...relayed.keys()], pushed });
+  },
+};
+
+export async function handleHttp(core: MeshCore, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://signaling');
+  try {
+    const peer = /^\/peers\/([^/]+)$/.exec(url.pathname);
+    if (peer && req.method === 'GET') {
+      const id = decodeURIComponent(peer[1]!);
+      const a = await core.registry.get(id);
+      if (!a) throw new HttpError(404, 'unknown_peer', `no agent ${id.slice(0, 64)} is registered`);
+      return sendJson(res, 200, {
+        agent_id: a.agentId,
+        host: a.remote,
+        public_key: a.publicKey,
+        key_id: a.keyId,
+        connected_at: a.connectedAt,
+        instance_id: a.instanceId,
+        metadata: a.metadata,
+      });
+    }
+    const handler = routes[`${req.method} ${url.pathname}`];
+    if (!handler) {
+      const known = Object.keys(routes).some((r) => r.endsWith(` ${url.pathname}`));
+      throw known
+        ? new HttpError(405, 'method_not_allowed', `${req.method} is not allowed on ${url.pathname}`)
+        : new HttpError(404, 'not_found', `no route ${url.pathname}`);
+    }
+    await handler(core, req, res, url);
+  } catch (err) {
+    const e = err instanceof HttpError ? err : new HttpError(500, 'internal', (err as Error).message);
+    if (e.status >= 500) core.log('error', 'request failed', { path: url.pathname, error: e.message });
+    if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+    else res.destroy();
+  }
+}

@@ -1,0 +1,105 @@
+// Who is registered where, and what the agents report about their connections. One instance keeps
+// this in memory; a cluster (a later issue) implements the same interfaces over Redis so that
+// instances share the registry and relay frames to agents held by another instance.
+import type { CandidateType, ConnectionState } from '../../protocol/signaling.js';
+
+export interface AgentRecord {
+  agentId: string;
+  publicKey: string;
+  keyId: string;
+  /** The session (socket) that holds the registration, unique across instances. */
+  sessionId: string;
+  instanceId: string;
+  remote: string;
+  connectedAt: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface ConnectionReport {
+  agent_id: string;
+  peer_id: string;
+  state: ConnectionState;
+  candidate_type: CandidateType | null;
+  rtt_ms: number | null;
+  updated_at: string;
+}
+
+export type ClaimResult =
+  | { status: 'ok'; replaced: AgentRecord | undefined }
+  | { status: 'taken'; holder: AgentRecord };
+
+export interface MeshRegistry {
+  /**
+   * Registers `rec`. An agent id held by another public key is refused; the same key from a new
+   * session replaces the old one (a reconnecting agent), and the holder's own session may change key.
+   */
+  claim(rec: AgentRecord): Promise<ClaimResult>;
+  /** Removes the registration if `sessionId` still holds it; true when it did. */
+  release(agentId: string, sessionId: string): Promise<boolean>;
+  get(agentId: string): Promise<AgentRecord | undefined>;
+  list(): Promise<AgentRecord[]>;
+  count(): Promise<number>;
+  /** Stores a report and returns the one it replaced. */
+  report(r: ConnectionReport): Promise<ConnectionReport | undefined>;
+  connections(): Promise<ConnectionReport[]>;
+  /** Drops every report by or about an agent, returning them. */
+  forget(agentId: string): Promise<ConnectionReport[]>;
+}
+
+/** Delivers a frame to the agent holding `agentId`, wherever it is connected. */
+export interface Relay {
+  deliver(agentId: string, text: string): Promise<boolean>;
+}
+
+export class MemoryRegistry implements MeshRegistry {
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly reports = new Map<string, ConnectionReport>();
+
+  async claim(rec: AgentRecord): Promise<ClaimResult> {
+    const holder = this.agents.get(rec.agentId);
+    if (holder && holder.publicKey !== rec.publicKey && holder.sessionId !== rec.sessionId)
+      return { status: 'taken', holder };
+    this.agents.set(rec.agentId, rec);
+    return { status: 'ok', replaced: holder && holder.sessionId !== rec.sessionId ? holder : undefined };
+  }
+
+  async release(agentId: string, sessionId: string): Promise<boolean> {
+    if (this.agents.get(agentId)?.sessionId !== sessionId) return false;
+    this.agents.delete(agentId);
+    return true;
+  }
+
+  async get(agentId: string): Promise<AgentRecord | undefined> {
+    return this.agents.get(agentId);
+  }
+
+  async list(): Promise<AgentRecord[]> {
+    return [...this.agents.values()];
+  }
+
+  async count(): Promise<number> {
+    return this.agents.size;
+  }
+
+  async report(r: ConnectionReport): Promise<ConnectionReport | undefined> {
+    const key = `${r.agent_id}\u0000${r.peer_id}`;
+    const previous = this.reports.get(key);
+    this.reports.set(key, r);
+    return previous;
+  }
+
+  async connections(): Promise<ConnectionReport[]> {
+    return [...this.reports.values()];
+  }
+
+  async forget(agentId: string): Promise<ConnectionReport[]> {
+    const gone: ConnectionReport[] = [];
+    for (const [key, r] of this.reports) {
+      if (r.agent_id === agentId || r.peer_id === agentId) {
+        gone.push(r);
+        this.reports.delete(key);
+      }
+    }
+    return gone;
+  }
+}

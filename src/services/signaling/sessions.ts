@@ -1,0 +1,324 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { fromBase64url, KeyFormatError, keyId, toBase64url, verifySignature } from '../../crypto/ed25519.js';
+import {
+  CLOSE,
+  type ClientFrame,
+  FRAME_MAX_BYTES,
+  FrameError,
+  PROTOCOL_VERSION,
+  parseClientFrame,
+  registerChallenge,
+} from '../../protocol/signaling.js';
+import type { MeshCore, Session } from './types.js';
+
+export function newNonce(): string {
+  return toBase64url(randomBytes(32));
+}
+
+export function openSession(core: MeshCore, ws: WebSocket, ip: string): Session {
+  const now = core.now();
+  const session: Session = {
+    id: randomUUID(),
+    ws,
+    ip,
+    nonce: newNonce(),
+    nonceIssuedAt: now,
+    nonceUsed: false,
+    agentId: undefined,
+    publicKey: undefined,
+    alive: true,
+    tokens: core.deps.rateLimit?.burst ?? 200,
+    lastRefill: now,
+    refused: 0,
+    registerTimer: undefined,
+  };
+  core.sessions.add(session);
+  core.send(session, { type: 'hello', nonce: session.nonce, protocol: PROTOCOL_VERSION });
+  session.registerTimer = setTimeout(() => {
+    if (!session.agentId)
+      fail(
+        core,
+        session,
+        'registration_timeout',
+        'no register frame within the registration timeout',
+        CLOSE.registrationTimeout,
+      );
+  }, core.deps.registerTimeoutMs ?? 10_000);
+  ws.on('pong', () => {
+    session.alive = true;
+  });
+  ws.on('message', (data, isBinary) => {
+    void onMessage(core, session, data as Buffer, isBinary).catch((err) => {
+      core.log('error', 'frame handling failed', { error: String(err), agent_id: session.agentId });
+    });
+  });
+  ws.on('close', () => void closeSession(core, session));
+  ws.on('error', () => {});
+  return session;
+}
+
+function error(
+  core: MeshCore,
+  session: Session,
+  code: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): void {
+  core.metrics.signalingErrors.inc({ code });
+  core.send(session, { type: 'error', code, message, ...extra });
+}
+
+/** Sends the error frame, then closes the socket with `closeCode`. */
+function fail(core: MeshCore, session: Session, code: string, message: string, closeCode: number): void {
+  error(core, session, code, message);
+  if (closeCode === CLOSE.unauthorized) {
+    core.metrics.unauthorized.inc();
+    core.event({
+      event: 'signaling_auth_failure',
+      agent_id: session.agentId,
+      severity: 'warning',
+      metadata: { code, remote: session.ip, instance_id: core.deps.instanceId },
+    });
+  }
+  session.ws.close(closeCode, code.slice(0, 120));
+}
+
+function rateLimited(core: MeshCore, session: Session): boolean {
+  const rl = { burst: 200, perSecond: 100, disconnectAfter: 500, ...core.deps.rateLimit };
+  const now = core.now();
+  session.tokens = Math.min(rl.burst, session.tokens + ((now - session.lastRefill) / 1000) * rl.perSecond);
+  session.lastRefill = now;
+  if (session.tokens >= 1) {
+    session.tokens -= 1;
+    return false;
+  }
+  session.refused += 1;
+  if (session.refused >= rl.disconnectAfter) {
+    fail(
+      core,
+      session,
+      'rate_limited',
+      `more than ${rl.perSecond} frames/s for too long; disconnected`,
+      CLOSE.rateLimited,
+    );
+  } else if (session.refused === 1 || session.refused % 100 === 0) {
+    error(
+      core,
+      session,
+      'rate_limited',
+      `frame dropped: at most ${rl.perSecond} frames/s (burst ${rl.burst})`,
+    );
+  }
+  return true;
+}
+
+async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinary: boolean): Promise<void> {
+  if (session.ws.readyState !== session.ws.OPEN) return;
+  if (rateLimited(core, session)) return;
+  if (isBinary) return fail(core, session, 'invalid_frame', 'frames must be JSON text', CLOSE.malformed);
+  if (data.length > FRAME_MAX_BYTES)
+    return fail(
+      core,
+      session,
+      'frame_too_large',
+      `frames are at most ${FRAME_MAX_BYTES} bytes`,
+      CLOSE.malformed,
+    );
+  let frame: ClientFrame;
+  try {
+    frame = parseClientFrame(data.toString('utf8'));
+  } catch (err) {
+    if (err instanceof FrameError) return fail(core, session, err.code, err.message, CLOSE.malformed);
+    throw err;
+  }
+  if (frame.type === 'register') return register(core, session, frame);
+  if (frame.type === 'challenge') {
+    session.nonce = newNonce();
+    session.nonceIssuedAt = core.now();
+    session.nonceUsed = false;
+    return core.send(session, { type: 'hello', nonce: session.nonce, protocol: PROTOCOL_VERSION });
+  }
+  const from = session.agentId;
+  if (!from) return error(core, session, 'not_registered', `register before sending ${frame.type}`);
+  switch (frame.type) {
+    case 'offer':
+    case 'answer':
+    case 'ice-candidate':
+    case 'bye': {
+      const { to, ...rest } = frame;
+      if (!(await core.relay.deliver(to, JSON.stringify({ ...rest, from })))) {
+        error(core, session, 'unknown_peer', `no agent ${to} is registered`, { to });
+      }
+      return;
+    }
+    case 'connection-state': {
+      const report = {
+        agent_id: from,
+        peer_id: frame.peer_id,
+        state: frame.state,
+        candidate_type: frame.candidate_type,
+        rtt_ms: frame.rtt_ms,
+        updated_at: new Date(core.now()).toISOString(),
+      };
+      core.metrics.connectionReport(await core.registry.report(report), report);
+      return;
+    }
+    case 'keys-rotated': {
+      const r = core.rotation;
+      if (!r || r.rotation_id !== frame.rotation_id)
+        return error(core, session, 'unknown_rotation', `no rotation ${frame.rotation_id} is under way`);
+      if (!r.completed.has(from)) {
+        r.completed.add(from);
+        core.metrics.keyRotations.inc();
+        core.event({
+          event: 'srtp_key_rotated',
+          agent_id: from,
+          metadata: {
+            rotation_id: r.rotation_id,
+            key_id: session.publicKey ? keyId(fromBase64url(session.publicKey)) : null,
+          },
+        });
+      }
+      return;
+    }
+    case 'metrics-report':
+      core.metrics.agentReport(from, frame.report);
+      return;
+  }
+}
+
+async function register(
+  core: MeshCore,
+  session: Session,
+  f: Extract<ClientFrame, { type: 'register' }>,
+): Promise<void> {
+  const ttl = core.deps.nonceTtlMs ?? 30_000;
+  if (session.nonceUsed)
+    return fail(
+      core,
+      session,
+      'nonce_used',
+      'this nonce was already used; send {"type":"challenge"} for a new one',
+      CLOSE.unauthorized,
+    );
+  if (core.now() - session.nonceIssuedAt > ttl)
+    return fail(
+      core,
+      session,
+      'nonce_expired',
+      `the nonce is older than ${ttl / 1000} s`,
+      CLOSE.unauthorized,
+    );
+  let publicKey: Uint8Array;
+  let signature: Uint8Array;
+  try {
+    publicKey = fromBase64url(f.public_key, 32, 'public_key');
+    signature = fromBase64url(f.signature, 64, 'signature');
+  } catch (err) {
+    if (err instanceof KeyFormatError)
+      return fail(core, session, 'invalid_frame', err.message, CLOSE.malformed);
+    throw err;
+  }
+  session.nonceUsed = true;
+  if (!verifySignature(publicKey, registerChallenge(session.nonce, f.agent_id), signature)) {
+    return fail(
+      core,
+      session,
+      'bad_signature',
+      `signature does not prove the key for ifmesh-register:<nonce>:${f.agent_id}`,
+      CLOSE.unauthorized,
+    );
+  }
+  if (core.deps.allowedKeys && !core.deps.allowedKeys.has(f.public_key)) {
+    return fail(
+      core,
+      session,
+      'key_not_allowed',
+      'this public key is not on the allow-list',
+      CLOSE.unauthorized,
+    );
+  }
+  if (session.agentId && session.agentId !== f.agent_id) {
+    return fail(
+      core,
+      session,
+      'agent_id_changed',
+      `this socket is registered as ${session.agentId}`,
+      CLOSE.unauthorized,
+    );
+  }
+  const rekey = session.agentId === f.agent_id && session.publicKey !== f.public_key;
+  const result = await core.registry.claim({
+    agentId: f.agent_id,
+    publicKey: f.public_key,
+    keyId: keyId(publicKey),
+    sessionId: session.id,
+    instanceId: core.deps.instanceId,
+    remote: session.ip,
+    connectedAt: new Date(core.now()).toISOString(),
+    metadata: f.metadata,
+  });
+  if (result.status === 'taken') {
+    return fail(
+      core,
+      session,
+      'agent_id_taken',
+      `${f.agent_id} is registered with another key`,
+      CLOSE.unauthorized,
+    );
+  }
+  clearTimeout(session.registerTimer);
+  const replacedLocal = core.local.get(f.agent_id);
+  if (replacedLocal && replacedLocal !== session) {
+    replacedLocal.agentId = undefined;
+    replacedLocal.ws.close(CLOSE.replaced, 'registered from another connection');
+  }
+  session.agentId = f.agent_id;
+  session.publicKey = f.public_key;
+  core.local.set(f.agent_id, session);
+  const peers = (await core.registry.list())
+    .filter((a) => a.agentId !== f.agent_id)
+    .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
+  core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
+  core.broadcast(
+    {
+      type: 'agent-joined',
+      agent_id: f.agent_id,
+      public_key: f.public_key,
+      ...(rekey ? { rekeyed: true } : {}),
+    },
+    session,
+  );
+  core.metrics.registrations.inc();
+  core.metrics.agents.set(core.local.size);
+  core.event({
+    event: rekey ? 'agent_rekeyed' : 'agent_registered',
+    agent_id: f.agent_id,
+    metadata: {
+      key_id: keyId(publicKey),
+      remote: session.ip,
+      instance_id: core.deps.instanceId,
+      replaced: Boolean(result.replaced),
+    },
+  });
+}
+
+async function closeSession(core: MeshCore, session: Session): Promise<void> {
+  clearTimeout(session.registerTimer);
+  core.sessions.delete(session);
+  const agentId = session.agentId;
+  if (!agentId || core.local.get(agentId) !== session) return;
+  core.local.delete(agentId);
+  core.metrics.agents.set(core.local.size);
+  if (await core.registry.release(agentId, session.id)) {
+    core.metrics.forgotten(await core.registry.forget(agentId));
+    core.metrics.agentLeft(agentId);
+    core.broadcast({ type: 'agent-left', agent_id: agentId });
+    core.event({
+      event: 'agent_left',
+      agent_id: agentId,
+      metadata: { instance_id: core.deps.instanceId, draining: core.draining },
+    });
+  }
+}

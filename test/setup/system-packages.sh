@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need. Idempotent: installs only what is missing, and runs
+# apt-get update only when it has to install. Needs root (CI runs as root); prints what it does.
+set -euo pipefail
+
+# package -> a command it provides (checked to decide whether to install)
+declare -A PACKAGES=(
+  [prometheus]=promtool   # `promtool check metrics` on the signaling server's /metrics
+  [curl]=curl             # the runbook's own curl | jq lines, run as tests
+  [jq]=jq
+)
+
+missing=()
+for pkg in "${!PACKAGES[@]}"; do
+  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: all present (${!PACKAGES[*]})"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system packages missing: ${missing[*]}; run this script as root (apt-get install)" >&2
+  exit 1
+fi
+
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends keeps prometheus from pulling in its web UI assets' recommends;
+# policy-rc.d stops any package from starting a daemon during the install.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for pkg in "${missing[@]}"; do
+  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || { echo "installing $pkg did not provide ${PACKAGES[$pkg]}" >&2; exit 1; }
+done
+echo "system packages: installed ${missing[*]}"
