@@ -134,7 +134,13 @@ export async function connect(url: string, opts?: WebSocket.ClientOptions): Prom
 export async function getJson(url: string): Promise<{ status: number; json: any; text: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, text };
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
 }
 
 export async function postJson(
