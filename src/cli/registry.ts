@@ -45,6 +45,15 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/keys.js'),
   },
   {
+    name: 'signaling',
+    summary: 'Run a signaling instance: registration with proof of key, SDP/ICE relay, the runbook HTTP API',
+    examples: [
+      'ifmesh signaling serve --host 127.0.0.1 --port 8443 --admin-token-file admin.token',
+      'ifmesh signaling serve --env production --tls-cert cert.pem --tls-key key.pem --instance-id sig-1',
+    ],
+    load: () => import('../../commands/signaling.js'),
+  },
+  {
     name: 'witness',
     summary: 'Run and use the IF.witness audit log: serve, query, tail, verify, spool',
     examples: [

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BIN } from './cli.js';
 
@@ -100,4 +101,17 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Resident memory of a process, from /proc. */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+export function startSignalingProcess(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Service> {
+  return startService(['signaling', 'serve', '--host', '127.0.0.1', '--port', '0', ...args], env);
 }

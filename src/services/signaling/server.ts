@@ -82,12 +82,14 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
 
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) =>
     void handleHttp(core, req, res);
+  // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by default).
+  const checking = { connectionsCheckingInterval: Math.min(1_000, deps.headersTimeoutMs ?? 10_000) };
   const http: Server = deps.tls
-    ? createHttpsServer({ cert: deps.tls.cert, key: deps.tls.key }, onRequest)
-    : createHttpServer(onRequest);
+    ? createHttpsServer({ cert: deps.tls.cert, key: deps.tls.key, ...checking }, onRequest)
+    : createHttpServer(checking, onRequest);
   // Slowloris and stuck clients: bounded time to send headers and a whole request.
-  http.headersTimeout = 10_000;
-  http.requestTimeout = 30_000;
+  http.headersTimeout = deps.headersTimeoutMs ?? 10_000;
+  http.requestTimeout = Math.max(http.headersTimeout, 30_000);
   http.keepAliveTimeout = 5_000;
 
   const wss = new WebSocketServer({

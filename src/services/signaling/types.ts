@@ -40,6 +40,8 @@ export interface SignalingDeps {
   nonceTtlMs?: number;
   /** A socket that answers no ping for this long is terminated. */
   reapAfterMs?: number;
+  /** HTTP: time allowed for a request's headers (slowloris), default 10 s. */
+  headersTimeoutMs?: number;
   /** How long /health answers 503 before the listener closes on shutdown. */
   drainMs?: number;
   rateLimit?: Partial<RateLimit>;

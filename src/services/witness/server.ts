@@ -325,7 +325,8 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   };
   routes['POST /api/events'] = routes['POST /api/log']!;
 
-  const http = createServer(async (req, res) => {
+  // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by default).
+  const http = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     const arrival = performance.now();
     const url = new URL(req.url ?? '/', 'http://witness');
     const key = `${req.method} ${url.pathname}`;

@@ -1,0 +1,113 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { UsageError } from '../src/errors.js';
+import { serveSignaling } from '../src/ops/signaling/serve.js';
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+
+interface Flags extends ConfigFlags {
+  host?: string;
+  port?: string;
+  env?: string;
+  logLevel: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  adminTokenFile?: string;
+  instanceId?: string;
+  allowKeys?: string;
+  allowedOrigins?: string;
+  maxConnectionsPerIp: string;
+  reapAfter: string;
+  registerTimeout: string;
+  headersTimeout: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(
+    withConfigOptions(
+      cmd
+        .command('serve')
+        .description('run a signaling instance: WebSocket relay and the HTTP API on one port, until SIGTERM')
+        .option('--host <addr>', 'address to listen on (default SIGNALING_HOST)')
+        .option('--port <n>', 'port (default SIGNALING_PORT, 8443)')
+        .option('--env <name>', '"production" enforces the production configuration rules')
+        .option('--log-level <level>', 'debug, info, warn or error', 'info')
+        .option('--tls-cert <file>', 'PEM certificate: serve wss:// and https://')
+        .option('--tls-key <file>', 'PEM private key for --tls-cert')
+        .option('--admin-token-file <file>', 'bearer token for /admin/* (default SIGNALING_ADMIN_TOKEN)')
+        .option(
+          '--instance-id <id>',
+          "this instance's name in events and /health",
+          `${hostname()}-${process.pid}`,
+        )
+        .option('--allow-keys <file>', 'only agents with these public keys may register (one per line)')
+        .option('--allowed-origins <list>', 'comma-separated Origins browser agents may connect from')
+        .option('--max-connections-per-ip <n>', 'WebSocket connections one address may hold', '1000')
+        .option('--reap-after <ms>', 'terminate sockets that answer no ping for this long', '30000')
+        .option('--register-timeout <ms>', 'close sockets that have not registered by then', '10000')
+        .option('--headers-timeout <ms>', 'close HTTP connections whose headers take longer', '10000')
+        .option('--state-dir <dir>', 'ifmesh state directory (witness spool, held checkpoint)'),
+    ),
+  ).action(async (flags: Flags) => {
+    const level = LEVELS[flags.logLevel as keyof typeof LEVELS];
+    if (!level) throw new UsageError(`--log-level ${flags.logLevel} is not one of debug, info, warn, error`);
+    if (flags.env !== undefined && flags.env !== 'production' && flags.env !== 'development') {
+      throw new UsageError(`--env ${flags.env} is not production or development`);
+    }
+    const set: Record<string, string> = { ...flags.set };
+    if (flags.env) set.PRODUCTION_MODE = String(flags.env === 'production');
+    if (flags.tlsCert) set.SIGNALING_TLS_CERT = path.resolve(ctx.cwd, flags.tlsCert);
+    if (flags.tlsKey) set.SIGNALING_TLS_KEY = path.resolve(ctx.cwd, flags.tlsKey);
+    if (flags.host) set.SIGNALING_HOST = flags.host;
+    // Port 0 (any free port, for tests and ifmesh up) is not a valid SIGNALING_PORT in the env file.
+    if (flags.port && flags.port !== '0') set.SIGNALING_PORT = flags.port;
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: set });
+    const out = io.output(flags);
+    for (const w of loaded.warnings) out.warn(w);
+    const num = (v: string, name: string, min: number) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min)
+        throw new UsageError(`${name} must be a whole number ≥ ${min}, got "${v}"`);
+      return n;
+    };
+    io.claimSignal();
+    await serveSignaling(
+      {
+        config: loaded.config,
+        host: loaded.config.signalingHost,
+        port: flags.port === '0' ? 0 : loaded.config.signalingPort,
+        instanceId: flags.instanceId!,
+        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        adminTokenFile: flags.adminTokenFile ? path.resolve(ctx.cwd, flags.adminTokenFile) : undefined,
+        allowKeysFile: flags.allowKeys ? path.resolve(ctx.cwd, flags.allowKeys) : undefined,
+        allowedOrigins: flags.allowedOrigins
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+        maxConnectionsPerIp: num(flags.maxConnectionsPerIp, '--max-connections-per-ip', 1),
+        reapAfterMs: num(flags.reapAfter, '--reap-after', 100),
+        registerTimeoutMs: num(flags.registerTimeout, '--register-timeout', 100),
+        headersTimeoutMs: num(flags.headersTimeout, '--headers-timeout', 100),
+        signal: ctx.signal,
+        log: (lvl, msg, fields) => {
+          if (LEVELS[lvl] >= level)
+            ctx.stderr.write(
+              `${JSON.stringify({ time: new Date().toISOString(), level: lvl, service: 'signaling', msg, ...fields })}\n`,
+            );
+        },
+      },
+      (info) => {
+        if (flags.json) ctx.stdout.write(`${JSON.stringify(info)}\n`);
+        else ctx.stderr.write(`signaling ${info.instance_id} listening on ${info.url} (${info.http_url})\n`);
+      },
+    );
+  });
+}

@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { WitnessClient } from '../../clients/witness.js';
+import type { MeshConfig } from '../../config/load.js';
+import { UnreachableError, UsageError } from '../../errors.js';
+import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
+import { createSignalingServer } from '../../services/signaling/server.js';
+
+export interface ServeSignalingOptions {
+  config: MeshConfig;
+  host: string;
+  port: number;
+  instanceId: string;
+  stateDir: string;
+  adminTokenFile?: string | undefined;
+  allowKeysFile?: string | undefined;
+  allowedOrigins?: string[] | undefined;
+  maxConnectionsPerIp: number;
+  reapAfterMs: number;
+  registerTimeoutMs: number;
+  headersTimeoutMs: number;
+  signal: AbortSignal;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface SignalingReady {
+  url: string;
+  http_url: string;
+  instance_id: string;
+  pid: number;
+  witness: string | null;
+}
+
+function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(
+      `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code}`,
+      'check the path and its permissions',
+    );
+  }
+  if (!text) throw new UsageError(`${what} ${file} is empty`);
+  return text;
+}
+
+/** Runs one signaling instance until `signal` aborts, then drains (1012 to agents) and stops. */
+export async function serveSignaling(
+  opts: ServeSignalingOptions,
+  onReady: (info: SignalingReady) => void,
+): Promise<void> {
+  const c = opts.config;
+  const adminToken = opts.adminTokenFile
+    ? readSecretFile(opts.adminTokenFile, 'admin token file')
+    : c.signalingAdminToken || undefined;
+  if (!adminToken) opts.log('warn', 'no admin token configured: every /admin/* call will be refused (401)');
+  const allowedKeys = opts.allowKeysFile
+    ? loadAllowedKeys(readSecretFile(opts.allowKeysFile, 'allow-list'), opts.allowKeysFile)
+    : undefined;
+  let tls: { cert: string; key: string } | undefined;
+  if (c.signalingTlsCert || c.signalingTlsKey) {
+    if (!c.signalingTlsCert || !c.signalingTlsKey)
+      throw new UsageError(
+        'TLS needs both a certificate and a key',
+        'pass --tls-cert and --tls-key together',
+      );
+    tls = {
+      cert: readSecretFile(c.signalingTlsCert, 'TLS certificate'),
+      key: readSecretFile(c.signalingTlsKey, 'TLS key'),
+    };
+  }
+  const witness = c.witnessApiKey
+    ? new WitnessClient({
+        url: c.witnessUrl,
+        apiKey: c.witnessApiKey,
+        producer: `signaling-${opts.instanceId}`,
+        spoolDir: path.join(opts.stateDir, 'witness-spool'),
+        stateDir: opts.stateDir,
+        onError: (err) => opts.log('warn', 'witness', { error: err.message }),
+      })
+    : undefined;
+  if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');
+  const server = createSignalingServer({
+    instanceId: opts.instanceId,
+    adminToken,
+    allowedKeys,
+    allowedOrigins: opts.allowedOrigins,
+    maxConnectionsPerIp: opts.maxConnectionsPerIp,
+    reapAfterMs: opts.reapAfterMs,
+    registerTimeoutMs: opts.registerTimeoutMs,
+    headersTimeoutMs: opts.headersTimeoutMs,
+    tls,
+    events: witness,
+    log: opts.log,
+    settings: {
+      turnFallbackTimeout: c.turnFallbackTimeoutMs,
+      iceTransportPolicy: c.iceTransportPolicy,
+      stunServers: c.stunServers.map((u) => u.url),
+      turnServers: c.turnServers.map((u) => u.url),
+      heartbeatTimeoutMs: 30_000,
+      statsIntervalMs: 2_000,
+    },
+  });
+  try {
+    await server.listen(opts.port, opts.host);
+  } catch (err) {
+    await witness?.close(500);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new UsageError(
+        `port ${opts.port} on ${opts.host} is already in use`,
+        'pick another --port or stop what holds it',
+      );
+    throw new UnreachableError(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`);
+  }
+  onReady({
+    url: server.url,
+    http_url: server.httpUrl,
+    instance_id: opts.instanceId,
+    pid: process.pid,
+    witness: witness ? c.witnessUrl : null,
+  });
+  await new Promise<void>((resolve) => {
+    if (opts.signal.aborted) resolve();
+    else opts.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  opts.log('info', 'draining');
+  await server.close();
+  // The last events (departures, shutdown) go to the witness or, if it is down, to the spool.
+  await witness?.close(1_500);
+}
