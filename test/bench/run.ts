@@ -2,6 +2,7 @@
 // Every figure sits beside a baseline measured in the same run, so the ratio survives a noisy machine.
 import { benchCrypto } from './crypto.js';
 import { type Row, table, writeReadmeBlock } from './lib.js';
+import { benchSignaling } from './signaling.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
 
@@ -11,6 +12,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   startup: benchStartup,
   crypto: benchCrypto,
   witness: benchWitness,
+  signaling: benchSignaling,
 };
 
 for (const [name, fn] of Object.entries(suites)) {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,6 +37,30 @@ describe('ifmesh signaling serve (a real process)', () => {
     } finally {
       await w.stop();
     }
+  });
+
+  it('keeps serving when the witness is down, and spools its events', async () => {
+    const state = path.join(dir, 'state-down');
+    const svc = await startSignalingProcess(['--state-dir', state], {
+      IF_WITNESS_ENDPOINT: 'http://127.0.0.1:9',
+      IF_WITNESS_API_KEY: API_KEY,
+    });
+    const a = await connect(svc.url);
+    const t0 = Date.now();
+    await a.register('agent-nowitness');
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect((await getJson(`${svc.ready.http_url}/agents`)).json.agents).toHaveLength(1);
+    expect(await svc.stop()).toBe(0);
+    const spooled = readFileSync(
+      path.join(state, 'witness-spool', `signaling-${svc.ready.instance_id}.ndjson`),
+      'utf8',
+    )
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).event);
+    expect(spooled).toEqual(
+      expect.arrayContaining(['signaling_server_started', 'agent_registered', 'signaling_server_stopped']),
+    );
   });
 
   it('serves wss:// and https:// with a certificate', async () => {

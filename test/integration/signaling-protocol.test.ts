@@ -81,6 +81,29 @@ describe('signaling WebSocket protocol (CONTRACT §1)', () => {
     expect(got.to).toBeUndefined();
   });
 
+  it('keeps named meshes apart: peers, announcements and relay stay within a mesh', async () => {
+    await start();
+    const a = await client();
+    await a.register('agent-a');
+    const x = await client();
+    const hx = await x.next('hello');
+    x.send({ ...x.registerFrame('agent-x', hx.nonce), metadata: { mesh: 'blue' } });
+    expect((await x.next('registered')).peers).toEqual([]);
+    const y = await client();
+    const hy = await y.next('hello');
+    y.send({ ...y.registerFrame('agent-y', hy.nonce), metadata: { mesh: 'blue' } });
+    expect((await y.next('registered')).peers.map((p: { agent_id: string }) => p.agent_id)).toEqual([
+      'agent-x',
+    ]);
+    expect(await x.next('agent-joined')).toMatchObject({ agent_id: 'agent-y' });
+    y.send({ type: 'offer', to: 'agent-a', sdp: 'x' });
+    expect(await y.next('error')).toMatchObject({ code: 'unknown_peer' });
+    y.send({ type: 'offer', to: 'agent-x', sdp: 'blue offer' });
+    expect(await x.next('offer')).toMatchObject({ from: 'agent-y', sdp: 'blue offer' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.frames.filter((f) => f.type === 'agent-joined')).toEqual([]);
+  });
+
   it('answers an unknown `to` with unknown_peer and keeps the socket', async () => {
     await start();
     const a = await client();

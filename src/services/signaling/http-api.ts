@@ -65,6 +65,7 @@ const routes: Record<string, Handler> = {
       key_id: a.keyId,
       connected_at: a.connectedAt,
       instance_id: a.instanceId,
+      mesh: a.mesh,
       host: a.remote,
       metadata: a.metadata,
     }));

@@ -10,6 +10,8 @@ export interface AgentRecord {
   /** The session (socket) that holds the registration, unique across instances. */
   sessionId: string;
   instanceId: string;
+  /** Agents see, announce to and relay with only agents of the same mesh ("default" unless named). */
+  mesh: string;
   remote: string;
   connectedAt: string;
   metadata: Record<string, unknown>;
@@ -37,7 +39,8 @@ export interface MeshRegistry {
   /** Removes the registration if `sessionId` still holds it; true when it did. */
   release(agentId: string, sessionId: string): Promise<boolean>;
   get(agentId: string): Promise<AgentRecord | undefined>;
-  list(): Promise<AgentRecord[]>;
+  /** Every registered agent, or those of one mesh. */
+  list(mesh?: string): Promise<AgentRecord[]>;
   count(): Promise<number>;
   /** Stores a report and returns the one it replaced. */
   report(r: ConnectionReport): Promise<ConnectionReport | undefined>;
@@ -48,24 +51,34 @@ export interface MeshRegistry {
 
 /** Delivers a frame to the agent holding `agentId`, wherever it is connected. */
 export interface Relay {
-  deliver(agentId: string, text: string): Promise<boolean>;
+  /** False when no agent of that id is registered in `mesh`. */
+  deliver(agentId: string, mesh: string, text: string): Promise<boolean>;
 }
 
 export class MemoryRegistry implements MeshRegistry {
   private readonly agents = new Map<string, AgentRecord>();
+  private readonly meshes = new Map<string, Set<string>>();
   private readonly reports = new Map<string, ConnectionReport>();
 
   async claim(rec: AgentRecord): Promise<ClaimResult> {
     const holder = this.agents.get(rec.agentId);
     if (holder && holder.publicKey !== rec.publicKey && holder.sessionId !== rec.sessionId)
       return { status: 'taken', holder };
+    if (holder) this.meshes.get(holder.mesh)?.delete(holder.agentId);
     this.agents.set(rec.agentId, rec);
+    const members = this.meshes.get(rec.mesh) ?? new Set<string>();
+    members.add(rec.agentId);
+    this.meshes.set(rec.mesh, members);
     return { status: 'ok', replaced: holder && holder.sessionId !== rec.sessionId ? holder : undefined };
   }
 
   async release(agentId: string, sessionId: string): Promise<boolean> {
-    if (this.agents.get(agentId)?.sessionId !== sessionId) return false;
+    const rec = this.agents.get(agentId);
+    if (rec?.sessionId !== sessionId) return false;
     this.agents.delete(agentId);
+    const members = this.meshes.get(rec.mesh);
+    members?.delete(agentId);
+    if (members?.size === 0) this.meshes.delete(rec.mesh);
     return true;
   }
 
@@ -73,8 +86,9 @@ export class MemoryRegistry implements MeshRegistry {
     return this.agents.get(agentId);
   }
 
-  async list(): Promise<AgentRecord[]> {
-    return [...this.agents.values()];
+  async list(mesh?: string): Promise<AgentRecord[]> {
+    if (mesh === undefined) return [...this.agents.values()];
+    return [...(this.meshes.get(mesh) ?? [])].map((id) => this.agents.get(id)!);
   }
 
   async count(): Promise<number> {

@@ -39,11 +39,13 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
   const metrics = new SignalingMetrics();
   const registry = deps.registry ?? new MemoryRegistry();
   const local = new Map<string, Session>();
+  const meshes = new Map<string, Set<Session>>();
   const core: MeshCore = {
     deps,
     registry,
     metrics,
     local,
+    meshes,
     sessions: new Set(),
     settings: { ...deps.settings },
     rotation: undefined,
@@ -52,9 +54,9 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
     now,
     log,
     relay: deps.relay ?? {
-      deliver: async (agentId, text) => {
+      deliver: async (agentId, mesh, text) => {
         const s = local.get(agentId);
-        if (!s || s.ws.readyState !== s.ws.OPEN) return false;
+        if (!s || s.mesh !== mesh || s.ws.readyState !== s.ws.OPEN) return false;
         s.ws.send(text);
         return true;
       },
@@ -68,10 +70,10 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
     send(session, frame) {
       if (session.ws.readyState === session.ws.OPEN) session.ws.send(JSON.stringify(frame));
     },
-    broadcast(frame, except) {
+    broadcast(frame, except, mesh) {
       const text = JSON.stringify(frame);
       let n = 0;
-      for (const s of local.values()) {
+      for (const s of mesh === undefined ? local.values() : (meshes.get(mesh) ?? [])) {
         if (s === except || s.ws.readyState !== s.ws.OPEN) continue;
         s.ws.send(text);
         n += 1;

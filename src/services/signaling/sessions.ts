@@ -27,6 +27,7 @@ export function openSession(core: MeshCore, ws: WebSocket, ip: string): Session 
     nonceUsed: false,
     agentId: undefined,
     publicKey: undefined,
+    mesh: 'default',
     alive: true,
     tokens: core.deps.rateLimit?.burst ?? 200,
     lastRefill: now,
@@ -147,7 +148,7 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
     case 'ice-candidate':
     case 'bye': {
       const { to, ...rest } = frame;
-      if (!(await core.relay.deliver(to, JSON.stringify({ ...rest, from })))) {
+      if (!(await core.relay.deliver(to, session.mesh, JSON.stringify({ ...rest, from })))) {
         error(core, session, 'unknown_peer', `no agent ${to} is registered`, { to });
       }
       return;
@@ -239,6 +240,25 @@ async function register(
       CLOSE.unauthorized,
     );
   }
+  const mesh = f.metadata.mesh === undefined ? 'default' : f.metadata.mesh;
+  if (typeof mesh !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(mesh)) {
+    return fail(
+      core,
+      session,
+      'invalid_frame',
+      'metadata.mesh: 1-64 characters of A-Z a-z 0-9 . _ -',
+      CLOSE.malformed,
+    );
+  }
+  if (session.agentId && session.mesh !== mesh) {
+    return fail(
+      core,
+      session,
+      'mesh_changed',
+      `this socket is registered in mesh ${session.mesh}`,
+      CLOSE.unauthorized,
+    );
+  }
   if (session.agentId && session.agentId !== f.agent_id) {
     return fail(
       core,
@@ -255,6 +275,7 @@ async function register(
     keyId: keyId(publicKey),
     sessionId: session.id,
     instanceId: core.deps.instanceId,
+    mesh,
     remote: session.ip,
     connectedAt: new Date(core.now()).toISOString(),
     metadata: f.metadata,
@@ -272,12 +293,17 @@ async function register(
   const replacedLocal = core.local.get(f.agent_id);
   if (replacedLocal && replacedLocal !== session) {
     replacedLocal.agentId = undefined;
+    core.meshes.get(replacedLocal.mesh)?.delete(replacedLocal);
     replacedLocal.ws.close(CLOSE.replaced, 'registered from another connection');
   }
   session.agentId = f.agent_id;
   session.publicKey = f.public_key;
+  session.mesh = mesh;
   core.local.set(f.agent_id, session);
-  const peers = (await core.registry.list())
+  const members = core.meshes.get(mesh) ?? new Set();
+  members.add(session);
+  core.meshes.set(mesh, members);
+  const peers = (await core.registry.list(mesh))
     .filter((a) => a.agentId !== f.agent_id)
     .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
   core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
@@ -289,6 +315,7 @@ async function register(
       ...(rekey ? { rekeyed: true } : {}),
     },
     session,
+    mesh,
   );
   core.metrics.registrations.inc();
   core.metrics.agents.set(core.local.size);
@@ -310,11 +337,14 @@ async function closeSession(core: MeshCore, session: Session): Promise<void> {
   const agentId = session.agentId;
   if (!agentId || core.local.get(agentId) !== session) return;
   core.local.delete(agentId);
+  const members = core.meshes.get(session.mesh);
+  members?.delete(session);
+  if (members?.size === 0) core.meshes.delete(session.mesh);
   core.metrics.agents.set(core.local.size);
   if (await core.registry.release(agentId, session.id)) {
     core.metrics.forgotten(await core.registry.forget(agentId));
     core.metrics.agentLeft(agentId);
-    core.broadcast({ type: 'agent-left', agent_id: agentId });
+    core.broadcast({ type: 'agent-left', agent_id: agentId }, undefined, session.mesh);
     core.event({
       event: 'agent_left',
       agent_id: agentId,

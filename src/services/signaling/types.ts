@@ -63,6 +63,7 @@ export interface Session {
   nonceUsed: boolean;
   agentId: string | undefined;
   publicKey: string | undefined;
+  mesh: string;
   alive: boolean;
   tokens: number;
   lastRefill: number;
@@ -88,6 +89,8 @@ export interface MeshCore {
   metrics: SignalingMetrics;
   /** Local sessions by registered agent id. */
   local: Map<string, Session>;
+  /** Local registered sessions by mesh, so announcements cost O(mesh), not O(all agents). */
+  meshes: Map<string, Set<Session>>;
   sessions: Set<Session>;
   settings: MeshSettings;
   rotation: KeyRotation | undefined;
@@ -97,6 +100,6 @@ export interface MeshCore {
   log: NonNullable<SignalingDeps['log']>;
   event(event: WitnessEvent): void;
   send(session: Session, frame: Record<string, unknown>): void;
-  /** Sends to every registered local session; returns how many. */
-  broadcast(frame: Record<string, unknown>, except?: Session): number;
+  /** Sends to every registered local session, or those of one mesh; returns how many. */
+  broadcast(frame: Record<string, unknown>, except?: Session, mesh?: string): number;
 }

@@ -1,0 +1,153 @@
+// A load-generating process for the signaling benchmarks: `hold` opens N sockets, then registers
+// them all at once (so the registration rate is the server's, not TCP set-up's) and keeps them open
+// until stdin closes; `relay` measures one-way relay latency between two agents at a fixed rate.
+import { generateKeyPairSync } from 'node:crypto';
+import WebSocket from 'ws';
+import { createSigner, toBase64url } from '../../src/crypto/ed25519.js';
+import { registerChallenge } from '../../src/protocol/signaling.js';
+
+const opts = JSON.parse(process.argv[2]!) as {
+  url: string;
+  mode: 'hold' | 'relay';
+  n?: number;
+  concurrency?: number;
+  rate?: number;
+  durationMs?: number;
+  tag?: string;
+  pairs?: number;
+};
+const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+interface Pending {
+  ws: WebSocket;
+  nonce: Promise<string>;
+  registered: Promise<void>;
+  frames: (f: any) => void;
+}
+
+// node:crypto generates keys ~10× faster than noble; the load generator must not be the bottleneck.
+function keys() {
+  const pair = generateKeyPairSync('ed25519');
+  return {
+    seed: new Uint8Array(pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32)),
+    publicKey: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)),
+  };
+}
+
+function open(onFrame?: (f: any) => void): Promise<Pending> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(opts.url, { perMessageDeflate: false });
+    let gotNonce: (n: string) => void = () => {};
+    let done: () => void = () => {};
+    let failed: (e: Error) => void = () => {};
+    const p: Pending = {
+      ws,
+      nonce: new Promise((r) => {
+        gotNonce = r;
+      }),
+      registered: new Promise((r, j) => {
+        done = r;
+        failed = j;
+      }),
+      frames: onFrame ?? (() => {}),
+    };
+    ws.on('error', reject);
+    ws.on('open', () => resolve(p));
+    ws.on('message', (d) => {
+      const f = JSON.parse(d.toString());
+      if (f.type === 'hello') gotNonce(f.nonce);
+      else if (f.type === 'registered') done();
+      else if (f.type === 'error') failed(new Error(`${f.code} ${f.message}`));
+      else p.frames(f);
+    });
+  });
+}
+
+async function frameFor(p: Pending, id: string, mesh: string): Promise<string> {
+  const k = keys();
+  const nonce = await p.nonce;
+  const signature = toBase64url(createSigner(k.seed).sign(registerChallenge(nonce, id)));
+  return JSON.stringify({
+    type: 'register',
+    agent_id: id,
+    public_key: toBase64url(k.publicKey),
+    signature,
+    metadata: { mesh },
+  });
+}
+
+if (opts.mode === 'hold') {
+  const n = opts.n!;
+  const tag = opts.tag ?? 'bench';
+  const conc = opts.concurrency ?? 100;
+  const sockets: Pending[] = [];
+  const frames: string[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      while (next < n) {
+        const i = next++;
+        const p = await open();
+        sockets[i] = p;
+        // Meshes of ten: a registration then costs O(mesh), as in a deployment of many small meshes.
+        frames[i] = await frameFor(p, `${tag}-${i}`, `${tag}-${Math.floor(i / 10)}`);
+      }
+    }),
+  );
+  const connectMs = performance.now() - t0;
+  const t1 = performance.now();
+  for (const [i, p] of sockets.entries()) p.ws.send(frames[i]!);
+  await Promise.all(sockets.map((p) => p.registered));
+  out({
+    phase: 'registered',
+    n,
+    connect_ms: connectMs,
+    register_ms: performance.now() - t1,
+    ms: performance.now() - t0,
+  });
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+} else {
+  // 2,000 msg/s spread over 40 sender/receiver pairs (50/s each): agents relay through signaling
+  // at modest rates, and the server's per-socket rate limit (100/s) applies to each.
+  const rate = opts.rate ?? 2000;
+  const duration = opts.durationMs ?? 5000;
+  const pairsN = opts.pairs ?? 40;
+  const lat: number[] = [];
+  const tag = `${process.pid}`;
+  const pairs: { sender: Pending; to: string }[] = [];
+  for (let k = 0; k < pairsN; k++) {
+    const mesh = `relay-${tag}-${k}`;
+    const receiver = await open((f) => {
+      if (f.type === 'offer') lat.push(performance.now() - Number(f.sdp));
+    });
+    receiver.ws.send(await frameFor(receiver, `rb-${tag}-${k}`, mesh));
+    await receiver.registered;
+    const sender = await open();
+    sender.ws.send(await frameFor(sender, `ra-${tag}-${k}`, mesh));
+    await sender.registered;
+    pairs.push({ sender, to: `rb-${tag}-${k}` });
+  }
+  const total = Math.round((rate * duration) / 1000);
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const p = pairs[i % pairs.length]!;
+    p.sender.ws.send(JSON.stringify({ type: 'offer', to: p.to, sdp: String(performance.now()) }));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  lat.sort((a, b) => a - b);
+  const q = (x: number) => lat[Math.min(lat.length - 1, Math.floor((x / 100) * lat.length))]!;
+  out({
+    phase: 'relay',
+    sent: total,
+    received: lat.length,
+    p50: q(50),
+    p99: q(99),
+    achieved_rate: (total * 1000) / (performance.now() - t0 - 500),
+  });
+  process.exit(0);
+}
