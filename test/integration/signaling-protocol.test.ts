@@ -246,6 +246,13 @@ describe('signaling WebSocket protocol (CONTRACT §1)', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
   });
 
+  it('never negotiates permessage-deflate, even when the client offers it', async () => {
+    const s = await start();
+    const c = await connect(s.url, { perMessageDeflate: true });
+    clients.push(c);
+    expect(c.ws.extensions).toBe('');
+  });
+
   it('caps connections per IP and refuses browsers from Origins not on the list', async () => {
     const s = await start({ maxConnectionsPerIp: 3, allowedOrigins: ['https://agents.example'] });
     for (let i = 0; i < 3; i++) await client();
