@@ -6,6 +6,7 @@ set -euo pipefail
 # package -> a command it provides (checked to decide whether to install)
 declare -A PACKAGES=(
   [prometheus]=promtool   # `promtool check metrics` on the signaling server's /metrics
+  [coturn]=turnserver     # real STUN/TURN for the werift agents' tests
   [curl]=curl             # the runbook's own curl | jq lines, run as tests
   [jq]=jq
 )

@@ -1,0 +1,364 @@
+import { RTCPeerConnection } from 'werift';
+import { createSigner, fromBase64url, generateKeyPair, type Signer } from '../crypto/ed25519.js';
+import { MessageVerifier } from '../crypto/ifmessage.js';
+import type { IFMessage } from '../protocol/ifmessage.js';
+import type { WitnessEvent } from '../protocol/witness.js';
+import { PeerLink } from './peer-link.js';
+import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
+
+export interface IceServer {
+  urls: string;
+  username?: string;
+  credential?: string;
+}
+
+export interface AgentOptions {
+  agentId: string;
+  identity: SignalingIdentity;
+  signalingUrls: string[];
+  /** Always give werift a reachable STUN server: without one it tries Google's and stalls 5 s. */
+  iceServers: IceServer[];
+  iceTransportPolicy?: 'all' | 'relay';
+  /** Gather only 127.0.0.1 host candidates (tests and single-machine meshes). */
+  loopbackOnly?: boolean;
+  mesh?: string | undefined;
+  failoverTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  statsIntervalMs?: number;
+  memoryIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  healingBaseMs?: number;
+  healingAttempts?: number;
+  rejectUnauthorized?: boolean;
+  events?: { log(e: WitnessEvent): void } | undefined;
+  now?: () => number;
+  onMessage?: (from: string, message: IFMessage) => void;
+}
+
+export interface AgentCounters {
+  messages_sent: number;
+  messages_received: number;
+  signature_failures: number;
+  message_errors: number;
+}
+
+/** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
+export class MeshAgent {
+  readonly links = new Map<string, PeerLink>();
+  readonly keys = new Map<string, Uint8Array>();
+  readonly counters: AgentCounters = {
+    messages_sent: 0,
+    messages_received: 0,
+    signature_failures: 0,
+    message_errors: 0,
+  };
+  private identity: SignalingIdentity;
+  private signer: Signer;
+  private readonly signaling: SignalingClient;
+  private readonly verifier: MessageVerifier;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly healing = new Map<string, NodeJS.Timeout>();
+  private iceServers: IceServer[];
+  private stopped = false;
+  bandwidth: { enableBandwidthAdaptation: boolean; maxBitrateMbps: number | null } | undefined;
+  private readonly now: () => number;
+
+  constructor(readonly o: AgentOptions) {
+    this.now = o.now ?? Date.now;
+    this.identity = o.identity;
+    this.signer = createSigner(o.identity.seed);
+    this.iceServers = o.iceServers;
+    this.verifier = new MessageVerifier({ now: this.now });
+    this.signaling = new SignalingClient({
+      urls: o.signalingUrls,
+      agentId: o.agentId,
+      identity: () => this.identity,
+      metadata: o.mesh ? { mesh: o.mesh } : {},
+      failoverTimeoutMs: o.failoverTimeoutMs ?? 5_000,
+      backoffBaseMs: o.backoffBaseMs ?? 1_000,
+      backoffMaxMs: o.backoffMaxMs ?? 30_000,
+      rejectUnauthorized: o.rejectUnauthorized ?? true,
+      onFrame: (f) =>
+        void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
+      onEvent: (name, metadata) => this.event(name, metadata),
+    });
+  }
+
+  get id(): string {
+    return this.o.agentId;
+  }
+
+  get publicKey(): Uint8Array {
+    return this.identity.publicKey;
+  }
+
+  get signalingUrl(): string | undefined {
+    return this.signaling.url;
+  }
+
+  event(event: string, metadata: Record<string, unknown> = {}, peerId?: string): void {
+    this.o.events?.log({ event, agent_id: this.o.agentId, ...(peerId ? { peer_id: peerId } : {}), metadata });
+  }
+
+  start(): void {
+    this.signaling.start();
+    const stats = setInterval(() => void this.reportQuality(), this.o.statsIntervalMs ?? 2_000);
+    const memory = setInterval(() => this.reportMemory(), this.o.memoryIntervalMs ?? 30_000);
+    const hbTimeout = this.o.heartbeatTimeoutMs ?? 30_000;
+    const heartbeat = setInterval(() => this.heartbeat(hbTimeout), Math.max(50, Math.floor(hbTimeout / 3)));
+    for (const t of [stats, memory, heartbeat]) {
+      t.unref();
+      this.timers.push(t);
+    }
+  }
+
+  /** Says bye on every channel, closes every connection, timer and socket. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const t of this.healing.values()) clearTimeout(t);
+    for (const link of this.links.values()) link.close('agent stopping');
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([...this.links.values()].map((l) => l.pc?.close().catch(() => {})));
+    await this.signaling.close();
+  }
+
+  private newPeerConnection = (): RTCPeerConnection =>
+    new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.o.iceTransportPolicy ?? 'all',
+      ...(this.o.loopbackOnly
+        ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] }
+        : {}),
+    });
+
+  private link(peerId: string): PeerLink | undefined {
+    const key = this.keys.get(peerId);
+    if (!key) return undefined;
+    const existing = this.links.get(peerId);
+    if (existing && !existing.closed) return existing;
+    const link = new PeerLink(peerId, key, {
+      selfId: this.o.agentId,
+      signer: () => this.signer,
+      verifier: this.verifier,
+      now: this.now,
+      newPeerConnection: this.newPeerConnection,
+      signal: (frame) => this.signaling.send(frame),
+      onState: (l, state, candidateType, rttMs) => {
+        this.signaling.send({
+          type: 'connection-state',
+          peer_id: l.peerId,
+          state,
+          candidate_type: candidateType,
+          rtt_ms: rttMs,
+        });
+        this.event('connection_state_changed', { state, candidateType }, l.peerId);
+      },
+      onReady: (l) => {
+        const healing = this.healing.get(l.peerId);
+        if (healing) {
+          clearTimeout(healing);
+          this.healing.delete(l.peerId);
+          this.event('mesh_partition_healed', {}, l.peerId);
+        }
+        void l
+          .stats()
+          .then((s) =>
+            this.event('p2p_connection_established', { candidateType: s.candidateType }, l.peerId),
+          );
+      },
+      onMessage: (l, m) => this.o.onMessage?.(l.peerId, m),
+      onRejected: (l, reason, detail) => {
+        this.counters.signature_failures += 1;
+        this.event('signature_verification_failed', { reason, detail }, l.peerId);
+      },
+      onClosed: (l, why) => {
+        if (this.links.get(l.peerId) === l) this.links.delete(l.peerId);
+        this.counters.messages_sent += l.sent;
+        this.counters.messages_received += l.received;
+        if (!this.stopped)
+          this.signaling.send({
+            type: 'connection-state',
+            peer_id: l.peerId,
+            state: 'closed',
+            candidate_type: null,
+            rtt_ms: null,
+          });
+        void why;
+      },
+    });
+    this.links.set(peerId, link);
+    return link;
+  }
+
+  private async onFrame(f: Record<string, any>): Promise<void> {
+    if (this.stopped) return;
+    switch (f.type) {
+      case 'registered':
+        for (const p of f.peers as { agent_id: string; public_key: string }[]) {
+          this.keys.set(p.agent_id, fromBase64url(p.public_key, 32, 'public_key'));
+          // CONTRACT §1.5: the agent that registers later offers to every peer it is not linked with.
+          const live = this.links.get(p.agent_id);
+          if (!live || live.closed) await this.link(p.agent_id)?.offer();
+        }
+        return;
+      case 'agent-joined': {
+        const key = fromBase64url(f.public_key, 32, 'public_key');
+        this.keys.set(f.agent_id, key);
+        const live = this.links.get(f.agent_id);
+        if (live) live.publicKey = key;
+        return;
+      }
+      case 'offer': {
+        const old = this.links.get(f.from);
+        if (old && !old.closed) {
+          // The peer renegotiates (it lost the link, or heals a partition): its offer replaces ours.
+          this.links.delete(f.from);
+          old.close('replaced by a new offer');
+        }
+        await this.link(f.from)?.acceptOffer(f.sdp);
+        return;
+      }
+      case 'answer':
+        await this.links.get(f.from)?.acceptAnswer(f.sdp);
+        return;
+      case 'ice-candidate':
+        await this.links.get(f.from)?.addCandidate(f.candidate);
+        return;
+      case 'bye':
+        this.links.get(f.from)?.close('peer said bye through signaling');
+        return;
+      case 'rotate-keys': {
+        const next = generateKeyPair();
+        this.identity = next;
+        this.signer = createSigner(next.seed);
+        this.signaling.reregister();
+        await this.waitRegistered();
+        this.signaling.send({ type: 'keys-rotated', rotation_id: f.rotation_id });
+        this.event('srtp_key_rotated', { rotation_id: f.rotation_id });
+        return;
+      }
+      case 'config':
+        if (Array.isArray(f.turn_servers)) {
+          const turn = this.iceServers.find((s) => s.urls.startsWith('turn'));
+          this.iceServers = [
+            ...this.iceServers.filter((s) => !s.urls.startsWith('turn')),
+            ...f.turn_servers.map((u: string) => ({ ...turn, urls: u })),
+          ];
+        }
+        if (f.bandwidth) this.bandwidth = f.bandwidth;
+        return;
+      case 'reconnect':
+        for (const peer of f.peers as string[]) {
+          this.links.get(peer)?.close('asked to reconnect');
+          await this.link(peer)?.offer();
+        }
+        return;
+    }
+  }
+
+  private waitRegistered(): Promise<void> {
+    return new Promise((resolve) => {
+      const t0 = this.now();
+      const check = () =>
+        this.signaling.registered || this.now() - t0 > 5_000 ? resolve() : setTimeout(check, 20);
+      setTimeout(check, 20);
+    });
+  }
+
+  /** Every third of the heartbeat timeout: ping ready peers; a peer silent for the whole timeout is partitioned. */
+  private heartbeat(timeoutMs: number): void {
+    const now = this.now();
+    for (const link of this.links.values()) {
+      if (!link.ready) continue;
+      if (now - link.lastHeard > timeoutMs) {
+        this.event('mesh_partition_detected', { silent_ms: now - link.lastHeard }, link.peerId);
+        this.links.delete(link.peerId);
+        link.close('heartbeat timeout');
+        this.heal(link.peerId, 0);
+      } else {
+        link.ping(timeoutMs).catch(() => {});
+      }
+    }
+  }
+
+  /** Reconnects with backoff 1 s, 2 s, 4 s …; the smaller agent id offers (CONTRACT §1.5). */
+  private heal(peerId: string, attempt: number): void {
+    const max = this.o.healingAttempts ?? 10;
+    if (this.stopped) return;
+    if (attempt >= max) {
+      this.healing.delete(peerId);
+      this.event('mesh_healing_failed_final', { attempts: attempt }, peerId);
+      return;
+    }
+    const delay = (this.o.healingBaseMs ?? 1_000) * 2 ** attempt;
+    this.event(
+      attempt === 0 ? 'mesh_healing_attempt' : 'mesh_reconnection_scheduled',
+      { attempt: attempt + 1, delay_ms: delay },
+      peerId,
+    );
+    this.healing.set(
+      peerId,
+      setTimeout(() => {
+        if (this.stopped) return;
+        const live = this.links.get(peerId);
+        if (live?.ready) return;
+        if (this.o.agentId < peerId)
+          void this.link(peerId)
+            ?.offer()
+            .catch(() => {});
+        this.heal(peerId, attempt + 1);
+      }, delay),
+    );
+  }
+
+  private async reportQuality(): Promise<void> {
+    for (const link of this.links.values()) {
+      if (!link.ready) continue;
+      const s = await link.stats();
+      this.event(
+        'connection_quality_update',
+        { roundTripTime: s.rttMs, packetsLost: s.packetsLost, candidateType: s.candidateType },
+        link.peerId,
+      );
+      this.signaling.send({
+        type: 'connection-state',
+        peer_id: link.peerId,
+        state: 'connected',
+        candidate_type: s.candidateType,
+        rtt_ms: s.rttMs,
+      });
+    }
+  }
+
+  private reportMemory(): void {
+    const rss = process.memoryUsage.rss();
+    this.event('memory_usage_update', { memory_bytes: rss });
+    let sent = this.counters.messages_sent;
+    let received = this.counters.messages_received;
+    for (const l of this.links.values()) {
+      sent += l.sent;
+      received += l.received;
+    }
+    this.signaling.send({
+      type: 'metrics-report',
+      messages_sent: sent,
+      messages_received: received,
+      signature_failures: this.counters.signature_failures,
+      memory_bytes: rss,
+    });
+  }
+
+  /** Resolves when a ready channel exists to every id in `peers`. */
+  async waitForPeers(peers: string[], timeoutMs: number): Promise<void> {
+    const deadline = this.now() + timeoutMs;
+    while (this.now() < deadline) {
+      if (peers.every((p) => this.links.get(p)?.ready)) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const missing = peers.filter((p) => !this.links.get(p)?.ready);
+    throw new Error(`${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${timeoutMs} ms`);
+  }
+}

@@ -1,0 +1,243 @@
+// One peer: a werift RTCPeerConnection with the ordered, reliable `ifmesh` DataChannel. Every
+// message is a signed IFMessage. The channel counts as ready only once the peer's signed `hello`
+// arrives (werift's offerer sees `open` before the answerer can use it), and a `bye` closes the
+// link at once, because werift's close() tells the peer nothing.
+import { randomUUID } from 'node:crypto';
+import type { RTCDataChannel, RTCPeerConnection } from 'werift';
+import type { Signer } from '../crypto/ed25519.js';
+import { buildMessage, type MessageVerifier, signMessage } from '../crypto/ifmessage.js';
+import type { IFMessage } from '../protocol/ifmessage.js';
+import type { CandidateType, ConnectionState } from '../protocol/signaling.js';
+
+export interface LinkContext {
+  selfId: string;
+  signer: () => Signer;
+  verifier: MessageVerifier;
+  now: () => number;
+  newPeerConnection: () => RTCPeerConnection;
+  signal: (frame: Record<string, unknown>) => void;
+  onState: (
+    link: PeerLink,
+    state: ConnectionState,
+    candidateType: CandidateType | null,
+    rttMs: number | null,
+  ) => void;
+  onReady: (link: PeerLink) => void;
+  onMessage: (link: PeerLink, message: IFMessage) => void;
+  onRejected: (link: PeerLink, reason: string, detail: string) => void;
+  onClosed: (link: PeerLink, why: string) => void;
+}
+
+export interface LinkStats {
+  candidateType: CandidateType | null;
+  rttMs: number | null;
+  packetsLost: number;
+}
+
+export class PeerLink {
+  pc: RTCPeerConnection | undefined;
+  dc: RTCDataChannel | undefined;
+  ready = false;
+  closed = false;
+  lastHeard: number;
+  sent = 0;
+  received = 0;
+  rejected = 0;
+  private readonly pings = new Map<
+    string,
+    { t0: number; resolve: (rtt: number) => void; timer: NodeJS.Timeout }
+  >();
+  private readyWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly peerId: string,
+    public publicKey: Uint8Array,
+    private readonly ctx: LinkContext,
+  ) {
+    this.lastHeard = ctx.now();
+  }
+
+  /** Offerer side: channel, offer with every candidate (werift gathers before resolving). */
+  async offer(): Promise<void> {
+    const pc = this.open();
+    this.attach(pc.createDataChannel('ifmesh', { ordered: true }));
+    await pc.setLocalDescription(await pc.createOffer());
+    if (!this.closed) this.ctx.signal({ type: 'offer', to: this.peerId, sdp: pc.localDescription!.sdp });
+  }
+
+  async acceptOffer(sdp: string): Promise<void> {
+    const pc = this.open();
+    pc.onDataChannel.subscribe((dc) => {
+      if (dc.label === 'ifmesh') this.attach(dc);
+    });
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (!this.closed) this.ctx.signal({ type: 'answer', to: this.peerId, sdp: pc.localDescription!.sdp });
+  }
+
+  async acceptAnswer(sdp: string): Promise<void> {
+    // A duplicate or late answer must not throw "Cannot handle answer in signaling state".
+    if (!this.pc || this.pc.signalingState !== 'have-local-offer') return;
+    await this.pc.setRemoteDescription({ type: 'answer', sdp }).catch(() => {});
+  }
+
+  async addCandidate(candidate: Record<string, unknown>): Promise<void> {
+    const c = candidate as { candidate?: string };
+    // Browsers hide host addresses behind mDNS .local names; resolving them stalls werift for 10 s.
+    if (!this.pc || typeof c.candidate !== 'string' || /\s[^\s]+\.local\s/.test(c.candidate)) return;
+    await this.pc.addIceCandidate(candidate as never).catch(() => {});
+  }
+
+  private open(): RTCPeerConnection {
+    this.pc?.close().catch(() => {});
+    const pc = this.ctx.newPeerConnection();
+    this.pc = pc;
+    pc.connectionStateChange.subscribe((state) => {
+      if (pc !== this.pc) return;
+      void this.stats().then((s) =>
+        this.ctx.onState(this, state as ConnectionState, s.candidateType, s.rttMs),
+      );
+      if (state === 'failed' || state === 'closed') this.shutdown(`connection ${state}`);
+    });
+    return pc;
+  }
+
+  private attach(dc: RTCDataChannel): void {
+    this.dc = dc;
+    dc.stateChanged.subscribe((state) => {
+      if (state === 'open') this.sendMessage('hello', {});
+      if (state === 'closed') this.shutdown('channel closed');
+    });
+    dc.onMessage.subscribe((data) => this.receive(typeof data === 'string' ? data : data.toString('utf8')));
+    if (dc.readyState === 'open') this.sendMessage('hello', {});
+  }
+
+  private receive(text: string): void {
+    this.lastHeard = this.ctx.now();
+    const r = this.ctx.verifier.verifyText(text, {
+      publicKey: this.publicKey,
+      from: this.peerId,
+      to: this.ctx.selfId,
+    });
+    if (!r.ok) {
+      this.rejected += 1;
+      this.ctx.onRejected(this, r.reason, r.detail);
+      return;
+    }
+    this.received += 1;
+    const m = r.message;
+    switch (m.type) {
+      case 'hello':
+        if (!this.ready) {
+          this.ready = true;
+          // Answer the hello so the peer knows we can receive (it may have sent first).
+          this.sendMessage('hello', { ack: true });
+          for (const w of this.readyWaiters.splice(0)) w();
+          this.ctx.onReady(this);
+        }
+        return;
+      case 'ping':
+        this.sendMessage('pong', { ping_id: m.id });
+        return;
+      case 'pong': {
+        const p = this.pings.get(String(m.payload.ping_id));
+        if (p) {
+          clearTimeout(p.timer);
+          this.pings.delete(String(m.payload.ping_id));
+          p.resolve(this.ctx.now() - p.t0);
+        }
+        return;
+      }
+      case 'bye':
+        this.shutdown('peer said bye');
+        return;
+      default:
+        this.ctx.onMessage(this, m);
+    }
+  }
+
+  /** Signs and sends; false when the channel is not open. */
+  sendMessage(type: string, payload: Record<string, unknown>): IFMessage | undefined {
+    if (!this.dc || this.dc.readyState !== 'open') return undefined;
+    const m = signMessage(
+      buildMessage({ from: this.ctx.selfId, to: this.peerId, type, payload }, this.ctx.now()),
+      this.ctx.signer(),
+    );
+    try {
+      this.dc.send(JSON.stringify(m));
+    } catch {
+      return undefined;
+    }
+    this.sent += 1;
+    return m;
+  }
+
+  /** A signed ping answered by a signed pong; resolves with the round-trip time in ms. */
+  ping(timeoutMs = 5_000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const m = this.sendMessage('ping', { n: randomUUID() });
+      if (!m) return reject(new Error(`channel to ${this.peerId} is not open`));
+      const timer = setTimeout(() => {
+        this.pings.delete(m.id);
+        reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pings.set(m.id, { t0: this.ctx.now(), resolve, timer });
+    });
+  }
+
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(
+        () => reject(new Error(`channel to ${this.peerId} not ready within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.readyWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async stats(): Promise<LinkStats> {
+    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0 };
+    if (!this.pc) return empty;
+    try {
+      const report = await this.pc.getStats();
+      const all = [...(report as unknown as Map<string, Record<string, any>>).values()];
+      const transport = all.find((s) => s.type === 'transport');
+      const pair = all.find(
+        (s) =>
+          s.type === 'candidate-pair' &&
+          (s.id === transport?.selectedCandidatePairId || s.selected || s.nominated),
+      );
+      const local = pair ? all.find((s) => s.id === pair.localCandidateId) : undefined;
+      return {
+        candidateType: (local?.candidateType as CandidateType | undefined) ?? null,
+        rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
+        packetsLost: 0,
+      };
+    } catch {
+      return empty;
+    }
+  }
+
+  /** Says goodbye on the channel (if open), then closes everything. Idempotent. */
+  close(why: string): void {
+    if (this.closed) return;
+    this.sendMessage('bye', { reason: why });
+    this.shutdown(why);
+  }
+
+  private shutdown(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ready = false;
+    for (const p of this.pings.values()) clearTimeout(p.timer);
+    this.pings.clear();
+    const pc = this.pc;
+    // Let the bye leave before the transport goes.
+    setTimeout(() => pc?.close().catch(() => {}), 20).unref();
+    this.ctx.onClosed(this, why);
+  }
+}

@@ -1,0 +1,172 @@
+// The agent's link to signaling: the first reachable URL of its list, the next one within the
+// failover timeout when it is not, exponential backoff when none is, and re-registration with
+// proof of key after every reconnect. DataChannels do not depend on it: losing signaling only
+// stops new negotiations until it is back.
+import WebSocket from 'ws';
+import { createSigner, toBase64url } from '../crypto/ed25519.js';
+import { registerChallenge } from '../protocol/signaling.js';
+
+export interface SignalingIdentity {
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+export interface SignalingClientOptions {
+  urls: string[];
+  agentId: string;
+  identity: () => SignalingIdentity;
+  metadata: Record<string, unknown>;
+  failoverTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  rejectUnauthorized: boolean;
+  onFrame: (frame: Record<string, any>) => void;
+  onEvent: (
+    event: 'signaling_connected' | 'signaling_connection_failed' | 'signaling_connection_lost',
+    metadata: Record<string, unknown>,
+  ) => void;
+}
+
+/** http(s):// and ws(s):// name the same server. */
+export function toWebSocketUrl(url: string): string {
+  return url.replace(/^http(s?):\/\//i, 'ws$1://');
+}
+
+export class SignalingClient {
+  private ws: WebSocket | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  url: string | undefined;
+  registered = false;
+
+  constructor(private readonly o: SignalingClientOptions) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  send(frame: Record<string, unknown>): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.registered) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Re-registers on the open socket under the current identity (after a key rotation). */
+  reregister(): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'challenge' }));
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    this.ws?.close(1000, 'agent stopping');
+    this.ws?.terminate();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      let lost: Promise<{ code: number }> | undefined;
+      for (const raw of this.o.urls) {
+        if (this.stopped) return;
+        const url = toWebSocketUrl(raw);
+        try {
+          lost = (await this.connect(url)).closed;
+          this.url = url;
+          failures = 0;
+          this.o.onEvent('signaling_connected', { url });
+          break;
+        } catch (err) {
+          this.o.onEvent('signaling_connection_failed', { url, error: (err as Error).message });
+        }
+      }
+      if (this.stopped) return;
+      if (!lost) {
+        const delay = Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** failures);
+        failures += 1;
+        await this.sleep(delay);
+        continue;
+      }
+      const { code } = await lost;
+      this.registered = false;
+      if (this.stopped) return;
+      this.o.onEvent('signaling_connection_lost', { url: this.url, code });
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * Opens and registers; resolves with a promise of the socket's close (wrapped: a promise resolved
+   * with a promise would wait for it). Rejects within the failover timeout.
+   */
+  private connect(url: string): Promise<{ closed: Promise<{ code: number }> }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, {
+        perMessageDeflate: false,
+        rejectUnauthorized: this.o.rejectUnauthorized,
+        handshakeTimeout: this.o.failoverTimeoutMs,
+      });
+      let settled = false;
+      const timer = setTimeout(
+        () => fail(new Error(`no registration within ${this.o.failoverTimeoutMs} ms`)),
+        this.o.failoverTimeoutMs,
+      );
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.terminate();
+        reject(err);
+      };
+      const closed = new Promise<{ code: number }>((r) => ws.on('close', (code) => r({ code })));
+      ws.on('error', (err) => fail(err));
+      ws.on('close', (code, reason) => fail(new Error(`closed ${code} ${reason.toString()}`)));
+      ws.on('message', (data) => {
+        let frame: Record<string, any>;
+        try {
+          frame = JSON.parse(data.toString());
+        } catch {
+          return;
+        }
+        if (frame.type === 'hello') {
+          const id = this.o.identity();
+          ws.send(
+            JSON.stringify({
+              type: 'register',
+              agent_id: this.o.agentId,
+              public_key: toBase64url(id.publicKey),
+              signature: toBase64url(
+                createSigner(id.seed).sign(registerChallenge(frame.nonce, this.o.agentId)),
+              ),
+              metadata: this.o.metadata,
+            }),
+          );
+          return;
+        }
+        if (frame.type === 'registered') {
+          this.registered = true;
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            this.ws = ws;
+            resolve({ closed });
+          }
+        } else if (frame.type === 'error' && !settled) {
+          return fail(new Error(`${frame.code}: ${frame.message}`));
+        }
+        this.o.onFrame(frame);
+      });
+    });
+  }
+}

@@ -1,0 +1,98 @@
+// coturn (Debian's `coturn`, binary `turnserver`) on loopback: STUN for werift's gathering and TURN
+// relays. `allowLoopbackPeers` is for tests and local meshes only; production configs deny private
+// and loopback peers.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { UnreachableError } from '../errors.js';
+
+export interface TurnserverOptions {
+  port: number;
+  /** Relay port range [min, max]. */
+  relayPorts: [number, number];
+  user: string;
+  password: string;
+  realm?: string;
+  listenIp?: string;
+  allowLoopbackPeers?: boolean;
+  binary?: string;
+}
+
+export interface RunningTurnserver {
+  pid: number;
+  url: string;
+  stunUrl: string;
+  child: ChildProcess;
+  log: () => string;
+  stop(): Promise<void>;
+}
+
+export function turnserverArgs(o: TurnserverOptions): string[] {
+  const ip = o.listenIp ?? '127.0.0.1';
+  return [
+    '-n',
+    `--listening-ip=${ip}`,
+    `--relay-ip=${ip}`,
+    `--listening-port=${o.port}`,
+    `--min-port=${o.relayPorts[0]}`,
+    `--max-port=${o.relayPorts[1]}`,
+    ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : ['--no-loopback-peers']),
+    '--lt-cred-mech',
+    `--user=${o.user}:${o.password}`,
+    `--realm=${o.realm ?? 'ifmesh'}`,
+    '--no-tls',
+    '--no-dtls',
+    '--no-cli',
+    '--fingerprint',
+    '--log-file=stdout',
+    '--simple-log',
+  ];
+}
+
+/** Starts turnserver and waits until it accepts TCP on its port (it serves UDP on the same one). */
+export async function startTurnserver(o: TurnserverOptions, timeoutMs = 5_000): Promise<RunningTurnserver> {
+  const child = spawn(o.binary ?? 'turnserver', turnserverArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const keep = (d: Buffer) => {
+    log = (log + d.toString()).slice(-50_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const spawned = await new Promise<boolean>((resolve) => {
+    child.once('spawn', () => resolve(true));
+    child.once('error', () => resolve(false));
+  });
+  if (!spawned) throw new UnreachableError('turnserver could not be started', 'apt-get install coturn');
+  const ip = o.listenIp ?? '127.0.0.1';
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(o.port, ip);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new UnreachableError(`turnserver did not start on ${ip}:${o.port}: ${log.slice(-500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return {
+    pid: child.pid!,
+    url: `turn:${ip}:${o.port}?transport=udp`,
+    stunUrl: `stun:${ip}:${o.port}`,
+    child,
+    log: () => log,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 2_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
