@@ -54,6 +54,21 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/signaling.js'),
   },
   {
+    name: 'agent',
+    summary: 'Run werift mesh agents: signed DataChannels to every peer, signaling failover, reports',
+    examples: [
+      'ifmesh agent run --id agent-1 --key keys/agent-1.key --signaling ws://127.0.0.1:8443,ws://127.0.0.1:8444',
+      'ifmesh agent swarm --count 8 --signaling ws://127.0.0.1:8443 --stun stun:127.0.0.1:3478 --loopback',
+    ],
+    load: () => import('../../commands/agent.js'),
+  },
+  {
+    name: 'verify',
+    summary: 'Prove the mesh works: temporary agents exchange signed messages over every pair',
+    examples: ['ifmesh verify --message-exchange --agents 3 --messages 100'],
+    load: () => import('../../commands/verify.js'),
+  },
+  {
     name: 'witness',
     summary: 'Run and use the IF.witness audit log: serve, query, tail, verify, spool',
     examples: [

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { signalingUrls } from '../src/config/endpoints.js';
+import { loadConfig } from '../src/config/load.js';
+import { UsageError } from '../src/errors.js';
+import { runAgents } from '../src/ops/agent/run.js';
+
+interface Flags extends ConfigFlags {
+  id?: string;
+  key?: string;
+  count?: string;
+  prefix: string;
+  signaling?: string;
+  stun?: string;
+  turn?: string;
+  turnUser?: string;
+  turnPass?: string;
+  icePolicy?: string;
+  mesh?: string;
+  loopback?: boolean;
+  insecure?: boolean;
+  stateDir?: string;
+  json?: boolean;
+}
+
+const common = (c: Command) =>
+  withJson(withConfigOptions(c))
+    .option('--signaling <urls>', 'signaling URLs, comma-separated, tried in order (ws(s):// or http(s)://)')
+    .option('--stun <urls>', 'STUN URLs (default STUN_SERVERS); werift needs a reachable one')
+    .option('--turn <urls>', 'TURN URLs, most preferred first (default TURN_SERVERS)')
+    .option('--turn-user <user>', 'TURN username (default TURN_USERNAME)')
+    .option('--turn-pass <password>', 'TURN password (default TURN_PASSWORD)')
+    .option('--ice-policy <policy>', 'all or relay (default ICE_TRANSPORT_POLICY)')
+    .option('--mesh <name>', 'join this named mesh instead of the default one')
+    .option('--loopback', 'gather only 127.0.0.1 candidates (single-machine meshes and tests)')
+    .option('--insecure', 'accept a self-signed wss:// certificate')
+    .option('--state-dir <dir>', 'ifmesh state directory (witness spool)');
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  const start = async (flags: Flags, ids: string[], keyFile: string | undefined) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const out = io.output(flags);
+    for (const w of loaded.warnings) out.warn(w);
+    const policy = flags.icePolicy ?? loaded.config.iceTransportPolicy;
+    if (policy !== 'all' && policy !== 'relay')
+      throw new UsageError(`--ice-policy ${policy} is not all or relay`);
+    io.claimSignal();
+    await runAgents(
+      {
+        ids,
+        keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
+        config: loaded.config,
+        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config),
+        ice: { stun: flags.stun, turn: flags.turn, turnUser: flags.turnUser, turnPass: flags.turnPass },
+        icePolicy: policy,
+        mesh: flags.mesh,
+        loopbackOnly: Boolean(flags.loopback),
+        rejectUnauthorized: !flags.insecure,
+        stateDir: flags.stateDir,
+        cwd: ctx.cwd,
+        env: ctx.env,
+        signal: ctx.signal,
+        log: (line) => ctx.stderr.write(`${line}\n`),
+      },
+      (ready) => {
+        if (flags.json) ctx.stdout.write(`${JSON.stringify(ready)}\n`);
+        else ctx.stderr.write(`${ready.agents.length} agent(s) registered with ${ready.signaling}\n`);
+      },
+    );
+  };
+
+  common(
+    cmd
+      .command('run')
+      .description('run one agent until SIGTERM: mesh, signed messages, TURN fallback, reports'),
+  )
+    .requiredOption('--id <agent>', 'agent id')
+    .requiredOption('--key <file>', 'identity file from `ifmesh keys generate`')
+    .action((flags: Flags) => start(flags, [flags.id!], flags.key));
+
+  common(cmd.command('swarm').description('run N agents in one process (tests, load)'))
+    .requiredOption('--count <n>', 'how many agents')
+    .option('--prefix <name>', 'agent ids are <prefix>-1 … <prefix>-N', 'agent')
+    .action((flags: Flags) => {
+      const n = Number(flags.count);
+      if (!Number.isInteger(n) || n < 1 || n > 500)
+        throw new UsageError(`--count ${flags.count} must be 1-500`);
+      return start(
+        flags,
+        Array.from({ length: n }, (_, i) => `${flags.prefix}-${i + 1}`),
+        undefined,
+      );
+    });
+}

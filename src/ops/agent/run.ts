@@ -1,0 +1,90 @@
+import path from 'node:path';
+import { MeshAgent } from '../../agent/agent.js';
+import { WitnessClient } from '../../clients/witness.js';
+import type { MeshConfig } from '../../config/load.js';
+import { resolveStateDir } from '../../config/state.js';
+import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
+import { readIdentity } from '../../crypto/key-file.js';
+import { UnreachableError } from '../../errors.js';
+import { type IceFlags, iceServers } from './ice.js';
+
+export interface RunAgentsOptions {
+  ids: string[];
+  /** One agent's identity file; a swarm generates throw-away identities. */
+  keyFile: string | undefined;
+  config: MeshConfig;
+  signalingUrls: string[];
+  ice: IceFlags;
+  icePolicy: 'all' | 'relay';
+  mesh: string | undefined;
+  loopbackOnly: boolean;
+  rejectUnauthorized: boolean;
+  stateDir: string | undefined;
+  cwd: string;
+  env: Record<string, string | undefined>;
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+export interface AgentsReady {
+  agents: { agent_id: string; public_key: string }[];
+  signaling: string;
+  pid: number;
+}
+
+/** Runs agents until `signal`, then says goodbye on every channel and closes everything. */
+export async function runAgents(o: RunAgentsOptions, onReady: (r: AgentsReady) => void): Promise<void> {
+  const stateDir = resolveStateDir(o.cwd, o.env, o.stateDir);
+  const servers = iceServers(o.config, o.ice);
+  const witness = o.config.witnessApiKey
+    ? new WitnessClient({
+        url: o.config.witnessUrl,
+        apiKey: o.config.witnessApiKey,
+        producer: o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
+        spoolDir: path.join(stateDir, 'witness-spool'),
+        stateDir,
+      })
+    : undefined;
+  const identity = o.keyFile ? await readIdentity(o.keyFile) : undefined;
+  const agents = o.ids.map(
+    (id) =>
+      new MeshAgent({
+        agentId: id,
+        identity: identity ?? generateKeyPair(),
+        signalingUrls: o.signalingUrls,
+        iceServers: servers,
+        iceTransportPolicy: o.icePolicy,
+        loopbackOnly: o.loopbackOnly,
+        mesh: o.mesh,
+        rejectUnauthorized: o.rejectUnauthorized,
+        failoverTimeoutMs: o.config.turnFallbackTimeoutMs,
+        events: witness,
+      }),
+  );
+  try {
+    for (const a of agents) a.start();
+    const deadline = Date.now() + 30_000;
+    while (!agents.every((a) => a.signalingUrl) && !o.signal.aborted) {
+      if (Date.now() > deadline)
+        throw new UnreachableError(
+          `no signaling server answered at ${o.signalingUrls.join(', ')}`,
+          'check --signaling',
+        );
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (!o.signal.aborted) {
+      onReady({
+        agents: agents.map((a) => ({ agent_id: a.id, public_key: toBase64url(a.publicKey) })),
+        signaling: agents[0]!.signalingUrl!,
+        pid: process.pid,
+      });
+    }
+    await new Promise<void>((resolve) => {
+      if (o.signal.aborted) resolve();
+      else o.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+    await witness?.close(1_000);
+  }
+}

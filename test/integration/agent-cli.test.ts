@@ -1,0 +1,166 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import type { WitnessEvent } from '../../src/protocol/witness.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { startService, startSignalingProcess } from '../helpers/processes.js';
+import { getJson } from '../helpers/signaling.js';
+
+let turn: RunningTurnserver;
+const { dir, cleanup } = tempDir();
+beforeAll(async () => {
+  turn = await startCoturn();
+});
+afterAll(async () => {
+  await turn.stop();
+  cleanup();
+});
+
+describe('ifmesh verify --message-exchange', () => {
+  it('passes on a healthy signaling server and reports delivery, RTT and throughput', async () => {
+    const sig = await startSignalingProcess();
+    try {
+      const r = await spawnCli(
+        [
+          'verify',
+          '--message-exchange',
+          '--agents',
+          '3',
+          '--messages',
+          '50',
+          '--signaling',
+          sig.ready.http_url as string,
+          '--stun',
+          turn.stunUrl,
+          '--loopback',
+          '--json',
+        ],
+        {
+          cwd: dir,
+          timeoutMs: 60_000,
+        },
+      );
+      expect(r.stderr).toContain('mesh formed');
+      expect(r.code).toBe(0);
+      const report = JSON.parse(r.stdout);
+      expect(report).toMatchObject({
+        ok: true,
+        agents: 3,
+        pairs: 3,
+        pings_sent: 150,
+        pongs_received: 150,
+        delivery_ratio: 1,
+        signature_failures: 0,
+      });
+      expect(report.rtt_ms.p95).toBeLessThan(100);
+      // the temporary agents were in a mesh of their own and are gone
+      expect((await getJson(`${sig.ready.http_url}/agents`)).json.agents).toEqual([]);
+    } finally {
+      await sig.stop();
+    }
+  });
+
+  it('exits 1 with the reason when no mesh can form', async () => {
+    const r = await spawnCli(
+      [
+        'verify',
+        '--message-exchange',
+        '--signaling',
+        'ws://127.0.0.1:9',
+        '--stun',
+        turn.stunUrl,
+        '--loopback',
+        '--timeout',
+        '1500',
+        '--json',
+      ],
+      { cwd: dir, timeoutMs: 30_000 },
+    );
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).failures[0]).toContain('no ready channel');
+  });
+});
+
+describe('ifmesh agent run', () => {
+  it('registers with its key and exits within 3 s of SIGTERM', async () => {
+    const sig = await startSignalingProcess();
+    try {
+      await run(['keys', 'generate', '--agent', 'agent-cli', '--out', 'keys'], { cwd: dir });
+      const agent = await startService(
+        [
+          'agent',
+          'run',
+          '--id',
+          'agent-cli',
+          '--key',
+          path.join(dir, 'keys/agent-cli.key'),
+          '--signaling',
+          `ws://127.0.0.1:9,${sig.url}`,
+          '--stun',
+          turn.stunUrl,
+          '--loopback',
+        ],
+        { IFMESH_STATE_DIR: path.join(dir, 'state') },
+      );
+      expect(agent.ready.signaling).toBe(sig.url);
+      const agents = (await getJson(`${sig.ready.http_url}/agents`)).json.agents;
+      expect(agents.map((a: { agent_id: string }) => a.agent_id)).toEqual(['agent-cli']);
+      const t0 = Date.now();
+      agent.kill('SIGTERM');
+      expect(await agent.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      await sig.stop();
+    }
+  });
+});
+
+describe('signaling failover', () => {
+  it('moves agents to the next signaling instance when theirs is killed, keeping their DataChannels', async () => {
+    const a = await startSignalingProcess();
+    const b = await startSignalingProcess();
+    const events: WitnessEvent[] = [];
+    const agents = ['agent-f1', 'agent-f2'].map(
+      (id) =>
+        new MeshAgent({
+          agentId: id,
+          identity: generateKeyPair(),
+          signalingUrls: [a.url, b.url],
+          iceServers: [{ urls: turn.stunUrl }],
+          loopbackOnly: true,
+          backoffBaseMs: 100,
+          events: { log: (e) => events.push(e) },
+        }),
+    );
+    try {
+      for (const x of agents) x.start();
+      await agents[0]!.waitForPeers(['agent-f2'], 15_000);
+      await agents[1]!.waitForPeers(['agent-f1'], 15_000);
+      const link = agents[0]!.links.get('agent-f2')!;
+      const t0 = Date.now();
+      a.kill('SIGKILL');
+      while (!agents.every((x) => x.signalingUrl === b.url) && Date.now() - t0 < 5_000)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(agents.map((x) => x.signalingUrl)).toEqual([b.url, b.url]);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      // the same DataChannel still carries signed pings
+      expect(agents[0]!.links.get('agent-f2')).toBe(link);
+      expect(await link.ping()).toBeLessThan(1000);
+      expect(events.map((e) => e.event)).toEqual(
+        expect.arrayContaining([
+          'signaling_connected',
+          'signaling_connection_lost',
+          'signaling_connection_failed',
+        ]),
+      );
+      expect((await getJson(`${b.ready.http_url}/agents`)).json.agents).toHaveLength(2);
+    } finally {
+      await Promise.all(agents.map((x) => x.stop()));
+      await b.stop();
+      await a.stop();
+    }
+  });
+});
