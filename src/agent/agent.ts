@@ -3,8 +3,9 @@ import { createSigner, fromBase64url, generateKeyPair, type Signer } from '../cr
 import { MessageVerifier } from '../crypto/ifmessage.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import type { WitnessEvent } from '../protocol/witness.js';
-import { PeerLink } from './peer-link.js';
+import { type LinkIce, PeerLink } from './peer-link.js';
 import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
+import { TurnPool } from './turn-pool.js';
 
 export interface IceServer {
   urls: string;
@@ -29,6 +30,9 @@ export interface AgentOptions {
   memoryIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   healingBaseMs?: number;
+  /** No direct path by then: retry relay-only through TURN (TURN_FALLBACK_TIMEOUT_MS). */
+  turnFallbackTimeoutMs?: number;
+  turnHealthIntervalMs?: number;
   healingAttempts?: number;
   rejectUnauthorized?: boolean;
   events?: { log(e: WitnessEvent): void } | undefined;
@@ -60,6 +64,7 @@ export class MeshAgent {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly healing = new Map<string, NodeJS.Timeout>();
   private iceServers: IceServer[];
+  private turn: TurnPool;
   private stopped = false;
   bandwidth: { enableBandwidthAdaptation: boolean; maxBitrateMbps: number | null } | undefined;
   private readonly now: () => number;
@@ -69,6 +74,7 @@ export class MeshAgent {
     this.identity = o.identity;
     this.signer = createSigner(o.identity.seed);
     this.iceServers = o.iceServers;
+    this.turn = this.newTurnPool();
     this.verifier = new MessageVerifier({ now: this.now });
     this.signaling = new SignalingClient({
       urls: o.signalingUrls,
@@ -101,7 +107,76 @@ export class MeshAgent {
     this.o.events?.log({ event, agent_id: this.o.agentId, ...(peerId ? { peer_id: peerId } : {}), metadata });
   }
 
+  private newTurnPool(): TurnPool {
+    return new TurnPool({
+      servers: this.iceServers.filter((s) => /^turns?:/.test(s.urls)),
+      checkIntervalMs: this.o.turnHealthIntervalMs,
+      onEvent: (name, metadata) => this.event(name, metadata),
+    });
+  }
+
+  private stun(): IceServer[] {
+    return this.iceServers.filter((s) => /^stuns?:/.test(s.urls));
+  }
+
+  /** The answerer's settings: STUN, plus the healthiest TURN server so relay candidates exist too. */
+  private answerIce(): LinkIce {
+    const turn = this.turn.ordered()[0];
+    return {
+      iceServers: [...this.stun(), ...(turn ? [turn] : [])],
+      policy: this.o.iceTransportPolicy ?? 'all',
+    };
+  }
+
+  /**
+   * Offerer: a direct attempt (policy "all"), then relay-only attempts through one TURN server each,
+   * healthiest first, each given the fallback timeout; a failed server counts against its circuit.
+   */
+  private async connectTo(peerId: string): Promise<void> {
+    const timeout = this.o.turnFallbackTimeoutMs ?? 5_000;
+    const attempt = async (ice: LinkIce, turnUrl?: string): Promise<boolean> => {
+      const old = this.links.get(peerId);
+      if (old) {
+        this.links.delete(peerId);
+        old.close('new connection attempt');
+      }
+      const link = this.link(peerId);
+      if (!link) return false;
+      link.turnServer = turnUrl;
+      link.offer(ice).catch(() => {});
+      try {
+        await link.whenReady(timeout);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if ((this.o.iceTransportPolicy ?? 'all') === 'all') {
+      if (await attempt({ iceServers: this.stun(), policy: 'all' })) return;
+      if (this.stopped || this.turn.size === 0) return;
+      this.event('turn_fallback_initiated', { after_ms: timeout }, peerId);
+    }
+    const servers = this.turn.ordered();
+    for (const [i, server] of servers.entries()) {
+      if (this.stopped) return;
+      if (i > 0) this.event('turn_fallback_retry', { turn_server: server.urls, attempt: i + 1 }, peerId);
+      if (await attempt({ iceServers: [...this.stun(), server], policy: 'relay' }, server.urls)) {
+        this.event('turn_fallback_successful', { turn_server: server.urls }, peerId);
+        this.event('turn_connection_detected', { turn_server: server.urls }, peerId);
+        return;
+      }
+      this.turn.failure(server.urls);
+    }
+    if (servers.length === 0)
+      this.event(
+        'all_turn_servers_unhealthy',
+        { turn_servers: this.turn.states.map((s) => s.server.urls) },
+        peerId,
+      );
+  }
+
   start(): void {
+    void this.turn.start();
     this.signaling.start();
     const stats = setInterval(() => void this.reportQuality(), this.o.statsIntervalMs ?? 2_000);
     const memory = setInterval(() => this.reportMemory(), this.o.memoryIntervalMs ?? 30_000);
@@ -117,6 +192,7 @@ export class MeshAgent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.turn.stop();
     for (const t of this.timers) clearInterval(t);
     for (const t of this.healing.values()) clearTimeout(t);
     for (const link of this.links.values()) link.close('agent stopping');
@@ -125,10 +201,10 @@ export class MeshAgent {
     await this.signaling.close();
   }
 
-  private newPeerConnection = (): RTCPeerConnection =>
+  private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>
     new RTCPeerConnection({
-      iceServers: this.iceServers,
-      iceTransportPolicy: this.o.iceTransportPolicy ?? 'all',
+      iceServers: (ice ?? this.answerIce()).iceServers,
+      iceTransportPolicy: (ice ?? this.answerIce()).policy,
       ...(this.o.loopbackOnly
         ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] }
         : {}),
@@ -201,7 +277,7 @@ export class MeshAgent {
           this.keys.set(p.agent_id, fromBase64url(p.public_key, 32, 'public_key'));
           // CONTRACT §1.5: the agent that registers later offers to every peer it is not linked with.
           const live = this.links.get(p.agent_id);
-          if (!live || live.closed) await this.link(p.agent_id)?.offer();
+          if (!live || live.closed) void this.connectTo(p.agent_id);
         }
         return;
       case 'agent-joined': {
@@ -247,14 +323,14 @@ export class MeshAgent {
             ...this.iceServers.filter((s) => !s.urls.startsWith('turn')),
             ...f.turn_servers.map((u: string) => ({ ...turn, urls: u })),
           ];
+          this.turn.stop();
+          this.turn = this.newTurnPool();
+          void this.turn.start();
         }
         if (f.bandwidth) this.bandwidth = f.bandwidth;
         return;
       case 'reconnect':
-        for (const peer of f.peers as string[]) {
-          this.links.get(peer)?.close('asked to reconnect');
-          await this.link(peer)?.offer();
-        }
+        for (const peer of f.peers as string[]) void this.connectTo(peer);
         return;
     }
   }
@@ -305,10 +381,7 @@ export class MeshAgent {
         if (this.stopped) return;
         const live = this.links.get(peerId);
         if (live?.ready) return;
-        if (this.o.agentId < peerId)
-          void this.link(peerId)
-            ?.offer()
-            .catch(() => {});
+        if (this.o.agentId < peerId) void this.connectTo(peerId);
         this.heal(peerId, attempt + 1);
       }, delay),
     );

@@ -14,7 +14,7 @@ export interface LinkContext {
   signer: () => Signer;
   verifier: MessageVerifier;
   now: () => number;
-  newPeerConnection: () => RTCPeerConnection;
+  newPeerConnection: (ice?: LinkIce) => RTCPeerConnection;
   signal: (frame: Record<string, unknown>) => void;
   onState: (
     link: PeerLink,
@@ -28,6 +28,12 @@ export interface LinkContext {
   onClosed: (link: PeerLink, why: string) => void;
 }
 
+/** ICE settings for one attempt: the servers (one TURN at most) and the transport policy. */
+export interface LinkIce {
+  iceServers: { urls: string; username?: string; credential?: string }[];
+  policy: 'all' | 'relay';
+}
+
 export interface LinkStats {
   candidateType: CandidateType | null;
   rttMs: number | null;
@@ -39,6 +45,8 @@ export class PeerLink {
   dc: RTCDataChannel | undefined;
   ready = false;
   closed = false;
+  /** The TURN server of the attempt that made this link, if it went through one. */
+  turnServer: string | undefined;
   lastHeard: number;
   sent = 0;
   received = 0;
@@ -58,8 +66,8 @@ export class PeerLink {
   }
 
   /** Offerer side: channel, offer with every candidate (werift gathers before resolving). */
-  async offer(): Promise<void> {
-    const pc = this.open();
+  async offer(ice?: LinkIce): Promise<void> {
+    const pc = this.open(ice);
     this.attach(pc.createDataChannel('ifmesh', { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
     if (!this.closed) this.ctx.signal({ type: 'offer', to: this.peerId, sdp: pc.localDescription!.sdp });
@@ -88,9 +96,9 @@ export class PeerLink {
     await this.pc.addIceCandidate(candidate as never).catch(() => {});
   }
 
-  private open(): RTCPeerConnection {
+  private open(ice?: LinkIce): RTCPeerConnection {
     this.pc?.close().catch(() => {});
-    const pc = this.ctx.newPeerConnection();
+    const pc = this.ctx.newPeerConnection(ice);
     this.pc = pc;
     pc.connectionStateChange.subscribe((state) => {
       if (pc !== this.pc) return;

@@ -1,0 +1,132 @@
+// TURN servers in order of health and latency. werift uses only the first TURN URL it is given, so
+// the agent tries one server per attempt, in the order this pool gives, and reports failures here.
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { parseIceUrl } from '../config/ice-url.js';
+import type { IceServer } from './agent.js';
+
+export interface TurnServerState {
+  server: IceServer;
+  host: string;
+  port: number;
+  failures: number;
+  healthy: boolean;
+  latencyMs: number | null;
+}
+
+/** A STUN Binding request (RFC 5389): coturn answers it on its TURN port. Resolves with the RTT in ms. */
+export function stunProbe(host: string, port: number, timeoutMs = 1_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const tx = randomBytes(12);
+    const req = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]), tx]);
+    const t0 = performance.now();
+    const done = (err?: Error, rtt?: number) => {
+      clearTimeout(timer);
+      socket.close();
+      if (err) reject(err);
+      else resolve(rtt!);
+    };
+    const timer = setTimeout(
+      () => done(new Error(`no STUN answer from ${host}:${port} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    socket.on('error', (err) => done(err));
+    socket.on('message', (msg) => {
+      if (msg.length >= 20 && msg.readUInt16BE(0) === 0x0101 && msg.subarray(8, 20).equals(tx))
+        done(undefined, performance.now() - t0);
+    });
+    socket.send(req, port, host);
+  });
+}
+
+export interface TurnPoolOptions {
+  servers: IceServer[];
+  /** Failures before a server is marked unhealthy (circuit open). */
+  threshold?: number;
+  checkIntervalMs?: number;
+  probe?: (host: string, port: number) => Promise<number>;
+  onEvent: (
+    event: 'turn_server_marked_unhealthy' | 'all_turn_servers_unhealthy' | 'turn_server_health_check_success',
+    metadata: Record<string, unknown>,
+  ) => void;
+}
+
+export class TurnPool {
+  readonly states: TurnServerState[];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly threshold: number;
+  private readonly probe: (host: string, port: number) => Promise<number>;
+  private allDownReported = false;
+
+  constructor(private readonly o: TurnPoolOptions) {
+    this.threshold = o.threshold ?? 3;
+    this.probe = o.probe ?? ((h, p) => stunProbe(h, p));
+    this.states = o.servers.flatMap((server) => {
+      const p = parseIceUrl(server.urls, ['turn', 'turns']);
+      return typeof p === 'string'
+        ? []
+        : [{ server, host: p.host, port: p.port, failures: 0, healthy: true, latencyMs: null }];
+    });
+  }
+
+  get size(): number {
+    return this.states.length;
+  }
+
+  start(): Promise<void> {
+    const every = this.o.checkIntervalMs ?? 30_000;
+    this.timer = setInterval(() => void this.check(), every);
+    this.timer.unref();
+    return this.check();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Probes every server; a healthy answer closes its circuit again. */
+  async check(): Promise<void> {
+    await Promise.all(
+      this.states.map(async (s) => {
+        try {
+          s.latencyMs = await this.probe(s.host, s.port);
+          const wasDown = !s.healthy;
+          s.failures = 0;
+          s.healthy = true;
+          if (wasDown)
+            this.o.onEvent('turn_server_health_check_success', {
+              turn_server: s.server.urls,
+              latency_ms: s.latencyMs,
+            });
+        } catch {
+          this.failure(s.server.urls);
+        }
+      }),
+    );
+  }
+
+  /** Healthy servers, lowest latency first. */
+  ordered(): IceServer[] {
+    return this.states
+      .filter((s) => s.healthy)
+      .sort((a, b) => (a.latencyMs ?? Number.POSITIVE_INFINITY) - (b.latencyMs ?? Number.POSITIVE_INFINITY))
+      .map((s) => s.server);
+  }
+
+  failure(url: string): void {
+    const s = this.states.find((x) => x.server.urls === url);
+    if (!s) return;
+    s.failures += 1;
+    if (s.healthy && s.failures >= this.threshold) {
+      s.healthy = false;
+      this.o.onEvent('turn_server_marked_unhealthy', { turn_server: url, failures: s.failures });
+    }
+    const anyHealthy = this.states.some((x) => x.healthy);
+    if (!anyHealthy && !this.allDownReported) {
+      this.allDownReported = true;
+      this.o.onEvent('all_turn_servers_unhealthy', { turn_servers: this.states.map((x) => x.server.urls) });
+    }
+    if (anyHealthy) this.allDownReported = false;
+  }
+}

@@ -1,0 +1,86 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import type { WitnessEvent } from '../../src/protocol/witness.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+
+let sig: RunningSignaling;
+const turns: RunningTurnserver[] = [];
+let agents: MeshAgent[] = [];
+const events: WitnessEvent[] = [];
+
+beforeAll(async () => {
+  sig = await startSignaling();
+});
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  agents = [];
+});
+afterAll(async () => {
+  await sig.stop();
+  await Promise.all(turns.map((t) => t.stop()));
+});
+
+function relayAgent(id: string, servers: RunningTurnserver[]): MeshAgent {
+  const a = new MeshAgent({
+    agentId: id,
+    identity: generateKeyPair(),
+    signalingUrls: [sig.url],
+    iceServers: [
+      { urls: servers[servers.length - 1]!.stunUrl },
+      ...servers.map((t) => ({ urls: t.url, username: 'ifmesh', credential: 'test-pass' })),
+    ],
+    iceTransportPolicy: 'relay',
+    loopbackOnly: true,
+    turnFallbackTimeoutMs: 4_000,
+    events: { log: (e) => events.push(e) },
+  });
+  agents.push(a);
+  a.start();
+  return a;
+}
+
+describe('TURN through real coturn', () => {
+  it('connects relay-only through coturn, and the selected pair is relay', async () => {
+    const t1 = await startCoturn();
+    turns.push(t1);
+    const a = relayAgent('relay-1', [t1]);
+    await new Promise((r) => setTimeout(r, 100));
+    const b = relayAgent('relay-2', [t1]);
+    await b.waitForPeers(['relay-1'], 20_000);
+    await a.waitForPeers(['relay-2'], 20_000);
+    const link = b.links.get('relay-1')!;
+    expect(link.turnServer).toBe(t1.url);
+    expect((await link.stats()).candidateType).toBe('relay');
+    expect(await link.ping()).toBeLessThan(1000);
+    expect(
+      events
+        .filter((e) => e.event === 'turn_connection_detected')
+        .map((e) => (e.metadata as { turn_server: string }).turn_server),
+    ).toContain(t1.url);
+    await new Promise((r) => setTimeout(r, 300));
+    const conns = (await getJson(`${sig.http}/connections`)).json.connections;
+    expect(
+      conns.some(
+        (c: { agent_id: string; candidate_type: string }) =>
+          c.agent_id === 'relay-2' && c.candidate_type === 'relay',
+      ),
+    ).toBe(true);
+  }, 60_000);
+
+  it('connects through the second coturn when the first is killed', async () => {
+    const [t1, t2] = [await startCoturn(), await startCoturn()];
+    turns.push(t1, t2);
+    await t1.stop();
+    const a = relayAgent('fo-1', [t1, t2]);
+    await new Promise((r) => setTimeout(r, 100));
+    const b = relayAgent('fo-2', [t1, t2]);
+    await b.waitForPeers(['fo-1'], 30_000);
+    const link = b.links.get('fo-1')!;
+    expect(link.turnServer).toBe(t2.url);
+    expect((await link.stats()).candidateType).toBe('relay');
+    expect(await link.ping()).toBeLessThan(1000);
+  }, 60_000);
+});

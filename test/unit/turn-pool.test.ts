@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { TurnPool } from '../../src/agent/turn-pool.js';
+
+describe('TurnPool', () => {
+  it('orders healthy servers by latency, opens a circuit after 3 failures, and closes it on a healthy probe', async () => {
+    const latency: Record<number, number | undefined> = { 3478: 5, 3479: 1 };
+    const events: [string, Record<string, unknown>][] = [];
+    const pool = new TurnPool({
+      servers: [
+        { urls: 'turn:127.0.0.1:3478?transport=udp', username: 'u', credential: 'p' },
+        { urls: 'turn:127.0.0.1:3479?transport=udp', username: 'u', credential: 'p' },
+      ],
+      probe: async (_h, port) => {
+        const l = latency[port];
+        if (l === undefined) throw new Error('down');
+        return l;
+      },
+      onEvent: (name, metadata) => events.push([name, metadata]),
+    });
+    await pool.check();
+    expect(pool.ordered().map((s) => s.urls)).toEqual([
+      'turn:127.0.0.1:3479?transport=udp',
+      'turn:127.0.0.1:3478?transport=udp',
+    ]);
+    latency[3479] = undefined;
+    await pool.check();
+    await pool.check();
+    expect(pool.ordered()).toHaveLength(2);
+    await pool.check();
+    expect(pool.ordered().map((s) => s.urls)).toEqual(['turn:127.0.0.1:3478?transport=udp']);
+    expect(events.map((e) => e[0])).toEqual(['turn_server_marked_unhealthy']);
+    for (let i = 0; i < 3; i++) pool.failure('turn:127.0.0.1:3478?transport=udp');
+    expect(pool.ordered()).toEqual([]);
+    expect(events.map((e) => e[0])).toEqual([
+      'turn_server_marked_unhealthy',
+      'turn_server_marked_unhealthy',
+      'all_turn_servers_unhealthy',
+    ]);
+    latency[3479] = 2;
+    await pool.check();
+    expect(pool.ordered().map((s) => s.urls)).toEqual([
+      'turn:127.0.0.1:3479?transport=udp',
+      'turn:127.0.0.1:3478?transport=udp',
+    ]);
+    expect(events.filter((e) => e[0] === 'turn_server_health_check_success')).toHaveLength(2);
+  });
+});
