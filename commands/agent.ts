@@ -22,6 +22,8 @@ interface Flags extends ConfigFlags {
   loopback?: boolean;
   insecure?: boolean;
   stateDir?: string;
+  heartbeatTimeout: string;
+  healingBase: string;
   json?: boolean;
 }
 
@@ -36,7 +38,16 @@ const common = (c: Command) =>
     .option('--mesh <name>', 'join this named mesh instead of the default one')
     .option('--loopback', 'gather only 127.0.0.1 candidates (single-machine meshes and tests)')
     .option('--insecure', 'accept a self-signed wss:// certificate')
-    .option('--state-dir <dir>', 'ifmesh state directory (witness spool)');
+    .option('--state-dir <dir>', 'ifmesh state directory (witness spool)')
+    .option('--heartbeat-timeout <ms>', 'a peer silent this long is partitioned', '30000')
+    .option('--healing-base <ms>', 'first reconnection delay when healing (then ×2, 10 attempts)', '1000');
+
+function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 50)
+    throw new UsageError(`${flag} ${value} must be a whole number of ms ≥ 50`);
+  return n;
+}
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -59,6 +70,8 @@ export function register(cmd: Command, io: CommandIo): void {
         mesh: flags.mesh,
         loopbackOnly: Boolean(flags.loopback),
         rejectUnauthorized: !flags.insecure,
+        heartbeatTimeoutMs: positive(flags.heartbeatTimeout, '--heartbeat-timeout'),
+        healingBaseMs: positive(flags.healingBase, '--healing-base'),
         stateDir: flags.stateDir,
         cwd: ctx.cwd,
         env: ctx.env,

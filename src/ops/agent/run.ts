@@ -19,6 +19,8 @@ export interface RunAgentsOptions {
   mesh: string | undefined;
   loopbackOnly: boolean;
   rejectUnauthorized: boolean;
+  heartbeatTimeoutMs: number;
+  healingBaseMs: number;
   stateDir: string | undefined;
   cwd: string;
   env: Record<string, string | undefined>;
@@ -57,7 +59,9 @@ export async function runAgents(o: RunAgentsOptions, onReady: (r: AgentsReady) =
         loopbackOnly: o.loopbackOnly,
         mesh: o.mesh,
         rejectUnauthorized: o.rejectUnauthorized,
-        failoverTimeoutMs: o.config.turnFallbackTimeoutMs,
+        turnFallbackTimeoutMs: o.config.turnFallbackTimeoutMs,
+        heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+        healingBaseMs: o.healingBaseMs,
         events: witness,
       }),
   );

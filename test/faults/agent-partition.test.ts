@@ -1,0 +1,78 @@
+// A frozen agent (SIGSTOP) past the heartbeat timeout is a partition; once it runs again (SIGCONT)
+// the mesh heals by itself.
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import type { WitnessEvent } from '../../src/protocol/witness.js';
+import { run, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { startService } from '../helpers/processes.js';
+import { startSignaling } from '../helpers/signaling.js';
+
+const { dir, cleanup } = tempDir();
+afterAll(() => cleanup());
+
+describe('partition healing', () => {
+  it('detects a frozen peer, and the mesh is whole again after it resumes', async () => {
+    const turn = await startCoturn();
+    const sig = await startSignaling();
+    const events: WitnessEvent[] = [];
+    const a = new MeshAgent({
+      agentId: 'agent-a',
+      identity: generateKeyPair(),
+      signalingUrls: [sig.url],
+      iceServers: [{ urls: turn.stunUrl }],
+      loopbackOnly: true,
+      heartbeatTimeoutMs: 1_500,
+      healingBaseMs: 250,
+      events: { log: (e) => events.push(e) },
+    });
+    await run(['keys', 'generate', '--agent', 'agent-b', '--out', 'keys'], { cwd: dir });
+    const b = await startService(
+      [
+        'agent',
+        'run',
+        '--id',
+        'agent-b',
+        '--key',
+        path.join(dir, 'keys/agent-b.key'),
+        '--signaling',
+        sig.url,
+        '--stun',
+        turn.stunUrl,
+        '--loopback',
+        '--heartbeat-timeout',
+        '1500',
+        '--healing-base',
+        '250',
+      ],
+      { IFMESH_STATE_DIR: path.join(dir, 'state') },
+    );
+    try {
+      a.start();
+      await a.waitForPeers(['agent-b'], 15_000);
+      b.kill('SIGSTOP');
+      const t0 = Date.now();
+      while (!events.some((e) => e.event === 'mesh_partition_detected') && Date.now() - t0 < 5_000)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(events.find((e) => e.event === 'mesh_partition_detected')).toMatchObject({
+        agent_id: 'agent-a',
+        peer_id: 'agent-b',
+      });
+      expect(a.links.get('agent-b')?.ready ?? false).toBe(false);
+      b.kill('SIGCONT');
+      await a.waitForPeers(['agent-b'], 20_000);
+      expect(await a.links.get('agent-b')!.ping()).toBeLessThan(1000);
+      expect(events.map((e) => e.event)).toEqual(
+        expect.arrayContaining(['mesh_healing_attempt', 'mesh_partition_healed']),
+      );
+    } finally {
+      b.kill('SIGCONT');
+      await a.stop();
+      await b.stop();
+      await sig.stop();
+      await turn.stop();
+    }
+  }, 60_000);
+});
