@@ -1,0 +1,110 @@
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import { run, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { startService } from '../helpers/processes.js';
+import { startSignaling } from '../helpers/signaling.js';
+
+const { dir, cleanup } = tempDir();
+afterAll(() => cleanup());
+
+describe('agent hygiene', () => {
+  it('exits within 3 s of SIGTERM after relaying through TURN', async () => {
+    const turn = await startCoturn();
+    const sig = await startSignaling();
+    const peer = new MeshAgent({
+      agentId: 'hy-a',
+      identity: generateKeyPair(),
+      signalingUrls: [sig.url],
+      iceServers: [{ urls: turn.stunUrl }, { urls: turn.url, username: 'ifmesh', credential: 'test-pass' }],
+      iceTransportPolicy: 'relay',
+      loopbackOnly: true,
+    });
+    try {
+      peer.start();
+      await run(['keys', 'generate', '--agent', 'hy-b', '--out', 'keys'], { cwd: dir });
+      const b = await startService(
+        [
+          'agent',
+          'run',
+          '--id',
+          'hy-b',
+          '--key',
+          path.join(dir, 'keys/hy-b.key'),
+          '--signaling',
+          sig.url,
+          '--stun',
+          turn.stunUrl,
+          '--turn',
+          turn.url,
+          '--turn-user',
+          'ifmesh',
+          '--turn-pass',
+          'test-pass',
+          '--ice-policy',
+          'relay',
+          '--loopback',
+        ],
+        { IFMESH_STATE_DIR: path.join(dir, 'state') },
+      );
+      await peer.waitForPeers(['hy-b'], 20_000);
+      expect((await peer.links.get('hy-b')!.stats()).candidateType).toBe('relay');
+      const t0 = Date.now();
+      b.kill('SIGTERM');
+      expect(await b.exited).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      // it said goodbye: the peer closed its side at once, not after ICE consent expiry (~30 s)
+      while (peer.links.get('hy-b') && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 20));
+      expect(peer.links.get('hy-b')).toBeUndefined();
+    } finally {
+      await peer.stop();
+      await sig.stop();
+      await turn.stop();
+    }
+  }, 60_000);
+
+  it('grows RSS by under 10 % over 100 connect/disconnect cycles', async () => {
+    const turn = await startCoturn();
+    const sig = await startSignaling();
+    const stay = new MeshAgent({
+      agentId: 'cy-0',
+      identity: generateKeyPair(),
+      signalingUrls: [sig.url],
+      iceServers: [{ urls: turn.stunUrl }],
+      loopbackOnly: true,
+    });
+    stay.start();
+    const cycle = async (i: number) => {
+      const a = new MeshAgent({
+        agentId: `cy-${i + 1}`,
+        identity: generateKeyPair(),
+        signalingUrls: [sig.url],
+        iceServers: [{ urls: turn.stunUrl }],
+        loopbackOnly: true,
+      });
+      a.start();
+      await a.waitForPeers(['cy-0'], 10_000);
+      await a.stop();
+      const t0 = Date.now();
+      while (stay.links.get(`cy-${i + 1}`) && Date.now() - t0 < 2_000)
+        await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      for (let i = 0; i < 20; i++) await cycle(i);
+      const before = process.memoryUsage.rss();
+      for (let i = 20; i < 120; i++) await cycle(i);
+      const after = process.memoryUsage.rss();
+      process.stderr.write(
+        `agent RSS over 100 cycles: ${(before / 1e6).toFixed(0)} MB -> ${(after / 1e6).toFixed(0)} MB\n`,
+      );
+      expect(stay.links.size).toBe(0);
+      expect(after / before).toBeLessThan(1.1);
+    } finally {
+      await stay.stop();
+      await sig.stop();
+      await turn.stop();
+    }
+  }, 120_000);
+});
