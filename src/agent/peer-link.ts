@@ -47,6 +47,9 @@ export class PeerLink {
   closed = false;
   /** The TURN server of the attempt that made this link, if it went through one. */
   turnServer: string | undefined;
+  /** When negotiation started and when the peer's hello arrived (ms, ctx clock): the open time. */
+  startedAt: number | undefined;
+  readyAt: number | undefined;
   lastHeard: number;
   sent = 0;
   received = 0;
@@ -67,6 +70,7 @@ export class PeerLink {
 
   /** Offerer side: channel, offer with every candidate (werift gathers before resolving). */
   async offer(ice?: LinkIce): Promise<void> {
+    this.startedAt = this.ctx.now();
     const pc = this.open(ice);
     this.attach(pc.createDataChannel('ifmesh', { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
@@ -74,6 +78,7 @@ export class PeerLink {
   }
 
   async acceptOffer(sdp: string): Promise<void> {
+    this.startedAt = this.ctx.now();
     const pc = this.open();
     pc.onDataChannel.subscribe((dc) => {
       if (dc.label === 'ifmesh') this.attach(dc);
@@ -138,6 +143,7 @@ export class PeerLink {
       case 'hello':
         if (!this.ready) {
           this.ready = true;
+          this.readyAt = this.ctx.now();
           // Answer the hello so the peer knows we can receive (it may have sent first).
           this.sendMessage('hello', { ack: true });
           for (const w of this.readyWaiters.splice(0)) w();
@@ -152,7 +158,7 @@ export class PeerLink {
         if (p) {
           clearTimeout(p.timer);
           this.pings.delete(String(m.payload.ping_id));
-          p.resolve(this.ctx.now() - p.t0);
+          p.resolve(performance.now() - p.t0);
         }
         return;
       }
@@ -189,7 +195,8 @@ export class PeerLink {
         this.pings.delete(m.id);
         reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pings.set(m.id, { t0: this.ctx.now(), resolve, timer });
+      // RTTs are sub-millisecond on loopback: the monotonic high-resolution clock, not ctx.now().
+      this.pings.set(m.id, { t0: performance.now(), resolve, timer });
     });
   }
 

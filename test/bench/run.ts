@@ -1,5 +1,6 @@
 // `npm run bench`: measures, prints a Markdown table, and rewrites README.md's performance table.
 // Every figure sits beside a baseline measured in the same run, so the ratio survives a noisy machine.
+import { benchAgent } from './agent.js';
 import { benchCrypto } from './crypto.js';
 import { type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
@@ -13,6 +14,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   crypto: benchCrypto,
   witness: benchWitness,
   signaling: benchSignaling,
+  agent: benchAgent,
 };
 
 for (const [name, fn] of Object.entries(suites)) {
@@ -22,3 +24,5 @@ for (const [name, fn] of Object.entries(suites)) {
   process.stdout.write(`\n### ${name}\n${body}\n`);
   if (write) writeReadmeBlock(name, body);
 }
+// werift leaves timers behind after its connections close; the runner is done.
+process.exit(0);

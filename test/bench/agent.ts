@@ -1,0 +1,284 @@
+// Agent benchmarks: ifmesh's signed mesh against bare werift (two RTCPeerConnections in one
+// process, SDP handed over directly, nothing signed) measured in the same run.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { type RTCDataChannel, RTCPeerConnection } from 'werift';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
+import { createSignalingServer } from '../../src/services/signaling/server.js';
+import { median, percentile, ROOT, type Row } from './lib.js';
+
+const LOOPBACK = { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] };
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+async function rawPair(
+  servers: { urls: string; username?: string; credential?: string }[],
+  policy: 'all' | 'relay',
+) {
+  const a = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: policy, ...LOOPBACK });
+  const b = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: policy, ...LOOPBACK });
+  const t0 = performance.now();
+  const dcA = a.createDataChannel('raw', { ordered: true });
+  const dcBp = new Promise<RTCDataChannel>((r) => b.onDataChannel.subscribe((dc) => r(dc)));
+  await a.setLocalDescription(await a.createOffer());
+  await b.setRemoteDescription(a.localDescription!);
+  await b.setLocalDescription(await b.createAnswer());
+  await a.setRemoteDescription(b.localDescription!);
+  const dcB = await dcBp;
+  if (dcA.readyState !== 'open')
+    await new Promise<void>((r) => dcA.stateChanged.subscribe((s) => s === 'open' && r()));
+  return {
+    a,
+    b,
+    dcA,
+    dcB,
+    openMs: performance.now() - t0,
+    close: async () => Promise.all([a.close(), b.close()]),
+  };
+}
+
+export async function benchAgent(): Promise<Row[]> {
+  const port = 34_000 + (process.pid % 1000);
+  const turn: RunningTurnserver = await startTurnserver({
+    port,
+    relayPorts: [52_000, 52_199],
+    user: 'bench',
+    password: 'bench',
+    allowLoopbackPeers: true,
+  });
+  const stun = [{ urls: turn.stunUrl }];
+  const turnServers = [...stun, { urls: turn.url, username: 'bench', credential: 'bench' }];
+  const sig = createSignalingServer({
+    instanceId: 'bench',
+    maxConnectionsPerIp: 10_000,
+    rateLimit: { burst: 10_000, perSecond: 10_000, disconnectAfter: 1_000_000 },
+    settings: {
+      turnFallbackTimeout: 5000,
+      iceTransportPolicy: 'all',
+      stunServers: [],
+      turnServers: [],
+      heartbeatTimeoutMs: 30000,
+      statsIntervalMs: 2000,
+    },
+  });
+  await sig.listen(0);
+  const rows: Row[] = [];
+  try {
+    // 1. open time, direct and relay-only through coturn
+    for (const [label, servers, policy] of [
+      ['direct', stun, 'all'],
+      ['via coturn (relay only)', turnServers, 'relay'],
+    ] as const) {
+      const raw: number[] = [];
+      const ours: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const p = await rawPair([...servers], policy);
+        raw.push(p.openMs);
+        await p.close();
+        const agents = ['o-a', 'o-b'].map(
+          (id, k) =>
+            new MeshAgent({
+              agentId: `${id}-${label.length}-${i}-${k}`,
+              identity: generateKeyPair(),
+              signalingUrls: [sig.url],
+              iceServers: [...servers],
+              iceTransportPolicy: policy,
+              loopbackOnly: true,
+            }),
+        );
+        agents[0]!.start();
+        await new Promise((r) => setTimeout(r, 50));
+        agents[1]!.start();
+        await agents[1]!.waitForPeers([agents[0]!.id], 20_000);
+        const link = agents[1]!.links.get(agents[0]!.id)!;
+        ours.push(link.readyAt! - link.startedAt!);
+        await Promise.all(agents.map((a) => a.stop()));
+      }
+      rows.push({
+        measure: `DataChannel open, ${label}, median of 7 (offer → peer's signed hello)`,
+        baseline: `raw werift ${ms(median(raw))}`,
+        ifmesh: ms(median(ours)),
+        ratio: `${(median(ours) / median(raw)).toFixed(2)}×`,
+        target: '≤ 1.3×',
+      });
+    }
+
+    // 2. RTT and throughput on one pair
+    const rp = await rawPair(stun, 'all');
+    rp.dcB.onMessage.subscribe((d) => rp.dcB.send(d));
+    const rawRtts: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((r) => {
+        const sub = rp.dcA.onMessage.subscribe(() => {
+          sub.unSubscribe();
+          r();
+        });
+        rp.dcA.send(`ping-${i}`);
+      });
+      rawRtts.push(performance.now() - t0);
+    }
+    const payload = 'x'.repeat(1000);
+    let rawGot = 0;
+    const rawSink = await rawPair(stun, 'all');
+    rawSink.dcB.onMessage.subscribe(() => {
+      rawGot += 1;
+    });
+    const rawT0 = performance.now();
+    while (performance.now() - rawT0 < 2000) {
+      if (rawSink.dcA.bufferedAmount > 8 * 1024) await new Promise((r) => setImmediate(r));
+      else rawSink.dcA.send(payload);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const rawRate = (rawGot * 1000) / (performance.now() - rawT0);
+    await rp.close();
+    await rawSink.close();
+
+    let got = 0;
+    const [s1, s2] = ['t-1', 't-2'].map(
+      (id) =>
+        new MeshAgent({
+          agentId: id,
+          identity: generateKeyPair(),
+          signalingUrls: [sig.url],
+          iceServers: stun,
+          loopbackOnly: true,
+          onMessage: () => {
+            got += 1;
+          },
+        }),
+    ) as [MeshAgent, MeshAgent];
+    s1.start();
+    await new Promise((r) => setTimeout(r, 50));
+    s2.start();
+    await s2.waitForPeers(['t-1'], 20_000);
+    await s1.waitForPeers(['t-2'], 20_000);
+    const link = s1.links.get('t-2')!;
+    const rtts: number[] = [];
+    for (let i = 0; i < 1000; i++) rtts.push(await link.ping());
+    const t0 = performance.now();
+    const body = { data: 'x'.repeat(700) };
+    while (performance.now() - t0 < 2000) {
+      if (link.dc!.bufferedAmount > 8 * 1024) await new Promise((r) => setImmediate(r));
+      else link.sendMessage('data', body);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const rate = (got * 1000) / (performance.now() - t0);
+    await s1.stop();
+    await s2.stop();
+    rows.push({
+      measure: 'RTT p50/p95, 1,000 sequential echoes on one pair',
+      baseline: `raw unsigned ${median(rawRtts).toFixed(2)}/${percentile(rawRtts, 95).toFixed(2)} ms`,
+      ifmesh: `signed ping/pong ${median(rtts).toFixed(2)}/${percentile(rtts, 95).toFixed(2)} ms`,
+      ratio: `${(percentile(rtts, 95) / percentile(rawRtts, 95)).toFixed(2)}× (p95)`,
+      target: 'p95 ≤ 2×',
+    });
+    rows.push({
+      measure: '~1 KB messages/s on one pair, ≤ 8 KB queued',
+      baseline: `raw unsigned ${fmt(rawRate)}/s`,
+      ifmesh: `signed, verified ${fmt(rate)}/s`,
+      ratio: `${(rate / rawRate).toFixed(2)}×`,
+      target: '≥ 5,000/s',
+    });
+
+    // 3. full-mesh formation and memory
+    for (const n of [4, 8, 16]) {
+      const rawT0 = performance.now();
+      const pairs: Awaited<ReturnType<typeof rawPair>>[] = [];
+      const jobs: Promise<void>[] = [];
+      for (let i = 0; i < n; i++)
+        for (let j = i + 1; j < n; j++) jobs.push(rawPair(stun, 'all').then((p) => void pairs.push(p)));
+      await Promise.all(jobs);
+      const rawMesh = performance.now() - rawT0;
+      await Promise.all(pairs.map((p) => p.close()));
+      const ids = Array.from({ length: n }, (_, i) => `m${n}-${i}`);
+      const meshT0 = performance.now();
+      const agents = ids.map(
+        (id) =>
+          new MeshAgent({
+            agentId: id,
+            identity: generateKeyPair(),
+            signalingUrls: [sig.url],
+            iceServers: stun,
+            loopbackOnly: true,
+            mesh: `m${n}`,
+          }),
+      );
+      for (const a of agents) a.start();
+      await Promise.all(
+        agents.map((a) =>
+          a.waitForPeers(
+            ids.filter((p) => p !== a.id),
+            60_000,
+          ),
+        ),
+      );
+      const meshMs = performance.now() - meshT0;
+      await Promise.all(agents.map((a) => a.stop()));
+      rows.push({
+        measure: `full mesh of ${n} agents in one process (${(n * (n - 1)) / 2} channels)`,
+        baseline: `raw werift ${ms(rawMesh)}`,
+        ifmesh: ms(meshMs),
+        ratio: `${(meshMs / rawMesh).toFixed(2)}×`,
+        target: n === 16 ? '≤ 2×' : '—',
+      });
+    }
+    // 4. memory per agent: separate `agent swarm` processes of 1 and 16 agents, full mesh formed.
+    const rssOf = async (count: number): Promise<number> => {
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(ROOT, 'dist/bin/ifmesh.js'),
+          'agent',
+          'swarm',
+          '--count',
+          String(count),
+          '--prefix',
+          `rss${count}`,
+          '--mesh',
+          `rss${count}`,
+          '--signaling',
+          sig.url,
+          '--stun',
+          turn.stunUrl,
+          '--loopback',
+          '--json',
+        ],
+        { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, IF_WITNESS_API_KEY: '' } },
+      );
+      await new Promise((r) => createInterface({ input: child.stdout! }).once('line', r));
+      const expected = count * (count - 1);
+      for (let i = 0; i < 200; i++) {
+        const conns = sig.core.registry
+          ? (await sig.core.registry.connections()).filter(
+              (c) => c.agent_id.startsWith(`rss${count}-`) && c.state === 'connected',
+            )
+          : [];
+        if (conns.length >= expected) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      return Number(m?.[1] ?? 0) * 1024;
+    };
+    const one = await rssOf(1);
+    const sixteen = await rssOf(16);
+    rows.push({
+      measure: 'RSS per agent: (agent swarm of 16, meshed − swarm of 1) / 15',
+      baseline: `one-agent process ${(one / 1e6).toFixed(0)} MB`,
+      ifmesh: `${((sixteen - one) / 15 / 1e6).toFixed(1)} MB per extra agent`,
+      ratio: '—',
+      target: '—',
+    });
+  } finally {
+    await sig.close();
+    await turn.stop();
+  }
+  return rows;
+}
