@@ -34,6 +34,14 @@ export interface LinkIce {
   policy: 'all' | 'relay';
 }
 
+/** Browsers hide host addresses behind mDNS `.local` names; resolving them stalls werift for 10 s. */
+export function withoutMdns(sdp: string): string {
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !/^a=candidate:\S+ \d+ \S+ \d+ \S+\.local /.test(line))
+    .join('\r\n');
+}
+
 export interface LinkStats {
   candidateType: CandidateType | null;
   rttMs: number | null;
@@ -83,7 +91,7 @@ export class PeerLink {
     pc.onDataChannel.subscribe((dc) => {
       if (dc.label === 'ifmesh') this.attach(dc);
     });
-    await pc.setRemoteDescription({ type: 'offer', sdp });
+    await pc.setRemoteDescription({ type: 'offer', sdp: withoutMdns(sdp) });
     await pc.setLocalDescription(await pc.createAnswer());
     if (!this.closed) this.ctx.signal({ type: 'answer', to: this.peerId, sdp: pc.localDescription!.sdp });
   }
@@ -91,7 +99,7 @@ export class PeerLink {
   async acceptAnswer(sdp: string): Promise<void> {
     // A duplicate or late answer must not throw "Cannot handle answer in signaling state".
     if (!this.pc || this.pc.signalingState !== 'have-local-offer') return;
-    await this.pc.setRemoteDescription({ type: 'answer', sdp }).catch(() => {});
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: withoutMdns(sdp) }).catch(() => {});
   }
 
   async addCandidate(candidate: Record<string, unknown>): Promise<void> {
