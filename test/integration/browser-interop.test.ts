@@ -73,7 +73,7 @@ describe('a browser peer', () => {
         `${pageUrl}?signaling=${encodeURIComponent(sig.url)}&id=browser-1&stun=${encodeURIComponent(turn.stunUrl)}`,
       );
       await tab.waitForFunction(
-        () => (window as unknown as { result: { ready: boolean } }).result?.ready,
+        () => (globalThis as unknown as { result: { ready: boolean } }).result?.ready,
         undefined,
         { timeout: 20_000 },
       );
@@ -84,7 +84,7 @@ describe('a browser peer', () => {
       for (let i = 0; i < 20; i++) rtts.push(await link.ping(3_000));
       // browser → werift: 20 signed pings, verified pongs
       const result = await tab.evaluate(() =>
-        (window as unknown as { pingPeer(n: number): Promise<any> }).pingPeer(20),
+        (globalThis as unknown as { pingPeer(n: number): Promise<any> }).pingPeer(20),
       );
       expect(result.errors).toEqual([]);
       expect(result.rejected).toBe(0);
