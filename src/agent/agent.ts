@@ -67,6 +67,9 @@ export class MeshAgent {
   private turn: TurnPool;
   private stopped = false;
   bandwidth: { enableBandwidthAdaptation: boolean; maxBitrateMbps: number | null } | undefined;
+  /** Bytes the agent may still send this instant under a pushed bitrate cap (a token bucket). */
+  private budget = { tokens: 0, at: 0 };
+  private lastBytes = { total: 0, at: 0 };
   private readonly now: () => number;
 
   constructor(readonly o: AgentOptions) {
@@ -388,6 +391,17 @@ export class MeshAgent {
   }
 
   private async reportQuality(): Promise<void> {
+    const now = performance.now();
+    const total = [...this.links.values()].reduce((n, l) => n + l.bytesSent, 0);
+    if (this.lastBytes.at) {
+      const bytesPerSecond = Math.max(0, ((total - this.lastBytes.total) * 1000) / (now - this.lastBytes.at));
+      this.event('bandwidth_update', {
+        bytesPerSecond: Math.round(bytesPerSecond),
+        capBytesPerSecond: this.capBytesPerSecond() ?? null,
+      });
+      this.signaling.send({ type: 'metrics-report', bytes_per_second: Math.round(bytesPerSecond) });
+    }
+    this.lastBytes = { total, at: now };
     for (const link of this.links.values()) {
       if (!link.ready) continue;
       const s = await link.stats();
@@ -422,6 +436,37 @@ export class MeshAgent {
       signature_failures: this.counters.signature_failures,
       memory_bytes: rss,
     });
+  }
+
+  /** Bytes/s the agent is allowed under a pushed cap, or undefined when none applies. */
+  private capBytesPerSecond(): number | undefined {
+    const b = this.bandwidth;
+    return b?.enableBandwidthAdaptation && b.maxBitrateMbps ? (b.maxBitrateMbps * 1_000_000) / 8 : undefined;
+  }
+
+  /**
+   * Sends an application message to a peer, signed. Under a pushed bitrate cap
+   * (POST /config/bandwidth) it waits for budget, a quarter second of it at most in one burst.
+   */
+  async send(peerId: string, type: string, payload: Record<string, unknown>): Promise<void> {
+    const link = this.links.get(peerId);
+    if (!link?.ready) throw new Error(`no ready channel to ${peerId}`);
+    const cap = this.capBytesPerSecond();
+    if (cap !== undefined) {
+      const size = JSON.stringify(payload).length + 400;
+      for (let i = 0; i < 10_000; i++) {
+        const now = performance.now();
+        this.budget.tokens = Math.min(
+          cap / 4,
+          this.budget.tokens + ((now - (this.budget.at || now)) / 1000) * cap,
+        );
+        this.budget.at = now;
+        if (this.budget.tokens >= size) break;
+        await new Promise((r) => setTimeout(r, Math.max(1, ((size - this.budget.tokens) / cap) * 1000)));
+      }
+      this.budget.tokens -= size;
+    }
+    if (!link.sendMessage(type, payload)) throw new Error(`channel to ${peerId} closed`);
   }
 
   /** Resolves when a ready channel exists to every id in `peers`. */

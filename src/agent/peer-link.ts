@@ -61,6 +61,7 @@ export class PeerLink {
   lastHeard: number;
   sent = 0;
   received = 0;
+  bytesSent = 0;
   rejected = 0;
   private readonly pings = new Map<
     string,
@@ -185,12 +186,14 @@ export class PeerLink {
       buildMessage({ from: this.ctx.selfId, to: this.peerId, type, payload }, this.ctx.now()),
       this.ctx.signer(),
     );
+    const text = JSON.stringify(m);
     try {
-      this.dc.send(JSON.stringify(m));
+      this.dc.send(text);
     } catch {
       return undefined;
     }
     this.sent += 1;
+    this.bytesSent += text.length;
     return m;
   }
 
