@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { loadAgentConfig } from '../src/config/agent-config.js';
 import { signalingUrls } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { UsageError } from '../src/errors.js';
@@ -90,9 +91,29 @@ export function register(cmd: Command, io: CommandIo): void {
       .command('run')
       .description('run one agent until SIGTERM: mesh, signed messages, TURN fallback, reports'),
   )
-    .requiredOption('--id <agent>', 'agent id')
-    .requiredOption('--key <file>', 'identity file from `ifmesh keys generate`')
-    .action((flags: Flags) => start(flags, [flags.id!], flags.key));
+    .option('--id <agent>', 'agent id')
+    .option('--key <file>', 'identity file from `ifmesh keys generate`')
+    .addHelpText(
+      'after',
+      '\n--config FILE.json reads an agent config (config/agents/<id>.json); flags override it.\n',
+    )
+    .action(async (flags: Flags) => {
+      if (flags.config?.endsWith('.json')) {
+        const ac = await loadAgentConfig(path.resolve(ctx.cwd, flags.config), flags.config);
+        flags.config = undefined;
+        flags.id ??= ac.agentId;
+        flags.key ??= ac.keyFile;
+        flags.signaling ??= ac.signaling?.join(',');
+        flags.stun ??= ac.stun?.join(',');
+        flags.turn ??= ac.turn?.join(',');
+        flags.icePolicy ??= ac.icePolicy;
+        flags.mesh ??= ac.mesh;
+        flags.loopback ??= ac.loopback || undefined;
+      }
+      if (!flags.id || !flags.key)
+        throw new UsageError('agent run needs --id and --key (or --config config/agents/<id>.json)');
+      return start(flags, [flags.id], flags.key);
+    });
 
   common(cmd.command('swarm').description('run N agents in one process (tests, load)'))
     .requiredOption('--count <n>', 'how many agents')

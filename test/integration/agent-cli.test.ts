@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
@@ -112,6 +113,33 @@ describe('ifmesh agent run', () => {
       agent.kill('SIGTERM');
       expect(await agent.exited).toBe(0);
       expect(Date.now() - t0).toBeLessThan(3_000);
+    } finally {
+      await sig.stop();
+    }
+  });
+});
+
+describe('ifmesh agent run --config', () => {
+  it('runs from config/agents/<id>.json', async () => {
+    const sig = await startSignalingProcess();
+    try {
+      await run(['keys', 'generate', '--agent', 'agent-json', '--out', 'keys'], { cwd: dir });
+      const file = path.join(dir, 'agent-json.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          agent_id: 'agent-json',
+          key: 'keys/agent-json.key',
+          signaling: [sig.url],
+          stun: [turn.stunUrl],
+          loopback: true,
+        }),
+      );
+      const agent = await startService(['agent', 'run', '--config', file], {
+        IFMESH_STATE_DIR: path.join(dir, 'state'),
+      });
+      expect(agent.ready.agents).toEqual([{ agent_id: 'agent-json', public_key: expect.any(String) }]);
+      expect(await agent.stop()).toBe(0);
     } finally {
       await sig.stop();
     }
