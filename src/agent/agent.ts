@@ -33,6 +33,8 @@ export interface AgentOptions {
   /** No direct path by then: retry relay-only through TURN (TURN_FALLBACK_TIMEOUT_MS). */
   turnFallbackTimeoutMs?: number;
   turnHealthIntervalMs?: number;
+  /** Extra werift RTCPeerConnection settings (e.g. icePortRange, iceFilterCandidatePair). */
+  peerConfig?: Record<string, unknown>;
   healingAttempts?: number;
   rejectUnauthorized?: boolean;
   events?: { log(e: WitnessEvent): void } | undefined;
@@ -211,6 +213,7 @@ export class MeshAgent {
       ...(this.o.loopbackOnly
         ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] }
         : {}),
+      ...this.o.peerConfig,
     });
 
   private link(peerId: string): PeerLink | undefined {

@@ -70,6 +70,50 @@ describe('TURN through real coturn', () => {
     ).toBe(true);
   }, 60_000);
 
+  it('falls back to relay-only through TURN when no direct path opens in time', async () => {
+    const t1 = await startCoturn();
+    turns.push(t1);
+    // Only pairs with a local relay candidate may form: every direct path is blocked.
+    const relayOnlyPairs = {
+      iceFilterCandidatePair: (pair: { localCandidate?: { type: string } }) =>
+        pair.localCandidate?.type === 'relay',
+    };
+    const mk = (id: string) => {
+      const a = new MeshAgent({
+        agentId: id,
+        identity: generateKeyPair(),
+        signalingUrls: [sig.url],
+        iceServers: [{ urls: t1.stunUrl }, { urls: t1.url, username: 'ifmesh', credential: 'test-pass' }],
+        iceTransportPolicy: 'all',
+        loopbackOnly: true,
+        turnFallbackTimeoutMs: 1_500,
+        peerConfig: relayOnlyPairs,
+        events: { log: (e) => events.push(e) },
+      });
+      agents.push(a);
+      a.start();
+      return a;
+    };
+    const a = mk('fb-1');
+    await new Promise((r) => setTimeout(r, 100));
+    const b = mk('fb-2');
+    await b.waitForPeers(['fb-1'], 20_000);
+    const link = b.links.get('fb-1')!;
+    expect(link.turnServer).toBe(t1.url);
+    expect((await link.stats()).candidateType).toBe('relay');
+    expect(await link.ping()).toBeLessThan(1000);
+    const mine = events.filter((e) => e.agent_id === 'fb-2' && e.peer_id === 'fb-1').map((e) => e.event);
+    expect(mine).toEqual(
+      expect.arrayContaining([
+        'turn_fallback_initiated',
+        'turn_fallback_successful',
+        'turn_connection_detected',
+      ]),
+    );
+    expect(mine.indexOf('turn_fallback_initiated')).toBeLessThan(mine.indexOf('turn_fallback_successful'));
+    void a;
+  }, 60_000);
+
   it('connects through the second coturn when the first is killed', async () => {
     const [t1, t2] = [await startCoturn(), await startCoturn()];
     turns.push(t1, t2);
