@@ -30,4 +30,4 @@ if (controller.signal.aborted && code === 130) {
 process.exitCode = code;
 // Work is done and cleaned up; anything still holding the loop (werift keeps TURN refresh and DTLS
 // timers for minutes) must not keep the process alive. unref: a clean exit does not wait for it.
-setTimeout(() => process.exit(code), 1_000).unref();
+setTimeout(() => process.exit(code), 250).unref();

@@ -27,6 +27,30 @@ export interface CommandEntry {
 // A command appears here only once it works.
 export const commands: CommandEntry[] = [
   {
+    name: 'up',
+    summary: 'Bring up a complete local mesh (witness, coturn, signaling, agents) and verify it',
+    examples: ['ifmesh up', 'ifmesh up --agents 5 --instances 2 --json'],
+    load: () => import('../../commands/up.js'),
+  },
+  {
+    name: 'status',
+    summary: 'Show every process of the local stack (pid, health, uptime, URL) and the mesh',
+    examples: ['ifmesh status', 'ifmesh status --json'],
+    load: () => import('../../commands/status.js'),
+  },
+  {
+    name: 'down',
+    summary: 'Stop every process of the local stack',
+    examples: ['ifmesh down'],
+    load: () => import('../../commands/down.js'),
+  },
+  {
+    name: 'logs',
+    summary: "Print the logs of the local stack's processes",
+    examples: ['ifmesh logs signaling-1 -n 100', 'ifmesh logs --follow'],
+    load: () => import('../../commands/logs.js'),
+  },
+  {
     name: 'selftest',
     summary: 'Check this installation: bundled configs validate, Ed25519 and IFMessage signing interoperate',
     examples: ['ifmesh selftest', 'ifmesh selftest --json'],

@@ -382,7 +382,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
         await new Promise<void>((resolve) => {
           http.close(() => resolve());
           http.closeIdleConnections();
-          setTimeout(() => http.closeAllConnections(), 2_000).unref();
+          setTimeout(() => http.closeAllConnections(), 500).unref();
         });
         await checkpoint().catch((err) => log('error', 'final checkpoint failed', { error: String(err) }));
         await store.close();

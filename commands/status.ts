@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode } from '../src/errors.js';
+import { status } from '../src/ops/stack/status.js';
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(cmd)
+    .option('--state-dir <dir>', 'the stack to look at (default .ifmesh or $IFMESH_STATE_DIR)')
+    .action(async (flags: { stateDir?: string; json?: boolean }) => {
+      const report = await status(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir));
+      io.output(flags).result(report, (r, c) => {
+        if (!r.exists) return `no stack in ${r.state_dir}; start one with 'ifmesh up'`;
+        return [
+          ...r.components.map(
+            (k) =>
+              `${k.healthy ? c.green('✓') : c.red('✗')} ${k.name.padEnd(12)} ${k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running')} ${k.url ?? ''}${k.uptime_s !== null ? c.dim(` up ${k.uptime_s}s`) : ''}`,
+          ),
+          r.mesh
+            ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
+            : c.red('  mesh: no signaling instance answers'),
+        ].join('\n');
+      });
+      if (!report.healthy) io.setExitCode(ExitCode.checkFailed);
+    });
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode, UsageError } from '../src/errors.js';
+import { up } from '../src/ops/stack/up.js';
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(cmd)
+    .option('--agents <n>', 'agents in the mesh', '3')
+    .option('--instances <n>', 'signaling instances', '2')
+    .option('--state-dir <dir>', 'where the stack keeps its files (default .ifmesh or $IFMESH_STATE_DIR)')
+    .action(async (flags: { agents: string; instances: string; stateDir?: string; json?: boolean }) => {
+      const agents = Number(flags.agents);
+      const instances = Number(flags.instances);
+      if (!Number.isInteger(agents) || agents < 2 || agents > 50)
+        throw new UsageError(`--agents ${flags.agents} must be 2-50`);
+      if (!Number.isInteger(instances) || instances < 1 || instances > 8)
+        throw new UsageError(`--instances ${flags.instances} must be 1-8`);
+      const out = io.output(flags);
+      const report = await up({
+        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        agents,
+        instances,
+        progress: (l) => out.info(l),
+      });
+      out.result(report, (r, c) =>
+        [
+          `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,
+          `  witness    ${r.endpoints.witness}`,
+          ...r.endpoints.signaling.map((u) => `  signaling  ${u}`),
+          ...r.endpoints.turn.map((u) => `  turn       ${u}`),
+          `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
+          `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
+          ...r.verification.failures.map((f) => c.red(`  ${f}`)),
+          c.dim(`  state in ${r.state_dir}; 'ifmesh status', 'ifmesh logs NAME', 'ifmesh down'`),
+        ].join('\n'),
+      );
+      if (!report.verification.ok) io.setExitCode(ExitCode.checkFailed);
+    });
+}

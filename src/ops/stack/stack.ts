@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+
+/** What `ifmesh up` created, kept in <state>/stack.json so every later command finds it. */
+export interface StackFile {
+  version: 1;
+  created_at: string;
+  agents: number;
+  witness: { name: 'witness'; port: number };
+  coturn: { name: string; port: number; relay: [number, number] }[];
+  signaling: { name: string; port: number }[];
+}
+
+export interface Secrets {
+  witness_api_key: string;
+  admin_token: string;
+  turn_password: string;
+}
+
+export const stackFile = (dir: string) => path.join(dir, 'stack.json');
+
+export function readStack(dir: string): StackFile | undefined {
+  try {
+    return JSON.parse(readFileSync(stackFile(dir), 'utf8')) as StackFile;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeStack(dir: string, s: StackFile): void {
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${stackFile(dir)}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
+  renameSync(tmp, stackFile(dir));
+}
+
+/** Local secrets, made once and kept 0600: never printed. */
+export function secrets(dir: string): Secrets {
+  const file = path.join(dir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
+  mkdirSync(dir, { recursive: true });
+  const s: Secrets = {
+    witness_api_key: randomBytes(24).toString('base64url'),
+    admin_token: randomBytes(24).toString('base64url'),
+    turn_password: randomBytes(12).toString('base64url'),
+  };
+  writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  writeFileSync(path.join(dir, 'admin.token'), `${s.admin_token}\n`, { mode: 0o600 });
+  return s;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function httpHealthy(url: string): Promise<boolean> {
+  try {
+    const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000 });
+    return r.status === 200 && r.text.includes('"status":"ok"');
+  } catch {
+    return false;
+  }
+}
+
+export function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.setTimeout(1_000);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+export const urls = {
+  witness: (s: StackFile) => `http://127.0.0.1:${s.witness.port}`,
+  signaling: (s: StackFile) => s.signaling.map((x) => `ws://127.0.0.1:${x.port}`),
+  signalingHttp: (s: StackFile) => s.signaling.map((x) => `http://127.0.0.1:${x.port}`),
+  stun: (s: StackFile) => s.coturn.map((c) => `stun:127.0.0.1:${c.port}`),
+  turn: (s: StackFile) => s.coturn.map((c) => `turn:127.0.0.1:${c.port}?transport=udp`),
+};

@@ -1,0 +1,306 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+import { CheckFailedError } from '../../errors.js';
+import { turnserverArgs } from '../../exec/turnserver.js';
+import { packageRoot } from '../../paths.js';
+import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
+import {
+  freePort,
+  httpHealthy,
+  readStack,
+  type StackFile,
+  secrets,
+  tcpOpen,
+  urls,
+  writeStack,
+} from './stack.js';
+import { type ProcessSpec, Supervisor } from './supervisor.js';
+
+export interface UpOptions {
+  stateDir: string;
+  agents: number;
+  instances: number;
+  progress: (line: string) => void;
+}
+
+export interface UpReport {
+  state_dir: string;
+  started: string[];
+  already_running: string[];
+  endpoints: { witness: string; signaling: string[]; stun: string[]; turn: string[] };
+  mesh: { agents: number; connected: number; expected: number };
+  verification: ExchangeReport;
+  elapsed_ms: number;
+}
+
+function hasBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  void what;
+  return false;
+}
+
+/**
+ * Brings up a complete local mesh (witness, coturn ×2 if installed, signaling ×N, agents) and
+ * verifies it. Idempotent: what already runs and answers is left alone; stale pid files are cleared.
+ */
+export async function up(o: UpOptions): Promise<UpReport> {
+  const t0 = Date.now();
+  const sup = new Supervisor(o.stateDir);
+  const sec = secrets(o.stateDir);
+  let stack = readStack(o.stateDir);
+  if (!stack || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
+    const withCoturn = hasBinary('turnserver');
+    if (!withCoturn)
+      o.progress(
+        'coturn is not installed (apt-get install coturn): agents get no STUN/TURN server of their own',
+      );
+    stack = {
+      version: 1,
+      created_at: new Date().toISOString(),
+      agents: o.agents,
+      witness: stack?.witness ?? { name: 'witness', port: await freePort() },
+      coturn: withCoturn
+        ? await Promise.all(
+            [1, 2].map(async (i) => ({
+              name: `coturn-${i}`,
+              port: await freePort(),
+              relay: [49_200 + i * 200, 49_299 + i * 200] as [number, number],
+            })),
+          )
+        : [],
+      signaling: await Promise.all(
+        Array.from({ length: o.instances }, async (_, i) => ({
+          name: `signaling-${i + 1}`,
+          port: await freePort(),
+        })),
+      ),
+    };
+    writeStack(o.stateDir, stack);
+  }
+  const s: StackFile = stack;
+  const node = process.execPath;
+  const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
+  const baseEnv = {
+    IF_WITNESS_ENDPOINT: urls.witness(s),
+    IF_WITNESS_API_KEY: sec.witness_api_key,
+    PRODUCTION_MODE: 'false',
+    STUN_SERVERS: urls.stun(s).join(','),
+    TURN_SERVERS: urls.turn(s).join(','),
+    TURN_USERNAME: 'ifmesh',
+    TURN_PASSWORD: sec.turn_password,
+  };
+  const started: string[] = [];
+  const already: string[] = [];
+
+  const ensure = async (spec: ProcessSpec, healthy: () => Promise<boolean>) => {
+    if (sup.running(spec.name) !== undefined && (await healthy())) {
+      already.push(spec.name);
+      o.progress(`✓ ${spec.name} already running`);
+      return;
+    }
+    await sup.stop(spec.name, 2_000);
+    sup.start({ cwd: o.stateDir, ...spec });
+    if (!(await waitFor(spec.name, healthy, 20_000))) {
+      const last = sup.tail(spec.name, 15);
+      await sup.stop(spec.name, 2_000);
+      throw new CheckFailedError(
+        `${spec.name} did not become healthy:\n${last}`,
+        `see ${sup.logFile(spec.name)}`,
+      );
+    }
+    started.push(spec.name);
+    o.progress(`✓ ${spec.name} started`);
+  };
+
+  await ensure(
+    {
+      name: 'witness',
+      command: node,
+      args: [
+        bin,
+        'witness',
+        'serve',
+        '--port',
+        String(s.witness.port),
+        '--db',
+        path.join(o.stateDir, 'witness.db'),
+        '--state-dir',
+        o.stateDir,
+      ],
+      env: baseEnv,
+    },
+    () => httpHealthy(urls.witness(s)),
+  );
+  for (const c of s.coturn) {
+    await ensure(
+      {
+        name: c.name,
+        command: 'turnserver',
+        args: turnserverArgs({
+          port: c.port,
+          relayPorts: c.relay,
+          user: 'ifmesh',
+          password: sec.turn_password,
+          allowLoopbackPeers: true,
+        }),
+      },
+      () => tcpOpen(c.port),
+    );
+  }
+  for (const sig of s.signaling) {
+    await ensure(
+      {
+        name: sig.name,
+        command: node,
+        args: [
+          bin,
+          'signaling',
+          'serve',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(sig.port),
+          '--instance-id',
+          sig.name,
+          '--admin-token-file',
+          path.join(o.stateDir, 'admin.token'),
+          '--state-dir',
+          o.stateDir,
+        ],
+        env: baseEnv,
+      },
+      () => httpHealthy(`http://127.0.0.1:${sig.port}`),
+    );
+  }
+  const first = urls.signalingHttp(s)[0]!;
+  const countAgents = async () => {
+    const r = await httpRequest(`${first}/agents`, { timeoutMs: 1_000 }).catch(() => undefined);
+    return ((r?.json as { agents?: { agent_id: string }[] })?.agents ?? []).filter((a) =>
+      a.agent_id.startsWith('agent-'),
+    ).length;
+  };
+  await ensure(
+    {
+      name: 'agents',
+      command: node,
+      args: [
+        bin,
+        'agent',
+        'swarm',
+        '--count',
+        String(o.agents),
+        '--prefix',
+        'agent',
+        '--signaling',
+        urls.signaling(s).join(','),
+        ...(s.coturn.length
+          ? [
+              '--stun',
+              urls.stun(s)[0]!,
+              '--turn',
+              urls.turn(s).join(','),
+              '--turn-user',
+              'ifmesh',
+              '--turn-pass',
+              sec.turn_password,
+            ]
+          : []),
+        '--loopback',
+        '--state-dir',
+        o.stateDir,
+      ],
+      env: baseEnv,
+    },
+    async () => (await countAgents()) === o.agents,
+  );
+  const expected = o.agents * (o.agents - 1);
+  let connected = 0;
+  await waitFor(
+    'mesh',
+    async () => {
+      const r = await httpRequest(`${first}/connections`, { timeoutMs: 1_000 }).catch(() => undefined);
+      connected = ((r?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
+        (c) => c.state === 'connected',
+      ).length;
+      return connected >= expected;
+    },
+    20_000,
+  );
+  o.progress(
+    `${connected >= expected ? '✓' : '✗'} mesh: ${o.agents} agents, ${connected}/${expected} connection reports connected`,
+  );
+  o.progress('verifying: temporary agents exchange signed messages over every pair…');
+  const verification = await messageExchange({
+    signalingUrls: urls.signaling(s),
+    iceServers: s.coturn.length ? [{ urls: urls.stun(s)[0]! }] : [],
+    agents: 3,
+    messages: 20,
+    loopbackOnly: true,
+    formTimeoutMs: 20_000,
+    rejectUnauthorized: true,
+  });
+  return {
+    state_dir: o.stateDir,
+    started,
+    already_running: already,
+    endpoints: {
+      witness: urls.witness(s),
+      signaling: urls.signaling(s),
+      stun: urls.stun(s),
+      turn: urls.turn(s),
+    },
+    mesh: { agents: await countAgents(), connected, expected },
+    verification,
+    elapsed_ms: Date.now() - t0,
+  };
+}
+
+export const STOP_ORDER = (s: StackFile) => [
+  'agents',
+  ...s.signaling.map((x) => x.name).reverse(),
+  ...s.coturn.map((c) => c.name).reverse(),
+  'witness',
+];
+
+export interface DownReport {
+  state_dir: string;
+  stopped: string[];
+  not_running: string[];
+  elapsed_ms: number;
+}
+
+export async function down(stateDir: string): Promise<DownReport> {
+  const t0 = Date.now();
+  const s = readStack(stateDir);
+  const sup = new Supervisor(stateDir);
+  const stopped: string[] = [];
+  const notRunning: string[] = [];
+  // Agents first (they say goodbye), then the services they use, witness last so it records the
+  // departures; within a tier in parallel (coturn alone takes ~2 s to honour SIGTERM).
+  const tiers = s
+    ? [['agents'], s.signaling.map((x) => x.name), s.coturn.map((c) => c.name), ['witness']]
+    : [];
+  for (const tier of tiers) {
+    await Promise.all(
+      tier.map(async (name) => {
+        if (sup.running(name) === undefined) notRunning.push(name);
+        else if (await sup.stop(name)) stopped.push(name);
+      }),
+    );
+  }
+  return { state_dir: stateDir, stopped, not_running: notRunning, elapsed_ms: Date.now() - t0 };
+}

@@ -1,0 +1,83 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/ops/stack/supervisor.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
+
+const { dir, cleanup } = tempDir();
+const state = path.join(dir, 'stack');
+const seen = new Set<number>();
+const pids = () =>
+  readdirSync(path.join(state, 'run')).map((f) => {
+    const pid = Number(readFileSync(path.join(state, 'run', f), 'utf8'));
+    seen.add(pid);
+    return [f.replace(/\.pid$/, ''), pid] as const;
+  });
+afterAll(async () => {
+  await spawnCli(['down', '--state-dir', state], { timeoutMs: 30_000 });
+  for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  cleanup();
+});
+
+describe('ifmesh up / status / down', () => {
+  it('brings up a verified local mesh, is idempotent, recovers stale processes, and down leaves none', async () => {
+    requireBinary('turnserver', 'coturn');
+    const first = await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 });
+    expect(first.code).toBe(0);
+    const report = JSON.parse(first.stdout);
+    expect(report.started).toEqual([
+      'witness',
+      'coturn-1',
+      'coturn-2',
+      'signaling-1',
+      'signaling-2',
+      'agents',
+    ]);
+    expect(report.verification).toMatchObject({ ok: true, delivery_ratio: 1, signature_failures: 0 });
+    expect(report.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
+    expect(first.stdout).not.toContain(
+      JSON.parse(readFileSync(path.join(state, 'secrets.json'), 'utf8')).witness_api_key,
+    );
+
+    const st = JSON.parse((await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir })).stdout);
+    expect(st.healthy).toBe(true);
+    expect(st.endpoints.witness).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(st.endpoints.signaling.every((u: string) => /^ws:\/\/127\.0\.0\.1:\d+$/.test(u))).toBe(true);
+    expect(st.endpoints.turn.every((u: string) => /^turn:127\.0\.0\.1:\d+\?transport=udp$/.test(u))).toBe(
+      true,
+    );
+    expect(st.components.map((c: { name: string }) => c.name)).toEqual([
+      'witness',
+      'coturn-1',
+      'coturn-2',
+      'signaling-1',
+      'signaling-2',
+      'agents',
+    ]);
+
+    const again = JSON.parse(
+      (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
+    );
+    expect(again.started).toEqual([]);
+    expect(again.already_running).toHaveLength(6);
+
+    // a process that died leaves a stale pid file: the next up starts only that one again
+    const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
+    process.kill(sig2, 'SIGKILL');
+    while (isAlive(sig2)) await new Promise((r) => setTimeout(r, 20));
+    expect((await spawnCli(['status', '--state-dir', state], { cwd: dir })).code).toBe(1);
+    const healed = JSON.parse(
+      (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
+    );
+    expect(healed.started).toEqual(['signaling-2']);
+
+    const before = pids();
+    expect(before).toHaveLength(6);
+    const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
+    expect(down.code).toBe(0);
+    expect(JSON.parse(down.stdout).stopped.sort()).toEqual(before.map(([n]) => n).sort());
+    for (const [, pid] of before) expect(isAlive(pid)).toBe(false);
+    expect(readdirSync(path.join(state, 'run'))).toEqual([]);
+  }, 180_000);
+});
