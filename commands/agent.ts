@@ -5,6 +5,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
 import { signalingUrls } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
 
@@ -65,7 +66,12 @@ export function register(cmd: Command, io: CommandIo): void {
         ids,
         keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
         config: loaded.config,
-        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config),
+        signalingUrls: signalingUrls(
+          flags.signaling,
+          ctx.env,
+          loaded.config,
+          resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        ),
         ice: { stun: flags.stun, turn: flags.turn, turnUser: flags.turnUser, turnPass: flags.turnPass },
         icePolicy: policy,
         mesh: flags.mesh,

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { signalingUrls } from '../src/config/endpoints.js';
+import { signalingUrls, stackStun } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';
@@ -16,6 +17,7 @@ interface Flags extends ConfigFlags {
   loopback?: boolean;
   insecure?: boolean;
   timeout: string;
+  stateDir?: string;
   json?: boolean;
 }
 
@@ -33,6 +35,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--loopback', 'gather only 127.0.0.1 candidates')
     .option('--insecure', 'accept a self-signed wss:// certificate')
     .option('--timeout <ms>', 'time allowed for the mesh to form', '20000')
+    .option('--state-dir <dir>', 'find the local stack here (default .ifmesh or $IFMESH_STATE_DIR)')
     .action(async (flags: Flags) => {
       if (!flags.messageExchange)
         throw new UsageError('choose what to verify', 'ifmesh verify --message-exchange');
@@ -43,10 +46,11 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!Number.isInteger(m) || m < 1 || m > 100_000)
         throw new UsageError(`--messages ${flags.messages} must be 1-100000`);
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const out = io.output(flags);
       const report = await messageExchange({
-        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config),
-        iceServers: iceServers(loaded.config, { stun: flags.stun, turn: '' }),
+        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir),
+        iceServers: iceServers(loaded.config, { stun: flags.stun ?? stackStun(loaded, stateDir), turn: '' }),
         agents: n,
         messages: m,
         loopbackOnly: Boolean(flags.loopback),

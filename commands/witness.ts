@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
+import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -94,7 +95,11 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-    return { url: flags.witness ?? loaded.config.witnessUrl, apiKey: loaded.config.witnessApiKey };
+    return witnessEndpoint(
+      flags.witness,
+      loaded,
+      resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir),
+    );
   };
   const queryOptions = (c: Command) =>
     withJson(withConfigOptions(c))
@@ -118,7 +123,8 @@ export function register(cmd: Command, io: CommandIo): void {
         'RE2 regular expression on a field; repeatable',
         (v: string, p: string[] = []) => [...p, v],
       )
-      .option('--limit <n>', 'at most this many results (1-10000)');
+      .option('--limit <n>', 'at most this many results (1-10000)')
+      .option('--state-dir <dir>', 'find the local stack here (default .ifmesh or $IFMESH_STATE_DIR)');
 
   queryOptions(
     cmd

@@ -56,6 +56,22 @@ describe('ifmesh up / status / down', () => {
       'agents',
     ]);
 
+    // other commands find the stack from --state-dir alone
+    const q = await spawnCli(
+      ['witness', 'query', '--event', 'agent_registered', '--state-dir', state, '--json'],
+      { cwd: dir },
+    );
+    expect(q.code).toBe(0);
+    expect(JSON.parse(q.stdout).results.map((e: { agent_id: string }) => e.agent_id)).toEqual(
+      expect.arrayContaining(['agent-1', 'agent-2', 'agent-3']),
+    );
+    const v = await spawnCli(
+      ['verify', '--message-exchange', '--messages', '10', '--loopback', '--state-dir', state, '--json'],
+      { cwd: dir, timeoutMs: 60_000 },
+    );
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, pongs_received: 30 });
+
     const again = JSON.parse(
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );

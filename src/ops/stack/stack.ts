@@ -3,32 +3,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
+import { type StackSecrets as Secrets, type StackFile, stackFile } from '../../config/local-stack.js';
 
-/** What `ifmesh up` created, kept in <state>/stack.json so every later command finds it. */
-export interface StackFile {
-  version: 1;
-  created_at: string;
-  agents: number;
-  witness: { name: 'witness'; port: number };
-  coturn: { name: string; port: number; relay: [number, number] }[];
-  signaling: { name: string; port: number }[];
-}
-
-export interface Secrets {
-  witness_api_key: string;
-  admin_token: string;
-  turn_password: string;
-}
-
-export const stackFile = (dir: string) => path.join(dir, 'stack.json');
-
-export function readStack(dir: string): StackFile | undefined {
-  try {
-    return JSON.parse(readFileSync(stackFile(dir), 'utf8')) as StackFile;
-  } catch {
-    return undefined;
-  }
-}
+export { readStack, type StackFile, stackFile, urls } from '../../config/local-stack.js';
 
 export function writeStack(dir: string, s: StackFile): void {
   mkdirSync(dir, { recursive: true });
@@ -88,11 +65,3 @@ export function tcpOpen(port: number): Promise<boolean> {
     });
   });
 }
-
-export const urls = {
-  witness: (s: StackFile) => `http://127.0.0.1:${s.witness.port}`,
-  signaling: (s: StackFile) => s.signaling.map((x) => `ws://127.0.0.1:${x.port}`),
-  signalingHttp: (s: StackFile) => s.signaling.map((x) => `http://127.0.0.1:${x.port}`),
-  stun: (s: StackFile) => s.coturn.map((c) => `stun:127.0.0.1:${c.port}`),
-  turn: (s: StackFile) => s.coturn.map((c) => `turn:127.0.0.1:${c.port}?transport=udp`),
-};

@@ -1,0 +1,45 @@
+// The local stack that `ifmesh up` records in <state>/stack.json, so that every command finds its
+// endpoints with no other flags.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface StackFile {
+  version: 1;
+  created_at: string;
+  agents: number;
+  witness: { name: 'witness'; port: number };
+  coturn: { name: string; port: number; relay: [number, number] }[];
+  signaling: { name: string; port: number }[];
+}
+
+export interface StackSecrets {
+  witness_api_key: string;
+  admin_token: string;
+  turn_password: string;
+}
+
+export const stackFile = (dir: string) => path.join(dir, 'stack.json');
+
+export function readStack(dir: string): StackFile | undefined {
+  try {
+    return JSON.parse(readFileSync(stackFile(dir), 'utf8')) as StackFile;
+  } catch {
+    return undefined;
+  }
+}
+
+export function readStackSecrets(dir: string): StackSecrets | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as StackSecrets;
+  } catch {
+    return undefined;
+  }
+}
+
+export const urls = {
+  witness: (s: StackFile) => `http://127.0.0.1:${s.witness.port}`,
+  signaling: (s: StackFile) => s.signaling.map((x) => `ws://127.0.0.1:${x.port}`),
+  signalingHttp: (s: StackFile) => s.signaling.map((x) => `http://127.0.0.1:${x.port}`),
+  stun: (s: StackFile) => s.coturn.map((c) => `stun:127.0.0.1:${c.port}`),
+  turn: (s: StackFile) => s.coturn.map((c) => `turn:127.0.0.1:${c.port}?transport=udp`),
+};
