@@ -1,5 +1,6 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { isAlive } from '../exec/pid.js';
 
 export class SpoolLockedError extends Error {}
 
@@ -129,15 +130,6 @@ export class Spool {
   async close(): Promise<void> {
     if (this.locked) await fs.unlink(this.lockFile).catch(() => {});
     this.locked = false;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -91,17 +91,7 @@ export function startWitnessProcess(
 }
 
 /** A port that was free a moment ago (for services that must come back on the same address). */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/ops/stack/stack.js';
 
 /** Resident memory of a process, from /proc. */
 export function rssBytes(pid: number): number {
