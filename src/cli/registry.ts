@@ -33,6 +33,15 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/up.js'),
   },
   {
+    name: 'deploy',
+    summary: 'Deploy signaling instances behind nginx and the agents of config/agents, recording a release',
+    examples: [
+      'ifmesh deploy --instances 2 --agents-dir config/agents --dry-run',
+      'ifmesh deploy --deployment-id prod-42 --release v1.4.0',
+    ],
+    load: () => import('../../commands/deploy.js'),
+  },
+  {
     name: 'status',
     summary: 'Show every process of the local stack (pid, health, uptime, URL) and the mesh',
     examples: ['ifmesh status', 'ifmesh status --json'],

@@ -8,6 +8,7 @@ declare -A PACKAGES=(
   [prometheus]=promtool   # `promtool check metrics` on the signaling server's /metrics
   [coturn]=turnserver     # real STUN/TURN for the werift agents' tests
   [chromium]=chromium     # a browser as an independent WebRTC peer (driven by playwright-core)
+  [nginx]=nginx           # the load balancer ifmesh deploy puts in front of signaling instances
   [curl]=curl             # the runbook's own curl | jq lines, run as tests
   [jq]=jq
 )

@@ -1,7 +1,16 @@
 // Local processes of a stack: started detached with their output in <state>/logs/<name>.log, their
 // pid in <state>/run/<name>.pid, stopped by pid. A pid file whose process is gone is stale.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { isAlive } from '../../exec/pid.js';
 
@@ -54,6 +63,22 @@ export class Supervisor {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** Records a process started by someone else (nginx daemonizes) so it is stopped like ours. */
+  adopt(name: string, pid: number): void {
+    mkdirSync(path.join(this.stateDir, 'run'), { recursive: true });
+    writeFileSync(this.pidFile(name), `${pid}\n`);
+  }
+
+  /** Every process with a pid file, running or not. */
+  names(): string[] {
+    const dir = path.join(this.stateDir, 'run');
+    return existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.pid'))
+          .map((f) => f.slice(0, -4))
+      : [];
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; true when the process is gone. */

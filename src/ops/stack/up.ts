@@ -291,9 +291,19 @@ export async function down(stateDir: string): Promise<DownReport> {
   const notRunning: string[] = [];
   // Agents first (they say goodbye), then the services they use, witness last so it records the
   // departures; within a tier in parallel (coturn alone takes ~2 s to honour SIGTERM).
-  const tiers = s
-    ? [['agents'], s.signaling.map((x) => x.name), s.coturn.map((c) => c.name), ['witness']]
-    : [];
+  // Every process with a pid file in the state dir: what `up` started and what `deploy` started.
+  const all = [...new Set([...(s ? STOP_ORDER(s) : []), ...sup.names()])];
+  const isAgent = (n: string) => n === 'agents' || n.startsWith('deploy-agent-');
+  const isFront = (n: string) =>
+    n.startsWith('signaling-') || n.startsWith('deploy-signaling-') || n === 'deploy-nginx';
+  const rest = all.filter((n) => !isAgent(n) && !isFront(n) && !n.startsWith('coturn-') && n !== 'witness');
+  const tiers = [
+    all.filter(isAgent),
+    all.filter(isFront),
+    rest,
+    all.filter((n) => n.startsWith('coturn-')),
+    all.filter((n) => n === 'witness'),
+  ];
   for (const tier of tiers) {
     await Promise.all(
       tier.map(async (name) => {

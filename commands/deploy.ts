@@ -1,0 +1,82 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { UsageError } from '../src/errors.js';
+import { deploy } from '../src/ops/deploy/deploy.js';
+
+interface Flags extends ConfigFlags {
+  instances: string;
+  deploymentId?: string;
+  agentsDir: string;
+  release?: string;
+  dryRun?: boolean;
+  stateDir?: string;
+  basePort: string;
+  nginxPort: string;
+  json?: boolean;
+}
+
+const port = (v: string, flag: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1024 || n > 65_000)
+    throw new UsageError(`${flag} ${v} must be a port from 1024 to 65000`);
+  return n;
+};
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(withConfigOptions(cmd))
+    .option('--instances <n>', 'signaling instances, on consecutive ports from --base-port', '2')
+    .option('--deployment-id <id>', 'names this deployment in events and the release record')
+    .option('--agents-dir <dir>', 'agent configs to validate and start', 'config/agents')
+    .option('--release <ref>', 'version or git ref recorded with the release (default: the package version)')
+    .option('--base-port <n>', 'port of the first signaling instance', '8443')
+    .option(
+      '--nginx-port <n>',
+      'port nginx listens on in front of the instances (when nginx is installed)',
+      '8440',
+    )
+    .option('--state-dir <dir>', 'pid, log and release files (default .ifmesh or $IFMESH_STATE_DIR)')
+    .option('--dry-run', 'print the plan and touch nothing')
+    .action(async (flags: Flags) => {
+      const n = Number(flags.instances);
+      if (!Number.isInteger(n) || n < 1 || n > 16)
+        throw new UsageError(`--instances ${flags.instances} must be 1-16`);
+      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const out = io.output(flags);
+      for (const w of loaded.warnings) out.warn(w);
+      const report = await deploy(
+        {
+          stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+          agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
+          instances: n,
+          basePort: port(flags.basePort, '--base-port'),
+          nginxPort: port(flags.nginxPort, '--nginx-port'),
+          deploymentId: flags.deploymentId,
+          release: flags.release,
+          config: loaded.config,
+          cwd: ctx.cwd,
+          progress: (l) => out.info(l),
+        },
+        Boolean(flags.dryRun),
+      );
+      out.result(report, (r, c) =>
+        [
+          r.applied
+            ? `${c.green('✓ deployed')} ${r.plan.deployment_id} (${r.plan.release_ref}, config ${r.plan.config_hash})`
+            : `${c.bold('plan')} for ${r.plan.deployment_id} (dry run: nothing changed)`,
+          ...r.plan.instances.map((i) => `  signaling  ${i.name} ${i.url}`),
+          r.plan.nginx
+            ? `  nginx      ${r.plan.nginx.url} → ${r.plan.nginx.upstreams.join(', ')} (least_conn, max_fails=3 fail_timeout=30s)`
+            : c.dim('  nginx      not installed: agents get every instance URL'),
+          `  agents     ${r.plan.agents.map((a) => a.agent_id).join(', ')} → ${r.plan.agents_connect_to.join(', ')}`,
+          r.release_file ? c.dim(`  release    ${r.release_file}`) : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+    });
+}

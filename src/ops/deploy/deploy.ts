@@ -1,0 +1,293 @@
+// The runbook's Step 2 and Step 3 (deploy-signaling-server.sh, deploy-agent-mesh.sh), made safe: a
+// pure plan first (what --dry-run prints), then apply under the deploy lock, recording a release.
+
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+import { WitnessClient } from '../../clients/witness.js';
+import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
+import type { MeshConfig } from '../../config/load.js';
+import { CheckFailedError, ConfigError, type ConfigIssue, UsageError } from '../../errors.js';
+import { applyNginx } from '../../exec/nginx.js';
+import { packageRoot } from '../../paths.js';
+import { httpHealthy } from '../stack/stack.js';
+import { Supervisor } from '../stack/supervisor.js';
+import { withLock } from './lock.js';
+import { type Release, recordRelease } from './releases.js';
+
+export interface DeployOptions {
+  stateDir: string;
+  agentsDir: string;
+  instances: number;
+  basePort: number;
+  nginxPort: number;
+  deploymentId: string | undefined;
+  release: string | undefined;
+  config: MeshConfig;
+  cwd: string;
+  progress: (line: string) => void;
+}
+
+export interface DeployPlan {
+  deployment_id: string;
+  release_ref: string;
+  config_hash: string;
+  instances: { name: string; port: number; url: string }[];
+  nginx: { listen_port: number; url: string; upstreams: number[]; conf: string } | null;
+  agents: { agent_id: string; file: string }[];
+  agents_connect_to: string[];
+  witness: string | null;
+}
+
+export interface DeployReport {
+  plan: DeployPlan;
+  applied: boolean;
+  registered: string[];
+  release_file: string | null;
+}
+
+export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentConfig[]> {
+  if (!existsSync(dir))
+    throw new UsageError(
+      `agents directory ${dir} does not exist`,
+      'pass --agents-dir with config/agents/<id>.json files',
+    );
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+  if (files.length === 0) throw new UsageError(`${dir} holds no agent configs (*.json)`);
+  const issues: ConfigIssue[] = [];
+  const configs: AgentConfig[] = [];
+  for (const f of files) {
+    const full = path.join(dir, f);
+    try {
+      configs.push(await loadAgentConfig(full, path.relative(cwd, full) || full));
+    } catch (err) {
+      if (err instanceof ConfigError) issues.push(...err.issues);
+      else throw err;
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const c of configs) {
+    const other = seen.get(c.agentId);
+    if (other)
+      issues.push({
+        file: c.file,
+        line: undefined,
+        key: 'agent_id',
+        message: `${c.agentId} is also used by ${other}`,
+        fix: 'give every agent its own id',
+      });
+    seen.set(c.agentId, c.file);
+    if (!existsSync(c.keyFile))
+      issues.push({
+        file: c.file,
+        line: undefined,
+        key: 'key',
+        message: `${c.keyFile} does not exist`,
+        fix: `create it with 'ifmesh keys generate --agent ${c.agentId}'`,
+      });
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return configs;
+}
+
+function hasNginx(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v nginx'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Pure: what a deploy would do, from the options and the validated agent configs. */
+export function buildPlan(
+  o: DeployOptions,
+  agents: AgentConfig[],
+  nginx: boolean,
+  version: string,
+): DeployPlan {
+  const instances = Array.from({ length: o.instances }, (_, i) => ({
+    name: `deploy-signaling-${i + 1}`,
+    port: o.basePort + i,
+    url: `ws://127.0.0.1:${o.basePort + i}`,
+  }));
+  const hash = createHash('sha256')
+    .update(
+      JSON.stringify({
+        instances: instances.map((x) => x.port),
+        agents: agents.map((a) => [
+          a.agentId,
+          readFileSync(a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file), 'utf8'),
+        ]),
+      }),
+    )
+    .digest('hex')
+    .slice(0, 16);
+  const ng = nginx
+    ? {
+        listen_port: o.nginxPort,
+        url: `ws://127.0.0.1:${o.nginxPort}`,
+        upstreams: instances.map((x) => x.port),
+        conf: path.join(o.stateDir, 'nginx', 'nginx.conf'),
+      }
+    : null;
+  return {
+    deployment_id: o.deploymentId ?? `deploy-${Date.now()}-${randomBytes(2).toString('hex')}`,
+    release_ref: o.release ?? version,
+    config_hash: hash,
+    instances,
+    nginx: ng,
+    agents: agents.map((a) => ({ agent_id: a.agentId, file: a.file })),
+    agents_connect_to: ng ? [ng.url] : instances.map((x) => x.url),
+    witness: o.config.witnessApiKey ? o.config.witnessUrl : null,
+  };
+}
+
+export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployReport> {
+  const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
+  const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
+    .version as string;
+  const plan = buildPlan(o, agents, hasNginx(), version);
+  if (dryRun) return { plan, applied: false, registered: [], release_file: null };
+  return withLock(o.stateDir, `deploy ${plan.deployment_id}`, async () => {
+    const sup = new Supervisor(o.stateDir);
+    const node = process.execPath;
+    const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
+    const witness = o.config.witnessApiKey
+      ? new WitnessClient({
+          url: o.config.witnessUrl,
+          apiKey: o.config.witnessApiKey,
+          producer: `deploy-${plan.deployment_id}`,
+          spoolDir: path.join(o.stateDir, 'witness-spool'),
+          stateDir: o.stateDir,
+        })
+      : undefined;
+    try {
+      witness?.log({
+        event: 'webrtc_deployment_started',
+        deployment_id: plan.deployment_id,
+        metadata: {
+          release: plan.release_ref,
+          config_hash: plan.config_hash,
+          instances: plan.instances.length,
+          agents: plan.agents.length,
+        },
+      });
+      for (const inst of plan.instances) {
+        await sup.stop(inst.name, 5_000);
+        sup.start({
+          name: inst.name,
+          command: node,
+          args: [
+            bin,
+            'signaling',
+            'serve',
+            '--host',
+            '127.0.0.1',
+            '--port',
+            String(inst.port),
+            '--instance-id',
+            inst.name,
+            '--state-dir',
+            o.stateDir,
+          ],
+          cwd: o.cwd,
+        });
+        const deadline = Date.now() + 15_000;
+        let ok = false;
+        while (Date.now() < deadline && !ok) {
+          ok = await httpHealthy(`http://127.0.0.1:${inst.port}`);
+          if (!ok && sup.running(inst.name) === undefined) break;
+          if (!ok) await new Promise((r) => setTimeout(r, 100));
+        }
+        if (!ok) {
+          const last = sup.tail(inst.name, 15);
+          await sup.stop(inst.name, 2_000);
+          throw new CheckFailedError(
+            `${inst.name} on port ${inst.port} is not healthy; last log lines:\n${last}`,
+            `see ${sup.logFile(inst.name)}`,
+          );
+        }
+        o.progress(`✓ ${inst.name} healthy on ${inst.url}`);
+      }
+      if (plan.nginx) {
+        const prefix = path.dirname(plan.nginx.conf);
+        const running = sup.running('deploy-nginx') !== undefined;
+        await applyNginx(
+          { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
+          running,
+        );
+        // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
+        for (let i = 0; i < 50; i++) {
+          const pidFile = path.join(prefix, 'nginx.pid');
+          if (existsSync(pidFile)) {
+            sup.adopt('deploy-nginx', Number(readFileSync(pidFile, 'utf8').trim()));
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        o.progress(
+          `✓ nginx ${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (least_conn over ${plan.nginx.upstreams.length} instances)`,
+        );
+      }
+      for (const a of plan.agents) {
+        const name = `deploy-agent-${a.agent_id}`;
+        await sup.stop(name, 5_000);
+        sup.start({
+          name,
+          command: node,
+          args: [
+            bin,
+            'agent',
+            'run',
+            '--config',
+            a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
+            '--signaling',
+            plan.agents_connect_to.join(','),
+            '--state-dir',
+            o.stateDir,
+          ],
+          cwd: o.cwd,
+        });
+      }
+      const registered = new Set<string>();
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && registered.size < plan.agents.length) {
+        for (const inst of plan.instances) {
+          const r = await httpRequest(`http://127.0.0.1:${inst.port}/agents`, { timeoutMs: 1_000 }).catch(
+            () => undefined,
+          );
+          for (const x of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
+            registered.add(x.agent_id);
+        }
+        if (registered.size < plan.agents.length) await new Promise((r) => setTimeout(r, 100));
+      }
+      const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
+      if (missing.length) {
+        const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
+        throw new CheckFailedError(`agents not registered after 20 s: ${missing.join(', ')}\n${tails}`);
+      }
+      o.progress(`✓ ${registered.size} agents registered`);
+      const release: Release = {
+        id: `${new Date().toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
+        deployment_id: plan.deployment_id,
+        ref: plan.release_ref,
+        config_hash: plan.config_hash,
+        created_at: new Date().toISOString(),
+        processes: [
+          ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
+          ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
+        ],
+        agents: plan.agents.map((a) => a.agent_id),
+      };
+      const file = await recordRelease(o.stateDir, release);
+      return { plan, applied: true, registered: [...registered].sort(), release_file: file };
+    } finally {
+      await witness?.close(1_500);
+    }
+  });
+}

@@ -1,0 +1,144 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { freePort } from '../helpers/processes.js';
+import { getJson } from '../helpers/signaling.js';
+
+const { dir, cleanup } = tempDir();
+const state = path.join(dir, '.ifmesh');
+let stop: () => Promise<void> = async () => {};
+let env: Record<string, string> = {};
+
+beforeAll(async () => {
+  const turn = await startCoturn();
+  stop = () => turn.stop();
+  env = { STUN_SERVERS: turn.stunUrl };
+  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
+  for (const id of ['agent-d1', 'agent-d2', 'agent-d3']) {
+    await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
+    writeFileSync(
+      path.join(dir, `config/agents/${id}.json`),
+      JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
+    );
+  }
+});
+afterAll(async () => {
+  await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 30_000 });
+  await stop();
+  cleanup();
+});
+
+const pidsOf = () =>
+  existsSync(path.join(state, 'run'))
+    ? readdirSync(path.join(state, 'run')).map((f) =>
+        Number(readFileSync(path.join(state, 'run', f), 'utf8')),
+      )
+    : [];
+
+describe('ifmesh deploy', () => {
+  it('prints the plan with --dry-run and touches nothing', async () => {
+    const r = await spawnCli(['deploy', '--dry-run', '--json', '--base-port', '18600'], { cwd: dir, env });
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.stdout).plan;
+    expect(plan.instances.map((i: { port: number }) => i.port)).toEqual([18600, 18601]);
+    expect(plan.agents.map((a: { agent_id: string }) => a.agent_id)).toEqual([
+      'agent-d1',
+      'agent-d2',
+      'agent-d3',
+    ]);
+    expect(existsSync(state)).toBe(false);
+  });
+
+  it('refuses invalid agent configs with exit 2, naming file and field', async () => {
+    const bad = path.join(dir, 'bad-agents');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(
+      path.join(bad, 'x.json'),
+      JSON.stringify({ agent_id: 'x', key: 'missing.key', ice_policy: 'sometimes' }),
+    );
+    const r = await spawnCli(['deploy', '--agents-dir', 'bad-agents', '--dry-run'], { cwd: dir, env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error: bad-agents/x.json: ice_policy: must be "all" or "relay"');
+  });
+
+  it('fails fast while another deploy holds the lock, saying who', async () => {
+    mkdirSync(state, { recursive: true });
+    writeFileSync(
+      path.join(state, 'deploy.lock'),
+      JSON.stringify({ pid: process.pid, purpose: 'deploy other', since: new Date().toISOString() }),
+    );
+    const r = await spawnCli(['deploy', '--base-port', '18600'], { cwd: dir, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the deploy lock is held by pid ${process.pid} (deploy other`);
+    const { unlinkSync } = await import('node:fs');
+    unlinkSync(path.join(state, 'deploy.lock'));
+  });
+
+  it('deploys behind real nginx, records a release, and agents move to the other instance when one is killed', async () => {
+    requireBinary('nginx', 'nginx');
+    const base = await freePort();
+    const nginxPort = await freePort();
+    const r = await spawnCli(
+      [
+        'deploy',
+        '--json',
+        '--instances',
+        '2',
+        '--base-port',
+        String(base),
+        '--nginx-port',
+        String(nginxPort),
+        '--release',
+        'v-test',
+      ],
+      { cwd: dir, env, timeoutMs: 60_000 },
+    );
+    expect(r.stderr).toContain('agents registered');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.registered).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
+    expect(report.plan.agents_connect_to).toEqual([`ws://127.0.0.1:${nginxPort}`]);
+    const conf = readFileSync(report.plan.nginx.conf, 'utf8');
+    expect(conf).toContain('least_conn;');
+    expect(conf).toContain(`server 127.0.0.1:${base} max_fails=3 fail_timeout=30s;`);
+    expect(conf).toContain('proxy_set_header Upgrade $http_upgrade;');
+    expect(conf).toContain('proxy_read_timeout 3600s;');
+    const current = readFileSync(path.join(state, 'releases/current'), 'utf8').trim();
+    expect(JSON.parse(readFileSync(path.join(state, 'releases', `${current}.json`), 'utf8'))).toMatchObject({
+      ref: 'v-test',
+      deployment_id: report.plan.deployment_id,
+    });
+
+    // where is everyone? kill the instance holding the most agents
+    const on = async (port: number) =>
+      ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? []).map(
+        (a: { agent_id: string }) => a.agent_id,
+      );
+    const ports = [base, base + 1];
+    const counts = await Promise.all(ports.map(on));
+    const victim = counts[0]!.length >= counts[1]!.length ? 0 : 1;
+    const survivor = ports[1 - victim]!;
+    const victimPid = Number(
+      readFileSync(path.join(state, 'run', `deploy-signaling-${victim + 1}.pid`), 'utf8'),
+    );
+    const t0 = Date.now();
+    process.kill(victimPid, 'SIGKILL');
+    let moved: string[] = [];
+    while (Date.now() - t0 < 10_000) {
+      moved = await on(survivor);
+      if (moved.length === 3) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(moved.sort()).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
+    expect(Date.now() - t0).toBeLessThan(5_000 + 1_000);
+
+    const before = pidsOf();
+    const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
+    expect(down.code).toBe(0);
+    for (const pid of before) expect(isAlive(pid)).toBe(false);
+  }, 120_000);
+});
