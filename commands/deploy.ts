@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
+import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
   instances: string;
@@ -48,6 +49,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
+      const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
           stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
@@ -59,10 +61,10 @@ export function register(cmd: Command, io: CommandIo): void {
           release: flags.release,
           config: loaded.config,
           cwd: ctx.cwd,
-          progress: (l) => out.info(l),
+          progress,
         },
         Boolean(flags.dryRun),
-      );
+      ).finally(() => progress.close());
       out.result(report, (r, c) =>
         [
           r.applied

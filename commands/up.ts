@@ -4,6 +4,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
+import { createProgress } from '../src/ui/progress.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -19,12 +20,13 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!Number.isInteger(instances) || instances < 1 || instances > 8)
         throw new UsageError(`--instances ${flags.instances} must be 1-8`);
       const out = io.output(flags);
+      const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await up({
         stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
         agents,
         instances,
-        progress: (l) => out.info(l),
-      });
+        progress,
+      }).finally(() => progress.close());
       out.result(report, (r, c) =>
         [
           `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/ops/stack/supervisor.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { spawnCli, tempDir } from '../helpers/cli.js';
+import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
@@ -18,6 +18,44 @@ afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { timeoutMs: 30_000 });
   for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   cleanup();
+});
+
+describe('progress on a terminal', () => {
+  it('shows a spinner per component, then ticks, when stderr is a TTY', async () => {
+    requireBinary('tmux', 'tmux');
+    const { execFileSync } = await import('node:child_process');
+    const tstate = path.join(dir, 'tty-stack');
+    const session = `ifmesh-${process.pid}`;
+    const bin = path.join(ROOT, 'dist/bin/ifmesh.js');
+    execFileSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '40',
+      `env -u CI ${process.execPath} ${bin} up --state-dir ${tstate}; sleep 60`,
+    ]);
+    try {
+      let sawSpinner = false;
+      let screen = '';
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000) {
+        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+        if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(screen)) sawSpinner = true;
+        if (screen.includes('mesh up and verified')) break;
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      expect(sawSpinner).toBe(true);
+      expect(screen).toContain('✓ witness started');
+      expect(screen).toContain('✓ verify 60/60 signed pings answered');
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
+      await spawnCli(['down', '--state-dir', tstate], { timeoutMs: 30_000 });
+    }
+  }, 90_000);
 });
 
 describe('ifmesh up / status / down', () => {

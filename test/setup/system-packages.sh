@@ -9,6 +9,7 @@ declare -A PACKAGES=(
   [coturn]=turnserver     # real STUN/TURN for the werift agents' tests
   [chromium]=chromium     # a browser as an independent WebRTC peer (driven by playwright-core)
   [nginx]=nginx           # the load balancer ifmesh deploy puts in front of signaling instances
+  [tmux]=tmux             # a real terminal for the progress view's test
   [curl]=curl             # the runbook's own curl | jq lines, run as tests
   [jq]=jq
 )

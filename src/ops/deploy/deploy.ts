@@ -12,6 +12,7 @@ import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, ConfigError, type ConfigIssue, UsageError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
 import { packageRoot } from '../../paths.js';
+import type { Progress } from '../../ui/progress.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
 import { withLock } from './lock.js';
@@ -27,7 +28,7 @@ export interface DeployOptions {
   release: string | undefined;
   config: MeshConfig;
   cwd: string;
-  progress: (line: string) => void;
+  progress: Progress;
 }
 
 export interface DeployPlan {
@@ -179,6 +180,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
       });
       for (const inst of plan.instances) {
         await sup.stop(inst.name, 5_000);
+        o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
         sup.start({
           name: inst.name,
           command: node,
@@ -212,7 +214,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
             `see ${sup.logFile(inst.name)}`,
           );
         }
-        o.progress(`✓ ${inst.name} healthy on ${inst.url}`);
+        o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
       }
       if (plan.nginx) {
         const prefix = path.dirname(plan.nginx.conf);
@@ -230,8 +232,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
           }
           await new Promise((r) => setTimeout(r, 20));
         }
-        o.progress(
-          `✓ nginx ${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (least_conn over ${plan.nginx.upstreams.length} instances)`,
+        o.progress.step(
+          'nginx',
+          'ok',
+          `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (least_conn over ${plan.nginx.upstreams.length} instances)`,
         );
       }
       for (const a of plan.agents) {
@@ -254,6 +258,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
           cwd: o.cwd,
         });
       }
+      o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
       const registered = new Set<string>();
       const deadline = Date.now() + 20_000;
       while (Date.now() < deadline && registered.size < plan.agents.length) {
@@ -271,7 +276,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
         const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
         throw new CheckFailedError(`agents not registered after 20 s: ${missing.join(', ')}\n${tails}`);
       }
-      o.progress(`✓ ${registered.size} agents registered`);
+      o.progress.step('agents', 'ok', `${registered.size} agents registered`);
       const release: Release = {
         id: `${new Date().toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
         deployment_id: plan.deployment_id,

@@ -4,6 +4,7 @@ import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
+import type { Progress } from '../../ui/progress.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import {
   freePort,
@@ -21,7 +22,7 @@ export interface UpOptions {
   stateDir: string;
   agents: number;
   instances: number;
-  progress: (line: string) => void;
+  progress: Progress;
 }
 
 export interface UpReport {
@@ -65,7 +66,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
   if (!stack || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
     const withCoturn = hasBinary('turnserver');
     if (!withCoturn)
-      o.progress(
+      o.progress.info(
         'coturn is not installed (apt-get install coturn): agents get no STUN/TURN server of their own',
       );
     stack = {
@@ -109,9 +110,10 @@ export async function up(o: UpOptions): Promise<UpReport> {
   const ensure = async (spec: ProcessSpec, healthy: () => Promise<boolean>) => {
     if (sup.running(spec.name) !== undefined && (await healthy())) {
       already.push(spec.name);
-      o.progress(`✓ ${spec.name} already running`);
+      o.progress.step(spec.name, 'ok', 'already running');
       return;
     }
+    o.progress.step(spec.name, 'running', 'starting');
     await sup.stop(spec.name, 2_000);
     sup.start({ cwd: o.stateDir, ...spec });
     if (!(await waitFor(spec.name, healthy, 20_000))) {
@@ -123,7 +125,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
       );
     }
     started.push(spec.name);
-    o.progress(`✓ ${spec.name} started`);
+    o.progress.step(spec.name, 'ok', 'started');
   };
 
   await ensure(
@@ -240,10 +242,12 @@ export async function up(o: UpOptions): Promise<UpReport> {
     },
     20_000,
   );
-  o.progress(
-    `${connected >= expected ? '✓' : '✗'} mesh: ${o.agents} agents, ${connected}/${expected} connection reports connected`,
+  o.progress.step(
+    'mesh',
+    connected >= expected ? 'ok' : 'fail',
+    `${o.agents} agents, ${connected}/${expected} connection reports connected`,
   );
-  o.progress('verifying: temporary agents exchange signed messages over every pair…');
+  o.progress.step('verify', 'running', 'temporary agents exchange signed messages over every pair');
   const verification = await messageExchange({
     signalingUrls: urls.signaling(s),
     iceServers: s.coturn.length ? [{ urls: urls.stun(s)[0]! }] : [],
@@ -253,6 +257,11 @@ export async function up(o: UpOptions): Promise<UpReport> {
     formTimeoutMs: 20_000,
     rejectUnauthorized: true,
   });
+  o.progress.step(
+    'verify',
+    verification.ok ? 'ok' : 'fail',
+    `${verification.pongs_received}/${verification.pings_sent} signed pings answered`,
+  );
   return {
     state_dir: o.stateDir,
     started,

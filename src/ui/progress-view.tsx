@@ -1,0 +1,76 @@
+import { Box, render, Text } from 'ink';
+import { useEffect, useState } from 'react';
+import type { OutStream } from '../cli/context.js';
+import type { Progress, StepState } from './progress.js';
+
+interface Step {
+  name: string;
+  state: StepState;
+  detail?: string | undefined;
+}
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: string[]) => void) => void }) {
+  const [steps, setSteps] = useState<Step[]>([]);
+  const [info, setInfo] = useState<string[]>([]);
+  const [frame, setFrame] = useState(0);
+  useEffect(() => {
+    subscribe((s, i) => {
+      setSteps([...s]);
+      setInfo([...i]);
+    });
+    const t = setInterval(() => setFrame((f) => (f + 1) % FRAMES.length), 80);
+    return () => clearInterval(t);
+  }, [subscribe]);
+  return (
+    <Box flexDirection="column">
+      {steps.map((s) => (
+        <Text key={s.name}>
+          {s.state === 'running' ? (
+            <Text color="cyan">{FRAMES[frame]}</Text>
+          ) : s.state === 'ok' ? (
+            <Text color="green">✓</Text>
+          ) : (
+            <Text color="red">✗</Text>
+          )}{' '}
+          {s.name}
+          {s.detail ? <Text dimColor> {s.detail}</Text> : null}
+        </Text>
+      ))}
+      {info.map((line, i) => (
+        <Text key={`info-${i}`} dimColor>
+          {line}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+export function inkProgress(stream: OutStream): Progress {
+  const steps: Step[] = [];
+  const info: string[] = [];
+  let push: (s: Step[], i: string[]) => void = () => {};
+  const app = render(<View subscribe={(fn) => (push = fn)} />, {
+    stdout: stream as NodeJS.WriteStream,
+    patchConsole: false,
+  });
+  const update = () => push(steps, info);
+  return {
+    step(name, state, detail) {
+      const s = steps.find((x) => x.name === name);
+      if (s) Object.assign(s, { state, detail });
+      else steps.push({ name, state, detail });
+      update();
+    },
+    info(line) {
+      info.push(line);
+      update();
+    },
+    async close() {
+      update();
+      await new Promise((r) => setTimeout(r, 100));
+      app.unmount();
+    },
+  };
+}
