@@ -9,11 +9,16 @@ interface Step {
   detail?: string | undefined;
 }
 
+interface Info {
+  id: number;
+  text: string;
+}
+
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: string[]) => void) => void }) {
+function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: Info[]) => void) => void }) {
   const [steps, setSteps] = useState<Step[]>([]);
-  const [info, setInfo] = useState<string[]>([]);
+  const [info, setInfo] = useState<Info[]>([]);
   const [frame, setFrame] = useState(0);
   useEffect(() => {
     subscribe((s, i) => {
@@ -38,9 +43,9 @@ function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: string[]) =
           {s.detail ? <Text dimColor> {s.detail}</Text> : null}
         </Text>
       ))}
-      {info.map((line, i) => (
-        <Text key={`info-${i}`} dimColor>
-          {line}
+      {info.map((line) => (
+        <Text key={line.id} dimColor>
+          {line.text}
         </Text>
       ))}
     </Box>
@@ -49,8 +54,8 @@ function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: string[]) =
 
 export function inkProgress(stream: OutStream): Progress {
   const steps: Step[] = [];
-  const info: string[] = [];
-  let push: (s: Step[], i: string[]) => void = () => {};
+  const info: Info[] = [];
+  let push: (s: Step[], i: Info[]) => void = () => {};
   const app = render(<View subscribe={(fn) => (push = fn)} />, {
     stdout: stream as NodeJS.WriteStream,
     patchConsole: false,
@@ -64,7 +69,7 @@ export function inkProgress(stream: OutStream): Progress {
       update();
     },
     info(line) {
-      info.push(line);
+      info.push({ id: info.length, text: line });
       update();
     },
     async close() {
