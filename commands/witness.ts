@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
@@ -224,8 +225,15 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--state-dir <dir>', 'where the held checkpoint is (default .ifmesh or $IFMESH_STATE_DIR)'),
   ).action(
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
-      if (!flags.db === !flags.url) throw new UsageError('pass exactly one of --db FILE or --url URL');
+      if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      // With neither, the local stack's database in the state dir.
+      if (!flags.db && !flags.url) {
+        const local = path.join(stateDir, 'witness.db');
+        if (!existsSync(local))
+          throw new UsageError(`no --db or --url, and no ${local}`, 'pass --db FILE or --url URL');
+        flags.db = local;
+      }
       const report = flags.db
         ? await verifyDb({
             dbPath: path.resolve(ctx.cwd, flags.db),

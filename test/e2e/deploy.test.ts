@@ -7,16 +7,25 @@ import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
 import { getJson } from '../helpers/signaling.js';
+import { API_KEY, startWitness } from '../helpers/witness.js';
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, '.ifmesh');
 let stop: () => Promise<void> = async () => {};
 let env: Record<string, string> = {};
+let witnessUrl = '';
 
 beforeAll(async () => {
   const turn = await startCoturn();
   stop = () => turn.stop();
-  env = { STUN_SERVERS: turn.stunUrl };
+  const w = await startWitness();
+  witnessUrl = w.url;
+  const stopTurn = stop;
+  stop = async () => {
+    await w.stop();
+    await stopTurn();
+  };
+  env = { STUN_SERVERS: turn.stunUrl, IF_WITNESS_ENDPOINT: w.url, IF_WITNESS_API_KEY: API_KEY };
   mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
   for (const id of ['agent-d1', 'agent-d2', 'agent-d3']) {
     await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
@@ -78,6 +87,26 @@ describe('ifmesh deploy', () => {
     unlinkSync(path.join(state, 'deploy.lock'));
   });
 
+  it('stops an instance that is not healthy and exits 1 with its last log lines', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    const port = await freePort();
+    await new Promise<void>((r) => busy.listen(port, '127.0.0.1', () => r()));
+    try {
+      const busyState = path.join(dir, 'busy-state');
+      const r = await spawnCli(
+        ['deploy', '--instances', '1', '--base-port', String(port), '--state-dir', busyState],
+        { cwd: dir, env, timeoutMs: 60_000 },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('deploy-signaling-1 on port');
+      expect(r.stderr).toContain('already in use');
+      expect(readdirSync(path.join(busyState, 'run'))).toEqual([]);
+    } finally {
+      busy.close();
+    }
+  });
+
   it('deploys behind real nginx, records a release, and agents move to the other instance when one is killed', async () => {
     requireBinary('nginx', 'nginx');
     const base = await freePort();
@@ -112,6 +141,43 @@ describe('ifmesh deploy', () => {
       ref: 'v-test',
       deployment_id: report.plan.deployment_id,
     });
+    // the deployment was announced to the witness
+    const q = await spawnCli(
+      [
+        'witness',
+        'query',
+        '--event',
+        'webrtc_deployment_started',
+        '--deployment',
+        report.plan.deployment_id,
+        '--witness',
+        witnessUrl,
+        '--json',
+      ],
+      { cwd: dir },
+    );
+    expect(JSON.parse(q.stdout).results[0]).toMatchObject({
+      deployment_id: report.plan.deployment_id,
+      metadata: { release: 'v-test', instances: 2, agents: 3 },
+    });
+    // a second deploy reloads the running nginx and keeps both releases
+    const again = await spawnCli(
+      [
+        'deploy',
+        '--instances',
+        '2',
+        '--base-port',
+        String(base),
+        '--nginx-port',
+        String(nginxPort),
+        '--release',
+        'v-test-2',
+      ],
+      { cwd: dir, env, timeoutMs: 60_000 },
+    );
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('nginx reloaded');
+    expect(readdirSync(path.join(state, 'releases')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
 
     // where is everyone? kill the instance holding the most agents
     const on = async (port: number) =>

@@ -110,6 +110,10 @@ describe('ifmesh up / status / down', () => {
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, pongs_received: 30 });
 
+    const verified = await spawnCli(['witness', 'verify', '--state-dir', state, '--json'], { cwd: dir });
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout).ok).toBe(true);
+
     const again = JSON.parse(
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );
