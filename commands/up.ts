@@ -32,6 +32,9 @@ export function register(cmd: Command, io: CommandIo): void {
           `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,
           `  witness    ${r.endpoints.witness}`,
           ...r.endpoints.signaling.map((u) => `  signaling  ${u}`),
+          ...(r.endpoints.nginx
+            ? [`  nginx      ${r.endpoints.nginx} (least_conn in front of the instances)`]
+            : []),
           ...r.endpoints.turn.map((u) => `  turn       ${u}`),
           `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
           `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,

@@ -10,6 +10,8 @@ export interface StackFile {
   witness: { name: 'witness'; port: number };
   coturn: { name: string; port: number; relay: [number, number] }[];
   signaling: { name: string; port: number }[];
+  /** nginx in front of the signaling instances, when nginx is installed. */
+  nginx?: { name: 'nginx'; port: number };
 }
 
 export interface StackSecrets {
@@ -40,6 +42,7 @@ export const urls = {
   witness: (s: StackFile) => `http://127.0.0.1:${s.witness.port}`,
   signaling: (s: StackFile) => s.signaling.map((x) => `ws://127.0.0.1:${x.port}`),
   signalingHttp: (s: StackFile) => s.signaling.map((x) => `http://127.0.0.1:${x.port}`),
+  nginx: (s: StackFile) => (s.nginx ? `ws://127.0.0.1:${s.nginx.port}` : null),
   stun: (s: StackFile) => s.coturn.map((c) => `stun:127.0.0.1:${c.port}`),
   turn: (s: StackFile) => s.coturn.map((c) => `turn:127.0.0.1:${c.port}?transport=udp`),
 };

@@ -64,14 +64,17 @@ describe('ifmesh up / status / down', () => {
     const first = await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 });
     expect(first.code).toBe(0);
     const report = JSON.parse(first.stdout);
+    requireBinary('nginx', 'nginx');
     expect(report.started).toEqual([
       'witness',
       'coturn-1',
       'coturn-2',
       'signaling-1',
       'signaling-2',
+      'nginx',
       'agents',
     ]);
+    expect(report.endpoints.nginx).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
     expect(report.verification).toMatchObject({ ok: true, delivery_ratio: 1, signature_failures: 0 });
     expect(report.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
     expect(first.stdout).not.toContain(
@@ -91,8 +94,11 @@ describe('ifmesh up / status / down', () => {
       'coturn-2',
       'signaling-1',
       'signaling-2',
+      'nginx',
       'agents',
     ]);
+    const logs = await spawnCli(['logs', 'signaling-1', '-n', '5', '--state-dir', state], { cwd: dir });
+    expect(logs.stdout).toContain('listening on ws://127.0.0.1:');
 
     // other commands find the stack from --state-dir alone
     const q = await spawnCli(
@@ -118,7 +124,7 @@ describe('ifmesh up / status / down', () => {
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );
     expect(again.started).toEqual([]);
-    expect(again.already_running).toHaveLength(6);
+    expect(again.already_running).toHaveLength(7);
 
     // a process that died leaves a stale pid file: the next up starts only that one again
     const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
@@ -131,7 +137,7 @@ describe('ifmesh up / status / down', () => {
     expect(healed.started).toEqual(['signaling-2']);
 
     const before = pids();
-    expect(before).toHaveLength(6);
+    expect(before).toHaveLength(7);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     expect(JSON.parse(down.stdout).stopped.sort()).toEqual(before.map(([n]) => n).sort());

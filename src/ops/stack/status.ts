@@ -23,6 +23,7 @@ export interface StatusReport {
     witness: string;
     signaling: string[];
     signaling_http: string[];
+    nginx: string | null;
     stun: string[];
     turn: string[];
   } | null;
@@ -46,6 +47,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
     if (name === 'witness') return urls.witness(s);
     const sig = s.signaling.find((x) => x.name === name);
     if (sig) return `ws://127.0.0.1:${sig.port}`;
+    if (name === 'nginx') return urls.nginx(s);
     const c = s.coturn.find((x) => x.name === name);
     return c ? `turn:127.0.0.1:${c.port}?transport=udp` : null;
   };
@@ -59,6 +61,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
       else if (name.startsWith('signaling-')) healthy = await httpHealthy(url!.replace('ws://', 'http://'));
       else if (name.startsWith('coturn-'))
         healthy = await tcpOpen(s.coturn.find((c) => c.name === name)!.port);
+      else if (name === 'nginx' && s.nginx) healthy = await httpHealthy(`http://127.0.0.1:${s.nginx.port}`);
       else healthy = true;
     }
     let uptime: number | null = null;
@@ -103,6 +106,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
       witness: urls.witness(s),
       signaling: urls.signaling(s),
       signaling_http: urls.signalingHttp(s),
+      nginx: urls.nginx(s),
       stun: urls.stun(s),
       turn: urls.turn(s),
     },

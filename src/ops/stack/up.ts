@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
+import { applyNginx } from '../../exec/nginx.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
@@ -29,7 +31,7 @@ export interface UpReport {
   state_dir: string;
   started: string[];
   already_running: string[];
-  endpoints: { witness: string; signaling: string[]; stun: string[]; turn: string[] };
+  endpoints: { witness: string; signaling: string[]; nginx: string | null; stun: string[]; turn: string[] };
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
   elapsed_ms: number;
@@ -89,6 +91,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
           port: await freePort(),
         })),
       ),
+      ...(hasBinary('nginx') ? { nginx: { name: 'nginx' as const, port: await freePort() } } : {}),
     };
     writeStack(o.stateDir, stack);
   }
@@ -188,6 +191,27 @@ export async function up(o: UpOptions): Promise<UpReport> {
       () => httpHealthy(`http://127.0.0.1:${sig.port}`),
     );
   }
+  if (s.nginx) {
+    const nginxPort = s.nginx.port;
+    const prefix = path.join(o.stateDir, 'nginx');
+    if (sup.running('nginx') !== undefined && (await tcpOpen(nginxPort))) {
+      already.push('nginx');
+      o.progress.step('nginx', 'ok', 'already running');
+    } else {
+      o.progress.step('nginx', 'running', 'starting');
+      await sup.stop('nginx', 2_000);
+      await applyNginx({ prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) }, false);
+      const pidFile = path.join(prefix, 'nginx.pid');
+      await waitFor('nginx pid', async () => existsSync(pidFile), 5_000);
+      sup.adopt('nginx', Number(readFileSync(pidFile, 'utf8').trim()));
+      started.push('nginx');
+      o.progress.step(
+        'nginx',
+        'ok',
+        `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances`,
+      );
+    }
+  }
   const first = urls.signalingHttp(s)[0]!;
   const countAgents = async () => {
     const r = await httpRequest(`${first}/agents`, { timeoutMs: 1_000 }).catch(() => undefined);
@@ -269,6 +293,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
     endpoints: {
       witness: urls.witness(s),
       signaling: urls.signaling(s),
+      nginx: urls.nginx(s),
       stun: urls.stun(s),
       turn: urls.turn(s),
     },
@@ -280,6 +305,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
 
 export const STOP_ORDER = (s: StackFile) => [
   'agents',
+  ...(s.nginx ? ['nginx'] : []),
   ...s.signaling.map((x) => x.name).reverse(),
   ...s.coturn.map((c) => c.name).reverse(),
   'witness',
