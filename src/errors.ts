@@ -92,3 +92,14 @@ export function toIfmeshError(err: unknown): IfmeshError {
   const message = err instanceof Error ? err.message : String(err);
   return new IfmeshError('internal', message, ExitCode.checkFailed);
 }
+
+/** A server that cannot listen: a busy port is the operator's to fix (exit 2), anything else exit 3. */
+export function listenFailure(err: unknown, host: string, port: number): IfmeshError {
+  const e = err as { code?: string; message?: string };
+  if (e.code === 'EADDRINUSE')
+    return new UsageError(
+      `port ${port} on ${host} is already in use`,
+      'pick another --port or stop what holds it',
+    );
+  return new UnreachableError(`cannot listen on ${host}:${port}: ${e.message ?? String(err)}`);
+}

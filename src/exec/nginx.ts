@@ -2,7 +2,7 @@
 // WebSocket upgrade, long read timeouts for idle agent sockets. Runs with its own prefix in the
 // state dir, so it never touches the system's nginx.
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
 
@@ -55,8 +55,11 @@ function run(args: string[]): Promise<{ code: number; out: string }> {
   });
 }
 
-/** Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one. */
-export async function applyNginx(p: NginxPlan, running: boolean): Promise<string> {
+/**
+ * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
+ * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
+ */
+export async function applyNginx(p: NginxPlan, running: boolean): Promise<number> {
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(p));
@@ -65,5 +68,11 @@ export async function applyNginx(p: NginxPlan, running: boolean): Promise<string
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);
   const r = await run(running ? ['-p', p.prefix, '-c', conf, '-s', 'reload'] : ['-p', p.prefix, '-c', conf]);
   if (r.code !== 0) throw new CheckFailedError(`nginx ${running ? 'reload' : 'start'} failed: ${r.out}`);
-  return conf;
+  const pidFile = path.join(p.prefix, 'nginx.pid');
+  for (let i = 0; i < 250; i++) {
+    const pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '');
+    if (pid > 0) return pid;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw new CheckFailedError(`nginx started but wrote no pid to ${pidFile}`);
 }

@@ -6,6 +6,7 @@ import { resolveStateDir } from '../../config/state.js';
 import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { readIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
+import { untilAborted } from '../shared.js';
 import { type IceFlags, iceServers } from './ice.js';
 
 export interface RunAgentsOptions {
@@ -83,10 +84,7 @@ export async function runAgents(o: RunAgentsOptions, onReady: (r: AgentsReady) =
         pid: process.pid,
       });
     }
-    await new Promise<void>((resolve) => {
-      if (o.signal.aborted) resolve();
-      else o.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(o.signal);
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     await witness?.close(1_000);

@@ -13,6 +13,7 @@ import { CheckFailedError, ConfigError, type ConfigIssue, UsageError } from '../
 import { applyNginx } from '../../exec/nginx.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
+import { signalingServeArgs } from '../shared.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
 import { withLock } from './lock.js';
@@ -184,19 +185,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
         sup.start({
           name: inst.name,
           command: node,
-          args: [
-            bin,
-            'signaling',
-            'serve',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            String(inst.port),
-            '--instance-id',
-            inst.name,
-            '--state-dir',
-            o.stateDir,
-          ],
+          args: signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
           cwd: o.cwd,
         });
         const deadline = Date.now() + 15_000;
@@ -219,19 +208,14 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
       if (plan.nginx) {
         const prefix = path.dirname(plan.nginx.conf);
         const running = sup.running('deploy-nginx') !== undefined;
-        await applyNginx(
-          { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
-          running,
-        );
         // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
-        for (let i = 0; i < 50; i++) {
-          const pidFile = path.join(prefix, 'nginx.pid');
-          if (existsSync(pidFile)) {
-            sup.adopt('deploy-nginx', Number(readFileSync(pidFile, 'utf8').trim()));
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        sup.adopt(
+          'deploy-nginx',
+          await applyNginx(
+            { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
+            running,
+          ),
+        );
         o.progress.step(
           'nginx',
           'ok',

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
-import { UnreachableError, UsageError } from '../../errors.js';
+import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
+import { untilAborted } from '../shared.js';
 
 export interface ServeSignalingOptions {
   config: MeshConfig;
@@ -106,13 +107,7 @@ export async function serveSignaling(
     await server.listen(opts.port, opts.host);
   } catch (err) {
     await witness?.close(500);
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE')
-      throw new UsageError(
-        `port ${opts.port} on ${opts.host} is already in use`,
-        'pick another --port or stop what holds it',
-      );
-    throw new UnreachableError(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`);
+    throw listenFailure(err, opts.host, opts.port);
   }
   onReady({
     url: server.url,
@@ -121,10 +116,7 @@ export async function serveSignaling(
     pid: process.pid,
     witness: witness ? c.witnessUrl : null,
   });
-  await new Promise<void>((resolve) => {
-    if (opts.signal.aborted) resolve();
-    else opts.signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await untilAborted(opts.signal);
   opts.log('info', 'draining');
   await server.close();
   // The last events (departures, shutdown) go to the witness or, if it is down, to the spool.

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
@@ -8,6 +7,7 @@ import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
+import { signalingServeArgs } from '../shared.js';
 import {
   freePort,
   httpHealthy,
@@ -171,21 +171,12 @@ export async function up(o: UpOptions): Promise<UpReport> {
       {
         name: sig.name,
         command: node,
-        args: [
-          bin,
-          'signaling',
-          'serve',
-          '--host',
-          '127.0.0.1',
-          '--port',
-          String(sig.port),
-          '--instance-id',
-          sig.name,
-          '--admin-token-file',
-          path.join(o.stateDir, 'admin.token'),
-          '--state-dir',
-          o.stateDir,
-        ],
+        args: signalingServeArgs(bin, {
+          port: sig.port,
+          instanceId: sig.name,
+          stateDir: o.stateDir,
+          adminTokenFile: path.join(o.stateDir, 'admin.token'),
+        }),
         env: baseEnv,
       },
       () => httpHealthy(`http://127.0.0.1:${sig.port}`),
@@ -200,10 +191,10 @@ export async function up(o: UpOptions): Promise<UpReport> {
     } else {
       o.progress.step('nginx', 'running', 'starting');
       await sup.stop('nginx', 2_000);
-      await applyNginx({ prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) }, false);
-      const pidFile = path.join(prefix, 'nginx.pid');
-      await waitFor('nginx pid', async () => existsSync(pidFile), 5_000);
-      sup.adopt('nginx', Number(readFileSync(pidFile, 'utf8').trim()));
+      sup.adopt(
+        'nginx',
+        await applyNginx({ prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) }, false),
+      );
       started.push('nginx');
       o.progress.step(
         'nginx',

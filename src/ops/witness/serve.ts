@@ -2,9 +2,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createSigner, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity } from '../../crypto/key-file.js';
-import { UnreachableError, UsageError } from '../../errors.js';
+import { listenFailure, UsageError } from '../../errors.js';
 import { createWitnessServer } from '../../services/witness/server.js';
 import { openSqliteStore } from '../../services/witness/sqlite-store.js';
+import { untilAborted } from '../shared.js';
 
 export interface ServeWitnessOptions {
   host: string;
@@ -62,13 +63,7 @@ export async function serveWitness(
     await server.listen(opts.port, opts.host);
   } catch (err) {
     await store.close();
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE')
-      throw new UsageError(
-        `port ${opts.port} on ${opts.host} is already in use`,
-        'pick another --port or stop what holds it',
-      );
-    throw new UnreachableError(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`);
+    throw listenFailure(err, opts.host, opts.port);
   }
   onReady({
     url: server.url,
@@ -77,10 +72,7 @@ export async function serveWitness(
     db: opts.dbPath,
     pid: process.pid,
   });
-  await new Promise<void>((resolve) => {
-    if (opts.signal.aborted) resolve();
-    else opts.signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await untilAborted(opts.signal);
   opts.log('info', 'shutting down');
   await server.close();
 }
