@@ -12,5 +12,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Memory tests measure after forced collections, so GC timing does not decide them.
+    execArgv: ['--expose-gc'],
   },
 });

@@ -92,10 +92,19 @@ describe('agent hygiene', () => {
         await new Promise((r) => setTimeout(r, 5));
     };
     try {
+      // RSS after forced collections: what the cycles keep, not what the collector has yet to free.
+      const settled = async () => {
+        for (let i = 0; i < 3; i++) {
+          (globalThis as { gc?: () => void }).gc?.();
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(typeof (globalThis as { gc?: () => void }).gc).toBe('function');
+        return process.memoryUsage.rss();
+      };
       for (let i = 0; i < 20; i++) await cycle(i);
-      const before = process.memoryUsage.rss();
+      const before = await settled();
       for (let i = 20; i < 120; i++) await cycle(i);
-      const after = process.memoryUsage.rss();
+      const after = await settled();
       process.stderr.write(
         `agent RSS over 100 cycles: ${(before / 1e6).toFixed(0)} MB -> ${(after / 1e6).toFixed(0)} MB\n`,
       );
