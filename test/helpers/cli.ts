@@ -6,6 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type Clock, systemClock } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/run.js';
+import { trackPid } from './pids.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'dist/bin/ifmesh.js');
@@ -71,6 +72,7 @@ export function spawnCli(
         resolve({ code, stdout, stderr });
       },
     );
+    trackPid(child.pid);
     child.stdin?.end(opts.stdin ?? '');
   });
 }

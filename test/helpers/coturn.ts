@@ -1,5 +1,6 @@
 import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
 import { requireBinary } from './binaries.js';
+import { trackPid } from './pids.js';
 import { freePort } from './processes.js';
 
 let nextRelay = 49_160 + (process.pid % 50) * 200;
@@ -10,5 +11,7 @@ export async function startCoturn(user = 'ifmesh', password = 'test-pass'): Prom
   const port = await freePort();
   const relay: [number, number] = [nextRelay, nextRelay + 99];
   nextRelay += 100;
-  return startTurnserver({ port, relayPorts: relay, user, password, allowLoopbackPeers: true });
+  const turn = await startTurnserver({ port, relayPorts: relay, user, password, allowLoopbackPeers: true });
+  trackPid(turn.pid);
+  return turn;
 }

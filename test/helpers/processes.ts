@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BIN } from './cli.js';
+import { trackPid } from './pids.js';
 
 const live = new Set<ChildProcess>();
 // Whatever a failing test leaves behind is killed by pid when the worker exits.
@@ -32,6 +33,7 @@ export function startService(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
+  trackPid(child.pid);
   let err = '';
   child.stderr!.on('data', (d) => {
     err += d;
