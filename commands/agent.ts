@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
 import { signalingUrls } from '../src/config/endpoints.js';
@@ -44,13 +44,6 @@ const common = (c: Command) =>
     .option('--heartbeat-timeout <ms>', 'a peer silent this long is partitioned', '30000')
     .option('--healing-base <ms>', 'first reconnection delay when healing (then ×2, 10 attempts)', '1000');
 
-function positive(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 50)
-    throw new UsageError(`${flag} ${value} must be a whole number of ms ≥ 50`);
-  return n;
-}
-
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const start = async (flags: Flags, ids: string[], keyFile: string | undefined) => {
@@ -77,8 +70,8 @@ export function register(cmd: Command, io: CommandIo): void {
         mesh: flags.mesh,
         loopbackOnly: Boolean(flags.loopback),
         rejectUnauthorized: !flags.insecure,
-        heartbeatTimeoutMs: positive(flags.heartbeatTimeout, '--heartbeat-timeout'),
-        healingBaseMs: positive(flags.healingBase, '--healing-base'),
+        heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
+        healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
         stateDir: flags.stateDir,
         cwd: ctx.cwd,
         env: ctx.env,
@@ -125,9 +118,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .requiredOption('--count <n>', 'how many agents')
     .option('--prefix <name>', 'agent ids are <prefix>-1 … <prefix>-N', 'agent')
     .action((flags: Flags) => {
-      const n = Number(flags.count);
-      if (!Number.isInteger(n) || n < 1 || n > 500)
-        throw new UsageError(`--count ${flags.count} must be 1-500`);
+      const n = intFlag(flags.count ?? '', '--count', 1, 500);
       return start(
         flags,
         Array.from({ length: n }, (_, i) => `${flags.prefix}-${i + 1}`),

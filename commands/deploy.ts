@@ -1,10 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
-import { UsageError } from '../src/errors.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
 import { createProgress } from '../src/ui/progress.js';
 
@@ -19,13 +18,6 @@ interface Flags extends ConfigFlags {
   nginxPort: string;
   json?: boolean;
 }
-
-const port = (v: string, flag: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1024 || n > 65_000)
-    throw new UsageError(`${flag} ${v} must be a port from 1024 to 65000`);
-  return n;
-};
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -43,9 +35,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--state-dir <dir>', 'pid, log and release files (default .ifmesh or $IFMESH_STATE_DIR)')
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
-      const n = Number(flags.instances);
-      if (!Number.isInteger(n) || n < 1 || n > 16)
-        throw new UsageError(`--instances ${flags.instances} must be 1-16`);
+      const n = intFlag(flags.instances, '--instances', 1, 16);
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
@@ -55,8 +45,8 @@ export function register(cmd: Command, io: CommandIo): void {
           stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
-          basePort: port(flags.basePort, '--base-port'),
-          nginxPort: port(flags.nginxPort, '--nginx-port'),
+          basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
+          nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,
           config: loaded.config,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -72,12 +72,6 @@ export function register(cmd: Command, io: CommandIo): void {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: set });
     const out = io.output(flags);
     for (const w of loaded.warnings) out.warn(w);
-    const num = (v: string, name: string, min: number) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min)
-        throw new UsageError(`${name} must be a whole number ≥ ${min}, got "${v}"`);
-      return n;
-    };
     io.claimSignal();
     await serveSignaling(
       {
@@ -92,10 +86,10 @@ export function register(cmd: Command, io: CommandIo): void {
           ?.split(',')
           .map((s) => s.trim())
           .filter(Boolean),
-        maxConnectionsPerIp: num(flags.maxConnectionsPerIp, '--max-connections-per-ip', 1),
-        reapAfterMs: num(flags.reapAfter, '--reap-after', 100),
-        registerTimeoutMs: num(flags.registerTimeout, '--register-timeout', 100),
-        headersTimeoutMs: num(flags.headersTimeout, '--headers-timeout', 100),
+        maxConnectionsPerIp: intFlag(flags.maxConnectionsPerIp, '--max-connections-per-ip', 1),
+        reapAfterMs: intFlag(flags.reapAfter, '--reap-after', 100),
+        registerTimeoutMs: intFlag(flags.registerTimeout, '--register-timeout', 100),
+        headersTimeoutMs: intFlag(flags.headersTimeout, '--headers-timeout', 100),
         signal: ctx.signal,
         log: (lvl, msg, fields) => {
           if (LEVELS[lvl] >= level)

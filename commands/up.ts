@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { withJson } from '../src/cli/options.js';
+import { intFlag, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
-import { ExitCode, UsageError } from '../src/errors.js';
+import { ExitCode } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
 import { createProgress } from '../src/ui/progress.js';
 
@@ -13,12 +13,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--instances <n>', 'signaling instances', '2')
     .option('--state-dir <dir>', 'where the stack keeps its files (default .ifmesh or $IFMESH_STATE_DIR)')
     .action(async (flags: { agents: string; instances: string; stateDir?: string; json?: boolean }) => {
-      const agents = Number(flags.agents);
-      const instances = Number(flags.instances);
-      if (!Number.isInteger(agents) || agents < 2 || agents > 50)
-        throw new UsageError(`--agents ${flags.agents} must be 2-50`);
-      if (!Number.isInteger(instances) || instances < 1 || instances > 8)
-        throw new UsageError(`--instances ${flags.instances} must be 1-8`);
+      const agents = intFlag(flags.agents, '--agents', 2, 50);
+      const instances = intFlag(flags.instances, '--instances', 1, 8);
       const out = io.output(flags);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await up({

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { signalingUrls, stackStun } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
@@ -39,12 +39,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .action(async (flags: Flags) => {
       if (!flags.messageExchange)
         throw new UsageError('choose what to verify', 'ifmesh verify --message-exchange');
-      const n = Number(flags.agents);
-      const m = Number(flags.messages);
-      if (!Number.isInteger(n) || n < 2 || n > 50)
-        throw new UsageError(`--agents ${flags.agents} must be 2-50`);
-      if (!Number.isInteger(m) || m < 1 || m > 100_000)
-        throw new UsageError(`--messages ${flags.messages} must be 1-100000`);
+      const n = intFlag(flags.agents, '--agents', 2, 50);
+      const m = intFlag(flags.messages, '--messages', 1, 100_000);
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const out = io.output(flags);

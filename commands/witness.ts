@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
@@ -13,13 +13,6 @@ import { serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
 import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
-
-function int(value: string, name: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
-  return n;
-}
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -61,13 +54,13 @@ export function register(cmd: Command, io: CommandIo): void {
       await serveWitness(
         {
           host: flags.host,
-          port: int(flags.port, '--port', 0, 65535),
+          port: intFlag(flags.port, '--port', 0, 65535),
           dbPath,
           keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(path.dirname(dbPath), 'witness.key')),
           apiKey: loaded.config.witnessApiKey,
           queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined,
-          checkpointEvery: int(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
-          checkpointIntervalMs: int(flags.checkpointInterval, '--checkpoint-interval', 100, 86_400_000),
+          checkpointEvery: intFlag(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
+          checkpointIntervalMs: intFlag(flags.checkpointInterval, '--checkpoint-interval', 100, 86_400_000),
           signal: ctx.signal,
           log: (level, msg, fields) =>
             ctx.stderr.write(

@@ -33,3 +33,13 @@ export function withConfigOptions(cmd: Command): Command {
 export function withJson(cmd: Command): Command {
   return cmd.option('--json', 'print one JSON document on stdout');
 }
+
+/** A whole-number flag within [min, max]; anything else is a usage error naming the flag. */
+export function intFlag(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`${flag} ${value} must be a whole number ${range}`);
+  }
+  return n;
+}
