@@ -256,7 +256,7 @@ export class MeshAgent {
         this.counters.signature_failures += 1;
         this.event('signature_verification_failed', { reason, detail }, l.peerId);
       },
-      onClosed: (l, why) => {
+      onClosed: (l) => {
         if (this.links.get(l.peerId) === l) this.links.delete(l.peerId);
         this.counters.messages_sent += l.sent;
         this.counters.messages_received += l.received;
@@ -268,7 +268,6 @@ export class MeshAgent {
             candidate_type: null,
             rtt_ms: null,
           });
-        void why;
       },
     });
     this.links.set(peerId, link);

@@ -91,7 +91,7 @@ describe('TURN through real coturn', () => {
       a.start();
       return a;
     };
-    const a = mk('fb-1', false);
+    mk('fb-1', false);
     await new Promise((r) => setTimeout(r, 100));
     const b = mk('fb-2', true);
     await b.waitForPeers(['fb-1'], 20_000);
@@ -108,7 +108,6 @@ describe('TURN through real coturn', () => {
       ]),
     );
     expect(mine.indexOf('turn_fallback_initiated')).toBeLessThan(mine.indexOf('turn_fallback_successful'));
-    void a;
   }, 60_000);
 
   it('connects through the second coturn when the first is killed', async () => {

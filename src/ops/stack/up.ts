@@ -46,13 +46,12 @@ function hasBinary(name: string): boolean {
   }
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
-  void what;
   return false;
 }
 
@@ -119,7 +118,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
     o.progress.step(spec.name, 'running', 'starting');
     await sup.stop(spec.name, 2_000);
     sup.start({ cwd: o.stateDir, ...spec });
-    if (!(await waitFor(spec.name, healthy, 20_000))) {
+    if (!(await waitFor(healthy, 20_000))) {
       const last = sup.tail(spec.name, 15);
       await sup.stop(spec.name, 2_000);
       throw new CheckFailedError(
@@ -246,17 +245,13 @@ export async function up(o: UpOptions): Promise<UpReport> {
   );
   const expected = o.agents * (o.agents - 1);
   let connected = 0;
-  await waitFor(
-    'mesh',
-    async () => {
-      const r = await httpRequest(`${first}/connections`, { timeoutMs: 1_000 }).catch(() => undefined);
-      connected = ((r?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
-        (c) => c.state === 'connected',
-      ).length;
-      return connected >= expected;
-    },
-    20_000,
-  );
+  await waitFor(async () => {
+    const r = await httpRequest(`${first}/connections`, { timeoutMs: 1_000 }).catch(() => undefined);
+    connected = ((r?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
+      (c) => c.state === 'connected',
+    ).length;
+    return connected >= expected;
+  }, 20_000);
   o.progress.step(
     'mesh',
     connected >= expected ? 'ok' : 'fail',
