@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type Clock, systemClock } from '../../src/cli/context.js';
+import { getGlobalDispatcher } from 'undici';
+import { type Clock, systemClock, systemExec } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/run.js';
 import { trackPid } from './pids.js';
 
@@ -48,6 +49,8 @@ export async function run(
     stderr: err.stream,
     clock: opts.clock ?? systemClock,
     signal: new AbortController().signal,
+    exec: systemExec,
+    dispatcher: getGlobalDispatcher(),
   });
   await new Promise((r) => setImmediate(r));
   return { code, stdout: out.text(), stderr: err.text() };
