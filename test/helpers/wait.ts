@@ -1,3 +1,7 @@
+// Captured at load, so that waiting still works in a test that fakes the global timers.
+const realSetTimeout = globalThis.setTimeout;
+const realNow = Date.now;
+
 /**
  * Waits until `condition` holds, checking every `intervalMs`, and fails naming `what` after
  * `timeoutMs`. Tests wait for the state they need instead of sleeping and hoping; the timeout only
@@ -8,11 +12,11 @@ export async function waitFor(
   what: string,
   { timeoutMs = 10_000, intervalMs = 10 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = realNow() + timeoutMs;
   for (;;) {
     if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    if (realNow() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => realSetTimeout(r, intervalMs));
   }
 }
 
