@@ -95,6 +95,13 @@ export function table(rows: Row[]): string {
   ].join('\n');
 }
 
+/** One line per row of `suite` that missed its target, for the runner to print before exiting 1. */
+export function missedTargets(suite: string, rows: Row[]): string[] {
+  return rows
+    .filter((r) => r.met === false)
+    .map((r) => `${suite}: ${r.measure}: ${r.ratio} (target ${r.target})`);
+}
+
 /** Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md. */
 export function writeReadmeBlock(name: string, body: string): void {
   const file = path.join(ROOT, 'README.md');

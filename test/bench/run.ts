@@ -4,7 +4,7 @@
 // as the ifmesh code it measures does.
 import { benchAgent } from './agent.js';
 import { benchCrypto } from './crypto.js';
-import { type Row, table, writeReadmeBlock } from './lib.js';
+import { missedTargets, type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
@@ -33,8 +33,7 @@ for (const [name, fn] of Object.entries(suites)) {
   const body = table(rows);
   process.stdout.write(`\n### ${name}\n${body}\n`);
   if (write) writeReadmeBlock(name, body);
-  for (const r of rows)
-    if (r.met === false) missed.push(`${name}: ${r.measure}: ${r.ratio} (target ${r.target})`);
+  missed.push(...missedTargets(name, rows));
 }
 if (missed.length > 0)
   process.stderr.write(`bench: ${missed.length} row(s) missed their target:\n  ${missed.join('\n  ')}\n`);
