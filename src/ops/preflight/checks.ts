@@ -70,7 +70,7 @@ export const dependenciesCheck: PreflightCheck = {
     ];
     const absent: string[] = [];
     for (const [bin, deb] of binaries) {
-      const r = await ctx.exec('sh', ['-c', 'command -v "$1"', 'sh', bin!], {
+      const r = await ctx.exec('/bin/sh', ['-c', 'command -v "$1"', 'sh', bin!], {
         timeoutMs: 5_000,
         env: { PATH: ctx.env.PATH ?? '' },
       });

@@ -7,7 +7,7 @@ import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
 import type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
 
-export type { CheckStatus, PreflightCheck } from './types.js';
+export type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
 
 export interface PreflightResult {
   name: string;
@@ -79,7 +79,15 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
     root: o.root ?? packageRoot(),
     nodeVersion: o.nodeVersion ?? process.versions.node,
   };
-  const checks = buildChecks(env);
+  return runChecks(buildChecks(env), env, o);
+}
+
+/** Runs `checks` concurrently, each bounded by its timeout on the context's clock. */
+export async function runChecks(
+  checks: PreflightCheck[],
+  env: PreflightEnv,
+  o: Pick<PreflightOptions, 'onStart' | 'onCheck'> = {},
+): Promise<PreflightReport> {
   for (const c of checks) o.onStart?.(c.name);
   const results = await Promise.all(
     checks.map((c) =>
