@@ -1,0 +1,199 @@
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import type { VerifyReport } from '../../src/ops/verify/deployment.js';
+import { run, tempDir } from '../helpers/cli.js';
+import { FakeClock } from '../helpers/clock.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { freePort } from '../helpers/processes.js';
+import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
+import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
+
+let sig: RunningSignaling;
+let witness: RunningWitness;
+let turn: RunningTurnserver;
+let tmp: { dir: string; cleanup: () => void };
+let agents: MeshAgent[] = [];
+
+beforeAll(async () => {
+  tmp = tempDir();
+  [sig, witness, turn] = await Promise.all([startSignaling(), startWitness(), startCoturn()]);
+}, 60_000);
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  agents = [];
+});
+afterAll(async () => {
+  await Promise.all([sig?.stop(), witness?.stop(), turn?.stop()]);
+  tmp?.cleanup();
+});
+
+function startAgent(id: string): MeshAgent {
+  const a = new MeshAgent({
+    agentId: id,
+    identity: generateKeyPair(),
+    signalingUrls: [sig.url],
+    iceServers: [{ urls: turn.stunUrl }],
+    loopbackOnly: true,
+  });
+  agents.push(a);
+  a.start();
+  return a;
+}
+
+async function connectedReports(n: number): Promise<void> {
+  await waitFor(
+    async () =>
+      (await getJson(`${sig.http}/connections`)).json.connections.filter(
+        (c: { state: string }) => c.state === 'connected',
+      ).length >= n,
+    `${n} connected reports`,
+    { timeoutMs: 30_000 },
+  );
+}
+
+const ALL_OK = ['signaling_health', 'agents_registered', 'connections_established', 'message_exchange'].map(
+  (name) => ({ name, status: 'ok' }),
+);
+
+function verifyArgs(...extra: string[]): string[] {
+  return [
+    'verify',
+    '--signaling',
+    sig.url,
+    '--witness',
+    witness.url,
+    '--set',
+    `IF_WITNESS_API_KEY=${API_KEY}`,
+    '--stun',
+    turn.stunUrl,
+    '--loopback',
+    '--messages',
+    '10',
+    '--state-dir',
+    path.join(tmp.dir, 'state'),
+    '--json',
+    ...extra,
+  ];
+}
+
+async function witnessEvents(traceId: string): Promise<Array<Record<string, any>>> {
+  const res = await fetch(`${witness.url}/api/query`, {
+    method: 'POST',
+    body: JSON.stringify({ query: { trace_id: traceId } }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  return ((await res.json()) as { results: Array<Record<string, any>> }).results;
+}
+
+describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
+  it('passes all four steps on a full mesh and logs each step to the witness under one trace id', async () => {
+    startAgent('v-1');
+    startAgent('v-2');
+    startAgent('v-3');
+    await connectedReports(6);
+    const r = await run(verifyArgs('--deployment-id', 'dep-full', '--retries', '3', '--interval', '100ms'), {
+      env: { PATH: process.env.PATH ?? '' },
+      cwd: tmp.dir,
+    });
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    // Objects, so that a failure shows each step's detail.
+    expect(report.steps).toMatchObject(ALL_OK);
+    expect(report.steps[2]!.detail).toBe('3/3 agent pairs connected');
+    expect(r.code).toBe(0);
+    expect(report.deployment_id).toBe('dep-full');
+    // The client flushed on close: every step is in the witness, tagged with the run's ids.
+    const events = await witnessEvents(report.trace_id);
+    const steps = events.filter((e) => e.event === 'deployment_verification_step');
+    expect(steps.map((e) => e.metadata.step)).toEqual([
+      'signaling_health',
+      'agents_registered',
+      'connections_established',
+      'message_exchange',
+    ]);
+    expect(new Set(events.map((e) => e.deployment_id))).toEqual(new Set(['dep-full']));
+    expect(events.at(-1)).toMatchObject({
+      event: 'deployment_verification_completed',
+      metadata: { ok: true, exit_code: 0 },
+    });
+  }, 120_000);
+
+  it('fails with too few agents once its retries are spent, skipping the later steps (exit 1)', async () => {
+    startAgent('lonely-1');
+    await waitFor(
+      async () => (await getJson(`${sig.http}/agents`)).json.agents.length === 1,
+      'one agent registered',
+    );
+    const r = await run(verifyArgs('--retries', '3', '--interval', '20ms'), {
+      env: { PATH: process.env.PATH ?? '' },
+      cwd: tmp.dir,
+    });
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    expect(report.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
+      ['signaling_health', 'ok', 1],
+      ['agents_registered', 'fail', 3],
+      ['connections_established', 'skipped', 0],
+      ['message_exchange', 'skipped', 0],
+    ]);
+    expect(report.steps[1]!.detail).toBe('insufficient agents registered: 1 (at least 2)');
+  }, 60_000);
+
+  it('recovers within its retries once the agents arrive (retries wait on the injected clock)', async () => {
+    startAgent('late-1');
+    await waitFor(
+      async () => (await getJson(`${sig.http}/agents`)).json.agents.length === 1,
+      'one agent registered',
+    );
+    const clock = new FakeClock();
+    const pending = run(verifyArgs('--retries', '30', '--interval', '5s'), {
+      env: { PATH: process.env.PATH ?? '' },
+      cwd: tmp.dir,
+      clock,
+    });
+    // verify found one agent and now waits 5 s (of fake time) before its next attempt.
+    await waitFor(() => clock.pending > 0, 'verify to wait for a retry');
+    startAgent('late-2');
+    startAgent('late-3');
+    await connectedReports(6);
+    await clock.advance(5_000);
+    const r = await pending;
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    // Objects, so that a failure shows each step's detail.
+    expect(report.steps).toMatchObject(ALL_OK);
+    expect(report.steps[1]!.attempts).toBe(2);
+    expect(r.code).toBe(0);
+  }, 120_000);
+
+  it('exits 3 when signaling is unreachable, and says so per step for people', async () => {
+    const r = await run(
+      [
+        'verify',
+        '--signaling',
+        `ws://127.0.0.1:${await freePort()}`,
+        '--retries',
+        '2',
+        '--interval',
+        '10ms',
+        '--state-dir',
+        path.join(tmp.dir, 'state'),
+      ],
+      { env: { PATH: process.env.PATH ?? '' }, cwd: tmp.dir },
+    );
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(
+      /^✗ 1\. signaling server healthy — http:\/\/127\.0\.0\.1:\d+ is unreachable: ECONNREFUSED \(attempt 2\)$/m,
+    );
+    expect(r.stdout).toMatch(/^- 2\. agent mesh formed/m);
+    expect(r.stdout).toMatch(/deployment verification failed/);
+  }, 60_000);
+
+  it('rejects a bad --interval with a usage error (exit 2)', async () => {
+    const r = await run(['verify', '--interval', 'soon'], { env: {}, cwd: tmp.dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--interval soon is not a duration');
+  });
+});
