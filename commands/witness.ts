@@ -3,7 +3,11 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
+import {
+  observeCheckpoint,
+  WitnessInconsistentError,
+  WitnessKeyChangedError,
+} from '../src/clients/witness-checkpoint.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -11,8 +15,9 @@ import { ExitCode, UsageError } from '../src/errors.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
 import { serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
+import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
-import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
+import { eventLine, renderSpool, renderTrust, renderVerify } from '../src/ui/witness.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -81,8 +86,8 @@ export function register(cmd: Command, io: CommandIo): void {
     try {
       await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env) });
     } catch (err) {
-      if (err instanceof WitnessInconsistentError) {
-        out.warn(err.message);
+      if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
+        out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
         io.setExitCode(ExitCode.checkFailed);
       }
     }
@@ -264,4 +269,21 @@ export function register(cmd: Command, io: CommandIo): void {
       if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
     },
   );
+
+  withJson(
+    cmd
+      .command('trust')
+      .description("show a witness's presented key beside the held one; --yes accepts it (known_hosts)")
+      .argument('<url>', 'IF.witness base URL')
+      .option('--yes', 'accept the presented key for this URL')
+      .option('--state-dir <dir>', 'where the held checkpoints are (default .ifmesh or $IFMESH_STATE_DIR)'),
+  ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
+    const report = await trustWitness({
+      url,
+      stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+      accept: Boolean(flags.yes),
+    });
+    io.output(flags).result(report, renderTrust);
+    if (report.changed && !report.accepted) io.setExitCode(ExitCode.checkFailed);
+  });
 }

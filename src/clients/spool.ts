@@ -16,6 +16,8 @@ export class Spool {
   private offset = 0;
   private size = 0;
   private locked = false;
+  /** Events left unacknowledged by an earlier process, counted at open(): they precede this one's. */
+  inherited = 0;
 
   constructor(
     readonly dir: string,
@@ -58,15 +60,24 @@ export class Spool {
       () => 0,
     );
     this.offset = Math.min(saved, this.size);
+    if (this.size > this.offset) {
+      const rest = await fs.readFile(this.file);
+      // A crash mid-append leaves a torn last line: end it so the next append starts a line of its own.
+      if (rest[rest.length - 1] !== 0x0a) await this.append([], '\n');
+      const tail = rest.subarray(this.offset);
+      for (let i = tail.indexOf(0x0a); i >= 0; i = tail.indexOf(0x0a, i + 1)) this.inherited += 1;
+      if (tail[tail.length - 1] !== 0x0a) this.inherited += 1;
+    }
   }
 
   get pending(): boolean {
     return this.offset < this.size;
   }
 
-  async append(events: object[]): Promise<void> {
-    if (events.length === 0) return;
-    const text = events.map((e) => `${JSON.stringify(e)}\n`).join('');
+  /** Appends and fsyncs; only then do the events count as spooled. */
+  async append(events: object[], prefix = ''): Promise<void> {
+    const text = prefix + events.map((e) => `${JSON.stringify(e)}\n`).join('');
+    if (text === '') return;
     const h = await fs.open(this.file, 'a', 0o600);
     try {
       await h.write(text);
@@ -77,11 +88,11 @@ export class Spool {
     this.size += Buffer.byteLength(text);
   }
 
-  /** Up to `max` events from the unacknowledged head, and the offset just past them. */
+  /** Up to `max` events from the unacknowledged head, the offset just past them, and the lines read. */
   async peek(
     max: number,
     maxBytes = 900 * 1024,
-  ): Promise<{ events: Record<string, unknown>[]; end: number }> {
+  ): Promise<{ events: Record<string, unknown>[]; end: number; lines: number }> {
     const h = await fs.open(this.file, 'r');
     try {
       const want = Math.min(this.size - this.offset, maxBytes + 64 * 1024);
@@ -89,19 +100,21 @@ export class Spool {
       const { bytesRead } = await h.read(buf, 0, want, this.offset);
       const events: Record<string, unknown>[] = [];
       let pos = 0;
+      let lines = 0;
       while (events.length < max) {
         const nl = buf.indexOf(0x0a, pos);
         if (nl < 0 || nl >= bytesRead) break;
         if (events.length > 0 && nl > maxBytes) break;
         const line = buf.subarray(pos, nl).toString('utf8');
         pos = nl + 1;
+        lines += 1;
         try {
           events.push(JSON.parse(line));
         } catch {
           // A torn line from a crash mid-append: skip it; it was never acknowledged to the producer.
         }
       }
-      return { events, end: this.offset + pos };
+      return { events, end: this.offset + pos, lines };
     } finally {
       await h.close();
     }

@@ -22,7 +22,7 @@ export interface RunningWitness {
 /** A real witness on an ephemeral loopback port with a fresh SQLite file. */
 export async function startWitness(
   overrides: Partial<WitnessServerDeps> = {},
-  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean } = {},
+  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean; port?: number } = {},
 ): Promise<RunningWitness> {
   const { dir, cleanup } = tempDir();
   const dbPath = opts.dbPath ?? path.join(dir, 'witness.db');
@@ -36,7 +36,7 @@ export async function startWitness(
     checkpointIntervalMs: 60_000,
     ...overrides,
   });
-  await server.listen(0);
+  await server.listen(opts.port ?? 0);
   return {
     server,
     url: server.url,

@@ -5,8 +5,9 @@ import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import {
   type HeldCheckpoint,
+  normalizeWitnessUrl,
   observeCheckpoint,
-  readHeldCheckpoint,
+  readHeldCheckpoints,
   WitnessInconsistentError,
 } from '../../clients/witness-checkpoint.js';
 import { CheckpointError, openCheckpoint } from '../../crypto/checkpoint.js';
@@ -108,7 +109,8 @@ function heldInfo(held: HeldCheckpoint | undefined) {
 export interface VerifyDbOptions {
   dbPath: string;
   stateDir: string;
-  /** The witness public key (43 base64url characters or a .pub/.key file); default: the held checkpoint's, else witness.pub beside the database. */
+  /** The witness public key (43 base64url characters or a .pub/.key file); default: witness.pub or
+   * witness.key beside the database, else the held key of the origin its newest checkpoint names. */
   publicKey?: string | undefined;
   cwd: string;
 }
@@ -117,21 +119,7 @@ export interface VerifyDbOptions {
 export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
   if (!existsSync(opts.dbPath))
     throw new UsageError(`${opts.dbPath} does not exist`, 'pass the witness database with --db');
-  const held = await readHeldCheckpoint(opts.stateDir);
-  let publicKey: Uint8Array | undefined;
-  if (opts.publicKey) publicKey = (await readPublicKey(opts.publicKey, opts.cwd)).publicKey;
-  else if (held) publicKey = fromBase64url(held.public_key, 32, 'held checkpoint public key');
-  else {
-    const beside = path.join(path.dirname(opts.dbPath), 'witness.pub');
-    if (existsSync(beside)) publicKey = (await readPublicKey(beside, opts.cwd)).publicKey;
-  }
-  if (!publicKey)
-    throw new UsageError(
-      'no witness public key to check checkpoint signatures with',
-      'pass --pubkey, or keep witness.pub beside the database',
-    );
-  const origin = held?.origin ?? witnessOrigin(publicKey);
-
+  const heldAll = await readHeldCheckpoints(opts.stateDir);
   let db: Database.Database;
   try {
     db = new Database(opts.dbPath, { readonly: true, fileMustExist: true });
@@ -139,6 +127,28 @@ export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
     throw new UsageError(`cannot open ${opts.dbPath}: ${(err as Error).message}`);
   }
   try {
+    let publicKey: Uint8Array | undefined;
+    if (opts.publicKey) publicKey = (await readPublicKey(opts.publicKey, opts.cwd)).publicKey;
+    for (const name of ['witness.pub', 'witness.key']) {
+      const beside = path.join(path.dirname(opts.dbPath), name);
+      if (!publicKey && existsSync(beside)) publicKey = (await readPublicKey(beside, opts.cwd)).publicKey;
+    }
+    if (!publicKey) {
+      // The origin line of the log's own newest note names which held key to check it with.
+      const note = db.prepare('SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1').pluck().get() as
+        | string
+        | undefined;
+      const named = note ? heldAll.logs[note.split('\n')[0] ?? ''] : undefined;
+      if (named) publicKey = fromBase64url(named.public_key, 32, 'held checkpoint public key');
+    }
+    if (!publicKey)
+      throw new UsageError(
+        'no witness public key to check checkpoint signatures with',
+        'pass --pubkey, or keep witness.pub beside the database',
+      );
+    // Only the checkpoint held for this log's own origin is compared with it.
+    const origin = witnessOrigin(publicKey);
+    const held = heldAll.logs[origin];
     const problems: Problem[] = [];
     const checkpoints: Checkpointed[] = [];
     for (const row of db
@@ -284,8 +294,10 @@ export interface VerifyUrlOptions {
 
 /** Online: proves the served checkpoint consistent with the held one, then recomputes the served tree. */
 export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
-  const base = opts.url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, '');
-  const heldBefore = await readHeldCheckpoint(opts.stateDir);
+  const base = normalizeWitnessUrl(opts.url);
+  const before = await readHeldCheckpoints(opts.stateDir);
+  const knownOrigin = before.urls[base];
+  let heldBefore = knownOrigin ? before.logs[knownOrigin] : undefined;
   const problems: Problem[] = [];
   let observation: Awaited<ReturnType<typeof observeCheckpoint>>;
   try {
@@ -309,6 +321,7 @@ export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
     });
   }
   const cp = observation.checkpoint;
+  heldBefore = observation.previous;
   const check = new TreeCheck([{ size: cp.size, root: cp.root, note: '' }], heldBefore);
   const leaves: Buffer[] = [];
   for (let start = 0; start < cp.size; start += 10_000) {
