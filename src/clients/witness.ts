@@ -182,8 +182,7 @@ export class WitnessClient {
         expired = true;
         this.notify();
       });
-      // A flush does not cut a backoff short: that is the spacing an unhealthy witness gets.
-      if (this.idling && this.idling.reason !== 'backoff') this.wake();
+      if (this.idling?.reason !== 'backoff') this.wake();
       try {
         while (!expired && !this.stopped && (this.settled < mark || this.inherited > 0)) {
           await new Promise<void>((resolve) => this.waiters.add(resolve));
@@ -307,7 +306,8 @@ export class WitnessClient {
   }
 
   private async idle(ms: number, reason: IdleReason): Promise<void> {
-    if (this.woken || this.closing) {
+    // A flush does not cut a backoff short: that is the spacing an unhealthy witness gets.
+    if ((this.woken && reason !== 'backoff') || this.closing) {
       this.woken = false;
       return;
     }
