@@ -205,6 +205,9 @@ export async function observeCheckpoint(opts: ObserveOptions): Promise<Observati
           `the witness log's root at size ${cp.size} differs from the held checkpoint`,
         );
       status = 'unchanged';
+    } else if (held.size === 0) {
+      // Every log extends the empty one; RFC 6962 has no consistency proof from size 0.
+      status = 'advanced';
     } else {
       const proof = await httpRequest(`${base}/api/proof/consistency?from=${held.size}&to=${cp.size}`, {
         dispatcher: opts.dispatcher,

@@ -204,12 +204,20 @@ export class WitnessClient {
    */
   async close(timeoutMs = 3_000): Promise<void> {
     if (this.stopped) return;
+    const deadline = this.clock.now() + timeoutMs;
     if (this.loop) await this.flush(timeoutMs);
     this.closing = true;
     this.wake();
     this.halt.abort();
     await this.loop;
     await this.spillQueue();
+    // What was delivered since the last look is checked once more, within what is left of the time.
+    const left = deadline - this.clock.now();
+    if (this.o.stateDir && this.keyChecked && this.sentSinceObserve > 0 && left > 0) {
+      await this.observeNow(null, Math.min(left, this.o.timeoutMs)).catch((err) =>
+        this.o.onError?.(err as Error),
+      );
+    }
     this.stopped = true;
     this.notify();
     if (this.opened) {
@@ -395,6 +403,7 @@ export class WitnessClient {
       this.keyChange = undefined;
       this.retryMs = 0;
     } catch (err) {
+      if (this.halt.signal.aborted) return;
       if (err instanceof WitnessKeyChangedError) {
         const change = err.change;
         if (this.keyChange?.presented_origin !== change.presented_origin) this.o.onKeyChanged?.(change);
@@ -410,16 +419,23 @@ export class WitnessClient {
     }
   }
 
-  private observeNow() {
+  private async observeNow(signal: AbortSignal | null = this.halt.signal, timeoutMs = this.o.timeoutMs) {
+    const sent = this.sentSinceObserve;
     this.sentSinceObserve = 0;
-    return observeCheckpoint({
-      url: this.o.url,
-      stateDir: this.o.stateDir!,
-      dispatcher: this.o.dispatcher,
-      timeoutMs: this.o.timeoutMs,
-      signal: this.halt.signal,
-      now: this.now,
-    });
+    try {
+      return await observeCheckpoint({
+        url: this.o.url,
+        stateDir: this.o.stateDir!,
+        dispatcher: this.o.dispatcher,
+        timeoutMs,
+        signal: signal ?? undefined,
+        now: this.now,
+      });
+    } catch (err) {
+      // Cut short by close(): close() looks once more itself.
+      if (signal?.aborted) this.sentSinceObserve += sent;
+      throw err;
+    }
   }
 
   private async observe(): Promise<void> {
@@ -427,6 +443,7 @@ export class WitnessClient {
     try {
       await this.observeNow();
     } catch (err) {
+      if (this.halt.signal.aborted) return;
       if (err instanceof WitnessKeyChangedError) this.keyChecked = false;
       this.o.onError?.(err as Error);
     }

@@ -48,6 +48,8 @@ export interface AgentMetricsReport {
   dtls_failures?: number;
   bytes_per_second?: number;
   memory_bytes?: number;
+  /** Times the agent's witness presented an unaccepted key (cumulative). */
+  witness_key_changed?: number;
 }
 
 export class FrameError extends Error {
@@ -147,6 +149,7 @@ export function parseClientFrame(text: string): ClientFrame {
         'dtls_failures',
         'bytes_per_second',
         'memory_bytes',
+        'witness_key_changed',
       ] as const) {
         const v = f[k];
         if (v === undefined) continue;
