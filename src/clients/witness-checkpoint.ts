@@ -99,14 +99,6 @@ export async function readHeldCheckpoints(stateDir: string): Promise<HeldCheckpo
   throw new CheckFailedError(`${file} is not a witness checkpoint file`, 'move it aside and retry');
 }
 
-/** The checkpoint held for one origin, if any. */
-export async function readHeldCheckpoint(
-  stateDir: string,
-  origin: string,
-): Promise<HeldCheckpoint | undefined> {
-  return (await readHeldCheckpoints(stateDir)).logs[origin];
-}
-
 // Writers in other processes share the file: each update re-reads it just before changing one entry
 // and renames a complete file into place, so a reader never sees half a file. Two writers racing may
 // lose one's entry; it is held again at that writer's next observation.

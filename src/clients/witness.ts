@@ -406,10 +406,13 @@ export class WitnessClient {
       if (this.halt.signal.aborted) return;
       if (err instanceof WitnessKeyChangedError) {
         const change = err.change;
-        if (this.keyChange?.presented_origin !== change.presented_origin) this.o.onKeyChanged?.(change);
+        // Said once per key presented, not at every retry.
+        if (this.keyChange?.presented_origin !== change.presented_origin) {
+          this.o.onKeyChanged?.(change);
+          this.o.onError?.(err);
+        }
         this.keyChange = change;
         this.retryMs = this.o.retryMaxMs;
-        this.o.onError?.(err);
         return;
       }
       this.retryMs = Math.min(this.o.retryMaxMs, this.retryMs ? this.retryMs * 2 : this.o.retryMinMs);
