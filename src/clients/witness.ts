@@ -4,30 +4,13 @@ import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { IfmeshError } from '../errors.js';
 import { MAX_BATCH, type WitnessEvent } from '../protocol/witness.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { httpRequest } from './http.js';
 import { Spool } from './spool.js';
 import { type KeyChange, observeCheckpoint, WitnessKeyChangedError } from './witness-checkpoint.js';
 
-/** Time as the client sees it; structurally a subset of the CLI context's `Clock`. */
-export interface ClientClock {
-  now(): number;
-  /** Resolves after `ms`; may reject (or resolve) early once `signal` aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-const realClock: ClientClock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      signal?.addEventListener('abort', done, { once: true });
-    }),
-};
+/** Time as the client sees it: the part of the shared `Clock` it needs (a fake one in tests). */
+export type ClientClock = Pick<Clock, 'now' | 'sleep'>;
 
 export interface WitnessClientOptions {
   /** Base URL of IF.witness. */
@@ -116,7 +99,7 @@ export class WitnessClient {
       maxQueue: 10_000,
       retryMinMs: 100,
       retryMaxMs: 5_000,
-      clock: realClock,
+      clock: systemClock,
       ...rest,
       url: opts.url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, ''),
     };
