@@ -185,15 +185,20 @@ export class WitnessClient {
    * Stops the sender: gives it `timeoutMs` to deliver, then cuts whatever it awaits short. Nothing
    * unacknowledged is lost: it is in the spool (fsync'd) when this resolves.
    */
-  async close(timeoutMs = 3_000): Promise<void> {
-    if (this.stopped) return;
+  close(timeoutMs = 3_000): Promise<void> {
+    this.closed ??= this.shutdown(timeoutMs);
+    return this.closed;
+  }
+
+  private closed: Promise<void> | undefined;
+
+  private async shutdown(timeoutMs: number): Promise<void> {
     const deadline = this.clock.now() + timeoutMs;
     if (this.loop) await this.flush(timeoutMs);
     this.closing = true;
     this.wake();
     this.halt.abort();
     await this.loop;
-    await this.spillQueue();
     // What was delivered since the last look is checked once more, within what is left of the time.
     const left = deadline - this.clock.now();
     if (this.o.stateDir && this.keyChecked && this.sentSinceObserve > 0 && left > 0) {
@@ -201,6 +206,8 @@ export class WitnessClient {
         this.o.onError?.(err as Error),
       );
     }
+    // Events logged while closing are kept too: stopped is set only once memory is empty.
+    while (this.queue.length > 0 && this.opened) await this.spillQueue();
     this.stopped = true;
     this.notify();
     if (this.opened) {
