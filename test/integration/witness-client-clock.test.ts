@@ -2,7 +2,7 @@
 // client can only make progress through wake-ups: a lost one (a close() arriving while the loop
 // awaits observe() or a send) would hang the test instead of passing it.
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type ClientClock, WitnessClient } from '../../src/clients/witness.js';
 import { tempDir } from '../helpers/cli.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -35,7 +35,7 @@ afterEach(async () => {
 });
 
 describe('WitnessClient under an injected clock', () => {
-  it('delivers, then closes while the loop awaits observe() or its idle wait, without a timer firing', async () => {
+  it('delivers, then closes while the loop waits for more events, without a timer firing', async () => {
     const { clock, sleeps } = frozenClock();
     const c = new WitnessClient({
       url: w.url,
@@ -46,9 +46,10 @@ describe('WitnessClient under an injected clock', () => {
       clock,
     });
     for (let i = 0; i < 3; i++) c.log({ event: 'clock_probe', metadata: { i } });
-    expect(await c.flush(60_000)).toBe(true);
-    // The loop is now checking the new checkpoint or about to idle for a minute: close() must end it.
-    await c.close(60_000);
+    expect(await c.flush(59_000)).toBe(true);
+    // Once the loop has looked at the new checkpoint it waits a minute for more: close() must end that.
+    await vi.waitFor(() => expect(sleeps).toContain(60_000), { timeout: 10_000 });
+    await c.close(58_000);
     expect(c.stats.sent).toBe(3);
     expect(sleeps.length).toBeGreaterThan(0); // the waits went through the injected clock
     const stored = await post(`${w.url}/api/query`, { query: { event: 'clock_probe' } });
