@@ -266,7 +266,11 @@ export function register(cmd: Command, io: CommandIo): void {
         stateDir,
       });
       io.output(flags).result(report, renderSpool);
-      if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
+      if (report.key_changed) {
+        const err = new WitnessKeyChangedError(report.key_changed);
+        io.output(flags).warn(`${err.message}; ${err.hint}`);
+        io.setExitCode(ExitCode.checkFailed);
+      } else if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
     },
   );
 

@@ -60,13 +60,29 @@ export class Spool {
       () => 0,
     );
     this.offset = Math.min(saved, this.size);
-    if (this.size > this.offset) {
-      const rest = await fs.readFile(this.file);
-      // A crash mid-append leaves a torn last line: end it so the next append starts a line of its own.
-      if (rest[rest.length - 1] !== 0x0a) await this.append([], '\n');
-      const tail = rest.subarray(this.offset);
-      for (let i = tail.indexOf(0x0a); i >= 0; i = tail.indexOf(0x0a, i + 1)) this.inherited += 1;
-      if (tail[tail.length - 1] !== 0x0a) this.inherited += 1;
+    if (this.size > this.offset) await this.countInherited();
+  }
+
+  private async countInherited(): Promise<void> {
+    const h = await fs.open(this.file, 'r');
+    let last = 0x0a;
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      for (let pos = this.offset; pos < this.size; ) {
+        const { bytesRead } = await h.read(buf, 0, Math.min(buf.length, this.size - pos), pos);
+        if (bytesRead === 0) break;
+        const chunk = buf.subarray(0, bytesRead);
+        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) this.inherited += 1;
+        last = chunk[bytesRead - 1]!;
+        pos += bytesRead;
+      }
+    } finally {
+      await h.close();
+    }
+    // A crash mid-append leaves a torn last line: end it so the next append starts a line of its own.
+    if (last !== 0x0a) {
+      this.inherited += 1;
+      await this.append([], '\n');
     }
   }
 

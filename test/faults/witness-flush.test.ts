@@ -1,7 +1,7 @@
 // flush() says true only when the witness acknowledged (201) every event logged before the call:
 // against a closed port, a witness answering 503, and a real witness process killed by SIGKILL
 // while a batch is in flight. Whatever is not acknowledged waits in the spool and arrives once.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WitnessClient } from '../../src/clients/witness.js';
 import { tempDir } from '../helpers/cli.js';
 import { freePort, type Service, startWitnessProcess } from '../helpers/processes.js';
-import { API_KEY, post } from '../helpers/witness.js';
+import { API_KEY, post, startWitness } from '../helpers/witness.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -157,4 +157,30 @@ describe('WitnessClient.flush and close', () => {
     expect(existsSync(path.join(spoolDir, 'killed.ndjson'))).toBe(false);
     await svc.stop();
   }, 60_000);
+
+  it('replays what an earlier process left, a line torn by its crash included, before saying true', async () => {
+    const w = await startWitness();
+    try {
+      const spoolDir = path.join(dir, 'spool');
+      mkdirSync(spoolDir, { recursive: true });
+      const left = [0, 1].map((i) => JSON.stringify({ event: 'left_behind', idempotency_key: `lb-${i}` }));
+      // The crash came in the middle of appending a third event.
+      writeFileSync(path.join(spoolDir, 'crashed.ndjson'), `${left.join('\n')}\n{"event":"left_beh`);
+      const c = new WitnessClient({ url: w.url, apiKey: API_KEY, producer: 'crashed', spoolDir });
+      c.log({ event: 'after_restart' });
+      expect(await c.flush(20_000)).toBe(true);
+      await c.close();
+      const stored = await post(`${w.url}/api/query`, { query: {} });
+      // In the order they were stored (query results are in timestamp order, and these two had none).
+      const byId = [...stored.json.results].sort((x: { id: number }, y: { id: number }) => x.id - y.id);
+      expect(byId.map((e: { event: string }) => e.event)).toEqual([
+        'left_behind',
+        'left_behind',
+        'after_restart',
+      ]);
+      expect(existsSync(path.join(spoolDir, 'crashed.ndjson'))).toBe(false);
+    } finally {
+      await w.stop();
+    }
+  });
 });

@@ -203,6 +203,18 @@ describe('a known witness URL under a new key', () => {
     expect(query.code).toBe(1);
     expect(query.stderr).toContain('witness_key_changed');
 
+    // A producer that has exited left its events on disk; replaying them is refused the same way.
+    const offline = await deliver(second.url, 'offline', 2);
+    expect(await offline.flush(300)).toBe(false);
+    await offline.close(100);
+    expect(offline.keyChanged).toMatchObject({ url: second.url, presented_origin: second.ready.origin });
+    const refused = await run(['witness', 'spool', '--flush', '--json'], { env, cwd: dir });
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toMatchObject({
+      key_changed: { url: second.url, held_origin: first.ready.origin },
+      spools: expect.arrayContaining([expect.objectContaining({ producer: 'offline', pending_events: 2 })]),
+    });
+
     const shown = await run(['witness', 'trust', second.url, '--json'], { env, cwd: dir });
     expect(shown.code).toBe(1);
     const report = JSON.parse(shown.stdout);
@@ -226,6 +238,12 @@ describe('a known witness URL under a new key', () => {
       },
       { timeout: 30_000, interval: 200 },
     );
+    const replayed = await run(['witness', 'spool', '--flush', '--json'], { env, cwd: dir });
+    expect(JSON.parse(replayed.stdout).key_changed).toBeNull();
+    const offlineEvents = await post(`${second.url}/api/query`, {
+      query: { event: 'origin_probe', 'metadata.producer': 'offline' },
+    });
+    expect(offlineEvents.json.count).toBe(2);
     const held = await readHeldCheckpoints(state);
     expect(held.urls[second.url]).toBe(second.ready.origin);
     expect(held.logs[String(first.ready.origin)]).toBeDefined();
