@@ -7,7 +7,12 @@ import { MAX_BATCH, type WitnessEvent } from '../protocol/witness.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { httpRequest } from './http.js';
 import { Spool } from './spool.js';
-import { type KeyChange, observeCheckpoint, WitnessKeyChangedError } from './witness-checkpoint.js';
+import {
+  type KeyChange,
+  normalizeWitnessUrl,
+  observeCheckpoint,
+  WitnessKeyChangedError,
+} from './witness-checkpoint.js';
 
 /** Time as the client sees it: the part of the shared `Clock` it needs (a fake one in tests). */
 export type ClientClock = Pick<Clock, 'now' | 'sleep'>;
@@ -101,7 +106,7 @@ export class WitnessClient {
       retryMaxMs: 5_000,
       clock: systemClock,
       ...rest,
-      url: opts.url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, ''),
+      url: normalizeWitnessUrl(opts.url),
     };
     this.clock = this.o.clock;
     this.now = now ?? (() => this.clock.now());
