@@ -82,9 +82,9 @@ export function register(cmd: Command, io: CommandIo): void {
   );
 
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
-  const observe = async (url: string, out: ReturnType<CommandIo['output']>) => {
+  const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
     try {
-      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env) });
+      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir) });
     } catch (err) {
       if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
         out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
@@ -141,7 +141,7 @@ export function register(cmd: Command, io: CommandIo): void {
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
       });
-      await observe(url, io.output(flags));
+      await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
       io.output(flags).result(answer, (a, c) =>
         [
           ...a.results.map((e) => eventLine(e, c)),
@@ -174,7 +174,7 @@ export function register(cmd: Command, io: CommandIo): void {
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
         const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
-        await observe(url, out);
+        await observe(url, out, (flags as { stateDir?: string }).stateDir);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;

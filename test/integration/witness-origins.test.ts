@@ -199,7 +199,10 @@ describe('a known witness URL under a new key', () => {
       code: 'witness_key_changed',
       hint: `if the witness was re-keyed on purpose, run: ifmesh witness trust ${second.url}`,
     });
-    const query = await run(['witness', 'query', '--json'], { env, cwd: dir });
+    const query = await run(['witness', 'query', '--state-dir', state, '--json'], {
+      env: { ...env, IFMESH_STATE_DIR: undefined },
+      cwd: dir,
+    });
     expect(query.code).toBe(1);
     expect(query.stderr).toContain('witness_key_changed');
 
