@@ -11,9 +11,10 @@ import { type Checkpoint, CheckpointError, openCheckpoint } from '../crypto/chec
 import { fromBase64url } from '../crypto/ed25519.js';
 import { verifyConsistency } from '../crypto/merkle.js';
 import { CheckFailedError } from '../errors.js';
+import { statePaths } from '../state/state-dir.js';
 import { httpRequest } from './http.js';
 
-export const CHECKPOINT_FILE = 'witness-checkpoint.json';
+export const CHECKPOINT_FILE = path.basename(statePaths('.').checkpoints);
 
 export interface HeldCheckpoint {
   origin: string;
@@ -79,7 +80,7 @@ function empty(): HeldCheckpoints {
 
 /** Reads the held checkpoints; a file of the old one-checkpoint shape is read as a map of one. */
 export async function readHeldCheckpoints(stateDir: string): Promise<HeldCheckpoints> {
-  const file = path.join(stateDir, CHECKPOINT_FILE);
+  const file = statePaths(stateDir).checkpoints;
   let parsed: unknown;
   try {
     parsed = JSON.parse(await fs.readFile(file, 'utf8'));
@@ -106,7 +107,7 @@ export async function updateHeld(stateDir: string, change: (held: HeldCheckpoint
   await fs.mkdir(stateDir, { recursive: true });
   const held = await readHeldCheckpoints(stateDir);
   change(held);
-  const file = path.join(stateDir, CHECKPOINT_FILE);
+  const file = statePaths(stateDir).checkpoints;
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   await fs.writeFile(tmp, `${JSON.stringify(held, null, 2)}\n`, { mode: 0o600 });
   await fs.rename(tmp, file);
