@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intFlag, withJson } from '../src/cli/options.js';
+import { intFlag, shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
@@ -11,7 +11,7 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(cmd)
     .option('--agents <n>', 'agents in the mesh', '3')
     .option('--instances <n>', 'signaling instances', '2')
-    .option('--state-dir <dir>', 'where the stack keeps its files (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('state-dir'))
     .action(async (flags: { agents: string; instances: string; stateDir?: string; json?: boolean }) => {
       const agents = intFlag(flags.agents, '--agents', 2, 50);
       const instances = intFlag(flags.instances, '--instances', 1, 8);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
@@ -23,7 +23,7 @@ export function register(cmd: Command, io: CommandIo): void {
         .description('run the IF.witness audit service (SQLite, WAL) until SIGTERM')
         .option('--host <addr>', 'address to listen on', '127.0.0.1')
         .option('--port <n>', 'port to listen on', '8080')
-        .option('--state-dir <dir>', 'ifmesh state directory (default .ifmesh or $IFMESH_STATE_DIR)')
+        .addOption(shared('state-dir'))
         .option('--db <file>', 'SQLite file (default <state-dir>/witness.db)')
         .option(
           '--key <file>',
@@ -97,7 +97,7 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   const queryOptions = (c: Command) =>
     withJson(withConfigOptions(c))
-      .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
+      .addOption(shared('witness'))
       .option('--event <name>', 'event name')
       .option('--agent <id>', 'agent_id')
       .option('--peer <id>', 'peer_id')
@@ -118,7 +118,7 @@ export function register(cmd: Command, io: CommandIo): void {
         (v: string, p: string[] = []) => [...p, v],
       )
       .option('--limit <n>', 'at most this many results (1-10000)')
-      .option('--state-dir <dir>', 'find the local stack here (default .ifmesh or $IFMESH_STATE_DIR)');
+      .addOption(shared('state-dir'));
 
   queryOptions(
     cmd
@@ -215,7 +215,7 @@ export function register(cmd: Command, io: CommandIo): void {
         '--pubkey <key>',
         "the witness's public key (default: the held checkpoint's, or witness.pub beside --db)",
       )
-      .option('--state-dir <dir>', 'where the held checkpoint is (default .ifmesh or $IFMESH_STATE_DIR)'),
+      .addOption(shared('state-dir')),
   ).action(
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
       if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
@@ -246,8 +246,8 @@ export function register(cmd: Command, io: CommandIo): void {
         .command('spool')
         .description('show events waiting for an unreachable witness; --flush replays them')
         .option('--flush', 'send what is waiting now')
-        .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
-        .option('--state-dir <dir>', 'ifmesh state directory'),
+        .addOption(shared('witness'))
+        .addOption(shared('state-dir')),
     ),
   ).action(
     async (flags: ConfigFlags & { flush?: boolean; witness?: string; stateDir?: string; json?: boolean }) => {

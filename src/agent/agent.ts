@@ -224,8 +224,8 @@ export class MeshAgent {
     }
     await new Promise((r) => setTimeout(r, 50));
     // werift's close() can wait on DTLS/SCTP timers for seconds: bounded, as is the socket's close.
-    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 500);
-    await bounded(this.signaling.close(), 500);
+    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 300);
+    await bounded(this.signaling.close(), 300);
   }
 
   private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>

@@ -4,6 +4,7 @@ import { benchAgent } from './agent.js';
 import { benchCrypto } from './crypto.js';
 import { type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
+import { benchStack } from './stack.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
 
@@ -15,6 +16,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   witness: benchWitness,
   signaling: benchSignaling,
   agent: benchAgent,
+  stack: benchStack,
 };
 
 for (const [name, fn] of Object.entries(suites)) {

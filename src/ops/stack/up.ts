@@ -266,6 +266,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     loopbackOnly: true,
     formTimeoutMs: 20_000,
     rejectUnauthorized: true,
+    clock: ctx.clock,
   });
   o.progress.step(
     'verify',
