@@ -56,6 +56,11 @@ export async function run(
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
+/** Children keep their temp files under the run's temp root too, where teardown looks for leftovers. */
+export function testTmp(): Record<string, string> {
+  return process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {};
+}
+
 /** Runs the built binary as a user would (global setup builds dist/ first). */
 export function spawnCli(
   argv: string[],
@@ -67,7 +72,7 @@ export function spawnCli(
       [BIN, ...argv],
       {
         cwd: opts.cwd ?? ROOT,
-        env: { PATH: process.env.PATH ?? '', ...opts.env },
+        env: { PATH: process.env.PATH ?? '', ...testTmp(), ...opts.env },
         timeout: opts.timeoutMs ?? 20_000,
       },
       (error, stdout, stderr) => {
@@ -82,12 +87,20 @@ export function spawnCli(
 
 /** A writable copy of fixtures/ in a fresh temp dir; removed by the returned cleanup. */
 export function fixtureDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-test-'));
-  cpSync(path.join(ROOT, 'fixtures'), path.join(dir, 'fixtures'), { recursive: true });
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const made = tempDir();
+  cpSync(path.join(ROOT, 'fixtures'), path.join(made.dir, 'fixtures'), { recursive: true });
+  return made;
 }
 
+/** The test file that called us, so that global teardown's list of leftovers names the culprit. */
+function callerTestFile(): string {
+  const m = /([\w.-]+)\.test\.ts/.exec(new Error().stack ?? '');
+  return m ? m[1]! : 'helper';
+}
+
+/** A fresh temp dir (under the run's own temp root, see leak-guard.ts); removed by `cleanup`. */
 export function tempDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-test-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const dir = mkdtempSync(path.join(os.tmpdir(), `ifmesh-test-${callerTestFile()}-`));
+  // Retries: a process being stopped may still be writing its last log line into the directory.
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }) };
 }
