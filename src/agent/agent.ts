@@ -95,6 +95,7 @@ export class MeshAgent {
       backoffBaseMs: o.backoffBaseMs ?? 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 30_000,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
+      clock: this.clock,
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
       onEvent: (name, metadata) => this.event(name, metadata),

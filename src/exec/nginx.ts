@@ -5,6 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { waitFor } from '../util/wait.js';
 
 export interface NginxPlan {
   prefix: string;
@@ -59,7 +61,11 @@ function run(args: string[]): Promise<{ code: number; out: string }> {
  * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
  * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
  */
-export async function applyNginx(p: NginxPlan, running: boolean): Promise<number> {
+export async function applyNginx(
+  p: NginxPlan,
+  running: boolean,
+  clock: Clock = systemClock,
+): Promise<number> {
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(p));
@@ -69,10 +75,11 @@ export async function applyNginx(p: NginxPlan, running: boolean): Promise<number
   const r = await run(running ? ['-p', p.prefix, '-c', conf, '-s', 'reload'] : ['-p', p.prefix, '-c', conf]);
   if (r.code !== 0) throw new CheckFailedError(`nginx ${running ? 'reload' : 'start'} failed: ${r.out}`);
   const pidFile = path.join(p.prefix, 'nginx.pid');
-  for (let i = 0; i < 250; i++) {
-    const pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '');
-    if (pid > 0) return pid;
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  let pid = 0;
+  const written = () => {
+    pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '');
+    return pid > 0;
+  };
+  if (await waitFor(written, { timeoutMs: 5_000, intervalMs: 20 }, clock)) return pid;
   throw new CheckFailedError(`nginx started but wrote no pid to ${pidFile}`);
 }

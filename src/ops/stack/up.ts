@@ -191,7 +191,11 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       await sup.stop('nginx', 2_000);
       sup.adopt(
         { name: 'nginx', role: 'nginx', port: nginxPort, url: `ws://127.0.0.1:${nginxPort}` },
-        await applyNginx({ prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) }, false),
+        await applyNginx(
+          { prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) },
+          false,
+          ctx.clock,
+        ),
       );
       started.push('nginx');
       o.progress.step(
