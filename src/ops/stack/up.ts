@@ -194,7 +194,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         await applyNginx(
           { prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) },
           false,
-          ctx.clock,
+          ctx,
         ),
       );
       started.push('nginx');
