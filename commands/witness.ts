@@ -12,6 +12,7 @@ import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/wit
 import { serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
+import { isPostgresUrl } from '../src/services/witness/pg-store.js';
 import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -20,11 +21,16 @@ export function register(cmd: Command, io: CommandIo): void {
     withConfigOptions(
       cmd
         .command('serve')
-        .description('run the IF.witness audit service (SQLite, WAL) until SIGTERM')
+        .description(
+          'run the IF.witness audit service (SQLite, or PostgreSQL with --db postgres://…) until SIGTERM',
+        )
         .option('--host <addr>', 'address to listen on', '127.0.0.1')
         .option('--port <n>', 'port to listen on', '8080')
         .option('--state-dir <dir>', 'ifmesh state directory (default .ifmesh or $IFMESH_STATE_DIR)')
-        .option('--db <file>', 'SQLite file (default <state-dir>/witness.db)')
+        .option(
+          '--db <file|url>',
+          'SQLite file, or postgres://USER@HOST:PORT/DB (default $WITNESS_DB_URL, else <state-dir>/witness.db)',
+        )
         .option(
           '--key <file>',
           "the witness's Ed25519 checkpoint key; created if absent (default <db dir>/witness.key)",
@@ -49,14 +55,18 @@ export function register(cmd: Command, io: CommandIo): void {
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      const dbPath = path.resolve(ctx.cwd, flags.db ?? path.join(stateDir, 'witness.db'));
+      const db = flags.db ?? (loaded.config.witnessDbUrl || path.join(stateDir, 'witness.db'));
+      const postgres = isPostgresUrl(db);
+      const dbPath = postgres ? db : path.resolve(ctx.cwd, db);
+      // Instances sharing one PostgreSQL database must share the key too: default in the state dir.
+      const keyDir = postgres ? stateDir : path.dirname(dbPath);
       io.claimSignal();
       await serveWitness(
         {
           host: flags.host,
           port: intFlag(flags.port, '--port', 0, 65535),
           dbPath,
-          keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(path.dirname(dbPath), 'witness.key')),
+          keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(keyDir, 'witness.key')),
           apiKey: loaded.config.witnessApiKey,
           queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined,
           checkpointEvery: intFlag(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
@@ -209,7 +219,7 @@ export function register(cmd: Command, io: CommandIo): void {
     cmd
       .command('verify')
       .description('prove the log intact, or name the first event that is not (exit 1)')
-      .option('--db <file>', 'check this SQLite file directly')
+      .option('--db <file|url>', 'check this SQLite file or postgres:// database directly')
       .option('--url <url>', 'check a running witness')
       .option(
         '--pubkey <key>',
@@ -229,7 +239,7 @@ export function register(cmd: Command, io: CommandIo): void {
       }
       const report = flags.db
         ? await verifyDb({
-            dbPath: path.resolve(ctx.cwd, flags.db),
+            dbPath: isPostgresUrl(flags.db) ? flags.db : path.resolve(ctx.cwd, flags.db),
             stateDir,
             publicKey: flags.pubkey,
             cwd: ctx.cwd,

@@ -73,6 +73,21 @@ export interface PgStoreOptions {
   connectTimeoutMs?: number;
 }
 
+export function isPostgresUrl(value: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(value);
+}
+
+/** The URL without its password, for logs and ready documents. */
+export function redactDbUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = 'redacted';
+    return u.toString();
+  } catch {
+    return 'postgres://<unparseable URL>';
+  }
+}
+
 /** Opens (and creates the schema of) a witness log in a PostgreSQL database. */
 export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promise<PgWitnessStore> {
   const connectionTimeoutMillis = opts.connectTimeoutMs ?? 10_000;
@@ -99,6 +114,66 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
     throw err;
   }
   return new PgWitnessStore(writes, reads);
+}
+
+/**
+ * Read-only access to a PostgreSQL log's tables in sequence order, for `witness verify --db` and
+ * `witness migrate`: one connection in a REPEATABLE READ snapshot, so a witness appending meanwhile
+ * cannot make the rows read disagree with each other. Pages by key, 10,000 rows at a time.
+ */
+export async function openPgRows(url: string) {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  c.on('error', () => {});
+  await c.connect();
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  async function* pages<T>(sql: string, key: (row: T) => number): AsyncIterable<T> {
+    let after = -1;
+    for (;;) {
+      const r = await c.query(sql, [after, 10_000]);
+      yield* r.rows as T[];
+      if (r.rows.length < 10_000) return;
+      after = key(r.rows[r.rows.length - 1] as T);
+    }
+  }
+  const num = <T extends Record<string, unknown>>(rows: AsyncIterable<T>, keys: (keyof T)[]) =>
+    (async function* () {
+      for await (const row of rows) {
+        for (const k of keys) (row as Record<string, unknown>)[k as string] = Number(row[k]);
+        yield row;
+      }
+    })();
+  const checkpoints = (await c.query('SELECT size, root, note FROM checkpoints ORDER BY size')).rows.map(
+    (r) => ({
+      size: Number(r.size),
+      root: r.root as Buffer,
+      note: r.note as string,
+    }),
+  );
+  return {
+    rows: {
+      checkpoints,
+      leaves: num(
+        pages<{ idx: number; hash: Buffer }>(
+          'SELECT idx, hash FROM nodes WHERE level = 0 AND idx > $1 ORDER BY idx LIMIT $2',
+          (r) => Number(r.idx),
+        ),
+        ['idx'],
+      ),
+      events: num(
+        pages<{ id: number; ts_ms: number; body: string | null }>(
+          'SELECT id, ts_ms, body FROM events WHERE id > $1 ORDER BY id LIMIT $2',
+          (r) => Number(r.id),
+        ),
+        ['id', 'ts_ms'],
+      ),
+      prunedCount: async () =>
+        Number((await c.query('SELECT COUNT(*) AS n FROM events WHERE body IS NULL')).rows[0].n),
+    },
+    close: async () => {
+      await c.query('ROLLBACK').catch(() => {});
+      await c.end().catch(() => {});
+    },
+  };
 }
 
 /** Records which nodes an algorithm asks for, answering with placeholders; the access pattern of the
