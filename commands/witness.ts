@@ -8,12 +8,13 @@ import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
+import { migrateWitness } from '../src/ops/witness/migrate.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
-import { serveWitness } from '../src/ops/witness/serve.js';
+import { isPostgresUrl, serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
-import { isPostgresUrl } from '../src/services/witness/pg-store.js';
-import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
+import { createProgress } from '../src/ui/progress.js';
+import { eventLine, renderMigrate, renderSpool, renderVerify } from '../src/ui/witness.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -249,6 +250,41 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!report.ok) io.setExitCode(ExitCode.checkFailed);
     },
   );
+
+  withJson(
+    cmd
+      .command('migrate')
+      .description('copy a SQLite log with its checkpoints into PostgreSQL; resumable, same tree head')
+      .requiredOption('--from <sqlite:PATH>', 'the SQLite witness database')
+      .requiredOption('--to <url>', 'postgres://USER@HOST:PORT/DB (the database must exist)')
+      .option('--batch <n>', 'events per transaction', '10000')
+      .option('--dry-run', 'say what would be copied, and copy nothing')
+      .addHelpText(
+        'after',
+        '\nExample:\n  ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
+      ),
+  ).action(async (flags: { from: string; to: string; batch: string; dryRun?: boolean; json?: boolean }) => {
+    const progress = await createProgress(ctx, Boolean(flags.json));
+    io.claimSignal();
+    const from = flags.from.startsWith('sqlite:')
+      ? `sqlite:${path.resolve(ctx.cwd, flags.from.slice('sqlite:'.length))}`
+      : flags.from;
+    const report = await migrateWitness({
+      from,
+      to: flags.to,
+      batch: intFlag(flags.batch, '--batch', 1, 100_000),
+      dryRun: Boolean(flags.dryRun),
+      signal: ctx.signal,
+      onProgress: (done, total) =>
+        progress.step(
+          'migrate',
+          'running',
+          `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} events`,
+        ),
+    }).finally(() => progress.close());
+    io.output(flags).result(report, renderMigrate);
+    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+  });
 
   withJson(
     withConfigOptions(

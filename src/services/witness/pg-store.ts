@@ -177,6 +177,70 @@ export async function openPgRows(url: string) {
   };
 }
 
+export interface ImportChunk {
+  events: {
+    id: number;
+    ts_ms: number;
+    body: string | null;
+    idem_key: string | null;
+    content_hash: string | null;
+    [field: string]: unknown;
+  }[];
+  nodes: { level: number; idx: number; hash: Buffer }[];
+}
+
+/**
+ * Bulk import for `witness migrate`: rows copied as they are (ids, bodies, leaves and inner nodes),
+ * each chunk in one transaction that also moves `head`, so an interrupted import leaves a shorter
+ * but whole log, and a second run resumes from its size.
+ */
+export async function openPgImport(url: string) {
+  const store = await openPgStore(url, { poolSize: 1 });
+  const pool = store.writes;
+  const cols = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
+  const types = ['bigint', 'bigint', ...cols.slice(2).map(() => 'text')];
+  return {
+    store,
+    size: () => store.treeHead().then((h) => h.size),
+    async writeChunk(from: number, to: number, chunk: ImportChunk): Promise<void> {
+      const c = await pool.connect();
+      let broken = false;
+      try {
+        await c.query('BEGIN');
+        const size = Number((await c.query('SELECT size FROM head FOR UPDATE')).rows[0].size);
+        if (size !== from)
+          throw new Error(`the target log grew to ${size} events while importing (another writer?)`);
+        await c.query(
+          `INSERT INTO events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
+          cols.map((col) => chunk.events.map((e) => e[col] ?? null)),
+        );
+        await c.query(
+          'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
+          [chunk.nodes.map((n) => n.level), chunk.nodes.map((n) => n.idx), chunk.nodes.map((n) => n.hash)],
+        );
+        await c.query('UPDATE head SET size = $1', [to]);
+        await c.query('COMMIT');
+      } catch (err) {
+        broken = true;
+        await c.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        c.release(broken);
+      }
+    },
+    async copyCheckpoints(cps: StoredCheckpoint[]): Promise<number> {
+      if (!cps.length) return 0;
+      const r = await pool.query(
+        `INSERT INTO checkpoints (size, root, time, note) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[])
+         ON CONFLICT (size) DO NOTHING`,
+        [cps.map((c) => c.size), cps.map((c) => c.root), cps.map((c) => c.time), cps.map((c) => c.note)],
+      );
+      return r.rowCount ?? 0;
+    },
+    close: () => store.close(),
+  };
+}
+
 /** Records which nodes an algorithm asks for, answering with placeholders; the access pattern of the
  * Merkle functions depends on sizes and indices only, so a second run with the real nodes is exact. */
 class NodeRecorder implements NodeSource {
@@ -195,7 +259,7 @@ export class PgWitnessStore implements WitnessStore {
   private readonly regexCache = new Map<string, RE2JS>();
 
   constructor(
-    private readonly writes: pg.Pool,
+    readonly writes: pg.Pool,
     private readonly reads: pg.Pool,
   ) {}
 
