@@ -8,6 +8,7 @@ import { missedTargets, type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
+import { benchWitnessPg } from './witness-pg.js';
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const write = !process.argv.includes('--no-write');
@@ -16,6 +17,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   startup: benchStartup,
   crypto: benchCrypto,
   witness: benchWitness,
+  'witness-pg': benchWitnessPg,
   signaling: benchSignaling,
   agent: benchAgent,
 };

@@ -72,6 +72,8 @@ export interface PgStoreOptions {
   /** Connections for appends and proofs (default 4) and for queries (default 2). */
   poolSize?: number;
   connectTimeoutMs?: number;
+  /** Monotonic milliseconds for query slices and deadlines (default performance.now); the server's `monotonicNow`. */
+  monotonicNow?: () => number;
 }
 
 export function isPostgresUrl(value: string): boolean {
@@ -114,7 +116,7 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
     await Promise.allSettled([writes.end(), reads.end()]);
     throw err;
   }
-  return new PgWitnessStore(writes, reads);
+  return new PgWitnessStore(writes, reads, opts.monotonicNow ?? (() => performance.now()));
 }
 
 /**
@@ -261,6 +263,7 @@ export class PgWitnessStore implements WitnessStore {
   constructor(
     readonly writes: pg.Pool,
     private readonly reads: pg.Pool,
+    private readonly monotonicNow: () => number,
   ) {}
 
   append(items: AppendItem[]): Promise<AppendResult> {
@@ -331,7 +334,7 @@ export class PgWitnessStore implements WitnessStore {
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
-    if (performance.now() >= deadlineMs) throw expired();
+    if (this.monotonicNow() >= deadlineMs) throw expired();
     const regexes = q.conditions.flatMap((c) =>
       c.op === 'regex' ? [{ path: c.path, re: this.regex(c.pattern) }] : [],
     );
@@ -341,7 +344,7 @@ export class PgWitnessStore implements WitnessStore {
     let broken = false;
     try {
       for (;;) {
-        const left = deadlineMs - performance.now();
+        const left = deadlineMs - this.monotonicNow();
         if (left <= 0) throw expired();
         const params: unknown[] = [];
         const where = ['body IS NOT NULL'];
@@ -356,13 +359,13 @@ export class PgWitnessStore implements WitnessStore {
           `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT $${params.push(page)}`,
           params,
         );
-        let sliceEnd = performance.now() + SLICE_MS;
+        let sliceEnd = this.monotonicNow() + SLICE_MS;
         for (const row of r.rows) {
-          if (regexes.length && performance.now() > sliceEnd) {
+          if (regexes.length && this.monotonicNow() > sliceEnd) {
             // Let other requests (and /health) run between slices of regex work.
             await new Promise((resolve) => setImmediate(resolve));
-            if (performance.now() > deadlineMs) throw expired();
-            sliceEnd = performance.now() + SLICE_MS;
+            if (this.monotonicNow() > deadlineMs) throw expired();
+            sliceEnd = this.monotonicNow() + SLICE_MS;
           }
           if (regexes.length && !matchesAll(row.body, regexes)) continue;
           out.push({ id: Number(row.id), ts: Number(row.ts_ms), body: row.body });
