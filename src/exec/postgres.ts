@@ -3,7 +3,7 @@
 // when ifmesh runs as root the cluster belongs to an unprivileged system user (`postgres`) and every
 // server command goes through `runuser -u <user> --`.
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -48,6 +48,33 @@ export interface Cluster {
   user: string;
   url(database: string): string;
   stop(): Promise<void>;
+}
+
+/** The superuser of a cluster made by startCluster (it is named after the cluster's owner). */
+export function clusterSuperuser(systemUser?: string): string {
+  return process.getuid?.() === 0 ? (systemUser ?? 'postgres') : userInfo().username;
+}
+
+export function clusterUrl(port: number, database: string, systemUser?: string): string {
+  return `postgres://${encodeURIComponent(clusterSuperuser(systemUser))}@127.0.0.1:${port}/${database}`;
+}
+
+/** Creates `name` in the cluster on 127.0.0.1:port when it does not exist yet. */
+export async function ensureDatabase(port: number, name: string, systemUser?: string): Promise<string> {
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({
+    connectionString: clusterUrl(port, 'postgres', systemUser),
+    connectionTimeoutMillis: 10_000,
+  });
+  admin.on('error', () => {});
+  await admin.connect();
+  try {
+    const have = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (have.rowCount === 0) await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end();
+  }
+  return clusterUrl(port, name, systemUser);
 }
 
 function asOwner(opts: ClusterOptions): { prefix: string[]; user: string; uid?: number; gid?: number } {
@@ -105,10 +132,28 @@ export function clusterPid(dataDir: string): number | undefined {
 export async function startCluster(opts: ClusterOptions, timeoutMs = 60_000): Promise<Cluster> {
   const owner = asOwner(opts);
   const socketDir = opts.socketDir ?? opts.dataDir;
-  for (const d of [opts.dataDir, socketDir, path.dirname(opts.logFile)]) {
+  for (const d of [opts.dataDir, socketDir]) {
+    // Parents with the default mode (the owner must pass through them), the directory itself 0700.
+    mkdirSync(path.dirname(d), { recursive: true });
     mkdirSync(d, { recursive: true, mode: 0o700 });
     if (owner.uid !== undefined) chownSync(d, owner.uid, owner.gid!);
   }
+  if (owner.prefix.length) {
+    try {
+      await run(owner.prefix[0]!, [...owner.prefix.slice(1), 'test', '-w', opts.dataDir], {
+        timeout: 10_000,
+      });
+    } catch {
+      throw new UnreachableError(
+        `PostgreSQL runs as ${owner.user}, who cannot reach ${opts.dataDir}`,
+        `let ${owner.user} through its parent directories (chmod o+x …) or use a --state-dir it can reach`,
+      );
+    }
+  }
+  // Only the log file changes hands: its directory may be shared with other services' logs.
+  mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  closeSync(openSync(opts.logFile, 'a'));
+  if (owner.uid !== undefined) chownSync(opts.logFile, owner.uid, owner.gid!);
   if (!existsSync(path.join(opts.dataDir, 'PG_VERSION')))
     await pg(
       opts,
@@ -150,7 +195,7 @@ export async function startCluster(opts: ClusterOptions, timeoutMs = 60_000): Pr
     pid,
     port: opts.port,
     user: owner.user,
-    url: (db) => `postgres://${encodeURIComponent(owner.user)}@127.0.0.1:${opts.port}/${db}`,
+    url: (db) => clusterUrl(opts.port, db, opts.systemUser),
     stop: () => stopCluster(pid),
   };
 }

@@ -1,6 +1,6 @@
 // A real PostgreSQL for tests: a fresh initdb in a temp directory, on a free loopback port, owned by
 // the `postgres` system user when the tests run as root. Stopped by pid and removed by stop().
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { type Cluster, postgresBinDir, startCluster } from '../../src/exec/postgres.js';
@@ -18,6 +18,18 @@ export interface TestPostgres {
 
 let counter = 0;
 
+/**
+ * The cluster's owner (postgres, when the tests run as root) must pass through every directory above
+ * its data: adds search (x) permission for group and others to `dir` and each parent lacking it —
+ * the run's private temp root included, whose contents stay unlistable.
+ */
+export function letPostgresReach(dir: string): void {
+  for (let d = path.resolve(dir); d !== path.dirname(d); d = path.dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) chmodSync(d, mode | 0o011);
+  }
+}
+
 export function requirePostgres(): string {
   const dir = postgresBinDir();
   if (!dir || !existsSync(path.join(dir, 'postgres')))
@@ -30,8 +42,7 @@ export function requirePostgres(): string {
 export async function startPostgres(): Promise<TestPostgres> {
   requirePostgres();
   const { dir, cleanup } = tempDir();
-  // The cluster's owner (postgres, when the tests run as root) must reach its directories.
-  chmodSync(dir, 0o755);
+  letPostgresReach(dir);
   let cluster: Cluster;
   try {
     cluster = await startCluster({
