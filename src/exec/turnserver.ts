@@ -80,7 +80,10 @@ export async function startTurnserver(
     });
   let up = false;
   await waitFor(
-    async () => (up = await accepts()) || child.exitCode !== null,
+    async () => {
+      up = await accepts();
+      return up || child.exitCode !== null;
+    },
     { timeoutMs, intervalMs: 25 },
     clock,
   );

@@ -9,6 +9,7 @@ import { benchSignaling } from './signaling.js';
 import { benchStack } from './stack.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
+import { benchWitnessPg } from './witness-pg.js';
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const write = !process.argv.includes('--no-write');
@@ -17,6 +18,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   startup: benchStartup,
   crypto: benchCrypto,
   witness: benchWitness,
+  'witness-pg': benchWitnessPg,
   signaling: benchSignaling,
   agent: benchAgent,
   stack: benchStack,

@@ -14,10 +14,23 @@ import { benchScript, percentile, ROOT, type Row } from './lib.js';
 const KEY = 'bench-key';
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-async function startWitness(db: string): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startWitness(
+  db: string,
+  extraArgs: string[] = [],
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist/bin/ifmesh.js'), 'witness', 'serve', '--port', '0', '--db', db, '--json'],
+    [
+      path.join(ROOT, 'dist/bin/ifmesh.js'),
+      'witness',
+      'serve',
+      '--port',
+      '0',
+      '--db',
+      db,
+      '--json',
+      ...extraArgs,
+    ],
     {
       env: { ...process.env, IF_WITNESS_API_KEY: KEY },
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -85,7 +98,12 @@ function rawBaseline(dir: string): { single: number; batched: number } {
   return { single, batched: (n * 1000) / (performance.now() - t0) };
 }
 
-async function ingest(url: string, perRequest: number, concurrency: number, ms: number): Promise<number> {
+export async function ingest(
+  url: string,
+  perRequest: number,
+  concurrency: number,
+  ms: number,
+): Promise<number> {
   const pool = new Pool(url, { connections: concurrency });
   const one = { event: 'bench', agent_id: 'agent-1', metadata: { n: 1, state: 'connected' } };
   const body = JSON.stringify(perRequest === 1 ? one : Array.from({ length: perRequest }, () => one));
@@ -123,10 +141,9 @@ const EVENTS = [
   'p2p_connection_established',
 ];
 
-async function buildMillion(db: string, now: number): Promise<void> {
+export async function buildMillion(db: string, now: number, total = 1_000_000): Promise<void> {
   const store = openSqliteStore(db);
   const span = 7 * 86_400_000;
-  const total = 1_000_000;
   for (let start = 0; start < total; start += 1000) {
     const items: AppendItem[] = [];
     for (let i = start; i < start + 1000; i++) {
@@ -150,7 +167,7 @@ async function buildMillion(db: string, now: number): Promise<void> {
   await store.close();
 }
 
-async function latencies(url: string, body: string, n: number): Promise<number[]> {
+export async function latencies(url: string, body: string, n: number): Promise<number[]> {
   const pool = new Pool(url, { connections: 1 });
   const out: number[] = [];
   for (let i = 0; i < n; i++) {

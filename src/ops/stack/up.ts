@@ -2,6 +2,7 @@ import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
@@ -24,6 +25,8 @@ export interface UpOptions {
   stateDir: string;
   agents: number;
   instances: number;
+  /** Where the witness keeps its log: SQLite (default), or a local PostgreSQL cluster in the state dir. */
+  witnessDb?: 'sqlite' | 'postgres';
   progress: Progress;
 }
 
@@ -31,7 +34,15 @@ export interface UpReport {
   state_dir: string;
   started: string[];
   already_running: string[];
-  endpoints: { witness: string; signaling: string[]; nginx: string | null; stun: string[]; turn: string[] };
+  endpoints: {
+    witness: string;
+    /** The witness's database: its SQLite file, or the local PostgreSQL URL. */
+    witness_db: string;
+    signaling: string[];
+    nginx: string | null;
+    stun: string[];
+    turn: string[];
+  };
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
   elapsed_ms: number;
@@ -84,6 +95,10 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     };
     writeStack(o.stateDir, stack);
   }
+  if (o.witnessDb === 'postgres' && !stack.postgres) {
+    stack = { ...stack, postgres: { name: 'postgres', port: await freePort() } };
+    writeStack(o.stateDir, stack);
+  }
   const s: StackFile = stack;
   const node = process.execPath;
   const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
@@ -120,6 +135,37 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     o.progress.step(spec.name, 'ok', 'started');
   };
 
+  // PostgreSQL daemonises through pg_ctl (as the postgres user when we are root): adopted by the pid
+  // in postmaster.pid, like nginx, and stopped by `down` after the witness.
+  const ensurePostgres = async (port: number): Promise<string> => {
+    const dataDir = path.join(o.stateDir, 'postgres', 'data');
+    const running = clusterPid(dataDir);
+    if (running !== undefined && (await tcpOpen(port))) {
+      if (sup.running('postgres') !== running)
+        sup.adopt({ name: 'postgres', role: 'postgres', port, url: `postgres://127.0.0.1:${port}` }, running);
+      already.push('postgres');
+      o.progress.step('postgres', 'ok', 'already running');
+    } else {
+      o.progress.step('postgres', 'running', 'starting');
+      await sup.stop('postgres', 10_000);
+      const cluster = await startCluster({
+        dataDir,
+        socketDir: path.join(o.stateDir, 'postgres', 'sock'),
+        logFile: sup.logFile('postgres'),
+        port,
+      });
+      sup.adopt(
+        { name: 'postgres', role: 'postgres', port, url: `postgres://127.0.0.1:${port}` },
+        cluster.pid,
+      );
+      started.push('postgres');
+      o.progress.step('postgres', 'ok', `started on 127.0.0.1:${port}`);
+    }
+    return ensureDatabase(port, 'witness');
+  };
+
+  let witnessDb = path.join(o.stateDir, 'witness.db');
+  if (o.witnessDb === 'postgres' && s.postgres) witnessDb = await ensurePostgres(s.postgres.port);
   await ensure(
     {
       name: 'witness',
@@ -134,7 +180,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         '--port',
         String(s.witness.port),
         '--db',
-        path.join(o.stateDir, 'witness.db'),
+        witnessDb,
         '--state-dir',
         o.stateDir,
       ],
@@ -283,6 +329,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     already_running: already,
     endpoints: {
       witness: urls.witness(s),
+      witness_db: witnessDb,
       signaling: urls.signaling(s),
       nginx: urls.nginx(s),
       stun: urls.stun(s),
