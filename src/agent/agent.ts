@@ -65,6 +65,8 @@ export class MeshAgent {
   private readonly verifier: MessageVerifier;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly healing = new Map<string, NodeJS.Timeout>();
+  /** Peers whose healing gave up: their connection is reported failed, not merely closed. */
+  private readonly failedPeers = new Set<string>();
   private iceServers: IceServer[];
   private turn: TurnPool;
   private stopped = false;
@@ -239,6 +241,7 @@ export class MeshAgent {
         this.event('connection_state_changed', { state, candidateType }, l.peerId);
       },
       onReady: (l) => {
+        this.failedPeers.delete(l.peerId);
         const healing = this.healing.get(l.peerId);
         if (healing) {
           clearTimeout(healing);
@@ -264,7 +267,7 @@ export class MeshAgent {
           this.signaling.send({
             type: 'connection-state',
             peer_id: l.peerId,
-            state: 'closed',
+            state: this.failedPeers.has(l.peerId) ? 'failed' : 'closed',
             candidate_type: null,
             rtt_ms: null,
           });
@@ -372,6 +375,14 @@ export class MeshAgent {
     if (attempt >= max) {
       this.healing.delete(peerId);
       this.event('mesh_healing_failed_final', { attempts: attempt }, peerId);
+      this.failedPeers.add(peerId);
+      this.signaling.send({
+        type: 'connection-state',
+        peer_id: peerId,
+        state: 'failed',
+        candidate_type: null,
+        rtt_ms: null,
+      });
       return;
     }
     const delay = (this.o.healingBaseMs ?? 1_000) * 2 ** attempt;
@@ -431,12 +442,14 @@ export class MeshAgent {
       sent += l.sent;
       received += l.received;
     }
+    const cpu = process.cpuUsage();
     this.signaling.send({
       type: 'metrics-report',
       messages_sent: sent,
       messages_received: received,
       signature_failures: this.counters.signature_failures,
       memory_bytes: rss,
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
   }
 
