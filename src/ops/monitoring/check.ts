@@ -119,7 +119,7 @@ export function evaluateMesh(
       'ratio',
       `>= ${round(1 - t.turn_fallback_ratio)}`,
       (v) => v < 1 - t.turn_fallback_ratio,
-      `${connected.length - relayed.length} of ${connected.length} connected reports direct`,
+      `${connected.length - relayed.length} of ${connected.length} connected reports direct${relayed.length ? `; relay: ${relayed.map((c) => `${c.agent_id}→${c.peer_id}`).join(', ')}` : ''}`,
     ),
     row(
       'turn_fallback_rate',
