@@ -60,13 +60,14 @@ export function register(cmd: Command, io: CommandIo): void {
   ).action(async (flags: Flags & { sampleMs: string }) => {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const report = await runCheck({
-      targets: resolveTargets(flags, ctx.env, loaded, stateDir),
-      thresholds: parseThresholds(flags.threshold),
-      clock: ctx.clock,
-      sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
-      signal: ctx.signal,
-    });
+    const report = await runCheck(
+      {
+        targets: resolveTargets(flags, ctx.env, loaded, stateDir),
+        thresholds: parseThresholds(flags.threshold),
+        sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
+      },
+      ctx,
+    );
     io.output(flags).result(report, renderCheck);
     if (!report.ok) io.setExitCode(ExitCode.checkFailed);
   });

@@ -1,33 +1,25 @@
 // Prometheus and promtool (Debian's `prometheus`): checks of the exported files and a Prometheus
 // on loopback for `up --with-prometheus` and the tests.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Exec, ExecResult } from '../cli/context.js';
 import { httpRequest } from '../clients/http.js';
 import { UnreachableError } from '../errors.js';
-
-export interface ToolResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { type Clock, systemClock } from '../util/clock.js';
+import { waitFor } from '../util/wait.js';
 
 /** Runs promtool; a missing binary is an UnreachableError naming the Debian package. */
-export function promtool(
+export async function promtool(
+  exec: Exec,
   args: string[],
   opts: { cwd?: string; timeoutMs?: number } = {},
-): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'promtool',
-      args,
-      { cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 8 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error && (error as NodeJS.ErrnoException).code === 'ENOENT')
-          return reject(new UnreachableError('promtool is not installed', 'apt-get install prometheus'));
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+): Promise<ExecResult> {
+  try {
+    return await exec('promtool', args, { timeoutMs: opts.timeoutMs ?? 60_000, cwd: opts.cwd });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UnreachableError('promtool is not installed', 'apt-get install prometheus');
+    throw err;
+  }
 }
 
 export interface PrometheusOptions {
@@ -61,7 +53,11 @@ export function prometheusArgs(o: PrometheusOptions): string[] {
 }
 
 /** Starts Prometheus and waits until /-/ready answers 200. */
-export async function startPrometheus(o: PrometheusOptions, timeoutMs = 30_000): Promise<RunningPrometheus> {
+export async function startPrometheus(
+  o: PrometheusOptions,
+  timeoutMs = 30_000,
+  clock: Clock = systemClock,
+): Promise<RunningPrometheus> {
   const child = spawn(o.binary ?? 'prometheus', prometheusArgs(o), {
     stdio: o.logFd !== undefined ? ['ignore', o.logFd, o.logFd] : ['ignore', 'pipe', 'pipe'],
     detached: o.detached ?? false,
@@ -78,18 +74,24 @@ export async function startPrometheus(o: PrometheusOptions, timeoutMs = 30_000):
   });
   if (!spawned) throw new UnreachableError('prometheus could not be started', 'apt-get install prometheus');
   const url = `http://${o.host ?? '127.0.0.1'}:${o.port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; ; i++) {
-    const ready = await httpRequest(`${url}/-/ready`, { timeoutMs: 1_000 }).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ready) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new UnreachableError(`prometheus did not become ready on ${url}: ${log.slice(-800)}`);
-    }
-    await new Promise((r) => setTimeout(r, Math.min(50 * (i + 1), 250)));
+  let exited = false;
+  const ready = await waitFor(
+    async () => {
+      exited = child.exitCode !== null;
+      return (
+        exited ||
+        (await httpRequest(`${url}/-/ready`, { timeoutMs: 1_000 }).then(
+          (r) => r.status === 200,
+          () => false,
+        ))
+      );
+    },
+    { timeoutMs, intervalMs: 100 },
+    clock,
+  );
+  if (!ready || exited) {
+    child.kill('SIGKILL');
+    throw new UnreachableError(`prometheus did not become ready on ${url}: ${log.slice(-800)}`);
   }
   if (o.detached) child.unref();
   return {

@@ -33,24 +33,3 @@ export async function promAlerts(url: string): Promise<{ labels: Record<string, 
   return ((await res.json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } })
     .data.alerts;
 }
-
-/** Polls `check` until it returns a value other than undefined/false, or fails naming `what`. */
-export async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${last})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

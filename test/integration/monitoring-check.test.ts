@@ -10,8 +10,8 @@ import type { TopView } from '../../src/ops/monitoring/monitor.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { type Service, startService } from '../helpers/processes.js';
-import { until } from '../helpers/prometheus.js';
 import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
 
 // Each test brings up its own signaling, witness and agents and induces one condition for real:
@@ -100,10 +100,14 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
     const [d1, d2] = [agent('direct-1', { mesh: 'd' }), agent('direct-2', { mesh: 'd' })];
     await Promise.all([r1.waitForPeers(['relay-2'], 30_000), r2.waitForPeers(['relay-1'], 30_000)]);
     await Promise.all([d1.waitForPeers(['direct-2'], 20_000), d2.waitForPeers(['direct-1'], 20_000)]);
-    await until('four connected reports', async () => {
-      const c = (await getJson(`${sig.http}/connections`)).json.connections as { state: string }[];
-      return c.filter((x) => x.state === 'connected').length === 4;
-    });
+    await waitFor(
+      async () => {
+        const c = (await getJson(`${sig.http}/connections`)).json.connections as { state: string }[];
+        return c.filter((x) => x.state === 'connected').length === 4;
+      },
+      'four connected reports',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     const { code, report } = await check();
     // half the connections relayed: below the runbook's 80 % P2P rate, above its 20 % TURN rate
     expect(code).toBe(1);
@@ -159,10 +163,14 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
     expect(rowOf(before.report, 'failed_connections')).toMatchObject({ status: 'ok', value: 0 });
     victim.kill('SIGKILL');
     await victim.exited;
-    await until('the survivor reports the connection failed', async () => {
-      const c = (await getJson(`${sig.http}/connections`)).json.connections as { state: string }[];
-      return c.some((x) => x.state === 'failed');
-    });
+    await waitFor(
+      async () => {
+        const c = (await getJson(`${sig.http}/connections`)).json.connections as { state: string }[];
+        return c.some((x) => x.state === 'failed');
+      },
+      'the survivor to report the connection failed',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     await Promise.all(clients.map((c) => c.flush()));
     const { code, report } = await check();
     expect(code).toBe(1);
@@ -195,13 +203,17 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
       mallory,
     );
     a.links.get('receiver')!.dc!.send(JSON.stringify(forged));
-    await until('the receiver counted it', async () => b.counters.signature_failures === 1);
-    await until('signaling has the report', async () => {
-      const m = (await fetch(`${sig.http}/metrics`).then((r) => r.text())).match(
-        /^webrtc_signature_verification_failures_total (\d+)/m,
-      );
-      return m?.[1] === '1';
-    });
+    await waitFor(() => b.counters.signature_failures === 1, 'the receiver to count the forgery');
+    await waitFor(
+      async () => {
+        const m = (await getJson(`${sig.http}/metrics`)).text.match(
+          /^webrtc_signature_verification_failures_total (\d+)/m,
+        );
+        return m?.[1] === '1';
+      },
+      "signaling to have the receiver's report",
+      { intervalMs: 100 },
+    );
     await Promise.all(clients.map((c) => c.flush()));
     const { code, report } = await check();
     expect(code).toBe(1);

@@ -2,7 +2,8 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { promtool } from '../../src/exec/prometheus.js';
+import { systemExec } from '../../src/cli/context.js';
+import { promtool as runPromtool } from '../../src/exec/prometheus.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, run, tempDir } from '../helpers/cli.js';
 
@@ -17,6 +18,8 @@ const RUNBOOK_ALERTS = [
   'WebRTCHighCPUUsage',
   'WebRTCSignalingServerDown',
 ];
+
+const promtool = (args: string[], opts?: { cwd?: string }) => runPromtool(systemExec, args, opts);
 
 let cleanups: (() => void)[] = [];
 afterEach(() => {

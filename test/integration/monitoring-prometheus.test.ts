@@ -11,7 +11,8 @@ import { DEFAULT_THRESHOLDS } from '../../src/ops/monitoring/thresholds.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { type Service, startSignalingProcess } from '../helpers/processes.js';
-import { promAlerts, promQuery, startTestPrometheus, until } from '../helpers/prometheus.js';
+import { promAlerts, promQuery, startTestPrometheus } from '../helpers/prometheus.js';
+import { waitFor, waitForValue } from '../helpers/wait.js';
 import { type RunningWitness, startWitness } from '../helpers/witness.js';
 
 // One mesh for the whole file: a signaling process, a witness, coturn, two direct agents and two
@@ -106,17 +107,24 @@ describe('Prometheus against the live mesh, with the exported files', () => {
 
   it('scrapes every webrtc_* series the alert rules and panels use', async () => {
     for (const m of exported.metrics) {
-      await until(`Prometheus has ${m}`, async () => (await promQuery(prom.url, m)).length > 0, 30_000);
+      await waitFor(async () => (await promQuery(prom.url, m)).length > 0, `Prometheus to have ${m}`, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
     }
-    const targets = await until('the mesh instance and the witness scraped', async () => {
-      const res = await fetch(`${prom.url}/api/v1/targets`, { signal: AbortSignal.timeout(5_000) });
-      const t = ((await res.json()) as any).data.activeTargets as {
-        labels: { job: string; instance: string };
-        health: string;
-      }[];
-      const mesh = t.filter((x) => x.labels.instance !== spareHost());
-      return mesh.length === 2 && mesh.every((x) => x.health === 'up') ? mesh : undefined;
-    });
+    const targets = await waitForValue(
+      async () => {
+        const res = await fetch(`${prom.url}/api/v1/targets`, { signal: AbortSignal.timeout(5_000) });
+        const t = ((await res.json()) as any).data.activeTargets as {
+          labels: { job: string; instance: string };
+          health: string;
+        }[];
+        const mesh = t.filter((x) => x.labels.instance !== spareHost());
+        return mesh.length === 2 && mesh.every((x) => x.health === 'up') ? mesh : undefined;
+      },
+      'the mesh instance and the witness to be scraped',
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
     expect(targets.map((t) => t.labels.job).sort()).toEqual(['if-witness', 'signaling-server']);
     // the relay pair is seen as relay, the direct pair as p2p
     const types = await promQuery(prom.url, 'sum by (connection_type) (webrtc_rtt_milliseconds_count)');
@@ -126,13 +134,13 @@ describe('Prometheus against the live mesh, with the exported files', () => {
   it('returns data for every expression of every Grafana panel', async () => {
     for (const p of PANELS) {
       for (const t of p.targets) {
-        const result = await until(
-          `${p.title} / ${t.legendFormat}`,
+        const result = await waitForValue(
           async () => {
             const r = await promQuery(prom.url, t.expr);
             return r.length > 0 && r.every((x) => Number.isFinite(Number(x.value[1]))) ? r : undefined;
           },
-          30_000,
+          `data for ${p.title} / ${t.legendFormat}`,
+          { timeoutMs: 30_000, intervalMs: 200 },
         );
         expect(result.length, t.expr).toBeGreaterThan(0);
       }
@@ -151,17 +159,16 @@ describe('Prometheus against the live mesh, with the exported files', () => {
   it('fires WebRTCSignalingServerDown within the shortened for: once the instance is killed', async () => {
     spare.kill('SIGKILL');
     await spare.exited;
-    const pending = await until(
-      'WebRTCSignalingServerDown pending or firing',
+    const pending = await waitForValue(
       async () =>
         (await promAlerts(prom.url)).find(
           (a) => a.labels.alertname === 'WebRTCSignalingServerDown' && a.labels.instance === spareHost(),
         ),
-      15_000,
+      'WebRTCSignalingServerDown pending or firing',
+      { timeoutMs: 15_000, intervalMs: 200 },
     );
     expect(['pending', 'firing']).toContain(pending.state);
-    const firing = await until(
-      'WebRTCSignalingServerDown firing',
+    const firing = await waitForValue(
       async () =>
         (await promAlerts(prom.url)).find(
           (a) =>
@@ -169,7 +176,8 @@ describe('Prometheus against the live mesh, with the exported files', () => {
             a.labels.instance === spareHost() &&
             a.state === 'firing',
         ),
-      15_000,
+      'WebRTCSignalingServerDown firing',
+      { timeoutMs: 15_000, intervalMs: 200 },
     );
     expect(firing.labels).toMatchObject({
       severity: 'critical',

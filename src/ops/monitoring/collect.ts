@@ -1,5 +1,6 @@
 // One look at the live mesh: every signaling instance's /metrics, /agents and /connections, and
 // the witness's recent security and healing events. `monitoring check` and `top` both read it.
+import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import type { ConnectionReport } from '../../services/signaling/registry.js';
 import { runWitnessQuery } from '../witness/query.js';
@@ -20,6 +21,7 @@ export interface CollectOptions {
   signaling: string[];
   witness?: { url: string; token?: string | undefined } | undefined;
   now: () => number;
+  dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
 }
 
@@ -30,9 +32,9 @@ export const WITNESS_EVENTS = [
   'turn_fallback_initiated',
 ] as const;
 
-async function instance(url: string, timeoutMs: number) {
+async function instance(url: string, timeoutMs: number, dispatcher: Dispatcher | undefined) {
   const [metrics, agents, conns] = await Promise.all(
-    ['/metrics', '/agents', '/connections'].map((p) => httpRequest(`${url}${p}`, { timeoutMs })),
+    ['/metrics', '/agents', '/connections'].map((p) => httpRequest(`${url}${p}`, { timeoutMs, dispatcher })),
   );
   if (metrics!.status !== 200 || agents!.status !== 200 || conns!.status !== 200)
     throw new Error(`answered ${metrics!.status}/${agents!.status}/${conns!.status}`);
@@ -53,7 +55,7 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
     connections: [],
     witness: null,
   };
-  const results = await Promise.allSettled(o.signaling.map((u) => instance(u, timeoutMs)));
+  const results = await Promise.allSettled(o.signaling.map((u) => instance(u, timeoutMs, o.dispatcher)));
   results.forEach((r, i) => {
     const url = o.signaling[i]!;
     if (r.status === 'rejected') {
@@ -74,6 +76,7 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
           url: w.url,
           token: w.token,
           timeoutMs,
+          dispatcher: o.dispatcher,
           body: { query: { event }, time_range: { from: '-1h', to: 'now' }, limit: 1000 },
         });
         counts[event] = a.count ?? a.results.length;

@@ -1,10 +1,10 @@
 // Where the mesh is (flags > environment > local stack > configuration), `monitoring check`
 // (two looks a sample window apart, so CPU can be a rate) and the data `ifmesh top` shows.
 
-import type { Clock } from '../../cli/context.js';
 import { signalingUrls, witnessEndpoint } from '../../config/endpoints.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnreachableError } from '../../errors.js';
+import type { OpContext } from '../shared.js';
 import { type CheckReport, evaluateMesh } from './check.js';
 import { collectMesh, type MeshSample } from './collect.js';
 import { sum } from './exposition.js';
@@ -37,22 +37,28 @@ export function resolveTargets(
 export interface CheckOptions {
   targets: MeshTargets;
   thresholds: Thresholds;
-  clock: Clock;
   /** Time between the two looks (CPU is a rate). */
   sampleMs: number;
-  signal?: AbortSignal | undefined;
 }
 
-export async function runCheck(o: CheckOptions): Promise<CheckReport> {
+export async function runCheck(
+  o: CheckOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
+): Promise<CheckReport> {
   const collect = () =>
-    collectMesh({ signaling: o.targets.signaling, witness: o.targets.witness, now: o.clock.now });
+    collectMesh({
+      signaling: o.targets.signaling,
+      witness: o.targets.witness,
+      now: () => ctx.clock.now(),
+      dispatcher: ctx.dispatcher,
+    });
   const first = await collect();
   if (first.instances.every((i) => !i.up))
     throw new UnreachableError(
       `no signaling instance answers: ${first.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
       'start the mesh with `ifmesh up`, or pass --signaling URL',
     );
-  await o.clock.sleep(o.sampleMs, o.signal);
+  await ctx.clock.sleep(o.sampleMs, ctx.signal);
   const second = await collect();
   return evaluateMesh(second, o.thresholds, { prev: first, tlsCert: o.targets.tlsCert });
 }
