@@ -1,6 +1,7 @@
 // Prometheus and promtool (Debian's `prometheus`): checks of the exported files and a Prometheus
 // on loopback for `up --with-prometheus` and the tests.
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Dispatcher } from 'undici';
 import type { Exec, ExecResult } from '../cli/context.js';
 import { httpRequest } from '../clients/http.js';
 import { UnreachableError } from '../errors.js';
@@ -19,6 +20,15 @@ export async function promtool(
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
       throw new UnreachableError('promtool is not installed', 'apt-get install prometheus');
     throw err;
+  }
+}
+
+/** Prometheus answers /-/ready with 200 once its TSDB is open and its rules are loaded. */
+export async function prometheusReady(url: string, dispatcher?: Dispatcher): Promise<boolean> {
+  try {
+    return (await httpRequest(`${url}/-/ready`, { timeoutMs: 1_000, dispatcher })).status === 200;
+  } catch {
+    return false;
   }
 }
 
@@ -78,13 +88,7 @@ export async function startPrometheus(
   const ready = await waitFor(
     async () => {
       exited = child.exitCode !== null;
-      return (
-        exited ||
-        (await httpRequest(`${url}/-/ready`, { timeoutMs: 1_000 }).then(
-          (r) => r.status === 200,
-          () => false,
-        ))
-      );
+      return exited || (await prometheusReady(url));
     },
     { timeoutMs, intervalMs: 100 },
     clock,
