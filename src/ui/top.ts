@@ -54,7 +54,7 @@ export function topLines(
   const lines: TopLine[] = [
     title,
     {
-      text: `${'AGENT'.padEnd(24)}${'INSTANCE'.padEnd(20)}${'MEM MiB'.padStart(9)}${'CPU'.padStart(7)}`,
+      text: `${'AGENT'.padEnd(36)}${'INSTANCE'.padEnd(20)}${'MEM MiB'.padStart(9)}${'CPU'.padStart(7)}`,
       tone: 'head',
     },
     ...(v.agents.length
@@ -63,7 +63,7 @@ export function topLines(
         }))
       : [{ text: '  no agent registered', tone: 'dim' as const }]),
     {
-      text: `${'CONNECTION'.padEnd(36)}${'STATE'.padEnd(14)}${'TYPE'.padEnd(8)}${'RTT ms'.padStart(8)}`,
+      text: `${'CONNECTION'.padEnd(48)}${'STATE'.padEnd(13)}${'TYPE'.padEnd(7)}${'RTT ms'.padStart(8)}`,
       tone: 'head',
     },
     ...(v.connections.length

@@ -118,6 +118,14 @@ describe('ifmesh top, rendered by ink', () => {
     // cut to fit, the failed and the relayed connections are the ones still shown
     expect(rows[0]).toMatch(/^agent-with-a-rather-long-name-6 → .* failed /);
     expect(rows[1]).toMatch(/^agent-with-a-rather-long-name-4 → .* connected +relay /);
+    // columns line up under their headings
+    const head = lines.find((l) => l.startsWith('CONNECTION'))!;
+    expect(rows[0]!.indexOf('failed')).toBe(head.indexOf('STATE'));
+    expect(rows[1]!.indexOf('relay')).toBe(head.indexOf('TYPE'));
+    const agentHead = lines.find((l) => l.startsWith('AGENT'))!;
+    expect(lines.find((l) => l.startsWith('agent-with') && !l.includes('→'))!.indexOf('signaling')).toBe(
+      agentHead.indexOf('INSTANCE'),
+    );
     keys.write('q');
     await app.waitUntilExit();
     expect(quit).toBe(true);
