@@ -238,6 +238,40 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
     expect(human.stdout).toMatch(/^ALERT Message signature verification failures +1 count +threshold 0/m);
   }, 90_000);
 
+  it("reads the signaling certificate's expiry, alerting below the days threshold", async () => {
+    await stack();
+    const tls = [
+      '--set',
+      'SIGNALING_TLS_CERT=fixtures/tls/test-cert.pem',
+      '--set',
+      'SIGNALING_TLS_KEY=fixtures/tls/test-key.pem',
+    ];
+    const ok = await run(['monitoring', 'check', '--sample-ms', '0', ...tls, ...flags()]);
+    const row = rowOf(JSON.parse(ok.stdout), 'certificate_days');
+    expect(row).toMatchObject({ status: 'ok', threshold: '>= 7' });
+    expect(row.detail).toMatch(/fixtures\/tls\/test-cert\.pem$/);
+    // the fixture is valid until 2036
+    expect(row.value).toBeGreaterThan(365);
+    const soon = await run([
+      'monitoring',
+      'check',
+      '--sample-ms',
+      '0',
+      '--threshold',
+      `certificate_days=${Math.ceil(row.value! + 30)}`,
+      ...tls,
+      ...flags(),
+    ]);
+    expect(soon.code).toBe(1);
+    expect(rowOf(JSON.parse(soon.stdout), 'certificate_days').status).toBe('alert');
+    // without a certificate configured the row says so instead of passing
+    const none = await check();
+    expect(rowOf(none.report, 'certificate_days')).toMatchObject({
+      status: 'n/a',
+      detail: 'no SIGNALING_TLS_CERT configured',
+    });
+  });
+
   it('exits 3 naming the instance when no signaling answers', async () => {
     const r = await run(['monitoring', 'check', '--signaling', 'http://127.0.0.1:9', '--sample-ms', '0']);
     expect(r.code).toBe(3);
