@@ -50,6 +50,7 @@ export interface AgentCounters {
   messages_received: number;
   signature_failures: number;
   message_errors: number;
+  dtls_failures: number;
 }
 
 /** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
@@ -61,6 +62,7 @@ export class MeshAgent {
     messages_received: 0,
     signature_failures: 0,
     message_errors: 0,
+    dtls_failures: 0,
   };
   private identity: SignalingIdentity;
   private signer: Signer;
@@ -278,6 +280,10 @@ export class MeshAgent {
           );
       },
       onMessage: (l, m) => this.o.onMessage?.(l.peerId, m),
+      onDtlsFailed: (l) => {
+        this.counters.dtls_failures += 1;
+        this.event('dtls_validation_failed', {}, l.peerId);
+      },
       onRejected: (l, reason, detail) => {
         this.counters.signature_failures += 1;
         this.event('signature_verification_failed', { reason, detail }, l.peerId);
@@ -466,6 +472,7 @@ export class MeshAgent {
       messages_sent: sent,
       messages_received: received,
       signature_failures: this.counters.signature_failures,
+      dtls_failures: this.counters.dtls_failures,
       memory_bytes: rss,
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
