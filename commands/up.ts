@@ -17,6 +17,10 @@ export function register(cmd: Command, io: CommandIo): void {
       'sqlite',
     )
     .addOption(shared('state-dir'))
+    .option(
+      '--with-prometheus',
+      'also run Prometheus on loopback with the exported rules (monitoring export)',
+    )
     .action(
       async (flags: {
         agents: string;
@@ -24,6 +28,7 @@ export function register(cmd: Command, io: CommandIo): void {
         witnessDb: string;
         stateDir?: string;
         json?: boolean;
+        withPrometheus?: boolean;
       }) => {
         const agents = intFlag(flags.agents, '--agents', 2, 50);
         const instances = intFlag(flags.instances, '--instances', 1, 8);
@@ -38,6 +43,7 @@ export function register(cmd: Command, io: CommandIo): void {
             instances,
             witnessDb: flags.witnessDb,
             progress,
+            withPrometheus: Boolean(flags.withPrometheus),
           },
           ctx,
         ).finally(() => progress.close());
@@ -50,6 +56,11 @@ export function register(cmd: Command, io: CommandIo): void {
               ? [`  nginx      ${r.endpoints.nginx} (least_conn in front of the instances)`]
               : []),
             ...r.endpoints.turn.map((u) => `  turn       ${u}`),
+            ...(r.endpoints.prometheus
+              ? [
+                  `  prometheus ${r.endpoints.prometheus} (rules and scrape config in ${r.state_dir}/monitoring)`,
+                ]
+              : []),
             `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
             `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
             ...r.verification.failures.map((f) => c.red(`  ${f}`)),

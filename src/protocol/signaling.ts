@@ -48,6 +48,8 @@ export interface AgentMetricsReport {
   dtls_failures?: number;
   bytes_per_second?: number;
   memory_bytes?: number;
+  /** CPU seconds (user + system) the agent's process has used, cumulative. */
+  cpu_seconds?: number;
 }
 
 export class FrameError extends Error {
@@ -147,6 +149,7 @@ export function parseClientFrame(text: string): ClientFrame {
         'dtls_failures',
         'bytes_per_second',
         'memory_bytes',
+        'cpu_seconds',
       ] as const) {
         const v = f[k];
         if (v === undefined) continue;

@@ -1,13 +1,16 @@
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
-import { CheckFailedError } from '../../errors.js';
+import { CheckFailedError, UnreachableError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
 import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
+import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
+import { exportMonitoring } from '../monitoring/export.js';
+import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import {
   freePort,
@@ -28,6 +31,8 @@ export interface UpOptions {
   /** Where the witness keeps its log: SQLite (default), or a local PostgreSQL cluster in the state dir. */
   witnessDb?: 'sqlite' | 'postgres';
   progress: Progress;
+  /** Also run Prometheus on loopback with the files `monitoring export` writes. */
+  withPrometheus?: boolean;
 }
 
 export interface UpReport {
@@ -42,6 +47,7 @@ export interface UpReport {
     nginx: string | null;
     stun: string[];
     turn: string[];
+    prometheus: string | null;
   };
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
@@ -97,6 +103,12 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   }
   if (o.witnessDb === 'postgres' && !stack.postgres) {
     stack = { ...stack, postgres: { name: 'postgres', port: await freePort() } };
+    writeStack(o.stateDir, stack);
+  }
+  if (o.withPrometheus && !stack.prometheus) {
+    if (!(await hasBinary(ctx, 'prometheus')))
+      throw new UnreachableError('prometheus is not installed', 'apt-get install prometheus');
+    stack = { ...stack, prometheus: { name: 'prometheus', port: await freePort() } };
     writeStack(o.stateDir, stack);
   }
   const s: StackFile = stack;
@@ -251,6 +263,32 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       );
     }
   }
+  if (o.withPrometheus && s.prometheus) {
+    const port = s.prometheus.port;
+    const dir = path.join(o.stateDir, 'monitoring');
+    const exported = exportMonitoring({
+      outDir: dir,
+      signaling: s.signaling.map((x) => `127.0.0.1:${x.port}`),
+      witness: `127.0.0.1:${s.witness.port}`,
+      thresholds: DEFAULT_THRESHOLDS,
+      scrapeInterval: '5s',
+    });
+    await ensure(
+      {
+        name: 'prometheus',
+        role: 'prometheus',
+        port,
+        url: `http://127.0.0.1:${port}`,
+        command: 'prometheus',
+        args: prometheusArgs({
+          configFile: exported.files.scrape_config,
+          port,
+          dataDir: path.join(o.stateDir, 'prometheus-data'),
+        }),
+      },
+      () => prometheusReady(`http://127.0.0.1:${port}`, ctx.dispatcher),
+    );
+  }
   const first = urls.signalingHttp(s)[0]!;
   const countAgents = async () => {
     const r = await get(`${first}/agents`);
@@ -334,6 +372,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       nginx: urls.nginx(s),
       stun: urls.stun(s),
       turn: urls.turn(s),
+      prometheus: urls.prometheus(s),
     },
     mesh: { agents: await countAgents(), connected, expected },
     verification,
