@@ -50,6 +50,7 @@ export interface AgentCounters {
   messages_received: number;
   signature_failures: number;
   message_errors: number;
+  dtls_failures: number;
   /** Times the witness this agent's events go to presented a key other than the one held. */
   witness_key_changed?: number;
 }
@@ -63,6 +64,7 @@ export class MeshAgent {
     messages_received: 0,
     signature_failures: 0,
     message_errors: 0,
+    dtls_failures: 0,
   };
   private identity: SignalingIdentity;
   private signer: Signer;
@@ -70,6 +72,8 @@ export class MeshAgent {
   private readonly verifier: MessageVerifier;
   private readonly timers: (() => void)[] = [];
   private readonly healing = new Map<string, TimerHandle>();
+  /** Peers whose healing gave up: their connection is reported failed, not merely closed. */
+  private readonly failedPeers = new Set<string>();
   private iceServers: IceServer[];
   private turn: TurnPool;
   private stopped = false;
@@ -97,6 +101,7 @@ export class MeshAgent {
       backoffBaseMs: o.backoffBaseMs ?? 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 30_000,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
+      clock: this.clock,
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
       onEvent: (name, metadata) => this.event(name, metadata),
@@ -226,8 +231,8 @@ export class MeshAgent {
     }
     await new Promise((r) => setTimeout(r, 50));
     // werift's close() can wait on DTLS/SCTP timers for seconds: bounded, as is the socket's close.
-    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 500);
-    await bounded(this.signaling.close(), 500);
+    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 300);
+    await bounded(this.signaling.close(), 300);
   }
 
   private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>
@@ -256,13 +261,15 @@ export class MeshAgent {
         this.signaling.send({
           type: 'connection-state',
           peer_id: l.peerId,
-          state,
+          // a given-up peer's last attempt closing does not undo its failure
+          state: state === 'closed' && this.failedPeers.has(l.peerId) ? 'failed' : state,
           candidate_type: candidateType,
           rtt_ms: rttMs,
         });
         this.event('connection_state_changed', { state, candidateType }, l.peerId);
       },
       onReady: (l) => {
+        this.failedPeers.delete(l.peerId);
         const healing = this.healing.get(l.peerId);
         if (healing) {
           this.clock.clearTimeout(healing);
@@ -276,6 +283,10 @@ export class MeshAgent {
           );
       },
       onMessage: (l, m) => this.o.onMessage?.(l.peerId, m),
+      onDtlsFailed: (l) => {
+        this.counters.dtls_failures += 1;
+        this.event('dtls_validation_failed', {}, l.peerId);
+      },
       onRejected: (l, reason, detail) => {
         this.counters.signature_failures += 1;
         this.event('signature_verification_failed', { reason, detail }, l.peerId);
@@ -288,7 +299,7 @@ export class MeshAgent {
           this.signaling.send({
             type: 'connection-state',
             peer_id: l.peerId,
-            state: 'closed',
+            state: this.failedPeers.has(l.peerId) ? 'failed' : 'closed',
             candidate_type: null,
             rtt_ms: null,
           });
@@ -397,6 +408,14 @@ export class MeshAgent {
     if (attempt >= max) {
       this.healing.delete(peerId);
       this.event('mesh_healing_failed_final', { attempts: attempt }, peerId);
+      this.failedPeers.add(peerId);
+      this.signaling.send({
+        type: 'connection-state',
+        peer_id: peerId,
+        state: 'failed',
+        candidate_type: null,
+        rtt_ms: null,
+      });
       return;
     }
     const delay = (this.o.healingBaseMs ?? 1_000) * 2 ** attempt;
@@ -462,15 +481,18 @@ export class MeshAgent {
       sent += l.sent;
       received += l.received;
     }
+    const cpu = process.cpuUsage();
     this.signaling.send({
       type: 'metrics-report',
       messages_sent: sent,
       messages_received: received,
       signature_failures: this.counters.signature_failures,
+      dtls_failures: this.counters.dtls_failures,
       ...(this.counters.witness_key_changed
         ? { witness_key_changed: this.counters.witness_key_changed }
         : {}),
       memory_bytes: rss,
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
   }
 

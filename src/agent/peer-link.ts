@@ -26,6 +26,8 @@ export interface LinkContext {
   onMessage: (link: PeerLink, message: IFMessage) => void;
   onRejected: (link: PeerLink, reason: string, detail: string) => void;
   onClosed: (link: PeerLink, why: string) => void;
+  /** The connection failed in DTLS: the peer's certificate did not match its signalled fingerprint. */
+  onDtlsFailed?: (link: PeerLink) => void;
 }
 
 /** ICE settings for one attempt: the servers (one TURN at most) and the transport policy. */
@@ -119,6 +121,8 @@ export class PeerLink {
       void this.stats().then((s) =>
         this.ctx.onState(this, state as ConnectionState, s.candidateType, s.rttMs),
       );
+      if (state === 'failed' && pc.dtlsTransports.some((t) => t.state === 'failed'))
+        this.ctx.onDtlsFailed?.(this);
       if (state === 'failed' || state === 'closed') this.shutdown(`connection ${state}`);
     });
     return pc;

@@ -48,6 +48,8 @@ export interface AgentMetricsReport {
   dtls_failures?: number;
   bytes_per_second?: number;
   memory_bytes?: number;
+  /** CPU seconds (user + system) the agent's process has used, cumulative. */
+  cpu_seconds?: number;
   /** Times the agent's witness presented an unaccepted key (cumulative). */
   witness_key_changed?: number;
 }
@@ -149,6 +151,7 @@ export function parseClientFrame(text: string): ClientFrame {
         'dtls_failures',
         'bytes_per_second',
         'memory_bytes',
+        'cpu_seconds',
         'witness_key_changed',
       ] as const) {
         const v = f[k];

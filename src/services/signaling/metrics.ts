@@ -76,6 +76,11 @@ export class SignalingMetrics {
     labelNames: ['agent_id'],
     registers: [this.registry],
   });
+  readonly cpuSeconds = this.c(
+    'webrtc_cpu_seconds_total',
+    "CPU seconds used by an agent's process, from its reports",
+    ['agent_id'],
+  );
   readonly rttMs = new Histogram({
     name: 'webrtc_rtt_milliseconds',
     help: 'Round-trip time agents report, in milliseconds',
@@ -145,6 +150,13 @@ export class SignalingMetrics {
     delta('message_errors', this.messageErrors);
     delta('signature_failures', this.signatureFailures);
     delta('dtls_failures', this.dtlsFailures);
+    if (r.cpu_seconds !== undefined) {
+      const before = prev.cpu_seconds ?? 0;
+      this.cpuSeconds.inc(
+        { agent_id: agentId },
+        r.cpu_seconds >= before ? r.cpu_seconds - before : r.cpu_seconds,
+      );
+    }
     if (r.witness_key_changed !== undefined) {
       const before = prev.witness_key_changed ?? 0;
       const now = r.witness_key_changed;
@@ -159,5 +171,6 @@ export class SignalingMetrics {
     this.lastReports.delete(agentId);
     this.bandwidth.remove({ agent_id: agentId });
     this.memory.remove({ agent_id: agentId });
+    this.cpuSeconds.remove({ agent_id: agentId });
   }
 }
