@@ -229,7 +229,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--url <url>', 'check a running witness')
       .option(
         '--pubkey <key>',
-        "the witness's public key (default: the held checkpoint's, or witness.pub beside --db)",
+        "the witness's public key (default: witness.pub/.key beside --db, else the held key of its origin)",
       )
       .addOption(shared('state-dir')),
   ).action(
@@ -326,7 +326,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .description("show a witness's presented key beside the held one; --yes accepts it (known_hosts)")
       .argument('<url>', 'IF.witness base URL')
       .option('--yes', 'accept the presented key for this URL')
-      .option('--state-dir <dir>', 'where the held checkpoints are (default .ifmesh or $IFMESH_STATE_DIR)'),
+      .addOption(shared('state-dir')),
   ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
     const report = await trustWitness({
       url,

@@ -30,6 +30,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness verify': ['state-dir', 'json'],
   'witness spool': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'witness trust': ['state-dir', 'json'],
 };
 
 const io = {} as CommandIo;
