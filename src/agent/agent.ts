@@ -99,6 +99,7 @@ export class MeshAgent {
       backoffBaseMs: o.backoffBaseMs ?? 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 30_000,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
+      clock: this.clock,
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
       onEvent: (name, metadata) => this.event(name, metadata),
@@ -228,8 +229,8 @@ export class MeshAgent {
     }
     await new Promise((r) => setTimeout(r, 50));
     // werift's close() can wait on DTLS/SCTP timers for seconds: bounded, as is the socket's close.
-    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 500);
-    await bounded(this.signaling.close(), 500);
+    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 300);
+    await bounded(this.signaling.close(), 300);
   }
 
   private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>

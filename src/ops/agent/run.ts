@@ -6,7 +6,7 @@ import { resolveStateDir } from '../../config/state.js';
 import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { readIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
-import { waitFor } from '../../util/wait.js';
+import { waitFor, within } from '../../util/wait.js';
 import { type OpContext, untilAborted } from '../shared.js';
 import { type IceFlags, iceServers } from './ice.js';
 
@@ -93,8 +93,6 @@ export async function runAgents(
     // Exit within 2 s of SIGTERM: each agent's stop is bounded, and so is the witness client's last
     // flush (events it could not deliver stay in the spool for the next run).
     await Promise.all(agents.map((a) => a.stop()));
-    const bound = new AbortController();
-    await Promise.race([witness?.close(800), ctx.clock.sleep(1_000, bound.signal).catch(() => {})]);
-    bound.abort();
+    await within(witness?.close(500), 600, ctx.clock);
   }
 }
