@@ -453,7 +453,12 @@ export class MeshAgent {
       const s = await link.stats();
       this.event(
         'connection_quality_update',
-        { roundTripTime: s.rttMs, packetsLost: s.packetsLost, candidateType: s.candidateType },
+        {
+          roundTripTime: s.rttMs,
+          packetsLost: s.packetsLost,
+          lossRatio: s.lossRatio,
+          candidateType: s.candidateType,
+        },
         link.peerId,
       );
       this.signaling.send({
@@ -462,6 +467,7 @@ export class MeshAgent {
         state: 'connected',
         candidate_type: s.candidateType,
         rtt_ms: s.rttMs,
+        loss_ratio: s.lossRatio,
       });
     }
   }

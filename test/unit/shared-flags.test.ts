@@ -31,6 +31,9 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'witness verify': ['state-dir', 'json'],
   'witness spool': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness trust': ['state-dir', 'json'],
+  'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
 };
 
 const io = {} as CommandIo;
