@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -20,9 +20,9 @@ type Flags = ConfigFlags & {
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(withConfigOptions(cmd))
-    .option('--signaling <urls>', 'signaling instances, comma-separated (default: the local stack)')
-    .option('--witness <url>', 'IF.witness base URL (default: the local stack)')
-    .option('--state-dir <dir>', 'the local stack (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('signaling'))
+    .addOption(shared('witness'))
+    .addOption(shared('state-dir'))
     .option('--threshold <NAME=VALUE>', 'override a threshold; repeatable', (v: string, p: string[] = []) => [
       ...p,
       v,
