@@ -159,6 +159,19 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
     );
     procs.push(victim);
     await survivor.waitForPeers(['victim'], 20_000);
+    // heartbeat pings answered: the connection's loss is measured, and nil
+    await waitFor(
+      async () =>
+        (await getJson(`${sig.http}/connections`)).json.connections.some(
+          (c: { agent_id: string; loss_ratio: number | null }) =>
+            c.agent_id === 'survivor' && c.loss_ratio === 0,
+        ),
+      "a loss ratio in the survivor's report",
+    );
+    const live = await top();
+    expect(live.connections).toContainEqual(
+      expect.objectContaining({ agent_id: 'survivor', peer_id: 'victim', state: 'connected', loss_ratio: 0 }),
+    );
     const before = await check();
     expect(rowOf(before.report, 'failed_connections')).toMatchObject({ status: 'ok', value: 0 });
     victim.kill('SIGKILL');
