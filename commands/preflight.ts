@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
@@ -11,7 +11,7 @@ const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(withConfigOptions(cmd))
-    .option('--state-dir <dir>', 'the local stack, for the witness endpoint and key (default .ifmesh)')
+    .addOption(shared('state-dir'))
     .action(async (flags: ConfigFlags & { stateDir?: string; json?: boolean }) => {
       const out = io.output(flags);
       const progress = await createProgress(ctx, Boolean(flags.json));

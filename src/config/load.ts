@@ -30,6 +30,8 @@ export interface MeshConfig {
   alertEmail: string;
   pagerdutyIntegrationKey: string;
   signalingAdminToken: string;
+  /** IF.witness on PostgreSQL when set (postgres:// URL). */
+  witnessDbUrl: string;
 }
 
 export type Source =
@@ -282,6 +284,7 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     alertEmail: t.ALERT_EMAIL as string,
     pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
+    witnessDbUrl: t.WITNESS_DB_URL as string,
   };
 }
 

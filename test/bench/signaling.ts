@@ -32,6 +32,10 @@ async function server(kind: 'raw' | 'ifmesh'): Promise<{ url: string; pid: numbe
           '0',
           '--max-connections-per-ip',
           '20000',
+          // The load side opens every socket before it registers any (so the rate measured is the
+          // server's); on a busy machine that outlasts the 10 s default, which the raw relay lacks.
+          '--register-timeout',
+          '600000',
           '--log-level',
           'error',
           '--json',

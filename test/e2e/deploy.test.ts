@@ -4,13 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
-import { systemClock } from '../../src/util/clock.js';
-import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
 import { getJson } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 import { API_KEY, startWitness } from '../helpers/witness.js';
 
 // The agents and keys are shared and read-only; every test uses a state directory of its own.
@@ -45,6 +44,25 @@ afterAll(async () => {
   await stop();
   cleanup();
 });
+
+/** A port whose successor is free too (deploy puts instances on consecutive ports): both taken, then closed. */
+async function freePortPair(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const take = (port: number) =>
+    new Promise<(() => Promise<void>) | undefined>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => resolve(() => new Promise((r) => s.close(() => r()))));
+    });
+  for (let i = 0; i < 50; i++) {
+    const base = await freePort();
+    const [a, b] = [await take(base), await take(base + 1)];
+    await a?.();
+    await b?.();
+    if (a && b) return base;
+  }
+  throw new Error('no two consecutive free ports in 50 tries');
+}
 
 const pidsOf = () => listProcesses(state).map((p) => p.pid);
 
@@ -118,7 +136,7 @@ describe('ifmesh deploy', () => {
 
   it('deploys behind real nginx, records a release, and agents move to the other instance when one is killed', async () => {
     requireBinary('nginx', 'nginx');
-    const base = await freePort();
+    const base = await freePortPair();
     const nginxPort = await freePort();
     const r = await spawnCli(
       [
@@ -230,8 +248,8 @@ describe('ifmesh deploy', () => {
         moved = await on(survivor);
         return moved.length === 3;
       },
+      'all three agents on the surviving instance',
       { timeoutMs: 15_000, intervalMs: 100 },
-      systemClock,
     );
     expect(moved.sort()).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
 

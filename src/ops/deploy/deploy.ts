@@ -218,6 +218,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             await applyNginx(
               { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
               running,
+              ctx,
             ),
           );
           o.progress.step(

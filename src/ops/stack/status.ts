@@ -1,4 +1,5 @@
 import { httpRequest } from '../../clients/http.js';
+import { prometheusReady } from '../../exec/prometheus.js';
 import { listProcesses, type ProcessRecord, type ProcessRole } from '../../state/processes.js';
 import type { OpContext } from '../shared.js';
 import { httpHealthy, readStack, tcpOpen, urls } from './stack.js';
@@ -28,6 +29,7 @@ export interface StatusReport {
     nginx: string | null;
     stun: string[];
     turn: string[];
+    prometheus: string | null;
   } | null;
   mesh: { agents: number; connected: number } | null;
   healthy: boolean;
@@ -44,6 +46,8 @@ async function answers(p: ProcessRecord, ctx: Pick<OpContext, 'dispatcher'>): Pr
       return p.url ? httpHealthy(httpOf(p.url), ctx.dispatcher) : true;
     case 'coturn':
       return p.port ? tcpOpen(p.port) : true;
+    case 'prometheus':
+      return p.url ? prometheusReady(p.url, ctx.dispatcher) : true;
     default:
       return true;
   }
@@ -113,6 +117,7 @@ export async function status(
           nginx: urls.nginx(s),
           stun: urls.stun(s),
           turn: urls.turn(s),
+          prometheus: urls.prometheus(s),
         }
       : null,
     mesh,
