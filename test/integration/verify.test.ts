@@ -8,7 +8,7 @@ import { run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
-import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { connect, getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -141,6 +141,34 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     ]);
     expect(report.steps[1]!.detail).toBe('insufficient agents registered: 1 (at least 2)');
   }, 60_000);
+
+  it('warns on partial connectivity: half the pairs connected passes, as in the runbook', async () => {
+    // A registered client that never answers an offer: the three real agents connect among
+    // themselves (3 pairs) but not to it, so 3 of the 4·3/2 = 6 pairs are connected.
+    const silent = await connect(sig.url);
+    try {
+      await silent.register('silent-1');
+      startAgent('p-1');
+      startAgent('p-2');
+      startAgent('p-3');
+      await connectedReports(6);
+      const r = await run(verifyArgs('--retries', '2', '--interval', '20ms'), {
+        env: { PATH: process.env.PATH ?? '' },
+        cwd: tmp.dir,
+      });
+      const report = JSON.parse(r.stdout) as VerifyReport;
+      expect(report.steps[2]).toMatchObject({
+        name: 'connections_established',
+        status: 'warn',
+        detail: 'partial connectivity: 3/6 agent pairs connected',
+        data: { connected: 3, expected: 6, agents: 4 },
+      });
+      expect(report.steps[3]).toMatchObject({ name: 'message_exchange', status: 'ok' });
+      expect(r.code).toBe(0);
+    } finally {
+      silent.close();
+    }
+  }, 120_000);
 
   it('recovers within its retries once the agents arrive (retries wait on the injected clock)', async () => {
     startAgent('late-1');
