@@ -21,6 +21,7 @@ let coturn: RunningTurnserver;
 let good: TestCert;
 let configFile: string;
 const env = { PATH: process.env.PATH ?? '' };
+const ESC = '\u001b[';
 
 beforeAll(async () => {
   tmp = tempDir();
@@ -96,6 +97,18 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     expect(r.stdout).toMatch(/^ {4}fix: TURN_USERNAME\/TURN_PASSWORD are not accepted/m);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('1 of 10 checks failed: do not deploy');
     expect(r.stdout).not.toContain('nope');
+  }, 60_000);
+
+  it('shows live progress with the ink view on a terminal, and plain lines otherwise', async () => {
+    const args = ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state')];
+    const tty = await run(args, { env, cwd: tmp.dir, tty: true });
+    expect(tty.code).toBe(0);
+    // ink redraws with cursor movement; the finished frame still names every check.
+    expect(tty.stderr).toContain(ESC);
+    expect(tty.stderr).toContain('TLS certificate and key');
+    const plain = await run(args, { env, cwd: tmp.dir });
+    expect(plain.stderr).not.toContain(ESC);
+    expect(plain.stderr).toMatch(/^✓ signaling port free 127\.0\.0\.1:\d+$/m);
   }, 60_000);
 
   it('fails when the signaling port is taken', async () => {
