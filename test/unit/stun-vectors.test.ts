@@ -36,7 +36,7 @@ describe('RFC 5769 test vectors through the STUN code the client uses', () => {
 
   it('refuses the sample request once a byte is flipped (FINGERPRINT)', () => {
     const bad = Buffer.from(SAMPLE_REQUEST);
-    bad[30] ^= 1;
+    bad.writeUInt8(bad.readUInt8(30) ^ 1, 30);
     expect(parseMessage(bad)).toBeUndefined();
   });
 
