@@ -9,10 +9,13 @@ import { stunBinding, turnAllocate } from '../../clients/stun.js';
 import { witnessEndpoint } from '../../config/endpoints.js';
 import type { IceUrl } from '../../config/ice-url.js';
 import { IfmeshError } from '../../errors.js';
+import { packageRoot } from '../../paths.js';
 import { runSelftest } from '../selftest.js';
 import { type CheckOutcome, fail, ok, type PreflightCheck, type PreflightEnv, warn } from './types.js';
 
 const DAY_MS = 86_400_000;
+/** Packages whose root module is not importable by design: the entry point ifmesh uses. */
+const ENTRY_POINTS: Record<string, string> = { '@noble/hashes': '@noble/hashes/sha2.js' };
 const CERT_MIN_DAYS = 7;
 const MIN_NODE: [number, number] = [20, 19];
 
@@ -52,15 +55,28 @@ export const dependenciesCheck: PreflightCheck = {
     const names = Object.keys(pkg.dependencies ?? {});
     const missing = names.filter((n) => !locatePackage(root, n));
     if (missing.length) return fail(`missing npm packages: ${missing.join(', ')}`, `run npm ci in ${root}`);
-    // The one native module: present is not enough, its binding must load on this Node.
-    try {
-      const { default: Database } = await import('better-sqlite3');
-      new Database(':memory:').close();
-    } catch (err) {
-      return fail(
-        `better-sqlite3 does not load: ${(err as Error).message.split('\n')[0]}`,
-        'run npm rebuild better-sqlite3',
-      );
+    // Present is not enough: this installation's packages must load on this Node (a native binding
+    // built for another ABI, a half-extracted package). Only the running package's own can be loaded.
+    if (root === packageRoot()) {
+      for (const name of names) {
+        try {
+          await import(ENTRY_POINTS[name] ?? name);
+        } catch (err) {
+          return fail(
+            `${name} does not load: ${(err as Error).message.split('\n')[0]}`,
+            `run npm rebuild ${name} (or npm ci) in ${root}`,
+          );
+        }
+      }
+      try {
+        const { default: Database } = await import('better-sqlite3');
+        new Database(':memory:').close();
+      } catch (err) {
+        return fail(
+          `better-sqlite3 cannot open a database: ${(err as Error).message.split('\n')[0]}`,
+          'run npm rebuild better-sqlite3',
+        );
+      }
     }
     // The local stack runs coturn and nginx when installed; without them it runs degraded.
     const binaries = [
@@ -81,7 +97,7 @@ export const dependenciesCheck: PreflightCheck = {
         `${names.length} npm packages present; not on PATH: ${absent.join(', ')}`,
         'apt-get install the named packages, or run without them (the local stack skips coturn/nginx)',
       );
-    return ok(`${names.length} npm packages present; turnserver, nginx and openssl on PATH`);
+    return ok(`${names.length} npm packages load; turnserver, nginx and openssl on PATH`);
   },
 };
 
