@@ -8,7 +8,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runChecks, runPreflight } from '../../src/ops/preflight/index.js';
 import { systemClock } from '../../src/util/clock.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
@@ -85,6 +85,18 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     const health = await fetch(`${witness.url}/health`, { signal: AbortSignal.timeout(5_000) });
     expect(((await health.json()) as { tree_size: number }).tree_size).toBe(0);
   }, 60_000);
+
+  it('runs from the built binary as a user runs it: one JSON document, exit 0', async () => {
+    const r = await spawnCli(
+      ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state'), '--json'],
+      {
+        cwd: tmp.dir,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, counts: { fail: 0 } });
+  }, 90_000);
 
   it('prints a checklist with marks, fix hints and a verdict for people', async () => {
     const r = await run(['preflight', '--config', configFile, '--set', 'TURN_PASSWORD=nope'], {

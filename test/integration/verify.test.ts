@@ -4,7 +4,7 @@ import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { VerifyReport } from '../../src/ops/verify/deployment.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
@@ -120,6 +120,20 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
       metadata: { ok: true, exit_code: 0 },
     });
   }, 120_000);
+
+  it('runs from the built binary as a user runs it (exit 0, one JSON document)', async () => {
+    startAgent('b-1');
+    startAgent('b-2');
+    await connectedReports(2);
+    const r = await spawnCli(verifyArgs('--retries', '3', '--interval', '100ms'), {
+      cwd: tmp.dir,
+      timeoutMs: 60_000,
+    });
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    expect(report.steps).toMatchObject(ALL_OK);
+    expect(report.steps[2]!.detail).toBe('1/1 agent pairs connected');
+  }, 90_000);
 
   it('fails with too few agents once its retries are spent, skipping the later steps (exit 1)', async () => {
     startAgent('lonely-1');
