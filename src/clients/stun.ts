@@ -32,9 +32,15 @@ const REQUESTED_TRANSPORT_UDP = 17 << 24;
 // RFC 5389 §7.2.1 starts at 500 ms and doubles; on loopback a shorter first retransmit is harmless.
 const FIRST_RTO_MS = 250;
 
+interface Waiting {
+  answer(data: Buffer): void;
+  fail(err: Error): void;
+}
+
 class Transactions {
   private readonly socket: Socket;
-  private readonly waiting = new Map<string, (data: Buffer) => void>();
+  private readonly waiting = new Map<string, Waiting>();
+  private readonly connected: Promise<void>;
   private error: Error | undefined;
 
   constructor(
@@ -44,11 +50,17 @@ class Transactions {
     this.socket = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
     this.socket.on('message', (data) => {
       if (data.length < 20) return;
-      this.waiting.get(data.subarray(8, 20).toString('hex'))?.(data);
+      this.waiting.get(data.subarray(8, 20).toString('hex'))?.answer(data);
     });
-    this.socket.on('error', (err) => {
-      this.error = err;
-    });
+    // A connected UDP socket hears ICMP port-unreachable (ECONNREFUSED): a dead port fails at once
+    // instead of at the timeout.
+    this.socket.on('error', (err) => this.fail(err));
+    this.connected = new Promise((resolve) => this.socket.connect(target.port, target.host, () => resolve()));
+  }
+
+  private fail(err: NodeJS.ErrnoException): void {
+    this.error = new StunError(`${this.target.host}:${this.target.port}: ${err.code ?? err.message}`);
+    for (const w of [...this.waiting.values()]) w.fail(this.error);
   }
 
   /** Sends `req` (retransmitting) until an answer with its transaction id arrives or time runs out. */
@@ -58,30 +70,35 @@ class Transactions {
     const { clock } = this.o;
     return new Promise((resolve, reject) => {
       let rto = FIRST_RTO_MS;
-      let timer: object | undefined;
+      let retransmit: object | undefined;
       const finish = (err: Error | undefined, data?: Buffer) => {
-        clock.clearTimeout(timer);
+        clock.clearTimeout(timeout);
+        clock.clearTimeout(retransmit);
         this.waiting.delete(id);
         if (err) reject(err);
         else resolve(data!);
       };
-      const send = () => {
-        if (this.error) return finish(new StunError(this.error.message));
-        const left = deadline - clock.now();
-        if (left <= 0)
-          return finish(
+      const timeout = clock.setTimeout(
+        () =>
+          finish(
             new StunError(
               `no STUN answer from ${this.target.host}:${this.target.port} in ${this.o.timeoutMs} ms`,
             ),
-          );
-        this.socket.send(bytes, this.target.port, this.target.host, (err) => {
-          if (err) this.error = err;
+          ),
+        Math.max(0, deadline - clock.now()),
+      );
+      const send = () => {
+        this.socket.send(bytes, (err) => {
+          if (err) this.fail(err);
         });
-        timer = clock.setTimeout(send, Math.min(rto, left));
+        retransmit = clock.setTimeout(send, rto);
         rto *= 2;
       };
-      this.waiting.set(id, (data) => finish(undefined, data));
-      send();
+      if (this.error) return finish(this.error);
+      this.waiting.set(id, { answer: (data) => finish(undefined, data), fail: (err) => finish(err) });
+      void this.connected.then(() => {
+        if (this.waiting.has(id)) send();
+      });
     });
   }
 
