@@ -78,7 +78,7 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!witness) out.warn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await verifyDeployment(ctx, {
-        signalingHttp: urls[0]!.replace(/^ws(s?):\/\//i, 'http$1://'),
+        signalingHttp: urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://')),
         deploymentId: flags.deploymentId,
         retries,
         intervalMs,

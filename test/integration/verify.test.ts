@@ -210,6 +210,47 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     expect(r.code).toBe(0);
   }, 120_000);
 
+  it('merges every signaling instance: agents on two instances count together', async () => {
+    const sig2 = await startSignaling({ instanceId: 'test-2' });
+    try {
+      startAgent('i-1');
+      const other = new MeshAgent({
+        agentId: 'i-2',
+        identity: generateKeyPair(),
+        signalingUrls: [sig2.url],
+        iceServers: [{ urls: turn.stunUrl }],
+        loopbackOnly: true,
+      });
+      agents.push(other);
+      other.start();
+      await waitFor(
+        async () => (await getJson(`${sig2.http}/agents`)).json.agents.length === 1,
+        'i-2 registered',
+      );
+      await waitFor(
+        async () => (await getJson(`${sig.http}/agents`)).json.agents.length === 1,
+        'i-1 registered',
+      );
+      const args = verifyArgs('--retries', '1');
+      args[args.indexOf('--signaling') + 1] = `${sig.url},${sig2.url}`;
+      const r = await run(args, { env: { PATH: process.env.PATH ?? '' }, cwd: tmp.dir });
+      const report = JSON.parse(r.stdout) as VerifyReport;
+      // Two registries that do not share agents: both agents count, but they never see each other.
+      expect(report.steps.slice(0, 3)).toMatchObject([
+        { name: 'signaling_health', status: 'ok' },
+        { name: 'agents_registered', status: 'ok', detail: '2 agents registered' },
+        {
+          name: 'connections_established',
+          status: 'fail',
+          detail: 'too few connections: 0/1 agent pairs connected (at least half needed)',
+        },
+      ]);
+      expect(r.code).toBe(1);
+    } finally {
+      await sig2.stop();
+    }
+  }, 60_000);
+
   it('exits 3 when signaling is unreachable, and says so per step for people', async () => {
     const r = await run(
       [

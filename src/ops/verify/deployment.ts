@@ -34,8 +34,8 @@ export interface VerifyReport {
 }
 
 export interface VerifyOptions {
-  /** The signaling HTTP API (http:// or https://). */
-  signalingHttp: string;
+  /** Every signaling instance's HTTP API (http:// or https://); agents and connections are merged. */
+  signalingHttp: string[];
   deploymentId?: string | undefined;
   /** Attempts per step, and the wait between them. */
   retries: number;
@@ -83,8 +83,8 @@ export function connectedPairs(connections: Connection[]): number {
 
 export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promise<VerifyReport> {
   const traceId = o.traceId ?? randomUUID();
-  const base = o.signalingHttp.replace(/\/+$/, '');
-  const http = (p: string) =>
+  const bases = o.signalingHttp.map((u) => u.replace(/\/+$/, ''));
+  const http = (base: string, p: string) =>
     httpRequest(`${base}${p}`, { timeoutMs: 5_000, dispatcher: ctx.dispatcher, signal: ctx.signal });
   const steps: VerifyStep[] = [];
   let unreachable = false;
@@ -137,27 +137,42 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
   };
 
   const health = await retry('signaling_health', async () => {
-    const r = await reach(() => http('/health'));
-    unreachable = r instanceof IfmeshError;
-    if (r instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: r.message } };
-    const status = (r.json as { status?: string } | undefined)?.status;
-    return status === 'ok' && r.status === 200
-      ? { done: true, step: { status: 'ok', detail: `${base}/health says ok` } }
-      : {
-          done: false,
-          step: {
-            status: 'fail',
-            detail: `${base}/health answered ${r.status} ${status ?? r.text.slice(0, 80)}`,
-          },
-        };
+    const answers = await Promise.all(bases.map((b) => reach(() => http(b, '/health'))));
+    const bad: string[] = [];
+    unreachable = false;
+    answers.forEach((r, i) => {
+      if (r instanceof IfmeshError) {
+        unreachable = true;
+        bad.push(r.message);
+        return;
+      }
+      const status = (r.json as { status?: string } | undefined)?.status;
+      if (r.status !== 200 || status !== 'ok')
+        bad.push(`${bases[i]}/health answered ${r.status} ${status ?? r.text.slice(0, 80)}`);
+    });
+    return bad.length
+      ? { done: false, step: { status: 'fail', detail: bad.join('; ') } }
+      : { done: true, step: { status: 'ok', detail: `${bases.map((b) => `${b}/health`).join(', ')} ok` } };
   });
+
+  /** One list from every instance (`key` of each answer), or the first instance that is unreachable. */
+  const gather = async <T>(p: string, key: string): Promise<T[] | IfmeshError> => {
+    const answers = await Promise.all(bases.map((b) => reach(() => http(b, p))));
+    const out: T[] = [];
+    for (const r of answers) {
+      if (r instanceof IfmeshError) return r;
+      out.push(...(((r.json as Record<string, unknown> | undefined)?.[key] as T[] | undefined) ?? []));
+    }
+    return out;
+  };
+  const distinct = (list: Agent[]) => [...new Map(list.map((a) => [a.agent_id, a])).values()];
 
   let agents: Agent[] = [];
   if (health.status === 'ok') {
     await retry('agents_registered', async () => {
-      const r = await reach(() => http('/agents'));
+      const r = await gather<Agent>('/agents', 'agents');
       if (r instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: r.message } };
-      agents = (r.json as { agents?: Agent[] } | undefined)?.agents ?? [];
+      agents = distinct(r);
       const data = { agents: agents.length };
       return agents.length >= 2
         ? { done: true, step: { status: 'ok', detail: `${agents.length} agents registered`, data } }
@@ -174,14 +189,15 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
 
   if (steps.at(-1)?.status === 'ok' && steps.length === 2) {
     await retry('connections_established', async () => {
-      const [a, c] = await Promise.all([reach(() => http('/agents')), reach(() => http('/connections'))]);
+      const [a, c] = await Promise.all([
+        gather<Agent>('/agents', 'agents'),
+        gather<Connection>('/connections', 'connections'),
+      ]);
       if (a instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: a.message } };
       if (c instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: c.message } };
-      agents = (a.json as { agents?: Agent[] } | undefined)?.agents ?? agents;
+      agents = distinct(a);
       const expected = expectedPairs(agents);
-      const connected = connectedPairs(
-        (c.json as { connections?: Connection[] } | undefined)?.connections ?? [],
-      );
+      const connected = connectedPairs(c);
       const data = { connected, expected, agents: agents.length };
       const text = `${connected}/${expected} agent pairs connected`;
       if (connected >= expected) return { done: true, step: { status: 'ok', detail: text, data } };
