@@ -1,0 +1,36 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type RunningRedis, startRedisServer } from '../../src/exec/redis.js';
+import { requireBinary } from './binaries.js';
+import { trackPid } from './pids.js';
+import { freePort } from './processes.js';
+
+export interface TestRedis extends RunningRedis {
+  port: number;
+  /** Stops this redis-server and starts a fresh (empty) one on the same port. */
+  restart(): Promise<TestRedis>;
+  /** Stops it and removes its temp dir. */
+  cleanup(): Promise<void>;
+}
+
+/** A real redis-server on a loopback port from a temp dir, no persistence; stopped by pid. */
+export async function startRedis(port?: number, dir?: string): Promise<TestRedis> {
+  requireBinary('redis-server', 'redis-server');
+  const p = port ?? (await freePort());
+  const d = dir ?? mkdtempSync(path.join(tmpdir(), 'ifmesh-redis-'));
+  const r = await startRedisServer({ port: p, dir: d });
+  trackPid(r.pid);
+  return {
+    ...r,
+    port: p,
+    restart: async () => {
+      await r.stop();
+      return startRedis(p, d);
+    },
+    cleanup: async () => {
+      await r.stop();
+      rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
