@@ -10,6 +10,8 @@ export interface TestRedis extends RunningRedis {
   port: number;
   /** Stops this redis-server and starts a fresh (empty) one on the same port. */
   restart(): Promise<TestRedis>;
+  /** After stop(): a fresh (empty) redis-server on the same port and dir. */
+  resume(): Promise<TestRedis>;
   /** Stops it and removes its temp dir. */
   cleanup(): Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function startRedis(port?: number, dir?: string): Promise<TestRedis
       await r.stop();
       return startRedis(p, d);
     },
+    resume: () => startRedis(p, d),
     cleanup: async () => {
       await r.stop();
       rmSync(d, { recursive: true, force: true });
