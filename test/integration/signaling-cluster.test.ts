@@ -104,6 +104,26 @@ describe('signaling cluster over Redis', () => {
     expect((await getJson(`${s1.http}/connections`)).json.connections).toEqual([]);
   });
 
+  it('of two agents registering at once on two instances, exactly one lists the other (so one offers)', async () => {
+    const [s1, s2] = [await instance(), await instance()];
+    for (let round = 0; round < 10; round++) {
+      const [x, y] = [await client(s1), await client(s2)];
+      const [hx, hy] = [await x.next('hello'), await y.next('hello')];
+      x.send(x.registerFrame(`x-${round}`, hx.nonce));
+      y.send(y.registerFrame(`y-${round}`, hy.nonce));
+      const [rx, ry] = [await x.next('registered'), await y.next('registered')];
+      const xSeesY = rx.peers.some((p: { agent_id: string }) => p.agent_id === `y-${round}`);
+      const ySeesX = ry.peers.some((p: { agent_id: string }) => p.agent_id === `x-${round}`);
+      expect(xSeesY !== ySeesX).toBe(true);
+      // The one that does not list the other hears it joined.
+      expect(await (xSeesY ? y : x).next('agent-joined')).toMatchObject({
+        agent_id: xSeesY ? `x-${round}` : `y-${round}`,
+      });
+      x.ws.terminate();
+      y.ws.terminate();
+    }
+  });
+
   it('refuses an agent id held by another key on every instance, and a register proof replayed on another instance', async () => {
     const [s1, s2] = [await instance(), await instance()];
     const a = await client(s1);

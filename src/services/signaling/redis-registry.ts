@@ -28,6 +28,9 @@ if cur then
   redis.call('SREM', P..'inst:'..h.instanceId, id)
   if h.sessionId == new.sessionId then cur = false end
 end
+-- A cluster-wide registration order: peers lists show only earlier registrations, so of two
+-- agents registering at once on two instances exactly one offers (CONTRACT §1.5).
+rec = '{"seq":'..redis.call('INCR', P..'seq')..','..string.sub(rec, 2)
 redis.call('HSET', P..'agents', id, rec)
 redis.call('SADD', P..'mesh:'..new.mesh, id)
 redis.call('SADD', P..'inst:'..new.instanceId, id)
@@ -133,7 +136,8 @@ export class RedisRegistry implements MeshRegistry {
   }
 
   async claim(rec: AgentRecord): Promise<ClaimResult> {
-    const [status, other] = (await this.scripts.claim(rec.agentId, JSON.stringify(rec))) as [
+    const { seq: _, ...fields } = rec;
+    const [status, other] = (await this.scripts.claim(rec.agentId, JSON.stringify(fields))) as [
       string,
       string | null,
     ];

@@ -331,8 +331,12 @@ async function register(
   const members = core.meshes.get(mesh) ?? new Set();
   members.add(session);
   core.meshes.set(mesh, members);
-  const peers = (await core.registry.list(mesh).catch(() => [record]))
-    .filter((a) => a.agentId !== f.agent_id)
+  const registered = await core.registry.list(mesh).catch(() => [record]);
+  // Where the registry orders registrations, list only earlier ones: with several instances two
+  // agents can register at once, and each seeing the other would make both offer.
+  const mine = registered.find((a) => a.agentId === f.agent_id && a.sessionId === session.id)?.seq;
+  const peers = registered
+    .filter((a) => a.agentId !== f.agent_id && (mine === undefined || a.seq === undefined || a.seq < mine))
     .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
   core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
   core.announce(
