@@ -1,6 +1,7 @@
 // `npm run bench`: measures, prints a Markdown table, and rewrites README.md's performance table.
 // Every figure sits beside a baseline measured in the same run, so the ratio survives a noisy machine.
 import { benchAgent } from './agent.js';
+import { benchCluster } from './cluster.js';
 import { benchCrypto } from './crypto.js';
 import { type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
@@ -15,6 +16,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   witness: benchWitness,
   signaling: benchSignaling,
   agent: benchAgent,
+  cluster: benchCluster,
 };
 
 for (const [name, fn] of Object.entries(suites)) {
