@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/ops/stack/supervisor.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
+import { getJson } from '../helpers/signaling.js';
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
@@ -65,16 +66,26 @@ describe('ifmesh up / status / down', () => {
     expect(first.code).toBe(0);
     const report = JSON.parse(first.stdout);
     requireBinary('nginx', 'nginx');
+    requireBinary('redis-server', 'redis-server');
     expect(report.started).toEqual([
       'witness',
       'coturn-1',
       'coturn-2',
+      'redis',
       'signaling-1',
       'signaling-2',
       'nginx',
       'agents',
     ]);
     expect(report.endpoints.nginx).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    // With redis-server both instances are active behind nginx and share one mesh: the runbook's
+    // `curl $SIGNALING/agents` through the front door sees all three agents, whichever instance answers.
+    expect(report.signaling_mode).toBe('redis');
+    const front = report.endpoints.nginx.replace('ws://', 'http://');
+    for (let i = 0; i < 20; i++)
+      expect(
+        (await getJson(`${front}/agents`)).json.agents.map((a: { agent_id: string }) => a.agent_id).sort(),
+      ).toEqual(['agent-1', 'agent-2', 'agent-3']);
     expect(report.verification).toMatchObject({ ok: true, delivery_ratio: 1, signature_failures: 0 });
     expect(report.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
     expect(first.stdout).not.toContain(
@@ -83,6 +94,7 @@ describe('ifmesh up / status / down', () => {
 
     const st = JSON.parse((await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir })).stdout);
     expect(st.healthy).toBe(true);
+    expect(st.signaling_mode).toBe('redis');
     expect(st.endpoints.witness).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(st.endpoints.signaling.every((u: string) => /^ws:\/\/127\.0\.0\.1:\d+$/.test(u))).toBe(true);
     expect(st.endpoints.turn.every((u: string) => /^turn:127\.0\.0\.1:\d+\?transport=udp$/.test(u))).toBe(
@@ -92,6 +104,7 @@ describe('ifmesh up / status / down', () => {
       'witness',
       'coturn-1',
       'coturn-2',
+      'redis',
       'signaling-1',
       'signaling-2',
       'nginx',
@@ -124,7 +137,7 @@ describe('ifmesh up / status / down', () => {
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );
     expect(again.started).toEqual([]);
-    expect(again.already_running).toHaveLength(7);
+    expect(again.already_running).toHaveLength(8);
 
     // a process that died leaves a stale pid file: the next up starts only that one again
     const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
@@ -137,7 +150,7 @@ describe('ifmesh up / status / down', () => {
     expect(healed.started).toEqual(['signaling-2']);
 
     const before = pids();
-    expect(before).toHaveLength(7);
+    expect(before).toHaveLength(8);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     expect(JSON.parse(down.stdout).stopped.sort()).toEqual(before.map(([n]) => n).sort());

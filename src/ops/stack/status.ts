@@ -1,6 +1,8 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
+import { pingRedis } from '../../exec/redis.js';
+import { type SignalingMode, signalingMode } from './signaling-topology.js';
 import { httpHealthy, readStack, tcpOpen, urls } from './stack.js';
 import { Supervisor } from './supervisor.js';
 import { STOP_ORDER } from './up.js';
@@ -28,6 +30,8 @@ export interface StatusReport {
     turn: string[];
   } | null;
   mesh: { agents: number; connected: number } | null;
+  /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
+  signaling_mode: SignalingMode | null;
   healthy: boolean;
 }
 
@@ -40,6 +44,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
       components: [],
       endpoints: null,
       mesh: null,
+      signaling_mode: null,
       healthy: false,
     };
   const sup = new Supervisor(stateDir);
@@ -48,6 +53,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
     const sig = s.signaling.find((x) => x.name === name);
     if (sig) return `ws://127.0.0.1:${sig.port}`;
     if (name === 'nginx') return urls.nginx(s);
+    if (name === 'redis' && s.redis) return `redis://127.0.0.1:${s.redis.port}`;
     const c = s.coturn.find((x) => x.name === name);
     return c ? `turn:127.0.0.1:${c.port}?transport=udp` : null;
   };
@@ -62,6 +68,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
       else if (name.startsWith('coturn-'))
         healthy = await tcpOpen(s.coturn.find((c) => c.name === name)!.port);
       else if (name === 'nginx' && s.nginx) healthy = await httpHealthy(`http://127.0.0.1:${s.nginx.port}`);
+      else if (name === 'redis') healthy = await pingRedis(url!);
       else healthy = true;
     }
     let uptime: number | null = null;
@@ -111,6 +118,7 @@ export async function status(stateDir: string): Promise<StatusReport> {
       turn: urls.turn(s),
     },
     mesh,
+    signaling_mode: signalingMode(s.signaling.length, Boolean(s.redis)),
     healthy: components.every((c) => c.healthy),
   };
 }

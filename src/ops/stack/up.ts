@@ -3,11 +3,13 @@ import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import { signalingServeArgs } from '../shared.js';
+import { hasRedisServer, planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import {
   freePort,
   httpHealthy,
@@ -32,6 +34,8 @@ export interface UpReport {
   started: string[];
   already_running: string[];
   endpoints: { witness: string; signaling: string[]; nginx: string | null; stun: string[]; turn: string[] };
+  /** "redis": every instance active, one shared mesh; "standby": one active, the rest hot standbys. */
+  signaling_mode: 'redis' | 'standby' | 'single';
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
   elapsed_ms: number;
@@ -91,6 +95,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
         })),
       ),
       ...(hasBinary('nginx') ? { nginx: { name: 'nginx' as const, port: await freePort() } } : {}),
+      ...(hasRedisServer() ? { redis: { name: 'redis' as const, port: await freePort() } } : {}),
     };
     writeStack(o.stateDir, stack);
   }
@@ -108,6 +113,15 @@ export async function up(o: UpOptions): Promise<UpReport> {
   };
   const started: string[] = [];
   const already: string[] = [];
+  const topology = planSignalingTopology({
+    instances: s.signaling.map((x) => x.port),
+    redis: s.redis ? { url: `redis://127.0.0.1:${s.redis.port}`, start: true } : null,
+    frontDoor: urls.nginx(s),
+  });
+  if (!s.redis && s.signaling.length > 1)
+    o.progress.info(
+      'redis-server is not installed (apt-get install redis-server): one signaling instance is active, the others are hot standbys',
+    );
 
   const ensure = async (spec: ProcessSpec, healthy: () => Promise<boolean>) => {
     if (sup.running(spec.name) !== undefined && (await healthy())) {
@@ -165,6 +179,10 @@ export async function up(o: UpOptions): Promise<UpReport> {
       () => tcpOpen(c.port),
     );
   }
+  if (s.redis && topology.redis) {
+    const redisUrl = topology.redis.url;
+    await ensure(redisProcessSpec('redis', s.redis.port, o.stateDir), () => pingRedis(redisUrl));
+  }
   for (const sig of s.signaling) {
     await ensure(
       {
@@ -175,7 +193,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
           instanceId: sig.name,
           stateDir: o.stateDir,
           adminTokenFile: path.join(o.stateDir, 'admin.token'),
-        }),
+        }).concat(topology.serveArgs),
         env: baseEnv,
       },
       () => httpHealthy(`http://127.0.0.1:${sig.port}`),
@@ -190,15 +208,12 @@ export async function up(o: UpOptions): Promise<UpReport> {
     } else {
       o.progress.step('nginx', 'running', 'starting');
       await sup.stop('nginx', 2_000);
-      sup.adopt(
-        'nginx',
-        await applyNginx({ prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) }, false),
-      );
+      sup.adopt('nginx', await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false));
       started.push('nginx');
       o.progress.step(
         'nginx',
         'ok',
-        `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances`,
+        `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances (${topology.mode})`,
       );
     }
   }
@@ -222,7 +237,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
         '--prefix',
         'agent',
         '--signaling',
-        urls.signaling(s).join(','),
+        topology.agentUrls.join(','),
         ...(s.coturn.length
           ? [
               '--stun',
@@ -283,6 +298,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
       stun: urls.stun(s),
       turn: urls.turn(s),
     },
+    signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },
     verification,
     elapsed_ms: Date.now() - t0,
@@ -293,6 +309,7 @@ export const STOP_ORDER = (s: StackFile) => [
   'agents',
   ...(s.nginx ? ['nginx'] : []),
   ...s.signaling.map((x) => x.name).reverse(),
+  ...(s.redis ? ['redis'] : []),
   ...s.coturn.map((c) => c.name).reverse(),
   'witness',
 ];
