@@ -9,11 +9,24 @@ import { httpRequest } from '../../clients/http.js';
 import { WitnessClient } from '../../clients/witness.js';
 import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
 import type { MeshConfig } from '../../config/load.js';
-import { CheckFailedError, ConfigError, type ConfigIssue, UsageError } from '../../errors.js';
+import {
+  CheckFailedError,
+  ConfigError,
+  type ConfigIssue,
+  UnreachableError,
+  UsageError,
+} from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { pingRedis } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
 import { signalingServeArgs } from '../shared.js';
+import {
+  hasRedisServer,
+  planSignalingTopology,
+  redisProcessSpec,
+  type SignalingMode,
+} from '../stack/signaling-topology.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
 import { withLock } from './lock.js';
@@ -37,7 +50,11 @@ export interface DeployPlan {
   release_ref: string;
   config_hash: string;
   instances: { name: string; port: number; url: string }[];
-  nginx: { listen_port: number; url: string; upstreams: number[]; conf: string } | null;
+  nginx: { listen_port: number; url: string; upstreams: number[]; backups: number[]; conf: string } | null;
+  /** "redis": every instance active, one mesh; "standby": one active, the rest nginx backups. */
+  signaling_mode: SignalingMode;
+  /** The Redis the instances share (password redacted); started as deploy-redis when `start`. */
+  redis: { url: string; start: boolean } | null;
   agents: { agent_id: string; file: string }[];
   agents_connect_to: string[];
   witness: string | null;
@@ -96,6 +113,15 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
   return configs;
 }
 
+/**
+ * SIGNALING_CLUSTER_URL when configured; else, with redis-server installed, one deploy starts on
+ * the port after the instances'; else none (standby mode).
+ */
+function deployRedis(o: DeployOptions): { url: string; start: boolean } | null {
+  if (o.config.signalingClusterUrl) return { url: o.config.signalingClusterUrl, start: false };
+  return hasRedisServer() ? { url: `redis://127.0.0.1:${o.basePort + o.instances}`, start: true } : null;
+}
+
 function hasNginx(): boolean {
   try {
     execFileSync('sh', ['-c', 'command -v nginx'], { stdio: 'ignore' });
@@ -111,6 +137,7 @@ export function buildPlan(
   agents: AgentConfig[],
   nginx: boolean,
   version: string,
+  redis: { url: string; start: boolean } | null = null,
 ): DeployPlan {
   const instances = Array.from({ length: o.instances }, (_, i) => ({
     name: `deploy-signaling-${i + 1}`,
@@ -129,11 +156,12 @@ export function buildPlan(
     )
     .digest('hex')
     .slice(0, 16);
+  const topology = planSignalingTopology({ instances: instances.map((x) => x.port), redis, frontDoor: null });
   const ng = nginx
     ? {
         listen_port: o.nginxPort,
         url: `ws://127.0.0.1:${o.nginxPort}`,
-        upstreams: instances.map((x) => x.port),
+        ...topology.nginx,
         conf: path.join(o.stateDir, 'nginx', 'nginx.conf'),
       }
     : null;
@@ -143,6 +171,8 @@ export function buildPlan(
     config_hash: hash,
     instances,
     nginx: ng,
+    signaling_mode: topology.mode,
+    redis: topology.redis ? { url: topology.redis.shown, start: topology.redis.start } : null,
     agents: agents.map((a) => ({ agent_id: a.agentId, file: a.file })),
     agents_connect_to: ng ? [ng.url] : instances.map((x) => x.url),
     witness: o.config.witnessApiKey ? o.config.witnessUrl : null,
@@ -153,10 +183,12 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
   const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
   const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
     .version as string;
-  const plan = buildPlan(o, agents, hasNginx(), version);
+  const redis = deployRedis(o);
+  const plan = buildPlan(o, agents, hasNginx(), version, redis);
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
   return withLock(o.stateDir, `deploy ${plan.deployment_id}`, async () => {
     const sup = new Supervisor(o.stateDir);
+    let startedRedis = false;
     const node = process.execPath;
     const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
     const witness = o.config.witnessApiKey
@@ -179,13 +211,18 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
           agents: plan.agents.length,
         },
       });
+      startedRedis = redis ? await ensureRedis(o, sup, redis) : false;
+      const clusterArgs = redis ? ['--cluster', redis.url] : [];
       for (const inst of plan.instances) {
         await sup.stop(inst.name, 5_000);
         o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
         sup.start({
           name: inst.name,
           command: node,
-          args: signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+          args: [
+            ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+            ...clusterArgs,
+          ],
           cwd: o.cwd,
         });
         const deadline = Date.now() + 15_000;
@@ -212,14 +249,23 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
         sup.adopt(
           'deploy-nginx',
           await applyNginx(
-            { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
+            {
+              prefix,
+              listenPort: plan.nginx.listen_port,
+              upstreams: plan.nginx.upstreams,
+              backups: plan.nginx.backups,
+            },
             running,
           ),
         );
         o.progress.step(
           'nginx',
           'ok',
-          `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (least_conn over ${plan.nginx.upstreams.length} instances)`,
+          `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
+            plan.signaling_mode === 'redis'
+              ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
+              : `1 active instance, ${plan.nginx.backups.length} hot standby`
+          })`,
         );
       }
       for (const a of plan.agents) {
@@ -270,13 +316,56 @@ export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployR
         processes: [
           ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
           ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
+          ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
         ],
         agents: plan.agents.map((a) => a.agent_id),
       };
       const file = await recordRelease(o.stateDir, release);
       return { plan, applied: true, registered: [...registered].sort(), release_file: file };
+    } catch (err) {
+      // A failed deploy leaves no Redis of its own behind (one an earlier deploy started stays).
+      if (startedRedis) await sup.stop('deploy-redis', 2_000);
+      throw err;
     } finally {
       await witness?.close(1_500);
     }
   });
+}
+
+/** Starts deploy-redis unless it already answers, or checks a configured SIGNALING_CLUSTER_URL. */
+async function ensureRedis(
+  o: DeployOptions,
+  sup: Supervisor,
+  redis: { url: string; start: boolean },
+): Promise<boolean> {
+  const shown = redis.url.replace(/\/\/[^/@]*@/, '//<redacted>@');
+  if (await pingRedis(redis.url)) {
+    o.progress.step('redis', 'ok', `answering on ${shown}`);
+    return false;
+  }
+  if (!redis.start)
+    throw new UnreachableError(
+      `SIGNALING_CLUSTER_URL ${shown} does not answer`,
+      'start that Redis, or unset SIGNALING_CLUSTER_URL to run one active instance with hot standbys',
+    );
+  o.progress.step('redis', 'running', `starting on ${shown}`);
+  await sup.stop('deploy-redis', 2_000);
+  sup.start({
+    ...redisProcessSpec('deploy-redis', Number(new URL(redis.url).port), o.stateDir),
+    cwd: o.stateDir,
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await pingRedis(redis.url))) {
+    if (Date.now() > deadline || sup.running('deploy-redis') === undefined) {
+      const last = sup.tail('deploy-redis', 15);
+      await sup.stop('deploy-redis', 2_000);
+      throw new CheckFailedError(
+        `redis-server did not start on ${shown}:\n${last}`,
+        `see ${sup.logFile('deploy-redis')}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  o.progress.step('redis', 'ok', `started on ${shown}`);
+  return true;
 }
