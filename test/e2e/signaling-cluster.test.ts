@@ -10,7 +10,7 @@ import { startCoturn } from '../helpers/coturn.js';
 import { fullMesh, meshAgent, type RunningNginx, startNginx } from '../helpers/mesh.js';
 import { type Service, startSignalingProcess } from '../helpers/processes.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { connect, getJson, type TestClient } from '../helpers/signaling.js';
+import { ADMIN, connect, getJson, postJson, type TestClient } from '../helpers/signaling.js';
 
 const TTL_MS = 4_000;
 let redis: TestRedis;
@@ -34,14 +34,10 @@ beforeAll(async () => {
   turn = await startCoturn();
   for (const n of [1, 2, 3])
     sig.push(
-      await startSignalingProcess([
-        '--cluster',
-        redis.url,
-        '--cluster-ttl',
-        String(TTL_MS),
-        '--instance-id',
-        `sig-${n}`,
-      ]),
+      await startSignalingProcess(
+        ['--cluster', redis.url, '--cluster-ttl', String(TTL_MS), '--instance-id', `sig-${n}`],
+        { SIGNALING_ADMIN_TOKEN: ADMIN },
+      ),
     );
   nginx = await startNginx(sig.map(port));
 }, 60_000);
@@ -72,6 +68,38 @@ describe('one mesh across signaling instances (Redis)', () => {
     );
     for (const a of agents)
       expect(await a.links.get(agents[(agents.indexOf(a) + 1) % 6]!.id)!.ping()).toBeGreaterThanOrEqual(0);
+
+    // Admin calls through the front door reach the agents of every instance.
+    const bw = await postJson(`${nginx.http}/config/bandwidth`, {
+      enableBandwidthAdaptation: true,
+      maxBitrateMbps: 5,
+    });
+    expect(bw.json).toMatchObject({ status: 'ok', pushed: 6 });
+    await until('every agent got the bandwidth push', () =>
+      agents.every((a) => a.bandwidth?.maxBitrateMbps === 5),
+    );
+    const oldKeys = agents.map((a) => Buffer.from(a.publicKey).toString('base64url'));
+    const rot = await postJson(`${nginx.http}/admin/rotate-keys`, { rotation_reason: 'cluster test' }, ADMIN);
+    expect(rot.json).toMatchObject({ status: 'started', total: 6 });
+    const done = await until(
+      'rotation completed by all six, counted from any instance',
+      async () => {
+        const st = (await getJson(`${httpOf(sig[2]!)}/admin/key-rotation-status`)).json;
+        return st.rotation_id === rot.json.rotation_id && st.status === 'completed' ? st : undefined;
+      },
+      20_000,
+    );
+    expect(done).toMatchObject({ completed: 6, total: 6, pending: [] });
+    const rekeyed = await listAgents(httpOf(sig[0]!));
+    for (const [i, a] of agents.entries()) {
+      const row = rekeyed.find((r) => r.agent_id === a.id) as AgentRow & { public_key: string };
+      expect(row.public_key).toBe(Buffer.from(a.publicKey).toString('base64url'));
+      expect(row.public_key).not.toBe(oldKeys[i]);
+    }
+    await fullMesh(agents);
+    // Signed under the new keys, verified by peers on other instances that learned them (agent-joined).
+    for (const a of agents)
+      expect(await a.links.get(agents[(agents.indexOf(a) + 2) % 6]!.id)!.ping()).toBeGreaterThanOrEqual(0);
 
     // Observers (one per instance, silent; registered after the mesh so nobody offers to them).
     for (const s of sig) {
