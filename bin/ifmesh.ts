@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { systemClock } from '../src/cli/context.js';
+import { getGlobalDispatcher } from 'undici';
+import { systemClock, systemExec } from '../src/cli/context.js';
 import { runCli } from '../src/cli/run.js';
 
 // The only place that touches process-wide state: builds the real context and sets the exit code.
@@ -22,6 +23,8 @@ const code = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   clock: systemClock,
   signal: controller.signal,
+  exec: systemExec,
+  dispatcher: getGlobalDispatcher(),
 });
 if (controller.signal.aborted && code === 130) {
   // Whatever the interrupted command left pending (a stdin read, a socket) must not keep us alive.

@@ -73,11 +73,9 @@ export function register(cmd: Command, io: CommandIo): void {
         heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
         healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
         stateDir: flags.stateDir,
-        cwd: ctx.cwd,
-        env: ctx.env,
-        signal: ctx.signal,
         log: (line) => ctx.stderr.write(`${line}\n`),
       },
+      ctx,
       (ready) => {
         if (flags.json) ctx.stdout.write(`${JSON.stringify(ready)}\n`);
         else ctx.stderr.write(`${ready.agents.length} agent(s) registered with ${ready.signaling}\n`);

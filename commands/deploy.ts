@@ -54,6 +54,7 @@ export function register(cmd: Command, io: CommandIo): void {
           progress,
         },
         Boolean(flags.dryRun),
+        ctx,
       ).finally(() => progress.close());
       out.result(report, (r, c) =>
         [

@@ -16,7 +16,7 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(cmd)
     .option('--state-dir <dir>', 'the stack to look at (default .ifmesh or $IFMESH_STATE_DIR)')
     .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const report = await status(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir));
+      const report = await status(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir), ctx);
       io.output(flags).result(report, (r, c) => {
         if (!r.exists) return `no stack in ${r.state_dir}; start one with 'ifmesh up'`;
         return [

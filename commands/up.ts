@@ -17,12 +17,15 @@ export function register(cmd: Command, io: CommandIo): void {
       const instances = intFlag(flags.instances, '--instances', 1, 8);
       const out = io.output(flags);
       const progress = await createProgress(ctx, Boolean(flags.json));
-      const report = await up({
-        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
-        agents,
-        instances,
-        progress,
-      }).finally(() => progress.close());
+      const report = await up(
+        {
+          stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+          agents,
+          instances,
+          progress,
+        },
+        ctx,
+      ).finally(() => progress.close());
       out.result(report, (r, c) =>
         [
           `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,

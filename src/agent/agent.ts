@@ -3,6 +3,8 @@ import { createSigner, fromBase64url, generateKeyPair, type Signer } from '../cr
 import { MessageVerifier } from '../crypto/ifmessage.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import type { WitnessEvent } from '../protocol/witness.js';
+import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
+import { waitFor } from '../util/wait.js';
 import { type LinkIce, PeerLink } from './peer-link.js';
 import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
 import { TurnPool } from './turn-pool.js';
@@ -38,7 +40,8 @@ export interface AgentOptions {
   healingAttempts?: number;
   rejectUnauthorized?: boolean;
   events?: { log(e: WitnessEvent): void } | undefined;
-  now?: () => number;
+  /** Heartbeats, partition detection, healing backoff and message timestamps run on it. */
+  clock?: Clock;
   onMessage?: (from: string, message: IFMessage) => void;
 }
 
@@ -63,8 +66,8 @@ export class MeshAgent {
   private signer: Signer;
   private readonly signaling: SignalingClient;
   private readonly verifier: MessageVerifier;
-  private readonly timers: NodeJS.Timeout[] = [];
-  private readonly healing = new Map<string, NodeJS.Timeout>();
+  private readonly timers: (() => void)[] = [];
+  private readonly healing = new Map<string, TimerHandle>();
   private iceServers: IceServer[];
   private turn: TurnPool;
   private stopped = false;
@@ -72,10 +75,12 @@ export class MeshAgent {
   /** Bytes the agent may still send this instant under a pushed bitrate cap (a token bucket). */
   private budget = { tokens: 0, at: 0 };
   private lastBytes = { total: 0, at: 0 };
+  private readonly clock: Clock;
   private readonly now: () => number;
 
   constructor(readonly o: AgentOptions) {
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
+    this.now = () => this.clock.now();
     this.identity = o.identity;
     this.signer = createSigner(o.identity.seed);
     this.iceServers = o.iceServers;
@@ -183,14 +188,24 @@ export class MeshAgent {
   start(): void {
     void this.turn.start();
     this.signaling.start();
-    const stats = setInterval(() => void this.reportQuality(), this.o.statsIntervalMs ?? 2_000);
-    const memory = setInterval(() => this.reportMemory(), this.o.memoryIntervalMs ?? 30_000);
     const hbTimeout = this.o.heartbeatTimeoutMs ?? 30_000;
-    const heartbeat = setInterval(() => this.heartbeat(hbTimeout), Math.max(50, Math.floor(hbTimeout / 3)));
-    for (const t of [stats, memory, heartbeat]) {
-      t.unref();
-      this.timers.push(t);
-    }
+    this.every(this.o.statsIntervalMs ?? 2_000, () => void this.reportQuality());
+    this.every(this.o.memoryIntervalMs ?? 30_000, () => this.reportMemory());
+    this.every(Math.max(50, Math.floor(hbTimeout / 3)), () => this.heartbeat(hbTimeout));
+  }
+
+  /** A repeating timer on the agent's clock, cancelled by stop(). */
+  private every(ms: number, fn: () => void): void {
+    let timer: TimerHandle | undefined;
+    const tick = () => {
+      if (this.stopped) return;
+      timer = this.clock.setTimeout(tick, ms);
+      unref(timer);
+      fn();
+    };
+    timer = this.clock.setTimeout(tick, ms);
+    unref(timer);
+    this.timers.push(() => this.clock.clearTimeout(timer));
   }
 
   /** Says bye on every channel, closes every connection, timer and socket. */
@@ -198,12 +213,19 @@ export class MeshAgent {
     if (this.stopped) return;
     this.stopped = true;
     this.turn.stop();
-    for (const t of this.timers) clearInterval(t);
-    for (const t of this.healing.values()) clearTimeout(t);
-    for (const link of this.links.values()) link.close('agent stopping');
+    for (const cancel of this.timers) cancel();
+    for (const t of this.healing.values()) this.clock.clearTimeout(t);
+    const links = [...this.links.values()];
+    // The bye goes on the channel and through signaling: a peer whose channel is already gone
+    // still hears it, and closes at once instead of after its heartbeat timeout.
+    for (const link of links) {
+      link.close('agent stopping');
+      this.signaling.send({ type: 'bye', to: link.peerId });
+    }
     await new Promise((r) => setTimeout(r, 50));
-    await Promise.all([...this.links.values()].map((l) => l.pc?.close().catch(() => {})));
-    await this.signaling.close();
+    // werift's close() can wait on DTLS/SCTP timers for seconds: bounded, as is the socket's close.
+    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 500);
+    await bounded(this.signaling.close(), 500);
   }
 
   private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>
@@ -241,7 +263,7 @@ export class MeshAgent {
       onReady: (l) => {
         const healing = this.healing.get(l.peerId);
         if (healing) {
-          clearTimeout(healing);
+          this.clock.clearTimeout(healing);
           this.healing.delete(l.peerId);
           this.event('mesh_partition_healed', {}, l.peerId);
         }
@@ -340,13 +362,8 @@ export class MeshAgent {
     }
   }
 
-  private waitRegistered(): Promise<void> {
-    return new Promise((resolve) => {
-      const t0 = this.now();
-      const check = () =>
-        this.signaling.registered || this.now() - t0 > 5_000 ? resolve() : setTimeout(check, 20);
-      setTimeout(check, 20);
-    });
+  private async waitRegistered(): Promise<void> {
+    await waitFor(() => this.signaling.registered, { timeoutMs: 5_000, intervalMs: 20 }, this.clock);
   }
 
   /** Every third of the heartbeat timeout: ping ready peers; a peer silent for the whole timeout is partitioned. */
@@ -382,7 +399,7 @@ export class MeshAgent {
     );
     this.healing.set(
       peerId,
-      setTimeout(() => {
+      this.clock.setTimeout(() => {
         if (this.stopped) return;
         const live = this.links.get(peerId);
         if (live?.ready) return;
@@ -473,12 +490,24 @@ export class MeshAgent {
 
   /** Resolves when a ready channel exists to every id in `peers`. */
   async waitForPeers(peers: string[], timeoutMs: number): Promise<void> {
-    const deadline = this.now() + timeoutMs;
-    while (this.now() < deadline) {
-      if (peers.every((p) => this.links.get(p)?.ready)) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const ready = () => peers.every((p) => this.links.get(p)?.ready);
+    if (await waitFor(ready, { timeoutMs, intervalMs: 20 }, this.clock)) return;
     const missing = peers.filter((p) => !this.links.get(p)?.ready);
     throw new Error(`${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${timeoutMs} ms`);
   }
+}
+
+/** Waits for `p` at most `ms` (real time: a shutdown bound, not a schedule). */
+function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.then(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function unref(t: TimerHandle | undefined): void {
+  (t as { unref?: () => void } | undefined)?.unref?.();
 }

@@ -1,7 +1,7 @@
 // The local stack that `ifmesh up` records in <state>/stack.json, so that every command finds its
 // endpoints with no other flags.
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { statePaths } from '../state/state-dir.js';
 
 export interface StackFile {
   version: 1;
@@ -22,7 +22,7 @@ export interface StackSecrets {
   turn_password: string;
 }
 
-export const stackFile = (dir: string) => path.join(dir, 'stack.json');
+export const stackFile = (dir: string) => statePaths(dir).stack;
 
 export function readStack(dir: string): StackFile | undefined {
   try {
@@ -34,7 +34,7 @@ export function readStack(dir: string): StackFile | undefined {
 
 export function readStackSecrets(dir: string): StackSecrets | undefined {
   try {
-    return JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as StackSecrets;
+    return JSON.parse(readFileSync(statePaths(dir).secrets, 'utf8')) as StackSecrets;
   } catch {
     return undefined;
   }

@@ -1,9 +1,26 @@
-/** Whether a process with this pid exists (EPERM: it does, but is not ours). */
+import { readFileSync } from 'node:fs';
+
+/**
+ * Whether a process with this pid exists and has not exited (EPERM: it does, but is not ours). A
+ * zombie — exited, waiting for a parent that never reaps it — counts as gone: it holds no port and
+ * no file, and no signal will ever make it go away.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+/** /proc/PID/stat's state field (after the command name, which may itself hold ") "). */
+export function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
   }
 }

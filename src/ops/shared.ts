@@ -1,3 +1,5 @@
+import type { Context } from '../cli/context.js';
+
 /** Resolves once `signal` aborts (SIGTERM/SIGINT for a server command). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -25,4 +27,13 @@ export function signalingServeArgs(
     '--state-dir',
     o.stateDir,
   ];
+}
+
+/** What an op may use of the context: time, cancellation, external programs, HTTP. No stdio. */
+export type OpContext = Pick<Context, 'clock' | 'signal' | 'exec' | 'dispatcher' | 'env' | 'cwd'>;
+
+/** Whether `name` is on the PATH. */
+export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promise<boolean> {
+  const r = await ctx.exec('sh', ['-c', 'command -v "$1"', 'sh', name], { timeoutMs: 5_000 });
+  return r.code === 0;
 }

@@ -1,9 +1,26 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// The benchmarks run compiled (dist/test/bench/), like the ifmesh code they measure: the repository
+// root is the nearest directory above holding package.json.
+function repositoryRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('bench: no package.json above the benchmark files');
+    dir = up;
+  }
+  return dir;
+}
+
+export const ROOT = repositoryRoot();
+
+/** A compiled benchmark helper script (test/bench/NAME.ts built to dist/test/bench/NAME.js). */
+export function benchScript(name: string): string {
+  return path.join(ROOT, 'dist/test/bench', `${name}.js`);
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -38,20 +55,51 @@ export function opsPerSecond(fn: () => void, ms = 1000): number {
   return (n * 1000) / (t - t0);
 }
 
+/**
+ * Operations per second of a baseline and of ifmesh doing the same work, measured in alternating
+ * rounds so that a noisy neighbour slows both alike; the median round of each.
+ */
+export function compareOpsPerSecond(
+  baseline: () => void,
+  ours: () => void,
+  rounds = 7,
+  ms = 300,
+): { baseline: number; ours: number } {
+  const b: number[] = [];
+  const o: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    b.push(opsPerSecond(baseline, ms));
+    o.push(opsPerSecond(ours, ms));
+  }
+  return { baseline: median(b), ours: median(o) };
+}
+
 export interface Row {
   measure: string;
   baseline: string;
   ifmesh: string;
   ratio: string;
   target: string;
+  /** Whether the row meets its target; absent when it has none. `npm run bench` fails on false. */
+  met?: boolean;
 }
 
 export function table(rows: Row[]): string {
   const head = '| measure | baseline (same run) | ifmesh | ratio | target |\n|---|---|---|---|---|';
   return [
     head,
-    ...rows.map((r) => `| ${r.measure} | ${r.baseline} | ${r.ifmesh} | ${r.ratio} | ${r.target} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.measure} | ${r.baseline} | ${r.ifmesh} | ${r.ratio} | ${r.target}${r.met === false ? ' **missed**' : ''} |`,
+    ),
   ].join('\n');
+}
+
+/** One line per row of `suite` that missed its target, for the runner to print before exiting 1. */
+export function missedTargets(suite: string, rows: Row[]): string[] {
+  return rows
+    .filter((r) => r.met === false)
+    .map((r) => `${suite}: ${r.measure}: ${r.ratio} (target ${r.target})`);
 }
 
 /** Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md. */

@@ -183,27 +183,36 @@ export async function benchWitness(): Promise<Row[]> {
     }
     rawDb.close();
     const p = (xs: number[], q: number) => percentile(xs, q).toFixed(2);
+    const singleRatio = single / raw.single;
+    const batchedRatio = batched / raw.batched;
+    const queryRatio = percentile(eq, 95) / percentile(rawLat, 95);
+    // Targets are ratios to the same run's raw SQLite doing the same writes or read: each ingested
+    // event is also parsed from HTTP JSON, canonicalised and hashed into the Merkle tree, and each
+    // query crosses HTTP, so the bounds say how much that may cost, not how fast this machine is.
     return [
       {
         measure: 'ingest, one event per request (32 clients)',
         baseline: `raw single-row commits ${fmt(raw.single)}/s`,
         ifmesh: `${fmt(single)}/s`,
-        ratio: `${(single / raw.single).toFixed(2)}×`,
-        target: '≥ 2,000/s',
+        ratio: `${singleRatio.toFixed(2)}×`,
+        target: '≥ 0.25×',
+        met: singleRatio >= 0.25,
       },
       {
         measure: 'ingest, batches of 500 (4 clients)',
         baseline: `raw 500-row transactions ${fmt(raw.batched)}/s`,
         ifmesh: `${fmt(batched)}/s`,
-        ratio: `${(batched / raw.batched).toFixed(2)}×`,
-        target: '≥ 50,000/s',
+        ratio: `${batchedRatio.toFixed(2)}×`,
+        target: '≥ 0.05×',
+        met: batchedRatio >= 0.05,
       },
       {
         measure: 'query p50/p95, indexed equality + 1 h, 1M events',
         baseline: `raw SQL ${p(rawLat, 50)}/${p(rawLat, 95)} ms`,
         ifmesh: `${p(eq, 50)}/${p(eq, 95)} ms over HTTP`,
-        ratio: `${(percentile(eq, 95) / percentile(rawLat, 95)).toFixed(1)}× (p95)`,
-        target: 'p95 ≤ 5 ms',
+        ratio: `${queryRatio.toFixed(1)}× (p95)`,
+        target: 'p95 ≤ 100×',
+        met: queryRatio <= 100,
       },
       {
         measure: 'query p50/p95, regex `.*error.*` over the last hour, 1M events',

@@ -2,6 +2,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { statePaths } from '../../src/state/state-dir.js';
+import { systemClock } from '../../src/util/clock.js';
+import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
@@ -10,8 +14,9 @@ import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
 import { API_KEY, startWitness } from '../helpers/witness.js';
 
+// The agents and keys are shared and read-only; every test uses a state directory of its own.
 const { dir, cleanup } = tempDir();
-const state = path.join(dir, '.ifmesh');
+const state = path.join(dir, 'deployed');
 let stop: () => Promise<void> = async () => {};
 let env: Record<string, string> = {};
 let witnessUrl = '';
@@ -42,16 +47,15 @@ afterAll(async () => {
   cleanup();
 });
 
-const pidsOf = () =>
-  existsSync(path.join(state, 'run'))
-    ? readdirSync(path.join(state, 'run')).map((f) =>
-        Number(readFileSync(path.join(state, 'run', f), 'utf8')),
-      )
-    : [];
+const pidsOf = () => listProcesses(state).map((p) => p.pid);
 
 describe('ifmesh deploy', () => {
   it('prints the plan with --dry-run and touches nothing', async () => {
-    const r = await spawnCli(['deploy', '--dry-run', '--json', '--base-port', '18600'], { cwd: dir, env });
+    const dryState = path.join(dir, 'dry-state');
+    const r = await spawnCli(
+      ['deploy', '--dry-run', '--json', '--base-port', '18600', '--state-dir', dryState],
+      { cwd: dir, env },
+    );
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.stdout).plan;
     expect(plan.instances.map((i: { port: number }) => i.port)).toEqual([18600, 18601]);
@@ -60,7 +64,7 @@ describe('ifmesh deploy', () => {
       'agent-d2',
       'agent-d3',
     ]);
-    expect(existsSync(state)).toBe(false);
+    expect(existsSync(dryState)).toBe(false);
   });
 
   it('refuses invalid agent configs with exit 2, naming file and field', async () => {
@@ -76,16 +80,21 @@ describe('ifmesh deploy', () => {
   });
 
   it('fails fast while another deploy holds the lock, saying who', async () => {
-    mkdirSync(state, { recursive: true });
+    const lockState = path.join(dir, 'locked-state');
+    mkdirSync(lockState, { recursive: true });
     writeFileSync(
-      path.join(state, 'deploy.lock'),
-      JSON.stringify({ pid: process.pid, purpose: 'deploy other', since: new Date().toISOString() }),
+      statePaths(lockState).lock('deploy'),
+      JSON.stringify({
+        pid: process.pid,
+        purpose: 'deploy other',
+        since: new Date().toISOString(),
+        token: 'x',
+      }),
     );
-    const r = await spawnCli(['deploy', '--base-port', '18600'], { cwd: dir, env });
+    const r = await spawnCli(['deploy', '--base-port', '18600', '--state-dir', lockState], { cwd: dir, env });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`the deploy lock is held by pid ${process.pid} (deploy other`);
-    const { unlinkSync } = await import('node:fs');
-    unlinkSync(path.join(state, 'deploy.lock'));
+    expect(listProcesses(lockState)).toEqual([]);
   });
 
   it('stops an instance that is not healthy and exits 1 with its last log lines', async () => {
@@ -127,6 +136,8 @@ describe('ifmesh deploy', () => {
         String(nginxPort),
         '--release',
         'v-test',
+        '--state-dir',
+        state,
       ],
       { cwd: dir, env, timeoutMs: 60_000 },
     );
@@ -188,6 +199,8 @@ describe('ifmesh deploy', () => {
         String(nginxPort),
         '--release',
         'v-test-2',
+        '--state-dir',
+        state,
       ],
       { cwd: dir, env, timeoutMs: 60_000 },
     );
@@ -205,23 +218,51 @@ describe('ifmesh deploy', () => {
     const counts = await Promise.all(ports.map(on));
     const victim = counts[0]!.length >= counts[1]!.length ? 0 : 1;
     const survivor = ports[1 - victim]!;
-    const victimPid = Number(
-      readFileSync(path.join(state, 'run', `deploy-signaling-${victim + 1}.pid`), 'utf8'),
-    );
-    const t0 = Date.now();
+    // status sees what deploy started, each with its role
+    const st = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
+    expect(st.code).toBe(0);
+    expect(JSON.parse(st.stdout).signaling_mode).toBe('redis');
+    expect(
+      JSON.parse(st.stdout).components.map(
+        (c: { name: string; role: string; owner: string; healthy: boolean }) => [
+          c.name,
+          c.role,
+          c.owner,
+          c.healthy,
+        ],
+      ),
+    ).toEqual([
+      ['deploy-redis', 'redis', 'deploy', true],
+      ['deploy-signaling-1', 'signaling', 'deploy', true],
+      ['deploy-signaling-2', 'signaling', 'deploy', true],
+      ['deploy-nginx', 'nginx', 'deploy', true],
+      ['deploy-agent-agent-d1', 'agents', 'deploy', true],
+      ['deploy-agent-agent-d2', 'agents', 'deploy', true],
+      ['deploy-agent-agent-d3', 'agents', 'deploy', true],
+    ]);
+
+    const victimPid = listProcesses(state).find((p) => p.name === `deploy-signaling-${victim + 1}`)!.pid;
     process.kill(victimPid, 'SIGKILL');
     let moved: string[] = [];
-    while (Date.now() - t0 < 10_000) {
-      moved = await on(survivor);
-      if (moved.length === 3) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    await waitFor(
+      async () => {
+        moved = await on(survivor);
+        return moved.length === 3;
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+      systemClock,
+    );
     expect(moved.sort()).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
-    expect(Date.now() - t0).toBeLessThan(5_000 + 1_000);
 
     const before = pidsOf();
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
+    expect(JSON.parse(down.stdout)).toMatchObject({
+      not_running: ['deploy-signaling-' + String(victim + 1)],
+      failed: [],
+    });
+    // the survivor, nginx, three agents and deploy-redis
+    expect(JSON.parse(down.stdout).stopped).toHaveLength(6);
     for (const pid of before) expect(isAlive(pid)).toBe(false);
   }, 120_000);
 });

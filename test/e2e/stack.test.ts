@@ -1,20 +1,25 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isAlive } from '../../src/ops/stack/supervisor.js';
+import { isAlive } from '../../src/exec/pid.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { systemClock } from '../../src/util/clock.js';
+import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
 import { getJson } from '../helpers/signaling.js';
 
+// Each test has its own state directory under this one.
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
 const seen = new Set<number>();
 const pids = () =>
-  readdirSync(path.join(state, 'run')).map((f) => {
-    const pid = Number(readFileSync(path.join(state, 'run', f), 'utf8'));
-    seen.add(pid);
-    return [f.replace(/\.pid$/, ''), pid] as const;
+  listProcesses(state).map((p) => {
+    seen.add(p.pid);
+    return [p.name, p.pid, p.role] as const;
   });
+const poll = (cond: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 30) =>
+  waitFor(cond, { timeoutMs, intervalMs }, systemClock);
 afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { timeoutMs: 30_000 });
   for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -42,13 +47,11 @@ describe('progress on a terminal', () => {
     try {
       let sawSpinner = false;
       let screen = '';
-      const t0 = Date.now();
-      while (Date.now() - t0 < 60_000) {
+      await poll(() => {
         screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
         if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(screen)) sawSpinner = true;
-        if (screen.includes('mesh up and verified')) break;
-        await new Promise((r) => setTimeout(r, 30));
-      }
+        return screen.includes('mesh up and verified');
+      }, 60_000);
       expect(sawSpinner).toBe(true);
       expect(screen).toContain('✓ witness started');
       expect(screen).toContain('✓ verify 60/60 signed pings answered');
@@ -139,11 +142,30 @@ describe('ifmesh up / status / down', () => {
     expect(again.started).toEqual([]);
     expect(again.already_running).toHaveLength(8);
 
-    // a process that died leaves a stale pid file: the next up starts only that one again
+    // every process is recorded with its role
+    expect(Object.fromEntries(pids().map(([n, , role]) => [n, role]))).toEqual({
+      agents: 'agents',
+      'coturn-1': 'coturn',
+      'coturn-2': 'coturn',
+      nginx: 'nginx',
+      redis: 'redis',
+      'signaling-1': 'signaling',
+      'signaling-2': 'signaling',
+      witness: 'witness',
+    });
+
+    // a process that died leaves a stale record: status shows it down, the next up starts only it
     const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
     process.kill(sig2, 'SIGKILL');
-    while (isAlive(sig2)) await new Promise((r) => setTimeout(r, 20));
-    expect((await spawnCli(['status', '--state-dir', state], { cwd: dir })).code).toBe(1);
+    expect(await poll(() => !isAlive(sig2), 10_000)).toBe(true);
+    const down2 = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
+    expect(down2.code).toBe(1);
+    expect(
+      JSON.parse(down2.stdout).components.find((c: { name: string }) => c.name === 'signaling-2'),
+    ).toMatchObject({
+      running: false,
+      healthy: false,
+    });
     const healed = JSON.parse(
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );
@@ -151,10 +173,27 @@ describe('ifmesh up / status / down', () => {
 
     const before = pids();
     expect(before).toHaveLength(8);
+    // one dies on its own before down: it is not_running, every other one stopped, none failed
+    const agentsPid = before.find(([n]) => n === 'agents')![1];
+    process.kill(agentsPid, 'SIGKILL');
+    expect(await poll(() => !isAlive(agentsPid), 10_000)).toBe(true);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
-    expect(JSON.parse(down.stdout).stopped.sort()).toEqual(before.map(([n]) => n).sort());
+    const stopped = JSON.parse(down.stdout);
+    expect(stopped.not_running).toEqual(['agents']);
+    expect(stopped.failed).toEqual([]);
+    expect(stopped.stopped).toEqual(
+      before
+        .map(([n]) => n)
+        .filter((n) => n !== 'agents')
+        .sort(),
+    );
     for (const [, pid] of before) expect(isAlive(pid)).toBe(false);
     expect(readdirSync(path.join(state, 'run'))).toEqual([]);
+    // nothing left to stop
+    const again2 = JSON.parse(
+      (await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir })).stdout,
+    );
+    expect(again2).toMatchObject({ stopped: [], not_running: [], failed: [] });
   }, 180_000);
 });

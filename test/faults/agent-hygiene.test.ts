@@ -6,12 +6,13 @@ import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { startService } from '../helpers/processes.js';
 import { startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(() => cleanup());
 
 describe('agent hygiene', () => {
-  it('exits within 3 s of SIGTERM after relaying through TURN', async () => {
+  it('exits 0 on SIGTERM after relaying through TURN, saying goodbye to its peer', async () => {
     const turn = await startCoturn();
     const sig = await startSignaling();
     const peer = new MeshAgent({
@@ -51,13 +52,14 @@ describe('agent hygiene', () => {
       );
       await peer.waitForPeers(['hy-b'], 20_000);
       expect((await peer.links.get('hy-b')!.stats()).candidateType).toBe('relay');
-      const t0 = Date.now();
+      // Exiting 0 by itself (nothing here sends SIGKILL); how fast is the benchmark's to measure.
       b.kill('SIGTERM');
       expect(await b.exited).toBe(0);
-      expect(Date.now() - t0).toBeLessThan(3_000);
-      // it said goodbye: the peer closed its side at once, not after ICE consent expiry (~30 s)
-      while (peer.links.get('hy-b') && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 20));
-      expect(peer.links.get('hy-b')).toBeUndefined();
+      // It said goodbye: without the bye the peer would notice only by ICE consent expiry or the
+      // 30 s heartbeat, well past this bound.
+      await waitFor(() => peer.links.get('hy-b') === undefined, 'the peer to close its side', {
+        timeoutMs: 10_000,
+      });
     } finally {
       await peer.stop();
       await sig.stop();
@@ -87,15 +89,17 @@ describe('agent hygiene', () => {
       a.start();
       await a.waitForPeers(['cy-0'], 10_000);
       await a.stop();
-      const t0 = Date.now();
-      while (stay.links.get(`cy-${i + 1}`) && Date.now() - t0 < 2_000)
-        await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => stay.links.get(`cy-${i + 1}`) === undefined, `cy-0 to drop cy-${i + 1}`, {
+        intervalMs: 5,
+      });
     };
     try {
       // RSS after forced collections: what the cycles keep, not what the collector has yet to free.
       const settled = async () => {
         for (let i = 0; i < 3; i++) {
           (globalThis as { gc?: () => void }).gc?.();
+          // Not synchronisation: a turn of the event loop lets finalizers and werift's closed
+          // sockets release what the collection found.
           await new Promise((r) => setTimeout(r, 50));
         }
         expect(typeof (globalThis as { gc?: () => void }).gc).toBe('function');

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type Clock, systemClock } from '../../src/cli/context.js';
+import { getGlobalDispatcher } from 'undici';
+import { type Clock, systemClock, systemExec } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/run.js';
 import { trackPid } from './pids.js';
 
@@ -48,9 +49,16 @@ export async function run(
     stderr: err.stream,
     clock: opts.clock ?? systemClock,
     signal: new AbortController().signal,
+    exec: systemExec,
+    dispatcher: getGlobalDispatcher(),
   });
   await new Promise((r) => setImmediate(r));
   return { code, stdout: out.text(), stderr: err.text() };
+}
+
+/** Children keep their temp files under the run's temp root too, where teardown looks for leftovers. */
+export function testTmp(): Record<string, string> {
+  return process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {};
 }
 
 /** Runs the built binary as a user would (global setup builds dist/ first). */
@@ -64,7 +72,7 @@ export function spawnCli(
       [BIN, ...argv],
       {
         cwd: opts.cwd ?? ROOT,
-        env: { PATH: process.env.PATH ?? '', ...opts.env },
+        env: { PATH: process.env.PATH ?? '', ...testTmp(), ...opts.env },
         timeout: opts.timeoutMs ?? 20_000,
       },
       (error, stdout, stderr) => {
@@ -79,12 +87,20 @@ export function spawnCli(
 
 /** A writable copy of fixtures/ in a fresh temp dir; removed by the returned cleanup. */
 export function fixtureDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-test-'));
-  cpSync(path.join(ROOT, 'fixtures'), path.join(dir, 'fixtures'), { recursive: true });
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const made = tempDir();
+  cpSync(path.join(ROOT, 'fixtures'), path.join(made.dir, 'fixtures'), { recursive: true });
+  return made;
 }
 
+/** The test file that called us, so that global teardown's list of leftovers names the culprit. */
+function callerTestFile(): string {
+  const m = /([\w.-]+)\.test\.ts/.exec(new Error().stack ?? '');
+  return m ? m[1]! : 'helper';
+}
+
+/** A fresh temp dir (under the run's own temp root, see leak-guard.ts); removed by `cleanup`. */
 export function tempDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-test-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const dir = mkdtempSync(path.join(os.tmpdir(), `ifmesh-test-${callerTestFile()}-`));
+  // Retries: a process being stopped may still be writing its last log line into the directory.
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }) };
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { BIN } from './cli.js';
+import { BIN, testTmp } from './cli.js';
 import { trackPid } from './pids.js';
 
 const live = new Set<ChildProcess>();
@@ -29,7 +29,7 @@ export function startService(
   timeoutMs = 15_000,
 ): Promise<Service> {
   const child = spawn(process.execPath, [BIN, ...args, '--json'], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

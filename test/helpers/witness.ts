@@ -1,11 +1,12 @@
 import path from 'node:path';
+import { onTestFinished } from 'vitest';
 import { createSigner, generateKeyPair, publicKeyFromSeed } from '../../src/crypto/ed25519.js';
 import {
   createWitnessServer,
   type WitnessServer,
   type WitnessServerDeps,
 } from '../../src/services/witness/server.js';
-import { openSqliteStore } from '../../src/services/witness/sqlite-store.js';
+import { openSqliteStore, type SqliteStoreOptions } from '../../src/services/witness/sqlite-store.js';
 import { tempDir } from './cli.js';
 
 export const API_KEY = 'test-witness-key';
@@ -22,15 +23,19 @@ export interface RunningWitness {
 /** A real witness on an ephemeral loopback port with a fresh SQLite file. */
 export async function startWitness(
   overrides: Partial<WitnessServerDeps> = {},
-  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean } = {},
+  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean; store?: SqliteStoreOptions } = {},
 ): Promise<RunningWitness> {
-  const { dir, cleanup } = tempDir();
+  // With a caller's dbPath the caller owns the directory; otherwise the witness gets its own, kept
+  // past stop() for `keepFiles` (the test reads the database afterwards) until the test ends.
+  const own = opts.dbPath ? undefined : tempDir();
+  if (own && opts.keepFiles) onTestFinished(() => own.cleanup());
+  const dir = own?.dir ?? path.dirname(opts.dbPath!);
   const dbPath = opts.dbPath ?? path.join(dir, 'witness.db');
   const pair = generateKeyPair();
   const seed = opts.seed ?? pair.seed;
   const publicKey = opts.seed ? publicKeyFromSeed(opts.seed) : pair.publicKey;
   const server = createWitnessServer({
-    store: openSqliteStore(dbPath),
+    store: openSqliteStore(dbPath, opts.store),
     signer: createSigner(seed),
     apiKey: API_KEY,
     checkpointIntervalMs: 60_000,
@@ -45,7 +50,7 @@ export async function startWitness(
     publicKey,
     stop: async () => {
       await server.close();
-      if (!opts.keepFiles) cleanup();
+      if (own && !opts.keepFiles) own.cleanup();
     },
   };
 }

@@ -5,6 +5,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { WitnessEvent } from '../../src/protocol/witness.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 let sig: RunningSignaling;
 const turns: RunningTurnserver[] = [];
@@ -47,27 +48,29 @@ describe('TURN through real coturn', () => {
     const t1 = await startCoturn();
     turns.push(t1);
     const a = relayAgent('relay-1', [t1]);
-    await new Promise((r) => setTimeout(r, 100));
+    // The agent that registers later offers: relay-2 must register second.
+    await waitFor(() => a.signalingUrl !== undefined, 'relay-1 to register');
     const b = relayAgent('relay-2', [t1]);
     await b.waitForPeers(['relay-1'], 20_000);
     await a.waitForPeers(['relay-2'], 20_000);
     const link = b.links.get('relay-1')!;
     expect(link.turnServer).toBe(t1.url);
     expect((await link.stats()).candidateType).toBe('relay');
-    expect(await link.ping()).toBeLessThan(1000);
+    // ping() resolves only when the peer's signed pong came back over the relayed channel.
+    expect(Number.isFinite(await link.ping())).toBe(true);
     expect(
       events
         .filter((e) => e.event === 'turn_connection_detected')
         .map((e) => (e.metadata as { turn_server: string }).turn_server),
     ).toContain(t1.url);
-    await new Promise((r) => setTimeout(r, 300));
-    const conns = (await getJson(`${sig.http}/connections`)).json.connections;
-    expect(
-      conns.some(
-        (c: { agent_id: string; candidate_type: string }) =>
-          c.agent_id === 'relay-2' && c.candidate_type === 'relay',
-      ),
-    ).toBe(true);
+    await waitFor(
+      async () =>
+        (await getJson(`${sig.http}/connections`)).json.connections.some(
+          (c: { agent_id: string; candidate_type: string }) =>
+            c.agent_id === 'relay-2' && c.candidate_type === 'relay',
+        ),
+      "relay-2's report of a relay connection",
+    );
   }, 60_000);
 
   it('falls back to relay-only through TURN when no direct path opens in time', async () => {
@@ -91,14 +94,15 @@ describe('TURN through real coturn', () => {
       a.start();
       return a;
     };
-    mk('fb-1', false);
-    await new Promise((r) => setTimeout(r, 100));
+    const a = mk('fb-1', false);
+    await waitFor(() => a.signalingUrl !== undefined, 'fb-1 to register');
     const b = mk('fb-2', true);
     await b.waitForPeers(['fb-1'], 20_000);
     const link = b.links.get('fb-1')!;
     expect(link.turnServer).toBe(t1.url);
     expect((await link.stats()).candidateType).toBe('relay');
-    expect(await link.ping()).toBeLessThan(1000);
+    // ping() resolves only when the peer's signed pong came back over the relayed channel.
+    expect(Number.isFinite(await link.ping())).toBe(true);
     const mine = events.filter((e) => e.agent_id === 'fb-2' && e.peer_id === 'fb-1').map((e) => e.event);
     expect(mine).toEqual(
       expect.arrayContaining([
@@ -115,12 +119,13 @@ describe('TURN through real coturn', () => {
     turns.push(t1, t2);
     await t1.stop();
     const a = relayAgent('fo-1', [t1, t2]);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => a.signalingUrl !== undefined, 'fo-1 to register');
     const b = relayAgent('fo-2', [t1, t2]);
     await b.waitForPeers(['fo-1'], 30_000);
     const link = b.links.get('fo-1')!;
     expect(link.turnServer).toBe(t2.url);
     expect((await link.stats()).candidateType).toBe('relay');
-    expect(await link.ping()).toBeLessThan(1000);
+    // ping() resolves only when the peer's signed pong came back over the relayed channel.
+    expect(Number.isFinite(await link.ping())).toBe(true);
   }, 60_000);
 });

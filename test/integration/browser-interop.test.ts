@@ -16,6 +16,7 @@ import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 let turn: RunningTurnserver;
 let sig: RunningSignaling;
@@ -67,7 +68,7 @@ describe('a browser peer', () => {
       ],
     });
     try {
-      while (!agent.signalingUrl) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => agent.signalingUrl !== undefined, 'the werift agent to register');
       const tab = await browser.newPage();
       await tab.goto(
         `${pageUrl}?signaling=${encodeURIComponent(sig.url)}&id=browser-1&stun=${encodeURIComponent(turn.stunUrl)}`,
@@ -79,6 +80,18 @@ describe('a browser peer', () => {
       );
       await agent.waitForPeers(['browser-1'], 10_000);
       const link = agent.links.get('browser-1')!;
+      // The DTLS defect patched in fixtures/patches shows as Chromium dropping a record as a replay,
+      // which werift's SCTP recovers from only when its retransmission timer (T3) expires. Count
+      // those expiries instead of timing the pings: any is the defect back (or a lost packet on
+      // loopback), however fast or slow this machine is.
+      const sctp = (link.pc as unknown as { sctpTransport: { sctp: { timer3Expired: () => void } } })
+        .sctpTransport.sctp;
+      let t3Expiries = 0;
+      const expire = sctp.timer3Expired;
+      sctp.timer3Expired = () => {
+        t3Expiries += 1;
+        expire();
+      };
       // werift → browser: 20 signed pings, each answered by a signed pong from the browser
       const rtts: number[] = [];
       for (let i = 0; i < 20; i++) rtts.push(await link.ping(3_000));
@@ -91,7 +104,8 @@ describe('a browser peer', () => {
       expect(result.pings_answered).toBe(20);
       expect(result.pongs_verified).toBe(20);
       expect(agent.counters.signature_failures).toBe(0);
-      expect(Math.max(...rtts, ...result.rtts)).toBeLessThan(200);
+      expect(rtts.every(Number.isFinite)).toBe(true);
+      expect(t3Expiries).toBe(0);
     } finally {
       await browser.close();
       await agent.stop();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import {
   ADMIN,
@@ -10,6 +10,7 @@ import {
   startSignaling,
   type TestClient,
 } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 let sig: RunningSignaling | undefined;
 const clients: TestClient[] = [];
@@ -39,7 +40,10 @@ function sh(script: string): Promise<{ code: number; out: string }> {
   });
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 50));
+/** Waits until the server's /stats, /metrics, … (a JSON or text GET) satisfies `ok`. */
+async function until(url: string, ok: (r: { json: any; text: string }) => boolean, what: string) {
+  await waitFor(async () => ok(await getJson(url)), what);
+}
 
 describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
   it('serves /health, /agents, /config and /peers/:id as the scripts read them', async () => {
@@ -86,8 +90,8 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
       candidate_type: null,
       rtt_ms: null,
     });
-    await settle();
     const s = sig!;
+    await until(`${s.http}/connections`, (r) => r.json.connections.length === 3, 'three reports');
     expect(
       (
         await sh(
@@ -113,7 +117,8 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
     expect(metrics).toMatch(/^webrtc_total_connections 2$/m);
     expect(metrics).toMatch(/^webrtc_rtt_milliseconds_count\{connection_type="p2p"\} 2$/m);
     c!.close();
-    await settle();
+    // agent-3 leaves, and its report goes with it
+    await until(`${s.http}/stats`, (r) => r.json.total_agents === 2, 'agent-3 to leave');
     expect((await getJson(`${s.http}/stats`)).json.connections).toHaveLength(2);
   });
 
@@ -128,7 +133,11 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
       memory_bytes: 50_000_000,
     });
     a!.send({ type: 'metrics-report', messages_sent: 15, messages_received: 8, signature_failures: 1 });
-    await settle();
+    await until(
+      `${sig!.http}/metrics`,
+      (r) => /^webrtc_messages_sent_total 15$/m.test(r.text),
+      'both reports',
+    );
     const text = (await getJson(`${sig!.http}/metrics`)).text;
     for (const name of [
       'webrtc_connections_established_total',
@@ -170,7 +179,11 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
       rtt_ms: 40,
     });
     a!.send({ type: 'metrics-report', memory_bytes: 1, bytes_per_second: 2 });
-    await settle();
+    await until(
+      `${sig!.http}/metrics`,
+      (r) => /^webrtc_memory_bytes\{[^}]*\} 1$/m.test(r.text),
+      'the report',
+    );
     const r = await sh(`curl -s ${sig!.http}/metrics | promtool check metrics`);
     // promtool exits 1 on a parse error and 3 on lint findings; the only finding allowed is the
     // runbook's own name (CONTRACT §1: webrtc_rtt_milliseconds); webrtc_rtt_seconds is lint-clean.
@@ -192,7 +205,7 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
     await b!.next('rotate-keys');
     expect((await sh(`curl -s ${s.http}/admin/key-rotation-status | jq '.completed'`)).out).toBe('0');
     a!.send({ type: 'keys-rotated', rotation_id: body.rotation_id });
-    await settle();
+    await until(`${s.http}/admin/key-rotation-status`, (r) => r.json.completed === 1, "agent-1's answer");
     expect((await getJson(`${s.http}/admin/key-rotation-status`)).json).toMatchObject({
       completed: 1,
       total: 2,
@@ -200,7 +213,7 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
       pending: ['agent-2'],
     });
     b!.send({ type: 'keys-rotated', rotation_id: body.rotation_id });
-    await settle();
+    await until(`${s.http}/admin/key-rotation-status`, (r) => r.json.completed === 2, "agent-2's answer");
     expect(
       (await sh(`curl -s ${s.http}/admin/key-rotation-status | jq -c '[.completed, .total, .status]'`)).out,
     ).toBe('[2,2,"completed"]');
@@ -249,7 +262,7 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
       candidate_type: 'host',
       rtt_ms: 30,
     });
-    await settle();
+    await until(`${sig!.http}/connections`, (r) => r.json.connections.length === 2, 'both reports');
     const r = await sh(
       `curl -s -X POST -H "Authorization: Bearer ${ADMIN}" ${sig!.http}/admin/reconnect-turn-peers`,
     );
@@ -273,12 +286,19 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
     const [a] = await mesh(['agent-1']);
     const s = sig!;
     s.server.core.deps.drainMs = 400;
-    const closing = s.server.close();
-    expect((await a!.closed).code).toBe(1012);
-    const h = await getJson(`${s.http}/health`);
-    expect(h.status).toBe(503);
-    expect(h.json.status).toBe('down');
-    await closing;
+    // The drain period runs on fake timers, so /health is asked during it however slow this machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const closing = s.server.close();
+      expect((await a!.closed).code).toBe(1012);
+      const h = await getJson(`${s.http}/health`);
+      expect(h.status).toBe(503);
+      expect(h.json.status).toBe('down');
+      await vi.advanceTimersByTimeAsync(400 + 1_000);
+      await closing;
+    } finally {
+      vi.useRealTimers();
+    }
     expect(s.events.map((e) => e.event)).toContain('signaling_server_stopped');
   });
 });

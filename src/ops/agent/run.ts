@@ -6,7 +6,8 @@ import { resolveStateDir } from '../../config/state.js';
 import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { readIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
-import { untilAborted } from '../shared.js';
+import { waitFor } from '../../util/wait.js';
+import { type OpContext, untilAborted } from '../shared.js';
 import { type IceFlags, iceServers } from './ice.js';
 
 export interface RunAgentsOptions {
@@ -23,9 +24,6 @@ export interface RunAgentsOptions {
   heartbeatTimeoutMs: number;
   healingBaseMs: number;
   stateDir: string | undefined;
-  cwd: string;
-  env: Record<string, string | undefined>;
-  signal: AbortSignal;
   log: (line: string) => void;
 }
 
@@ -36,8 +34,12 @@ export interface AgentsReady {
 }
 
 /** Runs agents until `signal`, then says goodbye on every channel and closes everything. */
-export async function runAgents(o: RunAgentsOptions, onReady: (r: AgentsReady) => void): Promise<void> {
-  const stateDir = resolveStateDir(o.cwd, o.env, o.stateDir);
+export async function runAgents(
+  o: RunAgentsOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'env' | 'cwd'>,
+  onReady: (r: AgentsReady) => void,
+): Promise<void> {
+  const stateDir = resolveStateDir(ctx.cwd, ctx.env, o.stateDir);
   const servers = iceServers(o.config, o.ice);
   const witness = o.config.witnessApiKey
     ? new WitnessClient({
@@ -64,29 +66,35 @@ export async function runAgents(o: RunAgentsOptions, onReady: (r: AgentsReady) =
         heartbeatTimeoutMs: o.heartbeatTimeoutMs,
         healingBaseMs: o.healingBaseMs,
         events: witness,
+        clock: ctx.clock,
       }),
   );
   try {
     for (const a of agents) a.start();
-    const deadline = Date.now() + 30_000;
-    while (!agents.every((a) => a.signalingUrl) && !o.signal.aborted) {
-      if (Date.now() > deadline)
-        throw new UnreachableError(
-          `no signaling server answered at ${o.signalingUrls.join(', ')}`,
-          'check --signaling',
-        );
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    if (!o.signal.aborted) {
+    const connected = await waitFor(
+      () => ctx.signal.aborted || agents.every((a) => a.signalingUrl),
+      { timeoutMs: 30_000, intervalMs: 20 },
+      ctx.clock,
+    );
+    if (!connected)
+      throw new UnreachableError(
+        `no signaling server answered at ${o.signalingUrls.join(', ')}`,
+        'check --signaling',
+      );
+    if (!ctx.signal.aborted) {
       onReady({
         agents: agents.map((a) => ({ agent_id: a.id, public_key: toBase64url(a.publicKey) })),
         signaling: agents[0]!.signalingUrl!,
         pid: process.pid,
       });
     }
-    await untilAborted(o.signal);
+    await untilAborted(ctx.signal);
   } finally {
+    // Exit within 2 s of SIGTERM: each agent's stop is bounded, and so is the witness client's last
+    // flush (events it could not deliver stay in the spool for the next run).
     await Promise.all(agents.map((a) => a.stop()));
-    await witness?.close(1_000);
+    const bound = new AbortController();
+    await Promise.race([witness?.close(800), ctx.clock.sleep(1_000, bound.signal).catch(() => {})]);
+    bound.abort();
   }
 }

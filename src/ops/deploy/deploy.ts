@@ -1,7 +1,6 @@
 // The runbook's Step 2 and Step 3 (deploy-signaling-server.sh, deploy-agent-mesh.sh), made safe: a
 // pure plan first (what --dry-run prints), then apply under the deploy lock, recording a release.
 
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,17 +18,13 @@ import {
 import { applyNginx } from '../../exec/nginx.js';
 import { pingRedis } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
+import { withLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
-import { signalingServeArgs } from '../shared.js';
-import {
-  hasRedisServer,
-  planSignalingTopology,
-  redisProcessSpec,
-  type SignalingMode,
-} from '../stack/signaling-topology.js';
+import { waitFor } from '../../util/wait.js';
+import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
-import { withLock } from './lock.js';
 import { type Release, recordRelease } from './releases.js';
 
 export interface DeployOptions {
@@ -117,18 +112,14 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
  * SIGNALING_CLUSTER_URL when configured; else, with redis-server installed, one deploy starts on
  * the port after the instances'; else none (standby mode).
  */
-function deployRedis(o: DeployOptions): { url: string; start: boolean } | null {
+async function deployRedis(
+  o: DeployOptions,
+  ctx: OpContext,
+): Promise<{ url: string; start: boolean } | null> {
   if (o.config.signalingClusterUrl) return { url: o.config.signalingClusterUrl, start: false };
-  return hasRedisServer() ? { url: `redis://127.0.0.1:${o.basePort + o.instances}`, start: true } : null;
-}
-
-function hasNginx(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v nginx'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+  return (await hasBinary(ctx, 'redis-server'))
+    ? { url: `redis://127.0.0.1:${o.basePort + o.instances}`, start: true }
+    : null;
 }
 
 /** Pure: what a deploy would do, from the options and the validated agent configs. */
@@ -137,6 +128,7 @@ export function buildPlan(
   agents: AgentConfig[],
   nginx: boolean,
   version: string,
+  now: number,
   redis: { url: string; start: boolean } | null = null,
 ): DeployPlan {
   const instances = Array.from({ length: o.instances }, (_, i) => ({
@@ -166,7 +158,7 @@ export function buildPlan(
       }
     : null;
   return {
-    deployment_id: o.deploymentId ?? `deploy-${Date.now()}-${randomBytes(2).toString('hex')}`,
+    deployment_id: o.deploymentId ?? `deploy-${now}-${randomBytes(2).toString('hex')}`,
     release_ref: o.release ?? version,
     config_hash: hash,
     instances,
@@ -179,157 +171,169 @@ export function buildPlan(
   };
 }
 
-export async function deploy(o: DeployOptions, dryRun: boolean): Promise<DeployReport> {
+export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext): Promise<DeployReport> {
   const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
   const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
     .version as string;
-  const redis = deployRedis(o);
-  const plan = buildPlan(o, agents, hasNginx(), version, redis);
+  const redis = await deployRedis(o, ctx);
+  const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now(), redis);
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
-  return withLock(o.stateDir, `deploy ${plan.deployment_id}`, async () => {
-    const sup = new Supervisor(o.stateDir);
-    let startedRedis = false;
-    const node = process.execPath;
-    const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
-    const witness = o.config.witnessApiKey
-      ? new WitnessClient({
-          url: o.config.witnessUrl,
-          apiKey: o.config.witnessApiKey,
-          producer: `deploy-${plan.deployment_id}`,
-          spoolDir: path.join(o.stateDir, 'witness-spool'),
-          stateDir: o.stateDir,
-        })
-      : undefined;
-    try {
-      witness?.log({
-        event: 'webrtc_deployment_started',
-        deployment_id: plan.deployment_id,
-        metadata: {
-          release: plan.release_ref,
-          config_hash: plan.config_hash,
-          instances: plan.instances.length,
-          agents: plan.agents.length,
-        },
-      });
-      startedRedis = redis ? await ensureRedis(o, sup, redis) : false;
-      const clusterArgs = redis ? ['--cluster', redis.url] : [];
-      for (const inst of plan.instances) {
-        await sup.stop(inst.name, 5_000);
-        o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
-        sup.start({
-          name: inst.name,
-          command: node,
-          args: [
-            ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
-            ...clusterArgs,
-          ],
-          cwd: o.cwd,
+  const get = (url: string) =>
+    httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
+      () => undefined,
+    );
+  const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
+    waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
+  return withLock(
+    o.stateDir,
+    'deploy',
+    `deploy ${plan.deployment_id}`,
+    async () => {
+      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'deploy' });
+      let startedRedis = false;
+      const node = process.execPath;
+      const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
+      const witness = o.config.witnessApiKey
+        ? new WitnessClient({
+            url: o.config.witnessUrl,
+            apiKey: o.config.witnessApiKey,
+            producer: `deploy-${plan.deployment_id}`,
+            spoolDir: path.join(o.stateDir, 'witness-spool'),
+            stateDir: o.stateDir,
+          })
+        : undefined;
+      try {
+        witness?.log({
+          event: 'webrtc_deployment_started',
+          deployment_id: plan.deployment_id,
+          metadata: {
+            release: plan.release_ref,
+            config_hash: plan.config_hash,
+            instances: plan.instances.length,
+            agents: plan.agents.length,
+          },
         });
-        const deadline = Date.now() + 15_000;
-        let ok = false;
-        while (Date.now() < deadline && !ok) {
-          ok = await httpHealthy(`http://127.0.0.1:${inst.port}`);
-          if (!ok && sup.running(inst.name) === undefined) break;
-          if (!ok) await new Promise((r) => setTimeout(r, 100));
-        }
-        if (!ok) {
-          const last = sup.tail(inst.name, 15);
-          await sup.stop(inst.name, 2_000);
-          throw new CheckFailedError(
-            `${inst.name} on port ${inst.port} is not healthy; last log lines:\n${last}`,
-            `see ${sup.logFile(inst.name)}`,
-          );
-        }
-        o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
-      }
-      if (plan.nginx) {
-        const prefix = path.dirname(plan.nginx.conf);
-        const running = sup.running('deploy-nginx') !== undefined;
-        // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
-        sup.adopt(
-          'deploy-nginx',
-          await applyNginx(
-            {
-              prefix,
-              listenPort: plan.nginx.listen_port,
-              upstreams: plan.nginx.upstreams,
-              backups: plan.nginx.backups,
-            },
-            running,
-          ),
-        );
-        o.progress.step(
-          'nginx',
-          'ok',
-          `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
-            plan.signaling_mode === 'redis'
-              ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
-              : `1 active instance, ${plan.nginx.backups.length} hot standby`
-          })`,
-        );
-      }
-      for (const a of plan.agents) {
-        const name = `deploy-agent-${a.agent_id}`;
-        await sup.stop(name, 5_000);
-        sup.start({
-          name,
-          command: node,
-          args: [
-            bin,
-            'agent',
-            'run',
-            '--config',
-            a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
-            '--signaling',
-            plan.agents_connect_to.join(','),
-            '--state-dir',
-            o.stateDir,
-          ],
-          cwd: o.cwd,
-        });
-      }
-      o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
-      const registered = new Set<string>();
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && registered.size < plan.agents.length) {
+        startedRedis = redis ? await ensureRedis(o, sup, redis, poll) : false;
+        const clusterArgs = redis ? ['--cluster', redis.url] : [];
         for (const inst of plan.instances) {
-          const r = await httpRequest(`http://127.0.0.1:${inst.port}/agents`, { timeoutMs: 1_000 }).catch(
-            () => undefined,
-          );
-          for (const x of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
-            registered.add(x.agent_id);
+          await sup.stop(inst.name, 5_000);
+          o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
+          sup.start({
+            name: inst.name,
+            role: 'signaling',
+            port: inst.port,
+            url: inst.url,
+            command: node,
+            args: [
+              ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+              ...clusterArgs,
+            ],
+            cwd: o.cwd,
+          });
+          let exited = false;
+          const ok = await poll(async () => {
+            if (await httpHealthy(`http://127.0.0.1:${inst.port}`, ctx.dispatcher)) return true;
+            exited = sup.running(inst.name) === undefined;
+            return exited;
+          }, 15_000);
+          if (!ok || exited) {
+            const last = sup.tail(inst.name, 15);
+            await sup.stop(inst.name, 2_000);
+            throw new CheckFailedError(
+              `${inst.name} on port ${inst.port} is not healthy; last log lines:\n${last}`,
+              `see ${sup.logFile(inst.name)}`,
+            );
+          }
+          o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
         }
-        if (registered.size < plan.agents.length) await new Promise((r) => setTimeout(r, 100));
+        if (plan.nginx) {
+          const prefix = path.dirname(plan.nginx.conf);
+          const running = sup.running('deploy-nginx') !== undefined;
+          // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
+          sup.adopt(
+            { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
+            await applyNginx(
+              {
+                prefix,
+                listenPort: plan.nginx.listen_port,
+                upstreams: plan.nginx.upstreams,
+                backups: plan.nginx.backups,
+              },
+              running,
+            ),
+          );
+          o.progress.step(
+            'nginx',
+            'ok',
+            `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
+              plan.signaling_mode === 'redis'
+                ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
+                : `1 active instance, ${plan.nginx.backups.length} hot standby`
+            })`,
+          );
+        }
+        for (const a of plan.agents) {
+          const name = `deploy-agent-${a.agent_id}`;
+          await sup.stop(name, 5_000);
+          sup.start({
+            name,
+            role: 'agents',
+            command: node,
+            args: [
+              bin,
+              'agent',
+              'run',
+              '--config',
+              a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
+              '--signaling',
+              plan.agents_connect_to.join(','),
+              '--state-dir',
+              o.stateDir,
+            ],
+            cwd: o.cwd,
+          });
+        }
+        o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
+        const registered = new Set<string>();
+        await poll(async () => {
+          for (const inst of plan.instances) {
+            const r = await get(`http://127.0.0.1:${inst.port}/agents`);
+            for (const x of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
+              registered.add(x.agent_id);
+          }
+          return registered.size >= plan.agents.length;
+        }, 20_000);
+        const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
+        if (missing.length) {
+          const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
+          throw new CheckFailedError(`agents not registered after 20 s: ${missing.join(', ')}\n${tails}`);
+        }
+        o.progress.step('agents', 'ok', `${registered.size} agents registered`);
+        const release: Release = {
+          id: `${new Date(ctx.clock.now()).toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
+          deployment_id: plan.deployment_id,
+          ref: plan.release_ref,
+          config_hash: plan.config_hash,
+          created_at: new Date(ctx.clock.now()).toISOString(),
+          processes: [
+            ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
+            ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
+            ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
+          ],
+          agents: plan.agents.map((a) => a.agent_id),
+        };
+        const file = await recordRelease(o.stateDir, release);
+        return { plan, applied: true, registered: [...registered].sort(), release_file: file };
+      } catch (err) {
+        // A failed deploy leaves no Redis of its own behind (one an earlier deploy started stays).
+        if (startedRedis) await sup.stop('deploy-redis', 2_000);
+        throw err;
+      } finally {
+        await witness?.close(1_500);
       }
-      const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
-      if (missing.length) {
-        const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
-        throw new CheckFailedError(`agents not registered after 20 s: ${missing.join(', ')}\n${tails}`);
-      }
-      o.progress.step('agents', 'ok', `${registered.size} agents registered`);
-      const release: Release = {
-        id: `${new Date().toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
-        deployment_id: plan.deployment_id,
-        ref: plan.release_ref,
-        config_hash: plan.config_hash,
-        created_at: new Date().toISOString(),
-        processes: [
-          ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
-          ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
-          ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
-        ],
-        agents: plan.agents.map((a) => a.agent_id),
-      };
-      const file = await recordRelease(o.stateDir, release);
-      return { plan, applied: true, registered: [...registered].sort(), release_file: file };
-    } catch (err) {
-      // A failed deploy leaves no Redis of its own behind (one an earlier deploy started stays).
-      if (startedRedis) await sup.stop('deploy-redis', 2_000);
-      throw err;
-    } finally {
-      await witness?.close(1_500);
-    }
-  });
+    },
+    ctx.clock,
+  );
 }
 
 /** Starts deploy-redis unless it already answers, or checks a configured SIGNALING_CLUSTER_URL. */
@@ -337,6 +341,7 @@ async function ensureRedis(
   o: DeployOptions,
   sup: Supervisor,
   redis: { url: string; start: boolean },
+  poll: (cond: () => Promise<boolean>, timeoutMs: number) => Promise<boolean>,
 ): Promise<boolean> {
   const shown = redis.url.replace(/\/\/[^/@]*@/, '//<redacted>@');
   if (await pingRedis(redis.url)) {
@@ -350,21 +355,19 @@ async function ensureRedis(
     );
   o.progress.step('redis', 'running', `starting on ${shown}`);
   await sup.stop('deploy-redis', 2_000);
-  sup.start({
-    ...redisProcessSpec('deploy-redis', Number(new URL(redis.url).port), o.stateDir),
-    cwd: o.stateDir,
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await pingRedis(redis.url))) {
-    if (Date.now() > deadline || sup.running('deploy-redis') === undefined) {
-      const last = sup.tail('deploy-redis', 15);
-      await sup.stop('deploy-redis', 2_000);
-      throw new CheckFailedError(
-        `redis-server did not start on ${shown}:\n${last}`,
-        `see ${sup.logFile('deploy-redis')}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const port = Number(new URL(redis.url).port);
+  sup.start({ ...redisProcessSpec('deploy-redis', port, o.stateDir), url: redis.url, cwd: o.stateDir });
+  const up = await poll(
+    async () => (await pingRedis(redis.url)) || sup.running('deploy-redis') === undefined,
+    10_000,
+  );
+  if (!up || sup.running('deploy-redis') === undefined) {
+    const last = sup.tail('deploy-redis', 15);
+    await sup.stop('deploy-redis', 2_000);
+    throw new CheckFailedError(
+      `redis-server did not start on ${shown}:\n${last}`,
+      `see ${sup.logFile('deploy-redis')}`,
+    );
   }
   o.progress.step('redis', 'ok', `started on ${shown}`);
   return true;

@@ -3,7 +3,6 @@
 // behind nginx `least_conn` and they share the registry. Without it instances share nothing, so one
 // is active and the others are hot standbys: nginx `backup`, and listed after the active one in the
 // agents' signaling URLs, so every agent is always on the same instance.
-import { execFileSync } from 'node:child_process';
 import { redisServerArgs } from '../../exec/redis.js';
 import type { ProcessSpec } from './supervisor.js';
 
@@ -19,15 +18,6 @@ export interface SignalingTopology {
   serveArgs: string[];
   /** The agents' signaling URLs, in failover order. */
   agentUrls: string[];
-}
-
-export function hasRedisServer(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -61,7 +51,7 @@ export function planSignalingTopology(o: {
 
 /** The local redis-server `up`/`deploy` start: loopback, no persistence (instances rebuild it). */
 export function redisProcessSpec(name: string, port: number, dir: string): ProcessSpec {
-  return { name, command: 'redis-server', args: redisServerArgs({ port, dir }) };
+  return { name, role: 'redis', port, command: 'redis-server', args: redisServerArgs({ port, dir }) };
 }
 
 /** What `status` says about a stack's signaling, from what it recorded. */

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import path from 'node:path';
+import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import { type StackSecrets as Secrets, type StackFile, stackFile } from '../../config/local-stack.js';
+import { statePaths } from '../../state/state-dir.js';
 
 export { readStack, type StackFile, stackFile, urls } from '../../config/local-stack.js';
 
@@ -16,7 +17,8 @@ export function writeStack(dir: string, s: StackFile): void {
 
 /** Local secrets, made once and kept 0600: never printed. */
 export function secrets(dir: string): Secrets {
-  const file = path.join(dir, 'secrets.json');
+  const p = statePaths(dir);
+  const file = p.secrets;
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
   mkdirSync(dir, { recursive: true });
   const s: Secrets = {
@@ -26,7 +28,7 @@ export function secrets(dir: string): Secrets {
   };
   writeFileSync(file, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
-  writeFileSync(path.join(dir, 'admin.token'), `${s.admin_token}\n`, { mode: 0o600 });
+  writeFileSync(p.adminToken, `${s.admin_token}\n`, { mode: 0o600 });
   return s;
 }
 
@@ -41,9 +43,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function httpHealthy(url: string): Promise<boolean> {
+export async function httpHealthy(url: string, dispatcher?: Dispatcher): Promise<boolean> {
   try {
-    const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000 });
+    const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000, dispatcher });
     return r.status === 200 && r.text.includes('"status":"ok"');
   } catch {
     return false;

@@ -1,14 +1,16 @@
-import { statSync } from 'node:fs';
-import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { pingRedis } from '../../exec/redis.js';
+import { listProcesses, type ProcessRecord, type ProcessRole } from '../../state/processes.js';
+import type { OpContext } from '../shared.js';
 import { type SignalingMode, signalingMode } from './signaling-topology.js';
 import { httpHealthy, readStack, tcpOpen, urls } from './stack.js';
 import { Supervisor } from './supervisor.js';
-import { STOP_ORDER } from './up.js';
 
 export interface ComponentStatus {
   name: string;
+  role: ProcessRole;
+  /** What started it: `up` or `deploy`. */
+  owner: string;
   pid: number | null;
   running: boolean;
   healthy: boolean;
@@ -35,9 +37,32 @@ export interface StatusReport {
   healthy: boolean;
 }
 
-export async function status(stateDir: string): Promise<StatusReport> {
+const httpOf = (url: string) => url.replace(/^ws(s?):\/\//, 'http$1://');
+
+/** Does a running process answer as its role should? */
+async function answers(p: ProcessRecord, ctx: Pick<OpContext, 'dispatcher'>): Promise<boolean> {
+  switch (p.role) {
+    case 'witness':
+    case 'signaling':
+    case 'nginx':
+      return p.url ? httpHealthy(httpOf(p.url), ctx.dispatcher) : true;
+    case 'coturn':
+      return p.port ? tcpOpen(p.port) : true;
+    case 'redis':
+      return p.url ? pingRedis(p.url) : p.port ? tcpOpen(p.port) : true;
+    default:
+      return true;
+  }
+}
+
+/** Every process recorded in the state directory (what `up` and `deploy` started alike) and the mesh. */
+export async function status(
+  stateDir: string,
+  ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
+): Promise<StatusReport> {
   const s = readStack(stateDir);
-  if (!s)
+  const procs = listProcesses(stateDir);
+  if (!s && procs.length === 0)
     return {
       state_dir: stateDir,
       exists: false,
@@ -47,57 +72,39 @@ export async function status(stateDir: string): Promise<StatusReport> {
       signaling_mode: null,
       healthy: false,
     };
-  const sup = new Supervisor(stateDir);
-  const urlOf = (name: string): string | null => {
-    if (name === 'witness') return urls.witness(s);
-    const sig = s.signaling.find((x) => x.name === name);
-    if (sig) return `ws://127.0.0.1:${sig.port}`;
-    if (name === 'nginx') return urls.nginx(s);
-    if (name === 'redis' && s.redis) return `redis://127.0.0.1:${s.redis.port}`;
-    const c = s.coturn.find((x) => x.name === name);
-    return c ? `turn:127.0.0.1:${c.port}?transport=udp` : null;
-  };
-  const components: ComponentStatus[] = [];
-  for (const name of [...STOP_ORDER(s)].reverse()) {
-    const pid = sup.running(name) ?? null;
-    const url = urlOf(name);
-    let healthy = false;
-    if (pid !== null) {
-      if (name === 'witness') healthy = await httpHealthy(url!);
-      else if (name.startsWith('signaling-')) healthy = await httpHealthy(url!.replace('ws://', 'http://'));
-      else if (name.startsWith('coturn-'))
-        healthy = await tcpOpen(s.coturn.find((c) => c.name === name)!.port);
-      else if (name === 'nginx' && s.nginx) healthy = await httpHealthy(`http://127.0.0.1:${s.nginx.port}`);
-      else if (name === 'redis') healthy = await pingRedis(url!);
-      else healthy = true;
-    }
-    let uptime: number | null = null;
-    if (pid !== null) {
-      try {
-        uptime = Math.round(
-          (Date.now() - statSync(path.join(stateDir, 'run', `${name}.pid`)).mtimeMs) / 1000,
-        );
-      } catch {
-        uptime = null;
-      }
-    }
-    components.push({
-      name,
-      pid,
-      running: pid !== null,
-      healthy,
-      url,
-      uptime_s: uptime,
-      log: sup.logFile(name),
-    });
-  }
+  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'status' });
+  // In the order they were started: witness first, agents last.
+  const ordered = [...procs].sort(
+    (a, b) => a.started_at.localeCompare(b.started_at) || a.name.localeCompare(b.name),
+  );
+  const components = await Promise.all(
+    ordered.map(async (p): Promise<ComponentStatus> => {
+      const pid = sup.running(p.name) ?? null;
+      return {
+        name: p.name,
+        role: p.role,
+        owner: p.owner,
+        pid,
+        running: pid !== null,
+        healthy: pid !== null && (await answers(p, ctx)),
+        url: p.url ?? null,
+        uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
+        log: sup.logFile(p.name),
+      };
+    }),
+  );
+  const signaling = components.find((c) => c.role === 'signaling' && c.healthy && c.url);
   let mesh: StatusReport['mesh'] = null;
-  const first = urls
-    .signalingHttp(s)
-    .find((_, i) => components.find((c) => c.name === s.signaling[i]!.name)?.healthy);
-  if (first) {
-    const agents = await httpRequest(`${first}/agents`, { timeoutMs: 1_000 }).catch(() => undefined);
-    const conns = await httpRequest(`${first}/connections`, { timeoutMs: 1_000 }).catch(() => undefined);
+  const instances = components.filter((c) => c.role === 'signaling').length;
+  let mode: SignalingMode | null = instances ? signalingMode(instances, false) : null;
+  if (signaling?.url) {
+    const get = (p: string) =>
+      httpRequest(`${httpOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
+        () => undefined,
+      );
+    const [agents, conns, health] = await Promise.all([get('/agents'), get('/connections'), get('/health')]);
+    // The instance says whether it shares the mesh through Redis (a configured one counts too).
+    mode = signalingMode(instances, (health?.json as { cluster?: string })?.cluster === 'redis');
     mesh = {
       agents: ((agents?.json as { agents?: unknown[] })?.agents ?? []).length,
       connected: ((conns?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
@@ -109,16 +116,18 @@ export async function status(stateDir: string): Promise<StatusReport> {
     state_dir: stateDir,
     exists: true,
     components,
-    endpoints: {
-      witness: urls.witness(s),
-      signaling: urls.signaling(s),
-      signaling_http: urls.signalingHttp(s),
-      nginx: urls.nginx(s),
-      stun: urls.stun(s),
-      turn: urls.turn(s),
-    },
+    endpoints: s
+      ? {
+          witness: urls.witness(s),
+          signaling: urls.signaling(s),
+          signaling_http: urls.signalingHttp(s),
+          nginx: urls.nginx(s),
+          stun: urls.stun(s),
+          turn: urls.turn(s),
+        }
+      : null,
     mesh,
-    signaling_mode: signalingMode(s.signaling.length, Boolean(s.redis)),
-    healthy: components.every((c) => c.healthy),
+    signaling_mode: mode,
+    healthy: components.length > 0 && components.every((c) => c.healthy),
   };
 }

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError } from '../../errors.js';
@@ -7,9 +6,10 @@ import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
+import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
-import { signalingServeArgs } from '../shared.js';
-import { hasRedisServer, planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
+import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import {
   freePort,
   httpHealthy,
@@ -41,42 +41,30 @@ export interface UpReport {
   elapsed_ms: number;
 }
 
-function hasBinary(name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
-
 /**
  * Brings up a complete local mesh (witness, coturn ×2 if installed, signaling ×N, agents) and
  * verifies it. Idempotent: what already runs and answers is left alone; stale pid files are cleared.
  */
-export async function up(o: UpOptions): Promise<UpReport> {
-  const t0 = Date.now();
-  const sup = new Supervisor(o.stateDir);
+export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
+  const t0 = ctx.clock.now();
+  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'up' });
+  const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
+    waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
+  const get = (url: string) =>
+    httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
+      () => undefined,
+    );
   const sec = secrets(o.stateDir);
   let stack = readStack(o.stateDir);
   if (!stack || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
-    const withCoturn = hasBinary('turnserver');
+    const withCoturn = await hasBinary(ctx, 'turnserver');
     if (!withCoturn)
       o.progress.info(
         'coturn is not installed (apt-get install coturn): agents get no STUN/TURN server of their own',
       );
     stack = {
       version: 1,
-      created_at: new Date().toISOString(),
+      created_at: new Date(ctx.clock.now()).toISOString(),
       agents: o.agents,
       witness: stack?.witness ?? { name: 'witness', port: await freePort() },
       coturn: withCoturn
@@ -94,8 +82,12 @@ export async function up(o: UpOptions): Promise<UpReport> {
           port: await freePort(),
         })),
       ),
-      ...(hasBinary('nginx') ? { nginx: { name: 'nginx' as const, port: await freePort() } } : {}),
-      ...(hasRedisServer() ? { redis: { name: 'redis' as const, port: await freePort() } } : {}),
+      ...((await hasBinary(ctx, 'nginx'))
+        ? { nginx: { name: 'nginx' as const, port: await freePort() } }
+        : {}),
+      ...((await hasBinary(ctx, 'redis-server'))
+        ? { redis: { name: 'redis' as const, port: await freePort() } }
+        : {}),
     };
     writeStack(o.stateDir, stack);
   }
@@ -132,7 +124,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
     o.progress.step(spec.name, 'running', 'starting');
     await sup.stop(spec.name, 2_000);
     sup.start({ cwd: o.stateDir, ...spec });
-    if (!(await waitFor(healthy, 20_000))) {
+    if (!(await poll(healthy, 20_000))) {
       const last = sup.tail(spec.name, 15);
       await sup.stop(spec.name, 2_000);
       throw new CheckFailedError(
@@ -147,6 +139,9 @@ export async function up(o: UpOptions): Promise<UpReport> {
   await ensure(
     {
       name: 'witness',
+      role: 'witness',
+      url: urls.witness(s),
+      port: s.witness.port,
       command: node,
       args: [
         bin,
@@ -167,6 +162,9 @@ export async function up(o: UpOptions): Promise<UpReport> {
     await ensure(
       {
         name: c.name,
+        role: 'coturn',
+        port: c.port,
+        url: `turn:127.0.0.1:${c.port}?transport=udp`,
         command: 'turnserver',
         args: turnserverArgs({
           port: c.port,
@@ -181,12 +179,18 @@ export async function up(o: UpOptions): Promise<UpReport> {
   }
   if (s.redis && topology.redis) {
     const redisUrl = topology.redis.url;
-    await ensure(redisProcessSpec('redis', s.redis.port, o.stateDir), () => pingRedis(redisUrl));
+    await ensure(
+      { ...redisProcessSpec('redis', s.redis.port, o.stateDir), url: redisUrl, port: s.redis.port },
+      () => pingRedis(redisUrl),
+    );
   }
   for (const sig of s.signaling) {
     await ensure(
       {
         name: sig.name,
+        role: 'signaling',
+        port: sig.port,
+        url: `ws://127.0.0.1:${sig.port}`,
         command: node,
         args: signalingServeArgs(bin, {
           port: sig.port,
@@ -208,7 +212,10 @@ export async function up(o: UpOptions): Promise<UpReport> {
     } else {
       o.progress.step('nginx', 'running', 'starting');
       await sup.stop('nginx', 2_000);
-      sup.adopt('nginx', await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false));
+      sup.adopt(
+        { name: 'nginx', role: 'nginx', port: nginxPort, url: `ws://127.0.0.1:${nginxPort}` },
+        await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false),
+      );
       started.push('nginx');
       o.progress.step(
         'nginx',
@@ -219,7 +226,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
   }
   const first = urls.signalingHttp(s)[0]!;
   const countAgents = async () => {
-    const r = await httpRequest(`${first}/agents`, { timeoutMs: 1_000 }).catch(() => undefined);
+    const r = await get(`${first}/agents`);
     return ((r?.json as { agents?: { agent_id: string }[] })?.agents ?? []).filter((a) =>
       a.agent_id.startsWith('agent-'),
     ).length;
@@ -227,6 +234,7 @@ export async function up(o: UpOptions): Promise<UpReport> {
   await ensure(
     {
       name: 'agents',
+      role: 'agents',
       command: node,
       args: [
         bin,
@@ -260,8 +268,8 @@ export async function up(o: UpOptions): Promise<UpReport> {
   );
   const expected = o.agents * (o.agents - 1);
   let connected = 0;
-  await waitFor(async () => {
-    const r = await httpRequest(`${first}/connections`, { timeoutMs: 1_000 }).catch(() => undefined);
+  await poll(async () => {
+    const r = await get(`${first}/connections`);
     connected = ((r?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
       (c) => c.state === 'connected',
     ).length;
@@ -301,54 +309,6 @@ export async function up(o: UpOptions): Promise<UpReport> {
     signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },
     verification,
-    elapsed_ms: Date.now() - t0,
+    elapsed_ms: ctx.clock.now() - t0,
   };
-}
-
-export const STOP_ORDER = (s: StackFile) => [
-  'agents',
-  ...(s.nginx ? ['nginx'] : []),
-  ...s.signaling.map((x) => x.name).reverse(),
-  ...(s.redis ? ['redis'] : []),
-  ...s.coturn.map((c) => c.name).reverse(),
-  'witness',
-];
-
-export interface DownReport {
-  state_dir: string;
-  stopped: string[];
-  not_running: string[];
-  elapsed_ms: number;
-}
-
-export async function down(stateDir: string): Promise<DownReport> {
-  const t0 = Date.now();
-  const s = readStack(stateDir);
-  const sup = new Supervisor(stateDir);
-  const stopped: string[] = [];
-  const notRunning: string[] = [];
-  // Agents first (they say goodbye), then the services they use, witness last so it records the
-  // departures; within a tier in parallel (coturn alone takes ~2 s to honour SIGTERM).
-  // Every process with a pid file in the state dir: what `up` started and what `deploy` started.
-  const all = [...new Set([...(s ? STOP_ORDER(s) : []), ...sup.names()])];
-  const isAgent = (n: string) => n === 'agents' || n.startsWith('deploy-agent-');
-  const isFront = (n: string) =>
-    n.startsWith('signaling-') || n.startsWith('deploy-signaling-') || n === 'deploy-nginx';
-  const rest = all.filter((n) => !isAgent(n) && !isFront(n) && !n.startsWith('coturn-') && n !== 'witness');
-  const tiers = [
-    all.filter(isAgent),
-    all.filter(isFront),
-    rest,
-    all.filter((n) => n.startsWith('coturn-')),
-    all.filter((n) => n === 'witness'),
-  ];
-  for (const tier of tiers) {
-    await Promise.all(
-      tier.map(async (name) => {
-        if (sup.running(name) === undefined) notRunning.push(name);
-        else if (await sup.stop(name)) stopped.push(name);
-      }),
-    );
-  }
-  return { state_dir: stateDir, stopped, not_running: notRunning, elapsed_ms: Date.now() - t0 };
 }

@@ -18,6 +18,11 @@ export interface WitnessServerDeps {
   /** When set, queries need it as a bearer token too. */
   queryToken?: string | undefined;
   now?: () => number;
+  /**
+   * Monotonic milliseconds for query deadlines and timings (default performance.now); give the
+   * store the same one. Tests inject a fake clock to prove the 503 and slicing paths without timing.
+   */
+  monotonicNow?: () => number;
   /** Sign a checkpoint after this many new events … */
   checkpointEvery?: number;
   /** … or this often when anything was appended. */
@@ -44,6 +49,7 @@ export function witnessOrigin(publicKey: Uint8Array): string {
 
 export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   const now = deps.now ?? Date.now;
+  const monotonicNow = deps.monotonicNow ?? (() => performance.now());
   const store = deps.store;
   const origin = witnessOrigin(deps.signer.publicKey);
   const every = deps.checkpointEvery ?? 1000;
@@ -123,7 +129,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
             if (i >= 0) waiting.splice(i, 1);
             reject(new QueryTimeoutError('waited past the deadline'));
           },
-          Math.max(0, deadlineMs - performance.now()),
+          Math.max(0, deadlineMs - monotonicNow()),
         );
         waiting.push(wake);
       });
@@ -220,7 +226,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
           res,
           200,
           `{"results":[${r.bodies.join(',')}],"count":${r.bodies.length},"next_cursor":${next}}`,
-          { 'server-timing': `total;dur=${(performance.now() - arrival).toFixed(1)}` },
+          { 'server-timing': `total;dur=${(monotonicNow() - arrival).toFixed(1)}` },
         );
       } catch (err) {
         if (err instanceof QueryTimeoutError) {
@@ -327,7 +333,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
 
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by default).
   const http = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
-    const arrival = performance.now();
+    const arrival = monotonicNow();
     const url = new URL(req.url ?? '/', 'http://witness');
     const key = `${req.method} ${url.pathname}`;
     const handler = routes[key];
@@ -344,7 +350,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       const e = err instanceof HttpError ? err : new HttpError(500, 'internal', (err as Error).message);
       if (e.status >= 500) log('error', 'request failed', { route: key, error: e.message });
       if (!res.headersSent)
-        sendError(res, e, { 'server-timing': `total;dur=${(performance.now() - arrival).toFixed(1)}` });
+        sendError(res, e, { 'server-timing': `total;dur=${(monotonicNow() - arrival).toFixed(1)}` });
       else res.destroy();
     } finally {
       m.requests.inc({ route: handler ? key : 'other', status: String(res.statusCode) });

@@ -58,6 +58,7 @@ const SLICE_MS = 5;
 class SliceExpired extends Error {}
 
 const scan = {
+  now: () => performance.now(),
   deadline: Number.POSITIVE_INFINITY,
   sliceEnd: Number.POSITIVE_INFINITY,
   last: undefined as { ts: number; id: number } | undefined,
@@ -65,7 +66,7 @@ const scan = {
 };
 
 function tick(ts: unknown, id: unknown): void {
-  const t = performance.now();
+  const t = scan.now();
   if (t > scan.deadline) throw new QueryTimeoutError('query deadline exceeded');
   if (typeof ts !== 'number' || typeof id !== 'number') return;
   const last = scan.last;
@@ -77,6 +78,11 @@ function tick(ts: unknown, id: unknown): void {
 export interface SqliteStoreOptions {
   /** Group commit: appends arriving in the same turn of the event loop share one transaction. */
   groupCommit?: boolean;
+  /**
+   * Monotonic milliseconds for query slices and deadlines (default performance.now). It must be
+   * the witness server's `monotonicNow`, as deadlines come from it; tests inject a fake one.
+   */
+  monotonicNow?: () => number;
 }
 
 export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SqliteWitnessStore {
@@ -94,12 +100,14 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   private readonly stmtCache = new Map<string, Database.Statement>();
   private readonly s: Record<string, Database.Statement>;
   private readonly groupCommit: boolean;
+  private readonly monotonicNow: () => number;
 
   constructor(
     readonly file: string,
     opts: SqliteStoreOptions,
   ) {
     this.groupCommit = opts.groupCommit ?? true;
+    this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.db = new Database(file);
     // An acknowledged event must survive kill -9 and power loss: WAL with a full fsync per commit.
     this.db.pragma('journal_mode = WAL');
@@ -253,8 +261,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       const stmt = this.statement(
         `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
       );
+      scan.now = this.monotonicNow;
       scan.deadline = deadlineMs;
-      scan.sliceEnd = performance.now() + SLICE_MS;
+      scan.sliceEnd = this.monotonicNow() + SLICE_MS;
       scan.last = undefined;
       scan.ordered = true;
       try {
@@ -271,7 +280,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         scan.sliceEnd = Number.POSITIVE_INFINITY;
       }
       await new Promise((r) => setImmediate(r));
-      if (performance.now() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
+      if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
     }
     const more = rows.length > q.limit;
     const page = more ? rows.slice(0, q.limit) : rows;

@@ -1,0 +1,46 @@
+import { listProcesses, STOP_TIERS } from '../../state/processes.js';
+import type { OpContext } from '../shared.js';
+import { type StopOutcome, Supervisor } from './supervisor.js';
+
+export interface DownReport {
+  state_dir: string;
+  /** Every recorded process is in exactly one of these. */
+  stopped: string[];
+  not_running: string[];
+  /** Still alive after SIGTERM, the grace period and SIGKILL. */
+  failed: string[];
+  elapsed_ms: number;
+}
+
+export interface DownOptions {
+  stateDir: string;
+  /** SIGTERM to SIGKILL, per process. */
+  graceMs?: number;
+}
+
+/**
+ * Stops every process of the state directory, whoever started it (`up`, `deploy`), in STOP_TIERS
+ * order: agents, then every service at once, the witness last.
+ */
+export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promise<DownReport> {
+  const t0 = ctx.clock.now();
+  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'down' });
+  const procs = listProcesses(o.stateDir);
+  const outcome: Record<StopOutcome, string[]> = { stopped: [], not_running: [], failed: [] };
+  const rank = (role: string) => {
+    const i = STOP_TIERS.findIndex((t) => (t as string[]).includes(role));
+    return i < 0 ? 1 : i;
+  };
+  for (let tier = 0; tier < STOP_TIERS.length; tier++) {
+    await Promise.all(
+      procs
+        .filter((p) => rank(p.role) === tier)
+        .map(async (p) => {
+          const r = await sup.stop(p.name, o.graceMs ?? 5_000);
+          outcome[r].push(p.name);
+        }),
+    );
+  }
+  for (const list of Object.values(outcome)) list.sort();
+  return { state_dir: o.stateDir, ...outcome, elapsed_ms: ctx.clock.now() - t0 };
+}

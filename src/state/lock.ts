@@ -1,0 +1,134 @@
+// An exclusive lock in the state directory (deploy now; incidents and maintenance later). Taking it
+// is atomic: the holder's record is written whole to a private file, then hard-linked to the lock's
+// name, which fails if anyone holds it. A lock whose holder is dead is taken over by compare-and-swap,
+// never delete-then-create (which lets two takers each delete the other's fresh lock).
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { CheckFailedError } from '../errors.js';
+import { isAlive } from '../exec/pid.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { statePaths } from './state-dir.js';
+
+export interface LockHolder {
+  pid: number;
+  purpose: string;
+  since: string;
+  /** Unique to one taking of the lock: what the compare-and-swap compares. */
+  token: string;
+}
+
+export interface HeldLock {
+  holder: LockHolder;
+  release(): Promise<void>;
+}
+
+/** A taker that died between its claim and its swap leaves a claim; one older than this is void. */
+const ABANDONED_CLAIM_MS = 30_000;
+
+async function readHolder(file: string): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+function heldError(name: string, file: string, h: LockHolder): CheckFailedError {
+  return new CheckFailedError(
+    `the ${name} lock is held by pid ${h.pid} (${h.purpose}, since ${h.since})`,
+    `wait for it to finish, or remove ${file} if pid ${h.pid} is not ifmesh`,
+    'locked',
+  );
+}
+
+/**
+ * Takes lock `name` of `stateDir` or fails at once (exit 1, code `locked`) naming the holder.
+ *
+ * Stale takeover, as a compare-and-swap on the holder's token T: hard-link the lock to `<lock>.T`
+ * (only one taker can create that name), check the linked file really is T (the lock may have changed
+ * since we read it: then undo and start over), and only then rename our record over the lock. Every
+ * other taker of T fails at the link, and a taker that read an older token finds the content changed.
+ */
+export async function acquireLock(
+  stateDir: string,
+  name: string,
+  purpose: string,
+  clock: Clock = systemClock,
+): Promise<HeldLock> {
+  const file = statePaths(stateDir).lock(name);
+  await fs.mkdir(stateDir, { recursive: true });
+  const me: LockHolder = {
+    pid: process.pid,
+    purpose,
+    since: new Date(clock.now()).toISOString(),
+    token: randomBytes(12).toString('hex'),
+  };
+  const mine = `${file}.${me.token}.new`;
+  await fs.writeFile(mine, JSON.stringify(me), { mode: 0o600 });
+  try {
+    // Bounded: each round takes the lock, fails naming a live holder, or saw the lock change hands.
+    for (let round = 0; round < 100; round++) {
+      try {
+        await fs.link(mine, file);
+        return held(file, me);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const h = await readHolder(file);
+      if (!h) continue; // released (or being written by an old-style writer) in between: try again
+      if (isAlive(h.pid)) throw heldError(name, file, h);
+      const claim = `${file}.${h.token}.claim`;
+      try {
+        await fs.link(file, claim);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        if (code !== 'EEXIST') throw err;
+        // Someone else is taking over this very lock: wait for them to finish and name them,
+        // unless they died mid-way and left the claim behind.
+        const st = await fs.stat(claim).catch(() => undefined);
+        if (st && clock.now() - st.ctimeMs > ABANDONED_CLAIM_MS) await fs.unlink(claim).catch(() => {});
+        else await clock.sleep(20);
+        continue;
+      }
+      const claimed = await readHolder(claim);
+      if (claimed?.token !== h.token) {
+        // The lock changed between our read and our link: that claim names a live lock, not T.
+        await fs.unlink(claim).catch(() => {});
+        continue;
+      }
+      await fs.rename(mine, file);
+      await fs.unlink(claim).catch(() => {});
+      return held(file, me);
+    }
+    throw new CheckFailedError(`the ${name} lock at ${file} keeps changing hands`, 'try again', 'locked');
+  } finally {
+    await fs.unlink(mine).catch(() => {});
+  }
+}
+
+function held(file: string, me: LockHolder): HeldLock {
+  return {
+    holder: me,
+    release: async () => {
+      // Only our own lock: had it been taken over (we looked dead), it is someone else's now.
+      if ((await readHolder(file))?.token === me.token) await fs.unlink(file).catch(() => {});
+    },
+  };
+}
+
+/** Runs `fn` holding lock `name`; released however `fn` ends. */
+export async function withLock<T>(
+  stateDir: string,
+  name: string,
+  purpose: string,
+  fn: () => Promise<T>,
+  clock: Clock = systemClock,
+): Promise<T> {
+  const lock = await acquireLock(stateDir, name, purpose, clock);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,39 @@
+// One model of the state directory (STYLE rule 13): every path under it is named here and nowhere
+// else, so a new procedure asks this module where things live instead of joining strings.
+import path from 'node:path';
+
+/** Where ifmesh keeps local state: --state-dir, else $IFMESH_STATE_DIR, else ./.ifmesh. */
+export function resolveStateDir(cwd: string, env: Record<string, string | undefined>, flag?: string): string {
+  return path.resolve(cwd, flag ?? env.IFMESH_STATE_DIR ?? '.ifmesh');
+}
+
+/** The layout of one state directory. */
+export function statePaths(root: string) {
+  const at = (...p: string[]) => path.join(root, ...p);
+  return {
+    root,
+    /** The local stack `up` made: ports of every component. */
+    stack: at('stack.json'),
+    /** Generated local secrets (0600), never printed. */
+    secrets: at('secrets.json'),
+    adminToken: at('admin.token'),
+    witnessDb: at('witness.db'),
+    /** One record per process ifmesh started, with its role (src/state/processes.ts). */
+    run: at('run'),
+    processFile: (name: string) => at('run', `${name}.json`),
+    logs: at('logs'),
+    logFile: (name: string) => at('logs', `${name}.log`),
+    releases: at('releases'),
+    releaseFile: (id: string) => at('releases', `${id}.json`),
+    currentRelease: at('releases', 'current'),
+    /** Locks: `deploy` now; incidents and maintenance take their own later. */
+    lock: (name: string) => at(`${name}.lock`),
+    reports: at('reports'),
+    /** Events waiting for an unreachable witness, one NDJSON file per producer. */
+    spool: at('witness-spool'),
+    checkpoints: at('witness-checkpoint.json'),
+    nginx: at('nginx'),
+  };
+}
+
+export type StatePaths = ReturnType<typeof statePaths>;

@@ -1,0 +1,35 @@
+// The clock lives below every layer (ops, agent, services) so each can take one; src/cli/context
+// re-exports it as part of the Context.
+
+/** An opaque timer handle: Node's Timeout for the system clock, the fake clock's own in tests. */
+export type TimerHandle = object;
+
+/**
+ * Time as an input (STYLE rule 12): every op reads time and waits only through this, so a test
+ * drives canary windows, backoff and grace periods with a fake clock instead of waiting.
+ */
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(timer: TimerHandle | undefined): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout | undefined),
+};

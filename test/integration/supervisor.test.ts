@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isAlive, isZombie } from '../../src/exec/pid.js';
+import { Supervisor } from '../../src/ops/stack/supervisor.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { systemClock } from '../../src/util/clock.js';
+import { waitFor } from '../../src/util/wait.js';
+import { tempDir } from '../helpers/cli.js';
+import { FakeClock } from '../helpers/clock.js';
+import { trackPid } from '../helpers/pids.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+function state(): string {
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+const until = (cond: () => boolean, what: string) =>
+  waitFor(cond, { timeoutMs: 10_000, intervalMs: 10 }, systemClock).then((ok) => {
+    if (!ok) throw new Error(`timed out waiting for ${what}`);
+  });
+
+// Ignores SIGTERM (says so), and answers "pong" to every "ping" on stdin: proof it is still alive.
+const STUBBORN = `
+process.on('SIGTERM', () => process.stdout.write('TERM\\n'));
+process.stdin.on('data', () => process.stdout.write('pong\\n'));
+process.stdout.write('ready\\n');
+setInterval(() => {}, 1 << 30);
+`;
+
+describe('Supervisor.stop', () => {
+  it('sends SIGKILL to a process that ignores SIGTERM exactly when the fake clock passes the grace period', async () => {
+    const dir = state();
+    const clock = new FakeClock();
+    const sup = new Supervisor(dir, { clock, owner: 'test' });
+    const child = spawn(process.execPath, ['-e', STUBBORN], { stdio: ['pipe', 'pipe', 'inherit'] });
+    trackPid(child.pid);
+    cleanups.push(() => child.kill('SIGKILL'));
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const line = async () => (await lines.next()).value as string;
+    let exit: NodeJS.Signals | null | undefined;
+    child.once('exit', (_code, sig) => {
+      exit = sig;
+    });
+    expect(await line()).toBe('ready');
+    sup.adopt({ name: 'stubborn', role: 'signaling' }, child.pid!);
+    expect(listProcesses(dir)).toMatchObject([
+      { name: 'stubborn', role: 'signaling', pid: child.pid, owner: 'test' },
+    ]);
+
+    const stopped = sup.stop('stubborn', 5_000);
+    expect(await line()).toBe('TERM');
+    await clock.advance(4_999);
+    // Still alive after the step: it answers a ping sent after every timer up to 4,999 ms has fired.
+    child.stdin!.write('ping\n');
+    expect(await line()).toBe('pong');
+    expect(exit).toBeUndefined();
+
+    await clock.advance(1);
+    await until(() => exit !== undefined, 'the child to exit');
+    expect(exit).toBe('SIGKILL');
+    // the post-kill poll runs on the fake clock too
+    let outcome: string | undefined;
+    void stopped.then((o) => {
+      outcome = o;
+    });
+    for (let i = 0; i < 100 && outcome === undefined; i++) await clock.advance(25);
+    expect(outcome).toBe('stopped');
+    expect(listProcesses(dir)).toEqual([]);
+  });
+
+  it('treats a zombie as gone: not running, nothing to stop', async () => {
+    const dir = state();
+    // `true` runs in the background of a shell that then becomes `sleep`, which never reaps it.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    trackPid(parent.pid);
+    cleanups.push(() => parent.kill('SIGKILL'));
+    const zombie = Number(
+      (await createInterface({ input: parent.stdout! })[Symbol.asyncIterator]().next()).value,
+    );
+    await until(() => isZombie(zombie), `pid ${zombie} to become a zombie`);
+    expect(isAlive(zombie)).toBe(false);
+    expect(isAlive(parent.pid!)).toBe(true);
+
+    const sup = new Supervisor(dir, { clock: new FakeClock(), owner: 'test' });
+    sup.adopt({ name: 'ghost', role: 'agents' }, zombie);
+    expect(sup.running('ghost')).toBeUndefined();
+    expect(await sup.stop('ghost')).toBe('not_running');
+    expect(listProcesses(dir)).toEqual([]);
+  });
+});
