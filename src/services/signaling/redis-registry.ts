@@ -76,6 +76,17 @@ redis.call('DEL', P..'rep:'..id)
 return out
 `;
 
+// A mesh's members in one round trip (registration lists them every time).
+const MESH = `
+local P, mesh = ARGV[1], ARGV[2]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', P..'mesh:'..mesh)) do
+  local r = redis.call('HGET', P..'agents', id)
+  if r then table.insert(out, r) end
+end
+return out
+`;
+
 // Removes the registrations of an instance whose liveness key has expired (or, with force, of the
 // caller itself on shutdown). Atomic, so of several instances reaping the same one, one gets the
 // records and announces the departures.
@@ -102,7 +113,7 @@ return out
 type Script = (...args: string[]) => Promise<unknown>;
 
 export class RedisRegistry implements MeshRegistry {
-  private readonly scripts: Record<'claim' | 'release' | 'report' | 'forget' | 'reap', Script>;
+  private readonly scripts: Record<'claim' | 'release' | 'report' | 'forget' | 'reap' | 'mesh', Script>;
 
   constructor(
     readonly redis: Redis,
@@ -120,6 +131,7 @@ export class RedisRegistry implements MeshRegistry {
       report: bind('report', REPORT),
       forget: bind('forget', FORGET),
       reap: bind('reap', REAP),
+      mesh: bind('mesh', MESH),
     };
   }
 
@@ -159,10 +171,8 @@ export class RedisRegistry implements MeshRegistry {
       const all = await this.guard(this.redis.hvals(this.key('agents')));
       return all.map((r) => JSON.parse(r) as AgentRecord);
     }
-    const ids = await this.guard(this.redis.smembers(this.key(`mesh:${mesh}`)));
-    if (ids.length === 0) return [];
-    const raw = await this.guard(this.redis.hmget(this.key('agents'), ...ids));
-    return raw.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as AgentRecord);
+    const raw = (await this.scripts.mesh(mesh)) as string[];
+    return raw.map((r) => JSON.parse(r) as AgentRecord);
   }
 
   async count(): Promise<number> {
