@@ -104,6 +104,30 @@ describe('signaling cluster over Redis', () => {
     expect((await getJson(`${s1.http}/connections`)).json.connections).toEqual([]);
   });
 
+  it('relays to an agent that moved to another instance, however fresh the move', async () => {
+    const [s1, s2, s3] = [await instance(), await instance(), await instance()];
+    const a = await client(s1);
+    await a.register('agent-a');
+    const b = await client(s2);
+    await b.register('agent-b');
+    for (let round = 0; round < 5; round++) {
+      // s2 learns (and caches) where agent-a is…
+      b.send({ type: 'offer', to: 'agent-a', sdp: `before-${round}` });
+      const current = clients.find(
+        (c) =>
+          c.frames.some((f) => f.type === 'registered' && f.agent_id === 'agent-a') &&
+          c.ws.readyState === c.ws.OPEN,
+      )!;
+      expect(await current.next('offer')).toMatchObject({ from: 'agent-b', sdp: `before-${round}` });
+      // …then agent-a moves, and b sends at once.
+      const moved = await client([s1, s3][round % 2 === 0 ? 1 : 0]!);
+      await moved.register('agent-a', a.keys);
+      b.send({ type: 'offer', to: 'agent-a', sdp: `after-${round}` });
+      expect(await moved.next('offer')).toMatchObject({ from: 'agent-b', sdp: `after-${round}` });
+      expect((await current.closed).code).toBe(4409);
+    }
+  });
+
   it('of two agents registering at once on two instances, exactly one lists the other (so one offers)', async () => {
     const [s1, s2] = [await instance(), await instance()];
     for (let round = 0; round < 10; round++) {

@@ -35,8 +35,15 @@ interface ClusterMessage {
   o?: string | null;
   f?: string;
   x?: string;
+  /** The agent an announcement is about (its cached location is dropped). */
+  a?: string;
+  /** A relay frame sent on a cached location. */
+  c?: number;
   p?: AdminPush;
 }
+
+const WHERE_TTL_MS = 5_000;
+const WHERE_MAX = 100_000;
 
 const ROTATION_TTL_S = 24 * 3600;
 
@@ -52,6 +59,11 @@ export class RedisCluster implements MeshCluster {
   private readonly log: NonNullable<RedisClusterOptions['log']>;
   private core: MeshCore | undefined;
   private readonly meshSubs = new Set<string>();
+  /**
+   * Where agents held elsewhere are, so a relayed frame costs one publish, not a lookup too. Dropped
+   * on any announcement about the agent and after WHERE_TTL_MS; a stale entry costs one forward.
+   */
+  private readonly where = new Map<string, { instanceId: string; mesh: string; at: number }>();
   private timer: NodeJS.Timeout | undefined;
   private reconciled = false;
   private reconciling: Promise<void> | undefined;
@@ -215,14 +227,28 @@ export class RedisCluster implements MeshCluster {
       s.ws.send(text);
       return true;
     }
+    const now = Date.now();
+    const hit = this.where.get(agentId);
+    if (hit && hit.mesh === mesh && now - hit.at < WHERE_TTL_MS) {
+      // c: sent on a cached location; the receiver forwards it if the agent moved meanwhile.
+      if ((await this.publishRelay(hit.instanceId, { to: agentId, mesh, t: text, c: 1 })) > 0) return true;
+      this.where.delete(agentId);
+    }
+    return this.lookupAndRelay(agentId, mesh, text);
+  }
+
+  private async lookupAndRelay(agentId: string, mesh: string, text: string): Promise<boolean> {
     const rec = await this.registry.get(agentId);
     if (!rec || rec.mesh !== mesh || rec.instanceId === this.me) return false;
-    const n = await this.cmd
-      .publish(this.key(`relay:${rec.instanceId}`), JSON.stringify({ to: agentId, mesh, t: text }))
-      .catch((err) => {
-        throw new RegistryUnavailableError(err);
-      });
-    return n > 0;
+    if (this.where.size >= WHERE_MAX) this.where.clear();
+    this.where.set(agentId, { instanceId: rec.instanceId, mesh, at: Date.now() });
+    return (await this.publishRelay(rec.instanceId, { to: agentId, mesh, t: text })) > 0;
+  }
+
+  private publishRelay(instanceId: string, m: ClusterMessage): Promise<number> {
+    return this.cmd.publish(this.key(`relay:${instanceId}`), JSON.stringify(m)).catch((err) => {
+      throw new RegistryUnavailableError(err);
+    });
   }
 
   /** Tells the instance that held `replaced` to close that socket: the agent registered here. */
@@ -252,8 +278,11 @@ export class RedisCluster implements MeshCluster {
         }
         return;
       }
-      const s = m.to === undefined ? undefined : core.local.get(m.to);
-      if (s && s.mesh === m.mesh && s.ws.readyState === s.ws.OPEN && m.t) s.ws.send(m.t);
+      if (m.to === undefined || m.mesh === undefined || !m.t) return;
+      const s = core.local.get(m.to);
+      if (s && s.mesh === m.mesh && s.ws.readyState === s.ws.OPEN) s.ws.send(m.t);
+      // Sent to where the agent was: forward once to where it is now.
+      else if (!s && m.c) void this.lookupAndRelay(m.to, m.mesh, m.t).catch((err) => this.warn(err));
       return;
     }
     if (channel === this.key('admin')) {
@@ -261,6 +290,7 @@ export class RedisCluster implements MeshCluster {
       return;
     }
     if (channel.startsWith(this.key('ann:'))) {
+      if (m.a) this.where.delete(m.a);
       if (m.o === this.me) return;
       const mesh = channel.slice(this.key('ann:').length);
       for (const s of core.meshes.get(mesh) ?? []) {
@@ -276,7 +306,9 @@ export class RedisCluster implements MeshCluster {
     exceptAgent?: string,
     origin: string | null = this.me,
   ): void {
-    const msg = JSON.stringify({ o: origin, f: JSON.stringify(frame), x: exceptAgent });
+    const about = typeof frame.agent_id === 'string' ? frame.agent_id : undefined;
+    if (about) this.where.delete(about);
+    const msg = JSON.stringify({ o: origin, f: JSON.stringify(frame), x: exceptAgent, a: about });
     this.cmd.publish(this.key(`ann:${mesh}`), msg).catch((err) => this.warn(err));
   }
 
