@@ -90,12 +90,14 @@ describe('one mesh across signaling instances (Redis)', () => {
       20_000,
     );
     expect(done).toMatchObject({ completed: 6, total: 6, pending: [] });
-    const rekeyed = await listAgents(httpOf(sig[0]!));
-    for (const [i, a] of agents.entries()) {
-      const row = rekeyed.find((r) => r.agent_id === a.id) as AgentRow & { public_key: string };
-      expect(row.public_key).toBe(Buffer.from(a.publicKey).toString('base64url'));
-      expect(row.public_key).not.toBe(oldKeys[i]);
-    }
+    // Every instance's registry holds each agent's new key. (Waited for: the agent sends keys-rotated
+    // before its re-registration under the new key is answered, so "completed" can come first.)
+    const keyOf = (a: MeshAgent) => Buffer.from(a.publicKey).toString('base64url');
+    await until('the new keys registered, seen from sig-1', async () => {
+      const rows = (await listAgents(httpOf(sig[0]!))) as (AgentRow & { public_key: string })[];
+      return agents.every((a) => rows.find((r) => r.agent_id === a.id)?.public_key === keyOf(a));
+    });
+    expect(agents.map(keyOf).some((k, i) => k === oldKeys[i])).toBe(false);
     await fullMesh(agents);
     // Signed under the new keys, verified by peers on other instances that learned them (agent-joined).
     for (const a of agents)

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { applyNginx, type NginxPlan } from '../../src/exec/nginx.js';
+import type { WitnessEvent } from '../../src/protocol/witness.js';
 import { trackPid } from './pids.js';
 import { freePort } from './processes.js';
 
@@ -39,6 +40,9 @@ export async function startNginx(upstreams: number[], backups: number[] = []): P
   };
 }
 
+/** What the agents of a test logged, to print when a mesh does not form. */
+export const agentEvents: (WitnessEvent & { me: string })[] = [];
+
 /** A werift agent gathering loopback only, with its signaling URLs in failover order. */
 export function meshAgent(
   id: string,
@@ -56,6 +60,7 @@ export function meshAgent(
     backoffBaseMs: 100,
     backoffMaxMs: 500,
     statsIntervalMs: 500,
+    events: { log: (e) => agentEvents.push({ ...e, me: id }) },
   });
   a.start();
   return a;
@@ -64,12 +69,22 @@ export function meshAgent(
 /** Every agent has a ready, signed channel to every other. */
 export async function fullMesh(agents: MeshAgent[], timeoutMs = 30_000): Promise<void> {
   const ids = agents.map((a) => a.id);
-  await Promise.all(
-    agents.map((a) =>
-      a.waitForPeers(
-        ids.filter((i) => i !== a.id),
-        timeoutMs,
+  try {
+    await Promise.all(
+      agents.map((a) =>
+        a.waitForPeers(
+          ids.filter((i) => i !== a.id),
+          timeoutMs,
+        ),
       ),
-    ),
-  );
+    );
+  } catch (err) {
+    // Say what the agents that did not link went through, so a failure can be read, not guessed.
+    const pair = /(\S+): no ready channel to (.*) within/.exec((err as Error).message);
+    const who = pair ? [pair[1]!, ...pair[2]!.split(', ')] : ids;
+    const trail = agentEvents
+      .filter((e) => who.includes(e.me) && (!e.peer_id || who.includes(e.peer_id)))
+      .map((e) => `${e.me} ${e.event} ${e.peer_id ?? ''} ${JSON.stringify(e.metadata ?? {}).slice(0, 160)}`);
+    throw new Error(`${(err as Error).message}\n${trail.join('\n')}`);
+  }
 }

@@ -64,6 +64,11 @@ export class RedisCluster implements MeshCluster {
    * on any announcement about the agent and after WHERE_TTL_MS; a stale entry costs one forward.
    */
   private readonly where = new Map<string, { instanceId: string; mesh: string; at: number }>();
+  /**
+   * Frames to one agent leave in the order they came: a cache hit must not overtake a frame still
+   * waiting for its lookup (an ICE candidate before its offer is dropped by the peer).
+   */
+  private readonly queues = new Map<string, Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
   private reconciled = false;
   private reconciling: Promise<void> | undefined;
@@ -227,6 +232,19 @@ export class RedisCluster implements MeshCluster {
       s.ws.send(text);
       return true;
     }
+    const prev = this.queues.get(agentId);
+    const p = prev
+      ? prev.then(() => this.deliverRemote(agentId, mesh, text))
+      : this.deliverRemote(agentId, mesh, text);
+    const tail = p.catch(() => {});
+    this.queues.set(agentId, tail);
+    void tail.then(() => {
+      if (this.queues.get(agentId) === tail) this.queues.delete(agentId);
+    });
+    return p;
+  }
+
+  private async deliverRemote(agentId: string, mesh: string, text: string): Promise<boolean> {
     const now = Date.now();
     const hit = this.where.get(agentId);
     if (hit && hit.mesh === mesh && now - hit.at < WHERE_TTL_MS) {
