@@ -83,7 +83,7 @@ export async function fullMesh(agents: MeshAgent[], timeoutMs = 30_000): Promise
     const pair = /(\S+): no ready channel to (.*) within/.exec((err as Error).message);
     const who = pair ? [pair[1]!, ...pair[2]!.split(', ')] : ids;
     const trail = agentEvents
-      .filter((e) => who.includes(e.me) && (!e.peer_id || who.includes(e.peer_id)))
+      .filter((e) => who.includes(e.me) && (!e.peer_id || who.includes(String(e.peer_id))))
       .map((e) => `${e.me} ${e.event} ${e.peer_id ?? ''} ${JSON.stringify(e.metadata ?? {}).slice(0, 160)}`);
     throw new Error(`${(err as Error).message}\n${trail.join('\n')}`);
   }
