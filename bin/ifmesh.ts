@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { getGlobalDispatcher } from 'undici';
+import { createRequire } from 'node:module';
 import { systemClock, systemExec } from '../src/cli/context.js';
 import { runCli } from '../src/cli/run.js';
 
 // The only place that touches process-wide state: builds the real context and sets the exit code.
+const require = createRequire(import.meta.url);
 const controller = new AbortController();
 let interrupts = 0;
 const onSignal = (signal: NodeJS.Signals) => {
@@ -24,7 +25,10 @@ const code = await runCli(process.argv.slice(2), {
   clock: systemClock,
   signal: controller.signal,
   exec: systemExec,
-  dispatcher: getGlobalDispatcher(),
+  // Loaded on first use: `ifmesh --help` and most commands never make an HTTP call.
+  get dispatcher() {
+    return (require('undici') as typeof import('undici')).getGlobalDispatcher();
+  },
 });
 if (controller.signal.aborted && code === 130) {
   // Whatever the interrupted command left pending (a stdin read, a socket) must not keep us alive.

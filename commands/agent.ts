@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
 import { signalingUrls } from '../src/config/endpoints.js';
@@ -8,6 +8,7 @@ import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
+import { resolveWitness } from '../src/ops/shared.js';
 
 interface Flags extends ConfigFlags {
   id?: string;
@@ -24,6 +25,7 @@ interface Flags extends ConfigFlags {
   loopback?: boolean;
   insecure?: boolean;
   stateDir?: string;
+  witness?: string;
   heartbeatTimeout: string;
   healingBase: string;
   json?: boolean;
@@ -31,7 +33,7 @@ interface Flags extends ConfigFlags {
 
 const common = (c: Command) =>
   withJson(withConfigOptions(c))
-    .option('--signaling <urls>', 'signaling URLs, comma-separated, tried in order (ws(s):// or http(s)://)')
+    .addOption(shared('signaling'))
     .option('--stun <urls>', 'STUN URLs (default STUN_SERVERS); werift needs a reachable one')
     .option('--turn <urls>', 'TURN URLs, most preferred first (default TURN_SERVERS)')
     .option('--turn-user <user>', 'TURN username (default TURN_USERNAME)')
@@ -40,7 +42,8 @@ const common = (c: Command) =>
     .option('--mesh <name>', 'join this named mesh instead of the default one')
     .option('--loopback', 'gather only 127.0.0.1 candidates (single-machine meshes and tests)')
     .option('--insecure', 'accept a self-signed wss:// certificate')
-    .option('--state-dir <dir>', 'ifmesh state directory (witness spool)')
+    .addOption(shared('state-dir'))
+    .addOption(shared('witness'))
     .option('--heartbeat-timeout <ms>', 'a peer silent this long is partitioned', '30000')
     .option('--healing-base <ms>', 'first reconnection delay when healing (then ×2, 10 attempts)', '1000');
 
@@ -54,17 +57,13 @@ export function register(cmd: Command, io: CommandIo): void {
     if (policy !== 'all' && policy !== 'relay')
       throw new UsageError(`--ice-policy ${policy} is not all or relay`);
     io.claimSignal();
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     await runAgents(
       {
         ids,
         keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
-        config: loaded.config,
-        signalingUrls: signalingUrls(
-          flags.signaling,
-          ctx.env,
-          loaded.config,
-          resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
-        ),
+        config: resolveWitness(loaded, flags.witness, stateDir),
+        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir),
         ice: { stun: flags.stun, turn: flags.turn, turnUser: flags.turnUser, turnPass: flags.turnPass },
         icePolicy: policy,
         mesh: flags.mesh,

@@ -1,10 +1,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
+import { resolveWitness } from '../src/ops/shared.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
@@ -14,6 +15,7 @@ interface Flags extends ConfigFlags {
   release?: string;
   dryRun?: boolean;
   stateDir?: string;
+  witness?: string;
   basePort: string;
   nginxPort: string;
   json?: boolean;
@@ -32,24 +34,26 @@ export function register(cmd: Command, io: CommandIo): void {
       'port nginx listens on in front of the instances (when nginx is installed)',
       '8440',
     )
-    .option('--state-dir <dir>', 'pid, log and release files (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('state-dir'))
+    .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
       const n = intFlag(flags.instances, '--instances', 1, 16);
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
-          stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+          stateDir,
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
           basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,
-          config: loaded.config,
+          config: resolveWitness(loaded, flags.witness, stateDir),
           cwd: ctx.cwd,
           progress,
         },

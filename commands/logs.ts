@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { shared } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
@@ -11,7 +12,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .argument('[name]', 'component (witness, signaling-1, coturn-1, agents…); default: all')
     .option('-n, --lines <n>', 'lines to print from the end of each log', '50')
     .option('-f, --follow', 'keep printing new lines until interrupted')
-    .option('--state-dir <dir>', 'the stack (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('state-dir'))
     .action(
       async (name: string | undefined, flags: { lines: string; follow?: boolean; stateDir?: string }) => {
         const dir = path.join(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir), 'logs');

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { withJson } from '../src/cli/options.js';
+import { shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { readStdin } from '../src/cli/stdin.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -16,7 +16,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .requiredOption('--to <agent>', 'recipient agent id')
     .requiredOption('--type <type>', 'message type, e.g. ping')
     .option('--payload <json>', 'payload object as JSON', undefined)
-    .option('--json', 'same output: the message is already one JSON document')
+    .addOption(shared('json'))
     .action(async (flags: { key: string; to: string; type: string; payload?: string }) => {
       const message = await signOne({
         keyFile: path.resolve(ctx.cwd, flags.key),

@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
+import { resolveWitness } from '../src/ops/shared.js';
 import { serveSignaling } from '../src/ops/signaling/serve.js';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
@@ -28,6 +29,7 @@ interface Flags extends ConfigFlags {
   cluster?: string;
   clusterTtl: string;
   stateDir?: string;
+  witness?: string;
   json?: boolean;
 }
 
@@ -61,7 +63,8 @@ export function register(cmd: Command, io: CommandIo): void {
           'redis://HOST:PORT shared with the other instances (default SIGNALING_CLUSTER_URL)',
         )
         .option('--cluster-ttl <ms>', 'an instance silent this long leaves the cluster (1000-15000)', '10000')
-        .option('--state-dir <dir>', 'ifmesh state directory (witness spool, held checkpoint)'),
+        .addOption(shared('state-dir'))
+        .addOption(shared('witness')),
     ),
   ).action(async (flags: Flags) => {
     const level = LEVELS[flags.logLevel as keyof typeof LEVELS];
@@ -81,13 +84,14 @@ export function register(cmd: Command, io: CommandIo): void {
     const out = io.output(flags);
     for (const w of loaded.warnings) out.warn(w);
     io.claimSignal();
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     await serveSignaling(
       {
-        config: loaded.config,
+        config: resolveWitness(loaded, flags.witness, stateDir),
         host: loaded.config.signalingHost,
         port: flags.port === '0' ? 0 : loaded.config.signalingPort,
         instanceId: flags.instanceId!,
-        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        stateDir,
         adminTokenFile: flags.adminTokenFile ? path.resolve(ctx.cwd, flags.adminTokenFile) : undefined,
         allowKeysFile: flags.allowKeys ? path.resolve(ctx.cwd, flags.allowKeys) : undefined,
         allowedOrigins: flags.allowedOrigins

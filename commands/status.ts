@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { withJson } from '../src/cli/options.js';
+import { shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
@@ -14,7 +14,7 @@ const MODES = {
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
-    .option('--state-dir <dir>', 'the stack to look at (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('state-dir'))
     .action(async (flags: { stateDir?: string; json?: boolean }) => {
       const report = await status(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir), ctx);
       io.output(flags).result(report, (r, c) => {

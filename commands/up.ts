@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { intFlag, withJson } from '../src/cli/options.js';
+import { intFlag, shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
-import { ExitCode } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
 import { createProgress } from '../src/ui/progress.js';
 
@@ -11,36 +11,63 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(cmd)
     .option('--agents <n>', 'agents in the mesh', '3')
     .option('--instances <n>', 'signaling instances', '2')
-    .option('--state-dir <dir>', 'where the stack keeps its files (default .ifmesh or $IFMESH_STATE_DIR)')
-    .action(async (flags: { agents: string; instances: string; stateDir?: string; json?: boolean }) => {
-      const agents = intFlag(flags.agents, '--agents', 2, 50);
-      const instances = intFlag(flags.instances, '--instances', 1, 8);
-      const out = io.output(flags);
-      const progress = await createProgress(ctx, Boolean(flags.json));
-      const report = await up(
-        {
-          stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
-          agents,
-          instances,
-          progress,
-        },
-        ctx,
-      ).finally(() => progress.close());
-      out.result(report, (r, c) =>
-        [
-          `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,
-          `  witness    ${r.endpoints.witness}`,
-          ...r.endpoints.signaling.map((u) => `  signaling  ${u}`),
-          ...(r.endpoints.nginx
-            ? [`  nginx      ${r.endpoints.nginx} (least_conn in front of the instances)`]
-            : []),
-          ...r.endpoints.turn.map((u) => `  turn       ${u}`),
-          `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
-          `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
-          ...r.verification.failures.map((f) => c.red(`  ${f}`)),
-          c.dim(`  state in ${r.state_dir}; 'ifmesh status', 'ifmesh logs NAME', 'ifmesh down'`),
-        ].join('\n'),
-      );
-      if (!report.verification.ok) io.setExitCode(ExitCode.checkFailed);
-    });
+    .option(
+      '--witness-db <kind>',
+      'sqlite, or postgres: a local PostgreSQL cluster in the state dir',
+      'sqlite',
+    )
+    .addOption(shared('state-dir'))
+    .option(
+      '--with-prometheus',
+      'also run Prometheus on loopback with the exported rules (monitoring export)',
+    )
+    .action(
+      async (flags: {
+        agents: string;
+        instances: string;
+        witnessDb: string;
+        stateDir?: string;
+        json?: boolean;
+        withPrometheus?: boolean;
+      }) => {
+        const agents = intFlag(flags.agents, '--agents', 2, 50);
+        const instances = intFlag(flags.instances, '--instances', 1, 8);
+        if (flags.witnessDb !== 'sqlite' && flags.witnessDb !== 'postgres')
+          throw new UsageError(`--witness-db must be sqlite or postgres, not "${flags.witnessDb}"`);
+        const out = io.output(flags);
+        const progress = await createProgress(ctx, Boolean(flags.json));
+        const report = await up(
+          {
+            stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+            agents,
+            instances,
+            witnessDb: flags.witnessDb,
+            progress,
+            withPrometheus: Boolean(flags.withPrometheus),
+          },
+          ctx,
+        ).finally(() => progress.close());
+        out.result(report, (r, c) =>
+          [
+            `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,
+            `  witness    ${r.endpoints.witness} (${r.endpoints.witness_db})`,
+            ...r.endpoints.signaling.map((u) => `  signaling  ${u}`),
+            ...(r.endpoints.nginx
+              ? [`  nginx      ${r.endpoints.nginx} (least_conn in front of the instances)`]
+              : []),
+            ...r.endpoints.turn.map((u) => `  turn       ${u}`),
+            ...(r.endpoints.prometheus
+              ? [
+                  `  prometheus ${r.endpoints.prometheus} (rules and scrape config in ${r.state_dir}/monitoring)`,
+                ]
+              : []),
+            `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
+            `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
+            ...r.verification.failures.map((f) => c.red(`  ${f}`)),
+            c.dim(`  state in ${r.state_dir}; 'ifmesh status', 'ifmesh logs NAME', 'ifmesh down'`),
+          ].join('\n'),
+        );
+        if (!report.verification.ok) io.setExitCode(ExitCode.checkFailed);
+      },
+    );
 }

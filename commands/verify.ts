@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { signalingUrls, stackStun } from '../src/config/endpoints.js';
+import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -13,6 +13,7 @@ interface Flags extends ConfigFlags {
   agents: string;
   messages: string;
   signaling?: string;
+  witness?: string;
   stun?: string;
   loopback?: boolean;
   insecure?: boolean;
@@ -30,12 +31,13 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .option('--agents <n>', 'temporary agents', '3')
     .option('--messages <n>', 'signed pings per pair', '100')
-    .option('--signaling <urls>', 'signaling URLs (default $IFMESH_SIGNALING_URL or the config)')
+    .addOption(shared('signaling'))
+    .addOption(shared('witness'))
     .option('--stun <urls>', 'STUN URLs (default STUN_SERVERS)')
     .option('--loopback', 'gather only 127.0.0.1 candidates')
     .option('--insecure', 'accept a self-signed wss:// certificate')
     .option('--timeout <ms>', 'time allowed for the mesh to form', '20000')
-    .option('--state-dir <dir>', 'find the local stack here (default .ifmesh or $IFMESH_STATE_DIR)')
+    .addOption(shared('state-dir'))
     .action(async (flags: Flags) => {
       if (!flags.messageExchange)
         throw new UsageError('choose what to verify', 'ifmesh verify --message-exchange');
@@ -44,7 +46,10 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const out = io.output(flags);
+      const w = witnessEndpoint(flags.witness, loaded, stateDir);
       const report = await messageExchange({
+        witness: w.apiKey ? { ...w, stateDir } : undefined,
+        clock: ctx.clock,
         signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir),
         iceServers: iceServers(loaded.config, { stun: flags.stun ?? stackStun(loaded, stateDir), turn: '' }),
         agents: n,

@@ -1,18 +1,25 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
+import {
+  observeCheckpoint,
+  WitnessInconsistentError,
+  WitnessKeyChangedError,
+} from '../src/clients/witness-checkpoint.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
+import { migrateWitness } from '../src/ops/witness/migrate.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
-import { serveWitness } from '../src/ops/witness/serve.js';
+import { isPostgresUrl, serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
+import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
-import { eventLine, renderSpool, renderVerify } from '../src/ui/witness.js';
+import { createProgress } from '../src/ui/progress.js';
+import { eventLine, renderMigrate, renderSpool, renderTrust, renderVerify } from '../src/ui/witness.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -20,11 +27,16 @@ export function register(cmd: Command, io: CommandIo): void {
     withConfigOptions(
       cmd
         .command('serve')
-        .description('run the IF.witness audit service (SQLite, WAL) until SIGTERM')
+        .description(
+          'run the IF.witness audit service (SQLite, or PostgreSQL with --db postgres://…) until SIGTERM',
+        )
         .option('--host <addr>', 'address to listen on', '127.0.0.1')
         .option('--port <n>', 'port to listen on', '8080')
-        .option('--state-dir <dir>', 'ifmesh state directory (default .ifmesh or $IFMESH_STATE_DIR)')
-        .option('--db <file>', 'SQLite file (default <state-dir>/witness.db)')
+        .addOption(shared('state-dir'))
+        .option(
+          '--db <file|url>',
+          'SQLite file, or postgres://USER@HOST:PORT/DB (default $WITNESS_DB_URL, else <state-dir>/witness.db)',
+        )
         .option(
           '--key <file>',
           "the witness's Ed25519 checkpoint key; created if absent (default <db dir>/witness.key)",
@@ -49,14 +61,18 @@ export function register(cmd: Command, io: CommandIo): void {
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      const dbPath = path.resolve(ctx.cwd, flags.db ?? path.join(stateDir, 'witness.db'));
+      const db = flags.db ?? (loaded.config.witnessDbUrl || path.join(stateDir, 'witness.db'));
+      const postgres = isPostgresUrl(db);
+      const dbPath = postgres ? db : path.resolve(ctx.cwd, db);
+      // Instances sharing one PostgreSQL database must share the key too: default in the state dir.
+      const keyDir = postgres ? stateDir : path.dirname(dbPath);
       io.claimSignal();
       await serveWitness(
         {
           host: flags.host,
           port: intFlag(flags.port, '--port', 0, 65535),
           dbPath,
-          keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(path.dirname(dbPath), 'witness.key')),
+          keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(keyDir, 'witness.key')),
           apiKey: loaded.config.witnessApiKey,
           queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined,
           checkpointEvery: intFlag(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
@@ -77,12 +93,12 @@ export function register(cmd: Command, io: CommandIo): void {
   );
 
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
-  const observe = async (url: string, out: ReturnType<CommandIo['output']>) => {
+  const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
     try {
-      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env) });
+      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir) });
     } catch (err) {
-      if (err instanceof WitnessInconsistentError) {
-        out.warn(err.message);
+      if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
+        out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
         io.setExitCode(ExitCode.checkFailed);
       }
     }
@@ -97,7 +113,7 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   const queryOptions = (c: Command) =>
     withJson(withConfigOptions(c))
-      .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
+      .addOption(shared('witness'))
       .option('--event <name>', 'event name')
       .option('--agent <id>', 'agent_id')
       .option('--peer <id>', 'peer_id')
@@ -118,7 +134,7 @@ export function register(cmd: Command, io: CommandIo): void {
         (v: string, p: string[] = []) => [...p, v],
       )
       .option('--limit <n>', 'at most this many results (1-10000)')
-      .option('--state-dir <dir>', 'find the local stack here (default .ifmesh or $IFMESH_STATE_DIR)');
+      .addOption(shared('state-dir'));
 
   queryOptions(
     cmd
@@ -136,7 +152,7 @@ export function register(cmd: Command, io: CommandIo): void {
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
       });
-      await observe(url, io.output(flags));
+      await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
       io.output(flags).result(answer, (a, c) =>
         [
           ...a.results.map((e) => eventLine(e, c)),
@@ -169,7 +185,7 @@ export function register(cmd: Command, io: CommandIo): void {
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
         const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
-        await observe(url, out);
+        await observe(url, out, (flags as { stateDir?: string }).stateDir);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;
@@ -209,13 +225,13 @@ export function register(cmd: Command, io: CommandIo): void {
     cmd
       .command('verify')
       .description('prove the log intact, or name the first event that is not (exit 1)')
-      .option('--db <file>', 'check this SQLite file directly')
+      .option('--db <file|url>', 'check this SQLite file or postgres:// database directly')
       .option('--url <url>', 'check a running witness')
       .option(
         '--pubkey <key>',
-        "the witness's public key (default: the held checkpoint's, or witness.pub beside --db)",
+        "the witness's public key (default: witness.pub/.key beside --db, else the held key of its origin)",
       )
-      .option('--state-dir <dir>', 'where the held checkpoint is (default .ifmesh or $IFMESH_STATE_DIR)'),
+      .addOption(shared('state-dir')),
   ).action(
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
       if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
@@ -229,7 +245,7 @@ export function register(cmd: Command, io: CommandIo): void {
       }
       const report = flags.db
         ? await verifyDb({
-            dbPath: path.resolve(ctx.cwd, flags.db),
+            dbPath: isPostgresUrl(flags.db) ? flags.db : path.resolve(ctx.cwd, flags.db),
             stateDir,
             publicKey: flags.pubkey,
             cwd: ctx.cwd,
@@ -241,13 +257,48 @@ export function register(cmd: Command, io: CommandIo): void {
   );
 
   withJson(
+    cmd
+      .command('migrate')
+      .description('copy a SQLite log with its checkpoints into PostgreSQL; resumable, same tree head')
+      .requiredOption('--from <sqlite:PATH>', 'the SQLite witness database')
+      .requiredOption('--to <url>', 'postgres://USER@HOST:PORT/DB (the database must exist)')
+      .option('--batch <n>', 'events per transaction', '10000')
+      .option('--dry-run', 'say what would be copied, and copy nothing')
+      .addHelpText(
+        'after',
+        '\nExample:\n  ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
+      ),
+  ).action(async (flags: { from: string; to: string; batch: string; dryRun?: boolean; json?: boolean }) => {
+    const progress = await createProgress(ctx, Boolean(flags.json));
+    io.claimSignal();
+    const from = flags.from.startsWith('sqlite:')
+      ? `sqlite:${path.resolve(ctx.cwd, flags.from.slice('sqlite:'.length))}`
+      : flags.from;
+    const report = await migrateWitness({
+      from,
+      to: flags.to,
+      batch: intFlag(flags.batch, '--batch', 1, 100_000),
+      dryRun: Boolean(flags.dryRun),
+      signal: ctx.signal,
+      onProgress: (done, total) =>
+        progress.step(
+          'migrate',
+          'running',
+          `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} events`,
+        ),
+    }).finally(() => progress.close());
+    io.output(flags).result(report, renderMigrate);
+    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+  });
+
+  withJson(
     withConfigOptions(
       cmd
         .command('spool')
         .description('show events waiting for an unreachable witness; --flush replays them')
         .option('--flush', 'send what is waiting now')
-        .option('--witness <url>', 'IF.witness base URL (default $IF_WITNESS_ENDPOINT or the config)')
-        .option('--state-dir <dir>', 'ifmesh state directory'),
+        .addOption(shared('witness'))
+        .addOption(shared('state-dir')),
     ),
   ).action(
     async (flags: ConfigFlags & { flush?: boolean; witness?: string; stateDir?: string; json?: boolean }) => {
@@ -261,7 +312,28 @@ export function register(cmd: Command, io: CommandIo): void {
         stateDir,
       });
       io.output(flags).result(report, renderSpool);
-      if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
+      if (report.key_changed) {
+        const err = new WitnessKeyChangedError(report.key_changed);
+        io.output(flags).warn(`${err.message}; ${err.hint}`);
+        io.setExitCode(ExitCode.checkFailed);
+      } else if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
     },
   );
+
+  withJson(
+    cmd
+      .command('trust')
+      .description("show a witness's presented key beside the held one; --yes accepts it (known_hosts)")
+      .argument('<url>', 'IF.witness base URL')
+      .option('--yes', 'accept the presented key for this URL')
+      .addOption(shared('state-dir')),
+  ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
+    const report = await trustWitness({
+      url,
+      stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+      accept: Boolean(flags.yes),
+    });
+    io.output(flags).result(report, renderTrust);
+    if (report.changed && !report.accepted) io.setExitCode(ExitCode.checkFailed);
+  });
 }

@@ -50,6 +50,9 @@ export interface AgentCounters {
   messages_received: number;
   signature_failures: number;
   message_errors: number;
+  dtls_failures: number;
+  /** Times the witness this agent's events go to presented a key other than the one held. */
+  witness_key_changed?: number;
 }
 
 /** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
@@ -61,6 +64,7 @@ export class MeshAgent {
     messages_received: 0,
     signature_failures: 0,
     message_errors: 0,
+    dtls_failures: 0,
   };
   private identity: SignalingIdentity;
   private signer: Signer;
@@ -68,6 +72,8 @@ export class MeshAgent {
   private readonly verifier: MessageVerifier;
   private readonly timers: (() => void)[] = [];
   private readonly healing = new Map<string, TimerHandle>();
+  /** Peers whose healing gave up: their connection is reported failed, not merely closed. */
+  private readonly failedPeers = new Set<string>();
   private iceServers: IceServer[];
   private turn: TurnPool;
   private stopped = false;
@@ -95,6 +101,7 @@ export class MeshAgent {
       backoffBaseMs: o.backoffBaseMs ?? 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 30_000,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
+      clock: this.clock,
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
       onEvent: (name, metadata) => this.event(name, metadata),
@@ -224,8 +231,8 @@ export class MeshAgent {
     }
     await new Promise((r) => setTimeout(r, 50));
     // werift's close() can wait on DTLS/SCTP timers for seconds: bounded, as is the socket's close.
-    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 500);
-    await bounded(this.signaling.close(), 500);
+    await bounded(Promise.all(links.map((l) => l.pc?.close().catch(() => {}))), 300);
+    await bounded(this.signaling.close(), 300);
   }
 
   private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>
@@ -254,13 +261,15 @@ export class MeshAgent {
         this.signaling.send({
           type: 'connection-state',
           peer_id: l.peerId,
-          state,
+          // a given-up peer's last attempt closing does not undo its failure
+          state: state === 'closed' && this.failedPeers.has(l.peerId) ? 'failed' : state,
           candidate_type: candidateType,
           rtt_ms: rttMs,
         });
         this.event('connection_state_changed', { state, candidateType }, l.peerId);
       },
       onReady: (l) => {
+        this.failedPeers.delete(l.peerId);
         const healing = this.healing.get(l.peerId);
         if (healing) {
           this.clock.clearTimeout(healing);
@@ -274,6 +283,10 @@ export class MeshAgent {
           );
       },
       onMessage: (l, m) => this.o.onMessage?.(l.peerId, m),
+      onDtlsFailed: (l) => {
+        this.counters.dtls_failures += 1;
+        this.event('dtls_validation_failed', {}, l.peerId);
+      },
       onRejected: (l, reason, detail) => {
         this.counters.signature_failures += 1;
         this.event('signature_verification_failed', { reason, detail }, l.peerId);
@@ -286,7 +299,7 @@ export class MeshAgent {
           this.signaling.send({
             type: 'connection-state',
             peer_id: l.peerId,
-            state: 'closed',
+            state: this.failedPeers.has(l.peerId) ? 'failed' : 'closed',
             candidate_type: null,
             rtt_ms: null,
           });
@@ -306,6 +319,12 @@ export class MeshAgent {
           const live = this.links.get(p.agent_id);
           if (!live || live.closed) void this.connectTo(p.agent_id);
         }
+        // A key change noticed before this (re)registration still reaches this instance's /metrics.
+        if (this.counters.witness_key_changed)
+          this.signaling.send({
+            type: 'metrics-report',
+            witness_key_changed: this.counters.witness_key_changed,
+          });
         return;
       case 'agent-joined': {
         const key = fromBase64url(f.public_key, 32, 'public_key');
@@ -389,6 +408,14 @@ export class MeshAgent {
     if (attempt >= max) {
       this.healing.delete(peerId);
       this.event('mesh_healing_failed_final', { attempts: attempt }, peerId);
+      this.failedPeers.add(peerId);
+      this.signaling.send({
+        type: 'connection-state',
+        peer_id: peerId,
+        state: 'failed',
+        candidate_type: null,
+        rtt_ms: null,
+      });
       return;
     }
     const delay = (this.o.healingBaseMs ?? 1_000) * 2 ** attempt;
@@ -426,7 +453,12 @@ export class MeshAgent {
       const s = await link.stats();
       this.event(
         'connection_quality_update',
-        { roundTripTime: s.rttMs, packetsLost: s.packetsLost, candidateType: s.candidateType },
+        {
+          roundTripTime: s.rttMs,
+          packetsLost: s.packetsLost,
+          lossRatio: s.lossRatio,
+          candidateType: s.candidateType,
+        },
         link.peerId,
       );
       this.signaling.send({
@@ -435,8 +467,15 @@ export class MeshAgent {
         state: 'connected',
         candidate_type: s.candidateType,
         rtt_ms: s.rttMs,
+        loss_ratio: s.lossRatio,
       });
     }
+  }
+
+  /** The witness answered under an unaccepted key: counted, and reported to signaling's /metrics now. */
+  noteWitnessKeyChanged(): void {
+    this.counters.witness_key_changed = (this.counters.witness_key_changed ?? 0) + 1;
+    this.signaling.send({ type: 'metrics-report', witness_key_changed: this.counters.witness_key_changed });
   }
 
   private reportMemory(): void {
@@ -448,12 +487,18 @@ export class MeshAgent {
       sent += l.sent;
       received += l.received;
     }
+    const cpu = process.cpuUsage();
     this.signaling.send({
       type: 'metrics-report',
       messages_sent: sent,
       messages_received: received,
       signature_failures: this.counters.signature_failures,
+      dtls_failures: this.counters.dtls_failures,
+      ...(this.counters.witness_key_changed
+        ? { witness_key_changed: this.counters.witness_key_changed }
+        : {}),
       memory_bytes: rss,
+      cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });
   }
 

@@ -26,6 +26,8 @@ export interface LinkContext {
   onMessage: (link: PeerLink, message: IFMessage) => void;
   onRejected: (link: PeerLink, reason: string, detail: string) => void;
   onClosed: (link: PeerLink, why: string) => void;
+  /** The connection failed in DTLS: the peer's certificate did not match its signalled fingerprint. */
+  onDtlsFailed?: (link: PeerLink) => void;
 }
 
 /** ICE settings for one attempt: the servers (one TURN at most) and the transport policy. */
@@ -46,6 +48,8 @@ export interface LinkStats {
   candidateType: CandidateType | null;
   rttMs: number | null;
   packetsLost: number;
+  /** Signed pings that got no pong in time, of those sent on this link (null before the first). */
+  lossRatio: number | null;
 }
 
 export class PeerLink {
@@ -63,6 +67,8 @@ export class PeerLink {
   received = 0;
   bytesSent = 0;
   rejected = 0;
+  pingsSent = 0;
+  pingsLost = 0;
   private readonly pings = new Map<
     string,
     { t0: number; resolve: (rtt: number) => void; timer: NodeJS.Timeout }
@@ -119,6 +125,8 @@ export class PeerLink {
       void this.stats().then((s) =>
         this.ctx.onState(this, state as ConnectionState, s.candidateType, s.rttMs),
       );
+      if (state === 'failed' && pc.dtlsTransports.some((t) => t.state === 'failed'))
+        this.ctx.onDtlsFailed?.(this);
       if (state === 'failed' || state === 'closed') this.shutdown(`connection ${state}`);
     });
     return pc;
@@ -202,8 +210,10 @@ export class PeerLink {
     return new Promise((resolve, reject) => {
       const m = this.sendMessage('ping', { n: randomUUID() });
       if (!m) return reject(new Error(`channel to ${this.peerId} is not open`));
+      this.pingsSent += 1;
       const timer = setTimeout(() => {
         this.pings.delete(m.id);
+        this.pingsLost += 1;
         reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
       }, timeoutMs);
       // RTTs are sub-millisecond on loopback: the monotonic high-resolution clock, not ctx.now().
@@ -226,7 +236,8 @@ export class PeerLink {
   }
 
   async stats(): Promise<LinkStats> {
-    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0 };
+    const lossRatio = this.pingsSent ? this.pingsLost / this.pingsSent : null;
+    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0, lossRatio };
     if (!this.pc) return empty;
     try {
       const report = await this.pc.getStats();
@@ -242,6 +253,7 @@ export class PeerLink {
         candidateType: (local?.candidateType as CandidateType | undefined) ?? null,
         rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
         packetsLost: 0,
+        lossRatio,
       };
     } catch {
       return empty;

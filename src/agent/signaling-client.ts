@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import { createSigner, toBase64url } from '../crypto/ed25519.js';
 import { registerChallenge } from '../protocol/signaling.js';
+import { type Clock, systemClock } from '../util/clock.js';
 
 export interface SignalingIdentity {
   seed: Uint8Array;
@@ -20,6 +21,8 @@ export interface SignalingClientOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   rejectUnauthorized: boolean;
+  /** The reconnection backoff runs on it. */
+  clock?: Clock;
   onFrame: (frame: Record<string, any>) => void;
   onEvent: (
     event: 'signaling_connected' | 'signaling_connection_failed' | 'signaling_connection_lost',
@@ -98,9 +101,10 @@ export class SignalingClient {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
+      const clock = this.o.clock ?? systemClock;
+      const t = clock.setTimeout(resolve, ms);
       this.wake = () => {
-        clearTimeout(t);
+        clock.clearTimeout(t);
         resolve();
       };
     });

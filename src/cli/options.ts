@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 
 export interface ConfigFlags {
@@ -16,22 +16,59 @@ function collectSet(value: string, previous: Record<string, string> = {}): Recor
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
-/** --config FILE and --set KEY=VALUE, shared by every command that reads the mesh configuration. */
-export function withConfigOptions(cmd: Command): Command {
-  return cmd
-    .option(
+/**
+ * The flags many commands share, each declared once: same name, argument and help everywhere. A
+ * command adds them with withFlags(cmd, …) or, inside an option chain, .addOption(shared('…')).
+ */
+const SHARED = {
+  'state-dir': () =>
+    new Option(
+      '--state-dir <dir>',
+      'ifmesh state directory: the local stack, pids, logs, releases, witness spool (default .ifmesh or $IFMESH_STATE_DIR)',
+    ),
+  signaling: () =>
+    new Option(
+      '--signaling <urls>',
+      'signaling URLs, comma-separated, tried in order, ws(s):// or http(s):// (default $IFMESH_SIGNALING_URL, the local stack, or the config)',
+    ),
+  witness: () =>
+    new Option(
+      '--witness <url>',
+      "IF.witness base URL (default IF_WITNESS_ENDPOINT, else the local stack's)",
+    ),
+  config: () =>
+    new Option(
       '-c, --config <file>',
       'env file to read (default: config/webrtc-production.env if present, or $IFMESH_CONFIG)',
-    )
-    .option(
+    ),
+  set: () =>
+    new Option(
       '--set <KEY=VALUE>',
       'override one key; repeatable; beats the environment and the file',
-      collectSet,
-    );
+    ).argParser(collectSet),
+  json: () => new Option('--json', 'print one JSON document on stdout'),
+} as const;
+
+export type SharedFlag = keyof typeof SHARED;
+export const SHARED_FLAGS = Object.keys(SHARED) as SharedFlag[];
+
+export function shared(flag: SharedFlag): Option {
+  return SHARED[flag]();
+}
+
+/** Adds the named shared flags to `cmd`. */
+export function withFlags(cmd: Command, ...flags: SharedFlag[]): Command {
+  for (const f of flags) cmd.addOption(shared(f));
+  return cmd;
+}
+
+/** --config FILE and --set KEY=VALUE, shared by every command that reads the mesh configuration. */
+export function withConfigOptions(cmd: Command): Command {
+  return withFlags(cmd, 'config', 'set');
 }
 
 export function withJson(cmd: Command): Command {
-  return cmd.option('--json', 'print one JSON document on stdout');
+  return withFlags(cmd, 'json');
 }
 
 /** A whole-number flag within [min, max]; anything else is a usage error naming the flag. */

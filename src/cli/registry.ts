@@ -120,4 +120,17 @@ export const commands: CommandEntry[] = [
     ],
     load: () => import('../../commands/message.js'),
   },
+  {
+    name: 'monitoring',
+    summary:
+      "Export the runbook's Prometheus rules and Grafana dashboard; check live metrics against its thresholds",
+    examples: ['ifmesh monitoring export --out monitoring', 'ifmesh monitoring check --json'],
+    load: () => import('../../commands/monitoring.js'),
+  },
+  {
+    name: 'top',
+    summary: 'Live view of agents, connections, message rates, TURN usage and firing alerts',
+    examples: ['ifmesh top', 'ifmesh top --json'],
+    load: () => import('../../commands/top.js'),
+  },
 ];

@@ -32,6 +32,8 @@ export interface MeshConfig {
   signalingAdminToken: string;
   /** redis:// URL shared by signaling instances; '' when standalone. */
   signalingClusterUrl: string;
+  /** IF.witness on PostgreSQL when set (postgres:// URL). */
+  witnessDbUrl: string;
 }
 
 export type Source =
@@ -301,6 +303,7 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
     signalingClusterUrl: t.SIGNALING_CLUSTER_URL as string,
+    witnessDbUrl: t.WITNESS_DB_URL as string,
   };
 }
 

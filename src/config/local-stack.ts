@@ -14,6 +14,10 @@ export interface StackFile {
   nginx?: { name: 'nginx'; port: number };
   /** redis-server shared by the signaling instances (one mesh across them), when installed. */
   redis?: { name: 'redis'; port: number };
+  /** A local PostgreSQL for the witness (`up --witness-db postgres`). */
+  postgres?: { name: 'postgres'; port: number };
+  /** Prometheus with the exported monitoring files (`up --with-prometheus`). */
+  prometheus?: { name: 'prometheus'; port: number };
 }
 
 export interface StackSecrets {
@@ -45,6 +49,7 @@ export const urls = {
   signaling: (s: StackFile) => s.signaling.map((x) => `ws://127.0.0.1:${x.port}`),
   signalingHttp: (s: StackFile) => s.signaling.map((x) => `http://127.0.0.1:${x.port}`),
   nginx: (s: StackFile) => (s.nginx ? `ws://127.0.0.1:${s.nginx.port}` : null),
+  prometheus: (s: StackFile) => (s.prometheus ? `http://127.0.0.1:${s.prometheus.port}` : null),
   stun: (s: StackFile) => s.coturn.map((c) => `stun:127.0.0.1:${c.port}`),
   turn: (s: StackFile) => s.coturn.map((c) => `turn:127.0.0.1:${c.port}?transport=udp`),
 };

@@ -124,6 +124,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     secret: true,
     describe: 'bearer token for /admin/*',
   },
+  {
+    key: 'WITNESS_DB_URL',
+    kind: 'text',
+    default: '',
+    // A postgres:// URL may carry a password.
+    secret: true,
+    describe: 'postgres://USER@HOST:PORT/DB for `witness serve` (empty: SQLite)',
+  },
 ];
 
 export const KEY_SPECS: ReadonlyMap<string, KeySpec> = new Map(CONFIG_KEYS.map((s) => [s.key, s]));

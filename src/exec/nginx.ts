@@ -1,10 +1,12 @@
 // nginx (Debian's `nginx`) in front of signaling instances: least_conn, passive health checks,
 // WebSocket upgrade, long read timeouts for idle agent sockets. Runs with its own prefix in the
 // state dir, so it never touches the system's nginx.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
+import type { Clock } from '../util/clock.js';
+import type { Exec } from '../util/exec.js';
+import { waitFor } from '../util/wait.js';
 
 export interface NginxPlan {
   prefix: string;
@@ -52,33 +54,43 @@ ${(p.backups ?? []).map((port) => `    server 127.0.0.1:${port} backup;`).join('
 `;
 }
 
-function run(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile('nginx', args, { timeout: 10_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
-      resolve({ code, out: `${stdout}${stderr}`.trim() });
-    });
-  });
+/** What applyNginx needs of the context: external programs and time. */
+export interface NginxIo {
+  exec: Exec;
+  clock: Clock;
+}
+
+async function run(io: NginxIo, args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const r = await io.exec('nginx', args, { timeoutMs: 10_000 });
+    return { code: r.code ?? 1, out: `${r.stdout}${r.stderr}`.trim() };
+  } catch {
+    return { code: 127, out: 'nginx: not found' };
+  }
 }
 
 /**
  * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
  * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
  */
-export async function applyNginx(p: NginxPlan, running: boolean): Promise<number> {
+export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): Promise<number> {
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(p));
-  const test = await run(['-t', '-p', p.prefix, '-c', conf]);
+  const test = await run(io, ['-t', '-p', p.prefix, '-c', conf]);
   if (test.code === 127) throw new UnreachableError('nginx is not installed', 'apt-get install nginx');
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);
-  const r = await run(running ? ['-p', p.prefix, '-c', conf, '-s', 'reload'] : ['-p', p.prefix, '-c', conf]);
+  const r = await run(
+    io,
+    running ? ['-p', p.prefix, '-c', conf, '-s', 'reload'] : ['-p', p.prefix, '-c', conf],
+  );
   if (r.code !== 0) throw new CheckFailedError(`nginx ${running ? 'reload' : 'start'} failed: ${r.out}`);
   const pidFile = path.join(p.prefix, 'nginx.pid');
-  for (let i = 0; i < 250; i++) {
-    const pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '');
-    if (pid > 0) return pid;
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  let pid = 0;
+  const written = () => {
+    pid = Number(existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '');
+    return pid > 0;
+  };
+  if (await waitFor(written, { timeoutMs: 5_000, intervalMs: 20 }, io.clock)) return pid;
   throw new CheckFailedError(`nginx started but wrote no pid to ${pidFile}`);
 }

@@ -4,6 +4,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { UnreachableError } from '../errors.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { waitFor } from '../util/wait.js';
 
 export interface TurnserverOptions {
   port: number;
@@ -49,7 +51,11 @@ export function turnserverArgs(o: TurnserverOptions): string[] {
 }
 
 /** Starts turnserver and waits until it accepts TCP on its port (it serves UDP on the same one). */
-export async function startTurnserver(o: TurnserverOptions, timeoutMs = 5_000): Promise<RunningTurnserver> {
+export async function startTurnserver(
+  o: TurnserverOptions,
+  timeoutMs = 5_000,
+  clock: Clock = systemClock,
+): Promise<RunningTurnserver> {
   const child = spawn(o.binary ?? 'turnserver', turnserverArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (d: Buffer) => {
@@ -63,9 +69,8 @@ export async function startTurnserver(o: TurnserverOptions, timeoutMs = 5_000): 
   });
   if (!spawned) throw new UnreachableError('turnserver could not be started', 'apt-get install coturn');
   const ip = o.listenIp ?? '127.0.0.1';
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
       const s = connect(o.port, ip);
       s.once('connect', () => {
         s.destroy();
@@ -73,12 +78,18 @@ export async function startTurnserver(o: TurnserverOptions, timeoutMs = 5_000): 
       });
       s.once('error', () => resolve(false));
     });
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new UnreachableError(`turnserver did not start on ${ip}:${o.port}: ${log.slice(-500)}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
+  let up = false;
+  await waitFor(
+    async () => {
+      up = await accepts();
+      return up || child.exitCode !== null;
+    },
+    { timeoutMs, intervalMs: 25 },
+    clock,
+  );
+  if (!up) {
+    child.kill('SIGKILL');
+    throw new UnreachableError(`turnserver did not start on ${ip}:${o.port}: ${log.slice(-500)}`);
   }
   return {
     pid: child.pid!,

@@ -1,4 +1,6 @@
 import type { Context } from '../cli/context.js';
+import { witnessEndpoint } from '../config/endpoints.js';
+import type { LoadedConfig, MeshConfig } from '../config/load.js';
 
 /** Resolves once `signal` aborts (SIGTERM/SIGINT for a server command). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
@@ -36,4 +38,10 @@ export type OpContext = Pick<Context, 'clock' | 'signal' | 'exec' | 'dispatcher'
 export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promise<boolean> {
   const r = await ctx.exec('sh', ['-c', 'command -v "$1"', 'sh', name], { timeoutMs: 5_000 });
   return r.code === 0;
+}
+
+/** The configuration with its witness resolved: --witness > IF_WITNESS_ENDPOINT > the local stack's. */
+export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, stateDir: string): MeshConfig {
+  const w = witnessEndpoint(flag, loaded, stateDir);
+  return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.apiKey };
 }

@@ -64,10 +64,12 @@ export function forgetProcess(stateDir: string, name: string): void {
 /**
  * The order `down` stops processes in: agents first (they say goodbye through signaling), then the
  * services they used, all at once since none needs another to stop, the witness last so it records
- * every departure.
+ * every departure, then the database it may write to.
  */
 export const STOP_TIERS: ProcessRole[][] = [
   ['agents'],
-  ['nginx', 'signaling', 'coturn', 'redis', 'postgres', 'prometheus'],
+  ['nginx', 'signaling', 'coturn', 'redis', 'prometheus'],
   ['witness'],
+  // After the witness, whose last signed checkpoint goes into it (`up --witness-db postgres`).
+  ['postgres'],
 ];

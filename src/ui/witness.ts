@@ -1,5 +1,7 @@
 import type { ChalkInstance } from 'chalk';
+import type { MigrateReport } from '../ops/witness/migrate.js';
 import type { SpoolReport } from '../ops/witness/spool.js';
+import type { TrustReport } from '../ops/witness/trust.js';
 import type { VerifyReport } from '../ops/witness/verify.js';
 
 function summary(ev: Record<string, unknown>): string {
@@ -37,5 +39,37 @@ export function renderSpool(r: SpoolReport, c: ChalkInstance): string {
           s.flushed === true ? c.green(' flushed') : s.flushed === false ? c.yellow(' not flushed') : ''
         }`,
     ),
+  ].join('\n');
+}
+
+export function renderTrust(r: TrustReport, c: ChalkInstance): string {
+  const held = r.held
+    ? `${r.held.origin} (key ${r.held.fingerprint ?? 'not held'})`
+    : c.dim('nothing: a URL not seen before');
+  const verdict = r.accepted
+    ? c.green(`✓ ${r.url} is now trusted to sign as ${r.presented.origin}`)
+    : r.changed
+      ? c.red(`✗ the key changed; nothing recorded (pass --yes to accept the presented key)`)
+      : c.dim('nothing recorded (pass --yes to record it)');
+  return [
+    `${r.url}`,
+    `  held:      ${held}`,
+    `  presented: ${r.presented.origin} (key ${r.presented.fingerprint}), ${r.presented.size} events`,
+    verdict,
+  ].join('\n');
+}
+
+export function renderMigrate(r: MigrateReport, c: ChalkInstance): string {
+  if (r.dry_run)
+    return [
+      `would copy ${r.to_copy} event(s) and ${r.checkpoints} checkpoint(s) from ${r.source} to ${r.target}`,
+      r.target_size ? `  the target already holds the first ${r.target_size}: resuming after them` : '',
+    ]
+      .filter(Boolean)
+      .join('\n');
+  return [
+    `${r.ok ? c.green('✓ migrated') : c.red('✗ migration does not match')}: ${r.source} -> ${r.target}`,
+    `  ${r.copied} event(s) copied${r.target_size ? ` (resumed after ${r.target_size})` : ''} in ${r.elapsed_ms} ms (${r.events_per_second} events/s), ${r.checkpoints_copied} checkpoint(s)`,
+    `  tree size ${r.tree_size}, root ${r.target_root}${r.ok ? ' (same as the source)' : c.red(` (source: ${r.source_root})`)}`,
   ].join('\n');
 }

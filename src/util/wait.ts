@@ -25,3 +25,20 @@ export async function waitFor(
     await clock.sleep(Math.min(o.intervalMs, left), signal);
   }
 }
+
+/** Waits for `p` at most `ms` on `clock`: true if it settled in time. Its rejection is swallowed. */
+export async function within(p: Promise<unknown> | undefined, ms: number, clock: Clock): Promise<boolean> {
+  if (!p) return true;
+  const stop = new AbortController();
+  try {
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      clock.sleep(ms, stop.signal).then(() => false),
+    ]);
+  } finally {
+    stop.abort();
+  }
+}

@@ -9,6 +9,7 @@ import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
 import { createSignalingServer } from '../../src/services/signaling/server.js';
+import { waitFor } from '../helpers/wait.js';
 import { median, percentile, ROOT, type Row } from './lib.js';
 
 const LOOPBACK = { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] };
@@ -91,7 +92,8 @@ export async function benchAgent(): Promise<Row[]> {
             }),
         );
         agents[0]!.start();
-        await new Promise((r) => setTimeout(r, 50));
+        // The agent registering later offers: the second starts once the first is registered.
+        await waitFor(() => agents[0]!.signalingUrl !== undefined, 'the first agent to register');
         agents[1]!.start();
         await agents[1]!.waitForPeers([agents[0]!.id], 20_000);
         const link = agents[1]!.links.get(agents[0]!.id)!;
@@ -154,7 +156,7 @@ export async function benchAgent(): Promise<Row[]> {
         }),
     ) as [MeshAgent, MeshAgent];
     s1.start();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => s1.signalingUrl !== undefined, 't-1 to register');
     s2.start();
     await s2.waitForPeers(['t-1'], 20_000);
     await s1.waitForPeers(['t-2'], 20_000);

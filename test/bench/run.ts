@@ -7,8 +7,10 @@ import { benchCluster } from './cluster.js';
 import { benchCrypto } from './crypto.js';
 import { missedTargets, type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
+import { benchStack } from './stack.js';
 import { benchStartup } from './startup.js';
 import { benchWitness } from './witness.js';
+import { benchWitnessPg } from './witness-pg.js';
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const write = !process.argv.includes('--no-write');
@@ -17,9 +19,11 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   startup: benchStartup,
   crypto: benchCrypto,
   witness: benchWitness,
+  'witness-pg': benchWitnessPg,
   signaling: benchSignaling,
   agent: benchAgent,
   cluster: benchCluster,
+  stack: benchStack,
 };
 
 const unknown = only.filter((name) => !(name in suites));

@@ -9,15 +9,28 @@ import { Pool } from 'undici';
 import { canonicalize } from '../../src/crypto/jcs.js';
 import { openSqliteStore } from '../../src/services/witness/sqlite-store.js';
 import type { AppendItem } from '../../src/services/witness/store.js';
-import { percentile, ROOT, type Row } from './lib.js';
+import { benchScript, percentile, ROOT, type Row } from './lib.js';
 
 const KEY = 'bench-key';
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-async function startWitness(db: string): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startWitness(
+  db: string,
+  extraArgs: string[] = [],
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist/bin/ifmesh.js'), 'witness', 'serve', '--port', '0', '--db', db, '--json'],
+    [
+      path.join(ROOT, 'dist/bin/ifmesh.js'),
+      'witness',
+      'serve',
+      '--port',
+      '0',
+      '--db',
+      db,
+      '--json',
+      ...extraArgs,
+    ],
     {
       env: { ...process.env, IF_WITNESS_API_KEY: KEY },
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -26,6 +39,25 @@ async function startWitness(db: string): Promise<{ url: string; stop: () => Prom
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', () => reject(new Error('witness exited')));
+  });
+  return {
+    url: JSON.parse(line).url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** test/bench/raw-query.ts (compiled) serving `db`. */
+async function startRawQuery(db: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [benchScript('raw-query'), db], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', () => reject(new Error('raw query server exited')));
   });
   return {
     url: JSON.parse(line).url,
@@ -66,7 +98,12 @@ function rawBaseline(dir: string): { single: number; batched: number } {
   return { single, batched: (n * 1000) / (performance.now() - t0) };
 }
 
-async function ingest(url: string, perRequest: number, concurrency: number, ms: number): Promise<number> {
+export async function ingest(
+  url: string,
+  perRequest: number,
+  concurrency: number,
+  ms: number,
+): Promise<number> {
   const pool = new Pool(url, { connections: concurrency });
   const one = { event: 'bench', agent_id: 'agent-1', metadata: { n: 1, state: 'connected' } };
   const body = JSON.stringify(perRequest === 1 ? one : Array.from({ length: perRequest }, () => one));
@@ -104,10 +141,9 @@ const EVENTS = [
   'p2p_connection_established',
 ];
 
-async function buildMillion(db: string, now: number): Promise<void> {
+export async function buildMillion(db: string, now: number, total = 1_000_000): Promise<void> {
   const store = openSqliteStore(db);
   const span = 7 * 86_400_000;
-  const total = 1_000_000;
   for (let start = 0; start < total; start += 1000) {
     const items: AppendItem[] = [];
     for (let i = start; i < start + 1000; i++) {
@@ -131,7 +167,7 @@ async function buildMillion(db: string, now: number): Promise<void> {
   await store.close();
 }
 
-async function latencies(url: string, body: string, n: number): Promise<number[]> {
+export async function latencies(url: string, body: string, n: number): Promise<number[]> {
   const pool = new Pool(url, { connections: 1 });
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -143,6 +179,53 @@ async function latencies(url: string, body: string, n: number): Promise<number[]
   }
   await pool.close();
   return out;
+}
+
+/**
+ * 100 catastrophic-backtracking queries at once against long values, on 100 open connections:
+ * the slowest answer (200, or 503 query_timeout past the 900 ms budget). The test suite proves the
+ * 503 path and slicing under a fake clock; how long a caller really waits is measured here.
+ */
+async function regexStorm(dir: string): Promise<{ maxMs: number; timeouts: number }> {
+  const w = await startWitness(path.join(dir, 'storm.db'));
+  try {
+    for (let batch = 0; batch < 4; batch++) {
+      const events = Array.from({ length: 100 }, (_, i) => ({
+        event: 'long_value',
+        metadata: { payload: `${'a'.repeat(5000)}!`, i },
+      }));
+      const res = await fetch(`${w.url}/api/log`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}` },
+        body: JSON.stringify(events),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (res.status !== 201) throw new Error(`log answered ${res.status}`);
+    }
+    const pool = new Pool(w.url, { connections: 100, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    await Promise.all(
+      Array.from({ length: 100 }, async () =>
+        (await pool.request({ path: '/health', method: 'GET' })).body.text(),
+      ),
+    );
+    const body = JSON.stringify({ query: { 'metadata.payload': { regex: '(a+)+$' } } });
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const t0 = performance.now();
+        const r = await pool.request({ path: '/api/query', method: 'POST', body });
+        await r.body.text();
+        if (r.statusCode !== 200 && r.statusCode !== 503) throw new Error(`query answered ${r.statusCode}`);
+        return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
+      }),
+    );
+    await pool.close();
+    return {
+      maxMs: Math.max(...answers.map((a) => a.ms)),
+      timeouts: answers.filter((a) => a.timeout).length,
+    };
+  } finally {
+    await w.stop();
+  }
 }
 
 export async function benchWitness(): Promise<Row[]> {
@@ -167,28 +250,28 @@ export async function benchWitness(): Promise<Row[]> {
       query: { event: { regex: '.*error.*' } },
       time_range: { from: '-1h', to: 'now' },
     });
+    const rawServer = await startRawQuery(bigDb);
     await latencies(big.url, eqBody, 20);
-    const eq = await latencies(big.url, eqBody, 300);
+    await latencies(rawServer.url, eqBody, 20);
+    // Alternating rounds, so that a noisy neighbour slows both sides alike.
+    const eq: number[] = [];
+    const rawLat: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      rawLat.push(...(await latencies(rawServer.url, eqBody, 30)));
+      eq.push(...(await latencies(big.url, eqBody, 30)));
+    }
+    await rawServer.stop();
     const re = await latencies(big.url, reBody, 100);
     await big.stop();
-    const rawDb = new Database(bigDb, { readonly: true });
-    const stmt = rawDb.prepare(
-      'SELECT body FROM events WHERE event = ? AND agent_id = ? AND ts_ms >= ? ORDER BY ts_ms, id LIMIT 1001',
-    );
-    const rawLat: number[] = [];
-    for (let i = 0; i < 300; i++) {
-      const t0 = performance.now();
-      stmt.all('connection_state_changed', 'agent-8', Date.now() - 3_600_000);
-      rawLat.push(performance.now() - t0);
-    }
-    rawDb.close();
+    const storm = await regexStorm(dir);
     const p = (xs: number[], q: number) => percentile(xs, q).toFixed(2);
     const singleRatio = single / raw.single;
     const batchedRatio = batched / raw.batched;
     const queryRatio = percentile(eq, 95) / percentile(rawLat, 95);
     // Targets are ratios to the same run's raw SQLite doing the same writes or read: each ingested
-    // event is also parsed from HTTP JSON, canonicalised and hashed into the Merkle tree, and each
-    // query crosses HTTP, so the bounds say how much that may cost, not how fast this machine is.
+    // event is also parsed from HTTP JSON, canonicalised and hashed into the Merkle tree; a query's
+    // baseline serves the same SELECT over bare HTTP, so its ratio is the query engine's cost.
+    // The bounds say how much that may cost, not how fast this machine is.
     return [
       {
         measure: 'ingest, one event per request (32 clients)',
@@ -208,11 +291,11 @@ export async function benchWitness(): Promise<Row[]> {
       },
       {
         measure: 'query p50/p95, indexed equality + 1 h, 1M events',
-        baseline: `raw SQL ${p(rawLat, 50)}/${p(rawLat, 95)} ms`,
+        baseline: `same SELECT behind bare node:http ${p(rawLat, 50)}/${p(rawLat, 95)} ms`,
         ifmesh: `${p(eq, 50)}/${p(eq, 95)} ms over HTTP`,
         ratio: `${queryRatio.toFixed(1)}× (p95)`,
-        target: 'p95 ≤ 100×',
-        met: queryRatio <= 100,
+        target: 'p95 ≤ 3×',
+        met: queryRatio <= 3,
       },
       {
         measure: 'query p50/p95, regex `.*error.*` over the last hour, 1M events',
@@ -220,6 +303,16 @@ export async function benchWitness(): Promise<Row[]> {
         ifmesh: `${p(re, 50)}/${p(re, 95)} ms over HTTP`,
         ratio: '—',
         target: '—',
+      },
+      {
+        // No raw baseline answers a hostile regex at all (a backtracking engine never returns);
+        // the bound is the service's promise: an answer, 200 or 503, within a second.
+        measure: '100 `(a+)+$` queries at once against 5 KB values: slowest answer',
+        baseline: '—',
+        ifmesh: `${fmt(storm.maxMs)} ms (${storm.timeouts} answered 503 query_timeout)`,
+        ratio: '—',
+        target: '≤ 1,000 ms',
+        met: storm.maxMs <= 1_000,
       },
     ];
   } finally {

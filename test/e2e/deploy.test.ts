@@ -4,14 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
-import { systemClock } from '../../src/util/clock.js';
-import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 import { API_KEY, startWitness } from '../helpers/witness.js';
 
 // The agents and keys are shared and read-only; every test uses a state directory of its own.
@@ -249,8 +248,8 @@ describe('ifmesh deploy', () => {
         moved = await on(survivor);
         return moved.length === 3;
       },
+      'all three agents on the surviving instance',
       { timeoutMs: 15_000, intervalMs: 100 },
-      systemClock,
     );
     expect(moved.sort()).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
 

@@ -3,11 +3,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { systemClock } from '../../src/util/clock.js';
-import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
 import { getJson } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 // Each test has its own state directory under this one.
 const { dir, cleanup } = tempDir();
@@ -18,8 +17,6 @@ const pids = () =>
     seen.add(p.pid);
     return [p.name, p.pid, p.role] as const;
   });
-const poll = (cond: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 30) =>
-  waitFor(cond, { timeoutMs, intervalMs }, systemClock);
 afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { timeoutMs: 30_000 });
   for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -47,11 +44,15 @@ describe('progress on a terminal', () => {
     try {
       let sawSpinner = false;
       let screen = '';
-      await poll(() => {
-        screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-        if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(screen)) sawSpinner = true;
-        return screen.includes('mesh up and verified');
-      }, 60_000);
+      await waitFor(
+        () => {
+          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+          if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(screen)) sawSpinner = true;
+          return screen.includes('mesh up and verified');
+        },
+        'the mesh to be up and verified',
+        { timeoutMs: 60_000, intervalMs: 30 },
+      );
       expect(sawSpinner).toBe(true);
       expect(screen).toContain('✓ witness started');
       expect(screen).toContain('✓ verify 60/60 signed pings answered');
@@ -157,7 +158,7 @@ describe('ifmesh up / status / down', () => {
     // a process that died leaves a stale record: status shows it down, the next up starts only it
     const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
     process.kill(sig2, 'SIGKILL');
-    expect(await poll(() => !isAlive(sig2), 10_000)).toBe(true);
+    await waitFor(() => !isAlive(sig2), 'signaling-2 to die');
     const down2 = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
     expect(down2.code).toBe(1);
     expect(
@@ -176,7 +177,7 @@ describe('ifmesh up / status / down', () => {
     // one dies on its own before down: it is not_running, every other one stopped, none failed
     const agentsPid = before.find(([n]) => n === 'agents')![1];
     process.kill(agentsPid, 'SIGKILL');
-    expect(await poll(() => !isAlive(agentsPid), 10_000)).toBe(true);
+    await waitFor(() => !isAlive(agentsPid), 'the agents process to die');
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     const stopped = JSON.parse(down.stdout);

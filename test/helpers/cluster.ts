@@ -1,27 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { RedisCluster } from '../../src/services/signaling/redis-cluster.js';
 import { type RunningSignaling, startSignaling } from './signaling.js';
+import { waitForValue } from './wait.js';
 
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. A condition, never a sleep. */
-export async function until<T>(
+/**
+ * waitForValue for checks that may throw while the system recovers (a fetch during an outage):
+ * a throw or a falsy value both mean "not yet".
+ */
+export function until<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 10_000,
   intervalMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return waitForValue(
+    async () => {
+      try {
+        return (await check()) || undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    what,
+    { timeoutMs, intervalMs },
+  );
 }
 
 export interface ClusterInstance extends RunningSignaling {

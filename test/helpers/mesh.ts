@@ -5,6 +5,8 @@ import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { applyNginx, type NginxPlan } from '../../src/exec/nginx.js';
 import type { WitnessEvent } from '../../src/protocol/witness.js';
+import { systemClock } from '../../src/util/clock.js';
+import { systemExec } from '../../src/util/exec.js';
 import { trackPid } from './pids.js';
 import { freePort } from './processes.js';
 
@@ -18,7 +20,7 @@ export interface RunningNginx {
 export async function startNginx(upstreams: number[], backups: number[] = []): Promise<RunningNginx> {
   const prefix = mkdtempSync(path.join(tmpdir(), 'ifmesh-nginx-'));
   const plan: NginxPlan = { prefix, listenPort: await freePort(), upstreams, backups };
-  const pid = await applyNginx(plan, false);
+  const pid = await applyNginx(plan, false, { exec: systemExec, clock: systemClock });
   trackPid(pid);
   return {
     url: `ws://127.0.0.1:${plan.listenPort}`,

@@ -22,14 +22,14 @@ export async function waitFor(
 
 /** Resolves with `value()` once it is defined (see waitFor). */
 export async function waitForValue<T>(
-  value: () => T | undefined,
+  value: () => T | undefined | Promise<T | undefined>,
   what: string,
   opts?: { timeoutMs?: number; intervalMs?: number },
 ): Promise<T> {
   let got: T | undefined;
   await waitFor(
-    () => {
-      got = value();
+    async () => {
+      got = await value();
       return got !== undefined;
     },
     what,

@@ -4,11 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
 import { Supervisor } from '../../src/ops/stack/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { systemClock } from '../../src/util/clock.js';
-import { waitFor } from '../../src/util/wait.js';
 import { tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { trackPid } from '../helpers/pids.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -20,11 +19,6 @@ function state(): string {
   cleanups.push(t.cleanup);
   return t.dir;
 }
-
-const until = (cond: () => boolean, what: string) =>
-  waitFor(cond, { timeoutMs: 10_000, intervalMs: 10 }, systemClock).then((ok) => {
-    if (!ok) throw new Error(`timed out waiting for ${what}`);
-  });
 
 // Ignores SIGTERM (says so), and answers "pong" to every "ping" on stdin: proof it is still alive.
 const STUBBORN = `
@@ -63,7 +57,7 @@ describe('Supervisor.stop', () => {
     expect(exit).toBeUndefined();
 
     await clock.advance(1);
-    await until(() => exit !== undefined, 'the child to exit');
+    await waitFor(() => exit !== undefined, 'the child to exit');
     expect(exit).toBe('SIGKILL');
     // the post-kill poll runs on the fake clock too
     let outcome: string | undefined;
@@ -77,16 +71,19 @@ describe('Supervisor.stop', () => {
 
   it('treats a zombie as gone: not running, nothing to stop', async () => {
     const dir = state();
-    // `true` runs in the background of a shell that then becomes `sleep`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+    // `cat` runs in the background of a shell that then becomes `sleep`, which never reaps it; cat
+    // exits once we close the pipe it reads (fd 3), and stays a zombie.
+    const parent = spawn('sh', ['-c', 'cat <&3 >/dev/null & echo $!; exec sleep 60 3<&-'], {
+      stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
     });
     trackPid(parent.pid);
     cleanups.push(() => parent.kill('SIGKILL'));
     const zombie = Number(
       (await createInterface({ input: parent.stdout! })[Symbol.asyncIterator]().next()).value,
     );
-    await until(() => isZombie(zombie), `pid ${zombie} to become a zombie`);
+    expect(isAlive(zombie)).toBe(true);
+    (parent.stdio[3] as NodeJS.WritableStream).end();
+    await waitFor(() => isZombie(zombie), `pid ${zombie} to become a zombie`);
     expect(isAlive(zombie)).toBe(false);
     expect(isAlive(parent.pid!)).toBe(true);
 

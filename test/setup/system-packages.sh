@@ -13,11 +13,20 @@ declare -A PACKAGES=(
   [curl]=curl             # the runbook's own curl | jq lines, run as tests
   [jq]=jq
   [redis-server]=redis-server   # the store signaling instances share in a cluster (--cluster redis://)
+  [postgresql]=/usr/lib/postgresql/*/bin/initdb  # IF.witness on PostgreSQL; its binaries are not on PATH
 )
+
+# A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.
+provides() {
+  case "$1" in
+    /*) compgen -G "$1" >/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 missing=()
 for pkg in "${!PACKAGES[@]}"; do
-  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+  provides "${PACKAGES[$pkg]}" || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -41,6 +50,6 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for pkg in "${missing[@]}"; do
-  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || { echo "installing $pkg did not provide ${PACKAGES[$pkg]}" >&2; exit 1; }
+  provides "${PACKAGES[$pkg]}" || { echo "installing $pkg did not provide ${PACKAGES[$pkg]}" >&2; exit 1; }
 done
 echo "system packages: installed ${missing[*]}"

@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { type IceServer, MeshAgent } from '../../agent/agent.js';
+import { WitnessClient } from '../../clients/witness.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import { statePaths } from '../../state/state-dir.js';
+import { type Clock, systemClock } from '../../util/clock.js';
+import { within } from '../../util/wait.js';
 
 export interface ExchangeOptions {
   signalingUrls: string[];
@@ -12,7 +16,10 @@ export interface ExchangeOptions {
   formTimeoutMs: number;
   rejectUnauthorized: boolean;
   events?: { log(e: WitnessEvent): void } | undefined;
+  /** Where the temporary agents' events go when `events` is not given (`ifmesh verify --witness`). */
+  witness?: { url: string; apiKey: string; stateDir: string } | undefined;
   onProgress?: (line: string) => void;
+  clock?: Clock;
 }
 
 export interface ExchangeReport {
@@ -45,6 +52,16 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
   const run = randomBytes(4).toString('hex');
   const mesh = `verify-${run}`;
   const ids = Array.from({ length: o.agents }, (_, i) => `verify-${run}-${i + 1}`);
+  const witness =
+    !o.events && o.witness
+      ? new WitnessClient({
+          url: o.witness.url,
+          apiKey: o.witness.apiKey,
+          producer: mesh,
+          spoolDir: statePaths(o.witness.stateDir).spool,
+          stateDir: o.witness.stateDir,
+        })
+      : undefined;
   const agents = ids.map(
     (id) =>
       new MeshAgent({
@@ -55,7 +72,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
         loopbackOnly: o.loopbackOnly,
         mesh,
         rejectUnauthorized: o.rejectUnauthorized,
-        events: o.events,
+        events: o.events ?? witness,
       }),
   );
   const failures: string[] = [];
@@ -136,5 +153,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
     };
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
+    // Bounded: what the witness has not acknowledged by then stays in the spool.
+    await within(witness?.close(1_500), 2_000, o.clock ?? systemClock);
   }
 }

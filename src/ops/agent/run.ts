@@ -6,7 +6,7 @@ import { resolveStateDir } from '../../config/state.js';
 import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { readIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
-import { waitFor } from '../../util/wait.js';
+import { waitFor, within } from '../../util/wait.js';
 import { type OpContext, untilAborted } from '../shared.js';
 import { type IceFlags, iceServers } from './ice.js';
 
@@ -48,6 +48,18 @@ export async function runAgents(
         producer: o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
         spoolDir: path.join(stateDir, 'witness-spool'),
         stateDir,
+        onKeyChanged: (change) => {
+          o.log(
+            JSON.stringify({
+              time: new Date().toISOString(),
+              level: 'error',
+              msg: 'witness_key_changed',
+              ...change,
+              hint: `ifmesh witness trust ${change.url}`,
+            }),
+          );
+          agents[0]?.noteWitnessKeyChanged();
+        },
       })
     : undefined;
   const identity = o.keyFile ? await readIdentity(o.keyFile) : undefined;
@@ -93,8 +105,6 @@ export async function runAgents(
     // Exit within 2 s of SIGTERM: each agent's stop is bounded, and so is the witness client's last
     // flush (events it could not deliver stay in the spool for the next run).
     await Promise.all(agents.map((a) => a.stop()));
-    const bound = new AbortController();
-    await Promise.race([witness?.close(800), ctx.clock.sleep(1_000, bound.signal).catch(() => {})]);
-    bound.abort();
+    await within(witness?.close(500), 600, ctx.clock);
   }
 }

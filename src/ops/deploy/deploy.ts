@@ -260,6 +260,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
                 backups: plan.nginx.backups,
               },
               running,
+              ctx,
             ),
           );
           o.progress.step(

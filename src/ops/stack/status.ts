@@ -1,4 +1,5 @@
 import { httpRequest } from '../../clients/http.js';
+import { prometheusReady } from '../../exec/prometheus.js';
 import { pingRedis } from '../../exec/redis.js';
 import { listProcesses, type ProcessRecord, type ProcessRole } from '../../state/processes.js';
 import type { OpContext } from '../shared.js';
@@ -30,6 +31,7 @@ export interface StatusReport {
     nginx: string | null;
     stun: string[];
     turn: string[];
+    prometheus: string | null;
   } | null;
   mesh: { agents: number; connected: number } | null;
   /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
@@ -50,6 +52,8 @@ async function answers(p: ProcessRecord, ctx: Pick<OpContext, 'dispatcher'>): Pr
       return p.port ? tcpOpen(p.port) : true;
     case 'redis':
       return p.url ? pingRedis(p.url) : p.port ? tcpOpen(p.port) : true;
+    case 'prometheus':
+      return p.url ? prometheusReady(p.url, ctx.dispatcher) : true;
     default:
       return true;
   }
@@ -124,6 +128,7 @@ export async function status(
           nginx: urls.nginx(s),
           stun: urls.stun(s),
           turn: urls.turn(s),
+          prometheus: urls.prometheus(s),
         }
       : null,
     mesh,

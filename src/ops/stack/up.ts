@@ -1,13 +1,17 @@
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
-import { CheckFailedError } from '../../errors.js';
+import { CheckFailedError, UnreachableError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
+import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
+import { exportMonitoring } from '../monitoring/export.js';
+import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import {
@@ -26,14 +30,27 @@ export interface UpOptions {
   stateDir: string;
   agents: number;
   instances: number;
+  /** Where the witness keeps its log: SQLite (default), or a local PostgreSQL cluster in the state dir. */
+  witnessDb?: 'sqlite' | 'postgres';
   progress: Progress;
+  /** Also run Prometheus on loopback with the files `monitoring export` writes. */
+  withPrometheus?: boolean;
 }
 
 export interface UpReport {
   state_dir: string;
   started: string[];
   already_running: string[];
-  endpoints: { witness: string; signaling: string[]; nginx: string | null; stun: string[]; turn: string[] };
+  endpoints: {
+    witness: string;
+    /** The witness's database: its SQLite file, or the local PostgreSQL URL. */
+    witness_db: string;
+    signaling: string[];
+    nginx: string | null;
+    stun: string[];
+    turn: string[];
+    prometheus: string | null;
+  };
   /** "redis": every instance active, one shared mesh; "standby": one active, the rest hot standbys. */
   signaling_mode: 'redis' | 'standby' | 'single';
   mesh: { agents: number; connected: number; expected: number };
@@ -91,6 +108,16 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     };
     writeStack(o.stateDir, stack);
   }
+  if (o.witnessDb === 'postgres' && !stack.postgres) {
+    stack = { ...stack, postgres: { name: 'postgres', port: await freePort() } };
+    writeStack(o.stateDir, stack);
+  }
+  if (o.withPrometheus && !stack.prometheus) {
+    if (!(await hasBinary(ctx, 'prometheus')))
+      throw new UnreachableError('prometheus is not installed', 'apt-get install prometheus');
+    stack = { ...stack, prometheus: { name: 'prometheus', port: await freePort() } };
+    writeStack(o.stateDir, stack);
+  }
   const s: StackFile = stack;
   const node = process.execPath;
   const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
@@ -136,6 +163,37 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     o.progress.step(spec.name, 'ok', 'started');
   };
 
+  // PostgreSQL daemonises through pg_ctl (as the postgres user when we are root): adopted by the pid
+  // in postmaster.pid, like nginx, and stopped by `down` after the witness.
+  const ensurePostgres = async (port: number): Promise<string> => {
+    const dataDir = path.join(o.stateDir, 'postgres', 'data');
+    const running = clusterPid(dataDir);
+    if (running !== undefined && (await tcpOpen(port))) {
+      if (sup.running('postgres') !== running)
+        sup.adopt({ name: 'postgres', role: 'postgres', port, url: `postgres://127.0.0.1:${port}` }, running);
+      already.push('postgres');
+      o.progress.step('postgres', 'ok', 'already running');
+    } else {
+      o.progress.step('postgres', 'running', 'starting');
+      await sup.stop('postgres', 10_000);
+      const cluster = await startCluster({
+        dataDir,
+        socketDir: path.join(o.stateDir, 'postgres', 'sock'),
+        logFile: sup.logFile('postgres'),
+        port,
+      });
+      sup.adopt(
+        { name: 'postgres', role: 'postgres', port, url: `postgres://127.0.0.1:${port}` },
+        cluster.pid,
+      );
+      started.push('postgres');
+      o.progress.step('postgres', 'ok', `started on 127.0.0.1:${port}`);
+    }
+    return ensureDatabase(port, 'witness');
+  };
+
+  let witnessDb = path.join(o.stateDir, 'witness.db');
+  if (o.witnessDb === 'postgres' && s.postgres) witnessDb = await ensurePostgres(s.postgres.port);
   await ensure(
     {
       name: 'witness',
@@ -150,7 +208,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         '--port',
         String(s.witness.port),
         '--db',
-        path.join(o.stateDir, 'witness.db'),
+        witnessDb,
         '--state-dir',
         o.stateDir,
       ],
@@ -214,7 +272,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       await sup.stop('nginx', 2_000);
       sup.adopt(
         { name: 'nginx', role: 'nginx', port: nginxPort, url: `ws://127.0.0.1:${nginxPort}` },
-        await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false),
+        await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false, ctx),
       );
       started.push('nginx');
       o.progress.step(
@@ -223,6 +281,32 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances (${topology.mode})`,
       );
     }
+  }
+  if (o.withPrometheus && s.prometheus) {
+    const port = s.prometheus.port;
+    const dir = path.join(o.stateDir, 'monitoring');
+    const exported = exportMonitoring({
+      outDir: dir,
+      signaling: s.signaling.map((x) => `127.0.0.1:${x.port}`),
+      witness: `127.0.0.1:${s.witness.port}`,
+      thresholds: DEFAULT_THRESHOLDS,
+      scrapeInterval: '5s',
+    });
+    await ensure(
+      {
+        name: 'prometheus',
+        role: 'prometheus',
+        port,
+        url: `http://127.0.0.1:${port}`,
+        command: 'prometheus',
+        args: prometheusArgs({
+          configFile: exported.files.scrape_config,
+          port,
+          dataDir: path.join(o.stateDir, 'prometheus-data'),
+        }),
+      },
+      () => prometheusReady(`http://127.0.0.1:${port}`, ctx.dispatcher),
+    );
   }
   const first = urls.signalingHttp(s)[0]!;
   const countAgents = async () => {
@@ -289,6 +373,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     loopbackOnly: true,
     formTimeoutMs: 20_000,
     rejectUnauthorized: true,
+    clock: ctx.clock,
   });
   o.progress.step(
     'verify',
@@ -301,10 +386,12 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     already_running: already,
     endpoints: {
       witness: urls.witness(s),
+      witness_db: witnessDb,
       signaling: urls.signaling(s),
       nginx: urls.nginx(s),
       stun: urls.stun(s),
       turn: urls.turn(s),
+      prometheus: urls.prometheus(s),
     },
     signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },

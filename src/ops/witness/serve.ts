@@ -2,14 +2,19 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createSigner, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity } from '../../crypto/key-file.js';
-import { listenFailure, UsageError } from '../../errors.js';
+import { listenFailure, UnreachableError, UsageError } from '../../errors.js';
+import { isPostgresUrl, openPgStore, redactDbUrl } from '../../services/witness/pg-store.js';
 import { createWitnessServer } from '../../services/witness/server.js';
 import { openSqliteStore } from '../../services/witness/sqlite-store.js';
+import type { WitnessStore } from '../../services/witness/store.js';
 import { untilAborted } from '../shared.js';
+
+export { isPostgresUrl } from '../../services/witness/pg-store.js';
 
 export interface ServeWitnessOptions {
   host: string;
   port: number;
+  /** A SQLite file, or a postgres:// URL (several witnesses may share one PostgreSQL database). */
   dbPath: string;
   keyPath: string;
   apiKey: string;
@@ -39,16 +44,28 @@ export async function serveWitness(
       'export IF_WITNESS_API_KEY=… or set it in the env file',
     );
   }
-  mkdirSync(path.dirname(opts.dbPath), { recursive: true });
+  const postgres = isPostgresUrl(opts.dbPath);
+  if (!postgres) mkdirSync(path.dirname(opts.dbPath), { recursive: true });
   const identity = await loadOrCreateIdentity(opts.keyPath, 'witness');
-  let store: ReturnType<typeof openSqliteStore>;
-  try {
-    store = openSqliteStore(opts.dbPath);
-  } catch (err) {
-    throw new UsageError(
-      `cannot open ${opts.dbPath}: ${(err as Error).message}`,
-      'check the path and that no other process holds it',
-    );
+  let store: WitnessStore;
+  if (postgres) {
+    try {
+      store = await openPgStore(opts.dbPath);
+    } catch (err) {
+      throw new UnreachableError(
+        `cannot open ${redactDbUrl(opts.dbPath)}: ${(err as Error).message}`,
+        'check that PostgreSQL runs there and the database exists (createdb NAME)',
+      );
+    }
+  } else {
+    try {
+      store = openSqliteStore(opts.dbPath);
+    } catch (err) {
+      throw new UsageError(
+        `cannot open ${opts.dbPath}: ${(err as Error).message}`,
+        'check the path and that no other process holds it',
+      );
+    }
   }
   const server = createWitnessServer({
     store,
@@ -69,7 +86,7 @@ export async function serveWitness(
     url: server.url,
     origin: server.origin,
     public_key: toBase64url(identity.publicKey),
-    db: opts.dbPath,
+    db: postgres ? redactDbUrl(opts.dbPath) : opts.dbPath,
     pid: process.pid,
   });
   await untilAborted(opts.signal);

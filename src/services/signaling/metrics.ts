@@ -49,6 +49,11 @@ export class SignalingMetrics {
     'Refused registrations and admin calls',
   );
   readonly registrations = this.c('webrtc_signaling_registrations_total', 'Successful agent registrations');
+  readonly witnessKeyChanged = this.c(
+    'ifmesh_witness_key_changed_total',
+    'Times a known witness URL presented another key than the one held; its events wait in the spool',
+    ['reporter'],
+  );
   readonly totalConnections = new Gauge({
     name: 'webrtc_total_connections',
     help: 'Peer connections agents report as connected',
@@ -71,6 +76,11 @@ export class SignalingMetrics {
     labelNames: ['agent_id'],
     registers: [this.registry],
   });
+  readonly cpuSeconds = this.c(
+    'webrtc_cpu_seconds_total',
+    "CPU seconds used by an agent's process, from its reports",
+    ['agent_id'],
+  );
   readonly rttMs = new Histogram({
     name: 'webrtc_rtt_milliseconds',
     help: 'Round-trip time agents report, in milliseconds',
@@ -140,6 +150,18 @@ export class SignalingMetrics {
     delta('message_errors', this.messageErrors);
     delta('signature_failures', this.signatureFailures);
     delta('dtls_failures', this.dtlsFailures);
+    if (r.cpu_seconds !== undefined) {
+      const before = prev.cpu_seconds ?? 0;
+      this.cpuSeconds.inc(
+        { agent_id: agentId },
+        r.cpu_seconds >= before ? r.cpu_seconds - before : r.cpu_seconds,
+      );
+    }
+    if (r.witness_key_changed !== undefined) {
+      const before = prev.witness_key_changed ?? 0;
+      const now = r.witness_key_changed;
+      this.witnessKeyChanged.inc({ reporter: 'agent' }, now >= before ? now - before : now);
+    }
     if (r.bytes_per_second !== undefined) this.bandwidth.set({ agent_id: agentId }, r.bytes_per_second);
     if (r.memory_bytes !== undefined) this.memory.set({ agent_id: agentId }, r.memory_bytes);
     this.lastReports.set(agentId, { ...prev, ...r });
@@ -149,5 +171,6 @@ export class SignalingMetrics {
     this.lastReports.delete(agentId);
     this.bandwidth.remove({ agent_id: agentId });
     this.memory.remove({ agent_id: agentId });
+    this.cpuSeconds.remove({ agent_id: agentId });
   }
 }

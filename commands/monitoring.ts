@@ -1,0 +1,74 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode } from '../src/errors.js';
+import { exportMonitoring } from '../src/ops/monitoring/export.js';
+import { resolveTargets, runCheck } from '../src/ops/monitoring/monitor.js';
+import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { renderCheck, renderExport } from '../src/ui/monitoring.js';
+
+type Flags = ConfigFlags & {
+  json?: boolean;
+  signaling?: string;
+  witness?: string;
+  stateDir?: string;
+  threshold?: string[];
+};
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function targetOptions(cmd: Command): Command {
+  return withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json').option(
+    '--threshold <NAME=VALUE>',
+    'override a threshold, e.g. memory_mb=500; repeatable',
+    collect,
+  );
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  targetOptions(
+    cmd
+      .command('export')
+      .description('write the Prometheus scrape config, alert rules and Grafana dashboard')
+      .option('--out <dir>', 'directory to write prometheus/ and grafana/ into', '.')
+      .option('--for <duration>', "replace every alert's for: (e.g. 10s for a test)")
+      .option('--scrape-interval <duration>', 'scrape and rule evaluation interval', '10s'),
+  ).action(async (flags: Flags & { out: string; for?: string; scrapeInterval: string }) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
+    const hostPort = (u: string) => new URL(u).host;
+    const report = exportMonitoring({
+      outDir: path.resolve(ctx.cwd, flags.out),
+      signaling: targets.signaling.map(hostPort),
+      witness: targets.witness ? hostPort(targets.witness.url) : undefined,
+      thresholds: parseThresholds(flags.threshold),
+      forOverride: flags.for,
+      scrapeInterval: flags.scrapeInterval,
+    });
+    io.output(flags).result(report, renderExport);
+  });
+  targetOptions(
+    cmd
+      .command('check')
+      .description("evaluate the runbook's metric tables against the live mesh; exit 1 on any alert")
+      .option('--sample-ms <ms>', 'time between the two looks at the mesh (CPU is a rate)', '1000'),
+  ).action(async (flags: Flags & { sampleMs: string }) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const report = await runCheck(
+      {
+        targets: resolveTargets(flags, ctx.env, loaded, stateDir),
+        thresholds: parseThresholds(flags.threshold),
+        sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
+      },
+      ctx,
+    );
+    io.output(flags).result(report, renderCheck);
+    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+  });
+}

@@ -1,0 +1,28 @@
+import type { ChalkInstance } from 'chalk';
+import type { CheckReport } from '../ops/monitoring/check.js';
+import type { ExportReport } from '../ops/monitoring/export.js';
+
+export function renderExport(r: ExportReport): string {
+  return [
+    `wrote ${r.files.scrape_config}`,
+    `wrote ${r.files.alerts} (${r.alerts.length} alerts)`,
+    `wrote ${r.files.dashboard} (${r.panels.length} panels)`,
+    `scraping signaling ${r.targets.signaling.join(', ')}${r.targets.witness ? `, witness ${r.targets.witness}` : ''}`,
+  ].join('\n');
+}
+
+/** One line per metric: status, name, value, threshold, detail. */
+export function renderCheck(r: CheckReport, c: ChalkInstance): string {
+  const lines = r.rows.map((row) => {
+    const mark =
+      row.status === 'ok' ? c.green('ok   ') : row.status === 'alert' ? c.red('ALERT') : c.dim('n/a  ');
+    const value = row.value === null ? '-' : `${row.value} ${row.unit}`;
+    return `${mark} ${row.metric.padEnd(42)} ${value.padEnd(16)} threshold ${row.threshold}${row.detail ? c.dim(`  ${row.detail}`) : ''}`;
+  });
+  lines.push(
+    r.ok
+      ? c.green('all checked metrics within thresholds')
+      : c.red(`${r.alerts.length} alert(s): ${r.alerts.join(', ')}`),
+  );
+  return lines.join('\n');
+}
