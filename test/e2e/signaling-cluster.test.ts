@@ -12,7 +12,7 @@ import { type Service, startSignalingProcess } from '../helpers/processes.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { ADMIN, connect, getJson, postJson, type TestClient } from '../helpers/signaling.js';
 
-const TTL_MS = 4_000;
+const TTL_MS = 6_000;
 let redis: TestRedis;
 let turn: RunningTurnserver;
 let nginx: RunningNginx;
@@ -130,7 +130,7 @@ describe('one mesh across signaling instances (Redis)', () => {
     // obs-1 does not reconnect: it is reaped once sig-1's liveness key expires, and the agents on
     // the other instances hear agent-left.
     for (const o of observers.slice(1))
-      expect(await o.next('agent-left', TTL_MS + 6_000)).toMatchObject({ agent_id: 'obs-1' });
+      expect(await o.next('agent-left', TTL_MS + 3_000)).toMatchObject({ agent_id: 'obs-1' });
     const after = await until(
       'every agent registered on a live instance, nothing left on sig-1',
       async () => {
@@ -140,7 +140,7 @@ describe('one mesh across signaling instances (Redis)', () => {
           ? rows
           : undefined;
       },
-      TTL_MS + 6_000,
+      TTL_MS + 3_000,
     );
     expect(after.map((r) => r.agent_id)).toEqual([...agents.map((a) => a.id), 'obs-2', 'obs-3'].sort());
     await fullMesh(agents);

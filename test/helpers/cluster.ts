@@ -35,7 +35,7 @@ export async function startClusterInstance(
   redisUrl: string,
   prefix: string,
   instanceId = `i-${randomUUID().slice(0, 8)}`,
-  ttlMs = 3_000,
+  ttlMs = 6_000,
 ): Promise<ClusterInstance> {
   const cluster = new RedisCluster({ url: redisUrl, prefix, instanceId, ttlMs, connectWaitMs: 5_000 });
   const sig = await startSignaling({ instanceId, cluster, registry: cluster.registry, relay: cluster.relay });

@@ -54,6 +54,7 @@ export class RedisCluster implements MeshCluster {
   readonly registry: RedisRegistry;
   readonly relay: Relay;
   readonly ttlMs: number;
+  private readonly aliveMs: number;
   private readonly prefix: string;
   private readonly me: string;
   private readonly log: NonNullable<RedisClusterOptions['log']>;
@@ -79,6 +80,9 @@ export class RedisCluster implements MeshCluster {
     this.prefix = o.prefix ?? 'ifmesh:';
     this.me = o.instanceId;
     this.ttlMs = Math.min(15_000, Math.max(1_000, o.ttlMs ?? 10_000));
+    // The key lives two thirds of the TTL and is refreshed (and others reaped) every third, so a
+    // dead instance is reaped at most one TTL after its last refresh, and a live one may miss a beat.
+    this.aliveMs = Math.round((this.ttlMs * 2) / 3);
     this.log = o.log ?? (() => {});
     const common = {
       // Fail fast while Redis is away: the instance serves what it holds and answers degraded.
@@ -150,7 +154,7 @@ export class RedisCluster implements MeshCluster {
         this.key(`alive:${this.me}`),
         String(Date.now()),
         'PX',
-        this.ttlMs,
+        this.aliveMs,
         'GET',
       );
       // Our key had expired: others may have reaped our agents (we were stalled or cut off).
@@ -191,7 +195,7 @@ export class RedisCluster implements MeshCluster {
 
   private async doReconcile(): Promise<void> {
     const core = this.core!;
-    await this.cmd.set(this.key(`alive:${this.me}`), String(Date.now()), 'PX', this.ttlMs);
+    await this.cmd.set(this.key(`alive:${this.me}`), String(Date.now()), 'PX', this.aliveMs);
     await this.cmd.sadd(this.key('instances'), this.me);
     for (const id of await this.registry.heldBy(this.me)) {
       const rec = await this.registry.get(id);
