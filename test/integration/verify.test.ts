@@ -44,13 +44,22 @@ function startAgent(id: string): MeshAgent {
   return a;
 }
 
-async function connectedReports(n: number): Promise<void> {
+/** Waits until exactly these agents are registered and every pair among `ids` reports connected. */
+async function meshOf(ids: string[], registered = ids.length): Promise<void> {
   await waitFor(
-    async () =>
-      (await getJson(`${sig.http}/connections`)).json.connections.filter(
-        (c: { state: string }) => c.state === 'connected',
-      ).length >= n,
-    `${n} connected reports`,
+    async () => {
+      const agents = (await getJson(`${sig.http}/agents`)).json.agents as unknown[];
+      const reports = (await getJson(`${sig.http}/connections`)).json.connections as Array<{
+        agent_id: string;
+        peer_id: string;
+        state: string;
+      }>;
+      const live = reports.filter(
+        (c) => c.state === 'connected' && ids.includes(c.agent_id) && ids.includes(c.peer_id),
+      );
+      return agents.length === registered && live.length === ids.length * (ids.length - 1);
+    },
+    `${ids.join(', ')} connected to each other`,
     { timeoutMs: 30_000 },
   );
 }
@@ -94,7 +103,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     startAgent('v-1');
     startAgent('v-2');
     startAgent('v-3');
-    await connectedReports(6);
+    await meshOf(['v-1', 'v-2', 'v-3']);
     const r = await run(verifyArgs('--deployment-id', 'dep-full', '--retries', '3', '--interval', '100ms'), {
       env: { PATH: process.env.PATH ?? '' },
       cwd: tmp.dir,
@@ -124,7 +133,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
   it('runs from the built binary as a user runs it (exit 0, one JSON document)', async () => {
     startAgent('b-1');
     startAgent('b-2');
-    await connectedReports(2);
+    await meshOf(['b-1', 'b-2']);
     const r = await spawnCli(verifyArgs('--retries', '3', '--interval', '100ms'), {
       cwd: tmp.dir,
       timeoutMs: 60_000,
@@ -165,7 +174,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
       startAgent('p-1');
       startAgent('p-2');
       startAgent('p-3');
-      await connectedReports(6);
+      await meshOf(['p-1', 'p-2', 'p-3'], 4);
       const r = await run(verifyArgs('--retries', '2', '--interval', '20ms'), {
         env: { PATH: process.env.PATH ?? '' },
         cwd: tmp.dir,
@@ -200,7 +209,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     await waitFor(() => clock.pending > 0, 'verify to wait for a retry');
     startAgent('late-2');
     startAgent('late-3');
-    await connectedReports(6);
+    await meshOf(['late-1', 'late-2', 'late-3']);
     await clock.advance(5_000);
     const r = await pending;
     const report = JSON.parse(r.stdout) as VerifyReport;
