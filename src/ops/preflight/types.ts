@@ -33,3 +33,8 @@ export interface PreflightCheck {
 export const ok = (detail: string): CheckOutcome => ({ status: 'ok', detail });
 export const warn = (detail: string, hint: string): CheckOutcome => ({ status: 'warn', detail, hint });
 export const fail = (detail: string, hint: string): CheckOutcome => ({ status: 'fail', detail, hint });
+
+export const NO_CONFIG = warn(
+  'not checked: the configuration does not validate',
+  'fix the configuration first',
+);
