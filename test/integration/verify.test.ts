@@ -31,11 +31,11 @@ afterAll(async () => {
   tmp?.cleanup();
 });
 
-function startAgent(id: string): MeshAgent {
+function startAgent(id: string, signalingUrl = sig.url): MeshAgent {
   const a = new MeshAgent({
     agentId: id,
     identity: generateKeyPair(),
-    signalingUrls: [sig.url],
+    signalingUrls: [signalingUrl],
     iceServers: [{ urls: turn.stunUrl }],
     loopbackOnly: true,
   });
@@ -223,15 +223,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     const sig2 = await startSignaling({ instanceId: 'test-2' });
     try {
       startAgent('i-1');
-      const other = new MeshAgent({
-        agentId: 'i-2',
-        identity: generateKeyPair(),
-        signalingUrls: [sig2.url],
-        iceServers: [{ urls: turn.stunUrl }],
-        loopbackOnly: true,
-      });
-      agents.push(other);
-      other.start();
+      startAgent('i-2', sig2.url);
       await waitFor(
         async () => (await getJson(`${sig2.http}/agents`)).json.agents.length === 1,
         'i-2 registered',
