@@ -281,7 +281,13 @@ export function register(cmd: Command, io: CommandIo): void {
           'running',
           `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} events`,
         ),
-    }).finally(() => progress.close());
+    })
+      .then((r) => {
+        const detail = `${r.tree_size.toLocaleString('en-US')} events, ${r.events_per_second.toLocaleString('en-US')}/s`;
+        if (!r.dry_run) progress.step('migrate', r.ok ? 'ok' : 'fail', detail);
+        return r;
+      })
+      .finally(() => progress.close());
     io.output(flags).result(report, renderMigrate);
     if (!report.ok) io.setExitCode(ExitCode.checkFailed);
   });

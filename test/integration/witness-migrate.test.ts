@@ -1,14 +1,18 @@
 // `witness migrate --from sqlite:PATH --to postgres://…` against a real PostgreSQL: the copy has the
 // same tree head, verifies with the same key and held checkpoint, resumes after an interruption,
 // refuses a target holding another log, and a witness serving the copy carries on the same log.
-import { cpSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { InterruptedError } from '../../src/errors.js';
 import { migrateWitness } from '../../src/ops/witness/migrate.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { systemClock } from '../../src/util/clock.js';
+import { waitFor } from '../../src/util/wait.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { BIN, run, tempDir } from '../helpers/cli.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startWitnessProcess } from '../helpers/processes.js';
 import { post } from '../helpers/witness.js';
@@ -105,6 +109,43 @@ describe('witness migrate', () => {
       expect(JSON.parse(online.stdout)).toMatchObject({ ok: true, tree_size: 2502 });
     } finally {
       await w.stop();
+    }
+  });
+
+  it('shows its progress on a terminal', async () => {
+    requireBinary('tmux', 'tmux');
+    const url = await server.createDatabase();
+    const session = `ifmesh-migrate-${process.pid}`;
+    const out = path.join(dir, 'tty-done');
+    // The command runs in a real terminal (tmux); the pane is read until it has finished.
+    execFileSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '30',
+      `env -u CI ${process.execPath} ${BIN} witness migrate --from sqlite:${db} --to ${url} --batch 100; touch ${out}; sleep 60`,
+    ]);
+    try {
+      let screen = '';
+      const done = await waitFor(
+        () => {
+          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+          return existsSync(out);
+        },
+        { timeoutMs: 60_000, intervalMs: 50 },
+        systemClock,
+      );
+      expect(done).toBe(true);
+      screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+      expect(screen).toMatch(/✓ migrate 2,501 events, [\d,]+\/s/);
+      expect(screen).toContain('✓ migrated');
+      expect(screen).toContain('(same as the source)');
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
     }
   });
 
