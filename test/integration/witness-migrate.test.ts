@@ -13,11 +13,11 @@ import { systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
 import { startWitnessProcess } from '../helpers/processes.js';
 import { post } from '../helpers/witness.js';
 
-let server: TestPostgres;
+const server = postgresForThisFile();
 let dir: string;
 let cleanup: () => void;
 let db: string;
@@ -30,7 +30,6 @@ beforeAll(async () => {
   db = path.join(dir, 'witness.db');
   key = path.join(dir, 'witness.key');
   state = path.join(dir, 'state');
-  server = await startPostgres();
   const w = await startWitnessProcess(db, ['--checkpoint-every', '500']);
   try {
     const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
@@ -53,7 +52,6 @@ beforeAll(async () => {
   }
 }, 120_000);
 afterAll(async () => {
-  await server?.stop();
   cleanup?.();
 });
 
@@ -67,7 +65,7 @@ async function verify(url: string) {
 
 describe('witness migrate', () => {
   it('copies the log with its checkpoints; the copy verifies with the same tree head', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dry = await migrate(url, '--dry-run');
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ dry_run: true, to_copy: 2501, target_size: 0, copied: 0 });
@@ -114,7 +112,7 @@ describe('witness migrate', () => {
 
   it('shows its progress on a terminal', async () => {
     requireBinary('tmux', 'tmux');
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const session = `ifmesh-migrate-${process.pid}`;
     const out = path.join(dir, 'tty-done');
     // The command runs in a real terminal (tmux); the pane is read until it has finished.
@@ -150,7 +148,7 @@ describe('witness migrate', () => {
   });
 
   it('resumes an interrupted migration and ends with the same root', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const stop = new AbortController();
     await expect(
       migrateWitness({
@@ -184,7 +182,7 @@ describe('witness migrate', () => {
   });
 
   it('refuses a target that holds another log, and bad arguments, with exit 2', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const other = await startWitnessProcess(url, ['--key', path.join(dir, 'other.key')]);
     await post(`${other.url}/api/log`, { event: 'another_log' });
     await other.stop();

@@ -100,18 +100,10 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
   writes.on('error', () => {});
   reads.on('error', () => {});
   try {
-    const c = await writes.connect();
-    try {
-      await c.query('BEGIN');
+    await inTransaction(writes, async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
       await c.query(SCHEMA);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+    });
   } catch (err) {
     await Promise.allSettled([writes.end(), reads.end()]);
     throw err;
@@ -199,37 +191,21 @@ export interface ImportChunk {
 export async function openPgImport(url: string) {
   const store = await openPgStore(url, { poolSize: 1 });
   const pool = store.writes;
-  const cols = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
-  const types = ['bigint', 'bigint', ...cols.slice(2).map(() => 'text')];
   return {
     store,
     size: () => store.treeHead().then((h) => h.size),
-    async writeChunk(from: number, to: number, chunk: ImportChunk): Promise<void> {
-      const c = await pool.connect();
-      let broken = false;
-      try {
-        await c.query('BEGIN');
+    writeChunk: (from: number, to: number, chunk: ImportChunk): Promise<void> =>
+      inTransaction(pool, async (c) => {
         const size = Number((await c.query('SELECT size FROM head FOR UPDATE')).rows[0].size);
         if (size !== from)
           throw new Error(`the target log grew to ${size} events while importing (another writer?)`);
-        await c.query(
-          `INSERT INTO events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-          cols.map((col) => chunk.events.map((e) => e[col] ?? null)),
-        );
-        await c.query(
-          'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
+        await writeRows(
+          c,
+          EVENT_COLUMNS.map((col) => chunk.events.map((e) => e[col] ?? null)),
           [chunk.nodes.map((n) => n.level), chunk.nodes.map((n) => n.idx), chunk.nodes.map((n) => n.hash)],
+          to,
         );
-        await c.query('UPDATE head SET size = $1', [to]);
-        await c.query('COMMIT');
-      } catch (err) {
-        broken = true;
-        await c.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        c.release(broken);
-      }
-    },
+      }),
     async copyCheckpoints(cps: StoredCheckpoint[]): Promise<number> {
       if (!cps.length) return 0;
       const r = await pool.query(
@@ -289,11 +265,8 @@ export class PgWitnessStore implements WitnessStore {
     this.draining = undefined;
   }
 
-  private async transaction(batches: AppendItem[][]): Promise<AppendResult[]> {
-    const c = await this.writes.connect();
-    let broken = false;
-    try {
-      await c.query('BEGIN');
+  private transaction(batches: AppendItem[][]): Promise<AppendResult[]> {
+    return inTransaction(this.writes, async (c) => {
       await c.query('SELECT size FROM head FOR UPDATE');
       const range = await compactRange(c);
       const keys = [...new Set(batches.flat().flatMap((i) => (i.idempotencyKey ? [i.idempotencyKey] : [])))];
@@ -305,31 +278,12 @@ export class PgWitnessStore implements WitnessStore {
         );
         for (const row of r.rows) known.set(row.idem_key, { id: Number(row.id), hash: row.content_hash });
       }
-      const rows: unknown[][] = [[], [], [], [], [], ...INDEXED_FIELDS.map(() => [])];
+      const rows: unknown[][] = EVENT_COLUMNS.map(() => []);
       const nodes: [number[], number[], Buffer[]] = [[], [], []];
       const results = batches.map((items) => appendOne(items, known, range, rows, nodes));
-      if (rows[0]!.length) {
-        const cols = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
-        const types = ['bigint', 'bigint', ...cols.slice(2).map(() => 'text')];
-        await c.query(
-          `INSERT INTO events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-          rows,
-        );
-        await c.query(
-          'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-          nodes,
-        );
-        await c.query('UPDATE head SET size = $1', [range.size]);
-      }
-      await c.query('COMMIT');
+      if (rows[0]!.length) await writeRows(c, rows, nodes, range.size);
       return results;
-    } catch (err) {
-      broken = true;
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release(broken);
-    }
+    });
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
@@ -502,6 +456,44 @@ export class PgWitnessStore implements WitnessStore {
     await this.draining;
     await Promise.allSettled([this.writes.end(), this.reads.end()]);
   }
+}
+
+const EVENT_COLUMNS = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
+const EVENTS_INSERT = `INSERT INTO events (${EVENT_COLUMNS.join(', ')}) SELECT * FROM unnest(${EVENT_COLUMNS.map(
+  (_, i) => `$${i + 1}::${i < 2 ? 'bigint' : 'text'}[]`,
+).join(', ')})`;
+
+/** Runs fn in one transaction on a pooled connection; a connection that failed is not reused. */
+async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  let broken = false;
+  try {
+    await c.query('BEGIN');
+    const result = await fn(c);
+    await c.query('COMMIT');
+    return result;
+  } catch (err) {
+    broken = true;
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release(broken);
+  }
+}
+
+/** Events (one array per EVENT_COLUMNS column), Merkle nodes, and the log's new size, in one go. */
+async function writeRows(
+  c: pg.PoolClient,
+  columns: unknown[][],
+  nodes: [number[], number[], Buffer[]],
+  size: number,
+): Promise<void> {
+  await c.query(EVENTS_INSERT, columns);
+  await c.query(
+    'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
+    nodes,
+  );
+  await c.query('UPDATE head SET size = $1', [size]);
 }
 
 /** The compact range at the current size, from the O(log n) stored perfect-subtree roots. */
