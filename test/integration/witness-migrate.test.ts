@@ -14,8 +14,8 @@ import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { postgresForThisFile } from '../helpers/postgres.js';
-import { startWitnessProcess } from '../helpers/processes.js';
-import { post } from '../helpers/witness.js';
+import { startService, startWitnessProcess } from '../helpers/processes.js';
+import { API_KEY, post } from '../helpers/witness.js';
 
 const server = postgresForThisFile();
 let dir: string;
@@ -88,9 +88,17 @@ describe('witness migrate', () => {
     const again = JSON.parse((await migrate(url)).stdout);
     expect(again).toMatchObject({ ok: true, copied: 0, target_size: 2501 });
 
-    // A witness serving the copy continues the same log: same key, held checkpoint still consistent.
-    const w = await startWitnessProcess(url, ['--key', key]);
+    // A witness serving the copy (named by WITNESS_DB_URL, here with a password, which trust
+    // authentication ignores) continues the same log: same key, held checkpoint still consistent.
+    const withPassword = url.replace('postgres://postgres@', 'postgres://postgres:s3cret-pw@');
+    const w = await startService(['witness', 'serve', '--port', '0', '--key', key], {
+      IF_WITNESS_API_KEY: API_KEY,
+      WITNESS_DB_URL: withPassword,
+    });
     try {
+      expect(String(w.ready.db)).toMatch(/^postgres:\/\/postgres:redacted@127\.0\.0\.1:\d+\//);
+      const health = await (await fetch(`${w.url}/health`, { signal: AbortSignal.timeout(5_000) })).json();
+      expect(health).toMatchObject({ store: 'postgres', tree_size: 2501 });
       const added = await post(`${w.url}/api/log`, { event: 'after_migration' });
       expect(added.json).toMatchObject({ id: 2502 });
       const same = await post(`${w.url}/api/log`, {
@@ -108,6 +116,10 @@ describe('witness migrate', () => {
     } finally {
       await w.stop();
     }
+    expect(w.stderr()).not.toContain('s3cret-pw');
+    const shown = await run(['config', 'show', '--json'], { env: { WITNESS_DB_URL: withPassword } });
+    expect(shown.stdout).not.toContain('s3cret-pw');
+    expect(JSON.parse(shown.stdout).values.WITNESS_DB_URL).toBe('<redacted>');
   });
 
   it('shows its progress on a terminal', async () => {

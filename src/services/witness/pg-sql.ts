@@ -68,8 +68,9 @@ const CMP = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
 
 // JSON types are respected as on SQLite: jsonb equality never makes false equal 0 or "600" equal 600.
 function literalSql(path: string[], value: unknown, params: unknown[], op = '='): string {
+  // Equality needs no collation, and naming one would keep PostgreSQL off the column's index.
   if (typeof value === 'string' && path.length === 1 && INDEXED.has(path[0]!))
-    return `${path[0]} COLLATE "C" ${op} $${params.push(value)}`;
+    return `${path[0]}${op === '=' ? '' : ' COLLATE "C"'} ${op} $${params.push(value)}`;
   const at = `(body::jsonb #> $${params.push(path)}::text[])`;
   if (op === '=') return `COALESCE(${at} = $${params.push(JSON.stringify(value))}::jsonb, FALSE)`;
   if (typeof value === 'number')
