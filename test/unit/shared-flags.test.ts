@@ -30,6 +30,11 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness verify': ['state-dir', 'json'],
   'witness spool': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'witness trust': ['state-dir', 'json'],
+  'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'witness migrate': ['json'],
 };
 
 const io = {} as CommandIo;

@@ -79,6 +79,10 @@ export async function serveSignaling(
         spoolDir: path.join(opts.stateDir, 'witness-spool'),
         stateDir: opts.stateDir,
         onError: (err) => opts.log('warn', 'witness', { error: err.message }),
+        onKeyChanged: (change) => {
+          opts.log('error', 'witness_key_changed', { ...change, hint: `ifmesh witness trust ${change.url}` });
+          server.core.metrics.witnessKeyChanged.inc({ reporter: 'signaling' });
+        },
       })
     : undefined;
   if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');

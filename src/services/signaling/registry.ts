@@ -23,6 +23,8 @@ export interface ConnectionReport {
   state: ConnectionState;
   candidate_type: CandidateType | null;
   rtt_ms: number | null;
+  /** Heartbeat pings the agent sent this peer that got no pong (absent from older agents). */
+  loss_ratio?: number | null;
   updated_at: string;
 }
 

@@ -160,6 +160,7 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
         state: frame.state,
         candidate_type: frame.candidate_type,
         rtt_ms: frame.rtt_ms,
+        loss_ratio: frame.loss_ratio ?? null,
         updated_at: new Date(core.now()).toISOString(),
       };
       core.metrics.connectionReport(await core.registry.report(report), report);
