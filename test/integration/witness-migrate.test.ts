@@ -205,6 +205,15 @@ describe('witness migrate', () => {
     const missing = await run(['witness', 'migrate', '--from', `sqlite:${dir}/nope.db`, '--to', url]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('does not exist');
+    const absent = url.replace(/\/[^/]+$/, '/no_such_db');
+    const noDb = await run(['witness', 'migrate', '--from', `sqlite:${db}`, '--to', absent]);
+    expect(noDb.code).toBe(3);
+    expect(noDb.stderr).toContain('createdb');
+    const serve = await run(['witness', 'serve', '--port', '0', '--db', absent, '--key', key], {
+      env: { IF_WITNESS_API_KEY: API_KEY },
+    });
+    expect(serve.code).toBe(3);
+    expect(serve.stderr).toContain('database "no_such_db" does not exist');
     const notPg = await run(['witness', 'migrate', '--from', `sqlite:${db}`, '--to', 'mysql://x/y']);
     expect(notPg.code).toBe(2);
     expect(notPg.stderr).toContain('postgres://');
