@@ -9,9 +9,13 @@ import type { Condition } from './query.js';
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
 export const EVENT_COLUMNS = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
-const EVENTS_INSERT = `INSERT INTO events (${EVENT_COLUMNS.join(', ')}) SELECT * FROM unnest(${EVENT_COLUMNS.map(
+const N = EVENT_COLUMNS.length;
+// Events, nodes and the new size in one statement (data-modifying CTEs): one round trip, not three.
+const WRITE_ROWS = `WITH e AS (INSERT INTO events (${EVENT_COLUMNS.join(', ')}) SELECT * FROM unnest(${EVENT_COLUMNS.map(
   (_, i) => `$${i + 1}::${i < 2 ? 'bigint' : 'text'}[]`,
-).join(', ')})`;
+).join(', ')})),
+  n AS (INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($${N + 1}::int[], $${N + 2}::bigint[], $${N + 3}::bytea[]))
+  UPDATE head SET size = $${N + 4}`;
 
 /** Runs fn in one transaction on a pooled connection; a connection that failed is not reused. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -38,12 +42,7 @@ export async function writeRows(
   nodes: [number[], number[], Buffer[]],
   size: number,
 ): Promise<void> {
-  await c.query(EVENTS_INSERT, columns);
-  await c.query(
-    'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-    nodes,
-  );
-  await c.query('UPDATE head SET size = $1', [size]);
+  await c.query(WRITE_ROWS, [...columns, ...nodes, size]);
 }
 
 function valueAt(doc: unknown, path: string[]): unknown {
