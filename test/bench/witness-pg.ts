@@ -105,7 +105,7 @@ export async function benchWitnessPg(): Promise<Row[]> {
     const eqRatio = percentile(lat.postgres!.eq, 95) / percentile(lat.sqlite!.eq, 95);
     const reRatio = percentile(lat.postgres!.re, 95) / percentile(lat.sqlite!.re, 95);
     const n = fmt(total);
-    // PostgreSQL pays a loopback round trip per statement (about seven per append transaction) and
+    // PostgreSQL pays a loopback round trip per statement (four or five per append transaction) and
     // a server process of its own; the targets bound that cost relative to SQLite in the same run,
     // not this machine's speed. Measured on the shared 2-core machine, single-event ingest ranged
     // from 0.09× to 0.84× between runs, hence the loose bound.
