@@ -133,4 +133,13 @@ export const commands: CommandEntry[] = [
     examples: ['ifmesh top', 'ifmesh top --json'],
     load: () => import('../../commands/top.js'),
   },
+  {
+    name: 'rotate-keys',
+    summary: "Rotate every agent's keys through the signaling admin API (emergency-srtp-key-rotation.sh)",
+    examples: [
+      'ifmesh rotate-keys --reason scheduled',
+      'ifmesh rotate-keys --incident-id SEC-42 --timeout 60s',
+    ],
+    load: () => import('../../commands/rotate-keys.js'),
+  },
 ];

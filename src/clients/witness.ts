@@ -182,6 +182,9 @@ export class WitnessClient {
   private idleReason: 'empty' | 'linger' | 'backoff' | undefined;
 
   private idle(ms: number, reason: 'empty' | 'linger' | 'backoff'): Promise<void> {
+    // close() may have called wake() while the loop was busy (observing a checkpoint): nothing was
+    // idle then, so an idle begun after it would hold close() for its whole length.
+    if (this.closing) return Promise.resolve();
     this.idleReason = reason;
     return new Promise((resolve) => {
       const done = () => {
