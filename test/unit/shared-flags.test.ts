@@ -33,6 +33,8 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'certs check': ['config', 'set', 'json'],
+  'certs rotate': ['state-dir', 'witness', 'config', 'set', 'json'],
   'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
 };
 
