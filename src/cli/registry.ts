@@ -152,4 +152,15 @@ export const commands: CommandEntry[] = [
     ],
     load: () => import('../../commands/certs.js'),
   },
+  {
+    name: 'maintenance',
+    summary:
+      'Cron-safe daily and weekly maintenance (daily-maintenance.sh, weekly-maintenance.sh) and their crontab',
+    examples: [
+      'ifmesh maintenance daily',
+      'ifmesh maintenance weekly --json',
+      'ifmesh maintenance install-cron --write',
+    ],
+    load: () => import('../../commands/maintenance.js'),
+  },
 ];
