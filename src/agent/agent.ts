@@ -51,6 +51,8 @@ export interface AgentCounters {
   signature_failures: number;
   message_errors: number;
   dtls_failures: number;
+  /** Times the witness this agent's events go to presented a key other than the one held. */
+  witness_key_changed?: number;
 }
 
 /** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
@@ -317,6 +319,12 @@ export class MeshAgent {
           const live = this.links.get(p.agent_id);
           if (!live || live.closed) void this.connectTo(p.agent_id);
         }
+        // A key change noticed before this (re)registration still reaches this instance's /metrics.
+        if (this.counters.witness_key_changed)
+          this.signaling.send({
+            type: 'metrics-report',
+            witness_key_changed: this.counters.witness_key_changed,
+          });
         return;
       case 'agent-joined': {
         const key = fromBase64url(f.public_key, 32, 'public_key');
@@ -464,6 +472,12 @@ export class MeshAgent {
     }
   }
 
+  /** The witness answered under an unaccepted key: counted, and reported to signaling's /metrics now. */
+  noteWitnessKeyChanged(): void {
+    this.counters.witness_key_changed = (this.counters.witness_key_changed ?? 0) + 1;
+    this.signaling.send({ type: 'metrics-report', witness_key_changed: this.counters.witness_key_changed });
+  }
+
   private reportMemory(): void {
     const rss = process.memoryUsage.rss();
     this.event('memory_usage_update', { memory_bytes: rss });
@@ -480,6 +494,9 @@ export class MeshAgent {
       messages_received: received,
       signature_failures: this.counters.signature_failures,
       dtls_failures: this.counters.dtls_failures,
+      ...(this.counters.witness_key_changed
+        ? { witness_key_changed: this.counters.witness_key_changed }
+        : {}),
       memory_bytes: rss,
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });

@@ -52,6 +52,8 @@ export interface AgentMetricsReport {
   memory_bytes?: number;
   /** CPU seconds (user + system) the agent's process has used, cumulative. */
   cpu_seconds?: number;
+  /** Times the agent's witness presented an unaccepted key (cumulative). */
+  witness_key_changed?: number;
 }
 
 export class FrameError extends Error {
@@ -156,6 +158,7 @@ export function parseClientFrame(text: string): ClientFrame {
         'bytes_per_second',
         'memory_bytes',
         'cpu_seconds',
+        'witness_key_changed',
       ] as const) {
         const v = f[k];
         if (v === undefined) continue;

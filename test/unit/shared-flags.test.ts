@@ -30,6 +30,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness verify': ['state-dir', 'json'],
   'witness spool': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'witness trust': ['state-dir', 'json'],
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
@@ -39,6 +40,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'maintenance weekly': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'maintenance install-cron': ['state-dir', 'json'],
   'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'witness migrate': ['json'],
 };
 
 const io = {} as CommandIo;
