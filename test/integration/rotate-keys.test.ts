@@ -1,11 +1,13 @@
 // `ifmesh rotate-keys` against real signaling instances, real werift agents and a real witness:
 // every agent rotates (peers take the new key and refuse the old), an agent that never answers is
 // named with exit 1, and the audit events land in the witness.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { createSigner, generateKeyPair, type KeyPair } from '../../src/crypto/ed25519.js';
 import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { BIN, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { ADMIN, type RunningSignaling, startSignaling, TestClient } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
@@ -116,6 +118,38 @@ describe('rotate-keys', () => {
       incident_id: 'SEC-2',
       metadata: { completed: 3, total: 3, status: 'completed' },
     });
+  });
+
+  it('on a terminal: completed/total as a bar (ink), then the result', async () => {
+    requireBinary('tmux', 'tmux');
+    const session = `ifmesh-rk-${process.pid}`;
+    const vars = `SIGNALING_ADMIN_TOKEN=${ADMIN} IFMESH_STATE_DIR=${dir.dir}`;
+    execFileSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '20',
+      `cd ${dir.dir} && env -u CI ${vars} ${process.execPath} ${BIN} rotate-keys --signaling ${signaling()} --timeout 30s; sleep 60`,
+    ]);
+    try {
+      let screen = '';
+      await waitFor(
+        () => {
+          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+          return screen.includes('keys rotated');
+        },
+        'rotate-keys to finish on the terminal',
+        { timeoutMs: 30_000, intervalMs: 30 },
+      );
+      expect(screen).toContain(`✓ rotating keys [${'█'.repeat(20)}] 3/3 (100%)`);
+      expect(screen).toContain('keys rotated: 3/3 agents');
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
+    }
   });
 
   it('exits 1 naming the agent that did not answer in time (fake clock: no wall-clock wait)', async () => {
