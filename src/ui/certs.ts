@@ -18,6 +18,9 @@ export function renderCertPlan(p: CertRotationPlan): string {
     `plan (dry run, nothing changed): renew ${p.cert} by ${p.method}`,
     ...p.backups.map((b) => `  back up ${b.from} -> ${b.to}`),
     ...p.restart.map((r, i) => `  ${i + 1}. restart ${r.name} (pid ${r.pid}), wait until healthy`),
+    ...(p.not_restarted.length
+      ? [`  left alone (not started with this certificate): ${p.not_restarted.join(', ')}`]
+      : []),
     '  log tls_certificate_rotated',
   ].join('\n');
 }

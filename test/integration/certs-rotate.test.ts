@@ -24,6 +24,7 @@ let witness: RunningWitness;
 let files: { cert: string; key: string };
 let sup: Supervisor;
 const ports: number[] = [];
+let plainPid: number;
 const agents: MeshAgent[] = [];
 const env = () => ({ IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: API_KEY });
 
@@ -98,6 +99,29 @@ beforeAll(async () => {
     });
     trackPid(pid);
   }
+  // An instance started without the certificate: a rotation must leave it alone.
+  const plainPort = await freePort();
+  plainPid = sup.start({
+    name: 'sig-plain',
+    role: 'signaling',
+    port: plainPort,
+    url: `ws://127.0.0.1:${plainPort}`,
+    command: process.execPath,
+    args: [
+      BIN,
+      'signaling',
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(plainPort),
+      '--state-dir',
+      dir.dir,
+    ],
+    env: env(),
+    cwd: dir.dir,
+  });
+  trackPid(plainPid);
   for (const port of ports) await waitFor(() => healthy(port), `signaling on ${port}`, { timeoutMs: 20_000 });
   for (const id of ['cr-1', 'cr-2']) {
     const a = new MeshAgent({
@@ -140,6 +164,7 @@ describe('certs rotate', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/1\. restart sig-1 .*\n.*2\. restart sig-2/);
+    expect(r.stdout).toContain('left alone (not started with this certificate): sig-plain');
     expect(readFileSync(files.cert, 'utf8')).toBe(before);
   });
 
@@ -195,6 +220,8 @@ describe('certs rotate', () => {
       ['sig-2', true],
     ]);
     for (const x of doc.restarts) expect(oldPids).not.toContain(x.new_pid);
+    expect(doc.plan.not_restarted).toEqual(['sig-plain']);
+    expect(listProcesses(dir.dir).find((p) => p.name === 'sig-plain')?.pid).toBe(plainPid);
     // Never both down at once: every look found at least one healthy instance.
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.filter((s) => s.healthy === 0)).toEqual([]);

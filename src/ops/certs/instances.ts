@@ -41,10 +41,21 @@ function serves(l: InstanceLaunch, cert: string): boolean {
   return named !== undefined && path.resolve(l.cwd, named) === path.resolve(cert);
 }
 
-/** Running signaling instances of `stateDir` that serve `cert`, in name order. */
-export function instancesServing(stateDir: string, cert: string): InstanceLaunch[] {
+function runningSignaling(stateDir: string): InstanceLaunch[] {
   return listProcesses(stateDir)
     .filter((r) => r.role === 'signaling' && isAlive(r.pid))
     .map(readLaunch)
-    .filter((l): l is InstanceLaunch => l !== undefined && serves(l, cert));
+    .filter((l): l is InstanceLaunch => l !== undefined);
+}
+
+/** Running signaling instances of `stateDir` that serve `cert`, in name order. */
+export function instancesServing(stateDir: string, cert: string): InstanceLaunch[] {
+  return runningSignaling(stateDir).filter((l) => serves(l, cert));
+}
+
+/** Running signaling instances started without `cert`: left alone, and named so nobody is surprised. */
+export function instancesNotServing(stateDir: string, cert: string): string[] {
+  return runningSignaling(stateDir)
+    .filter((l) => !serves(l, cert))
+    .map((l) => l.name);
 }

@@ -13,7 +13,7 @@ import { logEvents, type WitnessTarget } from '../events.js';
 import { hasBinary, type OpContext } from '../shared.js';
 import { Supervisor } from '../stack/supervisor.js';
 import { type CertCheck, checkCertificate } from './check.js';
-import { instancesServing } from './instances.js';
+import { instancesNotServing, instancesServing } from './instances.js';
 
 export type RenewMethod = 'self-signed-dev' | 'certbot' | 'manual';
 
@@ -27,6 +27,8 @@ export interface CertRotationPlan {
   backups: { from: string; to: string }[];
   /** Restarted in this order, one at a time. */
   restart: { name: string; pid: number; url: string | undefined }[];
+  /** Running signaling instances not started with this certificate (--tls-cert or SIGNALING_TLS_CERT): left alone. */
+  not_restarted: string[];
   /** Dev certificates' lifetime. */
   days: number;
   manual_procedure: string[];
@@ -88,6 +90,7 @@ export async function planCertRotation(
       method === 'manual'
         ? []
         : instancesServing(o.stateDir, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url })),
+    not_restarted: method === 'manual' ? [] : instancesNotServing(o.stateDir, o.cert),
     days: o.days,
     manual_procedure: method === 'manual' ? manualProcedure(o.cert, o.key) : [],
   };
