@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { createSigner, generateKeyPair, type KeyPair } from '../../src/crypto/ed25519.js';
 import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
+import { freePort } from '../../src/ops/stack/stack.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -187,6 +188,24 @@ describe('rotate-keys', () => {
     } finally {
       silent.ws.close();
     }
+  });
+
+  it('an instance that does not answer: exit 1 naming it; none answering: exit 3', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const r = await run(
+      ['rotate-keys', '--signaling', `${sigA.http},${dead}`, '--timeout', '20s', '--json'],
+      {
+        cwd: dir.dir,
+        env: env(),
+      },
+    );
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.ok).toBe(false);
+    expect(doc.instances.find((i: { url: string }) => i.url === dead).error).toContain('unreachable');
+    const none = await run(['rotate-keys', '--signaling', dead], { cwd: dir.dir, env: env() });
+    expect(none.code).toBe(3);
+    expect(none.stderr).toContain('no signaling instance started a rotation');
   });
 
   it('without an admin token: exit 4 and a hint', async () => {
