@@ -42,22 +42,28 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--cert <file>', 'certificate to check (default SIGNALING_TLS_CERT)')
       .option('--key <file>', 'its key (default SIGNALING_TLS_KEY)')
       .option('--warn-days <n>', 'a person is needed when fewer days are left', '7')
-      .option('--retain-days <n>', 'witness events older than this are pruned', '30'),
-  ).action(async (flags: Flags & { cert?: string; key?: string; warnDays: string; retainDays: string }) => {
-    const { loaded, t } = await targets(flags);
-    const report = await runDaily(
-      {
-        ...t,
-        cert: flags.cert ? path.resolve(ctx.cwd, flags.cert) : loaded.config.signalingTlsCert,
-        key: flags.key ? path.resolve(ctx.cwd, flags.key) : loaded.config.signalingTlsKey,
-        warnDays: intFlag(flags.warnDays, '--warn-days', 0, 3650),
-        retainDays: intFlag(flags.retainDays, '--retain-days', 1, 36500),
-      },
-      ctx,
-    );
-    io.output(flags).result(report, renderDaily);
-    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
-  });
+      .option('--retain-days <n>', 'witness events older than this are pruned', '30')
+      .option('--dry-run', 'show what logrotate would do; no cleanup, no report written'),
+  ).action(
+    async (
+      flags: Flags & { cert?: string; key?: string; warnDays: string; retainDays: string; dryRun?: boolean },
+    ) => {
+      const { loaded, t } = await targets(flags);
+      const report = await runDaily(
+        {
+          ...t,
+          cert: flags.cert ? path.resolve(ctx.cwd, flags.cert) : loaded.config.signalingTlsCert,
+          key: flags.key ? path.resolve(ctx.cwd, flags.key) : loaded.config.signalingTlsKey,
+          warnDays: intFlag(flags.warnDays, '--warn-days', 0, 3650),
+          retainDays: intFlag(flags.retainDays, '--retain-days', 1, 36500),
+          dryRun: Boolean(flags.dryRun),
+        },
+        ctx,
+      );
+      io.output(flags).result(report, renderDaily);
+      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+    },
+  );
 
   shared(
     cmd

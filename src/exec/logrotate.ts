@@ -30,14 +30,19 @@ export function logrotateBinary(): string {
   return 'logrotate';
 }
 
+/** `debug`: logrotate -d, which shows what it would do and changes nothing (--dry-run). */
 export async function runLogrotate(
   exec: Exec,
-  o: { conf: string; stateFile: string; force: boolean },
+  o: { conf: string; stateFile: string; force: boolean; debug?: boolean },
 ): Promise<{ ok: boolean; output: string }> {
   try {
-    const r = await exec(logrotateBinary(), [...(o.force ? ['-f'] : []), '-s', o.stateFile, o.conf], {
-      timeoutMs: 60_000,
-    });
+    const r = await exec(
+      logrotateBinary(),
+      [...(o.force ? ['-f'] : []), ...(o.debug ? ['-d'] : []), '-s', o.stateFile, o.conf],
+      {
+        timeoutMs: 60_000,
+      },
+    );
     return { ok: r.code === 0, output: `${r.stdout}${r.stderr}`.trim() };
   } catch (err) {
     return {

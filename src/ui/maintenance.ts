@@ -13,13 +13,13 @@ function verdict(ok: boolean, needs: string[], what: string, c: ChalkInstance): 
 
 export function renderDaily(r: DailyReport, c: ChalkInstance): string {
   return [
-    `daily maintenance ${r.maintenance_id}`,
+    `daily maintenance ${r.maintenance_id}${r.dry_run ? ' (dry run: nothing changed)' : ''}`,
     `1. certificate: ${r.certificate ? `${r.certificate.days_left} days left (${r.certificate.status})` : 'none configured'}`,
     `2. logs: ${r.logs.length} files, ${mb(r.logs_total_bytes)}`,
     ...r.logs.map((l) => `     ${l.file} ${mb(l.bytes)}`),
     `3. logrotate: ${r.logrotate.ok ? 'ok' : 'FAILED'} (${r.logrotate.config})`,
     `4. witness cleanup (retain ${r.cleanup.retain_days} days): ${r.cleanup.ok ? 'ok' : r.cleanup.error}`,
-    `5. health report: ${r.report_file}`,
+    `5. health report: ${r.dry_run ? '(not written) ' : ''}${r.report_file}`,
     `   agents ${r.health.total_agents ?? '-'}, connections ${r.health.active_connections ?? '-'}, errors 24h ${r.health.error_count_24h ?? '-'}`,
     ...verdict(r.ok, r.needs_human, 'daily maintenance', c),
   ].join('\n');

@@ -134,6 +134,27 @@ describe('maintenance daily', () => {
     expect(pruned.at(-1).metadata.retain_days).toBe(30);
   });
 
+  it('--dry-run changes nothing: logs untouched, no cleanup, no report', async () => {
+    const before = (await post(`${witness.url}/api/query`, { query: { event: 'witness_events_pruned' } }))
+      .json.results.length;
+    const r = await cron(
+      ['maintenance', 'daily', '--state-dir', state, '--dry-run', '--json'],
+      dir.dir,
+      env(),
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ dry_run: true, ok: true, logrotate: { ok: true } });
+    expect(doc.logs).toEqual([{ file: 'signaling-1.log', bytes: 4096 }]);
+    expect(readdirSync(path.join(state, 'logs'))).toEqual(['signaling-1.log']);
+    expect(statSync(path.join(state, 'logs', 'signaling-1.log')).size).toBe(4096);
+    expect(existsSync(path.join(state, 'reports'))).toBe(false);
+    expect(existsSync(path.join(state, 'logrotate.conf'))).toBe(false);
+    const after = (await post(`${witness.url}/api/query`, { query: { event: 'witness_events_pruned' } })).json
+      .results;
+    expect(after).toHaveLength(before);
+  });
+
   it('a certificate expiring in 3 days needs a person: exit 1 naming it, the report still written', async () => {
     const c = makeCert(dir.dir, 'soon', 3);
     const r = await cron(

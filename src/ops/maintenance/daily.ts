@@ -1,7 +1,9 @@
 // The runbook's daily-maintenance.sh, cron-safe: under the maintenance lock, certificate days left,
 // log sizes, rotation of ifmesh's own logs through logrotate, witness cleanup, and the daily health
 // report. Every step runs even when an earlier one needs a human; `ok` is false if any did.
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
 import { statePaths } from '../../state/state-dir.js';
@@ -16,6 +18,8 @@ export interface DailyOptions extends MaintenanceTargets {
   key?: string | undefined;
   warnDays: number;
   retainDays: number;
+  /** Change nothing: logrotate -d on a temporary copy of the configuration, no cleanup, no report file. */
+  dryRun?: boolean;
 }
 
 /** The runbook's reports/daily-health-YYYYMMDD.json fields, plus the maintenance id. */
@@ -30,6 +34,7 @@ export interface DailyHealth {
 
 export interface DailyReport {
   maintenance_id: string;
+  dry_run: boolean;
   ok: boolean;
   /** Each thing a person must look at; empty when all is well. */
   needs_human: string[];
@@ -82,12 +87,22 @@ async function daily(
   }
 
   const before = logSizes(p.logs);
-  writeFileSync(p.logrotateConf, logrotateConfig(p.logs), { mode: 0o644 });
-  const rotated = await runLogrotate(ctx.exec, {
-    conf: p.logrotateConf,
-    stateFile: p.logrotateState,
-    force: true,
-  });
+  // A dry run hands logrotate -d a scratch copy of the configuration and state: nothing of ours changes.
+  const scratch = o.dryRun ? mkdtempSync(path.join(os.tmpdir(), 'ifmesh-logrotate-')) : undefined;
+  const conf = scratch ? path.join(scratch, 'logrotate.conf') : p.logrotateConf;
+  let rotated: { ok: boolean; output: string };
+  try {
+    mkdirSync(path.dirname(conf), { recursive: true });
+    writeFileSync(conf, logrotateConfig(p.logs), { mode: 0o644 });
+    rotated = await runLogrotate(ctx.exec, {
+      conf,
+      stateFile: scratch ? path.join(scratch, 'status') : p.logrotateState,
+      force: true,
+      debug: Boolean(o.dryRun),
+    });
+  } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
   if (!rotated.ok) needs.push(`logrotate failed: ${rotated.output}`);
 
   const cleanup: DailyReport['cleanup'] = { retain_days: o.retainDays, ok: false };
@@ -95,21 +110,24 @@ async function daily(
   if (!o.witness) {
     cleanup.error = 'no witness configured';
   } else {
-    try {
-      const a = await httpRequest(`${o.witness.url}/api/admin/cleanup`, {
-        method: 'POST',
-        body: JSON.stringify({ retain_days: o.retainDays }),
-        headers: { authorization: `Bearer ${o.witness.apiKey}` },
-        timeoutMs: 30_000,
-        dispatcher: ctx.dispatcher,
-      });
-      cleanup.ok = a.status === 200;
-      cleanup.answer = a.json;
-      if (!cleanup.ok) cleanup.error = `HTTP ${a.status}: ${a.text.slice(0, 200)}`;
-    } catch (err) {
-      cleanup.error = errorText(err);
-    }
-    if (!cleanup.ok) needs.push(`witness cleanup failed: ${cleanup.error}`);
+    if (o.dryRun) {
+      cleanup.error = `dry run: would POST ${o.witness.url}/api/admin/cleanup {"retain_days":${o.retainDays}}`;
+    } else
+      try {
+        const a = await httpRequest(`${o.witness.url}/api/admin/cleanup`, {
+          method: 'POST',
+          body: JSON.stringify({ retain_days: o.retainDays }),
+          headers: { authorization: `Bearer ${o.witness.apiKey}` },
+          timeoutMs: 30_000,
+          dispatcher: ctx.dispatcher,
+        });
+        cleanup.ok = a.status === 200;
+        cleanup.answer = a.json;
+        if (!cleanup.ok) cleanup.error = `HTTP ${a.status}: ${a.text.slice(0, 200)}`;
+      } catch (err) {
+        cleanup.error = errorText(err);
+      }
+    if (!cleanup.ok && !o.dryRun) needs.push(`witness cleanup failed: ${cleanup.error}`);
     try {
       const q = await runWitnessQuery({
         url: o.witness.url,
@@ -142,9 +160,10 @@ async function daily(
     error_count_24h: errors24h,
   };
   const reportFile = p.dailyReport(utcDay(now));
-  writeJsonWhole(reportFile, health);
+  if (!o.dryRun) writeJsonWhole(reportFile, health);
   return {
     maintenance_id: id,
+    dry_run: Boolean(o.dryRun),
     ok: needs.length === 0,
     needs_human: needs,
     certificate,
