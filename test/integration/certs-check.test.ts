@@ -3,8 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCert, makeExpiredCert, makeKey } from '../helpers/certs.js';
 import { run, tempDir } from '../helpers/cli.js';
+import { makeCert, makeExpiredCert } from '../helpers/tls.js';
 
 let dir: { dir: string; cleanup: () => void };
 let valid: { cert: string; key: string };
@@ -57,7 +57,7 @@ describe('certs check', () => {
   });
 
   it('the wrong key: exit 1 naming the key', async () => {
-    const other = makeKey(dir.dir, 'other');
+    const other = makeCert(dir.dir, 'other', 365).key;
     const r = await check('--cert', valid.cert, '--key', other);
     expect(r.code).toBe(1);
     expect(r.doc).toMatchObject({ status: 'invalid', key_matches: false });

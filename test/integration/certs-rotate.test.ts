@@ -12,9 +12,9 @@ import { freePort } from '../../src/ops/stack/stack.js';
 import { Supervisor } from '../../src/ops/stack/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { systemClock } from '../../src/util/clock.js';
-import { makeCert } from '../helpers/certs.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
+import { makeCert } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 

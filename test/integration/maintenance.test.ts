@@ -8,10 +8,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { makeCert } from '../helpers/certs.js';
 import { BIN, type RunResult, tempDir, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { type RunningSignaling, startSignaling, TestClient } from '../helpers/signaling.js';
+import { makeCert } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
