@@ -35,6 +35,12 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'certs check': ['config', 'set', 'json'],
+  'certs rotate': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'maintenance daily': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance weekly': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance install-cron': ['state-dir', 'json'],
+  'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'witness migrate': ['json'],
 };
 
