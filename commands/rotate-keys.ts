@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { durationFlag } from '../src/cli/duration.js';
-import { type ConfigFlags, withFlags } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { signalingUrls, witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
