@@ -170,4 +170,15 @@ export const commands: CommandEntry[] = [
     ],
     load: () => import('../../commands/maintenance.js'),
   },
+  {
+    name: 'failover',
+    summary:
+      "The failover guide's scenarios (A turn, B signaling, D cert, E keys) and validate-failover-recovery.sh",
+    examples: [
+      'ifmesh failover turn --failed turn:10.0.0.5:3478 --replacement turn:10.0.0.6:3478 --dry-run',
+      'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',
+      'ifmesh failover validate --id failover-B-20260101T000000Z-abc123 --scenario B --json',
+    ],
+    load: () => import('../../commands/failover.js'),
+  },
 ];

@@ -1,0 +1,308 @@
+// ifmesh failover: the failover guide's scenarios (A turn, B signaling, D cert, E keys) and
+// validate-failover-recovery.sh. Thin: flags in, ops/failover out.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
+import { messageExchange } from '../src/ops/agent/exchange.js';
+import { iceServers } from '../src/ops/agent/ice.js';
+import { planCertRotation } from '../src/ops/certs/rotate.js';
+import {
+  applyFailover,
+  type FailoverPlan,
+  type FailoverReport,
+  newFailoverId,
+  planCertFailover,
+  planKeysFailover,
+  planSignalingFailover,
+  planTurnFailover,
+} from '../src/ops/failover/scenarios.js';
+import {
+  CHECK_TITLES,
+  parseScenario,
+  type Scenario,
+  type ValidationReport,
+  validateRecovery,
+} from '../src/ops/failover/validate.js';
+import { planRotation } from '../src/ops/keys/rotate.js';
+import { statePaths } from '../src/state/state-dir.js';
+import { createProgress } from '../src/ui/progress.js';
+
+type Flags = ConfigFlags & {
+  signaling?: string;
+  witness?: string;
+  stateDir?: string;
+  json?: boolean;
+  dryRun?: boolean;
+  id?: string;
+  agents: string;
+  messages: string;
+  loopback?: boolean;
+  stun?: string;
+  insecure?: boolean;
+  timeout: string;
+};
+
+function validationOptions(cmd: Command): Command {
+  return withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json')
+    .option('--agents <n>', 'temporary agents for the message delivery check', '3')
+    .option('--messages <n>', 'signed pings per pair in the message delivery check', '10')
+    .option('--stun <urls>', 'STUN URLs for the temporary agents (default STUN_SERVERS)')
+    .option('--loopback', 'temporary agents gather only 127.0.0.1 candidates')
+    .option('--insecure', 'accept a self-signed wss:// certificate')
+    .option(
+      '--timeout <duration>',
+      'time allowed for each wait (peers on the replacement, a restart)',
+      '60s',
+    );
+}
+
+function scenarioOptions(cmd: Command): Command {
+  return validationOptions(cmd)
+    .option('--id <failover-id>', 'the failover id logged on every event (default: a new one)')
+    .option('--dry-run', 'print the plan and change nothing');
+}
+
+function readToken(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  cmd.description('Run a failover guide scenario on the local stack, then validate the recovery');
+
+  const setup = async (flags: Flags) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const urls = signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir);
+    const w = witnessEndpoint(flags.witness, loaded, stateDir);
+    return { loaded, stateDir, urls, witness: { ...w, stateDir } };
+  };
+
+  const validate = async (
+    flags: Flags,
+    s: Awaited<ReturnType<typeof setup>>,
+    failoverId: string,
+    scenario: Scenario,
+    progress: Awaited<ReturnType<typeof createProgress>>,
+  ): Promise<ValidationReport> => {
+    if (!s.witness.apiKey)
+      throw new UnauthorizedError(
+        'no witness API key',
+        'set IF_WITNESS_API_KEY (validation reads the witness)',
+      );
+    const n = intFlag(flags.agents, '--agents', 2, 50);
+    const m = intFlag(flags.messages, '--messages', 1, 10_000);
+    return validateRecovery(
+      {
+        failoverId,
+        scenario,
+        signalingHttp: s.urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://')),
+        witness: s.witness,
+        exchange: () =>
+          messageExchange({
+            clock: ctx.clock,
+            signalingUrls: s.urls,
+            iceServers: iceServers(s.loaded.config, {
+              stun: flags.stun ?? stackStun(s.loaded, s.stateDir),
+              turn: '',
+            }),
+            agents: n,
+            messages: m,
+            loopbackOnly: Boolean(flags.loopback),
+            formTimeoutMs: 20_000,
+            rejectUnauthorized: !flags.insecure,
+            witness: s.witness,
+          }),
+        onCheck: (c) => progress.step(CHECK_TITLES[c.name], c.passed ? 'ok' : 'fail', c.detail),
+      },
+      ctx,
+    );
+  };
+
+  /** Plans with `plan`, prints it on --dry-run, else applies it under the deploy lock and validates. */
+  const scenario =
+    <F extends Flags>(
+      letter: Scenario,
+      plan: (flags: F, s: Awaited<ReturnType<typeof setup>>, id: string) => Promise<FailoverPlan>,
+    ) =>
+    async (flags: F) => {
+      const s = await setup(flags);
+      const out = io.output(flags);
+      const timeoutMs = durationFlag(flags.timeout, '--timeout', 3_600_000);
+      const p = await plan(flags, s, flags.id ?? newFailoverId(letter, ctx.clock.now()));
+      if (flags.dryRun) return out.result({ plan: p, dry_run: true }, renderPlan);
+      const adminToken = s.loaded.config.signalingAdminToken || readToken(statePaths(s.stateDir).adminToken);
+      if (!adminToken)
+        throw new UnauthorizedError(
+          'no signaling admin token',
+          `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${statePaths(s.stateDir).adminToken})`,
+        );
+      if (!s.witness.apiKey)
+        throw new UnauthorizedError(
+          'no witness API key',
+          'set IF_WITNESS_API_KEY: every failover step is logged',
+        );
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      try {
+        const report = await applyFailover(
+          p,
+          {
+            stateDir: s.stateDir,
+            adminToken,
+            witness: s.witness,
+            timeoutMs,
+            onStep: (l) => progress.info(l),
+          },
+          ctx,
+        );
+        const validation = await validate(flags, s, p.failover_id, p.scenario, progress);
+        await progress.close();
+        const doc = { plan: p, dry_run: false, report, validation, ok: report.ok && validation.passed };
+        out.result(doc, (d) => `${renderReport(d.report)}\n${renderValidation(d.validation)}`);
+        if (!doc.ok) io.setExitCode(ExitCode.checkFailed);
+      } finally {
+        await progress.close();
+      }
+    };
+
+  scenarioOptions(
+    cmd.command('turn').description('Scenario A: replace a failed TURN server (handle-turn-failure)'),
+  )
+    .requiredOption('--failed <url>', 'the TURN server that failed (turn:host:port)')
+    .requiredOption('--replacement <url>', 'the TURN server to use instead')
+    .action(
+      scenario('A', async (flags: Flags & { failed?: string; replacement?: string }, s, id) =>
+        planTurnFailover({
+          failoverId: id,
+          signaling: s.urls,
+          turnServers: s.loaded.config.turnServers.map((t) => t.url),
+          failed: flags.failed!,
+          replacement: flags.replacement!,
+        }),
+      ),
+    );
+
+  scenarioOptions(
+    cmd
+      .command('signaling')
+      .description('Scenario B: restart a dead signaling instance, then watch it stabilise'),
+  )
+    .requiredOption('--failed <url>', 'the signaling instance that failed (ws://127.0.0.1:PORT)')
+    .option('--action <action>', 'restart (the dead instance, from its process record)', 'restart')
+    .option('--stabilize <duration>', 'how long the restarted instance must stay healthy', '5m')
+    .action(
+      scenario('B', async (flags: Flags & { failed?: string; action: string; stabilize: string }, s, id) => {
+        if (flags.action !== 'restart')
+          throw new UsageError(`--action ${flags.action} is not supported`, 'use --action restart');
+        return planSignalingFailover({
+          failoverId: id,
+          stateDir: s.stateDir,
+          signaling: s.urls,
+          failed: flags.failed!,
+          stabilizeMs: durationFlag(flags.stabilize, '--stabilize', 3_600_000),
+        });
+      }),
+    );
+
+  scenarioOptions(
+    cmd.command('cert').description('Scenario D: certificate rotation (certificate-rotation-procedure.sh)'),
+  )
+    .option('--cert <file>', 'PEM certificate (default SIGNALING_TLS_CERT)')
+    .option('--key <file>', 'PEM private key (default SIGNALING_TLS_KEY)')
+    .option('--self-signed-dev', 'generate a self-signed certificate (development only)')
+    .option('--days <n>', 'lifetime of a --self-signed-dev certificate', '30')
+    .action(
+      scenario(
+        'D',
+        async (
+          flags: Flags & { cert?: string; key?: string; selfSignedDev?: boolean; days: string },
+          s,
+          id,
+        ) => {
+          const cert = flags.cert ? path.resolve(ctx.cwd, flags.cert) : s.loaded.config.signalingTlsCert;
+          const key = flags.key ? path.resolve(ctx.cwd, flags.key) : s.loaded.config.signalingTlsKey;
+          if (!cert || !key)
+            throw new UsageError(
+              'no certificate to rotate',
+              'pass --cert and --key, or set SIGNALING_TLS_CERT/KEY',
+            );
+          if (flags.selfSignedDev && s.loaded.config.productionMode)
+            throw new UsageError('--self-signed-dev is refused with PRODUCTION_MODE=true', 'install certbot');
+          const days = intFlag(flags.days, '--days', 1, 825);
+          const c = await planCertRotation(
+            { cert, key, selfSignedDev: Boolean(flags.selfSignedDev), stateDir: s.stateDir, days },
+            ctx,
+          );
+          return planCertFailover({ failoverId: id, signaling: s.urls, cert: c });
+        },
+      ),
+    );
+
+  scenarioOptions(cmd.command('keys').description('Scenario E: emergency SRTP key rotation'))
+    .option('--incident-id <id>', 'the security incident (logs srtp_key_compromise_detected)')
+    .option('--reason <text>', 'why (default security_incident with --incident-id, else scheduled)')
+    .action(
+      scenario('E', async (flags: Flags & { incidentId?: string; reason?: string }, s, id) =>
+        planKeysFailover({
+          failoverId: id,
+          signaling: s.urls,
+          keys: planRotation({
+            signaling: s.urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, '')),
+            reason: flags.reason,
+            incidentId: flags.incidentId,
+            timeoutMs: durationFlag(flags.timeout, '--timeout', 3_600_000),
+          }),
+        }),
+      ),
+    );
+
+  validationOptions(
+    cmd.command('validate').description('validate-failover-recovery.sh: six checks, pass/fail each'),
+  )
+    .requiredOption('--id <failover-id>', 'the failover to validate')
+    .requiredOption('--scenario <A-E>', 'the scenario it was')
+    .action(async (flags: Flags & { scenario: string }) => {
+      const scenarioName = parseScenario(flags.scenario);
+      const s = await setup(flags);
+      const out = io.output(flags);
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      const report = await validate(flags, s, flags.id!, scenarioName, progress).finally(() =>
+        progress.close(),
+      );
+      out.result(report, renderValidation);
+      if (!report.passed) io.setExitCode(ExitCode.checkFailed);
+    });
+}
+
+function renderPlan(d: { plan: FailoverPlan }): string {
+  return [
+    `failover ${d.plan.failover_id} (scenario ${d.plan.scenario}), dry run: nothing changed`,
+    ...d.plan.steps.map((s, i) => `  ${i + 1}. ${s}`),
+  ].join('\n');
+}
+
+function renderReport(r: FailoverReport): string {
+  return [
+    `failover ${r.failover_id} (scenario ${r.scenario}): ${r.ok ? 'applied' : 'FAILED'}`,
+    ...r.steps.map((s) => `  ${s.ok ? '✓' : '✗'} ${s.step}: ${s.detail}`),
+  ].join('\n');
+}
+
+function renderValidation(r: ValidationReport): string {
+  return [
+    ...r.checks.map((c) => `  ${c.passed ? '✓' : '✗'} ${CHECK_TITLES[c.name]}: ${c.detail}`),
+    r.passed
+      ? `✅ failover ${r.failover_id} recovery validated`
+      : `✗ failover ${r.failover_id} recovery NOT validated`,
+  ].join('\n');
+}

@@ -1,0 +1,395 @@
+// ifmesh failover: the failover guide's scenarios as plan-then-apply procedures. A plan is a pure
+// serialisable document (what `--dry-run` prints); applying it takes the deploy lock, logs every step
+// to the witness under one failover_id, and changes the stack:
+//   A turn      — the failed TURN server replaced in TURN_SERVERS, pushed to every signaling instance
+//                 (/admin/reload-config), peers on relay reconnected (/admin/reconnect-turn-peers),
+//                 until the witness sees them on the replacement (turn_connection_detected).
+//   B signaling — the dead instance restarted from its process record, then watched for the
+//                 stabilisation window on ctx.clock.
+//   D cert      — the certs ops (certificate-rotation-procedure.sh).
+//   E keys      — the rotate-keys ops (emergency-srtp-key-rotation.sh).
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+import { CheckFailedError, UsageError } from '../../errors.js';
+import { packageRoot } from '../../paths.js';
+import type { WitnessEvent } from '../../protocol/witness.js';
+import { withLock } from '../../state/lock.js';
+import { listProcesses } from '../../state/processes.js';
+import { statePaths } from '../../state/state-dir.js';
+import { waitFor } from '../../util/wait.js';
+import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
+import { logEvents, type WitnessTarget } from '../events.js';
+import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
+import { type OpContext, signalingServeArgs } from '../shared.js';
+import { Supervisor } from '../stack/supervisor.js';
+import type { Scenario } from './validate.js';
+
+export interface TurnFailoverPlan {
+  failed: string;
+  replacement: string;
+  /** TURN_SERVERS after the change: the replacement where the failed server was. */
+  turn_servers: string[];
+}
+
+export interface SignalingFailoverPlan {
+  failed: string;
+  action: 'restart';
+  /** The process record of the failed instance. */
+  instance: string;
+  port: number;
+  stabilize_ms: number;
+  /** How often the instance's /health is asked during the window. */
+  probe_ms: number;
+}
+
+export interface FailoverPlan {
+  failover_id: string;
+  scenario: Scenario;
+  signaling: string[];
+  steps: string[];
+  turn?: TurnFailoverPlan;
+  signaling_failover?: SignalingFailoverPlan;
+  cert?: CertRotationPlan;
+  keys?: RotationPlan;
+}
+
+export interface FailoverReport {
+  failover_id: string;
+  scenario: Scenario;
+  ok: boolean;
+  steps: { step: string; ok: boolean; detail: string }[];
+  turn?: { pushed: number; reconnected: string[]; on_replacement: string[] };
+  signaling_failover?: {
+    instance: string;
+    old_pid: number | null;
+    new_pid: number | null;
+    probes: number;
+    probe_failures: number;
+  };
+  cert?: CertRotationReport;
+  keys?: RotationReport;
+}
+
+export function newFailoverId(scenario: Scenario, now: number): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  return `failover-${scenario}-${stamp}-${Math.random().toString(16).slice(2, 8)}`;
+}
+
+const httpBase = (u: string) => u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, '');
+
+export function planTurnFailover(o: {
+  failoverId: string;
+  signaling: string[];
+  turnServers: string[];
+  failed: string;
+  replacement: string;
+}): FailoverPlan {
+  if (o.failed === o.replacement)
+    throw new UsageError('--failed and --replacement are the same server', 'name a different replacement');
+  const has = o.turnServers.includes(o.failed);
+  const turn_servers = has
+    ? o.turnServers.map((u) => (u === o.failed ? o.replacement : u))
+    : [o.replacement, ...o.turnServers.filter((u) => u !== o.replacement)];
+  return {
+    failover_id: o.failoverId,
+    scenario: 'A',
+    signaling: o.signaling.map(httpBase),
+    turn: { failed: o.failed, replacement: o.replacement, turn_servers: [...new Set(turn_servers)] },
+    steps: [
+      `replace ${o.failed} with ${o.replacement} in TURN_SERVERS`,
+      'push the configuration to every signaling instance (POST /admin/reload-config)',
+      'reconnect the peers on relay (POST /admin/reconnect-turn-peers)',
+      `wait for the witness to see them on ${o.replacement} (turn_connection_detected)`,
+      'validate the recovery',
+    ],
+  };
+}
+
+export function planSignalingFailover(o: {
+  failoverId: string;
+  stateDir: string;
+  signaling: string[];
+  failed: string;
+  stabilizeMs: number;
+}): FailoverPlan {
+  const port = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
+  const rec = listProcesses(o.stateDir).find(
+    (r) =>
+      r.role === 'signaling' &&
+      (r.port === port || (r.url !== undefined && httpBase(r.url) === httpBase(o.failed))),
+  );
+  if (!rec?.port)
+    throw new UsageError(
+      `no signaling instance of ${o.stateDir} serves ${o.failed}`,
+      'give --failed the URL of one in `ifmesh status`',
+    );
+  return {
+    failover_id: o.failoverId,
+    scenario: 'B',
+    signaling: o.signaling.map(httpBase),
+    signaling_failover: {
+      failed: o.failed,
+      action: 'restart',
+      instance: rec.name,
+      port: rec.port,
+      stabilize_ms: o.stabilizeMs,
+      probe_ms: Math.max(1_000, Math.min(30_000, Math.floor(o.stabilizeMs / 10))),
+    },
+    steps: [
+      `stop what is left of ${rec.name}`,
+      `restart ${rec.name} on port ${rec.port}`,
+      `monitor it for ${Math.round(o.stabilizeMs / 1000)} s (its /health)`,
+      'validate the recovery',
+    ],
+  };
+}
+
+export function planCertFailover(o: {
+  failoverId: string;
+  signaling: string[];
+  cert: CertRotationPlan;
+}): FailoverPlan {
+  return {
+    failover_id: o.failoverId,
+    scenario: 'D',
+    signaling: o.signaling.map(httpBase),
+    cert: o.cert,
+    steps: [
+      `renew ${o.cert.cert} (${o.cert.method})`,
+      'restart the signaling instances serving it one at a time',
+      'validate the recovery',
+    ],
+  };
+}
+
+export function planKeysFailover(o: {
+  failoverId: string;
+  signaling: string[];
+  keys: RotationPlan;
+}): FailoverPlan {
+  return {
+    failover_id: o.failoverId,
+    scenario: 'E',
+    signaling: o.signaling.map(httpBase),
+    keys: o.keys,
+    steps: ['rotate every agent’s keys (POST /admin/rotate-keys)', 'validate the recovery'],
+  };
+}
+
+export interface ApplyOptions {
+  stateDir: string;
+  adminToken: string;
+  witness: WitnessTarget;
+  onStep?: (line: string) => void;
+  /** How long peers have to show up on the replacement TURN server (A) or instances to answer. */
+  timeoutMs?: number;
+}
+
+export async function applyFailover(
+  plan: FailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
+): Promise<FailoverReport> {
+  const report: FailoverReport = {
+    failover_id: plan.failover_id,
+    scenario: plan.scenario,
+    ok: true,
+    steps: [],
+  };
+  const tag = (e: WitnessEvent): WitnessEvent => ({ ...e, failover_id: plan.failover_id });
+  const log = (events: WitnessEvent[]) => logEvents(o.witness, 'ifmesh-failover', events.map(tag), ctx);
+  const step = async (name: string, ok: boolean, detail: string) => {
+    report.steps.push({ step: name, ok, detail });
+    if (!ok) report.ok = false;
+    o.onStep?.(`${ok ? '✓' : '✗'} ${name}: ${detail}`);
+    await log([{ event: 'failover_step', metadata: { scenario: plan.scenario, step: name, ok, detail } }]);
+  };
+  return withLock(
+    o.stateDir,
+    'deploy',
+    `failover ${plan.scenario} ${plan.failover_id}`,
+    async () => {
+      await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
+      if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
+      if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
+      if (plan.cert) {
+        report.cert = await applyCertRotation(
+          plan.cert,
+          { stateDir: o.stateDir, witness: o.witness, onStep: o.onStep },
+          ctx,
+        );
+        await step(
+          'certificate rotation',
+          report.cert.ok,
+          report.cert.ok ? 'rotated' : report.cert.problems.join('; '),
+        );
+      }
+      if (plan.keys) {
+        report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: o.witness }, ctx);
+        await step(
+          'key rotation',
+          report.keys.ok,
+          `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}`,
+        );
+      }
+      await log([{ event: 'failover_completed', metadata: { scenario: plan.scenario, ok: report.ok } }]);
+      return report;
+    },
+    ctx.clock,
+  );
+}
+
+async function admin(
+  base: string,
+  p: string,
+  body: unknown,
+  token: string,
+  ctx: Pick<OpContext, 'signal' | 'dispatcher'>,
+): Promise<Record<string, unknown>> {
+  const r = await httpRequest(`${base}${p}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    timeoutMs: 10_000,
+    dispatcher: ctx.dispatcher,
+    signal: ctx.signal,
+  });
+  if (r.status !== 200)
+    throw new CheckFailedError(`${base}${p} answered ${r.status}: ${r.text.slice(0, 200)}`);
+  return r.json as Record<string, unknown>;
+}
+
+async function applyTurn(
+  plan: FailoverPlan,
+  t: TurnFailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
+  report: FailoverReport,
+  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+  log: (e: WitnessEvent[]) => Promise<void>,
+): Promise<void> {
+  await log([
+    {
+      event: 'turn_server_failover',
+      metadata: { failed_server: t.failed, replacement_server: t.replacement },
+    },
+  ]);
+  let pushed = 0;
+  for (const b of plan.signaling)
+    pushed += Number(
+      (await admin(b, '/admin/reload-config', { turn_servers: t.turn_servers }, o.adminToken, ctx)).pushed ??
+        0,
+    );
+  await step('reload-config', true, `TURN_SERVERS=${t.turn_servers.join(',')} pushed to ${pushed} agents`);
+  const reconnected: string[] = [];
+  for (const b of plan.signaling)
+    reconnected.push(
+      ...(((await admin(b, '/admin/reconnect-turn-peers', {}, o.adminToken, ctx)).agents as
+        | string[]
+        | undefined) ?? []),
+    );
+  await step('reconnect-turn-peers', true, `${reconnected.length} agents on relay asked to reconnect`);
+  const since = new Date(ctx.clock.now() - 1_000).toISOString();
+  const onReplacement = new Set<string>();
+  const seen = await waitFor(
+    async () => {
+      const r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
+        method: 'POST',
+        body: JSON.stringify({
+          query: { event: 'turn_connection_detected', 'metadata.turn_server': t.replacement },
+          time_range: { from: since, to: 'now' },
+        }),
+        headers: { authorization: `Bearer ${o.witness.apiKey}`, 'content-type': 'application/json' },
+        timeoutMs: 5_000,
+        dispatcher: ctx.dispatcher,
+        signal: ctx.signal,
+      }).catch(() => undefined);
+      for (const e of (r?.json as { results?: { agent_id?: string }[] } | undefined)?.results ?? [])
+        if (e.agent_id) onReplacement.add(e.agent_id);
+      return reconnected.every((a) => onReplacement.has(a)) && onReplacement.size > 0;
+    },
+    { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 500 },
+    ctx.clock,
+    ctx.signal,
+  );
+  const missing = reconnected.filter((a) => !onReplacement.has(a));
+  report.turn = { pushed, reconnected, on_replacement: [...onReplacement].sort() };
+  await step(
+    'peers on the replacement',
+    seen,
+    seen
+      ? `${onReplacement.size} agents relayed through ${t.replacement}`
+      : `not seen on ${t.replacement}: ${missing.join(', ') || 'no agent at all'}`,
+  );
+  if (seen)
+    await log([
+      {
+        event: 'turn_server_failover_complete',
+        metadata: {
+          failed_server: t.failed,
+          replacement_server: t.replacement,
+          agents: [...onReplacement].sort(),
+        },
+      },
+    ]);
+}
+
+async function applySignaling(
+  s: SignalingFailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
+  report: FailoverReport,
+  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+): Promise<void> {
+  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const old = sup.running(s.instance) ?? null;
+  // A hung instance still has a pid: it goes, so the port is free for the new one.
+  if (old !== null) await sup.stop(s.instance, 5_000);
+  const pid = sup.start({
+    name: s.instance,
+    role: 'signaling',
+    port: s.port,
+    url: `ws://127.0.0.1:${s.port}`,
+    command: process.execPath,
+    args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
+      port: s.port,
+      instanceId: s.instance,
+      stateDir: o.stateDir,
+      adminTokenFile: statePaths(o.stateDir).adminToken,
+    }),
+  });
+  const health = `http://127.0.0.1:${s.port}/health`;
+  const healthy = () =>
+    httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
+      (a) => a.status === 200,
+      () => false,
+    );
+  const up = await waitFor(
+    healthy,
+    { timeoutMs: o.timeoutMs ?? 15_000, intervalMs: 100 },
+    ctx.clock,
+    ctx.signal,
+  );
+  await step(
+    'restart',
+    up,
+    up
+      ? `${s.instance} restarted (pid ${pid}), healthy`
+      : `${s.instance} (pid ${pid}) never answered ${health}`,
+  );
+  const result = { instance: s.instance, old_pid: old, new_pid: pid, probes: 0, probe_failures: 0 };
+  report.signaling_failover = result;
+  if (!up) return;
+  // The stabilisation window, on ctx.clock: the instance must stay healthy for all of it.
+  const end = ctx.clock.now() + s.stabilize_ms;
+  while (ctx.clock.now() < end) {
+    await ctx.clock.sleep(Math.min(s.probe_ms, end - ctx.clock.now()), ctx.signal);
+    result.probes += 1;
+    if (!(await healthy())) result.probe_failures += 1;
+  }
+  await step(
+    'stabilisation',
+    result.probe_failures === 0,
+    `${result.probes - result.probe_failures}/${result.probes} health probes ok over ${Math.round(s.stabilize_ms / 1000)} s`,
+  );
+}

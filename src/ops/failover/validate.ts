@@ -1,0 +1,218 @@
+// ifmesh failover validate: the failover guide's validate-failover-recovery.sh. Six checks, each
+// with a verdict: agents registered, connections established (≥ 80 %), message delivery (the
+// verify message exchange), latency (the exchange's RTT p95), witness events under this failover id,
+// and the error-rate trend over three 5-minute windows. All pass: `failover_recovery_validated`.
+import { httpRequest } from '../../clients/http.js';
+import { UsageError } from '../../errors.js';
+import type { ExchangeReport } from '../agent/exchange.js';
+import { logEvents, type WitnessTarget } from '../events.js';
+import type { OpContext } from '../shared.js';
+
+export const SCENARIOS = ['A', 'B', 'C', 'D', 'E'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export type CheckName =
+  | 'registration'
+  | 'connection_establishment'
+  | 'message_delivery'
+  | 'latency'
+  | 'witness_events'
+  | 'error_rate_trend';
+
+export interface ValidationCheck {
+  name: CheckName;
+  passed: boolean;
+  detail: string;
+  data?: Record<string, unknown>;
+}
+
+export interface ValidationReport {
+  failover_id: string;
+  scenario: Scenario;
+  passed: boolean;
+  checks: ValidationCheck[];
+}
+
+export interface ValidateOptions {
+  failoverId: string;
+  scenario: Scenario;
+  /** http(s) base URLs of every signaling instance. */
+  signalingHttp: string[];
+  witness: WitnessTarget;
+  /** The message delivery check: temporary agents through the recovered stack. */
+  exchange: () => Promise<ExchangeReport>;
+  /** Connected share of reported connections below which the check fails (the guide's 80 %). */
+  minSuccessRate?: number;
+  /** RTT p95 above which latency fails (the runbook's 100 ms delivery target). */
+  maxRttP95Ms?: number;
+  onCheck?: (c: ValidationCheck) => void;
+}
+
+export const CHECK_TITLES: Record<CheckName, string> = {
+  registration: 'agent registration',
+  connection_establishment: 'connection establishment',
+  message_delivery: 'message delivery',
+  latency: 'latency',
+  witness_events: 'IF.witness failover events',
+  error_rate_trend: 'error-rate trend',
+};
+
+export async function validateRecovery(
+  o: ValidateOptions,
+  ctx: Pick<OpContext, 'signal' | 'dispatcher'>,
+): Promise<ValidationReport> {
+  const checks: ValidationCheck[] = [];
+  const add = (c: ValidationCheck) => {
+    checks.push(c);
+    o.onCheck?.(c);
+  };
+  const get = async (base: string, p: string) => {
+    const r = await httpRequest(`${base.replace(/\/+$/, '')}${p}`, {
+      timeoutMs: 5_000,
+      dispatcher: ctx.dispatcher,
+      signal: ctx.signal,
+    });
+    if (r.status !== 200) throw new Error(`${base}${p} answered ${r.status}`);
+    return r.json as Record<string, unknown>;
+  };
+  const query = async (q: Record<string, unknown>, from: string, to: string) => {
+    const r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
+      method: 'POST',
+      body: JSON.stringify({ query: q, time_range: { from, to } }),
+      headers: { authorization: `Bearer ${o.witness.apiKey}`, 'content-type': 'application/json' },
+      timeoutMs: 10_000,
+      dispatcher: ctx.dispatcher,
+      signal: ctx.signal,
+    });
+    if (r.status !== 200) throw new Error(`witness /api/query answered ${r.status}`);
+    return ((r.json as { results?: unknown[] }).results ?? []).length;
+  };
+  const guard = async (name: CheckName, f: () => Promise<ValidationCheck>) => {
+    try {
+      add(await f());
+    } catch (err) {
+      ctx.signal.throwIfAborted();
+      add({ name, passed: false, detail: err instanceof Error ? err.message : String(err) });
+    }
+  };
+
+  // 1. registration: distinct agents over every instance.
+  await guard('registration', async () => {
+    const ids = new Set<string>();
+    for (const b of o.signalingHttp)
+      for (const a of ((await get(b, '/agents')).agents as { agent_id: string }[] | undefined) ?? [])
+        ids.add(a.agent_id);
+    return {
+      name: 'registration',
+      passed: ids.size > 0,
+      detail: ids.size > 0 ? `${ids.size} agents registered` : 'CRITICAL: no agents registered',
+      data: { registered_agents: ids.size },
+    };
+  });
+
+  // 2. connection establishment: connected / reported.
+  await guard('connection_establishment', async () => {
+    let total = 0;
+    let connected = 0;
+    for (const b of o.signalingHttp)
+      for (const c of ((await get(b, '/connections')).connections as { state: string }[] | undefined) ?? []) {
+        total += 1;
+        if (c.state === 'connected') connected += 1;
+      }
+    const min = o.minSuccessRate ?? 0.8;
+    const rate = total ? connected / total : null;
+    return {
+      name: 'connection_establishment',
+      passed: rate !== null && rate >= min,
+      detail:
+        rate === null
+          ? 'no connections reported'
+          : `success rate ${Math.round(rate * 100)} % (${connected}/${total}; at least ${Math.round(min * 100)} %)`,
+      data: { connected, total, success_rate: rate },
+    };
+  });
+
+  // 3 and 4. message delivery and latency, from one exchange.
+  let exchange: ExchangeReport | undefined;
+  await guard('message_delivery', async () => {
+    exchange = await o.exchange();
+    return {
+      name: 'message_delivery',
+      passed: exchange.pongs_received > 0 && exchange.delivery_ratio >= exchange.thresholds.delivery_ratio,
+      detail: `${exchange.pongs_received}/${exchange.pings_sent} delivered over ${exchange.pairs} pairs${exchange.signature_failures ? `, ${exchange.signature_failures} signature failures` : ''}`,
+      data: { delivery_ratio: exchange.delivery_ratio, signature_failures: exchange.signature_failures },
+    };
+  });
+  await guard('latency', async () => {
+    const max = o.maxRttP95Ms ?? 100;
+    const p95 = exchange?.rtt_ms.p95 ?? null;
+    return {
+      name: 'latency',
+      passed: p95 !== null && p95 <= max,
+      detail:
+        p95 === null
+          ? 'no round trip measured'
+          : `RTT p50 ${exchange?.rtt_ms.p50} ms, p95 ${p95} ms (at most ${max} ms)`,
+      data: { rtt_ms: exchange?.rtt_ms ?? null },
+    };
+  });
+
+  // 5. witness events under this failover id, the last hour.
+  await guard('witness_events', async () => {
+    const n = await query({ failover_id: o.failoverId }, '-1h', 'now');
+    return {
+      name: 'witness_events',
+      passed: n > 0,
+      detail: n > 0 ? `${n} events logged for ${o.failoverId}` : `no witness events for ${o.failoverId}`,
+      data: { events: n },
+    };
+  });
+
+  // 6. error-rate trend: errors in the last 5 minutes, 5-10 and 10-15 minutes ago; growing fails.
+  await guard('error_rate_trend', async () => {
+    const windows: number[] = [];
+    for (let i = 1; i <= 3; i++)
+      windows.push(
+        await query({ event: { regex: '.*error.*' } }, `-${i * 5}m`, i === 1 ? 'now' : `-${(i - 1) * 5}m`),
+      );
+    const [last, before] = windows as [number, number, number];
+    const rising = last > before;
+    return {
+      name: 'error_rate_trend',
+      passed: !rising,
+      detail: `errors per 5 minutes, newest first: ${windows.join(', ')}${rising ? ' (rising)' : ''}`,
+      data: { errors: windows },
+    };
+  });
+
+  const report: ValidationReport = {
+    failover_id: o.failoverId,
+    scenario: o.scenario,
+    passed: checks.every((c) => c.passed),
+    checks,
+  };
+  if (report.passed)
+    await logEvents(
+      o.witness,
+      'ifmesh-failover',
+      [
+        {
+          event: 'failover_recovery_validated',
+          failover_id: o.failoverId,
+          metadata: {
+            scenario: o.scenario,
+            checks: Object.fromEntries(checks.map((c) => [c.name, c.passed])),
+          },
+        },
+      ],
+      ctx,
+    );
+  return report;
+}
+
+export function parseScenario(s: string): Scenario {
+  const up = s.toUpperCase();
+  if (!(SCENARIOS as readonly string[]).includes(up))
+    throw new UsageError(`unknown scenario ${s}`, 'use one of A, B, C, D, E');
+  return up as Scenario;
+}
