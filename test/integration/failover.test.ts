@@ -1,0 +1,273 @@
+// `ifmesh failover` against real parts: real signaling instances (one a separate process, SIGKILLed),
+// real werift agents, a real witness. Scenario E (emergency key rotation) and validate run through
+// the CLI; scenario B runs the op on a fake clock so a 5-minute stabilisation window takes no time.
+
+import { writeFileSync } from 'node:fs';
+import { Agent as UndiciAgent } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import { applyFailover, planSignalingFailover } from '../../src/ops/failover/scenarios.js';
+import { signalingServeArgs } from '../../src/ops/shared.js';
+import { freePort } from '../../src/ops/stack/stack.js';
+import { Supervisor } from '../../src/ops/stack/supervisor.js';
+import { statePaths } from '../../src/state/state-dir.js';
+import { systemClock } from '../../src/util/clock.js';
+import { systemExec } from '../../src/util/exec.js';
+import { BIN, run, tempDir } from '../helpers/cli.js';
+import { FakeClock } from '../helpers/clock.js';
+import { trackPid } from '../helpers/pids.js';
+import { ADMIN, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
+import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
+
+let sig: RunningSignaling;
+let witness: RunningWitness;
+let dir: { dir: string; cleanup: () => void };
+const agents: MeshAgent[] = [];
+
+beforeAll(async () => {
+  witness = await startWitness();
+  sig = await startSignaling({ instanceId: 'sig-e' });
+  dir = tempDir();
+  for (const id of ['fo-1', 'fo-2']) {
+    const a = new MeshAgent({
+      agentId: id,
+      identity: generateKeyPair(),
+      signalingUrls: [sig.url],
+      iceServers: [],
+      loopbackOnly: true,
+    });
+    agents.push(a);
+    a.start();
+  }
+  await agents[0]!.waitForPeers(['fo-2'], 20_000);
+});
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  await sig?.stop();
+  await witness?.stop();
+  dir?.cleanup();
+});
+
+const env = () => ({
+  SIGNALING_ADMIN_TOKEN: ADMIN,
+  IF_WITNESS_ENDPOINT: witness.url,
+  IF_WITNESS_API_KEY: API_KEY,
+  IFMESH_STATE_DIR: dir.dir,
+});
+
+async function query(q: Record<string, unknown>): Promise<Record<string, any>[]> {
+  return (await post(`${witness.url}/api/query`, { query: q })).json.results;
+}
+
+describe('failover keys (scenario E) and validate', () => {
+  it('--dry-run prints the plan and rotates nothing', async () => {
+    const r = await run(
+      [
+        'failover',
+        'keys',
+        '--signaling',
+        sig.url,
+        '--incident-id',
+        'SEC-9',
+        '--id',
+        'fo-dry',
+        '--dry-run',
+        '--json',
+      ],
+      { cwd: dir.dir, env: env() },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.dry_run).toBe(true);
+    expect(doc.plan).toMatchObject({ failover_id: 'fo-dry', scenario: 'E', keys: { incident_id: 'SEC-9' } });
+    expect(await query({ failover_id: 'fo-dry' })).toEqual([]);
+    expect(await query({ event: 'srtp_key_rotated' })).toEqual([]);
+  });
+
+  it('rotates every agent, logs each step under the failover id, and validates the recovery', async () => {
+    const r = await run(
+      [
+        'failover',
+        'keys',
+        '--signaling',
+        sig.url,
+        '--incident-id',
+        'SEC-10',
+        '--id',
+        'fo-e-1',
+        '--loopback',
+        '--messages',
+        '5',
+        '--json',
+      ],
+      { cwd: dir.dir, env: env() },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.report.keys).toMatchObject({ ok: true, completed: 2, total: 2 });
+    expect(doc.validation.passed).toBe(true);
+    expect(doc.validation.checks.map((c: { name: string; passed: boolean }) => [c.name, c.passed])).toEqual([
+      ['registration', true],
+      ['connection_establishment', true],
+      ['message_delivery', true],
+      ['latency', true],
+      ['witness_events', true],
+      ['error_rate_trend', true],
+    ]);
+    const logged = (await query({ failover_id: 'fo-e-1' })).map((e) => e.event);
+    expect(logged).toEqual(
+      expect.arrayContaining([
+        'failover_initiated',
+        'failover_step',
+        'failover_completed',
+        'failover_recovery_validated',
+      ]),
+    );
+    expect(await query({ event: 'srtp_key_compromise_detected', incident_id: 'SEC-10' })).toHaveLength(1);
+  });
+
+  it('validate fails the witness check, exits 1 and logs nothing for a failover that never ran', async () => {
+    const r = await run(
+      [
+        'failover',
+        'validate',
+        '--signaling',
+        sig.url,
+        '--id',
+        'fo-never',
+        '--scenario',
+        'c',
+        '--loopback',
+        '--messages',
+        '5',
+        '--json',
+      ],
+      { cwd: dir.dir, env: env() },
+    );
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.scenario).toBe('C');
+    expect(doc.checks.find((c: { name: string }) => c.name === 'witness_events')).toMatchObject({
+      passed: false,
+    });
+    expect(doc.checks.find((c: { name: string }) => c.name === 'registration')).toMatchObject({
+      passed: true,
+    });
+    expect(await query({ event: 'failover_recovery_validated', failover_id: 'fo-never' })).toEqual([]);
+  });
+
+  it('an unknown scenario is a usage error', async () => {
+    const r = await run(['failover', 'validate', '--id', 'x', '--scenario', 'F'], {
+      cwd: dir.dir,
+      env: env(),
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown scenario F/);
+  });
+});
+
+describe('failover signaling (scenario B)', () => {
+  it('restarts a SIGKILLed instance from its process record and watches it for the whole window', async () => {
+    const state = tempDir();
+    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
+    const port = await freePort();
+    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    let agent: MeshAgent | undefined;
+    try {
+      const pid = sup.start({
+        name: 'signaling-2',
+        role: 'signaling',
+        port,
+        url: `ws://127.0.0.1:${port}`,
+        command: process.execPath,
+        args: signalingServeArgs(BIN, {
+          port,
+          instanceId: 'signaling-2',
+          stateDir: state.dir,
+          adminTokenFile: statePaths(state.dir).adminToken,
+        }),
+      });
+      trackPid(pid);
+      const health = async () =>
+        (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.status === 200;
+      await waitFor(health, 'signaling-2 healthy', { timeoutMs: 20_000 });
+      agent = new MeshAgent({
+        agentId: 'fo-b-1',
+        identity: generateKeyPair(),
+        signalingUrls: [`ws://127.0.0.1:${port}`],
+        iceServers: [],
+        loopbackOnly: true,
+      });
+      agent.start();
+      const registered = async () =>
+        (
+          await fetch(`http://127.0.0.1:${port}/agents`)
+            .then((r) => r.json() as Promise<{ agents: { agent_id: string }[] }>)
+            .catch(() => ({ agents: [] }))
+        ).agents.some((a) => a.agent_id === 'fo-b-1');
+      await waitFor(registered, 'fo-b-1 registered', { timeoutMs: 20_000 });
+
+      process.kill(pid, 'SIGKILL');
+      await waitFor(async () => !(await health()), 'signaling-2 gone');
+
+      const clock = new FakeClock();
+      const plan = planSignalingFailover({
+        failoverId: 'fo-b-1',
+        stateDir: state.dir,
+        signaling: [`ws://127.0.0.1:${port}`],
+        failed: `ws://127.0.0.1:${port}`,
+        stabilizeMs: 5 * 60_000,
+      });
+      expect(plan.signaling_failover).toMatchObject({ instance: 'signaling-2', port, action: 'restart' });
+      const steps: string[] = [];
+      const dispatcher = new UndiciAgent();
+      let done = false;
+      const applying = applyFailover(
+        plan,
+        {
+          stateDir: state.dir,
+          adminToken: ADMIN,
+          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+          // Fake time: the restart may take as many 100 ms polls as the real start needs.
+          timeoutMs: 3_600_000,
+          onStep: (l) => steps.push(l),
+        },
+        {
+          clock,
+          signal: new AbortController().signal,
+          dispatcher,
+          exec: systemExec,
+        },
+      ).finally(() => {
+        done = true;
+      });
+      // Drive the fake clock: 100 ms per poll until the restart is reported, then a probe at a time.
+      while (!done) {
+        await waitFor(() => done || clock.pending > 0, 'the failover to wait on its clock', {
+          timeoutMs: 30_000,
+        });
+        if (done) break;
+        await clock.advance(
+          steps.some((s) => s.includes('restart')) ? plan.signaling_failover!.probe_ms : 100,
+        );
+      }
+      const report = await applying;
+      await dispatcher.close();
+      const newPid = report.signaling_failover!.new_pid!;
+      trackPid(newPid);
+      expect(report.ok, JSON.stringify(report.steps)).toBe(true);
+      expect(newPid).not.toBe(pid);
+      expect(report.signaling_failover).toMatchObject({ old_pid: null, probes: 10, probe_failures: 0 });
+      // The agent finds its instance again.
+      await waitFor(registered, 'fo-b-1 registered again', { timeoutMs: 30_000 });
+      const logged = await query({ failover_id: 'fo-b-1' });
+      expect(logged.map((e) => e.metadata?.step).filter(Boolean)).toEqual(['restart', 'stabilisation']);
+    } finally {
+      await agent?.stop();
+      await sup.stop('signaling-2', 5_000);
+      state.cleanup();
+    }
+  });
+});
