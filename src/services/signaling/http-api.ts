@@ -202,6 +202,8 @@ const routes: Record<string, Handler> = {
     const relayed = new Map<string, string[]>();
     for (const c of await core.registry.connections()) {
       if (c.candidate_type !== 'relay') continue;
+      // One end per pair: both ends reconnecting at once offer to each other and tear down both links.
+      if (relayed.get(c.peer_id)?.includes(c.agent_id)) continue;
       relayed.set(c.agent_id, [...(relayed.get(c.agent_id) ?? []), c.peer_id]);
     }
     const pushed = await core.cluster.push({ kind: 'reconnect', peers: Object.fromEntries(relayed) });
