@@ -1,4 +1,4 @@
-// ifmesh failover: the failover guide's scenarios (A turn, B signaling, D cert, E keys) and
+// ifmesh failover: the failover guide's scenarios (A turn, B signaling, C partition, D cert, E keys) and
 // validate-failover-recovery.sh. Thin: flags in, ops/failover out.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import {
   newFailoverId,
   planCertFailover,
   planKeysFailover,
+  planPartitionFailover,
   planSignalingFailover,
   planTurnFailover,
 } from '../src/ops/failover/scenarios.js';
@@ -212,6 +213,22 @@ export function register(cmd: Command, io: CommandIo): void {
           stabilizeMs: durationFlag(flags.stabilize, '--stabilize', 3_600_000),
         });
       }),
+    );
+
+  scenarioOptions(
+    cmd.command('partition').description('Scenario C: manual mesh healing with staggered reconnections'),
+  )
+    .option('--agent <id>', "heal this agent's links (default: every pair not reported connected)")
+    .option('--stagger <duration>', 'wait between one agent’s reconnections and the next one’s', '500ms')
+    .action(
+      scenario('C', async (flags: Flags & { agent?: string; stagger: string }, s, id) =>
+        planPartitionFailover({
+          failoverId: id,
+          signaling: s.urls,
+          agent: flags.agent,
+          staggerMs: durationFlag(flags.stagger, '--stagger', 60_000),
+        }),
+      ),
     );
 
   scenarioOptions(

@@ -173,7 +173,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'failover',
     summary:
-      "The failover guide's scenarios (A turn, B signaling, D cert, E keys) and validate-failover-recovery.sh",
+      "The failover guide's scenarios (A turn, B signaling, C partition, D cert, E keys) and validate-failover-recovery.sh",
     examples: [
       'ifmesh failover turn --failed turn:10.0.0.5:3478 --replacement turn:10.0.0.6:3478 --dry-run',
       'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',

@@ -42,6 +42,13 @@ export interface SignalingFailoverPlan {
   probe_ms: number;
 }
 
+export interface PartitionFailoverPlan {
+  /** Heal only this agent's links; null: every pair not reported connected. */
+  agent: string | null;
+  /** Wait between one agent's reconnections and the next one's. */
+  stagger_ms: number;
+}
+
 export interface FailoverPlan {
   failover_id: string;
   scenario: Scenario;
@@ -49,6 +56,7 @@ export interface FailoverPlan {
   steps: string[];
   turn?: TurnFailoverPlan;
   signaling_failover?: SignalingFailoverPlan;
+  partition?: PartitionFailoverPlan;
   cert?: CertRotationPlan;
   keys?: RotationPlan;
 }
@@ -66,6 +74,7 @@ export interface FailoverReport {
     probes: number;
     probe_failures: number;
   };
+  partition?: { reconnected: Record<string, string[]>; healed: boolean };
   cert?: CertRotationReport;
   keys?: RotationReport;
 }
@@ -144,6 +153,28 @@ export function planSignalingFailover(o: {
   };
 }
 
+export function planPartitionFailover(o: {
+  failoverId: string;
+  signaling: string[];
+  agent?: string | undefined;
+  staggerMs: number;
+}): FailoverPlan {
+  return {
+    failover_id: o.failoverId,
+    scenario: 'C',
+    signaling: o.signaling.map(httpBase),
+    partition: { agent: o.agent ?? null, stagger_ms: o.staggerMs },
+    steps: [
+      o.agent
+        ? `find ${o.agent}'s peers (GET /agents)`
+        : 'find the agent pairs not reported connected (GET /agents, /connections)',
+      `ask one end of each pair (the smaller id) to reconnect, ${o.staggerMs} ms between agents (POST /admin/reconnect-peers)`,
+      'wait until the pairs report connected',
+      'validate the recovery',
+    ],
+  };
+}
+
 export function planCertFailover(o: {
   failoverId: string;
   signaling: string[];
@@ -212,6 +243,7 @@ export async function applyFailover(
       await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
       if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
       if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
+      if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log);
       if (plan.cert) {
         report.cert = await applyCertRotation(
           plan.cert,
@@ -391,5 +423,106 @@ async function applySignaling(
     'stabilisation',
     result.probe_failures === 0,
     `${result.probes - result.probe_failures}/${result.probes} health probes ok over ${Math.round(s.stabilize_ms / 1000)} s`,
+  );
+}
+
+async function gather<T>(
+  bases: string[],
+  p: string,
+  key: string,
+  ctx: Pick<OpContext, 'signal' | 'dispatcher'>,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (const b of bases) {
+    const r = await httpRequest(`${b}${p}`, {
+      timeoutMs: 5_000,
+      dispatcher: ctx.dispatcher,
+      signal: ctx.signal,
+    });
+    if (r.status !== 200) throw new CheckFailedError(`${b}${p} answered ${r.status}`);
+    out.push(...(((r.json as Record<string, unknown>)[key] as T[] | undefined) ?? []));
+  }
+  return out;
+}
+
+async function applyPartition(
+  plan: FailoverPlan,
+  c: PartitionFailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
+  report: FailoverReport,
+  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+  log: (e: WitnessEvent[]) => Promise<void>,
+): Promise<void> {
+  type Conn = { agent_id: string; peer_id: string; state: string };
+  const reports = () => gather<Conn>(plan.signaling, '/connections', 'connections', ctx);
+  const agents = [
+    ...new Map(
+      (await gather<{ agent_id: string; mesh?: string }>(plan.signaling, '/agents', 'agents', ctx)).map(
+        (a) => [a.agent_id, a.mesh ?? 'default'],
+      ),
+    ),
+  ];
+  if (c.agent && !agents.some(([id]) => id === c.agent))
+    throw new CheckFailedError(`agent ${c.agent} is not registered`, 'see GET /agents, or `ifmesh status`');
+  const connected = (list: Conn[], a: string, b: string) =>
+    list.some((r) => r.state === 'connected' && r.agent_id === a && r.peer_id === b) &&
+    !list.some(
+      (r) =>
+        r.state !== 'connected' &&
+        ((r.agent_id === a && r.peer_id === b) || (r.agent_id === b && r.peer_id === a)),
+    );
+  const before = await reports();
+  // Pairs within a mesh; the smaller id offers (CONTRACT §1.5), so only it is asked.
+  const asked: Record<string, string[]> = {};
+  for (const [a, meshA] of agents)
+    for (const [b, meshB] of agents) {
+      if (a >= b || meshA !== meshB) continue;
+      if (c.agent ? a !== c.agent && b !== c.agent : connected(before, a, b) || connected(before, b, a))
+        continue;
+      (asked[a] ??= []).push(b);
+    }
+  const offerers = Object.keys(asked).sort();
+  await step(
+    'find pairs',
+    true,
+    offerers.length
+      ? `${offerers.map((a) => `${a} → ${asked[a]!.join(', ')}`).join('; ')}`
+      : 'every pair is connected',
+  );
+  for (const [i, a] of offerers.entries()) {
+    if (i > 0) await ctx.clock.sleep(c.stagger_ms, ctx.signal);
+    let pushed = 0;
+    for (const b of plan.signaling)
+      pushed += Number(
+        (await admin(b, '/admin/reconnect-peers', { peers: { [a]: asked[a] } }, o.adminToken, ctx)).pushed ??
+          0,
+      );
+    await log([
+      {
+        event: 'mesh_healing_manual_triggered',
+        agent_id: a,
+        metadata: { peers_reconnecting: asked[a]!.length, peers: asked[a], pushed },
+      },
+    ]);
+    o.onStep?.(
+      `${a} reconnecting to ${asked[a]!.join(', ')}${pushed ? '' : ' (not reached: no instance holds it)'}`,
+    );
+  }
+  const healed = await waitFor(
+    async () => {
+      const now = await reports().catch(() => []);
+      return offerers.every((a) => asked[a]!.every((b) => connected(now, a, b) || connected(now, b, a)));
+    },
+    { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 250 },
+    ctx.clock,
+    ctx.signal,
+  );
+  report.partition = { reconnected: asked, healed };
+  const pairs = offerers.reduce((n, a) => n + asked[a]!.length, 0);
+  await step(
+    'mesh healed',
+    healed,
+    healed ? `${pairs} pairs connected again` : `${pairs} pairs not all connected in time`,
   );
 }

@@ -213,6 +213,26 @@ const routes: Record<string, Handler> = {
     });
     sendJson(res, 200, { status: 'ok', agents: [...relayed.keys()], pushed });
   },
+  // Manual mesh healing (failover scenario C): each named agent offers afresh to the peers given.
+  'POST /admin/reconnect-peers': async (core, req, res) => {
+    admin(core, req);
+    const b = await body(req);
+    const peers = b.peers as Record<string, unknown> | undefined;
+    const entries = peers && typeof peers === 'object' && !Array.isArray(peers) ? Object.entries(peers) : [];
+    if (
+      entries.length === 0 ||
+      entries.length > 1_000 ||
+      !entries.every(([, l]) => Array.isArray(l) && l.length <= 1_000 && l.every((x) => typeof x === 'string'))
+    )
+      throw new HttpError(400, 'invalid_request', 'peers: an object of agent id -> array of peer ids');
+    const asked = Object.fromEntries(entries) as Record<string, string[]>;
+    const pushed = await core.cluster.push({ kind: 'reconnect', peers: asked, reason: 'manual_healing' });
+    core.event({
+      event: 'mesh_reconnect_requested',
+      metadata: { agents: Object.keys(asked), pushed, instance_id: core.deps.instanceId },
+    });
+    sendJson(res, 200, { status: 'ok', agents: Object.keys(asked), pushed });
+  },
 };
 
 export async function handleHttp(core: MeshCore, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -21,7 +21,7 @@ export function applyPush(core: MeshCore, p: AdminPush): number {
       for (const [agentId, peers] of Object.entries(p.peers)) {
         const s = core.local.get(agentId);
         if (!s) continue;
-        core.send(s, { type: 'reconnect', reason: 'turn_servers_changed', peers });
+        core.send(s, { type: 'reconnect', reason: p.reason ?? 'turn_servers_changed', peers });
         n += 1;
       }
       return n;

@@ -103,7 +103,7 @@ export interface RotationView extends RotationMeta {
 export type AdminPush =
   | { kind: 'config'; settings: Partial<MeshSettings>; frame: Record<string, unknown> }
   | { kind: 'rotate'; rotation: RotationMeta }
-  | { kind: 'reconnect'; peers: Record<string, string[]> };
+  | { kind: 'reconnect'; peers: Record<string, string[]>; reason?: string };
 
 /**
  * What instances share beyond the registry. Standalone, this instance is the whole mesh; over
