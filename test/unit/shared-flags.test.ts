@@ -42,6 +42,12 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'maintenance install-cron': ['state-dir', 'json'],
   'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'witness migrate': ['json'],
+  'failover turn': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'failover signaling': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'failover partition': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'failover cert': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'failover keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'failover validate': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
 };
 
 const io = {} as CommandIo;

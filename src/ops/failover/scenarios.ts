@@ -480,7 +480,7 @@ async function applyPartition(
       if (a >= b || meshA !== meshB) continue;
       if (c.agent ? a !== c.agent && b !== c.agent : connected(before, a, b) || connected(before, b, a))
         continue;
-      (asked[a] ??= []).push(b);
+      asked[a] = [...(asked[a] ?? []), b];
     }
   const offerers = Object.keys(asked).sort();
   await step(

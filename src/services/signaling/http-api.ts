@@ -222,7 +222,9 @@ const routes: Record<string, Handler> = {
     if (
       entries.length === 0 ||
       entries.length > 1_000 ||
-      !entries.every(([, l]) => Array.isArray(l) && l.length <= 1_000 && l.every((x) => typeof x === 'string'))
+      !entries.every(
+        ([, l]) => Array.isArray(l) && l.length <= 1_000 && l.every((x) => typeof x === 'string'),
+      )
     )
       throw new HttpError(400, 'invalid_request', 'peers: an object of agent id -> array of peer ids');
     const asked = Object.fromEntries(entries) as Record<string, string[]>;
