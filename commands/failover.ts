@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { Agent } from 'undici';
 import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
@@ -126,7 +127,8 @@ export function register(cmd: Command, io: CommandIo): void {
           }),
         onCheck: (c) => progress.step(CHECK_TITLES[c.name], c.passed ? 'ok' : 'fail', c.detail),
       },
-      ctx,
+      // --insecure: a self-signed wss:// instance's HTTP API is read as well as its WebSocket.
+      flags.insecure ? { ...ctx, dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) } : ctx,
     );
   };
 
@@ -143,7 +145,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const p = await plan(flags, s, flags.id ?? newFailoverId(letter, ctx.clock.now()));
       if (flags.dryRun) return out.result({ plan: p, dry_run: true }, renderPlan);
       const adminToken = s.loaded.config.signalingAdminToken || readToken(statePaths(s.stateDir).adminToken);
-      if (!adminToken)
+      // B restarts processes and D files: only the admin API's scenarios need the token.
+      if (!adminToken && (p.turn || p.partition || p.keys))
         throw new UnauthorizedError(
           'no signaling admin token',
           `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${statePaths(s.stateDir).adminToken})`,
