@@ -41,7 +41,8 @@ function serves(l: InstanceLaunch, cert: string): boolean {
   return named !== undefined && path.resolve(l.cwd, named) === path.resolve(cert);
 }
 
-function runningSignaling(stateDir: string): InstanceLaunch[] {
+/** Running signaling instances of `stateDir`, as launched (failover B restarts a dead one like its siblings). */
+export function runningSignaling(stateDir: string): InstanceLaunch[] {
   return listProcesses(stateDir)
     .filter((r) => r.role === 'signaling' && isAlive(r.pid))
     .map(readLaunch)

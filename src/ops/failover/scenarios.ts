@@ -17,6 +17,7 @@ import { withLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
 import { statePaths } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
+import { runningSignaling } from '../certs/instances.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
@@ -37,6 +38,11 @@ export interface SignalingFailoverPlan {
   /** The process record of the failed instance. */
   instance: string;
   port: number;
+  /** How it is started again: a running sibling's command line with this port and id, else the defaults. */
+  command: string;
+  args: string[];
+  cwd?: string;
+  url: string;
   stabilize_ms: number;
   /** How often the instance's /health is asked during the window. */
   probe_ms: number;
@@ -132,6 +138,27 @@ export function planSignalingFailover(o: {
       `no signaling instance of ${o.stateDir} serves ${o.failed}`,
       'give --failed the URL of one in `ifmesh status`',
     );
+  // A sibling's launch keeps the topology's flags (--redis, TLS, …) that the process record lacks.
+  const sibling = runningSignaling(o.stateDir).find((l) => l.name !== rec.name);
+  const set = (argv: string[], flag: string, value: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv.map((a, j) => (j === i + 1 ? value : a)) : [...argv, flag, value];
+  };
+  const launch = sibling
+    ? {
+        command: sibling.argv[0]!,
+        args: set(set(sibling.argv.slice(1), '--port', String(rec.port)), '--instance-id', rec.name),
+        cwd: sibling.cwd,
+      }
+    : {
+        command: process.execPath,
+        args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
+          port: rec.port,
+          instanceId: rec.name,
+          stateDir: o.stateDir,
+          adminTokenFile: statePaths(o.stateDir).adminToken,
+        }),
+      };
   return {
     failover_id: o.failoverId,
     scenario: 'B',
@@ -141,6 +168,8 @@ export function planSignalingFailover(o: {
       action: 'restart',
       instance: rec.name,
       port: rec.port,
+      ...launch,
+      url: rec.url ?? `ws://127.0.0.1:${rec.port}`,
       stabilize_ms: o.stabilizeMs,
       probe_ms: Math.max(1_000, Math.min(30_000, Math.floor(o.stabilizeMs / 10))),
     },
@@ -381,16 +410,12 @@ async function applySignaling(
     name: s.instance,
     role: 'signaling',
     port: s.port,
-    url: `ws://127.0.0.1:${s.port}`,
-    command: process.execPath,
-    args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
-      port: s.port,
-      instanceId: s.instance,
-      stateDir: o.stateDir,
-      adminTokenFile: statePaths(o.stateDir).adminToken,
-    }),
+    url: s.url,
+    command: s.command,
+    args: s.args,
+    ...(s.cwd ? { cwd: s.cwd } : {}),
   });
-  const health = `http://127.0.0.1:${s.port}/health`;
+  const health = `${httpBase(s.url)}/health`;
   const healthy = () =>
     httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
       (a) => a.status === 200,
