@@ -133,4 +133,16 @@ export const commands: CommandEntry[] = [
     examples: ['ifmesh top', 'ifmesh top --json'],
     load: () => import('../../commands/top.js'),
   },
+  {
+    name: 'incident',
+    summary:
+      'Declare and run an incident (p1, p2, security, cert-expiry, turn-failure); list, show, escalate, resolve',
+    examples: [
+      'ifmesh incident p1 --notify --investigate',
+      'ifmesh incident p2 --dry-run',
+      'ifmesh incident show INC-20261130-193000 --watch',
+      'ifmesh incident resolve INC-20261130-193000',
+    ],
+    load: () => import('../../commands/incident.js'),
+  },
 ];

@@ -32,6 +32,9 @@ export interface MeshConfig {
   signalingAdminToken: string;
   /** IF.witness on PostgreSQL when set (postgres:// URL). */
   witnessDbUrl: string;
+  pagerdutyEventsUrl: string;
+  slackWebhookUrl: string;
+  smtpUrl: string;
 }
 
 export type Source =
@@ -285,6 +288,9 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
     witnessDbUrl: t.WITNESS_DB_URL as string,
+    pagerdutyEventsUrl: t.PAGERDUTY_EVENTS_URL as string,
+    slackWebhookUrl: t.SLACK_WEBHOOK_URL as string,
+    smtpUrl: t.SMTP_URL as string,
   };
 }
 

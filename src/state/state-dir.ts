@@ -29,6 +29,11 @@ export function statePaths(root: string) {
     /** Locks: `deploy` now; incidents and maintenance take their own later. */
     lock: (name: string) => at(`${name}.lock`),
     reports: at('reports'),
+    /** Incident reports: `<id>.md` and `<id>.json`. */
+    reportFile: (name: string) => at('reports', name),
+    /** One record per incident (src/ops/incident/store.ts), open or resolved. */
+    incidents: at('incidents'),
+    incidentFile: (id: string) => at('incidents', `${id}.json`),
     /** Events waiting for an unreachable witness, one NDJSON file per producer. */
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),

@@ -1,0 +1,312 @@
+// `ifmesh incident p1|p2|security|cert-expiry|turn-failure`: declare (id, witness, deploy lock),
+// assess and classify the impact, then the kind's own procedure, and a report. Plan first: the plan
+// is what --dry-run prints, and nothing is touched until apply.
+import { randomUUID } from 'node:crypto';
+import { acquireLock } from '../../state/lock.js';
+import type { OpContext } from '../shared.js';
+import { blockAgent } from './block.js';
+import { assessImpact, CLASSIFICATION, classify, higher } from './classify.js';
+import { type IncidentIo, IncidentLog, notifyLevel } from './events.js';
+import type { Severity } from './notify/types.js';
+import { deadSignaling, investigate, restartDeadSignaling } from './p1.js';
+import { pushBandwidth, quantifyLatency } from './p2.js';
+import { writeReport } from './report.js';
+import { fetchSecurityEvidence, walkSecurity } from './security.js';
+import {
+  type ActionTaken,
+  type IncidentKind,
+  type IncidentRecord,
+  incidentIdFor,
+  writeIncident,
+} from './store.js';
+
+export const KIND_INFO: Record<IncidentKind, { severity: Severity; title: string; replaces: string }> = {
+  p1: {
+    severity: 'P1',
+    title: 'WebRTC Agent Mesh - Total Service Outage',
+    replaces: 'incident-response-p1-total-outage.sh',
+  },
+  p2: {
+    severity: 'P2',
+    title: 'WebRTC Agent Mesh - High Latency',
+    replaces: 'incident-response-p2-high-latency.sh',
+  },
+  security: {
+    severity: 'P2',
+    title: 'WebRTC Agent Mesh - Security Event',
+    replaces: 'incident-response-p1-security.sh',
+  },
+  'cert-expiry': {
+    severity: 'P3',
+    title: 'WebRTC Agent Mesh - Certificate Expiration',
+    replaces: 'incident-response-p3-cert-expiry.sh',
+  },
+  'turn-failure': {
+    severity: 'P2',
+    title: 'WebRTC Agent Mesh - TURN Server Failure',
+    replaces: 'incident-response-p2-turn-failure.sh',
+  },
+};
+
+export interface IncidentOptions extends IncidentIo {
+  kind: IncidentKind;
+  /** http(s) base URLs of the signaling instances. */
+  signaling: string[];
+  witnessToken?: string | undefined;
+  notify: boolean;
+  investigate: boolean;
+  /** Hosts investigate's DNS step resolves (signaling, witness, TURN). */
+  hosts: string[];
+  /** Signaling TLS certificate, for cert-expiry's hand-over. */
+  tlsCert?: string | undefined;
+}
+
+export interface IncidentPlan {
+  kind: IncidentKind;
+  severity: Severity;
+  steps: string[];
+}
+
+export function planIncident(o: IncidentOptions, ctx: Pick<OpContext, 'clock'>): IncidentPlan {
+  const steps = [
+    'create an incident id; log incident_declared to the witness',
+    'take the deploy lock until `ifmesh incident resolve ID` (deploy, canary and rollback refuse meanwhile)',
+    ...(o.notify ? ['trigger PagerDuty (escalation level 1)'] : []),
+    `assess impact from ${o.signaling.join(', ') || 'no signaling instance'} and the witness; classify P1–P4`,
+  ];
+  if (o.kind === 'p1') {
+    const dead = deadSignaling(o.stateDir, ctx).map((r) => r.name);
+    steps.push(
+      dead.length
+        ? `restart dead signaling instances: ${dead.join(', ')}`
+        : 'no dead signaling instance to restart',
+    );
+    if (o.investigate) steps.push('investigate: resources, network, witness errors, DNS, backends');
+  }
+  if (o.kind === 'p2')
+    steps.push(
+      'quantify high-latency and TURN connections',
+      'POST /config/bandwidth {"enableBandwidthAdaptation":true,"maxBitrateMbps":1} to every instance',
+    );
+  if (o.kind === 'security')
+    steps.push('walk tree 4 on the witness signature failures: watch, block the peer, or escalate to P1');
+  if (o.kind === 'cert-expiry' || o.kind === 'turn-failure')
+    steps.push('hand over: print the commands to run');
+  steps.push('write the report to <state>/reports/');
+  return { kind: o.kind, severity: KIND_INFO[o.kind].severity, steps };
+}
+
+export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<IncidentRecord> {
+  const now = () => new Date(ctx.clock.now()).toISOString();
+  const info = KIND_INFO[o.kind];
+  const id = incidentIdFor(o.kind, ctx.clock.now(), o.stateDir);
+  const rec: IncidentRecord = {
+    id,
+    kind: o.kind,
+    title: info.title,
+    severity: info.severity,
+    classification: null,
+    status: 'open',
+    started_at: now(),
+    trace_id: randomUUID(),
+    lock_token: null,
+    notify: o.notify,
+    escalation_level: 0,
+    witness_url: o.witness?.url ?? null,
+    impact: null,
+    tree: null,
+    actions: [],
+    notifications: [],
+    next_steps: [],
+    findings: {},
+  };
+  const act = (action: string, ok: boolean, detail: string): ActionTaken => {
+    const a = { at: now(), action, ok, detail };
+    rec.actions.push(a);
+    return a;
+  };
+  const log = new IncidentLog(rec, o, ctx);
+  writeIncident(o.stateDir, rec);
+  // A deploy in flight or another open incident keeps the lock: the procedure goes on regardless.
+  try {
+    const lock = await acquireLock(o.stateDir, 'deploy', `incident ${id}`, ctx.clock, {
+      persistent: true,
+      release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
+    });
+    rec.lock_token = lock.holder.token;
+    act('deployments_halted', true, 'deploy lock taken: deploy, canary and rollback refuse until resolved');
+  } catch (err) {
+    act('deployments_halted', false, `deploy lock not taken: ${(err as Error).message}`);
+  }
+  log.log('incident_declared', {
+    action: 'deployments_halted',
+    metadata: { kind: o.kind, title: info.title },
+  });
+  const paging = o.notify ? notifyLevel(rec, 'trigger', 1, o, ctx) : undefined;
+  if (o.notify) rec.escalation_level = 1;
+
+  const witnessQ = o.witness ? { url: o.witness.url, token: o.witnessToken } : null;
+  const { impact, sample } = await assessImpact({
+    signaling: o.signaling,
+    witness: witnessQ,
+    now: ctx.clock.now,
+    dispatcher: ctx.dispatcher,
+  });
+  rec.impact = impact;
+  rec.classification = classify(impact);
+  act(
+    'impact_assessed',
+    true,
+    `${impact.agents_connected} agents connected, ${impact.failed_connections_5m ?? 'unknown'} failed connections in 5 min, ${impact.instances.filter((i) => i.up).length}/${impact.instances.length} instances up: ${rec.classification.level} (${rec.classification.description})`,
+  );
+  log.log('incident_impact_assessed', { metadata: { ...impact, classification: rec.classification.level } });
+
+  if (o.kind === 'p1') {
+    const restarts = await restartDeadSignaling(o.stateDir, o.witness, ctx);
+    rec.findings.restarts = restarts;
+    for (const r of restarts) {
+      act('signaling_server_restarted', r.ok, `${r.name}: ${r.detail}`);
+      if (r.ok)
+        log.log('incident_auto_recovery', {
+          action: 'signaling_server_restarted',
+          metadata: { instance: r.name, pid: r.pid, port: r.port },
+        });
+    }
+    if (restarts.length === 0) {
+      const down = impact.instances.filter((i) => !i.up).map((i) => i.url);
+      act(
+        'diagnosis',
+        true,
+        down.length
+          ? `no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`
+          : 'every signaling instance is up: the issue may be network connectivity or the load balancer',
+      );
+    }
+    if (o.investigate) {
+      rec.findings.investigation = await investigate(
+        { stateDir: o.stateDir, hosts: o.hosts, witness: witnessQ },
+        ctx,
+      );
+      act('investigated', true, 'resources, network, witness errors, DNS and backends checked');
+    }
+    rec.next_steps.push(
+      `ifmesh status --state-dir ${o.stateDir}`,
+      `ifmesh logs signaling-1 -n 100 --state-dir ${o.stateDir}`,
+    );
+  }
+  if (o.kind === 'p2') {
+    const f = await quantifyLatency(sample, witnessQ, ctx);
+    rec.findings.latency = f;
+    act(
+      'impact_quantified',
+      true,
+      `${f.high_latency.pairs} high-latency connections (> 500 ms) of ${f.total_connections}; TURN share ${f.turn.share === null ? 'unknown' : `${Math.round(f.turn.share * 100)} %`}`,
+    );
+    const pushes = await pushBandwidth(
+      impact.instances.filter((i) => i.up).map((i) => i.url),
+      ctx,
+    );
+    rec.findings.bandwidth = pushes;
+    for (const p of pushes) act('bandwidth_adaptation_enabled', p.ok, `${p.instance}: ${p.detail}`);
+    if (pushes.length === 0) act('bandwidth_adaptation_enabled', false, 'no signaling instance answers');
+    log.log('incident_mitigation', {
+      action: 'bandwidth_adaptation_enabled',
+      metadata: { instances: pushes.filter((p) => p.ok).length, maxBitrateMbps: 1 },
+    });
+    if (f.turn_dominant)
+      rec.next_steps.push('more than half of the connections are on TURN: ifmesh incident turn-failure');
+    rec.next_steps.push('ifmesh top', 'ifmesh verify --message-exchange');
+  }
+  if (o.kind === 'security') {
+    if (!witnessQ)
+      act('tree_walked', false, 'no witness to read the signature failures from: set IF_WITNESS_ENDPOINT');
+    else {
+      try {
+        const { walk, verdict } = walkSecurity(await fetchSecurityEvidence(witnessQ, ctx));
+        rec.tree = walk;
+        act('tree_walked', true, walk.root_cause ? walk.root_cause.title : 'no signature failure recorded');
+        if (verdict.kind === 'watch') {
+          act('watching', true, `${verdict.peer}: ${verdict.failures} failure logged; a repeat blocks it`);
+          log.log('security_event_watched', {
+            peer_id: verdict.peer,
+            metadata: { failures: verdict.failures },
+          });
+        }
+        if (verdict.kind === 'block') {
+          const b = await blockAgent(
+            verdict.peer,
+            `incident ${id}: ${verdict.failures} signature failures`,
+            o.stateDir,
+            ctx,
+          );
+          act('agent_blocked', b.ok, b.detail);
+          if (b.ok)
+            log.log('incident_agent_blocked', {
+              peer_id: verdict.peer,
+              metadata: { failures: verdict.failures },
+            });
+          else rec.next_steps.push(b.command);
+        }
+        if (verdict.kind === 'widespread') {
+          rec.severity = 'P1';
+          act(
+            'escalated',
+            true,
+            `signature failures from ${verdict.peers.length} peers (${verdict.peers.join(', ')}): escalated to P1`,
+          );
+          log.log('incident_escalated', { metadata: { to: 'P1', peers: verdict.peers } });
+          rec.next_steps.push(`ifmesh rotate-keys --incident-id ${id}`);
+        }
+      } catch (err) {
+        act('tree_walked', false, `the witness did not answer: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (o.kind === 'cert-expiry') {
+    const cert = o.tlsCert ?? '<SIGNALING_TLS_CERT>';
+    rec.next_steps.push(
+      `openssl x509 -enddate -noout -in ${cert}`,
+      'certbot renew --cert-name <signaling host>   (or install the new certificate at SIGNALING_TLS_CERT / SIGNALING_TLS_KEY)',
+      `ifmesh config check`,
+      `ifmesh deploy --state-dir ${o.stateDir}   (after \`ifmesh incident resolve ${id}\`: restarts the instances with the new certificate)`,
+      'ifmesh monitoring check   (certificate_days is ok again)',
+    );
+    act(
+      'handed_over',
+      true,
+      'the certificate failover procedure is not in ifmesh yet: the commands to run are listed',
+    );
+  }
+  if (o.kind === 'turn-failure') {
+    rec.next_steps.push(
+      'ifmesh top   (which pairs are on relay)',
+      'ifmesh monitoring check   (TURN share, connection failures)',
+      `ifmesh status --state-dir ${o.stateDir}   (coturn processes)`,
+      'edit TURN_SERVERS to drop the failed server, then `ifmesh config check`',
+      `ifmesh up --state-dir ${o.stateDir}   (restarts a dead local coturn)`,
+    );
+    act(
+      'handed_over',
+      true,
+      'the TURN failover procedure is not in ifmesh yet: the commands to run are listed',
+    );
+  }
+  if (rec.classification && higher(rec.severity, rec.classification.level) !== rec.severity) {
+    rec.next_steps.push(
+      `the impact classifies as ${rec.classification.level}: ifmesh incident escalate ${id}`,
+    );
+  }
+  if (paging) rec.notifications.push(await paging);
+  rec.next_steps.push(`ifmesh incident resolve ${id}`);
+  await finish(rec, o.stateDir, log);
+  return rec;
+}
+
+/** Writes the record and its report; the witness's events are flushed first so the timeline has them. */
+export async function finish(rec: IncidentRecord, stateDir: string, log: IncidentLog): Promise<void> {
+  rec.findings.witness_flushed = await log.close();
+  writeIncident(stateDir, rec);
+  await writeReport(rec, stateDir);
+}
+
+export { CLASSIFICATION };
