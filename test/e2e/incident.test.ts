@@ -9,7 +9,7 @@ import { Supervisor } from '../../src/ops/stack/supervisor.js';
 import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
-import { BIN, run, tempDir } from '../helpers/cli.js';
+import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
 import { getJson, startSignaling } from '../helpers/signaling.js';
@@ -234,7 +234,8 @@ describe('incident p2', () => {
           })
         ).status,
       ).toBe(201);
-    const r = await run(
+    // Declared by a process of its own that then exits: the lock outlives it until resolve.
+    const r = await spawnCli(
       ['incident', 'p2', '--state-dir', state, '--signaling', sig.http, '--witness', witness.url, '--json'],
       { cwd: dir, env: env() },
     );
@@ -250,7 +251,12 @@ describe('incident p2', () => {
       maxBitrateMbps: 1,
     });
     expect(sig.events.map((e) => e.event)).toContain('bandwidth_config_pushed');
-    await run(['incident', 'resolve', rec.id, '--state-dir', state], { cwd: dir });
+    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    const resolved = await spawnCli(['incident', 'resolve', rec.id, '--state-dir', state, '--json'], {
+      cwd: dir,
+    });
+    expect(resolved.code).toBe(0);
+    await (await acquireLock(state, 'deploy', 'test')).release();
   });
 });
 

@@ -35,6 +35,16 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'witness migrate': ['json'],
+  'incident p1': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident p2': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident security': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident cert-expiry': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident turn-failure': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident show': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident resolve': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident escalate': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident ack': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'incident list': ['state-dir', 'json'],
 };
 
 const io = {} as CommandIo;
