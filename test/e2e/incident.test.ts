@@ -12,6 +12,7 @@ import { statePaths } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
+import { startRedis } from '../helpers/redis.js';
 import { getJson, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -37,7 +38,7 @@ const query = async (q: Record<string, unknown>) =>
   (await post(`${witness.url}/api/query`, { query: q }, null)).json.results as Record<string, any>[];
 
 /** A signaling instance started the way `up` starts one, so its record is the stack's. */
-async function stackSignaling(): Promise<{ sup: Supervisor; port: number; pid: number }> {
+async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; port: number; pid: number }> {
   const sup = new Supervisor(state, { clock: systemClock, owner: 'up' });
   const port = await freePort();
   const pid = sup.start({
@@ -46,7 +47,7 @@ async function stackSignaling(): Promise<{ sup: Supervisor; port: number; pid: n
     port,
     url: `ws://127.0.0.1:${port}`,
     command: process.execPath,
-    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', stateDir: state }),
+    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', stateDir: state }).concat(extra),
     env: { IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: API_KEY },
     cwd: state,
   });
@@ -178,6 +179,46 @@ describe('incident p1', () => {
     expect(md).toMatch(/\| signaling_server_restarted \| yes \| signaling-1: restarted/);
     expect(md).toMatch(/\| incident_auto_recovery \|/);
     expect(md).toContain('- Failed connections (last 5 min): 0');
+  });
+
+  it('a dead instance of a Redis-backed stack comes back into the cluster', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const redisUrl = `redis://127.0.0.1:${redis.port}`;
+    new Supervisor(state, { clock: systemClock, owner: 'up' }).adopt(
+      { name: 'redis', role: 'redis', port: redis.port, url: redisUrl },
+      redis.pid,
+    );
+    const { port, pid } = await stackSignaling(['--cluster', redisUrl]);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(
+      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      'the instance to die',
+    );
+    const r = await run(
+      [
+        'incident',
+        'p1',
+        '--state-dir',
+        state,
+        '--signaling',
+        `http://127.0.0.1:${port}`,
+        '--witness',
+        witness.url,
+        '--json',
+      ],
+      { cwd: dir, env: env() },
+    );
+    const restarted = readProcess(state, 'signaling-1')!;
+    trackPid(restarted.pid);
+    expect(r.code).toBe(0);
+    const argv = readFileSync(`/proc/${restarted.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(argv.indexOf('--cluster'), argv.indexOf('--cluster') + 2)).toEqual([
+      '--cluster',
+      redisUrl,
+    ]);
+    expect((await getJson(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    await run(['incident', 'resolve', JSON.parse(r.stdout).id, '--state-dir', state], { cwd: dir });
   });
 
   it('--dry-run prints the plan and touches nothing', async () => {

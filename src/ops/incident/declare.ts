@@ -57,6 +57,8 @@ export interface IncidentOptions extends IncidentIo {
   investigate: boolean;
   /** Hosts investigate's DNS step resolves (signaling, witness, TURN). */
   hosts: string[];
+  /** SIGNALING_CLUSTER_URL: the Redis a restarted deployment instance rejoins. */
+  clusterUrl?: string | undefined;
   /** Signaling TLS certificate, for cert-expiry's hand-over. */
   tlsCert?: string | undefined;
 }
@@ -162,7 +164,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
   log.log('incident_impact_assessed', { metadata: { ...impact, classification: rec.classification.level } });
 
   if (o.kind === 'p1') {
-    const restarts = await restartDeadSignaling(o.stateDir, o.witness, ctx);
+    const restarts = await restartDeadSignaling(o.stateDir, o.witness, ctx, o.clusterUrl);
     rec.findings.restarts = restarts;
     for (const r of restarts) {
       act('signaling_server_restarted', r.ok, `${r.name}: ${r.detail}`);

@@ -29,10 +29,29 @@ export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
   return sup.list().filter((r) => r.role === 'signaling' && sup.running(r.name) === undefined);
 }
 
+/**
+ * The Redis an instance of `owner` shares its registry through, as `up`/`deploy` started it: the
+ * configured SIGNALING_CLUSTER_URL for a deployment, else the Redis process that owner recorded.
+ */
+function clusterArgs(
+  stateDir: string,
+  owner: string,
+  configured: string | undefined,
+  ctx: Pick<OpContext, 'clock'>,
+): string[] {
+  if (owner === 'deploy' && configured) return ['--cluster', configured];
+  const redis = new Supervisor(stateDir, { clock: ctx.clock, owner })
+    .list()
+    .find((r) => r.role === 'redis' && r.owner === owner);
+  if (!redis) return [];
+  return ['--cluster', redis.url ?? `redis://127.0.0.1:${redis.port}`];
+}
+
 export async function restartDeadSignaling(
   stateDir: string,
   witness: { url: string; apiKey: string } | null,
   ctx: OpContext,
+  clusterUrl?: string,
 ): Promise<Restart[]> {
   const out: Restart[] = [];
   for (const rec of deadSignaling(stateDir, ctx)) {
@@ -60,7 +79,7 @@ export async function restartDeadSignaling(
         instanceId: rec.name,
         stateDir,
         ...(existsSync(adminTokenFile) ? { adminTokenFile } : {}),
-      }),
+      }).concat(clusterArgs(stateDir, rec.owner, clusterUrl, ctx)),
       env: witnessEnv,
       cwd: stateDir,
     });
