@@ -300,7 +300,8 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
   }
   if (paging) rec.notifications.push(await paging);
   // Escalated while it ran (security across peers): the page is raised to the new severity.
-  if (o.notify && rec.severity !== info.severity) rec.notifications.push(await notifyLevel(rec, 'trigger', 1, o, ctx));
+  if (o.notify && rec.severity !== info.severity)
+    rec.notifications.push(await notifyLevel(rec, 'trigger', 1, o, ctx));
   rec.next_steps.push(`ifmesh incident resolve ${id}`);
   await finish(rec, o.stateDir, log);
   return rec;
