@@ -8,6 +8,7 @@ import { createSigner, generateKeyPair } from '../../src/crypto/ed25519.js';
 import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
+import { receiver as httpReceiver } from '../helpers/notify-receivers.js';
 import { startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
@@ -63,7 +64,7 @@ describe('incident security', () => {
     const failures = async () =>
       (await post(`${witness.url}/api/query`, { query: { event: 'signature_verification_failed' } }, null))
         .json.results.length as number;
-    const security = async () => {
+    const security = async (notifyEnv?: Record<string, string>) => {
       const r = await run(
         [
           'incident',
@@ -75,19 +76,20 @@ describe('incident security', () => {
           '--witness',
           witness.url,
           '--json',
+          ...(notifyEnv ? ['--notify'] : []),
         ],
-        { cwd: dir, env: { IF_WITNESS_API_KEY: API_KEY } },
+        { cwd: dir, env: { IF_WITNESS_API_KEY: API_KEY, ...notifyEnv } },
       );
       const rec = JSON.parse(r.stdout);
       await run(['incident', 'resolve', rec.id, '--state-dir', dir], { cwd: dir });
-      return rec;
+      return { rec, printed: r.stdout + r.stderr };
     };
 
     for (let i = 1; i <= 3; i++) forge(mallory, 'mallory');
     await waitFor(async () => (await failures()) === 3, 'the receiver to log three forgeries', {
       timeoutMs: 15_000,
     });
-    const repeat = await security();
+    const { rec: repeat } = await security();
     expect(repeat.impact.agents_connected).toBe(3);
     expect(repeat.tree.path).toEqual([
       expect.objectContaining({ answer: 'yes, 3' }),
@@ -101,7 +103,20 @@ describe('incident security', () => {
 
     forge(eve, 'eve');
     await waitFor(async () => (await failures()) === 4, 'the receiver to log eve too', { timeoutMs: 15_000 });
-    const wide = await security();
+    // Paged: PagerDuty (a local receiver standing for it) gets the trigger, then the raise to P1.
+    const pd = await httpReceiver();
+    const slack = `${pd.base}/slack/T000/B000/secret-path`;
+    const { rec: wide, printed } = await security({
+      PAGERDUTY_EVENTS_URL: `${pd.base}/v2/enqueue`,
+      PAGERDUTY_INTEGRATION_KEY: 'pd-routing-secret',
+      SLACK_WEBHOOK_URL: slack,
+    });
+    expect(pd.got.map((g) => [g.body.event_action, g.body.dedup_key, g.body.payload?.severity])).toEqual([
+      ['trigger', wide.id, 'error'],
+      ['trigger', wide.id, 'critical'],
+    ]);
+    expect(printed).not.toContain('pd-routing-secret');
+    expect(printed).not.toContain('secret-path');
     expect(wide.tree.root_cause.id).toBe('widespread-signature-failures');
     expect(wide.severity).toBe('P1');
     expect(wide.next_steps).toContain(`ifmesh rotate-keys --incident-id ${wide.id}`);

@@ -239,6 +239,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
             verdict.peer,
             `incident ${id}: ${verdict.failures} signature failures`,
             o.stateDir,
+            o.signaling,
             ctx,
           );
           act('agent_blocked', b.ok, b.detail);
