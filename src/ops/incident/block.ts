@@ -14,7 +14,17 @@ export async function blockAgent(
   ctx: Pick<OpContext, 'exec' | 'env' | 'cwd'>,
 ): Promise<{ ok: boolean; detail: string; command: string }> {
   // Same instances, state and configuration (environment, cwd) as the incident itself.
-  const args = ['agents', 'block', peer, '--reason', reason, '--state-dir', stateDir, '--signaling', signaling.join(',')];
+  const args = [
+    'agents',
+    'block',
+    peer,
+    '--reason',
+    reason,
+    '--state-dir',
+    stateDir,
+    '--signaling',
+    signaling.join(','),
+  ];
   const command = `ifmesh agents block ${peer} --reason '${reason}'`;
   const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
   if (!existsSync(path.join(packageRoot(), 'dist/commands/agents.js')))
@@ -23,7 +33,11 @@ export async function blockAgent(
       detail: `${peer} must be blocked, but \`ifmesh agents block\` is not in this build: run it once it is`,
       command,
     };
-  const r = await ctx.exec(process.execPath, [bin, ...args], { timeoutMs: 15_000, env: ctx.env, cwd: ctx.cwd });
+  const r = await ctx.exec(process.execPath, [bin, ...args], {
+    timeoutMs: 15_000,
+    env: ctx.env,
+    cwd: ctx.cwd,
+  });
   return r.code === 0
     ? { ok: true, detail: `${peer} blocked at signaling`, command }
     : {
