@@ -10,6 +10,7 @@ import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
+import { receiver } from '../helpers/notify-receivers.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis.js';
@@ -293,6 +294,35 @@ describe('incident p2', () => {
     });
     expect(sig.events.map((e) => e.event)).toContain('bandwidth_config_pushed');
     await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+
+    // Escalated by hand: level 1 pages PagerDuty, level 2 posts to Slack (local receivers standing for them).
+    const hooks = await receiver();
+    const notifyEnv = {
+      ...env(),
+      PAGERDUTY_EVENTS_URL: `${hooks.base}/v2/enqueue`,
+      PAGERDUTY_INTEGRATION_KEY: 'pd-key',
+      SLACK_WEBHOOK_URL: `${hooks.base}/slack`,
+    };
+    for (const level of [1, 2]) {
+      const e = await run(
+        ['incident', 'escalate', rec.id, '--state-dir', state, '--witness', witness.url, '--json'],
+        {
+          cwd: dir,
+          env: notifyEnv,
+        },
+      );
+      expect(e.code).toBe(0);
+      expect(JSON.parse(e.stdout).escalation_level).toBe(level);
+    }
+    expect(hooks.got.map((g) => g.path)).toEqual(['/v2/enqueue', '/slack']);
+    expect(hooks.got[1]!.body.text).toBe('P2 INCIDENT: WebRTC Agent Mesh - High Latency');
+    const shown = await run(['incident', 'show', rec.id, '--state-dir', state], { cwd: dir });
+    expect(shown.stdout).toContain(`P2 INCIDENT ${rec.id}: WebRTC Agent Mesh - High Latency`);
+    expect(shown.stdout).toMatch(
+      /✓ bandwidth_adaptation_enabled: http:\/\/127\.0\.0\.1:\d+: pushed to 0 agents/,
+    );
+    expect(shown.stdout).toContain('✓ notified slack (trigger, level 2)');
+    expect((await query({ event: 'incident_escalated', incident_id: rec.id })).length).toBe(2);
     const resolved = await spawnCli(['incident', 'resolve', rec.id, '--state-dir', state, '--json'], {
       cwd: dir,
     });
