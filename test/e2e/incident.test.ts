@@ -360,7 +360,7 @@ describe('incident security', () => {
   it('one failure is logged and watched; a repeat offender is to be blocked; failures across peers are a P1', async () => {
     await fail('a1', 'mallory');
     const once = await security();
-    expect(once.rec.tree.root_cause.id).toBe('isolated-signature-failure');
+    expect(once.rec.tree.root_cause.id).toBe('single_signature_failure');
     expect(once.rec.actions.map((a: any) => a.action)).toContain('watching');
     expect(once.rec.severity).toBe('P2');
     await run(['incident', 'resolve', once.rec.id, '--state-dir', state], { cwd: dir });
@@ -368,7 +368,7 @@ describe('incident security', () => {
     await fail('a2', 'mallory');
     await fail('a3', 'mallory');
     const repeat = await security();
-    expect(repeat.rec.tree.root_cause.id).toBe('peer-wrong-key');
+    expect(repeat.rec.tree.root_cause.id).toBe('repeated_signature_failures_one_peer');
     expect(repeat.rec.tree.path.map((s: any) => s.answer)).toEqual(['yes, 3', 'yes, mallory', 'yes']);
     // `ifmesh agents block` is not in this build yet: the incident says exactly what to run.
     expect(repeat.rec.next_steps).toContainEqual(
@@ -378,7 +378,7 @@ describe('incident security', () => {
 
     await fail('a1', 'eve');
     const wide = await security();
-    expect(wide.rec.tree.root_cause.id).toBe('widespread-signature-failures');
+    expect(wide.rec.tree.root_cause.id).toBe('signature_failures_across_peers');
     expect(wide.rec.severity).toBe('P1');
     expect(wide.rec.next_steps).toContain(`ifmesh rotate-keys --incident-id ${wide.rec.id}`);
     expect((await query({ event: 'incident_escalated', incident_id: wide.rec.id })).length).toBe(1);

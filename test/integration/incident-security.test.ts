@@ -96,7 +96,7 @@ describe('incident security', () => {
       expect.objectContaining({ evidence: { failures_by_peer: { mallory: 3 } }, answer: 'yes, mallory' }),
       expect.objectContaining({ answer: 'yes' }),
     ]);
-    expect(repeat.tree.root_cause.id).toBe('peer-wrong-key');
+    expect(repeat.tree.root_cause.id).toBe('repeated_signature_failures_one_peer');
     // `ifmesh agents block` (signaling side) is not in this build yet: the incident names the command.
     expect(repeat.actions).toContainEqual(expect.objectContaining({ action: 'agent_blocked', ok: false }));
     expect(repeat.next_steps).toContainEqual(expect.stringMatching(/^ifmesh agents block mallory --reason /));
@@ -117,7 +117,7 @@ describe('incident security', () => {
     ]);
     expect(printed).not.toContain('pd-routing-secret');
     expect(printed).not.toContain('secret-path');
-    expect(wide.tree.root_cause.id).toBe('widespread-signature-failures');
+    expect(wide.tree.root_cause.id).toBe('signature_failures_across_peers');
     expect(wide.severity).toBe('P1');
     expect(wide.next_steps).toContain(`ifmesh rotate-keys --incident-id ${wide.id}`);
   }, 90_000);

@@ -1,13 +1,14 @@
 // Security events (the failover guide's tree 4, on the witness's signature failures): one failure is
 // logged and watched; repeated failures from one peer block that peer (`ifmesh agents block`); failures
-// from several peers are a P1 and call for emergency key rotation. The tree is walked here on the same
-// evidence src/ops/troubleshoot/trees.ts's `security` tree reads, and recorded in its TreeWalk shape.
+// from several peers are a P1 and call for emergency key rotation. The signature branch of tree 4 is
+// walked here on the evidence src/ops/troubleshoot/trees.ts's `security` tree reads, with its root
+// cause ids and in its TreeWalk shape, until that module is in main and the incident walks it instead.
 import type { OpContext } from '../shared.js';
 import { runWitnessQuery } from '../witness/query.js';
 import type { TreeWalkRecord } from './store.js';
 
-/** Failures from one peer within the window that make it a repeat offender. */
-export const REPEAT_FAILURES = 3;
+/** Failures from one peer within the window that make it a repeat offender (tree 4's "one peer"). */
+export const REPEAT_FAILURES = 2;
 export const SECURITY_WINDOW = '-1h';
 
 export type SecurityVerdict =
@@ -75,8 +76,8 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
         tree: 'security',
         path,
         root_cause: {
-          id: 'widespread-signature-failures',
-          title: 'Signature failures across peers: keys may be compromised',
+          id: 'signature_failures_across_peers',
+          title: 'Signature failures across peers: possible MITM attack',
         },
         actions: ['escalate to P1', 'emergency key rotation of every agent', 'block the peers once rotated'],
       },
@@ -95,7 +96,7 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
         tree: 'security',
         path,
         root_cause: {
-          id: 'peer-wrong-key',
+          id: 'repeated_signature_failures_one_peer',
           title: `${peer} signs with a key that is not the one it registered (wrong or stolen key)`,
         },
         actions: [`block ${peer} at signaling`, `re-issue ${peer}'s key before unblocking it`],
@@ -106,7 +107,7 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
     walk: {
       tree: 'security',
       path,
-      root_cause: { id: 'isolated-signature-failure', title: `an isolated signature failure from ${peer}` },
+      root_cause: { id: 'single_signature_failure', title: `an isolated signature failure from ${peer}` },
       actions: ['logged; watch for repeats (`ifmesh incident security` again blocks a repeat offender)'],
     },
     verdict: { kind: 'watch', peer, failures },
