@@ -385,3 +385,28 @@ describe('incident security', () => {
     await run(['incident', 'resolve', wide.rec.id, '--state-dir', state], { cwd: dir });
   });
 });
+
+describe('incident cert-expiry and turn-failure', () => {
+  it('declare, halt deployments, and say exactly what to run until the failover procedures exist', async () => {
+    const sig = await startSignaling();
+    cleanups.push(() => sig.stop());
+    for (const [kind, severity, expected] of [
+      ['cert-expiry', 'P3', 'openssl x509 -enddate -noout -in /etc/ssl/mesh.pem'],
+      ['turn-failure', 'P2', 'edit TURN_SERVERS to drop the failed server, then `ifmesh config check`'],
+    ] as const) {
+      const r = await run(
+        ['incident', kind, '--state-dir', state, '--signaling', sig.http, '--witness', witness.url],
+        { cwd: dir, env: { ...env(), SIGNALING_TLS_CERT: '/etc/ssl/mesh.pem' } },
+      );
+      expect(r.code).toBe(0);
+      const id = /INCIDENT (INC-\d{8}-\d{6}(-\d+)?)/.exec(r.stdout)?.[1];
+      expect(id, r.stdout).toBeDefined();
+      expect(r.stdout).toContain(`${severity} INCIDENT ${id}`);
+      expect(r.stdout).toContain('✓ handed_over:');
+      expect(r.stdout).toContain(expected);
+      expect(r.stdout).toContain(`ifmesh incident resolve ${id}`);
+      await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+      expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
+    }
+  });
+});
