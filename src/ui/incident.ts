@@ -1,5 +1,6 @@
 import type { ChalkInstance } from 'chalk';
 import type { IncidentPlan } from '../ops/incident/declare.js';
+import { type Investigation, summarizeInvestigation } from '../ops/incident/p1.js';
 import { reportPaths } from '../ops/incident/report.js';
 import type { IncidentRecord } from '../ops/incident/store.js';
 
@@ -26,10 +27,21 @@ export function renderIncident(r: IncidentRecord, c: ChalkInstance): string {
       lines.push(`    ${s.question} ${c.bold(s.answer)} ${c.dim(JSON.stringify(s.evidence))}`);
     if (r.tree.root_cause) lines.push(`    root cause: ${r.tree.root_cause.title}`);
   }
+  const inv = r.findings.investigation as Investigation | undefined;
+  if (inv) {
+    lines.push('  investigation:');
+    for (const l of summarizeInvestigation(inv)) lines.push(`    ${l}`);
+  }
   for (const a of r.actions) lines.push(`  ${a.ok ? c.green('✓') : c.red('✗')} ${a.action}: ${a.detail}`);
   for (const n of r.notifications)
     lines.push(
       `  ${n.ok ? c.green('✓') : c.red('✗')} notified ${n.channel} (${n.action}, level ${n.level})${n.ok ? '' : `: ${n.error} after ${n.attempts} attempts`}`,
+    );
+  if (r.witness_url && r.findings.witness_flushed === false)
+    lines.push(
+      c.yellow(
+        `  the witness did not take every event yet: they wait in the spool (ifmesh witness spool --flush)`,
+      ),
     );
   if (r.next_steps.length) {
     lines.push('  next:');

@@ -113,6 +113,7 @@ describe('incident p1', () => {
         ['deployments_halted', true],
         ['impact_assessed', true],
         ['signaling_server_restarted', true],
+        ['signaling_health', true],
         ['investigated', true],
       ]),
     );
@@ -180,6 +181,8 @@ describe('incident p1', () => {
     expect(md).toMatch(/\| signaling_server_restarted \| yes \| signaling-1: restarted/);
     expect(md).toMatch(/\| incident_auto_recovery \|/);
     expect(md).toContain('- Failed connections (last 5 min): 0');
+    expect(md).toMatch(/## Investigation\n\n- resources: load /);
+    expect(md).toContain('- backend witness');
   });
 
   it('a dead instance of a Redis-backed stack comes back into the cluster', async () => {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { acquireLock } from '../../state/lock.js';
 import type { OpContext } from '../shared.js';
+import { httpHealthy } from '../stack/stack.js';
 import { blockAgent } from './block.js';
 import { assessImpact, CLASSIFICATION, classify, higher } from './classify.js';
 import { type IncidentIo, IncidentLog, notifyLevel } from './events.js';
@@ -184,6 +185,14 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
           : 'every signaling instance is up: the issue may be network connectivity or the load balancer',
       );
     }
+    // The runbook's check after its restart: is the service answering now?
+    const health = await Promise.all(o.signaling.map((u) => httpHealthy(u, ctx.dispatcher)));
+    const up = health.filter(Boolean).length;
+    act(
+      'signaling_health',
+      o.signaling.length > 0 && up === o.signaling.length,
+      `${up}/${o.signaling.length} signaling instances answer /health${up === o.signaling.length ? '' : `; down: ${o.signaling.filter((_, i) => !health[i]).join(', ')}`}`,
+    );
     if (o.investigate) {
       rec.findings.investigation = await investigate(
         { stateDir: o.stateDir, hosts: o.hosts, witness: witnessQ },
@@ -193,7 +202,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     }
     rec.next_steps.push(
       `ifmesh status --state-dir ${o.stateDir}`,
-      `ifmesh logs signaling-1 -n 100 --state-dir ${o.stateDir}`,
+      `ifmesh logs ${restarts[0]?.name ?? 'signaling-1'} -n 100 --state-dir ${o.stateDir}`,
     );
   }
   if (o.kind === 'p2') {

@@ -223,3 +223,26 @@ export async function investigate(
     backends,
   };
 }
+
+/** One line per check, for the terminal and the Markdown report. */
+export function summarizeInvestigation(inv: Investigation): string[] {
+  const r = inv.resources;
+  const lines = [
+    `resources: load ${r.load_average.join(' ')}, memory ${r.memory.free_mb}/${r.memory.total_mb} MiB free${r.disk ? `, disk ${r.disk.free_mb}/${r.disk.total_mb} MiB free` : ''}`,
+    ...r.processes.map(
+      (p) =>
+        `process ${p.name} (${p.role}) pid ${p.pid}: ${p.running ? `running, ${p.rss_mb ?? '?'} MiB` : 'DEAD'}`,
+    ),
+    ...inv.network.map(
+      (n) => `network ${n.name} port ${n.port}: ${n.listening ? 'listening' : 'NOT listening'}`,
+    ),
+    inv.witness_errors.count === null
+      ? `witness errors (30 min): unknown (${inv.witness_errors.error ?? 'no witness'})`
+      : `witness errors (30 min): ${inv.witness_errors.count}${inv.witness_errors.recent.length ? `; latest ${inv.witness_errors.recent.map((e) => e.event).join(', ')}` : ''}`,
+    ...inv.dns.map((d) => `dns ${d.host}: ${d.address ?? `FAILED (${d.error})`}`),
+    ...inv.backends.map(
+      (b) => `backend ${b.name} ${b.url}: ${b.healthy ? 'healthy' : 'UNHEALTHY'} (${b.detail})`,
+    ),
+  ];
+  return lines;
+}

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { statePaths } from '../../state/state-dir.js';
 import { runWitnessQuery } from '../witness/query.js';
+import { type Investigation, summarizeInvestigation } from './p1.js';
 import type { IncidentRecord } from './store.js';
 
 export interface IncidentReport {
@@ -91,6 +92,11 @@ export function markdown(r: IncidentReport): string {
     );
     for (const a of i.tree.actions) out.push(`- ${a}`);
   } else out.push('none walked');
+  const inv = i.findings.investigation as Investigation | undefined;
+  if (inv) {
+    out.push('', '## Investigation', '');
+    for (const l of summarizeInvestigation(inv)) out.push(`- ${l}`);
+  }
   out.push('', '## Actions taken', '', '| time | action | ok | detail |', '| --- | --- | --- | --- |');
   for (const a of i.actions)
     out.push(`| ${a.at} | ${a.action} | ${a.ok ? 'yes' : 'NO'} | ${cell(a.detail)} |`);
