@@ -14,7 +14,7 @@ import { receiver } from '../helpers/notify-receivers.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis.js';
-import { getJson, startSignaling } from '../helpers/signaling.js';
+import { connect, getJson, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -263,6 +263,10 @@ describe('incident p2', () => {
   it('quantifies high-latency and TURN connections and pushes bandwidth adaptation to every instance', async () => {
     const sig = await startSignaling();
     cleanups.push(() => sig.stop());
+    // A registered agent, to receive the pushed configuration.
+    const agent = await connect(sig.url);
+    cleanups.push(() => agent.close());
+    await agent.register('a1');
     // Recorded quality reports: two pairs above 500 ms, one of them relayed.
     for (const [agent, peer, rtt, type] of [
       ['a1', 'a2', 800, 'relay'],
@@ -290,7 +294,13 @@ describe('incident p2', () => {
       high_latency: { pairs: 2, events_5m: 2 },
       turn: { pairs_5m: 1 },
     });
-    expect(rec.findings.bandwidth).toEqual([expect.objectContaining({ instance: sig.http, ok: true })]);
+    expect(rec.findings.bandwidth).toEqual([
+      expect.objectContaining({ instance: sig.http, ok: true, pushed: 1 }),
+    ]);
+    expect((await agent.next('config')).bandwidth).toEqual({
+      enableBandwidthAdaptation: true,
+      maxBitrateMbps: 1,
+    });
     expect((await getJson(`${sig.http}/config`)).json.bandwidth).toEqual({
       enableBandwidthAdaptation: true,
       maxBitrateMbps: 1,
@@ -322,7 +332,7 @@ describe('incident p2', () => {
     const shown = await run(['incident', 'show', rec.id, '--state-dir', state], { cwd: dir });
     expect(shown.stdout).toContain(`P2 INCIDENT ${rec.id}: WebRTC Agent Mesh - High Latency`);
     expect(shown.stdout).toMatch(
-      /✓ bandwidth_adaptation_enabled: http:\/\/127\.0\.0\.1:\d+: pushed to 0 agents/,
+      /✓ bandwidth_adaptation_enabled: http:\/\/127\.0\.0\.1:\d+: pushed to 1 agent\(s\)/,
     );
     expect(shown.stdout).toContain('✓ notified slack (trigger, level 2)');
     expect((await query({ event: 'incident_escalated', incident_id: rec.id })).length).toBe(2);

@@ -89,7 +89,7 @@ export async function pushBandwidth(
           instance: url,
           ok: r.status === 200,
           pushed,
-          detail: r.status === 200 ? `pushed to ${pushed} agents` : `answered ${r.status}`,
+          detail: r.status === 200 ? `pushed to ${pushed} agent(s)` : `answered ${r.status}`,
         };
       } catch (err) {
         return { instance: url, ok: false, pushed: null, detail: (err as Error).message };
