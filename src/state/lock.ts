@@ -137,6 +137,33 @@ export async function releaseLock(stateDir: string, name: string, token: string)
   return true;
 }
 
+/**
+ * Hands a held persistent lock from `token` to a new holder without ever freeing it (tmp + rename
+ * over the lock): nobody else can take a persistent lock meanwhile, so no deploy slips in between.
+ */
+export async function passLock(
+  stateDir: string,
+  name: string,
+  token: string,
+  purpose: string,
+  clock: Clock,
+  opts: Pick<LockHolder, 'persistent' | 'release_hint'>,
+): Promise<LockHolder | undefined> {
+  const file = statePaths(stateDir).lock(name);
+  if ((await readHolder(file))?.token !== token) return undefined;
+  const next: LockHolder = {
+    pid: process.pid,
+    purpose,
+    since: new Date(clock.now()).toISOString(),
+    token: randomBytes(12).toString('hex'),
+    ...opts,
+  };
+  const tmp = `${file}.${next.token}.new`;
+  await fs.writeFile(tmp, JSON.stringify(next), { mode: 0o600 });
+  await fs.rename(tmp, file);
+  return next;
+}
+
 /** The current holder of lock `name`, if any. */
 export function lockHolder(stateDir: string, name: string): Promise<LockHolder | undefined> {
   return readHolder(statePaths(stateDir).lock(name));

@@ -360,7 +360,7 @@ describe('incident security', () => {
         '--state-dir',
         state,
         '--signaling',
-        'http://127.0.0.1:1',
+        `http://127.0.0.1:${await freePort()}`,
         '--witness',
         witness.url,
         '--json',
@@ -421,5 +421,42 @@ describe('incident cert-expiry and turn-failure', () => {
       await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
       expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
     }
+  });
+});
+
+describe('several open incidents', () => {
+  it('deployments stay halted until the last one is resolved', async () => {
+    const declare = async (kind: string) => {
+      const r = await run(
+        [
+          'incident',
+          kind,
+          '--state-dir',
+          state,
+          '--signaling',
+          `http://127.0.0.1:${await freePort()}`,
+          '--witness',
+          witness.url,
+          '--json',
+        ],
+        {
+          cwd: dir,
+        },
+      );
+      return JSON.parse(r.stdout);
+    };
+    const first = await declare('turn-failure');
+    const second = await declare('cert-expiry');
+    expect(second.actions[0]).toMatchObject({ action: 'deployments_halted', ok: true });
+    expect(second.actions[0].detail).toContain(`already halted by incident ${first.id}`);
+
+    const r1 = JSON.parse(
+      (await run(['incident', 'resolve', first.id, '--state-dir', state, '--json'], { cwd: dir })).stdout,
+    );
+    expect(r1.actions.at(-1).detail).toBe(`deploy lock passed to ${second.id}, still open`);
+    await expect(acquireLock(state, 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
+
+    await run(['incident', 'resolve', second.id, '--state-dir', state], { cwd: dir });
+    await (await acquireLock(state, 'deploy', 'test')).release();
   });
 });

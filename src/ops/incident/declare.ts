@@ -2,7 +2,7 @@
 // assess and classify the impact, then the kind's own procedure, and a report. Plan first: the plan
 // is what --dry-run prints, and nothing is touched until apply.
 import { randomUUID } from 'node:crypto';
-import { acquireLock } from '../../state/lock.js';
+import { acquireLock, lockHolder } from '../../state/lock.js';
 import type { OpContext } from '../shared.js';
 import { httpHealthy } from '../stack/stack.js';
 import { blockAgent } from './block.js';
@@ -139,7 +139,15 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     rec.lock_token = lock.holder.token;
     act('deployments_halted', true, 'deploy lock taken: deploy, canary and rollback refuse until resolved');
   } catch (err) {
-    act('deployments_halted', false, `deploy lock not taken: ${(err as Error).message}`);
+    // Another open incident holds it: deployments are halted all the same, and stay so (resolve passes it on).
+    const holder = await lockHolder(o.stateDir, 'deploy');
+    if (holder?.persistent)
+      act(
+        'deployments_halted',
+        true,
+        `already halted by ${holder.purpose}; the lock passes to this one when that is resolved`,
+      );
+    else act('deployments_halted', false, `deploy lock not taken: ${(err as Error).message}`);
   }
   log.log('incident_declared', {
     action: 'deployments_halted',

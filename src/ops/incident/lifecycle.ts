@@ -1,13 +1,13 @@
 // An open incident's life after it is declared: acknowledge, escalate (by hand, or automatically
 // while `incident show --watch` runs), resolve (which releases the deploy lock).
 import { CheckFailedError } from '../../errors.js';
-import { releaseLock } from '../../state/lock.js';
+import { passLock, releaseLock } from '../../state/lock.js';
 import type { OpContext } from '../shared.js';
 import { CLASSIFICATION } from './classify.js';
 import { finish } from './declare.js';
 import { type IncidentIo, IncidentLog, notifyLevel } from './events.js';
 import { LEVEL_CHANNEL } from './notify/send.js';
-import { type IncidentRecord, readIncident } from './store.js';
+import { type IncidentRecord, listIncidents, readIncident, writeIncident } from './store.js';
 
 export const MAX_LEVEL = 3;
 /** The runbook's level 3: page the VP for a P1 open over an hour. */
@@ -79,7 +79,20 @@ export async function acknowledgeIncident(io: IncidentIo, id: string, ctx: Ctx):
 export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Promise<IncidentRecord> {
   const rec = open(io, id);
   const log = new IncidentLog(rec, io, ctx);
-  const released = rec.lock_token ? await releaseLock(io.stateDir, 'deploy', rec.lock_token) : false;
+  // Deployments stay halted while any incident is open: the lock passes to the oldest other open one.
+  const heir = listIncidents(io.stateDir).find((r) => r.status === 'open' && r.id !== id);
+  let passed: string | undefined;
+  let released = false;
+  if (rec.lock_token && heir) {
+    const h = await passLock(io.stateDir, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
+      persistent: true,
+      release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
+    });
+    if (h) {
+      writeIncident(io.stateDir, { ...heir, lock_token: h.token });
+      passed = heir.id;
+    }
+  } else if (rec.lock_token) released = await releaseLock(io.stateDir, 'deploy', rec.lock_token);
   rec.lock_token = null;
   rec.status = 'resolved';
   rec.resolved_at = at(ctx);
@@ -87,9 +100,11 @@ export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Pro
     at: rec.resolved_at,
     action: 'resolved',
     ok: true,
-    detail: released
-      ? 'deploy lock released: deployments may resume'
-      : 'resolved (this incident did not hold the deploy lock)',
+    detail: passed
+      ? `deploy lock passed to ${passed}, still open`
+      : released
+        ? 'deploy lock released: deployments may resume'
+        : 'resolved (this incident did not hold the deploy lock)',
   });
   // Everyone who was told is told it is over: PagerDuty resolves the alert, Slack and e-mail get a word.
   if (rec.notify || rec.escalation_level > 0)
