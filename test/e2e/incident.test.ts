@@ -267,6 +267,14 @@ describe('incident p2', () => {
     const agent = await connect(sig.url);
     cleanups.push(() => agent.close());
     await agent.register('a1');
+    // One connection failed in the last 5 minutes (as an agent reports it to the witness).
+    const failed = {
+      event: 'connection_state_changed',
+      agent_id: 'a1',
+      peer_id: 'a3',
+      metadata: { state: 'failed' },
+    };
+    expect((await post(`${witness.url}/api/log`, failed)).status).toBe(201);
     // Recorded quality reports: two pairs above 500 ms, one of them relayed.
     for (const [agent, peer, rtt, type] of [
       ['a1', 'a2', 800, 'relay'],
@@ -290,6 +298,12 @@ describe('incident p2', () => {
     );
     expect(r.code).toBe(0);
     const rec = JSON.parse(r.stdout);
+    expect(rec.impact).toMatchObject({ agents_connected: 1, failed_connections_5m: 1, agents_affected: 2 });
+    expect(rec.classification).toMatchObject({
+      level: 'P3',
+      response_time: '1 hour',
+      escalation: 'Team Lead',
+    });
     expect(rec.findings.latency).toMatchObject({
       high_latency: { pairs: 2, events_5m: 2 },
       turn: { pairs_5m: 1 },
