@@ -39,8 +39,34 @@ export async function fetchSecurityEvidence(
   return { failures: a.results as SecurityEvidence['failures'] };
 }
 
+/**
+ * What the incident does about a walk of tree 4, by its root cause id (the ids of
+ * src/ops/troubleshoot/trees.ts), with the failures grouped by peer naming whom.
+ */
+export function verdictOf(rootCause: string | null | undefined, ev: SecurityEvidence): SecurityVerdict {
+  const byPeer = new Map<string, number>();
+  for (const f of ev.failures)
+    byPeer.set(f.peer_id ?? 'unknown', (byPeer.get(f.peer_id ?? 'unknown') ?? 0) + 1);
+  const [top, count] = [...byPeer].sort((a, b) => b[1] - a[1])[0] ?? ['unknown', 0];
+  switch (rootCause) {
+    case 'signature_failures_across_peers':
+      return { kind: 'widespread', peers: [...byPeer.keys()], failures: ev.failures.length };
+    case 'repeated_signature_failures_one_peer':
+      return { kind: 'block', peer: top, failures: count };
+    case 'single_signature_failure':
+      return { kind: 'watch', peer: top, failures: count };
+    default:
+      return { kind: 'none' };
+  }
+}
+
 /** Pure: the walk and the verdict from recorded evidence. */
 export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verdict: SecurityVerdict } {
+  const walk = walkSignatures(ev);
+  return { walk, verdict: verdictOf(walk.root_cause?.id, ev) };
+}
+
+function walkSignatures(ev: SecurityEvidence): TreeWalkRecord {
   const byPeer = new Map<string, number>();
   for (const f of ev.failures) {
     const peer = f.peer_id ?? 'unknown';
@@ -56,13 +82,10 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
   ];
   if (ev.failures.length === 0)
     return {
-      walk: {
-        tree: 'security',
-        path,
-        root_cause: null,
-        actions: ['nothing to do: no security event recorded'],
-      },
-      verdict: { kind: 'none' },
+      tree: 'security',
+      path,
+      root_cause: null,
+      actions: ['nothing to do: no security event recorded'],
     };
   path.push({
     question: 'Do the failures come from a single peer?',
@@ -70,18 +93,14 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
     answer: byPeer.size === 1 ? `yes, ${[...byPeer.keys()][0]}` : `no, ${byPeer.size} peers`,
   });
   if (byPeer.size > 1) {
-    const peers = [...byPeer.keys()];
     return {
-      walk: {
-        tree: 'security',
-        path,
-        root_cause: {
-          id: 'signature_failures_across_peers',
-          title: 'Signature failures across peers: possible MITM attack',
-        },
-        actions: ['escalate to P1', 'emergency key rotation of every agent', 'block the peers once rotated'],
+      tree: 'security',
+      path,
+      root_cause: {
+        id: 'signature_failures_across_peers',
+        title: 'Signature failures across peers: possible MITM attack',
       },
-      verdict: { kind: 'widespread', peers, failures: ev.failures.length },
+      actions: ['escalate to P1', 'emergency key rotation of every agent', 'block the peers once rotated'],
     };
   }
   const [peer, failures] = [...byPeer][0]!;
@@ -92,24 +111,18 @@ export function walkSecurity(ev: SecurityEvidence): { walk: TreeWalkRecord; verd
   });
   if (failures >= REPEAT_FAILURES)
     return {
-      walk: {
-        tree: 'security',
-        path,
-        root_cause: {
-          id: 'repeated_signature_failures_one_peer',
-          title: `${peer} signs with a key that is not the one it registered (wrong or stolen key)`,
-        },
-        actions: [`block ${peer} at signaling`, `re-issue ${peer}'s key before unblocking it`],
-      },
-      verdict: { kind: 'block', peer, failures },
-    };
-  return {
-    walk: {
       tree: 'security',
       path,
-      root_cause: { id: 'single_signature_failure', title: `an isolated signature failure from ${peer}` },
-      actions: ['logged; watch for repeats (`ifmesh incident security` again blocks a repeat offender)'],
-    },
-    verdict: { kind: 'watch', peer, failures },
+      root_cause: {
+        id: 'repeated_signature_failures_one_peer',
+        title: `${peer} signs with a key that is not the one it registered (wrong or stolen key)`,
+      },
+      actions: [`block ${peer} at signaling`, `re-issue ${peer}'s key before unblocking it`],
+    };
+  return {
+    tree: 'security',
+    path,
+    root_cause: { id: 'single_signature_failure', title: `an isolated signature failure from ${peer}` },
+    actions: ['logged; watch for repeats (`ifmesh incident security` again blocks a repeat offender)'],
   };
 }
