@@ -78,6 +78,7 @@ export function register(cmd: Command, io: CommandIo): void {
           investigate: Boolean(flags.investigate),
           hosts,
           tlsCert: s.loaded.config.signalingTlsCert,
+          tlsKey: s.loaded.config.signalingTlsKey,
           clusterUrl: s.loaded.config.signalingClusterUrl || undefined,
         };
         if (flags.dryRun) return out.result(planIncident(o, ctx), renderPlan);

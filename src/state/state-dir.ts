@@ -38,6 +38,11 @@ export function statePaths(root: string) {
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
     nginx: at('nginx'),
+    /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
+    logrotateConf: at('logrotate.conf'),
+    logrotateState: at('logrotate.status'),
+    dailyReport: (yyyymmdd: string) => at('reports', `daily-health-${yyyymmdd}.json`),
+    weeklyReport: (yyyymmdd: string) => at('reports', `weekly-${yyyymmdd}.json`),
   };
 }
 

@@ -15,6 +15,7 @@ import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis.js';
 import { connect, getJson, startSignaling } from '../helpers/signaling.js';
+import { makeCert } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -414,27 +415,44 @@ describe('incident security', () => {
 });
 
 describe('incident cert-expiry and turn-failure', () => {
-  it('declare, halt deployments, and say exactly what to run until the failover procedures exist', async () => {
+  it('cert-expiry checks the certificate with `certs check` and names the rotation to run', async () => {
     const sig = await startSignaling();
     cleanups.push(() => sig.stop());
-    for (const [kind, severity, expected] of [
-      ['cert-expiry', 'P3', 'openssl x509 -enddate -noout -in /etc/ssl/mesh.pem'],
-      ['turn-failure', 'P2', 'edit TURN_SERVERS to drop the failed server, then `ifmesh config check`'],
-    ] as const) {
-      const r = await run(
-        ['incident', kind, '--state-dir', state, '--signaling', sig.http, '--witness', witness.url],
-        { cwd: dir, env: { ...env(), SIGNALING_TLS_CERT: '/etc/ssl/mesh.pem' } },
-      );
-      expect(r.code).toBe(0);
-      const id = /INCIDENT (INC-\d{8}-\d{6}(-\d+)?)/.exec(r.stdout)?.[1];
-      expect(id, r.stdout).toBeDefined();
-      expect(r.stdout).toContain(`${severity} INCIDENT ${id}`);
-      expect(r.stdout).toContain('✓ handed_over:');
-      expect(r.stdout).toContain(expected);
-      expect(r.stdout).toContain(`ifmesh incident resolve ${id}`);
-      await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
-      expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
-    }
+    const tls = makeCert(dir, 'mesh', 3);
+    const r = await run(
+      ['incident', 'cert-expiry', '--state-dir', state, '--signaling', sig.http, '--witness', witness.url],
+      {
+        cwd: dir,
+        env: { ...env(), SIGNALING_TLS_CERT: tls.cert, SIGNALING_TLS_KEY: tls.key },
+      },
+    );
+    // expiring within the runbook's 7 days: the check fails, so does the command
+    expect(r.code).toBe(1);
+    const id = /INCIDENT (INC-\d{8}-\d{6})/.exec(r.stdout)?.[1];
+    expect(r.stdout).toContain(`P3 INCIDENT ${id}`);
+    expect(r.stdout).toMatch(/✗ certificate_checked: CN=mesh\.test: expiring, [23] days left/);
+    expect(r.stdout).toContain(`ifmesh certs rotate --cert ${tls.cert} --key ${tls.key} --dry-run`);
+    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
+  });
+
+  it('turn-failure declares, halts deployments, and says exactly what to run', async () => {
+    const sig = await startSignaling();
+    cleanups.push(() => sig.stop());
+    const r = await run(
+      ['incident', 'turn-failure', '--state-dir', state, '--signaling', sig.http, '--witness', witness.url],
+      {
+        cwd: dir,
+        env: env(),
+      },
+    );
+    expect(r.code).toBe(0);
+    const id = /INCIDENT (INC-\d{8}-\d{6})/.exec(r.stdout)?.[1];
+    expect(r.stdout).toContain(`P2 INCIDENT ${id}`);
+    expect(r.stdout).toContain('✓ handed_over:');
+    expect(r.stdout).toContain('edit TURN_SERVERS to drop the failed server, then `ifmesh config check`');
+    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
   });
 });
 

@@ -3,6 +3,8 @@
 // is what --dry-run prints, and nothing is touched until apply.
 import { randomUUID } from 'node:crypto';
 import { acquireLock, lockHolder } from '../../state/lock.js';
+import { checkCertificate } from '../certs/check.js';
+import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import type { OpContext } from '../shared.js';
 import { httpHealthy } from '../stack/stack.js';
 import { blockAgent } from './block.js';
@@ -60,8 +62,9 @@ export interface IncidentOptions extends IncidentIo {
   hosts: string[];
   /** SIGNALING_CLUSTER_URL: the Redis a restarted deployment instance rejoins. */
   clusterUrl?: string | undefined;
-  /** Signaling TLS certificate, for cert-expiry's hand-over. */
+  /** Signaling TLS certificate and key, for cert-expiry's hand-over. */
   tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
 }
 
 export interface IncidentPlan {
@@ -283,19 +286,34 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     }
   }
   if (o.kind === 'cert-expiry') {
-    const cert = o.tlsCert ?? '<SIGNALING_TLS_CERT>';
+    // Hands over to `ifmesh certs`: the certificate checked here, its rotation named to run.
+    const cert = o.tlsCert;
+    if (!cert) act('certificate_checked', false, 'SIGNALING_TLS_CERT is not set: no certificate to check');
+    else {
+      try {
+        const c = await checkCertificate({
+          cert,
+          key: o.tlsKey,
+          warnDays: DEFAULT_THRESHOLDS.certificate_days,
+          now: ctx.clock.now(),
+        });
+        rec.findings.certificate = c;
+        act(
+          'certificate_checked',
+          c.status === 'ok',
+          `${c.subject}: ${c.status}, ${c.days_left} days left (not after ${c.not_after})${c.problems.length ? `; ${c.problems.join('; ')}` : ''}`,
+        );
+      } catch (err) {
+        act('certificate_checked', false, (err as Error).message);
+      }
+    }
+    const files = `--cert ${cert ?? '<SIGNALING_TLS_CERT>'}${o.tlsKey ? ` --key ${o.tlsKey}` : ''}`;
     rec.next_steps.push(
-      `openssl x509 -enddate -noout -in ${cert}`,
-      'certbot renew --cert-name <signaling host>   (or install the new certificate at SIGNALING_TLS_CERT / SIGNALING_TLS_KEY)',
-      `ifmesh config check`,
-      `ifmesh deploy --state-dir ${o.stateDir}   (after \`ifmesh incident resolve ${id}\`: restarts the instances with the new certificate)`,
-      'ifmesh monitoring check   (certificate_days is ok again)',
+      `ifmesh certs rotate ${files} --dry-run`,
+      `ifmesh certs rotate ${files}   (renews, then restarts signaling one instance at a time)`,
+      `ifmesh certs check ${files}`,
     );
-    act(
-      'handed_over',
-      true,
-      'the certificate failover procedure is not in ifmesh yet: the commands to run are listed',
-    );
+    act('handed_over', true, 'certificate rotation is `ifmesh certs rotate`: the commands to run are listed');
   }
   if (o.kind === 'turn-failure') {
     rec.next_steps.push(
