@@ -7,7 +7,7 @@ import { benchScript, median, ROOT, type Row } from './lib.js';
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-function rss(pid: number): number {
+export function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
@@ -19,8 +19,9 @@ function firstLine(child: ChildProcess): Promise<any> {
   });
 }
 
-async function server(
+export async function server(
   kind: 'raw' | 'ifmesh',
+  extra: string[] = [],
 ): Promise<{ url: string; pid: number; stop: () => void; exited: Promise<unknown> }> {
   const args =
     kind === 'raw'
@@ -42,6 +43,7 @@ async function server(
           '--log-level',
           'error',
           '--json',
+          ...extra,
         ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -52,7 +54,7 @@ async function server(
   return { url: ready.url, pid: child.pid!, stop: () => child.kill('SIGKILL'), exited };
 }
 
-async function load(opts: object): Promise<{ result: any; child: ChildProcess }> {
+export async function load(opts: object): Promise<{ result: any; child: ChildProcess }> {
   process.stderr.write(`  load ${JSON.stringify(opts)}\n`);
   const child = spawn(process.execPath, [benchScript('load'), JSON.stringify(opts)], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -60,7 +62,7 @@ async function load(opts: object): Promise<{ result: any; child: ChildProcess }>
   return { result: await firstLine(child), child };
 }
 
-const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Figures {
   rssBase: number;

@@ -34,6 +34,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'witness migrate': ['json'],
 };
 
 const io = {} as CommandIo;
