@@ -5,20 +5,18 @@ import path from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, tempDir } from '../helpers/cli.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
 import { type Service, startWitnessProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post } from '../helpers/witness.js';
 
-let server: TestPostgres;
+const server = postgresForThisFile();
 let dir: string;
 let cleanup: () => void;
 beforeAll(async () => {
   ({ dir, cleanup } = tempDir());
-  server = await startPostgres();
 }, 120_000);
 afterAll(async () => {
-  await server?.stop();
   cleanup?.();
 });
 
@@ -53,7 +51,7 @@ async function verifyDb(
 
 describe('IF.witness: three instances on one PostgreSQL database', () => {
   it('keep one gap-free sequence and one verifiable log under concurrent writes', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const key = path.join(dir, 'concurrent.key');
     const ws = await startThree(url, key);
     try {
@@ -97,7 +95,7 @@ describe('IF.witness: three instances on one PostgreSQL database', () => {
   }, 180_000);
 
   it('loses no acknowledged event and stores none twice through 20 kill -9 of all three writers', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const key = path.join(dir, 'kill.key');
     const state = path.join(dir, 'kill-state');
     const acked = new Set<string>();

@@ -25,6 +25,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'agent run': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'agent swarm': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   verify: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  preflight: ['state-dir', 'config', 'set', 'json'],
   'witness serve': ['state-dir', 'config', 'set', 'json'],
   'witness query': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
