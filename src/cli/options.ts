@@ -91,3 +91,15 @@ export function durationFlag(value: string, flag: string, maxMs = 86_400_000): n
     throw new UsageError(`${flag} ${value} is not a duration like 500ms, 5s, 2m or 1h`, `e.g. ${flag} 5s`);
   return ms;
 }
+
+/**
+ * `--max-rtt-p95`: where the signed message exchange (`up`, `verify`) stops calling the mesh
+ * verified. The runbook's delivery target by default; a slow or loaded machine may need more.
+ */
+export function withRttBudget(cmd: Command): Command {
+  return cmd.option(
+    '--max-rtt-p95 <duration>',
+    'fail the signed message exchange above this RTT p95 (the runbook target)',
+    '100ms',
+  );
+}
