@@ -33,6 +33,10 @@ export function statePaths(root: string) {
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
     nginx: at('nginx'),
+    /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
+    canary: at('canary.json'),
+    /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
+    canaryRequest: at('canary-request.json'),
   };
 }
 
