@@ -1,9 +1,9 @@
 // Human renderings of canary and rollback results (the data is what --json prints).
 import type { ChalkInstance } from 'chalk';
-import type { CanaryPlan, CanaryState } from '../ops/rollout/canary-state.js';
+import type { CanaryPlan, PublicCanaryState } from '../ops/rollout/canary-state.js';
 
 export function renderCanary(
-  r: { plan: CanaryPlan; applied: boolean; state: CanaryState | null },
+  r: { plan: CanaryPlan; applied: boolean; state: PublicCanaryState | null },
   c: ChalkInstance,
 ): string {
   const p = r.plan;

@@ -118,7 +118,9 @@ export async function takeRequest(stateDir: string, canaryId: string): Promise<C
 }
 
 /** What `status` shows: the state without the releases' specs (their env may hold secrets). */
-export function publicState(s: CanaryState) {
+export type PublicCanaryState = Omit<CanaryState, 'candidate_release' | 'stable_release'>;
+
+export function publicState(s: CanaryState): PublicCanaryState {
   const { candidate_release: _c, stable_release: _s, ...rest } = s;
   return rest;
 }

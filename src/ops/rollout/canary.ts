@@ -29,6 +29,7 @@ import {
   type CanaryPhase,
   type CanaryPlan,
   type CanaryState,
+  type PublicCanaryState,
   publicState,
   readCanary,
   requestCanary,
@@ -400,7 +401,7 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
         if (s.status !== 'progressing' && s.pid !== 0) await r.save({ pid: 0 });
         await ev.close();
       }
-      return { plan, applied: true as const, state: s };
+      return { plan, applied: true as const, state: publicState(s) };
     },
     ctx.clock,
   );
@@ -414,7 +415,7 @@ export async function decideCanary(
   o: { stateDir: string; config: MeshConfig; progress: Progress; registerTimeoutMs?: number },
   action: 'promote' | 'abort',
   ctx: OpContext,
-): Promise<{ action: typeof action; canary_id: string; handed_to: number | null; state: CanaryState }> {
+): Promise<{ action: typeof action; canary_id: string; handed_to: number | null; state: PublicCanaryState }> {
   const s = await readCanary(o.stateDir);
   if (!s || (s.status !== 'progressing' && s.status !== 'frozen'))
     throw new UsageError(
@@ -423,7 +424,7 @@ export async function decideCanary(
     );
   if (s.status === 'progressing' && s.pid && isAlive(s.pid)) {
     await requestCanary(o.stateDir, s.plan.canary_id, action);
-    return { action, canary_id: s.plan.canary_id, handed_to: s.pid, state: s };
+    return { action, canary_id: s.plan.canary_id, handed_to: s.pid, state: publicState(s) };
   }
   return withLock(
     o.stateDir,
@@ -444,7 +445,7 @@ export async function decideCanary(
         await ev.close();
       }
       if (action === 'promote' && s.status !== 'completed') throw new CheckFailedError(s.message);
-      return { action, canary_id: s.plan.canary_id, handed_to: null, state: s };
+      return { action, canary_id: s.plan.canary_id, handed_to: null, state: publicState(s) };
     },
     ctx.clock,
   );
