@@ -89,7 +89,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--watch', 'wait until it completes, fails, is aborted or frozen')
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
     .addOption(shared('state-dir'))
-    .action(async (flags: Flags) => {
+    .action(async (_: Flags, sub: Command) => {
+      const flags = sub.optsWithGlobals<Flags>();
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const st = await canaryStatus(
         stateDir,
@@ -124,7 +125,9 @@ export function register(cmd: Command, io: CommandIo): void {
     )
       .addOption(shared('state-dir'))
       .addOption(shared('witness'))
-      .action(async (flags: Flags) => {
+      .action(async (_: Flags, sub: Command) => {
+        // the parent shares option names (--state-dir, --json): commander hands them to it
+        const flags = sub.optsWithGlobals<Flags>();
         const { stateDir, config } = await setup(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
         const r = await decideCanary({ stateDir, config, progress }, action, ctx).finally(() =>
