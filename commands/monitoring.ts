@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -21,11 +21,11 @@ type Flags = ConfigFlags & {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function targetOptions(cmd: Command): Command {
-  return withJson(withConfigOptions(cmd))
-    .option('--signaling <urls>', 'signaling instances, comma-separated (default: the local stack)')
-    .option('--witness <url>', 'IF.witness base URL (default: the local stack)')
-    .option('--state-dir <dir>', 'the local stack (default .ifmesh or $IFMESH_STATE_DIR)')
-    .option('--threshold <NAME=VALUE>', 'override a threshold, e.g. memory_mb=500; repeatable', collect);
+  return withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json').option(
+    '--threshold <NAME=VALUE>',
+    'override a threshold, e.g. memory_mb=500; repeatable',
+    collect,
+  );
 }
 
 export function register(cmd: Command, io: CommandIo): void {

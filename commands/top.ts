@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -19,14 +19,12 @@ type Flags = ConfigFlags & {
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  withJson(withConfigOptions(cmd))
-    .option('--signaling <urls>', 'signaling instances, comma-separated (default: the local stack)')
-    .option('--witness <url>', 'IF.witness base URL (default: the local stack)')
-    .option('--state-dir <dir>', 'the local stack (default .ifmesh or $IFMESH_STATE_DIR)')
-    .option('--threshold <NAME=VALUE>', 'override a threshold; repeatable', (v: string, p: string[] = []) => [
-      ...p,
-      v,
-    ])
+  withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json')
+    .option(
+      '--threshold <NAME=VALUE>',
+      'override a threshold, e.g. memory_mb=500; repeatable',
+      (v: string, p: string[] = []) => [...p, v],
+    )
     .option('--interval <ms>', 'refresh interval of the live view', '2000')
     .action(async (flags: Flags) => {
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });

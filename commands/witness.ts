@@ -3,18 +3,23 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { observeCheckpoint, WitnessInconsistentError } from '../src/clients/witness-checkpoint.js';
+import {
+  observeCheckpoint,
+  WitnessInconsistentError,
+  WitnessKeyChangedError,
+} from '../src/clients/witness-checkpoint.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { migrateWitness } from '../src/ops/witness/migrate.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
-import { isPostgresUrl, serveWitness } from '../src/ops/witness/serve.js';
+import { isPostgresUrl, localWitnessDb, serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
+import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
 import { createProgress } from '../src/ui/progress.js';
-import { eventLine, renderMigrate, renderSpool, renderVerify } from '../src/ui/witness.js';
+import { eventLine, renderMigrate, renderSpool, renderTrust, renderVerify } from '../src/ui/witness.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -88,12 +93,12 @@ export function register(cmd: Command, io: CommandIo): void {
   );
 
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
-  const observe = async (url: string, out: ReturnType<CommandIo['output']>) => {
+  const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
     try {
-      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env) });
+      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir) });
     } catch (err) {
-      if (err instanceof WitnessInconsistentError) {
-        out.warn(err.message);
+      if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
+        out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
         io.setExitCode(ExitCode.checkFailed);
       }
     }
@@ -147,7 +152,7 @@ export function register(cmd: Command, io: CommandIo): void {
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
       });
-      await observe(url, io.output(flags));
+      await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
       io.output(flags).result(answer, (a, c) =>
         [
           ...a.results.map((e) => eventLine(e, c)),
@@ -180,7 +185,7 @@ export function register(cmd: Command, io: CommandIo): void {
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
         const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
-        await observe(url, out);
+        await observe(url, out, (flags as { stateDir?: string }).stateDir);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;
@@ -224,18 +229,21 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--url <url>', 'check a running witness')
       .option(
         '--pubkey <key>',
-        "the witness's public key (default: the held checkpoint's, or witness.pub beside --db)",
+        "the witness's public key (default: witness.pub/.key beside --db, else the held key of its origin)",
       )
       .addOption(shared('state-dir')),
   ).action(
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
       if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      // With neither, the local stack's database in the state dir.
+      // With neither, the local stack's database (SQLite, or its PostgreSQL) in the state dir.
       if (!flags.db && !flags.url) {
-        const local = path.join(stateDir, 'witness.db');
-        if (!existsSync(local))
-          throw new UsageError(`no --db or --url, and no ${local}`, 'pass --db FILE or --url URL');
+        const local = localWitnessDb(stateDir);
+        if (!local)
+          throw new UsageError(
+            `no --db or --url, and no ${path.join(stateDir, 'witness.db')}`,
+            'pass --db FILE or --url URL',
+          );
         flags.db = local;
       }
       const report = flags.db
@@ -281,7 +289,13 @@ export function register(cmd: Command, io: CommandIo): void {
           'running',
           `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} events`,
         ),
-    }).finally(() => progress.close());
+    })
+      .then((r) => {
+        const detail = `${r.tree_size.toLocaleString('en-US')} events, ${r.events_per_second.toLocaleString('en-US')}/s`;
+        if (!r.dry_run) progress.step('migrate', r.ok ? 'ok' : 'fail', detail);
+        return r;
+      })
+      .finally(() => progress.close());
     io.output(flags).result(report, renderMigrate);
     if (!report.ok) io.setExitCode(ExitCode.checkFailed);
   });
@@ -307,7 +321,28 @@ export function register(cmd: Command, io: CommandIo): void {
         stateDir,
       });
       io.output(flags).result(report, renderSpool);
-      if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
+      if (report.key_changed) {
+        const err = new WitnessKeyChangedError(report.key_changed);
+        io.output(flags).warn(`${err.message}; ${err.hint}`);
+        io.setExitCode(ExitCode.checkFailed);
+      } else if (flags.flush && report.pending_events > 0) io.setExitCode(ExitCode.unreachable);
     },
   );
+
+  withJson(
+    cmd
+      .command('trust')
+      .description("show a witness's presented key beside the held one; --yes accepts it (known_hosts)")
+      .argument('<url>', 'IF.witness base URL')
+      .option('--yes', 'accept the presented key for this URL')
+      .addOption(shared('state-dir')),
+  ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
+    const report = await trustWitness({
+      url,
+      stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+      accept: Boolean(flags.yes),
+    });
+    io.output(flags).result(report, renderTrust);
+    if (report.changed && !report.accepted) io.setExitCode(ExitCode.checkFailed);
+  });
 }

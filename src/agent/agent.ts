@@ -51,6 +51,8 @@ export interface AgentCounters {
   signature_failures: number;
   message_errors: number;
   dtls_failures: number;
+  /** Times the witness this agent's events go to presented a key other than the one held. */
+  witness_key_changed?: number;
 }
 
 /** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
@@ -317,6 +319,12 @@ export class MeshAgent {
           const live = this.links.get(p.agent_id);
           if (!live || live.closed) void this.connectTo(p.agent_id);
         }
+        // A key change noticed before this (re)registration still reaches this instance's /metrics.
+        if (this.counters.witness_key_changed)
+          this.signaling.send({
+            type: 'metrics-report',
+            witness_key_changed: this.counters.witness_key_changed,
+          });
         return;
       case 'agent-joined': {
         const key = fromBase64url(f.public_key, 32, 'public_key');
@@ -348,8 +356,10 @@ export class MeshAgent {
         const next = generateKeyPair();
         this.identity = next;
         this.signer = createSigner(next.seed);
+        // keys-rotated only once the registry holds the new key, so a completed rotation means it.
+        const before = this.signaling.registrations;
         this.signaling.reregister();
-        await this.waitRegistered();
+        await this.waitRegistered(() => this.signaling.registrations > before);
         this.signaling.send({ type: 'keys-rotated', rotation_id: f.rotation_id });
         this.event('srtp_key_rotated', { rotation_id: f.rotation_id });
         return;
@@ -373,8 +383,8 @@ export class MeshAgent {
     }
   }
 
-  private async waitRegistered(): Promise<void> {
-    await waitFor(() => this.signaling.registered, { timeoutMs: 5_000, intervalMs: 20 }, this.clock);
+  private async waitRegistered(done = () => this.signaling.registered): Promise<void> {
+    await waitFor(done, { timeoutMs: 5_000, intervalMs: 20 }, this.clock);
   }
 
   /** Every third of the heartbeat timeout: ping ready peers; a peer silent for the whole timeout is partitioned. */
@@ -445,7 +455,12 @@ export class MeshAgent {
       const s = await link.stats();
       this.event(
         'connection_quality_update',
-        { roundTripTime: s.rttMs, packetsLost: s.packetsLost, candidateType: s.candidateType },
+        {
+          roundTripTime: s.rttMs,
+          packetsLost: s.packetsLost,
+          lossRatio: s.lossRatio,
+          candidateType: s.candidateType,
+        },
         link.peerId,
       );
       this.signaling.send({
@@ -454,8 +469,15 @@ export class MeshAgent {
         state: 'connected',
         candidate_type: s.candidateType,
         rtt_ms: s.rttMs,
+        loss_ratio: s.lossRatio,
       });
     }
+  }
+
+  /** The witness answered under an unaccepted key: counted, and reported to signaling's /metrics now. */
+  noteWitnessKeyChanged(): void {
+    this.counters.witness_key_changed = (this.counters.witness_key_changed ?? 0) + 1;
+    this.signaling.send({ type: 'metrics-report', witness_key_changed: this.counters.witness_key_changed });
   }
 
   private reportMemory(): void {
@@ -474,6 +496,9 @@ export class MeshAgent {
       messages_received: received,
       signature_failures: this.counters.signature_failures,
       dtls_failures: this.counters.dtls_failures,
+      ...(this.counters.witness_key_changed
+        ? { witness_key_changed: this.counters.witness_key_changed }
+        : {}),
       memory_bytes: rss,
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
     });

@@ -48,6 +48,8 @@ export interface LinkStats {
   candidateType: CandidateType | null;
   rttMs: number | null;
   packetsLost: number;
+  /** Signed pings that got no pong in time, of those sent on this link (null before the first). */
+  lossRatio: number | null;
 }
 
 export class PeerLink {
@@ -65,6 +67,8 @@ export class PeerLink {
   received = 0;
   bytesSent = 0;
   rejected = 0;
+  pingsSent = 0;
+  pingsLost = 0;
   private readonly pings = new Map<
     string,
     { t0: number; resolve: (rtt: number) => void; timer: NodeJS.Timeout }
@@ -206,8 +210,10 @@ export class PeerLink {
     return new Promise((resolve, reject) => {
       const m = this.sendMessage('ping', { n: randomUUID() });
       if (!m) return reject(new Error(`channel to ${this.peerId} is not open`));
+      this.pingsSent += 1;
       const timer = setTimeout(() => {
         this.pings.delete(m.id);
+        this.pingsLost += 1;
         reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
       }, timeoutMs);
       // RTTs are sub-millisecond on loopback: the monotonic high-resolution clock, not ctx.now().
@@ -230,7 +236,8 @@ export class PeerLink {
   }
 
   async stats(): Promise<LinkStats> {
-    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0 };
+    const lossRatio = this.pingsSent ? this.pingsLost / this.pingsSent : null;
+    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0, lossRatio };
     if (!this.pc) return empty;
     try {
       const report = await this.pc.getStats();
@@ -246,6 +253,7 @@ export class PeerLink {
         candidateType: (local?.candidateType as CandidateType | undefined) ?? null,
         rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
         packetsLost: 0,
+        lossRatio,
       };
     } catch {
       return empty;

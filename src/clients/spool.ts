@@ -16,6 +16,8 @@ export class Spool {
   private offset = 0;
   private size = 0;
   private locked = false;
+  /** Events left unacknowledged by an earlier process, counted at open(): they precede this one's. */
+  inherited = 0;
 
   constructor(
     readonly dir: string,
@@ -58,15 +60,40 @@ export class Spool {
       () => 0,
     );
     this.offset = Math.min(saved, this.size);
+    if (this.size > this.offset) await this.countInherited();
+  }
+
+  private async countInherited(): Promise<void> {
+    const h = await fs.open(this.file, 'r');
+    let last = 0x0a;
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      for (let pos = this.offset; pos < this.size; ) {
+        const { bytesRead } = await h.read(buf, 0, Math.min(buf.length, this.size - pos), pos);
+        if (bytesRead === 0) break;
+        const chunk = buf.subarray(0, bytesRead);
+        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) this.inherited += 1;
+        last = chunk[bytesRead - 1]!;
+        pos += bytesRead;
+      }
+    } finally {
+      await h.close();
+    }
+    // A crash mid-append leaves a torn last line: end it so the next append starts a line of its own.
+    if (last !== 0x0a) {
+      this.inherited += 1;
+      await this.append([], '\n');
+    }
   }
 
   get pending(): boolean {
     return this.offset < this.size;
   }
 
-  async append(events: object[]): Promise<void> {
-    if (events.length === 0) return;
-    const text = events.map((e) => `${JSON.stringify(e)}\n`).join('');
+  /** Appends and fsyncs; only then do the events count as spooled. */
+  async append(events: object[], prefix = ''): Promise<void> {
+    const text = prefix + events.map((e) => `${JSON.stringify(e)}\n`).join('');
+    if (text === '') return;
     const h = await fs.open(this.file, 'a', 0o600);
     try {
       await h.write(text);
@@ -77,11 +104,11 @@ export class Spool {
     this.size += Buffer.byteLength(text);
   }
 
-  /** Up to `max` events from the unacknowledged head, and the offset just past them. */
+  /** Up to `max` events from the unacknowledged head, the offset just past them, and the lines read. */
   async peek(
     max: number,
     maxBytes = 900 * 1024,
-  ): Promise<{ events: Record<string, unknown>[]; end: number }> {
+  ): Promise<{ events: Record<string, unknown>[]; end: number; lines: number }> {
     const h = await fs.open(this.file, 'r');
     try {
       const want = Math.min(this.size - this.offset, maxBytes + 64 * 1024);
@@ -89,19 +116,21 @@ export class Spool {
       const { bytesRead } = await h.read(buf, 0, want, this.offset);
       const events: Record<string, unknown>[] = [];
       let pos = 0;
+      let lines = 0;
       while (events.length < max) {
         const nl = buf.indexOf(0x0a, pos);
         if (nl < 0 || nl >= bytesRead) break;
         if (events.length > 0 && nl > maxBytes) break;
         const line = buf.subarray(pos, nl).toString('utf8');
         pos = nl + 1;
+        lines += 1;
         try {
           events.push(JSON.parse(line));
         } catch {
           // A torn line from a crash mid-append: skip it; it was never acknowledged to the producer.
         }
       }
-      return { events, end: this.offset + pos };
+      return { events, end: this.offset + pos, lines };
     } finally {
       await h.close();
     }

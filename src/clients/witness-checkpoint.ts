@@ -1,5 +1,9 @@
-// Every ifmesh client keeps the newest witness checkpoint it has seen, outside the witness's
-// database, so that a truncated or rewritten log is caught by comparison with it.
+// Every ifmesh client keeps the newest checkpoint it has seen of each witness log, outside the
+// witness's database, so that a truncated or rewritten log is caught by comparison with it. Like
+// SSH's known_hosts, checkpoints are keyed by the log's origin (which names the witness key), and
+// each witness URL remembers the origin it signs as: a second witness is simply another entry, and a
+// known URL answering under a new key is refused until `ifmesh witness trust URL` accepts it.
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -7,9 +11,10 @@ import { type Checkpoint, CheckpointError, openCheckpoint } from '../crypto/chec
 import { fromBase64url } from '../crypto/ed25519.js';
 import { verifyConsistency } from '../crypto/merkle.js';
 import { CheckFailedError } from '../errors.js';
+import { statePaths } from '../state/state-dir.js';
 import { httpRequest } from './http.js';
 
-export const CHECKPOINT_FILE = 'witness-checkpoint.json';
+export const CHECKPOINT_FILE = path.basename(statePaths('.').checkpoints);
 
 export interface HeldCheckpoint {
   origin: string;
@@ -19,7 +24,23 @@ export interface HeldCheckpoint {
   time: string;
   note: string;
   seen_at: string;
+  /** The URL it was last seen at. */
   url: string;
+}
+
+/** The file: checkpoints by origin, and the origin each URL is known to sign as. */
+export interface HeldCheckpoints {
+  version: 2;
+  logs: Record<string, HeldCheckpoint>;
+  urls: Record<string, string>;
+}
+
+export interface KeyChange {
+  url: string;
+  held_origin: string;
+  held_fingerprint: string;
+  presented_origin: string;
+  presented_fingerprint: string;
 }
 
 export class WitnessInconsistentError extends CheckFailedError {
@@ -32,22 +53,63 @@ export class WitnessInconsistentError extends CheckFailedError {
   }
 }
 
-export async function readHeldCheckpoint(stateDir: string): Promise<HeldCheckpoint | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(path.join(stateDir, CHECKPOINT_FILE), 'utf8')) as HeldCheckpoint;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CheckFailedError(
-      `${path.join(stateDir, CHECKPOINT_FILE)} is unreadable: ${(err as Error).message}`,
+/** A known witness URL answers under another key: nothing is sent to it until the key is trusted. */
+export class WitnessKeyChangedError extends CheckFailedError {
+  constructor(readonly change: KeyChange) {
+    super(
+      `witness_key_changed: ${change.url} now signs as ${change.presented_origin} (key ${change.presented_fingerprint}), not as ${change.held_origin} (key ${change.held_fingerprint}) as held`,
+      `if the witness was re-keyed on purpose, run: ifmesh witness trust ${change.url}`,
+      'witness_key_changed',
     );
   }
 }
 
-export async function writeHeldCheckpoint(stateDir: string, cp: HeldCheckpoint): Promise<void> {
+/** SSH-style fingerprint of a base64url Ed25519 public key. */
+export function keyFingerprint(publicKey: string): string {
+  const raw = fromBase64url(publicKey, 32, 'witness public key');
+  return `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`;
+}
+
+export function normalizeWitnessUrl(url: string): string {
+  return url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, '');
+}
+
+function empty(): HeldCheckpoints {
+  return { version: 2, logs: {}, urls: {} };
+}
+
+/** Reads the held checkpoints; a file of the old one-checkpoint shape is read as a map of one. */
+export async function readHeldCheckpoints(stateDir: string): Promise<HeldCheckpoints> {
+  const file = statePaths(stateDir).checkpoints;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return empty();
+    throw new CheckFailedError(`${file} is unreadable: ${(err as Error).message}`);
+  }
+  const doc = parsed as Partial<HeldCheckpoints> & Partial<HeldCheckpoint>;
+  if (doc.version === 2 && doc.logs && doc.urls) return doc as HeldCheckpoints;
+  if (typeof doc.origin === 'string' && typeof doc.public_key === 'string') {
+    const old = doc as HeldCheckpoint;
+    const held = empty();
+    held.logs[old.origin] = old;
+    if (old.url) held.urls[normalizeWitnessUrl(old.url)] = old.origin;
+    return held;
+  }
+  throw new CheckFailedError(`${file} is not a witness checkpoint file`, 'move it aside and retry');
+}
+
+// Writers in other processes share the file: each update re-reads it just before changing one entry
+// and renames a complete file into place, so a reader never sees half a file. Two writers racing may
+// lose one's entry; it is held again at that writer's next observation.
+export async function updateHeld(stateDir: string, change: (held: HeldCheckpoints) => void): Promise<void> {
   await fs.mkdir(stateDir, { recursive: true });
-  const file = path.join(stateDir, CHECKPOINT_FILE);
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, `${JSON.stringify(cp, null, 2)}\n`);
+  const held = await readHeldCheckpoints(stateDir);
+  change(held);
+  const file = statePaths(stateDir).checkpoints;
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  await fs.writeFile(tmp, `${JSON.stringify(held, null, 2)}\n`, { mode: 0o600 });
   await fs.rename(tmp, file);
 }
 
@@ -56,6 +118,7 @@ export interface ObserveOptions {
   stateDir: string;
   dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
+  signal?: AbortSignal | undefined;
   now?: () => number;
 }
 
@@ -65,41 +128,68 @@ export interface Observation {
   previous: HeldCheckpoint | undefined;
 }
 
-/**
- * Fetches the witness's latest checkpoint, checks its signature against the key pinned at first
- * contact, proves it consistent with the one held, and keeps it. Throws WitnessInconsistentError
- * when the log shrank, changed its root at the same size, or fails the consistency proof.
- */
-export async function observeCheckpoint(opts: ObserveOptions): Promise<Observation> {
-  const base = opts.url.replace(/\/+$/, '');
-  const held = await readHeldCheckpoint(opts.stateDir);
+export interface Served {
+  origin: string;
+  note: string;
+  public_key: string;
+}
+
+/** The checkpoint a witness serves now, with the key and origin it claims. */
+export async function fetchServed(opts: ObserveOptions): Promise<Served> {
+  const base = normalizeWitnessUrl(opts.url);
   const res = await httpRequest(`${base}/api/checkpoint?format=json`, {
     dispatcher: opts.dispatcher,
     timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
   });
-  if (res.status !== 200) throw new CheckFailedError(`witness checkpoint: HTTP ${res.status}`);
-  const served = res.json as { origin: string; note: string; public_key: string };
-  const pinnedKey = held?.public_key ?? served.public_key;
-  const origin = held?.origin ?? served.origin;
-  if (held && (served.public_key !== held.public_key || served.origin !== held.origin)) {
-    throw new WitnessInconsistentError(
-      `the witness now signs as ${served.origin} with another key than the one held (${held.origin})`,
-    );
-  }
-  let cp: Checkpoint;
+  const served = res.json as Partial<Served> | undefined;
+  if (res.status !== 200 || typeof served?.public_key !== 'string' || typeof served.note !== 'string')
+    throw new CheckFailedError(`witness checkpoint at ${base}: HTTP ${res.status}`);
+  return served as Served;
+}
+
+/** Opens a served note under `key`; a bad signature is an inconsistency. */
+export function openServed(served: Served, key: string, origin: string): Checkpoint {
   try {
-    cp = openCheckpoint(served.note, origin, fromBase64url(pinnedKey, 32, 'witness public key'));
+    return openCheckpoint(served.note, origin, fromBase64url(key, 32, 'witness public key'));
   } catch (err) {
     if (err instanceof CheckpointError)
       throw new WitnessInconsistentError(`witness checkpoint does not verify: ${err.message}`);
     throw err;
   }
+}
+
+export function keyChange(url: string, held: HeldCheckpoint | undefined, heldOrigin: string, served: Served) {
+  return new WitnessKeyChangedError({
+    url,
+    held_origin: heldOrigin,
+    held_fingerprint: held ? keyFingerprint(held.public_key) : 'unknown',
+    presented_origin: served.origin,
+    presented_fingerprint: keyFingerprint(served.public_key),
+  });
+}
+
+/**
+ * Fetches the witness's latest checkpoint; refuses it (WitnessKeyChangedError) when the URL is known
+ * to sign under another origin or the origin's held key differs; proves it consistent with the one
+ * held for its origin, and keeps it. Throws WitnessInconsistentError when the log shrank, changed its
+ * root at the same size, or fails the consistency proof.
+ */
+export async function observeCheckpoint(opts: ObserveOptions): Promise<Observation> {
+  const base = normalizeWitnessUrl(opts.url);
+  const all = await readHeldCheckpoints(opts.stateDir);
+  const served = await fetchServed(opts);
+  const known = all.urls[base];
+  if (known !== undefined && known !== served.origin) throw keyChange(base, all.logs[known], known, served);
+  const held = all.logs[served.origin];
+  if (held && held.public_key !== served.public_key) throw keyChange(base, held, held.origin, served);
+  const cp = openServed(served, held?.public_key ?? served.public_key, served.origin);
   let status: Observation['status'] = 'first';
   if (held) {
     const heldRoot = Buffer.from(held.root, 'base64');
     if (cp.size < held.size) {
       throw new WitnessInconsistentError(
-        `the witness log has ${cp.size} events, but a checkpoint held since ${held.seen_at} says ${held.size}`,
+        `the witness log ${served.origin} has ${cp.size} events, but a checkpoint held since ${held.seen_at} says ${held.size}`,
       );
     }
     if (cp.size === held.size) {
@@ -108,10 +198,14 @@ export async function observeCheckpoint(opts: ObserveOptions): Promise<Observati
           `the witness log's root at size ${cp.size} differs from the held checkpoint`,
         );
       status = 'unchanged';
+    } else if (held.size === 0) {
+      // Every log extends the empty one; RFC 6962 has no consistency proof from size 0.
+      status = 'advanced';
     } else {
       const proof = await httpRequest(`${base}/api/proof/consistency?from=${held.size}&to=${cp.size}`, {
         dispatcher: opts.dispatcher,
         timeoutMs: opts.timeoutMs,
+        signal: opts.signal,
       });
       const hashes = ((proof.json as { hashes?: string[] })?.hashes ?? []).map((h) =>
         Buffer.from(h, 'base64'),
@@ -124,16 +218,23 @@ export async function observeCheckpoint(opts: ObserveOptions): Promise<Observati
       status = 'advanced';
     }
   }
-  if (status !== 'unchanged') {
-    await writeHeldCheckpoint(opts.stateDir, {
-      origin,
-      public_key: pinnedKey,
-      size: cp.size,
-      root: cp.root.toString('base64'),
-      time: cp.time,
-      note: served.note,
-      seen_at: new Date((opts.now ?? Date.now)()).toISOString(),
-      url: base,
+  if (status !== 'unchanged' || known === undefined || held?.url !== base) {
+    await updateHeld(opts.stateDir, (h) => {
+      const current = h.logs[served.origin];
+      // Another process may have held a newer checkpoint meanwhile: never move backwards.
+      if (!current || current.size <= cp.size) {
+        h.logs[served.origin] = {
+          origin: served.origin,
+          public_key: served.public_key,
+          size: cp.size,
+          root: cp.root.toString('base64'),
+          time: cp.time,
+          note: served.note,
+          seen_at: new Date((opts.now ?? Date.now)()).toISOString(),
+          url: base,
+        };
+      }
+      h.urls[base] = served.origin;
     });
   }
   return { status, checkpoint: cp, previous: held };

@@ -4,9 +4,18 @@ import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { IfmeshError } from '../errors.js';
 import { MAX_BATCH, type WitnessEvent } from '../protocol/witness.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { httpRequest } from './http.js';
 import { Spool } from './spool.js';
-import { observeCheckpoint } from './witness-checkpoint.js';
+import {
+  type KeyChange,
+  normalizeWitnessUrl,
+  observeCheckpoint,
+  WitnessKeyChangedError,
+} from './witness-checkpoint.js';
+
+/** Time as the client sees it: the part of the shared `Clock` it needs (a fake one in tests). */
+export type ClientClock = Pick<Clock, 'now' | 'sleep'>;
 
 export interface WitnessClientOptions {
   /** Base URL of IF.witness. */
@@ -16,7 +25,8 @@ export interface WitnessClientOptions {
   producer: string;
   /** Where events wait while the witness is unreachable. */
   spoolDir: string;
-  /** When set, the newest checkpoint seen is kept here and every new one is proven consistent with it. */
+  /** When set, the witness's key is checked against the one held here before events are sent to it,
+   * and every new checkpoint is proven consistent with the one held for its origin. */
   stateDir?: string | undefined;
   dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
@@ -27,34 +37,66 @@ export interface WitnessClientOptions {
   maxQueue?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
+  clock?: ClientClock;
+  /** Overrides `clock.now` for timestamps (kept for callers that pass only a time source). */
   now?: () => number;
   onError?: (err: Error) => void;
+  /** The witness at this URL answers under another key than the one held: events wait in the spool
+   * until `ifmesh witness trust URL` accepts it. Called once per new key presented. */
+  onKeyChanged?: (change: KeyChange) => void;
 }
 
 type SendOutcome = 'ok' | 'retry' | 'too_large' | 'rejected';
+type Options = Required<
+  Omit<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError' | 'onKeyChanged' | 'now'>
+> &
+  Pick<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError' | 'onKeyChanged'>;
 
 /**
  * The witness client every part of ifmesh uses. `log()` never blocks and never throws: events are
- * batched and sent in order; when the witness is unreachable or answers 5xx they are written to a
- * durable spool and replayed, in order and before anything newer, once it answers again. Each event
- * carries an idempotency key, so a batch resent after an unacknowledged commit is stored once.
+ * batched and sent in order; when the witness is unreachable, answers 5xx or presents an unknown key
+ * they are written to a durable spool and replayed, in order and before anything newer, once it
+ * answers again. Each event carries an idempotency key, so a batch resent after an unacknowledged
+ * commit is stored once.
+ *
+ * Every event of this process gets a sequence number; `settled` is how many of them, in order, the
+ * witness acknowledged (201) or refused for good (4xx, dead-lettered). Events leave the client in
+ * log order — the spool's, then memory's — so one counter says what `flush()` waits for.
  */
 export class WitnessClient {
   private queue: Record<string, unknown>[] = [];
   private readonly spool: Spool;
   private opened: Promise<void> | undefined;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
   private closing = false;
   private stopped = false;
   private retryMs = 0;
   private batchSize: number;
   private sentSinceObserve = 0;
+  /** Sequence numbers: events logged, and settled in order. */
+  private logged = 0;
+  private settled = 0;
+  /** Events of earlier processes still at the head of the spool. */
+  private inherited = 0;
+  private rejectedSeqs: number[] = [];
+  private reportedUpTo = 0;
+  /** Whether the witness's key was checked since the last failure (a restarted witness may be re-keyed). */
+  private keyChecked = false;
+  private keyChange: KeyChange | undefined;
+  private readonly now: () => number;
+  private readonly clock: ClientClock;
+  /** A wake-up is never lost: one that comes while the loop is busy makes its next idle return at once. */
+  private woken = false;
+  private idling: { reason: IdleReason; abort: AbortController } | undefined;
+  /** Aborted by close(): cuts short whatever request the loop awaits. */
+  private readonly halt = new AbortController();
+  private inFlight = false;
+  private waiters = new Set<() => void>();
   readonly stats = { sent: 0, spooled: 0, rejected: 0 };
-  private readonly o: Required<Omit<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError'>> &
-    Pick<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError'>;
+  private readonly o: Options;
 
   constructor(opts: WitnessClientOptions) {
+    const { now, ...rest } = opts;
     this.o = {
       timeoutMs: 5_000,
       batchSize: 500,
@@ -62,12 +104,15 @@ export class WitnessClient {
       maxQueue: 10_000,
       retryMinMs: 100,
       retryMaxMs: 5_000,
-      now: Date.now,
-      ...opts,
-      url: opts.url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, ''),
+      clock: systemClock,
+      ...rest,
+      url: normalizeWitnessUrl(opts.url),
     };
+    this.clock = this.o.clock;
+    this.now = now ?? (() => this.clock.now());
     this.batchSize = Math.min(this.o.batchSize, MAX_BATCH);
     this.spool = new Spool(this.o.spoolDir, this.o.producer);
+    if (!this.o.stateDir) this.keyChecked = true;
   }
 
   /** Queues one event; fills in `timestamp` and an `idempotency_key` if absent. */
@@ -80,52 +125,124 @@ export class WitnessClient {
     }
     this.queue.push({
       ...event,
-      timestamp: event.timestamp ?? new Date(this.o.now()).toISOString(),
+      timestamp: event.timestamp ?? new Date(this.now()).toISOString(),
       idempotency_key: event.idempotency_key ?? `${this.o.producer}:${randomUUID()}`,
     });
+    this.logged += 1;
     this.start();
-    if (this.idleReason === 'empty' || (this.idleReason === 'linger' && this.queue.length >= this.batchSize))
-      this.wake?.();
+    const reason = this.idling?.reason;
+    if (reason === 'empty' || (reason === 'linger' && this.queue.length >= this.batchSize)) this.wake();
+  }
+
+  /** Whether a batch is on its way to the witness and not yet answered. */
+  get sending(): boolean {
+    return this.inFlight;
+  }
+
+  /** The key change that holds events back, if the witness presents an unaccepted key. */
+  get keyChanged(): KeyChange | undefined {
+    return this.keyChange;
   }
 
   private start(): void {
-    this.opened ??= this.spool.open();
+    this.opened ??= this.spool.open().then(() => {
+      this.inherited = this.spool.inherited;
+    });
     this.loop ??= this.run().catch((err) => {
       this.o.onError?.(err as Error);
     });
   }
 
-  /** Waits until everything logged so far is stored or spooled; true if it reached the witness. */
+  /**
+   * Waits until every event logged before the call is acknowledged by the witness. True only then;
+   * false at the timeout while any of them waits in the spool, in memory or in flight, and false
+   * (once) when the witness refused some of them for good.
+   */
   async flush(timeoutMs = 10_000): Promise<boolean> {
+    const mark = this.logged;
     this.start();
-    const deadline = this.o.now() + timeoutMs;
-    while (this.o.now() < deadline) {
-      await this.opened;
-      if (this.queue.length === 0 && !this.spool.pending && !this.inFlight) return true;
-      if (this.idleReason !== 'backoff') this.wake?.();
-      await sleep(10);
+    await this.opened;
+    if (this.settled < mark || this.inherited > 0) {
+      const stop = new AbortController();
+      const timeout = this.clock.sleep(timeoutMs, stop.signal).catch(() => {});
+      let expired = false;
+      void timeout.then(() => {
+        expired = true;
+        this.notify();
+      });
+      if (this.idling?.reason !== 'backoff') this.wake();
+      try {
+        while (!expired && !this.stopped && (this.settled < mark || this.inherited > 0)) {
+          await new Promise<void>((resolve) => this.waiters.add(resolve));
+        }
+      } finally {
+        stop.abort();
+      }
+      if (this.settled < mark || this.inherited > 0) return false;
     }
-    await this.spillQueue();
-    return false;
+    const refused = this.rejectedSeqs.some((s) => s > this.reportedUpTo && s <= mark);
+    this.reportedUpTo = Math.max(this.reportedUpTo, mark);
+    this.rejectedSeqs = this.rejectedSeqs.filter((s) => s > mark);
+    return !refused;
   }
 
-  /** Stops the sender; whatever is not acknowledged by `timeoutMs` stays in the spool. */
-  async close(timeoutMs = 3_000): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Stops the sender: gives it `timeoutMs` to deliver, then cuts whatever it awaits short. Nothing
+   * unacknowledged is lost: it is in the spool (fsync'd) when this resolves.
+   */
+  close(timeoutMs = 3_000): Promise<void> {
+    this.closed ??= this.shutdown(timeoutMs);
+    return this.closed;
+  }
+
+  private closed: Promise<void> | undefined;
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.now() + timeoutMs;
     if (this.loop) await this.flush(timeoutMs);
     this.closing = true;
-    this.wake?.();
-    this.wake = undefined;
+    this.wake();
+    this.halt.abort();
     await this.loop;
-    await this.spillQueue();
+    // What was delivered since the last look is checked once more, within what is left of the time.
+    const left = deadline - this.clock.now();
+    if (this.o.stateDir && this.keyChecked && this.sentSinceObserve > 0 && left > 0) {
+      await this.observeNow(null, Math.min(left, this.o.timeoutMs)).catch((err) =>
+        this.o.onError?.(err as Error),
+      );
+    }
+    // Events logged while closing are kept too: stopped is set only once memory is empty.
+    while (this.queue.length > 0 && this.opened) await this.spillQueue();
     this.stopped = true;
+    this.notify();
     if (this.opened) {
       await this.opened.catch(() => {});
       await this.spool.close();
     }
   }
 
-  private inFlight = false;
+  private wake(): void {
+    this.woken = true;
+    this.idling?.abort.abort();
+  }
+
+  private notify(): void {
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  }
+
+  /** Lines of the spool acknowledged or refused: earlier processes' first, then this one's, in order. */
+  private settleSpooled(lines: number): void {
+    const old = Math.min(lines, this.inherited);
+    this.inherited -= old;
+    this.settled += lines - old;
+    this.notify();
+  }
+
+  private settleQueued(n: number): void {
+    this.settled += n;
+    this.notify();
+  }
 
   private async spillQueue(): Promise<void> {
     if (this.queue.length === 0 || !this.opened) return;
@@ -143,28 +260,39 @@ export class WitnessClient {
         await this.idle(this.retryMs, 'backoff');
         if (this.closing) break;
       }
+      if (!this.keyChecked) {
+        // While the witness's key is unknown or refused, events wait on disk, not in memory.
+        await this.spillQueue();
+        await this.checkKey();
+        continue;
+      }
       if (this.spool.pending) {
-        this.inFlight = true;
-        const { events, end } = await this.spool.peek(this.batchSize);
+        // In an outage the newest events join the spool first, so that they are durable too.
+        await this.spillQueue();
+        const { events, end, lines } = await this.spool.peek(this.batchSize);
         const outcome = events.length ? await this.send(events) : 'ok';
-        this.inFlight = false;
         if (outcome === 'ok' || outcome === 'rejected') {
-          if (outcome === 'rejected') await this.deadLetter(events);
+          if (outcome === 'rejected') {
+            const own = lines - Math.min(lines, this.inherited);
+            await this.deadLetter(events, this.settled + 1, own);
+          }
           await this.spool.advance(end);
+          this.settleSpooled(lines);
         }
-        if (this.queue.length > this.o.maxQueue) await this.spillQueue();
         continue;
       }
       if (this.queue.length === 0) {
         await this.observe();
-        await this.idle(60_000, 'empty');
+        if (this.closing) break;
+        if (this.queue.length === 0 && this.keyChecked) await this.idle(60_000, 'empty');
         continue;
       }
-      if (this.queue.length < this.batchSize) await this.idle(this.o.lingerMs, 'linger');
+      if (this.queue.length < this.batchSize) {
+        await this.idle(this.o.lingerMs, 'linger');
+        if (this.closing) break;
+      }
       const batch = this.queue.splice(0, this.batchSize);
-      this.inFlight = true;
       const outcome = await this.send(batch);
-      this.inFlight = false;
       if (outcome === 'retry') {
         // Everything not acknowledged moves to the spool, in order, before anything newer.
         const rest = this.queue;
@@ -173,31 +301,35 @@ export class WitnessClient {
         this.stats.spooled += batch.length + rest.length;
       } else if (outcome === 'too_large') {
         this.queue.unshift(...batch);
-      } else if (outcome === 'rejected') {
-        await this.deadLetter(batch);
+      } else {
+        if (outcome === 'rejected') await this.deadLetter(batch, this.settled + 1, batch.length);
+        this.settleQueued(batch.length);
       }
     }
   }
 
-  private idleReason: 'empty' | 'linger' | 'backoff' | undefined;
-
-  private idle(ms: number, reason: 'empty' | 'linger' | 'backoff'): Promise<void> {
-    this.idleReason = reason;
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.wake = undefined;
-        this.idleReason = undefined;
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.wake = done;
-    });
+  private async idle(ms: number, reason: IdleReason): Promise<void> {
+    // A flush does not cut a backoff short: that is the spacing an unhealthy witness gets.
+    if ((this.woken && reason !== 'backoff') || this.closing) {
+      this.woken = false;
+      return;
+    }
+    const abort = new AbortController();
+    this.idling = { reason, abort };
+    try {
+      await this.clock.sleep(ms, abort.signal);
+    } catch {
+      // woken
+    } finally {
+      this.idling = undefined;
+      this.woken = false;
+    }
   }
 
   private async send(events: Record<string, unknown>[]): Promise<SendOutcome> {
     let status: number;
     let message = '';
+    this.inFlight = true;
     try {
       const res = await httpRequest(`${this.o.url}/api/log`, {
         method: 'POST',
@@ -205,11 +337,16 @@ export class WitnessClient {
         headers: { authorization: `Bearer ${this.o.apiKey}` },
         timeoutMs: this.o.timeoutMs,
         dispatcher: this.o.dispatcher,
+        signal: this.halt.signal,
       });
       status = res.status;
       message = (res.json as { error?: { message?: string } })?.error?.message ?? '';
     } catch (err) {
+      // Cut short by close(): not acknowledged, so it is resent later (its idempotency keys dedupe).
+      if (this.halt.signal.aborted) return 'retry';
       return this.backoff(err as IfmeshError);
+    } finally {
+      this.inFlight = false;
     }
     if (status === 201) {
       this.retryMs = 0;
@@ -236,12 +373,16 @@ export class WitnessClient {
 
   private backoff(err: Error): 'retry' {
     this.retryMs = Math.min(this.o.retryMaxMs, this.retryMs ? this.retryMs * 2 : this.o.retryMinMs);
+    // The witness may come back re-keyed: check its key again before the next send.
+    if (this.o.stateDir) this.keyChecked = false;
     this.o.onError?.(err);
     return 'retry';
   }
 
-  private async deadLetter(events: Record<string, unknown>[]): Promise<void> {
+  /** Keeps refused events beside the spool; `own` of them (the last ones) were logged by this process. */
+  private async deadLetter(events: Record<string, unknown>[], firstSeq: number, own: number): Promise<void> {
     this.stats.rejected += events.length;
+    for (let i = 0; i < own; i++) this.rejectedSeqs.push(firstSeq + i);
     const file = path.join(
       this.o.spoolDir,
       `${this.spool.producer.replace(/[^A-Za-z0-9._-]/g, '_')}.rejected.ndjson`,
@@ -249,22 +390,62 @@ export class WitnessClient {
     await fs.appendFile(file, events.map((e) => `${JSON.stringify(e)}\n`).join(''), { mode: 0o600 });
   }
 
-  private async observe(): Promise<void> {
-    if (!this.o.stateDir || this.sentSinceObserve === 0) return;
+  /** Before sending: is the witness at this URL the one whose key is held? */
+  private async checkKey(): Promise<void> {
+    try {
+      await this.observeNow();
+      this.keyChecked = true;
+      this.keyChange = undefined;
+      this.retryMs = 0;
+    } catch (err) {
+      if (this.halt.signal.aborted) return;
+      if (err instanceof WitnessKeyChangedError) {
+        const change = err.change;
+        // Said once per key presented, not at every retry.
+        if (this.keyChange?.presented_origin !== change.presented_origin) {
+          this.o.onKeyChanged?.(change);
+          this.o.onError?.(err);
+        }
+        this.keyChange = change;
+        this.retryMs = this.o.retryMaxMs;
+        return;
+      }
+      this.retryMs = Math.min(this.o.retryMaxMs, this.retryMs ? this.retryMs * 2 : this.o.retryMinMs);
+      this.o.onError?.(err as Error);
+      // A log that is not an extension of the held checkpoint is reported; the events still go.
+      if ((err as IfmeshError).code === 'witness_inconsistent') this.keyChecked = true;
+    }
+  }
+
+  private async observeNow(signal: AbortSignal | null = this.halt.signal, timeoutMs = this.o.timeoutMs) {
+    const sent = this.sentSinceObserve;
     this.sentSinceObserve = 0;
     try {
-      await observeCheckpoint({
+      return await observeCheckpoint({
         url: this.o.url,
-        stateDir: this.o.stateDir,
+        stateDir: this.o.stateDir!,
         dispatcher: this.o.dispatcher,
-        timeoutMs: this.o.timeoutMs,
+        timeoutMs,
+        signal: signal ?? undefined,
+        now: this.now,
       });
     } catch (err) {
+      // Cut short by close(): close() looks once more itself.
+      if (signal?.aborted) this.sentSinceObserve += sent;
+      throw err;
+    }
+  }
+
+  private async observe(): Promise<void> {
+    if (!this.o.stateDir || this.sentSinceObserve === 0) return;
+    try {
+      await this.observeNow();
+    } catch (err) {
+      if (this.halt.signal.aborted) return;
+      if (err instanceof WitnessKeyChangedError) this.keyChecked = false;
       this.o.onError?.(err as Error);
     }
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+type IdleReason = 'empty' | 'linger' | 'backoff';

@@ -35,6 +35,8 @@ export type ClientFrame =
       state: ConnectionState;
       candidate_type: CandidateType | null;
       rtt_ms: number | null;
+      /** Heartbeat pings unanswered, of those sent (optional; null before the first). */
+      loss_ratio?: number | null;
     }
   | { type: 'keys-rotated'; rotation_id: string }
   | { type: 'metrics-report'; report: AgentMetricsReport };
@@ -50,6 +52,8 @@ export interface AgentMetricsReport {
   memory_bytes?: number;
   /** CPU seconds (user + system) the agent's process has used, cumulative. */
   cpu_seconds?: number;
+  /** Times the agent's witness presented an unaccepted key (cumulative). */
+  witness_key_changed?: number;
 }
 
 export class FrameError extends Error {
@@ -129,12 +133,16 @@ export function parseClientFrame(text: string): ClientFrame {
       if (rtt !== null && (typeof rtt !== 'number' || !Number.isFinite(rtt) || rtt < 0 || rtt > 600_000)) {
         throw new FrameError('invalid_frame', 'rtt_ms: a number of milliseconds');
       }
+      const loss = f.loss_ratio ?? null;
+      if (loss !== null && (typeof loss !== 'number' || !(loss >= 0 && loss <= 1)))
+        throw new FrameError('invalid_frame', 'loss_ratio: a number from 0 to 1');
       return {
         type: 'connection-state',
         peer_id: peer(f, 'peer_id'),
         state: f.state as ConnectionState,
         candidate_type: ct as CandidateType | null,
         rtt_ms: rtt as number | null,
+        loss_ratio: loss as number | null,
       };
     }
     case 'keys-rotated':
@@ -150,6 +158,7 @@ export function parseClientFrame(text: string): ClientFrame {
         'bytes_per_second',
         'memory_bytes',
         'cpu_seconds',
+        'witness_key_changed',
       ] as const) {
         const v = f[k];
         if (v === undefined) continue;

@@ -37,6 +37,11 @@ export function statePaths(root: string) {
     canary: at('canary.json'),
     /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
     canaryRequest: at('canary-request.json'),
+    /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
+    logrotateConf: at('logrotate.conf'),
+    logrotateState: at('logrotate.status'),
+    dailyReport: (yyyymmdd: string) => at('reports', `daily-health-${yyyymmdd}.json`),
+    weeklyReport: (yyyymmdd: string) => at('reports', `weekly-${yyyymmdd}.json`),
   };
 }
 

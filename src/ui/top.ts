@@ -63,7 +63,7 @@ export function topLines(
         }))
       : [{ text: '  no agent registered', tone: 'dim' as const }]),
     {
-      text: `${'CONNECTION'.padEnd(48)}${'STATE'.padEnd(13)}${'TYPE'.padEnd(7)}${'RTT ms'.padStart(8)}`,
+      text: `${'CONNECTION'.padEnd(42)}${'STATE'.padEnd(13)}${'TYPE'.padEnd(7)}${'RTT ms'.padStart(8)}${'LOSS'.padStart(8)}`,
       tone: 'head',
     },
     ...(v.connections.length
@@ -71,7 +71,7 @@ export function topLines(
           [...v.connections].sort((a, b) => rank(a) - rank(b)),
           connRows,
           (c) => ({
-            text: `${clip(`${c.agent_id} → ${c.peer_id}`, 47).padEnd(48)}${c.state.padEnd(13)}${(c.candidate_type ?? '-').padEnd(7)}${num(c.rtt_ms).padStart(8)}`,
+            text: `${clip(`${c.agent_id} → ${c.peer_id}`, 41).padEnd(42)}${c.state.padEnd(13)}${(c.candidate_type ?? '-').padEnd(7)}${num(c.rtt_ms).padStart(8)}${(c.loss_ratio === null ? '-' : `${(c.loss_ratio * 100).toFixed(1)}%`).padStart(8)}`,
             tone: c.state === 'failed' ? 'alert' : c.candidate_type === 'relay' ? 'warn' : undefined,
           }),
         )

@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { MigrateReport } from '../ops/witness/migrate.js';
 import type { SpoolReport } from '../ops/witness/spool.js';
+import type { TrustReport } from '../ops/witness/trust.js';
 import type { VerifyReport } from '../ops/witness/verify.js';
 
 function summary(ev: Record<string, unknown>): string {
@@ -38,6 +39,23 @@ export function renderSpool(r: SpoolReport, c: ChalkInstance): string {
           s.flushed === true ? c.green(' flushed') : s.flushed === false ? c.yellow(' not flushed') : ''
         }`,
     ),
+  ].join('\n');
+}
+
+export function renderTrust(r: TrustReport, c: ChalkInstance): string {
+  const held = r.held
+    ? `${r.held.origin} (key ${r.held.fingerprint ?? 'not held'})`
+    : c.dim('nothing: a URL not seen before');
+  const verdict = r.accepted
+    ? c.green(`✓ ${r.url} is now trusted to sign as ${r.presented.origin}`)
+    : r.changed
+      ? c.red(`✗ the key changed; nothing recorded (pass --yes to accept the presented key)`)
+      : c.dim('nothing recorded (pass --yes to record it)');
+  return [
+    `${r.url}`,
+    `  held:      ${held}`,
+    `  presented: ${r.presented.origin} (key ${r.presented.fingerprint}), ${r.presented.size} events`,
+    verdict,
   ].join('\n');
 }
 

@@ -23,7 +23,13 @@ export interface RunningWitness {
 /** A real witness on an ephemeral loopback port with a fresh SQLite file. */
 export async function startWitness(
   overrides: Partial<WitnessServerDeps> = {},
-  opts: { seed?: Uint8Array; dbPath?: string; keepFiles?: boolean; store?: SqliteStoreOptions } = {},
+  opts: {
+    seed?: Uint8Array;
+    dbPath?: string;
+    keepFiles?: boolean;
+    store?: SqliteStoreOptions;
+    port?: number;
+  } = {},
 ): Promise<RunningWitness> {
   // With a caller's dbPath the caller owns the directory; otherwise the witness gets its own, kept
   // past stop() for `keepFiles` (the test reads the database afterwards) until the test ends.
@@ -41,7 +47,7 @@ export async function startWitness(
     checkpointIntervalMs: 60_000,
     ...overrides,
   });
-  await server.listen(0);
+  await server.listen(opts.port ?? 0);
   return {
     server,
     url: server.url,

@@ -9,7 +9,7 @@ import type { CheckReport } from '../../src/ops/monitoring/check.js';
 import type { TopView } from '../../src/ops/monitoring/monitor.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
-import { type Service, startService } from '../helpers/processes.js';
+import { freePort, type Service, startService } from '../helpers/processes.js';
 import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -159,6 +159,19 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
     );
     procs.push(victim);
     await survivor.waitForPeers(['victim'], 20_000);
+    // heartbeat pings answered: the connection's loss is measured, and nil
+    await waitFor(
+      async () =>
+        (await getJson(`${sig.http}/connections`)).json.connections.some(
+          (c: { agent_id: string; loss_ratio: number | null }) =>
+            c.agent_id === 'survivor' && c.loss_ratio === 0,
+        ),
+      "a loss ratio in the survivor's report",
+    );
+    const live = await top();
+    expect(live.connections).toContainEqual(
+      expect.objectContaining({ agent_id: 'survivor', peer_id: 'victim', state: 'connected', loss_ratio: 0 }),
+    );
     const before = await check();
     expect(rowOf(before.report, 'failed_connections')).toMatchObject({ status: 'ok', value: 0 });
     victim.kill('SIGKILL');
@@ -273,8 +286,10 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
   });
 
   it('exits 3 naming the instance when no signaling answers', async () => {
-    const r = await run(['monitoring', 'check', '--signaling', 'http://127.0.0.1:9', '--sample-ms', '0']);
+    // A port taken and closed again: nothing answers there, whatever else runs on this machine.
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const r = await run(['monitoring', 'check', '--signaling', dead, '--sample-ms', '0']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('no signaling instance answers: http://127.0.0.1:9');
+    expect(r.stderr).toContain(`no signaling instance answers: ${dead}`);
   });
 });

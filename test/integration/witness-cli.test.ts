@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WitnessClient } from '../../src/clients/witness.js';
 import { run, tempDir } from '../helpers/cli.js';
+import { freePort } from '../helpers/processes.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
 let w: RunningWitness;
@@ -66,7 +67,9 @@ describe('ifmesh witness query / tail', () => {
   });
 
   it('exits 3 when the witness is unreachable', async () => {
-    const r = await run(['witness', 'query', '--witness', 'http://127.0.0.1:9'], { env, cwd: dir });
+    // A port that was free a moment ago and is closed now: nothing answers there.
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const r = await run(['witness', 'query', '--witness', closed], { env, cwd: dir });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('unreachable');
   });
@@ -85,7 +88,7 @@ describe('ifmesh witness spool', () => {
   it('lists what waits while the witness is down and replays it with --flush', async () => {
     const spoolDir = path.join(dir, 'state', 'witness-spool');
     const down = new WitnessClient({
-      url: 'http://127.0.0.1:9',
+      url: `http://127.0.0.1:${await freePort()}`,
       apiKey: API_KEY,
       producer: 'cli-test',
       spoolDir,
@@ -95,6 +98,7 @@ describe('ifmesh witness spool', () => {
     for (let i = 0; i < 3; i++) down.log({ event: 'spooled_event', metadata: { i } });
     expect(await down.flush(500)).toBe(false);
     await down.close(100);
+    expect(down.stats).toMatchObject({ sent: 0, spooled: 3, rejected: 0 });
     const listed = await run(['witness', 'spool', '--json'], { env, cwd: dir });
     expect(JSON.parse(listed.stdout)).toMatchObject({
       pending_events: 3,
@@ -121,9 +125,12 @@ describe('ifmesh witness spool', () => {
     await c.close();
     const file = path.join(stateDir, 'witness-checkpoint.json');
     expect(existsSync(file)).toBe(true);
-    const held = JSON.parse(readFileSync(file, 'utf8'));
+    const file_ = JSON.parse(readFileSync(file, 'utf8'));
+    const origin = file_.urls[w.url];
+    const held = file_.logs[origin];
+    expect(origin).toMatch(/^ifmesh-witness\//);
     expect(held.size).toBeGreaterThan(0);
-    expect(held.note).toContain(held.origin);
+    expect(held.note.split('\n')[0]).toBe(origin);
   });
 });
 

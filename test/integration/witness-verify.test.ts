@@ -157,11 +157,13 @@ describe('witness verify --url', () => {
     expect(JSON.parse(second.stdout).problems[0].detail).toContain('not an extension of the held checkpoint');
     await b.stop();
 
-    const c = await startWitness();
+    // Another key at the same URL: refused loudly, not compared with the other key's log.
+    const c = await startWitness({}, { port: Number(new URL(a.url).port) });
     for (let i = 0; i < 7; i++) await post(`${c.url}/api/log`, { event: 'x', n: i });
     const third = await run(['witness', 'verify', '--url', c.url, '--state-dir', state, '--json']);
     expect(third.code).toBe(1);
-    expect(JSON.parse(third.stdout).problems[0].detail).toContain('another key');
+    expect(JSON.parse(third.stdout).error).toMatchObject({ code: 'witness_key_changed' });
+    expect(JSON.parse(third.stdout).error.hint).toContain(`ifmesh witness trust ${c.url}`);
     await c.stop();
   });
 });

@@ -25,11 +25,23 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'agent run': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'agent swarm': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   verify: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  preflight: ['state-dir', 'config', 'set', 'json'],
   'witness serve': ['state-dir', 'config', 'set', 'json'],
   'witness query': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness verify': ['state-dir', 'json'],
   'witness spool': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'witness trust': ['state-dir', 'json'],
+  'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'certs check': ['config', 'set', 'json'],
+  'certs rotate': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'maintenance daily': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance weekly': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance install-cron': ['state-dir', 'json'],
+  'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'witness migrate': ['json'],
 };
 
 const io = {} as CommandIo;

@@ -60,6 +60,7 @@ function busyView(): TopView {
         state: 'connected',
         candidate_type: i === 3 ? 'relay' : 'host',
         rtt_ms: 2.5,
+        loss_ratio: i === 3 ? 0.125 : 0,
       },
       {
         agent_id: a,
@@ -67,6 +68,7 @@ function busyView(): TopView {
         state: i === 5 ? 'failed' : 'connected',
         candidate_type: null,
         rtt_ms: null,
+        loss_ratio: null,
       },
     ]),
     messages: { sent: 123_456, received: 123_400, errors: 2, sent_per_s: 1520.5, received_per_s: 1519.9 },
@@ -122,6 +124,8 @@ describe('ifmesh top, rendered by ink', () => {
     const head = lines.find((l) => l.startsWith('CONNECTION'))!;
     expect(rows[0]!.indexOf('failed')).toBe(head.indexOf('STATE'));
     expect(rows[1]!.indexOf('relay')).toBe(head.indexOf('TYPE'));
+    expect(rows[1]).toMatch(/ 12\.5%$/);
+    expect(rows[1]!.length).toBe(head.length);
     const agentHead = lines.find((l) => l.startsWith('AGENT'))!;
     expect(lines.find((l) => l.startsWith('agent-with') && !l.includes('→'))!.indexOf('signaling')).toBe(
       agentHead.indexOf('INSTANCE'),

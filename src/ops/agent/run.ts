@@ -48,6 +48,18 @@ export async function runAgents(
         producer: o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
         spoolDir: path.join(stateDir, 'witness-spool'),
         stateDir,
+        onKeyChanged: (change) => {
+          o.log(
+            JSON.stringify({
+              time: new Date().toISOString(),
+              level: 'error',
+              msg: 'witness_key_changed',
+              ...change,
+              hint: `ifmesh witness trust ${change.url}`,
+            }),
+          );
+          agents[0]?.noteWitnessKeyChanged();
+        },
       })
     : undefined;
   const identity = o.keyFile ? await readIdentity(o.keyFile) : undefined;

@@ -73,6 +73,7 @@ export interface TopView {
     state: string;
     candidate_type: string | null;
     rtt_ms: number | null;
+    loss_ratio: number | null;
   }[];
   messages: {
     sent: number;
@@ -127,6 +128,7 @@ export function topView(
         state: c.state,
         candidate_type: c.candidate_type,
         rtt_ms: c.rtt_ms === null ? null : Math.round(c.rtt_ms * 10) / 10,
+        loss_ratio: c.loss_ratio ?? null,
       }))
       .sort((a, b) => `${a.agent_id} ${a.peer_id}`.localeCompare(`${b.agent_id} ${b.peer_id}`)),
     messages: {

@@ -4,6 +4,7 @@ import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
+import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
 import { untilAborted } from '../shared.js';
 
@@ -20,6 +21,8 @@ export interface ServeSignalingOptions {
   reapAfterMs: number;
   registerTimeoutMs: number;
   headersTimeoutMs: number;
+  /** Liveness TTL of this instance in the cluster (with SIGNALING_CLUSTER_URL). */
+  clusterTtlMs?: number | undefined;
   signal: AbortSignal;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -30,6 +33,8 @@ export interface SignalingReady {
   instance_id: string;
   pid: number;
   witness: string | null;
+  /** The cluster store (password redacted), or null when standalone. */
+  cluster: string | null;
 }
 
 function readSecretFile(file: string, what: string): string {
@@ -79,9 +84,21 @@ export async function serveSignaling(
         spoolDir: path.join(opts.stateDir, 'witness-spool'),
         stateDir: opts.stateDir,
         onError: (err) => opts.log('warn', 'witness', { error: err.message }),
+        onKeyChanged: (change) => {
+          opts.log('error', 'witness_key_changed', { ...change, hint: `ifmesh witness trust ${change.url}` });
+          server.core.metrics.witnessKeyChanged.inc({ reporter: 'signaling' });
+        },
       })
     : undefined;
   if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');
+  const cluster = c.signalingClusterUrl
+    ? new RedisCluster({
+        url: c.signalingClusterUrl,
+        instanceId: opts.instanceId,
+        ttlMs: opts.clusterTtlMs,
+        log: opts.log,
+      })
+    : undefined;
   const server = createSignalingServer({
     instanceId: opts.instanceId,
     adminToken,
@@ -94,6 +111,7 @@ export async function serveSignaling(
     tls,
     events: witness,
     log: opts.log,
+    ...(cluster ? { cluster, registry: cluster.registry, relay: cluster.relay } : {}),
     settings: {
       turnFallbackTimeout: c.turnFallbackTimeoutMs,
       iceTransportPolicy: c.iceTransportPolicy,
@@ -106,6 +124,7 @@ export async function serveSignaling(
   try {
     await server.listen(opts.port, opts.host);
   } catch (err) {
+    await cluster?.close();
     await witness?.close(500);
     throw listenFailure(err, opts.host, opts.port);
   }
@@ -115,6 +134,7 @@ export async function serveSignaling(
     instance_id: opts.instanceId,
     pid: process.pid,
     witness: witness ? c.witnessUrl : null,
+    cluster: cluster ? redact(c.signalingClusterUrl) : null,
   });
   await untilAborted(opts.signal);
   opts.log('info', 'draining');

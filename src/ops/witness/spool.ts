@@ -1,10 +1,13 @@
 import { listSpools, type SpoolInfo } from '../../clients/spool.js';
 import { WitnessClient } from '../../clients/witness.js';
+import type { KeyChange } from '../../clients/witness-checkpoint.js';
 
 export interface SpoolReport {
   dir: string;
   spools: (SpoolInfo & { flushed?: boolean })[];
   pending_events: number;
+  /** The witness presented a key other than the one held for its URL: nothing was sent to it. */
+  key_changed: KeyChange | null;
 }
 
 /** Lists what waits for the witness; with `flush`, replays every spool no live process holds. */
@@ -17,6 +20,7 @@ export async function spoolStatus(opts: {
   timeoutMs?: number;
 }): Promise<SpoolReport> {
   let spools: SpoolReport['spools'] = await listSpools(opts.dir);
+  let keyChanged: KeyChange | null = null;
   if (opts.flush) {
     for (const s of spools) {
       if (s.locked_by !== null || s.pending_events === 0) continue;
@@ -26,10 +30,16 @@ export async function spoolStatus(opts: {
         producer: s.producer,
         spoolDir: opts.dir,
         stateDir: opts.stateDir,
+        // No point waiting out the timeout: nothing goes to that witness until its key is trusted.
+        onKeyChanged: (change) => {
+          keyChanged = change;
+          void client.close(0);
+        },
       });
       const done = await client.flush(opts.timeoutMs ?? 30_000);
       await client.close(1_000);
       s.flushed = done;
+      if (keyChanged) break;
     }
     const after = new Map((await listSpools(opts.dir)).map((s) => [s.producer, s]));
     spools = spools.map((s) => ({
@@ -37,5 +47,10 @@ export async function spoolStatus(opts: {
       ...(after.get(s.producer) ?? { pending_events: 0, pending_bytes: 0 }),
     }));
   }
-  return { dir: opts.dir, spools, pending_events: spools.reduce((n, s) => n + s.pending_events, 0) };
+  return {
+    dir: opts.dir,
+    spools,
+    pending_events: spools.reduce((n, s) => n + s.pending_events, 0),
+    key_changed: keyChanged,
+  };
 }

@@ -5,8 +5,10 @@ import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import {
   type HeldCheckpoint,
+  type HeldCheckpoints,
+  normalizeWitnessUrl,
   observeCheckpoint,
-  readHeldCheckpoint,
+  readHeldCheckpoints,
   WitnessInconsistentError,
 } from '../../clients/witness-checkpoint.js';
 import { CheckpointError, openCheckpoint } from '../../crypto/checkpoint.js';
@@ -15,7 +17,8 @@ import { canonicalize } from '../../crypto/jcs.js';
 import { readPublicKey } from '../../crypto/key-file.js';
 import { CompactRange, leafHash } from '../../crypto/merkle.js';
 import { UsageError } from '../../errors.js';
-import { isPostgresUrl, openPgRows, redactDbUrl } from '../../services/witness/pg-store.js';
+import { openPgRows } from '../../services/witness/pg-bulk.js';
+import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
 import { witnessOrigin } from '../../services/witness/server.js';
 
 export type ProblemKind =
@@ -109,7 +112,7 @@ function heldInfo(held: HeldCheckpoint | undefined) {
 export interface VerifyDbOptions {
   dbPath: string;
   stateDir: string;
-  /** The witness public key (43 base64url characters or a .pub/.key file); default: the held checkpoint's, else witness.pub beside the database. */
+  /** The witness public key (43 base64url characters or a .pub/.key file); default: see logKey. */
   publicKey?: string | undefined;
   cwd: string;
 }
@@ -127,24 +130,12 @@ export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
   const postgres = isPostgresUrl(opts.dbPath);
   if (!postgres && !existsSync(opts.dbPath))
     throw new UsageError(`${opts.dbPath} does not exist`, 'pass the witness database with --db');
-  const held = await readHeldCheckpoint(opts.stateDir);
-  let publicKey: Uint8Array | undefined;
-  if (opts.publicKey) publicKey = (await readPublicKey(opts.publicKey, opts.cwd)).publicKey;
-  else if (held) publicKey = fromBase64url(held.public_key, 32, 'held checkpoint public key');
-  else {
-    const beside = path.join(postgres ? opts.stateDir : path.dirname(opts.dbPath), 'witness.pub');
-    if (existsSync(beside)) publicKey = (await readPublicKey(beside, opts.cwd)).publicKey;
-  }
-  if (!publicKey)
-    throw new UsageError(
-      'no witness public key to check checkpoint signatures with',
-      'pass --pubkey, or keep witness.pub beside the database',
-    );
-  const origin = held?.origin ?? witnessOrigin(publicKey);
+  const heldAll = await readHeldCheckpoints(opts.stateDir);
   const source = postgres ? redactDbUrl(opts.dbPath) : opts.dbPath;
   if (postgres) {
     const rows = await openPgRows(opts.dbPath);
     try {
+      const { publicKey, origin, held } = await logKey(opts, heldAll, rows.rows.checkpoints);
       return await verifyRows(rows.rows, source, origin, publicKey, held);
     } finally {
       await rows.close();
@@ -177,10 +168,44 @@ export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
       prunedCount: async () =>
         (db.prepare('SELECT COUNT(*) FROM events WHERE body IS NULL').pluck().get() as number) ?? 0,
     };
+    const { publicKey, origin, held } = await logKey(opts, heldAll, rows.checkpoints);
     return await verifyRows(rows, source, origin, publicKey, held);
   } finally {
     db.close();
   }
+}
+
+/**
+ * The key a log is checked with, and the checkpoint held for its origin (only that one is compared
+ * with it): --pubkey; else witness.pub or witness.key beside the database (the state dir for
+ * PostgreSQL); else the held key of the origin the log's newest checkpoint names; else, when one
+ * log alone is held, its key.
+ */
+async function logKey(
+  opts: VerifyDbOptions,
+  heldAll: HeldCheckpoints,
+  checkpoints: Checkpointed[],
+): Promise<{ publicKey: Uint8Array; origin: string; held: HeldCheckpoint | undefined }> {
+  let publicKey: Uint8Array | undefined;
+  if (opts.publicKey) publicKey = (await readPublicKey(opts.publicKey, opts.cwd)).publicKey;
+  const dir = isPostgresUrl(opts.dbPath) ? opts.stateDir : path.dirname(opts.dbPath);
+  for (const name of ['witness.pub', 'witness.key']) {
+    const beside = path.join(dir, name);
+    if (!publicKey && existsSync(beside)) publicKey = (await readPublicKey(beside, opts.cwd)).publicKey;
+  }
+  if (!publicKey) {
+    const newest = checkpoints[checkpoints.length - 1]?.note.split('\n')[0];
+    const logs = Object.values(heldAll.logs);
+    const named = (newest ? heldAll.logs[newest] : undefined) ?? (logs.length === 1 ? logs[0] : undefined);
+    if (named) publicKey = fromBase64url(named.public_key, 32, 'held checkpoint public key');
+  }
+  if (!publicKey)
+    throw new UsageError(
+      'no witness public key to check checkpoint signatures with',
+      'pass --pubkey, or keep witness.pub beside the database',
+    );
+  const origin = witnessOrigin(publicKey);
+  return { publicKey, origin, held: heldAll.logs[origin] };
 }
 
 async function* toAsync<T>(it: Iterable<T>): AsyncIterable<T> {
@@ -324,8 +349,10 @@ export interface VerifyUrlOptions {
 
 /** Online: proves the served checkpoint consistent with the held one, then recomputes the served tree. */
 export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
-  const base = opts.url.replace(/\/+$/, '').replace(/\/api\/(log|events)$/, '');
-  const heldBefore = await readHeldCheckpoint(opts.stateDir);
+  const base = normalizeWitnessUrl(opts.url);
+  const before = await readHeldCheckpoints(opts.stateDir);
+  const knownOrigin = before.urls[base];
+  let heldBefore = knownOrigin ? before.logs[knownOrigin] : undefined;
   const problems: Problem[] = [];
   let observation: Awaited<ReturnType<typeof observeCheckpoint>>;
   try {
@@ -349,6 +376,7 @@ export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
     });
   }
   const cp = observation.checkpoint;
+  heldBefore = observation.previous;
   const check = new TreeCheck([{ size: cp.size, root: cp.root, note: '' }], heldBefore);
   const leaves: Buffer[] = [];
   for (let start = 0; start < cp.size; start += 10_000) {

@@ -49,6 +49,11 @@ export class SignalingMetrics {
     'Refused registrations and admin calls',
   );
   readonly registrations = this.c('webrtc_signaling_registrations_total', 'Successful agent registrations');
+  readonly witnessKeyChanged = this.c(
+    'ifmesh_witness_key_changed_total',
+    'Times a known witness URL presented another key than the one held; its events wait in the spool',
+    ['reporter'],
+  );
   readonly totalConnections = new Gauge({
     name: 'webrtc_total_connections',
     help: 'Peer connections agents report as connected',
@@ -151,6 +156,11 @@ export class SignalingMetrics {
         { agent_id: agentId },
         r.cpu_seconds >= before ? r.cpu_seconds - before : r.cpu_seconds,
       );
+    }
+    if (r.witness_key_changed !== undefined) {
+      const before = prev.witness_key_changed ?? 0;
+      const now = r.witness_key_changed;
+      this.witnessKeyChanged.inc({ reporter: 'agent' }, now >= before ? now - before : now);
     }
     if (r.bytes_per_second !== undefined) this.bandwidth.set({ agent_id: agentId }, r.bytes_per_second);
     if (r.memory_bytes !== undefined) this.memory.set({ agent_id: agentId }, r.memory_bytes);

@@ -15,6 +15,8 @@ export interface AgentRecord {
   remote: string;
   connectedAt: string;
   metadata: Record<string, unknown>;
+  /** Registration order, where the registry keeps one (Redis): set by claim, not by the caller. */
+  seq?: number;
 }
 
 export interface ConnectionReport {
@@ -23,6 +25,8 @@ export interface ConnectionReport {
   state: ConnectionState;
   candidate_type: CandidateType | null;
   rtt_ms: number | null;
+  /** Heartbeat pings the agent sent this peer that got no pong (absent from older agents). */
+  loss_ratio?: number | null;
   updated_at: string;
 }
 
