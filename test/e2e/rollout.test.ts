@@ -9,6 +9,7 @@ import { statePaths } from '../../src/state/state-dir.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
+import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
@@ -59,7 +60,8 @@ afterAll(async () => {
 async function deployed(name: string, refs: string[] = ['v1']): Promise<string> {
   const state = path.join(dir, name);
   states.push(state);
-  const base = await freePort();
+  // deploy puts Redis (when installed) on the port after the instance's
+  const base = await freePortRange(2);
   const nginx = await freePort();
   for (const ref of refs) {
     const r = await spawnCli(
