@@ -42,6 +42,12 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'maintenance install-cron': ['state-dir', 'json'],
   'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'witness migrate': ['json'],
+  'canary status': ['state-dir', 'json'],
+  'canary promote': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'canary abort': ['state-dir', 'witness', 'config', 'set', 'json'],
+  monitor: ['state-dir', 'witness', 'config', 'set', 'json'],
+  rollback: ['state-dir', 'witness', 'config', 'set', 'json'],
+  releases: ['state-dir', 'json'],
 };
 
 const io = {} as CommandIo;
