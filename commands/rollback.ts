@@ -3,12 +3,14 @@ import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cl
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
+import { durationMs } from '../src/ops/rollout/duration.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
   reason?: string;
+  healthTimeout: string;
   dryRun?: boolean;
   stateDir?: string;
   witness?: string;
@@ -20,6 +22,7 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(withConfigOptions(cmd))
     .argument('[release]', 'release id or ref to go back to (default: the previous release)')
     .option('--reason <text>', 'why, recorded with deployment_rollback')
+    .option('--health-timeout <duration>', "how long the target's agents have to run and register", '20s')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and change nothing')
@@ -34,6 +37,7 @@ export function register(cmd: Command, io: CommandIo): void {
           reason: flags.reason,
           config: resolveWitness(loaded, flags.witness, stateDir),
           progress,
+          registerTimeoutMs: durationMs(flags.healthTimeout, '--health-timeout', 100),
         },
         Boolean(flags.dryRun),
         ctx,

@@ -1,6 +1,6 @@
 // canary, monitor, rollback and releases against real deployments: signaling (and nginx, when
 // installed) from `ifmesh deploy`, real werift agents, real coturn and a real witness, on loopback.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -298,6 +298,22 @@ describe('ifmesh rollback', () => {
     const dry = await cli(['rollback', '--dry-run', '--json'], state);
     expect(JSON.parse(dry.stdout).plan.to.id).toBe(v1);
     expect(current(state)).toBe(v2);
+    // the deploy lock is taken: a rollback while another deploy holds it fails fast, naming the holder
+    const lockFile = statePaths(state).lock('deploy');
+    writeFileSync(
+      lockFile,
+      JSON.stringify({
+        pid: process.pid,
+        purpose: 'deploy other',
+        since: new Date().toISOString(),
+        token: 'x',
+      }),
+    );
+    const locked = await cli(['rollback'], state);
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toContain(`the deploy lock is held by pid ${process.pid} (deploy other`);
+    expect(current(state)).toBe(v2);
+    rmSync(lockFile);
     const r = await cli(['rollback', '--reason', 'bad v2', '--json'], state);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -328,9 +344,9 @@ describe('ifmesh rollback', () => {
     const rec = release(state, v1);
     for (const s of rec.agent_specs) s.signaling = [`ws://127.0.0.1:${dead}`];
     writeFileSync(statePaths(state).releaseFile(v1), JSON.stringify(rec));
-    const r = await spawnCli(['rollback', '--state-dir', state], {
+    const r = await spawnCli(['rollback', '--health-timeout', '5s', '--state-dir', state], {
       cwd: dir,
-      env: { ...env, IFMESH_TEST: '1' },
+      env,
       timeoutMs: 90_000,
     });
     expect(r.code, r.stderr).toBe(1);
