@@ -335,6 +335,10 @@ export class MeshAgent {
       }
       case 'offer': {
         const old = this.links.get(f.from);
+        // Glare: both sides offered at once. The smaller id keeps its own offer (CONTRACT §1.5, the
+        // same rule as reconnects) and the other side answers it; otherwise each would drop its own
+        // offer for the other's and both answers would point at closed connections.
+        if (old && !old.closed && !old.ready && old.offerer && this.o.agentId < f.from) return;
         if (old && !old.closed) {
           // The peer renegotiates (it lost the link, or heals a partition): its offer replaces ours.
           this.links.delete(f.from);
