@@ -34,6 +34,14 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot connection-timeout': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot packet-loss': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot latency': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot dtls': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot memory': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'agents block': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'agents unblock': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'agents list': ['state-dir', 'signaling', 'config', 'set', 'json'],
 };
 
 const io = {} as CommandIo;

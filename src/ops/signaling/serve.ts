@@ -4,7 +4,9 @@ import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
+import { BlockList } from '../../services/signaling/block-list.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
+import { statePaths } from '../../state/state-dir.js';
 import { untilAborted } from '../shared.js';
 
 export interface ServeSignalingOptions {
@@ -90,6 +92,7 @@ export async function serveSignaling(
     instanceId: opts.instanceId,
     adminToken,
     allowedKeys,
+    blockList: new BlockList(statePaths(opts.stateDir).blockList),
     allowedOrigins: opts.allowedOrigins,
     maxConnectionsPerIp: opts.maxConnectionsPerIp,
     reapAfterMs: opts.reapAfterMs,

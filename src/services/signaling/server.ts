@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOSE } from '../../protocol/signaling.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import { BlockList } from './block-list.js';
 import { handleHttp } from './http-api.js';
 import { SignalingMetrics } from './metrics.js';
 import { MemoryRegistry } from './registry.js';
@@ -43,6 +44,7 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
   const core: MeshCore = {
     deps,
     registry,
+    blocks: deps.blockList ?? new BlockList(),
     metrics,
     local,
     meshes,

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { BlockList } from './block-list.js';
 import type { SignalingMetrics } from './metrics.js';
 import type { MeshRegistry, Relay } from './registry.js';
 
@@ -46,6 +47,8 @@ export interface SignalingDeps {
   drainMs?: number;
   rateLimit?: Partial<RateLimit>;
   settings: MeshSettings;
+  /** Refused identities (`ifmesh agents block`); in memory when not given. */
+  blockList?: BlockList;
   registry?: MeshRegistry;
   relay?: Relay;
   events?: EventSink | undefined;
@@ -85,6 +88,7 @@ export interface KeyRotation {
 export interface MeshCore {
   deps: SignalingDeps;
   registry: MeshRegistry;
+  blocks: BlockList;
   relay: Relay;
   metrics: SignalingMetrics;
   /** Local sessions by registered agent id. */
