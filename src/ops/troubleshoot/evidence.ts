@@ -19,6 +19,8 @@ export interface EvidenceSources {
   dispatcher?: Dispatcher | undefined;
   /** Probe timeouts (ms). */
   probeTimeoutMs?: number;
+  /** Overrides of the runbook's limits (trees.ts LIMITS). */
+  limits?: Partial<import('./trees.js').Limits>;
   /** The context's clock: a certificate is expired relative to it. */
   now: () => number;
 }
@@ -53,7 +55,7 @@ export interface CertificateFacts {
 }
 
 export interface Evidence {
-  sources: Pick<EvidenceSources, 'production' | 'allowSelfSigned' | 'signaling'>;
+  sources: Pick<EvidenceSources, 'production' | 'allowSelfSigned' | 'signaling' | 'limits'>;
   health(): Promise<InstanceHealth[]>;
   agents(): Promise<AgentEntry[]>;
   /** GET /config of the first instance that answers. */

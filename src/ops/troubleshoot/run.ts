@@ -2,9 +2,10 @@
 // plus the script's extra checks that are not questions of the tree.
 import type { LoadedConfig } from '../../config/load.js';
 import { readStackSecrets } from '../../config/local-stack.js';
+import { UsageError } from '../../errors.js';
 import type { OpContext } from '../shared.js';
 import { createEvidence, type Evidence, type EvidenceSources } from './evidence.js';
-import { type AnyTreeId, type Subject, type TreeWalk, walkTree } from './trees.js';
+import { type AnyTreeId, LIMITS, type Limits, type Subject, type TreeWalk, walkTree } from './trees.js';
 
 export type TroubleshootKind = 'connection-timeout' | 'packet-loss' | 'latency' | 'dtls' | 'memory';
 
@@ -30,6 +31,7 @@ export function evidenceSources(
   loaded: LoadedConfig,
   stateDir: string,
   ctx: Pick<OpContext, 'dispatcher' | 'clock'>,
+  limits: Partial<Limits> = {},
 ): EvidenceSources {
   const c = loaded.config;
   const stackPass = readStackSecrets(stateDir)?.turn_password;
@@ -46,6 +48,7 @@ export function evidenceSources(
     production: c.productionMode,
     allowSelfSigned: c.allowSelfSignedCerts,
     dispatcher: ctx.dispatcher,
+    limits,
     now: () => ctx.clock.now(),
   };
 }
@@ -76,4 +79,19 @@ export async function troubleshoot(
   const ev = createEvidence(sources);
   const walk = await walkTree(KIND_TREE[kind], subject, ev);
   return { command: kind, subject, walk, extra: await extraChecks(kind, subject, ev) };
+}
+
+/** `--limit NAME=VALUE` flags (e.g. rttTurnMs=800) over the runbook's limits. */
+export function parseLimits(flags: string[] | undefined): Partial<Limits> {
+  const out: Partial<Limits> = {};
+  for (const f of flags ?? []) {
+    const [name, value] = f.split('=', 2) as [string, string | undefined];
+    if (!(name in LIMITS))
+      throw new UsageError(`--limit ${name}: unknown limit`, `one of ${Object.keys(LIMITS).join(', ')}`);
+    const n = Number(value);
+    if (value === undefined || value === '' || !Number.isFinite(n) || n < 0)
+      throw new UsageError(`--limit ${f}: expected ${name}=<a number ≥ 0>`);
+    out[name as keyof Limits] = n;
+  }
+  return out;
 }

@@ -54,6 +54,9 @@ export const LIMITS = {
   lossRatio: 0.05,
   memoryBytes: 700 * 2 ** 20,
 };
+export type Limits = typeof LIMITS;
+/** The runbook's limits as overridden for this walk (`--limit NAME=VALUE`). */
+const lim = (ev: Evidence): Limits => ({ ...LIMITS, ...ev.sources.limits });
 
 const yes = (b: boolean) => (b ? 'yes' : 'no');
 const isRelay = (c: ConnectionReport) => c.candidate_type === 'relay';
@@ -220,7 +223,8 @@ const connectionFailure: Tree = {
 
 async function worstConnection(ev: Evidence, agent: string) {
   const cs = ofAgent(await ev.connections(), agent);
-  const score = (c: ConnectionReport) => (c.rtt_ms ?? 0) / (isRelay(c) ? LIMITS.rttTurnMs : LIMITS.rttP2pMs);
+  const score = (c: ConnectionReport) =>
+    (c.rtt_ms ?? 0) / (isRelay(c) ? lim(ev).rttTurnMs : lim(ev).rttP2pMs);
   return { all: cs, worst: [...cs].sort((a, b) => score(b) - score(a))[0] };
 }
 
@@ -241,7 +245,7 @@ const highLatency: Tree = {
         const { all, worst } = await worstConnection(ev, agent);
         const rtts = await rttSeries(ev, agent);
         const last = worst?.rtt_ms ?? null;
-        const limit = worst && isRelay(worst) ? LIMITS.rttTurnMs : LIMITS.rttP2pMs;
+        const limit = worst && isRelay(worst) ? lim(ev).rttTurnMs : lim(ev).rttP2pMs;
         const recent = Math.max(last ?? 0, ...rtts.slice(-5));
         return {
           evidence: {
@@ -286,7 +290,7 @@ const highLatency: Tree = {
           (c) =>
             c.agent_id !== agent &&
             c.peer_id !== agent &&
-            (c.rtt_ms ?? 0) > (isRelay(c) ? LIMITS.rttTurnMs : LIMITS.rttP2pMs),
+            (c.rtt_ms ?? 0) > (isRelay(c) ? lim(ev).rttTurnMs : lim(ev).rttP2pMs),
         );
         return { evidence: { slow_connections_elsewhere: slow.length }, answer: yes(slow.length > 0) };
       },
@@ -315,7 +319,7 @@ const highLatency: Tree = {
         const jitter = Math.sqrt(rtts.reduce((a, b) => a + (b - mean) ** 2, 0) / (rtts.length || 1));
         return {
           evidence: { samples: rtts.length, jitter_ms: Math.round(jitter) },
-          answer: yes(jitter > LIMITS.jitterMs),
+          answer: yes(jitter > lim(ev).jitterMs),
         };
       },
       next: { yes: 'unstable', no: 'consistent' },
@@ -362,8 +366,8 @@ async function lossy(ev: Evidence, agent: string) {
   const cs = (await ev.connections()).filter((c) => c.agent_id === agent || c.peer_id === agent);
   const quality = await ev.witness({ event: 'connection_quality_update', agent_id: agent }, '-5m');
   const witnessLoss = Math.max(0, ...quality.slice(-10).map((e) => num(meta(e).lossRatio) ?? 0));
-  const outbound = cs.filter((c) => c.agent_id === agent && (c.loss_ratio ?? 0) > LIMITS.lossRatio);
-  const inbound = cs.filter((c) => c.peer_id === agent && (c.loss_ratio ?? 0) > LIMITS.lossRatio);
+  const outbound = cs.filter((c) => c.agent_id === agent && (c.loss_ratio ?? 0) > lim(ev).lossRatio);
+  const inbound = cs.filter((c) => c.peer_id === agent && (c.loss_ratio ?? 0) > lim(ev).lossRatio);
   return { cs, outbound, inbound, witnessLoss };
 }
 
@@ -387,7 +391,7 @@ const packetLoss: Tree = {
               candidate_type: c.candidate_type,
             })),
           },
-          answer: yes(worst > LIMITS.lossRatio),
+          answer: yes(worst > lim(ev).lossRatio),
         };
       },
       next: { yes: 'type', no: 'normal' },
@@ -668,7 +672,7 @@ const memory: Tree = {
           memory_mb: Math.floor(x.memory_rss_bytes / 2 ** 20),
         }));
         const over = [...mb, ...(await ev.stats()).map((x) => x.memory_rss_bytes)].some(
-          (b) => b > LIMITS.memoryBytes,
+          (b) => b > lim(ev).memoryBytes,
         );
         return {
           evidence: { trend_mb: mb.map((b) => Math.floor(b / 2 ** 20)), signaling },
