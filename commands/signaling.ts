@@ -26,6 +26,8 @@ interface Flags extends ConfigFlags {
   reapAfter: string;
   registerTimeout: string;
   headersTimeout: string;
+  cluster?: string;
+  clusterTtl: string;
   stateDir?: string;
   witness?: string;
   json?: boolean;
@@ -56,6 +58,11 @@ export function register(cmd: Command, io: CommandIo): void {
         .option('--reap-after <ms>', 'terminate sockets that answer no ping for this long', '30000')
         .option('--register-timeout <ms>', 'close sockets that have not registered by then', '10000')
         .option('--headers-timeout <ms>', 'close HTTP connections whose headers take longer', '10000')
+        .option(
+          '--cluster <url>',
+          'redis://HOST:PORT shared with the other instances (default SIGNALING_CLUSTER_URL)',
+        )
+        .option('--cluster-ttl <ms>', 'an instance silent this long leaves the cluster (1000-15000)', '10000')
         .addOption(shared('state-dir'))
         .addOption(shared('witness')),
     ),
@@ -70,6 +77,7 @@ export function register(cmd: Command, io: CommandIo): void {
     if (flags.tlsCert) set.SIGNALING_TLS_CERT = path.resolve(ctx.cwd, flags.tlsCert);
     if (flags.tlsKey) set.SIGNALING_TLS_KEY = path.resolve(ctx.cwd, flags.tlsKey);
     if (flags.host) set.SIGNALING_HOST = flags.host;
+    if (flags.cluster !== undefined) set.SIGNALING_CLUSTER_URL = flags.cluster;
     // Port 0 (any free port, for tests and ifmesh up) is not a valid SIGNALING_PORT in the env file.
     if (flags.port && flags.port !== '0') set.SIGNALING_PORT = flags.port;
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: set });
@@ -94,6 +102,7 @@ export function register(cmd: Command, io: CommandIo): void {
         reapAfterMs: intFlag(flags.reapAfter, '--reap-after', 100),
         registerTimeoutMs: intFlag(flags.registerTimeout, '--register-timeout', 100),
         headersTimeoutMs: intFlag(flags.headersTimeout, '--headers-timeout', 100),
+        clusterTtlMs: intFlag(flags.clusterTtl, '--cluster-ttl', 1000, 15_000),
         signal: ctx.signal,
         log: (lvl, msg, fields) => {
           if (LEVELS[lvl] >= level)

@@ -5,6 +5,12 @@ import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { status } from '../src/ops/stack/status.js';
 
+const MODES = {
+  redis: 'every instance active, one mesh shared through Redis',
+  standby: 'one active instance, the others hot standbys (no Redis: apt-get install redis-server)',
+  single: 'one instance',
+} as const;
+
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
@@ -21,6 +27,7 @@ export function register(cmd: Command, io: CommandIo): void {
           r.mesh
             ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
             : c.red('  mesh: no signaling instance answers'),
+          `  signaling: ${MODES[r.signaling_mode ?? 'single']}`,
         ].join('\n');
       });
       if (!report.healthy) io.setExitCode(ExitCode.checkFailed);

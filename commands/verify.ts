@@ -1,72 +1,98 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import { durationFlag, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { WitnessClient } from '../src/clients/witness.js';
 import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
-import { ExitCode, UsageError } from '../src/errors.js';
-import { messageExchange } from '../src/ops/agent/exchange.js';
+import { ExitCode } from '../src/errors.js';
+import { type ExchangeOptions, messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';
-
-interface Flags extends ConfigFlags {
-  messageExchange?: boolean;
-  agents: string;
-  messages: string;
-  signaling?: string;
-  witness?: string;
-  stun?: string;
-  loopback?: boolean;
-  insecure?: boolean;
-  timeout: string;
-  stateDir?: string;
-  json?: boolean;
-}
+import { STEP_TITLES, verifyDeployment } from '../src/ops/verify/deployment.js';
+import { statePaths } from '../src/state/state-dir.js';
+import { createProgress } from '../src/ui/progress.js';
+import { renderExchange, renderVerify, type VerifyFlags } from '../src/ui/verify.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(withConfigOptions(cmd))
+    .option('--deployment-id <id>', 'tag every witness event of this run with the deployment id')
+    .option('--retries <n>', 'attempts per step (signaling health, agents, connections)', '30')
+    .option('--interval <duration>', 'wait between attempts (5s, 500ms)', '5s')
     .option(
       '--message-exchange',
-      "temporary agents exchange signed pings over every pair (the runbook's test-message-exchange.js)",
+      "only the fourth step: temporary agents exchange signed pings over every pair (the runbook's test-message-exchange.js)",
     )
-    .option('--agents <n>', 'temporary agents', '3')
+    .option('--agents <n>', 'temporary agents for the message exchange', '3')
     .option('--messages <n>', 'signed pings per pair', '100')
     .addOption(shared('signaling'))
     .addOption(shared('witness'))
     .option('--stun <urls>', 'STUN URLs (default STUN_SERVERS)')
     .option('--loopback', 'gather only 127.0.0.1 candidates')
     .option('--insecure', 'accept a self-signed wss:// certificate')
-    .option('--timeout <ms>', 'time allowed for the mesh to form', '20000')
+    .option('--timeout <ms>', 'time allowed for the exchange mesh to form', '20000')
     .addOption(shared('state-dir'))
-    .action(async (flags: Flags) => {
-      if (!flags.messageExchange)
-        throw new UsageError('choose what to verify', 'ifmesh verify --message-exchange');
+    .action(async (flags: VerifyFlags) => {
       const n = intFlag(flags.agents, '--agents', 2, 50);
       const m = intFlag(flags.messages, '--messages', 1, 100_000);
+      const retries = intFlag(flags.retries, '--retries', 1, 10_000);
+      const intervalMs = durationFlag(flags.interval, '--interval');
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const out = io.output(flags);
+      const urls = signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir);
       const w = witnessEndpoint(flags.witness, loaded, stateDir);
-      const report = await messageExchange({
-        witness: w.apiKey ? { ...w, stateDir } : undefined,
-        clock: ctx.clock,
-        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir),
-        iceServers: iceServers(loaded.config, { stun: flags.stun ?? stackStun(loaded, stateDir), turn: '' }),
-        agents: n,
-        messages: m,
-        loopbackOnly: Boolean(flags.loopback),
-        formTimeoutMs: Number(flags.timeout) || 20_000,
-        rejectUnauthorized: !flags.insecure,
-        onProgress: (line) => out.info(line),
-      });
-      out.result(report, (r, c) =>
-        [
-          `${r.ok ? c.green('✓ message exchange passed') : c.red('✗ message exchange failed')}: ${r.agents} agents, ${r.pairs} pairs`,
-          `  delivered ${r.pongs_received}/${r.pings_sent} (${(r.delivery_ratio * 100).toFixed(2)} %), RTT p50 ${r.rtt_ms.p50?.toFixed(2) ?? '-'} ms, p95 ${r.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
-          `  ${Math.round(r.messages_per_second)} signed messages/s, ${r.signature_failures} signature failures, mesh formed in ${r.mesh_formed_ms} ms`,
-          ...r.failures.map((f) => c.red(`  ${f}`)),
-        ].join('\n'),
-      );
-      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+      const exchange = (o: Pick<ExchangeOptions, 'events' | 'witness'>) =>
+        messageExchange({
+          ...o,
+          clock: ctx.clock,
+          signalingUrls: urls,
+          iceServers: iceServers(loaded.config, {
+            stun: flags.stun ?? stackStun(loaded, stateDir),
+            turn: '',
+          }),
+          agents: n,
+          messages: m,
+          loopbackOnly: Boolean(flags.loopback),
+          formTimeoutMs: Number(flags.timeout) || 20_000,
+          rejectUnauthorized: !flags.insecure,
+          onProgress: (line) => out.info(line),
+        });
+      if (flags.messageExchange) {
+        const report = await exchange({ witness: w.apiKey ? { ...w, stateDir } : undefined });
+        out.result(report, renderExchange);
+        if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+        return;
+      }
+      const witness = w.apiKey
+        ? new WitnessClient({
+            url: w.url,
+            apiKey: w.apiKey,
+            producer: `verify-${flags.deploymentId ?? 'adhoc'}`,
+            spoolDir: statePaths(stateDir).spool,
+            stateDir,
+            dispatcher: ctx.dispatcher,
+            now: () => ctx.clock.now(),
+          })
+        : undefined;
+      if (!witness) out.warn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      const report = await verifyDeployment(ctx, {
+        signalingHttp: urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://')),
+        deploymentId: flags.deploymentId,
+        retries,
+        intervalMs,
+        exchange: (events) => exchange({ events }),
+        witness,
+        onStep: (s) => {
+          if (s.status === 'skipped') return;
+          const state = s.status === 'running' ? 'running' : s.status === 'fail' ? 'fail' : 'ok';
+          progress.step(STEP_TITLES[s.name], state, 'detail' in s ? s.detail : undefined);
+        },
+      })
+        .finally(() => progress.close())
+        .finally(() => witness?.close());
+      out.result(report, renderVerify);
+      if (report.exit_code !== 0) io.setExitCode(report.exit_code);
     });
 }

@@ -14,7 +14,7 @@ import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { migrateWitness } from '../src/ops/witness/migrate.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
-import { isPostgresUrl, serveWitness } from '../src/ops/witness/serve.js';
+import { isPostgresUrl, localWitnessDb, serveWitness } from '../src/ops/witness/serve.js';
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
@@ -236,11 +236,14 @@ export function register(cmd: Command, io: CommandIo): void {
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
       if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      // With neither, the local stack's database in the state dir.
+      // With neither, the local stack's database (SQLite, or its PostgreSQL) in the state dir.
       if (!flags.db && !flags.url) {
-        const local = path.join(stateDir, 'witness.db');
-        if (!existsSync(local))
-          throw new UsageError(`no --db or --url, and no ${local}`, 'pass --db FILE or --url URL');
+        const local = localWitnessDb(stateDir);
+        if (!local)
+          throw new UsageError(
+            `no --db or --url, and no ${path.join(stateDir, 'witness.db')}`,
+            'pass --db FILE or --url URL',
+          );
         flags.db = local;
       }
       const report = flags.db
@@ -286,7 +289,13 @@ export function register(cmd: Command, io: CommandIo): void {
           'running',
           `${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} events`,
         ),
-    }).finally(() => progress.close());
+    })
+      .then((r) => {
+        const detail = `${r.tree_size.toLocaleString('en-US')} events, ${r.events_per_second.toLocaleString('en-US')}/s`;
+        if (!r.dry_run) progress.step('migrate', r.ok ? 'ok' : 'fail', detail);
+        return r;
+      })
+      .finally(() => progress.close());
     io.output(flags).result(report, renderMigrate);
     if (!report.ok) io.setExitCode(ExitCode.checkFailed);
   });

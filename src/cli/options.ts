@@ -80,3 +80,14 @@ export function intFlag(value: string, flag: string, min: number, max = Number.M
   }
   return n;
 }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** A duration flag: 500ms, 5s, 2m, 1h, or bare milliseconds; at most `maxMs`. */
+export function durationFlag(value: string, flag: string, maxMs = 86_400_000): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  const ms = m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!) : Number.NaN;
+  if (!Number.isFinite(ms) || ms > maxMs)
+    throw new UsageError(`${flag} ${value} is not a duration like 500ms, 5s, 2m or 1h`, `e.g. ${flag} 5s`);
+  return ms;
+}

@@ -42,6 +42,13 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/deploy.js'),
   },
   {
+    name: 'preflight',
+    summary:
+      'Check everything a deployment needs (Node, dependencies, config, port, TLS, witness, STUN, TURN, build)',
+    examples: ['ifmesh preflight', 'ifmesh preflight --config config/webrtc-production.env --json'],
+    load: () => import('../../commands/preflight.js'),
+  },
+  {
     name: 'status',
     summary: 'Show every process of the local stack (pid, health, uptime, URL) and the mesh',
     examples: ['ifmesh status', 'ifmesh status --json'],

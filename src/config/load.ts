@@ -30,6 +30,8 @@ export interface MeshConfig {
   alertEmail: string;
   pagerdutyIntegrationKey: string;
   signalingAdminToken: string;
+  /** redis:// URL shared by signaling instances; '' when standalone. */
+  signalingClusterUrl: string;
   /** IF.witness on PostgreSQL when set (postgres:// URL). */
   witnessDbUrl: string;
 }
@@ -249,6 +251,22 @@ function convert(spec: KeySpec, value: string, baseDir: string): unknown {
       }
       return value;
     }
+    case 'redis-url': {
+      if (value === '') return value;
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
+        return new Invalid(
+          `${redactUrl(value)} is not a redis:// URL`,
+          'use redis://host:port (rediss:// for TLS, redis://:password@host:port with a password)',
+        );
+      }
+      return value;
+    }
     case 'path':
       return value === '' ? undefined : path.resolve(baseDir, value);
     case 'email':
@@ -284,6 +302,7 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     alertEmail: t.ALERT_EMAIL as string,
     pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
+    signalingClusterUrl: t.SIGNALING_CLUSTER_URL as string,
     witnessDbUrl: t.WITNESS_DB_URL as string,
   };
 }

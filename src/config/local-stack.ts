@@ -12,6 +12,8 @@ export interface StackFile {
   signaling: { name: string; port: number }[];
   /** nginx in front of the signaling instances, when nginx is installed. */
   nginx?: { name: 'nginx'; port: number };
+  /** redis-server shared by the signaling instances (one mesh across them), when installed. */
+  redis?: { name: 'redis'; port: number };
   /** A local PostgreSQL for the witness (`up --witness-db postgres`). */
   postgres?: { name: 'postgres'; port: number };
   /** Prometheus with the exported monitoring files (`up --with-prometheus`). */

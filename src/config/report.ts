@@ -31,7 +31,8 @@ export function configRows(loaded: LoadedConfig): ConfigRow[] {
     const raw = loaded.raw[spec.key] ?? '';
     let value: string | null = raw;
     if (spec.secret) value = raw === '' ? null : REDACTED;
-    else if (spec.kind === 'http-url' && raw.includes('@')) value = JSON.parse(redactUrl(raw)) as string;
+    else if ((spec.kind === 'http-url' || spec.kind === 'redis-url') && raw.includes('@'))
+      value = JSON.parse(redactUrl(raw)) as string;
     return {
       key: spec.key,
       value,

@@ -13,6 +13,7 @@ export type ValueKind =
   | 'stun-list'
   | 'turn-list'
   | 'http-url'
+  | 'redis-url'
   | 'path'
   | 'text'
   | 'email';
@@ -108,6 +109,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: '',
     secret: true,
     describe: 'PagerDuty Events v2 key',
+  },
+  {
+    key: 'SIGNALING_CLUSTER_URL',
+    kind: 'redis-url',
+    default: '',
+    describe:
+      'redis://host:port shared by signaling instances (one mesh across instances); empty: standalone',
   },
   {
     key: 'SIGNALING_ADMIN_TOKEN',

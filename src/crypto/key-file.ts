@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
@@ -47,7 +48,8 @@ function publicDocument(id: PublicIdentity) {
 
 /** Writes the file so that a reader sees either nothing or the whole thing, with `mode` from the start. */
 async function writeAtomic(file: string, content: string, mode: number, overwrite: boolean): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  // Unique per call: two writers in one process within one millisecond must not share a temp file.
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const handle = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
     await handle.writeFile(content);
@@ -226,7 +228,15 @@ export async function loadOrCreateIdentity(file: string, agentId: string): Promi
   const dir = path.dirname(file);
   const base = path.basename(file).replace(/\.key$/, '');
   const tmpId = { ...identity, agentId: base };
-  const written = await writeIdentity(dir, tmpId, false);
+  let written: WrittenIdentity;
+  try {
+    written = await writeIdentity(dir, tmpId, false);
+  } catch (err) {
+    // Several processes sharing a key (witness instances on one database) may start at once: the
+    // first to create the file wins, and the others use its key.
+    if ((err as { code?: string }).code === 'key_exists') return readIdentity(file);
+    throw err;
+  }
   if (written.keyPath !== file) await fs.rename(written.keyPath, file);
   return { ...identity, agentId: base };
 }

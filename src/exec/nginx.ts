@@ -12,6 +12,11 @@ export interface NginxPlan {
   prefix: string;
   listenPort: number;
   upstreams: number[];
+  /**
+   * Hot standbys (nginx `backup`): used only while every upstream is down. Without a shared
+   * registry the instances must not split the mesh, so one is active and the rest wait here.
+   */
+  backups?: number[];
 }
 
 export function nginxConfig(p: NginxPlan): string {
@@ -28,6 +33,7 @@ http {
   upstream ifmesh_signaling {
     least_conn;
 ${p.upstreams.map((port) => `    server 127.0.0.1:${port} max_fails=3 fail_timeout=30s;`).join('\n')}
+${(p.backups ?? []).map((port) => `    server 127.0.0.1:${port} backup;`).join('\n')}
   }
   server {
     listen 127.0.0.1:${p.listenPort};

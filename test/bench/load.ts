@@ -8,6 +8,10 @@ import { registerChallenge } from '../../src/protocol/signaling.js';
 
 const opts = JSON.parse(process.argv[2]!) as {
   url: string;
+  /** hold: socket i connects to urls[i % urls.length] (a mesh of ten then spans instances). */
+  urls?: string[];
+  /** relay: receivers connect here (another instance of a cluster) instead of `url`. */
+  receiverUrl?: string;
   mode: 'hold' | 'relay';
   n?: number;
   concurrency?: number;
@@ -34,9 +38,9 @@ function keys() {
   };
 }
 
-function open(onFrame?: (f: any) => void): Promise<Pending> {
+function open(onFrame?: (f: any) => void, url = opts.url): Promise<Pending> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(opts.url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: false });
     let gotNonce: (n: string) => void = () => {};
     let done: () => void = () => {};
     let failed: (e: Error) => void = () => {};
@@ -88,7 +92,7 @@ if (opts.mode === 'hold') {
     Array.from({ length: conc }, async () => {
       while (next < n) {
         const i = next++;
-        const p = await open();
+        const p = await open(undefined, opts.urls ? opts.urls[i % opts.urls.length] : opts.url);
         sockets[i] = p;
         // Meshes of ten: a registration then costs O(mesh), as in a deployment of many small meshes.
         frames[i] = await frameFor(p, `${tag}-${i}`, `${tag}-${Math.floor(i / 10)}`);
@@ -121,7 +125,7 @@ if (opts.mode === 'hold') {
     const mesh = `relay-${tag}-${k}`;
     const receiver = await open((f) => {
       if (f.type === 'offer') lat.push(performance.now() - Number(f.sdp));
-    });
+    }, opts.receiverUrl ?? opts.url);
     receiver.ws.send(await frameFor(receiver, `rb-${tag}-${k}`, mesh));
     await receiver.registered;
     const sender = await open();

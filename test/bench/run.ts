@@ -3,6 +3,7 @@
 // same work in the same run, so the ratio survives a noisy machine. Runs compiled (dist/test/bench/),
 // as the ifmesh code it measures does.
 import { benchAgent } from './agent.js';
+import { benchCluster } from './cluster.js';
 import { benchCrypto } from './crypto.js';
 import { missedTargets, type Row, table, writeReadmeBlock } from './lib.js';
 import { benchSignaling } from './signaling.js';
@@ -21,6 +22,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   'witness-pg': benchWitnessPg,
   signaling: benchSignaling,
   agent: benchAgent,
+  cluster: benchCluster,
   stack: benchStack,
 };
 

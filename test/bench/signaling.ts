@@ -6,7 +6,7 @@ import { benchScript, ROOT, type Row } from './lib.js';
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
-function rss(pid: number): number {
+export function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
@@ -18,7 +18,10 @@ function firstLine(child: ChildProcess): Promise<any> {
   });
 }
 
-async function server(kind: 'raw' | 'ifmesh'): Promise<{ url: string; pid: number; stop: () => void }> {
+export async function server(
+  kind: 'raw' | 'ifmesh',
+  extra: string[] = [],
+): Promise<{ url: string; pid: number; stop: () => void }> {
   const args =
     kind === 'raw'
       ? [benchScript('raw-relay')]
@@ -39,6 +42,7 @@ async function server(kind: 'raw' | 'ifmesh'): Promise<{ url: string; pid: numbe
           '--log-level',
           'error',
           '--json',
+          ...extra,
         ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -48,7 +52,7 @@ async function server(kind: 'raw' | 'ifmesh'): Promise<{ url: string; pid: numbe
   return { url: ready.url, pid: child.pid!, stop: () => child.kill('SIGKILL') };
 }
 
-async function load(opts: object): Promise<{ result: any; child: ChildProcess }> {
+export async function load(opts: object): Promise<{ result: any; child: ChildProcess }> {
   process.stderr.write(`  load ${JSON.stringify(opts)}\n`);
   const child = spawn(process.execPath, [benchScript('load'), JSON.stringify(opts)], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -56,7 +60,7 @@ async function load(opts: object): Promise<{ result: any; child: ChildProcess }>
   return { result: await firstLine(child), child };
 }
 
-const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Figures {
   rssBase: number;

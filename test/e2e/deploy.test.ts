@@ -8,6 +8,7 @@ import { requireBinary } from '../helpers/binaries.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
+import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, startWitness } from '../helpers/witness.js';
@@ -44,25 +45,6 @@ afterAll(async () => {
   await stop();
   cleanup();
 });
-
-/** A port whose successor is free too (deploy puts instances on consecutive ports): both taken, then closed. */
-async function freePortPair(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const take = (port: number) =>
-    new Promise<(() => Promise<void>) | undefined>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(undefined));
-      s.listen(port, '127.0.0.1', () => resolve(() => new Promise((r) => s.close(() => r()))));
-    });
-  for (let i = 0; i < 50; i++) {
-    const base = await freePort();
-    const [a, b] = [await take(base), await take(base + 1)];
-    await a?.();
-    await b?.();
-    if (a && b) return base;
-  }
-  throw new Error('no two consecutive free ports in 50 tries');
-}
 
 const pidsOf = () => listProcesses(state).map((p) => p.pid);
 
@@ -117,7 +99,8 @@ describe('ifmesh deploy', () => {
   it('stops an instance that is not healthy and exits 1 with its last log lines', async () => {
     const { createServer } = await import('node:net');
     const busy = createServer();
-    const port = await freePort();
+    // Below the ephemeral range: the port after it (deploy's Redis) must not be taken meanwhile.
+    const port = await freePortRange(2);
     await new Promise<void>((r) => busy.listen(port, '127.0.0.1', () => r()));
     try {
       const busyState = path.join(dir, 'busy-state');
@@ -136,7 +119,9 @@ describe('ifmesh deploy', () => {
 
   it('deploys behind real nginx, records a release, and agents move to the other instance when one is killed', async () => {
     requireBinary('nginx', 'nginx');
-    const base = await freePortPair();
+    // Two instances and deploy's Redis on consecutive ports, below the ephemeral range so that no
+    // outgoing connection (instance 1's to Redis) takes instance 2's port before it starts.
+    const base = await freePortRange(3);
     const nginxPort = await freePort();
     const r = await spawnCli(
       [
@@ -162,6 +147,18 @@ describe('ifmesh deploy', () => {
     expect(report.plan.agents_connect_to).toEqual([`ws://127.0.0.1:${nginxPort}`]);
     const conf = readFileSync(report.plan.nginx.conf, 'utf8');
     expect(conf).toContain('least_conn;');
+    // redis-server is installed: both instances active (no backup), sharing one mesh through Redis.
+    requireBinary('redis-server', 'redis-server');
+    expect(report.plan.signaling_mode).toBe('redis');
+    expect(report.plan.redis).toEqual({ url: `redis://127.0.0.1:${base + 2}`, start: true });
+    expect(conf).toContain(`server 127.0.0.1:${base + 1} max_fails=3 fail_timeout=30s;`);
+    expect(conf).not.toContain('backup');
+    const cluster = (await getJson(`http://127.0.0.1:${nginxPort}/agents`)).json.agents;
+    expect(cluster.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual([
+      'agent-d1',
+      'agent-d2',
+      'agent-d3',
+    ]);
     expect(conf).toContain(`server 127.0.0.1:${base} max_fails=3 fail_timeout=30s;`);
     expect(conf).toContain('proxy_set_header Upgrade $http_upgrade;');
     expect(conf).toContain('proxy_read_timeout 3600s;');
@@ -211,10 +208,11 @@ describe('ifmesh deploy', () => {
     expect(readdirSync(path.join(state, 'releases')).filter((f) => f.endsWith('.json'))).toHaveLength(2);
 
     // where is everyone? kill the instance holding the most agents
+    // The agents each instance holds itself (with Redis, /agents lists the whole cluster's).
     const on = async (port: number) =>
-      ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? []).map(
-        (a: { agent_id: string }) => a.agent_id,
-      );
+      ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? [])
+        .filter((a: { instance_id: string }) => a.instance_id === `deploy-signaling-${port - base + 1}`)
+        .map((a: { agent_id: string }) => a.agent_id);
     const ports = [base, base + 1];
     const counts = await Promise.all(ports.map(on));
     const victim = counts[0]!.length >= counts[1]!.length ? 0 : 1;
@@ -222,6 +220,7 @@ describe('ifmesh deploy', () => {
     // status sees what deploy started, each with its role
     const st = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
     expect(st.code).toBe(0);
+    expect(JSON.parse(st.stdout).signaling_mode).toBe('redis');
     expect(
       JSON.parse(st.stdout).components.map(
         (c: { name: string; role: string; owner: string; healthy: boolean }) => [
@@ -232,6 +231,7 @@ describe('ifmesh deploy', () => {
         ],
       ),
     ).toEqual([
+      ['deploy-redis', 'redis', 'deploy', true],
       ['deploy-signaling-1', 'signaling', 'deploy', true],
       ['deploy-signaling-2', 'signaling', 'deploy', true],
       ['deploy-nginx', 'nginx', 'deploy', true],
@@ -260,7 +260,8 @@ describe('ifmesh deploy', () => {
       not_running: ['deploy-signaling-' + String(victim + 1)],
       failed: [],
     });
-    expect(JSON.parse(down.stdout).stopped).toHaveLength(5);
+    // the survivor, nginx, three agents and deploy-redis
+    expect(JSON.parse(down.stdout).stopped).toHaveLength(6);
     for (const pid of before) expect(isAlive(pid)).toBe(false);
   }, 120_000);
 });

@@ -71,6 +71,11 @@ describe('ifmesh up --witness-db postgres', () => {
       },
     );
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true });
+    // With neither --db nor --url, verify reads the stack's PostgreSQL database directly.
+    const offline = await spawnCli(['witness', 'verify', '--state-dir', state, '--json'], {
+      timeoutMs: 30_000,
+    });
+    expect(JSON.parse(offline.stdout)).toMatchObject({ ok: true, source: report.endpoints.witness_db });
 
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { timeoutMs: 60_000 });
     expect(down.code, down.stderr).toBe(0);

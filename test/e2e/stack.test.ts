@@ -5,6 +5,7 @@ import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
+import { getJson } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 
 // Each test has its own state directory under this one.
@@ -69,16 +70,26 @@ describe('ifmesh up / status / down', () => {
     expect(first.code).toBe(0);
     const report = JSON.parse(first.stdout);
     requireBinary('nginx', 'nginx');
+    requireBinary('redis-server', 'redis-server');
     expect(report.started).toEqual([
       'witness',
       'coturn-1',
       'coturn-2',
+      'redis',
       'signaling-1',
       'signaling-2',
       'nginx',
       'agents',
     ]);
     expect(report.endpoints.nginx).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    // With redis-server both instances are active behind nginx and share one mesh: the runbook's
+    // `curl $SIGNALING/agents` through the front door sees all three agents, whichever instance answers.
+    expect(report.signaling_mode).toBe('redis');
+    const front = report.endpoints.nginx.replace('ws://', 'http://');
+    for (let i = 0; i < 20; i++)
+      expect(
+        (await getJson(`${front}/agents`)).json.agents.map((a: { agent_id: string }) => a.agent_id).sort(),
+      ).toEqual(['agent-1', 'agent-2', 'agent-3']);
     expect(report.verification).toMatchObject({ ok: true, delivery_ratio: 1, signature_failures: 0 });
     expect(report.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
     expect(first.stdout).not.toContain(
@@ -87,6 +98,7 @@ describe('ifmesh up / status / down', () => {
 
     const st = JSON.parse((await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir })).stdout);
     expect(st.healthy).toBe(true);
+    expect(st.signaling_mode).toBe('redis');
     expect(st.endpoints.witness).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(st.endpoints.signaling.every((u: string) => /^ws:\/\/127\.0\.0\.1:\d+$/.test(u))).toBe(true);
     expect(st.endpoints.turn.every((u: string) => /^turn:127\.0\.0\.1:\d+\?transport=udp$/.test(u))).toBe(
@@ -96,6 +108,7 @@ describe('ifmesh up / status / down', () => {
       'witness',
       'coturn-1',
       'coturn-2',
+      'redis',
       'signaling-1',
       'signaling-2',
       'nginx',
@@ -128,7 +141,7 @@ describe('ifmesh up / status / down', () => {
       (await spawnCli(['up', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 })).stdout,
     );
     expect(again.started).toEqual([]);
-    expect(again.already_running).toHaveLength(7);
+    expect(again.already_running).toHaveLength(8);
 
     // every process is recorded with its role
     expect(Object.fromEntries(pids().map(([n, , role]) => [n, role]))).toEqual({
@@ -136,6 +149,7 @@ describe('ifmesh up / status / down', () => {
       'coturn-1': 'coturn',
       'coturn-2': 'coturn',
       nginx: 'nginx',
+      redis: 'redis',
       'signaling-1': 'signaling',
       'signaling-2': 'signaling',
       witness: 'witness',
@@ -159,7 +173,7 @@ describe('ifmesh up / status / down', () => {
     expect(healed.started).toEqual(['signaling-2']);
 
     const before = pids();
-    expect(before).toHaveLength(7);
+    expect(before).toHaveLength(8);
     // one dies on its own before down: it is not_running, every other one stopped, none failed
     const agentsPid = before.find(([n]) => n === 'agents')![1];
     process.kill(agentsPid, 'SIGKILL');

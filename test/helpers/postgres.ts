@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { type Cluster, postgresBinDir, startCluster } from '../../src/exec/postgres.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { tempDir } from './cli.js';
@@ -80,5 +81,20 @@ export async function startPostgres(): Promise<TestPostgres> {
         cleanup();
       }
     },
+  };
+}
+
+/** One PostgreSQL for the calling test file: started before its tests, stopped after them. */
+export function postgresForThisFile(): () => TestPostgres {
+  let server: TestPostgres | undefined;
+  beforeAll(async () => {
+    server = await startPostgres();
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) throw new Error('PostgreSQL did not start (see the beforeAll error)');
+    return server;
   };
 }

@@ -1,23 +1,31 @@
-// Captured at load, so that waiting still works in a test that fakes the global timers.
+import type { Clock } from '../../src/util/clock.js';
+import { waitFor as waitUntil } from '../../src/util/wait.js';
+
+// The real timers, captured at load, so that waiting still works in a test that fakes the global
+// timers (vi.useFakeTimers) to drive the code under test.
 const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
 const realNow = Date.now;
+const wallClock: Clock = {
+  now: () => realNow(),
+  sleep: (ms) => new Promise((resolve) => realSetTimeout(resolve, ms)),
+  setTimeout: (fn, ms) => realSetTimeout(fn, ms),
+  clearTimeout: (t) => realClearTimeout(t as NodeJS.Timeout | undefined),
+};
 
 /**
  * Waits until `condition` holds, checking every `intervalMs`, and fails naming `what` after
- * `timeoutMs`. Tests wait for the state they need instead of sleeping and hoping; the timeout only
- * bounds a failing test, so a slow machine waits longer but never fails a correct one sooner.
+ * `timeoutMs` (src/util/wait.ts's waitFor, on the real clock). Tests wait for the state they need
+ * instead of sleeping and hoping; the timeout only bounds a failing test, so a slow machine waits
+ * longer but never fails a correct one sooner.
  */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   what: string,
   { timeoutMs = 10_000, intervalMs = 10 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<void> {
-  const deadline = realNow() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (realNow() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => realSetTimeout(r, intervalMs));
-  }
+  if (!(await waitUntil(condition, { timeoutMs, intervalMs }, wallClock)))
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 /** Resolves with `value()` once it is defined (see waitFor). */

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlockList } from '../../src/services/signaling/block-list.js';
 import { run, tempDir } from '../helpers/cli.js';
+import { startClusterInstance } from '../helpers/cluster.js';
+import { startRedis } from '../helpers/redis.js';
 import {
   ADMIN,
   connect,
@@ -13,6 +15,7 @@ import {
   type RunningSignaling,
   startSignaling,
 } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 
 let cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -118,5 +121,33 @@ describe('agents block', () => {
       env: { SIGNALING_ADMIN_TOKEN: 'wrong' },
     });
     expect(wrong.code).toBe(4);
+  });
+
+  it('blocks across a Redis cluster: the instance holding the agent drops it, every instance refuses it', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const prefix = `blk-${process.pid}`;
+    const a = await startClusterInstance(redis.url, prefix, 'ca');
+    const b = await startClusterInstance(redis.url, prefix, 'cb');
+    cleanups.push(a.stop, b.stop);
+    const held = await connect(b.url);
+    await held.register('trudy');
+    // blocked through a, which does not hold it and keeps its list in memory only
+    const r = await postJson(`${a.http}/admin/block`, { agent_id: 'trudy', reason: 'cluster' }, ADMIN);
+    expect(r.status).toBe(200);
+    expect(r.json.entry.key_id).toEqual(expect.any(String));
+    expect(await held.closed).toEqual({ code: 4401, reason: 'blocked' });
+    const again = await connect(b.url);
+    const hello = await again.next('hello');
+    again.send(again.registerFrame('trudy', hello.nonce, held.keys));
+    expect((await again.next('error')).code).toBe('blocked');
+    expect((await postJson(`${b.http}/admin/unblock`, { agent_id: 'trudy' }, ADMIN)).status).toBe(200);
+    // the unblock reaches a through the cluster: it lets the identity register again
+    await waitFor(async () => {
+      const c = await connect(a.url);
+      const f = await c.register('trudy', held.keys).catch(() => undefined);
+      c.close();
+      return f?.type === 'registered';
+    }, 'trudy to register through a again');
   });
 });

@@ -9,7 +9,7 @@ import type { CheckReport } from '../../src/ops/monitoring/check.js';
 import type { TopView } from '../../src/ops/monitoring/monitor.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
-import { type Service, startService } from '../helpers/processes.js';
+import { freePort, type Service, startService } from '../helpers/processes.js';
 import { getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -286,8 +286,10 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
   });
 
   it('exits 3 naming the instance when no signaling answers', async () => {
-    const r = await run(['monitoring', 'check', '--signaling', 'http://127.0.0.1:9', '--sample-ms', '0']);
+    // A port taken and closed again: nothing answers there, whatever else runs on this machine.
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const r = await run(['monitoring', 'check', '--signaling', dead, '--sample-ms', '0']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('no signaling instance answers: http://127.0.0.1:9');
+    expect(r.stderr).toContain(`no signaling instance answers: ${dead}`);
   });
 });

@@ -1,19 +1,23 @@
 // `witness migrate --from sqlite:PATH --to postgres://…` against a real PostgreSQL: the copy has the
 // same tree head, verifies with the same key and held checkpoint, resumes after an interruption,
 // refuses a target holding another log, and a witness serving the copy carries on the same log.
-import { cpSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { InterruptedError } from '../../src/errors.js';
 import { migrateWitness } from '../../src/ops/witness/migrate.js';
-import { run, tempDir } from '../helpers/cli.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { startWitnessProcess } from '../helpers/processes.js';
-import { post } from '../helpers/witness.js';
+import { systemClock } from '../../src/util/clock.js';
+import { waitFor } from '../../src/util/wait.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { BIN, run, tempDir } from '../helpers/cli.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
+import { startService, startWitnessProcess } from '../helpers/processes.js';
+import { API_KEY, post } from '../helpers/witness.js';
 
-let server: TestPostgres;
+const server = postgresForThisFile();
 let dir: string;
 let cleanup: () => void;
 let db: string;
@@ -26,7 +30,6 @@ beforeAll(async () => {
   db = path.join(dir, 'witness.db');
   key = path.join(dir, 'witness.key');
   state = path.join(dir, 'state');
-  server = await startPostgres();
   const w = await startWitnessProcess(db, ['--checkpoint-every', '500']);
   try {
     const old = new Date(Date.now() - 40 * 86_400_000).toISOString();
@@ -49,7 +52,6 @@ beforeAll(async () => {
   }
 }, 120_000);
 afterAll(async () => {
-  await server?.stop();
   cleanup?.();
 });
 
@@ -63,7 +65,7 @@ async function verify(url: string) {
 
 describe('witness migrate', () => {
   it('copies the log with its checkpoints; the copy verifies with the same tree head', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const dry = await migrate(url, '--dry-run');
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ dry_run: true, to_copy: 2501, target_size: 0, copied: 0 });
@@ -86,9 +88,17 @@ describe('witness migrate', () => {
     const again = JSON.parse((await migrate(url)).stdout);
     expect(again).toMatchObject({ ok: true, copied: 0, target_size: 2501 });
 
-    // A witness serving the copy continues the same log: same key, held checkpoint still consistent.
-    const w = await startWitnessProcess(url, ['--key', key]);
+    // A witness serving the copy (named by WITNESS_DB_URL, here with a password, which trust
+    // authentication ignores) continues the same log: same key, held checkpoint still consistent.
+    const withPassword = url.replace('postgres://postgres@', 'postgres://postgres:s3cret-pw@');
+    const w = await startService(['witness', 'serve', '--port', '0', '--key', key], {
+      IF_WITNESS_API_KEY: API_KEY,
+      WITNESS_DB_URL: withPassword,
+    });
     try {
+      expect(String(w.ready.db)).toMatch(/^postgres:\/\/postgres:redacted@127\.0\.0\.1:\d+\//);
+      const health = await (await fetch(`${w.url}/health`, { signal: AbortSignal.timeout(5_000) })).json();
+      expect(health).toMatchObject({ store: 'postgres', tree_size: 2501 });
       const added = await post(`${w.url}/api/log`, { event: 'after_migration' });
       expect(added.json).toMatchObject({ id: 2502 });
       const same = await post(`${w.url}/api/log`, {
@@ -106,10 +116,51 @@ describe('witness migrate', () => {
     } finally {
       await w.stop();
     }
+    expect(w.stderr()).not.toContain('s3cret-pw');
+    const shown = await run(['config', 'show', '--json'], { env: { WITNESS_DB_URL: withPassword } });
+    expect(shown.stdout).not.toContain('s3cret-pw');
+    expect(JSON.parse(shown.stdout).values.WITNESS_DB_URL).toBe('<redacted>');
+  });
+
+  it('shows its progress on a terminal', async () => {
+    requireBinary('tmux', 'tmux');
+    const url = await server().createDatabase();
+    const session = `ifmesh-migrate-${process.pid}`;
+    const out = path.join(dir, 'tty-done');
+    // The command runs in a real terminal (tmux); the pane is read until it has finished.
+    execFileSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '30',
+      `env -u CI ${process.execPath} ${BIN} witness migrate --from sqlite:${db} --to ${url} --batch 100; touch ${out}; sleep 60`,
+    ]);
+    try {
+      let screen = '';
+      const done = await waitFor(
+        () => {
+          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+          return existsSync(out);
+        },
+        { timeoutMs: 60_000, intervalMs: 50 },
+        systemClock,
+      );
+      expect(done).toBe(true);
+      screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
+      expect(screen).toMatch(/✓ migrate 2,501 events, [\d,]+\/s/);
+      expect(screen).toContain('✓ migrated');
+      expect(screen).toContain('(same as the source)');
+    } finally {
+      execFileSync('tmux', ['kill-session', '-t', session]);
+    }
   });
 
   it('resumes an interrupted migration and ends with the same root', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const stop = new AbortController();
     await expect(
       migrateWitness({
@@ -143,7 +194,7 @@ describe('witness migrate', () => {
   });
 
   it('refuses a target that holds another log, and bad arguments, with exit 2', async () => {
-    const url = await server.createDatabase();
+    const url = await server().createDatabase();
     const other = await startWitnessProcess(url, ['--key', path.join(dir, 'other.key')]);
     await post(`${other.url}/api/log`, { event: 'another_log' });
     await other.stop();
@@ -154,6 +205,15 @@ describe('witness migrate', () => {
     const missing = await run(['witness', 'migrate', '--from', `sqlite:${dir}/nope.db`, '--to', url]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('does not exist');
+    const absent = url.replace(/\/[^/]+$/, '/no_such_db');
+    const noDb = await run(['witness', 'migrate', '--from', `sqlite:${db}`, '--to', absent]);
+    expect(noDb.code).toBe(3);
+    expect(noDb.stderr).toContain('createdb');
+    const serve = await run(['witness', 'serve', '--port', '0', '--db', absent, '--key', key], {
+      env: { IF_WITNESS_API_KEY: API_KEY },
+    });
+    expect(serve.code).toBe(3);
+    expect(serve.stderr).toContain('database "no_such_db" does not exist');
     const notPg = await run(['witness', 'migrate', '--from', `sqlite:${db}`, '--to', 'mysql://x/y']);
     expect(notPg.code).toBe(2);
     expect(notPg.stderr).toContain('postgres://');

@@ -6,18 +6,17 @@ import path from 'node:path';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
 import { type Service, startWitnessProcess } from '../helpers/processes.js';
 import { post } from '../helpers/witness.js';
 
-let server: TestPostgres;
+const server = postgresForThisFile();
 let w: Service;
 let cleanup: () => void;
 beforeAll(async () => {
   const t = tempDir();
   cleanup = t.cleanup;
-  server = await startPostgres();
-  w = await startWitnessProcess(await server.createDatabase(), ['--key', path.join(t.dir, 'witness.key')]);
+  w = await startWitnessProcess(await server().createDatabase(), ['--key', path.join(t.dir, 'witness.key')]);
   // Long values that make a backtracking engine take exponential time on (a+)+$.
   for (let batch = 0; batch < 4; batch++) {
     const events = Array.from({ length: 100 }, (_, i) => ({
@@ -29,7 +28,6 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await w?.stop();
-  await server?.stop();
   cleanup?.();
 });
 

@@ -1,15 +1,8 @@
 // The store contract suite, unchanged, against a real PostgreSQL started from initdb for this file.
-import { afterAll, beforeAll } from 'vitest';
 import { openPgStore } from '../../src/services/witness/pg-store.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
 import { describeStoreContract } from './witness-store-contract.js';
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const server = postgresForThisFile();
 
-describeStoreContract('postgres', async () => openPgStore(await server.createDatabase()));
+describeStoreContract('postgres', async () => openPgStore(await server().createDatabase()));

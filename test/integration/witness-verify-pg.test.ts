@@ -2,7 +2,7 @@
 // on SQLite (witness-verify.test.ts): the same log, the same edits, the same findings.
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { createSigner, generateKeyPair } from '../../src/crypto/ed25519.js';
 import { canonicalize } from '../../src/crypto/jcs.js';
@@ -10,16 +10,10 @@ import { leafHash } from '../../src/crypto/merkle.js';
 import { openPgStore } from '../../src/services/witness/pg-store.js';
 import { createWitnessServer } from '../../src/services/witness/server.js';
 import { run, tempDir } from '../helpers/cli.js';
-import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { postgresForThisFile } from '../helpers/postgres.js';
 import { API_KEY, post } from '../helpers/witness.js';
 
-let server: TestPostgres;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 120_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const server = postgresForThisFile();
 
 let url: string;
 let state: string;
@@ -29,7 +23,7 @@ beforeEach(async () => {
   const t = tempDir();
   cleanup = t.cleanup;
   state = path.join(t.dir, 'state');
-  url = await server.createDatabase();
+  url = await server().createDatabase();
   const w = createWitnessServer({
     store: await openPgStore(url),
     signer: createSigner(generateKeyPair().seed),

@@ -25,6 +25,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'agent run': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'agent swarm': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   verify: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  preflight: ['state-dir', 'config', 'set', 'json'],
   'witness serve': ['state-dir', 'config', 'set', 'json'],
   'witness query': ['state-dir', 'witness', 'config', 'set', 'json'],
   'witness tail': ['state-dir', 'witness', 'config', 'set', 'json'],
@@ -42,6 +43,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'agents block': ['state-dir', 'signaling', 'config', 'set', 'json'],
   'agents unblock': ['state-dir', 'signaling', 'config', 'set', 'json'],
   'agents list': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'witness migrate': ['json'],
 };
 
 const io = {} as CommandIo;

@@ -8,13 +8,21 @@ import { httpRequest } from '../../clients/http.js';
 import { WitnessClient } from '../../clients/witness.js';
 import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
 import type { MeshConfig } from '../../config/load.js';
-import { CheckFailedError, ConfigError, type ConfigIssue, UsageError } from '../../errors.js';
+import {
+  CheckFailedError,
+  ConfigError,
+  type ConfigIssue,
+  UnreachableError,
+  UsageError,
+} from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { pingRedis } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
 import { withLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
 import { type Release, recordRelease } from './releases.js';
@@ -37,7 +45,11 @@ export interface DeployPlan {
   release_ref: string;
   config_hash: string;
   instances: { name: string; port: number; url: string }[];
-  nginx: { listen_port: number; url: string; upstreams: number[]; conf: string } | null;
+  nginx: { listen_port: number; url: string; upstreams: number[]; backups: number[]; conf: string } | null;
+  /** "redis": every instance active, one mesh; "standby": one active, the rest nginx backups. */
+  signaling_mode: SignalingMode;
+  /** The Redis the instances share (password redacted); started as deploy-redis when `start`. */
+  redis: { url: string; start: boolean } | null;
   agents: { agent_id: string; file: string }[];
   agents_connect_to: string[];
   witness: string | null;
@@ -96,6 +108,20 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
   return configs;
 }
 
+/**
+ * SIGNALING_CLUSTER_URL when configured; else, with redis-server installed, one deploy starts on
+ * the port after the instances'; else none (standby mode).
+ */
+async function deployRedis(
+  o: DeployOptions,
+  ctx: OpContext,
+): Promise<{ url: string; start: boolean } | null> {
+  if (o.config.signalingClusterUrl) return { url: o.config.signalingClusterUrl, start: false };
+  return (await hasBinary(ctx, 'redis-server'))
+    ? { url: `redis://127.0.0.1:${o.basePort + o.instances}`, start: true }
+    : null;
+}
+
 /** Pure: what a deploy would do, from the options and the validated agent configs. */
 export function buildPlan(
   o: DeployOptions,
@@ -103,6 +129,7 @@ export function buildPlan(
   nginx: boolean,
   version: string,
   now: number,
+  redis: { url: string; start: boolean } | null = null,
 ): DeployPlan {
   const instances = Array.from({ length: o.instances }, (_, i) => ({
     name: `deploy-signaling-${i + 1}`,
@@ -121,11 +148,12 @@ export function buildPlan(
     )
     .digest('hex')
     .slice(0, 16);
+  const topology = planSignalingTopology({ instances: instances.map((x) => x.port), redis, frontDoor: null });
   const ng = nginx
     ? {
         listen_port: o.nginxPort,
         url: `ws://127.0.0.1:${o.nginxPort}`,
-        upstreams: instances.map((x) => x.port),
+        ...topology.nginx,
         conf: path.join(o.stateDir, 'nginx', 'nginx.conf'),
       }
     : null;
@@ -135,6 +163,8 @@ export function buildPlan(
     config_hash: hash,
     instances,
     nginx: ng,
+    signaling_mode: topology.mode,
+    redis: topology.redis ? { url: topology.redis.shown, start: topology.redis.start } : null,
     agents: agents.map((a) => ({ agent_id: a.agentId, file: a.file })),
     agents_connect_to: ng ? [ng.url] : instances.map((x) => x.url),
     witness: o.config.witnessApiKey ? o.config.witnessUrl : null,
@@ -145,7 +175,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
   const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
     .version as string;
-  const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now());
+  const redis = await deployRedis(o, ctx);
+  const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now(), redis);
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
   const get = (url: string) =>
     httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
@@ -159,6 +190,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     `deploy ${plan.deployment_id}`,
     async () => {
       const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'deploy' });
+      let startedRedis = false;
       const node = process.execPath;
       const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
       const witness = o.config.witnessApiKey
@@ -181,6 +213,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             agents: plan.agents.length,
           },
         });
+        startedRedis = redis ? await ensureRedis(o, sup, redis, poll) : false;
+        const clusterArgs = redis ? ['--cluster', redis.url] : [];
         for (const inst of plan.instances) {
           await sup.stop(inst.name, 5_000);
           o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
@@ -190,7 +224,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             port: inst.port,
             url: inst.url,
             command: node,
-            args: signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+            args: [
+              ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+              ...clusterArgs,
+            ],
             cwd: o.cwd,
           });
           let exited = false;
@@ -216,7 +253,12 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           sup.adopt(
             { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
             await applyNginx(
-              { prefix, listenPort: plan.nginx.listen_port, upstreams: plan.nginx.upstreams },
+              {
+                prefix,
+                listenPort: plan.nginx.listen_port,
+                upstreams: plan.nginx.upstreams,
+                backups: plan.nginx.backups,
+              },
               running,
               ctx,
             ),
@@ -224,7 +266,11 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           o.progress.step(
             'nginx',
             'ok',
-            `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (least_conn over ${plan.nginx.upstreams.length} instances)`,
+            `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
+              plan.signaling_mode === 'redis'
+                ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
+                : `1 active instance, ${plan.nginx.backups.length} hot standby`
+            })`,
           );
         }
         for (const a of plan.agents) {
@@ -273,15 +319,57 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           processes: [
             ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
             ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
+            ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
           ],
           agents: plan.agents.map((a) => a.agent_id),
         };
         const file = await recordRelease(o.stateDir, release);
         return { plan, applied: true, registered: [...registered].sort(), release_file: file };
+      } catch (err) {
+        // A failed deploy leaves no Redis of its own behind (one an earlier deploy started stays).
+        if (startedRedis) await sup.stop('deploy-redis', 2_000);
+        throw err;
       } finally {
         await witness?.close(1_500);
       }
     },
     ctx.clock,
   );
+}
+
+/** Starts deploy-redis unless it already answers, or checks a configured SIGNALING_CLUSTER_URL. */
+async function ensureRedis(
+  o: DeployOptions,
+  sup: Supervisor,
+  redis: { url: string; start: boolean },
+  poll: (cond: () => Promise<boolean>, timeoutMs: number) => Promise<boolean>,
+): Promise<boolean> {
+  const shown = redis.url.replace(/\/\/[^/@]*@/, '//<redacted>@');
+  if (await pingRedis(redis.url)) {
+    o.progress.step('redis', 'ok', `answering on ${shown}`);
+    return false;
+  }
+  if (!redis.start)
+    throw new UnreachableError(
+      `SIGNALING_CLUSTER_URL ${shown} does not answer`,
+      'start that Redis, or unset SIGNALING_CLUSTER_URL to run one active instance with hot standbys',
+    );
+  o.progress.step('redis', 'running', `starting on ${shown}`);
+  await sup.stop('deploy-redis', 2_000);
+  const port = Number(new URL(redis.url).port);
+  sup.start({ ...redisProcessSpec('deploy-redis', port, o.stateDir), url: redis.url, cwd: o.stateDir });
+  const up = await poll(
+    async () => (await pingRedis(redis.url)) || sup.running('deploy-redis') === undefined,
+    10_000,
+  );
+  if (!up || sup.running('deploy-redis') === undefined) {
+    const last = sup.tail('deploy-redis', 15);
+    await sup.stop('deploy-redis', 2_000);
+    throw new CheckFailedError(
+      `redis-server did not start on ${shown}:\n${last}`,
+      `see ${sup.logFile('deploy-redis')}`,
+    );
+  }
+  o.progress.step('redis', 'ok', `started on ${shown}`);
+  return true;
 }

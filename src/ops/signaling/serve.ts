@@ -5,6 +5,7 @@ import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
 import { BlockList } from '../../services/signaling/block-list.js';
+import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
 import { statePaths } from '../../state/state-dir.js';
 import { untilAborted } from '../shared.js';
@@ -22,6 +23,8 @@ export interface ServeSignalingOptions {
   reapAfterMs: number;
   registerTimeoutMs: number;
   headersTimeoutMs: number;
+  /** Liveness TTL of this instance in the cluster (with SIGNALING_CLUSTER_URL). */
+  clusterTtlMs?: number | undefined;
   signal: AbortSignal;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -32,6 +35,8 @@ export interface SignalingReady {
   instance_id: string;
   pid: number;
   witness: string | null;
+  /** The cluster store (password redacted), or null when standalone. */
+  cluster: string | null;
 }
 
 function readSecretFile(file: string, what: string): string {
@@ -88,6 +93,14 @@ export async function serveSignaling(
       })
     : undefined;
   if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');
+  const cluster = c.signalingClusterUrl
+    ? new RedisCluster({
+        url: c.signalingClusterUrl,
+        instanceId: opts.instanceId,
+        ttlMs: opts.clusterTtlMs,
+        log: opts.log,
+      })
+    : undefined;
   const server = createSignalingServer({
     instanceId: opts.instanceId,
     adminToken,
@@ -101,6 +114,7 @@ export async function serveSignaling(
     tls,
     events: witness,
     log: opts.log,
+    ...(cluster ? { cluster, registry: cluster.registry, relay: cluster.relay } : {}),
     settings: {
       turnFallbackTimeout: c.turnFallbackTimeoutMs,
       iceTransportPolicy: c.iceTransportPolicy,
@@ -113,6 +127,7 @@ export async function serveSignaling(
   try {
     await server.listen(opts.port, opts.host);
   } catch (err) {
+    await cluster?.close();
     await witness?.close(500);
     throw listenFailure(err, opts.host, opts.port);
   }
@@ -122,6 +137,7 @@ export async function serveSignaling(
     instance_id: opts.instanceId,
     pid: process.pid,
     witness: witness ? c.witnessUrl : null,
+    cluster: cluster ? redact(c.signalingClusterUrl) : null,
   });
   await untilAborted(opts.signal);
   opts.log('info', 'draining');

@@ -1,7 +1,9 @@
 import { httpRequest } from '../../clients/http.js';
 import { prometheusReady } from '../../exec/prometheus.js';
+import { pingRedis } from '../../exec/redis.js';
 import { listProcesses, type ProcessRecord, type ProcessRole } from '../../state/processes.js';
 import type { OpContext } from '../shared.js';
+import { type SignalingMode, signalingMode } from './signaling-topology.js';
 import { httpHealthy, readStack, tcpOpen, urls } from './stack.js';
 import { Supervisor } from './supervisor.js';
 
@@ -32,6 +34,8 @@ export interface StatusReport {
     prometheus: string | null;
   } | null;
   mesh: { agents: number; connected: number } | null;
+  /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
+  signaling_mode: SignalingMode | null;
   healthy: boolean;
 }
 
@@ -46,6 +50,8 @@ async function answers(p: ProcessRecord, ctx: Pick<OpContext, 'dispatcher'>): Pr
       return p.url ? httpHealthy(httpOf(p.url), ctx.dispatcher) : true;
     case 'coturn':
       return p.port ? tcpOpen(p.port) : true;
+    case 'redis':
+      return p.url ? pingRedis(p.url) : p.port ? tcpOpen(p.port) : true;
     case 'prometheus':
       return p.url ? prometheusReady(p.url, ctx.dispatcher) : true;
     default:
@@ -67,6 +73,7 @@ export async function status(
       components: [],
       endpoints: null,
       mesh: null,
+      signaling_mode: null,
       healthy: false,
     };
   const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'status' });
@@ -92,12 +99,16 @@ export async function status(
   );
   const signaling = components.find((c) => c.role === 'signaling' && c.healthy && c.url);
   let mesh: StatusReport['mesh'] = null;
+  const instances = components.filter((c) => c.role === 'signaling').length;
+  let mode: SignalingMode | null = instances ? signalingMode(instances, false) : null;
   if (signaling?.url) {
     const get = (p: string) =>
       httpRequest(`${httpOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
         () => undefined,
       );
-    const [agents, conns] = await Promise.all([get('/agents'), get('/connections')]);
+    const [agents, conns, health] = await Promise.all([get('/agents'), get('/connections'), get('/health')]);
+    // The instance says whether it shares the mesh through Redis (a configured one counts too).
+    mode = signalingMode(instances, (health?.json as { cluster?: string })?.cluster === 'redis');
     mesh = {
       agents: ((agents?.json as { agents?: unknown[] })?.agents ?? []).length,
       connected: ((conns?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
@@ -121,6 +132,7 @@ export async function status(
         }
       : null,
     mesh,
+    signaling_mode: mode,
     healthy: components.length > 0 && components.every((c) => c.healthy),
   };
 }

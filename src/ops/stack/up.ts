@@ -4,6 +4,7 @@ import { CheckFailedError, UnreachableError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
 import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
 import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
+import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import type { Progress } from '../../ui/progress.js';
@@ -12,6 +13,7 @@ import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import { exportMonitoring } from '../monitoring/export.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import {
   freePort,
   httpHealthy,
@@ -49,6 +51,8 @@ export interface UpReport {
     turn: string[];
     prometheus: string | null;
   };
+  /** "redis": every instance active, one shared mesh; "standby": one active, the rest hot standbys. */
+  signaling_mode: 'redis' | 'standby' | 'single';
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
   elapsed_ms: number;
@@ -98,6 +102,9 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       ...((await hasBinary(ctx, 'nginx'))
         ? { nginx: { name: 'nginx' as const, port: await freePort() } }
         : {}),
+      ...((await hasBinary(ctx, 'redis-server'))
+        ? { redis: { name: 'redis' as const, port: await freePort() } }
+        : {}),
     };
     writeStack(o.stateDir, stack);
   }
@@ -125,6 +132,15 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   };
   const started: string[] = [];
   const already: string[] = [];
+  const topology = planSignalingTopology({
+    instances: s.signaling.map((x) => x.port),
+    redis: s.redis ? { url: `redis://127.0.0.1:${s.redis.port}`, start: true } : null,
+    frontDoor: urls.nginx(s),
+  });
+  if (!s.redis && s.signaling.length > 1)
+    o.progress.info(
+      'redis-server is not installed (apt-get install redis-server): one signaling instance is active, the others are hot standbys',
+    );
 
   const ensure = async (spec: ProcessSpec, healthy: () => Promise<boolean>) => {
     if (sup.running(spec.name) !== undefined && (await healthy())) {
@@ -219,6 +235,13 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       () => tcpOpen(c.port),
     );
   }
+  if (s.redis && topology.redis) {
+    const redisUrl = topology.redis.url;
+    await ensure(
+      { ...redisProcessSpec('redis', s.redis.port, o.stateDir), url: redisUrl, port: s.redis.port },
+      () => pingRedis(redisUrl),
+    );
+  }
   for (const sig of s.signaling) {
     await ensure(
       {
@@ -232,7 +255,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
           instanceId: sig.name,
           stateDir: o.stateDir,
           adminTokenFile: path.join(o.stateDir, 'admin.token'),
-        }),
+        }).concat(topology.serveArgs),
         env: baseEnv,
       },
       () => httpHealthy(`http://127.0.0.1:${sig.port}`),
@@ -249,17 +272,13 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       await sup.stop('nginx', 2_000);
       sup.adopt(
         { name: 'nginx', role: 'nginx', port: nginxPort, url: `ws://127.0.0.1:${nginxPort}` },
-        await applyNginx(
-          { prefix, listenPort: nginxPort, upstreams: s.signaling.map((x) => x.port) },
-          false,
-          ctx,
-        ),
+        await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false, ctx),
       );
       started.push('nginx');
       o.progress.step(
         'nginx',
         'ok',
-        `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances`,
+        `started on ws://127.0.0.1:${nginxPort} in front of ${s.signaling.length} instances (${topology.mode})`,
       );
     }
   }
@@ -310,7 +329,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         '--prefix',
         'agent',
         '--signaling',
-        urls.signaling(s).join(','),
+        topology.agentUrls.join(','),
         ...(s.coturn.length
           ? [
               '--stun',
@@ -374,6 +393,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       turn: urls.turn(s),
       prometheus: urls.prometheus(s),
     },
+    signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },
     verification,
     elapsed_ms: ctx.clock.now() - t0,

@@ -8,12 +8,8 @@ import Database from 'better-sqlite3';
 import { type Hash, type NodeSource, rootHash } from '../../crypto/merkle.js';
 import { InterruptedError, UnreachableError, UsageError } from '../../errors.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import {
-  type ImportChunk,
-  isPostgresUrl,
-  openPgImport,
-  redactDbUrl,
-} from '../../services/witness/pg-store.js';
+import { type ImportChunk, openPgImport } from '../../services/witness/pg-bulk.js';
+import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
 import type { StoredCheckpoint } from '../../services/witness/store.js';
 
 export interface MigrateOptions {

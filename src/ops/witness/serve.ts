@@ -1,8 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { readStack } from '../../config/local-stack.js';
 import { createSigner, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity } from '../../crypto/key-file.js';
 import { listenFailure, UnreachableError, UsageError } from '../../errors.js';
+import { clusterUrl } from '../../exec/postgres.js';
 import { isPostgresUrl, openPgStore, redactDbUrl } from '../../services/witness/pg-store.js';
 import { createWitnessServer } from '../../services/witness/server.js';
 import { openSqliteStore } from '../../services/witness/sqlite-store.js';
@@ -92,4 +94,12 @@ export async function serveWitness(
   await untilAborted(opts.signal);
   opts.log('info', 'shutting down');
   await server.close();
+}
+
+/** The local stack's witness database: its PostgreSQL (`up --witness-db postgres`), else witness.db. */
+export function localWitnessDb(stateDir: string): string | undefined {
+  const pg = readStack(stateDir)?.postgres;
+  if (pg) return clusterUrl(pg.port, 'witness');
+  const file = path.join(stateDir, 'witness.db');
+  return existsSync(file) ? file : undefined;
 }

@@ -17,7 +17,8 @@ import { canonicalize } from '../../crypto/jcs.js';
 import { readPublicKey } from '../../crypto/key-file.js';
 import { CompactRange, leafHash } from '../../crypto/merkle.js';
 import { UsageError } from '../../errors.js';
-import { isPostgresUrl, openPgRows, redactDbUrl } from '../../services/witness/pg-store.js';
+import { openPgRows } from '../../services/witness/pg-bulk.js';
+import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
 import { witnessOrigin } from '../../services/witness/server.js';
 
 export type ProblemKind =

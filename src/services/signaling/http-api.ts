@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseIceUrl } from '../../config/ice-url.js';
 import { AGENT_ID_RULE, isAgentId } from '../../protocol/ids.js';
-import { CLOSE } from '../../protocol/signaling.js';
 import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
+import { disconnectBlocked } from './push.js';
+import { RegistryUnavailableError } from './redis-registry.js';
 import type { MeshCore } from './types.js';
 
 type Handler = (core: MeshCore, req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
@@ -50,6 +51,7 @@ function agentIdOf(b: Record<string, unknown>): string {
 async function unblock(core: MeshCore, res: ServerResponse, id: string): Promise<void> {
   const entry = core.blocks.remove(id);
   if (!entry) throw new HttpError(404, 'not_blocked', `${id} is not blocked`);
+  if (core.cluster.mode !== 'standalone') await core.cluster.push({ kind: 'unblock', agent_id: id });
   core.event({
     event: 'agent_unblocked',
     agent_id: id,
@@ -69,9 +71,15 @@ const routes: Record<string, Handler> = {
         instance_id: core.deps.instanceId,
         agents,
       });
+    // Cluster store unreachable: this instance still relays for the agents it holds, so it is
+    // serving (200, not the contract's 503 "not serving"), but "degraded" is not "ok", so the
+    // runbook's grep '"status":"ok"' and `ifmesh status` flag it (README, "Scaling out").
+    const healthy = core.cluster.healthy();
     sendJson(res, 200, {
-      status: 'ok',
+      status: healthy ? 'ok' : 'degraded',
+      ...(healthy ? {} : { reason: 'cluster_store_unreachable' }),
       instance_id: core.deps.instanceId,
+      cluster: core.cluster.mode,
       agents,
       uptime_s,
       rotation: core.rotation?.rotation_id ?? null,
@@ -102,6 +110,7 @@ const routes: Record<string, Handler> = {
     sendJson(res, 200, {
       total_agents: await core.registry.count(),
       local_agents: core.local.size,
+      cluster: core.cluster.mode,
       connections,
       by_state,
       relay_ratio: connected.length ? relay / connected.length : 0,
@@ -132,8 +141,11 @@ const routes: Record<string, Handler> = {
       enableBandwidthAdaptation: b.enableBandwidthAdaptation,
       maxBitrateMbps: b.maxBitrateMbps ?? null,
     };
-    core.settings.bandwidth = bandwidth;
-    const pushed = core.broadcast({ type: 'config', bandwidth });
+    const pushed = await core.cluster.push({
+      kind: 'config',
+      settings: { bandwidth },
+      frame: { type: 'config', bandwidth },
+    });
     core.event({
       event: 'bandwidth_config_pushed',
       metadata: { ...bandwidth, pushed, instance_id: core.deps.instanceId },
@@ -154,14 +166,10 @@ const routes: Record<string, Handler> = {
       reason,
       blocked_at: new Date(core.now()).toISOString(),
     });
-    // Disconnect whatever this instance holds of the identity: the id, or the key under another id.
-    let disconnected = 0;
-    for (const s of core.local.values()) {
-      if (s.agentId !== id && !(entry.public_key && s.publicKey === entry.public_key)) continue;
-      core.send(s, { type: 'error', code: 'blocked', message: `${id} is blocked (${reason})` });
-      s.ws.close(CLOSE.unauthorized, 'blocked');
-      disconnected += 1;
-    }
+    // This instance drops what it holds of the identity (its id, or its key under another id); in a
+    // cluster the push makes every other instance update its list and do the same.
+    const disconnected = disconnectBlocked(core, entry);
+    if (core.cluster.mode !== 'standalone') await core.cluster.push({ kind: 'block', entry });
     core.event({
       event: 'agent_blocked',
       agent_id: id,
@@ -185,45 +193,39 @@ const routes: Record<string, Handler> = {
   'POST /admin/rotate-keys': async (core, req, res) => {
     admin(core, req);
     const b = await body(req);
-    const rotation_id = `rot-${randomUUID()}`;
-    const targets = new Set(core.local.keys());
-    core.rotation = {
-      rotation_id,
+    const rotation = {
+      rotation_id: `rot-${randomUUID()}`,
       started_at: new Date(core.now()).toISOString(),
       reason: typeof b.rotation_reason === 'string' ? b.rotation_reason.slice(0, 200) : 'unspecified',
       incident_id: typeof b.incident_id === 'string' ? b.incident_id.slice(0, 200) : null,
       force_immediate: b.force_immediate === true,
-      targets,
-      completed: new Set(),
     };
-    core.broadcast({
-      type: 'rotate-keys',
-      rotation_id,
-      force_immediate: core.rotation.force_immediate,
-      reason: core.rotation.reason,
-    });
+    // Targets are recorded before the push, so no agent's keys-rotated can arrive before them.
+    const total = await core.cluster.rotationStart(rotation);
+    await core.cluster.push({ kind: 'rotate', rotation });
     core.event({
       event: 'key_rotation_started',
-      incident_id: core.rotation.incident_id ?? undefined,
-      metadata: { rotation_id, total: targets.size, reason: core.rotation.reason },
+      incident_id: rotation.incident_id ?? undefined,
+      metadata: { rotation_id: rotation.rotation_id, total, reason: rotation.reason },
     });
     sendJson(res, 200, {
       status: 'started',
-      rotation_id,
-      total: targets.size,
-      started_at: core.rotation.started_at,
+      rotation_id: rotation.rotation_id,
+      total,
+      started_at: rotation.started_at,
     });
   },
   'GET /admin/key-rotation-status': async (core, _req, res) => {
-    const r = core.rotation;
+    const r = await core.cluster.rotationStatus();
     if (!r) return sendJson(res, 200, { status: 'idle', completed: 0, total: 0, rotation_id: null });
-    const completed = [...r.targets].filter((a) => r.completed.has(a)).length;
-    const pending = [...r.targets].filter((a) => !r.completed.has(a));
+    const done = new Set(r.completed);
+    const completed = r.targets.filter((a) => done.has(a)).length;
+    const pending = r.targets.filter((a) => !done.has(a));
     sendJson(res, 200, {
-      status: completed === r.targets.size ? 'completed' : 'in_progress',
+      status: completed === r.targets.length ? 'completed' : 'in_progress',
       rotation_id: r.rotation_id,
       completed,
-      total: r.targets.size,
+      total: r.targets.length,
       pending,
       started_at: r.started_at,
       reason: r.reason,
@@ -241,8 +243,11 @@ const routes: Record<string, Handler> = {
         throw new HttpError(400, 'invalid_request', `turn_servers[${i}]: ${parsed}`);
       return parsed.url;
     });
-    core.settings.turnServers = urls;
-    const pushed = core.broadcast({ type: 'config', turn_servers: urls });
+    const pushed = await core.cluster.push({
+      kind: 'config',
+      settings: { turnServers: urls },
+      frame: { type: 'config', turn_servers: urls },
+    });
     core.event({
       event: 'turn_servers_reloaded',
       metadata: { turn_servers: urls, pushed, instance_id: core.deps.instanceId },
@@ -257,13 +262,7 @@ const routes: Record<string, Handler> = {
       if (c.candidate_type !== 'relay') continue;
       relayed.set(c.agent_id, [...(relayed.get(c.agent_id) ?? []), c.peer_id]);
     }
-    let pushed = 0;
-    for (const [agentId, peers] of relayed) {
-      const s = core.local.get(agentId);
-      if (!s) continue;
-      core.send(s, { type: 'reconnect', reason: 'turn_servers_changed', peers });
-      pushed += 1;
-    }
+    const pushed = await core.cluster.push({ kind: 'reconnect', peers: Object.fromEntries(relayed) });
     core.event({
       event: 'turn_peers_reconnect_requested',
       metadata: { agents: pushed, instance_id: core.deps.instanceId },
@@ -299,7 +298,12 @@ export async function handleHttp(core: MeshCore, req: IncomingMessage, res: Serv
     }
     await handler(core, req, res, url);
   } catch (err) {
-    const e = err instanceof HttpError ? err : new HttpError(500, 'internal', (err as Error).message);
+    const e =
+      err instanceof HttpError
+        ? err
+        : err instanceof RegistryUnavailableError
+          ? new HttpError(503, 'cluster_unavailable', `${err.message}; retry shortly`)
+          : new HttpError(500, 'internal', (err as Error).message);
     if (e.status >= 500) core.log('error', 'request failed', { path: url.pathname, error: e.message });
     if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
     else res.destroy();

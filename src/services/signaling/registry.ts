@@ -15,6 +15,8 @@ export interface AgentRecord {
   remote: string;
   connectedAt: string;
   metadata: Record<string, unknown>;
+  /** Registration order, where the registry keeps one (Redis): set by claim, not by the caller. */
+  seq?: number;
 }
 
 export interface ConnectionReport {

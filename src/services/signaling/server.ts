@@ -1,12 +1,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { Gauge } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOSE } from '../../protocol/signaling.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { BlockList } from './block-list.js';
 import { handleHttp } from './http-api.js';
 import { SignalingMetrics } from './metrics.js';
+import { standaloneCluster } from './push.js';
 import { MemoryRegistry } from './registry.js';
 import { openSession } from './sessions.js';
 import type { MeshCore, Session, SignalingDeps } from './types.js';
@@ -39,12 +41,14 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
   const now = deps.now ?? Date.now;
   const metrics = new SignalingMetrics();
   const registry = deps.registry ?? new MemoryRegistry();
+  const cluster = deps.cluster ?? standaloneCluster();
   const local = new Map<string, Session>();
   const meshes = new Map<string, Set<Session>>();
   const core: MeshCore = {
     deps,
     registry,
     blocks: deps.blockList ?? new BlockList(),
+    cluster,
     metrics,
     local,
     meshes,
@@ -82,7 +86,30 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
       }
       return n;
     },
+    announce(frame, mesh, except) {
+      core.broadcast(frame, except, mesh);
+      cluster.announce(mesh, frame, except?.agentId);
+    },
   };
+  // Which instance this is and in which mode: a cluster's /metrics are scraped per instance.
+  new Gauge({
+    name: 'webrtc_signaling_instance_info',
+    help: 'This signaling instance (value 1); cluster is "redis" or "standalone"',
+    labelNames: ['instance_id', 'cluster'],
+    registers: [metrics.registry],
+  }).set({ instance_id: deps.instanceId, cluster: cluster.mode }, 1);
+  new Gauge({
+    name: 'webrtc_signaling_cluster_agents',
+    help: 'Agents registered on every instance of the mesh (this one included)',
+    registers: [metrics.registry],
+    async collect() {
+      try {
+        this.set(await registry.count());
+      } catch {
+        this.reset();
+      }
+    },
+  });
 
   const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) =>
     void handleHttp(core, req, res);
@@ -175,15 +202,21 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
       return base('http');
     },
     listen(port, host = '127.0.0.1') {
-      return new Promise((resolve, rejectListen) => {
-        http.once('error', rejectListen);
-        http.listen(port, host, () => {
-          http.off('error', rejectListen);
-          address = http.address() as AddressInfo;
-          core.event({ event: 'signaling_server_started', metadata: { url: base('ws'), pid: process.pid } });
-          resolve(address);
-        });
-      });
+      return cluster.start(core).then(
+        () =>
+          new Promise((resolve, rejectListen) => {
+            http.once('error', rejectListen);
+            http.listen(port, host, () => {
+              http.off('error', rejectListen);
+              address = http.address() as AddressInfo;
+              core.event({
+                event: 'signaling_server_started',
+                metadata: { url: base('ws'), pid: process.pid },
+              });
+              resolve(address);
+            });
+          }),
+      );
     },
     close() {
       closing ??= (async () => {
@@ -204,6 +237,8 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
             resolve();
           }, 1_000).unref();
         });
+        // Whatever registrations are left (sockets whose release did not reach the store) go now.
+        await cluster.close();
       })();
       return closing;
     },

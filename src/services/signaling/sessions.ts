@@ -10,7 +10,13 @@ import {
   parseClientFrame,
   registerChallenge,
 } from '../../protocol/signaling.js';
+import { RegistryUnavailableError } from './redis-registry.js';
+import type { AgentRecord } from './registry.js';
 import type { MeshCore, Session } from './types.js';
+
+// RFC 6455 "Try Again Later": the cluster store is unreachable, so this instance cannot tell who
+// else is in the mesh; the agent retries (here or on another instance) instead of joining a split.
+const TRY_AGAIN_LATER = 1013;
 
 export function newNonce(): string {
   return toBase64url(randomBytes(32));
@@ -54,7 +60,11 @@ export function openSession(core: MeshCore, ws: WebSocket, ip: string): Session 
       core.log('error', 'frame handling failed', { error: String(err), agent_id: session.agentId });
     });
   });
-  ws.on('close', () => void closeSession(core, session));
+  ws.on('close', () => {
+    closeSession(core, session).catch((err) => {
+      core.log('error', 'session close failed', { error: String(err), agent_id: session.agentId });
+    });
+  });
   ws.on('error', () => {});
   return session;
 }
@@ -172,6 +182,7 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
         return error(core, session, 'unknown_rotation', `no rotation ${frame.rotation_id} is under way`);
       if (!r.completed.has(from)) {
         r.completed.add(from);
+        await core.cluster.rotationComplete(r.rotation_id, from);
         core.metrics.keyRotations.inc();
         core.event({
           event: 'srtp_key_rotated',
@@ -280,7 +291,7 @@ async function register(
     );
   }
   const rekey = session.agentId === f.agent_id && session.publicKey !== f.public_key;
-  const result = await core.registry.claim({
+  const record: AgentRecord = {
     agentId: f.agent_id,
     publicKey: f.public_key,
     keyId: keyId(publicKey),
@@ -290,7 +301,22 @@ async function register(
     remote: session.ip,
     connectedAt: new Date(core.now()).toISOString(),
     metadata: f.metadata,
-  });
+  };
+  let result: Awaited<ReturnType<typeof core.registry.claim>>;
+  try {
+    // Subscribed to the mesh's announcements before claiming, so no later join is missed.
+    await core.cluster.joinMesh(mesh);
+    result = await core.registry.claim(record);
+  } catch (err) {
+    if (!(err instanceof RegistryUnavailableError)) throw err;
+    return fail(
+      core,
+      session,
+      'cluster_unavailable',
+      'the cluster registry is unreachable; retry shortly',
+      TRY_AGAIN_LATER,
+    );
+  }
   if (result.status === 'taken') {
     return fail(
       core,
@@ -307,26 +333,32 @@ async function register(
     core.meshes.get(replacedLocal.mesh)?.delete(replacedLocal);
     replacedLocal.ws.close(CLOSE.replaced, 'registered from another connection');
   }
+  if (result.replaced) core.cluster.replaced(result.replaced);
   session.agentId = f.agent_id;
   session.publicKey = f.public_key;
   session.mesh = mesh;
+  session.record = record;
   core.local.set(f.agent_id, session);
   const members = core.meshes.get(mesh) ?? new Set();
   members.add(session);
   core.meshes.set(mesh, members);
-  const peers = (await core.registry.list(mesh))
-    .filter((a) => a.agentId !== f.agent_id)
+  const registered = await core.registry.list(mesh).catch(() => [record]);
+  // Where the registry orders registrations, list only earlier ones: with several instances two
+  // agents can register at once, and each seeing the other would make both offer.
+  const mine = registered.find((a) => a.agentId === f.agent_id && a.sessionId === session.id)?.seq;
+  const peers = registered
+    .filter((a) => a.agentId !== f.agent_id && (mine === undefined || a.seq === undefined || a.seq < mine))
     .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
   core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
-  core.broadcast(
+  core.announce(
     {
       type: 'agent-joined',
       agent_id: f.agent_id,
       public_key: f.public_key,
       ...(rekey ? { rekeyed: true } : {}),
     },
-    session,
     mesh,
+    session,
   );
   core.metrics.registrations.inc();
   core.metrics.agents.set(core.local.size);
@@ -350,12 +382,25 @@ async function closeSession(core: MeshCore, session: Session): Promise<void> {
   core.local.delete(agentId);
   const members = core.meshes.get(session.mesh);
   members?.delete(session);
-  if (members?.size === 0) core.meshes.delete(session.mesh);
+  if (members?.size === 0) {
+    core.meshes.delete(session.mesh);
+    core.cluster.leaveMesh(session.mesh);
+  }
   core.metrics.agents.set(core.local.size);
-  if (await core.registry.release(agentId, session.id)) {
+  let released: boolean;
+  try {
+    released = await core.registry.release(agentId, session.id);
+  } catch (err) {
+    if (!(err instanceof RegistryUnavailableError)) throw err;
+    // The store is away: tell the agents here now; the other instances hear it when this instance
+    // reconciles with the store.
+    core.broadcast({ type: 'agent-left', agent_id: agentId }, undefined, session.mesh);
+    return;
+  }
+  if (released) {
     core.metrics.forgotten(await core.registry.forget(agentId));
     core.metrics.agentLeft(agentId);
-    core.broadcast({ type: 'agent-left', agent_id: agentId }, undefined, session.mesh);
+    core.announce({ type: 'agent-left', agent_id: agentId }, session.mesh);
     core.event({
       event: 'agent_left',
       agent_id: agentId,

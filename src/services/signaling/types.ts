@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
 import type { WitnessEvent } from '../../protocol/witness.js';
-import type { BlockList } from './block-list.js';
+import type { BlockEntry, BlockList } from './block-list.js';
 import type { SignalingMetrics } from './metrics.js';
-import type { MeshRegistry, Relay } from './registry.js';
+import type { AgentRecord, MeshRegistry, Relay } from './registry.js';
 
 /** Anything that takes witness events: the spooling WitnessClient, or a recorder in tests. */
 export interface EventSink {
@@ -51,6 +51,8 @@ export interface SignalingDeps {
   blockList?: BlockList;
   registry?: MeshRegistry;
   relay?: Relay;
+  /** What instances share beyond the registry (announcements, admin pushes, rotation state). */
+  cluster?: MeshCluster;
   events?: EventSink | undefined;
   tls?: { cert: string; key: string } | undefined;
   now?: () => number;
@@ -72,6 +74,8 @@ export interface Session {
   lastRefill: number;
   refused: number;
   registerTimer: NodeJS.Timeout | undefined;
+  /** The registration this socket holds, kept to re-claim it when the cluster store was lost. */
+  record?: AgentRecord | undefined;
 }
 
 export interface KeyRotation {
@@ -84,12 +88,61 @@ export interface KeyRotation {
   completed: Set<string>;
 }
 
+export interface RotationMeta {
+  rotation_id: string;
+  started_at: string;
+  reason: string;
+  incident_id: string | null;
+  force_immediate: boolean;
+}
+
+/** A rotation as /admin/key-rotation-status reports it (cluster-wide in a cluster). */
+export interface RotationView extends RotationMeta {
+  targets: string[];
+  completed: string[];
+}
+
+/** An admin push, applied by every instance to the agents it holds. */
+export type AdminPush =
+  | { kind: 'config'; settings: Partial<MeshSettings>; frame: Record<string, unknown> }
+  | { kind: 'rotate'; rotation: RotationMeta }
+  | { kind: 'reconnect'; peers: Record<string, string[]> }
+  /** `ifmesh agents block|unblock`: every instance updates its block list and drops the identity. */
+  | { kind: 'block'; entry: BlockEntry }
+  | { kind: 'unblock'; agent_id: string };
+
+/**
+ * What instances share beyond the registry. Standalone, this instance is the whole mesh; over
+ * Redis, announcements and pushes reach every instance and rotation state is kept in Redis.
+ */
+export interface MeshCluster {
+  readonly mode: 'standalone' | 'redis';
+  /** False while the shared store is unreachable (the instance still serves the agents it holds). */
+  healthy(): boolean;
+  start(core: MeshCore): Promise<void>;
+  /** Sends an announcement to the mesh's agents on the other instances (the caller did the local ones). */
+  announce(mesh: string, frame: Record<string, unknown>, exceptAgent?: string): void;
+  /** Subscribes this instance to a mesh's announcements before it lists the mesh's peers. */
+  joinMesh(mesh: string): Promise<void>;
+  leaveMesh(mesh: string): void;
+  /** A registration here replaced `rec`; the instance holding its socket closes it (4409). */
+  replaced(rec: AgentRecord): void;
+  /** Applies `push` on every instance; returns how many agents it is addressed to. */
+  push(push: AdminPush): Promise<number>;
+  /** Records a rotation's targets (every agent of the cluster) before the push goes out. */
+  rotationStart(meta: RotationMeta): Promise<number>;
+  rotationComplete(rotationId: string, agentId: string): Promise<void>;
+  rotationStatus(): Promise<RotationView | undefined>;
+  close(): Promise<void>;
+}
+
 /** What the WebSocket sessions and the HTTP API share. */
 export interface MeshCore {
   deps: SignalingDeps;
   registry: MeshRegistry;
   blocks: BlockList;
   relay: Relay;
+  cluster: MeshCluster;
   metrics: SignalingMetrics;
   /** Local sessions by registered agent id. */
   local: Map<string, Session>;
@@ -106,4 +159,6 @@ export interface MeshCore {
   send(session: Session, frame: Record<string, unknown>): void;
   /** Sends to every registered local session, or those of one mesh; returns how many. */
   broadcast(frame: Record<string, unknown>, except?: Session, mesh?: string): number;
+  /** Broadcasts to the mesh here and on every other instance. */
+  announce(frame: Record<string, unknown>, mesh: string, except?: Session): void;
 }

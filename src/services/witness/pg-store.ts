@@ -18,7 +18,8 @@ import {
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import { type Condition, compileRegex, type ParsedQuery } from './query.js';
+import { conditionSql, EVENT_COLUMNS, inTransaction, matchesAll, writeRows } from './pg-sql.js';
+import { compileRegex, type ParsedQuery } from './query.js';
 import {
   type AppendItem,
   type AppendResult,
@@ -51,11 +52,8 @@ INSERT INTO head (one, size) VALUES (TRUE, 0) ON CONFLICT DO NOTHING;
 
 // Any constant: instances creating the schema at once take turns instead of racing on the catalog.
 const SCHEMA_LOCK = 0x1f_4e55;
-// The nodes of the compact range of the locked size: for each set bit `l` of size, node (l, (size >> (l+1)) * 2).
-const RANGE_SQL = `SELECT h.size, g.l AS level, n.hash FROM head h CROSS JOIN generate_series(0, 62) AS g(l)
-  LEFT JOIN nodes n ON n.level = g.l AND n.idx = (h.size >> (g.l + 1)) * 2
-  WHERE (h.size >> g.l) & 1 = 1 ORDER BY g.l DESC`;
-const INDEXED = new Set<string>(INDEXED_FIELDS);
+const NODES_SQL =
+  'SELECT n.level, n.idx, n.hash FROM unnest($1::int[], $2::bigint[]) AS w(level, idx) JOIN nodes n USING (level, idx)';
 const QUERY_TIMEOUT_CODE = '57014';
 // Regexes are evaluated here with re2js (RE2 semantics: linear time, no catastrophic backtracking),
 // over pages of candidate rows, in slices of SLICE_MS between turns of the event loop, as on SQLite.
@@ -100,147 +98,15 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
   writes.on('error', () => {});
   reads.on('error', () => {});
   try {
-    const c = await writes.connect();
-    try {
-      await c.query('BEGIN');
+    await inTransaction(writes, async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
       await c.query(SCHEMA);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+    });
   } catch (err) {
     await Promise.allSettled([writes.end(), reads.end()]);
     throw err;
   }
   return new PgWitnessStore(writes, reads, opts.monotonicNow ?? (() => performance.now()));
-}
-
-/**
- * Read-only access to a PostgreSQL log's tables in sequence order, for `witness verify --db` and
- * `witness migrate`: one connection in a REPEATABLE READ snapshot, so a witness appending meanwhile
- * cannot make the rows read disagree with each other. Pages by key, 10,000 rows at a time.
- */
-export async function openPgRows(url: string) {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  c.on('error', () => {});
-  await c.connect();
-  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  async function* pages<T>(sql: string, key: (row: T) => number): AsyncIterable<T> {
-    let after = -1;
-    for (;;) {
-      const r = await c.query(sql, [after, 10_000]);
-      yield* r.rows as T[];
-      if (r.rows.length < 10_000) return;
-      after = key(r.rows[r.rows.length - 1] as T);
-    }
-  }
-  const num = <T extends Record<string, unknown>>(rows: AsyncIterable<T>, keys: (keyof T)[]) =>
-    (async function* () {
-      for await (const row of rows) {
-        for (const k of keys) (row as Record<string, unknown>)[k as string] = Number(row[k]);
-        yield row;
-      }
-    })();
-  const checkpoints = (await c.query('SELECT size, root, note FROM checkpoints ORDER BY size')).rows.map(
-    (r) => ({
-      size: Number(r.size),
-      root: r.root as Buffer,
-      note: r.note as string,
-    }),
-  );
-  return {
-    rows: {
-      checkpoints,
-      leaves: num(
-        pages<{ idx: number; hash: Buffer }>(
-          'SELECT idx, hash FROM nodes WHERE level = 0 AND idx > $1 ORDER BY idx LIMIT $2',
-          (r) => Number(r.idx),
-        ),
-        ['idx'],
-      ),
-      events: num(
-        pages<{ id: number; ts_ms: number; body: string | null }>(
-          'SELECT id, ts_ms, body FROM events WHERE id > $1 ORDER BY id LIMIT $2',
-          (r) => Number(r.id),
-        ),
-        ['id', 'ts_ms'],
-      ),
-      prunedCount: async () =>
-        Number((await c.query('SELECT COUNT(*) AS n FROM events WHERE body IS NULL')).rows[0].n),
-    },
-    close: async () => {
-      await c.query('ROLLBACK').catch(() => {});
-      await c.end().catch(() => {});
-    },
-  };
-}
-
-export interface ImportChunk {
-  events: {
-    id: number;
-    ts_ms: number;
-    body: string | null;
-    idem_key: string | null;
-    content_hash: string | null;
-    [field: string]: unknown;
-  }[];
-  nodes: { level: number; idx: number; hash: Buffer }[];
-}
-
-/**
- * Bulk import for `witness migrate`: rows copied as they are (ids, bodies, leaves and inner nodes),
- * each chunk in one transaction that also moves `head`, so an interrupted import leaves a shorter
- * but whole log, and a second run resumes from its size.
- */
-export async function openPgImport(url: string) {
-  const store = await openPgStore(url, { poolSize: 1 });
-  const pool = store.writes;
-  const cols = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
-  const types = ['bigint', 'bigint', ...cols.slice(2).map(() => 'text')];
-  return {
-    store,
-    size: () => store.treeHead().then((h) => h.size),
-    async writeChunk(from: number, to: number, chunk: ImportChunk): Promise<void> {
-      const c = await pool.connect();
-      let broken = false;
-      try {
-        await c.query('BEGIN');
-        const size = Number((await c.query('SELECT size FROM head FOR UPDATE')).rows[0].size);
-        if (size !== from)
-          throw new Error(`the target log grew to ${size} events while importing (another writer?)`);
-        await c.query(
-          `INSERT INTO events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-          cols.map((col) => chunk.events.map((e) => e[col] ?? null)),
-        );
-        await c.query(
-          'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-          [chunk.nodes.map((n) => n.level), chunk.nodes.map((n) => n.idx), chunk.nodes.map((n) => n.hash)],
-        );
-        await c.query('UPDATE head SET size = $1', [to]);
-        await c.query('COMMIT');
-      } catch (err) {
-        broken = true;
-        await c.query('ROLLBACK').catch(() => {});
-        throw err;
-      } finally {
-        c.release(broken);
-      }
-    },
-    async copyCheckpoints(cps: StoredCheckpoint[]): Promise<number> {
-      if (!cps.length) return 0;
-      const r = await pool.query(
-        `INSERT INTO checkpoints (size, root, time, note) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[])
-         ON CONFLICT (size) DO NOTHING`,
-        [cps.map((c) => c.size), cps.map((c) => c.root), cps.map((c) => c.time), cps.map((c) => c.note)],
-      );
-      return r.rowCount ?? 0;
-    },
-    close: () => store.close(),
-  };
 }
 
 /** Records which nodes an algorithm asks for, answering with placeholders; the access pattern of the
@@ -259,6 +125,8 @@ export class PgWitnessStore implements WitnessStore {
   private draining: Promise<void> | undefined;
   private closed = false;
   private readonly regexCache = new Map<string, RE2JS>();
+  /** The compact range after this instance's last committed append, valid while head has that size. */
+  private range: CompactRange | undefined;
 
   constructor(
     readonly writes: pg.Pool,
@@ -289,13 +157,13 @@ export class PgWitnessStore implements WitnessStore {
     this.draining = undefined;
   }
 
-  private async transaction(batches: AppendItem[][]): Promise<AppendResult[]> {
-    const c = await this.writes.connect();
-    let broken = false;
-    try {
-      await c.query('BEGIN');
-      await c.query('SELECT size FROM head FOR UPDATE');
-      const range = await compactRange(c);
+  private transaction(batches: AppendItem[][]): Promise<AppendResult[]> {
+    return inTransaction(this.writes, async (c) => {
+      const size = Number((await c.query('SELECT size FROM head FOR UPDATE')).rows[0].size);
+      // The range this instance left after its own last append is still right if nobody appended
+      // since (nodes below the size never change); otherwise it is read again, O(log n) rows.
+      const range = this.range?.size === size ? this.range : await compactRange(c, size);
+      this.range = undefined;
       const keys = [...new Set(batches.flat().flatMap((i) => (i.idempotencyKey ? [i.idempotencyKey] : [])))];
       const known = new Map<string, { id: number; hash: string }>();
       if (keys.length) {
@@ -305,31 +173,15 @@ export class PgWitnessStore implements WitnessStore {
         );
         for (const row of r.rows) known.set(row.idem_key, { id: Number(row.id), hash: row.content_hash });
       }
-      const rows: unknown[][] = [[], [], [], [], [], ...INDEXED_FIELDS.map(() => [])];
+      const rows: unknown[][] = EVENT_COLUMNS.map(() => []);
       const nodes: [number[], number[], Buffer[]] = [[], [], []];
       const results = batches.map((items) => appendOne(items, known, range, rows, nodes));
-      if (rows[0]!.length) {
-        const cols = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
-        const types = ['bigint', 'bigint', ...cols.slice(2).map(() => 'text')];
-        await c.query(
-          `INSERT INTO events (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`,
-          rows,
-        );
-        await c.query(
-          'INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])',
-          nodes,
-        );
-        await c.query('UPDATE head SET size = $1', [range.size]);
-      }
-      await c.query('COMMIT');
+      if (rows[0]!.length) await writeRows(c, rows, nodes, range.size);
+      return { results, range };
+    }).then(({ results, range }) => {
+      this.range = range;
       return results;
-    } catch (err) {
-      broken = true;
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release(broken);
-    }
+    });
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
@@ -402,13 +254,10 @@ export class PgWitnessStore implements WitnessStore {
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {
-    const c = await this.writes.connect();
-    try {
-      const range = await compactRange(c);
-      return { size: range.size, root: range.root() };
-    } finally {
-      c.release();
-    }
+    const size = await this.size();
+    const cached = this.range;
+    if (cached?.size === size) return { size, root: cached.root() };
+    return { size, root: (await compactRange(this.writes, size)).root() };
   }
 
   private async size(): Promise<number> {
@@ -425,10 +274,7 @@ export class PgWitnessStore implements WitnessStore {
     const rec = new NodeRecorder();
     fn(rec);
     const wanted = [...rec.wanted.values()];
-    const r = await this.writes.query(
-      'SELECT n.level, n.idx, n.hash FROM unnest($1::int[], $2::bigint[]) AS w(level, idx) JOIN nodes n USING (level, idx)',
-      [wanted.map((w) => w[0]), wanted.map((w) => w[1])],
-    );
+    const r = await this.writes.query(NODES_SQL, [wanted.map((w) => w[0]), wanted.map((w) => w[1])]);
     const found = new Map<string, Hash>(r.rows.map((row) => [`${row.level}:${row.idx}`, row.hash]));
     return fn({
       node(level, index) {
@@ -505,18 +351,20 @@ export class PgWitnessStore implements WitnessStore {
 }
 
 /** The compact range at the current size, from the O(log n) stored perfect-subtree roots. */
-async function compactRange(c: pg.PoolClient): Promise<CompactRange> {
-  const r = await c.query(RANGE_SQL);
-  const size = Number(r.rows[0]?.size ?? (await c.query('SELECT size FROM head')).rows[0]?.size ?? 0);
-  const byLevel = new Map<number, Hash>();
-  for (const row of r.rows) {
-    if (!row.hash)
-      throw new Error(`merkle node at level ${row.level} for size ${size} is missing from the database`);
-    byLevel.set(Number(row.level), row.hash);
-  }
+async function compactRange(c: pg.Pool | pg.PoolClient, size: number): Promise<CompactRange> {
+  const rec = new NodeRecorder();
+  CompactRange.fromSource(rec, size);
+  const wanted = [...rec.wanted.values()];
+  const r = await c.query(NODES_SQL, [wanted.map((w) => w[0]), wanted.map((w) => w[1])]);
+  const found = new Map<string, Hash>(r.rows.map((row) => [`${row.level}:${row.idx}`, row.hash]));
   return CompactRange.fromSource(
     {
-      node: (level) => byLevel.get(level)!,
+      node: (level, index) => {
+        const h = found.get(`${level}:${index}`);
+        if (!h)
+          throw new Error(`merkle node (${level}, ${index}) for size ${size} is missing from the database`);
+        return h;
+      },
     },
     size,
   );
@@ -573,52 +421,4 @@ function appendOne(
     created += 1;
   }
   return { status: 'ok', ids, created };
-}
-
-function valueAt(doc: unknown, path: string[]): unknown {
-  let v = doc;
-  for (const p of path) {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
-    v = (v as Record<string, unknown>)[p];
-  }
-  return v;
-}
-
-function matchesAll(body: string, regexes: { path: string[]; re: RE2JS }[]): boolean {
-  const doc = JSON.parse(body) as unknown;
-  return regexes.every(({ path, re }) => {
-    const v = valueAt(doc, path);
-    // test() searches like matcher().find() but takes re2js's faster DFA path (about 15x here).
-    return typeof v === 'string' && re.test(v);
-  });
-}
-
-const CMP = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
-
-// JSON types are respected as on SQLite: jsonb equality never makes false equal 0 or "600" equal 600.
-function literalSql(path: string[], value: unknown, params: unknown[], op = '='): string {
-  if (typeof value === 'string' && path.length === 1 && INDEXED.has(path[0]!))
-    return `${path[0]} COLLATE "C" ${op} $${params.push(value)}`;
-  const at = `(body::jsonb #> $${params.push(path)}::text[])`;
-  if (op === '=') return `COALESCE(${at} = $${params.push(JSON.stringify(value))}::jsonb, FALSE)`;
-  if (typeof value === 'number')
-    return `(jsonb_typeof(${at}) = 'number' AND ${at} ${op} $${params.push(JSON.stringify(value))}::jsonb)`;
-  if (typeof value === 'string')
-    return `(jsonb_typeof(${at}) = 'string' AND (${at} #>> '{}') COLLATE "C" ${op} $${params.push(value)})`;
-  return 'FALSE';
-}
-
-function conditionSql(c: Condition, params: unknown[]): string {
-  switch (c.op) {
-    case 'eq':
-      return `COALESCE(${literalSql(c.path, c.value, params)}, FALSE)`;
-    case 'ne':
-      return `NOT COALESCE(${literalSql(c.path, c.value, params)}, FALSE)`;
-    case 'in':
-      return `(${c.values.map((v) => `COALESCE(${literalSql(c.path, v, params)}, FALSE)`).join(' OR ')})`;
-    case 'regex':
-      throw new Error('regex conditions are evaluated outside SQL');
-    default:
-      return `COALESCE(${literalSql(c.path, c.value, params, CMP[c.op])}, FALSE)`;
-  }
 }

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode } from '../src/errors.js';
+import { runPreflight } from '../src/ops/preflight/index.js';
+import { createProgress } from '../src/ui/progress.js';
+
+const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(withConfigOptions(cmd))
+    .addOption(shared('state-dir'))
+    .action(async (flags: ConfigFlags & { stateDir?: string; json?: boolean }) => {
+      const out = io.output(flags);
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      const report = await runPreflight(ctx, {
+        configFile: flags.config,
+        set: flags.set,
+        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        onStart: (name) => progress.step(name, 'running'),
+        onCheck: (r) =>
+          progress.step(
+            r.name,
+            r.status === 'fail' ? 'fail' : 'ok',
+            r.status === 'warn' ? `! ${r.detail}` : r.detail,
+          ),
+      }).finally(() => progress.close());
+      out.result(report, (r, c) => {
+        const paint = { ok: c.green, warn: c.yellow, fail: c.red };
+        return [
+          ...r.checks.map(
+            (k) =>
+              `${paint[k.status](MARK[k.status])} ${k.name}${c.dim(` — ${k.detail}`)}${k.hint && k.status !== 'ok' ? `\n    ${c.dim('fix:')} ${k.hint}` : ''}`,
+          ),
+          r.ok ? c.green(r.verdict) : c.red(r.verdict),
+        ].join('\n');
+      });
+      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+    });
+}

@@ -1,0 +1,274 @@
+// The checklist: the runbook's seven pre-flight checks (dependencies, configuration, port, TLS files,
+// witness, build, sanity) and what they leave out (Node, TLS validity and key). The network checks
+// (witness key, STUN, TURN) are in remote.ts.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { packageRoot } from '../../paths.js';
+import { runSelftest } from '../selftest.js';
+import { stunCheck, turnCheck, witnessCheck } from './remote.js';
+import {
+  type CheckOutcome,
+  fail,
+  NO_CONFIG,
+  ok,
+  type PreflightCheck,
+  type PreflightEnv,
+  warn,
+} from './types.js';
+
+const DAY_MS = 86_400_000;
+/** Packages whose root module is not importable by design: the entry point ifmesh uses. */
+const ENTRY_POINTS: Record<string, string> = { '@noble/hashes': '@noble/hashes/sha2.js' };
+const CERT_MIN_DAYS = 7;
+const MIN_NODE: [number, number] = [20, 19];
+
+export const nodeCheck: PreflightCheck = {
+  name: 'Node.js version',
+  timeoutMs: 1_000,
+  run: async ({ nodeVersion }) => {
+    const [major = 0, minor = 0] = nodeVersion.split('.').map(Number);
+    const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+    return good
+      ? ok(`v${nodeVersion}`)
+      : fail(
+          `v${nodeVersion} is older than ${MIN_NODE.join('.')}`,
+          'install Node.js 20.19 or newer (nvm install 20)',
+        );
+  },
+};
+
+/** Where Node would find `name` from `root`: node_modules in root or any parent. */
+function locatePackage(root: string, name: string): string | undefined {
+  for (let dir = root; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', name, 'package.json');
+    if (existsSync(candidate)) return path.dirname(candidate);
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+export const dependenciesCheck: PreflightCheck = {
+  name: 'dependencies',
+  timeoutMs: 10_000,
+  run: async ({ root, ctx }) => {
+    const pkg = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    const names = Object.keys(pkg.dependencies ?? {});
+    const missing = names.filter((n) => !locatePackage(root, n));
+    if (missing.length) return fail(`missing npm packages: ${missing.join(', ')}`, `run npm ci in ${root}`);
+    // Present is not enough: this installation's packages must load on this Node (a native binding
+    // built for another ABI, a half-extracted package). Only the running package's own can be loaded.
+    if (root === packageRoot()) {
+      for (const name of names) {
+        try {
+          await import(ENTRY_POINTS[name] ?? name);
+        } catch (err) {
+          return fail(
+            `${name} does not load: ${(err as Error).message.split('\n')[0]}`,
+            `run npm rebuild ${name} (or npm ci) in ${root}`,
+          );
+        }
+      }
+      try {
+        const { default: Database } = await import('better-sqlite3');
+        new Database(':memory:').close();
+      } catch (err) {
+        return fail(
+          `better-sqlite3 cannot open a database: ${(err as Error).message.split('\n')[0]}`,
+          'run npm rebuild better-sqlite3',
+        );
+      }
+    }
+    // The local stack runs coturn and nginx when installed; without them it runs degraded.
+    const binaries = [
+      ['turnserver', 'coturn'],
+      ['nginx', 'nginx'],
+      ['openssl', 'openssl'],
+    ];
+    const absent: string[] = [];
+    for (const [bin, deb] of binaries) {
+      const r = await ctx.exec('/bin/sh', ['-c', 'command -v "$1"', 'sh', bin!], {
+        timeoutMs: 5_000,
+        env: { PATH: ctx.env.PATH ?? '' },
+      });
+      if (r.code !== 0) absent.push(`${bin} (Debian package ${deb})`);
+    }
+    if (absent.length)
+      return warn(
+        `${names.length} npm packages present; not on PATH: ${absent.join(', ')}`,
+        'apt-get install the named packages, or run without them (the local stack skips coturn/nginx)',
+      );
+    return ok(`${names.length} npm packages load; turnserver, nginx and openssl on PATH`);
+  },
+};
+
+export const configCheck: PreflightCheck = {
+  name: 'configuration',
+  timeoutMs: 1_000,
+  run: async ({ loaded, configError }) => {
+    if (configError)
+      return fail(
+        `${configError.message}`,
+        `run ifmesh config check${loaded?.file ? ` --config ${loaded.file}` : ''} for every problem`,
+      );
+    if (!loaded) return fail('not loaded', 'run ifmesh config check');
+    const where = loaded.file ?? 'defaults and environment (no env file)';
+    const mode = loaded.config.productionMode ? 'production' : 'development';
+    return loaded.warnings.length
+      ? warn(`${where}: ${loaded.warnings[0]}`, 'run ifmesh config check')
+      : ok(`${where} (${mode} mode)`);
+  },
+};
+
+export const portCheck: PreflightCheck = {
+  name: 'signaling port free',
+  timeoutMs: 3_000,
+  run: async ({ loaded }) => {
+    if (!loaded) return NO_CONFIG;
+    const { signalingHost: host, signalingPort: port } = loaded.config;
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const s = createServer();
+      s.once('error', (e) => resolve(e));
+      s.listen(port, host, () => s.close(() => resolve(undefined)));
+    });
+    if (!err) return ok(`${host}:${port}`);
+    if (err.code === 'EADDRINUSE')
+      return fail(
+        `${host}:${port} is already in use`,
+        `stop what listens there (ss -ltnp 'sport = :${port}') or set SIGNALING_PORT`,
+      );
+    return fail(
+      `cannot listen on ${host}:${port}: ${err.code ?? err.message}`,
+      'check SIGNALING_HOST and SIGNALING_PORT',
+    );
+  },
+};
+
+export const tlsCheck: PreflightCheck = {
+  name: 'TLS certificate and key',
+  timeoutMs: 3_000,
+  run: async ({ loaded, ctx }) => {
+    if (!loaded) return NO_CONFIG;
+    const { signalingTlsCert: certFile, signalingTlsKey: keyFile, productionMode } = loaded.config;
+    if (!certFile || !keyFile) {
+      const hint = 'set SIGNALING_TLS_CERT and SIGNALING_TLS_KEY';
+      return productionMode
+        ? fail('not configured, and PRODUCTION_MODE=true', hint)
+        : warn('not configured: signaling would serve ws:// without TLS', hint);
+    }
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(await fs.readFile(certFile));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return fail(
+        e.code ? `${certFile}: ${e.code}` : `${certFile} is not a PEM certificate`,
+        'point SIGNALING_TLS_CERT at a readable PEM certificate',
+      );
+    }
+    let key: ReturnType<typeof createPrivateKey>;
+    try {
+      key = createPrivateKey(await fs.readFile(keyFile));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return fail(
+        e.code ? `${keyFile}: ${e.code}` : `${keyFile} is not a PEM private key`,
+        'point SIGNALING_TLS_KEY at a readable PEM private key',
+      );
+    }
+    if (!cert.checkPrivateKey(key))
+      return fail(
+        `${keyFile} is not the key of ${certFile}`,
+        'install the key the certificate was issued for (or reissue the certificate)',
+      );
+    const now = ctx.clock.now();
+    const from = Date.parse(cert.validFrom);
+    const to = Date.parse(cert.validTo);
+    if (now < from)
+      return fail(`not valid before ${cert.validFrom}`, 'check the clock, or use a certificate valid now');
+    if (now >= to) return fail(`expired on ${cert.validTo}`, 'renew the certificate');
+    const days = Math.floor((to - now) / DAY_MS);
+    if (to - now < CERT_MIN_DAYS * DAY_MS)
+      return fail(
+        `expires in ${days} day(s), on ${cert.validTo}`,
+        `renew it: at least ${CERT_MIN_DAYS} days must remain`,
+      );
+    return ok(`${cert.subject.replace(/\n/g, ', ')}, valid ${days} more days, key matches`);
+  },
+};
+
+export const buildCheck: PreflightCheck = {
+  name: 'build present',
+  timeoutMs: 1_000,
+  run: async ({ root }) => {
+    const pkg = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as {
+      bin?: Record<string, string>;
+    };
+    const bins = Object.values(pkg.bin ?? {});
+    const missing = bins.filter((b) => !existsSync(path.join(root, b)));
+    if (!bins.length || missing.length)
+      return fail(
+        `${missing.join(', ') || 'no bin entry'} missing in ${root}`,
+        `run npm run build in ${root}`,
+      );
+    return ok(bins.join(', '));
+  },
+};
+
+export const sanityCheck: PreflightCheck = {
+  name: 'sanity (selftest)',
+  timeoutMs: 15_000,
+  run: async ({ ctx }) => {
+    const r = await runSelftest({ cwd: ctx.cwd, env: ctx.env, now: () => ctx.clock.now() });
+    const failed = r.checks.filter((c) => !c.ok);
+    return failed.length
+      ? fail(
+          `${failed.length} selftest check(s) failed: ${failed[0]!.name} — ${failed[0]!.detail}`,
+          'run ifmesh selftest',
+        )
+      : ok(`${r.checks.length} selftest checks passed`);
+  },
+};
+
+/** The whole checklist for this configuration: one STUN and one TURN line per configured server. */
+export function buildChecks(env: PreflightEnv): PreflightCheck[] {
+  const c = env.loaded?.config;
+  const servers: PreflightCheck[] = !c
+    ? [{ name: 'STUN and TURN servers', timeoutMs: 1_000, run: async () => NO_CONFIG }]
+    : [
+        ...(c.stunServers.length
+          ? c.stunServers.map(stunCheck)
+          : [
+              {
+                name: 'STUN servers',
+                timeoutMs: 1_000,
+                run: async () => warn('none configured', 'set STUN_SERVERS'),
+              },
+            ]),
+        ...(c.turnServers.length
+          ? c.turnServers.map(turnCheck)
+          : [
+              {
+                name: 'TURN servers',
+                timeoutMs: 1_000,
+                run: async (): Promise<CheckOutcome> =>
+                  c.iceTransportPolicy === 'relay'
+                    ? fail('none configured, but ICE_TRANSPORT_POLICY=relay', 'set TURN_SERVERS')
+                    : warn('none configured: peers behind symmetric NAT cannot connect', 'set TURN_SERVERS'),
+              },
+            ]),
+      ];
+  return [
+    nodeCheck,
+    dependenciesCheck,
+    configCheck,
+    portCheck,
+    tlsCheck,
+    witnessCheck,
+    ...servers,
+    buildCheck,
+    sanityCheck,
+  ];
+}

@@ -1,0 +1,106 @@
+// ifmesh preflight: the runbook's pre-flight-check.sh as a checklist whose checks run concurrently,
+// each bounded by its own timeout, so the slowest check bounds the whole run.
+import { type LoadedConfig, loadConfig } from '../../config/load.js';
+import { ConfigError } from '../../errors.js';
+import { packageRoot } from '../../paths.js';
+import type { OpContext } from '../shared.js';
+import { buildChecks } from './checks.js';
+import type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
+
+export type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
+
+export interface PreflightResult {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  hint?: string | undefined;
+  duration_ms: number;
+}
+
+export interface PreflightReport {
+  ok: boolean;
+  verdict: string;
+  counts: Record<CheckStatus, number>;
+  checks: PreflightResult[];
+}
+
+export interface PreflightOptions {
+  configFile?: string | undefined;
+  set?: Record<string, string> | undefined;
+  stateDir: string;
+  /** The installation to check; the running package by default. */
+  root?: string;
+  nodeVersion?: string;
+  onStart?: (name: string) => void;
+  onCheck?: (result: PreflightResult) => void;
+}
+
+async function runOne(check: PreflightCheck, env: PreflightEnv): Promise<PreflightResult> {
+  const { clock } = env.ctx;
+  const t0 = clock.now();
+  const stop = new AbortController();
+  const timeout = clock
+    .sleep(check.timeoutMs, stop.signal)
+    .then(() => ({
+      status: 'fail' as const,
+      detail: `no result within ${check.timeoutMs} ms`,
+      hint: 'the check hung: look at what it talks to',
+    }))
+    .catch(() => new Promise<never>(() => {}));
+  try {
+    const outcome = await Promise.race([
+      check.run(env).catch((err: Error) => ({
+        status: 'fail' as const,
+        detail: `check crashed: ${err.message}`,
+        hint: 'report this as a bug in ifmesh',
+      })),
+      timeout,
+    ]);
+    return { name: check.name, ...outcome, duration_ms: clock.now() - t0 };
+  } finally {
+    stop.abort();
+  }
+}
+
+export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise<PreflightReport> {
+  let loaded: LoadedConfig | undefined;
+  let configError: ConfigError | undefined;
+  try {
+    loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: o.configFile, flags: o.set });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    configError = err;
+  }
+  const env: PreflightEnv = {
+    ctx,
+    loaded,
+    configError,
+    stateDir: o.stateDir,
+    root: o.root ?? packageRoot(),
+    nodeVersion: o.nodeVersion ?? process.versions.node,
+  };
+  return runChecks(buildChecks(env), env, o);
+}
+
+/** Runs `checks` concurrently, each bounded by its timeout on the context's clock. */
+export async function runChecks(
+  checks: PreflightCheck[],
+  env: PreflightEnv,
+  o: Pick<PreflightOptions, 'onStart' | 'onCheck'> = {},
+): Promise<PreflightReport> {
+  for (const c of checks) o.onStart?.(c.name);
+  const results = await Promise.all(
+    checks.map((c) =>
+      runOne(c, env).then((r) => {
+        o.onCheck?.(r);
+        return r;
+      }),
+    ),
+  );
+  const counts = { ok: 0, warn: 0, fail: 0 };
+  for (const r of results) counts[r.status] += 1;
+  const verdict = counts.fail
+    ? `${counts.fail} of ${results.length} checks failed: do not deploy`
+    : `all ${results.length} checks passed${counts.warn ? ` (${counts.warn} warning${counts.warn > 1 ? 's' : ''})` : ''}: ready to deploy`;
+  return { ok: counts.fail === 0, verdict, counts, checks: results };
+}

@@ -1,0 +1,82 @@
+// Admin pushes applied to the agents this instance holds, and the standalone "cluster" (this
+// instance alone), which keeps the behaviour of a single signaling server.
+import { CLOSE } from '../../protocol/signaling.js';
+import type { BlockEntry } from './block-list.js';
+import type { AdminPush, MeshCluster, MeshCore, RotationView } from './types.js';
+
+/** Applies a push to local agents; returns how many it reached. */
+export function applyPush(core: MeshCore, p: AdminPush): number {
+  switch (p.kind) {
+    case 'config':
+      Object.assign(core.settings, p.settings);
+      return core.broadcast(p.frame);
+    case 'rotate':
+      core.rotation = { ...p.rotation, targets: new Set(core.local.keys()), completed: new Set() };
+      return core.broadcast({
+        type: 'rotate-keys',
+        rotation_id: p.rotation.rotation_id,
+        force_immediate: p.rotation.force_immediate,
+        reason: p.rotation.reason,
+      });
+    case 'reconnect': {
+      let n = 0;
+      for (const [agentId, peers] of Object.entries(p.peers)) {
+        const s = core.local.get(agentId);
+        if (!s) continue;
+        core.send(s, { type: 'reconnect', reason: 'turn_servers_changed', peers });
+        n += 1;
+      }
+      return n;
+    }
+    case 'block': {
+      core.blocks.add(p.entry);
+      return disconnectBlocked(core, p.entry);
+    }
+    case 'unblock':
+      core.blocks.remove(p.agent_id);
+      return 0;
+  }
+}
+
+/** Closes (4401 blocked) the local sessions of a blocked identity: its id, or its key under another id. */
+export function disconnectBlocked(core: MeshCore, entry: BlockEntry): number {
+  let n = 0;
+  for (const s of core.local.values()) {
+    if (s.agentId !== entry.agent_id && !(entry.public_key && s.publicKey === entry.public_key)) continue;
+    core.send(s, {
+      type: 'error',
+      code: 'blocked',
+      message: `${entry.agent_id} is blocked (${entry.reason})`,
+    });
+    s.ws.close(CLOSE.unauthorized, 'blocked');
+    n += 1;
+  }
+  return n;
+}
+
+export function localRotationView(core: MeshCore): RotationView | undefined {
+  const r = core.rotation;
+  if (!r) return undefined;
+  const { targets, completed, ...meta } = r;
+  return { ...meta, targets: [...targets], completed: [...completed].filter((a) => targets.has(a)) };
+}
+
+export function standaloneCluster(): MeshCluster {
+  let core: MeshCore | undefined;
+  return {
+    mode: 'standalone',
+    healthy: () => true,
+    start: async (c) => {
+      core = c;
+    },
+    announce: () => {},
+    joinMesh: async () => {},
+    leaveMesh: () => {},
+    replaced: () => {},
+    push: async (p) => applyPush(core!, p),
+    rotationStart: async () => core!.local.size,
+    rotationComplete: async () => {},
+    rotationStatus: async () => localRotationView(core!),
+    close: async () => {},
+  };
+}

@@ -1,0 +1,95 @@
+// SQL for the PostgreSQL witness store: the query language translated to jsonb conditions, the
+// regex filter applied here (RE2 semantics), and the transaction and bulk-row helpers that appends
+// and imports share.
+import type pg from 'pg';
+import type { RE2JS } from 're2js';
+import { INDEXED_FIELDS } from '../../protocol/witness.js';
+import type { Condition } from './query.js';
+
+const INDEXED = new Set<string>(INDEXED_FIELDS);
+
+export const EVENT_COLUMNS = ['id', 'ts_ms', 'body', 'idem_key', 'content_hash', ...INDEXED_FIELDS];
+const N = EVENT_COLUMNS.length;
+// Events, nodes and the new size in one statement (data-modifying CTEs): one round trip, not three.
+const WRITE_ROWS = `WITH e AS (INSERT INTO events (${EVENT_COLUMNS.join(', ')}) SELECT * FROM unnest(${EVENT_COLUMNS.map(
+  (_, i) => `$${i + 1}::${i < 2 ? 'bigint' : 'text'}[]`,
+).join(', ')})),
+  n AS (INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($${N + 1}::int[], $${N + 2}::bigint[], $${N + 3}::bytea[]))
+  UPDATE head SET size = $${N + 4}`;
+
+/** Runs fn in one transaction on a pooled connection; a connection that failed is not reused. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  let broken = false;
+  try {
+    await c.query('BEGIN');
+    const result = await fn(c);
+    await c.query('COMMIT');
+    return result;
+  } catch (err) {
+    broken = true;
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release(broken);
+  }
+}
+
+/** Events (one array per EVENT_COLUMNS column), Merkle nodes, and the log's new size, in one go. */
+export async function writeRows(
+  c: pg.PoolClient,
+  columns: unknown[][],
+  nodes: [number[], number[], Buffer[]],
+  size: number,
+): Promise<void> {
+  await c.query(WRITE_ROWS, [...columns, ...nodes, size]);
+}
+
+function valueAt(doc: unknown, path: string[]): unknown {
+  let v = doc;
+  for (const p of path) {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+export function matchesAll(body: string, regexes: { path: string[]; re: RE2JS }[]): boolean {
+  const doc = JSON.parse(body) as unknown;
+  return regexes.every(({ path, re }) => {
+    const v = valueAt(doc, path);
+    // test() searches like matcher().find() but takes re2js's faster DFA path (about 15x here).
+    return typeof v === 'string' && re.test(v);
+  });
+}
+
+const CMP = { gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+
+// JSON types are respected as on SQLite: jsonb equality never makes false equal 0 or "600" equal 600.
+function literalSql(path: string[], value: unknown, params: unknown[], op = '='): string {
+  // Equality needs no collation, and naming one would keep PostgreSQL off the column's index.
+  if (typeof value === 'string' && path.length === 1 && INDEXED.has(path[0]!))
+    return `${path[0]}${op === '=' ? '' : ' COLLATE "C"'} ${op} $${params.push(value)}`;
+  const at = `(body::jsonb #> $${params.push(path)}::text[])`;
+  if (op === '=') return `COALESCE(${at} = $${params.push(JSON.stringify(value))}::jsonb, FALSE)`;
+  if (typeof value === 'number')
+    return `(jsonb_typeof(${at}) = 'number' AND ${at} ${op} $${params.push(JSON.stringify(value))}::jsonb)`;
+  if (typeof value === 'string')
+    return `(jsonb_typeof(${at}) = 'string' AND (${at} #>> '{}') COLLATE "C" ${op} $${params.push(value)})`;
+  return 'FALSE';
+}
+
+export function conditionSql(c: Condition, params: unknown[]): string {
+  switch (c.op) {
+    case 'eq':
+      return `COALESCE(${literalSql(c.path, c.value, params)}, FALSE)`;
+    case 'ne':
+      return `NOT COALESCE(${literalSql(c.path, c.value, params)}, FALSE)`;
+    case 'in':
+      return `(${c.values.map((v) => `COALESCE(${literalSql(c.path, v, params)}, FALSE)`).join(' OR ')})`;
+    case 'regex':
+      throw new Error('regex conditions are evaluated outside SQL');
+    default:
+      return `COALESCE(${literalSql(c.path, c.value, params, CMP[c.op])}, FALSE)`;
+  }
+}

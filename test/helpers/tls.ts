@@ -1,0 +1,83 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { requireBinary } from './binaries.js';
+
+export interface TestCert {
+  cert: string;
+  key: string;
+}
+
+const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A self-signed certificate valid from now for `days` days, made by openssl in `dir`. */
+export function makeCert(dir: string, name: string, days: number): TestCert {
+  const openssl = requireBinary('openssl', 'openssl');
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync(
+    openssl,
+    ['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${name}.test`],
+    {
+      stdio: 'ignore',
+      timeout: 20_000,
+    },
+  );
+  return { cert, key };
+}
+
+/**
+ * A certificate that expired long ago. OpenSSL 3.0's `req -x509` cannot back-date, so it is signed
+ * by `openssl ca -selfsign` with explicit -startdate/-enddate (a throw-away CA database in `dir`).
+ */
+export function makeExpiredCert(dir: string, name: string): TestCert {
+  const openssl = requireBinary('openssl', 'openssl');
+  const ca = path.join(dir, `${name}-ca`);
+  mkdirSync(ca, { recursive: true });
+  writeFileSync(path.join(ca, 'index.txt'), '');
+  writeFileSync(path.join(ca, 'serial'), '01\n');
+  const cnf = path.join(ca, 'ca.cnf');
+  writeFileSync(
+    cnf,
+    [
+      '[ca]',
+      'default_ca = test_ca',
+      '[test_ca]',
+      `database = ${path.join(ca, 'index.txt')}`,
+      `serial = ${path.join(ca, 'serial')}`,
+      `new_certs_dir = ${ca}`,
+      'default_md = sha256',
+      'policy = any',
+      '[any]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
+  );
+  const key = path.join(dir, `${name}.key`);
+  const csr = path.join(ca, 'req.csr');
+  const cert = path.join(dir, `${name}.crt`);
+  const o = { stdio: 'ignore' as const, timeout: 20_000 };
+  execFileSync(openssl, ['req', '-new', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${name}.test`], o);
+  execFileSync(
+    openssl,
+    [
+      'ca',
+      '-batch',
+      '-config',
+      cnf,
+      '-selfsign',
+      '-keyfile',
+      key,
+      '-in',
+      csr,
+      '-out',
+      cert,
+      '-startdate',
+      '20200101000000Z',
+      '-enddate',
+      '20200201000000Z',
+    ],
+    o,
+  );
+  return { cert, key };
+}

@@ -1,0 +1,297 @@
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import path from 'node:path';
+import { getGlobalDispatcher } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemExec } from '../../src/cli/context.js';
+import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import type { PreflightReport } from '../../src/ops/preflight/index.js';
+import { runChecks, runPreflight } from '../../src/ops/preflight/index.js';
+import { systemClock } from '../../src/util/clock.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { FakeClock } from '../helpers/clock.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { freePort } from '../helpers/processes.js';
+import { makeCert, makeExpiredCert, type TestCert } from '../helpers/tls.js';
+import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
+
+let tmp: { dir: string; cleanup: () => void };
+let witness: RunningWitness;
+let coturn: RunningTurnserver;
+let good: TestCert;
+let configFile: string;
+const env = { PATH: process.env.PATH ?? '' };
+const ESC = '\u001b[';
+
+beforeAll(async () => {
+  tmp = tempDir();
+  [witness, coturn] = await Promise.all([startWitness(), startCoturn('pf-user', 'pf-pass')]);
+  good = makeCert(tmp.dir, 'good', 30);
+  const turnPort = new URL(coturn.url.replace(/^turn:/, 'turn://')).port;
+  configFile = path.join(tmp.dir, 'mesh.env');
+  writeFileSync(
+    configFile,
+    [
+      'SIGNALING_HOST=127.0.0.1',
+      `SIGNALING_PORT=${await freePort()}`,
+      `SIGNALING_TLS_CERT=${good.cert}`,
+      `SIGNALING_TLS_KEY=${good.key}`,
+      `STUN_SERVERS=stun:127.0.0.1:${turnPort}`,
+      `TURN_SERVERS=turn:127.0.0.1:${turnPort}?transport=udp`,
+      'TURN_USERNAME=pf-user',
+      'TURN_PASSWORD=pf-pass',
+      `IF_WITNESS_ENDPOINT=${witness.url}`,
+      `IF_WITNESS_API_KEY=${API_KEY}`,
+      '',
+    ].join('\n'),
+  );
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([witness?.stop(), coturn?.stop()]);
+  tmp?.cleanup();
+});
+
+async function preflight(
+  ...set: string[]
+): Promise<{ code: number; report: PreflightReport; stdout: string }> {
+  const argv = ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state'), '--json'];
+  for (const s of set) argv.push('--set', s);
+  const r = await run(argv, { env, cwd: tmp.dir });
+  return { code: r.code, report: JSON.parse(r.stdout) as PreflightReport, stdout: r.stdout };
+}
+
+function check(report: PreflightReport, prefix: string) {
+  const c = report.checks.find((k) => k.name.startsWith(prefix));
+  if (!c) throw new Error(`no check named ${prefix}: ${report.checks.map((k) => k.name).join(', ')}`);
+  return c;
+}
+
+/** The checks other than `prefix` all passed: each broken condition fails its own line only. */
+function othersPass(report: PreflightReport, prefix: string) {
+  const others = report.checks.filter((k) => !k.name.startsWith(prefix) && k.status === 'fail');
+  expect(others.map((k) => `${k.name}: ${k.detail}`)).toEqual([]);
+}
+
+describe('ifmesh preflight against a real witness, coturn and certificates', () => {
+  it('passes everything on a healthy setup (exit 0), probing STUN and TURN for real', async () => {
+    const { code, report } = await preflight();
+    expect(report.checks.filter((k) => k.status !== 'ok').map((k) => k.name)).toEqual([]);
+    expect(code).toBe(0);
+    expect(report.ok).toBe(true);
+    expect(check(report, 'TURN').detail).toMatch(/Allocate accepted.*released/);
+    expect(check(report, 'STUN').detail).toMatch(/mapped 127\.0\.0\.1:/);
+    expect(check(report, 'IF.witness').detail).toMatch(/API key accepted/);
+    // The key probe wrote nothing to the audit log.
+    const health = await fetch(`${witness.url}/health`, { signal: AbortSignal.timeout(5_000) });
+    expect(((await health.json()) as { tree_size: number }).tree_size).toBe(0);
+  }, 60_000);
+
+  it('runs from the built binary as a user runs it: one JSON document, exit 0', async () => {
+    const r = await spawnCli(
+      ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state'), '--json'],
+      {
+        cwd: tmp.dir,
+        timeoutMs: 60_000,
+      },
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, counts: { fail: 0 } });
+  }, 90_000);
+
+  it('prints a checklist with marks, fix hints and a verdict for people', async () => {
+    const r = await run(['preflight', '--config', configFile, '--set', 'TURN_PASSWORD=nope'], {
+      env,
+      cwd: tmp.dir,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^✓ Node\.js version/m);
+    expect(r.stdout).toMatch(/^✗ TURN turn:127\.0\.0\.1:\d+\?transport=udp — Allocate refused: 401/m);
+    expect(r.stdout).toMatch(/^ {4}fix: TURN_USERNAME\/TURN_PASSWORD are not accepted/m);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('1 of 10 checks failed: do not deploy');
+    expect(r.stdout).not.toContain('nope');
+  }, 60_000);
+
+  it('shows live progress with the ink view on a terminal, and plain lines otherwise', async () => {
+    const args = ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state')];
+    const tty = await run(args, { env, cwd: tmp.dir, tty: true });
+    expect(tty.code).toBe(0);
+    // ink redraws with cursor movement; the finished frame still names every check.
+    expect(tty.stderr).toContain(ESC);
+    expect(tty.stderr).toContain('TLS certificate and key');
+    const plain = await run(args, { env, cwd: tmp.dir });
+    expect(plain.stderr).not.toContain(ESC);
+    expect(plain.stderr).toMatch(/^✓ signaling port free 127\.0\.0\.1:\d+$/m);
+  }, 60_000);
+
+  it('fails when the signaling port is taken', async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const { code, report } = await preflight(`SIGNALING_PORT=${port}`);
+      expect(code).toBe(1);
+      expect(check(report, 'signaling port')).toMatchObject({
+        status: 'fail',
+        detail: `127.0.0.1:${port} is already in use`,
+      });
+      othersPass(report, 'signaling port');
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  }, 60_000);
+
+  it('fails on an expired certificate, on a key of another certificate, and on one expiring within 7 days', async () => {
+    const expired = makeExpiredCert(tmp.dir, 'expired');
+    const other = makeCert(tmp.dir, 'other', 30);
+    const soon = makeCert(tmp.dir, 'soon', 3);
+    const a = await preflight(`SIGNALING_TLS_CERT=${expired.cert}`, `SIGNALING_TLS_KEY=${expired.key}`);
+    expect(check(a.report, 'TLS')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/^expired on .*2020/),
+    });
+    expect(a.code).toBe(1);
+    othersPass(a.report, 'TLS');
+    const b = await preflight(`SIGNALING_TLS_KEY=${other.key}`);
+    expect(check(b.report, 'TLS')).toMatchObject({
+      status: 'fail',
+      detail: `${other.key} is not the key of ${good.cert}`,
+    });
+    const c = await preflight(`SIGNALING_TLS_CERT=${soon.cert}`, `SIGNALING_TLS_KEY=${soon.key}`);
+    expect(check(c.report, 'TLS')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/^expires in [23] day/),
+    });
+    const d = await preflight(`SIGNALING_TLS_CERT=${path.join(tmp.dir, 'absent.crt')}`);
+    expect(check(d.report, 'TLS')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('ENOENT'),
+    });
+  }, 90_000);
+
+  it('fails when the witness is down, and when it refuses the API key', async () => {
+    const down = await preflight(`IF_WITNESS_ENDPOINT=http://127.0.0.1:${await freePort()}`);
+    expect(check(down.report, 'IF.witness')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/unreachable/),
+    });
+    othersPass(down.report, 'IF.witness');
+    const wrong = await preflight('IF_WITNESS_API_KEY=not-the-key');
+    expect(check(wrong.report, 'IF.witness')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/refused the API key \(401\)/),
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).not.toContain('not-the-key');
+  }, 60_000);
+
+  it('fails a STUN server that does not answer, within its timeout', async () => {
+    const { code, report } = await preflight(`STUN_SERVERS=stun:127.0.0.1:${await freePort()}`);
+    expect(code).toBe(1);
+    expect(check(report, 'STUN')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/no STUN answer|ECONNREFUSED/),
+    });
+    othersPass(report, 'STUN');
+  }, 60_000);
+
+  it('fails a TURN server that refuses the password', async () => {
+    const { code, report } = await preflight('TURN_PASSWORD=wrong-pass');
+    expect(code).toBe(1);
+    expect(check(report, 'TURN')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/401/) });
+    othersPass(report, 'TURN');
+  }, 60_000);
+
+  it("fails an invalid configuration with the validator's message and skips what depends on it", async () => {
+    const { code, report } = await preflight('SIGNALING_PORT=99999');
+    expect(code).toBe(1);
+    expect(check(report, 'configuration')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('SIGNALING_PORT'),
+    });
+    expect(check(report, 'signaling port').status).toBe('warn');
+  }, 60_000);
+});
+
+describe('preflight on a broken installation', () => {
+  it('fails an old Node, missing npm packages and a missing build; warns about missing binaries', async () => {
+    const broken = tempDir();
+    try {
+      writeFileSync(
+        path.join(broken.dir, 'package.json'),
+        JSON.stringify({
+          dependencies: { 'ifmesh-no-such-package': '1.0.0' },
+          bin: { ifmesh: 'dist/bin/ifmesh.js' },
+        }),
+      );
+      const ctx = {
+        clock: systemClock,
+        signal: new AbortController().signal,
+        exec: systemExec,
+        dispatcher: getGlobalDispatcher(),
+        env: { PATH: broken.dir },
+        cwd: broken.dir,
+      };
+      const r = await runPreflight(ctx, {
+        configFile,
+        stateDir: path.join(broken.dir, 'state'),
+        root: broken.dir,
+        nodeVersion: '18.19.0',
+      });
+      expect(r.ok).toBe(false);
+      expect(check(r, 'Node.js')).toMatchObject({ status: 'fail', detail: 'v18.19.0 is older than 20.19' });
+      expect(check(r, 'dependencies')).toMatchObject({
+        status: 'fail',
+        detail: 'missing npm packages: ifmesh-no-such-package',
+      });
+      expect(check(r, 'build')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringMatching(/^dist\/bin\/ifmesh\.js missing/),
+      });
+
+      // Packages present but no turnserver/nginx/openssl on PATH: a warning, not a failure.
+      const r2 = await runPreflight(
+        { ...ctx, cwd: tmp.dir },
+        { configFile, stateDir: path.join(broken.dir, 'state') },
+      );
+      expect(check(r2, 'dependencies')).toMatchObject({
+        status: 'warn',
+        detail: expect.stringContaining('turnserver (Debian package coturn)'),
+      });
+    } finally {
+      broken.cleanup();
+    }
+  }, 60_000);
+
+  it('bounds a hung check by its timeout, on the injected clock, without holding up the others', async () => {
+    const clock = new FakeClock();
+    const ctx = {
+      clock,
+      signal: new AbortController().signal,
+      exec: systemExec,
+      dispatcher: getGlobalDispatcher(),
+      env,
+      cwd: tmp.dir,
+    };
+    const pending = runChecks(
+      [
+        { name: 'hangs', timeoutMs: 5_000, run: () => new Promise(() => {}) },
+        { name: 'quick', timeoutMs: 5_000, run: async () => ({ status: 'ok', detail: 'fine' }) },
+      ],
+      {
+        ctx,
+        loaded: undefined,
+        configError: undefined,
+        stateDir: tmp.dir,
+        root: tmp.dir,
+        nodeVersion: '20.19.0',
+      },
+    );
+    await clock.advance(5_000);
+    const r = await pending;
+    expect(r.checks.map((k) => [k.name, k.status, k.duration_ms])).toEqual([
+      ['hangs', 'fail', 5_000],
+      ['quick', 'ok', 0],
+    ]);
+    expect(r.verdict).toBe('1 of 2 checks failed: do not deploy');
+  });
+});
