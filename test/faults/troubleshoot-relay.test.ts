@@ -10,6 +10,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { EvidenceSources } from '../../src/ops/troubleshoot/evidence.js';
 import { probeTurnAllocate } from '../../src/ops/troubleshoot/probes.js';
 import { troubleshoot } from '../../src/ops/troubleshoot/run.js';
+import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
@@ -79,7 +80,7 @@ function sources(o: Partial<EvidenceSources> = {}): EvidenceSources {
     turn: { username: 'ifmesh', password: 'test-pass' },
     production: false,
     allowSelfSigned: false,
-    now: () => Date.now(),
+    clock: systemClock,
     ...o,
   };
 }
@@ -88,9 +89,10 @@ const answers = (r: { walk: { path: { answer: string }[] } }) => r.walk.path.map
 
 describe('TURN Allocate probe', () => {
   it('allocates a relayed address from coturn, and reports wrong credentials and a dead port', async () => {
-    const ok = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'test-pass' });
+    const o = { timeoutMs: 2_000, clock: systemClock };
+    const ok = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'test-pass' }, o);
     expect(ok).toMatchObject({ ok: true, relayed: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
-    const wrong = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'nope' });
+    const wrong = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'nope' }, o);
     expect(wrong).toMatchObject({ ok: false, error: expect.stringContaining('401') });
     const dead = await probeTurnAllocate(
       `turn:127.0.0.1:${await freePort()}?transport=udp`,
@@ -98,7 +100,7 @@ describe('TURN Allocate probe', () => {
         username: 'ifmesh',
         password: 'test-pass',
       },
-      500,
+      { timeoutMs: 500, clock: systemClock },
     );
     expect(dead.ok).toBe(false);
   });

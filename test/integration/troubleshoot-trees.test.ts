@@ -14,6 +14,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { EvidenceSources } from '../../src/ops/troubleshoot/evidence.js';
 import { troubleshoot } from '../../src/ops/troubleshoot/run.js';
 import type { SignalingDeps } from '../../src/services/signaling/types.js';
+import { systemClock } from '../../src/util/clock.js';
 import { ROOT, run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
@@ -99,7 +100,7 @@ function sources(o: Partial<EvidenceSources> = {}): EvidenceSources {
     turn: { username: 'ifmesh', password: 'test-pass' },
     production: false,
     allowSelfSigned: false,
-    now: () => Date.now(),
+    clock: systemClock,
     ...o,
   };
 }

@@ -6,6 +6,7 @@ import { connect } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import type { ConnectionReport } from '../../services/signaling/registry.js';
+import type { Clock } from '../../util/clock.js';
 import { runWitnessQuery } from '../witness/query.js';
 import { type ProbeResult, probeStun, probeTurnAllocate } from './probes.js';
 
@@ -21,8 +22,8 @@ export interface EvidenceSources {
   probeTimeoutMs?: number;
   /** Overrides of the runbook's limits (trees.ts LIMITS). */
   limits?: Partial<import('./trees.js').Limits>;
-  /** The context's clock: a certificate is expired relative to it. */
-  now: () => number;
+  /** The context's clock: probe timeouts run on it, and a certificate is expired relative to it. */
+  clock: Clock;
 }
 
 export interface InstanceHealth {
@@ -180,7 +181,7 @@ export function createEvidence(src: EvidenceSources): Evidence {
     },
     stun: once(async () => {
       const c = await config();
-      return Promise.all((c?.stunServers ?? []).map((u) => probeStun(u, timeoutMs)));
+      return Promise.all((c?.stunServers ?? []).map((u) => probeStun(u, { timeoutMs, clock: src.clock })));
     }),
     turn: once(async () => {
       const c = await config();
@@ -188,14 +189,14 @@ export function createEvidence(src: EvidenceSources): Evidence {
       return Promise.all(
         (c?.turnServers ?? []).map((u) =>
           cred
-            ? probeTurnAllocate(u, cred, timeoutMs)
+            ? probeTurnAllocate(u, cred, { timeoutMs, clock: src.clock })
             : Promise.resolve({ url: u, ok: false, rtt_ms: null, error: 'no TURN_USERNAME/TURN_PASSWORD' }),
         ),
       );
     }),
     certificates: once(async () => {
       const tls = src.signaling.filter((u) => u.startsWith('https://'));
-      return (await Promise.all(tls.map((u) => tlsCertificate(u, timeoutMs, src.now)))).filter(
+      return (await Promise.all(tls.map((u) => tlsCertificate(u, timeoutMs, () => src.clock.now())))).filter(
         (c): c is CertificateFacts => c !== null,
       );
     }),

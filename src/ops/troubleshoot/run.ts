@@ -49,7 +49,7 @@ export function evidenceSources(
     allowSelfSigned: c.allowSelfSignedCerts,
     dispatcher: ctx.dispatcher,
     limits,
-    now: () => ctx.clock.now(),
+    clock: ctx.clock,
   };
 }
 
