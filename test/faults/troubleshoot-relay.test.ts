@@ -1,7 +1,8 @@
-// Trees 1 and 2 on relay-only agents through a real coturn: the TURN Allocate probe, P2P blocked
-// (relay policy) with TURN reachable or dead, and high latency on the relay when one agent's path to
-// coturn is slow (a UDP delay relay, test/helpers/udp-delay.ts), against the healthy reading of the
-// same connection under the runbook's own limit.
+// Trees 1, 2 and 3 on relay-only agents through a real coturn: the TURN Allocate probe, P2P blocked
+// (relay policy) with TURN reachable or dead, high latency on the relay when one agent's path to
+// coturn is slow (a UDP delay relay, test/helpers/udp-delay.ts) against the healthy reading of the
+// same connection under the runbook's own limit, and packet loss on the relay when that path turns
+// slow under a live link (pongs after the heartbeat timeout are lost pings).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { WitnessClient } from '../../src/clients/witness.js';
@@ -167,5 +168,36 @@ describe('tree 2 on a slow relay path', () => {
     const runbook = await troubleshoot('latency', { agent: 'lat-1' }, sources());
     expect(answers(runbook)).toEqual(['no']);
     expect(runbook.walk.root_cause).toBeNull();
+  }, 120_000);
+});
+
+describe('tree 3 on a relay path that turns slow', () => {
+  it('names loss on the relay when pongs come back after the heartbeat timeout', async () => {
+    await stack([turn.url]);
+    const coturnPort = Number(new URL(turn.url.replace('turn:', 'http://')).port);
+    const path = await startUdpDelay({ host: '127.0.0.1', port: coturnPort }, 0);
+    delays.push(path);
+    // Heartbeat timeout 250 ms (pings every ~83 ms). The pair connects over a fast path; then loss-1's
+    // path to coturn gets 150 ms each way: every pong now comes back after the timeout and its ping
+    // is counted lost, while pings and pongs still arrive every ~83 ms, so the link stays up.
+    const a = relayAgent('loss-1', `turn:127.0.0.1:${path.port}?transport=udp`, 250);
+    await waitFor(() => a.signalingUrl !== undefined, 'loss-1 to register');
+    const b = relayAgent('loss-2', turn.url, 250);
+    await b.waitForPeers(['loss-1'], 60_000);
+    const healthy = await troubleshoot('packet-loss', { agent: 'loss-1' }, sources());
+    expect(answers(healthy)).toEqual(['no']);
+    expect(healthy.walk.root_cause).toBeNull();
+    path.setDelay(150);
+    const r = await waitForValue(
+      async () => {
+        const w = await troubleshoot('packet-loss', { agent: 'loss-1' }, sources());
+        return w.walk.path[0]!.answer === 'yes' ? w : undefined;
+      },
+      'loss-1 to report lost pings',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(r.walk.path[0]!.evidence.worst_loss_ratio).toBeGreaterThan(0.05);
+    expect(answers(r).slice(0, 3)).toEqual(['yes', 'turn', 'low']);
+    expect(r.walk.root_cause?.id).toBe('relay_network_loss');
   }, 120_000);
 });

@@ -2,6 +2,8 @@ import { createSocket, type Socket } from 'node:dgram';
 
 export interface UdpDelay {
   port: number;
+  /** Changes the delay for datagrams from now on (a path that becomes slow under a live link). */
+  setDelay(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -17,11 +19,13 @@ export async function startUdpDelay(
   const front = createSocket('udp4');
   const upstreams = new Map<string, Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  let delay = delayMs;
   const later = (fn: () => void) => {
+    if (delay === 0) return fn();
     const t = setTimeout(() => {
       timers.delete(t);
       fn();
-    }, delayMs);
+    }, delay);
     timers.add(t);
   };
   front.on('error', () => {});
@@ -41,6 +45,9 @@ export async function startUdpDelay(
   await new Promise<void>((resolve) => front.bind(0, '127.0.0.1', resolve));
   return {
     port: front.address().port,
+    setDelay(ms) {
+      delay = ms;
+    },
     async stop() {
       for (const t of timers) clearTimeout(t);
       for (const u of upstreams.values()) u.close();
