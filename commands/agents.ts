@@ -5,10 +5,16 @@ import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
-import { adminToken, listBlocked, setBlocked } from '../src/ops/troubleshoot/agents.js';
+import { adminToken, listBlocked, planBlock, setBlocked } from '../src/ops/troubleshoot/agents.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
 
-type Flags = ConfigFlags & { json?: boolean; signaling?: string; stateDir?: string; reason?: string };
+type Flags = ConfigFlags & {
+  json?: boolean;
+  signaling?: string;
+  stateDir?: string;
+  reason?: string;
+  dryRun?: boolean;
+};
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -25,19 +31,32 @@ export function register(cmd: Command, io: CommandIo): void {
       throw new UsageError(`"${String(id).slice(0, 64)}" is not an agent id: ${AGENT_ID_RULE}`);
     return id;
   };
+  const plan = async (action: 'block' | 'unblock', id: string, flags: Flags) => {
+    const p = await planBlock(await targets(flags), action, checked(id), flags.reason, ctx);
+    io.output(flags).result(p, (x) =>
+      [
+        `would ${x.action} ${x.agent_id}${x.reason ? ` (${x.reason})` : ''} on:`,
+        ...x.instances.map(
+          (i) => `  ${i.url}${i.reachable ? '' : ' (unreachable)'}${i.holds_agent ? ' - holds it now' : ''}`,
+        ),
+      ].join('\n'),
+    );
+  };
   withFlags(
     cmd
       .command('block <id>')
       .description(
         'refuse an identity (its id and key): every signaling instance disconnects it and will not register it again',
       )
-      .option('--reason <text>', 'why, recorded in the block list and the witness event'),
+      .option('--reason <text>', 'why, recorded in the block list and the witness event')
+      .option('--dry-run', 'show which instances would be asked and which holds the agent; change nothing'),
     'signaling',
     'state-dir',
     'config',
     'set',
     'json',
   ).action(async (id: string, flags: Flags) => {
+    if (flags.dryRun) return plan('block', id, flags);
     const r = await setBlocked(await targets(flags), 'block', checked(id), flags.reason, ctx);
     io.output(flags).result(
       r,
@@ -46,13 +65,17 @@ export function register(cmd: Command, io: CommandIo): void {
     );
   });
   withFlags(
-    cmd.command('unblock <id>').description('lift a block: the identity may register again'),
+    cmd
+      .command('unblock <id>')
+      .description('lift a block: the identity may register again')
+      .option('--dry-run', 'show which instances would be asked; change nothing'),
     'signaling',
     'state-dir',
     'config',
     'set',
     'json',
   ).action(async (id: string, flags: Flags) => {
+    if (flags.dryRun) return plan('unblock', id, flags);
     const r = await setBlocked(await targets(flags), 'unblock', checked(id), undefined, ctx);
     io.output(flags).result(
       r,

@@ -1,6 +1,7 @@
 // `ifmesh agents block|unblock|list` against real signaling servers on loopback: a blocked identity is
 // disconnected (4401 blocked), refused at every later registration (by id, and by its key under a new
 // id), on every instance sharing the block list file, after a restart, and audited.
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlockList } from '../../src/services/signaling/block-list.js';
@@ -42,6 +43,19 @@ describe('agents block', () => {
     const { a, b, dir } = await twoInstances();
     const bad = await connect(a.url);
     await bad.register('mallory');
+
+    // --dry-run names where the agent is and changes nothing
+    const dry = await cli(['block', 'mallory', '--dry-run'], [a, b], dir);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      dry_run: true,
+      instances: [
+        { url: a.http, holds_agent: true },
+        { url: b.http, holds_agent: false },
+      ],
+    });
+    expect(JSON.parse((await cli(['list'], [a, b], dir)).stdout).blocked).toEqual([]);
+    expect(a.events.some((e) => e.event === 'agent_blocked')).toBe(false);
 
     const r = await cli(['block', 'mallory', '--reason', 'signature failures'], [a, b], dir);
     expect(r.stderr).toBe('');
@@ -149,5 +163,15 @@ describe('agents block', () => {
       c.close();
       return f?.type === 'registered';
     }, 'trudy to register through a again');
+  });
+
+  it('refuses to start on a block list that is not valid JSON, naming the file', () => {
+    const tmp = tempDir();
+    cleanups.push(tmp.cleanup);
+    const file = path.join(tmp.dir, 'signaling-blocklist.json');
+    writeFileSync(file, '{"blocked": [');
+    expect(() => new BlockList(file)).toThrow(
+      /signaling-blocklist\.json is unreadable .*remove it to lift every block/,
+    );
   });
 });

@@ -39,6 +39,15 @@ export interface SignalingReady {
   cluster: string | null;
 }
 
+/** The block list `ifmesh agents block` keeps; an unreadable one stops the start with a usage error. */
+function openBlockList(file: string): BlockList {
+  try {
+    return new BlockList(file);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 function readSecretFile(file: string, what: string): string {
   let text: string;
   try {
@@ -105,7 +114,7 @@ export async function serveSignaling(
     instanceId: opts.instanceId,
     adminToken,
     allowedKeys,
-    blockList: new BlockList(statePaths(opts.stateDir).blockList),
+    blockList: openBlockList(statePaths(opts.stateDir).blockList),
     allowedOrigins: opts.allowedOrigins,
     maxConnectionsPerIp: opts.maxConnectionsPerIp,
     reapAfterMs: opts.reapAfterMs,

@@ -135,3 +135,37 @@ export async function listBlocked(
   for (const a of answers) for (const e of (a.json?.blocked ?? []) as BlockEntry[]) seen.set(e.agent_id, e);
   return { blocked: [...seen.values()] };
 }
+
+export interface BlockPlan {
+  dry_run: true;
+  action: 'block' | 'unblock';
+  agent_id: string;
+  reason: string | null;
+  /** The instances that would be asked, and which of them hold the agent now. */
+  instances: { url: string; reachable: boolean; holds_agent: boolean }[];
+}
+
+/** What block/unblock would do, read from every instance's /agents; changes nothing. */
+export async function planBlock(
+  t: AdminTargets,
+  action: 'block' | 'unblock',
+  agentId: string,
+  reason: string | undefined,
+  ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+): Promise<BlockPlan> {
+  const answers = await call(t, ctx, 'GET', '/agents');
+  judge(answers);
+  return {
+    dry_run: true,
+    action,
+    agent_id: agentId,
+    reason: reason ?? null,
+    instances: answers.map((a) => ({
+      url: a.url,
+      reachable: a.status === 200,
+      holds_agent: ((a.json?.agents ?? []) as { agent_id: string; instance_id: string }[]).some(
+        (x) => x.agent_id === agentId,
+      ),
+    })),
+  };
+}

@@ -19,8 +19,11 @@ export class BlockList {
   private mtimeMs = -1;
 
   /** Without a file the list lives in memory only (tests, a server with no state directory). */
+  private started = false;
+
   constructor(private readonly file?: string) {
     this.refresh();
+    this.started = true;
   }
 
   /** Re-reads the file when another instance changed it. A missing file is an empty list. */
@@ -35,8 +38,20 @@ export class BlockList {
       return;
     }
     if (mtime === this.mtimeMs) return;
-    const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as { blocked?: BlockEntry[] };
-    this.entries = new Map((parsed.blocked ?? []).map((e) => [e.agent_id, e]));
+    let parsed: { blocked?: BlockEntry[] };
+    try {
+      parsed = JSON.parse(readFileSync(this.file, 'utf8')) as { blocked?: BlockEntry[] };
+      if (!Array.isArray(parsed.blocked)) throw new Error('no "blocked" array');
+    } catch (err) {
+      // At start a broken list is fatal (refusing nobody would silently lift every block); later,
+      // a half-edited file keeps the entries already loaded until it reads again.
+      if (this.mtimeMs === -1 && this.entries.size === 0 && !this.started)
+        throw new Error(
+          `block list ${this.file} is unreadable (${(err as Error).message}): fix it, or remove it to lift every block`,
+        );
+      return;
+    }
+    this.entries = new Map(parsed.blocked.map((e) => [e.agent_id, e]));
     this.mtimeMs = mtime;
   }
 
