@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intFlag, shared, withJson } from '../src/cli/options.js';
+import { durationFlag, intFlag, shared, withJson, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -8,7 +8,7 @@ import { createProgress } from '../src/ui/progress.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  withJson(cmd)
+  withRttBudget(withJson(cmd))
     .option('--agents <n>', 'agents in the mesh', '3')
     .option('--instances <n>', 'signaling instances', '2')
     .option(
@@ -29,11 +29,13 @@ export function register(cmd: Command, io: CommandIo): void {
         stateDir?: string;
         json?: boolean;
         withPrometheus?: boolean;
+        maxRttP95: string;
       }) => {
         const agents = intFlag(flags.agents, '--agents', 2, 50);
         const instances = intFlag(flags.instances, '--instances', 1, 8);
         if (flags.witnessDb !== 'sqlite' && flags.witnessDb !== 'postgres')
           throw new UsageError(`--witness-db must be sqlite or postgres, not "${flags.witnessDb}"`);
+        const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
         const out = io.output(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
         const report = await up(
@@ -44,6 +46,7 @@ export function register(cmd: Command, io: CommandIo): void {
             witnessDb: flags.witnessDb,
             progress,
             withPrometheus: Boolean(flags.withPrometheus),
+            maxRttP95Ms,
           },
           ctx,
         ).finally(() => progress.close());

@@ -1,5 +1,12 @@
 import type { Command } from 'commander';
-import { durationFlag, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+  withRttBudget,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { WitnessClient } from '../src/clients/witness.js';
 import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
@@ -15,7 +22,7 @@ import { renderExchange, renderVerify, type VerifyFlags } from '../src/ui/verify
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  withJson(withConfigOptions(cmd))
+  withRttBudget(withJson(withConfigOptions(cmd)))
     .option('--deployment-id <id>', 'tag every witness event of this run with the deployment id')
     .option('--retries <n>', 'attempts per step (signaling health, agents, connections)', '30')
     .option('--interval <duration>', 'wait between attempts (5s, 500ms)', '5s')
@@ -37,6 +44,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const m = intFlag(flags.messages, '--messages', 1, 100_000);
       const retries = intFlag(flags.retries, '--retries', 1, 10_000);
       const intervalMs = durationFlag(flags.interval, '--interval');
+      const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const out = io.output(flags);
@@ -57,6 +65,7 @@ export function register(cmd: Command, io: CommandIo): void {
           formTimeoutMs: Number(flags.timeout) || 20_000,
           rejectUnauthorized: !flags.insecure,
           onProgress: (line) => out.info(line),
+          maxRttP95Ms,
         });
       if (flags.messageExchange) {
         const report = await exchange({ witness: w.apiKey ? { ...w, stateDir } : undefined });

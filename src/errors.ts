@@ -7,6 +7,8 @@ export const ExitCode = {
   usage: 2,
   unreachable: 3,
   unauthorized: 4,
+  /** Another run holds the lock (`maintenance` under cron): try again later (sysexits EX_TEMPFAIL). */
+  locked: 75,
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

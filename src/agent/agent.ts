@@ -363,8 +363,10 @@ export class MeshAgent {
         const next = generateKeyPair();
         this.identity = next;
         this.signer = createSigner(next.seed);
+        // keys-rotated only once the registry holds the new key, so a completed rotation means it.
+        const before = this.signaling.registrations;
         this.signaling.reregister();
-        await this.waitRegistered();
+        await this.waitRegistered(() => this.signaling.registrations > before);
         this.signaling.send({ type: 'keys-rotated', rotation_id: f.rotation_id });
         this.event('srtp_key_rotated', { rotation_id: f.rotation_id });
         return;
@@ -388,8 +390,8 @@ export class MeshAgent {
     }
   }
 
-  private async waitRegistered(): Promise<void> {
-    await waitFor(() => this.signaling.registered, { timeoutMs: 5_000, intervalMs: 20 }, this.clock);
+  private async waitRegistered(done = () => this.signaling.registered): Promise<void> {
+    await waitFor(done, { timeoutMs: 5_000, intervalMs: 20 }, this.clock);
   }
 
   /** Every third of the heartbeat timeout: ping ready peers; a peer silent for the whole timeout is partitioned. */

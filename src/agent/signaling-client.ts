@@ -42,6 +42,8 @@ export class SignalingClient {
   private wake: (() => void) | undefined;
   url: string | undefined;
   registered = false;
+  /** How many `registered` answers this client has had: a re-registration is done when it grows. */
+  registrations = 0;
 
   constructor(private readonly o: SignalingClientOptions) {}
 
@@ -160,6 +162,7 @@ export class SignalingClient {
         }
         if (frame.type === 'registered') {
           this.registered = true;
+          this.registrations++;
           if (!settled) {
             settled = true;
             clearTimeout(timer);

@@ -81,13 +81,25 @@ export function intFlag(value: string, flag: string, min: number, max = Number.M
   return n;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** A duration flag: 500ms, 5s, 2m, 1h, or bare milliseconds; at most `maxMs`. */
+/** A duration flag: 500ms, 5s, 2m, 1h, 7d, or bare milliseconds; at most `maxMs`. */
 export function durationFlag(value: string, flag: string, maxMs = 86_400_000): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
   const ms = m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!) : Number.NaN;
   if (!Number.isFinite(ms) || ms > maxMs)
     throw new UsageError(`${flag} ${value} is not a duration like 500ms, 5s, 2m or 1h`, `e.g. ${flag} 5s`);
   return ms;
+}
+
+/**
+ * `--max-rtt-p95`: where the signed message exchange (`up`, `verify`) stops calling the mesh
+ * verified. The runbook's delivery target by default; a slow or loaded machine may need more.
+ */
+export function withRttBudget(cmd: Command): Command {
+  return cmd.option(
+    '--max-rtt-p95 <duration>',
+    'fail the signed message exchange above this RTT p95 (the runbook target)',
+    '100ms',
+  );
 }

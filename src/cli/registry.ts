@@ -160,4 +160,34 @@ export const commands: CommandEntry[] = [
     ],
     load: () => import('../../commands/agents.js'),
   },
+  {
+    name: 'rotate-keys',
+    summary: "Rotate every agent's keys through the signaling admin API (emergency-srtp-key-rotation.sh)",
+    examples: [
+      'ifmesh rotate-keys --reason scheduled',
+      'ifmesh rotate-keys --incident-id SEC-42 --timeout 60s',
+    ],
+    load: () => import('../../commands/rotate-keys.js'),
+  },
+  {
+    name: 'certs',
+    summary:
+      'Check the TLS certificate and rotate it, restarting signaling one instance at a time (certificate-rotation-procedure.sh)',
+    examples: [
+      'ifmesh certs check --cert server.crt --key server.key',
+      'ifmesh certs rotate --self-signed-dev --dry-run',
+    ],
+    load: () => import('../../commands/certs.js'),
+  },
+  {
+    name: 'maintenance',
+    summary:
+      'Cron-safe daily and weekly maintenance (daily-maintenance.sh, weekly-maintenance.sh) and their crontab',
+    examples: [
+      'ifmesh maintenance daily',
+      'ifmesh maintenance weekly --json',
+      'ifmesh maintenance install-cron --write',
+    ],
+    load: () => import('../../commands/maintenance.js'),
+  },
 ];

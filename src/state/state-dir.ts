@@ -35,6 +35,11 @@ export function statePaths(root: string) {
     nginx: at('nginx'),
     /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
     blockList: at('signaling-blocklist.json'),
+    /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
+    logrotateConf: at('logrotate.conf'),
+    logrotateState: at('logrotate.status'),
+    dailyReport: (yyyymmdd: string) => at('reports', `daily-health-${yyyymmdd}.json`),
+    weeklyReport: (yyyymmdd: string) => at('reports', `weekly-${yyyymmdd}.json`),
   };
 }
 

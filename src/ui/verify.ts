@@ -16,6 +16,7 @@ export interface VerifyFlags extends ConfigFlags {
   loopback?: boolean;
   insecure?: boolean;
   timeout: string;
+  maxRttP95: string;
   stateDir?: string;
   json?: boolean;
 }

@@ -21,7 +21,19 @@ describe('ifmesh up --with-prometheus', () => {
     requireBinary('prometheus', 'prometheus');
     requireBinary('turnserver', 'coturn');
     const up = await spawnCli(
-      ['up', '--agents', '2', '--instances', '1', '--with-prometheus', '--state-dir', state, '--json'],
+      [
+        'up',
+        '--max-rtt-p95',
+        '10s',
+        '--agents',
+        '2',
+        '--instances',
+        '1',
+        '--with-prometheus',
+        '--state-dir',
+        state,
+        '--json',
+      ],
       { cwd: dir, timeoutMs: 120_000 },
     );
     for (const p of listProcesses(state)) trackPid(p.pid);

@@ -38,6 +38,9 @@ describe('ifmesh verify --message-exchange', () => {
           '--stun',
           turn.stunUrl,
           '--loopback',
+          // This machine's load decides RTT; the budget is tested below.
+          '--max-rtt-p95',
+          '10s',
           '--json',
         ],
         {
@@ -65,6 +68,38 @@ describe('ifmesh verify --message-exchange', () => {
       await sig.stop();
     }
   });
+
+  it('fails a healthy exchange whose RTT p95 is over --max-rtt-p95, naming the budget', async () => {
+    const sig = await startSignalingProcess();
+    try {
+      const args = (budget: string) => [
+        'verify',
+        '--message-exchange',
+        '--messages',
+        '10',
+        '--signaling',
+        sig.ready.http_url as string,
+        '--stun',
+        turn.stunUrl,
+        '--loopback',
+        '--max-rtt-p95',
+        budget,
+        '--json',
+      ];
+      // Every RTT is above zero, so a zero budget always fails; the default is the runbook's 100 ms.
+      const r = await spawnCli(args('0ms'), { cwd: dir, timeoutMs: 60_000 });
+      expect(r.code).toBe(1);
+      const report = JSON.parse(r.stdout);
+      expect(report.delivery_ratio).toBe(1);
+      expect(report.thresholds.rtt_p95_ms).toBe(0);
+      expect(report.failures[0]).toMatch(/^RTT p95 [\d.]+ ms > 0 ms$/);
+      const bad = await spawnCli(args('fast'), { cwd: dir, timeoutMs: 30_000 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--max-rtt-p95 fast is not a duration');
+    } finally {
+      await sig.stop();
+    }
+  }, 90_000);
 
   it('exits 1 with the reason when no mesh can form', async () => {
     // A port taken and closed again: no signaling answers there.

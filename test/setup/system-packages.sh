@@ -12,6 +12,7 @@ declare -A PACKAGES=(
   [tmux]=tmux             # a real terminal for the progress view's test
   [curl]=curl             # the runbook's own curl | jq lines, run as tests
   [jq]=jq
+  [logrotate]=/usr/sbin/logrotate  # maintenance daily rotates its own logs with it (not on a user PATH)
   [openssl]=openssl     # test certificates for ifmesh preflight (expired, mismatched key)
   [redis-server]=redis-server   # the store signaling instances share in a cluster (--cluster redis://)
   [postgresql]=/usr/lib/postgresql/*/bin/initdb  # IF.witness on PostgreSQL; its binaries are not on PATH

@@ -43,6 +43,12 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'agents block': ['state-dir', 'signaling', 'config', 'set', 'json'],
   'agents unblock': ['state-dir', 'signaling', 'config', 'set', 'json'],
   'agents list': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'certs check': ['config', 'set', 'json'],
+  'certs rotate': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'maintenance daily': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance weekly': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'maintenance install-cron': ['state-dir', 'json'],
+  'rotate-keys': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'witness migrate': ['json'],
 };
 

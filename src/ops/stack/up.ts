@@ -35,6 +35,8 @@ export interface UpOptions {
   progress: Progress;
   /** Also run Prometheus on loopback with the files `monitoring export` writes. */
   withPrometheus?: boolean;
+  /** The verification's RTT p95 budget (default: the runbook's 100 ms). */
+  maxRttP95Ms?: number;
 }
 
 export interface UpReport {
@@ -374,6 +376,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     formTimeoutMs: 20_000,
     rejectUnauthorized: true,
     clock: ctx.clock,
+    maxRttP95Ms: o.maxRttP95Ms,
   });
   o.progress.step(
     'verify',

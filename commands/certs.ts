@@ -1,0 +1,98 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { witnessEndpoint } from '../src/config/endpoints.js';
+import { type LoadedConfig, loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { ExitCode, UsageError } from '../src/errors.js';
+import { checkCertificate } from '../src/ops/certs/check.js';
+import { applyCertRotation, planCertRotation } from '../src/ops/certs/rotate.js';
+import { renderCertCheck, renderCertPlan, renderCertRotation } from '../src/ui/certs.js';
+
+type Flags = ConfigFlags & {
+  cert?: string;
+  key?: string;
+  json?: boolean;
+  stateDir?: string;
+  witness?: string;
+};
+
+function files(flags: Flags, loaded: LoadedConfig, cwd: string, needKey: boolean) {
+  const cert = flags.cert ? path.resolve(cwd, flags.cert) : loaded.config.signalingTlsCert;
+  const key = flags.key ? path.resolve(cwd, flags.key) : loaded.config.signalingTlsKey;
+  if (!cert) throw new UsageError('no certificate to check', 'pass --cert FILE, or set SIGNALING_TLS_CERT');
+  if (needKey && !key)
+    throw new UsageError(
+      'no key to rotate with the certificate',
+      'pass --key FILE, or set SIGNALING_TLS_KEY',
+    );
+  return { cert, key };
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  const load = (flags: Flags) =>
+    loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+  withFlags(
+    cmd
+      .command('check')
+      .description('expiry, chain and key of the TLS certificate; exit 1 if expired, expiring or mismatched')
+      .option('--cert <file>', 'PEM certificate (default SIGNALING_TLS_CERT)')
+      .option('--key <file>', 'PEM private key to match against it (default SIGNALING_TLS_KEY)')
+      .option('--warn-days <n>', 'fail when fewer days are left', '7'),
+    'config',
+    'set',
+    'json',
+  ).action(async (flags: Flags & { warnDays: string }) => {
+    const { cert, key } = files(flags, await load(flags), ctx.cwd, false);
+    const warnDays = intFlag(flags.warnDays, '--warn-days', 0, 3650);
+    const report = await checkCertificate({ cert, key, warnDays, now: ctx.clock.now() });
+    io.output(flags).result(report, renderCertCheck);
+    if (report.problems.length) io.setExitCode(ExitCode.checkFailed);
+  });
+  withFlags(
+    cmd
+      .command('rotate')
+      .description(
+        'back up, renew (certbot, or --self-signed-dev) and restart signaling instances one at a time',
+      )
+      .option('--cert <file>', 'PEM certificate (default SIGNALING_TLS_CERT)')
+      .option('--key <file>', 'PEM private key (default SIGNALING_TLS_KEY)')
+      .option(
+        '--self-signed-dev',
+        'generate a self-signed certificate (development only; refused in production)',
+      )
+      .option('--days <n>', 'lifetime of a --self-signed-dev certificate', '30')
+      .option('--dry-run', 'print the plan and change nothing'),
+    'state-dir',
+    'witness',
+    'config',
+    'set',
+    'json',
+  ).action(async (flags: Flags & { selfSignedDev?: boolean; days: string; dryRun?: boolean }) => {
+    const loaded = await load(flags);
+    const { cert, key } = files(flags, loaded, ctx.cwd, true);
+    if (flags.selfSignedDev && loaded.config.productionMode)
+      throw new UsageError(
+        '--self-signed-dev is refused with PRODUCTION_MODE=true',
+        'install certbot, or renew by hand',
+      );
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const days = intFlag(flags.days, '--days', 1, 825);
+    const plan = await planCertRotation(
+      { cert, key: key!, selfSignedDev: Boolean(flags.selfSignedDev), stateDir, days },
+      ctx,
+    );
+    const out = io.output(flags);
+    if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
+    const w = witnessEndpoint(flags.witness, loaded, stateDir);
+    const report = await applyCertRotation(
+      plan,
+      { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },
+      ctx,
+    );
+    out.result(report, renderCertRotation);
+    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+  });
+}

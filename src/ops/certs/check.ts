@@ -1,0 +1,113 @@
+// The certificate check (the runbook's certificate-rotation-procedure.sh step 1 and the daily
+// maintenance's days-left line), with node:crypto's X509Certificate: expiry, the chain in the file,
+// and whether the key belongs to the certificate.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { UsageError } from '../../errors.js';
+
+const DAY_MS = 86_400_000;
+
+export type CertStatus = 'ok' | 'expiring' | 'expired' | 'not_yet_valid' | 'invalid';
+
+export interface CertCheck {
+  cert: string;
+  key: string | null;
+  subject: string;
+  issuer: string;
+  not_before: string;
+  not_after: string;
+  /** Whole days left, floored as the runbook's shell arithmetic does; negative once expired. */
+  days_left: number;
+  self_signed: boolean;
+  /** Certificates in the file (leaf first) and whether each is signed by the next (or itself, last). */
+  chain_length: number;
+  chain_ok: boolean;
+  /** null without --key. */
+  key_matches: boolean | null;
+  status: CertStatus;
+  problems: string[];
+  warn_days: number;
+}
+
+function splitPem(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+export async function checkCertificate(o: {
+  cert: string;
+  key?: string | undefined;
+  warnDays: number;
+  now: number;
+}): Promise<CertCheck> {
+  const text = await fs.readFile(o.cert, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new UsageError(
+      `cannot read certificate ${o.cert}: ${err.code ?? err.message}`,
+      'pass --cert FILE (PEM)',
+    );
+  });
+  const pems = splitPem(text);
+  if (pems.length === 0) throw new UsageError(`${o.cert} holds no PEM certificate`, 'pass --cert FILE (PEM)');
+  let certs: X509Certificate[];
+  try {
+    certs = pems.map((p) => new X509Certificate(p));
+  } catch (err) {
+    throw new UsageError(`${o.cert}: not a valid certificate (${(err as Error).message})`);
+  }
+  const leaf = certs[0]!;
+  const problems: string[] = [];
+  let chainOk = true;
+  for (let i = 0; i < certs.length; i++) {
+    const c = certs[i]!;
+    const issuer = certs[i + 1] ?? (c.checkIssued(c) ? c : undefined);
+    if (!issuer) continue; // the root is not in the file: the system's trust store vouches for it
+    if (!c.checkIssued(issuer) || !c.verify(issuer.publicKey)) {
+      chainOk = false;
+      problems.push(
+        `certificate ${i + 1} in the file is not signed by ${i + 1 < certs.length ? `certificate ${i + 2}` : 'itself'}`,
+      );
+    }
+  }
+  let keyMatches: boolean | null = null;
+  if (o.key) {
+    const keyText = await fs.readFile(o.key, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read key ${o.key}: ${err.code ?? err.message}`, 'pass --key FILE (PEM)');
+    });
+    try {
+      keyMatches = leaf.checkPrivateKey(createPrivateKey(keyText));
+    } catch (err) {
+      throw new UsageError(`${o.key}: not a valid private key (${(err as Error).message})`);
+    }
+    if (!keyMatches) problems.push(`the key ${o.key} does not belong to the certificate`);
+  }
+  const notAfter = Date.parse(leaf.validTo);
+  const notBefore = Date.parse(leaf.validFrom);
+  const daysLeft = Math.floor((notAfter - o.now) / DAY_MS);
+  let status: CertStatus = 'ok';
+  if (o.now >= notAfter) {
+    status = 'expired';
+    problems.push(`expired on ${new Date(notAfter).toISOString()}`);
+  } else if (o.now < notBefore) {
+    status = 'not_yet_valid';
+    problems.push(`not valid before ${new Date(notBefore).toISOString()}`);
+  } else if (daysLeft < o.warnDays) {
+    status = 'expiring';
+    problems.push(`expires in ${daysLeft} days (under ${o.warnDays}): renew with \`ifmesh certs rotate\``);
+  }
+  if (status === 'ok' && (!chainOk || keyMatches === false)) status = 'invalid';
+  return {
+    cert: o.cert,
+    key: o.key ?? null,
+    subject: leaf.subject.replace(/\n/g, ', '),
+    issuer: leaf.issuer.replace(/\n/g, ', '),
+    not_before: new Date(notBefore).toISOString(),
+    not_after: new Date(notAfter).toISOString(),
+    days_left: daysLeft,
+    self_signed: leaf.checkIssued(leaf),
+    chain_length: certs.length,
+    chain_ok: chainOk,
+    key_matches: keyMatches,
+    status,
+    problems,
+    warn_days: o.warnDays,
+  };
+}

@@ -1,0 +1,252 @@
+// Certificate rotation (the runbook's certificate-rotation-procedure.sh): back up the old files,
+// renew (certbot when installed, a development self-signed certificate on request, otherwise the
+// manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
+// each healthy again before the next goes down, so agents always have an instance to fail over to.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Agent } from 'undici';
+import { httpRequest } from '../../clients/http.js';
+import { certbotRenew } from '../../exec/certbot.js';
+import { selfSignedCert } from '../../exec/openssl.js';
+import { waitFor } from '../../util/wait.js';
+import { logEvents, type WitnessTarget } from '../events.js';
+import { hasBinary, type OpContext } from '../shared.js';
+import { Supervisor } from '../stack/supervisor.js';
+import { type CertCheck, checkCertificate } from './check.js';
+import { instancesNotServing, instancesServing } from './instances.js';
+
+export type RenewMethod = 'self-signed-dev' | 'certbot' | 'manual';
+
+export interface CertRotationPlan {
+  cert: string;
+  key: string;
+  method: RenewMethod;
+  /** certbot's certificate name: the certificate's CN. */
+  domain: string;
+  old_expiry: string;
+  backups: { from: string; to: string }[];
+  /** Restarted in this order, one at a time. */
+  restart: { name: string; pid: number; url: string | undefined }[];
+  /** Running signaling instances not started with this certificate (--tls-cert or SIGNALING_TLS_CERT): left alone. */
+  not_restarted: string[];
+  /** Dev certificates' lifetime. */
+  days: number;
+  manual_procedure: string[];
+}
+
+export interface InstanceRestart {
+  name: string;
+  old_pid: number;
+  new_pid: number | null;
+  healthy: boolean;
+}
+
+export interface CertRotationReport {
+  plan: CertRotationPlan;
+  dry_run: boolean;
+  /** true once renewed and every instance is back; false when a human must act (manual, failure). */
+  ok: boolean;
+  renewed: boolean;
+  new_expiry: string | null;
+  restarts: InstanceRestart[];
+  problems: string[];
+}
+
+function manualProcedure(cert: string, key: string): string[] {
+  return [
+    'certbot is not installed: renew by hand, then rotate with the new files in place:',
+    `  1. obtain a new certificate and key for this host from your CA`,
+    `  2. install them: cp NEW.crt ${cert} && cp NEW.key ${key} && chmod 600 ${key}`,
+    '  3. check them: ifmesh certs check --cert ' + `${cert} --key ${key}`,
+    '  4. restart the signaling instances one at a time (or install certbot and run ifmesh certs rotate)',
+  ];
+}
+
+export async function planCertRotation(
+  o: { cert: string; key: string; selfSignedDev: boolean; stateDir: string; days: number },
+  ctx: Pick<OpContext, 'exec' | 'clock'>,
+): Promise<CertRotationPlan> {
+  const current: CertCheck = await checkCertificate({
+    cert: o.cert,
+    key: o.key,
+    warnDays: 0,
+    now: ctx.clock.now(),
+  });
+  const method: RenewMethod = o.selfSignedDev
+    ? 'self-signed-dev'
+    : (await hasBinary(ctx, 'certbot'))
+      ? 'certbot'
+      : 'manual';
+  const stamp = Math.floor(ctx.clock.now() / 1000);
+  const cn = /CN=([^,\n]+)/.exec(current.subject)?.[1] ?? 'localhost';
+  return {
+    cert: o.cert,
+    key: o.key,
+    method,
+    domain: cn,
+    old_expiry: current.not_after,
+    backups: method === 'manual' ? [] : [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })),
+    restart:
+      method === 'manual'
+        ? []
+        : instancesServing(o.stateDir, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url })),
+    not_restarted: method === 'manual' ? [] : instancesNotServing(o.stateDir, o.cert),
+    days: o.days,
+    manual_procedure: method === 'manual' ? manualProcedure(o.cert, o.key) : [],
+  };
+}
+
+/** Writes `data` beside `file` and renames it over: a reader sees the old file or the new, never half. */
+async function replaceFile(file: string, from: string, mode: number): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.copyFile(from, tmp);
+  await fs.chmod(tmp, mode);
+  await fs.rename(tmp, file);
+}
+
+export async function applyCertRotation(
+  plan: CertRotationPlan,
+  o: {
+    stateDir: string;
+    witness?: WitnessTarget | undefined;
+    healthTimeoutMs?: number;
+    onStep?: (line: string) => void;
+  },
+  ctx: Pick<OpContext, 'exec' | 'clock' | 'signal' | 'dispatcher'>,
+): Promise<CertRotationReport> {
+  const report: CertRotationReport = {
+    plan,
+    dry_run: false,
+    ok: false,
+    renewed: false,
+    new_expiry: null,
+    restarts: [],
+    problems: [],
+  };
+  if (plan.method === 'manual') {
+    report.problems.push('certbot is not installed; follow the manual procedure');
+    return report;
+  }
+  for (const b of plan.backups) await fs.copyFile(b.from, b.to);
+  o.onStep?.(`backed up ${plan.backups.map((b) => b.to).join(', ')}`);
+  const work = await fs.mkdtemp(path.join(path.dirname(plan.cert), '.ifmesh-certs-'));
+  try {
+    let newCert: string;
+    let newKey: string;
+    if (plan.method === 'self-signed-dev') {
+      newCert = path.join(work, 'cert.pem');
+      newKey = path.join(work, 'key.pem');
+      await selfSignedCert(ctx.exec, {
+        certFile: newCert,
+        keyFile: newKey,
+        days: plan.days,
+        cn: plan.domain,
+      });
+    } else {
+      const r = await certbotRenew(ctx.exec, { domain: plan.domain });
+      if (!r.ok) {
+        report.problems.push(`certbot renew failed: ${r.output}`);
+        return report;
+      }
+      newCert = r.fullchain;
+      newKey = r.privkey;
+    }
+    // Checked before anything is replaced: a renewal that yields a bad pair changes nothing.
+    const fresh = await checkCertificate({ cert: newCert, key: newKey, warnDays: 0, now: ctx.clock.now() });
+    if (fresh.problems.length) {
+      report.problems.push(...fresh.problems.map((p) => `new certificate: ${p}`));
+      return report;
+    }
+    await replaceFile(plan.cert, newCert, 0o644);
+    await replaceFile(plan.key, newKey, 0o600);
+    report.renewed = true;
+    report.new_expiry = fresh.not_after;
+    o.onStep?.(`renewed (${plan.method}): expires ${fresh.not_after}`);
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  await restartOneByOne(plan, report, o, ctx);
+  report.ok = report.problems.length === 0;
+  await logEvents(
+    o.witness,
+    'certs',
+    [
+      {
+        event: 'tls_certificate_rotated',
+        metadata: {
+          old_expiry: plan.old_expiry,
+          new_expiry: report.new_expiry,
+          action: plan.method === 'certbot' ? 'automatic_renewal' : 'self_signed_dev',
+          cert: plan.cert,
+          restarted: report.restarts.map((r) => r.name),
+          status: report.ok ? 'completed' : 'incomplete',
+        },
+      },
+    ],
+    ctx,
+  );
+  return report;
+}
+
+async function restartOneByOne(
+  plan: CertRotationPlan,
+  report: CertRotationReport,
+  o: { stateDir: string; healthTimeoutMs?: number; onStep?: (line: string) => void },
+  ctx: Pick<OpContext, 'clock' | 'signal'>,
+): Promise<void> {
+  const launches = new Map(instancesServing(o.stateDir, plan.cert).map((l) => [l.name, l]));
+  // The instance's own certificate may be self-signed: the health check asks whether it serves, not
+  // whom to trust.
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    for (const target of plan.restart) {
+      const l = launches.get(target.name);
+      if (!l) {
+        report.problems.push(`${target.name} no longer runs; not restarted`);
+        continue;
+      }
+      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: l.owner });
+      const stopped = await sup.stop(l.name, 5_000);
+      if (stopped === 'failed') {
+        report.problems.push(`${l.name} (pid ${l.pid}) would not stop`);
+        report.restarts.push({ name: l.name, old_pid: l.pid, new_pid: null, healthy: false });
+        return;
+      }
+      const pid = sup.start({
+        name: l.name,
+        role: 'signaling',
+        command: l.argv[0]!,
+        args: l.argv.slice(1),
+        cwd: l.cwd,
+        env: l.env,
+        ...(l.port !== undefined ? { port: l.port } : {}),
+        ...(l.url !== undefined ? { url: l.url } : {}),
+      });
+      const health = `${(l.url ?? `http://127.0.0.1:${l.port}`).replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, '')}/health`;
+      const healthy =
+        (await waitFor(
+          async () => {
+            if (sup.running(l.name) === undefined) return true; // exited: stop waiting, judged below
+            const a = await httpRequest(health, { timeoutMs: 1_000, dispatcher: insecure }).catch(
+              () => undefined,
+            );
+            return a?.status === 200;
+          },
+          { timeoutMs: o.healthTimeoutMs ?? 15_000, intervalMs: 100 },
+          ctx.clock,
+          ctx.signal,
+        )) && sup.running(l.name) !== undefined;
+      report.restarts.push({ name: l.name, old_pid: l.pid, new_pid: pid, healthy });
+      o.onStep?.(`${l.name} restarted (pid ${pid}): ${healthy ? 'healthy' : 'NOT healthy'}`);
+      if (!healthy) {
+        // Going on would risk taking down the last healthy instance too.
+        report.problems.push(
+          `${l.name} is not healthy after its restart (see ifmesh logs ${l.name}); the rest were left running`,
+        );
+        return;
+      }
+    }
+  } finally {
+    await insecure.close();
+  }
+}

@@ -1,0 +1,38 @@
+// What daily and weekly maintenance share: the lock, where the mesh is, UTC dates, and writing a
+// report whole (tmp + rename), so cron never leaves half a JSON file behind.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ExitCode, IfmeshError } from '../../errors.js';
+import { acquireLock, type HeldLock } from '../../state/lock.js';
+import type { Clock } from '../../util/clock.js';
+
+export interface MaintenanceTargets {
+  stateDir: string;
+  /** http(s) base URLs of the signaling instances. */
+  signaling: string[];
+  witness: { url: string; apiKey: string; queryToken?: string | undefined } | undefined;
+}
+
+/** A second run while one holds the lock exits at once with 75 (EX_TEMPFAIL), naming the holder. */
+export async function maintenanceLock(stateDir: string, purpose: string, clock: Clock): Promise<HeldLock> {
+  try {
+    return await acquireLock(stateDir, 'maintenance', purpose, clock);
+  } catch (err) {
+    if (err instanceof IfmeshError && err.code === 'locked')
+      throw new IfmeshError('locked', err.message, ExitCode.locked, err.hint);
+    throw err;
+  }
+}
+
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
+}
+
+export function writeJsonWhole(file: string, doc: unknown): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -1,0 +1,177 @@
+// The runbook's daily-maintenance.sh, cron-safe: under the maintenance lock, certificate days left,
+// log sizes, rotation of ifmesh's own logs through logrotate, witness cleanup, and the daily health
+// report. Every step runs even when an earlier one needs a human; `ok` is false if any did.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
+import { statePaths } from '../../state/state-dir.js';
+import { checkCertificate } from '../certs/check.js';
+import { collectMesh } from '../monitoring/collect.js';
+import type { OpContext } from '../shared.js';
+import { runWitnessQuery } from '../witness/query.js';
+import { errorText, type MaintenanceTargets, maintenanceLock, utcDay, writeJsonWhole } from './common.js';
+
+export interface DailyOptions extends MaintenanceTargets {
+  cert?: string | undefined;
+  key?: string | undefined;
+  warnDays: number;
+  retainDays: number;
+  /** Change nothing: logrotate -d on a temporary copy of the configuration, no cleanup, no report file. */
+  dryRun?: boolean;
+}
+
+/** The runbook's reports/daily-health-YYYYMMDD.json fields, plus the maintenance id. */
+export interface DailyHealth {
+  maintenance_id: string;
+  timestamp: string;
+  certificate_days_left: number | null;
+  total_agents: number | null;
+  active_connections: number | null;
+  error_count_24h: number | null;
+}
+
+export interface DailyReport {
+  maintenance_id: string;
+  dry_run: boolean;
+  ok: boolean;
+  /** Each thing a person must look at; empty when all is well. */
+  needs_human: string[];
+  certificate: { cert: string; days_left: number; status: string; problems: string[] } | null;
+  logs: { file: string; bytes: number }[];
+  logs_total_bytes: number;
+  logrotate: { ok: boolean; config: string; output: string };
+  cleanup: { retain_days: number; ok: boolean; answer?: unknown; error?: string };
+  health: DailyHealth;
+  report_file: string;
+}
+
+function logSizes(dir: string): { file: string; bytes: number }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((f) => ({ file: f, bytes: statSync(`${dir}/${f}`).size }));
+}
+
+export async function runDaily(
+  o: DailyOptions,
+  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
+): Promise<DailyReport> {
+  const lock = await maintenanceLock(o.stateDir, 'maintenance daily', ctx.clock);
+  try {
+    return await daily(o, ctx);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function daily(
+  o: DailyOptions,
+  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher'>,
+): Promise<DailyReport> {
+  const now = ctx.clock.now();
+  const p = statePaths(o.stateDir);
+  const id = `MAINT-${utcDay(now)}`;
+  const needs: string[] = [];
+
+  let certificate: DailyReport['certificate'] = null;
+  if (o.cert) {
+    try {
+      const c = await checkCertificate({ cert: o.cert, key: o.key, warnDays: o.warnDays, now });
+      certificate = { cert: c.cert, days_left: c.days_left, status: c.status, problems: c.problems };
+      for (const problem of c.problems) needs.push(`certificate ${c.cert}: ${problem}`);
+    } catch (err) {
+      needs.push(`certificate: ${errorText(err)}`);
+    }
+  }
+
+  const before = logSizes(p.logs);
+  // A dry run hands logrotate -d a scratch copy of the configuration and state: nothing of ours changes.
+  const scratch = o.dryRun ? mkdtempSync(path.join(os.tmpdir(), 'ifmesh-logrotate-')) : undefined;
+  const conf = scratch ? path.join(scratch, 'logrotate.conf') : p.logrotateConf;
+  let rotated: { ok: boolean; output: string };
+  try {
+    mkdirSync(path.dirname(conf), { recursive: true });
+    writeFileSync(conf, logrotateConfig(p.logs), { mode: 0o644 });
+    rotated = await runLogrotate(ctx.exec, {
+      conf,
+      stateFile: scratch ? path.join(scratch, 'status') : p.logrotateState,
+      force: true,
+      debug: Boolean(o.dryRun),
+    });
+  } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
+  if (!rotated.ok) needs.push(`logrotate failed: ${rotated.output}`);
+
+  const cleanup: DailyReport['cleanup'] = { retain_days: o.retainDays, ok: false };
+  let errors24h: number | null = null;
+  if (!o.witness) {
+    cleanup.error = 'no witness configured';
+  } else {
+    if (o.dryRun) {
+      cleanup.error = `dry run: would POST ${o.witness.url}/api/admin/cleanup {"retain_days":${o.retainDays}}`;
+    } else
+      try {
+        const a = await httpRequest(`${o.witness.url}/api/admin/cleanup`, {
+          method: 'POST',
+          body: JSON.stringify({ retain_days: o.retainDays }),
+          headers: { authorization: `Bearer ${o.witness.apiKey}` },
+          timeoutMs: 30_000,
+          dispatcher: ctx.dispatcher,
+        });
+        cleanup.ok = a.status === 200;
+        cleanup.answer = a.json;
+        if (!cleanup.ok) cleanup.error = `HTTP ${a.status}: ${a.text.slice(0, 200)}`;
+      } catch (err) {
+        cleanup.error = errorText(err);
+      }
+    if (!cleanup.ok && !o.dryRun) needs.push(`witness cleanup failed: ${cleanup.error}`);
+    try {
+      const q = await runWitnessQuery({
+        url: o.witness.url,
+        token: o.witness.queryToken,
+        dispatcher: ctx.dispatcher,
+        body: {
+          query: { event: { regex: 'error|fail' } },
+          time_range: { from: '-24h', to: 'now' },
+          limit: 10_000,
+        },
+      });
+      errors24h = q.results.length;
+    } catch (err) {
+      needs.push(`witness query failed: ${errorText(err)}`);
+    }
+  }
+
+  const mesh = await collectMesh({ signaling: o.signaling, now: () => now, dispatcher: ctx.dispatcher });
+  const up = mesh.instances.filter((i) => i.up).length;
+  if (o.signaling.length && up === 0)
+    needs.push(
+      `no signaling instance answers: ${mesh.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
+    );
+  const health: DailyHealth = {
+    maintenance_id: id,
+    timestamp: new Date(now).toISOString(),
+    certificate_days_left: certificate?.days_left ?? null,
+    total_agents: up ? new Set(mesh.agents.map((a) => a.agent_id)).size : null,
+    active_connections: up ? mesh.connections.filter((c) => c.state === 'connected').length : null,
+    error_count_24h: errors24h,
+  };
+  const reportFile = p.dailyReport(utcDay(now));
+  if (!o.dryRun) writeJsonWhole(reportFile, health);
+  return {
+    maintenance_id: id,
+    dry_run: Boolean(o.dryRun),
+    ok: needs.length === 0,
+    needs_human: needs,
+    certificate,
+    logs: before,
+    logs_total_bytes: before.reduce((n, l) => n + l.bytes, 0),
+    logrotate: { ok: rotated.ok, config: p.logrotateConf, output: rotated.output },
+    cleanup,
+    health,
+    report_file: reportFile,
+  };
+}
