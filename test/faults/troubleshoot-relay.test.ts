@@ -9,7 +9,7 @@ import { WitnessClient } from '../../src/clients/witness.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { EvidenceSources } from '../../src/ops/troubleshoot/evidence.js';
-import { probeTurnAllocate } from '../../src/ops/troubleshoot/probes.js';
+import { probeStun, probeTurnAllocate } from '../../src/ops/troubleshoot/probes.js';
 import { troubleshoot } from '../../src/ops/troubleshoot/run.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/cli.js';
@@ -30,6 +30,12 @@ let cleanups: (() => void)[] = [];
 
 beforeAll(async () => {
   turn = await startCoturn();
+  // startCoturn returns once coturn's TCP listener accepts; its UDP socket may bind a moment later,
+  // and a probe sent before that is refused at once (ICMP port unreachable): wait for a STUN answer.
+  await waitFor(
+    async () => (await probeStun(turn.stunUrl, { timeoutMs: 500, clock: systemClock })).ok,
+    'coturn to answer STUN over UDP',
+  );
 });
 afterAll(async () => {
   await turn.stop();
@@ -92,9 +98,12 @@ describe('TURN Allocate probe', () => {
   it('allocates a relayed address from coturn, and reports wrong credentials and a dead port', async () => {
     const o = { timeoutMs: 2_000, clock: systemClock };
     const ok = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'test-pass' }, o);
-    expect(ok).toMatchObject({ ok: true, relayed: expect.stringMatching(/^127\.0\.0\.1:\d+$/) });
+    expect(ok, JSON.stringify(ok)).toMatchObject({
+      ok: true,
+      relayed: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+    });
     const wrong = await probeTurnAllocate(turn.url, { username: 'ifmesh', password: 'nope' }, o);
-    expect(wrong).toMatchObject({ ok: false, error: expect.stringContaining('401') });
+    expect(wrong, JSON.stringify(wrong)).toMatchObject({ ok: false, error: expect.stringContaining('401') });
     const dead = await probeTurnAllocate(
       `turn:127.0.0.1:${await freePort()}?transport=udp`,
       {
