@@ -347,11 +347,11 @@ export class MeshAgent {
           this.links.delete(f.from);
           old.close('replaced by a new offer');
         }
-        await this.link(f.from)?.acceptOffer(f.sdp);
+        await this.link(f.from)?.acceptOffer(f.sdp, f.session);
         return;
       }
       case 'answer':
-        await this.links.get(f.from)?.acceptAnswer(f.sdp);
+        await this.links.get(f.from)?.acceptAnswer(f.sdp, f.session);
         return;
       case 'ice-candidate':
         await this.links.get(f.from)?.addCandidate(f.candidate);
