@@ -256,7 +256,14 @@ export class MeshAgent {
       verifier: this.verifier,
       now: this.now,
       newPeerConnection: this.newPeerConnection,
-      signal: (frame) => this.signaling.send(frame),
+      signal: (frame) => {
+        this.signaling.send(frame);
+        // werift puts every candidate in the SDP (no trickle): the runbook's ice_candidate_sent, per SDP
+        if ((frame.type === 'offer' || frame.type === 'answer') && typeof frame.sdp === 'string') {
+          const types = [...frame.sdp.matchAll(/^a=candidate:.* typ (\w+)/gm)].map((m) => m[1]);
+          this.event('ice_candidate_sent', { sdp: frame.type, count: types.length, types }, String(frame.to));
+        }
+      },
       onState: (l, state, candidateType, rttMs) => {
         this.signaling.send({
           type: 'connection-state',

@@ -33,6 +33,8 @@ export function statePaths(root: string) {
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
     nginx: at('nginx'),
+    /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
+    blockList: at('signaling-blocklist.json'),
     /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
     logrotateConf: at('logrotate.conf'),
     logrotateState: at('logrotate.status'),
