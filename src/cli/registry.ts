@@ -170,6 +170,26 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/top.js'),
   },
   {
+    name: 'troubleshoot',
+    summary: "Diagnose with the failover guide's decision trees on live evidence: path, root cause, actions",
+    examples: [
+      'ifmesh troubleshoot connection-timeout agent-1 agent-2',
+      'ifmesh troubleshoot packet-loss agent-1 --json',
+      'ifmesh troubleshoot memory',
+    ],
+    load: () => import('../../commands/troubleshoot.js'),
+  },
+  {
+    name: 'agents',
+    summary: 'Block, unblock and list refused agent identities on every signaling instance',
+    examples: [
+      'ifmesh agents block agent-7 --reason signature-failures',
+      'ifmesh agents unblock agent-7',
+      'ifmesh agents list',
+    ],
+    load: () => import('../../commands/agents.js'),
+  },
+  {
     name: 'rotate-keys',
     summary: "Rotate every agent's keys through the signaling admin API (emergency-srtp-key-rotation.sh)",
     examples: [

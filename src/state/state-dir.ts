@@ -37,6 +37,8 @@ export function statePaths(root: string) {
     canary: at('canary.json'),
     /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
     canaryRequest: at('canary-request.json'),
+    /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
+    blockList: at('signaling-blocklist.json'),
     /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
     logrotateConf: at('logrotate.conf'),
     logrotateState: at('logrotate.status'),
