@@ -62,6 +62,8 @@ export class PeerLink {
    * (a peer that was frozen answers every offer it missed, in order) must not land on this one.
    */
   session: string | undefined;
+  /** This side made the offer (not the answer) of the current negotiation. */
+  offerer = false;
   /** The TURN server of the attempt that made this link, if it went through one. */
   turnServer: string | undefined;
   /** When negotiation started and when the peer's hello arrived (ms, ctx clock): the open time. */
@@ -94,6 +96,7 @@ export class PeerLink {
     const pc = this.open(ice);
     this.attach(pc.createDataChannel('ifmesh', { ordered: true }));
     this.session = randomUUID();
+    this.offerer = true;
     await pc.setLocalDescription(await pc.createOffer());
     if (!this.closed)
       this.ctx.signal({

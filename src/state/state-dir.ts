@@ -38,6 +38,12 @@ export function statePaths(root: string) {
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
     nginx: at('nginx'),
+    /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
+    canary: at('canary.json'),
+    /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
+    canaryRequest: at('canary-request.json'),
+    /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
+    blockList: at('signaling-blocklist.json'),
     /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
     logrotateConf: at('logrotate.conf'),
     logrotateState: at('logrotate.status'),

@@ -35,6 +35,14 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'monitoring export': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'monitoring check': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   top: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot connection-timeout': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot packet-loss': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot latency': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot dtls': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'troubleshoot memory': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  'agents block': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'agents unblock': ['state-dir', 'signaling', 'config', 'set', 'json'],
+  'agents list': ['state-dir', 'signaling', 'config', 'set', 'json'],
   'certs check': ['config', 'set', 'json'],
   'certs rotate': ['state-dir', 'witness', 'config', 'set', 'json'],
   'maintenance daily': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
@@ -52,6 +60,12 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'incident escalate': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'incident ack': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'incident list': ['state-dir', 'json'],
+  'canary status': ['state-dir', 'json'],
+  'canary promote': ['state-dir', 'witness', 'config', 'set', 'json'],
+  'canary abort': ['state-dir', 'witness', 'config', 'set', 'json'],
+  monitor: ['state-dir', 'witness', 'config', 'set', 'json'],
+  rollback: ['state-dir', 'witness', 'config', 'set', 'json'],
+  releases: ['state-dir', 'json'],
 };
 
 const io = {} as CommandIo;
