@@ -3,6 +3,7 @@ import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
+import { readStackSecrets } from '../src/config/local-stack.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { type IncidentOptions, planIncident, runIncident } from '../src/ops/incident/declare.js';
 import {
@@ -77,6 +78,9 @@ export function register(cmd: Command, io: CommandIo): void {
           notify: Boolean(flags.notify),
           investigate: Boolean(flags.investigate),
           hosts,
+          production: s.loaded.config.productionMode,
+          allowSelfSigned: s.loaded.config.allowSelfSignedCerts,
+          adminToken: s.loaded.config.signalingAdminToken || readStackSecrets(s.stateDir)?.admin_token,
           tlsCert: s.loaded.config.signalingTlsCert,
           tlsKey: s.loaded.config.signalingTlsKey,
           clusterUrl: s.loaded.config.signalingClusterUrl || undefined,

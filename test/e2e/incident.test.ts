@@ -385,7 +385,7 @@ describe('incident security', () => {
     return { code: r.code, rec: JSON.parse(r.stdout) };
   };
 
-  it('one failure is logged and watched; a repeat offender is to be blocked; failures across peers are a P1', async () => {
+  it('on recorded evidence: one failure is watched; a repeat offender is named for blocking; failures across peers are a P1', async () => {
     await fail('a1', 'mallory');
     const once = await security();
     expect(once.rec.tree.root_cause.id).toBe('single_signature_failure');
@@ -397,8 +397,12 @@ describe('incident security', () => {
     await fail('a3', 'mallory');
     const repeat = await security();
     expect(repeat.rec.tree.root_cause.id).toBe('repeated_signature_failures_one_peer');
-    expect(repeat.rec.tree.path.map((s: any) => s.answer)).toEqual(['yes, 3', 'yes, mallory', 'yes']);
-    // `ifmesh agents block` is not in this build yet: the incident says exactly what to run.
+    expect(repeat.rec.tree.path.map((s: any) => s.answer)).toEqual(['signature', 'one_peer']);
+    // No signaling instance answers and there is no admin token: the incident says exactly what to run.
+    expect(repeat.rec.actions).toContainEqual(
+      expect.objectContaining({ action: 'agent_blocked', ok: false }),
+    );
+    expect(repeat.code).toBe(1);
     expect(repeat.rec.next_steps).toContainEqual(
       expect.stringMatching(/^ifmesh agents block mallory --reason /),
     );

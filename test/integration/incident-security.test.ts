@@ -9,7 +9,7 @@ import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { receiver as httpReceiver } from '../helpers/notify-receivers.js';
-import { startSignaling } from '../helpers/signaling.js';
+import { ADMIN, getJson, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
 
@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 describe('incident security', () => {
-  it('a real agent signing with a wrong key is named for blocking; failures from several peers escalate to P1 with key rotation', async () => {
+  it('a real agent signing with a wrong key is blocked at signaling; failures from several peers escalate to P1 with key rotation', async () => {
     const turn = await startCoturn();
     cleanups.push(() => turn.stop());
     const sig = await startSignaling();
@@ -78,7 +78,7 @@ describe('incident security', () => {
           '--json',
           ...(notifyEnv ? ['--notify'] : []),
         ],
-        { cwd: dir, env: { IF_WITNESS_API_KEY: API_KEY, ...notifyEnv } },
+        { cwd: dir, env: { IF_WITNESS_API_KEY: API_KEY, SIGNALING_ADMIN_TOKEN: ADMIN, ...notifyEnv } },
       );
       const rec = JSON.parse(r.stdout);
       await run(['incident', 'resolve', rec.id, '--state-dir', dir], { cwd: dir });
@@ -91,15 +91,38 @@ describe('incident security', () => {
     });
     const { rec: repeat } = await security();
     expect(repeat.impact.agents_connected).toBe(3);
+    // Tree 4 of src/ops/troubleshoot/trees.ts, walked on the witness's evidence.
     expect(repeat.tree.path).toEqual([
-      expect.objectContaining({ answer: 'yes, 3' }),
-      expect.objectContaining({ evidence: { failures_by_peer: { mallory: 3 } }, answer: 'yes, mallory' }),
-      expect.objectContaining({ answer: 'yes' }),
+      expect.objectContaining({ question: 'Event type?', answer: 'signature' }),
+      expect.objectContaining({ evidence: { failures: 3, by_peer: { mallory: 3 } }, answer: 'one_peer' }),
     ]);
     expect(repeat.tree.root_cause.id).toBe('repeated_signature_failures_one_peer');
-    // `ifmesh agents block` (signaling side) is not in this build yet: the incident names the command.
-    expect(repeat.actions).toContainEqual(expect.objectContaining({ action: 'agent_blocked', ok: false }));
-    expect(repeat.next_steps).toContainEqual(expect.stringMatching(/^ifmesh agents block mallory --reason /));
+    // Blocked through the agents block API: signaling drops mallory and will not register it again.
+    expect(repeat.actions).toContainEqual(
+      expect.objectContaining({
+        action: 'agent_blocked',
+        ok: true,
+        detail: expect.stringMatching(/^mallory blocked on 1 instance\(s\), 1 connection\(s\) closed/),
+      }),
+    );
+    await waitFor(
+      async () =>
+        !(await getJson(`${sig.http}/agents`)).json.agents.some((a: any) => a.agent_id === 'mallory'),
+      'mallory to be gone from signaling',
+    );
+    expect((await getJson(`${sig.http}/agents`)).json.agents.map((a: any) => a.agent_id).sort()).toEqual([
+      'eve',
+      'receiver',
+    ]);
+    expect(
+      (
+        await post(
+          `${witness.url}/api/query`,
+          { query: { event: 'incident_agent_blocked', incident_id: repeat.id } },
+          null,
+        )
+      ).json.results,
+    ).toHaveLength(1);
 
     forge(eve, 'eve');
     await waitFor(async () => (await failures()) === 4, 'the receiver to log eve too', { timeoutMs: 15_000 });

@@ -1,9 +1,9 @@
-// The incident's pure decisions on recorded evidence: tree 4's signature branch, the runbook's
+// The incident's pure decisions on recorded evidence: what it does with tree 4's root cause, the runbook's
 // classification table, and when `show --watch` escalates.
 import { describe, expect, it } from 'vitest';
 import { classify } from '../../src/ops/incident/classify.js';
 import { dueEscalation } from '../../src/ops/incident/lifecycle.js';
-import { walkSecurity } from '../../src/ops/incident/security.js';
+import { verdictOf } from '../../src/ops/incident/security.js';
 import type { Impact, IncidentRecord } from '../../src/ops/incident/store.js';
 
 const fail = (peer: string) => ({
@@ -12,22 +12,29 @@ const fail = (peer: string) => ({
   metadata: { reason: 'bad_signature' },
 });
 
-describe('tree 4 on signature failures', () => {
-  it('none, one, a repeat offender, several peers', () => {
-    expect(walkSecurity({ failures: [] }).verdict).toEqual({ kind: 'none' });
-    expect(walkSecurity({ failures: [fail('m')] }).verdict).toEqual({
+describe("what the incident does with tree 4's root cause", () => {
+  it('watch one, block a repeat offender, escalate failures across peers, pass others on', () => {
+    expect(verdictOf(null, { failures: [] })).toEqual({ kind: 'none' });
+    expect(verdictOf('single_signature_failure', { failures: [fail('m')] })).toEqual({
       kind: 'watch',
       peer: 'm',
       failures: 1,
     });
-    const repeat = walkSecurity({ failures: [fail('m'), fail('m')] });
-    expect(repeat.verdict).toEqual({ kind: 'block', peer: 'm', failures: 2 });
-    expect(repeat.walk.root_cause?.id).toBe('repeated_signature_failures_one_peer');
-    const wide = walkSecurity({ failures: [fail('m'), fail('e')] });
-    expect(wide.verdict).toEqual({ kind: 'widespread', peers: ['m', 'e'], failures: 2 });
-    expect(wide.walk.path.at(-1)).toMatchObject({
-      evidence: { failures_by_peer: { m: 1, e: 1 } },
-      answer: 'no, 2 peers',
+    expect(verdictOf('repeated_signature_failures_one_peer', { failures: [fail('m'), fail('m')] })).toEqual({
+      kind: 'block',
+      peer: 'm',
+      failures: 2,
+    });
+    expect(
+      verdictOf('signature_failures_across_peers', { failures: [fail('m'), fail('e'), fail('m')] }),
+    ).toEqual({
+      kind: 'widespread',
+      peers: ['m', 'e'],
+      failures: 3,
+    });
+    expect(verdictOf('self_signed_in_production', { failures: [] })).toEqual({
+      kind: 'other',
+      root_cause: 'self_signed_in_production',
     });
   });
 });

@@ -7,14 +7,13 @@ import { checkCertificate } from '../certs/check.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import type { OpContext } from '../shared.js';
 import { httpHealthy } from '../stack/stack.js';
-import { blockAgent } from './block.js';
 import { assessImpact, CLASSIFICATION, classify, higher } from './classify.js';
 import { type IncidentIo, IncidentLog, notifyLevel } from './events.js';
 import type { Severity } from './notify/types.js';
 import { deadSignaling, investigate, restartDeadSignaling } from './p1.js';
 import { pushBandwidth, quantifyLatency } from './p2.js';
 import { writeReport } from './report.js';
-import { fetchSecurityEvidence, walkSecurity } from './security.js';
+import { blockPeer, walkSecurity } from './security.js';
 import {
   type ActionTaken,
   type IncidentKind,
@@ -62,6 +61,11 @@ export interface IncidentOptions extends IncidentIo {
   hosts: string[];
   /** SIGNALING_CLUSTER_URL: the Redis a restarted deployment instance rejoins. */
   clusterUrl?: string | undefined;
+  /** For tree 4: PRODUCTION_MODE and ALLOW_SELF_SIGNED_CERTS. */
+  production?: boolean;
+  allowSelfSigned?: boolean;
+  /** The signaling admin token that blocks a peer (SIGNALING_ADMIN_TOKEN or the local stack's). */
+  adminToken?: string | undefined;
   /** Signaling TLS certificate and key, for cert-expiry's hand-over. */
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
@@ -239,52 +243,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
       rec.next_steps.push('more than half of the connections are on TURN: ifmesh incident turn-failure');
     rec.next_steps.push('ifmesh top', 'ifmesh verify --message-exchange');
   }
-  if (o.kind === 'security') {
-    if (!witnessQ)
-      act('tree_walked', false, 'no witness to read the signature failures from: set IF_WITNESS_ENDPOINT');
-    else {
-      try {
-        const { walk, verdict } = walkSecurity(await fetchSecurityEvidence(witnessQ, ctx));
-        rec.tree = walk;
-        act('tree_walked', true, walk.root_cause ? walk.root_cause.title : 'no signature failure recorded');
-        if (verdict.kind === 'watch') {
-          act('watching', true, `${verdict.peer}: ${verdict.failures} failure logged; a repeat blocks it`);
-          log.log('security_event_watched', {
-            peer_id: verdict.peer,
-            metadata: { failures: verdict.failures },
-          });
-        }
-        if (verdict.kind === 'block') {
-          const b = await blockAgent(
-            verdict.peer,
-            `incident ${id}: ${verdict.failures} signature failures`,
-            o.stateDir,
-            o.signaling,
-            ctx,
-          );
-          act('agent_blocked', b.ok, b.detail);
-          if (b.ok)
-            log.log('incident_agent_blocked', {
-              peer_id: verdict.peer,
-              metadata: { failures: verdict.failures },
-            });
-          else rec.next_steps.push(b.command);
-        }
-        if (verdict.kind === 'widespread') {
-          rec.severity = 'P1';
-          act(
-            'escalated',
-            true,
-            `signature failures from ${verdict.peers.length} peers (${verdict.peers.join(', ')}): escalated to P1`,
-          );
-          log.log('incident_escalated', { metadata: { to: 'P1', peers: verdict.peers } });
-          rec.next_steps.push(`ifmesh rotate-keys --incident-id ${id}`);
-        }
-      } catch (err) {
-        act('tree_walked', false, `the witness did not answer: ${(err as Error).message}`);
-      }
-    }
-  }
+  if (o.kind === 'security') await security(o, rec, { act, log, witness: witnessQ }, ctx);
   if (o.kind === 'cert-expiry') {
     // Hands over to `ifmesh certs`: the certificate checked here, its rotation named to run.
     const cert = o.tlsCert;
@@ -351,3 +310,61 @@ export async function finish(rec: IncidentRecord, stateDir: string, log: Inciden
 }
 
 export { CLASSIFICATION };
+
+/** Tree 4 and what to do about its root cause. */
+async function security(
+  o: IncidentOptions,
+  rec: IncidentRecord,
+  io: {
+    act: (action: string, ok: boolean, detail: string) => ActionTaken;
+    log: IncidentLog;
+    witness: { url: string; token?: string | undefined } | null;
+  },
+  ctx: OpContext,
+): Promise<void> {
+  const { act, log } = io;
+  if (!io.witness) {
+    act('tree_walked', false, 'no witness to read the security events from: set IF_WITNESS_ENDPOINT');
+    return;
+  }
+  const so = {
+    signaling: o.signaling,
+    witness: io.witness,
+    production: o.production ?? false,
+    allowSelfSigned: o.allowSelfSigned ?? false,
+    adminToken: o.adminToken,
+  };
+  let walked: Awaited<ReturnType<typeof walkSecurity>>;
+  try {
+    walked = await walkSecurity(so, ctx);
+  } catch (err) {
+    act('tree_walked', false, `the evidence could not be read: ${(err as Error).message}`);
+    return;
+  }
+  const { walk, verdict } = walked;
+  rec.tree = walk;
+  act('tree_walked', true, walk.root_cause ? walk.root_cause.title : 'no security event in the last hour');
+  if (verdict.kind === 'watch') {
+    act('watching', true, `${verdict.peer}: ${verdict.failures} failure logged; a repeat blocks it`);
+    log.log('security_event_watched', { peer_id: verdict.peer, metadata: { failures: verdict.failures } });
+  }
+  if (verdict.kind === 'block') {
+    const reason = `incident ${rec.id}: ${verdict.failures} signature failures`;
+    const b = await blockPeer(so, verdict.peer, reason, ctx);
+    act('agent_blocked', b.ok, b.detail);
+    if (b.ok)
+      log.log('incident_agent_blocked', { peer_id: verdict.peer, metadata: { failures: verdict.failures } });
+    else rec.next_steps.push(b.command);
+  }
+  if (verdict.kind === 'widespread') {
+    rec.severity = 'P1';
+    act(
+      'escalated',
+      true,
+      `signature failures from ${verdict.peers.length} peers (${verdict.peers.join(', ')}): escalated to P1`,
+    );
+    log.log('incident_escalated', { metadata: { to: 'P1', peers: verdict.peers } });
+    rec.next_steps.push(`ifmesh rotate-keys --incident-id ${rec.id}`);
+  }
+  if (verdict.kind === 'other') rec.next_steps.push(...walk.actions);
+}
