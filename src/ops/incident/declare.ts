@@ -95,9 +95,14 @@ export function planIncident(o: IncidentOptions, ctx: Pick<OpContext, 'clock'>):
       'POST /config/bandwidth {"enableBandwidthAdaptation":true,"maxBitrateMbps":1} to every instance',
     );
   if (o.kind === 'security')
-    steps.push('walk tree 4 on the witness signature failures: watch, block the peer, or escalate to P1');
-  if (o.kind === 'cert-expiry' || o.kind === 'turn-failure')
-    steps.push('hand over: print the commands to run');
+    steps.push(
+      'walk tree 4 (security event): watch one failure, block a repeat offender on every instance, or escalate failures across peers to P1',
+    );
+  if (o.kind === 'cert-expiry')
+    steps.push(
+      `check ${o.tlsCert ?? 'SIGNALING_TLS_CERT'} as \`ifmesh certs check\` does; name \`ifmesh certs rotate\``,
+    );
+  if (o.kind === 'turn-failure') steps.push('hand over: print the commands to run');
   steps.push('write the report to <state>/reports/');
   return { kind: o.kind, severity: KIND_INFO[o.kind].severity, steps };
 }
