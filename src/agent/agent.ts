@@ -256,7 +256,14 @@ export class MeshAgent {
       verifier: this.verifier,
       now: this.now,
       newPeerConnection: this.newPeerConnection,
-      signal: (frame) => this.signaling.send(frame),
+      signal: (frame) => {
+        this.signaling.send(frame);
+        // werift puts every candidate in the SDP (no trickle): the runbook's ice_candidate_sent, per SDP
+        if ((frame.type === 'offer' || frame.type === 'answer') && typeof frame.sdp === 'string') {
+          const types = [...frame.sdp.matchAll(/^a=candidate:.* typ (\w+)/gm)].map((m) => m[1]);
+          this.event('ice_candidate_sent', { sdp: frame.type, count: types.length, types }, String(frame.to));
+        }
+      },
       onState: (l, state, candidateType, rttMs) => {
         this.signaling.send({
           type: 'connection-state',
@@ -335,16 +342,20 @@ export class MeshAgent {
       }
       case 'offer': {
         const old = this.links.get(f.from);
+        // Glare: both sides offered at once. The smaller id keeps its own offer (CONTRACT §1.5, the
+        // same rule as reconnects) and the other side answers it; otherwise each would drop its own
+        // offer for the other's and both answers would point at closed connections.
+        if (old && !old.closed && !old.ready && old.offerer && this.o.agentId < f.from) return;
         if (old && !old.closed) {
           // The peer renegotiates (it lost the link, or heals a partition): its offer replaces ours.
           this.links.delete(f.from);
           old.close('replaced by a new offer');
         }
-        await this.link(f.from)?.acceptOffer(f.sdp);
+        await this.link(f.from)?.acceptOffer(f.sdp, f.session);
         return;
       }
       case 'answer':
-        await this.links.get(f.from)?.acceptAnswer(f.sdp);
+        await this.links.get(f.from)?.acceptAnswer(f.sdp, f.session);
         return;
       case 'ice-candidate':
         await this.links.get(f.from)?.addCandidate(f.candidate);

@@ -57,6 +57,13 @@ export class PeerLink {
   dc: RTCDataChannel | undefined;
   ready = false;
   closed = false;
+  /**
+   * Names one negotiation: the offerer makes it, the answerer echoes it. An answer to an older offer
+   * (a peer that was frozen answers every offer it missed, in order) must not land on this one.
+   */
+  session: string | undefined;
+  /** This side made the offer (not the answer) of the current negotiation. */
+  offerer = false;
   /** The TURN server of the attempt that made this link, if it went through one. */
   turnServer: string | undefined;
   /** When negotiation started and when the peer's hello arrived (ms, ctx clock): the open time. */
@@ -88,24 +95,41 @@ export class PeerLink {
     this.startedAt = this.ctx.now();
     const pc = this.open(ice);
     this.attach(pc.createDataChannel('ifmesh', { ordered: true }));
+    this.session = randomUUID();
+    this.offerer = true;
     await pc.setLocalDescription(await pc.createOffer());
-    if (!this.closed) this.ctx.signal({ type: 'offer', to: this.peerId, sdp: pc.localDescription!.sdp });
+    if (!this.closed)
+      this.ctx.signal({
+        type: 'offer',
+        to: this.peerId,
+        sdp: pc.localDescription!.sdp,
+        session: this.session,
+      });
   }
 
-  async acceptOffer(sdp: string): Promise<void> {
+  async acceptOffer(sdp: string, session?: string): Promise<void> {
     this.startedAt = this.ctx.now();
+    this.session = session;
     const pc = this.open();
     pc.onDataChannel.subscribe((dc) => {
       if (dc.label === 'ifmesh') this.attach(dc);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: withoutMdns(sdp) });
     await pc.setLocalDescription(await pc.createAnswer());
-    if (!this.closed) this.ctx.signal({ type: 'answer', to: this.peerId, sdp: pc.localDescription!.sdp });
+    if (!this.closed)
+      this.ctx.signal({
+        type: 'answer',
+        to: this.peerId,
+        sdp: pc.localDescription!.sdp,
+        ...(session === undefined ? {} : { session }),
+      });
   }
 
-  async acceptAnswer(sdp: string): Promise<void> {
+  /** Applies the peer's answer; one that names another negotiation (a stale answer) is dropped. */
+  async acceptAnswer(sdp: string, session?: string): Promise<void> {
     // A duplicate or late answer must not throw "Cannot handle answer in signaling state".
     if (!this.pc || this.pc.signalingState !== 'have-local-offer') return;
+    if (session !== undefined && session !== this.session) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp: withoutMdns(sdp) }).catch(() => {});
   }
 

@@ -42,6 +42,35 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/deploy.js'),
   },
   {
+    name: 'canary',
+    summary:
+      'Canary a release change on some agents, gated by analysis, then promote (status, promote, abort)',
+    examples: [
+      'ifmesh canary --stage staging --set ICE_TRANSPORT_POLICY=relay --monitor 5m --interval 60s',
+      'ifmesh canary status --watch --timeout 10m',
+      'ifmesh canary abort',
+    ],
+    load: () => import('../../commands/canary.js'),
+  },
+  {
+    name: 'monitor',
+    summary: "Watch a deployment's witness events and roll back on a breach (automated rollback monitor)",
+    examples: ['ifmesh monitor --deployment-id prod-42 --duration 5m --interval 10s --json'],
+    load: () => import('../../commands/monitor.js'),
+  },
+  {
+    name: 'rollback',
+    summary: 'Go back to the previous release (or a named one), health-checked, restoring on failure',
+    examples: ['ifmesh rollback --reason "error rate"', 'ifmesh rollback v1.3.0 --dry-run'],
+    load: () => import('../../commands/rollback.js'),
+  },
+  {
+    name: 'releases',
+    summary: 'The release history: id, ref, config hash, deployment id, time, who, outcome',
+    examples: ['ifmesh releases', 'ifmesh releases --json'],
+    load: () => import('../../commands/releases.js'),
+  },
+  {
     name: 'preflight',
     summary:
       'Check everything a deployment needs (Node, dependencies, config, port, TLS, witness, STUN, TURN, build)',
@@ -139,6 +168,38 @@ export const commands: CommandEntry[] = [
     summary: 'Live view of agents, connections, message rates, TURN usage and firing alerts',
     examples: ['ifmesh top', 'ifmesh top --json'],
     load: () => import('../../commands/top.js'),
+  },
+  {
+    name: 'incident',
+    summary:
+      'Declare and run an incident (p1, p2, security, cert-expiry, turn-failure); list, show, escalate, resolve',
+    examples: [
+      'ifmesh incident p1 --notify --investigate',
+      'ifmesh incident p2 --dry-run',
+      'ifmesh incident show INC-20261130-193000 --watch',
+      'ifmesh incident resolve INC-20261130-193000',
+    ],
+    load: () => import('../../commands/incident.js'),
+  },
+  {
+    name: 'troubleshoot',
+    summary: "Diagnose with the failover guide's decision trees on live evidence: path, root cause, actions",
+    examples: [
+      'ifmesh troubleshoot connection-timeout agent-1 agent-2',
+      'ifmesh troubleshoot packet-loss agent-1 --json',
+      'ifmesh troubleshoot memory',
+    ],
+    load: () => import('../../commands/troubleshoot.js'),
+  },
+  {
+    name: 'agents',
+    summary: 'Block, unblock and list refused agent identities on every signaling instance',
+    examples: [
+      'ifmesh agents block agent-7 --reason signature-failures',
+      'ifmesh agents unblock agent-7',
+      'ifmesh agents list',
+    ],
+    load: () => import('../../commands/agents.js'),
   },
   {
     name: 'rotate-keys',

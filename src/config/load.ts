@@ -34,6 +34,9 @@ export interface MeshConfig {
   signalingClusterUrl: string;
   /** IF.witness on PostgreSQL when set (postgres:// URL). */
   witnessDbUrl: string;
+  pagerdutyEventsUrl: string;
+  slackWebhookUrl: string;
+  smtpUrl: string;
 }
 
 export type Source =
@@ -304,6 +307,9 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
     signalingClusterUrl: t.SIGNALING_CLUSTER_URL as string,
     witnessDbUrl: t.WITNESS_DB_URL as string,
+    pagerdutyEventsUrl: t.PAGERDUTY_EVENTS_URL as string,
+    slackWebhookUrl: t.SLACK_WEBHOOK_URL as string,
+    smtpUrl: t.SMTP_URL as string,
   };
 }
 

@@ -132,6 +132,29 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     secret: true,
     describe: 'postgres://USER@HOST:PORT/DB for `witness serve` (empty: SQLite)',
   },
+  // Incident notifications (src/ops/incident/notify/).
+  {
+    key: 'PAGERDUTY_EVENTS_URL',
+    kind: 'http-url',
+    default: 'https://events.pagerduty.com/v2/enqueue',
+    describe: 'PagerDuty Events API v2 endpoint (PAGERDUTY_INTEGRATION_KEY is the routing key)',
+  },
+  {
+    key: 'SLACK_WEBHOOK_URL',
+    kind: 'http-url',
+    default: '',
+    // The webhook's path is its credential.
+    secret: true,
+    describe: 'Slack incoming webhook for incident escalation level 2 (empty: no Slack)',
+  },
+  {
+    key: 'SMTP_URL',
+    kind: 'text',
+    default: '',
+    // smtp://user:password@host:port carries a password.
+    secret: true,
+    describe: 'smtp(s)://[USER:PASS@]HOST:PORT mailing ALERT_EMAIL when a P1 stays open over an hour',
+  },
 ];
 
 export const KEY_SPECS: ReadonlyMap<string, KeySpec> = new Map(CONFIG_KEYS.map((s) => [s.key, s]));

@@ -3,6 +3,7 @@
 // and loopback peers.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { stunBinding } from '../clients/stun.js';
 import { UnreachableError } from '../errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { waitFor } from '../util/wait.js';
@@ -69,7 +70,7 @@ export async function startTurnserver(
   });
   if (!spawned) throw new UnreachableError('turnserver could not be started', 'apt-get install coturn');
   const ip = o.listenIp ?? '127.0.0.1';
-  const accepts = () =>
+  const tcp = () =>
     new Promise<boolean>((resolve) => {
       const s = connect(o.port, ip);
       s.once('connect', () => {
@@ -78,6 +79,14 @@ export async function startTurnserver(
       });
       s.once('error', () => resolve(false));
     });
+  // coturn binds its UDP socket a moment after TCP accepts; agents and probes use UDP, so ready
+  // means a STUN Binding is answered too.
+  const udp = () =>
+    stunBinding({ host: ip, port: o.port }, { timeoutMs: 250, clock }).then(
+      () => true,
+      () => false,
+    );
+  const accepts = async () => (await tcp()) && (await udp());
   let up = false;
   await waitFor(
     async () => {

@@ -26,7 +26,7 @@ export type ClientFrame =
       metadata: Record<string, unknown>;
     }
   | { type: 'challenge' }
-  | { type: 'offer' | 'answer'; to: string; sdp: string }
+  | { type: 'offer' | 'answer'; to: string; sdp: string; session?: string }
   | { type: 'ice-candidate'; to: string; candidate: Record<string, unknown> }
   | { type: 'bye'; to: string }
   | {
@@ -113,8 +113,19 @@ export function parseClientFrame(text: string): ClientFrame {
     case 'challenge':
       return { type: 'challenge' };
     case 'offer':
-    case 'answer':
-      return { type: f.type, to: peer(f, 'to'), sdp: str(f, 'sdp', FRAME_MAX_BYTES) };
+    case 'answer': {
+      // Extension: `session` ties an answer to the offer it answers (agents echo it); optional, so
+      // peers that do not know it (a browser) still work.
+      const session = f.session;
+      if (session !== undefined && (typeof session !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(session)))
+        throw new FrameError('invalid_frame', 'session: must be 1 to 64 of A-Z a-z 0-9 _ -');
+      return {
+        type: f.type,
+        to: peer(f, 'to'),
+        sdp: str(f, 'sdp', FRAME_MAX_BYTES),
+        ...(session === undefined ? {} : { session }),
+      };
+    }
     case 'ice-candidate': {
       const c = f.candidate;
       if (!c || typeof c !== 'object' || Array.isArray(c))

@@ -15,6 +15,10 @@ export interface LockHolder {
   since: string;
   /** Unique to one taking of the lock: what the compare-and-swap compares. */
   token: string;
+  /** Held past the taker's exit (an open incident) until released by token: never taken over as stale. */
+  persistent?: boolean;
+  /** What releases a persistent lock, named when it refuses someone. */
+  release_hint?: string;
 }
 
 export interface HeldLock {
@@ -34,6 +38,12 @@ async function readHolder(file: string): Promise<LockHolder | undefined> {
 }
 
 function heldError(name: string, file: string, h: LockHolder): CheckFailedError {
+  if (h.persistent)
+    return new CheckFailedError(
+      `the ${name} lock is held by ${h.purpose} (since ${h.since})`,
+      h.release_hint ?? `remove ${file} once it is over`,
+      'locked',
+    );
   return new CheckFailedError(
     `the ${name} lock is held by pid ${h.pid} (${h.purpose}, since ${h.since})`,
     `wait for it to finish, or remove ${file} if pid ${h.pid} is not ifmesh`,
@@ -54,6 +64,7 @@ export async function acquireLock(
   name: string,
   purpose: string,
   clock: Clock = systemClock,
+  opts: Pick<LockHolder, 'persistent' | 'release_hint'> = {},
 ): Promise<HeldLock> {
   const file = statePaths(stateDir).lock(name);
   await fs.mkdir(stateDir, { recursive: true });
@@ -62,6 +73,7 @@ export async function acquireLock(
     purpose,
     since: new Date(clock.now()).toISOString(),
     token: randomBytes(12).toString('hex'),
+    ...opts,
   };
   const mine = `${file}.${me.token}.new`;
   await fs.writeFile(mine, JSON.stringify(me), { mode: 0o600 });
@@ -76,7 +88,7 @@ export async function acquireLock(
       }
       const h = await readHolder(file);
       if (!h) continue; // released (or being written by an old-style writer) in between: try again
-      if (isAlive(h.pid)) throw heldError(name, file, h);
+      if (h.persistent || isAlive(h.pid)) throw heldError(name, file, h);
       const claim = `${file}.${h.token}.claim`;
       try {
         await fs.link(file, claim);
@@ -115,6 +127,46 @@ function held(file: string, me: LockHolder): HeldLock {
       if ((await readHolder(file))?.token === me.token) await fs.unlink(file).catch(() => {});
     },
   };
+}
+
+/** Releases lock `name` if `token` still holds it (a persistent lock, from another process than its taker's). */
+export async function releaseLock(stateDir: string, name: string, token: string): Promise<boolean> {
+  const file = statePaths(stateDir).lock(name);
+  if ((await readHolder(file))?.token !== token) return false;
+  await fs.unlink(file).catch(() => {});
+  return true;
+}
+
+/**
+ * Hands a held persistent lock from `token` to a new holder without ever freeing it (tmp + rename
+ * over the lock): nobody else can take a persistent lock meanwhile, so no deploy slips in between.
+ */
+export async function passLock(
+  stateDir: string,
+  name: string,
+  token: string,
+  purpose: string,
+  clock: Clock,
+  opts: Pick<LockHolder, 'persistent' | 'release_hint'>,
+): Promise<LockHolder | undefined> {
+  const file = statePaths(stateDir).lock(name);
+  if ((await readHolder(file))?.token !== token) return undefined;
+  const next: LockHolder = {
+    pid: process.pid,
+    purpose,
+    since: new Date(clock.now()).toISOString(),
+    token: randomBytes(12).toString('hex'),
+    ...opts,
+  };
+  const tmp = `${file}.${next.token}.new`;
+  await fs.writeFile(tmp, JSON.stringify(next), { mode: 0o600 });
+  await fs.rename(tmp, file);
+  return next;
+}
+
+/** The current holder of lock `name`, if any. */
+export function lockHolder(stateDir: string, name: string): Promise<LockHolder | undefined> {
+  return readHolder(statePaths(stateDir).lock(name));
 }
 
 /** Runs `fn` holding lock `name`; released however `fn` ends. */

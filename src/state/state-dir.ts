@@ -29,10 +29,21 @@ export function statePaths(root: string) {
     /** Locks: `deploy` now; incidents and maintenance take their own later. */
     lock: (name: string) => at(`${name}.lock`),
     reports: at('reports'),
+    /** Incident reports: `<id>.md` and `<id>.json`. */
+    reportFile: (name: string) => at('reports', name),
+    /** One record per incident (src/ops/incident/store.ts), open or resolved. */
+    incidents: at('incidents'),
+    incidentFile: (id: string) => at('incidents', `${id}.json`),
     /** Events waiting for an unreachable witness, one NDJSON file per producer. */
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
     nginx: at('nginx'),
+    /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
+    canary: at('canary.json'),
+    /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
+    canaryRequest: at('canary-request.json'),
+    /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
+    blockList: at('signaling-blocklist.json'),
     /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */
     logrotateConf: at('logrotate.conf'),
     logrotateState: at('logrotate.status'),

@@ -61,7 +61,11 @@ describe('partition healing', () => {
       });
       expect(a.links.get('agent-b')?.ready ?? false).toBe(false);
       b.kill('SIGCONT');
-      await a.waitForPeers(['agent-b'], 20_000);
+      // On failure, say how healing went: the attempts a made and what b logged.
+      await a.waitForPeers(['agent-b'], 20_000).catch((err: Error) => {
+        const tried = events.filter((e) => e.agent_id === 'agent-a').map((e) => e.event);
+        throw new Error(`${err.message}\nagent-a: ${tried.join(', ')}\nagent-b: ${b.stderr().slice(-2_000)}`);
+      });
       expect(Number.isFinite(await a.links.get('agent-b')!.ping())).toBe(true);
       expect(events.map((e) => e.event)).toEqual(
         expect.arrayContaining(['mesh_healing_attempt', 'mesh_partition_healed']),

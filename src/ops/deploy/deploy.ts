@@ -21,11 +21,12 @@ import { packageRoot } from '../../paths.js';
 import { withLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
+import { moveAgent } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { httpHealthy } from '../stack/stack.js';
 import { Supervisor } from '../stack/supervisor.js';
-import { type Release, recordRelease } from './releases.js';
+import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
 
 export interface DeployOptions {
   stateDir: string;
@@ -273,27 +274,14 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             })`,
           );
         }
-        for (const a of plan.agents) {
-          const name = `deploy-agent-${a.agent_id}`;
-          await sup.stop(name, 5_000);
-          sup.start({
-            name,
-            role: 'agents',
-            command: node,
-            args: [
-              bin,
-              'agent',
-              'run',
-              '--config',
-              a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
-              '--signaling',
-              plan.agents_connect_to.join(','),
-              '--state-dir',
-              o.stateDir,
-            ],
-            cwd: o.cwd,
-          });
-        }
+        const specs: AgentSpec[] = plan.agents.map((a) => ({
+          agent_id: a.agent_id,
+          config: a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
+          signaling: plan.agents_connect_to,
+          env: {},
+          cwd: o.cwd,
+        }));
+        for (const spec of specs) await moveAgent(sup, spec);
         o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
         const registered = new Set<string>();
         await poll(async () => {
@@ -322,6 +310,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
           ],
           agents: plan.agents.map((a) => a.agent_id),
+          version,
+          who: operator(ctx.env),
+          outcome: 'deployed',
+          agent_specs: specs,
         };
         const file = await recordRelease(o.stateDir, release);
         return { plan, applied: true, registered: [...registered].sort(), release_file: file };

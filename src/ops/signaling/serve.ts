@@ -4,8 +4,10 @@ import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
+import { BlockList } from '../../services/signaling/block-list.js';
 import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
+import { statePaths } from '../../state/state-dir.js';
 import { untilAborted } from '../shared.js';
 
 export interface ServeSignalingOptions {
@@ -35,6 +37,15 @@ export interface SignalingReady {
   witness: string | null;
   /** The cluster store (password redacted), or null when standalone. */
   cluster: string | null;
+}
+
+/** The block list `ifmesh agents block` keeps; an unreadable one stops the start with a usage error. */
+function openBlockList(file: string): BlockList {
+  try {
+    return new BlockList(file);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function readSecretFile(file: string, what: string): string {
@@ -103,6 +114,7 @@ export async function serveSignaling(
     instanceId: opts.instanceId,
     adminToken,
     allowedKeys,
+    blockList: openBlockList(statePaths(opts.stateDir).blockList),
     allowedOrigins: opts.allowedOrigins,
     maxConnectionsPerIp: opts.maxConnectionsPerIp,
     reapAfterMs: opts.reapAfterMs,

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseIceUrl } from '../../config/ice-url.js';
+import { AGENT_ID_RULE, isAgentId } from '../../protocol/ids.js';
 import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
+import { disconnectBlocked } from './push.js';
 import { RegistryUnavailableError } from './redis-registry.js';
 import type { MeshCore } from './types.js';
 
@@ -38,6 +40,24 @@ function admin(core: MeshCore, req: IncomingMessage): void {
       token ? 'missing or wrong bearer token' : 'admin API disabled: no admin token configured',
     );
   }
+}
+
+function agentIdOf(b: Record<string, unknown>): string {
+  const id = b.agent_id;
+  if (!isAgentId(id)) throw new HttpError(400, 'invalid_request', `agent_id: ${AGENT_ID_RULE}`);
+  return id;
+}
+
+async function unblock(core: MeshCore, res: ServerResponse, id: string): Promise<void> {
+  const entry = core.blocks.remove(id);
+  if (!entry) throw new HttpError(404, 'not_blocked', `${id} is not blocked`);
+  if (core.cluster.mode !== 'standalone') await core.cluster.push({ kind: 'unblock', agent_id: id });
+  core.event({
+    event: 'agent_unblocked',
+    agent_id: id,
+    metadata: { key_id: entry.key_id, instance_id: core.deps.instanceId },
+  });
+  sendJson(res, 200, { status: 'unblocked', entry });
 }
 
 const routes: Record<string, Handler> = {
@@ -131,6 +151,44 @@ const routes: Record<string, Handler> = {
       metadata: { ...bandwidth, pushed, instance_id: core.deps.instanceId },
     });
     sendJson(res, 200, { status: 'ok', pushed, bandwidth });
+  },
+  'POST /admin/block': async (core, req, res) => {
+    admin(core, req);
+    const b = await body(req);
+    const id = agentIdOf(b);
+    const reason =
+      typeof b.reason === 'string' && b.reason.trim() ? b.reason.trim().slice(0, 200) : 'unspecified';
+    const rec = await core.registry.get(id);
+    const entry = core.blocks.add({
+      agent_id: id,
+      public_key: rec?.publicKey ?? null,
+      key_id: rec?.keyId ?? null,
+      reason,
+      blocked_at: new Date(core.now()).toISOString(),
+    });
+    // This instance drops what it holds of the identity (its id, or its key under another id); in a
+    // cluster the push makes every other instance update its list and do the same.
+    const disconnected = disconnectBlocked(core, entry);
+    if (core.cluster.mode !== 'standalone') await core.cluster.push({ kind: 'block', entry });
+    core.event({
+      event: 'agent_blocked',
+      agent_id: id,
+      severity: 'warning',
+      metadata: { reason, key_id: entry.key_id, disconnected, instance_id: core.deps.instanceId },
+    });
+    sendJson(res, 200, { status: 'blocked', entry, disconnected });
+  },
+  'DELETE /admin/block': async (core, req, res, url) => {
+    admin(core, req);
+    await unblock(core, res, url.searchParams.get('agent_id') ?? agentIdOf(await body(req)));
+  },
+  'POST /admin/unblock': async (core, req, res) => {
+    admin(core, req);
+    await unblock(core, res, agentIdOf(await body(req)));
+  },
+  'GET /admin/blocks': async (core, req, res) => {
+    admin(core, req);
+    sendJson(res, 200, { blocked: core.blocks.list() });
   },
   'POST /admin/rotate-keys': async (core, req, res) => {
     admin(core, req);

@@ -1,5 +1,7 @@
 // Admin pushes applied to the agents this instance holds, and the standalone "cluster" (this
 // instance alone), which keeps the behaviour of a single signaling server.
+import { CLOSE } from '../../protocol/signaling.js';
+import type { BlockEntry } from './block-list.js';
 import type { AdminPush, MeshCluster, MeshCore, RotationView } from './types.js';
 
 /** Applies a push to local agents; returns how many it reached. */
@@ -26,7 +28,30 @@ export function applyPush(core: MeshCore, p: AdminPush): number {
       }
       return n;
     }
+    case 'block': {
+      core.blocks.add(p.entry);
+      return disconnectBlocked(core, p.entry);
+    }
+    case 'unblock':
+      core.blocks.remove(p.agent_id);
+      return 0;
   }
+}
+
+/** Closes (4401 blocked) the local sessions of a blocked identity: its id, or its key under another id. */
+export function disconnectBlocked(core: MeshCore, entry: BlockEntry): number {
+  let n = 0;
+  for (const s of core.local.values()) {
+    if (s.agentId !== entry.agent_id && !(entry.public_key && s.publicKey === entry.public_key)) continue;
+    core.send(s, {
+      type: 'error',
+      code: 'blocked',
+      message: `${entry.agent_id} is blocked (${entry.reason})`,
+    });
+    s.ws.close(CLOSE.unauthorized, 'blocked');
+    n += 1;
+  }
+  return n;
 }
 
 export function localRotationView(core: MeshCore): RotationView | undefined {

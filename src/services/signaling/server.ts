@@ -5,6 +5,7 @@ import { Gauge } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOSE } from '../../protocol/signaling.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import { BlockList } from './block-list.js';
 import { handleHttp } from './http-api.js';
 import { SignalingMetrics } from './metrics.js';
 import { standaloneCluster } from './push.js';
@@ -46,6 +47,7 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
   const core: MeshCore = {
     deps,
     registry,
+    blocks: deps.blockList ?? new BlockList(),
     cluster,
     metrics,
     local,

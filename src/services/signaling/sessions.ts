@@ -252,6 +252,16 @@ async function register(
       CLOSE.unauthorized,
     );
   }
+  const blocked = core.blocks.match(f.agent_id, f.public_key);
+  if (blocked) {
+    return fail(
+      core,
+      session,
+      'blocked',
+      `${f.agent_id} is blocked (${blocked.reason}); an operator can lift it with \`ifmesh agents unblock ${blocked.agent_id}\``,
+      CLOSE.unauthorized,
+    );
+  }
   const mesh = f.metadata.mesh === undefined ? 'default' : f.metadata.mesh;
   if (typeof mesh !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(mesh)) {
     return fail(

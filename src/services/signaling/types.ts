@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { BlockEntry, BlockList } from './block-list.js';
 import type { SignalingMetrics } from './metrics.js';
 import type { AgentRecord, MeshRegistry, Relay } from './registry.js';
 
@@ -46,6 +47,8 @@ export interface SignalingDeps {
   drainMs?: number;
   rateLimit?: Partial<RateLimit>;
   settings: MeshSettings;
+  /** Refused identities (`ifmesh agents block`); in memory when not given. */
+  blockList?: BlockList;
   registry?: MeshRegistry;
   relay?: Relay;
   /** What instances share beyond the registry (announcements, admin pushes, rotation state). */
@@ -103,7 +106,10 @@ export interface RotationView extends RotationMeta {
 export type AdminPush =
   | { kind: 'config'; settings: Partial<MeshSettings>; frame: Record<string, unknown> }
   | { kind: 'rotate'; rotation: RotationMeta }
-  | { kind: 'reconnect'; peers: Record<string, string[]>; reason?: string };
+  | { kind: 'reconnect'; peers: Record<string, string[]>; reason?: string }
+  /** `ifmesh agents block|unblock`: every instance updates its block list and drops the identity. */
+  | { kind: 'block'; entry: BlockEntry }
+  | { kind: 'unblock'; agent_id: string };
 
 /**
  * What instances share beyond the registry. Standalone, this instance is the whole mesh; over
@@ -134,6 +140,7 @@ export interface MeshCluster {
 export interface MeshCore {
   deps: SignalingDeps;
   registry: MeshRegistry;
+  blocks: BlockList;
   relay: Relay;
   cluster: MeshCluster;
   metrics: SignalingMetrics;

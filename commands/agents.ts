@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { type ConfigFlags, withFlags } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { UsageError } from '../src/errors.js';
+import { resolveTargets } from '../src/ops/monitoring/monitor.js';
+import { adminToken, listBlocked, planBlock, setBlocked } from '../src/ops/troubleshoot/agents.js';
+import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
+
+type Flags = ConfigFlags & {
+  json?: boolean;
+  signaling?: string;
+  stateDir?: string;
+  reason?: string;
+  dryRun?: boolean;
+};
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  const targets = async (flags: Flags) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    return {
+      signaling: resolveTargets(flags, ctx.env, loaded, stateDir).signaling,
+      token: adminToken(loaded, stateDir),
+    };
+  };
+  const checked = (id: string) => {
+    if (!isAgentId(id))
+      throw new UsageError(`"${String(id).slice(0, 64)}" is not an agent id: ${AGENT_ID_RULE}`);
+    return id;
+  };
+  const plan = async (action: 'block' | 'unblock', id: string, flags: Flags) => {
+    const p = await planBlock(await targets(flags), action, checked(id), flags.reason, ctx);
+    io.output(flags).result(p, (x) =>
+      [
+        `would ${x.action} ${x.agent_id}${x.reason ? ` (${x.reason})` : ''} on:`,
+        ...x.instances.map(
+          (i) => `  ${i.url}${i.reachable ? '' : ' (unreachable)'}${i.holds_agent ? ' - holds it now' : ''}`,
+        ),
+      ].join('\n'),
+    );
+  };
+  withFlags(
+    cmd
+      .command('block <id>')
+      .description(
+        'refuse an identity (its id and key): every signaling instance disconnects it and will not register it again',
+      )
+      .option('--reason <text>', 'why, recorded in the block list and the witness event')
+      .option('--dry-run', 'show which instances would be asked and which holds the agent; change nothing'),
+    'signaling',
+    'state-dir',
+    'config',
+    'set',
+    'json',
+  ).action(async (id: string, flags: Flags) => {
+    if (flags.dryRun) return plan('block', id, flags);
+    const r = await setBlocked(await targets(flags), 'block', checked(id), flags.reason, ctx);
+    io.output(flags).result(
+      r,
+      (x, c) =>
+        `${c.green('✓')} ${x.agent_id} blocked (key ${x.entry?.key_id ?? 'unknown: not registered now'}), ${x.disconnected} connection(s) closed, ${x.instances.length} instance(s)`,
+    );
+  });
+  withFlags(
+    cmd
+      .command('unblock <id>')
+      .description('lift a block: the identity may register again')
+      .option('--dry-run', 'show which instances would be asked; change nothing'),
+    'signaling',
+    'state-dir',
+    'config',
+    'set',
+    'json',
+  ).action(async (id: string, flags: Flags) => {
+    if (flags.dryRun) return plan('unblock', id, flags);
+    const r = await setBlocked(await targets(flags), 'unblock', checked(id), undefined, ctx);
+    io.output(flags).result(
+      r,
+      (x, c) => `${c.green('✓')} ${x.agent_id} unblocked on ${x.instances.length} instance(s)`,
+    );
+  });
+  withFlags(
+    cmd.command('list').description('the blocked identities'),
+    'signaling',
+    'state-dir',
+    'config',
+    'set',
+    'json',
+  ).action(async (flags: Flags) => {
+    const r = await listBlocked(await targets(flags), ctx);
+    io.output(flags).result(r, (x) =>
+      x.blocked.length
+        ? x.blocked.map((e) => `${e.agent_id}  ${e.key_id ?? '-'}  ${e.blocked_at}  ${e.reason}`).join('\n')
+        : 'no blocked agents',
+    );
+  });
+}

@@ -1,0 +1,142 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { UsageError } from '../src/errors.js';
+import { canaryStatus, decideCanary, runCanary } from '../src/ops/rollout/canary.js';
+import { durationMs } from '../src/ops/rollout/duration.js';
+import { resolveWitness } from '../src/ops/shared.js';
+import { createProgress } from '../src/ui/progress.js';
+import { renderCanary } from '../src/ui/rollout.js';
+
+interface Flags extends ConfigFlags {
+  stage?: string;
+  canaryAgents?: string;
+  steps: string;
+  monitor: string;
+  interval: string;
+  failureLimit: string;
+  freezeOnFailure?: boolean;
+  agentsDir?: string;
+  release?: string;
+  dryRun?: boolean;
+  stateDir?: string;
+  witness?: string;
+  json?: boolean;
+  watch?: boolean;
+  timeout: string;
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  const setup = async (flags: Flags) => {
+    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    return { stateDir, config: resolveWitness(loaded, flags.witness, stateDir), warnings: loaded.warnings };
+  };
+  withJson(withConfigOptions(cmd))
+    .option('--stage <stage>', 'staging or production')
+    .option('--canary-agents <n>', 'agents moved in the first phase (overrides the first step)')
+    .option('--steps <list>', 'agents on the candidate per phase: counts or percentages', '1,25%,100%')
+    .option('--monitor <duration>', 'analysis window after each phase but the last', '5m')
+    .option('--interval <duration>', 'time between analysis checks', '60s')
+    .option('--failure-limit <n>', 'failed checks tolerated per analysis', '1')
+    .option(
+      '--freeze-on-failure',
+      'on a failed analysis keep the canary for inspection (then promote or abort)',
+    )
+    .option('--agents-dir <dir>', "the candidate's agent configs (default: the stable release's)")
+    .option('--release <ref>', "the candidate's version or git ref (default: the stable one's)")
+    .addOption(shared('state-dir'))
+    .addOption(shared('witness'))
+    .option('--dry-run', 'print the plan and change nothing')
+    .action(async (flags: Flags) => {
+      if (flags.stage !== 'staging' && flags.stage !== 'production')
+        throw new UsageError('canary needs --stage staging or --stage production');
+      const { stateDir, config, warnings } = await setup(flags);
+      const out = io.output(flags);
+      for (const w of warnings) out.warn(w);
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      const r = await runCanary(
+        {
+          stateDir,
+          stage: flags.stage,
+          canaryAgents: flags.canaryAgents ? intFlag(flags.canaryAgents, '--canary-agents', 1) : undefined,
+          steps: flags.steps.split(','),
+          monitorMs: durationMs(flags.monitor, '--monitor'),
+          intervalMs: durationMs(flags.interval, '--interval', 50),
+          failureLimit: intFlag(flags.failureLimit, '--failure-limit', 0, 1000),
+          freezeOnFailure: Boolean(flags.freezeOnFailure),
+          set: flags.set ?? {},
+          agentsDir: flags.agentsDir ? path.resolve(ctx.cwd, flags.agentsDir) : undefined,
+          release: flags.release,
+          config,
+          cwd: ctx.cwd,
+          progress,
+        },
+        Boolean(flags.dryRun),
+        ctx,
+      ).finally(() => progress.close());
+      out.result(r, renderCanary);
+      if (r.state && r.state.status !== 'completed') io.setExitCode(1);
+    });
+
+  withJson(
+    cmd.command('status').description('the canary in progress or the last one; exit codes in the README'),
+  )
+    .option('--watch', 'wait until it completes, fails, is aborted or frozen')
+    .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
+    .addOption(shared('state-dir'))
+    .action(async (_: Flags, sub: Command) => {
+      const flags = sub.optsWithGlobals<Flags>();
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const st = await canaryStatus(
+        stateDir,
+        flags.watch ? durationMs(flags.timeout, '--timeout') : undefined,
+        ctx,
+      );
+      io.output(flags).result(st, (s, c) =>
+        [
+          `${c.bold(s.plan.canary_id)} ${s.timed_out ? c.yellow('timed out while progressing') : s.status} (${s.plan.stage}): ${s.message}`,
+          `  phase ${s.phase + 1}/${s.plan.phases.length}, on the candidate: ${s.on_candidate.join(', ') || 'none'}; failed checks ${s.failures}/${s.plan.analysis.failure_limit} allowed`,
+          s.failed_gate
+            ? `  failed gate ${s.failed_gate.gate} = ${s.failed_gate.value} (${s.failed_gate.threshold})`
+            : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+      io.setExitCode(st.exit_code);
+    });
+
+  for (const action of ['promote', 'abort'] as const)
+    withJson(
+      withConfigOptions(
+        cmd
+          .command(action)
+          .description(
+            action === 'promote'
+              ? 'skip the remaining analysis and move every agent to the candidate'
+              : 'roll the canary agents back to the stable release',
+          ),
+      ),
+    )
+      .addOption(shared('state-dir'))
+      .addOption(shared('witness'))
+      .action(async (_: Flags, sub: Command) => {
+        // the parent shares option names (--state-dir, --json): commander hands them to it
+        const flags = sub.optsWithGlobals<Flags>();
+        const { stateDir, config } = await setup(flags);
+        const progress = await createProgress(ctx, Boolean(flags.json));
+        const r = await decideCanary({ stateDir, config, progress }, action, ctx).finally(() =>
+          progress.close(),
+        );
+        io.output(flags).result(r, (x) =>
+          x.handed_to
+            ? `${action} requested: the running canary (pid ${x.handed_to}) acts on it at its next check`
+            : `${x.canary_id}: ${x.state.message}`,
+        );
+      });
+}

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { shared, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { releaseHistory } from '../src/ops/rollout/history.js';
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(cmd)
+    .addOption(shared('state-dir'))
+    .action(async (flags: { stateDir?: string; json?: boolean }) => {
+      const h = await releaseHistory(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir));
+      io.output(flags).result(h, (x, c) =>
+        x.releases.length === 0
+          ? 'no releases recorded (ifmesh deploy records one)'
+          : x.releases
+              .map(
+                (r) =>
+                  `${r.current ? c.green('*') : ' '} ${r.id}  ${r.ref}  config ${r.config_hash}  ${r.deployment_id}  ${r.created_at}  ${r.who ?? '-'}  ${r.outcome ?? '-'}`,
+              )
+              .join('\n'),
+      );
+    });
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import type { CommandIo } from '../src/cli/registry.js';
+import { loadConfig } from '../src/config/load.js';
+import { resolveStateDir } from '../src/config/state.js';
+import { durationMs } from '../src/ops/rollout/duration.js';
+import { rollback } from '../src/ops/rollout/rollback.js';
+import { resolveWitness } from '../src/ops/shared.js';
+import { createProgress } from '../src/ui/progress.js';
+
+interface Flags extends ConfigFlags {
+  reason?: string;
+  healthTimeout: string;
+  dryRun?: boolean;
+  stateDir?: string;
+  witness?: string;
+  json?: boolean;
+}
+
+export function register(cmd: Command, io: CommandIo): void {
+  const { ctx } = io;
+  withJson(withConfigOptions(cmd))
+    .argument('[release]', 'release id or ref to go back to (default: the previous release)')
+    .option('--reason <text>', 'why, recorded with deployment_rollback')
+    .option('--health-timeout <duration>', "how long the target's agents have to run and register", '20s')
+    .addOption(shared('state-dir'))
+    .addOption(shared('witness'))
+    .option('--dry-run', 'print the plan and change nothing')
+    .action(async (target: string | undefined, flags: Flags) => {
+      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const progress = await createProgress(ctx, Boolean(flags.json));
+      const r = await rollback(
+        {
+          stateDir,
+          target,
+          reason: flags.reason,
+          config: resolveWitness(loaded, flags.witness, stateDir),
+          progress,
+          registerTimeoutMs: durationMs(flags.healthTimeout, '--health-timeout', 100),
+        },
+        Boolean(flags.dryRun),
+        ctx,
+      ).finally(() => progress.close());
+      io.output(flags).result(r, (x, c) =>
+        [
+          x.applied
+            ? `${c.green('✓ rolled back')} from ${x.plan.from.id} (${x.plan.from.ref}) to ${x.plan.to.id} (${x.plan.to.ref})`
+            : `${c.bold('plan')}: roll back from ${x.plan.from.id} (${x.plan.from.ref}) to ${x.plan.to.id} (${x.plan.to.ref}) (dry run: nothing changed)`,
+          `  agents     ${x.plan.agents.join(', ')}`,
+          `  reason     ${x.plan.reason} (by ${x.plan.operator})`,
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,248 @@
+// P1 total outage: restart the signaling instances whose process died (the local stack's or a
+// deployment's, from the state's process list), and investigate-p1-outage.sh's checks.
+
+import { lookup } from 'node:dns/promises';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { httpRequest } from '../../clients/http.js';
+import { readStackSecrets } from '../../config/local-stack.js';
+import { packageRoot } from '../../paths.js';
+import { statePaths } from '../../state/state-dir.js';
+import { waitFor } from '../../util/wait.js';
+import { type OpContext, signalingServeArgs } from '../shared.js';
+import { httpHealthy, tcpOpen } from '../stack/stack.js';
+import { Supervisor } from '../stack/supervisor.js';
+import { runWitnessQuery } from '../witness/query.js';
+
+export interface Restart {
+  name: string;
+  port: number | null;
+  ok: boolean;
+  pid?: number;
+  detail: string;
+}
+
+/** The dead signaling instances: recorded with role `signaling`, process gone. */
+export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
+  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'incident' });
+  return sup.list().filter((r) => r.role === 'signaling' && sup.running(r.name) === undefined);
+}
+
+/**
+ * The Redis an instance of `owner` shares its registry through, as `up`/`deploy` started it: the
+ * configured SIGNALING_CLUSTER_URL for a deployment, else the Redis process that owner recorded.
+ */
+function clusterArgs(
+  stateDir: string,
+  owner: string,
+  configured: string | undefined,
+  ctx: Pick<OpContext, 'clock'>,
+): string[] {
+  if (owner === 'deploy' && configured) return ['--cluster', configured];
+  const redis = new Supervisor(stateDir, { clock: ctx.clock, owner })
+    .list()
+    .find((r) => r.role === 'redis' && r.owner === owner);
+  if (!redis) return [];
+  return ['--cluster', redis.url ?? `redis://127.0.0.1:${redis.port}`];
+}
+
+export async function restartDeadSignaling(
+  stateDir: string,
+  witness: { url: string; apiKey: string } | null,
+  ctx: OpContext,
+  clusterUrl?: string,
+): Promise<Restart[]> {
+  const out: Restart[] = [];
+  for (const rec of deadSignaling(stateDir, ctx)) {
+    // Restarted under its original owner, so `status` and `down` treat it as before.
+    const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: rec.owner });
+    if (rec.port === undefined) {
+      out.push({ name: rec.name, port: null, ok: false, detail: 'its record has no port: run `ifmesh up`' });
+      continue;
+    }
+    const adminTokenFile = statePaths(stateDir).adminToken;
+    const secrets = readStackSecrets(stateDir);
+    const witnessEnv: Record<string, string> = witness
+      ? { IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: witness.apiKey }
+      : secrets
+        ? { IF_WITNESS_API_KEY: secrets.witness_api_key }
+        : {};
+    const pid = sup.start({
+      name: rec.name,
+      role: 'signaling',
+      port: rec.port,
+      url: rec.url ?? `ws://127.0.0.1:${rec.port}`,
+      command: process.execPath,
+      args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
+        port: rec.port,
+        instanceId: rec.name,
+        stateDir,
+        ...(existsSync(adminTokenFile) ? { adminTokenFile } : {}),
+      }).concat(clusterArgs(stateDir, rec.owner, clusterUrl, ctx)),
+      env: witnessEnv,
+      cwd: stateDir,
+    });
+    const url = `http://127.0.0.1:${rec.port}`;
+    const ok = await waitFor(
+      async () => (await httpHealthy(url, ctx.dispatcher)) || sup.running(rec.name) === undefined,
+      { timeoutMs: 20_000, intervalMs: 100 },
+      ctx.clock,
+      ctx.signal,
+    );
+    const healthy = ok && sup.running(rec.name) !== undefined;
+    out.push({
+      name: rec.name,
+      port: rec.port,
+      ok: healthy,
+      pid,
+      detail: healthy
+        ? `restarted (pid ${pid}), /health answers`
+        : `did not come back: ${sup.tail(rec.name, 5).trim().split('\n').at(-1) ?? ''} (see ${sup.logFile(rec.name)})`,
+    });
+  }
+  return out;
+}
+
+export interface Investigation {
+  resources: {
+    load_average: number[];
+    memory: { total_mb: number; free_mb: number };
+    disk: { path: string; free_mb: number; total_mb: number } | null;
+    processes: { name: string; role: string; pid: number; running: boolean; rss_mb: number | null }[];
+  };
+  network: { name: string; port: number; listening: boolean }[];
+  witness_errors: { count: number | null; recent: Record<string, unknown>[]; error?: string };
+  dns: { host: string; address: string | null; error?: string }[];
+  backends: { name: string; url: string; healthy: boolean; detail: string }[];
+}
+
+function rssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** dns.lookup has no timeout of its own. */
+async function lookupWithin(host: string, ms: number, ctx: Pick<OpContext, 'clock'>): Promise<string> {
+  let timer: ReturnType<OpContext['clock']['setTimeout']> | undefined;
+  try {
+    return await Promise.race([
+      lookup(host).then((r) => r.address),
+      new Promise<never>((_, reject) => {
+        timer = ctx.clock.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    ctx.clock.clearTimeout(timer);
+  }
+}
+
+/** investigate-p1-outage.sh: resources, network, the witness's recent errors, DNS, backends. */
+export async function investigate(
+  o: { stateDir: string; hosts: string[]; witness: { url: string; token?: string | undefined } | null },
+  ctx: OpContext,
+): Promise<Investigation> {
+  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'incident' });
+  const records = sup.list();
+  const disk = await fs
+    .statfs(existsSync(o.stateDir) ? o.stateDir : ctx.cwd)
+    .then((s) => ({
+      path: o.stateDir,
+      free_mb: Math.round((s.bavail * s.bsize) / 2 ** 20),
+      total_mb: Math.round((s.blocks * s.bsize) / 2 ** 20),
+    }))
+    .catch(() => null);
+  const network = await Promise.all(
+    records
+      .filter((r) => r.port !== undefined && r.role !== 'coturn')
+      .map(async (r) => ({ name: r.name, port: r.port!, listening: await tcpOpen(r.port!) })),
+  );
+  let witnessErrors: Investigation['witness_errors'] = { count: null, recent: [] };
+  const backends: Investigation['backends'] = [];
+  if (o.witness) {
+    try {
+      const a = await runWitnessQuery({
+        url: o.witness.url,
+        token: o.witness.token,
+        dispatcher: ctx.dispatcher,
+        timeoutMs: 3_000,
+        body: {
+          query: { event: { regex: '.*(error|failed|failure).*' } },
+          time_range: { from: '-30m', to: 'now' },
+        },
+      });
+      witnessErrors = {
+        count: a.results.length,
+        recent: a.results.slice(-10).map((e) => ({
+          timestamp: e.timestamp,
+          event: e.event,
+          agent_id: e.agent_id,
+          metadata: e.metadata,
+        })),
+      };
+    } catch (err) {
+      witnessErrors = { count: null, recent: [], error: (err as Error).message };
+    }
+    const h = await httpRequest(`${o.witness.url}/health`, {
+      timeoutMs: 3_000,
+      dispatcher: ctx.dispatcher,
+    }).catch((err: Error) => ({ status: 0, text: err.message }));
+    backends.push({
+      name: 'witness',
+      url: o.witness.url,
+      healthy: h.status === 200,
+      detail: h.status ? `HTTP ${h.status}` : h.text,
+    });
+  }
+  const dns = await Promise.all(
+    [...new Set(o.hosts)].map(async (host) => {
+      try {
+        return { host, address: await lookupWithin(host, 3_000, ctx) };
+      } catch (err) {
+        return { host, address: null, error: (err as Error).message };
+      }
+    }),
+  );
+  return {
+    resources: {
+      load_average: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      memory: { total_mb: Math.round(os.totalmem() / 2 ** 20), free_mb: Math.round(os.freemem() / 2 ** 20) },
+      disk,
+      processes: records.map((r) => {
+        const running = sup.running(r.name) !== undefined;
+        return { name: r.name, role: r.role, pid: r.pid, running, rss_mb: running ? rssMb(r.pid) : null };
+      }),
+    },
+    network,
+    witness_errors: witnessErrors,
+    dns,
+    backends,
+  };
+}
+
+/** One line per check, for the terminal and the Markdown report. */
+export function summarizeInvestigation(inv: Investigation): string[] {
+  const r = inv.resources;
+  const lines = [
+    `resources: load ${r.load_average.join(' ')}, memory ${r.memory.free_mb}/${r.memory.total_mb} MiB free${r.disk ? `, disk ${r.disk.free_mb}/${r.disk.total_mb} MiB free` : ''}`,
+    ...r.processes.map(
+      (p) =>
+        `process ${p.name} (${p.role}) pid ${p.pid}: ${p.running ? `running, ${p.rss_mb ?? '?'} MiB` : 'DEAD'}`,
+    ),
+    ...inv.network.map(
+      (n) => `network ${n.name} port ${n.port}: ${n.listening ? 'listening' : 'NOT listening'}`,
+    ),
+    inv.witness_errors.count === null
+      ? `witness errors (30 min): unknown (${inv.witness_errors.error ?? 'no witness'})`
+      : `witness errors (30 min): ${inv.witness_errors.count}${inv.witness_errors.recent.length ? `; latest ${inv.witness_errors.recent.map((e) => e.event).join(', ')}` : ''}`,
+    ...inv.dns.map((d) => `dns ${d.host}: ${d.address ?? `FAILED (${d.error})`}`),
+    ...inv.backends.map(
+      (b) => `backend ${b.name} ${b.url}: ${b.healthy ? 'healthy' : 'UNHEALTHY'} (${b.detail})`,
+    ),
+  ];
+  return lines;
+}

@@ -1,0 +1,126 @@
+// The incident report, as JSON and Markdown in <state>/reports/: the witness's timeline (every event
+// carrying the incident id), impact, the tree walked, actions taken and notifications sent.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { statePaths } from '../../state/state-dir.js';
+import { runWitnessQuery } from '../witness/query.js';
+import { type Investigation, summarizeInvestigation } from './p1.js';
+import type { IncidentRecord } from './store.js';
+
+export interface IncidentReport {
+  incident: IncidentRecord;
+  timeline: { timestamp: string; event: string; detail: Record<string, unknown> }[];
+  timeline_source: string;
+}
+
+async function timeline(rec: IncidentRecord): Promise<Pick<IncidentReport, 'timeline' | 'timeline_source'>> {
+  if (!rec.witness_url) return { timeline: [], timeline_source: 'no witness configured' };
+  try {
+    const a = await runWitnessQuery({
+      url: rec.witness_url,
+      timeoutMs: 3_000,
+      token: process.env.WITNESS_QUERY_TOKEN || undefined,
+      body: { query: { incident_id: rec.id }, limit: 10_000 },
+    });
+    return {
+      timeline_source: `${rec.witness_url} (events with incident_id ${rec.id})`,
+      timeline: a.results.map((e) => {
+        const { timestamp, event, incident_id: _i, idempotency_key: _k, id: _id, ...detail } = e;
+        return { timestamp: String(timestamp), event: String(event), detail };
+      }),
+    };
+  } catch (err) {
+    return { timeline: [], timeline_source: `the witness did not answer: ${(err as Error).message}` };
+  }
+}
+
+export function reportPaths(stateDir: string, id: string) {
+  const p = statePaths(stateDir);
+  return { json: p.reportFile(`${id}.json`), markdown: p.reportFile(`${id}.md`) };
+}
+
+export async function writeReport(
+  rec: IncidentRecord,
+  stateDir: string,
+): Promise<{ json: string; markdown: string }> {
+  const report: IncidentReport = { incident: rec, ...(await timeline(rec)) };
+  const files = reportPaths(stateDir, rec.id);
+  mkdirSync(statePaths(stateDir).reports, { recursive: true });
+  writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(files.markdown, markdown(report));
+  return files;
+}
+
+const cell = (v: unknown) =>
+  String(v ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
+
+export function markdown(r: IncidentReport): string {
+  const i = r.incident;
+  const c = i.classification;
+  const out = [
+    `# ${i.id}: ${i.title}`,
+    '',
+    `- Kind: ${i.kind}`,
+    `- Severity: ${i.severity}${c ? ` (impact classifies as ${c.level}: ${c.description}; response ${c.response_time}; escalation ${c.escalation})` : ''}`,
+    `- Status: ${i.status}`,
+    `- Started: ${i.started_at}`,
+    ...(i.resolved_at ? [`- Resolved: ${i.resolved_at}`] : []),
+    `- Trace id: ${i.trace_id}`,
+    `- Escalation level: ${i.escalation_level}`,
+    '',
+    '## Impact',
+    '',
+  ];
+  if (i.impact) {
+    out.push(
+      `- Connected agents: ${i.impact.agents_connected}`,
+      `- Connections: ${i.impact.connections}`,
+      `- Failed connections (last 5 min): ${i.impact.failed_connections_5m ?? 'unknown (witness did not answer)'}`,
+      `- Agents affected: ${i.impact.agents_affected}`,
+      `- Signaling instances: ${i.impact.instances.map((x) => `${x.url} ${x.up ? 'up' : 'DOWN'}`).join(', ') || 'none'}`,
+    );
+  } else out.push('not assessed');
+  out.push('', '## Decision tree', '');
+  if (i.tree) {
+    out.push(`Tree: ${i.tree.tree}`, '');
+    for (const s of i.tree.path)
+      out.push(`- ${s.question} → **${s.answer}** (${cell(JSON.stringify(s.evidence))})`);
+    out.push(
+      '',
+      `Root cause: ${i.tree.root_cause ? `${i.tree.root_cause.title} (\`${i.tree.root_cause.id}\`)` : 'none'}`,
+    );
+    for (const a of i.tree.actions) out.push(`- ${a}`);
+  } else out.push('none walked');
+  const inv = i.findings.investigation as Investigation | undefined;
+  if (inv) {
+    out.push('', '## Investigation', '');
+    for (const l of summarizeInvestigation(inv)) out.push(`- ${l}`);
+  }
+  out.push('', '## Actions taken', '', '| time | action | ok | detail |', '| --- | --- | --- | --- |');
+  for (const a of i.actions)
+    out.push(`| ${a.at} | ${a.action} | ${a.ok ? 'yes' : 'NO'} | ${cell(a.detail)} |`);
+  out.push('', '## Notifications', '');
+  if (i.notifications.length === 0) out.push('none sent');
+  else {
+    out.push(
+      '| time | channel | action | level | sent | attempts | error |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const n of i.notifications)
+      out.push(
+        `| ${n.at} | ${n.channel} | ${n.action} | ${n.level} | ${n.ok ? 'yes' : 'NO'} | ${n.attempts} | ${cell(n.error)} |`,
+      );
+  }
+  out.push('', '## Timeline (IF.witness)', '', `Source: ${r.timeline_source}`, '');
+  if (r.timeline.length) {
+    out.push('| time | event | detail |', '| --- | --- | --- |');
+    for (const e of r.timeline)
+      out.push(`| ${e.timestamp} | ${e.event} | ${cell(JSON.stringify(e.detail))} |`);
+  } else out.push('no events');
+  if (i.next_steps.length) {
+    out.push('', '## Next steps', '');
+    for (const s of i.next_steps) out.push(`- \`${s}\``);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,94 @@
+// Moving agents between releases one at a time: the unit deploy, canary and rollback share. An agent
+// keeps its process name (deploy-agent-<id>) whichever release it runs, so `status` and `down` see
+// one process per agent.
+import path from 'node:path';
+import type { Dispatcher } from 'undici';
+import { httpRequest } from '../../clients/http.js';
+import { packageRoot } from '../../paths.js';
+import type { Clock } from '../../util/clock.js';
+import { waitFor } from '../../util/wait.js';
+import type { AgentSpec, Release } from '../deploy/releases.js';
+import type { Supervisor } from '../stack/supervisor.js';
+
+export const agentProcessName = (id: string) => `deploy-agent-${id}`;
+
+export function startAgent(sup: Supervisor, spec: AgentSpec): number {
+  return sup.start({
+    name: agentProcessName(spec.agent_id),
+    role: 'agents',
+    command: process.execPath,
+    args: [
+      path.join(packageRoot(), 'dist/bin/ifmesh.js'),
+      'agent',
+      'run',
+      '--config',
+      spec.config,
+      '--signaling',
+      spec.signaling.join(','),
+      '--state-dir',
+      sup.stateDir,
+    ],
+    env: spec.env,
+    cwd: spec.cwd,
+  });
+}
+
+/** Stops the agent's current process (whatever release it runs) and starts it on `spec`'s. */
+export async function moveAgent(sup: Supervisor, spec: AgentSpec, graceMs = 5_000): Promise<number> {
+  await sup.stop(agentProcessName(spec.agent_id), graceMs);
+  return startAgent(sup, spec);
+}
+
+/** The signaling instances' HTTP base URLs of a release (deploy-signaling-N with their ports). */
+export function instanceUrls(r: Pick<Release, 'processes'>): string[] {
+  return r.processes
+    .filter((p) => p.name.startsWith('deploy-signaling-') && p.port)
+    .map((p) => `http://127.0.0.1:${p.port}`);
+}
+
+export interface Peers {
+  /** agent id -> the instance it is registered on. */
+  registeredOn: Map<string, string>;
+}
+
+/** Who is registered where, asking every instance (one that does not answer holds nobody). */
+export async function registrations(
+  instances: string[],
+  o: { dispatcher?: Dispatcher | undefined; signal?: AbortSignal | undefined },
+): Promise<Map<string, string>> {
+  const on = new Map<string, string>();
+  await Promise.all(
+    instances.map(async (base) => {
+      const r = await httpRequest(`${base}/agents`, {
+        timeoutMs: 2_000,
+        dispatcher: o.dispatcher,
+        signal: o.signal,
+      }).catch(() => undefined);
+      for (const a of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
+        on.set(a.agent_id, base);
+    }),
+  );
+  return on;
+}
+
+/** Waits until every id in `ids` runs and is registered; returns the ids still missing. */
+export async function waitRegistered(
+  sup: Supervisor,
+  ids: string[],
+  instances: string[],
+  timeoutMs: number,
+  o: { clock: Clock; dispatcher?: Dispatcher | undefined; signal?: AbortSignal | undefined },
+): Promise<string[]> {
+  let missing = ids;
+  await waitFor(
+    async () => {
+      const on = await registrations(instances, o);
+      missing = ids.filter((id) => !on.has(id) || sup.running(agentProcessName(id)) === undefined);
+      return missing.length === 0;
+    },
+    { timeoutMs, intervalMs: 100 },
+    o.clock,
+    o.signal,
+  );
+  return missing;
+}

@@ -1,0 +1,36 @@
+// Every step of a rollout run goes to the witness under one trace id, through the spooling client (a
+// down witness never blocks a rollback: its events wait in the spool).
+import { randomUUID } from 'node:crypto';
+import { WitnessClient } from '../../clients/witness.js';
+import type { MeshConfig } from '../../config/load.js';
+import { statePaths } from '../../state/state-dir.js';
+
+export interface RunEvents {
+  trace_id: string;
+  log(event: string, fields: Record<string, unknown>): void;
+  close(): Promise<void>;
+}
+
+export function runEvents(
+  config: Pick<MeshConfig, 'witnessUrl' | 'witnessApiKey'>,
+  stateDir: string,
+  producer: string,
+  traceId: string = randomUUID(),
+): RunEvents {
+  const client = config.witnessApiKey
+    ? new WitnessClient({
+        url: config.witnessUrl,
+        apiKey: config.witnessApiKey,
+        producer: `${producer}-${traceId.slice(0, 8)}`,
+        spoolDir: statePaths(stateDir).spool,
+        stateDir,
+      })
+    : undefined;
+  return {
+    trace_id: traceId,
+    log: (event, fields) => client?.log({ event, trace_id: traceId, ...fields }),
+    close: async () => {
+      await client?.close(1_500);
+    },
+  };
+}

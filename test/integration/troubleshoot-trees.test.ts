@@ -1,0 +1,272 @@
+// The decision trees walked on a real local stack with each fault really present: a dead STUN port in
+// signaling's /config, a registered peer that never creates a peer connection, a self-signed TLS
+// certificate under PRODUCTION_MODE, an agent whose connection reports are never closed, and a peer
+// signing with a key that is not the one it registered. Each also has its healthy counterpart, so no
+// walk can pass by always naming the same cause.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { WitnessClient } from '../../src/clients/witness.js';
+import { createSigner, generateKeyPair } from '../../src/crypto/ed25519.js';
+import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
+import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import type { EvidenceSources } from '../../src/ops/troubleshoot/evidence.js';
+import { troubleshoot } from '../../src/ops/troubleshoot/run.js';
+import type { SignalingDeps } from '../../src/services/signaling/types.js';
+import { systemClock } from '../../src/util/clock.js';
+import { ROOT, run, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { freePort } from '../helpers/processes.js';
+import {
+  connect,
+  type RunningSignaling,
+  SETTINGS,
+  startSignaling,
+  type TestClient,
+} from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
+import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
+
+let turn: RunningTurnserver;
+let witness: RunningWitness;
+let sig: RunningSignaling;
+let agents: MeshAgent[] = [];
+let clients: WitnessClient[] = [];
+let sockets: TestClient[] = [];
+let cleanups: (() => void)[] = [];
+
+beforeAll(async () => {
+  turn = await startCoturn();
+});
+afterAll(async () => {
+  await turn.stop();
+});
+afterEach(async () => {
+  for (const s of sockets) s.close();
+  await Promise.all(agents.map((a) => a.stop()));
+  await Promise.all(clients.map((c) => c.close()));
+  await sig?.stop();
+  await witness?.stop();
+  for (const c of cleanups) c();
+  agents = [];
+  clients = [];
+  sockets = [];
+  cleanups = [];
+});
+
+function witnessClient(producer: string): WitnessClient {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const c = new WitnessClient({ url: witness.url, apiKey: API_KEY, producer, spoolDir: dir });
+  clients.push(c);
+  return c;
+}
+
+async function stack(overrides: Partial<SignalingDeps> = {}, stun = [turn.stunUrl]) {
+  witness = await startWitness();
+  sig = await startSignaling({
+    settings: { ...SETTINGS, stunServers: stun, turnServers: [turn.url] },
+    events: witnessClient('signaling'),
+    ...overrides,
+  });
+}
+
+function agent(id: string): MeshAgent {
+  const a = new MeshAgent({
+    agentId: id,
+    identity: generateKeyPair(),
+    signalingUrls: [sig.url],
+    iceServers: [{ urls: turn.stunUrl }],
+    loopbackOnly: true,
+    statsIntervalMs: 300,
+    memoryIntervalMs: 300,
+    events: witnessClient(id),
+  });
+  agents.push(a);
+  a.start();
+  return a;
+}
+
+async function flushed(): Promise<void> {
+  const ok = await Promise.all(clients.map((c) => c.flush()));
+  expect(ok.every(Boolean)).toBe(true);
+}
+
+function sources(o: Partial<EvidenceSources> = {}): EvidenceSources {
+  return {
+    signaling: [sig.http],
+    witness: { url: witness.url },
+    turn: { username: 'ifmesh', password: 'test-pass' },
+    production: false,
+    allowSelfSigned: false,
+    clock: systemClock,
+    ...o,
+  };
+}
+
+const answers = (r: { walk: { path: { answer: string }[] } }) => r.walk.path.map((s) => s.answer);
+
+describe('tree 1: connection establishment failure', () => {
+  it('names STUN unreachable when /config points at a dead STUN port (ifmesh troubleshoot --json)', async () => {
+    const dead = await freePort();
+    await stack({}, [`stun:127.0.0.1:${dead}`]);
+    const a = await connect(sig.url);
+    sockets.push(a);
+    await a.register('stun-a');
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const r = await run([
+      'troubleshoot',
+      'connection-timeout',
+      'stun-a',
+      'stun-b',
+      '--signaling',
+      sig.http,
+      '--witness',
+      witness.url,
+      '--state-dir',
+      dir,
+      '--json',
+    ]);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.walk.path.map((s: { question: string }) => s.question)).toEqual([
+      'Agent registered on signaling server?',
+      'STUN server reachable?',
+    ]);
+    expect(answers(report)).toEqual(['yes', 'no']);
+    expect(report.walk.path[1].evidence.stun[0]).toMatchObject({ url: `stun:127.0.0.1:${dead}`, ok: false });
+    expect(report.walk.root_cause.id).toBe('stun_unreachable');
+    expect(report.walk.actions.join(' ')).toMatch(/STUN/);
+    // the human rendering shows the same path
+    const text = await run([
+      'troubleshoot',
+      'connection-timeout',
+      'stun-a',
+      'stun-b',
+      '--signaling',
+      sig.http,
+      '--witness',
+      witness.url,
+      '--state-dir',
+      dir,
+    ]);
+    expect(text.stdout).toContain('2. STUN server reachable?  no');
+    expect(text.stdout).toContain('Root cause: STUN server unreachable');
+  });
+
+  it('names no ICE candidates when the peer is registered but never creates a peer connection; a live pair is healthy', async () => {
+    await stack();
+    const z = agent('zz-agent');
+    await waitFor(() => z.signalingUrl !== undefined, 'zz-agent to register');
+    // Registers later, so it is the one expected to offer: a signaling client that never does.
+    const silent = await connect(sig.url);
+    sockets.push(silent);
+    await silent.register('aa-silent');
+    // two real agents that do connect, as the control
+    const p1 = agent('p-1');
+    await waitFor(() => p1.signalingUrl !== undefined, 'p-1 to register');
+    const p2 = agent('p-2');
+    await p2.waitForPeers(['p-1'], 20_000);
+    await waitFor(() => p1.links.get('p-2')?.ready === true, 'p-1 to see p-2');
+    await flushed();
+
+    const bad = await troubleshoot('connection-timeout', { agent: 'zz-agent', peer: 'aa-silent' }, sources());
+    expect(answers(bad)).toEqual(['yes', 'yes', 'no']);
+    expect(bad.walk.path[2]!.evidence).toMatchObject({ sent_by_agent: 0, sent_by_peer: 0 });
+    expect(bad.walk.root_cause?.id).toBe('no_ice_candidates');
+
+    await waitFor(
+      async () =>
+        (await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources())).walk.path
+          .length === 4,
+      'the pair to report its connection',
+    );
+    const good = await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources());
+    expect(answers(good)).toEqual(['yes', 'yes', 'yes', 'yes']);
+    expect(
+      (good.walk.path[2]!.evidence as { sent_by_agent: number; sent_by_peer: number }).sent_by_peer,
+    ).toBeGreaterThan(0);
+    expect(good.walk.root_cause).toBeNull();
+  }, 60_000);
+});
+
+describe('tree 4: security event', () => {
+  const tls = () => ({
+    cert: readFileSync(path.join(ROOT, 'fixtures/tls/test-cert.pem'), 'utf8'),
+    key: readFileSync(path.join(ROOT, 'fixtures/tls/test-key.pem'), 'utf8'),
+  });
+
+  it('names a self-signed certificate in production from the TLS certificate signaling presents', async () => {
+    await stack({ tls: tls() });
+    const prod = await troubleshoot('dtls', { agent: 'a', peer: 'b' }, sources({ production: true }));
+    expect(answers(prod)).toEqual(['dtls', 'yes']);
+    expect(prod.walk.path[1]!.evidence).toMatchObject({
+      production_mode: true,
+      self_signed_tls: [expect.anything()],
+    });
+    expect(prod.walk.root_cause?.id).toBe('self_signed_in_production');
+    // The same certificate outside production is no security event.
+    const dev = await troubleshoot('dtls', { agent: 'a', peer: 'b' }, sources({ production: false }));
+    expect(answers(dev)).toEqual(['none']);
+    expect(dev.walk.root_cause).toBeNull();
+  });
+
+  it('names repeated signature failures from one peer signing with a wrong key', async () => {
+    await stack();
+    const tx = agent('sig-tx');
+    await waitFor(() => tx.signalingUrl !== undefined, 'sig-tx to register');
+    const rx = agent('sig-rx');
+    await Promise.all([tx.waitForPeers(['sig-rx'], 20_000), rx.waitForPeers(['sig-tx'], 20_000)]);
+    await flushed();
+    const clean = await troubleshoot('dtls', { agent: 'sig-rx', peer: 'sig-tx' }, sources());
+    expect(clean.walk.root_cause).toBeNull();
+
+    const mallory = createSigner(generateKeyPair().seed);
+    for (let i = 0; i < 3; i++) {
+      const forged = signMessage(
+        buildMessage({ from: 'sig-tx', to: 'sig-rx', type: 'ping' }, Date.now()),
+        mallory,
+      );
+      tx.links.get('sig-rx')!.dc!.send(JSON.stringify(forged));
+    }
+    await waitFor(() => rx.counters.signature_failures === 3, 'the receiver to count three forgeries');
+    await flushed();
+    const r = await troubleshoot('dtls', { agent: 'sig-rx', peer: 'sig-tx' }, sources());
+    expect(answers(r)).toEqual(['signature', 'one_peer']);
+    expect(r.walk.path[1]!.evidence).toMatchObject({ failures: 3, by_peer: { 'sig-tx': 3 } });
+    expect(r.walk.root_cause?.id).toBe('repeated_signature_failures_one_peer');
+    expect(r.walk.actions[0]).toContain('ifmesh agents block');
+  }, 60_000);
+});
+
+describe('memory: connection leak', () => {
+  it('names a connection leak when an agent keeps reporting connections it never closed', async () => {
+    await stack();
+    const leaky = await connect(sig.url);
+    const tidy = await connect(sig.url);
+    sockets.push(leaky, tidy);
+    await leaky.register('leaky');
+    await tidy.register('tidy');
+    for (let i = 0; i < 12; i++)
+      leaky.send({
+        type: 'connection-state',
+        peer_id: `ghost-${i}`,
+        state: 'connected',
+        candidate_type: 'host',
+        rtt_ms: 1,
+      });
+    await waitFor(async () => {
+      const r = await troubleshoot('memory', { agent: 'leaky' }, sources());
+      return r.walk.path[0]!.evidence.open_connections === 12;
+    }, 'signaling to hold the twelve reports');
+    const r = await troubleshoot('memory', { agent: 'leaky' }, sources());
+    expect(answers(r)).toEqual(['yes']);
+    expect(r.walk.path[0]!.evidence).toMatchObject({ open_connections: 12, agents: 2, expected: 1 });
+    expect(r.walk.root_cause?.id).toBe('connection_leak');
+    const ok = await troubleshoot('memory', { agent: 'tidy' }, sources());
+    expect(answers(ok)).toEqual(['no', 'no']);
+    expect(ok.walk.root_cause).toBeNull();
+  });
+});
