@@ -8,12 +8,13 @@
 //                 stabilisation window on ctx.clock.
 //   D cert      — the certs ops (certificate-rotation-procedure.sh).
 //   E keys      — the rotate-keys ops (emergency-srtp-key-rotation.sh).
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
-import { withLock } from '../../state/lock.js';
+import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
 import { statePaths } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
@@ -264,40 +265,65 @@ export async function applyFailover(
     o.onStep?.(`${ok ? '✓' : '✗'} ${name}: ${detail}`);
     await log([{ event: 'failover_step', metadata: { scenario: plan.scenario, step: name, ok, detail } }]);
   };
-  return withLock(
-    o.stateDir,
-    'deploy',
-    `failover ${plan.scenario} ${plan.failover_id}`,
-    async () => {
-      await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
-      if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
-      if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
-      if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log);
-      if (plan.cert) {
-        report.cert = await applyCertRotation(
-          plan.cert,
-          { stateDir: o.stateDir, witness: o.witness, onStep: o.onStep },
-          ctx,
-        );
-        await step(
-          'certificate rotation',
-          report.cert.ok,
-          report.cert.ok ? 'rotated' : report.cert.problems.join('; '),
-        );
-      }
-      if (plan.keys) {
-        report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: o.witness }, ctx);
-        await step(
-          'key rotation',
-          report.keys.ok,
-          `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}`,
-        );
-      }
-      await log([{ event: 'failover_completed', metadata: { scenario: plan.scenario, ok: report.ok } }]);
-      return report;
-    },
-    ctx.clock,
-  );
+  const { lock, note } = await takeLock(o.stateDir, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
+  try {
+    await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
+    if (note) await step('lock', true, note);
+    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
+    if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
+    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log);
+    if (plan.cert) {
+      report.cert = await applyCertRotation(
+        plan.cert,
+        { stateDir: o.stateDir, witness: o.witness, onStep: o.onStep },
+        ctx,
+      );
+      await step(
+        'certificate rotation',
+        report.cert.ok,
+        report.cert.ok ? 'rotated' : report.cert.problems.join('; '),
+      );
+    }
+    if (plan.keys) {
+      report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: o.witness }, ctx);
+      await step(
+        'key rotation',
+        report.keys.ok,
+        `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}`,
+      );
+    }
+    await log([{ event: 'failover_completed', metadata: { scenario: plan.scenario, ok: report.ok } }]);
+    return report;
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The deploy lock, so no deploy, canary or rollback runs under a failover. An open incident holds it
+ * (persistent) to halt deployments, and a failover is how that incident is recovered from: then the
+ * failover runs under its own lock instead, so two failovers still never overlap.
+ */
+async function takeLock(
+  stateDir: string,
+  purpose: string,
+  ctx: Pick<OpContext, 'clock'>,
+): Promise<{ lock: HeldLock; note?: string }> {
+  try {
+    return { lock: await acquireLock(stateDir, 'deploy', purpose, ctx.clock) };
+  } catch (err) {
+    let holder: { persistent?: boolean; purpose?: string } | undefined;
+    try {
+      holder = JSON.parse(readFileSync(statePaths(stateDir).lock('deploy'), 'utf8'));
+    } catch {
+      holder = undefined;
+    }
+    if (!holder?.persistent) throw err;
+    return {
+      lock: await acquireLock(stateDir, 'failover', purpose, ctx.clock),
+      note: `the deploy lock is held by ${holder.purpose ?? 'an open incident'}: deployments stay halted, this failover holds the failover lock`,
+    };
+  }
 }
 
 async function admin(
