@@ -179,9 +179,7 @@ export function register(cmd: Command, io: CommandIo): void {
       }
     };
 
-  scenarioOptions(
-    cmd.command('turn').description('Scenario A: replace a failed TURN server'),
-  )
+  scenarioOptions(cmd.command('turn').description('Scenario A: replace a failed TURN server'))
     .requiredOption('--failed <url>', 'the TURN server that failed (turn:host:port)')
     .requiredOption('--replacement <url>', 'the TURN server to use instead')
     .action(
