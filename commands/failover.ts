@@ -21,6 +21,7 @@ import {
   planCertFailover,
   planKeysFailover,
   planPartitionFailover,
+  planPromoteBackup,
   planSignalingFailover,
   planTurnFailover,
 } from '../src/ops/failover/scenarios.js';
@@ -197,21 +198,39 @@ export function register(cmd: Command, io: CommandIo): void {
   scenarioOptions(
     cmd
       .command('signaling')
-      .description('Scenario B: restart a dead signaling instance, then watch it stabilise'),
+      .description(
+        'Scenario B: restart a dead signaling instance or promote the backup, then watch it stabilise',
+      ),
   )
     .requiredOption('--failed <url>', 'the signaling instance that failed (ws://127.0.0.1:PORT)')
-    .option('--action <action>', 'restart (the dead instance, from its process record)', 'restart')
+    .option(
+      '--action <action>',
+      'restart (the dead instance, from its process record) or promote-backup (nginx backup → active)',
+      'restart',
+    )
     .option('--stabilize <duration>', 'how long the restarted instance must stay healthy', '5m')
     .action(
       scenario('B', async (flags: Flags & { failed?: string; action: string; stabilize: string }, s, id) => {
+        const stabilizeMs = durationFlag(flags.stabilize, '--stabilize', 3_600_000);
+        if (flags.action === 'promote-backup')
+          return planPromoteBackup({
+            failoverId: id,
+            stateDir: s.stateDir,
+            signaling: s.urls,
+            failed: flags.failed!,
+            stabilizeMs,
+          });
         if (flags.action !== 'restart')
-          throw new UsageError(`--action ${flags.action} is not supported`, 'use --action restart');
+          throw new UsageError(
+            `--action ${flags.action} is not known`,
+            'use --action restart or promote-backup',
+          );
         return planSignalingFailover({
           failoverId: id,
           stateDir: s.stateDir,
           signaling: s.urls,
           failed: flags.failed!,
-          stabilizeMs: durationFlag(flags.stabilize, '--stabilize', 3_600_000),
+          stabilizeMs,
         });
       }),
     );

@@ -2,12 +2,13 @@
 // real werift agents, a real witness. Scenario E (emergency key rotation) and validate run through
 // the CLI; scenario B runs the op on a fake clock so a 5-minute stabilisation window takes no time.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent as UndiciAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
-import { applyFailover, planSignalingFailover } from '../../src/ops/failover/scenarios.js';
+import { applyNginx } from '../../src/exec/nginx.js';
+import { applyFailover, planPromoteBackup, planSignalingFailover } from '../../src/ops/failover/scenarios.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { Supervisor } from '../../src/ops/stack/supervisor.js';
@@ -15,6 +16,7 @@ import { acquireLock } from '../../src/state/lock.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
+import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { trackPid } from '../helpers/pids.js';
@@ -294,6 +296,110 @@ describe('failover signaling (scenario B)', () => {
     } finally {
       await agent?.stop();
       await sup.stop('signaling-2', 5_000);
+      state.cleanup();
+    }
+  });
+
+  it('promotes the nginx backup when the active instance is SIGKILLed, and watches it through nginx', async () => {
+    requireBinary('nginx', 'nginx');
+    const state = tempDir();
+    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
+    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    const ports: number[] = [];
+    try {
+      for (const name of ['signaling-1', 'signaling-2']) {
+        const port = await freePort();
+        ports.push(port);
+        trackPid(
+          sup.start({
+            name,
+            role: 'signaling',
+            port,
+            url: `ws://127.0.0.1:${port}`,
+            command: process.execPath,
+            args: signalingServeArgs(BIN, { port, instanceId: name, stateDir: state.dir }),
+          }),
+        );
+      }
+      // Both up before nginx looks: an upstream it finds down is skipped for fail_timeout (30 s).
+      for (const port of ports)
+        await waitFor(
+          async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => undefined))?.status === 200,
+          `signaling on ${port}`,
+          { timeoutMs: 20_000 },
+        );
+      const front = await freePort();
+      const nginxPid = await applyNginx(
+        {
+          prefix: statePaths(state.dir).nginx,
+          listenPort: front,
+          upstreams: [ports[0]!],
+          backups: [ports[1]!],
+        },
+        false,
+        { exec: systemExec, clock: systemClock },
+      );
+      trackPid(nginxPid);
+      sup.adopt({ name: 'nginx', role: 'nginx', port: front }, nginxPid);
+      const servedBy = async () =>
+        (
+          (await fetch(`http://127.0.0.1:${front}/health`)
+            .then((r) => r.json())
+            .catch(() => ({}))) as { instance_id?: string }
+        ).instance_id;
+      await waitFor(async () => (await servedBy()) === 'signaling-1', 'signaling-1 behind nginx', {
+        timeoutMs: 20_000,
+      });
+
+      process.kill(sup.running('signaling-1')!, 'SIGKILL');
+      const plan = planPromoteBackup({
+        failoverId: 'fo-b-2',
+        stateDir: state.dir,
+        signaling: [`ws://127.0.0.1:${front}`],
+        failed: `ws://127.0.0.1:${ports[0]}`,
+        stabilizeMs: 5 * 60_000,
+      });
+      expect(plan.promote_backup).toMatchObject({
+        promoted: ports[1],
+        after: { upstreams: [ports[1]], backups: [ports[0]] },
+      });
+      const clock = new FakeClock();
+      const dispatcher = new UndiciAgent();
+      let done = false;
+      const applying = applyFailover(
+        plan,
+        {
+          stateDir: state.dir,
+          adminToken: ADMIN,
+          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+        },
+        { clock, signal: new AbortController().signal, dispatcher, exec: systemExec },
+      ).finally(() => {
+        done = true;
+      });
+      while (!done) {
+        await waitFor(() => done || clock.pending > 0, 'the failover to wait on its clock', {
+          timeoutMs: 30_000,
+        });
+        if (!done) await clock.advance(plan.promote_backup!.probe_ms);
+      }
+      const report = await applying;
+      await dispatcher.close();
+      expect(report.ok, JSON.stringify(report.steps)).toBe(true);
+      expect(report.promote_backup).toMatchObject({ promoted: ports[1], probes: 10, probe_failures: 0 });
+      expect(await servedBy()).toBe('signaling-2');
+      // nginx's own backup routing already answered from signaling-2; promotion is in its config.
+      const conf = readFileSync(plan.promote_backup!.conf, 'utf8');
+      expect(conf).toContain(`server 127.0.0.1:${ports[1]} max_fails=3`);
+      expect(conf).toContain(`server 127.0.0.1:${ports[0]} backup;`);
+      expect(conf).not.toContain(`server 127.0.0.1:${ports[1]} backup;`);
+      const logged = await query({ failover_id: 'fo-b-2' });
+      expect(logged.map((e) => e.metadata?.step).filter(Boolean)).toEqual([
+        'promote backup',
+        'stabilisation',
+      ]);
+    } finally {
+      for (const p of sup.list()) await sup.stop(p.name, 5_000);
       state.cleanup();
     }
   });

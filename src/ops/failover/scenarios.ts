@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
+import { applyNginx } from '../../exec/nginx.js';
 import { packageRoot } from '../../paths.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
@@ -49,6 +50,19 @@ export interface SignalingFailoverPlan {
   probe_ms: number;
 }
 
+/** Scenario B by promotion: the nginx `backup` instance becomes the active upstream. */
+export interface PromoteFailoverPlan {
+  failed: string;
+  action: 'promote-backup';
+  conf: string;
+  listen_port: number;
+  promoted: number;
+  before: { upstreams: number[]; backups: number[] };
+  after: { upstreams: number[]; backups: number[] };
+  stabilize_ms: number;
+  probe_ms: number;
+}
+
 export interface PartitionFailoverPlan {
   /** Heal only this agent's links; null: every pair not reported connected. */
   agent: string | null;
@@ -63,6 +77,7 @@ export interface FailoverPlan {
   steps: string[];
   turn?: TurnFailoverPlan;
   signaling_failover?: SignalingFailoverPlan;
+  promote_backup?: PromoteFailoverPlan;
   partition?: PartitionFailoverPlan;
   cert?: CertRotationPlan;
   keys?: RotationPlan;
@@ -74,6 +89,7 @@ export interface FailoverReport {
   ok: boolean;
   steps: { step: string; ok: boolean; detail: string }[];
   turn?: { pushed: number; reconnected: string[]; on_replacement: string[] };
+  promote_backup?: { promoted: number; nginx_pid: number; probes: number; probe_failures: number };
   signaling_failover?: {
     instance: string;
     old_pid: number | null;
@@ -172,12 +188,73 @@ export function planSignalingFailover(o: {
       ...launch,
       url: rec.url ?? `ws://127.0.0.1:${rec.port}`,
       stabilize_ms: o.stabilizeMs,
-      probe_ms: Math.max(1_000, Math.min(30_000, Math.floor(o.stabilizeMs / 10))),
+      probe_ms: probeEvery(o.stabilizeMs),
     },
     steps: [
       `stop what is left of ${rec.name}`,
       `restart ${rec.name} on port ${rec.port}`,
       `monitor it for ${Math.round(o.stabilizeMs / 1000)} s (its /health)`,
+      'validate the recovery',
+    ],
+  };
+}
+
+const probeEvery = (ms: number) => Math.max(1_000, Math.min(30_000, Math.floor(ms / 10)));
+
+/** Reads the nginx configuration `up`/`deploy` wrote (<state>/nginx/nginx.conf) and promotes its first backup. */
+export function planPromoteBackup(o: {
+  failoverId: string;
+  stateDir: string;
+  signaling: string[];
+  failed: string;
+  stabilizeMs: number;
+}): FailoverPlan {
+  const conf = path.join(statePaths(o.stateDir).nginx, 'nginx.conf');
+  let text: string;
+  try {
+    text = readFileSync(conf, 'utf8');
+  } catch {
+    throw new UsageError(
+      `no nginx configuration at ${conf}`,
+      'promote-backup needs the stack behind nginx (ifmesh deploy, or up with nginx); use --action restart',
+    );
+  }
+  const listen = Number(/listen 127\.0\.0\.1:(\d+);/.exec(text)?.[1]);
+  const upstreams = [...text.matchAll(/server 127\.0\.0\.1:(\d+) max_fails/g)].map((m) => Number(m[1]));
+  const backups = [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
+  const failedPort = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
+  if (!upstreams.includes(failedPort))
+    throw new UsageError(
+      `${o.failed} is not an active upstream in ${conf}`,
+      `active: ${upstreams.join(', ') || 'none'}`,
+    );
+  const promoted = backups[0];
+  if (promoted === undefined)
+    throw new UsageError(`${conf} has no backup instance to promote`, 'use --action restart');
+  const after = {
+    upstreams: [...upstreams.filter((p) => p !== failedPort), promoted],
+    // The failed instance waits as a backup: restarted later, it is a standby again.
+    backups: [...backups.slice(1), failedPort],
+  };
+  return {
+    failover_id: o.failoverId,
+    scenario: 'B',
+    signaling: o.signaling.map(httpBase),
+    promote_backup: {
+      failed: o.failed,
+      action: 'promote-backup',
+      conf,
+      listen_port: listen,
+      promoted,
+      before: { upstreams, backups },
+      after,
+      stabilize_ms: o.stabilizeMs,
+      probe_ms: probeEvery(o.stabilizeMs),
+    },
+    steps: [
+      `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
+      'check it (nginx -t) and reload nginx',
+      `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s`,
       'validate the recovery',
     ],
   };
@@ -271,6 +348,7 @@ export async function applyFailover(
     if (note) await step('lock', true, note);
     if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
     if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
+    if (plan.promote_backup) await applyPromote(plan.promote_backup, o, ctx, report, step);
     if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log);
     if (plan.cert) {
       report.cert = await applyCertRotation(
@@ -463,17 +541,73 @@ async function applySignaling(
   const result = { instance: s.instance, old_pid: old, new_pid: pid, probes: 0, probe_failures: 0 };
   report.signaling_failover = result;
   if (!up) return;
-  // The stabilisation window, on ctx.clock: the instance must stay healthy for all of it.
-  const end = ctx.clock.now() + s.stabilize_ms;
-  while (ctx.clock.now() < end) {
-    await ctx.clock.sleep(Math.min(s.probe_ms, end - ctx.clock.now()), ctx.signal);
-    result.probes += 1;
-    if (!(await healthy())) result.probe_failures += 1;
-  }
+  const window = await stabilise(healthy, s.stabilize_ms, s.probe_ms, ctx);
+  Object.assign(result, window);
   await step(
     'stabilisation',
-    result.probe_failures === 0,
-    `${result.probes - result.probe_failures}/${result.probes} health probes ok over ${Math.round(s.stabilize_ms / 1000)} s`,
+    window.probe_failures === 0,
+    `${window.probes - window.probe_failures}/${window.probes} health probes ok over ${Math.round(s.stabilize_ms / 1000)} s`,
+  );
+}
+
+/** The stabilisation window, on ctx.clock: `healthy` is asked every `probeMs` for `windowMs`. */
+async function stabilise(
+  healthy: () => Promise<boolean>,
+  windowMs: number,
+  probeMs: number,
+  ctx: Pick<OpContext, 'clock' | 'signal'>,
+): Promise<{ probes: number; probe_failures: number }> {
+  const r = { probes: 0, probe_failures: 0 };
+  const end = ctx.clock.now() + windowMs;
+  while (ctx.clock.now() < end) {
+    await ctx.clock.sleep(Math.min(probeMs, end - ctx.clock.now()), ctx.signal);
+    r.probes += 1;
+    if (!(await healthy())) r.probe_failures += 1;
+  }
+  return r;
+}
+
+async function applyPromote(
+  p: PromoteFailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
+  report: FailoverReport,
+  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+): Promise<void> {
+  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const running = sup.running('nginx') !== undefined;
+  const pid = await applyNginx(
+    {
+      prefix: path.dirname(p.conf),
+      listenPort: p.listen_port,
+      upstreams: p.after.upstreams,
+      backups: p.after.backups,
+    },
+    running,
+    ctx,
+  );
+  if (!running)
+    sup.adopt(
+      { name: 'nginx', role: 'nginx', port: p.listen_port, url: `http://127.0.0.1:${p.listen_port}` },
+      pid,
+    );
+  await step(
+    'promote backup',
+    true,
+    `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : 'started'})`,
+  );
+  const health = `http://127.0.0.1:${p.listen_port}/health`;
+  const healthy = () =>
+    httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
+      (a) => a.status === 200,
+      () => false,
+    );
+  const window = await stabilise(healthy, p.stabilize_ms, p.probe_ms, ctx);
+  report.promote_backup = { promoted: p.promoted, nginx_pid: pid, ...window };
+  await step(
+    'stabilisation',
+    window.probe_failures === 0,
+    `${window.probes - window.probe_failures}/${window.probes} health probes through nginx ok over ${Math.round(p.stabilize_ms / 1000)} s`,
   );
 }
 
