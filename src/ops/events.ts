@@ -9,6 +9,8 @@ export interface WitnessTarget {
   url: string;
   apiKey: string;
   stateDir: string;
+  /** Fields put on every event logged through this target (a failover's `failover_id`). */
+  tags?: Partial<WitnessEvent>;
 }
 
 /** Logs `events` in order and waits (bounded) for them to be sent or spooled. No target: a no-op. */
@@ -27,6 +29,6 @@ export async function logEvents(
     stateDir: target.stateDir,
     dispatcher: ctx.dispatcher,
   });
-  for (const e of events) client.log(e);
+  for (const e of events) client.log({ ...target.tags, ...e } as WitnessEvent);
   await client.close(5_000);
 }

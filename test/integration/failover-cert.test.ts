@@ -143,7 +143,12 @@ describe('failover cert (scenario D)', () => {
       await post(`${witness.url}/api/query`, { query: { failover_id: 'fo-d-1' } })
     ).json.results.map((e: { event: string }) => e.event);
     expect(logged).toEqual(
-      expect.arrayContaining(['failover_initiated', 'failover_step', 'failover_recovery_validated']),
+      expect.arrayContaining([
+        'failover_initiated',
+        'failover_step',
+        'tls_certificate_rotated',
+        'failover_recovery_validated',
+      ]),
     );
   }, 120_000);
 });

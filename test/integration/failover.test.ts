@@ -128,7 +128,10 @@ describe('failover keys (scenario E) and validate', () => {
         'failover_recovery_validated',
       ]),
     );
-    expect(await query({ event: 'srtp_key_compromise_detected', incident_id: 'SEC-10' })).toHaveLength(1);
+    expect(await query({ event: 'srtp_key_compromise_detected', incident_id: 'SEC-10' })).toMatchObject([
+      { failover_id: 'fo-e-1' },
+    ]);
+    expect(await query({ event: 'srtp_key_rotated', failover_id: 'fo-e-1' })).toHaveLength(1);
   });
 
   it('validate fails the witness check, exits 1 and logs nothing for a failover that never ran', async () => {

@@ -342,6 +342,8 @@ export async function applyFailover(
     o.onStep?.(`${ok ? '✓' : '✗'} ${name}: ${detail}`);
     await log([{ event: 'failover_step', metadata: { scenario: plan.scenario, step: name, ok, detail } }]);
   };
+  // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.
+  const tagged: WitnessTarget = { ...o.witness, tags: { failover_id: plan.failover_id } };
   const { lock, note } = await takeLock(o.stateDir, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
   try {
     await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
@@ -353,7 +355,7 @@ export async function applyFailover(
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
-        { stateDir: o.stateDir, witness: o.witness, onStep: o.onStep },
+        { stateDir: o.stateDir, witness: tagged, onStep: o.onStep },
         ctx,
       );
       await step(
@@ -363,7 +365,7 @@ export async function applyFailover(
       );
     }
     if (plan.keys) {
-      report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: o.witness }, ctx);
+      report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: tagged }, ctx);
       await step(
         'key rotation',
         report.keys.ok,
