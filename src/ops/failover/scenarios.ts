@@ -426,6 +426,25 @@ async function admin(
   return r.json as Record<string, unknown>;
 }
 
+/**
+ * Where an admin push goes: every instance when they share nothing (each reaches its own agents),
+ * one when they share a Redis cluster (a push there reaches every agent already; more would repeat it).
+ */
+async function pushTargets(
+  bases: string[],
+  ctx: Pick<OpContext, 'signal' | 'dispatcher'>,
+): Promise<string[]> {
+  for (const b of bases) {
+    const r = await httpRequest(`${b}/health`, {
+      timeoutMs: 5_000,
+      dispatcher: ctx.dispatcher,
+      signal: ctx.signal,
+    }).catch(() => undefined);
+    if ((r?.json as { cluster?: string } | undefined)?.cluster === 'redis') return [b];
+  }
+  return bases;
+}
+
 async function applyTurn(
   plan: FailoverPlan,
   t: TurnFailoverPlan,
@@ -441,15 +460,16 @@ async function applyTurn(
       metadata: { failed_server: t.failed, replacement_server: t.replacement },
     },
   ]);
+  const targets = await pushTargets(plan.signaling, ctx);
   let pushed = 0;
-  for (const b of plan.signaling)
+  for (const b of targets)
     pushed += Number(
       (await admin(b, '/admin/reload-config', { turn_servers: t.turn_servers }, o.adminToken, ctx)).pushed ??
         0,
     );
   await step('reload-config', true, `TURN_SERVERS=${t.turn_servers.join(',')} pushed to ${pushed} agents`);
   const reconnected: string[] = [];
-  for (const b of plan.signaling)
+  for (const b of targets)
     reconnected.push(
       ...(((await admin(b, '/admin/reconnect-turn-peers', {}, o.adminToken, ctx)).agents as
         | string[]
@@ -670,6 +690,7 @@ async function applyPartition(
       asked[a] = [...(asked[a] ?? []), b];
     }
   const offerers = Object.keys(asked).sort();
+  const targets = await pushTargets(plan.signaling, ctx);
   await step(
     'find pairs',
     true,
@@ -680,7 +701,7 @@ async function applyPartition(
   for (const [i, a] of offerers.entries()) {
     if (i > 0) await ctx.clock.sleep(c.stagger_ms, ctx.signal);
     let pushed = 0;
-    for (const b of plan.signaling)
+    for (const b of targets)
       pushed += Number(
         (await admin(b, '/admin/reconnect-peers', { peers: { [a]: asked[a] } }, o.adminToken, ctx)).pushed ??
           0,
