@@ -33,6 +33,21 @@ function splitPem(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
+/** A certificate's validity window (ms since the epoch) and its whole days left at `now`, floored
+ * as the runbook's shell arithmetic does (negative once expired). */
+export function certificateWindow(
+  cert: X509Certificate,
+  now: number,
+): { notBefore: number; notAfter: number; daysLeft: number } {
+  const notAfter = Date.parse(cert.validTo);
+  return { notBefore: Date.parse(cert.validFrom), notAfter, daysLeft: Math.floor((notAfter - now) / DAY_MS) };
+}
+
+/** Whether the PEM private key `key` belongs to `cert`; throws when `key` is not a private key. */
+export function keyMatchesCertificate(cert: X509Certificate, key: string | Buffer): boolean {
+  return cert.checkPrivateKey(createPrivateKey(key));
+}
+
 export async function checkCertificate(o: {
   cert: string;
   key?: string | undefined;
@@ -73,15 +88,13 @@ export async function checkCertificate(o: {
       throw new UsageError(`cannot read key ${o.key}: ${err.code ?? err.message}`, 'pass --key FILE (PEM)');
     });
     try {
-      keyMatches = leaf.checkPrivateKey(createPrivateKey(keyText));
+      keyMatches = keyMatchesCertificate(leaf, keyText);
     } catch (err) {
       throw new UsageError(`${o.key}: not a valid private key (${(err as Error).message})`);
     }
     if (!keyMatches) problems.push(`the key ${o.key} does not belong to the certificate`);
   }
-  const notAfter = Date.parse(leaf.validTo);
-  const notBefore = Date.parse(leaf.validFrom);
-  const daysLeft = Math.floor((notAfter - o.now) / DAY_MS);
+  const { notBefore, notAfter, daysLeft } = certificateWindow(leaf, o.now);
   let status: CertStatus = 'ok';
   if (o.now >= notAfter) {
     status = 'expired';

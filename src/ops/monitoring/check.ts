@@ -2,6 +2,7 @@
 // mesh, one row per metric. A metric the mesh cannot measure is `n/a` with the reason, never ok.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { certificateWindow } from '../certs/check.js';
 import type { MeshSample } from './collect.js';
 import { histogramQuantile, type Sample, sum } from './exposition.js';
 import type { Thresholds } from './thresholds.js';
@@ -75,7 +76,7 @@ function certificateDays(file: string | undefined, now: number): { days: number 
   if (!file) return { days: null, detail: 'no SIGNALING_TLS_CERT configured' };
   try {
     const cert = new X509Certificate(readFileSync(file));
-    return { days: (Date.parse(cert.validTo) - now) / 86_400_000, detail: file };
+    return { days: (certificateWindow(cert, now).notAfter - now) / 86_400_000, detail: file };
   } catch (err) {
     return { days: null, detail: `cannot read ${file}: ${(err as Error).message}` };
   }

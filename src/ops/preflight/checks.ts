@@ -1,11 +1,12 @@
 // The checklist: the runbook's seven pre-flight checks (dependencies, configuration, port, TLS files,
 // witness, build, sanity) and what they leave out (Node, TLS validity and key). The network checks
 // (witness key, STUN, TURN) are in remote.ts.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
+import { certificateWindow, keyMatchesCertificate } from '../certs/check.js';
 import { runSelftest } from '../selftest.js';
 import { stunCheck, turnCheck, witnessCheck } from './remote.js';
 import {
@@ -168,9 +169,9 @@ export const tlsCheck: PreflightCheck = {
         'point SIGNALING_TLS_CERT at a readable PEM certificate',
       );
     }
-    let key: ReturnType<typeof createPrivateKey>;
+    let keyMatches: boolean;
     try {
-      key = createPrivateKey(await fs.readFile(keyFile));
+      keyMatches = keyMatchesCertificate(cert, await fs.readFile(keyFile));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       return fail(
@@ -178,18 +179,16 @@ export const tlsCheck: PreflightCheck = {
         'point SIGNALING_TLS_KEY at a readable PEM private key',
       );
     }
-    if (!cert.checkPrivateKey(key))
+    if (!keyMatches)
       return fail(
         `${keyFile} is not the key of ${certFile}`,
         'install the key the certificate was issued for (or reissue the certificate)',
       );
     const now = ctx.clock.now();
-    const from = Date.parse(cert.validFrom);
-    const to = Date.parse(cert.validTo);
+    const { notBefore: from, notAfter: to, daysLeft: days } = certificateWindow(cert, now);
     if (now < from)
       return fail(`not valid before ${cert.validFrom}`, 'check the clock, or use a certificate valid now');
     if (now >= to) return fail(`expired on ${cert.validTo}`, 'renew the certificate');
-    const days = Math.floor((to - now) / DAY_MS);
     if (to - now < CERT_MIN_DAYS * DAY_MS)
       return fail(
         `expires in ${days} day(s), on ${cert.validTo}`,
