@@ -1,12 +1,12 @@
 // Prometheus and promtool (Debian's `prometheus`): checks of the exported files and a Prometheus
 // on loopback for `up --with-prometheus` and the tests.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Dispatcher } from 'undici';
 import type { Exec, ExecResult } from '../cli/context.js';
 import { httpRequest } from '../clients/http.js';
 import { UnreachableError } from '../errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
-import { waitFor } from '../util/wait.js';
+import { startServerProcess } from './server-process.js';
 
 /** Runs promtool; a missing binary is an UnreachableError naming the Debian package. */
 export async function promtool(
@@ -68,48 +68,22 @@ export async function startPrometheus(
   timeoutMs = 30_000,
   clock: Clock = systemClock,
 ): Promise<RunningPrometheus> {
-  const child = spawn(o.binary ?? 'prometheus', prometheusArgs(o), {
-    stdio: o.logFd !== undefined ? ['ignore', o.logFd, o.logFd] : ['ignore', 'pipe', 'pipe'],
-    detached: o.detached ?? false,
-  });
-  let log = '';
-  const keep = (d: Buffer) => {
-    log = (log + d.toString()).slice(-50_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const spawned = await new Promise<boolean>((resolve) => {
-    child.once('spawn', () => resolve(true));
-    child.once('error', () => resolve(false));
-  });
-  if (!spawned) throw new UnreachableError('prometheus could not be started', 'apt-get install prometheus');
   const url = `http://${o.host ?? '127.0.0.1'}:${o.port}`;
-  let exited = false;
-  const ready = await waitFor(
-    async () => {
-      exited = child.exitCode !== null;
-      return exited || (await prometheusReady(url));
-    },
-    { timeoutMs, intervalMs: 100 },
+  const server = await startServerProcess({
+    name: 'prometheus',
+    command: o.binary ?? 'prometheus',
+    args: prometheusArgs(o),
+    debianPackage: 'prometheus',
+    stdio: o.logFd ?? 'pipe',
+    detached: o.detached,
+    logLimit: 50_000,
+    ready: () => prometheusReady(url),
+    timeoutMs,
+    intervalMs: 100,
     clock,
-  );
-  if (!ready || exited) {
-    child.kill('SIGKILL');
-    throw new UnreachableError(`prometheus did not become ready on ${url}: ${log.slice(-800)}`);
-  }
-  if (o.detached) child.unref();
-  return {
-    pid: child.pid!,
-    url,
-    child,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+    notReady: `prometheus did not become ready on ${url}`,
+    logTail: 800,
+    stopGraceMs: 5_000,
+  });
+  return { ...server, url };
 }

@@ -1,9 +1,9 @@
 // redis-server (Debian's `redis-server`) on loopback, the store signaling instances share in a
 // cluster. Run without persistence: the registry is rebuilt from the instances' live sockets
 // whenever Redis restarts, so there is nothing on disk worth keeping.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { UnreachableError } from '../errors.js';
+import { startServerProcess } from './server-process.js';
 
 export interface RedisServerOptions {
   port: number;
@@ -64,44 +64,21 @@ export async function pingRedis(url: string, timeoutMs = 1_000): Promise<boolean
 
 /** Starts redis-server and waits until it answers PING. */
 export async function startRedisServer(o: RedisServerOptions, timeoutMs = 10_000): Promise<RunningRedis> {
-  const child = spawn(o.binary ?? 'redis-server', redisServerArgs(o), {
-    stdio: o.detached ? 'ignore' : ['ignore', 'pipe', 'pipe'],
-    detached: o.detached ?? false,
-  });
-  let log = '';
-  const keep = (d: Buffer) => {
-    log = (log + d.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const spawned = await new Promise<boolean>((resolve) => {
-    child.once('spawn', () => resolve(true));
-    child.once('error', () => resolve(false));
-  });
-  if (!spawned)
-    throw new UnreachableError('redis-server could not be started', 'apt-get install redis-server');
-  if (o.detached) child.unref();
   const url = `redis://${o.host ?? '127.0.0.1'}:${o.port}`;
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pingRedis(url, 500))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new UnreachableError(`redis-server did not start on ${url}: ${log.slice(-500)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    pid: child.pid!,
-    url,
-    child,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 2_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  const server = await startServerProcess({
+    name: 'redis-server',
+    command: o.binary ?? 'redis-server',
+    args: redisServerArgs(o),
+    debianPackage: 'redis-server',
+    stdio: o.detached ? 'ignore' : 'pipe',
+    detached: o.detached,
+    logLimit: 20_000,
+    ready: () => pingRedis(url, 500),
+    timeoutMs,
+    intervalMs: 50,
+    notReady: `redis-server did not start on ${url}`,
+    logTail: 500,
+    stopGraceMs: 2_000,
+  });
+  return { ...server, url };
 }

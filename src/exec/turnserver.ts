@@ -1,12 +1,11 @@
 // coturn (Debian's `coturn`, binary `turnserver`) on loopback: STUN for werift's gathering and TURN
 // relays. `allowLoopbackPeers` is for tests and local meshes only; production configs deny private
 // and loopback peers.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { stunBinding } from '../clients/stun.js';
-import { UnreachableError } from '../errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
-import { waitFor } from '../util/wait.js';
+import { startServerProcess } from './server-process.js';
 
 export interface TurnserverOptions {
   port: number;
@@ -57,18 +56,6 @@ export async function startTurnserver(
   timeoutMs = 5_000,
   clock: Clock = systemClock,
 ): Promise<RunningTurnserver> {
-  const child = spawn(o.binary ?? 'turnserver', turnserverArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const keep = (d: Buffer) => {
-    log = (log + d.toString()).slice(-50_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const spawned = await new Promise<boolean>((resolve) => {
-    child.once('spawn', () => resolve(true));
-    child.once('error', () => resolve(false));
-  });
-  if (!spawned) throw new UnreachableError('turnserver could not be started', 'apt-get install coturn');
   const ip = o.listenIp ?? '127.0.0.1';
   const tcp = () =>
     new Promise<boolean>((resolve) => {
@@ -86,33 +73,24 @@ export async function startTurnserver(
       () => true,
       () => false,
     );
-  const accepts = async () => (await tcp()) && (await udp());
-  let up = false;
-  await waitFor(
-    async () => {
-      up = await accepts();
-      return up || child.exitCode !== null;
-    },
-    { timeoutMs, intervalMs: 25 },
+  const server = await startServerProcess({
+    name: 'turnserver',
+    command: o.binary ?? 'turnserver',
+    args: turnserverArgs(o),
+    debianPackage: 'coturn',
+    stdio: 'pipe',
+    logLimit: 50_000,
+    ready: async () => (await tcp()) && (await udp()),
+    timeoutMs,
+    intervalMs: 25,
     clock,
-  );
-  if (!up) {
-    child.kill('SIGKILL');
-    throw new UnreachableError(`turnserver did not start on ${ip}:${o.port}: ${log.slice(-500)}`);
-  }
+    notReady: `turnserver did not start on ${ip}:${o.port}`,
+    logTail: 500,
+    stopGraceMs: 2_000,
+  });
   return {
-    pid: child.pid!,
+    ...server,
     url: `turn:${ip}:${o.port}?transport=udp`,
     stunUrl: `stun:${ip}:${o.port}`,
-    child,
-    log: () => log,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 2_000);
-      await exited;
-      clearTimeout(t);
-    },
   };
 }
