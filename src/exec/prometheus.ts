@@ -1,12 +1,9 @@
-// Prometheus and promtool (Debian's `prometheus`): checks of the exported files and a Prometheus
-// on loopback for `up --with-prometheus` and the tests.
-import type { ChildProcess } from 'node:child_process';
 import type { Dispatcher } from 'undici';
 import type { Exec, ExecResult } from '../cli/context.js';
 import { httpRequest } from '../clients/http.js';
 import { UnreachableError } from '../errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
-import { startServerProcess } from './server-process.js';
+import { type ServerProcess, startServerProcess } from './server-process.js';
 
 /** Runs promtool; a missing binary is an UnreachableError naming the Debian package. */
 export async function promtool(
@@ -43,12 +40,8 @@ export interface PrometheusOptions {
   binary?: string;
 }
 
-export interface RunningPrometheus {
-  pid: number;
+export interface RunningPrometheus extends ServerProcess {
   url: string;
-  child: ChildProcess;
-  log: () => string;
-  stop(): Promise<void>;
 }
 
 export function prometheusArgs(o: PrometheusOptions): string[] {

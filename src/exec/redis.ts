@@ -1,9 +1,5 @@
-// redis-server (Debian's `redis-server`) on loopback, the store signaling instances share in a
-// cluster. Run without persistence: the registry is rebuilt from the instances' live sockets
-// whenever Redis restarts, so there is nothing on disk worth keeping.
-import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { startServerProcess } from './server-process.js';
+import { type ServerProcess, startServerProcess } from './server-process.js';
 
 export interface RedisServerOptions {
   port: number;
@@ -15,12 +11,8 @@ export interface RedisServerOptions {
   detached?: boolean;
 }
 
-export interface RunningRedis {
-  pid: number;
+export interface RunningRedis extends ServerProcess {
   url: string;
-  child: ChildProcess;
-  log: () => string;
-  stop(): Promise<void>;
 }
 
 export function redisServerArgs(o: RedisServerOptions): string[] {

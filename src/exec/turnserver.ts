@@ -1,11 +1,7 @@
-// coturn (Debian's `coturn`, binary `turnserver`) on loopback: STUN for werift's gathering and TURN
-// relays. `allowLoopbackPeers` is for tests and local meshes only; production configs deny private
-// and loopback peers.
-import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { stunBinding } from '../clients/stun.js';
 import { type Clock, systemClock } from '../util/clock.js';
-import { startServerProcess } from './server-process.js';
+import { type ServerProcess, startServerProcess } from './server-process.js';
 
 export interface TurnserverOptions {
   port: number;
@@ -19,13 +15,9 @@ export interface TurnserverOptions {
   binary?: string;
 }
 
-export interface RunningTurnserver {
-  pid: number;
+export interface RunningTurnserver extends ServerProcess {
   url: string;
   stunUrl: string;
-  child: ChildProcess;
-  log: () => string;
-  stop(): Promise<void>;
 }
 
 export function turnserverArgs(o: TurnserverOptions): string[] {
