@@ -5,6 +5,8 @@ import path from 'node:path';
 import { ExitCode, IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import type { Clock } from '../../util/clock.js';
+import type { OpContext } from '../shared.js';
+import { runWitnessQuery } from '../witness/query.js';
 
 export interface MaintenanceTargets {
   stateDir: string;
@@ -36,3 +38,20 @@ export function writeJsonWhole(file: string, doc: unknown): void {
 }
 
 export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** How many witness events whose name matches `regex` were logged from `from` (e.g. '-24h') until
+ * now, counting at most 10,000. */
+export async function countWitnessEvents(
+  witness: NonNullable<MaintenanceTargets['witness']>,
+  ctx: Pick<OpContext, 'dispatcher'>,
+  regex: string,
+  from: string,
+): Promise<number> {
+  const q = await runWitnessQuery({
+    url: witness.url,
+    token: witness.queryToken,
+    dispatcher: ctx.dispatcher,
+    body: { query: { event: { regex } }, time_range: { from, to: 'now' }, limit: 10_000 },
+  });
+  return q.results.length;
+}

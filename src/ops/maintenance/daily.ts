@@ -10,8 +10,14 @@ import { statePaths } from '../../state/state-dir.js';
 import { checkCertificate } from '../certs/check.js';
 import { collectMesh } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
-import { runWitnessQuery } from '../witness/query.js';
-import { errorText, type MaintenanceTargets, maintenanceLock, utcDay, writeJsonWhole } from './common.js';
+import {
+  countWitnessEvents,
+  errorText,
+  type MaintenanceTargets,
+  maintenanceLock,
+  utcDay,
+  writeJsonWhole,
+} from './common.js';
 
 export interface DailyOptions extends MaintenanceTargets {
   cert?: string | undefined;
@@ -129,17 +135,7 @@ async function daily(
       }
     if (!cleanup.ok && !o.dryRun) needs.push(`witness cleanup failed: ${cleanup.error}`);
     try {
-      const q = await runWitnessQuery({
-        url: o.witness.url,
-        token: o.witness.queryToken,
-        dispatcher: ctx.dispatcher,
-        body: {
-          query: { event: { regex: 'error|fail' } },
-          time_range: { from: '-24h', to: 'now' },
-          limit: 10_000,
-        },
-      });
-      errors24h = q.results.length;
+      errors24h = await countWitnessEvents(o.witness, ctx, 'error|fail', '-24h');
     } catch (err) {
       needs.push(`witness query failed: ${errorText(err)}`);
     }

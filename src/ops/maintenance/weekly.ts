@@ -7,8 +7,14 @@ import { type ExchangeOptions, type ExchangeReport, messageExchange } from '../a
 import { collectMesh } from '../monitoring/collect.js';
 import { histogramQuantile, sum } from '../monitoring/exposition.js';
 import type { OpContext } from '../shared.js';
-import { runWitnessQuery } from '../witness/query.js';
-import { errorText, type MaintenanceTargets, maintenanceLock, utcDay, writeJsonWhole } from './common.js';
+import {
+  countWitnessEvents,
+  errorText,
+  type MaintenanceTargets,
+  maintenanceLock,
+  utcDay,
+  writeJsonWhole,
+} from './common.js';
 
 export interface WeeklyOptions extends MaintenanceTargets {
   exchange: Omit<ExchangeOptions, 'signalingUrls' | 'clock' | 'witness' | 'events'>;
@@ -138,17 +144,7 @@ async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatch
   let security: number | null = null;
   if (o.witness) {
     try {
-      const q = await runWitnessQuery({
-        url: o.witness.url,
-        token: o.witness.queryToken,
-        dispatcher: ctx.dispatcher,
-        body: {
-          query: { event: { regex: 'security|failure|error' } },
-          time_range: { from: '-7d', to: 'now' },
-          limit: 10_000,
-        },
-      });
-      security = q.results.length;
+      security = await countWitnessEvents(o.witness, ctx, 'security|failure|error', '-7d');
       if (security > 0)
         needs.push(
           `${security} security/failure events in the last 7 days: ifmesh witness query --since 7d --regex event='security|failure|error'`,
