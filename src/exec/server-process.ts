@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { UnreachableError } from '../errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
-import { waitFor } from '../util/wait.js';
+import { waitFor, within } from '../util/wait.js';
 
 export interface ServerProcessOptions {
   /** The server's name in errors (`command` may be a path). */
@@ -49,6 +49,8 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  // 'close' comes once the output pipes are drained, which can be after 'exit'.
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
   const spawned = await new Promise<boolean>((resolve) => {
     child.once('spawn', () => resolve(true));
     child.once('error', () => resolve(false));
@@ -56,6 +58,7 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
   if (!spawned)
     throw new UnreachableError(`${o.name} could not be started`, `apt-get install ${o.debianPackage}`);
   let up = false;
+  const clock = o.clock ?? systemClock;
   await waitFor(
     async () => {
       if (child.exitCode !== null) return true;
@@ -63,10 +66,12 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
       return up;
     },
     { timeoutMs: o.timeoutMs, intervalMs: o.intervalMs },
-    o.clock ?? systemClock,
+    clock,
   );
   if (!up || child.exitCode !== null) {
     child.kill('SIGKILL');
+    // So the error carries the server's last words (bounded: a grandchild may hold the pipes).
+    await within(closed, 1_000, clock);
     throw new UnreachableError(`${o.notReady}: ${log.slice(-o.logTail)}`);
   }
   if (o.detached) child.unref();
