@@ -26,6 +26,21 @@ export async function maintenanceLock(stateDir: string, purpose: string, clock: 
   }
 }
 
+/** Runs `fn` holding the maintenance lock (see maintenanceLock), releasing it however `fn` ends. */
+export async function withMaintenanceLock<T>(
+  stateDir: string,
+  purpose: string,
+  clock: Clock,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await maintenanceLock(stateDir, purpose, clock);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
 }

@@ -14,8 +14,8 @@ import {
   countWitnessEvents,
   errorText,
   type MaintenanceTargets,
-  maintenanceLock,
   utcDay,
+  withMaintenanceLock,
   writeJsonWhole,
 } from './common.js';
 
@@ -64,12 +64,7 @@ export async function runDaily(
   o: DailyOptions,
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<DailyReport> {
-  const lock = await maintenanceLock(o.stateDir, 'maintenance daily', ctx.clock);
-  try {
-    return await daily(o, ctx);
-  } finally {
-    await lock.release();
-  }
+  return withMaintenanceLock(o.stateDir, 'maintenance daily', ctx.clock, () => daily(o, ctx));
 }
 
 async function daily(

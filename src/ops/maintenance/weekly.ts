@@ -11,8 +11,8 @@ import {
   countWitnessEvents,
   errorText,
   type MaintenanceTargets,
-  maintenanceLock,
   utcDay,
+  withMaintenanceLock,
   writeJsonWhole,
 } from './common.js';
 
@@ -56,12 +56,7 @@ export async function runWeekly(
   o: WeeklyOptions,
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<WeeklyReport> {
-  const lock = await maintenanceLock(o.stateDir, 'maintenance weekly', ctx.clock);
-  try {
-    return await weekly(o, ctx);
-  } finally {
-    await lock.release();
-  }
+  return withMaintenanceLock(o.stateDir, 'maintenance weekly', ctx.clock, () => weekly(o, ctx));
 }
 
 async function prometheusBaseline(url: string, ctx: Pick<OpContext, 'dispatcher'>): Promise<LatencyBaseline> {
