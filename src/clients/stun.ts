@@ -2,7 +2,7 @@
 // with long-term credentials (RFC 5766 §6, RFC 5389 §10.2), released at once with Refresh lifetime 0.
 // Message encoding and parsing are werift's (the same code the agents' ICE runs on); only the
 // transaction (send, retransmit, match the reply, time out) is ours, so it runs on the injected clock.
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { classes, Message, makeIntegrityKey, methods, parseMessage } from 'werift';
 import type { Clock } from '../util/clock.js';
 
@@ -14,6 +14,8 @@ export interface StunTarget {
 export interface StunOptions {
   timeoutMs: number;
   clock: Clock;
+  /** Name resolution (node:dgram's `lookup`): the system resolver unless given. */
+  lookup?: SocketOptions['lookup'];
 }
 
 /** A STUN error answer (ERROR-CODE), or no answer at all (`code` undefined). */
@@ -47,7 +49,10 @@ class Transactions {
     private readonly target: StunTarget,
     private readonly o: StunOptions,
   ) {
-    this.socket = createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
+    this.socket = createSocket({
+      type: target.host.includes(':') ? 'udp6' : 'udp4',
+      ...(o.lookup ? { lookup: o.lookup } : {}),
+    });
     this.socket.on('message', (data) => {
       if (data.length < 20) return;
       this.waiting.get(data.subarray(8, 20).toString('hex'))?.answer(data);
@@ -55,7 +60,13 @@ class Transactions {
     // A connected UDP socket hears ICMP port-unreachable (ECONNREFUSED): a dead port fails at once
     // instead of at the timeout.
     this.socket.on('error', (err) => this.fail(err));
-    this.connected = new Promise((resolve) => this.socket.connect(target.port, target.host, () => resolve()));
+    // A failed connect (the name does not resolve) calls back with the error instead of emitting it.
+    this.connected = new Promise((resolve) =>
+      this.socket.connect(target.port, target.host, (err?: Error) => {
+        if (err) this.fail(err as NodeJS.ErrnoException);
+        resolve();
+      }),
+    );
   }
 
   private fail(err: NodeJS.ErrnoException): void {
@@ -88,15 +99,22 @@ class Transactions {
         Math.max(0, deadline - clock.now()),
       );
       const send = () => {
-        this.socket.send(bytes, (err) => {
-          if (err) this.fail(err);
-        });
+        try {
+          this.socket.send(bytes, (err) => {
+            if (err) this.fail(err);
+          });
+        } catch (err) {
+          // the socket was closed or never connected: fail this probe, never the process
+          this.fail(err as NodeJS.ErrnoException);
+          return;
+        }
         retransmit = clock.setTimeout(send, rto);
         rto *= 2;
       };
       if (this.error) return finish(this.error);
       this.waiting.set(id, { answer: (data) => finish(undefined, data), fail: (err) => finish(err) });
       void this.connected.then(() => {
+        if (this.error) return finish(this.error);
         if (this.waiting.has(id)) send();
       });
     });

@@ -26,6 +26,22 @@ describe('STUN/TURN client against real coturn', () => {
     expect(r.mapped).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
+  it('fails a server whose name does not resolve, as an error and never a crash', async () => {
+    // The resolver is injected, so the test asks no DNS server (traffic stays on this machine).
+    const lookup = ((_host: string, _opts: unknown, cb: (err: NodeJS.ErrnoException) => void) => {
+      const err: NodeJS.ErrnoException = new Error('getaddrinfo ENOTFOUND stun.example.invalid');
+      err.code = 'ENOTFOUND';
+      process.nextTick(() => cb(err));
+    }) as never;
+    const where = { host: 'stun.example.invalid', port: 3478 };
+    await expect(stunBinding(where, { ...o, lookup })).rejects.toThrow(
+      new StunError('stun.example.invalid:3478: ENOTFOUND'),
+    );
+    await expect(
+      turnAllocate(where, { username: 'u', password: 'p' }, { ...o, lookup }),
+    ).rejects.toBeInstanceOf(StunError);
+  });
+
   it('times out on a port where nothing answers', async () => {
     const dead = { host: '127.0.0.1', port: await freePort() };
     await expect(stunBinding(dead, { ...o, timeoutMs: 600 })).rejects.toThrow(/no STUN answer|ECONNREFUSED/);
