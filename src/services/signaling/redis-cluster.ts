@@ -230,6 +230,8 @@ export class RedisCluster implements MeshCluster {
   }
 
   private async deliver(agentId: string, mesh: string, text: string): Promise<boolean> {
+    const pending = this.core!.registering.get(agentId);
+    if (pending) return pending.then(() => this.deliver(agentId, mesh, text));
     const s = this.core!.local.get(agentId);
     if (s) {
       if (s.mesh !== mesh || s.ws.readyState !== s.ws.OPEN) return false;
@@ -301,10 +303,7 @@ export class RedisCluster implements MeshCluster {
         return;
       }
       if (m.to === undefined || m.mesh === undefined || !m.t) return;
-      const s = core.local.get(m.to);
-      if (s && s.mesh === m.mesh && s.ws.readyState === s.ws.OPEN) s.ws.send(m.t);
-      // Sent to where the agent was: forward once to where it is now.
-      else if (!s && m.c) void this.lookupAndRelay(m.to, m.mesh, m.t).catch((err) => this.warn(err));
+      this.relayed(core, m as ClusterMessage & { to: string; mesh: string; t: string });
       return;
     }
     if (channel === this.key('admin')) {
@@ -320,6 +319,19 @@ export class RedisCluster implements MeshCluster {
         s.ws.send(m.f);
       }
     }
+  }
+
+  /** A frame another instance relayed to an agent of this one (waits for a registration in flight). */
+  private relayed(core: MeshCore, m: ClusterMessage & { to: string; mesh: string; t: string }): void {
+    const pending = core.registering.get(m.to);
+    if (pending) {
+      void pending.then(() => this.relayed(core, m));
+      return;
+    }
+    const s = core.local.get(m.to);
+    if (s && s.mesh === m.mesh && s.ws.readyState === s.ws.OPEN) s.ws.send(m.t);
+    // Sent to where the agent was: forward once to where it is now.
+    else if (!s && m.c) void this.lookupAndRelay(m.to, m.mesh, m.t).catch((err) => this.warn(err));
   }
 
   announce(

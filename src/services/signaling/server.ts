@@ -51,6 +51,7 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
     cluster,
     metrics,
     local,
+    registering: new Map(),
     meshes,
     sessions: new Set(),
     settings: { ...deps.settings },

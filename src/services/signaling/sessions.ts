@@ -303,11 +303,21 @@ async function register(
     metadata: f.metadata,
   };
   let result: Awaited<ReturnType<typeof core.registry.claim>>;
+  let done!: () => void;
+  const inFlight = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const settle = () => {
+    if (core.registering.get(f.agent_id) === inFlight) core.registering.delete(f.agent_id);
+    done();
+  };
+  core.registering.set(f.agent_id, inFlight);
   try {
     // Subscribed to the mesh's announcements before claiming, so no later join is missed.
     await core.cluster.joinMesh(mesh);
     result = await core.registry.claim(record);
   } catch (err) {
+    settle();
     if (!(err instanceof RegistryUnavailableError)) throw err;
     return fail(
       core,
@@ -318,6 +328,7 @@ async function register(
     );
   }
   if (result.status === 'taken') {
+    settle();
     return fail(
       core,
       session,
@@ -350,6 +361,7 @@ async function register(
     .filter((a) => a.agentId !== f.agent_id && (mine === undefined || a.seq === undefined || a.seq < mine))
     .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
   core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
+  settle();
   core.announce(
     {
       type: 'agent-joined',

@@ -146,6 +146,12 @@ export interface MeshCore {
   metrics: SignalingMetrics;
   /** Local sessions by registered agent id. */
   local: Map<string, Session>;
+  /**
+   * Registrations in flight on this instance, by agent id: a frame relayed to one waits until its
+   * `registered` is out (in a cluster, a peer can see the claim in the shared registry and send an
+   * offer before this instance has finished registering the agent).
+   */
+  registering: Map<string, Promise<void>>;
   /** Local registered sessions by mesh, so announcements cost O(mesh), not O(all agents). */
   meshes: Map<string, Set<Session>>;
   sessions: Set<Session>;
