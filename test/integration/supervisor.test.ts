@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
@@ -82,6 +83,11 @@ describe('Supervisor.stop', () => {
       (await createInterface({ input: parent.stdout! })[Symbol.asyncIterator]().next()).value,
     );
     expect(isAlive(zombie)).toBe(true);
+    // Only once the shell has become `sleep` may cat exit: a shell that is still a shell reaps it.
+    await waitFor(
+      () => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep',
+      `the shell ${parent.pid} to exec sleep`,
+    );
     (parent.stdio[3] as NodeJS.WritableStream).end();
     await waitFor(() => isZombie(zombie), `pid ${zombie} to become a zombie`);
     expect(isAlive(zombie)).toBe(false);
