@@ -5,6 +5,7 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { Supervisor } from '../../src/ops/stack/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
@@ -50,16 +51,12 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        BIN,
-        'signaling',
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--instance-id',
-        name,
-      ].concat(['--tls-cert', files.cert, '--tls-key', key, '--state-dir', dir]),
+        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir }),
+        '--tls-cert',
+        files.cert,
+        '--tls-key',
+        key,
+      ],
       cwd: dir,
     });
     trackPid(pids[name]);

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { Supervisor } from '../../src/ops/stack/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
@@ -84,16 +85,12 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        BIN,
-        'signaling',
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--instance-id',
-        name,
-      ].concat(['--tls-cert', files.cert, '--tls-key', files.key, '--state-dir', dir.dir]),
+        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir.dir }),
+        '--tls-cert',
+        files.cert,
+        '--tls-key',
+        files.key,
+      ],
       env: env(),
       cwd: dir.dir,
     });
