@@ -3,11 +3,11 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
-import { signalingUrls } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
+import { agentSignalingUrls, loadFleet } from '../src/ops/fleet/fleet.js';
 import { resolveWitness } from '../src/ops/shared.js';
 
 interface Flags extends ConfigFlags {
@@ -58,13 +58,21 @@ export function register(cmd: Command, io: CommandIo): void {
       throw new UsageError(`--ice-policy ${policy} is not all or relay`);
     io.claimSignal();
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const fleet = loadFleet(stateDir, loaded, { signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL });
     await runAgents(
       {
         ids,
         keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
         config: resolveWitness(loaded, flags.witness, stateDir),
-        signalingUrls: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir),
-        ice: { stun: flags.stun, turn: flags.turn, turnUser: flags.turnUser, turnPass: flags.turnPass },
+        signalingUrls: agentSignalingUrls(fleet),
+        // The state's own STUN/TURN (what `up` runs) when neither flags nor the config name any,
+        // so no TURN password has to be on a command line.
+        ice: {
+          stun: flags.stun ?? (fleet.stun.join(',') || undefined),
+          turn: flags.turn ?? (fleet.turn.join(',') || undefined),
+          turnUser: flags.turnUser ?? fleet.turn_credentials?.username,
+          turnPass: flags.turnPass ?? fleet.turn_credentials?.password,
+        },
         icePolicy: policy,
         mesh: flags.mesh,
         loopbackOnly: Boolean(flags.loopback),

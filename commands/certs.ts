@@ -2,12 +2,12 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { witnessEndpoint } from '../src/config/endpoints.js';
 import { type LoadedConfig, loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { checkCertificate } from '../src/ops/certs/check.js';
 import { applyCertRotation, planCertRotation } from '../src/ops/certs/rotate.js';
+import { loadFleet } from '../src/ops/fleet/fleet.js';
 import { renderCertCheck, renderCertPlan, renderCertRotation } from '../src/ui/certs.js';
 
 type Flags = ConfigFlags & {
@@ -86,7 +86,8 @@ export function register(cmd: Command, io: CommandIo): void {
     );
     const out = io.output(flags);
     if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
-    const w = witnessEndpoint(flags.witness, loaded, stateDir);
+    const fw = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+    const w = { url: fw.url, apiKey: fw.api_key };
     const report = await applyCertRotation(
       plan,
       { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { launchEnv, loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
 import { resolveWitness } from '../src/ops/shared.js';
@@ -19,6 +19,7 @@ interface Flags extends ConfigFlags {
   basePort: string;
   nginxPort: string;
   json?: boolean;
+  supervisor: 'ifmesh' | 'none';
 }
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -36,6 +37,7 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
+    .addOption(shared('supervisor'))
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
       const n = intFlag(flags.instances, '--instances', 1, 16);
@@ -56,6 +58,8 @@ export function register(cmd: Command, io: CommandIo): void {
           config: resolveWitness(loaded, flags.witness, stateDir),
           cwd: ctx.cwd,
           progress,
+          launchEnv: launchEnv(ctx.env, loaded),
+          supervise: flags.supervisor !== 'none',
         },
         Boolean(flags.dryRun),
         ctx,

@@ -1,14 +1,11 @@
 // ifmesh failover: the failover guide's scenarios (A turn, B signaling, C partition, D cert, E keys) and
 // validate-failover-recovery.sh. Thin: flags in, ops/failover out.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from 'undici';
+import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
-import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
 import { messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';
@@ -16,7 +13,6 @@ import { planCertRotation } from '../src/ops/certs/rotate.js';
 import {
   applyFailover,
   type FailoverPlan,
-  type FailoverReport,
   newFailoverId,
   planCertFailover,
   planKeysFailover,
@@ -34,6 +30,7 @@ import {
 } from '../src/ops/failover/validate.js';
 import { planRotation } from '../src/ops/keys/rotate.js';
 import { statePaths } from '../src/state/state-dir.js';
+import { renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
 import { createProgress } from '../src/ui/progress.js';
 
 type Flags = ConfigFlags & {
@@ -71,24 +68,15 @@ function scenarioOptions(cmd: Command): Command {
     .option('--dry-run', 'print the plan and change nothing');
 }
 
-function readToken(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   cmd.description('Run a failover guide scenario on the local stack, then validate the recovery');
 
   const setup = async (flags: Flags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const urls = signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir);
-    const w = witnessEndpoint(flags.witness, loaded, stateDir);
-    return { loaded, stateDir, urls, witness: { ...w, stateDir } };
+    const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
+    const urls = fleet.signaling.map((x) => x.url);
+    const witness = { url: fleet.witness.url, apiKey: fleet.witness.api_key, stateDir };
+    return { loaded, stateDir, fleet, urls, http: fleet.signaling.map((x) => x.http), witness };
   };
 
   const validate = async (
@@ -109,14 +97,14 @@ export function register(cmd: Command, io: CommandIo): void {
       {
         failoverId,
         scenario,
-        signalingHttp: s.urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://')),
+        signalingHttp: s.http,
         witness: s.witness,
         exchange: () =>
           messageExchange({
             clock: ctx.clock,
             signalingUrls: s.urls,
             iceServers: iceServers(s.loaded.config, {
-              stun: flags.stun ?? stackStun(s.loaded, s.stateDir),
+              stun: flags.stun ?? s.fleet.stun[0],
               turn: '',
             }),
             agents: n,
@@ -145,7 +133,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const timeoutMs = durationFlag(flags.timeout, '--timeout', 3_600_000);
       const p = await plan(flags, s, flags.id ?? newFailoverId(letter, ctx.clock.now()));
       if (flags.dryRun) return out.result({ plan: p, dry_run: true }, renderPlan);
-      const adminToken = s.loaded.config.signalingAdminToken || readToken(statePaths(s.stateDir).adminToken);
+      const adminToken = s.fleet.admin_token;
       // B restarts processes and D files: only the admin API's scenarios need the token.
       if (!adminToken && (p.turn || p.partition || p.keys))
         throw new UnauthorizedError(
@@ -163,7 +151,7 @@ export function register(cmd: Command, io: CommandIo): void {
           p,
           {
             stateDir: s.stateDir,
-            adminToken,
+            adminToken: adminToken ?? '',
             witness: s.witness,
             timeoutMs,
             onStep: (l) => progress.info(l),
@@ -173,7 +161,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const validation = await validate(flags, s, p.failover_id, p.scenario, progress);
         await progress.close();
         const doc = { plan: p, dry_run: false, report, validation, ok: report.ok && validation.passed };
-        out.result(doc, (d) => `${renderReport(d.report)}\n${renderValidation(d.validation)}`);
+        out.result(doc, renderFailover);
         if (!doc.ok) io.setExitCode(ExitCode.checkFailed);
       } finally {
         await progress.close();
@@ -188,7 +176,7 @@ export function register(cmd: Command, io: CommandIo): void {
         planTurnFailover({
           failoverId: id,
           signaling: s.urls,
-          turnServers: s.loaded.config.turnServers.map((t) => t.url),
+          turnServers: s.fleet.turn,
           failed: flags.failed!,
           replacement: flags.replacement!,
         }),
@@ -294,7 +282,7 @@ export function register(cmd: Command, io: CommandIo): void {
           failoverId: id,
           signaling: s.urls,
           keys: planRotation({
-            signaling: s.urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, '')),
+            signaling: s.http,
             reason: flags.reason,
             incidentId: flags.incidentId,
             timeoutMs: durationFlag(flags.timeout, '--timeout', 3_600_000),
@@ -319,27 +307,4 @@ export function register(cmd: Command, io: CommandIo): void {
       out.result(report, renderValidation);
       if (!report.passed) io.setExitCode(ExitCode.checkFailed);
     });
-}
-
-function renderPlan(d: { plan: FailoverPlan }): string {
-  return [
-    `failover ${d.plan.failover_id} (scenario ${d.plan.scenario}), dry run: nothing changed`,
-    ...d.plan.steps.map((s, i) => `  ${i + 1}. ${s}`),
-  ].join('\n');
-}
-
-function renderReport(r: FailoverReport): string {
-  return [
-    `failover ${r.failover_id} (scenario ${r.scenario}): ${r.ok ? 'applied' : 'FAILED'}`,
-    ...r.steps.map((s) => `  ${s.ok ? '✓' : '✗'} ${s.step}: ${s.detail}`),
-  ].join('\n');
-}
-
-function renderValidation(r: ValidationReport): string {
-  return [
-    ...r.checks.map((c) => `  ${c.passed ? '✓' : '✗'} ${CHECK_TITLES[c.name]}: ${c.detail}`),
-    r.passed
-      ? `✅ failover ${r.failover_id} recovery validated`
-      : `✗ failover ${r.failover_id} recovery NOT validated`,
-  ].join('\n');
 }

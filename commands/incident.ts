@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
-import { readStackSecrets } from '../src/config/local-stack.js';
 import { resolveStateDir } from '../src/config/state.js';
+import { loadFleet } from '../src/ops/fleet/fleet.js';
 import { type IncidentOptions, planIncident, runIncident } from '../src/ops/incident/declare.js';
 import {
   acknowledgeIncident,
@@ -15,6 +14,7 @@ import {
 import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
 import { INCIDENT_KINDS, type IncidentKind, listIncidents, readIncident } from '../src/ops/incident/store.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
+import { readSecrets } from '../src/state/secrets.js';
 import { renderIncident, renderIncidentList, renderPlan } from '../src/ui/incident.js';
 
 type Flags = ConfigFlags & {
@@ -42,12 +42,12 @@ export function register(cmd: Command, io: CommandIo): void {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
-    const w = witnessEndpoint(flags.witness, loaded, stateDir);
+    const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
     return {
       loaded,
       stateDir,
       targets,
-      witness: w.url ? w : null,
+      witness: w.url ? { url: w.url, apiKey: w.api_key } : null,
       notifiers: configuredNotifiers(loaded.config),
     };
   };
@@ -80,14 +80,14 @@ export function register(cmd: Command, io: CommandIo): void {
           hosts,
           production: s.loaded.config.productionMode,
           allowSelfSigned: s.loaded.config.allowSelfSignedCerts,
-          adminToken: s.loaded.config.signalingAdminToken || readStackSecrets(s.stateDir)?.admin_token,
+          adminToken: s.loaded.config.signalingAdminToken || readSecrets(s.stateDir)?.admin_token,
           tlsCert: s.loaded.config.signalingTlsCert,
           tlsKey: s.loaded.config.signalingTlsKey,
           clusterUrl: s.loaded.config.signalingClusterUrl || undefined,
         };
         if (flags.dryRun) return out.result(planIncident(o, ctx), renderPlan);
         const rec = await runIncident(o, ctx);
-        out.result(rec, renderIncident);
+        out.result(rec, (r, c) => renderIncident(r, c, s.stateDir));
         if (rec.actions.some((a) => !a.ok)) io.setExitCode(1);
       });
   }
@@ -105,7 +105,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .action(async (id: string, flags: Flags) => {
       const s = await setup(flags);
       const out = io.output(flags);
-      if (!flags.watch) return out.result(readIncident(s.stateDir, id), renderIncident);
+      if (!flags.watch)
+        return out.result(readIncident(s.stateDir, id), (r, c) => renderIncident(r, c, s.stateDir));
       const rec = await watchIncident(
         { stateDir: s.stateDir, witness: s.witness, notifiers: s.notifiers },
         id,
@@ -117,7 +118,7 @@ export function register(cmd: Command, io: CommandIo): void {
             );
         },
       );
-      out.result(rec, renderIncident);
+      out.result(rec, (r, c) => renderIncident(r, c, s.stateDir));
     });
   for (const [name, what, fn] of [
     ['resolve', 'close it, release the deploy lock, resolve the page', resolveIncident],
@@ -131,7 +132,7 @@ export function register(cmd: Command, io: CommandIo): void {
     common(cmd.command(`${name} <id>`).description(what)).action(async (id: string, flags: Flags) => {
       const s = await setup(flags);
       const rec = await fn({ stateDir: s.stateDir, witness: s.witness, notifiers: s.notifiers }, id, ctx);
-      io.output(flags).result(rec, renderIncident);
+      io.output(flags).result(rec, (r, c) => renderIncident(r, c, s.stateDir));
     });
   }
 }

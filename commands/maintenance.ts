@@ -1,10 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
-import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { iceServers } from '../src/ops/agent/ice.js';
 import type { MaintenanceTargets } from '../src/ops/maintenance/common.js';
@@ -12,6 +10,7 @@ import { applyCron, currentUser, planCron } from '../src/ops/maintenance/cron.js
 import { runDaily } from '../src/ops/maintenance/daily.js';
 import { runWeekly } from '../src/ops/maintenance/weekly.js';
 import { packageRoot } from '../src/paths.js';
+import { resolveStateDir } from '../src/state/state-dir.js';
 import { renderCron, renderDaily, renderWeekly } from '../src/ui/maintenance.js';
 
 type Flags = ConfigFlags & { signaling?: string; witness?: string; stateDir?: string; json?: boolean };
@@ -19,17 +18,17 @@ type Flags = ConfigFlags & { signaling?: string; witness?: string; stateDir?: st
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const targets = async (flags: Flags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const w = witnessEndpoint(flags.witness, loaded, stateDir);
+    const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
     const t: MaintenanceTargets = {
       stateDir,
-      signaling: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir).map((u) =>
-        u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, ''),
-      ),
-      witness: { url: w.url, apiKey: w.apiKey, queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined },
+      signaling: fleet.signaling.map((x) => x.http),
+      witness: {
+        url: fleet.witness.url,
+        apiKey: fleet.witness.api_key,
+        queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined,
+      },
     };
-    return { loaded, stateDir, t };
+    return { loaded, stateDir, fleet, t };
   };
   const shared = (c: Command) => withFlags(c, 'state-dir', 'signaling', 'witness', 'config', 'set', 'json');
 
@@ -95,13 +94,13 @@ export function register(cmd: Command, io: CommandIo): void {
         prometheus?: string;
       },
     ) => {
-      const { loaded, stateDir, t } = await targets(flags);
+      const { loaded, fleet, t } = await targets(flags);
       const report = await runWeekly(
         {
           ...t,
           exchange: {
             iceServers: iceServers(loaded.config, {
-              stun: flags.stun ?? stackStun(loaded, stateDir),
+              stun: flags.stun ?? fleet.stun[0],
               turn: '',
             }),
             agents: intFlag(flags.agents, '--agents', 2, 50),

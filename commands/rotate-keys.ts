@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { signalingUrls, witnessEndpoint } from '../src/config/endpoints.js';
-import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UnauthorizedError } from '../src/errors.js';
 import { applyRotation, planRotation } from '../src/ops/keys/rotate.js';
 import { statePaths } from '../src/state/state-dir.js';
@@ -34,25 +31,22 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (flags: Flags) => {
       const timeoutMs = durationFlag(flags.timeout, '--timeout', 3_600_000);
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const { stateDir, fleet } = await resolveFleet(ctx, flags);
       const plan = planRotation({
-        signaling: signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir).map((u) =>
-          u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, ''),
-        ),
+        signaling: fleet.signaling.map((x) => x.http),
         reason: flags.reason,
         incidentId: flags.incidentId,
         timeoutMs,
       });
       const out = io.output(flags);
       if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderRotationPlan(r.plan));
-      const adminToken = loaded.config.signalingAdminToken || readToken(statePaths(stateDir).adminToken);
+      const adminToken = fleet.admin_token;
       if (!adminToken)
         throw new UnauthorizedError(
           'no signaling admin token',
           `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${statePaths(stateDir).adminToken})`,
         );
-      const w = witnessEndpoint(flags.witness, loaded, stateDir);
+      const w = { url: fleet.witness.url, apiKey: fleet.witness.api_key };
       const progress = await createProgress(ctx, Boolean(flags.json));
       const live = !flags.json && Boolean(ctx.stderr.isTTY) && !ctx.env.CI;
       const report = await applyRotation(
@@ -67,12 +61,4 @@ export function register(cmd: Command, io: CommandIo): void {
       out.result(report, renderRotation);
       if (!report.ok) io.setExitCode(ExitCode.checkFailed);
     });
-}
-
-function readToken(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return '';
-  }
 }

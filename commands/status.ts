@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { shared, withJson } from '../src/cli/options.js';
+import { resolveFleet } from '../src/cli/fleet.js';
+import { withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { status } from '../src/ops/stack/status.js';
 
@@ -13,23 +13,41 @@ const MODES = {
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  withJson(cmd)
-    .addOption(shared('state-dir'))
-    .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const report = await status(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir), ctx);
+  withFlags(cmd, 'state-dir', 'config', 'set', 'json').action(
+    async (flags: { stateDir?: string; config?: string; set?: Record<string, string>; json?: boolean }) => {
+      const { stateDir, loaded } = await resolveFleet(ctx, flags);
+      const report = await status(stateDir, loaded, ctx);
       io.output(flags).result(report, (r, c) => {
-        if (!r.exists) return `no stack in ${r.state_dir}; start one with 'ifmesh up'`;
+        if (!r.exists)
+          return `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`;
+        const rows = r.components.map((k) => {
+          const mark = k.healthy ? c.green('✓') : k.running ? c.yellow('!') : c.red('✗');
+          const pid = k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running'.padEnd(11));
+          const extra = [
+            k.uptime_s !== null ? `up ${k.uptime_s}s` : '',
+            k.restarts ? `${k.restarts} restart${k.restarts === 1 ? '' : 's'}` : '',
+          ].filter(Boolean);
+          const loop = k.crash_loop
+            ? c.red(
+                ` crash loop since ${k.crash_loop.since} (${k.crash_loop.tries} restarts): restart it by hand`,
+              )
+            : '';
+          return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}`;
+        });
+        if (!r.running)
+          return [...rows, `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`].join(
+            '\n',
+          );
         return [
-          ...r.components.map(
-            (k) =>
-              `${k.healthy ? c.green('✓') : c.red('✗')} ${k.name.padEnd(12)} ${k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running')} ${k.url ?? ''}${k.uptime_s !== null ? c.dim(` up ${k.uptime_s}s`) : ''}`,
-          ),
+          ...rows,
           r.mesh
             ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
             : c.red('  mesh: no signaling instance answers'),
-          `  signaling: ${MODES[r.signaling_mode ?? 'single']}`,
+          ...(r.signaling_mode ? [`  signaling: ${MODES[r.signaling_mode]}`] : []),
         ].join('\n');
       });
-      if (!report.healthy) io.setExitCode(ExitCode.checkFailed);
-    });
+      if (!report.running) io.setExitCode(ExitCode.unreachable);
+      else if (!report.healthy) io.setExitCode(ExitCode.checkFailed);
+    },
+  );
 }

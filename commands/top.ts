@@ -42,6 +42,7 @@ export function register(cmd: Command, io: CommandIo): void {
           signaling: targets.signaling,
           witness: targets.witness,
           now: ctx.clock.now,
+          dispatcher: ctx.dispatcher,
         });
         if (cur.instances.every((i) => !i.up))
           throw new UnreachableError(

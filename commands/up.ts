@@ -17,6 +17,7 @@ export function register(cmd: Command, io: CommandIo): void {
       'sqlite',
     )
     .addOption(shared('state-dir'))
+    .addOption(shared('supervisor'))
     .option(
       '--with-prometheus',
       'also run Prometheus on loopback with the exported rules (monitoring export)',
@@ -30,6 +31,7 @@ export function register(cmd: Command, io: CommandIo): void {
         json?: boolean;
         withPrometheus?: boolean;
         maxRttP95: string;
+        supervisor: 'ifmesh' | 'none';
       }) => {
         const agents = intFlag(flags.agents, '--agents', 2, 50);
         const instances = intFlag(flags.instances, '--instances', 1, 8);
@@ -47,6 +49,7 @@ export function register(cmd: Command, io: CommandIo): void {
             progress,
             withPrometheus: Boolean(flags.withPrometheus),
             maxRttP95Ms,
+            supervise: flags.supervisor !== 'none',
           },
           ctx,
         ).finally(() => progress.close());

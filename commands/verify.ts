@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolveFleet } from '../src/cli/fleet.js';
 import {
   durationFlag,
   intFlag,
@@ -8,15 +9,12 @@ import {
   withRttBudget,
 } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { WitnessClient } from '../src/clients/witness.js';
-import { signalingUrls, stackStun, witnessEndpoint } from '../src/config/endpoints.js';
-import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { type ExchangeOptions, messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';
+import { openWitness } from '../src/ops/events.js';
+import { agentSignalingUrls } from '../src/ops/fleet/fleet.js';
 import { STEP_TITLES, verifyDeployment } from '../src/ops/verify/deployment.js';
-import { statePaths } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderExchange, renderVerify, type VerifyFlags } from '../src/ui/verify.js';
 
@@ -45,18 +43,17 @@ export function register(cmd: Command, io: CommandIo): void {
       const retries = intFlag(flags.retries, '--retries', 1, 10_000);
       const intervalMs = durationFlag(flags.interval, '--interval');
       const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
       const out = io.output(flags);
-      const urls = signalingUrls(flags.signaling, ctx.env, loaded.config, stateDir);
-      const w = witnessEndpoint(flags.witness, loaded, stateDir);
+      const urls = agentSignalingUrls(fleet);
+      const w = { url: fleet.witness.url, apiKey: fleet.witness.api_key };
       const exchange = (o: Pick<ExchangeOptions, 'events' | 'witness'>) =>
         messageExchange({
           ...o,
           clock: ctx.clock,
           signalingUrls: urls,
           iceServers: iceServers(loaded.config, {
-            stun: flags.stun ?? stackStun(loaded, stateDir),
+            stun: flags.stun ?? fleet.stun[0],
             turn: '',
           }),
           agents: n,
@@ -73,21 +70,15 @@ export function register(cmd: Command, io: CommandIo): void {
         if (!report.ok) io.setExitCode(ExitCode.checkFailed);
         return;
       }
-      const witness = w.apiKey
-        ? new WitnessClient({
-            url: w.url,
-            apiKey: w.apiKey,
-            producer: `verify-${flags.deploymentId ?? 'adhoc'}`,
-            spoolDir: statePaths(stateDir).spool,
-            stateDir,
-            dispatcher: ctx.dispatcher,
-            now: () => ctx.clock.now(),
-          })
-        : undefined;
+      const witness = openWitness({ ...w, stateDir }, `verify-${flags.deploymentId ?? 'adhoc'}`, ctx);
       if (!witness) out.warn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await verifyDeployment(ctx, {
-        signalingHttp: urls.map((u) => u.replace(/^ws(s?):\/\//i, 'http$1://')),
+        // Every instance and the front door: each must answer /health.
+        signalingHttp: [
+          ...fleet.signaling.map((x) => x.http),
+          ...(fleet.front_door ? [fleet.front_door.http] : []),
+        ],
         deploymentId: flags.deploymentId,
         retries,
         intervalMs,

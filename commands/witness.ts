@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
@@ -8,10 +7,10 @@ import {
   WitnessInconsistentError,
   WitnessKeyChangedError,
 } from '../src/clients/witness-checkpoint.js';
-import { witnessEndpoint } from '../src/config/endpoints.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
+import { loadFleet } from '../src/ops/fleet/fleet.js';
 import { migrateWitness } from '../src/ops/witness/migrate.js';
 import { buildQueryBody, type QueryFlags, runWitnessQuery } from '../src/ops/witness/query.js';
 import { isPostgresUrl, localWitnessDb, serveWitness } from '../src/ops/witness/serve.js';
@@ -105,11 +104,9 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-    return witnessEndpoint(
-      flags.witness,
-      loaded,
-      resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir),
-    );
+    const stateDir = resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
+    const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+    return { url: w.url, apiKey: w.api_key };
   };
   const queryOptions = (c: Command) =>
     withJson(withConfigOptions(c))

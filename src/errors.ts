@@ -67,6 +67,15 @@ export class CheckFailedError extends IfmeshError {
   }
 }
 
+/** A state file ifmesh wrote no longer parses: exit 1, naming the file and what to do. */
+export class StateCorruptError extends IfmeshError {
+  readonly file: string;
+  constructor(file: string, fix: string) {
+    super('state_corrupt', `${file} is corrupted (not the JSON ifmesh wrote)`, 1, fix);
+    this.file = file;
+  }
+}
+
 /** A service or file we depend on cannot be reached: exit 3. */
 export class UnreachableError extends IfmeshError {
   constructor(message: string, hint?: string, code = 'unreachable') {

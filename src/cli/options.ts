@@ -29,12 +29,12 @@ const SHARED = {
   signaling: () =>
     new Option(
       '--signaling <urls>',
-      'signaling URLs, comma-separated, tried in order, ws(s):// or http(s):// (default $IFMESH_SIGNALING_URL, the local stack, or the config)',
+      'signaling instances, comma-separated [NAME=]URL, ws(s):// or http(s):// (default $IFMESH_SIGNALING_URL, SIGNALING_URLS, the instances in the state dir, or the config)',
     ),
   witness: () =>
     new Option(
       '--witness <url>',
-      "IF.witness base URL (default IF_WITNESS_ENDPOINT, else the local stack's)",
+      "IF.witness base URL (default IF_WITNESS_ENDPOINT, else the state dir's witness)",
     ),
   config: () =>
     new Option(
@@ -47,6 +47,13 @@ const SHARED = {
       'override one key; repeatable; beats the environment and the file',
     ).argParser(collectSet),
   json: () => new Option('--json', 'print one JSON document on stdout'),
+  supervisor: () =>
+    new Option(
+      '--supervisor <kind>',
+      'what keeps the services running: ifmesh (`ifmesh supervise`, restarts a dead one within seconds) or none',
+    )
+      .choices(['ifmesh', 'none'])
+      .default('ifmesh'),
 } as const;
 
 export type SharedFlag = keyof typeof SHARED;

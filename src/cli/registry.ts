@@ -27,10 +27,24 @@ export interface CommandEntry {
 // A command appears here only once it works.
 export const commands: CommandEntry[] = [
   {
+    name: 'init',
+    summary:
+      'Start a project: a commented env file with generated secrets, and N agent configs with their Ed25519 keys',
+    examples: ['ifmesh init', 'ifmesh init --agents 5 --dir my-mesh --dry-run', 'ifmesh init --force --json'],
+    load: () => import('../../commands/init.js'),
+  },
+  {
     name: 'up',
     summary: 'Bring up a complete local mesh (witness, coturn, signaling, agents) and verify it',
     examples: ['ifmesh up', 'ifmesh up --agents 5 --instances 2 --json'],
     load: () => import('../../commands/up.js'),
+  },
+  {
+    name: 'supervise',
+    summary:
+      "Keep the state dir's services running: restart a dead one from its launch spec, with backoff (up and deploy start it)",
+    examples: ['ifmesh supervise --state-dir .ifmesh'],
+    load: () => import('../../commands/supervise.js'),
   },
   {
     name: 'deploy',

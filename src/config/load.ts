@@ -416,3 +416,18 @@ function distance(a: string, b: string): number {
   }
   return row[b.length]!;
 }
+
+/**
+ * The configuration a launched service must see again when it is restarted: every config key set in
+ * `env`, and the env file that was read (IFMESH_CONFIG, absolute), whatever the restarter's cwd.
+ */
+export function launchEnv(
+  env: Record<string, string | undefined>,
+  loaded: LoadedConfig,
+): Record<string, string> {
+  const keys = new Set(CONFIG_KEYS.map((k) => k.key));
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && keys.has(k)) out[k] = v;
+  if (loaded.file) out.IFMESH_CONFIG = path.resolve(loaded.file);
+  return out;
+}

@@ -118,6 +118,19 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
       'redis://host:port shared by signaling instances (one mesh across instances); empty: standalone',
   },
   {
+    key: 'SIGNALING_URLS',
+    kind: 'text',
+    default: '',
+    describe:
+      'the signaling instances ifmesh operates but did not start, as NAME=URL pairs (comma-separated; wss:// or ws://); empty: the instances in the state dir',
+  },
+  {
+    key: 'SIGNALING_FRONT_DOOR',
+    kind: 'text',
+    default: '',
+    describe: 'the URL agents connect to in front of SIGNALING_URLS (nginx, a load balancer); empty: none',
+  },
+  {
     key: 'SIGNALING_ADMIN_TOKEN',
     kind: 'text',
     default: '',

@@ -47,7 +47,12 @@ function publicDocument(id: PublicIdentity) {
 }
 
 /** Writes the file so that a reader sees either nothing or the whole thing, with `mode` from the start. */
-async function writeAtomic(file: string, content: string, mode: number, overwrite: boolean): Promise<void> {
+export async function writeAtomic(
+  file: string,
+  content: string,
+  mode: number,
+  overwrite: boolean,
+): Promise<void> {
   // Unique per call: two writers in one process within one millisecond must not share a temp file.
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const handle = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);

@@ -1,6 +1,6 @@
 // Events a maintenance procedure (rotate-keys, certs, maintenance) logs to IF.witness: through the
 // spooling client, so an unreachable witness delays the audit trail but never loses it.
-import { WitnessClient } from '../clients/witness.js';
+import { WitnessClient, type WitnessClientOptions } from '../clients/witness.js';
 import type { WitnessEvent } from '../protocol/witness.js';
 import { statePaths } from '../state/state-dir.js';
 import type { OpContext } from './shared.js';
@@ -13,22 +13,38 @@ export interface WitnessTarget {
   tags?: Partial<WitnessEvent>;
 }
 
-/** Logs `events` in order and waits (bounded) for them to be sent or spooled. No target: a no-op. */
-export async function logEvents(
-  target: WitnessTarget | undefined,
+/**
+ * The one way an op opens a witness client: spooled under the state dir, checkpoints held there, on
+ * the context's dispatcher and clock. No API key: no client (events are not logged).
+ */
+export function openWitness(
+  target: { url: string; apiKey: string; stateDir: string } | undefined,
   producer: string,
-  events: WitnessEvent[],
-  ctx: Pick<OpContext, 'dispatcher'>,
-): Promise<void> {
-  if (!target?.apiKey || events.length === 0) return;
-  const client = new WitnessClient({
+  ctx: Partial<Pick<OpContext, 'dispatcher' | 'clock'>>,
+  extra: Pick<WitnessClientOptions, 'onError' | 'onKeyChanged'> = {},
+): WitnessClient | undefined {
+  if (!target?.apiKey) return undefined;
+  return new WitnessClient({
     url: target.url,
     apiKey: target.apiKey,
     producer,
     spoolDir: statePaths(target.stateDir).spool,
     stateDir: target.stateDir,
-    dispatcher: ctx.dispatcher,
+    ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
+    ...(ctx.clock ? { clock: ctx.clock } : {}),
+    ...extra,
   });
-  for (const e of events) client.log({ ...target.tags, ...e } as WitnessEvent);
+}
+
+/** Logs `events` in order and waits (bounded) for them to be sent or spooled. No target: a no-op. */
+export async function logEvents(
+  target: WitnessTarget | undefined,
+  producer: string,
+  events: WitnessEvent[],
+  ctx: Pick<OpContext, 'dispatcher'> & Partial<Pick<OpContext, 'clock'>>,
+): Promise<void> {
+  const client = events.length ? openWitness(target, producer, ctx) : undefined;
+  if (!client) return;
+  for (const e of events) client.log({ ...target?.tags, ...e } as WitnessEvent);
   await client.close(5_000);
 }

@@ -1,6 +1,6 @@
 import type { Context } from '../cli/context.js';
-import { witnessEndpoint } from '../config/endpoints.js';
 import type { LoadedConfig, MeshConfig } from '../config/load.js';
+import { loadFleet } from './fleet/fleet.js';
 
 /** Resolves once `signal` aborts (SIGTERM/SIGINT for a server command). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
@@ -40,8 +40,8 @@ export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promi
   return r.code === 0;
 }
 
-/** The configuration with its witness resolved: --witness > IF_WITNESS_ENDPOINT > the local stack's. */
+/** The configuration with the fleet's witness: --witness > IF_WITNESS_ENDPOINT > the state's witness. */
 export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, stateDir: string): MeshConfig {
-  const w = witnessEndpoint(flag, loaded, stateDir);
-  return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.apiKey };
+  const w = loadFleet(stateDir, loaded, { witness: flag }).witness;
+  return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.api_key };
 }

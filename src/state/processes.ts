@@ -1,8 +1,20 @@
 // The process list of a state directory: one record per process ifmesh started (up, deploy, and
 // whatever starts processes next), each with its role, so `status` and `down` see them all alike and
 // never guess a role from a name.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
+import { StateCorruptError } from '../errors.js';
 import { statePaths } from './state-dir.js';
 
 /** What a process is for; decides the order `down` stops it in. */
@@ -14,7 +26,30 @@ export type ProcessRole =
   | 'redis'
   | 'postgres'
   | 'prometheus'
-  | 'witness';
+  | 'witness'
+  /** `ifmesh supervise`: restarts the state's services when they die (src/ops/fleet/watchdog.ts). */
+  | 'supervisor';
+
+/**
+ * How a process was launched, so it is restarted exactly so (never reconstructed, never read back
+ * from /proc): command, arguments, working directory (a relative env file resolves there again),
+ * the non-secret environment it was given and the NAMES of its secret keys, whose values live in
+ * the secrets file (src/state/secrets.ts).
+ */
+export interface LaunchSpec {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  secret_env: string[];
+}
+
+/** What tells that a running process answers as its role should. */
+export type HealthProbe =
+  | { kind: 'http'; url: string }
+  | { kind: 'tcp'; port: number }
+  | { kind: 'redis'; url: string }
+  | { kind: 'none' };
 
 export interface ProcessRecord {
   name: string;
@@ -26,6 +61,17 @@ export interface ProcessRecord {
   owner: string;
   port?: number;
   url?: string;
+  /** How it was launched; absent for adopted daemons (nginx, PostgreSQL), which are not restarted. */
+  spec?: LaunchSpec;
+  /** Kept running by the state's supervisor (`ifmesh supervise`) when it dies. */
+  supervised?: boolean;
+  /** Restarts by the supervisor or a procedure since the first start. */
+  restarts?: number;
+  last_restart_at?: string;
+  /** Set by the supervisor when it gave up after too many restarts in a row. */
+  crash_loop?: { since: string; tries: number; last_exit: string };
+  /** Set while a procedure stops it on purpose, so the supervisor does not restart it. */
+  stopping?: boolean;
 }
 
 /** Records (or replaces) a process; written whole (tmp + rename), so a reader never sees half. */
@@ -34,16 +80,42 @@ export function recordProcess(stateDir: string, rec: ProcessRecord): void {
   mkdirSync(p.run, { recursive: true });
   const file = p.processFile(rec.name);
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  const fd = openSync(tmp, 'w');
+  try {
+    writeFileSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, file);
 }
 
+/** The record of `name`; undefined when there is none; a record that no longer parses is an error. */
 export function readProcess(stateDir: string, name: string): ProcessRecord | undefined {
+  const file = statePaths(stateDir).processFile(name);
+  let text: string;
   try {
-    return JSON.parse(readFileSync(statePaths(stateDir).processFile(name), 'utf8')) as ProcessRecord;
+    text = readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
+  try {
+    const rec = JSON.parse(text) as ProcessRecord;
+    if (typeof rec?.name === 'string' && typeof rec.role === 'string' && Number.isInteger(rec.pid))
+      return rec;
+  } catch {
+    // reported below
+  }
+  throw new StateCorruptError(
+    file,
+    `stop its process by hand if it still runs (see ${statePaths(stateDir).logFile(name)}), then delete the file`,
+  );
+}
+
+/** Changes fields of a record in place (a no-op when it is gone). */
+export function updateProcess(stateDir: string, name: string, patch: Partial<ProcessRecord>): void {
+  const rec = readProcess(stateDir, name);
+  if (rec) recordProcess(stateDir, { ...rec, ...patch });
 }
 
 /** Every recorded process, running or not, by name. */
@@ -67,6 +139,8 @@ export function forgetProcess(stateDir: string, name: string): void {
  * every departure, then the database it may write to.
  */
 export const STOP_TIERS: ProcessRole[][] = [
+  // The supervisor first, so it does not restart what `down` stops.
+  ['supervisor'],
   ['agents'],
   ['nginx', 'signaling', 'coturn', 'redis', 'prometheus'],
   ['witness'],

@@ -11,7 +11,7 @@ export function renderPlan(p: IncidentPlan, c: ChalkInstance): string {
   ].join('\n');
 }
 
-export function renderIncident(r: IncidentRecord, c: ChalkInstance): string {
+export function renderIncident(r: IncidentRecord, c: ChalkInstance, stateDir?: string): string {
   const head = r.status === 'open' ? c.red(`${r.severity} INCIDENT`) : c.green(`${r.severity} RESOLVED`);
   const lines = [
     `${head} ${c.bold(r.id)}: ${r.title}`,
@@ -47,8 +47,8 @@ export function renderIncident(r: IncidentRecord, c: ChalkInstance): string {
     lines.push('  next:');
     for (const s of r.next_steps) lines.push(`    ${s}`);
   }
-  const files = reportPaths('.', r.id);
-  lines.push(c.dim(`  report: <state>/${files.markdown.replace(/^\.\//, '')} and .json`));
+  const files = reportPaths(stateDir ?? '.', r.id);
+  lines.push(c.dim(`  report: ${files.markdown} and ${files.json}`));
   return lines.join('\n');
 }
 

@@ -26,7 +26,7 @@ export function rotationProgress(
 
 export function renderRotationPlan(p: RotationPlan): string {
   return [
-    'plan (dry run, nothing changed):',
+    'plan (dry run, nothing changed; instances sharing a cluster_id are asked once for the cluster):',
     ...p.signaling.map(
       (u) =>
         `  POST ${u}/admin/rotate-keys  reason=${p.reason}${p.incident_id ? ` incident=${p.incident_id}` : ''}${p.force_immediate ? ' force_immediate' : ''}`,

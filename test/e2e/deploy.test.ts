@@ -135,6 +135,9 @@ describe('ifmesh deploy', () => {
         String(nginxPort),
         '--release',
         'v-test',
+        // This test kills an instance and watches the agents move: nothing may restart it.
+        '--supervisor',
+        'none',
         '--state-dir',
         state,
       ],
@@ -198,6 +201,8 @@ describe('ifmesh deploy', () => {
         String(nginxPort),
         '--release',
         'v-test-2',
+        '--supervisor',
+        'none',
         '--state-dir',
         state,
       ],

@@ -11,6 +11,8 @@ import { waitFor } from '../helpers/wait.js';
 // The verification's RTT p95 depends on this machine's load, not on what these tests prove (the
 // budget itself is tested in agent-cli.test.ts).
 const RTT_BUDGET = ['--max-rtt-p95', '10s'];
+// One process per agent, named as a deployment's are, and the state's supervisor.
+const AGENT_PROCS = ['deploy-agent-agent-1', 'deploy-agent-agent-2', 'deploy-agent-agent-3'];
 // Each test has its own state directory under this one.
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
@@ -85,7 +87,8 @@ describe('ifmesh up / status / down', () => {
       'signaling-1',
       'signaling-2',
       'nginx',
-      'agents',
+      ...AGENT_PROCS,
+      'supervisor',
     ]);
     expect(report.endpoints.nginx).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
     // With redis-server both instances are active behind nginx and share one mesh: the runbook's
@@ -118,7 +121,8 @@ describe('ifmesh up / status / down', () => {
       'signaling-1',
       'signaling-2',
       'nginx',
-      'agents',
+      ...AGENT_PROCS,
+      'supervisor',
     ]);
     const logs = await spawnCli(['logs', 'signaling-1', '-n', '5', '--state-dir', state], { cwd: dir });
     expect(logs.stdout).toContain('listening on ws://127.0.0.1:');
@@ -148,11 +152,14 @@ describe('ifmesh up / status / down', () => {
         .stdout,
     );
     expect(again.started).toEqual([]);
-    expect(again.already_running).toHaveLength(8);
+    expect(again.already_running).toHaveLength(11);
 
     // every process is recorded with its role
     expect(Object.fromEntries(pids().map(([n, , role]) => [n, role]))).toEqual({
-      agents: 'agents',
+      'deploy-agent-agent-1': 'agents',
+      'deploy-agent-agent-2': 'agents',
+      'deploy-agent-agent-3': 'agents',
+      supervisor: 'supervisor',
       'coturn-1': 'coturn',
       'coturn-2': 'coturn',
       nginx: 'nginx',
@@ -162,7 +169,46 @@ describe('ifmesh up / status / down', () => {
       witness: 'witness',
     });
 
-    // a process that died leaves a stale record: status shows it down, the next up starts only it
+    // the supervisor restarts a service killed with SIGKILL from its recorded launch spec, counts it,
+    // says so in the service's log and to the witness
+    const sig1 = pids().find(([n]) => n === 'signaling-1')![1];
+    process.kill(sig1, 'SIGKILL');
+    await waitFor(
+      async () => {
+        const st1 = JSON.parse(
+          (await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir })).stdout,
+        );
+        const c = st1.components.find((x: { name: string }) => x.name === 'signaling-1');
+        return c.healthy && c.restarts === 1 && c.pid !== sig1;
+      },
+      'the supervisor to restart signaling-1',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(readFileSync(path.join(state, 'logs/signaling-1.log'), 'utf8')).toContain(
+      `restarted by the supervisor: process ${sig1} was gone`,
+    );
+    await waitFor(
+      async () => {
+        const r = await spawnCli(
+          ['witness', 'query', '--event', 'service_restarted', '--state-dir', state, '--json'],
+          { cwd: dir },
+        );
+        return (
+          r.code === 0 &&
+          JSON.parse(r.stdout).results.some(
+            (e: { metadata: { service: string } }) => e.metadata.service === 'signaling-1',
+          )
+        );
+      },
+      'service_restarted in the witness',
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
+
+    // without its supervisor, a process that died leaves a stale record: status shows it down, the
+    // next up starts only it (and the supervisor)
+    const supervisor = pids().find(([n]) => n === 'supervisor')![1];
+    process.kill(supervisor, 'SIGKILL');
+    await waitFor(() => !isAlive(supervisor), 'the supervisor to die');
     const sig2 = pids().find(([n]) => n === 'signaling-2')![1];
     process.kill(sig2, 'SIGKILL');
     await waitFor(() => !isAlive(sig2), 'signaling-2 to die');
@@ -178,23 +224,23 @@ describe('ifmesh up / status / down', () => {
       (await spawnCli(['up', ...RTT_BUDGET, '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 90_000 }))
         .stdout,
     );
-    expect(healed.started).toEqual(['signaling-2']);
+    expect(healed.started).toEqual(['signaling-2', 'supervisor']);
 
     const before = pids();
-    expect(before).toHaveLength(8);
+    expect(before).toHaveLength(11);
     // one dies on its own before down: it is not_running, every other one stopped, none failed
-    const agentsPid = before.find(([n]) => n === 'agents')![1];
+    const agentsPid = before.find(([n]) => n === 'deploy-agent-agent-1')![1];
     process.kill(agentsPid, 'SIGKILL');
-    await waitFor(() => !isAlive(agentsPid), 'the agents process to die');
+    await waitFor(() => !isAlive(agentsPid), 'the agent process to die');
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     const stopped = JSON.parse(down.stdout);
-    expect(stopped.not_running).toEqual(['agents']);
+    expect(stopped.not_running).toEqual(['deploy-agent-agent-1']);
     expect(stopped.failed).toEqual([]);
     expect(stopped.stopped).toEqual(
       before
         .map(([n]) => n)
-        .filter((n) => n !== 'agents')
+        .filter((n) => n !== 'deploy-agent-agent-1')
         .sort(),
     );
     for (const [, pid] of before) expect(isAlive(pid)).toBe(false);
@@ -204,5 +250,9 @@ describe('ifmesh up / status / down', () => {
       (await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir })).stdout,
     );
     expect(again2).toMatchObject({ stopped: [], not_running: [], failed: [] });
+    // nothing runs: status says so and exits 3
+    const none = await spawnCli(['status', '--state-dir', state], { cwd: dir });
+    expect(none.code).toBe(3);
+    expect(none.stdout).toContain('nothing is recorded');
   }, 180_000);
 });

@@ -1,13 +1,21 @@
 // `ifmesh failover turn` (scenario A) against real coturn: two relay-only werift agents meet through
 // coturn 1, which is then killed; the failover pushes TURN_SERVERS with coturn 2 in its place
 // (/admin/reload-config), asks the relayed peers to reconnect (/admin/reconnect-turn-peers), and
-// waits until the witness sees them on coturn 2, then validates the recovery.
+// waits until the witness sees them on coturn 2, then validates the recovery. And the local stack's
+// usual case: no agent relayed at all (direct on loopback), so there is nothing to move and the
+// failover passes, saying so, with one verdict and rounded RTTs in its human output.
+import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { WitnessClient } from '../../src/clients/witness.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/exchange.js';
+import { applyFailover, planTurnFailover } from '../../src/ops/failover/scenarios.js';
+import { validateRecovery } from '../../src/ops/failover/validate.js';
 import { statePaths } from '../../src/state/state-dir.js';
+import { systemClock } from '../../src/util/clock.js';
+import { systemExec } from '../../src/util/exec.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { ADMIN, getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
@@ -122,4 +130,148 @@ describe('failover turn (scenario A)', () => {
     );
     expect(await q({ event: 'turn_connection_detected', 'metadata.turn_server': t2.url })).not.toEqual([]);
   }, 120_000);
+});
+
+describe('failover turn (scenario A) with no agent relayed', () => {
+  // A signaling instance of its own: the relayed pair above never shows up here.
+  let sig2: RunningSignaling;
+  let dir2: { dir: string; cleanup: () => void };
+  const ctx = {
+    clock: systemClock,
+    signal: new AbortController().signal,
+    dispatcher: getGlobalDispatcher(),
+    exec: systemExec,
+  };
+  beforeAll(async () => {
+    sig2 = await startSignaling({ instanceId: 'sig-a2' });
+    dir2 = tempDir();
+  });
+  afterAll(async () => {
+    await sig2?.stop();
+    dir2?.cleanup();
+  });
+  const witnessTarget = () => ({ url: witness.url, apiKey: API_KEY, stateDir: dir2.dir });
+
+  it('passes at once: the report says nothing had to move, and the witness has the completion', async () => {
+    const plan = planTurnFailover({
+      failoverId: 'fo-a-none',
+      signaling: [sig2.url],
+      turnServers: ['turn:127.0.0.1:3478'],
+      failed: 'turn:127.0.0.1:3478',
+      replacement: 'turn:127.0.0.1:3479',
+    });
+    const started = Date.now();
+    // A short timeout: the bug waited all of it for a peer that could never come, then failed.
+    const report = await applyFailover(
+      plan,
+      { stateDir: dir2.dir, adminToken: ADMIN, witness: witnessTarget(), timeoutMs: 3_000 },
+      ctx,
+    );
+    expect(report.ok, JSON.stringify(report.steps)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(report.turn).toEqual({ pushed: 0, reconnected: [], on_replacement: [], nothing_to_move: true });
+    expect(report.steps.at(-1)).toEqual({
+      step: 'peers on the replacement',
+      ok: true,
+      detail: 'no agent was relayed through turn:127.0.0.1:3478: nothing to move',
+    });
+    const done = (await post(`${witness.url}/api/query`, { query: { failover_id: 'fo-a-none' } })).json
+      .results as Record<string, any>[];
+    expect(done.find((e) => e.event === 'turn_server_failover_complete')?.metadata).toMatchObject({
+      agents: [],
+      nothing_to_move: true,
+    });
+    expect(done.find((e) => e.event === 'failover_completed')?.metadata).toMatchObject({ ok: true });
+  });
+
+  it('validation details round RTTs for people; the data keeps full precision', async () => {
+    const rtt = { p50: 3.2058670000114944, p95: 4.987654321, max: 5.0001 };
+    const v = await validateRecovery(
+      {
+        failoverId: 'fo-a-rtt',
+        scenario: 'A',
+        signalingHttp: [sig2.http],
+        witness: witnessTarget(),
+        exchange: async () => ({
+          ok: true,
+          agents: 2,
+          pairs: 1,
+          pings_sent: 5,
+          pongs_received: 5,
+          delivery_ratio: 1,
+          rtt_ms: rtt,
+          signature_failures: 0,
+          messages_per_second: 123.456,
+          mesh_formed_ms: 812,
+          thresholds: EXCHANGE_THRESHOLDS,
+          failures: [],
+        }),
+      },
+      ctx,
+    );
+    const latency = v.checks.find((k) => k.name === 'latency')!;
+    expect(latency).toMatchObject({ passed: true, data: { rtt_ms: rtt } });
+    expect(latency.detail).toBe('RTT p50 3.2 ms, p95 5 ms (at most 100 ms)');
+  });
+
+  it('exits 0 through the CLI with direct agents, one success verdict and rounded RTTs', async () => {
+    const t1 = await startCoturn();
+    const t2 = await startCoturn();
+    turns.push(t1, t2);
+    const direct = ['td-1', 'td-2'].map((id) => {
+      const a = new MeshAgent({
+        agentId: id,
+        identity: generateKeyPair(),
+        signalingUrls: [sig2.url],
+        iceServers: [],
+        loopbackOnly: true,
+      });
+      agents.push(a);
+      a.start();
+      return a;
+    });
+    await direct[0]!.waitForPeers(['td-2'], 20_000);
+    await waitFor(async () => {
+      const cs = (await getJson(`${sig2.http}/connections`)).json.connections as {
+        state: string;
+        candidate_type: string;
+      }[];
+      return cs.length > 0 && cs.every((c) => c.state === 'connected' && c.candidate_type !== 'relay');
+    }, 'direct connections reported to signaling');
+    const r = await run(
+      [
+        'failover',
+        'turn',
+        '--signaling',
+        sig2.url,
+        '--failed',
+        t1.url,
+        '--replacement',
+        t2.url,
+        '--id',
+        'fo-a-direct',
+        '--loopback',
+        '--messages',
+        '5',
+        '--timeout',
+        '5s',
+      ],
+      {
+        cwd: dir2.dir,
+        env: {
+          SIGNALING_ADMIN_TOKEN: ADMIN,
+          IF_WITNESS_ENDPOINT: witness.url,
+          IF_WITNESS_API_KEY: API_KEY,
+          IFMESH_STATE_DIR: dir2.dir,
+        },
+      },
+    );
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain(`no agent was relayed through ${t1.url}: nothing to move`);
+    expect(r.stdout).not.toMatch(/FAILED|NOT validated|✗/);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
+      '✅ failover fo-a-direct (scenario A) applied, recovery validated',
+    );
+    expect(r.stdout).toMatch(/RTT p50 \d+(\.\d)? ms, p95 \d+(\.\d)? ms \(at most 100 ms\)/);
+  }, 90_000);
 });

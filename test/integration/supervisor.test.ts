@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
-import { Supervisor } from '../../src/ops/stack/supervisor.js';
+import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { type IceServer, MeshAgent } from '../../agent/agent.js';
-import { WitnessClient } from '../../clients/witness.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
-import { statePaths } from '../../state/state-dir.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { within } from '../../util/wait.js';
+import { openWitness } from '../events.js';
 
 export interface ExchangeOptions {
   signalingUrls: string[];
@@ -57,15 +56,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
   const mesh = `verify-${run}`;
   const ids = Array.from({ length: o.agents }, (_, i) => `verify-${run}-${i + 1}`);
   const witness =
-    !o.events && o.witness
-      ? new WitnessClient({
-          url: o.witness.url,
-          apiKey: o.witness.apiKey,
-          producer: mesh,
-          spoolDir: statePaths(o.witness.stateDir).spool,
-          stateDir: o.witness.stateDir,
-        })
-      : undefined;
+    !o.events && o.witness ? openWitness(o.witness, mesh, { clock: o.clock ?? systemClock }) : undefined;
   const agents = ids.map(
     (id) =>
       new MeshAgent({

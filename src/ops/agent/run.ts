@@ -1,12 +1,11 @@
-import path from 'node:path';
 import { MeshAgent } from '../../agent/agent.js';
-import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { resolveStateDir } from '../../config/state.js';
 import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { readIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
 import { waitFor, within } from '../../util/wait.js';
+import { openWitness } from '../events.js';
 import { type OpContext, untilAborted } from '../shared.js';
 import { type IceFlags, iceServers } from './ice.js';
 
@@ -41,27 +40,25 @@ export async function runAgents(
 ): Promise<void> {
   const stateDir = resolveStateDir(ctx.cwd, ctx.env, o.stateDir);
   const servers = iceServers(o.config, o.ice);
-  const witness = o.config.witnessApiKey
-    ? new WitnessClient({
-        url: o.config.witnessUrl,
-        apiKey: o.config.witnessApiKey,
-        producer: o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
-        spoolDir: path.join(stateDir, 'witness-spool'),
-        stateDir,
-        onKeyChanged: (change) => {
-          o.log(
-            JSON.stringify({
-              time: new Date().toISOString(),
-              level: 'error',
-              msg: 'witness_key_changed',
-              ...change,
-              hint: `ifmesh witness trust ${change.url}`,
-            }),
-          );
-          agents[0]?.noteWitnessKeyChanged();
-        },
-      })
-    : undefined;
+  const witness = openWitness(
+    { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir },
+    o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
+    ctx,
+    {
+      onKeyChanged: (change) => {
+        o.log(
+          JSON.stringify({
+            time: new Date().toISOString(),
+            level: 'error',
+            msg: 'witness_key_changed',
+            ...change,
+            hint: `ifmesh witness trust ${change.url}`,
+          }),
+        );
+        agents[0]?.noteWitnessKeyChanged();
+      },
+    },
+  );
   const identity = o.keyFile ? await readIdentity(o.keyFile) : undefined;
   const agents = o.ids.map(
     (id) =>

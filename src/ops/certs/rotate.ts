@@ -5,13 +5,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
-import { httpRequest } from '../../clients/http.js';
 import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
-import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
+import { restartRecorded } from '../fleet/restart.js';
 import { hasBinary, type OpContext } from '../shared.js';
-import { Supervisor } from '../stack/supervisor.js';
 import { type CertCheck, checkCertificate } from './check.js';
 import { instancesNotServing, instancesServing } from './instances.js';
 
@@ -57,7 +55,7 @@ function manualProcedure(cert: string, key: string): string[] {
     'certbot is not installed: renew by hand, then rotate with the new files in place:',
     `  1. obtain a new certificate and key for this host from your CA`,
     `  2. install them: cp NEW.crt ${cert} && cp NEW.key ${key} && chmod 600 ${key}`,
-    '  3. check them: ifmesh certs check --cert ' + `${cert} --key ${key}`,
+    `  3. check them: ifmesh certs check --cert ${cert} --key ${key}`,
     '  4. restart the signaling instances one at a time (or install certbot and run ifmesh certs rotate)',
   ];
 }
@@ -205,37 +203,24 @@ async function restartOneByOne(
         report.problems.push(`${target.name} no longer runs; not restarted`);
         continue;
       }
-      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: l.owner });
-      const stopped = await sup.stop(l.name, 5_000);
-      if (stopped === 'failed') {
+      // Through the fleet's restart path: the same launch spec, so it reads the new files.
+      const r = await restartRecorded(
+        o.stateDir,
+        l.name,
+        {
+          why: 'restarted by certs rotate (new certificate)',
+          evenIfHealthy: true,
+          timeoutMs: o.healthTimeoutMs ?? 15_000,
+        },
+        { ...ctx, dispatcher: insecure },
+      );
+      if (!r.ok && r.pid === null && /would not stop/.test(r.detail)) {
         report.problems.push(`${l.name} (pid ${l.pid}) would not stop`);
         report.restarts.push({ name: l.name, old_pid: l.pid, new_pid: null, healthy: false });
         return;
       }
-      const pid = sup.start({
-        name: l.name,
-        role: 'signaling',
-        command: l.argv[0]!,
-        args: l.argv.slice(1),
-        cwd: l.cwd,
-        env: l.env,
-        ...(l.port !== undefined ? { port: l.port } : {}),
-        ...(l.url !== undefined ? { url: l.url } : {}),
-      });
-      const health = `${(l.url ?? `http://127.0.0.1:${l.port}`).replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, '')}/health`;
-      const healthy =
-        (await waitFor(
-          async () => {
-            if (sup.running(l.name) === undefined) return true; // exited: stop waiting, judged below
-            const a = await httpRequest(health, { timeoutMs: 1_000, dispatcher: insecure }).catch(
-              () => undefined,
-            );
-            return a?.status === 200;
-          },
-          { timeoutMs: o.healthTimeoutMs ?? 15_000, intervalMs: 100 },
-          ctx.clock,
-          ctx.signal,
-        )) && sup.running(l.name) !== undefined;
+      const pid = r.pid;
+      const healthy = r.ok;
       report.restarts.push({ name: l.name, old_pid: l.pid, new_pid: pid, healthy });
       o.onStep?.(`${l.name} restarted (pid ${pid}): ${healthy ? 'healthy' : 'NOT healthy'}`);
       if (!healthy) {

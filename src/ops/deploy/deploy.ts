@@ -5,7 +5,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
-import { WitnessClient } from '../../clients/witness.js';
 import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
 import type { MeshConfig } from '../../config/load.js';
 import {
@@ -21,11 +20,13 @@ import { packageRoot } from '../../paths.js';
 import { withLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
-import { moveAgent } from '../rollout/agents.js';
+import { openWitness } from '../events.js';
+import { startAndWait } from '../fleet/restart.js';
+import { Supervisor } from '../fleet/supervisor.js';
+import { ensureWatchdog } from '../fleet/watchdog-process.js';
+import { agentProcessName, moveAgent } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
-import { httpHealthy } from '../stack/stack.js';
-import { Supervisor } from '../stack/supervisor.js';
 import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
 
 export interface DeployOptions {
@@ -39,6 +40,10 @@ export interface DeployOptions {
   config: MeshConfig;
   cwd: string;
   progress: Progress;
+  /** Environment the instances get (the config keys and IFMESH_CONFIG the operator ran deploy with). */
+  launchEnv?: Record<string, string>;
+  /** Run the state's supervisor (default), which restarts a service that dies. */
+  supervise?: boolean;
 }
 
 export interface DeployPlan {
@@ -192,17 +197,15 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     async () => {
       const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'deploy' });
       let startedRedis = false;
+      // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
+      const started: string[] = [];
       const node = process.execPath;
       const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
-      const witness = o.config.witnessApiKey
-        ? new WitnessClient({
-            url: o.config.witnessUrl,
-            apiKey: o.config.witnessApiKey,
-            producer: `deploy-${plan.deployment_id}`,
-            spoolDir: path.join(o.stateDir, 'witness-spool'),
-            stateDir: o.stateDir,
-          })
-        : undefined;
+      const witness = openWitness(
+        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir: o.stateDir },
+        `deploy-${plan.deployment_id}`,
+        ctx,
+      );
       try {
         witness?.log({
           event: 'webrtc_deployment_started',
@@ -217,34 +220,32 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         startedRedis = redis ? await ensureRedis(o, sup, redis, poll) : false;
         const clusterArgs = redis ? ['--cluster', redis.url] : [];
         for (const inst of plan.instances) {
-          await sup.stop(inst.name, 5_000);
           o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
-          sup.start({
-            name: inst.name,
-            role: 'signaling',
-            port: inst.port,
-            url: inst.url,
-            command: node,
-            args: [
-              ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
-              ...clusterArgs,
-            ],
-            cwd: o.cwd,
-          });
-          let exited = false;
-          const ok = await poll(async () => {
-            if (await httpHealthy(`http://127.0.0.1:${inst.port}`, ctx.dispatcher)) return true;
-            exited = sup.running(inst.name) === undefined;
-            return exited;
-          }, 15_000);
-          if (!ok || exited) {
-            const last = sup.tail(inst.name, 15);
-            await sup.stop(inst.name, 2_000);
-            throw new CheckFailedError(
-              `${inst.name} on port ${inst.port} is not healthy; last log lines:\n${last}`,
-              `see ${sup.logFile(inst.name)}`,
-            );
-          }
+          await sup.stop(inst.name, 5_000);
+          const r = await startAndWait(
+            sup,
+            {
+              name: inst.name,
+              role: 'signaling',
+              port: inst.port,
+              url: inst.url,
+              command: node,
+              args: [
+                ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+                ...clusterArgs,
+              ],
+              // The env file and the configuration the operator ran deploy with, kept in the record
+              // so a restart (supervisor, incident, failover) starts the instance the same way.
+              env: o.launchEnv ?? {},
+              cwd: o.cwd,
+              supervised: true,
+            },
+            ctx,
+            15_000,
+          );
+          if (!r.ok)
+            throw new CheckFailedError(`${inst.name} on port ${inst.port} is not healthy: ${r.detail}`);
+          started.push(inst.name);
           o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
         }
         if (plan.nginx) {
@@ -281,7 +282,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           env: {},
           cwd: o.cwd,
         }));
-        for (const spec of specs) await moveAgent(sup, spec);
+        for (const spec of specs) {
+          await moveAgent(sup, spec);
+          started.push(agentProcessName(spec.agent_id));
+        }
         o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
         const registered = new Set<string>();
         await poll(async () => {
@@ -305,9 +309,18 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           config_hash: plan.config_hash,
           created_at: new Date(ctx.clock.now()).toISOString(),
           processes: [
-            ...plan.instances.map((x) => ({ name: x.name, port: x.port, pid: sup.running(x.name) })),
-            ...(plan.nginx ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port }] : []),
-            ...(redis?.start ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port) }] : []),
+            ...plan.instances.map((x) => ({
+              name: x.name,
+              port: x.port,
+              pid: sup.running(x.name),
+              role: 'signaling' as const,
+            })),
+            ...(plan.nginx
+              ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port, role: 'nginx' as const }]
+              : []),
+            ...(redis?.start
+              ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port), role: 'redis' as const }]
+              : []),
           ],
           agents: plan.agents.map((a) => a.agent_id),
           version,
@@ -316,9 +329,23 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           agent_specs: specs,
         };
         const file = await recordRelease(o.stateDir, release);
+        if (o.supervise !== false) {
+          const watchdog = await ensureWatchdog(sup, ctx);
+          o.progress.step(
+            'supervisor',
+            watchdog.ok ? 'ok' : 'fail',
+            `${watchdog.detail}: restarts a dead service`,
+          );
+        }
         return { plan, applied: true, registered: [...registered].sort(), release_file: file };
       } catch (err) {
-        // A failed deploy leaves no Redis of its own behind (one an earlier deploy started stays).
+        // A failed deploy stops what it started, its own Redis too (one an earlier deploy started stays).
+        o.progress.step(
+          'rollback',
+          'running',
+          `stopping what this deploy started (${started.length + (startedRedis ? 1 : 0)} processes)`,
+        );
+        for (const name of started.reverse()) await sup.stop(name, 2_000);
         if (startedRedis) await sup.stop('deploy-redis', 2_000);
         throw err;
       } finally {
@@ -349,7 +376,12 @@ async function ensureRedis(
   o.progress.step('redis', 'running', `starting on ${shown}`);
   await sup.stop('deploy-redis', 2_000);
   const port = Number(new URL(redis.url).port);
-  sup.start({ ...redisProcessSpec('deploy-redis', port, o.stateDir), url: redis.url, cwd: o.stateDir });
+  sup.start({
+    ...redisProcessSpec('deploy-redis', port, o.stateDir),
+    url: redis.url,
+    cwd: o.stateDir,
+    supervised: true,
+  });
   const up = await poll(
     async () => (await pingRedis(redis.url)) || sup.running('deploy-redis') === undefined,
     10_000,

@@ -24,7 +24,8 @@ export interface Release {
   ref: string;
   config_hash: string;
   created_at: string;
-  processes: { name: string; port?: number; pid?: number }[];
+  /** The services of the release; `role` (newer records) says which are signaling instances. */
+  processes: { name: string; port?: number; pid?: number; role?: 'signaling' | 'nginx' | 'redis' }[];
   agents: string[];
   /** ifmesh's own version that made it. */
   version?: string;

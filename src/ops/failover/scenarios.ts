@@ -13,18 +13,17 @@ import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
-import { packageRoot } from '../../paths.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
 import { statePaths } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
-import { runningSignaling } from '../certs/instances.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
 import { logEvents, type WitnessTarget } from '../events.js';
+import { restartRecorded } from '../fleet/restart.js';
+import { Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
-import { type OpContext, signalingServeArgs } from '../shared.js';
-import { Supervisor } from '../stack/supervisor.js';
+import type { OpContext } from '../shared.js';
 import type { Scenario } from './validate.js';
 
 export interface TurnFailoverPlan {
@@ -40,7 +39,7 @@ export interface SignalingFailoverPlan {
   /** The process record of the failed instance. */
   instance: string;
   port: number;
-  /** How it is started again: a running sibling's command line with this port and id, else the defaults. */
+  /** How it is started again: its recorded launch spec. */
   command: string;
   args: string[];
   cwd?: string;
@@ -88,7 +87,8 @@ export interface FailoverReport {
   scenario: Scenario;
   ok: boolean;
   steps: { step: string; ok: boolean; detail: string }[];
-  turn?: { pushed: number; reconnected: string[]; on_replacement: string[] };
+  /** nothing_to_move: no agent was relayed (so none through the failed server); there was no one to wait for. */
+  turn?: { pushed: number; reconnected: string[]; on_replacement: string[]; nothing_to_move: boolean };
   promote_backup?: { promoted: number; nginx_pid: number; probes: number; probe_failures: number };
   signaling_failover?: {
     instance: string;
@@ -155,27 +155,14 @@ export function planSignalingFailover(o: {
       `no signaling instance of ${o.stateDir} serves ${o.failed}`,
       'give --failed the URL of one in `ifmesh status`',
     );
-  // A sibling's launch keeps the topology's flags (--redis, TLS, …) that the process record lacks.
-  const sibling = runningSignaling(o.stateDir).find((l) => l.name !== rec.name);
-  const set = (argv: string[], flag: string, value: string) => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv.map((a, j) => (j === i + 1 ? value : a)) : [...argv, flag, value];
-  };
-  const launch = sibling
-    ? {
-        command: sibling.argv[0]!,
-        args: set(set(sibling.argv.slice(1), '--port', String(rec.port)), '--instance-id', rec.name),
-        cwd: sibling.cwd,
-      }
-    : {
-        command: process.execPath,
-        args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
-          port: rec.port,
-          instanceId: rec.name,
-          stateDir: o.stateDir,
-          adminTokenFile: statePaths(o.stateDir).adminToken,
-        }),
-      };
+  // Restarted exactly as it was launched: its recorded spec holds the topology's flags (--cluster,
+  // TLS, …), its env file and cwd.
+  if (!rec.spec)
+    throw new UsageError(
+      `${rec.name} has no recorded launch spec (started by an older ifmesh)`,
+      'start the fleet again with `ifmesh up` or `ifmesh deploy`',
+    );
+  const launch = { command: rec.spec.command, args: rec.spec.args, cwd: rec.spec.cwd };
   return {
     failover_id: o.failoverId,
     scenario: 'B',
@@ -476,6 +463,24 @@ async function applyTurn(
         | undefined) ?? []),
     );
   await step('reconnect-turn-peers', true, `${reconnected.length} agents on relay asked to reconnect`);
+  // No relayed peer: none went through the failed server, so none has to show up on the replacement.
+  // Waiting for one would only time out and fail a failover that had nothing to move.
+  if (reconnected.length === 0) {
+    report.turn = { pushed, reconnected, on_replacement: [], nothing_to_move: true };
+    await step('peers on the replacement', true, `no agent was relayed through ${t.failed}: nothing to move`);
+    await log([
+      {
+        event: 'turn_server_failover_complete',
+        metadata: {
+          failed_server: t.failed,
+          replacement_server: t.replacement,
+          agents: [],
+          nothing_to_move: true,
+        },
+      },
+    ]);
+    return;
+  }
   const since = new Date(ctx.clock.now() - 1_000).toISOString();
   const onReplacement = new Set<string>();
   const seen = await waitFor(
@@ -493,20 +498,20 @@ async function applyTurn(
       }).catch(() => undefined);
       for (const e of (r?.json as { results?: { agent_id?: string }[] } | undefined)?.results ?? [])
         if (e.agent_id) onReplacement.add(e.agent_id);
-      return reconnected.every((a) => onReplacement.has(a)) && onReplacement.size > 0;
+      return reconnected.every((a) => onReplacement.has(a));
     },
     { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 500 },
     ctx.clock,
     ctx.signal,
   );
   const missing = reconnected.filter((a) => !onReplacement.has(a));
-  report.turn = { pushed, reconnected, on_replacement: [...onReplacement].sort() };
+  report.turn = { pushed, reconnected, on_replacement: [...onReplacement].sort(), nothing_to_move: false };
   await step(
     'peers on the replacement',
     seen,
     seen
       ? `${onReplacement.size} agents relayed through ${t.replacement}`
-      : `not seen on ${t.replacement}: ${missing.join(', ') || 'no agent at all'}`,
+      : `not seen on ${t.replacement}: ${missing.join(', ')}`,
   );
   if (seen)
     await log([
@@ -530,35 +535,31 @@ async function applySignaling(
 ): Promise<void> {
   const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
-  // A hung instance still has a pid: it goes, so the port is free for the new one.
-  if (old !== null) await sup.stop(s.instance, 5_000);
-  const pid = sup.start({
-    name: s.instance,
-    role: 'signaling',
-    port: s.port,
-    url: s.url,
-    command: s.command,
-    args: s.args,
-    ...(s.cwd ? { cwd: s.cwd } : {}),
-  });
+  // Through the fleet's restart path, even when it still has a pid (a hung instance goes too).
+  const restarted = await restartRecorded(
+    o.stateDir,
+    s.instance,
+    {
+      why: `restarted by failover signaling (${s.failed})`,
+      evenIfHealthy: true,
+      timeoutMs: o.timeoutMs ?? 15_000,
+    },
+    ctx,
+  );
+  const pid = restarted.pid;
   const health = `${httpBase(s.url)}/health`;
   const healthy = () =>
     httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
       (a) => a.status === 200,
       () => false,
     );
-  const up = await waitFor(
-    healthy,
-    { timeoutMs: o.timeoutMs ?? 15_000, intervalMs: 100 },
-    ctx.clock,
-    ctx.signal,
-  );
+  const up = restarted.ok;
   await step(
     'restart',
     up,
     up
       ? `${s.instance} restarted (pid ${pid}), healthy`
-      : `${s.instance} (pid ${pid}) never answered ${health}`,
+      : `${s.instance} never answered ${health}: ${restarted.detail}`,
   );
   const result = { instance: s.instance, old_pid: old, new_pid: pid, probes: 0, probe_failures: 0 };
   report.signaling_failover = result;

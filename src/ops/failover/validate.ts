@@ -4,6 +4,7 @@
 // and the error-rate trend over three 5-minute windows. All pass: `failover_recovery_validated`.
 import { httpRequest } from '../../clients/http.js';
 import { UsageError } from '../../errors.js';
+import { formatMs, formatPercent } from '../../ui/units.js';
 import type { ExchangeReport } from '../agent/exchange.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import type { OpContext } from '../shared.js';
@@ -127,7 +128,7 @@ export async function validateRecovery(
       detail:
         rate === null
           ? 'no connections reported'
-          : `success rate ${Math.round(rate * 100)} % (${connected}/${total}; at least ${Math.round(min * 100)} %)`,
+          : `success rate ${formatPercent(rate)} (${connected}/${total}; at least ${formatPercent(min)})`,
       data: { connected, total, success_rate: rate },
     };
   });
@@ -146,13 +147,14 @@ export async function validateRecovery(
   await guard('latency', async () => {
     const max = o.maxRttP95Ms ?? 100;
     const p95 = exchange?.rtt_ms.p95 ?? null;
+    const p50 = exchange?.rtt_ms.p50 ?? null;
     return {
       name: 'latency',
       passed: p95 !== null && p95 <= max,
       detail:
         p95 === null
           ? 'no round trip measured'
-          : `RTT p50 ${exchange?.rtt_ms.p50} ms, p95 ${p95} ms (at most ${max} ms)`,
+          : `RTT p50 ${p50 === null ? '-' : formatMs(p50)}, p95 ${formatMs(p95)} (at most ${formatMs(max)})`,
       data: { rtt_ms: exchange?.rtt_ms ?? null },
     };
   });

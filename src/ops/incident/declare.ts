@@ -92,7 +92,7 @@ export function planIncident(o: IncidentOptions, ctx: Pick<OpContext, 'clock'>):
   if (o.kind === 'p2')
     steps.push(
       'quantify high-latency and TURN connections',
-      'POST /config/bandwidth {"enableBandwidthAdaptation":true,"maxBitrateMbps":1} to every instance',
+      'POST /config/bandwidth {"enableBandwidthAdaptation":true,"maxBitrateMbps":1} once per cluster',
     );
   if (o.kind === 'security')
     steps.push(

@@ -4,15 +4,11 @@
 import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
-import { readStackSecrets } from '../../config/local-stack.js';
-import { packageRoot } from '../../paths.js';
-import { statePaths } from '../../state/state-dir.js';
-import { waitFor } from '../../util/wait.js';
-import { type OpContext, signalingServeArgs } from '../shared.js';
-import { httpHealthy, tcpOpen } from '../stack/stack.js';
-import { Supervisor } from '../stack/supervisor.js';
+import { restartRecorded } from '../fleet/restart.js';
+import { Supervisor } from '../fleet/supervisor.js';
+import type { OpContext } from '../shared.js';
+import { tcpOpen } from '../stack/stack.js';
 import { runWitnessQuery } from '../witness/query.js';
 
 export interface Restart {
@@ -30,75 +26,28 @@ export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
 }
 
 /**
- * The Redis an instance of `owner` shares its registry through, as `up`/`deploy` started it: the
- * configured SIGNALING_CLUSTER_URL for a deployment, else the Redis process that owner recorded.
+ * Restarts every dead signaling instance through the fleet's restart path: from its recorded launch
+ * spec (same command line, env file, cwd and cluster), under its original owner.
  */
-function clusterArgs(
-  stateDir: string,
-  owner: string,
-  configured: string | undefined,
-  ctx: Pick<OpContext, 'clock'>,
-): string[] {
-  if (owner === 'deploy' && configured) return ['--cluster', configured];
-  const redis = new Supervisor(stateDir, { clock: ctx.clock, owner })
-    .list()
-    .find((r) => r.role === 'redis' && r.owner === owner);
-  if (!redis) return [];
-  return ['--cluster', redis.url ?? `redis://127.0.0.1:${redis.port}`];
-}
-
-export async function restartDeadSignaling(
-  stateDir: string,
-  witness: { url: string; apiKey: string } | null,
-  ctx: OpContext,
-  clusterUrl?: string,
-): Promise<Restart[]> {
+export async function restartDeadSignaling(stateDir: string, ctx: OpContext): Promise<Restart[]> {
   const out: Restart[] = [];
   for (const rec of deadSignaling(stateDir, ctx)) {
-    // Restarted under its original owner, so `status` and `down` treat it as before.
-    const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: rec.owner });
-    if (rec.port === undefined) {
-      out.push({ name: rec.name, port: null, ok: false, detail: 'its record has no port: run `ifmesh up`' });
-      continue;
-    }
-    const adminTokenFile = statePaths(stateDir).adminToken;
-    const secrets = readStackSecrets(stateDir);
-    const witnessEnv: Record<string, string> = witness
-      ? { IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: witness.apiKey }
-      : secrets
-        ? { IF_WITNESS_API_KEY: secrets.witness_api_key }
-        : {};
-    const pid = sup.start({
-      name: rec.name,
-      role: 'signaling',
-      port: rec.port,
-      url: rec.url ?? `ws://127.0.0.1:${rec.port}`,
-      command: process.execPath,
-      args: signalingServeArgs(path.join(packageRoot(), 'dist/bin/ifmesh.js'), {
-        port: rec.port,
-        instanceId: rec.name,
-        stateDir,
-        ...(existsSync(adminTokenFile) ? { adminTokenFile } : {}),
-      }).concat(clusterArgs(stateDir, rec.owner, clusterUrl, ctx)),
-      env: witnessEnv,
-      cwd: stateDir,
-    });
-    const url = `http://127.0.0.1:${rec.port}`;
-    const ok = await waitFor(
-      async () => (await httpHealthy(url, ctx.dispatcher)) || sup.running(rec.name) === undefined,
-      { timeoutMs: 20_000, intervalMs: 100 },
-      ctx.clock,
-      ctx.signal,
+    const r = await restartRecorded(
+      stateDir,
+      rec.name,
+      { why: 'restarted by incident p1 (process gone)' },
+      ctx,
     );
-    const healthy = ok && sup.running(rec.name) !== undefined;
     out.push({
       name: rec.name,
-      port: rec.port,
-      ok: healthy,
-      pid,
-      detail: healthy
-        ? `restarted (pid ${pid}), /health answers`
-        : `did not come back: ${sup.tail(rec.name, 5).trim().split('\n').at(-1) ?? ''} (see ${sup.logFile(rec.name)})`,
+      port: rec.port ?? null,
+      ok: r.ok,
+      ...(r.pid !== null ? { pid: r.pid } : {}),
+      detail: r.already_running
+        ? 'already restarted (by the supervisor), /health answers'
+        : r.ok
+          ? `${r.detail}, /health answers`
+          : r.detail,
     });
   }
   return out;

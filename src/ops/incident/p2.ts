@@ -1,6 +1,6 @@
 // P2 high latency (incident-response-p2-high-latency.sh): how many connections are slow, how many
-// go through TURN, then bandwidth adaptation pushed to every instance (POST /config/bandwidth).
-import { httpRequest } from '../../clients/http.js';
+// go through TURN, then bandwidth adaptation pushed to every cluster (POST /config/bandwidth).
+import { lookAtInstances, perCluster } from '../fleet-views.js';
 import type { MeshSample } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
 import { runWitnessQuery } from '../witness/query.js';
@@ -68,32 +68,28 @@ export interface BandwidthPush {
   ok: boolean;
   pushed: number | null;
   detail: string;
+  /** A cluster's instances, which the one push reached (the cluster applies it to all its agents). */
+  covers?: string[];
 }
 
+/** Bandwidth adaptation, pushed once per cluster (each standalone instance is its own). */
 export async function pushBandwidth(
   instances: string[],
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
 ): Promise<BandwidthPush[]> {
-  return Promise.all(
-    instances.map(async (url) => {
-      try {
-        const r = await httpRequest(`${url}/config/bandwidth`, {
-          method: 'POST',
-          body: JSON.stringify(BANDWIDTH),
-          timeoutMs: 3_000,
-          dispatcher: ctx.dispatcher,
-          signal: ctx.signal,
-        });
-        const pushed = (r.json as { pushed?: number } | undefined)?.pushed ?? null;
-        return {
-          instance: url,
-          ok: r.status === 200,
-          pushed,
-          detail: r.status === 200 ? `pushed to ${pushed} agent(s)` : `answered ${r.status}`,
-        };
-      } catch (err) {
-        return { instance: url, ok: false, pushed: null, detail: (err as Error).message };
-      }
-    }),
-  );
+  const looks = await lookAtInstances(instances, {
+    timeoutMs: 3_000,
+    dispatcher: ctx.dispatcher,
+    signal: ctx.signal,
+  });
+  const results = await perCluster(looks, (c) => c.setBandwidth(BANDWIDTH));
+  return results.map((r) => ({
+    instance: r.url,
+    ok: r.ok,
+    pushed: r.ok ? r.value.pushed : null,
+    detail: r.ok
+      ? `pushed to ${r.value.pushed} agent(s)${r.urls.length > 1 ? ` of cluster ${r.cluster_id}` : ''}`
+      : r.error.message,
+    ...(r.urls.length > 1 ? { covers: r.urls } : {}),
+  }));
 }

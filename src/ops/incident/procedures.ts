@@ -24,7 +24,7 @@ type Procedure = (o: IncidentOptions, rec: IncidentRecord, step: Step, ctx: OpCo
 
 const p1: Procedure = async (o, rec, step, ctx) => {
   const { act, log, witness: witnessQ, impact } = step;
-  const restarts = await restartDeadSignaling(o.stateDir, o.witness, ctx, o.clusterUrl);
+  const restarts = await restartDeadSignaling(o.stateDir, ctx);
   rec.findings.restarts = restarts;
   for (const r of restarts) {
     act('signaling_server_restarted', r.ok, `${r.name}: ${r.detail}`);

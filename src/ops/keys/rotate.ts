@@ -1,11 +1,14 @@
 // Emergency SRTP key rotation (the runbook's emergency-srtp-key-rotation.sh): every signaling
-// instance is asked to rotate its agents' keys, then polled until every agent has answered
-// `keys-rotated` or the timeout passes. Plan, then apply: the plan is what `--dry-run` prints.
-import { httpRequest } from '../../clients/http.js';
+// instance is asked to rotate its agents' keys (once per cluster: a cluster rotates all of its agents),
+// then polled until every agent has answered `keys-rotated` or the timeout passes. Plan, then apply:
+// the plan is what `--dry-run` prints.
+import type { SignalingClient } from '../../clients/signaling.js';
 import { UnauthorizedError, UnreachableError } from '../../errors.js';
+import type { KeyRotationStatus } from '../../protocol/signaling-api.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
+import { lookAtInstances, perCluster } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
 
 export interface RotationPlan {
@@ -19,6 +22,7 @@ export interface RotationPlan {
   events: string[];
 }
 
+/** One rotation: one per standalone instance, one per cluster (`covers` names its instances). */
 export interface InstanceRotation {
   url: string;
   rotation_id: string | null;
@@ -26,6 +30,8 @@ export interface InstanceRotation {
   total: number;
   pending: string[];
   error?: string;
+  cluster_id?: string | null;
+  covers?: string[];
 }
 
 export interface RotationReport {
@@ -56,14 +62,6 @@ export function planRotation(o: {
   };
 }
 
-interface Status {
-  status: string;
-  rotation_id: string | null;
-  completed: number;
-  total: number;
-  pending?: string[];
-}
-
 export async function applyRotation(
   plan: RotationPlan,
   o: {
@@ -74,15 +72,6 @@ export async function applyRotation(
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
-  const req = (url: string, body?: unknown) =>
-    httpRequest(url, {
-      method: body === undefined ? 'GET' : 'POST',
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headers: body === undefined ? {} : { authorization: `Bearer ${o.adminToken}` },
-      timeoutMs: 5_000,
-      dispatcher: ctx.dispatcher,
-      signal: ctx.signal,
-    });
   if (plan.incident_id)
     await logEvents(
       o.witness,
@@ -98,61 +87,80 @@ export async function applyRotation(
       ],
       ctx,
     );
-  const instances: InstanceRotation[] = [];
-  for (const url of plan.signaling) {
-    const started = await req(`${url}/admin/rotate-keys`, {
+  const looks = await lookAtInstances(plan.signaling, {
+    adminToken: o.adminToken,
+    timeoutMs: 5_000,
+    dispatcher: ctx.dispatcher,
+    signal: ctx.signal,
+  });
+  // Instances of one cluster keep one rotation (its targets are every agent of the cluster): a
+  // second POST to another of them would start a second rotation that supersedes the first.
+  const started = await perCluster(looks, async (c) => ({
+    client: c,
+    answer: await c.rotateKeys({
       rotation_reason: plan.reason,
       ...(plan.incident_id ? { incident_id: plan.incident_id } : {}),
       force_immediate: plan.force_immediate,
-    }).catch((err: Error) => err);
-    if (started instanceof Error) {
-      instances.push({ url, rotation_id: null, completed: 0, total: 0, pending: [], error: started.message });
-      continue;
-    }
-    if (started.status === 401 || started.status === 403)
-      throw new UnauthorizedError(
-        `${url} refused the admin token (${started.status})`,
-        'set SIGNALING_ADMIN_TOKEN, or run against the local stack whose admin.token is in the state dir',
-      );
-    const j = started.json as { rotation_id?: string; total?: number } | undefined;
-    if (started.status !== 200 || !j?.rotation_id) {
+    }),
+  }));
+  for (const s of started) if (!s.ok && s.error instanceof UnauthorizedError) throw s.error;
+  const instances: InstanceRotation[] = [];
+  const live: { inst: InstanceRotation; client: SignalingClient; others: SignalingClient[] }[] = [];
+  for (const s of started) {
+    const group = s.urls.length > 1 ? { cluster_id: s.cluster_id, covers: s.urls } : {};
+    if (!s.ok) {
       instances.push({
-        url,
+        url: s.url,
         rotation_id: null,
         completed: 0,
         total: 0,
         pending: [],
-        error: `HTTP ${started.status}`,
+        ...group,
+        error: s.error.message,
       });
       continue;
     }
-    instances.push({ url, rotation_id: j.rotation_id, completed: 0, total: j.total ?? 0, pending: [] });
+    const { client, answer } = s.value;
+    const inst: InstanceRotation = {
+      url: s.url,
+      rotation_id: answer.rotation_id,
+      completed: 0,
+      total: answer.total,
+      pending: [],
+      ...group,
+    };
+    instances.push(inst);
+    const others = looks.filter((l) => s.urls.includes(l.url) && l.url !== s.url).map((l) => l.client);
+    live.push({ inst, client, others });
   }
-  const live = instances.filter((i) => i.rotation_id);
   if (live.length === 0)
     throw new UnreachableError(
       `no signaling instance started a rotation: ${instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
       'start the mesh with `ifmesh up`, or pass --signaling URL',
     );
   const sum = () => ({
-    completed: live.reduce((n, i) => n + i.completed, 0),
-    total: live.reduce((n, i) => n + i.total, 0),
+    completed: live.reduce((n, l) => n + l.inst.completed, 0),
+    total: live.reduce((n, l) => n + l.inst.total, 0),
   });
   const poll = async () => {
     await Promise.all(
-      live.map(async (inst) => {
-        const a = await req(`${inst.url}/admin/key-rotation-status`).catch(() => undefined);
-        const s = a?.json as Status | undefined;
+      live.map(async ({ inst, client, others }) => {
+        // The cluster keeps the status: any of its instances answers for the rotation.
+        let s: KeyRotationStatus | undefined;
+        for (const c of [client, ...others]) {
+          s = await c.keyRotationStatus().catch(() => undefined);
+          if (s) break;
+        }
         // Another rotation started since ours: ours is no longer what this instance reports.
         if (!s || s.rotation_id !== inst.rotation_id) return;
         inst.completed = s.completed;
         inst.total = s.total;
-        inst.pending = s.pending ?? [];
+        inst.pending = s.status === 'idle' ? [] : s.pending;
       }),
     );
     const t = sum();
     o.onProgress?.(t.completed, t.total);
-    return t.completed === t.total && live.every((i) => i.pending.length === 0);
+    return t.completed === t.total && live.every((l) => l.inst.pending.length === 0);
   };
   const done = await waitFor(
     poll,
@@ -161,7 +169,7 @@ export async function applyRotation(
     ctx.signal,
   );
   const t = sum();
-  const pending = live.flatMap((i) => i.pending).sort();
+  const pending = live.flatMap((l) => l.inst.pending).sort();
   const ok = done && instances.every((i) => !i.error);
   await logEvents(
     o.witness,
@@ -175,7 +183,7 @@ export async function applyRotation(
           completed: t.completed,
           total: t.total,
           pending,
-          rotation_ids: live.map((i) => i.rotation_id),
+          rotation_ids: live.map((l) => l.inst.rotation_id),
           status: ok ? 'completed' : 'incomplete',
         },
       } as WitnessEvent,

@@ -8,7 +8,7 @@ import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
 import { statePaths } from '../../state/state-dir.js';
 import { checkCertificate } from '../certs/check.js';
-import { collectMesh } from '../monitoring/collect.js';
+import { collectMesh, type MeshSample } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
 import {
   countWitnessEvents,
@@ -50,6 +50,8 @@ export interface DailyReport {
   logrotate: { ok: boolean; config: string; output: string };
   cleanup: { retain_days: number; ok: boolean; answer?: unknown; error?: string };
   health: DailyHealth;
+  /** The signaling instances looked at (instances of one cluster share their agents: counted once). */
+  signaling: MeshSample['instances'];
   report_file: string;
 }
 
@@ -163,6 +165,7 @@ async function daily(
     logrotate: { ok: rotated.ok, config: p.logrotateConf, output: rotated.output },
     cleanup,
     health,
+    signaling: mesh.instances,
     report_file: reportFile,
   };
 }

@@ -2,6 +2,7 @@
 // (`verify --message-exchange`), a latency baseline from the signaling instances' /metrics (and
 // Prometheus when configured), security events over 7 days, and capacity headroom.
 import { httpRequest } from '../../clients/http.js';
+import { wsUrlOf } from '../../clients/signaling.js';
 import { statePaths } from '../../state/state-dir.js';
 import { type ExchangeOptions, type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import { collectMesh } from '../monitoring/collect.js';
@@ -105,7 +106,7 @@ async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatch
   try {
     integration = await messageExchange({
       ...o.exchange,
-      signalingUrls: o.signaling.map((u) => u.replace(/^http/i, 'ws')),
+      signalingUrls: o.signaling.map(wsUrlOf),
       clock: ctx.clock,
     });
     if (!integration.ok) needs.push(`integration check failed: ${integration.failures.join('; ')}`);

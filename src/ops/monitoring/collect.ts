@@ -1,17 +1,22 @@
-// One look at the live mesh: every signaling instance's /metrics, /agents and /connections, and
-// the witness's recent security and healing events. `monitoring check` and `top` both read it.
+// One look at the live mesh: every signaling instance's /health, /metrics, /agents and /connections,
+// and the witness's recent security and healing events. `monitoring check` and `top` both read it.
+// Instances of one cluster list the same agents and reports: they are merged, each counted once.
+// Metrics are per instance (each counts what its own agents report), so they add up as they are.
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
-import type { ConnectionReport } from '../../services/signaling/registry.js';
+import { SignalingClient } from '../../clients/signaling.js';
+import type { AgentInfo, ConnectionInfo } from '../../protocol/signaling-api.js';
+import { mergeAgents, mergeConnections } from '../fleet-views.js';
 import { runWitnessQuery } from '../witness/query.js';
 import { parseExposition, type Sample } from './exposition.js';
 
 export interface MeshSample {
   taken_at: number;
-  instances: { url: string; up: boolean; error?: string }[];
+  instances: { url: string; up: boolean; error?: string; instance_id?: string; cluster_id?: string }[];
   samples: Sample[];
-  agents: { agent_id: string; instance_id: string; connected_at: string }[];
-  connections: ConnectionReport[];
+  /** Each agent once, however many instances list it. */
+  agents: AgentInfo[];
+  /** Each report (agent -> peer) once. */
+  connections: ConnectionInfo[];
   /** Counts of witness events in the last hour (null: the witness did not answer). */
   witness: { url: string; counts: Record<string, number> | null; error?: string } | null;
 }
@@ -32,16 +37,19 @@ export const WITNESS_EVENTS = [
   'turn_fallback_initiated',
 ] as const;
 
-async function instance(url: string, timeoutMs: number, dispatcher: Dispatcher | undefined) {
-  const [metrics, agents, conns] = await Promise.all(
-    ['/metrics', '/agents', '/connections'].map((p) => httpRequest(`${url}${p}`, { timeoutMs, dispatcher })),
-  );
-  if (metrics!.status !== 200 || agents!.status !== 200 || conns!.status !== 200)
-    throw new Error(`answered ${metrics!.status}/${agents!.status}/${conns!.status}`);
+async function instance(client: SignalingClient) {
+  const [health, metrics, agents, connections] = await Promise.all([
+    client.health(),
+    client.metrics(),
+    client.agents(),
+    client.connections(),
+  ]);
+  const url = client.url;
   return {
-    samples: parseExposition(metrics!.text).map((s) => ({ ...s, labels: { ...s.labels, instance: url } })),
-    agents: (agents!.json as { agents: MeshSample['agents'] }).agents,
-    connections: (conns!.json as { connections: ConnectionReport[] }).connections,
+    health,
+    samples: parseExposition(metrics).map((s) => ({ ...s, labels: { ...s.labels, instance: url } })),
+    agents,
+    connections,
   };
 }
 
@@ -55,18 +63,28 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
     connections: [],
     witness: null,
   };
-  const results = await Promise.allSettled(o.signaling.map((u) => instance(u, timeoutMs, o.dispatcher)));
+  const clients = o.signaling.map((u) => new SignalingClient(u, { timeoutMs, dispatcher: o.dispatcher }));
+  const results = await Promise.allSettled(clients.map((c) => instance(c)));
+  const answered: Awaited<ReturnType<typeof instance>>[] = [];
   results.forEach((r, i) => {
-    const url = o.signaling[i]!;
+    const url = clients[i]!.url;
     if (r.status === 'rejected') {
       out.instances.push({ url, up: false, error: (r.reason as Error).message });
       return;
     }
-    out.instances.push({ url, up: true });
+    const h = r.value.health;
+    out.instances.push({
+      url,
+      up: h.status !== 'down',
+      instance_id: h.instance_id,
+      ...(h.cluster_id ? { cluster_id: h.cluster_id } : {}),
+      ...(h.status === 'down' ? { error: `draining (${h.reason})` } : {}),
+    });
     out.samples.push(...r.value.samples);
-    out.agents.push(...r.value.agents);
-    out.connections.push(...r.value.connections);
+    answered.push(r.value);
   });
+  out.agents = mergeAgents(answered.map((a) => a.agents));
+  out.connections = mergeConnections(answered.map((a) => a.connections));
   if (o.witness) {
     const w = o.witness;
     try {

@@ -1,9 +1,9 @@
-// Where the mesh is (flags > environment > local stack > configuration), `monitoring check`
+// Where the mesh is (the fleet view: flags > inventory > the state's records > configuration), `monitoring check`
 // (two looks a sample window apart, so CPU can be a rate) and the data `ifmesh top` shows.
 
-import { signalingUrls, witnessEndpoint } from '../../config/endpoints.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnreachableError } from '../../errors.js';
+import { loadFleet } from '../fleet/fleet.js';
 import type { OpContext } from '../shared.js';
 import { type CheckReport, evaluateMesh } from './check.js';
 import { collectMesh, type MeshSample } from './collect.js';
@@ -23,13 +23,13 @@ export function resolveTargets(
   loaded: LoadedConfig,
   stateDir: string,
 ): MeshTargets {
-  const signaling = signalingUrls(flags.signaling, env, loaded.config, stateDir).map((u) =>
-    u.replace(/^ws(s?):\/\//i, 'http$1://').replace(/\/+$/, ''),
-  );
-  const w = witnessEndpoint(flags.witness, loaded, stateDir);
+  const fleet = loadFleet(stateDir, loaded, {
+    signaling: flags.signaling ?? env.IFMESH_SIGNALING_URL,
+    witness: flags.witness,
+  });
   return {
-    signaling,
-    witness: { url: w.url, token: env.WITNESS_QUERY_TOKEN || undefined },
+    signaling: fleet.signaling.map((x) => x.http),
+    witness: { url: fleet.witness.url, token: env.WITNESS_QUERY_TOKEN || undefined },
     tlsCert: loaded.config.signalingTlsCert,
   };
 }

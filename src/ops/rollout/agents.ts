@@ -3,12 +3,12 @@
 // one process per agent.
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
+import { SignalingClient } from '../../clients/signaling.js';
 import { packageRoot } from '../../paths.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import type { AgentSpec, Release } from '../deploy/releases.js';
-import type { Supervisor } from '../stack/supervisor.js';
+import type { Supervisor } from '../fleet/supervisor.js';
 
 export const agentProcessName = (id: string) => `deploy-agent-${id}`;
 
@@ -39,36 +39,44 @@ export async function moveAgent(sup: Supervisor, spec: AgentSpec, graceMs = 5_00
   return startAgent(sup, spec);
 }
 
-/** The signaling instances' HTTP base URLs of a release (deploy-signaling-N with their ports). */
+/** The signaling instances' HTTP base URLs of a release (by role; older deploy records by name). */
 export function instanceUrls(r: Pick<Release, 'processes'>): string[] {
   return r.processes
-    .filter((p) => p.name.startsWith('deploy-signaling-') && p.port)
+    .filter((p) => (p.role === 'signaling' || p.name.startsWith('deploy-signaling-')) && p.port)
     .map((p) => `http://127.0.0.1:${p.port}`);
 }
 
-export interface Peers {
-  /** agent id -> the instance it is registered on. */
-  registeredOn: Map<string, string>;
+/** Where an agent is registered: the instance listing it, and the registry that instance shares. */
+export interface Registration {
+  url: string;
+  /** The cluster_id of a cluster's instances (one registry), else the instance's own URL. */
+  registry: string;
+  mesh: string;
 }
 
-/** Who is registered where, asking every instance (one that does not answer holds nobody). */
+/**
+ * Who is registered where, asking every instance (one that does not answer holds nobody). In a
+ * cluster every instance lists every agent; the instance holding the agent's socket is preferred.
+ */
 export async function registrations(
   instances: string[],
   o: { dispatcher?: Dispatcher | undefined; signal?: AbortSignal | undefined },
-): Promise<Map<string, string>> {
-  const on = new Map<string, string>();
+): Promise<Map<string, Registration>> {
+  const on = new Map<string, Registration & { holds: boolean }>();
   await Promise.all(
     instances.map(async (base) => {
-      const r = await httpRequest(`${base}/agents`, {
-        timeoutMs: 2_000,
-        dispatcher: o.dispatcher,
-        signal: o.signal,
-      }).catch(() => undefined);
-      for (const a of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
-        on.set(a.agent_id, base);
+      const c = new SignalingClient(base, { timeoutMs: 2_000, ...o });
+      const [health, answer] = await Promise.all([c.health(), c.agents()]).catch(() => [null, null] as const);
+      if (!health || !answer) return;
+      const registry = health.cluster_id ?? c.url;
+      for (const a of answer.agents) {
+        const holds = a.instance_id === health.instance_id;
+        if (on.get(a.agent_id)?.holds && !holds) continue;
+        on.set(a.agent_id, { url: c.url, registry, mesh: a.mesh, holds });
+      }
     }),
   );
-  return on;
+  return new Map([...on].map(([id, { holds: _, ...r }]) => [id, r]));
 }
 
 /** Waits until every id in `ids` runs and is registered; returns the ids still missing. */

@@ -4,9 +4,10 @@
 // the loop runs on the injected clock, so a five-minute window runs in milliseconds under a fake one.
 import { promises as fs } from 'node:fs';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
+import { SignalingClient } from '../../clients/signaling.js';
 import type { Clock } from '../../util/clock.js';
-import type { Supervisor } from '../stack/supervisor.js';
+import type { Supervisor } from '../fleet/supervisor.js';
+import { mergeConnections } from '../fleet-views.js';
 import { runWitnessQuery } from '../witness/query.js';
 import { agentProcessName, registrations } from './agents.js';
 
@@ -14,7 +15,7 @@ export interface Signals {
   agents: string[];
   running: string[];
   registered: string[];
-  /** Pairs (canary, peer on the same instance) and whether either side reports them connected. */
+  /** Pairs (canary, peer in the same registry and mesh) and whether either side reports them connected. */
   pairs: { agent: string; peer: string; connected: boolean; rtt_ms: number | null }[];
   log_errors: { count: number; first: string | null };
   /** null when no witness is configured or it did not answer. */
@@ -146,21 +147,25 @@ export async function measure(o: MeasureOptions): Promise<Signals> {
   const on = await registrations(o.instances, net);
   const running = o.agents.filter((id) => o.sup.running(agentProcessName(id)) !== undefined);
   const registered = o.agents.filter((id) => on.has(id));
+  // Each report once (a cluster's instances all list them), asked of the instances holding canaries.
+  const urls = [...new Set(registered.map((id) => on.get(id)!.url))];
+  const answers = await Promise.all(
+    urls.map((u) =>
+      new SignalingClient(u, { timeoutMs: 2_000, ...net }).connections().catch(() => ({ connections: [] })),
+    ),
+  );
   const reports = new Map<string, { state: string; rtt_ms: number | null }[]>();
-  for (const base of new Set(registered.map((id) => on.get(id)!))) {
-    const r = await httpRequest(`${base}/connections`, { timeoutMs: 2_000, ...net }).catch(() => undefined);
-    for (const c of (
-      r?.json as {
-        connections?: { agent_id: string; peer_id: string; state: string; rtt_ms: number | null }[];
-      }
-    )?.connections ?? []) {
-      const key = [c.agent_id, c.peer_id].sort().join('\u0000');
-      reports.set(key, [...(reports.get(key) ?? []), c]);
-    }
+  for (const c of mergeConnections(answers)) {
+    const key = [c.agent_id, c.peer_id].sort().join('\u0000');
+    reports.set(key, [...(reports.get(key) ?? []), c]);
   }
   const pairs: Signals['pairs'] = [];
   for (const id of registered) {
-    const peers = [...on].filter(([p, base]) => p !== id && base === on.get(id)).map(([p]) => p);
+    // Peers: agents of the same registry (instance, or cluster) and the same mesh.
+    const mine = on.get(id)!;
+    const peers = [...on]
+      .filter(([p, r]) => p !== id && r.registry === mine.registry && r.mesh === mine.mesh)
+      .map(([p]) => p);
     for (const peer of peers) {
       if (o.agents.includes(peer) && peer < id) continue; // each canary-canary pair once
       const rs = reports.get([id, peer].sort().join('\u0000')) ?? [];

@@ -13,8 +13,8 @@ import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { loadAgentConfigs } from '../deploy/deploy.js';
 import { type AgentSpec, currentRelease, operator, type Release, recordRelease } from '../deploy/releases.js';
+import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
-import { Supervisor } from '../stack/supervisor.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import {
   DEFAULT_GATES,

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { statePaths } from '../../state/state-dir.js';
+import { openWitness } from '../events.js';
 
 export interface RunEvents {
   trace_id: string;
@@ -17,15 +18,11 @@ export function runEvents(
   producer: string,
   traceId: string = randomUUID(),
 ): RunEvents {
-  const client = config.witnessApiKey
-    ? new WitnessClient({
-        url: config.witnessUrl,
-        apiKey: config.witnessApiKey,
-        producer: `${producer}-${traceId.slice(0, 8)}`,
-        spoolDir: statePaths(stateDir).spool,
-        stateDir,
-      })
-    : undefined;
+  const client = openWitness(
+    { url: config.witnessUrl, apiKey: config.witnessApiKey, stateDir },
+    `${producer}-${traceId.slice(0, 8)}`,
+    {},
+  );
   return {
     trace_id: traceId,
     log: (event, fields) => client?.log({ event, trace_id: traceId, ...fields }),

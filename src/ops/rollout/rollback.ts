@@ -13,8 +13,8 @@ import {
   setCurrentRelease,
   setReleaseOutcome,
 } from '../deploy/releases.js';
+import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
-import { Supervisor } from '../stack/supervisor.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import { runEvents } from './events.js';
 

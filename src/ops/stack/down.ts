@@ -1,6 +1,6 @@
 import { listProcesses, STOP_TIERS } from '../../state/processes.js';
+import { type StopOutcome, Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
-import { type StopOutcome, Supervisor } from './supervisor.js';
 
 export interface DownReport {
   state_dir: string;

@@ -4,7 +4,7 @@
 // is active and the others are hot standbys: nginx `backup`, and listed after the active one in the
 // agents' signaling URLs, so every agent is always on the same instance.
 import { redisServerArgs } from '../../exec/redis.js';
-import type { ProcessSpec } from './supervisor.js';
+import type { ProcessSpec } from '../fleet/supervisor.js';
 
 export type SignalingMode = 'redis' | 'standby' | 'single';
 

@@ -1,11 +1,11 @@
 import { httpRequest } from '../../clients/http.js';
-import { prometheusReady } from '../../exec/prometheus.js';
-import { pingRedis } from '../../exec/redis.js';
-import { listProcesses, type ProcessRecord, type ProcessRole } from '../../state/processes.js';
+import type { LoadedConfig } from '../../config/load.js';
+import { listProcesses, type ProcessRole } from '../../state/processes.js';
+import { loadFleet } from '../fleet/fleet.js';
+import { answers, httpOf } from '../fleet/health.js';
+import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
 import { type SignalingMode, signalingMode } from './signaling-topology.js';
-import { httpHealthy, readStack, tcpOpen, urls } from './stack.js';
-import { Supervisor } from './supervisor.js';
 
 export interface ComponentStatus {
   name: string;
@@ -18,11 +18,20 @@ export interface ComponentStatus {
   url: string | null;
   uptime_s: number | null;
   log: string;
+  /** Restarts by the supervisor or a procedure. */
+  restarts: number;
+  /** Kept running by the supervisor. */
+  supervised: boolean;
+  /** The supervisor gave up on it: it died too often in a row. */
+  crash_loop: { since: string; tries: number } | null;
 }
 
 export interface StatusReport {
   state_dir: string;
+  /** Anything recorded at all. */
   exists: boolean;
+  /** At least one recorded process runs. */
+  running: boolean;
   components: ComponentStatus[];
   endpoints: {
     witness: string;
@@ -39,37 +48,18 @@ export interface StatusReport {
   healthy: boolean;
 }
 
-const httpOf = (url: string) => url.replace(/^ws(s?):\/\//, 'http$1://');
-
-/** Does a running process answer as its role should? */
-async function answers(p: ProcessRecord, ctx: Pick<OpContext, 'dispatcher'>): Promise<boolean> {
-  switch (p.role) {
-    case 'witness':
-    case 'signaling':
-    case 'nginx':
-      return p.url ? httpHealthy(httpOf(p.url), ctx.dispatcher) : true;
-    case 'coturn':
-      return p.port ? tcpOpen(p.port) : true;
-    case 'redis':
-      return p.url ? pingRedis(p.url) : p.port ? tcpOpen(p.port) : true;
-    case 'prometheus':
-      return p.url ? prometheusReady(p.url, ctx.dispatcher) : true;
-    default:
-      return true;
-  }
-}
-
 /** Every process recorded in the state directory (what `up` and `deploy` started alike) and the mesh. */
 export async function status(
   stateDir: string,
+  loaded: LoadedConfig,
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
-  const s = readStack(stateDir);
   const procs = listProcesses(stateDir);
-  if (!s && procs.length === 0)
+  if (procs.length === 0)
     return {
       state_dir: stateDir,
       exists: false,
+      running: false,
       components: [],
       endpoints: null,
       mesh: null,
@@ -90,17 +80,21 @@ export async function status(
         owner: p.owner,
         pid,
         running: pid !== null,
-        healthy: pid !== null && (await answers(p, ctx)),
+        healthy: pid !== null && (await answers(p, ctx.dispatcher)),
         url: p.url ?? null,
         uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
         log: sup.logFile(p.name),
+        restarts: p.restarts ?? 0,
+        supervised: p.supervised === true,
+        crash_loop: p.crash_loop ? { since: p.crash_loop.since, tries: p.crash_loop.tries } : null,
       };
     }),
   );
   const signaling = components.find((c) => c.role === 'signaling' && c.healthy && c.url);
   let mesh: StatusReport['mesh'] = null;
   const instances = components.filter((c) => c.role === 'signaling').length;
-  let mode: SignalingMode | null = instances ? signalingMode(instances, false) : null;
+  let mode: SignalingMode | null =
+    instances && components.some((c) => c.running) ? signalingMode(instances, false) : null;
   if (signaling?.url) {
     const get = (p: string) =>
       httpRequest(`${httpOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
@@ -116,19 +110,22 @@ export async function status(
       ).length,
     };
   }
+  const fleet = loadFleet(stateDir, loaded);
+  const running = components.some((c) => c.running);
   return {
     state_dir: stateDir,
     exists: true,
+    running,
     components,
-    endpoints: s
+    endpoints: running
       ? {
-          witness: urls.witness(s),
-          signaling: urls.signaling(s),
-          signaling_http: urls.signalingHttp(s),
-          nginx: urls.nginx(s),
-          stun: urls.stun(s),
-          turn: urls.turn(s),
-          prometheus: urls.prometheus(s),
+          witness: fleet.witness.url,
+          signaling: fleet.signaling.map((x) => x.url),
+          signaling_http: fleet.signaling.map((x) => x.http),
+          nginx: fleet.front_door?.url ?? null,
+          stun: fleet.stun,
+          turn: fleet.turn,
+          prometheus: procs.find((p) => p.role === 'prometheus')?.url ?? null,
         }
       : null,
     mesh,

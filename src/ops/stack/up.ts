@@ -2,29 +2,27 @@ import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UnreachableError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
+import { isAlive } from '../../exec/pid.js';
 import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
 import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
+import { listProcesses } from '../../state/processes.js';
+import { ensureSecrets } from '../../state/secrets.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
+import { currentRelease } from '../deploy/releases.js';
+import { startAndWait } from '../fleet/restart.js';
+import { type ProcessSpec, Supervisor } from '../fleet/supervisor.js';
+import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { exportMonitoring } from '../monitoring/export.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
-import {
-  freePort,
-  httpHealthy,
-  readStack,
-  type StackFile,
-  secrets,
-  tcpOpen,
-  urls,
-  writeStack,
-} from './stack.js';
-import { type ProcessSpec, Supervisor } from './supervisor.js';
+import { freePort, readStack, type StackFile, tcpOpen, urls, writeStack } from './stack.js';
+import { ensureUpAgents, recordUpRelease } from './up-agents.js';
 
 export interface UpOptions {
   stateDir: string;
@@ -37,6 +35,8 @@ export interface UpOptions {
   withPrometheus?: boolean;
   /** The verification's RTT p95 budget (default: the runbook's 100 ms). */
   maxRttP95Ms?: number;
+  /** Run the state's supervisor (default), which restarts a service that dies. */
+  supervise?: boolean;
 }
 
 export interface UpReport {
@@ -57,6 +57,8 @@ export interface UpReport {
   signaling_mode: 'redis' | 'standby' | 'single';
   mesh: { agents: number; connected: number; expected: number };
   verification: ExchangeReport;
+  /** The release `up` recorded for its agents (the first one; canary and rollback start from it). */
+  release: { id: string; recorded: boolean };
   elapsed_ms: number;
 }
 
@@ -73,9 +75,11 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
       () => undefined,
     );
-  const sec = secrets(o.stateDir);
+  const sec = ensureSecrets(o.stateDir);
   let stack = readStack(o.stateDir);
-  if (!stack || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
+  // Nothing of an earlier stack runs (after `down`): plan again, so packages installed since are used.
+  const anyRunning = listProcesses(o.stateDir).some((r) => r.pid > 0 && isAlive(r.pid));
+  if (!stack || !anyRunning || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
     const withCoturn = await hasBinary(ctx, 'turnserver');
     if (!withCoturn)
       o.progress.info(
@@ -139,30 +143,30 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     redis: s.redis ? { url: `redis://127.0.0.1:${s.redis.port}`, start: true } : null,
     frontDoor: urls.nginx(s),
   });
-  if (!s.redis && s.signaling.length > 1)
+  // A running stack keeps its topology; say what it would gain from packages installed since.
+  const missing = [
+    ...(!s.redis && s.signaling.length > 1 && (await hasBinary(ctx, 'redis-server'))
+      ? ['Redis (one mesh across every instance)']
+      : []),
+    ...(!s.coturn.length && (await hasBinary(ctx, 'turnserver')) ? ['coturn (STUN/TURN)'] : []),
+    ...(!s.nginx && (await hasBinary(ctx, 'nginx')) ? ['nginx in front of the instances'] : []),
+  ];
+  if (missing.length)
+    o.progress.info(
+      `this stack was made before ${missing.join(', ')} could run here; to add it: ifmesh down --state-dir ${o.stateDir} && ifmesh up --state-dir ${o.stateDir}`,
+    );
+  else if (!s.redis && s.signaling.length > 1)
     o.progress.info(
       'redis-server is not installed (apt-get install redis-server): one signaling instance is active, the others are hot standbys',
     );
 
-  const ensure = async (spec: ProcessSpec, healthy: () => Promise<boolean>) => {
-    if (sup.running(spec.name) !== undefined && (await healthy())) {
-      already.push(spec.name);
-      o.progress.step(spec.name, 'ok', 'already running');
-      return;
-    }
+  // Every service through the fleet's one start path, kept running by the supervisor.
+  const ensure = async (spec: ProcessSpec) => {
     o.progress.step(spec.name, 'running', 'starting');
-    await sup.stop(spec.name, 2_000);
-    sup.start({ cwd: o.stateDir, ...spec });
-    if (!(await poll(healthy, 20_000))) {
-      const last = sup.tail(spec.name, 15);
-      await sup.stop(spec.name, 2_000);
-      throw new CheckFailedError(
-        `${spec.name} did not become healthy:\n${last}`,
-        `see ${sup.logFile(spec.name)}`,
-      );
-    }
-    started.push(spec.name);
-    o.progress.step(spec.name, 'ok', 'started');
+    const r = await startAndWait(sup, { cwd: o.stateDir, supervised: true, ...spec }, ctx);
+    if (!r.ok) throw new CheckFailedError(`${spec.name} ${r.detail}`, `see ${sup.logFile(spec.name)}`);
+    (r.already_running ? already : started).push(spec.name);
+    o.progress.step(spec.name, 'ok', r.already_running ? 'already running' : 'started');
   };
 
   // PostgreSQL daemonises through pg_ctl (as the postgres user when we are root): adopted by the pid
@@ -196,72 +200,64 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
 
   let witnessDb = path.join(o.stateDir, 'witness.db');
   if (o.witnessDb === 'postgres' && s.postgres) witnessDb = await ensurePostgres(s.postgres.port);
-  await ensure(
-    {
-      name: 'witness',
-      role: 'witness',
-      url: urls.witness(s),
-      port: s.witness.port,
-      command: node,
-      args: [
-        bin,
-        'witness',
-        'serve',
-        '--port',
-        String(s.witness.port),
-        '--db',
-        witnessDb,
-        '--state-dir',
-        o.stateDir,
-      ],
-      env: baseEnv,
-    },
-    () => httpHealthy(urls.witness(s)),
-  );
+  await ensure({
+    name: 'witness',
+    role: 'witness',
+    url: urls.witness(s),
+    port: s.witness.port,
+    command: node,
+    args: [
+      bin,
+      'witness',
+      'serve',
+      '--port',
+      String(s.witness.port),
+      '--db',
+      witnessDb,
+      '--state-dir',
+      o.stateDir,
+    ],
+    env: baseEnv,
+  });
   for (const c of s.coturn) {
-    await ensure(
-      {
-        name: c.name,
-        role: 'coturn',
+    await ensure({
+      name: c.name,
+      role: 'coturn',
+      port: c.port,
+      url: `turn:127.0.0.1:${c.port}?transport=udp`,
+      command: 'turnserver',
+      args: turnserverArgs({
         port: c.port,
-        url: `turn:127.0.0.1:${c.port}?transport=udp`,
-        command: 'turnserver',
-        args: turnserverArgs({
-          port: c.port,
-          relayPorts: c.relay,
-          user: 'ifmesh',
-          password: sec.turn_password,
-          allowLoopbackPeers: true,
-        }),
-      },
-      () => tcpOpen(c.port),
-    );
+        relayPorts: c.relay,
+        user: 'ifmesh',
+        password: sec.turn_password,
+        allowLoopbackPeers: true,
+      }),
+    });
   }
   if (s.redis && topology.redis) {
     const redisUrl = topology.redis.url;
-    await ensure(
-      { ...redisProcessSpec('redis', s.redis.port, o.stateDir), url: redisUrl, port: s.redis.port },
-      () => pingRedis(redisUrl),
-    );
+    await ensure({
+      ...redisProcessSpec('redis', s.redis.port, o.stateDir),
+      url: redisUrl,
+      port: s.redis.port,
+    });
   }
   for (const sig of s.signaling) {
-    await ensure(
-      {
-        name: sig.name,
-        role: 'signaling',
+    await ensure({
+      name: sig.name,
+      role: 'signaling',
+      port: sig.port,
+      url: `ws://127.0.0.1:${sig.port}`,
+      command: node,
+      args: signalingServeArgs(bin, {
         port: sig.port,
-        url: `ws://127.0.0.1:${sig.port}`,
-        command: node,
-        args: signalingServeArgs(bin, {
-          port: sig.port,
-          instanceId: sig.name,
-          stateDir: o.stateDir,
-          adminTokenFile: path.join(o.stateDir, 'admin.token'),
-        }).concat(topology.serveArgs),
-        env: baseEnv,
-      },
-      () => httpHealthy(`http://127.0.0.1:${sig.port}`),
-    );
+        instanceId: sig.name,
+        stateDir: o.stateDir,
+        adminTokenFile: path.join(o.stateDir, 'admin.token'),
+      }).concat(topology.serveArgs),
+      env: baseEnv,
+    });
   }
   if (s.nginx) {
     const nginxPort = s.nginx.port;
@@ -294,21 +290,18 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       thresholds: DEFAULT_THRESHOLDS,
       scrapeInterval: '5s',
     });
-    await ensure(
-      {
-        name: 'prometheus',
-        role: 'prometheus',
+    await ensure({
+      name: 'prometheus',
+      role: 'prometheus',
+      port,
+      url: `http://127.0.0.1:${port}`,
+      command: 'prometheus',
+      args: prometheusArgs({
+        configFile: exported.files.scrape_config,
         port,
-        url: `http://127.0.0.1:${port}`,
-        command: 'prometheus',
-        args: prometheusArgs({
-          configFile: exported.files.scrape_config,
-          port,
-          dataDir: path.join(o.stateDir, 'prometheus-data'),
-        }),
-      },
-      () => prometheusReady(`http://127.0.0.1:${port}`, ctx.dispatcher),
-    );
+        dataDir: path.join(o.stateDir, 'prometheus-data'),
+      }),
+    });
   }
   const first = urls.signalingHttp(s)[0]!;
   const countAgents = async () => {
@@ -317,41 +310,24 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       a.agent_id.startsWith('agent-'),
     ).length;
   };
-  await ensure(
-    {
-      name: 'agents',
-      role: 'agents',
-      command: node,
-      args: [
-        bin,
-        'agent',
-        'swarm',
-        '--count',
-        String(o.agents),
-        '--prefix',
-        'agent',
-        '--signaling',
-        topology.agentUrls.join(','),
-        ...(s.coturn.length
-          ? [
-              '--stun',
-              urls.stun(s)[0]!,
-              '--turn',
-              urls.turn(s).join(','),
-              '--turn-user',
-              'ifmesh',
-              '--turn-pass',
-              sec.turn_password,
-            ]
-          : []),
-        '--loopback',
-        '--state-dir',
-        o.stateDir,
-      ],
-      env: baseEnv,
-    },
-    async () => (await countAgents()) === o.agents,
-  );
+  const agentIds = Array.from({ length: o.agents }, (_, i) => `agent-${i + 1}`);
+  o.progress.step('agents', 'running', `starting ${o.agents} agents`);
+  const agents = await ensureUpAgents(sup, { ids: agentIds, signaling: topology.agentUrls }, ctx);
+  started.push(...agents.started);
+  already.push(...agents.already);
+  if (!(await poll(async () => (await countAgents()) === o.agents, 20_000)))
+    throw new CheckFailedError(
+      `${o.agents - (await countAgents())} of ${o.agents} agents did not register`,
+      `see ${sup.logFile(agents.specs[0] ? `deploy-agent-${agents.specs[0].agent_id}` : 'agents')}`,
+    );
+  o.progress.step('agents', 'ok', `${o.agents} agents registered`);
+  // The state's supervisor restarts any service above that dies (`ifmesh supervise`).
+  if (o.supervise !== false) {
+    const watchdog = await ensureWatchdog(sup, ctx);
+    if (!watchdog.ok)
+      throw new CheckFailedError(`the supervisor ${watchdog.detail}`, `see ${sup.logFile('supervisor')}`);
+    (watchdog.already_running ? already : started).push(watchdog.name);
+  }
   const expected = o.agents * (o.agents - 1);
   let connected = 0;
   await poll(async () => {
@@ -399,6 +375,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },
     verification,
+    release: await recordUpRelease(o.stateDir, agents.specs, s, ctx),
     elapsed_ms: ctx.clock.now() - t0,
   };
 }

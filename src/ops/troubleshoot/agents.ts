@@ -1,10 +1,16 @@
-// `ifmesh agents block|unblock|list`: the signaling admin API of every instance, so that whichever
-// instance an agent reaches refuses it and whichever holds it disconnects it.
-import { httpRequest } from '../../clients/http.js';
+// `ifmesh agents block|unblock|list`: the signaling admin API of every instance (one per cluster: a
+// cluster pushes the change to all of its instances), so that whichever instance an agent reaches
+// refuses it and whichever holds it disconnects it.
+import { type SignalingClient, SignalingHttpError } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
-import { readStackSecrets } from '../../config/local-stack.js';
 import { CheckFailedError, UnauthorizedError, UnreachableError, UsageError } from '../../errors.js';
-import type { BlockEntry } from '../../services/signaling/block-list.js';
+import type {
+  BlockEntryInfo as BlockEntry,
+  BlockResponse,
+  UnblockResponse,
+} from '../../protocol/signaling-api.js';
+import { readSecrets } from '../../state/secrets.js';
+import { lookAtInstances, type PerCluster, perCluster } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
 
 export interface AdminTargets {
@@ -18,6 +24,9 @@ export interface InstanceAnswer {
   status: number | null;
   disconnected?: number;
   error?: string;
+  /** The cluster's instances this answer stands for (the cluster applies the change everywhere). */
+  cluster_id?: string | null;
+  covers?: string[];
 }
 
 export interface BlockReport {
@@ -30,7 +39,7 @@ export interface BlockReport {
 
 /** SIGNALING_ADMIN_TOKEN from the config, else the local stack's generated token. */
 export function adminToken(loaded: LoadedConfig, stateDir: string): string {
-  const t = loaded.config.signalingAdminToken || readStackSecrets(stateDir)?.admin_token;
+  const t = loaded.config.signalingAdminToken || readSecrets(stateDir)?.admin_token;
   if (!t)
     throw new UsageError(
       'no signaling admin token',
@@ -39,41 +48,25 @@ export function adminToken(loaded: LoadedConfig, stateDir: string): string {
   return t;
 }
 
-async function call(
+/** One call per cluster group (a cluster shares its block list through its pushes). */
+async function perGroup<T>(
   t: AdminTargets,
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-) {
-  return Promise.all(
-    t.signaling.map(async (url) => {
-      try {
-        const r = await httpRequest(`${url}${path}`, {
-          method,
-          ...(body ? { body: JSON.stringify(body) } : {}),
-          headers: { authorization: `Bearer ${t.token}` },
-          dispatcher: ctx.dispatcher,
-          signal: ctx.signal,
-          timeoutMs: 5_000,
-        });
-        return { url, status: r.status as number | null, json: r.json as Record<string, any> | undefined };
-      } catch (err) {
-        return { url, status: null, json: undefined, error: (err as Error).message };
-      }
-    }),
-  );
-}
-
-function judge(answers: Awaited<ReturnType<typeof call>>): void {
-  if (answers.every((a) => a.status === null))
+  call: (c: SignalingClient) => Promise<T>,
+): Promise<PerCluster<T>[]> {
+  const opts = { adminToken: t.token, dispatcher: ctx.dispatcher, signal: ctx.signal, timeoutMs: 5_000 };
+  const results = await perCluster(await lookAtInstances(t.signaling, opts), call);
+  if (results.every((r) => !r.ok && r.error instanceof UnreachableError))
     throw new UnreachableError(
-      `no signaling instance answers: ${answers.map((a) => a.url).join(', ')}`,
+      `no signaling instance answers: ${t.signaling.join(', ')}`,
       'start the mesh with `ifmesh up`, or pass --signaling URL',
     );
-  if (answers.some((a) => a.status === 401))
-    throw new UnauthorizedError('signaling refused the admin token', 'check SIGNALING_ADMIN_TOKEN');
+  for (const r of results) if (!r.ok && r.error instanceof UnauthorizedError) throw r.error;
+  return results;
 }
+
+const httpStatus = (r: PerCluster<unknown>) =>
+  r.ok ? 200 : r.error instanceof SignalingHttpError ? r.error.status : null;
 
 export async function setBlocked(
   t: AdminTargets,
@@ -82,14 +75,13 @@ export async function setBlocked(
   reason: string | undefined,
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
 ): Promise<BlockReport> {
-  const answers =
-    action === 'block'
-      ? await call(t, ctx, 'POST', '/admin/block', { agent_id: agentId, reason })
-      : await call(t, ctx, 'POST', '/admin/unblock', { agent_id: agentId });
-  judge(answers);
-  const bad = answers.find((a) => a.status === 400);
-  if (bad) throw new UsageError(String(bad.json?.error?.message ?? 'signaling refused the request'));
-  if (action === 'unblock' && answers.every((a) => a.status === 404 || a.status === null))
+  const answers = await perGroup<BlockResponse | UnblockResponse>(t, ctx, (c) =>
+    action === 'block' ? c.block(agentId, reason) : c.unblock(agentId),
+  );
+  for (const a of answers)
+    if (!a.ok && a.error instanceof SignalingHttpError && a.error.status === 400)
+      throw new UsageError(a.error.message);
+  if (action === 'unblock' && answers.every((a) => httpStatus(a) === 404 || httpStatus(a) === null))
     throw new CheckFailedError(
       `${agentId} is not blocked`,
       'ifmesh agents list shows the blocked identities',
@@ -98,12 +90,13 @@ export async function setBlocked(
   const instances: InstanceAnswer[] = answers.map((a) => ({
     url: a.url,
     // An instance sharing the state directory may already have seen the change: 404 on unblock is fine.
-    ok: a.status === 200 || (action === 'unblock' && a.status === 404),
-    status: a.status,
-    ...(a.json?.disconnected !== undefined ? { disconnected: a.json.disconnected as number } : {}),
-    ...('error' in a && a.error ? { error: a.error } : {}),
+    ok: a.ok || (action === 'unblock' && httpStatus(a) === 404),
+    status: httpStatus(a),
+    ...(a.urls.length > 1 ? { cluster_id: a.cluster_id, covers: a.urls } : {}),
+    ...(a.ok && 'disconnected' in a.value ? { disconnected: a.value.disconnected } : {}),
+    ...(!a.ok && httpStatus(a) !== 404 ? { error: a.error.message } : {}),
   }));
-  const entry = (answers.find((a) => a.status === 200)?.json?.entry as BlockEntry | undefined) ?? null;
+  const entry = answers.find((a) => a.ok)?.value.entry ?? null;
   const report: BlockReport = {
     action,
     agent_id: agentId,
@@ -129,10 +122,9 @@ export async function listBlocked(
   t: AdminTargets,
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
 ): Promise<{ blocked: BlockEntry[] }> {
-  const answers = await call(t, ctx, 'GET', '/admin/blocks');
-  judge(answers);
+  const answers = await perGroup(t, ctx, (c) => c.blocks());
   const seen = new Map<string, BlockEntry>();
-  for (const a of answers) for (const e of (a.json?.blocked ?? []) as BlockEntry[]) seen.set(e.agent_id, e);
+  for (const a of answers) if (a.ok) for (const e of a.value.blocked) seen.set(e.agent_id, e);
   return { blocked: [...seen.values()] };
 }
 
@@ -153,18 +145,25 @@ export async function planBlock(
   reason: string | undefined,
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
 ): Promise<BlockPlan> {
-  const answers = await call(t, ctx, 'GET', '/agents');
-  judge(answers);
+  const opts = { dispatcher: ctx.dispatcher, signal: ctx.signal, timeoutMs: 5_000 };
+  const looks = await lookAtInstances(t.signaling, opts);
+  if (looks.every((l) => !l.health))
+    throw new UnreachableError(
+      `no signaling instance answers: ${t.signaling.join(', ')}`,
+      'start the mesh with `ifmesh up`, or pass --signaling URL',
+    );
+  const agents = await Promise.all(looks.map((l) => (l.health ? l.client.agents().catch(() => null) : null)));
   return {
     dry_run: true,
     action,
     agent_id: agentId,
     reason: reason ?? null,
-    instances: answers.map((a) => ({
-      url: a.url,
-      reachable: a.status === 200,
-      holds_agent: ((a.json?.agents ?? []) as { agent_id: string; instance_id: string }[]).some(
-        (x) => x.agent_id === agentId,
+    // In a cluster every instance lists every agent: the one holding it is the one whose id it names.
+    instances: looks.map((l, i) => ({
+      url: l.url,
+      reachable: agents[i] !== null,
+      holds_agent: Boolean(
+        agents[i]?.agents.some((x) => x.agent_id === agentId && x.instance_id === l.health?.instance_id),
       ),
     })),
   };

@@ -4,9 +4,10 @@
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
-import type { ConnectionReport } from '../../services/signaling/registry.js';
+import { SignalingClient } from '../../clients/signaling.js';
+import type { ConfigResponse, ConnectionInfo, Health } from '../../protocol/signaling-api.js';
 import type { Clock } from '../../util/clock.js';
+import { mergeAgents, mergeConnections } from '../fleet-views.js';
 import { runWitnessQuery } from '../witness/query.js';
 import { type ProbeResult, probeStun, probeTurnAllocate } from './probes.js';
 
@@ -29,7 +30,10 @@ export interface EvidenceSources {
 export interface InstanceHealth {
   url: string;
   up: boolean;
-  status: number | null;
+  /** What /health said (null: it did not answer). */
+  status: Health['status'] | null;
+  instance_id?: string;
+  cluster_id?: string;
   error?: string;
 }
 
@@ -60,9 +64,9 @@ export interface Evidence {
   health(): Promise<InstanceHealth[]>;
   agents(): Promise<AgentEntry[]>;
   /** GET /config of the first instance that answers. */
-  config(): Promise<{ stunServers: string[]; turnServers: string[]; turnFallbackTimeout: number } | null>;
-  /** Agents' connection reports from every instance (each keeps those of its own agents). */
-  connections(): Promise<ConnectionReport[]>;
+  config(): Promise<ConfigResponse | null>;
+  /** Agents' connection reports from every instance, each report once. */
+  connections(): Promise<ConnectionInfo[]>;
   stats(): Promise<InstanceStats[]>;
   /** IF.witness query results, oldest first. */
   witness(query: Record<string, unknown>, since: string): Promise<Record<string, unknown>[]>;
@@ -115,17 +119,22 @@ function tlsCertificate(url: string, timeoutMs: number, now: () => number): Prom
 
 export function createEvidence(src: EvidenceSources): Evidence {
   const timeoutMs = src.probeTimeoutMs ?? 2_000;
-  const get = async (base: string, path: string) => {
-    const r = await httpRequest(`${base}${path}`, { dispatcher: src.dispatcher, timeoutMs: 3_000 });
-    if (r.status !== 200) throw new Error(`${path} answered ${r.status}`);
-    return r.json as Record<string, any>;
-  };
+  const clients = new Map(
+    src.signaling.map((u) => [u, new SignalingClient(u, { dispatcher: src.dispatcher, timeoutMs: 3_000 })]),
+  );
+  const client = (url: string) => clients.get(url)!;
   const health = once(() =>
     Promise.all(
       src.signaling.map(async (url): Promise<InstanceHealth> => {
         try {
-          const r = await httpRequest(`${url}/health`, { dispatcher: src.dispatcher, timeoutMs: 3_000 });
-          return { url, up: r.status === 200, status: r.status };
+          const h = await client(url).health();
+          return {
+            url,
+            up: h.status !== 'down',
+            status: h.status,
+            instance_id: h.instance_id,
+            ...(h.cluster_id ? { cluster_id: h.cluster_id } : {}),
+          };
         } catch (err) {
           return { url, up: false, status: null, error: (err as Error).message };
         }
@@ -135,8 +144,10 @@ export function createEvidence(src: EvidenceSources): Evidence {
   const upInstances = async () => (await health()).filter((h) => h.up).map((h) => h.url);
   const config = once(async () => {
     for (const url of await upInstances()) {
-      const c = await get(url, '/config').catch(() => undefined);
-      if (c) return c as { stunServers: string[]; turnServers: string[]; turnFallbackTimeout: number };
+      const c = await client(url)
+        .config()
+        .catch(() => undefined);
+      if (c) return c;
     }
     return null;
   });
@@ -145,27 +156,45 @@ export function createEvidence(src: EvidenceSources): Evidence {
     health,
     config,
     agents: once(async () => {
-      const out: AgentEntry[] = [];
-      for (const url of await upInstances()) {
-        const j = await get(url, '/agents').catch(() => ({ agents: [] }));
-        for (const a of j.agents as Record<string, string>[])
-          if (!out.some((o) => o.agent_id === a.agent_id))
-            out.push({ agent_id: a.agent_id!, instance_url: url, host: a.host!, mesh: a.mesh! });
-      }
-      return out;
+      const urls = await upInstances();
+      const answers = await Promise.all(
+        urls.map((u) =>
+          client(u)
+            .agents()
+            .catch(() => ({ agents: [] })),
+        ),
+      );
+      // The instance holding the agent's socket when it is one of ours, else the first that lists it.
+      const byInstanceId = new Map((await health()).map((h) => [h.instance_id, h.url]));
+      const firstLister = (id: string) =>
+        urls.find((_, i) => answers[i]!.agents.some((a) => a.agent_id === id));
+      return mergeAgents(answers).map(
+        (a): AgentEntry => ({
+          agent_id: a.agent_id,
+          instance_url: byInstanceId.get(a.instance_id) ?? firstLister(a.agent_id) ?? urls[0]!,
+          host: a.host,
+          mesh: a.mesh,
+        }),
+      );
     }),
     connections: once(async () => {
-      const seen = new Map<string, ConnectionReport>();
-      for (const url of await upInstances()) {
-        const j = await get(url, '/connections').catch(() => ({ connections: [] }));
-        for (const c of j.connections as ConnectionReport[]) seen.set(`${c.agent_id}\u0000${c.peer_id}`, c);
-      }
-      return [...seen.values()];
+      const urls = await upInstances();
+      return mergeConnections(
+        await Promise.all(
+          urls.map((u) =>
+            client(u)
+              .connections()
+              .catch(() => ({ connections: [] })),
+          ),
+        ),
+      );
     }),
     stats: once(async () => {
       const out: InstanceStats[] = [];
       for (const url of await upInstances()) {
-        const j = await get(url, '/stats').catch(() => undefined);
+        const j = await client(url)
+          .stats()
+          .catch(() => undefined);
         if (j) out.push({ url, memory_rss_bytes: j.memory_rss_bytes, total_agents: j.total_agents });
       }
       return out;

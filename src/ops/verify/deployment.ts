@@ -2,10 +2,11 @@
 // least two agents registered, peer connections established, signed message exchange — each retried
 // on the context's clock, each reported and logged to the witness under one trace id.
 import { randomUUID } from 'node:crypto';
-import { httpRequest } from '../../clients/http.js';
+import { SignalingClient } from '../../clients/signaling.js';
 import { ExitCode, IfmeshError } from '../../errors.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import type { ExchangeOptions, ExchangeReport } from '../agent/exchange.js';
+import { mergeAgents, mergeConnections } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
 
 export type StepName =
@@ -34,7 +35,7 @@ export interface VerifyReport {
 }
 
 export interface VerifyOptions {
-  /** Every signaling instance's HTTP API (http:// or https://); agents and connections are merged. */
+  /** Every signaling instance (http(s):// or ws(s)://); agents and connections are merged, each once. */
   signalingHttp: string[];
   deploymentId?: string | undefined;
   /** Attempts per step, and the wait between them. */
@@ -83,9 +84,10 @@ export function connectedPairs(connections: Connection[]): number {
 
 export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promise<VerifyReport> {
   const traceId = o.traceId ?? randomUUID();
-  const bases = o.signalingHttp.map((u) => u.replace(/\/+$/, ''));
-  const http = (base: string, p: string) =>
-    httpRequest(`${base}${p}`, { timeoutMs: 5_000, dispatcher: ctx.dispatcher, signal: ctx.signal });
+  const clients = o.signalingHttp.map(
+    (u) => new SignalingClient(u, { timeoutMs: 5_000, dispatcher: ctx.dispatcher, signal: ctx.signal }),
+  );
+  const bases = clients.map((c) => c.url);
   const steps: VerifyStep[] = [];
   let unreachable = false;
   const tags = { trace_id: traceId, ...(o.deploymentId ? { deployment_id: o.deploymentId } : {}) };
@@ -126,53 +128,54 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
     return step;
   };
 
-  /** An unreachable signaling server is a reason to retry, not an error, until the last attempt. */
+  /**
+   * An unreachable server, an error answer or a malformed one is a reason to retry, not an error,
+   * until the last attempt.
+   */
   const reach = async <T>(f: () => Promise<T>): Promise<T | IfmeshError> => {
     try {
       return await f();
     } catch (err) {
-      if (err instanceof IfmeshError && err.exitCode === ExitCode.unreachable) return err;
+      if (err instanceof IfmeshError) return err;
       throw err;
     }
   };
 
   const health = await retry('signaling_health', async () => {
-    const answers = await Promise.all(bases.map((b) => reach(() => http(b, '/health'))));
+    const answers = await Promise.all(clients.map((c) => reach(() => c.health())));
     const bad: string[] = [];
     unreachable = false;
     answers.forEach((r, i) => {
       if (r instanceof IfmeshError) {
-        unreachable = true;
+        if (r.exitCode === ExitCode.unreachable) unreachable = true;
         bad.push(r.message);
         return;
       }
-      const status = (r.json as { status?: string } | undefined)?.status;
-      if (r.status !== 200 || status !== 'ok')
-        bad.push(`${bases[i]}/health answered ${r.status} ${status ?? r.text.slice(0, 80)}`);
+      if (r.status !== 'ok')
+        bad.push(`${bases[i]}/health answered ${r.status}${r.reason ? ` (${r.reason})` : ''}`);
     });
     return bad.length
       ? { done: false, step: { status: 'fail', detail: bad.join('; ') } }
       : { done: true, step: { status: 'ok', detail: `${bases.map((b) => `${b}/health`).join(', ')} ok` } };
   });
 
-  /** One list from every instance (`key` of each answer), or the first instance that is unreachable. */
-  const gather = async <T>(p: string, key: string): Promise<T[] | IfmeshError> => {
-    const answers = await Promise.all(bases.map((b) => reach(() => http(b, p))));
+  /** Every instance's answer, or the first failure. */
+  const gather = async <T>(read: (c: SignalingClient) => Promise<T>): Promise<T[] | IfmeshError> => {
+    const answers = await Promise.all(clients.map((c) => reach(() => read(c))));
     const out: T[] = [];
     for (const r of answers) {
       if (r instanceof IfmeshError) return r;
-      out.push(...(((r.json as Record<string, unknown> | undefined)?.[key] as T[] | undefined) ?? []));
+      out.push(r);
     }
     return out;
   };
-  const distinct = (list: Agent[]) => [...new Map(list.map((a) => [a.agent_id, a])).values()];
 
   let agents: Agent[] = [];
   if (health.status === 'ok') {
     await retry('agents_registered', async () => {
-      const r = await gather<Agent>('/agents', 'agents');
+      const r = await gather((c) => c.agents());
       if (r instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: r.message } };
-      agents = distinct(r);
+      agents = mergeAgents(r);
       const data = { agents: agents.length };
       return agents.length >= 2
         ? { done: true, step: { status: 'ok', detail: `${agents.length} agents registered`, data } }
@@ -189,15 +192,12 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
 
   if (steps.at(-1)?.status === 'ok' && steps.length === 2) {
     await retry('connections_established', async () => {
-      const [a, c] = await Promise.all([
-        gather<Agent>('/agents', 'agents'),
-        gather<Connection>('/connections', 'connections'),
-      ]);
+      const [a, c] = await Promise.all([gather((x) => x.agents()), gather((x) => x.connections())]);
       if (a instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: a.message } };
       if (c instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: c.message } };
-      agents = distinct(a);
+      agents = mergeAgents(a);
       const expected = expectedPairs(agents);
-      const connected = connectedPairs(c);
+      const connected = connectedPairs(mergeConnections(c));
       const data = { connected, expected, agents: agents.length };
       const text = `${connected}/${expected} agent pairs connected`;
       if (connected >= expected) return { done: true, step: { status: 'ok', detail: text, data } };

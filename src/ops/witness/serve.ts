@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { readStack } from '../../config/local-stack.js';
 import { createSigner, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity } from '../../crypto/key-file.js';
 import { listenFailure, UnreachableError, UsageError } from '../../errors.js';
@@ -9,6 +8,7 @@ import { isPostgresUrl, openPgStore, redactDbUrl } from '../../services/witness/
 import { createWitnessServer } from '../../services/witness/server.js';
 import { openSqliteStore } from '../../services/witness/sqlite-store.js';
 import type { WitnessStore } from '../../services/witness/store.js';
+import { listProcesses } from '../../state/processes.js';
 import { untilAborted } from '../shared.js';
 
 export { isPostgresUrl } from '../../services/witness/pg-store.js';
@@ -98,8 +98,8 @@ export async function serveWitness(
 
 /** The local stack's witness database: its PostgreSQL (`up --witness-db postgres`), else witness.db. */
 export function localWitnessDb(stateDir: string): string | undefined {
-  const pg = readStack(stateDir)?.postgres;
-  if (pg) return clusterUrl(pg.port, 'witness');
+  const pg = listProcesses(stateDir).find((r) => r.role === 'postgres' && r.port);
+  if (pg?.port) return clusterUrl(pg.port, 'witness');
   const file = path.join(stateDir, 'witness.db');
   return existsSync(file) ? file : undefined;
 }

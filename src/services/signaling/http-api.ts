@@ -2,6 +2,23 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseIceUrl } from '../../config/ice-url.js';
 import { AGENT_ID_RULE, isAgentId } from '../../protocol/ids.js';
+import type {
+  AgentsResponse,
+  BandwidthResponse,
+  BlockResponse,
+  BlocksResponse,
+  ConfigResponse,
+  ConnectionsResponse,
+  ErrorResponse,
+  Health,
+  KeyRotationStatus,
+  PeerResponse,
+  ReconnectResponse,
+  ReloadConfigResponse,
+  RotateKeysResponse,
+  StatsResponse,
+  UnblockResponse,
+} from '../../protocol/signaling-api.js';
 import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
 import { disconnectBlocked } from './push.js';
 import { RegistryUnavailableError } from './redis-registry.js';
@@ -57,20 +74,27 @@ async function unblock(core: MeshCore, res: ServerResponse, id: string): Promise
     agent_id: id,
     metadata: { key_id: entry.key_id, instance_id: core.deps.instanceId },
   });
-  sendJson(res, 200, { status: 'unblocked', entry });
+  sendJson(res, 200, { status: 'unblocked', entry } satisfies UnblockResponse);
 }
 
 const routes: Record<string, Handler> = {
   'GET /health': async (core, _req, res) => {
     const agents = core.local.size;
     const uptime_s = Math.round((core.now() - core.startedAt) / 1000);
+    // cluster_id (an extension): instances answering the same one share a registry, so a view
+    // over several instances counts their agents once and an admin push goes to one of them.
+    const cluster = {
+      cluster: core.cluster.mode,
+      ...(core.cluster.clusterId ? { cluster_id: core.cluster.clusterId } : {}),
+    };
     if (core.draining)
       return sendJson(res, 503, {
         status: 'down',
         reason: 'draining',
         instance_id: core.deps.instanceId,
+        ...cluster,
         agents,
-      });
+      } satisfies Health);
     // Cluster store unreachable: this instance still relays for the agents it holds, so it is
     // serving (200, not the contract's 503 "not serving"), but "degraded" is not "ok", so the
     // runbook's grep '"status":"ok"' and `ifmesh status` flag it (README, "Scaling out").
@@ -79,11 +103,11 @@ const routes: Record<string, Handler> = {
       status: healthy ? 'ok' : 'degraded',
       ...(healthy ? {} : { reason: 'cluster_store_unreachable' }),
       instance_id: core.deps.instanceId,
-      cluster: core.cluster.mode,
+      ...cluster,
       agents,
       uptime_s,
       rotation: core.rotation?.rotation_id ?? null,
-    });
+    } satisfies Health);
   },
   'GET /agents': async (core, _req, res) => {
     const agents = (await core.registry.list()).map((a) => ({
@@ -96,10 +120,10 @@ const routes: Record<string, Handler> = {
       host: a.remote,
       metadata: a.metadata,
     }));
-    sendJson(res, 200, { agents });
+    sendJson(res, 200, { agents } satisfies AgentsResponse);
   },
   'GET /connections': async (core, _req, res) => {
-    sendJson(res, 200, { connections: await core.registry.connections() });
+    sendJson(res, 200, { connections: await core.registry.connections() } satisfies ConnectionsResponse);
   },
   'GET /stats': async (core, _req, res) => {
     const connections = await core.registry.connections();
@@ -111,13 +135,14 @@ const routes: Record<string, Handler> = {
       total_agents: await core.registry.count(),
       local_agents: core.local.size,
       cluster: core.cluster.mode,
+      ...(core.cluster.clusterId ? { cluster_id: core.cluster.clusterId } : {}),
       connections,
       by_state,
       relay_ratio: connected.length ? relay / connected.length : 0,
       instance_id: core.deps.instanceId,
       uptime_s: Math.round((core.now() - core.startedAt) / 1000),
       memory_rss_bytes: process.memoryUsage.rss(),
-    });
+    } satisfies StatsResponse);
   },
   'GET /metrics': async (core, _req, res) => {
     const text = await core.metrics.registry.metrics();
@@ -125,7 +150,7 @@ const routes: Record<string, Handler> = {
     res.end(text);
   },
   'GET /config': async (core, _req, res) => {
-    sendJson(res, 200, core.settings);
+    sendJson(res, 200, core.settings satisfies ConfigResponse);
   },
   'POST /config/bandwidth': async (core, req, res) => {
     const b = await body(req);
@@ -150,7 +175,7 @@ const routes: Record<string, Handler> = {
       event: 'bandwidth_config_pushed',
       metadata: { ...bandwidth, pushed, instance_id: core.deps.instanceId },
     });
-    sendJson(res, 200, { status: 'ok', pushed, bandwidth });
+    sendJson(res, 200, { status: 'ok', pushed, bandwidth } satisfies BandwidthResponse);
   },
   'POST /admin/block': async (core, req, res) => {
     admin(core, req);
@@ -176,7 +201,7 @@ const routes: Record<string, Handler> = {
       severity: 'warning',
       metadata: { reason, key_id: entry.key_id, disconnected, instance_id: core.deps.instanceId },
     });
-    sendJson(res, 200, { status: 'blocked', entry, disconnected });
+    sendJson(res, 200, { status: 'blocked', entry, disconnected } satisfies BlockResponse);
   },
   'DELETE /admin/block': async (core, req, res, url) => {
     admin(core, req);
@@ -188,7 +213,7 @@ const routes: Record<string, Handler> = {
   },
   'GET /admin/blocks': async (core, req, res) => {
     admin(core, req);
-    sendJson(res, 200, { blocked: core.blocks.list() });
+    sendJson(res, 200, { blocked: core.blocks.list() } satisfies BlocksResponse);
   },
   'POST /admin/rotate-keys': async (core, req, res) => {
     admin(core, req);
@@ -213,11 +238,17 @@ const routes: Record<string, Handler> = {
       rotation_id: rotation.rotation_id,
       total,
       started_at: rotation.started_at,
-    });
+    } satisfies RotateKeysResponse);
   },
   'GET /admin/key-rotation-status': async (core, _req, res) => {
     const r = await core.cluster.rotationStatus();
-    if (!r) return sendJson(res, 200, { status: 'idle', completed: 0, total: 0, rotation_id: null });
+    if (!r)
+      return sendJson(res, 200, {
+        status: 'idle',
+        completed: 0,
+        total: 0,
+        rotation_id: null,
+      } satisfies KeyRotationStatus);
     const done = new Set(r.completed);
     const completed = r.targets.filter((a) => done.has(a)).length;
     const pending = r.targets.filter((a) => !done.has(a));
@@ -229,7 +260,7 @@ const routes: Record<string, Handler> = {
       pending,
       started_at: r.started_at,
       reason: r.reason,
-    });
+    } satisfies KeyRotationStatus);
   },
   'POST /admin/reload-config': async (core, req, res) => {
     admin(core, req);
@@ -252,7 +283,7 @@ const routes: Record<string, Handler> = {
       event: 'turn_servers_reloaded',
       metadata: { turn_servers: urls, pushed, instance_id: core.deps.instanceId },
     });
-    sendJson(res, 200, { status: 'ok', pushed, turn_servers: urls });
+    sendJson(res, 200, { status: 'ok', pushed, turn_servers: urls } satisfies ReloadConfigResponse);
   },
   'POST /admin/reconnect-turn-peers': async (core, req, res) => {
     admin(core, req);
@@ -269,7 +300,7 @@ const routes: Record<string, Handler> = {
       event: 'turn_peers_reconnect_requested',
       metadata: { agents: pushed, instance_id: core.deps.instanceId },
     });
-    sendJson(res, 200, { status: 'ok', agents: [...relayed.keys()], pushed });
+    sendJson(res, 200, { status: 'ok', agents: [...relayed.keys()], pushed } satisfies ReconnectResponse);
   },
   // Manual mesh healing (failover scenario C): each named agent offers afresh to the peers given.
   'POST /admin/reconnect-peers': async (core, req, res) => {
@@ -291,7 +322,7 @@ const routes: Record<string, Handler> = {
       event: 'mesh_reconnect_requested',
       metadata: { agents: Object.keys(asked), pushed, instance_id: core.deps.instanceId },
     });
-    sendJson(res, 200, { status: 'ok', agents: Object.keys(asked), pushed });
+    sendJson(res, 200, { status: 'ok', agents: Object.keys(asked), pushed } satisfies ReconnectResponse);
   },
 };
 
@@ -310,8 +341,9 @@ export async function handleHttp(core: MeshCore, req: IncomingMessage, res: Serv
         key_id: a.keyId,
         connected_at: a.connectedAt,
         instance_id: a.instanceId,
+        mesh: a.mesh,
         metadata: a.metadata,
-      });
+      } satisfies PeerResponse);
     }
     const handler = routes[`${req.method} ${url.pathname}`];
     if (!handler) {
@@ -329,7 +361,8 @@ export async function handleHttp(core: MeshCore, req: IncomingMessage, res: Serv
           ? new HttpError(503, 'cluster_unavailable', `${err.message}; retry shortly`)
           : new HttpError(500, 'internal', (err as Error).message);
     if (e.status >= 500) core.log('error', 'request failed', { path: url.pathname, error: e.message });
-    if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } });
+    if (!res.headersSent)
+      sendJson(res, e.status, { error: { code: e.code, message: e.message } } satisfies ErrorResponse);
     else res.destroy();
   }
 }

@@ -65,6 +65,7 @@ export function standaloneCluster(): MeshCluster {
   let core: MeshCore | undefined;
   return {
     mode: 'standalone',
+    clusterId: null,
     healthy: () => true,
     start: async (c) => {
       core = c;

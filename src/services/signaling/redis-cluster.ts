@@ -6,6 +6,7 @@
 // connection to Redis comes back (a restart wiped it, or this instance was cut off long enough to
 // be reaped), the instance reconciles: registrations it holds without a live socket go, live
 // sockets without a registration are claimed again.
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { CLOSE } from '../../protocol/signaling.js';
 import { applyPush } from './push.js';
@@ -49,6 +50,7 @@ const ROTATION_TTL_S = 24 * 3600;
 
 export class RedisCluster implements MeshCluster {
   readonly mode = 'redis' as const;
+  readonly clusterId: string;
   readonly cmd: Redis;
   readonly sub: Redis;
   readonly registry: RedisRegistry;
@@ -78,6 +80,7 @@ export class RedisCluster implements MeshCluster {
 
   constructor(private readonly o: RedisClusterOptions) {
     this.prefix = o.prefix ?? 'ifmesh:';
+    this.clusterId = clusterIdOf(o.url, this.prefix);
     this.me = o.instanceId;
     this.ttlMs = Math.min(15_000, Math.max(1_000, o.ttlMs ?? 10_000));
     // The key lives two thirds of the TTL and is refreshed (and others reaped) every third, so a
@@ -431,6 +434,23 @@ export class RedisCluster implements MeshCluster {
 }
 
 /** A Redis URL without its password, for logs. */
+/**
+ * A short stable name of the cluster an instance joins: the Redis server and database (without
+ * credentials, which rotate and must not leak) plus the key prefix. Instances given the same URL and
+ * prefix share a registry; spell the URL the same way on every instance (localhost ≠ 127.0.0.1 here).
+ */
+export function clusterIdOf(url: string, prefix: string): string {
+  let where: string;
+  try {
+    const u = new URL(url);
+    const db = Number(u.pathname.replace(/^\//, '') || 0);
+    where = `${u.hostname.toLowerCase()}:${u.port || '6379'}/${Number.isFinite(db) ? db : 0}`;
+  } catch {
+    where = url.replace(/\/\/[^@/]*@/, '//');
+  }
+  return `redis-${createHash('sha256').update(`${where}\n${prefix}`).digest('hex').slice(0, 12)}`;
+}
+
 export function redact(url: string): string {
   try {
     const u = new URL(url);

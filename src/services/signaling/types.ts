@@ -117,6 +117,8 @@ export type AdminPush =
  */
 export interface MeshCluster {
   readonly mode: 'standalone' | 'redis';
+  /** Which cluster this instance belongs to (GET /health cluster_id); null when standalone. */
+  readonly clusterId: string | null;
   /** False while the shared store is unreachable (the instance still serves the agents it holds). */
   healthy(): boolean;
   start(core: MeshCore): Promise<void>;

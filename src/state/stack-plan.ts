@@ -1,7 +1,8 @@
-// The local stack that `ifmesh up` records in <state>/stack.json, so that every command finds its
-// endpoints with no other flags.
+// The port plan of the local stack `ifmesh up` makes (<state>/stack.json): which ports it chose, so
+// that a second `up` reuses them. Only `up` reads it; every other command learns what runs where
+// from the fleet view (src/ops/fleet/fleet.ts), which reads the process records.
 import { readFileSync } from 'node:fs';
-import { statePaths } from '../state/state-dir.js';
+import { statePaths } from './state-dir.js';
 
 export interface StackFile {
   version: 1;
@@ -20,25 +21,11 @@ export interface StackFile {
   prometheus?: { name: 'prometheus'; port: number };
 }
 
-export interface StackSecrets {
-  witness_api_key: string;
-  admin_token: string;
-  turn_password: string;
-}
-
 export const stackFile = (dir: string) => statePaths(dir).stack;
 
 export function readStack(dir: string): StackFile | undefined {
   try {
     return JSON.parse(readFileSync(stackFile(dir), 'utf8')) as StackFile;
-  } catch {
-    return undefined;
-  }
-}
-
-export function readStackSecrets(dir: string): StackSecrets | undefined {
-  try {
-    return JSON.parse(readFileSync(statePaths(dir).secrets, 'utf8')) as StackSecrets;
   } catch {
     return undefined;
   }

@@ -2,16 +2,20 @@
 // and recorded with their role in the state's process list (src/state/processes.ts), stopped by pid.
 // A record whose process is gone (or a zombie) is stale.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { isAlive } from '../../exec/pid.js';
 import {
   forgetProcess,
+  type LaunchSpec,
   listProcesses,
   type ProcessRecord,
   type ProcessRole,
   readProcess,
   recordProcess,
+  updateProcess,
 } from '../../state/processes.js';
+import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
 import { statePaths } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
@@ -23,10 +27,13 @@ export interface ProcessSpec {
   role: ProcessRole;
   command: string;
   args: string[];
+  /** Given on top of the starter's environment; secret values go to the secrets file, names to the record. */
   env?: Record<string, string>;
   cwd?: string;
   port?: number;
   url?: string;
+  /** Restarted by the state's supervisor (`ifmesh supervise`) when it dies. */
+  supervised?: boolean;
 }
 
 export type StopOutcome = 'stopped' | 'not_running' | 'failed';
@@ -60,19 +67,55 @@ export class Supervisor {
     return listProcesses(this.stateDir);
   }
 
+  /** Starts `spec` detached, its output appended to its log, and records it with its launch spec. */
   start(spec: ProcessSpec): number {
+    const env = spec.env ?? {};
+    const secretKeys = Object.keys(env).filter(isSecretEnvKey).sort();
+    storeSecretEnv(this.stateDir, Object.fromEntries(secretKeys.map((k) => [k, env[k]!])));
+    const launch: LaunchSpec = {
+      command: spec.command,
+      args: spec.args,
+      cwd: path.resolve(spec.cwd ?? this.stateDir),
+      env: Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretEnvKey(k))),
+      secret_env: secretKeys,
+    };
+    const pid = this.spawnDetached(spec.name, launch, env);
+    this.adopt(spec, pid, { spec: launch, ...(spec.supervised ? { supervised: true } : {}) });
+    return pid;
+  }
+
+  /**
+   * Starts a recorded process again from its launch spec, under the record's owner, counting the
+   * restart; `why` goes to its log. The record must have a spec (adopted daemons have none).
+   */
+  restartFromRecord(rec: ProcessRecord, why: string): number {
+    if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
+    const env = { ...rec.spec.env, ...secretEnv(this.stateDir, rec.spec.secret_env) };
+    appendFileSync(this.logFile(rec.name), `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`);
+    const pid = this.spawnDetached(rec.name, rec.spec, env);
+    const { stopping: _s, crash_loop: _c, ...kept } = rec;
+    recordProcess(this.stateDir, {
+      ...kept,
+      pid,
+      started_at: new Date(this.o.clock.now()).toISOString(),
+      restarts: (rec.restarts ?? 0) + 1,
+      last_restart_at: new Date(this.o.clock.now()).toISOString(),
+    });
+    return pid;
+  }
+
+  private spawnDetached(name: string, launch: LaunchSpec, env: Record<string, string>): number {
     mkdirSync(this.paths.logs, { recursive: true });
-    const fd = openSync(this.logFile(spec.name), 'a');
+    const fd = openSync(this.logFile(name), 'a');
     try {
-      const child = spawn(spec.command, spec.args, {
+      const child = spawn(launch.command, launch.args, {
         detached: true,
-        cwd: spec.cwd,
+        cwd: launch.cwd,
         stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...spec.env },
+        env: { ...process.env, ...env },
       });
-      if (!child.pid) throw new Error(`could not start ${spec.name} (${spec.command})`);
+      if (!child.pid) throw new Error(`could not start ${name} (${launch.command})`);
       child.unref();
-      this.adopt(spec, child.pid);
       return child.pid;
     } finally {
       closeSync(fd);
@@ -80,7 +123,11 @@ export class Supervisor {
   }
 
   /** Records a process started by someone else (nginx daemonizes) so it is stopped like ours. */
-  adopt(spec: Pick<ProcessSpec, 'name' | 'role' | 'port' | 'url'>, pid: number): void {
+  adopt(
+    spec: Pick<ProcessSpec, 'name' | 'role' | 'port' | 'url'>,
+    pid: number,
+    extra: Pick<ProcessRecord, 'spec' | 'supervised'> = {},
+  ): void {
     recordProcess(this.stateDir, {
       name: spec.name,
       role: spec.role,
@@ -89,6 +136,7 @@ export class Supervisor {
       owner: this.o.owner,
       ...(spec.port !== undefined ? { port: spec.port } : {}),
       ...(spec.url !== undefined ? { url: spec.url } : {}),
+      ...extra,
     });
   }
 
@@ -100,6 +148,8 @@ export class Supervisor {
       return 'not_running';
     }
     const gone = () => !isAlive(pid);
+    // Marked first, so the supervisor does not take this stop for a crash.
+    updateProcess(this.stateDir, name, { stopping: true });
     signal(pid, 'SIGTERM');
     const poll = { intervalMs: 25 };
     if (!(await waitFor(gone, { ...poll, timeoutMs: graceMs }, this.o.clock))) {

@@ -1,0 +1,139 @@
+// The one restart path (STYLE rule 14): start a process from a spec, or restart a recorded one from
+// its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
+// incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
+// instance restarted by any of them comes back with the same command, env file, cwd and flags.
+import { IfmeshError } from '../../errors.js';
+import { acquireLock, type HeldLock } from '../../state/lock.js';
+import { type ProcessRecord, readProcess } from '../../state/processes.js';
+import { waitFor } from '../../util/wait.js';
+import type { OpContext } from '../shared.js';
+import { answers } from './health.js';
+import { type ProcessSpec, Supervisor } from './supervisor.js';
+
+export interface StartResult {
+  name: string;
+  ok: boolean;
+  pid: number | null;
+  /** Found running and answering: nothing was started. */
+  already_running: boolean;
+  detail: string;
+}
+
+type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>;
+
+export const DEFAULT_START_TIMEOUT_MS = 20_000;
+
+/** Waits until `name` answers (true) or its process has exited (false). */
+async function untilAnswering(sup: Supervisor, name: string, ctx: Ctx, timeoutMs: number): Promise<boolean> {
+  let exited = false;
+  const ok = await waitFor(
+    async () => {
+      const rec = readProcess(sup.stateDir, name);
+      if (sup.running(name) === undefined || !rec) {
+        exited = true;
+        return true;
+      }
+      return answers(rec, ctx.dispatcher);
+    },
+    { timeoutMs, intervalMs: 100 },
+    ctx.clock,
+    ctx.signal,
+  );
+  return ok && !exited;
+}
+
+function failure(sup: Supervisor, name: string): string {
+  const last = sup.tail(name, 15).trim();
+  return `did not become healthy${last ? `; last log lines:\n${last}` : ''}\n(see ${sup.logFile(name)})`;
+}
+
+/**
+ * Starts `spec` through `sup` unless it already runs and answers, and waits until it answers; a
+ * process that does not is stopped again, so nothing half-started stays recorded as running.
+ */
+export async function startAndWait(
+  sup: Supervisor,
+  spec: ProcessSpec,
+  ctx: Ctx,
+  timeoutMs = DEFAULT_START_TIMEOUT_MS,
+): Promise<StartResult> {
+  const running = sup.running(spec.name);
+  const rec = readProcess(sup.stateDir, spec.name);
+  if (running !== undefined && rec && (await answers(rec, ctx.dispatcher)))
+    return { name: spec.name, ok: true, pid: running, already_running: true, detail: 'already running' };
+  await sup.stop(spec.name, 2_000);
+  const pid = sup.start(spec);
+  if (await untilAnswering(sup, spec.name, ctx, timeoutMs))
+    return { name: spec.name, ok: true, pid, already_running: false, detail: `started (pid ${pid})` };
+  const detail = failure(sup, spec.name);
+  await sup.stop(spec.name, 2_000);
+  return { name: spec.name, ok: false, pid: null, already_running: false, detail };
+}
+
+/** The per-process restart lock: the supervisor and a procedure never restart one process at once. */
+async function restartLock(stateDir: string, name: string, why: string, ctx: Ctx): Promise<HeldLock> {
+  let lock: HeldLock | undefined;
+  await waitFor(
+    async () => {
+      try {
+        lock = await acquireLock(stateDir, `restart-${name}`, why, ctx.clock);
+        return true;
+      } catch (err) {
+        if (err instanceof IfmeshError && err.code === 'locked') return false;
+        throw err;
+      }
+    },
+    { timeoutMs: DEFAULT_START_TIMEOUT_MS * 2, intervalMs: 50 },
+    ctx.clock,
+    ctx.signal,
+  );
+  if (!lock) throw new IfmeshError('locked', `${name} is being restarted by someone else`, 1, 'try again');
+  return lock;
+}
+
+export interface RestartOptions {
+  /** Why, for its log: "restarted by incident p1 (process gone)". */
+  why: string;
+  /** Restart even a process that runs and answers (certs rotate: to load a new certificate). */
+  evenIfHealthy?: boolean;
+  timeoutMs?: number;
+}
+
+/**
+ * Restarts recorded process `name` from its launch spec, under its original owner, and waits until
+ * it answers. One that runs and answers is left alone unless `evenIfHealthy`.
+ */
+export async function restartRecorded(
+  stateDir: string,
+  name: string,
+  o: RestartOptions,
+  ctx: Ctx,
+): Promise<StartResult> {
+  const lock = await restartLock(stateDir, name, o.why, ctx);
+  try {
+    const rec = readProcess(stateDir, name);
+    if (!rec)
+      return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
+    const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: rec.owner });
+    const running = sup.running(name);
+    if (!o.evenIfHealthy && running !== undefined && (await answers(rec, ctx.dispatcher)))
+      return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
+    if (!rec.spec)
+      return {
+        name,
+        ok: false,
+        pid: null,
+        already_running: false,
+        detail:
+          'its record has no launch spec (started by an older ifmesh): run `ifmesh up` or `ifmesh deploy` again',
+      };
+    if (running !== undefined) await sup.stop(name, 5_000);
+    const fresh: ProcessRecord = readProcess(stateDir, name) ?? rec;
+    const pid = sup.restartFromRecord(fresh, o.why);
+    if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS))
+      return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };
+    return { name, ok: false, pid: null, already_running: false, detail: failure(sup, name) };
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,40 @@
+// Starting the state's supervisor process (`ifmesh supervise`), as `up` and `deploy` do.
+import path from 'node:path';
+import { packageRoot } from '../../paths.js';
+import { waitFor } from '../../util/wait.js';
+import type { OpContext } from '../shared.js';
+import type { StartResult } from './restart.js';
+import type { Supervisor } from './supervisor.js';
+
+export const WATCHDOG_NAME = 'supervisor';
+
+/** Starts `ifmesh supervise` for the state dir unless it runs; waits until it says it watches. */
+export async function ensureWatchdog(
+  sup: Supervisor,
+  ctx: Pick<OpContext, 'clock' | 'signal'>,
+): Promise<StartResult> {
+  const running = sup.running(WATCHDOG_NAME);
+  if (running !== undefined)
+    return { name: WATCHDOG_NAME, ok: true, pid: running, already_running: true, detail: 'already running' };
+  const pid = sup.start({
+    name: WATCHDOG_NAME,
+    role: 'supervisor',
+    command: process.execPath,
+    args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.stateDir],
+    cwd: sup.stateDir,
+  });
+  const ok = await waitFor(
+    () => sup.tail(WATCHDOG_NAME, 5).includes('watching') || sup.running(WATCHDOG_NAME) === undefined,
+    { timeoutMs: 10_000, intervalMs: 50 },
+    ctx.clock,
+    ctx.signal,
+  );
+  const alive = ok && sup.running(WATCHDOG_NAME) !== undefined;
+  return {
+    name: WATCHDOG_NAME,
+    ok: alive,
+    pid: alive ? pid : null,
+    already_running: false,
+    detail: alive ? `started (pid ${pid})` : `did not start: ${sup.tail(WATCHDOG_NAME, 5).trim()}`,
+  };
+}

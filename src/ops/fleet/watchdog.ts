@@ -1,0 +1,119 @@
+// The state's supervisor (`ifmesh supervise`): keeps the services `up` and `deploy` started running.
+// A supervised process whose pid is gone is restarted from its launch spec through the fleet's one
+// restart path, at once and then with backoff; one that keeps dying is left alone after `maxTries`
+// restarts within `windowMs` and marked as crash-looping in its record, which `status` shows. Each
+// restart is counted in the record, written to the process's log and logged to the witness.
+import { StateCorruptError } from '../../errors.js';
+import { isAlive } from '../../exec/pid.js';
+import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';
+import type { OpContext } from '../shared.js';
+import { restartRecorded, type StartResult } from './restart.js';
+
+export interface WatchdogEvent {
+  event: 'service_restarted' | 'service_restart_failed' | 'service_crash_loop';
+  name: string;
+  role: string;
+  restarts: number;
+  detail: string;
+}
+
+export interface WatchdogOptions {
+  stateDir: string;
+  /** Restarts allowed within `windowMs` before the process is declared crash-looping. */
+  maxTries?: number;
+  windowMs?: number;
+  /** Waits before each successive restart of one process (the last one repeats). */
+  backoffMs?: number[];
+  pollMs?: number;
+  /** Every restart, failure and crash loop, for the log and the witness. */
+  onEvent?: (e: WatchdogEvent) => void;
+}
+
+export const WATCHDOG_DEFAULTS = {
+  maxTries: 5,
+  windowMs: 60_000,
+  backoffMs: [0, 1_000, 2_000, 4_000, 8_000],
+  pollMs: 250,
+};
+
+type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>;
+
+interface Track {
+  /** When each restart of the window was made. */
+  tries: number[];
+  /** No restart before this time. */
+  notBefore: number;
+}
+
+const watched = (r: ProcessRecord) =>
+  r.supervised === true && r.spec !== undefined && !r.stopping && !r.crash_loop;
+
+/** One pass: restarts what is due. Returns what it did (for tests and the loop's log). */
+export async function watchdogPass(
+  o: WatchdogOptions,
+  tracks: Map<string, Track>,
+  ctx: Ctx,
+): Promise<{ name: string; result?: StartResult; crash_loop?: boolean }[]> {
+  const cfg = { ...WATCHDOG_DEFAULTS, ...o };
+  let records: ProcessRecord[];
+  try {
+    records = listProcesses(o.stateDir);
+  } catch (err) {
+    if (err instanceof StateCorruptError) return [];
+    throw err;
+  }
+  const done: { name: string; result?: StartResult; crash_loop?: boolean }[] = [];
+  for (const rec of records.filter(watched)) {
+    if (rec.pid > 0 && isAlive(rec.pid)) continue;
+    const now = ctx.clock.now();
+    const t = tracks.get(rec.name) ?? { tries: [], notBefore: now };
+    t.tries = t.tries.filter((at) => now - at < cfg.windowMs);
+    tracks.set(rec.name, t);
+    if (now < t.notBefore) continue;
+    if (t.tries.length >= cfg.maxTries) {
+      updateProcess(o.stateDir, rec.name, {
+        crash_loop: { since: new Date(now).toISOString(), tries: t.tries.length, last_exit: 'process gone' },
+      });
+      o.onEvent?.({
+        event: 'service_crash_loop',
+        name: rec.name,
+        role: rec.role,
+        restarts: rec.restarts ?? 0,
+        detail: `${t.tries.length} restarts within ${Math.round(cfg.windowMs / 1000)} s; no more tries (restart it by hand)`,
+      });
+      done.push({ name: rec.name, crash_loop: true });
+      continue;
+    }
+    t.tries.push(now);
+    const result = await restartRecorded(
+      o.stateDir,
+      rec.name,
+      { why: `restarted by the supervisor: process ${rec.pid} was gone` },
+      ctx,
+    );
+    t.notBefore = ctx.clock.now() + cfg.backoffMs[Math.min(t.tries.length, cfg.backoffMs.length - 1)]!;
+    o.onEvent?.({
+      event: result.ok ? 'service_restarted' : 'service_restart_failed',
+      name: rec.name,
+      role: rec.role,
+      restarts: (rec.restarts ?? 0) + 1,
+      detail: result.detail,
+    });
+    done.push({ name: rec.name, result });
+  }
+  return done;
+}
+
+/** Runs passes every `pollMs` until `ctx.signal` aborts. */
+export async function runWatchdog(o: WatchdogOptions, ctx: Ctx): Promise<void> {
+  const tracks = new Map<string, Track>();
+  const pollMs = o.pollMs ?? WATCHDOG_DEFAULTS.pollMs;
+  while (!ctx.signal?.aborted) {
+    await watchdogPass(o, tracks, ctx);
+    try {
+      await ctx.clock.sleep(pollMs, ctx.signal);
+    } catch {
+      break;
+    }
+  }
+}

@@ -1,0 +1,94 @@
+// `up`'s agents: one process per agent, started like a deployment's (src/ops/rollout/agents.ts) from
+// configs `up` writes in <state>/agents/, and recorded as the first release, so canary and rollback
+// work on the local stack exactly as on a deployed fleet.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { newIdentity, writeIdentity } from '../../crypto/key-file.js';
+import { packageRoot } from '../../paths.js';
+import type { StackFile } from '../../state/stack-plan.js';
+import { type AgentSpec, currentRelease, operator, recordRelease } from '../deploy/releases.js';
+import type { Supervisor } from '../fleet/supervisor.js';
+import { agentProcessName, startAgent } from '../rollout/agents.js';
+import type { OpContext } from '../shared.js';
+
+/** Writes <state>/agents/<id>.json and its key (0600) unless they exist; returns the config's path. */
+async function agentConfig(stateDir: string, id: string, signaling: string[]): Promise<string> {
+  const dir = path.join(stateDir, 'agents');
+  const file = path.join(dir, `${id}.json`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(path.join(dir, `${id}.key`))) await writeIdentity(dir, newIdentity(id), false);
+  const doc = `${JSON.stringify({ agent_id: id, key: `${id}.key`, signaling, loopback: true }, null, 2)}\n`;
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== doc) {
+    writeFileSync(`${file}.tmp`, doc);
+    renameSync(`${file}.tmp`, file);
+  }
+  return file;
+}
+
+export interface UpAgents {
+  specs: AgentSpec[];
+  started: string[];
+  already: string[];
+}
+
+/**
+ * Starts every agent that does not run, on the current release's spec for it when there is one
+ * (a canary may have moved it), else on `up`'s. STUN, TURN and the witness come from the state's
+ * fleet view when the agent starts, so no secret is in a spec, a config or a command line.
+ */
+export async function ensureUpAgents(
+  sup: Supervisor,
+  o: { ids: string[]; signaling: string[] },
+  _ctx: Pick<OpContext, 'clock'>,
+): Promise<UpAgents> {
+  const current = await currentRelease(sup.stateDir);
+  const out: UpAgents = { specs: [], started: [], already: [] };
+  for (const id of o.ids) {
+    const spec: AgentSpec = current?.agent_specs?.find((a) => a.agent_id === id) ?? {
+      agent_id: id,
+      config: await agentConfig(sup.stateDir, id, o.signaling),
+      signaling: o.signaling,
+      env: {},
+      cwd: sup.stateDir,
+    };
+    out.specs.push(spec);
+    const name = agentProcessName(id);
+    if (sup.running(name) !== undefined) out.already.push(name);
+    else {
+      startAgent(sup, spec);
+      out.started.push(name);
+    }
+  }
+  return out;
+}
+
+/** Records `up`'s agents as a release, unless the current release already runs exactly these agents. */
+export async function recordUpRelease(
+  stateDir: string,
+  specs: AgentSpec[],
+  s: StackFile,
+  ctx: Pick<OpContext, 'clock' | 'env'>,
+): Promise<{ id: string; recorded: boolean }> {
+  const current = await currentRelease(stateDir);
+  const ids = specs.map((a) => a.agent_id).sort();
+  if (current && JSON.stringify([...current.agents].sort()) === JSON.stringify(ids))
+    return { id: current.id, recorded: false };
+  const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
+    .version as string;
+  const at = new Date(ctx.clock.now()).toISOString();
+  const id = `${at.replace(/[:.]/g, '-')}-up`;
+  await recordRelease(stateDir, {
+    id,
+    deployment_id: 'up',
+    ref: version,
+    config_hash: 'up',
+    created_at: at,
+    processes: s.signaling.map((x) => ({ name: x.name, port: x.port, role: 'signaling' as const })),
+    agents: ids,
+    version,
+    who: operator(ctx.env),
+    outcome: 'deployed',
+    agent_specs: specs,
+  });
+  return { id, recorded: true };
+}

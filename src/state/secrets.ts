@@ -1,0 +1,83 @@
+// The secrets file of a state directory (0600, written whole): the local stack's generated
+// credentials, and the secret environment values of recorded processes. A process record names the
+// secret keys it needs (src/state/processes.ts); their values live only here, so a restart from the
+// record gets them back without any secret sitting in a record, a log or a command line.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { StateCorruptError } from '../errors.js';
+import { statePaths } from './state-dir.js';
+
+/** The local stack's credentials (`up` makes them); a deploy-made fleet may have only `env`. */
+export interface StateSecrets {
+  witness_api_key?: string;
+  admin_token?: string;
+  turn_password?: string;
+  /** Secret environment values of recorded processes, by key (IF_WITNESS_API_KEY, TURN_PASSWORD, …). */
+  env?: Record<string, string>;
+}
+
+/** Environment keys whose values are secrets: kept in the secrets file, never in a record. */
+export function isSecretEnvKey(key: string): boolean {
+  // Cluster and database URLs may carry a password.
+  return /(PASSWORD|PASS|TOKEN|API_KEY|SECRET|CLUSTER_URL|DB_URL)$/.test(key);
+}
+
+export function readSecrets(dir: string): StateSecrets | undefined {
+  const file = statePaths(dir).secrets;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as StateSecrets;
+  } catch {
+    throw new StateCorruptError(
+      file,
+      'restore it from a backup, or remove it and run `ifmesh up` to make new secrets',
+    );
+  }
+}
+
+function writeSecrets(dir: string, s: StateSecrets): void {
+  const file = statePaths(dir).secrets;
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+}
+
+export type StackSecrets = Required<Omit<StateSecrets, 'env'>> & Pick<StateSecrets, 'env'>;
+
+/** The local stack's secrets, made once (random) and kept 0600, with the admin token beside them. */
+export function ensureSecrets(dir: string): StackSecrets {
+  const existing = readSecrets(dir);
+  if (existing?.witness_api_key && existing.admin_token && existing.turn_password)
+    return existing as StackSecrets;
+  const s: StackSecrets = {
+    witness_api_key: randomBytes(24).toString('base64url'),
+    admin_token: randomBytes(24).toString('base64url'),
+    turn_password: randomBytes(12).toString('base64url'),
+    ...existing,
+  };
+  writeSecrets(dir, s);
+  writeFileSync(statePaths(dir).adminToken, `${s.admin_token}\n`, { mode: 0o600 });
+  return s;
+}
+
+/** Keeps secret environment values for restarts (making no stack credentials). */
+export function storeSecretEnv(dir: string, env: Record<string, string>): void {
+  if (Object.keys(env).length === 0) return;
+  const s = readSecrets(dir) ?? {};
+  const merged = { ...s.env, ...env };
+  if (JSON.stringify(merged) !== JSON.stringify(s.env ?? {})) writeSecrets(dir, { ...s, env: merged });
+}
+
+/** The stored values of `keys` (those never stored are left out). */
+export function secretEnv(dir: string, keys: string[]): Record<string, string> {
+  const env = readSecrets(dir)?.env ?? {};
+  return Object.fromEntries(keys.filter((k) => env[k] !== undefined).map((k) => [k, env[k]!]));
+}

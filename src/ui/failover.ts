@@ -1,0 +1,64 @@
+// `ifmesh failover` for people: the plan (--dry-run), the steps and checks of a run, and one verdict
+// line derived from one boolean (a run never reads as applied and failed at once). The checks' details
+// carry their numbers rounded (src/ui/units.ts); --json keeps the full precision of the data.
+import type { ChalkInstance } from 'chalk';
+import type { FailoverPlan, FailoverReport } from '../ops/failover/scenarios.js';
+import { CHECK_TITLES, type ValidationReport } from '../ops/failover/validate.js';
+
+export function renderPlan(d: { plan: FailoverPlan }): string {
+  return [
+    `failover ${d.plan.failover_id} (scenario ${d.plan.scenario}), dry run: nothing changed`,
+    ...d.plan.steps.map((s, i) => `  ${i + 1}. ${s}`),
+  ].join('\n');
+}
+
+const mark = (ok: boolean, c: ChalkInstance) => (ok ? c.green('✓') : c.red('✗'));
+
+const checkLines = (r: ValidationReport, c: ChalkInstance) =>
+  r.checks.map((k) => `  ${mark(k.passed, c)} ${CHECK_TITLES[k.name]}: ${k.detail}`);
+
+/** The single verdict line: success or failure from `ok` alone, naming what failed. */
+function verdict(ok: boolean, success: string, failure: string, failed: string[], c: ChalkInstance): string {
+  return ok
+    ? c.green(`✅ ${success}`)
+    : c.red(`✗ ${failure}${failed.length ? ` (failed: ${failed.join('; ')})` : ''}`);
+}
+
+/** A scenario run: its steps, the validation's checks, then one verdict from `ok`. */
+export function renderFailover(
+  d: { report: FailoverReport; validation: ValidationReport; ok: boolean },
+  c: ChalkInstance,
+): string {
+  const r = d.report;
+  const name = `failover ${r.failover_id} (scenario ${r.scenario})`;
+  return [
+    `${name}: steps`,
+    ...r.steps.map((s) => `  ${mark(s.ok, c)} ${s.step}: ${s.detail}`),
+    'recovery validation:',
+    ...checkLines(d.validation, c),
+    verdict(
+      d.ok,
+      `${name} applied, recovery validated`,
+      `${name} FAILED`,
+      [
+        ...r.steps.filter((s) => !s.ok).map((s) => s.step),
+        ...d.validation.checks.filter((k) => !k.passed).map((k) => CHECK_TITLES[k.name]),
+      ],
+      c,
+    ),
+  ].join('\n');
+}
+
+/** `failover validate` alone: the checks, then one verdict from `passed`. */
+export function renderValidation(r: ValidationReport, c: ChalkInstance): string {
+  return [
+    ...checkLines(r, c),
+    verdict(
+      r.passed,
+      `failover ${r.failover_id} recovery validated`,
+      `failover ${r.failover_id} recovery NOT validated`,
+      r.checks.filter((k) => !k.passed).map((k) => CHECK_TITLES[k.name]),
+      c,
+    ),
+  ].join('\n');
+}

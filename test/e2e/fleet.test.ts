@@ -1,0 +1,215 @@
+// The procedures on a fleet made by `ifmesh deploy` (not `up`'s stack): every command finds every
+// instance and the front door from the state's process records, counts each agent once, and
+// restarts dead instances from their recorded launch specs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
+import { freePort } from '../helpers/processes.js';
+import { freePortRange } from '../helpers/redis.js';
+import { getJson } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
+import { API_KEY, startWitness } from '../helpers/witness.js';
+
+const AGENTS = ['agent-f1', 'agent-f2', 'agent-f3', 'agent-f4'];
+const { dir, cleanup } = tempDir();
+const state = path.join(dir, 'fleet');
+let stop: () => Promise<void> = async () => {};
+let env: Record<string, string> = {};
+let base = 0;
+let nginxPort = 0;
+const seen = new Set<number>();
+
+const pidOf = (name: string) => {
+  const rec = listProcesses(state).find((p) => p.name === name);
+  if (rec) seen.add(rec.pid);
+  return rec?.pid;
+};
+const cli = (argv: string[], timeoutMs = 60_000) =>
+  spawnCli([...argv, '--state-dir', state], { cwd: dir, env, timeoutMs });
+
+beforeAll(async () => {
+  requireBinary('redis-server', 'redis-server');
+  requireBinary('nginx', 'nginx');
+  const turn = await startCoturn();
+  const w = await startWitness();
+  stop = async () => {
+    await w.stop();
+    await turn.stop();
+  };
+  // The operator's configuration, as an env file would give it: the admin API needs its token.
+  env = {
+    STUN_SERVERS: turn.stunUrl,
+    IF_WITNESS_ENDPOINT: w.url,
+    IF_WITNESS_API_KEY: API_KEY,
+    SIGNALING_ADMIN_TOKEN: 'fleet-admin-token',
+  };
+  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
+  for (const id of AGENTS) {
+    await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
+    writeFileSync(
+      path.join(dir, `config/agents/${id}.json`),
+      JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
+    );
+  }
+  base = await freePortRange(3);
+  nginxPort = await freePort();
+  // No supervisor: these tests kill instances and watch the procedures bring them back.
+  const r = await cli(
+    [
+      'deploy',
+      '--json',
+      '--instances',
+      '2',
+      '--base-port',
+      String(base),
+      '--nginx-port',
+      String(nginxPort),
+      '--supervisor',
+      'none',
+    ],
+    90_000,
+  );
+  expect(r.stderr).toContain('agents registered');
+  expect(r.code).toBe(0);
+  for (const p of listProcesses(state)) seen.add(p.pid);
+}, 120_000);
+
+afterAll(async () => {
+  await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 30_000 });
+  for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  await stop();
+  cleanup();
+});
+
+const agentsOn = async (port: number) =>
+  ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? []).map(
+    (a: { agent_id: string }) => a.agent_id,
+  ) as string[];
+
+describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
+  it('verify checks both instances and the front door', async () => {
+    const r = await cli(['verify', '--json', '--retries', '5', '--interval', '200ms', '--loopback']);
+    const report = JSON.parse(r.stdout);
+    const health = report.steps.find((s: { name: string }) => s.name === 'signaling_health');
+    expect(health.status).toBe('ok');
+    for (const u of [
+      `http://127.0.0.1:${base}`,
+      `http://127.0.0.1:${base + 1}`,
+      `http://127.0.0.1:${nginxPort}`,
+    ])
+      expect(health.detail).toContain(`${u}/health`);
+    const agents = report.steps.find((s: { name: string }) => s.name === 'agents_registered');
+    expect(agents.data.agents).toBe(4);
+  });
+
+  it('with one instance killed: incident p1 sees 1 of 2 up and 4 agents, classifies below P1 and restarts it from its spec', async () => {
+    const victim = pidOf('deploy-signaling-1')!;
+    const spec = listProcesses(state).find((p) => p.name === 'deploy-signaling-1')!.spec!;
+    process.kill(victim, 'SIGKILL');
+    await waitFor(async () => !isAlive(victim), 'the instance to die', { timeoutMs: 5_000 });
+    await waitFor(
+      async () => (await agentsOn(base + 1).catch(() => [])).length === 4,
+      'all four agents registered through the surviving instance',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    // monitoring check looks at both instances (one of them down) and counts each agent once
+    const mc = await cli(['monitoring', 'check', '--json', '--sample-ms', '200']);
+    const check = JSON.parse(mc.stdout);
+    expect(check.instances.map((i: { url: string }) => i.url).sort()).toEqual(
+      [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`].sort(),
+    );
+    expect(check.instances.filter((i: { up: boolean }) => i.up)).toHaveLength(1);
+
+    const p1 = await cli(['incident', 'p1', '--json']);
+    const rec = JSON.parse(p1.stdout);
+    expect(rec.impact.instances).toHaveLength(2);
+    expect(rec.impact.instances.filter((i: { up: boolean }) => i.up)).toHaveLength(1);
+    expect(rec.impact.agents_connected).toBe(4);
+    expect(rec.classification.level).not.toBe('P1');
+    const restarted = rec.actions.find((a: { action: string }) => a.action === 'signaling_server_restarted');
+    expect(restarted).toMatchObject({ ok: true });
+    expect(restarted.detail).toContain('deploy-signaling-1');
+    // Restarted from its recorded spec: same command line, cwd and env file; counted in the record.
+    const after = listProcesses(state).find((p) => p.name === 'deploy-signaling-1')!;
+    seen.add(after.pid);
+    expect(after.pid).not.toBe(victim);
+    expect(after.spec).toEqual(spec);
+    expect(after.restarts).toBe(1);
+    expect(after.owner).toBe('deploy');
+    const resolved = await cli(['incident', 'resolve', rec.id, '--json']);
+    expect(resolved.code).toBe(0);
+  }, 120_000);
+
+  it('rotate-keys and maintenance daily see both instances; rotate-keys counts each agent once', async () => {
+    const rk = await cli(['rotate-keys', '--json', '--timeout', '30s']);
+    const rot = JSON.parse(rk.stdout);
+    expect(rot.plan.signaling.sort()).toEqual(
+      [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`].sort(),
+    );
+    expect(rk.code).toBe(0);
+    expect(rot.completed).toBe(4);
+    expect(rot.total).toBe(4);
+    const daily = await cli(['maintenance', 'daily', '--json']);
+    expect(daily.stdout).toContain(`127.0.0.1:${base + 1}`);
+    expect(daily.stdout).toContain(`127.0.0.1:${base}`);
+  }, 120_000);
+
+  it('with both instances killed: incident p1 classifies P1 and restarts both', async () => {
+    const victims = ['deploy-signaling-1', 'deploy-signaling-2'].map((n) => pidOf(n)!);
+    for (const pid of victims) process.kill(pid, 'SIGKILL');
+    await waitFor(() => victims.every((p) => !isAlive(p)), 'both instances to die', { timeoutMs: 5_000 });
+    const p1 = await cli(['incident', 'p1', '--json']);
+    const rec = JSON.parse(p1.stdout);
+    expect(rec.classification.level).toBe('P1');
+    const restarts = rec.actions.filter((a: { action: string }) => a.action === 'signaling_server_restarted');
+    expect(restarts.map((a: { ok: boolean }) => a.ok)).toEqual([true, true]);
+    for (const n of ['deploy-signaling-1', 'deploy-signaling-2']) expect(isAlive(pidOf(n)!)).toBe(true);
+    expect(rec.next_steps.join('\n')).not.toContain('<state>');
+    expect(p1.stderr + p1.stdout).not.toContain('<state>');
+    await cli(['incident', 'resolve', rec.id]);
+    expect(rec.actions.find((a: { action: string }) => a.action === 'signaling_health')).toMatchObject({
+      ok: true,
+    });
+  }, 120_000);
+});
+
+describe('a deploy that fails halfway', () => {
+  it('stops what it started and leaves no record claiming otherwise', async () => {
+    const { createServer } = await import('node:net');
+    const port = await freePortRange(3);
+    // The second instance's port is taken: the first starts, the second cannot.
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(port + 1, '127.0.0.1', () => r()));
+    const halfState = path.join(dir, 'half');
+    try {
+      const r = await spawnCli(
+        [
+          'deploy',
+          '--instances',
+          '2',
+          '--base-port',
+          String(port),
+          '--nginx-port',
+          String(await freePort()),
+          '--state-dir',
+          halfState,
+        ],
+        { cwd: dir, env, timeoutMs: 90_000 },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('deploy-signaling-2');
+      expect(r.stderr).toContain('already in use');
+      const left = listProcesses(halfState);
+      for (const p of left) seen.add(p.pid);
+      expect(left.filter((p) => isAlive(p.pid)).map((p) => p.name)).toEqual([]);
+      expect(left).toEqual([]);
+    } finally {
+      busy.close();
+    }
+  }, 120_000);
+});

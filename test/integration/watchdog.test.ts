@@ -1,0 +1,117 @@
+// The state's supervisor (src/ops/fleet/watchdog.ts) on real processes: a supervised process killed
+// with SIGKILL is restarted from its launch spec; one that keeps dying is left crash-looping after
+// its tries; one stopped on purpose, or not supervised, is left alone.
+import { readFileSync } from 'node:fs';
+import { getGlobalDispatcher } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { Supervisor } from '../../src/ops/fleet/supervisor.js';
+import { type WatchdogEvent, watchdogPass } from '../../src/ops/fleet/watchdog.js';
+import { readProcess } from '../../src/state/processes.js';
+import { readSecrets } from '../../src/state/secrets.js';
+import { systemClock } from '../../src/util/clock.js';
+import { tempDir } from '../helpers/cli.js';
+import { trackPid } from '../helpers/pids.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const SLEEPER = 'setInterval(() => {}, 1 << 30); process.on("SIGTERM", () => process.exit(0));';
+
+function setup() {
+  const t = tempDir();
+  const sup = new Supervisor(t.dir, { clock: systemClock, owner: 'test' });
+  const started: number[] = [];
+  cleanups.push(t.cleanup);
+  cleanups.push(async () => {
+    for (const r of sup.list()) started.push(r.pid);
+    for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  const start = (name: string, code: string, supervised = true, env: Record<string, string> = {}) => {
+    const pid = sup.start({
+      name,
+      role: 'coturn',
+      command: process.execPath,
+      args: ['-e', code],
+      env,
+      supervised,
+    });
+    trackPid(pid);
+    started.push(pid);
+    return pid;
+  };
+  return { dir: t.dir, sup, start, started };
+}
+
+const ctx = { clock: systemClock, signal: new AbortController().signal, dispatcher: getGlobalDispatcher() };
+
+describe('watchdog', () => {
+  it('restarts a SIGKILLed supervised process from its spec, secrets from the secrets file, and counts it', async () => {
+    const { dir, start, started } = setup();
+    const pid = start('svc', `${SLEEPER} console.log("secret=" + process.env.TURN_PASSWORD)`, true, {
+      TURN_PASSWORD: 'not-in-the-record',
+      PLAIN: 'x',
+    });
+    const rec = readProcess(dir, 'svc')!;
+    // The secret's name is recorded, its value only in the secrets file.
+    expect(rec.spec).toMatchObject({
+      command: process.execPath,
+      env: { PLAIN: 'x' },
+      secret_env: ['TURN_PASSWORD'],
+    });
+    expect(JSON.stringify(rec)).not.toContain('not-in-the-record');
+    expect(readSecrets(dir)?.env?.TURN_PASSWORD).toBe('not-in-the-record');
+    const printed = (n: number) => () =>
+      readFileSync(`${dir}/logs/svc.log`, 'utf8').split('secret=not-in-the-record').length === n + 1;
+    await waitFor(printed(1), 'the process to print its secret');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(pid), 'the process to die');
+    const events: WatchdogEvent[] = [];
+    const done = await watchdogPass({ stateDir: dir, onEvent: (e) => events.push(e) }, new Map(), ctx);
+    expect(done.map((d) => [d.name, d.result?.ok])).toEqual([['svc', true]]);
+    const after = readProcess(dir, 'svc')!;
+    started.push(after.pid);
+    expect(after.pid).not.toBe(pid);
+    expect(isAlive(after.pid)).toBe(true);
+    expect(after.restarts).toBe(1);
+    expect(after.spec).toEqual(rec.spec);
+    expect(events).toMatchObject([{ event: 'service_restarted', name: 'svc', restarts: 1 }]);
+    await waitFor(printed(2), 'the restarted process to get its secret back');
+    expect(readFileSync(`${dir}/logs/svc.log`, 'utf8')).toContain(
+      `restarted by the supervisor: process ${pid} was gone`,
+    );
+  });
+
+  it('leaves a process that keeps dying crash-looping after its tries, and says so in its record', async () => {
+    const { dir, start } = setup();
+    start('flaky', 'process.exit(1)');
+    const events: WatchdogEvent[] = [];
+    const tracks = new Map();
+    const o = { stateDir: dir, maxTries: 2, backoffMs: [0], onEvent: (e: WatchdogEvent) => events.push(e) };
+    for (let i = 0; i < 3; i++) {
+      await waitFor(() => !isAlive(readProcess(dir, 'flaky')!.pid), 'the last run to exit');
+      await watchdogPass(o, tracks, ctx);
+    }
+    // Each restart may look fine for a moment; dying again within the window is what counts.
+    expect(events.map((e) => e.event).at(-1)).toBe('service_crash_loop');
+    expect(events.filter((e) => e.event !== 'service_crash_loop')).toHaveLength(2);
+    const rec = readProcess(dir, 'flaky')!;
+    expect(rec.crash_loop).toMatchObject({ tries: 2 });
+    // No more tries once crash-looping.
+    expect(await watchdogPass(o, tracks, ctx)).toEqual([]);
+  });
+
+  it('leaves alone what is not supervised and what a procedure stops on purpose', async () => {
+    const { dir, sup, start } = setup();
+    const loose = start('loose', SLEEPER, false);
+    start('kept', SLEEPER, true);
+    process.kill(loose, 'SIGKILL');
+    await waitFor(() => !isAlive(loose), 'the unsupervised process to die');
+    expect(await sup.stop('kept', 2_000)).toBe('stopped');
+    expect(await watchdogPass({ stateDir: dir }, new Map(), ctx)).toEqual([]);
+    expect(readProcess(dir, 'kept')).toBeUndefined();
+  });
+});
