@@ -1,20 +1,9 @@
 // The process list of a state directory: one record per process ifmesh started (up, deploy, and
 // whatever starts processes next), each with its role, so `status` and `down` see them all alike and
 // never guess a role from a name.
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { StateCorruptError } from '../errors.js';
+import { readStateJson, writeStateJson } from './json-file.js';
 import { statePaths } from './state-dir.js';
 
 /** What a process is for; decides the order `down` stops it in. */
@@ -74,40 +63,19 @@ export interface ProcessRecord {
   stopping?: boolean;
 }
 
-/** Records (or replaces) a process; written whole (tmp + rename), so a reader never sees half. */
+/** Records (or replaces) a process; written whole (src/state/json-file.ts), so a reader never sees half. */
 export function recordProcess(stateDir: string, rec: ProcessRecord): void {
-  const p = statePaths(stateDir);
-  mkdirSync(p.run, { recursive: true });
-  const file = p.processFile(rec.name);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeFileSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writeStateJson(statePaths(stateDir).processFile(rec.name), rec);
 }
 
 /** The record of `name`; undefined when there is none; a record that no longer parses is an error. */
 export function readProcess(stateDir: string, name: string): ProcessRecord | undefined {
-  const file = statePaths(stateDir).processFile(name);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    const rec = JSON.parse(text) as ProcessRecord;
-    if (typeof rec?.name === 'string' && typeof rec.role === 'string' && Number.isInteger(rec.pid))
-      return rec;
-  } catch {
-    // reported below
-  }
-  throw new StateCorruptError(
-    file,
+  return readStateJson<ProcessRecord>(
+    statePaths(stateDir).processFile(name),
+    (v) => {
+      const r = v as Partial<ProcessRecord> | null;
+      return typeof r?.name === 'string' && typeof r.role === 'string' && Number.isInteger(r.pid);
+    },
     `stop its process by hand if it still runs (see ${statePaths(stateDir).logFile(name)}), then delete the file`,
   );
 }

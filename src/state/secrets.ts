@@ -3,9 +3,8 @@
 // secret keys it needs (src/state/processes.ts); their values live only here, so a restart from the
 // record gets them back without any secret sitting in a record, a log or a command line.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { StateCorruptError } from '../errors.js';
+import { writeFileSync } from 'node:fs';
+import { readStateJson, writeStateJson } from './json-file.js';
 import { statePaths } from './state-dir.js';
 
 /** The local stack's credentials (`up` makes them); a deploy-made fleet may have only `env`. */
@@ -24,30 +23,15 @@ export function isSecretEnvKey(key: string): boolean {
 }
 
 export function readSecrets(dir: string): StateSecrets | undefined {
-  const file = statePaths(dir).secrets;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  try {
-    return JSON.parse(text) as StateSecrets;
-  } catch {
-    throw new StateCorruptError(
-      file,
-      'restore it from a backup, or remove it and run `ifmesh up` to make new secrets',
-    );
-  }
+  return readStateJson<StateSecrets>(
+    statePaths(dir).secrets,
+    (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+    'restore it from a backup, or remove it and run `ifmesh up` to make new secrets',
+  );
 }
 
 function writeSecrets(dir: string, s: StateSecrets): void {
-  const file = statePaths(dir).secrets;
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeStateJson(statePaths(dir).secrets, s, 0o600);
 }
 
 export type StackSecrets = Required<Omit<StateSecrets, 'env'>> & Pick<StateSecrets, 'env'>;

@@ -178,6 +178,43 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
   }, 120_000);
 });
 
+describe('failover signaling on the deploy-made fleet', () => {
+  it('restarts a killed instance from its recorded spec through the restart path, and validates', async () => {
+    const before = listProcesses(state).find((p) => p.name === 'deploy-signaling-2')!;
+    process.kill(before.pid, 'SIGKILL');
+    await waitFor(() => !isAlive(before.pid), 'the instance to die', { timeoutMs: 5_000 });
+    const r = await cli(
+      [
+        'failover',
+        'signaling',
+        '--failed',
+        `ws://127.0.0.1:${base + 1}`,
+        '--action',
+        'restart',
+        '--stabilize',
+        '2s',
+        '--loopback',
+        '--json',
+      ],
+      120_000,
+    );
+    const doc = JSON.parse(r.stdout);
+    expect(doc.plan.signaling_failover).toMatchObject({
+      instance: 'deploy-signaling-2',
+      command: before.spec!.command,
+      args: before.spec!.args,
+      cwd: before.spec!.cwd,
+    });
+    const after = listProcesses(state).find((p) => p.name === 'deploy-signaling-2')!;
+    seen.add(after.pid);
+    expect(doc.report.signaling_failover.new_pid).toBe(after.pid);
+    expect(isAlive(after.pid)).toBe(true);
+    expect(after.spec).toEqual(before.spec);
+    expect(after.restarts).toBe((before.restarts ?? 0) + 1);
+    expect(r.code).toBe(0);
+  }, 180_000);
+});
+
 describe('a deploy that fails halfway', () => {
   it('stops what it started and leaves no record claiming otherwise', async () => {
     const { createServer } = await import('node:net');

@@ -1,0 +1,49 @@
+// How every state file is read and written: written whole (a temp file, fsync, rename, then fsync
+// of the directory), so a crash leaves the old file or the new one, never half; read strictly, so a
+// file that no longer parses is an error naming the file and the fix, never "nothing recorded".
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { StateCorruptError } from '../errors.js';
+
+export function writeStateJson(file: string, value: unknown, mode = 0o644): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  try {
+    const dir = openSync(path.dirname(file), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch {
+    // a directory fsync is not possible everywhere; the rename is still atomic
+  }
+}
+
+/**
+ * The parsed file, or undefined when it does not exist. Unparsable, or not what `valid` expects: a
+ * StateCorruptError naming the file, with `fix` as its hint.
+ */
+export function readStateJson<T>(file: string, valid: (v: unknown) => boolean, fix: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (valid(v)) return v as T;
+  } catch {
+    // reported below
+  }
+  throw new StateCorruptError(file, fix);
+}
