@@ -29,6 +29,9 @@ describe('ifmesh verify --witness', () => {
           '--loopback',
           '--witness',
           witness.url,
+          // Not about latency: the RTT budget itself is tested in agent-cli.test.ts.
+          '--max-rtt-p95',
+          '10s',
           '--json',
         ],
         { cwd: dir, env, timeoutMs: 60_000 },
