@@ -3,9 +3,17 @@ import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
+import { toBase64url } from '../src/crypto/ed25519.js';
+import { readPublicKey } from '../src/crypto/key-file.js';
 import { UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
-import { adminToken, listBlocked, planBlock, setBlocked } from '../src/ops/troubleshoot/agents.js';
+import {
+  adminToken,
+  listBlocked,
+  planBlock,
+  rebindAgent,
+  setBlocked,
+} from '../src/ops/troubleshoot/agents.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
 
 type Flags = ConfigFlags & {
@@ -14,6 +22,7 @@ type Flags = ConfigFlags & {
   stateDir?: string;
   reason?: string;
   dryRun?: boolean;
+  key?: string;
 };
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -80,6 +89,37 @@ export function register(cmd: Command, io: CommandIo): void {
     io.output(flags).result(
       r,
       (x, c) => `${c.green('✓')} ${x.agent_id} unblocked on ${x.instances.length} instance(s)`,
+    );
+  });
+  withFlags(
+    cmd
+      .command('rebind <id>')
+      .description(
+        "bind an agent id to another key (the agent's key really changed): the old key is revoked everywhere and its connection closed",
+      )
+      .requiredOption('--key <key>', 'the new public key: base64url, or a .pub/.key file')
+      .option('--reason <text>', 'why, recorded in the witness event'),
+    'signaling',
+    'state-dir',
+    'config',
+    'set',
+    'json',
+  ).action(async (id: string, flags: Flags) => {
+    const key = await readPublicKey(flags.key!, ctx.cwd);
+    if (key.agentId && key.agentId !== id)
+      throw new UsageError(`${flags.key} is the key of ${key.agentId}, not ${checked(id)}`);
+    const r = await rebindAgent(
+      await targets(flags),
+      checked(id),
+      toBase64url(key.publicKey),
+      flags.reason,
+      ctx,
+    );
+    io.output(flags).result(r, (x, c) =>
+      [
+        `${c.green('✓')} ${x.agent_id} bound to key ${x.binding.key_id}${x.previous && x.previous.key_id !== x.binding.key_id ? ` (was ${x.previous.key_id}, now revoked)` : ''}, ${x.disconnected} connection(s) closed, ${x.instances.length} instance(s)`,
+        "  agents that already knew the old key refuse the new one until they restart (they pin a peer's first key)",
+      ].join('\n'),
     );
   });
   withFlags(

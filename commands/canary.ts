@@ -5,11 +5,12 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
-import { canaryStatus, decideCanary, runCanary } from '../src/ops/rollout/canary.js';
+import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { createProgress } from '../src/ui/progress.js';
-import { renderCanary } from '../src/ui/rollout.js';
+import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
 
 interface Flags extends ConfigFlags {
   stage?: string;
@@ -18,6 +19,9 @@ interface Flags extends ConfigFlags {
   monitor: string;
   interval: string;
   failureLimit: string;
+  consecutiveErrorLimit: string;
+  optionalGate?: string[];
+  threshold?: string[];
   freezeOnFailure?: boolean;
   agentsDir?: string;
   release?: string;
@@ -28,6 +32,8 @@ interface Flags extends ConfigFlags {
   watch?: boolean;
   timeout: string;
 }
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -42,7 +48,18 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--steps <list>', 'agents on the candidate per phase: counts or percentages', '1,25%,100%')
     .option('--monitor <duration>', 'analysis window after each phase but the last', '5m')
     .option('--interval <duration>', 'time between analysis checks', '60s')
-    .option('--failure-limit <n>', 'failed checks tolerated per analysis', '1')
+    .option('--failure-limit <n>', 'failed checks tolerated per analysis (0: roll back on the first)', '0')
+    .option(
+      '--consecutive-error-limit <n>',
+      'checks in a row a gate may be unmeasurable before it fails',
+      '4',
+    )
+    .option(
+      '--optional-gate <gate>',
+      'a gate whose window may end unmeasured (default: rtt_p95_ms); repeatable',
+      collect,
+    )
+    .option('--threshold <NAME=VALUE>', 'override a threshold, e.g. error_rate=0.02; repeatable', collect)
     .option(
       '--freeze-on-failure',
       'on a failed analysis keep the canary for inspection (then promote or abort)',
@@ -68,6 +85,9 @@ export function register(cmd: Command, io: CommandIo): void {
           monitorMs: durationMs(flags.monitor, '--monitor'),
           intervalMs: durationMs(flags.interval, '--interval', 50),
           failureLimit: intFlag(flags.failureLimit, '--failure-limit', 0, 1000),
+          consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
+          optionalGates: flags.optionalGate ?? [],
+          thresholds: parseThresholds(flags.threshold),
           freezeOnFailure: Boolean(flags.freezeOnFailure),
           set: flags.set ?? {},
           agentsDir: flags.agentsDir ? path.resolve(ctx.cwd, flags.agentsDir) : undefined,
@@ -86,43 +106,25 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(
     cmd.command('status').description('the canary in progress or the last one; exit codes in the README'),
   )
-    .option('--watch', 'wait until it completes, fails, is aborted or frozen')
+    .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
     .addOption(shared('state-dir'))
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      const st = await canaryStatus(
-        stateDir,
-        flags.watch ? durationMs(flags.timeout, '--timeout') : undefined,
-        ctx,
-      );
-      io.output(flags).result(st, (s, c) =>
-        [
-          `${c.bold(s.plan.canary_id)} ${s.timed_out ? c.yellow('timed out while progressing') : s.status} (${s.plan.stage}): ${s.message}`,
-          `  phase ${s.phase + 1}/${s.plan.phases.length}, on the candidate: ${s.on_candidate.join(', ') || 'none'}; failed checks ${s.failures}/${s.plan.analysis.failure_limit} allowed`,
-          s.failed_gate
-            ? `  failed gate ${s.failed_gate.gate} = ${s.failed_gate.value} (${s.failed_gate.threshold})`
-            : '',
-        ]
-          .filter(Boolean)
-          .join('\n'),
-      );
+      const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
+      const st = await canaryStatus(stateDir, watch, ctx);
+      io.output(flags).result(st, renderCanaryStatus);
       io.setExitCode(st.exit_code);
     });
 
-  for (const action of ['promote', 'abort'] as const)
-    withJson(
-      withConfigOptions(
-        cmd
-          .command(action)
-          .description(
-            action === 'promote'
-              ? 'skip the remaining analysis and move every agent to the candidate'
-              : 'roll the canary agents back to the stable release',
-          ),
-      ),
-    )
+  const descriptions = {
+    promote: 'skip the remaining analysis and move every agent to the candidate',
+    abort: 'roll the canary agents back to the stable release',
+    resume: 'go on with a canary whose runner died, from the step its state records',
+  } as const;
+  for (const action of ['promote', 'abort', 'resume'] as const)
+    withJson(withConfigOptions(cmd.command(action).description(descriptions[action])))
       .addOption(shared('state-dir'))
       .addOption(shared('witness'))
       .action(async (_: Flags, sub: Command) => {
@@ -130,13 +132,15 @@ export function register(cmd: Command, io: CommandIo): void {
         const flags = sub.optsWithGlobals<Flags>();
         const { stateDir, config } = await setup(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
-        const r = await decideCanary({ stateDir, config, progress }, action, ctx).finally(() =>
-          progress.close(),
+        const o = { stateDir, config, progress };
+        const r = await (action === 'resume' ? resumeCanary(o, ctx) : decideCanary(o, action, ctx)).finally(
+          () => progress.close(),
         );
         io.output(flags).result(r, (x) =>
-          x.handed_to
+          'handed_to' in x && x.handed_to
             ? `${action} requested: the running canary (pid ${x.handed_to}) acts on it at its next check`
             : `${x.canary_id}: ${x.state.message}`,
         );
+        if (action === 'resume' && r.state.status !== 'completed') io.setExitCode(1);
       });
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { type LoadedConfig, loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
@@ -17,6 +17,16 @@ type Flags = ConfigFlags & {
   stateDir?: string;
   witness?: string;
 };
+
+const DAY_MS = 86_400_000;
+
+/** `--if-expiring 7d` (or 36h): the renewal threshold in days; a unit is required, 7 alone is ambiguous. */
+function thresholdDays(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/[a-z]$/i.test(value.trim()))
+    throw new UsageError(`--if-expiring ${value} needs a unit`, 'e.g. --if-expiring 7d or 36h');
+  return durationFlag(value, '--if-expiring', 3650 * DAY_MS) / DAY_MS;
+}
 
 function files(flags: Flags, loaded: LoadedConfig, cwd: string, needKey: boolean) {
   const cert = flags.cert ? path.resolve(cwd, flags.cert) : loaded.config.signalingTlsCert;
@@ -64,36 +74,65 @@ export function register(cmd: Command, io: CommandIo): void {
         'generate a self-signed certificate (development only; refused in production)',
       )
       .option('--days <n>', 'lifetime of a --self-signed-dev certificate', '30')
+      .option(
+        '--if-expiring <duration>',
+        "renew only when less than this is left (the runbook's rule; default 7d)",
+      )
+      .option('--force', 'renew whatever the days left (certbot --force-renewal: the CA rate-limits it)')
       .option('--dry-run', 'print the plan and change nothing'),
     'state-dir',
     'witness',
     'config',
     'set',
     'json',
-  ).action(async (flags: Flags & { selfSignedDev?: boolean; days: string; dryRun?: boolean }) => {
-    const loaded = await load(flags);
-    const { cert, key } = files(flags, loaded, ctx.cwd, true);
-    if (flags.selfSignedDev && loaded.config.productionMode)
-      throw new UsageError(
-        '--self-signed-dev is refused with PRODUCTION_MODE=true',
-        'install certbot, or renew by hand',
+  ).action(
+    async (
+      flags: Flags & {
+        selfSignedDev?: boolean;
+        days: string;
+        dryRun?: boolean;
+        ifExpiring?: string;
+        force?: boolean;
+      },
+    ) => {
+      const loaded = await load(flags);
+      const { cert, key } = files(flags, loaded, ctx.cwd, true);
+      if (flags.selfSignedDev && loaded.config.productionMode)
+        throw new UsageError(
+          '--self-signed-dev is refused with PRODUCTION_MODE=true',
+          'install certbot, or renew by hand',
+        );
+      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const days = intFlag(flags.days, '--days', 1, 825);
+      if (flags.force && flags.ifExpiring)
+        throw new UsageError(
+          '--force renews whatever the days left',
+          'pass --force or --if-expiring, not both',
+        );
+      const plan = await planCertRotation(
+        {
+          cert,
+          key: key!,
+          selfSignedDev: Boolean(flags.selfSignedDev),
+          stateDir,
+          days,
+          thresholdDays: thresholdDays(flags.ifExpiring),
+          force: Boolean(flags.force),
+          certbotConfigDir: loaded.config.certbotConfigDir,
+        },
+        ctx,
       );
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const days = intFlag(flags.days, '--days', 1, 825);
-    const plan = await planCertRotation(
-      { cert, key: key!, selfSignedDev: Boolean(flags.selfSignedDev), stateDir, days },
-      ctx,
-    );
-    const out = io.output(flags);
-    if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
-    const fw = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
-    const w = { url: fw.url, apiKey: fw.api_key };
-    const report = await applyCertRotation(
-      plan,
-      { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },
-      ctx,
-    );
-    out.result(report, renderCertRotation);
-    if (!report.ok) io.setExitCode(ExitCode.checkFailed);
-  });
+      const out = io.output(flags);
+      if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
+      const fw = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+      const w = { url: fw.url, apiKey: fw.api_key };
+      const report = await applyCertRotation(
+        plan,
+        { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },
+        ctx,
+      );
+      out.result(report, renderCertRotation);
+      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+    },
+  );
 }

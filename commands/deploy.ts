@@ -59,6 +59,7 @@ export function register(cmd: Command, io: CommandIo): void {
           cwd: ctx.cwd,
           progress,
           launchEnv: launchEnv(ctx.env, loaded),
+          clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
           supervise: flags.supervisor !== 'none',
         },
         Boolean(flags.dryRun),

@@ -4,12 +4,14 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from 'undici';
 import { resolveFleet } from '../src/cli/fleet.js';
-import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, intFlag, withFlags, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
 import { messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';
 import { planCertRotation } from '../src/ops/certs/rotate.js';
+import { operator } from '../src/ops/deploy/releases.js';
+import { CLASSIFICATION } from '../src/ops/failover/classification.js';
 import {
   applyFailover,
   type FailoverPlan,
@@ -30,7 +32,7 @@ import {
 } from '../src/ops/failover/validate.js';
 import { planRotation } from '../src/ops/keys/rotate.js';
 import { statePaths } from '../src/state/state-dir.js';
-import { renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
+import { renderClassification, renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
 import { createProgress } from '../src/ui/progress.js';
 
 type Flags = ConfigFlags & {
@@ -46,10 +48,11 @@ type Flags = ConfigFlags & {
   stun?: string;
   insecure?: boolean;
   timeout: string;
+  maxRttP95: string;
 };
 
 function validationOptions(cmd: Command): Command {
-  return withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json')
+  return withRttBudget(withFlags(cmd, 'signaling', 'witness', 'state-dir', 'config', 'set', 'json'))
     .option('--agents <n>', 'temporary agents for the message delivery check', '3')
     .option('--messages <n>', 'signed pings per pair in the message delivery check', '10')
     .option('--stun <urls>', 'STUN URLs for the temporary agents (default STUN_SERVERS)')
@@ -71,6 +74,7 @@ function scenarioOptions(cmd: Command): Command {
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   cmd.description('Run a failover guide scenario on the local stack, then validate the recovery');
+  cmd.addHelpText('after', `\n${renderClassification(CLASSIFICATION)}\n`);
 
   const setup = async (flags: Flags) => {
     const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
@@ -85,6 +89,7 @@ export function register(cmd: Command, io: CommandIo): void {
     failoverId: string,
     scenario: Scenario,
     progress: Awaited<ReturnType<typeof createProgress>>,
+    recovery?: { recovery_ms: number | null },
   ): Promise<ValidationReport> => {
     if (!s.witness.apiKey)
       throw new UnauthorizedError(
@@ -99,6 +104,8 @@ export function register(cmd: Command, io: CommandIo): void {
         scenario,
         signalingHttp: s.http,
         witness: s.witness,
+        recovery,
+        maxRttP95Ms: durationFlag(flags.maxRttP95, '--max-rtt-p95'),
         exchange: () =>
           messageExchange({
             clock: ctx.clock,
@@ -154,11 +161,13 @@ export function register(cmd: Command, io: CommandIo): void {
             adminToken: adminToken ?? '',
             witness: s.witness,
             timeoutMs,
+            turnCredentials: s.fleet.turn_credentials,
+            operator: operator(ctx.env),
             onStep: (l) => progress.info(l),
           },
           ctx,
         );
-        const validation = await validate(flags, s, p.failover_id, p.scenario, progress);
+        const validation = await validate(flags, s, p.failover_id, p.scenario, progress, report.recovery);
         await progress.close();
         const doc = { plan: p, dry_run: false, report, validation, ok: report.ok && validation.passed };
         out.result(doc, renderFailover);
@@ -171,15 +180,30 @@ export function register(cmd: Command, io: CommandIo): void {
   scenarioOptions(cmd.command('turn').description('Scenario A: replace a failed TURN server'))
     .requiredOption('--failed <url>', 'the TURN server that failed (turn:host:port)')
     .requiredOption('--replacement <url>', 'the TURN server to use instead')
+    .option('--no-probe', 'switch without testing the replacement first (the guide’s step 1)')
     .action(
-      scenario('A', async (flags: Flags & { failed?: string; replacement?: string }, s, id) =>
-        planTurnFailover({
-          failoverId: id,
-          signaling: s.urls,
-          turnServers: s.fleet.turn,
-          failed: flags.failed!,
-          replacement: flags.replacement!,
-        }),
+      scenario(
+        'A',
+        async (flags: Flags & { failed?: string; replacement?: string; probe: boolean }, s, id) => {
+          const source = s.loaded.sources.TURN_SERVERS?.kind ?? 'default';
+          return planTurnFailover({
+            failoverId: id,
+            signaling: s.urls,
+            turnServers: s.fleet.turn,
+            failed: flags.failed!,
+            replacement: flags.replacement!,
+            probe: flags.probe,
+            credentials: s.fleet.turn_credentials !== null,
+            // loaded.file is shown relative to the working directory; the plan names it absolutely.
+            envFile: s.loaded.file ? path.resolve(ctx.cwd, s.loaded.file) : undefined,
+            turnServersSource: source === 'default' && s.fleet.turn.length ? 'records' : source,
+            shadowedBy: s.fleet.records.flatMap((r) =>
+              r.role === 'signaling' && r.spec?.env.TURN_SERVERS !== undefined
+                ? [{ instance: r.name, turn_servers: r.spec.env.TURN_SERVERS }]
+                : [],
+            ),
+          });
+        },
       ),
     );
 
@@ -291,8 +315,21 @@ export function register(cmd: Command, io: CommandIo): void {
       ),
     );
 
+  withFlags(
+    cmd
+      .command('list')
+      .description("the guide's classification: scenarios A–E, scope, recovery-time target, manual steps"),
+    'json',
+  ).action((flags: { json?: boolean }) =>
+    io.output(flags).result({ scenarios: CLASSIFICATION }, (d) => renderClassification(d.scenarios)),
+  );
+
   validationOptions(
-    cmd.command('validate').description('validate-failover-recovery.sh: six checks, pass/fail each'),
+    cmd
+      .command('validate')
+      .description(
+        'validate-failover-recovery.sh: seven checks, pass/fail each, the recovery time against its target',
+      ),
   )
     .requiredOption('--id <failover-id>', 'the failover to validate')
     .requiredOption('--scenario <A-E>', 'the scenario it was')

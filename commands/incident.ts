@@ -1,138 +1,165 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, withFlags } from '../src/cli/options.js';
+import { type FleetFlagsIn, resolveFleet } from '../src/cli/fleet.js';
+import { intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
-import { loadFleet } from '../src/ops/fleet/fleet.js';
-import { type IncidentOptions, planIncident, runIncident } from '../src/ops/incident/declare.js';
+import { planIncident, runIncident } from '../src/ops/incident/declare.js';
+import { runDueEscalations } from '../src/ops/incident/escalation.js';
 import {
   acknowledgeIncident,
   escalateIncident,
   resolveIncident,
+  type StepResult,
   watchIncident,
 } from '../src/ops/incident/lifecycle.js';
-import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
+import { fleetIncidentIo, incidentOptions } from '../src/ops/incident/options.js';
 import { INCIDENT_KINDS, type IncidentKind, listIncidents, readIncident } from '../src/ops/incident/store.js';
-import { resolveTargets } from '../src/ops/monitoring/monitor.js';
-import { readSecrets } from '../src/state/secrets.js';
-import { renderIncident, renderIncidentList, renderPlan } from '../src/ui/incident.js';
+import {
+  dueLines,
+  failedNoticeLines,
+  renderDue,
+  renderIncident,
+  renderIncidentList,
+  renderPlan,
+} from '../src/ui/incident.js';
 
-type Flags = ConfigFlags & {
+type Flags = FleetFlagsIn & {
   json?: boolean;
-  signaling?: string;
-  witness?: string;
-  stateDir?: string;
   notify?: boolean;
   investigate?: boolean;
   dryRun?: boolean;
   watch?: boolean;
+  level?: string;
 };
 
 const HELP: Record<IncidentKind, string> = {
-  p1: 'total outage: restart dead signaling instances, assess, page (incident-response-p1-total-outage.sh)',
+  p1: 'total outage: page the on-call, restart dead signaling instances, tell #incident-response (incident-response-p1-total-outage.sh)',
   p2: 'high latency: quantify slow and TURN connections, push bandwidth adaptation (incident-response-p2-high-latency.sh)',
-  security: 'signature failures: watch one, block a repeat offender, escalate failures across peers to P1',
+  security:
+    'security breach (P1): watch one signature failure, block a repeat offender, call for key rotation when failures span peers',
   'cert-expiry': 'certificate expiration: declare, assess, and the commands to run',
-  'turn-failure': 'TURN server failure: declare, assess, and the commands to run',
+  'turn-failure':
+    'TURN server failure: find the failed server and a replacement, name `ifmesh failover turn`',
 };
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const setup = async (flags: Flags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
-    const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
-    return {
-      loaded,
-      stateDir,
-      targets,
-      witness: w.url ? { url: w.url, apiKey: w.api_key } : null,
-      notifiers: configuredNotifiers(loaded.config),
-    };
+    const r = await resolveFleet(ctx, flags);
+    const out = io.output(flags);
+    for (const w of r.loaded.warnings) out.warn(w);
+    return { ...r, out, io: fleetIncidentIo(r.loaded, r.fleet) };
+  };
+  type Setup = Awaited<ReturnType<typeof setup>>;
+  // Failed notices are loud: an error line each on stderr and exit 1 (the record and report keep them).
+  const loud = (s: Setup, lines: string[]) => {
+    for (const l of lines) s.out.info(l);
+    if (lines.some((l) => l.startsWith('error:'))) io.setExitCode(1);
+  };
+  // Every incident command carries the escalation schedule forward (see README "Incidents").
+  const runDue = async (s: Setup) => {
+    const run = await runDueEscalations(s.io, ctx);
+    const { info, errors } = dueLines(run);
+    loud(s, [...info, ...errors]);
+    return run;
   };
   const common = (c: Command) => withFlags(c, 'state-dir', 'signaling', 'witness', 'config', 'set', 'json');
   for (const kind of INCIDENT_KINDS) {
     common(cmd.command(kind).description(HELP[kind]))
-      .option('--notify', 'page PagerDuty now (escalation level 1); later levels go to Slack, then e-mail')
+      .option('--notify', 'page the on-call roster even where it would not by default (a P3, a P4)')
+      .option(
+        '--no-notify',
+        'page nobody (P1 and P2 page by default when a notification channel is configured)',
+      )
       .option(
         '--investigate',
-        "p1: also run investigate-p1-outage.sh's checks (resources, network, witness, DNS, backends)",
+        "p1: also run investigate-p1-outage.sh's checks (resources, signaling and TURN ports, witness, DNS, backends)",
       )
       .option('--dry-run', 'print the plan and touch nothing')
       .action(async (flags: Flags) => {
         const s = await setup(flags);
-        const out = io.output(flags);
-        for (const w of s.loaded.warnings) out.warn(w);
-        const hosts = [
-          ...[...s.targets.signaling, s.witness?.url ?? ''].filter(Boolean).map((u) => new URL(u).hostname),
-          ...s.loaded.config.turnServers.map((t) => t.host),
-        ];
-        const o: IncidentOptions = {
-          kind,
-          stateDir: s.stateDir,
-          signaling: s.targets.signaling,
-          witness: s.witness,
-          witnessToken: s.targets.witness?.token,
-          notifiers: s.notifiers,
-          notify: Boolean(flags.notify),
+        const o = incidentOptions(kind, {
+          loaded: s.loaded,
+          fleet: s.fleet,
+          notify: flags.notify,
           investigate: Boolean(flags.investigate),
-          hosts,
-          production: s.loaded.config.productionMode,
-          allowSelfSigned: s.loaded.config.allowSelfSignedCerts,
-          adminToken: s.loaded.config.signalingAdminToken || readSecrets(s.stateDir)?.admin_token,
-          tlsCert: s.loaded.config.signalingTlsCert,
-          tlsKey: s.loaded.config.signalingTlsKey,
-          clusterUrl: s.loaded.config.signalingClusterUrl || undefined,
-        };
-        if (flags.dryRun) return out.result(planIncident(o, ctx), renderPlan);
+          witnessToken: ctx.env.WITNESS_QUERY_TOKEN || s.loaded.raw.WITNESS_QUERY_TOKEN || undefined,
+        });
+        if (flags.dryRun) return s.out.result(planIncident(o, ctx), renderPlan);
         const rec = await runIncident(o, ctx);
-        out.result(rec, (r, c) => renderIncident(r, c, s.stateDir));
+        s.out.result(rec, (r, c) => renderIncident(r, c, s.stateDir, ctx.clock.now()));
+        loud(s, failedNoticeLines(rec.id, rec.notifications));
         if (rec.actions.some((a) => !a.ok)) io.setExitCode(1);
+        await runDue(s);
       });
   }
-  withFlags(cmd.command('list').description('every incident, open first'), 'state-dir', 'json').action(
-    (flags: Flags) => {
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-      io.output(flags).result({ incidents: listIncidents(stateDir) }, renderIncidentList);
+  common(cmd.command('list').description('every incident, open first, with who is paged next')).action(
+    async (flags: Flags) => {
+      const s = await setup(flags);
+      await runDue(s);
+      s.out.result({ incidents: listIncidents(s.stateDir) }, renderIncidentList);
     },
   );
-  common(cmd.command('show <id>').description('one incident; --watch follows it and escalates when due'))
-    .option(
-      '--watch',
-      'follow it until resolved, escalating on schedule (Slack past its response time, e-mail for a P1 over an hour)',
-    )
+  common(
+    cmd
+      .command('due')
+      .description(
+        'page whoever is due in every open incident (for cron, every minute: the schedule needs no terminal)',
+      ),
+  ).action(async (flags: Flags) => {
+    const s = await setup(flags);
+    const run = await runDue(s);
+    s.out.result(run, (r, c) => renderDue(r, c, ctx.clock.now()));
+  });
+  common(cmd.command('show <id>').description('one incident, who was paged and who is paged next, when'))
+    .option('--watch', 'follow it until resolved, paging on schedule as it comes due')
     .action(async (id: string, flags: Flags) => {
       const s = await setup(flags);
-      const out = io.output(flags);
-      if (!flags.watch)
-        return out.result(readIncident(s.stateDir, id), (r, c) => renderIncident(r, c, s.stateDir));
-      const rec = await watchIncident(
-        { stateDir: s.stateDir, witness: s.witness, notifiers: s.notifiers },
-        id,
-        ctx,
-        (r) => {
-          if (!flags.json)
-            ctx.stdout.write(
-              `${new Date(ctx.clock.now()).toISOString()} ${r.id} ${r.status} level ${r.escalation_level}\n`,
-            );
-        },
-      );
-      out.result(rec, (r, c) => renderIncident(r, c, s.stateDir));
+      if (!flags.watch) {
+        await runDue(s);
+        return s.out.result(readIncident(s.stateDir, id), (r, c) =>
+          renderIncident(r, c, s.stateDir, ctx.clock.now()),
+        );
+      }
+      const rec = await watchIncident(s.io, id, ctx, (r, pages) => {
+        loud(s, [...dueLines({ pages }).info, ...dueLines({ pages }).errors]);
+        if (!flags.json)
+          ctx.stdout.write(
+            `${new Date(ctx.clock.now()).toISOString()} ${r.id} ${r.status} level ${r.escalation_level}; next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}\n`,
+          );
+      });
+      s.out.result(rec, (r, c) => renderIncident(r, c, s.stateDir, ctx.clock.now()));
     });
-  for (const [name, what, fn] of [
-    ['resolve', 'close it, release the deploy lock, resolve the page', resolveIncident],
+  const lifecycle: [string, string, (s: Setup, id: string, flags: Flags) => Promise<StepResult>][] = [
     [
-      'escalate',
-      'raise it one escalation level (PagerDuty, Slack, e-mail) and notify that level',
-      escalateIncident,
+      'resolve',
+      'close it, release the deploy lock, tell everyone who was paged',
+      (s, id) => resolveIncident(s.io, id, ctx),
     ],
-    ['ack', 'acknowledge the page (PagerDuty acknowledge)', acknowledgeIncident],
-  ] as const) {
-    common(cmd.command(`${name} <id>`).description(what)).action(async (id: string, flags: Flags) => {
+    ['escalate', 'page the next level of the on-call roster now', (s, id) => escalateIncident(s.io, id, ctx)],
+    [
+      'ack',
+      'acknowledge: escalation past the acknowledging level stops (PagerDuty acknowledged for a level it paged)',
+      (s, id, flags) =>
+        acknowledgeIncident(s.io, id, ctx, {
+          level: flags.level === undefined ? undefined : intFlag(flags.level, '--level', 1, 9),
+        }),
+    ],
+  ];
+  for (const [name, what, fn] of lifecycle) {
+    const c = common(cmd.command(`${name} <id>`).description(what));
+    if (name === 'ack')
+      c.option(
+        '--level <n>',
+        'the roster level acknowledging (default: the lowest one paged and not yet acknowledged)',
+      );
+    c.action(async (id: string, flags: Flags) => {
       const s = await setup(flags);
-      const rec = await fn({ stateDir: s.stateDir, witness: s.witness, notifiers: s.notifiers }, id, ctx);
-      io.output(flags).result(rec, (r, c) => renderIncident(r, c, s.stateDir));
+      // The step first: an `ack` must land before whatever it stops comes due.
+      const { rec, sent } = await fn(s, id, flags);
+      loud(s, failedNoticeLines(rec.id, sent));
+      const run = await runDue(s);
+      const after = run.pages.some((p) => p.incident_id === id) ? readIncident(s.stateDir, id) : rec;
+      s.out.result(after, (r, c2) => renderIncident(r, c2, s.stateDir, ctx.clock.now()));
     });
   }
 }

@@ -1,23 +1,31 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
+import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
-import { MONITOR_DEFAULTS, monitor } from '../src/ops/rollout/monitor.js';
+import { monitor } from '../src/ops/rollout/monitor.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { createProgress } from '../src/ui/progress.js';
+import { renderMonitorCheck, renderMonitorReport } from '../src/ui/rollout.js';
 
 interface Flags extends ConfigFlags {
   deploymentId: string;
   duration: string;
   interval: string;
   window: string;
+  failureLimit: string;
+  consecutiveErrorLimit: string;
+  optionalGate?: string[];
+  threshold?: string[];
   rollback: boolean;
   stateDir?: string;
   witness?: string;
   json?: boolean;
 }
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -26,7 +34,19 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--duration <duration>', 'how long to watch', '5m')
     .option('--interval <duration>', 'time between checks', '10s')
     .option('--window <duration>', 'sliding window of witness events each check reads', '1m')
-    .option('--no-rollback', 'report a breach (exit 1) without rolling back')
+    .option('--failure-limit <n>', 'failed checks tolerated (0: roll back on the first, as the runbook)', '0')
+    .option(
+      '--consecutive-error-limit <n>',
+      'checks in a row a gate may be unmeasurable before it fails',
+      '4',
+    )
+    .option(
+      '--optional-gate <gate>',
+      'a gate that may stay unmeasured (default: memory_growth_mb); repeatable',
+      collect,
+    )
+    .option('--threshold <NAME=VALUE>', 'override a threshold, e.g. error_rate=0.02; repeatable', collect)
+    .option('--no-rollback', 'report a failure (exit 1) without rolling back')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .action(async (flags: Flags) => {
@@ -35,33 +55,28 @@ export function register(cmd: Command, io: CommandIo): void {
       // NDJSON: one line per check, then the report as the last line.
       const line = (x: unknown) => ctx.stdout.write(`${JSON.stringify(x)}\n`);
       const progress = await createProgress(ctx, Boolean(flags.json));
+      const out = io.output(flags);
       const r = await monitor(
         {
           deploymentId: flags.deploymentId,
           durationMs: durationMs(flags.duration, '--duration'),
           intervalMs: durationMs(flags.interval, '--interval', 50),
           windowMs: durationMs(flags.window, '--window', 1_000),
-          thresholds: MONITOR_DEFAULTS,
+          thresholds: parseThresholds(flags.threshold),
+          failureLimit: intFlag(flags.failureLimit, '--failure-limit', 0, 1000),
+          consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
+          optionalGates: flags.optionalGate ?? [],
           rollback: flags.rollback,
           stateDir,
           config: resolveWitness(loaded, flags.witness, stateDir),
           progress,
           onCheck: (c) =>
-            flags.json
-              ? line({ type: 'check', ...c })
-              : ctx.stderr.write(
-                  `[${Math.round(c.elapsed_ms / 1000)}s] events ${c.events}, error rate ${c.error_rate ?? 'n/a'}, connection success ${c.connection_success ?? 'n/a'}, memory growth ${c.memory_growth_mb ?? 'n/a'} MiB, DTLS ${c.dtls_failures}, signature ${c.signature_failures}${c.breach ? ` ✗ ${c.breach.trigger} ${c.breach.value} ${c.breach.threshold}` : ''}\n`,
-                ),
+            flags.json ? line({ type: 'check', ...c }) : out.info(renderMonitorCheck(c, out.c)),
         },
         ctx,
       ).finally(() => progress.close());
       if (flags.json) line({ type: 'result', ...r });
-      else
-        ctx.stdout.write(
-          r.breach
-            ? `✗ ${r.breach.trigger} ${r.breach.value} (${r.breach.threshold}): ${r.rollback ? `rolled back to ${r.rollback.plan.to.id}` : 'not rolled back (--no-rollback)'}\n`
-            : `✓ ${r.deployment_id}: ${r.checks} checks, no rollback triggered\n`,
-        );
-      if (r.breach) io.setExitCode(1);
+      else out.result(r, renderMonitorReport);
+      if (r.result !== 'passed') io.setExitCode(1);
     });
 }

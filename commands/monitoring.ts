@@ -5,6 +5,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
+import { alertChannels } from '../src/ops/monitoring/alertmanager.js';
 import { exportMonitoring } from '../src/ops/monitoring/export.js';
 import { resolveTargets, runCheck } from '../src/ops/monitoring/monitor.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
@@ -16,6 +17,15 @@ type Flags = ConfigFlags & {
   witness?: string;
   stateDir?: string;
   threshold?: string[];
+};
+
+type ExportFlags = Flags & {
+  out: string;
+  for?: string;
+  scrapeInterval: string;
+  witnessScrapeInterval: string;
+  alertmanager: string;
+  groupWait: string;
 };
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -33,11 +43,20 @@ export function register(cmd: Command, io: CommandIo): void {
   targetOptions(
     cmd
       .command('export')
-      .description('write the Prometheus scrape config, alert rules and Grafana dashboard')
-      .option('--out <dir>', 'directory to write prometheus/ and grafana/ into', '.')
+      .description(
+        'write the Prometheus scrape config, alert rules, Grafana dashboard and the Alertmanager routing (critical → PagerDuty, warning → Slack)',
+      )
+      .option('--out <dir>', 'directory to write prometheus/, grafana/ and alertmanager/ into', '.')
       .option('--for <duration>', "replace every alert's for: (e.g. 10s for a test)")
-      .option('--scrape-interval <duration>', 'scrape and rule evaluation interval', '10s'),
-  ).action(async (flags: Flags & { out: string; for?: string; scrapeInterval: string }) => {
+      .option('--scrape-interval <duration>', 'scrape and rule evaluation interval (signaling)', '10s')
+      .option('--witness-scrape-interval <duration>', 'the witness job’s scrape interval', '30s')
+      .option(
+        '--alertmanager <host:port,…>',
+        'the Alertmanagers Prometheus sends alerts to ("" for none)',
+        '127.0.0.1:9093',
+      )
+      .option('--group-wait <duration>', 'Alertmanager group_wait: how long a first notice waits', '30s'),
+  ).action(async (flags: ExportFlags) => {
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
@@ -49,8 +68,17 @@ export function register(cmd: Command, io: CommandIo): void {
       thresholds: parseThresholds(flags.threshold),
       forOverride: flags.for,
       scrapeInterval: flags.scrapeInterval,
+      witnessScrapeInterval: flags.witnessScrapeInterval,
+      alertmanagers: flags.alertmanager
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      channels: alertChannels(loaded.config),
+      groupWait: flags.groupWait,
     });
-    io.output(flags).result(report, renderExport);
+    const out = io.output(flags);
+    for (const w of report.routing.warnings) out.warn(w);
+    out.result(report, renderExport);
   });
   targetOptions(
     cmd

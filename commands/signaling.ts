@@ -52,7 +52,10 @@ export function register(cmd: Command, io: CommandIo): void {
           "this instance's name in events and /health",
           `${hostname()}-${process.pid}`,
         )
-        .option('--allow-keys <file>', 'only agents with these public keys may register (one per line)')
+        .option(
+          '--allow-keys <file>',
+          'only these agents may register: one `PUBLIC_KEY AGENT_ID` pair per line',
+        )
         .option('--allowed-origins <list>', 'comma-separated Origins browser agents may connect from')
         .option('--max-connections-per-ip <n>', 'WebSocket connections one address may hold', '1000')
         .option('--reap-after <ms>', 'terminate sockets that answer no ping for this long', '30000')
@@ -60,7 +63,7 @@ export function register(cmd: Command, io: CommandIo): void {
         .option('--headers-timeout <ms>', 'close HTTP connections whose headers take longer', '10000')
         .option(
           '--cluster <url>',
-          'redis://HOST:PORT shared with the other instances (default SIGNALING_CLUSTER_URL)',
+          'redis://HOST:PORT shared with the other instances, without credentials (default SIGNALING_CLUSTER_URL, which may carry them)',
         )
         .option('--cluster-ttl <ms>', 'an instance silent this long leaves the cluster (1000-15000)', '10000')
         .addOption(shared('state-dir'))
@@ -77,7 +80,15 @@ export function register(cmd: Command, io: CommandIo): void {
     if (flags.tlsCert) set.SIGNALING_TLS_CERT = path.resolve(ctx.cwd, flags.tlsCert);
     if (flags.tlsKey) set.SIGNALING_TLS_KEY = path.resolve(ctx.cwd, flags.tlsKey);
     if (flags.host) set.SIGNALING_HOST = flags.host;
-    if (flags.cluster !== undefined) set.SIGNALING_CLUSTER_URL = flags.cluster;
+    if (flags.cluster !== undefined) {
+      // A password in argv is readable by every local user (ps, /proc/<pid>/cmdline).
+      if (/\/\/[^/@]*@/.test(flags.cluster))
+        throw new UsageError(
+          '--cluster must not carry credentials: a command line is visible to every user of the host',
+          'set SIGNALING_CLUSTER_URL=redis://USER:PASSWORD@HOST:PORT in the environment or the env file instead',
+        );
+      set.SIGNALING_CLUSTER_URL = flags.cluster;
+    }
     // Port 0 (any free port, for tests and ifmesh up) is not a valid SIGNALING_PORT in the env file.
     if (flags.port && flags.port !== '0') set.SIGNALING_PORT = flags.port;
     const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: set });
@@ -103,6 +114,7 @@ export function register(cmd: Command, io: CommandIo): void {
         registerTimeoutMs: intFlag(flags.registerTimeout, '--register-timeout', 100),
         headersTimeoutMs: intFlag(flags.headersTimeout, '--headers-timeout', 100),
         clusterTtlMs: intFlag(flags.clusterTtl, '--cluster-ttl', 1000, 15_000),
+        clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
         signal: ctx.signal,
         log: (lvl, msg, fields) => {
           if (LEVELS[lvl] >= level)

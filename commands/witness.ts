@@ -40,6 +40,11 @@ export function register(cmd: Command, io: CommandIo): void {
           '--key <file>',
           "the witness's Ed25519 checkpoint key; created if absent (default <db dir>/witness.key)",
         )
+        .option(
+          '--retention-days <n>',
+          'the shortest retention a cleanup may apply: newer events are never deleted',
+          '30',
+        )
         .option('--checkpoint-every <n>', 'sign a checkpoint after this many events', '1000')
         .option('--checkpoint-interval <ms>', '… or this often when the log grew', '10000'),
     ),
@@ -53,6 +58,7 @@ export function register(cmd: Command, io: CommandIo): void {
         key?: string;
         checkpointEvery: string;
         checkpointInterval: string;
+        retentionDays: string;
         json?: boolean;
       },
     ) => {
@@ -60,6 +66,11 @@ export function register(cmd: Command, io: CommandIo): void {
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      if (flags.db !== undefined && /\/\/[^/@]*:[^/@]*@/.test(flags.db))
+        throw new UsageError(
+          '--db must not carry a password: a command line is visible to every user of the host',
+          'set WITNESS_DB_URL=postgres://USER:PASSWORD@HOST:PORT/DB in the environment or the env file instead',
+        );
       const db = flags.db ?? (loaded.config.witnessDbUrl || path.join(stateDir, 'witness.db'));
       const postgres = isPostgresUrl(db);
       const dbPath = postgres ? db : path.resolve(ctx.cwd, db);
@@ -73,7 +84,9 @@ export function register(cmd: Command, io: CommandIo): void {
           dbPath,
           keyPath: path.resolve(ctx.cwd, flags.key ?? path.join(keyDir, 'witness.key')),
           apiKey: loaded.config.witnessApiKey,
-          queryToken: ctx.env.WITNESS_QUERY_TOKEN || undefined,
+          adminKey: loaded.raw.IF_WITNESS_ADMIN_KEY || undefined,
+          queryToken: loaded.raw.WITNESS_QUERY_TOKEN || undefined,
+          minRetentionDays: intFlag(flags.retentionDays, '--retention-days', 1, 36_500),
           checkpointEvery: intFlag(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
           checkpointIntervalMs: intFlag(flags.checkpointInterval, '--checkpoint-interval', 100, 86_400_000),
           signal: ctx.signal,

@@ -1,11 +1,21 @@
+import './werift-dtls-fix.js';
 import { RTCPeerConnection } from 'werift';
-import { createSigner, fromBase64url, generateKeyPair, type Signer } from '../crypto/ed25519.js';
+import {
+  createSigner,
+  generateKeyPair,
+  type KeyPair,
+  keyId,
+  type Signer,
+  toBase64url,
+} from '../crypto/ed25519.js';
 import { MessageVerifier } from '../crypto/ifmessage.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
+import { type RotationProof, rotationStatement } from '../protocol/signaling.js';
 import type { WitnessEvent } from '../protocol/witness.js';
 import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
 import { waitFor } from '../util/wait.js';
 import { type LinkIce, PeerLink } from './peer-link.js';
+import { acceptPeerKey } from './pins.js';
 import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
 import { TurnPool } from './turn-pool.js';
 
@@ -42,6 +52,14 @@ export interface AgentOptions {
   events?: { log(e: WitnessEvent): void } | undefined;
   /** Heartbeats, partition detection, healing backoff and message timestamps run on it. */
   clock?: Clock;
+  /**
+   * Makes a rotated key durable before the agent uses it (the key file: `ifmesh agent run --key`).
+   * If it throws, the rotation is abandoned and the agent keeps its key. Without it the new key
+   * lives in memory only (throw-away identities: tests, verify's temporary agents).
+   */
+  persistRotation?: (next: KeyPair, proof: RotationProof) => Promise<void>;
+  /** Nonces remembered per peer for replay detection (default 100,000). */
+  replayCapacity?: number;
   onMessage?: (from: string, message: IFMessage) => void;
 }
 
@@ -53,11 +71,17 @@ export interface AgentCounters {
   dtls_failures: number;
   /** Times the witness this agent's events go to presented a key other than the one held. */
   witness_key_changed?: number;
+  /** Times signaling announced a key for a peer other than the one pinned, without a rotation from it. */
+  peer_key_mismatches: number;
 }
 
 /** A mesh agent: registers with signaling, keeps a signed DataChannel to every peer, reports. */
 export class MeshAgent {
   readonly links = new Map<string, PeerLink>();
+  /**
+   * Each peer's key, pinned at first sight: signaling may later announce another key for the id only
+   * with a chain of rotations signed from the pinned one (pins.ts); anything else is refused.
+   */
   readonly keys = new Map<string, Uint8Array>();
   readonly counters: AgentCounters = {
     messages_sent: 0,
@@ -65,6 +89,7 @@ export class MeshAgent {
     signature_failures: 0,
     message_errors: 0,
     dtls_failures: 0,
+    peer_key_mismatches: 0,
   };
   private identity: SignalingIdentity;
   private signer: Signer;
@@ -91,7 +116,7 @@ export class MeshAgent {
     this.signer = createSigner(o.identity.seed);
     this.iceServers = o.iceServers;
     this.turn = this.newTurnPool();
-    this.verifier = new MessageVerifier({ now: this.now });
+    this.verifier = new MessageVerifier({ now: this.now, nonceCapacity: o.replayCapacity });
     this.signaling = new SignalingClient({
       urls: o.signalingUrls,
       agentId: o.agentId,
@@ -320,12 +345,26 @@ export class MeshAgent {
     if (this.stopped) return;
     switch (f.type) {
       case 'registered':
-        for (const p of f.peers as { agent_id: string; public_key: string }[]) {
-          this.keys.set(p.agent_id, fromBase64url(p.public_key, 32, 'public_key'));
+        for (const p of f.peers as { agent_id: string; public_key: string; rotations?: unknown }[]) {
+          if (!this.pin(p.agent_id, p.public_key, p.rotations)) continue;
           // CONTRACT §1.5: the agent that registers later offers to every peer it is not linked with.
           const live = this.links.get(p.agent_id);
           if (!live || live.closed) void this.connectTo(p.agent_id);
         }
+        // A (re)registration starts a fresh record on the instance (an earlier one died, or forgot
+        // this agent's reports when it left): say again which links are up, so /connections, the
+        // gates and failover validation see the established pairs, not only new ones.
+        for (const l of this.links.values())
+          if (l.ready && !l.closed)
+            void l.stats().then((st) =>
+              this.signaling.send({
+                type: 'connection-state',
+                peer_id: l.peerId,
+                state: 'connected',
+                candidate_type: st.candidateType,
+                rtt_ms: st.rttMs,
+              }),
+            );
         // A key change noticed before this (re)registration still reaches this instance's /metrics.
         if (this.counters.witness_key_changed)
           this.signaling.send({
@@ -334,10 +373,10 @@ export class MeshAgent {
           });
         return;
       case 'agent-joined': {
-        const key = fromBase64url(f.public_key, 32, 'public_key');
-        this.keys.set(f.agent_id, key);
+        if (f.agent_id === this.o.agentId) return;
+        const key = this.pin(f.agent_id, f.public_key, f.rotations);
         const live = this.links.get(f.agent_id);
-        if (live) live.publicKey = key;
+        if (live && key) live.publicKey = key;
         return;
       }
       case 'offer': {
@@ -365,14 +404,34 @@ export class MeshAgent {
         return;
       case 'rotate-keys': {
         const next = generateKeyPair();
-        this.identity = next;
+        const previous = this.identity;
+        const publicKey = toBase64url(next.publicKey);
+        // The old key hands the id over to the new one: signaling moves the binding (and revokes the
+        // old key) only with this proof, and peers that pinned the old key follow it with it.
+        const rotation: RotationProof = {
+          previous_key: toBase64url(previous.publicKey),
+          public_key: publicKey,
+          signature: toBase64url(this.signer.sign(rotationStatement(this.o.agentId, publicKey))),
+        };
+        try {
+          // Durable before use: once signaling has revoked the old key, a restart must find the new one.
+          await this.o.persistRotation?.(next, rotation);
+        } catch (err) {
+          this.event('key_rotation_failed', { rotation_id: f.rotation_id, error: (err as Error).message });
+          return;
+        }
+        this.identity = { ...next, rotation };
         this.signer = createSigner(next.seed);
         // keys-rotated only once the registry holds the new key, so a completed rotation means it.
         const before = this.signaling.registrations;
         this.signaling.reregister();
         await this.waitRegistered(() => this.signaling.registrations > before);
         this.signaling.send({ type: 'keys-rotated', rotation_id: f.rotation_id });
-        this.event('srtp_key_rotated', { rotation_id: f.rotation_id });
+        this.event('srtp_key_rotated', {
+          rotation_id: f.rotation_id,
+          key_id: keyId(next.publicKey),
+          previous_key_id: keyId(previous.publicKey),
+        });
         return;
       }
       case 'config':
@@ -392,6 +451,36 @@ export class MeshAgent {
         for (const peer of f.peers as string[]) void this.connectTo(peer);
         return;
     }
+  }
+
+  /**
+   * The key to use for a peer: the pinned one, or an announced successor that a chain of rotations
+   * signed from the pinned key proves. A changed key without that proof (a squatter, a forged
+   * announcement, an operator's rebind) is refused and reported; the pin stays.
+   */
+  private pin(peerId: string, publicKey: string, rotations: unknown): Uint8Array | undefined {
+    const pinned = this.keys.get(peerId);
+    const r = acceptPeerKey(peerId, pinned, publicKey, rotations);
+    if (r.ok) {
+      this.keys.set(peerId, r.key);
+      if (pinned && r.rotated)
+        this.event('peer_key_rotated', { key_id: keyId(r.key), previous_key_id: keyId(pinned) }, peerId);
+      return r.key;
+    }
+    this.counters.peer_key_mismatches += 1;
+    this.o.events?.log({
+      event: 'peer_key_mismatch',
+      agent_id: this.o.agentId,
+      peer_id: peerId,
+      severity: 'warning',
+      metadata: {
+        reason: r.reason,
+        pinned_key_id: pinned ? keyId(pinned) : null,
+        announced_key_id: r.announcedKeyId,
+        hint: 'after an operator rebinds the peer (ifmesh agents rebind), restart this agent to trust its new key',
+      },
+    });
+    return undefined;
   }
 
   private async waitRegistered(done = () => this.signaling.registered): Promise<void> {

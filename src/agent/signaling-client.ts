@@ -4,12 +4,18 @@
 // stops new negotiations until it is back.
 import WebSocket from 'ws';
 import { createSigner, toBase64url } from '../crypto/ed25519.js';
-import { registerChallenge } from '../protocol/signaling.js';
+import { type RotationProof, registerChallenge } from '../protocol/signaling.js';
 import { type Clock, systemClock } from '../util/clock.js';
 
 export interface SignalingIdentity {
   seed: Uint8Array;
   publicKey: Uint8Array;
+  /**
+   * The rotation that made this key, signed by the previous one: presented at every registration,
+   * so a server that still binds the id to the previous key (the agent restarted before the
+   * re-registration reached it) moves the binding. Ignored once the binding is this key.
+   */
+  rotation?: RotationProof | undefined;
 }
 
 export interface SignalingClientOptions {
@@ -147,15 +153,17 @@ export class SignalingClient {
         }
         if (frame.type === 'hello') {
           const id = this.o.identity();
+          const publicKey = toBase64url(id.publicKey);
           ws.send(
             JSON.stringify({
               type: 'register',
               agent_id: this.o.agentId,
-              public_key: toBase64url(id.publicKey),
+              public_key: publicKey,
               signature: toBase64url(
                 createSigner(id.seed).sign(registerChallenge(frame.nonce, this.o.agentId)),
               ),
               metadata: this.o.metadata,
+              ...(id.rotation?.public_key === publicKey ? { rotation: id.rotation } : {}),
             }),
           );
           return;

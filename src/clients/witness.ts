@@ -33,7 +33,11 @@ export interface WitnessClientOptions {
   batchSize?: number;
   /** How long events may wait in memory before a send. */
   lingerMs?: number;
-  /** Events held in memory before they are written to the spool. */
+  /**
+   * Events held in memory while the spool cannot be written (disk full, I/O error, directory gone):
+   * past this many, new events are refused (counted in `spoolStats.dropped`, reported through onError)
+   * until the disk takes them again.
+   */
   maxQueue?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -66,7 +70,14 @@ type Options = Required<
 export class WitnessClient {
   private queue: Record<string, unknown>[] = [];
   private readonly spool: Spool;
-  private opened: Promise<void> | undefined;
+  /** An attempt to open the spool in progress; it never rejects (a failure is a disk failure). */
+  private opening: Promise<boolean> | undefined;
+  /** Whether the spool has ever been opened (then `inherited` is known). */
+  private opened = false;
+  /** The last spool operation failed: events wait in memory (at most maxQueue) until one succeeds. */
+  private diskDown: Error | undefined;
+  private diskRetryMs = 0;
+  private nextOpenAt = 0;
   private loop: Promise<void> | undefined;
   private closing = false;
   private stopped = false;
@@ -93,6 +104,11 @@ export class WitnessClient {
   private inFlight = false;
   private waiters = new Set<() => void>();
   readonly stats = { sent: 0, spooled: 0, rejected: 0 };
+  /**
+   * `dropped`: events refused by log() while the spool was unwritable and memory full, or left in
+   * memory at close with nowhere to go; `disk_errors`: spool operations that failed.
+   */
+  readonly spoolStats = { dropped: 0, disk_errors: 0 };
   private readonly o: Options;
 
   constructor(opts: WitnessClientOptions) {
@@ -123,6 +139,17 @@ export class WitnessClient {
       );
       return;
     }
+    if (this.diskDown && this.queue.length >= this.o.maxQueue) {
+      // Memory is the only place left and it is full: refuse, loudly, rather than grow without end.
+      this.spoolStats.dropped += 1;
+      if (this.spoolStats.dropped === 1 || this.spoolStats.dropped % 1_000 === 0)
+        this.o.onError?.(
+          new Error(
+            `witness spool unwritable (${this.diskDown.message}) and ${this.o.maxQueue} events wait in memory: ${this.spoolStats.dropped} event(s) dropped so far`,
+          ),
+        );
+      return;
+    }
     this.queue.push({
       ...event,
       timestamp: event.timestamp ?? new Date(this.now()).toISOString(),
@@ -145,12 +172,57 @@ export class WitnessClient {
   }
 
   private start(): void {
-    this.opened ??= this.spool.open().then(() => {
-      this.inherited = this.spool.inherited;
-    });
+    if (!this.opened) void this.openSpool();
     this.loop ??= this.run().catch((err) => {
       this.o.onError?.(err as Error);
     });
+  }
+
+  /** Opens the spool if it is not; false (and the disk marked down) when that fails. Never throws. */
+  private openSpool(): Promise<boolean> {
+    if (this.spool.isOpen) return Promise.resolve(true);
+    this.opening ??= this.spool
+      .open()
+      .then(
+        () => {
+          if (!this.opened) this.inherited = this.spool.inherited;
+          this.opened = true;
+          this.diskUp();
+          return true;
+        },
+        (err: unknown) => {
+          this.diskFailed(err);
+          return false;
+        },
+      )
+      .finally(() => {
+        this.opening = undefined;
+      });
+    return this.opening;
+  }
+
+  /** A spool operation failed: said once per outage, retried with backoff, events kept in memory. */
+  private diskFailed(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.spoolStats.disk_errors += 1;
+    this.diskRetryMs = Math.min(
+      this.o.retryMaxMs,
+      this.diskRetryMs ? this.diskRetryMs * 2 : this.o.retryMinMs,
+    );
+    this.nextOpenAt = this.clock.now() + this.diskRetryMs;
+    if (!this.diskDown)
+      this.o.onError?.(
+        new Error(
+          `witness spool ${this.spool.file} failed (${e.message}): events wait in memory (at most ${this.o.maxQueue}) until it works again`,
+        ),
+      );
+    this.diskDown = e;
+  }
+
+  private diskUp(): void {
+    if (this.diskDown) this.o.onError?.(new Error(`witness spool ${this.spool.file} works again`));
+    this.diskDown = undefined;
+    this.diskRetryMs = 0;
   }
 
   /**
@@ -161,7 +233,7 @@ export class WitnessClient {
   async flush(timeoutMs = 10_000): Promise<boolean> {
     const mark = this.logged;
     this.start();
-    await this.opened;
+    if (!this.opened) await this.openSpool();
     if (this.settled < mark || this.inherited > 0) {
       const stop = new AbortController();
       const timeout = this.clock.sleep(timeoutMs, stop.signal).catch(() => {});
@@ -211,14 +283,24 @@ export class WitnessClient {
         this.o.onError?.(err as Error),
       );
     }
-    // Events logged while closing are kept too: stopped is set only once memory is empty.
-    while (this.queue.length > 0 && this.opened) await this.spillQueue();
-    this.stopped = true;
-    this.notify();
-    if (this.opened) {
-      await this.opened.catch(() => {});
-      await this.spool.close();
+    // Events logged while closing are kept too: stopped is set only once memory is empty, or the
+    // spool cannot take them (then what is lost is said, not hidden).
+    while (this.queue.length > 0 && (await this.openSpool())) {
+      if (!(await this.trySpill())) break;
     }
+    this.stopped = true;
+    if (this.queue.length > 0) {
+      this.spoolStats.dropped += this.queue.length;
+      this.o.onError?.(
+        new Error(
+          `witness client for ${this.o.producer} closed with ${this.queue.length} event(s) neither delivered nor spooled (${this.diskDown?.message ?? 'spool unavailable'}): lost`,
+        ),
+      );
+      this.queue = [];
+    }
+    this.notify();
+    await this.opening;
+    await this.spool.close();
   }
 
   private wake(): void {
@@ -244,67 +326,102 @@ export class WitnessClient {
     this.notify();
   }
 
+  /** Moves memory to the spool; on failure the events stay in memory, in order, and this throws. */
   private async spillQueue(): Promise<void> {
-    if (this.queue.length === 0 || !this.opened) return;
-    await this.opened;
+    if (this.queue.length === 0) return;
+    if (!(await this.openSpool())) throw this.diskDown ?? new Error('spool unavailable');
     const events = this.queue;
     this.queue = [];
-    await this.spool.append(events);
+    try {
+      await this.spool.append(events);
+    } catch (err) {
+      this.queue = [...events, ...this.queue];
+      throw err;
+    }
+    this.diskUp();
     this.stats.spooled += events.length;
   }
 
+  /** spillQueue, a failure noted instead of thrown: true when memory is on disk. */
+  private async trySpill(): Promise<boolean> {
+    try {
+      await this.spillQueue();
+      return true;
+    } catch (err) {
+      this.diskFailed(err);
+      return false;
+    }
+  }
+
+  /**
+   * The sender. A failed spool operation never ends it: whatever the operation held stays in memory
+   * (the batch in flight included), the disk is retried with backoff, and while it is down events go
+   * from memory to the witness directly when nothing older waits on disk.
+   */
   private async run(): Promise<void> {
-    await this.opened;
+    await this.openSpool();
     while (!this.closing) {
-      if (this.retryMs > 0) {
-        await this.idle(this.retryMs, 'backoff');
-        if (this.closing) break;
+      try {
+        await this.step();
+      } catch (err) {
+        this.diskFailed(err);
+        await this.idle(this.diskRetryMs, 'backoff');
       }
-      if (!this.keyChecked) {
-        // While the witness's key is unknown or refused, events wait on disk, not in memory.
-        await this.spillQueue();
-        await this.checkKey();
-        continue;
-      }
-      if (this.spool.pending) {
-        // In an outage the newest events join the spool first, so that they are durable too.
-        await this.spillQueue();
-        const { events, end, lines } = await this.spool.peek(this.batchSize);
-        const outcome = events.length ? await this.send(events) : 'ok';
-        if (outcome === 'ok' || outcome === 'rejected') {
-          if (outcome === 'rejected') {
-            const own = lines - Math.min(lines, this.inherited);
-            await this.deadLetter(events, this.settled + 1, own);
-          }
-          await this.spool.advance(end);
-          this.settleSpooled(lines);
+    }
+  }
+
+  private async step(): Promise<void> {
+    if (this.retryMs > 0) {
+      await this.idle(this.retryMs, 'backoff');
+      if (this.closing) return;
+    }
+    // A spool that could not be opened is tried again once its backoff has passed.
+    if (!this.spool.isOpen && this.clock.now() >= this.nextOpenAt) await this.openSpool();
+    if (!this.keyChecked) {
+      // While the witness's key is unknown or refused, events wait on disk (in memory if it fails).
+      if (this.spool.isOpen) await this.trySpill();
+      await this.checkKey();
+      return;
+    }
+    if (this.spool.pending) {
+      // In an outage the newest events join the spool first, so that they are durable too.
+      await this.trySpill();
+      const { events, end, lines } = await this.spool.peek(this.batchSize);
+      const outcome = events.length ? await this.send(events) : 'ok';
+      if (outcome === 'ok' || outcome === 'rejected') {
+        if (outcome === 'rejected') {
+          const own = lines - Math.min(lines, this.inherited);
+          await this.deadLetter(events, this.settled + 1, own);
         }
-        continue;
+        // Acknowledged: settled whether or not the new offset reaches the disk (a later process
+        // would resend those events, which their idempotency keys make harmless).
+        await this.spool.advance(end).catch((err) => this.diskFailed(err));
+        this.settleSpooled(lines);
       }
-      if (this.queue.length === 0) {
-        await this.observe();
-        if (this.closing) break;
-        if (this.queue.length === 0 && this.keyChecked) await this.idle(60_000, 'empty');
-        continue;
-      }
-      if (this.queue.length < this.batchSize) {
-        await this.idle(this.o.lingerMs, 'linger');
-        if (this.closing) break;
-      }
-      const batch = this.queue.splice(0, this.batchSize);
-      const outcome = await this.send(batch);
-      if (outcome === 'retry') {
-        // Everything not acknowledged moves to the spool, in order, before anything newer.
-        const rest = this.queue;
-        this.queue = [];
-        await this.spool.append([...batch, ...rest]);
-        this.stats.spooled += batch.length + rest.length;
-      } else if (outcome === 'too_large') {
-        this.queue.unshift(...batch);
-      } else {
-        if (outcome === 'rejected') await this.deadLetter(batch, this.settled + 1, batch.length);
-        this.settleQueued(batch.length);
-      }
+      return;
+    }
+    if (this.queue.length === 0) {
+      await this.observe();
+      if (this.closing) return;
+      if (this.queue.length === 0 && this.keyChecked) await this.idle(60_000, 'empty');
+      return;
+    }
+    if (this.queue.length < this.batchSize) {
+      await this.idle(this.o.lingerMs, 'linger');
+      if (this.closing) return;
+    }
+    const batch = this.queue.splice(0, this.batchSize);
+    const outcome = await this.send(batch);
+    if (outcome === 'retry') {
+      // Everything not acknowledged moves to the spool, in order, before anything newer; if the
+      // spool cannot take it, it goes back to the head of memory, the batch in flight first.
+      this.queue = [...batch, ...this.queue];
+      await this.trySpill();
+    } else if (outcome === 'too_large') {
+      this.queue.unshift(...batch);
+    } else {
+      if (outcome === 'rejected') await this.deadLetter(batch, this.settled + 1, batch.length);
+      this.settleQueued(batch.length);
     }
   }
 
@@ -387,7 +504,19 @@ export class WitnessClient {
       this.o.spoolDir,
       `${this.spool.producer.replace(/[^A-Za-z0-9._-]/g, '_')}.rejected.ndjson`,
     );
-    await fs.appendFile(file, events.map((e) => `${JSON.stringify(e)}\n`).join(''), { mode: 0o600 });
+    try {
+      await fs.appendFile(file, events.map((e) => `${JSON.stringify(e)}\n`).join(''), { mode: 0o600 });
+    } catch (err) {
+      // The witness refused them for good; without a disk they can only be reported.
+      this.o.onError?.(
+        new Error(
+          `${events.length} refused event(s) could not be kept in ${file} (${(err as Error).message}): ${events
+            .map((e) => String(e.event))
+            .slice(0, 10)
+            .join(', ')}`,
+        ),
+      );
+    }
   }
 
   /** Before sending: is the witness at this URL the one whose key is held? */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { parseEnvFile } from './env-file.js';
 import { type IceUrl, isHost, parseIceUrl } from './ice-url.js';
+import { ONCALL_KEY, type OncallLevel, parseOncallLevel } from './oncall.js';
 import { CONFIG_KEYS, KEY_SPECS, type KeySpec, PLACEHOLDERS } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/webrtc-production.env';
@@ -37,6 +38,14 @@ export interface MeshConfig {
   pagerdutyEventsUrl: string;
   slackWebhookUrl: string;
   smtpUrl: string;
+  /** The runbook's team channel for incident posts (#incident-response). */
+  slackIncidentChannel: string;
+  /** The on-call roster, level 1 first (ONCALL_LEVEL_N; empty ones dropped). */
+  oncall: OncallLevel[];
+  /** Agents the mesh is sized for (weekly maintenance's capacity headroom). */
+  maintenanceMaxAgents: number;
+  /** certbot's --config-dir; undefined: certbot's own default (/etc/letsencrypt). */
+  certbotConfigDir: string | undefined;
 }
 
 export type Source =
@@ -170,6 +179,7 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
 
   if (issues.length === 0) {
     const config = toMeshConfig(typed);
+    oncallIssues(config, at, issues);
     if (config.productionMode) await productionRules(config, raw, at, issues);
     if (issues.length === 0) return { file: shown, config, raw, sources, warnings };
   }
@@ -272,6 +282,21 @@ function convert(spec: KeySpec, value: string, baseDir: string): unknown {
     }
     case 'path':
       return value === '' ? undefined : path.resolve(baseDir, value);
+    case 'count': {
+      const n = /^\d{1,9}$/.test(value) ? Number(value) : Number.NaN;
+      return n >= 1
+        ? n
+        : new Invalid(`${shown} is not a whole number of at least 1`, `set it to e.g. ${spec.default}`);
+    }
+    case 'oncall': {
+      const level = parseOncallLevel(Number(ONCALL_KEY.exec(spec.key)?.[1] ?? 0), value);
+      return typeof level === 'string'
+        ? new Invalid(
+            level,
+            'write it as "ROLE; person=NAME; via=pagerduty,slack:@mention,email:ADDRESS; respond=15m; when=L1 unavailable"',
+          )
+        : level;
+    }
     case 'email':
       return value === '' || /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)
         ? value
@@ -310,10 +335,31 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     pagerdutyEventsUrl: t.PAGERDUTY_EVENTS_URL as string,
     slackWebhookUrl: t.SLACK_WEBHOOK_URL as string,
     smtpUrl: t.SMTP_URL as string,
+    slackIncidentChannel: t.SLACK_INCIDENT_CHANNEL as string,
+    oncall: CONFIG_KEYS.filter((k) => k.kind === 'oncall')
+      .map((k) => t[k.key] as OncallLevel | null)
+      .filter((l): l is OncallLevel => l !== null)
+      .sort((a, b) => a.level - b.level),
+    maintenanceMaxAgents: t.MAINTENANCE_MAX_AGENTS as number,
+    certbotConfigDir: t.CERTBOT_CONFIG_DIR as string | undefined,
   };
 }
 
 type At = (key: string, message: string, fix: string) => ConfigIssue;
+
+/** A level waiting on a level that is not in the roster would never be paged. */
+function oncallIssues(c: MeshConfig, at: At, issues: ConfigIssue[]): void {
+  const levels = new Set(c.oncall.map((l) => l.level));
+  for (const l of c.oncall)
+    if (l.when.kind === 'unavailable' && !levels.has(l.when.level))
+      issues.push(
+        at(
+          `ONCALL_LEVEL_${l.level}`,
+          `waits on level ${l.when.level}, which is empty`,
+          `set ONCALL_LEVEL_${l.when.level}, or give this level another when=`,
+        ),
+      );
+}
 
 async function productionRules(
   c: MeshConfig,

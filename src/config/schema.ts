@@ -16,7 +16,10 @@ export type ValueKind =
   | 'redis-url'
   | 'path'
   | 'text'
-  | 'email';
+  | 'email'
+  | 'count'
+  /** One on-call escalation level (src/config/oncall.ts). */
+  | 'oncall';
 
 export interface KeySpec {
   key: string;
@@ -97,6 +100,21 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     describe: 'bearer key for witness writes',
   },
   {
+    key: 'IF_WITNESS_ADMIN_KEY',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe:
+      'bearer key for witness admin calls (cleanup); `witness serve` without it lets IF_WITNESS_API_KEY do them',
+  },
+  {
+    key: 'WITNESS_QUERY_TOKEN',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe: 'bearer token /api/query needs when set on `witness serve`; given by clients that query',
+  },
+  {
     key: 'GRAFANA_DATASOURCE_URL',
     kind: 'http-url',
     default: 'http://prometheus:9090',
@@ -116,6 +134,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: '',
     describe:
       'redis://host:port shared by signaling instances (one mesh across instances); empty: standalone',
+  },
+  {
+    key: 'SIGNALING_CLUSTER_SECRET',
+    kind: 'text',
+    default: '',
+    secret: true,
+    describe:
+      'the secret every cluster message is sealed with (HMAC); the same on every instance, required in production',
   },
   {
     key: 'SIGNALING_URLS',
@@ -167,6 +193,49 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     // smtp://user:password@host:port carries a password.
     secret: true,
     describe: 'smtp(s)://[USER:PASS@]HOST:PORT mailing ALERT_EMAIL when a P1 stays open over an hour',
+  },
+  {
+    key: 'SLACK_INCIDENT_CHANNEL',
+    kind: 'text',
+    default: '#incident-response',
+    describe:
+      "the runbook's team channel: `incident p1` posts its step-5 message there (the webhook's own channel wins on Slack apps that ignore `channel`)",
+  },
+  // The runbook's Contact Information, one level per key (src/config/oncall.ts); an empty value drops the level.
+  {
+    key: 'ONCALL_LEVEL_1',
+    kind: 'oncall',
+    default: 'On-Call Engineer; rotation=on-call; via=pagerduty; respond=15m; when=declared',
+    describe:
+      'escalation level 1: ROLE; person=NAME or rotation=NAME; via=pagerduty,slack[:@mention],email[:address]; respond=15m; when=declared | L<n> unavailable | [P1] > 1h',
+  },
+  {
+    key: 'ONCALL_LEVEL_2',
+    kind: 'oncall',
+    default: 'Engineering Lead; via=slack:@webrtc-oncall; respond=30m; when=L1 unavailable',
+    describe:
+      'escalation level 2 (the runbook: page if level 1 is unavailable, i.e. its page failed or it did not acknowledge in time)',
+  },
+  {
+    key: 'ONCALL_LEVEL_3',
+    kind: 'oncall',
+    default: 'VP Engineering; via=email; respond=1h; when=P1 > 1h',
+    describe:
+      'escalation level 3 (the runbook: page for P1 incidents lasting over an hour; via=email without an address mails ALERT_EMAIL)',
+  },
+  // Maintenance and certificate renewal (src/ops/maintenance/, src/ops/certs/).
+  {
+    key: 'MAINTENANCE_MAX_AGENTS',
+    kind: 'count',
+    default: '100',
+    describe:
+      'agents the mesh is sized for: weekly maintenance measures capacity headroom against it (install-cron writes it into the cron line)',
+  },
+  {
+    key: 'CERTBOT_CONFIG_DIR',
+    kind: 'path',
+    default: '',
+    describe: "certbot's --config-dir, holding live/<name>/ (empty: certbot's default, /etc/letsencrypt)",
   },
 ];
 

@@ -3,6 +3,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { AGENT_ID_RULE, isAgentId } from '../protocol/ids.js';
+import type { RotationProof } from '../protocol/signaling.js';
 import {
   fromBase64url,
   generateKeyPair,
@@ -20,6 +21,8 @@ export interface Identity {
   publicKey: Uint8Array;
   seed: Uint8Array;
   createdAt: string;
+  /** The rotation that made this key, signed by the previous one (written by writeRotatedIdentity). */
+  rotation?: RotationProof;
 }
 
 export interface PublicIdentity {
@@ -170,13 +173,94 @@ export async function readIdentity(file: string): Promise<Identity> {
   if (typeof doc.public_key === 'string' && doc.public_key !== toBase64url(publicKey)) {
     fail('public_key does not match private_key (the file was edited or corrupted)');
   }
+  const rotation = rotationOf(doc.rotation, toBase64url(publicKey));
   return {
     agentId: doc.agent_id as string,
     keyId: keyId(publicKey),
     publicKey,
     seed,
     createdAt: typeof doc.created_at === 'string' ? doc.created_at : '',
+    ...(rotation ? { rotation } : {}),
   };
+}
+
+/** A stored rotation proof, if it is well-formed and names this key (anything else is ignored). */
+function rotationOf(value: unknown, publicKey: string): RotationProof | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  if (typeof r.previous_key !== 'string' || typeof r.signature !== 'string' || r.public_key !== publicKey)
+    return undefined;
+  return { previous_key: r.previous_key, public_key: publicKey, signature: r.signature };
+}
+
+export interface RotatedIdentity {
+  keyPath: string;
+  /** The previous identity file, kept whole (`<file>.rotated-<UTC time>`, same mode). */
+  backupPath: string;
+  pubPath: string | undefined;
+}
+
+/**
+ * Replaces the identity in `file` by a rotated key: the old file is kept as
+ * `<file>.rotated-<time>` (a hard link, so it keeps its content and 0600), then the new identity,
+ * with the rotation proof the old key signed, replaces `file` atomically (0600). A `.pub` beside a
+ * `.key` is rewritten too. A restarted agent reads the new key and presents the proof, so signaling
+ * accepts it even if the rotation's re-registration never reached it.
+ */
+export async function writeRotatedIdentity(
+  file: string,
+  next: { seed: Uint8Array; publicKey: Uint8Array },
+  rotation: RotationProof,
+  now: Date = new Date(),
+): Promise<RotatedIdentity> {
+  const current = await readIdentity(file);
+  if (
+    rotation.previous_key !== toBase64url(current.publicKey) ||
+    rotation.public_key !== toBase64url(next.publicKey)
+  )
+    throw new UsageError(`${file}: the rotation does not hand this file's key over to the new one`);
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  let backupPath = `${file}.rotated-${stamp}`;
+  for (let n = 2; ; n++) {
+    try {
+      await fs.link(file, backupPath);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n > 100) throw err;
+      backupPath = `${file}.rotated-${stamp}-${n}`;
+    }
+  }
+  const identity: Identity = {
+    agentId: current.agentId,
+    keyId: keyId(next.publicKey),
+    publicKey: next.publicKey,
+    seed: next.seed,
+    createdAt: now.toISOString(),
+  };
+  const doc = {
+    ...publicDocument(identity),
+    private_key: toBase64url(identity.seed),
+    created_at: identity.createdAt,
+    rotation,
+  };
+  await writeAtomic(file, `${JSON.stringify(doc, null, 2)}\n`, 0o600, true);
+  let pubPath: string | undefined;
+  if (file.endsWith('.key')) {
+    const pub = `${file.slice(0, -'.key'.length)}.pub`;
+    if (
+      await fs.stat(pub).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      await writeAtomic(pub, `${JSON.stringify(publicDocument(identity), null, 2)}\n`, 0o644, true);
+      pubPath = pub;
+    }
+  }
+  return { keyPath: file, backupPath, pubPath };
 }
 
 /** A public key given as 43 base64url characters, or as the path of a .pub or .key file. */

@@ -1,12 +1,15 @@
 /**
  * Remembers (sender, nonce) pairs for as long as their timestamps are inside the skew window; older
- * messages are refused by timestamp, so they need no memory. The cache is bounded: when it is full,
- * the oldest entry is dropped and its timestamp becomes a low-water mark below which every message
- * is refused, so that eviction can never re-open a replay.
+ * messages are refused by timestamp, so they need no memory. Each sender has a window of its own,
+ * bounded by `capacity`: when a sender's window is full, its oldest entry is dropped and that entry's
+ * timestamp becomes the sender's low-water mark, below which every message from that sender is
+ * refused, so that eviction can never re-open a replay. Per sender, because a shared window let one
+ * peer's future-dated messages raise the mark for everyone and make other peers' valid messages
+ * `stale_timestamp`. Only senders whose signature verified reach this (MessageVerifier), so the
+ * number of windows is bounded by the peers an agent has keys for.
  */
 export class ReplayWindow {
-  private readonly seen = new Map<string, number>();
-  private lowWaterMs = Number.NEGATIVE_INFINITY;
+  private readonly senders = new Map<string, SenderWindow>();
 
   constructor(
     readonly skewMs: number,
@@ -18,29 +21,41 @@ export class ReplayWindow {
   /** 'ok' records the nonce; anything else leaves the cache unchanged. */
   check(from: string, nonce: string, tsMs: number, nowMs: number): 'ok' | 'replayed' | 'outside_window' {
     if (Math.abs(nowMs - tsMs) > this.skewMs) return 'outside_window';
-    if (tsMs <= this.lowWaterMs) return 'outside_window';
-    const key = `${from}\u0000${nonce}`;
-    if (this.seen.has(key)) return 'replayed';
-    this.expire(nowMs);
-    if (this.seen.size >= this.capacity) {
-      const [oldestKey, oldestTs] = this.seen.entries().next().value as [string, number];
-      this.seen.delete(oldestKey);
-      this.lowWaterMs = Math.max(this.lowWaterMs, oldestTs);
-      if (tsMs <= this.lowWaterMs) return 'outside_window';
+    let w = this.senders.get(from);
+    if (!w) {
+      w = { seen: new Map(), lowWaterMs: Number.NEGATIVE_INFINITY };
+      this.senders.set(from, w);
     }
-    this.seen.set(key, tsMs);
+    if (tsMs <= w.lowWaterMs) return 'outside_window';
+    if (w.seen.has(nonce)) return 'replayed';
+    this.expire(w, nowMs);
+    if (w.seen.size >= this.capacity) {
+      const [oldestNonce, oldestTs] = w.seen.entries().next().value as [string, number];
+      w.seen.delete(oldestNonce);
+      w.lowWaterMs = Math.max(w.lowWaterMs, oldestTs);
+      if (tsMs <= w.lowWaterMs) return 'outside_window';
+    }
+    w.seen.set(nonce, tsMs);
     return 'ok';
   }
 
+  /** Nonces remembered, over every sender. */
   get size(): number {
-    return this.seen.size;
+    let n = 0;
+    for (const w of this.senders.values()) n += w.seen.size;
+    return n;
   }
 
   // Insertion order is close to timestamp order; stop at the first entry still inside the window.
-  private expire(nowMs: number): void {
-    for (const [key, ts] of this.seen) {
+  private expire(w: SenderWindow, nowMs: number): void {
+    for (const [nonce, ts] of w.seen) {
       if (nowMs - ts <= this.skewMs) break;
-      this.seen.delete(key);
+      w.seen.delete(nonce);
     }
   }
+}
+
+interface SenderWindow {
+  seen: Map<string, number>;
+  lowWaterMs: number;
 }

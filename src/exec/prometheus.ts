@@ -20,7 +20,7 @@ export async function promtool(
   }
 }
 
-/** Prometheus answers /-/ready with 200 once its TSDB is open and its rules are loaded. */
+/** Prometheus (and Alertmanager) answer /-/ready with 200 once ready: TSDB open and rules loaded, or the configuration loaded. */
 export async function prometheusReady(url: string, dispatcher?: Dispatcher): Promise<boolean> {
   try {
     return (await httpRequest(`${url}/-/ready`, { timeoutMs: 1_000, dispatcher })).status === 200;
@@ -75,6 +75,72 @@ export async function startPrometheus(
     intervalMs: 100,
     clock,
     notReady: `prometheus did not become ready on ${url}`,
+    logTail: 800,
+    stopGraceMs: 5_000,
+  });
+  return { ...server, url };
+}
+
+/** Runs amtool (Debian's prometheus-alertmanager); a missing binary is an UnreachableError naming the package. */
+export async function amtool(
+  exec: Exec,
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): Promise<ExecResult> {
+  try {
+    return await exec('amtool', args, { timeoutMs: opts.timeoutMs ?? 30_000, cwd: opts.cwd });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UnreachableError('amtool is not installed', 'apt-get install prometheus-alertmanager');
+    throw err;
+  }
+}
+
+export interface AlertmanagerOptions {
+  configFile: string;
+  port: number;
+  dataDir: string;
+  host?: string;
+  logFd?: number;
+  detached?: boolean;
+  /** Debian installs it as prometheus-alertmanager; upstream's tarball as alertmanager. */
+  binary?: string;
+}
+
+export interface RunningAlertmanager extends ServerProcess {
+  url: string;
+}
+
+export function alertmanagerArgs(o: AlertmanagerOptions): string[] {
+  return [
+    `--config.file=${o.configFile}`,
+    `--web.listen-address=${o.host ?? '127.0.0.1'}:${o.port}`,
+    `--storage.path=${o.dataDir}`,
+    // One instance, no gossip: an empty address turns clustering off, so nothing binds :9094.
+    '--cluster.listen-address=',
+  ];
+}
+
+/** Starts Alertmanager and waits until /-/ready answers 200 (its configuration loaded). */
+export async function startAlertmanager(
+  o: AlertmanagerOptions,
+  timeoutMs = 30_000,
+  clock: Clock = systemClock,
+): Promise<RunningAlertmanager> {
+  const url = `http://${o.host ?? '127.0.0.1'}:${o.port}`;
+  const server = await startServerProcess({
+    name: 'alertmanager',
+    command: o.binary ?? 'prometheus-alertmanager',
+    args: alertmanagerArgs(o),
+    debianPackage: 'prometheus-alertmanager',
+    stdio: o.logFd ?? 'pipe',
+    detached: o.detached,
+    logLimit: 50_000,
+    ready: () => prometheusReady(url),
+    timeoutMs,
+    intervalMs: 100,
+    clock,
+    notReady: `alertmanager did not become ready on ${url}`,
     logTail: 800,
     stopGraceMs: 5_000,
   });

@@ -1,4 +1,7 @@
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { stunBinding } from '../clients/stun.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { type ServerProcess, startServerProcess } from './server-process.js';
@@ -13,6 +16,11 @@ export interface TurnserverOptions {
   listenIp?: string;
   allowLoopbackPeers?: boolean;
   binary?: string;
+  /**
+   * The 0600 config file holding the long-term credential (`user=NAME:PASSWORD`), so the password
+   * never sits on turnserver's command line. startTurnserver makes a private temp one when unset.
+   */
+  configFile?: string;
 }
 
 export interface RunningTurnserver extends ServerProcess {
@@ -20,19 +28,48 @@ export interface RunningTurnserver extends ServerProcess {
   stunUrl: string;
 }
 
-export function turnserverArgs(o: TurnserverOptions): string[] {
+/**
+ * What goes into turnserver's config file: the credential, and the options that belong with it.
+ * coturn reads `user=` lines as static long-term users; the file is the only place the password is.
+ */
+export function turnserverConfig(o: Pick<TurnserverOptions, 'user' | 'password' | 'realm'>): string {
+  if (/[\s:]/.test(o.user) || /[\r\n]/.test(o.password))
+    throw new Error('a TURN user name has no spaces or colons, and a password no line breaks');
+  return [
+    '# Written by ifmesh: the TURN long-term credential. Keep this file 0600.',
+    'lt-cred-mech',
+    `realm=${o.realm ?? 'ifmesh'}`,
+    `user=${o.user}:${o.password}`,
+    '',
+  ].join('\n');
+}
+
+/** Writes the config file whole (tmp + rename), readable by its owner only. */
+export function writeTurnserverConfig(
+  file: string,
+  o: Pick<TurnserverOptions, 'user' | 'password' | 'realm'>,
+): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, turnserverConfig(o), { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+}
+
+/** turnserver's arguments: `-c` with the config file (the credential), then the non-secret options. */
+export function turnserverArgs(
+  o: Omit<TurnserverOptions, 'user' | 'password'> & { configFile: string },
+): string[] {
   const ip = o.listenIp ?? '127.0.0.1';
   return [
-    '-n',
+    '-c',
+    o.configFile,
     `--listening-ip=${ip}`,
     `--relay-ip=${ip}`,
     `--listening-port=${o.port}`,
     `--min-port=${o.relayPorts[0]}`,
     `--max-port=${o.relayPorts[1]}`,
     ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : ['--no-loopback-peers']),
-    '--lt-cred-mech',
-    `--user=${o.user}:${o.password}`,
-    `--realm=${o.realm ?? 'ifmesh'}`,
     '--no-tls',
     '--no-dtls',
     '--no-cli',
@@ -49,6 +86,11 @@ export async function startTurnserver(
   clock: Clock = systemClock,
 ): Promise<RunningTurnserver> {
   const ip = o.listenIp ?? '127.0.0.1';
+  // Without a configFile the credential goes into a private temp dir, removed once coturn has read
+  // it (it answers only after loading its configuration), so nothing is left whoever stops it.
+  const own = o.configFile ? undefined : mkdtempSync(path.join(tmpdir(), 'ifmesh-turn-'));
+  const configFile = o.configFile ?? path.join(own!, 'turnserver.conf');
+  writeTurnserverConfig(configFile, o);
   const tcp = () =>
     new Promise<boolean>((resolve) => {
       const s = connect(o.port, ip);
@@ -65,10 +107,13 @@ export async function startTurnserver(
       () => true,
       () => false,
     );
+  const removeOwn = () => {
+    if (own) rmSync(own, { recursive: true, force: true });
+  };
   const server = await startServerProcess({
     name: 'turnserver',
     command: o.binary ?? 'turnserver',
-    args: turnserverArgs(o),
+    args: turnserverArgs({ ...o, configFile }),
     debianPackage: 'coturn',
     stdio: 'pipe',
     logLimit: 50_000,
@@ -79,7 +124,7 @@ export async function startTurnserver(
     notReady: `turnserver did not start on ${ip}:${o.port}`,
     logTail: 500,
     stopGraceMs: 2_000,
-  });
+  }).finally(removeOwn);
   return {
     ...server,
     url: `turn:${ip}:${o.port}?transport=udp`,

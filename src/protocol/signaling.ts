@@ -11,11 +11,39 @@ export const CLOSE = {
   unauthorized: 4401,
   registrationTimeout: 4408,
   replaced: 4409,
+  /** Extension: the agent id is bound to another key (reason `id_key_mismatch`); see README "Identity". */
+  idKeyMismatch: 4409,
   rateLimited: 4429,
 } as const;
 
 export type ConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay';
+
+/** Registration metadata: a flat object of bounded size (README "Signaling": metadata limits). */
+export type MetadataValue = string | number | boolean | null;
+export type RegisterMetadata = Record<string, MetadataValue>;
+
+export const METADATA_LIMITS = {
+  /** Keys in the object. */
+  maxKeys: 32,
+  /** Characters of a key: `A-Za-z0-9._:-`. */
+  maxKeyLength: 64,
+  /** Characters of a string value. */
+  maxStringLength: 256,
+  /** Bytes of the whole object as compact JSON. */
+  maxBytes: 4096,
+} as const;
+
+/**
+ * Extension: a key rotation signed by the key it replaces. `signature` is the previous key's
+ * Ed25519 signature over `rotationStatement(agent_id, public_key)`; chains (`rotations`) list the
+ * proofs oldest first, so a peer that pinned any earlier key can walk to the current one.
+ */
+export interface RotationProof {
+  previous_key: string;
+  public_key: string;
+  signature: string;
+}
 
 export type ClientFrame =
   | {
@@ -23,7 +51,9 @@ export type ClientFrame =
       agent_id: string;
       public_key: string;
       signature: string;
-      metadata: Record<string, unknown>;
+      metadata: RegisterMetadata;
+      /** Extension: presented when the agent's id is still bound to the key it rotated away from. */
+      rotation?: RotationProof;
     }
   | { type: 'challenge' }
   | { type: 'offer' | 'answer'; to: string; sdp: string; session?: string }
@@ -76,6 +106,64 @@ function str(f: Record<string, unknown>, key: string, max: number): string {
   return v;
 }
 
+const METADATA_KEY = /^[A-Za-z0-9._:-]+$/;
+
+/**
+ * Registration metadata is shown by /agents and /peers and stored in the cluster registry: a flat
+ * object of scalars, bounded, so that no agent can make those answers unserialisable or huge (a
+ * value nested thousands of levels deep once turned both into 500s). Only the top level is walked,
+ * so checking costs O(keys) whatever the input.
+ */
+export function checkMetadata(value: unknown): RegisterMetadata {
+  const L = METADATA_LIMITS;
+  const rule = `metadata must be a flat object of at most ${L.maxKeys} keys (${L.maxKeyLength} characters of A-Z a-z 0-9 . _ : -) whose values are strings (at most ${L.maxStringLength} characters), numbers, booleans or null, ${L.maxBytes} bytes at most as JSON`;
+  const refuse = (what: string): never => {
+    throw new FrameError('invalid_metadata', `${what}: ${rule}`);
+  };
+  if (value === undefined) return {};
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return refuse('metadata is not an object');
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > L.maxKeys) refuse(`metadata has ${entries.length} keys`);
+  for (const [k, v] of entries) {
+    if (k.length === 0 || k.length > L.maxKeyLength || !METADATA_KEY.test(k))
+      refuse(`metadata key ${JSON.stringify(k.slice(0, L.maxKeyLength))} is not allowed`);
+    if (v === null || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) refuse(`metadata.${k} is not a finite number`);
+      continue;
+    }
+    if (typeof v === 'string') {
+      if (v.length > L.maxStringLength) refuse(`metadata.${k} is ${v.length} characters long`);
+      continue;
+    }
+    refuse(
+      `metadata.${k} is ${Array.isArray(v) ? 'an array' : `a${typeof v === 'object' ? 'n object' : ` ${typeof v}`}`}`,
+    );
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes > L.maxBytes) refuse(`metadata is ${bytes} bytes`);
+  return value as RegisterMetadata;
+}
+
+function b64urlField(f: Record<string, unknown>, key: string, max: number, where: string): string {
+  const v = f[key];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || !B64URL.test(v))
+    throw new FrameError('invalid_frame', `${where}.${key}: required base64url string`);
+  return v;
+}
+
+function checkRotation(value: unknown, publicKey: string): RotationProof | undefined {
+  if (value === undefined) return undefined;
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new FrameError('invalid_frame', 'rotation: must be an object {previous_key, signature}');
+  const r = value as Record<string, unknown>;
+  return {
+    previous_key: b64urlField(r, 'previous_key', 64, 'rotation'),
+    public_key: publicKey,
+    signature: b64urlField(r, 'signature', 128, 'rotation'),
+  };
+}
+
 function peer(f: Record<string, unknown>, key: string): string {
   const v = f[key];
   if (!isAgentId(v)) throw new FrameError('invalid_frame', `${key}: must be an agent id`);
@@ -99,15 +187,14 @@ export function parseClientFrame(text: string): ClientFrame {
       const signature = str(f, 'signature', 128);
       if (!B64URL.test(publicKey) || !B64URL.test(signature))
         throw new FrameError('invalid_frame', 'public_key and signature must be base64url');
-      const metadata = f.metadata ?? {};
-      if (!metadata || typeof metadata !== 'object' || Array.isArray(metadata))
-        throw new FrameError('invalid_frame', 'metadata: must be an object');
+      const rotation = checkRotation(f.rotation, publicKey);
       return {
         type: 'register',
         agent_id: peer(f, 'agent_id'),
         public_key: publicKey,
         signature,
-        metadata: metadata as Record<string, unknown>,
+        metadata: checkMetadata(f.metadata),
+        ...(rotation ? { rotation } : {}),
       };
     }
     case 'challenge':
@@ -189,4 +276,13 @@ export function parseClientFrame(text: string): ClientFrame {
 
 export function registerChallenge(nonce: string, agentId: string): Uint8Array {
   return new TextEncoder().encode(`ifmesh-register:${nonce}:${agentId}`);
+}
+
+/**
+ * What the previous key signs to hand an agent id over to `newPublicKey` (base64url). Bound to the
+ * id and the new key, not to a nonce: it is a delegation the agent keeps in its key file and may
+ * present again after a restart; replayed, it can only ever bind the id to the key it names.
+ */
+export function rotationStatement(agentId: string, newPublicKey: string): Uint8Array {
+  return new TextEncoder().encode(`ifmesh-rotate:${agentId}:${newPublicKey}`);
 }

@@ -4,6 +4,7 @@
 // record gets them back without any secret sitting in a record, a log or a command line.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { SECRET_KEYS } from '../config/schema.js';
 import { readStateJson, writeStateJson } from './json-file.js';
 import { statePaths } from './state-dir.js';
 
@@ -18,8 +19,9 @@ export interface StateSecrets {
 
 /** Environment keys whose values are secrets: kept in the secrets file, never in a record. */
 export function isSecretEnvKey(key: string): boolean {
-  // Cluster and database URLs may carry a password.
-  return /(PASSWORD|PASS|TOKEN|API_KEY|SECRET|CLUSTER_URL|DB_URL)$/.test(key);
+  // Every key the config schema marks secret (IF_WITNESS_ADMIN_KEY, SMTP_URL, …), and by name the
+  // rest. Cluster and database URLs may carry a password.
+  return SECRET_KEYS.has(key) || /(PASSWORD|PASS|TOKEN|API_KEY|SECRET|CLUSTER_URL|DB_URL)$/.test(key);
 }
 
 export function readSecrets(dir: string): StateSecrets | undefined {

@@ -12,10 +12,17 @@ export function renderCertCheck(r: CertCheck, c: ChalkInstance): string {
   ].join('\n');
 }
 
+const rule = (p: CertRotationPlan) =>
+  p.force
+    ? `forced (--force) with ${p.days_left} days left`
+    : `${p.days_left} days left, under ${p.threshold_days}`;
+
 export function renderCertPlan(p: CertRotationPlan): string {
+  if (!p.due)
+    return `plan (dry run, nothing changed): nothing to renew: ${p.cert} is valid for ${p.days_left} more days (renewal under ${p.threshold_days}; --force renews now)`;
   if (p.method === 'manual') return p.manual_procedure.join('\n');
   return [
-    `plan (dry run, nothing changed): renew ${p.cert} by ${p.method}`,
+    `plan (dry run, nothing changed): renew ${p.cert} by ${p.method} (${rule(p)})`,
     ...p.backups.map((b) => `  back up ${b.from} -> ${b.to}`),
     ...p.restart.map((r, i) => `  ${i + 1}. restart ${r.name} (pid ${r.pid}), wait until healthy`),
     ...(p.not_restarted.length
@@ -26,6 +33,7 @@ export function renderCertPlan(p: CertRotationPlan): string {
 }
 
 export function renderCertRotation(r: CertRotationReport, c: ChalkInstance): string {
+  if (r.skipped) return `${c.green('✓')} ${r.plan.cert}: ${r.skipped}`;
   if (r.plan.method === 'manual') return r.plan.manual_procedure.join('\n');
   return [
     r.ok

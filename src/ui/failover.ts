@@ -2,8 +2,48 @@
 // line derived from one boolean (a run never reads as applied and failed at once). The checks' details
 // carry their numbers rounded (src/ui/units.ts); --json keeps the full precision of the data.
 import type { ChalkInstance } from 'chalk';
+import type { ScenarioClass } from '../ops/failover/classification.js';
 import type { FailoverPlan, FailoverReport } from '../ops/failover/scenarios.js';
 import { CHECK_TITLES, type ValidationReport } from '../ops/failover/validate.js';
+import { formatDuration } from './units.js';
+
+const pad = (rows: string[][]): string[] => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+};
+
+/**
+ * The failover guide's classification table, then each scenario's command and manual steps: what
+ * `failover --help` and `failover list` print. Plain text, no colour: it is also help output.
+ */
+export function renderClassification(classes: readonly ScenarioClass[]): string {
+  const table = pad([
+    ['type', 'component', 'scope', 'recovery time (guide)', 'target', 'manual intervention'],
+    ...classes.map((c) => [
+      `${c.scenario}: ${c.type}`,
+      c.component,
+      c.scope,
+      c.recovery_time,
+      `< ${formatDuration(c.target_ms)}`,
+      c.manual_intervention,
+    ]),
+  ]);
+  const out = ["Failover classification (the failover guide's types A-E):", ...table.map((l) => `  ${l}`)];
+  for (const c of classes) {
+    out.push('', `${c.scenario}: ${c.type} — ${c.command}`);
+    out.push(...c.manual_steps.map((step, i) => `  ${i + 1}. ${step}`));
+  }
+  out.push(
+    '',
+    '`failover validate` holds the measured recovery time (run start to service restored) to the target.',
+  );
+  return out.join('\n');
+}
 
 export function renderPlan(d: { plan: FailoverPlan }): string {
   return [

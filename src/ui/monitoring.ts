@@ -7,7 +7,11 @@ export function renderExport(r: ExportReport): string {
     `wrote ${r.files.scrape_config}`,
     `wrote ${r.files.alerts} (${r.alerts.length} alerts)`,
     `wrote ${r.files.dashboard} (${r.panels.length} panels)`,
+    `wrote ${r.files.alertmanager} (critical → ${r.routing.critical ?? 'nobody'}, warning → ${r.routing.warning ?? 'nobody'})`,
     `scraping signaling ${r.targets.signaling.join(', ')}${r.targets.witness ? `, witness ${r.targets.witness}` : ''}`,
+    r.alertmanagers.length
+      ? `alerts sent to Alertmanager ${r.alertmanagers.join(', ')}`
+      : 'no Alertmanager: Prometheus keeps its alerts to itself',
   ].join('\n');
 }
 

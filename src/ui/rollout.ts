@@ -1,12 +1,16 @@
-// Human renderings of canary and rollback results (the data is what --json prints).
+// Human renderings of canary, monitor and rollback results (the data is what --json prints).
 import type { ChalkInstance } from 'chalk';
+import type { CanaryStatusReport } from '../ops/rollout/canary.js';
 import type { CanaryPlan, PublicCanaryState } from '../ops/rollout/canary-state.js';
+import type { Measurement, MeasurementStatus } from '../ops/rollout/measurement.js';
+import type { MonitorCheck, MonitorReport } from '../ops/rollout/monitor.js';
 
 export function renderCanary(
   r: { plan: CanaryPlan; applied: boolean; state: PublicCanaryState | null },
   c: ChalkInstance,
 ): string {
   const p = r.plan;
+  const a = p.analysis;
   const head = !r.state
     ? `${c.bold('plan')} for ${p.canary_id} (dry run: nothing changed)`
     : r.state.status === 'completed'
@@ -19,7 +23,58 @@ export function renderCanary(
     `  candidate  ${p.candidate.ref}, config ${p.candidate.config_hash}${changes.length ? `; ${changes.join(' ')}` : ''}${p.candidate.agents_dir ? `; agents from ${p.candidate.agents_dir}` : ''}`,
     ...p.phases.map(
       (ph, i) =>
-        `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${p.analysis.checks} checks every ${p.analysis.interval_ms} ms (failure limit ${p.analysis.failure_limit})` : ''}`,
+        `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${a.interval_ms} ms` : ''}`,
     ),
+    `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
   ].join('\n');
+}
+
+const MARK: Record<MeasurementStatus, (c: ChalkInstance) => string> = {
+  ok: (c) => c.green('✓'),
+  failed: (c) => c.red('✗'),
+  inconclusive: (c) => c.yellow('?'),
+  error: (c) => c.red('!'),
+};
+
+export function renderMeasurement(g: Measurement, c: ChalkInstance): string {
+  return `${MARK[g.status](c)} ${g.gate} ${g.status}${g.value !== null ? ` ${g.value}` : ''} (${g.threshold})${g.detail ? c.dim(`: ${g.detail}`) : ''}`;
+}
+
+export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): string {
+  const state =
+    s.status === 'runner_died'
+      ? c.red('runner died')
+      : s.timed_out
+        ? c.yellow('timed out while progressing')
+        : s.status;
+  const a = s.analysis;
+  return [
+    `${c.bold(s.plan.canary_id)} ${state} (${s.plan.stage}): ${s.message}`,
+    `  phase ${s.phase + 1}/${s.plan.phases.length}, on the candidate: ${s.on_candidate.join(', ') || 'none'}${s.in_flight ? `; ${s.in_flight} was being moved` : ''}`,
+    a
+      ? `  analysis: ${a.checks}/${s.plan.analysis.checks} checks, ${a.failures}/${s.plan.analysis.failure_limit} failed checks allowed`
+      : '',
+    ...(a?.last_check?.gates.map((g) => `    ${renderMeasurement(g, c)}`) ?? []),
+    s.failed_gate ? `  failed gate ${renderMeasurement(s.failed_gate, c)}` : '',
+    s.hint ? `  ${s.hint}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+export function renderMonitorCheck(m: MonitorCheck, c: ChalkInstance): string {
+  return `[${Math.round(m.elapsed_ms / 1000)}s] ${m.events ?? 'no'} events, ${m.status}: ${m.gates.map((g) => `${MARK[g.status](c)} ${g.gate}${g.value !== null ? ` ${g.value}` : ''}`).join(', ')}${m.failures ? ` (${m.failures} failed checks)` : ''}`;
+}
+
+export function renderMonitorReport(r: MonitorReport, c: ChalkInstance): string {
+  if (r.result === 'passed')
+    return `${c.green('✓')} ${r.deployment_id}: ${r.checks} checks, every required gate measured, nothing rolled back`;
+  const what = r.result === 'inconclusive' ? c.yellow('? inconclusive') : c.red('✗ failed');
+  const after =
+    r.result === 'inconclusive'
+      ? 'not rolled back (nothing measured it bad)'
+      : r.rollback
+        ? `rolled back to ${r.rollback.plan.to.id}`
+        : 'not rolled back (--no-rollback)';
+  return `${what} ${r.reason}: ${after}`;
 }

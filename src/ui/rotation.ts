@@ -1,6 +1,8 @@
 // rotate-keys: completed/total as a bar on a terminal (the ink progress view), plain lines otherwise.
 import type { ChalkInstance } from 'chalk';
+import type { PeriodicReport } from '../ops/keys/periodic.js';
 import type { RotationPlan, RotationReport } from '../ops/keys/rotate.js';
+import { noticeLine } from './maintenance.js';
 import type { Progress } from './progress.js';
 
 export function bar(completed: number, total: number, width = 20): string {
@@ -27,11 +29,15 @@ export function rotationProgress(
 export function renderRotationPlan(p: RotationPlan): string {
   return [
     'plan (dry run, nothing changed; instances sharing a cluster_id are asked once for the cluster):',
+    ...(p.declare_incident
+      ? ['  declare a security incident (as `ifmesh incident security`: a SEC- id, the deploy lock, tree 4)']
+      : []),
     ...p.signaling.map(
       (u) =>
         `  POST ${u}/admin/rotate-keys  reason=${p.reason}${p.incident_id ? ` incident=${p.incident_id}` : ''}${p.force_immediate ? ' force_immediate' : ''}`,
     ),
     `  poll GET …/admin/key-rotation-status until every agent rotated, at most ${p.timeout_ms / 1000} s`,
+    `  wait ${p.settle_ms / 1000} s, then count failed connections`,
     `  log ${p.events.join(', ')}`,
   ].join('\n');
 }
@@ -42,7 +48,35 @@ export function renderRotation(r: RotationReport, c: ChalkInstance): string {
       ? `${c.green('✓')} keys rotated: ${r.completed}/${r.total} agents`
       : `${c.red('✗')} key rotation incomplete: ${r.completed}/${r.total} agents`,
   ];
+  if (r.incident_declared) lines.push(`  security incident declared: ${r.incident_declared}`);
   if (r.pending.length) lines.push(`  did not answer in time: ${r.pending.join(', ')}`);
   for (const i of r.instances) if (i.error) lines.push(`  ${i.url}: ${i.error}`);
+  const s = r.stability;
+  if (s) {
+    const before = s.failed_before === null ? '' : ` (${s.failed_before} before)`;
+    if (s.failed_connections === null)
+      lines.push(`  ${c.red('✗')} stability after ${s.settle_ms / 1000} s: no signaling instance answered`);
+    else if (s.failed_connections === 0)
+      lines.push(`  ${c.green('✓')} all connections stable ${s.settle_ms / 1000} s after rotation${before}`);
+    else
+      lines.push(
+        `  ${c.yellow('⚠')} ${s.failed_connections} connections failed after rotation${before}: ${s.failed.map((f) => `${f.agent_id}→${f.peer_id}`).join(', ')}`,
+      );
+  }
+  if (r.next_steps.length) lines.push('next:', ...r.next_steps.map((n) => `  ${n}`));
+  return lines.join('\n');
+}
+
+export function renderPeriodic(r: PeriodicReport, c: ChalkInstance): string {
+  const s = r.schedule;
+  const lines: string[] = [];
+  if (!s.enabled) lines.push('periodic key rotation is off (ENABLE_SRTP_KEY_ROTATION=false): nothing to do');
+  else if (!r.rotated && !r.error)
+    lines.push(
+      `not due: last rotation ${s.last?.at ?? 'never'}, next due ${s.next_due_at} (every ${s.interval_ms / 3_600_000} h)`,
+    );
+  if (r.rotation) lines.push(renderRotation(r.rotation, c));
+  if (r.error) lines.push(`${c.red('✗')} scheduled key rotation could not run: ${r.error.message}`);
+  if (r.needs_human.length) lines.push(noticeLine(r.notice, c));
   return lines.join('\n');
 }

@@ -180,6 +180,16 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
 
 describe('failover signaling on the deploy-made fleet', () => {
   it('restarts a killed instance from its recorded spec through the restart path, and validates', async () => {
+    // The fleet whole again after the earlier kills (agents come back on their reconnection backoff).
+    await waitFor(
+      async () => {
+        const c = (await getJson(`http://127.0.0.1:${base}/connections`).catch(() => undefined))?.json;
+        const up = (c?.connections ?? []).filter((x: { state: string }) => x.state === 'connected');
+        return (await agentsOn(base).catch(() => [])).length === 4 && up.length === 12;
+      },
+      'four agents and twelve connected reports',
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
     const before = listProcesses(state).find((p) => p.name === 'deploy-signaling-2')!;
     process.kill(before.pid, 'SIGKILL');
     await waitFor(() => !isAlive(before.pid), 'the instance to die', { timeoutMs: 5_000 });
@@ -187,12 +197,16 @@ describe('failover signaling on the deploy-made fleet', () => {
       [
         'failover',
         'signaling',
+        // The latency check's budget is not what these tests are about (a loaded machine).
+        '--max-rtt-p95',
+        '10s',
         '--failed',
         `ws://127.0.0.1:${base + 1}`,
         '--action',
         'restart',
+        // Long enough for the agents' reconnection backoff (1, 2, 4 s) to bring them back.
         '--stabilize',
-        '2s',
+        '10s',
         '--loopback',
         '--json',
       ],
@@ -211,6 +225,11 @@ describe('failover signaling on the deploy-made fleet', () => {
     expect(isAlive(after.pid)).toBe(true);
     expect(after.spec).toEqual(before.spec);
     expect(after.restarts).toBe((before.restarts ?? 0) + 1);
+    const failed = [
+      ...(doc.report.steps ?? []).filter((x: { ok: boolean }) => !x.ok),
+      ...doc.validation.checks.filter((c: { passed: boolean }) => !c.passed),
+    ];
+    expect(failed).toEqual([]);
     expect(r.code).toBe(0);
   }, 180_000);
 });

@@ -10,6 +10,7 @@ import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
+import { startCoturn } from '../helpers/coturn.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
@@ -79,7 +80,18 @@ async function agentsDir(): Promise<string> {
 }
 
 describe('incident p1', () => {
-  it('restarts a killed signaling instance, holds the deploy lock until resolved, and writes the report', async () => {
+  it('restarts a killed signaling instance, tells the team it recovered, holds the deploy lock until resolved, and writes the report', async () => {
+    const turn = await startCoturn();
+    cleanups.push(() => turn.stop());
+    const deadTurn = `turn:127.0.0.1:${await freePort()}?transport=udp`;
+    const hooks = await receiver();
+    const notifyEnv = {
+      ...env(),
+      PAGERDUTY_EVENTS_URL: `${hooks.base}/v2/enqueue`,
+      PAGERDUTY_INTEGRATION_KEY: 'pd-key',
+      SLACK_WEBHOOK_URL: `${hooks.base}/slack`,
+      TURN_SERVERS: `${turn.url},${deadTurn}`,
+    };
     const { port, pid } = await stackSignaling();
     process.kill(pid, 'SIGKILL');
     await waitFor(
@@ -100,13 +112,35 @@ describe('incident p1', () => {
         witness.url,
         '--json',
       ],
-      { cwd: dir, env: env() },
+      { cwd: dir, env: notifyEnv },
     );
     expect(r.stderr).toBe('');
     const rec = JSON.parse(r.stdout);
     const restarted = readProcess(state, 'signaling-1')!;
     trackPid(restarted.pid);
     expect(r.code).toBe(0);
+    // Paged at declaration (no flag needed); the restart restored the service, so the team hears of
+    // the recovery instead of the runbook's step-5 outage post, and nobody else is paged on schedule.
+    expect(hooks.got.map((g) => [g.path, g.body.event_action ?? g.body.text])).toEqual([
+      ['/v2/enqueue', 'trigger'],
+      ['/slack', '✅ P1 INCIDENT AUTO-RECOVERED: WebRTC Agent Mesh Total Outage'],
+    ]);
+    expect(hooks.got[1]!.body.channel).toBe('#incident-response');
+    expect(hooks.got[1]!.body.attachments[0].fields).toContainEqual({
+      title: 'Status',
+      value: expect.stringContaining('✓ Signaling server recovered: signaling-1 restarted'),
+    });
+    expect(rec.auto_recovery).toMatchObject({ restored: true });
+    expect(rec.escalation).toMatchObject({
+      next: null,
+      stopped: expect.stringContaining('service restored by auto-recovery'),
+    });
+    // The runbook's `ss … 8443|3478`: the fleet's TURN servers, one answering, one not.
+    expect(rec.findings.investigation.turn).toEqual([
+      expect.objectContaining({ url: turn.url, answering: true, how: 'stun-binding' }),
+      expect.objectContaining({ url: deadTurn, answering: false }),
+    ]);
+    expect(rec.next_steps).toContainEqual(expect.stringContaining('ifmesh incident turn-failure'));
     expect(rec.id).toMatch(/^INC-\d{8}-\d{6}$/);
     expect(rec.severity).toBe('P1');
     expect(rec.actions.map((a: any) => [a.action, a.ok])).toEqual(
@@ -127,6 +161,7 @@ describe('incident p1', () => {
     const inv = rec.findings.investigation;
     expect(inv.backends).toEqual([expect.objectContaining({ name: 'witness', healthy: true })]);
     expect(inv.dns).toEqual([{ host: '127.0.0.1', address: '127.0.0.1' }]);
+    expect(inv.network).toContainEqual({ name: 'signaling-1', port, listening: true });
     expect(inv.resources.processes).toEqual([
       expect.objectContaining({ name: 'signaling-1', running: true }),
     ]);
@@ -159,9 +194,14 @@ describe('incident p1', () => {
 
     const resolved = await run(
       ['incident', 'resolve', rec.id, '--state-dir', state, '--witness', witness.url, '--json'],
-      { cwd: dir, env: env() },
+      { cwd: dir, env: notifyEnv },
     );
     expect(resolved.code).toBe(0);
+    expect(hooks.got.slice(2).map((g) => [g.path, g.body.event_action ?? g.body.text])).toEqual([
+      ['/v2/enqueue', 'resolve'],
+      ['/slack', '✅ P1 INCIDENT RESOLVED: WebRTC Agent Mesh Total Outage'],
+    ]);
+    expect(hooks.got[2]!.body.dedup_key).toBe(rec.id);
     expect(JSON.parse(resolved.stdout)).toMatchObject({ status: 'resolved', lock_token: null });
     const lock = await acquireLock(state, 'deploy', 'test');
     await lock.release();
@@ -184,6 +224,11 @@ describe('incident p1', () => {
     expect(md).toContain('- Failed connections (last 5 min): 0');
     expect(md).toMatch(/## Investigation\n\n- resources: load /);
     expect(md).toContain('- backend witness');
+    expect(md).toContain(
+      `- turn ${turn.url} (udp ${turn.url.split(':')[2]!.split('?')[0]}): answers a STUN Binding`,
+    );
+    expect(md).toContain(`- turn ${deadTurn} (udp `);
+    expect(md).toContain('- Auto-recovery: service restored');
   });
 
   it('a dead instance of a Redis-backed stack comes back into the cluster', async () => {
@@ -342,19 +387,30 @@ describe('incident p2', () => {
       expect(e.code).toBe(0);
       expect(JSON.parse(e.stdout).escalation_level).toBe(level);
     }
+    // By person: level 1 the on-call through PagerDuty, level 2 the lead on Slack.
     expect(hooks.got.map((g) => g.path)).toEqual(['/v2/enqueue', '/slack']);
-    expect(hooks.got[1]!.body.text).toBe('P2 INCIDENT: WebRTC Agent Mesh - High Latency');
+    expect(hooks.got[1]!.body.text).toBe('@webrtc-oncall P2 INCIDENT: WebRTC Agent Mesh - High Latency');
     const shown = await run(['incident', 'show', rec.id, '--state-dir', state], { cwd: dir });
     expect(shown.stdout).toContain(`P2 INCIDENT ${rec.id}: WebRTC Agent Mesh - High Latency`);
     expect(shown.stdout).toMatch(
       /✓ bandwidth_adaptation_enabled: http:\/\/127\.0\.0\.1:\d+: pushed to 1 agent\(s\)/,
     );
-    expect(shown.stdout).toContain('✓ notified slack (trigger, level 2)');
+    expect(shown.stdout).toContain('✓ notified slack to L2 Engineering Lead (trigger, level 2)');
+    // Declared without a notification channel: paging was off, so nothing is paged on schedule.
+    expect(shown.stdout).toContain(
+      'paged next: nobody automatically: paging is off: no notification channel is configured',
+    );
     expect((await query({ event: 'incident_escalated', incident_id: rec.id })).length).toBe(2);
+    // Resolving tells both levels; without their settings it could not, and would say so (exit 1).
     const resolved = await spawnCli(['incident', 'resolve', rec.id, '--state-dir', state, '--json'], {
       cwd: dir,
+      env: notifyEnv,
     });
     expect(resolved.code).toBe(0);
+    expect(hooks.got.slice(2).map((g) => g.body.event_action ?? g.body.text)).toEqual([
+      'resolve',
+      '@webrtc-oncall P2 RESOLVED: WebRTC Agent Mesh - High Latency',
+    ]);
     await (await acquireLock(state, 'deploy', 'test')).release();
   });
 });
@@ -390,7 +446,9 @@ describe('incident security', () => {
     const once = await security();
     expect(once.rec.tree.root_cause.id).toBe('single_signature_failure');
     expect(once.rec.actions.map((a: any) => a.action)).toContain('watching');
-    expect(once.rec.severity).toBe('P2');
+    // The runbook's index: a security breach is a P1 (< 5 min), whatever tree 4 finds.
+    expect(once.rec.severity).toBe('P1');
+    expect(once.rec.title).toBe('WebRTC Agent Mesh - Security Event');
     await run(['incident', 'resolve', once.rec.id, '--state-dir', state], { cwd: dir });
 
     await fail('a2', 'mallory');
@@ -413,7 +471,13 @@ describe('incident security', () => {
     expect(wide.rec.tree.root_cause.id).toBe('signature_failures_across_peers');
     expect(wide.rec.severity).toBe('P1');
     expect(wide.rec.next_steps).toContain(`ifmesh rotate-keys --incident-id ${wide.rec.id}`);
-    expect((await query({ event: 'incident_escalated', incident_id: wide.rec.id })).length).toBe(1);
+    expect(
+      await query({
+        event: 'incident_mitigation',
+        action: 'key_rotation_required',
+        incident_id: wide.rec.id,
+      }),
+    ).toHaveLength(1);
     await run(['incident', 'resolve', wide.rec.id, '--state-dir', state], { cwd: dir });
   });
 });
@@ -440,22 +504,45 @@ describe('incident cert-expiry and turn-failure', () => {
     expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
   });
 
-  it('turn-failure declares, halts deployments, and says exactly what to run', async () => {
+  it('turn-failure finds the dead TURN server and names `ifmesh failover turn` with a live replacement', async () => {
     const sig = await startSignaling();
     cleanups.push(() => sig.stop());
+    const turn = await startCoturn();
+    cleanups.push(() => turn.stop());
+    const dead = `turn:127.0.0.1:${await freePort()}?transport=udp`;
+    const turnEnv = {
+      TURN_SERVERS: `${dead},${turn.url}`,
+      TURN_USERNAME: 'ifmesh',
+      TURN_PASSWORD: 'test-pass',
+    };
+    // No witness key: nothing is logged, so nothing waits in a spool either.
     const r = await run(
       ['incident', 'turn-failure', '--state-dir', state, '--signaling', sig.http, '--witness', witness.url],
-      {
-        cwd: dir,
-        env: env(),
-      },
+      { cwd: dir, env: turnEnv },
     );
     expect(r.code).toBe(0);
     const id = /INCIDENT (INC-\d{8}-\d{6})/.exec(r.stdout)?.[1];
     expect(r.stdout).toContain(`P2 INCIDENT ${id}`);
-    expect(r.stdout).toContain('✓ handed_over:');
-    expect(r.stdout).toContain('edit TURN_SERVERS to drop the failed server, then `ifmesh config check`');
+    expect(r.stdout).toMatch(
+      /✓ turn_servers_checked: 1\/2 TURN server\(s\) answer: .*NOT answering.*answers a TURN Allocate/,
+    );
+    expect(r.stdout).toContain('✓ handed_over: the TURN failover is `ifmesh failover turn`');
+    expect(r.stdout).not.toContain('not in ifmesh');
+    expect(r.stdout).not.toContain('ifmesh up');
+    const dryRun = `ifmesh failover turn --failed '${dead}' --replacement '${turn.url}' --state-dir ${state} --dry-run`;
+    expect(r.stdout).toContain(dryRun);
+    expect(r.stdout).not.toContain('they wait in the spool');
+    expect(r.stdout).toContain('no event was logged to the witness: IF_WITNESS_API_KEY is not set');
     await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+
+    // The command named is the real one: its dry run plans the replacement.
+    const argv = dryRun
+      .replace(/^ifmesh /, '')
+      .split(' ')
+      .map((a) => a.replace(/^'(.*)'$/, '$1'));
+    const plan = await run([...argv, '--signaling', sig.http, '--json'], { cwd: dir, env: turnEnv });
+    expect(plan.code).toBe(0);
+    expect(JSON.stringify(JSON.parse(plan.stdout))).toContain(turn.url);
     expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
   });
 });

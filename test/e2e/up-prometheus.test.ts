@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
+import { alertDefs } from '../../src/ops/monitoring/alerts.js';
+import { DEFAULT_THRESHOLDS } from '../../src/ops/monitoring/thresholds.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
@@ -66,7 +68,7 @@ describe('ifmesh up --with-prometheus', () => {
     const established = await promQuery(url, 'webrtc_connections_established_total');
     expect(Number(established[0]!.value[1])).toBeGreaterThan(0);
     const rules = (await (await fetch(`${url}/api/v1/rules`)).json()) as any;
-    expect(rules.data.groups[0].rules).toHaveLength(8);
+    expect(rules.data.groups[0].rules).toHaveLength(alertDefs(DEFAULT_THRESHOLDS).length);
 
     // monitoring check and top find the stack from --state-dir alone
     const check = await spawnCli(

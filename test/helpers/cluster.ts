@@ -30,14 +30,25 @@ export interface ClusterInstance extends RunningSignaling {
   cluster: RedisCluster;
 }
 
+/** The cluster secret test instances share (SIGNALING_CLUSTER_SECRET). */
+export const CLUSTER_SECRET = 'test-cluster-secret';
+
 /** A signaling instance in-process, sharing the mesh through `redisUrl` under `prefix`. */
 export async function startClusterInstance(
   redisUrl: string,
   prefix: string,
   instanceId = `i-${randomUUID().slice(0, 8)}`,
   ttlMs = 6_000,
+  secret: string = CLUSTER_SECRET,
 ): Promise<ClusterInstance> {
-  const cluster = new RedisCluster({ url: redisUrl, prefix, instanceId, ttlMs, connectWaitMs: 5_000 });
+  const cluster = new RedisCluster({
+    url: redisUrl,
+    prefix,
+    instanceId,
+    ttlMs,
+    connectWaitMs: 5_000,
+    secret,
+  });
   const sig = await startSignaling({ instanceId, cluster, registry: cluster.registry, relay: cluster.relay });
   return { ...sig, cluster };
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { BIN, testTmp } from './cli.js';
+import { BIN, tempDir, testTmp } from './cli.js';
 import { trackPid } from './pids.js';
 
 const live = new Set<ChildProcess>();
@@ -101,9 +101,34 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-export function startSignalingProcess(
+/**
+ * `ifmesh signaling serve` on a free loopback port. Without a state directory of the caller's, each
+ * instance gets a fresh one (removed when it exits): an instance persists its id → key bindings
+ * there, and the working directory's `.ifmesh` would carry them from one test (and run) to the next.
+ */
+export async function startSignalingProcess(
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<Service> {
-  return startService(['signaling', 'serve', '--host', '127.0.0.1', '--port', '0', ...args], env);
+  const own = args.includes('--state-dir') || env.IFMESH_STATE_DIR ? undefined : tempDir();
+  try {
+    const svc = await startService(
+      [
+        'signaling',
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        ...(own ? ['--state-dir', own.dir] : []),
+        ...args,
+      ],
+      env,
+    );
+    void svc.exited.then(() => own?.cleanup());
+    return svc;
+  } catch (err) {
+    own?.cleanup();
+    throw err;
+  }
 }

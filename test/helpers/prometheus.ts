@@ -1,6 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type RunningPrometheus, startPrometheus } from '../../src/exec/prometheus.js';
+import {
+  type RunningAlertmanager,
+  type RunningPrometheus,
+  startAlertmanager,
+  startPrometheus,
+} from '../../src/exec/prometheus.js';
 import { requireBinary } from './binaries.js';
 import { trackPid } from './pids.js';
 import { freePort } from './processes.js';
@@ -13,6 +18,20 @@ export async function startTestPrometheus(configFile: string, dir: string): Prom
   const prom = await startPrometheus({ configFile, port: await freePort(), dataDir });
   trackPid(prom.pid);
   return prom;
+}
+
+/** A real Alertmanager on loopback (no clustering), its data under `dir`, stopped by pid when the test ends. */
+export async function startTestAlertmanager(
+  configFile: string,
+  dir: string,
+  port?: number,
+): Promise<RunningAlertmanager> {
+  requireBinary('prometheus-alertmanager', 'prometheus-alertmanager');
+  const dataDir = path.join(dir, 'alertmanager-data');
+  mkdirSync(dataDir, { recursive: true });
+  const am = await startAlertmanager({ configFile, port: port ?? (await freePort()), dataDir });
+  trackPid(am.pid);
+  return am;
 }
 
 /** An instant query through Prometheus's HTTP API. */

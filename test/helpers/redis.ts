@@ -16,21 +16,24 @@ export interface TestRedis extends RunningRedis {
   cleanup(): Promise<void>;
 }
 
-/** A real redis-server on a loopback port from a temp dir, no persistence; stopped by pid. */
-export async function startRedis(port?: number, dir?: string): Promise<TestRedis> {
+/**
+ * A real redis-server on a loopback port from a temp dir, no persistence; stopped by pid. With a
+ * `password` (in a 0600 config file in the temp dir, as `up` does it) `url` carries it.
+ */
+export async function startRedis(port?: number, dir?: string, password?: string): Promise<TestRedis> {
   requireBinary('redis-server', 'redis-server');
   const p = port ?? (await freePort());
   const d = dir ?? mkdtempSync(path.join(tmpdir(), 'ifmesh-redis-'));
-  const r = await startRedisServer({ port: p, dir: d });
+  const r = await startRedisServer({ port: p, dir: d, password });
   trackPid(r.pid);
   return {
     ...r,
     port: p,
     restart: async () => {
       await r.stop();
-      return startRedis(p, d);
+      return startRedis(p, d, password);
     },
-    resume: () => startRedis(p, d),
+    resume: () => startRedis(p, d, password),
     cleanup: async () => {
       await r.stop();
       rmSync(d, { recursive: true, force: true });

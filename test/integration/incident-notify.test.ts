@@ -1,19 +1,24 @@
 // Each notifier against a LOCAL receiver that stands for the remote service (PagerDuty's Events API
 // v2, a Slack incoming webhook, an SMTP server) and checks what arrives. Nothing leaves loopback.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/cli/context.js';
-import { escalateIncident, resolveIncident, watchIncident } from '../../src/ops/incident/lifecycle.js';
+import { loadConfig } from '../../src/config/load.js';
+import { incidentIo } from '../../src/ops/incident/escalation.js';
+import { watchIncident } from '../../src/ops/incident/lifecycle.js';
 import { configuredNotifiers, sendNotice } from '../../src/ops/incident/notify/send.js';
 import type { IncidentNotice } from '../../src/ops/incident/notify/types.js';
-import { type IncidentRecord, readIncident, writeIncident } from '../../src/ops/incident/store.js';
-import { tempDir } from '../helpers/cli.js';
+import { statePaths } from '../../src/state/state-dir.js';
+import { type RunResult, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver, smtp } from '../helpers/notify-receivers.js';
+import { freePort, type Service, startSignalingProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ROUTING_KEY = 'pd-routing-key-secret';
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -64,7 +69,7 @@ describe('notifiers', () => {
     expect(pd.got[1]!.body.payload).toBeUndefined();
   });
 
-  it('Slack incoming webhook: the runbook fields in one attachment', async () => {
+  it("Slack: the runbook's step-5 post to #incident-response, field for field", async () => {
     const sl = await receiver();
     const n = configuredNotifiers({
       pagerdutyEventsUrl: '',
@@ -73,14 +78,47 @@ describe('notifiers', () => {
       smtpUrl: '',
       alertEmail: '',
     });
-    expect((await sendNotice(n.slack!, notice({ level: 2 }), io)).ok).toBe(true);
+    const team = {
+      ...notice({ level: 0, headline: 'WebRTC Agent Mesh Total Outage', impact: 'Connected agents: 7' }),
+      team_channel: '#incident-response',
+    };
+    expect((await sendNotice(n.slack!, team, io)).ok).toBe(true);
+    expect(sl.got[0]!.body).toEqual({
+      channel: '#incident-response',
+      text: '🚨 P1 INCIDENT: WebRTC Agent Mesh Total Outage',
+      attachments: [
+        {
+          color: 'danger',
+          fields: [
+            { title: 'Incident ID', value: 'INC-20260101-000000' },
+            { title: 'Start Time', value: '2026-01-01T00:00:00.000Z' },
+            { title: 'Severity', value: 'P1' },
+            { title: 'Impact', value: 'Connected agents: 7' },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('Slack incoming webhook: a page names the level and puts its mention first', async () => {
+    const sl = await receiver();
+    const n = configuredNotifiers({
+      pagerdutyEventsUrl: '',
+      pagerdutyIntegrationKey: '',
+      slackWebhookUrl: `${sl.base}/slack`,
+      smtpUrl: '',
+      alertEmail: '',
+    });
+    const page = notice({ level: 2, for: 'L2 Engineering Lead (Dana)', recipient: '@webrtc-oncall' });
+    expect((await sendNotice(n.slack!, page, io)).ok).toBe(true);
     const body = sl.got[0]!.body;
-    expect(body.text).toBe('P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage');
+    expect(body.text).toBe('@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage');
     const fields = Object.fromEntries(body.attachments[0].fields.map((f: any) => [f.title, f.value]));
     expect(fields).toMatchObject({
       'Incident ID': 'INC-20260101-000000',
       Severity: 'P1',
       'Escalation level': '2',
+      Paged: 'L2 Engineering Lead (Dana)',
     });
     expect(body.attachments[0].color).toBe('danger');
   });
@@ -143,97 +181,263 @@ describe('notifiers', () => {
   });
 });
 
-describe('escalation', () => {
-  function openP1(dir: string, startedAt: number): IncidentRecord {
-    const rec: IncidentRecord = {
-      id: 'INC-20260101-000000',
-      kind: 'p1',
-      title: 'WebRTC Agent Mesh - Total Service Outage',
-      severity: 'P1',
-      classification: null,
-      status: 'open',
-      started_at: new Date(startedAt).toISOString(),
-      trace_id: 't',
-      lock_token: null,
-      notify: true,
-      escalation_level: 1,
-      witness_url: null,
-      impact: null,
-      tree: null,
-      actions: [],
-      notifications: [],
-      next_steps: [],
-      findings: {},
-    };
-    writeIncident(dir, rec);
-    return rec;
-  }
+// `ifmesh incident …` in this process on a fake clock, against a real signaling process and local
+// receivers standing for PagerDuty, Slack and the mail relay: the escalation schedule is driven by
+// separate commands (as cron's `incident due` or an operator's `show` would), never by a process
+// held open, and the clock moves only when the test says so.
+describe('P1 as written, and escalation by person', () => {
+  const ID = 'INC-20260101-000000';
+  const T0 = Date.UTC(2026, 0, 1);
+  const at = (min: number, s = 0) => new Date(T0 + min * 60_000 + s * 1_000).toISOString();
 
-  it('show --watch escalates a P1 to Slack past its response time and mails ALERT_EMAIL after an hour', async () => {
+  async function setup(pd: (n: number) => number = () => 202) {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const hooks = await receiver();
+    const sig: Service = await startSignalingProcess();
+    cleanups.push(() => sig.stop());
+    const hooks = await receiver((n, p) => (p === '/slack' ? 200 : pd(n)));
     const mail = await smtp();
-    const clock = new FakeClock();
-    openP1(dir, clock.now());
-    const notifiers = configuredNotifiers({
-      pagerdutyEventsUrl: `${hooks.base}/v2/enqueue`,
-      pagerdutyIntegrationKey: ROUTING_KEY,
-      slackWebhookUrl: `${hooks.base}/slack`,
-      smtpUrl: mail.url,
-      alertEmail: 'vp@example.com',
-    });
-    const stop = new AbortController();
-    const looks: IncidentRecord[] = [];
-    const watching = watchIncident(
-      { stateDir: dir, witness: null, notifiers },
-      'INC-20260101-000000',
-      { clock, dispatcher: getGlobalDispatcher(), signal: stop.signal },
-      (r) => looks.push(r),
-    );
-    // Step the watch's 30 s polls one at a time: a look may notify (real I/O) before it sleeps again.
-    const step = async () => {
-      await waitFor(() => clock.pending === 1, 'the watch to sleep');
-      await clock.advance(30_000);
+    const clock = new FakeClock(T0);
+    const state = path.join(dir, 'state');
+    const env = {
+      PAGERDUTY_EVENTS_URL: `${hooks.base}/v2/enqueue`,
+      PAGERDUTY_INTEGRATION_KEY: ROUTING_KEY,
+      SLACK_WEBHOOK_URL: `${hooks.base}/slack`,
+      SMTP_URL: mail.url,
+      ALERT_EMAIL: 'engineering-vp@example.com',
     };
-    await waitFor(() => looks.length === 1, 'the first look');
-    for (let k = 1; k <= 10; k++) await step(); // looks at 30 s … 5 min: within the response time
-    await waitFor(() => looks.length === 11 && clock.pending === 1, 'the look at 5 min');
-    expect(hooks.got.filter((g) => g.path === '/slack')).toHaveLength(0);
-    await step(); // 5 min 30 s: past a P1's 5 minutes
-    await waitFor(() => hooks.got.some((g) => g.path === '/slack'), 'the Slack escalation');
-    for (let k = 12; k <= 120; k++) await step(); // … 60 min: not over an hour yet
-    await waitFor(() => looks.length === 121 && clock.pending === 1, 'the look at 60 min');
-    expect(mail.mails).toHaveLength(0);
-    expect(readIncident(dir, 'INC-20260101-000000').escalation_level).toBe(2);
-    await step(); // 60 min 30 s
-    await waitFor(() => mail.mails.length === 1, 'the e-mail escalation');
-    expect(mail.mails[0]!.to).toEqual(['vp@example.com']);
-    await waitFor(() => looks.length === 122, 'the look after the e-mail');
-    stop.abort();
-    const last = await watching;
-    expect(last.notifications.map((n) => [n.channel, n.level, n.ok])).toEqual([
-      ['slack', 2, true],
-      ['email', 3, true],
-    ]);
+    const flags = [
+      '--state-dir',
+      state,
+      '--signaling',
+      sig.url,
+      '--witness',
+      `http://127.0.0.1:${await freePort()}`,
+    ];
+    /** One command, as a person or cron would run it; the fake clock is stepped through any backoff. */
+    const ifmesh = async (...argv: string[]): Promise<RunResult> => {
+      let done = false;
+      const p = run([...argv, ...flags], { cwd: dir, env, clock }).finally(() => {
+        done = true;
+      });
+      while (!done) {
+        await waitFor(() => done || clock.pending > 0, 'the command to end or to wait on its clock');
+        if (!done) await clock.advance(1_000);
+      }
+      return p;
+    };
+    const slack = () => hooks.got.filter((g) => g.path === '/slack').map((g) => g.body);
+    const pagerduty = () => hooks.got.filter((g) => g.path === '/v2/enqueue').map((g) => g.body);
+    return { state, env, clock, ifmesh, slack, pagerduty, mail };
+  }
 
-    // Resolving tells every level that was told: PagerDuty resolves, Slack and e-mail get the word.
-    const done = await resolveIncident({ stateDir: dir, witness: null, notifiers }, 'INC-20260101-000000', {
-      clock,
-      dispatcher: getGlobalDispatcher(),
-      signal: new AbortController().signal,
+  it('p1 pages on-call at declaration without a flag, posts to #incident-response, and pages L2 and the VP on schedule', async () => {
+    const { state, clock, ifmesh, slack, pagerduty, mail } = await setup();
+    const r = await ifmesh('incident', 'p1', '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rec = JSON.parse(r.stdout);
+    expect(rec).toMatchObject({ id: ID, severity: 'P1', notify: true, escalation_level: 1 });
+    // Step 1: PagerDuty Events v2, the incident id as dedup key.
+    expect(pagerduty()).toEqual([
+      expect.objectContaining({ event_action: 'trigger', dedup_key: ID, routing_key: ROUTING_KEY }),
+    ]);
+    expect(pagerduty()[0].payload).toMatchObject({
+      severity: 'critical',
+      custom_details: {
+        summary: 'WebRTC mesh signaling server is completely unavailable',
+        paged: 'L1 On-Call Engineer (rotation on-call)',
+      },
     });
-    expect(done.status).toBe('resolved');
-    expect(hooks.got.filter((g) => g.body.event_action === 'resolve').map((g) => g.body.dedup_key)).toEqual([
-      'INC-20260101-000000',
+    // Step 5: the signaling server is up (nothing to restart), so the team is engaged in the runbook's words.
+    expect(slack()).toEqual([
+      {
+        channel: '#incident-response',
+        text: '🚨 P1 INCIDENT: WebRTC Agent Mesh Total Outage',
+        attachments: [
+          {
+            color: 'danger',
+            fields: [
+              { title: 'Incident ID', value: ID },
+              { title: 'Start Time', value: rec.started_at },
+              { title: 'Severity', value: 'P1' },
+              { title: 'Impact', value: 'Connected agents: 0' },
+            ],
+          },
+        ],
+      },
+    ]);
+    expect(rec.auto_recovery).toMatchObject({ restored: false });
+    // Who is paged next, and when: persisted in the record.
+    expect(rec.escalation.next).toEqual({
+      level: 2,
+      name: 'L2 Engineering Lead',
+      via: ['slack @webrtc-oncall'],
+      due_at: at(5),
+      reason: 'L1 On-Call Engineer (rotation on-call) did not acknowledge within 5 min',
+    });
+    const shown = await ifmesh('incident', 'show', ID);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(
+      `paged next: L2 Engineering Lead via slack @webrtc-oncall at ${at(5)} (L1 On-Call Engineer (rotation on-call) did not acknowledge within 5 min) (in 5 min)`,
+    );
+    expect(shown.stdout).toMatch(
+      /L1 On-Call Engineer \(rotation on-call\) via pagerduty, respond 15 min: paged/,
+    );
+    const md = () => readFileSync(statePaths(state).reportFile(`${ID}.md`), 'utf8');
+    expect(md()).toContain(`Paged next: L2 Engineering Lead via slack @webrtc-oncall at ${at(5)}`);
+
+    // Nothing is due before five minutes; then any incident command pages L2.
+    await clock.advance(4 * 60_000);
+    expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);
+    expect(slack()).toHaveLength(1);
+    await clock.advance(60_000 + 1_000);
+    const due = await ifmesh('incident', 'due', '--json');
+    expect(due.code).toBe(0);
+    expect(due.stderr).toContain(
+      `escalated ${ID}: paged L2 Engineering Lead (automatic: L1 On-Call Engineer`,
+    );
+    expect(JSON.parse(due.stdout).pages).toEqual([
+      expect.objectContaining({ incident_id: ID, level: 2, reached: true }),
+    ]);
+    expect(slack()[1].text).toBe('@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage');
+    // Paged once: the next command finds nothing due.
+    expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);
+    const after = JSON.parse((await ifmesh('incident', 'show', ID, '--json')).stdout);
+    expect(after.escalation_level).toBe(2);
+    expect(after.escalation.next).toMatchObject({ level: 3, name: 'L3 VP Engineering', due_at: at(60) });
+
+    // "L3 for P1 > 1 h": `incident list` is an incident command too.
+    await clock.advance(54 * 60_000); // 59 min 1 s
+    expect((await ifmesh('incident', 'list')).stdout).toContain(`next: L3 VP Engineering at ${at(60)}`);
+    expect(mail.mails).toHaveLength(0);
+    await clock.advance(60_000);
+    const listed = await ifmesh('incident', 'list');
+    expect(listed.stderr).toContain(`escalated ${ID}: paged L3 VP Engineering (automatic: P1 open over 1 h)`);
+    expect(mail.mails.map((m) => m.to)).toEqual([['engineering-vp@example.com']]);
+    expect(mail.mails[0]!.data).toContain('Paging L3 VP Engineering.');
+
+    // Resolved: PagerDuty resolves the alert, L2 and L3 and the team channel are told.
+    const done = await ifmesh('incident', 'resolve', ID, '--json');
+    expect(done.code).toBe(0);
+    expect(JSON.parse(done.stdout).escalation).toMatchObject({
+      next: null,
+      stopped: expect.stringMatching(/^resolved/),
+    });
+    expect(pagerduty().map((b) => [b.event_action, b.dedup_key])).toEqual([
+      ['trigger', ID],
+      ['resolve', ID],
+    ]);
+    expect(
+      slack()
+        .slice(2)
+        .map((b) => b.text),
+    ).toEqual([
+      '@webrtc-oncall P1 RESOLVED: WebRTC Agent Mesh - Total Service Outage',
+      '✅ P1 INCIDENT RESOLVED: WebRTC Agent Mesh Total Outage',
     ]);
     expect(mail.mails).toHaveLength(2);
-    await expect(
-      escalateIncident({ stateDir: dir, witness: null, notifiers }, 'INC-20260101-000000', {
-        clock,
-        dispatcher: getGlobalDispatcher(),
-        signal: new AbortController().signal,
-      }),
-    ).rejects.toThrow(/was resolved/);
+    expect(md()).toMatch(
+      /\| 2 \| L2 Engineering Lead \| slack @webrtc-oncall \| L1 unavailable \| 30 min \| paged \|/,
+    );
+  });
+
+  it('show --watch drives the same schedule: L2 is paged on the look at five minutes', async () => {
+    const { state, env, clock, ifmesh, slack } = await setup();
+    expect((await ifmesh('incident', 'p1', '--json')).code).toBe(0);
+    const io = incidentIo(state, (await loadConfig({ cwd: state, env })).config, null);
+    const stop = new AbortController();
+    const looks: { level: number; pages: number }[] = [];
+    const watching = watchIncident(
+      io,
+      ID,
+      { clock, dispatcher: getGlobalDispatcher(), signal: stop.signal },
+      (r, pages) => looks.push({ level: r.escalation_level, pages: pages.length }),
+    );
+    // Step the watch's 30 s looks one at a time: a look may page (real I/O) before it sleeps again.
+    for (let k = 1; k <= 10; k++) {
+      await waitFor(() => looks.length === k && clock.pending === 1, `look ${k}`);
+      await clock.advance(30_000);
+    }
+    await waitFor(() => looks.length === 11, 'the look at 5 min');
+    expect(looks.slice(0, 10).every((l) => l.level === 1 && l.pages === 0)).toBe(true);
+    expect(looks[10]).toEqual({ level: 2, pages: 1 });
+    expect(slack().at(-1).text).toBe('@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage');
+    stop.abort();
+    expect((await watching).escalation_level).toBe(2);
+    await ifmesh('incident', 'resolve', ID);
+  });
+
+  it('ack stops escalation for the acked level, and acknowledges the PagerDuty alert it paged', async () => {
+    const { clock, ifmesh, slack, pagerduty } = await setup();
+    expect((await ifmesh('incident', 'p1', '--json')).code).toBe(0);
+    await clock.advance(2 * 60_000);
+    const acked = await ifmesh('incident', 'ack', ID, '--json');
+    expect(acked.code).toBe(0);
+    const rec = JSON.parse(acked.stdout);
+    expect(rec.escalation.levels[0]).toMatchObject({ level: 1, status: 'acknowledged', acked_at: at(2) });
+    expect(pagerduty().map((b) => [b.event_action, b.dedup_key])).toEqual([
+      ['trigger', ID],
+      ['acknowledge', ID],
+    ]);
+    // L2 waited on L1 being unavailable: never due now. The VP's page for a P1 over an hour still is.
+    expect(rec.escalation.next).toMatchObject({ level: 3, due_at: at(60) });
+    await clock.advance(20 * 60_000);
+    expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);
+    expect(slack()).toHaveLength(1); // the team post only
+    expect((await ifmesh('incident', 'resolve', ID)).code).toBe(0);
+  });
+
+  it('--no-notify pages nobody and schedules nothing', async () => {
+    const { clock, ifmesh, slack, pagerduty } = await setup();
+    const rec = JSON.parse((await ifmesh('incident', 'p1', '--no-notify', '--json')).stdout);
+    expect(rec).toMatchObject({ notify: false, escalation_level: 0 });
+    expect(rec.escalation).toMatchObject({ next: null, stopped: 'paging is off (--no-notify)' });
+    await clock.advance(120 * 60_000);
+    expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);
+    expect([...slack(), ...pagerduty()]).toEqual([]);
+    await ifmesh('incident', 'resolve', ID);
+  });
+
+  it('a level whose page failed is not reached: loud on stderr, exit 1, in the report, and the next level is paged at once', async () => {
+    const { state, clock, ifmesh, slack, pagerduty } = await setup(() => 500);
+    const r = await ifmesh('incident', 'p1', '--json');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: ${ID}: pagerduty trigger to L1 On-Call Engineer (rotation on-call) FAILED after 4 attempt(s): PagerDuty answered 500`,
+    );
+    expect(r.stderr).not.toContain(ROUTING_KEY);
+    expect(pagerduty()).toHaveLength(4);
+    const rec = JSON.parse(r.stdout);
+    expect(rec.escalation.levels.map((l: any) => [l.level, l.status])).toEqual([
+      [1, 'failed'],
+      [2, 'paged'],
+      [3, 'waiting'],
+    ]);
+    // Reached: level 2, not 1.
+    expect(rec.escalation_level).toBe(2);
+    expect(rec.actions).toContainEqual(
+      expect.objectContaining({ action: 'paged', ok: false, detail: expect.stringContaining('NOT reached') }),
+    );
+    // The team post (step 5), then L2 at once: L1 was not reached.
+    expect(slack().map((b) => b.text)).toEqual([
+      '🚨 P1 INCIDENT: WebRTC Agent Mesh Total Outage',
+      '@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage',
+    ]);
+    const md = readFileSync(statePaths(state).reportFile(`${ID}.md`), 'utf8');
+    expect(md).toMatch(
+      /\| 1 \| L1 On-Call Engineer \(rotation on-call\) \| pagerduty \| declared \| 15 min \| \*\*NOT REACHED\*\* \|/,
+    );
+    expect(md).toContain('notice(s) FAILED');
+
+    // The failed level is retried five minutes later, loudly again while it keeps failing.
+    await clock.advance(5 * 60_000);
+    const retry = await ifmesh('incident', 'due', '--json');
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toContain(
+      `error: ${ID}: paged L1 On-Call Engineer (rotation on-call) (automatic: retry`,
+    );
+    expect(pagerduty()).toHaveLength(8);
+    await ifmesh('incident', 'resolve', ID);
   });
 });

@@ -81,7 +81,7 @@ describe('incident security', () => {
         { cwd: dir, env: { IF_WITNESS_API_KEY: API_KEY, SIGNALING_ADMIN_TOKEN: ADMIN, ...notifyEnv } },
       );
       const rec = JSON.parse(r.stdout);
-      await run(['incident', 'resolve', rec.id, '--state-dir', dir], { cwd: dir });
+      await run(['incident', 'resolve', rec.id, '--state-dir', dir], { cwd: dir, env: notifyEnv ?? {} });
       return { rec, printed: r.stdout + r.stderr };
     };
 
@@ -126,18 +126,24 @@ describe('incident security', () => {
 
     forge(eve, 'eve');
     await waitFor(async () => (await failures()) === 4, 'the receiver to log eve too', { timeoutMs: 15_000 });
-    // Paged: PagerDuty (a local receiver standing for it) gets the trigger, then the raise to P1.
-    const pd = await httpReceiver();
+    // A security breach is a P1 from the start (the runbook's index): PagerDuty (a local receiver
+    // standing for it) is paged once, critical, and the team channel gets the runbook's P1 post.
+    const pd = await httpReceiver((_n, p) => (p.startsWith('/slack') ? 200 : 202));
     const slack = `${pd.base}/slack/T000/B000/secret-path`;
     const { rec: wide, printed } = await security({
       PAGERDUTY_EVENTS_URL: `${pd.base}/v2/enqueue`,
       PAGERDUTY_INTEGRATION_KEY: 'pd-routing-secret',
       SLACK_WEBHOOK_URL: slack,
     });
-    expect(pd.got.map((g) => [g.body.event_action, g.body.dedup_key, g.body.payload?.severity])).toEqual([
-      ['trigger', wide.id, 'error'],
+    const paged = pd.got.filter((g) => g.path === '/v2/enqueue');
+    expect(paged.map((g) => [g.body.event_action, g.body.dedup_key, g.body.payload?.severity])).toEqual([
       ['trigger', wide.id, 'critical'],
+      // resolved by the helper once the incident is looked at
+      ['resolve', wide.id, undefined],
     ]);
+    const team = pd.got.find((g) => g.path.startsWith('/slack'))!.body;
+    expect(team.text).toBe('🚨 P1 INCIDENT: WebRTC Agent Mesh Security Breach');
+    expect(team.attachments[0].fields).toContainEqual({ title: 'Incident ID', value: wide.id });
     expect(printed).not.toContain('pd-routing-secret');
     expect(printed).not.toContain('secret-path');
     expect(wide.tree.root_cause.id).toBe('signature_failures_across_peers');

@@ -159,8 +159,8 @@ describe('signaling cluster over Redis', () => {
     // Same id, another key, another instance.
     const thief = await client(s2);
     thief.send(thief.registerFrame('agent-a', (await thief.next('hello')).nonce));
-    expect(await thief.next('error')).toMatchObject({ code: 'agent_id_taken' });
-    expect((await thief.closed).code).toBe(4401);
+    expect(await thief.next('error')).toMatchObject({ code: 'id_key_mismatch' });
+    expect((await thief.closed).code).toBe(4409);
 
     // The captured frame, byte for byte, on another instance: its proof names a nonce s2 never
     // issued to this socket, so it fails, even though the key is the holder's own.

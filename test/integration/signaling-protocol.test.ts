@@ -137,8 +137,8 @@ describe('signaling WebSocket protocol (CONTRACT §1)', () => {
     const thief = await client();
     const hello = await thief.next('hello');
     thief.send(thief.registerFrame('agent-a', hello.nonce));
-    expect(await thief.next('error')).toMatchObject({ code: 'agent_id_taken' });
-    expect((await thief.closed).code).toBe(4401);
+    expect(await thief.next('error')).toMatchObject({ code: 'id_key_mismatch' });
+    expect(await thief.closed).toEqual({ code: 4409, reason: 'id_key_mismatch' });
     expect(
       (await getJson(`${s.http}/agents`)).json.agents.map((x: { agent_id: string }) => x.agent_id),
     ).toEqual(['agent-a']);
@@ -217,14 +217,14 @@ describe('signaling WebSocket protocol (CONTRACT §1)', () => {
 
   it('admits only allow-listed keys when an allow-list is given', async () => {
     const file = path.join(ROOT, 'fixtures/signaling/allowed-keys.txt');
-    const { loadAllowedKeys } = await import('../../src/services/signaling/allow-list.js');
-    const allowed = loadAllowedKeys(readFileSync(file, 'utf8'), file);
+    const { loadAllowList } = await import('../../src/services/signaling/allow-list.js');
+    const allowed = loadAllowList(readFileSync(file, 'utf8'), file);
     const fixtureSeed = Buffer.from(
       JSON.parse(readFileSync(path.join(ROOT, 'fixtures/keys/agent-allowed.key'), 'utf8')).private_key,
       'base64url',
     );
     const { publicKeyFromSeed } = await import('../../src/crypto/ed25519.js');
-    await start({ allowedKeys: allowed });
+    await start({ allowList: allowed });
     const ok = await client();
     expect(
       await ok.register('agent-allowed', {

@@ -63,7 +63,7 @@ describe('watchdog', () => {
       secret_env: ['TURN_PASSWORD'],
     });
     expect(JSON.stringify(rec)).not.toContain('not-in-the-record');
-    expect(readSecrets(dir)?.env?.TURN_PASSWORD).toBe('not-in-the-record');
+    expect(readSecrets(dir)?.env?.['process:svc:TURN_PASSWORD']).toBe('not-in-the-record');
     const printed = (n: number) => () =>
       readFileSync(`${dir}/logs/svc.log`, 'utf8').split('secret=not-in-the-record').length === n + 1;
     await waitFor(printed(1), 'the process to print its secret');

@@ -16,6 +16,7 @@ declare -A PACKAGES=(
   [openssl]=openssl     # test certificates for ifmesh preflight (expired, mismatched key)
   [redis-server]=redis-server   # the store signaling instances share in a cluster (--cluster redis://)
   [postgresql]=/usr/lib/postgresql/*/bin/initdb  # IF.witness on PostgreSQL; its binaries are not on PATH
+  [prometheus-alertmanager]=amtool  # monitoring export's Alertmanager config: amtool check-config and a real delivery
 )
 
 # A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.

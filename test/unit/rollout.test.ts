@@ -1,101 +1,223 @@
-// The analysis loop on a fake clock (a five-minute window in milliseconds), the pure gates, phases,
-// monitor triggers and rollback target choice.
-import { describe, expect, it } from 'vitest';
-import type { Release } from '../../src/ops/deploy/releases.js';
-import { evaluateGates, type GateResult, runAnalysis, type Signals } from '../../src/ops/rollout/analysis.js';
-import { phaseCounts } from '../../src/ops/rollout/canary.js';
-import { evaluateWindow, MONITOR_DEFAULTS } from '../../src/ops/rollout/monitor.js';
+// The analysis rules on a fake clock (a five-minute window in milliseconds), the pure gates and their
+// four measurement states, phases, monitor triggers, rollback target choice, and how release records
+// keep --set secrets out of themselves.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  type AgentSpec,
+  currentRelease,
+  type Release,
+  readRelease,
+  recordRelease,
+  specEnv,
+} from '../../src/ops/deploy/releases.js';
+import { DEFAULT_THRESHOLDS, parseThresholds } from '../../src/ops/monitoring/thresholds.js';
+import { DEFAULT_REQUIRED, evaluateGates, type Signals } from '../../src/ops/rollout/analysis.js';
+import { phaseCounts } from '../../src/ops/rollout/canary-plan.js';
+import {
+  type AnalysisRules,
+  checkRecord,
+  freshProgress,
+  type Measurement,
+  recordCheck,
+  runAnalysis,
+  windowVerdict,
+} from '../../src/ops/rollout/measurement.js';
+import { evaluateWindow, MONITOR_REQUIRED } from '../../src/ops/rollout/monitor.js';
 import { chooseTarget } from '../../src/ops/rollout/rollback.js';
+import { statePaths } from '../../src/state/state-dir.js';
 import { FakeClock } from '../helpers/clock.js';
 
+const T = DEFAULT_THRESHOLDS;
 const healthy: Signals = {
   agents: ['a'],
   running: ['a'],
-  registered: ['a'],
-  pairs: [{ agent: 'a', peer: 'b', connected: true, rtt_ms: 3 }],
+  registered: { ids: ['a'] },
+  pairs: { pairs: [{ agent: 'a', peer: 'b', state: 'connected', rtt_ms: 3 }] },
   log_errors: { count: 0, first: null },
   witness: { total: 40, errors: 1, signature_failures: 0 },
 };
-const gate = (g: GateResult[], name: string) => g.find((x) => x.gate === name)!;
+const down = { error: 'witness http://127.0.0.1:9: unreachable' };
+const gate = (g: Measurement[], name: string) => g.find((x) => x.gate === name)!;
+const rules: AnalysisRules = { failure_limit: 0, consecutive_error_limit: 4, required: DEFAULT_REQUIRED };
 
-describe('canary analysis', () => {
-  it('runs a 5-minute window of 60 s checks on the fake clock and fails past the failure limit', async () => {
-    const clock = new FakeClock();
-    const start = clock.now();
-    let n = 0;
-    const done = runAnalysis({
-      checks: 5,
-      intervalMs: 60_000,
-      failureLimit: 1,
-      clock,
-      request: async () => undefined,
-      evaluate: async () =>
-        evaluateGates(
-          ++n >= 2 ? { ...healthy, pairs: [{ ...healthy.pairs[0]!, connected: false }] } : healthy,
-        ),
-      onCheck: () => {},
-    });
-    for (let i = 0; i < 10; i++) await clock.advance(60_000);
-    const r = await done;
-    expect(r.result).toBe('failed');
-    expect(r.checks.map((c) => c.ok)).toEqual([true, false, false]);
-    expect(r.result === 'failed' && r.gate).toMatchObject({ gate: 'connection_success', value: 0 });
-    expect(new Date(r.checks.at(-1)!.at).getTime() - start).toBe(180_000);
+/** Runs a window of `checks` 60 s checks on a fake clock, with the signals of each check from `at`. */
+async function window(checks: number, at: (n: number) => Signals, r: AnalysisRules = rules) {
+  const clock = new FakeClock();
+  let n = 0;
+  const done = runAnalysis({
+    checks,
+    intervalMs: 60_000,
+    rules: r,
+    progress: freshProgress(),
+    clock,
+    request: async () => undefined,
+    evaluate: async () => evaluateGates(at(n++), T),
+    onCheck: () => {},
+  });
+  for (let i = 0; i <= checks; i++) await clock.advance(60_000);
+  return { outcome: await done, start: Date.UTC(2026, 0, 1) };
+}
+
+describe('canary gates as measurements', () => {
+  it('measures every gate ok on healthy signals, from the one threshold table', () => {
+    const g = evaluateGates(healthy, T);
+    expect(g.every((x) => x.status === 'ok')).toBe(true);
+    expect(gate(g, 'witness_error_rate').threshold).toBe('<= 0.05');
+    expect(gate(g, 'connection_success').threshold).toMatch(/^>= 0.95 /);
+    expect(gate(g, 'rtt_p95_ms').threshold).toBe(`<= ${T.rtt_p2p_p95_ms}`);
+    const strict = parseThresholds(['error_rate=0.01']);
+    expect(gate(evaluateGates(healthy, strict), 'witness_error_rate')).toMatchObject({ status: 'failed' });
   });
 
-  it('passes a window of healthy checks, and acts on an operator promote between checks', async () => {
+  it('fails on an error rate over 5 %, a signature failure, RTT p95 over its threshold, a dead or unregistered agent', () => {
+    const w = (errors: number, signature_failures: number) => ({ total: 20, errors, signature_failures });
+    expect(gate(evaluateGates({ ...healthy, witness: w(2, 0) }, T), 'witness_error_rate')).toMatchObject({
+      status: 'failed',
+      value: 0.1,
+    });
+    expect(gate(evaluateGates({ ...healthy, witness: w(0, 1) }, T), 'signature_failures').status).toBe(
+      'failed',
+    );
+    const slow = { pairs: [{ agent: 'a', peer: 'b', state: 'connected', rtt_ms: 250 }] };
+    expect(gate(evaluateGates({ ...healthy, pairs: slow }, T), 'rtt_p95_ms')).toMatchObject({
+      status: 'failed',
+      value: 250,
+    });
+    expect(gate(evaluateGates({ ...healthy, running: [] }, T), 'agents_healthy').status).toBe('failed');
+    expect(gate(evaluateGates({ ...healthy, registered: { ids: [] } }, T), 'agents_registered').status).toBe(
+      'failed',
+    );
+    const logs = { count: 1, first: 'ERROR x' };
+    expect(gate(evaluateGates({ ...healthy, log_errors: logs }, T), 'log_errors').status).toBe('failed');
+  });
+
+  it('is an error, never a pass, when the witness or signaling does not answer', () => {
+    const g = evaluateGates({ ...healthy, witness: down }, T);
+    expect(gate(g, 'witness_error_rate')).toMatchObject({ status: 'error', value: null, detail: down.error });
+    expect(gate(g, 'signature_failures').status).toBe('error');
+    const blind = { error: 'no signaling instance answered' };
+    const s = evaluateGates({ ...healthy, registered: blind, pairs: blind }, T);
+    expect(['agents_registered', 'connection_success', 'rtt_p95_ms'].map((n) => gate(s, n).status)).toEqual([
+      'error',
+      'error',
+      'error',
+    ]);
+  });
+
+  it('is inconclusive with no data yet: no events, no peers, pairs still connecting', () => {
+    const quiet = evaluateGates({ ...healthy, witness: { total: 0, errors: 0, signature_failures: 0 } }, T);
+    expect(gate(quiet, 'witness_error_rate').status).toBe('inconclusive');
+    expect(gate(quiet, 'signature_failures').status).toBe('inconclusive');
+    expect(gate(evaluateGates({ ...healthy, pairs: { pairs: [] } }, T), 'connection_success').status).toBe(
+      'inconclusive',
+    );
+    const pair = (peer: string, state: string | null) => ({ agent: 'a', peer, state, rtt_ms: null });
+    const connecting = { pairs: [pair('b', 'connected'), pair('c', 'connecting'), pair('d', null)] };
+    expect(gate(evaluateGates({ ...healthy, pairs: connecting }, T), 'connection_success')).toMatchObject({
+      status: 'inconclusive',
+      value: 0.333,
+    });
+    // Even if every pending pair connected, 2 of 4 could not reach 95 %: failed now.
+    const lost = { pairs: [...connecting.pairs, pair('e', 'failed')] };
+    expect(gate(evaluateGates({ ...healthy, pairs: lost }, T), 'connection_success').status).toBe('failed');
+  });
+});
+
+describe('analysis rules', () => {
+  it('fails at the first failed check by default (failure limit 0), on the fake clock', async () => {
+    const broken: Signals = {
+      ...healthy,
+      pairs: { pairs: [{ agent: 'a', peer: 'b', state: 'failed', rtt_ms: null }] },
+    };
+    const { outcome } = await window(5, (n) => (n >= 2 ? broken : healthy));
+    expect(outcome).toMatchObject({ result: 'failed', gate: { gate: 'connection_success', value: 0 } });
+    const tolerant = await window(5, (n) => (n === 2 ? broken : healthy), { ...rules, failure_limit: 1 });
+    expect(tolerant.outcome.result).toBe('passed');
+  });
+
+  it('counts errors per gate in a row and fails once the consecutive error limit is reached', () => {
+    let p = freshProgress();
+    const at = '2026-01-01T00:00:00.000Z';
+    const blind = evaluateGates({ ...healthy, witness: down }, T);
+    for (let i = 0; i < 3; i++) {
+      const r = recordCheck(p, checkRecord(at, blind), rules);
+      expect(r.verdict).toBeNull();
+      p = r.progress;
+    }
+    expect(p.consecutive_errors.witness_error_rate).toBe(3);
+    // One answer resets the count: errors must be consecutive.
+    p = recordCheck(p, checkRecord(at, evaluateGates(healthy, T)), rules).progress;
+    expect(p.consecutive_errors.witness_error_rate).toBe(0);
+    for (let i = 0; i < 3; i++) p = recordCheck(p, checkRecord(at, blind), rules).progress;
+    const r = recordCheck(p, checkRecord(at, blind), rules);
+    expect(r.verdict).toMatchObject({
+      result: 'failed',
+      gate: { gate: 'witness_error_rate', status: 'error' },
+      reason: expect.stringContaining('4 checks in a row'),
+    });
+  });
+
+  it('never passes a window in which a required gate never measured: the witness down or silent', async () => {
+    // Three checks with the witness down: under the error limit, but the window proves nothing.
+    const blind = await window(3, () => ({ ...healthy, witness: down }));
+    expect(blind.outcome).toMatchObject({
+      result: 'inconclusive',
+      gate: { gate: 'witness_error_rate', status: 'error' },
+      reason: expect.stringContaining('witness_error_rate, signature_failures never measured'),
+    });
+    const silent = await window(3, () => ({
+      ...healthy,
+      witness: { total: 0, errors: 0, signature_failures: 0 },
+    }));
+    expect(silent.outcome).toMatchObject({ result: 'inconclusive', gate: { status: 'inconclusive' } });
+    // Measured once is enough; RTT is not required by default.
+    const once = await window(3, (n) => ({
+      ...healthy,
+      witness: n === 1 ? healthy.witness : down,
+      pairs: { pairs: [{ agent: 'a', peer: 'b', state: 'connected', rtt_ms: null }] },
+    }));
+    expect(once.outcome.result).toBe('passed');
+    expect(windowVerdict(freshProgress(), rules)).toMatchObject({ result: 'inconclusive' });
+  });
+
+  it('goes on from persisted progress (a resumed canary finishes its window) and acts on a promote', async () => {
     const clock = new FakeClock();
-    const passed = runAnalysis({
+    let evaluated = 0;
+    const start = { ...freshProgress(), checks: 4, measured: [...DEFAULT_REQUIRED] };
+    const resumed = runAnalysis({
       checks: 5,
       intervalMs: 60_000,
-      failureLimit: 0,
+      rules,
+      progress: start,
       clock,
       request: async () => undefined,
-      evaluate: async () => evaluateGates(healthy),
+      evaluate: async () => {
+        evaluated += 1;
+        return evaluateGates(healthy, T);
+      },
       onCheck: () => {},
     });
-    for (let i = 0; i < 6; i++) await clock.advance(60_000);
-    expect((await passed).result).toBe('passed');
+    for (let i = 0; i < 2; i++) await clock.advance(60_000);
+    expect(await resumed).toEqual({ result: 'passed' });
+    expect(evaluated).toBe(1);
     let asked: 'promote' | undefined;
     const promoted = runAnalysis({
       checks: 5,
       intervalMs: 60_000,
-      failureLimit: 0,
+      rules,
+      progress: freshProgress(),
       clock,
       request: async () => asked,
-      evaluate: async () => evaluateGates(healthy),
+      evaluate: async () => evaluateGates(healthy, T),
       onCheck: () => {},
     });
     await clock.advance(90_000);
     asked = 'promote';
     await clock.advance(1_000);
-    const r = await promoted;
-    expect(r.result).toBe('promote');
-    expect(r.checks).toHaveLength(1);
-  });
-
-  it('gates: error rate over 5 %, a signature failure, RTT p95 over its threshold, a dead or unregistered agent', () => {
-    expect(evaluateGates(healthy).every((g) => g.ok)).toBe(true);
-    expect(
-      gate(
-        evaluateGates({ ...healthy, witness: { total: 20, errors: 2, signature_failures: 0 } }),
-        'witness_error_rate',
-      ),
-    ).toMatchObject({ ok: false, value: 0.1 });
-    expect(
-      gate(
-        evaluateGates({ ...healthy, witness: { total: 20, errors: 0, signature_failures: 1 } }),
-        'signature_failures',
-      ).ok,
-    ).toBe(false);
-    expect(
-      gate(evaluateGates({ ...healthy, pairs: [{ ...healthy.pairs[0]!, rtt_ms: 250 }] }), 'rtt_p95_ms'),
-    ).toMatchObject({ ok: false, value: 250 });
-    expect(gate(evaluateGates({ ...healthy, running: [] }), 'agents_healthy').ok).toBe(false);
-    expect(gate(evaluateGates({ ...healthy, registered: [] }), 'agents_registered').ok).toBe(false);
-    expect(
-      gate(evaluateGates({ ...healthy, log_errors: { count: 1, first: 'ERROR x' } }), 'log_errors').ok,
-    ).toBe(false);
+    expect(await promoted).toEqual({ result: 'promote' });
   });
 
   it('phases grow by count or percentage and always end with every agent', () => {
@@ -113,35 +235,49 @@ describe('monitor triggers', () => {
     peer_id: b,
     metadata: { state },
   });
-  it('computes the runbook thresholds and the other triggers', () => {
-    expect(
-      evaluateWindow([conn('a', 'b', 'connecting'), conn('a', 'b', 'connected')], MONITOR_DEFAULTS).breach,
-    ).toBeNull();
-    expect(
-      evaluateWindow(
-        [conn('a', 'b', 'connected'), conn('a', 'c', 'failed'), ...Array(40).fill({ event: 'x' })],
-        MONITOR_DEFAULTS,
-      ).breach,
-    ).toMatchObject({ trigger: 'connection_success', value: 0.5 });
-    expect(
-      evaluateWindow([{ event: 'webrtc_error' }, { event: 'x' }], MONITOR_DEFAULTS).breach,
-    ).toMatchObject({ trigger: 'error_rate', value: 0.5 });
+  const ev = (events: Record<string, unknown>[]) => evaluateWindow({ events }, T);
+  const status = (g: Measurement[]) => Object.fromEntries(g.map((x) => [x.gate, x.status]));
+  const first = (g: Measurement[]) => g.find((x) => x.status === 'failed');
+  it('measures the runbook thresholds and the other triggers', () => {
+    expect(first(ev([conn('a', 'b', 'connecting'), conn('a', 'b', 'connected')]))).toBeUndefined();
+    const filler = Array(40).fill({ event: 'x' });
+    expect(first(ev([conn('a', 'b', 'connected'), conn('a', 'c', 'failed'), ...filler]))).toMatchObject({
+      gate: 'connection_success',
+      value: 0.5,
+    });
+    expect(first(ev([{ event: 'webrtc_error' }, { event: 'x' }]))).toMatchObject({
+      gate: 'error_rate',
+      value: 0.5,
+    });
     const mem = (mb: number) => ({
       event: 'memory_usage_update',
       agent_id: 'a',
       metadata: { memory_bytes: mb * 2 ** 20 },
     });
-    expect(
-      evaluateWindow([mem(100), mem(150), mem(260), ...Array(40).fill({ event: 'x' })], MONITOR_DEFAULTS)
-        .breach,
-    ).toMatchObject({ trigger: 'memory_growth_mb', value: 160 });
-    expect(
-      evaluateWindow(
-        [{ event: 'dtls_validation_failed' }, ...Array(40).fill({ event: 'x' })],
-        MONITOR_DEFAULTS,
-      ).breach,
-    ).toMatchObject({ trigger: 'dtls_failures' });
-    expect(evaluateWindow([], MONITOR_DEFAULTS).breach).toBeNull();
+    expect(first(ev([mem(100), mem(150), mem(260), ...filler]))).toMatchObject({
+      gate: 'memory_growth_mb',
+      value: 160,
+    });
+    expect(first(ev([{ event: 'dtls_validation_failed' }, ...filler]))).toMatchObject({
+      gate: 'dtls_failures',
+    });
+  });
+
+  it('reports an empty window as inconclusive and an unreachable witness as errors, never as healthy', () => {
+    expect(status(ev([]))).toEqual({
+      error_rate: 'inconclusive',
+      connection_success: 'inconclusive',
+      memory_growth_mb: 'inconclusive',
+      dtls_failures: 'inconclusive',
+      signature_failures: 'inconclusive',
+    });
+    const blind = evaluateWindow(down, T);
+    expect(blind.every((g) => g.status === 'error' && g.detail === down.error)).toBe(true);
+    const monitorRules = { ...rules, required: MONITOR_REQUIRED };
+    let p = freshProgress();
+    for (let i = 0; i < 3; i++) p = recordCheck(p, checkRecord('t', blind), monitorRules).progress;
+    expect(recordCheck(p, checkRecord('t', blind), monitorRules).verdict?.result).toBe('failed');
+    expect(windowVerdict(p, monitorRules).result).toBe('inconclusive');
   });
 });
 
@@ -163,5 +299,63 @@ describe('rollback target', () => {
     expect(chooseTarget(all, all[2]!, '1').id).toBe('1');
     expect(() => chooseTarget(all.slice(0, 1), all[0]!, undefined)).toThrow(/no previous release/);
     expect(() => chooseTarget(all, all[2]!, 'nope')).toThrow(/no release nope/);
+  });
+});
+
+describe('release records', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-test-rollout-unit-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = (id: string, env: Record<string, string>): AgentSpec => ({
+    agent_id: id,
+    config: `/c/${id}.json`,
+    signaling: ['ws://127.0.0.1:1'],
+    env,
+    cwd: '/',
+  });
+  const release = (id: string, password: string): Release => ({
+    id,
+    ref: 'v1',
+    deployment_id: id,
+    config_hash: 'h',
+    created_at: id,
+    processes: [],
+    agents: ['a'],
+    agent_specs: [
+      spec('a', {
+        TURN_PASSWORD: password,
+        PAGERDUTY_INTEGRATION_KEY: 'pd-key',
+        ICE_TRANSPORT_POLICY: 'relay',
+      }),
+    ],
+  });
+
+  it('are 0600 and hold secrets only as names, each release its own value', async () => {
+    await recordRelease(dir, release('r1', 'first-pass'));
+    await recordRelease(dir, release('r2', 'second-pass'));
+    const p = statePaths(dir);
+    for (const f of [p.releaseFile('r1'), p.releaseFile('r2'), p.currentRelease])
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+    const text = readFileSync(p.releaseFile('r1'), 'utf8') + readFileSync(p.releaseFile('r2'), 'utf8');
+    for (const secret of ['first-pass', 'second-pass', 'pd-key']) expect(text).not.toContain(secret);
+    const r1 = (await readRelease(dir, 'r1'))!;
+    expect(r1.agent_specs![0]).toMatchObject({
+      env: { ICE_TRANSPORT_POLICY: 'relay' },
+      secret_env: { TURN_PASSWORD: 'release:r1:TURN_PASSWORD' },
+    });
+    expect(specEnv(dir, r1.agent_specs![0]!)).toEqual({
+      ICE_TRANSPORT_POLICY: 'relay',
+      TURN_PASSWORD: 'first-pass',
+      PAGERDUTY_INTEGRATION_KEY: 'pd-key',
+    });
+    expect(specEnv(dir, (await currentRelease(dir))!.agent_specs![0]!).TURN_PASSWORD).toBe('second-pass');
+  });
+
+  it('a corrupt record is an error naming the file; a lost secret is an error naming the key', async () => {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(statePaths(dir).releaseFile('bad'), '{"id":');
+    await expect(readRelease(dir, 'bad')).rejects.toThrow(/bad\.json is corrupted/);
+    rmSync(statePaths(dir).releaseFile('bad'));
+    const lost = { ...spec('a', {}), secret_env: { TURN_PASSWORD: 'release:gone:TURN_PASSWORD' } };
+    expect(() => specEnv(dir, lost)).toThrow(/TURN_PASSWORD is not in .*secrets\.json/);
   });
 });

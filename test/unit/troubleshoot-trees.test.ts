@@ -1,11 +1,47 @@
 // The trees as data: every branch leads somewhere, every leaf is reachable, node and leaf names never
 // collide, and the README lists every tree question, so the documentation cannot drift from the data.
-import { readFileSync } from 'node:fs';
+// Every piece of advice is something ifmesh accepts: each action names an ifmesh command (checked
+// against the registry, its sub-commands and flags) or a configuration key (checked against the
+// schema, and its value against the loader).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { type CommandIo, commands } from '../../src/cli/registry.js';
+import { loadConfig } from '../../src/config/load.js';
+import { CONFIG_KEYS } from '../../src/config/schema.js';
 import { parseLimits } from '../../src/ops/troubleshoot/run.js';
 import { type Evidence, TREES, walkTree } from '../../src/ops/troubleshoot/trees.js';
 import { ROOT } from '../helpers/cli.js';
+
+/** Every action text of every leaf, and every evidence line of every question, with where it is. */
+function everyText(): { where: string; text: string; action: boolean }[] {
+  const out: { where: string; text: string; action: boolean }[] = [];
+  for (const [id, t] of Object.entries(TREES)) {
+    for (const [name, n] of Object.entries(t.nodes)) {
+      out.push({ where: `${id}/${name} question`, text: n.question, action: false });
+      for (const r of n.reads) out.push({ where: `${id}/${name} reads`, text: r, action: false });
+    }
+    for (const [name, l] of Object.entries(t.leaves))
+      for (const a of l.actions) out.push({ where: `${id}/${name}`, text: a, action: true });
+  }
+  return out;
+}
+
+const KEY = /\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g;
+/** `ifmesh` and the words after it, up to punctuation that ends a command line in prose. */
+const COMMAND = /\bifmesh ([^;,():`]+)/g;
+
+/** The registry's command, with its sub-commands and flags, as commander builds it for a run. */
+async function commandTree(name: string): Promise<Command | undefined> {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) return undefined;
+  const cmd = new Command(name);
+  const io = { ctx: {}, output: () => ({}), setExitCode: () => {}, claimSignal: () => {} };
+  (await entry.load()).register(cmd, io as unknown as CommandIo);
+  return cmd;
+}
 
 describe('decision trees as data', () => {
   it('are closed: each answer names a node or a leaf, each leaf is reached, no name is both', () => {
@@ -52,6 +88,56 @@ describe('decision trees as data', () => {
     expect(parseLimits(['rttTurnMs=800', 'lossRatio=0.1'])).toEqual({ rttTurnMs: 800, lossRatio: 0.1 });
     expect(() => parseLimits(['rtt=1'])).toThrow(/unknown limit/);
     expect(() => parseLimits(['jitterMs=fast'])).toThrow(/a number/);
+  });
+
+  it('every action names an ifmesh command or a configuration key', () => {
+    for (const { where, text, action } of everyText()) {
+      if (!action) continue;
+      const names = [...text.matchAll(COMMAND)].length + [...text.matchAll(KEY)].length;
+      expect(names, `${where}: "${text}" names neither a command nor a key`).toBeGreaterThan(0);
+    }
+  });
+
+  it('every UPPER_SNAKE key the trees name is a configuration key, and KEY=VALUE a value it accepts', async () => {
+    const known = new Set(CONFIG_KEYS.map((k) => k.key));
+    const cwd = mkdtempSync(path.join(tmpdir(), 'ifmesh-trees-'));
+    try {
+      for (const { where, text } of everyText()) {
+        for (const m of text.matchAll(KEY)) expect(known, `${where}: ${m[0]} in "${text}"`).toContain(m[0]);
+        for (const m of text.matchAll(/\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)=([^\s,;)]+)/g)) {
+          // What `--set KEY=VALUE` does with it: the loader validates the value as it would in a run.
+          const loaded = await loadConfig({ cwd, env: {}, flags: { [m[1]!]: m[2]! } });
+          expect(loaded.raw[m[1]!], `${where}: ${m[0]}`).toBe(m[2]);
+        }
+      }
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('every `ifmesh …` the trees name is a registered command, with its sub-command and flags', async () => {
+    let named = 0;
+    for (const { where, text } of everyText()) {
+      for (const m of text.matchAll(COMMAND)) {
+        named += 1;
+        const [name, ...rest] = m[1]!.trim().split(/\s+/);
+        const cmd = await commandTree(name!);
+        expect(cmd, `${where}: ifmesh ${name} is not in the registry`).toBeDefined();
+        let leaf = cmd!;
+        const sub = rest[0];
+        if (leaf.commands.length > 0 && sub && /^[a-z][a-z0-9-]*$/.test(sub)) {
+          const found = leaf.commands.find((c) => c.name() === sub);
+          expect(found, `${where}: ifmesh ${name} has no sub-command ${sub}`).toBeDefined();
+          leaf = found!;
+        }
+        for (const flag of rest.filter((t) => t.startsWith('--')).map((t) => t.split('=')[0]!))
+          expect(
+            leaf.options.map((o) => o.long),
+            `${where}: ${flag} is not a flag of ifmesh ${name}${leaf === cmd ? '' : ` ${leaf.name()}`}`,
+          ).toContain(flag);
+      }
+    }
+    expect(named).toBeGreaterThan(20);
   });
 
   it('the README names every question of every tree', () => {

@@ -1,8 +1,9 @@
+import path from 'node:path';
 import { MeshAgent } from '../../agent/agent.js';
 import type { MeshConfig } from '../../config/load.js';
 import { resolveStateDir } from '../../config/state.js';
-import { generateKeyPair, toBase64url } from '../../crypto/ed25519.js';
-import { readIdentity } from '../../crypto/key-file.js';
+import { type KeyPair, toBase64url } from '../../crypto/ed25519.js';
+import { loadOrCreateIdentity, readIdentity, writeRotatedIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
 import { waitFor, within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
@@ -11,7 +12,7 @@ import { type IceFlags, iceServers } from './ice.js';
 
 export interface RunAgentsOptions {
   ids: string[];
-  /** One agent's identity file; a swarm generates throw-away identities. */
+  /** One agent's identity file; a swarm keeps one per agent in the state directory. */
   keyFile: string | undefined;
   config: MeshConfig;
   signalingUrls: string[];
@@ -59,12 +60,32 @@ export async function runAgents(
       },
     },
   );
-  const identity = o.keyFile ? await readIdentity(o.keyFile) : undefined;
+  // Each agent's identity file: the one given, or (a swarm) one per agent id under the state
+  // directory, made on first use. Signaling binds an id to its key for good, so a swarm restarted
+  // with fresh keys under the same ids would be refused (id_key_mismatch).
+  const keyFiles = o.ids.map((id) => o.keyFile ?? swarmKeyFile(stateDir, id));
+  const identities = await Promise.all(
+    o.ids.map((id, i) => (o.keyFile ? readIdentity(keyFiles[i]!) : loadOrCreateIdentity(keyFiles[i]!, id))),
+  );
+  // A rotated key goes to the key file before the agent uses it, so a restart comes back with it.
+  const persistRotation =
+    (keyFile: string) => async (next: KeyPair, proof: Parameters<typeof writeRotatedIdentity>[2]) => {
+      const r = await writeRotatedIdentity(keyFile, next, proof);
+      o.log(
+        JSON.stringify({
+          time: new Date(ctx.clock.now()).toISOString(),
+          level: 'info',
+          msg: 'key_rotated',
+          key_file: r.keyPath,
+          previous_key_file: r.backupPath,
+        }),
+      );
+    };
   const agents = o.ids.map(
-    (id) =>
+    (id, i) =>
       new MeshAgent({
         agentId: id,
-        identity: identity ?? generateKeyPair(),
+        identity: identities[i]!,
         signalingUrls: o.signalingUrls,
         iceServers: servers,
         iceTransportPolicy: o.icePolicy,
@@ -76,6 +97,7 @@ export async function runAgents(
         healingBaseMs: o.healingBaseMs,
         events: witness,
         clock: ctx.clock,
+        persistRotation: persistRotation(keyFiles[i]!),
       }),
   );
   try {
@@ -104,4 +126,12 @@ export async function runAgents(
     await Promise.all(agents.map((a) => a.stop()));
     await within(witness?.close(500), 600, ctx.clock);
   }
+}
+
+/**
+ * A swarm agent's identity file. Named here rather than in src/state/state-dir.ts, which another
+ * change owns; it belongs there.
+ */
+export function swarmKeyFile(stateDir: string, agentId: string): string {
+  return path.join(stateDir, 'swarm-keys', `${agentId}.key`);
 }

@@ -1,6 +1,7 @@
-// Certificate rotation (the runbook's certificate-rotation-procedure.sh): back up the old files,
-// renew (certbot when installed, a development self-signed certificate on request, otherwise the
-// manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
+// Certificate rotation (the runbook's certificate-rotation-procedure.sh): renew only when fewer
+// than the threshold's days are left (the runbook's `-lt 7`; `force` renews anyway), back up the old
+// files, renew (certbot when installed, a development self-signed certificate on request, otherwise
+// the manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
 // each healthy again before the next goes down, so agents always have an instance to fail over to.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
+import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext } from '../shared.js';
 import { type CertCheck, checkCertificate } from './check.js';
 import { instancesNotServing, instancesServing } from './instances.js';
@@ -22,6 +24,16 @@ export interface CertRotationPlan {
   /** certbot's certificate name: the certificate's CN. */
   domain: string;
   old_expiry: string;
+  /** Whole days left now, floored as the runbook's shell arithmetic does. */
+  days_left: number;
+  /** Renewal happens under this many days left (the runbook's 7). */
+  threshold_days: number;
+  /** Renew whatever the days left (certbot --force-renewal, which the CA rate-limits). */
+  force: boolean;
+  /** Whether anything will be done: under the threshold, or forced. */
+  due: boolean;
+  /** certbot's --config-dir (undefined: /etc/letsencrypt). */
+  certbot_config_dir?: string | undefined;
   backups: { from: string; to: string }[];
   /** Restarted in this order, one at a time. */
   restart: { name: string; pid: number; url: string | undefined }[];
@@ -45,6 +57,8 @@ export interface CertRotationReport {
   /** true once renewed and every instance is back; false when a human must act (manual, failure). */
   ok: boolean;
   renewed: boolean;
+  /** Why nothing was renewed when the certificate was not due (`ok` is true then). */
+  skipped: string | null;
   new_expiry: string | null;
   restarts: InstanceRestart[];
   problems: string[];
@@ -60,37 +74,53 @@ function manualProcedure(cert: string, key: string): string[] {
   ];
 }
 
+const DAY_MS = 86_400_000;
+
 export async function planCertRotation(
-  o: { cert: string; key: string; selfSignedDev: boolean; stateDir: string; days: number },
+  o: {
+    cert: string;
+    key: string;
+    selfSignedDev: boolean;
+    stateDir: string;
+    days: number;
+    /** Renew under this many days left (fractions allowed: 36 h is 1.5); the runbook's 7 by default. */
+    thresholdDays?: number | undefined;
+    force?: boolean | undefined;
+    certbotConfigDir?: string | undefined;
+  },
   ctx: Pick<OpContext, 'exec' | 'clock'>,
 ): Promise<CertRotationPlan> {
-  const current: CertCheck = await checkCertificate({
-    cert: o.cert,
-    key: o.key,
-    warnDays: 0,
-    now: ctx.clock.now(),
-  });
+  const now = ctx.clock.now();
+  const current: CertCheck = await checkCertificate({ cert: o.cert, key: o.key, warnDays: 0, now });
+  const threshold = o.thresholdDays ?? DEFAULT_THRESHOLDS.certificate_days;
+  const force = Boolean(o.force);
+  const due = force || Date.parse(current.not_after) - now < threshold * DAY_MS;
   const method: RenewMethod = o.selfSignedDev
     ? 'self-signed-dev'
     : (await hasBinary(ctx, 'certbot'))
       ? 'certbot'
       : 'manual';
-  const stamp = Math.floor(ctx.clock.now() / 1000);
+  const stamp = Math.floor(now / 1000);
   const cn = /CN=([^,\n]+)/.exec(current.subject)?.[1] ?? 'localhost';
+  const acts = due && method !== 'manual';
   return {
     cert: o.cert,
     key: o.key,
     method,
     domain: cn,
     old_expiry: current.not_after,
-    backups: method === 'manual' ? [] : [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })),
-    restart:
-      method === 'manual'
-        ? []
-        : instancesServing(o.stateDir, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url })),
-    not_restarted: method === 'manual' ? [] : instancesNotServing(o.stateDir, o.cert),
+    days_left: current.days_left,
+    threshold_days: threshold,
+    force,
+    due,
+    ...(o.certbotConfigDir ? { certbot_config_dir: o.certbotConfigDir } : {}),
+    backups: acts ? [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })) : [],
+    restart: acts
+      ? instancesServing(o.stateDir, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url }))
+      : [],
+    not_restarted: acts ? instancesNotServing(o.stateDir, o.cert) : [],
     days: o.days,
-    manual_procedure: method === 'manual' ? manualProcedure(o.cert, o.key) : [],
+    manual_procedure: due && method === 'manual' ? manualProcedure(o.cert, o.key) : [],
   };
 }
 
@@ -117,10 +147,17 @@ export async function applyCertRotation(
     dry_run: false,
     ok: false,
     renewed: false,
+    skipped: null,
     new_expiry: null,
     restarts: [],
     problems: [],
   };
+  if (!plan.due) {
+    // The runbook's else branch: "✓ Certificate is valid for N more days". No CA call at all.
+    report.ok = true;
+    report.skipped = `valid for ${plan.days_left} more days; renewal happens under ${plan.threshold_days} days (--force renews now)`;
+    return report;
+  }
   if (plan.method === 'manual') {
     report.problems.push('certbot is not installed; follow the manual procedure');
     return report;
@@ -141,11 +178,16 @@ export async function applyCertRotation(
         cn: plan.domain,
       });
     } else {
-      const r = await certbotRenew(ctx.exec, { domain: plan.domain });
+      const r = await certbotRenew(ctx.exec, {
+        domain: plan.domain,
+        force: plan.force,
+        configDir: plan.certbot_config_dir,
+      });
       if (!r.ok) {
         report.problems.push(`certbot renew failed: ${r.output}`);
         return report;
       }
+      o.onStep?.(`certbot ${r.args.join(' ')}`);
       newCert = r.fullchain;
       newKey = r.privkey;
     }
@@ -153,6 +195,13 @@ export async function applyCertRotation(
     const fresh = await checkCertificate({ cert: newCert, key: newKey, warnDays: 0, now: ctx.clock.now() });
     if (fresh.problems.length) {
       report.problems.push(...fresh.problems.map((p) => `new certificate: ${p}`));
+      return report;
+    }
+    // certbot exits 0 when it finds nothing due by its own window: then the "new" files are the old.
+    if (plan.method === 'certbot' && Date.parse(fresh.not_after) <= Date.parse(plan.old_expiry)) {
+      report.problems.push(
+        `certbot did not renew: ${plan.domain} still expires ${fresh.not_after} (its renewal window is shorter than ${plan.threshold_days} days); \`ifmesh certs rotate --force\` forces it`,
+      );
       return report;
     }
     await replaceFile(plan.cert, newCert, 0o644);
@@ -176,6 +225,9 @@ export async function applyCertRotation(
           new_expiry: report.new_expiry,
           action: plan.method === 'certbot' ? 'automatic_renewal' : 'self_signed_dev',
           cert: plan.cert,
+          days_left: plan.days_left,
+          threshold_days: plan.threshold_days,
+          forced: plan.force,
           restarted: report.restarts.map((r) => r.name),
           status: report.ok ? 'completed' : 'incomplete',
         },

@@ -15,7 +15,7 @@ import {
   UsageError,
 } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
-import { pingRedis } from '../../exec/redis.js';
+import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
 import { withLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
@@ -26,6 +26,7 @@ import { Supervisor } from '../fleet/supervisor.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { agentProcessName, moveAgent } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
 
@@ -44,6 +45,8 @@ export interface DeployOptions {
   launchEnv?: Record<string, string>;
   /** Run the state's supervisor (default), which restarts a service that dies. */
   supervise?: boolean;
+  /** A configured SIGNALING_CLUSTER_SECRET; without one, deploy generates one into the secrets file. */
+  clusterSecret?: string | undefined;
 }
 
 export interface DeployPlan {
@@ -217,8 +220,19 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             agents: plan.agents.length,
           },
         });
-        startedRedis = redis ? await ensureRedis(o, sup, redis, poll) : false;
-        const clusterArgs = redis ? ['--cluster', redis.url] : [];
+        // deploy's own Redis gets a generated password (0600 config file); instances get the URL
+        // with it and the cluster secret through their environment, never on their command line.
+        const redisAuth = redis?.start
+          ? localRedisAuth(o.stateDir, 'deploy-redis', Number(new URL(redis.url).port))
+          : undefined;
+        startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
+        const clusterEnv: Record<string, string> = redis
+          ? {
+              SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
+              SIGNALING_CLUSTER_SECRET:
+                o.clusterSecret || generatedSecret(o.stateDir, 'SIGNALING_CLUSTER_SECRET'),
+            }
+          : {};
         for (const inst of plan.instances) {
           o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
           await sup.stop(inst.name, 5_000);
@@ -230,13 +244,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               port: inst.port,
               url: inst.url,
               command: node,
-              args: [
-                ...signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
-                ...clusterArgs,
-              ],
+              args: signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
               // The env file and the configuration the operator ran deploy with, kept in the record
               // so a restart (supervisor, incident, failover) starts the instance the same way.
-              env: o.launchEnv ?? {},
+              env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
               cwd: o.cwd,
               supervised: true,
             },
@@ -356,34 +367,51 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   );
 }
 
-/** Starts deploy-redis unless it already answers, or checks a configured SIGNALING_CLUSTER_URL. */
+/** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */
+function withoutAdminKey(env: Record<string, string> | undefined): Record<string, string> {
+  const { IF_WITNESS_ADMIN_KEY: _admin, ...rest } = env ?? {};
+  return rest;
+}
+
+/**
+ * Starts deploy-redis (with the password in `auth`) unless it already answers to that password, or
+ * checks a configured SIGNALING_CLUSTER_URL, credentials included.
+ */
 async function ensureRedis(
   o: DeployOptions,
   sup: Supervisor,
   redis: { url: string; start: boolean },
+  auth: LocalRedisAuth | undefined,
   poll: (cond: () => Promise<boolean>, timeoutMs: number) => Promise<boolean>,
 ): Promise<boolean> {
-  const shown = redis.url.replace(/\/\/[^/@]*@/, '//<redacted>@');
-  if (await pingRedis(redis.url)) {
+  const url = auth?.url ?? redis.url;
+  const shown = redactRedisUrl(url);
+  const answer = await probeRedis(url);
+  if (answer === 'ok') {
     o.progress.step('redis', 'ok', `answering on ${shown}`);
     return false;
   }
   if (!redis.start)
     throw new UnreachableError(
-      `SIGNALING_CLUSTER_URL ${shown} does not answer`,
-      'start that Redis, or unset SIGNALING_CLUSTER_URL to run one active instance with hot standbys',
+      answer === 'auth'
+        ? `SIGNALING_CLUSTER_URL ${shown} refuses its credentials`
+        : `SIGNALING_CLUSTER_URL ${shown} does not answer`,
+      answer === 'auth'
+        ? 'put the right user and password in SIGNALING_CLUSTER_URL (redis://USER:PASSWORD@HOST:PORT)'
+        : 'start that Redis, or unset SIGNALING_CLUSTER_URL to run one active instance with hot standbys',
     );
   o.progress.step('redis', 'running', `starting on ${shown}`);
+  // One that answers without our password (an older deploy's) is ours too: replaced.
   await sup.stop('deploy-redis', 2_000);
   const port = Number(new URL(redis.url).port);
   sup.start({
-    ...redisProcessSpec('deploy-redis', port, o.stateDir),
-    url: redis.url,
+    ...redisProcessSpec('deploy-redis', port, o.stateDir, auth!.configFile),
+    url: auth!.plain,
     cwd: o.stateDir,
     supervised: true,
   });
   const up = await poll(
-    async () => (await pingRedis(redis.url)) || sup.running('deploy-redis') === undefined,
+    async () => (await probeRedis(url)) === 'ok' || sup.running('deploy-redis') === undefined,
     10_000,
   );
   if (!up || sup.running('deploy-redis') === undefined) {

@@ -1,6 +1,24 @@
-import { promises as fs } from 'node:fs';
+// The release records of a state directory (<state>/releases/<id>.json, `current`): written whole
+// (tmp + fsync + rename) and 0600, read strictly (a corrupt record is an error naming the file).
+// A record never holds a secret: an agent's secret --set values live in the state's secrets file
+// under a name scoped to the release, and the record keeps that name (AgentSpec.secret_env).
+import {
+  closeSync,
+  promises as fs,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SECRET_KEYS } from '../../config/schema.js';
+import { CheckFailedError } from '../../errors.js';
+import { readStateJson, writeStateJson } from '../../state/json-file.js';
+import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
 import { statePaths } from '../../state/state-dir.js';
 
 /** How one agent of a release is started: its config, where it connects, its --set overrides (as env). */
@@ -9,8 +27,10 @@ export interface AgentSpec {
   /** Absolute path of config/agents/<id>.json. */
   config: string;
   signaling: string[];
-  /** Configuration overrides passed to the agent as environment (never on its command line). */
+  /** Non-secret configuration overrides passed to the agent as environment (never on its command line). */
   env: Record<string, string>;
+  /** Secret overrides: environment key -> the name its value is kept under in the state's secrets file. */
+  secret_env?: Record<string, string>;
   cwd: string;
 }
 
@@ -46,11 +66,60 @@ export function operator(env: Record<string, string | undefined>): string {
   }
 }
 
-async function writeWhole(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, text);
-  await fs.rename(tmp, file);
+/** A key whose value is a secret: marked so in the config schema, or named like one. */
+export const isSecretKey = (key: string) => SECRET_KEYS.has(key) || isSecretEnvKey(key);
+
+/**
+ * The specs with every secret env value moved into the state's secrets file, under
+ * `release:<releaseId>:<KEY>` (scoped, so two releases setting one key never overwrite each other's).
+ */
+export function sealSpecs(stateDir: string, releaseId: string, specs: AgentSpec[]): AgentSpec[] {
+  const store: Record<string, string> = {};
+  const sealed = specs.map((s) => {
+    const secret = Object.keys(s.env).filter(isSecretKey);
+    if (!secret.length) return s;
+    const refs = { ...s.secret_env };
+    for (const k of secret) {
+      refs[k] = `release:${releaseId}:${k}`;
+      store[refs[k]] = s.env[k]!;
+    }
+    const env = Object.fromEntries(Object.entries(s.env).filter(([k]) => !isSecretKey(k)));
+    return { ...s, env, secret_env: refs };
+  });
+  storeSecretEnv(stateDir, store);
+  return sealed;
 }
+
+export const sealRelease = (stateDir: string, r: Release): Release =>
+  r.agent_specs ? { ...r, agent_specs: sealSpecs(stateDir, r.id, r.agent_specs) } : r;
+
+/** The whole environment an agent starts with: its spec's, with its secrets read back. */
+export function specEnv(stateDir: string, spec: AgentSpec): Record<string, string> {
+  const refs = Object.entries(spec.secret_env ?? {});
+  const stored = secretEnv(
+    stateDir,
+    refs.map(([, name]) => name),
+  );
+  const lost = refs.filter(([, name]) => stored[name] === undefined).map(([k]) => k);
+  if (lost.length)
+    throw new CheckFailedError(
+      `agent ${spec.agent_id}: the secret value of ${lost.join(', ')} is not in ${statePaths(stateDir).secrets}`,
+      'restore the secrets file from a backup, or run the canary or deploy again with the --set value',
+      'secret_missing',
+    );
+  return { ...spec.env, ...Object.fromEntries(refs.map(([k, name]) => [k, stored[name]!])) };
+}
+
+function releasesDir(stateDir: string): string {
+  const dir = statePaths(stateDir).releases;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+const isRelease = (v: unknown) => {
+  const r = v as Partial<Release> | null;
+  return typeof r?.id === 'string' && typeof r.ref === 'string' && Array.isArray(r.agents);
+};
 
 /** Writes a release record; `current` (the default) also makes it the running release. */
 export async function recordRelease(
@@ -59,31 +128,41 @@ export async function recordRelease(
   keep = 10,
   current = true,
 ): Promise<string> {
-  const p = statePaths(stateDir);
-  const dir = p.releases;
-  await fs.mkdir(dir, { recursive: true });
-  const file = p.releaseFile(r.id);
-  await writeWhole(file, `${JSON.stringify(r, null, 2)}\n`);
+  const dir = releasesDir(stateDir);
+  const file = statePaths(stateDir).releaseFile(r.id);
+  writeStateJson(file, sealRelease(stateDir, r), 0o600);
   if (current) await setCurrentRelease(stateDir, r.id);
   const cur = current ? r.id : (await currentRelease(stateDir))?.id;
-  const all = (await fs.readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+  const all = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   for (const old of all.slice(0, Math.max(0, all.length - keep)))
-    if (old !== `${cur}.json`) await fs.unlink(path.join(dir, old));
+    if (old !== `${cur}.json`) unlinkSync(path.join(dir, old));
   return file;
 }
 
+/** `current` holds the id alone (scripts read it with cat); written whole like every state file. */
 export async function setCurrentRelease(stateDir: string, id: string): Promise<void> {
-  const p = statePaths(stateDir);
-  await fs.mkdir(p.releases, { recursive: true });
-  await writeWhole(p.currentRelease, `${id}\n`);
+  releasesDir(stateDir);
+  const file = statePaths(stateDir).currentRelease;
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${id}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
 }
 
+/** The record of release `id`; undefined when there is none; a record that does not parse is an error. */
 export async function readRelease(stateDir: string, id: string): Promise<Release | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(statePaths(stateDir).releaseFile(id), 'utf8')) as Release;
-  } catch {
-    return undefined;
-  }
+  return readStateJson<Release>(
+    statePaths(stateDir).releaseFile(id),
+    isRelease,
+    'restore it from a backup or delete it (`ifmesh releases` then lists the others)',
+  );
 }
 
 /** Rewrites one field of a recorded release (its outcome after a canary or a rollback). */
@@ -94,24 +173,24 @@ export async function setReleaseOutcome(
 ): Promise<void> {
   const r = await readRelease(stateDir, id);
   if (r)
-    await writeWhole(statePaths(stateDir).releaseFile(id), `${JSON.stringify({ ...r, outcome }, null, 2)}\n`);
+    writeStateJson(statePaths(stateDir).releaseFile(id), sealRelease(stateDir, { ...r, outcome }), 0o600);
 }
 
 export async function currentRelease(stateDir: string): Promise<Release | undefined> {
+  let id: string;
   try {
-    const id = (await fs.readFile(statePaths(stateDir).currentRelease, 'utf8')).trim();
-    return await readRelease(stateDir, id);
+    id = (await fs.readFile(statePaths(stateDir).currentRelease, 'utf8')).trim();
   } catch {
     return undefined;
   }
+  return id ? readRelease(stateDir, id) : undefined;
 }
 
 /** Every recorded release, oldest first (ids start with their ISO creation time). */
 export async function listReleases(stateDir: string): Promise<Release[]> {
-  const dir = statePaths(stateDir).releases;
   let files: string[];
   try {
-    files = (await fs.readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+    files = (await fs.readdir(statePaths(stateDir).releases)).filter((f) => f.endsWith('.json')).sort();
   } catch {
     return [];
   }

@@ -1,22 +1,25 @@
 // ifmesh failover: the failover guide's scenarios as plan-then-apply procedures. A plan is a pure
 // serialisable document (what `--dry-run` prints); applying it takes the deploy lock, logs every step
 // to the witness under one failover_id, and changes the stack:
-//   A turn      — the failed TURN server replaced in TURN_SERVERS, pushed to every signaling instance
-//                 (/admin/reload-config), peers on relay reconnected (/admin/reconnect-turn-peers),
-//                 until the witness sees them on the replacement (turn_connection_detected).
-//   B signaling — the dead instance restarted from its process record, then watched for the
-//                 stabilisation window on ctx.clock.
+//   A turn      — the replacement tested with a real TURN Allocate (a dead one refused before anything
+//                 changes), TURN_SERVERS written to the env file (backup kept), pushed to every
+//                 signaling instance (/admin/reload-config), peers on relay reconnected
+//                 (/admin/reconnect-turn-peers), until the witness sees them on the replacement.
+//   B signaling — the dead instance restarted from its process record (or the nginx backup promoted),
+//                 then watched for the stabilisation window on ctx.clock: health and failed
+//                 connections; `signaling_server_recovery` logged.
 //   D cert      — the certs ops (certificate-rotation-procedure.sh).
 //   E keys      — the rotate-keys ops (emergency-srtp-key-rotation.sh).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
-import { CheckFailedError, UsageError } from '../../errors.js';
+import { CheckFailedError, UnauthorizedError, UsageError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
 import { statePaths } from '../../state/state-dir.js';
+import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
 import { logEvents, type WitnessTarget } from '../events.js';
@@ -24,6 +27,8 @@ import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
 import type { OpContext } from '../shared.js';
+import { failedConnectionsStep, recoveryEvent, type StabilisationReport, stabilise } from './stabilise.js';
+import { persistTurnServers, probeReplacement, probeTarget } from './turn.js';
 import type { Scenario } from './validate.js';
 
 export interface TurnFailoverPlan {
@@ -31,6 +36,17 @@ export interface TurnFailoverPlan {
   replacement: string;
   /** TURN_SERVERS after the change: the replacement where the failed server was. */
   turn_servers: string[];
+  /** The guide's step 1: a real Allocate on the replacement before switching (false: --no-probe). */
+  probe: boolean;
+  /** The env file TURN_SERVERS is written to (the one the configuration was loaded from), if any. */
+  env_file: string | null;
+  /** Where TURN_SERVERS comes from now: file, env, flag, default, or the local stack's records. */
+  turn_servers_source: string;
+  /**
+   * Signaling instances whose recorded launch environment sets TURN_SERVERS itself: a restart from
+   * their record reads that value, not the file's, so the file alone does not keep the change.
+   */
+  shadowed_by: { instance: string; turn_servers: string }[];
 }
 
 export interface SignalingFailoverPlan {
@@ -87,16 +103,27 @@ export interface FailoverReport {
   scenario: Scenario;
   ok: boolean;
   steps: { step: string; ok: boolean; detail: string }[];
+  /**
+   * From the start of the run (its lock taken) to the step that restored service: peers on the
+   * replacement (A), the instance healthy again (B), the pairs connected (C), the certificate or
+   * the keys rotated (D, E). null: service was not restored. Measured on ctx.clock.
+   */
+  recovery: { started_at: string; restored_at: string | null; recovery_ms: number | null };
   /** nothing_to_move: no agent was relayed (so none through the failed server); there was no one to wait for. */
-  turn?: { pushed: number; reconnected: string[]; on_replacement: string[]; nothing_to_move: boolean };
-  promote_backup?: { promoted: number; nginx_pid: number; probes: number; probe_failures: number };
+  turn?: {
+    probe: { relayed: string | null; rtt_ms: number | null } | null;
+    env_file: { file: string | null; backup: string | null; persisted: boolean };
+    pushed: number;
+    reconnected: string[];
+    on_replacement: string[];
+    nothing_to_move: boolean;
+  };
+  promote_backup?: { promoted: number; nginx_pid: number } & Partial<StabilisationReport>;
   signaling_failover?: {
     instance: string;
     old_pid: number | null;
     new_pid: number | null;
-    probes: number;
-    probe_failures: number;
-  };
+  } & Partial<StabilisationReport>;
   partition?: { reconnected: Record<string, string[]>; healed: boolean };
   cert?: CertRotationReport;
   keys?: RotationReport;
@@ -115,9 +142,27 @@ export function planTurnFailover(o: {
   turnServers: string[];
   failed: string;
   replacement: string;
+  /** Test the replacement first (the guide's step 1); false only with --no-probe. */
+  probe?: boolean;
+  /** Whether TURN credentials are known to probe with (their values never enter the plan). */
+  credentials?: boolean;
+  envFile?: string | undefined;
+  turnServersSource?: string;
+  /** Recorded instances that carry TURN_SERVERS in their launch environment. */
+  shadowedBy?: { instance: string; turn_servers: string }[];
 }): FailoverPlan {
   if (o.failed === o.replacement)
     throw new UsageError('--failed and --replacement are the same server', 'name a different replacement');
+  const probe = o.probe ?? true;
+  if (probe) {
+    probeTarget(o.replacement);
+    if (!o.credentials)
+      throw new UnauthorizedError(
+        `no TURN credentials to test ${o.replacement} with`,
+        'set TURN_USERNAME and TURN_PASSWORD (a real Allocate needs them), or pass --no-probe',
+      );
+  }
+  const envFile = o.envFile ?? null;
   const has = o.turnServers.includes(o.failed);
   const turn_servers = has
     ? o.turnServers.map((u) => (u === o.failed ? o.replacement : u))
@@ -126,9 +171,22 @@ export function planTurnFailover(o: {
     failover_id: o.failoverId,
     scenario: 'A',
     signaling: o.signaling.map(httpBase),
-    turn: { failed: o.failed, replacement: o.replacement, turn_servers: [...new Set(turn_servers)] },
+    turn: {
+      failed: o.failed,
+      replacement: o.replacement,
+      turn_servers: [...new Set(turn_servers)],
+      probe,
+      env_file: envFile,
+      turn_servers_source: o.turnServersSource ?? 'default',
+      shadowed_by: o.shadowedBy ?? [],
+    },
     steps: [
-      `replace ${o.failed} with ${o.replacement} in TURN_SERVERS`,
+      probe
+        ? `test ${o.replacement} with a real TURN Allocate (released at once); a dead one stops here`
+        : `skip testing ${o.replacement} (--no-probe)`,
+      envFile
+        ? `replace ${o.failed} with ${o.replacement} in TURN_SERVERS and write it to ${envFile} (backup ${envFile}.bak-<time>)`
+        : `replace ${o.failed} with ${o.replacement} in TURN_SERVERS (no env file loaded: not persisted)`,
       'push the configuration to every signaling instance (POST /admin/reload-config)',
       'reconnect the peers on relay (POST /admin/reconnect-turn-peers)',
       `wait for the witness to see them on ${o.replacement} (turn_connection_detected)`,
@@ -180,7 +238,8 @@ export function planSignalingFailover(o: {
     steps: [
       `stop what is left of ${rec.name}`,
       `restart ${rec.name} on port ${rec.port}`,
-      `monitor it for ${Math.round(o.stabilizeMs / 1000)} s (its /health)`,
+      `monitor it for ${Math.round(o.stabilizeMs / 1000)} s (its /health, failed connections)`,
+      'log signaling_server_recovery',
       'validate the recovery',
     ],
   };
@@ -241,7 +300,8 @@ export function planPromoteBackup(o: {
     steps: [
       `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
       'check it (nginx -t) and reload nginx',
-      `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s`,
+      `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s (health, failed connections)`,
+      'log signaling_server_recovery',
       'validate the recovery',
     ],
   };
@@ -308,6 +368,10 @@ export interface ApplyOptions {
   onStep?: (line: string) => void;
   /** How long peers have to show up on the replacement TURN server (A) or instances to answer. */
   timeoutMs?: number;
+  /** Scenario A's probe of the replacement: TURN_USERNAME/TURN_PASSWORD or the local stack's user. */
+  turnCredentials?: { username: string; password: string } | null;
+  /** Who runs it, in `signaling_server_recovery` (the guide's `whoami`). */
+  operator?: string;
 }
 
 export async function applyFailover(
@@ -320,9 +384,18 @@ export async function applyFailover(
     scenario: plan.scenario,
     ok: true,
     steps: [],
+    recovery: { started_at: new Date(ctx.clock.now()).toISOString(), restored_at: null, recovery_ms: null },
   };
   const tag = (e: WitnessEvent): WitnessEvent => ({ ...e, failover_id: plan.failover_id });
-  const log = (events: WitnessEvent[]) => logEvents(o.witness, 'ifmesh-failover', events.map(tag), ctx);
+  // Events carry the procedure's time (ctx.clock), but the wait for the witness to take them is a
+  // network deadline, real whatever clock drives the procedure: on a fake clock that a test steps
+  // through a 5-minute window, that deadline would expire at the first step and spool the events.
+  const witnessClock: Clock = { ...systemClock, now: () => ctx.clock.now() };
+  const log = (events: WitnessEvent[]) =>
+    logEvents(o.witness, 'ifmesh-failover', events.map(tag), {
+      dispatcher: ctx.dispatcher,
+      clock: witnessClock,
+    });
   const step = async (name: string, ok: boolean, detail: string) => {
     report.steps.push({ step: name, ok, detail });
     if (!ok) report.ok = false;
@@ -332,13 +405,37 @@ export async function applyFailover(
   // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.
   const tagged: WitnessTarget = { ...o.witness, tags: { failover_id: plan.failover_id } };
   const { lock, note } = await takeLock(o.stateDir, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
+  const started = ctx.clock.now();
+  report.recovery.started_at = new Date(started).toISOString();
+  // The moment service is back: the recovery time `failover validate` holds against the guide's target.
+  const restored: Restored = async () => {
+    if (report.recovery.restored_at) return;
+    const at = ctx.clock.now();
+    report.recovery = {
+      ...report.recovery,
+      restored_at: new Date(at).toISOString(),
+      recovery_ms: at - started,
+    };
+    await log([
+      {
+        event: 'failover_service_restored',
+        metadata: {
+          scenario: plan.scenario,
+          recovery_ms: at - started,
+          started_at: report.recovery.started_at,
+        },
+      },
+    ]);
+  };
   try {
     await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
     if (note) await step('lock', true, note);
-    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log);
-    if (plan.signaling_failover) await applySignaling(plan.signaling_failover, o, ctx, report, step);
-    if (plan.promote_backup) await applyPromote(plan.promote_backup, o, ctx, report, step);
-    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log);
+    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log, restored);
+    if (plan.signaling_failover)
+      await applySignaling(plan, plan.signaling_failover, o, ctx, report, step, log, restored);
+    if (plan.promote_backup)
+      await applyPromote(plan, plan.promote_backup, o, ctx, report, step, log, restored);
+    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log, restored);
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
@@ -350,6 +447,7 @@ export async function applyFailover(
         report.cert.ok,
         report.cert.ok ? 'rotated' : report.cert.problems.join('; '),
       );
+      if (report.cert.ok) await restored();
     }
     if (plan.keys) {
       report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: tagged }, ctx);
@@ -358,13 +456,23 @@ export async function applyFailover(
         report.keys.ok,
         `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}`,
       );
+      if (report.keys.ok) await restored();
     }
-    await log([{ event: 'failover_completed', metadata: { scenario: plan.scenario, ok: report.ok } }]);
+    await log([
+      {
+        event: 'failover_completed',
+        metadata: { scenario: plan.scenario, ok: report.ok, recovery_ms: report.recovery.recovery_ms },
+      },
+    ]);
     return report;
   } finally {
     await lock.release();
   }
 }
+
+type Step = (name: string, ok: boolean, detail: string) => Promise<void>;
+type Log = (e: WitnessEvent[]) => Promise<void>;
+type Restored = () => Promise<void>;
 
 /**
  * The deploy lock, so no deploy, canary or rollback runs under a failover. An open incident holds it
@@ -438,15 +546,59 @@ async function applyTurn(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: (name: string, ok: boolean, detail: string) => Promise<void>,
-  log: (e: WitnessEvent[]) => Promise<void>,
+  step: Step,
+  log: Log,
+  restored: Restored,
 ): Promise<void> {
+  // Step 1: the replacement allocates, or nothing is switched.
+  let probe: NonNullable<FailoverReport['turn']>['probe'] = null;
+  if (t.probe) {
+    const p = o.turnCredentials
+      ? await probeReplacement(t.replacement, o.turnCredentials, ctx.clock)
+      : {
+          ok: false,
+          detail: 'no TURN credentials to test the replacement with',
+          error: new UnauthorizedError(
+            `no TURN credentials to test ${t.replacement} with`,
+            'set TURN_USERNAME and TURN_PASSWORD, or pass --no-probe',
+          ),
+        };
+    await step('test the replacement', p.ok, p.detail);
+    if (!p.ok) {
+      await log([
+        {
+          event: 'failover_completed',
+          metadata: {
+            scenario: plan.scenario,
+            ok: false,
+            refused: 'replacement TURN server failed its test',
+          },
+        },
+      ]);
+      throw p.error;
+    }
+    probe = { relayed: p.relayed ?? null, rtt_ms: p.rtt_ms ?? null };
+  }
   await log([
     {
       event: 'turn_server_failover',
       metadata: { failed_server: t.failed, replacement_server: t.replacement },
     },
   ]);
+  // Step 2: the env file, so the next restart keeps the replacement.
+  const persisted = persistTurnServers(
+    t.env_file,
+    t.turn_servers,
+    t.turn_servers_source,
+    t.shadowed_by,
+    ctx.clock.now(),
+  );
+  await step('persist TURN_SERVERS', persisted.ok, persisted.detail);
+  const env_file = {
+    file: t.env_file,
+    backup: persisted.backup,
+    persisted: persisted.ok && t.env_file !== null,
+  };
   const targets = await pushTargets(plan.signaling, ctx);
   let pushed = 0;
   for (const b of targets)
@@ -466,8 +618,9 @@ async function applyTurn(
   // No relayed peer: none went through the failed server, so none has to show up on the replacement.
   // Waiting for one would only time out and fail a failover that had nothing to move.
   if (reconnected.length === 0) {
-    report.turn = { pushed, reconnected, on_replacement: [], nothing_to_move: true };
+    report.turn = { probe, env_file, pushed, reconnected, on_replacement: [], nothing_to_move: true };
     await step('peers on the replacement', true, `no agent was relayed through ${t.failed}: nothing to move`);
+    await restored();
     await log([
       {
         event: 'turn_server_failover_complete',
@@ -505,7 +658,14 @@ async function applyTurn(
     ctx.signal,
   );
   const missing = reconnected.filter((a) => !onReplacement.has(a));
-  report.turn = { pushed, reconnected, on_replacement: [...onReplacement].sort(), nothing_to_move: false };
+  report.turn = {
+    probe,
+    env_file,
+    pushed,
+    reconnected,
+    on_replacement: [...onReplacement].sort(),
+    nothing_to_move: false,
+  };
   await step(
     'peers on the replacement',
     seen,
@@ -513,25 +673,29 @@ async function applyTurn(
       ? `${onReplacement.size} agents relayed through ${t.replacement}`
       : `not seen on ${t.replacement}: ${missing.join(', ')}`,
   );
-  if (seen)
-    await log([
-      {
-        event: 'turn_server_failover_complete',
-        metadata: {
-          failed_server: t.failed,
-          replacement_server: t.replacement,
-          agents: [...onReplacement].sort(),
-        },
+  if (!seen) return;
+  await restored();
+  await log([
+    {
+      event: 'turn_server_failover_complete',
+      metadata: {
+        failed_server: t.failed,
+        replacement_server: t.replacement,
+        agents: [...onReplacement].sort(),
       },
-    ]);
+    },
+  ]);
 }
 
 async function applySignaling(
+  plan: FailoverPlan,
   s: SignalingFailoverPlan,
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+  step: Step,
+  log: Log,
+  restored: Restored,
 ): Promise<void> {
   const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
@@ -548,11 +712,6 @@ async function applySignaling(
   );
   const pid = restarted.pid;
   const health = `${httpBase(s.url)}/health`;
-  const healthy = () =>
-    httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
-      (a) => a.status === 200,
-      () => false,
-    );
   const up = restarted.ok;
   await step(
     'restart',
@@ -561,41 +720,60 @@ async function applySignaling(
       ? `${s.instance} restarted (pid ${pid}), healthy`
       : `${s.instance} never answered ${health}: ${restarted.detail}`,
   );
-  const result = { instance: s.instance, old_pid: old, new_pid: pid, probes: 0, probe_failures: 0 };
+  const result: NonNullable<FailoverReport['signaling_failover']> = {
+    instance: s.instance,
+    old_pid: old,
+    new_pid: pid,
+  };
   report.signaling_failover = result;
   if (!up) return;
-  const window = await stabilise(healthy, s.stabilize_ms, s.probe_ms, ctx);
+  await restored();
+  const window = await watch(health, s.stabilize_ms, s.probe_ms, plan, o, ctx);
   Object.assign(result, window);
   await step(
     'stabilisation',
     window.probe_failures === 0,
     `${window.probes - window.probe_failures}/${window.probes} health probes ok over ${Math.round(s.stabilize_ms / 1000)} s`,
   );
+  const failed = failedConnectionsStep(window);
+  await step('failed connections', failed.ok, failed.detail);
+  await log([
+    recoveryEvent({
+      failed: s.failed,
+      action: 'restart',
+      operator: o.operator ?? 'unknown',
+      window,
+      extra: { instance: s.instance, old_pid: old, new_pid: pid },
+    }),
+  ]);
 }
 
-/** The stabilisation window, on ctx.clock: `healthy` is asked every `probeMs` for `windowMs`. */
-async function stabilise(
-  healthy: () => Promise<boolean>,
+/** The stabilisation window over `health`, counting failed connections on every instance. */
+function watch(
+  health: string,
   windowMs: number,
   probeMs: number,
-  ctx: Pick<OpContext, 'clock' | 'signal'>,
-): Promise<{ probes: number; probe_failures: number }> {
-  const r = { probes: 0, probe_failures: 0 };
-  const end = ctx.clock.now() + windowMs;
-  while (ctx.clock.now() < end) {
-    await ctx.clock.sleep(Math.min(probeMs, end - ctx.clock.now()), ctx.signal);
-    r.probes += 1;
-    if (!(await healthy())) r.probe_failures += 1;
-  }
-  return r;
+  plan: FailoverPlan,
+  o: ApplyOptions,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
+): Promise<StabilisationReport> {
+  const healthy = () =>
+    httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
+      (a) => a.status === 200,
+      () => false,
+    );
+  return stabilise({ healthy, windowMs, probeMs, signaling: plan.signaling, witness: o.witness }, ctx);
 }
 
 async function applyPromote(
+  plan: FailoverPlan,
   p: PromoteFailoverPlan,
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
   report: FailoverReport,
-  step: (name: string, ok: boolean, detail: string) => Promise<void>,
+  step: Step,
+  log: Log,
+  restored: Restored,
 ): Promise<void> {
   const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
   const running = sup.running('nginx') !== undefined;
@@ -619,19 +797,32 @@ async function applyPromote(
     true,
     `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : 'started'})`,
   );
-  const health = `http://127.0.0.1:${p.listen_port}/health`;
-  const healthy = () =>
-    httpRequest(health, { timeoutMs: 2_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).then(
-      (a) => a.status === 200,
-      () => false,
-    );
-  const window = await stabilise(healthy, p.stabilize_ms, p.probe_ms, ctx);
+  await restored();
+  const window = await watch(
+    `http://127.0.0.1:${p.listen_port}/health`,
+    p.stabilize_ms,
+    p.probe_ms,
+    plan,
+    o,
+    ctx,
+  );
   report.promote_backup = { promoted: p.promoted, nginx_pid: pid, ...window };
   await step(
     'stabilisation',
     window.probe_failures === 0,
     `${window.probes - window.probe_failures}/${window.probes} health probes through nginx ok over ${Math.round(p.stabilize_ms / 1000)} s`,
   );
+  const failed = failedConnectionsStep(window);
+  await step('failed connections', failed.ok, failed.detail);
+  await log([
+    recoveryEvent({
+      failed: p.failed,
+      action: 'promote_backup',
+      operator: o.operator ?? 'unknown',
+      window,
+      extra: { promoted: `127.0.0.1:${p.promoted}`, nginx_pid: pid },
+    }),
+  ]);
 }
 
 async function gather<T>(
@@ -659,8 +850,9 @@ async function applyPartition(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: (name: string, ok: boolean, detail: string) => Promise<void>,
-  log: (e: WitnessEvent[]) => Promise<void>,
+  step: Step,
+  log: Log,
+  restored: Restored,
 ): Promise<void> {
   type Conn = { agent_id: string; peer_id: string; state: string };
   const reports = () => gather<Conn>(plan.signaling, '/connections', 'connections', ctx);
@@ -728,6 +920,7 @@ async function applyPartition(
     ctx.signal,
   );
   report.partition = { reconnected: asked, healed };
+  if (healed) await restored();
   const pairs = offerers.reduce((n, a) => n + asked[a]!.length, 0);
   await step(
     'mesh healed',

@@ -1,13 +1,15 @@
-// ifmesh failover validate: the failover guide's validate-failover-recovery.sh. Six checks, each
+// ifmesh failover validate: the failover guide's validate-failover-recovery.sh. Seven checks, each
 // with a verdict: agents registered, connections established (≥ 80 %), message delivery (the
 // verify message exchange), latency (the exchange's RTT p95), witness events under this failover id,
-// and the error-rate trend over three 5-minute windows. All pass: `failover_recovery_validated`.
+// the error-rate trend over three 5-minute windows, and the measured recovery time against the
+// guide's target for the scenario (its classification table). All pass: `failover_recovery_validated`.
 import { httpRequest } from '../../clients/http.js';
 import { UsageError } from '../../errors.js';
-import { formatMs, formatPercent } from '../../ui/units.js';
+import { formatDuration, formatMs, formatPercent } from '../../ui/units.js';
 import type { ExchangeReport } from '../agent/exchange.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import type { OpContext } from '../shared.js';
+import { classOf } from './classification.js';
 
 export const SCENARIOS = ['A', 'B', 'C', 'D', 'E'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -18,7 +20,8 @@ export type CheckName =
   | 'message_delivery'
   | 'latency'
   | 'witness_events'
-  | 'error_rate_trend';
+  | 'error_rate_trend'
+  | 'recovery_time';
 
 export interface ValidationCheck {
   name: CheckName;
@@ -46,6 +49,11 @@ export interface ValidateOptions {
   minSuccessRate?: number;
   /** RTT p95 above which latency fails (the runbook's 100 ms delivery target). */
   maxRttP95Ms?: number;
+  /**
+   * The run's own measurement (a scenario validating itself); absent, it is read from the witness
+   * (`failover_service_restored` under the failover id).
+   */
+  recovery?: { recovery_ms: number | null } | undefined;
   onCheck?: (c: ValidationCheck) => void;
 }
 
@@ -56,6 +64,7 @@ export const CHECK_TITLES: Record<CheckName, string> = {
   latency: 'latency',
   witness_events: 'IF.witness failover events',
   error_rate_trend: 'error-rate trend',
+  recovery_time: 'recovery time',
 };
 
 export async function validateRecovery(
@@ -86,8 +95,10 @@ export async function validateRecovery(
       signal: ctx.signal,
     });
     if (r.status !== 200) throw new Error(`witness /api/query answered ${r.status}`);
-    return ((r.json as { results?: unknown[] }).results ?? []).length;
+    return (r.json as { results?: Record<string, unknown>[] }).results ?? [];
   };
+  const count = async (q: Record<string, unknown>, from: string, to: string) =>
+    (await query(q, from, to)).length;
   const guard = async (name: CheckName, f: () => Promise<ValidationCheck>) => {
     try {
       add(await f());
@@ -161,7 +172,7 @@ export async function validateRecovery(
 
   // 5. witness events under this failover id, the last hour.
   await guard('witness_events', async () => {
-    const n = await query({ failover_id: o.failoverId }, '-1h', 'now');
+    const n = await count({ failover_id: o.failoverId }, '-1h', 'now');
     return {
       name: 'witness_events',
       passed: n > 0,
@@ -175,7 +186,7 @@ export async function validateRecovery(
     const windows: number[] = [];
     for (let i = 1; i <= 3; i++)
       windows.push(
-        await query({ event: { regex: '.*error.*' } }, `-${i * 5}m`, i === 1 ? 'now' : `-${(i - 1) * 5}m`),
+        await count({ event: { regex: '.*error.*' } }, `-${i * 5}m`, i === 1 ? 'now' : `-${(i - 1) * 5}m`),
       );
     const [last, before] = windows as [number, number, number];
     const rising = last > before;
@@ -184,6 +195,36 @@ export async function validateRecovery(
       passed: !rising,
       detail: `errors per 5 minutes, newest first: ${windows.join(', ')}${rising ? ' (rising)' : ''}`,
       data: { errors: windows },
+    };
+  });
+
+  // 7. recovery time: from the run's start to the step that restored service, against the guide's
+  // figure for the scenario. Not measured (never restored, or no record of it) is a failure.
+  await guard('recovery_time', async () => {
+    const cls = classOf(o.scenario);
+    let ms = o.recovery?.recovery_ms;
+    if (o.recovery === undefined) {
+      const restored = await query(
+        { event: 'failover_service_restored', failover_id: o.failoverId },
+        '-30d',
+        'now',
+      );
+      const v = (restored.at(-1)?.metadata as { recovery_ms?: unknown } | undefined)?.recovery_ms;
+      ms = typeof v === 'number' && Number.isFinite(v) ? v : null;
+    }
+    const target = `target < ${formatDuration(cls.target_ms)} (the guide: ${cls.recovery_time})`;
+    if (ms === null || ms === undefined)
+      return {
+        name: 'recovery_time',
+        passed: false,
+        detail: `no recovery measured for ${o.failoverId}: service was not restored by the run (no failover_service_restored); ${target}`,
+        data: { recovery_ms: null, target_ms: cls.target_ms },
+      };
+    return {
+      name: 'recovery_time',
+      passed: ms <= cls.target_ms,
+      detail: `recovered in ${formatDuration(ms)}, ${target}${ms > cls.target_ms ? ': MISSED' : ''}`,
+      data: { recovery_ms: ms, target_ms: cls.target_ms, auto_target_ms: cls.auto_target_ms },
     };
   });
 

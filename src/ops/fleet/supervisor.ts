@@ -36,6 +36,9 @@ export interface ProcessSpec {
   supervised?: boolean;
 }
 
+/** Where a process's secret environment value is kept in the secrets file. */
+const processSecretName = (process: string, key: string) => `process:${process}:${key}`;
+
 export type StopOutcome = 'stopped' | 'not_running' | 'failed';
 
 /** How long a SIGKILLed process may take to vanish before we call the stop failed. */
@@ -71,7 +74,11 @@ export class Supervisor {
   start(spec: ProcessSpec): number {
     const env = spec.env ?? {};
     const secretKeys = Object.keys(env).filter(isSecretEnvKey).sort();
-    storeSecretEnv(this.stateDir, Object.fromEntries(secretKeys.map((k) => [k, env[k]!])));
+    // Kept per process: one process's value (a canary's --set TURN_PASSWORD) never replaces another's.
+    storeSecretEnv(
+      this.stateDir,
+      Object.fromEntries(secretKeys.map((k) => [processSecretName(spec.name, k), env[k]!])),
+    );
     const launch: LaunchSpec = {
       command: spec.command,
       args: spec.args,
@@ -90,7 +97,15 @@ export class Supervisor {
    */
   restartFromRecord(rec: ProcessRecord, why: string): number {
     if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
-    const env = { ...rec.spec.env, ...secretEnv(this.stateDir, rec.spec.secret_env) };
+    const scoped = secretEnv(
+      this.stateDir,
+      rec.spec.secret_env.map((k) => processSecretName(rec.name, k)),
+    );
+    const env: Record<string, string> = { ...rec.spec.env };
+    for (const k of rec.spec.secret_env) {
+      const v = scoped[processSecretName(rec.name, k)] ?? secretEnv(this.stateDir, [k])[k];
+      if (v !== undefined) env[k] = v;
+    }
     appendFileSync(this.logFile(rec.name), `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`);
     const pid = this.spawnDetached(rec.name, rec.spec, env);
     const { stopping: _s, crash_loop: _c, ...kept } = rec;

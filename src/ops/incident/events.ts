@@ -1,24 +1,38 @@
-// The incident's voice: witness events that all carry its incident_id and trace id, and notices
-// sent through the configured notifiers with retries (never throwing).
+// The incident's voice: witness events that all carry its incident_id and trace id, and the notices
+// its pages and team posts are made of.
 import path from 'node:path';
 import { WitnessClient } from '../../clients/witness.js';
+import { defaultRoster, type OncallLevel } from '../../config/oncall.js';
+import { CONFIG_KEYS, type KeySpec } from '../../config/schema.js';
 import type { OpContext } from '../shared.js';
 import { CLASSIFICATION } from './classify.js';
-import { CHANNEL_KEYS, LEVEL_CHANNEL, type Notifiers, sendNotice } from './notify/send.js';
-import type { IncidentNotice, NoticeAction, NotificationResult } from './notify/types.js';
+import type { Notifiers } from './notify/send.js';
+import type { IncidentNotice, NoticeAction } from './notify/types.js';
 import type { IncidentRecord } from './store.js';
 
 export interface IncidentIo {
   stateDir: string;
   witness: { url: string; apiKey: string } | null;
   notifiers: Notifiers;
+  /** The on-call roster of the configuration (ONCALL_LEVEL_N), snapshotted into each new incident; absent: the schema's defaults. */
+  roster?: OncallLevel[];
+  /** SLACK_INCIDENT_CHANNEL: where the runbook's step-5 post goes; absent: #incident-response. */
+  teamChannel?: string;
 }
+
+/** The roster of `io`, or the runbook's (the schema's defaults). */
+export const rosterOf = (io: Pick<IncidentIo, 'roster'>): OncallLevel[] =>
+  io.roster ?? defaultRoster(CONFIG_KEYS as KeySpec[]);
+
+/** What became of the events of one command: delivered, waiting in the spool, or never logged. */
+export type WitnessOutcome = 'logged' | 'spooled' | 'not_logged';
 
 export class IncidentLog {
   private client: WitnessClient | undefined;
+  private count = 0;
   constructor(
     private readonly rec: Pick<IncidentRecord, 'id' | 'trace_id' | 'severity'>,
-    io: IncidentIo,
+    io: Pick<IncidentIo, 'stateDir' | 'witness'>,
     ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
   ) {
     if (io.witness?.apiKey)
@@ -34,7 +48,9 @@ export class IncidentLog {
   }
 
   log(event: string, fields: Record<string, unknown> = {}): void {
-    this.client?.log({
+    if (!this.client) return;
+    this.count++;
+    this.client.log({
       event,
       incident_id: this.rec.id,
       trace_id: this.rec.trace_id,
@@ -43,26 +59,38 @@ export class IncidentLog {
     });
   }
 
-  /** Whether every event reached the witness (false: they wait in the spool). */
-  async close(): Promise<boolean> {
-    if (!this.client) return false;
+  /** Flushes: `spooled` only when events were logged and some did not reach the witness yet. */
+  async close(): Promise<WitnessOutcome> {
+    if (!this.client) return 'not_logged';
     const ok = await this.client.flush(5_000);
     await this.client.close();
-    return ok;
+    if (this.count === 0) return 'not_logged';
+    return ok ? 'logged' : 'spooled';
   }
 }
 
-export function noticeOf(rec: IncidentRecord, action: NoticeAction, level: number): IncidentNotice {
+/** The runbook's Impact field. */
+export const impactText = (rec: IncidentRecord) =>
+  rec.impact ? `Connected agents: ${rec.impact.agents_connected}` : 'not assessed yet';
+
+export function noticeOf(
+  rec: IncidentRecord,
+  action: NoticeAction,
+  o: { level: number; summary: string; for?: string; headline?: string },
+): IncidentNotice {
   const cls = CLASSIFICATION[rec.severity];
   return {
     incident_id: rec.id,
     kind: rec.kind,
     severity: rec.severity,
     action,
-    level,
+    level: o.level,
     title: rec.title,
-    summary: rec.actions.at(-1)?.detail ?? rec.title,
+    summary: o.summary,
     started_at: rec.started_at,
+    ...(o.for ? { for: o.for } : {}),
+    ...(o.headline ? { headline: o.headline } : {}),
+    impact: impactText(rec),
     details: {
       'Response time': cls.response_time,
       Escalation: cls.escalation,
@@ -74,27 +102,4 @@ export function noticeOf(rec: IncidentRecord, action: NoticeAction, level: numbe
         : {}),
     },
   };
-}
-
-/** Sends the notice of escalation `level` (its one channel); reports a channel that is not configured. */
-export async function notifyLevel(
-  rec: IncidentRecord,
-  action: NoticeAction,
-  level: number,
-  io: IncidentIo,
-  ctx: Pick<OpContext, 'clock' | 'dispatcher' | 'signal'>,
-): Promise<NotificationResult> {
-  const channel = LEVEL_CHANNEL[level] ?? 'email';
-  const notifier = io.notifiers[channel];
-  if (!notifier)
-    return {
-      channel,
-      action,
-      level,
-      ok: false,
-      attempts: 0,
-      at: new Date(ctx.clock.now()).toISOString(),
-      error: `not configured: set ${CHANNEL_KEYS[channel]}`,
-    };
-  return sendNotice(notifier, noticeOf(rec, action, level), ctx);
 }

@@ -1,20 +1,32 @@
-// An open incident's life after it is declared: acknowledge, escalate (by hand, or automatically
-// while `incident show --watch` runs), resolve (which releases the deploy lock).
-import { CheckFailedError } from '../../errors.js';
+// An open incident's life after it is declared: acknowledge (which stops escalation past the
+// acknowledging level), escalate by hand, resolve (which releases the deploy lock and tells everyone
+// who was paged), and `show --watch`, which is only a loop around the schedule any command drives.
+import { CheckFailedError, UsageError } from '../../errors.js';
 import { passLock, releaseLock } from '../../state/lock.js';
 import type { OpContext } from '../shared.js';
-import { CLASSIFICATION } from './classify.js';
-import { finish } from './declare.js';
-import { type IncidentIo, IncidentLog, notifyLevel } from './events.js';
-import { LEVEL_CHANNEL } from './notify/send.js';
-import { type IncidentRecord, listIncidents, readIncident, writeIncident } from './store.js';
+import { postToTeam, recordPage, runDueEscalations, sendPage, tellReached } from './escalation.js';
+import { type IncidentIo, IncidentLog, rosterOf } from './events.js';
+import { KIND_INFO } from './kinds.js';
+import type { NotificationResult } from './notify/types.js';
+import { saveIncident } from './report.js';
+import { initialEscalation, nextUnreached, refreshSchedule } from './schedule.js';
+import {
+  type IncidentRecord,
+  listIncidents,
+  readIncident,
+  withIncidentLock,
+  writeIncident,
+} from './store.js';
 
-export const MAX_LEVEL = 3;
-/** The runbook's level 3: page the VP for a P1 open over an hour. */
-export const P1_EMAIL_AFTER_MS = 60 * 60_000;
 export const WATCH_INTERVAL_MS = 30_000;
 
 type Ctx = Pick<OpContext, 'clock' | 'dispatcher' | 'signal'>;
+
+/** What a lifecycle step did: the record after it, and the notices it sent (failed ones included). */
+export interface StepResult {
+  rec: IncidentRecord;
+  sent: NotificationResult[];
+}
 
 function open(io: IncidentIo, id: string): IncidentRecord {
   const rec = readIncident(io.stateDir, id);
@@ -24,134 +36,164 @@ function open(io: IncidentIo, id: string): IncidentRecord {
       'see `ifmesh incident show ID`',
       'incident_resolved',
     );
+  // A record written before the roster gets today's, without a schedule: escalation is by hand.
+  rec.escalation ??= {
+    ...initialEscalation(rosterOf(io)),
+    stopped: 'declared before the on-call roster: `ifmesh incident escalate ID` pages by hand',
+  };
   return rec;
 }
 
 const at = (ctx: Ctx) => new Date(ctx.clock.now()).toISOString();
 
-/** Raises the escalation level by one and sends that level's notice. */
+/** Pages the lowest level not reached yet, whatever its condition (a person decided). */
 export async function escalateIncident(
   io: IncidentIo,
   id: string,
   ctx: Ctx,
   reason = 'escalated by hand',
-): Promise<IncidentRecord> {
-  const rec = open(io, id);
-  if (rec.escalation_level >= MAX_LEVEL)
-    throw new CheckFailedError(
-      `incident ${id} is already at the last escalation level (${MAX_LEVEL}: e-mail)`,
-      'resolve it, or page by hand',
-    );
-  const level = rec.escalation_level + 1;
-  const log = new IncidentLog(rec, io, ctx);
-  const sent = await notifyLevel(rec, 'trigger', level, io, ctx);
-  rec.escalation_level = level;
-  rec.notifications.push(sent);
-  rec.actions.push({
-    at: at(ctx),
-    action: 'escalated',
-    ok: sent.ok,
-    detail: `level ${level} (${LEVEL_CHANNEL[level]}): ${reason}`,
+): Promise<StepResult> {
+  return withIncidentLock(io.stateDir, `incident escalate ${id}`, ctx.clock, async () => {
+    const rec = open(io, id);
+    const s = nextUnreached(rec);
+    if (!s)
+      throw new CheckFailedError(
+        `incident ${id} has reached every level of its roster (${rec.escalation!.levels.map((l) => l.name).join(', ') || 'none'})`,
+        'resolve it, or page by hand',
+      );
+    const log = new IncidentLog(rec, io, ctx);
+    const p = await sendPage(rec, s.level, reason, io, ctx);
+    recordPage(rec, p, log, 'escalated');
+    refreshSchedule(rec);
+    await saveIncident(rec, io.stateDir, log);
+    return { rec, sent: p.results };
   });
-  log.log('incident_escalated', {
-    metadata: { level, channel: LEVEL_CHANNEL[level], reason, notified: sent.ok },
-  });
-  await finish(rec, io.stateDir, log);
-  return rec;
-}
-
-export async function acknowledgeIncident(io: IncidentIo, id: string, ctx: Ctx): Promise<IncidentRecord> {
-  const rec = open(io, id);
-  const log = new IncidentLog(rec, io, ctx);
-  const sent = await notifyLevel(rec, 'acknowledge', 1, io, ctx);
-  rec.notifications.push(sent);
-  rec.actions.push({
-    at: at(ctx),
-    action: 'acknowledged',
-    ok: true,
-    detail: 'acknowledged by the on-call engineer',
-  });
-  log.log('incident_acknowledged');
-  await finish(rec, io.stateDir, log);
-  return rec;
-}
-
-export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Promise<IncidentRecord> {
-  const rec = open(io, id);
-  const log = new IncidentLog(rec, io, ctx);
-  // Deployments stay halted while any incident is open: the lock passes to the oldest other open one.
-  const heir = listIncidents(io.stateDir).find((r) => r.status === 'open' && r.id !== id);
-  let passed: string | undefined;
-  let released = false;
-  if (rec.lock_token && heir) {
-    const h = await passLock(io.stateDir, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
-      persistent: true,
-      release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
-    });
-    if (h) {
-      writeIncident(io.stateDir, { ...heir, lock_token: h.token });
-      passed = heir.id;
-    }
-  } else if (rec.lock_token) released = await releaseLock(io.stateDir, 'deploy', rec.lock_token);
-  rec.lock_token = null;
-  rec.status = 'resolved';
-  rec.resolved_at = at(ctx);
-  rec.actions.push({
-    at: rec.resolved_at,
-    action: 'resolved',
-    ok: true,
-    detail: passed
-      ? `deploy lock passed to ${passed}, still open`
-      : released
-        ? 'deploy lock released: deployments may resume'
-        : 'resolved (this incident did not hold the deploy lock)',
-  });
-  // Everyone who was told is told it is over: PagerDuty resolves the alert, Slack and e-mail get a word.
-  if (rec.notify || rec.escalation_level > 0)
-    for (let level = 1; level <= Math.max(1, rec.escalation_level); level++)
-      rec.notifications.push(await notifyLevel(rec, 'resolve', level, io, ctx));
-  log.log('incident_resolved', {
-    metadata: { duration_ms: Date.parse(rec.resolved_at) - Date.parse(rec.started_at) },
-  });
-  await finish(rec, io.stateDir, log);
-  return rec;
-}
-
-/** The escalation `incident show --watch` makes on its own at `now`, if any. */
-export function dueEscalation(
-  rec: IncidentRecord,
-  now: number,
-): { level: number; reason: string } | undefined {
-  if (rec.status !== 'open' || rec.escalation_level >= MAX_LEVEL) return undefined;
-  const openMs = now - Date.parse(rec.started_at);
-  const cls = CLASSIFICATION[rec.severity];
-  if (rec.escalation_level < 2 && openMs > cls.response_minutes * 60_000)
-    return {
-      level: rec.escalation_level + 1,
-      reason: `open ${Math.round(openMs / 60_000)} min, past its response time (${cls.response_time})`,
-    };
-  if (rec.severity === 'P1' && openMs > P1_EMAIL_AFTER_MS && rec.escalation_level === 2)
-    return { level: 3, reason: `P1 open ${Math.round(openMs / 60_000)} min (over an hour)` };
-  return undefined;
 }
 
 /**
- * Follows an incident until it is resolved or `ctx.signal` aborts, escalating when due; calls
- * `onUpdate` with every look. `maxLooks` bounds it (a test's, or forever in practice).
+ * Records that `level` (default: the lowest one paged and not yet acknowledged) acknowledged: the
+ * levels that wait on it being unavailable are not paged, and failed pages below it are not retried.
+ * A level reached through PagerDuty acknowledges the alert there too.
+ */
+export async function acknowledgeIncident(
+  io: IncidentIo,
+  id: string,
+  ctx: Ctx,
+  o: { level?: number | undefined } = {},
+): Promise<StepResult> {
+  return withIncidentLock(io.stateDir, `incident ack ${id}`, ctx.clock, async () => {
+    const rec = open(io, id);
+    const e = rec.escalation!;
+    const s =
+      o.level !== undefined
+        ? e.levels.find((x) => x.level === o.level)
+        : (e.levels.find((x) => x.status === 'paged') ??
+          e.levels.find((x) => x.status === 'failed') ??
+          e.levels[0]);
+    if (!s)
+      throw new UsageError(
+        o.level !== undefined
+          ? `incident ${id} has no level ${o.level} (its roster: ${e.levels.map((x) => x.level).join(', ') || 'empty'})`
+          : `incident ${id} has no roster to acknowledge`,
+        'see `ifmesh incident show ID`',
+      );
+    if (s.status === 'acknowledged')
+      throw new CheckFailedError(`${s.name} already acknowledged ${id} at ${s.acked_at}`, 'nothing to do');
+    const wasPaged = s.status === 'paged';
+    s.status = 'acknowledged';
+    s.acked_at = at(ctx);
+    const log = new IncidentLog(rec, io, ctx);
+    const sent = wasPaged
+      ? await tellReached(
+          rec,
+          'acknowledge',
+          `${s.name} acknowledged`,
+          io,
+          ctx,
+          [s.level],
+          (c) => c === 'pagerduty',
+        )
+      : [];
+    rec.notifications.push(...sent);
+    rec.escalation_level = Math.max(rec.escalation_level, s.level);
+    rec.actions.push({
+      at: s.acked_at,
+      action: 'acknowledged',
+      ok: sent.every((n) => n.ok),
+      detail: `${s.name} acknowledged: escalation past level ${s.level} for its being unavailable stops${sent.some((n) => !n.ok) ? `; PagerDuty was NOT told: ${sent.find((n) => !n.ok)?.error}` : ''}`,
+    });
+    log.log('incident_acknowledged', { metadata: { level: s.level, name: s.name } });
+    refreshSchedule(rec);
+    await saveIncident(rec, io.stateDir, log);
+    return { rec, sent };
+  });
+}
+
+export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Promise<StepResult> {
+  return withIncidentLock(io.stateDir, `incident resolve ${id}`, ctx.clock, async () => {
+    const rec = open(io, id);
+    const log = new IncidentLog(rec, io, ctx);
+    // Deployments stay halted while any incident is open: the lock passes to the oldest other open one.
+    const heir = listIncidents(io.stateDir).find((r) => r.status === 'open' && r.id !== id);
+    let passed: string | undefined;
+    let released = false;
+    if (rec.lock_token && heir) {
+      const h = await passLock(io.stateDir, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
+        persistent: true,
+        release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
+      });
+      if (h) {
+        writeIncident(io.stateDir, { ...heir, lock_token: h.token });
+        passed = heir.id;
+      }
+    } else if (rec.lock_token) released = await releaseLock(io.stateDir, 'deploy', rec.lock_token);
+    rec.lock_token = null;
+    rec.status = 'resolved';
+    rec.resolved_at = at(ctx);
+    rec.escalation!.next = null;
+    rec.escalation!.stopped = `resolved at ${rec.resolved_at}`;
+    rec.actions.push({
+      at: rec.resolved_at,
+      action: 'resolved',
+      ok: true,
+      detail: passed
+        ? `deploy lock passed to ${passed}, still open`
+        : released
+          ? 'deploy lock released: deployments may resume'
+          : 'resolved (this incident did not hold the deploy lock)',
+    });
+    // Everyone who was told is told it is over: PagerDuty resolves the alert, Slack and e-mail get a
+    // word, and so does the team channel if it heard of the incident.
+    const summary = `resolved at ${rec.resolved_at}`;
+    const sent = await tellReached(rec, 'resolve', summary, io, ctx);
+    if (rec.notifications.some((n) => n.level === 0 && n.ok))
+      sent.push(await postToTeam(rec, 'resolve', summary, KIND_INFO[rec.kind].headline, io, ctx));
+    rec.notifications.push(...sent);
+    log.log('incident_resolved', {
+      metadata: { duration_ms: Date.parse(rec.resolved_at) - Date.parse(rec.started_at) },
+    });
+    await saveIncident(rec, io.stateDir, log);
+    return { rec, sent };
+  });
+}
+
+/**
+ * Follows an incident until it is resolved or `ctx.signal` aborts, running its due escalations on
+ * every look (the same schedule any command or cron drives); calls `onUpdate` with every look.
+ * `maxLooks` bounds it (a test's, or forever in practice).
  */
 export async function watchIncident(
   io: IncidentIo,
   id: string,
   ctx: Ctx,
-  onUpdate: (rec: IncidentRecord) => void,
+  onUpdate: (rec: IncidentRecord, pages: Awaited<ReturnType<typeof runDueEscalations>>['pages']) => void,
   maxLooks = Number.MAX_SAFE_INTEGER,
 ): Promise<IncidentRecord> {
   let rec = readIncident(io.stateDir, id);
   for (let look = 0; look < maxLooks; look++) {
+    const run = await runDueEscalations(io, ctx, { only: id });
     rec = readIncident(io.stateDir, id);
-    for (let due = dueEscalation(rec, ctx.clock.now()); due; due = dueEscalation(rec, ctx.clock.now()))
-      rec = await escalateIncident(io, id, ctx, `automatic: ${due.reason}`);
-    onUpdate(rec);
+    onUpdate(rec, run.pages);
     if (rec.status !== 'open' || ctx.signal.aborted) break;
     try {
       await ctx.clock.sleep(WATCH_INTERVAL_MS, ctx.signal);

@@ -10,6 +10,9 @@ import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
 import { tcpOpen } from '../stack/stack.js';
 import { runWitnessQuery } from '../witness/query.js';
+import { checkTurnPorts, describeTurnCheck, type TurnPortCheck, tcpConnect } from './turn.js';
+
+const portOf = (u: URL) => u.port || (u.protocol === 'https:' || u.protocol === 'wss:' ? '443' : '80');
 
 export interface Restart {
   name: string;
@@ -61,6 +64,8 @@ export interface Investigation {
     processes: { name: string; role: string; pid: number; running: boolean; rss_mb: number | null }[];
   };
   network: { name: string; port: number; listening: boolean }[];
+  /** The runbook's `ss … 3478`: each of the fleet's TURN servers (TURN_SERVERS, else the coturn records). */
+  turn: TurnPortCheck[];
   witness_errors: { count: number | null; recent: Record<string, unknown>[]; error?: string };
   dns: { host: string; address: string | null; error?: string }[];
   backends: { name: string; url: string; healthy: boolean; detail: string }[];
@@ -92,7 +97,14 @@ async function lookupWithin(host: string, ms: number, ctx: Pick<OpContext, 'cloc
 
 /** investigate-p1-outage.sh: resources, network, the witness's recent errors, DNS, backends. */
 export async function investigate(
-  o: { stateDir: string; hosts: string[]; witness: { url: string; token?: string | undefined } | null },
+  o: {
+    stateDir: string;
+    hosts: string[];
+    witness: { url: string; token?: string | undefined } | null;
+    /** The fleet's signaling instances (http base URLs): those not recorded here are checked at host:port. */
+    signaling?: string[];
+    turn?: string[];
+  },
   ctx: OpContext,
 ): Promise<Investigation> {
   const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'incident' });
@@ -105,11 +117,21 @@ export async function investigate(
       total_mb: Math.round((s.blocks * s.bsize) / 2 ** 20),
     }))
     .catch(() => null);
-  const network = await Promise.all(
-    records
-      .filter((r) => r.port !== undefined && r.role !== 'coturn')
-      .map(async (r) => ({ name: r.name, port: r.port!, listening: await tcpOpen(r.port!) })),
-  );
+  const recorded = records.filter((r) => r.port !== undefined && r.role !== 'coturn');
+  // Instances the operator declared (not started here) are checked where they are: host:port.
+  const declared = (o.signaling ?? [])
+    .map((u) => new URL(u))
+    .filter((u) => !recorded.some((r) => r.role === 'signaling' && String(r.port) === portOf(u)));
+  const network = await Promise.all([
+    ...recorded.map(async (r) => ({ name: r.name, port: r.port!, listening: await tcpOpen(r.port!) })),
+    ...declared.map(async (u) => ({
+      name: `signaling ${u.host}`,
+      port: Number(portOf(u)),
+      listening: (await tcpConnect(u.hostname.replace(/^\[|\]$/g, ''), Number(portOf(u)), ctx.clock)).ok,
+    })),
+  ]);
+  // A Binding, not an Allocate: the question is the runbook's "is the port answering".
+  const turn = await checkTurnPorts(o.turn ?? [], { credentials: null, allocate: false, clock: ctx.clock });
   let witnessErrors: Investigation['witness_errors'] = { count: null, recent: [] };
   const backends: Investigation['backends'] = [];
   if (o.witness) {
@@ -167,6 +189,7 @@ export async function investigate(
       }),
     },
     network,
+    turn,
     witness_errors: witnessErrors,
     dns,
     backends,
@@ -185,6 +208,10 @@ export function summarizeInvestigation(inv: Investigation): string[] {
     ...inv.network.map(
       (n) => `network ${n.name} port ${n.port}: ${n.listening ? 'listening' : 'NOT listening'}`,
     ),
+    ...(inv.turn ?? []).map((t) => `turn ${describeTurnCheck(t)}`),
+    ...(inv.turn && inv.turn.length === 0
+      ? ['turn: no TURN server in the fleet (TURN_SERVERS unset, no coturn record)']
+      : []),
     inv.witness_errors.count === null
       ? `witness errors (30 min): unknown (${inv.witness_errors.error ?? 'no witness'})`
       : `witness errors (30 min): ${inv.witness_errors.count}${inv.witness_errors.recent.length ? `; latest ${inv.witness_errors.recent.map((e) => e.event).join(', ')}` : ''}`,

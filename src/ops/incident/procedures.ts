@@ -11,6 +11,7 @@ import { investigate, restartDeadSignaling } from './p1.js';
 import { pushBandwidth, quantifyLatency } from './p2.js';
 import { blockPeer, walkSecurity } from './security.js';
 import type { ActionTaken, Impact, IncidentKind, IncidentRecord } from './store.js';
+import { checkTurnPorts, describeTurnCheck, shellQuote } from './turn.js';
 
 export interface Step {
   act: (action: string, ok: boolean, detail: string) => ActionTaken;
@@ -47,17 +48,40 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   // The runbook's check after its restart: is the service answering now?
   const health = await Promise.all(o.signaling.map((u) => httpHealthy(u, ctx.dispatcher)));
   const up = health.filter(Boolean).length;
+  const allUp = o.signaling.length > 0 && up === o.signaling.length;
   act(
     'signaling_health',
-    o.signaling.length > 0 && up === o.signaling.length,
+    allUp,
     `${up}/${o.signaling.length} signaling instances answer /health${up === o.signaling.length ? '' : `; down: ${o.signaling.filter((_, i) => !health[i]).join(', ')}`}`,
   );
+  // The runbook's `exit 0`: a restart brought the service back. Nothing restarted, or a restart that
+  // left an instance down, is not a recovery: the team is engaged (step 5).
+  const restored = restarts.length > 0 && restarts.every((r) => r.ok) && allUp;
+  rec.auto_recovery = {
+    restored,
+    at: new Date(ctx.clock.now()).toISOString(),
+    detail: restored
+      ? `✓ Signaling server recovered: ${restarts.map((r) => r.name).join(', ')} restarted, ${up}/${o.signaling.length} answer /health`
+      : restarts.length === 0
+        ? `nothing to restart; ${up}/${o.signaling.length} signaling instances answer /health`
+        : `restarted ${restarts.filter((r) => r.ok).length}/${restarts.length}; ${up}/${o.signaling.length} answer /health`,
+  };
   if (o.investigate) {
-    rec.findings.investigation = await investigate(
-      { stateDir: o.stateDir, hosts: o.hosts, witness: witnessQ },
+    const inv = await investigate(
+      { stateDir: o.stateDir, hosts: o.hosts, witness: witnessQ, signaling: o.signaling, turn: o.turn ?? [] },
       ctx,
     );
-    act('investigated', true, 'resources, network, witness errors, DNS and backends checked');
+    rec.findings.investigation = inv;
+    const deadTurn = inv.turn.filter((t) => !t.answering);
+    act(
+      'investigated',
+      true,
+      `resources, network (${inv.network.length} signaling/service port(s), ${inv.turn.length} TURN port(s)${deadTurn.length ? `, ${deadTurn.length} NOT answering` : ''}), witness errors, DNS and backends checked`,
+    );
+    if (deadTurn.length)
+      rec.next_steps.push(
+        `a TURN server does not answer (${deadTurn.map((t) => t.url).join(', ')}): ifmesh incident turn-failure --state-dir ${o.stateDir}`,
+      );
   }
   rec.next_steps.push(
     `ifmesh status --state-dir ${o.stateDir}`,
@@ -122,19 +146,59 @@ const certExpiry: Procedure = async (o, rec, step, ctx) => {
   act('handed_over', true, 'certificate rotation is `ifmesh certs rotate`: the commands to run are listed');
 };
 
-const turnFailure: Procedure = async (o, rec, step, _ctx) => {
+/**
+ * incident-response-p2-turn-failure.sh's part that is not the failover itself: which of the fleet's
+ * TURN servers failed and which can replace it, then `ifmesh failover turn` (scenario A) named with
+ * both, to run with --dry-run first.
+ */
+const turnFailure: Procedure = async (o, rec, step, ctx) => {
   const { act } = step;
-  rec.next_steps.push(
-    'ifmesh top   (which pairs are on relay)',
-    'ifmesh monitoring check   (TURN share, connection failures)',
-    `ifmesh status --state-dir ${o.stateDir}   (coturn processes)`,
-    'edit TURN_SERVERS to drop the failed server, then `ifmesh config check`',
-    `ifmesh up --state-dir ${o.stateDir}   (restarts a dead local coturn)`,
+  const servers = o.turn ?? [];
+  const state = ` --state-dir ${shellQuote(o.stateDir)}`;
+  if (servers.length === 0) {
+    act(
+      'turn_servers_checked',
+      false,
+      'no TURN server in the fleet: TURN_SERVERS is unset and no coturn was started here',
+    );
+    rec.next_steps.push('set TURN_SERVERS (and TURN_USERNAME, TURN_PASSWORD), then `ifmesh config check`');
+    return;
+  }
+  const checks = await checkTurnPorts(servers, {
+    credentials: o.turnCredentials ?? null,
+    allocate: true,
+    clock: ctx.clock,
+  });
+  rec.findings.turn = checks;
+  const failed = checks.filter((c) => !c.answering);
+  const healthy = checks.filter((c) => c.answering);
+  act(
+    'turn_servers_checked',
+    true,
+    `${healthy.length}/${checks.length} TURN server(s) answer: ${checks.map(describeTurnCheck).join('; ')}`,
   );
+  const failover = (failedUrl: string, replacement: string) =>
+    `ifmesh failover turn --failed ${shellQuote(failedUrl)} --replacement ${shellQuote(replacement)}${state}`;
+  if (failed.length === 0) {
+    rec.next_steps.push(
+      'every TURN server answers: the failure may be credentials or the path to it — ifmesh troubleshoot connection-timeout AGENT',
+      `${failover('turn:FAILED-HOST:3478?transport=udp', 'turn:NEW-HOST:3478?transport=udp')} --dry-run   (once a server is known to have failed)`,
+    );
+  } else {
+    for (const f of failed) {
+      const replacement = healthy[0]?.url ?? 'turn:NEW-HOST:3478?transport=udp';
+      rec.next_steps.push(`${failover(f.url, replacement)} --dry-run`, failover(f.url, replacement));
+    }
+    if (healthy.length === 0)
+      rec.next_steps.push(
+        'no TURN server of the fleet answers: name a new one as --replacement (turn:HOST:PORT)',
+      );
+  }
+  rec.next_steps.push('ifmesh failover validate --scenario A   (after the failover)');
   act(
     'handed_over',
     true,
-    'the TURN failover procedure is not in ifmesh yet: the commands to run are listed',
+    `the TURN failover is \`ifmesh failover turn\` (the failover guide's scenario A): ${failed.length ? `replace ${failed.map((f) => f.url).join(', ')}${healthy.length ? ` with ${healthy[0]!.url}` : ''}` : 'no server failed the check'}; the commands are listed`,
   );
 };
 
@@ -175,13 +239,17 @@ const security: Procedure = async (o, rec, io, ctx) => {
     else rec.next_steps.push(b.command);
   }
   if (verdict.kind === 'widespread') {
-    rec.severity = 'P1';
+    // Already a P1 (a security breach is, in the runbook's index): the failures across peers are
+    // what calls for the emergency key rotation.
     act(
-      'escalated',
+      'key_compromise_suspected',
       true,
-      `signature failures from ${verdict.peers.length} peers (${verdict.peers.join(', ')}): escalated to P1`,
+      `signature failures from ${verdict.peers.length} peers (${verdict.peers.join(', ')}): rotate keys now`,
     );
-    log.log('incident_escalated', { metadata: { to: 'P1', peers: verdict.peers } });
+    log.log('incident_mitigation', {
+      action: 'key_rotation_required',
+      metadata: { peers: verdict.peers, failures: verdict.failures },
+    });
     rec.next_steps.push(`ifmesh rotate-keys --incident-id ${rec.id}`);
   }
   if (verdict.kind === 'other') rec.next_steps.push(...walk.actions);

@@ -1,10 +1,30 @@
 // The incident report, as JSON and Markdown in <state>/reports/: the witness's timeline (every event
-// carrying the incident id), impact, the tree walked, actions taken and notifications sent.
+// carrying the incident id), impact, the tree walked, actions taken, who was paged and who is next,
+// and notifications sent.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { statePaths } from '../../state/state-dir.js';
 import { runWitnessQuery } from '../witness/query.js';
+import type { IncidentLog } from './events.js';
 import { type Investigation, summarizeInvestigation } from './p1.js';
-import type { IncidentRecord } from './store.js';
+import { type IncidentRecord, writeIncident } from './store.js';
+
+/** Writes the record and its report; the witness's events are flushed first so the timeline has them. */
+export async function saveIncident(rec: IncidentRecord, stateDir: string, log: IncidentLog): Promise<void> {
+  rec.findings.witness = await log.close();
+  writeIncident(stateDir, rec);
+  await writeReport(rec, stateDir);
+}
+
+/** Who is paged next and when, or why nobody is: for `show`, the report and `list`. */
+export function nextPageText(rec: IncidentRecord): string {
+  const e = rec.escalation;
+  if (rec.status !== 'open') return 'nobody: the incident is resolved';
+  if (!e)
+    return 'nobody automatically (a record from before the on-call roster): `ifmesh incident escalate ID`';
+  if (e.next) return `${e.next.name} via ${e.next.via.join(', ')} at ${e.next.due_at} (${e.next.reason})`;
+  if (e.stopped) return `nobody automatically: ${e.stopped}`;
+  return 'nobody automatically: every level that applies was reached or acknowledged';
+}
 
 export interface IncidentReport {
   incident: IncidentRecord;
@@ -67,7 +87,12 @@ export function markdown(r: IncidentReport): string {
     `- Started: ${i.started_at}`,
     ...(i.resolved_at ? [`- Resolved: ${i.resolved_at}`] : []),
     `- Trace id: ${i.trace_id}`,
-    `- Escalation level: ${i.escalation_level}`,
+    `- Escalation level: ${i.escalation_level} (highest level reached)`,
+    ...(i.auto_recovery
+      ? [
+          `- Auto-recovery: ${i.auto_recovery.restored ? 'service restored' : 'did not restore service'} (${i.auto_recovery.detail})`,
+        ]
+      : []),
     '',
     '## Impact',
     '',
@@ -100,16 +125,40 @@ export function markdown(r: IncidentReport): string {
   out.push('', '## Actions taken', '', '| time | action | ok | detail |', '| --- | --- | --- | --- |');
   for (const a of i.actions)
     out.push(`| ${a.at} | ${a.action} | ${a.ok ? 'yes' : 'NO'} | ${cell(a.detail)} |`);
+  out.push('', '## Escalation', '');
+  const e = i.escalation;
+  if (e) {
+    out.push(
+      '| level | who | via | paged when | respond | status | paged | acknowledged | acknowledge by | error |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const s of e.levels) {
+      const l = e.roster.find((r) => r.level === s.level);
+      out.push(
+        `| ${s.level} | ${cell(s.name)} | ${cell(s.via.join(', '))} | ${cell(l?.when_text ?? '')} | ${l ? `${l.respond_minutes} min` : ''} | ${s.status === 'failed' ? '**NOT REACHED**' : s.status} | ${s.paged_at ?? ''} | ${s.acked_at ?? ''} | ${s.status === 'paged' ? (s.ack_due_at ?? '') : ''} | ${cell(s.error ?? '')} |`,
+      );
+    }
+    out.push('');
+  }
+  out.push(`Paged next: ${nextPageText(i)}`);
   out.push('', '## Notifications', '');
+  const failed = i.notifications.filter((n) => !n.ok);
+  if (failed.length)
+    out.push(
+      `**${failed.length} notice(s) FAILED** (a level whose every notice failed was not reached):`,
+      '',
+      ...failed.map((n) => `- ${n.at} ${n.channel} ${n.action} to ${n.to ?? `level ${n.level}`}: ${n.error}`),
+      '',
+    );
   if (i.notifications.length === 0) out.push('none sent');
   else {
     out.push(
-      '| time | channel | action | level | sent | attempts | error |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
+      '| time | channel | action | level | to | sent | attempts | error |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const n of i.notifications)
       out.push(
-        `| ${n.at} | ${n.channel} | ${n.action} | ${n.level} | ${n.ok ? 'yes' : 'NO'} | ${n.attempts} | ${cell(n.error)} |`,
+        `| ${n.at} | ${n.channel} | ${n.action} | ${n.level || 'team'} | ${cell(n.to ?? '')} | ${n.ok ? 'yes' : '**NO**'} | ${n.attempts} | ${cell(n.error)} |`,
       );
   }
   out.push('', '## Timeline (IF.witness)', '', `Source: ${r.timeline_source}`, '');

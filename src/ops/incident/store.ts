@@ -1,9 +1,13 @@
 // Incidents outlive the command that declared them: each is a record in <state>/incidents/<id>.json
 // (written whole: tmp + rename), and an open one holds the deploy lock persistently until
-// `incident resolve` releases it by its token.
+// `incident resolve` releases it by its token. The record also carries its escalation schedule (who
+// was paged, who acknowledged, who is paged next and when), so any later command can carry it on.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { UsageError } from '../../errors.js';
+import type { OncallLevel } from '../../config/oncall.js';
+import { CheckFailedError, UsageError } from '../../errors.js';
+import { acquireLock } from '../../state/lock.js';
 import { statePaths } from '../../state/state-dir.js';
+import type { Clock } from '../../util/clock.js';
 import type { NotificationResult, Severity } from './notify/types.js';
 
 export type IncidentKind = 'p1' | 'p2' | 'security' | 'cert-expiry' | 'turn-failure';
@@ -42,6 +46,43 @@ export interface TreeWalkRecord {
   actions: string[];
 }
 
+/** One roster level in one incident. */
+export interface LevelState {
+  level: number;
+  /** "L2 Engineering Lead (Dana)". */
+  name: string;
+  /** `waiting`: not paged yet; `failed`: every channel of its last page failed (not reached). */
+  status: 'waiting' | 'paged' | 'failed' | 'acknowledged';
+  /** Channels as configured: ["pagerduty"], ["slack @webrtc-oncall"]. */
+  via: string[];
+  paged_at: string | null;
+  /** When a paged level that has not acknowledged counts as unavailable. */
+  ack_due_at: string | null;
+  acked_at: string | null;
+  failed_at: string | null;
+  error: string | null;
+  /** Pages sent to it (each may be several channels, each retried). */
+  pages: number;
+}
+
+export interface NextPage {
+  level: number;
+  name: string;
+  via: string[];
+  due_at: string;
+  reason: string;
+}
+
+export interface EscalationState {
+  /** The roster as configured when the incident was declared. */
+  roster: OncallLevel[];
+  levels: LevelState[];
+  /** Who is paged next, when and why; null when nobody is (see `stopped`). */
+  next: NextPage | null;
+  /** Why nothing is scheduled: paging off, service restored, every level reached, resolved. */
+  stopped: string | null;
+}
+
 export interface IncidentRecord {
   id: string;
   kind: IncidentKind;
@@ -54,9 +95,14 @@ export interface IncidentRecord {
   trace_id: string;
   /** The deploy lock's token while the incident is open. */
   lock_token: string | null;
-  /** Notify on escalation and resolution (set by --notify). */
+  /** Paging is on: at declaration and on schedule (default for P1/P2 with a channel configured; --no-notify). */
   notify: boolean;
+  /** The highest roster level reached (its page delivered); 0: nobody. */
   escalation_level: number;
+  /** Absent on records written before the roster. */
+  escalation?: EscalationState;
+  /** p1: whether restarting dead instances restored the service (the runbook's exit 0). */
+  auto_recovery?: { restored: boolean; at: string; detail: string };
   witness_url: string | null;
   impact: Impact | null;
   tree: TreeWalkRecord | null;
@@ -113,4 +159,36 @@ export function listIncidents(stateDir: string): IncidentRecord[] {
       }
     })
     .filter((r): r is IncidentRecord => r !== undefined);
+}
+
+const INCIDENTS_LOCK = 'incidents';
+const LOCK_WAIT_MS = 60_000;
+
+/**
+ * Runs `fn` holding the incidents lock, so a cron's due escalations, an operator's `ack` and another
+ * declaration never read-modify-write the same record at once. Waits for a holder (a page may take
+ * seconds of retries) rather than failing.
+ */
+export async function withIncidentLock<T>(
+  stateDir: string,
+  purpose: string,
+  clock: Clock,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const deadline = clock.now() + LOCK_WAIT_MS;
+  for (;;) {
+    let lock: Awaited<ReturnType<typeof acquireLock>>;
+    try {
+      lock = await acquireLock(stateDir, INCIDENTS_LOCK, purpose, clock);
+    } catch (err) {
+      if (!(err instanceof CheckFailedError && err.code === 'locked') || clock.now() > deadline) throw err;
+      await clock.sleep(100);
+      continue;
+    }
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
 }

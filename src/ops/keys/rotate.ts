@@ -1,7 +1,9 @@
-// Emergency SRTP key rotation (the runbook's emergency-srtp-key-rotation.sh): every signaling
-// instance is asked to rotate its agents' keys (once per cluster: a cluster rotates all of its agents),
-// then polled until every agent has answered `keys-rotated` or the timeout passes. Plan, then apply:
-// the plan is what `--dry-run` prints.
+// Key rotation (the runbook's emergency-srtp-key-rotation.sh, steps 1–5): an emergency rotation
+// without an incident declares a SEC- security incident first (step 1); every signaling instance is
+// asked to rotate its agents' keys (once per cluster: a cluster rotates all of its agents), then
+// polled until every agent has answered `keys-rotated` or the timeout passes (steps 2–3); after the
+// settle time (10 s, on the context's clock) the failed connections are counted (step 4). Plan, then
+// apply: the plan is what `--dry-run` prints.
 import type { SignalingClient } from '../../clients/signaling.js';
 import { UnauthorizedError, UnreachableError } from '../../errors.js';
 import type { KeyRotationStatus } from '../../protocol/signaling-api.js';
@@ -9,17 +11,38 @@ import type { WitnessEvent } from '../../protocol/witness.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
+import { collectMesh } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
+import { writeRotationRecord } from './schedule.js';
+
+/** The runbook's step 4: `sleep 10` after the rotation, then count failed connections. */
+export const SETTLE_MS = 10_000;
 
 export interface RotationPlan {
   /** http(s) base URLs of every signaling instance: each rotates the agents registered to it. */
   signaling: string[];
   reason: string;
   incident_id: string | null;
-  /** An incident means a compromise: agents drop the old keys at once. */
+  /** A suspected compromise (--emergency or --incident-id): agents drop the old keys at once. */
+  emergency: boolean;
+  /** Emergency without an incident id: `incident security` declares one (SEC-…) first. */
+  declare_incident: boolean;
   force_immediate: boolean;
   timeout_ms: number;
+  /** How long after the rotation the failed connections are counted (the runbook's 10 s). */
+  settle_ms: number;
   events: string[];
+}
+
+/** The runbook's step 4: connections in state "failed" once the mesh has settled. */
+export interface Stability {
+  settle_ms: number;
+  /** Failed connections before the rotation (null: not measured), so old failures are not blamed on it. */
+  failed_before: number | null;
+  /** Failed connections after the settle time; null when no instance answered (not a pass). */
+  failed_connections: number | null;
+  failed: { agent_id: string; peer_id: string }[];
+  unreachable: string[];
 }
 
 /** One rotation: one per standalone instance, one per cluster (`covers` names its instances). */
@@ -43,35 +66,82 @@ export interface RotationReport {
   /** Agents that did not answer `keys-rotated` in time. */
   pending: string[];
   instances: InstanceRotation[];
+  /** The SEC- incident declared for this rotation (emergency without --incident-id). */
+  incident_declared: string | null;
+  stability: Stability | null;
+  /** What a person should do next, when anything. */
+  next_steps: string[];
 }
 
 export function planRotation(o: {
   signaling: string[];
   reason?: string | undefined;
   incidentId?: string | undefined;
+  /** A suspected compromise; implied by an incident id. */
+  emergency?: boolean | undefined;
   timeoutMs: number;
+  settleMs?: number | undefined;
 }): RotationPlan {
   const incident = o.incidentId ?? null;
+  const emergency = Boolean(o.emergency) || incident !== null;
+  const declare = emergency && incident === null;
   return {
     signaling: o.signaling,
-    reason: o.reason ?? (incident ? 'security_incident' : 'scheduled'),
+    reason: o.reason ?? (emergency ? 'security_incident' : 'scheduled'),
     incident_id: incident,
-    force_immediate: incident !== null,
+    emergency,
+    declare_incident: declare,
+    force_immediate: emergency,
     timeout_ms: o.timeoutMs,
-    events: [...(incident ? ['srtp_key_compromise_detected'] : []), 'srtp_key_rotated'],
+    settle_ms: o.settleMs ?? SETTLE_MS,
+    events: [
+      ...(declare ? ['incident_declared'] : []),
+      ...(emergency ? ['srtp_key_compromise_detected'] : []),
+      'srtp_key_rotated',
+    ],
   };
 }
 
+/** Failed connections of the whole mesh now (each report once, instances of a cluster merged). */
+async function failedConnections(
+  signaling: string[],
+  ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
+): Promise<Omit<Stability, 'settle_ms' | 'failed_before'>> {
+  const mesh = await collectMesh({ signaling, now: ctx.clock.now, dispatcher: ctx.dispatcher });
+  const unreachable = mesh.instances.filter((i) => !i.up).map((i) => i.url);
+  if (mesh.instances.every((i) => !i.up)) return { failed_connections: null, failed: [], unreachable };
+  const failed = mesh.connections
+    .filter((c) => c.state === 'failed')
+    .map((c) => ({ agent_id: c.agent_id, peer_id: c.peer_id }));
+  return { failed_connections: failed.length, failed, unreachable };
+}
+
 export async function applyRotation(
-  plan: RotationPlan,
+  planned: RotationPlan,
   o: {
     adminToken: string;
     witness?: WitnessTarget | undefined;
     onProgress?: (completed: number, total: number) => void;
+    onStep?: (line: string) => void;
     pollMs?: number;
+    /** Declares the security incident (`incident security`) and returns its id; needed when the plan
+     * says declare_incident. */
+    declareIncident?: () => Promise<string>;
+    /** Where the last rotation is recorded for the periodic schedule (src/ops/keys/schedule.ts). */
+    stateDir?: string | undefined;
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
+  let plan = planned;
+  let declared: string | null = null;
+  if (plan.declare_incident) {
+    if (!o.declareIncident) throw new Error('an emergency rotation without an incident id must declare one');
+    declared = await o.declareIncident();
+    plan = { ...plan, incident_id: declared };
+    o.onStep?.(`security incident ${declared} declared`);
+  }
+  const startedAt = ctx.clock.now();
+  const before = await failedConnections(plan.signaling, ctx).catch(() => undefined);
   if (plan.incident_id)
     await logEvents(
       o.witness,
@@ -170,7 +240,30 @@ export async function applyRotation(
   );
   const t = sum();
   const pending = live.flatMap((l) => l.inst.pending).sort();
-  const ok = done && instances.every((i) => !i.error);
+  // Step 4: give the agents the runbook's 10 s to re-establish with their new keys, then look.
+  o.onStep?.(`waiting ${plan.settle_ms / 1000} s, then counting failed connections`);
+  await ctx.clock.sleep(plan.settle_ms, ctx.signal);
+  const stability: Stability = {
+    settle_ms: plan.settle_ms,
+    failed_before: before?.failed_connections ?? null,
+    ...(await failedConnections(plan.signaling, ctx)),
+  };
+  const ok = done && instances.every((i) => !i.error) && stability.failed_connections === 0;
+  const next: string[] = [];
+  if (stability.failed_connections === null)
+    next.push('no signaling instance answered after the rotation: ifmesh status; ifmesh monitoring check');
+  else if (stability.failed_connections > 0) {
+    // The runbook's "ACTION: Monitor and investigate reconnections".
+    const f = stability.failed[0]!;
+    next.push(
+      `${stability.failed_connections} connections failed after rotation: monitor and investigate reconnections`,
+      `ifmesh troubleshoot connection-timeout ${f.agent_id} ${f.peer_id}`,
+      'ifmesh top',
+    );
+  }
+  if (pending.length)
+    next.push(`agents that did not rotate: ${pending.join(', ')} (ifmesh logs, or restart them)`);
+  if (declared) next.push(`ifmesh incident show ${declared}`, `ifmesh incident resolve ${declared}`);
   await logEvents(
     o.witness,
     'rotate-keys',
@@ -184,11 +277,33 @@ export async function applyRotation(
           total: t.total,
           pending,
           rotation_ids: live.map((l) => l.inst.rotation_id),
+          failed_connections: stability.failed_connections,
           status: ok ? 'completed' : 'incomplete',
         },
       } as WitnessEvent,
     ],
     ctx,
   );
-  return { plan, dry_run: false, ok, ...t, pending, instances };
+  if (o.stateDir)
+    writeRotationRecord(o.stateDir, {
+      at: new Date(startedAt).toISOString(),
+      reason: plan.reason,
+      incident_id: plan.incident_id,
+      ok,
+      ...t,
+      pending,
+      failed_connections: stability.failed_connections,
+      rotation_ids: live.map((l) => l.inst.rotation_id),
+    });
+  return {
+    plan,
+    dry_run: false,
+    ok,
+    ...t,
+    pending,
+    instances,
+    incident_declared: declared,
+    stability,
+    next_steps: next,
+  };
 }

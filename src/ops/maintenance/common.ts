@@ -12,13 +12,28 @@ export interface MaintenanceTargets {
   stateDir: string;
   /** http(s) base URLs of the signaling instances. */
   signaling: string[];
-  witness: { url: string; apiKey: string; queryToken?: string | undefined } | undefined;
+  witness:
+    | {
+        url: string;
+        apiKey: string;
+        /** The witness's admin key (cleanup); the write key is tried when there is none. */
+        adminKey?: string | undefined;
+        queryToken?: string | undefined;
+      }
+    | undefined;
 }
 
-/** A second run while one holds the lock exits at once with 75 (EX_TEMPFAIL), naming the holder. */
-export async function maintenanceLock(stateDir: string, purpose: string, clock: Clock): Promise<HeldLock> {
+/** A second run while one holds the lock exits at once with 75 (EX_TEMPFAIL), naming the holder.
+ * `name` is the lock's: `maintenance` for daily and weekly, `key-rotation` for the scheduled rotation
+ * (its own, so midnight's daily run never makes midnight's rotation tick give up). */
+export async function maintenanceLock(
+  stateDir: string,
+  purpose: string,
+  clock: Clock,
+  name = 'maintenance',
+): Promise<HeldLock> {
   try {
-    return await acquireLock(stateDir, 'maintenance', purpose, clock);
+    return await acquireLock(stateDir, name, purpose, clock);
   } catch (err) {
     if (err instanceof IfmeshError && err.code === 'locked')
       throw new IfmeshError('locked', err.message, ExitCode.locked, err.hint);
@@ -32,8 +47,9 @@ export async function withMaintenanceLock<T>(
   purpose: string,
   clock: Clock,
   fn: () => Promise<T>,
+  name = 'maintenance',
 ): Promise<T> {
-  const lock = await maintenanceLock(stateDir, purpose, clock);
+  const lock = await maintenanceLock(stateDir, purpose, clock, name);
   try {
     return await fn();
   } finally {

@@ -1,15 +1,19 @@
-// The runbook's daily-maintenance.sh, cron-safe: under the maintenance lock, certificate days left,
-// log sizes, rotation of ifmesh's own logs through logrotate, witness cleanup, and the daily health
-// report. Every step runs even when an earlier one needs a human; `ok` is false if any did.
+// The runbook's daily-maintenance.sh, cron-safe: under the maintenance lock, certificate days left
+// (renewed with --renew when under --warn-days), log sizes, rotation of ifmesh's own logs through
+// logrotate, witness cleanup, the periodic key rotation's health, and the daily health report. Every
+// step runs even when an earlier one needs a human; `ok` is false if any did, and then the team is
+// told (Slack and/or e-mail, notify.ts): a cron job's exit code and log file are read by nobody.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
 import { statePaths } from '../../state/state-dir.js';
-import { checkCertificate } from '../certs/check.js';
+import type { CertRotationReport } from '../certs/rotate.js';
+import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
+import { certificateStep } from './certificate.js';
 import {
   countWitnessEvents,
   errorText,
@@ -18,12 +22,22 @@ import {
   withMaintenanceLock,
   writeJsonWhole,
 } from './common.js';
+import { type NoticeIo, type NoticeOutcome, tellSomeone } from './notify.js';
 
 export interface DailyOptions extends MaintenanceTargets {
   cert?: string | undefined;
   key?: string | undefined;
   warnDays: number;
   retainDays: number;
+  /** Renew the certificate (certbot) when fewer than warnDays are left; never forced. */
+  renew?: boolean;
+  /** PRODUCTION_MODE: a missing certificate is a finding, not a skipped step. */
+  production?: boolean;
+  certbotConfigDir?: string | undefined;
+  /** ENABLE_SRTP_KEY_ROTATION and its interval: an overdue or failed periodic rotation is a finding. */
+  keyRotation?: { enabled: boolean; intervalMs: number };
+  /** Who is told when something needs a person; absent: nobody (the report still says so). */
+  notice?: NoticeIo;
   /** Change nothing: logrotate -d on a temporary copy of the configuration, no cleanup, no report file. */
   dryRun?: boolean;
 }
@@ -45,6 +59,9 @@ export interface DailyReport {
   /** Each thing a person must look at; empty when all is well. */
   needs_human: string[];
   certificate: { cert: string; days_left: number; status: string; problems: string[] } | null;
+  /** What --renew did (or would do, on a dry run); null when not asked or not due. */
+  renewal: CertRotationReport | null;
+  key_rotation: RotationSchedule | null;
   logs: { file: string; bytes: number }[];
   logs_total_bytes: number;
   logrotate: { ok: boolean; config: string; output: string };
@@ -53,6 +70,8 @@ export interface DailyReport {
   /** The signaling instances looked at (instances of one cluster share their agents: counted once). */
   signaling: MeshSample['instances'];
   report_file: string;
+  /** Whether the team was told about `needs_human`. */
+  notice: NoticeOutcome;
 }
 
 function logSizes(dir: string): { file: string; bytes: number }[] {
@@ -71,22 +90,50 @@ export async function runDaily(
 
 async function daily(
   o: DailyOptions,
-  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher'>,
+  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<DailyReport> {
   const now = ctx.clock.now();
   const p = statePaths(o.stateDir);
   const id = `MAINT-${utcDay(now)}`;
   const needs: string[] = [];
+  // Findings that cannot wait for the next working day raise the notice from P4 to P3.
+  let urgent = false;
 
-  let certificate: DailyReport['certificate'] = null;
-  if (o.cert) {
-    try {
-      const c = await checkCertificate({ cert: o.cert, key: o.key, warnDays: o.warnDays, now });
-      certificate = { cert: c.cert, days_left: c.days_left, status: c.status, problems: c.problems };
-      for (const problem of c.problems) needs.push(`certificate ${c.cert}: ${problem}`);
-    } catch (err) {
-      needs.push(`certificate: ${errorText(err)}`);
-    }
+  const cert = await certificateStep(
+    {
+      stateDir: o.stateDir,
+      witness: o.witness,
+      cert: o.cert,
+      key: o.key,
+      warnDays: o.warnDays,
+      renew: Boolean(o.renew),
+      production: Boolean(o.production),
+      certbotConfigDir: o.certbotConfigDir,
+      dryRun: Boolean(o.dryRun),
+    },
+    ctx,
+  );
+  const certificate = cert.certificate;
+  for (const n of cert.needs) {
+    needs.push(n.text);
+    urgent ||= n.urgent;
+  }
+
+  const keyRotation = o.keyRotation ? rotationSchedule(o.stateDir, o.keyRotation, now) : null;
+  if (keyRotation?.enabled) {
+    const last = keyRotation.last;
+    if (last && !last.ok)
+      needs.push(
+        `the last key rotation (${last.at}, ${last.reason}) did not complete: ${last.completed}/${last.total} agents${last.pending.length ? `, no answer from ${last.pending.join(', ')}` : ''}${last.failed_connections ? `, ${last.failed_connections} connections failed after it` : ''}`,
+      );
+    if (keyRotation.overdue)
+      needs.push(
+        `periodic key rotation is overdue: the last was ${last?.at}, due every ${keyRotation.interval_ms / 3_600_000} h; is the rotate-keys --if-due cron line installed (ifmesh maintenance install-cron)? see ifmesh logs key-rotation`,
+      );
+    else if (!last && o.production)
+      needs.push(
+        'periodic key rotation (ENABLE_SRTP_KEY_ROTATION=true) has never run: install its cron line with ifmesh maintenance install-cron --write',
+      );
   }
 
   const before = logSizes(p.logs);
@@ -120,7 +167,7 @@ async function daily(
         const a = await httpRequest(`${o.witness.url}/api/admin/cleanup`, {
           method: 'POST',
           body: JSON.stringify({ retain_days: o.retainDays }),
-          headers: { authorization: `Bearer ${o.witness.apiKey}` },
+          headers: { authorization: `Bearer ${o.witness.adminKey || o.witness.apiKey}` },
           timeoutMs: 30_000,
           dispatcher: ctx.dispatcher,
         });
@@ -140,10 +187,12 @@ async function daily(
 
   const mesh = await collectMesh({ signaling: o.signaling, now: () => now, dispatcher: ctx.dispatcher });
   const up = mesh.instances.filter((i) => i.up).length;
-  if (o.signaling.length && up === 0)
+  if (o.signaling.length && up === 0) {
     needs.push(
       `no signaling instance answers: ${mesh.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
     );
+    urgent = true;
+  }
   const health: DailyHealth = {
     maintenance_id: id,
     timestamp: new Date(now).toISOString(),
@@ -154,12 +203,27 @@ async function daily(
   };
   const reportFile = p.dailyReport(utcDay(now));
   if (!o.dryRun) writeJsonWhole(reportFile, health);
+  const notice = await tellSomeone(
+    {
+      id,
+      kind: 'maintenance-daily',
+      title: 'ifmesh daily maintenance needs a person',
+      severity: urgent ? 'P3' : 'P4',
+      needs,
+      started_at: health.timestamp,
+      details: { Report: reportFile, 'Run again': `ifmesh maintenance daily --state-dir ${o.stateDir}` },
+    },
+    { notifiers: o.notice?.notifiers ?? {}, notify: o.notice?.notify ?? true, dryRun: o.dryRun },
+    ctx,
+  );
   return {
     maintenance_id: id,
     dry_run: Boolean(o.dryRun),
     ok: needs.length === 0,
     needs_human: needs,
     certificate,
+    renewal: cert.renewal,
+    key_rotation: keyRotation,
     logs: before,
     logs_total_bytes: before.reduce((n, l) => n + l.bytes, 0),
     logrotate: { ok: rotated.ok, config: p.logrotateConf, output: rotated.output },
@@ -167,5 +231,6 @@ async function daily(
     health,
     signaling: mesh.instances,
     report_file: reportFile,
+    notice,
   };
 }

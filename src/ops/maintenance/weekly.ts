@@ -1,6 +1,7 @@
 // The runbook's weekly-maintenance.sh, cron-safe: under the maintenance lock, the integration check
 // (`verify --message-exchange`), a latency baseline from the signaling instances' /metrics (and
-// Prometheus when configured), security events over 7 days, and capacity headroom.
+// Prometheus when configured), security events over 7 days, and capacity headroom. When something
+// needs a person the team is told (Slack and/or e-mail, notify.ts).
 import { httpRequest } from '../../clients/http.js';
 import { wsUrlOf } from '../../clients/signaling.js';
 import { statePaths } from '../../state/state-dir.js';
@@ -16,6 +17,7 @@ import {
   withMaintenanceLock,
   writeJsonWhole,
 } from './common.js';
+import { type NoticeIo, type NoticeOutcome, tellSomeone } from './notify.js';
 
 export interface WeeklyOptions extends MaintenanceTargets {
   exchange: Omit<ExchangeOptions, 'signalingUrls' | 'clock' | 'witness' | 'events'>;
@@ -24,6 +26,8 @@ export interface WeeklyOptions extends MaintenanceTargets {
   /** Below this fraction of free capacity, a person should plan scaling. */
   minHeadroom: number;
   prometheus?: string | undefined;
+  /** Who is told when something needs a person. */
+  notice?: NoticeIo;
 }
 
 export interface LatencyBaseline {
@@ -51,6 +55,7 @@ export interface WeeklyReport {
     memory_per_agent_mb: number | null;
   };
   report_file: string;
+  notice: NoticeOutcome;
 }
 
 export async function runWeekly(
@@ -98,9 +103,13 @@ async function prometheusBaseline(url: string, ctx: Pick<OpContext, 'dispatcher'
   }
 }
 
-async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatcher'>): Promise<WeeklyReport> {
+async function weekly(
+  o: WeeklyOptions,
+  ctx: Pick<OpContext, 'clock' | 'dispatcher' | 'signal'>,
+): Promise<WeeklyReport> {
   const now = ctx.clock.now();
   const needs: string[] = [];
+  let urgent = false;
 
   let integration: WeeklyReport['integration'];
   try {
@@ -117,10 +126,12 @@ async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatch
 
   const mesh = await collectMesh({ signaling: o.signaling, now: () => now, dispatcher: ctx.dispatcher });
   const up = mesh.instances.filter((i) => i.up).length;
-  if (up === 0)
+  if (up === 0) {
     needs.push(
       `no signaling instance answers: ${mesh.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
     );
+    urgent = true;
+  }
   const count = sum(mesh.samples, 'webrtc_rtt_milliseconds_count');
   const latency: LatencyBaseline[] = [
     {
@@ -158,8 +169,22 @@ async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatch
       `capacity: ${agents} agents of ${o.maxAgents} (headroom ${(headroom * 100).toFixed(0)} %, under ${(o.minHeadroom * 100).toFixed(0)} %): plan scaling`,
     );
   const reportFile = statePaths(o.stateDir).weeklyReport(utcDay(now));
+  const id = `MAINT-W-${utcDay(now)}`;
+  const notice = await tellSomeone(
+    {
+      id,
+      kind: 'maintenance-weekly',
+      title: 'ifmesh weekly maintenance needs a person',
+      severity: urgent ? 'P3' : 'P4',
+      needs,
+      started_at: new Date(now).toISOString(),
+      details: { Report: reportFile, 'Run again': `ifmesh maintenance weekly --state-dir ${o.stateDir}` },
+    },
+    { notifiers: o.notice?.notifiers ?? {}, notify: o.notice?.notify ?? true },
+    ctx,
+  );
   const report: WeeklyReport = {
-    maintenance_id: `MAINT-W-${utcDay(now)}`,
+    maintenance_id: id,
     timestamp: new Date(now).toISOString(),
     ok: needs.length === 0,
     needs_human: needs,
@@ -176,6 +201,7 @@ async function weekly(o: WeeklyOptions, ctx: Pick<OpContext, 'clock' | 'dispatch
         : null,
     },
     report_file: reportFile,
+    notice,
   };
   writeJsonWhole(reportFile, report);
   return report;

@@ -4,7 +4,13 @@
 // - TURN usage divides by connections established (an increase() of a gauge means nothing);
 // - CPU reads webrtc_cpu_seconds_total, the counter agents report (the runbook's name did not exist);
 // - memory compares MiB with MiB (the runbook divided by 1024³ and compared with 0.7 GiB).
+// Three rules the runbook's list lacks, for what it checks elsewhere: IF.witness down (its scrape
+// job), and the TLS certificate under its renewal threshold ("Certificate Expiration < 7 days,
+// checked every 6 hours": Prometheus evaluates it every interval instead) and under one day.
 import type { Thresholds } from './thresholds.js';
+
+/** The signaling server's certificate expiry (its notAfter, Unix seconds), exported only over TLS. */
+export const CERT_EXPIRY_METRIC = 'webrtc_tls_certificate_expiry_timestamp_seconds';
 
 export interface AlertDef {
   name: string;
@@ -19,6 +25,8 @@ export interface AlertDef {
   command: string;
   /** Every metric name the expression reads (cross-checked against the live exposition). */
   metrics: string[];
+  /** Exported only by an instance serving TLS: a plain-HTTP instance has no such series. */
+  tlsOnly?: boolean;
 }
 
 const pct = (r: number) => `${Math.round(r * 1000) / 10}%`;
@@ -110,6 +118,41 @@ export function alertDefs(t: Thresholds): AlertDef[] {
         'Prometheus cannot scrape a signaling instance: new connections cannot be established through it.',
       command: 'ifmesh status',
       metrics: [],
+    },
+    {
+      name: 'WebRTCWitnessDown',
+      expr: 'up{job="if-witness"} == 0',
+      for: '2m',
+      severity: 'critical',
+      summary: 'IF.witness audit service is down',
+      meaning:
+        "Prometheus cannot scrape IF.witness: audit events wait in their producers' spools, and procedures cannot read the audit trail.",
+      command: 'ifmesh status',
+      metrics: [],
+    },
+    {
+      name: 'WebRTCCertificateExpiringSoon',
+      expr: `(${CERT_EXPIRY_METRIC} - time()) / 86400 < ${t.certificate_days}`,
+      for: '10m',
+      severity: 'warning',
+      summary: `Signaling TLS certificate expires in less than ${t.certificate_days} days`,
+      meaning:
+        "The certificate signaling serves is under the runbook's renewal threshold: renew it before agents refuse it.",
+      command: `ifmesh certs rotate --if-expiring ${t.certificate_days}d`,
+      metrics: [CERT_EXPIRY_METRIC],
+      tlsOnly: true,
+    },
+    {
+      name: 'WebRTCCertificateExpiresWithinADay',
+      expr: `(${CERT_EXPIRY_METRIC} - time()) / 86400 < 1`,
+      for: '10m',
+      severity: 'critical',
+      summary: 'Signaling TLS certificate expires within a day (or has expired)',
+      meaning:
+        'Signaling will soon serve (or serves) an expired certificate: every new TLS connection fails.',
+      command: 'ifmesh failover cert',
+      metrics: [CERT_EXPIRY_METRIC],
+      tlsOnly: true,
     },
   ];
 }

@@ -1,5 +1,6 @@
-// The runbook's "Key Metrics to Track" thresholds: the alert rules and `monitoring check` both read
-// them from here, so a threshold changed with --threshold moves the rule and the check together.
+// The runbook's thresholds, one table: its "Key Metrics to Track" (the alert rules, `monitoring
+// check`, `top`) and its "Rollback Trigger Conditions" (canary analysis, `monitor`), so a threshold
+// changed with --threshold moves every rule, check and gate that reads it together.
 import { UsageError } from '../../errors.js';
 
 export interface Thresholds {
@@ -19,6 +20,19 @@ export interface Thresholds {
   message_loss_ratio: number;
   /** A TLS certificate valid for fewer days than this (7). */
   certificate_days: number;
+  /** Roll back when error events exceed this fraction of all events (Rollback Trigger Conditions: 5 %). */
+  error_rate: number;
+  /**
+   * "Memory leak detected" (the runbook gives no number): an agent's RSS growing by more than this many
+   * MiB across one window of `memory_usage_update` events.
+   */
+  memory_growth_mb: number;
+  /** DTLS or signature validation failures tolerated before a rollback (runbook: none). */
+  validation_failures: number;
+  /** Failover validation: connected share of reported connections (the failover guide's 80 %). */
+  failover_connection_success: number;
+  /** Signed message delivery a verification needs (message loss < 0.1 %). */
+  delivery_ratio: number;
 }
 
 export const DEFAULT_THRESHOLDS: Thresholds = {
@@ -30,7 +44,18 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   cpu_ratio: 0.8,
   message_loss_ratio: 0.005,
   certificate_days: 7,
+  error_rate: 0.05,
+  memory_growth_mb: 100,
+  validation_failures: 0,
+  failover_connection_success: 0.8,
+  delivery_ratio: 0.999,
 };
+
+/** The lowest connection success rate before a rollback (Rollback Trigger Conditions: 95 %). */
+export function minConnectionSuccess(t: Thresholds): number {
+  // Rounded so that 1 - 0.05 reads 0.95 in a gate's threshold, not 0.9500000000000001.
+  return Math.round((1 - t.connection_failure_ratio) * 1e6) / 1e6;
+}
 
 /** Applies `--threshold NAME=VALUE` overrides; an unknown name or a non-number is a usage error. */
 export function parseThresholds(overrides: string[] = []): Thresholds {

@@ -7,12 +7,14 @@ import { SignalingClient } from '../../clients/signaling.js';
 import { packageRoot } from '../../paths.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
-import type { AgentSpec, Release } from '../deploy/releases.js';
+import { type AgentSpec, type Release, specEnv } from '../deploy/releases.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 
 export const agentProcessName = (id: string) => `deploy-agent-${id}`;
 
+/** Starts the agent on `spec`, its secret overrides read back from the state's secrets file. */
 export function startAgent(sup: Supervisor, spec: AgentSpec): number {
+  const env = specEnv(sup.stateDir, spec);
   return sup.start({
     name: agentProcessName(spec.agent_id),
     role: 'agents',
@@ -28,7 +30,7 @@ export function startAgent(sup: Supervisor, spec: AgentSpec): number {
       '--state-dir',
       sup.stateDir,
     ],
-    env: spec.env,
+    env,
     cwd: spec.cwd,
   });
 }
@@ -52,31 +54,41 @@ export interface Registration {
   /** The cluster_id of a cluster's instances (one registry), else the instance's own URL. */
   registry: string;
   mesh: string;
+  /** When it registered, on the signaling server's clock. */
+  connected_at: string;
 }
 
 /**
- * Who is registered where, asking every instance (one that does not answer holds nobody). In a
- * cluster every instance lists every agent; the instance holding the agent's socket is preferred.
+ * Who is registered where, asking every instance (one that does not answer holds nobody, and is
+ * named in `unanswered`). In a cluster every instance lists every agent; the instance holding the
+ * agent's socket is preferred.
  */
 export async function registrations(
   instances: string[],
   o: { dispatcher?: Dispatcher | undefined; signal?: AbortSignal | undefined },
-): Promise<Map<string, Registration>> {
+): Promise<{ on: Map<string, Registration>; unanswered: string[] }> {
   const on = new Map<string, Registration & { holds: boolean }>();
+  const unanswered: string[] = [];
   await Promise.all(
     instances.map(async (base) => {
       const c = new SignalingClient(base, { timeoutMs: 2_000, ...o });
-      const [health, answer] = await Promise.all([c.health(), c.agents()]).catch(() => [null, null] as const);
-      if (!health || !answer) return;
+      let health: Awaited<ReturnType<SignalingClient['health']>>;
+      let answer: Awaited<ReturnType<SignalingClient['agents']>>;
+      try {
+        [health, answer] = await Promise.all([c.health(), c.agents()]);
+      } catch (err) {
+        unanswered.push((err as Error).message);
+        return;
+      }
       const registry = health.cluster_id ?? c.url;
       for (const a of answer.agents) {
         const holds = a.instance_id === health.instance_id;
         if (on.get(a.agent_id)?.holds && !holds) continue;
-        on.set(a.agent_id, { url: c.url, registry, mesh: a.mesh, holds });
+        on.set(a.agent_id, { url: c.url, registry, mesh: a.mesh, connected_at: a.connected_at, holds });
       }
     }),
   );
-  return new Map([...on].map(([id, { holds: _, ...r }]) => [id, r]));
+  return { on: new Map([...on].map(([id, { holds: _, ...r }]) => [id, r])), unanswered };
 }
 
 /** Waits until every id in `ids` runs and is registered; returns the ids still missing. */
@@ -90,7 +102,7 @@ export async function waitRegistered(
   let missing = ids;
   await waitFor(
     async () => {
-      const on = await registrations(instances, o);
+      const { on } = await registrations(instances, o);
       missing = ids.filter((id) => !on.has(id) || sup.running(agentProcessName(id)) === undefined);
       return missing.length === 0;
     },

@@ -1,41 +1,54 @@
-// Canary analysis (Argo Rollouts' AnalysisRun, Flagger's checks): every interval the canary agents'
-// own signals are measured and each gate passes or fails; more failed checks than the failure limit
-// fail the analysis. Gates are pure over the measured signals, so the thresholds are unit-testable;
-// the loop runs on the injected clock, so a five-minute window runs in milliseconds under a fake one.
+// Canary analysis on WebRTC signals (Argo Rollouts' AnalysisRun, Flagger's checks): every interval
+// the canary agents' own signals are measured from their sources (process records, signaling,
+// their logs, the witness), and each gate becomes a measurement (measurement.ts): ok, failed,
+// inconclusive when its source answered with nothing to judge yet, error when the source did not
+// answer. Gates are pure over the signals, so the thresholds are unit-testable.
 import { promises as fs } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { SignalingClient } from '../../clients/signaling.js';
-import type { Clock } from '../../util/clock.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 import { mergeConnections } from '../fleet-views.js';
+import { minConnectionSuccess, type Thresholds } from '../monitoring/thresholds.js';
 import { runWitnessQuery } from '../witness/query.js';
 import { agentProcessName, registrations } from './agents.js';
+import type { Measurement } from './measurement.js';
+
+/** A source's answer, or why it gave none. */
+export type Sourced<T> = T | { error: string };
+export const unanswered = <T extends object>(x: Sourced<T>): x is { error: string } => 'error' in x;
+
+export interface Pair {
+  agent: string;
+  peer: string;
+  /** The state either side reports: connected wins, then failed; none reported: null. */
+  state: string | null;
+  rtt_ms: number | null;
+}
 
 export interface Signals {
   agents: string[];
+  /** From the state's process records: always measurable. */
   running: string[];
-  registered: string[];
-  /** Pairs (canary, peer in the same registry and mesh) and whether either side reports them connected. */
-  pairs: { agent: string; peer: string; connected: boolean; rtt_ms: number | null }[];
-  log_errors: { count: number; first: string | null };
-  /** null when no witness is configured or it did not answer. */
-  witness: { total: number; errors: number; signature_failures: number } | null;
+  registered: Sourced<{ ids: string[] }>;
+  /** Pairs (canary, peer in the same registry and mesh), as the agents report them to signaling. */
+  pairs: Sourced<{ pairs: Pair[] }>;
+  log_errors: Sourced<{ count: number; first: string | null }>;
+  /** The canary agents' witness events since the phase began. */
+  witness: Sourced<{ total: number; errors: number; signature_failures: number }>;
 }
 
-export interface GateResult {
-  gate: string;
-  ok: boolean;
-  value: number | string | null;
-  threshold: string;
-}
-
-export interface GateThresholds {
-  error_rate: number;
-  connection_success: number;
-  rtt_p95_ms: number;
-}
-
-export const DEFAULT_GATES: GateThresholds = { error_rate: 0.05, connection_success: 0.95, rtt_p95_ms: 100 };
+/** The canary's gates; all but rtt_p95_ms must measure in a window for it to pass (--optional-gate). */
+export const CANARY_GATES = [
+  'agents_healthy',
+  'agents_registered',
+  'log_errors',
+  'witness_error_rate',
+  'connection_success',
+  'signature_failures',
+  'rtt_p95_ms',
+] as const;
+export type CanaryGate = (typeof CANARY_GATES)[number];
+export const DEFAULT_REQUIRED: CanaryGate[] = CANARY_GATES.filter((g) => g !== 'rtt_p95_ms');
 
 function p95(xs: number[]): number | null {
   if (!xs.length) return null;
@@ -44,59 +57,119 @@ function p95(xs: number[]): number | null {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+// Only `failed` settles a pair as down: a `closed` or `disconnected` link is what a peer reports while
+// the two re-negotiate (the moved agent's new offer replaces the old link), and is followed by a new one.
+const SETTLED_DOWN = new Set(['failed']);
 
-/** Pure: every gate over one measurement. A gate with nothing to measure passes with value null. */
-export function evaluateGates(s: Signals, t: GateThresholds = DEFAULT_GATES): GateResult[] {
+/** Pure: every gate over one measurement of the signals. */
+export function evaluateGates(s: Signals, t: Thresholds): Measurement[] {
+  const out: Measurement[] = [];
+  const gate = (
+    name: CanaryGate,
+    threshold: string,
+    m: Pick<Measurement, 'status' | 'value'> & { detail?: string | undefined },
+  ) =>
+    out.push({
+      gate: name,
+      threshold,
+      status: m.status,
+      value: m.value,
+      ...(m.detail ? { detail: m.detail } : {}),
+    });
+  const error = (e: { error: string }) => ({ status: 'error' as const, value: null, detail: e.error });
+
+  gate('agents_healthy', 'all running', {
+    status: s.running.length === s.agents.length ? 'ok' : 'failed',
+    value: `${s.running.length}/${s.agents.length} running`,
+  });
+
+  const r = s.registered;
+  gate(
+    'agents_registered',
+    'all registered',
+    unanswered(r)
+      ? error(r)
+      : {
+          status: s.agents.every((id) => r.ids.includes(id)) ? 'ok' : 'failed',
+          value: `${s.agents.filter((id) => r.ids.includes(id)).length}/${s.agents.length} registered`,
+        },
+  );
+
+  const l = s.log_errors;
+  gate(
+    'log_errors',
+    'no ERROR or CRITICAL line',
+    unanswered(l)
+      ? error(l)
+      : { status: l.count === 0 ? 'ok' : 'failed', value: l.count ? `${l.count} (${l.first})` : 0 },
+  );
+
   const w = s.witness;
-  const rate = w && w.total > 0 ? w.errors / w.total : null;
-  const expected = s.pairs.length;
-  const connected = s.pairs.filter((p) => p.connected).length;
-  const success = expected ? connected / expected : null;
-  const rtt = p95(s.pairs.flatMap((p) => (p.connected && p.rtt_ms !== null ? [p.rtt_ms] : [])));
-  return [
-    {
-      gate: 'agents_healthy',
-      ok: s.running.length === s.agents.length,
-      value: `${s.running.length}/${s.agents.length} running`,
-      threshold: 'all running',
-    },
-    {
-      gate: 'agents_registered',
-      ok: s.registered.length === s.agents.length,
-      value: `${s.registered.length}/${s.agents.length} registered`,
-      threshold: 'all registered',
-    },
-    {
-      gate: 'log_errors',
-      ok: s.log_errors.count === 0,
-      value: s.log_errors.count ? `${s.log_errors.count} (${s.log_errors.first})` : 0,
-      threshold: 'no ERROR or CRITICAL line',
-    },
-    {
-      gate: 'witness_error_rate',
-      ok: rate === null || rate <= t.error_rate,
-      value: rate === null ? null : round(rate),
-      threshold: `<= ${t.error_rate}`,
-    },
-    {
-      gate: 'connection_success',
-      ok: success === null || success >= t.connection_success,
-      value: success === null ? null : round(success),
-      threshold: `>= ${t.connection_success} (${connected}/${expected} pairs connected)`,
-    },
-    {
-      gate: 'signature_failures',
-      ok: (w?.signature_failures ?? 0) === 0,
-      value: w ? w.signature_failures : null,
-      threshold: '0',
-    },
-    {
-      gate: 'rtt_p95_ms',
-      ok: rtt === null || rtt <= t.rtt_p95_ms,
-      value: rtt,
-      threshold: `<= ${t.rtt_p95_ms}`,
-    },
-  ];
+  const noEvents = {
+    status: 'inconclusive' as const,
+    value: null,
+    detail: 'no witness events of the canary agents yet',
+  };
+  gate(
+    'witness_error_rate',
+    `<= ${t.error_rate}`,
+    unanswered(w)
+      ? error(w)
+      : w.total === 0
+        ? noEvents
+        : { status: w.errors / w.total <= t.error_rate ? 'ok' : 'failed', value: round(w.errors / w.total) },
+  );
+
+  const p = s.pairs;
+  const min = minConnectionSuccess(t);
+  if (unanswered(p)) gate('connection_success', `>= ${min}`, error(p));
+  else {
+    const connected = p.pairs.filter((x) => x.state === 'connected').length;
+    const pending = p.pairs.filter((x) => x.state !== 'connected' && !SETTLED_DOWN.has(x.state ?? '')).length;
+    const n = p.pairs.length;
+    gate(
+      'connection_success',
+      `>= ${min} (${connected}/${n} pairs connected)`,
+      n === 0
+        ? { status: 'inconclusive', value: null, detail: 'no peers to connect to yet' }
+        : connected / n >= min
+          ? { status: 'ok', value: round(connected / n) }
+          : // Pairs still connecting may yet reach the threshold: no verdict on them until they settle.
+            (connected + pending) / n >= min
+            ? {
+                status: 'inconclusive',
+                value: round(connected / n),
+                detail: `${pending} of ${n} pairs still connecting`,
+              }
+            : { status: 'failed', value: round(connected / n) },
+    );
+  }
+
+  gate(
+    'signature_failures',
+    `<= ${t.validation_failures}`,
+    unanswered(w)
+      ? error(w)
+      : w.signature_failures > t.validation_failures
+        ? { status: 'failed', value: w.signature_failures }
+        : w.total === 0
+          ? noEvents
+          : { status: 'ok', value: w.signature_failures },
+  );
+
+  const rtt = unanswered(p)
+    ? null
+    : p95(p.pairs.flatMap((x) => (x.state === 'connected' && x.rtt_ms !== null ? [x.rtt_ms] : [])));
+  gate(
+    'rtt_p95_ms',
+    `<= ${t.rtt_p2p_p95_ms}`,
+    unanswered(p)
+      ? error(p)
+      : rtt === null
+        ? { status: 'inconclusive', value: null, detail: 'no connected pair reports an RTT yet' }
+        : { status: rtt <= t.rtt_p2p_p95_ms ? 'ok' : 'failed', value: Math.round(rtt * 10) / 10 },
+  );
+  return out;
 }
 
 export interface MeasureOptions {
@@ -107,25 +180,22 @@ export interface MeasureOptions {
   since: string;
   /** Byte offsets of each agent's log when the phase began. */
   logOffsets: Record<string, number>;
+  /** null: no witness configured, which is reported as an error of its gates, never a pass. */
   witness: { url: string; token?: string | undefined } | null;
   dispatcher?: Dispatcher | undefined;
   signal?: AbortSignal | undefined;
 }
 
 async function logErrors(file: string, from: number): Promise<{ count: number; first: string | null }> {
-  let text = '';
+  const fh = await fs.open(file, 'r');
+  let text: string;
   try {
-    const fh = await fs.open(file, 'r');
-    try {
-      const { size } = await fh.stat();
-      const buf = Buffer.alloc(Math.max(0, Math.min(size - from, 4 * 1024 * 1024)));
-      await fh.read(buf, 0, buf.length, from);
-      text = buf.toString('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return { count: 0, first: null };
+    const { size } = await fh.stat();
+    const buf = Buffer.alloc(Math.max(0, Math.min(size - from, 4 * 1024 * 1024)));
+    await fh.read(buf, 0, buf.length, from);
+    text = buf.toString('utf8');
+  } finally {
+    await fh.close();
   }
   const bad = text.split('\n').filter((l) => /\b(ERROR|CRITICAL)\b/.test(l));
   return { count: bad.length, first: bad[0]?.slice(0, 160) ?? null };
@@ -141,54 +211,37 @@ export async function logOffsets(sup: Supervisor, agents: string[]): Promise<Rec
   return out;
 }
 
-/** Measures the canary agents' own signals once. */
+const why = (err: unknown) => (err as Error).message;
+
+/** Measures the canary agents' own signals once; a source that does not answer is an error, not a pass. */
 export async function measure(o: MeasureOptions): Promise<Signals> {
   const net = { dispatcher: o.dispatcher, signal: o.signal };
-  const on = await registrations(o.instances, net);
+  const { on, unanswered: silent } = await registrations(o.instances, net);
   const running = o.agents.filter((id) => o.sup.running(agentProcessName(id)) !== undefined);
-  const registered = o.agents.filter((id) => on.has(id));
-  // Each report once (a cluster's instances all list them), asked of the instances holding canaries.
-  const urls = [...new Set(registered.map((id) => on.get(id)!.url))];
-  const answers = await Promise.all(
-    urls.map((u) =>
-      new SignalingClient(u, { timeoutMs: 2_000, ...net }).connections().catch(() => ({ connections: [] })),
-    ),
-  );
-  const reports = new Map<string, { state: string; rtt_ms: number | null }[]>();
-  for (const c of mergeConnections(answers)) {
-    const key = [c.agent_id, c.peer_id].sort().join('\u0000');
-    reports.set(key, [...(reports.get(key) ?? []), c]);
-  }
-  const pairs: Signals['pairs'] = [];
-  for (const id of registered) {
-    // Peers: agents of the same registry (instance, or cluster) and the same mesh.
-    const mine = on.get(id)!;
-    const peers = [...on]
-      .filter(([p, r]) => p !== id && r.registry === mine.registry && r.mesh === mine.mesh)
-      .map(([p]) => p);
-    for (const peer of peers) {
-      if (o.agents.includes(peer) && peer < id) continue; // each canary-canary pair once
-      const rs = reports.get([id, peer].sort().join('\u0000')) ?? [];
-      const up = rs.filter((r) => r.state === 'connected');
-      pairs.push({
-        agent: id,
-        peer,
-        connected: up.length > 0,
-        rtt_ms: up.find((r) => r.rtt_ms !== null)?.rtt_ms ?? null,
-      });
+  const nobody =
+    silent.length === o.instances.length
+      ? { error: `no signaling instance answered: ${silent.join('; ') || 'none recorded'}` }
+      : null;
+  const registered = nobody ?? { ids: o.agents.filter((id) => on.has(id)) };
+  const pairs = nobody ?? (await measurePairs(o, on, net));
+
+  let log: Signals['log_errors'] = { count: 0, first: null };
+  for (const id of o.agents) {
+    try {
+      const e = await logErrors(o.sup.logFile(agentProcessName(id)), o.logOffsets[id] ?? 0);
+      if (!unanswered(log)) log = { count: log.count + e.count, first: log.first ?? e.first };
+    } catch (err) {
+      log = { error: `cannot read ${agentProcessName(id)}'s log: ${why(err)}` };
     }
   }
-  let errors = { count: 0, first: null as string | null };
-  for (const id of o.agents) {
-    const e = await logErrors(o.sup.logFile(agentProcessName(id)), o.logOffsets[id] ?? 0);
-    errors = { count: errors.count + e.count, first: errors.first ?? e.first };
-  }
-  let witness: Signals['witness'] = null;
-  if (o.witness && o.agents.length) {
+
+  let witness: Signals['witness'] = { error: 'no witness configured (IF_WITNESS_ENDPOINT or --witness)' };
+  if (o.witness) {
+    const w = o.witness;
     const q = (query: Record<string, unknown>) =>
       runWitnessQuery({
-        url: o.witness!.url,
-        token: o.witness!.token,
+        url: w.url,
+        token: w.token,
         dispatcher: o.dispatcher,
         timeoutMs: 3_000,
         body: { query, time_range: { from: o.since, to: 'now' }, limit: 10_000 },
@@ -204,11 +257,57 @@ export async function measure(o: MeasureOptions): Promise<Signals> {
         signature_failures:
           sigs.results.length + own.results.filter((e) => e.event === 'signature_verification_failed').length,
       };
-    } catch {
-      witness = null;
+    } catch (err) {
+      witness = { error: `witness ${w.url}: ${why(err)}` };
     }
   }
-  return { agents: o.agents, running, registered, pairs, log_errors: errors, witness };
+  return { agents: o.agents, running, registered, pairs, log_errors: log, witness };
+}
+
+async function measurePairs(
+  o: MeasureOptions,
+  on: Awaited<ReturnType<typeof registrations>>['on'],
+  net: { dispatcher?: Dispatcher | undefined; signal?: AbortSignal | undefined },
+): Promise<Signals['pairs']> {
+  const registered = o.agents.filter((id) => on.has(id));
+  // Each report once (a cluster's instances all list them), asked of the instances holding canaries.
+  const urls = [...new Set(registered.map((id) => on.get(id)!.url))];
+  const answers = await Promise.allSettled(
+    urls.map((u) => new SignalingClient(u, { timeoutMs: 2_000, ...net }).connections()),
+  );
+  const failed = answers.flatMap((a) => (a.status === 'rejected' ? [why(a.reason)] : []));
+  if (urls.length && failed.length === urls.length)
+    return { error: `no /connections answer: ${failed.join('; ')}` };
+  const reports = new Map<string, { state: string; rtt_ms: number | null; updated_at: string }[]>();
+  for (const c of mergeConnections(answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : [])))) {
+    const key = [c.agent_id, c.peer_id].sort().join('\u0000');
+    reports.set(key, [...(reports.get(key) ?? []), c]);
+  }
+  const pairs: Pair[] = [];
+  for (const id of registered) {
+    // Peers: agents of the same registry (instance, or cluster) and the same mesh.
+    const mine = on.get(id)!;
+    const peers = [...on]
+      .filter(([p, r]) => p !== id && r.registry === mine.registry && r.mesh === mine.mesh)
+      .map(([p]) => p);
+    for (const peer of peers) {
+      if (o.agents.includes(peer) && peer < id) continue; // each canary-canary pair once
+      // A report older than the later of the two registrations is about an earlier process of one of
+      // them (a peer's "closed" as the agent moved): not about this pair.
+      const since = [mine.connected_at, on.get(peer)!.connected_at].sort().at(-1)!;
+      const rs = (reports.get([id, peer].sort().join('\u0000')) ?? []).filter((r) => r.updated_at >= since);
+      const up = rs.filter((r) => r.state === 'connected');
+      pairs.push({
+        agent: id,
+        peer,
+        state: up.length
+          ? 'connected'
+          : ((rs.find((r) => SETTLED_DOWN.has(r.state)) ?? rs[0])?.state ?? null),
+        rtt_ms: up.find((r) => r.rtt_ms !== null)?.rtt_ms ?? null,
+      });
+    }
+  }
+  return { pairs };
 }
 
 /** An event counted as an error: the runbook's `.*error.*`, plus failures and failed connections. */
@@ -219,54 +318,4 @@ export function isErrorEvent(e: Record<string, unknown>): boolean {
     (e.event === 'connection_state_changed' &&
       (e.metadata as { state?: string } | undefined)?.state === 'failed')
   );
-}
-
-export interface CheckRecord {
-  at: string;
-  ok: boolean;
-  gates: GateResult[];
-}
-
-export type AnalysisOutcome =
-  | { result: 'passed'; checks: CheckRecord[] }
-  | { result: 'failed'; checks: CheckRecord[]; gate: GateResult }
-  | { result: 'promote'; checks: CheckRecord[] }
-  | { result: 'abort'; checks: CheckRecord[] };
-
-/**
- * `checks` measurements `intervalMs` apart; fails once more than `failureLimit` checks have failed.
- * Between checks it looks for an operator's promote or abort every `pollMs`, so `canary promote`
- * from another terminal acts within a fraction of an interval.
- */
-export async function runAnalysis(o: {
-  checks: number;
-  intervalMs: number;
-  failureLimit: number;
-  evaluate: () => Promise<GateResult[]>;
-  request: () => Promise<'promote' | 'abort' | undefined>;
-  onCheck: (c: CheckRecord, failures: number) => void | Promise<void>;
-  clock: Clock;
-  signal?: AbortSignal | undefined;
-  pollMs?: number;
-}): Promise<AnalysisOutcome> {
-  const checks: CheckRecord[] = [];
-  let failures = 0;
-  for (let i = 0; i < o.checks; i++) {
-    const until = o.clock.now() + o.intervalMs;
-    for (;;) {
-      const req = await o.request();
-      if (req === 'promote') return { result: req, checks };
-      if (req === 'abort') return { result: req, checks };
-      const left = until - o.clock.now();
-      if (left <= 0) break;
-      await o.clock.sleep(Math.min(left, o.pollMs ?? 250), o.signal);
-    }
-    const gates = await o.evaluate();
-    const c: CheckRecord = { at: new Date(o.clock.now()).toISOString(), ok: gates.every((g) => g.ok), gates };
-    checks.push(c);
-    if (!c.ok) failures += 1;
-    await o.onCheck(c, failures);
-    if (failures > o.failureLimit) return { result: 'failed', checks, gate: gates.find((g) => !g.ok)! };
-  }
-  return { result: 'passed', checks };
 }

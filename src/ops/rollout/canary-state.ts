@@ -1,20 +1,30 @@
-// A canary's state lives in the state directory, so `canary status`, `promote` and `abort` work from
-// any terminal: the runner rewrites canary.json whole after every step; an operator's promote or abort
-// is a separate request file the runner consumes, so neither writer overwrites the other.
+// A canary is a state machine persisted in the state directory (Argo Rollouts reconciles a rollout
+// from its status the same way): the runner rewrites canary.json whole (tmp + fsync + rename, 0600)
+// after every action, recording the step it is on before acting and what it did after, so a runner
+// killed at any point leaves a state that `canary resume` continues from and `canary abort` undoes.
+// `canary status`, `promote` and `abort` work from any terminal: an operator's promote or abort for
+// a live runner is a separate request file the runner consumes, so neither writer overwrites the
+// other.
 import { promises as fs } from 'node:fs';
+import { isAlive } from '../../exec/pid.js';
+import { readStateJson, writeStateJson } from '../../state/json-file.js';
+import { lockHolder } from '../../state/lock.js';
 import { statePaths } from '../../state/state-dir.js';
 import type { Release } from '../deploy/releases.js';
-import type { CheckRecord, GateResult, GateThresholds } from './analysis.js';
+import type { Thresholds } from '../monitoring/thresholds.js';
+import type { AnalysisProgress, AnalysisRules, Measurement } from './measurement.js';
 
 export type CanaryStatus = 'progressing' | 'frozen' | 'completed' | 'failed' | 'aborted';
 
 /** `canary status` exit codes (README): one per outcome, so scripts can branch on them. */
-export const CANARY_EXIT: Record<CanaryStatus | 'timed_out' | 'progressing_now', number> = {
+export const CANARY_EXIT: Record<CanaryStatus | 'timed_out' | 'progressing_now' | 'runner_died', number> = {
   completed: 0,
   failed: 1,
   aborted: 5,
   frozen: 6,
   timed_out: 7,
+  /** Progressing in the state, but the process running it is gone: `canary resume` or `abort`. */
+  runner_died: 8,
   /** Without --watch, a canary still running is not an error. */
   progressing_now: 0,
   progressing: 7,
@@ -43,50 +53,100 @@ export interface CanaryPlan {
     agents_dir: string | null;
   };
   phases: CanaryPhase[];
-  analysis: {
+  analysis: AnalysisRules & {
     checks: number;
     interval_ms: number;
-    failure_limit: number;
     freeze_on_failure: boolean;
-    thresholds: GateThresholds;
+    thresholds: Thresholds;
   };
 }
+
+/**
+ * The step the runner is on, written before it acts: a resumed runner redoes the step, and every
+ * step is safe to redo (moving an agent already moved restarts it on the same spec).
+ */
+export type CanaryStep =
+  /** Phase `phase` begins: the analysis baseline is taken, then its agents move. */
+  | { kind: 'phase'; phase: number }
+  /** Moving the phase's new agents to the candidate, then waiting for them to register. */
+  | { kind: 'move'; phase: number }
+  | { kind: 'analyse'; phase: number }
+  /** Every agent to the candidate, then the candidate recorded as the current release. */
+  | { kind: 'promote'; how: string }
+  /** The canary agents back to the stable release, then the outcome recorded. */
+  | {
+      kind: 'rollback';
+      status: 'failed' | 'aborted';
+      reason: string;
+      /** Every agent this rollback moves (fixed when it begins, for the registration check). */
+      agents: string[];
+    }
+  | { kind: 'done' };
 
 export interface CanaryState {
   plan: CanaryPlan;
   trace_id: string;
   /** The process running it; a frozen or finished canary has none running. */
   pid: number;
+  /** The token of the deploy lock the runner holds: with `pid`, what tells a live runner. */
+  lock_token: string | null;
   status: CanaryStatus;
+  step: CanaryStep;
   /** Index into plan.phases of the phase reached. */
   phase: number;
   /** Agents running the candidate now. */
   on_candidate: string[];
-  failures: number;
-  last_check: CheckRecord | null;
-  failed_gate: GateResult | null;
+  /** The agent being moved (either way) right now: a runner killed mid-move left it uncertain. */
+  in_flight: string | null;
+  /** The current phase's analysis: its baseline and where it stands. */
+  analysis: (AnalysisProgress & { since: string; log_offsets: Record<string, number> }) | null;
+  failed_gate: Measurement | null;
   message: string;
   started_at: string;
   updated_at: string;
-  /** The full candidate release (with agent specs and secrets): never printed. */
+  /** The full candidate release (its agent specs; secrets only as names in the secrets file). */
   candidate_release: Release;
   stable_release: Release;
 }
 
+const isState = (v: unknown) => {
+  const s = v as Partial<CanaryState> | null;
+  return typeof s?.plan?.canary_id === 'string' && typeof s.status === 'string';
+};
+
 export async function readCanary(stateDir: string): Promise<CanaryState | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(statePaths(stateDir).canary, 'utf8')) as CanaryState;
-  } catch {
-    return undefined;
-  }
+  const s = readStateJson<CanaryState>(
+    statePaths(stateDir).canary,
+    isState,
+    'check its agents with `ifmesh status`, restore the release with `ifmesh rollback`, then delete the file',
+  );
+  // A state written before canaries were resumable has no step: a live one was analysing.
+  return (
+    s && {
+      ...s,
+      lock_token: s.lock_token ?? null,
+      in_flight: s.in_flight ?? null,
+      analysis: s.analysis ?? null,
+      step: s.step ?? legacyStep(s),
+    }
+  );
 }
 
+const legacyStep = (s: CanaryState): CanaryStep =>
+  s.status === 'progressing' || s.status === 'frozen'
+    ? { kind: 'analyse', phase: s.phase }
+    : { kind: 'done' };
+
+/** Written whole and 0600; the releases in it are sealed (their secrets are names, see releases.ts). */
 export async function writeCanary(stateDir: string, s: CanaryState): Promise<void> {
-  const file = statePaths(stateDir).canary;
-  const tmp = `${file}.${process.pid}.tmp`;
-  // 0600: the candidate's --set values may hold a TURN password.
-  await fs.writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  writeStateJson(statePaths(stateDir).canary, s, 0o600);
+}
+
+/** Whether the process the state names as its runner still runs it (alive, and holding the lock). */
+export async function runnerAlive(stateDir: string, s: CanaryState): Promise<boolean> {
+  if (!s.pid || !isAlive(s.pid)) return false;
+  // A pid reused by an unrelated process does not hold the runner's deploy lock.
+  return s.lock_token === null || (await lockHolder(stateDir, 'deploy'))?.token === s.lock_token;
 }
 
 export type CanaryRequest = 'promote' | 'abort';
@@ -96,10 +156,7 @@ export async function requestCanary(
   canaryId: string,
   action: CanaryRequest,
 ): Promise<void> {
-  const file = statePaths(stateDir).canaryRequest;
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify({ canary_id: canaryId, action }));
-  await fs.rename(tmp, file);
+  writeStateJson(statePaths(stateDir).canaryRequest, { canary_id: canaryId, action }, 0o600);
 }
 
 /** The operator's pending request for canary `canaryId`, consumed (removed) as it is read. */
@@ -117,7 +174,7 @@ export async function takeRequest(stateDir: string, canaryId: string): Promise<C
     : undefined;
 }
 
-/** What `status` shows: the state without the releases' specs (their env may hold secrets). */
+/** What `status` shows: the state without the releases' specs. */
 export type PublicCanaryState = Omit<CanaryState, 'candidate_release' | 'stable_release'>;
 
 export function publicState(s: CanaryState): PublicCanaryState {

@@ -1,9 +1,7 @@
 // Every step of a rollout run goes to the witness under one trace id, through the spooling client (a
 // down witness never blocks a rollback: its events wait in the spool).
 import { randomUUID } from 'node:crypto';
-import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
-import { statePaths } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 
 export interface RunEvents {

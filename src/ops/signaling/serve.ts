@@ -1,11 +1,15 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Gauge } from 'prom-client';
 import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
-import { loadAllowedKeys } from '../../services/signaling/allow-list.js';
+import { loadAllowList } from '../../services/signaling/allow-list.js';
 import { BlockList } from '../../services/signaling/block-list.js';
+import { IdentityFile } from '../../services/signaling/identities.js';
 import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
+import { MemoryRegistry } from '../../services/signaling/registry.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
 import { statePaths } from '../../state/state-dir.js';
 import { untilAborted } from '../shared.js';
@@ -25,6 +29,8 @@ export interface ServeSignalingOptions {
   headersTimeoutMs: number;
   /** Liveness TTL of this instance in the cluster (with SIGNALING_CLUSTER_URL). */
   clusterTtlMs?: number | undefined;
+  /** SIGNALING_CLUSTER_SECRET: the key every cluster message is sealed with (required in production). */
+  clusterSecret?: string | undefined;
   signal: AbortSignal;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -37,6 +43,22 @@ export interface SignalingReady {
   witness: string | null;
   /** The cluster store (password redacted), or null when standalone. */
   cluster: string | null;
+}
+
+/**
+ * The id → key bindings and revoked keys (README "Identity"). Named here rather than in
+ * src/state/state-dir.ts, which another change owns; it belongs there beside `blockList`.
+ */
+export function identitiesFile(stateDir: string): string {
+  return path.join(statePaths(stateDir).root, 'signaling-identities.ndjson');
+}
+
+function openIdentities(file: string): IdentityFile {
+  try {
+    return new IdentityFile(file);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /** The block list `ifmesh agents block` keeps; an unreadable one stops the start with a usage error. */
@@ -72,9 +94,10 @@ export async function serveSignaling(
     ? readSecretFile(opts.adminTokenFile, 'admin token file')
     : c.signalingAdminToken || undefined;
   if (!adminToken) opts.log('warn', 'no admin token configured: every /admin/* call will be refused (401)');
-  const allowedKeys = opts.allowKeysFile
-    ? loadAllowedKeys(readSecretFile(opts.allowKeysFile, 'allow-list'), opts.allowKeysFile)
+  const allowList = opts.allowKeysFile
+    ? loadAllowList(readSecretFile(opts.allowKeysFile, 'allow-list'), opts.allowKeysFile)
     : undefined;
+  const identities = openIdentities(identitiesFile(opts.stateDir));
   let tls: { cert: string; key: string } | undefined;
   if (c.signalingTlsCert || c.signalingTlsKey) {
     if (!c.signalingTlsCert || !c.signalingTlsKey)
@@ -102,18 +125,27 @@ export async function serveSignaling(
       })
     : undefined;
   if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');
+  if (c.signalingClusterUrl && !opts.clusterSecret && c.productionMode)
+    throw new UsageError(
+      'SIGNALING_CLUSTER_SECRET is not set: in production every cluster message must be sealed with a secret the instances share',
+      'set SIGNALING_CLUSTER_SECRET (the same random value on every instance) in the environment or the env file',
+    );
   const cluster = c.signalingClusterUrl
     ? new RedisCluster({
         url: c.signalingClusterUrl,
         instanceId: opts.instanceId,
         ttlMs: opts.clusterTtlMs,
+        secret: opts.clusterSecret,
         log: opts.log,
       })
     : undefined;
+  // Standalone, the file is the store; in a cluster Redis is, and the file its mirror (a Redis that
+  // restarted empty is re-seeded from it as agents register).
+  if (cluster) cluster.registry.mirror = identities;
   const server = createSignalingServer({
     instanceId: opts.instanceId,
     adminToken,
-    allowedKeys,
+    allowList,
     blockList: openBlockList(statePaths(opts.stateDir).blockList),
     allowedOrigins: opts.allowedOrigins,
     maxConnectionsPerIp: opts.maxConnectionsPerIp,
@@ -123,7 +155,9 @@ export async function serveSignaling(
     tls,
     events: witness,
     log: opts.log,
-    ...(cluster ? { cluster, registry: cluster.registry, relay: cluster.relay } : {}),
+    ...(cluster
+      ? { cluster, registry: cluster.registry, relay: cluster.relay }
+      : { registry: new MemoryRegistry(identities) }),
     settings: {
       turnFallbackTimeout: c.turnFallbackTimeoutMs,
       iceTransportPolicy: c.iceTransportPolicy,
@@ -133,6 +167,13 @@ export async function serveSignaling(
       statsIntervalMs: 2_000,
     },
   });
+  // The certificate this instance serves, for the expiry alerts (monitoring export): its notAfter.
+  if (tls)
+    new Gauge({
+      name: 'webrtc_tls_certificate_expiry_timestamp_seconds',
+      help: 'notAfter of the TLS certificate this instance serves (Unix seconds)',
+      registers: [server.core.metrics.registry],
+    }).set(Date.parse(new X509Certificate(tls.cert).validTo) / 1000);
   try {
     await server.listen(opts.port, opts.host);
   } catch (err) {

@@ -5,7 +5,6 @@ import { applyNginx } from '../../exec/nginx.js';
 import { isAlive } from '../../exec/pid.js';
 import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
 import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
-import { pingRedis } from '../../exec/redis.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import { listProcesses } from '../../state/processes.js';
@@ -20,6 +19,7 @@ import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { exportMonitoring } from '../monitoring/export.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
+import { generatedSecret, localRedisAuth, localTurnConfig } from './service-secrets.js';
 import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import { freePort, readStack, type StackFile, tcpOpen, urls, writeStack } from './stack.js';
 import { ensureUpAgents, recordUpRelease } from './up-agents.js';
@@ -138,9 +138,12 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   };
   const started: string[] = [];
   const already: string[] = [];
+  // Redis gets a generated password (from a 0600 config file), the instances it and a secret that
+  // seals their messages, both through their environment: no credential is on a command line.
+  const redisAuth = s.redis ? localRedisAuth(o.stateDir, 'redis', s.redis.port) : undefined;
   const topology = planSignalingTopology({
     instances: s.signaling.map((x) => x.port),
-    redis: s.redis ? { url: `redis://127.0.0.1:${s.redis.port}`, start: true } : null,
+    redis: redisAuth ? { url: redisAuth.url, start: true } : null,
     frontDoor: urls.nginx(s),
   });
   // A running stack keeps its topology; say what it would gain from packages installed since.
@@ -199,7 +202,8 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   };
 
   let witnessDb = path.join(o.stateDir, 'witness.db');
-  if (o.witnessDb === 'postgres' && s.postgres) witnessDb = await ensurePostgres(s.postgres.port);
+  const pgWitness = o.witnessDb === 'postgres' && s.postgres;
+  if (pgWitness) witnessDb = await ensurePostgres(s.postgres!.port);
   await ensure({
     name: 'witness',
     role: 'witness',
@@ -212,12 +216,17 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       'serve',
       '--port',
       String(s.witness.port),
-      '--db',
-      witnessDb,
+      // A database URL may carry a password: it goes in the environment, a file path on argv.
+      ...(pgWitness ? [] : ['--db', witnessDb]),
       '--state-dir',
       o.stateDir,
     ],
-    env: baseEnv,
+    // Writers (agents, instances, commands) hold IF_WITNESS_API_KEY; cleanup needs the admin key.
+    env: {
+      ...baseEnv,
+      IF_WITNESS_ADMIN_KEY: generatedSecret(o.stateDir, 'IF_WITNESS_ADMIN_KEY'),
+      ...(pgWitness ? { WITNESS_DB_URL: witnessDb } : {}),
+    },
   });
   for (const c of s.coturn) {
     await ensure({
@@ -226,20 +235,20 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       port: c.port,
       url: `turn:127.0.0.1:${c.port}?transport=udp`,
       command: 'turnserver',
+      // The credential is in the 0600 file coturn reads with -c, not in its arguments.
       args: turnserverArgs({
         port: c.port,
         relayPorts: c.relay,
-        user: 'ifmesh',
-        password: sec.turn_password,
+        configFile: localTurnConfig(o.stateDir, c.name, 'ifmesh', sec.turn_password),
         allowLoopbackPeers: true,
       }),
     });
   }
-  if (s.redis && topology.redis) {
-    const redisUrl = topology.redis.url;
+  if (s.redis && redisAuth) {
     await ensure({
-      ...redisProcessSpec('redis', s.redis.port, o.stateDir),
-      url: redisUrl,
+      ...redisProcessSpec('redis', s.redis.port, o.stateDir, redisAuth.configFile),
+      // The record keeps the URL without the password (health probes count NOAUTH as an answer).
+      url: redisAuth.plain,
       port: s.redis.port,
     });
   }
@@ -256,7 +265,13 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         stateDir: o.stateDir,
         adminTokenFile: path.join(o.stateDir, 'admin.token'),
       }).concat(topology.serveArgs),
-      env: baseEnv,
+      env: {
+        ...baseEnv,
+        ...topology.serveEnv,
+        ...(topology.redis
+          ? { SIGNALING_CLUSTER_SECRET: generatedSecret(o.stateDir, 'SIGNALING_CLUSTER_SECRET') }
+          : {}),
+      },
     });
   }
   if (s.nginx) {

@@ -2,6 +2,7 @@
 // cluster pushes the change to all of its instances), so that whichever instance an agent reaches
 // refuses it and whichever holds it disconnects it.
 import { type SignalingClient, SignalingHttpError } from '../../clients/signaling.js';
+import { rebindAgent as postRebind } from '../../clients/signaling-identity.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { CheckFailedError, UnauthorizedError, UnreachableError, UsageError } from '../../errors.js';
 import type {
@@ -9,6 +10,7 @@ import type {
   BlockResponse,
   UnblockResponse,
 } from '../../protocol/signaling-api.js';
+import type { KeyBindingInfo, RebindResponse, RevocationInfo } from '../../protocol/signaling-identity.js';
 import { readSecrets } from '../../state/secrets.js';
 import { lookAtInstances, type PerCluster, perCluster } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
@@ -166,5 +168,67 @@ export async function planBlock(
         agents[i]?.agents.some((x) => x.agent_id === agentId && x.instance_id === l.health?.instance_id),
       ),
     })),
+  };
+}
+
+export interface RebindReport {
+  agent_id: string;
+  binding: KeyBindingInfo;
+  previous: KeyBindingInfo | null;
+  revoked: RevocationInfo | null;
+  disconnected: number;
+  instances: InstanceAnswer[];
+}
+
+/**
+ * `ifmesh agents rebind ID --key PUB`: binds the id to the key on every cluster group (a cluster, or
+ * instances sharing a state directory, share the binding); the previous key is revoked and its
+ * registration closed. Peers that pinned the previous key keep refusing the new one until restarted.
+ */
+export async function rebindAgent(
+  t: AdminTargets,
+  agentId: string,
+  publicKey: string,
+  reason: string | undefined,
+  ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+): Promise<RebindReport> {
+  const opts = { adminToken: t.token, dispatcher: ctx.dispatcher, signal: ctx.signal, timeoutMs: 5_000 };
+  const answers = await perGroup<RebindResponse>(t, ctx, (c) =>
+    postRebind(c.url, { agent_id: agentId, public_key: publicKey, ...(reason ? { reason } : {}) }, opts),
+  );
+  for (const a of answers) {
+    if (a.ok || !(a.error instanceof SignalingHttpError)) continue;
+    if (a.error.status === 400) throw new UsageError(a.error.message);
+    if (a.error.status === 409)
+      throw new CheckFailedError(
+        a.error.message,
+        'generate a new key for the agent (ifmesh keys generate --force)',
+        'key_revoked',
+      );
+  }
+  const instances: InstanceAnswer[] = answers.map((a) => ({
+    url: a.url,
+    ok: a.ok,
+    status: httpStatus(a),
+    ...(a.urls.length > 1 ? { cluster_id: a.cluster_id, covers: a.urls } : {}),
+    ...(a.ok ? { disconnected: a.value.disconnected } : { error: a.error.message }),
+  }));
+  const done = answers.flatMap((a) => (a.ok ? [a.value] : []));
+  const first = done.find((v) => v.revoked) ?? done[0];
+  if (!first || instances.some((i) => !i.ok))
+    throw new CheckFailedError(
+      `rebind reached only ${instances.filter((i) => i.ok).length} of ${instances.length} signaling instances: ${instances
+        .filter((i) => !i.ok)
+        .map((i) => `${i.url} (${i.error ?? i.status})`)
+        .join(', ')}`,
+      `run ifmesh agents rebind ${agentId} again once they answer`,
+    );
+  return {
+    agent_id: agentId,
+    binding: first.binding,
+    previous: first.previous,
+    revoked: first.revoked,
+    disconnected: instances.reduce((n, i) => n + (i.disconnected ?? 0), 0),
+    instances,
   };
 }

@@ -163,22 +163,22 @@ const connectionFailure: Tree = {
     signaling_down: {
       root_cause: { id: 'signaling_down', title: 'Signaling server down' },
       actions: [
-        'Failover: use the backup signaling server (Scenario B)',
-        'ifmesh status; restart the dead instance (ifmesh up restarts what is not running)',
+        'Find the dead instance: ifmesh status',
+        'Restart it, or promote the nginx backup (Scenario B): ifmesh failover signaling --failed URL --action restart|promote-backup',
       ],
     },
     cannot_register: {
       root_cause: { id: 'agent_not_registered', title: 'Agent cannot register (signaling is up)' },
       actions: [
-        'Check network connectivity and firewall rules between the agent and signaling',
-        'ifmesh agents list: a blocked identity is refused at registration',
-        'Manual intervention required',
+        'Check network connectivity and firewall rules between the agent and signaling (SIGNALING_HOST, SIGNALING_PORT)',
+        'A blocked identity is refused at registration: ifmesh agents list',
+        "Read the agent's registration errors (manual intervention): ifmesh logs AGENT",
       ],
     },
     stun_unreachable: {
       root_cause: { id: 'stun_unreachable', title: 'STUN server unreachable' },
       actions: [
-        'Allow UDP to the STUN port outbound (e.g. ufw allow out 19302/udp)',
+        'Allow UDP to the STUN port outbound (e.g. ufw allow out 19302/udp), then probe every STUN server: ifmesh preflight',
         'Switch to or add alternate STUN servers in STUN_SERVERS (redundant entries)',
       ],
     },
@@ -188,13 +188,13 @@ const connectionFailure: Tree = {
         title: 'No ICE candidates exchanged: the peer connection was never created',
       },
       actions: [
-        'Check that the peer runs a mesh agent and is in the same mesh (ifmesh logs, /agents mesh)',
-        'Restart the peer agent; check the signaling relay errors in ifmesh logs signaling-1',
+        'Check that the peer runs a mesh agent in the same mesh: ifmesh status',
+        "Read the peer agent's log and the signaling relay errors: ifmesh logs PEER, ifmesh logs signaling-1",
       ],
     },
     connected: {
       root_cause: null,
-      actions: ['None needed: a direct connection is established'],
+      actions: ['None needed: a direct connection is established (watch it: ifmesh top)'],
     },
     p2p_blocked: {
       root_cause: {
@@ -202,9 +202,9 @@ const connectionFailure: Tree = {
         title: 'Network path blocked (firewall rules / severe NAT): relayed through TURN',
       },
       actions: [
-        'Use the TURN relay (Scenario A); it is reachable',
-        'Open the UDP range for peer-to-peer (ufw allow 5000:65535/udp)',
-        'Or set ICE_TRANSPORT_POLICY=relay as a fallback',
+        'The TURN relay carries it (Scenario A); see which pairs relay: ifmesh top',
+        'Open the UDP range for peer-to-peer (ufw allow 5000:65535/udp), then check the pair again: ifmesh troubleshoot connection-timeout AGENT PEER',
+        'Or relay everything as a fallback: ICE_TRANSPORT_POLICY=relay (rolled out with ifmesh canary --stage production --set ICE_TRANSPORT_POLICY=relay)',
       ],
     },
     turn_unavailable: {
@@ -213,9 +213,9 @@ const connectionFailure: Tree = {
         title: 'P2P blocked and no TURN server allocates (inadequate TURN capacity)',
       },
       actions: [
-        'Failover to the secondary TURN server (Scenario A)',
-        'Verify TURN_USERNAME/TURN_PASSWORD; check TURN capacity',
-        'If all TURN servers fail: manual intervention required',
+        'Failover to the secondary TURN server (Scenario A): ifmesh failover turn --failed URL --replacement URL',
+        'Verify TURN_USERNAME and TURN_PASSWORD against every TURN_SERVERS entry (a real Allocate): ifmesh preflight',
+        'If all TURN servers fail, declare it (manual intervention required): ifmesh incident turn-failure',
       ],
     },
   },
@@ -326,27 +326,38 @@ const highLatency: Tree = {
     },
   },
   leaves: {
-    normal: { root_cause: null, actions: ['None needed: RTT within the runbook limits; keep monitoring'] },
+    normal: {
+      root_cause: null,
+      actions: ['None needed: RTT within the runbook limits; keep monitoring: ifmesh monitoring check'],
+    },
     turn_capacity: {
       root_cause: { id: 'turn_overloaded', title: 'TURN server capacity exhausted' },
-      actions: ['Failover to the secondary TURN server (Scenario A)', 'Add TURN servers to TURN_SERVERS'],
+      actions: [
+        'Failover to the secondary TURN server (Scenario A): ifmesh failover turn --failed URL --replacement URL',
+        'Add TURN servers to TURN_SERVERS',
+      ],
     },
     regional: {
       root_cause: {
         id: 'regional_network_issue',
         title: 'Network path issue on the relay: a regional issue',
       },
-      actions: ['Escalate to the network team; several peers are affected', 'Monitor TURN health'],
+      actions: [
+        'Several peers are affected: declare it and escalate to the network team: ifmesh incident p2',
+        'Monitor TURN health (every TURN_SERVERS entry allocates): ifmesh preflight',
+      ],
     },
     bandwidth: {
       root_cause: { id: 'bandwidth_exhaustion', title: 'Bandwidth exhaustion on the direct path' },
-      actions: ['Enable bandwidth adaptation (POST /config/bandwidth {"enableBandwidthAdaptation":true})'],
+      actions: [
+        'Enable bandwidth adaptation on every agent (POST /config/bandwidth, 1 Mbit/s each): ifmesh incident p2',
+      ],
     },
     unstable: {
       root_cause: { id: 'network_instability', title: 'Network instability (jitter), not just latency' },
       actions: [
-        'Reduce the message rate',
-        'Enable quality adaptation (BANDWIDTH_ADAPTATION=true, QUALITY_MODE=automatic)',
+        'Reduce the message rate: bandwidth adaptation caps every agent (POST /config/bandwidth): ifmesh incident p2',
+        'Follow the RTT spread per connection: ifmesh top',
       ],
     },
     consistent: {
@@ -355,8 +366,8 @@ const highLatency: Tree = {
         title: 'Consistent high latency (network congestion or a peer-specific path)',
       },
       actions: [
-        'Monitor; escalate if persistent over 30 minutes',
-        'Option: switch to a TURN relay for a different path',
+        'Monitor; escalate if persistent over 30 minutes: ifmesh monitoring check, then ifmesh incident p2',
+        'Option: a TURN relay for a different path: ICE_TRANSPORT_POLICY=relay (ifmesh canary --stage production --set ICE_TRANSPORT_POLICY=relay)',
       ],
     },
   },
@@ -445,39 +456,51 @@ const packetLoss: Tree = {
   leaves: {
     normal: {
       root_cause: null,
-      actions: ['Monitor but may not need action; continue monitoring for degradation'],
+      actions: ['Monitor but may not need action; continue monitoring for degradation: ifmesh top'],
     },
     congestion: {
       root_cause: { id: 'congested_direct_path', title: 'Congested network path (direct P2P)' },
       actions: [
-        'Reduce bitrate: enable bandwidth adaptation (BANDWIDTH_ADAPTATION=true)',
-        'Enable FEC if available',
+        'Reduce bitrate: bandwidth adaptation on every agent (POST /config/bandwidth): ifmesh incident p2',
+        'Find the lossy pairs and their direction: ifmesh top',
       ],
     },
     turn_overloaded: {
       root_cause: { id: 'turn_overloaded', title: 'TURN server overloaded' },
-      actions: ['Failover to the secondary TURN server', 'Add TURN servers and balance load across them'],
+      actions: [
+        'Failover to the secondary TURN server: ifmesh failover turn --failed URL --replacement URL',
+        'Add TURN servers to TURN_SERVERS and balance load across them',
+      ],
     },
     relay_both: {
       root_cause: {
         id: 'relay_network_loss',
         title: 'Network issue to/from TURN: severe congestion (both directions)',
       },
-      actions: ['Enable maximum bitrate reduction', 'Reduce bitrate, monitor TURN health'],
+      actions: [
+        'Reduce the bitrate everywhere (bandwidth adaptation, 1 Mbit/s per agent): ifmesh incident p2',
+        'Monitor TURN health (every TURN_SERVERS entry allocates): ifmesh preflight',
+      ],
     },
     relay_inbound: {
       root_cause: {
         id: 'relay_network_loss',
         title: 'Network issue to/from TURN: inbound loss (peer sending high bitrate)',
       },
-      actions: ["Reduce the peer's bitrate (via adaptation)", 'Monitor TURN health'],
+      actions: [
+        "Reduce the peer's bitrate (bandwidth adaptation): ifmesh incident p2",
+        'Monitor TURN health (every TURN_SERVERS entry allocates): ifmesh preflight',
+      ],
     },
     relay_outbound: {
       root_cause: {
         id: 'relay_network_loss',
         title: 'Network issue to/from TURN: outbound loss (congested toward the peer)',
       },
-      actions: ['Reduce local bitrate', 'Monitor TURN health'],
+      actions: [
+        'Reduce the local bitrate (bandwidth adaptation): ifmesh incident p2',
+        'Monitor TURN health (every TURN_SERVERS entry allocates): ifmesh preflight',
+      ],
     },
   },
 };
@@ -589,25 +612,34 @@ const security: Tree = {
     },
   },
   leaves: {
-    none: { root_cause: null, actions: ['No security event in the last hour: nothing to do'] },
+    none: {
+      root_cause: null,
+      actions: ['No security event in the last hour: nothing to do (the counters: ifmesh monitoring check)'],
+    },
     self_signed: {
       root_cause: { id: 'self_signed_in_production', title: 'Self-signed certificate in production' },
       actions: [
-        'Deploy a proper CA certificate (Scenario D); set ALLOW_SELF_SIGNED_CERTS=false',
-        'Restart signaling with the new --tls-cert/--tls-key',
+        'Deploy a proper CA certificate in SIGNALING_TLS_CERT and SIGNALING_TLS_KEY; set ALLOW_SELF_SIGNED_CERTS=false',
+        'Rotate it onto every signaling instance, one at a time (Scenario D): ifmesh failover cert',
       ],
     },
     expired: {
       root_cause: { id: 'certificate_expired', title: 'Certificate expired' },
-      actions: ['Rotate the certificate (Scenario D), e.g. certbot renew', 'Restart signaling'],
+      actions: [
+        'Rotate the certificate (Scenario D: certbot renew, then signaling restarted one instance at a time): ifmesh failover cert',
+        'Check the new one (expiry, chain, key): ifmesh certs check',
+      ],
     },
     fingerprint: {
       root_cause: { id: 'invalid_fingerprint', title: 'Invalid DTLS fingerprint (or clock skew)' },
-      actions: ['Investigate the peer connection state', 'Check clock synchronisation (timedatectl)'],
+      actions: [
+        'Investigate the peer connection state: ifmesh witness query --event connection_state_changed --since 1h',
+        'Check clock synchronisation (timedatectl); the agents accept ±30 s: ifmesh witness query --event signature_verification_failed --since 1h',
+      ],
     },
     single_signature: {
       root_cause: { id: 'single_signature_failure', title: 'Single signature verification failure' },
-      actions: ['Log and monitor; no immediate action'],
+      actions: ['Log and monitor; no immediate action: ifmesh monitoring check'],
     },
     isolate_peer: {
       root_cause: {
@@ -616,7 +648,7 @@ const security: Tree = {
       },
       actions: [
         'Isolate the peer: ifmesh agents block PEER --reason signature-failures',
-        'Investigate; escalate to security team review',
+        'Investigate; escalate to security team review: ifmesh incident security',
       ],
     },
     p1: {
@@ -625,14 +657,17 @@ const security: Tree = {
         title: 'Signature failures across peers: possible MITM attack',
       },
       actions: [
-        'CRITICAL: declare a P1 emergency incident',
-        'Emergency key rotation (Scenario E)',
-        'Notify the security team',
+        'CRITICAL: declare a P1 emergency incident: ifmesh incident p1',
+        'Emergency key rotation (Scenario E): ifmesh failover keys --incident-id ID',
+        'Notify the security team (PAGERDUTY_INTEGRATION_KEY, SLACK_WEBHOOK_URL): ifmesh incident security',
       ],
     },
     unauthorized: {
       root_cause: { id: 'unauthorized_connection_attempt', title: 'Unauthorized connection attempts' },
-      actions: ['Block the peer (ifmesh agents block ID)', 'Escalate to security'],
+      actions: [
+        'Block the peer: ifmesh agents block ID --reason unauthorized',
+        'Escalate to security: ifmesh incident security',
+      ],
     },
   },
 };
@@ -685,13 +720,19 @@ const memory: Tree = {
   leaves: {
     leak: {
       root_cause: { id: 'connection_leak', title: 'Connection leak (connections not properly closed)' },
-      actions: ['Ensure disconnectPeer closes the peer connection', 'Restart the service to reclaim memory'],
+      actions: [
+        'Find the agent holding more connections than peers: ifmesh top',
+        'Restart it to reclaim memory (stop its pid from ifmesh status; ifmesh up starts what is not running)',
+      ],
     },
     buffering: {
       root_cause: { id: 'large_message_buffering', title: 'Large message buffering or excessive logging' },
-      actions: ['Reduce the queue size (BANDWIDTH_BUFFER_SIZE=1048576)', 'LOG_LEVEL=warn and log rotation'],
+      actions: [
+        'Throttle the senders so queues drain (bandwidth adaptation, 1 Mbit/s per agent): ifmesh incident p2',
+        'Rotate the logs now (logrotate, witness cleanup): ifmesh maintenance daily',
+      ],
     },
-    normal: { root_cause: null, actions: ['Memory within limits: nothing to do'] },
+    normal: { root_cause: null, actions: ['Memory within limits: nothing to do (per agent: ifmesh top)'] },
   },
 };
 

@@ -19,8 +19,14 @@ export interface ServeWitnessOptions {
   /** A SQLite file, or a postgres:// URL (several witnesses may share one PostgreSQL database). */
   dbPath: string;
   keyPath: string;
+  /** The write key (IF_WITNESS_API_KEY). */
   apiKey: string;
+  /** The admin key (IF_WITNESS_ADMIN_KEY); without it the write key also runs cleanup. */
+  adminKey?: string | undefined;
+  /** The read token (WITNESS_QUERY_TOKEN); without it /api/query is open. */
   queryToken: string | undefined;
+  /** The shortest retention a cleanup may apply, in days. */
+  minRetentionDays?: number | undefined;
   checkpointEvery: number;
   checkpointIntervalMs: number;
   signal: AbortSignal;
@@ -46,6 +52,15 @@ export async function serveWitness(
       'export IF_WITNESS_API_KEY=… or set it in the env file',
     );
   }
+  if (opts.adminKey && opts.adminKey === opts.apiKey)
+    throw new UsageError(
+      'IF_WITNESS_ADMIN_KEY is the same as IF_WITNESS_API_KEY: every writer could delete events',
+      'give the admin key its own random value (openssl rand -base64 32)',
+    );
+  if (!opts.adminKey)
+    opts.log('warn', 'IF_WITNESS_ADMIN_KEY is not set: the write key can also run cleanup', {
+      hint: 'set IF_WITNESS_ADMIN_KEY so that agents, which hold the write key, cannot delete events',
+    });
   const postgres = isPostgresUrl(opts.dbPath);
   if (!postgres) mkdirSync(path.dirname(opts.dbPath), { recursive: true });
   const identity = await loadOrCreateIdentity(opts.keyPath, 'witness');
@@ -73,7 +88,9 @@ export async function serveWitness(
     store,
     signer: createSigner(identity.seed),
     apiKey: opts.apiKey,
+    adminKey: opts.adminKey,
     queryToken: opts.queryToken,
+    minRetentionDays: opts.minRetentionDays,
     checkpointEvery: opts.checkpointEvery,
     checkpointIntervalMs: opts.checkpointIntervalMs,
     log: opts.log,

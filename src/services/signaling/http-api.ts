@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseIceUrl } from '../../config/ice-url.js';
+import { fromBase64url, KeyFormatError } from '../../crypto/ed25519.js';
 import { AGENT_ID_RULE, isAgentId } from '../../protocol/ids.js';
+import { CLOSE } from '../../protocol/signaling.js';
 import type {
   AgentsResponse,
   BandwidthResponse,
@@ -19,6 +21,8 @@ import type {
   StatsResponse,
   UnblockResponse,
 } from '../../protocol/signaling-api.js';
+import type { BindingsResponse, RebindResponse } from '../../protocol/signaling-identity.js';
+import { AuthFailureLimiter } from '../http/auth-failures.js';
 import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
 import { disconnectBlocked } from './push.js';
 import { RegistryUnavailableError } from './redis-registry.js';
@@ -41,16 +45,42 @@ async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
   return v as Record<string, unknown>;
 }
 
+/**
+ * Which failed admin calls get an audit entry of their own (src/services/http/auth-failures.ts):
+ * every one is answered 401 and counted, but a flood makes a handful of witness entries, not one each.
+ */
+const authFailures = new WeakMap<MeshCore, AuthFailureLimiter>();
+function authLimiter(core: MeshCore): AuthFailureLimiter {
+  let limiter = authFailures.get(core);
+  if (!limiter) {
+    limiter = new AuthFailureLimiter({
+      now: core.now,
+      onSummary: (suppressed) =>
+        core.event({
+          event: 'signaling_auth_failures_suppressed',
+          severity: 'warning',
+          metadata: { suppressed, instance_id: core.deps.instanceId },
+        }),
+    });
+    authFailures.set(core, limiter);
+  }
+  return limiter;
+}
+
 function admin(core: MeshCore, req: IncomingMessage): void {
   const token = core.deps.adminToken;
   if (!token || !bearerMatches(req, token)) {
     core.metrics.unauthorized.inc();
-    core.event({
-      event: 'signaling_auth_failure',
-      severity: 'warning',
-      action: `${req.method} ${req.url}`,
-      metadata: { remote: req.socket.remoteAddress, instance_id: core.deps.instanceId },
-    });
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const verdict = authLimiter(core).failure(remote);
+    if (verdict.audit)
+      core.event({
+        event: 'signaling_auth_failure',
+        severity: 'warning',
+        action: `${req.method} ${req.url}`.slice(0, 200),
+        metadata: { remote, instance_id: core.deps.instanceId, suppressed_before: verdict.suppressed },
+      });
+    else core.metrics.unauthorizedUnaudited.inc();
     throw new HttpError(
       401,
       'unauthorized',
@@ -75,6 +105,74 @@ async function unblock(core: MeshCore, res: ServerResponse, id: string): Promise
     metadata: { key_id: entry.key_id, instance_id: core.deps.instanceId },
   });
   sendJson(res, 200, { status: 'unblocked', entry } satisfies UnblockResponse);
+}
+
+/**
+ * `ifmesh agents rebind`: binds an id to a new key (an agent that lost its key, or was squatted
+ * before bindings existed). The previous key is revoked and its registration, wherever it is, closed
+ * (4409 id_key_mismatch); the bindings are shared (Redis, or the state directory's file), so every
+ * instance refuses the old key from now on.
+ */
+async function rebind(core: MeshCore, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  admin(core, req);
+  const b = await body(req);
+  const id = agentIdOf(b);
+  const key = b.public_key;
+  try {
+    if (typeof key !== 'string') throw new KeyFormatError('public_key: required');
+    fromBase64url(key, 32, 'public_key');
+  } catch (err) {
+    if (!(err instanceof KeyFormatError)) throw err;
+    throw new HttpError(400, 'invalid_request', `${err.message} (a base64url Ed25519 public key)`);
+  }
+  const reason =
+    typeof b.reason === 'string' && b.reason.trim() ? b.reason.trim().slice(0, 200) : 'unspecified';
+  const r = await core.registry.rebind(id, key as string, new Date(core.now()).toISOString());
+  if (r.status === 'revoked')
+    throw new HttpError(
+      409,
+      'key_revoked',
+      `key ${r.revocation.key_id} was revoked (${r.revocation.reason} on ${r.revocation.revoked_at}); generate a new key for ${id}`,
+    );
+  let disconnected = 0;
+  const holder = r.holder;
+  if (holder) {
+    const s = core.local.get(id);
+    if (s && s.id === holder.sessionId) {
+      // Its close releases the registration and announces the departure (sessions.ts).
+      core.send(s, { type: 'error', code: 'id_key_mismatch', message: `${id} was rebound to another key` });
+      s.ws.close(CLOSE.idKeyMismatch, 'id_key_mismatch');
+    } else {
+      core.cluster.replaced(holder);
+      if (await core.registry.release(id, holder.sessionId)) {
+        core.metrics.forgotten(await core.registry.forget(id));
+        core.metrics.agentLeft(id);
+        core.announce({ type: 'agent-left', agent_id: id }, holder.mesh);
+      }
+    }
+    disconnected = 1;
+  }
+  core.event({
+    event: 'agent_rebound',
+    agent_id: id,
+    severity: 'warning',
+    metadata: {
+      reason,
+      key_id: r.binding.key_id,
+      previous_key_id: r.previous?.key_id ?? null,
+      revoked_key_id: r.revoked?.key_id ?? null,
+      disconnected,
+      instance_id: core.deps.instanceId,
+    },
+  });
+  sendJson(res, 200, {
+    status: 'rebound',
+    agent_id: id,
+    binding: r.binding,
+    previous: r.previous ?? null,
+    revoked: r.revoked ?? null,
+    disconnected,
+  } satisfies RebindResponse);
 }
 
 const routes: Record<string, Handler> = {
@@ -210,6 +308,11 @@ const routes: Record<string, Handler> = {
   'POST /admin/unblock': async (core, req, res) => {
     admin(core, req);
     await unblock(core, res, agentIdOf(await body(req)));
+  },
+  'POST /admin/agents/rebind': rebind,
+  'GET /admin/agents/bindings': async (core, req, res) => {
+    admin(core, req);
+    sendJson(res, 200, (await core.registry.identities()) satisfies BindingsResponse);
   },
   'GET /admin/blocks': async (core, req, res) => {
     admin(core, req);

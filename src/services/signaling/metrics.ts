@@ -48,11 +48,25 @@ export class SignalingMetrics {
     'webrtc_unauthorized_attempts_total',
     'Refused registrations and admin calls',
   );
+  readonly unauthorizedUnaudited = this.c(
+    'webrtc_unauthorized_unaudited_total',
+    'Refused admin calls over the audit rate limit: counted into a later witness entry, not each logged',
+  );
   readonly registrations = this.c('webrtc_signaling_registrations_total', 'Successful agent registrations');
   readonly witnessKeyChanged = this.c(
     'ifmesh_witness_key_changed_total',
     'Times a known witness URL presented another key than the one held; its events wait in the spool',
     ['reporter'],
+  );
+  /**
+   * Messages from the cluster store that this instance refused: no or a wrong HMAC, not the schema,
+   * outside the clock window, or seen before. Any of them rising means something without the
+   * cluster secret is publishing into Redis, or instances disagree on SIGNALING_CLUSTER_SECRET.
+   */
+  readonly clusterDropped = this.c(
+    'webrtc_signaling_cluster_messages_dropped_total',
+    'Cluster messages dropped (unsigned, bad_signature, malformed, stale, replayed, failed)',
+    ['channel', 'reason'],
   );
   readonly totalConnections = new Gauge({
     name: 'webrtc_total_connections',

@@ -1,8 +1,73 @@
 // Admin pushes applied to the agents this instance holds, and the standalone "cluster" (this
 // instance alone), which keeps the behaviour of a single signaling server.
+import { z } from 'zod';
 import { CLOSE } from '../../protocol/signaling.js';
 import type { BlockEntry } from './block-list.js';
 import type { AdminPush, MeshCluster, MeshCore, RotationView } from './types.js';
+
+const text = z.string().max(1_024);
+const id = z.string().min(1).max(256);
+const urls = z.array(text).max(64);
+/** MeshSettings' own keys typed, anything else (bandwidth, …) plain JSON. */
+const settingsSchema = z
+  .object({
+    turnFallbackTimeout: z.number().optional(),
+    iceTransportPolicy: z.enum(['all', 'relay']).optional(),
+    stunServers: urls.optional(),
+    turnServers: urls.optional(),
+    heartbeatTimeoutMs: z.number().optional(),
+    statsIntervalMs: z.number().optional(),
+  })
+  .catchall(z.json());
+
+const rotationMetaSchema = z.strictObject({
+  rotation_id: id,
+  started_at: text,
+  reason: text,
+  incident_id: text.nullable(),
+  force_immediate: z.boolean(),
+});
+
+/**
+ * What an admin push may be, as it arrives from another instance over the cluster channel: every
+ * field applyPush reads is checked here first, so a malformed push is dropped, never a TypeError.
+ */
+export const adminPushSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('config'),
+    settings: settingsSchema,
+    // A "__proto__" key anywhere is refused before this (cluster-messages.ts).
+    frame: z.object({ type: z.literal('config') }).catchall(z.json()),
+  }),
+  z.strictObject({ kind: z.literal('rotate'), rotation: rotationMetaSchema }),
+  z.strictObject({
+    kind: z.literal('reconnect'),
+    peers: z
+      .record(id, z.array(id).max(1_000))
+      .refine((p) => Object.keys(p).length <= 10_000, 'too many agents'),
+    reason: text.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('block'),
+    entry: z.strictObject({
+      agent_id: id,
+      public_key: text.nullable(),
+      key_id: text.nullable(),
+      reason: text,
+      blocked_at: text,
+    }),
+  }),
+  z.strictObject({ kind: z.literal('unblock'), agent_id: id }),
+]);
+
+/** Stored rotation state (Redis `rotation`), checked like a push before it is believed. */
+export const rotationMetaStored = rotationMetaSchema;
+
+// A push kind added to AdminPush without a schema here fails to compile: instances would otherwise
+// drop every push of the new kind as malformed.
+type Unchecked = Exclude<AdminPush['kind'], z.infer<typeof adminPushSchema>['kind']>;
+const everyKindChecked: [Unchecked] extends [never] ? true : Unchecked = true;
+void everyKindChecked;
 
 /** Applies a push to local agents; returns how many it reached. */
 export function applyPush(core: MeshCore, p: AdminPush): number {

@@ -5,18 +5,38 @@
 // instance's agents leave the registry (and `agent-left` goes out) within the TTL. Whenever the
 // connection to Redis comes back (a restart wiped it, or this instance was cut off long enough to
 // be reaped), the instance reconciles: registrations it holds without a live socket go, live
-// sockets without a registration are claimed again.
+// sockets without a registration are claimed again. Every message on those channels is sealed with
+// the cluster secret and schema-checked on arrival (cluster-messages.ts): whoever can reach Redis
+// but lacks the secret cannot announce agents, push config or blocks, or relay frames, and a
+// malformed message is dropped, counted and logged instead of throwing in the subscriber.
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { CLOSE } from '../../protocol/signaling.js';
-import { applyPush } from './push.js';
+import {
+  type AnnMessage,
+  type ClusterChannel,
+  ClusterCodec,
+  clusterKey,
+  type DropReason,
+  type RelayMessage,
+} from './cluster-messages.js';
+import { applyPush, rotationMetaStored } from './push.js';
 import { RedisRegistry, RegistryUnavailableError } from './redis-registry.js';
 import type { AgentRecord, Relay } from './registry.js';
 import type { AdminPush, MeshCluster, MeshCore, RotationMeta, RotationView } from './types.js';
 
 export interface RedisClusterOptions {
+  /** redis:// or rediss:// (TLS), with `user:password@` for an ACL user or `:password@`. */
   url: string;
   instanceId: string;
+  /**
+   * SIGNALING_CLUSTER_SECRET: every instance of the cluster must hold the same one. Without it the
+   * key is derived from the URL (its password included), which any holder of that URL can forge
+   * with: a development fallback, refused in production by `signaling serve`.
+   */
+  secret?: string | undefined;
+  /** How far a message's time may be from this instance's clock (default 30 s). */
+  messageWindowMs?: number;
   /** Key and channel prefix, so several meshes (or tests) can share one Redis. */
   prefix?: string;
   /** Liveness TTL: an instance silent this long is reaped. At most 15 s. */
@@ -26,22 +46,11 @@ export interface RedisClusterOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** What travels on the channels: relay frames and kicks, announcements, admin pushes. */
-interface ClusterMessage {
-  to?: string;
-  mesh?: string;
-  t?: string;
-  kick?: string;
-  session?: string;
-  o?: string | null;
-  f?: string;
-  x?: string;
-  /** The agent an announcement is about (its cached location is dropped). */
-  a?: string;
-  /** A relay frame sent on a cached location. */
-  c?: number;
-  p?: AdminPush;
-}
+type RelayFrame = Extract<RelayMessage, { to: string }>;
+
+/** A dropped message is logged at most this often per reason (with a count), and audited less. */
+const DROP_LOG_MS = 5_000;
+const DROP_AUDIT_MS = 60_000;
 
 const WHERE_TTL_MS = 5_000;
 const WHERE_MAX = 100_000;
@@ -77,6 +86,8 @@ export class RedisCluster implements MeshCluster {
   private reconciling: Promise<void> | undefined;
   private closed = false;
   private lastErrorLog = 0;
+  private readonly codec: ClusterCodec;
+  private readonly drops = new Map<DropReason, { logged: number; audited: number; since: number }>();
 
   constructor(private readonly o: RedisClusterOptions) {
     this.prefix = o.prefix ?? 'ifmesh:';
@@ -87,6 +98,11 @@ export class RedisCluster implements MeshCluster {
     // dead instance is reaped at most one TTL after its last refresh, and a live one may miss a beat.
     this.aliveMs = Math.round((this.ttlMs * 2) / 3);
     this.log = o.log ?? (() => {});
+    this.codec = new ClusterCodec({
+      key: clusterKey(o.secret || `unconfigured:${o.url}`, this.prefix),
+      instanceId: this.me,
+      windowMs: o.messageWindowMs,
+    });
     const common = {
       // Fail fast while Redis is away: the instance serves what it holds and answers degraded.
       enableOfflineQueue: false,
@@ -124,6 +140,14 @@ export class RedisCluster implements MeshCluster {
 
   async start(core: MeshCore): Promise<void> {
     this.core = core;
+    if (!this.o.secret)
+      this.log(
+        'warn',
+        'SIGNALING_CLUSTER_SECRET is not set: cluster messages are sealed with a key derived from the Redis URL',
+        {
+          hint: 'give every instance the same SIGNALING_CLUSTER_SECRET (ifmesh up and deploy generate one)',
+        },
+      );
     this.cmd.on('ready', () => {
       this.reconciled = false;
       void this.reconcile();
@@ -272,8 +296,9 @@ export class RedisCluster implements MeshCluster {
     return (await this.publishRelay(rec.instanceId, { to: agentId, mesh, t: text })) > 0;
   }
 
-  private publishRelay(instanceId: string, m: ClusterMessage): Promise<number> {
-    return this.cmd.publish(this.key(`relay:${instanceId}`), JSON.stringify(m)).catch((err) => {
+  private publishRelay(instanceId: string, m: RelayMessage): Promise<number> {
+    const channel = this.key(`relay:${instanceId}`);
+    return this.cmd.publish(channel, this.codec.seal(channel, 'relay', m)).catch((err) => {
       throw new RegistryUnavailableError(err);
     });
   }
@@ -281,54 +306,98 @@ export class RedisCluster implements MeshCluster {
   /** Tells the instance that held `replaced` to close that socket: the agent registered here. */
   replaced(replaced: AgentRecord): void {
     if (replaced.instanceId === this.me) return;
-    const msg = JSON.stringify({ kick: replaced.agentId, session: replaced.sessionId });
-    this.cmd.publish(this.key(`relay:${replaced.instanceId}`), msg).catch((err) => this.warn(err));
+    this.publishRelay(replaced.instanceId, { kick: replaced.agentId, session: replaced.sessionId }).catch(
+      (err) => this.warn(err),
+    );
   }
 
+  private kindOf(channel: string): ClusterChannel | undefined {
+    if (channel === this.key(`relay:${this.me}`)) return 'relay';
+    if (channel === this.key('admin')) return 'admin';
+    if (channel.startsWith(this.key('ann:'))) return 'ann';
+    return undefined;
+  }
+
+  /** Every message is opened (HMAC, freshness, schema) before anything acts on it; nothing throws out. */
   private onMessage(channel: string, message: string): void {
     const core = this.core;
-    if (!core) return;
-    let m: ClusterMessage;
+    const kind = this.kindOf(channel);
+    if (!core || !kind) return;
     try {
-      m = JSON.parse(message) as ClusterMessage;
-    } catch {
-      return;
-    }
-    if (channel === this.key(`relay:${this.me}`)) {
-      if (typeof m.kick === 'string') {
-        const s = core.local.get(m.kick);
-        if (s && s.id === m.session) {
-          s.agentId = undefined;
-          core.local.delete(m.kick);
-          core.meshes.get(s.mesh)?.delete(s);
-          s.ws.close(CLOSE.replaced, 'registered from another connection');
+      if (kind === 'relay') {
+        const r = this.codec.open(channel, 'relay', message);
+        if (!r.ok) {
+          this.dropped(kind, r.reason, r.detail);
+          return;
         }
-        return;
+        if ('kick' in r.m) this.kick(core, r.m.kick, r.m.session);
+        else this.relayed(core, r.m);
+      } else if (kind === 'admin') {
+        const r = this.codec.open(channel, 'admin', message);
+        if (!r.ok) {
+          this.dropped(kind, r.reason, r.detail);
+          return;
+        }
+        if (r.m.o !== this.me) applyPush(core, r.m.p);
+      } else {
+        const r = this.codec.open(channel, 'ann', message);
+        if (!r.ok) {
+          this.dropped(kind, r.reason, r.detail);
+          return;
+        }
+        this.announced(core, channel.slice(this.key('ann:').length), r.m);
       }
-      if (m.to === undefined || m.mesh === undefined || !m.t) return;
-      this.relayed(core, m as ClusterMessage & { to: string; mesh: string; t: string });
-      return;
+    } catch (err) {
+      this.dropped(kind, 'failed', (err as Error)?.message ?? String(err));
     }
-    if (channel === this.key('admin')) {
-      if (m.o !== this.me && m.p) applyPush(core, m.p);
-      return;
-    }
-    if (channel.startsWith(this.key('ann:'))) {
-      if (m.a) this.where.delete(m.a);
-      if (m.o === this.me) return;
-      const mesh = channel.slice(this.key('ann:').length);
-      for (const s of core.meshes.get(mesh) ?? []) {
-        if (s.agentId === m.x || s.ws.readyState !== s.ws.OPEN || !m.f) continue;
-        s.ws.send(m.f);
-      }
+  }
+
+  /** Counts a refused message; logs it (and audits it, more rarely) with how many went unlogged. */
+  private dropped(channel: ClusterChannel | 'store', reason: DropReason, detail: string): void {
+    this.core?.metrics.clusterDropped.inc({ channel, reason });
+    const now = Date.now();
+    const d = this.drops.get(reason) ?? { logged: 0, audited: 0, since: 0 };
+    this.drops.set(reason, d);
+    d.since += 1;
+    if (now - d.logged < DROP_LOG_MS) return;
+    d.logged = now;
+    const fields = { channel, reason, detail, dropped_since_last_log: d.since };
+    d.since = 0;
+    this.log('warn', 'cluster message dropped', fields);
+    if (now - d.audited < DROP_AUDIT_MS) return;
+    d.audited = now;
+    this.core?.event({
+      event: 'cluster_message_dropped',
+      severity: 'warning',
+      metadata: { ...fields, instance_id: this.me },
+    });
+  }
+
+  private kick(core: MeshCore, agentId: string, session: string): void {
+    const s = core.local.get(agentId);
+    if (!s || s.id !== session) return;
+    s.agentId = undefined;
+    core.local.delete(agentId);
+    core.meshes.get(s.mesh)?.delete(s);
+    s.ws.close(CLOSE.replaced, 'registered from another connection');
+  }
+
+  private announced(core: MeshCore, mesh: string, m: AnnMessage): void {
+    if (m.a) this.where.delete(m.a);
+    if (m.o === this.me) return;
+    for (const s of core.meshes.get(mesh) ?? []) {
+      if (s.agentId === m.x || s.ws.readyState !== s.ws.OPEN) continue;
+      s.ws.send(m.f);
     }
   }
 
   /** A frame another instance relayed to an agent of this one (waits for a registration in flight). */
-  private relayed(core: MeshCore, m: ClusterMessage & { to: string; mesh: string; t: string }): void {
+  private relayed(core: MeshCore, m: RelayFrame): void {
     const pending = core.registering.get(m.to);
     if (pending) {
-      void pending.then(() => this.relayed(core, m));
+      void pending
+        .then(() => this.relayed(core, m))
+        .catch((err) => this.dropped('relay', 'failed', (err as Error)?.message ?? String(err)));
       return;
     }
     const s = core.local.get(m.to);
@@ -345,8 +414,14 @@ export class RedisCluster implements MeshCluster {
   ): void {
     const about = typeof frame.agent_id === 'string' ? frame.agent_id : undefined;
     if (about) this.where.delete(about);
-    const msg = JSON.stringify({ o: origin, f: JSON.stringify(frame), x: exceptAgent, a: about });
-    this.cmd.publish(this.key(`ann:${mesh}`), msg).catch((err) => this.warn(err));
+    const channel = this.key(`ann:${mesh}`);
+    const m: AnnMessage = {
+      o: origin,
+      f: JSON.stringify(frame),
+      ...(exceptAgent !== undefined ? { x: exceptAgent } : {}),
+      ...(about !== undefined ? { a: about } : {}),
+    };
+    this.cmd.publish(channel, this.codec.seal(channel, 'ann', m)).catch((err) => this.warn(err));
   }
 
   async joinMesh(mesh: string): Promise<void> {
@@ -369,7 +444,8 @@ export class RedisCluster implements MeshCluster {
   async push(p: AdminPush): Promise<number> {
     const core = this.core!;
     try {
-      await this.cmd.publish(this.key('admin'), JSON.stringify({ o: this.me, p }));
+      const channel = this.key('admin');
+      await this.cmd.publish(channel, this.codec.seal(channel, 'admin', { o: this.me, p }));
     } catch (err) {
       throw new RegistryUnavailableError(err);
     }
@@ -403,7 +479,13 @@ export class RedisCluster implements MeshCluster {
       throw new RegistryUnavailableError(err);
     }
     if (!raw) return undefined;
-    const meta = JSON.parse(raw) as RotationMeta;
+    let meta: RotationMeta;
+    try {
+      meta = rotationMetaStored.parse(JSON.parse(raw));
+    } catch (err) {
+      this.dropped('store', 'malformed', `rotation: ${(err as Error).message.slice(0, 200)}`);
+      return undefined;
+    }
     const [targets, done] = await Promise.all([
       this.cmd.smembers(this.key(`rot:${meta.rotation_id}:targets`)),
       this.cmd.smembers(this.key(`rot:${meta.rotation_id}:done`)),
@@ -433,7 +515,6 @@ export class RedisCluster implements MeshCluster {
   }
 }
 
-/** A Redis URL without its password, for logs. */
 /**
  * A short stable name of the cluster an instance joins: the Redis server and database (without
  * credentials, which rotate and must not leak) plus the key prefix. Instances given the same URL and
@@ -451,6 +532,7 @@ export function clusterIdOf(url: string, prefix: string): string {
   return `redis-${createHash('sha256').update(`${where}\n${prefix}`).digest('hex').slice(0, 12)}`;
 }
 
+/** A Redis URL without its password, for logs. */
 export function redact(url: string): string {
   try {
     const u = new URL(url);

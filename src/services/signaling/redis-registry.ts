@@ -5,9 +5,19 @@
 //
 // Layout under `prefix`:  agents (hash id -> record JSON), mesh:<m> (set of ids),
 // inst:<instance> (set of ids it holds), reports (hash "a\0b" -> report JSON),
-// rep:<id> (set of report fields by or about id).
+// rep:<id> (set of report fields by or about id), bindings (hash id -> KeyBinding JSON, kept when
+// the agent leaves), revoked (hash public key -> Revocation JSON).
 import type { Redis } from 'ioredis';
-import type { AgentRecord, ClaimResult, ConnectionReport, MeshRegistry } from './registry.js';
+import { type IdentityFile, type KeyBinding, MAX_CHAIN, type Revocation } from './identities.js';
+import {
+  type AgentRecord,
+  type ClaimOptions,
+  type ClaimResult,
+  type ConnectionReport,
+  keyIdOf,
+  type MeshRegistry,
+  type RebindResult,
+} from './registry.js';
 
 /** The cluster store could not be reached; callers answer 503 / close with "try again later". */
 export class RegistryUnavailableError extends Error {
@@ -17,13 +27,47 @@ export class RegistryUnavailableError extends Error {
   }
 }
 
+// Binding first (identities.ts decideBinding, in Lua so that two instances racing for one id
+// cannot both bind it): a revoked key is refused; an unbound id is bound to this key; an id bound to
+// another key is refused unless ARGV[5] carries a rotation (verified by the caller) from the bound
+// key, which moves the binding and revokes the old key. ARGV[6]/[7] seed a binding and a revocation
+// from the instance's local mirror, for a Redis that restarted empty. Then the registration: a
+// holder of the id (the same agent reconnecting, or a superseded key) is replaced.
 const CLAIM = `
-local P, id, rec = ARGV[1], ARGV[2], ARGV[3]
+local P, id, rec, via, rot, seedB, seedR = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local new = cjson.decode(rec)
+if seedR ~= '' then redis.call('HSETNX', P..'revoked', new.publicKey, seedR) end
+local rv = redis.call('HGET', P..'revoked', new.publicKey)
+if rv then return {'revoked', rv} end
+if seedB ~= '' then redis.call('HSETNX', P..'bindings', id, seedB) end
+local b = redis.call('HGET', P..'bindings', id)
+local rotated = false
+if not b then
+  b = cjson.encode({agent_id=id, public_key=new.publicKey, key_id=new.keyId, bound_at=new.connectedAt, via=via})
+  redis.call('HSET', P..'bindings', id, b)
+else
+  local h = cjson.decode(b)
+  if h.public_key ~= new.publicKey then
+    if rot == '' then return {'mismatch', b} end
+    local r = cjson.decode(rot)
+    if r.previous_key ~= h.public_key or r.public_key ~= new.publicKey then return {'mismatch', b} end
+    rotated = cjson.encode({public_key=h.public_key, key_id=h.key_id, agent_id=id, revoked_at=new.connectedAt, reason='rotated'})
+    redis.call('HSETNX', P..'revoked', h.public_key, rotated)
+    local chain = {}
+    if type(h.rotations) == 'table' then chain = h.rotations end
+    table.insert(chain, r)
+    while #chain > ${MAX_CHAIN} do table.remove(chain, 1) end
+    b = cjson.encode({agent_id=id, public_key=new.publicKey, key_id=new.keyId, bound_at=new.connectedAt, via='rotation', rotations=chain})
+    redis.call('HSET', P..'bindings', id, b)
+  end
+end
+local bd = cjson.decode(b)
+if type(bd.rotations) == 'table' and #bd.rotations > 0 then
+  rec = '{"rotations":'..cjson.encode(bd.rotations)..','..string.sub(rec, 2)
+end
 local cur = redis.call('HGET', P..'agents', id)
 if cur then
   local h = cjson.decode(cur)
-  if h.publicKey ~= new.publicKey and h.sessionId ~= new.sessionId then return {'taken', cur} end
   redis.call('SREM', P..'mesh:'..h.mesh, id)
   redis.call('SREM', P..'inst:'..h.instanceId, id)
   if h.sessionId == new.sessionId then cur = false end
@@ -34,7 +78,28 @@ rec = '{"seq":'..redis.call('INCR', P..'seq')..','..string.sub(rec, 2)
 redis.call('HSET', P..'agents', id, rec)
 redis.call('SADD', P..'mesh:'..new.mesh, id)
 redis.call('SADD', P..'inst:'..new.instanceId, id)
-return {'ok', cur}
+return {'ok', cur, b, rotated}
+`;
+
+// An operator binds an id to a key (not revoked); the previous key is revoked. Returns the holder of
+// the id so the caller can disconnect a registration under the old key.
+const REBIND = `
+local P, id, key, keyId, at, seedB = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local rv = redis.call('HGET', P..'revoked', key)
+if rv then return {'revoked', rv} end
+if seedB ~= '' then redis.call('HSETNX', P..'bindings', id, seedB) end
+local prev = redis.call('HGET', P..'bindings', id)
+local holder = redis.call('HGET', P..'agents', id)
+if prev and cjson.decode(prev).public_key == key then return {'same', prev, holder} end
+local b = cjson.encode({agent_id=id, public_key=key, key_id=keyId, bound_at=at, via='rebind'})
+redis.call('HSET', P..'bindings', id, b)
+local revoked = false
+if prev then
+  local h = cjson.decode(prev)
+  revoked = cjson.encode({public_key=h.public_key, key_id=h.key_id, agent_id=id, revoked_at=at, reason='rebound'})
+  redis.call('HSETNX', P..'revoked', h.public_key, revoked)
+end
+return {'rebound', b, prev, revoked, holder}
 `;
 
 const RELEASE = `
@@ -113,7 +178,15 @@ return out
 type Script = (...args: string[]) => Promise<unknown>;
 
 export class RedisRegistry implements MeshRegistry {
-  private readonly scripts: Record<'claim' | 'release' | 'report' | 'forget' | 'reap' | 'mesh', Script>;
+  private readonly scripts: Record<
+    'claim' | 'release' | 'report' | 'forget' | 'reap' | 'mesh' | 'rebind',
+    Script
+  >;
+  /**
+   * This instance's copy of the bindings and revocations it has seen (the state directory's
+   * identities file): it seeds a Redis that lost them, and every answer from Redis updates it.
+   */
+  mirror: IdentityFile | undefined;
 
   constructor(
     readonly redis: Redis,
@@ -126,12 +199,14 @@ export class RedisRegistry implements MeshRegistry {
       return (...args) => this.guard(fn.call(redis, this.prefix, ...args));
     };
     this.scripts = {
-      claim: bind('claim', CLAIM),
+      // v2: the claim now binds keys; a client that defined the old script keeps it under the old name.
+      claim: bind('claim_v2', CLAIM),
       release: bind('release', RELEASE),
       report: bind('report', REPORT),
       forget: bind('forget', FORGET),
       reap: bind('reap', REAP),
       mesh: bind('mesh', MESH),
+      rebind: bind('rebind', REBIND),
     };
   }
 
@@ -147,14 +222,100 @@ export class RedisRegistry implements MeshRegistry {
     return `${this.prefix}${name}`;
   }
 
-  async claim(rec: AgentRecord): Promise<ClaimResult> {
-    const { seq: _, ...fields } = rec;
-    const [status, other] = (await this.scripts.claim(rec.agentId, JSON.stringify(fields))) as [
-      string,
-      string | null,
-    ];
-    if (status === 'taken') return { status: 'taken', holder: JSON.parse(other!) as AgentRecord };
-    return { status: 'ok', replaced: other ? (JSON.parse(other) as AgentRecord) : undefined };
+  async claim(rec: AgentRecord, opts: ClaimOptions = {}): Promise<ClaimResult> {
+    const { seq: _, rotations: _r, ...fields } = rec;
+    const seedB = this.mirror?.binding(rec.agentId);
+    const seedR = this.mirror?.revocation(rec.publicKey);
+    const [status, other, bound, rotated] = (await this.scripts.claim(
+      rec.agentId,
+      JSON.stringify(fields),
+      opts.via ?? 'first_use',
+      opts.rotation ? JSON.stringify(opts.rotation) : '',
+      seedB ? JSON.stringify(seedB) : '',
+      seedR ? JSON.stringify(seedR) : '',
+    )) as [string, string | null, string | null, string | null];
+    if (status === 'revoked') {
+      const revocation = JSON.parse(other!) as Revocation;
+      this.remember(undefined, revocation);
+      return { status: 'taken', reason: 'key_revoked', revocation };
+    }
+    const binding = parseBinding(status === 'mismatch' ? other! : bound!);
+    if (status === 'mismatch') {
+      this.remember(binding);
+      return { status: 'taken', reason: 'id_key_mismatch', binding };
+    }
+    const revocation = rotated ? (JSON.parse(rotated) as Revocation) : undefined;
+    this.remember(binding, revocation);
+    return {
+      status: 'ok',
+      replaced: other ? (JSON.parse(other) as AgentRecord) : undefined,
+      binding,
+      ...(revocation ? { rotated: revocation } : {}),
+    };
+  }
+
+  /** Keeps the local mirror in step with what Redis answered. */
+  private remember(binding?: KeyBinding, revocation?: Revocation): void {
+    const m = this.mirror;
+    if (!m) return;
+    const known = binding ? m.binding(binding.agent_id) : undefined;
+    const fresh = binding && known?.public_key !== binding.public_key;
+    const dead = revocation && !m.revocation(revocation.public_key);
+    if (!fresh && !dead) return;
+    m.commit([
+      ...(dead ? [{ op: 'revoke' as const, revocation }] : []),
+      // As Redis has it: a mirrored binding replaces what the mirror held.
+      ...(fresh ? [{ op: 'bind' as const, binding, replace: true }] : []),
+    ]);
+  }
+
+  async binding(agentId: string): Promise<KeyBinding | undefined> {
+    const raw = await this.guard(this.redis.hget(this.key('bindings'), agentId));
+    return raw ? parseBinding(raw) : this.mirror?.binding(agentId);
+  }
+
+  async identities(): Promise<{ bindings: KeyBinding[]; revoked: Revocation[] }> {
+    const [b, r] = await this.guard(
+      Promise.all([this.redis.hvals(this.key('bindings')), this.redis.hvals(this.key('revoked'))]),
+    );
+    return { bindings: b.map(parseBinding), revoked: r.map((x) => JSON.parse(x) as Revocation) };
+  }
+
+  async rebind(agentId: string, publicKey: string, at: string): Promise<RebindResult> {
+    const seedB = this.mirror?.binding(agentId);
+    const [status, a, b, c, d] = (await this.scripts.rebind(
+      agentId,
+      publicKey,
+      keyIdOf(publicKey),
+      at,
+      seedB ? JSON.stringify(seedB) : '',
+    )) as [string, string, string | null, string | null, string | null];
+    if (status === 'revoked') {
+      const revocation = JSON.parse(a) as Revocation;
+      this.remember(undefined, revocation);
+      return { status: 'revoked', revocation };
+    }
+    const binding = parseBinding(a);
+    if (status === 'same') {
+      const holder = b ? (JSON.parse(b) as AgentRecord) : undefined;
+      this.remember(binding);
+      return {
+        status: 'rebound',
+        binding,
+        previous: binding,
+        revoked: undefined,
+        holder: holder && holder.publicKey !== publicKey ? holder : undefined,
+      };
+    }
+    const revoked = c ? (JSON.parse(c) as Revocation) : undefined;
+    this.remember(binding, revoked);
+    return {
+      status: 'rebound',
+      binding,
+      previous: b ? parseBinding(b) : undefined,
+      revoked,
+      holder: d ? (JSON.parse(d) as AgentRecord) : undefined,
+    };
   }
 
   async release(agentId: string, sessionId: string): Promise<boolean> {
@@ -204,4 +365,11 @@ export class RedisRegistry implements MeshRegistry {
     const out = (await this.scripts.reap(instanceId, force ? '1' : '0')) as string[];
     return out.map((r) => JSON.parse(r) as AgentRecord);
   }
+}
+
+/** cjson encodes an empty chain as {}; a binding read back always has an array or none. */
+function parseBinding(raw: string): KeyBinding {
+  const b = JSON.parse(raw) as KeyBinding;
+  if (b.rotations !== undefined && !Array.isArray(b.rotations)) delete b.rotations;
+  return b;
 }

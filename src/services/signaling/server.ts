@@ -10,6 +10,7 @@ import { handleHttp } from './http-api.js';
 import { SignalingMetrics } from './metrics.js';
 import { standaloneCluster } from './push.js';
 import { MemoryRegistry } from './registry.js';
+import { ReportGuard } from './report-guard.js';
 import { openSession } from './sessions.js';
 import type { MeshCore, Session, SignalingDeps } from './types.js';
 
@@ -50,6 +51,7 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
     blocks: deps.blockList ?? new BlockList(),
     cluster,
     metrics,
+    reports: new ReportGuard({ now, metrics, local, registry }),
     local,
     registering: new Map(),
     meshes,

@@ -10,13 +10,10 @@ import {
   parseClientFrame,
   registerChallenge,
 } from '../../protocol/signaling.js';
+import { admit, refusal, TRY_AGAIN_LATER } from './admission.js';
 import { RegistryUnavailableError } from './redis-registry.js';
-import type { AgentRecord } from './registry.js';
+import type { AgentRecord, ClaimResult } from './registry.js';
 import type { MeshCore, Session } from './types.js';
-
-// RFC 6455 "Try Again Later": the cluster store is unreachable, so this instance cannot tell who
-// else is in the mesh; the agent retries (here or on another instance) instead of joining a split.
-const TRY_AGAIN_LATER = 1013;
 
 export function newNonce(): string {
   return toBase64url(randomBytes(32));
@@ -173,7 +170,11 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
         loss_ratio: frame.loss_ratio ?? null,
         updated_at: new Date(core.now()).toISOString(),
       };
-      core.metrics.connectionReport(await core.registry.report(report), report);
+      // Within the agent's own pairs and rates (report-guard.ts); dropped whole otherwise.
+      const taken = await core.reports.connectionReport(session, report);
+      if (!taken.ok) return;
+      const previous = await core.registry.report(report);
+      core.metrics.connectionReport(previous, taken.observeRtt ? report : { ...report, rtt_ms: null });
       return;
     }
     case 'keys-rotated': {
@@ -196,7 +197,7 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
       return;
     }
     case 'metrics-report':
-      core.metrics.agentReport(from, frame.report);
+      core.reports.metricsReport(from, frame.report);
       return;
   }
 }
@@ -243,15 +244,10 @@ async function register(
       CLOSE.unauthorized,
     );
   }
-  if (core.deps.allowedKeys && !core.deps.allowedKeys.has(f.public_key)) {
-    return fail(
-      core,
-      session,
-      'key_not_allowed',
-      'this public key is not on the allow-list',
-      CLOSE.unauthorized,
-    );
-  }
+  // Rotation proof and allow-list (admission.ts); the binding itself is the registry's claim.
+  const admitted = await admit(core, f);
+  if ('code' in admitted) return fail(core, session, admitted.code, admitted.message, admitted.close);
+  const { via, rotation } = admitted;
   const blocked = core.blocks.match(f.agent_id, f.public_key);
   if (blocked) {
     return fail(
@@ -290,7 +286,7 @@ async function register(
       CLOSE.unauthorized,
     );
   }
-  const rekey = session.agentId === f.agent_id && session.publicKey !== f.public_key;
+  const sameSocketRekey = session.agentId === f.agent_id && session.publicKey !== f.public_key;
   const record: AgentRecord = {
     agentId: f.agent_id,
     publicKey: f.public_key,
@@ -302,7 +298,7 @@ async function register(
     connectedAt: new Date(core.now()).toISOString(),
     metadata: f.metadata,
   };
-  let result: Awaited<ReturnType<typeof core.registry.claim>>;
+  let result: ClaimResult;
   let done!: () => void;
   const inFlight = new Promise<void>((resolve) => {
     done = resolve;
@@ -315,7 +311,7 @@ async function register(
   try {
     // Subscribed to the mesh's announcements before claiming, so no later join is missed.
     await core.cluster.joinMesh(mesh);
-    result = await core.registry.claim(record);
+    result = await core.registry.claim(record, { via, rotation });
   } catch (err) {
     settle();
     if (!(err instanceof RegistryUnavailableError)) throw err;
@@ -329,13 +325,8 @@ async function register(
   }
   if (result.status === 'taken') {
     settle();
-    return fail(
-      core,
-      session,
-      'agent_id_taken',
-      `${f.agent_id} is registered with another key`,
-      CLOSE.unauthorized,
-    );
+    const refused = refusal(core, session.ip, f.agent_id, record.keyId, result);
+    return fail(core, session, refused.code, refused.message, refused.close);
   }
   clearTimeout(session.registerTimer);
   const replacedLocal = core.local.get(f.agent_id);
@@ -345,10 +336,13 @@ async function register(
     replacedLocal.ws.close(CLOSE.replaced, 'registered from another connection');
   }
   if (result.replaced) core.cluster.replaced(result.replaced);
+  const rekey = sameSocketRekey || Boolean(result.rotated);
+  const rotations = result.binding?.rotations?.length ? result.binding.rotations : undefined;
   session.agentId = f.agent_id;
   session.publicKey = f.public_key;
   session.mesh = mesh;
-  session.record = record;
+  session.record = rotations ? { ...record, rotations } : record;
+  core.reports.registered(f.agent_id);
   core.local.set(f.agent_id, session);
   const members = core.meshes.get(mesh) ?? new Set();
   members.add(session);
@@ -359,7 +353,12 @@ async function register(
   const mine = registered.find((a) => a.agentId === f.agent_id && a.sessionId === session.id)?.seq;
   const peers = registered
     .filter((a) => a.agentId !== f.agent_id && (mine === undefined || a.seq === undefined || a.seq < mine))
-    .map((a) => ({ agent_id: a.agentId, public_key: a.publicKey }));
+    .map((a) => ({
+      agent_id: a.agentId,
+      public_key: a.publicKey,
+      // Extension: how the key descends from earlier ones, for peers that pinned one of those.
+      ...(a.rotations?.length ? { rotations: a.rotations } : {}),
+    }));
   core.send(session, { type: 'registered', agent_id: f.agent_id, peers, instance_id: core.deps.instanceId });
   settle();
   core.announce(
@@ -368,10 +367,22 @@ async function register(
       agent_id: f.agent_id,
       public_key: f.public_key,
       ...(rekey ? { rekeyed: true } : {}),
+      ...(rotations ? { rotations } : {}),
     },
     mesh,
     session,
   );
+  if (result.rotated)
+    core.event({
+      event: 'agent_key_rotated',
+      agent_id: f.agent_id,
+      metadata: {
+        key_id: keyId(publicKey),
+        revoked_key_id: result.rotated.key_id,
+        remote: session.ip,
+        instance_id: core.deps.instanceId,
+      },
+    });
   core.metrics.registrations.inc();
   core.metrics.agents.set(core.local.size);
   core.event({
@@ -412,6 +423,7 @@ async function closeSession(core: MeshCore, session: Session): Promise<void> {
   if (released) {
     core.metrics.forgotten(await core.registry.forget(agentId));
     core.metrics.agentLeft(agentId);
+    core.reports.forget(agentId);
     core.announce({ type: 'agent-left', agent_id: agentId }, session.mesh);
     core.event({
       event: 'agent_left',

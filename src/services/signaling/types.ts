@@ -1,8 +1,10 @@
 import type { WebSocket } from 'ws';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { AllowList } from './allow-list.js';
 import type { BlockEntry, BlockList } from './block-list.js';
 import type { SignalingMetrics } from './metrics.js';
 import type { AgentRecord, MeshRegistry, Relay } from './registry.js';
+import type { ReportGuard } from './report-guard.js';
 
 /** Anything that takes witness events: the spooling WitnessClient, or a recorder in tests. */
 export interface EventSink {
@@ -32,8 +34,8 @@ export interface MeshSettings {
 export interface SignalingDeps {
   instanceId: string;
   adminToken?: string | undefined;
-  /** When set, only these base64url public keys may register. */
-  allowedKeys?: ReadonlySet<string> | undefined;
+  /** When set, only the listed (agent id, public key) pairs may register (`--allow-keys`). */
+  allowList?: AllowList | undefined;
   /** When set, browser upgrades must come from one of these Origins (requests without Origin pass). */
   allowedOrigins?: readonly string[] | undefined;
   maxConnectionsPerIp?: number;
@@ -49,6 +51,10 @@ export interface SignalingDeps {
   settings: MeshSettings;
   /** Refused identities (`ifmesh agents block`); in memory when not given. */
   blockList?: BlockList;
+  /**
+   * Registrations, and the id → key bindings and revoked keys: `new MemoryRegistry(new
+   * IdentityFile(path))` persists them standalone; in memory only when not given.
+   */
   registry?: MeshRegistry;
   relay?: Relay;
   /** What instances share beyond the registry (announcements, admin pushes, rotation state). */
@@ -146,6 +152,8 @@ export interface MeshCore {
   relay: Relay;
   cluster: MeshCluster;
   metrics: SignalingMetrics;
+  /** Bounds and rate limits on what agents' reports may do to /metrics and /connections. */
+  reports: ReportGuard;
   /** Local sessions by registered agent id. */
   local: Map<string, Session>;
   /**

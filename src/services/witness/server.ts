@@ -6,17 +6,36 @@ import { openCheckpoint, signCheckpoint } from '../../crypto/checkpoint.js';
 import { type Signer, toBase64url } from '../../crypto/ed25519.js';
 import { canonicalize } from '../../crypto/jcs.js';
 import { EventInvalidError, MAX_BATCH, MAX_BODY_BYTES, normalizeEvent } from '../../protocol/witness.js';
+import { AuthFailureLimiter } from '../http/auth-failures.js';
 import { bearerMatches, HttpError, readJson, sendError, sendJson } from '../http/util.js';
 import { encodeCursor, parseQuery, QueryError } from './query.js';
 import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
 
+/**
+ * Who may do what. Writers (agents, instances, commands) hold the write key; operators hold the
+ * admin key, which may also write and query; readers hold the query token when one is set.
+ */
+export type WitnessRole = 'write' | 'read' | 'admin';
+
 export interface WitnessServerDeps {
   store: WitnessStore;
   signer: Signer;
-  /** Bearer key for writes and admin calls. */
+  /** Bearer key for writes (POST /api/log, /api/events). */
   apiKey: string;
-  /** When set, queries need it as a bearer token too. */
+  /**
+   * Bearer key for admin calls (cleanup). Without one the write key does them too, as a single-key
+   * deployment always did; `witness serve` warns about it.
+   */
+  adminKey?: string | undefined;
+  /** When set, queries need it (or the admin key) as a bearer token. */
   queryToken?: string | undefined;
+  /**
+   * The shortest retention a cleanup may apply, in days (default 30): a cleanup asking to keep less
+   * is refused, so no key can erase recent events, whatever timestamps they carry.
+   */
+  minRetentionDays?: number;
+  /** How failed admin calls are audited without letting anyone flood the log (tests shrink it). */
+  authFailures?: { burst?: number; refillMs?: number; globalBurst?: number; globalRefillMs?: number };
   now?: () => number;
   /**
    * Monotonic milliseconds for query deadlines and timings (default performance.now); give the
@@ -56,6 +75,9 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   // 900 ms leaves room for HTTP and scheduling so that callers see an answer within 1 s.
   const budget = deps.queryBudgetMs ?? 900;
   const log = deps.log ?? (() => {});
+  const minRetentionDays = deps.minRetentionDays ?? 30;
+  if (!Number.isInteger(minRetentionDays) || minRetentionDays < 1)
+    throw new Error('minRetentionDays: a whole number of days, at least 1');
 
   const registry = new Registry();
   const m = {
@@ -73,6 +95,11 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     unauthorized: new Counter({
       name: 'witness_unauthorized_attempts_total',
       help: 'Requests refused for a missing or wrong bearer token',
+      registers: [registry],
+    }),
+    authSuppressed: new Counter({
+      name: 'witness_auth_failures_unaudited_total',
+      help: 'Failed admin calls over the audit rate limit: counted into a later entry, not each logged',
       registers: [registry],
     }),
     timeouts: new Counter({
@@ -143,11 +170,55 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     }
   };
 
-  const requireBearer = (req: IncomingMessage, token: string) => {
-    if (!bearerMatches(req, token)) {
-      m.unauthorized.inc();
-      throw new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer …)');
+  // The admin key can do everything; with no admin key configured, the write key administers.
+  const tokensFor = (role: WitnessRole): string[] => {
+    const admin = deps.adminKey || deps.apiKey;
+    if (role === 'admin') return [admin];
+    if (role === 'write') return deps.adminKey ? [deps.apiKey, deps.adminKey] : [deps.apiKey];
+    return deps.queryToken ? [deps.queryToken, admin] : [];
+  };
+  const requireRole = async (req: IncomingMessage, role: WitnessRole, route: string) => {
+    const tokens = tokensFor(role);
+    if (tokens.length === 0) return;
+    // Every token is compared (constant time each), so the answer's timing does not say which matched.
+    const ok = tokens.map((t) => bearerMatches(req, t)).some(Boolean);
+    if (ok) return;
+    m.unauthorized.inc();
+    // Answered once its audit entry (if it gets one) is written.
+    if (role === 'admin') await auditAdminFailure(req, route);
+    throw new HttpError(
+      401,
+      'unauthorized',
+      `missing or wrong bearer token (Authorization: Bearer …); ${route} needs the ${role} key`,
+    );
+  };
+
+  // Failed admin calls are audited in the log itself, as many as the limiter allows; the rest are
+  // counted into the next entry or a summary, so 500 bad calls make a handful of entries, not 500.
+  const authLimiter = new AuthFailureLimiter({
+    ...deps.authFailures,
+    onSummary: (suppressed) => {
+      appendEvents({
+        event: 'witness_auth_failures_suppressed',
+        severity: 'warning',
+        action: 'admin_auth_failure',
+        metadata: { suppressed },
+      }).catch((err) => log('error', 'could not audit failed admin calls', { error: String(err) }));
+    },
+  });
+  const auditAdminFailure = async (req: IncomingMessage, route: string) => {
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const verdict = authLimiter.failure(remote);
+    if (!verdict.audit) {
+      m.authSuppressed.inc();
+      return;
     }
+    await appendEvents({
+      event: 'witness_auth_failure',
+      severity: 'warning',
+      action: route,
+      metadata: { remote, suppressed_before: verdict.suppressed },
+    }).catch((err) => log('error', 'could not audit a failed admin call', { error: String(err) }));
   };
 
   const appendEvents = async (body: unknown): Promise<{ ids: number[]; created: number }> => {
@@ -200,7 +271,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       });
     },
     'POST /api/log': async (req, res) => {
-      requireBearer(req, deps.apiKey);
+      await requireRole(req, 'write', 'POST /api/log');
       const body = await readJson(req, MAX_BODY_BYTES);
       const r = await appendEvents(body);
       sendJson(
@@ -210,7 +281,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       );
     },
     'POST /api/query': async (req, res, _url, arrival) => {
-      if (deps.queryToken) requireBearer(req, deps.queryToken);
+      await requireRole(req, 'read', 'POST /api/query');
       const body = await readJson(req, MAX_BODY_BYTES);
       let parsed: ReturnType<typeof parseQuery>;
       try {
@@ -241,7 +312,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       }
     },
     'POST /api/admin/cleanup': async (req, res) => {
-      requireBearer(req, deps.apiKey);
+      await requireRole(req, 'admin', 'POST /api/admin/cleanup');
       const body = (await readJson(req, 64 * 1024)) as { retain_days?: unknown };
       const days = body?.retain_days;
       if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 36_500) {
@@ -249,6 +320,19 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
           400,
           'invalid_request',
           'retain_days: must be a whole number of days from 1 to 36500',
+        );
+      }
+      if (days < minRetentionDays) {
+        await appendEvents({
+          event: 'witness_cleanup_refused',
+          severity: 'warning',
+          action: 'cleanup',
+          metadata: { retain_days: days, min_retention_days: minRetentionDays },
+        }).catch((err) => log('error', 'could not audit a refused cleanup', { error: String(err) }));
+        throw new HttpError(
+          403,
+          'retention_violation',
+          `retain_days ${days} is shorter than this witness's retention (${minRetentionDays} days): events newer than that are never deleted; restart it with --retention-days to change that`,
         );
       }
       // Sign the tree as it stands before anything is pruned: the cut is verifiable later.
@@ -266,6 +350,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       sendJson(res, 200, {
         deleted,
         retain_days: days,
+        min_retention_days: minRetentionDays,
         cutoff,
         checkpoint: { size: cut.size, root: cut.root.toString('base64') },
       });
@@ -385,6 +470,14 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        const unaudited = authLimiter.dispose();
+        if (unaudited > 0)
+          await appendEvents({
+            event: 'witness_auth_failures_suppressed',
+            severity: 'warning',
+            action: 'admin_auth_failure',
+            metadata: { suppressed: unaudited },
+          }).catch(() => {});
         await new Promise<void>((resolve) => {
           http.close(() => resolve());
           http.closeIdleConnections();

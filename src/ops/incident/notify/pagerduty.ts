@@ -16,8 +16,10 @@ export function pagerdutyBody(
   n: IncidentNotice,
   source: string,
 ): Record<string, unknown> {
-  const base = { routing_key: routingKey, event_action: n.action, dedup_key: n.incident_id };
-  if (n.action !== 'trigger') return base;
+  // `recovered` is a team post only; were it ever sent here it would be an acknowledge, never a new alert.
+  const action = n.action === 'recovered' ? 'acknowledge' : n.action;
+  const base = { routing_key: routingKey, event_action: action, dedup_key: n.incident_id };
+  if (action !== 'trigger') return base;
   return {
     ...base,
     payload: {
@@ -28,7 +30,13 @@ export function pagerdutyBody(
       component: 'webrtc-agent-mesh',
       group: 'ifmesh',
       class: n.kind,
-      custom_details: { incident_id: n.incident_id, summary: n.summary, level: n.level, ...n.details },
+      custom_details: {
+        incident_id: n.incident_id,
+        summary: n.summary,
+        level: n.level,
+        ...(n.for ? { paged: n.for } : {}),
+        ...n.details,
+      },
     },
   };
 }

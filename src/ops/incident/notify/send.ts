@@ -12,9 +12,6 @@ import type { Channel, IncidentNotice, NotificationResult, Notifier } from './ty
 export const ATTEMPTS = 4;
 export const BACKOFF_MS = [1_000, 2_000, 4_000];
 
-/** The runbook's escalation levels: on-call through PagerDuty, the lead on Slack, the VP by mail. */
-export const LEVEL_CHANNEL: Record<number, Channel> = { 1: 'pagerduty', 2: 'slack', 3: 'email' };
-
 export type Notifiers = Partial<Record<Channel, Notifier>>;
 
 /** The notifiers the configuration enables; a channel without its keys is simply absent. */
@@ -36,11 +33,26 @@ export function configuredNotifiers(
   return out;
 }
 
+/**
+ * The notifiers that page the on-call roster: as configuredNotifiers, except that e-mail needs only
+ * SMTP_URL, since a level may name its own address (via=email:ADDRESS); ALERT_EMAIL is the default.
+ */
+export function rosterNotifiers(
+  c: Pick<
+    MeshConfig,
+    'pagerdutyEventsUrl' | 'pagerdutyIntegrationKey' | 'slackWebhookUrl' | 'smtpUrl' | 'alertEmail'
+  >,
+): Notifiers {
+  const out = configuredNotifiers(c);
+  if (c.smtpUrl && !out.email) out.email = emailNotifier({ smtpUrl: c.smtpUrl, to: c.alertEmail });
+  return out;
+}
+
 /** What a channel needs to be enabled, for the report of one that is not. */
 export const CHANNEL_KEYS: Record<Channel, string> = {
   pagerduty: 'PAGERDUTY_INTEGRATION_KEY',
   slack: 'SLACK_WEBHOOK_URL',
-  email: 'SMTP_URL and ALERT_EMAIL',
+  email: 'SMTP_URL',
 };
 
 export async function sendNotice(
@@ -74,10 +86,12 @@ function result(
   attempts: number,
   error?: string,
 ): NotificationResult {
+  const to = n.for ?? n.team_channel;
   return {
     channel,
     action: n.action,
     level: n.level,
+    ...(to ? { to } : {}),
     ok: error === undefined,
     attempts,
     at: new Date(clock.now()).toISOString(),
