@@ -349,7 +349,7 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
       '✅ failover fo-a-direct (scenario A) applied, recovery validated',
     );
-    expect(r.stdout).toMatch(/RTT p50 \d+(\.\d)? ms, p95 \d+(\.\d)? ms \(at most 100 ms\)/);
+    expect(r.stdout).toMatch(/RTT p50 \d+(\.\d)? ms, p95 \d+(\.\d)? ms \(at most 10000 ms\)/);
   }, 90_000);
 });
 
