@@ -2,17 +2,8 @@
 // rest of the file is kept byte for byte (comments, order, other keys), the old file is kept as
 // `<file>.bak-<time>`, and the new one replaces it whole (temp file, fsync, rename, directory
 // fsync, the file's mode kept), so a crash leaves the old file or the new one and never half.
-import {
-  closeSync,
-  copyFileSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
-import path from 'node:path';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
+import { writeFileWhole } from '../state/json-file.js';
 import { parseEnvFile } from './env-file.js';
 
 export interface EnvFileUpdate {
@@ -62,24 +53,6 @@ export function setEnvFileKey(file: string, key: string, value: string, now: num
     throw new Error(`${file}: ${key} would not read back as written`);
   const mode = statSync(file).mode & 0o777;
   copyFileSync(file, backup);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, next);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  try {
-    const dir = openSync(path.dirname(file), 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
-  } catch {
-    // a directory fsync is not possible everywhere; the rename is still atomic
-  }
+  writeFileWhole(file, next, mode);
   return { file, key, previous: entry?.value, value, backup, changed: true };
 }

@@ -6,11 +6,16 @@ import path from 'node:path';
 import { StateCorruptError } from '../errors.js';
 
 export function writeStateJson(file: string, value: unknown, mode = 0o644): void {
+  writeFileWhole(file, `${JSON.stringify(value, null, 2)}\n`, mode);
+}
+
+/** Writes `text` to `file` whole: a temp file, fsync, rename over the file, then fsync of its directory. */
+export function writeFileWhole(file: string, text: string, mode = 0o644): void {
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
+    writeSync(fd, text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
