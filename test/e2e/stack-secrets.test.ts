@@ -102,7 +102,8 @@ describe('secrets off command lines', () => {
         'process:witness:IF_WITNESS_ADMIN_KEY',
       ]),
     );
-    expect(env.IF_WITNESS_ADMIN_KEY).not.toBe(env.IF_WITNESS_API_KEY);
+    expect(env.IF_WITNESS_ADMIN_KEY).not.toBe(env['process:witness:IF_WITNESS_API_KEY']);
+    expect(env['process:witness:IF_WITNESS_API_KEY']).toEqual(expect.any(String));
     expect(secrets.every((s) => s.length >= 16)).toBe(true);
     const recorded = listProcesses(state);
     expect(recorded.map((p) => p.role).sort()).toEqual(
@@ -133,7 +134,7 @@ describe('secrets off command lines', () => {
     const redis = recorded.find((p) => p.role === 'redis')!;
     expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}`);
     expect(await probeRedis(redis.url!)).toBe('auth');
-    expect(await probeRedis(env.SIGNALING_CLUSTER_URL)).toBe('ok');
+    expect(await probeRedis(env['process:signaling-1:SIGNALING_CLUSTER_URL'])).toBe('ok');
     expect(listeningBeyondLoopback(redis.port!)).toEqual([]);
   }, 180_000);
 
