@@ -198,7 +198,12 @@ export async function applyCertRotation(
       return report;
     }
     // certbot exits 0 when it finds nothing due by its own window: then the "new" files are the old.
-    if (plan.method === 'certbot' && Date.parse(fresh.not_after) <= Date.parse(plan.old_expiry)) {
+    // Compared by content, not expiry: a forced renewal within the same second has the same notAfter.
+    const unchanged =
+      plan.method === 'certbot' &&
+      (await fs.readFile(newCert, 'utf8').catch(() => '')) ===
+        (await fs.readFile(plan.cert, 'utf8').catch(() => undefined));
+    if (unchanged) {
       report.problems.push(
         `certbot did not renew: ${plan.domain} still expires ${fresh.not_after} (its renewal window is shorter than ${plan.threshold_days} days); \`ifmesh certs rotate --force\` forces it`,
       );
