@@ -3,12 +3,13 @@
 // the inventory the operator declares (--signaling, or SIGNALING_URLS / SIGNALING_FRONT_DOOR in the
 // env file), then the config's own host and port as the last resort. No command reads endpoints
 // anywhere else.
+
+import { httpUrlOf as httpOf, wsUrlOf as wsOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
-import { httpOf, wsOf } from './health.js';
 
 export interface FleetInstance {
   name: string;
@@ -66,7 +67,7 @@ function parseInventory(raw: string, key: string): { name: string; url: string }
             fix: 'write NAME=wss://HOST:PORT (or ws://, https://, http://), comma-separated',
           },
         ]);
-      return { name, url: wsOf(url).replace(/\/+$/, '') };
+      return { name, url: wsOf(url) };
     });
 }
 

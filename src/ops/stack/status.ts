@@ -1,8 +1,9 @@
 import { httpRequest } from '../../clients/http.js';
+import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
 import { loadFleet } from '../fleet/fleet.js';
-import { answers, httpOf } from '../fleet/health.js';
+import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
 import { type SignalingMode, signalingMode } from './signaling-topology.js';
@@ -97,7 +98,7 @@ export async function status(
     instances && components.some((c) => c.running) ? signalingMode(instances, false) : null;
   if (signaling?.url) {
     const get = (p: string) =>
-      httpRequest(`${httpOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
+      httpRequest(`${httpUrlOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
         () => undefined,
       );
     const [agents, conns, health] = await Promise.all([get('/agents'), get('/connections'), get('/health')]);
