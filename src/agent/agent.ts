@@ -19,6 +19,9 @@ import { acceptPeerKey } from './pins.js';
 import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
 import { TurnPool } from './turn-pool.js';
 
+/** Why a link closed when the peer lost it, not when either side chose to end it. */
+const LOST_LINK = /^(peer said bye: heartbeat timeout|connection failed|connection closed|channel closed)$/;
+
 export interface IceServer {
   urls: string;
   username?: string;
@@ -97,6 +100,8 @@ export class MeshAgent {
   private readonly verifier: MessageVerifier;
   private readonly timers: (() => void)[] = [];
   private readonly healing = new Map<string, TimerHandle>();
+  /** Peers signaling said left (agent-left) and that have not registered again: nothing to heal. */
+  private readonly departed = new Set<string>();
   /** Peers whose healing gave up: their connection is reported failed, not merely closed. */
   private readonly failedPeers = new Set<string>();
   private iceServers: IceServer[];
@@ -323,8 +328,20 @@ export class MeshAgent {
         this.counters.signature_failures += 1;
         this.event('signature_verification_failed', { reason, detail }, l.peerId);
       },
-      onClosed: (l) => {
+      onClosed: (l, why) => {
         if (this.links.get(l.peerId) === l) this.links.delete(l.peerId);
+        // An established link the peer lost (its heartbeat gave up on us, or the transport failed) while the peer
+        // is still in the mesh heals like a detected partition. Without this, a peer with the larger
+        // id that times out a healed link waits for an offer nobody sends (CONTRACT: smaller id offers).
+        if (
+          !this.stopped &&
+          l.readyAt !== undefined &&
+          LOST_LINK.test(why) &&
+          !this.departed.has(l.peerId) &&
+          !this.healing.has(l.peerId) &&
+          !this.links.has(l.peerId)
+        )
+          this.heal(l.peerId, 0);
         this.counters.messages_sent += l.sent;
         this.counters.messages_received += l.received;
         if (!this.stopped)
@@ -346,6 +363,7 @@ export class MeshAgent {
     switch (f.type) {
       case 'registered':
         for (const p of f.peers as { agent_id: string; public_key: string; rotations?: unknown }[]) {
+          this.departed.delete(p.agent_id);
           if (!this.pin(p.agent_id, p.public_key, p.rotations)) continue;
           // CONTRACT §1.5: the agent that registers later offers to every peer it is not linked with.
           const live = this.links.get(p.agent_id);
@@ -374,6 +392,7 @@ export class MeshAgent {
         return;
       case 'agent-joined': {
         if (f.agent_id === this.o.agentId) return;
+        this.departed.delete(f.agent_id);
         const key = this.pin(f.agent_id, f.public_key, f.rotations);
         const live = this.links.get(f.agent_id);
         if (live && key) live.publicKey = key;
@@ -402,6 +421,16 @@ export class MeshAgent {
       case 'bye':
         this.links.get(f.from)?.close('peer said bye through signaling');
         return;
+      case 'agent-left': {
+        // A peer that left signaling is gone, not partitioned: stop healing toward it.
+        this.departed.add(f.agent_id);
+        const healing = this.healing.get(f.agent_id);
+        if (healing) {
+          this.clock.clearTimeout(healing);
+          this.healing.delete(f.agent_id);
+        }
+        return;
+      }
       case 'rotate-keys': {
         const next = generateKeyPair();
         const previous = this.identity;

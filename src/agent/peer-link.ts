@@ -167,6 +167,9 @@ export class PeerLink {
   }
 
   private receive(text: string): void {
+    // A closed link's channel can still deliver for a moment (its transport closes after the bye):
+    // a late hello must not make it ready again, or the agent counts a dead link as healed.
+    if (this.closed) return;
     this.lastHeard = this.ctx.now();
     const r = this.ctx.verifier.verifyText(text, {
       publicKey: this.publicKey,
@@ -204,7 +207,8 @@ export class PeerLink {
         return;
       }
       case 'bye':
-        this.shutdown('peer said bye');
+        // The peer's own reason travels on: 'heartbeat timeout' means it lost us, not that it left.
+        this.shutdown(`peer said bye: ${String(m.payload.reason ?? 'no reason')}`);
         return;
       default:
         this.ctx.onMessage(this, m);

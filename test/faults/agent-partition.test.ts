@@ -63,8 +63,14 @@ describe('partition healing', () => {
       b.kill('SIGCONT');
       // On failure, say how healing went: the attempts a made and what b logged.
       await a.waitForPeers(['agent-b'], 20_000).catch((err: Error) => {
-        const tried = events.filter((e) => e.agent_id === 'agent-a').map((e) => e.event);
-        throw new Error(`${err.message}\nagent-a: ${tried.join(', ')}\nagent-b: ${b.stderr().slice(-2_000)}`);
+        const tried = events
+          .filter((e) => e.agent_id === 'agent-a' && e.event !== 'bandwidth_update')
+          .map((e) => `${e.event}${e.metadata?.state ? `(${String(e.metadata.state)})` : ''}`);
+        const l = a.links.get('agent-b');
+        const link = l ? `link closed=${l.closed} ready=${l.ready} offerer=${l.offerer}` : 'no link';
+        throw new Error(
+          `${err.message}\nagent-a: ${tried.join(', ')}\n${link}\nagent-b: ${b.stderr().slice(-2_000)}`,
+        );
       });
       expect(Number.isFinite(await a.links.get('agent-b')!.ping())).toBe(true);
       expect(events.map((e) => e.event)).toEqual(
