@@ -248,7 +248,9 @@ export const buildCheck: PreflightCheck = {
         `run node ${bin} selftest`,
       );
     if (!report?.checks) {
-      const why = (r.stderr.trim().split('\n')[0] ?? '') || `exit ${r.code}`;
+      // Node puts the source line first when a module throws; the error's own line says why.
+      const lines = r.stderr.trim().split('\n');
+      const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? (lines[0] || `exit ${r.code}`);
       return fail(`${bin} selftest does not run: ${why}`, `rebuild (npm run build) or reinstall in ${root}`);
     }
     const failed = report.checks.filter((c) => !c.ok);
