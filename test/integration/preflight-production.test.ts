@@ -6,6 +6,7 @@ import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemExec } from '../../src/cli/context.js';
+import { generateKeyPair, toBase64url } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runPreflight } from '../../src/ops/preflight/index.js';
@@ -13,7 +14,8 @@ import { listProcesses } from '../../src/state/processes.js';
 import { systemClock } from '../../src/util/clock.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
-import { freePort } from '../helpers/processes.js';
+import { freePort, startSignalingProcess } from '../helpers/processes.js';
+import { connect } from '../helpers/signaling.js';
 import { makeCert } from '../helpers/tls.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -340,4 +342,25 @@ describe("preflight's build check runs the binary's selftest", () => {
       expect(build(r).hint).toBeTruthy();
     }
   }, 60_000);
+});
+
+describe('SIGNALING_ALLOW_KEYS', () => {
+  it('is the allow-list signaling serve enforces, as --allow-keys is', async () => {
+    const [listed, other] = [generateKeyPair(), generateKeyPair()];
+    const list = path.join(tmp.dir, 'serve-allow-keys');
+    writeFileSync(list, `${toBase64url(listed.publicKey)} agent-a\n`);
+    const s = await startSignalingProcess([], { SIGNALING_ALLOW_KEYS: list });
+    try {
+      const stranger = await connect(s.url);
+      const hello = await stranger.next('hello');
+      stranger.send(stranger.registerFrame('agent-a', hello.nonce, other));
+      expect(await stranger.next('error')).toMatchObject({ code: 'key_not_allowed' });
+      expect((await stranger.closed).code).toBe(4401);
+      const member = await connect(s.url);
+      expect(await member.register('agent-a', listed)).toMatchObject({ type: 'registered' });
+      member.close();
+    } finally {
+      await s.stop();
+    }
+  }, 30_000);
 });
