@@ -41,7 +41,13 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
       const n = intFlag(flags.instances, '--instances', 1, 16);
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadConfig({
+        cwd: ctx.cwd,
+        env: ctx.env,
+        file: flags.config,
+        flags: flags.set,
+        productionRules: 'report',
+      });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
@@ -61,6 +67,7 @@ export function register(cmd: Command, io: CommandIo): void {
           launchEnv: launchEnv(ctx.env, loaded),
           clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
           supervise: flags.supervisor !== 'none',
+          production: { envFile: loaded.file, configIssues: loaded.productionIssues },
         },
         Boolean(flags.dryRun),
         ctx,

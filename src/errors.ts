@@ -52,11 +52,21 @@ export function formatConfigIssue(issue: ConfigIssue): string {
 /** The configuration does not validate: exit 2. Carries every issue found, not just the first. */
 export class ConfigError extends IfmeshError {
   readonly issues: ConfigIssue[];
-  constructor(issues: ConfigIssue[]) {
+  constructor(issues: ConfigIssue[], code = 'config_invalid', hint?: string) {
     const first = issues[0];
     const message = first ? formatConfigIssue(first) : 'invalid configuration';
-    super('config_invalid', issues.length > 1 ? `${message} (and ${issues.length - 1} more)` : message, 2);
+    super(code, issues.length > 1 ? `${message} (and ${issues.length - 1} more)` : message, 2, hint);
     this.issues = issues;
+  }
+}
+
+/**
+ * PRODUCTION_MODE=true and a production rule fails (src/ops/preflight/production.ts): deploy refuses
+ * before it starts anything, exit 2, one issue per failing rule.
+ */
+export class ProductionRefusedError extends ConfigError {
+  constructor(issues: ConfigIssue[]) {
+    super(issues, 'production_refused', "fix each, then run 'ifmesh preflight' to see them pass");
   }
 }
 

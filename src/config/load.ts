@@ -31,6 +31,8 @@ export interface MeshConfig {
   alertEmail: string;
   pagerdutyIntegrationKey: string;
   signalingAdminToken: string;
+  /** The allow-list file of agents that may register (SIGNALING_ALLOW_KEYS); undefined: any agent. */
+  signalingAllowKeys: string | undefined;
   /** redis:// URL shared by signaling instances; '' when standalone. */
   signalingClusterUrl: string;
   /** IF.witness on PostgreSQL when set (postgres:// URL). */
@@ -62,6 +64,8 @@ export interface LoadedConfig {
   raw: Record<string, string>;
   sources: Record<string, Source>;
   warnings: string[];
+  /** With `productionRules: 'report'`, what the production rules found instead of throwing; else []. */
+  productionIssues: ConfigIssue[];
 }
 
 export interface LoadOptions {
@@ -71,6 +75,12 @@ export interface LoadOptions {
   file?: string | undefined;
   /** --set KEY=VALUE, highest precedence. */
   flags?: Record<string, string>;
+  /**
+   * 'enforce' (default): a PRODUCTION_MODE config that breaks a production rule throws. 'report':
+   * those issues come back in `productionIssues`, for preflight and deploy, which judge them with
+   * the rest of the production checks (src/ops/preflight/production.ts) and name every one.
+   */
+  productionRules?: 'enforce' | 'report';
 }
 
 /** Precedence: flag > environment > file > default. Throws ConfigError listing every problem. */
@@ -180,8 +190,10 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   if (issues.length === 0) {
     const config = toMeshConfig(typed);
     oncallIssues(config, at, issues);
-    if (config.productionMode) await productionRules(config, raw, at, issues);
-    if (issues.length === 0) return { file: shown, config, raw, sources, warnings };
+    const productionIssues: ConfigIssue[] = [];
+    if (config.productionMode) await productionRules(config, raw, at, productionIssues);
+    if (opts.productionRules !== 'report') issues.push(...productionIssues.splice(0));
+    if (issues.length === 0) return { file: shown, config, raw, sources, warnings, productionIssues };
   }
   throw Object.assign(new ConfigError(issues), { warnings });
 }
@@ -330,6 +342,7 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     alertEmail: t.ALERT_EMAIL as string,
     pagerdutyIntegrationKey: t.PAGERDUTY_INTEGRATION_KEY as string,
     signalingAdminToken: t.SIGNALING_ADMIN_TOKEN as string,
+    signalingAllowKeys: t.SIGNALING_ALLOW_KEYS as string | undefined,
     signalingClusterUrl: t.SIGNALING_CLUSTER_URL as string,
     witnessDbUrl: t.WITNESS_DB_URL as string,
     pagerdutyEventsUrl: t.PAGERDUTY_EVENTS_URL as string,
@@ -407,7 +420,8 @@ async function productionRules(
   }
 }
 
-async function unreadable(file: string): Promise<string | undefined> {
+/** What keeps `file` from being read as a regular file, or undefined when it can be. */
+export async function unreadable(file: string): Promise<string | undefined> {
   try {
     const st = await fs.stat(file);
     if (!st.isFile()) return 'is not a regular file';

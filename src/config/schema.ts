@@ -157,6 +157,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     describe: 'the URL agents connect to in front of SIGNALING_URLS (nginx, a load balancer); empty: none',
   },
   {
+    key: 'SIGNALING_ALLOW_KEYS',
+    kind: 'path',
+    default: '',
+    describe:
+      'allow-list of the agents that may register, one `PUBLIC_KEY AGENT_ID` pair per line (`signaling serve --allow-keys`); required in production',
+  },
+  {
     key: 'SIGNALING_ADMIN_TOKEN',
     kind: 'text',
     default: '',

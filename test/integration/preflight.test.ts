@@ -75,7 +75,12 @@ function othersPass(report: PreflightReport, prefix: string) {
 describe('ifmesh preflight against a real witness, coturn and certificates', () => {
   it('passes everything on a healthy setup (exit 0), probing STUN and TURN for real', async () => {
     const { code, report } = await preflight();
-    expect(report.checks.filter((k) => k.status !== 'ok').map((k) => k.name)).toEqual([]);
+    // Development mode: the production rules this setup breaks are warnings, nothing else is.
+    expect(report.checks.filter((k) => k.status !== 'ok').map((k) => [k.name, k.status])).toEqual([
+      ['production: witness over https', 'warn'],
+      ['production: admin token', 'warn'],
+      ['production: allow-list', 'warn'],
+    ]);
     expect(code).toBe(0);
     expect(report.ok).toBe(true);
     expect(check(report, 'TURN').detail).toMatch(/Allocate accepted.*released/);
@@ -107,7 +112,7 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     expect(r.stdout).toMatch(/^✓ Node\.js version/m);
     expect(r.stdout).toMatch(/^✗ TURN turn:127\.0\.0\.1:\d+\?transport=udp — Allocate refused: 401/m);
     expect(r.stdout).toMatch(/^ {4}fix: TURN_USERNAME\/TURN_PASSWORD are not accepted/m);
-    expect(r.stdout.trim().split('\n').at(-1)).toBe('1 of 10 checks failed: do not deploy');
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('1 of 14 checks failed: do not deploy');
     expect(r.stdout).not.toContain('nope');
   }, 60_000);
 
@@ -164,7 +169,7 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     const d = await preflight(`SIGNALING_TLS_CERT=${path.join(tmp.dir, 'absent.crt')}`);
     expect(check(d.report, 'TLS')).toMatchObject({
       status: 'fail',
-      detail: expect.stringContaining('ENOENT'),
+      detail: expect.stringContaining('absent.crt does not exist'),
     });
   }, 90_000);
 
@@ -281,6 +286,7 @@ describe('preflight on a broken installation', () => {
         ctx,
         loaded: undefined,
         configError: undefined,
+        production: undefined,
         stateDir: tmp.dir,
         root: tmp.dir,
         nodeVersion: '20.19.0',

@@ -24,6 +24,7 @@ import { openWitness } from '../events.js';
 import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
+import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
 import { agentProcessName, moveAgent } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
@@ -47,6 +48,8 @@ export interface DeployOptions {
   supervise?: boolean;
   /** A configured SIGNALING_CLUSTER_SECRET; without one, deploy generates one into the secrets file. */
   clusterSecret?: string | undefined;
+  /** The env file read and the loader's reported production issues, for the production rules. */
+  production?: Omit<ProductionInput, 'config'>;
 }
 
 export interface DeployPlan {
@@ -181,6 +184,8 @@ export function buildPlan(
 }
 
 export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext): Promise<DeployReport> {
+  // PRODUCTION_MODE=true: refused (exit 2, every failing rule named) before anything is read or started.
+  await refuseUnlessProductionReady({ envFile: undefined, ...o.production, config: o.config });
   const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
   const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
     .version as string;

@@ -1,13 +1,14 @@
 // The checklist: the runbook's seven pre-flight checks (dependencies, configuration, port, TLS files,
-// witness, build, sanity) and what they leave out (Node, TLS validity and key). The network checks
-// (witness key, STUN, TURN) are in remote.ts.
+// witness, build and sanity in one line) and what they leave out (Node, TLS validity and key, the
+// production rules of production.ts). The network checks (witness key, STUN, TURN) are in remote.ts.
 import { X509Certificate } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
 import { certificateWindow, keyMatchesCertificate } from '../certs/check.js';
-import { runSelftest } from '../selftest.js';
+import type { SelftestReport } from '../selftest.js';
+import { type ProductionFinding, TLS_FILES } from './production.js';
 import { stunCheck, turnCheck, witnessCheck } from './remote.js';
 import {
   type CheckOutcome,
@@ -24,6 +25,7 @@ const DAY_MS = 86_400_000;
 const ENTRY_POINTS: Record<string, string> = { '@noble/hashes': '@noble/hashes/sha2.js' };
 const CERT_MIN_DAYS = 7;
 const MIN_NODE: [number, number] = [20, 19];
+const SELFTEST_TIMEOUT_MS = 25_000;
 
 export const nodeCheck: PreflightCheck = {
   name: 'Node.js version',
@@ -150,15 +152,17 @@ export const portCheck: PreflightCheck = {
 export const tlsCheck: PreflightCheck = {
   name: 'TLS certificate and key',
   timeoutMs: 3_000,
-  run: async ({ loaded, ctx }) => {
-    if (!loaded) return NO_CONFIG;
+  run: async ({ loaded, production, ctx }) => {
+    if (!loaded || !production) return NO_CONFIG;
     const { signalingTlsCert: certFile, signalingTlsKey: keyFile, productionMode } = loaded.config;
-    if (!certFile || !keyFile) {
-      const hint = 'set SIGNALING_TLS_CERT and SIGNALING_TLS_KEY';
-      return productionMode
-        ? fail('not configured, and PRODUCTION_MODE=true', hint)
-        : warn('not configured: signaling would serve ws:// without TLS', hint);
-    }
+    // The production rule on TLS files is this line's first half: only unset files are a mere
+    // warning outside production mode (configured but unreadable ones would stop signaling).
+    const files = production.find((f) => f.check === TLS_FILES);
+    if (files && !files.ok)
+      return productionMode || certFile || keyFile
+        ? fail(files.detail, files.fix)
+        : warn(files.detail, files.fix);
+    if (!certFile || !keyFile) return NO_CONFIG;
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(await fs.readFile(certFile));
@@ -198,36 +202,64 @@ export const tlsCheck: PreflightCheck = {
   },
 };
 
+/** What a production rule means on preflight's checklist: ✗ in production mode, ! otherwise. */
+export function productionCheck(f: ProductionFinding, productionMode: boolean): PreflightCheck {
+  return {
+    name: `production: ${f.check}`,
+    timeoutMs: 1_000,
+    run: async () => {
+      if (f.ok) return ok(f.detail);
+      return productionMode
+        ? fail(f.detail, f.fix)
+        : warn(`${f.detail} (a ✗ when PRODUCTION_MODE=true)`, f.fix);
+    },
+  };
+}
+
+/**
+ * The build, proven by running it: the binary deploy would start (`node <root>/<bin>`) runs its
+ * own `selftest`, which is also the runbook's sanity check. A file that exists but does not start
+ * (a half-built dist/, a missing dependency) fails here rather than at deploy.
+ */
 export const buildCheck: PreflightCheck = {
-  name: 'build present',
-  timeoutMs: 1_000,
-  run: async ({ root }) => {
+  name: 'build and sanity (selftest of the built binary)',
+  timeoutMs: 30_000,
+  run: async ({ root, ctx }) => {
     const pkg = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as {
       bin?: Record<string, string>;
     };
-    const bins = Object.values(pkg.bin ?? {});
-    const missing = bins.filter((b) => !existsSync(path.join(root, b)));
-    if (!bins.length || missing.length)
+    const bin = pkg.bin?.ifmesh ?? Object.values(pkg.bin ?? {})[0];
+    if (!bin || !existsSync(path.join(root, bin)))
+      return fail(`${bin ?? 'no bin entry'} missing in ${root}`, `run npm run build in ${root}`);
+    const r = await ctx.exec(process.execPath, [path.join(root, bin), 'selftest', '--json'], {
+      timeoutMs: SELFTEST_TIMEOUT_MS,
+      cwd: ctx.cwd,
+      env: { ...ctx.env, NO_COLOR: '1' },
+    });
+    let report: SelftestReport | undefined;
+    try {
+      report = JSON.parse(r.stdout) as SelftestReport;
+    } catch {
+      report = undefined;
+    }
+    if (r.code === null)
       return fail(
-        `${missing.join(', ') || 'no bin entry'} missing in ${root}`,
-        `run npm run build in ${root}`,
+        `${bin} selftest gave no answer within ${SELFTEST_TIMEOUT_MS} ms`,
+        `run node ${bin} selftest`,
       );
-    return ok(bins.join(', '));
-  },
-};
-
-export const sanityCheck: PreflightCheck = {
-  name: 'sanity (selftest)',
-  timeoutMs: 15_000,
-  run: async ({ ctx }) => {
-    const r = await runSelftest({ cwd: ctx.cwd, env: ctx.env, now: () => ctx.clock.now() });
-    const failed = r.checks.filter((c) => !c.ok);
-    return failed.length
+    if (!report?.checks) {
+      // Node puts the source line first when a module throws; the error's own line says why.
+      const lines = r.stderr.trim().split('\n');
+      const why = lines.find((l) => /^\w*Error\b/.test(l)) ?? (lines[0] || `exit ${r.code}`);
+      return fail(`${bin} selftest does not run: ${why}`, `rebuild (npm run build) or reinstall in ${root}`);
+    }
+    const failed = report.checks.filter((c) => !c.ok);
+    return failed.length || r.code !== 0
       ? fail(
-          `${failed.length} selftest check(s) failed: ${failed[0]!.name} — ${failed[0]!.detail}`,
-          'run ifmesh selftest',
+          `${bin} selftest: ${failed.length} check(s) failed${failed[0] ? `: ${failed[0].name} — ${failed[0].detail}` : ` (exit ${r.code})`}`,
+          `run node ${bin} selftest`,
         )
-      : ok(`${r.checks.length} selftest checks passed`);
+      : ok(`${bin} selftest: ${report.checks.length} checks passed`);
   },
 };
 
@@ -259,6 +291,9 @@ export function buildChecks(env: PreflightEnv): PreflightCheck[] {
               },
             ]),
       ];
+  const production = (env.production ?? [])
+    .filter((f) => f.check !== TLS_FILES)
+    .map((f) => productionCheck(f, c?.productionMode ?? false));
   return [
     nodeCheck,
     dependenciesCheck,
@@ -267,7 +302,7 @@ export function buildChecks(env: PreflightEnv): PreflightCheck[] {
     tlsCheck,
     witnessCheck,
     ...servers,
+    ...production,
     buildCheck,
-    sanityCheck,
   ];
 }

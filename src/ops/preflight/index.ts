@@ -5,6 +5,7 @@ import { ConfigError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';
 import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
+import { checkProduction } from './production.js';
 import type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
 
 export type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
@@ -66,7 +67,14 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
   let loaded: LoadedConfig | undefined;
   let configError: ConfigError | undefined;
   try {
-    loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: o.configFile, flags: o.set });
+    // The loader's production rules are reported, not thrown: they are preflight lines of their own.
+    loaded = await loadConfig({
+      cwd: ctx.cwd,
+      env: ctx.env,
+      file: o.configFile,
+      flags: o.set,
+      productionRules: 'report',
+    });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     configError = err;
@@ -75,6 +83,13 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
     ctx,
     loaded,
     configError,
+    production: loaded
+      ? await checkProduction({
+          config: loaded.config,
+          envFile: loaded.file,
+          configIssues: loaded.productionIssues,
+        })
+      : undefined,
     stateDir: o.stateDir,
     root: o.root ?? packageRoot(),
     nodeVersion: o.nodeVersion ?? process.versions.node,

@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../../config/load.js';
 import type { ConfigError } from '../../errors.js';
 import type { OpContext } from '../shared.js';
+import type { ProductionFinding } from './production.js';
 
 /** ✓ ok, ! warning (exit 0), ✗ failure (exit 1). */
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -17,6 +18,8 @@ export interface PreflightEnv {
   /** The effective configuration, or undefined when it does not validate (see configError). */
   loaded: LoadedConfig | undefined;
   configError: ConfigError | undefined;
+  /** Every production rule's finding (production.ts), or undefined without a configuration. */
+  production: ProductionFinding[] | undefined;
   stateDir: string;
   /** The installation checked (package.json, node_modules, dist/): the running package by default. */
   root: string;

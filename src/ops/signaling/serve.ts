@@ -94,8 +94,9 @@ export async function serveSignaling(
     ? readSecretFile(opts.adminTokenFile, 'admin token file')
     : c.signalingAdminToken || undefined;
   if (!adminToken) opts.log('warn', 'no admin token configured: every /admin/* call will be refused (401)');
-  const allowList = opts.allowKeysFile
-    ? loadAllowList(readSecretFile(opts.allowKeysFile, 'allow-list'), opts.allowKeysFile)
+  const allowKeysFile = opts.allowKeysFile ?? c.signalingAllowKeys;
+  const allowList = allowKeysFile
+    ? loadAllowList(readSecretFile(allowKeysFile, 'allow-list'), allowKeysFile)
     : undefined;
   const identities = openIdentities(identitiesFile(opts.stateDir));
   let tls: { cert: string; key: string } | undefined;
