@@ -150,5 +150,19 @@ describe('failover cert (scenario D)', () => {
         'failover_recovery_validated',
       ]),
     );
+    const certStep = (d: { report: { steps: { step: string; detail: string }[] } }) =>
+      d.report.steps.find((x) => x.step === 'certificate rotation')?.detail;
+    expect(certStep(doc)).toMatch(/^renewed; expires /);
+
+    // Run again on the fresh certificate: nothing is due, and the step says so instead of "rotated".
+    const again = await run(
+      [...base, '--id', 'fo-d-2', '--insecure', '--loopback', '--messages', '5', '--json'],
+      { cwd: dir.dir, env },
+    );
+    const second = JSON.parse(again.stdout);
+    expect(certStep(second)).toMatch(/^not renewed: valid for \d+ more days/);
+    expect(second.report.cert.restarts).toEqual([]);
+    expect(new X509Certificate(readFileSync(files.cert)).fingerprint256).toBe(after.fingerprint256);
+    expect(again.code, again.stderr).toBe(0);
   }, 120_000);
 });

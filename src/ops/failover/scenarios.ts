@@ -445,8 +445,10 @@ export async function applyFailover(
       await step(
         'certificate rotation',
         report.cert.ok,
-        report.cert.ok ? 'rotated' : report.cert.problems.join('; '),
+        certStepDetail(report.cert),
       );
+      // A certificate that was not due is the state a renewal would reach: like failover turn with
+      // nothing to move, service counts as restored at once.
       if (report.cert.ok) await restored();
     }
     if (plan.keys) {
@@ -927,4 +929,11 @@ async function applyPartition(
     healed,
     healed ? `${pairs} pairs connected again` : `${pairs} pairs not all connected in time`,
   );
+}
+
+/** What the certificate step did, in the words an operator reads: renewed, not due, or why not. */
+function certStepDetail(r: CertRotationReport): string {
+  if (!r.ok) return r.problems.join('; ');
+  if (r.renewed) return `renewed; expires ${r.new_expiry ?? 'unknown'}`;
+  return `not renewed: ${r.skipped ?? 'not due'}`;
 }
