@@ -442,11 +442,7 @@ export async function applyFailover(
         { stateDir: o.stateDir, witness: tagged, onStep: o.onStep },
         ctx,
       );
-      await step(
-        'certificate rotation',
-        report.cert.ok,
-        certStepDetail(report.cert),
-      );
+      await step('certificate rotation', report.cert.ok, certStepDetail(report.cert));
       // A certificate that was not due is the state a renewal would reach: like failover turn with
       // nothing to move, service counts as restored at once.
       if (report.cert.ok) await restored();
