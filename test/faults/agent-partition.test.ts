@@ -65,7 +65,10 @@ describe('partition healing', () => {
       await a.waitForPeers(['agent-b'], 20_000).catch((err: Error) => {
         const tried = events
           .filter((e) => e.agent_id === 'agent-a' && e.event !== 'bandwidth_update')
-          .map((e) => `${e.event}${e.metadata?.state ? `(${String(e.metadata.state)})` : ''}`);
+          .map((e) => {
+            const state = (e.metadata as { state?: unknown } | undefined)?.state;
+            return state ? `${e.event}(${String(state)})` : e.event;
+          });
         const l = a.links.get('agent-b');
         const link = l ? `link closed=${l.closed} ready=${l.ready} offerer=${l.offerer}` : 'no link';
         throw new Error(
