@@ -15,7 +15,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/config/env-file.js';
 import { backupStamp, setEnvFileKey } from '../../src/config/env-file-update.js';
-import { persistTurnServers } from '../../src/ops/failover/turn.js';
+import { persistTurnServers, rewriteLaunchTurnServers } from '../../src/ops/failover/turn.js';
+import { readProcess, recordProcess } from '../../src/state/processes.js';
 
 const NOW = Date.UTC(2026, 10, 22, 21, 44, 37, 123);
 let dirs: string[] = [];
@@ -140,5 +141,44 @@ describe("failover turn's step 2 (persistTurnServers)", () => {
     expect(p.detail).toMatch(
       /^could not write TURN_SERVERS to \/nonexistent-dir\/webrtc\.env: .*a restart would bring back the failed server$/,
     );
+  });
+});
+
+describe('launch environments that carry TURN_SERVERS', () => {
+  it('take the new list, so a restart from the record does not bring the failed server back', () => {
+    const state = mkdtempSync(path.join(tmpdir(), 'ifmesh-state-'));
+    dirs.push(state);
+    const spec = (turn?: string) => ({
+      command: process.execPath,
+      args: ['ifmesh.js', 'signaling', 'serve'],
+      cwd: state,
+      env: { SIGNALING_PORT: '8443', ...(turn ? { TURN_SERVERS: turn } : {}) },
+      secret_env: [],
+    });
+    const rec = (name: string, turn?: string) => ({
+      name,
+      role: 'signaling' as const,
+      owner: 'up',
+      pid: 1,
+      started_at: new Date(NOW).toISOString(),
+      spec: spec(turn),
+    });
+    recordProcess(state, rec('signaling-1', 'turn:10.0.0.5:3478'));
+    recordProcess(state, rec('signaling-2', 'turn:10.0.0.6:3478'));
+    const r = rewriteLaunchTurnServers(
+      state,
+      [
+        { instance: 'signaling-1', turn_servers: 'turn:10.0.0.5:3478' },
+        { instance: 'signaling-2', turn_servers: 'turn:10.0.0.6:3478' },
+      ],
+      ['turn:10.0.0.6:3478'],
+    );
+    expect(r.rewritten).toEqual(['signaling-1']);
+    expect(readProcess(state, 'signaling-1')?.spec?.env).toEqual({
+      SIGNALING_PORT: '8443',
+      TURN_SERVERS: 'turn:10.0.0.6:3478',
+    });
+    // With the records rewritten, persisting no longer fails on them.
+    expect(persistTurnServers(null, ['turn:10.0.0.6:3478'], 'default', r.shadowedBy, NOW).ok).toBe(true);
   });
 });

@@ -28,7 +28,7 @@ import { Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
 import type { OpContext } from '../shared.js';
 import { failedConnectionsStep, recoveryEvent, type StabilisationReport, stabilise } from './stabilise.js';
-import { persistTurnServers, probeReplacement, probeTarget } from './turn.js';
+import { persistTurnServers, probeReplacement, probeTarget, rewriteLaunchTurnServers } from './turn.js';
 import type { Scenario } from './validate.js';
 
 export interface TurnFailoverPlan {
@@ -583,15 +583,20 @@ async function applyTurn(
       metadata: { failed_server: t.failed, replacement_server: t.replacement },
     },
   ]);
-  // Step 2: the env file, so the next restart keeps the replacement.
+  // Step 2: the env file, and the launch environment of instances recorded with their own list, so
+  // the next restart keeps the replacement.
+  const launch = rewriteLaunchTurnServers(o.stateDir, t.shadowed_by, t.turn_servers);
   const persisted = persistTurnServers(
     t.env_file,
     t.turn_servers,
     t.turn_servers_source,
-    t.shadowed_by,
+    launch.shadowedBy,
     ctx.clock.now(),
   );
-  await step('persist TURN_SERVERS', persisted.ok, persisted.detail);
+  const relaunch = launch.rewritten.length
+    ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`
+    : '';
+  await step('persist TURN_SERVERS', persisted.ok, `${persisted.detail}${relaunch}`);
   const env_file = {
     file: t.env_file,
     backup: persisted.backup,

@@ -13,6 +13,7 @@ import {
   UnreachableError,
   UsageError,
 } from '../../errors.js';
+import { readProcess, updateProcess } from '../../state/processes.js';
 import type { Clock } from '../../util/clock.js';
 
 /** How long the replacement has to answer the Allocate (the guide's `timeout 5 stunclient`). */
@@ -129,4 +130,29 @@ export function persistTurnServers(
       backup: null,
     };
   }
+}
+
+/**
+ * Instances ifmesh recorded with TURN_SERVERS in their launch environment would bring the failed
+ * server back on their next restart: their recorded environment takes the new list too. Returns the
+ * shadowing list as it now stands (empty stale entries once rewritten) and the instances rewritten.
+ */
+export function rewriteLaunchTurnServers(
+  stateDir: string,
+  shadowedBy: { instance: string; turn_servers: string }[],
+  servers: string[],
+): { shadowedBy: { instance: string; turn_servers: string }[]; rewritten: string[] } {
+  const value = servers.join(',');
+  const rewritten: string[] = [];
+  const now = shadowedBy.map((x) => {
+    if (x.turn_servers === value) return x;
+    const rec = readProcess(stateDir, x.instance);
+    if (!rec?.spec || rec.spec.env.TURN_SERVERS === undefined) return x;
+    updateProcess(stateDir, x.instance, {
+      spec: { ...rec.spec, env: { ...rec.spec.env, TURN_SERVERS: value } },
+    });
+    rewritten.push(x.instance);
+    return { instance: x.instance, turn_servers: value };
+  });
+  return { shadowedBy: now, rewritten };
 }
