@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import {
   observeCheckpoint,
   WitnessInconsistentError,
@@ -116,7 +117,7 @@ export function register(cmd: Command, io: CommandIo): void {
     }
   };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
     const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
     return { url: w.url, apiKey: w.api_key };
