@@ -62,6 +62,7 @@ export function register(cmd: Command, io: CommandIo): void {
           launchEnv: launchEnv(ctx.env, loaded),
           clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
           supervise: flags.supervisor !== 'none',
+          caFile: ctx.tls?.caFile,
         },
         Boolean(flags.dryRun),
         ctx,
@@ -72,6 +73,9 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `${c.green('✓ deployed')} ${r.plan.deployment_id} (${r.plan.release_ref}, config ${r.plan.config_hash})`
             : `${c.bold('plan')} for ${r.plan.deployment_id} (dry run: nothing changed)`,
           ...r.plan.instances.map((i) => `  signaling  ${i.name} ${i.url}`),
+          r.plan.endpoints.tls
+            ? `  tls        ${r.plan.endpoints.tls.cert}${r.plan.endpoints.tls.ca ? ` (verified against ${r.plan.endpoints.tls.ca})` : ''}`
+            : '',
           r.plan.nginx
             ? `  nginx      ${r.plan.nginx.url} → ${r.plan.nginx.upstreams.join(', ')} (least_conn, max_fails=3 fail_timeout=30s)`
             : c.dim('  nginx      not installed: agents get every instance URL'),
