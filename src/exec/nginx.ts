@@ -128,6 +128,15 @@ async function run(io: NginxIo, args: string[]): Promise<{ code: number; out: st
   }
 }
 
+/** The plan the config in `prefix` was written from (nginx.plan.json), if ifmesh wrote one. */
+export function readNginxPlan(prefix: string): NginxPlan | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(prefix, 'nginx.plan.json'), 'utf8')) as NginxPlan;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
  * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
@@ -136,6 +145,9 @@ export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): P
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(p));
+  // Kept beside it so a later rewrite (failover's promote-backup) changes the upstreams and keeps
+  // the rest (TLS, addresses, server_name) rather than parsing the config back.
+  writeFileSync(path.join(p.prefix, 'nginx.plan.json'), `${JSON.stringify(p, null, 2)}\n`);
   const test = await run(io, ['-t', '-p', p.prefix, '-c', conf]);
   if (test.code === 127) throw new UnreachableError('nginx is not installed', 'apt-get install nginx');
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);
