@@ -10,7 +10,7 @@ import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
-import { startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
+import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { makeCa, makeServerCert } from '../helpers/tls.js';
@@ -67,23 +67,18 @@ describe('ifmesh deploy with TLS', () => {
         '',
       ].join('\n'),
     );
-    const r = await spawnCli(
-      [
-        'deploy',
-        '--json',
-        '--config',
-        'tls.env',
-        '--instances',
-        '2',
-        '--base-port',
-        String(base),
-        '--nginx-port',
-        String(nginxPort),
-        '--state-dir',
-        state,
-      ],
-      { cwd: dir, env, timeoutMs: 90_000 },
-    );
+    const deploy = (release: string) =>
+      spawnCli(
+        deployArgv({
+          instances: 2,
+          base,
+          nginxPort,
+          state,
+          more: ['--config', 'tls.env', '--release', release],
+        }),
+        { cwd: dir, env, timeoutMs: 90_000 },
+      );
+    const r = await deploy('v1');
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.registered).toEqual(AGENTS);
@@ -127,6 +122,27 @@ describe('ifmesh deploy with TLS', () => {
     expect(agents.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual(AGENTS);
     const rec = listProcesses(state).find((p) => p.name === 'deploy-agent-agent-t1')!;
     expect(rec.spec?.env.IFMESH_CA_FILE).toBe(caFile);
+
+    // A second release, then a rollback given the CA with --ca: its registration gate reads /agents
+    // over https.
+    const v2 = await deploy('v2');
+    expect(v2.code, v2.stderr).toBe(0);
+    const back = await spawnCli(
+      ['rollback', '--ca', caFile, '--reason', 'tls test', '--state-dir', state, '--json'],
+      {
+        cwd: dir,
+        env,
+        timeoutMs: 90_000,
+      },
+    );
+    expect(back.code, back.stderr).toBe(0);
+    const releases = JSON.parse(
+      (await spawnCli(['releases', '--state-dir', state, '--json'], { cwd: dir })).stdout,
+    );
+    expect(releases.releases.map((x: { ref: string; outcome: string }) => [x.ref, x.outcome])).toEqual([
+      ['v2', 'rolled_back'],
+      ['v1', 'restored'],
+    ]);
 
     // status and verify, given the CA with --ca: everything healthy, the mesh verified.
     const st = await spawnCli(['status', '--ca', caFile, '--state-dir', state, '--json'], { cwd: dir });

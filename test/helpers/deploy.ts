@@ -45,3 +45,24 @@ export async function startDeployDeps(): Promise<DeployDeps> {
     },
   };
 }
+
+/** `ifmesh deploy --json` of `instances` instances from `base`, nginx on `nginxPort`, into `state`. */
+export function deployArgv(o: {
+  instances: number;
+  base: number;
+  nginxPort: number;
+  state: string;
+  more?: string[];
+}): string[] {
+  const ports = ['--base-port', String(o.base), '--nginx-port', String(o.nginxPort)];
+  return [
+    'deploy',
+    '--json',
+    '--instances',
+    String(o.instances),
+    ...ports,
+    '--state-dir',
+    o.state,
+    ...(o.more ?? []),
+  ];
+}
