@@ -108,7 +108,11 @@ export function register(cmd: Command, io: CommandIo): void {
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
   const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
     try {
-      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir) });
+      await observeCheckpoint({
+        url,
+        stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir),
+        dispatcher: ctx.dispatcher,
+      });
     } catch (err) {
       if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
         out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
@@ -162,6 +166,7 @@ export function register(cmd: Command, io: CommandIo): void {
         url,
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
+        dispatcher: ctx.dispatcher,
       });
       await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
       io.output(flags).result(answer, (a, c) =>
@@ -195,7 +200,12 @@ export function register(cmd: Command, io: CommandIo): void {
         const print = (e: Record<string, unknown>) =>
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
-        const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
+        const first = await runWitnessQuery({
+          url,
+          body: base,
+          token: ctx.env.WITNESS_QUERY_TOKEN,
+          dispatcher: ctx.dispatcher,
+        });
         await observe(url, out, (flags as { stateDir?: string }).stateDir);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
@@ -217,6 +227,7 @@ export function register(cmd: Command, io: CommandIo): void {
             url,
             body: { ...base, time_range: { from, to: 'now' } },
             token: ctx.env.WITNESS_QUERY_TOKEN,
+            dispatcher: ctx.dispatcher,
           }).catch((err) => {
             out.warn((err as Error).message);
             return undefined;
@@ -264,7 +275,12 @@ export function register(cmd: Command, io: CommandIo): void {
             publicKey: flags.pubkey,
             cwd: ctx.cwd,
           })
-        : await verifyUrl({ url: flags.url!, stateDir, queryToken: ctx.env.WITNESS_QUERY_TOKEN });
+        : await verifyUrl({
+            url: flags.url!,
+            stateDir,
+            queryToken: ctx.env.WITNESS_QUERY_TOKEN,
+            dispatcher: ctx.dispatcher,
+          });
       io.output(flags).result(report, renderVerify);
       if (!report.ok) io.setExitCode(ExitCode.checkFailed);
     },
@@ -330,6 +346,7 @@ export function register(cmd: Command, io: CommandIo): void {
         url,
         apiKey,
         stateDir,
+        dispatcher: ctx.dispatcher,
       });
       io.output(flags).result(report, renderSpool);
       if (report.key_changed) {
@@ -352,6 +369,7 @@ export function register(cmd: Command, io: CommandIo): void {
       url,
       stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
       accept: Boolean(flags.yes),
+      dispatcher: ctx.dispatcher,
     });
     io.output(flags).result(report, renderTrust);
     if (report.changed && !report.accepted) io.setExitCode(ExitCode.checkFailed);
