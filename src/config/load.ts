@@ -184,6 +184,16 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   if (issues.length === 0) {
     const config = toMeshConfig(typed);
     oncallIssues(config, at, issues);
+    // Every https/wss connection would fail on it: said here, where `config check` sees it too.
+    const caProblem = config.caFile ? await unreadable(config.caFile) : undefined;
+    if (caProblem)
+      issues.push(
+        at(
+          'IFMESH_CA_FILE',
+          `${config.caFile} ${caProblem}`,
+          'point it at the PEM file of your CA, or leave it empty',
+        ),
+      );
     if (config.productionMode) await productionRules(config, raw, at, issues);
     if (issues.length === 0) return { file: shown, config, raw, sources, warnings };
   }

@@ -97,6 +97,12 @@ describe('nginx configuration', () => {
 });
 
 describe('CA file', () => {
+  it('is a configuration issue when IFMESH_CA_FILE does not exist', async () => {
+    await expect(config({ IFMESH_CA_FILE: 'missing-ca.crt' })).rejects.toThrow(
+      `IFMESH_CA_FILE: ${path.join(dir, 'missing-ca.crt')} does not exist; point it at the PEM file of your CA`,
+    );
+  });
+
   it('names the source and the fix for a missing file or one without a certificate', () => {
     expect(() => loadTrust('nope.crt', dir, '--ca')).toThrow(
       `--ca ${path.join(dir, 'nope.crt')} does not exist`,
