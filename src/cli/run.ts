@@ -35,6 +35,8 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
       '--ca <file>',
       "PEM CA that signed the signaling and witness certificates: https:// and wss:// verify against it and the system CAs (default $IFMESH_CA_FILE, else the env file's IFMESH_CA_FILE)",
     )
+    // --ca is the program's: every command's help lists it under "Global Options".
+    .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
