@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
-import { loadConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
@@ -50,7 +50,7 @@ const common = (c: Command) =>
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const start = async (flags: Flags, ids: string[], keyFile: string | undefined) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const out = io.output(flags);
     for (const w of loaded.warnings) out.warn(w);
     const policy = flags.icePolicy ?? loaded.config.iceTransportPolicy;
@@ -77,6 +77,7 @@ export function register(cmd: Command, io: CommandIo): void {
         mesh: flags.mesh,
         loopbackOnly: Boolean(flags.loopback),
         rejectUnauthorized: !flags.insecure,
+        ca: ctx.tls?.ca,
         heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
         healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
         stateDir: flags.stateDir,

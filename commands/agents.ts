@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { toBase64url } from '../src/crypto/ed25519.js';
 import { readPublicKey } from '../src/crypto/key-file.js';
@@ -28,7 +28,7 @@ type Flags = ConfigFlags & {
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const targets = async (flags: Flags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     return {
       signaling: resolveTargets(flags, ctx.env, loaded, stateDir).signaling,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
@@ -38,7 +38,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const setup = async (flags: Flags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     return { stateDir, config: resolveWitness(loaded, flags.witness, stateDir), warnings: loaded.warnings };
   };

@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { type LoadedConfig, loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
+import type { LoadedConfig } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { checkCertificate } from '../src/ops/certs/check.js';
@@ -42,8 +43,7 @@ function files(flags: Flags, loaded: LoadedConfig, cwd: string, needKey: boolean
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  const load = (flags: Flags) =>
-    loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+  const load = (flags: Flags) => loadCommandConfig(ctx, flags);
   withFlags(
     cmd
       .command('check')

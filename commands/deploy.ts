@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { launchEnv, loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
+import { launchEnv } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
 import { resolveWitness } from '../src/ops/shared.js';
@@ -41,13 +42,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
       const n = intFlag(flags.instances, '--instances', 1, 16);
-      const loaded = await loadConfig({
-        cwd: ctx.cwd,
-        env: ctx.env,
-        file: flags.config,
-        flags: flags.set,
-        productionRules: 'report',
-      });
+      const loaded = await loadCommandConfig(ctx, flags, { productionRules: 'report' });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
@@ -68,6 +63,7 @@ export function register(cmd: Command, io: CommandIo): void {
           clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
           supervise: flags.supervisor !== 'none',
           production: { envFile: loaded.file, configIssues: loaded.productionIssues },
+          caFile: ctx.tls?.caFile,
         },
         Boolean(flags.dryRun),
         ctx,
@@ -78,6 +74,9 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `${c.green('✓ deployed')} ${r.plan.deployment_id} (${r.plan.release_ref}, config ${r.plan.config_hash})`
             : `${c.bold('plan')} for ${r.plan.deployment_id} (dry run: nothing changed)`,
           ...r.plan.instances.map((i) => `  signaling  ${i.name} ${i.url}`),
+          r.plan.endpoints.tls
+            ? `  tls        ${r.plan.endpoints.tls.cert}${r.plan.endpoints.tls.ca ? ` (verified against ${r.plan.endpoints.tls.ca})` : ''}`
+            : '',
           r.plan.nginx
             ? `  nginx      ${r.plan.nginx.url} → ${r.plan.nginx.upstreams.join(', ')} (least_conn, max_fails=3 fail_timeout=30s)`
             : c.dim('  nginx      not installed: agents get every instance URL'),

@@ -119,6 +119,8 @@ export function register(cmd: Command, io: CommandIo): void {
             loopbackOnly: Boolean(flags.loopback),
             formTimeoutMs: 20_000,
             rejectUnauthorized: !flags.insecure,
+            ca: ctx.tls?.ca,
+            dispatcher: ctx.dispatcher,
             witness: s.witness,
           }),
         onCheck: (c) => progress.step(CHECK_TITLES[c.name], c.passed ? 'ok' : 'fail', c.detail),

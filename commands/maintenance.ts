@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, durationFlag, intFlag, withFlags, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { ConfigError, ExitCode, UsageError } from '../src/errors.js';
 import { iceServers } from '../src/ops/agent/ice.js';
 import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
@@ -155,6 +155,7 @@ export function register(cmd: Command, io: CommandIo): void {
             loopbackOnly: Boolean(flags.loopback),
             formTimeoutMs: 20_000,
             rejectUnauthorized: !flags.insecure,
+            ca: ctx.tls?.ca,
             maxRttP95Ms: durationFlag(flags.maxRttP95, '--max-rtt-p95'),
           },
           maxAgents: flags.maxAgents
@@ -204,7 +205,7 @@ export function register(cmd: Command, io: CommandIo): void {
         cron?: string;
       },
     ) => {
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadCommandConfig(ctx, flags);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const user = flags.user ?? currentUser(ctx.env);
       if (!/^[a-z_][\w.-]*$/i.test(user)) throw new UsageError(`--user ${user} is not a user name`);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
@@ -50,7 +50,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .action(async (flags: Flags) => {
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadCommandConfig(ctx, flags);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       // NDJSON: one line per check, then the report as the last line.
       const line = (x: unknown) => ctx.stdout.write(`${JSON.stringify(x)}\n`);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { alertChannels } from '../src/ops/monitoring/alertmanager.js';
@@ -57,7 +57,7 @@ export function register(cmd: Command, io: CommandIo): void {
       )
       .option('--group-wait <duration>', 'Alertmanager group_wait: how long a first notice waits', '30s'),
   ).action(async (flags: ExportFlags) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
     const hostPort = (u: string) => new URL(u).host;
@@ -86,7 +86,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .description("evaluate the runbook's metric tables against the live mesh; exit 1 on any alert")
       .option('--sample-ms <ms>', 'time between the two looks at the mesh (CPU is a rate)', '1000'),
   ).action(async (flags: Flags & { sampleMs: string }) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     const report = await runCheck(
       {

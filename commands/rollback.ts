@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
@@ -27,7 +27,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (target: string | undefined, flags: Flags) => {
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadCommandConfig(ctx, flags);
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await rollback(

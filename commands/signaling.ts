@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveWitness } from '../src/ops/shared.js';
@@ -91,7 +91,7 @@ export function register(cmd: Command, io: CommandIo): void {
     }
     // Port 0 (any free port, for tests and ifmesh up) is not a valid SIGNALING_PORT in the env file.
     if (flags.port && flags.port !== '0') set.SIGNALING_PORT = flags.port;
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: set });
+    const loaded = await loadCommandConfig(ctx, { config: flags.config, set });
     const out = io.output(flags);
     for (const w of loaded.warnings) out.warn(w);
     io.claimSignal();
@@ -116,6 +116,7 @@ export function register(cmd: Command, io: CommandIo): void {
         clusterTtlMs: intFlag(flags.clusterTtl, '--cluster-ttl', 1000, 15_000),
         clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
         signal: ctx.signal,
+        dispatcher: ctx.dispatcher,
         log: (lvl, msg, fields) => {
           if (LEVELS[lvl] >= level)
             ctx.stderr.write(

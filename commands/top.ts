@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UnreachableError } from '../src/errors.js';
 import { collectMesh, type MeshSample, resolveTargets, topView } from '../src/ops/monitoring/monitor.js';
@@ -27,7 +27,7 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .option('--interval <ms>', 'refresh interval of the live view', '2000')
     .action(async (flags: Flags) => {
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadCommandConfig(ctx, flags);
       const targets = resolveTargets(
         flags,
         ctx.env,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
@@ -64,7 +64,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .action(async (agent: string | undefined, peerOrFlags: string | Flags, maybeFlags?: Flags) => {
         const flags = (typeof peerOrFlags === 'string' ? maybeFlags : peerOrFlags) as Flags;
         const peer = typeof peerOrFlags === 'string' ? peerOrFlags : undefined;
-        const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+        const loaded = await loadCommandConfig(ctx, flags);
         const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
         const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
         const subject = {

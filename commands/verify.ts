@@ -61,6 +61,8 @@ export function register(cmd: Command, io: CommandIo): void {
           loopbackOnly: Boolean(flags.loopback),
           formTimeoutMs: Number(flags.timeout) || 20_000,
           rejectUnauthorized: !flags.insecure,
+          ca: ctx.tls?.ca,
+          dispatcher: ctx.dispatcher,
           onProgress: (line) => out.info(line),
           maxRttP95Ms,
         });

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { loadCommandConfig } from '../src/cli/tls.js';
 import {
   observeCheckpoint,
   WitnessInconsistentError,
@@ -107,7 +108,11 @@ export function register(cmd: Command, io: CommandIo): void {
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
   const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
     try {
-      await observeCheckpoint({ url, stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir) });
+      await observeCheckpoint({
+        url,
+        stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir),
+        dispatcher: ctx.dispatcher,
+      });
     } catch (err) {
       if (err instanceof WitnessInconsistentError || err instanceof WitnessKeyChangedError) {
         out.warn(err instanceof WitnessKeyChangedError ? `${err.message}; ${err.hint}` : err.message);
@@ -116,7 +121,7 @@ export function register(cmd: Command, io: CommandIo): void {
     }
   };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
-    const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+    const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
     const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
     return { url: w.url, apiKey: w.api_key };
@@ -161,6 +166,7 @@ export function register(cmd: Command, io: CommandIo): void {
         url,
         body: buildQueryBody(json, flags),
         token: ctx.env.WITNESS_QUERY_TOKEN,
+        dispatcher: ctx.dispatcher,
       });
       await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
       io.output(flags).result(answer, (a, c) =>
@@ -194,7 +200,12 @@ export function register(cmd: Command, io: CommandIo): void {
         const print = (e: Record<string, unknown>) =>
           ctx.stdout.write(`${flags.json ? JSON.stringify(e) : eventLine(e, out.c)}\n`);
         const base = buildQueryBody(undefined, { ...flags, since: flags.since ?? '1h', limit: '10000' });
-        const first = await runWitnessQuery({ url, body: base, token: ctx.env.WITNESS_QUERY_TOKEN });
+        const first = await runWitnessQuery({
+          url,
+          body: base,
+          token: ctx.env.WITNESS_QUERY_TOKEN,
+          dispatcher: ctx.dispatcher,
+        });
         await observe(url, out, (flags as { stateDir?: string }).stateDir);
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
@@ -216,6 +227,7 @@ export function register(cmd: Command, io: CommandIo): void {
             url,
             body: { ...base, time_range: { from, to: 'now' } },
             token: ctx.env.WITNESS_QUERY_TOKEN,
+            dispatcher: ctx.dispatcher,
           }).catch((err) => {
             out.warn((err as Error).message);
             return undefined;
@@ -263,7 +275,12 @@ export function register(cmd: Command, io: CommandIo): void {
             publicKey: flags.pubkey,
             cwd: ctx.cwd,
           })
-        : await verifyUrl({ url: flags.url!, stateDir, queryToken: ctx.env.WITNESS_QUERY_TOKEN });
+        : await verifyUrl({
+            url: flags.url!,
+            stateDir,
+            queryToken: ctx.env.WITNESS_QUERY_TOKEN,
+            dispatcher: ctx.dispatcher,
+          });
       io.output(flags).result(report, renderVerify);
       if (!report.ok) io.setExitCode(ExitCode.checkFailed);
     },
@@ -329,6 +346,7 @@ export function register(cmd: Command, io: CommandIo): void {
         url,
         apiKey,
         stateDir,
+        dispatcher: ctx.dispatcher,
       });
       io.output(flags).result(report, renderSpool);
       if (report.key_changed) {
@@ -351,6 +369,7 @@ export function register(cmd: Command, io: CommandIo): void {
       url,
       stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
       accept: Boolean(flags.yes),
+      dispatcher: ctx.dispatcher,
     });
     io.output(flags).result(report, renderTrust);
     if (report.changed && !report.accepted) io.setExitCode(ExitCode.checkFailed);

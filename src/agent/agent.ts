@@ -52,6 +52,8 @@ export interface AgentOptions {
   peerConfig?: Record<string, unknown>;
   healingAttempts?: number;
   rejectUnauthorized?: boolean;
+  /** CAs for wss:// (ctx.tls.ca: the system's plus --ca / IFMESH_CA_FILE). */
+  ca?: string[] | undefined;
   events?: { log(e: WitnessEvent): void } | undefined;
   /** Heartbeats, partition detection, healing backoff and message timestamps run on it. */
   clock?: Clock;
@@ -131,6 +133,7 @@ export class MeshAgent {
       backoffBaseMs: o.backoffBaseMs ?? 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 30_000,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
+      ca: o.ca,
       clock: this.clock,
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),

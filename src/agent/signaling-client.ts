@@ -27,6 +27,8 @@ export interface SignalingClientOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   rejectUnauthorized: boolean;
+  /** CAs a wss:// server's certificate may chain to (the system's and the operator's); default: the system's. */
+  ca?: string[] | undefined;
   /** The reconnection backoff runs on it. */
   clock?: Clock;
   onFrame: (frame: Record<string, any>) => void;
@@ -127,6 +129,7 @@ export class SignalingClient {
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
         rejectUnauthorized: this.o.rejectUnauthorized,
+        ...(this.o.ca ? { ca: this.o.ca } : {}),
         handshakeTimeout: this.o.failoverTimeoutMs,
       });
       let settled = false;

@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { Trust } from '../clients/tls-trust.js';
 import type { Clock } from '../util/clock.js';
 import type { Exec } from '../util/exec.js';
 
@@ -20,4 +21,9 @@ export interface Context {
   exec: Exec;
   /** Every HTTP call goes through it: undici's global one for real, a MockAgent where a remote cannot run. */
   dispatcher: Dispatcher;
+  /**
+   * The operator's CA (--ca, IFMESH_CA_FILE), when one is given: `dispatcher` already verifies
+   * against it; WebSocket clients (agents, verify) pass `tls.ca` themselves.
+   */
+  tls?: Trust | undefined;
 }

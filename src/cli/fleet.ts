@@ -1,10 +1,11 @@
 // What most commands resolve first, in one place: the configuration (--config, --set), the state
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
-import { type LoadedConfig, loadConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
 import { resolveStateDir } from '../state/state-dir.js';
 import type { Context } from './context.js';
 import type { ConfigFlags } from './options.js';
+import { loadCommandConfig } from './tls.js';
 
 export interface FleetFlagsIn extends ConfigFlags {
   stateDir?: string;
@@ -18,11 +19,9 @@ export interface Resolved {
   fleet: Fleet;
 }
 
-export async function resolveFleet(
-  ctx: Pick<Context, 'cwd' | 'env'>,
-  flags: FleetFlagsIn,
-): Promise<Resolved> {
-  const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+/** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
+export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
+  const loaded = await loadCommandConfig(ctx, flags);
   const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
   const fleet = loadFleet(stateDir, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,

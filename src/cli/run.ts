@@ -3,6 +3,7 @@ import { ExitCode, InterruptedError, toIfmeshError, UsageError } from '../errors
 import { createOutput, renderError } from '../ui/output.js';
 import type { Context } from './context.js';
 import { type CommandIo, commands } from './registry.js';
+import { trustFromFlagOrEnv } from './tls.js';
 
 export const VERSION = '0.1.0';
 
@@ -30,12 +31,20 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     .description('Operate a WebRTC agent mesh: signaling, IF.witness, agents and the runbook procedures')
     .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
+    .option(
+      '--ca <file>',
+      "PEM CA that signed the signaling and witness certificates: https:// and wss:// verify against it and the system CAs (default $IFMESH_CA_FILE, else the env file's IFMESH_CA_FILE)",
+    )
+    // --ca is the program's: every command's help lists it under "Global Options".
+    .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
+  // Once per run, before any request: every op gets a dispatcher that trusts the CA.
+  program.hook('preAction', () => trustFromFlagOrEnv(ctx, program.opts<{ ca?: string }>().ca));
   program.addHelpText(
     'after',
     `\nExit codes: 0 ok, 1 check failed or unhealthy, 2 usage or configuration error, 3 dependency unreachable, 4 unauthorized, 130 interrupted.\nRun 'ifmesh <command> --help' for a command's options and examples.\n`,

@@ -1,5 +1,6 @@
 import { type Dispatcher, request } from 'undici';
 import { UnreachableError } from '../errors.js';
+import { certificateFailure, certificateFix } from './tls-trust.js';
 
 export interface HttpAnswer {
   status: number;
@@ -45,6 +46,13 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
     }
     return { status: res.statusCode, text, json, headers: res.headers };
   } catch (err) {
+    const cert = certificateFailure(err);
+    if (cert)
+      throw new UnreachableError(
+        `${new URL(url).origin} failed certificate verification: ${cert.reason} (${cert.code})`,
+        certificateFix(cert.code),
+        'tls_verification_failed',
+      );
     const e = err as Error & { code?: string };
     const why =
       e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'

@@ -13,6 +13,10 @@ export interface MeshConfig {
   signalingPort: number;
   signalingTlsCert: string | undefined;
   signalingTlsKey: string | undefined;
+  /** IFMESH_CA_FILE, absolute: the CA https/wss connections verify against besides the system's. */
+  caFile: string | undefined;
+  /** The URL agents dial ('' when not configured): the front door's public name. */
+  signalingPublicUrl: string;
   stunServers: IceUrl[];
   turnServers: IceUrl[];
   turnUsername: string;
@@ -190,12 +194,30 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   if (issues.length === 0) {
     const config = toMeshConfig(typed);
     oncallIssues(config, at, issues);
+    // Every https/wss connection would fail on it: said here, where `config check` sees it too.
+    const caProblem = config.caFile ? await unreadable(config.caFile) : undefined;
+    if (caProblem)
+      issues.push(
+        at(
+          'IFMESH_CA_FILE',
+          `${config.caFile} ${caProblem}`,
+          'point it at the PEM file of your CA, or leave it empty',
+        ),
+      );
     const productionIssues: ConfigIssue[] = [];
     if (config.productionMode) await productionRules(config, raw, at, productionIssues);
     if (opts.productionRules !== 'report') issues.push(...productionIssues.splice(0));
     if (issues.length === 0) return { file: shown, config, raw, sources, warnings, productionIssues };
   }
   throw Object.assign(new ConfigError(issues), { warnings });
+}
+
+function urlOf(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
 }
 
 class Invalid {
@@ -276,14 +298,19 @@ function convert(spec: KeySpec, value: string, baseDir: string): unknown {
       }
       return value;
     }
+    case 'signaling-url': {
+      if (value === '') return value;
+      const url = urlOf(value);
+      if (!url || !/^(wss?|https?):$/.test(url.protocol) || !url.hostname || url.pathname.length > 1)
+        return new Invalid(
+          `${redactUrl(value)} is not a signaling URL`,
+          'use wss://HOST[:PORT] (ws://, https:// and http:// also work), without a path',
+        );
+      return value;
+    }
     case 'redis-url': {
       if (value === '') return value;
-      let url: URL | undefined;
-      try {
-        url = new URL(value);
-      } catch {
-        url = undefined;
-      }
+      const url = urlOf(value);
       if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
         return new Invalid(
           `${redactUrl(value)} is not a redis:// URL`,
@@ -325,6 +352,8 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     signalingPort: t.SIGNALING_PORT as number,
     signalingTlsCert: t.SIGNALING_TLS_CERT as string | undefined,
     signalingTlsKey: t.SIGNALING_TLS_KEY as string | undefined,
+    caFile: t.IFMESH_CA_FILE as string | undefined,
+    signalingPublicUrl: t.SIGNALING_PUBLIC_URL as string,
     stunServers: t.STUN_SERVERS as IceUrl[],
     turnServers: t.TURN_SERVERS as IceUrl[],
     turnUsername: t.TURN_USERNAME as string,

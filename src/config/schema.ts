@@ -13,6 +13,8 @@ export type ValueKind =
   | 'stun-list'
   | 'turn-list'
   | 'http-url'
+  /** ws(s):// or http(s):// naming a signaling server or the front door in front of it. */
+  | 'signaling-url'
   | 'redis-url'
   | 'path'
   | 'text'
@@ -39,6 +41,20 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'SIGNALING_PORT', kind: 'port', default: '8443', describe: 'signaling port (HTTP and WebSocket)' },
   { key: 'SIGNALING_TLS_CERT', kind: 'path', default: '', describe: 'PEM certificate for wss/https' },
   { key: 'SIGNALING_TLS_KEY', kind: 'path', default: '', describe: 'PEM private key for wss/https' },
+  {
+    key: 'IFMESH_CA_FILE',
+    kind: 'path',
+    default: '',
+    describe:
+      'PEM file of the CA (private or self-signed) that signed the signaling and witness certificates: every https:// and wss:// connection of ifmesh and its agents verifies against it as well as the system CAs (--ca FILE overrides; empty: the system CAs only)',
+  },
+  {
+    key: 'SIGNALING_PUBLIC_URL',
+    kind: 'signaling-url',
+    default: '',
+    describe:
+      "the URL agents dial, e.g. wss://signaling.example.com:8440 (deploy's nginx answers to its host name as server_name); empty: nginx, else the instances, on SIGNALING_HOST",
+  },
   {
     key: 'STUN_SERVERS',
     kind: 'stun-list',

@@ -8,18 +8,67 @@ import type { Clock } from '../util/clock.js';
 import type { Exec } from '../util/exec.js';
 import { waitFor } from '../util/wait.js';
 
+export interface NginxTls {
+  /** The server certificate and key nginx presents (absolute paths). */
+  cert: string;
+  key: string;
+  /** What nginx verifies the instances' certificates against (their CA, or the system bundle). */
+  trusted: string;
+  /** The name the instances' certificate must carry, as nginx checks it. */
+  upstreamName: string;
+}
+
 export interface NginxPlan {
   prefix: string;
   listenPort: number;
+  /** Where nginx listens (SIGNALING_HOST); a wildcard listens on every address. Default 127.0.0.1. */
+  listenHost?: string;
+  /** The instances' address (default 127.0.0.1). */
+  upstreamHost?: string;
   upstreams: number[];
   /**
    * Hot standbys (nginx `backup`): used only while every upstream is down. Without a shared
    * registry the instances must not split the mesh, so one is active and the rest wait here.
    */
   backups?: number[];
+  /** `server_name`: the public host name agents dial; `_` (any) when none is configured. */
+  serverName?: string;
+  /** https/wss on both sides: clients to nginx, and nginx to the instances (verified). */
+  tls?: NginxTls | undefined;
 }
 
+/** A host as nginx writes it in `listen` and `server`: IPv6 literals in brackets. */
+const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+function listenLine(p: NginxPlan): string {
+  const host = p.listenHost ?? '127.0.0.1';
+  const at = host === '0.0.0.0' || host === '' ? String(p.listenPort) : hostPort(host, p.listenPort);
+  return `listen ${at}${p.tls ? ' ssl' : ''};`;
+}
+
+// The runbook's load balancer (failover guide, "Automatic Recovery with Load Balancer"): 5 s to
+// connect, an hour of idle read and send for agent WebSockets.
+const TIMEOUTS = `proxy_connect_timeout 5s;
+      proxy_read_timeout 3600s;
+      proxy_send_timeout 3600s;`;
+
 export function nginxConfig(p: NginxPlan): string {
+  const up = p.upstreamHost ?? '127.0.0.1';
+  const scheme = p.tls ? 'https' : 'http';
+  const tls = p.tls
+    ? `
+    ssl_certificate ${p.tls.cert};
+    ssl_certificate_key ${p.tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:ifmesh_ssl:1m;
+    # nginx to the instances is TLS too, and verified: never a blind re-encryption.
+    proxy_ssl_verify on;
+    proxy_ssl_verify_depth 4;
+    proxy_ssl_trusted_certificate ${p.tls.trusted};
+    proxy_ssl_name ${p.tls.upstreamName};
+    proxy_ssl_server_name on;
+    proxy_ssl_protocols TLSv1.2 TLSv1.3;`
+    : '';
   return `# written by ifmesh deploy; changes are overwritten
 worker_processes 1;
 pid ${path.join(p.prefix, 'nginx.pid')};
@@ -32,21 +81,31 @@ http {
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   upstream ifmesh_signaling {
     least_conn;
-${p.upstreams.map((port) => `    server 127.0.0.1:${port} max_fails=3 fail_timeout=30s;`).join('\n')}
-${(p.backups ?? []).map((port) => `    server 127.0.0.1:${port} backup;`).join('\n')}
+${p.upstreams.map((port) => `    server ${hostPort(up, port)} max_fails=3 fail_timeout=30s;`).join('\n')}
+${(p.backups ?? []).map((port) => `    server ${hostPort(up, port)} backup;`).join('\n')}
   }
   server {
-    listen 127.0.0.1:${p.listenPort};
+    ${listenLine(p)}
+    server_name ${p.serverName || '_'};${tls}
+    # The runbook's health probe (curl -sf …/health): answered by a live instance, not by nginx.
+    location = /health {
+      proxy_pass ${scheme}://ifmesh_signaling;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_connect_timeout 5s;
+      proxy_read_timeout 5s;
+      proxy_next_upstream error timeout http_502 http_503;
+      access_log off;
+    }
     location / {
-      proxy_pass http://ifmesh_signaling;
+      proxy_pass ${scheme}://ifmesh_signaling;
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 3600s;
-      proxy_send_timeout 3600s;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      ${TIMEOUTS}
       proxy_next_upstream error timeout http_502 http_503;
     }
   }
@@ -69,6 +128,15 @@ async function run(io: NginxIo, args: string[]): Promise<{ code: number; out: st
   }
 }
 
+/** The plan the config in `prefix` was written from (nginx.plan.json), if ifmesh wrote one. */
+export function readNginxPlan(prefix: string): NginxPlan | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(prefix, 'nginx.plan.json'), 'utf8')) as NginxPlan;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
  * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
@@ -77,6 +145,9 @@ export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): P
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(p));
+  // Kept beside it so a later rewrite (failover's promote-backup) changes the upstreams and keeps
+  // the rest (TLS, addresses, server_name) rather than parsing the config back.
+  writeFileSync(path.join(p.prefix, 'nginx.plan.json'), `${JSON.stringify(p, null, 2)}\n`);
   const test = await run(io, ['-t', '-p', p.prefix, '-c', conf]);
   if (test.code === 127) throw new UnreachableError('nginx is not installed', 'apt-get install nginx');
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);

@@ -13,14 +13,14 @@ export function untilAborted(signal: AbortSignal): Promise<void> {
 /** `ifmesh signaling serve` arguments for a local instance (up and deploy start them alike). */
 export function signalingServeArgs(
   bin: string,
-  o: { port: number; instanceId: string; stateDir: string; adminTokenFile?: string },
+  o: { port: number; instanceId: string; stateDir: string; adminTokenFile?: string; host?: string },
 ): string[] {
   return [
     bin,
     'signaling',
     'serve',
     '--host',
-    '127.0.0.1',
+    o.host ?? '127.0.0.1',
     '--port',
     String(o.port),
     '--instance-id',
@@ -32,7 +32,7 @@ export function signalingServeArgs(
 }
 
 /** What an op may use of the context: time, cancellation, external programs, HTTP. No stdio. */
-export type OpContext = Pick<Context, 'clock' | 'signal' | 'exec' | 'dispatcher' | 'env' | 'cwd'>;
+export type OpContext = Pick<Context, 'clock' | 'signal' | 'exec' | 'dispatcher' | 'env' | 'cwd' | 'tls'>;
 
 /** Whether `name` is on the PATH. */
 export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promise<boolean> {

@@ -5,13 +5,12 @@ import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { run, spawnCli, tempDir } from '../helpers/cli.js';
-import { startCoturn } from '../helpers/coturn.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
+import { startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
-import { API_KEY, startWitness } from '../helpers/witness.js';
 
 // The agents and keys are shared and read-only; every test uses a state directory of its own.
 const { dir, cleanup } = tempDir();
@@ -21,24 +20,11 @@ let env: Record<string, string> = {};
 let witnessUrl = '';
 
 beforeAll(async () => {
-  const turn = await startCoturn();
-  stop = () => turn.stop();
-  const w = await startWitness();
-  witnessUrl = w.url;
-  const stopTurn = stop;
-  stop = async () => {
-    await w.stop();
-    await stopTurn();
-  };
-  env = { STUN_SERVERS: turn.stunUrl, IF_WITNESS_ENDPOINT: w.url, IF_WITNESS_API_KEY: API_KEY };
-  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
-  for (const id of ['agent-d1', 'agent-d2', 'agent-d3']) {
-    await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
-    writeFileSync(
-      path.join(dir, `config/agents/${id}.json`),
-      JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
-    );
-  }
+  const deps = await startDeployDeps();
+  stop = deps.stop;
+  witnessUrl = deps.witnessUrl;
+  env = deps.env;
+  await writeAgentConfigs(dir, ['agent-d1', 'agent-d2', 'agent-d3']);
 });
 afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 30_000 });

@@ -1,14 +1,11 @@
-// The procedures on a fleet made by `ifmesh deploy` (not `up`'s stack): every command finds every
-// instance and the front door from the state's process records, counts each agent once, and
-// restarts dead instances from their recorded launch specs.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
+import { writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
@@ -47,15 +44,10 @@ beforeAll(async () => {
     IF_WITNESS_ENDPOINT: w.url,
     IF_WITNESS_API_KEY: API_KEY,
     SIGNALING_ADMIN_TOKEN: 'fleet-admin-token',
+    // deploy binds SIGNALING_HOST (default 0.0.0.0): tests stay on loopback.
+    SIGNALING_HOST: '127.0.0.1',
   };
-  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
-  for (const id of AGENTS) {
-    await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
-    writeFileSync(
-      path.join(dir, `config/agents/${id}.json`),
-      JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
-    );
-  }
+  await writeAgentConfigs(dir, AGENTS);
   base = await freePortRange(3);
   nginxPort = await freePort();
   // No supervisor: these tests kill instances and watch the procedures bring them back.

@@ -2,7 +2,7 @@
 // installed) from `ifmesh deploy` or `ifmesh up`, real werift agents, real coturn and a real
 // witness, on loopback; a canary runner SIGKILLed at each boundary of its state machine.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -10,8 +10,9 @@ import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.
 import { readProcess } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { BIN, run, spawnCli, tempDir, testTmp } from '../helpers/cli.js';
+import { BIN, spawnCli, tempDir, testTmp } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
+import { writeAgentConfigs } from '../helpers/deploy.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
@@ -41,15 +42,10 @@ beforeAll(async () => {
     IF_WITNESS_ENDPOINT: w.url,
     IF_WITNESS_API_KEY: API_KEY,
     IFMESH_OPERATOR: 'tester',
+    // deploy binds SIGNALING_HOST (default 0.0.0.0): tests stay on loopback.
+    SIGNALING_HOST: '127.0.0.1',
   };
-  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
-  for (const id of AGENTS) {
-    await run(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: dir });
-    writeFileSync(
-      path.join(dir, `config/agents/${id}.json`),
-      JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
-    );
-  }
+  await writeAgentConfigs(dir, AGENTS);
 }, 60_000);
 afterEach(async () => {
   // every process a test's deployment started is stopped by pid (`down` reads the process list)

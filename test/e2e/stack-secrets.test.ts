@@ -161,6 +161,8 @@ describe('secrets off command lines', () => {
         IF_WITNESS_ENDPOINT: w.url,
         IF_WITNESS_API_KEY: API_KEY,
         SIGNALING_ADMIN_TOKEN: 'deploy-admin-token-0123456789',
+        // deploy binds SIGNALING_HOST (default 0.0.0.0): tests stay on loopback.
+        SIGNALING_HOST: '127.0.0.1',
       };
       const base = await freePortRange(3);
       const r = await spawnCli(

@@ -81,3 +81,70 @@ export function makeExpiredCert(dir: string, name: string): TestCert {
   );
   return { cert, key };
 }
+
+/** A private CA (the kind IFMESH_CA_FILE names), made by openssl in `dir`. */
+export function makeCa(dir: string, name = 'ifmesh-test-ca'): TestCert {
+  const openssl = requireBinary('openssl', 'openssl');
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  execFileSync(
+    openssl,
+    [
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    { stdio: 'ignore', timeout: 20_000 },
+  );
+  return { cert, key };
+}
+
+/** A server certificate for `names` (DNS names and IP addresses), signed by `ca`. */
+export function makeServerCert(dir: string, ca: TestCert, name: string, names: string[]): TestCert {
+  const openssl = requireBinary('openssl', 'openssl');
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
+  const csr = path.join(dir, `${name}.csr`);
+  const ext = path.join(dir, `${name}.ext`);
+  const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
+  writeFileSync(
+    ext,
+    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`,
+  );
+  const o = { stdio: 'ignore' as const, timeout: 20_000 };
+  execFileSync(openssl, ['req', '-new', ...EC, '-keyout', key, '-out', csr, '-subj', `/CN=${names[0]}`], o);
+  execFileSync(
+    openssl,
+    [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      '-CAcreateserial',
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-extfile',
+      ext,
+    ],
+    o,
+  );
+  return { cert, key };
+}

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Dispatcher } from 'undici';
 import { type IceServer, MeshAgent } from '../../agent/agent.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
@@ -14,6 +15,10 @@ export interface ExchangeOptions {
   loopbackOnly: boolean;
   formTimeoutMs: number;
   rejectUnauthorized: boolean;
+  /** CAs for wss:// (ctx.tls.ca); default: the system's. */
+  ca?: string[] | undefined;
+  /** The temporary agents' witness client's HTTP (ctx.dispatcher, trusting the same CA). */
+  dispatcher?: Dispatcher | undefined;
   events?: { log(e: WitnessEvent): void } | undefined;
   /** Where the temporary agents' events go when `events` is not given (`ifmesh verify --witness`). */
   witness?: { url: string; apiKey: string; stateDir: string } | undefined;
@@ -56,7 +61,12 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
   const mesh = `verify-${run}`;
   const ids = Array.from({ length: o.agents }, (_, i) => `verify-${run}-${i + 1}`);
   const witness =
-    !o.events && o.witness ? openWitness(o.witness, mesh, { clock: o.clock ?? systemClock }) : undefined;
+    !o.events && o.witness
+      ? openWitness(o.witness, mesh, {
+          clock: o.clock ?? systemClock,
+          ...(o.dispatcher ? { dispatcher: o.dispatcher } : {}),
+        })
+      : undefined;
   const agents = ids.map(
     (id) =>
       new MeshAgent({
@@ -67,6 +77,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
         loopbackOnly: o.loopbackOnly,
         mesh,
         rejectUnauthorized: o.rejectUnauthorized,
+        ca: o.ca,
         events: o.events ?? witness,
       }),
   );

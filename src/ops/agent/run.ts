@@ -21,6 +21,8 @@ export interface RunAgentsOptions {
   mesh: string | undefined;
   loopbackOnly: boolean;
   rejectUnauthorized: boolean;
+  /** CAs for wss:// and the witness's https:// (ctx.tls.ca); default: the system's. */
+  ca?: string[] | undefined;
   heartbeatTimeoutMs: number;
   healingBaseMs: number;
   stateDir: string | undefined;
@@ -36,7 +38,7 @@ export interface AgentsReady {
 /** Runs agents until `signal`, then says goodbye on every channel and closes everything. */
 export async function runAgents(
   o: RunAgentsOptions,
-  ctx: Pick<OpContext, 'clock' | 'signal' | 'env' | 'cwd'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'env' | 'cwd'> & Partial<Pick<OpContext, 'dispatcher'>>,
   onReady: (r: AgentsReady) => void,
 ): Promise<void> {
   const stateDir = resolveStateDir(ctx.cwd, ctx.env, o.stateDir);
@@ -92,6 +94,7 @@ export async function runAgents(
         loopbackOnly: o.loopbackOnly,
         mesh: o.mesh,
         rejectUnauthorized: o.rejectUnauthorized,
+        ca: o.ca,
         turnFallbackTimeoutMs: o.config.turnFallbackTimeoutMs,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs,
         healingBaseMs: o.healingBaseMs,

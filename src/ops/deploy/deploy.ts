@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { httpRequest } from '../../clients/http.js';
+import { httpUrlOf } from '../../clients/signaling.js';
 import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
 import type { MeshConfig } from '../../config/load.js';
 import {
@@ -25,10 +25,11 @@ import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
-import { agentProcessName, moveAgent } from '../rollout/agents.js';
+import { agentProcessName, moveAgent, registrations } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
+import { type DeployEndpoints, nginxTls, planEndpoints, urlHost } from './endpoints.js';
 import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
 
 export interface DeployOptions {
@@ -50,6 +51,8 @@ export interface DeployOptions {
   clusterSecret?: string | undefined;
   /** The env file read and the loader's reported production issues, for the production rules. */
   production?: Omit<ProductionInput, 'config'>;
+  /** The CA the instances' certificate chains to (--ca, IFMESH_CA_FILE): nginx and the agents verify with it. */
+  caFile?: string | undefined;
 }
 
 export interface DeployPlan {
@@ -57,7 +60,16 @@ export interface DeployPlan {
   release_ref: string;
   config_hash: string;
   instances: { name: string; port: number; url: string }[];
-  nginx: { listen_port: number; url: string; upstreams: number[]; backups: number[]; conf: string } | null;
+  nginx: {
+    listen_port: number;
+    url: string;
+    upstreams: number[];
+    backups: number[];
+    conf: string;
+    server_name: string;
+  } | null;
+  /** Bind address, scheme, certificate and public URL (SIGNALING_HOST, SIGNALING_TLS_*, SIGNALING_PUBLIC_URL). */
+  endpoints: DeployEndpoints;
   /** "redis": every instance active, one mesh; "standby": one active, the rest nginx backups. */
   signaling_mode: SignalingMode;
   /** The Redis the instances share (password redacted); started as deploy-redis when `start`. */
@@ -143,10 +155,12 @@ export function buildPlan(
   now: number,
   redis: { url: string; start: boolean } | null = null,
 ): DeployPlan {
+  const endpoints = planEndpoints(o.config, o.caFile);
+  const at = (port: number) => `${endpoints.scheme}://${urlHost(endpoints.dial_host)}:${port}`;
   const instances = Array.from({ length: o.instances }, (_, i) => ({
     name: `deploy-signaling-${i + 1}`,
     port: o.basePort + i,
-    url: `ws://127.0.0.1:${o.basePort + i}`,
+    url: at(o.basePort + i),
   }));
   const hash = createHash('sha256')
     .update(
@@ -164,9 +178,10 @@ export function buildPlan(
   const ng = nginx
     ? {
         listen_port: o.nginxPort,
-        url: `ws://127.0.0.1:${o.nginxPort}`,
+        url: at(o.nginxPort),
         ...topology.nginx,
         conf: path.join(o.stateDir, 'nginx', 'nginx.conf'),
+        server_name: endpoints.server_name,
       }
     : null;
   return {
@@ -178,7 +193,12 @@ export function buildPlan(
     signaling_mode: topology.mode,
     redis: topology.redis ? { url: topology.redis.shown, start: topology.redis.start } : null,
     agents: agents.map((a) => ({ agent_id: a.agentId, file: a.file })),
-    agents_connect_to: ng ? [ng.url] : instances.map((x) => x.url),
+    endpoints,
+    agents_connect_to: endpoints.public_url
+      ? [endpoints.public_url]
+      : ng
+        ? [ng.url]
+        : instances.map((x) => x.url),
     witness: o.config.witnessApiKey ? o.config.witnessUrl : null,
   };
 }
@@ -192,10 +212,6 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   const redis = await deployRedis(o, ctx);
   const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now(), redis);
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
-  const get = (url: string) =>
-    httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
-      () => undefined,
-    );
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   return withLock(
@@ -249,7 +265,12 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               port: inst.port,
               url: inst.url,
               command: node,
-              args: signalingServeArgs(bin, { port: inst.port, instanceId: inst.name, stateDir: o.stateDir }),
+              args: signalingServeArgs(bin, {
+                port: inst.port,
+                instanceId: inst.name,
+                stateDir: o.stateDir,
+                host: plan.endpoints.bind_host,
+              }),
               // The env file and the configuration the operator ran deploy with, kept in the record
               // so a restart (supervisor, incident, failover) starts the instance the same way.
               env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
@@ -274,8 +295,12 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               {
                 prefix,
                 listenPort: plan.nginx.listen_port,
+                listenHost: plan.endpoints.bind_host,
+                upstreamHost: plan.endpoints.dial_host,
                 upstreams: plan.nginx.upstreams,
                 backups: plan.nginx.backups,
+                serverName: plan.nginx.server_name,
+                tls: nginxTls(plan.endpoints),
               },
               running,
               ctx,
@@ -295,7 +320,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           agent_id: a.agent_id,
           config: a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
           signaling: plan.agents_connect_to,
-          env: {},
+          // An agent verifies wss:// against the CA this deploy was given, after any restart too.
+          env: o.caFile ? { IFMESH_CA_FILE: o.caFile } : ({} as Record<string, string>),
           cwd: o.cwd,
         }));
         for (const spec of specs) {
@@ -304,18 +330,22 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         }
         o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
         const registered = new Set<string>();
+        let unanswered: string[] = [];
+        // Read over https when the instances serve TLS, verified against ctx's CA like every request.
+        const apis = plan.instances.map((x) => httpUrlOf(x.url));
         await poll(async () => {
-          for (const inst of plan.instances) {
-            const r = await get(`http://127.0.0.1:${inst.port}/agents`);
-            for (const x of (r?.json as { agents?: { agent_id: string }[] })?.agents ?? [])
-              registered.add(x.agent_id);
-          }
+          const r = await registrations(apis, { dispatcher: ctx.dispatcher, signal: ctx.signal });
+          for (const id of r.on.keys()) registered.add(id);
+          unanswered = r.unanswered;
           return registered.size >= plan.agents.length;
         }, 20_000);
         const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
         if (missing.length) {
           const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
-          throw new CheckFailedError(`agents not registered after 20 s: ${missing.join(', ')}\n${tails}`);
+          const why = unanswered.length ? `\n${unanswered.join('\n')}` : '';
+          throw new CheckFailedError(
+            `agents not registered after 20 s: ${missing.join(', ')}${why}\n${tails}`,
+          );
         }
         o.progress.step('agents', 'ok', `${registered.size} agents registered`);
         const release: Release = {
@@ -330,9 +360,17 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               port: x.port,
               pid: sup.running(x.name),
               role: 'signaling' as const,
+              url: x.url,
             })),
             ...(plan.nginx
-              ? [{ name: 'deploy-nginx', port: plan.nginx.listen_port, role: 'nginx' as const }]
+              ? [
+                  {
+                    name: 'deploy-nginx',
+                    port: plan.nginx.listen_port,
+                    role: 'nginx' as const,
+                    url: plan.nginx.url,
+                  },
+                ]
               : []),
             ...(redis?.start
               ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port), role: 'redis' as const }]

@@ -45,7 +45,14 @@ export interface Release {
   config_hash: string;
   created_at: string;
   /** The services of the release; `role` (newer records) says which are signaling instances. */
-  processes: { name: string; port?: number; pid?: number; role?: 'signaling' | 'nginx' | 'redis' }[];
+  processes: {
+    name: string;
+    port?: number;
+    pid?: number;
+    role?: 'signaling' | 'nginx' | 'redis';
+    /** How it is reached (ws:// or wss://, newer records); older ones: http://127.0.0.1:port. */
+    url?: string;
+  }[];
   agents: string[];
   /** ifmesh's own version that made it. */
   version?: string;

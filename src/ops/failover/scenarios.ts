@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UnauthorizedError, UsageError } from '../../errors.js';
-import { applyNginx } from '../../exec/nginx.js';
+import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
@@ -76,6 +76,8 @@ export interface PromoteFailoverPlan {
   after: { upstreams: number[]; backups: number[] };
   stabilize_ms: number;
   probe_ms: number;
+  /** The plan nginx was written from (newer stacks): rewritten with `after`, TLS and addresses kept. */
+  nginx?: NginxPlan | undefined;
 }
 
 export interface PartitionFailoverPlan {
@@ -265,9 +267,13 @@ export function planPromoteBackup(o: {
       'promote-backup needs the stack behind nginx (ifmesh deploy, or up with nginx); use --action restart',
     );
   }
-  const listen = Number(/listen 127\.0\.0\.1:(\d+);/.exec(text)?.[1]);
-  const upstreams = [...text.matchAll(/server 127\.0\.0\.1:(\d+) max_fails/g)].map((m) => Number(m[1]));
-  const backups = [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
+  // The plan nginx was written from; an older stack's config is parsed back instead.
+  const nginx = readNginxPlan(path.dirname(conf));
+  const listen = nginx?.listenPort ?? Number(/listen 127\.0\.0\.1:(\d+);/.exec(text)?.[1]);
+  const upstreams =
+    nginx?.upstreams ?? [...text.matchAll(/server 127\.0\.0\.1:(\d+) max_fails/g)].map((m) => Number(m[1]));
+  const backups =
+    nginx?.backups ?? [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
   const failedPort = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
   if (!upstreams.includes(failedPort))
     throw new UsageError(
@@ -296,6 +302,7 @@ export function planPromoteBackup(o: {
       after,
       stabilize_ms: o.stabilizeMs,
       probe_ms: probeEvery(o.stabilizeMs),
+      nginx,
     },
     steps: [
       `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
@@ -782,8 +789,7 @@ async function applyPromote(
   const running = sup.running('nginx') !== undefined;
   const pid = await applyNginx(
     {
-      prefix: path.dirname(p.conf),
-      listenPort: p.listen_port,
+      ...(p.nginx ?? { prefix: path.dirname(p.conf), listenPort: p.listen_port }),
       upstreams: p.after.upstreams,
       backups: p.after.backups,
     },

@@ -11,7 +11,7 @@ export const WATCHDOG_NAME = 'supervisor';
 /** Starts `ifmesh supervise` for the state dir unless it runs; waits until it says it watches. */
 export async function ensureWatchdog(
   sup: Supervisor,
-  ctx: Pick<OpContext, 'clock' | 'signal'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'tls'>,
 ): Promise<StartResult> {
   const running = sup.running(WATCHDOG_NAME);
   if (running !== undefined)
@@ -22,6 +22,8 @@ export async function ensureWatchdog(
     command: process.execPath,
     args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.stateDir],
     cwd: sup.stateDir,
+    // Its health checks of https:// instances verify against the CA this run was given.
+    ...(ctx.tls ? { env: { IFMESH_CA_FILE: ctx.tls.caFile } } : {}),
   });
   const ok = await waitFor(
     () => sup.tail(WATCHDOG_NAME, 5).includes('watching') || sup.running(WATCHDOG_NAME) === undefined,

@@ -3,7 +3,7 @@
 // one process per agent.
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
-import { SignalingClient } from '../../clients/signaling.js';
+import { httpUrlOf, SignalingClient } from '../../clients/signaling.js';
 import { packageRoot } from '../../paths.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
@@ -45,7 +45,7 @@ export async function moveAgent(sup: Supervisor, spec: AgentSpec, graceMs = 5_00
 export function instanceUrls(r: Pick<Release, 'processes'>): string[] {
   return r.processes
     .filter((p) => (p.role === 'signaling' || p.name.startsWith('deploy-signaling-')) && p.port)
-    .map((p) => `http://127.0.0.1:${p.port}`);
+    .map((p) => (p.url ? httpUrlOf(p.url) : `http://127.0.0.1:${p.port}`));
 }
 
 /** Where an agent is registered: the instance listing it, and the registry that instance shares. */

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gauge } from 'prom-client';
+import type { Dispatcher } from 'undici';
 import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
@@ -32,6 +33,8 @@ export interface ServeSignalingOptions {
   /** SIGNALING_CLUSTER_SECRET: the key every cluster message is sealed with (required in production). */
   clusterSecret?: string | undefined;
   signal: AbortSignal;
+  /** The witness client's HTTP (ctx.dispatcher: trusts --ca / IFMESH_CA_FILE). */
+  dispatcher?: Dispatcher | undefined;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -118,6 +121,7 @@ export async function serveSignaling(
         producer: `signaling-${opts.instanceId}`,
         spoolDir: path.join(opts.stateDir, 'witness-spool'),
         stateDir: opts.stateDir,
+        dispatcher: opts.dispatcher,
         onError: (err) => opts.log('warn', 'witness', { error: err.message }),
         onKeyChanged: (change) => {
           opts.log('error', 'witness_key_changed', { ...change, hint: `ifmesh witness trust ${change.url}` });

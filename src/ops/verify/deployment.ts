@@ -144,18 +144,24 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
   const health = await retry('signaling_health', async () => {
     const answers = await Promise.all(clients.map((c) => reach(() => c.health())));
     const bad: string[] = [];
+    let fix: string | undefined;
     unreachable = false;
     answers.forEach((r, i) => {
       if (r instanceof IfmeshError) {
         if (r.exitCode === ExitCode.unreachable) unreachable = true;
+        if (r.code === 'tls_verification_failed') fix = r.hint;
         bad.push(r.message);
         return;
       }
       if (r.status !== 'ok')
         bad.push(`${bases[i]}/health answered ${r.status}${r.reason ? ` (${r.reason})` : ''}`);
     });
+    // A certificate the CA does not vouch for stays refused: retrying only delays the answer.
     return bad.length
-      ? { done: false, step: { status: 'fail', detail: bad.join('; ') } }
+      ? {
+          done: fix !== undefined,
+          step: { status: 'fail', detail: `${bad.join('; ')}${fix ? ` — ${fix}` : ''}` },
+        }
       : { done: true, step: { status: 'ok', detail: `${bases.map((b) => `${b}/health`).join(', ')} ok` } };
   });
 

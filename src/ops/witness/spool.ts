@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import { listSpools, type SpoolInfo } from '../../clients/spool.js';
 import { WitnessClient } from '../../clients/witness.js';
 import type { KeyChange } from '../../clients/witness-checkpoint.js';
@@ -18,6 +19,8 @@ export async function spoolStatus(opts: {
   apiKey?: string | undefined;
   stateDir?: string | undefined;
   timeoutMs?: number;
+  /** The flush's HTTP (ctx.dispatcher: trusts --ca / IFMESH_CA_FILE). */
+  dispatcher?: Dispatcher | undefined;
 }): Promise<SpoolReport> {
   let spools: SpoolReport['spools'] = await listSpools(opts.dir);
   let keyChanged: KeyChange | null = null;
@@ -30,6 +33,7 @@ export async function spoolStatus(opts: {
         producer: s.producer,
         spoolDir: opts.dir,
         stateDir: opts.stateDir,
+        dispatcher: opts.dispatcher,
         // No point waiting out the timeout: nothing goes to that witness until its key is trusted.
         onKeyChanged: (change) => {
           keyChanged = change;

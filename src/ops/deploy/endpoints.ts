@@ -1,0 +1,93 @@
+// Where a deploy's services listen and how they are reached, from the configuration alone:
+// SIGNALING_HOST binds (loopback only when it says so), SIGNALING_TLS_CERT/KEY make every instance
+// and nginx speak https/wss, SIGNALING_PUBLIC_URL is what agents dial and nginx's server_name.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { wsUrlOf } from '../../clients/signaling.js';
+import type { MeshConfig } from '../../config/load.js';
+import { ConfigError } from '../../errors.js';
+import type { NginxTls } from '../../exec/nginx.js';
+
+/** Debian's bundle of the system CAs: what nginx verifies the instances with when no CA file is given. */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+export interface DeployEndpoints {
+  /** SIGNALING_HOST: what the instances and nginx bind. */
+  bind_host: string;
+  /** The address ifmesh dials them on: the bind address, or 127.0.0.1 for a wildcard. */
+  dial_host: string;
+  scheme: 'ws' | 'wss';
+  tls: { cert: string; key: string; ca: string | null } | null;
+  /** SIGNALING_PUBLIC_URL as a ws(s):// URL, or null. */
+  public_url: string | null;
+  /** nginx's server_name: the public URL's host, else SIGNALING_HOST when it is a name, else `_`. */
+  server_name: string;
+}
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::']);
+const isIp = (h: string) => /^[\d.]+$/.test(h) || h.includes(':');
+
+/** A host in a URL: IPv6 literals in brackets. */
+export const urlHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
+
+/** Pure: the endpoints of a deploy under `c`, `caFile` being --ca / IFMESH_CA_FILE. */
+export function planEndpoints(c: MeshConfig, caFile: string | undefined): DeployEndpoints {
+  const cert = c.signalingTlsCert;
+  const key = c.signalingTlsKey;
+  if (Boolean(cert) !== Boolean(key)) {
+    const [set, missing] = cert
+      ? ['SIGNALING_TLS_CERT', 'SIGNALING_TLS_KEY']
+      : ['SIGNALING_TLS_KEY', 'SIGNALING_TLS_CERT'];
+    throw new ConfigError([
+      {
+        file: undefined,
+        line: undefined,
+        key: missing,
+        message: `is empty while ${set} is set: TLS needs both`,
+        fix: `set ${missing} to the PEM file's path, or unset ${set} to serve plain ws://`,
+      },
+    ]);
+  }
+  const bind = c.signalingHost;
+  const publicUrl = c.signalingPublicUrl ? wsUrlOf(c.signalingPublicUrl) : null;
+  const publicHost = publicUrl ? new URL(publicUrl).hostname.replace(/^\[|\]$/g, '') : null;
+  return {
+    bind_host: bind || '0.0.0.0',
+    dial_host: WILDCARDS.has(bind) ? '127.0.0.1' : bind,
+    scheme: cert ? 'wss' : 'ws',
+    tls: cert && key ? { cert, key, ca: caFile ?? null } : null,
+    public_url: publicUrl,
+    server_name: publicHost ?? (WILDCARDS.has(bind) || isIp(bind) ? '_' : bind),
+  };
+}
+
+/**
+ * What nginx needs to speak TLS to clients and, verified, to the instances. nginx checks an
+ * upstream certificate by DNS name only, so it is told a name the instances' certificate (the same
+ * file) carries: the public host, else the certificate's first DNS name.
+ */
+export function nginxTls(e: DeployEndpoints): NginxTls | undefined {
+  if (!e.tls) return undefined;
+  const fromPublic = e.server_name !== '_' ? e.server_name : undefined;
+  return {
+    cert: e.tls.cert,
+    key: e.tls.key,
+    trusted: e.tls.ca ?? SYSTEM_CA_BUNDLE,
+    upstreamName: fromPublic ?? certificateDnsName(e.tls.cert) ?? e.dial_host,
+  };
+}
+
+/** The first DNS name of a PEM certificate (a wildcard's parent domain prefixed), if it has one. */
+function certificateDnsName(file: string): string | undefined {
+  try {
+    const san = new X509Certificate(readFileSync(file)).subjectAltName ?? '';
+    const dns = san
+      .split(',')
+      .map((s) => s.trim())
+      .find((s) => s.startsWith('DNS:'))
+      ?.slice(4);
+    return dns?.replace(/^\*\./, 'signaling.');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,199 @@
+// Issue 20, point 1: TLS end to end. A private CA and a server certificate made by openssl here; the
+// env file names them; deploy serves https/wss on every instance and nginx, reads them over https
+// verified against the CA, and agents connect through wss://. Commands verify with --ca, and one
+// without it fails with one line about certificate verification.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { requireBinary } from '../helpers/binaries.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
+import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
+import { freePort } from '../helpers/processes.js';
+import { freePortRange } from '../helpers/redis.js';
+import { makeCa, makeServerCert } from '../helpers/tls.js';
+
+const { dir, cleanup } = tempDir();
+const state = path.join(dir, 'tls-state');
+const AGENTS = ['agent-t1', 'agent-t2'];
+let stop: () => Promise<void> = async () => {};
+let env: Record<string, string> = {};
+let caFile = '';
+let trusting: Agent;
+
+beforeAll(async () => {
+  requireBinary('openssl', 'openssl');
+  const deps = await startDeployDeps();
+  stop = deps.stop;
+  env = deps.env;
+  const certs = path.join(dir, 'certs');
+  mkdirSync(certs);
+  const ca = makeCa(certs);
+  caFile = ca.cert;
+  makeServerCert(certs, ca, 'signaling', ['localhost', '127.0.0.1']);
+  trusting = new Agent({ connect: { ca: readFileSync(caFile, 'utf8') } });
+  await writeAgentConfigs(dir, AGENTS);
+});
+afterAll(async () => {
+  await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 30_000 });
+  await trusting?.close();
+  await stop();
+  cleanup();
+});
+
+const get = async (url: string) => {
+  const r = await request(url, { dispatcher: trusting, headersTimeout: 5_000, bodyTimeout: 5_000 });
+  return { status: r.statusCode, text: await r.body.text() };
+};
+
+describe('ifmesh deploy with TLS', () => {
+  it('serves https/wss on every instance and nginx, verified against the configured CA', async () => {
+    requireBinary('nginx', 'nginx');
+    requireBinary('redis-server', 'redis-server');
+    const base = await freePortRange(3);
+    const nginxPort = await freePort();
+    // The env file an operator writes: relative paths are relative to it; not the default path, so
+    // the later commands run without it and must be given the CA.
+    writeFileSync(
+      path.join(dir, 'tls.env'),
+      [
+        'SIGNALING_HOST=127.0.0.1',
+        'SIGNALING_TLS_CERT=certs/signaling.crt',
+        'SIGNALING_TLS_KEY=certs/signaling.key',
+        'IFMESH_CA_FILE=certs/ifmesh-test-ca.crt',
+        `SIGNALING_PUBLIC_URL=wss://localhost:${nginxPort}`,
+        '',
+      ].join('\n'),
+    );
+    const deploy = (release: string) =>
+      spawnCli(
+        deployArgv({
+          instances: 2,
+          base,
+          nginxPort,
+          state,
+          more: ['--config', 'tls.env', '--release', release],
+        }),
+        { cwd: dir, env, timeoutMs: 90_000 },
+      );
+    const r = await deploy('v1');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.registered).toEqual(AGENTS);
+    expect(report.plan.instances.map((i: { url: string }) => i.url)).toEqual([
+      `wss://127.0.0.1:${base}`,
+      `wss://127.0.0.1:${base + 1}`,
+    ]);
+    expect(report.plan.agents_connect_to).toEqual([`wss://localhost:${nginxPort}`]);
+    expect(report.plan.endpoints).toMatchObject({ bind_host: '127.0.0.1', scheme: 'wss' });
+    expect(report.plan.endpoints.tls.ca).toBe(caFile);
+
+    // nginx: TLS on its listener, the certificate, server_name, /health and the runbook's timeouts.
+    const conf = readFileSync(report.plan.nginx.conf, 'utf8');
+    expect(conf).toContain(`listen 127.0.0.1:${nginxPort} ssl;`);
+    expect(conf).toContain('server_name localhost;');
+    expect(conf).toContain(`ssl_certificate ${path.join(dir, 'certs/signaling.crt')};`);
+    expect(conf).toContain(`ssl_certificate_key ${path.join(dir, 'certs/signaling.key')};`);
+    expect(conf).toContain('location = /health {');
+    expect(conf).toContain('proxy_pass https://ifmesh_signaling;');
+    expect(conf).toContain('proxy_ssl_verify on;');
+    expect(conf).toContain(`proxy_ssl_trusted_certificate ${caFile};`);
+    for (const t of ['proxy_connect_timeout 5s;', 'proxy_read_timeout 3600s;', 'proxy_send_timeout 3600s;'])
+      expect(conf).toContain(t);
+
+    // /health over https through each instance and through nginx (by IP and by its public name).
+    for (const url of [
+      `https://127.0.0.1:${base}`,
+      `https://127.0.0.1:${base + 1}`,
+      `https://127.0.0.1:${nginxPort}`,
+      `https://localhost:${nginxPort}`,
+    ]) {
+      const h = await get(`${url}/health`);
+      expect(h.status, url).toBe(200);
+      expect(h.text).toContain('"status":"ok"');
+    }
+    // An instance speaks nothing but TLS.
+    await expect(request(`http://127.0.0.1:${base}/health`, { headersTimeout: 2_000 })).rejects.toThrow();
+
+    // The agents registered over wss (the instances serve nothing else), seen through nginx.
+    const agents = JSON.parse((await get(`https://localhost:${nginxPort}/agents`)).text).agents;
+    expect(agents.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual(AGENTS);
+    const rec = listProcesses(state).find((p) => p.name === 'deploy-agent-agent-t1')!;
+    expect(rec.spec?.env.IFMESH_CA_FILE).toBe(caFile);
+
+    // A second release, then a rollback given the CA with --ca: its registration gate reads /agents
+    // over https.
+    const v2 = await deploy('v2');
+    expect(v2.code, v2.stderr).toBe(0);
+    const back = await spawnCli(
+      ['rollback', '--ca', caFile, '--reason', 'tls test', '--state-dir', state, '--json'],
+      {
+        cwd: dir,
+        env,
+        timeoutMs: 90_000,
+      },
+    );
+    expect(back.code, back.stderr).toBe(0);
+    const releases = JSON.parse(
+      (await spawnCli(['releases', '--state-dir', state, '--json'], { cwd: dir })).stdout,
+    );
+    expect(releases.releases.map((x: { ref: string; outcome: string }) => [x.ref, x.outcome])).toEqual([
+      ['v2', 'rolled_back'],
+      ['v1', 'restored'],
+    ]);
+
+    // status and verify, given the CA with --ca: everything healthy, the mesh verified.
+    const st = await spawnCli(['status', '--ca', caFile, '--state-dir', state, '--json'], { cwd: dir });
+    expect(st.code, st.stderr).toBe(0);
+    const components = JSON.parse(st.stdout).components as { name: string; healthy: boolean; url: string }[];
+    expect(components.filter((c) => !c.healthy)).toEqual([]);
+    expect(components.find((c) => c.name === 'deploy-nginx')?.url).toBe(`wss://127.0.0.1:${nginxPort}`);
+    const v = await spawnCli(
+      [
+        'verify',
+        '--state-dir',
+        state,
+        '--ca',
+        caFile,
+        '--loopback',
+        '--agents',
+        '2',
+        '--messages',
+        '5',
+        '--json',
+      ],
+      { cwd: dir, env, timeoutMs: 60_000 },
+    );
+    expect(v.code, v.stderr).toBe(0);
+    // IFMESH_CA_FILE in the environment does the same as --ca.
+    const viaEnv = await spawnCli(['status', '--state-dir', state, '--json'], {
+      cwd: dir,
+      env: { IFMESH_CA_FILE: caFile },
+    });
+    expect(JSON.parse(viaEnv.stdout).components.filter((c: { healthy: boolean }) => !c.healthy)).toEqual([]);
+
+    // Without the CA: one line naming certificate verification and the fix, no stack trace.
+    const bare = await spawnCli(['verify', '--state-dir', state, '--loopback', '--messages', '5'], {
+      cwd: dir,
+      env,
+      timeoutMs: 60_000,
+    });
+    expect(bare.code).toBe(3);
+    const said = `${bare.stdout}${bare.stderr}`;
+    expect(said).toMatch(/failed certificate verification: .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
+    expect(said).toContain('--ca FILE');
+    expect(said).not.toMatch(/\n\s+at /);
+    // A command that reads the instances' API directly fails the same way, as one JSON error.
+    const top = await spawnCli(['top', '--state-dir', state, '--json'], { cwd: dir });
+    expect(top.code).toBe(3);
+    expect(JSON.parse(top.stdout).error.message).toContain('failed certificate verification');
+    expect(top.stderr).not.toMatch(/\n\s+at /);
+
+    const pids = listProcesses(state).map((p) => p.pid);
+    const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
+    expect(down.code).toBe(0);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  }, 180_000);
+});
