@@ -53,7 +53,9 @@ function locatePackage(root: string, name: string): string | undefined {
 
 export const dependenciesCheck: PreflightCheck = {
   name: 'dependencies',
-  timeoutMs: 10_000,
+  // Loading every package (werift, ink, better-sqlite3 …) runs beside the build check's selftest: on a
+  // busy host that takes several seconds, and a budget that trips there is a false alarm.
+  timeoutMs: 30_000,
   run: async ({ root, ctx }) => {
     const pkg = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as {
       dependencies?: Record<string, string>;
