@@ -31,6 +31,32 @@ afterAll(async () => {
   cleanup?.();
 });
 
+describe('regex queries on PostgreSQL, prefiltered in SQL', () => {
+  it('find exactly the matching events, wildcard characters of LIKE included', async () => {
+    const notes = ['50%_off', '50 off', '5000_off', 'x_y', 'xay', 'back\\slash', 'say "hi"'];
+    const events = notes.map((note, i) => ({
+      event: i % 2 ? 'prefilter_odd' : 'prefilter_even',
+      metadata: { note },
+    }));
+    expect((await post(`${w.url}/api/log`, events)).status).toBe(201);
+    const found = async (query: Record<string, unknown>) => {
+      const r = await post(`${w.url}/api/query`, { query, limit: 50 });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      return r.json.results.map((e: { metadata: { note: string } }) => e.metadata.note).sort();
+    };
+    expect(await found({ 'metadata.note': { regex: '50%_off' } })).toEqual(['50%_off']);
+    expect(await found({ 'metadata.note': { regex: '^x_y$' } })).toEqual(['x_y']);
+    expect(await found({ 'metadata.note': { regex: '^x.y$' } })).toEqual(['x_y', 'xay']);
+    expect(await found({ 'metadata.note': { regex: 'back\\\\slash' } })).toEqual(['back\\slash']);
+    expect(await found({ 'metadata.note': { regex: 'say "hi"' } })).toEqual(['say "hi"']);
+    expect(await found({ 'metadata.note': { regex: '0+_off$' } })).toEqual(['5000_off']);
+    // An indexed field is prefiltered on its own column.
+    expect(await found({ event: { regex: '^prefilter_ev.n$' } })).toEqual(
+      ['50%_off', '5000_off', 'say "hi"', 'xay'].sort(),
+    );
+  });
+});
+
 describe('hostile regular expressions on PostgreSQL', () => {
   it('refuses a pattern over 256 characters with 400', async () => {
     const r = await post(`${w.url}/api/query`, {

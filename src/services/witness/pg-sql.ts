@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { RE2JS } from 're2js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import type { Condition } from './query.js';
+import { containsLike, requiredLiterals } from './regex-prefilter.js';
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
@@ -92,4 +93,17 @@ export function conditionSql(c: Condition, params: unknown[]): string {
     default:
       return `COALESCE(${literalSql(c.path, c.value, params, CMP[c.op])}, FALSE)`;
   }
+}
+
+/**
+ * What PostgreSQL can check of a regex condition before a row leaves the database: that the text
+ * contains each substring every match must contain. A value containing one shows it in the JSON body
+ * too (the literals are printable ASCII JSON leaves alone), and an indexed field has its own column.
+ * TRUE when the pattern yields no literal: re2js, which confirms every row, is then the only filter.
+ */
+export function regexPrefilterSql(c: Extract<Condition, { op: 'regex' }>, params: unknown[]): string {
+  const lits = requiredLiterals(c.pattern);
+  if (lits.length === 0) return 'TRUE';
+  const column = c.path.length === 1 && INDEXED.has(c.path[0]!) ? c.path[0]! : 'body';
+  return lits.map((l) => `${column} LIKE $${params.push(containsLike(l))}`).join(' AND ');
 }

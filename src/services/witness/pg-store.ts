@@ -18,7 +18,14 @@ import {
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import { conditionSql, EVENT_COLUMNS, inTransaction, matchesAll, writeRows } from './pg-sql.js';
+import {
+  conditionSql,
+  EVENT_COLUMNS,
+  inTransaction,
+  matchesAll,
+  regexPrefilterSql,
+  writeRows,
+} from './pg-sql.js';
 import { compileRegex, type ParsedQuery } from './query.js';
 import {
   type AppendItem,
@@ -203,7 +210,8 @@ export class PgWitnessStore implements WitnessStore {
         if (q.fromMs !== undefined) where.push(`ts_ms >= $${params.push(q.fromMs)}`);
         if (q.toMs !== undefined) where.push(`ts_ms <= $${params.push(q.toMs)}`);
         if (after) where.push(`(ts_ms, id) > ($${params.push(after.ts)}, $${params.push(after.id)})`);
-        for (const cond of q.conditions) if (cond.op !== 'regex') where.push(conditionSql(cond, params));
+        for (const cond of q.conditions)
+          where.push(cond.op === 'regex' ? regexPrefilterSql(cond, params) : conditionSql(cond, params));
         const page = regexes.length ? REGEX_PAGE : q.limit + 1 - out.length;
         // PostgreSQL stops the statement itself at the deadline, so a slow scan costs no more than that.
         await c.query('SELECT set_config($1, $2, false)', ['statement_timeout', String(Math.ceil(left))]);
