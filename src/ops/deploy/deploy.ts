@@ -24,6 +24,7 @@ import { openWitness } from '../events.js';
 import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
+import { checkIncidentRecords } from '../incident/store.js';
 import { agentProcessName, moveAgent } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
@@ -193,6 +194,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     );
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
+  checkIncidentRecords(o.stateDir);
   return withLock(
     o.stateDir,
     'deploy',
