@@ -120,6 +120,21 @@ describe('corrupted state files', () => {
     }
   });
 
+  it.each([
+    ['empty', ''],
+    ['naming no record', 'rel-gon'],
+  ])('a releases/current file %s: releases and rollback name it, not "no release"', async (_, content) => {
+    const state = freshState();
+    const p = statePaths(state);
+    mkdirSync(p.releases, { recursive: true });
+    writeFileSync(p.currentRelease, content);
+    for (const argv of [['releases'], ['rollback']]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expectCorrupt(r, p.currentRelease, /write the id of a release `ifmesh releases` lists into it/, state);
+    }
+    expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
+  });
+
   it('a truncated canary state: canary status and abort name it', async () => {
     const state = freshState();
     const p = statePaths(state);
