@@ -3,7 +3,18 @@
 // when ifmesh runs as root the cluster belongs to an unprivileged system user (`postgres`) and every
 // server command goes through `runuser -u <user> --`.
 import { execFile } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -39,12 +50,17 @@ export interface ClusterOptions {
   systemUser?: string;
   /** initdb without its final fsync: for throw-away test clusters only. */
   noSync?: boolean;
+  /**
+   * The superuser's password: initdb then makes every connection (socket and TCP) authenticate with
+   * scram-sha-256. Without it the cluster trusts loopback, which only throw-away test clusters do.
+   */
+  password?: string;
 }
 
 export interface Cluster {
   pid: number;
   port: number;
-  /** The superuser every cluster made here has, with trust authentication on loopback. */
+  /** The superuser every cluster made here has (its password is ClusterOptions.password, if any). */
   user: string;
   url(database: string): string;
   stop(): Promise<void>;
@@ -55,15 +71,22 @@ export function clusterSuperuser(systemUser?: string): string {
   return process.getuid?.() === 0 ? (systemUser ?? 'postgres') : userInfo().username;
 }
 
-export function clusterUrl(port: number, database: string, systemUser?: string): string {
-  return `postgres://${encodeURIComponent(clusterSuperuser(systemUser))}@127.0.0.1:${port}/${database}`;
+/** The superuser's URL; with `password` in it when given (a secret: keep it off argv and out of output). */
+export function clusterUrl(port: number, database: string, systemUser?: string, password?: string): string {
+  const auth = password ? `:${encodeURIComponent(password)}` : '';
+  return `postgres://${encodeURIComponent(clusterSuperuser(systemUser))}${auth}@127.0.0.1:${port}/${database}`;
 }
 
 /** Creates `name` in the cluster on 127.0.0.1:port when it does not exist yet. */
-export async function ensureDatabase(port: number, name: string, systemUser?: string): Promise<string> {
+export async function ensureDatabase(
+  port: number,
+  name: string,
+  systemUser?: string,
+  password?: string,
+): Promise<string> {
   const { default: pg } = await import('pg');
   const admin = new pg.Client({
-    connectionString: clusterUrl(port, 'postgres', systemUser),
+    connectionString: clusterUrl(port, 'postgres', systemUser, password),
     connectionTimeoutMillis: 10_000,
   });
   admin.on('error', () => {});
@@ -74,7 +97,7 @@ export async function ensureDatabase(port: number, name: string, systemUser?: st
   } finally {
     await admin.end();
   }
-  return clusterUrl(port, name, systemUser);
+  return clusterUrl(port, name, systemUser, password);
 }
 
 function asOwner(opts: ClusterOptions): { prefix: string[]; user: string; uid?: number; gid?: number } {
@@ -126,8 +149,8 @@ export function clusterPid(dataDir: string): number | undefined {
 }
 
 /**
- * initdb (when the data directory holds no cluster yet), then `pg_ctl start -w` on 127.0.0.1:port.
- * Trust authentication, loopback only: a cluster for one machine's own witness and for tests.
+ * initdb (when the data directory holds no cluster yet), then `pg_ctl start -w` on 127.0.0.1:port,
+ * loopback only. With a password, scram-sha-256 for every connection; without, trust (tests only).
  */
 export async function startCluster(opts: ClusterOptions, timeoutMs = 60_000): Promise<Cluster> {
   const owner = asOwner(opts);
@@ -154,24 +177,7 @@ export async function startCluster(opts: ClusterOptions, timeoutMs = 60_000): Pr
   mkdirSync(path.dirname(opts.logFile), { recursive: true });
   closeSync(openSync(opts.logFile, 'a'));
   if (owner.uid !== undefined) chownSync(opts.logFile, owner.uid, owner.gid!);
-  if (!existsSync(path.join(opts.dataDir, 'PG_VERSION')))
-    await pg(
-      opts,
-      'initdb',
-      [
-        '-D',
-        opts.dataDir,
-        '-A',
-        'trust',
-        '-U',
-        owner.user,
-        '-E',
-        'UTF8',
-        '--locale=C',
-        ...(opts.noSync ? ['--no-sync'] : []),
-      ],
-      timeoutMs,
-    );
+  if (!existsSync(path.join(opts.dataDir, 'PG_VERSION'))) await initdb(opts, owner, timeoutMs);
   await pg(
     opts,
     'pg_ctl',
@@ -195,9 +201,44 @@ export async function startCluster(opts: ClusterOptions, timeoutMs = 60_000): Pr
     pid,
     port: opts.port,
     user: owner.user,
-    url: (db) => clusterUrl(opts.port, db, opts.systemUser),
+    url: (db) => clusterUrl(opts.port, db, opts.systemUser, opts.password),
     stop: () => stopCluster(pid),
   };
+}
+
+/**
+ * initdb as the cluster's owner. The password reaches it through --pwfile, a 0600 file (the owner's)
+ * beside the data directory that is removed as soon as initdb returns: never on a command line, where
+ * `ps` would show it, and never left on disk outside the state's secrets file.
+ */
+async function initdb(opts: ClusterOptions, owner: ReturnType<typeof asOwner>, timeoutMs: number) {
+  const pwfile = opts.password
+    ? path.join(path.dirname(opts.dataDir), `.initdb-pw-${randomBytes(6).toString('hex')}`)
+    : undefined;
+  try {
+    if (pwfile) {
+      writeFileSync(pwfile, `${opts.password}\n`, { mode: 0o600, flag: 'wx' });
+      if (owner.uid !== undefined) chownSync(pwfile, owner.uid, owner.gid!);
+    }
+    await pg(
+      opts,
+      'initdb',
+      [
+        '-D',
+        opts.dataDir,
+        ...(pwfile ? ['--auth=scram-sha-256', `--pwfile=${pwfile}`] : ['-A', 'trust']),
+        '-U',
+        owner.user,
+        '-E',
+        'UTF8',
+        '--locale=C',
+        ...(opts.noSync ? ['--no-sync'] : []),
+      ],
+      timeoutMs,
+    );
+  } finally {
+    if (pwfile) rmSync(pwfile, { force: true });
+  }
 }
 
 /** Fast shutdown (SIGINT: running transactions roll back, then a clean checkpoint), by pid. */

@@ -2,9 +2,16 @@
 // is atomic: the holder's record is written whole to a private file, then hard-linked to the lock's
 // name, which fails if anyone holds it. A lock whose holder is dead is taken over by compare-and-swap,
 // never delete-then-create (which lets two takers each delete the other's fresh lock).
+//
+// A lock file that does not parse (empty or truncated: a disk that filled, an old-style writer that
+// crashed between create and write) names no holder, so nobody can tell whether its holder lives or
+// whether it is an open incident's hold on deploys. It is never taken over: after a short wait (a
+// writer may be mid-write) the taker fails at once with a StateCorruptError naming the file and the
+// fix, `rm <file>` once no ifmesh command of that state is running. Failing loudly beats both
+// blocking forever and silently lifting an incident's hold.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { CheckFailedError } from '../errors.js';
+import { CheckFailedError, StateCorruptError } from '../errors.js';
 import { isAlive } from '../exec/pid.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { statePaths } from './state-dir.js';
@@ -29,13 +36,37 @@ export interface HeldLock {
 /** A taker that died between its claim and its swap leaves a claim; one older than this is void. */
 const ABANDONED_CLAIM_MS = 30_000;
 
-async function readHolder(file: string): Promise<LockHolder | undefined> {
+/** How long an unparsable lock file may stay so before it is reported (a writer may be mid-write). */
+const UNPARSABLE_GRACE_ROUNDS = 10;
+const UNPARSABLE_POLL_MS = 50;
+
+/** The holder; undefined when there is no lock file; 'corrupt' when it does not parse as a holder. */
+async function readHolderOrCorrupt(file: string): Promise<LockHolder | undefined | 'corrupt'> {
+  let text: string;
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as LockHolder;
+    text = await fs.readFile(file, 'utf8');
   } catch {
     return undefined;
   }
+  try {
+    const h = JSON.parse(text) as Partial<LockHolder> | null;
+    if (typeof h?.token === 'string' && Number.isInteger(h.pid)) return h as LockHolder;
+  } catch {
+    // reported by the caller
+  }
+  return 'corrupt';
 }
+
+async function readHolder(file: string): Promise<LockHolder | undefined> {
+  const h = await readHolderOrCorrupt(file);
+  return h === 'corrupt' ? undefined : h;
+}
+
+const corruptLock = (file: string) =>
+  new StateCorruptError(
+    file,
+    `make sure no ifmesh command of this state is running (\`ifmesh status\`, \`ifmesh incident list\`), then \`rm ${file}\``,
+  );
 
 function heldError(name: string, file: string, h: LockHolder): CheckFailedError {
   if (h.persistent)
@@ -79,6 +110,7 @@ export async function acquireLock(
   await fs.writeFile(mine, JSON.stringify(me), { mode: 0o600 });
   try {
     // Bounded: each round takes the lock, fails naming a live holder, or saw the lock change hands.
+    let unparsable = 0;
     for (let round = 0; round < 100; round++) {
       try {
         await fs.link(mine, file);
@@ -86,8 +118,13 @@ export async function acquireLock(
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const h = await readHolder(file);
-      if (!h) continue; // released (or being written by an old-style writer) in between: try again
+      const h = await readHolderOrCorrupt(file);
+      if (!h) continue; // released in between: try again
+      if (h === 'corrupt') {
+        if (++unparsable > UNPARSABLE_GRACE_ROUNDS) throw corruptLock(file);
+        await clock.sleep(UNPARSABLE_POLL_MS);
+        continue;
+      }
       if (h.persistent || isAlive(h.pid)) throw heldError(name, file, h);
       const claim = `${file}.${h.token}.claim`;
       try {
@@ -164,9 +201,12 @@ export async function passLock(
   return next;
 }
 
-/** The current holder of lock `name`, if any. */
-export function lockHolder(stateDir: string, name: string): Promise<LockHolder | undefined> {
-  return readHolder(statePaths(stateDir).lock(name));
+/** The current holder of lock `name`, if any; a lock file that does not parse is a StateCorruptError. */
+export async function lockHolder(stateDir: string, name: string): Promise<LockHolder | undefined> {
+  const file = statePaths(stateDir).lock(name);
+  const h = await readHolderOrCorrupt(file);
+  if (h === 'corrupt') throw corruptLock(file);
+  return h;
 }
 
 /** Runs `fn` holding lock `name`; released however `fn` ends. */

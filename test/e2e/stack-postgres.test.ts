@@ -1,10 +1,15 @@
 // `ifmesh up --witness-db postgres`: a local PostgreSQL cluster (initdb in the state directory, run
 // as the postgres user since the tests run as root) under the witness; idempotent; `down` stops it
-// after the witness.
+// after the witness. The cluster authenticates every connection with scram-sha-256 and a password
+// generated into the state's secrets file; nothing without it gets in.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { readSecrets } from '../../src/state/secrets.js';
+import { statePaths } from '../../src/state/state-dir.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { letPostgresReach, requirePostgres } from '../helpers/postgres.js';
@@ -53,9 +58,45 @@ describe('ifmesh up --witness-db postgres', () => {
     expect(first.code, first.stderr).toBe(0);
     const report = JSON.parse(first.stdout);
     expect(report.started.slice(0, 2)).toEqual(['postgres', 'witness']);
-    expect(report.endpoints.witness_db).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/witness$/);
-    const pg = procs.find((p) => p.role === 'postgres');
-    expect(pg && isAlive(pg.pid)).toBe(true);
+    // The URL is shown with its password redacted.
+    expect(report.endpoints.witness_db).toMatch(/^postgres:\/\/postgres:redacted@127\.0\.0\.1:\d+\/witness$/);
+    const pgRec = procs.find((p) => p.role === 'postgres');
+    expect(pgRec && isAlive(pgRec.pid)).toBe(true);
+
+    // The password lives in the 0600 secrets file only: not printed, not on any argv, no pwfile left.
+    const password = readSecrets(state)?.env?.POSTGRES_PASSWORD;
+    expect(password).toMatch(/^[\w-]{20,}$/);
+    expect(statSync(statePaths(state).secrets).mode & 0o777).toBe(0o600);
+    expect(first.stdout + first.stderr).not.toContain(password!);
+    for (const p of procs)
+      if (isAlive(p.pid)) expect(readFileSync(`/proc/${p.pid}/cmdline`, 'utf8')).not.toContain(password!);
+    expect(readdirSync(path.join(state, 'postgres')).filter((f) => f.includes('pw'))).toEqual([]);
+    const hba = readFileSync(path.join(state, 'postgres', 'data', 'pg_hba.conf'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !l.trim().startsWith('#'));
+    expect(hba.length).toBeGreaterThan(0);
+    for (const l of hba) expect(l).toMatch(/scram-sha-256\s*$/);
+
+    const connect = async (pass?: string) => {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: pgRec!.port,
+        user: 'postgres',
+        database: 'witness',
+        ...(pass !== undefined ? { password: pass } : {}),
+        connectionTimeoutMillis: 10_000,
+      });
+      c.on('error', () => {});
+      try {
+        await c.connect();
+        return (await c.query('SELECT count(*)::int AS n FROM pg_tables')).rows[0].n as number;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    };
+    await expect(connect('')).rejects.toThrow(/password/);
+    await expect(connect('not-the-password')).rejects.toThrow(/password authentication failed/);
+    expect(await connect(password)).toBeGreaterThan(0);
 
     const health = (await (
       await fetch(`${report.endpoints.witness}/health`, { signal: AbortSignal.timeout(5_000) })
@@ -83,7 +124,7 @@ describe('ifmesh up --witness-db postgres', () => {
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { timeoutMs: 60_000 });
     expect(down.code, down.stderr).toBe(0);
     expect(JSON.parse(down.stdout).stopped).toEqual(expect.arrayContaining(['postgres', 'witness']));
-    expect(isAlive(pg!.pid)).toBe(false);
+    expect(isAlive(pgRec!.pid)).toBe(false);
     for (const p of procs) expect(isAlive(p.pid)).toBe(false);
   }, 240_000);
 });

@@ -103,6 +103,23 @@ describe('the state directory lock', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('an empty or truncated lock is never taken over: concurrent takers all fail naming the file and `rm`', async () => {
+    const dir = stateDir();
+    const file = statePaths(dir).lock('deploy');
+    for (const content of ['', '{"pid":1,"purpose":"depl']) {
+      writeFileSync(file, content);
+      const tries = await Promise.allSettled([1, 2, 3].map((i) => acquireLock(dir, 'deploy', `taker ${i}`)));
+      for (const t of tries) {
+        expect(t.status).toBe('rejected');
+        const err = (t as PromiseRejectedResult).reason as { code: string; message: string; hint: string };
+        expect(err.code).toBe('state_corrupt');
+        expect(err.message).toBe(`${file} is corrupted (not the JSON ifmesh wrote)`);
+        expect(err.hint).toContain(`rm ${file}`);
+      }
+      expect(readdirSync(dir).sort()).toEqual(['deploy.lock']);
+    }
+  });
+
   it('two processes racing for a stale lock: exactly one wins, the loser names the winner', async () => {
     for (let round = 0; round < 5; round++) {
       const dir = stateDir();

@@ -24,6 +24,7 @@ import { openWitness } from '../events.js';
 import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
+import { checkIncidentRecords } from '../incident/store.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
 import { agentProcessName, moveAgent, registrations } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
@@ -214,6 +215,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
+  checkIncidentRecords(o.stateDir);
   return withLock(
     o.stateDir,
     'deploy',

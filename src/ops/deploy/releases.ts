@@ -16,7 +16,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { SECRET_KEYS } from '../../config/schema.js';
-import { CheckFailedError } from '../../errors.js';
+import { CheckFailedError, StateCorruptError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
 import { statePaths } from '../../state/state-dir.js';
@@ -190,7 +190,15 @@ export async function currentRelease(stateDir: string): Promise<Release | undefi
   } catch {
     return undefined;
   }
-  return id ? readRelease(stateDir, id) : undefined;
+  const file = statePaths(stateDir).currentRelease;
+  // `current` naming no record (truncated, or its record removed) is not "no release": say so.
+  const r = id ? await readRelease(stateDir, id) : undefined;
+  if (!r)
+    throw new StateCorruptError(
+      file,
+      `it names ${id ? `release ${id}, which has no record` : 'no release'}; write the id of a release \`ifmesh releases\` lists into it, or delete it`,
+    );
+  return r;
 }
 
 /** Every recorded release, oldest first (ids start with their ISO creation time). */

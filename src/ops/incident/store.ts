@@ -2,9 +2,10 @@
 // (written whole: tmp + rename), and an open one holds the deploy lock persistently until
 // `incident resolve` releases it by its token. The record also carries its escalation schedule (who
 // was paged, who acknowledged, who is paged next and when), so any later command can carry it on.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import type { OncallLevel } from '../../config/oncall.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
+import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { acquireLock } from '../../state/lock.js';
 import { statePaths } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
@@ -124,12 +125,25 @@ export function incidentIdFor(kind: IncidentKind, now: number, stateDir: string)
 }
 
 export function writeIncident(stateDir: string, rec: IncidentRecord): void {
+  writeStateJson(statePaths(stateDir).incidentFile(rec.id), rec);
+}
+
+const isIncident = (v: unknown) => {
+  const r = v as Partial<IncidentRecord> | null;
+  return typeof r?.id === 'string' && typeof r.status === 'string' && typeof r.kind === 'string';
+};
+
+/**
+ * A record that no longer parses is an error naming it, never "no incident": an open one may still
+ * hold the deploy lock, so the fix says how to release that by hand too.
+ */
+function readIncidentFile(stateDir: string, file: string): IncidentRecord | undefined {
   const p = statePaths(stateDir);
-  mkdirSync(p.incidents, { recursive: true });
-  const file = p.incidentFile(rec.id);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
-  renameSync(tmp, file);
+  return readStateJson<IncidentRecord>(
+    file,
+    isIncident,
+    `restore it from a backup; if that incident is over, remove it with \`rm ${file}\` and, if \`ifmesh status\` says an incident still holds deploys, \`rm ${p.lock('deploy')}\``,
+  );
 }
 
 export function readIncident(stateDir: string, id: string): IncidentRecord {
@@ -138,11 +152,9 @@ export function readIncident(stateDir: string, id: string): IncidentRecord {
       `${id} is not an incident id`,
       'ids look like INC-20261130-193000; see `ifmesh incident list`',
     );
-  try {
-    return JSON.parse(readFileSync(statePaths(stateDir).incidentFile(id), 'utf8')) as IncidentRecord;
-  } catch {
-    throw new UsageError(`no incident ${id} in ${stateDir}`, 'see `ifmesh incident list`');
-  }
+  const rec = readIncidentFile(stateDir, statePaths(stateDir).incidentFile(id));
+  if (!rec) throw new UsageError(`no incident ${id} in ${stateDir}`, 'see `ifmesh incident list`');
+  return rec;
 }
 
 export function listIncidents(stateDir: string): IncidentRecord[] {
@@ -151,14 +163,17 @@ export function listIncidents(stateDir: string): IncidentRecord[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => {
-      try {
-        return JSON.parse(readFileSync(`${dir}/${f}`, 'utf8')) as IncidentRecord;
-      } catch {
-        return undefined;
-      }
-    })
+    .map((f) => readIncidentFile(stateDir, `${dir}/${f}`))
     .filter((r): r is IncidentRecord => r !== undefined);
+}
+
+/**
+ * Fails with the corrupt record's file and fix, if any: called before taking the deploy lock, which
+ * an open incident holds, so a refused deploy names the real problem instead of pointing at an
+ * `incident resolve` that could not read the record either.
+ */
+export function checkIncidentRecords(stateDir: string): void {
+  listIncidents(stateDir);
 }
 
 const INCIDENTS_LOCK = 'incidents';

@@ -12,6 +12,7 @@ import { acquireLock, type HeldLock } from '../../state/lock.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { operator, sealRelease } from '../deploy/releases.js';
+import { checkIncidentRecords } from '../incident/store.js';
 import type { OpContext } from '../shared.js';
 import { type CanaryOptions, planCanary } from './canary-plan.js';
 import { CanaryRunner, describeStep } from './canary-run.js';
@@ -87,6 +88,7 @@ async function locked<T>(
   ctx: OpContext,
   fn: (lock: HeldLock) => Promise<T>,
 ) {
+  checkIncidentRecords(o.stateDir);
   const lock = await acquireLock(o.stateDir, 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);

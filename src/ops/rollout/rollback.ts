@@ -14,6 +14,7 @@ import {
   setReleaseOutcome,
 } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import { checkIncidentRecords } from '../incident/store.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import { runEvents } from './events.js';
@@ -104,6 +105,7 @@ export async function rollback(
 ): Promise<RollbackReport> {
   const { plan, from, to } = await planRollback(o, ctx.env);
   if (dryRun) return { plan, applied: false, trace_id: null, outcome: null };
+  checkIncidentRecords(o.stateDir);
   return withLock(
     o.stateDir,
     'deploy',

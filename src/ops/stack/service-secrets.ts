@@ -46,3 +46,10 @@ export function localTurnConfig(stateDir: string, name: string, user: string, pa
   writeTurnserverConfig(file, { user, password });
   return file;
 }
+
+/** The secrets-file key of the local PostgreSQL superuser's password (`up --witness-db postgres`). */
+export const POSTGRES_PASSWORD_KEY = 'POSTGRES_PASSWORD';
+
+/** The local PostgreSQL superuser's password, made once (random) and kept in the secrets file. */
+export const localPostgresPassword = (stateDir: string): string =>
+  generatedSecret(stateDir, POSTGRES_PASSWORD_KEY);

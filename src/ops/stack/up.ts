@@ -7,6 +7,7 @@ import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js
 import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
+import { redactDbUrl } from '../../services/witness/pg-store.js';
 import { listProcesses } from '../../state/processes.js';
 import { ensureSecrets } from '../../state/secrets.js';
 import type { Progress } from '../../ui/progress.js';
@@ -19,7 +20,12 @@ import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { exportMonitoring } from '../monitoring/export.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
-import { generatedSecret, localRedisAuth, localTurnConfig } from './service-secrets.js';
+import {
+  generatedSecret,
+  localPostgresPassword,
+  localRedisAuth,
+  localTurnConfig,
+} from './service-secrets.js';
 import { planSignalingTopology, redisProcessSpec } from './signaling-topology.js';
 import { freePort, readStack, type StackFile, tcpOpen, urls, writeStack } from './stack.js';
 import { ensureUpAgents, recordUpRelease } from './up-agents.js';
@@ -174,7 +180,10 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
 
   // PostgreSQL daemonises through pg_ctl (as the postgres user when we are root): adopted by the pid
   // in postmaster.pid, like nginx, and stopped by `down` after the witness.
+  // Its superuser's password is generated once and kept in the secrets file (initdb reads it from a
+  // temp --pwfile); the witness gets the URL with it through its secret environment.
   const ensurePostgres = async (port: number): Promise<string> => {
+    const password = localPostgresPassword(o.stateDir);
     const dataDir = path.join(o.stateDir, 'postgres', 'data');
     const running = clusterPid(dataDir);
     if (running !== undefined && (await tcpOpen(port))) {
@@ -190,6 +199,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         socketDir: path.join(o.stateDir, 'postgres', 'sock'),
         logFile: sup.logFile('postgres'),
         port,
+        password,
       });
       sup.adopt(
         { name: 'postgres', role: 'postgres', port, url: `postgres://127.0.0.1:${port}` },
@@ -198,7 +208,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       started.push('postgres');
       o.progress.step('postgres', 'ok', `started on 127.0.0.1:${port}`);
     }
-    return ensureDatabase(port, 'witness');
+    return ensureDatabase(port, 'witness', undefined, password);
   };
 
   let witnessDb = path.join(o.stateDir, 'witness.db');
@@ -380,7 +390,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     already_running: already,
     endpoints: {
       witness: urls.witness(s),
-      witness_db: witnessDb,
+      witness_db: pgWitness ? redactDbUrl(witnessDb) : witnessDb,
       signaling: urls.signaling(s),
       nginx: urls.nginx(s),
       stun: urls.stun(s),

@@ -1,0 +1,173 @@
+// Corrupted and truncated state files (issue 21 point 9, issue 23 point 2 and 3): every kind — lock,
+// incident, release, canary state, process record — is reported by the real CLI as an error naming
+// the file and the fix (exit 1), never read as "nothing recorded", and nothing is lost or started.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { listProcesses } from '../../src/state/processes.js';
+import { statePaths } from '../../src/state/state-dir.js';
+import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { trackPid } from '../helpers/pids.js';
+
+const { dir, cleanup } = tempDir();
+const env = {
+  STUN_SERVERS: 'stun:127.0.0.1:3478',
+  IF_WITNESS_ENDPOINT: 'http://127.0.0.1:9',
+  IF_WITNESS_API_KEY: 'k'.repeat(32),
+};
+const pids: number[] = [];
+
+beforeAll(async () => {
+  mkdirSync(path.join(dir, 'config/agents'), { recursive: true });
+  await run(['keys', 'generate', '--agent', 'agent-c1', '--out', 'keys'], { cwd: dir });
+  writeFileSync(
+    path.join(dir, 'config/agents/agent-c1.json'),
+    JSON.stringify({ agent_id: 'agent-c1', key: '../../keys/agent-c1.key', loopback: true }),
+  );
+});
+afterAll(() => {
+  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  cleanup();
+});
+
+let n = 0;
+function freshState(): string {
+  const s = path.join(dir, `state-${++n}`);
+  mkdirSync(s, { recursive: true });
+  return s;
+}
+
+/** Exit 1 with one error line that names `file`, and a fix; no process was started. */
+function expectCorrupt(r: { code: number; stderr: string }, file: string, fix: RegExp, state: string) {
+  expect(r.code, r.stderr).toBe(1);
+  const errLine = r.stderr.split('\n').filter((l) => l.includes(file));
+  expect(errLine.length, r.stderr).toBeGreaterThan(0);
+  expect(errLine[0]).toContain('is corrupted');
+  expect(r.stderr).toMatch(fix);
+  expect(r.stderr).not.toMatch(/no incident|nothing recorded|no processes recorded|keeps changing hands/);
+  expect(listProcesses(state).filter((p) => p.owner !== 'test')).toEqual([]);
+}
+
+describe('corrupted state files', () => {
+  it.each([
+    ['empty', ''],
+    ['truncated', '{"pid":12,"purpose":"dep'],
+  ])(
+    'an %s lock file fails deploy at once naming the file and `rm <file>`, and is left as it was',
+    async (_, content) => {
+      const state = freshState();
+      const lock = statePaths(state).lock('deploy');
+      writeFileSync(lock, content);
+      const t0 = performance.now();
+      const r = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], { cwd: dir, env });
+      expect(performance.now() - t0).toBeLessThan(15_000);
+      expectCorrupt(r, lock, new RegExp(`rm ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), state);
+      expect(readFileSync(lock, 'utf8')).toBe(content);
+      expect(existsSync(path.join(state, 'run'))).toBe(false);
+    },
+  );
+
+  it('a truncated open incident: deploy and incident resolve both name the record, not "no incident"', async () => {
+    const state = freshState();
+    const id = 'INC-20261204-120000';
+    const p = statePaths(state);
+    mkdirSync(p.incidents, { recursive: true });
+    const truncated = `{"id":"${id}","kind":"p1","title":"signaling do`;
+    writeFileSync(p.incidentFile(id), truncated);
+    // The open incident still holds deploys, as `incident declare` left it.
+    writeFileSync(
+      p.lock('deploy'),
+      JSON.stringify({
+        pid: 1,
+        purpose: `incident ${id}`,
+        since: new Date().toISOString(),
+        token: 'incident-token',
+        persistent: true,
+        release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
+      }),
+    );
+    const fix = /restore it from a backup; if that incident is over, remove it with `rm .*\.json`/;
+    const deploy = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], {
+      cwd: dir,
+      env,
+    });
+    expectCorrupt(deploy, p.incidentFile(id), fix, state);
+    for (const argv of [
+      ['incident', 'resolve', id],
+      ['incident', 'show', id],
+      ['incident', 'list'],
+    ]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expectCorrupt(r, p.incidentFile(id), fix, state);
+    }
+    expect(readFileSync(p.incidentFile(id), 'utf8')).toBe(truncated);
+    expect(JSON.parse(readFileSync(p.lock('deploy'), 'utf8')).token).toBe('incident-token');
+  });
+
+  it('a truncated current release: releases and rollback name it', async () => {
+    const state = freshState();
+    const p = statePaths(state);
+    mkdirSync(p.releases, { recursive: true });
+    const id = '2026-12-04T12-00-00Z-abc';
+    writeFileSync(p.releaseFile(id), '{"id":"2026-12-04T12-00-00Z-abc","ref":"ma');
+    writeFileSync(p.currentRelease, `${id}\n`);
+    const fix = /restore it from a backup or delete it/;
+    for (const argv of [['releases'], ['rollback']]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expectCorrupt(r, p.releaseFile(id), fix, state);
+    }
+  });
+
+  it.each([
+    ['empty', ''],
+    ['naming no record', 'rel-gon'],
+  ])('a releases/current file %s: releases and rollback name it, not "no release"', async (_, content) => {
+    const state = freshState();
+    const p = statePaths(state);
+    mkdirSync(p.releases, { recursive: true });
+    writeFileSync(p.currentRelease, content);
+    for (const argv of [['releases'], ['rollback']]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expectCorrupt(r, p.currentRelease, /write the id of a release `ifmesh releases` lists into it/, state);
+    }
+    expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
+  });
+
+  it('a truncated canary state: canary status and abort name it', async () => {
+    const state = freshState();
+    const p = statePaths(state);
+    writeFileSync(p.canary, '{"plan":{"canary_id":"c1","stage":"sta');
+    const fix = /restore the release with `ifmesh rollback`, then delete the file/;
+    for (const argv of [
+      ['canary', 'status'],
+      ['canary', 'abort'],
+    ]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expectCorrupt(r, p.canary, fix, state);
+    }
+  });
+
+  it('a truncated process record: down names it and says to stop the process by hand; status too', async () => {
+    const state = freshState();
+    const p = statePaths(state);
+    const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
+    child.unref();
+    pids.push(child.pid!);
+    trackPid(child.pid!);
+    mkdirSync(p.run, { recursive: true });
+    writeFileSync(
+      p.processFile('signaling-1'),
+      `{"name":"signaling-1","role":"signaling","pid":${child.pid}`,
+    );
+    const fix = /stop its process by hand if it still runs/;
+    for (const argv of [['down'], ['status']]) {
+      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`${p.processFile('signaling-1')} is corrupted`);
+      expect(r.stderr).toMatch(fix);
+    }
+    expect(isAlive(child.pid!)).toBe(true);
+  });
+});
