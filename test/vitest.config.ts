@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { FULL_ONLY } from './tiers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -8,6 +9,8 @@ export default defineConfig({
   test: {
     root,
     include: ['test/**/*.test.ts'],
+    // IFMESH_TEST_TIER=all (npm run test:all): every file; else the quick tier of ./tiers.ts.
+    exclude: ['**/node_modules/**', ...(process.env.IFMESH_TEST_TIER === 'all' ? [] : FULL_ONLY)],
     globalSetup: ['test/helpers/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,

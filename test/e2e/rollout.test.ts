@@ -1,125 +1,31 @@
-// canary, monitor, rollback and releases against real deployments: signaling (and nginx, when
-// installed) from `ifmesh deploy` or `ifmesh up`, real werift agents, real coturn and a real
-// witness, on loopback; a canary runner SIGKILLed at each boundary of its state machine.
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
-import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
 import { statePaths } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { BIN, spawnCli, tempDir, testTmp } from '../helpers/cli.js';
-import { startCoturn } from '../helpers/coturn.js';
-import { writeAgentConfigs } from '../helpers/deploy.js';
-import { trackPid } from '../helpers/pids.js';
+import { spawnCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
-import { freePortRange } from '../helpers/redis.js';
-import { getJson } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
-import { API_KEY, post, startWitness } from '../helpers/witness.js';
-
-const { dir, cleanup } = tempDir();
-const AGENTS = ['agent-r1', 'agent-r2', 'agent-r3'];
-let env: Record<string, string> = {};
-let witnessUrl = '';
-let turnPort = 0;
-let stopAll: () => Promise<void> = async () => {};
-const states: string[] = [];
-
-beforeAll(async () => {
-  const turn = await startCoturn();
-  const w = await startWitness();
-  witnessUrl = w.url;
-  turnPort = Number(/:(\d+)$/.exec(turn.stunUrl)![1]);
-  stopAll = async () => {
-    await w.stop();
-    await turn.stop();
-  };
-  env = {
-    STUN_SERVERS: turn.stunUrl,
-    IF_WITNESS_ENDPOINT: w.url,
-    IF_WITNESS_API_KEY: API_KEY,
-    IFMESH_OPERATOR: 'tester',
-    // deploy binds SIGNALING_HOST (default 0.0.0.0): tests stay on loopback.
-    SIGNALING_HOST: '127.0.0.1',
-  };
-  await writeAgentConfigs(dir, AGENTS);
-}, 60_000);
-afterEach(async () => {
-  // every process a test's deployment started is stopped by pid (`down` reads the process list)
-  for (const s of states.splice(0))
-    await spawnCli(['down', '--state-dir', s], { cwd: dir, timeoutMs: 60_000 });
-});
-afterAll(async () => {
-  await stopAll();
-  cleanup();
-});
-
-/** A deployment of its own: one signaling instance (so the three agents form one mesh). */
-async function deployed(name: string, refs: string[] = ['v1']): Promise<string> {
-  const state = path.join(dir, name);
-  states.push(state);
-  // deploy puts Redis (when installed) on the port after the instance's
-  const base = await freePortRange(2);
-  const nginx = await freePort();
-  for (const ref of refs) {
-    const r = await spawnCli(
-      [
-        'deploy',
-        '--instances',
-        '1',
-        '--base-port',
-        String(base),
-        '--nginx-port',
-        String(nginx),
-        '--release',
-        ref,
-        '--state-dir',
-        state,
-      ],
-      { cwd: dir, env, timeoutMs: 60_000 },
-    );
-    expect(r.code, r.stderr).toBe(0);
-  }
-  return state;
-}
-
-// The RTT gate depends on this machine's load, not on what these tests prove (its threshold is tested
-// in the unit tests); every other gate keeps the runbook's numbers.
-const RTT_BUDGET = ['--threshold', 'rtt_p2p_p95_ms=10000'];
-// The window of a canary meant to pass: long enough for its pairs to connect on a loaded machine
-// (seconds; until they do, connection_success is inconclusive and a shorter window would never pass).
-// A failing analysis ends at its first failed check, so only passing runs pay for it.
-const WINDOW = ['--monitor', '10s', '--interval', '500ms'];
-const cli = (args: string[], state: string, timeoutMs = 90_000) =>
-  spawnCli([...args, '--state-dir', state], { cwd: dir, env, timeoutMs });
-const pidOf = (state: string, id: string) => readProcess(state, `deploy-agent-${id}`)?.pid;
-const current = (state: string) => readFileSync(statePaths(state).currentRelease, 'utf8').trim();
-const release = (state: string, id: string) =>
-  JSON.parse(readFileSync(statePaths(state).releaseFile(id), 'utf8'));
-const registered = async (state: string) => {
-  const port = release(state, current(state)).processes[0].port;
-  return ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? [])
-    .map((a: { agent_id: string }) => a.agent_id)
-    .sort();
-};
-async function events(query: Record<string, unknown>) {
-  const r = await post(`${witnessUrl}/api/query`, { query, limit: 1000 });
-  return r.json.results as Record<string, any>[];
-}
-/** A candidate that registers but cannot connect: relay only, through coturn, with a wrong password. */
-const brokenTurn = () => [
-  '--set',
-  'ICE_TRANSPORT_POLICY=relay',
-  '--set',
-  `TURN_SERVERS=turn:127.0.0.1:${turnPort}`,
-  '--set',
-  'TURN_USERNAME=ifmesh',
-  '--set',
-  'TURN_PASSWORD=wrong-password',
-];
+import { post } from '../helpers/witness.js';
+import {
+  AGENTS,
+  brokenTurn,
+  cli,
+  current,
+  deployed,
+  dir,
+  env,
+  events,
+  pidOf,
+  RTT_BUDGET,
+  registered,
+  release,
+  states,
+  WINDOW,
+  witnessUrl,
+} from './rollout-fixture.js';
 
 describe('ifmesh canary', () => {
   it('passes analysis and promotes the candidate, every step under one trace id', async () => {
@@ -403,7 +309,7 @@ describe('ifmesh monitor', () => {
         metadata: { state: 'connected' },
       })),
     );
-    expect((await post(`${witnessUrl}/api/events`, ok)).status).toBe(201);
+    expect((await post(`${witnessUrl()}/api/events`, ok)).status).toBe(201);
     const state = path.join(dir, 'mon-ok');
     const r = await spawnCli(
       [
@@ -446,7 +352,7 @@ describe('ifmesh monitor', () => {
       event: 'webrtc_error',
       deployment_id: dep,
     }));
-    expect((await post(`${witnessUrl}/api/events`, bad)).status).toBe(201);
+    expect((await post(`${witnessUrl()}/api/events`, bad)).status).toBe(201);
     const r = await cli(
       ['monitor', '--deployment-id', dep, '--duration', '5s', '--interval', '300ms', '--json'],
       state,
@@ -556,128 +462,6 @@ describe('ifmesh canary after ifmesh up', () => {
     const st = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
     expect(st.code, st.stdout).toBe(0);
   }, 240_000);
-});
-
-/**
- * Starts `ifmesh canary` with IFMESH_CANARY_PAUSE_AT=`point` (the runner stops itself right after
- * its state records that point), SIGKILLs it there, and returns the state it left.
- */
-async function killRunnerAt(state: string, point: PausePoint, marker: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'canary',
-      '--stage',
-      'staging',
-      '--steps',
-      '1,100%',
-      ...WINDOW,
-      ...RTT_BUDGET,
-      '--set',
-      `TURN_FALLBACK_TIMEOUT_MS=${marker}`,
-      '--state-dir',
-      state,
-    ],
-    {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, IFMESH_CANARY_PAUSE_AT: point },
-      stdio: 'ignore',
-    },
-  );
-  trackPid(child.pid);
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
-  const stopped = () => {
-    try {
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'T';
-    } catch {
-      return false;
-    }
-  };
-  await waitFor(stopped, `the canary runner paused at ${point}`, { timeoutMs: 90_000, intervalMs: 20 });
-  const left = JSON.parse(readFileSync(statePaths(state).canary, 'utf8'));
-  expect(left.pid).toBe(child.pid);
-  child.kill('SIGKILL');
-  expect(await exited).toBe('SIGKILL');
-  return left;
-}
-
-describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
-  let state = '';
-  // One fleet for every scenario (each starts from where the last converged), stopped after them all.
-  beforeAll(async () => {
-    state = await deployed('canary-crash');
-    states.splice(states.indexOf(state), 1);
-  }, 120_000);
-  afterAll(async () => {
-    await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 60_000 });
-  }, 90_000);
-  const agentEnv = (id: string) => readProcess(state, `deploy-agent-${id}`)?.spec?.env;
-  let n = 0;
-
-  for (const point of PAUSE_POINTS)
-    for (const action of ['resume', 'abort'] as const)
-      it(`killed at ${point}: ${action} converges on one release`, async () => {
-        // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
-        const canaryFile = statePaths(state).canary;
-        if (existsSync(canaryFile) && JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing')
-          await cli(['canary', 'abort'], state);
-        const stable = current(state);
-        const marker = String(4100 + n++);
-        const left = await killRunnerAt(state, point, marker);
-        expect(left.status).toBe('progressing');
-        const expectedStep = {
-          phase_started: 'move',
-          agents_moved: 'analyse',
-          measured: 'analyse',
-          promoting: 'promote',
-        };
-        expect(left.step.kind).toBe(expectedStep[point]);
-        if (point === 'measured') expect(left.analysis.checks).toBe(1);
-        if (point === 'promoting') expect(left.on_candidate).toHaveLength(2);
-
-        // Detected: not "progressing" with exit 0, but the runner's death, with what to do.
-        const died = await cli(['canary', 'status', '--json'], state);
-        expect(died.code).toBe(8);
-        expect(JSON.parse(died.stdout)).toMatchObject({
-          status: 'runner_died',
-          hint: expect.stringContaining('ifmesh canary resume'),
-        });
-        // A new canary is refused until this one is finished.
-        const refused = await cli(['canary', '--stage', 'staging', ...RTT_BUDGET], state);
-        expect(refused.code).toBe(2);
-        expect(refused.stderr).toContain('unfinished (its runner died');
-
-        const r = await cli(['canary', action, '--json'], state);
-        expect(r.code, r.stderr).toBe(0);
-        const st = await cli(['canary', 'status', '--json'], state);
-        const on = action === 'resume' ? left.plan.canary_id : stable;
-        expect(JSON.parse(st.stdout)).toMatchObject({
-          status: action === 'resume' ? 'completed' : 'aborted',
-          on_candidate: action === 'resume' ? AGENTS : [],
-          in_flight: null,
-          pid: 0,
-        });
-        expect(st.code).toBe(action === 'resume' ? 0 : 5);
-        // The outcome recorded, and every agent running on the one current release's spec.
-        expect(current(state)).toBe(on);
-        expect(release(state, left.plan.canary_id).outcome).toBe(
-          action === 'resume' ? 'promoted' : 'aborted',
-        );
-        const specs = release(state, on).agent_specs as { agent_id: string; env: Record<string, string> }[];
-        for (const id of AGENTS) {
-          expect(isAlive(pidOf(state, id)!)).toBe(true);
-          expect(agentEnv(id)).toEqual(specs.find((s) => s.agent_id === id)!.env);
-        }
-        expect(AGENTS.map(agentEnv).map((e) => e?.TURN_FALLBACK_TIMEOUT_MS === marker)).toEqual(
-          AGENTS.map(() => action === 'resume'),
-        );
-        await waitFor(async () => (await registered(state)).length === 3, 'all three registered');
-        const health = await cli(['status', '--json'], state);
-        expect(health.code, health.stdout).toBe(0);
-        expect(JSON.parse(health.stdout).healthy).toBe(true);
-      }, 180_000);
 });
 
 describe('ifmesh monitor with the witness unreachable', () => {

@@ -1,0 +1,149 @@
+// The canary runner SIGKILLed at each boundary of its state machine (issue 19.5): `canary status`
+// names the dead runner, and `canary resume` or `abort` converges on one release. In the full tier
+// (npm run test:all): it runs the canary eight times on one fleet.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
+import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
+import { readProcess } from '../../src/state/processes.js';
+import { statePaths } from '../../src/state/state-dir.js';
+import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
+import { trackPid } from '../helpers/pids.js';
+import { waitFor } from '../helpers/wait.js';
+import {
+  AGENTS,
+  cli,
+  current,
+  deployed,
+  dir,
+  env,
+  pidOf,
+  RTT_BUDGET,
+  registered,
+  release,
+  states,
+  WINDOW,
+} from './rollout-fixture.js';
+
+/**
+ * Starts `ifmesh canary` with IFMESH_CANARY_PAUSE_AT=`point` (the runner stops itself right after
+ * its state records that point), SIGKILLs it there, and returns the state it left.
+ */
+async function killRunnerAt(state: string, point: PausePoint, marker: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'canary',
+      '--stage',
+      'staging',
+      '--steps',
+      '1,100%',
+      ...WINDOW,
+      ...RTT_BUDGET,
+      '--set',
+      `TURN_FALLBACK_TIMEOUT_MS=${marker}`,
+      '--state-dir',
+      state,
+    ],
+    {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, IFMESH_CANARY_PAUSE_AT: point },
+      stdio: 'ignore',
+    },
+  );
+  trackPid(child.pid);
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
+  const stopped = () => {
+    try {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'T';
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(stopped, `the canary runner paused at ${point}`, { timeoutMs: 90_000, intervalMs: 20 });
+  const left = JSON.parse(readFileSync(statePaths(state).canary, 'utf8'));
+  expect(left.pid).toBe(child.pid);
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  return left;
+}
+
+describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
+  let state = '';
+  // One fleet for every scenario (each starts from where the last converged), stopped after them all.
+  beforeAll(async () => {
+    state = await deployed('canary-crash');
+    states.splice(states.indexOf(state), 1);
+  }, 120_000);
+  afterAll(async () => {
+    await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 60_000 });
+  }, 90_000);
+  const agentEnv = (id: string) => readProcess(state, `deploy-agent-${id}`)?.spec?.env;
+  let n = 0;
+
+  for (const point of PAUSE_POINTS)
+    for (const action of ['resume', 'abort'] as const)
+      it(`killed at ${point}: ${action} converges on one release`, async () => {
+        // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
+        const canaryFile = statePaths(state).canary;
+        if (existsSync(canaryFile) && JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing')
+          await cli(['canary', 'abort'], state);
+        const stable = current(state);
+        const marker = String(4100 + n++);
+        const left = await killRunnerAt(state, point, marker);
+        expect(left.status).toBe('progressing');
+        const expectedStep = {
+          phase_started: 'move',
+          agents_moved: 'analyse',
+          measured: 'analyse',
+          promoting: 'promote',
+        };
+        expect(left.step.kind).toBe(expectedStep[point]);
+        if (point === 'measured') expect(left.analysis.checks).toBe(1);
+        if (point === 'promoting') expect(left.on_candidate).toHaveLength(2);
+
+        // Detected: not "progressing" with exit 0, but the runner's death, with what to do.
+        const died = await cli(['canary', 'status', '--json'], state);
+        expect(died.code).toBe(8);
+        expect(JSON.parse(died.stdout)).toMatchObject({
+          status: 'runner_died',
+          hint: expect.stringContaining('ifmesh canary resume'),
+        });
+        // A new canary is refused until this one is finished.
+        const refused = await cli(['canary', '--stage', 'staging', ...RTT_BUDGET], state);
+        expect(refused.code).toBe(2);
+        expect(refused.stderr).toContain('unfinished (its runner died');
+
+        const r = await cli(['canary', action, '--json'], state);
+        expect(r.code, r.stderr).toBe(0);
+        const st = await cli(['canary', 'status', '--json'], state);
+        const on = action === 'resume' ? left.plan.canary_id : stable;
+        expect(JSON.parse(st.stdout)).toMatchObject({
+          status: action === 'resume' ? 'completed' : 'aborted',
+          on_candidate: action === 'resume' ? AGENTS : [],
+          in_flight: null,
+          pid: 0,
+        });
+        expect(st.code).toBe(action === 'resume' ? 0 : 5);
+        // The outcome recorded, and every agent running on the one current release's spec.
+        expect(current(state)).toBe(on);
+        expect(release(state, left.plan.canary_id).outcome).toBe(
+          action === 'resume' ? 'promoted' : 'aborted',
+        );
+        const specs = release(state, on).agent_specs as { agent_id: string; env: Record<string, string> }[];
+        for (const id of AGENTS) {
+          expect(isAlive(pidOf(state, id)!)).toBe(true);
+          expect(agentEnv(id)).toEqual(specs.find((s) => s.agent_id === id)!.env);
+        }
+        expect(AGENTS.map(agentEnv).map((e) => e?.TURN_FALLBACK_TIMEOUT_MS === marker)).toEqual(
+          AGENTS.map(() => action === 'resume'),
+        );
+        await waitFor(async () => (await registered(state)).length === 3, 'all three registered');
+        const health = await cli(['status', '--json'], state);
+        expect(health.code, health.stdout).toBe(0);
+        expect(JSON.parse(health.stdout).healthy).toBe(true);
+      }, 180_000);
+});

@@ -1,0 +1,17 @@
+// The two tiers of the suite. `npm test` (CI, the README's test line) runs everything but the files
+// below, and stays within 15 minutes on a 2-core machine; `npm run test:all` runs every file. These
+// are the longest files, each proving something the quick tier also touches more briefly: crash drills
+// at every boundary, long kill loops, whole stacks on PostgreSQL or with Prometheus.
+export const FULL_ONLY = [
+  // The canary runner SIGKILLed at each of its four boundaries, resumed and aborted (~2 min).
+  'test/e2e/rollout-crash.test.ts',
+  // 50 witness kill -9 cycles under writers, and PostgreSQL under concurrent ingest (~2 min together).
+  'test/faults/witness-kill9.test.ts',
+  'test/faults/witness-pg-concurrent.test.ts',
+  // Agents left running for the hygiene soak (~30 s).
+  'test/faults/agent-hygiene.test.ts',
+  // `up --with-prometheus` and `up --witness-db postgres` (the quick tier keeps the Prometheus and
+  // PostgreSQL integration tests) (~2 min together).
+  'test/e2e/up-prometheus.test.ts',
+  'test/e2e/stack-postgres.test.ts',
+];
