@@ -1,9 +1,7 @@
-// The incident's voice: witness events that all carry its incident_id and trace id, and the notices
-// its pages and team posts are made of.
-import path from 'node:path';
-import { WitnessClient } from '../../clients/witness.js';
+import type { WitnessClient } from '../../clients/witness.js';
 import { defaultRoster, type OncallLevel } from '../../config/oncall.js';
 import { CONFIG_KEYS, type KeySpec } from '../../config/schema.js';
+import { openWitness } from '../events.js';
 import type { OpContext } from '../shared.js';
 import { CLASSIFICATION } from './classify.js';
 import type { Notifiers } from './notify/send.js';
@@ -35,16 +33,11 @@ export class IncidentLog {
     io: Pick<IncidentIo, 'stateDir' | 'witness'>,
     ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
   ) {
-    if (io.witness?.apiKey)
-      this.client = new WitnessClient({
-        url: io.witness.url,
-        apiKey: io.witness.apiKey,
-        producer: `incident-${rec.id}-${process.pid}`,
-        spoolDir: path.join(io.stateDir, 'witness-spool'),
-        stateDir: io.stateDir,
-        dispatcher: ctx.dispatcher,
-        clock: ctx.clock,
-      });
+    this.client = openWitness(
+      io.witness ? { ...io.witness, stateDir: io.stateDir } : undefined,
+      `incident-${rec.id}-${process.pid}`,
+      ctx,
+    );
   }
 
   log(event: string, fields: Record<string, unknown> = {}): void {

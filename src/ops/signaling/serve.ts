@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gauge } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import { WitnessClient } from '../../clients/witness.js';
 import type { MeshConfig } from '../../config/load.js';
 import { listenFailure, UsageError } from '../../errors.js';
 import { loadAllowList } from '../../services/signaling/allow-list.js';
@@ -13,6 +12,7 @@ import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js'
 import { MemoryRegistry } from '../../services/signaling/registry.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
 import { statePaths } from '../../state/state-dir.js';
+import { openWitness } from '../events.js';
 import { untilAborted } from '../shared.js';
 
 export interface ServeSignalingOptions {
@@ -114,21 +114,18 @@ export async function serveSignaling(
       key: readSecretFile(c.signalingTlsKey, 'TLS key'),
     };
   }
-  const witness = c.witnessApiKey
-    ? new WitnessClient({
-        url: c.witnessUrl,
-        apiKey: c.witnessApiKey,
-        producer: `signaling-${opts.instanceId}`,
-        spoolDir: path.join(opts.stateDir, 'witness-spool'),
-        stateDir: opts.stateDir,
-        dispatcher: opts.dispatcher,
-        onError: (err) => opts.log('warn', 'witness', { error: err.message }),
-        onKeyChanged: (change) => {
-          opts.log('error', 'witness_key_changed', { ...change, hint: `ifmesh witness trust ${change.url}` });
-          server.core.metrics.witnessKeyChanged.inc({ reporter: 'signaling' });
-        },
-      })
-    : undefined;
+  const witness = openWitness(
+    { url: c.witnessUrl, apiKey: c.witnessApiKey, stateDir: opts.stateDir },
+    `signaling-${opts.instanceId}`,
+    { dispatcher: opts.dispatcher },
+    {
+      onError: (err) => opts.log('warn', 'witness', { error: err.message }),
+      onKeyChanged: (change) => {
+        opts.log('error', 'witness_key_changed', { ...change, hint: `ifmesh witness trust ${change.url}` });
+        server.core.metrics.witnessKeyChanged.inc({ reporter: 'signaling' });
+      },
+    },
+  );
   if (!witness) opts.log('warn', 'IF_WITNESS_API_KEY is not set: no audit events will be written');
   if (c.signalingClusterUrl && !opts.clusterSecret && c.productionMode)
     throw new UsageError(
