@@ -7,8 +7,16 @@ export function resolveStateDir(cwd: string, env: Record<string, string | undefi
   return path.resolve(cwd, flag ?? env.IFMESH_STATE_DIR ?? '.ifmesh');
 }
 
-/** The layout of one state directory. */
-export function statePaths(root: string) {
+/** The state directory at `resolveStateDir(cwd, env, flag)`, as the handle ops take. */
+export function resolveState(cwd: string, env: Record<string, string | undefined>, flag?: string): StateDir {
+  return openStateDir(resolveStateDir(cwd, env, flag));
+}
+
+/**
+ * The handle on one state directory that ops and helpers take instead of a bare path: `root` plus
+ * every named path under it. Opening touches nothing on disk.
+ */
+export function openStateDir(root: string) {
   const at = (...p: string[]) => path.join(root, ...p);
   return {
     root,
@@ -52,4 +60,8 @@ export function statePaths(root: string) {
   };
 }
 
-export type StatePaths = ReturnType<typeof statePaths>;
+export type StateDir = ReturnType<typeof openStateDir>;
+
+/** The layout of one state directory (the same object as its handle). */
+export const statePaths = openStateDir;
+export type StatePaths = StateDir;
