@@ -8,7 +8,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { receiver } from '../helpers/notify-receivers.js';
@@ -56,7 +56,7 @@ async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; 
   });
   trackPid(pid);
   cleanups.push(async () => {
-    const rec = readProcess(state, 'signaling-1');
+    const rec = readProcess(openStateDir(state), 'signaling-1');
     if (rec) await new Supervisor(state, { clock: systemClock, owner: 'up' }).stop('signaling-1', 2_000);
   });
   await waitFor(
@@ -116,7 +116,7 @@ describe('incident p1', () => {
     );
     expect(r.stderr).toBe('');
     const rec = JSON.parse(r.stdout);
-    const restarted = readProcess(state, 'signaling-1')!;
+    const restarted = readProcess(openStateDir(state), 'signaling-1')!;
     trackPid(restarted.pid);
     expect(r.code).toBe(0);
     // Paged at declaration (no flag needed); the restart restored the service, so the team hears of
@@ -185,7 +185,9 @@ describe('incident p1', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`incident ${rec.id}`);
     expect(refused.stderr).toContain(`ifmesh incident resolve ${rec.id}`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     const list = JSON.parse(
       (await run(['incident', 'list', '--state-dir', state, '--json'], { cwd: dir })).stdout,
@@ -203,7 +205,7 @@ describe('incident p1', () => {
     ]);
     expect(hooks.got[2]!.body.dedup_key).toBe(rec.id);
     expect(JSON.parse(resolved.stdout)).toMatchObject({ status: 'resolved', lock_token: null });
-    const lock = await acquireLock(state, 'deploy', 'test');
+    const lock = await acquireLock(openStateDir(state), 'deploy', 'test');
     await lock.release();
 
     // The report, as JSON and Markdown: timeline from the witness, impact, actions.
@@ -259,7 +261,7 @@ describe('incident p1', () => {
       ],
       { cwd: dir, env: env() },
     );
-    const restarted = readProcess(state, 'signaling-1')!;
+    const restarted = readProcess(openStateDir(state), 'signaling-1')!;
     trackPid(restarted.pid);
     expect(r.code).toBe(0);
     const argv = readFileSync(`/proc/${restarted.pid}/cmdline`, 'utf8').split('\0');
@@ -366,7 +368,9 @@ describe('incident p2', () => {
       maxBitrateMbps: 1,
     });
     expect(sig.events.map((e) => e.event)).toContain('bandwidth_config_pushed');
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     // Escalated by hand: level 1 pages PagerDuty, level 2 posts to Slack (local receivers standing for them).
     const hooks = await receiver();
@@ -411,7 +415,7 @@ describe('incident p2', () => {
       'resolve',
       '@webrtc-oncall P2 RESOLVED: WebRTC Agent Mesh - High Latency',
     ]);
-    await (await acquireLock(state, 'deploy', 'test')).release();
+    await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();
   });
 });
 
@@ -500,7 +504,9 @@ describe('incident cert-expiry and turn-failure', () => {
     expect(r.stdout).toContain(`P3 INCIDENT ${id}`);
     expect(r.stdout).toMatch(/✗ certificate_checked: CN=mesh\.test: expiring, [23] days left/);
     expect(r.stdout).toContain(`ifmesh certs rotate --cert ${tls.cert} --key ${tls.key} --dry-run`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
     expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
   });
 
@@ -533,7 +539,9 @@ describe('incident cert-expiry and turn-failure', () => {
     expect(r.stdout).toContain(dryRun);
     expect(r.stdout).not.toContain('they wait in the spool');
     expect(r.stdout).toContain('no event was logged to the witness: IF_WITNESS_API_KEY is not set');
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     // The command named is the real one: its dry run plans the replacement.
     const argv = dryRun
@@ -577,9 +585,9 @@ describe('several open incidents', () => {
       (await run(['incident', 'resolve', first.id, '--state-dir', state, '--json'], { cwd: dir })).stdout,
     );
     expect(r1.actions.at(-1).detail).toBe(`deploy lock passed to ${second.id}, still open`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
 
     await run(['incident', 'resolve', second.id, '--state-dir', state], { cwd: dir });
-    await (await acquireLock(state, 'deploy', 'test')).release();
+    await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();
   });
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { waitFor } from '../helpers/wait.js';
@@ -81,7 +81,7 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
   afterAll(async () => {
     await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 60_000 });
   }, 90_000);
-  const agentEnv = (id: string) => readProcess(state, `deploy-agent-${id}`)?.spec?.env;
+  const agentEnv = (id: string) => readProcess(openStateDir(state), `deploy-agent-${id}`)?.spec?.env;
   let n = 0;
 
   for (const point of PAUSE_POINTS)

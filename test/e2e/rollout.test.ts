@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
@@ -456,7 +456,7 @@ describe('ifmesh canary after ifmesh up', () => {
     expect(out.state.status).toBe('completed');
     expect(release(state, current(state))).toMatchObject({ id: out.plan.canary_id, outcome: 'promoted' });
     for (const id of ['agent-1', 'agent-2', 'agent-3'])
-      expect(readProcess(state, `deploy-agent-${id}`)?.spec?.env).toEqual({
+      expect(readProcess(openStateDir(state), `deploy-agent-${id}`)?.spec?.env).toEqual({
         TURN_FALLBACK_TIMEOUT_MS: '4500',
       });
     const st = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -47,7 +47,7 @@ function expectCorrupt(r: { code: number; stderr: string }, file: string, fix: R
   expect(errLine[0]).toContain('is corrupted');
   expect(r.stderr).toMatch(fix);
   expect(r.stderr).not.toMatch(/no incident|nothing recorded|no processes recorded|keeps changing hands/);
-  expect(listProcesses(state).filter((p) => p.owner !== 'test')).toEqual([]);
+  expect(listProcesses(openStateDir(state)).filter((p) => p.owner !== 'test')).toEqual([]);
 }
 
 describe('corrupted state files', () => {

@@ -1,6 +1,7 @@
 // A certificate rotation whose first restarted instance does not come back (it was started with a
 // copy of the old key, which does not match the new certificate): the rotation stops there, the
 // other instance is left running with its old pid, and the exit is 1 naming the broken instance.
+
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
@@ -9,6 +10,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -65,7 +67,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const rec of listProcesses(dir)) await sup.stop(rec.name, 3_000);
+  for (const rec of listProcesses(openStateDir(dir))) await sup.stop(rec.name, 3_000);
   await insecure.close();
   cleanup();
 });
@@ -87,14 +89,14 @@ describe('certs rotate when a restarted instance stays down', () => {
       ],
       { cwd: dir, env: {} },
     );
-    for (const p of listProcesses(dir)) trackPid(p.pid);
+    for (const p of listProcesses(openStateDir(dir))) trackPid(p.pid);
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.renewed).toBe(true);
     expect(doc.restarts).toHaveLength(1);
     expect(doc.restarts[0]).toMatchObject({ name: 'sig-1', healthy: false });
     expect(doc.problems.join('\n')).toContain('sig-1 is not healthy after its restart');
-    const sig2 = listProcesses(dir).find((p) => p.name === 'sig-2')!;
+    const sig2 = listProcesses(openStateDir(dir)).find((p) => p.name === 'sig-2')!;
     expect(sig2.pid).toBe(pids['sig-2']);
     expect(await healthy(sig2.port!)).toBe(true);
   });

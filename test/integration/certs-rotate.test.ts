@@ -1,6 +1,7 @@
 // `ifmesh certs rotate` on a real pair of TLS signaling processes with real werift agents: the old
 // files are backed up, a new certificate is served, and the instances restart one at a time, so at
 // every moment some instance is healthy and the agents end up registered again.
+
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
@@ -12,6 +13,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -142,7 +144,7 @@ afterAll(async () => {
       clock: (await import('../../src/util/clock.js')).systemClock,
       owner: 'test',
     });
-    for (const rec of listProcesses(dir.dir)) await real.stop(rec.name, 3_000);
+    for (const rec of listProcesses(openStateDir(dir.dir))) await real.stop(rec.name, 3_000);
   }
   await witness?.stop();
   await insecure.close();
@@ -182,7 +184,7 @@ describe('certs rotate', () => {
 
   it('--self-signed-dev: backs up, serves the new certificate, restarts one at a time, agents come back', async () => {
     const oldCert = readFileSync(files.cert, 'utf8');
-    const oldPids = listProcesses(dir.dir).map((p) => p.pid);
+    const oldPids = listProcesses(openStateDir(dir.dir)).map((p) => p.pid);
     const samples: { healthy: number }[] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -209,7 +211,7 @@ describe('certs rotate', () => {
     );
     sampling = false;
     await sampler;
-    for (const p of listProcesses(dir.dir)) trackPid(p.pid);
+    for (const p of listProcesses(openStateDir(dir.dir))) trackPid(p.pid);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.restarts.map((x: { name: string; healthy: boolean }) => [x.name, x.healthy])).toEqual([
@@ -218,7 +220,7 @@ describe('certs rotate', () => {
     ]);
     for (const x of doc.restarts) expect(oldPids).not.toContain(x.new_pid);
     expect(doc.plan.not_restarted).toEqual(['sig-plain']);
-    expect(listProcesses(dir.dir).find((p) => p.name === 'sig-plain')?.pid).toBe(plainPid);
+    expect(listProcesses(openStateDir(dir.dir)).find((p) => p.name === 'sig-plain')?.pid).toBe(plainPid);
     // Never both down at once: every look found at least one healthy instance.
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.filter((s) => s.healthy === 0)).toEqual([]);

@@ -13,7 +13,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { acquireLock } from '../../src/state/lock.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -251,21 +251,23 @@ describe('failover keys (scenario E) and validate', () => {
         '5',
         '--json',
       ];
-      const deploy = await acquireLock(state.dir, 'deploy', 'deploy prod-7');
+      const deploy = await acquireLock(openStateDir(state.dir), 'deploy', 'deploy prod-7');
       const refused = await run([...args, '--id', 'fo-locked'], { cwd: state.dir, env: e });
       await deploy.release();
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/deploy lock is held by pid \d+ \(deploy prod-7/);
       expect(await query({ failover_id: 'fo-locked' })).toEqual([]);
 
-      const incident = await acquireLock(state.dir, 'deploy', 'incident INC-3', undefined, {
+      const incident = await acquireLock(openStateDir(state.dir), 'deploy', 'incident INC-3', undefined, {
         persistent: true,
       });
       const r = await run([...args, '--id', 'fo-during-incident'], { cwd: state.dir, env: e });
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).report.steps[0]).toMatchObject({ step: 'lock', ok: true });
       // Deployments stay halted: the incident still holds the deploy lock.
-      await expect(acquireLock(state.dir, 'deploy', 'deploy prod-8')).rejects.toThrow(/incident INC-3/);
+      await expect(acquireLock(openStateDir(state.dir), 'deploy', 'deploy prod-8')).rejects.toThrow(
+        /incident INC-3/,
+      );
       await incident.release();
     } finally {
       state.cleanup();

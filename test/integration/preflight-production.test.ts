@@ -1,6 +1,7 @@
 // Strict in production (issue 20, point 4): every production rule failing alone makes preflight ✗
 // that rule's line with its fix and makes deploy refuse (exit 2) before it starts anything; a
 // complete production configuration has no such failure; outside production the gaps are warnings.
+
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
@@ -11,6 +12,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runPreflight } from '../../src/ops/preflight/index.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
@@ -218,7 +220,7 @@ describe('preflight and deploy with PRODUCTION_MODE=true', () => {
       }
       // Nothing started: no state directory, so no process records and no processes.
       expect(existsSync(state), what).toBe(false);
-      expect(listProcesses(state), what).toEqual([]);
+      expect(listProcesses(openStateDir(state)), what).toEqual([]);
     }
   }, 120_000);
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/state/lock.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -69,18 +69,18 @@ function racer(dir: string): Racer {
 describe('the state directory lock', () => {
   it('is refused while a live process holds it, naming the holder; release leaves others’ locks alone', async () => {
     const dir = stateDir();
-    const lock = await acquireLock(dir, 'deploy', 'deploy first');
-    await expect(acquireLock(dir, 'deploy', 'deploy second')).rejects.toThrow(
+    const lock = await acquireLock(openStateDir(dir), 'deploy', 'deploy first');
+    await expect(acquireLock(openStateDir(dir), 'deploy', 'deploy second')).rejects.toThrow(
       `the deploy lock is held by pid ${process.pid} (deploy first, since ${lock.holder.since})`,
     );
     // other names are other locks (incidents, maintenance)
-    const other = await acquireLock(dir, 'maintenance', 'window');
+    const other = await acquireLock(openStateDir(dir), 'maintenance', 'window');
     await other.release();
     await lock.release();
     expect(existsSync(statePaths(dir).lock('deploy'))).toBe(false);
-    const again = await acquireLock(dir, 'deploy', 'deploy third');
+    const again = await acquireLock(openStateDir(dir), 'deploy', 'deploy third');
     await lock.release(); // a stale release from an earlier holder must not free the new one
-    await expect(acquireLock(dir, 'deploy', 'x')).rejects.toThrow('(deploy third');
+    await expect(acquireLock(openStateDir(dir), 'deploy', 'x')).rejects.toThrow('(deploy third');
     await again.release();
   });
 
@@ -96,7 +96,7 @@ describe('the state directory lock', () => {
         token: 't0',
       }),
     );
-    const lock = await acquireLock(dir, 'deploy', 'deploy after crash');
+    const lock = await acquireLock(openStateDir(dir), 'deploy', 'deploy after crash');
     expect(lock.holder.pid).toBe(process.pid);
     await lock.release();
     // no claim or candidate files are left behind
@@ -108,7 +108,9 @@ describe('the state directory lock', () => {
     const file = statePaths(dir).lock('deploy');
     for (const content of ['', '{"pid":1,"purpose":"depl']) {
       writeFileSync(file, content);
-      const tries = await Promise.allSettled([1, 2, 3].map((i) => acquireLock(dir, 'deploy', `taker ${i}`)));
+      const tries = await Promise.allSettled(
+        [1, 2, 3].map((i) => acquireLock(openStateDir(dir), 'deploy', `taker ${i}`)),
+      );
       for (const t of tries) {
         expect(t.status).toBe('rejected');
         const err = (t as PromiseRejectedResult).reason as { code: string; message: string; hint: string };

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { trackPid } from '../helpers/pids.js';
@@ -45,7 +46,7 @@ describe('Supervisor.stop', () => {
     });
     expect(await line()).toBe('ready');
     sup.adopt({ name: 'stubborn', role: 'signaling' }, child.pid!);
-    expect(listProcesses(dir)).toMatchObject([
+    expect(listProcesses(openStateDir(dir))).toMatchObject([
       { name: 'stubborn', role: 'signaling', pid: child.pid, owner: 'test' },
     ]);
 
@@ -67,7 +68,7 @@ describe('Supervisor.stop', () => {
     });
     for (let i = 0; i < 100 && outcome === undefined; i++) await clock.advance(25);
     expect(outcome).toBe('stopped');
-    expect(listProcesses(dir)).toEqual([]);
+    expect(listProcesses(openStateDir(dir))).toEqual([]);
   });
 
   it('treats a zombie as gone: not running, nothing to stop', async () => {
@@ -97,6 +98,6 @@ describe('Supervisor.stop', () => {
     sup.adopt({ name: 'ghost', role: 'agents' }, zombie);
     expect(sup.running('ghost')).toBeUndefined();
     expect(await sup.stop('ghost')).toBe('not_running');
-    expect(listProcesses(dir)).toEqual([]);
+    expect(listProcesses(openStateDir(dir))).toEqual([]);
   });
 });

@@ -1,8 +1,10 @@
 // The signaling instances a certificate serves, from the state dir's process records: each record
 // holds how its instance was launched (src/state/processes.ts), so nothing is read back from /proc.
+
 import path from 'node:path';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 
 export interface ServingInstance {
   name: string;
@@ -21,7 +23,7 @@ function serves(r: ProcessRecord, cert: string): boolean {
 }
 
 const running = (stateDir: string) =>
-  listProcesses(stateDir).filter((r) => r.role === 'signaling' && r.pid > 0 && isAlive(r.pid));
+  listProcesses(openStateDir(stateDir)).filter((r) => r.role === 'signaling' && r.pid > 0 && isAlive(r.pid));
 
 const view = (r: ProcessRecord): ServingInstance => ({
   name: r.name,

@@ -18,6 +18,7 @@ import { applyNginx } from '../../exec/nginx.js';
 import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
 import { withLock } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { openWitness } from '../events.js';
@@ -217,7 +218,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   checkIncidentRecords(o.stateDir);
   return withLock(
-    o.stateDir,
+    openStateDir(o.stateDir),
     'deploy',
     `deploy ${plan.deployment_id}`,
     async () => {

@@ -19,7 +19,7 @@ import { SECRET_KEYS } from '../../config/schema.js';
 import { CheckFailedError, StateCorruptError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 
 /** How one agent of a release is started: its config, where it connects, its --set overrides (as env). */
 export interface AgentSpec {
@@ -93,7 +93,7 @@ export function sealSpecs(stateDir: string, releaseId: string, specs: AgentSpec[
     const env = Object.fromEntries(Object.entries(s.env).filter(([k]) => !isSecretKey(k)));
     return { ...s, env, secret_env: refs };
   });
-  storeSecretEnv(stateDir, store);
+  storeSecretEnv(openStateDir(stateDir), store);
   return sealed;
 }
 
@@ -104,7 +104,7 @@ export const sealRelease = (stateDir: string, r: Release): Release =>
 export function specEnv(stateDir: string, spec: AgentSpec): Record<string, string> {
   const refs = Object.entries(spec.secret_env ?? {});
   const stored = secretEnv(
-    stateDir,
+    openStateDir(stateDir),
     refs.map(([, name]) => name),
   );
   const lost = refs.filter(([, name]) => stored[name] === undefined).map(([k]) => k);

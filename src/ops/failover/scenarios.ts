@@ -18,7 +18,7 @@ import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
@@ -205,7 +205,7 @@ export function planSignalingFailover(o: {
   stabilizeMs: number;
 }): FailoverPlan {
   const port = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
-  const rec = listProcesses(o.stateDir).find(
+  const rec = listProcesses(openStateDir(o.stateDir)).find(
     (r) =>
       r.role === 'signaling' &&
       (r.port === port || (r.url !== undefined && httpBase(r.url) === httpBase(o.failed))),
@@ -490,7 +490,7 @@ async function takeLock(
   ctx: Pick<OpContext, 'clock'>,
 ): Promise<{ lock: HeldLock; note?: string }> {
   try {
-    return { lock: await acquireLock(stateDir, 'deploy', purpose, ctx.clock) };
+    return { lock: await acquireLock(openStateDir(stateDir), 'deploy', purpose, ctx.clock) };
   } catch (err) {
     let holder: { persistent?: boolean; purpose?: string } | undefined;
     try {
@@ -500,7 +500,7 @@ async function takeLock(
     }
     if (!holder?.persistent) throw err;
     return {
-      lock: await acquireLock(stateDir, 'failover', purpose, ctx.clock),
+      lock: await acquireLock(openStateDir(stateDir), 'failover', purpose, ctx.clock),
       note: `the deploy lock is held by ${holder.purpose ?? 'an open incident'}: deployments stay halted, this failover holds the failover lock`,
     };
   }

@@ -3,6 +3,7 @@
 // failover with its own error and exit code), and the new TURN_SERVERS is written to the env file the
 // configuration came from, so the next restart of a signaling instance does not bring the failed
 // server back.
+
 import { StunError, type TurnCredentials, turnAllocate } from '../../clients/stun.js';
 import { setEnvFileKey } from '../../config/env-file-update.js';
 import { parseIceUrl } from '../../config/ice-url.js';
@@ -14,6 +15,7 @@ import {
   UsageError,
 } from '../../errors.js';
 import { readProcess, updateProcess } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 
 /** How long the replacement has to answer the Allocate (the guide's `timeout 5 stunclient`). */
@@ -146,9 +148,9 @@ export function rewriteLaunchTurnServers(
   const rewritten: string[] = [];
   const now = shadowedBy.map((x) => {
     if (x.turn_servers === value) return x;
-    const rec = readProcess(stateDir, x.instance);
+    const rec = readProcess(openStateDir(stateDir), x.instance);
     if (!rec?.spec || rec.spec.env.TURN_SERVERS === undefined) return x;
-    updateProcess(stateDir, x.instance, {
+    updateProcess(openStateDir(stateDir), x.instance, {
       spec: { ...rec.spec, env: { ...rec.spec.env, TURN_SERVERS: value } },
     });
     rewritten.push(x.instance);

@@ -10,6 +10,7 @@ import { ConfigError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
+import { openStateDir } from '../../state/state-dir.js';
 
 export interface FleetInstance {
   name: string;
@@ -85,8 +86,8 @@ const configured = (loaded: LoadedConfig, key: string) => loaded.sources[key]?.k
 
 /** The fleet of a state directory under a configuration; `flags` override (--signaling, --witness). */
 export function loadFleet(stateDir: string, loaded: LoadedConfig, flags: FleetFlags = {}): Fleet {
-  const records = listProcesses(stateDir);
-  const secrets = readSecrets(stateDir);
+  const records = listProcesses(openStateDir(stateDir));
+  const secrets = readSecrets(openStateDir(stateDir));
   const cfg = loaded.config;
   const recorded = records.filter((r) => r.role === 'signaling' && r.url);
   let source: Fleet['source'];

@@ -2,9 +2,11 @@
 // its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
+
 import { IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { type ProcessRecord, readProcess } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
 import { answers } from './health.js';
@@ -28,7 +30,7 @@ async function untilAnswering(sup: Supervisor, name: string, ctx: Ctx, timeoutMs
   let exited = false;
   const ok = await waitFor(
     async () => {
-      const rec = readProcess(sup.stateDir, name);
+      const rec = readProcess(openStateDir(sup.stateDir), name);
       if (sup.running(name) === undefined || !rec) {
         exited = true;
         return true;
@@ -58,7 +60,7 @@ export async function startAndWait(
   timeoutMs = DEFAULT_START_TIMEOUT_MS,
 ): Promise<StartResult> {
   const running = sup.running(spec.name);
-  const rec = readProcess(sup.stateDir, spec.name);
+  const rec = readProcess(openStateDir(sup.stateDir), spec.name);
   if (running !== undefined && rec && (await answers(rec, ctx.dispatcher)))
     return { name: spec.name, ok: true, pid: running, already_running: true, detail: 'already running' };
   await sup.stop(spec.name, 2_000);
@@ -76,7 +78,7 @@ async function restartLock(stateDir: string, name: string, why: string, ctx: Ctx
   await waitFor(
     async () => {
       try {
-        lock = await acquireLock(stateDir, `restart-${name}`, why, ctx.clock);
+        lock = await acquireLock(openStateDir(stateDir), `restart-${name}`, why, ctx.clock);
         return true;
       } catch (err) {
         if (err instanceof IfmeshError && err.code === 'locked') return false;
@@ -111,7 +113,7 @@ export async function restartRecorded(
 ): Promise<StartResult> {
   const lock = await restartLock(stateDir, name, o.why, ctx);
   try {
-    const rec = readProcess(stateDir, name);
+    const rec = readProcess(openStateDir(stateDir), name);
     if (!rec)
       return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
     const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: rec.owner });
@@ -128,7 +130,7 @@ export async function restartRecorded(
           'its record has no launch spec (started by an older ifmesh): run `ifmesh up` or `ifmesh deploy` again',
       };
     if (running !== undefined) await sup.stop(name, 5_000);
-    const fresh: ProcessRecord = readProcess(stateDir, name) ?? rec;
+    const fresh: ProcessRecord = readProcess(openStateDir(stateDir), name) ?? rec;
     const pid = sup.restartFromRecord(fresh, o.why);
     if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS))
       return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };

@@ -16,7 +16,7 @@ import {
   updateProcess,
 } from '../../state/processes.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 
@@ -61,13 +61,13 @@ export class Supervisor {
 
   /** The recorded pid, if its process still runs (a dead one's record stays, for `status` to show). */
   running(name: string): number | undefined {
-    const rec = readProcess(this.stateDir, name);
+    const rec = readProcess(openStateDir(this.stateDir), name);
     return rec && Number.isInteger(rec.pid) && rec.pid > 0 && isAlive(rec.pid) ? rec.pid : undefined;
   }
 
   /** Every recorded process, running or not. */
   list(): ProcessRecord[] {
-    return listProcesses(this.stateDir);
+    return listProcesses(openStateDir(this.stateDir));
   }
 
   /** Starts `spec` detached, its output appended to its log, and records it with its launch spec. */
@@ -76,7 +76,7 @@ export class Supervisor {
     const secretKeys = Object.keys(env).filter(isSecretEnvKey).sort();
     // Kept per process: one process's value (a canary's --set TURN_PASSWORD) never replaces another's.
     storeSecretEnv(
-      this.stateDir,
+      openStateDir(this.stateDir),
       Object.fromEntries(secretKeys.map((k) => [processSecretName(spec.name, k), env[k]!])),
     );
     const launch: LaunchSpec = {
@@ -98,18 +98,18 @@ export class Supervisor {
   restartFromRecord(rec: ProcessRecord, why: string): number {
     if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
     const scoped = secretEnv(
-      this.stateDir,
+      openStateDir(this.stateDir),
       rec.spec.secret_env.map((k) => processSecretName(rec.name, k)),
     );
     const env: Record<string, string> = { ...rec.spec.env };
     for (const k of rec.spec.secret_env) {
-      const v = scoped[processSecretName(rec.name, k)] ?? secretEnv(this.stateDir, [k])[k];
+      const v = scoped[processSecretName(rec.name, k)] ?? secretEnv(openStateDir(this.stateDir), [k])[k];
       if (v !== undefined) env[k] = v;
     }
     appendFileSync(this.logFile(rec.name), `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`);
     const pid = this.spawnDetached(rec.name, rec.spec, env);
     const { stopping: _s, crash_loop: _c, ...kept } = rec;
-    recordProcess(this.stateDir, {
+    recordProcess(openStateDir(this.stateDir), {
       ...kept,
       pid,
       started_at: new Date(this.o.clock.now()).toISOString(),
@@ -143,7 +143,7 @@ export class Supervisor {
     pid: number,
     extra: Pick<ProcessRecord, 'spec' | 'supervised'> = {},
   ): void {
-    recordProcess(this.stateDir, {
+    recordProcess(openStateDir(this.stateDir), {
       name: spec.name,
       role: spec.role,
       pid,
@@ -159,12 +159,12 @@ export class Supervisor {
   async stop(name: string, graceMs = 5_000): Promise<StopOutcome> {
     const pid = this.running(name);
     if (pid === undefined) {
-      forgetProcess(this.stateDir, name);
+      forgetProcess(openStateDir(this.stateDir), name);
       return 'not_running';
     }
     const gone = () => !isAlive(pid);
     // Marked first, so the supervisor does not take this stop for a crash.
-    updateProcess(this.stateDir, name, { stopping: true });
+    updateProcess(openStateDir(this.stateDir), name, { stopping: true });
     signal(pid, 'SIGTERM');
     const poll = { intervalMs: 25 };
     if (!(await waitFor(gone, { ...poll, timeoutMs: graceMs }, this.o.clock))) {
@@ -172,7 +172,7 @@ export class Supervisor {
       await waitFor(gone, { ...poll, timeoutMs: AFTER_KILL_MS }, this.o.clock);
     }
     if (!gone()) return 'failed';
-    forgetProcess(this.stateDir, name);
+    forgetProcess(openStateDir(this.stateDir), name);
     return 'stopped';
   }
 

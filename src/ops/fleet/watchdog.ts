@@ -3,9 +3,11 @@
 // restart path, at once and then with backoff; one that keeps dying is left alone after `maxTries`
 // restarts within `windowMs` and marked as crash-looping in its record, which `status` shows. Each
 // restart is counted in the record, written to the process's log and logged to the witness.
+
 import { StateCorruptError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { restartRecorded, type StartResult } from './restart.js';
 
@@ -57,7 +59,7 @@ export async function watchdogPass(
   const cfg = { ...WATCHDOG_DEFAULTS, ...o };
   let records: ProcessRecord[];
   try {
-    records = listProcesses(o.stateDir);
+    records = listProcesses(openStateDir(o.stateDir));
   } catch (err) {
     if (err instanceof StateCorruptError) return [];
     throw err;
@@ -71,7 +73,7 @@ export async function watchdogPass(
     tracks.set(rec.name, t);
     if (now < t.notBefore) continue;
     if (t.tries.length >= cfg.maxTries) {
-      updateProcess(o.stateDir, rec.name, {
+      updateProcess(openStateDir(o.stateDir), rec.name, {
         crash_loop: { since: new Date(now).toISOString(), tries: t.tries.length, last_exit: 'process gone' },
       });
       o.onEvent?.({

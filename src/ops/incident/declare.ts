@@ -2,9 +2,11 @@
 // the on-call at once), assess and classify the impact, then the kind's own procedure, the runbook's
 // step-5 post to the team for a P1, and a report. Plan first: the plan is what --dry-run prints, and
 // nothing is touched until apply.
+
 import { randomUUID } from 'node:crypto';
 import { describeLevel, describeTarget } from '../../config/oncall.js';
 import { acquireLock, lockHolder } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { assessImpact, CLASSIFICATION, classify, higher } from './classify.js';
 import { escalateDue, postToTeam, recordPage, sendPage } from './escalation.js';
@@ -166,7 +168,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
   writeIncident(o.stateDir, rec);
   // A deploy in flight or another open incident keeps the lock: the procedure goes on regardless.
   try {
-    const lock = await acquireLock(o.stateDir, 'deploy', `incident ${id}`, ctx.clock, {
+    const lock = await acquireLock(openStateDir(o.stateDir), 'deploy', `incident ${id}`, ctx.clock, {
       persistent: true,
       release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
     });
@@ -174,7 +176,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     act('deployments_halted', true, 'deploy lock taken: deploy, canary and rollback refuse until resolved');
   } catch (err) {
     // Another open incident holds it: deployments are halted all the same, and stay so (resolve passes it on).
-    const holder = await lockHolder(o.stateDir, 'deploy');
+    const holder = await lockHolder(openStateDir(o.stateDir), 'deploy');
     if (holder?.persistent)
       act(
         'deployments_halted',

@@ -1,8 +1,10 @@
 // An open incident's life after it is declared: acknowledge (which stops escalation past the
 // acknowledging level), escalate by hand, resolve (which releases the deploy lock and tells everyone
 // who was paged), and `show --watch`, which is only a loop around the schedule any command drives.
+
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { passLock, releaseLock } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { postToTeam, recordPage, runDueEscalations, sendPage, tellReached } from './escalation.js';
 import { type IncidentIo, IncidentLog, rosterOf } from './events.js';
@@ -138,15 +140,23 @@ export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Pro
     let passed: string | undefined;
     let released = false;
     if (rec.lock_token && heir) {
-      const h = await passLock(io.stateDir, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
-        persistent: true,
-        release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
-      });
+      const h = await passLock(
+        openStateDir(io.stateDir),
+        'deploy',
+        rec.lock_token,
+        `incident ${heir.id}`,
+        ctx.clock,
+        {
+          persistent: true,
+          release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
+        },
+      );
       if (h) {
         writeIncident(io.stateDir, { ...heir, lock_token: h.token });
         passed = heir.id;
       }
-    } else if (rec.lock_token) released = await releaseLock(io.stateDir, 'deploy', rec.lock_token);
+    } else if (rec.lock_token)
+      released = await releaseLock(openStateDir(io.stateDir), 'deploy', rec.lock_token);
     rec.lock_token = null;
     rec.status = 'resolved';
     rec.resolved_at = at(ctx);

@@ -7,7 +7,7 @@ import type { OncallLevel } from '../../config/oncall.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { acquireLock } from '../../state/lock.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import type { NotificationResult, Severity } from './notify/types.js';
 
@@ -194,7 +194,7 @@ export async function withIncidentLock<T>(
   for (;;) {
     let lock: Awaited<ReturnType<typeof acquireLock>>;
     try {
-      lock = await acquireLock(stateDir, INCIDENTS_LOCK, purpose, clock);
+      lock = await acquireLock(openStateDir(stateDir), INCIDENTS_LOCK, purpose, clock);
     } catch (err) {
       if (!(err instanceof CheckFailedError && err.code === 'locked') || clock.now() > deadline) throw err;
       await clock.sleep(100);

@@ -1,9 +1,11 @@
 // What daily and weekly maintenance share: the lock, where the mesh is, UTC dates, and writing a
 // report whole (tmp + rename), so cron never leaves half a JSON file behind.
+
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import type { OpContext } from '../shared.js';
 import { runWitnessQuery } from '../witness/query.js';
@@ -33,7 +35,7 @@ export async function maintenanceLock(
   name = 'maintenance',
 ): Promise<HeldLock> {
   try {
-    return await acquireLock(stateDir, name, purpose, clock);
+    return await acquireLock(openStateDir(stateDir), name, purpose, clock);
   } catch (err) {
     if (err instanceof IfmeshError && err.code === 'locked')
       throw new IfmeshError('locked', err.message, ExitCode.locked, err.hint);

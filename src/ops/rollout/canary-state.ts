@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { isAlive } from '../../exec/pid.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { lockHolder } from '../../state/lock.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 import type { Release } from '../deploy/releases.js';
 import type { Thresholds } from '../monitoring/thresholds.js';
 import type { AnalysisProgress, AnalysisRules, Measurement } from './measurement.js';
@@ -146,7 +146,9 @@ export async function writeCanary(stateDir: string, s: CanaryState): Promise<voi
 export async function runnerAlive(stateDir: string, s: CanaryState): Promise<boolean> {
   if (!s.pid || !isAlive(s.pid)) return false;
   // A pid reused by an unrelated process does not hold the runner's deploy lock.
-  return s.lock_token === null || (await lockHolder(stateDir, 'deploy'))?.token === s.lock_token;
+  return (
+    s.lock_token === null || (await lockHolder(openStateDir(stateDir), 'deploy'))?.token === s.lock_token
+  );
 }
 
 export type CanaryRequest = 'promote' | 'abort';

@@ -5,10 +5,12 @@
 // inspection), success records the candidate as current. The run is a persisted state machine
 // (canary-run.ts): a runner killed anywhere is found dead by `canary status` and finished by
 // `canary resume` or `canary abort`.
+
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { operator, sealRelease } from '../deploy/releases.js';
@@ -89,7 +91,7 @@ async function locked<T>(
   fn: (lock: HeldLock) => Promise<T>,
 ) {
   checkIncidentRecords(o.stateDir);
-  const lock = await acquireLock(o.stateDir, 'deploy', purpose, ctx.clock);
+  const lock = await acquireLock(openStateDir(o.stateDir), 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);
   } catch (err) {

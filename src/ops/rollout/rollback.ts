@@ -1,9 +1,11 @@
 // rollback.sh as a typed procedure: a pure plan (from the current release to the previous or a named
 // one), then apply under the deploy lock: stop the current agents, start the target's, health-check
 // them; a target that does not come up is undone, so a failed rollback leaves what ran before.
+
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { withLock } from '../../state/lock.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
   currentRelease,
@@ -107,7 +109,7 @@ export async function rollback(
   if (dryRun) return { plan, applied: false, trace_id: null, outcome: null };
   checkIncidentRecords(o.stateDir);
   return withLock(
-    o.stateDir,
+    openStateDir(o.stateDir),
     'deploy',
     `rollback to ${to.id}`,
     async () => {

@@ -1,4 +1,5 @@
 import { listProcesses, STOP_TIERS } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { type StopOutcome, Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
 
@@ -25,7 +26,7 @@ export interface DownOptions {
 export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promise<DownReport> {
   const t0 = ctx.clock.now();
   const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'down' });
-  const procs = listProcesses(o.stateDir);
+  const procs = listProcesses(openStateDir(o.stateDir));
   const outcome: Record<StopOutcome, string[]> = { stopped: [], not_running: [], failed: [] };
   const rank = (role: string) => {
     const i = STOP_TIERS.findIndex((t) => (t as string[]).includes(role));

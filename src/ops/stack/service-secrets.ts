@@ -3,18 +3,20 @@
 // the environment key a service reads them from. The same value comes back on every run and on a
 // restart from a launch spec, and none of them is ever on a command line: services get them through
 // their environment (the record names the key, the secrets file holds the value) or a 0600 file.
+
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { redisUrl, writeRedisConfig } from '../../exec/redis.js';
 import { writeTurnserverConfig } from '../../exec/turnserver.js';
 import { secretEnv, storeSecretEnv } from '../../state/secrets.js';
+import { openStateDir } from '../../state/state-dir.js';
 
 /** The value of secret `key` in the state's secrets file, generated (random) the first time. */
 export function generatedSecret(stateDir: string, key: string, bytes = 24): string {
-  const held = secretEnv(stateDir, [key])[key];
+  const held = secretEnv(openStateDir(stateDir), [key])[key];
   if (held) return held;
   const value = randomBytes(bytes).toString('base64url');
-  storeSecretEnv(stateDir, { [key]: value });
+  storeSecretEnv(openStateDir(stateDir), { [key]: value });
   return value;
 }
 

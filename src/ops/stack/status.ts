@@ -2,6 +2,7 @@ import { httpRequest } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -55,7 +56,7 @@ export async function status(
   loaded: LoadedConfig,
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
-  const procs = listProcesses(stateDir);
+  const procs = listProcesses(openStateDir(stateDir));
   if (procs.length === 0)
     return {
       state_dir: stateDir,

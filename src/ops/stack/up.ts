@@ -10,6 +10,7 @@ import { packageRoot } from '../../paths.js';
 import { redactDbUrl } from '../../services/witness/pg-store.js';
 import { listProcesses } from '../../state/processes.js';
 import { ensureSecrets } from '../../state/secrets.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
@@ -81,10 +82,10 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
       () => undefined,
     );
-  const sec = ensureSecrets(o.stateDir);
-  let stack = readStack(o.stateDir);
+  const sec = ensureSecrets(openStateDir(o.stateDir));
+  let stack = readStack(openStateDir(o.stateDir));
   // Nothing of an earlier stack runs (after `down`): plan again, so packages installed since are used.
-  const anyRunning = listProcesses(o.stateDir).some((r) => r.pid > 0 && isAlive(r.pid));
+  const anyRunning = listProcesses(openStateDir(o.stateDir)).some((r) => r.pid > 0 && isAlive(r.pid));
   if (!stack || !anyRunning || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
     const withCoturn = await hasBinary(ctx, 'turnserver');
     if (!withCoturn)
@@ -118,17 +119,17 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         ? { redis: { name: 'redis' as const, port: await freePort() } }
         : {}),
     };
-    writeStack(o.stateDir, stack);
+    writeStack(openStateDir(o.stateDir), stack);
   }
   if (o.witnessDb === 'postgres' && !stack.postgres) {
     stack = { ...stack, postgres: { name: 'postgres', port: await freePort() } };
-    writeStack(o.stateDir, stack);
+    writeStack(openStateDir(o.stateDir), stack);
   }
   if (o.withPrometheus && !stack.prometheus) {
     if (!(await hasBinary(ctx, 'prometheus')))
       throw new UnreachableError('prometheus is not installed', 'apt-get install prometheus');
     stack = { ...stack, prometheus: { name: 'prometheus', port: await freePort() } };
-    writeStack(o.stateDir, stack);
+    writeStack(openStateDir(o.stateDir), stack);
   }
   const s: StackFile = stack;
   const node = process.execPath;

@@ -1,6 +1,7 @@
 // `ifmesh agents block|unblock|list`: the signaling admin API of every instance (one per cluster: a
 // cluster pushes the change to all of its instances), so that whichever instance an agent reaches
 // refuses it and whichever holds it disconnects it.
+
 import { type SignalingClient, SignalingHttpError } from '../../clients/signaling.js';
 import { rebindAgent as postRebind } from '../../clients/signaling-identity.js';
 import type { LoadedConfig } from '../../config/load.js';
@@ -12,6 +13,7 @@ import type {
 } from '../../protocol/signaling-api.js';
 import type { KeyBindingInfo, RebindResponse, RevocationInfo } from '../../protocol/signaling-identity.js';
 import { readSecrets } from '../../state/secrets.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { lookAtInstances, type PerCluster, perCluster } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
 
@@ -41,7 +43,7 @@ export interface BlockReport {
 
 /** SIGNALING_ADMIN_TOKEN from the config, else the local stack's generated token. */
 export function adminToken(loaded: LoadedConfig, stateDir: string): string {
-  const t = loaded.config.signalingAdminToken || readSecrets(stateDir)?.admin_token;
+  const t = loaded.config.signalingAdminToken || readSecrets(openStateDir(stateDir))?.admin_token;
   if (!t)
     throw new UsageError(
       'no signaling admin token',

@@ -1,8 +1,10 @@
 // `ifmesh troubleshoot …`: the runbook's four troubleshoot scripts, each a walk of a decision tree
 // plus the script's extra checks that are not questions of the tree.
+
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { readSecrets } from '../../state/secrets.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { createEvidence, type Evidence, type EvidenceSources } from './evidence.js';
 import { type AnyTreeId, LIMITS, type Limits, type Subject, type TreeWalk, walkTree } from './trees.js';
@@ -34,7 +36,7 @@ export function evidenceSources(
   limits: Partial<Limits> = {},
 ): EvidenceSources {
   const c = loaded.config;
-  const stackPass = readSecrets(stateDir)?.turn_password;
+  const stackPass = readSecrets(openStateDir(stateDir))?.turn_password;
   const turn =
     c.turnUsername && c.turnPassword
       ? { username: c.turnUsername, password: c.turnPassword }
