@@ -9,6 +9,7 @@ import { ExitCode, UsageError } from '../src/errors.js';
 import { checkCertificate } from '../src/ops/certs/check.js';
 import { applyCertRotation, planCertRotation } from '../src/ops/certs/rotate.js';
 import { loadFleet } from '../src/ops/fleet/fleet.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { renderCertCheck, renderCertPlan, renderCertRotation } from '../src/ui/certs.js';
 
 type Flags = ConfigFlags & {
@@ -128,7 +129,11 @@ export function register(cmd: Command, io: CommandIo): void {
       const w = { url: fw.url, apiKey: fw.api_key };
       const report = await applyCertRotation(
         plan,
-        { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },
+        {
+          stateDir,
+          witness: w.apiKey ? { ...w, state: openStateDir(stateDir) } : undefined,
+          onStep: (line) => out.info(line),
+        },
         ctx,
       );
       out.result(report, renderCertRotation);

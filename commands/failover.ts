@@ -31,7 +31,7 @@ import {
   validateRecovery,
 } from '../src/ops/failover/validate.js';
 import { planRotation } from '../src/ops/keys/rotate.js';
-import { statePaths } from '../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../src/state/state-dir.js';
 import { renderClassification, renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
 import { createProgress } from '../src/ui/progress.js';
 
@@ -79,7 +79,7 @@ export function register(cmd: Command, io: CommandIo): void {
   const setup = async (flags: Flags) => {
     const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
     const urls = fleet.signaling.map((x) => x.url);
-    const witness = { url: fleet.witness.url, apiKey: fleet.witness.api_key, stateDir };
+    const witness = { url: fleet.witness.url, apiKey: fleet.witness.api_key, state: openStateDir(stateDir) };
     return { loaded, stateDir, fleet, urls, http: fleet.signaling.map((x) => x.http), witness };
   };
 

@@ -8,7 +8,7 @@ import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
 import { securityIncidentOptions } from '../src/ops/keys/emergency.js';
 import { runPeriodicRotation } from '../src/ops/keys/periodic.js';
 import { applyRotation, planRotation } from '../src/ops/keys/rotate.js';
-import { statePaths } from '../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderPeriodic, renderRotation, renderRotationPlan, rotationProgress } from '../src/ui/rotation.js';
 
@@ -55,7 +55,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
       const out = io.output(flags);
       const w = { url: fleet.witness.url, apiKey: fleet.witness.api_key };
-      const witness = w.apiKey ? { ...w, stateDir } : undefined;
+      const witness = w.apiKey ? { ...w, state: openStateDir(stateDir) } : undefined;
       const live = !flags.json && Boolean(ctx.stderr.isTTY) && !ctx.env.CI;
       if (flags.ifDue) {
         const progress = await createProgress(ctx, Boolean(flags.json));

@@ -4,6 +4,7 @@ import { intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { openWitness } from '../src/ops/events.js';
 import { runWatchdog, WATCHDOG_DEFAULTS } from '../src/ops/fleet/watchdog.js';
+import { openStateDir } from '../src/state/state-dir.js';
 
 type Flags = { stateDir?: string; config?: string; set?: Record<string, string>; maxTries: string };
 
@@ -20,7 +21,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const { stateDir, fleet } = await resolveFleet(ctx, flags);
       io.claimSignal();
       const witness = openWitness(
-        { url: fleet.witness.url, apiKey: fleet.witness.api_key, stateDir },
+        { url: fleet.witness.url, apiKey: fleet.witness.api_key, state: openStateDir(stateDir) },
         'supervisor',
         ctx,
       );

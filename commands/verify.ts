@@ -15,6 +15,7 @@ import { iceServers } from '../src/ops/agent/ice.js';
 import { openWitness } from '../src/ops/events.js';
 import { agentSignalingUrls } from '../src/ops/fleet/fleet.js';
 import { STEP_TITLES, verifyDeployment } from '../src/ops/verify/deployment.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderExchange, renderVerify, type VerifyFlags } from '../src/ui/verify.js';
 
@@ -67,12 +68,18 @@ export function register(cmd: Command, io: CommandIo): void {
           maxRttP95Ms,
         });
       if (flags.messageExchange) {
-        const report = await exchange({ witness: w.apiKey ? { ...w, stateDir } : undefined });
+        const report = await exchange({
+          witness: w.apiKey ? { ...w, state: openStateDir(stateDir) } : undefined,
+        });
         out.result(report, renderExchange);
         if (!report.ok) io.setExitCode(ExitCode.checkFailed);
         return;
       }
-      const witness = openWitness({ ...w, stateDir }, `verify-${flags.deploymentId ?? 'adhoc'}`, ctx);
+      const witness = openWitness(
+        { ...w, state: openStateDir(stateDir) },
+        `verify-${flags.deploymentId ?? 'adhoc'}`,
+        ctx,
+      );
       if (!witness) out.warn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await verifyDeployment(ctx, {

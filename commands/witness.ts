@@ -18,6 +18,7 @@ import { isPostgresUrl, localWitnessDb, serveWitness } from '../src/ops/witness/
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { eventLine, renderMigrate, renderSpool, renderTrust, renderVerify } from '../src/ui/witness.js';
 
@@ -110,7 +111,7 @@ export function register(cmd: Command, io: CommandIo): void {
     try {
       await observeCheckpoint({
         url,
-        stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir),
+        state: openStateDir(resolveStateDir(ctx.cwd, ctx.env, stateDir)),
         dispatcher: ctx.dispatcher,
       });
     } catch (err) {
@@ -345,7 +346,7 @@ export function register(cmd: Command, io: CommandIo): void {
         flush: Boolean(flags.flush),
         url,
         apiKey,
-        stateDir,
+        state: openStateDir(stateDir),
         dispatcher: ctx.dispatcher,
       });
       io.output(flags).result(report, renderSpool);
@@ -367,7 +368,7 @@ export function register(cmd: Command, io: CommandIo): void {
   ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
     const report = await trustWitness({
       url,
-      stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+      state: openStateDir(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir)),
       accept: Boolean(flags.yes),
       dispatcher: ctx.dispatcher,
     });

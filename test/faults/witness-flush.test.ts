@@ -1,12 +1,14 @@
 // flush() says true only when the witness acknowledged (201) every event logged before the call:
 // against a closed port, a witness answering 503, and a real witness process killed by SIGKILL
 // while a batch is in flight. Whatever is not acknowledged waits in the spool and arrives once.
+
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WitnessClient } from '../../src/clients/witness.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { freePort, type Service, startWitnessProcess } from '../helpers/processes.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
@@ -120,7 +122,7 @@ describe('WitnessClient.flush and close', () => {
       apiKey: API_KEY,
       producer: 'killed',
       spoolDir,
-      stateDir: path.join(dir, 'state'),
+      state: openStateDir(path.join(dir, 'state')),
       retryMinMs: 20,
       retryMaxMs: 200,
       timeoutMs: 5_000,

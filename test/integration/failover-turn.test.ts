@@ -18,7 +18,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/exchange.js';
 import { applyFailover, planTurnFailover } from '../../src/ops/failover/scenarios.js';
 import { validateRecovery } from '../../src/ops/failover/validate.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { run, tempDir } from '../helpers/cli.js';
@@ -210,7 +210,7 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     await sig2?.stop();
     dir2?.cleanup();
   });
-  const witnessTarget = () => ({ url: witness.url, apiKey: API_KEY, stateDir: dir2.dir });
+  const witnessTarget = () => ({ url: witness.url, apiKey: API_KEY, state: openStateDir(dir2.dir) });
 
   it('passes at once: the report says nothing had to move, and the witness has the completion', async () => {
     const plan = planTurnFailover({

@@ -374,7 +374,7 @@ describe('failover signaling (scenario B)', () => {
         {
           stateDir: state.dir,
           adminToken: ADMIN,
-          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+          witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
           // Fake time: the restart may take as many 100 ms polls as the real start needs.
           timeoutMs: 3_600_000,
           onStep: (l) => steps.push(l),
@@ -513,7 +513,7 @@ describe('failover signaling (scenario B)', () => {
         {
           stateDir: state.dir,
           adminToken: ADMIN,
-          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+          witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
         },
         { clock, signal: new AbortController().signal, dispatcher, exec: systemExec },
       ).finally(() => {

@@ -1,6 +1,7 @@
 // `witness migrate --from sqlite:PATH --to postgres://…` against a real PostgreSQL: the copy has the
 // same tree head, verifies with the same key and held checkpoint, resumes after an interruption,
 // refuses a target holding another log, and a witness serving the copy carries on the same log.
+
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { InterruptedError } from '../../src/errors.js';
 import { migrateWitness } from '../../src/ops/witness/migrate.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -45,7 +47,7 @@ beforeAll(async () => {
     }
     // Old events' content is pruned: the copy must carry pruned rows and the cleanup's own event.
     expect((await post(`${w.url}/api/admin/cleanup`, { retain_days: 30 })).status).toBe(200);
-    const { checkpoint } = await observeCheckpoint({ url: w.url, stateDir: state });
+    const { checkpoint } = await observeCheckpoint({ url: w.url, state: openStateDir(state) });
     source = { size: checkpoint.size, root: checkpoint.root.toString('base64') };
   } finally {
     await w.stop();

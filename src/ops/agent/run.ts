@@ -5,6 +5,7 @@ import { resolveStateDir } from '../../config/state.js';
 import { type KeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity, readIdentity, writeRotatedIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { waitFor, within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
 import { type OpContext, untilAborted } from '../shared.js';
@@ -44,7 +45,7 @@ export async function runAgents(
   const stateDir = resolveStateDir(ctx.cwd, ctx.env, o.stateDir);
   const servers = iceServers(o.config, o.ice);
   const witness = openWitness(
-    { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir },
+    { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: openStateDir(stateDir) },
     o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
     ctx,
     {

@@ -229,7 +229,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       const node = process.execPath;
       const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
       const witness = openWitness(
-        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir: o.stateDir },
+        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: openStateDir(o.stateDir) },
         `deploy-${plan.deployment_id}`,
         ctx,
       );

@@ -1,6 +1,7 @@
 import type { WitnessClient } from '../../clients/witness.js';
 import { defaultRoster, type OncallLevel } from '../../config/oncall.js';
 import { CONFIG_KEYS, type KeySpec } from '../../config/schema.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 import type { OpContext } from '../shared.js';
 import { CLASSIFICATION } from './classify.js';
@@ -34,7 +35,7 @@ export class IncidentLog {
     ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
   ) {
     this.client = openWitness(
-      io.witness ? { ...io.witness, stateDir: io.stateDir } : undefined,
+      io.witness ? { ...io.witness, state: openStateDir(io.stateDir) } : undefined,
       `incident-${rec.id}-${process.pid}`,
       ctx,
     );

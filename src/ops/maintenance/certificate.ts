@@ -3,6 +3,7 @@
 // `certs rotate --if-expiring`, never a forced renewal). No certificate configured is not silent in
 // production: it is a finding for a person.
 
+import { openStateDir } from '../../state/state-dir.js';
 import { checkCertificate } from '../certs/check.js';
 import { applyCertRotation, type CertRotationReport, planCertRotation } from '../certs/rotate.js';
 import type { OpContext } from '../shared.js';
@@ -117,7 +118,7 @@ async function renew(
       problems: [],
     };
   const witness = o.witness?.apiKey
-    ? { url: o.witness.url, apiKey: o.witness.apiKey, stateDir: o.stateDir }
+    ? { url: o.witness.url, apiKey: o.witness.apiKey, state: openStateDir(o.stateDir) }
     : undefined;
   return applyCertRotation(plan, { stateDir: o.stateDir, witness }, ctx);
 }

@@ -1,7 +1,9 @@
 // Every step of a rollout run goes to the witness under one trace id, through the spooling client (a
 // down witness never blocks a rollback: its events wait in the spool).
+
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 
 export interface RunEvents {
@@ -17,7 +19,7 @@ export function runEvents(
   traceId: string = randomUUID(),
 ): RunEvents {
   const client = openWitness(
-    { url: config.witnessUrl, apiKey: config.witnessApiKey, stateDir },
+    { url: config.witnessUrl, apiKey: config.witnessApiKey, state: openStateDir(stateDir) },
     `${producer}-${traceId.slice(0, 8)}`,
     {},
   );

@@ -11,7 +11,7 @@ import { IdentityFile } from '../../services/signaling/identities.js';
 import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
 import { MemoryRegistry } from '../../services/signaling/registry.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
-import { statePaths } from '../../state/state-dir.js';
+import { openStateDir, statePaths } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 import { untilAborted } from '../shared.js';
 
@@ -115,7 +115,7 @@ export async function serveSignaling(
     };
   }
   const witness = openWitness(
-    { url: c.witnessUrl, apiKey: c.witnessApiKey, stateDir: opts.stateDir },
+    { url: c.witnessUrl, apiKey: c.witnessApiKey, state: openStateDir(opts.stateDir) },
     `signaling-${opts.instanceId}`,
     { dispatcher: opts.dispatcher },
     {

@@ -20,6 +20,7 @@ import { UsageError } from '../../errors.js';
 import { openPgRows } from '../../services/witness/pg-bulk.js';
 import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
 import { witnessOrigin } from '../../services/witness/server.js';
+import { openStateDir } from '../../state/state-dir.js';
 
 export type ProblemKind =
   | 'modified'
@@ -130,7 +131,7 @@ export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
   const postgres = isPostgresUrl(opts.dbPath);
   if (!postgres && !existsSync(opts.dbPath))
     throw new UsageError(`${opts.dbPath} does not exist`, 'pass the witness database with --db');
-  const heldAll = await readHeldCheckpoints(opts.stateDir);
+  const heldAll = await readHeldCheckpoints(openStateDir(opts.stateDir));
   const source = postgres ? redactDbUrl(opts.dbPath) : opts.dbPath;
   if (postgres) {
     const rows = await openPgRows(opts.dbPath);
@@ -350,7 +351,7 @@ export interface VerifyUrlOptions {
 /** Online: proves the served checkpoint consistent with the held one, then recomputes the served tree. */
 export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
   const base = normalizeWitnessUrl(opts.url);
-  const before = await readHeldCheckpoints(opts.stateDir);
+  const before = await readHeldCheckpoints(openStateDir(opts.stateDir));
   const knownOrigin = before.urls[base];
   let heldBefore = knownOrigin ? before.logs[knownOrigin] : undefined;
   const problems: Problem[] = [];
@@ -358,7 +359,7 @@ export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
   try {
     observation = await observeCheckpoint({
       url: base,
-      stateDir: opts.stateDir,
+      state: openStateDir(opts.stateDir),
       dispatcher: opts.dispatcher,
       timeoutMs: opts.timeoutMs,
     });
