@@ -9,6 +9,7 @@ import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
 import { agentSignalingUrls, loadFleet } from '../src/ops/fleet/fleet.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { openStateDir } from '../src/state/state-dir.js';
 
 interface Flags extends ConfigFlags {
   id?: string;
@@ -58,7 +59,9 @@ export function register(cmd: Command, io: CommandIo): void {
       throw new UsageError(`--ice-policy ${policy} is not all or relay`);
     io.claimSignal();
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const fleet = loadFleet(stateDir, loaded, { signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL });
+    const fleet = loadFleet(openStateDir(stateDir), loaded, {
+      signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
+    });
     await runAgents(
       {
         ids,

@@ -125,7 +125,7 @@ export function register(cmd: Command, io: CommandIo): void {
       );
       const out = io.output(flags);
       if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
-      const fw = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+      const fw = loadFleet(openStateDir(stateDir), loaded, { witness: flags.witness }).witness;
       const w = { url: fw.url, apiKey: fw.api_key };
       const report = await applyCertRotation(
         plan,

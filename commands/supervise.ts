@@ -29,7 +29,7 @@ export function register(cmd: Command, io: CommandIo): void {
       line(`watching the services of ${stateDir} (pid ${process.pid})`);
       await runWatchdog(
         {
-          stateDir,
+          state: openStateDir(stateDir),
           maxTries,
           onEvent: (e) => {
             line(`${e.event} ${e.name}: ${e.detail}`);

@@ -124,7 +124,7 @@ export function register(cmd: Command, io: CommandIo): void {
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
     const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
-    const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+    const w = loadFleet(openStateDir(stateDir), loaded, { witness: flags.witness }).witness;
     return { url: w.url, apiKey: w.api_key };
   };
   const queryOptions = (c: Command) =>

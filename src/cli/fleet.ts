@@ -2,7 +2,7 @@
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
 import type { LoadedConfig } from '../config/load.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
-import { resolveStateDir } from '../state/state-dir.js';
+import { openStateDir, resolveStateDir } from '../state/state-dir.js';
 import type { Context } from './context.js';
 import type { ConfigFlags } from './options.js';
 import { loadCommandConfig } from './tls.js';
@@ -23,7 +23,7 @@ export interface Resolved {
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
   const loaded = await loadCommandConfig(ctx, flags);
   const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-  const fleet = loadFleet(stateDir, loaded, {
+  const fleet = loadFleet(openStateDir(stateDir), loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
   });

@@ -1,5 +1,6 @@
 import type { Context } from '../cli/context.js';
 import type { LoadedConfig, MeshConfig } from '../config/load.js';
+import { openStateDir } from '../state/state-dir.js';
 import { loadFleet } from './fleet/fleet.js';
 
 /** Resolves once `signal` aborts (SIGTERM/SIGINT for a server command). */
@@ -42,6 +43,6 @@ export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promi
 
 /** The configuration with the fleet's witness: --witness > IF_WITNESS_ENDPOINT > the state's witness. */
 export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, stateDir: string): MeshConfig {
-  const w = loadFleet(stateDir, loaded, { witness: flag }).witness;
+  const w = loadFleet(openStateDir(stateDir), loaded, { witness: flag }).witness;
   return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.api_key };
 }

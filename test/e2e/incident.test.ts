@@ -42,7 +42,7 @@ const query = async (q: Record<string, unknown>) =>
 
 /** A signaling instance started the way `up` starts one, so its record is the stack's. */
 async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; port: number; pid: number }> {
-  const sup = new Supervisor(state, { clock: systemClock, owner: 'up' });
+  const sup = new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' });
   const port = await freePort();
   const pid = sup.start({
     name: 'signaling-1',
@@ -57,7 +57,11 @@ async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; 
   trackPid(pid);
   cleanups.push(async () => {
     const rec = readProcess(openStateDir(state), 'signaling-1');
-    if (rec) await new Supervisor(state, { clock: systemClock, owner: 'up' }).stop('signaling-1', 2_000);
+    if (rec)
+      await new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).stop(
+        'signaling-1',
+        2_000,
+      );
   });
   await waitFor(
     async () =>
@@ -95,7 +99,9 @@ describe('incident p1', () => {
     const { port, pid } = await stackSignaling();
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
 
@@ -237,14 +243,16 @@ describe('incident p1', () => {
     const redis = await startRedis();
     cleanups.push(() => redis.cleanup());
     const redisUrl = `redis://127.0.0.1:${redis.port}`;
-    new Supervisor(state, { clock: systemClock, owner: 'up' }).adopt(
+    new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).adopt(
       { name: 'redis', role: 'redis', port: redis.port, url: redisUrl },
       redis.pid,
     );
     const { port, pid } = await stackSignaling(['--cluster', redisUrl]);
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
     const r = await run(
@@ -277,7 +285,9 @@ describe('incident p1', () => {
     const { port, pid } = await stackSignaling();
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
     const r = await run(
@@ -297,7 +307,9 @@ describe('incident p1', () => {
     expect(JSON.parse(r.stdout).steps).toContain('restart dead signaling instances: signaling-1');
     expect(existsSync(statePaths(state).incidents)).toBe(false);
     expect(existsSync(statePaths(state).lock('deploy'))).toBe(false);
-    expect(new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1')).toBeUndefined();
+    expect(
+      new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1'),
+    ).toBeUndefined();
   });
 
   it('an unknown incident id is a usage error (exit 2)', async () => {

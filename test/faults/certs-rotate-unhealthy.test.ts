@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 const { dir, cleanup } = tempDir();
-const sup = new Supervisor(dir, { clock: systemClock, owner: 'up' });
+const sup = new Supervisor(openStateDir(dir), { clock: systemClock, owner: 'up' });
 let files: { cert: string; key: string };
 const pids: Record<string, number> = {};
 

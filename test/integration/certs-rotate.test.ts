@@ -76,7 +76,7 @@ beforeAll(async () => {
   dir = tempDir();
   witness = await startWitness();
   files = makeCert(dir.dir, 'server', 2);
-  sup = new Supervisor(dir.dir, { clock: systemClock, owner: 'up' });
+  sup = new Supervisor(openStateDir(dir.dir), { clock: systemClock, owner: 'up' });
   for (const name of ['sig-1', 'sig-2']) {
     const port = await freePort();
     ports.push(port);
@@ -140,7 +140,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   if (dir) {
-    const real = new Supervisor(dir.dir, {
+    const real = new Supervisor(openStateDir(dir.dir), {
       clock: (await import('../../src/util/clock.js')).systemClock,
       owner: 'test',
     });

@@ -2,6 +2,7 @@
 // the certificate expiring in 2 days is replaced (self-signed dev renewal), the instances restart one
 // at a time and serve the new certificate, every step is logged under the failover id, and the
 // recovery validates.
+
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
@@ -11,6 +12,7 @@ import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -43,7 +45,7 @@ beforeAll(async () => {
   dir = tempDir();
   witness = await startWitness();
   files = makeCert(dir.dir, 'server', 2);
-  sup = new Supervisor(dir.dir, { clock: systemClock, owner: 'up' });
+  sup = new Supervisor(openStateDir(dir.dir), { clock: systemClock, owner: 'up' });
   for (const name of ['sig-1', 'sig-2']) {
     const port = await freePort();
     ports.push(port);

@@ -316,7 +316,7 @@ describe('failover keys (scenario E) and validate', () => {
 describe('failover signaling (scenario B)', () => {
   it('restarts a SIGKILLed instance from its process record and watches it for the whole window', async () => {
     const state = tempDir();
-    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
+    const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
     const port = await freePort();
     writeFileSync(statePaths(state.dir).adminToken, ADMIN);
     let agent: MeshAgent | undefined;
@@ -445,7 +445,7 @@ describe('failover signaling (scenario B)', () => {
   it('promotes the nginx backup when the active instance is SIGKILLed, and watches it through nginx', async () => {
     requireBinary('nginx', 'nginx');
     const state = tempDir();
-    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
+    const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
     writeFileSync(statePaths(state.dir).adminToken, ADMIN);
     const ports: number[] = [];
     try {

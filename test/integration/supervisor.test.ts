@@ -34,7 +34,7 @@ describe('Supervisor.stop', () => {
   it('sends SIGKILL to a process that ignores SIGTERM exactly when the fake clock passes the grace period', async () => {
     const dir = state();
     const clock = new FakeClock();
-    const sup = new Supervisor(dir, { clock, owner: 'test' });
+    const sup = new Supervisor(openStateDir(dir), { clock, owner: 'test' });
     const child = spawn(process.execPath, ['-e', STUBBORN], { stdio: ['pipe', 'pipe', 'inherit'] });
     trackPid(child.pid);
     cleanups.push(() => child.kill('SIGKILL'));
@@ -94,7 +94,7 @@ describe('Supervisor.stop', () => {
     expect(isAlive(zombie)).toBe(false);
     expect(isAlive(parent.pid!)).toBe(true);
 
-    const sup = new Supervisor(dir, { clock: new FakeClock(), owner: 'test' });
+    const sup = new Supervisor(openStateDir(dir), { clock: new FakeClock(), owner: 'test' });
     sup.adopt({ name: 'ghost', role: 'agents' }, zombie);
     expect(sup.running('ghost')).toBeUndefined();
     expect(await sup.stop('ghost')).toBe('not_running');

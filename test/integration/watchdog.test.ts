@@ -25,7 +25,7 @@ const SLEEPER = 'setInterval(() => {}, 1 << 30); process.on("SIGTERM", () => pro
 
 function setup() {
   const t = tempDir();
-  const sup = new Supervisor(t.dir, { clock: systemClock, owner: 'test' });
+  const sup = new Supervisor(openStateDir(t.dir), { clock: systemClock, owner: 'test' });
   const started: number[] = [];
   cleanups.push(t.cleanup);
   cleanups.push(async () => {
@@ -72,7 +72,11 @@ describe('watchdog', () => {
     process.kill(pid, 'SIGKILL');
     await waitFor(() => !isAlive(pid), 'the process to die');
     const events: WatchdogEvent[] = [];
-    const done = await watchdogPass({ stateDir: dir, onEvent: (e) => events.push(e) }, new Map(), ctx);
+    const done = await watchdogPass(
+      { state: openStateDir(dir), onEvent: (e) => events.push(e) },
+      new Map(),
+      ctx,
+    );
     expect(done.map((d) => [d.name, d.result?.ok])).toEqual([['svc', true]]);
     const after = readProcess(openStateDir(dir), 'svc')!;
     started.push(after.pid);
@@ -92,7 +96,12 @@ describe('watchdog', () => {
     start('flaky', 'process.exit(1)');
     const events: WatchdogEvent[] = [];
     const tracks = new Map();
-    const o = { stateDir: dir, maxTries: 2, backoffMs: [0], onEvent: (e: WatchdogEvent) => events.push(e) };
+    const o = {
+      state: openStateDir(dir),
+      maxTries: 2,
+      backoffMs: [0],
+      onEvent: (e: WatchdogEvent) => events.push(e),
+    };
     for (let i = 0; i < 3; i++) {
       await waitFor(() => !isAlive(readProcess(openStateDir(dir), 'flaky')!.pid), 'the last run to exit');
       await watchdogPass(o, tracks, ctx);
@@ -113,7 +122,7 @@ describe('watchdog', () => {
     process.kill(loose, 'SIGKILL');
     await waitFor(() => !isAlive(loose), 'the unsupervised process to die');
     expect(await sup.stop('kept', 2_000)).toBe('stopped');
-    expect(await watchdogPass({ stateDir: dir }, new Map(), ctx)).toEqual([]);
+    expect(await watchdogPass({ state: openStateDir(dir) }, new Map(), ctx)).toEqual([]);
     expect(readProcess(openStateDir(dir), 'kept')).toBeUndefined();
   });
 });

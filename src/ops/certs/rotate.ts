@@ -3,11 +3,13 @@
 // files, renew (certbot when installed, a development self-signed certificate on request, otherwise
 // the manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
 // each healthy again before the next goes down, so agents always have an instance to fail over to.
+
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
@@ -262,7 +264,7 @@ async function restartOneByOne(
       }
       // Through the fleet's restart path: the same launch spec, so it reads the new files.
       const r = await restartRecorded(
-        o.stateDir,
+        openStateDir(o.stateDir),
         l.name,
         {
           why: 'restarted by certs rotate (new certificate)',

@@ -222,7 +222,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     'deploy',
     `deploy ${plan.deployment_id}`,
     async () => {
-      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'deploy' });
+      const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'deploy' });
       let startedRedis = false;
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];

@@ -707,11 +707,11 @@ async function applySignaling(
   log: Log,
   restored: Restored,
 ): Promise<void> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
   // Through the fleet's restart path, even when it still has a pid (a hung instance goes too).
   const restarted = await restartRecorded(
-    o.stateDir,
+    openStateDir(o.stateDir),
     s.instance,
     {
       why: `restarted by failover signaling (${s.failed})`,
@@ -785,7 +785,7 @@ async function applyPromote(
   log: Log,
   restored: Restored,
 ): Promise<void> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'failover' });
   const running = sup.running('nginx') !== undefined;
   const pid = await applyNginx(
     {

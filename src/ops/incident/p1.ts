@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { httpRequest } from '../../clients/http.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
@@ -24,7 +25,7 @@ export interface Restart {
 
 /** The dead signaling instances: recorded with role `signaling`, process gone. */
 export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
-  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'incident' });
+  const sup = new Supervisor(openStateDir(stateDir), { clock: ctx.clock, owner: 'incident' });
   return sup.list().filter((r) => r.role === 'signaling' && sup.running(r.name) === undefined);
 }
 
@@ -36,7 +37,7 @@ export async function restartDeadSignaling(stateDir: string, ctx: OpContext): Pr
   const out: Restart[] = [];
   for (const rec of deadSignaling(stateDir, ctx)) {
     const r = await restartRecorded(
-      stateDir,
+      openStateDir(stateDir),
       rec.name,
       { why: 'restarted by incident p1 (process gone)' },
       ctx,
@@ -107,7 +108,7 @@ export async function investigate(
   },
   ctx: OpContext,
 ): Promise<Investigation> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'incident' });
+  const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'incident' });
   const records = sup.list();
   const disk = await fs
     .statfs(existsSync(o.stateDir) ? o.stateDir : ctx.cwd)

@@ -3,6 +3,7 @@
 
 import type { LoadedConfig } from '../../config/load.js';
 import { UnreachableError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import type { OpContext } from '../shared.js';
 import { type CheckReport, evaluateMesh } from './check.js';
@@ -23,7 +24,7 @@ export function resolveTargets(
   loaded: LoadedConfig,
   stateDir: string,
 ): MeshTargets {
-  const fleet = loadFleet(stateDir, loaded, {
+  const fleet = loadFleet(openStateDir(stateDir), loaded, {
     signaling: flags.signaling ?? env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
   });

@@ -1,8 +1,10 @@
 // The checks that talk to the network: IF.witness over HTTP, STUN and TURN over UDP.
+
 import { httpRequest } from '../../clients/http.js';
 import { stunBinding, turnAllocate } from '../../clients/stun.js';
 import type { IceUrl } from '../../config/ice-url.js';
 import { IfmeshError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { fail, NO_CONFIG, ok, type PreflightCheck, warn } from './types.js';
 
@@ -11,7 +13,7 @@ export const witnessCheck: PreflightCheck = {
   timeoutMs: 6_000,
   run: async ({ loaded, stateDir, ctx }) => {
     if (!loaded) return NO_CONFIG;
-    const { url, api_key: apiKey } = loadFleet(stateDir, loaded).witness;
+    const { url, api_key: apiKey } = loadFleet(openStateDir(stateDir), loaded).witness;
     const opts = { timeoutMs: 5_000, dispatcher: ctx.dispatcher, signal: ctx.signal };
     try {
       const health = await httpRequest(`${url}/health`, opts);

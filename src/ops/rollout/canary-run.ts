@@ -2,8 +2,10 @@
 // every action. `run()` advances it until the canary settles; a fresh canary, `canary resume`, and
 // `canary promote`/`abort` of a canary without a live runner all drive the same machine from the
 // state they find, so a runner killed anywhere is continued or undone by the same code.
+
 import type { MeshConfig } from '../../config/load.js';
 import { InterruptedError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { operator, type Release, recordRelease } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -64,7 +66,7 @@ export class CanaryRunner {
     readonly ev: RunEvents,
     readonly ctx: OpContext,
   ) {
-    this.sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'canary' });
+    this.sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'canary' });
   }
 
   private get plan() {

@@ -113,7 +113,7 @@ export async function rollback(
     'deploy',
     `rollback to ${to.id}`,
     async () => {
-      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'rollback' });
+      const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'rollback' });
       const ev = runEvents(o.config, o.stateDir, 'rollback');
       const meta = {
         reason: plan.reason,

@@ -25,7 +25,7 @@ export interface DownOptions {
  */
 export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promise<DownReport> {
   const t0 = ctx.clock.now();
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'down' });
+  const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'down' });
   const procs = listProcesses(openStateDir(o.stateDir));
   const outcome: Record<StopOutcome, string[]> = { stopped: [], not_running: [], failed: [] };
   const rank = (role: string) => {

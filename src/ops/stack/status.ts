@@ -68,7 +68,7 @@ export async function status(
       signaling_mode: null,
       healthy: false,
     };
-  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'status' });
+  const sup = new Supervisor(openStateDir(stateDir), { clock: ctx.clock, owner: 'status' });
   // In the order they were started: witness first, agents last.
   const ordered = [...procs].sort(
     (a, b) => a.started_at.localeCompare(b.started_at) || a.name.localeCompare(b.name),
@@ -112,7 +112,7 @@ export async function status(
       ).length,
     };
   }
-  const fleet = loadFleet(stateDir, loaded);
+  const fleet = loadFleet(openStateDir(stateDir), loaded);
   const running = components.some((c) => c.running);
   return {
     state_dir: stateDir,

@@ -41,15 +41,15 @@ export async function ensureUpAgents(
   o: { ids: string[]; signaling: string[] },
   _ctx: Pick<OpContext, 'clock'>,
 ): Promise<UpAgents> {
-  const current = await currentRelease(sup.stateDir);
+  const current = await currentRelease(sup.state.root);
   const out: UpAgents = { specs: [], started: [], already: [] };
   for (const id of o.ids) {
     const spec: AgentSpec = current?.agent_specs?.find((a) => a.agent_id === id) ?? {
       agent_id: id,
-      config: await agentConfig(sup.stateDir, id, o.signaling),
+      config: await agentConfig(sup.state.root, id, o.signaling),
       signaling: o.signaling,
       env: {},
-      cwd: sup.stateDir,
+      cwd: sup.state.root,
     };
     out.specs.push(spec);
     const name = agentProcessName(id);

@@ -75,7 +75,7 @@ export interface UpReport {
  */
 export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   const t0 = ctx.clock.now();
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'up' });
+  const sup = new Supervisor(openStateDir(o.stateDir), { clock: ctx.clock, owner: 'up' });
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   const get = (url: string) =>
