@@ -66,7 +66,7 @@ export function register(cmd: Command, io: CommandIo): void {
       {
         ids,
         keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
-        config: resolveWitness(loaded, flags.witness, stateDir),
+        config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
         signalingUrls: agentSignalingUrls(fleet),
         // The state's own STUN/TURN (what `up` runs) when neither flags nor the config name any,
         // so no TURN password has to be on a command line.

@@ -9,6 +9,7 @@ import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
 
@@ -40,7 +41,11 @@ export function register(cmd: Command, io: CommandIo): void {
   const setup = async (flags: Flags) => {
     const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    return { stateDir, config: resolveWitness(loaded, flags.witness, stateDir), warnings: loaded.warnings };
+    return {
+      stateDir,
+      config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
+      warnings: loaded.warnings,
+    };
   };
   withJson(withConfigOptions(cmd))
     .option('--stage <stage>', 'staging or production')

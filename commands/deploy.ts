@@ -7,6 +7,7 @@ import { launchEnv } from '../src/config/load.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
@@ -49,14 +50,14 @@ export function register(cmd: Command, io: CommandIo): void {
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
-          stateDir,
+          state: openStateDir(stateDir),
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
           basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
           cwd: ctx.cwd,
           progress,
           launchEnv: launchEnv(ctx.env, loaded),

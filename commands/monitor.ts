@@ -7,6 +7,7 @@ import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { monitor } from '../src/ops/rollout/monitor.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderMonitorCheck, renderMonitorReport } from '../src/ui/rollout.js';
 
@@ -68,7 +69,7 @@ export function register(cmd: Command, io: CommandIo): void {
           optionalGates: flags.optionalGate ?? [],
           rollback: flags.rollback,
           stateDir,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
           progress,
           onCheck: (c) =>
             flags.json ? line({ type: 'check', ...c }) : out.info(renderMonitorCheck(c, out.c)),

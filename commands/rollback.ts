@@ -6,6 +6,7 @@ import { resolveStateDir } from '../src/config/state.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
@@ -35,7 +36,7 @@ export function register(cmd: Command, io: CommandIo): void {
           stateDir,
           target,
           reason: flags.reason,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
           progress,
           registerTimeoutMs: durationMs(flags.healthTimeout, '--health-timeout', 100),
         },

@@ -8,6 +8,7 @@ import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { serveSignaling } from '../src/ops/signaling/serve.js';
+import { openStateDir } from '../src/state/state-dir.js';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 
@@ -98,7 +99,7 @@ export function register(cmd: Command, io: CommandIo): void {
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     await serveSignaling(
       {
-        config: resolveWitness(loaded, flags.witness, stateDir),
+        config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
         host: loaded.config.signalingHost,
         port: flags.port === '0' ? 0 : loaded.config.signalingPort,
         instanceId: flags.instanceId!,

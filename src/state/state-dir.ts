@@ -45,7 +45,27 @@ export function openStateDir(root: string) {
     /** Events waiting for an unreachable witness, one NDJSON file per producer. */
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
+    /** The prefix of the nginx `up` and `deploy` run, and the configuration they write there. */
     nginx: at('nginx'),
+    nginxConf: at('nginx', 'nginx.conf'),
+    /** The local stack's agents: `<id>.json` (its config) beside `<id>.key` (its identity). */
+    agents: at('agents'),
+    agentConfigFile: (id: string) => at('agents', `${id}.json`),
+    /** `agent swarm`: one identity file per agent. */
+    swarmKeyFile: (agentId: string) => at('swarm-keys', `${agentId}.key`),
+    /** Config files (0600, with their password) of the local redis-server and coturn instances. */
+    redisConf: (name: string) => at('redis', `${name}.conf`),
+    turnConf: (name: string) => at('coturn', `${name}.conf`),
+    /** The local PostgreSQL of `up --witness-db postgres`: its cluster and its socket directory. */
+    postgresData: at('postgres', 'data'),
+    postgresSocket: at('postgres', 'sock'),
+    /** `up --with-prometheus`: the exported monitoring files, and Prometheus's own data. */
+    monitoring: at('monitoring'),
+    prometheusData: at('prometheus-data'),
+    /** The last key rotation (src/ops/keys/schedule.ts). */
+    keyRotation: at('key-rotation.json'),
+    /** Signaling's id → key bindings and revoked keys (README "Identity"). */
+    signalingIdentities: at('signaling-identities.ndjson'),
     /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
     canary: at('canary.json'),
     /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */

@@ -50,7 +50,9 @@ async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; 
     port,
     url: `ws://127.0.0.1:${port}`,
     command: process.execPath,
-    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', stateDir: state }).concat(extra),
+    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', state: openStateDir(state) }).concat(
+      extra,
+    ),
     env: { IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: API_KEY },
     cwd: state,
   });

@@ -87,7 +87,7 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir.dir }),
+        ...signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(dir.dir) }),
         '--tls-cert',
         files.cert,
         '--tls-key',

@@ -330,7 +330,7 @@ describe('failover signaling (scenario B)', () => {
         args: signalingServeArgs(BIN, {
           port,
           instanceId: 'signaling-2',
-          stateDir: state.dir,
+          state: openStateDir(state.dir),
           adminTokenFile: statePaths(state.dir).adminToken,
         }),
       });
@@ -459,7 +459,7 @@ describe('failover signaling (scenario B)', () => {
             port,
             url: `ws://127.0.0.1:${port}`,
             command: process.execPath,
-            args: signalingServeArgs(BIN, { port, instanceId: name, stateDir: state.dir }),
+            args: signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(state.dir) }),
           }),
         );
       }

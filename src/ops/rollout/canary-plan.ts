@@ -1,9 +1,11 @@
 // The canary's plan (STYLE rule 3): pure over the stable release and the operator's changes, so
 // `--dry-run` prints exactly what `canary` would do; canary.ts applies it.
+
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { loadAgentConfigs } from '../deploy/deploy.js';
 import { type AgentSpec, currentRelease, isSecretKey, type Release } from '../deploy/releases.js';
@@ -139,7 +141,7 @@ async function candidateSpecs(o: CanaryOptions, stable: Release): Promise<AgentS
 }
 
 export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>) {
-  const stable = await currentRelease(o.stateDir);
+  const stable = await currentRelease(openStateDir(o.stateDir));
   if (!stable)
     throw new UsageError(`no current release in ${o.stateDir}`, 'deploy one first with `ifmesh deploy`');
   const specs = await candidateSpecs(o, stable);

@@ -299,7 +299,7 @@ export class CanaryRunner {
     if (missing.length)
       return this.enterRollback('failed', 'agents did not register after promotion', registeredGate(missing));
     // Recorded before the state says completed: a runner killed in between records it again, alike.
-    await recordRelease(this.o.stateDir, {
+    await recordRelease(openStateDir(this.o.stateDir), {
       ...this.s.candidate_release,
       outcome: 'promoted',
       who: operator(this.ctx.env),
@@ -331,7 +331,12 @@ export class CanaryRunner {
   /** The canary agents back on the stable release, logged as deployment_rollback naming the cause. */
   private async rollBack(step: Extract<CanaryStep, { kind: 'rollback' }>): Promise<void> {
     const missing = await this.moveAgents([...this.s.on_candidate], 'stable', step.agents, 'rollback');
-    await recordRelease(this.o.stateDir, { ...this.s.candidate_release, outcome: step.status }, 10, false);
+    await recordRelease(
+      openStateDir(this.o.stateDir),
+      { ...this.s.candidate_release, outcome: step.status },
+      10,
+      false,
+    );
     await this.save({
       status: step.status,
       step: { kind: 'done' },

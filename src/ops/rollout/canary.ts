@@ -123,7 +123,7 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
       started_at: now,
       updated_at: now,
       // Sealed before anything is written: the --set secrets go to the secrets file, by name.
-      candidate_release: sealRelease(o.stateDir, { ...candidate, who: operator(ctx.env) }),
+      candidate_release: sealRelease(openStateDir(o.stateDir), { ...candidate, who: operator(ctx.env) }),
       stable_release: stable,
     };
     await writeCanary(o.stateDir, s);

@@ -6,8 +6,10 @@
 // --consecutive-error-limit checks in a row (the witness down), rolls back to the previous release;
 // a run in which a required gate never measured ends inconclusive (exit 1, nothing rolled back).
 // Unlike the runbook, a window with no connection attempts is not a 0 % success rate.
+
 import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { listReleases } from '../deploy/releases.js';
 import { minConnectionSuccess, type Thresholds } from '../monitoring/thresholds.js';
@@ -165,7 +167,9 @@ export async function monitor(o: MonitorOptions, ctx: OpContext): Promise<Monito
   const rules = monitorRules(o);
   const start = ctx.clock.now();
   // The deployment's own events, plus its agents' (agents do not tag events with a deployment id).
-  const release = (await listReleases(o.stateDir)).find((r) => r.deployment_id === o.deploymentId);
+  const release = (await listReleases(openStateDir(o.stateDir))).find(
+    (r) => r.deployment_id === o.deploymentId,
+  );
   const agents = release?.agents ?? [];
   let p = freshProgress();
   const done = (v: Omit<MonitorReport, 'deployment_id' | 'checks'>): MonitorReport => ({

@@ -63,14 +63,14 @@ export async function planRollback(
   o: { stateDir: string; target: string | undefined; reason: string | undefined },
   env: Record<string, string | undefined>,
 ): Promise<{ plan: RollbackPlan; from: Release; to: Release }> {
-  const current = await currentRelease(o.stateDir);
+  const current = await currentRelease(openStateDir(o.stateDir));
   if (!current)
     throw new UsageError(
       `no current release in ${o.stateDir}: nothing to roll back`,
       'deploy one with `ifmesh deploy`',
       'no_previous_release',
     );
-  const to = chooseTarget(await listReleases(o.stateDir), current, o.target);
+  const to = chooseTarget(await listReleases(openStateDir(o.stateDir)), current, o.target);
   const pick = (r: Release) => ({ id: r.id, ref: r.ref, deployment_id: r.deployment_id });
   return {
     plan: {
@@ -155,9 +155,9 @@ export async function rollback(
             'rollback_failed',
           );
         }
-        await setCurrentRelease(o.stateDir, to.id);
-        await setReleaseOutcome(o.stateDir, from.id, 'rolled_back');
-        await setReleaseOutcome(o.stateDir, to.id, 'restored');
+        await setCurrentRelease(openStateDir(o.stateDir), to.id);
+        await setReleaseOutcome(openStateDir(o.stateDir), from.id, 'rolled_back');
+        await setReleaseOutcome(openStateDir(o.stateDir), to.id, 'restored');
         ev.log('deployment_rollback', { deployment_id: from.deployment_id, metadata: meta });
         return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const };
       } finally {

@@ -1,11 +1,13 @@
 // `up`'s agents: one process per agent, started like a deployment's (src/ops/rollout/agents.ts) from
 // configs `up` writes in <state>/agents/, and recorded as the first release, so canary and rollback
 // work on the local stack exactly as on a deployed fleet.
+
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { newIdentity, writeIdentity } from '../../crypto/key-file.js';
 import { packageRoot } from '../../paths.js';
 import type { StackFile } from '../../state/stack-plan.js';
+import { openStateDir } from '../../state/state-dir.js';
 import { type AgentSpec, currentRelease, operator, recordRelease } from '../deploy/releases.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 import { agentProcessName, startAgent } from '../rollout/agents.js';
@@ -41,7 +43,7 @@ export async function ensureUpAgents(
   o: { ids: string[]; signaling: string[] },
   _ctx: Pick<OpContext, 'clock'>,
 ): Promise<UpAgents> {
-  const current = await currentRelease(sup.state.root);
+  const current = await currentRelease(sup.state);
   const out: UpAgents = { specs: [], started: [], already: [] };
   for (const id of o.ids) {
     const spec: AgentSpec = current?.agent_specs?.find((a) => a.agent_id === id) ?? {
@@ -69,7 +71,7 @@ export async function recordUpRelease(
   s: StackFile,
   ctx: Pick<OpContext, 'clock' | 'env'>,
 ): Promise<{ id: string; recorded: boolean }> {
-  const current = await currentRelease(stateDir);
+  const current = await currentRelease(openStateDir(stateDir));
   const ids = specs.map((a) => a.agent_id).sort();
   if (current && JSON.stringify([...current.agents].sort()) === JSON.stringify(ids))
     return { id: current.id, recorded: false };
@@ -77,7 +79,7 @@ export async function recordUpRelease(
     .version as string;
   const at = new Date(ctx.clock.now()).toISOString();
   const id = `${at.replace(/[:.]/g, '-')}-up`;
-  await recordRelease(stateDir, {
+  await recordRelease(openStateDir(stateDir), {
     id,
     deployment_id: 'up',
     ref: version,

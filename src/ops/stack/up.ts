@@ -273,7 +273,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       args: signalingServeArgs(bin, {
         port: sig.port,
         instanceId: sig.name,
-        stateDir: o.stateDir,
+        state: openStateDir(o.stateDir),
         adminTokenFile: path.join(o.stateDir, 'admin.token'),
       }).concat(topology.serveArgs),
       env: {
