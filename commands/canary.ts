@@ -83,7 +83,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await runCanary(
         {
-          stateDir,
+          state: openStateDir(stateDir),
           stage: flags.stage,
           canaryAgents: flags.canaryAgents ? intFlag(flags.canaryAgents, '--canary-agents', 1) : undefined,
           steps: flags.steps.split(','),
@@ -118,7 +118,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const flags = sub.optsWithGlobals<Flags>();
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
-      const st = await canaryStatus(stateDir, watch, ctx);
+      const st = await canaryStatus(openStateDir(stateDir), watch, ctx);
       io.output(flags).result(st, renderCanaryStatus);
       io.setExitCode(st.exit_code);
     });
@@ -137,7 +137,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const flags = sub.optsWithGlobals<Flags>();
         const { stateDir, config } = await setup(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
-        const o = { stateDir, config, progress };
+        const o = { state: openStateDir(stateDir), config, progress };
         const r = await (action === 'resume' ? resumeCanary(o, ctx) : decideCanary(o, action, ctx)).finally(
           () => progress.close(),
         );

@@ -68,7 +68,7 @@ export function register(cmd: Command, io: CommandIo): void {
           consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
           optionalGates: flags.optionalGate ?? [],
           rollback: flags.rollback,
-          stateDir,
+          state: openStateDir(stateDir),
           config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),
           progress,
           onCheck: (c) =>

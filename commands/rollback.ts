@@ -33,7 +33,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await rollback(
         {
-          stateDir,
+          state: openStateDir(stateDir),
           target,
           reason: flags.reason,
           config: resolveWitness(loaded, flags.witness, openStateDir(stateDir)),

@@ -3,7 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
-import { openStateDir } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 
 export interface RunEvents {
@@ -14,12 +14,12 @@ export interface RunEvents {
 
 export function runEvents(
   config: Pick<MeshConfig, 'witnessUrl' | 'witnessApiKey'>,
-  stateDir: string,
+  state: StateDir,
   producer: string,
   traceId: string = randomUUID(),
 ): RunEvents {
   const client = openWitness(
-    { url: config.witnessUrl, apiKey: config.witnessApiKey, state: openStateDir(stateDir) },
+    { url: config.witnessUrl, apiKey: config.witnessApiKey, state },
     `${producer}-${traceId.slice(0, 8)}`,
     {},
   );
