@@ -10,7 +10,7 @@ import { incidentIo } from '../../src/ops/incident/escalation.js';
 import { watchIncident } from '../../src/ops/incident/lifecycle.js';
 import { configuredNotifiers, sendNotice } from '../../src/ops/incident/notify/send.js';
 import type { IncidentNotice } from '../../src/ops/incident/notify/types.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir, statePaths } from '../../src/state/state-dir.js';
 import { type RunResult, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver, smtp } from '../helpers/notify-receivers.js';
@@ -345,7 +345,7 @@ describe('P1 as written, and escalation by person', () => {
   it('show --watch drives the same schedule: L2 is paged on the look at five minutes', async () => {
     const { state, env, clock, ifmesh, slack } = await setup();
     expect((await ifmesh('incident', 'p1', '--json')).code).toBe(0);
-    const io = incidentIo(state, (await loadConfig({ cwd: state, env })).config, null);
+    const io = incidentIo(openStateDir(state), (await loadConfig({ cwd: state, env })).config, null);
     const stop = new AbortController();
     const looks: { level: number; pages: number }[] = [];
     const watching = watchIncident(

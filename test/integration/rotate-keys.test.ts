@@ -4,6 +4,7 @@
 // connections 10 s after the rotation) waits on the injected clock; an emergency without an incident
 // id declares a SEC- security incident; the periodic rotation (`--if-due`, run by cron) rotates only
 // when due and tells a local Slack receiver when it does not complete.
+
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
 import { readIncident } from '../../src/ops/incident/store.js';
 import { readRotationRecord } from '../../src/ops/keys/schedule.js';
 import { freePort } from '../../src/ops/stack/stack.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -352,7 +354,7 @@ describe('rotate-keys completes the runbook', () => {
     const id = doc.incident_declared as string;
     expect(doc.plan).toMatchObject({ incident_id: id, force_immediate: true, reason: 'security_incident' });
     expect(r.stderr).toContain(`security incident ${id} declared`);
-    expect(readIncident(dir.dir, id)).toMatchObject({ id, kind: 'security', status: 'open' });
+    expect(readIncident(openStateDir(dir.dir), id)).toMatchObject({ id, kind: 'security', status: 'open' });
     expect(doc.next_steps).toContain(`ifmesh incident resolve ${id}`);
     expect((await events('incident_declared')).some((e) => e.incident_id === id)).toBe(true);
     expect((await events('srtp_key_compromise_detected')).filter((e) => e.incident_id === id)).toMatchObject([

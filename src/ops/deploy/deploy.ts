@@ -216,7 +216,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
-  checkIncidentRecords(o.state.root);
+  checkIncidentRecords(o.state);
   return withLock(
     o.state,
     'deploy',

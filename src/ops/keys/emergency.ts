@@ -3,7 +3,9 @@
 // declare.ts, used as is), so it gets a SEC- id, its record, the deploy lock, the witness events,
 // the page when notification is on, and tree 4's walk. The rotation then carries its id. These are
 // the options `ifmesh incident security` builds from the same configuration and fleet.
+
 import type { LoadedConfig } from '../../config/load.js';
+import { openStateDir } from '../../state/state-dir.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { IncidentOptions } from '../incident/declare.js';
 import { configuredNotifiers } from '../incident/notify/send.js';
@@ -20,7 +22,7 @@ export function securityIncidentOptions(o: {
   const signaling = o.fleet.signaling.map((x) => x.http);
   return {
     kind: 'security',
-    stateDir: o.stateDir,
+    state: openStateDir(o.stateDir),
     signaling,
     witness: w.url ? { url: w.url, apiKey: w.api_key } : null,
     witnessToken: o.witnessToken,

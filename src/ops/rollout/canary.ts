@@ -90,7 +90,7 @@ async function locked<T>(
   ctx: OpContext,
   fn: (lock: HeldLock) => Promise<T>,
 ) {
-  checkIncidentRecords(o.state.root);
+  checkIncidentRecords(o.state);
   const lock = await acquireLock(o.state, 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);

@@ -107,7 +107,7 @@ export async function rollback(
 ): Promise<RollbackReport> {
   const { plan, from, to } = await planRollback(o, ctx.env);
   if (dryRun) return { plan, applied: false, trace_id: null, outcome: null };
-  checkIncidentRecords(o.state.root);
+  checkIncidentRecords(o.state);
   return withLock(
     o.state,
     'deploy',
