@@ -4,13 +4,17 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { down } from '../src/ops/stack/down.js';
+import { openStateDir } from '../src/state/state-dir.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
     .addOption(shared('state-dir'))
     .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const report = await down({ stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir) }, ctx);
+      const report = await down(
+        { state: openStateDir(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir)) },
+        ctx,
+      );
       io.output(flags).result(report, (r, c) =>
         r.stopped.length + r.not_running.length + r.failed.length === 0
           ? `no processes recorded in ${r.state_dir}`

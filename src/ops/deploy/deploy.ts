@@ -247,14 +247,14 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         // deploy's own Redis gets a generated password (0600 config file); instances get the URL
         // with it and the cluster secret through their environment, never on their command line.
         const redisAuth = redis?.start
-          ? localRedisAuth(o.state.root, 'deploy-redis', Number(new URL(redis.url).port))
+          ? localRedisAuth(o.state, 'deploy-redis', Number(new URL(redis.url).port))
           : undefined;
         startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
         const clusterEnv: Record<string, string> = redis
           ? {
               SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
               SIGNALING_CLUSTER_SECRET:
-                o.clusterSecret || generatedSecret(o.state.root, 'SIGNALING_CLUSTER_SECRET'),
+                o.clusterSecret || generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET'),
             }
           : {};
         for (const inst of plan.instances) {
