@@ -115,7 +115,7 @@ export function register(cmd: Command, io: CommandIo): void {
           cert,
           key: key!,
           selfSignedDev: Boolean(flags.selfSignedDev),
-          stateDir,
+          state: openStateDir(stateDir),
           days,
           thresholdDays: thresholdDays(flags.ifExpiring),
           force: Boolean(flags.force),
@@ -130,7 +130,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const report = await applyCertRotation(
         plan,
         {
-          stateDir,
+          state: openStateDir(stateDir),
           witness: w.apiKey ? { ...w, state: openStateDir(stateDir) } : undefined,
           onStep: (line) => out.info(line),
         },

@@ -291,7 +291,7 @@ export function register(cmd: Command, io: CommandIo): void {
             throw new UsageError('--self-signed-dev is refused with PRODUCTION_MODE=true', 'install certbot');
           const days = intFlag(flags.days, '--days', 1, 825);
           const c = await planCertRotation(
-            { cert, key, selfSignedDev: Boolean(flags.selfSignedDev), stateDir: s.stateDir, days },
+            { cert, key, selfSignedDev: Boolean(flags.selfSignedDev), state: openStateDir(s.stateDir), days },
             ctx,
           );
           return planCertFailover({ failoverId: id, signaling: s.urls, cert: c });

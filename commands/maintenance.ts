@@ -22,7 +22,7 @@ import {
 import { runDaily } from '../src/ops/maintenance/daily.js';
 import { runWeekly } from '../src/ops/maintenance/weekly.js';
 import { packageRoot } from '../src/paths.js';
-import { resolveStateDir } from '../src/state/state-dir.js';
+import { openStateDir, resolveStateDir } from '../src/state/state-dir.js';
 import { noticeLine, renderCron, renderDaily, renderWeekly } from '../src/ui/maintenance.js';
 
 type Flags = ConfigFlags & {
@@ -48,7 +48,7 @@ export function register(cmd: Command, io: CommandIo): void {
     });
     const { loaded, stateDir, fleet } = resolved;
     const t: MaintenanceTargets = {
-      stateDir,
+      state: openStateDir(stateDir),
       signaling: fleet.signaling.map((x) => x.http),
       witness: {
         url: fleet.witness.url,
@@ -213,7 +213,7 @@ export function register(cmd: Command, io: CommandIo): void {
         throw new UsageError(`--cron ${flags.cron} is not one of ${CRON_KINDS.join(', ')}`);
       const c = loaded.config;
       const plan = planCron({
-        stateDir,
+        state: openStateDir(stateDir),
         cwd: ctx.cwd,
         node: process.execPath,
         bin: path.join(packageRoot(), 'dist/bin/ifmesh.js'),

@@ -61,7 +61,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const progress = await createProgress(ctx, Boolean(flags.json));
         const report = await runPeriodicRotation(
           {
-            stateDir,
+            state: openStateDir(stateDir),
             signaling: fleet.signaling.map((x) => x.http),
             adminToken: fleet.admin_token,
             witness,
@@ -96,7 +96,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const incident = securityIncidentOptions({
         loaded,
         fleet,
-        stateDir,
+        state: openStateDir(stateDir),
         notify: flags.notify,
         witnessToken: ctx.env.WITNESS_QUERY_TOKEN || loaded.raw.WITNESS_QUERY_TOKEN || undefined,
       });
@@ -106,7 +106,7 @@ export function register(cmd: Command, io: CommandIo): void {
         {
           adminToken,
           witness,
-          stateDir,
+          state: openStateDir(stateDir),
           onProgress: rotationProgress(progress, live),
           onStep: (line) => progress.info(line),
           declareIncident: async () => (await runIncident(incident, ctx)).id,

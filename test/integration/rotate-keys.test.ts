@@ -386,7 +386,7 @@ describe('rotate-keys completes the runbook', () => {
       ok: true,
       rotation: { ok: true, plan: { reason: 'scheduled' } },
     });
-    const record = readRotationRecord(state)!;
+    const record = readRotationRecord(openStateDir(state))!;
     expect(record).toMatchObject({ ok: true, reason: 'scheduled', completed: 3, total: 3 });
     const status = async () => (await getJson(`${sigA.http}/admin/key-rotation-status`)).json.rotation_id;
     const rotationId = await status();
@@ -425,7 +425,7 @@ describe('rotate-keys completes the runbook', () => {
       // A record from just over an hour ago: due now.
       const { writeRotationRecord } = await import('../../src/ops/keys/schedule.js');
       const clock = new FakeClock(Date.now());
-      writeRotationRecord(state, {
+      writeRotationRecord(openStateDir(state), {
         at: new Date(clock.now() - 3_600_001).toISOString(),
         reason: 'scheduled',
         incident_id: null,
@@ -448,7 +448,7 @@ describe('rotate-keys completes the runbook', () => {
         sl.got[0]!.body.attachments[0].fields.map((f: any) => [f.title, f.value]),
       );
       expect(fields.Summary).toContain('no answer from rk-quiet');
-      expect(readRotationRecord(state)).toMatchObject({ ok: false, pending: ['rk-quiet'] });
+      expect(readRotationRecord(openStateDir(state))).toMatchObject({ ok: false, pending: ['rk-quiet'] });
       expect(existsSync(path.join(state, 'key-rotation.lock'))).toBe(false);
     } finally {
       quiet.ws.close();

@@ -446,7 +446,7 @@ export async function applyFailover(
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
-        { stateDir: o.stateDir, witness: tagged, onStep: o.onStep },
+        { state: openStateDir(o.stateDir), witness: tagged, onStep: o.onStep },
         ctx,
       );
       await step('certificate rotation', report.cert.ok, certStepDetail(report.cert));

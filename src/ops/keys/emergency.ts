@@ -5,7 +5,7 @@
 // the options `ifmesh incident security` builds from the same configuration and fleet.
 
 import type { LoadedConfig } from '../../config/load.js';
-import { openStateDir } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { IncidentOptions } from '../incident/declare.js';
 import { configuredNotifiers } from '../incident/notify/send.js';
@@ -13,7 +13,7 @@ import { configuredNotifiers } from '../incident/notify/send.js';
 export function securityIncidentOptions(o: {
   loaded: LoadedConfig;
   fleet: Fleet;
-  stateDir: string;
+  state: StateDir;
   notify: boolean;
   witnessToken?: string | undefined;
 }): IncidentOptions {
@@ -22,7 +22,7 @@ export function securityIncidentOptions(o: {
   const signaling = o.fleet.signaling.map((x) => x.http);
   return {
     kind: 'security',
-    state: openStateDir(o.stateDir),
+    state: o.state,
     signaling,
     witness: w.url ? { url: w.url, apiKey: w.api_key } : null,
     witnessToken: o.witnessToken,

@@ -4,10 +4,12 @@
 // polled until every agent has answered `keys-rotated` or the timeout passes (steps 2–3); after the
 // settle time (10 s, on the context's clock) the failed connections are counted (step 4). Plan, then
 // apply: the plan is what `--dry-run` prints.
+
 import type { SignalingClient } from '../../clients/signaling.js';
 import { UnauthorizedError, UnreachableError } from '../../errors.js';
 import type { KeyRotationStatus } from '../../protocol/signaling-api.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
@@ -128,7 +130,7 @@ export async function applyRotation(
      * says declare_incident. */
     declareIncident?: () => Promise<string>;
     /** Where the last rotation is recorded for the periodic schedule (src/ops/keys/schedule.ts). */
-    stateDir?: string | undefined;
+    state?: StateDir | undefined;
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
@@ -284,8 +286,8 @@ export async function applyRotation(
     ],
     ctx,
   );
-  if (o.stateDir)
-    writeRotationRecord(o.stateDir, {
+  if (o.state)
+    writeRotationRecord(o.state, {
       at: new Date(startedAt).toISOString(),
       reason: plan.reason,
       incident_id: plan.incident_id,

@@ -3,7 +3,6 @@
 // `certs rotate --if-expiring`, never a forced renewal). No certificate configured is not silent in
 // production: it is a finding for a person.
 
-import { openStateDir } from '../../state/state-dir.js';
 import { checkCertificate } from '../certs/check.js';
 import { applyCertRotation, type CertRotationReport, planCertRotation } from '../certs/rotate.js';
 import type { OpContext } from '../shared.js';
@@ -17,7 +16,7 @@ export interface CertificateStep {
   needs: { text: string; urgent: boolean }[];
 }
 
-export interface CertificateOptions extends Pick<MaintenanceTargets, 'stateDir' | 'witness'> {
+export interface CertificateOptions extends Pick<MaintenanceTargets, 'state' | 'witness'> {
   cert?: string | undefined;
   key?: string | undefined;
   warnDays: number;
@@ -99,7 +98,7 @@ async function renew(
       cert: o.cert!,
       key,
       selfSignedDev: false,
-      stateDir: o.stateDir,
+      state: o.state,
       days: 30,
       thresholdDays: o.warnDays,
       certbotConfigDir: o.certbotConfigDir,
@@ -118,7 +117,7 @@ async function renew(
       problems: [],
     };
   const witness = o.witness?.apiKey
-    ? { url: o.witness.url, apiKey: o.witness.apiKey, state: openStateDir(o.stateDir) }
+    ? { url: o.witness.url, apiKey: o.witness.apiKey, state: o.state }
     : undefined;
-  return applyCertRotation(plan, { stateDir: o.stateDir, witness }, ctx);
+  return applyCertRotation(plan, { state: o.state, witness }, ctx);
 }
