@@ -83,7 +83,7 @@ export function register(cmd: Command, io: CommandIo): void {
         ca: ctx.tls?.ca,
         heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
         healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
-        stateDir: flags.stateDir,
+        state: openStateDir(stateDir),
         log: (line) => ctx.stderr.write(`${line}\n`),
       },
       ctx,

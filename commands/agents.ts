@@ -15,6 +15,7 @@ import {
   setBlocked,
 } from '../src/ops/troubleshoot/agents.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
+import { openStateDir } from '../src/state/state-dir.js';
 
 type Flags = ConfigFlags & {
   json?: boolean;
@@ -31,8 +32,8 @@ export function register(cmd: Command, io: CommandIo): void {
     const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     return {
-      signaling: resolveTargets(flags, ctx.env, loaded, stateDir).signaling,
-      token: adminToken(loaded, stateDir),
+      signaling: resolveTargets(flags, ctx.env, loaded, openStateDir(stateDir)).signaling,
+      token: adminToken(loaded, openStateDir(stateDir)),
     };
   };
   const checked = (id: string) => {

@@ -159,7 +159,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const report = await applyFailover(
           p,
           {
-            stateDir: s.stateDir,
+            state: openStateDir(s.stateDir),
             adminToken: adminToken ?? '',
             witness: s.witness,
             timeoutMs,
@@ -229,7 +229,7 @@ export function register(cmd: Command, io: CommandIo): void {
         if (flags.action === 'promote-backup')
           return planPromoteBackup({
             failoverId: id,
-            stateDir: s.stateDir,
+            state: openStateDir(s.stateDir),
             signaling: s.urls,
             failed: flags.failed!,
             stabilizeMs,
@@ -241,7 +241,7 @@ export function register(cmd: Command, io: CommandIo): void {
           );
         return planSignalingFailover({
           failoverId: id,
-          stateDir: s.stateDir,
+          state: openStateDir(s.stateDir),
           signaling: s.urls,
           failed: flags.failed!,
           stabilizeMs,

@@ -9,6 +9,7 @@ import { alertChannels } from '../src/ops/monitoring/alertmanager.js';
 import { exportMonitoring } from '../src/ops/monitoring/export.js';
 import { resolveTargets, runCheck } from '../src/ops/monitoring/monitor.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { renderCheck, renderExport } from '../src/ui/monitoring.js';
 
 type Flags = ConfigFlags & {
@@ -59,7 +60,7 @@ export function register(cmd: Command, io: CommandIo): void {
   ).action(async (flags: ExportFlags) => {
     const loaded = await loadCommandConfig(ctx, flags);
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
+    const targets = resolveTargets(flags, ctx.env, loaded, openStateDir(stateDir));
     const hostPort = (u: string) => new URL(u).host;
     const report = exportMonitoring({
       outDir: path.resolve(ctx.cwd, flags.out),
@@ -90,7 +91,7 @@ export function register(cmd: Command, io: CommandIo): void {
     const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
     const report = await runCheck(
       {
-        targets: resolveTargets(flags, ctx.env, loaded, stateDir),
+        targets: resolveTargets(flags, ctx.env, loaded, openStateDir(stateDir)),
         thresholds: parseThresholds(flags.threshold),
         sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
       },

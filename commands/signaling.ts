@@ -103,7 +103,7 @@ export function register(cmd: Command, io: CommandIo): void {
         host: loaded.config.signalingHost,
         port: flags.port === '0' ? 0 : loaded.config.signalingPort,
         instanceId: flags.instanceId!,
-        stateDir,
+        state: openStateDir(stateDir),
         adminTokenFile: flags.adminTokenFile ? path.resolve(ctx.cwd, flags.adminTokenFile) : undefined,
         allowKeysFile: flags.allowKeys ? path.resolve(ctx.cwd, flags.allowKeys) : undefined,
         allowedOrigins: flags.allowedOrigins

@@ -6,6 +6,7 @@ import { resolveStateDir } from '../src/config/state.js';
 import { UnreachableError } from '../src/errors.js';
 import { collectMesh, type MeshSample, resolveTargets, topView } from '../src/ops/monitoring/monitor.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { topLines } from '../src/ui/top.js';
 
 type Flags = ConfigFlags & {
@@ -32,7 +33,7 @@ export function register(cmd: Command, io: CommandIo): void {
         flags,
         ctx.env,
         loaded,
-        resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        openStateDir(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir)),
       );
       const thresholds = parseThresholds(flags.threshold);
       const intervalMs = intFlag(flags.interval, '--interval', 200, 600_000);

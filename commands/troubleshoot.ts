@@ -12,6 +12,7 @@ import {
   troubleshoot,
 } from '../src/ops/troubleshoot/run.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
+import { openStateDir } from '../src/state/state-dir.js';
 import { troubleshootText } from '../src/ui/troubleshoot.js';
 
 type Flags = ConfigFlags & {
@@ -66,7 +67,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const peer = typeof peerOrFlags === 'string' ? peerOrFlags : undefined;
         const loaded = await loadCommandConfig(ctx, flags);
         const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-        const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
+        const targets = resolveTargets(flags, ctx.env, loaded, openStateDir(stateDir));
         const subject = {
           ...(id(agent, 'AGENT') ? { agent } : {}),
           ...(id(peer, 'PEER') ? { peer } : {}),
@@ -74,7 +75,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const report = await troubleshoot(
           k.kind,
           subject,
-          evidenceSources(targets, loaded, stateDir, ctx, parseLimits(flags.limit)),
+          evidenceSources(targets, loaded, openStateDir(stateDir), ctx, parseLimits(flags.limit)),
         );
         io.output(flags).result(report, troubleshootText);
         // A root cause found is a failed check (exit 1); no fault is success.

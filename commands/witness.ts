@@ -261,7 +261,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
       // With neither, the local stack's database (SQLite, or its PostgreSQL) in the state dir.
       if (!flags.db && !flags.url) {
-        const local = localWitnessDb(stateDir);
+        const local = localWitnessDb(openStateDir(stateDir));
         if (!local)
           throw new UsageError(
             `no --db or --url, and no ${path.join(stateDir, 'witness.db')}`,
@@ -272,13 +272,13 @@ export function register(cmd: Command, io: CommandIo): void {
       const report = flags.db
         ? await verifyDb({
             dbPath: isPostgresUrl(flags.db) ? flags.db : path.resolve(ctx.cwd, flags.db),
-            stateDir,
+            state: openStateDir(stateDir),
             publicKey: flags.pubkey,
             cwd: ctx.cwd,
           })
         : await verifyUrl({
             url: flags.url!,
-            stateDir,
+            state: openStateDir(stateDir),
             queryToken: ctx.env.WITNESS_QUERY_TOKEN,
             dispatcher: ctx.dispatcher,
           });

@@ -226,7 +226,7 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     // time out long before), then failed.
     const report = await applyFailover(
       plan,
-      { stateDir: dir2.dir, adminToken: ADMIN, witness: witnessTarget(), timeoutMs: 3_600_000 },
+      { state: openStateDir(dir2.dir), adminToken: ADMIN, witness: witnessTarget(), timeoutMs: 3_600_000 },
       ctx,
     );
     expect(report.ok, JSON.stringify(report.steps)).toBe(true);

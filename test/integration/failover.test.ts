@@ -360,7 +360,7 @@ describe('failover signaling (scenario B)', () => {
       const clock = new FakeClock();
       const plan = planSignalingFailover({
         failoverId: 'fo-b-1',
-        stateDir: state.dir,
+        state: openStateDir(state.dir),
         signaling: [`ws://127.0.0.1:${port}`],
         failed: `ws://127.0.0.1:${port}`,
         stabilizeMs: 5 * 60_000,
@@ -372,7 +372,7 @@ describe('failover signaling (scenario B)', () => {
       const applying = applyFailover(
         plan,
         {
-          stateDir: state.dir,
+          state: openStateDir(state.dir),
           adminToken: ADMIN,
           witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
           // Fake time: the restart may take as many 100 ms polls as the real start needs.
@@ -496,7 +496,7 @@ describe('failover signaling (scenario B)', () => {
       process.kill(sup.running('signaling-1')!, 'SIGKILL');
       const plan = planPromoteBackup({
         failoverId: 'fo-b-2',
-        stateDir: state.dir,
+        state: openStateDir(state.dir),
         signaling: [`ws://127.0.0.1:${front}`],
         failed: `ws://127.0.0.1:${ports[0]}`,
         stabilizeMs: 5 * 60_000,
@@ -511,7 +511,7 @@ describe('failover signaling (scenario B)', () => {
       const applying = applyFailover(
         plan,
         {
-          stateDir: state.dir,
+          state: openStateDir(state.dir),
           adminToken: ADMIN,
           witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
         },

@@ -305,7 +305,10 @@ describe("preflight's build check runs the binary's selftest", () => {
   const build = (r: PreflightReport) => r.checks.find((k) => k.name.startsWith('build'))!;
 
   it('passes on the real build, and fails a binary that exists but does not run or fails its selftest', async () => {
-    const real = await runPreflight(ctx(tmp.dir), { configFile: envFile, stateDir: path.join(tmp.dir, 'b') });
+    const real = await runPreflight(ctx(tmp.dir), {
+      configFile: envFile,
+      state: openStateDir(path.join(tmp.dir, 'b')),
+    });
     expect(build(real)).toMatchObject({
       status: 'ok',
       detail: expect.stringMatching(/^dist\/bin\/ifmesh\.js selftest: \d+ checks passed$/),
@@ -337,7 +340,7 @@ describe("preflight's build check runs the binary's selftest", () => {
     ] as const) {
       const r = await runPreflight(ctx(tmp.dir), {
         configFile: envFile,
-        stateDir: path.join(tmp.dir, 'b'),
+        state: openStateDir(path.join(tmp.dir, 'b')),
         root,
       });
       expect(build(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(detail) });

@@ -168,7 +168,7 @@ describe('launch environments that carry TURN_SERVERS', () => {
     recordProcess(openStateDir(state), rec('signaling-1', 'turn:10.0.0.5:3478'));
     recordProcess(openStateDir(state), rec('signaling-2', 'turn:10.0.0.6:3478'));
     const r = rewriteLaunchTurnServers(
-      state,
+      openStateDir(state),
       [
         { instance: 'signaling-1', turn_servers: 'turn:10.0.0.5:3478' },
         { instance: 'signaling-2', turn_servers: 'turn:10.0.0.6:3478' },
