@@ -81,7 +81,3 @@ export function openStateDir(root: string) {
 }
 
 export type StateDir = ReturnType<typeof openStateDir>;
-
-/** The layout of one state directory (the same object as its handle). */
-export const statePaths = openStateDir;
-export type StatePaths = StateDir;

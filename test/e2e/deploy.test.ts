@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
@@ -68,7 +68,7 @@ describe('ifmesh deploy', () => {
     const lockState = path.join(dir, 'locked-state');
     mkdirSync(lockState, { recursive: true });
     writeFileSync(
-      statePaths(lockState).lock('deploy'),
+      openStateDir(lockState).lock('deploy'),
       JSON.stringify({
         pid: process.pid,
         purpose: 'deploy other',

@@ -8,7 +8,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { receiver } from '../helpers/notify-receivers.js';
@@ -218,8 +218,8 @@ describe('incident p1', () => {
 
     // The report, as JSON and Markdown: timeline from the witness, impact, actions.
     const files = {
-      json: statePaths(state).reportFile(`${rec.id}.json`),
-      md: statePaths(state).reportFile(`${rec.id}.md`),
+      json: openStateDir(state).reportFile(`${rec.id}.json`),
+      md: openStateDir(state).reportFile(`${rec.id}.md`),
     };
     expect(existsSync(files.json) && existsSync(files.md)).toBe(true);
     const report = JSON.parse(readFileSync(files.json, 'utf8'));
@@ -307,8 +307,8 @@ describe('incident p1', () => {
     );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).steps).toContain('restart dead signaling instances: signaling-1');
-    expect(existsSync(statePaths(state).incidents)).toBe(false);
-    expect(existsSync(statePaths(state).lock('deploy'))).toBe(false);
+    expect(existsSync(openStateDir(state).incidents)).toBe(false);
+    expect(existsSync(openStateDir(state).lock('deploy'))).toBe(false);
     expect(
       new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1'),
     ).toBeUndefined();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { waitFor } from '../helpers/wait.js';
@@ -64,7 +64,7 @@ async function killRunnerAt(state: string, point: PausePoint, marker: string) {
     }
   };
   await waitFor(stopped, `the canary runner paused at ${point}`, { timeoutMs: 90_000, intervalMs: 20 });
-  const left = JSON.parse(readFileSync(statePaths(state).canary, 'utf8'));
+  const left = JSON.parse(readFileSync(openStateDir(state).canary, 'utf8'));
   expect(left.pid).toBe(child.pid);
   child.kill('SIGKILL');
   expect(await exited).toBe('SIGKILL');
@@ -88,7 +88,7 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
     for (const action of ['resume', 'abort'] as const)
       it(`killed at ${point}: ${action} converges on one release`, async () => {
         // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
-        const canaryFile = statePaths(state).canary;
+        const canaryFile = openStateDir(state).canary;
         if (existsSync(canaryFile) && JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing')
           await cli(['canary', 'abort'], state);
         const stable = current(state);

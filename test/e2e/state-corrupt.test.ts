@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -58,7 +58,7 @@ describe('corrupted state files', () => {
     'an %s lock file fails deploy at once naming the file and `rm <file>`, and is left as it was',
     async (_, content) => {
       const state = freshState();
-      const lock = statePaths(state).lock('deploy');
+      const lock = openStateDir(state).lock('deploy');
       writeFileSync(lock, content);
       const t0 = performance.now();
       const r = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], { cwd: dir, env });
@@ -72,7 +72,7 @@ describe('corrupted state files', () => {
   it('a truncated open incident: deploy and incident resolve both name the record, not "no incident"', async () => {
     const state = freshState();
     const id = 'INC-20261204-120000';
-    const p = statePaths(state);
+    const p = openStateDir(state);
     mkdirSync(p.incidents, { recursive: true });
     const truncated = `{"id":"${id}","kind":"p1","title":"signaling do`;
     writeFileSync(p.incidentFile(id), truncated);
@@ -108,7 +108,7 @@ describe('corrupted state files', () => {
 
   it('a truncated current release: releases and rollback name it', async () => {
     const state = freshState();
-    const p = statePaths(state);
+    const p = openStateDir(state);
     mkdirSync(p.releases, { recursive: true });
     const id = '2026-12-04T12-00-00Z-abc';
     writeFileSync(p.releaseFile(id), '{"id":"2026-12-04T12-00-00Z-abc","ref":"ma');
@@ -125,7 +125,7 @@ describe('corrupted state files', () => {
     ['naming no record', 'rel-gon'],
   ])('a releases/current file %s: releases and rollback name it, not "no release"', async (_, content) => {
     const state = freshState();
-    const p = statePaths(state);
+    const p = openStateDir(state);
     mkdirSync(p.releases, { recursive: true });
     writeFileSync(p.currentRelease, content);
     for (const argv of [['releases'], ['rollback']]) {
@@ -137,7 +137,7 @@ describe('corrupted state files', () => {
 
   it('a truncated canary state: canary status and abort name it', async () => {
     const state = freshState();
-    const p = statePaths(state);
+    const p = openStateDir(state);
     writeFileSync(p.canary, '{"plan":{"canary_id":"c1","stage":"sta');
     const fix = /restore the release with `ifmesh rollback`, then delete the file/;
     for (const argv of [
@@ -151,7 +151,7 @@ describe('corrupted state files', () => {
 
   it('a truncated process record: down names it and says to stop the process by hand; status too', async () => {
     const state = freshState();
-    const p = statePaths(state);
+    const p = openStateDir(state);
     const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
     child.unref();
     pids.push(child.pid!);

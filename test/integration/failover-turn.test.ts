@@ -18,7 +18,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/exchange.js';
 import { applyFailover, planTurnFailover } from '../../src/ops/failover/scenarios.js';
 import { validateRecovery } from '../../src/ops/failover/validate.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { run, tempDir } from '../helpers/cli.js';
@@ -54,7 +54,7 @@ function relayAgent(id: string, turn: RunningTurnserver): MeshAgent {
     url: witness.url,
     apiKey: API_KEY,
     producer: id,
-    spoolDir: statePaths(dir.dir).spool,
+    spoolDir: openStateDir(dir.dir).spool,
   });
   clients.push(events);
   const a = new MeshAgent({

@@ -13,7 +13,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { acquireLock } from '../../src/state/lock.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -318,7 +318,7 @@ describe('failover signaling (scenario B)', () => {
     const state = tempDir();
     const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
     const port = await freePort();
-    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    writeFileSync(openStateDir(state.dir).adminToken, ADMIN);
     let agent: MeshAgent | undefined;
     try {
       const pid = sup.start({
@@ -331,7 +331,7 @@ describe('failover signaling (scenario B)', () => {
           port,
           instanceId: 'signaling-2',
           state: openStateDir(state.dir),
-          adminTokenFile: statePaths(state.dir).adminToken,
+          adminTokenFile: openStateDir(state.dir).adminToken,
         }),
       });
       trackPid(pid);
@@ -446,7 +446,7 @@ describe('failover signaling (scenario B)', () => {
     requireBinary('nginx', 'nginx');
     const state = tempDir();
     const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
-    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    writeFileSync(openStateDir(state.dir).adminToken, ADMIN);
     const ports: number[] = [];
     try {
       for (const name of ['signaling-1', 'signaling-2']) {
@@ -473,7 +473,7 @@ describe('failover signaling (scenario B)', () => {
       const front = await freePort();
       const nginxPid = await applyNginx(
         {
-          prefix: statePaths(state.dir).nginx,
+          prefix: openStateDir(state.dir).nginx,
           listenPort: front,
           upstreams: [ports[0]!],
           backups: [ports[1]!],

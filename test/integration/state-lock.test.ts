@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/state/lock.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -77,7 +77,7 @@ describe('the state directory lock', () => {
     const other = await acquireLock(openStateDir(dir), 'maintenance', 'window');
     await other.release();
     await lock.release();
-    expect(existsSync(statePaths(dir).lock('deploy'))).toBe(false);
+    expect(existsSync(openStateDir(dir).lock('deploy'))).toBe(false);
     const again = await acquireLock(openStateDir(dir), 'deploy', 'deploy third');
     await lock.release(); // a stale release from an earlier holder must not free the new one
     await expect(acquireLock(openStateDir(dir), 'deploy', 'x')).rejects.toThrow('(deploy third');
@@ -88,7 +88,7 @@ describe('the state directory lock', () => {
     const dir = stateDir();
     const dead = deadPid();
     writeFileSync(
-      statePaths(dir).lock('deploy'),
+      openStateDir(dir).lock('deploy'),
       JSON.stringify({
         pid: dead,
         purpose: 'deploy crashed',
@@ -105,7 +105,7 @@ describe('the state directory lock', () => {
 
   it('an empty or truncated lock is never taken over: concurrent takers all fail naming the file and `rm`', async () => {
     const dir = stateDir();
-    const file = statePaths(dir).lock('deploy');
+    const file = openStateDir(dir).lock('deploy');
     for (const content of ['', '{"pid":1,"purpose":"depl']) {
       writeFileSync(file, content);
       const tries = await Promise.allSettled(
@@ -126,7 +126,7 @@ describe('the state directory lock', () => {
     for (let round = 0; round < 5; round++) {
       const dir = stateDir();
       writeFileSync(
-        statePaths(dir).lock('deploy'),
+        openStateDir(dir).lock('deploy'),
         JSON.stringify({
           pid: deadPid(),
           purpose: 'deploy crashed',

@@ -27,7 +27,7 @@ import {
 } from '../../src/ops/rollout/measurement.js';
 import { evaluateWindow, MONITOR_REQUIRED } from '../../src/ops/rollout/monitor.js';
 import { chooseTarget } from '../../src/ops/rollout/rollback.js';
-import { openStateDir, statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { FakeClock } from '../helpers/clock.js';
 
 const T = DEFAULT_THRESHOLDS;
@@ -332,7 +332,7 @@ describe('release records', () => {
   it('are 0600 and hold secrets only as names, each release its own value', async () => {
     await recordRelease(openStateDir(dir), release('r1', 'first-pass'));
     await recordRelease(openStateDir(dir), release('r2', 'second-pass'));
-    const p = statePaths(dir);
+    const p = openStateDir(dir);
     for (const f of [p.releaseFile('r1'), p.releaseFile('r2'), p.currentRelease])
       expect(statSync(f).mode & 0o777).toBe(0o600);
     const text = readFileSync(p.releaseFile('r1'), 'utf8') + readFileSync(p.releaseFile('r2'), 'utf8');
@@ -354,9 +354,9 @@ describe('release records', () => {
 
   it('a corrupt record is an error naming the file; a lost secret is an error naming the key', async () => {
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(statePaths(dir).releaseFile('bad'), '{"id":');
+    writeFileSync(openStateDir(dir).releaseFile('bad'), '{"id":');
     await expect(readRelease(openStateDir(dir), 'bad')).rejects.toThrow(/bad\.json is corrupted/);
-    rmSync(statePaths(dir).releaseFile('bad'));
+    rmSync(openStateDir(dir).releaseFile('bad'));
     const lost = { ...spec('a', {}), secret_env: { TURN_PASSWORD: 'release:gone:TURN_PASSWORD' } };
     expect(() => specEnv(openStateDir(dir), lost)).toThrow(/TURN_PASSWORD is not in .*secrets\.json/);
   });
