@@ -29,12 +29,13 @@ function deadPid(): number {
 // won lock until its stdin closes.
 const RACER = `
 import { acquireLock } from ${JSON.stringify(path.join(ROOT, 'dist/src/state/lock.js'))};
+import { openStateDir } from ${JSON.stringify(path.join(ROOT, 'dist/src/state/state-dir.js'))};
 import { createInterface } from 'node:readline';
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 process.stdout.write('ready\\n');
 await lines.next();
 try {
-  const lock = await acquireLock(process.argv[1], 'deploy', 'racer ' + process.pid);
+  const lock = await acquireLock(openStateDir(process.argv[1]), 'deploy', 'racer ' + process.pid);
   process.stdout.write(JSON.stringify({ won: true, pid: process.pid }) + '\\n');
   await lines.next();
   await lock.release();
