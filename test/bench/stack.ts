@@ -1,7 +1,6 @@
 // `ifmesh down` of the default stack (witness, coturn ×2, redis when installed, signaling ×2, nginx,
 // 3 agents) against the shortest raw path on an identical stack: SIGTERM to all at once, until all are gone. In that
 // raw round, how long the agents process takes from SIGTERM to exit (it says bye to its peers first).
-
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';

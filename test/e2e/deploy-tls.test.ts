@@ -2,7 +2,6 @@
 // env file names them; deploy serves https/wss on every instance and nginx, reads them over https
 // verified against the CA, and agents connect through wss://. Commands verify with --ca, and one
 // without it fails with one line about certificate verification.
-
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';

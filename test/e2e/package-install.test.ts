@@ -10,7 +10,6 @@
 // binary normally comes from GitHub, which these machines cannot reach (it then compiles from
 // source, 2–4 min per install): the tests hand prebuild-install the binary `npm ci` built for this
 // tree through its documented local-prebuilds setting, so each install takes seconds.
-
 import { type ExecFileException, execFile } from 'node:child_process';
 import {
   cpSync,

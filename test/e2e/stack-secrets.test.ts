@@ -3,7 +3,6 @@
 // write and admin keys, the TURN password, the admin token) in its argv, and no process on the host
 // has a generated one. coturn and Redis read theirs from 0600 files; Redis asks for its password and
 // listens on loopback only.
-
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,6 @@
 // A certificate rotation whose first restarted instance does not come back (it was started with a
 // copy of the old key, which does not match the new certificate): the rotation stops there, the
 // other instance is left running with its old pid, and the exit is 1 naming the broken instance.
-
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';

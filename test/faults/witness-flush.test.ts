@@ -1,7 +1,6 @@
 // flush() says true only when the witness acknowledged (201) every event logged before the call:
 // against a closed port, a witness answering 503, and a real witness process killed by SIGKILL
 // while a batch is in flight. Whatever is not acknowledged waits in the spool and arrives once.
-
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

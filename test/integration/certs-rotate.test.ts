@@ -1,7 +1,6 @@
 // `ifmesh certs rotate` on a real pair of TLS signaling processes with real werift agents: the old
 // files are backed up, a new certificate is served, and the instances restart one at a time, so at
 // every moment some instance is healthy and the agents end up registered again.
-
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';

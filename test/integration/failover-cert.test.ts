@@ -2,7 +2,6 @@
 // the certificate expiring in 2 days is replaced (self-signed dev renewal), the instances restart one
 // at a time and serve the new certificate, every step is logged under the failover id, and the
 // recovery validates.
-
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';

@@ -3,7 +3,6 @@
 // logrotate. Two runs at once: a gate in front of the witness holds the first run inside its lock
 // while the second starts, so the overlap is certain, not a matter of timing. What needs a person is
 // told to local receivers standing for Slack and the mail relay, which check every payload.
-
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

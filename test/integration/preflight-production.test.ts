@@ -1,7 +1,6 @@
 // Strict in production (issue 20, point 4): every production rule failing alone makes preflight ✗
 // that rule's line with its fix and makes deploy refuse (exit 2) before it starts anything; a
 // complete production configuration has no such failure; outside production the gaps are warnings.
-
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';

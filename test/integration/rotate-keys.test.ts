@@ -4,7 +4,6 @@
 // connections 10 s after the rotation) waits on the injected clock; an emergency without an incident
 // id declares a SEC- security incident; the periodic rotation (`--if-due`, run by cron) rotates only
 // when due and tells a local Slack receiver when it does not complete.
-
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';

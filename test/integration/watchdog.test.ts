@@ -1,7 +1,6 @@
 // The state's supervisor (src/ops/fleet/watchdog.ts) on real processes: a supervised process killed
 // with SIGKILL is restarted from its launch spec; one that keeps dying is left crash-looping after
 // its tries; one stopped on purpose, or not supervised, is left alone.
-
 import { readFileSync } from 'node:fs';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';

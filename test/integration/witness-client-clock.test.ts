@@ -1,7 +1,6 @@
 // The client's waits go through its clock. Under a clock whose timers never fire on their own, the
 // client can only make progress through wake-ups: a lost one (a close() arriving while the loop
 // awaits observe() or a send) would hang the test instead of passing it.
-
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type ClientClock, WitnessClient } from '../../src/clients/witness.js';

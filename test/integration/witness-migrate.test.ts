@@ -1,7 +1,6 @@
 // `witness migrate --from sqlite:PATH --to postgres://…` against a real PostgreSQL: the copy has the
 // same tree head, verifies with the same key and held checkpoint, resumes after an interruption,
 // refuses a target holding another log, and a witness serving the copy carries on the same log.
-
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync } from 'node:fs';
 import path from 'node:path';

@@ -2,7 +2,6 @@
 // be used from one state directory, and a known URL answering under a new key is refused loudly —
 // by commands, in signaling's and the agents' logs and /metrics — with its events kept in the spool
 // until `ifmesh witness trust URL --yes` accepts the key.
-
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';

@@ -1,6 +1,5 @@
 // `witness verify --db postgres://…` names tampering done directly in PostgreSQL exactly as it does
 // on SQLite (witness-verify.test.ts): the same log, the same edits, the same findings.
-
 import path from 'node:path';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -1,6 +1,5 @@
 // One key of an env file changed in place (failover turn's TURN_SERVERS): the rest of the file kept
 // byte for byte, the old one kept as <file>.bak-<time> with its mode, the value reading back as written.
-
 import {
   chmodSync,
   existsSync,

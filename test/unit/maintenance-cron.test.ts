@@ -1,6 +1,5 @@
 // install-cron's schedule, pure: the runbook's 00:00 UTC under each kind of cron and timezone, the
 // periodic key rotation's tick, and what the generated file states about its timezone.
-
 import { describe, expect, it } from 'vitest';
 import { cronStepMinutes, rotationSchedule } from '../../src/ops/keys/schedule.js';
 import { cronTimes, planCron, utcOffsetMinutes } from '../../src/ops/maintenance/cron.js';

@@ -1,6 +1,5 @@
 // The signaling instances a certificate serves, from the state dir's process records: each record
 // holds how its instance was launched (src/state/processes.ts), so nothing is read back from /proc.
-
 import path from 'node:path';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';

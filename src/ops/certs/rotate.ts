@@ -3,7 +3,6 @@
 // files, renew (certbot when installed, a development self-signed certificate on request, otherwise
 // the manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
 // each healthy again before the next goes down, so agents always have an instance to fail over to.
-
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';

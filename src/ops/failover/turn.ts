@@ -3,7 +3,6 @@
 // failover with its own error and exit code), and the new TURN_SERVERS is written to the env file the
 // configuration came from, so the next restart of a signaling instance does not bring the failed
 // server back.
-
 import { StunError, type TurnCredentials, turnAllocate } from '../../clients/stun.js';
 import { setEnvFileKey } from '../../config/env-file-update.js';
 import { parseIceUrl } from '../../config/ice-url.js';

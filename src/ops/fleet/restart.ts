@@ -2,7 +2,6 @@
 // its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
-
 import { IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { type ProcessRecord, readProcess } from '../../state/processes.js';

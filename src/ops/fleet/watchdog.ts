@@ -3,7 +3,6 @@
 // restart path, at once and then with backoff; one that keeps dying is left alone after `maxTries`
 // restarts within `windowMs` and marked as crash-looping in its record, which `status` shows. Each
 // restart is counted in the record, written to the process's log and logged to the witness.
-
 import { StateCorruptError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';

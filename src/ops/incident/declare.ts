@@ -2,7 +2,6 @@
 // the on-call at once), assess and classify the impact, then the kind's own procedure, the runbook's
 // step-5 post to the team for a P1, and a report. Plan first: the plan is what --dry-run prints, and
 // nothing is touched until apply.
-
 import { randomUUID } from 'node:crypto';
 import { describeLevel, describeTarget } from '../../config/oncall.js';
 import { acquireLock, lockHolder } from '../../state/lock.js';

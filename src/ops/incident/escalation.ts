@@ -3,7 +3,6 @@
 // channel's posts, and runDueEscalations, which every `ifmesh incident` command calls and so may cron
 // (`ifmesh incident due`, or maintenance calling it): whichever runs first after a due time pages,
 // under the incidents lock, so a level is paged once.
-
 import type { MeshConfig } from '../../config/load.js';
 import { describeLevel, type OncallLevel } from '../../config/oncall.js';
 import type { StateDir } from '../../state/state-dir.js';

@@ -1,7 +1,6 @@
 // An open incident's life after it is declared: acknowledge (which stops escalation past the
 // acknowledging level), escalate by hand, resolve (which releases the deploy lock and tells everyone
 // who was paged), and `show --watch`, which is only a loop around the schedule any command drives.
-
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { passLock, releaseLock } from '../../state/lock.js';
 import type { OpContext } from '../shared.js';

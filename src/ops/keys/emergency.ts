@@ -3,7 +3,6 @@
 // declare.ts, used as is), so it gets a SEC- id, its record, the deploy lock, the witness events,
 // the page when notification is on, and tree 4's walk. The rotation then carries its id. These are
 // the options `ifmesh incident security` builds from the same configuration and fleet.
-
 import type { LoadedConfig } from '../../config/load.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Fleet } from '../fleet/fleet.js';

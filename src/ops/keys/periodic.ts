@@ -2,7 +2,6 @@
 // Not due, or disabled: nothing happens, exit 0. Due: under the `key-rotation` lock, a scheduled
 // rotation through the same ops as `rotate-keys`; one that does not complete (an agent silent,
 // connections failed after it, no instance answering) is told to the team like maintenance findings.
-
 import { IfmeshError, UnauthorizedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { WitnessTarget } from '../events.js';

@@ -4,7 +4,6 @@
 // polled until every agent has answered `keys-rotated` or the timeout passes (steps 2–3); after the
 // settle time (10 s, on the context's clock) the failed connections are counted (step 4). Plan, then
 // apply: the plan is what `--dry-run` prints.
-
 import type { SignalingClient } from '../../clients/signaling.js';
 import { UnauthorizedError, UnreachableError } from '../../errors.js';
 import type { KeyRotationStatus } from '../../protocol/signaling-api.js';

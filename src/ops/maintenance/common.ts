@@ -1,6 +1,5 @@
 // What daily and weekly maintenance share: the lock, where the mesh is, UTC dates, and writing a
 // report whole (tmp + rename), so cron never leaves half a JSON file behind.
-
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, IfmeshError } from '../../errors.js';

@@ -1,6 +1,5 @@
 // ifmesh preflight: the runbook's pre-flight-check.sh as a checklist whose checks run concurrently,
 // each bounded by its own timeout, so the slowest check bounds the whole run.
-
 import { type LoadedConfig, loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';

@@ -1,5 +1,4 @@
 // The checks that talk to the network: IF.witness over HTTP, STUN and TURN over UDP.
-
 import { httpRequest } from '../../clients/http.js';
 import { stunBinding, turnAllocate } from '../../clients/stun.js';
 import type { IceUrl } from '../../config/ice-url.js';

@@ -1,6 +1,5 @@
 // The canary's plan (STYLE rule 3): pure over the stable release and the operator's changes, so
 // `--dry-run` prints exactly what `canary` would do; canary.ts applies it.
-
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { MeshConfig } from '../../config/load.js';

@@ -2,7 +2,6 @@
 // every action. `run()` advances it until the canary settles; a fresh canary, `canary resume`, and
 // `canary promote`/`abort` of a canary without a live runner all drive the same machine from the
 // state they find, so a runner killed anywhere is continued or undone by the same code.
-
 import type { MeshConfig } from '../../config/load.js';
 import { InterruptedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';

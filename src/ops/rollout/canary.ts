@@ -5,7 +5,6 @@
 // inspection), success records the candidate as current. The run is a persisted state machine
 // (canary-run.ts): a runner killed anywhere is found dead by `canary status` and finished by
 // `canary resume` or `canary abort`.
-
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';

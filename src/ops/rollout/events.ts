@@ -1,6 +1,5 @@
 // Every step of a rollout run goes to the witness under one trace id, through the spooling client (a
 // down witness never blocks a rollback: its events wait in the spool).
-
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import type { StateDir } from '../../state/state-dir.js';

@@ -6,7 +6,6 @@
 // --consecutive-error-limit checks in a row (the witness down), rolls back to the previous release;
 // a run in which a required gate never measured ends inconclusive (exit 1, nothing rolled back).
 // Unlike the runbook, a window with no connection attempts is not a 0 % success rate.
-
 import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';

@@ -1,7 +1,6 @@
 // rollback.sh as a typed procedure: a pure plan (from the current release to the previous or a named
 // one), then apply under the deploy lock: stop the current agents, start the target's, health-check
 // them; a target that does not come up is undone, so a failed rollback leaves what ran before.
-
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { withLock } from '../../state/lock.js';

@@ -3,7 +3,6 @@
 // the environment key a service reads them from. The same value comes back on every run and on a
 // restart from a launch spec, and none of them is ever on a command line: services get them through
 // their environment (the record names the key, the secrets file holds the value) or a 0600 file.
-
 import { randomBytes } from 'node:crypto';
 import { redisUrl, writeRedisConfig } from '../../exec/redis.js';
 import { writeTurnserverConfig } from '../../exec/turnserver.js';

@@ -1,7 +1,6 @@
 // `up`'s agents: one process per agent, started like a deployment's (src/ops/rollout/agents.ts) from
 // configs `up` writes in <state>/agents/, and recorded as the first release, so canary and rollback
 // work on the local stack exactly as on a deployed fleet.
-
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { newIdentity, writeIdentity } from '../../crypto/key-file.js';

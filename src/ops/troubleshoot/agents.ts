@@ -1,7 +1,6 @@
 // `ifmesh agents block|unblock|list`: the signaling admin API of every instance (one per cluster: a
 // cluster pushes the change to all of its instances), so that whichever instance an agent reaches
 // refuses it and whichever holds it disconnects it.
-
 import { type SignalingClient, SignalingHttpError } from '../../clients/signaling.js';
 import { rebindAgent as postRebind } from '../../clients/signaling-identity.js';
 import type { LoadedConfig } from '../../config/load.js';

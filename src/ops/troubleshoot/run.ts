@@ -1,6 +1,5 @@
 // `ifmesh troubleshoot …`: the runbook's four troubleshoot scripts, each a walk of a decision tree
 // plus the script's extra checks that are not questions of the tree.
-
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { readSecrets } from '../../state/secrets.js';
