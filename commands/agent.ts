@@ -58,9 +58,7 @@ export function register(cmd: Command, io: CommandIo): void {
       throw new UsageError(`--ice-policy ${policy} is not all or relay`);
     io.claimSignal();
     const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
-    const fleet = loadFleet(state, loaded, {
-      signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
-    });
+    const fleet = loadFleet(state, loaded, { signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL });
     await runAgents(
       {
         ids,

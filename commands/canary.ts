@@ -40,11 +40,7 @@ export function register(cmd: Command, io: CommandIo): void {
   const setup = async (flags: Flags) => {
     const loaded = await loadCommandConfig(ctx, flags);
     const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
-    return {
-      state,
-      config: resolveWitness(loaded, flags.witness, state),
-      warnings: loaded.warnings,
-    };
+    return { state, config: resolveWitness(loaded, flags.witness, state), warnings: loaded.warnings };
   };
   withJson(withConfigOptions(cmd))
     .option('--stage <stage>', 'staging or production')

@@ -67,9 +67,7 @@ export function register(cmd: Command, io: CommandIo): void {
           maxRttP95Ms,
         });
       if (flags.messageExchange) {
-        const report = await exchange({
-          witness: w.apiKey ? { ...w, state } : undefined,
-        });
+        const report = await exchange({ witness: w.apiKey ? { ...w, state } : undefined });
         out.result(report, renderExchange);
         if (!report.ok) io.setExitCode(ExitCode.checkFailed);
         return;
