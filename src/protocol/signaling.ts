@@ -269,7 +269,7 @@ export function parseClientFrame(text: string): ClientFrame {
     default:
       throw new FrameError(
         'unknown_type',
-        `unknown frame type ${JSON.stringify(String(f.type)).slice(0, 40)}`,
+        `unknown frame type ${typeof f.type === 'string' ? JSON.stringify(f.type).slice(0, 40) : `(a ${typeof f.type})`}`,
       );
   }
 }

@@ -7,7 +7,15 @@ import { type Signer, toBase64url } from '../../crypto/ed25519.js';
 import { canonicalize } from '../../crypto/jcs.js';
 import { EventInvalidError, MAX_BATCH, MAX_BODY_BYTES, normalizeEvent } from '../../protocol/witness.js';
 import { AuthFailureLimiter } from '../http/auth-failures.js';
-import { bearerMatches, HttpError, readJson, sendError, sendJson } from '../http/util.js';
+import {
+  badTarget,
+  bearerMatches,
+  HttpError,
+  readJson,
+  requestUrl,
+  sendError,
+  sendJson,
+} from '../http/util.js';
 import { encodeCursor, parseQuery, QueryError } from './query.js';
 import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
 
@@ -419,10 +427,12 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by default).
   const http = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     const arrival = monotonicNow();
-    const url = new URL(req.url ?? '/', 'http://witness');
+    const parsed = requestUrl(req.url, 'http://witness');
+    const url = parsed ?? new URL('http://witness/');
     const key = `${req.method} ${url.pathname}`;
     const handler = routes[key];
     try {
+      if (!parsed) throw badTarget();
       await ready;
       if (!handler) {
         const known = Object.keys(routes).some((r) => r.endsWith(` ${url.pathname}`));
