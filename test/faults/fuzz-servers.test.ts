@@ -21,7 +21,7 @@ import type { PeerLink } from '../../src/agent/peer-link.js';
 import { parseIceUrl } from '../../src/config/ice-url.js';
 import { createSigner, generateKeyPair, type KeyPair, toBase64url } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
-import { registerChallenge } from '../../src/protocol/signaling.js';
+import { METRICS_REPORT_FIELDS, registerChallenge } from '../../src/protocol/signaling.js';
 import { tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { meshAgent } from '../helpers/mesh.js';
@@ -287,17 +287,7 @@ const pathSegment = fc.oneof(
 // Signaling WebSocket inputs.
 
 const STATES = ['new', 'connecting', 'connected', 'disconnected', 'failed', 'closed'];
-const METRICS = [
-  'messages_sent',
-  'messages_received',
-  'message_errors',
-  'signature_failures',
-  'dtls_failures',
-  'bytes_per_second',
-  'memory_bytes',
-  'cpu_seconds',
-  'witness_key_changed',
-];
+const METRICS = METRICS_REPORT_FIELDS;
 const FRAME_FIELDS: Record<string, string[]> = {
   register: ['agent_id', 'public_key', 'signature', 'metadata', 'rotation'],
   challenge: [],
