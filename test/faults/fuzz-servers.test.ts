@@ -297,7 +297,7 @@ const FRAME_FIELDS: Record<string, string[]> = {
   bye: ['to'],
   'connection-state': ['peer_id', 'state', 'candidate_type', 'rtt_ms', 'loss_ratio'],
   'keys-rotated': ['rotation_id'],
-  'metrics-report': METRICS,
+  'metrics-report': [...METRICS],
   // Server-to-client types sent the wrong way, and names the contract does not have.
   hello: ['nonce', 'protocol'],
   registered: ['agent_id', 'peers'],
