@@ -86,6 +86,47 @@ export class StateCorruptError extends IfmeshError {
   }
 }
 
+const WRITE_FAILURES: Record<string, [reason: string, fix: (dir: string) => string]> = {
+  ENOSPC: [
+    'no space left on its filesystem',
+    (d) => `free space where it lives (df -h ${d}), then run the command again`,
+  ],
+  EDQUOT: [
+    'the disk quota is used up',
+    (d) => `free space within the quota of ${d}, then run the command again`,
+  ],
+  EROFS: [
+    'its filesystem is read-only',
+    (d) => `remount ${d} read-write, or pass --state-dir on a writable filesystem`,
+  ],
+  EACCES: ['permission denied', (d) => `run as the user that owns ${d}, or fix its permissions`],
+  EPERM: ['permission denied', (d) => `run as the user that owns ${d}, or fix its permissions`],
+};
+
+/**
+ * A state file could not be written (disk full, read-only filesystem, permissions): exit 1, naming
+ * the file and the fix. What was being written is not half there: the temp file is removed and the
+ * file keeps its previous content.
+ */
+export class StateWriteError extends IfmeshError {
+  readonly file: string;
+  constructor(file: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? '';
+    const dir = file.slice(0, Math.max(1, file.lastIndexOf('/')));
+    const [reason, fix] = WRITE_FAILURES[code] ?? [
+      (cause as Error | undefined)?.message ?? String(cause),
+      () => 'fix the cause, then run the command again',
+    ];
+    super(
+      'state_unwritable',
+      `cannot write ${file}: ${reason}`,
+      1,
+      `${fix(dir)}; ${file} was left as it was`,
+    );
+    this.file = file;
+  }
+}
+
 /** A service or file we depend on cannot be reached: exit 3. */
 export class UnreachableError extends IfmeshError {
   constructor(message: string, hint?: string, code = 'unreachable') {

@@ -206,6 +206,7 @@ export class MeshAgent {
       if (this.stopped || this.turn.size === 0) return;
       this.event('turn_fallback_initiated', { after_ms: timeout }, peerId);
     }
+    await this.turn.settled();
     const servers = this.turn.ordered();
     for (const [i, server] of servers.entries()) {
       if (this.stopped) return;
@@ -343,8 +344,10 @@ export class MeshAgent {
           !this.departed.has(l.peerId) &&
           !this.healing.has(l.peerId) &&
           !this.links.has(l.peerId)
-        )
+        ) {
+          void this.turn.recheck();
           this.heal(l.peerId, 0);
+        }
         this.counters.messages_sent += l.sent;
         this.counters.messages_received += l.received;
         if (!this.stopped)
@@ -528,6 +531,8 @@ export class MeshAgent {
         this.event('mesh_partition_detected', { silent_ms: now - link.lastHeard }, link.peerId);
         this.links.delete(link.peerId);
         link.close('heartbeat timeout');
+        // The path may have died with its TURN server: find out before the next attempt picks one.
+        void this.turn.recheck();
         this.heal(link.peerId, 0);
       } else {
         link.ping(timeoutMs).catch(() => {});

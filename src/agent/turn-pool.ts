@@ -58,6 +58,7 @@ export class TurnPool {
   private readonly threshold: number;
   private readonly probe: (host: string, port: number) => Promise<number>;
   private allDownReported = false;
+  private rechecking: Promise<void> | undefined;
 
   constructor(private readonly o: TurnPoolOptions) {
     this.threshold = o.threshold ?? 3;
@@ -104,6 +105,40 @@ export class TurnPool {
         }
       }),
     );
+  }
+
+  /**
+   * After a link was lost: probes every healthy server at once, up to the circuit's threshold of
+   * tries each (stopping at its first answer), so a dead server's circuit opens within seconds
+   * instead of at the next periodic check, when both ends of a relayed pair would still pick it.
+   * Calls while one runs share it.
+   */
+  recheck(): Promise<void> {
+    this.rechecking ??= Promise.all(
+      this.states
+        .filter((s) => s.healthy)
+        .map(async (s) => {
+          for (let i = 0; i < this.threshold && s.healthy; i++) {
+            try {
+              s.latencyMs = await this.probe(s.host, s.port);
+              s.failures = 0;
+              return;
+            } catch {
+              this.failure(s.server.urls);
+            }
+          }
+        }),
+    )
+      .then(() => {})
+      .finally(() => {
+        this.rechecking = undefined;
+      });
+    return this.rechecking;
+  }
+
+  /** Resolves once no recheck is running: what a new attempt waits for before choosing a server. */
+  settled(): Promise<void> {
+    return this.rechecking ?? Promise.resolve();
   }
 
   /** Healthy servers, lowest latency first. */

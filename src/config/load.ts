@@ -22,6 +22,8 @@ export interface MeshConfig {
   turnUsername: string;
   turnPassword: string;
   turnFallbackTimeoutMs: number;
+  /** AGENT_RECONNECT_MAX_MS: the cap of an agent's reconnection backoff when no instance answers. */
+  agentReconnectMaxMs: number;
   productionMode: boolean;
   iceTransportPolicy: 'all' | 'relay';
   allowSelfSignedCerts: boolean;
@@ -359,6 +361,7 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     turnUsername: t.TURN_USERNAME as string,
     turnPassword: t.TURN_PASSWORD as string,
     turnFallbackTimeoutMs: t.TURN_FALLBACK_TIMEOUT_MS as number,
+    agentReconnectMaxMs: t.AGENT_RECONNECT_MAX_MS as number,
     productionMode: t.PRODUCTION_MODE as boolean,
     iceTransportPolicy: t.ICE_TRANSPORT_POLICY as 'all' | 'relay',
     allowSelfSignedCerts: t.ALLOW_SELF_SIGNED_CERTS as boolean,

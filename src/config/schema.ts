@@ -81,6 +81,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     default: '5000',
     describe: 'ms without a direct path before relaying',
   },
+  {
+    key: 'AGENT_RECONNECT_MAX_MS',
+    kind: 'ms',
+    default: '30000',
+    describe: 'longest wait between an agent’s attempts to reach signaling (doubling from 1 s)',
+  },
   { key: 'PRODUCTION_MODE', kind: 'bool', default: 'false', describe: 'enforce the production rules' },
   { key: 'ICE_TRANSPORT_POLICY', kind: 'policy', default: 'all', describe: '"all" or "relay"' },
   {

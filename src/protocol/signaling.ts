@@ -171,6 +171,19 @@ function peer(f: Record<string, unknown>, key: string): string {
 }
 
 /** Parses one text frame; throws FrameError('malformed_json' | 'invalid_frame' | 'unknown_type'). */
+/** The counters a `metrics-report` frame may carry; any other field is ignored. */
+export const METRICS_REPORT_FIELDS = [
+  'messages_sent',
+  'messages_received',
+  'message_errors',
+  'signature_failures',
+  'dtls_failures',
+  'bytes_per_second',
+  'memory_bytes',
+  'cpu_seconds',
+  'witness_key_changed',
+] as const;
+
 export function parseClientFrame(text: string): ClientFrame {
   let value: unknown;
   try {
@@ -247,17 +260,7 @@ export function parseClientFrame(text: string): ClientFrame {
       return { type: 'keys-rotated', rotation_id: str(f, 'rotation_id', 128) };
     case 'metrics-report': {
       const report: AgentMetricsReport = {};
-      for (const k of [
-        'messages_sent',
-        'messages_received',
-        'message_errors',
-        'signature_failures',
-        'dtls_failures',
-        'bytes_per_second',
-        'memory_bytes',
-        'cpu_seconds',
-        'witness_key_changed',
-      ] as const) {
+      for (const k of METRICS_REPORT_FIELDS) {
         const v = f[k];
         if (v === undefined) continue;
         if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
@@ -269,7 +272,7 @@ export function parseClientFrame(text: string): ClientFrame {
     default:
       throw new FrameError(
         'unknown_type',
-        `unknown frame type ${JSON.stringify(String(f.type)).slice(0, 40)}`,
+        `unknown frame type ${typeof f.type === 'string' ? JSON.stringify(f.type).slice(0, 40) : `(a ${typeof f.type})`}`,
       );
   }
 }

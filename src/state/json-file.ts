@@ -1,26 +1,47 @@
 // How every state file is read and written: written whole (a temp file, fsync, rename, then fsync
 // of the directory), so a crash leaves the old file or the new one, never half; read strictly, so a
 // file that no longer parses is an error naming the file and the fix, never "nothing recorded".
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
-import { StateCorruptError } from '../errors.js';
+import { StateCorruptError, StateWriteError } from '../errors.js';
 
 export function writeStateJson(file: string, value: unknown, mode = 0o644): void {
   writeFileWhole(file, `${JSON.stringify(value, null, 2)}\n`, mode);
 }
 
-/** Writes `text` to `file` whole: a temp file, fsync, rename over the file, then fsync of its directory. */
+/**
+ * Writes `text` to `file` whole: a temp file, fsync, rename over the file, then fsync of its
+ * directory. A failure (disk full, read-only, permissions) removes the temp file and is a
+ * StateWriteError naming the file; the file keeps what it held.
+ */
 export function writeFileWhole(file: string, text: string, mode = 0o644): void {
-  mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    mkdirSync(path.dirname(file), { recursive: true });
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new StateWriteError(file, whyUnwritable(file, err));
   }
-  renameSync(tmp, file);
   try {
     const dir = openSync(path.dirname(file), 'r');
     try {
@@ -51,4 +72,23 @@ export function readStateJson<T>(file: string, valid: (v: unknown) => boolean, f
     // reported below
   }
   throw new StateCorruptError(file, fix);
+}
+
+/**
+ * The cause to name for a failed write. Some failures hide the real one: a recursive mkdir on a
+ * read-only filesystem says ENOENT. Asking the nearest existing directory (access(2) W_OK answers
+ * EROFS or EACCES even for root) names it.
+ */
+export function whyUnwritable(file: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || code === 'EDQUOT')
+    return err;
+  let at = path.dirname(file);
+  for (let i = 0; i < 64 && !existsSync(at); i++) at = path.dirname(at);
+  try {
+    accessSync(at, constants.W_OK);
+    return err;
+  } catch (probe) {
+    return probe;
+  }
 }

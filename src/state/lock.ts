@@ -11,9 +11,10 @@
 // blocking forever and silently lifting an incident's hold.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { CheckFailedError, StateCorruptError } from '../errors.js';
+import { CheckFailedError, StateCorruptError, StateWriteError } from '../errors.js';
 import { isAlive } from '../exec/pid.js';
 import { type Clock, systemClock } from '../util/clock.js';
+import { whyUnwritable } from './json-file.js';
 import type { StateDir } from './state-dir.js';
 
 export interface LockHolder {
@@ -107,7 +108,7 @@ export async function acquireLock(
     ...opts,
   };
   const mine = `${file}.${me.token}.new`;
-  await fs.writeFile(mine, JSON.stringify(me), { mode: 0o600 });
+  await writeNew(mine, file, me);
   try {
     // Bounded: each round takes the lock, fails naming a live holder, or saw the lock change hands.
     let unparsable = 0;
@@ -196,7 +197,7 @@ export async function passLock(
     ...opts,
   };
   const tmp = `${file}.${next.token}.new`;
-  await fs.writeFile(tmp, JSON.stringify(next), { mode: 0o600 });
+  await writeNew(tmp, file, next);
   await fs.rename(tmp, file);
   return next;
 }
@@ -222,5 +223,15 @@ export async function withLock<T>(
     return await fn();
   } finally {
     await lock.release();
+  }
+}
+
+/** Writes a holder record beside the lock file; a failed write leaves nothing behind and names the lock. */
+async function writeNew(tmp: string, file: string, holder: LockHolder): Promise<void> {
+  try {
+    await fs.writeFile(tmp, JSON.stringify(holder), { mode: 0o600 });
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw new StateWriteError(file, whyUnwritable(file, err));
   }
 }

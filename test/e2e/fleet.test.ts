@@ -47,6 +47,8 @@ beforeAll(async () => {
     SIGNALING_ADMIN_TOKEN: 'fleet-admin-token',
     // deploy binds SIGNALING_HOST (default 0.0.0.0): tests stay on loopback.
     SIGNALING_HOST: '127.0.0.1',
+    // Agents whose instances were all killed come back within 2 s of a restart, not up to 30 s.
+    AGENT_RECONNECT_MAX_MS: '2000',
   };
   await writeAgentConfigs(dir, AGENTS);
   base = await freePortRange(3);

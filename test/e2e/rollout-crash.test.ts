@@ -8,6 +8,7 @@ import { isAlive } from '../../src/exec/pid.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
+import { withFigure } from '../faults/figures.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { waitFor } from '../helpers/wait.js';
@@ -86,64 +87,86 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
 
   for (const point of PAUSE_POINTS)
     for (const action of ['resume', 'abort'] as const)
-      it(`killed at ${point}: ${action} converges on one release`, async () => {
-        // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
-        const canaryFile = openStateDir(state).canary;
-        if (existsSync(canaryFile) && JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing')
-          await cli(['canary', 'abort'], state);
-        const stable = current(state);
-        const marker = String(4100 + n++);
-        const left = await killRunnerAt(state, point, marker);
-        expect(left.status).toBe('progressing');
-        const expectedStep = {
-          phase_started: 'move',
-          agents_moved: 'analyse',
-          measured: 'analyse',
-          promoting: 'promote',
-        };
-        expect(left.step.kind).toBe(expectedStep[point]);
-        if (point === 'measured') expect(left.analysis.checks).toBe(1);
-        if (point === 'promoting') expect(left.on_candidate).toHaveLength(2);
+      it(
+        `killed at ${point}: ${action} converges on one release`,
+        () =>
+          withFigure(
+            {
+              fault: `canary runner kill -9 at ${point}, then canary ${action}`,
+              trials: 1,
+              expected: 'status says runner_died (exit 8); converges on one release, every agent on it',
+            },
+            async () => {
+              // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
+              const canaryFile = openStateDir(state).canary;
+              if (
+                existsSync(canaryFile) &&
+                JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing'
+              )
+                await cli(['canary', 'abort'], state);
+              const stable = current(state);
+              const marker = String(4100 + n++);
+              const left = await killRunnerAt(state, point, marker);
+              expect(left.status).toBe('progressing');
+              const expectedStep = {
+                phase_started: 'move',
+                agents_moved: 'analyse',
+                measured: 'analyse',
+                promoting: 'promote',
+              };
+              expect(left.step.kind).toBe(expectedStep[point]);
+              if (point === 'measured') expect(left.analysis.checks).toBe(1);
+              if (point === 'promoting') expect(left.on_candidate).toHaveLength(2);
 
-        // Detected: not "progressing" with exit 0, but the runner's death, with what to do.
-        const died = await cli(['canary', 'status', '--json'], state);
-        expect(died.code).toBe(8);
-        expect(JSON.parse(died.stdout)).toMatchObject({
-          status: 'runner_died',
-          hint: expect.stringContaining('ifmesh canary resume'),
-        });
-        // A new canary is refused until this one is finished.
-        const refused = await cli(['canary', '--stage', 'staging', ...RTT_BUDGET], state);
-        expect(refused.code).toBe(2);
-        expect(refused.stderr).toContain('unfinished (its runner died');
+              // Detected: not "progressing" with exit 0, but the runner's death, with what to do.
+              const died = await cli(['canary', 'status', '--json'], state);
+              expect(died.code).toBe(8);
+              expect(JSON.parse(died.stdout)).toMatchObject({
+                status: 'runner_died',
+                hint: expect.stringContaining('ifmesh canary resume'),
+              });
+              // A new canary is refused until this one is finished.
+              const refused = await cli(['canary', '--stage', 'staging', ...RTT_BUDGET], state);
+              expect(refused.code).toBe(2);
+              expect(refused.stderr).toContain('unfinished (its runner died');
 
-        const r = await cli(['canary', action, '--json'], state);
-        expect(r.code, r.stderr).toBe(0);
-        const st = await cli(['canary', 'status', '--json'], state);
-        const on = action === 'resume' ? left.plan.canary_id : stable;
-        expect(JSON.parse(st.stdout)).toMatchObject({
-          status: action === 'resume' ? 'completed' : 'aborted',
-          on_candidate: action === 'resume' ? AGENTS : [],
-          in_flight: null,
-          pid: 0,
-        });
-        expect(st.code).toBe(action === 'resume' ? 0 : 5);
-        // The outcome recorded, and every agent running on the one current release's spec.
-        expect(current(state)).toBe(on);
-        expect(release(state, left.plan.canary_id).outcome).toBe(
-          action === 'resume' ? 'promoted' : 'aborted',
-        );
-        const specs = release(state, on).agent_specs as { agent_id: string; env: Record<string, string> }[];
-        for (const id of AGENTS) {
-          expect(isAlive(pidOf(state, id)!)).toBe(true);
-          expect(agentEnv(id)).toEqual(specs.find((s) => s.agent_id === id)!.env);
-        }
-        expect(AGENTS.map(agentEnv).map((e) => e?.TURN_FALLBACK_TIMEOUT_MS === marker)).toEqual(
-          AGENTS.map(() => action === 'resume'),
-        );
-        await waitFor(async () => (await registered(state)).length === 3, 'all three registered');
-        const health = await cli(['status', '--json'], state);
-        expect(health.code, health.stdout).toBe(0);
-        expect(JSON.parse(health.stdout).healthy).toBe(true);
-      }, 180_000);
+              const r = await cli(['canary', action, '--json'], state);
+              expect(r.code, r.stderr).toBe(0);
+              const st = await cli(['canary', 'status', '--json'], state);
+              const on = action === 'resume' ? left.plan.canary_id : stable;
+              expect(JSON.parse(st.stdout)).toMatchObject({
+                status: action === 'resume' ? 'completed' : 'aborted',
+                on_candidate: action === 'resume' ? AGENTS : [],
+                in_flight: null,
+                pid: 0,
+              });
+              expect(st.code).toBe(action === 'resume' ? 0 : 5);
+              // The outcome recorded, and every agent running on the one current release's spec.
+              expect(current(state)).toBe(on);
+              expect(release(state, left.plan.canary_id).outcome).toBe(
+                action === 'resume' ? 'promoted' : 'aborted',
+              );
+              const specs = release(state, on).agent_specs as {
+                agent_id: string;
+                env: Record<string, string>;
+              }[];
+              for (const id of AGENTS) {
+                expect(isAlive(pidOf(state, id)!)).toBe(true);
+                expect(agentEnv(id)).toEqual(specs.find((s) => s.agent_id === id)!.env);
+              }
+              expect(AGENTS.map(agentEnv).map((e) => e?.TURN_FALLBACK_TIMEOUT_MS === marker)).toEqual(
+                AGENTS.map(() => action === 'resume'),
+              );
+              await waitFor(async () => (await registered(state)).length === 3, 'all three registered');
+              const health = await cli(['status', '--json'], state);
+              expect(health.code, health.stdout).toBe(0);
+              expect(JSON.parse(health.stdout).healthy).toBe(true);
+              return {
+                observed: `runner_died seen; ${action} converged on one release, fleet healthy`,
+                figure: 'converged',
+              };
+            },
+          ),
+        180_000,
+      );
 });

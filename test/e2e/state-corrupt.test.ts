@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
+import { withFigure } from '../faults/figures.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -50,124 +51,148 @@ function expectCorrupt(r: { code: number; stderr: string }, file: string, fix: R
   expect(listProcesses(openStateDir(state)).filter((p) => p.owner !== 'test')).toEqual([]);
 }
 
-describe('corrupted state files', () => {
-  it.each([
-    ['empty', ''],
-    ['truncated', '{"pid":12,"purpose":"dep'],
-  ])(
-    'an %s lock file fails deploy at once naming the file and `rm <file>`, and is left as it was',
-    async (_, content) => {
-      const state = freshState();
-      const lock = openStateDir(state).lock('deploy');
-      writeFileSync(lock, content);
-      const t0 = performance.now();
-      const r = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], { cwd: dir, env });
-      expect(performance.now() - t0).toBeLessThan(15_000);
-      expectCorrupt(r, lock, new RegExp(`rm ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), state);
-      expect(readFileSync(lock, 'utf8')).toBe(content);
-      expect(existsSync(path.join(state, 'run'))).toBe(false);
+/** One corruption scenario, recorded as a row of `npm run faults`' table. */
+const corrupt = (fault: string, body: () => Promise<void>) =>
+  withFigure(
+    {
+      fault: `corrupted state file: ${fault}`,
+      trials: 1,
+      expected: 'exit 1, an error naming the file and the fix; file kept; nothing started or stopped',
+    },
+    async () => {
+      await body();
+      return { observed: 'as expected', figure: 'named' };
     },
   );
 
-  it('a truncated open incident: deploy and incident resolve both name the record, not "no incident"', async () => {
-    const state = freshState();
-    const id = 'INC-20261204-120000';
-    const p = openStateDir(state);
-    mkdirSync(p.incidents, { recursive: true });
-    const truncated = `{"id":"${id}","kind":"p1","title":"signaling do`;
-    writeFileSync(p.incidentFile(id), truncated);
-    // The open incident still holds deploys, as `incident declare` left it.
-    writeFileSync(
-      p.lock('deploy'),
-      JSON.stringify({
-        pid: 1,
-        purpose: `incident ${id}`,
-        since: new Date().toISOString(),
-        token: 'incident-token',
-        persistent: true,
-        release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
+describe('corrupted state files', () => {
+  it.each([
+    ['an empty', ''],
+    ['a truncated', '{"pid":12,"purpose":"dep'],
+  ])(
+    '%s lock file fails deploy at once naming the file and `rm <file>`, and is left as it was',
+    (kind, content) =>
+      corrupt(`${kind.split(' ')[1]} deploy lock`, async () => {
+        const state = freshState();
+        const lock = openStateDir(state).lock('deploy');
+        writeFileSync(lock, content);
+        const r = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(r, lock, new RegExp(`rm ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), state);
+        expect(readFileSync(lock, 'utf8')).toBe(content);
+        expect(existsSync(path.join(state, 'run'))).toBe(false);
       }),
-    );
-    const fix = /restore it from a backup; if that incident is over, remove it with `rm .*\.json`/;
-    const deploy = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], {
-      cwd: dir,
-      env,
-    });
-    expectCorrupt(deploy, p.incidentFile(id), fix, state);
-    for (const argv of [
-      ['incident', 'resolve', id],
-      ['incident', 'show', id],
-      ['incident', 'list'],
-    ]) {
-      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-      expectCorrupt(r, p.incidentFile(id), fix, state);
-    }
-    expect(readFileSync(p.incidentFile(id), 'utf8')).toBe(truncated);
-    expect(JSON.parse(readFileSync(p.lock('deploy'), 'utf8')).token).toBe('incident-token');
-  });
+  );
 
-  it('a truncated current release: releases and rollback name it', async () => {
-    const state = freshState();
-    const p = openStateDir(state);
-    mkdirSync(p.releases, { recursive: true });
-    const id = '2026-12-04T12-00-00Z-abc';
-    writeFileSync(p.releaseFile(id), '{"id":"2026-12-04T12-00-00Z-abc","ref":"ma');
-    writeFileSync(p.currentRelease, `${id}\n`);
-    const fix = /restore it from a backup or delete it/;
-    for (const argv of [['releases'], ['rollback']]) {
-      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-      expectCorrupt(r, p.releaseFile(id), fix, state);
-    }
-  });
+  it('a truncated open incident: deploy and incident resolve both name the record, not "no incident"', () =>
+    corrupt('truncated open incident', async () => {
+      const state = freshState();
+      const id = 'INC-20261204-120000';
+      const p = openStateDir(state);
+      mkdirSync(p.incidents, { recursive: true });
+      const truncated = `{"id":"${id}","kind":"p1","title":"signaling do`;
+      writeFileSync(p.incidentFile(id), truncated);
+      // The open incident still holds deploys, as `incident declare` left it.
+      writeFileSync(
+        p.lock('deploy'),
+        JSON.stringify({
+          pid: 1,
+          purpose: `incident ${id}`,
+          since: new Date().toISOString(),
+          token: 'incident-token',
+          persistent: true,
+          release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
+        }),
+      );
+      const fix = /restore it from a backup; if that incident is over, remove it with `rm .*\.json`/;
+      const deploy = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], {
+        cwd: dir,
+        env,
+      });
+      expectCorrupt(deploy, p.incidentFile(id), fix, state);
+      for (const argv of [
+        ['incident', 'resolve', id],
+        ['incident', 'show', id],
+        ['incident', 'list'],
+      ]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(r, p.incidentFile(id), fix, state);
+      }
+      expect(readFileSync(p.incidentFile(id), 'utf8')).toBe(truncated);
+      expect(JSON.parse(readFileSync(p.lock('deploy'), 'utf8')).token).toBe('incident-token');
+    }));
+
+  it('a truncated current release: releases and rollback name it', () =>
+    corrupt('truncated release record', async () => {
+      const state = freshState();
+      const p = openStateDir(state);
+      mkdirSync(p.releases, { recursive: true });
+      const id = '2026-12-04T12-00-00Z-abc';
+      writeFileSync(p.releaseFile(id), '{"id":"2026-12-04T12-00-00Z-abc","ref":"ma');
+      writeFileSync(p.currentRelease, `${id}\n`);
+      const fix = /restore it from a backup or delete it/;
+      for (const argv of [['releases'], ['rollback']]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(r, p.releaseFile(id), fix, state);
+      }
+    }));
 
   it.each([
     ['empty', ''],
     ['naming no record', 'rel-gon'],
-  ])('a releases/current file %s: releases and rollback name it, not "no release"', async (_, content) => {
-    const state = freshState();
-    const p = openStateDir(state);
-    mkdirSync(p.releases, { recursive: true });
-    writeFileSync(p.currentRelease, content);
-    for (const argv of [['releases'], ['rollback']]) {
-      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-      expectCorrupt(r, p.currentRelease, /write the id of a release `ifmesh releases` lists into it/, state);
-    }
-    expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
-  });
+  ])('a releases/current file %s: releases and rollback name it, not "no release"', (kind, content) =>
+    corrupt(`releases/current ${kind}`, async () => {
+      const state = freshState();
+      const p = openStateDir(state);
+      mkdirSync(p.releases, { recursive: true });
+      writeFileSync(p.currentRelease, content);
+      for (const argv of [['releases'], ['rollback']]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(
+          r,
+          p.currentRelease,
+          /write the id of a release `ifmesh releases` lists into it/,
+          state,
+        );
+      }
+      expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
+    }),
+  );
 
-  it('a truncated canary state: canary status and abort name it', async () => {
-    const state = freshState();
-    const p = openStateDir(state);
-    writeFileSync(p.canary, '{"plan":{"canary_id":"c1","stage":"sta');
-    const fix = /restore the release with `ifmesh rollback`, then delete the file/;
-    for (const argv of [
-      ['canary', 'status'],
-      ['canary', 'abort'],
-    ]) {
-      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-      expectCorrupt(r, p.canary, fix, state);
-    }
-  });
+  it('a truncated canary state: canary status and abort name it', () =>
+    corrupt('truncated canary state', async () => {
+      const state = freshState();
+      const p = openStateDir(state);
+      writeFileSync(p.canary, '{"plan":{"canary_id":"c1","stage":"sta');
+      const fix = /restore the release with `ifmesh rollback`, then delete the file/;
+      for (const argv of [
+        ['canary', 'status'],
+        ['canary', 'abort'],
+      ]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(r, p.canary, fix, state);
+      }
+    }));
 
-  it('a truncated process record: down names it and says to stop the process by hand; status too', async () => {
-    const state = freshState();
-    const p = openStateDir(state);
-    const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
-    child.unref();
-    pids.push(child.pid!);
-    trackPid(child.pid!);
-    mkdirSync(p.run, { recursive: true });
-    writeFileSync(
-      p.processFile('signaling-1'),
-      `{"name":"signaling-1","role":"signaling","pid":${child.pid}`,
-    );
-    const fix = /stop its process by hand if it still runs/;
-    for (const argv of [['down'], ['status']]) {
-      const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toContain(`${p.processFile('signaling-1')} is corrupted`);
-      expect(r.stderr).toMatch(fix);
-    }
-    expect(isAlive(child.pid!)).toBe(true);
-  });
+  it('a truncated process record: down names it and says to stop the process by hand; status too', () =>
+    corrupt('truncated process record', async () => {
+      const state = freshState();
+      const p = openStateDir(state);
+      const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
+      child.unref();
+      pids.push(child.pid!);
+      trackPid(child.pid!);
+      mkdirSync(p.run, { recursive: true });
+      writeFileSync(
+        p.processFile('signaling-1'),
+        `{"name":"signaling-1","role":"signaling","pid":${child.pid}`,
+      );
+      const fix = /stop its process by hand if it still runs/;
+      for (const argv of [['down'], ['status']]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(`${p.processFile('signaling-1')} is corrupted`);
+        expect(r.stderr).toMatch(fix);
+      }
+      expect(isAlive(child.pid!)).toBe(true);
+    }));
 });

@@ -7,6 +7,7 @@ import { startCoturn } from '../helpers/coturn.js';
 import { startService } from '../helpers/processes.js';
 import { startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
+import { recordFigure } from './figures.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(() => cleanup());
@@ -112,6 +113,14 @@ describe('agent hygiene', () => {
       process.stderr.write(
         `agent RSS over 100 cycles: ${(before / 1e6).toFixed(0)} MB -> ${(after / 1e6).toFixed(0)} MB\n`,
       );
+      recordFigure({
+        fault: 'agent connect/disconnect cycles (leak check)',
+        trials: 100,
+        expected: 'RSS grows under 10 %, no link left',
+        observed: `RSS ${(before / 1e6).toFixed(0)} → ${(after / 1e6).toFixed(0)} MB, ${stay.links.size} links left`,
+        figure: `${(((after - before) / before) * 100).toFixed(1)} % growth`,
+        ok: stay.links.size === 0 && after / before < 1.1,
+      });
       expect(stay.links.size).toBe(0);
       expect(after / before).toBeLessThan(1.1);
     } finally {

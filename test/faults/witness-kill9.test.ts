@@ -6,6 +6,7 @@ import { tempDir } from '../helpers/cli.js';
 import { type Service, startWitnessProcess } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post } from '../helpers/witness.js';
+import { outOf, recordFigure } from './figures.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(() => cleanup());
@@ -69,8 +70,22 @@ describe('witness durability', () => {
     announce();
     await Promise.all(writers);
     const final = await startWitnessProcess(db);
+    const verify = async () => {
+      const { run } = await import('../helpers/cli.js');
+      const v = await run([
+        'witness',
+        'verify',
+        '--db',
+        db,
+        '--state-dir',
+        path.join(dir, 'state'),
+        '--json',
+      ]);
+      return JSON.parse(v.stdout) as { ok: boolean };
+    };
     try {
       const stored = new Set<string>();
+      let rows = 0;
       let cursor: string | null = null;
       for (let page = 0; page < 100; page++) {
         const r = await post(`${final.url}/api/query`, {
@@ -78,19 +93,32 @@ describe('witness durability', () => {
           limit: 10_000,
           cursor,
         });
-        for (const e of r.json.results as { idempotency_key: string }[]) stored.add(e.idempotency_key);
+        for (const e of r.json.results as { idempotency_key: string }[]) {
+          stored.add(e.idempotency_key);
+          rows += 1;
+        }
         cursor = r.json.next_cursor;
         if (!cursor) break;
       }
       const lost = [...acked].filter((k) => !stored.has(k));
+      const duplicates = rows - stored.size;
+      await final.stop();
+      const verified = await verify();
+      recordFigure({
+        fault: 'witness kill -9 under 4 writers',
+        trials: 50,
+        expected: 'acknowledged lost 0, duplicates 0, witness verify passes',
+        observed: `${outOf(lost.length, acked.size)} acknowledged lost, ${duplicates} duplicates, verify ${verified.ok ? 'passes' : 'FAILS'}`,
+        figure: `${lost.length} lost`,
+        ok: lost.length === 0 && duplicates === 0 && verified.ok,
+      });
+      expect(duplicates).toBe(0);
+      expect(verified).toMatchObject({ ok: true });
       expect(acked.size).toBeGreaterThanOrEqual(250);
       expect(lost).toEqual([]);
       expect(attempts).toBeGreaterThan(acked.size);
     } finally {
       await final.stop();
     }
-    const { run } = await import('../helpers/cli.js');
-    const v = await run(['witness', 'verify', '--db', db, '--state-dir', path.join(dir, 'state'), '--json']);
-    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true });
   }, 180_000);
 });

@@ -7,6 +7,7 @@ import { WitnessClient } from '../../src/clients/witness.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { freePort, type Service, startWitnessProcess } from '../helpers/processes.js';
 import { API_KEY, post } from '../helpers/witness.js';
+import { recordFigure } from './figures.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(() => cleanup());
@@ -50,8 +51,10 @@ describe('witness client spool', () => {
       svc = await start();
     }
     await streaming;
-    for (const c of clients) expect(await c.flush(30_000)).toBe(true);
+    const flushed = [];
+    for (const c of clients) flushed.push(await c.flush(30_000));
     for (const c of clients) await c.close();
+    expect(flushed).toEqual([true, true]);
     expect(clients.reduce((n, c) => n + c.stats.spooled, 0)).toBeGreaterThan(0);
     expect(errors.length).toBeGreaterThan(0); // the outages were noticed …
     expect(existsSync(path.join(spoolDir, 'producer-a.ndjson'))).toBe(false); // … and the spool drained
@@ -68,10 +71,20 @@ describe('witness client spool', () => {
       cursor = r.json.next_cursor;
       if (!cursor) break;
     }
-    expect(total).toBe(10_000);
-    for (const p of [0, 1]) expect(seen[p]).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
     await svc.stop();
     const v = await run(['witness', 'verify', '--db', db, '--state-dir', path.join(dir, 'state'), '--json']);
+    const inOrder = [0, 1].every((p) => seen[p]!.every((n, i) => n === i));
+    const unique = new Set([0, 1].flatMap((p) => seen[p]!.map((n) => `${p}:${n}`))).size;
+    recordFigure({
+      fault: 'witness kill -9 twice while 2 producers stream (client spool)',
+      trials: 2,
+      expected: '10,000 stored once each, in order per producer',
+      observed: `${unique} of 10000 stored, ${total - unique} duplicates, ${inOrder ? 'in order' : 'OUT OF ORDER'}`,
+      figure: `${10_000 - unique} lost`,
+      ok: unique === 10_000 && total === 10_000 && inOrder,
+    });
+    expect(total).toBe(10_000);
+    for (const p of [0, 1]) expect(seen[p]).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, tree_size: 10_000 });
   }, 120_000);
 });

@@ -14,6 +14,8 @@ export interface TestPostgres {
   dir: string;
   /** Creates a fresh database and returns its postgres:// URL. */
   createDatabase(name?: string): Promise<string>;
+  /** Stops the server (fast shutdown: open sessions are cut) and starts it again on the same data and port. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,22 +47,30 @@ export async function startPostgres(): Promise<TestPostgres> {
   const { dir, cleanup } = tempDir();
   letPostgresReach(dir);
   let cluster: Cluster;
+  const opts = {
+    dataDir: path.join(dir, 'data'),
+    socketDir: path.join(dir, 'sock'),
+    logFile: path.join(dir, 'log', 'postgres.log'),
+    port: await freePort(),
+    noSync: true,
+  };
   try {
-    cluster = await startCluster({
-      dataDir: path.join(dir, 'data'),
-      socketDir: path.join(dir, 'sock'),
-      logFile: path.join(dir, 'log', 'postgres.log'),
-      port: await freePort(),
-      noSync: true,
-    });
+    cluster = await startCluster(opts);
   } catch (err) {
     cleanup();
     throw err;
   }
   trackPid(cluster.pid);
   return {
-    cluster,
+    get cluster() {
+      return cluster;
+    },
     dir,
+    async restart() {
+      await cluster.stop();
+      cluster = await startCluster(opts);
+      trackPid(cluster.pid);
+    },
     async createDatabase(name = `w${process.pid}_${counter++}`) {
       const admin = new pg.Client({
         connectionString: cluster.url('postgres'),

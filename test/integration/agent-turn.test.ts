@@ -86,7 +86,9 @@ describe('TURN through real coturn', () => {
         iceServers: [{ urls: t1.stunUrl }, { urls: t1.url, username: 'ifmesh', credential: 'test-pass' }],
         iceTransportPolicy: 'all',
         loopbackOnly: true,
-        turnFallbackTimeoutMs: 1_500,
+        // Each attempt (the direct one, then the relay one) gets this long: room for a loaded machine,
+        // where a relay attempt cut at 1.5 s failed and the pair was left without a usable link.
+        turnFallbackTimeoutMs: 3_000,
         ...(noHost ? { peerConfig: { iceAdditionalHostAddresses: [] } } : {}),
         events: { log: (e) => events.push(e) },
       });
@@ -102,7 +104,16 @@ describe('TURN through real coturn', () => {
     expect(link.turnServer).toBe(t1.url);
     expect((await link.stats()).candidateType).toBe('relay');
     // ping() resolves only when the peer's signed pong came back over the relayed channel.
-    expect(Number.isFinite(await link.ping())).toBe(true);
+    const trail = () =>
+      events
+        .filter((e) => String(e.agent_id).startsWith('fb-'))
+        .map((e) => `${e.agent_id}:${e.event}`)
+        .join(', ');
+    expect(
+      Number.isFinite(
+        await link.ping().catch((e: Error) => Promise.reject(new Error(`${e.message}; events: ${trail()}`))),
+      ),
+    ).toBe(true);
     const mine = events.filter((e) => e.agent_id === 'fb-2' && e.peer_id === 'fb-1').map((e) => e.event);
     expect(mine).toEqual(
       expect.arrayContaining([

@@ -44,4 +44,32 @@ describe('TurnPool', () => {
     ]);
     expect(events.filter((e) => e[0] === 'turn_server_health_check_success')).toHaveLength(2);
   });
+
+  it('recheck after a lost link: a dead server is out of the order at once, a live one keeps its place, and one recheck runs at a time', async () => {
+    const latency: Record<number, number | undefined> = { 3478: 1, 3479: 5 };
+    let probes = 0;
+    const pool = new TurnPool({
+      servers: [
+        { urls: 'turn:127.0.0.1:3478?transport=udp', username: 'u', credential: 'p' },
+        { urls: 'turn:127.0.0.1:3479?transport=udp', username: 'u', credential: 'p' },
+      ],
+      probe: async (_h, port) => {
+        probes += 1;
+        const l = latency[port];
+        if (l === undefined) throw new Error('down');
+        return l;
+      },
+      onEvent: () => {},
+    });
+    await pool.check();
+    expect(pool.ordered()[0]!.urls).toBe('turn:127.0.0.1:3478?transport=udp');
+    latency[3478] = undefined; // the server the pair relayed through dies
+    probes = 0;
+    const [a, b] = [pool.recheck(), pool.recheck()];
+    expect(a).toBe(b);
+    await pool.settled();
+    expect(pool.ordered().map((s) => s.urls)).toEqual(['turn:127.0.0.1:3479?transport=udp']);
+    // three tries for the dead one (the circuit's threshold), one answer for the live one
+    expect(probes).toBe(4);
+  });
 });

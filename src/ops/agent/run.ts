@@ -95,6 +95,7 @@ export async function runAgents(
         rejectUnauthorized: o.rejectUnauthorized,
         ca: o.ca,
         turnFallbackTimeoutMs: o.config.turnFallbackTimeoutMs,
+        backoffMaxMs: o.config.agentReconnectMaxMs,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs,
         healingBaseMs: o.healingBaseMs,
         events: witness,

@@ -17,6 +17,7 @@ import {
 import { applyNginx } from '../../exec/nginx.js';
 import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
+import { requireFreeSpace } from '../../state/free-space.js';
 import { withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
@@ -217,6 +218,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   checkIncidentRecords(o.state);
+  await requireFreeSpace(o.state, 'ifmesh deploy');
   return withLock(
     o.state,
     'deploy',

@@ -8,6 +8,7 @@ import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
 import { packageRoot } from '../../paths.js';
 import { redactDbUrl } from '../../services/witness/pg-store.js';
+import { requireFreeSpace } from '../../state/free-space.js';
 import { listProcesses } from '../../state/processes.js';
 import { ensureSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -75,6 +76,7 @@ export interface UpReport {
  */
 export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   const t0 = ctx.clock.now();
+  await requireFreeSpace(o.state, 'ifmesh up');
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'up' });
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);

@@ -11,6 +11,24 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The URL of a request target. A path starting with `//` is a valid HTTP path but a
+ * protocol-relative URL to `new URL(path, base)`, which throws; anything unparsable is undefined,
+ * for the caller to answer 400 — never an exception that ends the server.
+ */
+export function requestUrl(target: string | undefined, origin: string): URL | undefined {
+  const t = target ?? '/';
+  try {
+    return t.startsWith('/') ? new URL(`${origin}${t}`) : new URL(t, origin);
+  } catch {
+    return undefined;
+  }
+}
+
+/** 400 for a request target `requestUrl` could not read. */
+export const badTarget = () =>
+  new HttpError(400, 'bad_request', 'the request target is not a valid URL path');
+
 /** Compact JSON: the runbook greps raw bodies (`grep -q '"status":"ok"'`). */
 export function sendJson(
   res: ServerResponse,

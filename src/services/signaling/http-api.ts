@@ -23,7 +23,7 @@ import type {
 } from '../../protocol/signaling-api.js';
 import type { BindingsResponse, RebindResponse } from '../../protocol/signaling-identity.js';
 import { AuthFailureLimiter } from '../http/auth-failures.js';
-import { bearerMatches, HttpError, readBody, sendJson } from '../http/util.js';
+import { badTarget, bearerMatches, HttpError, readBody, requestUrl, sendJson } from '../http/util.js';
 import { disconnectBlocked } from './push.js';
 import { RegistryUnavailableError } from './redis-registry.js';
 import type { MeshCore } from './types.js';
@@ -430,11 +430,18 @@ const routes: Record<string, Handler> = {
 };
 
 export async function handleHttp(core: MeshCore, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://signaling');
+  const parsed = requestUrl(req.url, 'http://signaling');
+  const url = parsed ?? new URL('http://signaling/');
   try {
+    if (!parsed) throw badTarget();
     const peer = /^\/peers\/([^/]+)$/.exec(url.pathname);
     if (peer && req.method === 'GET') {
-      const id = decodeURIComponent(peer[1]!);
+      let id: string;
+      try {
+        id = decodeURIComponent(peer[1]!);
+      } catch {
+        throw new HttpError(400, 'bad_request', 'the agent id in the path is not valid percent-encoding');
+      }
       const a = await core.registry.get(id);
       if (!a) throw new HttpError(404, 'unknown_peer', `no agent ${id.slice(0, 64)} is registered`);
       return sendJson(res, 200, {

@@ -5,6 +5,7 @@ import { Gauge } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CLOSE } from '../../protocol/signaling.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import { requestUrl } from '../http/util.js';
 import { BlockList } from './block-list.js';
 import { handleHttp } from './http-api.js';
 import { SignalingMetrics } from './metrics.js';
@@ -139,7 +140,8 @@ export function createSignalingServer(deps: SignalingDeps): SignalingServer {
     socket.on('error', () => {});
     const ip = req.socket.remoteAddress ?? 'unknown';
     if (core.draining) return reject(socket, 503, 'draining');
-    const url = new URL(req.url ?? '/', 'http://signaling');
+    const url = requestUrl(req.url, 'http://signaling');
+    if (!url) return reject(socket, 400, 'bad_request');
     if (url.pathname !== '/') return reject(socket, 404, 'not_found');
     const origin = req.headers.origin;
     if (origin && deps.allowedOrigins && !deps.allowedOrigins.includes(origin)) {

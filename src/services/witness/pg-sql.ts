@@ -18,9 +18,33 @@ const WRITE_ROWS = `WITH e AS (INSERT INTO events (${EVENT_COLUMNS.join(', ')}) 
   n AS (INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($${N + 1}::int[], $${N + 2}::bigint[], $${N + 3}::bytea[]))
   UPDATE head SET size = $${N + 4}`;
 
+/**
+ * A pooled connection, checked out. The pool listens for errors only on idle connections: one the
+ * server drops while it is checked out (a restart's "terminating connection due to administrator
+ * command") emits 'error' on the client itself, which with no listener ends the process. This one
+ * listens until `release`, and a connection that errored is not given back to the pool.
+ */
+export async function checkout(
+  pool: pg.Pool,
+): Promise<{ c: pg.PoolClient; release: (broken: boolean) => void }> {
+  const c = await pool.connect();
+  let dropped = false;
+  const onError = () => {
+    dropped = true;
+  };
+  c.on('error', onError);
+  return {
+    c,
+    release: (broken) => {
+      c.off('error', onError);
+      c.release(broken || dropped);
+    },
+  };
+}
+
 /** Runs fn in one transaction on a pooled connection; a connection that failed is not reused. */
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await pool.connect();
+  const { c, release } = await checkout(pool);
   let broken = false;
   try {
     await c.query('BEGIN');
@@ -32,7 +56,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
     await c.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    c.release(broken);
+    release(broken);
   }
 }
 

@@ -19,6 +19,7 @@ import {
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import {
+  checkout,
   conditionSql,
   EVENT_COLUMNS,
   inTransaction,
@@ -199,7 +200,7 @@ export class PgWitnessStore implements WitnessStore {
     );
     const out: { id: number; ts: number; body: string }[] = [];
     let after = q.after ? { ts: q.after.tsMs, id: q.after.id } : undefined;
-    const c = await this.reads.connect();
+    const { c, release } = await checkout(this.reads);
     let broken = false;
     try {
       for (;;) {
@@ -240,7 +241,7 @@ export class PgWitnessStore implements WitnessStore {
       broken = !(err instanceof QueryTimeoutError);
       throw err;
     } finally {
-      c.release(broken);
+      release(broken);
     }
     const more = out.length > q.limit;
     const rows = more ? out.slice(0, q.limit) : out;

@@ -7,7 +7,15 @@ import { type Signer, toBase64url } from '../../crypto/ed25519.js';
 import { canonicalize } from '../../crypto/jcs.js';
 import { EventInvalidError, MAX_BATCH, MAX_BODY_BYTES, normalizeEvent } from '../../protocol/witness.js';
 import { AuthFailureLimiter } from '../http/auth-failures.js';
-import { bearerMatches, HttpError, readJson, sendError, sendJson } from '../http/util.js';
+import {
+  badTarget,
+  bearerMatches,
+  HttpError,
+  readJson,
+  requestUrl,
+  sendError,
+  sendJson,
+} from '../http/util.js';
 import { encodeCursor, parseQuery, QueryError } from './query.js';
 import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
 
@@ -419,10 +427,12 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by default).
   const http = createServer({ connectionsCheckingInterval: 1_000 }, async (req, res) => {
     const arrival = monotonicNow();
-    const url = new URL(req.url ?? '/', 'http://witness');
+    const parsed = requestUrl(req.url, 'http://witness');
+    const url = parsed ?? new URL('http://witness/');
     const key = `${req.method} ${url.pathname}`;
     const handler = routes[key];
     try {
+      if (!parsed) throw badTarget();
       await ready;
       if (!handler) {
         const known = Object.keys(routes).some((r) => r.endsWith(` ${url.pathname}`));
@@ -432,10 +442,23 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       }
       await handler(req, res, url, arrival);
     } catch (err) {
-      const e = err instanceof HttpError ? err : new HttpError(500, 'internal', (err as Error).message);
+      const away = !(err instanceof HttpError) && storeUnavailable(err);
+      const e =
+        err instanceof HttpError
+          ? err
+          : away
+            ? new HttpError(
+                503,
+                'store_unavailable',
+                `the witness database is unavailable (${(err as Error).message}); retry`,
+              )
+            : new HttpError(500, 'internal', (err as Error).message);
       if (e.status >= 500) log('error', 'request failed', { route: key, error: e.message });
       if (!res.headersSent)
-        sendError(res, e, { 'server-timing': `total;dur=${(monotonicNow() - arrival).toFixed(1)}` });
+        sendError(res, e, {
+          'server-timing': `total;dur=${(monotonicNow() - arrival).toFixed(1)}`,
+          ...(away ? { 'retry-after': '1' } : {}),
+        });
       else res.destroy();
     } finally {
       m.requests.inc({ route: handler ? key : 'other', status: String(res.statusCode) });
@@ -510,4 +533,21 @@ async function proof(fn: () => Promise<Buffer[]>): Promise<string[]> {
 /** Checks a checkpoint note served by a witness against its published key. */
 export function verifyServedCheckpoint(note: string, origin: string, publicKey: Uint8Array) {
   return openCheckpoint(note, origin, publicKey);
+}
+
+/**
+ * The database is away — restarting, unreachable, refusing or dropping connections — so the request
+ * may simply be retried: 503 with Retry-After, not a 500. PostgreSQL's connection-exception (08…)
+ * and operator-intervention (57P0…) classes, socket errors, node-postgres's own connection messages,
+ * and a busy SQLite file.
+ */
+export function storeUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^(08|57P0)/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code)) return true;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|connection error|timeout exceeded when trying to connect|not queryable/i.test(
+    message,
+  );
 }

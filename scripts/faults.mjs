@@ -1,0 +1,133 @@
+// `npm run faults`: runs the fault matrix (the scenario files below, against real processes),
+// collects what each scenario measured (test/faults/figures.ts), prints one table — fault, trials,
+// expected, observed, figure — and writes it into README.md's "Reliability" block.
+// Exit 0 when every scenario passed and every figure met its expectation, 1 otherwise, 2 on bad usage.
+//
+//   npm run faults                  the whole matrix (about 10 minutes on 2 cores)
+//   npm run faults -- witness       only the scenario files whose path contains "witness"
+//   npm run faults -- --no-readme   print the table, leave README.md alone
+//   npm run faults -- --json        one JSON document on stdout instead of the table
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The scenarios: every file under test/faults/, and the crash and corruption drills kept with the
+// end-to-end tests.
+const SCENARIOS = [
+  ...readdirSync(path.join(ROOT, 'test/faults'))
+    .filter((n) => n.endsWith('.test.ts'))
+    .map((n) => `test/faults/${n}`),
+  'test/e2e/rollout-crash.test.ts',
+  'test/e2e/state-corrupt.test.ts',
+];
+// Each test has its own timeout; the run as a whole has this one.
+const RUN_LIMIT_MS = 40 * 60_000;
+const BEGIN = '<!-- faults:table -->';
+const END = '<!-- /faults:table -->';
+
+const args = process.argv.slice(2);
+const unknown = args.find((a) => a.startsWith('-') && a !== '--json' && a !== '--no-readme');
+if (unknown) usage(`unknown option ${unknown}; use --json, --no-readme or words naming scenario files`);
+const json = args.includes('--json');
+const filters = args.filter((a) => !a.startsWith('-'));
+const files = filters.length ? SCENARIOS.filter((f) => filters.some((w) => f.includes(w))) : SCENARIOS;
+if (!files.length) usage(`no scenario file matches ${filters.join(', ')}; they are: ${SCENARIOS.join(', ')}`);
+const vitest = path.join(ROOT, 'node_modules', '.bin', 'vitest');
+if (!existsSync(vitest)) usage('vitest is not installed here; run npm ci first');
+
+const figuresDir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-faults-'));
+try {
+  const code = await runScenarios();
+  const figures = readFigures();
+  const missed = figures.filter((f) => !f.ok);
+  const ok = code === 0 && missed.length === 0 && figures.length > 0;
+  const table = renderTable(figures);
+  if (json) process.stdout.write(`${JSON.stringify({ ok, scenarios_passed: code === 0, figures })}\n`);
+  else process.stdout.write(`\n${table}\n`);
+  if (figures.length === 0) console.error('faults: no scenario recorded a figure');
+  if (missed.length)
+    console.error(`faults: ${missed.length} row(s) missed: ${missed.map((f) => f.fault).join('; ')}`);
+  if (code !== 0) console.error('faults: a scenario failed (see the test output above)');
+  const readme = !args.includes('--no-readme');
+  if (readme && filters.length) {
+    console.error('faults: a filtered run leaves README.md alone; run the whole matrix to rewrite it');
+  } else if (readme && figures.length) {
+    writeReadme(table, ok);
+    console.error('faults: README.md "Reliability" table rewritten');
+  }
+  process.exitCode = ok ? 0 : 1;
+} finally {
+  rmSync(figuresDir, { recursive: true, force: true });
+}
+
+function usage(message) {
+  console.error(`faults: ${message}`);
+  process.exit(2);
+}
+
+function runScenarios() {
+  return new Promise((resolve) => {
+    const child = spawn(vitest, ['run', '--config', 'test/vitest.config.ts', ...files], {
+      cwd: ROOT,
+      stdio: ['ignore', json ? 'ignore' : 'inherit', 'inherit'],
+      // tier all: the long drills the quick tier leaves out are part of the matrix.
+      env: { ...process.env, IFMESH_TEST_TIER: 'all', IFMESH_FAULT_FIGURES: figuresDir },
+    });
+    const limit = setTimeout(() => {
+      console.error(`faults: the run passed its ${RUN_LIMIT_MS / 60_000}-minute limit; stopping it`);
+      child.kill('SIGTERM');
+    }, RUN_LIMIT_MS);
+    child.on('exit', (code) => {
+      clearTimeout(limit);
+      resolve(code ?? 1);
+    });
+  });
+}
+
+function readFigures() {
+  const file = path.join(figuresDir, 'figures.ndjson');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+function renderTable(figures) {
+  const cell = (s) => String(s).replaceAll('|', '\\|');
+  const rows = figures.map(
+    (f) =>
+      `| ${cell(f.fault)} | ${f.trials} | ${cell(f.expected)} | ${cell(f.observed)} | ${cell(f.figure)} | ${f.ok ? 'yes' : '**missed**'} |`,
+  );
+  return [
+    '| fault | trials | expected | observed | figure | met |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+function writeReadme(table, ok) {
+  const file = path.join(ROOT, 'README.md');
+  const text = readFileSync(file, 'utf8');
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) usage(`README.md has no ${BEGIN} … ${END} block`);
+  const when = new Date().toISOString().slice(0, 10);
+  const machine = `${os.cpus().length} cores, Node ${process.versions.node}`;
+  const status = ok ? 'every scenario passed' : 'NOT every scenario passed (rows marked missed)';
+  const block = `${BEGIN}\nMeasured ${when} on ${machine}: ${status}.\n\n${table}\n`;
+  writeFileSync(`${file}.tmp`, text.slice(0, a) + block + text.slice(b));
+  // written beside it, then renamed: README.md is never half-written
+  renameSync(`${file}.tmp`, file);
+}
