@@ -4,11 +4,11 @@ import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { runAgents } from '../src/ops/agent/run.js';
 import { agentSignalingUrls, loadFleet } from '../src/ops/fleet/fleet.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 interface Flags extends ConfigFlags {
   id?: string;
@@ -57,13 +57,13 @@ export function register(cmd: Command, io: CommandIo): void {
     if (policy !== 'all' && policy !== 'relay')
       throw new UsageError(`--ice-policy ${policy} is not all or relay`);
     io.claimSignal();
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const fleet = loadFleet(stateDir, loaded, { signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL });
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+    const fleet = loadFleet(state, loaded, { signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL });
     await runAgents(
       {
         ids,
         keyFile: keyFile ? path.resolve(ctx.cwd, keyFile) : undefined,
-        config: resolveWitness(loaded, flags.witness, stateDir),
+        config: resolveWitness(loaded, flags.witness, state),
         signalingUrls: agentSignalingUrls(fleet),
         // The state's own STUN/TURN (what `up` runs) when neither flags nor the config name any,
         // so no TURN password has to be on a command line.
@@ -80,7 +80,7 @@ export function register(cmd: Command, io: CommandIo): void {
         ca: ctx.tls?.ca,
         heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
         healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
-        stateDir: flags.stateDir,
+        state,
         log: (line) => ctx.stderr.write(`${line}\n`),
       },
       ctx,

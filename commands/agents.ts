@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { toBase64url } from '../src/crypto/ed25519.js';
 import { readPublicKey } from '../src/crypto/key-file.js';
 import { UsageError } from '../src/errors.js';
@@ -15,6 +14,7 @@ import {
   setBlocked,
 } from '../src/ops/troubleshoot/agents.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 type Flags = ConfigFlags & {
   json?: boolean;
@@ -29,10 +29,10 @@ export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const targets = async (flags: Flags) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
     return {
-      signaling: resolveTargets(flags, ctx.env, loaded, stateDir).signaling,
-      token: adminToken(loaded, stateDir),
+      signaling: resolveTargets(flags, ctx.env, loaded, state).signaling,
+      token: adminToken(loaded, state),
     };
   };
   const checked = (id: string) => {

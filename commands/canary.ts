@@ -3,12 +3,12 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
 
@@ -39,8 +39,8 @@ export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const setup = async (flags: Flags) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    return { stateDir, config: resolveWitness(loaded, flags.witness, stateDir), warnings: loaded.warnings };
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+    return { state, config: resolveWitness(loaded, flags.witness, state), warnings: loaded.warnings };
   };
   withJson(withConfigOptions(cmd))
     .option('--stage <stage>', 'staging or production')
@@ -72,13 +72,13 @@ export function register(cmd: Command, io: CommandIo): void {
     .action(async (flags: Flags) => {
       if (flags.stage !== 'staging' && flags.stage !== 'production')
         throw new UsageError('canary needs --stage staging or --stage production');
-      const { stateDir, config, warnings } = await setup(flags);
+      const { state, config, warnings } = await setup(flags);
       const out = io.output(flags);
       for (const w of warnings) out.warn(w);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await runCanary(
         {
-          stateDir,
+          state,
           stage: flags.stage,
           canaryAgents: flags.canaryAgents ? intFlag(flags.canaryAgents, '--canary-agents', 1) : undefined,
           steps: flags.steps.split(','),
@@ -111,9 +111,9 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('state-dir'))
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
-      const st = await canaryStatus(stateDir, watch, ctx);
+      const st = await canaryStatus(state, watch, ctx);
       io.output(flags).result(st, renderCanaryStatus);
       io.setExitCode(st.exit_code);
     });
@@ -130,9 +130,9 @@ export function register(cmd: Command, io: CommandIo): void {
       .action(async (_: Flags, sub: Command) => {
         // the parent shares option names (--state-dir, --json): commander hands them to it
         const flags = sub.optsWithGlobals<Flags>();
-        const { stateDir, config } = await setup(flags);
+        const { state, config } = await setup(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
-        const o = { stateDir, config, progress };
+        const o = { state, config, progress };
         const r = await (action === 'resume' ? resumeCanary(o, ctx) : decideCanary(o, action, ctx)).finally(
           () => progress.close(),
         );

@@ -4,11 +4,11 @@ import { type ConfigFlags, durationFlag, intFlag, withFlags } from '../src/cli/o
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import type { LoadedConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { checkCertificate } from '../src/ops/certs/check.js';
 import { applyCertRotation, planCertRotation } from '../src/ops/certs/rotate.js';
 import { loadFleet } from '../src/ops/fleet/fleet.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { renderCertCheck, renderCertPlan, renderCertRotation } from '../src/ui/certs.js';
 
 type Flags = ConfigFlags & {
@@ -102,7 +102,7 @@ export function register(cmd: Command, io: CommandIo): void {
           '--self-signed-dev is refused with PRODUCTION_MODE=true',
           'install certbot, or renew by hand',
         );
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const days = intFlag(flags.days, '--days', 1, 825);
       if (flags.force && flags.ifExpiring)
         throw new UsageError(
@@ -114,7 +114,7 @@ export function register(cmd: Command, io: CommandIo): void {
           cert,
           key: key!,
           selfSignedDev: Boolean(flags.selfSignedDev),
-          stateDir,
+          state,
           days,
           thresholdDays: thresholdDays(flags.ifExpiring),
           force: Boolean(flags.force),
@@ -124,11 +124,15 @@ export function register(cmd: Command, io: CommandIo): void {
       );
       const out = io.output(flags);
       if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
-      const fw = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+      const fw = loadFleet(state, loaded, { witness: flags.witness }).witness;
       const w = { url: fw.url, apiKey: fw.api_key };
       const report = await applyCertRotation(
         plan,
-        { stateDir, witness: w.apiKey ? { ...w, stateDir } : undefined, onStep: (line) => out.info(line) },
+        {
+          state,
+          witness: w.apiKey ? { ...w, state } : undefined,
+          onStep: (line) => out.info(line),
+        },
         ctx,
       );
       out.result(report, renderCertRotation);

@@ -4,9 +4,9 @@ import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { launchEnv } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
@@ -45,18 +45,18 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadCommandConfig(ctx, flags, { productionRules: 'report' });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
-          stateDir,
+          state,
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
           basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          config: resolveWitness(loaded, flags.witness, state),
           cwd: ctx.cwd,
           progress,
           launchEnv: launchEnv(ctx.env, loaded),

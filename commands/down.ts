@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
 import { shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { down } from '../src/ops/stack/down.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
     .addOption(shared('state-dir'))
     .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const report = await down({ stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir) }, ctx);
+      const report = await down({ state: resolveState(ctx.cwd, ctx.env, flags.stateDir) }, ctx);
       io.output(flags).result(report, (r, c) =>
         r.stopped.length + r.not_running.length + r.failed.length === 0
           ? `no processes recorded in ${r.state_dir}`

@@ -31,7 +31,6 @@ import {
   validateRecovery,
 } from '../src/ops/failover/validate.js';
 import { planRotation } from '../src/ops/keys/rotate.js';
-import { statePaths } from '../src/state/state-dir.js';
 import { renderClassification, renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
 import { createProgress } from '../src/ui/progress.js';
 
@@ -77,10 +76,10 @@ export function register(cmd: Command, io: CommandIo): void {
   cmd.addHelpText('after', `\n${renderClassification(CLASSIFICATION)}\n`);
 
   const setup = async (flags: Flags) => {
-    const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
+    const { loaded, state, fleet } = await resolveFleet(ctx, flags);
     const urls = fleet.signaling.map((x) => x.url);
-    const witness = { url: fleet.witness.url, apiKey: fleet.witness.api_key, stateDir };
-    return { loaded, stateDir, fleet, urls, http: fleet.signaling.map((x) => x.http), witness };
+    const witness = { url: fleet.witness.url, apiKey: fleet.witness.api_key, state };
+    return { loaded, state, fleet, urls, http: fleet.signaling.map((x) => x.http), witness };
   };
 
   const validate = async (
@@ -147,7 +146,7 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!adminToken && (p.turn || p.partition || p.keys))
         throw new UnauthorizedError(
           'no signaling admin token',
-          `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${statePaths(s.stateDir).adminToken})`,
+          `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${s.state.adminToken})`,
         );
       if (!s.witness.apiKey)
         throw new UnauthorizedError(
@@ -159,7 +158,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const report = await applyFailover(
           p,
           {
-            stateDir: s.stateDir,
+            state: s.state,
             adminToken: adminToken ?? '',
             witness: s.witness,
             timeoutMs,
@@ -229,7 +228,7 @@ export function register(cmd: Command, io: CommandIo): void {
         if (flags.action === 'promote-backup')
           return planPromoteBackup({
             failoverId: id,
-            stateDir: s.stateDir,
+            state: s.state,
             signaling: s.urls,
             failed: flags.failed!,
             stabilizeMs,
@@ -241,7 +240,7 @@ export function register(cmd: Command, io: CommandIo): void {
           );
         return planSignalingFailover({
           failoverId: id,
-          stateDir: s.stateDir,
+          state: s.state,
           signaling: s.urls,
           failed: flags.failed!,
           stabilizeMs,
@@ -291,7 +290,7 @@ export function register(cmd: Command, io: CommandIo): void {
             throw new UsageError('--self-signed-dev is refused with PRODUCTION_MODE=true', 'install certbot');
           const days = intFlag(flags.days, '--days', 1, 825);
           const c = await planCertRotation(
-            { cert, key, selfSignedDev: Boolean(flags.selfSignedDev), stateDir: s.stateDir, days },
+            { cert, key, selfSignedDev: Boolean(flags.selfSignedDev), state: s.state, days },
             ctx,
           );
           return planCertFailover({ failoverId: id, signaling: s.urls, cert: c });

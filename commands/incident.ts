@@ -47,7 +47,7 @@ export function register(cmd: Command, io: CommandIo): void {
     const r = await resolveFleet(ctx, flags);
     const out = io.output(flags);
     for (const w of r.loaded.warnings) out.warn(w);
-    return { ...r, out, io: fleetIncidentIo(r.loaded, r.fleet) };
+    return { ...r, out, io: fleetIncidentIo(r.loaded, r.fleet, r.state) };
   };
   type Setup = Awaited<ReturnType<typeof setup>>;
   // Failed notices are loud: an error line each on stderr and exit 1 (the record and report keep them).
@@ -80,13 +80,14 @@ export function register(cmd: Command, io: CommandIo): void {
         const o = incidentOptions(kind, {
           loaded: s.loaded,
           fleet: s.fleet,
+          state: s.state,
           notify: flags.notify,
           investigate: Boolean(flags.investigate),
           witnessToken: ctx.env.WITNESS_QUERY_TOKEN || s.loaded.raw.WITNESS_QUERY_TOKEN || undefined,
         });
         if (flags.dryRun) return s.out.result(planIncident(o, ctx), renderPlan);
         const rec = await runIncident(o, ctx);
-        s.out.result(rec, (r, c) => renderIncident(r, c, s.stateDir, ctx.clock.now()));
+        s.out.result(rec, (r, c) => renderIncident(r, c, s.state, ctx.clock.now()));
         loud(s, failedNoticeLines(rec.id, rec.notifications));
         if (rec.actions.some((a) => !a.ok)) io.setExitCode(1);
         await runDue(s);
@@ -96,7 +97,7 @@ export function register(cmd: Command, io: CommandIo): void {
     async (flags: Flags) => {
       const s = await setup(flags);
       await runDue(s);
-      s.out.result({ incidents: listIncidents(s.stateDir) }, renderIncidentList);
+      s.out.result({ incidents: listIncidents(s.state) }, renderIncidentList);
     },
   );
   common(
@@ -116,8 +117,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const s = await setup(flags);
       if (!flags.watch) {
         await runDue(s);
-        return s.out.result(readIncident(s.stateDir, id), (r, c) =>
-          renderIncident(r, c, s.stateDir, ctx.clock.now()),
+        return s.out.result(readIncident(s.state, id), (r, c) =>
+          renderIncident(r, c, s.state, ctx.clock.now()),
         );
       }
       const rec = await watchIncident(s.io, id, ctx, (r, pages) => {
@@ -127,7 +128,7 @@ export function register(cmd: Command, io: CommandIo): void {
             `${new Date(ctx.clock.now()).toISOString()} ${r.id} ${r.status} level ${r.escalation_level}; next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}\n`,
           );
       });
-      s.out.result(rec, (r, c) => renderIncident(r, c, s.stateDir, ctx.clock.now()));
+      s.out.result(rec, (r, c) => renderIncident(r, c, s.state, ctx.clock.now()));
     });
   const lifecycle: [string, string, (s: Setup, id: string, flags: Flags) => Promise<StepResult>][] = [
     [
@@ -158,8 +159,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const { rec, sent } = await fn(s, id, flags);
       loud(s, failedNoticeLines(rec.id, sent));
       const run = await runDue(s);
-      const after = run.pages.some((p) => p.incident_id === id) ? readIncident(s.stateDir, id) : rec;
-      s.out.result(after, (r, c2) => renderIncident(r, c2, s.stateDir, ctx.clock.now()));
+      const after = run.pages.some((p) => p.incident_id === id) ? readIncident(s.state, id) : rec;
+      s.out.result(after, (r, c2) => renderIncident(r, c2, s.state, ctx.clock.now()));
     });
   }
 }

@@ -1,10 +1,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { shared } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -15,7 +14,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('state-dir'))
     .action(
       async (name: string | undefined, flags: { lines: string; follow?: boolean; stateDir?: string }) => {
-        const dir = path.join(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir), 'logs');
+        const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+        const dir = state.logs;
         const all = existsSync(dir)
           ? readdirSync(dir)
               .filter((f) => f.endsWith('.log'))
@@ -30,7 +30,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const n = Number(flags.lines) || 50;
         const offsets = new Map<string, number>();
         for (const k of names) {
-          const file = path.join(dir, `${k}.log`);
+          const file = state.logFile(k);
           const text = readFileSync(file, 'utf8');
           for (const line of text.split('\n').filter(Boolean).slice(-n))
             ctx.stdout.write(names.length > 1 ? `${k} | ${line}\n` : `${line}\n`);
@@ -41,7 +41,7 @@ export function register(cmd: Command, io: CommandIo): void {
         while (!ctx.signal.aborted) {
           await ctx.clock.sleep(250, ctx.signal).catch(() => {});
           for (const k of names) {
-            const file = path.join(dir, `${k}.log`);
+            const file = state.logFile(k);
             const size = statSync(file).size;
             const from = offsets.get(k) ?? 0;
             if (size <= from) continue;

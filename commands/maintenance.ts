@@ -22,7 +22,7 @@ import {
 import { runDaily } from '../src/ops/maintenance/daily.js';
 import { runWeekly } from '../src/ops/maintenance/weekly.js';
 import { packageRoot } from '../src/paths.js';
-import { resolveStateDir } from '../src/state/state-dir.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { noticeLine, renderCron, renderDaily, renderWeekly } from '../src/ui/maintenance.js';
 
 type Flags = ConfigFlags & {
@@ -46,9 +46,9 @@ export function register(cmd: Command, io: CommandIo): void {
       }
       throw err;
     });
-    const { loaded, stateDir, fleet } = resolved;
+    const { loaded, state, fleet } = resolved;
     const t: MaintenanceTargets = {
-      stateDir,
+      state,
       signaling: fleet.signaling.map((x) => x.http),
       witness: {
         url: fleet.witness.url,
@@ -57,7 +57,7 @@ export function register(cmd: Command, io: CommandIo): void {
       },
     };
     const notice = { notifiers: configuredNotifiers(loaded.config), notify: flags.notify };
-    return { loaded, stateDir, fleet, t, notice };
+    return { loaded, state, fleet, t, notice };
   };
   const shared = (c: Command) =>
     withFlags(c, 'state-dir', 'signaling', 'witness', 'config', 'set', 'json').option(
@@ -206,14 +206,14 @@ export function register(cmd: Command, io: CommandIo): void {
       },
     ) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const user = flags.user ?? currentUser(ctx.env);
       if (!/^[a-z_][\w.-]*$/i.test(user)) throw new UsageError(`--user ${user} is not a user name`);
       if (flags.cron && !CRON_KINDS.includes(flags.cron as CronKind))
         throw new UsageError(`--cron ${flags.cron} is not one of ${CRON_KINDS.join(', ')}`);
       const c = loaded.config;
       const plan = planCron({
-        stateDir,
+        state,
         cwd: ctx.cwd,
         node: process.execPath,
         bin: path.join(packageRoot(), 'dist/bin/ifmesh.js'),

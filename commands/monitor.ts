@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { monitor } from '../src/ops/rollout/monitor.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderMonitorCheck, renderMonitorReport } from '../src/ui/rollout.js';
 
@@ -51,7 +51,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('witness'))
     .action(async (flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       // NDJSON: one line per check, then the report as the last line.
       const line = (x: unknown) => ctx.stdout.write(`${JSON.stringify(x)}\n`);
       const progress = await createProgress(ctx, Boolean(flags.json));
@@ -67,8 +67,8 @@ export function register(cmd: Command, io: CommandIo): void {
           consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
           optionalGates: flags.optionalGate ?? [],
           rollback: flags.rollback,
-          stateDir,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          state,
+          config: resolveWitness(loaded, flags.witness, state),
           progress,
           onCheck: (c) =>
             flags.json ? line({ type: 'check', ...c }) : out.info(renderMonitorCheck(c, out.c)),

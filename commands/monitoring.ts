@@ -3,12 +3,12 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { alertChannels } from '../src/ops/monitoring/alertmanager.js';
 import { exportMonitoring } from '../src/ops/monitoring/export.js';
 import { resolveTargets, runCheck } from '../src/ops/monitoring/monitor.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { renderCheck, renderExport } from '../src/ui/monitoring.js';
 
 type Flags = ConfigFlags & {
@@ -58,8 +58,8 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--group-wait <duration>', 'Alertmanager group_wait: how long a first notice waits', '30s'),
   ).action(async (flags: ExportFlags) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-    const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+    const targets = resolveTargets(flags, ctx.env, loaded, state);
     const hostPort = (u: string) => new URL(u).host;
     const report = exportMonitoring({
       outDir: path.resolve(ctx.cwd, flags.out),
@@ -87,10 +87,10 @@ export function register(cmd: Command, io: CommandIo): void {
       .option('--sample-ms <ms>', 'time between the two looks at the mesh (CPU is a rate)', '1000'),
   ).action(async (flags: Flags & { sampleMs: string }) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
     const report = await runCheck(
       {
-        targets: resolveTargets(flags, ctx.env, loaded, stateDir),
+        targets: resolveTargets(flags, ctx.env, loaded, state),
         thresholds: parseThresholds(flags.threshold),
         sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
       },

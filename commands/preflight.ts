@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode } from '../src/errors.js';
 import { runPreflight } from '../src/ops/preflight/index.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
@@ -18,7 +18,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const report = await runPreflight(ctx, {
         configFile: flags.config,
         set: flags.set,
-        stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+        state: resolveState(ctx.cwd, ctx.env, flags.stateDir),
         onStart: (name) => progress.step(name, 'running'),
         onCheck: (r) =>
           progress.step(

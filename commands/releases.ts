@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
 import { shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { releaseHistory } from '../src/ops/rollout/history.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
     .addOption(shared('state-dir'))
     .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const h = await releaseHistory(resolveStateDir(ctx.cwd, ctx.env, flags.stateDir));
+      const h = await releaseHistory(resolveState(ctx.cwd, ctx.env, flags.stateDir));
       io.output(flags).result(h, (x, c) =>
         x.releases.length === 0
           ? 'no releases recorded (ifmesh deploy records one)'

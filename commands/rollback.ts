@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
 import { resolveWitness } from '../src/ops/shared.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 interface Flags extends ConfigFlags {
@@ -28,14 +28,14 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (target: string | undefined, flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await rollback(
         {
-          stateDir,
+          state,
           target,
           reason: flags.reason,
-          config: resolveWitness(loaded, flags.witness, stateDir),
+          config: resolveWitness(loaded, flags.witness, state),
           progress,
           registerTimeoutMs: durationMs(flags.healthTimeout, '--health-timeout', 100),
         },

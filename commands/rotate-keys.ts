@@ -8,7 +8,6 @@ import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
 import { securityIncidentOptions } from '../src/ops/keys/emergency.js';
 import { runPeriodicRotation } from '../src/ops/keys/periodic.js';
 import { applyRotation, planRotation } from '../src/ops/keys/rotate.js';
-import { statePaths } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderPeriodic, renderRotation, renderRotationPlan, rotationProgress } from '../src/ui/rotation.js';
 
@@ -52,16 +51,16 @@ export function register(cmd: Command, io: CommandIo): void {
           '--if-due is the scheduled rotation',
           'an emergency rotation runs at once: drop --if-due',
         );
-      const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
+      const { loaded, state, fleet } = await resolveFleet(ctx, flags);
       const out = io.output(flags);
       const w = { url: fleet.witness.url, apiKey: fleet.witness.api_key };
-      const witness = w.apiKey ? { ...w, stateDir } : undefined;
+      const witness = w.apiKey ? { ...w, state } : undefined;
       const live = !flags.json && Boolean(ctx.stderr.isTTY) && !ctx.env.CI;
       if (flags.ifDue) {
         const progress = await createProgress(ctx, Boolean(flags.json));
         const report = await runPeriodicRotation(
           {
-            stateDir,
+            state,
             signaling: fleet.signaling.map((x) => x.http),
             adminToken: fleet.admin_token,
             witness,
@@ -91,12 +90,12 @@ export function register(cmd: Command, io: CommandIo): void {
       if (!adminToken)
         throw new UnauthorizedError(
           'no signaling admin token',
-          `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${statePaths(stateDir).adminToken})`,
+          `set SIGNALING_ADMIN_TOKEN, or run against the local stack (${state.adminToken})`,
         );
       const incident = securityIncidentOptions({
         loaded,
         fleet,
-        stateDir,
+        state,
         notify: flags.notify,
         witnessToken: ctx.env.WITNESS_QUERY_TOKEN || loaded.raw.WITNESS_QUERY_TOKEN || undefined,
       });
@@ -106,7 +105,7 @@ export function register(cmd: Command, io: CommandIo): void {
         {
           adminToken,
           witness,
-          stateDir,
+          state,
           onProgress: rotationProgress(progress, live),
           onStep: (line) => progress.info(line),
           declareIncident: async () => (await runIncident(incident, ctx)).id,

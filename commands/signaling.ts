@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { serveSignaling } from '../src/ops/signaling/serve.js';
+import { resolveState } from '../src/state/state-dir.js';
 
 const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
 
@@ -95,14 +95,14 @@ export function register(cmd: Command, io: CommandIo): void {
     const out = io.output(flags);
     for (const w of loaded.warnings) out.warn(w);
     io.claimSignal();
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
     await serveSignaling(
       {
-        config: resolveWitness(loaded, flags.witness, stateDir),
+        config: resolveWitness(loaded, flags.witness, state),
         host: loaded.config.signalingHost,
         port: flags.port === '0' ? 0 : loaded.config.signalingPort,
         instanceId: flags.instanceId!,
-        stateDir,
+        state,
         adminTokenFile: flags.adminTokenFile ? path.resolve(ctx.cwd, flags.adminTokenFile) : undefined,
         allowKeysFile: flags.allowKeys ? path.resolve(ctx.cwd, flags.allowKeys) : undefined,
         allowedOrigins: flags.allowedOrigins

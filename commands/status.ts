@@ -15,8 +15,8 @@ export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withFlags(cmd, 'state-dir', 'config', 'set', 'json').action(
     async (flags: { stateDir?: string; config?: string; set?: Record<string, string>; json?: boolean }) => {
-      const { stateDir, loaded } = await resolveFleet(ctx, flags);
-      const report = await status(stateDir, loaded, ctx);
+      const { state, loaded } = await resolveFleet(ctx, flags);
+      const report = await status(state, loaded, ctx);
       io.output(flags).result(report, (r, c) => {
         if (!r.exists)
           return `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`;

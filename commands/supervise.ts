@@ -17,18 +17,18 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .action(async (flags: Flags) => {
       const maxTries = intFlag(flags.maxTries, '--max-tries', 1, 1_000);
-      const { stateDir, fleet } = await resolveFleet(ctx, flags);
+      const { state, fleet } = await resolveFleet(ctx, flags);
       io.claimSignal();
       const witness = openWitness(
-        { url: fleet.witness.url, apiKey: fleet.witness.api_key, stateDir },
+        { url: fleet.witness.url, apiKey: fleet.witness.api_key, state },
         'supervisor',
         ctx,
       );
       const line = (msg: string) => ctx.stderr.write(`${new Date(ctx.clock.now()).toISOString()} ${msg}\n`);
-      line(`watching the services of ${stateDir} (pid ${process.pid})`);
+      line(`watching the services of ${state.root} (pid ${process.pid})`);
       await runWatchdog(
         {
-          stateDir,
+          state,
           maxTries,
           onEvent: (e) => {
             line(`${e.event} ${e.name}: ${e.detail}`);

@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UnreachableError } from '../src/errors.js';
 import { collectMesh, type MeshSample, resolveTargets, topView } from '../src/ops/monitoring/monitor.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { topLines } from '../src/ui/top.js';
 
 type Flags = ConfigFlags & {
@@ -28,12 +28,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--interval <ms>', 'refresh interval of the live view', '2000')
     .action(async (flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const targets = resolveTargets(
-        flags,
-        ctx.env,
-        loaded,
-        resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
-      );
+      const targets = resolveTargets(flags, ctx.env, loaded, resolveState(ctx.cwd, ctx.env, flags.stateDir));
       const thresholds = parseThresholds(flags.threshold);
       const intervalMs = intFlag(flags.interval, '--interval', 200, 600_000);
       let prev: MeshSample | undefined;

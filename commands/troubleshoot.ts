@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
 import {
@@ -12,6 +11,7 @@ import {
   troubleshoot,
 } from '../src/ops/troubleshoot/run.js';
 import { AGENT_ID_RULE, isAgentId } from '../src/protocol/ids.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { troubleshootText } from '../src/ui/troubleshoot.js';
 
 type Flags = ConfigFlags & {
@@ -65,8 +65,8 @@ export function register(cmd: Command, io: CommandIo): void {
         const flags = (typeof peerOrFlags === 'string' ? maybeFlags : peerOrFlags) as Flags;
         const peer = typeof peerOrFlags === 'string' ? peerOrFlags : undefined;
         const loaded = await loadCommandConfig(ctx, flags);
-        const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-        const targets = resolveTargets(flags, ctx.env, loaded, stateDir);
+        const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+        const targets = resolveTargets(flags, ctx.env, loaded, state);
         const subject = {
           ...(id(agent, 'AGENT') ? { agent } : {}),
           ...(id(peer, 'PEER') ? { peer } : {}),
@@ -74,7 +74,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const report = await troubleshoot(
           k.kind,
           subject,
-          evidenceSources(targets, loaded, stateDir, ctx, parseLimits(flags.limit)),
+          evidenceSources(targets, loaded, state, ctx, parseLimits(flags.limit)),
         );
         io.output(flags).result(report, troubleshootText);
         // A root cause found is a failed check (exit 1); no fault is success.

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { durationFlag, intFlag, shared, withJson, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
+import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -42,7 +42,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const progress = await createProgress(ctx, Boolean(flags.json));
         const report = await up(
           {
-            stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+            state: resolveState(ctx.cwd, ctx.env, flags.stateDir),
             agents,
             instances,
             witnessDb: flags.witnessDb,

@@ -43,7 +43,7 @@ export function register(cmd: Command, io: CommandIo): void {
       const retries = intFlag(flags.retries, '--retries', 1, 10_000);
       const intervalMs = durationFlag(flags.interval, '--interval');
       const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
-      const { loaded, stateDir, fleet } = await resolveFleet(ctx, flags);
+      const { loaded, state, fleet } = await resolveFleet(ctx, flags);
       const out = io.output(flags);
       const urls = agentSignalingUrls(fleet);
       const w = { url: fleet.witness.url, apiKey: fleet.witness.api_key };
@@ -67,12 +67,12 @@ export function register(cmd: Command, io: CommandIo): void {
           maxRttP95Ms,
         });
       if (flags.messageExchange) {
-        const report = await exchange({ witness: w.apiKey ? { ...w, stateDir } : undefined });
+        const report = await exchange({ witness: w.apiKey ? { ...w, state } : undefined });
         out.result(report, renderExchange);
         if (!report.ok) io.setExitCode(ExitCode.checkFailed);
         return;
       }
-      const witness = openWitness({ ...w, stateDir }, `verify-${flags.deploymentId ?? 'adhoc'}`, ctx);
+      const witness = openWitness({ ...w, state }, `verify-${flags.deploymentId ?? 'adhoc'}`, ctx);
       if (!witness) out.warn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await verifyDeployment(ctx, {

@@ -9,7 +9,6 @@ import {
   WitnessKeyChangedError,
 } from '../src/clients/witness-checkpoint.js';
 import { loadConfig } from '../src/config/load.js';
-import { resolveStateDir } from '../src/config/state.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { loadFleet } from '../src/ops/fleet/fleet.js';
 import { migrateWitness } from '../src/ops/witness/migrate.js';
@@ -18,6 +17,7 @@ import { isPostgresUrl, localWitnessDb, serveWitness } from '../src/ops/witness/
 import { spoolStatus } from '../src/ops/witness/spool.js';
 import { trustWitness } from '../src/ops/witness/trust.js';
 import { verifyDb, verifyUrl } from '../src/ops/witness/verify.js';
+import { resolveState, type StateDir } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { eventLine, renderMigrate, renderSpool, renderTrust, renderVerify } from '../src/ui/witness.js';
 
@@ -66,17 +66,17 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       if (flags.db !== undefined && /\/\/[^/@]*:[^/@]*@/.test(flags.db))
         throw new UsageError(
           '--db must not carry a password: a command line is visible to every user of the host',
           'set WITNESS_DB_URL=postgres://USER:PASSWORD@HOST:PORT/DB in the environment or the env file instead',
         );
-      const db = flags.db ?? (loaded.config.witnessDbUrl || path.join(stateDir, 'witness.db'));
+      const db = flags.db ?? (loaded.config.witnessDbUrl || state.witnessDb);
       const postgres = isPostgresUrl(db);
       const dbPath = postgres ? db : path.resolve(ctx.cwd, db);
       // Instances sharing one PostgreSQL database must share the key too: default in the state dir.
-      const keyDir = postgres ? stateDir : path.dirname(dbPath);
+      const keyDir = postgres ? state.root : path.dirname(dbPath);
       io.claimSignal();
       await serveWitness(
         {
@@ -106,11 +106,11 @@ export function register(cmd: Command, io: CommandIo): void {
   );
 
   // Every client keeps the newest checkpoint it has seen; an inconsistent log fails the command.
-  const observe = async (url: string, out: ReturnType<CommandIo['output']>, stateDir?: string) => {
+  const observe = async (url: string, out: ReturnType<CommandIo['output']>, state: StateDir) => {
     try {
       await observeCheckpoint({
         url,
-        stateDir: resolveStateDir(ctx.cwd, ctx.env, stateDir),
+        state,
         dispatcher: ctx.dispatcher,
       });
     } catch (err) {
@@ -122,8 +122,8 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   const endpoint = async (flags: ConfigFlags & { witness?: string }) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const stateDir = resolveStateDir(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
-    const w = loadFleet(stateDir, loaded, { witness: flags.witness }).witness;
+    const state = resolveState(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir);
+    const w = loadFleet(state, loaded, { witness: flags.witness }).witness;
     return { url: w.url, apiKey: w.api_key };
   };
   const queryOptions = (c: Command) =>
@@ -168,7 +168,11 @@ export function register(cmd: Command, io: CommandIo): void {
         token: ctx.env.WITNESS_QUERY_TOKEN,
         dispatcher: ctx.dispatcher,
       });
-      await observe(url, io.output(flags), (flags as { stateDir?: string }).stateDir);
+      await observe(
+        url,
+        io.output(flags),
+        resolveState(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir),
+      );
       io.output(flags).result(answer, (a, c) =>
         [
           ...a.results.map((e) => eventLine(e, c)),
@@ -206,7 +210,7 @@ export function register(cmd: Command, io: CommandIo): void {
           token: ctx.env.WITNESS_QUERY_TOKEN,
           dispatcher: ctx.dispatcher,
         });
-        await observe(url, out, (flags as { stateDir?: string }).stateDir);
+        await observe(url, out, resolveState(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir));
         const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;
@@ -257,27 +261,24 @@ export function register(cmd: Command, io: CommandIo): void {
   ).action(
     async (flags: { db?: string; url?: string; pubkey?: string; stateDir?: string; json?: boolean }) => {
       if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       // With neither, the local stack's database (SQLite, or its PostgreSQL) in the state dir.
       if (!flags.db && !flags.url) {
-        const local = localWitnessDb(stateDir);
+        const local = localWitnessDb(state);
         if (!local)
-          throw new UsageError(
-            `no --db or --url, and no ${path.join(stateDir, 'witness.db')}`,
-            'pass --db FILE or --url URL',
-          );
+          throw new UsageError(`no --db or --url, and no ${state.witnessDb}`, 'pass --db FILE or --url URL');
         flags.db = local;
       }
       const report = flags.db
         ? await verifyDb({
             dbPath: isPostgresUrl(flags.db) ? flags.db : path.resolve(ctx.cwd, flags.db),
-            stateDir,
+            state,
             publicKey: flags.pubkey,
             cwd: ctx.cwd,
           })
         : await verifyUrl({
             url: flags.url!,
-            stateDir,
+            state,
             queryToken: ctx.env.WITNESS_QUERY_TOKEN,
             dispatcher: ctx.dispatcher,
           });
@@ -338,14 +339,14 @@ export function register(cmd: Command, io: CommandIo): void {
     ),
   ).action(
     async (flags: ConfigFlags & { flush?: boolean; witness?: string; stateDir?: string; json?: boolean }) => {
-      const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
       const { url, apiKey } = flags.flush ? await endpoint(flags) : { url: undefined, apiKey: undefined };
       const report = await spoolStatus({
-        dir: path.join(stateDir, 'witness-spool'),
+        dir: state.spool,
         flush: Boolean(flags.flush),
         url,
         apiKey,
-        stateDir,
+        state,
         dispatcher: ctx.dispatcher,
       });
       io.output(flags).result(report, renderSpool);
@@ -367,7 +368,7 @@ export function register(cmd: Command, io: CommandIo): void {
   ).action(async (url: string, flags: { yes?: boolean; stateDir?: string; json?: boolean }) => {
     const report = await trustWitness({
       url,
-      stateDir: resolveStateDir(ctx.cwd, ctx.env, flags.stateDir),
+      state: resolveState(ctx.cwd, ctx.env, flags.stateDir),
       accept: Boolean(flags.yes),
       dispatcher: ctx.dispatcher,
     });

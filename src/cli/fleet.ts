@@ -2,7 +2,7 @@
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
 import type { LoadedConfig } from '../config/load.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
-import { resolveStateDir } from '../state/state-dir.js';
+import { resolveState, type StateDir } from '../state/state-dir.js';
 import type { Context } from './context.js';
 import type { ConfigFlags } from './options.js';
 import { loadCommandConfig } from './tls.js';
@@ -15,17 +15,17 @@ export interface FleetFlagsIn extends ConfigFlags {
 
 export interface Resolved {
   loaded: LoadedConfig;
-  stateDir: string;
+  state: StateDir;
   fleet: Fleet;
 }
 
 /** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
   const loaded = await loadCommandConfig(ctx, flags);
-  const stateDir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir);
-  const fleet = loadFleet(stateDir, loaded, {
+  const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+  const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
   });
-  return { loaded, stateDir, fleet };
+  return { loaded, state, fleet };
 }

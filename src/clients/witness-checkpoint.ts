@@ -11,10 +11,10 @@ import { type Checkpoint, CheckpointError, openCheckpoint } from '../crypto/chec
 import { fromBase64url } from '../crypto/ed25519.js';
 import { verifyConsistency } from '../crypto/merkle.js';
 import { CheckFailedError } from '../errors.js';
-import { statePaths } from '../state/state-dir.js';
+import { openStateDir, type StateDir } from '../state/state-dir.js';
 import { httpRequest } from './http.js';
 
-export const CHECKPOINT_FILE = path.basename(statePaths('.').checkpoints);
+export const CHECKPOINT_FILE = path.basename(openStateDir('.').checkpoints);
 
 export interface HeldCheckpoint {
   origin: string;
@@ -79,8 +79,8 @@ function empty(): HeldCheckpoints {
 }
 
 /** Reads the held checkpoints; a file of the old one-checkpoint shape is read as a map of one. */
-export async function readHeldCheckpoints(stateDir: string): Promise<HeldCheckpoints> {
-  const file = statePaths(stateDir).checkpoints;
+export async function readHeldCheckpoints(state: StateDir): Promise<HeldCheckpoints> {
+  const file = state.checkpoints;
   let parsed: unknown;
   try {
     parsed = JSON.parse(await fs.readFile(file, 'utf8'));
@@ -103,11 +103,11 @@ export async function readHeldCheckpoints(stateDir: string): Promise<HeldCheckpo
 // Writers in other processes share the file: each update re-reads it just before changing one entry
 // and renames a complete file into place, so a reader never sees half a file. Two writers racing may
 // lose one's entry; it is held again at that writer's next observation.
-export async function updateHeld(stateDir: string, change: (held: HeldCheckpoints) => void): Promise<void> {
-  await fs.mkdir(stateDir, { recursive: true });
-  const held = await readHeldCheckpoints(stateDir);
+export async function updateHeld(state: StateDir, change: (held: HeldCheckpoints) => void): Promise<void> {
+  await fs.mkdir(state.root, { recursive: true });
+  const held = await readHeldCheckpoints(state);
   change(held);
-  const file = statePaths(stateDir).checkpoints;
+  const file = state.checkpoints;
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   await fs.writeFile(tmp, `${JSON.stringify(held, null, 2)}\n`, { mode: 0o600 });
   await fs.rename(tmp, file);
@@ -115,7 +115,7 @@ export async function updateHeld(stateDir: string, change: (held: HeldCheckpoint
 
 export interface ObserveOptions {
   url: string;
-  stateDir: string;
+  state: StateDir;
   dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
   signal?: AbortSignal | undefined;
@@ -177,7 +177,7 @@ export function keyChange(url: string, held: HeldCheckpoint | undefined, heldOri
  */
 export async function observeCheckpoint(opts: ObserveOptions): Promise<Observation> {
   const base = normalizeWitnessUrl(opts.url);
-  const all = await readHeldCheckpoints(opts.stateDir);
+  const all = await readHeldCheckpoints(opts.state);
   const served = await fetchServed(opts);
   const known = all.urls[base];
   if (known !== undefined && known !== served.origin) throw keyChange(base, all.logs[known], known, served);
@@ -219,7 +219,7 @@ export async function observeCheckpoint(opts: ObserveOptions): Promise<Observati
     }
   }
   if (status !== 'unchanged' || known === undefined || held?.url !== base) {
-    await updateHeld(opts.stateDir, (h) => {
+    await updateHeld(opts.state, (h) => {
       const current = h.logs[served.origin];
       // Another process may have held a newer checkpoint meanwhile: never move backwards.
       if (!current || current.size <= cp.size) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { IfmeshError } from '../errors.js';
 import { MAX_BATCH, type WitnessEvent } from '../protocol/witness.js';
+import type { StateDir } from '../state/state-dir.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { httpRequest } from './http.js';
 import { Spool } from './spool.js';
@@ -27,7 +28,7 @@ export interface WitnessClientOptions {
   spoolDir: string;
   /** When set, the witness's key is checked against the one held here before events are sent to it,
    * and every new checkpoint is proven consistent with the one held for its origin. */
-  stateDir?: string | undefined;
+  state?: StateDir | undefined;
   dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
   batchSize?: number;
@@ -52,9 +53,9 @@ export interface WitnessClientOptions {
 
 type SendOutcome = 'ok' | 'retry' | 'too_large' | 'rejected';
 type Options = Required<
-  Omit<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError' | 'onKeyChanged' | 'now'>
+  Omit<WitnessClientOptions, 'state' | 'dispatcher' | 'onError' | 'onKeyChanged' | 'now'>
 > &
-  Pick<WitnessClientOptions, 'stateDir' | 'dispatcher' | 'onError' | 'onKeyChanged'>;
+  Pick<WitnessClientOptions, 'state' | 'dispatcher' | 'onError' | 'onKeyChanged'>;
 
 /**
  * The witness client every part of ifmesh uses. `log()` never blocks and never throws: events are
@@ -128,7 +129,7 @@ export class WitnessClient {
     this.now = now ?? (() => this.clock.now());
     this.batchSize = Math.min(this.o.batchSize, MAX_BATCH);
     this.spool = new Spool(this.o.spoolDir, this.o.producer);
-    if (!this.o.stateDir) this.keyChecked = true;
+    if (!this.o.state) this.keyChecked = true;
   }
 
   /** Queues one event; fills in `timestamp` and an `idempotency_key` if absent. */
@@ -278,7 +279,7 @@ export class WitnessClient {
     await this.loop;
     // What was delivered since the last look is checked once more, within what is left of the time.
     const left = deadline - this.clock.now();
-    if (this.o.stateDir && this.keyChecked && this.sentSinceObserve > 0 && left > 0) {
+    if (this.o.state && this.keyChecked && this.sentSinceObserve > 0 && left > 0) {
       await this.observeNow(null, Math.min(left, this.o.timeoutMs)).catch((err) =>
         this.o.onError?.(err as Error),
       );
@@ -491,7 +492,7 @@ export class WitnessClient {
   private backoff(err: Error): 'retry' {
     this.retryMs = Math.min(this.o.retryMaxMs, this.retryMs ? this.retryMs * 2 : this.o.retryMinMs);
     // The witness may come back re-keyed: check its key again before the next send.
-    if (this.o.stateDir) this.keyChecked = false;
+    if (this.o.state) this.keyChecked = false;
     this.o.onError?.(err);
     return 'retry';
   }
@@ -552,7 +553,7 @@ export class WitnessClient {
     try {
       return await observeCheckpoint({
         url: this.o.url,
-        stateDir: this.o.stateDir!,
+        state: this.o.state!,
         dispatcher: this.o.dispatcher,
         timeoutMs,
         signal: signal ?? undefined,
@@ -566,7 +567,7 @@ export class WitnessClient {
   }
 
   private async observe(): Promise<void> {
-    if (!this.o.stateDir || this.sentSinceObserve === 0) return;
+    if (!this.o.state || this.sentSinceObserve === 0) return;
     try {
       await this.observeNow();
     } catch (err) {

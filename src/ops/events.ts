@@ -2,13 +2,13 @@
 // spooling client, so an unreachable witness delays the audit trail but never loses it.
 import { WitnessClient, type WitnessClientOptions } from '../clients/witness.js';
 import type { WitnessEvent } from '../protocol/witness.js';
-import { statePaths } from '../state/state-dir.js';
+import type { StateDir } from '../state/state-dir.js';
 import type { OpContext } from './shared.js';
 
 export interface WitnessTarget {
   url: string;
   apiKey: string;
-  stateDir: string;
+  state: StateDir;
   /** Fields put on every event logged through this target (a failover's `failover_id`). */
   tags?: Partial<WitnessEvent>;
 }
@@ -18,7 +18,7 @@ export interface WitnessTarget {
  * the context's dispatcher and clock. No API key: no client (events are not logged).
  */
 export function openWitness(
-  target: { url: string; apiKey: string; stateDir: string } | undefined,
+  target: { url: string; apiKey: string; state: StateDir } | undefined,
   producer: string,
   ctx: Partial<Pick<OpContext, 'dispatcher' | 'clock'>>,
   extra: Pick<WitnessClientOptions, 'onError' | 'onKeyChanged'> = {},
@@ -28,8 +28,8 @@ export function openWitness(
     url: target.url,
     apiKey: target.apiKey,
     producer,
-    spoolDir: statePaths(target.stateDir).spool,
-    stateDir: target.stateDir,
+    spoolDir: target.state.spool,
+    state: target.state,
     ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
     ...(ctx.clock ? { clock: ctx.clock } : {}),
     ...extra,

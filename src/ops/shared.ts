@@ -1,5 +1,6 @@
 import type { Context } from '../cli/context.js';
 import type { LoadedConfig, MeshConfig } from '../config/load.js';
+import type { StateDir } from '../state/state-dir.js';
 import { loadFleet } from './fleet/fleet.js';
 
 /** Resolves once `signal` aborts (SIGTERM/SIGINT for a server command). */
@@ -13,7 +14,7 @@ export function untilAborted(signal: AbortSignal): Promise<void> {
 /** `ifmesh signaling serve` arguments for a local instance (up and deploy start them alike). */
 export function signalingServeArgs(
   bin: string,
-  o: { port: number; instanceId: string; stateDir: string; adminTokenFile?: string; host?: string },
+  o: { port: number; instanceId: string; state: StateDir; adminTokenFile?: string; host?: string },
 ): string[] {
   return [
     bin,
@@ -27,7 +28,7 @@ export function signalingServeArgs(
     o.instanceId,
     ...(o.adminTokenFile ? ['--admin-token-file', o.adminTokenFile] : []),
     '--state-dir',
-    o.stateDir,
+    o.state.root,
   ];
 }
 
@@ -41,7 +42,7 @@ export async function hasBinary(ctx: Pick<Context, 'exec'>, name: string): Promi
 }
 
 /** The configuration with the fleet's witness: --witness > IF_WITNESS_ENDPOINT > the state's witness. */
-export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, stateDir: string): MeshConfig {
-  const w = loadFleet(stateDir, loaded, { witness: flag }).witness;
+export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, state: StateDir): MeshConfig {
+  const w = loadFleet(state, loaded, { witness: flag }).witness;
   return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.api_key };
 }

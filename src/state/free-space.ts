@@ -4,6 +4,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, IfmeshError } from '../errors.js';
+import type { StateDir } from './state-dir.js';
 
 /** The least free space `up` and `deploy` start with, in MiB. */
 export const MIN_FREE_MB = 64;
@@ -16,8 +17,9 @@ export async function freeMb(dir: string): Promise<number> {
   return Math.floor((s.bavail * s.bsize) / 2 ** 20);
 }
 
-/** Refuses (exit 1, naming the directory and the fix) when `dir`'s filesystem has under MIN_FREE_MB free. */
-export async function requireFreeSpace(dir: string, what: string): Promise<void> {
+/** Refuses (exit 1, naming the directory and the fix) under MIN_FREE_MB free where `state` lives. */
+export async function requireFreeSpace(state: StateDir, what: string): Promise<void> {
+  const dir = state.root;
   const free = await freeMb(dir);
   if (free >= MIN_FREE_MB) return;
   throw new IfmeshError(

@@ -15,7 +15,7 @@ import { CheckFailedError, StateCorruptError, StateWriteError } from '../errors.
 import { isAlive } from '../exec/pid.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { whyUnwritable } from './json-file.js';
-import { statePaths } from './state-dir.js';
+import type { StateDir } from './state-dir.js';
 
 export interface LockHolder {
   pid: number;
@@ -84,7 +84,7 @@ function heldError(name: string, file: string, h: LockHolder): CheckFailedError 
 }
 
 /**
- * Takes lock `name` of `stateDir` or fails at once (exit 1, code `locked`) naming the holder.
+ * Takes lock `name` of `state` or fails at once (exit 1, code `locked`) naming the holder.
  *
  * Stale takeover, as a compare-and-swap on the holder's token T: hard-link the lock to `<lock>.T`
  * (only one taker can create that name), check the linked file really is T (the lock may have changed
@@ -92,14 +92,14 @@ function heldError(name: string, file: string, h: LockHolder): CheckFailedError 
  * other taker of T fails at the link, and a taker that read an older token finds the content changed.
  */
 export async function acquireLock(
-  stateDir: string,
+  state: StateDir,
   name: string,
   purpose: string,
   clock: Clock = systemClock,
   opts: Pick<LockHolder, 'persistent' | 'release_hint'> = {},
 ): Promise<HeldLock> {
-  const file = statePaths(stateDir).lock(name);
-  await fs.mkdir(stateDir, { recursive: true });
+  const file = state.lock(name);
+  await fs.mkdir(state.root, { recursive: true });
   const me: LockHolder = {
     pid: process.pid,
     purpose,
@@ -168,8 +168,8 @@ function held(file: string, me: LockHolder): HeldLock {
 }
 
 /** Releases lock `name` if `token` still holds it (a persistent lock, from another process than its taker's). */
-export async function releaseLock(stateDir: string, name: string, token: string): Promise<boolean> {
-  const file = statePaths(stateDir).lock(name);
+export async function releaseLock(state: StateDir, name: string, token: string): Promise<boolean> {
+  const file = state.lock(name);
   if ((await readHolder(file))?.token !== token) return false;
   await fs.unlink(file).catch(() => {});
   return true;
@@ -180,14 +180,14 @@ export async function releaseLock(stateDir: string, name: string, token: string)
  * over the lock): nobody else can take a persistent lock meanwhile, so no deploy slips in between.
  */
 export async function passLock(
-  stateDir: string,
+  state: StateDir,
   name: string,
   token: string,
   purpose: string,
   clock: Clock,
   opts: Pick<LockHolder, 'persistent' | 'release_hint'>,
 ): Promise<LockHolder | undefined> {
-  const file = statePaths(stateDir).lock(name);
+  const file = state.lock(name);
   if ((await readHolder(file))?.token !== token) return undefined;
   const next: LockHolder = {
     pid: process.pid,
@@ -203,8 +203,8 @@ export async function passLock(
 }
 
 /** The current holder of lock `name`, if any; a lock file that does not parse is a StateCorruptError. */
-export async function lockHolder(stateDir: string, name: string): Promise<LockHolder | undefined> {
-  const file = statePaths(stateDir).lock(name);
+export async function lockHolder(state: StateDir, name: string): Promise<LockHolder | undefined> {
+  const file = state.lock(name);
   const h = await readHolderOrCorrupt(file);
   if (h === 'corrupt') throw corruptLock(file);
   return h;
@@ -212,13 +212,13 @@ export async function lockHolder(stateDir: string, name: string): Promise<LockHo
 
 /** Runs `fn` holding lock `name`; released however `fn` ends. */
 export async function withLock<T>(
-  stateDir: string,
+  state: StateDir,
   name: string,
   purpose: string,
   fn: () => Promise<T>,
   clock: Clock = systemClock,
 ): Promise<T> {
-  const lock = await acquireLock(stateDir, name, purpose, clock);
+  const lock = await acquireLock(state, name, purpose, clock);
   try {
     return await fn();
   } finally {

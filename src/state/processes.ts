@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { readStateJson, writeStateJson } from './json-file.js';
-import { statePaths } from './state-dir.js';
+import type { StateDir } from './state-dir.js';
 
 /** What a process is for; decides the order `down` stops it in. */
 export type ProcessRole =
@@ -64,41 +64,41 @@ export interface ProcessRecord {
 }
 
 /** Records (or replaces) a process; written whole (src/state/json-file.ts), so a reader never sees half. */
-export function recordProcess(stateDir: string, rec: ProcessRecord): void {
-  writeStateJson(statePaths(stateDir).processFile(rec.name), rec);
+export function recordProcess(state: StateDir, rec: ProcessRecord): void {
+  writeStateJson(state.processFile(rec.name), rec);
 }
 
 /** The record of `name`; undefined when there is none; a record that no longer parses is an error. */
-export function readProcess(stateDir: string, name: string): ProcessRecord | undefined {
+export function readProcess(state: StateDir, name: string): ProcessRecord | undefined {
   return readStateJson<ProcessRecord>(
-    statePaths(stateDir).processFile(name),
+    state.processFile(name),
     (v) => {
       const r = v as Partial<ProcessRecord> | null;
       return typeof r?.name === 'string' && typeof r.role === 'string' && Number.isInteger(r.pid);
     },
-    `stop its process by hand if it still runs (see ${statePaths(stateDir).logFile(name)}), then delete the file`,
+    `stop its process by hand if it still runs (see ${state.logFile(name)}), then delete the file`,
   );
 }
 
 /** Changes fields of a record in place (a no-op when it is gone). */
-export function updateProcess(stateDir: string, name: string, patch: Partial<ProcessRecord>): void {
-  const rec = readProcess(stateDir, name);
-  if (rec) recordProcess(stateDir, { ...rec, ...patch });
+export function updateProcess(state: StateDir, name: string, patch: Partial<ProcessRecord>): void {
+  const rec = readProcess(state, name);
+  if (rec) recordProcess(state, { ...rec, ...patch });
 }
 
 /** Every recorded process, running or not, by name. */
-export function listProcesses(stateDir: string): ProcessRecord[] {
-  const dir = statePaths(stateDir).run;
+export function listProcesses(state: StateDir): ProcessRecord[] {
+  const dir = state.run;
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => readProcess(stateDir, path.basename(f, '.json')))
+    .map((f) => readProcess(state, path.basename(f, '.json')))
     .filter((r): r is ProcessRecord => r !== undefined);
 }
 
-export function forgetProcess(stateDir: string, name: string): void {
-  rmSync(statePaths(stateDir).processFile(name), { force: true });
+export function forgetProcess(state: StateDir, name: string): void {
+  rmSync(state.processFile(name), { force: true });
 }
 
 /**

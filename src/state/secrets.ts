@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { SECRET_KEYS } from '../config/schema.js';
 import { readStateJson, writeStateJson } from './json-file.js';
-import { statePaths } from './state-dir.js';
+import type { StateDir } from './state-dir.js';
 
 /** The local stack's credentials (`up` makes them); a deploy-made fleet may have only `env`. */
 export interface StateSecrets {
@@ -24,23 +24,23 @@ export function isSecretEnvKey(key: string): boolean {
   return SECRET_KEYS.has(key) || /(PASSWORD|PASS|TOKEN|API_KEY|SECRET|CLUSTER_URL|DB_URL)$/.test(key);
 }
 
-export function readSecrets(dir: string): StateSecrets | undefined {
+export function readSecrets(state: StateDir): StateSecrets | undefined {
   return readStateJson<StateSecrets>(
-    statePaths(dir).secrets,
+    state.secrets,
     (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
     'restore it from a backup, or remove it and run `ifmesh up` to make new secrets',
   );
 }
 
-function writeSecrets(dir: string, s: StateSecrets): void {
-  writeStateJson(statePaths(dir).secrets, s, 0o600);
+function writeSecrets(state: StateDir, s: StateSecrets): void {
+  writeStateJson(state.secrets, s, 0o600);
 }
 
 export type StackSecrets = Required<Omit<StateSecrets, 'env'>> & Pick<StateSecrets, 'env'>;
 
 /** The local stack's secrets, made once (random) and kept 0600, with the admin token beside them. */
-export function ensureSecrets(dir: string): StackSecrets {
-  const existing = readSecrets(dir);
+export function ensureSecrets(state: StateDir): StackSecrets {
+  const existing = readSecrets(state);
   if (existing?.witness_api_key && existing.admin_token && existing.turn_password)
     return existing as StackSecrets;
   const s: StackSecrets = {
@@ -49,21 +49,21 @@ export function ensureSecrets(dir: string): StackSecrets {
     turn_password: randomBytes(12).toString('base64url'),
     ...existing,
   };
-  writeSecrets(dir, s);
-  writeFileSync(statePaths(dir).adminToken, `${s.admin_token}\n`, { mode: 0o600 });
+  writeSecrets(state, s);
+  writeFileSync(state.adminToken, `${s.admin_token}\n`, { mode: 0o600 });
   return s;
 }
 
 /** Keeps secret environment values for restarts (making no stack credentials). */
-export function storeSecretEnv(dir: string, env: Record<string, string>): void {
+export function storeSecretEnv(state: StateDir, env: Record<string, string>): void {
   if (Object.keys(env).length === 0) return;
-  const s = readSecrets(dir) ?? {};
+  const s = readSecrets(state) ?? {};
   const merged = { ...s.env, ...env };
-  if (JSON.stringify(merged) !== JSON.stringify(s.env ?? {})) writeSecrets(dir, { ...s, env: merged });
+  if (JSON.stringify(merged) !== JSON.stringify(s.env ?? {})) writeSecrets(state, { ...s, env: merged });
 }
 
 /** The stored values of `keys` (those never stored are left out). */
-export function secretEnv(dir: string, keys: string[]): Record<string, string> {
-  const env = readSecrets(dir)?.env ?? {};
+export function secretEnv(state: StateDir, keys: string[]): Record<string, string> {
+  const env = readSecrets(state)?.env ?? {};
   return Object.fromEntries(keys.filter((k) => env[k] !== undefined).map((k) => [k, env[k]!]));
 }

@@ -2,7 +2,7 @@
 // that a second `up` reuses them. Only `up` reads it; every other command learns what runs where
 // from the fleet view (src/ops/fleet/fleet.ts), which reads the process records.
 import { readFileSync } from 'node:fs';
-import { statePaths } from './state-dir.js';
+import type { StateDir } from './state-dir.js';
 
 export interface StackFile {
   version: 1;
@@ -21,11 +21,9 @@ export interface StackFile {
   prometheus?: { name: 'prometheus'; port: number };
 }
 
-export const stackFile = (dir: string) => statePaths(dir).stack;
-
-export function readStack(dir: string): StackFile | undefined {
+export function readStack(state: StateDir): StackFile | undefined {
   try {
-    return JSON.parse(readFileSync(stackFile(dir), 'utf8')) as StackFile;
+    return JSON.parse(readFileSync(state.stack, 'utf8')) as StackFile;
   } catch {
     return undefined;
   }

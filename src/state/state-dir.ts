@@ -7,8 +7,16 @@ export function resolveStateDir(cwd: string, env: Record<string, string | undefi
   return path.resolve(cwd, flag ?? env.IFMESH_STATE_DIR ?? '.ifmesh');
 }
 
-/** The layout of one state directory. */
-export function statePaths(root: string) {
+/** The state directory at `resolveStateDir(cwd, env, flag)`, as the handle ops take. */
+export function resolveState(cwd: string, env: Record<string, string | undefined>, flag?: string): StateDir {
+  return openStateDir(resolveStateDir(cwd, env, flag));
+}
+
+/**
+ * The handle on one state directory that ops and helpers take instead of a bare path: `root` plus
+ * every named path under it. Opening touches nothing on disk.
+ */
+export function openStateDir(root: string) {
   const at = (...p: string[]) => path.join(root, ...p);
   return {
     root,
@@ -37,7 +45,27 @@ export function statePaths(root: string) {
     /** Events waiting for an unreachable witness, one NDJSON file per producer. */
     spool: at('witness-spool'),
     checkpoints: at('witness-checkpoint.json'),
+    /** The prefix of the nginx `up` and `deploy` run, and the configuration they write there. */
     nginx: at('nginx'),
+    nginxConf: at('nginx', 'nginx.conf'),
+    /** The local stack's agents: `<id>.json` (its config) beside `<id>.key` (its identity). */
+    agents: at('agents'),
+    agentConfigFile: (id: string) => at('agents', `${id}.json`),
+    /** `agent swarm`: one identity file per agent. */
+    swarmKeyFile: (agentId: string) => at('swarm-keys', `${agentId}.key`),
+    /** Config files (0600, with their password) of the local redis-server and coturn instances. */
+    redisConf: (name: string) => at('redis', `${name}.conf`),
+    turnConf: (name: string) => at('coturn', `${name}.conf`),
+    /** The local PostgreSQL of `up --witness-db postgres`: its cluster and its socket directory. */
+    postgresData: at('postgres', 'data'),
+    postgresSocket: at('postgres', 'sock'),
+    /** `up --with-prometheus`: the exported monitoring files, and Prometheus's own data. */
+    monitoring: at('monitoring'),
+    prometheusData: at('prometheus-data'),
+    /** The last key rotation (src/ops/keys/schedule.ts). */
+    keyRotation: at('key-rotation.json'),
+    /** Signaling's id → key bindings and revoked keys (README "Identity"). */
+    signalingIdentities: at('signaling-identities.ndjson'),
     /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
     canary: at('canary.json'),
     /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
@@ -52,4 +80,4 @@ export function statePaths(root: string) {
   };
 }
 
-export type StatePaths = ReturnType<typeof statePaths>;
+export type StateDir = ReturnType<typeof openStateDir>;

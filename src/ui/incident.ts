@@ -5,6 +5,7 @@ import type { NotificationResult } from '../ops/incident/notify/types.js';
 import { type Investigation, summarizeInvestigation } from '../ops/incident/p1.js';
 import { nextPageText, reportPaths } from '../ops/incident/report.js';
 import type { IncidentRecord } from '../ops/incident/store.js';
+import { openStateDir, type StateDir } from '../state/state-dir.js';
 
 export function renderPlan(p: IncidentPlan, c: ChalkInstance): string {
   return [
@@ -47,7 +48,7 @@ function escalationLines(r: IncidentRecord, c: ChalkInstance, now: number | unde
   return lines;
 }
 
-export function renderIncident(r: IncidentRecord, c: ChalkInstance, stateDir?: string, now?: number): string {
+export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: StateDir, now?: number): string {
   const head = r.status === 'open' ? c.red(`${r.severity} INCIDENT`) : c.green(`${r.severity} RESOLVED`);
   const lines = [
     `${head} ${c.bold(r.id)}: ${r.title}`,
@@ -88,7 +89,7 @@ export function renderIncident(r: IncidentRecord, c: ChalkInstance, stateDir?: s
     lines.push('  next:');
     for (const s of r.next_steps) lines.push(`    ${s}`);
   }
-  const files = reportPaths(stateDir ?? '.', r.id);
+  const files = reportPaths(state ?? openStateDir('.'), r.id);
   lines.push(c.dim(`  report: ${files.markdown} and ${files.json}`));
   return lines.join('\n');
 }

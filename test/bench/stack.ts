@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { median, ROOT, type Row } from './lib.js';
 
 const BIN = path.join(ROOT, 'dist/bin/ifmesh.js');
@@ -42,7 +43,7 @@ export async function benchStack(rounds = 3): Promise<Row[]> {
       down.push(JSON.parse(ifmesh(['down', '--state-dir', state, '--json'], dir).stdout).elapsed_ms);
 
       ifmesh(['up', '--state-dir', state, '--json'], dir);
-      const procs = listProcesses(state);
+      const procs = listProcesses(openStateDir(state));
       count = procs.length;
       const agents = procs.find((p) => p.role === 'agents')!.pid;
       const t0 = process.hrtime.bigint();

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
@@ -120,7 +121,7 @@ describe('ifmesh deploy with TLS', () => {
     // The agents registered over wss (the instances serve nothing else), seen through nginx.
     const agents = JSON.parse((await get(`https://localhost:${nginxPort}/agents`)).text).agents;
     expect(agents.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual(AGENTS);
-    const rec = listProcesses(state).find((p) => p.name === 'deploy-agent-agent-t1')!;
+    const rec = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-agent-agent-t1')!;
     expect(rec.spec?.env.IFMESH_CA_FILE).toBe(caFile);
 
     // A second release, then a rollback given the CA with --ca: its registration gate reads /agents
@@ -191,7 +192,7 @@ describe('ifmesh deploy with TLS', () => {
     expect(JSON.parse(top.stdout).error.message).toContain('failed certificate verification');
     expect(top.stderr).not.toMatch(/\n\s+at /);
 
-    const pids = listProcesses(state).map((p) => p.pid);
+    const pids = listProcesses(openStateDir(state)).map((p) => p.pid);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
@@ -32,7 +32,7 @@ afterAll(async () => {
   cleanup();
 });
 
-const pidsOf = () => listProcesses(state).map((p) => p.pid);
+const pidsOf = () => listProcesses(openStateDir(state)).map((p) => p.pid);
 
 describe('ifmesh deploy', () => {
   it('prints the plan with --dry-run and touches nothing', async () => {
@@ -68,7 +68,7 @@ describe('ifmesh deploy', () => {
     const lockState = path.join(dir, 'locked-state');
     mkdirSync(lockState, { recursive: true });
     writeFileSync(
-      statePaths(lockState).lock('deploy'),
+      openStateDir(lockState).lock('deploy'),
       JSON.stringify({
         pid: process.pid,
         purpose: 'deploy other',
@@ -79,7 +79,7 @@ describe('ifmesh deploy', () => {
     const r = await spawnCli(['deploy', '--base-port', '18600', '--state-dir', lockState], { cwd: dir, env });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`the deploy lock is held by pid ${process.pid} (deploy other`);
-    expect(listProcesses(lockState)).toEqual([]);
+    expect(listProcesses(openStateDir(lockState))).toEqual([]);
   });
 
   it('stops an instance that is not healthy and exits 1 with its last log lines', async () => {
@@ -231,7 +231,9 @@ describe('ifmesh deploy', () => {
       ['deploy-agent-agent-d3', 'agents', 'deploy', true],
     ]);
 
-    const victimPid = listProcesses(state).find((p) => p.name === `deploy-signaling-${victim + 1}`)!.pid;
+    const victimPid = listProcesses(openStateDir(state)).find(
+      (p) => p.name === `deploy-signaling-${victim + 1}`,
+    )!.pid;
     process.kill(victimPid, 'SIGKILL');
     let moved: string[] = [];
     await waitFor(

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
@@ -22,7 +23,7 @@ let nginxPort = 0;
 const seen = new Set<number>();
 
 const pidOf = (name: string) => {
-  const rec = listProcesses(state).find((p) => p.name === name);
+  const rec = listProcesses(openStateDir(state)).find((p) => p.name === name);
   if (rec) seen.add(rec.pid);
   return rec?.pid;
 };
@@ -70,7 +71,7 @@ beforeAll(async () => {
   );
   expect(r.stderr).toContain('agents registered');
   expect(r.code).toBe(0);
-  for (const p of listProcesses(state)) seen.add(p.pid);
+  for (const p of listProcesses(openStateDir(state))) seen.add(p.pid);
 }, 120_000);
 
 afterAll(async () => {
@@ -103,7 +104,7 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
 
   it('with one instance killed: incident p1 sees 1 of 2 up and 4 agents, classifies below P1 and restarts it from its spec', async () => {
     const victim = pidOf('deploy-signaling-1')!;
-    const spec = listProcesses(state).find((p) => p.name === 'deploy-signaling-1')!.spec!;
+    const spec = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-1')!.spec!;
     process.kill(victim, 'SIGKILL');
     await waitFor(async () => !isAlive(victim), 'the instance to die', { timeoutMs: 5_000 });
     await waitFor(
@@ -129,7 +130,7 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
     expect(restarted).toMatchObject({ ok: true });
     expect(restarted.detail).toContain('deploy-signaling-1');
     // Restarted from its recorded spec: same command line, cwd and env file; counted in the record.
-    const after = listProcesses(state).find((p) => p.name === 'deploy-signaling-1')!;
+    const after = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-1')!;
     seen.add(after.pid);
     expect(after.pid).not.toBe(victim);
     expect(after.spec).toEqual(spec);
@@ -184,7 +185,7 @@ describe('failover signaling on the deploy-made fleet', () => {
       'four agents and twelve connected reports',
       { timeoutMs: 90_000, intervalMs: 250 },
     );
-    const before = listProcesses(state).find((p) => p.name === 'deploy-signaling-2')!;
+    const before = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-2')!;
     process.kill(before.pid, 'SIGKILL');
     await waitFor(() => !isAlive(before.pid), 'the instance to die', { timeoutMs: 5_000 });
     const r = await cli(
@@ -213,7 +214,7 @@ describe('failover signaling on the deploy-made fleet', () => {
       args: before.spec!.args,
       cwd: before.spec!.cwd,
     });
-    const after = listProcesses(state).find((p) => p.name === 'deploy-signaling-2')!;
+    const after = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-2')!;
     seen.add(after.pid);
     expect(doc.report.signaling_failover.new_pid).toBe(after.pid);
     expect(isAlive(after.pid)).toBe(true);
@@ -254,7 +255,7 @@ describe('a deploy that fails halfway', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('deploy-signaling-2');
       expect(r.stderr).toContain('already in use');
-      const left = listProcesses(halfState);
+      const left = listProcesses(openStateDir(halfState));
       for (const p of left) seen.add(p.pid);
       expect(left.filter((p) => isAlive(p.pid)).map((p) => p.name)).toEqual([]);
       expect(left).toEqual([]);

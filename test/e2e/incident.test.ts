@@ -8,7 +8,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { receiver } from '../helpers/notify-receivers.js';
@@ -42,7 +42,7 @@ const query = async (q: Record<string, unknown>) =>
 
 /** A signaling instance started the way `up` starts one, so its record is the stack's. */
 async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; port: number; pid: number }> {
-  const sup = new Supervisor(state, { clock: systemClock, owner: 'up' });
+  const sup = new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' });
   const port = await freePort();
   const pid = sup.start({
     name: 'signaling-1',
@@ -50,14 +50,20 @@ async function stackSignaling(extra: string[] = []): Promise<{ sup: Supervisor; 
     port,
     url: `ws://127.0.0.1:${port}`,
     command: process.execPath,
-    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', stateDir: state }).concat(extra),
+    args: signalingServeArgs(BIN, { port, instanceId: 'signaling-1', state: openStateDir(state) }).concat(
+      extra,
+    ),
     env: { IF_WITNESS_ENDPOINT: witness.url, IF_WITNESS_API_KEY: API_KEY },
     cwd: state,
   });
   trackPid(pid);
   cleanups.push(async () => {
-    const rec = readProcess(state, 'signaling-1');
-    if (rec) await new Supervisor(state, { clock: systemClock, owner: 'up' }).stop('signaling-1', 2_000);
+    const rec = readProcess(openStateDir(state), 'signaling-1');
+    if (rec)
+      await new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).stop(
+        'signaling-1',
+        2_000,
+      );
   });
   await waitFor(
     async () =>
@@ -95,7 +101,9 @@ describe('incident p1', () => {
     const { port, pid } = await stackSignaling();
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
 
@@ -116,7 +124,7 @@ describe('incident p1', () => {
     );
     expect(r.stderr).toBe('');
     const rec = JSON.parse(r.stdout);
-    const restarted = readProcess(state, 'signaling-1')!;
+    const restarted = readProcess(openStateDir(state), 'signaling-1')!;
     trackPid(restarted.pid);
     expect(r.code).toBe(0);
     // Paged at declaration (no flag needed); the restart restored the service, so the team hears of
@@ -185,7 +193,9 @@ describe('incident p1', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`incident ${rec.id}`);
     expect(refused.stderr).toContain(`ifmesh incident resolve ${rec.id}`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     const list = JSON.parse(
       (await run(['incident', 'list', '--state-dir', state, '--json'], { cwd: dir })).stdout,
@@ -203,13 +213,13 @@ describe('incident p1', () => {
     ]);
     expect(hooks.got[2]!.body.dedup_key).toBe(rec.id);
     expect(JSON.parse(resolved.stdout)).toMatchObject({ status: 'resolved', lock_token: null });
-    const lock = await acquireLock(state, 'deploy', 'test');
+    const lock = await acquireLock(openStateDir(state), 'deploy', 'test');
     await lock.release();
 
     // The report, as JSON and Markdown: timeline from the witness, impact, actions.
     const files = {
-      json: statePaths(state).reportFile(`${rec.id}.json`),
-      md: statePaths(state).reportFile(`${rec.id}.md`),
+      json: openStateDir(state).reportFile(`${rec.id}.json`),
+      md: openStateDir(state).reportFile(`${rec.id}.md`),
     };
     expect(existsSync(files.json) && existsSync(files.md)).toBe(true);
     const report = JSON.parse(readFileSync(files.json, 'utf8'));
@@ -235,14 +245,16 @@ describe('incident p1', () => {
     const redis = await startRedis();
     cleanups.push(() => redis.cleanup());
     const redisUrl = `redis://127.0.0.1:${redis.port}`;
-    new Supervisor(state, { clock: systemClock, owner: 'up' }).adopt(
+    new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).adopt(
       { name: 'redis', role: 'redis', port: redis.port, url: redisUrl },
       redis.pid,
     );
     const { port, pid } = await stackSignaling(['--cluster', redisUrl]);
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
     const r = await run(
@@ -259,7 +271,7 @@ describe('incident p1', () => {
       ],
       { cwd: dir, env: env() },
     );
-    const restarted = readProcess(state, 'signaling-1')!;
+    const restarted = readProcess(openStateDir(state), 'signaling-1')!;
     trackPid(restarted.pid);
     expect(r.code).toBe(0);
     const argv = readFileSync(`/proc/${restarted.pid}/cmdline`, 'utf8').split('\0');
@@ -275,7 +287,9 @@ describe('incident p1', () => {
     const { port, pid } = await stackSignaling();
     process.kill(pid, 'SIGKILL');
     await waitFor(
-      () => new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1') === undefined,
+      () =>
+        new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1') ===
+        undefined,
       'the instance to die',
     );
     const r = await run(
@@ -293,9 +307,11 @@ describe('incident p1', () => {
     );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).steps).toContain('restart dead signaling instances: signaling-1');
-    expect(existsSync(statePaths(state).incidents)).toBe(false);
-    expect(existsSync(statePaths(state).lock('deploy'))).toBe(false);
-    expect(new Supervisor(state, { clock: systemClock, owner: 'up' }).running('signaling-1')).toBeUndefined();
+    expect(existsSync(openStateDir(state).incidents)).toBe(false);
+    expect(existsSync(openStateDir(state).lock('deploy'))).toBe(false);
+    expect(
+      new Supervisor(openStateDir(state), { clock: systemClock, owner: 'up' }).running('signaling-1'),
+    ).toBeUndefined();
   });
 
   it('an unknown incident id is a usage error (exit 2)', async () => {
@@ -366,7 +382,9 @@ describe('incident p2', () => {
       maxBitrateMbps: 1,
     });
     expect(sig.events.map((e) => e.event)).toContain('bandwidth_config_pushed');
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     // Escalated by hand: level 1 pages PagerDuty, level 2 posts to Slack (local receivers standing for them).
     const hooks = await receiver();
@@ -411,7 +429,7 @@ describe('incident p2', () => {
       'resolve',
       '@webrtc-oncall P2 RESOLVED: WebRTC Agent Mesh - High Latency',
     ]);
-    await (await acquireLock(state, 'deploy', 'test')).release();
+    await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();
   });
 });
 
@@ -500,7 +518,9 @@ describe('incident cert-expiry and turn-failure', () => {
     expect(r.stdout).toContain(`P3 INCIDENT ${id}`);
     expect(r.stdout).toMatch(/✗ certificate_checked: CN=mesh\.test: expiring, [23] days left/);
     expect(r.stdout).toContain(`ifmesh certs rotate --cert ${tls.cert} --key ${tls.key} --dry-run`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
     expect((await run(['incident', 'resolve', id!, '--state-dir', state], { cwd: dir })).code).toBe(0);
   });
 
@@ -533,7 +553,9 @@ describe('incident cert-expiry and turn-failure', () => {
     expect(r.stdout).toContain(dryRun);
     expect(r.stdout).not.toContain('they wait in the spool');
     expect(r.stdout).toContain('no event was logged to the witness: IF_WITNESS_API_KEY is not set');
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toMatchObject({ code: 'locked' });
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toMatchObject({
+      code: 'locked',
+    });
 
     // The command named is the real one: its dry run plans the replacement.
     const argv = dryRun
@@ -577,9 +599,9 @@ describe('several open incidents', () => {
       (await run(['incident', 'resolve', first.id, '--state-dir', state, '--json'], { cwd: dir })).stdout,
     );
     expect(r1.actions.at(-1).detail).toBe(`deploy lock passed to ${second.id}, still open`);
-    await expect(acquireLock(state, 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
+    await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
 
     await run(['incident', 'resolve', second.id, '--state-dir', state], { cwd: dir });
-    await (await acquireLock(state, 'deploy', 'test')).release();
+    await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();
   });
 });

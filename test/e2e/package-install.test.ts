@@ -24,6 +24,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { ROOT, type RunResult, tempDir, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -168,7 +169,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (existsSync(ifmesh) && existsSync(state)) {
-    for (const p of listProcesses(state)) stackPids.add(p.pid);
+    for (const p of listProcesses(openStateDir(state))) stackPids.add(p.pid);
     await run(ifmesh, ['down', '--state-dir', state], { timeoutMs: 30_000 });
   }
   for (const pid of stackPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -241,12 +242,12 @@ describe('npm install -g --prefix <empty dir> ./ifmesh-<version>.tgz', () => {
       ['up', '--agents', '2', '--instances', '1', '--state-dir', state, '--max-rtt-p95', '10s', '--json'],
       { timeoutMs: 180_000 },
     );
-    for (const p of listProcesses(state)) stackPids.add(p.pid);
+    for (const p of listProcesses(openStateDir(state))) stackPids.add(p.pid);
     expect(up.code, explain(up)).toBe(0);
     const doc = JSON.parse(up.stdout);
     expect(doc.verification.ok).toBe(true);
     expect(doc.mesh).toMatchObject({ agents: 2, connected: 2 });
-    const agents = listProcesses(state).filter((p) => p.role === 'agents');
+    const agents = listProcesses(openStateDir(state)).filter((p) => p.role === 'agents');
     expect(agents).toHaveLength(2);
     for (const a of agents) {
       const cmdline = readFileSync(`/proc/${a.pid}/cmdline`, 'utf8').split('\0');

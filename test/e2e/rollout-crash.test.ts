@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { withFigure } from '../faults/figures.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -65,7 +65,7 @@ async function killRunnerAt(state: string, point: PausePoint, marker: string) {
     }
   };
   await waitFor(stopped, `the canary runner paused at ${point}`, { timeoutMs: 90_000, intervalMs: 20 });
-  const left = JSON.parse(readFileSync(statePaths(state).canary, 'utf8'));
+  const left = JSON.parse(readFileSync(openStateDir(state).canary, 'utf8'));
   expect(left.pid).toBe(child.pid);
   child.kill('SIGKILL');
   expect(await exited).toBe('SIGKILL');
@@ -82,7 +82,7 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
   afterAll(async () => {
     await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 60_000 });
   }, 90_000);
-  const agentEnv = (id: string) => readProcess(state, `deploy-agent-${id}`)?.spec?.env;
+  const agentEnv = (id: string) => readProcess(openStateDir(state), `deploy-agent-${id}`)?.spec?.env;
   let n = 0;
 
   for (const point of PAUSE_POINTS)
@@ -98,7 +98,7 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
             },
             async () => {
               // A scenario that failed midway must not fail the next ones: whatever it left is aborted.
-              const canaryFile = statePaths(state).canary;
+              const canaryFile = openStateDir(state).canary;
               if (
                 existsSync(canaryFile) &&
                 JSON.parse(readFileSync(canaryFile, 'utf8')).status === 'progressing'

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { writeAgentConfigs } from '../helpers/deploy.js';
@@ -91,10 +91,11 @@ export const RTT_BUDGET = ['--threshold', 'rtt_p2p_p95_ms=10000'];
 export const WINDOW = ['--monitor', '10s', '--interval', '500ms'];
 export const cli = (args: string[], state: string, timeoutMs = 90_000) =>
   spawnCli([...args, '--state-dir', state], { cwd: dir, env, timeoutMs });
-export const pidOf = (state: string, id: string) => readProcess(state, `deploy-agent-${id}`)?.pid;
-export const current = (state: string) => readFileSync(statePaths(state).currentRelease, 'utf8').trim();
+export const pidOf = (state: string, id: string) =>
+  readProcess(openStateDir(state), `deploy-agent-${id}`)?.pid;
+export const current = (state: string) => readFileSync(openStateDir(state).currentRelease, 'utf8').trim();
 export const release = (state: string, id: string) =>
-  JSON.parse(readFileSync(statePaths(state).releaseFile(id), 'utf8'));
+  JSON.parse(readFileSync(openStateDir(state).releaseFile(id), 'utf8'));
 export const registered = async (state: string) => {
   const port = release(state, current(state)).processes[0].port;
   return ((await getJson(`http://127.0.0.1:${port}/agents`)).json?.agents ?? [])

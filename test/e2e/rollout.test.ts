@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { readProcess } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
@@ -58,7 +58,7 @@ describe('ifmesh canary', () => {
     expect(out.plan.analysis).toMatchObject({ failure_limit: 0, consecutive_error_limit: 4 });
     // Release and canary files are 0600 and hold the --set secret only as a name in the secrets file,
     // from which the agents got it back.
-    const p = statePaths(state);
+    const p = openStateDir(state);
     const files = [p.canary, ...readdirSync(p.releases).map((f) => path.join(p.releases, f))];
     for (const f of files) {
       expect(statSync(f).mode & 0o777, f).toBe(0o600);
@@ -233,7 +233,7 @@ describe('ifmesh rollback', () => {
     expect(JSON.parse(dry.stdout).plan.to.id).toBe(v1);
     expect(current(state)).toBe(v2);
     // the deploy lock is taken: a rollback while another deploy holds it fails fast, naming the holder
-    const lockFile = statePaths(state).lock('deploy');
+    const lockFile = openStateDir(state).lock('deploy');
     writeFileSync(
       lockFile,
       JSON.stringify({
@@ -277,7 +277,7 @@ describe('ifmesh rollback', () => {
     const dead = await freePort();
     const rec = release(state, v1);
     for (const s of rec.agent_specs) s.signaling = [`ws://127.0.0.1:${dead}`];
-    writeFileSync(statePaths(state).releaseFile(v1), JSON.stringify(rec));
+    writeFileSync(openStateDir(state).releaseFile(v1), JSON.stringify(rec));
     const r = await spawnCli(['rollback', '--health-timeout', '5s', '--state-dir', state], {
       cwd: dir,
       env,
@@ -456,7 +456,7 @@ describe('ifmesh canary after ifmesh up', () => {
     expect(out.state.status).toBe('completed');
     expect(release(state, current(state))).toMatchObject({ id: out.plan.canary_id, outcome: 'promoted' });
     for (const id of ['agent-1', 'agent-2', 'agent-3'])
-      expect(readProcess(state, `deploy-agent-${id}`)?.spec?.env).toEqual({
+      expect(readProcess(openStateDir(state), `deploy-agent-${id}`)?.spec?.env).toEqual({
         TURN_FALLBACK_TIMEOUT_MS: '4500',
       });
     const st = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });

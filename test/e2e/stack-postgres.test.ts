@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { readSecrets } from '../../src/state/secrets.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { letPostgresReach, requirePostgres } from '../helpers/postgres.js';
@@ -50,7 +50,7 @@ describe('ifmesh up --witness-db postgres', () => {
         },
       );
     const first = await up();
-    const procs = listProcesses(state);
+    const procs = listProcesses(openStateDir(state));
     for (const p of procs) {
       seen.add(p.pid);
       trackPid(p.pid);
@@ -64,9 +64,9 @@ describe('ifmesh up --witness-db postgres', () => {
     expect(pgRec && isAlive(pgRec.pid)).toBe(true);
 
     // The password lives in the 0600 secrets file only: not printed, not on any argv, no pwfile left.
-    const password = readSecrets(state)?.env?.POSTGRES_PASSWORD;
+    const password = readSecrets(openStateDir(state))?.env?.POSTGRES_PASSWORD;
     expect(password).toMatch(/^[\w-]{20,}$/);
-    expect(statSync(statePaths(state).secrets).mode & 0o777).toBe(0o600);
+    expect(statSync(openStateDir(state).secrets).mode & 0o777).toBe(0o600);
     expect(first.stdout + first.stderr).not.toContain(password!);
     for (const p of procs)
       if (isAlive(p.pid)) expect(readFileSync(`/proc/${p.pid}/cmdline`, 'utf8')).not.toContain(password!);

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { probeRedis } from '../../src/exec/redis.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
@@ -47,7 +48,7 @@ const cmdline = (pid: number) => {
 /** Recorded processes whose argv holds a secret, as "name: KEY-OR-INDEX". */
 function leaks(state: string, secrets: string[]): string[] {
   const found: string[] = [];
-  for (const p of listProcesses(state)) {
+  for (const p of listProcesses(openStateDir(state))) {
     seen.add(p.pid);
     expect(isAlive(p.pid), `${p.name} runs`).toBe(true);
     const argv = cmdline(p.pid);
@@ -105,7 +106,7 @@ describe('secrets off command lines', () => {
     expect(env.IF_WITNESS_ADMIN_KEY).not.toBe(env['process:witness:IF_WITNESS_API_KEY']);
     expect(env['process:witness:IF_WITNESS_API_KEY']).toEqual(expect.any(String));
     expect(secrets.every((s) => s.length >= 16)).toBe(true);
-    const recorded = listProcesses(state);
+    const recorded = listProcesses(openStateDir(state));
     expect(recorded.map((p) => p.role).sort()).toEqual(
       expect.arrayContaining(['agents', 'coturn', 'nginx', 'redis', 'signaling', 'supervisor', 'witness']),
     );
@@ -191,7 +192,7 @@ describe('secrets off command lines', () => {
       );
       expect(leaks(state, secrets)).toEqual([]);
       expect(cmdline(turn.pid)).not.toContain(env.TURN_PASSWORD);
-      const redis = listProcesses(state).find((p) => p.role === 'redis')!;
+      const redis = listProcesses(openStateDir(state)).find((p) => p.role === 'redis')!;
       expect(await probeRedis(redis.url!)).toBe('auth');
       expect(listeningBeyondLoopback(redis.port!)).toEqual([]);
       expect(r.stdout).not.toContain(secretValues(state).find((s) => s.startsWith('redis://'))!);

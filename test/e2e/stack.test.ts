@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
 import { getJson } from '../helpers/signaling.js';
@@ -18,7 +19,7 @@ const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
 const seen = new Set<number>();
 const pids = () =>
-  listProcesses(state).map((p) => {
+  listProcesses(openStateDir(state)).map((p) => {
     seen.add(p.pid);
     return [p.name, p.pid, p.role] as const;
   });

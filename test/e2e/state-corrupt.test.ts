@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { withFigure } from '../faults/figures.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -48,7 +48,7 @@ function expectCorrupt(r: { code: number; stderr: string }, file: string, fix: R
   expect(errLine[0]).toContain('is corrupted');
   expect(r.stderr).toMatch(fix);
   expect(r.stderr).not.toMatch(/no incident|nothing recorded|no processes recorded|keeps changing hands/);
-  expect(listProcesses(state).filter((p) => p.owner !== 'test')).toEqual([]);
+  expect(listProcesses(openStateDir(state)).filter((p) => p.owner !== 'test')).toEqual([]);
 }
 
 /** One corruption scenario, recorded as a row of `npm run faults`' table. */
@@ -74,7 +74,7 @@ describe('corrupted state files', () => {
     (kind, content) =>
       corrupt(`${kind.split(' ')[1]} deploy lock`, async () => {
         const state = freshState();
-        const lock = statePaths(state).lock('deploy');
+        const lock = openStateDir(state).lock('deploy');
         writeFileSync(lock, content);
         const r = await spawnCli(['deploy', '--base-port', '18700', '--state-dir', state], { cwd: dir, env });
         expectCorrupt(r, lock, new RegExp(`rm ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), state);
@@ -87,7 +87,7 @@ describe('corrupted state files', () => {
     corrupt('truncated open incident', async () => {
       const state = freshState();
       const id = 'INC-20261204-120000';
-      const p = statePaths(state);
+      const p = openStateDir(state);
       mkdirSync(p.incidents, { recursive: true });
       const truncated = `{"id":"${id}","kind":"p1","title":"signaling do`;
       writeFileSync(p.incidentFile(id), truncated);
@@ -124,7 +124,7 @@ describe('corrupted state files', () => {
   it('a truncated current release: releases and rollback name it', () =>
     corrupt('truncated release record', async () => {
       const state = freshState();
-      const p = statePaths(state);
+      const p = openStateDir(state);
       mkdirSync(p.releases, { recursive: true });
       const id = '2026-12-04T12-00-00Z-abc';
       writeFileSync(p.releaseFile(id), '{"id":"2026-12-04T12-00-00Z-abc","ref":"ma');
@@ -142,7 +142,7 @@ describe('corrupted state files', () => {
   ])('a releases/current file %s: releases and rollback name it, not "no release"', (kind, content) =>
     corrupt(`releases/current ${kind}`, async () => {
       const state = freshState();
-      const p = statePaths(state);
+      const p = openStateDir(state);
       mkdirSync(p.releases, { recursive: true });
       writeFileSync(p.currentRelease, content);
       for (const argv of [['releases'], ['rollback']]) {
@@ -161,7 +161,7 @@ describe('corrupted state files', () => {
   it('a truncated canary state: canary status and abort name it', () =>
     corrupt('truncated canary state', async () => {
       const state = freshState();
-      const p = statePaths(state);
+      const p = openStateDir(state);
       writeFileSync(p.canary, '{"plan":{"canary_id":"c1","stage":"sta');
       const fix = /restore the release with `ifmesh rollback`, then delete the file/;
       for (const argv of [
@@ -176,7 +176,7 @@ describe('corrupted state files', () => {
   it('a truncated process record: down names it and says to stop the process by hand; status too', () =>
     corrupt('truncated process record', async () => {
       const state = freshState();
-      const p = statePaths(state);
+      const p = openStateDir(state);
       const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
       child.unref();
       pids.push(child.pid!);

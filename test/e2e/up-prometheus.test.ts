@@ -4,6 +4,7 @@ import { isAlive } from '../../src/exec/pid.js';
 import { alertDefs } from '../../src/ops/monitoring/alerts.js';
 import { DEFAULT_THRESHOLDS } from '../../src/ops/monitoring/thresholds.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -14,7 +15,7 @@ const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'stack');
 afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { timeoutMs: 30_000 });
-  for (const p of listProcesses(state)) if (isAlive(p.pid)) process.kill(p.pid, 'SIGKILL');
+  for (const p of listProcesses(openStateDir(state))) if (isAlive(p.pid)) process.kill(p.pid, 'SIGKILL');
   cleanup();
 });
 
@@ -38,7 +39,7 @@ describe('ifmesh up --with-prometheus', () => {
       ],
       { cwd: dir, timeoutMs: 120_000 },
     );
-    for (const p of listProcesses(state)) trackPid(p.pid);
+    for (const p of listProcesses(openStateDir(state))) trackPid(p.pid);
     expect(up.code, up.stderr).toBe(0);
     const report = JSON.parse(up.stdout);
     expect(report.started).toContain('prometheus');
@@ -84,7 +85,7 @@ describe('ifmesh up --with-prometheus', () => {
     );
     expect(top.agents.map((a: { agent_id: string }) => a.agent_id)).toEqual(['agent-1', 'agent-2']);
 
-    const pid = listProcesses(state).find((p) => p.name === 'prometheus')!.pid;
+    const pid = listProcesses(openStateDir(state)).find((p) => p.name === 'prometheus')!.pid;
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(JSON.parse(down.stdout).stopped).toContain('prometheus');
     expect(isAlive(pid)).toBe(false);

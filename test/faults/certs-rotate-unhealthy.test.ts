@@ -9,6 +9,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -17,7 +18,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 const { dir, cleanup } = tempDir();
-const sup = new Supervisor(dir, { clock: systemClock, owner: 'up' });
+const sup = new Supervisor(openStateDir(dir), { clock: systemClock, owner: 'up' });
 let files: { cert: string; key: string };
 const pids: Record<string, number> = {};
 
@@ -51,7 +52,7 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir }),
+        ...signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(dir) }),
         '--tls-cert',
         files.cert,
         '--tls-key',
@@ -65,7 +66,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const rec of listProcesses(dir)) await sup.stop(rec.name, 3_000);
+  for (const rec of listProcesses(openStateDir(dir))) await sup.stop(rec.name, 3_000);
   await insecure.close();
   cleanup();
 });
@@ -87,14 +88,14 @@ describe('certs rotate when a restarted instance stays down', () => {
       ],
       { cwd: dir, env: {} },
     );
-    for (const p of listProcesses(dir)) trackPid(p.pid);
+    for (const p of listProcesses(openStateDir(dir))) trackPid(p.pid);
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.renewed).toBe(true);
     expect(doc.restarts).toHaveLength(1);
     expect(doc.restarts[0]).toMatchObject({ name: 'sig-1', healthy: false });
     expect(doc.problems.join('\n')).toContain('sig-1 is not healthy after its restart');
-    const sig2 = listProcesses(dir).find((p) => p.name === 'sig-2')!;
+    const sig2 = listProcesses(openStateDir(dir)).find((p) => p.name === 'sig-2')!;
     expect(sig2.pid).toBe(pids['sig-2']);
     expect(await healthy(sig2.port!)).toBe(true);
   });

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WitnessClient } from '../../src/clients/witness.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { freePort, type Service, startWitnessProcess } from '../helpers/processes.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
@@ -120,7 +121,7 @@ describe('WitnessClient.flush and close', () => {
       apiKey: API_KEY,
       producer: 'killed',
       spoolDir,
-      stateDir: path.join(dir, 'state'),
+      state: openStateDir(path.join(dir, 'state')),
       retryMinMs: 20,
       retryMaxMs: 200,
       timeoutMs: 5_000,

@@ -4,6 +4,7 @@
 // event modified, deleted, swapped with another, a forged one inserted, or the tail cut) and runs
 // the offline check `ifmesh witness verify --db` runs. Figure: the share detected (must be 100 %);
 // for the kinds that touch one place, the check must also name the first changed event.
+
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { canonicalize } from '../../src/crypto/jcs.js';
 import { verifyDb } from '../../src/ops/witness/verify.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { post, startWitness } from '../helpers/witness.js';
 import { outOf, percent, recordFigure } from './figures.js';
@@ -33,7 +35,7 @@ beforeAll(async () => {
       });
       expect(r.status).toBe(201);
     }
-    await observeCheckpoint({ url: w.url, stateDir: state });
+    await observeCheckpoint({ url: w.url, state: openStateDir(state) });
   } finally {
     await w.stop();
   }
@@ -136,7 +138,7 @@ describe(`witness tampering, ${TRIALS} random trials each`, () => {
         } finally {
           sql.close();
         }
-        const report = await verifyDb({ dbPath: db, stateDir: state, cwd: dir });
+        const report = await verifyDb({ dbPath: db, state: openStateDir(state), cwd: dir });
         if (!report.ok) detected += 1;
         else missed.push(`seed ${seed}`);
         if (report.first_bad_seq === first) named += 1;

@@ -12,6 +12,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -74,7 +75,7 @@ beforeAll(async () => {
   dir = tempDir();
   witness = await startWitness();
   files = makeCert(dir.dir, 'server', 2);
-  sup = new Supervisor(dir.dir, { clock: systemClock, owner: 'up' });
+  sup = new Supervisor(openStateDir(dir.dir), { clock: systemClock, owner: 'up' });
   for (const name of ['sig-1', 'sig-2']) {
     const port = await freePort();
     ports.push(port);
@@ -85,7 +86,7 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir.dir }),
+        ...signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(dir.dir) }),
         '--tls-cert',
         files.cert,
         '--tls-key',
@@ -138,11 +139,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   if (dir) {
-    const real = new Supervisor(dir.dir, {
+    const real = new Supervisor(openStateDir(dir.dir), {
       clock: (await import('../../src/util/clock.js')).systemClock,
       owner: 'test',
     });
-    for (const rec of listProcesses(dir.dir)) await real.stop(rec.name, 3_000);
+    for (const rec of listProcesses(openStateDir(dir.dir))) await real.stop(rec.name, 3_000);
   }
   await witness?.stop();
   await insecure.close();
@@ -182,7 +183,7 @@ describe('certs rotate', () => {
 
   it('--self-signed-dev: backs up, serves the new certificate, restarts one at a time, agents come back', async () => {
     const oldCert = readFileSync(files.cert, 'utf8');
-    const oldPids = listProcesses(dir.dir).map((p) => p.pid);
+    const oldPids = listProcesses(openStateDir(dir.dir)).map((p) => p.pid);
     const samples: { healthy: number }[] = [];
     let sampling = true;
     const sampler = (async () => {
@@ -209,7 +210,7 @@ describe('certs rotate', () => {
     );
     sampling = false;
     await sampler;
-    for (const p of listProcesses(dir.dir)) trackPid(p.pid);
+    for (const p of listProcesses(openStateDir(dir.dir))) trackPid(p.pid);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.restarts.map((x: { name: string; healthy: boolean }) => [x.name, x.healthy])).toEqual([
@@ -218,7 +219,7 @@ describe('certs rotate', () => {
     ]);
     for (const x of doc.restarts) expect(oldPids).not.toContain(x.new_pid);
     expect(doc.plan.not_restarted).toEqual(['sig-plain']);
-    expect(listProcesses(dir.dir).find((p) => p.name === 'sig-plain')?.pid).toBe(plainPid);
+    expect(listProcesses(openStateDir(dir.dir)).find((p) => p.name === 'sig-plain')?.pid).toBe(plainPid);
     // Never both down at once: every look found at least one healthy instance.
     expect(samples.length).toBeGreaterThan(0);
     expect(samples.filter((s) => s.healthy === 0)).toEqual([]);

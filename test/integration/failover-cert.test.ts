@@ -11,6 +11,7 @@ import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -43,7 +44,7 @@ beforeAll(async () => {
   dir = tempDir();
   witness = await startWitness();
   files = makeCert(dir.dir, 'server', 2);
-  sup = new Supervisor(dir.dir, { clock: systemClock, owner: 'up' });
+  sup = new Supervisor(openStateDir(dir.dir), { clock: systemClock, owner: 'up' });
   for (const name of ['sig-1', 'sig-2']) {
     const port = await freePort();
     ports.push(port);
@@ -54,7 +55,7 @@ beforeAll(async () => {
       url: `wss://127.0.0.1:${port}`,
       command: process.execPath,
       args: [
-        ...signalingServeArgs(BIN, { port, instanceId: name, stateDir: dir.dir }),
+        ...signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(dir.dir) }),
         '--tls-cert',
         files.cert,
         '--tls-key',

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { WitnessClient } from '../../src/clients/witness.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { type Service, startService } from '../helpers/processes.js';
 import { ADMIN, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
@@ -45,7 +45,7 @@ describe('failover partition (scenario C)', () => {
       url: witness.url,
       apiKey: API_KEY,
       producer: 'pc-a',
-      spoolDir: statePaths(dir.dir).spool,
+      spoolDir: openStateDir(dir.dir).spool,
     });
     a = new MeshAgent({
       agentId: 'pc-a',

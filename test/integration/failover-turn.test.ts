@@ -18,7 +18,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/exchange.js';
 import { applyFailover, planTurnFailover } from '../../src/ops/failover/scenarios.js';
 import { validateRecovery } from '../../src/ops/failover/validate.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { run, tempDir } from '../helpers/cli.js';
@@ -54,7 +54,7 @@ function relayAgent(id: string, turn: RunningTurnserver): MeshAgent {
     url: witness.url,
     apiKey: API_KEY,
     producer: id,
-    spoolDir: statePaths(dir.dir).spool,
+    spoolDir: openStateDir(dir.dir).spool,
   });
   clients.push(events);
   const a = new MeshAgent({
@@ -210,7 +210,7 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     await sig2?.stop();
     dir2?.cleanup();
   });
-  const witnessTarget = () => ({ url: witness.url, apiKey: API_KEY, stateDir: dir2.dir });
+  const witnessTarget = () => ({ url: witness.url, apiKey: API_KEY, state: openStateDir(dir2.dir) });
 
   it('passes at once: the report says nothing had to move, and the witness has the completion', async () => {
     const plan = planTurnFailover({
@@ -226,7 +226,7 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     // time out long before), then failed.
     const report = await applyFailover(
       plan,
-      { stateDir: dir2.dir, adminToken: ADMIN, witness: witnessTarget(), timeoutMs: 3_600_000 },
+      { state: openStateDir(dir2.dir), adminToken: ADMIN, witness: witnessTarget(), timeoutMs: 3_600_000 },
       ctx,
     );
     expect(report.ok, JSON.stringify(report.steps)).toBe(true);

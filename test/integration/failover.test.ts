@@ -13,7 +13,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { signalingServeArgs } from '../../src/ops/shared.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { acquireLock } from '../../src/state/lock.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { systemExec } from '../../src/util/exec.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -251,21 +251,23 @@ describe('failover keys (scenario E) and validate', () => {
         '5',
         '--json',
       ];
-      const deploy = await acquireLock(state.dir, 'deploy', 'deploy prod-7');
+      const deploy = await acquireLock(openStateDir(state.dir), 'deploy', 'deploy prod-7');
       const refused = await run([...args, '--id', 'fo-locked'], { cwd: state.dir, env: e });
       await deploy.release();
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/deploy lock is held by pid \d+ \(deploy prod-7/);
       expect(await query({ failover_id: 'fo-locked' })).toEqual([]);
 
-      const incident = await acquireLock(state.dir, 'deploy', 'incident INC-3', undefined, {
+      const incident = await acquireLock(openStateDir(state.dir), 'deploy', 'incident INC-3', undefined, {
         persistent: true,
       });
       const r = await run([...args, '--id', 'fo-during-incident'], { cwd: state.dir, env: e });
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).report.steps[0]).toMatchObject({ step: 'lock', ok: true });
       // Deployments stay halted: the incident still holds the deploy lock.
-      await expect(acquireLock(state.dir, 'deploy', 'deploy prod-8')).rejects.toThrow(/incident INC-3/);
+      await expect(acquireLock(openStateDir(state.dir), 'deploy', 'deploy prod-8')).rejects.toThrow(
+        /incident INC-3/,
+      );
       await incident.release();
     } finally {
       state.cleanup();
@@ -314,9 +316,9 @@ describe('failover keys (scenario E) and validate', () => {
 describe('failover signaling (scenario B)', () => {
   it('restarts a SIGKILLed instance from its process record and watches it for the whole window', async () => {
     const state = tempDir();
-    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
+    const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
     const port = await freePort();
-    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    writeFileSync(openStateDir(state.dir).adminToken, ADMIN);
     let agent: MeshAgent | undefined;
     try {
       const pid = sup.start({
@@ -328,8 +330,8 @@ describe('failover signaling (scenario B)', () => {
         args: signalingServeArgs(BIN, {
           port,
           instanceId: 'signaling-2',
-          stateDir: state.dir,
-          adminTokenFile: statePaths(state.dir).adminToken,
+          state: openStateDir(state.dir),
+          adminTokenFile: openStateDir(state.dir).adminToken,
         }),
       });
       trackPid(pid);
@@ -358,7 +360,7 @@ describe('failover signaling (scenario B)', () => {
       const clock = new FakeClock();
       const plan = planSignalingFailover({
         failoverId: 'fo-b-1',
-        stateDir: state.dir,
+        state: openStateDir(state.dir),
         signaling: [`ws://127.0.0.1:${port}`],
         failed: `ws://127.0.0.1:${port}`,
         stabilizeMs: 5 * 60_000,
@@ -370,9 +372,9 @@ describe('failover signaling (scenario B)', () => {
       const applying = applyFailover(
         plan,
         {
-          stateDir: state.dir,
+          state: openStateDir(state.dir),
           adminToken: ADMIN,
-          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+          witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
           // Fake time: the restart may take as many 100 ms polls as the real start needs.
           timeoutMs: 3_600_000,
           onStep: (l) => steps.push(l),
@@ -443,8 +445,8 @@ describe('failover signaling (scenario B)', () => {
   it('promotes the nginx backup when the active instance is SIGKILLed, and watches it through nginx', async () => {
     requireBinary('nginx', 'nginx');
     const state = tempDir();
-    const sup = new Supervisor(state.dir, { clock: systemClock, owner: 'test' });
-    writeFileSync(statePaths(state.dir).adminToken, ADMIN);
+    const sup = new Supervisor(openStateDir(state.dir), { clock: systemClock, owner: 'test' });
+    writeFileSync(openStateDir(state.dir).adminToken, ADMIN);
     const ports: number[] = [];
     try {
       for (const name of ['signaling-1', 'signaling-2']) {
@@ -457,7 +459,7 @@ describe('failover signaling (scenario B)', () => {
             port,
             url: `ws://127.0.0.1:${port}`,
             command: process.execPath,
-            args: signalingServeArgs(BIN, { port, instanceId: name, stateDir: state.dir }),
+            args: signalingServeArgs(BIN, { port, instanceId: name, state: openStateDir(state.dir) }),
           }),
         );
       }
@@ -471,7 +473,7 @@ describe('failover signaling (scenario B)', () => {
       const front = await freePort();
       const nginxPid = await applyNginx(
         {
-          prefix: statePaths(state.dir).nginx,
+          prefix: openStateDir(state.dir).nginx,
           listenPort: front,
           upstreams: [ports[0]!],
           backups: [ports[1]!],
@@ -494,7 +496,7 @@ describe('failover signaling (scenario B)', () => {
       process.kill(sup.running('signaling-1')!, 'SIGKILL');
       const plan = planPromoteBackup({
         failoverId: 'fo-b-2',
-        stateDir: state.dir,
+        state: openStateDir(state.dir),
         signaling: [`ws://127.0.0.1:${front}`],
         failed: `ws://127.0.0.1:${ports[0]}`,
         stabilizeMs: 5 * 60_000,
@@ -509,9 +511,9 @@ describe('failover signaling (scenario B)', () => {
       const applying = applyFailover(
         plan,
         {
-          stateDir: state.dir,
+          state: openStateDir(state.dir),
           adminToken: ADMIN,
-          witness: { url: witness.url, apiKey: API_KEY, stateDir: state.dir },
+          witness: { url: witness.url, apiKey: API_KEY, state: openStateDir(state.dir) },
         },
         { clock, signal: new AbortController().signal, dispatcher, exec: systemExec },
       ).finally(() => {

@@ -10,7 +10,7 @@ import { incidentIo } from '../../src/ops/incident/escalation.js';
 import { watchIncident } from '../../src/ops/incident/lifecycle.js';
 import { configuredNotifiers, sendNotice } from '../../src/ops/incident/notify/send.js';
 import type { IncidentNotice } from '../../src/ops/incident/notify/types.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { type RunResult, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver, smtp } from '../helpers/notify-receivers.js';
@@ -284,7 +284,7 @@ describe('P1 as written, and escalation by person', () => {
     expect(shown.stdout).toMatch(
       /L1 On-Call Engineer \(rotation on-call\) via pagerduty, respond 15 min: paged/,
     );
-    const md = () => readFileSync(statePaths(state).reportFile(`${ID}.md`), 'utf8');
+    const md = () => readFileSync(openStateDir(state).reportFile(`${ID}.md`), 'utf8');
     expect(md()).toContain(`Paged next: L2 Engineering Lead via slack @webrtc-oncall at ${at(5)}`);
 
     // Nothing is due before five minutes; then any incident command pages L2.
@@ -345,7 +345,7 @@ describe('P1 as written, and escalation by person', () => {
   it('show --watch drives the same schedule: L2 is paged on the look at five minutes', async () => {
     const { state, env, clock, ifmesh, slack } = await setup();
     expect((await ifmesh('incident', 'p1', '--json')).code).toBe(0);
-    const io = incidentIo(state, (await loadConfig({ cwd: state, env })).config, null);
+    const io = incidentIo(openStateDir(state), (await loadConfig({ cwd: state, env })).config, null);
     const stop = new AbortController();
     const looks: { level: number; pages: number }[] = [];
     const watching = watchIncident(
@@ -424,7 +424,7 @@ describe('P1 as written, and escalation by person', () => {
       '🚨 P1 INCIDENT: WebRTC Agent Mesh Total Outage',
       '@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage',
     ]);
-    const md = readFileSync(statePaths(state).reportFile(`${ID}.md`), 'utf8');
+    const md = readFileSync(openStateDir(state).reportFile(`${ID}.md`), 'utf8');
     expect(md).toMatch(
       /\| 1 \| L1 On-Call Engineer \(rotation on-call\) \| pagerduty \| declared \| 15 min \| \*\*NOT REACHED\*\* \|/,
     );

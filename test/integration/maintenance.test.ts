@@ -13,6 +13,7 @@ import { systemClock, systemExec } from '../../src/cli/context.js';
 import { configuredNotifiers } from '../../src/ops/incident/notify/send.js';
 import { writeRotationRecord } from '../../src/ops/keys/schedule.js';
 import { runDaily } from '../../src/ops/maintenance/daily.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, type RunResult, run, tempDir, testTmp } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -438,7 +439,7 @@ describe('maintenance tells someone', () => {
       alertEmail: '',
     });
     const o = {
-      stateDir: state,
+      state: openStateDir(state),
       signaling: [sig.http],
       witness: undefined,
       warnDays: 7,
@@ -457,7 +458,7 @@ describe('maintenance tells someone', () => {
   });
 
   it('daily names a periodic key rotation that did not complete, or is overdue', async () => {
-    writeRotationRecord(state, {
+    writeRotationRecord(openStateDir(state), {
       at: new Date(Date.now() - 3 * 86_400_000).toISOString(),
       reason: 'scheduled',
       incident_id: null,

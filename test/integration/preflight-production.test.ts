@@ -11,6 +11,7 @@ import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runPreflight } from '../../src/ops/preflight/index.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
@@ -218,7 +219,7 @@ describe('preflight and deploy with PRODUCTION_MODE=true', () => {
       }
       // Nothing started: no state directory, so no process records and no processes.
       expect(existsSync(state), what).toBe(false);
-      expect(listProcesses(state), what).toEqual([]);
+      expect(listProcesses(openStateDir(state)), what).toEqual([]);
     }
   }, 120_000);
 
@@ -303,7 +304,10 @@ describe("preflight's build check runs the binary's selftest", () => {
   const build = (r: PreflightReport) => r.checks.find((k) => k.name.startsWith('build'))!;
 
   it('passes on the real build, and fails a binary that exists but does not run or fails its selftest', async () => {
-    const real = await runPreflight(ctx(tmp.dir), { configFile: envFile, stateDir: path.join(tmp.dir, 'b') });
+    const real = await runPreflight(ctx(tmp.dir), {
+      configFile: envFile,
+      state: openStateDir(path.join(tmp.dir, 'b')),
+    });
     expect(build(real)).toMatchObject({
       status: 'ok',
       detail: expect.stringMatching(/^dist\/bin\/ifmesh\.js selftest: \d+ checks passed$/),
@@ -335,7 +339,7 @@ describe("preflight's build check runs the binary's selftest", () => {
     ] as const) {
       const r = await runPreflight(ctx(tmp.dir), {
         configFile: envFile,
-        stateDir: path.join(tmp.dir, 'b'),
+        state: openStateDir(path.join(tmp.dir, 'b')),
         root,
       });
       expect(build(r)).toMatchObject({ status: 'fail', detail: expect.stringMatching(detail) });

@@ -7,6 +7,7 @@ import { systemExec } from '../../src/cli/context.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runChecks, runPreflight } from '../../src/ops/preflight/index.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -238,7 +239,7 @@ describe('preflight on a broken installation', () => {
       };
       const r = await runPreflight(ctx, {
         configFile,
-        stateDir: path.join(broken.dir, 'state'),
+        state: openStateDir(path.join(broken.dir, 'state')),
         root: broken.dir,
         nodeVersion: '18.19.0',
       });
@@ -256,7 +257,7 @@ describe('preflight on a broken installation', () => {
       // Packages present but no turnserver/nginx/openssl on PATH: a warning, not a failure.
       const r2 = await runPreflight(
         { ...ctx, cwd: tmp.dir },
-        { configFile, stateDir: path.join(broken.dir, 'state') },
+        { configFile, state: openStateDir(path.join(broken.dir, 'state')) },
       );
       expect(check(r2, 'dependencies')).toMatchObject({
         status: 'warn',
@@ -287,7 +288,7 @@ describe('preflight on a broken installation', () => {
         loaded: undefined,
         configError: undefined,
         production: undefined,
-        stateDir: tmp.dir,
+        state: openStateDir(tmp.dir),
         root: tmp.dir,
         nodeVersion: '20.19.0',
       },

@@ -14,6 +14,7 @@ import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
 import { readIncident } from '../../src/ops/incident/store.js';
 import { readRotationRecord } from '../../src/ops/keys/schedule.js';
 import { freePort } from '../../src/ops/stack/stack.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -352,7 +353,7 @@ describe('rotate-keys completes the runbook', () => {
     const id = doc.incident_declared as string;
     expect(doc.plan).toMatchObject({ incident_id: id, force_immediate: true, reason: 'security_incident' });
     expect(r.stderr).toContain(`security incident ${id} declared`);
-    expect(readIncident(dir.dir, id)).toMatchObject({ id, kind: 'security', status: 'open' });
+    expect(readIncident(openStateDir(dir.dir), id)).toMatchObject({ id, kind: 'security', status: 'open' });
     expect(doc.next_steps).toContain(`ifmesh incident resolve ${id}`);
     expect((await events('incident_declared')).some((e) => e.incident_id === id)).toBe(true);
     expect((await events('srtp_key_compromise_detected')).filter((e) => e.incident_id === id)).toMatchObject([
@@ -384,7 +385,7 @@ describe('rotate-keys completes the runbook', () => {
       ok: true,
       rotation: { ok: true, plan: { reason: 'scheduled' } },
     });
-    const record = readRotationRecord(state)!;
+    const record = readRotationRecord(openStateDir(state))!;
     expect(record).toMatchObject({ ok: true, reason: 'scheduled', completed: 3, total: 3 });
     const status = async () => (await getJson(`${sigA.http}/admin/key-rotation-status`)).json.rotation_id;
     const rotationId = await status();
@@ -423,7 +424,7 @@ describe('rotate-keys completes the runbook', () => {
       // A record from just over an hour ago: due now.
       const { writeRotationRecord } = await import('../../src/ops/keys/schedule.js');
       const clock = new FakeClock(Date.now());
-      writeRotationRecord(state, {
+      writeRotationRecord(openStateDir(state), {
         at: new Date(clock.now() - 3_600_001).toISOString(),
         reason: 'scheduled',
         incident_id: null,
@@ -446,7 +447,7 @@ describe('rotate-keys completes the runbook', () => {
         sl.got[0]!.body.attachments[0].fields.map((f: any) => [f.title, f.value]),
       );
       expect(fields.Summary).toContain('no answer from rk-quiet');
-      expect(readRotationRecord(state)).toMatchObject({ ok: false, pending: ['rk-quiet'] });
+      expect(readRotationRecord(openStateDir(state))).toMatchObject({ ok: false, pending: ['rk-quiet'] });
       expect(existsSync(path.join(state, 'key-rotation.lock'))).toBe(false);
     } finally {
       quiet.ws.close();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/state/lock.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 
@@ -29,12 +29,13 @@ function deadPid(): number {
 // won lock until its stdin closes.
 const RACER = `
 import { acquireLock } from ${JSON.stringify(path.join(ROOT, 'dist/src/state/lock.js'))};
+import { openStateDir } from ${JSON.stringify(path.join(ROOT, 'dist/src/state/state-dir.js'))};
 import { createInterface } from 'node:readline';
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 process.stdout.write('ready\\n');
 await lines.next();
 try {
-  const lock = await acquireLock(process.argv[1], 'deploy', 'racer ' + process.pid);
+  const lock = await acquireLock(openStateDir(process.argv[1]), 'deploy', 'racer ' + process.pid);
   process.stdout.write(JSON.stringify({ won: true, pid: process.pid }) + '\\n');
   await lines.next();
   await lock.release();
@@ -69,18 +70,18 @@ function racer(dir: string): Racer {
 describe('the state directory lock', () => {
   it('is refused while a live process holds it, naming the holder; release leaves others’ locks alone', async () => {
     const dir = stateDir();
-    const lock = await acquireLock(dir, 'deploy', 'deploy first');
-    await expect(acquireLock(dir, 'deploy', 'deploy second')).rejects.toThrow(
+    const lock = await acquireLock(openStateDir(dir), 'deploy', 'deploy first');
+    await expect(acquireLock(openStateDir(dir), 'deploy', 'deploy second')).rejects.toThrow(
       `the deploy lock is held by pid ${process.pid} (deploy first, since ${lock.holder.since})`,
     );
     // other names are other locks (incidents, maintenance)
-    const other = await acquireLock(dir, 'maintenance', 'window');
+    const other = await acquireLock(openStateDir(dir), 'maintenance', 'window');
     await other.release();
     await lock.release();
-    expect(existsSync(statePaths(dir).lock('deploy'))).toBe(false);
-    const again = await acquireLock(dir, 'deploy', 'deploy third');
+    expect(existsSync(openStateDir(dir).lock('deploy'))).toBe(false);
+    const again = await acquireLock(openStateDir(dir), 'deploy', 'deploy third');
     await lock.release(); // a stale release from an earlier holder must not free the new one
-    await expect(acquireLock(dir, 'deploy', 'x')).rejects.toThrow('(deploy third');
+    await expect(acquireLock(openStateDir(dir), 'deploy', 'x')).rejects.toThrow('(deploy third');
     await again.release();
   });
 
@@ -88,7 +89,7 @@ describe('the state directory lock', () => {
     const dir = stateDir();
     const dead = deadPid();
     writeFileSync(
-      statePaths(dir).lock('deploy'),
+      openStateDir(dir).lock('deploy'),
       JSON.stringify({
         pid: dead,
         purpose: 'deploy crashed',
@@ -96,7 +97,7 @@ describe('the state directory lock', () => {
         token: 't0',
       }),
     );
-    const lock = await acquireLock(dir, 'deploy', 'deploy after crash');
+    const lock = await acquireLock(openStateDir(dir), 'deploy', 'deploy after crash');
     expect(lock.holder.pid).toBe(process.pid);
     await lock.release();
     // no claim or candidate files are left behind
@@ -105,10 +106,12 @@ describe('the state directory lock', () => {
 
   it('an empty or truncated lock is never taken over: concurrent takers all fail naming the file and `rm`', async () => {
     const dir = stateDir();
-    const file = statePaths(dir).lock('deploy');
+    const file = openStateDir(dir).lock('deploy');
     for (const content of ['', '{"pid":1,"purpose":"depl']) {
       writeFileSync(file, content);
-      const tries = await Promise.allSettled([1, 2, 3].map((i) => acquireLock(dir, 'deploy', `taker ${i}`)));
+      const tries = await Promise.allSettled(
+        [1, 2, 3].map((i) => acquireLock(openStateDir(dir), 'deploy', `taker ${i}`)),
+      );
       for (const t of tries) {
         expect(t.status).toBe('rejected');
         const err = (t as PromiseRejectedResult).reason as { code: string; message: string; hint: string };
@@ -124,7 +127,7 @@ describe('the state directory lock', () => {
     for (let round = 0; round < 5; round++) {
       const dir = stateDir();
       writeFileSync(
-        statePaths(dir).lock('deploy'),
+        openStateDir(dir).lock('deploy'),
         JSON.stringify({
           pid: deadPid(),
           purpose: 'deploy crashed',

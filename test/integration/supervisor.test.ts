@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { listProcesses } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { trackPid } from '../helpers/pids.js';
@@ -33,7 +34,7 @@ describe('Supervisor.stop', () => {
   it('sends SIGKILL to a process that ignores SIGTERM exactly when the fake clock passes the grace period', async () => {
     const dir = state();
     const clock = new FakeClock();
-    const sup = new Supervisor(dir, { clock, owner: 'test' });
+    const sup = new Supervisor(openStateDir(dir), { clock, owner: 'test' });
     const child = spawn(process.execPath, ['-e', STUBBORN], { stdio: ['pipe', 'pipe', 'inherit'] });
     trackPid(child.pid);
     cleanups.push(() => child.kill('SIGKILL'));
@@ -45,7 +46,7 @@ describe('Supervisor.stop', () => {
     });
     expect(await line()).toBe('ready');
     sup.adopt({ name: 'stubborn', role: 'signaling' }, child.pid!);
-    expect(listProcesses(dir)).toMatchObject([
+    expect(listProcesses(openStateDir(dir))).toMatchObject([
       { name: 'stubborn', role: 'signaling', pid: child.pid, owner: 'test' },
     ]);
 
@@ -67,7 +68,7 @@ describe('Supervisor.stop', () => {
     });
     for (let i = 0; i < 100 && outcome === undefined; i++) await clock.advance(25);
     expect(outcome).toBe('stopped');
-    expect(listProcesses(dir)).toEqual([]);
+    expect(listProcesses(openStateDir(dir))).toEqual([]);
   });
 
   it('treats a zombie as gone: not running, nothing to stop', async () => {
@@ -93,10 +94,10 @@ describe('Supervisor.stop', () => {
     expect(isAlive(zombie)).toBe(false);
     expect(isAlive(parent.pid!)).toBe(true);
 
-    const sup = new Supervisor(dir, { clock: new FakeClock(), owner: 'test' });
+    const sup = new Supervisor(openStateDir(dir), { clock: new FakeClock(), owner: 'test' });
     sup.adopt({ name: 'ghost', role: 'agents' }, zombie);
     expect(sup.running('ghost')).toBeUndefined();
     expect(await sup.stop('ghost')).toBe('not_running');
-    expect(listProcesses(dir)).toEqual([]);
+    expect(listProcesses(openStateDir(dir))).toEqual([]);
   });
 });

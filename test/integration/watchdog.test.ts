@@ -9,6 +9,7 @@ import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { type WatchdogEvent, watchdogPass } from '../../src/ops/fleet/watchdog.js';
 import { readProcess } from '../../src/state/processes.js';
 import { readSecrets } from '../../src/state/secrets.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
@@ -23,7 +24,7 @@ const SLEEPER = 'setInterval(() => {}, 1 << 30); process.on("SIGTERM", () => pro
 
 function setup() {
   const t = tempDir();
-  const sup = new Supervisor(t.dir, { clock: systemClock, owner: 'test' });
+  const sup = new Supervisor(openStateDir(t.dir), { clock: systemClock, owner: 'test' });
   const started: number[] = [];
   cleanups.push(t.cleanup);
   cleanups.push(async () => {
@@ -55,7 +56,7 @@ describe('watchdog', () => {
       TURN_PASSWORD: 'not-in-the-record',
       PLAIN: 'x',
     });
-    const rec = readProcess(dir, 'svc')!;
+    const rec = readProcess(openStateDir(dir), 'svc')!;
     // The secret's name is recorded, its value only in the secrets file.
     expect(rec.spec).toMatchObject({
       command: process.execPath,
@@ -63,16 +64,20 @@ describe('watchdog', () => {
       secret_env: ['TURN_PASSWORD'],
     });
     expect(JSON.stringify(rec)).not.toContain('not-in-the-record');
-    expect(readSecrets(dir)?.env?.['process:svc:TURN_PASSWORD']).toBe('not-in-the-record');
+    expect(readSecrets(openStateDir(dir))?.env?.['process:svc:TURN_PASSWORD']).toBe('not-in-the-record');
     const printed = (n: number) => () =>
       readFileSync(`${dir}/logs/svc.log`, 'utf8').split('secret=not-in-the-record').length === n + 1;
     await waitFor(printed(1), 'the process to print its secret');
     process.kill(pid, 'SIGKILL');
     await waitFor(() => !isAlive(pid), 'the process to die');
     const events: WatchdogEvent[] = [];
-    const done = await watchdogPass({ stateDir: dir, onEvent: (e) => events.push(e) }, new Map(), ctx);
+    const done = await watchdogPass(
+      { state: openStateDir(dir), onEvent: (e) => events.push(e) },
+      new Map(),
+      ctx,
+    );
     expect(done.map((d) => [d.name, d.result?.ok])).toEqual([['svc', true]]);
-    const after = readProcess(dir, 'svc')!;
+    const after = readProcess(openStateDir(dir), 'svc')!;
     started.push(after.pid);
     expect(after.pid).not.toBe(pid);
     expect(isAlive(after.pid)).toBe(true);
@@ -90,15 +95,20 @@ describe('watchdog', () => {
     start('flaky', 'process.exit(1)');
     const events: WatchdogEvent[] = [];
     const tracks = new Map();
-    const o = { stateDir: dir, maxTries: 2, backoffMs: [0], onEvent: (e: WatchdogEvent) => events.push(e) };
+    const o = {
+      state: openStateDir(dir),
+      maxTries: 2,
+      backoffMs: [0],
+      onEvent: (e: WatchdogEvent) => events.push(e),
+    };
     for (let i = 0; i < 3; i++) {
-      await waitFor(() => !isAlive(readProcess(dir, 'flaky')!.pid), 'the last run to exit');
+      await waitFor(() => !isAlive(readProcess(openStateDir(dir), 'flaky')!.pid), 'the last run to exit');
       await watchdogPass(o, tracks, ctx);
     }
     // Each restart may look fine for a moment; dying again within the window is what counts.
     expect(events.map((e) => e.event).at(-1)).toBe('service_crash_loop');
     expect(events.filter((e) => e.event !== 'service_crash_loop')).toHaveLength(2);
-    const rec = readProcess(dir, 'flaky')!;
+    const rec = readProcess(openStateDir(dir), 'flaky')!;
     expect(rec.crash_loop).toMatchObject({ tries: 2 });
     // No more tries once crash-looping.
     expect(await watchdogPass(o, tracks, ctx)).toEqual([]);
@@ -111,7 +121,7 @@ describe('watchdog', () => {
     process.kill(loose, 'SIGKILL');
     await waitFor(() => !isAlive(loose), 'the unsupervised process to die');
     expect(await sup.stop('kept', 2_000)).toBe('stopped');
-    expect(await watchdogPass({ stateDir: dir }, new Map(), ctx)).toEqual([]);
-    expect(readProcess(dir, 'kept')).toBeUndefined();
+    expect(await watchdogPass({ state: openStateDir(dir) }, new Map(), ctx)).toEqual([]);
+    expect(readProcess(openStateDir(dir), 'kept')).toBeUndefined();
   });
 });

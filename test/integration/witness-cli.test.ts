@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WitnessClient } from '../../src/clients/witness.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -118,7 +119,7 @@ describe('ifmesh witness spool', () => {
       apiKey: API_KEY,
       producer: 'keeper',
       spoolDir: path.join(stateDir, 'witness-spool'),
-      stateDir,
+      state: openStateDir(stateDir),
     });
     c.log({ event: 'keeper_event' });
     expect(await c.flush()).toBe(true);

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type ClientClock, WitnessClient } from '../../src/clients/witness.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -42,7 +43,7 @@ describe('WitnessClient under an injected clock', () => {
       apiKey: API_KEY,
       producer: 'frozen',
       spoolDir: path.join(dir, 'spool'),
-      stateDir: path.join(dir, 'state'),
+      state: openStateDir(path.join(dir, 'state')),
       clock,
     });
     for (let i = 0; i < 3; i++) c.log({ event: 'clock_probe', metadata: { i } });

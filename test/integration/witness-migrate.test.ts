@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { InterruptedError } from '../../src/errors.js';
 import { migrateWitness } from '../../src/ops/witness/migrate.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import { requireBinary } from '../helpers/binaries.js';
@@ -45,7 +46,7 @@ beforeAll(async () => {
     }
     // Old events' content is pruned: the copy must carry pruned rows and the cleanup's own event.
     expect((await post(`${w.url}/api/admin/cleanup`, { retain_days: 30 })).status).toBe(200);
-    const { checkpoint } = await observeCheckpoint({ url: w.url, stateDir: state });
+    const { checkpoint } = await observeCheckpoint({ url: w.url, state: openStateDir(state) });
     source = { size: checkpoint.size, root: checkpoint.root.toString('base64') };
   } finally {
     await w.stop();

@@ -12,6 +12,7 @@ import {
   observeCheckpoint,
   readHeldCheckpoints,
 } from '../../src/clients/witness-checkpoint.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, tempDir } from '../helpers/cli.js';
 import {
   freePort,
@@ -51,7 +52,7 @@ async function deliver(url: string, producer: string, n: number): Promise<Witnes
     apiKey: API_KEY,
     producer,
     spoolDir: path.join(state, 'witness-spool'),
-    stateDir: state,
+    state: openStateDir(state),
   });
   for (let i = 0; i < n; i++) c.log({ event: 'origin_probe', metadata: { producer, i } });
   return c;
@@ -74,7 +75,7 @@ describe('checkpoints held per origin', () => {
     await cb.close();
     expect(cb.keyChanged).toBeUndefined();
 
-    const held = await readHeldCheckpoints(state);
+    const held = await readHeldCheckpoints(openStateDir(state));
     expect(Object.keys(held.logs)).toHaveLength(2);
     expect(held.urls[a.url]).toBe(a.ready.origin);
     expect(held.urls[b.url]).toBe(b.ready.origin);
@@ -119,9 +120,9 @@ describe('checkpoints held per origin', () => {
     const current = JSON.parse(readFileSync(file, 'utf8'));
     const only = current.logs[current.urls[a.url]];
     writeFileSync(file, JSON.stringify(only)); // the shape ifmesh wrote before checkpoints were keyed
-    expect(await readHeldCheckpoints(state)).toEqual(current);
+    expect(await readHeldCheckpoints(openStateDir(state))).toEqual(current);
     await post(`${a.url}/api/log`, { event: 'after_migration' });
-    expect((await observeCheckpoint({ url: a.url, stateDir: state })).status).not.toBe('first');
+    expect((await observeCheckpoint({ url: a.url, state: openStateDir(state) })).status).not.toBe('first');
     const rewritten = JSON.parse(readFileSync(file, 'utf8'));
     expect(rewritten.version).toBe(2);
     expect(rewritten.logs[only.origin].size).toBeGreaterThanOrEqual(only.size);
@@ -247,7 +248,7 @@ describe('a known witness URL under a new key', () => {
       query: { event: 'origin_probe', 'metadata.producer': 'offline' },
     });
     expect(offlineEvents.json.count).toBe(2);
-    const held = await readHeldCheckpoints(state);
+    const held = await readHeldCheckpoints(openStateDir(state));
     expect(held.urls[second.url]).toBe(second.ready.origin);
     expect(held.logs[String(first.ready.origin)]).toBeDefined();
     expect((await run(['witness', 'verify', '--url', second.url, '--json'], { env, cwd: dir })).code).toBe(0);

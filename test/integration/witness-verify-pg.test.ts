@@ -9,6 +9,7 @@ import { canonicalize } from '../../src/crypto/jcs.js';
 import { leafHash } from '../../src/crypto/merkle.js';
 import { openPgStore } from '../../src/services/witness/pg-store.js';
 import { createWitnessServer } from '../../src/services/witness/server.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { postgresForThisFile } from '../helpers/postgres.js';
 import { API_KEY, post } from '../helpers/witness.js';
@@ -41,7 +42,7 @@ beforeEach(async () => {
       });
       expect(r.status).toBe(201);
     }
-    await observeCheckpoint({ url: w.url, stateDir: state });
+    await observeCheckpoint({ url: w.url, state: openStateDir(state) });
   } finally {
     await w.close();
   }

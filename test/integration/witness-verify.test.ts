@@ -5,6 +5,7 @@ import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { canonicalize } from '../../src/crypto/jcs.js';
 import { leafHash } from '../../src/crypto/merkle.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { post, startWitness } from '../helpers/witness.js';
 
@@ -29,7 +30,7 @@ beforeEach(async () => {
       ).status,
     ).toBe(201);
   }
-  await observeCheckpoint({ url: w.url, stateDir: state });
+  await observeCheckpoint({ url: w.url, state: openStateDir(state) });
   await w.stop();
 });
 afterEach(() => cleanup());

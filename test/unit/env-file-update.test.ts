@@ -17,6 +17,7 @@ import { parseEnvFile } from '../../src/config/env-file.js';
 import { backupStamp, setEnvFileKey } from '../../src/config/env-file-update.js';
 import { persistTurnServers, rewriteLaunchTurnServers } from '../../src/ops/failover/turn.js';
 import { readProcess, recordProcess } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 
 const NOW = Date.UTC(2026, 10, 22, 21, 44, 37, 123);
 let dirs: string[] = [];
@@ -163,10 +164,10 @@ describe('launch environments that carry TURN_SERVERS', () => {
       started_at: new Date(NOW).toISOString(),
       spec: spec(turn),
     });
-    recordProcess(state, rec('signaling-1', 'turn:10.0.0.5:3478'));
-    recordProcess(state, rec('signaling-2', 'turn:10.0.0.6:3478'));
+    recordProcess(openStateDir(state), rec('signaling-1', 'turn:10.0.0.5:3478'));
+    recordProcess(openStateDir(state), rec('signaling-2', 'turn:10.0.0.6:3478'));
     const r = rewriteLaunchTurnServers(
-      state,
+      openStateDir(state),
       [
         { instance: 'signaling-1', turn_servers: 'turn:10.0.0.5:3478' },
         { instance: 'signaling-2', turn_servers: 'turn:10.0.0.6:3478' },
@@ -174,7 +175,7 @@ describe('launch environments that carry TURN_SERVERS', () => {
       ['turn:10.0.0.6:3478'],
     );
     expect(r.rewritten).toEqual(['signaling-1']);
-    expect(readProcess(state, 'signaling-1')?.spec?.env).toEqual({
+    expect(readProcess(openStateDir(state), 'signaling-1')?.spec?.env).toEqual({
       SIGNALING_PORT: '8443',
       TURN_SERVERS: 'turn:10.0.0.6:3478',
     });

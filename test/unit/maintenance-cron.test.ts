@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { cronStepMinutes, rotationSchedule } from '../../src/ops/keys/schedule.js';
 import { cronTimes, planCron, utcOffsetMinutes } from '../../src/ops/maintenance/cron.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 
 // A winter day: Europe/Paris is UTC+01:00 then.
@@ -10,7 +11,7 @@ const NOW = Date.UTC(2026, 0, 15, 12);
 
 const plan = (o: Partial<Parameters<typeof planCron>[0]> = {}) =>
   planCron({
-    stateDir: '/srv/mesh/.ifmesh',
+    state: openStateDir('/srv/mesh/.ifmesh'),
     cwd: '/srv/mesh',
     node: '/usr/bin/node',
     bin: '/opt/ifmesh/dist/bin/ifmesh.js',
@@ -118,8 +119,12 @@ describe('periodic rotation schedule', () => {
     const d = tempDir();
     try {
       const o = { enabled: true, intervalMs: 3_600_000 };
-      expect(rotationSchedule(d.dir, o, NOW)).toMatchObject({ due: true, overdue: false, last: null });
-      writeRotationRecord(d.dir, {
+      expect(rotationSchedule(openStateDir(d.dir), o, NOW)).toMatchObject({
+        due: true,
+        overdue: false,
+        last: null,
+      });
+      writeRotationRecord(openStateDir(d.dir), {
         at: new Date(NOW).toISOString(),
         reason: 'scheduled',
         incident_id: null,
@@ -130,15 +135,15 @@ describe('periodic rotation schedule', () => {
         failed_connections: 0,
         rotation_ids: ['r1'],
       });
-      expect(rotationSchedule(d.dir, o, NOW + 3_599_999)).toMatchObject({
+      expect(rotationSchedule(openStateDir(d.dir), o, NOW + 3_599_999)).toMatchObject({
         due: false,
         next_due_at: new Date(NOW + 3_600_000).toISOString(),
       });
-      expect(rotationSchedule(d.dir, o, NOW + 3_600_000).due).toBe(true);
+      expect(rotationSchedule(openStateDir(d.dir), o, NOW + 3_600_000).due).toBe(true);
       // Overdue only past an hour's grace: the cron tick is missing or failing.
-      expect(rotationSchedule(d.dir, o, NOW + 7_200_000).overdue).toBe(false);
-      expect(rotationSchedule(d.dir, o, NOW + 7_200_001).overdue).toBe(true);
-      expect(rotationSchedule(d.dir, { ...o, enabled: false }, NOW + 9e9)).toMatchObject({
+      expect(rotationSchedule(openStateDir(d.dir), o, NOW + 7_200_000).overdue).toBe(false);
+      expect(rotationSchedule(openStateDir(d.dir), o, NOW + 7_200_001).overdue).toBe(true);
+      expect(rotationSchedule(openStateDir(d.dir), { ...o, enabled: false }, NOW + 9e9)).toMatchObject({
         due: false,
         overdue: false,
         next_due_at: null,

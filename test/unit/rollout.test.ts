@@ -27,7 +27,7 @@ import {
 } from '../../src/ops/rollout/measurement.js';
 import { evaluateWindow, MONITOR_REQUIRED } from '../../src/ops/rollout/monitor.js';
 import { chooseTarget } from '../../src/ops/rollout/rollback.js';
-import { statePaths } from '../../src/state/state-dir.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { FakeClock } from '../helpers/clock.js';
 
 const T = DEFAULT_THRESHOLDS;
@@ -330,32 +330,34 @@ describe('release records', () => {
   });
 
   it('are 0600 and hold secrets only as names, each release its own value', async () => {
-    await recordRelease(dir, release('r1', 'first-pass'));
-    await recordRelease(dir, release('r2', 'second-pass'));
-    const p = statePaths(dir);
+    await recordRelease(openStateDir(dir), release('r1', 'first-pass'));
+    await recordRelease(openStateDir(dir), release('r2', 'second-pass'));
+    const p = openStateDir(dir);
     for (const f of [p.releaseFile('r1'), p.releaseFile('r2'), p.currentRelease])
       expect(statSync(f).mode & 0o777).toBe(0o600);
     const text = readFileSync(p.releaseFile('r1'), 'utf8') + readFileSync(p.releaseFile('r2'), 'utf8');
     for (const secret of ['first-pass', 'second-pass', 'pd-key']) expect(text).not.toContain(secret);
-    const r1 = (await readRelease(dir, 'r1'))!;
+    const r1 = (await readRelease(openStateDir(dir), 'r1'))!;
     expect(r1.agent_specs![0]).toMatchObject({
       env: { ICE_TRANSPORT_POLICY: 'relay' },
       secret_env: { TURN_PASSWORD: 'release:r1:TURN_PASSWORD' },
     });
-    expect(specEnv(dir, r1.agent_specs![0]!)).toEqual({
+    expect(specEnv(openStateDir(dir), r1.agent_specs![0]!)).toEqual({
       ICE_TRANSPORT_POLICY: 'relay',
       TURN_PASSWORD: 'first-pass',
       PAGERDUTY_INTEGRATION_KEY: 'pd-key',
     });
-    expect(specEnv(dir, (await currentRelease(dir))!.agent_specs![0]!).TURN_PASSWORD).toBe('second-pass');
+    expect(
+      specEnv(openStateDir(dir), (await currentRelease(openStateDir(dir)))!.agent_specs![0]!).TURN_PASSWORD,
+    ).toBe('second-pass');
   });
 
   it('a corrupt record is an error naming the file; a lost secret is an error naming the key', async () => {
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(statePaths(dir).releaseFile('bad'), '{"id":');
-    await expect(readRelease(dir, 'bad')).rejects.toThrow(/bad\.json is corrupted/);
-    rmSync(statePaths(dir).releaseFile('bad'));
+    writeFileSync(openStateDir(dir).releaseFile('bad'), '{"id":');
+    await expect(readRelease(openStateDir(dir), 'bad')).rejects.toThrow(/bad\.json is corrupted/);
+    rmSync(openStateDir(dir).releaseFile('bad'));
     const lost = { ...spec('a', {}), secret_env: { TURN_PASSWORD: 'release:gone:TURN_PASSWORD' } };
-    expect(() => specEnv(dir, lost)).toThrow(/TURN_PASSWORD is not in .*secrets\.json/);
+    expect(() => specEnv(openStateDir(dir), lost)).toThrow(/TURN_PASSWORD is not in .*secrets\.json/);
   });
 });

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { type IceServer, MeshAgent } from '../../agent/agent.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
@@ -21,7 +22,7 @@ export interface ExchangeOptions {
   dispatcher?: Dispatcher | undefined;
   events?: { log(e: WitnessEvent): void } | undefined;
   /** Where the temporary agents' events go when `events` is not given (`ifmesh verify --witness`). */
-  witness?: { url: string; apiKey: string; stateDir: string } | undefined;
+  witness?: { url: string; apiKey: string; state: StateDir } | undefined;
   onProgress?: (line: string) => void;
   clock?: Clock;
   /** The RTT p95 above which the exchange fails; the runbook's delivery target (100 ms) by default. */

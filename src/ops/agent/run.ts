@@ -1,10 +1,9 @@
-import path from 'node:path';
 import { MeshAgent } from '../../agent/agent.js';
 import type { MeshConfig } from '../../config/load.js';
-import { resolveStateDir } from '../../config/state.js';
 import { type KeyPair, toBase64url } from '../../crypto/ed25519.js';
 import { loadOrCreateIdentity, readIdentity, writeRotatedIdentity } from '../../crypto/key-file.js';
 import { UnreachableError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { waitFor, within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
 import { type OpContext, untilAborted } from '../shared.js';
@@ -25,7 +24,7 @@ export interface RunAgentsOptions {
   ca?: string[] | undefined;
   heartbeatTimeoutMs: number;
   healingBaseMs: number;
-  stateDir: string | undefined;
+  state: StateDir;
   log: (line: string) => void;
 }
 
@@ -41,10 +40,10 @@ export async function runAgents(
   ctx: Pick<OpContext, 'clock' | 'signal' | 'env' | 'cwd'> & Partial<Pick<OpContext, 'dispatcher'>>,
   onReady: (r: AgentsReady) => void,
 ): Promise<void> {
-  const stateDir = resolveStateDir(ctx.cwd, ctx.env, o.stateDir);
+  const { state } = o;
   const servers = iceServers(o.config, o.ice);
   const witness = openWitness(
-    { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir },
+    { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state },
     o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
     ctx,
     {
@@ -65,7 +64,7 @@ export async function runAgents(
   // Each agent's identity file: the one given, or (a swarm) one per agent id under the state
   // directory, made on first use. Signaling binds an id to its key for good, so a swarm restarted
   // with fresh keys under the same ids would be refused (id_key_mismatch).
-  const keyFiles = o.ids.map((id) => o.keyFile ?? swarmKeyFile(stateDir, id));
+  const keyFiles = o.ids.map((id) => o.keyFile ?? state.swarmKeyFile(id));
   const identities = await Promise.all(
     o.ids.map((id, i) => (o.keyFile ? readIdentity(keyFiles[i]!) : loadOrCreateIdentity(keyFiles[i]!, id))),
   );
@@ -130,12 +129,4 @@ export async function runAgents(
     await Promise.all(agents.map((a) => a.stop()));
     await within(witness?.close(500), 600, ctx.clock);
   }
-}
-
-/**
- * A swarm agent's identity file. Named here rather than in src/state/state-dir.ts, which another
- * change owns; it belongs there.
- */
-export function swarmKeyFile(stateDir: string, agentId: string): string {
-  return path.join(stateDir, 'swarm-keys', `${agentId}.key`);
 }

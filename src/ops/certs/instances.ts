@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 export interface ServingInstance {
   name: string;
@@ -20,8 +21,8 @@ function serves(r: ProcessRecord, cert: string): boolean {
   return named !== undefined && path.resolve(r.spec.cwd, named) === path.resolve(cert);
 }
 
-const running = (stateDir: string) =>
-  listProcesses(stateDir).filter((r) => r.role === 'signaling' && r.pid > 0 && isAlive(r.pid));
+const running = (state: StateDir) =>
+  listProcesses(state).filter((r) => r.role === 'signaling' && r.pid > 0 && isAlive(r.pid));
 
 const view = (r: ProcessRecord): ServingInstance => ({
   name: r.name,
@@ -31,16 +32,16 @@ const view = (r: ProcessRecord): ServingInstance => ({
   url: r.url,
 });
 
-/** Running signaling instances of `stateDir` that serve `cert`, in name order. */
-export function instancesServing(stateDir: string, cert: string): ServingInstance[] {
-  return running(stateDir)
+/** Running signaling instances of `state` that serve `cert`, in name order. */
+export function instancesServing(state: StateDir, cert: string): ServingInstance[] {
+  return running(state)
     .filter((r) => serves(r, cert))
     .map(view);
 }
 
 /** Running signaling instances started without `cert`: left alone, and named so nobody is surprised. */
-export function instancesNotServing(stateDir: string, cert: string): string[] {
-  return running(stateDir)
+export function instancesNotServing(state: StateDir, cert: string): string[] {
+  return running(state)
     .filter((r) => !serves(r, cert))
     .map((r) => r.name);
 }

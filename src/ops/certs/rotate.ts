@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
@@ -81,7 +82,7 @@ export async function planCertRotation(
     cert: string;
     key: string;
     selfSignedDev: boolean;
-    stateDir: string;
+    state: StateDir;
     days: number;
     /** Renew under this many days left (fractions allowed: 36 h is 1.5); the runbook's 7 by default. */
     thresholdDays?: number | undefined;
@@ -116,9 +117,9 @@ export async function planCertRotation(
     ...(o.certbotConfigDir ? { certbot_config_dir: o.certbotConfigDir } : {}),
     backups: acts ? [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })) : [],
     restart: acts
-      ? instancesServing(o.stateDir, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url }))
+      ? instancesServing(o.state, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url }))
       : [],
-    not_restarted: acts ? instancesNotServing(o.stateDir, o.cert) : [],
+    not_restarted: acts ? instancesNotServing(o.state, o.cert) : [],
     days: o.days,
     manual_procedure: due && method === 'manual' ? manualProcedure(o.cert, o.key) : [],
   };
@@ -135,7 +136,7 @@ async function replaceFile(file: string, from: string, mode: number): Promise<vo
 export async function applyCertRotation(
   plan: CertRotationPlan,
   o: {
-    stateDir: string;
+    state: StateDir;
     witness?: WitnessTarget | undefined;
     healthTimeoutMs?: number;
     onStep?: (line: string) => void;
@@ -246,10 +247,10 @@ export async function applyCertRotation(
 async function restartOneByOne(
   plan: CertRotationPlan,
   report: CertRotationReport,
-  o: { stateDir: string; healthTimeoutMs?: number; onStep?: (line: string) => void },
+  o: { state: StateDir; healthTimeoutMs?: number; onStep?: (line: string) => void },
   ctx: Pick<OpContext, 'clock' | 'signal'>,
 ): Promise<void> {
-  const launches = new Map(instancesServing(o.stateDir, plan.cert).map((l) => [l.name, l]));
+  const launches = new Map(instancesServing(o.state, plan.cert).map((l) => [l.name, l]));
   // The instance's own certificate may be self-signed: the health check asks whether it serves, not
   // whom to trust.
   const insecure = new Agent({ connect: { rejectUnauthorized: false } });
@@ -262,7 +263,7 @@ async function restartOneByOne(
       }
       // Through the fleet's restart path: the same launch spec, so it reads the new files.
       const r = await restartRecorded(
-        o.stateDir,
+        o.state,
         l.name,
         {
           why: 'restarted by certs rotate (new certificate)',

@@ -19,6 +19,7 @@ import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageRoot } from '../../paths.js';
 import { requireFreeSpace } from '../../state/free-space.js';
 import { withLock } from '../../state/lock.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { openWitness } from '../events.js';
@@ -35,7 +36,7 @@ import { type DeployEndpoints, nginxTls, planEndpoints, urlHost } from './endpoi
 import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
 
 export interface DeployOptions {
-  stateDir: string;
+  state: StateDir;
   agentsDir: string;
   instances: number;
   basePort: number;
@@ -182,7 +183,7 @@ export function buildPlan(
         listen_port: o.nginxPort,
         url: at(o.nginxPort),
         ...topology.nginx,
-        conf: path.join(o.stateDir, 'nginx', 'nginx.conf'),
+        conf: o.state.nginxConf,
         server_name: endpoints.server_name,
       }
     : null;
@@ -216,21 +217,21 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   if (dryRun) return { plan, applied: false, registered: [], release_file: null };
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
-  checkIncidentRecords(o.stateDir);
-  await requireFreeSpace(o.stateDir, 'ifmesh deploy');
+  checkIncidentRecords(o.state);
+  await requireFreeSpace(o.state, 'ifmesh deploy');
   return withLock(
-    o.stateDir,
+    o.state,
     'deploy',
     `deploy ${plan.deployment_id}`,
     async () => {
-      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'deploy' });
+      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'deploy' });
       let startedRedis = false;
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];
       const node = process.execPath;
       const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
       const witness = openWitness(
-        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, stateDir: o.stateDir },
+        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: o.state },
         `deploy-${plan.deployment_id}`,
         ctx,
       );
@@ -248,14 +249,14 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         // deploy's own Redis gets a generated password (0600 config file); instances get the URL
         // with it and the cluster secret through their environment, never on their command line.
         const redisAuth = redis?.start
-          ? localRedisAuth(o.stateDir, 'deploy-redis', Number(new URL(redis.url).port))
+          ? localRedisAuth(o.state, 'deploy-redis', Number(new URL(redis.url).port))
           : undefined;
         startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
         const clusterEnv: Record<string, string> = redis
           ? {
               SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
               SIGNALING_CLUSTER_SECRET:
-                o.clusterSecret || generatedSecret(o.stateDir, 'SIGNALING_CLUSTER_SECRET'),
+                o.clusterSecret || generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET'),
             }
           : {};
         for (const inst of plan.instances) {
@@ -272,7 +273,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               args: signalingServeArgs(bin, {
                 port: inst.port,
                 instanceId: inst.name,
-                stateDir: o.stateDir,
+                state: o.state,
                 host: plan.endpoints.bind_host,
               }),
               // The env file and the configuration the operator ran deploy with, kept in the record
@@ -386,7 +387,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           outcome: 'deployed',
           agent_specs: specs,
         };
-        const file = await recordRelease(o.stateDir, release);
+        const file = await recordRelease(o.state, release);
         if (o.supervise !== false) {
           const watchdog = await ensureWatchdog(sup, ctx);
           o.progress.step(
@@ -452,9 +453,9 @@ async function ensureRedis(
   await sup.stop('deploy-redis', 2_000);
   const port = Number(new URL(redis.url).port);
   sup.start({
-    ...redisProcessSpec('deploy-redis', port, o.stateDir, auth!.configFile),
+    ...redisProcessSpec('deploy-redis', port, o.state.root, auth!.configFile),
     url: auth!.plain,
-    cwd: o.stateDir,
+    cwd: o.state.root,
     supervised: true,
   });
   const up = await poll(

@@ -19,7 +19,7 @@ import { SECRET_KEYS } from '../../config/schema.js';
 import { CheckFailedError, StateCorruptError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 /** How one agent of a release is started: its config, where it connects, its --set overrides (as env). */
 export interface AgentSpec {
@@ -80,7 +80,7 @@ export const isSecretKey = (key: string) => SECRET_KEYS.has(key) || isSecretEnvK
  * The specs with every secret env value moved into the state's secrets file, under
  * `release:<releaseId>:<KEY>` (scoped, so two releases setting one key never overwrite each other's).
  */
-export function sealSpecs(stateDir: string, releaseId: string, specs: AgentSpec[]): AgentSpec[] {
+export function sealSpecs(state: StateDir, releaseId: string, specs: AgentSpec[]): AgentSpec[] {
   const store: Record<string, string> = {};
   const sealed = specs.map((s) => {
     const secret = Object.keys(s.env).filter(isSecretKey);
@@ -93,32 +93,32 @@ export function sealSpecs(stateDir: string, releaseId: string, specs: AgentSpec[
     const env = Object.fromEntries(Object.entries(s.env).filter(([k]) => !isSecretKey(k)));
     return { ...s, env, secret_env: refs };
   });
-  storeSecretEnv(stateDir, store);
+  storeSecretEnv(state, store);
   return sealed;
 }
 
-export const sealRelease = (stateDir: string, r: Release): Release =>
-  r.agent_specs ? { ...r, agent_specs: sealSpecs(stateDir, r.id, r.agent_specs) } : r;
+export const sealRelease = (state: StateDir, r: Release): Release =>
+  r.agent_specs ? { ...r, agent_specs: sealSpecs(state, r.id, r.agent_specs) } : r;
 
 /** The whole environment an agent starts with: its spec's, with its secrets read back. */
-export function specEnv(stateDir: string, spec: AgentSpec): Record<string, string> {
+export function specEnv(state: StateDir, spec: AgentSpec): Record<string, string> {
   const refs = Object.entries(spec.secret_env ?? {});
   const stored = secretEnv(
-    stateDir,
+    state,
     refs.map(([, name]) => name),
   );
   const lost = refs.filter(([, name]) => stored[name] === undefined).map(([k]) => k);
   if (lost.length)
     throw new CheckFailedError(
-      `agent ${spec.agent_id}: the secret value of ${lost.join(', ')} is not in ${statePaths(stateDir).secrets}`,
+      `agent ${spec.agent_id}: the secret value of ${lost.join(', ')} is not in ${state.secrets}`,
       'restore the secrets file from a backup, or run the canary or deploy again with the --set value',
       'secret_missing',
     );
   return { ...spec.env, ...Object.fromEntries(refs.map(([k, name]) => [k, stored[name]!])) };
 }
 
-function releasesDir(stateDir: string): string {
-  const dir = statePaths(stateDir).releases;
+function releasesDir(state: StateDir): string {
+  const dir = state.releases;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
@@ -129,17 +129,12 @@ const isRelease = (v: unknown) => {
 };
 
 /** Writes a release record; `current` (the default) also makes it the running release. */
-export async function recordRelease(
-  stateDir: string,
-  r: Release,
-  keep = 10,
-  current = true,
-): Promise<string> {
-  const dir = releasesDir(stateDir);
-  const file = statePaths(stateDir).releaseFile(r.id);
-  writeStateJson(file, sealRelease(stateDir, r), 0o600);
-  if (current) await setCurrentRelease(stateDir, r.id);
-  const cur = current ? r.id : (await currentRelease(stateDir))?.id;
+export async function recordRelease(state: StateDir, r: Release, keep = 10, current = true): Promise<string> {
+  const dir = releasesDir(state);
+  const file = state.releaseFile(r.id);
+  writeStateJson(file, sealRelease(state, r), 0o600);
+  if (current) await setCurrentRelease(state, r.id);
+  const cur = current ? r.id : (await currentRelease(state))?.id;
   const all = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort();
@@ -149,9 +144,9 @@ export async function recordRelease(
 }
 
 /** `current` holds the id alone (scripts read it with cat); written whole like every state file. */
-export async function setCurrentRelease(stateDir: string, id: string): Promise<void> {
-  releasesDir(stateDir);
-  const file = statePaths(stateDir).currentRelease;
+export async function setCurrentRelease(state: StateDir, id: string): Promise<void> {
+  releasesDir(state);
+  const file = state.currentRelease;
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
@@ -164,35 +159,30 @@ export async function setCurrentRelease(stateDir: string, id: string): Promise<v
 }
 
 /** The record of release `id`; undefined when there is none; a record that does not parse is an error. */
-export async function readRelease(stateDir: string, id: string): Promise<Release | undefined> {
+export async function readRelease(state: StateDir, id: string): Promise<Release | undefined> {
   return readStateJson<Release>(
-    statePaths(stateDir).releaseFile(id),
+    state.releaseFile(id),
     isRelease,
     'restore it from a backup or delete it (`ifmesh releases` then lists the others)',
   );
 }
 
 /** Rewrites one field of a recorded release (its outcome after a canary or a rollback). */
-export async function setReleaseOutcome(
-  stateDir: string,
-  id: string,
-  outcome: ReleaseOutcome,
-): Promise<void> {
-  const r = await readRelease(stateDir, id);
-  if (r)
-    writeStateJson(statePaths(stateDir).releaseFile(id), sealRelease(stateDir, { ...r, outcome }), 0o600);
+export async function setReleaseOutcome(state: StateDir, id: string, outcome: ReleaseOutcome): Promise<void> {
+  const r = await readRelease(state, id);
+  if (r) writeStateJson(state.releaseFile(id), sealRelease(state, { ...r, outcome }), 0o600);
 }
 
-export async function currentRelease(stateDir: string): Promise<Release | undefined> {
+export async function currentRelease(state: StateDir): Promise<Release | undefined> {
   let id: string;
   try {
-    id = (await fs.readFile(statePaths(stateDir).currentRelease, 'utf8')).trim();
+    id = (await fs.readFile(state.currentRelease, 'utf8')).trim();
   } catch {
     return undefined;
   }
-  const file = statePaths(stateDir).currentRelease;
+  const file = state.currentRelease;
   // `current` naming no record (truncated, or its record removed) is not "no release": say so.
-  const r = id ? await readRelease(stateDir, id) : undefined;
+  const r = id ? await readRelease(state, id) : undefined;
   if (!r)
     throw new StateCorruptError(
       file,
@@ -202,14 +192,14 @@ export async function currentRelease(stateDir: string): Promise<Release | undefi
 }
 
 /** Every recorded release, oldest first (ids start with their ISO creation time). */
-export async function listReleases(stateDir: string): Promise<Release[]> {
+export async function listReleases(state: StateDir): Promise<Release[]> {
   let files: string[];
   try {
-    files = (await fs.readdir(statePaths(stateDir).releases)).filter((f) => f.endsWith('.json')).sort();
+    files = (await fs.readdir(state.releases)).filter((f) => f.endsWith('.json')).sort();
   } catch {
     return [];
   }
-  const all = await Promise.all(files.map((f) => readRelease(stateDir, path.basename(f, '.json'))));
+  const all = await Promise.all(files.map((f) => readRelease(state, path.basename(f, '.json'))));
   return all
     .filter((r): r is Release => r !== undefined)
     .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));

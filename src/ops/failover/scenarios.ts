@@ -18,7 +18,7 @@ import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
@@ -199,20 +199,20 @@ export function planTurnFailover(o: {
 
 export function planSignalingFailover(o: {
   failoverId: string;
-  stateDir: string;
+  state: StateDir;
   signaling: string[];
   failed: string;
   stabilizeMs: number;
 }): FailoverPlan {
   const port = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
-  const rec = listProcesses(o.stateDir).find(
+  const rec = listProcesses(o.state).find(
     (r) =>
       r.role === 'signaling' &&
       (r.port === port || (r.url !== undefined && httpBase(r.url) === httpBase(o.failed))),
   );
   if (!rec?.port)
     throw new UsageError(
-      `no signaling instance of ${o.stateDir} serves ${o.failed}`,
+      `no signaling instance of ${o.state.root} serves ${o.failed}`,
       'give --failed the URL of one in `ifmesh status`',
     );
   // Restarted exactly as it was launched: its recorded spec holds the topology's flags (--cluster,
@@ -252,12 +252,12 @@ const probeEvery = (ms: number) => Math.max(1_000, Math.min(30_000, Math.floor(m
 /** Reads the nginx configuration `up`/`deploy` wrote (<state>/nginx/nginx.conf) and promotes its first backup. */
 export function planPromoteBackup(o: {
   failoverId: string;
-  stateDir: string;
+  state: StateDir;
   signaling: string[];
   failed: string;
   stabilizeMs: number;
 }): FailoverPlan {
-  const conf = path.join(statePaths(o.stateDir).nginx, 'nginx.conf');
+  const conf = o.state.nginxConf;
   let text: string;
   try {
     text = readFileSync(conf, 'utf8');
@@ -369,7 +369,7 @@ export function planKeysFailover(o: {
 }
 
 export interface ApplyOptions {
-  stateDir: string;
+  state: StateDir;
   adminToken: string;
   witness: WitnessTarget;
   onStep?: (line: string) => void;
@@ -411,7 +411,7 @@ export async function applyFailover(
   };
   // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.
   const tagged: WitnessTarget = { ...o.witness, tags: { failover_id: plan.failover_id } };
-  const { lock, note } = await takeLock(o.stateDir, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
+  const { lock, note } = await takeLock(o.state, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
   const started = ctx.clock.now();
   report.recovery.started_at = new Date(started).toISOString();
   // The moment service is back: the recovery time `failover validate` holds against the guide's target.
@@ -446,7 +446,7 @@ export async function applyFailover(
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
-        { stateDir: o.stateDir, witness: tagged, onStep: o.onStep },
+        { state: o.state, witness: tagged, onStep: o.onStep },
         ctx,
       );
       await step('certificate rotation', report.cert.ok, certStepDetail(report.cert));
@@ -485,22 +485,22 @@ type Restored = () => Promise<void>;
  * failover runs under its own lock instead, so two failovers still never overlap.
  */
 async function takeLock(
-  stateDir: string,
+  state: StateDir,
   purpose: string,
   ctx: Pick<OpContext, 'clock'>,
 ): Promise<{ lock: HeldLock; note?: string }> {
   try {
-    return { lock: await acquireLock(stateDir, 'deploy', purpose, ctx.clock) };
+    return { lock: await acquireLock(state, 'deploy', purpose, ctx.clock) };
   } catch (err) {
     let holder: { persistent?: boolean; purpose?: string } | undefined;
     try {
-      holder = JSON.parse(readFileSync(statePaths(stateDir).lock('deploy'), 'utf8'));
+      holder = JSON.parse(readFileSync(state.lock('deploy'), 'utf8'));
     } catch {
       holder = undefined;
     }
     if (!holder?.persistent) throw err;
     return {
-      lock: await acquireLock(stateDir, 'failover', purpose, ctx.clock),
+      lock: await acquireLock(state, 'failover', purpose, ctx.clock),
       note: `the deploy lock is held by ${holder.purpose ?? 'an open incident'}: deployments stay halted, this failover holds the failover lock`,
     };
   }
@@ -592,7 +592,7 @@ async function applyTurn(
   ]);
   // Step 2: the env file, and the launch environment of instances recorded with their own list, so
   // the next restart keeps the replacement.
-  const launch = rewriteLaunchTurnServers(o.stateDir, t.shadowed_by, t.turn_servers);
+  const launch = rewriteLaunchTurnServers(o.state, t.shadowed_by, t.turn_servers);
   const persisted = persistTurnServers(
     t.env_file,
     t.turn_servers,
@@ -707,11 +707,11 @@ async function applySignaling(
   log: Log,
   restored: Restored,
 ): Promise<void> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
   // Through the fleet's restart path, even when it still has a pid (a hung instance goes too).
   const restarted = await restartRecorded(
-    o.stateDir,
+    o.state,
     s.instance,
     {
       why: `restarted by failover signaling (${s.failed})`,
@@ -785,7 +785,7 @@ async function applyPromote(
   log: Log,
   restored: Restored,
 ): Promise<void> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'failover' });
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   const running = sup.running('nginx') !== undefined;
   const pid = await applyNginx(
     {

@@ -14,6 +14,7 @@ import {
   UsageError,
 } from '../../errors.js';
 import { readProcess, updateProcess } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 
 /** How long the replacement has to answer the Allocate (the guide's `timeout 5 stunclient`). */
@@ -138,7 +139,7 @@ export function persistTurnServers(
  * shadowing list as it now stands (empty stale entries once rewritten) and the instances rewritten.
  */
 export function rewriteLaunchTurnServers(
-  stateDir: string,
+  state: StateDir,
   shadowedBy: { instance: string; turn_servers: string }[],
   servers: string[],
 ): { shadowedBy: { instance: string; turn_servers: string }[]; rewritten: string[] } {
@@ -146,9 +147,9 @@ export function rewriteLaunchTurnServers(
   const rewritten: string[] = [];
   const now = shadowedBy.map((x) => {
     if (x.turn_servers === value) return x;
-    const rec = readProcess(stateDir, x.instance);
+    const rec = readProcess(state, x.instance);
     if (!rec?.spec || rec.spec.env.TURN_SERVERS === undefined) return x;
-    updateProcess(stateDir, x.instance, {
+    updateProcess(state, x.instance, {
       spec: { ...rec.spec, env: { ...rec.spec.env, TURN_SERVERS: value } },
     });
     rewritten.push(x.instance);

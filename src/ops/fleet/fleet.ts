@@ -10,6 +10,7 @@ import { ConfigError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 export interface FleetInstance {
   name: string;
@@ -84,9 +85,9 @@ const declared = (name: string, url: string): FleetInstance => ({
 const configured = (loaded: LoadedConfig, key: string) => loaded.sources[key]?.kind !== 'default';
 
 /** The fleet of a state directory under a configuration; `flags` override (--signaling, --witness). */
-export function loadFleet(stateDir: string, loaded: LoadedConfig, flags: FleetFlags = {}): Fleet {
-  const records = listProcesses(stateDir);
-  const secrets = readSecrets(stateDir);
+export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFlags = {}): Fleet {
+  const records = listProcesses(state);
+  const secrets = readSecrets(state);
   const cfg = loaded.config;
   const recorded = records.filter((r) => r.role === 'signaling' && r.url);
   let source: Fleet['source'];
@@ -165,7 +166,7 @@ export function loadFleet(stateDir: string, loaded: LoadedConfig, flags: FleetFl
 
   const redisRec = records.find((r) => r.role === 'redis' && r.url);
   return {
-    state_dir: stateDir,
+    state_dir: state.root,
     source,
     signaling,
     front_door,

@@ -5,6 +5,7 @@
 import { IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { type ProcessRecord, readProcess } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
 import { answers } from './health.js';
@@ -28,7 +29,7 @@ async function untilAnswering(sup: Supervisor, name: string, ctx: Ctx, timeoutMs
   let exited = false;
   const ok = await waitFor(
     async () => {
-      const rec = readProcess(sup.stateDir, name);
+      const rec = readProcess(sup.state, name);
       if (sup.running(name) === undefined || !rec) {
         exited = true;
         return true;
@@ -58,7 +59,7 @@ export async function startAndWait(
   timeoutMs = DEFAULT_START_TIMEOUT_MS,
 ): Promise<StartResult> {
   const running = sup.running(spec.name);
-  const rec = readProcess(sup.stateDir, spec.name);
+  const rec = readProcess(sup.state, spec.name);
   if (running !== undefined && rec && (await answers(rec, ctx.dispatcher)))
     return { name: spec.name, ok: true, pid: running, already_running: true, detail: 'already running' };
   await sup.stop(spec.name, 2_000);
@@ -71,12 +72,12 @@ export async function startAndWait(
 }
 
 /** The per-process restart lock: the supervisor and a procedure never restart one process at once. */
-async function restartLock(stateDir: string, name: string, why: string, ctx: Ctx): Promise<HeldLock> {
+async function restartLock(state: StateDir, name: string, why: string, ctx: Ctx): Promise<HeldLock> {
   let lock: HeldLock | undefined;
   await waitFor(
     async () => {
       try {
-        lock = await acquireLock(stateDir, `restart-${name}`, why, ctx.clock);
+        lock = await acquireLock(state, `restart-${name}`, why, ctx.clock);
         return true;
       } catch (err) {
         if (err instanceof IfmeshError && err.code === 'locked') return false;
@@ -104,17 +105,17 @@ export interface RestartOptions {
  * it answers. One that runs and answers is left alone unless `evenIfHealthy`.
  */
 export async function restartRecorded(
-  stateDir: string,
+  state: StateDir,
   name: string,
   o: RestartOptions,
   ctx: Ctx,
 ): Promise<StartResult> {
-  const lock = await restartLock(stateDir, name, o.why, ctx);
+  const lock = await restartLock(state, name, o.why, ctx);
   try {
-    const rec = readProcess(stateDir, name);
+    const rec = readProcess(state, name);
     if (!rec)
       return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
-    const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: rec.owner });
+    const sup = new Supervisor(state, { clock: ctx.clock, owner: rec.owner });
     const running = sup.running(name);
     if (!o.evenIfHealthy && running !== undefined && (await answers(rec, ctx.dispatcher)))
       return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
@@ -128,7 +129,7 @@ export async function restartRecorded(
           'its record has no launch spec (started by an older ifmesh): run `ifmesh up` or `ifmesh deploy` again',
       };
     if (running !== undefined) await sup.stop(name, 5_000);
-    const fresh: ProcessRecord = readProcess(stateDir, name) ?? rec;
+    const fresh: ProcessRecord = readProcess(state, name) ?? rec;
     const pid = sup.restartFromRecord(fresh, o.why);
     if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS))
       return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };

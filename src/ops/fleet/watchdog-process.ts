@@ -20,8 +20,8 @@ export async function ensureWatchdog(
     name: WATCHDOG_NAME,
     role: 'supervisor',
     command: process.execPath,
-    args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.stateDir],
-    cwd: sup.stateDir,
+    args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.state.root],
+    cwd: sup.state.root,
     // Its health checks of https:// instances verify against the CA this run was given.
     ...(ctx.tls ? { env: { IFMESH_CA_FILE: ctx.tls.caFile } } : {}),
   });

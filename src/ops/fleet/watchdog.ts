@@ -6,6 +6,7 @@
 import { StateCorruptError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { restartRecorded, type StartResult } from './restart.js';
 
@@ -18,7 +19,7 @@ export interface WatchdogEvent {
 }
 
 export interface WatchdogOptions {
-  stateDir: string;
+  state: StateDir;
   /** Restarts allowed within `windowMs` before the process is declared crash-looping. */
   maxTries?: number;
   windowMs?: number;
@@ -57,7 +58,7 @@ export async function watchdogPass(
   const cfg = { ...WATCHDOG_DEFAULTS, ...o };
   let records: ProcessRecord[];
   try {
-    records = listProcesses(o.stateDir);
+    records = listProcesses(o.state);
   } catch (err) {
     if (err instanceof StateCorruptError) return [];
     throw err;
@@ -71,7 +72,7 @@ export async function watchdogPass(
     tracks.set(rec.name, t);
     if (now < t.notBefore) continue;
     if (t.tries.length >= cfg.maxTries) {
-      updateProcess(o.stateDir, rec.name, {
+      updateProcess(o.state, rec.name, {
         crash_loop: { since: new Date(now).toISOString(), tries: t.tries.length, last_exit: 'process gone' },
       });
       o.onEvent?.({
@@ -86,7 +87,7 @@ export async function watchdogPass(
     }
     t.tries.push(now);
     const result = await restartRecorded(
-      o.stateDir,
+      o.state,
       rec.name,
       { why: `restarted by the supervisor: process ${rec.pid} was gone` },
       ctx,

@@ -97,7 +97,7 @@ export function planIncident(o: IncidentOptions, ctx: Pick<OpContext, 'clock'>):
     `assess impact from ${o.signaling.join(', ') || 'no signaling instance'} and the witness; classify P1–P4`,
   );
   if (o.kind === 'p1') {
-    const dead = deadSignaling(o.stateDir, ctx).map((r) => r.name);
+    const dead = deadSignaling(o.state, ctx).map((r) => r.name);
     steps.push(
       dead.length
         ? `restart dead signaling instances: ${dead.join(', ')}`
@@ -135,7 +135,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
   const now = () => new Date(ctx.clock.now()).toISOString();
   const info = KIND_INFO[o.kind];
   const paging = pagingOf(o);
-  const id = incidentIdFor(o.kind, ctx.clock.now(), o.stateDir);
+  const id = incidentIdFor(o.kind, ctx.clock.now(), o.state);
   const rec: IncidentRecord = {
     id,
     kind: o.kind,
@@ -163,10 +163,10 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     return a;
   };
   const log = new IncidentLog(rec, o, ctx);
-  writeIncident(o.stateDir, rec);
+  writeIncident(o.state, rec);
   // A deploy in flight or another open incident keeps the lock: the procedure goes on regardless.
   try {
-    const lock = await acquireLock(o.stateDir, 'deploy', `incident ${id}`, ctx.clock, {
+    const lock = await acquireLock(o.state, 'deploy', `incident ${id}`, ctx.clock, {
       persistent: true,
       release_hint: `resolve the incident first: ifmesh incident resolve ${id}`,
     });
@@ -174,7 +174,7 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
     act('deployments_halted', true, 'deploy lock taken: deploy, canary and rollback refuse until resolved');
   } catch (err) {
     // Another open incident holds it: deployments are halted all the same, and stay so (resolve passes it on).
-    const holder = await lockHolder(o.stateDir, 'deploy');
+    const holder = await lockHolder(o.state, 'deploy');
     if (holder?.persistent)
       act(
         'deployments_halted',
@@ -251,14 +251,14 @@ export async function runIncident(o: IncidentOptions, ctx: OpContext): Promise<I
 
   // The schedule starts now, under the incidents lock: a level whose page failed makes the next one
   // due at once, and cron or any later command carries it on from the record.
-  await withIncidentLock(o.stateDir, `incident ${id}`, ctx.clock, async () => {
+  await withIncidentLock(o.state, `incident ${id}`, ctx.clock, async () => {
     rec.escalation!.stopped = !paging.on
       ? paging.why
       : restored
         ? `service restored by auto-recovery at ${rec.auto_recovery!.at}: no further automatic paging (\`ifmesh incident escalate ${id}\` pages by hand)`
         : null;
     await escalateDue(rec, o, ctx, log);
-    await saveIncident(rec, o.stateDir, log);
+    await saveIncident(rec, o.state, log);
   });
   return rec;
 }

@@ -5,6 +5,7 @@
 // under the incidents lock, so a level is paged once.
 import type { MeshConfig } from '../../config/load.js';
 import { describeLevel, type OncallLevel } from '../../config/oncall.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { type IncidentIo, IncidentLog, noticeOf } from './events.js';
 import { CHANNEL_KEYS, rosterNotifiers, sendNotice } from './notify/send.js';
@@ -18,12 +19,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The IncidentIo of a configuration: its notifiers, roster and team channel (for callers such as cron). */
 export function incidentIo(
-  stateDir: string,
+  state: StateDir,
   config: MeshConfig,
   witness: { url: string; apiKey: string } | null,
 ): IncidentIo {
   return {
-    stateDir,
+    state,
     witness,
     notifiers: rosterNotifiers(config),
     roster: config.oncall,
@@ -218,10 +219,8 @@ export async function runDueEscalations(
   ctx: Ctx,
   o: { only?: string } = {},
 ): Promise<DueRun> {
-  return withIncidentLock(io.stateDir, 'incident escalations', ctx.clock, async () => {
-    const open = listIncidents(io.stateDir).filter(
-      (r) => r.status === 'open' && (!o.only || r.id === o.only),
-    );
+  return withIncidentLock(io.state, 'incident escalations', ctx.clock, async () => {
+    const open = listIncidents(io.state).filter((r) => r.status === 'open' && (!o.only || r.id === o.only));
     const run: DueRun = { checked: open.length, pages: [], next: [] };
     for (const rec of open) {
       const now = ctx.clock.now();
@@ -229,7 +228,7 @@ export async function runDueEscalations(
       if (due) {
         const log = new IncidentLog(rec, io, ctx);
         run.pages.push(...(await escalateDue(rec, io, ctx, log)));
-        await saveIncident(rec, io.stateDir, log);
+        await saveIncident(rec, io.state, log);
       }
       run.next.push({
         incident_id: rec.id,

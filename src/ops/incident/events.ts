@@ -1,6 +1,7 @@
 import type { WitnessClient } from '../../clients/witness.js';
 import { defaultRoster, type OncallLevel } from '../../config/oncall.js';
 import { CONFIG_KEYS, type KeySpec } from '../../config/schema.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 import type { OpContext } from '../shared.js';
 import { CLASSIFICATION } from './classify.js';
@@ -9,7 +10,7 @@ import type { IncidentNotice, NoticeAction } from './notify/types.js';
 import type { IncidentRecord } from './store.js';
 
 export interface IncidentIo {
-  stateDir: string;
+  state: StateDir;
   witness: { url: string; apiKey: string } | null;
   notifiers: Notifiers;
   /** The on-call roster of the configuration (ONCALL_LEVEL_N), snapshotted into each new incident; absent: the schema's defaults. */
@@ -30,11 +31,11 @@ export class IncidentLog {
   private count = 0;
   constructor(
     private readonly rec: Pick<IncidentRecord, 'id' | 'trace_id' | 'severity'>,
-    io: Pick<IncidentIo, 'stateDir' | 'witness'>,
+    io: Pick<IncidentIo, 'state' | 'witness'>,
     ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
   ) {
     this.client = openWitness(
-      io.witness ? { ...io.witness, stateDir: io.stateDir } : undefined,
+      io.witness ? { ...io.witness, state: io.state } : undefined,
       `incident-${rec.id}-${process.pid}`,
       ctx,
     );

@@ -29,7 +29,7 @@ export interface StepResult {
 }
 
 function open(io: IncidentIo, id: string): IncidentRecord {
-  const rec = readIncident(io.stateDir, id);
+  const rec = readIncident(io.state, id);
   if (rec.status !== 'open')
     throw new CheckFailedError(
       `incident ${id} was resolved at ${rec.resolved_at}`,
@@ -53,7 +53,7 @@ export async function escalateIncident(
   ctx: Ctx,
   reason = 'escalated by hand',
 ): Promise<StepResult> {
-  return withIncidentLock(io.stateDir, `incident escalate ${id}`, ctx.clock, async () => {
+  return withIncidentLock(io.state, `incident escalate ${id}`, ctx.clock, async () => {
     const rec = open(io, id);
     const s = nextUnreached(rec);
     if (!s)
@@ -65,7 +65,7 @@ export async function escalateIncident(
     const p = await sendPage(rec, s.level, reason, io, ctx);
     recordPage(rec, p, log, 'escalated');
     refreshSchedule(rec);
-    await saveIncident(rec, io.stateDir, log);
+    await saveIncident(rec, io.state, log);
     return { rec, sent: p.results };
   });
 }
@@ -81,7 +81,7 @@ export async function acknowledgeIncident(
   ctx: Ctx,
   o: { level?: number | undefined } = {},
 ): Promise<StepResult> {
-  return withIncidentLock(io.stateDir, `incident ack ${id}`, ctx.clock, async () => {
+  return withIncidentLock(io.state, `incident ack ${id}`, ctx.clock, async () => {
     const rec = open(io, id);
     const e = rec.escalation!;
     const s =
@@ -124,29 +124,29 @@ export async function acknowledgeIncident(
     });
     log.log('incident_acknowledged', { metadata: { level: s.level, name: s.name } });
     refreshSchedule(rec);
-    await saveIncident(rec, io.stateDir, log);
+    await saveIncident(rec, io.state, log);
     return { rec, sent };
   });
 }
 
 export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Promise<StepResult> {
-  return withIncidentLock(io.stateDir, `incident resolve ${id}`, ctx.clock, async () => {
+  return withIncidentLock(io.state, `incident resolve ${id}`, ctx.clock, async () => {
     const rec = open(io, id);
     const log = new IncidentLog(rec, io, ctx);
     // Deployments stay halted while any incident is open: the lock passes to the oldest other open one.
-    const heir = listIncidents(io.stateDir).find((r) => r.status === 'open' && r.id !== id);
+    const heir = listIncidents(io.state).find((r) => r.status === 'open' && r.id !== id);
     let passed: string | undefined;
     let released = false;
     if (rec.lock_token && heir) {
-      const h = await passLock(io.stateDir, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
+      const h = await passLock(io.state, 'deploy', rec.lock_token, `incident ${heir.id}`, ctx.clock, {
         persistent: true,
         release_hint: `resolve the incident first: ifmesh incident resolve ${heir.id}`,
       });
       if (h) {
-        writeIncident(io.stateDir, { ...heir, lock_token: h.token });
+        writeIncident(io.state, { ...heir, lock_token: h.token });
         passed = heir.id;
       }
-    } else if (rec.lock_token) released = await releaseLock(io.stateDir, 'deploy', rec.lock_token);
+    } else if (rec.lock_token) released = await releaseLock(io.state, 'deploy', rec.lock_token);
     rec.lock_token = null;
     rec.status = 'resolved';
     rec.resolved_at = at(ctx);
@@ -172,7 +172,7 @@ export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Pro
     log.log('incident_resolved', {
       metadata: { duration_ms: Date.parse(rec.resolved_at) - Date.parse(rec.started_at) },
     });
-    await saveIncident(rec, io.stateDir, log);
+    await saveIncident(rec, io.state, log);
     return { rec, sent };
   });
 }
@@ -189,10 +189,10 @@ export async function watchIncident(
   onUpdate: (rec: IncidentRecord, pages: Awaited<ReturnType<typeof runDueEscalations>>['pages']) => void,
   maxLooks = Number.MAX_SAFE_INTEGER,
 ): Promise<IncidentRecord> {
-  let rec = readIncident(io.stateDir, id);
+  let rec = readIncident(io.state, id);
   for (let look = 0; look < maxLooks; look++) {
     const run = await runDueEscalations(io, ctx, { only: id });
-    rec = readIncident(io.stateDir, id);
+    rec = readIncident(io.state, id);
     onUpdate(rec, run.pages);
     if (rec.status !== 'open' || ctx.signal.aborted) break;
     try {

@@ -3,6 +3,7 @@
 // an incident of its own (rotate-keys' SEC- incident) use the same options.
 import { parseIceUrl } from '../../config/ice-url.js';
 import type { LoadedConfig } from '../../config/load.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { IncidentOptions } from './declare.js';
 import { incidentIo } from './escalation.js';
@@ -10,9 +11,9 @@ import type { IncidentIo } from './events.js';
 import type { IncidentKind } from './store.js';
 
 /** The IncidentIo of a configuration and fleet: state dir, witness, notifiers, roster, team channel. */
-export function fleetIncidentIo(loaded: LoadedConfig, fleet: Fleet): IncidentIo {
+export function fleetIncidentIo(loaded: LoadedConfig, fleet: Fleet, state: StateDir): IncidentIo {
   const w = fleet.witness;
-  return incidentIo(fleet.state_dir, loaded.config, w.url ? { url: w.url, apiKey: w.api_key } : null);
+  return incidentIo(state, loaded.config, w.url ? { url: w.url, apiKey: w.api_key } : null);
 }
 
 const hostOf = (url: string): string | undefined => {
@@ -30,13 +31,14 @@ export function incidentOptions(
   o: {
     loaded: LoadedConfig;
     fleet: Fleet;
+    state: StateDir;
     notify?: boolean | undefined;
     investigate?: boolean;
     witnessToken?: string | undefined;
   },
 ): IncidentOptions {
   const c = o.loaded.config;
-  const io = fleetIncidentIo(o.loaded, o.fleet);
+  const io = fleetIncidentIo(o.loaded, o.fleet, o.state);
   const signaling = o.fleet.signaling.map((x) => x.http);
   const hosts = [...signaling, io.witness?.url ?? '', ...o.fleet.turn]
     .filter(Boolean)

@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { httpRequest } from '../../clients/http.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
@@ -23,8 +24,8 @@ export interface Restart {
 }
 
 /** The dead signaling instances: recorded with role `signaling`, process gone. */
-export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
-  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'incident' });
+export function deadSignaling(state: StateDir, ctx: Pick<OpContext, 'clock'>) {
+  const sup = new Supervisor(state, { clock: ctx.clock, owner: 'incident' });
   return sup.list().filter((r) => r.role === 'signaling' && sup.running(r.name) === undefined);
 }
 
@@ -32,15 +33,10 @@ export function deadSignaling(stateDir: string, ctx: Pick<OpContext, 'clock'>) {
  * Restarts every dead signaling instance through the fleet's restart path: from its recorded launch
  * spec (same command line, env file, cwd and cluster), under its original owner.
  */
-export async function restartDeadSignaling(stateDir: string, ctx: OpContext): Promise<Restart[]> {
+export async function restartDeadSignaling(state: StateDir, ctx: OpContext): Promise<Restart[]> {
   const out: Restart[] = [];
-  for (const rec of deadSignaling(stateDir, ctx)) {
-    const r = await restartRecorded(
-      stateDir,
-      rec.name,
-      { why: 'restarted by incident p1 (process gone)' },
-      ctx,
-    );
+  for (const rec of deadSignaling(state, ctx)) {
+    const r = await restartRecorded(state, rec.name, { why: 'restarted by incident p1 (process gone)' }, ctx);
     out.push({
       name: rec.name,
       port: rec.port ?? null,
@@ -98,7 +94,7 @@ async function lookupWithin(host: string, ms: number, ctx: Pick<OpContext, 'cloc
 /** investigate-p1-outage.sh: resources, network, the witness's recent errors, DNS, backends. */
 export async function investigate(
   o: {
-    stateDir: string;
+    state: StateDir;
     hosts: string[];
     witness: { url: string; token?: string | undefined } | null;
     /** The fleet's signaling instances (http base URLs): those not recorded here are checked at host:port. */
@@ -107,12 +103,12 @@ export async function investigate(
   },
   ctx: OpContext,
 ): Promise<Investigation> {
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'incident' });
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'incident' });
   const records = sup.list();
   const disk = await fs
-    .statfs(existsSync(o.stateDir) ? o.stateDir : ctx.cwd)
+    .statfs(existsSync(o.state.root) ? o.state.root : ctx.cwd)
     .then((s) => ({
-      path: o.stateDir,
+      path: o.state.root,
       free_mb: Math.round((s.bavail * s.bsize) / 2 ** 20),
       total_mb: Math.round((s.blocks * s.bsize) / 2 ** 20),
     }))

@@ -25,7 +25,7 @@ type Procedure = (o: IncidentOptions, rec: IncidentRecord, step: Step, ctx: OpCo
 
 const p1: Procedure = async (o, rec, step, ctx) => {
   const { act, log, witness: witnessQ, impact } = step;
-  const restarts = await restartDeadSignaling(o.stateDir, ctx);
+  const restarts = await restartDeadSignaling(o.state, ctx);
   rec.findings.restarts = restarts;
   for (const r of restarts) {
     act('signaling_server_restarted', r.ok, `${r.name}: ${r.detail}`);
@@ -68,7 +68,7 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   };
   if (o.investigate) {
     const inv = await investigate(
-      { stateDir: o.stateDir, hosts: o.hosts, witness: witnessQ, signaling: o.signaling, turn: o.turn ?? [] },
+      { state: o.state, hosts: o.hosts, witness: witnessQ, signaling: o.signaling, turn: o.turn ?? [] },
       ctx,
     );
     rec.findings.investigation = inv;
@@ -80,12 +80,12 @@ const p1: Procedure = async (o, rec, step, ctx) => {
     );
     if (deadTurn.length)
       rec.next_steps.push(
-        `a TURN server does not answer (${deadTurn.map((t) => t.url).join(', ')}): ifmesh incident turn-failure --state-dir ${o.stateDir}`,
+        `a TURN server does not answer (${deadTurn.map((t) => t.url).join(', ')}): ifmesh incident turn-failure --state-dir ${o.state.root}`,
       );
   }
   rec.next_steps.push(
-    `ifmesh status --state-dir ${o.stateDir}`,
-    `ifmesh logs ${restarts[0]?.name ?? 'signaling-1'} -n 100 --state-dir ${o.stateDir}`,
+    `ifmesh status --state-dir ${o.state.root}`,
+    `ifmesh logs ${restarts[0]?.name ?? 'signaling-1'} -n 100 --state-dir ${o.state.root}`,
   );
 };
 
@@ -154,7 +154,7 @@ const certExpiry: Procedure = async (o, rec, step, ctx) => {
 const turnFailure: Procedure = async (o, rec, step, ctx) => {
   const { act } = step;
   const servers = o.turn ?? [];
-  const state = ` --state-dir ${shellQuote(o.stateDir)}`;
+  const state = ` --state-dir ${shellQuote(o.state.root)}`;
   if (servers.length === 0) {
     act(
       'turn_servers_checked',

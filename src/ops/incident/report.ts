@@ -2,17 +2,17 @@
 // carrying the incident id), impact, the tree walked, actions taken, who was paged and who is next,
 // and notifications sent.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { runWitnessQuery } from '../witness/query.js';
 import type { IncidentLog } from './events.js';
 import { type Investigation, summarizeInvestigation } from './p1.js';
 import { type IncidentRecord, writeIncident } from './store.js';
 
 /** Writes the record and its report; the witness's events are flushed first so the timeline has them. */
-export async function saveIncident(rec: IncidentRecord, stateDir: string, log: IncidentLog): Promise<void> {
+export async function saveIncident(rec: IncidentRecord, state: StateDir, log: IncidentLog): Promise<void> {
   rec.findings.witness = await log.close();
-  writeIncident(stateDir, rec);
-  await writeReport(rec, stateDir);
+  writeIncident(state, rec);
+  await writeReport(rec, state);
 }
 
 /** Who is paged next and when, or why nobody is: for `show`, the report and `list`. */
@@ -53,18 +53,17 @@ async function timeline(rec: IncidentRecord): Promise<Pick<IncidentReport, 'time
   }
 }
 
-export function reportPaths(stateDir: string, id: string) {
-  const p = statePaths(stateDir);
-  return { json: p.reportFile(`${id}.json`), markdown: p.reportFile(`${id}.md`) };
+export function reportPaths(state: StateDir, id: string) {
+  return { json: state.reportFile(`${id}.json`), markdown: state.reportFile(`${id}.md`) };
 }
 
 export async function writeReport(
   rec: IncidentRecord,
-  stateDir: string,
+  state: StateDir,
 ): Promise<{ json: string; markdown: string }> {
   const report: IncidentReport = { incident: rec, ...(await timeline(rec)) };
-  const files = reportPaths(stateDir, rec.id);
-  mkdirSync(statePaths(stateDir).reports, { recursive: true });
+  const files = reportPaths(state, rec.id);
+  mkdirSync(state.reports, { recursive: true });
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(files.markdown, markdown(report));
   return files;

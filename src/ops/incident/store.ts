@@ -7,7 +7,7 @@ import type { OncallLevel } from '../../config/oncall.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { acquireLock } from '../../state/lock.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import type { NotificationResult, Severity } from './notify/types.js';
 
@@ -116,16 +116,16 @@ export interface IncidentRecord {
 
 const ID_RE = /^(INC|SEC)-\d{8}-\d{6}(-\d+)?$/;
 
-export function incidentIdFor(kind: IncidentKind, now: number, stateDir: string): string {
+export function incidentIdFor(kind: IncidentKind, now: number, state: StateDir): string {
   const d = new Date(now).toISOString();
   const base = `${kind === 'security' ? 'SEC' : 'INC'}-${d.slice(0, 10).replace(/-/g, '')}-${d.slice(11, 19).replace(/:/g, '')}`;
   let id = base;
-  for (let n = 2; existsSync(statePaths(stateDir).incidentFile(id)); n++) id = `${base}-${n}`;
+  for (let n = 2; existsSync(state.incidentFile(id)); n++) id = `${base}-${n}`;
   return id;
 }
 
-export function writeIncident(stateDir: string, rec: IncidentRecord): void {
-  writeStateJson(statePaths(stateDir).incidentFile(rec.id), rec);
+export function writeIncident(state: StateDir, rec: IncidentRecord): void {
+  writeStateJson(state.incidentFile(rec.id), rec);
 }
 
 const isIncident = (v: unknown) => {
@@ -137,33 +137,32 @@ const isIncident = (v: unknown) => {
  * A record that no longer parses is an error naming it, never "no incident": an open one may still
  * hold the deploy lock, so the fix says how to release that by hand too.
  */
-function readIncidentFile(stateDir: string, file: string): IncidentRecord | undefined {
-  const p = statePaths(stateDir);
+function readIncidentFile(state: StateDir, file: string): IncidentRecord | undefined {
   return readStateJson<IncidentRecord>(
     file,
     isIncident,
-    `restore it from a backup; if that incident is over, remove it with \`rm ${file}\` and, if \`ifmesh status\` says an incident still holds deploys, \`rm ${p.lock('deploy')}\``,
+    `restore it from a backup; if that incident is over, remove it with \`rm ${file}\` and, if \`ifmesh status\` says an incident still holds deploys, \`rm ${state.lock('deploy')}\``,
   );
 }
 
-export function readIncident(stateDir: string, id: string): IncidentRecord {
+export function readIncident(state: StateDir, id: string): IncidentRecord {
   if (!ID_RE.test(id))
     throw new UsageError(
       `${id} is not an incident id`,
       'ids look like INC-20261130-193000; see `ifmesh incident list`',
     );
-  const rec = readIncidentFile(stateDir, statePaths(stateDir).incidentFile(id));
-  if (!rec) throw new UsageError(`no incident ${id} in ${stateDir}`, 'see `ifmesh incident list`');
+  const rec = readIncidentFile(state, state.incidentFile(id));
+  if (!rec) throw new UsageError(`no incident ${id} in ${state.root}`, 'see `ifmesh incident list`');
   return rec;
 }
 
-export function listIncidents(stateDir: string): IncidentRecord[] {
-  const dir = statePaths(stateDir).incidents;
+export function listIncidents(state: StateDir): IncidentRecord[] {
+  const dir = state.incidents;
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()
-    .map((f) => readIncidentFile(stateDir, `${dir}/${f}`))
+    .map((f) => readIncidentFile(state, `${dir}/${f}`))
     .filter((r): r is IncidentRecord => r !== undefined);
 }
 
@@ -172,8 +171,8 @@ export function listIncidents(stateDir: string): IncidentRecord[] {
  * an open incident holds, so a refused deploy names the real problem instead of pointing at an
  * `incident resolve` that could not read the record either.
  */
-export function checkIncidentRecords(stateDir: string): void {
-  listIncidents(stateDir);
+export function checkIncidentRecords(state: StateDir): void {
+  listIncidents(state);
 }
 
 const INCIDENTS_LOCK = 'incidents';
@@ -185,7 +184,7 @@ const LOCK_WAIT_MS = 60_000;
  * seconds of retries) rather than failing.
  */
 export async function withIncidentLock<T>(
-  stateDir: string,
+  state: StateDir,
   purpose: string,
   clock: Clock,
   fn: () => Promise<T>,
@@ -194,7 +193,7 @@ export async function withIncidentLock<T>(
   for (;;) {
     let lock: Awaited<ReturnType<typeof acquireLock>>;
     try {
-      lock = await acquireLock(stateDir, INCIDENTS_LOCK, purpose, clock);
+      lock = await acquireLock(state, INCIDENTS_LOCK, purpose, clock);
     } catch (err) {
       if (!(err instanceof CheckFailedError && err.code === 'locked') || clock.now() > deadline) throw err;
       await clock.sleep(100);

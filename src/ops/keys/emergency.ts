@@ -4,6 +4,7 @@
 // the page when notification is on, and tree 4's walk. The rotation then carries its id. These are
 // the options `ifmesh incident security` builds from the same configuration and fleet.
 import type { LoadedConfig } from '../../config/load.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { IncidentOptions } from '../incident/declare.js';
 import { configuredNotifiers } from '../incident/notify/send.js';
@@ -11,7 +12,7 @@ import { configuredNotifiers } from '../incident/notify/send.js';
 export function securityIncidentOptions(o: {
   loaded: LoadedConfig;
   fleet: Fleet;
-  stateDir: string;
+  state: StateDir;
   notify: boolean;
   witnessToken?: string | undefined;
 }): IncidentOptions {
@@ -20,7 +21,7 @@ export function securityIncidentOptions(o: {
   const signaling = o.fleet.signaling.map((x) => x.http);
   return {
     kind: 'security',
-    stateDir: o.stateDir,
+    state: o.state,
     signaling,
     witness: w.url ? { url: w.url, apiKey: w.api_key } : null,
     witnessToken: o.witnessToken,

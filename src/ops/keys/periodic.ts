@@ -3,6 +3,7 @@
 // rotation through the same ops as `rotate-keys`; one that does not complete (an agent silent,
 // connections failed after it, no instance answering) is told to the team like maintenance findings.
 import { IfmeshError, UnauthorizedError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { WitnessTarget } from '../events.js';
 import { errorText, utcDay, withMaintenanceLock } from '../maintenance/common.js';
 import { type NoticeIo, type NoticeOutcome, tellSomeone } from '../maintenance/notify.js';
@@ -11,7 +12,7 @@ import { applyRotation, planRotation, type RotationReport } from './rotate.js';
 import { type RotationSchedule, rotationSchedule } from './schedule.js';
 
 export interface PeriodicOptions {
-  stateDir: string;
+  state: StateDir;
   signaling: string[];
   adminToken: string | undefined;
   witness?: WitnessTarget | undefined;
@@ -55,7 +56,7 @@ export async function runPeriodicRotation(
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<PeriodicReport> {
   const look = () =>
-    rotationSchedule(o.stateDir, { enabled: o.enabled, intervalMs: o.intervalMs }, ctx.clock.now());
+    rotationSchedule(o.state, { enabled: o.enabled, intervalMs: o.intervalMs }, ctx.clock.now());
   const first = look();
   const idle = (schedule: RotationSchedule): PeriodicReport => ({
     schedule,
@@ -67,7 +68,7 @@ export async function runPeriodicRotation(
   });
   if (!first.due) return idle(first);
   return withMaintenanceLock(
-    o.stateDir,
+    o.state,
     'rotate-keys --if-due',
     ctx.clock,
     async () => {
@@ -91,7 +92,7 @@ export async function runPeriodicRotation(
         });
         rotation = await applyRotation(
           plan,
-          { adminToken: o.adminToken, witness: o.witness, stateDir: o.stateDir, onProgress: o.onProgress },
+          { adminToken: o.adminToken, witness: o.witness, state: o.state, onProgress: o.onProgress },
           ctx,
         );
         needs.push(...rotationNeeds(rotation));
@@ -113,7 +114,7 @@ export async function runPeriodicRotation(
           needs,
           started_at: new Date(now).toISOString(),
           details: {
-            'Run again': `ifmesh rotate-keys --state-dir ${o.stateDir}`,
+            'Run again': `ifmesh rotate-keys --state-dir ${o.state.root}`,
             Log: 'ifmesh logs key-rotation',
           },
         },

@@ -8,6 +8,7 @@ import type { SignalingClient } from '../../clients/signaling.js';
 import { UnauthorizedError, UnreachableError } from '../../errors.js';
 import type { KeyRotationStatus } from '../../protocol/signaling-api.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
@@ -128,7 +129,7 @@ export async function applyRotation(
      * says declare_incident. */
     declareIncident?: () => Promise<string>;
     /** Where the last rotation is recorded for the periodic schedule (src/ops/keys/schedule.ts). */
-    stateDir?: string | undefined;
+    state?: StateDir | undefined;
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
@@ -284,8 +285,8 @@ export async function applyRotation(
     ],
     ctx,
   );
-  if (o.stateDir)
-    writeRotationRecord(o.stateDir, {
+  if (o.state)
+    writeRotationRecord(o.state, {
       at: new Date(startedAt).toISOString(),
       reason: plan.reason,
       incident_id: plan.incident_id,

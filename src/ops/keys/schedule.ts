@@ -8,7 +8,7 @@
 // its last run did not complete.
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 /** The last rotation, whoever ran it. */
 export interface RotationRecord {
@@ -37,12 +37,8 @@ export interface RotationSchedule {
 /** How late a rotation may be before daily maintenance calls it overdue (cron ticks, a slow run). */
 export const OVERDUE_GRACE_MS = 3_600_000;
 
-// TODO(state-dir owner): name this in src/state/state-dir.ts (STYLE rule 13) as `keyRotation`.
-export const rotationRecordFile = (stateDir: string) =>
-  path.join(statePaths(stateDir).root, 'key-rotation.json');
-
-export function readRotationRecord(stateDir: string): RotationRecord | null {
-  const file = rotationRecordFile(stateDir);
+export function readRotationRecord(state: StateDir): RotationRecord | null {
+  const file = state.keyRotation;
   if (!existsSync(file)) return null;
   try {
     const r = JSON.parse(readFileSync(file, 'utf8')) as RotationRecord;
@@ -53,8 +49,8 @@ export function readRotationRecord(stateDir: string): RotationRecord | null {
   }
 }
 
-export function writeRotationRecord(stateDir: string, r: RotationRecord): void {
-  const file = rotationRecordFile(stateDir);
+export function writeRotationRecord(state: StateDir, r: RotationRecord): void {
+  const file = state.keyRotation;
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
@@ -62,11 +58,11 @@ export function writeRotationRecord(stateDir: string, r: RotationRecord): void {
 }
 
 export function rotationSchedule(
-  stateDir: string,
+  state: StateDir,
   o: { enabled: boolean; intervalMs: number },
   now: number,
 ): RotationSchedule {
-  const last = readRotationRecord(stateDir);
+  const last = readRotationRecord(state);
   if (!o.enabled)
     return { enabled: false, interval_ms: o.intervalMs, last, next_due_at: null, due: false, overdue: false };
   const dueAt = last ? Date.parse(last.at) + o.intervalMs : now;

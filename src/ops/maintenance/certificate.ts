@@ -16,7 +16,7 @@ export interface CertificateStep {
   needs: { text: string; urgent: boolean }[];
 }
 
-export interface CertificateOptions extends Pick<MaintenanceTargets, 'stateDir' | 'witness'> {
+export interface CertificateOptions extends Pick<MaintenanceTargets, 'state' | 'witness'> {
   cert?: string | undefined;
   key?: string | undefined;
   warnDays: number;
@@ -98,7 +98,7 @@ async function renew(
       cert: o.cert!,
       key,
       selfSignedDev: false,
-      stateDir: o.stateDir,
+      state: o.state,
       days: 30,
       thresholdDays: o.warnDays,
       certbotConfigDir: o.certbotConfigDir,
@@ -117,7 +117,7 @@ async function renew(
       problems: [],
     };
   const witness = o.witness?.apiKey
-    ? { url: o.witness.url, apiKey: o.witness.apiKey, stateDir: o.stateDir }
+    ? { url: o.witness.url, apiKey: o.witness.apiKey, state: o.state }
     : undefined;
-  return applyCertRotation(plan, { stateDir: o.stateDir, witness }, ctx);
+  return applyCertRotation(plan, { state: o.state, witness }, ctx);
 }

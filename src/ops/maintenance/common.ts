@@ -4,12 +4,13 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, IfmeshError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import type { OpContext } from '../shared.js';
 import { runWitnessQuery } from '../witness/query.js';
 
 export interface MaintenanceTargets {
-  stateDir: string;
+  state: StateDir;
   /** http(s) base URLs of the signaling instances. */
   signaling: string[];
   witness:
@@ -27,13 +28,13 @@ export interface MaintenanceTargets {
  * `name` is the lock's: `maintenance` for daily and weekly, `key-rotation` for the scheduled rotation
  * (its own, so midnight's daily run never makes midnight's rotation tick give up). */
 export async function maintenanceLock(
-  stateDir: string,
+  state: StateDir,
   purpose: string,
   clock: Clock,
   name = 'maintenance',
 ): Promise<HeldLock> {
   try {
-    return await acquireLock(stateDir, name, purpose, clock);
+    return await acquireLock(state, name, purpose, clock);
   } catch (err) {
     if (err instanceof IfmeshError && err.code === 'locked')
       throw new IfmeshError('locked', err.message, ExitCode.locked, err.hint);
@@ -43,13 +44,13 @@ export async function maintenanceLock(
 
 /** Runs `fn` holding the maintenance lock (see maintenanceLock), releasing it however `fn` ends. */
 export async function withMaintenanceLock<T>(
-  stateDir: string,
+  state: StateDir,
   purpose: string,
   clock: Clock,
   fn: () => Promise<T>,
   name = 'maintenance',
 ): Promise<T> {
-  const lock = await maintenanceLock(stateDir, purpose, clock, name);
+  const lock = await maintenanceLock(state, purpose, clock, name);
   try {
     return await fn();
   } finally {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { logrotateConfig } from '../../exec/logrotate.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { cronStepMinutes } from '../keys/schedule.js';
 
 /** debian: Debian's cron, ignores CRON_TZ; cronie: honours it; unknown: treated as ignoring it. */
@@ -153,7 +153,7 @@ export function cronTimes(
 }
 
 export interface CronOptions {
-  stateDir: string;
+  state: StateDir;
   cwd: string;
   node: string;
   bin: string;
@@ -174,11 +174,10 @@ export interface CronOptions {
 }
 
 export function planCron(o: CronOptions): CronPlan {
-  const p = statePaths(o.stateDir);
   const { tz, daily, weekly } = cronTimes(o.timezone, o.cron, o.now);
   const config = o.configFile ? ` --config ${q(o.configFile)}` : '';
   const run = (what: string, log: string, extra = '') =>
-    `cd ${q(o.cwd)} && ${q(o.node)} ${q(o.bin)} ${what} --state-dir ${q(o.stateDir)}${config}${extra} >> ${q(p.logFile(log))} 2>&1`;
+    `cd ${q(o.cwd)} && ${q(o.node)} ${q(o.bin)} ${what} --state-dir ${q(o.state.root)}${config}${extra} >> ${q(o.state.logFile(log))} 2>&1`;
   const lines: CronLine[] = [
     {
       what: 'maintenance daily',
@@ -219,8 +218,8 @@ export function planCron(o: CronOptions): CronPlan {
     lines,
     timezone: tz,
     warnings: o.warnings ?? [],
-    logrotate_file: p.logrotateConf,
-    logrotate_text: logrotateConfig(p.logs),
+    logrotate_file: o.state.logrotateConf,
+    logrotate_text: logrotateConfig(o.state.logs),
     written: false,
   };
 }

@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
-import { statePaths } from '../../state/state-dir.js';
 import type { CertRotationReport } from '../certs/rotate.js';
 import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
@@ -85,7 +84,7 @@ export async function runDaily(
   o: DailyOptions,
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<DailyReport> {
-  return withMaintenanceLock(o.stateDir, 'maintenance daily', ctx.clock, () => daily(o, ctx));
+  return withMaintenanceLock(o.state, 'maintenance daily', ctx.clock, () => daily(o, ctx));
 }
 
 async function daily(
@@ -93,7 +92,6 @@ async function daily(
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<DailyReport> {
   const now = ctx.clock.now();
-  const p = statePaths(o.stateDir);
   const id = `MAINT-${utcDay(now)}`;
   const needs: string[] = [];
   // Findings that cannot wait for the next working day raise the notice from P4 to P3.
@@ -101,7 +99,7 @@ async function daily(
 
   const cert = await certificateStep(
     {
-      stateDir: o.stateDir,
+      state: o.state,
       witness: o.witness,
       cert: o.cert,
       key: o.key,
@@ -119,7 +117,7 @@ async function daily(
     urgent ||= n.urgent;
   }
 
-  const keyRotation = o.keyRotation ? rotationSchedule(o.stateDir, o.keyRotation, now) : null;
+  const keyRotation = o.keyRotation ? rotationSchedule(o.state, o.keyRotation, now) : null;
   if (keyRotation?.enabled) {
     const last = keyRotation.last;
     if (last && !last.ok)
@@ -136,17 +134,17 @@ async function daily(
       );
   }
 
-  const before = logSizes(p.logs);
+  const before = logSizes(o.state.logs);
   // A dry run hands logrotate -d a scratch copy of the configuration and state: nothing of ours changes.
   const scratch = o.dryRun ? mkdtempSync(path.join(os.tmpdir(), 'ifmesh-logrotate-')) : undefined;
-  const conf = scratch ? path.join(scratch, 'logrotate.conf') : p.logrotateConf;
+  const conf = scratch ? path.join(scratch, 'logrotate.conf') : o.state.logrotateConf;
   let rotated: { ok: boolean; output: string };
   try {
     mkdirSync(path.dirname(conf), { recursive: true });
-    writeFileSync(conf, logrotateConfig(p.logs), { mode: 0o644 });
+    writeFileSync(conf, logrotateConfig(o.state.logs), { mode: 0o644 });
     rotated = await runLogrotate(ctx.exec, {
       conf,
-      stateFile: scratch ? path.join(scratch, 'status') : p.logrotateState,
+      stateFile: scratch ? path.join(scratch, 'status') : o.state.logrotateState,
       force: true,
       debug: Boolean(o.dryRun),
     });
@@ -201,7 +199,7 @@ async function daily(
     active_connections: up ? mesh.connections.filter((c) => c.state === 'connected').length : null,
     error_count_24h: errors24h,
   };
-  const reportFile = p.dailyReport(utcDay(now));
+  const reportFile = o.state.dailyReport(utcDay(now));
   if (!o.dryRun) writeJsonWhole(reportFile, health);
   const notice = await tellSomeone(
     {
@@ -211,7 +209,7 @@ async function daily(
       severity: urgent ? 'P3' : 'P4',
       needs,
       started_at: health.timestamp,
-      details: { Report: reportFile, 'Run again': `ifmesh maintenance daily --state-dir ${o.stateDir}` },
+      details: { Report: reportFile, 'Run again': `ifmesh maintenance daily --state-dir ${o.state.root}` },
     },
     { notifiers: o.notice?.notifiers ?? {}, notify: o.notice?.notify ?? true, dryRun: o.dryRun },
     ctx,
@@ -226,7 +224,7 @@ async function daily(
     key_rotation: keyRotation,
     logs: before,
     logs_total_bytes: before.reduce((n, l) => n + l.bytes, 0),
-    logrotate: { ok: rotated.ok, config: p.logrotateConf, output: rotated.output },
+    logrotate: { ok: rotated.ok, config: o.state.logrotateConf, output: rotated.output },
     cleanup,
     health,
     signaling: mesh.instances,

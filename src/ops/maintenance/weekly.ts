@@ -4,7 +4,6 @@
 // needs a person the team is told (Slack and/or e-mail, notify.ts).
 import { httpRequest } from '../../clients/http.js';
 import { wsUrlOf } from '../../clients/signaling.js';
-import { statePaths } from '../../state/state-dir.js';
 import { type ExchangeOptions, type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import { collectMesh } from '../monitoring/collect.js';
 import { histogramQuantile, sum } from '../monitoring/exposition.js';
@@ -62,7 +61,7 @@ export async function runWeekly(
   o: WeeklyOptions,
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<WeeklyReport> {
-  return withMaintenanceLock(o.stateDir, 'maintenance weekly', ctx.clock, () => weekly(o, ctx));
+  return withMaintenanceLock(o.state, 'maintenance weekly', ctx.clock, () => weekly(o, ctx));
 }
 
 async function prometheusBaseline(url: string, ctx: Pick<OpContext, 'dispatcher'>): Promise<LatencyBaseline> {
@@ -168,7 +167,7 @@ async function weekly(
     needs.push(
       `capacity: ${agents} agents of ${o.maxAgents} (headroom ${(headroom * 100).toFixed(0)} %, under ${(o.minHeadroom * 100).toFixed(0)} %): plan scaling`,
     );
-  const reportFile = statePaths(o.stateDir).weeklyReport(utcDay(now));
+  const reportFile = o.state.weeklyReport(utcDay(now));
   const id = `MAINT-W-${utcDay(now)}`;
   const notice = await tellSomeone(
     {
@@ -178,7 +177,7 @@ async function weekly(
       severity: urgent ? 'P3' : 'P4',
       needs,
       started_at: new Date(now).toISOString(),
-      details: { Report: reportFile, 'Run again': `ifmesh maintenance weekly --state-dir ${o.stateDir}` },
+      details: { Report: reportFile, 'Run again': `ifmesh maintenance weekly --state-dir ${o.state.root}` },
     },
     { notifiers: o.notice?.notifiers ?? {}, notify: o.notice?.notify ?? true },
     ctx,

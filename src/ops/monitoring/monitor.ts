@@ -3,6 +3,7 @@
 
 import type { LoadedConfig } from '../../config/load.js';
 import { UnreachableError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import type { OpContext } from '../shared.js';
 import { type CheckReport, evaluateMesh } from './check.js';
@@ -21,9 +22,9 @@ export function resolveTargets(
   flags: { signaling?: string | undefined; witness?: string | undefined },
   env: Record<string, string | undefined>,
   loaded: LoadedConfig,
-  stateDir: string,
+  state: StateDir,
 ): MeshTargets {
-  const fleet = loadFleet(stateDir, loaded, {
+  const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
   });

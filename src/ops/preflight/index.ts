@@ -3,6 +3,7 @@
 import { type LoadedConfig, loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
 import { checkProduction } from './production.js';
@@ -28,7 +29,7 @@ export interface PreflightReport {
 export interface PreflightOptions {
   configFile?: string | undefined;
   set?: Record<string, string> | undefined;
-  stateDir: string;
+  state: StateDir;
   /** The installation to check; the running package by default. */
   root?: string;
   nodeVersion?: string;
@@ -90,7 +91,7 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
           configIssues: loaded.productionIssues,
         })
       : undefined,
-    stateDir: o.stateDir,
+    state: o.state,
     root: o.root ?? packageRoot(),
     nodeVersion: o.nodeVersion ?? process.versions.node,
   };

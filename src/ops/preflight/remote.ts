@@ -9,9 +9,9 @@ import { fail, NO_CONFIG, ok, type PreflightCheck, warn } from './types.js';
 export const witnessCheck: PreflightCheck = {
   name: 'IF.witness reachable, API key accepted',
   timeoutMs: 6_000,
-  run: async ({ loaded, stateDir, ctx }) => {
+  run: async ({ loaded, state, ctx }) => {
     if (!loaded) return NO_CONFIG;
-    const { url, api_key: apiKey } = loadFleet(stateDir, loaded).witness;
+    const { url, api_key: apiKey } = loadFleet(state, loaded).witness;
     const opts = { timeoutMs: 5_000, dispatcher: ctx.dispatcher, signal: ctx.signal };
     try {
       const health = await httpRequest(`${url}/health`, opts);

@@ -1,5 +1,6 @@
 import type { LoadedConfig } from '../../config/load.js';
 import type { ConfigError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import type { ProductionFinding } from './production.js';
 
@@ -20,7 +21,7 @@ export interface PreflightEnv {
   configError: ConfigError | undefined;
   /** Every production rule's finding (production.ts), or undefined without a configuration. */
   production: ProductionFinding[] | undefined;
-  stateDir: string;
+  state: StateDir;
   /** The installation checked (package.json, node_modules, dist/): the running package by default. */
   root: string;
   nodeVersion: string;

@@ -14,7 +14,7 @@ export const agentProcessName = (id: string) => `deploy-agent-${id}`;
 
 /** Starts the agent on `spec`, its secret overrides read back from the state's secrets file. */
 export function startAgent(sup: Supervisor, spec: AgentSpec): number {
-  const env = specEnv(sup.stateDir, spec);
+  const env = specEnv(sup.state, spec);
   return sup.start({
     name: agentProcessName(spec.agent_id),
     role: 'agents',
@@ -28,7 +28,7 @@ export function startAgent(sup: Supervisor, spec: AgentSpec): number {
       '--signaling',
       spec.signaling.join(','),
       '--state-dir',
-      sup.stateDir,
+      sup.state.root,
     ],
     env,
     cwd: spec.cwd,

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { loadAgentConfigs } from '../deploy/deploy.js';
 import { type AgentSpec, currentRelease, isSecretKey, type Release } from '../deploy/releases.js';
@@ -13,7 +14,7 @@ import { CANARY_GATES, DEFAULT_REQUIRED } from './analysis.js';
 import type { CanaryPhase, CanaryPlan } from './canary-state.js';
 
 export interface CanaryOptions {
-  stateDir: string;
+  state: StateDir;
   stage: 'staging' | 'production';
   canaryAgents: number | undefined;
   steps: string[];
@@ -139,9 +140,9 @@ async function candidateSpecs(o: CanaryOptions, stable: Release): Promise<AgentS
 }
 
 export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>) {
-  const stable = await currentRelease(o.stateDir);
+  const stable = await currentRelease(o.state);
   if (!stable)
-    throw new UsageError(`no current release in ${o.stateDir}`, 'deploy one first with `ifmesh deploy`');
+    throw new UsageError(`no current release in ${o.state.root}`, 'deploy one first with `ifmesh deploy`');
   const specs = await candidateSpecs(o, stable);
   // A secret enters the hash salted with a value kept nowhere: a recorded config hash must not let
   // anyone test guesses of a TURN password against it.

@@ -4,6 +4,7 @@
 // state they find, so a runner killed anywhere is continued or undone by the same code.
 import type { MeshConfig } from '../../config/load.js';
 import { InterruptedError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { operator, type Release, recordRelease } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -25,7 +26,7 @@ export const PAUSE_POINTS = ['phase_started', 'agents_moved', 'measured', 'promo
 export type PausePoint = (typeof PAUSE_POINTS)[number];
 
 export interface RunnerOptions {
-  stateDir: string;
+  state: StateDir;
   config: MeshConfig;
   progress: Progress;
   registerTimeoutMs: number;
@@ -64,7 +65,7 @@ export class CanaryRunner {
     readonly ev: RunEvents,
     readonly ctx: OpContext,
   ) {
-    this.sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'canary' });
+    this.sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'canary' });
   }
 
   private get plan() {
@@ -73,7 +74,7 @@ export class CanaryRunner {
 
   async save(patch: Partial<CanaryState>): Promise<void> {
     Object.assign(this.s, patch, { updated_at: new Date(this.ctx.clock.now()).toISOString() });
-    await writeCanary(this.o.stateDir, this.s);
+    await writeCanary(this.o.state, this.s);
   }
 
   /**
@@ -237,7 +238,7 @@ export class CanaryRunner {
       progress: a,
       clock: this.ctx.clock,
       signal: this.ctx.signal,
-      request: () => takeRequest(this.o.stateDir, this.plan.canary_id),
+      request: () => takeRequest(this.o.state, this.plan.canary_id),
       evaluate: async () =>
         evaluateGates(
           await measure({
@@ -297,7 +298,7 @@ export class CanaryRunner {
     if (missing.length)
       return this.enterRollback('failed', 'agents did not register after promotion', registeredGate(missing));
     // Recorded before the state says completed: a runner killed in between records it again, alike.
-    await recordRelease(this.o.stateDir, {
+    await recordRelease(this.o.state, {
       ...this.s.candidate_release,
       outcome: 'promoted',
       who: operator(this.ctx.env),
@@ -329,7 +330,7 @@ export class CanaryRunner {
   /** The canary agents back on the stable release, logged as deployment_rollback naming the cause. */
   private async rollBack(step: Extract<CanaryStep, { kind: 'rollback' }>): Promise<void> {
     const missing = await this.moveAgents([...this.s.on_candidate], 'stable', step.agents, 'rollback');
-    await recordRelease(this.o.stateDir, { ...this.s.candidate_release, outcome: step.status }, 10, false);
+    await recordRelease(this.o.state, { ...this.s.candidate_release, outcome: step.status }, 10, false);
     await this.save({
       status: step.status,
       step: { kind: 'done' },

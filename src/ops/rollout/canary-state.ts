@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { isAlive } from '../../exec/pid.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { lockHolder } from '../../state/lock.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Release } from '../deploy/releases.js';
 import type { Thresholds } from '../monitoring/thresholds.js';
 import type { AnalysisProgress, AnalysisRules, Measurement } from './measurement.js';
@@ -114,9 +114,9 @@ const isState = (v: unknown) => {
   return typeof s?.plan?.canary_id === 'string' && typeof s.status === 'string';
 };
 
-export async function readCanary(stateDir: string): Promise<CanaryState | undefined> {
+export async function readCanary(state: StateDir): Promise<CanaryState | undefined> {
   const s = readStateJson<CanaryState>(
-    statePaths(stateDir).canary,
+    state.canary,
     isState,
     'check its agents with `ifmesh status`, restore the release with `ifmesh rollback`, then delete the file',
   );
@@ -138,30 +138,26 @@ const legacyStep = (s: CanaryState): CanaryStep =>
     : { kind: 'done' };
 
 /** Written whole and 0600; the releases in it are sealed (their secrets are names, see releases.ts). */
-export async function writeCanary(stateDir: string, s: CanaryState): Promise<void> {
-  writeStateJson(statePaths(stateDir).canary, s, 0o600);
+export async function writeCanary(state: StateDir, s: CanaryState): Promise<void> {
+  writeStateJson(state.canary, s, 0o600);
 }
 
 /** Whether the process the state names as its runner still runs it (alive, and holding the lock). */
-export async function runnerAlive(stateDir: string, s: CanaryState): Promise<boolean> {
+export async function runnerAlive(state: StateDir, s: CanaryState): Promise<boolean> {
   if (!s.pid || !isAlive(s.pid)) return false;
   // A pid reused by an unrelated process does not hold the runner's deploy lock.
-  return s.lock_token === null || (await lockHolder(stateDir, 'deploy'))?.token === s.lock_token;
+  return s.lock_token === null || (await lockHolder(state, 'deploy'))?.token === s.lock_token;
 }
 
 export type CanaryRequest = 'promote' | 'abort';
 
-export async function requestCanary(
-  stateDir: string,
-  canaryId: string,
-  action: CanaryRequest,
-): Promise<void> {
-  writeStateJson(statePaths(stateDir).canaryRequest, { canary_id: canaryId, action }, 0o600);
+export async function requestCanary(state: StateDir, canaryId: string, action: CanaryRequest): Promise<void> {
+  writeStateJson(state.canaryRequest, { canary_id: canaryId, action }, 0o600);
 }
 
 /** The operator's pending request for canary `canaryId`, consumed (removed) as it is read. */
-export async function takeRequest(stateDir: string, canaryId: string): Promise<CanaryRequest | undefined> {
-  const file = statePaths(stateDir).canaryRequest;
+export async function takeRequest(state: StateDir, canaryId: string): Promise<CanaryRequest | undefined> {
+  const file = state.canaryRequest;
   let req: { canary_id?: string; action?: CanaryRequest };
   try {
     req = JSON.parse(await fs.readFile(file, 'utf8'));

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { operator, sealRelease } from '../deploy/releases.js';
@@ -30,7 +31,7 @@ import {
 import { runEvents } from './events.js';
 
 interface RunOptions {
-  stateDir: string;
+  state: StateDir;
   config: MeshConfig;
   progress: Progress;
   registerTimeoutMs?: number | undefined;
@@ -47,11 +48,11 @@ async function drive(
   ctx: OpContext,
   first: (r: CanaryRunner) => void | Promise<void>,
 ): Promise<void> {
-  const ev = runEvents(o.config, o.stateDir, 'canary', s.trace_id);
+  const ev = runEvents(o.config, o.state, 'canary', s.trace_id);
   const runner = new CanaryRunner(
     s,
     {
-      stateDir: o.stateDir,
+      state: o.state,
       config: o.config,
       progress: o.progress,
       registerTimeoutMs: o.registerTimeoutMs ?? 20_000,
@@ -83,13 +84,13 @@ function refuseUnfinished(s: CanaryState | undefined): void {
 
 /** Takes the deploy lock for `fn`: released if `fn` fails, else still held for the caller to drive with. */
 async function locked<T>(
-  o: { stateDir: string },
+  o: { state: StateDir },
   purpose: string,
   ctx: OpContext,
   fn: (lock: HeldLock) => Promise<T>,
 ) {
-  checkIncidentRecords(o.stateDir);
-  const lock = await acquireLock(o.stateDir, 'deploy', purpose, ctx.clock);
+  checkIncidentRecords(o.state);
+  const lock = await acquireLock(o.state, 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);
   } catch (err) {
@@ -103,7 +104,7 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
   if (dryRun) return { plan, applied: false as const, state: null };
   // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is left.
   const { s, lock } = await locked(o, `canary ${plan.canary_id}`, ctx, async (lock) => {
-    refuseUnfinished(await readCanary(o.stateDir));
+    refuseUnfinished(await readCanary(o.state));
     const now = new Date(ctx.clock.now()).toISOString();
     const s: CanaryState = {
       plan,
@@ -121,10 +122,10 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
       started_at: now,
       updated_at: now,
       // Sealed before anything is written: the --set secrets go to the secrets file, by name.
-      candidate_release: sealRelease(o.stateDir, { ...candidate, who: operator(ctx.env) }),
+      candidate_release: sealRelease(o.state, { ...candidate, who: operator(ctx.env) }),
       stable_release: stable,
     };
-    await writeCanary(o.stateDir, s);
+    await writeCanary(o.state, s);
     return { s, lock };
   });
   await drive(s, lock, o, ctx, (r) =>
@@ -138,14 +139,14 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
   return { plan, applied: true as const, state: publicState(s) };
 }
 
-const noCanary = (stateDir: string) =>
-  new UsageError(`no canary in ${stateDir}`, 'start one with `ifmesh canary --stage staging`');
+const noCanary = (state: StateDir) =>
+  new UsageError(`no canary in ${state.root}`, 'start one with `ifmesh canary --stage staging`');
 
 /** `canary resume`: a canary whose runner died goes on from the step its state records. */
 export async function resumeCanary(o: RunOptions, ctx: OpContext) {
   const { s, lock } = await locked(o, 'canary resume', ctx, async (lock) => {
-    const s = await readCanary(o.stateDir);
-    if (!s) throw noCanary(o.stateDir);
+    const s = await readCanary(o.state);
+    if (!s) throw noCanary(o.state);
     if (s.status !== 'progressing')
       throw new UsageError(
         `canary ${s.plan.canary_id} is ${s.status}: nothing to resume`,
@@ -172,7 +173,7 @@ export async function decideCanary(
   ctx: OpContext,
 ): Promise<{ action: typeof action; canary_id: string; handed_to: number | null; state: PublicCanaryState }> {
   const check = (s: CanaryState | undefined): CanaryState => {
-    if (!s) throw noCanary(o.stateDir);
+    if (!s) throw noCanary(o.state);
     if (s.status !== 'progressing' && s.status !== 'frozen')
       throw new UsageError(
         `canary ${s.plan.canary_id} is ${s.status}: nothing to ${action}`,
@@ -185,13 +186,13 @@ export async function decideCanary(
       );
     return s;
   };
-  const seen = check(await readCanary(o.stateDir));
-  if (seen.status === 'progressing' && (await runnerAlive(o.stateDir, seen))) {
-    await requestCanary(o.stateDir, seen.plan.canary_id, action);
+  const seen = check(await readCanary(o.state));
+  if (seen.status === 'progressing' && (await runnerAlive(o.state, seen))) {
+    await requestCanary(o.state, seen.plan.canary_id, action);
     return { action, canary_id: seen.plan.canary_id, handed_to: seen.pid, state: publicState(seen) };
   }
   const { s, lock } = await locked(o, `canary ${action} ${seen.plan.canary_id}`, ctx, async (lock) => ({
-    s: check(await readCanary(o.stateDir)),
+    s: check(await readCanary(o.state)),
     lock,
   }));
   const dead = s.status === 'progressing';
@@ -220,20 +221,20 @@ export interface CanaryStatusReport extends Omit<PublicCanaryState, 'status'> {
 
 /** `canary status`: the state now, or with `watchMs` the state once it settles (or the timeout). */
 export async function canaryStatus(
-  stateDir: string,
+  state: StateDir,
   watchMs: number | undefined,
   ctx: Pick<OpContext, 'clock' | 'signal'>,
 ): Promise<CanaryStatusReport> {
-  let s = await readCanary(stateDir);
-  if (!s) throw noCanary(stateDir);
-  let dead = s.status === 'progressing' && !(await runnerAlive(stateDir, s));
+  let s = await readCanary(state);
+  if (!s) throw noCanary(state);
+  let dead = s.status === 'progressing' && !(await runnerAlive(state, s));
   let timedOut = false;
   if (watchMs !== undefined && s.status === 'progressing' && !dead) {
     timedOut = !(await waitFor(
       async () => {
-        s = (await readCanary(stateDir)) ?? s;
+        s = (await readCanary(state)) ?? s;
         // a runner that died never settles the state: say so instead of waiting out the timeout
-        dead = s!.status === 'progressing' && !(await runnerAlive(stateDir, s!));
+        dead = s!.status === 'progressing' && !(await runnerAlive(state, s!));
         return s!.status !== 'progressing' || dead;
       },
       { timeoutMs: watchMs, intervalMs: 200 },

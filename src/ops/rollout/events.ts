@@ -2,6 +2,7 @@
 // down witness never blocks a rollback: its events wait in the spool).
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 
 export interface RunEvents {
@@ -12,12 +13,12 @@ export interface RunEvents {
 
 export function runEvents(
   config: Pick<MeshConfig, 'witnessUrl' | 'witnessApiKey'>,
-  stateDir: string,
+  state: StateDir,
   producer: string,
   traceId: string = randomUUID(),
 ): RunEvents {
   const client = openWitness(
-    { url: config.witnessUrl, apiKey: config.witnessApiKey, stateDir },
+    { url: config.witnessUrl, apiKey: config.witnessApiKey, state },
     `${producer}-${traceId.slice(0, 8)}`,
     {},
   );

@@ -1,9 +1,10 @@
+import type { StateDir } from '../../state/state-dir.js';
 import { currentRelease, listReleases } from '../deploy/releases.js';
 
 /** `releases`: the recorded history, newest first, without the agents' start specs (env may hold secrets). */
-export async function releaseHistory(stateDir: string) {
-  const cur = await currentRelease(stateDir);
-  const all = await listReleases(stateDir);
+export async function releaseHistory(state: StateDir) {
+  const cur = await currentRelease(state);
+  const all = await listReleases(state);
   return {
     current: cur?.id ?? null,
     releases: all.reverse().map((r) => ({

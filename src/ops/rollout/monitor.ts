@@ -8,6 +8,7 @@
 // Unlike the runbook, a window with no connection attempts is not a 0 % success rate.
 import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { listReleases } from '../deploy/releases.js';
 import { minConnectionSuccess, type Thresholds } from '../monitoring/thresholds.js';
@@ -122,7 +123,7 @@ export interface MonitorOptions {
   optionalGates: string[];
   /** false: report a failed analysis and exit 1 without rolling back. */
   rollback: boolean;
-  stateDir: string;
+  state: StateDir;
   config: MeshConfig;
   progress: Progress;
   onCheck: (c: MonitorCheck) => void;
@@ -165,7 +166,7 @@ export async function monitor(o: MonitorOptions, ctx: OpContext): Promise<Monito
   const rules = monitorRules(o);
   const start = ctx.clock.now();
   // The deployment's own events, plus its agents' (agents do not tag events with a deployment id).
-  const release = (await listReleases(o.stateDir)).find((r) => r.deployment_id === o.deploymentId);
+  const release = (await listReleases(o.state)).find((r) => r.deployment_id === o.deploymentId);
   const agents = release?.agents ?? [];
   let p = freshProgress();
   const done = (v: Omit<MonitorReport, 'deployment_id' | 'checks'>): MonitorReport => ({
@@ -207,7 +208,7 @@ export async function monitor(o: MonitorOptions, ctx: OpContext): Promise<Monito
       const reason = `monitor: ${step.verdict.reason} for ${o.deploymentId}`;
       const rb = o.rollback
         ? await rollback(
-            { stateDir: o.stateDir, target: undefined, reason, config: o.config, progress: o.progress },
+            { state: o.state, target: undefined, reason, config: o.config, progress: o.progress },
             false,
             ctx,
           )

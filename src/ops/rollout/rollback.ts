@@ -4,6 +4,7 @@
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { withLock } from '../../state/lock.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
   currentRelease,
@@ -58,17 +59,17 @@ export function chooseTarget(all: Release[], current: Release, wanted: string | 
 }
 
 export async function planRollback(
-  o: { stateDir: string; target: string | undefined; reason: string | undefined },
+  o: { state: StateDir; target: string | undefined; reason: string | undefined },
   env: Record<string, string | undefined>,
 ): Promise<{ plan: RollbackPlan; from: Release; to: Release }> {
-  const current = await currentRelease(o.stateDir);
+  const current = await currentRelease(o.state);
   if (!current)
     throw new UsageError(
-      `no current release in ${o.stateDir}: nothing to roll back`,
+      `no current release in ${o.state.root}: nothing to roll back`,
       'deploy one with `ifmesh deploy`',
       'no_previous_release',
     );
-  const to = chooseTarget(await listReleases(o.stateDir), current, o.target);
+  const to = chooseTarget(await listReleases(o.state), current, o.target);
   const pick = (r: Release) => ({ id: r.id, ref: r.ref, deployment_id: r.deployment_id });
   return {
     plan: {
@@ -93,7 +94,7 @@ export interface RollbackReport {
 
 export async function rollback(
   o: {
-    stateDir: string;
+    state: StateDir;
     target: string | undefined;
     reason: string | undefined;
     config: MeshConfig;
@@ -105,14 +106,14 @@ export async function rollback(
 ): Promise<RollbackReport> {
   const { plan, from, to } = await planRollback(o, ctx.env);
   if (dryRun) return { plan, applied: false, trace_id: null, outcome: null };
-  checkIncidentRecords(o.stateDir);
+  checkIncidentRecords(o.state);
   return withLock(
-    o.stateDir,
+    o.state,
     'deploy',
     `rollback to ${to.id}`,
     async () => {
-      const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'rollback' });
-      const ev = runEvents(o.config, o.stateDir, 'rollback');
+      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'rollback' });
+      const ev = runEvents(o.config, o.state, 'rollback');
       const meta = {
         reason: plan.reason,
         operator: plan.operator,
@@ -153,9 +154,9 @@ export async function rollback(
             'rollback_failed',
           );
         }
-        await setCurrentRelease(o.stateDir, to.id);
-        await setReleaseOutcome(o.stateDir, from.id, 'rolled_back');
-        await setReleaseOutcome(o.stateDir, to.id, 'restored');
+        await setCurrentRelease(o.state, to.id);
+        await setReleaseOutcome(o.state, from.id, 'rolled_back');
+        await setReleaseOutcome(o.state, to.id, 'restored');
         ev.log('deployment_rollback', { deployment_id: from.deployment_id, metadata: meta });
         return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const };
       } finally {

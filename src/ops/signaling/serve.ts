@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Gauge } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import type { MeshConfig } from '../../config/load.js';
@@ -11,7 +10,7 @@ import { IdentityFile } from '../../services/signaling/identities.js';
 import { RedisCluster, redact } from '../../services/signaling/redis-cluster.js';
 import { MemoryRegistry } from '../../services/signaling/registry.js';
 import { createSignalingServer } from '../../services/signaling/server.js';
-import { statePaths } from '../../state/state-dir.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { openWitness } from '../events.js';
 import { untilAborted } from '../shared.js';
 
@@ -20,7 +19,7 @@ export interface ServeSignalingOptions {
   host: string;
   port: number;
   instanceId: string;
-  stateDir: string;
+  state: StateDir;
   adminTokenFile?: string | undefined;
   allowKeysFile?: string | undefined;
   allowedOrigins?: string[] | undefined;
@@ -46,14 +45,6 @@ export interface SignalingReady {
   witness: string | null;
   /** The cluster store (password redacted), or null when standalone. */
   cluster: string | null;
-}
-
-/**
- * The id → key bindings and revoked keys (README "Identity"). Named here rather than in
- * src/state/state-dir.ts, which another change owns; it belongs there beside `blockList`.
- */
-export function identitiesFile(stateDir: string): string {
-  return path.join(statePaths(stateDir).root, 'signaling-identities.ndjson');
 }
 
 function openIdentities(file: string): IdentityFile {
@@ -101,7 +92,7 @@ export async function serveSignaling(
   const allowList = allowKeysFile
     ? loadAllowList(readSecretFile(allowKeysFile, 'allow-list'), allowKeysFile)
     : undefined;
-  const identities = openIdentities(identitiesFile(opts.stateDir));
+  const identities = openIdentities(opts.state.signalingIdentities);
   let tls: { cert: string; key: string } | undefined;
   if (c.signalingTlsCert || c.signalingTlsKey) {
     if (!c.signalingTlsCert || !c.signalingTlsKey)
@@ -115,7 +106,7 @@ export async function serveSignaling(
     };
   }
   const witness = openWitness(
-    { url: c.witnessUrl, apiKey: c.witnessApiKey, stateDir: opts.stateDir },
+    { url: c.witnessUrl, apiKey: c.witnessApiKey, state: opts.state },
     `signaling-${opts.instanceId}`,
     { dispatcher: opts.dispatcher },
     {
@@ -148,7 +139,7 @@ export async function serveSignaling(
     instanceId: opts.instanceId,
     adminToken,
     allowList,
-    blockList: openBlockList(statePaths(opts.stateDir).blockList),
+    blockList: openBlockList(opts.state.blockList),
     allowedOrigins: opts.allowedOrigins,
     maxConnectionsPerIp: opts.maxConnectionsPerIp,
     reapAfterMs: opts.reapAfterMs,

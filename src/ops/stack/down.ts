@@ -1,4 +1,5 @@
 import { listProcesses, STOP_TIERS } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { type StopOutcome, Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
 
@@ -13,7 +14,7 @@ export interface DownReport {
 }
 
 export interface DownOptions {
-  stateDir: string;
+  state: StateDir;
   /** SIGTERM to SIGKILL, per process. */
   graceMs?: number;
 }
@@ -24,8 +25,8 @@ export interface DownOptions {
  */
 export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promise<DownReport> {
   const t0 = ctx.clock.now();
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'down' });
-  const procs = listProcesses(o.stateDir);
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'down' });
+  const procs = listProcesses(o.state);
   const outcome: Record<StopOutcome, string[]> = { stopped: [], not_running: [], failed: [] };
   const rank = (role: string) => {
     const i = STOP_TIERS.findIndex((t) => (t as string[]).includes(role));
@@ -42,5 +43,5 @@ export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promi
     );
   }
   for (const list of Object.values(outcome)) list.sort();
-  return { state_dir: o.stateDir, ...outcome, elapsed_ms: ctx.clock.now() - t0 };
+  return { state_dir: o.state.root, ...outcome, elapsed_ms: ctx.clock.now() - t0 };
 }

@@ -4,17 +4,17 @@
 // restart from a launch spec, and none of them is ever on a command line: services get them through
 // their environment (the record names the key, the secrets file holds the value) or a 0600 file.
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { redisUrl, writeRedisConfig } from '../../exec/redis.js';
 import { writeTurnserverConfig } from '../../exec/turnserver.js';
 import { secretEnv, storeSecretEnv } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 /** The value of secret `key` in the state's secrets file, generated (random) the first time. */
-export function generatedSecret(stateDir: string, key: string, bytes = 24): string {
-  const held = secretEnv(stateDir, [key])[key];
+export function generatedSecret(state: StateDir, key: string, bytes = 24): string {
+  const held = secretEnv(state, [key])[key];
   if (held) return held;
   const value = randomBytes(bytes).toString('base64url');
-  storeSecretEnv(stateDir, { [key]: value });
+  storeSecretEnv(state, { [key]: value });
   return value;
 }
 
@@ -32,17 +32,17 @@ export interface LocalRedisAuth {
  * state directory, and the URLs to reach it. Rewritten on every call with the same content, so a
  * state directory restored without the file gets it back before Redis starts.
  */
-export function localRedisAuth(stateDir: string, name: string, port: number): LocalRedisAuth {
+export function localRedisAuth(state: StateDir, name: string, port: number): LocalRedisAuth {
   const key = `${name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_PASSWORD`;
-  const password = generatedSecret(stateDir, key);
-  const configFile = path.join(stateDir, 'redis', `${name}.conf`);
+  const password = generatedSecret(state, key);
+  const configFile = state.redisConf(name);
   writeRedisConfig(configFile, password);
   return { url: redisUrl('127.0.0.1', port, password), plain: redisUrl('127.0.0.1', port), configFile };
 }
 
 /** coturn's 0600 config file with the stack's TURN credential (coturn reads it with `-c`). */
-export function localTurnConfig(stateDir: string, name: string, user: string, password: string): string {
-  const file = path.join(stateDir, 'coturn', `${name}.conf`);
+export function localTurnConfig(state: StateDir, name: string, user: string, password: string): string {
+  const file = state.turnConf(name);
   writeTurnserverConfig(file, { user, password });
   return file;
 }
@@ -51,5 +51,5 @@ export function localTurnConfig(stateDir: string, name: string, user: string, pa
 export const POSTGRES_PASSWORD_KEY = 'POSTGRES_PASSWORD';
 
 /** The local PostgreSQL superuser's password, made once (random) and kept in the secrets file. */
-export const localPostgresPassword = (stateDir: string): string =>
-  generatedSecret(stateDir, POSTGRES_PASSWORD_KEY);
+export const localPostgresPassword = (state: StateDir): string =>
+  generatedSecret(state, POSTGRES_PASSWORD_KEY);

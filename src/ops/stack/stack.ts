@@ -2,15 +2,16 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
-import { type StackFile, stackFile } from '../../state/stack-plan.js';
+import type { StackFile } from '../../state/stack-plan.js';
+import type { StateDir } from '../../state/state-dir.js';
 
-export { readStack, type StackFile, stackFile, urls } from '../../state/stack-plan.js';
+export { readStack, type StackFile, urls } from '../../state/stack-plan.js';
 
-export function writeStack(dir: string, s: StackFile): void {
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${stackFile(dir)}.tmp`;
+export function writeStack(state: StateDir, s: StackFile): void {
+  mkdirSync(state.root, { recursive: true });
+  const tmp = `${state.stack}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
-  renameSync(tmp, stackFile(dir));
+  renameSync(tmp, state.stack);
 }
 
 export function freePort(): Promise<number> {

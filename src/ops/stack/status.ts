@@ -2,6 +2,7 @@ import { httpRequest } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -51,14 +52,14 @@ export interface StatusReport {
 
 /** Every process recorded in the state directory (what `up` and `deploy` started alike) and the mesh. */
 export async function status(
-  stateDir: string,
+  state: StateDir,
   loaded: LoadedConfig,
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
-  const procs = listProcesses(stateDir);
+  const procs = listProcesses(state);
   if (procs.length === 0)
     return {
-      state_dir: stateDir,
+      state_dir: state.root,
       exists: false,
       running: false,
       components: [],
@@ -67,7 +68,7 @@ export async function status(
       signaling_mode: null,
       healthy: false,
     };
-  const sup = new Supervisor(stateDir, { clock: ctx.clock, owner: 'status' });
+  const sup = new Supervisor(state, { clock: ctx.clock, owner: 'status' });
   // In the order they were started: witness first, agents last.
   const ordered = [...procs].sort(
     (a, b) => a.started_at.localeCompare(b.started_at) || a.name.localeCompare(b.name),
@@ -111,10 +112,10 @@ export async function status(
       ).length,
     };
   }
-  const fleet = loadFleet(stateDir, loaded);
+  const fleet = loadFleet(state, loaded);
   const running = components.some((c) => c.running);
   return {
-    state_dir: stateDir,
+    state_dir: state.root,
     exists: true,
     running,
     components,

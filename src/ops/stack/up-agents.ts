@@ -6,15 +6,16 @@ import path from 'node:path';
 import { newIdentity, writeIdentity } from '../../crypto/key-file.js';
 import { packageRoot } from '../../paths.js';
 import type { StackFile } from '../../state/stack-plan.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { type AgentSpec, currentRelease, operator, recordRelease } from '../deploy/releases.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 import { agentProcessName, startAgent } from '../rollout/agents.js';
 import type { OpContext } from '../shared.js';
 
 /** Writes <state>/agents/<id>.json and its key (0600) unless they exist; returns the config's path. */
-async function agentConfig(stateDir: string, id: string, signaling: string[]): Promise<string> {
-  const dir = path.join(stateDir, 'agents');
-  const file = path.join(dir, `${id}.json`);
+async function agentConfig(state: StateDir, id: string, signaling: string[]): Promise<string> {
+  const dir = state.agents;
+  const file = state.agentConfigFile(id);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!existsSync(path.join(dir, `${id}.key`))) await writeIdentity(dir, newIdentity(id), false);
   const doc = `${JSON.stringify({ agent_id: id, key: `${id}.key`, signaling, loopback: true }, null, 2)}\n`;
@@ -41,15 +42,15 @@ export async function ensureUpAgents(
   o: { ids: string[]; signaling: string[] },
   _ctx: Pick<OpContext, 'clock'>,
 ): Promise<UpAgents> {
-  const current = await currentRelease(sup.stateDir);
+  const current = await currentRelease(sup.state);
   const out: UpAgents = { specs: [], started: [], already: [] };
   for (const id of o.ids) {
     const spec: AgentSpec = current?.agent_specs?.find((a) => a.agent_id === id) ?? {
       agent_id: id,
-      config: await agentConfig(sup.stateDir, id, o.signaling),
+      config: await agentConfig(sup.state, id, o.signaling),
       signaling: o.signaling,
       env: {},
-      cwd: sup.stateDir,
+      cwd: sup.state.root,
     };
     out.specs.push(spec);
     const name = agentProcessName(id);
@@ -64,12 +65,12 @@ export async function ensureUpAgents(
 
 /** Records `up`'s agents as a release, unless the current release already runs exactly these agents. */
 export async function recordUpRelease(
-  stateDir: string,
+  state: StateDir,
   specs: AgentSpec[],
   s: StackFile,
   ctx: Pick<OpContext, 'clock' | 'env'>,
 ): Promise<{ id: string; recorded: boolean }> {
-  const current = await currentRelease(stateDir);
+  const current = await currentRelease(state);
   const ids = specs.map((a) => a.agent_id).sort();
   if (current && JSON.stringify([...current.agents].sort()) === JSON.stringify(ids))
     return { id: current.id, recorded: false };
@@ -77,7 +78,7 @@ export async function recordUpRelease(
     .version as string;
   const at = new Date(ctx.clock.now()).toISOString();
   const id = `${at.replace(/[:.]/g, '-')}-up`;
-  await recordRelease(stateDir, {
+  await recordRelease(state, {
     id,
     deployment_id: 'up',
     ref: version,

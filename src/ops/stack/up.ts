@@ -11,6 +11,7 @@ import { redactDbUrl } from '../../services/witness/pg-store.js';
 import { requireFreeSpace } from '../../state/free-space.js';
 import { listProcesses } from '../../state/processes.js';
 import { ensureSecrets } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { type ExchangeReport, messageExchange } from '../agent/exchange.js';
@@ -32,7 +33,7 @@ import { freePort, readStack, type StackFile, tcpOpen, urls, writeStack } from '
 import { ensureUpAgents, recordUpRelease } from './up-agents.js';
 
 export interface UpOptions {
-  stateDir: string;
+  state: StateDir;
   agents: number;
   instances: number;
   /** Where the witness keeps its log: SQLite (default), or a local PostgreSQL cluster in the state dir. */
@@ -75,18 +76,18 @@ export interface UpReport {
  */
 export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   const t0 = ctx.clock.now();
-  await requireFreeSpace(o.stateDir, 'ifmesh up');
-  const sup = new Supervisor(o.stateDir, { clock: ctx.clock, owner: 'up' });
+  await requireFreeSpace(o.state, 'ifmesh up');
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'up' });
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   const get = (url: string) =>
     httpRequest(url, { timeoutMs: 1_000, dispatcher: ctx.dispatcher, signal: ctx.signal }).catch(
       () => undefined,
     );
-  const sec = ensureSecrets(o.stateDir);
-  let stack = readStack(o.stateDir);
+  const sec = ensureSecrets(o.state);
+  let stack = readStack(o.state);
   // Nothing of an earlier stack runs (after `down`): plan again, so packages installed since are used.
-  const anyRunning = listProcesses(o.stateDir).some((r) => r.pid > 0 && isAlive(r.pid));
+  const anyRunning = listProcesses(o.state).some((r) => r.pid > 0 && isAlive(r.pid));
   if (!stack || !anyRunning || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
     const withCoturn = await hasBinary(ctx, 'turnserver');
     if (!withCoturn)
@@ -120,17 +121,17 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
         ? { redis: { name: 'redis' as const, port: await freePort() } }
         : {}),
     };
-    writeStack(o.stateDir, stack);
+    writeStack(o.state, stack);
   }
   if (o.witnessDb === 'postgres' && !stack.postgres) {
     stack = { ...stack, postgres: { name: 'postgres', port: await freePort() } };
-    writeStack(o.stateDir, stack);
+    writeStack(o.state, stack);
   }
   if (o.withPrometheus && !stack.prometheus) {
     if (!(await hasBinary(ctx, 'prometheus')))
       throw new UnreachableError('prometheus is not installed', 'apt-get install prometheus');
     stack = { ...stack, prometheus: { name: 'prometheus', port: await freePort() } };
-    writeStack(o.stateDir, stack);
+    writeStack(o.state, stack);
   }
   const s: StackFile = stack;
   const node = process.execPath;
@@ -148,7 +149,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   const already: string[] = [];
   // Redis gets a generated password (from a 0600 config file), the instances it and a secret that
   // seals their messages, both through their environment: no credential is on a command line.
-  const redisAuth = s.redis ? localRedisAuth(o.stateDir, 'redis', s.redis.port) : undefined;
+  const redisAuth = s.redis ? localRedisAuth(o.state, 'redis', s.redis.port) : undefined;
   const topology = planSignalingTopology({
     instances: s.signaling.map((x) => x.port),
     redis: redisAuth ? { url: redisAuth.url, start: true } : null,
@@ -164,7 +165,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   ];
   if (missing.length)
     o.progress.info(
-      `this stack was made before ${missing.join(', ')} could run here; to add it: ifmesh down --state-dir ${o.stateDir} && ifmesh up --state-dir ${o.stateDir}`,
+      `this stack was made before ${missing.join(', ')} could run here; to add it: ifmesh down --state-dir ${o.state.root} && ifmesh up --state-dir ${o.state.root}`,
     );
   else if (!s.redis && s.signaling.length > 1)
     o.progress.info(
@@ -174,7 +175,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   // Every service through the fleet's one start path, kept running by the supervisor.
   const ensure = async (spec: ProcessSpec) => {
     o.progress.step(spec.name, 'running', 'starting');
-    const r = await startAndWait(sup, { cwd: o.stateDir, supervised: true, ...spec }, ctx);
+    const r = await startAndWait(sup, { cwd: o.state.root, supervised: true, ...spec }, ctx);
     if (!r.ok) throw new CheckFailedError(`${spec.name} ${r.detail}`, `see ${sup.logFile(spec.name)}`);
     (r.already_running ? already : started).push(spec.name);
     o.progress.step(spec.name, 'ok', r.already_running ? 'already running' : 'started');
@@ -185,8 +186,8 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   // Its superuser's password is generated once and kept in the secrets file (initdb reads it from a
   // temp --pwfile); the witness gets the URL with it through its secret environment.
   const ensurePostgres = async (port: number): Promise<string> => {
-    const password = localPostgresPassword(o.stateDir);
-    const dataDir = path.join(o.stateDir, 'postgres', 'data');
+    const password = localPostgresPassword(o.state);
+    const dataDir = o.state.postgresData;
     const running = clusterPid(dataDir);
     if (running !== undefined && (await tcpOpen(port))) {
       if (sup.running('postgres') !== running)
@@ -198,7 +199,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       await sup.stop('postgres', 10_000);
       const cluster = await startCluster({
         dataDir,
-        socketDir: path.join(o.stateDir, 'postgres', 'sock'),
+        socketDir: o.state.postgresSocket,
         logFile: sup.logFile('postgres'),
         port,
         password,
@@ -213,7 +214,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     return ensureDatabase(port, 'witness', undefined, password);
   };
 
-  let witnessDb = path.join(o.stateDir, 'witness.db');
+  let witnessDb = o.state.witnessDb;
   const pgWitness = o.witnessDb === 'postgres' && s.postgres;
   if (pgWitness) witnessDb = await ensurePostgres(s.postgres!.port);
   await ensure({
@@ -231,12 +232,12 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       // A database URL may carry a password: it goes in the environment, a file path on argv.
       ...(pgWitness ? [] : ['--db', witnessDb]),
       '--state-dir',
-      o.stateDir,
+      o.state.root,
     ],
     // Writers (agents, instances, commands) hold IF_WITNESS_API_KEY; cleanup needs the admin key.
     env: {
       ...baseEnv,
-      IF_WITNESS_ADMIN_KEY: generatedSecret(o.stateDir, 'IF_WITNESS_ADMIN_KEY'),
+      IF_WITNESS_ADMIN_KEY: generatedSecret(o.state, 'IF_WITNESS_ADMIN_KEY'),
       ...(pgWitness ? { WITNESS_DB_URL: witnessDb } : {}),
     },
   });
@@ -251,14 +252,14 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       args: turnserverArgs({
         port: c.port,
         relayPorts: c.relay,
-        configFile: localTurnConfig(o.stateDir, c.name, 'ifmesh', sec.turn_password),
+        configFile: localTurnConfig(o.state, c.name, 'ifmesh', sec.turn_password),
         allowLoopbackPeers: true,
       }),
     });
   }
   if (s.redis && redisAuth) {
     await ensure({
-      ...redisProcessSpec('redis', s.redis.port, o.stateDir, redisAuth.configFile),
+      ...redisProcessSpec('redis', s.redis.port, o.state.root, redisAuth.configFile),
       // The record keeps the URL without the password (health probes count NOAUTH as an answer).
       url: redisAuth.plain,
       port: s.redis.port,
@@ -274,21 +275,21 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       args: signalingServeArgs(bin, {
         port: sig.port,
         instanceId: sig.name,
-        stateDir: o.stateDir,
-        adminTokenFile: path.join(o.stateDir, 'admin.token'),
+        state: o.state,
+        adminTokenFile: o.state.adminToken,
       }).concat(topology.serveArgs),
       env: {
         ...baseEnv,
         ...topology.serveEnv,
         ...(topology.redis
-          ? { SIGNALING_CLUSTER_SECRET: generatedSecret(o.stateDir, 'SIGNALING_CLUSTER_SECRET') }
+          ? { SIGNALING_CLUSTER_SECRET: generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET') }
           : {}),
       },
     });
   }
   if (s.nginx) {
     const nginxPort = s.nginx.port;
-    const prefix = path.join(o.stateDir, 'nginx');
+    const prefix = o.state.nginx;
     if (sup.running('nginx') !== undefined && (await tcpOpen(nginxPort))) {
       already.push('nginx');
       o.progress.step('nginx', 'ok', 'already running');
@@ -309,7 +310,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   }
   if (o.withPrometheus && s.prometheus) {
     const port = s.prometheus.port;
-    const dir = path.join(o.stateDir, 'monitoring');
+    const dir = o.state.monitoring;
     const exported = exportMonitoring({
       outDir: dir,
       signaling: s.signaling.map((x) => `127.0.0.1:${x.port}`),
@@ -326,7 +327,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       args: prometheusArgs({
         configFile: exported.files.scrape_config,
         port,
-        dataDir: path.join(o.stateDir, 'prometheus-data'),
+        dataDir: o.state.prometheusData,
       }),
     });
   }
@@ -387,7 +388,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     `${verification.pongs_received}/${verification.pings_sent} signed pings answered`,
   );
   return {
-    state_dir: o.stateDir,
+    state_dir: o.state.root,
     started,
     already_running: already,
     endpoints: {
@@ -402,7 +403,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
     signaling_mode: topology.mode,
     mesh: { agents: await countAgents(), connected, expected },
     verification,
-    release: await recordUpRelease(o.stateDir, agents.specs, s, ctx),
+    release: await recordUpRelease(o.state, agents.specs, s, ctx),
     elapsed_ms: ctx.clock.now() - t0,
   };
 }

@@ -12,6 +12,7 @@ import type {
 } from '../../protocol/signaling-api.js';
 import type { KeyBindingInfo, RebindResponse, RevocationInfo } from '../../protocol/signaling-identity.js';
 import { readSecrets } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { lookAtInstances, type PerCluster, perCluster } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
 
@@ -40,8 +41,8 @@ export interface BlockReport {
 }
 
 /** SIGNALING_ADMIN_TOKEN from the config, else the local stack's generated token. */
-export function adminToken(loaded: LoadedConfig, stateDir: string): string {
-  const t = loaded.config.signalingAdminToken || readSecrets(stateDir)?.admin_token;
+export function adminToken(loaded: LoadedConfig, state: StateDir): string {
+  const t = loaded.config.signalingAdminToken || readSecrets(state)?.admin_token;
   if (!t)
     throw new UsageError(
       'no signaling admin token',

@@ -3,6 +3,7 @@
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { readSecrets } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { createEvidence, type Evidence, type EvidenceSources } from './evidence.js';
 import { type AnyTreeId, LIMITS, type Limits, type Subject, type TreeWalk, walkTree } from './trees.js';
@@ -29,12 +30,12 @@ export interface TroubleshootReport {
 export function evidenceSources(
   targets: { signaling: string[]; witness: { url: string; token?: string | undefined } | undefined },
   loaded: LoadedConfig,
-  stateDir: string,
+  state: StateDir,
   ctx: Pick<OpContext, 'dispatcher' | 'clock'>,
   limits: Partial<Limits> = {},
 ): EvidenceSources {
   const c = loaded.config;
-  const stackPass = readSecrets(stateDir)?.turn_password;
+  const stackPass = readSecrets(state)?.turn_password;
   const turn =
     c.turnUsername && c.turnPassword
       ? { username: c.turnUsername, password: c.turnPassword }

@@ -10,6 +10,7 @@ import { openSqliteStore } from '../../services/witness/sqlite-store.js';
 import type { WitnessStore } from '../../services/witness/store.js';
 import { listProcesses } from '../../state/processes.js';
 import { secretEnv } from '../../state/secrets.js';
+import type { StateDir } from '../../state/state-dir.js';
 import { untilAborted } from '../shared.js';
 import { POSTGRES_PASSWORD_KEY } from '../stack/service-secrets.js';
 
@@ -116,16 +117,16 @@ export async function serveWitness(
 }
 
 /** The local stack's witness database: its PostgreSQL (`up --witness-db postgres`), else witness.db. */
-export function localWitnessDb(stateDir: string): string | undefined {
-  const pg = listProcesses(stateDir).find((r) => r.role === 'postgres' && r.port);
+export function localWitnessDb(state: StateDir): string | undefined {
+  const pg = listProcesses(state).find((r) => r.role === 'postgres' && r.port);
   // The password `up` generated for it (in the secrets file); a cluster made before has none (trust).
   if (pg?.port)
     return clusterUrl(
       pg.port,
       'witness',
       undefined,
-      secretEnv(stateDir, [POSTGRES_PASSWORD_KEY])[POSTGRES_PASSWORD_KEY],
+      secretEnv(state, [POSTGRES_PASSWORD_KEY])[POSTGRES_PASSWORD_KEY],
     );
-  const file = path.join(stateDir, 'witness.db');
+  const file = state.witnessDb;
   return existsSync(file) ? file : undefined;
 }

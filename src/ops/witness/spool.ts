@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { listSpools, type SpoolInfo } from '../../clients/spool.js';
 import { WitnessClient } from '../../clients/witness.js';
 import type { KeyChange } from '../../clients/witness-checkpoint.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 export interface SpoolReport {
   dir: string;
@@ -17,7 +18,7 @@ export async function spoolStatus(opts: {
   flush: boolean;
   url?: string | undefined;
   apiKey?: string | undefined;
-  stateDir?: string | undefined;
+  state?: StateDir | undefined;
   timeoutMs?: number;
   /** The flush's HTTP (ctx.dispatcher: trusts --ca / IFMESH_CA_FILE). */
   dispatcher?: Dispatcher | undefined;
@@ -32,7 +33,7 @@ export async function spoolStatus(opts: {
         apiKey: opts.apiKey!,
         producer: s.producer,
         spoolDir: opts.dir,
-        stateDir: opts.stateDir,
+        state: opts.state,
         dispatcher: opts.dispatcher,
         // No point waiting out the timeout: nothing goes to that witness until its key is trusted.
         onKeyChanged: (change) => {

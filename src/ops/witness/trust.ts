@@ -26,7 +26,7 @@ export interface TrustReport {
  */
 export async function trustWitness(opts: ObserveOptions & { accept: boolean }): Promise<TrustReport> {
   const base = normalizeWitnessUrl(opts.url);
-  const all = await readHeldCheckpoints(opts.stateDir);
+  const all = await readHeldCheckpoints(opts.state);
   const served = await fetchServed(opts);
   const cp = openServed(served, served.public_key, served.origin);
   const known = all.urls[base];
@@ -44,7 +44,7 @@ export async function trustWitness(opts: ObserveOptions & { accept: boolean }): 
   const sameOrigin = all.logs[served.origin];
   if (sameOrigin && sameOrigin.public_key !== served.public_key)
     throw keyChange(base, sameOrigin, sameOrigin.origin, served);
-  await updateHeld(opts.stateDir, (h) => {
+  await updateHeld(opts.state, (h) => {
     h.urls[base] = served.origin;
   });
   // Holds (or proves consistent with) its checkpoint exactly as any client would.

@@ -20,6 +20,7 @@ import { UsageError } from '../../errors.js';
 import { openPgRows } from '../../services/witness/pg-bulk.js';
 import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
 import { witnessOrigin } from '../../services/witness/server.js';
+import type { StateDir } from '../../state/state-dir.js';
 
 export type ProblemKind =
   | 'modified'
@@ -111,7 +112,7 @@ function heldInfo(held: HeldCheckpoint | undefined) {
 
 export interface VerifyDbOptions {
   dbPath: string;
-  stateDir: string;
+  state: StateDir;
   /** The witness public key (43 base64url characters or a .pub/.key file); default: see logKey. */
   publicKey?: string | undefined;
   cwd: string;
@@ -130,7 +131,7 @@ export async function verifyDb(opts: VerifyDbOptions): Promise<VerifyReport> {
   const postgres = isPostgresUrl(opts.dbPath);
   if (!postgres && !existsSync(opts.dbPath))
     throw new UsageError(`${opts.dbPath} does not exist`, 'pass the witness database with --db');
-  const heldAll = await readHeldCheckpoints(opts.stateDir);
+  const heldAll = await readHeldCheckpoints(opts.state);
   const source = postgres ? redactDbUrl(opts.dbPath) : opts.dbPath;
   if (postgres) {
     const rows = await openPgRows(opts.dbPath);
@@ -188,7 +189,7 @@ async function logKey(
 ): Promise<{ publicKey: Uint8Array; origin: string; held: HeldCheckpoint | undefined }> {
   let publicKey: Uint8Array | undefined;
   if (opts.publicKey) publicKey = (await readPublicKey(opts.publicKey, opts.cwd)).publicKey;
-  const dir = isPostgresUrl(opts.dbPath) ? opts.stateDir : path.dirname(opts.dbPath);
+  const dir = isPostgresUrl(opts.dbPath) ? opts.state.root : path.dirname(opts.dbPath);
   for (const name of ['witness.pub', 'witness.key']) {
     const beside = path.join(dir, name);
     if (!publicKey && existsSync(beside)) publicKey = (await readPublicKey(beside, opts.cwd)).publicKey;
@@ -341,7 +342,7 @@ async function verifyRows(
 
 export interface VerifyUrlOptions {
   url: string;
-  stateDir: string;
+  state: StateDir;
   dispatcher?: Dispatcher | undefined;
   timeoutMs?: number;
   queryToken?: string | undefined;
@@ -350,7 +351,7 @@ export interface VerifyUrlOptions {
 /** Online: proves the served checkpoint consistent with the held one, then recomputes the served tree. */
 export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
   const base = normalizeWitnessUrl(opts.url);
-  const before = await readHeldCheckpoints(opts.stateDir);
+  const before = await readHeldCheckpoints(opts.state);
   const knownOrigin = before.urls[base];
   let heldBefore = knownOrigin ? before.logs[knownOrigin] : undefined;
   const problems: Problem[] = [];
@@ -358,7 +359,7 @@ export async function verifyUrl(opts: VerifyUrlOptions): Promise<VerifyReport> {
   try {
     observation = await observeCheckpoint({
       url: base,
-      stateDir: opts.stateDir,
+      state: opts.state,
       dispatcher: opts.dispatcher,
       timeoutMs: opts.timeoutMs,
     });
