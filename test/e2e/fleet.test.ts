@@ -163,6 +163,11 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
     expect(rec.classification.level).toBe('P1');
     const restarts = rec.actions.filter((a: { action: string }) => a.action === 'signaling_server_restarted');
     expect(restarts.map((a: { ok: boolean }) => a.ok)).toEqual([true, true]);
+    // nginx had marked both upstreams failed for 30 s (max_fails=3 fail_timeout=30s): the restart
+    // path reloads it, so the agents behind it come back now rather than after that window.
+    expect(restarts.map((a: { detail: string }) => a.detail).join('\n')).toContain(
+      `nginx (pid ${pidOf('deploy-nginx')}) reloaded`,
+    );
     for (const n of ['deploy-signaling-1', 'deploy-signaling-2']) expect(isAlive(pidOf(n)!)).toBe(true);
     expect(rec.next_steps.join('\n')).not.toContain('<state>');
     expect(p1.stderr + p1.stdout).not.toContain('<state>');

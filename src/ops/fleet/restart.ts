@@ -3,8 +3,9 @@
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
 import { IfmeshError } from '../../errors.js';
+import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import { type ProcessRecord, readProcess } from '../../state/processes.js';
+import { listProcesses, type ProcessRecord, readProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
@@ -131,10 +132,36 @@ export async function restartRecorded(
     if (running !== undefined) await sup.stop(name, 5_000);
     const fresh: ProcessRecord = readProcess(state, name) ?? rec;
     const pid = sup.restartFromRecord(fresh, o.why);
-    if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS))
-      return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };
+    if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS)) {
+      const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];
+      const reloaded = front.length
+        ? `; nginx (pid ${front.join(', ')}) reloaded to route to it at once`
+        : '';
+      return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})${reloaded}` };
+    }
     return { name, ok: false, pid: null, already_running: false, detail: failure(sup, name) };
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * nginx in front of the instances marks an upstream failed after 3 errors for 30 s (the runbook's
+ * max_fails=3 fail_timeout=30s): once every instance was down, it answers "no live upstreams" for
+ * that long after they are back, and agents behind it stay away (measured: over a minute). A reload
+ * (SIGHUP) starts workers with fresh upstream state; connections already open stay on the old
+ * workers. Returns the pids of the nginx masters reloaded.
+ */
+function reloadFrontDoor(state: StateDir): number[] {
+  const out: number[] = [];
+  for (const r of listProcesses(state)) {
+    if (r.role !== 'nginx' || !(r.pid > 0) || !isAlive(r.pid)) continue;
+    try {
+      process.kill(r.pid, 'SIGHUP');
+      out.push(r.pid);
+    } catch {
+      // gone in between: nothing to reload
+    }
+  }
+  return out;
 }
