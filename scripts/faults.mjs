@@ -106,7 +106,9 @@ function readFigures() {
 
 function renderTable(figures) {
   const cell = (s) => String(s).replaceAll('|', '\\|');
-  const rows = figures.map(
+  // Sorted by fault, so a rerun changes the figures, not the order (scenarios finish in any order).
+  const sorted = [...figures].sort((a, b) => a.fault.localeCompare(b.fault));
+  const rows = sorted.map(
     (f) =>
       `| ${cell(f.fault)} | ${f.trials} | ${cell(f.expected)} | ${cell(f.observed)} | ${cell(f.figure)} | ${f.ok ? 'yes' : '**missed**'} |`,
   );
