@@ -5,6 +5,8 @@
 export const FULL_ONLY = [
   // The canary runner SIGKILLed at each of its four boundaries, resumed and aborted (~2 min).
   'test/e2e/rollout-crash.test.ts',
+  // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
+  'test/e2e/rollout-operator.test.ts',
   // 50 witness kill -9 cycles under writers, and PostgreSQL under concurrent ingest (~2 min together).
   'test/faults/witness-kill9.test.ts',
   'test/faults/witness-pg-concurrent.test.ts',
