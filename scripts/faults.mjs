@@ -46,6 +46,13 @@ if (!files.length) usage(`no scenario file matches ${filters.join(', ')}; they a
 const vitest = path.join(ROOT, 'node_modules', '.bin', 'vitest');
 if (!existsSync(vitest)) usage('vitest is not installed here; run npm ci first');
 
+// A whole run is long: a README that cannot take the table is said before it, not after.
+if (!filters.length && !args.includes('--no-readme')) {
+  const text = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  if (text.indexOf(BEGIN) < 0 || text.indexOf(END) < text.indexOf(BEGIN))
+    usage(`README.md has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-readme`);
+}
+
 const figuresDir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-faults-'));
 try {
   const code = await runScenarios();
@@ -78,18 +85,35 @@ function usage(message) {
 
 function runScenarios() {
   return new Promise((resolve) => {
+    // Its own process group, so the time limit stops vitest and everything its scenarios started.
     const child = spawn(vitest, ['run', '--config', 'test/vitest.config.ts', ...files], {
       cwd: ROOT,
+      detached: true,
       stdio: ['ignore', json ? 'ignore' : 'inherit', 'inherit'],
       // tier all: the long drills the quick tier leaves out are part of the matrix.
       env: { ...process.env, IFMESH_TEST_TIER: 'all', IFMESH_FAULT_FIGURES: figuresDir },
     });
+    const signalGroup = (sig) => {
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // already gone
+      }
+    };
+    let kill;
     const limit = setTimeout(() => {
       console.error(`faults: the run passed its ${RUN_LIMIT_MS / 60_000}-minute limit; stopping it`);
-      child.kill('SIGTERM');
+      signalGroup('SIGTERM');
+      kill = setTimeout(() => signalGroup('SIGKILL'), 30_000);
     }, RUN_LIMIT_MS);
+    child.on('error', (err) => {
+      clearTimeout(limit);
+      console.error(`faults: could not run vitest: ${err.message}`);
+      resolve(2);
+    });
     child.on('exit', (code) => {
       clearTimeout(limit);
+      clearTimeout(kill);
       resolve(code ?? 1);
     });
   });
@@ -124,7 +148,10 @@ function writeReadme(table, ok) {
   const text = readFileSync(file, 'utf8');
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
-  if (a < 0 || b < a) usage(`README.md has no ${BEGIN} … ${END} block`);
+  if (a < 0 || b < a) {
+    console.error(`faults: README.md lost its ${BEGIN} … ${END} block during the run; table not written`);
+    return;
+  }
   const when = new Date().toISOString().slice(0, 10);
   const machine = `${os.cpus().length} cores, Node ${process.versions.node}`;
   const status = ok ? 'every scenario passed' : 'NOT every scenario passed (rows marked missed)';

@@ -229,6 +229,9 @@ class Invalid {
   ) {}
 }
 
+/** The longest delay a Node timer takes (2^31-1 ms, about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function convert(spec: KeySpec, value: string, baseDir: string): unknown {
   // Secrets are never echoed: an issue about one says what is wrong, not what it is.
   const shown = spec.secret ? '(hidden)' : JSON.stringify(value);
@@ -245,12 +248,19 @@ function convert(spec: KeySpec, value: string, baseDir: string): unknown {
     }
     case 'ms': {
       const n = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
-      return Number.isSafeInteger(n)
-        ? n
-        : new Invalid(
-            `${shown} is not a whole number of milliseconds`,
-            `set it to e.g. ${spec.default} (no units)`,
-          );
+      if (!Number.isSafeInteger(n))
+        return new Invalid(
+          `${shown} is not a whole number of milliseconds`,
+          `set it to e.g. ${spec.default} (no units)`,
+        );
+      // Longer than a Node timer can wait (it would fire at once), or under the key's floor.
+      const min = spec.min ?? 0;
+      if (n < min || n > MAX_TIMER_MS)
+        return new Invalid(
+          `${shown} is outside ${min}-${MAX_TIMER_MS} ms`,
+          `set it to e.g. ${spec.default} (no units)`,
+        );
+      return n;
     }
     case 'bool': {
       const v = value.toLowerCase();

@@ -29,6 +29,8 @@ export interface KeySpec {
   default: string;
   secret?: boolean;
   describe: string;
+  /** For 'ms': the least value accepted (every 'ms' value is at most 2^31-1, Node's timer limit). */
+  min?: number;
 }
 
 export const CONFIG_KEYS: readonly KeySpec[] = [
@@ -85,6 +87,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     key: 'AGENT_RECONNECT_MAX_MS',
     kind: 'ms',
     default: '30000',
+    min: 1000,
     describe: 'longest wait between an agent’s attempts to reach signaling (doubling from 1 s)',
   },
   { key: 'PRODUCTION_MODE', kind: 'bool', default: 'false', describe: 'enforce the production rules' },

@@ -170,7 +170,6 @@ function peer(f: Record<string, unknown>, key: string): string {
   return v;
 }
 
-/** Parses one text frame; throws FrameError('malformed_json' | 'invalid_frame' | 'unknown_type'). */
 /** The counters a `metrics-report` frame may carry; any other field is ignored. */
 export const METRICS_REPORT_FIELDS = [
   'messages_sent',
@@ -184,6 +183,7 @@ export const METRICS_REPORT_FIELDS = [
   'witness_key_changed',
 ] as const;
 
+/** Parses one text frame; throws FrameError('malformed_json' | 'invalid_frame' | 'unknown_type'). */
 export function parseClientFrame(text: string): ClientFrame {
   let value: unknown;
   try {
@@ -272,7 +272,7 @@ export function parseClientFrame(text: string): ClientFrame {
     default:
       throw new FrameError(
         'unknown_type',
-        `unknown frame type ${typeof f.type === 'string' ? JSON.stringify(f.type).slice(0, 40) : `(a ${typeof f.type})`}`,
+        `unknown frame type ${typeof f.type === 'string' ? JSON.stringify(f.type).slice(0, 40) : `(${typeof f.type === 'object' ? 'an object' : `a ${typeof f.type}`})`}`,
       );
   }
 }

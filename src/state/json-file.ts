@@ -12,7 +12,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
-  writeSync,
+  writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { StateCorruptError, StateWriteError } from '../errors.js';
@@ -32,14 +32,20 @@ export function writeFileWhole(file: string, text: string, mode = 0o644): void {
     mkdirSync(path.dirname(file), { recursive: true });
     const fd = openSync(tmp, 'w', mode);
     try {
-      writeSync(fd, text);
+      // writeFileSync on a descriptor loops until every byte is written: a bare writeSync may write
+      // part of it on a nearly full disk and return the short count.
+      writeFileSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, file);
   } catch (err) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // the filesystem went read-only under us: the error below is the one to name
+    }
     throw new StateWriteError(file, whyUnwritable(file, err));
   }
   try {

@@ -99,7 +99,9 @@ export async function acquireLock(
   opts: Pick<LockHolder, 'persistent' | 'release_hint'> = {},
 ): Promise<HeldLock> {
   const file = state.lock(name);
-  await fs.mkdir(state.root, { recursive: true });
+  await fs.mkdir(state.root, { recursive: true }).catch((err: unknown) => {
+    throw new StateWriteError(file, whyUnwritable(file, err));
+  });
   const me: LockHolder = {
     pid: process.pid,
     purpose,
@@ -198,7 +200,10 @@ export async function passLock(
   };
   const tmp = `${file}.${next.token}.new`;
   await writeNew(tmp, file, next);
-  await fs.rename(tmp, file);
+  await fs.rename(tmp, file).catch(async (err: unknown) => {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw new StateWriteError(file, whyUnwritable(file, err));
+  });
   return next;
 }
 
@@ -231,7 +236,7 @@ async function writeNew(tmp: string, file: string, holder: LockHolder): Promise<
   try {
     await fs.writeFile(tmp, JSON.stringify(holder), { mode: 0o600 });
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(tmp, { force: true }).catch(() => {});
     throw new StateWriteError(file, whyUnwritable(file, err));
   }
 }

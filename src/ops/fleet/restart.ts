@@ -2,6 +2,7 @@
 // its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
+import { readFileSync } from 'node:fs';
 import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
@@ -135,7 +136,7 @@ export async function restartRecorded(
     if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS)) {
       const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];
       const reloaded = front.length
-        ? `; nginx (pid ${front.join(', ')}) reloaded to route to it at once`
+        ? `; nginx (pid ${front.join(', ')}) reloaded (SIGHUP) to route to it at once`
         : '';
       return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})${reloaded}` };
     }
@@ -153,9 +154,17 @@ export async function restartRecorded(
  * workers. Returns the pids of the nginx masters reloaded.
  */
 function reloadFrontDoor(state: StateDir): number[] {
+  // Best effort: the instance is back either way, and a record that cannot be read (or a pid now
+  // someone else's: SIGHUP ends most programs) must not turn a good restart into a failure.
+  let records: ProcessRecord[];
+  try {
+    records = listProcesses(state);
+  } catch {
+    return [];
+  }
   const out: number[] = [];
-  for (const r of listProcesses(state)) {
-    if (r.role !== 'nginx' || !(r.pid > 0) || !isAlive(r.pid)) continue;
+  for (const r of records) {
+    if (r.role !== 'nginx' || !(r.pid > 0) || !isAlive(r.pid) || !isNginx(r.pid)) continue;
     try {
       process.kill(r.pid, 'SIGHUP');
       out.push(r.pid);
@@ -164,4 +173,13 @@ function reloadFrontDoor(state: StateDir): number[] {
     }
   }
   return out;
+}
+
+/** Whether `pid` is still an nginx master (its pid may have been reused since it was recorded). */
+function isNginx(pid: number): boolean {
+  try {
+    return /^nginx: master process/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' '));
+  } catch {
+    return false;
+  }
 }

@@ -544,8 +544,18 @@ export function verifyServedCheckpoint(note: string, origin: string, publicKey: 
 export function storeUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^(08|57P0)/.test(code)) return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SQLITE_BUSY'].includes(code)) return true;
+  if (/^(08|57P0)/.test(code) || code === '53300') return true; // 53300: too many connections
+  const away = [
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ETIMEDOUT',
+    'EPIPE',
+    'ENOTFOUND',
+    'EAI_AGAIN',
+    'EHOSTUNREACH',
+    'ENETUNREACH',
+  ];
+  if (away.includes(code) || code === 'SQLITE_BUSY') return true;
   const message = typeof e?.message === 'string' ? e.message : '';
   return /Connection terminated|connection error|timeout exceeded when trying to connect|not queryable/i.test(
     message,
