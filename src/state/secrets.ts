@@ -3,9 +3,8 @@
 // secret keys it needs (src/state/processes.ts); their values live only here, so a restart from the
 // record gets them back without any secret sitting in a record, a log or a command line.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { SECRET_KEYS } from '../config/schema.js';
-import { readStateJson, writeStateJson } from './json-file.js';
+import { readStateJson, writeFileWhole, writeStateJson } from './json-file.js';
 import type { StateDir } from './state-dir.js';
 
 /** The local stack's credentials (`up` makes them); a deploy-made fleet may have only `env`. */
@@ -50,7 +49,7 @@ export function ensureSecrets(state: StateDir): StackSecrets {
     ...existing,
   };
   writeSecrets(state, s);
-  writeFileSync(state.adminToken, `${s.admin_token}\n`, { mode: 0o600 });
+  writeFileWhole(state.adminToken, `${s.admin_token}\n`, 0o600);
   return s;
 }
 
