@@ -16,6 +16,19 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+// A reader that stops early (`ifmesh logs | head -1`) closes our stdout: like git, end quietly with
+// exit 0. The command is told to stop as if interrupted, so it cleans up and writes nothing more;
+// a closed stderr is ignored (there is nobody left to tell).
+let stdoutClosed = false;
+const onStreamError = (stream: 'stdout' | 'stderr') => (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  if (stream === 'stderr' || stdoutClosed) return;
+  stdoutClosed = true;
+  controller.abort(new Error('stdout closed'));
+};
+process.stdout.on('error', onStreamError('stdout'));
+process.stderr.on('error', onStreamError('stderr'));
+
 const code = await runCli(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
@@ -30,6 +43,7 @@ const code = await runCli(process.argv.slice(2), {
     return (require('undici') as typeof import('undici')).getGlobalDispatcher();
   },
 });
+if (stdoutClosed) process.exit(0);
 if (controller.signal.aborted && code === 130) {
   // Whatever the interrupted command left pending (a stdin read, a socket) must not keep us alive.
   process.exit(130);
