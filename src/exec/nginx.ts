@@ -71,6 +71,9 @@ export function nginxConfig(p: NginxPlan): string {
     : '';
   return `# written by ifmesh deploy; changes are overwritten
 worker_processes 1;
+# After a reload the old worker keeps its agent WebSockets open until they close by themselves, with
+# the upstream list it started with; bounded here, its agents reconnect through the new worker.
+worker_shutdown_timeout 30s;
 pid ${path.join(p.prefix, 'nginx.pid')};
 error_log ${path.join(p.prefix, 'error.log')} warn;
 events { worker_connections 4096; }
