@@ -7,10 +7,10 @@
 import { httpUrlOf as httpOf, wsUrlOf as wsOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
-import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { runningPid } from './supervisor.js';
 
 export interface FleetInstance {
   name: string;
@@ -105,13 +105,14 @@ export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFla
     source = 'records';
     signaling = recorded
       .map((r) => {
-        const running = r.pid > 0 && isAlive(r.pid);
+        const pid = runningPid(state, r);
+        const running = pid !== undefined;
         return {
           name: r.name,
           url: wsOf(r.url!),
           http: httpOf(r.url!),
           managed: true,
-          pid: running ? r.pid : null,
+          pid: pid ?? null,
           running,
           owner: r.owner,
         };
