@@ -105,8 +105,16 @@ export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFla
     source = 'records';
     signaling = recorded
       .map((r) => {
-        const pid = runningPid(state, r);
-        const running = pid !== undefined;
+        // Unknown (null) when the unit's systemd cannot be asked from here: a service reading its
+        // fleet (the witness URL) needs the URLs, not the liveness, and must not fail on it.
+        let pid: number | undefined;
+        let running: boolean | null;
+        try {
+          pid = runningPid(state, r);
+          running = pid !== undefined;
+        } catch {
+          running = null;
+        }
         return {
           name: r.name,
           url: wsOf(r.url!),

@@ -57,6 +57,11 @@ export class Supervisor {
   ) {}
 
   private backend?: SystemdBackend;
+  /**
+   * Units this supervisor stopped: a procedure that replaces a process (canary and rollback move an
+   * agent: stop, then start on the new spec; a deploy again) keeps it under systemd.
+   */
+  private readonly wasUnit = new Set<string>();
 
   /** The systemd the state's units run on (settings given, else recorded at install). */
   systemd(): SystemdBackend {
@@ -113,7 +118,7 @@ export class Supervisor {
       env: Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretEnvKey(k))),
       secret_env: secretKeys,
     };
-    if (this.o.systemd) {
+    if (this.o.systemd || this.wasUnit.has(spec.name)) {
       // systemd restarts it (Restart=on-failure): ifmesh's own supervisor leaves it alone.
       const { unit, pid } = this.systemd().launch({ ...spec, spec: launch }, env);
       this.adopt(spec, pid, { spec: launch, supervisor: 'systemd', unit });
@@ -228,6 +233,7 @@ export class Supervisor {
     if (rec?.supervisor === 'systemd' && rec.unit) {
       // systemd sends SIGTERM, then SIGKILL after the unit's TimeoutStopSec.
       const outcome = this.systemd().stop(rec.unit);
+      this.wasUnit.add(name);
       if (outcome !== 'failed') forgetProcess(this.state, name);
       return outcome;
     }
