@@ -5,6 +5,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { launchEnv } from '../src/config/load.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
+import { resolveSystemdSettings } from '../src/ops/fleet/systemd.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
@@ -20,7 +21,9 @@ interface Flags extends ConfigFlags {
   basePort: string;
   nginxPort: string;
   json?: boolean;
-  supervisor: 'ifmesh' | 'none';
+  supervisor: 'ifmesh' | 'systemd' | 'none';
+  unitDir?: string;
+  serviceUser?: string;
 }
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -39,6 +42,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .addOption(shared('supervisor'))
+    .addOption(shared('unit-dir'))
+    .addOption(shared('service-user'))
     .option('--dry-run', 'print the plan and touch nothing')
     .action(async (flags: Flags) => {
       const n = intFlag(flags.instances, '--instances', 1, 16);
@@ -62,6 +67,14 @@ export function register(cmd: Command, io: CommandIo): void {
           launchEnv: launchEnv(ctx.env, loaded),
           clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
           supervise: flags.supervisor !== 'none',
+          systemd:
+            flags.supervisor === 'systemd'
+              ? resolveSystemdSettings(state, {
+                  unitDir: flags.unitDir,
+                  user: flags.serviceUser,
+                  env: ctx.env,
+                })
+              : undefined,
           production: { envFile: loaded.file, configIssues: loaded.productionIssues },
           caFile: ctx.tls?.caFile,
         },
@@ -81,6 +94,9 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `  nginx      ${r.plan.nginx.url} → ${r.plan.nginx.upstreams.join(', ')} (least_conn, max_fails=3 fail_timeout=30s)`
             : c.dim('  nginx      not installed: agents get every instance URL'),
           `  agents     ${r.plan.agents.map((a) => a.agent_id).join(', ')} → ${r.plan.agents_connect_to.join(', ')}`,
+          r.plan.systemd
+            ? `  systemd    units in ${r.plan.systemd.unit_dir}, run as ${r.plan.systemd.user} (${r.plan.systemd.units.join(', ')})`
+            : '',
           r.release_file ? c.dim(`  release    ${r.release_file}`) : '',
         ]
           .filter(Boolean)

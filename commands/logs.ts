@@ -1,8 +1,9 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { shared } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { UsageError } from '../src/errors.js';
+import { followJournals, lastLines, logSources } from '../src/ops/fleet/logs.js';
 import { resolveState } from '../src/state/state-dir.js';
 
 export function register(cmd: Command, io: CommandIo): void {
@@ -15,42 +16,40 @@ export function register(cmd: Command, io: CommandIo): void {
     .action(
       async (name: string | undefined, flags: { lines: string; follow?: boolean; stateDir?: string }) => {
         const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
-        const dir = state.logs;
-        const all = existsSync(dir)
-          ? readdirSync(dir)
-              .filter((f) => f.endsWith('.log'))
-              .map((f) => f.slice(0, -4))
-          : [];
-        if (name && !all.includes(name))
+        const all = logSources(state);
+        if (name && !all.some((s) => s.name === name))
           throw new UsageError(
-            `no log for ${name} in ${dir}`,
-            all.length ? `one of: ${all.join(', ')}` : "start the stack with 'ifmesh up'",
+            `no log for ${name} in ${state.logs} or the journal`,
+            all.length ? `one of: ${all.map((s) => s.name).join(', ')}` : "start the stack with 'ifmesh up'",
           );
-        const names = name ? [name] : all.sort();
+        const sources = name ? all.filter((s) => s.name === name) : all;
         const n = Number(flags.lines) || 50;
-        const offsets = new Map<string, number>();
-        for (const k of names) {
-          const file = state.logFile(k);
-          const text = readFileSync(file, 'utf8');
-          for (const line of text.split('\n').filter(Boolean).slice(-n))
-            ctx.stdout.write(names.length > 1 ? `${k} | ${line}\n` : `${line}\n`);
-          offsets.set(k, Buffer.byteLength(text));
-        }
+        const write = (k: string, line: string) =>
+          ctx.stdout.write(sources.length > 1 ? `${k} | ${line}\n` : `${line}\n`);
+        for (const s of sources) for (const line of lastLines(state, s, n)) write(s.name, line);
         if (!flags.follow) return;
         io.claimSignal();
+        // Units: journalctl -f; files: read what was appended, every 250 ms.
+        const journals = followJournals(
+          state,
+          sources.filter((s) => 'unit' in s),
+          write,
+          ctx.signal,
+        );
+        const files = sources.filter((s) => 'file' in s);
+        const offsets = new Map(files.map((s) => [s.name, statSync(s.file).size]));
         while (!ctx.signal.aborted) {
           await ctx.clock.sleep(250, ctx.signal).catch(() => {});
-          for (const k of names) {
-            const file = state.logFile(k);
-            const size = statSync(file).size;
-            const from = offsets.get(k) ?? 0;
+          for (const s of files) {
+            const size = statSync(s.file).size;
+            const from = offsets.get(s.name) ?? 0;
             if (size <= from) continue;
-            const chunk = readFileSync(file).subarray(from, size).toString('utf8');
-            offsets.set(k, size);
-            for (const line of chunk.split('\n').filter(Boolean))
-              ctx.stdout.write(names.length > 1 ? `${k} | ${line}\n` : `${line}\n`);
+            const chunk = readFileSync(s.file).subarray(from, size).toString('utf8');
+            offsets.set(s.name, size);
+            for (const line of chunk.split('\n').filter(Boolean)) write(s.name, line);
           }
         }
+        await journals;
       },
     );
 }

@@ -26,6 +26,7 @@ export function register(cmd: Command, io: CommandIo): void {
           const extra = [
             k.uptime_s !== null ? `up ${k.uptime_s}s` : '',
             k.restarts ? `${k.restarts} restart${k.restarts === 1 ? '' : 's'}` : '',
+            k.unit ? `systemd ${k.unit}` : '',
           ].filter(Boolean);
           const loop = k.crash_loop
             ? c.red(

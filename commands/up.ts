@@ -31,8 +31,13 @@ export function register(cmd: Command, io: CommandIo): void {
         json?: boolean;
         withPrometheus?: boolean;
         maxRttP95: string;
-        supervisor: 'ifmesh' | 'none';
+        supervisor: 'ifmesh' | 'systemd' | 'none';
       }) => {
+        if (flags.supervisor === 'systemd')
+          throw new UsageError(
+            '`up` runs a local lab under its own supervisor',
+            "run 'ifmesh up', then 'ifmesh systemd install' to hand its services to systemd (or 'ifmesh deploy --supervisor systemd')",
+          );
         const agents = intFlag(flags.agents, '--agents', 2, 50);
         const instances = intFlag(flags.instances, '--instances', 1, 8);
         if (flags.witnessDb !== 'sqlite' && flags.witnessDb !== 'postgres')

@@ -50,10 +50,20 @@ const SHARED = {
   supervisor: () =>
     new Option(
       '--supervisor <kind>',
-      'what keeps the services running: ifmesh (`ifmesh supervise`, restarts a dead one within seconds) or none',
+      'what keeps the services running: ifmesh (`ifmesh supervise`, restarts a dead one within seconds), systemd (units, Restart=on-failure; see `ifmesh systemd install`) or none',
     )
-      .choices(['ifmesh', 'none'])
+      .choices(['ifmesh', 'systemd', 'none'])
       .default('ifmesh'),
+  'unit-dir': () =>
+    new Option(
+      '--unit-dir <dir>',
+      'where systemd unit files are written (default: as recorded at install, else /etc/systemd/system)',
+    ),
+  'service-user': () =>
+    new Option(
+      '--service-user <user>',
+      'the dedicated system user the systemd units run as, created if missing (default: ifmesh)',
+    ),
 } as const;
 
 export type SharedFlag = keyof typeof SHARED;

@@ -56,6 +56,17 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/deploy.js'),
   },
   {
+    name: 'systemd',
+    summary:
+      "Run the state's services as systemd units (install) or remove them (uninstall); IFMESH_SYSTEMD_RUN reaches another systemd",
+    examples: [
+      'ifmesh systemd install --dry-run',
+      'ifmesh systemd install --service-user ifmesh',
+      'ifmesh systemd uninstall',
+    ],
+    load: () => import('../../commands/systemd.js'),
+  },
+  {
     name: 'canary',
     summary:
       'Canary a release change on some agents, gated by analysis, then promote (status, promote, abort)',

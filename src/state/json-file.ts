@@ -3,15 +3,18 @@
 // file that no longer parses is an error naming the file and the fix, never "nothing recorded".
 import {
   accessSync,
+  chownSync,
   closeSync,
   constants,
   existsSync,
+  fchownSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -29,9 +32,11 @@ export function writeStateJson(file: string, value: unknown, mode = 0o644): void
 export function writeFileWhole(file: string, text: string, mode = 0o644): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    mkdirSync(path.dirname(file), { recursive: true });
+    mkdirOwned(path.dirname(file));
     const fd = openSync(tmp, 'w', mode);
     try {
+      const owner = ownerFor(file);
+      if (owner) fchownSync(fd, owner.uid, owner.gid);
       // writeFileSync on a descriptor loops until every byte is written: a bare writeSync may write
       // part of it on a nearly full disk and return the short count.
       writeFileSync(fd, text);
@@ -58,6 +63,30 @@ export function writeFileWhole(file: string, text: string, mode = 0o644): void {
   } catch {
     // a directory fsync is not possible everywhere; the rename is still atomic
   }
+}
+
+/**
+ * Who a state file written by root should belong to: the owner of the file it replaces, else of its
+ * directory. A state dir handed to the services' user (`ifmesh systemd install`) stays theirs when
+ * the root CLI rewrites a record or a secret they read. undefined: keep the writer's.
+ */
+function ownerFor(file: string): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const st = statSync(existsSync(file) ? file : path.dirname(file));
+    return st.uid === 0 && st.gid === 0 ? undefined : { uid: st.uid, gid: st.gid };
+  } catch {
+    return undefined;
+  }
+}
+
+/** mkdir -p whose new directories belong to the owner of the first one that existed (see ownerFor). */
+export function mkdirOwned(dir: string): void {
+  const first = mkdirSync(dir, { recursive: true });
+  if (!first) return;
+  const owner = ownerFor(path.dirname(first));
+  if (!owner) return;
+  for (let d = dir; d.length >= first.length; d = path.dirname(d)) chownSync(d, owner.uid, owner.gid);
 }
 
 /**

@@ -54,6 +54,13 @@ export interface ProcessRecord {
   spec?: LaunchSpec;
   /** Kept running by the state's supervisor (`ifmesh supervise`) when it dies. */
   supervised?: boolean;
+  /**
+   * What runs it: absent or `local` for a detached process of ifmesh's own (stopped by pid), or
+   * `systemd` for a unit (`unit`), started, stopped and asked about through systemctl; its `pid`
+   * is then the unit's MainPID when last started, in the pid namespace of that systemd.
+   */
+  supervisor?: 'local' | 'systemd';
+  unit?: string;
   /** Restarts by the supervisor or a procedure since the first start. */
   restarts?: number;
   last_restart_at?: string;

@@ -30,6 +30,9 @@ export function openStateDir(root: string) {
     run: at('run'),
     processFile: (name: string) => at('run', `${name}.json`),
     logs: at('logs'),
+    /** Services run by systemd (src/ops/fleet/systemd.ts): its settings, and each unit's environment file. */
+    systemdSettings: at('systemd', 'settings.json'),
+    systemdEnv: at('systemd', 'env'),
     logFile: (name: string) => at('logs', `${name}.log`),
     releases: at('releases'),
     releaseFile: (id: string) => at('releases', `${id}.json`),

@@ -17,6 +17,9 @@ declare -A PACKAGES=(
   [redis-server]=redis-server   # the store signaling instances share in a cluster (--cluster redis://)
   [postgresql]=/usr/lib/postgresql/*/bin/initdb  # IF.witness on PostgreSQL; its binaries are not on PATH
   [prometheus-alertmanager]=amtool  # monitoring export's Alertmanager config: amtool check-config and a real delivery
+  # systemd-nspawn boots a real systemd for the systemd supervisor's tests (no systemd as PID 1 here);
+  # on the host's own /usr (--volatile=yes), so no rootfs download (mmdebstrap) is needed.
+  [systemd-container]=systemd-nspawn
 )
 
 # A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.

@@ -1,9 +1,9 @@
 // The signaling instances a certificate serves, from the state dir's process records: each record
 // holds how its instance was launched (src/state/processes.ts), so nothing is read back from /proc.
 import path from 'node:path';
-import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { runningPid } from '../fleet/supervisor.js';
 
 export interface ServingInstance {
   name: string;
@@ -22,7 +22,7 @@ function serves(r: ProcessRecord, cert: string): boolean {
 }
 
 const running = (state: StateDir) =>
-  listProcesses(state).filter((r) => r.role === 'signaling' && r.pid > 0 && isAlive(r.pid));
+  listProcesses(state).filter((r) => r.role === 'signaling' && runningPid(state, r) !== undefined);
 
 const view = (r: ProcessRecord): ServingInstance => ({
   name: r.name,

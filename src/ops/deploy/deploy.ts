@@ -25,6 +25,8 @@ import { waitFor } from '../../util/wait.js';
 import { openWitness } from '../events.js';
 import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import type { SystemdSettings } from '../fleet/systemd.js';
+import { unitNameOf } from '../fleet/systemd-units.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { checkIncidentRecords } from '../incident/store.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
@@ -50,6 +52,8 @@ export interface DeployOptions {
   launchEnv?: Record<string, string>;
   /** Run the state's supervisor (default), which restarts a service that dies. */
   supervise?: boolean;
+  /** Run the services as systemd units instead (`--supervisor systemd`): systemd restarts them. */
+  systemd?: SystemdSettings | undefined;
   /** A configured SIGNALING_CLUSTER_SECRET; without one, deploy generates one into the secrets file. */
   clusterSecret?: string | undefined;
   /** The env file read and the loader's reported production issues, for the production rules. */
@@ -80,6 +84,8 @@ export interface DeployPlan {
   agents: { agent_id: string; file: string }[];
   agents_connect_to: string[];
   witness: string | null;
+  /** `--supervisor systemd`: where the units go, who runs them, and their names. */
+  systemd: { unit_dir: string; user: string; units: string[] } | null;
 }
 
 export interface DeployReport {
@@ -203,6 +209,17 @@ export function buildPlan(
         ? [ng.url]
         : instances.map((x) => x.url),
     witness: o.config.witnessApiKey ? o.config.witnessUrl : null,
+    systemd: o.systemd
+      ? {
+          unit_dir: o.systemd.unit_dir,
+          user: o.systemd.user,
+          units: [
+            ...(topology.redis?.start ? [unitNameOf({ name: 'deploy-redis', role: 'redis' })] : []),
+            ...instances.map((x) => unitNameOf({ name: x.name, role: 'signaling', port: x.port })),
+            ...agents.map((a) => unitNameOf({ name: agentProcessName(a.agentId), role: 'agents' })),
+          ],
+        }
+      : null,
   };
 }
 
@@ -224,7 +241,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     'deploy',
     `deploy ${plan.deployment_id}`,
     async () => {
-      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'deploy' });
+      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'deploy', systemd: o.systemd });
       let startedRedis = false;
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];
@@ -388,7 +405,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           agent_specs: specs,
         };
         const file = await recordRelease(o.state, release);
-        if (o.supervise !== false) {
+        // Units are systemd's to restart; the local supervisor watches local processes only.
+        if (o.supervise !== false && !o.systemd) {
           const watchdog = await ensureWatchdog(sup, ctx);
           o.progress.step(
             'supervisor',

@@ -7,10 +7,10 @@
 import { httpUrlOf as httpOf, wsUrlOf as wsOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
-import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { runningPid } from './supervisor.js';
 
 export interface FleetInstance {
   name: string;
@@ -105,13 +105,22 @@ export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFla
     source = 'records';
     signaling = recorded
       .map((r) => {
-        const running = r.pid > 0 && isAlive(r.pid);
+        // Unknown (null) when the unit's systemd cannot be asked from here: a service reading its
+        // fleet (the witness URL) needs the URLs, not the liveness, and must not fail on it.
+        let pid: number | undefined;
+        let running: boolean | null;
+        try {
+          pid = runningPid(state, r);
+          running = pid !== undefined;
+        } catch {
+          running = null;
+        }
         return {
           name: r.name,
           url: wsOf(r.url!),
           http: httpOf(r.url!),
           managed: true,
-          pid: running ? r.pid : null,
+          pid: pid ?? null,
           running,
           owner: r.owner,
         };

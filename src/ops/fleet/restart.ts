@@ -130,7 +130,8 @@ export async function restartRecorded(
         detail:
           'its record has no launch spec (started by an older ifmesh): run `ifmesh up` or `ifmesh deploy` again',
       };
-    if (running !== undefined) await sup.stop(name, 5_000);
+    // A unit is restarted by systemctl restart (restartFromRecord); a local process is stopped first.
+    if (running !== undefined && rec.supervisor !== 'systemd') await sup.stop(name, 5_000);
     const fresh: ProcessRecord = readProcess(state, name) ?? rec;
     const pid = sup.restartFromRecord(fresh, o.why);
     if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS)) {

@@ -1,6 +1,9 @@
-// Local processes of a state directory: started detached with their output in <state>/logs/<name>.log
-// and recorded with their role in the state's process list (src/state/processes.ts), stopped by pid.
-// A record whose process is gone (or a zombie) is stale.
+// The processes of a state directory, recorded with their role and launch spec in the state's
+// process list (src/state/processes.ts). Two ways of running them, behind this one interface:
+// local (detached, output in <state>/logs/<name>.log, stopped by pid; a record whose process is gone
+// or a zombie is stale) and systemd (a unit per process, driven with systemctl, output in the
+// journal: src/ops/fleet/systemd.ts). A record says which runs it; a supervisor built with
+// `systemd` settings starts new processes as units.
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +22,7 @@ import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.j
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
+import { readSystemdSettings, SystemdBackend, type SystemdSettings } from './systemd.js';
 
 export { isAlive };
 
@@ -46,19 +50,51 @@ const AFTER_KILL_MS = 2_000;
 
 export class Supervisor {
   /** `owner` is what starts processes through this supervisor (`up`, `deploy`): kept in each record. */
+  /** `systemd`: new processes start as systemd units (`deploy --supervisor systemd`). */
   constructor(
     readonly state: StateDir,
-    private readonly o: { clock: Clock; owner: string },
+    private readonly o: { clock: Clock; owner: string; systemd?: SystemdSettings | undefined },
   ) {}
 
-  logFile(name: string): string {
-    return this.state.logFile(name);
+  private backend?: SystemdBackend;
+  /**
+   * Units this supervisor stopped: a procedure that replaces a process (canary and rollback move an
+   * agent: stop, then start on the new spec; a deploy again) keeps it under systemd.
+   */
+  private readonly wasUnit = new Set<string>();
+
+  /** The systemd the state's units run on (settings given, else recorded at install). */
+  systemd(): SystemdBackend {
+    if (!this.backend) {
+      const settings = this.o.systemd ?? readSystemdSettings(this.state);
+      if (!settings)
+        throw new Error(`${this.state.systemdSettings} is missing: run \`ifmesh systemd install\` again`);
+      this.backend = new SystemdBackend(this.state, settings);
+    }
+    return this.backend;
   }
 
-  /** The recorded pid, if its process still runs (a dead one's record stays, for `status` to show). */
+  /** Where a process's output goes: its log file, or its unit's journal. */
+  logFile(name: string): string {
+    const rec = readProcess(this.state, name);
+    return rec?.supervisor === 'systemd' && rec.unit
+      ? `${this.systemd().runner.shown('journalctl', ['-u', rec.unit])}`
+      : this.state.logFile(name);
+  }
+
+  /**
+   * The running process's pid (a unit's MainPID), if it runs; undefined otherwise (a dead one's
+   * record stays, for `status` to show).
+   */
   running(name: string): number | undefined {
     const rec = readProcess(this.state, name);
-    return rec && Number.isInteger(rec.pid) && rec.pid > 0 && isAlive(rec.pid) ? rec.pid : undefined;
+    return rec ? this.pidOf(rec) : undefined;
+  }
+
+  /** `running` of a record already read. */
+  pidOf(rec: ProcessRecord): number | undefined {
+    if (rec.supervisor === 'systemd' && rec.unit) return this.systemd().running(rec.unit);
+    return runningPid(this.state, rec);
   }
 
   /** Every recorded process, running or not. */
@@ -82,17 +118,19 @@ export class Supervisor {
       env: Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretEnvKey(k))),
       secret_env: secretKeys,
     };
+    if (this.o.systemd || this.wasUnit.has(spec.name)) {
+      // systemd restarts it (Restart=on-failure): ifmesh's own supervisor leaves it alone.
+      const { unit, pid } = this.systemd().launch({ ...spec, spec: launch }, env);
+      this.adopt(spec, pid, { spec: launch, supervisor: 'systemd', unit });
+      return pid;
+    }
     const pid = this.spawnDetached(spec.name, launch, env);
     this.adopt(spec, pid, { spec: launch, ...(spec.supervised ? { supervised: true } : {}) });
     return pid;
   }
 
-  /**
-   * Starts a recorded process again from its launch spec, under the record's owner, counting the
-   * restart; `why` goes to its log. The record must have a spec (adopted daemons have none).
-   */
-  restartFromRecord(rec: ProcessRecord, why: string): number {
-    if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
+  /** A recorded process's whole environment: its spec's, with its secret values from the secrets file. */
+  launchEnv(rec: ProcessRecord & { spec: LaunchSpec }): Record<string, string> {
     const scoped = secretEnv(
       this.state,
       rec.spec.secret_env.map((k) => processSecretName(rec.name, k)),
@@ -102,8 +140,28 @@ export class Supervisor {
       const v = scoped[processSecretName(rec.name, k)] ?? secretEnv(this.state, [k])[k];
       if (v !== undefined) env[k] = v;
     }
-    appendFileSync(this.logFile(rec.name), `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`);
-    const pid = this.spawnDetached(rec.name, rec.spec, env);
+    return env;
+  }
+
+  /**
+   * Starts a recorded process again from its launch spec, under the record's owner, counting the
+   * restart; `why` goes to its log. The record must have a spec (adopted daemons have none).
+   */
+  restartFromRecord(rec: ProcessRecord, why: string): number {
+    if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
+    const env = this.launchEnv({ ...rec, spec: rec.spec });
+    let pid: number;
+    if (rec.supervisor === 'systemd') {
+      // systemctl restart: the unit (rewritten from the same spec) stops and starts; the journal
+      // records both.
+      pid = this.systemd().launch({ ...rec, spec: rec.spec }, env).pid;
+    } else {
+      appendFileSync(
+        this.logFile(rec.name),
+        `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`,
+      );
+      pid = this.spawnDetached(rec.name, rec.spec, env);
+    }
     const { stopping: _s, crash_loop: _c, ...kept } = rec;
     recordProcess(this.state, {
       ...kept,
@@ -111,6 +169,24 @@ export class Supervisor {
       started_at: new Date(this.o.clock.now()).toISOString(),
       restarts: (rec.restarts ?? 0) + 1,
       last_restart_at: new Date(this.o.clock.now()).toISOString(),
+    });
+    return pid;
+  }
+
+  /** Runs a recorded process as a systemd unit from its launch spec (`ifmesh systemd install`). */
+  handToSystemd(rec: ProcessRecord): number {
+    if (!rec.spec) throw new Error(`${rec.name} was adopted, not launched by ifmesh: it has no launch spec`);
+    const { unit, pid } = this.systemd().launch(
+      { ...rec, spec: rec.spec },
+      this.launchEnv({ ...rec, spec: rec.spec }),
+    );
+    const { stopping: _s, crash_loop: _c, supervised: _v, ...kept } = rec;
+    recordProcess(this.state, {
+      ...kept,
+      pid,
+      started_at: new Date(this.o.clock.now()).toISOString(),
+      supervisor: 'systemd',
+      unit,
     });
     return pid;
   }
@@ -137,7 +213,7 @@ export class Supervisor {
   adopt(
     spec: Pick<ProcessSpec, 'name' | 'role' | 'port' | 'url'>,
     pid: number,
-    extra: Pick<ProcessRecord, 'spec' | 'supervised'> = {},
+    extra: Pick<ProcessRecord, 'spec' | 'supervised' | 'supervisor' | 'unit'> = {},
   ): void {
     recordProcess(this.state, {
       name: spec.name,
@@ -153,6 +229,14 @@ export class Supervisor {
 
   /** SIGTERM, then SIGKILL once `graceMs` has passed on the clock. */
   async stop(name: string, graceMs = 5_000): Promise<StopOutcome> {
+    const rec = readProcess(this.state, name);
+    if (rec?.supervisor === 'systemd' && rec.unit) {
+      // systemd sends SIGTERM, then SIGKILL after the unit's TimeoutStopSec.
+      const outcome = this.systemd().stop(rec.unit);
+      this.wasUnit.add(name);
+      if (outcome !== 'failed') forgetProcess(this.state, name);
+      return outcome;
+    }
     const pid = this.running(name);
     if (pid === undefined) {
       forgetProcess(this.state, name);
@@ -173,6 +257,8 @@ export class Supervisor {
   }
 
   tail(name: string, lines = 20): string {
+    const rec = readProcess(this.state, name);
+    if (rec?.supervisor === 'systemd' && rec.unit) return this.systemd().tail(rec.unit, lines);
     const file = this.logFile(name);
     if (!existsSync(file)) return '';
     return readFileSync(file, 'utf8')
@@ -188,4 +274,13 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // gone between the check and the signal
   }
+}
+
+/** A recorded process's pid while it runs (a unit's current MainPID), whichever supervisor runs it. */
+export function runningPid(state: StateDir, rec: ProcessRecord): number | undefined {
+  if (rec.supervisor === 'systemd' && rec.unit) {
+    const settings = readSystemdSettings(state);
+    return settings ? new SystemdBackend(state, settings).running(rec.unit) : undefined;
+  }
+  return Number.isInteger(rec.pid) && rec.pid > 0 && isAlive(rec.pid) ? rec.pid : undefined;
 }

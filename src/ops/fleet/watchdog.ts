@@ -46,8 +46,9 @@ interface Track {
   notBefore: number;
 }
 
+// A systemd unit is systemd's to restart (Restart=on-failure), never this watchdog's.
 const watched = (r: ProcessRecord) =>
-  r.supervised === true && r.spec !== undefined && !r.stopping && !r.crash_loop;
+  r.supervised === true && r.spec !== undefined && !r.stopping && !r.crash_loop && r.supervisor !== 'systemd';
 
 /** One pass: restarts what is due. Returns what it did (for tests and the loop's log). */
 export async function watchdogPass(

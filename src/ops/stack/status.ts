@@ -20,8 +20,11 @@ export interface ComponentStatus {
   url: string | null;
   uptime_s: number | null;
   log: string;
-  /** Restarts by the supervisor or a procedure. */
+  /** Restarts by the supervisor or a procedure (and by systemd itself: the unit's NRestarts). */
   restarts: number;
+  /** What runs it: ifmesh's own processes, or a systemd unit. */
+  supervisor: 'local' | 'systemd';
+  unit: string | null;
   /** Kept running by the supervisor. */
   supervised: boolean;
   /** The supervisor gave up on it: it died too often in a row. */
@@ -75,7 +78,8 @@ export async function status(
   );
   const components = await Promise.all(
     ordered.map(async (p): Promise<ComponentStatus> => {
-      const pid = sup.running(p.name) ?? null;
+      const pid = sup.pidOf(p) ?? null;
+      const unit = p.supervisor === 'systemd' && p.unit ? p.unit : null;
       return {
         name: p.name,
         role: p.role,
@@ -86,7 +90,9 @@ export async function status(
         url: p.url ?? null,
         uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
         log: sup.logFile(p.name),
-        restarts: p.restarts ?? 0,
+        restarts: (p.restarts ?? 0) + (unit ? sup.systemd().runner.show(unit).NRestarts : 0),
+        supervisor: unit ? 'systemd' : 'local',
+        unit,
         supervised: p.supervised === true,
         crash_loop: p.crash_loop ? { since: p.crash_loop.since, tries: p.crash_loop.tries } : null,
       };

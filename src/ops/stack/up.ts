@@ -2,7 +2,6 @@ import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UnreachableError } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
-import { isAlive } from '../../exec/pid.js';
 import { clusterPid, ensureDatabase, startCluster } from '../../exec/postgres.js';
 import { prometheusArgs, prometheusReady } from '../../exec/prometheus.js';
 import { turnserverArgs } from '../../exec/turnserver.js';
@@ -87,7 +86,7 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
   const sec = ensureSecrets(o.state);
   let stack = readStack(o.state);
   // Nothing of an earlier stack runs (after `down`): plan again, so packages installed since are used.
-  const anyRunning = listProcesses(o.state).some((r) => r.pid > 0 && isAlive(r.pid));
+  const anyRunning = listProcesses(o.state).some((r) => sup.pidOf(r) !== undefined);
   if (!stack || !anyRunning || stack.signaling.length !== o.instances || stack.agents !== o.agents) {
     const withCoturn = await hasBinary(ctx, 'turnserver');
     if (!withCoturn)

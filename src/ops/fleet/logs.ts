@@ -1,0 +1,68 @@
+// Where each process's output is, for `ifmesh logs`: its log file under <state>/logs, or, for a
+// systemd unit, its journal (journalctl -u, through the state's systemd runner).
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { listProcesses } from '../../state/processes.js';
+import type { StateDir } from '../../state/state-dir.js';
+import { readSystemdSettings, SystemdBackend } from './systemd.js';
+
+export type LogSource = { name: string; file: string } | { name: string; unit: string };
+
+/** Every process's log, by name: the state's log files and its units' journals. */
+export function logSources(state: StateDir): LogSource[] {
+  const units = listProcesses(state)
+    .filter((r) => r.supervisor === 'systemd' && r.unit)
+    .map((r) => ({ name: r.name, unit: r.unit! }));
+  const files = existsSync(state.logs)
+    ? readdirSync(state.logs)
+        .filter((f) => f.endsWith('.log'))
+        .map((f) => f.slice(0, -4))
+        .filter((n) => !units.some((u) => u.name === n))
+        .map((n) => ({ name: n, file: state.logFile(n) }))
+    : [];
+  return [...units, ...files].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function backend(state: StateDir): SystemdBackend {
+  const settings = readSystemdSettings(state);
+  if (!settings) throw new Error(`${state.systemdSettings} is missing: run \`ifmesh systemd install\` again`);
+  return new SystemdBackend(state, settings);
+}
+
+/** The last `n` lines of a log. */
+export function lastLines(state: StateDir, src: LogSource, n: number): string[] {
+  const text = 'unit' in src ? backend(state).tail(src.unit, n) : readFileSync(src.file, 'utf8');
+  return text.split('\n').filter(Boolean).slice(-n);
+}
+
+/** Follows the units' journals (journalctl -f) until `signal` aborts; each line goes to `onLine`. */
+export function followJournals(
+  state: StateDir,
+  srcs: { name: string; unit: string }[],
+  onLine: (name: string, line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  if (srcs.length === 0) return Promise.resolve();
+  const b = backend(state);
+  return Promise.all(
+    srcs.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          const [file, ...args] = b.runner.followArgv([s.unit], 0);
+          const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+          let rest = '';
+          child.stdout.on('data', (d: Buffer) => {
+            const lines = (rest + d.toString()).split('\n');
+            rest = lines.pop() ?? '';
+            for (const l of lines) if (l) onLine(s.name, l);
+          });
+          const stop = () => child.kill('SIGTERM');
+          signal.addEventListener('abort', stop, { once: true });
+          child.on('close', () => {
+            signal.removeEventListener('abort', stop);
+            resolve();
+          });
+        }),
+    ),
+  ).then(() => undefined);
+}
