@@ -17,7 +17,7 @@ interface Flags extends ConfigFlags {
   dryRun?: boolean;
   stateDir?: string;
   witness?: string;
-  basePort: string;
+  basePort?: string;
   nginxPort: string;
   json?: boolean;
   supervisor: 'ifmesh' | 'none';
@@ -30,12 +30,16 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--deployment-id <id>', 'names this deployment in events and the release record')
     .option('--agents-dir <dir>', 'agent configs to validate and start', 'config/agents')
     .option('--release <ref>', 'version or git ref recorded with the release (default: the package version)')
-    .option('--base-port <n>', 'port of the first signaling instance', '8443')
+    .option(
+      '--base-port <n>',
+      "port of the first signaling instance (default: the env file's SIGNALING_PORT, 8443)",
+    )
     .option(
       '--nginx-port <n>',
       'port nginx listens on in front of the instances (when nginx is installed)',
       '8440',
     )
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .addOption(shared('supervisor'))
@@ -45,14 +49,19 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadCommandConfig(ctx, flags, { productionRules: 'report' });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
-      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
           state,
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
-          basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
+          basePort: intFlag(
+            flags.basePort ?? String(loaded.config.signalingPort),
+            flags.basePort ? '--base-port' : 'SIGNALING_PORT (the first instance)',
+            1024,
+            65_000,
+          ),
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,

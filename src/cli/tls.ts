@@ -45,6 +45,7 @@ export async function loadCommandConfig(
     env: ctx.env,
     file: flags.config,
     flags: flags.set,
+    stage: flags.stage,
     ...opts,
   });
   trustFromConfig(ctx, loaded);

@@ -10,8 +10,8 @@ import { run } from '../helpers/cli.js';
 // shared declarations of whatever shared flags they have.
 const NEEDS: Record<string, SharedFlag[]> = {
   up: ['state-dir', 'json'],
-  deploy: ['state-dir', 'witness', 'config', 'set', 'json'],
-  status: ['state-dir', 'json'],
+  deploy: ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
+  status: ['stage', 'state-dir', 'json'],
   down: ['state-dir', 'json'],
   logs: ['state-dir'],
   selftest: ['json'],
@@ -24,7 +24,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'signaling serve': ['state-dir', 'witness', 'config', 'set', 'json'],
   'agent run': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'agent swarm': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
-  verify: ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
+  verify: ['stage', 'state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   preflight: ['state-dir', 'config', 'set', 'json'],
   'witness serve': ['state-dir', 'config', 'set', 'json'],
   'witness query': ['state-dir', 'witness', 'config', 'set', 'json'],
@@ -67,12 +67,13 @@ const NEEDS: Record<string, SharedFlag[]> = {
   'incident ack': ['state-dir', 'signaling', 'witness', 'config', 'set', 'json'],
   'incident list': ['state-dir', 'witness', 'config', 'set', 'json'],
   'incident due': ['state-dir', 'witness', 'config', 'set', 'json'],
-  'canary status': ['state-dir', 'json'],
-  'canary promote': ['state-dir', 'witness', 'config', 'set', 'json'],
-  'canary abort': ['state-dir', 'witness', 'config', 'set', 'json'],
-  monitor: ['state-dir', 'witness', 'config', 'set', 'json'],
-  rollback: ['state-dir', 'witness', 'config', 'set', 'json'],
-  releases: ['state-dir', 'json'],
+  'canary status': ['stage', 'state-dir', 'json'],
+  'canary promote': ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
+  'canary abort': ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
+  monitor: ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
+  rollback: ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
+  releases: ['stage', 'state-dir', 'json'],
+  'canary resume': ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
 };
 
 const io = {} as CommandIo;
