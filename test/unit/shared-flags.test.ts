@@ -12,7 +12,7 @@ const NEEDS: Record<string, SharedFlag[]> = {
   up: ['state-dir', 'json'],
   deploy: ['stage', 'state-dir', 'witness', 'config', 'set', 'json'],
   status: ['stage', 'state-dir', 'json'],
-  down: ['state-dir', 'json'],
+  down: ['stage', 'state-dir', 'json'],
   logs: ['state-dir'],
   selftest: ['json'],
   'config check': ['config', 'set', 'json'],
