@@ -110,6 +110,8 @@ describe('stages', () => {
       '--dry-run',
     ]);
     expect(byRef.out.plan.promotion.passed_as).toBe('stg-canary-v2');
+    const human = await cli(['canary', '--stage', 'production', '--release', 'stg-canary-v2', '--dry-run']);
+    expect(human.stdout).toContain('  stage      production; passed staging as stg-canary-v2');
     // A dry run: no canary state was written.
     expect(existsSync(production.canary)).toBe(false);
   });
@@ -136,6 +138,8 @@ describe('stages', () => {
     const r = await json(['canary', '--stage', 'production', '--release', 'v3', '--force', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.out.plan.promotion).toMatchObject({ passed_as: null, forced: true });
+    const human = await cli(['canary', '--stage', 'production', '--release', 'v3', '--force', '--dry-run']);
+    expect(human.stdout).toContain('  stage      production; did not pass staging: promoted with --force');
   });
 
   it('has no promotion check outside production, and --force says it has nothing to lift there', async () => {
