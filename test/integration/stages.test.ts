@@ -89,6 +89,26 @@ describe('stages', () => {
     expect(st.stdout).toContain(`nothing is recorded in ${staging.root}`);
   });
 
+  it("checks each stage's env file, production in production mode", async () => {
+    const config = async (args: string[]) =>
+      JSON.parse((await run(['config', 'check', ...args, '--json'], { cwd: dir, env: {} })).stdout);
+    const check = (stage: string) => config(['--stage', stage]);
+    expect(await check('staging')).toMatchObject({
+      valid: true,
+      file: 'config/webrtc-staging.env',
+      production_mode: false,
+      values: { SIGNALING_PORT: '9543' },
+    });
+    expect(await check('production')).toMatchObject({
+      valid: true,
+      file: 'config/webrtc-production.env',
+      production_mode: true,
+      sources: { PRODUCTION_MODE: '--stage production' },
+    });
+    // Without --stage the same default file is read as before: not in production mode.
+    expect(await config([])).toMatchObject({ production_mode: false });
+  });
+
   it('takes the release staging promoted, by its id: its ref and its --set changes', async () => {
     const r = await json(['canary', '--stage', 'production', '--release', 'stg-canary-v2', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
