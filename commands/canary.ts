@@ -7,14 +7,15 @@ import { UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
+import { gateOf, PROMOTION_GATES } from '../src/ops/rollout/promotion.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
 
 interface Flags extends ConfigFlags {
-  stage?: string;
   canaryAgents?: string;
+  force?: boolean;
   steps: string;
   monitor: string;
   interval: string;
@@ -39,11 +40,11 @@ export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   const setup = async (flags: Flags) => {
     const loaded = await loadCommandConfig(ctx, flags);
-    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+    const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
     return { state, config: resolveWitness(loaded, flags.witness, state), warnings: loaded.warnings };
   };
   withJson(withConfigOptions(cmd))
-    .option('--stage <stage>', 'staging or production')
+    .addOption(shared('stage'))
     .option('--canary-agents <n>', 'agents moved in the first phase (overrides the first step)')
     .option('--steps <list>', 'agents on the candidate per phase: counts or percentages', '1,25%,100%')
     .option('--monitor <duration>', 'analysis window after each phase but the last', '5m')
@@ -65,13 +66,23 @@ export function register(cmd: Command, io: CommandIo): void {
       'on a failed analysis keep the canary for inspection (then promote or abort)',
     )
     .option('--agents-dir <dir>', "the candidate's agent configs (default: the stable release's)")
-    .option('--release <ref>', "the candidate's version or git ref (default: the stable one's)")
+    .option(
+      '--release <ref>',
+      "the candidate's version or git ref (default: the stable one's); with --stage production, also the id of a release staging promoted (its ref and --set changes)",
+    )
+    .option('--force', 'with --stage production: take a release that staging did not promote')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (flags: Flags) => {
-      if (flags.stage !== 'staging' && flags.stage !== 'production')
-        throw new UsageError('canary needs --stage staging or --stage production');
+      const gate = gateOf(flags.stage);
+      if (flags.force && !gate)
+        throw new UsageError(
+          '--force only lifts the promotion check of a gated stage',
+          `use it with ${Object.keys(PROMOTION_GATES)
+            .map((s) => `--stage ${s}`)
+            .join(' or ')}`,
+        );
       const { state, config, warnings } = await setup(flags);
       const out = io.output(flags);
       for (const w of warnings) out.warn(w);
@@ -80,6 +91,13 @@ export function register(cmd: Command, io: CommandIo): void {
         {
           state,
           stage: flags.stage,
+          promotion: gate
+            ? {
+                stage: flags.stage!,
+                gateState: resolveState(ctx.cwd, ctx.env, flags.stateDir, gate),
+                force: Boolean(flags.force),
+              }
+            : undefined,
           canaryAgents: flags.canaryAgents ? intFlag(flags.canaryAgents, '--canary-agents', 1) : undefined,
           steps: flags.steps.split(','),
           monitorMs: durationMs(flags.monitor, '--monitor'),
@@ -108,10 +126,11 @@ export function register(cmd: Command, io: CommandIo): void {
   )
     .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
-      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
       const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
       const st = await canaryStatus(state, watch, ctx);
       io.output(flags).result(st, renderCanaryStatus);
@@ -125,6 +144,7 @@ export function register(cmd: Command, io: CommandIo): void {
   } as const;
   for (const action of ['promote', 'abort', 'resume'] as const)
     withJson(withConfigOptions(cmd.command(action).description(descriptions[action])))
+      .addOption(shared('stage'))
       .addOption(shared('state-dir'))
       .addOption(shared('witness'))
       .action(async (_: Flags, sub: Command) => {

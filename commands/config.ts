@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { configLoadOptions } from '../src/cli/tls.js';
 import { loadConfig } from '../src/config/load.js';
 import { configReport, configRows } from '../src/config/report.js';
 
@@ -11,7 +12,7 @@ export function register(cmd: Command, io: CommandIo): void {
   const load = async (flags: Flags) => {
     const out = io.output(flags);
     try {
-      const loaded = await loadConfig({ cwd: ctx.cwd, env: ctx.env, file: flags.config, flags: flags.set });
+      const loaded = await loadConfig(configLoadOptions(ctx, flags));
       for (const w of loaded.warnings) out.warn(w);
       return { out, loaded };
     } catch (err) {
@@ -24,33 +25,37 @@ export function register(cmd: Command, io: CommandIo): void {
     withConfigOptions(
       cmd.command('check').description('validate the configuration; exit 2 with every problem listed'),
     ),
-  ).action(async (flags: Flags) => {
-    const { out, loaded } = await load(flags);
-    const report = { valid: true, ...configReport(loaded) };
-    out.result(
-      report,
-      (r, c) =>
-        `${c.green('✓')} ${r.file ?? 'defaults (no env file)'} is valid${r.production_mode ? ' for production' : ' (development mode)'}`,
-    );
-  });
+  )
+    .addOption(shared('stage'))
+    .action(async (flags: Flags) => {
+      const { out, loaded } = await load(flags);
+      const report = { valid: true, ...configReport(loaded) };
+      out.result(
+        report,
+        (r, c) =>
+          `${c.green('✓')} ${r.file ?? 'defaults (no env file)'} is valid${r.production_mode ? ' for production' : ' (development mode)'}`,
+      );
+    });
 
   withJson(
     withConfigOptions(cmd.command('show').description('print the effective configuration, secrets redacted')),
-  ).action(async (flags: Flags) => {
-    const { out, loaded } = await load(flags);
-    out.result(configReport(loaded), (_r, c) => {
-      const rows = configRows(loaded);
-      const width = Math.max(...rows.map((r) => r.key.length));
-      const head = `${c.dim(`# ${loaded.file ?? 'no env file; defaults and environment'}`)}\n`;
-      return (
-        head +
-        rows
-          .map(
-            (r) =>
-              `${r.key.padEnd(width)}  ${r.value === null ? c.dim('(unset)') : r.value}  ${c.dim(r.source)}`,
-          )
-          .join('\n')
-      );
+  )
+    .addOption(shared('stage'))
+    .action(async (flags: Flags) => {
+      const { out, loaded } = await load(flags);
+      out.result(configReport(loaded), (_r, c) => {
+        const rows = configRows(loaded);
+        const width = Math.max(...rows.map((r) => r.key.length));
+        const head = `${c.dim(`# ${loaded.file ?? 'no env file; defaults and environment'}`)}\n`;
+        return (
+          head +
+          rows
+            .map(
+              (r) =>
+                `${r.key.padEnd(width)}  ${r.value === null ? c.dim('(unset)') : r.value}  ${c.dim(r.source)}`,
+            )
+            .join('\n')
+        );
+      });
     });
-  });
 }

@@ -18,7 +18,7 @@ interface Flags extends ConfigFlags {
   dryRun?: boolean;
   stateDir?: string;
   witness?: string;
-  basePort: string;
+  basePort?: string;
   nginxPort: string;
   json?: boolean;
   supervisor: 'ifmesh' | 'systemd' | 'none';
@@ -33,12 +33,16 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--deployment-id <id>', 'names this deployment in events and the release record')
     .option('--agents-dir <dir>', 'agent configs to validate and start', 'config/agents')
     .option('--release <ref>', 'version or git ref recorded with the release (default: the package version)')
-    .option('--base-port <n>', 'port of the first signaling instance', '8443')
+    .option(
+      '--base-port <n>',
+      "port of the first signaling instance (default: the env file's SIGNALING_PORT, 8443)",
+    )
     .option(
       '--nginx-port <n>',
       'port nginx listens on in front of the instances (when nginx is installed)',
       '8440',
     )
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .addOption(shared('supervisor'))
@@ -50,14 +54,19 @@ export function register(cmd: Command, io: CommandIo): void {
       const loaded = await loadCommandConfig(ctx, flags, { productionRules: 'report' });
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
-      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
           state,
           agentsDir: path.resolve(ctx.cwd, flags.agentsDir),
           instances: n,
-          basePort: intFlag(flags.basePort, '--base-port', 1024, 65_000),
+          basePort: intFlag(
+            flags.basePort ?? String(loaded.config.signalingPort),
+            flags.basePort ? '--base-port' : 'SIGNALING_PORT (the first instance)',
+            1024,
+            65_000,
+          ),
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,

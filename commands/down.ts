@@ -8,9 +8,10 @@ import { resolveState } from '../src/state/state-dir.js';
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
-    .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const report = await down({ state: resolveState(ctx.cwd, ctx.env, flags.stateDir) }, ctx);
+    .action(async (flags: { stateDir?: string; stage?: string; json?: boolean }) => {
+      const report = await down({ state: resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage) }, ctx);
       io.output(flags).result(report, (r, c) =>
         r.stopped.length + r.not_running.length + r.failed.length === 0
           ? `no processes recorded in ${r.state_dir}`

@@ -47,11 +47,12 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .option('--threshold <NAME=VALUE>', 'override a threshold, e.g. error_rate=0.02; repeatable', collect)
     .option('--no-rollback', 'report a failure (exit 1) without rolling back')
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .action(async (flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
       // NDJSON: one line per check, then the report as the last line.
       const line = (x: unknown) => ctx.stdout.write(`${JSON.stringify(x)}\n`);
       const progress = await createProgress(ctx, Boolean(flags.json));

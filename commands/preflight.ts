@@ -11,6 +11,7 @@ const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(withConfigOptions(cmd))
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (flags: ConfigFlags & { stateDir?: string; json?: boolean }) => {
       const out = io.output(flags);
@@ -18,7 +19,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const report = await runPreflight(ctx, {
         configFile: flags.config,
         set: flags.set,
-        state: resolveState(ctx.cwd, ctx.env, flags.stateDir),
+        stage: flags.stage,
+        state: resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage),
         onStart: (name) => progress.step(name, 'running'),
         onCheck: (r) =>
           progress.step(

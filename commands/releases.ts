@@ -7,9 +7,10 @@ import { resolveState } from '../src/state/state-dir.js';
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
   withJson(cmd)
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
-    .action(async (flags: { stateDir?: string; json?: boolean }) => {
-      const h = await releaseHistory(resolveState(ctx.cwd, ctx.env, flags.stateDir));
+    .action(async (flags: { stateDir?: string; stage?: string; json?: boolean }) => {
+      const h = await releaseHistory(resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage));
       io.output(flags).result(h, (x, c) =>
         x.releases.length === 0
           ? 'no releases recorded (ifmesh deploy records one)'

@@ -23,12 +23,13 @@ export function register(cmd: Command, io: CommandIo): void {
     .argument('[release]', 'release id or ref to go back to (default: the previous release)')
     .option('--reason <text>', 'why, recorded with deployment_rollback')
     .option('--health-timeout <duration>', "how long the target's agents have to run and register", '20s')
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (target: string | undefined, flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
-      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+      const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
       const progress = await createProgress(ctx, Boolean(flags.json));
       const r = await rollback(
         {

@@ -13,8 +13,14 @@ const MODES = {
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
-  withFlags(cmd, 'state-dir', 'config', 'set', 'json').action(
-    async (flags: { stateDir?: string; config?: string; set?: Record<string, string>; json?: boolean }) => {
+  withFlags(cmd, 'stage', 'state-dir', 'config', 'set', 'json').action(
+    async (flags: {
+      stateDir?: string;
+      stage?: string;
+      config?: string;
+      set?: Record<string, string>;
+      json?: boolean;
+    }) => {
       const { state, loaded } = await resolveFleet(ctx, flags);
       const report = await status(state, loaded, ctx);
       io.output(flags).result(report, (r, c) => {

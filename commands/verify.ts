@@ -36,6 +36,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--loopback', 'gather only 127.0.0.1 candidates')
     .option('--insecure', 'accept a self-signed wss:// certificate')
     .option('--timeout <ms>', 'time allowed for the exchange mesh to form', '20000')
+    .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (flags: VerifyFlags) => {
       const n = intFlag(flags.agents, '--agents', 2, 50);

@@ -7,6 +7,10 @@ export const FULL_ONLY = [
   'test/e2e/rollout-crash.test.ts',
   // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
   'test/e2e/rollout-operator.test.ts',
+  // Two stages on real fleets (staging plain, production with TLS, an https witness and every
+  // production rule met), canaried staging then production (~95 s); test/integration/stages.test.ts
+  // is the quick tier's proof of the same resolution and promotion check, on disk.
+  'test/e2e/stages.test.ts',
   // 50 witness kill -9 cycles under writers, and PostgreSQL under concurrent ingest (~2 min together).
   'test/faults/witness-kill9.test.ts',
   'test/faults/witness-pg-concurrent.test.ts',

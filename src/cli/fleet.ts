@@ -22,7 +22,7 @@ export interface Resolved {
 /** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
   const loaded = await loadCommandConfig(ctx, flags);
-  const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+  const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
   const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,

@@ -1,9 +1,12 @@
 import { type Command, Option } from 'commander';
+import { parseStage } from '../config/stage.js';
 import { UsageError } from '../errors.js';
 
 export interface ConfigFlags {
   config?: string;
   set?: Record<string, string>;
+  /** --stage NAME, validated: the env file and state directory of that environment. */
+  stage?: string;
 }
 
 function collectSet(value: string, previous: Record<string, string> = {}): Record<string, string> {
@@ -46,6 +49,11 @@ const SHARED = {
       '--set <KEY=VALUE>',
       'override one key; repeatable; beats the environment and the file',
     ).argParser(collectSet),
+  stage: () =>
+    new Option(
+      '--stage <name>',
+      'the named environment to act on: its env file config/webrtc-<name>.env (unless --config) and its state dir <state-dir>/stages/<name>/; production implies PRODUCTION_MODE=true (default: the unnamed environment)',
+    ).argParser(parseStage),
   json: () => new Option('--json', 'print one JSON document on stdout'),
   supervisor: () =>
     new Option(

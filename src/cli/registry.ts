@@ -52,6 +52,7 @@ export const commands: CommandEntry[] = [
     examples: [
       'ifmesh deploy --instances 2 --agents-dir config/agents --dry-run',
       'ifmesh deploy --deployment-id prod-42 --release v1.4.0',
+      'ifmesh deploy --stage staging --release v1.4.0   # config/webrtc-staging.env, .ifmesh/stages/staging/',
     ],
     load: () => import('../../commands/deploy.js'),
   },
@@ -72,6 +73,7 @@ export const commands: CommandEntry[] = [
       'Canary a release change on some agents, gated by analysis, then promote (status, promote, abort)',
     examples: [
       'ifmesh canary --stage staging --set ICE_TRANSPORT_POLICY=relay --monitor 5m --interval 60s',
+      'ifmesh canary --stage production --release <the id staging promoted, from ifmesh releases --stage staging>',
       'ifmesh canary status --watch --timeout 10m',
       'ifmesh canary abort',
     ],

@@ -34,19 +34,22 @@ export function trustFromConfig(ctx: Context, loaded: LoadedConfig): void {
     trustCa(ctx, loadTrust(loaded.config.caFile, ctx.cwd, 'IFMESH_CA_FILE'));
 }
 
-/** loadConfig with --config/--set, then the CA it may name. What commands call instead of loadConfig. */
+/** What --config, --set and --stage ask of loadConfig. */
+export const configLoadOptions = (ctx: Context, flags: ConfigFlags): LoadOptions => ({
+  cwd: ctx.cwd,
+  env: ctx.env,
+  file: flags.config,
+  flags: flags.set,
+  stage: flags.stage,
+});
+
+/** loadConfig with --config/--set/--stage, then the CA it may name. What commands call instead of loadConfig. */
 export async function loadCommandConfig(
   ctx: Context,
   flags: ConfigFlags,
   opts: Pick<LoadOptions, 'productionRules'> = {},
 ): Promise<LoadedConfig> {
-  const loaded = await loadConfig({
-    cwd: ctx.cwd,
-    env: ctx.env,
-    file: flags.config,
-    flags: flags.set,
-    ...opts,
-  });
+  const loaded = await loadConfig({ ...configLoadOptions(ctx, flags), ...opts });
   trustFromConfig(ctx, loaded);
   return loaded;
 }

@@ -5,6 +5,7 @@ import { parseEnvFile } from './env-file.js';
 import { type IceUrl, isHost, parseIceUrl } from './ice-url.js';
 import { ONCALL_KEY, type OncallLevel, parseOncallLevel } from './oncall.js';
 import { CONFIG_KEYS, KEY_SPECS, type KeySpec, PLACEHOLDERS } from './schema.js';
+import { PRODUCTION_STAGE, stageEnvFile } from './stage.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/webrtc-production.env';
 
@@ -60,11 +61,15 @@ export type Source =
   | { kind: 'flag' }
   | { kind: 'env' }
   | { kind: 'file'; file: string; line: number }
+  /** Implied by --stage (PRODUCTION_MODE under --stage production). */
+  | { kind: 'stage'; stage: string }
   | { kind: 'default' };
 
 export interface LoadedConfig {
   /** The env file read, if any. */
   file: string | undefined;
+  /** The stage (--stage) the configuration is of; undefined: the unnamed environment. */
+  stage?: string | undefined;
   config: MeshConfig;
   /** The effective raw value of every key. */
   raw: Record<string, string>;
@@ -79,6 +84,11 @@ export interface LoadOptions {
   env: Record<string, string | undefined>;
   /** --config; when given, the file must exist. */
   file?: string | undefined;
+  /**
+   * --stage: without --config, the stage's env file (config/webrtc-<stage>.env), which must exist,
+   * in place of IFMESH_CONFIG and the default; `production` also implies PRODUCTION_MODE=true.
+   */
+  stage?: string | undefined;
   /** --set KEY=VALUE, highest precedence. */
   flags?: Record<string, string>;
   /**
@@ -93,7 +103,8 @@ export interface LoadOptions {
 export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
-  const explicit = opts.file ?? opts.env.IFMESH_CONFIG;
+  const stageFile = opts.stage === undefined ? undefined : stageEnvFile(opts.stage);
+  const explicit = opts.file ?? stageFile ?? opts.env.IFMESH_CONFIG;
   let file: string | undefined;
   let fileEntries = new Map<string, { value: string; line: number }>();
 
@@ -117,9 +128,11 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
           key: undefined,
           message: code === 'ENOENT' ? 'file does not exist' : `cannot be read (${code})`,
           fix:
-            code === 'ENOENT'
-              ? `pass the path of your env file, or create ${DEFAULT_CONFIG_PATH}`
-              : 'check its permissions',
+            code !== 'ENOENT'
+              ? 'check its permissions'
+              : opts.file === undefined && stageFile
+                ? `create ${stageFile}, stage ${opts.stage}'s env file (the template of ${DEFAULT_CONFIG_PATH} with this stage's ports and endpoints), or pass --config FILE`
+                : `pass the path of your env file, or create ${DEFAULT_CONFIG_PATH}`,
         },
       ]);
     }
@@ -170,6 +183,8 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
     }
   }
 
+  if (opts.stage === PRODUCTION_STAGE) impliedProduction(opts.stage, raw, sources, issues);
+
   const at = (key: string, message: string, fix: string): ConfigIssue => {
     const s = sources[key]!;
     if (s.kind === 'file') return { file: s.file, line: s.line, key, message, fix };
@@ -209,9 +224,38 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
     const productionIssues: ConfigIssue[] = [];
     if (config.productionMode) await productionRules(config, raw, at, productionIssues);
     if (opts.productionRules !== 'report') issues.push(...productionIssues.splice(0));
-    if (issues.length === 0) return { file: shown, config, raw, sources, warnings, productionIssues };
+    if (issues.length === 0)
+      return { file: shown, stage: opts.stage, config, raw, sources, warnings, productionIssues };
   }
   throw Object.assign(new ConfigError(issues), { warnings });
+}
+
+/**
+ * --stage production runs in production mode whatever the file says: PRODUCTION_MODE is true, and
+ * a PRODUCTION_MODE=false set anywhere is an error rather than a silent way out of the rules.
+ */
+function impliedProduction(
+  stage: string,
+  raw: Record<string, string>,
+  sources: Record<string, Source>,
+  issues: ConfigIssue[],
+): void {
+  const s = sources.PRODUCTION_MODE!;
+  if (s.kind !== 'default' && raw.PRODUCTION_MODE!.toLowerCase() !== 'true') {
+    const where =
+      s.kind === 'file'
+        ? { file: s.file, line: s.line }
+        : { file: s.kind === 'env' ? 'environment' : '--set', line: undefined };
+    issues.push({
+      ...where,
+      key: 'PRODUCTION_MODE',
+      message: `is ${JSON.stringify(raw.PRODUCTION_MODE)}, but --stage ${stage} always runs in production mode`,
+      fix: 'remove it or set PRODUCTION_MODE=true (a stage meant to be lax needs another name, e.g. staging)',
+    });
+    return;
+  }
+  raw.PRODUCTION_MODE = 'true';
+  sources.PRODUCTION_MODE = { kind: 'stage', stage };
 }
 
 function urlOf(value: string): URL | undefined {
@@ -531,5 +575,7 @@ export function launchEnv(
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && keys.has(k)) out[k] = v;
   if (loaded.file) out.IFMESH_CONFIG = path.resolve(loaded.file);
+  // What --stage implied (production mode) holds for the services too, which are given no --stage.
+  for (const [k, s] of Object.entries(loaded.sources)) if (s.kind === 'stage') out[k] = loaded.raw[k]!;
   return out;
 }

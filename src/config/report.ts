@@ -22,6 +22,7 @@ export interface ConfigReport {
 
 export function sourceLabel(s: Source): string {
   if (s.kind === 'file') return `${s.file}:${s.line}`;
+  if (s.kind === 'stage') return `--stage ${s.stage}`;
   return s.kind === 'env' ? 'environment' : s.kind === 'flag' ? '--set' : 'default';
 }
 

@@ -1,15 +1,29 @@
 // One model of the state directory (STYLE rule 13): every path under it is named here and nowhere
 // else, so a new procedure asks this module where things live instead of joining strings.
 import path from 'node:path';
+import { stageStateDir } from '../config/stage.js';
 
-/** Where ifmesh keeps local state: --state-dir, else $IFMESH_STATE_DIR, else ./.ifmesh. */
-export function resolveStateDir(cwd: string, env: Record<string, string | undefined>, flag?: string): string {
-  return path.resolve(cwd, flag ?? env.IFMESH_STATE_DIR ?? '.ifmesh');
+/**
+ * Where ifmesh keeps local state: --state-dir, else $IFMESH_STATE_DIR, else ./.ifmesh; with a
+ * `stage` (--stage), that root's stages/<stage>/ (src/config/stage.ts).
+ */
+export function resolveStateDir(
+  cwd: string,
+  env: Record<string, string | undefined>,
+  flag?: string,
+  stage?: string,
+): string {
+  return stageStateDir(path.resolve(cwd, flag ?? env.IFMESH_STATE_DIR ?? '.ifmesh'), stage);
 }
 
-/** The state directory at `resolveStateDir(cwd, env, flag)`, as the handle ops take. */
-export function resolveState(cwd: string, env: Record<string, string | undefined>, flag?: string): StateDir {
-  return openStateDir(resolveStateDir(cwd, env, flag));
+/** The state directory at `resolveStateDir(cwd, env, flag, stage)`, as the handle ops take. */
+export function resolveState(
+  cwd: string,
+  env: Record<string, string | undefined>,
+  flag?: string,
+  stage?: string,
+): StateDir {
+  return openStateDir(resolveStateDir(cwd, env, flag, stage));
 }
 
 /**

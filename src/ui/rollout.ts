@@ -26,7 +26,16 @@ export function renderCanary(
         `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${a.interval_ms} ms` : ''}`,
     ),
     `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
-  ].join('\n');
+    p.stage ? `  stage      ${p.stage}${p.promotion ? `; ${renderPromotion(p.promotion, c)}` : ''}` : '',
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+function renderPromotion(p: NonNullable<CanaryPlan['promotion']>, c: ChalkInstance): string {
+  return p.passed_as
+    ? `passed ${p.requires} as ${p.passed_as}`
+    : c.yellow(`did not pass ${p.requires}: promoted with --force`);
 }
 
 const MARK: Record<MeasurementStatus, (c: ChalkInstance) => string> = {
@@ -49,7 +58,7 @@ export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): str
         : s.status;
   const a = s.analysis;
   return [
-    `${c.bold(s.plan.canary_id)} ${state} (${s.plan.stage}): ${s.message}`,
+    `${c.bold(s.plan.canary_id)} ${state}${s.plan.stage ? ` (${s.plan.stage})` : ''}: ${s.message}`,
     `  phase ${s.phase + 1}/${s.plan.phases.length}, on the candidate: ${s.on_candidate.join(', ') || 'none'}${s.in_flight ? `; ${s.in_flight} was being moved` : ''}`,
     a
       ? `  analysis: ${a.checks}/${s.plan.analysis.checks} checks, ${a.failures}/${s.plan.analysis.failure_limit} failed checks allowed`

@@ -37,8 +37,6 @@ async function killRunnerAt(state: string, point: PausePoint, marker: string) {
     [
       BIN,
       'canary',
-      '--stage',
-      'staging',
       '--steps',
       '1,100%',
       ...WINDOW,
@@ -126,7 +124,7 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
                 hint: expect.stringContaining('ifmesh canary resume'),
               });
               // A new canary is refused until this one is finished.
-              const refused = await cli(['canary', '--stage', 'staging', ...RTT_BUDGET], state);
+              const refused = await cli(['canary', ...RTT_BUDGET], state);
               expect(refused.code).toBe(2);
               expect(refused.stderr).toContain('unfinished (its runner died');
 

@@ -30,8 +30,6 @@ describe('ifmesh canary, driven from another process', () => {
     const r = await cli(
       [
         'canary',
-        '--stage',
-        'production',
         '--monitor',
         '3s',
         '--interval',
@@ -62,7 +60,7 @@ describe('ifmesh canary, driven from another process', () => {
   it('is promoted by hand from another process during a long analysis', async () => {
     const state = await deployed('canary-promote');
     const running = cli(
-      ['canary', '--stage', 'staging', '--monitor', '10m', '--interval', '300ms', ...RTT_BUDGET, '--json'],
+      ['canary', '--monitor', '10m', '--interval', '300ms', ...RTT_BUDGET, '--json'],
       state,
       120_000,
     );

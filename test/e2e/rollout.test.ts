@@ -34,8 +34,6 @@ describe('ifmesh canary', () => {
     const r = await cli(
       [
         'canary',
-        '--stage',
-        'staging',
         '--steps',
         '1,100%',
         ...WINDOW,
@@ -100,18 +98,7 @@ describe('ifmesh canary', () => {
     const stable = current(state);
     const stablePids = ['agent-r2', 'agent-r3'].map((id) => pidOf(state, id));
     const r = await cli(
-      [
-        'canary',
-        '--stage',
-        'staging',
-        '--monitor',
-        '3s',
-        '--interval',
-        '300ms',
-        ...RTT_BUDGET,
-        ...brokenTurn(),
-        '--json',
-      ],
+      ['canary', '--monitor', '3s', '--interval', '300ms', ...RTT_BUDGET, ...brokenTurn(), '--json'],
       state,
     );
     expect(r.code, r.stderr).toBe(1);
@@ -143,10 +130,7 @@ describe('ifmesh canary', () => {
   it('prints the plan with --dry-run and changes nothing', async () => {
     const state = await deployed('canary-dry');
     const before = AGENTS.map((id) => pidOf(state, id));
-    const r = await cli(
-      ['canary', '--stage', 'staging', '--dry-run', '--set', 'TURN_PASSWORD=s3cret', '--json'],
-      state,
-    );
+    const r = await cli(['canary', '--dry-run', '--set', 'TURN_PASSWORD=s3cret', '--json'], state);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.applied).toBe(false);
@@ -291,8 +275,6 @@ describe('canary analysis with a blind source', () => {
       cli(
         [
           'canary',
-          '--stage',
-          'staging',
           '--steps',
           '1,100%',
           '--monitor',
@@ -349,8 +331,6 @@ describe('ifmesh canary after ifmesh up', () => {
     const r = await spawnCli(
       [
         'canary',
-        '--stage',
-        'staging',
         '--steps',
         '1,100%',
         ...WINDOW,

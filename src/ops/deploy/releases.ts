@@ -61,6 +61,8 @@ export interface Release {
   outcome?: ReleaseOutcome;
   /** Older records lack it: they cannot be rolled back to or canaried from. */
   agent_specs?: AgentSpec[];
+  /** A canary's candidate: its --set changes, secrets as [redacted] (what promotion compares). */
+  changes?: Record<string, string>;
 }
 
 /** Who runs this: $IFMESH_OPERATOR, else the login name. */

@@ -29,6 +29,8 @@ export interface PreflightReport {
 export interface PreflightOptions {
   configFile?: string | undefined;
   set?: Record<string, string> | undefined;
+  /** --stage: its env file, and production mode for production. */
+  stage?: string | undefined;
   state: StateDir;
   /** The installation to check; the running package by default. */
   root?: string;
@@ -74,6 +76,7 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
       env: ctx.env,
       file: o.configFile,
       flags: o.set,
+      stage: o.stage,
       productionRules: 'report',
     });
   } catch (err) {

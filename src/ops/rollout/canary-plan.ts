@@ -12,10 +12,14 @@ import type { Thresholds } from '../monitoring/thresholds.js';
 import type { OpContext } from '../shared.js';
 import { CANARY_GATES, DEFAULT_REQUIRED } from './analysis.js';
 import type { CanaryPhase, CanaryPlan } from './canary-state.js';
+import type { PromotionInput } from './promotion.js';
 
 export interface CanaryOptions {
   state: StateDir;
-  stage: 'staging' | 'production';
+  /** --stage: the environment `state` is of; undefined: the unnamed one. */
+  stage: string | undefined;
+  /** A stage with a promotion gate (production): the check against the stage before it. */
+  promotion?: PromotionInput | undefined;
   canaryAgents: number | undefined;
   steps: string[];
   monitorMs: number;
@@ -94,7 +98,8 @@ export function buildCanaryPlan(
   return {
     canary_id: id,
     deployment_id: id,
-    stage: o.stage,
+    stage: o.stage ?? null,
+    promotion: null,
     stable: { id: stable.id, ref: stable.ref, config_hash: stable.config_hash },
     candidate: {
       id,
@@ -169,6 +174,7 @@ export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>
     deployment_id: plan.deployment_id,
     ref: plan.candidate.ref,
     config_hash: hash,
+    changes: plan.candidate.changes,
     created_at: new Date(ctx.clock.now()).toISOString(),
     agent_specs: specs,
   };

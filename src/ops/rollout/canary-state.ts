@@ -13,6 +13,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import type { Release } from '../deploy/releases.js';
 import type { Thresholds } from '../monitoring/thresholds.js';
 import type { AnalysisProgress, AnalysisRules, Measurement } from './measurement.js';
+import type { PromotionCheck } from './promotion.js';
 
 export type CanaryStatus = 'progressing' | 'frozen' | 'completed' | 'failed' | 'aborted';
 
@@ -43,7 +44,10 @@ export interface CanaryPhase {
 export interface CanaryPlan {
   canary_id: string;
   deployment_id: string;
-  stage: 'staging' | 'production';
+  /** The stage (--stage) it runs in; null: the unnamed environment. */
+  stage: string | null;
+  /** In a gated stage (production): the release of the stage before that it is the same as. */
+  promotion: PromotionCheck | null;
   stable: { id: string; ref: string; config_hash: string };
   candidate: {
     id: string;

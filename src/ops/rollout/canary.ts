@@ -29,6 +29,7 @@ import {
   writeCanary,
 } from './canary-state.js';
 import { runEvents } from './events.js';
+import { checkPromotion, promotionSource } from './promotion.js';
 
 interface RunOptions {
   state: StateDir;
@@ -99,8 +100,11 @@ async function locked<T>(
   }
 }
 
-export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContext) {
+export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpContext) {
+  const o = given.promotion ? await promotionSource(given.promotion.gateState, given) : given;
   const { plan, stable, candidate } = await planCanary(o, ctx);
+  // Refused before anything is locked or written, in a dry run too.
+  if (o.promotion) plan.promotion = await checkPromotion(candidate, o.promotion);
   if (dryRun) return { plan, applied: false as const, state: null };
   // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is left.
   const { s, lock } = await locked(o, `canary ${plan.canary_id}`, ctx, async (lock) => {
@@ -131,6 +135,7 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
   await drive(s, lock, o, ctx, (r) =>
     r.log('canary_started', {
       stage: plan.stage,
+      promotion: plan.promotion,
       stable: stable.id,
       candidate: plan.candidate,
       phases: plan.phases.map((p) => p.agents.length),
