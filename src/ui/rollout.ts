@@ -21,12 +21,18 @@ export function renderCanary(
     head,
     `  stable     ${p.stable.id} (${p.stable.ref}, config ${p.stable.config_hash})`,
     `  candidate  ${p.candidate.ref}, config ${p.candidate.config_hash}${changes.length ? `; ${changes.join(' ')}` : ''}${p.candidate.agents_dir ? `; agents from ${p.candidate.agents_dir}` : ''}`,
+    // older canary states have no code
+    p.candidate.code
+      ? `  code       ${p.candidate.code.action ?? `${p.candidate.code.version ? `${p.candidate.code.version}, ` : ''}${p.candidate.code.source}${p.candidate.code.integrity ? ` (${p.candidate.code.integrity.slice(0, 23)}…)` : ''}`}`
+      : '',
     ...p.phases.map(
       (ph, i) =>
         `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${a.interval_ms} ms` : ''}`,
     ),
     `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
-  ].join('\n');
+  ]
+    .filter(Boolean)
+    .join('\n');
 }
 
 const MARK: Record<MeasurementStatus, (c: ChalkInstance) => string> = {

@@ -14,6 +14,7 @@ import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { operator, sealRelease } from '../deploy/releases.js';
 import { checkIncidentRecords } from '../incident/store.js';
+import { buildRef, installWithProgress, previewRelease } from '../release/install.js';
 import type { OpContext } from '../shared.js';
 import { type CanaryOptions, planCanary } from './canary-plan.js';
 import { CanaryRunner, describeStep } from './canary-run.js';
@@ -100,11 +101,21 @@ async function locked<T>(
 }
 
 export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContext) {
-  const { plan, stable, candidate } = await planCanary(o, ctx);
-  if (dryRun) return { plan, applied: false as const, state: null };
-  // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is left.
-  const { s, lock } = await locked(o, `canary ${plan.canary_id}`, ctx, async (lock) => {
+  if (dryRun) {
+    const preview = o.release ? { preview: await previewRelease(o.state, o.release, ctx) } : undefined;
+    const { plan } = await planCanary(o, ctx, preview);
+    return { plan, applied: false as const, install: null, state: null };
+  }
+  // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is
+  // left. The candidate's code is installed under it too, so no deploy prunes it meanwhile.
+  const { s, lock, plan, stable, install } = await locked(o, 'canary', ctx, async (lock) => {
     refuseUnfinished(await readCanary(o.state));
+    const install = await installWithProgress(o.state, o.release, o.progress, ctx);
+    const { plan, stable, candidate } = await planCanary(
+      o,
+      ctx,
+      install ? { build: buildRef(install.build) } : undefined,
+    );
     const now = new Date(ctx.clock.now()).toISOString();
     const s: CanaryState = {
       plan,
@@ -124,9 +135,10 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
       // Sealed before anything is written: the --set secrets go to the secrets file, by name.
       candidate_release: sealRelease(o.state, { ...candidate, who: operator(ctx.env) }),
       stable_release: stable,
+      ...(o.keepReleases ? { keep_releases: o.keepReleases } : {}),
     };
     await writeCanary(o.state, s);
-    return { s, lock };
+    return { s, lock, plan, stable, install };
   });
   await drive(s, lock, o, ctx, (r) =>
     r.log('canary_started', {
@@ -136,7 +148,7 @@ export async function runCanary(o: CanaryOptions, dryRun: boolean, ctx: OpContex
       phases: plan.phases.map((p) => p.agents.length),
     }),
   );
-  return { plan, applied: true as const, state: publicState(s) };
+  return { plan, applied: true as const, install, state: publicState(s) };
 }
 
 const noCanary = (state: StateDir) =>
