@@ -105,6 +105,20 @@ describe('deploy --release <tarball>', () => {
       'deploy-signaling-1',
     ]);
 
+    // A canary of another build: its dry run names what it would install, and the candidate differs
+    // from one without --release (another code, another config hash).
+    const v2 = await packRelease(path.join(dir, 'packs'), { version: '0.2.0' });
+    const plan = async (more: string[]) => {
+      const r = await cli(['canary', '--stage', 'staging', '--dry-run', '--json', ...more], state);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).plan.candidate;
+    };
+    const [same, other] = await Promise.all([plan([]), plan(['--release', v2])]);
+    expect(same).toMatchObject({ code: { id: build.id, version: PACKAGE_VERSION } });
+    expect(other).toMatchObject({ ref: '0.2.0', code: { version: '0.2.0', integrity: sha512(v2) } });
+    expect(other.code.action).toContain('npm install --omit=dev --offline');
+    expect(other.config_hash).not.toBe(same.config_hash);
+
     // The same tarball again is the installed release: a deploy would use it, not install it again.
     const again = await cli([...args, '--dry-run', '--json'], state);
     expect(again.code, again.stderr).toBe(0);

@@ -1,8 +1,11 @@
 // What `--release SOURCE` names (src/ops/release/source.ts), and which installed releases are kept.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type Release, recordRelease } from '../../src/ops/deploy/releases.js';
+import { listBuilds } from '../../src/ops/release/install.js';
 import { resolveSource } from '../../src/ops/release/source.js';
+import { openStateDir } from '../../src/state/state-dir.js';
 import { systemExec } from '../../src/util/exec.js';
 import { tempDir } from '../helpers/cli.js';
 
@@ -44,5 +47,55 @@ describe('resolveSource', () => {
         code: 'release_unknown',
         exitCode: 2,
       });
+  });
+});
+
+describe('kept releases', () => {
+  it('the installed code of the records kept stays; the rest is removed with its records', async () => {
+    const state = openStateDir(path.join(dir, 'state'));
+    const build = (id: string) => {
+      mkdirSync(state.releaseBuild(id), { recursive: true });
+      const b = {
+        id,
+        name: 'ifmesh',
+        version: id,
+        source: { kind: 'tarball' as const, spec: `/x/${id}.tgz` },
+        integrity: `sha512-${id}`,
+        bin: path.join(state.releaseBuild(id), 'node_modules/ifmesh/dist/bin/ifmesh.js'),
+      };
+      writeFileSync(
+        path.join(state.releaseBuild(id), 'release.json'),
+        JSON.stringify({
+          ...b,
+          dir: state.releaseBuild(id),
+          installed_at: `2026-01-0${id.length}`,
+          npm_mode: 'offline',
+          node: 'node',
+        }),
+      );
+      return b;
+    };
+    const record = (id: string, b: ReturnType<typeof build>): Release => ({
+      id,
+      deployment_id: id,
+      ref: b.version,
+      config_hash: 'h',
+      created_at: `2026-01-01T00:00:0${id.length}Z`,
+      processes: [],
+      agents: [],
+      agent_specs: [],
+      build: b,
+    });
+    const v1 = build('v1');
+    const stray = build('stray');
+    await recordRelease(state, record('r1', v1));
+    // Code no kept record names and no process runs is removed at once.
+    expect(listBuilds(state).map((b) => b.id)).toEqual(['v1']);
+    expect(existsSync(state.releaseBuild(stray.id))).toBe(false);
+    const v22 = build('v22');
+    // keep 1: r1's record goes, and v1's code with it; v22 is r22's.
+    await recordRelease(state, record('r22', v22), 1);
+    expect(listBuilds(state).map((b) => b.id)).toEqual(['v22']);
+    expect(existsSync(state.releaseBuild('v1'))).toBe(false);
   });
 });
