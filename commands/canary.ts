@@ -26,6 +26,8 @@ interface Flags extends ConfigFlags {
   freezeOnFailure?: boolean;
   agentsDir?: string;
   release?: string;
+  label?: string;
+  keepReleases: string;
   dryRun?: boolean;
   stateDir?: string;
   witness?: string;
@@ -67,10 +69,12 @@ export function register(cmd: Command, io: CommandIo): void {
     )
     .option('--agents-dir <dir>', "the candidate's agent configs (default: the stable release's)")
     .option(
-      '--release <ref>',
-      "the candidate's version or git ref (default: the stable one's); with --stage production, also the id of a release staging promoted (its ref and --set changes)",
+      '--release <source>',
+      "the candidate's code, installed once into <state>/releases/<id>/: a tarball, a directory, a git ref of the checkout or an npm spec (default: the stable release's); with --stage production, also the id of a release staging promoted (its code and --set changes)",
     )
     .option('--force', 'with --stage production: take a release that staging did not promote')
+    .option('--label <name>', "the candidate's name in `releases` (default: its version)")
+    .option('--keep-releases <n>', 'release records, and their installed code, kept for rollback', '10')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
     .option('--dry-run', 'print the plan and change nothing')
@@ -110,6 +114,8 @@ export function register(cmd: Command, io: CommandIo): void {
           set: flags.set ?? {},
           agentsDir: flags.agentsDir ? path.resolve(ctx.cwd, flags.agentsDir) : undefined,
           release: flags.release,
+          label: flags.label,
+          keepReleases: intFlag(flags.keepReleases, '--keep-releases', 1, 1000),
           config,
           cwd: ctx.cwd,
           progress,

@@ -15,6 +15,8 @@ interface Flags extends ConfigFlags {
   deploymentId?: string;
   agentsDir: string;
   release?: string;
+  label?: string;
+  keepReleases: string;
   dryRun?: boolean;
   stateDir?: string;
   witness?: string;
@@ -32,7 +34,12 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--instances <n>', 'signaling instances, on consecutive ports from --base-port', '2')
     .option('--deployment-id <id>', 'names this deployment in events and the release record')
     .option('--agents-dir <dir>', 'agent configs to validate and start', 'config/agents')
-    .option('--release <ref>', 'version or git ref recorded with the release (default: the package version)')
+    .option(
+      '--release <source>',
+      "the code to deploy, installed once into <state>/releases/<id>/: a tarball, a directory, a git ref of the checkout or an npm spec (default: the running ifmesh's own)",
+    )
+    .option('--label <name>', 'name of the release in `releases` and `rollback NAME` (default: its version)')
+    .option('--keep-releases <n>', 'release records, and their installed code, kept for rollback', '10')
     .option(
       '--base-port <n>',
       "port of the first signaling instance (default: the env file's SIGNALING_PORT, 8443)",
@@ -70,6 +77,8 @@ export function register(cmd: Command, io: CommandIo): void {
           nginxPort: intFlag(flags.nginxPort, '--nginx-port', 1024, 65_000),
           deploymentId: flags.deploymentId,
           release: flags.release,
+          label: flags.label,
+          keepReleases: intFlag(flags.keepReleases, '--keep-releases', 1, 1000),
           config: resolveWitness(loaded, flags.witness, state),
           cwd: ctx.cwd,
           progress,
@@ -95,6 +104,11 @@ export function register(cmd: Command, io: CommandIo): void {
           r.applied
             ? `${c.green('✓ deployed')} ${r.plan.deployment_id} (${r.plan.release_ref}, config ${r.plan.config_hash})`
             : `${c.bold('plan')} for ${r.plan.deployment_id} (dry run: nothing changed)`,
+          r.build
+            ? `  release    ${r.build.build.name}@${r.build.build.version} ${r.build.build.integrity.slice(0, 23)}… in ${r.build.build.dir}${r.build.installed ? '' : ' (already installed)'}`
+            : r.plan.release
+              ? `  release    ${r.plan.release.action}${r.plan.release.integrity ? ` (${r.plan.release.integrity.slice(0, 23)}…)` : ''}`
+              : '',
           ...r.plan.instances.map((i) => `  signaling  ${i.name} ${i.url}`),
           r.plan.endpoints.tls
             ? `  tls        ${r.plan.endpoints.tls.cert}${r.plan.endpoints.tls.ca ? ` (verified against ${r.plan.endpoints.tls.ca})` : ''}`
@@ -106,7 +120,7 @@ export function register(cmd: Command, io: CommandIo): void {
           r.plan.systemd
             ? `  systemd    units in ${r.plan.systemd.unit_dir}, run as ${r.plan.systemd.user} (${r.plan.systemd.units.join(', ')})`
             : '',
-          r.release_file ? c.dim(`  release    ${r.release_file}`) : '',
+          r.release_file ? c.dim(`  record     ${r.release_file}`) : '',
         ]
           .filter(Boolean)
           .join('\n'),

@@ -49,6 +49,7 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `${c.green('✓ rolled back')} from ${x.plan.from.id} (${x.plan.from.ref}) to ${x.plan.to.id} (${x.plan.to.ref})`
             : `${c.bold('plan')}: roll back from ${x.plan.from.id} (${x.plan.from.ref}) to ${x.plan.to.id} (${x.plan.to.ref}) (dry run: nothing changed)`,
           `  agents     ${x.plan.agents.join(', ')}`,
+          `  code       ${x.plan.code.changes ? `${x.plan.code.from} → ${x.plan.code.to}; signaling restarted one at a time: ${x.plan.signaling.join(', ') || 'none recorded'}` : `${x.plan.code.to} (unchanged)`}`,
           `  reason     ${x.plan.reason} (by ${x.plan.operator})`,
         ].join('\n'),
       );

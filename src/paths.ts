@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,4 +20,10 @@ export function packageRoot(): string {
 
 export function fixturePath(...parts: string[]): string {
   return path.join(packageRoot(), 'fixtures', ...parts);
+}
+
+/** The installed package's version (its package.json): what `--version` prints and releases record. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string })
+    .version;
 }

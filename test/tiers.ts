@@ -5,6 +5,9 @@
 export const FULL_ONLY = [
   // The canary runner SIGKILLed at each of its four boundaries, resumed and aborted (~2 min).
   'test/e2e/rollout-crash.test.ts',
+  // Three packed builds of the project installed, a faulty one canaried and rolled back, a good one
+  // promoted and rolled back across builds (~3 min); the quick tier keeps release.test.ts.
+  'test/e2e/release-canary.test.ts',
   // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
   'test/e2e/rollout-operator.test.ts',
   // Two stages on real fleets (staging plain, production with TLS, an https witness and every

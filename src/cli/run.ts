@@ -1,11 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, InterruptedError, toIfmeshError, UsageError } from '../errors.js';
+import { packageVersion } from '../paths.js';
 import { createOutput, renderError } from '../ui/output.js';
 import type { Context } from './context.js';
 import { type CommandIo, commands } from './registry.js';
 import { trustFromFlagOrEnv } from './tls.js';
 
-export const VERSION = '0.1.0';
+export const VERSION = packageVersion();
 
 function examplesText(examples: string[]): string {
   return examples.length ? `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n` : '';

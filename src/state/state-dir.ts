@@ -51,6 +51,10 @@ export function openStateDir(root: string) {
     releases: at('releases'),
     releaseFile: (id: string) => at('releases', `${id}.json`),
     currentRelease: at('releases', 'current'),
+    /** An installed release (src/ops/release/install.ts): its npm prefix, manifest and tarball. */
+    releaseBuild: (id: string) => at('releases', id),
+    /** Native modules of the running ifmesh offered to release installs (prebuild-install's local prebuilds). */
+    releasePrebuilds: at('releases', '.prebuilds'),
     /** Locks: `deploy` now; incidents and maintenance take their own later. */
     lock: (name: string) => at(`${name}.lock`),
     reports: at('reports'),

@@ -21,6 +21,10 @@ export function renderCanary(
     head,
     `  stable     ${p.stable.id} (${p.stable.ref}, config ${p.stable.config_hash})`,
     `  candidate  ${p.candidate.ref}, config ${p.candidate.config_hash}${changes.length ? `; ${changes.join(' ')}` : ''}${p.candidate.agents_dir ? `; agents from ${p.candidate.agents_dir}` : ''}`,
+    // older canary states have no code
+    p.candidate.code
+      ? `  code       ${p.candidate.code.action ?? `${p.candidate.code.version ? `${p.candidate.code.version}, ` : ''}${p.candidate.code.source}${p.candidate.code.integrity ? ` (${p.candidate.code.integrity.slice(0, 23)}…)` : ''}`}`
+      : '',
     ...p.phases.map(
       (ph, i) =>
         `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${a.interval_ms} ms` : ''}`,

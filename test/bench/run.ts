@@ -6,6 +6,7 @@ import { benchAgent } from './agent.js';
 import { benchCluster } from './cluster.js';
 import { benchCrypto } from './crypto.js';
 import { missedTargets, type Row, table, writeReadmeBlock } from './lib.js';
+import { benchRelease } from './release.js';
 import { benchSignaling } from './signaling.js';
 import { benchStack } from './stack.js';
 import { benchStartup } from './startup.js';
@@ -24,6 +25,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   agent: benchAgent,
   cluster: benchCluster,
   stack: benchStack,
+  release: benchRelease,
 };
 
 const unknown = only.filter((name) => !(name in suites));

@@ -75,7 +75,7 @@ describe('ifmesh deploy with TLS', () => {
           base,
           nginxPort,
           state,
-          more: ['--config', 'tls.env', '--release', release],
+          more: ['--config', 'tls.env', '--label', release],
         }),
         { cwd: dir, env, timeoutMs: 90_000 },
       );

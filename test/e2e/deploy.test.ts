@@ -119,7 +119,7 @@ describe('ifmesh deploy', () => {
         String(base),
         '--nginx-port',
         String(nginxPort),
-        '--release',
+        '--label',
         'v-test',
         // This test kills an instance and watches the agents move: nothing may restart it.
         '--supervisor',
@@ -185,7 +185,7 @@ describe('ifmesh deploy', () => {
         String(base),
         '--nginx-port',
         String(nginxPort),
-        '--release',
+        '--label',
         'v-test-2',
         '--supervisor',
         'none',

@@ -70,7 +70,7 @@ export async function deployed(name: string, refs: string[] = ['v1']): Promise<s
         String(base),
         '--nginx-port',
         String(nginx),
-        '--release',
+        '--label',
         ref,
         '--state-dir',
         state,

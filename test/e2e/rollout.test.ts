@@ -38,7 +38,7 @@ describe('ifmesh canary', () => {
         '1,100%',
         ...WINDOW,
         ...RTT_BUDGET,
-        '--release',
+        '--label',
         'v2',
         '--set',
         'TURN_PASSWORD=canary-secret-e2e',

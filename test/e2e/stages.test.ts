@@ -127,7 +127,7 @@ describe('stages are environments', () => {
     for (const stage of ['staging', 'production'] as const) {
       const nginx = stage === 'staging' ? ports.stagingNginx : ports.productionNginx;
       const d = await json(
-        ['deploy', '--stage', stage, '--instances', '1', '--nginx-port', String(nginx), '--release', 'v1'],
+        ['deploy', '--stage', stage, '--instances', '1', '--nginx-port', String(nginx), '--label', 'v1'],
         90_000,
       );
       expect(d.code, d.stderr).toBe(0);
@@ -170,7 +170,7 @@ describe('stages are environments', () => {
       '--stage',
       'staging',
       ...PASSING,
-      '--release',
+      '--label',
       'v2',
       '--set',
       'TURN_FALLBACK_TIMEOUT_MS=4000',
@@ -182,15 +182,7 @@ describe('stages are environments', () => {
 
     // Production: a release staging did not promote (v3) is refused before anything moves.
     const before = await fleet('production');
-    const refused = await cli([
-      'canary',
-      '--stage',
-      'production',
-      '--release',
-      'v3',
-      ...WINDOW,
-      ...RTT_BUDGET,
-    ]);
+    const refused = await cli(['canary', '--stage', 'production', '--label', 'v3', ...WINDOW, ...RTT_BUDGET]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(
       new RegExp(
@@ -199,7 +191,7 @@ describe('stages are environments', () => {
     );
     expect((await fleet('production')).map((c) => c.pid)).toEqual(before.map((c) => c.pid));
     // … and taken with --force (planned: the check is the same in a dry run).
-    const forced = await json(['canary', '--stage', 'production', '--release', 'v3', '--force', '--dry-run']);
+    const forced = await json(['canary', '--stage', 'production', '--label', 'v3', '--force', '--dry-run']);
     expect(forced.code, forced.stderr).toBe(0);
     expect(forced.out.plan.promotion).toMatchObject({ requires: 'staging', passed_as: null, forced: true });
 

@@ -123,7 +123,7 @@ describe('stages', () => {
       'canary',
       '--stage',
       'production',
-      '--release',
+      '--label',
       'v2',
       '--set',
       'ICE_TRANSPORT_POLICY=relay',
@@ -140,13 +140,13 @@ describe('stages', () => {
     for (const [args, why] of [
       [['--release', 'stg-canary-v3'], 'staging promoted stg-canary-v2 (v2), but ref v3 is not v2'],
       // The same ref with a change staging never ran.
-      [['--release', 'v2'], 'staging promoted stg-canary-v2 (v2), but its --set ICE_TRANSPORT_POLICY differ'],
+      [['--label', 'v2'], 'staging promoted stg-canary-v2 (v2), but its --set ICE_TRANSPORT_POLICY differ'],
     ] as const) {
       const r = await cli(['canary', '--stage', 'production', ...args]);
       expect(r.code).toBe(2);
       const ref = args[1] === 'v2' ? 'v2' : 'v3';
       expect(r.stderr).toBe(
-        `error: release ${ref} did not pass staging: ${why}\nhint: canary it there first (\`ifmesh canary --stage staging --release ${ref}\`), then pass the promoted release's id to --release; --force promotes it anyway\n`,
+        `error: release ${ref} did not pass staging: ${why}\nhint: canary it there first (\`ifmesh canary --stage staging\` with the same --release and --set), then pass the promoted release's id to --release; --force promotes it anyway\n`,
       );
     }
     // Nothing was started or written in production.
@@ -155,15 +155,15 @@ describe('stages', () => {
   });
 
   it('takes it anyway with --force, saying so in the plan', async () => {
-    const r = await json(['canary', '--stage', 'production', '--release', 'v3', '--force', '--dry-run']);
+    const r = await json(['canary', '--stage', 'production', '--label', 'v3', '--force', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.out.plan.promotion).toMatchObject({ passed_as: null, forced: true });
-    const human = await cli(['canary', '--stage', 'production', '--release', 'v3', '--force', '--dry-run']);
+    const human = await cli(['canary', '--stage', 'production', '--label', 'v3', '--force', '--dry-run']);
     expect(human.stdout).toContain('  stage      production; did not pass staging: promoted with --force');
   });
 
   it('has no promotion check outside production, and --force says it has nothing to lift there', async () => {
-    const r = await json(['canary', '--stage', 'staging', '--release', 'v9', '--dry-run']);
+    const r = await json(['canary', '--stage', 'staging', '--label', 'v9', '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.out.plan).toMatchObject({ stage: 'staging', promotion: null, candidate: { ref: 'v9' } });
     const forced = await cli(['canary', '--stage', 'staging', '--force', '--dry-run']);

@@ -170,7 +170,7 @@ describe('the same release', () => {
       'release v3 did not pass staging: staging promoted c-ok (v2), but ref v3 is not v2',
     );
     expect(err.hint).toMatch(
-      /^canary it there first \(`ifmesh canary --stage staging --release v3`\).*--force/,
+      /^canary it there first \(`ifmesh canary --stage staging` with the same --release and --set\).*--force/,
     );
     expect(await checkPromotion({ ...v2, ref: 'v3' }, { ...input, force: true })).toMatchObject({
       passed_as: null,

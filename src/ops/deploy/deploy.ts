@@ -16,7 +16,7 @@ import {
 } from '../../errors.js';
 import { applyNginx } from '../../exec/nginx.js';
 import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
-import { packageRoot } from '../../paths.js';
+import { packageVersion } from '../../paths.js';
 import { requireFreeSpace } from '../../state/free-space.js';
 import { withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -30,6 +30,14 @@ import { unitNameOf } from '../fleet/systemd-units.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { checkIncidentRecords } from '../incident/store.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
+import {
+  buildRef,
+  type InstallReport,
+  installWithProgress,
+  ownBin,
+  previewRelease,
+  type SourcePreview,
+} from '../release/install.js';
 import { agentProcessName, moveAgent, registrations } from '../rollout/agents.js';
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
@@ -44,7 +52,12 @@ export interface DeployOptions {
   basePort: number;
   nginxPort: number;
   deploymentId: string | undefined;
+  /** The code to deploy (src/ops/release/source.ts); undefined: the running ifmesh's own. */
   release: string | undefined;
+  /** The release's name in `releases` and `rollback NAME` (default: its version). */
+  label?: string | undefined;
+  /** Release records (and their installed code) kept; older ones are removed. */
+  keepReleases?: number;
   config: MeshConfig;
   cwd: string;
   progress: Progress;
@@ -65,6 +78,8 @@ export interface DeployOptions {
 export interface DeployPlan {
   deployment_id: string;
   release_ref: string;
+  /** `--release`: what would be installed (dry run), or what was; null: the running ifmesh's code. */
+  release: SourcePreview | null;
   config_hash: string;
   instances: { name: string; port: number; url: string }[];
   nginx: {
@@ -91,6 +106,8 @@ export interface DeployPlan {
 export interface DeployReport {
   plan: DeployPlan;
   applied: boolean;
+  /** The installed release the processes run (null: the running ifmesh's code). */
+  build: InstallReport | null;
   registered: string[];
   release_file: string | null;
 }
@@ -163,6 +180,7 @@ export function buildPlan(
   version: string,
   now: number,
   redis: { url: string; start: boolean } | null = null,
+  release: SourcePreview | null = null,
 ): DeployPlan {
   const endpoints = planEndpoints(o.config, o.caFile);
   const at = (port: number) => `${endpoints.scheme}://${urlHost(endpoints.dial_host)}:${port}`;
@@ -195,7 +213,8 @@ export function buildPlan(
     : null;
   return {
     deployment_id: o.deploymentId ?? `deploy-${now}-${randomBytes(2).toString('hex')}`,
-    release_ref: o.release ?? version,
+    release_ref: o.label ?? (release?.version ? `${release.name}@${release.version}` : version),
+    release,
     config_hash: hash,
     instances,
     nginx: ng,
@@ -227,11 +246,11 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   // PRODUCTION_MODE=true: refused (exit 2, every failing rule named) before anything is read or started.
   await refuseUnlessProductionReady({ envFile: undefined, ...o.production, config: o.config });
   const agents = await loadAgentConfigs(o.agentsDir, o.cwd);
-  const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
-    .version as string;
+  const version = packageVersion();
   const redis = await deployRedis(o, ctx);
-  const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now(), redis);
-  if (dryRun) return { plan, applied: false, registered: [], release_file: null };
+  const preview = o.release ? await previewRelease(o.state, o.release, ctx) : null;
+  const plan = buildPlan(o, agents, await hasBinary(ctx, 'nginx'), version, ctx.clock.now(), redis, preview);
+  if (dryRun) return { plan, applied: false, build: null, registered: [], release_file: null };
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   checkIncidentRecords(o.state);
@@ -246,7 +265,9 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];
       const node = process.execPath;
-      const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
+      // The release's code installed once (kept for rollback), before anything is stopped.
+      const build = await installWithProgress(o.state, o.release, o.progress, ctx);
+      const bin = build?.build.bin ?? ownBin();
       const witness = openWitness(
         { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: o.state },
         `deploy-${plan.deployment_id}`,
@@ -345,6 +366,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           // An agent verifies wss:// against the CA this deploy was given, after any restart too.
           env: o.caFile ? { IFMESH_CA_FILE: o.caFile } : ({} as Record<string, string>),
           cwd: o.cwd,
+          ...(build ? { bin: build.build.bin } : {}),
         }));
         for (const spec of specs) {
           await moveAgent(sup, spec);
@@ -403,8 +425,9 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           who: operator(ctx.env),
           outcome: 'deployed',
           agent_specs: specs,
+          ...(build ? { build: buildRef(build.build) } : {}),
         };
-        const file = await recordRelease(o.state, release);
+        const file = await recordRelease(o.state, release, o.keepReleases);
         // Units are systemd's to restart; the local supervisor watches local processes only.
         if (o.supervise !== false && !o.systemd) {
           const watchdog = await ensureWatchdog(sup, ctx);
@@ -414,7 +437,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
             `${watchdog.detail}: restarts a dead service`,
           );
         }
-        return { plan, applied: true, registered: [...registered].sort(), release_file: file };
+        return { plan, applied: true, build, registered: [...registered].sort(), release_file: file };
       } catch (err) {
         // A failed deploy stops what it started, its own Redis too (one an earlier deploy started stays).
         o.progress.step(

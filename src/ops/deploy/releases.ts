@@ -20,6 +20,7 @@ import { CheckFailedError, StateCorruptError } from '../../errors.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { type BuildRef, ownBin, pruneBuilds } from '../release/install.js';
 
 /** How one agent of a release is started: its config, where it connects, its --set overrides (as env). */
 export interface AgentSpec {
@@ -32,6 +33,8 @@ export interface AgentSpec {
   /** Secret overrides: environment key -> the name its value is kept under in the state's secrets file. */
   secret_env?: Record<string, string>;
   cwd: string;
+  /** The entry script the agent runs with this node: its release's (src/ops/release/install.ts); absent, the running ifmesh's. */
+  bin?: string;
 }
 
 /** What became of a release: deployed, promoted by a canary, failed a canary, or rolled back from. */
@@ -63,7 +66,12 @@ export interface Release {
   agent_specs?: AgentSpec[];
   /** A canary's candidate: its --set changes, secrets as [redacted] (what promotion compares). */
   changes?: Record<string, string>;
+  /** The installed code it runs (`--release`); absent: the running ifmesh's own. */
+  build?: BuildRef;
 }
+
+/** The entry script the release's signaling instances run: its build's, else the running ifmesh's. */
+export const releaseBin = (r: Pick<Release, 'build'>): string => r.build?.bin ?? ownBin();
 
 /** Who runs this: $IFMESH_OPERATOR, else the login name. */
 export function operator(env: Record<string, string | undefined>): string {
@@ -142,6 +150,9 @@ export async function recordRelease(state: StateDir, r: Release, keep = 10, curr
     .sort();
   for (const old of all.slice(0, Math.max(0, all.length - keep)))
     if (old !== `${cur}.json`) unlinkSync(path.join(dir, old));
+  // The installed code of the releases kept stays installed (rollback is a switch); the rest goes.
+  const kept = await listReleases(state);
+  pruneBuilds(state, new Set(kept.flatMap((k) => (k.build ? [k.build.id] : []))));
   return file;
 }
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import { listProcesses, type ProcessRecord, readProcess } from '../../state/processes.js';
+import { type LaunchSpec, listProcesses, type ProcessRecord, readProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
@@ -100,6 +100,11 @@ export interface RestartOptions {
   /** Restart even a process that runs and answers (certs rotate: to load a new certificate). */
   evenIfHealthy?: boolean;
   timeoutMs?: number;
+  /**
+   * Starts it from this spec instead of the recorded one, and records it (a release's rolling
+   * restart: the same instance on another release's entry script).
+   */
+  launch?: LaunchSpec;
 }
 
 /**
@@ -132,7 +137,8 @@ export async function restartRecorded(
       };
     // A unit is restarted by systemctl restart (restartFromRecord); a local process is stopped first.
     if (running !== undefined && rec.supervisor !== 'systemd') await sup.stop(name, 5_000);
-    const fresh: ProcessRecord = readProcess(state, name) ?? rec;
+    const recorded: ProcessRecord = readProcess(state, name) ?? rec;
+    const fresh = o.launch ? { ...recorded, spec: o.launch } : recorded;
     const pid = sup.restartFromRecord(fresh, o.why);
     if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS)) {
       const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];

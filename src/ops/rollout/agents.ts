@@ -1,18 +1,20 @@
 // Moving agents between releases one at a time: the unit deploy, canary and rollback share. An agent
 // keeps its process name (deploy-agent-<id>) whichever release it runs, so `status` and `down` see
 // one process per agent.
-import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import { httpUrlOf, SignalingClient } from '../../clients/signaling.js';
-import { packageRoot } from '../../paths.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { type AgentSpec, type Release, specEnv } from '../deploy/releases.js';
 import type { Supervisor } from '../fleet/supervisor.js';
+import { ownBin } from '../release/install.js';
 
 export const agentProcessName = (id: string) => `deploy-agent-${id}`;
 
-/** Starts the agent on `spec`, its secret overrides read back from the state's secrets file. */
+/**
+ * Starts the agent on `spec` with its release's entry script (the running ifmesh's when the release
+ * has no installed code), its secret overrides read back from the state's secrets file.
+ */
 export function startAgent(sup: Supervisor, spec: AgentSpec): number {
   const env = specEnv(sup.state, spec);
   return sup.start({
@@ -20,7 +22,7 @@ export function startAgent(sup: Supervisor, spec: AgentSpec): number {
     role: 'agents',
     command: process.execPath,
     args: [
-      path.join(packageRoot(), 'dist/bin/ifmesh.js'),
+      spec.bin ?? ownBin(),
       'agent',
       'run',
       '--config',

@@ -9,6 +9,7 @@ import type { Progress } from '../../ui/progress.js';
 import { loadAgentConfigs } from '../deploy/deploy.js';
 import { type AgentSpec, currentRelease, isSecretKey, type Release } from '../deploy/releases.js';
 import type { Thresholds } from '../monitoring/thresholds.js';
+import type { BuildRef, SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
 import { CANARY_GATES, DEFAULT_REQUIRED } from './analysis.js';
 import type { CanaryPhase, CanaryPlan } from './canary-state.js';
@@ -33,7 +34,12 @@ export interface CanaryOptions {
   freezeOnFailure: boolean;
   set: Record<string, string>;
   agentsDir: string | undefined;
+  /** The candidate's code (src/ops/release/source.ts); undefined: the stable release's. */
   release: string | undefined;
+  /** The candidate's name in `releases` (default: its version, else the stable one's name). */
+  label?: string | undefined;
+  /** Release records (and their installed code) kept. */
+  keepReleases?: number;
   config: MeshConfig;
   cwd: string;
   progress: Progress;
@@ -73,12 +79,13 @@ export function buildCanaryPlan(
     | 'freezeOnFailure'
     | 'set'
     | 'agentsDir'
-    | 'release'
+    | 'label'
   >,
   stable: Release,
   candidateHash: string,
   now: number,
   rand: string,
+  code: CanaryPlan['candidate']['code'] = codeOf(stable.build),
 ): CanaryPlan {
   const unknown = o.optionalGates.filter((g) => !(CANARY_GATES as readonly string[]).includes(g));
   if (unknown.length)
@@ -103,12 +110,14 @@ export function buildCanaryPlan(
     stable: { id: stable.id, ref: stable.ref, config_hash: stable.config_hash },
     candidate: {
       id,
-      ref: o.release ?? stable.ref,
+      // Named by its version when it runs other code than the stable release, else by the stable's name.
+      ref: o.label ?? (code.version && code.id !== (stable.build?.id ?? null) ? code.version : stable.ref),
       config_hash: candidateHash,
       changes: Object.fromEntries(
         Object.entries(o.set).map(([k, v]) => [k, isSecretKey(k) ? '[redacted]' : v]),
       ),
       agents_dir: o.agentsDir ?? null,
+      code,
     },
     phases,
     analysis: {
@@ -123,7 +132,18 @@ export function buildCanaryPlan(
   };
 }
 
-async function candidateSpecs(o: CanaryOptions, stable: Release): Promise<AgentSpec[]> {
+/** The plan's view of a release's installed code (none: the running ifmesh's). */
+export function codeOf(b: BuildRef | undefined): CanaryPlan['candidate']['code'] {
+  return b
+    ? { id: b.id, version: b.version, integrity: b.integrity, source: `${b.source.kind} ${b.source.spec}` }
+    : { id: null, version: null, integrity: null, source: 'the running ifmesh' };
+}
+
+async function candidateSpecs(
+  o: CanaryOptions,
+  stable: Release,
+  build: BuildRef | undefined,
+): Promise<AgentSpec[]> {
   if (!stable.agent_specs)
     throw new UsageError(
       `release ${stable.id} was recorded before ifmesh kept how its agents start`,
@@ -140,15 +160,25 @@ async function candidateSpecs(o: CanaryOptions, stable: Release): Promise<AgentS
         `${o.agentsDir} has no config for agent ${s.agent_id} of the stable release`,
         'a canary changes the agents the release runs; add its config or use the stable directory',
       );
-    return { ...s, config, env: { ...s.env, ...o.set } };
+    const { bin: _stableBin, ...rest } = s;
+    return { ...rest, config, env: { ...s.env, ...o.set }, ...(build ? { bin: build.bin } : {}) };
   });
 }
 
-export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>) {
+/**
+ * The canary's plan and candidate. `code`: the installed `--release` the candidate runs (undefined:
+ * the stable release's code), or in a dry run the preview of what would be installed.
+ */
+export async function planCanary(
+  o: CanaryOptions,
+  ctx: Pick<OpContext, 'clock'>,
+  code?: { build: BuildRef } | { preview: SourcePreview },
+) {
   const stable = await currentRelease(o.state);
   if (!stable)
     throw new UsageError(`no current release in ${o.state.root}`, 'deploy one first with `ifmesh deploy`');
-  const specs = await candidateSpecs(o, stable);
+  const build = code && 'build' in code ? code.build : stable.build;
+  const specs = await candidateSpecs(o, stable, build);
   // A secret enters the hash salted with a value kept nowhere: a recorded config hash must not let
   // anyone test guesses of a TURN password against it.
   const salt = randomBytes(16);
@@ -158,6 +188,9 @@ export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>
     .update(
       JSON.stringify({
         stable: stable.config_hash,
+        // The code is part of what changes: another release is another candidate.
+        code:
+          code && 'preview' in code ? (code.preview.integrity ?? code.preview.source.spec) : build?.integrity,
         specs: specs.map((s) => [
           s.config,
           Object.entries(s.env).map(([k, v]) => [k, blind(k, v)]),
@@ -167,7 +200,17 @@ export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>
     )
     .digest('hex')
     .slice(0, 16);
-  const plan = buildCanaryPlan(o, stable, hash, ctx.clock.now(), randomBytes(2).toString('hex'));
+  const planCode =
+    code && 'preview' in code
+      ? {
+          id: code.preview.id,
+          version: code.preview.version,
+          integrity: code.preview.integrity,
+          source: `${code.preview.source.kind} ${code.preview.source.path ?? code.preview.source.spec}`,
+          action: code.preview.action,
+        }
+      : codeOf(build);
+  const plan = buildCanaryPlan(o, stable, hash, ctx.clock.now(), randomBytes(2).toString('hex'), planCode);
   const candidate: Release = {
     ...stable,
     id: plan.canary_id,
@@ -177,6 +220,7 @@ export async function planCanary(o: CanaryOptions, ctx: Pick<OpContext, 'clock'>
     changes: plan.candidate.changes,
     created_at: new Date(ctx.clock.now()).toISOString(),
     agent_specs: specs,
+    ...(build ? { build } : {}),
   };
   return { plan, stable, candidate };
 }

@@ -6,8 +6,9 @@ import type { MeshConfig } from '../../config/load.js';
 import { InterruptedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
-import { operator, type Release, recordRelease } from '../deploy/releases.js';
+import { operator, type Release, recordRelease, releaseBin } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import { evaluateGates, logOffsets, measure } from './analysis.js';
@@ -297,12 +298,15 @@ export class CanaryRunner {
     );
     if (missing.length)
       return this.enterRollback('failed', 'agents did not register after promotion', registeredGate(missing));
+    // Other code than the stable release's: the signaling instances roll onto it, one at a time.
+    const roll = await this.rollSignaling(this.s.candidate_release, 'promoted');
+    if (roll) return this.enterRollback('failed', roll, null);
     // Recorded before the state says completed: a runner killed in between records it again, alike.
-    await recordRelease(this.o.state, {
-      ...this.s.candidate_release,
-      outcome: 'promoted',
-      who: operator(this.ctx.env),
-    });
+    await recordRelease(
+      this.o.state,
+      { ...this.s.candidate_release, outcome: 'promoted', who: operator(this.ctx.env) },
+      this.s.keep_releases,
+    );
     await this.save({
       status: 'completed',
       step: { kind: 'done' },
@@ -327,17 +331,60 @@ export class CanaryRunner {
     });
   }
 
+  /**
+   * The signaling instances onto `r`'s code when they run another (a promotion of other code, or its
+   * rollback), then every agent registered again; a failure, described, or null.
+   */
+  private async rollSignaling(r: Release, why: string): Promise<string | null> {
+    const names = signalingNames(this.s.stable_release.processes);
+    const roll = await rollSignaling(
+      this.o.state,
+      names,
+      releaseBin(r),
+      `restarted on ${r.ref} (${r.id}): canary ${this.plan.canary_id} ${why}`,
+      this.o.progress,
+      this.ctx,
+    );
+    if (!roll.instances.some((i) => i.outcome === 'restarted' || i.outcome === 'failed')) return null;
+    this.log('canary_signaling_rolled', {
+      release: r.id,
+      instances: roll.instances.map((i) => ({ name: i.name, outcome: i.outcome })),
+    });
+    if (!roll.ok) {
+      const bad = roll.instances.find((i) => i.outcome === 'failed')!;
+      return `signaling ${bad.name} did not come back on ${r.ref}: ${bad.detail}`;
+    }
+    const all = this.s.stable_release.agents;
+    const missing = await waitRegistered(
+      this.sup,
+      all,
+      instanceUrls(this.s.stable_release),
+      this.o.registerTimeoutMs,
+      this.ctx,
+    );
+    return missing.length ? `${missing.join(', ')} did not register after signaling moved to ${r.ref}` : null;
+  }
+
   /** The canary agents back on the stable release, logged as deployment_rollback naming the cause. */
   private async rollBack(step: Extract<CanaryStep, { kind: 'rollback' }>): Promise<void> {
     const missing = await this.moveAgents([...this.s.on_candidate], 'stable', step.agents, 'rollback');
-    await recordRelease(this.o.state, { ...this.s.candidate_release, outcome: step.status }, 10, false);
+    // Signaling moved at a promotion that then failed goes back too (a no-op when it never moved).
+    const roll = await this.rollSignaling(this.s.stable_release, 'rolled back');
+    await recordRelease(
+      this.o.state,
+      { ...this.s.candidate_release, outcome: step.status },
+      this.s.keep_releases,
+      false,
+    );
     await this.save({
       status: step.status,
       step: { kind: 'done' },
       on_candidate: [],
       message: missing.length
-        ? `${step.reason}; rolled back, but ${missing.join(', ')} did not register on the stable release`
-        : `${step.reason}; ${step.agents.join(', ') || 'no agent'} on ${this.plan.stable.ref} (${this.plan.stable.id})`,
+        ? `${step.reason}; rolled back, but ${missing.join(', ')} did not register on the stable release${roll ? `; ${roll}` : ''}`
+        : roll
+          ? `${step.reason}; rolled back, but ${roll}`
+          : `${step.reason}; ${step.agents.join(', ') || 'no agent'} on ${this.plan.stable.ref} (${this.plan.stable.id})`,
     });
     const gate = this.s.failed_gate;
     this.log('deployment_rollback', {

@@ -55,6 +55,19 @@ export interface CanaryPlan {
     config_hash: string;
     changes: Record<string, string>;
     agents_dir: string | null;
+    /**
+     * The code the candidate runs: the installed `--release` (or, in a dry run, what would be
+     * installed); the stable release's when no --release is given.
+     */
+    code: {
+      version: string | null;
+      integrity: string | null;
+      source: string;
+      /** Installed release id; null when the candidate runs the running ifmesh's own code. */
+      id: string | null;
+      /** Dry run: what `--release` would install. */
+      action?: string;
+    };
   };
   phases: CanaryPhase[];
   analysis: AnalysisRules & {
@@ -111,6 +124,8 @@ export interface CanaryState {
   /** The full candidate release (its agent specs; secrets only as names in the secrets file). */
   candidate_release: Release;
   stable_release: Release;
+  /** Release records (and their installed code) kept when the outcome is recorded (default 10). */
+  keep_releases?: number;
 }
 
 const isState = (v: unknown) => {

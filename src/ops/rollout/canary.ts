@@ -14,6 +14,7 @@ import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { operator, sealRelease } from '../deploy/releases.js';
 import { checkIncidentRecords } from '../incident/store.js';
+import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
 import { type CanaryOptions, planCanary } from './canary-plan.js';
 import { CanaryRunner, describeStep } from './canary-run.js';
@@ -29,7 +30,7 @@ import {
   writeCanary,
 } from './canary-state.js';
 import { runEvents } from './events.js';
-import { checkPromotion, promotionSource } from './promotion.js';
+import { checkPromotion, promotionSource, type ReleaseIdentity } from './promotion.js';
 
 interface RunOptions {
   state: StateDir;
@@ -100,15 +101,47 @@ async function locked<T>(
   }
 }
 
+/** The candidate as the promotion check compares it: its name, its code's integrity, its changes. */
+async function candidateIdentity(
+  o: CanaryOptions,
+  ctx: OpContext,
+  preview: { preview: SourcePreview } | undefined,
+): Promise<ReleaseIdentity> {
+  const { candidate } = await planCanary(o, ctx, preview);
+  return {
+    ref: candidate.ref,
+    integrity: preview?.preview.integrity ?? candidate.build?.integrity,
+    changes: candidate.changes,
+  };
+}
+
 export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpContext) {
   const o = given.promotion ? await promotionSource(given.promotion.gateState, given) : given;
-  const { plan, stable, candidate } = await planCanary(o, ctx);
-  // Refused before anything is locked or written, in a dry run too.
-  if (o.promotion) plan.promotion = await checkPromotion(candidate, o.promotion);
-  if (dryRun) return { plan, applied: false as const, state: null };
-  // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is left.
-  const { s, lock } = await locked(o, `canary ${plan.canary_id}`, ctx, async (lock) => {
+  // What `--release` would install, for a dry run, and for a gated stage whose promotion check runs
+  // before anything is locked, installed or written (a tarball's integrity is known unpacked).
+  const preview =
+    o.release && (dryRun || o.promotion)
+      ? { preview: await previewRelease(o.state, o.release, ctx) }
+      : undefined;
+  const promotion = o.promotion
+    ? await checkPromotion(await candidateIdentity(o, ctx, preview), o.promotion)
+    : null;
+  if (dryRun) {
+    const { plan } = await planCanary(o, ctx, preview);
+    if (promotion) plan.promotion = promotion;
+    return { plan, applied: false as const, install: null, state: null };
+  }
+  // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is
+  // left. The candidate's code is installed under it too, so no deploy prunes it meanwhile.
+  const { s, lock, plan, stable, install } = await locked(o, 'canary', ctx, async (lock) => {
     refuseUnfinished(await readCanary(o.state));
+    const install = await installWithProgress(o.state, o.release, o.progress, ctx);
+    const { plan, stable, candidate } = await planCanary(
+      o,
+      ctx,
+      install ? { build: buildRef(install.build) } : undefined,
+    );
+    if (promotion) plan.promotion = promotion;
     const now = new Date(ctx.clock.now()).toISOString();
     const s: CanaryState = {
       plan,
@@ -128,9 +161,10 @@ export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpCo
       // Sealed before anything is written: the --set secrets go to the secrets file, by name.
       candidate_release: sealRelease(o.state, { ...candidate, who: operator(ctx.env) }),
       stable_release: stable,
+      ...(o.keepReleases ? { keep_releases: o.keepReleases } : {}),
     };
     await writeCanary(o.state, s);
-    return { s, lock };
+    return { s, lock, plan, stable, install };
   });
   await drive(s, lock, o, ctx, (r) =>
     r.log('canary_started', {
@@ -141,11 +175,11 @@ export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpCo
       phases: plan.phases.map((p) => p.agents.length),
     }),
   );
-  return { plan, applied: true as const, state: publicState(s) };
+  return { plan, applied: true as const, install, state: publicState(s) };
 }
 
 const noCanary = (state: StateDir) =>
-  new UsageError(`no canary in ${state.root}`, 'start one with `ifmesh canary --stage staging`');
+  new UsageError(`no canary in ${state.root}`, 'start one with `ifmesh canary`');
 
 /** `canary resume`: a canary whose runner died goes on from the step its state records. */
 export async function resumeCanary(o: RunOptions, ctx: OpContext) {
@@ -182,7 +216,7 @@ export async function decideCanary(
     if (s.status !== 'progressing' && s.status !== 'frozen')
       throw new UsageError(
         `canary ${s.plan.canary_id} is ${s.status}: nothing to ${action}`,
-        'start one with `ifmesh canary --stage staging`',
+        'start one with `ifmesh canary`',
       );
     if (action === 'promote' && s.step.kind === 'rollback')
       throw new UsageError(

@@ -3,6 +3,8 @@
 // promoted the same release in the stage before it (staging), unless --force. "The same release" is
 // decided by sameRelease() alone, here: what a release is will grow (installed code, its integrity),
 // and every check of it must grow with it.
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { PRODUCTION_STAGE } from '../../config/stage.js';
 import { UsageError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -44,7 +46,11 @@ export function releaseDifference(a: ReleaseIdentity, b: ReleaseIdentity): strin
 export const sameRelease = (a: ReleaseIdentity, b: ReleaseIdentity): boolean =>
   releaseDifference(a, b) === undefined;
 
-export const identityOf = (r: Release): ReleaseIdentity => r;
+export const identityOf = (r: Release): ReleaseIdentity => ({
+  ref: r.ref,
+  integrity: r.build?.integrity,
+  changes: r.changes,
+});
 
 /** The promotion check of a canary, as its plan records it. */
 export interface PromotionCheck {
@@ -70,18 +76,35 @@ export const gateOf = (stage: string | undefined): string | undefined =>
 
 /**
  * A gated canary's `--release VALUE` and `--set`: when VALUE is the id of a release of the gate stage,
- * that release's ref and its non-secret --set changes (the operator's own --set on top: a secret is
- * each stage's own, so it is given again); else both as given.
+ * that release's code (the tarball its installed build keeps, so the same bytes are installed here;
+ * none: the stable release's code, as there), its name, and its non-secret --set changes (the
+ * operator's own --set on top: a secret is each stage's own, so it is given again); else as given.
  */
-export async function promotionSource<T extends { release: string | undefined; set: Record<string, string> }>(
-  gateState: StateDir,
-  o: T,
-): Promise<T> {
+export async function promotionSource<
+  T extends { release: string | undefined; set: Record<string, string>; label?: string | undefined },
+>(gateState: StateDir, o: T): Promise<T> {
   if (o.release === undefined) return o;
   const r = (await listReleases(gateState)).find((x) => x.id === o.release);
   if (!r) return o;
   const inherited = Object.entries(r.changes ?? {}).filter(([, v]) => v !== REDACTED);
-  return { ...o, release: r.ref, set: { ...Object.fromEntries(inherited), ...o.set } };
+  return {
+    ...o,
+    release: r.build ? keptTarball(gateState, r.build.id) : undefined,
+    label: o.label ?? r.ref,
+    set: { ...Object.fromEntries(inherited), ...o.set },
+  };
+}
+
+/** The tarball an installed build was made from, kept in its directory. */
+function keptTarball(state: StateDir, buildId: string): string {
+  const dir = state.releaseBuild(buildId);
+  const tgz = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.tgz')) : undefined;
+  if (!tgz)
+    throw new UsageError(
+      `the code of ${buildId} is no longer installed in ${dir}`,
+      'give its tarball or git ref to --release instead of the release id',
+    );
+  return path.join(dir, tgz);
 }
 
 /**
@@ -99,7 +122,7 @@ export async function checkPromotion(candidate: ReleaseIdentity, o: PromotionInp
     : `no canary has promoted a release in ${requires}`;
   throw new UsageError(
     `release ${candidate.ref} did not pass ${requires}: ${why}`,
-    `canary it there first (\`ifmesh canary --stage ${requires} --release ${candidate.ref}\`), then pass the promoted release's id to --release; --force promotes it anyway`,
+    `canary it there first (\`ifmesh canary --stage ${requires}\` with the same --release and --set), then pass the promoted release's id to --release; --force promotes it anyway`,
     'promotion_refused',
   );
 }

@@ -11,11 +11,13 @@ import {
   listReleases,
   operator,
   type Release,
+  releaseBin,
   setCurrentRelease,
   setReleaseOutcome,
 } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { checkIncidentRecords } from '../incident/store.js';
+import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import { runEvents } from './events.js';
@@ -27,7 +29,14 @@ export interface RollbackPlan {
   operator: string;
   /** Agents restarted on the target's specs; the signaling instances and nginx are kept. */
   agents: string[];
+  /** The code each side runs: its installed release (version, integrity), or the running ifmesh's. */
+  code: { from: string; to: string; changes: boolean };
+  /** Signaling instances restarted (one at a time) on the target's code, when it differs. */
+  signaling: string[];
 }
+
+const codeLabel = (r: Release) =>
+  r.build ? `${r.build.name}@${r.build.version} (${r.build.id})` : 'the running ifmesh';
 
 const usable = (r: Release) =>
   r.agent_specs !== undefined && r.outcome !== 'failed' && r.outcome !== 'aborted';
@@ -78,6 +87,8 @@ export async function planRollback(
       reason: o.reason ?? 'manual rollback',
       operator: operator(env),
       agents: [...new Set([...current.agents, ...to.agents])],
+      code: { from: codeLabel(current), to: codeLabel(to), changes: releaseBin(current) !== releaseBin(to) },
+      signaling: releaseBin(current) !== releaseBin(to) ? signalingNames(to.processes) : [],
     },
     from: current,
     to,
@@ -121,6 +132,8 @@ export async function rollback(
         to: to.id,
         from_ref: from.ref,
         to_ref: to.ref,
+        from_code: plan.code.from,
+        to_code: plan.code.to,
       };
       const timeout = o.registerTimeoutMs ?? 20_000;
       const moveAll = async (r: Release, label: string) => {
@@ -139,10 +152,25 @@ export async function rollback(
         );
         return missing;
       };
+      // The target's code under its signaling instances, one at a time, each healthy before the next.
+      const roll = async (r: Release) => {
+        const rep = await rollSignaling(
+          o.state,
+          signalingNames(r.processes),
+          releaseBin(r),
+          `restarted on ${r.ref} (${r.id}) by rollback`,
+          o.progress,
+          ctx,
+        );
+        const bad = rep.instances.find((i) => i.outcome === 'failed');
+        return bad ? [`${bad.name} (signaling: ${bad.detail.split('\n')[0]})`] : [];
+      };
       try {
         ev.log('rollback_started', { deployment_id: to.deployment_id, metadata: meta });
-        const missing = await moveAll(to, `rollback to ${to.ref}`);
+        let missing = await roll(to);
+        if (!missing.length) missing = await moveAll(to, `rollback to ${to.ref}`);
         if (missing.length) {
+          await roll(from);
           const back = await moveAll(from, `restore ${from.ref}`);
           ev.log('rollback_failed', {
             deployment_id: to.deployment_id,
