@@ -37,6 +37,8 @@ export interface AgentOptions {
   iceTransportPolicy?: 'all' | 'relay';
   /** Gather only 127.0.0.1 host candidates (tests and single-machine meshes). */
   loopbackOnly?: boolean;
+  /** Gather host candidates on these IPv4 addresses only (AGENT_ICE_ADDRESSES); unset: every interface. */
+  iceAddresses?: string[] | undefined;
   mesh?: string | undefined;
   failoverTimeoutMs?: number;
   backoffBaseMs?: number;
@@ -273,9 +275,7 @@ export class MeshAgent {
     new RTCPeerConnection({
       iceServers: (ice ?? this.answerIce()).iceServers,
       iceTransportPolicy: (ice ?? this.answerIce()).policy,
-      ...(this.o.loopbackOnly
-        ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] }
-        : {}),
+      ...gatherOn(this.o.loopbackOnly ? ['127.0.0.1'] : this.o.iceAddresses),
       ...this.o.peerConfig,
     });
 
@@ -679,6 +679,23 @@ export class MeshAgent {
     const missing = peers.filter((p) => !this.links.get(p)?.ready);
     throw new Error(`${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${timeoutMs} ms`);
   }
+}
+
+/**
+ * werift settings to gather host candidates on the given addresses only. With one address the
+ * sockets (host, STUN and TURN) bind to it, so traffic leaves from that address whatever the routes
+ * say; with several they bind to all and each address is announced.
+ */
+export function gatherOn(addresses: string[] | undefined): Record<string, unknown> {
+  if (!addresses?.length) return {};
+  return {
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: addresses,
+    ...(addresses.length === 1 && addresses[0] !== '127.0.0.1'
+      ? { iceInterfaceAddresses: { udp4: addresses[0] } }
+      : {}),
+  };
 }
 
 /** Waits for `p` at most `ms` (real time: a shutdown bound, not a schedule). */

@@ -69,7 +69,9 @@ export function turnserverArgs(
     `--listening-port=${o.port}`,
     `--min-port=${o.relayPorts[0]}`,
     `--max-port=${o.relayPorts[1]}`,
-    ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : ['--no-loopback-peers']),
+    // coturn 4.6 denies loopback peers by default and no longer knows --no-loopback-peers (it prints
+    // its help and exits): the default is said by leaving the flag out.
+    ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : []),
     '--no-tls',
     '--no-dtls',
     '--no-cli',

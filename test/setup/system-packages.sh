@@ -17,6 +17,9 @@ declare -A PACKAGES=(
   [redis-server]=redis-server   # the store signaling instances share in a cluster (--cluster redis://)
   [postgresql]=/usr/lib/postgresql/*/bin/initdb  # IF.witness on PostgreSQL; its binaries are not on PATH
   [prometheus-alertmanager]=amtool  # monitoring export's Alertmanager config: amtool check-config and a real delivery
+  [nftables]=/usr/sbin/nft      # the NAT lab's routers (ifmesh lab): masquerade, fully-random for symmetric NAT
+  [iproute2]=/usr/sbin/ip       # the NAT lab's namespaces and veths (ip netns, ip link)
+  [conntrack]=/usr/sbin/conntrack  # the NAT lab flushes a router's mappings after a rule change
 )
 
 # A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.
