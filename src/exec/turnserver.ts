@@ -15,6 +15,8 @@ export interface TurnserverOptions {
   realm?: string;
   listenIp?: string;
   allowLoopbackPeers?: boolean;
+  /** coturn --stale-nonce: a nonce is good this many seconds, then answered with 438 (unset: forever). */
+  staleNonceSeconds?: number;
   binary?: string;
   /**
    * The 0600 config file holding the long-term credential (`user=NAME:PASSWORD`), so the password
@@ -72,6 +74,7 @@ export function turnserverArgs(
     // coturn 4.6 denies loopback peers by default and no longer knows --no-loopback-peers (it prints
     // its help and exits): the default is said by leaving the flag out.
     ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : []),
+    ...(o.staleNonceSeconds ? [`--stale-nonce=${o.staleNonceSeconds}`] : []),
     '--no-tls',
     '--no-dtls',
     '--no-cli',
