@@ -19,4 +19,7 @@ export const FULL_ONLY = [
   // 6,000 fuzzed frames and requests against signaling and the witness (~30 s); the inputs it found
   // are fixed regressions in test/integration/hostile-targets.test.ts, which the quick tier runs.
   'test/faults/fuzz-servers.test.ts',
+  // The NAT traversal matrix: 12 labs, two agents each (~5 min); the quick tier keeps the lab itself
+  // and the symmetric-NAT pair (test/lab/lab.test.ts, test/lab/lab-symmetric.test.ts).
+  'test/lab/nat-matrix.test.ts',
 ];
