@@ -24,6 +24,8 @@ describe('agents behind symmetric NATs', () => {
     });
     expect(r, JSON.stringify(r)).toMatchObject({ connected: true, fallback: false });
     expect(r.candidate_types).toContain('relay');
+    // The time is reported (npm run lab), not asserted: only that the witness recorded the open.
+    expect(r.open_ms).not.toBeNull();
     // A NATed end is never reported as host: its path is the relay or the NAT's own mapping.
     expect(r.candidate_types.every((t) => t === 'relay' || t === 'prflx' || t === 'srflx')).toBe(true);
   }, 120_000);

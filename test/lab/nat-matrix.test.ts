@@ -24,6 +24,7 @@ describe('NAT traversal matrix', () => {
         const r = await runPair({ name: lab.name, nats, policy, ctx: lab.ctx });
         rows.push(r);
         expect(r.connected, JSON.stringify(r)).toBe(true);
+        expect(r.open_ms).not.toBeNull();
         const symmetric = nats.includes('symmetric');
         if (policy === 'relay') expect(r.candidate_types).toEqual(['relay', 'relay']);
         else if (symmetric) expect(r.candidate_types).toContain('relay');

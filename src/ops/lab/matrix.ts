@@ -45,11 +45,13 @@ interface Connection {
   candidate_type: string | null;
 }
 
+/** A command in the lab's public namespace, run in the lab's directory (its state goes there). */
 async function inPub(lab: LabState, ctx: PairOptions['ctx'], args: string[]): Promise<string> {
   const r = await ctx.exec('ip', ['netns', 'exec', lab.plan.public.namespace, ...args], {
     timeoutMs: 10_000,
+    cwd: lab.dir,
   });
-  return r.code === 0 ? r.stdout : '';
+  return r.stdout;
 }
 
 async function connections(lab: LabState, ctx: PairOptions['ctx']): Promise<Connection[]> {
@@ -84,6 +86,9 @@ async function events(
     agent,
     '--limit',
     '1000',
+    // Its own state (the witness checkpoint it keeps) in the lab, removed with it.
+    '--state-dir',
+    path.join(lab.dir, 'query'),
     '--json',
   ]);
   try {
