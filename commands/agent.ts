@@ -23,6 +23,7 @@ interface Flags extends ConfigFlags {
   icePolicy?: string;
   mesh?: string;
   loopback?: boolean;
+  iceAddress?: string;
   insecure?: boolean;
   stateDir?: string;
   witness?: string;
@@ -41,6 +42,10 @@ const common = (c: Command) =>
     .option('--ice-policy <policy>', 'all or relay (default ICE_TRANSPORT_POLICY)')
     .option('--mesh <name>', 'join this named mesh instead of the default one')
     .option('--loopback', 'gather only 127.0.0.1 candidates (single-machine meshes and tests)')
+    .option(
+      '--ice-address <list>',
+      'gather host candidates only on these IPv4 addresses or interfaces, comma-separated (default AGENT_ICE_ADDRESSES; empty: all)',
+    )
     .option('--insecure', 'accept a self-signed wss:// certificate')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
@@ -76,6 +81,10 @@ export function register(cmd: Command, io: CommandIo): void {
         icePolicy: policy,
         mesh: flags.mesh,
         loopbackOnly: Boolean(flags.loopback),
+        iceAddresses: flags.iceAddress
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
         rejectUnauthorized: !flags.insecure,
         ca: ctx.tls?.ca,
         heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),

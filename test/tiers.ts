@@ -30,4 +30,7 @@ export const FULL_ONLY = [
   // failover, logs, down (~2.5 min); the quick tier keeps the unit rendering and
   // systemd-analyze verify (test/unit/systemd-units.test.ts).
   'test/e2e/systemd.test.ts',
+  // The NAT traversal matrix: 12 labs, two agents each (~5 min); the quick tier keeps the lab itself
+  // and the symmetric-NAT pair (test/lab/lab.test.ts, test/lab/lab-symmetric.test.ts).
+  'test/lab/nat-matrix.test.ts',
 ];

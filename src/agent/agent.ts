@@ -1,5 +1,7 @@
 import './werift-dtls-fix.js';
+import './werift-turn-fix.js';
 import { RTCPeerConnection } from 'werift';
+import { parseIceUrl } from '../config/ice-url.js';
 import {
   createSigner,
   generateKeyPair,
@@ -16,6 +18,7 @@ import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
 import { waitFor } from '../util/wait.js';
 import { type LinkIce, PeerLink } from './peer-link.js';
 import { acceptPeerKey } from './pins.js';
+import { relayPairFilter } from './relay-reach.js';
 import { SignalingClient, type SignalingIdentity } from './signaling-client.js';
 import { TurnPool } from './turn-pool.js';
 
@@ -37,6 +40,8 @@ export interface AgentOptions {
   iceTransportPolicy?: 'all' | 'relay';
   /** Gather only 127.0.0.1 host candidates (tests and single-machine meshes). */
   loopbackOnly?: boolean;
+  /** Gather host candidates on these IPv4 addresses only (AGENT_ICE_ADDRESSES); unset: every interface. */
+  iceAddresses?: string[] | undefined;
   mesh?: string | undefined;
   failoverTimeoutMs?: number;
   backoffBaseMs?: number;
@@ -203,7 +208,8 @@ export class MeshAgent {
     };
     if ((this.o.iceTransportPolicy ?? 'all') === 'all') {
       if (await attempt({ iceServers: this.stun(), policy: 'all' })) return;
-      if (this.stopped || this.turn.size === 0) return;
+      if (this.stopped) return;
+      if (this.turn.size === 0) return this.retryLater(peerId);
       this.event('turn_fallback_initiated', { after_ms: timeout }, peerId);
     }
     await this.turn.settled();
@@ -224,6 +230,19 @@ export class MeshAgent {
         { turn_servers: this.turn.states.map((s) => s.server.urls) },
         peerId,
       );
+    this.retryLater(peerId);
+  }
+
+  /**
+   * Every attempt of a connection failed (direct and each relay): the pair is retried with the
+   * healing backoff until it connects or healing gives up, as a lost link is. Without this a pair
+   * whose first round failed stayed closed for good. Within a healing round nothing more is scheduled.
+   */
+  private retryLater(peerId: string): void {
+    if (this.stopped || this.departed.has(peerId) || this.healing.has(peerId)) return;
+    if (this.links.get(peerId)?.ready) return;
+    this.event('connection_attempts_failed', {}, peerId);
+    this.heal(peerId, 0);
   }
 
   start(): void {
@@ -269,15 +288,20 @@ export class MeshAgent {
     await bounded(this.signaling.close(), 300);
   }
 
-  private newPeerConnection = (ice?: LinkIce): RTCPeerConnection =>
-    new RTCPeerConnection({
-      iceServers: (ice ?? this.answerIce()).iceServers,
-      iceTransportPolicy: (ice ?? this.answerIce()).policy,
-      ...(this.o.loopbackOnly
-        ? { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] }
-        : {}),
+  private newPeerConnection = (ice?: LinkIce): RTCPeerConnection => {
+    const settings = ice ?? this.answerIce();
+    const turn = settings.iceServers.find((s) => /^turns?:/.test(s.urls));
+    const parsed = turn ? parseIceUrl(turn.urls, ['turn', 'turns']) : undefined;
+    const reach = relayPairFilter(typeof parsed === 'object' ? parsed.host : undefined);
+    const own = this.o.peerConfig?.iceFilterCandidatePair as ((pair: never) => boolean) | undefined;
+    return new RTCPeerConnection({
+      iceServers: settings.iceServers,
+      iceTransportPolicy: settings.policy,
+      ...gatherOn(this.o.loopbackOnly ? ['127.0.0.1'] : this.o.iceAddresses),
       ...this.o.peerConfig,
-    });
+      ...(reach ? { iceFilterCandidatePair: (pair: never) => reach(pair) && (own?.(pair) ?? true) } : {}),
+    } as ConstructorParameters<typeof RTCPeerConnection>[0]);
+  };
 
   private link(peerId: string): PeerLink | undefined {
     const key = this.keys.get(peerId);
@@ -679,6 +703,23 @@ export class MeshAgent {
     const missing = peers.filter((p) => !this.links.get(p)?.ready);
     throw new Error(`${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${timeoutMs} ms`);
   }
+}
+
+/**
+ * werift settings to gather host candidates on the given addresses only. With one address the
+ * sockets (host, STUN and TURN) bind to it, so traffic leaves from that address whatever the routes
+ * say; with several they bind to all and each address is announced.
+ */
+export function gatherOn(addresses: string[] | undefined): Record<string, unknown> {
+  if (!addresses?.length) return {};
+  return {
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: addresses,
+    ...(addresses.length === 1 && addresses[0] !== '127.0.0.1'
+      ? { iceInterfaceAddresses: { udp4: addresses[0] } }
+      : {}),
+  };
 }
 
 /** Waits for `p` at most `ms` (real time: a shutdown bound, not a schedule). */

@@ -45,7 +45,16 @@ export function withoutMdns(sdp: string): string {
 }
 
 export interface LinkStats {
+  /**
+   * This side's candidate type on the selected pair, as the path really is: the peer's view of our
+   * address when it told us (a `path` message), else werift's stats. werift pairs a server-reflexive
+   * or peer-reflexive path by its host base, so its own stats call every NATed path "host"; the peer
+   * sees the NAT's mapping and knows it as srflx (our gathered mapping) or prflx (a new one: a
+   * symmetric NAT). A relay stays a relay.
+   */
   candidateType: CandidateType | null;
+  /** The peer's candidate type on the selected pair, from werift's stats (exact: it is what we saw). */
+  remoteCandidateType: CandidateType | null;
   rttMs: number | null;
   packetsLost: number;
   /** Signed pings that got no pong in time, of those sent on this link (null before the first). */
@@ -76,6 +85,10 @@ export class PeerLink {
   rejected = 0;
   pingsSent = 0;
   pingsLost = 0;
+  /** How the peer saw this side's address on the selected pair (its `path` message). */
+  seenAs: CandidateType | undefined;
+  /** The peer's type we last told it (sent again whenever the selected pair changes it). */
+  private toldPeer: CandidateType | undefined;
   private readonly pings = new Map<
     string,
     { t0: number; resolve: (rtt: number) => void; timer: NodeJS.Timeout }
@@ -192,8 +205,15 @@ export class PeerLink {
           this.sendMessage('hello', { ack: true });
           for (const w of this.readyWaiters.splice(0)) w();
           this.ctx.onReady(this);
+          // Tell the peer how its address looked from here, so it can report its real path.
+          void this.stats();
         }
         return;
+      case 'path': {
+        const t = m.payload.candidate_type;
+        if (t === 'host' || t === 'srflx' || t === 'prflx' || t === 'relay') this.seenAs = t;
+        return;
+      }
       case 'ping':
         this.sendMessage('pong', { ping_id: m.id });
         return;
@@ -265,7 +285,13 @@ export class PeerLink {
 
   async stats(): Promise<LinkStats> {
     const lossRatio = this.pingsSent ? this.pingsLost / this.pingsSent : null;
-    const empty: LinkStats = { candidateType: null, rttMs: null, packetsLost: 0, lossRatio };
+    const empty: LinkStats = {
+      candidateType: null,
+      remoteCandidateType: null,
+      rttMs: null,
+      packetsLost: 0,
+      lossRatio,
+    };
     if (!this.pc) return empty;
     try {
       const report = await this.pc.getStats();
@@ -277,8 +303,19 @@ export class PeerLink {
           (s.id === transport?.selectedCandidatePairId || s.selected || s.nominated),
       );
       const local = pair ? all.find((s) => s.id === pair.localCandidateId) : undefined;
+      const remote = pair ? all.find((s) => s.id === pair.remoteCandidateId) : undefined;
+      const own = (local?.candidateType as CandidateType | undefined) ?? null;
+      const theirs = (remote?.candidateType as CandidateType | undefined) ?? undefined;
+      if (
+        this.ready &&
+        theirs &&
+        theirs !== this.toldPeer &&
+        this.sendMessage('path', { candidate_type: theirs })
+      )
+        this.toldPeer = theirs;
       return {
-        candidateType: (local?.candidateType as CandidateType | undefined) ?? null,
+        candidateType: own === 'relay' || own === null ? own : (this.seenAs ?? own),
+        remoteCandidateType: (remote?.candidateType as CandidateType | undefined) ?? null,
         rttMs: typeof pair?.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null,
         packetsLost: 0,
         lossRatio,

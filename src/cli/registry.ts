@@ -269,4 +269,16 @@ export const commands: CommandEntry[] = [
     ],
     load: () => import('../../commands/failover.js'),
   },
+  {
+    name: 'lab',
+    summary:
+      'A NAT lab in network namespaces (root): coturn, signaling and the witness on a public side, hosts behind cone or symmetric NATs',
+    examples: [
+      'ifmesh lab up --nat cone,symmetric --dry-run',
+      'ifmesh lab run h1 -- ifmesh agent run --id a1 --key a1.key --signaling ws://203.0.113.20:8443 --ice-address 10.0.1.2',
+      'ifmesh lab status --json',
+      'ifmesh lab down',
+    ],
+    load: () => import('../../commands/lab.js'),
+  },
 ];

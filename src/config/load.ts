@@ -25,6 +25,8 @@ export interface MeshConfig {
   turnFallbackTimeoutMs: number;
   /** AGENT_RECONNECT_MAX_MS: the cap of an agent's reconnection backoff when no instance answers. */
   agentReconnectMaxMs: number;
+  /** AGENT_ICE_ADDRESSES: where agents gather host candidates (addresses or interface names); []: everywhere. */
+  agentIceAddresses: string[];
   productionMode: boolean;
   iceTransportPolicy: 'all' | 'relay';
   allowSelfSignedCerts: boolean;
@@ -416,6 +418,10 @@ function toMeshConfig(t: Record<string, unknown>): MeshConfig {
     turnPassword: t.TURN_PASSWORD as string,
     turnFallbackTimeoutMs: t.TURN_FALLBACK_TIMEOUT_MS as number,
     agentReconnectMaxMs: t.AGENT_RECONNECT_MAX_MS as number,
+    agentIceAddresses: String(t.AGENT_ICE_ADDRESSES ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     productionMode: t.PRODUCTION_MODE as boolean,
     iceTransportPolicy: t.ICE_TRANSPORT_POLICY as 'all' | 'relay',
     allowSelfSignedCerts: t.ALLOW_SELF_SIGNED_CERTS as boolean,

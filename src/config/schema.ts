@@ -90,6 +90,13 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     min: 1000,
     describe: 'longest wait between an agent’s attempts to reach signaling (doubling from 1 s)',
   },
+  {
+    key: 'AGENT_ICE_ADDRESSES',
+    kind: 'text',
+    default: '',
+    describe:
+      'comma-separated IPv4 addresses or interface names an agent gathers ICE candidates on (e.g. 10.0.1.2 or eth0; empty: every interface)',
+  },
   { key: 'PRODUCTION_MODE', kind: 'bool', default: 'false', describe: 'enforce the production rules' },
   { key: 'ICE_TRANSPORT_POLICY', kind: 'policy', default: 'all', describe: '"all" or "relay"' },
   {

@@ -15,6 +15,8 @@ export interface TurnserverOptions {
   realm?: string;
   listenIp?: string;
   allowLoopbackPeers?: boolean;
+  /** coturn --stale-nonce: a nonce is good this many seconds, then answered with 438 (unset: forever). */
+  staleNonceSeconds?: number;
   binary?: string;
   /**
    * The 0600 config file holding the long-term credential (`user=NAME:PASSWORD`), so the password
@@ -69,7 +71,10 @@ export function turnserverArgs(
     `--listening-port=${o.port}`,
     `--min-port=${o.relayPorts[0]}`,
     `--max-port=${o.relayPorts[1]}`,
-    ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : ['--no-loopback-peers']),
+    // coturn 4.6 denies loopback peers by default and no longer knows --no-loopback-peers (it prints
+    // its help and exits): the default is said by leaving the flag out.
+    ...(o.allowLoopbackPeers ? ['--allow-loopback-peers'] : []),
+    ...(o.staleNonceSeconds ? [`--stale-nonce=${o.staleNonceSeconds}`] : []),
     '--no-tls',
     '--no-dtls',
     '--no-cli',

@@ -20,6 +20,9 @@ declare -A PACKAGES=(
   # systemd-nspawn boots a real systemd for the systemd supervisor's tests (no systemd as PID 1 here);
   # on the host's own /usr (--volatile=yes), so no rootfs download (mmdebstrap) is needed.
   [systemd-container]=systemd-nspawn
+  [nftables]=/usr/sbin/nft      # the NAT lab's routers (ifmesh lab): masquerade, fully-random for symmetric NAT
+  [iproute2]=/usr/sbin/ip       # the NAT lab's namespaces and veths (ip netns, ip link)
+  [conntrack]=/usr/sbin/conntrack  # the NAT lab flushes a router's mappings after a rule change
 )
 
 # A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.

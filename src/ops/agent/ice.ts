@@ -1,3 +1,5 @@
+import { isIPv4 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { IceServer } from '../../agent/agent.js';
 import { parseIceUrl } from '../../config/ice-url.js';
 import type { MeshConfig } from '../../config/load.js';
@@ -39,4 +41,39 @@ export function iceServers(config: MeshConfig, flags: IceFlags): IceServer[] {
       'pass --turn-user and --turn-pass, or set TURN_USERNAME/TURN_PASSWORD',
     );
   return [...stun.map((urls) => ({ urls })), ...turn.map((urls) => ({ urls, username, credential }))];
+}
+
+/**
+ * The IPv4 addresses an agent gathers host candidates on (--ice-address / AGENT_ICE_ADDRESSES):
+ * each entry is an address or an interface name, resolved to its IPv4 addresses now. Empty: every
+ * interface (werift's default). An unknown interface, or one without an IPv4 address, is a usage
+ * error naming what exists.
+ */
+export function resolveIceAddresses(
+  entries: string[],
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string[] {
+  const out: string[] = [];
+  for (const entry of entries) {
+    if (isIPv4(entry)) {
+      out.push(entry);
+      continue;
+    }
+    const nics = interfaces[entry];
+    const v4 = (nics ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address);
+    if (!v4.length)
+      throw new UsageError(
+        nics
+          ? `--ice-address ${entry}: the interface has no IPv4 address`
+          : `--ice-address ${entry} is neither an IPv4 address nor an interface here`,
+        `interfaces with IPv4: ${
+          Object.entries(interfaces)
+            .filter(([, a]) => a?.some((x) => x.family === 'IPv4'))
+            .map(([n]) => n)
+            .join(', ') || 'none'
+        }`,
+      );
+    out.push(...v4);
+  }
+  return [...new Set(out)];
 }

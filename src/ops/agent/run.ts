@@ -7,7 +7,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import { waitFor, within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
 import { type OpContext, untilAborted } from '../shared.js';
-import { type IceFlags, iceServers } from './ice.js';
+import { type IceFlags, iceServers, resolveIceAddresses } from './ice.js';
 
 export interface RunAgentsOptions {
   ids: string[];
@@ -19,6 +19,8 @@ export interface RunAgentsOptions {
   icePolicy: 'all' | 'relay';
   mesh: string | undefined;
   loopbackOnly: boolean;
+  /** --ice-address entries (addresses or interface names); undefined: AGENT_ICE_ADDRESSES. */
+  iceAddresses?: string[] | undefined;
   rejectUnauthorized: boolean;
   /** CAs for wss:// and the witness's https:// (ctx.tls.ca); default: the system's. */
   ca?: string[] | undefined;
@@ -42,6 +44,9 @@ export async function runAgents(
 ): Promise<void> {
   const { state } = o;
   const servers = iceServers(o.config, o.ice);
+  const addresses = o.loopbackOnly
+    ? undefined
+    : resolveIceAddresses(o.iceAddresses ?? o.config.agentIceAddresses);
   const witness = openWitness(
     { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state },
     o.ids.length === 1 ? `agent-${o.ids[0]}` : `swarm-${process.pid}`,
@@ -91,6 +96,7 @@ export async function runAgents(
         iceServers: servers,
         iceTransportPolicy: o.icePolicy,
         loopbackOnly: o.loopbackOnly,
+        iceAddresses: addresses,
         mesh: o.mesh,
         rejectUnauthorized: o.rejectUnauthorized,
         ca: o.ca,
