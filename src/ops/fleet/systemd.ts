@@ -12,6 +12,7 @@ import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { parseRunPrefix, SystemdRunner } from '../../exec/systemctl.js';
 import { readStateJson, writeFileWhole, writeStateJson } from '../../state/json-file.js';
+import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import {
   INSTANCE_DROPIN,
@@ -66,6 +67,11 @@ export function readSystemdSettings(state: StateDir): SystemdSettings | undefine
     },
     'run `ifmesh systemd install` again to rewrite it',
   );
+}
+
+/** Whether any recorded process of the state runs as a systemd unit. */
+export function runsUnderSystemd(state: StateDir): boolean {
+  return listProcesses(state).some((r) => r.supervisor === 'systemd');
 }
 
 export type SystemdStopOutcome = 'stopped' | 'not_running' | 'failed';
