@@ -5,7 +5,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { launchEnv } from '../src/config/load.js';
 import { deploy } from '../src/ops/deploy/deploy.js';
-import { resolveSystemdSettings } from '../src/ops/fleet/systemd.js';
+import { resolveSystemdSettings, runsUnderSystemd } from '../src/ops/fleet/systemd.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
@@ -23,7 +23,7 @@ interface Flags extends ConfigFlags {
   basePort?: string;
   nginxPort: string;
   json?: boolean;
-  supervisor: 'ifmesh' | 'systemd' | 'none';
+  supervisor?: 'ifmesh' | 'systemd' | 'none';
   unitDir?: string;
   serviceUser?: string;
 }
@@ -62,6 +62,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const out = io.output(flags);
       for (const w of loaded.warnings) out.warn(w);
       const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
+      // A fleet already under systemd stays there when deployed again without the flag.
+      const supervisor = flags.supervisor ?? (runsUnderSystemd(state) ? 'systemd' : 'ifmesh');
       const progress = await createProgress(ctx, Boolean(flags.json));
       const report = await deploy(
         {
@@ -84,9 +86,9 @@ export function register(cmd: Command, io: CommandIo): void {
           progress,
           launchEnv: launchEnv(ctx.env, loaded),
           clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
-          supervise: flags.supervisor !== 'none',
+          supervise: supervisor !== 'none',
           systemd:
-            flags.supervisor === 'systemd'
+            supervisor === 'systemd'
               ? resolveSystemdSettings(state, {
                   unitDir: flags.unitDir,
                   user: flags.serviceUser,

@@ -13,32 +13,40 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(withConfigOptions(cmd))
     .addOption(shared('stage'))
     .addOption(shared('state-dir'))
-    .action(async (flags: ConfigFlags & { stateDir?: string; json?: boolean }) => {
-      const out = io.output(flags);
-      const progress = await createProgress(ctx, Boolean(flags.json));
-      const report = await runPreflight(ctx, {
-        configFile: flags.config,
-        set: flags.set,
-        stage: flags.stage,
-        state: resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage),
-        onStart: (name) => progress.step(name, 'running'),
-        onCheck: (r) =>
-          progress.step(
-            r.name,
-            r.status === 'fail' ? 'fail' : 'ok',
-            r.status === 'warn' ? `! ${r.detail}` : r.detail,
-          ),
-      }).finally(() => progress.close());
-      out.result(report, (r, c) => {
-        const paint = { ok: c.green, warn: c.yellow, fail: c.red };
-        return [
-          ...r.checks.map(
-            (k) =>
-              `${paint[k.status](MARK[k.status])} ${k.name}${c.dim(` — ${k.detail}`)}${k.hint && k.status !== 'ok' ? `\n    ${c.dim('fix:')} ${k.hint}` : ''}`,
-          ),
-          r.ok ? c.green(r.verdict) : c.red(r.verdict),
-        ].join('\n');
-      });
-      if (!report.ok) io.setExitCode(ExitCode.checkFailed);
-    });
+    .addOption(shared('supervisor'))
+    .addOption(shared('service-user'))
+    .action(
+      async (
+        flags: ConfigFlags & { stateDir?: string; json?: boolean; supervisor?: string; serviceUser?: string },
+      ) => {
+        const out = io.output(flags);
+        const progress = await createProgress(ctx, Boolean(flags.json));
+        const report = await runPreflight(ctx, {
+          configFile: flags.config,
+          set: flags.set,
+          stage: flags.stage,
+          state: resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage),
+          supervisor: flags.supervisor,
+          serviceUser: flags.serviceUser,
+          onStart: (name) => progress.step(name, 'running'),
+          onCheck: (r) =>
+            progress.step(
+              r.name,
+              r.status === 'fail' ? 'fail' : 'ok',
+              r.status === 'warn' ? `! ${r.detail}` : r.detail,
+            ),
+        }).finally(() => progress.close());
+        out.result(report, (r, c) => {
+          const paint = { ok: c.green, warn: c.yellow, fail: c.red };
+          return [
+            ...r.checks.map(
+              (k) =>
+                `${paint[k.status](MARK[k.status])} ${k.name}${c.dim(` — ${k.detail}`)}${k.hint && k.status !== 'ok' ? `\n    ${c.dim('fix:')} ${k.hint}` : ''}`,
+            ),
+            r.ok ? c.green(r.verdict) : c.red(r.verdict),
+          ].join('\n');
+        });
+        if (!report.ok) io.setExitCode(ExitCode.checkFailed);
+      },
+    );
 }

@@ -50,7 +50,7 @@ export function register(cmd: Command, io: CommandIo): void {
         ...(r.applied
           ? r.results.map((x) => `  ${x.ok ? c.green('✓') : c.red('✗')} ${x.name.padEnd(22)} ${x.detail}`)
           : [
-              ...[...new Map(r.units.map((u) => [u.file, u.content])).entries()].map(
+              ...[...new Map(r.units.flatMap((u) => u.files.map((f) => [f.file, f.content]))).entries()].map(
                 ([f, content]) => `${c.dim(`--- ${r.unit_dir}/${f}`)}\n${content}`,
               ),
               'actions:',

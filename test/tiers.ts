@@ -26,9 +26,11 @@ export const FULL_ONLY = [
   // 6,000 fuzzed frames and requests against signaling and the witness (~30 s); the inputs it found
   // are fixed regressions in test/integration/hostile-targets.test.ts, which the quick tier runs.
   'test/faults/fuzz-servers.test.ts',
-  // deploy --supervisor systemd on a real systemd booted in a container: kill -9, incident p1,
-  // failover, logs, down (~2.5 min); the quick tier keeps the unit rendering and
-  // systemd-analyze verify (test/unit/systemd-units.test.ts).
+  // deploy --supervisor systemd (TLS) on a real systemd booted in a container: kill -9, incident p1,
+  // failover, logs, preflight's service user, canary, rollback, certs rotate, down, and systemd
+  // install on an `up` stack (~4 min); the quick tier keeps the unit rendering and systemd-analyze
+  // verify (test/unit/systemd-units.test.ts) and the service-user check on this host's users
+  // (test/integration/preflight-service-user.test.ts).
   'test/e2e/systemd.test.ts',
   // The NAT traversal matrix: 12 labs, two agents each (~5 min); the quick tier keeps the lab itself
   // and the symmetric-NAT pair (test/lab/lab.test.ts, test/lab/lab-symmetric.test.ts).

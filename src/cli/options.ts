@@ -58,10 +58,8 @@ const SHARED = {
   supervisor: () =>
     new Option(
       '--supervisor <kind>',
-      'what keeps the services running: ifmesh (`ifmesh supervise`, restarts a dead one within seconds), systemd (units, Restart=on-failure; see `ifmesh systemd install`) or none',
-    )
-      .choices(['ifmesh', 'systemd', 'none'])
-      .default('ifmesh'),
+      "what keeps the services running: ifmesh (`ifmesh supervise`, restarts a dead one within seconds), systemd (units, Restart=on-failure; see `ifmesh systemd install`) or none (default: systemd when the state dir's services already run as units, else ifmesh)",
+    ).choices(['ifmesh', 'systemd', 'none']),
   'unit-dir': () =>
     new Option(
       '--unit-dir <dir>',

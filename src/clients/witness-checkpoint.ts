@@ -11,6 +11,7 @@ import { type Checkpoint, CheckpointError, openCheckpoint } from '../crypto/chec
 import { fromBase64url } from '../crypto/ed25519.js';
 import { verifyConsistency } from '../crypto/merkle.js';
 import { CheckFailedError } from '../errors.js';
+import { writeStateJson } from '../state/json-file.js';
 import { openStateDir, type StateDir } from '../state/state-dir.js';
 import { httpRequest } from './http.js';
 
@@ -107,10 +108,9 @@ export async function updateHeld(state: StateDir, change: (held: HeldCheckpoints
   await fs.mkdir(state.root, { recursive: true });
   const held = await readHeldCheckpoints(state);
   change(held);
-  const file = state.checkpoints;
-  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await fs.writeFile(tmp, `${JSON.stringify(held, null, 2)}\n`, { mode: 0o600 });
-  await fs.rename(tmp, file);
+  // Written as every state file is: whole, and (by root, in a state dir handed to the services' user)
+  // owned by that user, since the services under systemd update it too.
+  writeStateJson(state.checkpoints, held, 0o600);
 }
 
 export interface ObserveOptions {

@@ -39,6 +39,23 @@ const SHOWN: (keyof UnitState)[] = [
   'UnitFileState',
 ];
 
+function parseShown(block: string): UnitState {
+  const kv = new Map(
+    block
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
+  return {
+    ActiveState: kv.get('ActiveState') ?? 'unknown',
+    SubState: kv.get('SubState') ?? 'unknown',
+    MainPID: Number(kv.get('MainPID') ?? 0) || 0,
+    NRestarts: Number(kv.get('NRestarts') ?? 0) || 0,
+    LoadState: kv.get('LoadState') ?? 'unknown',
+    UnitFileState: kv.get('UnitFileState') ?? '',
+  };
+}
+
 /** Splits IFMESH_SYSTEMD_RUN ("nsenter -t 4242 -a") into argv; no shell quoting is interpreted. */
 export function parseRunPrefix(text: string | undefined): string[] {
   return (text ?? '').split(/\s+/).filter(Boolean);
@@ -96,21 +113,15 @@ export class SystemdRunner {
   }
 
   show(unit: string): UnitState {
-    const out = this.must('systemctl', ['show', unit, ...SHOWN.map((p) => `--property=${p}`)]);
-    const kv = new Map(
-      out
-        .split('\n')
-        .filter((l) => l.includes('='))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-    );
-    return {
-      ActiveState: kv.get('ActiveState') ?? 'unknown',
-      SubState: kv.get('SubState') ?? 'unknown',
-      MainPID: Number(kv.get('MainPID') ?? 0) || 0,
-      NRestarts: Number(kv.get('NRestarts') ?? 0) || 0,
-      LoadState: kv.get('LoadState') ?? 'unknown',
-      UnitFileState: kv.get('UnitFileState') ?? '',
-    };
+    return this.showMany([unit])[unit]!;
+  }
+
+  /** `show` of several units in one call (systemctl prints one block per unit, in order). */
+  showMany(units: string[]): Record<string, UnitState> {
+    if (units.length === 0) return {};
+    const out = this.must('systemctl', ['show', ...units, ...SHOWN.map((p) => `--property=${p}`)]);
+    const blocks = out.split(/\n\s*\n/).filter((b) => b.trim() !== '');
+    return Object.fromEntries(units.map((u, i) => [u, parseShown(blocks[i] ?? '')]));
   }
 
   /** The unit's main pid while it is active, else undefined. */

@@ -2,7 +2,7 @@
 // env file names them; deploy serves https/wss on every instance and nginx, reads them over https
 // verified against the CA, and agents connect through wss://. Commands verify with --ca, and one
 // without it fails with one line about certificate verification.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { spawnCli, tempDir } from '../helpers/cli.js';
 import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
-import { makeCa, makeServerCert } from '../helpers/tls.js';
+import { makeTlsCerts, writeTlsEnv } from '../helpers/tls.js';
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'tls-state');
@@ -29,11 +29,7 @@ beforeAll(async () => {
   const deps = await startDeployDeps();
   stop = deps.stop;
   env = deps.env;
-  const certs = path.join(dir, 'certs');
-  mkdirSync(certs);
-  const ca = makeCa(certs);
-  caFile = ca.cert;
-  makeServerCert(certs, ca, 'signaling', ['localhost', '127.0.0.1']);
+  caFile = makeTlsCerts(dir).ca.cert;
   trusting = new Agent({ connect: { ca: readFileSync(caFile, 'utf8') } });
   await writeAgentConfigs(dir, AGENTS);
 });
@@ -57,17 +53,7 @@ describe('ifmesh deploy with TLS', () => {
     const nginxPort = await freePort();
     // The env file an operator writes: relative paths are relative to it; not the default path, so
     // the later commands run without it and must be given the CA.
-    writeFileSync(
-      path.join(dir, 'tls.env'),
-      [
-        'SIGNALING_HOST=127.0.0.1',
-        'SIGNALING_TLS_CERT=certs/signaling.crt',
-        'SIGNALING_TLS_KEY=certs/signaling.key',
-        'IFMESH_CA_FILE=certs/ifmesh-test-ca.crt',
-        `SIGNALING_PUBLIC_URL=wss://localhost:${nginxPort}`,
-        '',
-      ].join('\n'),
-    );
+    writeTlsEnv(dir, [`SIGNALING_PUBLIC_URL=wss://localhost:${nginxPort}`]);
     const deploy = (release: string) =>
       spawnCli(
         deployArgv({

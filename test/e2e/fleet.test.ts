@@ -7,6 +7,7 @@ import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { writeAgentConfigs } from '../helpers/deploy.js';
+import { failoverRestartArgv } from '../helpers/failover.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
@@ -193,25 +194,8 @@ describe('failover signaling on the deploy-made fleet', () => {
     const before = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-2')!;
     process.kill(before.pid, 'SIGKILL');
     await waitFor(() => !isAlive(before.pid), 'the instance to die', { timeoutMs: 5_000 });
-    const r = await cli(
-      [
-        'failover',
-        'signaling',
-        // The latency check's budget is not what these tests are about (a loaded machine).
-        '--max-rtt-p95',
-        '10s',
-        '--failed',
-        `ws://127.0.0.1:${base + 1}`,
-        '--action',
-        'restart',
-        // Long enough for the agents' reconnection backoff (1, 2, 4 s) to bring them back.
-        '--stabilize',
-        '10s',
-        '--loopback',
-        '--json',
-      ],
-      120_000,
-    );
+    // Stabilising long enough for the agents' reconnection backoff (1, 2, 4 s) to bring them back.
+    const r = await cli(failoverRestartArgv(`ws://127.0.0.1:${base + 1}`, '10s'), 120_000);
     const doc = JSON.parse(r.stdout);
     expect(doc.plan.signaling_failover).toMatchObject({
       instance: 'deploy-signaling-2',

@@ -11,6 +11,7 @@ import { openStateDir } from '../../src/state/state-dir.js';
 import { withFigure } from '../faults/figures.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
+import { isStopped } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   AGENTS,
@@ -54,15 +55,10 @@ async function killRunnerAt(state: string, point: PausePoint, marker: string) {
   );
   trackPid(child.pid);
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
-  const stopped = () => {
-    try {
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'T';
-    } catch {
-      return false;
-    }
-  };
-  await waitFor(stopped, `the canary runner paused at ${point}`, { timeoutMs: 90_000, intervalMs: 20 });
+  await waitFor(() => isStopped(child.pid!), `the canary runner paused at ${point}`, {
+    timeoutMs: 90_000,
+    intervalMs: 20,
+  });
   const left = JSON.parse(readFileSync(openStateDir(state).canary, 'utf8'));
   expect(left.pid).toBe(child.pid);
   child.kill('SIGKILL');

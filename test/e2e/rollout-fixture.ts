@@ -8,7 +8,7 @@ import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
-import { writeAgentConfigs } from '../helpers/deploy.js';
+import { brokenTurnArgs, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
@@ -106,14 +106,5 @@ export async function events(query: Record<string, unknown>) {
   const r = await post(`${witnessUrl()}/api/query`, { query, limit: 1000 });
   return r.json.results as Record<string, any>[];
 }
-/** A candidate that registers but cannot connect: relay only, through coturn, with a wrong password. */
-export const brokenTurn = () => [
-  '--set',
-  'ICE_TRANSPORT_POLICY=relay',
-  '--set',
-  `TURN_SERVERS=turn:127.0.0.1:${turnPort}`,
-  '--set',
-  'TURN_USERNAME=ifmesh',
-  '--set',
-  'TURN_PASSWORD=wrong-password',
-];
+/** A candidate that registers but cannot connect (test/helpers/deploy.ts). */
+export const brokenTurn = () => brokenTurnArgs(turnPort);

@@ -66,3 +66,17 @@ export function deployArgv(o: {
     ...(o.more ?? []),
   ];
 }
+
+/** `--set`s of a canary candidate that registers but cannot connect: relay only, through coturn, with a wrong password. */
+export function brokenTurnArgs(turnPort: number | string): string[] {
+  return [
+    '--set',
+    'ICE_TRANSPORT_POLICY=relay',
+    '--set',
+    `TURN_SERVERS=turn:127.0.0.1:${turnPort}`,
+    '--set',
+    'TURN_USERNAME=ifmesh',
+    '--set',
+    'TURN_PASSWORD=wrong-password',
+  ];
+}

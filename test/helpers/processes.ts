@@ -95,6 +95,16 @@ export function startWitnessProcess(
 /** A port that was free a moment ago (for services that must come back on the same address). */
 export { freePort } from '../../src/ops/stack/stack.js';
 
+/** Whether `pid` is stopped (SIGSTOP: state T in /proc), e.g. a canary runner paused at a boundary. */
+export function isStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'T';
+  } catch {
+    return false;
+  }
+}
+
 /** Resident memory of a process, from /proc. */
 export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

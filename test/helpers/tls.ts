@@ -148,3 +148,31 @@ export function makeServerCert(dir: string, ca: TestCert, name: string, names: s
   );
   return { cert, key };
 }
+
+/**
+ * Writes `dir/tls.env`, an operator's env file for a TLS fleet on loopback: the server certificate
+ * and CA of `makeTlsCerts` (relative paths: relative to the file), then `more` lines.
+ */
+export function writeTlsEnv(dir: string, more: string[] = []): string {
+  const file = path.join(dir, 'tls.env');
+  writeFileSync(
+    file,
+    [
+      'SIGNALING_HOST=127.0.0.1',
+      'SIGNALING_TLS_CERT=certs/signaling.crt',
+      'SIGNALING_TLS_KEY=certs/signaling.key',
+      'IFMESH_CA_FILE=certs/ifmesh-test-ca.crt',
+      ...more,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+/** `dir/certs/`: a CA (ifmesh-test-ca.crt) and the signaling certificate it signed, for localhost and 127.0.0.1. */
+export function makeTlsCerts(dir: string): { ca: TestCert; server: TestCert } {
+  const certs = path.join(dir, 'certs');
+  mkdirSync(certs, { recursive: true });
+  const ca = makeCa(certs);
+  return { ca, server: makeServerCert(certs, ca, 'signaling', ['localhost', '127.0.0.1']) };
+}

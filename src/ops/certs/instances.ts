@@ -1,6 +1,8 @@
 // The signaling instances a certificate serves, from the state dir's process records: each record
 // holds how its instance was launched (src/state/processes.ts), so nothing is read back from /proc.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseEnvFile } from '../../config/env-file.js';
 import { listProcesses, type ProcessRecord } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { runningPid } from '../fleet/supervisor.js';
@@ -13,12 +15,26 @@ export interface ServingInstance {
   url: string | undefined;
 }
 
-/** Whether the instance was launched with `cert` (--tls-cert, or SIGNALING_TLS_CERT in its environment). */
+/**
+ * Whether the instance was launched with `cert`: --tls-cert, else SIGNALING_TLS_CERT in its
+ * environment, else in the env file its environment names (IFMESH_CONFIG: how `deploy` passes the
+ * operator's configuration on, so most TLS instances name their certificate there).
+ */
 function serves(r: ProcessRecord, cert: string): boolean {
   if (!r.spec) return false;
   const i = r.spec.args.indexOf('--tls-cert');
   const named = (i >= 0 ? r.spec.args[i + 1] : undefined) ?? r.spec.env.SIGNALING_TLS_CERT;
-  return named !== undefined && path.resolve(r.spec.cwd, named) === path.resolve(cert);
+  if (named !== undefined) return path.resolve(r.spec.cwd, named) === path.resolve(cert);
+  const file = r.spec.env.IFMESH_CONFIG ? path.resolve(r.spec.cwd, r.spec.env.IFMESH_CONFIG) : undefined;
+  if (!file) return false;
+  let inFile: string | undefined;
+  try {
+    inFile = parseEnvFile(readFileSync(file, 'utf8'), file).entries.get('SIGNALING_TLS_CERT')?.value;
+  } catch {
+    return false;
+  }
+  // Relative paths in an env file are relative to the file (as the configuration loader reads them).
+  return Boolean(inFile) && path.resolve(path.dirname(file), inFile!) === path.resolve(cert);
 }
 
 const running = (state: StateDir) =>

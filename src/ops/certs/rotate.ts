@@ -130,6 +130,10 @@ async function replaceFile(file: string, from: string, mode: number): Promise<vo
   const tmp = `${file}.${process.pid}.tmp`;
   await fs.copyFile(from, tmp);
   await fs.chmod(tmp, mode);
+  // Run as root for services that run as their own user (systemd units as `ifmesh`): the new key
+  // keeps the owner of the one it replaces, or the restarted instance could not read it.
+  const old = await fs.stat(file).catch(() => undefined);
+  if (old && process.getuid?.() === 0) await fs.chown(tmp, old.uid, old.gid);
   await fs.rename(tmp, file);
 }
 

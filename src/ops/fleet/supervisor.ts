@@ -118,7 +118,7 @@ export class Supervisor {
       env: Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretEnvKey(k))),
       secret_env: secretKeys,
     };
-    if (this.o.systemd || this.wasUnit.has(spec.name)) {
+    if (this.runsAsUnit(spec)) {
       // systemd restarts it (Restart=on-failure): ifmesh's own supervisor leaves it alone.
       const { unit, pid } = this.systemd().launch({ ...spec, spec: launch }, env);
       this.adopt(spec, pid, { spec: launch, supervisor: 'systemd', unit });
@@ -127,6 +127,19 @@ export class Supervisor {
     const pid = this.spawnDetached(spec.name, launch, env);
     this.adopt(spec, pid, { spec: launch, ...(spec.supervised ? { supervised: true } : {}) });
     return pid;
+  }
+
+  /**
+   * Whether `spec` starts as a systemd unit: this supervisor was given systemd settings (deploy
+   * --supervisor systemd), or the process ran as a unit before it was stopped (canary and rollback
+   * move an agent: stop, then start on another spec), or its siblings of the same role run as units
+   * (an agent started by a canary resumed after a crash, or new in a rolled-back release).
+   */
+  private runsAsUnit(spec: Pick<ProcessSpec, 'name' | 'role'>): boolean {
+    if (this.o.systemd || this.wasUnit.has(spec.name)) return true;
+    return listProcesses(this.state).some(
+      (r) => r.role === spec.role && r.name !== spec.name && r.supervisor === 'systemd',
+    );
   }
 
   /** A recorded process's whole environment: its spec's, with its secret values from the secrets file. */
@@ -225,6 +238,32 @@ export class Supervisor {
       ...(spec.url !== undefined ? { url: spec.url } : {}),
       ...extra,
     });
+  }
+
+  /**
+   * Stops several processes at once: local ones in parallel (SIGTERM to each), units in one
+   * systemctl call, so systemd stops them in parallel too.
+   */
+  async stopMany(names: string[], graceMs = 5_000): Promise<Record<string, StopOutcome>> {
+    const recs = names.map((n) => readProcess(this.state, n));
+    const units = recs.filter((r): r is ProcessRecord => r?.supervisor === 'systemd' && Boolean(r.unit));
+    const out: Record<string, StopOutcome> = {};
+    if (units.length) {
+      const r = this.systemd().stopMany(units.map((u) => u.unit!));
+      for (const rec of units) {
+        out[rec.name] = r[rec.unit!]!;
+        this.wasUnit.add(rec.name);
+        if (out[rec.name] !== 'failed') forgetProcess(this.state, rec.name);
+      }
+    }
+    await Promise.all(
+      names
+        .filter((n) => !(n in out))
+        .map(async (n) => {
+          out[n] = await this.stop(n, graceMs);
+        }),
+    );
+    return out;
   }
 
   /** SIGTERM, then SIGKILL once `graceMs` has passed on the clock. */

@@ -9,16 +9,15 @@ import type { OpContext } from '../shared.js';
 import { answers } from './health.js';
 import { Supervisor } from './supervisor.js';
 import { SystemdBackend, type SystemdSettings } from './systemd.js';
-import { MESH_TARGET, renderMeshTarget } from './systemd-units.js';
+import { MESH_TARGET, renderMeshTarget, type UnitFile } from './systemd-units.js';
 import { WATCHDOG_NAME } from './watchdog-process.js';
 
 export interface SystemdUnitPlan {
   name: string;
   role: string;
   unit: string;
-  /** The unit file written (a template is shared by every signaling instance). */
-  file: string;
-  content: string;
+  /** The files written (a template, shared by every signaling instance, and the instance's drop-in). */
+  files: UnitFile[];
   /** `move`: stop the local process, start the unit; `rewrite`: already a unit, restarted from its spec. */
   action: 'move' | 'rewrite';
 }
@@ -47,8 +46,7 @@ export function planSystemdInstall(state: StateDir, settings: SystemdSettings): 
       name: r.name,
       role: r.role,
       unit: u.unit,
-      file: u.file,
-      content: u.content,
+      files: u.files,
       action: r.supervisor === 'systemd' ? 'rewrite' : 'move',
     };
   });
@@ -57,8 +55,7 @@ export function planSystemdInstall(state: StateDir, settings: SystemdSettings): 
       name: 'mesh',
       role: 'target',
       unit: MESH_TARGET,
-      file: MESH_TARGET,
-      content: renderMeshTarget(backend.unitSettings()),
+      files: [{ file: MESH_TARGET, content: renderMeshTarget(backend.unitSettings()) }],
       action: 'rewrite',
     });
   const skipped = records
@@ -73,7 +70,9 @@ export function planSystemdInstall(state: StateDir, settings: SystemdSettings): 
   const run = backend.runner;
   const actions = [
     `${run.shown('systemd-sysusers', ['--inline', `u ${settings.user} - …`])} (unless ${settings.user} exists); chown -R ${settings.user}: ${state.root}`,
-    ...[...new Set(units.map((u) => u.file))].map((f) => `write ${settings.unit_dir}/${f}`),
+    ...[...new Set(units.flatMap((u) => u.files.map((f) => f.file)))].map(
+      (f) => `write ${settings.unit_dir}/${f}`,
+    ),
     run.shown('systemctl', ['daemon-reload']),
     ...units
       .filter((u) => u.role !== 'target')
@@ -169,9 +168,9 @@ export async function uninstallSystemd(
     'systemd uninstall',
     async () => {
       const sup = new Supervisor(state, { clock: ctx.clock, owner: 'systemd', systemd: settings });
-      const stopped: string[] = [];
-      const failed: string[] = [];
-      for (const u of units) ((await sup.stop(u.name)) === 'failed' ? failed : stopped).push(u.name);
+      const outcome = await sup.stopMany(units.map((u) => u.name));
+      const stopped = units.filter((u) => outcome[u.name] !== 'failed').map((u) => u.name);
+      const failed = units.filter((u) => outcome[u.name] === 'failed').map((u) => u.name);
       backend.removeUnitFiles(files);
       return { ...report, applied: true, stopped, failed };
     },

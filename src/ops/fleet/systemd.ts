@@ -12,8 +12,10 @@ import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { parseRunPrefix, SystemdRunner } from '../../exec/systemctl.js';
 import { readStateJson, writeFileWhole, writeStateJson } from '../../state/json-file.js';
+import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import {
+  INSTANCE_DROPIN,
   MESH_TARGET,
   marker,
   type RenderedUnit,
@@ -67,6 +69,11 @@ export function readSystemdSettings(state: StateDir): SystemdSettings | undefine
   );
 }
 
+/** Whether any recorded process of the state runs as a systemd unit. */
+export function runsUnderSystemd(state: StateDir): boolean {
+  return listProcesses(state).some((r) => r.supervisor === 'systemd');
+}
+
 export type SystemdStopOutcome = 'stopped' | 'not_running' | 'failed';
 
 /** One state dir's units on one systemd. */
@@ -110,8 +117,9 @@ export class SystemdBackend {
   launch(src: UnitSource, env: Record<string, string>): { unit: string; pid: number } {
     this.prepare();
     const r = this.render(src);
-    writeFileWhole(r.env_file, renderEnvFile({ ...env, ...r.extra_env }), 0o600);
-    let changed = this.writeUnitFile(r.file, r.content);
+    writeFileWhole(r.env_file, renderEnvFile(env), 0o600);
+    let changed = false;
+    for (const f of r.files) changed = this.writeUnitFile(f.file, f.content) || changed;
     if (src.role === 'agents')
       changed = this.writeUnitFile(MESH_TARGET, renderMeshTarget(this.unitSettings())) || changed;
     if (changed) this.runner.systemctl('daemon-reload');
@@ -123,12 +131,28 @@ export class SystemdBackend {
 
   /** Stops the unit and disables it: a stopped process of the fleet does not come back at boot. */
   stop(unit: string): SystemdStopOutcome {
-    const before = this.runner.show(unit);
-    if (before.LoadState === 'not-found') return 'not_running';
-    this.runner.systemctl('disable', '--now', unit);
-    const after = this.runner.show(unit);
-    if (after.ActiveState === 'active' || after.ActiveState === 'deactivating') return 'failed';
-    return before.ActiveState === 'active' || before.ActiveState === 'activating' ? 'stopped' : 'not_running';
+    return this.stopMany([unit])[unit]!;
+  }
+
+  /**
+   * Stops and disables several units in one `systemctl disable --now`: systemd runs their stop jobs
+   * at once, as `down` stops a tier of local processes at once (one call per unit would wait for
+   * each in turn: a signaling instance's drain, then the next one's).
+   */
+  stopMany(units: string[]): Record<string, SystemdStopOutcome> {
+    const before = this.runner.showMany(units);
+    const loaded = units.filter((u) => before[u]!.LoadState !== 'not-found');
+    if (loaded.length) this.runner.systemctl('disable', '--now', ...loaded);
+    const after = this.runner.showMany(loaded);
+    return Object.fromEntries(
+      units.map((u) => {
+        const a = after[u];
+        if (!a) return [u, 'not_running'];
+        if (a.ActiveState === 'active' || a.ActiveState === 'deactivating') return [u, 'failed'];
+        const was = before[u]!.ActiveState;
+        return [u, was === 'active' || was === 'activating' ? 'stopped' : 'not_running'];
+      }),
+    );
   }
 
   running(unit: string): number | undefined {
@@ -147,17 +171,24 @@ export class SystemdBackend {
     return true;
   }
 
-  /** Unit files in the unit directory that ifmesh generated for this state dir. */
+  /**
+   * Files in the unit directory that ifmesh generated for this state dir: units, targets and the
+   * template instances' drop-ins (`webrtc-signaling-server@8443.service.d/ifmesh.conf`).
+   */
   ownUnitFiles(): string[] {
     const dir = this.settings.unit_dir;
     if (!existsSync(dir)) return [];
     const mark = marker(this.unitSettings());
-    return readdirSync(dir)
-      .filter((f) => /^webrtc-.*\.(service|target)$/.test(f))
-      .filter((f) => {
-        const full = path.join(dir, f);
-        return lstatSync(full).isFile() && readFileSync(full, 'utf8').startsWith(mark);
-      })
+    const ours = (f: string) => {
+      const full = path.join(dir, f);
+      return existsSync(full) && lstatSync(full).isFile() && readFileSync(full, 'utf8').startsWith(mark);
+    };
+    const entries = readdirSync(dir).filter((f) => f.startsWith('webrtc-'));
+    return [
+      ...entries.filter((f) => /\.(service|target)$/.test(f)),
+      ...entries.filter((f) => f.endsWith('.service.d')).map((d) => `${d}/${INSTANCE_DROPIN}`),
+    ]
+      .filter(ours)
       .sort();
   }
 
@@ -166,6 +197,10 @@ export class SystemdBackend {
     for (const f of files) {
       if (f.endsWith('.target')) this.runner.run('systemctl', ['disable', f]);
       rmSync(path.join(this.settings.unit_dir, f), { force: true });
+      // A drop-in directory goes with its last file.
+      const parent = path.dirname(path.join(this.settings.unit_dir, f));
+      if (parent !== this.settings.unit_dir && readdirSync(parent).length === 0)
+        rmSync(parent, { recursive: true });
     }
     rmSync(this.state.systemdEnv, { recursive: true, force: true });
     if (files.length) this.runner.systemctl('daemon-reload');

@@ -2,11 +2,14 @@
 // each bounded by its own timeout, so the slowest check bounds the whole run.
 import { type LoadedConfig, loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
+import { SystemdRunner } from '../../exec/systemctl.js';
 import { packageRoot } from '../../paths.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { resolveSystemdSettings, runsUnderSystemd } from '../fleet/systemd.js';
 import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
 import { checkProduction } from './production.js';
+import { checkServiceUser, filesUnitsRead } from './service-user.js';
 import type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
 
 export type { CheckStatus, PreflightCheck, PreflightEnv } from './types.js';
@@ -35,6 +38,10 @@ export interface PreflightOptions {
   /** The installation to check; the running package by default. */
   root?: string;
   nodeVersion?: string;
+  /** `--supervisor`: with `systemd` (or a state whose services run as units), the service user is checked. */
+  supervisor?: string | undefined;
+  /** `--service-user`: else the one recorded at install, else `ifmesh`. */
+  serviceUser?: string | undefined;
   onStart?: (name: string) => void;
   onCheck?: (result: PreflightResult) => void;
 }
@@ -98,7 +105,31 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
     root: o.root ?? packageRoot(),
     nodeVersion: o.nodeVersion ?? process.versions.node,
   };
-  return runChecks(buildChecks(env), env, o);
+  return runChecks([...buildChecks(env), ...serviceUserChecks(env, o)], env, o);
+}
+
+/** Under systemd: whether the service user can read what the units read (service-user.ts). */
+function serviceUserChecks(env: PreflightEnv, o: PreflightOptions): PreflightCheck[] {
+  if (o.supervisor !== 'systemd' && !(o.supervisor === undefined && runsUnderSystemd(o.state))) return [];
+  const settings = resolveSystemdSettings(o.state, { user: o.serviceUser, env: env.ctx.env });
+  const c = env.loaded?.config;
+  return [
+    {
+      name: 'service user',
+      timeoutMs: 10_000,
+      run: async () =>
+        checkServiceUser(
+          new SystemdRunner(settings.run),
+          settings.user,
+          await filesUnitsRead({
+            cwd: env.ctx.cwd,
+            state: o.state,
+            envFile: env.loaded?.file,
+            tls: [c?.signalingTlsCert, c?.signalingTlsKey, c?.caFile],
+          }),
+        ),
+    },
+  ];
 }
 
 /** Runs `checks` concurrently, each bounded by its timeout on the context's clock. */

@@ -33,14 +33,10 @@ export async function down(o: DownOptions, ctx: Pick<OpContext, 'clock'>): Promi
     return i < 0 ? 1 : i;
   };
   for (let tier = 0; tier < STOP_TIERS.length; tier++) {
-    await Promise.all(
-      procs
-        .filter((p) => rank(p.role) === tier)
-        .map(async (p) => {
-          const r = await sup.stop(p.name, o.graceMs ?? 5_000);
-          outcome[r].push(p.name);
-        }),
-    );
+    const names = procs.filter((p) => rank(p.role) === tier).map((p) => p.name);
+    if (names.length === 0) continue;
+    for (const [name, r] of Object.entries(await sup.stopMany(names, o.graceMs ?? 5_000)))
+      outcome[r].push(name);
   }
   for (const list of Object.values(outcome)) list.sort();
   return { state_dir: o.state.root, ...outcome, elapsed_ms: ctx.clock.now() - t0 };
