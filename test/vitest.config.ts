@@ -15,6 +15,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Two files at a time: most tests wait on the processes they start (agents, servers, coturn), so
+    // two workers on 2 cores finish the quick tier in ~13 min where one worker needed over 15.
+    // IFMESH_TEST_WORKERS=1 runs one file at a time (to tell a flake from a real failure).
+    maxWorkers: Number(process.env.IFMESH_TEST_WORKERS ?? 2),
     // Memory tests measure after forced collections, so GC timing does not decide them.
     execArgv: ['--expose-gc'],
   },
