@@ -127,7 +127,7 @@ beforeAll(async () => {
       base,
       nginxPort: await freePort(),
       state,
-      more: ['--supervisor', 'systemd', '--unit-dir', units, '--release', 'v1'],
+      more: ['--supervisor', 'systemd', '--unit-dir', units, '--label', 'v1'],
     }),
     120_000,
   );
@@ -362,7 +362,7 @@ describe('canary and rollback on a systemd fleet', () => {
     // No --supervisor: the state's services run as units, so the new release does too.
     const nginxPort = record('deploy-nginx')!.port!;
     const v2 = await cli(
-      deployArgv({ instances: 2, base, nginxPort, state, more: ['--release', 'v2'] }),
+      deployArgv({ instances: 2, base, nginxPort, state, more: ['--label', 'v2'] }),
       120_000,
     );
     expect(v2.code, v2.stderr).toBe(0);
