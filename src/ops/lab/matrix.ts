@@ -103,7 +103,8 @@ async function events(
   }
 }
 
-function startAgent(
+/** One `ifmesh agent run` (a1 on h1, a2 on h2 …) in a lab host, with the lab's first coturn. */
+export function startAgent(
   lab: LabState,
   host: number,
   policy: string,
