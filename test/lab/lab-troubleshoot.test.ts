@@ -6,9 +6,9 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity } from '../../src/crypto/key-file.js';
-import { packageRoot } from '../../src/paths.js';
 import { type LabState, labDown, labRun, labUp } from '../../src/ops/lab/lab.js';
 import { startAgent } from '../../src/ops/lab/matrix.js';
+import { packageRoot } from '../../src/paths.js';
 import { waitFor } from '../../src/util/wait.js';
 import { labFixture } from '../helpers/lab.js';
 
