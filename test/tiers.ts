@@ -35,4 +35,6 @@ export const FULL_ONLY = [
   // The NAT traversal matrix: 12 labs, two agents each (~5 min); the quick tier keeps the lab itself
   // and the symmetric-NAT pair (test/lab/lab.test.ts, test/lab/lab-symmetric.test.ts).
   'test/lab/nat-matrix.test.ts',
+  // Tree 1 inside the lab with UDP to coturn dropped at one NAT (~40 s).
+  'test/lab/lab-troubleshoot.test.ts',
 ];

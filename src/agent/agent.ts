@@ -53,6 +53,15 @@ export interface AgentOptions {
   /** No direct path by then: retry relay-only through TURN (TURN_FALLBACK_TIMEOUT_MS). */
   turnFallbackTimeoutMs?: number;
   turnHealthIntervalMs?: number;
+  /**
+   * Test hook (IFMESH_TEST_NO_RELAY_REACH=1): false turns off the relay-reach filter
+   * (src/agent/relay-reach.ts) on policy-"all" connections, reproducing issue 26's symmetric-NAT
+   * failure there, so the lab proves the relay-only TURN fallback and healing rescue the pair. The
+   * relay-only attempts keep it: without it a relay-only offerer pairs its relay with the peer's
+   * private host, coturn drops the allocation, and no fallback round can connect (measured in the
+   * lab: six rounds over 90 s). Never set in production.
+   */
+  relayReach?: boolean;
   /** Extra werift RTCPeerConnection settings (e.g. icePortRange, iceFilterCandidatePair). */
   peerConfig?: Record<string, unknown>;
   healingAttempts?: number;
@@ -242,7 +251,9 @@ export class MeshAgent {
     if (this.stopped || this.departed.has(peerId) || this.healing.has(peerId)) return;
     if (this.links.get(peerId)?.ready) return;
     this.event('connection_attempts_failed', {}, peerId);
-    this.heal(peerId, 0);
+    // This side offered (it registered later, CONTRACT §1.5), so it keeps offering whatever the ids:
+    // healing's smaller-id rule would leave a larger-id offerer waiting for an offer nobody sends.
+    this.heal(peerId, 0, true);
   }
 
   start(): void {
@@ -292,7 +303,8 @@ export class MeshAgent {
     const settings = ice ?? this.answerIce();
     const turn = settings.iceServers.find((s) => /^turns?:/.test(s.urls));
     const parsed = turn ? parseIceUrl(turn.urls, ['turn', 'turns']) : undefined;
-    const reach = relayPairFilter(typeof parsed === 'object' ? parsed.host : undefined);
+    const hooked = this.o.relayReach === false && settings.policy === 'all';
+    const reach = hooked ? undefined : relayPairFilter(typeof parsed === 'object' ? parsed.host : undefined);
     const own = this.o.peerConfig?.iceFilterCandidatePair as ((pair: never) => boolean) | undefined;
     return new RTCPeerConnection({
       iceServers: settings.iceServers,
@@ -564,8 +576,11 @@ export class MeshAgent {
     }
   }
 
-  /** Reconnects with backoff 1 s, 2 s, 4 s …; the smaller agent id offers (CONTRACT §1.5). */
-  private heal(peerId: string, attempt: number): void {
+  /**
+   * Reconnects with backoff 1 s, 2 s, 4 s …; the smaller agent id offers (CONTRACT §1.5), or this
+   * side when it is retrying its own failed offer (`offers`).
+   */
+  private heal(peerId: string, attempt: number, offers = this.o.agentId < peerId): void {
     const max = this.o.healingAttempts ?? 10;
     if (this.stopped) return;
     if (attempt >= max) {
@@ -593,8 +608,8 @@ export class MeshAgent {
         if (this.stopped) return;
         const live = this.links.get(peerId);
         if (live?.ready) return;
-        if (this.o.agentId < peerId) void this.connectTo(peerId);
-        this.heal(peerId, attempt + 1);
+        if (offers) void this.connectTo(peerId);
+        this.heal(peerId, attempt + 1, offers);
       }, delay),
     );
   }

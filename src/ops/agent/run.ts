@@ -104,6 +104,8 @@ export async function runAgents(
         backoffMaxMs: o.config.agentReconnectMaxMs,
         heartbeatTimeoutMs: o.heartbeatTimeoutMs,
         healingBaseMs: o.healingBaseMs,
+        // the lab's test hook: issue 26's failure back, to prove fallback and healing alone
+        relayReach: ctx.env.IFMESH_TEST_NO_RELAY_REACH !== '1',
         events: witness,
         clock: ctx.clock,
         persistRotation: persistRotation(keyFiles[i]!),

@@ -239,7 +239,14 @@ function processSpecs(plan: LabPlan, dir: string, state: Pick<LabState, 'witness
         '--state-dir',
         dir,
       ],
-      env: { ...env, IF_WITNESS_ENDPOINT: plan.witness.url },
+      // The lab's coturns as its ICE servers: /config serves them, so troubleshoot probes and
+      // failover turn act on the lab's TURN servers, not on public defaults unreachable from here.
+      env: {
+        ...env,
+        IF_WITNESS_ENDPOINT: plan.witness.url,
+        STUN_SERVERS: plan.turn.map((t) => t.stunUrl).join(','),
+        TURN_SERVERS: plan.turn.map((t) => t.url).join(','),
+      },
       listens: [['tcp', plan.signaling.address, plan.signaling.port]],
     },
   ];

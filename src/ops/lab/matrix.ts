@@ -25,6 +25,8 @@ export interface PairResult extends PairCase {
   open_ms: number | null;
   /** The offerer's direct attempt failed and it went to TURN (turn_fallback_initiated). */
   fallback: boolean;
+  /** The offerer's events along the way (fallback, healing), in order, repeats collapsed. */
+  offerer_events: string[];
   /** What went wrong when it did not connect (agent output tail). */
   detail?: string;
 }
@@ -35,6 +37,8 @@ export interface PairOptions extends PairCase {
   fallbackMs?: number;
   /** How long a pair may take before it counts as not connected. */
   connectTimeoutMs?: number;
+  /** Extra environment for both agents (the test hooks, e.g. IFMESH_TEST_NO_RELAY_REACH). */
+  agentEnv?: Record<string, string>;
   ctx: Pick<OpContext, 'exec' | 'env' | 'clock'>;
 }
 
@@ -99,11 +103,13 @@ async function events(
   }
 }
 
-function startAgent(
+/** One `ifmesh agent run` (a1 on h1, a2 on h2 …) in a lab host, with the lab's first coturn. */
+export function startAgent(
   lab: LabState,
   host: number,
   policy: string,
   fallbackMs: number,
+  extraEnv: Record<string, string> = {},
 ): {
   child: ChildProcess;
   ready: Promise<boolean>;
@@ -152,6 +158,7 @@ function startAgent(
         TURN_PASSWORD: lab.turn_credentials.password,
         TURN_FALLBACK_TIMEOUT_MS: String(fallbackMs),
         IF_WITNESS_API_KEY: lab.witness_api_key,
+        ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -167,6 +174,17 @@ function startAgent(
   return { child, ready, output: () => err };
 }
 
+/** The events that tell how a pair got connected: the fallback and healing. */
+const TRAIL = new Set([
+  'turn_fallback_initiated',
+  'turn_fallback_successful',
+  'connection_attempts_failed',
+  'mesh_healing_attempt',
+  'mesh_reconnection_scheduled',
+  'mesh_partition_healed',
+  'p2p_connection_established',
+]);
+
 /** One cell of the matrix, in a lab of its own that is taken down whatever happens. */
 export async function runPair(o: PairOptions): Promise<PairResult> {
   const fallbackMs = o.fallbackMs ?? 5_000;
@@ -177,9 +195,9 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
   try {
     for (const id of ['a1', 'a2']) await loadOrCreateIdentity(path.join(lab.dir, `${id}.key`), id);
     // a1 first; a2 registers later and so offers (CONTRACT §1.5).
-    agents.push(startAgent(lab, 0, o.policy, fallbackMs));
+    agents.push(startAgent(lab, 0, o.policy, fallbackMs, o.agentEnv));
     if (!(await agents[0]!.ready)) throw new Error(`a1 did not start: ${agents[0]!.output()}`);
-    agents.push(startAgent(lab, 1, o.policy, fallbackMs));
+    agents.push(startAgent(lab, 1, o.policy, fallbackMs, o.agentEnv));
     if (!(await agents[1]!.ready)) throw new Error(`a2 did not start: ${agents[1]!.output()}`);
     let last: Connection[] = [];
     const both = (cs: Connection[]) =>
@@ -210,12 +228,18 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
     }
     let open: number | null = null;
     let fallback = false;
+    let trail: string[] = [];
     await waitFor(
       async () => {
         const ev = await events(lab, o.ctx, 'a2');
         const offer = ev.find((e) => e.event === 'ice_candidate_sent' && e.metadata?.sdp === 'offer');
         const done = ev.find((e) => e.event === 'p2p_connection_established');
         fallback = ev.some((e) => e.event === 'turn_fallback_initiated');
+        trail = ev
+          .filter((e) => TRAIL.has(e.event))
+          .sort((a, b) => Date.parse(a.timestamp) - Date.parse(b.timestamp))
+          .map((e) => e.event)
+          .filter((e, i, all) => e !== all[i - 1]);
         if (offer && done) open = Date.parse(done.timestamp) - Date.parse(offer.timestamp);
         return !connected || open !== null;
       },
@@ -229,6 +253,7 @@ export async function runPair(o: PairOptions): Promise<PairResult> {
       candidate_types: types,
       open_ms: open,
       fallback,
+      offerer_events: trail,
       ...(connected ? {} : { detail: agents.map((a) => a.output().slice(-400)).join(' | ') }),
     };
   } finally {
