@@ -179,7 +179,21 @@ describe('interrupts', () => {
     child.stderr.on('data', (d) => {
       stderr += d;
     });
-    await new Promise((r) => setTimeout(r, 400));
+    // Interrupted once it has started and sits waiting on stdin: its CPU time stops growing. Before
+    // that, on a slow machine, the signal would find node still loading and kill it with no exit code.
+    const { readFileSync } = await import('node:fs');
+    const cpuTicks = () => {
+      const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]);
+    };
+    let last = -1;
+    let still = 0;
+    for (let i = 0; i < 600 && still < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = cpuTicks();
+      still = now === last ? still + 1 : 0;
+      last = now;
+    }
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
