@@ -282,8 +282,6 @@ describe('canary and rollback on a systemd fleet', () => {
       [
         BIN,
         'canary',
-        '--stage',
-        'staging',
         '--steps',
         '1,100%',
         '--monitor',
@@ -316,6 +314,8 @@ describe('canary and rollback on a systemd fleet', () => {
     await waitFor(() => isStopped(child.pid!), 'the canary runner to pause after moving its agent', {
       timeoutMs: 90_000,
       intervalMs: 20,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}; its stderr: ${stderr.slice(-1500)}`);
     });
     const canary = JSON.parse(readFileSync(openStateDir(state).canary, 'utf8'));
     const moved: string[] = canary.plan.phases[0].new_agents;
