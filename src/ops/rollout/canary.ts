@@ -12,7 +12,7 @@ import { acquireLock, type HeldLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
-import { operator, sealRelease } from '../deploy/releases.js';
+import { operator, type Release, sealRelease } from '../deploy/releases.js';
 import { checkIncidentRecords } from '../incident/store.js';
 import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
@@ -102,18 +102,14 @@ async function locked<T>(
 }
 
 /** The candidate as the promotion check compares it: its name, its code's integrity, its changes. */
-async function candidateIdentity(
-  o: CanaryOptions,
-  ctx: OpContext,
+const identityOfCandidate = (
+  candidate: Release,
   preview: { preview: SourcePreview } | undefined,
-): Promise<ReleaseIdentity> {
-  const { candidate } = await planCanary(o, ctx, preview);
-  return {
-    ref: candidate.ref,
-    integrity: preview?.preview.integrity ?? candidate.build?.integrity,
-    changes: candidate.changes,
-  };
-}
+): ReleaseIdentity => ({
+  ref: candidate.ref,
+  integrity: preview?.preview.integrity ?? candidate.build?.integrity,
+  changes: candidate.changes,
+});
 
 export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpContext) {
   const o = given.promotion ? await promotionSource(given.promotion.gateState, given) : given;
@@ -123,13 +119,15 @@ export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpCo
     o.release && (dryRun || o.promotion)
       ? { preview: await previewRelease(o.state, o.release, ctx) }
       : undefined;
-  const promotion = o.promotion
-    ? await checkPromotion(await candidateIdentity(o, ctx, preview), o.promotion)
-    : null;
-  if (dryRun) {
-    const { plan } = await planCanary(o, ctx, preview);
-    if (promotion) plan.promotion = promotion;
-    return { plan, applied: false as const, install: null, state: null };
+  // Planned here only when something needs it before the lock: the dry run's answer, the promotion check.
+  const early = dryRun || o.promotion ? await planCanary(o, ctx, preview) : undefined;
+  const promotion =
+    o.promotion && early
+      ? await checkPromotion(identityOfCandidate(early.candidate, preview), o.promotion)
+      : null;
+  if (dryRun && early) {
+    if (promotion) early.plan.promotion = promotion;
+    return { plan: early.plan, applied: false as const, install: null, state: null };
   }
   // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is
   // left. The candidate's code is installed under it too, so no deploy prunes it meanwhile.
