@@ -55,7 +55,7 @@ describe('deploy --release <tarball>', () => {
       integrity: sha512(tarball),
       installed: false,
     });
-    expect(plan.release.action).toContain('npm install --omit=dev --offline');
+    expect(plan.release.action).toContain('npm ci --omit=dev --offline');
     expect(plan.release_ref).toBe(`ifmesh@${PACKAGE_VERSION}`);
     expect(installedDirs(state)).toEqual([]);
   });
@@ -70,7 +70,7 @@ describe('deploy --release <tarball>', () => {
     const report = JSON.parse(r.stdout);
     expect(report.build).toMatchObject({
       installed: true,
-      build: { version: PACKAGE_VERSION, npm_mode: 'offline' },
+      build: { version: PACKAGE_VERSION, npm_mode: 'offline', locked: true },
     });
     const build = report.build.build;
     expect(build.integrity).toBe(sha512(tarball));
@@ -116,7 +116,7 @@ describe('deploy --release <tarball>', () => {
     const [same, other] = await Promise.all([plan([]), plan(['--release', v2])]);
     expect(same).toMatchObject({ code: { id: build.id, version: PACKAGE_VERSION } });
     expect(other).toMatchObject({ ref: '0.2.0', code: { version: '0.2.0', integrity: sha512(v2) } });
-    expect(other.code.action).toContain('npm install --omit=dev --offline');
+    expect(other.code.action).toContain('npm ci --omit=dev --offline');
     expect(other.config_hash).not.toBe(same.config_hash);
 
     // The same tarball again is the installed release: a deploy would use it, not install it again.

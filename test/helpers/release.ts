@@ -36,6 +36,7 @@ export async function packRelease(
     'dist/bin',
     'dist/commands',
     'dist/src',
+    'dist/package-lock.json',
     'fixtures',
     'scripts/prepare.mjs',
     'README.md',

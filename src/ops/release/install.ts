@@ -44,6 +44,8 @@ export interface InstalledBuild extends BuildRef {
   installed_at: string;
   /** How npm resolved the dependencies: from its cache alone, or the cache first then the registry. */
   npm_mode: 'offline' | 'prefer-offline';
+  /** Installed with `npm ci` from the release's own lockfile (dist/package-lock.json), not resolved anew. */
+  locked: boolean;
   /** The node the release runs with (its native modules are built for it). */
   node: string;
 }
@@ -138,6 +140,53 @@ async function localPrebuilds(state: StateDir, ctx: Pick<OpContext, 'exec'>): Pr
   return dir;
 }
 
+/** The lockfile a built ifmesh ships (`npm run build` copies the checkout's package-lock.json there). */
+export const RELEASE_LOCK = 'dist/package-lock.json';
+
+type LockEntry = { dev?: boolean; [k: string]: unknown };
+
+/**
+ * The install directory's package-lock.json made from the release's own lockfile: the release at
+ * node_modules/<name> (its tarball, by integrity) and its runtime dependencies where its lockfile
+ * puts them (hoisted to node_modules/, where node finds them from the release), devDependencies
+ * left out. Null when the tarball ships no readable lockfile: npm then resolves as `npm install`.
+ */
+async function releaseLock(
+  tarball: string,
+  file: string,
+  integrity: string,
+  dependencies: Record<string, string>,
+  ctx: Pick<OpContext, 'exec'>,
+): Promise<object | null> {
+  const r = await ctx.exec('tar', ['xzf', tarball, '-O', `package/${RELEASE_LOCK}`], { timeoutMs: 60_000 });
+  if (r.code !== 0) return null;
+  let lock: { lockfileVersion?: number; packages?: Record<string, LockEntry> };
+  try {
+    lock = JSON.parse(r.stdout);
+  } catch {
+    return null;
+  }
+  const own = lock.packages?.[''];
+  if (!own || (lock.lockfileVersion ?? 0) < 2) return null;
+  const [name] = Object.keys(dependencies) as [string];
+  const packages: Record<string, LockEntry> = {
+    '': { name: 'release', dependencies },
+    [`node_modules/${name}`]: {
+      version: own.version,
+      resolved: `file:${file}`,
+      integrity,
+      ...(own.dependencies ? { dependencies: own.dependencies } : {}),
+      ...(own.optionalDependencies ? { optionalDependencies: own.optionalDependencies } : {}),
+      ...(own.bin ? { bin: own.bin } : {}),
+      ...(own.engines ? { engines: own.engines } : {}),
+    },
+  };
+  for (const [key, entry] of Object.entries(lock.packages!))
+    if (key.startsWith('node_modules/') && !entry.dev && key !== `node_modules/${name}`)
+      packages[key] = entry;
+  return { name: 'release', lockfileVersion: 3, requires: true, packages };
+}
+
 /** Temporary install directories whose installer is gone (killed mid-install): removed. */
 function sweepAbandoned(state: StateDir): void {
   if (!existsSync(state.releases)) return;
@@ -183,17 +232,23 @@ export async function installRelease(
     const file = path.basename(tarball);
     copyFileSync(tarball, path.join(tmp, file));
     rmSync(path.join(tmp, 'pack'), { recursive: true, force: true });
+    const dependencies = { [manifest.name]: `file:./${file}` };
     writeStateJson(
       path.join(tmp, 'package.json'),
-      { name: `release-${id}`, private: true, dependencies: { [manifest.name]: `file:./${file}` } },
+      { name: `release-${id}`, private: true, dependencies },
       0o600,
     );
+    // The release's own lockfile, when it ships one: `npm ci` installs exactly the dependency tree
+    // it was built and tested with, from npm's cache by integrity (no registry metadata needed).
+    const lock = await releaseLock(tarball, file, integrity, dependencies, ctx);
+    if (lock) writeStateJson(path.join(tmp, 'package-lock.json'), lock, 0o600);
     const prebuilds = await localPrebuilds(state, ctx);
     const npmTmp = path.join(state.releases, `${path.basename(tmp)}.npm-tmp`);
     mkdirSync(npmTmp, { mode: 0o700 });
     cleanup.push(npmTmp);
+    const verb = lock ? 'ci' : 'install';
     const npm = (mode: 'offline' | 'prefer-offline') =>
-      ctx.exec('npm', ['install', '--omit=dev', `--${mode}`, '--no-audit', '--no-fund', '--loglevel=warn'], {
+      ctx.exec('npm', [verb, '--omit=dev', `--${mode}`, '--no-audit', '--no-fund', '--loglevel=warn'], {
         timeoutMs: 900_000,
         cwd: tmp,
         env: npmEnv(ctx.env, {
@@ -233,6 +288,7 @@ export async function installRelease(
         'release_install_failed',
       );
     const build: InstalledBuild = {
+      locked: lock !== null,
       id,
       name: manifest.name,
       version: manifest.version,
@@ -325,7 +381,7 @@ export async function previewRelease(
     installed,
     action: installed
       ? `use the installed ${state.releaseBuild(id!)}`
-      : `${pack}npm install --omit=dev --offline into ${id ? state.releaseBuild(id) : `${state.releases}/<id>`}`,
+      : `${pack}npm ci --omit=dev --offline (from its ${RELEASE_LOCK}; npm install without one) into ${id ? state.releaseBuild(id) : `${state.releases}/<id>`}`,
   };
 }
 

@@ -112,12 +112,20 @@ export function integrityTag(integrity: string): string {
     .slice(0, 12);
 }
 
-/** The environment npm runs in: the same node first on the PATH (install scripts build for it). */
+/**
+ * The environment npm runs in: the same node first on the PATH (install scripts build for it),
+ * without the lower-case npm_* variables an enclosing `npm run`/`npx` exports (its lifecycle,
+ * package and config of that run), but with the operator's own upper-case NPM_CONFIG_* settings —
+ * a private registry for a scope (`NPM_CONFIG_@ACME:REGISTRY=https://npm.acme.example/`), a cache,
+ * a user config — which npm reads as it would from .npmrc.
+ */
 export function npmEnv(
   env: Record<string, string | undefined>,
   extra: Record<string, string> = {},
 ): Record<string, string | undefined> {
-  const clean = Object.fromEntries(Object.entries(env).filter(([k]) => !/^npm_/i.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(env).filter(([k]) => !/^npm_/i.test(k) || k.startsWith('NPM_CONFIG_')),
+  );
   return {
     ...clean,
     PATH: [path.dirname(process.execPath), env.PATH ?? ''].filter(Boolean).join(path.delimiter),
