@@ -240,7 +240,7 @@ export async function installRelease(
     );
     // The release's own lockfile, when it ships one: `npm ci` installs exactly the dependency tree
     // it was built and tested with, from npm's cache by integrity (no registry metadata needed).
-    const lock = await releaseLock(tarball, file, integrity, dependencies, ctx);
+    const lock = await releaseLock(path.join(tmp, file), file, integrity, dependencies, ctx);
     if (lock) writeStateJson(path.join(tmp, 'package-lock.json'), lock, 0o600);
     const prebuilds = await localPrebuilds(state, ctx);
     const npmTmp = path.join(state.releases, `${path.basename(tmp)}.npm-tmp`);
