@@ -8,6 +8,9 @@ export const FULL_ONLY = [
   // Three packed builds of the project installed, a faulty one canaried and rolled back, a good one
   // promoted and rolled back across builds (~3 min); the quick tier keeps release.test.ts.
   'test/e2e/release-canary.test.ts',
+  // The git-ref and npm-spec release forms: a TypeScript build of HEAD and a scoped package from a
+  // registry, each installed and deployed (~35 s); the quick tier keeps release.test.ts (tarballs).
+  'test/e2e/release-sources.test.ts',
   // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
   'test/e2e/rollout-operator.test.ts',
   // Two stages on real fleets (staging plain, production with TLS, an https witness and every

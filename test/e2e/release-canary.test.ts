@@ -2,8 +2,9 @@
 // faulty v2 whose agents sign under another domain, so every peer rejects them; a good v2), and one
 // fleet: deploy v1 → canary the faulty v2 → its analysis fails → only the canary agent went to v2's
 // code and is back on v1's (its /proc cmdline) → deployment_rollback names the gate. Then the good
-// v2 promotes with every agent and the signaling instance on v2's code, and `rollback` puts them
-// all back on v1's. Full tier: three installs and three canaries (~3 min).
+// v2 promotes with every agent and both signaling instances on v2's code — rolled one at a time, so
+// one instance answers /health throughout — and `rollback` puts them all back on v1's. Full tier:
+// three installs and three canaries (~3 min).
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listProcesses } from '../../src/state/processes.js';
@@ -41,6 +42,36 @@ const canary = (state: string, tarball: string) =>
   );
 const binOf = (state: string, id: string) => release(state, id).build.bin as string;
 const agentNames = AGENTS.map((a) => `deploy-agent-${a}`);
+const SIGNALING = ['deploy-signaling-1', 'deploy-signaling-2'];
+const everyProcess = [...agentNames, ...SIGNALING];
+
+/**
+ * Polls both instances' /health until stopped; returns how many polls found neither answering
+ * (a roll that restarted both at once leaves the fleet without signaling).
+ */
+function watchHealth(ports: number[]) {
+  let stop = false;
+  let polls = 0;
+  let bothDown = 0;
+  const up = (port: number) =>
+    fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+  const done = (async () => {
+    for (let i = 0; !stop && i < 100_000; i++) {
+      const answers = await Promise.all(ports.map(up));
+      polls++;
+      if (!answers.some(Boolean)) bothDown++;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  return async () => {
+    stop = true;
+    await done;
+    return { polls, bothDown };
+  };
+}
 
 describe('canary of a new build', () => {
   it('a faulty v2 fails analysis and only its canary agent goes back to v1; a good v2 promotes; rollback restores v1', async () => {
@@ -53,7 +84,7 @@ describe('canary of a new build', () => {
         '--release',
         tgz.v1,
         '--instances',
-        '1',
+        '2',
         '--base-port',
         String(base),
         '--nginx-port',
@@ -65,7 +96,7 @@ describe('canary of a new build', () => {
     expect(deploy.code, deploy.stderr).toBe(0);
     const v1 = current(state);
     const v1Bin = binOf(state, v1);
-    expect(Object.values(entries(state))).toEqual(Array(4).fill(v1Bin));
+    expect(Object.values(entries(state))).toEqual(Array(5).fill(v1Bin));
 
     // The faulty build: the first phase moves one agent, whose messages every peer rejects.
     const before = pids(state);
@@ -78,7 +109,7 @@ describe('canary of a new build', () => {
     expect(badOut.state.status).toBe('failed');
     // All are on v1's code again.
     expect(current(state)).toBe(v1);
-    expect(Object.values(entries(state))).toEqual(Array(4).fill(v1Bin));
+    expect(Object.values(entries(state))).toEqual(Array(5).fill(v1Bin));
     const gate = badOut.state.failed_gate.gate;
     expect(['signature_failures', 'connection_success', 'witness_error_rate']).toContain(gate);
     const rb = (await events({ event: 'deployment_rollback' })).filter(
@@ -101,14 +132,21 @@ describe('canary of a new build', () => {
       after['deploy-agent-agent-r2'],
       after['deploy-agent-agent-r3'],
       after['deploy-signaling-1'],
+      after['deploy-signaling-2'],
     ]).toEqual([
       before['deploy-agent-agent-r2'],
       before['deploy-agent-agent-r3'],
       before['deploy-signaling-1'],
+      before['deploy-signaling-2'],
     ]);
 
-    // The good build promotes: every agent and the signaling instance on v2's code.
+    // The good build promotes: every agent and both signaling instances on v2's code, the instances
+    // rolled one at a time (each healthy before the next), so signaling answered throughout.
+    const health = watchHealth([base, base + 1]);
     const good = await canary(state, tgz.v2);
+    const watched = await health();
+    expect(watched.polls).toBeGreaterThan(0);
+    expect(watched.bothDown).toBe(0);
     expect(good.code, good.stderr).toBe(0);
     const goodOut = JSON.parse(good.stdout);
     expect(goodOut.state.status).toBe('completed');
@@ -121,13 +159,16 @@ describe('canary of a new build', () => {
       outcome: 'promoted',
       build: { version: '0.2.0' },
     });
-    expect(entries(state)).toEqual(
-      Object.fromEntries([...agentNames, 'deploy-signaling-1'].map((n) => [n, v2Bin])),
+    expect(entries(state)).toEqual(Object.fromEntries(everyProcess.map((n) => [n, v2Bin])));
+    const rolled = (await events({ event: 'canary_signaling_rolled' })).filter(
+      (e) => e.metadata?.release === v2,
     );
+    expect(rolled).toHaveLength(1);
+    expect(rolled[0]!.metadata?.instances).toEqual(SIGNALING.map((name) => ({ name, outcome: 'restarted' })));
     const rel = JSON.parse((await cli(['releases', '--json'], state)).stdout);
     const runs = (bin: string) =>
       rel.installed.find((b: { dir: string }) => bin.startsWith(`${b.dir}/`))?.processes ?? [];
-    expect(runs(v2Bin)).toEqual([...agentNames, 'deploy-signaling-1']);
+    expect(runs(v2Bin)).toEqual(everyProcess);
     expect(runs(v1Bin)).toEqual([]);
 
     // rollback after the promoted v2: agents and signaling back on v1's code (kept installed: a switch).
@@ -135,10 +176,8 @@ describe('canary of a new build', () => {
     expect(back.code, back.stderr).toBe(0);
     const plan = JSON.parse(back.stdout).plan;
     expect(plan.code.changes).toBe(true);
-    expect(plan.signaling).toEqual(['deploy-signaling-1']);
+    expect(plan.signaling).toEqual(SIGNALING);
     expect(current(state)).toBe(v1);
-    expect(entries(state)).toEqual(
-      Object.fromEntries([...agentNames, 'deploy-signaling-1'].map((n) => [n, v1Bin])),
-    );
+    expect(entries(state)).toEqual(Object.fromEntries(everyProcess.map((n) => [n, v1Bin])));
   }, 900_000);
 });
