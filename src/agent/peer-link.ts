@@ -91,7 +91,7 @@ export class PeerLink {
   private toldPeer: CandidateType | undefined;
   private readonly pings = new Map<
     string,
-    { t0: number; resolve: (rtt: number) => void; timer: NodeJS.Timeout }
+    { t0: number; resolve: (rtt: number) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
   >();
   private readyWaiters: (() => void)[] = [];
 
@@ -265,7 +265,7 @@ export class PeerLink {
         reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
       }, timeoutMs);
       // RTTs are sub-millisecond on loopback: the monotonic high-resolution clock, not ctx.now().
-      this.pings.set(m.id, { t0: performance.now(), resolve, timer });
+      this.pings.set(m.id, { t0: performance.now(), resolve, reject, timer });
     });
   }
 
@@ -336,7 +336,12 @@ export class PeerLink {
     if (this.closed) return;
     this.closed = true;
     this.ready = false;
-    for (const p of this.pings.values()) clearTimeout(p.timer);
+    // A ping in flight settles now, lost: a caller awaiting it must not wait forever.
+    for (const p of this.pings.values()) {
+      clearTimeout(p.timer);
+      this.pingsLost += 1;
+      p.reject(new Error(`link to ${this.peerId} closed (${why}) before its pong`));
+    }
     this.pings.clear();
     const pc = this.pc;
     // Let the bye leave before the transport goes.

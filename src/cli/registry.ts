@@ -159,6 +159,16 @@ export const commands: CommandEntry[] = [
     load: () => import('../../commands/agent.js'),
   },
   {
+    name: 'load',
+    summary:
+      'Load the fleet: N temporary agents (in one or several processes) exchange signed pings over every pair at a rate for a duration; delivery, RTT percentiles, throughput',
+    examples: [
+      'ifmesh load --agents 6 --rate 20 --duration 30s',
+      'ifmesh load --agents 40 --processes 4 --duration 2m --json > load.json',
+    ],
+    load: () => import('../../commands/load.js'),
+  },
+  {
     name: 'verify',
     summary: 'Prove the mesh works: temporary agents exchange signed messages over every pair',
     examples: ['ifmesh verify --message-exchange --agents 3 --messages 100'],

@@ -1,0 +1,56 @@
+import type { ChalkInstance } from 'chalk';
+import type { ConfigFlags } from '../cli/options.js';
+import type { LoadReport, Percentiles } from '../ops/agent/load.js';
+import { formatMs } from './units.js';
+
+export interface LoadFlags extends ConfigFlags {
+  worker?: boolean;
+  agents: string;
+  processes: string;
+  duration: string;
+  rate: string;
+  pingTimeout: string;
+  minDelivery: string;
+  formTimeout: string;
+  maxRttP95: string;
+  signaling?: string;
+  stun?: string;
+  loopback?: boolean;
+  insecure?: boolean;
+  stage?: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+const ms = (v: number | null) => (v === null ? '-' : formatMs(v));
+const rtt = (p: Percentiles) => `p50 ${ms(p.p50)}, p95 ${ms(p.p95)}, p99 ${ms(p.p99)}`;
+const pct = (d: number, s: number) => (s ? `${(Math.floor((d / s) * 10_000) / 100).toFixed(2)} %` : '-');
+
+/** `ifmesh load` for people: the verdict, the totals, then the pairs (the worst first, at most 10). */
+export function renderLoad(r: LoadReport, c: ChalkInstance): string {
+  const worst = [...r.per_pair]
+    .sort(
+      (x, y) =>
+        x.delivered / (x.sent || 1) - y.delivered / (y.sent || 1) ||
+        (y.rtt_ms.p95 ?? 0) - (x.rtt_ms.p95 ?? 0),
+    )
+    .slice(0, 10);
+  return [
+    `${r.ok ? c.green('✓ load passed') : c.red('✗ load failed')}: ${r.agents} agents in ${r.processes} process(es), ${r.pairs} pairs, ${r.rate_per_pair}/s each for ${r.duration_s} s`,
+    `  delivered ${r.delivered} of ${r.sent} (${pct(r.delivered, r.sent)}), RTT ${rtt(r.rtt_ms)}`,
+    `  ${Math.round(r.messages_per_second)} signed messages/s, ${r.signature_failures} signature failures, mesh formed in ${formatMs(r.mesh_formed_ms)}`,
+    ...(worst.length
+      ? [
+          c.dim(
+            `  pairs${r.per_pair.length > worst.length ? ` (the ${worst.length} worst of ${r.per_pair.length})` : ''}:`,
+          ),
+        ]
+      : []),
+    ...worst.map((p) =>
+      c.dim(
+        `    ${p.a} ↔ ${p.b}: ${p.delivered}/${p.sent} (${pct(p.delivered, p.sent)}), RTT ${rtt(p.rtt_ms)}`,
+      ),
+    ),
+    ...r.failures.map((f) => c.red(`  ${f}`)),
+  ].join('\n');
+}
