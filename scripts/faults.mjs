@@ -22,14 +22,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-// The scenarios: every file under test/faults/, and the crash and corruption drills kept with the
-// end-to-end tests.
+// The scenarios: every file under test/faults/, the crash and corruption drills kept with the
+// end-to-end tests, and TURN failover on real NAT (the NAT lab: root, as the lab tests need).
 const SCENARIOS = [
   ...readdirSync(path.join(ROOT, 'test/faults'))
     .filter((n) => n.endsWith('.test.ts'))
     .map((n) => `test/faults/${n}`),
   'test/e2e/rollout-crash.test.ts',
   'test/e2e/state-corrupt.test.ts',
+  'test/lab/lab-failover.test.ts',
 ];
 // Each test has its own timeout; the run as a whole has this one.
 const RUN_LIMIT_MS = 40 * 60_000;

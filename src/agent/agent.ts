@@ -122,6 +122,10 @@ export class MeshAgent {
   private readonly failedPeers = new Set<string>();
   private iceServers: IceServer[];
   private turn: TurnPool;
+  /** The configured STUN servers' health (pushed configuration changes only TURN servers). */
+  private readonly stunPool: TurnPool;
+  /** The TURN server each connection was given: what a relayed link names in turn_connection_detected. */
+  private readonly turnOf = new WeakMap<RTCPeerConnection, string>();
   private stopped = false;
   bandwidth: { enableBandwidthAdaptation: boolean; maxBitrateMbps: number | null } | undefined;
   /** Bytes the agent may still send this instant under a pushed bitrate cap (a token bucket). */
@@ -137,6 +141,12 @@ export class MeshAgent {
     this.signer = createSigner(o.identity.seed);
     this.iceServers = o.iceServers;
     this.turn = this.newTurnPool();
+    this.stunPool = new TurnPool({
+      kind: 'stun',
+      servers: o.iceServers.filter((s) => /^stuns?:/.test(s.urls)),
+      checkIntervalMs: o.turnHealthIntervalMs,
+      onEvent: (name, metadata) => this.event(name, metadata),
+    });
     this.verifier = new MessageVerifier({ now: this.now, nonceCapacity: o.replayCapacity });
     this.signaling = new SignalingClient({
       urls: o.signalingUrls,
@@ -179,8 +189,28 @@ export class MeshAgent {
     });
   }
 
+  /**
+   * The STUN servers a connection gathers with: those answering, fastest first (werift asks only
+   * the first, and a dead one costs every gathering its 5 s STUN timeout, the whole fallback
+   * timeout). When none of the configured ones answers — often a coturn that died serving both —
+   * a healthy TURN server's own port, which answers Binding requests (its pool probes it so).
+   */
   private stun(): IceServer[] {
-    return this.iceServers.filter((s) => /^stuns?:/.test(s.urls));
+    const configured = this.iceServers.filter((s) => /^stuns?:/.test(s.urls));
+    const live = this.stunPool.ordered();
+    if (live.length || configured.length === 0) return live;
+    for (const t of this.turn.ordered()) {
+      const u = parseIceUrl(t.urls, ['turn', 'turns']);
+      if (typeof u === 'object' && u.scheme === 'turn' && u.transport !== 'tcp')
+        return [{ urls: `stun:${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}` }];
+    }
+    return configured;
+  }
+
+  /** After a lost link or a pushed TURN change: both pools find out which servers still answer. */
+  private recheckServers(): void {
+    void this.turn.recheck();
+    void this.stunPool.recheck();
   }
 
   /** The answerer's settings: STUN, plus the healthiest TURN server so relay candidates exist too. */
@@ -198,6 +228,8 @@ export class MeshAgent {
    */
   private async connectTo(peerId: string): Promise<void> {
     const timeout = this.o.turnFallbackTimeoutMs ?? 5_000;
+    // A recheck under way (a lost link, a pushed TURN change) says whether the STUN server is dead.
+    await this.stunPool.settled();
     const attempt = async (ice: LinkIce, turnUrl?: string): Promise<boolean> => {
       const old = this.links.get(peerId);
       if (old) {
@@ -227,8 +259,8 @@ export class MeshAgent {
       if (this.stopped) return;
       if (i > 0) this.event('turn_fallback_retry', { turn_server: server.urls, attempt: i + 1 }, peerId);
       if (await attempt({ iceServers: [...this.stun(), server], policy: 'relay' }, server.urls)) {
+        // turn_connection_detected comes from onReady, as for every link relayed on this side.
         this.event('turn_fallback_successful', { turn_server: server.urls }, peerId);
-        this.event('turn_connection_detected', { turn_server: server.urls }, peerId);
         return;
       }
       this.turn.failure(server.urls);
@@ -258,6 +290,7 @@ export class MeshAgent {
 
   start(): void {
     void this.turn.start();
+    void this.stunPool.start();
     this.signaling.start();
     const hbTimeout = this.o.heartbeatTimeoutMs ?? 30_000;
     this.every(this.o.statsIntervalMs ?? 2_000, () => void this.reportQuality());
@@ -284,6 +317,7 @@ export class MeshAgent {
     if (this.stopped) return;
     this.stopped = true;
     this.turn.stop();
+    this.stunPool.stop();
     for (const cancel of this.timers) cancel();
     for (const t of this.healing.values()) this.clock.clearTimeout(t);
     const links = [...this.links.values()];
@@ -306,13 +340,15 @@ export class MeshAgent {
     const hooked = this.o.relayReach === false && settings.policy === 'all';
     const reach = hooked ? undefined : relayPairFilter(typeof parsed === 'object' ? parsed.host : undefined);
     const own = this.o.peerConfig?.iceFilterCandidatePair as ((pair: never) => boolean) | undefined;
-    return new RTCPeerConnection({
+    const pc = new RTCPeerConnection({
       iceServers: settings.iceServers,
       iceTransportPolicy: settings.policy,
       ...gatherOn(this.o.loopbackOnly ? ['127.0.0.1'] : this.o.iceAddresses),
       ...this.o.peerConfig,
       ...(reach ? { iceFilterCandidatePair: (pair: never) => reach(pair) && (own?.(pair) ?? true) } : {}),
     } as ConstructorParameters<typeof RTCPeerConnection>[0]);
+    if (turn) this.turnOf.set(pc, turn.urls);
+    return pc;
   };
 
   private link(peerId: string): PeerLink | undefined {
@@ -353,11 +389,15 @@ export class MeshAgent {
           this.healing.delete(l.peerId);
           this.event('mesh_partition_healed', {}, l.peerId);
         }
-        void l
-          .stats()
-          .then((s) =>
-            this.event('p2p_connection_established', { candidateType: s.candidateType }, l.peerId),
-          );
+        const pc = l.pc;
+        void l.stats().then((s) => {
+          this.event('p2p_connection_established', { candidateType: s.candidateType }, l.peerId);
+          // Whichever side offered and whichever attempt it was: this end relays, through this server
+          // (what failover turn waits for on the replacement, and the monitoring's TURN count).
+          const server = l.turnServer ?? (pc ? this.turnOf.get(pc) : undefined);
+          if (s.candidateType === 'relay' && server)
+            this.event('turn_connection_detected', { turn_server: server }, l.peerId);
+        });
       },
       onMessage: (l, m) => this.o.onMessage?.(l.peerId, m),
       onDtlsFailed: (l) => {
@@ -381,7 +421,7 @@ export class MeshAgent {
           !this.healing.has(l.peerId) &&
           !this.links.has(l.peerId)
         ) {
-          void this.turn.recheck();
+          this.recheckServers();
           this.heal(l.peerId, 0);
         }
         this.counters.messages_sent += l.sent;
@@ -441,6 +481,9 @@ export class MeshAgent {
         return;
       }
       case 'offer': {
+        // The answer gathers with the STUN servers a recheck under way is about to judge.
+        await this.stunPool.settled();
+        if (this.stopped) return;
         const old = this.links.get(f.from);
         // Glare: both sides offered at once. The smaller id keeps its own offer (CONTRACT §1.5, the
         // same rule as reconnects) and the other side answers it; otherwise each would drop its own
@@ -515,6 +558,9 @@ export class MeshAgent {
           this.turn.stop();
           this.turn = this.newTurnPool();
           void this.turn.start();
+          // TURN servers change when one failed, and a coturn serves STUN too: the next attempts
+          // (the reconnect that follows a failover's push) wait for the STUN servers' answer.
+          void this.stunPool.recheck();
         }
         if (f.bandwidth) this.bandwidth = f.bandwidth;
         return;
@@ -568,7 +614,7 @@ export class MeshAgent {
         this.links.delete(link.peerId);
         link.close('heartbeat timeout');
         // The path may have died with its TURN server: find out before the next attempt picks one.
-        void this.turn.recheck();
+        this.recheckServers();
         this.heal(link.peerId, 0);
       } else {
         link.ping(timeoutMs).catch(() => {});

@@ -1,5 +1,7 @@
 // TURN servers in order of health and latency. werift uses only the first TURN URL it is given, so
 // the agent tries one server per attempt, in the order this pool gives, and reports failures here.
+// The agent keeps a second pool of its STUN servers (kind 'stun'): werift also uses only the first
+// STUN URL, and a dead one costs every gathering its 5 s STUN timeout — the whole fallback timeout.
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { parseIceUrl } from '../config/ice-url.js';
@@ -40,16 +42,18 @@ export function stunProbe(host: string, port: number, timeoutMs = 1_000): Promis
   });
 }
 
+export type PoolEvent = 'server_marked_unhealthy' | 'all_servers_unhealthy' | 'server_health_check_success';
+
 export interface TurnPoolOptions {
   servers: IceServer[];
+  /** Which servers the pool holds: its URLs' schemes and its events' names (default turn). */
+  kind?: 'turn' | 'stun';
   /** Failures before a server is marked unhealthy (circuit open). */
   threshold?: number;
   checkIntervalMs?: number;
   probe?: (host: string, port: number) => Promise<number>;
-  onEvent: (
-    event: 'turn_server_marked_unhealthy' | 'all_turn_servers_unhealthy' | 'turn_server_health_check_success',
-    metadata: Record<string, unknown>,
-  ) => void;
+  /** Events named for the kind: turn_server_marked_unhealthy, all_stun_servers_unhealthy, … */
+  onEvent: (event: string, metadata: Record<string, unknown>) => void;
 }
 
 export class TurnPool {
@@ -59,12 +63,14 @@ export class TurnPool {
   private readonly probe: (host: string, port: number) => Promise<number>;
   private allDownReported = false;
   private rechecking: Promise<void> | undefined;
+  private readonly kind: 'turn' | 'stun';
 
   constructor(private readonly o: TurnPoolOptions) {
     this.threshold = o.threshold ?? 3;
+    this.kind = o.kind ?? 'turn';
     this.probe = o.probe ?? ((h, p) => stunProbe(h, p));
     this.states = o.servers.flatMap((server) => {
-      const p = parseIceUrl(server.urls, ['turn', 'turns']);
+      const p = parseIceUrl(server.urls, this.kind === 'turn' ? ['turn', 'turns'] : ['stun', 'stuns']);
       return typeof p === 'string'
         ? []
         : [{ server, host: p.host, port: p.port, failures: 0, healthy: true, latencyMs: null }];
@@ -96,10 +102,7 @@ export class TurnPool {
           s.failures = 0;
           s.healthy = true;
           if (wasDown)
-            this.o.onEvent('turn_server_health_check_success', {
-              turn_server: s.server.urls,
-              latency_ms: s.latencyMs,
-            });
+            this.emit('server_health_check_success', { server: s.server.urls, latency_ms: s.latencyMs });
         } catch {
           this.failure(s.server.urls);
         }
@@ -155,13 +158,25 @@ export class TurnPool {
     s.failures += 1;
     if (s.healthy && s.failures >= this.threshold) {
       s.healthy = false;
-      this.o.onEvent('turn_server_marked_unhealthy', { turn_server: url, failures: s.failures });
+      this.emit('server_marked_unhealthy', { server: url, failures: s.failures });
     }
     const anyHealthy = this.states.some((x) => x.healthy);
     if (!anyHealthy && !this.allDownReported) {
       this.allDownReported = true;
-      this.o.onEvent('all_turn_servers_unhealthy', { turn_servers: this.states.map((x) => x.server.urls) });
+      this.emit('all_servers_unhealthy', { servers: this.states.map((x) => x.server.urls) });
     }
     if (anyHealthy) this.allDownReported = false;
+  }
+
+  /** `server_marked_unhealthy` → turn_server_marked_unhealthy, `server` → turn_server (or stun_). */
+  private emit(event: PoolEvent, metadata: Record<string, unknown>): void {
+    const k = this.kind;
+    const name = event === 'all_servers_unhealthy' ? `all_${k}_servers_unhealthy` : `${k}_${event}`;
+    this.o.onEvent(
+      name,
+      Object.fromEntries(
+        Object.entries(metadata).map(([key, v]) => [key.startsWith('server') ? `${k}_${key}` : key, v]),
+      ),
+    );
   }
 }

@@ -3,73 +3,41 @@
 // drops every UDP packet to coturn (an nftables rule): from h2 the tree names the unreachable STUN/TURN
 // server; the same pair seen from h1, whose path to coturn is open, does not.
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadOrCreateIdentity } from '../../src/crypto/key-file.js';
-import { type LabState, labDown, labRun, labUp } from '../../src/ops/lab/lab.js';
+import { type LabState, labUp } from '../../src/ops/lab/lab.js';
 import { startAgent } from '../../src/ops/lab/matrix.js';
-import { packageRoot } from '../../src/paths.js';
 import { waitFor } from '../../src/util/wait.js';
-import { labFixture } from '../helpers/lab.js';
+import { ifmeshInLab, labFixture, teardownLab } from '../helpers/lab.js';
 
 const lab = labFixture('t');
 const agents: ReturnType<typeof startAgent>[] = [];
 
 async function tree1(state: LabState, host: string, agent: string, peer: string) {
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (d) => {
-    text += d;
-  });
-  const code = await labRun(
-    {
-      name: state.name,
-      host,
-      command: [
-        process.execPath,
-        path.join(packageRoot(), 'dist/bin/ifmesh.js'),
-        'troubleshoot',
-        'connection-timeout',
-        agent,
-        peer,
-        '--signaling',
-        `http://${state.plan.signaling.address}:${state.plan.signaling.port}`,
-        '--witness',
-        state.plan.witness.url,
-        '--state-dir',
-        path.join(state.dir, `ts-${host}`),
-        '--json',
-      ],
-      stdin: new PassThrough(),
-      stdout: out,
-      stderr: out,
-    },
-    {
-      env: {
-        ...lab.ctx.env,
-        TURN_USERNAME: state.turn_credentials.username,
-        TURN_PASSWORD: state.turn_credentials.password,
-        IF_WITNESS_API_KEY: state.witness_api_key,
-      },
-      signal: new AbortController().signal,
-    },
-  );
+  // The lab's signaling, witness, coturn and credentials come from `lab run` (labEnv).
+  const { code, stdout, stderr } = await ifmeshInLab(lab, host, [
+    'troubleshoot',
+    'connection-timeout',
+    agent,
+    peer,
+    '--signaling',
+    `http://${state.plan.signaling.address}:${state.plan.signaling.port}`,
+    '--state-dir',
+    path.join(state.dir, `ts-${host}`),
+    '--json',
+  ]);
   try {
     return {
       code,
-      report: JSON.parse(text) as { walk: { root_cause: { id: string } | null; path: unknown[] } },
+      report: JSON.parse(stdout) as { walk: { root_cause: { id: string } | null; path: unknown[] } },
     };
   } catch {
-    throw new Error(`troubleshoot in ${host} exited ${code}: ${text.slice(-1_000)}`);
+    throw new Error(`troubleshoot in ${host} exited ${code}: ${stderr.slice(-1_000)}`);
   }
 }
 
 describe('tree 1 inside the lab', () => {
-  afterAll(async () => {
-    for (const a of agents) a.child.kill('SIGTERM');
-    await labDown({ name: lab.name }, lab.ctx).catch(() => {});
-    lab.cleanup();
-  });
+  afterAll(() => teardownLab(lab, agents));
 
   it('names the unreachable STUN/TURN server from the host whose NAT drops UDP to coturn', async () => {
     const up = await labUp(

@@ -72,4 +72,34 @@ describe('TurnPool', () => {
     // three tries for the dead one (the circuit's threshold), one answer for the live one
     expect(probes).toBe(4);
   });
+
+  it('holds STUN servers too (kind stun): their events say stun, and a recheck drops a dead one', async () => {
+    const up: Record<number, boolean> = { 3478: true, 3479: true };
+    const events: [string, Record<string, unknown>][] = [];
+    const pool = new TurnPool({
+      kind: 'stun',
+      // A turn: URL is not a STUN server: only stun: and stuns: are held.
+      servers: [
+        { urls: 'stun:127.0.0.1:3478' },
+        { urls: 'stun:127.0.0.1:3479' },
+        { urls: 'turn:127.0.0.1:3480' },
+      ],
+      probe: async (_h, port) => {
+        if (!up[port]) throw new Error('down');
+        return port - 3477;
+      },
+      onEvent: (name, metadata) => events.push([name, metadata]),
+    });
+    expect(pool.size).toBe(2);
+    await pool.check();
+    up[3478] = false;
+    up[3479] = false;
+    await pool.recheck();
+    expect(pool.ordered()).toEqual([]);
+    expect(events).toEqual([
+      ['stun_server_marked_unhealthy', { stun_server: 'stun:127.0.0.1:3478', failures: 3 }],
+      ['stun_server_marked_unhealthy', { stun_server: 'stun:127.0.0.1:3479', failures: 3 }],
+      ['all_stun_servers_unhealthy', { stun_servers: ['stun:127.0.0.1:3478', 'stun:127.0.0.1:3479'] }],
+    ]);
+  });
 });

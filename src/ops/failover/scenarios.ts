@@ -659,8 +659,12 @@ async function applyTurn(
         dispatcher: ctx.dispatcher,
         signal: ctx.signal,
       }).catch(() => undefined);
-      for (const e of (r?.json as { results?: { agent_id?: string }[] } | undefined)?.results ?? [])
-        if (e.agent_id) onReplacement.add(e.agent_id);
+      // A pair is on the replacement when either end relays through it: the end asked to reconnect
+      // may offer from its NAT's mapping to its peer's relay (behind symmetric NATs, measured in the
+      // NAT lab), and then its peer is the one that reports the relay.
+      for (const e of (r?.json as { results?: { agent_id?: string; peer_id?: string }[] } | undefined)
+        ?.results ?? [])
+        for (const a of [e.agent_id, e.peer_id]) if (a) onReplacement.add(a);
       return reconnected.every((a) => onReplacement.has(a));
     },
     { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 500 },
@@ -680,7 +684,7 @@ async function applyTurn(
     'peers on the replacement',
     seen,
     seen
-      ? `${onReplacement.size} agents relayed through ${t.replacement}`
+      ? `${reconnected.join(', ')} on pairs relayed through ${t.replacement} (${onReplacement.size} agents at their ends)`
       : `not seen on ${t.replacement}: ${missing.join(', ')}`,
   );
   if (!seen) return;

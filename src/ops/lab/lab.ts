@@ -39,6 +39,8 @@ export interface LabState {
   plan: Omit<LabPlan, 'commands'>;
   turn_credentials: { username: string; password: string };
   witness_api_key: string;
+  /** The lab signaling's SIGNALING_ADMIN_TOKEN (/admin/*: failover, key rotation in the lab). */
+  admin_token: string;
   processes: LabProcess[];
 }
 
@@ -170,7 +172,11 @@ interface ProcessSpec {
   listens: ['udp' | 'tcp', string, number][];
 }
 
-function processSpecs(plan: LabPlan, dir: string, state: Pick<LabState, 'witness_api_key'>): ProcessSpec[] {
+function processSpecs(
+  plan: LabPlan,
+  dir: string,
+  state: Pick<LabState, 'witness_api_key' | 'admin_token'>,
+): ProcessSpec[] {
   const ns = plan.public.namespace;
   const bin = path.join(packageRoot(), 'dist/bin/ifmesh.js');
   const node = process.execPath;
@@ -246,6 +252,7 @@ function processSpecs(plan: LabPlan, dir: string, state: Pick<LabState, 'witness
         IF_WITNESS_ENDPOINT: plan.witness.url,
         STUN_SERVERS: plan.turn.map((t) => t.stunUrl).join(','),
         TURN_SERVERS: plan.turn.map((t) => t.url).join(','),
+        SIGNALING_ADMIN_TOKEN: state.admin_token,
       },
       listens: [['tcp', plan.signaling.address, plan.signaling.port]],
     },
@@ -298,11 +305,13 @@ export async function labUp(
     return {
       dry_run: true,
       plan,
-      processes: processSpecs(plan, dir, { witness_api_key: '<generated>' }).map((p) => ({
-        name: p.name,
-        namespace: p.namespace,
-        command: ['ip', 'netns', 'exec', p.namespace, ...p.command],
-      })),
+      processes: processSpecs(plan, dir, { witness_api_key: '<generated>', admin_token: '<generated>' }).map(
+        (p) => ({
+          name: p.name,
+          namespace: p.namespace,
+          command: ['ip', 'netns', 'exec', p.namespace, ...p.command],
+        }),
+      ),
     };
   requireRoot('up');
   const t0 = ctx.clock.now();
@@ -324,6 +333,7 @@ export async function labUp(
     plan: shape,
     turn_credentials: { username: TURN_USER, password: randomBytes(12).toString('hex') },
     witness_api_key: randomBytes(16).toString('hex'),
+    admin_token: randomBytes(16).toString('hex'),
     processes: [],
   };
   writeLabState(state);
@@ -506,6 +516,27 @@ export function labNamespace(state: LabState, node: string): string {
   return ns;
 }
 
+/**
+ * The lab's configuration as an ifmesh command run inside it reads it: its signaling, witness and
+ * coturns, and the credentials to them. `lab run` sets it over the caller's environment (a command
+ * in the lab reaches only the lab's servers), so `ifmesh lab run pub -- ifmesh failover turn …`
+ * acts on the lab with nothing else set; `lab run h1 -- env VAR=… CMD` overrides one.
+ */
+export function labEnv(state: LabState): Record<string, string> {
+  const p = state.plan;
+  return {
+    IFMESH_SIGNALING_URL: p.signaling.url,
+    IF_WITNESS_ENDPOINT: p.witness.url,
+    IF_WITNESS_API_KEY: state.witness_api_key,
+    STUN_SERVERS: p.turn.map((t) => t.stunUrl).join(','),
+    TURN_SERVERS: p.turn.map((t) => t.url).join(','),
+    TURN_USERNAME: state.turn_credentials.username,
+    TURN_PASSWORD: state.turn_credentials.password,
+    // A lab built before the lab signaling had an admin token has none to give.
+    ...(state.admin_token ? { SIGNALING_ADMIN_TOKEN: state.admin_token } : {}),
+  };
+}
+
 /** Runs a command inside a lab host's namespace (`ip netns exec`); resolves with its exit code. */
 export async function labRun(o: LabRunOptions, ctx: Pick<OpContext, 'env' | 'signal'>): Promise<number> {
   requireRoot('run');
@@ -516,7 +547,7 @@ export async function labRun(o: LabRunOptions, ctx: Pick<OpContext, 'env' | 'sig
   const ns = labNamespace(state, o.host);
   const child = spawn('ip', ['netns', 'exec', ns, ...o.command], {
     stdio: [o.stdin === 'inherit' ? 'inherit' : 'pipe', 'pipe', 'pipe'],
-    env: { ...process.env, ...ctx.env } as NodeJS.ProcessEnv,
+    env: { ...process.env, ...ctx.env, ...labEnv(state) } as NodeJS.ProcessEnv,
   });
   if (o.stdin !== 'inherit' && child.stdin) o.stdin.pipe(child.stdin).on('error', () => {});
   child.stdout!.pipe(o.stdout, { end: false });

@@ -42,7 +42,7 @@ export interface PairOptions extends PairCase {
   ctx: Pick<OpContext, 'exec' | 'env' | 'clock'>;
 }
 
-interface Connection {
+export interface Connection {
   agent_id: string;
   peer_id: string;
   state: string;
@@ -58,7 +58,8 @@ async function inPub(lab: LabState, ctx: PairOptions['ctx'], args: string[]): Pr
   return r.stdout;
 }
 
-async function connections(lab: LabState, ctx: PairOptions['ctx']): Promise<Connection[]> {
+/** The lab signaling's /connections, read from the public namespace; [] when it does not answer. */
+export async function connections(lab: LabState, ctx: PairOptions['ctx']): Promise<Connection[]> {
   const out = await inPub(lab, ctx, [
     'curl',
     '-s',
@@ -73,7 +74,8 @@ async function connections(lab: LabState, ctx: PairOptions['ctx']): Promise<Conn
   }
 }
 
-async function events(
+/** One agent's witness events, read from the public namespace; [] when the witness does not answer. */
+export async function events(
   lab: LabState,
   ctx: PairOptions['ctx'],
   agent: string,
