@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
@@ -23,6 +24,9 @@ export async function server(
   kind: 'raw' | 'ifmesh',
   extra: string[] = [],
 ): Promise<{ url: string; pid: number; stop: () => void; exited: Promise<unknown> }> {
+  // A state dir of its own (the identities it binds persist there), gone when the process is: a
+  // second run must not meet the first run's bindings, nor write into the checkout's .ifmesh.
+  const state = mkdtempSync(path.join(tmpdir(), 'ifmesh-bench-signaling-'));
   const args =
     kind === 'raw'
       ? [benchScript('raw-relay')]
@@ -43,15 +47,23 @@ export async function server(
           '--log-level',
           'error',
           '--json',
+          '--state-dir',
+          state,
           ...extra,
         ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, IF_WITNESS_API_KEY: '' },
   });
-  const exited = new Promise((r) => child.once('exit', r));
+  const exited = new Promise((r) => child.once('exit', r)).finally(() =>
+    rmSync(state, { recursive: true, force: true }),
+  );
   const ready = await firstLine(child);
-  return { url: ready.url, pid: child.pid!, stop: () => child.kill('SIGKILL'), exited };
+  const stop = () => {
+    child.kill('SIGKILL');
+    rmSync(state, { recursive: true, force: true });
+  };
+  return { url: ready.url, pid: child.pid!, stop, exited };
 }
 
 export async function load(opts: object): Promise<{ result: any; child: ChildProcess }> {
