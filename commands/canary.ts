@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
@@ -124,11 +124,13 @@ export function register(cmd: Command, io: CommandIo): void {
         ctx,
       ).finally(() => progress.close());
       out.result(r, renderCanary);
-      if (r.state && r.state.status !== 'completed') io.setExitCode(1);
+      if (r.state && r.state.status !== 'completed') io.setExitCode(ExitCode.checkFailed);
     });
 
   withJson(
-    cmd.command('status').description('the canary in progress or the last one; exit codes in the README'),
+    cmd
+      .command('status')
+      .description('the canary in progress or the last one; its exit codes: ifmesh help exit-codes'),
   )
     .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
@@ -167,6 +169,6 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `${action} requested: the running canary (pid ${x.handed_to}) acts on it at its next check`
             : `${x.canary_id}: ${x.state.message}`,
         );
-        if (action === 'resume' && r.state.status !== 'completed') io.setExitCode(1);
+        if (action === 'resume' && r.state.status !== 'completed') io.setExitCode(ExitCode.checkFailed);
       });
 }

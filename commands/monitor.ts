@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
+import { ExitCode } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
 import { monitor } from '../src/ops/rollout/monitor.js';
@@ -78,6 +79,6 @@ export function register(cmd: Command, io: CommandIo): void {
       ).finally(() => progress.close());
       if (flags.json) line({ type: 'result', ...r });
       else out.result(r, renderMonitorReport);
-      if (r.result !== 'passed') io.setExitCode(1);
+      if (r.result !== 'passed') io.setExitCode(ExitCode.checkFailed);
     });
 }

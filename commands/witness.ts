@@ -294,11 +294,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .requiredOption('--from <sqlite:PATH>', 'the SQLite witness database')
       .requiredOption('--to <url>', 'postgres://USER@HOST:PORT/DB (the database must exist)')
       .option('--batch <n>', 'events per transaction', '10000')
-      .option('--dry-run', 'say what would be copied, and copy nothing')
-      .addHelpText(
-        'after',
-        '\nExample:\n  ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
-      ),
+      .option('--dry-run', 'say what would be copied, and copy nothing'),
   ).action(async (flags: { from: string; to: string; batch: string; dryRun?: boolean; json?: boolean }) => {
     const progress = await createProgress(ctx, Boolean(flags.json));
     io.claimSignal();

@@ -2,7 +2,7 @@
 // Not due, or disabled: nothing happens, exit 0. Due: under the `key-rotation` lock, a scheduled
 // rotation through the same ops as `rotate-keys`; one that does not complete (an agent silent,
 // connections failed after it, no instance answering) is told to the team like maintenance findings.
-import { IfmeshError, UnauthorizedError } from '../../errors.js';
+import { type ExitCodeValue, IfmeshError, UnauthorizedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { WitnessTarget } from '../events.js';
 import { errorText, utcDay, withMaintenanceLock } from '../maintenance/common.js';
@@ -31,7 +31,7 @@ export interface PeriodicReport {
   needs_human: string[];
   notice: NoticeOutcome;
   /** The rotation could not run at all (no token, no instance answering): its code and exit code. */
-  error?: { code: string; message: string; exit_code: number };
+  error?: { code: string; message: string; exit_code: ExitCodeValue };
 }
 
 /** Why a finished rotation needs a person, one line each. */

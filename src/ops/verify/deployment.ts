@@ -3,7 +3,7 @@
 // on the context's clock, each reported and logged to the witness under one trace id.
 import { randomUUID } from 'node:crypto';
 import { SignalingClient } from '../../clients/signaling.js';
-import { ExitCode, IfmeshError } from '../../errors.js';
+import { ExitCode, type ExitCodeValue, IfmeshError } from '../../errors.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import type { ExchangeOptions, ExchangeReport } from '../agent/exchange.js';
 import { mergeAgents, mergeConnections } from '../fleet-views.js';
@@ -28,7 +28,7 @@ export interface VerifyStep {
 export interface VerifyReport {
   ok: boolean;
   /** 0 passed, 1 a step failed, 3 signaling unreachable (README's table). */
-  exit_code: number;
+  exit_code: ExitCodeValue;
   deployment_id: string | undefined;
   trace_id: string;
   steps: VerifyStep[];
