@@ -1,6 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { loadAgentConfig } from '../src/config/agent-config.js';
@@ -49,8 +56,12 @@ const common = (c: Command) =>
     .option('--insecure', 'accept a self-signed wss:// certificate')
     .addOption(shared('state-dir'))
     .addOption(shared('witness'))
-    .option('--heartbeat-timeout <ms>', 'a peer silent this long is partitioned', '30000')
-    .option('--healing-base <ms>', 'first reconnection delay when healing (then ×2, 10 attempts)', '1000');
+    .option('--heartbeat-timeout <duration>', 'a peer silent this long is partitioned', '30s')
+    .option(
+      '--healing-base <duration>',
+      'first reconnection delay when healing (then ×2, 10 attempts)',
+      '1s',
+    );
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -87,8 +98,8 @@ export function register(cmd: Command, io: CommandIo): void {
           .filter(Boolean),
         rejectUnauthorized: !flags.insecure,
         ca: ctx.tls?.ca,
-        heartbeatTimeoutMs: intFlag(flags.heartbeatTimeout, '--heartbeat-timeout', 50),
-        healingBaseMs: intFlag(flags.healingBase, '--healing-base', 50),
+        heartbeatTimeoutMs: durationFlag(flags.heartbeatTimeout, '--heartbeat-timeout', { min: 50 }),
+        healingBaseMs: durationFlag(flags.healingBase, '--healing-base', { min: 50 }),
         state,
         log: (line) => ctx.stderr.write(`${line}\n`),
       },

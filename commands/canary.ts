@@ -1,12 +1,18 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
-import { durationMs } from '../src/ops/rollout/duration.js';
 import { gateOf, PROMOTION_GATES } from '../src/ops/rollout/promotion.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
@@ -104,8 +110,8 @@ export function register(cmd: Command, io: CommandIo): void {
             : undefined,
           canaryAgents: flags.canaryAgents ? intFlag(flags.canaryAgents, '--canary-agents', 1) : undefined,
           steps: flags.steps.split(','),
-          monitorMs: durationMs(flags.monitor, '--monitor'),
-          intervalMs: durationMs(flags.interval, '--interval', 50),
+          monitorMs: durationFlag(flags.monitor, '--monitor'),
+          intervalMs: durationFlag(flags.interval, '--interval', { min: 50 }),
           failureLimit: intFlag(flags.failureLimit, '--failure-limit', 0, 1000),
           consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
           optionalGates: flags.optionalGate ?? [],
@@ -124,11 +130,13 @@ export function register(cmd: Command, io: CommandIo): void {
         ctx,
       ).finally(() => progress.close());
       out.result(r, renderCanary);
-      if (r.state && r.state.status !== 'completed') io.setExitCode(1);
+      if (r.state && r.state.status !== 'completed') io.setExitCode(ExitCode.checkFailed);
     });
 
   withJson(
-    cmd.command('status').description('the canary in progress or the last one; exit codes in the README'),
+    cmd
+      .command('status')
+      .description('the canary in progress or the last one; its exit codes: ifmesh help exit-codes'),
   )
     .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
@@ -137,7 +145,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
       const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
-      const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
+      const watch = flags.watch ? durationFlag(flags.timeout, '--timeout') : undefined;
       const st = await canaryStatus(state, watch, ctx);
       io.output(flags).result(st, renderCanaryStatus);
       io.setExitCode(st.exit_code);
@@ -167,6 +175,6 @@ export function register(cmd: Command, io: CommandIo): void {
             ? `${action} requested: the running canary (pid ${x.handed_to}) acts on it at its next check`
             : `${x.canary_id}: ${x.state.message}`,
         );
-        if (action === 'resume' && r.state.status !== 'completed') io.setExitCode(1);
+        if (action === 'resume' && r.state.status !== 'completed') io.setExitCode(ExitCode.checkFailed);
       });
 }

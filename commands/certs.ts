@@ -26,7 +26,7 @@ function thresholdDays(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/[a-z]$/i.test(value.trim()))
     throw new UsageError(`--if-expiring ${value} needs a unit`, 'e.g. --if-expiring 7d or 36h');
-  return durationFlag(value, '--if-expiring', 3650 * DAY_MS) / DAY_MS;
+  return durationFlag(value, '--if-expiring', { max: 3650 * DAY_MS }) / DAY_MS;
 }
 
 function files(flags: Flags, loaded: LoadedConfig, cwd: string, needKey: boolean) {

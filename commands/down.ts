@@ -4,6 +4,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { down } from '../src/ops/stack/down.js';
 import { resolveState } from '../src/state/state-dir.js';
+import { formatDuration } from '../src/ui/units.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -16,7 +17,7 @@ export function register(cmd: Command, io: CommandIo): void {
         r.stopped.length + r.not_running.length + r.failed.length === 0
           ? `no processes recorded in ${r.state_dir}`
           : [
-              `${r.failed.length ? c.red('✗') : c.green('✓')} stopped ${r.stopped.join(', ') || 'nothing'} in ${(r.elapsed_ms / 1000).toFixed(1)} s${r.not_running.length ? c.dim(` (not running: ${r.not_running.join(', ')})`) : ''}`,
+              `${r.failed.length ? c.red('✗') : c.green('✓')} stopped ${r.stopped.join(', ') || 'nothing'} in ${formatDuration(r.elapsed_ms)}${r.not_running.length ? c.dim(` (not running: ${r.not_running.join(', ')})`) : ''}`,
               ...(r.failed.length ? [c.red(`  still running after SIGKILL: ${r.failed.join(', ')}`)] : []),
             ].join('\n'),
       );

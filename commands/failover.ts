@@ -4,7 +4,14 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from 'undici';
 import { resolveFleet } from '../src/cli/fleet.js';
-import { type ConfigFlags, durationFlag, intFlag, withFlags, withRttBudget } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  rttBudgetMs,
+  withFlags,
+  withRttBudget,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
 import { messageExchange } from '../src/ops/agent/exchange.js';
@@ -82,6 +89,13 @@ export function register(cmd: Command, io: CommandIo): void {
     return { loaded, state, fleet, urls, http: fleet.signaling.map((x) => x.http), witness };
   };
 
+  /** The message delivery check's flags, read before anything is changed (a typo fails first). */
+  const checkFlags = (flags: Flags) => ({
+    n: intFlag(flags.agents, '--agents', 2, 50),
+    m: intFlag(flags.messages, '--messages', 1, 10_000),
+    maxRttP95Ms: rttBudgetMs(flags.maxRttP95),
+  });
+
   const validate = async (
     flags: Flags,
     s: Awaited<ReturnType<typeof setup>>,
@@ -95,8 +109,7 @@ export function register(cmd: Command, io: CommandIo): void {
         'no witness API key',
         'set IF_WITNESS_API_KEY (validation reads the witness)',
       );
-    const n = intFlag(flags.agents, '--agents', 2, 50);
-    const m = intFlag(flags.messages, '--messages', 1, 10_000);
+    const { n, m, maxRttP95Ms } = checkFlags(flags);
     return validateRecovery(
       {
         failoverId,
@@ -104,7 +117,7 @@ export function register(cmd: Command, io: CommandIo): void {
         signalingHttp: s.http,
         witness: s.witness,
         recovery,
-        maxRttP95Ms: durationFlag(flags.maxRttP95, '--max-rtt-p95'),
+        maxRttP95Ms,
         exchange: () =>
           messageExchange({
             clock: ctx.clock,
@@ -136,9 +149,10 @@ export function register(cmd: Command, io: CommandIo): void {
       plan: (flags: F, s: Awaited<ReturnType<typeof setup>>, id: string) => Promise<FailoverPlan>,
     ) =>
     async (flags: F) => {
+      const timeoutMs = durationFlag(flags.timeout, '--timeout', { max: 3_600_000 });
+      checkFlags(flags);
       const s = await setup(flags);
       const out = io.output(flags);
-      const timeoutMs = durationFlag(flags.timeout, '--timeout', 3_600_000);
       const p = await plan(flags, s, flags.id ?? newFailoverId(letter, ctx.clock.now()));
       if (flags.dryRun) return out.result({ plan: p, dry_run: true }, renderPlan);
       const adminToken = s.fleet.admin_token;
@@ -224,7 +238,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--stabilize <duration>', 'how long the restarted instance must stay healthy', '5m')
     .action(
       scenario('B', async (flags: Flags & { failed?: string; action: string; stabilize: string }, s, id) => {
-        const stabilizeMs = durationFlag(flags.stabilize, '--stabilize', 3_600_000);
+        const stabilizeMs = durationFlag(flags.stabilize, '--stabilize', { min: 0, max: 3_600_000 });
         if (flags.action === 'promote-backup')
           return planPromoteBackup({
             failoverId: id,
@@ -259,7 +273,7 @@ export function register(cmd: Command, io: CommandIo): void {
           failoverId: id,
           signaling: s.urls,
           agent: flags.agent,
-          staggerMs: durationFlag(flags.stagger, '--stagger', 60_000),
+          staggerMs: durationFlag(flags.stagger, '--stagger', { min: 0, max: 60_000 }),
         }),
       ),
     );
@@ -310,7 +324,7 @@ export function register(cmd: Command, io: CommandIo): void {
             signaling: s.http,
             reason: flags.reason,
             incidentId: flags.incidentId,
-            timeoutMs: durationFlag(flags.timeout, '--timeout', 3_600_000),
+            timeoutMs: durationFlag(flags.timeout, '--timeout', { max: 3_600_000 }),
           }),
         }),
       ),

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { type FleetFlagsIn, resolveFleet } from '../src/cli/fleet.js';
 import { intFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
+import { ExitCode } from '../src/errors.js';
 import { planIncident, runIncident } from '../src/ops/incident/declare.js';
 import { runDueEscalations } from '../src/ops/incident/escalation.js';
 import {
@@ -53,7 +54,7 @@ export function register(cmd: Command, io: CommandIo): void {
   // Failed notices are loud: an error line each on stderr and exit 1 (the record and report keep them).
   const loud = (s: Setup, lines: string[]) => {
     for (const l of lines) s.out.info(l);
-    if (lines.some((l) => l.startsWith('error:'))) io.setExitCode(1);
+    if (lines.some((l) => l.startsWith('error:'))) io.setExitCode(ExitCode.checkFailed);
   };
   // Every incident command carries the escalation schedule forward (see README "Incidents").
   const runDue = async (s: Setup) => {
@@ -89,7 +90,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const rec = await runIncident(o, ctx);
         s.out.result(rec, (r, c) => renderIncident(r, c, s.state, ctx.clock.now()));
         loud(s, failedNoticeLines(rec.id, rec.notifications));
-        if (rec.actions.some((a) => !a.ok)) io.setExitCode(1);
+        if (rec.actions.some((a) => !a.ok)) io.setExitCode(ExitCode.checkFailed);
         await runDue(s);
       });
   }

@@ -72,6 +72,6 @@ export function register(cmd: Command, io: CommandIo): void {
       },
       ctx,
     );
-    io.setExitCode(code);
+    io.passExitCode(code);
   });
 }

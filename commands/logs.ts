@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
-import { shared } from '../src/cli/options.js';
+import { intFlag, shared } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { UsageError } from '../src/errors.js';
 import { followJournals, lastLines, logSources } from '../src/ops/fleet/logs.js';
@@ -23,7 +23,7 @@ export function register(cmd: Command, io: CommandIo): void {
             all.length ? `one of: ${all.map((s) => s.name).join(', ')}` : "start the stack with 'ifmesh up'",
           );
         const sources = name ? all.filter((s) => s.name === name) : all;
-        const n = Number(flags.lines) || 50;
+        const n = intFlag(flags.lines, '--lines', 0, 1_000_000);
         const write = (k: string, line: string) =>
           ctx.stdout.write(sources.length > 1 ? `${k} | ${line}\n` : `${line}\n`);
         for (const s of sources) for (const line of lastLines(state, s, n)) write(s.name, line);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { resolveFleet } from '../src/cli/fleet.js';
-import { type ConfigFlags, durationFlag, intFlag, withFlags, withRttBudget } from '../src/cli/options.js';
+import { type ConfigFlags, intFlag, rttBudgetMs, withFlags, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ConfigError, ExitCode, UsageError } from '../src/errors.js';
@@ -156,7 +156,7 @@ export function register(cmd: Command, io: CommandIo): void {
             formTimeoutMs: 20_000,
             rejectUnauthorized: !flags.insecure,
             ca: ctx.tls?.ca,
-            maxRttP95Ms: durationFlag(flags.maxRttP95, '--max-rtt-p95'),
+            maxRttP95Ms: rttBudgetMs(flags.maxRttP95),
           },
           maxAgents: flags.maxAgents
             ? intFlag(flags.maxAgents, '--max-agents', 1)

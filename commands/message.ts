@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { shared, withJson } from '../src/cli/options.js';
+import { durationFlag, shared, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { readStdin } from '../src/cli/stdin.js';
 import { ExitCode, UsageError } from '../src/errors.js';
@@ -35,15 +35,13 @@ export function register(cmd: Command, io: CommandIo): void {
       .argument('[file]', 'message file; default: stdin')
       .requiredOption('--pubkey <key>', "sender's public key: 43 base64url characters, or a .pub/.key file")
       .option('--from <agent>', 'require this sender id (the channel peer)')
-      .option('--max-skew <seconds>', 'accepted clock skew', '30'),
+      .option('--max-skew <duration>', 'accepted clock skew (a bare number is in seconds)', '30s'),
   ).action(
     async (
       file: string | undefined,
       flags: { pubkey: string; from?: string; maxSkew: string; json?: boolean },
     ) => {
-      const skew = Number(flags.maxSkew);
-      if (!Number.isFinite(skew) || skew <= 0)
-        throw new UsageError(`--max-skew ${flags.maxSkew} is not a positive number of seconds`);
+      const skewMs = durationFlag(flags.maxSkew, '--max-skew', { bare: 's' });
       const text = file
         ? await readFileText(path.resolve(ctx.cwd, file))
         : await readStdin(ctx, 'ifmesh message verify --pubkey KEY < msg.json');
@@ -52,7 +50,7 @@ export function register(cmd: Command, io: CommandIo): void {
         cwd: ctx.cwd,
         text,
         expectFrom: flags.from,
-        skewMs: skew * 1000,
+        skewMs,
         nowMs: ctx.clock.now(),
       });
       io.output(flags).result(report, (r, c) =>

@@ -1,9 +1,16 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
+import { ExitCode } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
-import { durationMs } from '../src/ops/rollout/duration.js';
 import { monitor } from '../src/ops/rollout/monitor.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
@@ -60,9 +67,9 @@ export function register(cmd: Command, io: CommandIo): void {
       const r = await monitor(
         {
           deploymentId: flags.deploymentId,
-          durationMs: durationMs(flags.duration, '--duration'),
-          intervalMs: durationMs(flags.interval, '--interval', 50),
-          windowMs: durationMs(flags.window, '--window', 1_000),
+          durationMs: durationFlag(flags.duration, '--duration'),
+          intervalMs: durationFlag(flags.interval, '--interval', { min: 50 }),
+          windowMs: durationFlag(flags.window, '--window', { min: 1_000 }),
           thresholds: parseThresholds(flags.threshold),
           failureLimit: intFlag(flags.failureLimit, '--failure-limit', 0, 1000),
           consecutiveErrorLimit: intFlag(flags.consecutiveErrorLimit, '--consecutive-error-limit', 1, 1000),
@@ -78,6 +85,6 @@ export function register(cmd: Command, io: CommandIo): void {
       ).finally(() => progress.close());
       if (flags.json) line({ type: 'result', ...r });
       else out.result(r, renderMonitorReport);
-      if (r.result !== 'passed') io.setExitCode(1);
+      if (r.result !== 'passed') io.setExitCode(ExitCode.checkFailed);
     });
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ExitCode } from '../src/errors.js';
@@ -84,7 +84,7 @@ export function register(cmd: Command, io: CommandIo): void {
     cmd
       .command('check')
       .description("evaluate the runbook's metric tables against the live mesh; exit 1 on any alert")
-      .option('--sample-ms <ms>', 'time between the two looks at the mesh (CPU is a rate)', '1000'),
+      .option('--sample-ms <duration>', 'time between the two looks at the mesh (CPU is a rate)', '1s'),
   ).action(async (flags: Flags & { sampleMs: string }) => {
     const loaded = await loadCommandConfig(ctx, flags);
     const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
@@ -92,7 +92,7 @@ export function register(cmd: Command, io: CommandIo): void {
       {
         targets: resolveTargets(flags, ctx.env, loaded, state),
         thresholds: parseThresholds(flags.threshold),
-        sampleMs: intFlag(flags.sampleMs, '--sample-ms', 0, 60_000),
+        sampleMs: durationFlag(flags.sampleMs, '--sample-ms', { min: 0, max: 60_000 }),
       },
       ctx,
     );

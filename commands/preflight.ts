@@ -4,9 +4,7 @@ import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { runPreflight } from '../src/ops/preflight/index.js';
 import { resolveState } from '../src/state/state-dir.js';
-import { createProgress } from '../src/ui/progress.js';
-
-const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
+import { createProgress, MARK } from '../src/ui/progress.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -29,12 +27,7 @@ export function register(cmd: Command, io: CommandIo): void {
           supervisor: flags.supervisor,
           serviceUser: flags.serviceUser,
           onStart: (name) => progress.step(name, 'running'),
-          onCheck: (r) =>
-            progress.step(
-              r.name,
-              r.status === 'fail' ? 'fail' : 'ok',
-              r.status === 'warn' ? `! ${r.detail}` : r.detail,
-            ),
+          onCheck: (r) => progress.step(r.name, r.status, r.detail),
         }).finally(() => progress.close());
         out.result(report, (r, c) => {
           const paint = { ok: c.green, warn: c.yellow, fail: c.red };

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { durationMs } from '../src/ops/rollout/duration.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
@@ -38,7 +37,7 @@ export function register(cmd: Command, io: CommandIo): void {
           reason: flags.reason,
           config: resolveWitness(loaded, flags.witness, state),
           progress,
-          registerTimeoutMs: durationMs(flags.healthTimeout, '--health-timeout', 100),
+          registerTimeoutMs: durationFlag(flags.healthTimeout, '--health-timeout', { min: 100 }),
         },
         Boolean(flags.dryRun),
         ctx,

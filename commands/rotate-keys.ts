@@ -44,8 +44,8 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--settle <duration>', 'then wait this long and count failed connections (runbook step 4)', '10s')
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (flags: Flags) => {
-      const timeoutMs = durationFlag(flags.timeout, '--timeout', 3_600_000);
-      const settleMs = durationFlag(flags.settle, '--settle', 600_000);
+      const timeoutMs = durationFlag(flags.timeout, '--timeout', { max: 3_600_000 });
+      const settleMs = durationFlag(flags.settle, '--settle', { min: 0, max: 600_000 });
       if (flags.ifDue && (flags.emergency || flags.incidentId))
         throw new UsageError(
           '--if-due is the scheduled rotation',

@@ -1,7 +1,14 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { UsageError } from '../src/errors.js';
@@ -58,14 +65,14 @@ export function register(cmd: Command, io: CommandIo): void {
         )
         .option('--allowed-origins <list>', 'comma-separated Origins browser agents may connect from')
         .option('--max-connections-per-ip <n>', 'WebSocket connections one address may hold', '1000')
-        .option('--reap-after <ms>', 'terminate sockets that answer no ping for this long', '30000')
-        .option('--register-timeout <ms>', 'close sockets that have not registered by then', '10000')
-        .option('--headers-timeout <ms>', 'close HTTP connections whose headers take longer', '10000')
+        .option('--reap-after <duration>', 'terminate sockets that answer no ping for this long', '30s')
+        .option('--register-timeout <duration>', 'close sockets that have not registered by then', '10s')
+        .option('--headers-timeout <duration>', 'close HTTP connections whose headers take longer', '10s')
         .option(
           '--cluster <url>',
           'redis://HOST:PORT shared with the other instances, without credentials (default SIGNALING_CLUSTER_URL, which may carry them)',
         )
-        .option('--cluster-ttl <ms>', 'an instance silent this long leaves the cluster (1000-15000)', '10000')
+        .option('--cluster-ttl <duration>', 'an instance silent this long leaves the cluster (1s-15s)', '10s')
         .addOption(shared('state-dir'))
         .addOption(shared('witness')),
     ),
@@ -110,10 +117,10 @@ export function register(cmd: Command, io: CommandIo): void {
           .map((s) => s.trim())
           .filter(Boolean),
         maxConnectionsPerIp: intFlag(flags.maxConnectionsPerIp, '--max-connections-per-ip', 1),
-        reapAfterMs: intFlag(flags.reapAfter, '--reap-after', 100),
-        registerTimeoutMs: intFlag(flags.registerTimeout, '--register-timeout', 100),
-        headersTimeoutMs: intFlag(flags.headersTimeout, '--headers-timeout', 100),
-        clusterTtlMs: intFlag(flags.clusterTtl, '--cluster-ttl', 1000, 15_000),
+        reapAfterMs: durationFlag(flags.reapAfter, '--reap-after', { min: 100 }),
+        registerTimeoutMs: durationFlag(flags.registerTimeout, '--register-timeout', { min: 100 }),
+        headersTimeoutMs: durationFlag(flags.headersTimeout, '--headers-timeout', { min: 100 }),
+        clusterTtlMs: durationFlag(flags.clusterTtl, '--cluster-ttl', { min: 1000, max: 15_000 }),
         clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
         signal: ctx.signal,
         dispatcher: ctx.dispatcher,

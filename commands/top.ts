@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, withFlags } from '../src/cli/options.js';
+import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { UnreachableError } from '../src/errors.js';
@@ -25,12 +25,12 @@ export function register(cmd: Command, io: CommandIo): void {
       'override a threshold, e.g. memory_mb=500; repeatable',
       (v: string, p: string[] = []) => [...p, v],
     )
-    .option('--interval <ms>', 'refresh interval of the live view', '2000')
+    .option('--interval <duration>', 'refresh interval of the live view', '2s')
     .action(async (flags: Flags) => {
       const loaded = await loadCommandConfig(ctx, flags);
       const targets = resolveTargets(flags, ctx.env, loaded, resolveState(ctx.cwd, ctx.env, flags.stateDir));
       const thresholds = parseThresholds(flags.threshold);
-      const intervalMs = intFlag(flags.interval, '--interval', 200, 600_000);
+      const intervalMs = durationFlag(flags.interval, '--interval', { min: 200, max: 600_000 });
       let prev: MeshSample | undefined;
       const next = async () => {
         const cur = await collectMesh({

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';
 import {
   evidenceSources,
@@ -78,7 +78,7 @@ export function register(cmd: Command, io: CommandIo): void {
         );
         io.output(flags).result(report, troubleshootText);
         // A root cause found is a failed check (exit 1); no fault is success.
-        if (report.walk.root_cause) io.setExitCode(1);
+        if (report.walk.root_cause) io.setExitCode(ExitCode.checkFailed);
       });
   }
 }

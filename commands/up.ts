@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { durationFlag, intFlag, shared, withJson, withRttBudget } from '../src/cli/options.js';
+import { intFlag, rttBudgetMs, shared, withJson, withRttBudget } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
+import { formatDuration, formatMs } from '../src/ui/units.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   const { ctx } = io;
@@ -42,7 +43,7 @@ export function register(cmd: Command, io: CommandIo): void {
         const instances = intFlag(flags.instances, '--instances', 1, 8);
         if (flags.witnessDb !== 'sqlite' && flags.witnessDb !== 'postgres')
           throw new UsageError(`--witness-db must be sqlite or postgres, not "${flags.witnessDb}"`);
-        const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
+        const maxRttP95Ms = rttBudgetMs(flags.maxRttP95);
         const out = io.output(flags);
         const progress = await createProgress(ctx, Boolean(flags.json));
         const report = await up(
@@ -60,7 +61,7 @@ export function register(cmd: Command, io: CommandIo): void {
         ).finally(() => progress.close());
         out.result(report, (r, c) =>
           [
-            `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${(r.elapsed_ms / 1000).toFixed(1)} s (${r.started.length} started, ${r.already_running.length} already running)`,
+            `${r.verification.ok ? c.green('✓ mesh up and verified') : c.red('✗ mesh up but NOT verified')} in ${formatDuration(r.elapsed_ms)} (${r.started.length} started, ${r.already_running.length} already running)`,
             `  witness    ${r.endpoints.witness} (${r.endpoints.witness_db})`,
             ...r.endpoints.signaling.map((u) => `  signaling  ${u}`),
             ...(r.endpoints.nginx
@@ -73,7 +74,7 @@ export function register(cmd: Command, io: CommandIo): void {
                 ]
               : []),
             `  agents     ${r.mesh.agents}, ${r.mesh.connected}/${r.mesh.expected} connection reports connected`,
-            `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${r.verification.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
+            `  verify     ${r.verification.pongs_received}/${r.verification.pings_sent} signed pings answered, RTT p95 ${formatMs(r.verification.rtt_ms.p95)}`,
             ...r.verification.failures.map((f) => c.red(`  ${f}`)),
             c.dim(`  state in ${r.state_dir}; 'ifmesh status', 'ifmesh logs NAME', 'ifmesh down'`),
           ].join('\n'),

@@ -3,6 +3,7 @@ import { resolveFleet } from '../src/cli/fleet.js';
 import {
   durationFlag,
   intFlag,
+  rttBudgetMs,
   shared,
   withConfigOptions,
   withJson,
@@ -35,7 +36,7 @@ export function register(cmd: Command, io: CommandIo): void {
     .option('--stun <urls>', 'STUN URLs (default STUN_SERVERS)')
     .option('--loopback', 'gather only 127.0.0.1 candidates')
     .option('--insecure', 'accept a self-signed wss:// certificate')
-    .option('--timeout <ms>', 'time allowed for the exchange mesh to form', '20000')
+    .option('--timeout <duration>', 'time allowed for the exchange mesh to form', '20s')
     .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (flags: VerifyFlags) => {
@@ -43,7 +44,8 @@ export function register(cmd: Command, io: CommandIo): void {
       const m = intFlag(flags.messages, '--messages', 1, 100_000);
       const retries = intFlag(flags.retries, '--retries', 1, 10_000);
       const intervalMs = durationFlag(flags.interval, '--interval');
-      const maxRttP95Ms = durationFlag(flags.maxRttP95, '--max-rtt-p95');
+      const maxRttP95Ms = rttBudgetMs(flags.maxRttP95);
+      const formTimeoutMs = durationFlag(flags.timeout, '--timeout', { min: 1_000 });
       const { loaded, state, fleet } = await resolveFleet(ctx, flags);
       const out = io.output(flags);
       const urls = agentSignalingUrls(fleet);
@@ -60,7 +62,7 @@ export function register(cmd: Command, io: CommandIo): void {
           agents: n,
           messages: m,
           loopbackOnly: Boolean(flags.loopback),
-          formTimeoutMs: Number(flags.timeout) || 20_000,
+          formTimeoutMs,
           rejectUnauthorized: !flags.insecure,
           ca: ctx.tls?.ca,
           dispatcher: ctx.dispatcher,
@@ -89,8 +91,7 @@ export function register(cmd: Command, io: CommandIo): void {
         witness,
         onStep: (s) => {
           if (s.status === 'skipped') return;
-          const state = s.status === 'running' ? 'running' : s.status === 'fail' ? 'fail' : 'ok';
-          progress.step(STEP_TITLES[s.name], state, 'detail' in s ? s.detail : undefined);
+          progress.step(STEP_TITLES[s.name], s.status, 'detail' in s ? s.detail : undefined);
         },
       })
         .finally(() => progress.close())

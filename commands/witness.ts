@@ -1,6 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
+import {
+  type ConfigFlags,
+  durationFlag,
+  intFlag,
+  shared,
+  withConfigOptions,
+  withJson,
+} from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import {
@@ -47,7 +54,7 @@ export function register(cmd: Command, io: CommandIo): void {
           '30',
         )
         .option('--checkpoint-every <n>', 'sign a checkpoint after this many events', '1000')
-        .option('--checkpoint-interval <ms>', '… or this often when the log grew', '10000'),
+        .option('--checkpoint-interval <duration>', '… or this often when the log grew', '10s'),
     ),
   ).action(
     async (
@@ -89,7 +96,10 @@ export function register(cmd: Command, io: CommandIo): void {
           queryToken: loaded.raw.WITNESS_QUERY_TOKEN || undefined,
           minRetentionDays: intFlag(flags.retentionDays, '--retention-days', 1, 36_500),
           checkpointEvery: intFlag(flags.checkpointEvery, '--checkpoint-every', 1, 1_000_000),
-          checkpointIntervalMs: intFlag(flags.checkpointInterval, '--checkpoint-interval', 100, 86_400_000),
+          checkpointIntervalMs: durationFlag(flags.checkpointInterval, '--checkpoint-interval', {
+            min: 100,
+            max: 86_400_000,
+          }),
           signal: ctx.signal,
           log: (level, msg, fields) =>
             ctx.stderr.write(
@@ -187,7 +197,7 @@ export function register(cmd: Command, io: CommandIo): void {
   )
     .option('-n, --lines <n>', 'how many recent events to print first', '20')
     .option('-f, --follow', 'keep polling for new events until interrupted')
-    .option('--interval <ms>', 'poll interval with --follow', '1000')
+    .option('--interval <duration>', 'poll interval with --follow', '1s')
     .action(
       async (
         flags: QueryFlags &
@@ -199,6 +209,8 @@ export function register(cmd: Command, io: CommandIo): void {
             interval: string;
           },
       ) => {
+        const n = intFlag(flags.lines, '--lines', 0, 10_000);
+        const interval = durationFlag(flags.interval, '--interval', { min: 100 });
         const { url } = await endpoint(flags);
         const out = io.output(flags);
         const print = (e: Record<string, unknown>) =>
@@ -211,7 +223,6 @@ export function register(cmd: Command, io: CommandIo): void {
           dispatcher: ctx.dispatcher,
         });
         await observe(url, out, resolveState(ctx.cwd, ctx.env, (flags as { stateDir?: string }).stateDir));
-        const n = Number(flags.lines) || 20;
         const seen = new Set<unknown>();
         let newest = 0;
         for (const e of first.results.slice(-n)) print(e);
@@ -221,7 +232,6 @@ export function register(cmd: Command, io: CommandIo): void {
         }
         if (!flags.follow) return;
         io.claimSignal();
-        const interval = Math.max(100, Number(flags.interval) || 1000);
         // Late events may carry older timestamps: look back 10 s and skip ids already printed.
         while (!ctx.signal.aborted) {
           await ctx.clock.sleep(interval, ctx.signal).catch(() => {});
@@ -294,11 +304,7 @@ export function register(cmd: Command, io: CommandIo): void {
       .requiredOption('--from <sqlite:PATH>', 'the SQLite witness database')
       .requiredOption('--to <url>', 'postgres://USER@HOST:PORT/DB (the database must exist)')
       .option('--batch <n>', 'events per transaction', '10000')
-      .option('--dry-run', 'say what would be copied, and copy nothing')
-      .addHelpText(
-        'after',
-        '\nExample:\n  ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
-      ),
+      .option('--dry-run', 'say what would be copied, and copy nothing'),
   ).action(async (flags: { from: string; to: string; batch: string; dryRun?: boolean; json?: boolean }) => {
     const progress = await createProgress(ctx, Boolean(flags.json));
     io.claimSignal();

@@ -7,10 +7,75 @@ export const ExitCode = {
   usage: 2,
   unreachable: 3,
   unauthorized: 4,
+  /** `canary status`: an operator aborted the canary. */
+  canaryAborted: 5,
+  /** `canary status`: frozen after a failed analysis (--freeze-on-failure), waiting for promote or abort. */
+  canaryFrozen: 6,
+  /** `canary status --watch`: still progressing when --timeout passed. */
+  canaryTimedOut: 7,
+  /** `canary status`: progressing, but the process running it is gone. */
+  canaryRunnerDied: 8,
   /** Another run holds the lock (`maintenance` under cron): try again later (sysexits EX_TEMPFAIL). */
   locked: 75,
   interrupted: 130,
 } as const;
+export type ExitCodeName = keyof typeof ExitCode;
+
+/**
+ * What each exit code means, for people: `ifmesh help exit-codes`, the footer of `ifmesh --help` and
+ * README's "Output and exit codes" table are all rendered from this one table (a test compares
+ * README's with it). Typed by ExitCode's keys, so a new code cannot be added without its meaning.
+ */
+export const EXIT_CODE_MEANINGS: Record<ExitCodeName, { short: string; meaning: string }> = {
+  ok: {
+    short: 'ok',
+    meaning:
+      'ok; `canary status`: the candidate is promoted (also: still progressing with a live runner, without `--watch`)',
+  },
+  checkFailed: {
+    short: 'check failed or unhealthy',
+    meaning:
+      'a check failed or something is unhealthy; `incident`: a step failed or a notice (page, team post) did not go out; `canary status`: the analysis failed and the canary agents were rolled back',
+  },
+  usage: {
+    short: 'usage or configuration error',
+    meaning:
+      'usage or configuration error: an unknown flag, a malformed value (a duration, a count), an invalid config; `deploy` with `PRODUCTION_MODE=true` and a production rule failing (`production_refused`); `canary status`: no canary in this state directory',
+  },
+  unreachable: {
+    short: 'dependency unreachable',
+    meaning: 'a dependency is unreachable; `status`: nothing runs',
+  },
+  unauthorized: { short: 'unauthorized', meaning: 'unauthorized: credentials missing or refused' },
+  canaryAborted: { short: 'canary aborted', meaning: '`canary status`: aborted by an operator' },
+  canaryFrozen: {
+    short: 'canary frozen',
+    meaning:
+      '`canary status`: frozen after a failed analysis (`--freeze-on-failure`): `canary promote` or `canary abort`',
+  },
+  canaryTimedOut: {
+    short: 'canary timed out',
+    meaning: '`canary status --watch`: still progressing when `--timeout` passed',
+  },
+  canaryRunnerDied: {
+    short: 'canary runner died',
+    meaning:
+      '`canary status`: progressing, but the process running it is gone: `canary resume` or `canary abort`',
+  },
+  locked: {
+    short: 'locked (try later)',
+    meaning: 'another run holds the lock (`maintenance`, `rotate-keys --if-due`): try again later',
+  },
+  interrupted: { short: 'interrupted', meaning: 'interrupted (Ctrl-C, SIGTERM)' },
+};
+
+/** Every exit code with its meaning, lowest first. */
+export function exitCodeTable(): Array<{ code: number; name: ExitCodeName; short: string; meaning: string }> {
+  return (Object.keys(ExitCode) as ExitCodeName[])
+    .map((name) => ({ code: ExitCode[name], name, ...EXIT_CODE_MEANINGS[name] }))
+    .sort((a, b) => a.code - b.code);
+}
+
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 export class IfmeshError extends Error {

@@ -1,6 +1,8 @@
 import { type Command, Option } from 'commander';
 import { parseStage } from '../config/stage.js';
 import { UsageError } from '../errors.js';
+import { formatDuration } from '../ui/units.js';
+import { type DurationUnit, parseDuration } from '../util/duration.js';
 
 export interface ConfigFlags {
   config?: string;
@@ -104,14 +106,33 @@ export function intFlag(value: string, flag: string, min: number, max = Number.M
   return n;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Node's longest timer: a wait above it would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 
-/** A duration flag: 500ms, 5s, 2m, 1h, 7d, or bare milliseconds; at most `maxMs`. */
-export function durationFlag(value: string, flag: string, maxMs = 86_400_000): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  const ms = m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!) : Number.NaN;
-  if (!Number.isFinite(ms) || ms > maxMs)
-    throw new UsageError(`${flag} ${value} is not a duration like 500ms, 5s, 2m or 1h`, `e.g. ${flag} 5s`);
+/**
+ * Every duration flag: 500ms, 5s, 2m, 1h, 7d, 1h30m (src/util/duration.ts), a bare number counting
+ * in `bare` (milliseconds by default), within [min, max] (default: 1 ms to Node's longest timer).
+ * Anything else is a usage error (exit 2) naming the flag.
+ */
+export function durationFlag(
+  value: string,
+  flag: string,
+  {
+    min = 1,
+    max = MAX_TIMER_MS,
+    bare = 'ms',
+  }: { min?: number; max?: number; bare?: DurationUnit | null } = {},
+): number {
+  const ms = parseDuration(value, bare);
+  if (ms === undefined)
+    throw new UsageError(
+      `${flag} ${value} is not a duration`,
+      `use a number with a unit, e.g. ${flag} 500ms, 30s, 5m or 1h${bare ? ` (a bare number is in ${bare === 'ms' ? 'milliseconds' : bare})` : ''}`,
+    );
+  if (ms < min || ms > max)
+    throw new UsageError(
+      `${flag} ${value} is out of range: ${max === MAX_TIMER_MS ? `at least ${formatDuration(min)}` : `from ${formatDuration(min)} to ${formatDuration(max)}`}`,
+    );
   return ms;
 }
 
@@ -125,4 +146,9 @@ export function withRttBudget(cmd: Command): Command {
     'fail the signed message exchange above this RTT p95 (the runbook target)',
     '100ms',
   );
+}
+
+/** `--max-rtt-p95`'s value in ms (0 allowed: every exchange fails, which tests use). */
+export function rttBudgetMs(value: string): number {
+  return durationFlag(value, '--max-rtt-p95', { min: 0 });
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { ExitCodeValue } from '../errors.js';
 import type { Output } from '../ui/output.js';
 import type { Context } from './context.js';
 
@@ -6,7 +7,9 @@ import type { Context } from './context.js';
 export interface CommandIo {
   ctx: Context;
   output(opts: { json?: boolean }): Output;
-  setExitCode(code: number): void;
+  setExitCode(code: ExitCodeValue): void;
+  /** The exit code of a program run on the operator's behalf (`lab run`), passed through as it is. */
+  passExitCode(code: number): void;
   /** A server claims SIGINT/SIGTERM: it shuts down gracefully on ctx.signal and returns its own code. */
   claimSignal(): void;
 }
@@ -19,7 +22,10 @@ export interface CommandModule {
 export interface CommandEntry {
   name: string;
   summary: string;
+  /** Every line runs the command or one of its sub-commands; each sub-command's --help shows its own. */
   examples: string[];
+  /** It needs every command registered, not only itself (`completion` walks the whole tree). */
+  tree?: true;
   load: () => Promise<CommandModule>;
 }
 
@@ -75,6 +81,8 @@ export const commands: CommandEntry[] = [
       'ifmesh canary --stage staging --set ICE_TRANSPORT_POLICY=relay --monitor 5m --interval 60s',
       'ifmesh canary --stage production --release <the id staging promoted, from ifmesh releases --stage staging>',
       'ifmesh canary status --watch --timeout 10m',
+      'ifmesh canary promote --stage staging',
+      'ifmesh canary resume',
       'ifmesh canary abort',
     ],
     load: () => import('../../commands/canary.js'),
@@ -181,6 +189,10 @@ export const commands: CommandEntry[] = [
       'IF_WITNESS_API_KEY=secret ifmesh witness serve --port 8080',
       'ifmesh witness query --event connection_state_changed --where metadata.state=failed --since 1h',
       'ifmesh witness verify --db .ifmesh/witness.db',
+      'ifmesh witness tail -n 50 --follow --event connection_state_changed',
+      'ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
+      'ifmesh witness spool --flush',
+      'ifmesh witness trust https://witness.example.net:8080 --yes',
     ],
     load: () => import('../../commands/witness.js'),
   },
@@ -213,6 +225,13 @@ export const commands: CommandEntry[] = [
     examples: [
       'ifmesh incident p1 --notify --investigate',
       'ifmesh incident p2 --dry-run',
+      'ifmesh incident security --dry-run',
+      'ifmesh incident cert-expiry',
+      'ifmesh incident turn-failure --json',
+      'ifmesh incident list',
+      'ifmesh incident due   # from cron, every minute',
+      'ifmesh incident ack INC-20261130-193000 --level 1',
+      'ifmesh incident escalate INC-20261130-193000',
       'ifmesh incident show INC-20261130-193000 --watch',
       'ifmesh incident resolve INC-20261130-193000',
     ],
@@ -224,6 +243,8 @@ export const commands: CommandEntry[] = [
     examples: [
       'ifmesh troubleshoot connection-timeout agent-1 agent-2',
       'ifmesh troubleshoot packet-loss agent-1 --json',
+      'ifmesh troubleshoot latency agent-1 --limit rttP2pMs=200',
+      'ifmesh troubleshoot dtls agent-1 agent-2',
       'ifmesh troubleshoot memory',
     ],
     load: () => import('../../commands/troubleshoot.js'),
@@ -234,6 +255,7 @@ export const commands: CommandEntry[] = [
     examples: [
       'ifmesh agents block agent-7 --reason signature-failures',
       'ifmesh agents unblock agent-7',
+      'ifmesh agents rebind agent-7 --key keys/agent-7.pub --reason "key replaced"',
       'ifmesh agents list',
     ],
     load: () => import('../../commands/agents.js'),
@@ -275,6 +297,10 @@ export const commands: CommandEntry[] = [
     examples: [
       'ifmesh failover turn --failed turn:10.0.0.5:3478 --replacement turn:10.0.0.6:3478 --dry-run',
       'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',
+      'ifmesh failover partition --agent agent-3 --stagger 2s',
+      'ifmesh failover cert --cert new.crt --key new.key',
+      'ifmesh failover keys --incident-id SEC-42',
+      'ifmesh failover list',
       'ifmesh failover validate --id failover-B-20260101T000000Z-abc123 --scenario B --json',
     ],
     load: () => import('../../commands/failover.js'),
@@ -290,5 +316,18 @@ export const commands: CommandEntry[] = [
       'ifmesh lab down',
     ],
     load: () => import('../../commands/lab.js'),
+  },
+  {
+    name: 'completion',
+    summary:
+      'Print shell completion for bash, zsh or fish: sub-commands at every level, flags and their values',
+    examples: [
+      'source <(ifmesh completion bash)',
+      'ifmesh completion bash > ~/.local/share/bash-completion/completions/ifmesh',
+      'ifmesh completion zsh > ~/.zfunc/_ifmesh   # a directory on $fpath, before compinit',
+      'ifmesh completion fish > ~/.config/fish/completions/ifmesh.fish',
+    ],
+    tree: true,
+    load: () => import('../../commands/completion.js'),
   },
 ];

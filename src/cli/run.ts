@@ -1,15 +1,29 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, InterruptedError, toIfmeshError, UsageError } from '../errors.js';
+import { ExitCode, exitCodeTable, InterruptedError, toIfmeshError, UsageError } from '../errors.js';
 import { packageVersion } from '../paths.js';
 import { createOutput, renderError } from '../ui/output.js';
 import type { Context } from './context.js';
+import { examplesOf, examplesText, exitCodesFooter, renderExitCodes } from './help.js';
 import { type CommandIo, commands } from './registry.js';
 import { trustFromFlagOrEnv } from './tls.js';
 
 export const VERSION = packageVersion();
 
-function examplesText(examples: string[]): string {
-  return examples.length ? `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n` : '';
+/** Each command's --help ends with its examples: a group's all, a sub-command's its own. */
+function addExamples(cmd: Command, path: string, examples: readonly string[]): void {
+  cmd.addHelpText('after', examplesText(examplesOf(examples, path)));
+  for (const sub of cmd.commands) addExamples(sub, `${path} ${sub.name()}`, examples);
+}
+
+/** The words naming the command: the first ones that are not a program option or its value (--ca FILE). */
+function commandWords(program: Command, argv: string[]): string[] {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-')) return argv.slice(i);
+    const o = program.options.find((x) => x.long === a || x.short === a);
+    if (o && (o.required || o.optional)) i++;
+  }
+  return [];
 }
 
 /** Runs one invocation of the CLI and returns its exit code. Never calls process.exit. */
@@ -22,6 +36,9 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     output: (opts) => createOutput(ctx, Boolean(opts.json)),
     setExitCode: (code) => {
       exitCode = Math.max(exitCode, code);
+    },
+    passExitCode: (code) => {
+      exitCode = code;
     },
     claimSignal: () => {
       signalClaimed = true;
@@ -46,21 +63,26 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     });
   // Once per run, before any request: every op gets a dispatcher that trusts the CA.
   program.hook('preAction', () => trustFromFlagOrEnv(ctx, program.opts<{ ca?: string }>().ca));
-  program.addHelpText(
-    'after',
-    `\nExit codes: 0 ok, 1 check failed or unhealthy, 2 usage or configuration error, 3 dependency unreachable, 4 unauthorized, 130 interrupted.\nRun 'ifmesh <command> --help' for a command's options and examples.\n`,
+  program.helpCommand(
+    'help [command]',
+    "show a command's help; 'help exit-codes': what each exit code means",
   );
+  program.addHelpText('after', exitCodesFooter());
 
-  // Only the invoked command's module is loaded; the others are registered by name and summary.
-  const first = argv.find((a) => !a.startsWith('-'));
-  const target = first === 'help' ? argv[argv.indexOf('help') + 1] : first;
+  const [first, second] = commandWords(program, argv);
+  if (first === 'help' && second === 'exit-codes') {
+    if (json) ctx.stdout.write(`${JSON.stringify({ exit_codes: exitCodeTable() }, null, 2)}\n`);
+    else ctx.stdout.write(renderExitCodes());
+    return ExitCode.ok;
+  }
+  // Only the invoked command's module is loaded (every one for a command that needs the whole tree);
+  // the others are registered by name and summary.
+  const target = first === 'help' ? second : first;
+  const whole = commands.find((e) => e.name === target)?.tree;
   for (const entry of commands) {
     const cmd = program.command(entry.name).description(entry.summary);
-    cmd.addHelpText('after', examplesText(entry.examples));
-    if (entry.name === target) {
-      const mod = await entry.load();
-      mod.register(cmd, io);
-    }
+    if (entry.name === target || whole) (await entry.load()).register(cmd, io);
+    addExamples(cmd, entry.name, entry.examples);
   }
 
   try {

@@ -7,6 +7,7 @@
 //   ONCALL_LEVEL_2="Engineering Lead; person=Dana; via=slack:@webrtc-oncall; respond=30m; when=L1 unavailable"
 //   ONCALL_LEVEL_3="VP Engineering; via=email:engineering-vp@example.com; respond=1h; when=P1 > 1h"
 
+import { parseDuration } from '../util/duration.js';
 export type OncallChannel = 'pagerduty' | 'slack' | 'email';
 export type OncallSeverity = 'P1' | 'P2' | 'P3' | 'P4';
 
@@ -44,12 +45,10 @@ export const ONCALL_KEY = /^ONCALL_LEVEL_(\d+)$/;
 
 const CHANNELS: readonly OncallChannel[] = ['pagerduty', 'slack', 'email'];
 
+/** ifmesh's duration grammar (src/util/duration.ts), as rosters write it too: "30 min", "1H". */
 function minutesOf(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*(s|m|min|h)$/i.exec(text.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2]!.toLowerCase();
-  return unit === 's' ? n / 60 : unit === 'h' ? n * 60 : n;
+  const ms = parseDuration(text.trim().toLowerCase().replace(/\s+/g, '').replace(/min$/, 'm'), null);
+  return ms === undefined ? undefined : ms / 60_000;
 }
 
 /** `declared`, `L1 unavailable`, `P1 > 1h`, `P1,P2 declared`, `> 2h`. */

@@ -1,6 +1,7 @@
 // `ifmesh lab` for people: the plan of --dry-run, the lab's addresses, and what down removed.
 import type { ChalkInstance } from 'chalk';
 import type { LabDownReport, LabDryRun, LabState, LabStatusReport, LabUpReport } from '../ops/lab/lab.js';
+import { formatDuration } from './units.js';
 
 /** An argv as a shell line (quoted where needed), for reading and pasting. */
 function shellLine(argv: string[]): string {
@@ -32,7 +33,7 @@ export function renderLabUp(r: LabUpReport | LabDryRun, c: ChalkInstance): strin
       ...r.processes.map((p) => `${shellLine(p.command)} &`),
     ].join('\n');
   return [
-    `${c.green('✓')} lab '${r.lab.name}' up in ${(r.elapsed_ms / 1000).toFixed(1)} s`,
+    `${c.green('✓')} lab '${r.lab.name}' up in ${formatDuration(r.elapsed_ms)}`,
     ...layout(r.lab, c),
     c.dim(
       `  run on a host: ifmesh lab run --name ${r.lab.name} h1 -- CMD; TURN password: ifmesh lab status --json`,
@@ -44,7 +45,7 @@ export function renderLabDown(r: LabDownReport, c: ChalkInstance): string {
   if (!r.namespaces_removed.length && !r.stopped.length && !r.files_removed.length)
     return `lab '${r.name}': nothing to remove`;
   return [
-    `${c.green('✓')} lab '${r.name}' down in ${(r.elapsed_ms / 1000).toFixed(1)} s`,
+    `${c.green('✓')} lab '${r.name}' down in ${formatDuration(r.elapsed_ms)}`,
     `  stopped: ${r.stopped.map((p) => `${p.name} (${p.pid})`).join(', ') || 'nothing'}`,
     `  namespaces removed: ${r.namespaces_removed.join(', ') || 'none'}`,
     `  files removed: ${r.files_removed.join(', ') || 'none'}`,

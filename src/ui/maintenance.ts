@@ -3,8 +3,7 @@ import type { CronPlan } from '../ops/maintenance/cron.js';
 import type { DailyReport } from '../ops/maintenance/daily.js';
 import type { NoticeOutcome } from '../ops/maintenance/notify.js';
 import type { WeeklyReport } from '../ops/maintenance/weekly.js';
-
-const mb = (b: number) => `${(b / 1_048_576).toFixed(1)} MB`;
+import { formatBytes, formatMs, formatPercent, formatQuantity } from './units.js';
 
 /** Whether the team was told, loudly when nobody was. */
 export function noticeLine(n: NoticeOutcome, c: ChalkInstance): string {
@@ -73,8 +72,8 @@ export function renderDaily(r: DailyReport, c: ChalkInstance): string {
   return [
     `daily maintenance ${r.maintenance_id}${r.dry_run ? ' (dry run: nothing changed)' : ''}`,
     ...certificateLine(r),
-    `2. logs: ${r.logs.length} files, ${mb(r.logs_total_bytes)}`,
-    ...r.logs.map((l) => `     ${l.file} ${mb(l.bytes)}`),
+    `2. logs: ${r.logs.length} files, ${formatBytes(r.logs_total_bytes)}`,
+    ...r.logs.map((l) => `     ${l.file} ${formatBytes(l.bytes)}`),
     `3. logrotate: ${r.logrotate.ok ? 'ok' : 'FAILED'} (${r.logrotate.config})`,
     `4. witness cleanup (retain ${r.cleanup.retain_days} days): ${r.cleanup.ok ? 'ok' : r.cleanup.error}`,
     `5. health report: ${r.dry_run ? '(not written) ' : ''}${r.report_file}`,
@@ -88,13 +87,13 @@ export function renderWeekly(r: WeeklyReport, c: ChalkInstance): string {
   const i = r.integration;
   return [
     `weekly maintenance ${r.maintenance_id}`,
-    `1. integration check: ${'error' in i ? i.error : `${i.ok ? 'ok' : 'FAILED'}, delivery ${(i.delivery_ratio * 100).toFixed(2)} %, p95 ${i.rtt_ms.p95 ?? '-'} ms`}`,
+    `1. integration check: ${'error' in i ? i.error : `${i.ok ? 'ok' : 'FAILED'}, delivery ${formatPercent(i.delivery_ratio, 2)}, p95 ${formatMs(i.rtt_ms.p95)}`}`,
     ...r.latency.map(
       (l) =>
-        `2. latency (${l.source}): p50 ${l.p50_ms ?? '-'} ms, p95 ${l.p95_ms ?? '-'} ms, mean ${l.mean_ms?.toFixed(1) ?? '-'} ms over ${l.samples}`,
+        `2. latency (${l.source}): p50 ${formatMs(l.p50_ms)}, p95 ${formatMs(l.p95_ms)}, mean ${formatMs(l.mean_ms)} over ${l.samples}`,
     ),
     `3. security events (7 days): ${r.security_events_7d ?? '-'}`,
-    `4. capacity: ${r.capacity.agents}/${r.capacity.max_agents} agents (headroom ${(r.capacity.headroom_ratio * 100).toFixed(0)} %), ${r.capacity.memory_per_agent_mb ?? '-'} MB per agent`,
+    `4. capacity: ${r.capacity.agents}/${r.capacity.max_agents} agents (headroom ${formatPercent(r.capacity.headroom_ratio)}), ${formatQuantity(r.capacity.memory_per_agent_mb, 'MiB')} per agent`,
     `   report: ${r.report_file}`,
     ...verdict(r.ok, r.needs_human, 'weekly maintenance', r.notice, c),
   ].join('\n');

@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { CheckReport } from '../ops/monitoring/check.js';
 import type { ExportReport } from '../ops/monitoring/export.js';
+import { formatQuantity } from './units.js';
 
 export function renderExport(r: ExportReport): string {
   return [
@@ -15,13 +16,17 @@ export function renderExport(r: ExportReport): string {
   ].join('\n');
 }
 
+/** "<= 0.05" in the value's unit: "<= 5 %". */
+const formatThreshold = (threshold: string, unit: string) =>
+  threshold.replace(/\d+(\.\d+)?/, (n) => formatQuantity(Number(n), unit));
+
 /** One line per metric: status, name, value, threshold, detail. */
 export function renderCheck(r: CheckReport, c: ChalkInstance): string {
   const lines = r.rows.map((row) => {
     const mark =
       row.status === 'ok' ? c.green('ok   ') : row.status === 'alert' ? c.red('ALERT') : c.dim('n/a  ');
-    const value = row.value === null ? '-' : `${row.value} ${row.unit}`;
-    return `${mark} ${row.metric.padEnd(42)} ${value.padEnd(16)} threshold ${row.threshold}${row.detail ? c.dim(`  ${row.detail}`) : ''}`;
+    const value = formatQuantity(row.value, row.unit);
+    return `${mark} ${row.metric.padEnd(42)} ${value.padEnd(16)} threshold ${formatThreshold(row.threshold, row.unit)}${row.detail ? c.dim(`  ${row.detail}`) : ''}`;
   });
   lines.push(
     r.ok

@@ -1,7 +1,7 @@
 import { Box, render, Text } from 'ink';
 import { useEffect, useState } from 'react';
 import type { OutStream } from '../cli/context.js';
-import type { Progress, StepState } from './progress.js';
+import { MARK, type Progress, type StepState } from './progress.js';
 
 interface Step {
   name: string;
@@ -13,6 +13,8 @@ interface Info {
   id: number;
   text: string;
 }
+
+const COLOR = { ok: 'green', warn: 'yellow', fail: 'red' } as const;
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -34,10 +36,8 @@ function View({ subscribe }: { subscribe: (fn: (steps: Step[], info: Info[]) => 
         <Text key={s.name}>
           {s.state === 'running' ? (
             <Text color="cyan">{FRAMES[frame]}</Text>
-          ) : s.state === 'ok' ? (
-            <Text color="green">✓</Text>
           ) : (
-            <Text color="red">✗</Text>
+            <Text color={COLOR[s.state]}>{MARK[s.state]}</Text>
           )}{' '}
           {s.name}
           {s.detail ? <Text dimColor> {s.detail}</Text> : null}

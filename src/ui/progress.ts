@@ -2,7 +2,10 @@
 // logs, or as a live ink view on a terminal (loaded only then, so start-up stays fast).
 import type { Context } from '../cli/context.js';
 
-export type StepState = 'running' | 'ok' | 'fail';
+export type StepState = 'running' | 'ok' | 'warn' | 'fail';
+
+/** A finished step's mark, the same in progress lines and checklists: a warning is never a tick. */
+export const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 
 export interface Progress {
   step(name: string, state: StepState, detail?: string): void;
@@ -14,7 +17,7 @@ export interface Progress {
 export function plainProgress(write: (line: string) => void): Progress {
   return {
     step: (name, state, detail) => {
-      if (state !== 'running') write(`${state === 'ok' ? '✓' : '✗'} ${name}${detail ? ` ${detail}` : ''}`);
+      if (state !== 'running') write(`${MARK[state]} ${name}${detail ? ` ${detail}` : ''}`);
     },
     info: (line) => write(line),
     close: async () => {},

@@ -4,6 +4,7 @@ import type { CanaryStatusReport } from '../ops/rollout/canary.js';
 import type { CanaryPlan, PublicCanaryState } from '../ops/rollout/canary-state.js';
 import type { Measurement, MeasurementStatus } from '../ops/rollout/measurement.js';
 import type { MonitorCheck, MonitorReport } from '../ops/rollout/monitor.js';
+import { formatDuration } from './units.js';
 
 export function renderCanary(
   r: { plan: CanaryPlan; applied: boolean; state: PublicCanaryState | null },
@@ -27,7 +28,7 @@ export function renderCanary(
       : '',
     ...p.phases.map(
       (ph, i) =>
-        `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${a.interval_ms} ms` : ''}`,
+        `  phase ${i + 1}    ${ph.step}: ${ph.new_agents.join(', ')}${ph.analysis ? `, then ${a.checks} checks every ${formatDuration(a.interval_ms)}` : ''}`,
     ),
     `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
     p.stage ? `  stage      ${p.stage}${p.promotion ? `; ${renderPromotion(p.promotion, c)}` : ''}` : '',

@@ -4,6 +4,7 @@ import type { PeriodicReport } from '../ops/keys/periodic.js';
 import type { RotationPlan, RotationReport } from '../ops/keys/rotate.js';
 import { noticeLine } from './maintenance.js';
 import type { Progress } from './progress.js';
+import { formatDuration } from './units.js';
 
 export function bar(completed: number, total: number, width = 20): string {
   const frac = total === 0 ? 1 : completed / total;
@@ -36,8 +37,8 @@ export function renderRotationPlan(p: RotationPlan): string {
       (u) =>
         `  POST ${u}/admin/rotate-keys  reason=${p.reason}${p.incident_id ? ` incident=${p.incident_id}` : ''}${p.force_immediate ? ' force_immediate' : ''}`,
     ),
-    `  poll GET …/admin/key-rotation-status until every agent rotated, at most ${p.timeout_ms / 1000} s`,
-    `  wait ${p.settle_ms / 1000} s, then count failed connections`,
+    `  poll GET …/admin/key-rotation-status until every agent rotated, at most ${formatDuration(p.timeout_ms)}`,
+    `  wait ${formatDuration(p.settle_ms)}, then count failed connections`,
     `  log ${p.events.join(', ')}`,
   ].join('\n');
 }
@@ -55,9 +56,13 @@ export function renderRotation(r: RotationReport, c: ChalkInstance): string {
   if (s) {
     const before = s.failed_before === null ? '' : ` (${s.failed_before} before)`;
     if (s.failed_connections === null)
-      lines.push(`  ${c.red('✗')} stability after ${s.settle_ms / 1000} s: no signaling instance answered`);
+      lines.push(
+        `  ${c.red('✗')} stability after ${formatDuration(s.settle_ms)}: no signaling instance answered`,
+      );
     else if (s.failed_connections === 0)
-      lines.push(`  ${c.green('✓')} all connections stable ${s.settle_ms / 1000} s after rotation${before}`);
+      lines.push(
+        `  ${c.green('✓')} all connections stable ${formatDuration(s.settle_ms)} after rotation${before}`,
+      );
     else
       lines.push(
         `  ${c.yellow('⚠')} ${s.failed_connections} connections failed after rotation${before}: ${s.failed.map((f) => `${f.agent_id}→${f.peer_id}`).join(', ')}`,
@@ -73,7 +78,7 @@ export function renderPeriodic(r: PeriodicReport, c: ChalkInstance): string {
   if (!s.enabled) lines.push('periodic key rotation is off (ENABLE_SRTP_KEY_ROTATION=false): nothing to do');
   else if (!r.rotated && !r.error)
     lines.push(
-      `not due: last rotation ${s.last?.at ?? 'never'}, next due ${s.next_due_at} (every ${s.interval_ms / 3_600_000} h)`,
+      `not due: last rotation ${s.last?.at ?? 'never'}, next due ${s.next_due_at} (every ${formatDuration(s.interval_ms)})`,
     );
   if (r.rotation) lines.push(renderRotation(r.rotation, c));
   if (r.error) lines.push(`${c.red('✗')} scheduled key rotation could not run: ${r.error.message}`);

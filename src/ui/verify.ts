@@ -2,6 +2,8 @@ import type { ChalkInstance } from 'chalk';
 import type { ConfigFlags } from '../cli/options.js';
 import type { ExchangeReport } from '../ops/agent/exchange.js';
 import { STEP_TITLES, type VerifyReport } from '../ops/verify/deployment.js';
+import { MARK as PROGRESS_MARK } from './progress.js';
+import { formatDuration, formatMs, formatPercent } from './units.js';
 
 export interface VerifyFlags extends ConfigFlags {
   messageExchange?: boolean;
@@ -25,13 +27,13 @@ export interface VerifyFlags extends ConfigFlags {
 export function renderExchange(r: ExchangeReport, c: ChalkInstance): string {
   return [
     `${r.ok ? c.green('✓ message exchange passed') : c.red('✗ message exchange failed')}: ${r.agents} agents, ${r.pairs} pairs`,
-    `  delivered ${r.pongs_received}/${r.pings_sent} (${(r.delivery_ratio * 100).toFixed(2)} %), RTT p50 ${r.rtt_ms.p50?.toFixed(2) ?? '-'} ms, p95 ${r.rtt_ms.p95?.toFixed(2) ?? '-'} ms`,
-    `  ${Math.round(r.messages_per_second)} signed messages/s, ${r.signature_failures} signature failures, mesh formed in ${r.mesh_formed_ms} ms`,
+    `  delivered ${r.pongs_received}/${r.pings_sent} (${formatPercent(r.delivery_ratio, 2)}), RTT p50 ${formatMs(r.rtt_ms.p50)}, p95 ${formatMs(r.rtt_ms.p95)}`,
+    `  ${Math.round(r.messages_per_second)} signed messages/s, ${r.signature_failures} signature failures, mesh formed in ${formatDuration(r.mesh_formed_ms)}`,
     ...r.failures.map((f) => c.red(`  ${f}`)),
   ].join('\n');
 }
 
-const MARK = { ok: '✓', warn: '⚠', fail: '✗', skipped: '-' } as const;
+const MARK = { ...PROGRESS_MARK, skipped: '-' } as const;
 
 /** `verify` for people: one line per step, then the verdict with the trace id. */
 export function renderVerify(r: VerifyReport, c: ChalkInstance): string {

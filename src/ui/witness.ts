@@ -3,6 +3,7 @@ import type { MigrateReport } from '../ops/witness/migrate.js';
 import type { SpoolReport } from '../ops/witness/spool.js';
 import type { TrustReport } from '../ops/witness/trust.js';
 import type { VerifyReport } from '../ops/witness/verify.js';
+import { formatBytes, formatDuration } from './units.js';
 
 function summary(ev: Record<string, unknown>): string {
   const meta = ev.metadata && typeof ev.metadata === 'object' ? JSON.stringify(ev.metadata) : '';
@@ -35,7 +36,7 @@ export function renderSpool(r: SpoolReport, c: ChalkInstance): string {
     `${r.pending_events} event(s) waiting in ${r.dir}`,
     ...r.spools.map(
       (s) =>
-        `  ${s.producer}: ${s.pending_events} event(s), ${s.pending_bytes} bytes${s.locked_by ? c.dim(` (held by pid ${s.locked_by})`) : ''}${
+        `  ${s.producer}: ${s.pending_events} event(s), ${formatBytes(s.pending_bytes)}${s.locked_by ? c.dim(` (held by pid ${s.locked_by})`) : ''}${
           s.flushed === true ? c.green(' flushed') : s.flushed === false ? c.yellow(' not flushed') : ''
         }`,
     ),
@@ -69,7 +70,7 @@ export function renderMigrate(r: MigrateReport, c: ChalkInstance): string {
       .join('\n');
   return [
     `${r.ok ? c.green('✓ migrated') : c.red('✗ migration does not match')}: ${r.source} -> ${r.target}`,
-    `  ${r.copied} event(s) copied${r.target_size ? ` (resumed after ${r.target_size})` : ''} in ${r.elapsed_ms} ms (${r.events_per_second} events/s), ${r.checkpoints_copied} checkpoint(s)`,
+    `  ${r.copied} event(s) copied${r.target_size ? ` (resumed after ${r.target_size})` : ''} in ${formatDuration(r.elapsed_ms)} (${r.events_per_second} events/s), ${r.checkpoints_copied} checkpoint(s)`,
     `  tree size ${r.tree_size}, root ${r.target_root}${r.ok ? ' (same as the source)' : c.red(` (source: ${r.source_root})`)}`,
   ].join('\n');
 }

@@ -127,6 +127,9 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     const plain = await run(args, { env, cwd: tmp.dir });
     expect(plain.stderr).not.toContain(ESC);
     expect(plain.stderr).toMatch(/^✓ signaling port free 127\.0\.0\.1:\d+$/m);
+    // a warning is a warning in progress lines too, never a tick with a "!" in its detail
+    expect(plain.stderr).toMatch(/^! production: admin token SIGNALING_ADMIN_TOKEN is not set/m);
+    expect(plain.stderr).not.toMatch(/^✓ .* ! /m);
   }, 60_000);
 
   it('fails when the signaling port is taken', async () => {

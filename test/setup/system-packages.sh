@@ -23,6 +23,8 @@ declare -A PACKAGES=(
   [nftables]=/usr/sbin/nft      # the NAT lab's routers (ifmesh lab): masquerade, fully-random for symmetric NAT
   [iproute2]=/usr/sbin/ip       # the NAT lab's namespaces and veths (ip netns, ip link)
   [conntrack]=/usr/sbin/conntrack  # the NAT lab flushes a router's mappings after a rule change
+  [zsh]=zsh                     # ifmesh completion zsh: the script passes zsh -n
+  [fish]=fish                   # ifmesh completion fish: fish -n, and fish completes from it (complete -C)
 )
 
 # A command on PATH, or (for packages such as postgresql) a path pattern that must match a file.

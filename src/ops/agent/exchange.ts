@@ -4,6 +4,7 @@ import { type IceServer, MeshAgent } from '../../agent/agent.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatMs, formatPercent } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
@@ -135,10 +136,10 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
     };
     if (report.delivery_ratio < THRESHOLDS.delivery_ratio)
       report.failures.unshift(
-        `delivery ratio ${report.delivery_ratio.toFixed(4)} < ${THRESHOLDS.delivery_ratio}`,
+        `delivery ${formatPercent(report.delivery_ratio, 2)} < ${formatPercent(THRESHOLDS.delivery_ratio)}`,
       );
     if ((report.rtt_ms.p95 ?? Number.POSITIVE_INFINITY) > THRESHOLDS.rtt_p95_ms)
-      report.failures.unshift(`RTT p95 ${report.rtt_ms.p95} ms > ${THRESHOLDS.rtt_p95_ms} ms`);
+      report.failures.unshift(`RTT p95 ${formatMs(report.rtt_ms.p95)} > ${formatMs(THRESHOLDS.rtt_p95_ms)}`);
     if (sigFailures > THRESHOLDS.signature_failures)
       report.failures.unshift(`${sigFailures} signature verification failure(s)`);
     report.ok = report.failures.length === 0;

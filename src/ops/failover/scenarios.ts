@@ -19,6 +19,7 @@ import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatDuration } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
@@ -329,7 +330,7 @@ export function planPartitionFailover(o: {
       o.agent
         ? `find ${o.agent}'s peers (GET /agents)`
         : 'find the agent pairs not reported connected (GET /agents, /connections)',
-      `ask one end of each pair (the smaller id) to reconnect, ${o.staggerMs} ms between agents (POST /admin/reconnect-peers)`,
+      `ask one end of each pair (the smaller id) to reconnect, ${formatDuration(o.staggerMs)} between agents (POST /admin/reconnect-peers)`,
       'wait until the pairs report connected',
       'validate the recovery',
     ],

@@ -5,6 +5,7 @@
 // fleet has credentials; TCP and TLS servers get a TCP connect.
 import { connect } from 'node:net';
 import { parseIceUrl } from '../../config/ice-url.js';
+import { formatMs } from '../../ui/units.js';
 import type { Clock } from '../../util/clock.js';
 import { probeStun, probeTurnAllocate } from '../troubleshoot/probes.js';
 
@@ -97,7 +98,7 @@ export async function checkTurnPorts(
 export function describeTurnCheck(c: TurnPortCheck): string {
   const what = `${c.url} (${c.transport} ${c.port})`;
   if (!c.answering) return `${what}: NOT answering (${c.how}: ${c.error ?? 'no answer'})`;
-  return `${what}: answers ${c.how === 'turn-allocate' ? `a TURN Allocate (relayed ${c.relayed})` : c.how === 'tcp-connect' ? 'a TCP connect' : 'a STUN Binding'}${c.rtt_ms !== null ? ` in ${c.rtt_ms} ms` : ''}`;
+  return `${what}: answers ${c.how === 'turn-allocate' ? `a TURN Allocate (relayed ${c.relayed})` : c.how === 'tcp-connect' ? 'a TCP connect' : 'a STUN Binding'}${c.rtt_ms !== null ? ` in ${formatMs(c.rtt_ms)}` : ''}`;
 }
 
 /** Quoted for a shell: TURN URLs carry `?`, a glob character. */

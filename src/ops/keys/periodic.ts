@@ -2,8 +2,9 @@
 // Not due, or disabled: nothing happens, exit 0. Due: under the `key-rotation` lock, a scheduled
 // rotation through the same ops as `rotate-keys`; one that does not complete (an agent silent,
 // connections failed after it, no instance answering) is told to the team like maintenance findings.
-import { IfmeshError, UnauthorizedError } from '../../errors.js';
+import { type ExitCodeValue, IfmeshError, UnauthorizedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatDuration } from '../../ui/units.js';
 import type { WitnessTarget } from '../events.js';
 import { errorText, utcDay, withMaintenanceLock } from '../maintenance/common.js';
 import { type NoticeIo, type NoticeOutcome, tellSomeone } from '../maintenance/notify.js';
@@ -31,7 +32,7 @@ export interface PeriodicReport {
   needs_human: string[];
   notice: NoticeOutcome;
   /** The rotation could not run at all (no token, no instance answering): its code and exit code. */
-  error?: { code: string; message: string; exit_code: number };
+  error?: { code: string; message: string; exit_code: ExitCodeValue };
 }
 
 /** Why a finished rotation needs a person, one line each. */
@@ -42,7 +43,7 @@ export function rotationNeeds(r: RotationReport): string[] {
   for (const i of r.instances) if (i.error) needs.push(`${i.url} did not start a rotation: ${i.error}`);
   const s = r.stability;
   if (s?.failed_connections === null)
-    needs.push(`no signaling instance answered ${s.settle_ms / 1000} s after the rotation`);
+    needs.push(`no signaling instance answered ${formatDuration(s.settle_ms)} after the rotation`);
   else if (s?.failed_connections)
     needs.push(
       `${s.failed_connections} connections failed after rotation (${s.failed.map((f) => `${f.agent_id}→${f.peer_id}`).join(', ')}): monitor and investigate reconnections`,

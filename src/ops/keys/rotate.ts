@@ -9,6 +9,7 @@ import { UnauthorizedError, UnreachableError } from '../../errors.js';
 import type { KeyRotationStatus } from '../../protocol/signaling-api.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatDuration } from '../../ui/units.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
@@ -242,7 +243,7 @@ export async function applyRotation(
   const t = sum();
   const pending = live.flatMap((l) => l.inst.pending).sort();
   // Step 4: give the agents the runbook's 10 s to re-establish with their new keys, then look.
-  o.onStep?.(`waiting ${plan.settle_ms / 1000} s, then counting failed connections`);
+  o.onStep?.(`waiting ${formatDuration(plan.settle_ms)}, then counting failed connections`);
   await ctx.clock.sleep(plan.settle_ms, ctx.signal);
   const stability: Stability = {
     settle_ms: plan.settle_ms,

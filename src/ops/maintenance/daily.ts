@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
+import { formatDuration } from '../../ui/units.js';
 import type { CertRotationReport } from '../certs/rotate.js';
 import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
@@ -126,7 +127,7 @@ async function daily(
       );
     if (keyRotation.overdue)
       needs.push(
-        `periodic key rotation is overdue: the last was ${last?.at}, due every ${keyRotation.interval_ms / 3_600_000} h; is the rotate-keys --if-due cron line installed (ifmesh maintenance install-cron)? see ifmesh logs key-rotation`,
+        `periodic key rotation is overdue: the last was ${last?.at}, due every ${formatDuration(keyRotation.interval_ms)}; is the rotate-keys --if-due cron line installed (ifmesh maintenance install-cron)? see ifmesh logs key-rotation`,
       );
     else if (!last && o.production)
       needs.push(

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { UsageError } from '../../errors.js';
+import { parseDuration, prometheusDuration } from '../../util/duration.js';
 import { type AlertChannels, type AlertRouting, renderAlertmanager } from './alertmanager.js';
 import { alertDefs } from './alerts.js';
 import { grafanaDashboard, metricNames, PANELS } from './dashboard.js';
@@ -47,19 +48,25 @@ export interface ExportReport {
   targets: { signaling: string[]; witness: string | null };
 }
 
-const DURATION = /^([0-9]+(ms|s|m|h|d))+$/;
-
+/** A duration flag (ifmesh's grammar, a unit required) in the form Prometheus reads: 90s → 1m30s. */
 function duration(v: string, flag: string): string {
-  if (!DURATION.test(v))
-    throw new UsageError(`${flag} ${v}: not a Prometheus duration such as 30s, 2m or 1h`);
-  return v;
+  const ms = parseDuration(v, null);
+  if (ms === undefined)
+    throw new UsageError(
+      `${flag} ${v} is not a duration`,
+      `use a number with a unit, e.g. ${flag} 30s, 2m or 1h`,
+    );
+  return prometheusDuration(ms);
 }
+
+/** scrape_timeout may not exceed the interval: an interval under 10 s is its own timeout. */
+const scrapeTimeout = (interval: string, longer: string) =>
+  parseDuration(interval, null)! < 10_000 ? interval : longer;
 
 export function renderScrapeConfig(o: ExportOptions): string {
   const interval = duration(o.scrapeInterval ?? '10s', '--scrape-interval');
-  const seconds = /^(\d+)s$/.exec(interval);
-  // scrape_timeout may not exceed the interval; the runbook's 5 s applies to the default 10 s.
-  const timeout = seconds && Number(seconds[1]) < 10 ? interval : '5s';
+  // the runbook's 5 s applies to the default 10 s
+  const timeout = scrapeTimeout(interval, '5s');
   const jobs: Record<string, unknown>[] = [
     {
       job_name: 'signaling-server',
@@ -71,14 +78,13 @@ export function renderScrapeConfig(o: ExportOptions): string {
   ];
   if (o.witness) {
     const witnessInterval = duration(o.witnessScrapeInterval ?? '30s', '--witness-scrape-interval');
-    const ws = /^(\d+)s$/.exec(witnessInterval);
     jobs.push({
       job_name: 'if-witness',
       static_configs: [{ targets: [o.witness] }],
       // The runbook's 30 s, not the signaling job's interval: the witness is an audit log, not a
       // mesh signal, and a shorter scrape only adds load to the one process every event goes to.
       scrape_interval: witnessInterval,
-      scrape_timeout: ws && Number(ws[1]) < 10 ? witnessInterval : '10s',
+      scrape_timeout: scrapeTimeout(witnessInterval, '10s'),
       metrics_path: '/metrics',
     });
   }
@@ -127,7 +133,7 @@ export function usedMetrics(o: Pick<ExportOptions, 'thresholds'>): string[] {
 export function exportMonitoring(o: ExportOptions): ExportReport {
   if (o.signaling.length === 0)
     throw new UsageError('no signaling instance to scrape', 'pass --signaling URL');
-  if (o.groupWait) duration(o.groupWait, '--group-wait');
+  const groupWait = o.groupWait ? duration(o.groupWait, '--group-wait') : undefined;
   const amDir = path.join(o.outDir, 'alertmanager');
   const files = {
     scrape_config: path.join(o.outDir, 'prometheus', 'webrtc-scrape-config.yml'),
@@ -138,7 +144,7 @@ export function exportMonitoring(o: ExportOptions): ExportReport {
   const am = renderAlertmanager({
     dir: amDir,
     channels: o.channels ?? { pagerduty: null, slack: null },
-    groupWait: o.groupWait,
+    groupWait,
   });
   // mode: the secrets are readable by their owner only, from the moment they exist.
   const contents: [string, string, number][] = [

@@ -6,6 +6,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
+import { formatDuration } from '../../ui/units.js';
 import { certificateWindow, keyMatchesCertificate } from '../certs/check.js';
 import type { SelftestReport } from '../selftest.js';
 import { type ProductionFinding, TLS_FILES } from './production.js';
@@ -246,7 +247,7 @@ export const buildCheck: PreflightCheck = {
     }
     if (r.code === null)
       return fail(
-        `${bin} selftest gave no answer within ${SELFTEST_TIMEOUT_MS} ms`,
+        `${bin} selftest gave no answer within ${formatDuration(SELFTEST_TIMEOUT_MS)}`,
         `run node ${bin} selftest`,
       );
     if (!report?.checks) {

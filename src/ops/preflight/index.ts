@@ -5,6 +5,7 @@ import { ConfigError } from '../../errors.js';
 import { SystemdRunner } from '../../exec/systemctl.js';
 import { packageRoot } from '../../paths.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatDuration } from '../../ui/units.js';
 import { resolveSystemdSettings, runsUnderSystemd } from '../fleet/systemd.js';
 import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
@@ -54,7 +55,7 @@ async function runOne(check: PreflightCheck, env: PreflightEnv): Promise<Preflig
     .sleep(check.timeoutMs, stop.signal)
     .then(() => ({
       status: 'fail' as const,
-      detail: `no result within ${check.timeoutMs} ms`,
+      detail: `no result within ${formatDuration(check.timeoutMs)}`,
       hint: 'the check hung: look at what it talks to',
     }))
     .catch(() => new Promise<never>(() => {}));

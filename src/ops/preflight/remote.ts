@@ -3,6 +3,7 @@ import { httpRequest } from '../../clients/http.js';
 import { stunBinding, turnAllocate } from '../../clients/stun.js';
 import type { IceUrl } from '../../config/ice-url.js';
 import { IfmeshError } from '../../errors.js';
+import { formatMs } from '../../ui/units.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { fail, NO_CONFIG, ok, type PreflightCheck, warn } from './types.js';
 
@@ -59,7 +60,7 @@ export function stunCheck(server: IceUrl): PreflightCheck {
         return warn('not probed: only STUN over UDP is checked', 'probe it by hand (turnutils_stunclient)');
       try {
         const r = await stunBinding(server, { timeoutMs: PROBE_MS, clock: ctx.clock });
-        return ok(`Binding answered in ${r.rttMs} ms${r.mapped ? `, mapped ${r.mapped}` : ''}`);
+        return ok(`Binding answered in ${formatMs(r.rttMs)}${r.mapped ? `, mapped ${r.mapped}` : ''}`);
       } catch (err) {
         return fail((err as Error).message, 'check the server runs and UDP reaches it; fix STUN_SERVERS');
       }

@@ -6,6 +6,7 @@
 // a live runner is a separate request file the runner consumes, so neither writer overwrites the
 // other.
 import { promises as fs } from 'node:fs';
+import { ExitCode, type ExitCodeValue } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { readStateJson, writeStateJson } from '../../state/json-file.js';
 import { lockHolder } from '../../state/lock.js';
@@ -17,18 +18,21 @@ import type { PromotionCheck } from './promotion.js';
 
 export type CanaryStatus = 'progressing' | 'frozen' | 'completed' | 'failed' | 'aborted';
 
-/** `canary status` exit codes (README): one per outcome, so scripts can branch on them. */
-export const CANARY_EXIT: Record<CanaryStatus | 'timed_out' | 'progressing_now' | 'runner_died', number> = {
-  completed: 0,
-  failed: 1,
-  aborted: 5,
-  frozen: 6,
-  timed_out: 7,
+/** `canary status` exit codes (ExitCode, README): one per outcome, so scripts can branch on them. */
+export const CANARY_EXIT: Record<
+  CanaryStatus | 'timed_out' | 'progressing_now' | 'runner_died',
+  ExitCodeValue
+> = {
+  completed: ExitCode.ok,
+  failed: ExitCode.checkFailed,
+  aborted: ExitCode.canaryAborted,
+  frozen: ExitCode.canaryFrozen,
+  timed_out: ExitCode.canaryTimedOut,
   /** Progressing in the state, but the process running it is gone: `canary resume` or `abort`. */
-  runner_died: 8,
+  runner_died: ExitCode.canaryRunnerDied,
   /** Without --watch, a canary still running is not an error. */
-  progressing_now: 0,
-  progressing: 7,
+  progressing_now: ExitCode.ok,
+  progressing: ExitCode.canaryTimedOut,
 };
 
 export interface CanaryPhase {

@@ -7,7 +7,7 @@
 // `canary resume` or `canary abort`.
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
-import { CheckFailedError, UsageError } from '../../errors.js';
+import { CheckFailedError, type ExitCodeValue, UsageError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
@@ -251,7 +251,7 @@ export interface CanaryStatusReport extends Omit<PublicCanaryState, 'status'> {
   /** The state's status, or `runner_died`: progressing, but the process running it is gone. */
   status: CanaryStatus | 'runner_died';
   timed_out: boolean;
-  exit_code: number;
+  exit_code: ExitCodeValue;
   /** What to do next, when something is to be done. */
   hint: string | null;
 }

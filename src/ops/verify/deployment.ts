@@ -3,8 +3,9 @@
 // on the context's clock, each reported and logged to the witness under one trace id.
 import { randomUUID } from 'node:crypto';
 import { SignalingClient } from '../../clients/signaling.js';
-import { ExitCode, IfmeshError } from '../../errors.js';
+import { ExitCode, type ExitCodeValue, IfmeshError } from '../../errors.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
+import { formatMs } from '../../ui/units.js';
 import type { ExchangeOptions, ExchangeReport } from '../agent/exchange.js';
 import { mergeAgents, mergeConnections } from '../fleet-views.js';
 import type { OpContext } from '../shared.js';
@@ -28,7 +29,7 @@ export interface VerifyStep {
 export interface VerifyReport {
   ok: boolean;
   /** 0 passed, 1 a step failed, 3 signaling unreachable (README's table). */
-  exit_code: number;
+  exit_code: ExitCodeValue;
   deployment_id: string | undefined;
   trace_id: string;
   steps: VerifyStep[];
@@ -228,7 +229,7 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
     let step: VerifyStep;
     try {
       const r = await o.exchange(events);
-      const detail = `${r.pongs_received}/${r.pings_sent} signed pings answered over ${r.pairs} pairs, RTT p95 ${r.rtt_ms.p95?.toFixed(2) ?? '-'} ms, ${r.signature_failures} signature failures`;
+      const detail = `${r.pongs_received}/${r.pings_sent} signed pings answered over ${r.pairs} pairs, RTT p95 ${formatMs(r.rtt_ms.p95)}, ${r.signature_failures} signature failures`;
       step = {
         name: 'message_exchange',
         status: r.ok ? 'ok' : 'fail',

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UnauthorizedError, UsageError } from '../../errors.js';
+import { parseDuration, UNIT_MS } from '../../util/duration.js';
 
 export interface QueryFlags {
   event?: string;
@@ -23,11 +24,17 @@ function whereValue(text: string): unknown {
   return text;
 }
 
+/** `--since 90m` as POST /api/query's relative time: "-" and one whole number of one unit ("-90m"). */
 function relative(text: string, flag: string): string {
   if (text === 'now' || /^\d{4}-\d{2}-\d{2}/.test(text)) return text;
-  const m = /^-?(\d+)(ms|s|m|h|d|w)$/.exec(text);
-  if (!m) throw new UsageError(`${flag} ${text} is not a duration like 30s, 5m, 1h, 7d or an ISO time`);
-  return `-${m[1]}${m[2]}`;
+  const ms = parseDuration(text.replace(/^-/, ''), null);
+  if (ms === undefined)
+    throw new UsageError(
+      `${flag} ${text} is not a duration like 30s, 5m, 1h, 7d or an ISO time`,
+      `e.g. ${flag} 1h`,
+    );
+  const unit = (['w', 'd', 'h', 'm', 's'] as const).find((u) => ms % UNIT_MS[u] === 0 && ms > 0);
+  return unit ? `-${ms / UNIT_MS[unit]}${unit}` : `-${ms}ms`;
 }
 
 /** Builds a POST /api/query body from shorthand flags; a JSON argument is used as it is. */

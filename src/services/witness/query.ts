@@ -4,6 +4,7 @@
 // a pattern needs no per-match timeout here, only a length cap and the query's overall deadline.
 import { RE2JS } from 're2js';
 import { DEFAULT_LIMIT, MAX_LIMIT, MAX_REGEX_LENGTH } from '../../protocol/witness.js';
+import { parseDuration } from '../../util/duration.js';
 
 export class QueryError extends Error {}
 
@@ -29,14 +30,6 @@ export interface ParsedQuery {
 }
 
 const SEGMENT = /^[A-Za-z0-9_-]{1,64}$/;
-const UNITS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
 export function parseTime(value: unknown, nowMs: number, where: string): number {
@@ -44,8 +37,9 @@ export function parseTime(value: unknown, nowMs: number, where: string): number 
   if (typeof value !== 'string')
     throw new QueryError(`${where}: must be "now", a relative time like "-5m", or an ISO-8601 time`);
   if (value === 'now') return nowMs;
-  const rel = /^-(\d{1,9})(ms|s|m|h|d|w)$/.exec(value);
-  if (rel) return nowMs - Number(rel[1]) * UNITS[rel[2]!]!;
+  // "-5m": the one duration grammar of ifmesh (src/util/duration.ts), a unit required.
+  const ago = value.startsWith('-') && value.length <= 40 ? parseDuration(value.slice(1), null) : undefined;
+  if (ago !== undefined) return nowMs - ago;
   if (ISO_DATE.test(value)) {
     const t = Date.parse(value);
     if (!Number.isNaN(t)) return t;
