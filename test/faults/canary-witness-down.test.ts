@@ -133,4 +133,58 @@ describe('the witness down during a canary', () => {
       ),
     240_000,
   );
+
+  it(
+    'down for the whole window, the error limit out of reach: the window ends inconclusive, never promoted; nothing lost',
+    () =>
+      withFigure(
+        {
+          fault: 'witness down for a whole canary window',
+          trials: 1,
+          expected:
+            'window inconclusive (witness gates never measured), rolled back (never promoted); events lost 0; re-run promotes',
+        },
+        async () => {
+          const state = await fleet.deploy('canary-witness-away');
+          await fleet.witness.kill();
+          const r = await fleet.cli(
+            [
+              'canary',
+              '--steps',
+              '1,100%',
+              '--monitor',
+              '4s',
+              '--interval',
+              '500ms',
+              ...RTT_BUDGET,
+              '--consecutive-error-limit',
+              '1000',
+              '--set',
+              'TURN_FALLBACK_TIMEOUT_MS=4322',
+              '--json',
+            ],
+            state,
+          );
+          const waiting = spooled(state);
+          expect(r.code, r.stderr).toBe(1);
+          const s = canaryState(state);
+          expect(s.status).toBe('failed');
+          expect(s.message).toMatch(
+            /analysis inconclusive in phase 1: .*witness_error_rate.* never measured/,
+          );
+          expect(s.failed_gate).toMatchObject({ gate: 'witness_error_rate', status: 'error' });
+          expect(s.on_candidate).toEqual([]);
+          const current = readFileSync(openStateDir(state).currentRelease, 'utf8').trim();
+          expect(current).toBe(s.plan.stable.id);
+          await fleet.witness.start();
+          const { lost, convergeMs } = await converge(state, waiting, s.trace_id, s.analysis.checks);
+          expect(lost).toEqual([]);
+          return {
+            observed: `inconclusive after ${s.analysis.checks} checks (witness gates never measured), rolled back; ${lost.length} of ${waiting.length} spooled events lost; re-run promoted`,
+            figure: `0 lost, converged ${seconds(convergeMs)}`,
+          };
+        },
+      ),
+    240_000,
+  );
 });
