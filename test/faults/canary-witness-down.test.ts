@@ -7,14 +7,9 @@
 // they spooled, and the canary's own trail is whole. A canary run again then promotes.
 // Figure per case: the outcome, events lost (must be 0), and the time from the witness's return to
 // a converged fleet (the trail drained and the re-run canary promoted).
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { BIN, testTmp } from '../helpers/cli.js';
-import { trackPid } from '../helpers/pids.js';
-import { isStopped } from '../helpers/processes.js';
-import { waitFor } from '../helpers/wait.js';
 import { withFigure } from './figures.js';
 import {
   faultFleet,
@@ -30,41 +25,6 @@ import {
 const fleet = faultFleet();
 const canaryFile = (state: string) => openStateDir(state).canary;
 const canaryState = (state: string) => JSON.parse(readFileSync(canaryFile(state), 'utf8'));
-
-/**
- * `ifmesh canary --json` as a child process; with `pauseAt`, the runner stops itself there
- * (IFMESH_CANARY_PAUSE_AT) and `paused` resolves once it has.
- */
-function startCanary(state: string, args: string[], pauseAt?: string) {
-  const child = spawn(process.execPath, [BIN, 'canary', ...args, '--json', '--state-dir', state], {
-    cwd: fleet.dir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      ...testTmp(),
-      ...fleet.env,
-      ...(pauseAt ? { IFMESH_CANARY_PAUSE_AT: pauseAt } : {}),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  trackPid(child.pid);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })),
-  );
-  const paused = () =>
-    waitFor(() => isStopped(child.pid!), `the canary runner paused at ${pauseAt}`, {
-      timeoutMs: 90_000,
-      intervalMs: 20,
-    });
-  return { child, done, paused, stderr: () => stderr };
-}
 
 /** Everything after the fault: the trail drained and counted, then a canary run again must promote. */
 async function converge(state: string, waiting: SpooledEvent[], traceId: string, checks: number) {
@@ -99,12 +59,22 @@ describe('the witness down during a canary', () => {
         },
         async () => {
           const state = await fleet.deploy('canary-witness-killed');
-          const run = startCanary(
-            state,
-            ['--steps', '1,100%', ...WINDOW, ...RTT_BUDGET, '--set', 'TURN_FALLBACK_TIMEOUT_MS=4321'],
-            'agents_moved',
+          const run = fleet.start(
+            [
+              'canary',
+              '--steps',
+              '1,100%',
+              ...WINDOW,
+              ...RTT_BUDGET,
+              '--set',
+              'TURN_FALLBACK_TIMEOUT_MS=4321',
+              '--json',
+              '--state-dir',
+              state,
+            ],
+            { IFMESH_CANARY_PAUSE_AT: 'agents_moved' },
           );
-          await run.paused();
+          await run.stopped('the canary runner paused once its agent moved');
           await fleet.witness.kill();
           run.child.kill('SIGCONT');
           const r = await run.done;

@@ -5,15 +5,17 @@
 // every scenario reports: what the state's producers (the procedure, the agents, the instances)
 // left waiting in their spools while the witness was away, and whether the witness holds every one
 // of those events once it is back — the "events lost" figure.
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { spawnCli, tempDir } from '../helpers/cli.js';
+import { BIN, spawnCli, tempDir, testTmp } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { writeAgentConfigs } from '../helpers/deploy.js';
-import { freePort, type Service, startWitnessProcess } from '../helpers/processes.js';
+import { trackPid } from '../helpers/pids.js';
+import { freePort, isStopped, type Service, startWitnessProcess } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY } from '../helpers/witness.js';
@@ -91,18 +93,20 @@ export function faultFleet() {
     cleanup();
   });
 
+  /** `ifmesh <args>` in the project, with the fleet's environment. */
+  const raw = (args: string[], o: { timeoutMs?: number; env?: Record<string, string> } = {}) =>
+    spawnCli(args, { cwd: dir, env: { ...env, ...o.env }, timeoutMs: o.timeoutMs ?? 120_000 });
+  /** `ifmesh <args> --state-dir <state>`. */
   const cli = (args: string[], state: string, o: { timeoutMs?: number; env?: Record<string, string> } = {}) =>
-    spawnCli([...args, '--state-dir', state], {
-      cwd: dir,
-      env: { ...env, ...o.env },
-      timeoutMs: o.timeoutMs ?? 120_000,
-    });
+    raw([...args, '--state-dir', state], o);
 
-  /** The argv of a deploy into `state` (`instances` instances on fresh ports), for a caller to run. */
+  const ports = new Map<string, { base: number; nginx: number }>();
+  /** The argv of a deploy into `state` (`instances` instances, on the ports of its first deploy). */
   async function deployArgs(state: string, instances: number, label: string): Promise<string[]> {
-    // deploy puts its own Redis (when it starts one) on the port after the instances'.
-    const base = await freePortRange(instances + 1);
-    const nginx = await freePort();
+    if (!ports.has(state))
+      // deploy puts its own Redis (when it starts one) on the port after the instances'.
+      ports.set(state, { base: await freePortRange(instances + 1), nginx: await freePort() });
+    const { base, nginx } = ports.get(state)!;
     return [
       'deploy',
       '--instances',
@@ -116,6 +120,33 @@ export function faultFleet() {
       '--state-dir',
       state,
     ];
+  }
+
+  /**
+   * `ifmesh <args>` as a child process the test watches (its stderr for the moment to strike, its
+   * state for a runner stopped by IFMESH_CANARY_PAUSE_AT), tracked by pid.
+   */
+  function start(args: string[], extraEnv: Record<string, string> = {}) {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    trackPid(child.pid);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('exit', (code) => resolve({ code, stdout, stderr })),
+    );
+    const stopped = (what: string) =>
+      waitFor(() => isStopped(child.pid!), what, { timeoutMs: 90_000, intervalMs: 20 });
+    return { child, done, stderr: () => stderr, stopped };
   }
 
   /** A state directory of the test's, stopped after it. */
@@ -143,6 +174,8 @@ export function faultFleet() {
     witness,
     turnPort: () => turnPort,
     cli,
+    raw,
+    start,
     deploy,
     deployArgs,
     newState,
