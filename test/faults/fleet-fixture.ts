@@ -157,9 +157,13 @@ export function faultFleet() {
   }
 
   /** A fleet deployed into a state of its own; exit 0 required. */
-  async function deploy(name: string, instances = 1, o: { env?: Record<string, string> } = {}) {
+  async function deploy(
+    name: string,
+    instances = 1,
+    o: { env?: Record<string, string>; more?: string[] } = {},
+  ) {
     const state = newState(name);
-    const r = await spawnCli(await deployArgs(state, instances, 'v1'), {
+    const r = await spawnCli([...(await deployArgs(state, instances, 'v1')), ...(o.more ?? [])], {
       cwd: dir,
       env: { ...env, ...o.env },
       timeoutMs: 90_000,
@@ -229,14 +233,21 @@ export function storedKeys(db: string): Set<string> {
 }
 
 /** Events of the witness database, by a JSON field of their body (the trace of one procedure run). */
-export function storedBy(db: string, field: string, value: string): { event: string; idem_key: string }[] {
+export function storedBy(
+  db: string,
+  field: string,
+  value: string,
+): { event: string; idem_key: string; metadata: Record<string, unknown> }[] {
   const h = new Database(db, { readonly: true, fileMustExist: true });
   try {
     return (
       h
         .prepare(`SELECT body, idem_key FROM events WHERE json_extract(body, ?) = ? ORDER BY id`)
         .all(`$.${field}`, value) as { body: string; idem_key: string }[]
-    ).map((r) => ({ event: (JSON.parse(r.body) as { event: string }).event, idem_key: r.idem_key }));
+    ).map((r) => {
+      const e = JSON.parse(r.body) as { event: string; metadata?: Record<string, unknown> };
+      return { event: e.event, idem_key: r.idem_key, metadata: e.metadata ?? {} };
+    });
   } finally {
     h.close();
   }
