@@ -503,6 +503,9 @@ export async function applyFailover(
   }
 }
 
+/** How often scenario A asks the replacement again while it waits for the peers on it. */
+const REPROBE_MS = 5_000;
+
 type Step = (name: string, ok: boolean, detail: string) => Promise<void>;
 type Log = (e: WitnessEvent[]) => Promise<void>;
 type Restored = () => Promise<void>;
@@ -674,8 +677,20 @@ async function applyTurn(
   }
   const since = new Date(ctx.clock.now() - 1_000).toISOString();
   const onReplacement = new Set<string>();
-  const seen = await waitFor(
+  // The replacement allocated at step 1, but may die while the peers move to it: asked again every
+  // REPROBE_MS, so a dead one ends the wait with its reason instead of running out the timeout.
+  let replacementDown: string | undefined;
+  let probedAt = ctx.clock.now();
+  const stillServing = async () => {
+    if (!t.probe || !o.turnCredentials || ctx.clock.now() - probedAt < REPROBE_MS) return true;
+    probedAt = ctx.clock.now();
+    const p = await probeReplacement(t.replacement, o.turnCredentials, ctx.clock);
+    if (!p.ok) replacementDown = p.error?.message ?? p.detail;
+    return p.ok;
+  };
+  const waited = await waitFor(
     async () => {
+      if (!(await stillServing())) return true;
       const r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
         method: 'POST',
         body: JSON.stringify({
@@ -696,6 +711,7 @@ async function applyTurn(
     ctx.signal,
   );
   const missing = reconnected.filter((a) => !onReplacement.has(a));
+  const seen = waited && missing.length === 0;
   report.turn = {
     probe,
     env_file,
@@ -709,7 +725,11 @@ async function applyTurn(
     seen,
     seen
       ? `${onReplacement.size} agents relayed through ${t.replacement}`
-      : `not seen on ${t.replacement}: ${missing.join(', ')}`,
+      : `not seen on ${t.replacement}: ${missing.join(', ')}${
+          replacementDown
+            ? `; it stopped serving during the failover (${replacementDown}): bring it back or name another --replacement, then run this failover again`
+            : ''
+        }`,
   );
   if (!seen) return;
   await restored();
