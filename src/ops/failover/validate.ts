@@ -144,7 +144,8 @@ export async function validateRecovery(
         }
       return total > 0 && connected / total >= min;
     };
-    if (!(await read()) && ctx.clock)
+    // Nothing reported at all is not a lag: it fails at once.
+    if (!(await read()) && total > 0 && ctx.clock)
       await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
     const rate = total ? connected / total : null;
     return {
