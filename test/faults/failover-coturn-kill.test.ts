@@ -205,7 +205,11 @@ describe('coturn killed during failover A', () => {
           // The replacement back on its address; the same failover run again.
           t2 = await coturnOn(port2, relay2);
           const back = Date.now();
-          const again = await failoverTurn(args, env, dir.dir).done();
+          const again = await failoverTurn(
+            args.map((a) => (a === '10m' ? '60s' : a)),
+            env,
+            dir.dir,
+          ).done();
           expect(again.code, again.stderr).toBe(0);
           const doc2 = JSON.parse(again.stdout);
           const second = await trail(doc2.report.failover_id, doc2.report.steps.length);

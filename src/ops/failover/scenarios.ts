@@ -702,8 +702,11 @@ async function applyTurn(
         dispatcher: ctx.dispatcher,
         signal: ctx.signal,
       }).catch(() => undefined);
-      for (const e of (r?.json as { results?: { agent_id?: string }[] } | undefined)?.results ?? [])
-        if (e.agent_id) onReplacement.add(e.agent_id);
+      // The end that offered logs the detection; the pair is on the replacement for both of its ends
+      // (the other may be the one asked to reconnect, its own offer crossed by its peer's).
+      for (const e of (r?.json as { results?: { agent_id?: string; peer_id?: string }[] } | undefined)
+        ?.results ?? [])
+        for (const id of [e.agent_id, e.peer_id]) if (id) onReplacement.add(id);
       return reconnected.every((a) => onReplacement.has(a));
     },
     { timeoutMs: o.timeoutMs ?? 60_000, intervalMs: 500 },
