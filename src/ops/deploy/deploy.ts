@@ -265,9 +265,12 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       let startedRedis = false;
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];
-      // The release running before: put back if this deploy fails (restore.ts). A current release
-      // that cannot be read is not restored; the deploy records a new current one if it succeeds.
-      const previous = await currentRelease(o.state).catch(() => undefined);
+      // The release running before: put back if this deploy fails (restore.ts). One that cannot be
+      // read, or that does not run (`down` stopped it), is not: the deploy found no fleet to keep.
+      const recorded = await currentRelease(o.state).catch(() => undefined);
+      const previous = recorded?.agents.some((id) => sup.running(agentProcessName(id)) !== undefined)
+        ? recorded
+        : undefined;
       // Whether this deploy has stopped or restarted anything of the fleet yet (nothing to undo before).
       let touched = false;
       const node = process.execPath;
