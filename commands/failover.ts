@@ -41,6 +41,9 @@ import { planRotation } from '../src/ops/keys/rotate.js';
 import { renderClassification, renderFailover, renderPlan, renderValidation } from '../src/ui/failover.js';
 import { createProgress } from '../src/ui/progress.js';
 
+/** The port of an http(s):// or ws(s):// URL. */
+const portOf = (u: string) => /:(\d+)(?:\/|$)/.exec(u)?.[1];
+
 type Flags = ConfigFlags & {
   signaling?: string;
   witness?: string;
@@ -103,6 +106,8 @@ export function register(cmd: Command, io: CommandIo): void {
     scenario: Scenario,
     progress: Awaited<ReturnType<typeof createProgress>>,
     recovery?: { recovery_ms: number | null },
+    /** An instance the run left down on purpose (promote-backup's failed one): not read. */
+    down?: string,
   ): Promise<ValidationReport> => {
     if (!s.witness.apiKey)
       throw new UnauthorizedError(
@@ -114,7 +119,7 @@ export function register(cmd: Command, io: CommandIo): void {
       {
         failoverId,
         scenario,
-        signalingHttp: s.http,
+        signalingHttp: down ? s.http.filter((h) => portOf(h) !== portOf(down)) : s.http,
         witness: s.witness,
         recovery,
         maxRttP95Ms,
@@ -182,7 +187,15 @@ export function register(cmd: Command, io: CommandIo): void {
           },
           ctx,
         );
-        const validation = await validate(flags, s, p.failover_id, p.scenario, progress, report.recovery);
+        const validation = await validate(
+          flags,
+          s,
+          p.failover_id,
+          p.scenario,
+          progress,
+          report.recovery,
+          p.promote_backup?.failed,
+        );
         await progress.close();
         const doc = { plan: p, dry_run: false, report, validation, ok: report.ok && validation.passed };
         out.result(doc, renderFailover);

@@ -40,4 +40,13 @@ export const FULL_ONLY = [
   'test/lab/nat-matrix.test.ts',
   // Tree 1 inside the lab with UDP to coturn dropped at one NAT (~40 s).
   'test/lab/lab-troubleshoot.test.ts',
+  // Dependencies failing mid-procedure on deployed fleets (issue 23.2): the witness killed during a
+  // canary and down for a whole window (~80 s), Redis stopped during a deploy and a canary (~2 min),
+  // nginx's master killed during failover B (~40 s). The quick tier keeps the short one, coturn killed
+  // during failover A (test/faults/failover-coturn-kill.test.ts).
+  'test/faults/canary-witness-down.test.ts',
+  'test/faults/redis-down.test.ts',
+  'test/faults/failover-nginx-kill.test.ts',
+  // Loss and delay between two agents, and a partition, in a lab's namespaces (~60 s).
+  'test/faults/netem-lab.test.ts',
 ];

@@ -116,6 +116,12 @@ export class MeshAgent {
   private readonly verifier: MessageVerifier;
   private readonly timers: (() => void)[] = [];
   private readonly healing = new Map<string, TimerHandle>();
+  /**
+   * Peers a connection attempt (connectTo: direct, then each relay) is running for. A healing retry
+   * that comes due meanwhile leaves it to finish: on a slow path (hundreds of ms of RTT, loss) setting
+   * up a pair takes longer than the first backoff steps, and each new offer would cut the last short.
+   */
+  private readonly connecting = new Map<string, number>();
   /** Peers signaling said left (agent-left) and that have not registered again: nothing to heal. */
   private readonly departed = new Set<string>();
   /** Peers whose healing gave up: their connection is reported failed, not merely closed. */
@@ -227,6 +233,17 @@ export class MeshAgent {
    * healthiest first, each given the fallback timeout; a failed server counts against its circuit.
    */
   private async connectTo(peerId: string): Promise<void> {
+    this.connecting.set(peerId, (this.connecting.get(peerId) ?? 0) + 1);
+    try {
+      await this.connectAttempts(peerId);
+    } finally {
+      const left = (this.connecting.get(peerId) ?? 1) - 1;
+      if (left > 0) this.connecting.set(peerId, left);
+      else this.connecting.delete(peerId);
+    }
+  }
+
+  private async connectAttempts(peerId: string): Promise<void> {
     const timeout = this.o.turnFallbackTimeoutMs ?? 5_000;
     // A recheck under way (a lost link, a pushed TURN change) says whether the STUN server is dead.
     await this.stunPool.settled();
@@ -654,7 +671,7 @@ export class MeshAgent {
         if (this.stopped) return;
         const live = this.links.get(peerId);
         if (live?.ready) return;
-        if (offers) void this.connectTo(peerId);
+        if (offers && !this.connecting.has(peerId)) void this.connectTo(peerId);
         this.heal(peerId, attempt + 1, offers);
       }, delay),
     );

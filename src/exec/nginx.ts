@@ -1,7 +1,7 @@
 // nginx (Debian's `nginx`) in front of signaling instances: least_conn, passive health checks,
 // WebSocket upgrade, long read timeouts for idle agent sockets. Runs with its own prefix in the
 // state dir, so it never touches the system's nginx.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
@@ -140,6 +140,92 @@ export function readNginxPlan(prefix: string): NginxPlan | undefined {
   }
 }
 
+/** The pids holding a TCP socket listening on `port` (from /proc: the inode of each, then who has it open). */
+function listeners(port: number): number[] {
+  const inodes = new Set<string>();
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is f[1] (ADDR:PORT), st is f[3] (0A: LISTEN), inode is f[9].
+      if (f[1]?.endsWith(hex) && f[3] === '0A' && f[9]) inodes.add(f[9]);
+    }
+  }
+  if (!inodes.size) return [];
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${d}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let link = '';
+      try {
+        link = readlinkSync(`/proc/${d}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m && inodes.has(m[1]!)) {
+        pids.push(Number(d));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+const cmdline = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
+};
+const parentOf = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+};
+
+/**
+ * nginx workers whose master is gone (killed with SIGKILL: its workers live on, orphaned, and keep
+ * the listening socket, so no new nginx can bind the port while they serve the old configuration),
+ * holding `port`. Stopped (SIGTERM, SIGKILL after 2 s); returns their pids.
+ */
+export async function stopOrphanedWorkers(port: number, clock: Clock): Promise<number[]> {
+  const orphans = listeners(port).filter(
+    (pid) =>
+      /^nginx: (worker|cache)/.test(cmdline(pid)) && !/^nginx: master process/.test(cmdline(parentOf(pid))),
+  );
+  const kill = (sig: NodeJS.Signals) => {
+    for (const pid of orphans)
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone already
+      }
+  };
+  const alive = () => orphans.some((pid) => existsSync(`/proc/${pid}`) && cmdline(pid) !== '');
+  kill('SIGTERM');
+  if (!(await waitFor(() => !alive(), { timeoutMs: 2_000, intervalMs: 20 }, clock))) {
+    kill('SIGKILL');
+    await waitFor(() => !alive(), { timeoutMs: 2_000, intervalMs: 20 }, clock);
+  }
+  return orphans;
+}
+
 /**
  * Writes the config, checks it with `nginx -t`, then starts nginx or reloads the running one.
  * nginx daemonizes, so this returns its master pid (from its pid file) for the caller to stop later.
@@ -154,6 +240,8 @@ export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): P
   const test = await run(io, ['-t', '-p', p.prefix, '-c', conf]);
   if (test.code === 127) throw new UnreachableError('nginx is not installed', 'apt-get install nginx');
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);
+  // A master killed earlier may have left its workers on the port: a new one could not bind it.
+  if (!running) await stopOrphanedWorkers(p.listenPort, io.clock);
   const r = await run(
     io,
     running ? ['-p', p.prefix, '-c', conf, '-s', 'reload'] : ['-p', p.prefix, '-c', conf],

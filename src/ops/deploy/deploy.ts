@@ -43,7 +43,8 @@ import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { type DeployEndpoints, nginxTls, planEndpoints, urlHost } from './endpoints.js';
-import { type AgentSpec, operator, type Release, recordRelease } from './releases.js';
+import { type AgentSpec, currentRelease, operator, type Release, recordRelease } from './releases.js';
+import { type RestoreReport, restorePrevious } from './restore.js';
 
 export interface DeployOptions {
   state: StateDir;
@@ -264,10 +265,37 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       let startedRedis = false;
       // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
       const started: string[] = [];
+      // The release running before: put back if this deploy fails (restore.ts). One that cannot be
+      // read, or that does not run (`down` stopped it), is not: the deploy found no fleet to keep.
+      const recorded = await currentRelease(o.state).catch(() => undefined);
+      const previous = recorded?.agents.some((id) => sup.running(agentProcessName(id)) !== undefined)
+        ? recorded
+        : undefined;
+      // Whether this deploy has stopped or restarted anything of the fleet yet (nothing to undo before).
+      let touched = false;
       const node = process.execPath;
       // The release's code installed once (kept for rollback), before anything is stopped.
       const build = await installWithProgress(o.state, o.release, o.progress, ctx);
       const bin = build?.build.bin ?? ownBin();
+      let clusterEnv: Record<string, string> = {};
+      const instanceSpec = (inst: DeployPlan['instances'][number], entry: string) => ({
+        name: inst.name,
+        role: 'signaling' as const,
+        port: inst.port,
+        url: inst.url,
+        command: node,
+        args: signalingServeArgs(entry, {
+          port: inst.port,
+          instanceId: inst.name,
+          state: o.state,
+          host: plan.endpoints.bind_host,
+        }),
+        // The env file and the configuration the operator ran deploy with, kept in the record
+        // so a restart (supervisor, incident, failover) starts the instance the same way.
+        env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
+        cwd: o.cwd,
+        supervised: true,
+      });
       const witness = openWitness(
         { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: o.state },
         `deploy-${plan.deployment_id}`,
@@ -290,39 +318,18 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           ? localRedisAuth(o.state, 'deploy-redis', Number(new URL(redis.url).port))
           : undefined;
         startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
-        const clusterEnv: Record<string, string> = redis
+        clusterEnv = redis
           ? {
               SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
               SIGNALING_CLUSTER_SECRET:
                 o.clusterSecret || generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET'),
             }
           : {};
+        touched = true;
         for (const inst of plan.instances) {
           o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
           await sup.stop(inst.name, 5_000);
-          const r = await startAndWait(
-            sup,
-            {
-              name: inst.name,
-              role: 'signaling',
-              port: inst.port,
-              url: inst.url,
-              command: node,
-              args: signalingServeArgs(bin, {
-                port: inst.port,
-                instanceId: inst.name,
-                state: o.state,
-                host: plan.endpoints.bind_host,
-              }),
-              // The env file and the configuration the operator ran deploy with, kept in the record
-              // so a restart (supervisor, incident, failover) starts the instance the same way.
-              env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
-              cwd: o.cwd,
-              supervised: true,
-            },
-            ctx,
-            15_000,
-          );
+          const r = await startAndWait(sup, instanceSpec(inst, bin), ctx, 15_000);
           if (!r.ok)
             throw new CheckFailedError(`${inst.name} on port ${inst.port} is not healthy: ${r.detail}`);
           started.push(inst.name);
@@ -331,6 +338,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         if (plan.nginx) {
           const prefix = path.dirname(plan.nginx.conf);
           const running = sup.running('deploy-nginx') !== undefined;
+          if (!running) started.push('deploy-nginx');
           // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
           sup.adopt(
             { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
@@ -387,8 +395,18 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         if (missing.length) {
           const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
           const why = unanswered.length ? `\n${unanswered.join('\n')}` : '';
+          // Every instance saying its shared registry is away: that is the reason, said first.
+          const registryDown =
+            plan.redis !== null &&
+            unanswered.length === plan.instances.length &&
+            unanswered.every((u) => u.includes('cluster_unavailable'));
           throw new CheckFailedError(
-            `agents not registered after 20 s: ${missing.join(', ')}${why}\n${tails}`,
+            registryDown
+              ? `agents not registered after 20 s: ${missing.join(', ')}: the instances' shared registry (Redis, ${plan.redis!.url}) does not answer, so they refuse registrations${why}\n${tails}`
+              : `agents not registered after 20 s: ${missing.join(', ')}${why}\n${tails}`,
+            registryDown
+              ? 'bring that Redis back (the instances reconnect to it by themselves), then run the deploy again'
+              : undefined,
           );
         }
         o.progress.step('agents', 'ok', `${registered.size} agents registered`);
@@ -428,6 +446,11 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
           ...(build ? { build: buildRef(build.build) } : {}),
         };
         const file = await recordRelease(o.state, release, o.keepReleases);
+        witness?.log({
+          event: 'webrtc_deployment_completed',
+          deployment_id: plan.deployment_id,
+          metadata: { release: plan.release_ref, release_id: release.id, agents: registered.size },
+        });
         // Units are systemd's to restart; the local supervisor watches local processes only.
         if (o.supervise !== false && !o.systemd) {
           const watchdog = await ensureWatchdog(sup, ctx);
@@ -439,14 +462,53 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         }
         return { plan, applied: true, build, registered: [...registered].sort(), release_file: file };
       } catch (err) {
-        // A failed deploy stops what it started, its own Redis too (one an earlier deploy started stays).
-        o.progress.step(
-          'rollback',
-          'running',
-          `stopping what this deploy started (${started.length + (startedRedis ? 1 : 0)} processes)`,
-        );
-        for (const name of started.reverse()) await sup.stop(name, 2_000);
-        if (startedRedis) await sup.stop('deploy-redis', 2_000);
+        const reason = (err as Error).message.split('\n')[0];
+        let restored: RestoreReport | undefined;
+        if (previous?.agent_specs && !touched) {
+          // Failed before it changed anything (Redis refused, say): the fleet runs as it did.
+        } else if (previous?.agent_specs) {
+          // A fleet ran before this deploy: it runs again, as it was (restore.ts).
+          restored = await restorePrevious(
+            {
+              sup,
+              previous,
+              instances: plan.instances,
+              startInstance: (name, b) =>
+                sup.start(instanceSpec(plan.instances.find((i) => i.name === name)!, b)),
+              agents: plan.agents.map((a) => a.agent_id),
+              moved: started.filter((n) => n.startsWith('deploy-agent-')),
+              progress: o.progress,
+              registerTimeoutMs: 20_000,
+            },
+            ctx,
+          ).catch((e: Error) => ({
+            release: previous.id,
+            ok: false,
+            instances_failed: [],
+            not_registered: [],
+            detail: `putting ${previous.id} back failed: ${e.message}`,
+          }));
+          // The message says what runs now; the error keeps its class, exit code and hint.
+          (err as Error).message += `\n${restored.detail}`;
+        } else {
+          // A failed first deploy stops what it started, its own Redis too (one an earlier deploy started stays).
+          o.progress.step(
+            'rollback',
+            'running',
+            `stopping what this deploy started (${started.length + (startedRedis ? 1 : 0)} processes)`,
+          );
+          for (const name of started.reverse()) await sup.stop(name, 2_000);
+          if (startedRedis) await sup.stop('deploy-redis', 2_000);
+        }
+        witness?.log({
+          event: 'webrtc_deployment_failed',
+          deployment_id: plan.deployment_id,
+          metadata: {
+            release: plan.release_ref,
+            reason,
+            restored: restored ? { release: restored.release, ok: restored.ok } : null,
+          },
+        });
         throw err;
       } finally {
         await witness?.close(1_500);

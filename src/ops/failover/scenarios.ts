@@ -276,19 +276,24 @@ export function planPromoteBackup(o: {
   const backups =
     nginx?.backups ?? [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
   const failedPort = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
-  if (!upstreams.includes(failedPort))
+  // Run again after a run that promoted and then failed (nginx killed in its window, say): the
+  // configuration already routes to the backup, so this run makes sure nginx runs it and watches again.
+  const already = !upstreams.includes(failedPort) && backups.includes(failedPort) && upstreams.length > 0;
+  if (!upstreams.includes(failedPort) && !already)
     throw new UsageError(
       `${o.failed} is not an active upstream in ${conf}`,
       `active: ${upstreams.join(', ') || 'none'}`,
     );
-  const promoted = backups[0];
+  const promoted = already ? upstreams[0] : backups[0];
   if (promoted === undefined)
     throw new UsageError(`${conf} has no backup instance to promote`, 'use --action restart');
-  const after = {
-    upstreams: [...upstreams.filter((p) => p !== failedPort), promoted],
-    // The failed instance waits as a backup: restarted later, it is a standby again.
-    backups: [...backups.slice(1), failedPort],
-  };
+  const after = already
+    ? { upstreams, backups }
+    : {
+        upstreams: [...upstreams.filter((p) => p !== failedPort), promoted],
+        // The failed instance waits as a backup: restarted later, it is a standby again.
+        backups: [...backups.slice(1), failedPort],
+      };
   return {
     failover_id: o.failoverId,
     scenario: 'B',
@@ -306,8 +311,10 @@ export function planPromoteBackup(o: {
       nginx,
     },
     steps: [
-      `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
-      'check it (nginx -t) and reload nginx',
+      already
+        ? `${conf} already has 127.0.0.1:${promoted} active and 127.0.0.1:${failedPort} backup (promoted by an earlier run): keep it`
+        : `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
+      'check it (nginx -t) and reload nginx (start it if it is not running)',
       `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s (health, failed connections)`,
       'log signaling_server_recovery',
       'validate the recovery',
@@ -471,10 +478,34 @@ export async function applyFailover(
       },
     ]);
     return report;
+  } catch (err) {
+    // A step that threw (nginx refusing its configuration, an instance API answering 500) ends the
+    // run too: the trail says where and why, so no failover is left "initiated" for ever. A refused
+    // replacement (scenario A's probe) has logged its own ending already.
+    const ended = report.steps.some((x) => !x.ok && x.step === 'test the replacement');
+    if (!ended) {
+      const why = (err as Error).message.split('\n')[0]!;
+      await step('error', false, why);
+      await log([
+        {
+          event: 'failover_completed',
+          metadata: {
+            scenario: plan.scenario,
+            ok: false,
+            recovery_ms: report.recovery.recovery_ms,
+            error: why,
+          },
+        },
+      ]);
+    }
+    throw err;
   } finally {
     await lock.release();
   }
 }
+
+/** How often scenario A asks the replacement again while it waits for the peers on it. */
+const REPROBE_MS = 5_000;
 
 type Step = (name: string, ok: boolean, detail: string) => Promise<void>;
 type Log = (e: WitnessEvent[]) => Promise<void>;
@@ -647,8 +678,20 @@ async function applyTurn(
   }
   const since = new Date(ctx.clock.now() - 1_000).toISOString();
   const onReplacement = new Set<string>();
-  const seen = await waitFor(
+  // The replacement allocated at step 1, but may die while the peers move to it: asked again every
+  // REPROBE_MS, so a dead one ends the wait with its reason instead of running out the timeout.
+  let replacementDown: string | undefined;
+  let probedAt = ctx.clock.now();
+  const stillServing = async () => {
+    if (!t.probe || !o.turnCredentials || ctx.clock.now() - probedAt < REPROBE_MS) return true;
+    probedAt = ctx.clock.now();
+    const p = await probeReplacement(t.replacement, o.turnCredentials, ctx.clock);
+    if (!p.ok) replacementDown = p.error?.message ?? p.detail;
+    return p.ok;
+  };
+  const waited = await waitFor(
     async () => {
+      if (!(await stillServing())) return true;
       const r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
         method: 'POST',
         body: JSON.stringify({
@@ -673,6 +716,7 @@ async function applyTurn(
     ctx.signal,
   );
   const missing = reconnected.filter((a) => !onReplacement.has(a));
+  const seen = waited && missing.length === 0;
   report.turn = {
     probe,
     env_file,
@@ -686,7 +730,11 @@ async function applyTurn(
     seen,
     seen
       ? `${reconnected.join(', ')} on pairs relayed through ${t.replacement} (${onReplacement.size} agents at their ends)`
-      : `not seen on ${t.replacement}: ${missing.join(', ')}`,
+      : `not seen on ${t.replacement}: ${missing.join(', ')}${
+          replacementDown
+            ? `; it stopped serving during the failover (${replacementDown}): bring it back or name another --replacement, then run this failover again`
+            : ''
+        }`,
   );
   if (!seen) return;
   await restored();
@@ -791,25 +839,38 @@ async function applyPromote(
   restored: Restored,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
-  const running = sup.running('nginx') !== undefined;
-  const pid = await applyNginx(
-    {
-      ...(p.nginx ?? { prefix: path.dirname(p.conf), listenPort: p.listen_port }),
-      upstreams: p.after.upstreams,
-      backups: p.after.backups,
-    },
-    running,
-    ctx,
-  );
+  // The front door as the stack recorded it: `nginx` under `up`, `deploy-nginx` under `deploy`.
+  const rec = listProcesses(o.state).find((r) => r.role === 'nginx');
+  const name = rec?.name ?? 'nginx';
+  const conf: NginxPlan = {
+    ...(p.nginx ?? { prefix: path.dirname(p.conf), listenPort: p.listen_port }),
+    upstreams: p.after.upstreams,
+    backups: p.after.backups,
+  };
+  let running = sup.running(name) !== undefined;
+  let pid: number;
+  try {
+    pid = await applyNginx(conf, running, ctx);
+  } catch (err) {
+    // Died between the look and the reload: started instead, with the promoted configuration.
+    if (!running || sup.running(name) !== undefined) throw err;
+    running = false;
+    pid = await applyNginx(conf, false, ctx);
+  }
   if (!running)
     sup.adopt(
-      { name: 'nginx', role: 'nginx', port: p.listen_port, url: `http://127.0.0.1:${p.listen_port}` },
+      {
+        name,
+        role: 'nginx',
+        port: p.listen_port,
+        url: rec?.url ?? `http://127.0.0.1:${p.listen_port}`,
+      },
       pid,
     );
   await step(
     'promote backup',
     true,
-    `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : 'started'})`,
+    `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : `started, pid ${pid}`})`,
   );
   await restored();
   const window = await watch(
@@ -821,10 +882,13 @@ async function applyPromote(
     ctx,
   );
   report.promote_backup = { promoted: p.promoted, nginx_pid: pid, ...window };
+  // The probes go through nginx; nginx itself must still run at the end (workers a killed master
+  // left behind answer for a while, on a configuration nothing manages any more).
+  const gone = sup.running(name) === undefined;
   await step(
     'stabilisation',
-    window.probe_failures === 0,
-    `${window.probes - window.probe_failures}/${window.probes} health probes through nginx ok over ${Math.round(p.stabilize_ms / 1000)} s`,
+    window.probe_failures === 0 && !gone,
+    `${window.probes - window.probe_failures}/${window.probes} health probes through nginx ok over ${Math.round(p.stabilize_ms / 1000)} s${gone ? `; nginx (${name}, pid ${pid}) is not running${window.probe_failures === 0 ? ' (the workers it left answered)' : ''}: run this failover again to start it with the promoted configuration` : ''}`,
   );
   const failed = failedConnectionsStep(window);
   await step('failed connections', failed.ok, failed.detail);

@@ -6,6 +6,7 @@
 import { httpRequest } from '../../clients/http.js';
 import { UsageError } from '../../errors.js';
 import { formatDuration, formatMs, formatPercent } from '../../ui/units.js';
+import { waitFor } from '../../util/wait.js';
 import type { ExchangeReport } from '../agent/exchange.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import type { OpContext } from '../shared.js';
@@ -67,9 +68,12 @@ export const CHECK_TITLES: Record<CheckName, string> = {
   recovery_time: 'recovery time',
 };
 
+/** How long the connection check waits for the agents' reports to catch up with a failover. */
+export const REPORT_SETTLE_MS = 10_000;
+
 export async function validateRecovery(
   o: ValidateOptions,
-  ctx: Pick<OpContext, 'signal' | 'dispatcher'>,
+  ctx: Pick<OpContext, 'signal' | 'dispatcher'> & Partial<Pick<OpContext, 'clock'>>,
 ): Promise<ValidationReport> {
   const checks: ValidationCheck[] = [];
   const add = (c: ValidationCheck) => {
@@ -122,16 +126,27 @@ export async function validateRecovery(
     };
   });
 
-  // 2. connection establishment: connected / reported.
+  // 2. connection establishment: connected / reported. An agent reports a link with its next quality
+  // update (every 2 s): right after a failover moved the pair, its last report may still say failed,
+  // so a rate under the minimum is read again for up to REPORT_SETTLE_MS before it counts.
   await guard('connection_establishment', async () => {
+    const min = o.minSuccessRate ?? 0.8;
     let total = 0;
     let connected = 0;
-    for (const b of o.signalingHttp)
-      for (const c of ((await get(b, '/connections')).connections as { state: string }[] | undefined) ?? []) {
-        total += 1;
-        if (c.state === 'connected') connected += 1;
-      }
-    const min = o.minSuccessRate ?? 0.8;
+    const read = async () => {
+      total = 0;
+      connected = 0;
+      for (const b of o.signalingHttp)
+        for (const c of ((await get(b, '/connections')).connections as { state: string }[] | undefined) ??
+          []) {
+          total += 1;
+          if (c.state === 'connected') connected += 1;
+        }
+      return total > 0 && connected / total >= min;
+    };
+    // Nothing reported at all is not a lag: it fails at once.
+    if (!(await read()) && total > 0 && ctx.clock)
+      await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
     const rate = total ? connected / total : null;
     return {
       name: 'connection_establishment',

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { stopOrphanedWorkers } from '../../exec/nginx.js';
 import { isAlive } from '../../exec/pid.js';
 import {
   forgetProcess,
@@ -278,6 +279,8 @@ export class Supervisor {
     }
     const pid = this.running(name);
     if (pid === undefined) {
+      // An nginx master killed with SIGKILL leaves its workers serving the port: they go with it.
+      if (rec?.role === 'nginx' && rec.port) await stopOrphanedWorkers(rec.port, this.o.clock);
       forgetProcess(this.state, name);
       return 'not_running';
     }
