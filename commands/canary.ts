@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
 import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
-import { UsageError } from '../src/errors.js';
+import { ExitCode, UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';
 import { canaryStatus, decideCanary, resumeCanary, runCanary } from '../src/ops/rollout/canary.js';
 import { durationMs } from '../src/ops/rollout/duration.js';
@@ -11,7 +11,8 @@ import { gateOf, PROMOTION_GATES } from '../src/ops/rollout/promotion.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
-import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
+import { canaryStatusKey, canaryStatusLine, renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
+import { watchOutput } from '../src/ui/watch.js';
 
 interface Flags extends ConfigFlags {
   canaryAgents?: string;
@@ -130,17 +131,28 @@ export function register(cmd: Command, io: CommandIo): void {
   withJson(
     cmd.command('status').description('the canary in progress or the last one; exit codes in the README'),
   )
-    .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
+    .option(
+      '--watch',
+      'follow it until it completes, fails, is aborted or frozen, or its runner dies: redrawn on a terminal, a line per change in a pipe, NDJSON with --json',
+    )
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
     .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
       const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
-      const watch = flags.watch ? durationMs(flags.timeout, '--timeout') : undefined;
-      const st = await canaryStatus(state, watch, ctx);
-      io.output(flags).result(st, renderCanaryStatus);
-      io.setExitCode(st.exit_code);
+      if (!flags.watch) {
+        const st = await canaryStatus(state, undefined, ctx);
+        io.output(flags).result(st, renderCanaryStatus);
+        return io.setExitCode(st.exit_code);
+      }
+      const timeoutMs = durationMs(flags.timeout, '--timeout');
+      io.claimSignal(); // Ctrl-C ends the watch, leaving its last view
+      const spec = { key: canaryStatusKey, line: canaryStatusLine, view: renderCanaryStatus };
+      const st = await watchOutput(ctx, Boolean(flags.json), spec, (look) =>
+        canaryStatus(state, timeoutMs, ctx, look),
+      );
+      io.setExitCode(st ? st.exit_code : ExitCode.interrupted);
     });
 
   const descriptions = {

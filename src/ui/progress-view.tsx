@@ -80,8 +80,9 @@ export function inkProgress(stream: OutStream): Progress {
       update();
       await new Promise((r) => setTimeout(r, 100));
       if (finished) app.clear();
+      const exited = app.waitUntilExit();
       app.unmount();
-      await app.waitUntilExit();
+      await exited;
     },
   };
 }
