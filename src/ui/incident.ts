@@ -68,8 +68,16 @@ export function renderIncidentLive(r: IncidentRecord, c: ChalkInstance, now: num
 }
 
 /** `incident show --watch` in a pipe: a line per change. */
-export const incidentLine = (r: IncidentRecord): string =>
-  `${r.id} ${r.status} level ${r.escalation_level}; next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}`;
+export function incidentLine(r: IncidentRecord): string {
+  const acked =
+    r.escalation?.levels.filter((l) => l.status === 'acknowledged').map((l) => `L${l.level}`) ?? [];
+  const failed = r.notifications.filter((n) => !n.ok).length;
+  return [
+    `${r.id} ${r.status} level ${r.escalation_level}${acked.length ? `, acknowledged ${acked.join(', ')}` : ''}`,
+    `${r.actions.length} steps, ${r.notifications.length} notices${failed ? ` (${failed} failed)` : ''}`,
+    `next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}`,
+  ].join('; ');
+}
 
 export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: StateDir, now?: number): string {
   const lines = headLines(r, c);
