@@ -17,7 +17,8 @@ import { gateOf, PROMOTION_GATES } from '../src/ops/rollout/promotion.js';
 import { resolveWitness } from '../src/ops/shared.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { createProgress } from '../src/ui/progress.js';
-import { renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
+import { canaryStatusKey, canaryStatusLine, renderCanary, renderCanaryStatus } from '../src/ui/rollout.js';
+import { watchOutput } from '../src/ui/watch.js';
 
 interface Flags extends ConfigFlags {
   canaryAgents?: string;
@@ -138,17 +139,28 @@ export function register(cmd: Command, io: CommandIo): void {
       .command('status')
       .description('the canary in progress or the last one; its exit codes: ifmesh help exit-codes'),
   )
-    .option('--watch', 'wait until it completes, fails, is aborted or frozen, or its runner dies')
+    .option(
+      '--watch',
+      'follow it until it completes, fails, is aborted or frozen, or its runner dies: redrawn on a terminal, a line per change in a pipe, NDJSON with --json',
+    )
     .option('--timeout <duration>', 'with --watch, give up after this long (exit 7)', '10m')
     .addOption(shared('stage'))
     .addOption(shared('state-dir'))
     .action(async (_: Flags, sub: Command) => {
       const flags = sub.optsWithGlobals<Flags>();
       const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
-      const watch = flags.watch ? durationFlag(flags.timeout, '--timeout') : undefined;
-      const st = await canaryStatus(state, watch, ctx);
-      io.output(flags).result(st, renderCanaryStatus);
-      io.setExitCode(st.exit_code);
+      if (!flags.watch) {
+        const st = await canaryStatus(state, undefined, ctx);
+        io.output(flags).result(st, renderCanaryStatus);
+        return io.setExitCode(st.exit_code);
+      }
+      const timeoutMs = durationFlag(flags.timeout, '--timeout');
+      io.claimSignal(); // Ctrl-C ends the watch, leaving its last view
+      const spec = { key: canaryStatusKey, line: canaryStatusLine, view: renderCanaryStatus };
+      const st = await watchOutput(ctx, Boolean(flags.json), spec, (look) =>
+        canaryStatus(state, timeoutMs, ctx, look),
+      );
+      io.setExitCode(st ? st.exit_code : ExitCode.interrupted);
     });
 
   const descriptions = {

@@ -1,3 +1,4 @@
+import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { type FleetFlagsIn, resolveFleet } from '../src/cli/fleet.js';
 import { intFlag, withFlags } from '../src/cli/options.js';
@@ -13,15 +14,24 @@ import {
   watchIncident,
 } from '../src/ops/incident/lifecycle.js';
 import { fleetIncidentIo, incidentOptions } from '../src/ops/incident/options.js';
-import { INCIDENT_KINDS, type IncidentKind, listIncidents, readIncident } from '../src/ops/incident/store.js';
+import {
+  INCIDENT_KINDS,
+  type IncidentKind,
+  type IncidentRecord,
+  listIncidents,
+  readIncident,
+} from '../src/ops/incident/store.js';
 import {
   dueLines,
   failedNoticeLines,
+  incidentLine,
   renderDue,
   renderIncident,
   renderIncidentList,
+  renderIncidentLive,
   renderPlan,
 } from '../src/ui/incident.js';
+import { watchOutput } from '../src/ui/watch.js';
 
 type Flags = FleetFlagsIn & {
   json?: boolean;
@@ -52,8 +62,8 @@ export function register(cmd: Command, io: CommandIo): void {
   };
   type Setup = Awaited<ReturnType<typeof setup>>;
   // Failed notices are loud: an error line each on stderr and exit 1 (the record and report keep them).
-  const loud = (s: Setup, lines: string[]) => {
-    for (const l of lines) s.out.info(l);
+  const loud = (s: Setup, lines: string[], say = (l: string) => s.out.info(l)) => {
+    for (const l of lines) say(l);
     if (lines.some((l) => l.startsWith('error:'))) io.setExitCode(ExitCode.checkFailed);
   };
   // Every incident command carries the escalation schedule forward (see README "Incidents").
@@ -113,7 +123,10 @@ export function register(cmd: Command, io: CommandIo): void {
     s.out.result(run, (r, c) => renderDue(r, c, ctx.clock.now()));
   });
   common(cmd.command('show <id>').description('one incident, who was paged and who is paged next, when'))
-    .option('--watch', 'follow it until resolved, paging on schedule as it comes due')
+    .option(
+      '--watch',
+      'follow it until resolved, paging on schedule as it comes due: redrawn on a terminal, a line per change in a pipe, NDJSON with --json',
+    )
     .action(async (id: string, flags: Flags) => {
       const s = await setup(flags);
       if (!flags.watch) {
@@ -122,14 +135,16 @@ export function register(cmd: Command, io: CommandIo): void {
           renderIncident(r, c, s.state, ctx.clock.now()),
         );
       }
-      const rec = await watchIncident(s.io, id, ctx, (r, pages) => {
-        loud(s, [...dueLines({ pages }).info, ...dueLines({ pages }).errors]);
-        if (!flags.json)
-          ctx.stdout.write(
-            `${new Date(ctx.clock.now()).toISOString()} ${r.id} ${r.status} level ${r.escalation_level}; next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}\n`,
-          );
-      });
-      s.out.result(rec, (r, c) => renderIncident(r, c, s.state, ctx.clock.now()));
+      io.claimSignal(); // Ctrl-C ends the watch, leaving its last view
+      const view = (r: IncidentRecord, c: ChalkInstance) => renderIncidentLive(r, c, ctx.clock.now());
+      const spec = { key: (r: IncidentRecord) => JSON.stringify(r), line: incidentLine, view };
+      const rec = await watchOutput(ctx, Boolean(flags.json), spec, (look, note) =>
+        watchIncident(s.io, id, ctx, (r, pages) => {
+          loud(s, [...dueLines({ pages }).info, ...dueLines({ pages }).errors], note);
+          look(r);
+        }),
+      );
+      if (!rec) io.setExitCode(ExitCode.interrupted);
     });
   const lifecycle: [string, string, (s: Setup, id: string, flags: Flags) => Promise<StepResult>][] = [
     [

@@ -29,13 +29,18 @@ export function register(cmd: Command, io: CommandIo): void {
           onStart: (name) => progress.step(name, 'running'),
           onCheck: (r) => progress.step(r.name, r.status, r.detail),
         }).finally(() => progress.close());
-        out.result(report, (r, c) => {
+        out.result(report, (r, c, shown) => {
           const paint = { ok: c.green, warn: c.yellow, fail: c.red };
+          const fixes = r.checks.filter((k) => k.hint && k.status !== 'ok');
           return [
-            ...r.checks.map(
-              (k) =>
-                `${paint[k.status](MARK[k.status])} ${k.name}${c.dim(` — ${k.detail}`)}${k.hint && k.status !== 'ok' ? `\n    ${c.dim('fix:')} ${k.hint}` : ''}`,
-            ),
+            ...r.checks
+              .filter((k) => !shown.has(k.name))
+              .map(
+                (k) =>
+                  `${paint[k.status](MARK[k.status])} ${k.name}${c.dim(` — ${k.detail}`)}${fixes.includes(k) ? `\n    ${c.dim('fix:')} ${k.hint}` : ''}`,
+              ),
+            // Checks already printed as progress lines: only what to do about them.
+            ...fixes.filter((k) => shown.has(k.name)).map((k) => `${c.dim('fix:')} ${k.name} — ${k.hint}`),
             r.ok ? c.green(r.verdict) : c.red(r.verdict),
           ].join('\n');
         });

@@ -11,6 +11,9 @@ export const FULL_ONLY = [
   // The git-ref and npm-spec release forms: a TypeScript build of HEAD and a scoped package from a
   // registry, each installed and deployed (~35 s); the quick tier keeps release.test.ts (tarballs).
   'test/e2e/release-sources.test.ts',
+  // `canary status --watch` in tmux and two pipes while a canary runs on a deployed fleet (~1 min);
+  // the quick tier keeps the incident watch (test/integration/incident-watch.test.ts).
+  'test/e2e/canary-watch.test.ts',
   // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
   'test/e2e/rollout-operator.test.ts',
   // Two stages on real fleets (staging plain, production with TLS, an https witness and every

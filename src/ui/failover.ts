@@ -3,7 +3,7 @@
 // carry their numbers rounded (src/ui/units.ts); --json keeps the full precision of the data.
 import type { ChalkInstance } from 'chalk';
 import type { ScenarioClass } from '../ops/failover/classification.js';
-import type { FailoverPlan, FailoverReport } from '../ops/failover/scenarios.js';
+import { type FailoverPlan, type FailoverReport, stepLine } from '../ops/failover/scenarios.js';
 import { CHECK_TITLES, type ValidationReport } from '../ops/failover/validate.js';
 import { formatDuration } from './units.js';
 
@@ -54,8 +54,13 @@ export function renderPlan(d: { plan: FailoverPlan }): string {
 
 const mark = (ok: boolean, c: ChalkInstance) => (ok ? c.green('✓') : c.red('✗'));
 
-const checkLines = (r: ValidationReport, c: ChalkInstance) =>
-  r.checks.map((k) => `  ${mark(k.passed, c)} ${CHECK_TITLES[k.name]}: ${k.detail}`);
+// Checks and steps the progress lines above already printed (no terminal) are not repeated.
+const checkLines = (r: ValidationReport, c: ChalkInstance, shown: ReadonlySet<string>) =>
+  r.checks
+    .filter((k) => !shown.has(CHECK_TITLES[k.name]))
+    .map((k) => `  ${mark(k.passed, c)} ${CHECK_TITLES[k.name]}: ${k.detail}`);
+
+const titled = (title: string, lines: string[]) => (lines.length ? [title, ...lines] : []);
 
 /** The single verdict line: success or failure from `ok` alone, naming what failed. */
 function verdict(ok: boolean, success: string, failure: string, failed: string[], c: ChalkInstance): string {
@@ -68,14 +73,16 @@ function verdict(ok: boolean, success: string, failure: string, failed: string[]
 export function renderFailover(
   d: { report: FailoverReport; validation: ValidationReport; ok: boolean },
   c: ChalkInstance,
+  shown: ReadonlySet<string> = new Set(),
 ): string {
   const r = d.report;
   const name = `failover ${r.failover_id} (scenario ${r.scenario})`;
   return [
-    `${name}: steps`,
-    ...r.steps.map((s) => `  ${mark(s.ok, c)} ${s.step}: ${s.detail}`),
-    'recovery validation:',
-    ...checkLines(d.validation, c),
+    ...titled(
+      `${name}: steps`,
+      r.steps.filter((s) => !shown.has(stepLine(s))).map((s) => `  ${mark(s.ok, c)} ${s.step}: ${s.detail}`),
+    ),
+    ...titled('recovery validation:', checkLines(d.validation, c, shown)),
     verdict(
       d.ok,
       `${name} applied, recovery validated`,
@@ -90,9 +97,13 @@ export function renderFailover(
 }
 
 /** `failover validate` alone: the checks, then one verdict from `passed`. */
-export function renderValidation(r: ValidationReport, c: ChalkInstance): string {
+export function renderValidation(
+  r: ValidationReport,
+  c: ChalkInstance,
+  shown: ReadonlySet<string> = new Set(),
+): string {
   return [
-    ...checkLines(r, c),
+    ...checkLines(r, c, shown),
     verdict(
       r.passed,
       `failover ${r.failover_id} recovery validated`,

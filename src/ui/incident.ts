@@ -48,12 +48,39 @@ function escalationLines(r: IncidentRecord, c: ChalkInstance, now: number | unde
   return lines;
 }
 
-export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: StateDir, now?: number): string {
+function headLines(r: IncidentRecord, c: ChalkInstance): string[] {
   const head = r.status === 'open' ? c.red(`${r.severity} INCIDENT`) : c.green(`${r.severity} RESOLVED`);
-  const lines = [
+  return [
     `${head} ${c.bold(r.id)}: ${r.title}`,
     `  started ${r.started_at}${r.resolved_at ? `, resolved ${r.resolved_at}` : ''}; escalation level ${r.escalation_level}; trace ${r.trace_id}`,
   ];
+}
+
+/** Its steps taken and the notices sent, a line each. */
+const stepLines = (r: IncidentRecord, c: ChalkInstance) => [
+  ...r.actions.map((a) => `  ${a.ok ? c.green('✓') : c.red('✗')} ${a.action}: ${a.detail}`),
+  ...r.notifications.map((n) => `  ${noticeLine(n, c)}`),
+];
+
+/** `incident show --watch` on a terminal: its state, steps and notices, and who is paged next, when. */
+export function renderIncidentLive(r: IncidentRecord, c: ChalkInstance, now: number): string {
+  return [...headLines(r, c), ...stepLines(r, c), ...escalationLines(r, c, now)].join('\n');
+}
+
+/** `incident show --watch` in a pipe: a line per change. */
+export function incidentLine(r: IncidentRecord): string {
+  const acked =
+    r.escalation?.levels.filter((l) => l.status === 'acknowledged').map((l) => `L${l.level}`) ?? [];
+  const failed = r.notifications.filter((n) => !n.ok).length;
+  return [
+    `${r.id} ${r.status} level ${r.escalation_level}${acked.length ? `, acknowledged ${acked.join(', ')}` : ''}`,
+    `${r.actions.length} steps, ${r.notifications.length} notices${failed ? ` (${failed} failed)` : ''}`,
+    `next: ${r.escalation?.next ? `${r.escalation.next.name} at ${r.escalation.next.due_at}` : 'nobody'}`,
+  ].join('; ');
+}
+
+export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: StateDir, now?: number): string {
+  const lines = headLines(r, c);
   if (r.classification)
     lines.push(
       `  impact classifies as ${r.classification.level} (${r.classification.description}); respond ${r.classification.response_time}; escalate to ${r.classification.escalation}`,
@@ -73,9 +100,7 @@ export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: Stat
     lines.push('  investigation:');
     for (const l of summarizeInvestigation(inv)) lines.push(`    ${l}`);
   }
-  for (const a of r.actions) lines.push(`  ${a.ok ? c.green('✓') : c.red('✗')} ${a.action}: ${a.detail}`);
-  for (const n of r.notifications) lines.push(`  ${noticeLine(n, c)}`);
-  lines.push(...escalationLines(r, c, now));
+  lines.push(...stepLines(r, c), ...escalationLines(r, c, now));
   const witness = r.findings.witness;
   if (r.witness_url && witness === 'spooled')
     lines.push(

@@ -1,6 +1,7 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Context, OutStream } from '../cli/context.js';
 import { ConfigError, formatConfigIssue, type IfmeshError } from '../errors.js';
+import { shownOn } from './progress.js';
 
 export type ColorLevel = 0 | 1 | 2 | 3;
 
@@ -22,8 +23,11 @@ export interface Output {
   readonly json: boolean;
   /** Colours for stdout text. */
   readonly c: ChalkInstance;
-  /** The command's result: one JSON document with --json, else the human rendering. */
-  result<T>(data: T, human: (data: T, c: ChalkInstance) => string): void;
+  /**
+   * The command's result: one JSON document with --json, else the human rendering. `shown` holds the
+   * steps progress already printed as lines above it (no terminal): the rendering leaves those out.
+   */
+  result<T>(data: T, human: (data: T, c: ChalkInstance, shown: ReadonlySet<string>) => string): void;
   /** A diagnostic for people, always on stderr. */
   warn(message: string): void;
   info(message: string): void;
@@ -38,7 +42,7 @@ export function createOutput(ctx: Context, json: boolean): Output {
     result(data, human) {
       if (json) ctx.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
       else {
-        const text = human(data, c);
+        const text = human(data, c, shownOn(ctx.stdout));
         if (text) ctx.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
       }
     },

@@ -73,9 +73,16 @@ export function inkProgress(stream: OutStream): Progress {
       update();
     },
     async close() {
+      // Finished: the view gives way to the result printed after it (never a second copy). Stopped
+      // mid-step (an error follows): it stays, the unfinished steps marked as not done.
+      const finished = steps.every((s) => s.state !== 'running');
+      for (const s of steps) if (s.state === 'running') s.state = 'fail';
       update();
       await new Promise((r) => setTimeout(r, 100));
+      if (finished) app.clear();
+      const exited = app.waitUntilExit();
       app.unmount();
+      await exited;
     },
   };
 }

@@ -54,19 +54,38 @@ export function renderMeasurement(g: Measurement, c: ChalkInstance): string {
   return `${MARK[g.status](c)} ${g.gate} ${g.status}${g.value !== null ? ` ${g.value}` : ''} (${g.threshold})${g.detail ? c.dim(`: ${g.detail}`) : ''}`;
 }
 
+/** Which agents run which release now: the candidate's, the one being moved, the rest the stable one. */
+function agentsByRelease(s: CanaryStatusReport) {
+  const all = s.plan.phases.at(-1)?.agents ?? s.on_candidate;
+  const stable = all.filter((a) => !s.on_candidate.includes(a) && a !== s.in_flight);
+  return { candidate: s.on_candidate, stable };
+}
+
+function statusWord(s: CanaryStatusReport, c: ChalkInstance): string {
+  if (s.status === 'runner_died') return c.red('runner died');
+  if (s.timed_out) return c.yellow('timed out while progressing');
+  const paint = {
+    completed: c.green,
+    failed: c.red,
+    aborted: c.yellow,
+    frozen: c.yellow,
+    progressing: c.cyan,
+  };
+  return paint[s.status](s.status);
+}
+
 export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): string {
-  const state =
-    s.status === 'runner_died'
-      ? c.red('runner died')
-      : s.timed_out
-        ? c.yellow('timed out while progressing')
-        : s.status;
   const a = s.analysis;
+  const { candidate, stable } = agentsByRelease(s);
+  const p = s.plan;
   return [
-    `${c.bold(s.plan.canary_id)} ${state}${s.plan.stage ? ` (${s.plan.stage})` : ''}: ${s.message}`,
-    `  phase ${s.phase + 1}/${s.plan.phases.length}, on the candidate: ${s.on_candidate.join(', ') || 'none'}${s.in_flight ? `; ${s.in_flight} was being moved` : ''}`,
+    `${c.bold(p.canary_id)} ${statusWord(s, c)}${p.stage ? ` (${p.stage})` : ''}: ${s.message}`,
+    `  phase ${s.phase + 1}/${p.phases.length} (${p.phases.map((ph) => ph.step).join(' → ')})`,
+    `  candidate  ${p.candidate.id} (${p.candidate.ref}): ${candidate.join(', ') || 'no agent'}`,
+    `  stable     ${p.stable.id} (${p.stable.ref}): ${stable.join(', ') || 'no agent'}`,
+    s.in_flight ? c.yellow(`  moving     ${s.in_flight}`) : '',
     a
-      ? `  analysis: ${a.checks}/${s.plan.analysis.checks} checks, ${a.failures}/${s.plan.analysis.failure_limit} failed checks allowed`
+      ? `  analysis: ${a.checks}/${p.analysis.checks} checks, ${a.failures}/${p.analysis.failure_limit} failed checks allowed`
       : '',
     ...(a?.last_check?.gates.map((g) => `    ${renderMeasurement(g, c)}`) ?? []),
     s.failed_gate ? `  failed gate ${renderMeasurement(s.failed_gate, c)}` : '',
@@ -75,6 +94,27 @@ export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): str
     .filter(Boolean)
     .join('\n');
 }
+
+/** `canary status --watch` in a pipe: one line per change. */
+export function canaryStatusLine(s: CanaryStatusReport, c: ChalkInstance): string {
+  const a = s.analysis;
+  const { candidate, stable } = agentsByRelease(s);
+  const gates =
+    a?.last_check?.gates.map((g) => `${MARK[g.status](c)} ${g.gate} ${g.value ?? g.status}`) ?? [];
+  return [
+    `${s.plan.canary_id} ${statusWord(s, c)} phase ${s.phase + 1}/${s.plan.phases.length}: ${s.message}`,
+    `candidate ${candidate.join(',') || '-'}`,
+    `stable ${stable.join(',') || '-'}`,
+    ...(s.in_flight ? [`moving ${s.in_flight}`] : []),
+    ...(a
+      ? [`checks ${a.checks}/${s.plan.analysis.checks}${gates.length ? ` (${gates.join(', ')})` : ''}`]
+      : []),
+    ...(s.hint ? [s.hint] : []),
+  ].join('; ');
+}
+
+/** A look at the canary changed when anything but the time of its last write did. */
+export const canaryStatusKey = (s: CanaryStatusReport): string => JSON.stringify({ ...s, updated_at: null });
 
 export function renderMonitorCheck(m: MonitorCheck, c: ChalkInstance): string {
   return `[${Math.round(m.elapsed_ms / 1000)}s] ${m.events ?? 'no'} events, ${m.status}: ${m.gates.map((g) => `${MARK[g.status](c)} ${g.gate}${g.value !== null ? ` ${g.value}` : ''}`).join(', ')}${m.failures ? ` (${m.failures} failed checks)` : ''}`;

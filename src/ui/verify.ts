@@ -35,14 +35,21 @@ export function renderExchange(r: ExchangeReport, c: ChalkInstance): string {
 
 const MARK = { ...PROGRESS_MARK, skipped: '-' } as const;
 
-/** `verify` for people: one line per step, then the verdict with the trace id. */
-export function renderVerify(r: VerifyReport, c: ChalkInstance): string {
+/** `verify` for people: one line per step (but those progress printed), then the verdict with the trace id. */
+export function renderVerify(
+  r: VerifyReport,
+  c: ChalkInstance,
+  shown: ReadonlySet<string> = new Set(),
+): string {
   const paint = { ok: c.green, warn: c.yellow, fail: c.red, skipped: c.dim };
   const id = r.deployment_id ? ` (ID: ${r.deployment_id})` : '';
   return [
-    ...r.steps.map(
-      (s, i) =>
-        `${paint[s.status](MARK[s.status])} ${i + 1}. ${STEP_TITLES[s.name]}${c.dim(` — ${s.detail}${s.attempts > 1 ? ` (attempt ${s.attempts})` : ''}`)}`,
+    ...r.steps.flatMap((s, i) =>
+      shown.has(STEP_TITLES[s.name])
+        ? []
+        : [
+            `${paint[s.status](MARK[s.status])} ${i + 1}. ${STEP_TITLES[s.name]}${c.dim(` — ${s.detail}${s.attempts > 1 ? ` (attempt ${s.attempts})` : ''}`)}`,
+          ],
     ),
     r.ok
       ? c.green(`deployment verified${id}, trace ${r.trace_id}`)

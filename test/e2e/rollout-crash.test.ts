@@ -1,7 +1,6 @@
 // The canary runner SIGKILLed at each boundary of its state machine (issue 19.5): `canary status`
 // names the dead runner, and `canary resume` or `abort` converges on one release. In the full tier
 // (npm run test:all): it runs the canary eight times on one fleet.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -9,9 +8,7 @@ import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { withFigure } from '../faults/figures.js';
-import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
-import { trackPid } from '../helpers/pids.js';
-import { isStopped } from '../helpers/processes.js';
+import { spawnCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   AGENTS,
@@ -19,7 +16,7 @@ import {
   current,
   deployed,
   dir,
-  env,
+  heldCanary,
   pidOf,
   RTT_BUDGET,
   registered,
@@ -28,41 +25,20 @@ import {
   WINDOW,
 } from './rollout-fixture.js';
 
-/**
- * Starts `ifmesh canary` with IFMESH_CANARY_PAUSE_AT=`point` (the runner stops itself right after
- * its state records that point), SIGKILLs it there, and returns the state it left.
- */
+/** Holds a canary at `point` (rollout-fixture's heldCanary), SIGKILLs its runner there, and returns the state it left. */
 async function killRunnerAt(state: string, point: PausePoint, marker: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'canary',
-      '--steps',
-      '1,100%',
-      ...WINDOW,
-      ...RTT_BUDGET,
-      '--set',
-      `TURN_FALLBACK_TIMEOUT_MS=${marker}`,
-      '--state-dir',
-      state,
-    ],
-    {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, IFMESH_CANARY_PAUSE_AT: point },
-      stdio: 'ignore',
-    },
-  );
-  trackPid(child.pid);
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
-  await waitFor(() => isStopped(child.pid!), `the canary runner paused at ${point}`, {
-    timeoutMs: 90_000,
-    intervalMs: 20,
-  });
+  const runner = await heldCanary(state, point, [
+    '--steps',
+    '1,100%',
+    ...WINDOW,
+    ...RTT_BUDGET,
+    '--set',
+    `TURN_FALLBACK_TIMEOUT_MS=${marker}`,
+  ]);
   const left = JSON.parse(readFileSync(openStateDir(state).canary, 'utf8'));
-  expect(left.pid).toBe(child.pid);
-  child.kill('SIGKILL');
-  expect(await exited).toBe('SIGKILL');
+  expect(left.pid).toBe(runner.pid);
+  process.kill(runner.pid, 'SIGKILL');
+  expect((await runner.exit).signal).toBe('SIGKILL');
   return left;
 }
 

@@ -1,17 +1,21 @@
 // The rollout tests' shared fixture: one coturn and one witness per test file, agent configs, and a
 // fleet of its own per test (`deployed`), stopped by pid after each test. Imported by rollout.test.ts
 // and rollout-crash.test.ts; its hooks register on the importing file.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import type { PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { spawnCli, tempDir } from '../helpers/cli.js';
+import { BIN, spawnCli, tempDir, testTmp } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { brokenTurnArgs, writeAgentConfigs } from '../helpers/deploy.js';
-import { freePort } from '../helpers/processes.js';
+import { trackPid } from '../helpers/pids.js';
+import { freePort, isStopped } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
 import { getJson } from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, startWitness } from '../helpers/witness.js';
 
 export const { dir, cleanup } = tempDir();
@@ -108,3 +112,25 @@ export async function events(query: Record<string, unknown>) {
 }
 /** A candidate that registers but cannot connect (test/helpers/deploy.ts). */
 export const brokenTurn = () => brokenTurnArgs(turnPort);
+
+/**
+ * Starts `ifmesh canary <args>` on `state` with IFMESH_CANARY_PAUSE_AT=`point` (its runner stops
+ * itself right after its state records that point) and returns once it has; `exit` settles when
+ * the runner ends (SIGKILL it there, or SIGCONT to let it go on).
+ */
+export async function heldCanary(state: string, point: PausePoint, args: string[]) {
+  const child = spawn(process.execPath, [BIN, 'canary', ...args, '--state-dir', state], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, IFMESH_CANARY_PAUSE_AT: point },
+    stdio: 'ignore',
+  });
+  trackPid(child.pid);
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  await waitFor(() => isStopped(child.pid!), `the canary runner paused at ${point}`, {
+    timeoutMs: 90_000,
+    intervalMs: 20,
+  });
+  return { pid: child.pid!, exit };
+}

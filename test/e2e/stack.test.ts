@@ -5,8 +5,9 @@ import { isAlive } from '../../src/exec/pid.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { ROOT, spawnCli, tempDir } from '../helpers/cli.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
 import { getJson } from '../helpers/signaling.js';
+import { terminal } from '../helpers/tmux.js';
 import { waitFor } from '../helpers/wait.js';
 
 // The verification's RTT p95 depends on this machine's load, not on what these tests prove (the
@@ -30,40 +31,27 @@ afterAll(async () => {
 });
 
 describe('progress on a terminal', () => {
-  it('shows a spinner per component, then ticks, when stderr is a TTY', async () => {
-    requireBinary('tmux', 'tmux');
-    const { execFileSync } = await import('node:child_process');
+  it('shows a spinner per component, then ticks, replaced by the result when stderr is a TTY', async () => {
     const tstate = path.join(dir, 'tty-stack');
-    const session = `ifmesh-${process.pid}`;
-    const bin = path.join(ROOT, 'dist/bin/ifmesh.js');
-    execFileSync('tmux', [
-      'new-session',
-      '-d',
-      '-s',
-      session,
-      '-x',
-      '120',
-      '-y',
-      '40',
-      `env -u CI ${process.execPath} ${bin} up --max-rtt-p95 10s --state-dir ${tstate}; sleep 60`,
-    ]);
+    const t = terminal(['up', '--max-rtt-p95', '10s', '--state-dir', tstate], { cwd: dir });
     try {
       let sawSpinner = false;
-      let screen = '';
-      await waitFor(
-        () => {
-          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-          if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(screen)) sawSpinner = true;
-          return screen.includes('mesh up and verified');
-        },
-        'the mesh to be up and verified',
-        { timeoutMs: 60_000, intervalMs: 30 },
-      );
+      let sawTick = false;
+      await t.until((s) => {
+        if (/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \S+ starting/.test(s)) sawSpinner = true;
+        if (s.includes('✓ witness started')) sawTick = true;
+        return s.includes("'ifmesh down'");
+      }, 'the mesh to be up and verified');
       expect(sawSpinner).toBe(true);
-      expect(screen).toContain('✓ witness started');
-      expect(screen).toContain('✓ verify 60/60 signed pings answered');
+      expect(sawTick).toBe(true);
+      expect(await t.exitCode()).toBe(0);
+      const screen = t.screen();
+      // The live view gave way to the result: its lines are gone, the result's summary is there once.
+      expect(screen).not.toContain('✓ witness started');
+      expect(screen.match(/mesh up and verified/g)).toHaveLength(1);
+      expect(screen).toMatch(/^ {2}verify {5}60\/60 signed pings answered/m);
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', session]);
+      t.kill();
       await spawnCli(['down', '--state-dir', tstate], { timeoutMs: 30_000 });
     }
   }, 90_000);

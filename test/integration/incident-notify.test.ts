@@ -353,6 +353,7 @@ describe('P1 as written, and escalation by person', () => {
       ID,
       { clock, dispatcher: getGlobalDispatcher(), signal: stop.signal },
       (r, pages) => looks.push({ level: r.escalation_level, pages: pages.length }),
+      { intervalMs: 30_000 },
     );
     // Step the watch's 30 s looks one at a time: a look may page (real I/O) before it sleeps again.
     for (let k = 1; k <= 10; k++) {

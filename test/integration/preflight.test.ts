@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemExec } from '../../src/cli/context.js';
@@ -14,6 +15,7 @@ import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
 import { makeCert, makeExpiredCert, type TestCert } from '../helpers/tls.js';
+import { terminal } from '../helpers/tmux.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -104,32 +106,68 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, counts: { fail: 0 } });
   }, 90_000);
 
-  it('prints a checklist with marks, fix hints and a verdict for people', async () => {
-    const r = await run(['preflight', '--config', configFile, '--set', 'TURN_PASSWORD=nope'], {
-      env,
-      cwd: tmp.dir,
-    });
+  it('without a terminal: one line per check as it ends, each once, then the fixes and the verdict', async () => {
+    const args = ['preflight', '--config', configFile, '--set', 'TURN_PASSWORD=nope'];
+    const r = await run(args, { env, cwd: tmp.dir });
+    const { checks } = JSON.parse((await run([...args, '--json'], { env, cwd: tmp.dir })).stdout);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^✓ Node\.js version/m);
-    expect(r.stdout).toMatch(/^✗ TURN turn:127\.0\.0\.1:\d+\?transport=udp — Allocate refused: 401/m);
-    expect(r.stdout).toMatch(/^ {4}fix: TURN_USERNAME\/TURN_PASSWORD are not accepted/m);
-    expect(r.stdout.trim().split('\n').at(-1)).toBe('1 of 14 checks failed: do not deploy');
+    const lines = r.stdout.trimEnd().split('\n');
+    for (const { name } of checks as { name: string }[])
+      expect(
+        lines.filter((l) => /^[✓✗!] /.test(l) && l.slice(2).startsWith(`${name} `)),
+        name,
+      ).toHaveLength(1);
+    expect(r.stdout).toMatch(/^✓ Node\.js version v\d/m);
+    expect(r.stdout).toMatch(/^✗ TURN turn:127\.0\.0\.1:\d+\?transport=udp Allocate refused: 401/m);
+    // The checks are not printed again as a checklist: what to fix, then the verdict.
+    expect(r.stdout).not.toContain(' — Allocate refused');
+    expect(r.stdout).toMatch(
+      /^fix: TURN turn:127\.0\.0\.1:\d+\?transport=udp — TURN_USERNAME\/TURN_PASSWORD are not accepted/m,
+    );
+    expect(lines.at(-1)).toBe('1 of 14 checks failed: do not deploy');
+    expect(r.stderr).toBe('');
     expect(r.stdout).not.toContain('nope');
   }, 60_000);
 
-  it('shows live progress with the ink view on a terminal, and plain lines otherwise', async () => {
+  it('on a terminal (tmux): the live checklist is replaced by the result, every check shown once', async () => {
+    const t = terminal(['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state')], {
+      cwd: tmp.dir,
+      cols: 200,
+      rows: 50,
+    });
+    try {
+      expect(await t.exitCode()).toBe(0);
+      const screen = t.screen();
+      const { checks } = (await preflight()).report;
+      // The result's rendering ("name — detail"), and no line left of the progress view ("name detail").
+      const rows = screen.split('\n');
+      for (const { name } of checks) {
+        const marked = rows.filter((l) => /^[✓✗!⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] /.test(l) && l.slice(2).startsWith(name));
+        expect(marked, name).toHaveLength(1);
+        expect(marked[0]!.slice(2).startsWith(`${name} — `), marked[0]).toBe(true);
+      }
+      expect(rows.filter((l) => l.includes('ready to deploy'))).toEqual([
+        expect.stringMatching(/^all 14 checks passed/),
+      ]);
+    } finally {
+      t.kill();
+    }
+  }, 60_000);
+
+  it('shows live progress with the ink view when stderr is a terminal, plain lines on stdout otherwise', async () => {
     const args = ['preflight', '--config', configFile, '--state-dir', path.join(tmp.dir, 'state')];
     const tty = await run(args, { env, cwd: tmp.dir, tty: true });
     expect(tty.code, tty.stderr.slice(-3000)).toBe(0);
-    // ink redraws with cursor movement; the finished frame still names every check.
+    // ink redraws with cursor movement, then erases its frame for the result on stdout.
     expect(tty.stderr).toContain(ESC);
     expect(tty.stderr).toContain('TLS certificate and key');
+    expect(stripVTControlCharacters(tty.stdout)).toMatch(/^✓ TLS certificate and key — /m);
     const plain = await run(args, { env, cwd: tmp.dir });
-    expect(plain.stderr).not.toContain(ESC);
-    expect(plain.stderr).toMatch(/^✓ signaling port free 127\.0\.0\.1:\d+$/m);
+    expect(plain.stdout + plain.stderr).not.toContain(ESC);
+    expect(plain.stdout).toMatch(/^✓ signaling port free 127\.0\.0\.1:\d+$/m);
     // a warning is a warning in progress lines too, never a tick with a "!" in its detail
-    expect(plain.stderr).toMatch(/^! production: admin token SIGNALING_ADMIN_TOKEN is not set/m);
-    expect(plain.stderr).not.toMatch(/^✓ .* ! /m);
+    expect(plain.stdout).toMatch(/^! production: admin token SIGNALING_ADMIN_TOKEN is not set/m);
+    expect(plain.stdout).not.toMatch(/^✓ .* ! /m);
   }, 60_000);
 
   it('fails when the signaling port is taken', async () => {

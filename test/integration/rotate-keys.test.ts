@@ -4,7 +4,6 @@
 // connections 10 s after the rotation) waits on the injected clock; an emergency without an incident
 // id declares a SEC- security incident; the periodic rotation (`--if-due`, run by cron) rotates only
 // when due and tells a local Slack receiver when it does not complete.
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,11 +14,11 @@ import { readIncident } from '../../src/ops/incident/store.js';
 import { readRotationRecord } from '../../src/ops/keys/schedule.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { requireBinary } from '../helpers/binaries.js';
-import { BIN, run, tempDir } from '../helpers/cli.js';
+import { run, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { ADMIN, getJson, type RunningSignaling, startSignaling, TestClient } from '../helpers/signaling.js';
+import { terminal } from '../helpers/tmux.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -102,11 +101,12 @@ describe('rotate-keys', () => {
         env: env(),
       },
     );
-    expect(r.stderr).toContain('progress: 3/3');
+    // No terminal: progress is lines of the human output, before the result.
+    expect(r.stdout).toContain('progress: 3/3');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('keys rotated: 3/3 agents');
     // The runbook's step 4 with its own 10 s: the real agents re-established with their new keys.
-    expect(r.stderr).toContain('waiting 10 s, then counting failed connections');
+    expect(r.stdout).toContain('waiting 10 s, then counting failed connections');
     expect(r.stdout).toContain('✓ all connections stable 10 s after rotation (0 before)');
     const [a1, a2] = agents as [MeshAgent, MeshAgent];
     for (const [i, id] of ['rk-1', 'rk-2', 'rk-3'].entries())
@@ -133,35 +133,25 @@ describe('rotate-keys', () => {
     });
   });
 
-  it('on a terminal: completed/total as a bar (ink), then the result', async () => {
-    requireBinary('tmux', 'tmux');
-    const session = `ifmesh-rk-${process.pid}`;
-    const vars = `SIGNALING_ADMIN_TOKEN=${ADMIN} IFMESH_STATE_DIR=${dir.dir}`;
-    execFileSync('tmux', [
-      'new-session',
-      '-d',
-      '-s',
-      session,
-      '-x',
-      '120',
-      '-y',
-      '20',
-      `cd ${dir.dir} && env -u CI ${vars} ${process.execPath} ${BIN} rotate-keys --signaling ${signaling()} --timeout 30s --settle 2s; sleep 60`,
-    ]);
+  it('on a terminal: completed/total as a bar (ink), replaced by the result', async () => {
+    const t = terminal(['rotate-keys', '--signaling', signaling(), '--timeout', '30s', '--settle', '2s'], {
+      cwd: dir.dir,
+      env: { SIGNALING_ADMIN_TOKEN: ADMIN, IFMESH_STATE_DIR: dir.dir },
+      rows: 20,
+    });
     try {
-      let screen = '';
-      await waitFor(
-        () => {
-          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-          return screen.includes('keys rotated');
-        },
-        'rotate-keys to finish on the terminal',
-        { timeoutMs: 30_000, intervalMs: 30 },
-      );
-      expect(screen).toContain(`✓ rotating keys [${'█'.repeat(20)}] 3/3 (100%)`);
+      let sawBar = false;
+      await t.until((screen) => {
+        if (screen.includes(`✓ rotating keys [${'█'.repeat(20)}] 3/3 (100%)`)) sawBar = true;
+        return screen.includes('keys rotated');
+      }, 'rotate-keys to finish on the terminal');
+      expect(await t.exitCode()).toBe(0);
+      expect(sawBar).toBe(true);
+      const screen = t.screen();
       expect(screen).toContain('keys rotated: 3/3 agents');
+      expect(screen).not.toContain('rotating keys [');
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', session]);
+      t.kill();
     }
   });
 

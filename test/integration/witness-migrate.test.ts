@@ -1,8 +1,7 @@
 // `witness migrate --from sqlite:PATH --to postgres://…` against a real PostgreSQL: the copy has the
 // same tree head, verifies with the same key and held checkpoint, resumes after an interruption,
 // refuses a target holding another log, and a witness serving the copy carries on the same log.
-import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,12 +9,10 @@ import { observeCheckpoint } from '../../src/clients/witness-checkpoint.js';
 import { InterruptedError } from '../../src/errors.js';
 import { migrateWitness } from '../../src/ops/witness/migrate.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { systemClock } from '../../src/util/clock.js';
-import { waitFor } from '../../src/util/wait.js';
-import { requireBinary } from '../helpers/binaries.js';
-import { BIN, run, tempDir } from '../helpers/cli.js';
+import { run, tempDir } from '../helpers/cli.js';
 import { postgresForThisFile } from '../helpers/postgres.js';
 import { startService, startWitnessProcess } from '../helpers/processes.js';
+import { terminal } from '../helpers/tmux.js';
 import { API_KEY, post } from '../helpers/witness.js';
 
 const server = postgresForThisFile();
@@ -123,40 +120,26 @@ describe('witness migrate', () => {
     expect(JSON.parse(shown.stdout).values.WITNESS_DB_URL).toBe('<redacted>');
   });
 
-  it('shows its progress on a terminal', async () => {
-    requireBinary('tmux', 'tmux');
+  it('shows its progress on a terminal, then the result in its place', async () => {
     const url = await server().createDatabase();
-    const session = `ifmesh-migrate-${process.pid}`;
-    const out = path.join(dir, 'tty-done');
     // The command runs in a real terminal (tmux); the pane is read until it has finished.
-    execFileSync('tmux', [
-      'new-session',
-      '-d',
-      '-s',
-      session,
-      '-x',
-      '120',
-      '-y',
-      '30',
-      `env -u CI ${process.execPath} ${BIN} witness migrate --from sqlite:${db} --to ${url} --batch 100; touch ${out}; sleep 60`,
-    ]);
+    const t = terminal(['witness', 'migrate', '--from', `sqlite:${db}`, '--to', url, '--batch', '100'], {
+      cwd: dir,
+    });
     try {
-      let screen = '';
-      const done = await waitFor(
-        () => {
-          screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-          return existsSync(out);
-        },
-        { timeoutMs: 60_000, intervalMs: 50 },
-        systemClock,
-      );
-      expect(done).toBe(true);
-      screen = execFileSync('tmux', ['capture-pane', '-p', '-t', session]).toString();
-      expect(screen).toMatch(/✓ migrate 2,501 events, [\d,]+\/s/);
+      let sawProgress = false;
+      await t.until((screen) => {
+        if (/(⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏|✓) migrate [\d,]+/.test(screen)) sawProgress = true;
+        return screen.includes('(same as the source)');
+      }, 'the migration to finish on the terminal');
+      expect(await t.exitCode()).toBe(0);
+      expect(sawProgress).toBe(true);
+      const screen = t.screen();
       expect(screen).toContain('✓ migrated');
-      expect(screen).toContain('(same as the source)');
+      expect(screen).toMatch(/2,?501 event\(s\) copied/);
+      expect(screen).not.toMatch(/ migrate [\d,]+/);
     } finally {
-      execFileSync('tmux', ['kill-session', '-t', session]);
+      t.kill();
     }
   });
 

@@ -101,11 +101,20 @@ export interface FailoverPlan {
   keys?: RotationPlan;
 }
 
+export interface FailoverStep {
+  step: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** A step as progress prints it, and as the report's rendering finds it already printed. */
+export const stepLine = (s: FailoverStep): string => `${s.ok ? '✓' : '✗'} ${s.step}: ${s.detail}`;
+
 export interface FailoverReport {
   failover_id: string;
   scenario: Scenario;
   ok: boolean;
-  steps: { step: string; ok: boolean; detail: string }[];
+  steps: FailoverStep[];
   /**
    * From the start of the run (its lock taken) to the step that restored service: peers on the
    * replacement (A), the instance healthy again (B), the pairs connected (C), the certificate or
@@ -380,6 +389,7 @@ export interface ApplyOptions {
   state: StateDir;
   adminToken: string;
   witness: WitnessTarget;
+  /** Each step as a line (a step of the report as its `stepLine`). */
   onStep?: (line: string) => void;
   /** How long peers have to show up on the replacement TURN server (A) or instances to answer. */
   timeoutMs?: number;
@@ -414,7 +424,7 @@ export async function applyFailover(
   const step = async (name: string, ok: boolean, detail: string) => {
     report.steps.push({ step: name, ok, detail });
     if (!ok) report.ok = false;
-    o.onStep?.(`${ok ? '✓' : '✗'} ${name}: ${detail}`);
+    o.onStep?.(stepLine({ step: name, ok, detail }));
     await log([{ event: 'failover_step', metadata: { scenario: plan.scenario, step: name, ok, detail } }]);
   };
   // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.

@@ -18,7 +18,8 @@ import {
   writeIncident,
 } from './store.js';
 
-export const WATCH_INTERVAL_MS = 30_000;
+/** How often `incident show --watch` looks: its view is current, its pages go out on time. */
+export const WATCH_INTERVAL_MS = 2_000;
 
 type Ctx = Pick<OpContext, 'clock' | 'dispatcher' | 'signal'>;
 
@@ -179,15 +180,15 @@ export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Pro
 
 /**
  * Follows an incident until it is resolved or `ctx.signal` aborts, running its due escalations on
- * every look (the same schedule any command or cron drives); calls `onUpdate` with every look.
- * `maxLooks` bounds it (a test's, or forever in practice).
+ * every look, every `intervalMs` (the same schedule any command or cron drives); calls `onUpdate`
+ * with every look. `maxLooks` bounds it (a test's, or forever in practice).
  */
 export async function watchIncident(
   io: IncidentIo,
   id: string,
   ctx: Ctx,
   onUpdate: (rec: IncidentRecord, pages: Awaited<ReturnType<typeof runDueEscalations>>['pages']) => void,
-  maxLooks = Number.MAX_SAFE_INTEGER,
+  { intervalMs = WATCH_INTERVAL_MS, maxLooks = Number.MAX_SAFE_INTEGER } = {},
 ): Promise<IncidentRecord> {
   let rec = readIncident(io.state, id);
   for (let look = 0; look < maxLooks; look++) {
@@ -196,7 +197,7 @@ export async function watchIncident(
     onUpdate(rec, run.pages);
     if (rec.status !== 'open' || ctx.signal.aborted) break;
     try {
-      await ctx.clock.sleep(WATCH_INTERVAL_MS, ctx.signal);
+      await ctx.clock.sleep(intervalMs, ctx.signal);
     } catch {
       break;
     }

@@ -256,11 +256,19 @@ export interface CanaryStatusReport extends Omit<PublicCanaryState, 'status'> {
   hint: string | null;
 }
 
-/** `canary status`: the state now, or with `watchMs` the state once it settles (or the timeout). */
+/** How often `canary status --watch` looks at the state. */
+export const WATCH_INTERVAL_MS = 500;
+
+/**
+ * `canary status`: the state now, or with `watchMs` the state once it settles (or the timeout).
+ * Watching, `onLook` gets the report at every look (every `intervalMs`), the last one included.
+ */
 export async function canaryStatus(
   state: StateDir,
   watchMs: number | undefined,
   ctx: Pick<OpContext, 'clock' | 'signal'>,
+  onLook?: (r: CanaryStatusReport) => void,
+  intervalMs = WATCH_INTERVAL_MS,
 ): Promise<CanaryStatusReport> {
   let s = await readCanary(state);
   if (!s) throw noCanary(state);
@@ -272,14 +280,21 @@ export async function canaryStatus(
         s = (await readCanary(state)) ?? s;
         // a runner that died never settles the state: say so instead of waiting out the timeout
         dead = s!.status === 'progressing' && !(await runnerAlive(state, s!));
-        return s!.status !== 'progressing' || dead;
+        const settled = s!.status !== 'progressing' || dead;
+        if (!settled) onLook?.(statusReport(s!, false, false));
+        return settled;
       },
-      { timeoutMs: watchMs, intervalMs: 200 },
+      { timeoutMs: watchMs, intervalMs },
       ctx.clock,
       ctx.signal,
     ));
   }
-  const st = s;
+  const last = statusReport(s, dead, timedOut);
+  if (watchMs !== undefined) onLook?.(last);
+  return last;
+}
+
+function statusReport(st: CanaryState, dead: boolean, timedOut: boolean): CanaryStatusReport {
   const exit = dead
     ? CANARY_EXIT.runner_died
     : timedOut
