@@ -69,6 +69,13 @@ export const PROCEDURE_STEPS = {
 
 export type ProcedureName = keyof typeof PROCEDURE_STEPS;
 export type StepOf<P extends ProcedureName> = (typeof PROCEDURE_STEPS)[P][number];
+export type CertRotationStep = (typeof CERT_ROTATION_STEPS)[number];
+export type KeyRotationStep = (typeof KEY_ROTATION_STEPS)[number];
+
+/** Where an op shared by several procedures marks its boundaries: whichever journal runs it. */
+export interface StepMarks<S extends string> {
+  step(step: S, data?: Record<string, unknown>): void;
+}
 
 /** The crash drill's variable: IFMESH_PAUSE_AT=<procedure>:<step>. */
 export const PAUSE_ENV = 'IFMESH_PAUSE_AT';
@@ -170,12 +177,19 @@ export function interruptedRuns(state: StateDir): InterruptedRun[] {
     .map(describe);
 }
 
+/** What a journal reads: the clock it stamps steps with, and the environment the crash drill is in. */
+export interface JournalCtx {
+  clock: Clock;
+  /** Absent (an op called from a test without one): no crash drill. */
+  env?: Record<string, string | undefined> | undefined;
+}
+
 /** One run's journal: written at its start, at each boundary, and when it ends. */
 export class ProcedureJournal<P extends ProcedureName> {
   private constructor(
     private readonly state: StateDir,
     private readonly rec: ProcedureRecord,
-    private readonly ctx: { clock: Clock; env: Record<string, string | undefined> },
+    private readonly ctx: JournalCtx,
     /** The interrupted run this one follows. */
     readonly previous: ProcedureRecord | undefined,
   ) {}
@@ -188,7 +202,7 @@ export class ProcedureJournal<P extends ProcedureName> {
     state: StateDir,
     procedure: P,
     o: { summary: string; rerun: string; data?: Record<string, unknown> },
-    ctx: { clock: Clock; env: Record<string, string | undefined> },
+    ctx: JournalCtx,
   ): ProcedureJournal<P> {
     const previous = interruptedRun(state, procedure);
     const now = new Date(ctx.clock.now()).toISOString();
@@ -228,7 +242,7 @@ export class ProcedureJournal<P extends ProcedureName> {
     Object.assign(this.rec.data, data);
     this.rec.updated_at = at;
     this.write();
-    pausePoint(this.ctx.env, this.rec.procedure, step);
+    pausePoint(this.ctx.env ?? {}, this.rec.procedure, step);
   }
 
   /** The run ended (not killed): completed, or failed with its error. */
@@ -264,7 +278,7 @@ export async function withProcedure<P extends ProcedureName, T>(
   state: StateDir,
   procedure: P,
   o: { summary: string; rerun: string; data?: Record<string, unknown> },
-  ctx: { clock: Clock; env: Record<string, string | undefined> },
+  ctx: JournalCtx,
   fn: (journal: ProcedureJournal<P>) => Promise<T>,
 ): Promise<T> {
   const journal = ProcedureJournal.begin(state, procedure, o, ctx);

@@ -26,6 +26,7 @@ import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
+import { type KeyRotationStep, ProcedureJournal, type ProcedureName, type StepMarks } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { failedConnectionsStep, recoveryEvent, type StabilisationReport, stabilise } from './stabilise.js';
 import { persistTurnServers, probeReplacement, probeTarget, rewriteLaunchTurnServers } from './turn.js';
@@ -381,10 +382,53 @@ export interface ApplyOptions {
   operator?: string;
 }
 
+/** The journal (src/ops/procedure.ts) a scenario's run keeps, and the command that converges after a kill. */
+export function failoverProcedure(plan: FailoverPlan): {
+  procedure: FailoverProcedure;
+  summary: string;
+  rerun: string;
+} {
+  const summary = `failover ${plan.failover_id}`;
+  if (plan.turn)
+    return {
+      procedure: 'failover-turn',
+      summary,
+      rerun: `ifmesh failover turn --failed ${plan.turn.failed} --replacement ${plan.turn.replacement}`,
+    };
+  if (plan.signaling_failover)
+    return {
+      procedure: 'failover-signaling',
+      summary,
+      rerun: `ifmesh failover signaling --failed ${plan.signaling_failover.failed} --action restart`,
+    };
+  if (plan.promote_backup)
+    return {
+      procedure: 'failover-promote-backup',
+      summary,
+      rerun: `ifmesh failover signaling --failed ${plan.promote_backup.failed} --action promote-backup`,
+    };
+  if (plan.partition)
+    return {
+      procedure: 'failover-partition',
+      summary,
+      rerun: `ifmesh failover partition${plan.partition.agent ? ` --agent ${plan.partition.agent}` : ''}`,
+    };
+  if (plan.cert)
+    return {
+      procedure: 'failover-cert',
+      summary,
+      rerun: `ifmesh failover cert --cert ${plan.cert.cert} --key ${plan.cert.key}`,
+    };
+  return { procedure: 'failover-keys', summary, rerun: 'ifmesh failover keys' };
+}
+
+type FailoverProcedure = Extract<ProcedureName, `failover-${string}`>;
+type Journal = ProcedureJournal<FailoverProcedure>;
+
 export async function applyFailover(
   plan: FailoverPlan,
   o: ApplyOptions,
-  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'> & Partial<Pick<OpContext, 'env'>>,
 ): Promise<FailoverReport> {
   const report: FailoverReport = {
     failover_id: plan.failover_id,
@@ -412,6 +456,8 @@ export async function applyFailover(
   // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.
   const tagged: WitnessTarget = { ...o.witness, tags: { failover_id: plan.failover_id } };
   const { lock, note } = await takeLock(o.state, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
+  const j = failoverProcedure(plan);
+  const journal: Journal = ProcedureJournal.begin(o.state, j.procedure, j, ctx);
   const started = ctx.clock.now();
   report.recovery.started_at = new Date(started).toISOString();
   // The moment service is back: the recovery time `failover validate` holds against the guide's target.
@@ -434,19 +480,20 @@ export async function applyFailover(
       },
     ]);
   };
+  let failed: unknown;
   try {
     await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
+    journal.step('locked');
     if (note) await step('lock', true, note);
-    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log, restored);
-    if (plan.signaling_failover)
-      await applySignaling(plan, plan.signaling_failover, o, ctx, report, step, log, restored);
-    if (plan.promote_backup)
-      await applyPromote(plan, plan.promote_backup, o, ctx, report, step, log, restored);
-    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log, restored);
+    const s = { step, log, restored, journal };
+    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, s);
+    if (plan.signaling_failover) await applySignaling(plan, plan.signaling_failover, o, ctx, report, s);
+    if (plan.promote_backup) await applyPromote(plan, plan.promote_backup, o, ctx, report, s);
+    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, s);
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
-        { state: o.state, witness: tagged, onStep: o.onStep },
+        { state: o.state, witness: tagged, onStep: o.onStep, journal },
         ctx,
       );
       await step('certificate rotation', report.cert.ok, certStepDetail(report.cert));
@@ -455,7 +502,12 @@ export async function applyFailover(
       if (report.cert.ok) await restored();
     }
     if (plan.keys) {
-      report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: tagged }, ctx);
+      report.keys = await applyRotation(
+        plan.keys,
+        // Scenario E never declares an incident (it has no --emergency): that boundary is not its.
+        { adminToken: o.adminToken, witness: tagged, journal: journal as StepMarks<KeyRotationStep> },
+        ctx,
+      );
       await step(
         'key rotation',
         report.keys.ok,
@@ -470,7 +522,11 @@ export async function applyFailover(
       },
     ]);
     return report;
+  } catch (err) {
+    failed = err;
+    throw err;
   } finally {
+    journal.finish(failed);
     await lock.release();
   }
 }
@@ -478,6 +534,13 @@ export async function applyFailover(
 type Step = (name: string, ok: boolean, detail: string) => Promise<void>;
 type Log = (e: WitnessEvent[]) => Promise<void>;
 type Restored = () => Promise<void>;
+/** What every scenario's apply reports through: its steps, the witness, the restored moment, its journal. */
+interface Scope {
+  step: Step;
+  log: Log;
+  restored: Restored;
+  journal: Journal;
+}
 
 /**
  * The deploy lock, so no deploy, canary or rollback runs under a failover. An open incident holds it
@@ -551,9 +614,7 @@ async function applyTurn(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   // Step 1: the replacement allocates, or nothing is switched.
   let probe: NonNullable<FailoverReport['turn']>['probe'] = null;
@@ -584,6 +645,7 @@ async function applyTurn(
     }
     probe = { relayed: p.relayed ?? null, rtt_ms: p.rtt_ms ?? null };
   }
+  journal.step('probed');
   await log([
     {
       event: 'turn_server_failover',
@@ -604,6 +666,7 @@ async function applyTurn(
     ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`
     : '';
   await step('persist TURN_SERVERS', persisted.ok, `${persisted.detail}${relaunch}`);
+  journal.step('persisted');
   const env_file = {
     file: t.env_file,
     backup: persisted.backup,
@@ -617,6 +680,7 @@ async function applyTurn(
         0,
     );
   await step('reload-config', true, `TURN_SERVERS=${t.turn_servers.join(',')} pushed to ${pushed} agents`);
+  journal.step('pushed');
   const reconnected: string[] = [];
   for (const b of targets)
     reconnected.push(
@@ -625,6 +689,7 @@ async function applyTurn(
         | undefined) ?? []),
     );
   await step('reconnect-turn-peers', true, `${reconnected.length} agents on relay asked to reconnect`);
+  journal.step('reconnected');
   // No relayed peer: none went through the failed server, so none has to show up on the replacement.
   // Waiting for one would only time out and fail a failover that had nothing to move.
   if (reconnected.length === 0) {
@@ -703,9 +768,7 @@ async function applySignaling(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
@@ -723,6 +786,7 @@ async function applySignaling(
   const pid = restarted.pid;
   const health = `${httpBase(s.url)}/health`;
   const up = restarted.ok;
+  journal.step('restarted');
   await step(
     'restart',
     up,
@@ -781,9 +845,7 @@ async function applyPromote(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   const running = sup.running('nginx') !== undefined;
@@ -801,6 +863,7 @@ async function applyPromote(
       { name: 'nginx', role: 'nginx', port: p.listen_port, url: `http://127.0.0.1:${p.listen_port}` },
       pid,
     );
+  journal.step('promoted');
   await step(
     'promote backup',
     true,
@@ -859,9 +922,7 @@ async function applyPartition(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   type Conn = { agent_id: string; peer_id: string; state: string };
   const reports = () => gather<Conn>(plan.signaling, '/connections', 'connections', ctx);
@@ -893,6 +954,7 @@ async function applyPartition(
     }
   const offerers = Object.keys(asked).sort();
   const targets = await pushTargets(plan.signaling, ctx);
+  journal.step('pairs_found');
   await step(
     'find pairs',
     true,
@@ -919,6 +981,7 @@ async function applyPartition(
       `${a} reconnecting to ${asked[a]!.join(', ')}${pushed ? '' : ' (not reached: no instance holds it)'}`,
     );
   }
+  journal.step('reconnect_asked');
   const healed = await waitFor(
     async () => {
       const now = await reports().catch(() => []);
