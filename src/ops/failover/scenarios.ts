@@ -77,6 +77,11 @@ export interface PromoteFailoverPlan {
   after: { upstreams: number[]; backups: number[] };
   stabilize_ms: number;
   probe_ms: number;
+  /**
+   * The failed instance is a backup already (a promotion killed after it rewrote nginx, or done by
+   * hand): nothing to rewrite; the active instance is watched and the recovery logged.
+   */
+  already_promoted?: boolean;
   /** The plan nginx was written from (newer stacks): rewritten with `after`, TLS and addresses kept. */
   nginx?: NginxPlan | undefined;
 }
@@ -276,6 +281,15 @@ export function planPromoteBackup(o: {
   const backups =
     nginx?.backups ?? [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
   const failedPort = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
+  if (backups.includes(failedPort) && upstreams.length > 0)
+    return promotePlan(
+      o,
+      { conf, listen, nginx, failedPort, promoted: upstreams[0]!, already: true },
+      {
+        before: { upstreams, backups },
+        after: { upstreams, backups },
+      },
+    );
   if (!upstreams.includes(failedPort))
     throw new UsageError(
       `${o.failed} is not an active upstream in ${conf}`,
@@ -289,6 +303,26 @@ export function planPromoteBackup(o: {
     // The failed instance waits as a backup: restarted later, it is a standby again.
     backups: [...backups.slice(1), failedPort],
   };
+  return promotePlan(
+    o,
+    { conf, listen, nginx, failedPort, promoted, already: false },
+    { before: { upstreams, backups }, after },
+  );
+}
+
+function promotePlan(
+  o: { failoverId: string; signaling: string[]; failed: string; stabilizeMs: number },
+  p: {
+    conf: string;
+    listen: number;
+    nginx: NginxPlan | undefined;
+    failedPort: number;
+    promoted: number;
+    already: boolean;
+  },
+  { before, after }: Pick<PromoteFailoverPlan, 'before' | 'after'>,
+): FailoverPlan {
+  const { conf, listen, nginx, failedPort, promoted } = p;
   return {
     failover_id: o.failoverId,
     scenario: 'B',
@@ -299,14 +333,17 @@ export function planPromoteBackup(o: {
       conf,
       listen_port: listen,
       promoted,
-      before: { upstreams, backups },
+      before,
       after,
       stabilize_ms: o.stabilizeMs,
       probe_ms: probeEvery(o.stabilizeMs),
+      ...(p.already ? { already_promoted: true } : {}),
       nginx,
     },
     steps: [
-      `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
+      p.already
+        ? `nothing to rewrite: 127.0.0.1:${failedPort} is a backup already, 127.0.0.1:${promoted} active (${conf})`
+        : `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
       'check it (nginx -t) and reload nginx',
       `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s (health, failed connections)`,
       'log signaling_server_recovery',
@@ -848,7 +885,11 @@ async function applyPromote(
   { step, log, restored, journal }: Scope,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
-  const running = sup.running('nginx') !== undefined;
+  // The nginx of this configuration by role: `up` names it nginx, `deploy` deploy-nginx. By name
+  // alone, a deploy-made fleet's running nginx went unseen and a second one was started on its port.
+  const rec = sup.list().find((r) => r.role === 'nginx' && r.port === p.listen_port);
+  const name = rec?.name ?? 'nginx';
+  const running = sup.running(name) !== undefined;
   const pid = await applyNginx(
     {
       ...(p.nginx ?? { prefix: path.dirname(p.conf), listenPort: p.listen_port }),
@@ -860,14 +901,14 @@ async function applyPromote(
   );
   if (!running)
     sup.adopt(
-      { name: 'nginx', role: 'nginx', port: p.listen_port, url: `http://127.0.0.1:${p.listen_port}` },
+      { name, role: 'nginx', port: p.listen_port, url: rec?.url ?? `http://127.0.0.1:${p.listen_port}` },
       pid,
     );
   journal.step('promoted');
   await step(
     'promote backup',
     true,
-    `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : 'started'})`,
+    `127.0.0.1:${p.promoted} is the active upstream${p.already_promoted ? ' (it already was)' : ''} (nginx ${running ? 'reloaded' : 'started'})`,
   );
   await restored();
   const window = await watch(
