@@ -4,7 +4,7 @@
 // deploy lock left by a dead holder), `status` names the interrupted run and exits non-zero, and
 // running the procedure again converges: deploy records the new release with every agent on it, and
 // rollback finishes the same rollback (never one release further). In the full tier (~4 min).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { PROCEDURE_STEPS } from '../../src/ops/procedure.js';
 import { lockHolder } from '../../src/state/lock.js';
@@ -23,7 +23,7 @@ import {
 } from '../e2e/rollout-fixture.js';
 import { spawnCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { expectConverged, expectInterrupted, killAt } from './crash.js';
+import { expectConverged, expectInterrupted, forgetInterrupted, killAt } from './crash.js';
 import { outOf, withFigure } from './figures.js';
 
 let state = '';
@@ -39,6 +39,10 @@ beforeAll(async () => {
     String(procs.find((p) => p.role === 'nginx')!.port),
   ];
 }, 120_000);
+// A drill that failed must not fail the next ones: what it left interrupted is forgotten.
+beforeEach(() => {
+  forgetInterrupted(state);
+});
 afterAll(async () => {
   await spawnCli(['down', '--state-dir', state], { cwd: dir, timeoutMs: 60_000 });
 }, 90_000);

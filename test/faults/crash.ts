@@ -3,11 +3,11 @@
 // there, and check what it left: every live process of the state recorded, nothing half-written,
 // the journal saying where it stopped, and `ifmesh status` naming the interrupted run.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
-import { PAUSE_ENV, type ProcedureRecord } from '../../src/ops/procedure.js';
+import { interruptedRuns, PAUSE_ENV, type ProcedureRecord } from '../../src/ops/procedure.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
@@ -98,11 +98,18 @@ export function unrecordedProcesses(state: string): string[] {
   return out;
 }
 
-/** Files under the state directory a write left unfinished (src/state/json-file.ts's temp files). */
+/**
+ * Temp files under the state directory whose writer is gone: a write it never finished
+ * (src/state/json-file.ts names them <file>.<pid>.tmp). A live writer's (an agent updating the
+ * witness checkpoint at this moment) is not one; the spool's own files are the spool's business.
+ */
 export function halfWritten(state: string): string[] {
-  return (readdirSync(state, { recursive: true }) as string[]).filter(
-    (f) => /\.tmp$/.test(f) && !f.startsWith(`logs${path.sep}`),
-  );
+  return (readdirSync(state, { recursive: true }) as string[]).filter((f) => {
+    if (!f.endsWith('.tmp') || f.startsWith(`logs${path.sep}`) || f.startsWith(`witness-spool${path.sep}`))
+      return false;
+    const writer = /\.(\d+)\.tmp$/.exec(f)?.[1];
+    return writer === undefined || !isAlive(Number(writer));
+  });
 }
 
 /**
@@ -154,4 +161,16 @@ export async function expectConverged(o: {
   expect(journal.status).toBe('completed');
   expect(unrecordedProcesses(o.state)).toEqual([]);
   expect(halfWritten(o.state)).toEqual([]);
+}
+
+/**
+ * Before a drill: a run a failed drill left interrupted is forgotten (its journal removed), so one
+ * failure does not fail every drill after it on the same fleet. Returns what it forgot.
+ */
+export function forgetInterrupted(state: string): string[] {
+  const s = openStateDir(state);
+  return interruptedRuns(s).map((r) => {
+    rmSync(s.procedureFile(r.procedure), { force: true });
+    return r.procedure;
+  });
 }
