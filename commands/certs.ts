@@ -6,7 +6,7 @@ import { loadCommandConfig } from '../src/cli/tls.js';
 import type { LoadedConfig } from '../src/config/load.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { checkCertificate } from '../src/ops/certs/check.js';
-import { applyCertRotation, planCertRotation } from '../src/ops/certs/rotate.js';
+import { planCertRotation, rotateCertificate } from '../src/ops/certs/rotate.js';
 import { loadFleet } from '../src/ops/fleet/fleet.js';
 import { resolveState } from '../src/state/state-dir.js';
 import { renderCertCheck, renderCertPlan, renderCertRotation } from '../src/ui/certs.js';
@@ -126,7 +126,7 @@ export function register(cmd: Command, io: CommandIo): void {
       if (flags.dryRun) return out.result({ plan, dry_run: true }, (r) => renderCertPlan(r.plan));
       const fw = loadFleet(state, loaded, { witness: flags.witness }).witness;
       const w = { url: fw.url, apiKey: fw.api_key };
-      const report = await applyCertRotation(
+      const report = await rotateCertificate(
         plan,
         {
           state,

@@ -50,6 +50,11 @@ export function register(cmd: Command, io: CommandIo): void {
           `  agents     ${x.plan.agents.join(', ')}`,
           `  code       ${x.plan.code.changes ? `${x.plan.code.from} → ${x.plan.code.to}; signaling restarted one at a time: ${x.plan.signaling.join(', ') || 'none recorded'}` : `${x.plan.code.to} (unchanged)`}`,
           `  reason     ${x.plan.reason} (by ${x.plan.operator})`,
+          ...(x.plan.continues
+            ? [
+                `  continues  the rollback interrupted ${x.plan.continues.step ? `after ${x.plan.continues.step}` : 'at its start'} (run ${x.plan.continues.run_id})`,
+              ]
+            : []),
         ].join('\n'),
       );
     });

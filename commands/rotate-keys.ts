@@ -7,7 +7,7 @@ import { runIncident } from '../src/ops/incident/declare.js';
 import { configuredNotifiers } from '../src/ops/incident/notify/send.js';
 import { securityIncidentOptions } from '../src/ops/keys/emergency.js';
 import { runPeriodicRotation } from '../src/ops/keys/periodic.js';
-import { applyRotation, planRotation } from '../src/ops/keys/rotate.js';
+import { planRotation, runRotation } from '../src/ops/keys/rotate.js';
 import { createProgress } from '../src/ui/progress.js';
 import { renderPeriodic, renderRotation, renderRotationPlan, rotationProgress } from '../src/ui/rotation.js';
 
@@ -100,12 +100,12 @@ export function register(cmd: Command, io: CommandIo): void {
         witnessToken: ctx.env.WITNESS_QUERY_TOKEN || loaded.raw.WITNESS_QUERY_TOKEN || undefined,
       });
       const progress = await createProgress(ctx, Boolean(flags.json));
-      const report = await applyRotation(
+      const report = await runRotation(
+        state,
         plan,
         {
           adminToken,
           witness,
-          state,
           onProgress: rotationProgress(progress, live),
           onStep: (line) => progress.info(line),
           declareIncident: async () => (await runIncident(incident, ctx)).id,

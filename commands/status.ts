@@ -24,6 +24,15 @@ export function register(cmd: Command, io: CommandIo): void {
       const { state, loaded } = await resolveFleet(ctx, flags);
       const report = await status(state, loaded, ctx);
       io.output(flags).result(report, (r, c) => {
+        // What was killed midway comes first: it explains whatever below looks half-done.
+        const notes = [
+          ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
+          ...r.stale_locks.map((l) =>
+            c.dim(
+              `  ${l.lock} is left by pid ${l.pid} (${l.purpose}), which is gone: the next run takes it over`,
+            ),
+          ),
+        ];
         if (!r.exists)
           return `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`;
         const rows = r.components.map((k) => {
@@ -42,10 +51,13 @@ export function register(cmd: Command, io: CommandIo): void {
           return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}`;
         });
         if (!r.running)
-          return [...rows, `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`].join(
-            '\n',
-          );
+          return [
+            ...notes,
+            ...rows,
+            `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`,
+          ].join('\n');
         return [
+          ...notes,
           ...rows,
           r.mesh
             ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`

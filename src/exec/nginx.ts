@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
+import { writeFileWhole, writeStateJson } from '../state/json-file.js';
 import type { Clock } from '../util/clock.js';
 import type { Exec } from '../util/exec.js';
 import { waitFor } from '../util/wait.js';
@@ -233,10 +234,11 @@ export async function stopOrphanedWorkers(port: number, clock: Clock): Promise<n
 export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): Promise<number> {
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
-  writeFileSync(conf, nginxConfig(p));
+  // Both written whole: a procedure killed while it rewrites them leaves the old pair or the new.
+  writeFileWhole(conf, nginxConfig(p));
   // Kept beside it so a later rewrite (failover's promote-backup) changes the upstreams and keeps
   // the rest (TLS, addresses, server_name) rather than parsing the config back.
-  writeFileSync(path.join(p.prefix, 'nginx.plan.json'), `${JSON.stringify(p, null, 2)}\n`);
+  writeStateJson(path.join(p.prefix, 'nginx.plan.json'), p);
   const test = await run(io, ['-t', '-p', p.prefix, '-c', conf]);
   if (test.code === 127) throw new UnreachableError('nginx is not installed', 'apt-get install nginx');
   if (test.code !== 0) throw new CheckFailedError(`nginx rejected ${conf}: ${test.out}`);

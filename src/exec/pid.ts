@@ -24,3 +24,17 @@ export function isZombie(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * When a process started, in clock ticks since boot (/proc/PID/stat field 22), or null when it is
+ * gone: with its pid, what tells a process from a later one that was given the same pid.
+ */
+export function startTicks(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -91,6 +91,9 @@ export function openStateDir(root: string) {
     canary: at('canary.json'),
     /** An operator's `canary promote` / `abort` waiting for the running canary to act on it. */
     canaryRequest: at('canary-request.json'),
+    /** Each procedure's journal (src/ops/procedure.ts): its last run, the step it reached, whether it finished. */
+    procedures: at('procedures'),
+    procedureFile: (name: string) => at('procedures', `${name}.json`),
     /** Identities signaling refuses (`ifmesh agents block`), read by every instance of the state dir. */
     blockList: at('signaling-blocklist.json'),
     /** `maintenance`: the logrotate configuration it generates for logs/, and logrotate's own state. */

@@ -1,15 +1,7 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
+import { startTicks } from '../../src/exec/pid.js';
 
-/** Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or null if gone. */
-export function startTicks(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+export { startTicks };
 
 /**
  * Records a pid this test run started, with its start time so that global teardown can tell it

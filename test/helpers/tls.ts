@@ -10,14 +10,30 @@ export interface TestCert {
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
-/** A self-signed certificate valid from now for `days` days, made by openssl in `dir`. */
-export function makeCert(dir: string, name: string, days: number): TestCert {
+/**
+ * A self-signed certificate valid from now for `days` days, made by openssl in `dir`; with `san`
+ * (e.g. DNS:localhost,IP:127.0.0.1) one a client can verify by trusting the certificate itself.
+ */
+export function makeCert(dir: string, name: string, days: number, san?: string): TestCert {
   const openssl = requireBinary('openssl', 'openssl');
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   execFileSync(
     openssl,
-    ['req', '-x509', ...EC, '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${name}.test`],
+    [
+      'req',
+      '-x509',
+      ...EC,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      String(days),
+      '-subj',
+      `/CN=${name}.test`,
+      ...(san ? ['-addext', `subjectAltName=${san}`] : []),
+    ],
     {
       stdio: 'ignore',
       timeout: 20_000,

@@ -13,6 +13,8 @@ export interface ServingInstance {
   owner: string;
   port: number | undefined;
   url: string | undefined;
+  /** When its process was (re)started: it serves the certificate its file held then. */
+  started_at: string;
 }
 
 /**
@@ -46,6 +48,7 @@ const view = (r: ProcessRecord): ServingInstance => ({
   owner: r.owner,
   port: r.port,
   url: r.url,
+  started_at: r.started_at,
 });
 
 /** Running signaling instances of `state` that serve `cert`, in name order. */

@@ -3,7 +3,7 @@
 // files, renew (certbot when installed, a development self-signed certificate on request, otherwise
 // the manual procedure), then restart the signaling instances serving the certificate ONE AT A TIME,
 // each healthy again before the next goes down, so agents always have an instance to fail over to.
-import { promises as fs } from 'node:fs';
+import { closeSync, existsSync, promises as fs, fsyncSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
 import { certbotRenew } from '../../exec/certbot.js';
@@ -12,6 +12,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
+import { type CertRotationStep, type StepMarks, withProcedure } from '../procedure.js';
 import { hasBinary, type OpContext } from '../shared.js';
 import { type CertCheck, checkCertificate } from './check.js';
 import { instancesNotServing, instancesServing } from './instances.js';
@@ -33,10 +34,19 @@ export interface CertRotationPlan {
   force: boolean;
   /** Whether anything will be done: under the threshold, or forced. */
   due: boolean;
+  /**
+   * A rotation killed while it installed the new pair left it staged (<file>.rotating): this run
+   * installs it first, and the certificate judged is that staged one.
+   */
+  finish_install: boolean;
   /** certbot's --config-dir (undefined: /etc/letsencrypt). */
   certbot_config_dir?: string | undefined;
   backups: { from: string; to: string }[];
-  /** Restarted in this order, one at a time. */
+  /**
+   * Restarted in this order, one at a time: every instance serving the certificate when it is
+   * renewed; when it is not due, those started before the certificate file last changed (they still
+   * serve the previous one: a rotation killed before it restarted them, or a pair replaced by hand).
+   */
   restart: { name: string; pid: number; url: string | undefined }[];
   /** Running signaling instances not started with this certificate (--tls-cert or SIGNALING_TLS_CERT): left alone. */
   not_restarted: string[];
@@ -92,7 +102,14 @@ export async function planCertRotation(
   ctx: Pick<OpContext, 'exec' | 'clock'>,
 ): Promise<CertRotationPlan> {
   const now = ctx.clock.now();
-  const current: CertCheck = await checkCertificate({ cert: o.cert, key: o.key, warnDays: 0, now });
+  const staged = stagedPair(o.cert, o.key);
+  // A pair an interrupted rotation staged is what this run installs: judged instead of the old one.
+  const current: CertCheck = await checkCertificate({
+    cert: staged ? staged.cert : o.cert,
+    key: staged ? staged.key : o.key,
+    warnDays: 0,
+    now,
+  });
   const threshold = o.thresholdDays ?? DEFAULT_THRESHOLDS.certificate_days;
   const force = Boolean(o.force);
   const due = force || Date.parse(current.not_after) - now < threshold * DAY_MS;
@@ -114,27 +131,92 @@ export async function planCertRotation(
     threshold_days: threshold,
     force,
     due,
+    finish_install: staged !== undefined,
     ...(o.certbotConfigDir ? { certbot_config_dir: o.certbotConfigDir } : {}),
     backups: acts ? [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })) : [],
-    restart: acts
-      ? instancesServing(o.state, o.cert).map((i) => ({ name: i.name, pid: i.pid, url: i.url }))
-      : [],
+    restart: (acts
+      ? instancesServing(o.state, o.cert)
+      : due
+        ? []
+        : staleInstances(o.state, o.cert, staged !== undefined)
+    ).map((i) => ({ name: i.name, pid: i.pid, url: i.url })),
     not_restarted: acts ? instancesNotServing(o.state, o.cert) : [],
     days: o.days,
     manual_procedure: due && method === 'manual' ? manualProcedure(o.cert, o.key) : [],
   };
 }
 
-/** Writes `data` beside `file` and renames it over: a reader sees the old file or the new, never half. */
-async function replaceFile(file: string, from: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
+/** Where a rotation stages the new file beside `file` before it installs it. */
+const stagedName = (file: string) => `${file}.rotating`;
+
+/**
+ * The pair an interrupted rotation staged, when its installation did not finish. The certificate is
+ * staged last and installed last, so a staged certificate means a complete pair: its key is still
+ * staged, or already installed (killed between the two renames).
+ */
+function stagedPair(cert: string, key: string): { cert: string; key: string } | undefined {
+  if (!existsSync(stagedName(cert))) return undefined;
+  return { cert: stagedName(cert), key: existsSync(stagedName(key)) ? stagedName(key) : key };
+}
+
+/** Installs a staged pair: the key, then the certificate (stagedPair relies on that order). */
+async function installStaged(
+  cert: string,
+  key: string,
+  journal: StepMarks<CertRotationStep> | undefined,
+): Promise<void> {
+  if (existsSync(stagedName(key))) await fs.rename(stagedName(key), key);
+  syncDir(key);
+  journal?.step('key_installed');
+  await fs.rename(stagedName(cert), cert);
+  syncDir(cert);
+  journal?.step('installed');
+}
+
+/**
+ * Instances serving `cert` that started before it last changed: they hold the previous pair. Also
+ * every serving instance when this run is about to install a staged pair.
+ */
+function staleInstances(state: StateDir, cert: string, installing: boolean) {
+  const changed = statSync(cert, { throwIfNoEntry: false })?.mtimeMs;
+  return instancesServing(state, cert).filter(
+    (i) => installing || (changed !== undefined && Date.parse(i.started_at) < changed),
+  );
+}
+
+/**
+ * Writes a copy of `from` as `file`'s staged file (fsynced, `mode`, owned like `file`), so a crash
+ * leaves either no staged file or a whole one.
+ */
+async function stageFile(file: string, from: string, mode: number): Promise<void> {
+  const staged = stagedName(file);
+  const tmp = `${staged}.${process.pid}.tmp`;
   await fs.copyFile(from, tmp);
   await fs.chmod(tmp, mode);
   // Run as root for services that run as their own user (systemd units as `ifmesh`): the new key
   // keeps the owner of the one it replaces, or the restarted instance could not read it.
   const old = await fs.stat(file).catch(() => undefined);
   if (old && process.getuid?.() === 0) await fs.chown(tmp, old.uid, old.gid);
-  await fs.rename(tmp, file);
+  const fd = await fs.open(tmp, 'r+');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+  await fs.rename(tmp, staged);
+}
+
+function syncDir(file: string): void {
+  try {
+    const fd = openSync(path.dirname(file), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // not possible everywhere; the rename is atomic all the same
+  }
 }
 
 export async function applyCertRotation(
@@ -144,6 +226,8 @@ export async function applyCertRotation(
     witness?: WitnessTarget | undefined;
     healthTimeoutMs?: number;
     onStep?: (line: string) => void;
+    /** The journal of the procedure running it (certs rotate, failover cert): its boundaries. */
+    journal?: StepMarks<CertRotationStep> | undefined;
   },
   ctx: Pick<OpContext, 'exec' | 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<CertRotationReport> {
@@ -157,10 +241,20 @@ export async function applyCertRotation(
     restarts: [],
     problems: [],
   };
+  if (plan.finish_install) {
+    await installStaged(plan.cert, plan.key, o.journal);
+    o.onStep?.(`installed the pair an interrupted rotation staged (${stagedName(plan.cert)})`);
+  }
   if (!plan.due) {
     // The runbook's else branch: "✓ Certificate is valid for N more days". No CA call at all.
-    report.ok = true;
     report.skipped = `valid for ${plan.days_left} more days; renewal happens under ${plan.threshold_days} days (--force renews now)`;
+    // Instances still on the previous pair (a rotation killed before it restarted them) are
+    // restarted all the same: that is what converges after the kill.
+    if (plan.restart.length) {
+      report.skipped += `; ${plan.restart.map((r) => r.name).join(', ')} still served the previous certificate: restarted`;
+      await restartOneByOne(plan, report, o, ctx);
+    }
+    report.ok = report.problems.length === 0;
     return report;
   }
   if (plan.method === 'manual') {
@@ -169,6 +263,7 @@ export async function applyCertRotation(
   }
   for (const b of plan.backups) await fs.copyFile(b.from, b.to);
   o.onStep?.(`backed up ${plan.backups.map((b) => b.to).join(', ')}`);
+  o.journal?.step('backed_up');
   const work = await fs.mkdtemp(path.join(path.dirname(plan.cert), '.ifmesh-certs-'));
   try {
     let newCert: string;
@@ -214,8 +309,13 @@ export async function applyCertRotation(
       );
       return report;
     }
-    await replaceFile(plan.cert, newCert, 0o644);
-    await replaceFile(plan.key, newKey, 0o600);
+    // Staged whole beside the old pair (the key first, the certificate last), then installed: a
+    // crash anywhere leaves the old pair, a staged pair the next run installs, or the new pair.
+    await stageFile(plan.key, newKey, 0o600);
+    await stageFile(plan.cert, newCert, 0o644);
+    syncDir(plan.cert);
+    o.journal?.step('staged');
+    await installStaged(plan.cert, plan.key, o.journal);
     report.renewed = true;
     report.new_expiry = fresh.not_after;
     o.onStep?.(`renewed (${plan.method}): expires ${fresh.not_after}`);
@@ -251,7 +351,12 @@ export async function applyCertRotation(
 async function restartOneByOne(
   plan: CertRotationPlan,
   report: CertRotationReport,
-  o: { state: StateDir; healthTimeoutMs?: number; onStep?: (line: string) => void },
+  o: {
+    state: StateDir;
+    healthTimeoutMs?: number;
+    onStep?: (line: string) => void;
+    journal?: StepMarks<CertRotationStep> | undefined;
+  },
   ctx: Pick<OpContext, 'clock' | 'signal'>,
 ): Promise<void> {
   const launches = new Map(instancesServing(o.state, plan.cert).map((l) => [l.name, l]));
@@ -285,6 +390,7 @@ async function restartOneByOne(
       const healthy = r.ok;
       report.restarts.push({ name: l.name, old_pid: l.pid, new_pid: pid, healthy });
       o.onStep?.(`${l.name} restarted (pid ${pid}): ${healthy ? 'healthy' : 'NOT healthy'}`);
+      if (report.restarts.length === 1) o.journal?.step('instance_restarted');
       if (!healthy) {
         // Going on would risk taking down the last healthy instance too.
         report.problems.push(
@@ -296,4 +402,27 @@ async function restartOneByOne(
   } finally {
     await insecure.close();
   }
+}
+
+/**
+ * `certs rotate` as one journaled run (src/ops/procedure.ts): killed midway, `status` names it, and
+ * the same command without --force converges: it installs a staged pair and restarts the instances
+ * still on the previous certificate (planCertRotation).
+ */
+export function rotateCertificate(
+  plan: CertRotationPlan,
+  o: Omit<Parameters<typeof applyCertRotation>[1], 'journal'>,
+  ctx: Pick<OpContext, 'exec' | 'clock' | 'signal' | 'dispatcher' | 'env'>,
+): Promise<CertRotationReport> {
+  const dev = plan.method === 'self-signed-dev' ? ' --self-signed-dev' : '';
+  return withProcedure(
+    o.state,
+    'certs-rotate',
+    {
+      summary: `certificate rotation of ${plan.cert}`,
+      rerun: `ifmesh certs rotate --cert ${plan.cert} --key ${plan.key}${dev}`,
+    },
+    ctx,
+    (journal) => applyCertRotation(plan, { ...o, journal }, ctx),
+  );
 }

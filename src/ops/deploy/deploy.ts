@@ -30,6 +30,7 @@ import { unitNameOf } from '../fleet/systemd-units.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
 import { checkIncidentRecords } from '../incident/store.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
+import { type ProcedureJournal, withProcedure } from '../procedure.js';
 import {
   buildRef,
   type InstallReport,
@@ -260,262 +261,283 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
     o.state,
     'deploy',
     `deploy ${plan.deployment_id}`,
-    async () => {
-      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'deploy', systemd: o.systemd });
-      let startedRedis = false;
-      // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
-      const started: string[] = [];
-      // The release running before: put back if this deploy fails (restore.ts). One that cannot be
-      // read, or that does not run (`down` stopped it), is not: the deploy found no fleet to keep.
-      const recorded = await currentRelease(o.state).catch(() => undefined);
-      const previous = recorded?.agents.some((id) => sup.running(agentProcessName(id)) !== undefined)
-        ? recorded
-        : undefined;
-      // Whether this deploy has stopped or restarted anything of the fleet yet (nothing to undo before).
-      let touched = false;
-      const node = process.execPath;
-      // The release's code installed once (kept for rollback), before anything is stopped.
-      const build = await installWithProgress(o.state, o.release, o.progress, ctx);
-      const bin = build?.build.bin ?? ownBin();
-      let clusterEnv: Record<string, string> = {};
-      const instanceSpec = (inst: DeployPlan['instances'][number], entry: string) => ({
-        name: inst.name,
-        role: 'signaling' as const,
-        port: inst.port,
-        url: inst.url,
-        command: node,
-        args: signalingServeArgs(entry, {
-          port: inst.port,
-          instanceId: inst.name,
-          state: o.state,
-          host: plan.endpoints.bind_host,
-        }),
-        // The env file and the configuration the operator ran deploy with, kept in the record
-        // so a restart (supervisor, incident, failover) starts the instance the same way.
-        env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
-        cwd: o.cwd,
-        supervised: true,
-      });
-      const witness = openWitness(
-        { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: o.state },
-        `deploy-${plan.deployment_id}`,
+    // Journaled (src/ops/procedure.ts): a deploy killed midway is named by `status`, and a deploy
+    // run again converges (every step is idempotent: a running Redis answering is kept, instances
+    // and agents are replaced, the release is recorded once everything registered).
+    () =>
+      withProcedure(
+        o.state,
+        'deploy',
+        {
+          summary: `deploy ${plan.deployment_id} (${plan.release_ref})`,
+          rerun: 'ifmesh deploy (with the same flags)',
+        },
         ctx,
-      );
-      try {
-        witness?.log({
-          event: 'webrtc_deployment_started',
-          deployment_id: plan.deployment_id,
-          metadata: {
-            release: plan.release_ref,
-            config_hash: plan.config_hash,
-            instances: plan.instances.length,
-            agents: plan.agents.length,
-          },
-        });
-        // deploy's own Redis gets a generated password (0600 config file); instances get the URL
-        // with it and the cluster secret through their environment, never on their command line.
-        const redisAuth = redis?.start
-          ? localRedisAuth(o.state, 'deploy-redis', Number(new URL(redis.url).port))
-          : undefined;
-        startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
-        clusterEnv = redis
-          ? {
-              SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
-              SIGNALING_CLUSTER_SECRET:
-                o.clusterSecret || generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET'),
-            }
-          : {};
-        touched = true;
-        for (const inst of plan.instances) {
-          o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
-          await sup.stop(inst.name, 5_000);
-          const r = await startAndWait(sup, instanceSpec(inst, bin), ctx, 15_000);
-          if (!r.ok)
-            throw new CheckFailedError(`${inst.name} on port ${inst.port} is not healthy: ${r.detail}`);
-          started.push(inst.name);
-          o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
-        }
-        if (plan.nginx) {
-          const prefix = path.dirname(plan.nginx.conf);
-          const running = sup.running('deploy-nginx') !== undefined;
-          if (!running) started.push('deploy-nginx');
-          // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
-          sup.adopt(
-            { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
-            await applyNginx(
-              {
-                prefix,
-                listenPort: plan.nginx.listen_port,
-                listenHost: plan.endpoints.bind_host,
-                upstreamHost: plan.endpoints.dial_host,
-                upstreams: plan.nginx.upstreams,
-                backups: plan.nginx.backups,
-                serverName: plan.nginx.server_name,
-                tls: nginxTls(plan.endpoints),
-              },
-              running,
-              ctx,
-            ),
-          );
-          o.progress.step(
-            'nginx',
-            'ok',
-            `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
-              plan.signaling_mode === 'redis'
-                ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
-                : `1 active instance, ${plan.nginx.backups.length} hot standby`
-            })`,
-          );
-        }
-        const specs: AgentSpec[] = plan.agents.map((a) => ({
-          agent_id: a.agent_id,
-          config: a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
-          signaling: plan.agents_connect_to,
-          // An agent verifies wss:// against the CA this deploy was given, after any restart too.
-          env: o.caFile ? { IFMESH_CA_FILE: o.caFile } : ({} as Record<string, string>),
-          cwd: o.cwd,
-          ...(build ? { bin: build.build.bin } : {}),
-        }));
-        for (const spec of specs) {
-          await moveAgent(sup, spec);
-          started.push(agentProcessName(spec.agent_id));
-        }
-        o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
-        const registered = new Set<string>();
-        let unanswered: string[] = [];
-        // Read over https when the instances serve TLS, verified against ctx's CA like every request.
-        const apis = plan.instances.map((x) => httpUrlOf(x.url));
-        await poll(async () => {
-          const r = await registrations(apis, { dispatcher: ctx.dispatcher, signal: ctx.signal });
-          for (const id of r.on.keys()) registered.add(id);
-          unanswered = r.unanswered;
-          return registered.size >= plan.agents.length;
-        }, 20_000);
-        const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
-        if (missing.length) {
-          const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
-          const why = unanswered.length ? `\n${unanswered.join('\n')}` : '';
-          // Every instance saying its shared registry is away: that is the reason, said first.
-          const registryDown =
-            plan.redis !== null &&
-            unanswered.length === plan.instances.length &&
-            unanswered.every((u) => u.includes('cluster_unavailable'));
-          throw new CheckFailedError(
-            registryDown
-              ? `agents not registered after 20 s: ${missing.join(', ')}: the instances' shared registry (Redis, ${plan.redis!.url}) does not answer, so they refuse registrations${why}\n${tails}`
-              : `agents not registered after 20 s: ${missing.join(', ')}${why}\n${tails}`,
-            registryDown
-              ? 'bring that Redis back (the instances reconnect to it by themselves), then run the deploy again'
-              : undefined,
-          );
-        }
-        o.progress.step('agents', 'ok', `${registered.size} agents registered`);
-        const release: Release = {
-          id: `${new Date(ctx.clock.now()).toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
-          deployment_id: plan.deployment_id,
-          ref: plan.release_ref,
-          config_hash: plan.config_hash,
-          created_at: new Date(ctx.clock.now()).toISOString(),
-          processes: [
-            ...plan.instances.map((x) => ({
-              name: x.name,
-              port: x.port,
-              pid: sup.running(x.name),
-              role: 'signaling' as const,
-              url: x.url,
-            })),
-            ...(plan.nginx
-              ? [
-                  {
-                    name: 'deploy-nginx',
-                    port: plan.nginx.listen_port,
-                    role: 'nginx' as const,
-                    url: plan.nginx.url,
-                  },
-                ]
-              : []),
-            ...(redis?.start
-              ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port), role: 'redis' as const }]
-              : []),
-          ],
-          agents: plan.agents.map((a) => a.agent_id),
-          version,
-          who: operator(ctx.env),
-          outcome: 'deployed',
-          agent_specs: specs,
-          ...(build ? { build: buildRef(build.build) } : {}),
-        };
-        const file = await recordRelease(o.state, release, o.keepReleases);
-        witness?.log({
-          event: 'webrtc_deployment_completed',
-          deployment_id: plan.deployment_id,
-          metadata: { release: plan.release_ref, release_id: release.id, agents: registered.size },
-        });
-        // Units are systemd's to restart; the local supervisor watches local processes only.
-        if (o.supervise !== false && !o.systemd) {
-          const watchdog = await ensureWatchdog(sup, ctx);
-          o.progress.step(
-            'supervisor',
-            watchdog.ok ? 'ok' : 'fail',
-            `${watchdog.detail}: restarts a dead service`,
-          );
-        }
-        return { plan, applied: true, build, registered: [...registered].sort(), release_file: file };
-      } catch (err) {
-        const reason = (err as Error).message.split('\n')[0];
-        let restored: RestoreReport | undefined;
-        if (previous?.agent_specs && !touched) {
-          // Failed before it changed anything (Redis refused, say): the fleet runs as it did.
-        } else if (previous?.agent_specs) {
-          // A fleet ran before this deploy: it runs again, as it was (restore.ts).
-          restored = await restorePrevious(
-            {
-              sup,
-              previous,
-              instances: plan.instances,
-              startInstance: (name, b) =>
-                sup.start(instanceSpec(plan.instances.find((i) => i.name === name)!, b)),
-              agents: plan.agents.map((a) => a.agent_id),
-              moved: started.filter((n) => n.startsWith('deploy-agent-')),
-              progress: o.progress,
-              registerTimeoutMs: 20_000,
-            },
-            ctx,
-          ).catch((e: Error) => ({
-            release: previous.id,
-            ok: false,
-            instances_failed: [],
-            not_registered: [],
-            detail: `putting ${previous.id} back failed: ${e.message}`,
-          }));
-          // The message says what runs now; the error keeps its class, exit code and hint.
-          (err as Error).message += `\n${restored.detail}`;
-        } else {
-          // A failed first deploy stops what it started, its own Redis too (one an earlier deploy started stays).
-          o.progress.step(
-            'rollback',
-            'running',
-            `stopping what this deploy started (${started.length + (startedRedis ? 1 : 0)} processes)`,
-          );
-          for (const name of started.reverse()) await sup.stop(name, 2_000);
-          if (startedRedis) await sup.stop('deploy-redis', 2_000);
-        }
-        witness?.log({
-          event: 'webrtc_deployment_failed',
-          deployment_id: plan.deployment_id,
-          metadata: {
-            release: plan.release_ref,
-            reason,
-            restored: restored ? { release: restored.release, ok: restored.ok } : null,
-          },
-        });
-        throw err;
-      } finally {
-        await witness?.close(1_500);
-      }
-    },
+        (journal) => apply(journal),
+      ),
     ctx.clock,
   );
+
+  async function apply(journal: ProcedureJournal<'deploy'>): Promise<DeployReport> {
+    journal.step('locked');
+    const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'deploy', systemd: o.systemd });
+    let startedRedis = false;
+    // What this deploy started: stopped again if it fails, so no record claims a half-made fleet.
+    const started: string[] = [];
+    // The release running before: put back if this deploy fails (restore.ts). One that cannot be
+    // read, or that does not run (`down` stopped it), is not: the deploy found no fleet to keep.
+    const recorded = await currentRelease(o.state).catch(() => undefined);
+    const previous = recorded?.agents.some((id) => sup.running(agentProcessName(id)) !== undefined)
+      ? recorded
+      : undefined;
+    // Whether this deploy has stopped or restarted anything of the fleet yet (nothing to undo before).
+    let touched = false;
+    const node = process.execPath;
+    // The release's code installed once (kept for rollback), before anything is stopped.
+    const build = await installWithProgress(o.state, o.release, o.progress, ctx);
+    const bin = build?.build.bin ?? ownBin();
+    let clusterEnv: Record<string, string> = {};
+    const instanceSpec = (inst: DeployPlan['instances'][number], entry: string) => ({
+      name: inst.name,
+      role: 'signaling' as const,
+      port: inst.port,
+      url: inst.url,
+      command: node,
+      args: signalingServeArgs(entry, {
+        port: inst.port,
+        instanceId: inst.name,
+        state: o.state,
+        host: plan.endpoints.bind_host,
+      }),
+      // The env file and the configuration the operator ran deploy with, kept in the record
+      // so a restart (supervisor, incident, failover) starts the instance the same way.
+      env: { ...withoutAdminKey(o.launchEnv), ...clusterEnv },
+      cwd: o.cwd,
+      supervised: true,
+    });
+    const witness = openWitness(
+      { url: o.config.witnessUrl, apiKey: o.config.witnessApiKey, state: o.state },
+      `deploy-${plan.deployment_id}`,
+      ctx,
+    );
+    try {
+      witness?.log({
+        event: 'webrtc_deployment_started',
+        deployment_id: plan.deployment_id,
+        metadata: {
+          release: plan.release_ref,
+          config_hash: plan.config_hash,
+          instances: plan.instances.length,
+          agents: plan.agents.length,
+        },
+      });
+      // deploy's own Redis gets a generated password (0600 config file); instances get the URL
+      // with it and the cluster secret through their environment, never on their command line.
+      const redisAuth = redis?.start
+        ? localRedisAuth(o.state, 'deploy-redis', Number(new URL(redis.url).port))
+        : undefined;
+      startedRedis = redis ? await ensureRedis(o, sup, redis, redisAuth, poll) : false;
+      journal.step('redis_ready');
+      clusterEnv = redis
+        ? {
+            SIGNALING_CLUSTER_URL: redisAuth?.url ?? redis.url,
+            SIGNALING_CLUSTER_SECRET: o.clusterSecret || generatedSecret(o.state, 'SIGNALING_CLUSTER_SECRET'),
+          }
+        : {};
+      touched = true;
+      for (const inst of plan.instances) {
+        o.progress.step(inst.name, 'running', `starting on port ${inst.port}`);
+        await sup.stop(inst.name, 5_000);
+        const r = await startAndWait(sup, instanceSpec(inst, bin), ctx, 15_000);
+        if (!r.ok)
+          throw new CheckFailedError(`${inst.name} on port ${inst.port} is not healthy: ${r.detail}`);
+        started.push(inst.name);
+        o.progress.step(inst.name, 'ok', `healthy on ${inst.url}`);
+      }
+      journal.step('instances_started');
+      if (plan.nginx) {
+        const prefix = path.dirname(plan.nginx.conf);
+        const running = sup.running('deploy-nginx') !== undefined;
+        if (!running) started.push('deploy-nginx');
+        // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
+        sup.adopt(
+          { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
+          await applyNginx(
+            {
+              prefix,
+              listenPort: plan.nginx.listen_port,
+              listenHost: plan.endpoints.bind_host,
+              upstreamHost: plan.endpoints.dial_host,
+              upstreams: plan.nginx.upstreams,
+              backups: plan.nginx.backups,
+              serverName: plan.nginx.server_name,
+              tls: nginxTls(plan.endpoints),
+            },
+            running,
+            ctx,
+          ),
+        );
+        o.progress.step(
+          'nginx',
+          'ok',
+          `${running ? 'reloaded' : 'started'} on ${plan.nginx.url} (${
+            plan.signaling_mode === 'redis'
+              ? `least_conn over ${plan.nginx.upstreams.length} instances sharing Redis`
+              : `1 active instance, ${plan.nginx.backups.length} hot standby`
+          })`,
+        );
+      }
+      journal.step('nginx_applied');
+      const specs: AgentSpec[] = plan.agents.map((a) => ({
+        agent_id: a.agent_id,
+        config: a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
+        signaling: plan.agents_connect_to,
+        // An agent verifies wss:// against the CA this deploy was given, after any restart too.
+        env: o.caFile ? { IFMESH_CA_FILE: o.caFile } : ({} as Record<string, string>),
+        cwd: o.cwd,
+        ...(build ? { bin: build.build.bin } : {}),
+      }));
+      for (const spec of specs) {
+        await moveAgent(sup, spec);
+        started.push(agentProcessName(spec.agent_id));
+      }
+      journal.step('agents_started');
+      o.progress.step('agents', 'running', `waiting for ${plan.agents.length} agents to register`);
+      const registered = new Set<string>();
+      let unanswered: string[] = [];
+      // Read over https when the instances serve TLS, verified against ctx's CA like every request.
+      const apis = plan.instances.map((x) => httpUrlOf(x.url));
+      await poll(async () => {
+        const r = await registrations(apis, { dispatcher: ctx.dispatcher, signal: ctx.signal });
+        for (const id of r.on.keys()) registered.add(id);
+        unanswered = r.unanswered;
+        return registered.size >= plan.agents.length;
+      }, 20_000);
+      const missing = plan.agents.map((a) => a.agent_id).filter((id) => !registered.has(id));
+      if (missing.length) {
+        const tails = missing.map((id) => `${id}:\n${sup.tail(`deploy-agent-${id}`, 5)}`).join('\n');
+        const why = unanswered.length ? `\n${unanswered.join('\n')}` : '';
+        // Every instance saying its shared registry is away: that is the reason, said first.
+        const registryDown =
+          plan.redis !== null &&
+          unanswered.length === plan.instances.length &&
+          unanswered.every((u) => u.includes('cluster_unavailable'));
+        throw new CheckFailedError(
+          registryDown
+            ? `agents not registered after 20 s: ${missing.join(', ')}: the instances' shared registry (Redis, ${plan.redis!.url}) does not answer, so they refuse registrations${why}\n${tails}`
+            : `agents not registered after 20 s: ${missing.join(', ')}${why}\n${tails}`,
+          registryDown
+            ? 'bring that Redis back (the instances reconnect to it by themselves), then run the deploy again'
+            : undefined,
+        );
+      }
+      o.progress.step('agents', 'ok', `${registered.size} agents registered`);
+      journal.step('agents_registered');
+      const release: Release = {
+        id: `${new Date(ctx.clock.now()).toISOString().replace(/[:.]/g, '-')}-${plan.deployment_id}`,
+        deployment_id: plan.deployment_id,
+        ref: plan.release_ref,
+        config_hash: plan.config_hash,
+        created_at: new Date(ctx.clock.now()).toISOString(),
+        processes: [
+          ...plan.instances.map((x) => ({
+            name: x.name,
+            port: x.port,
+            pid: sup.running(x.name),
+            role: 'signaling' as const,
+            url: x.url,
+          })),
+          ...(plan.nginx
+            ? [
+                {
+                  name: 'deploy-nginx',
+                  port: plan.nginx.listen_port,
+                  role: 'nginx' as const,
+                  url: plan.nginx.url,
+                },
+              ]
+            : []),
+          ...(redis?.start
+            ? [{ name: 'deploy-redis', port: Number(new URL(redis.url).port), role: 'redis' as const }]
+            : []),
+        ],
+        agents: plan.agents.map((a) => a.agent_id),
+        version,
+        who: operator(ctx.env),
+        outcome: 'deployed',
+        agent_specs: specs,
+        ...(build ? { build: buildRef(build.build) } : {}),
+      };
+      const file = await recordRelease(o.state, release, o.keepReleases);
+      journal.step('release_recorded', { release: release.id });
+      witness?.log({
+        event: 'webrtc_deployment_completed',
+        deployment_id: plan.deployment_id,
+        metadata: { release: plan.release_ref, release_id: release.id, agents: registered.size },
+      });
+      // Units are systemd's to restart; the local supervisor watches local processes only.
+      if (o.supervise !== false && !o.systemd) {
+        const watchdog = await ensureWatchdog(sup, ctx);
+        o.progress.step(
+          'supervisor',
+          watchdog.ok ? 'ok' : 'fail',
+          `${watchdog.detail}: restarts a dead service`,
+        );
+      }
+      return { plan, applied: true, build, registered: [...registered].sort(), release_file: file };
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0];
+      let restored: RestoreReport | undefined;
+      if (previous?.agent_specs && !touched) {
+        // Failed before it changed anything (Redis refused, say): the fleet runs as it did.
+      } else if (previous?.agent_specs) {
+        // A fleet ran before this deploy: it runs again, as it was (restore.ts).
+        restored = await restorePrevious(
+          {
+            sup,
+            previous,
+            instances: plan.instances,
+            startInstance: (name, b) =>
+              sup.start(instanceSpec(plan.instances.find((i) => i.name === name)!, b)),
+            agents: plan.agents.map((a) => a.agent_id),
+            moved: started.filter((n) => n.startsWith('deploy-agent-')),
+            progress: o.progress,
+            registerTimeoutMs: 20_000,
+          },
+          ctx,
+        ).catch((e: Error) => ({
+          release: previous.id,
+          ok: false,
+          instances_failed: [],
+          not_registered: [],
+          detail: `putting ${previous.id} back failed: ${e.message}`,
+        }));
+        // The message says what runs now; the error keeps its class, exit code and hint.
+        (err as Error).message += `\n${restored.detail}`;
+      } else {
+        // A failed first deploy stops what it started, its own Redis too (one an earlier deploy started stays).
+        o.progress.step(
+          'rollback',
+          'running',
+          `stopping what this deploy started (${started.length + (startedRedis ? 1 : 0)} processes)`,
+        );
+        for (const name of started.reverse()) await sup.stop(name, 2_000);
+        if (startedRedis) await sup.stop('deploy-redis', 2_000);
+      }
+      witness?.log({
+        event: 'webrtc_deployment_failed',
+        deployment_id: plan.deployment_id,
+        metadata: {
+          release: plan.release_ref,
+          reason,
+          restored: restored ? { release: restored.release, ok: restored.ok } : null,
+        },
+      });
+      throw err;
+    } finally {
+      await witness?.close(1_500);
+    }
+  }
 }
 
 /** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */

@@ -27,6 +27,7 @@ import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
+import { type KeyRotationStep, ProcedureJournal, type ProcedureName, type StepMarks } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { failedConnectionsStep, recoveryEvent, type StabilisationReport, stabilise } from './stabilise.js';
 import { persistTurnServers, probeReplacement, probeTarget, rewriteLaunchTurnServers } from './turn.js';
@@ -77,6 +78,11 @@ export interface PromoteFailoverPlan {
   after: { upstreams: number[]; backups: number[] };
   stabilize_ms: number;
   probe_ms: number;
+  /**
+   * The failed instance is a backup already (a promotion killed after it rewrote nginx, or done by
+   * hand): nothing to rewrite; the active instance is watched and the recovery logged.
+   */
+  already_promoted?: boolean;
   /** The plan nginx was written from (newer stacks): rewritten with `after`, TLS and addresses kept. */
   nginx?: NginxPlan | undefined;
 }
@@ -285,24 +291,48 @@ export function planPromoteBackup(o: {
   const backups =
     nginx?.backups ?? [...text.matchAll(/server 127\.0\.0\.1:(\d+) backup;/g)].map((m) => Number(m[1]));
   const failedPort = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
-  // Run again after a run that promoted and then failed (nginx killed in its window, say): the
-  // configuration already routes to the backup, so this run makes sure nginx runs it and watches again.
-  const already = !upstreams.includes(failedPort) && backups.includes(failedPort) && upstreams.length > 0;
-  if (!upstreams.includes(failedPort) && !already)
+  if (backups.includes(failedPort) && upstreams.length > 0)
+    return promotePlan(
+      o,
+      { conf, listen, nginx, failedPort, promoted: upstreams[0]!, already: true },
+      {
+        before: { upstreams, backups },
+        after: { upstreams, backups },
+      },
+    );
+  if (!upstreams.includes(failedPort))
     throw new UsageError(
       `${o.failed} is not an active upstream in ${conf}`,
       `active: ${upstreams.join(', ') || 'none'}`,
     );
-  const promoted = already ? upstreams[0] : backups[0];
+  const promoted = backups[0];
   if (promoted === undefined)
     throw new UsageError(`${conf} has no backup instance to promote`, 'use --action restart');
-  const after = already
-    ? { upstreams, backups }
-    : {
-        upstreams: [...upstreams.filter((p) => p !== failedPort), promoted],
-        // The failed instance waits as a backup: restarted later, it is a standby again.
-        backups: [...backups.slice(1), failedPort],
-      };
+  const after = {
+    upstreams: [...upstreams.filter((p) => p !== failedPort), promoted],
+    // The failed instance waits as a backup: restarted later, it is a standby again.
+    backups: [...backups.slice(1), failedPort],
+  };
+  return promotePlan(
+    o,
+    { conf, listen, nginx, failedPort, promoted, already: false },
+    { before: { upstreams, backups }, after },
+  );
+}
+
+function promotePlan(
+  o: { failoverId: string; signaling: string[]; failed: string; stabilizeMs: number },
+  p: {
+    conf: string;
+    listen: number;
+    nginx: NginxPlan | undefined;
+    failedPort: number;
+    promoted: number;
+    already: boolean;
+  },
+  { before, after }: Pick<PromoteFailoverPlan, 'before' | 'after'>,
+): FailoverPlan {
+  const { conf, listen, nginx, failedPort, promoted } = p;
   return {
     failover_id: o.failoverId,
     scenario: 'B',
@@ -313,15 +343,16 @@ export function planPromoteBackup(o: {
       conf,
       listen_port: listen,
       promoted,
-      before: { upstreams, backups },
+      before,
       after,
       stabilize_ms: o.stabilizeMs,
       probe_ms: probeEvery(o.stabilizeMs),
+      ...(p.already ? { already_promoted: true } : {}),
       nginx,
     },
     steps: [
-      already
-        ? `${conf} already has 127.0.0.1:${promoted} active and 127.0.0.1:${failedPort} backup (promoted by an earlier run): keep it`
+      p.already
+        ? `nothing to rewrite: 127.0.0.1:${failedPort} is a backup already, 127.0.0.1:${promoted} active (${conf})`
         : `rewrite ${conf}: 127.0.0.1:${promoted} active, 127.0.0.1:${failedPort} backup`,
       'check it (nginx -t) and reload nginx (start it if it is not running)',
       `monitor 127.0.0.1:${promoted} through nginx for ${Math.round(o.stabilizeMs / 1000)} s (health, failed connections)`,
@@ -399,10 +430,53 @@ export interface ApplyOptions {
   operator?: string;
 }
 
+/** The journal (src/ops/procedure.ts) a scenario's run keeps, and the command that converges after a kill. */
+export function failoverProcedure(plan: FailoverPlan): {
+  procedure: FailoverProcedure;
+  summary: string;
+  rerun: string;
+} {
+  const summary = `failover ${plan.failover_id}`;
+  if (plan.turn)
+    return {
+      procedure: 'failover-turn',
+      summary,
+      rerun: `ifmesh failover turn --failed ${plan.turn.failed} --replacement ${plan.turn.replacement}`,
+    };
+  if (plan.signaling_failover)
+    return {
+      procedure: 'failover-signaling',
+      summary,
+      rerun: `ifmesh failover signaling --failed ${plan.signaling_failover.failed} --action restart`,
+    };
+  if (plan.promote_backup)
+    return {
+      procedure: 'failover-promote-backup',
+      summary,
+      rerun: `ifmesh failover signaling --failed ${plan.promote_backup.failed} --action promote-backup`,
+    };
+  if (plan.partition)
+    return {
+      procedure: 'failover-partition',
+      summary,
+      rerun: `ifmesh failover partition${plan.partition.agent ? ` --agent ${plan.partition.agent}` : ''}`,
+    };
+  if (plan.cert)
+    return {
+      procedure: 'failover-cert',
+      summary,
+      rerun: `ifmesh failover cert --cert ${plan.cert.cert} --key ${plan.cert.key}`,
+    };
+  return { procedure: 'failover-keys', summary, rerun: 'ifmesh failover keys' };
+}
+
+type FailoverProcedure = Extract<ProcedureName, `failover-${string}`>;
+type Journal = ProcedureJournal<FailoverProcedure>;
+
 export async function applyFailover(
   plan: FailoverPlan,
   o: ApplyOptions,
-  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'> & Partial<Pick<OpContext, 'env'>>,
 ): Promise<FailoverReport> {
   const report: FailoverReport = {
     failover_id: plan.failover_id,
@@ -430,6 +504,8 @@ export async function applyFailover(
   // The reused ops (certs, rotate-keys) log their own events: they carry the failover id too.
   const tagged: WitnessTarget = { ...o.witness, tags: { failover_id: plan.failover_id } };
   const { lock, note } = await takeLock(o.state, `failover ${plan.scenario} ${plan.failover_id}`, ctx);
+  const j = failoverProcedure(plan);
+  const journal: Journal = ProcedureJournal.begin(o.state, j.procedure, j, ctx);
   const started = ctx.clock.now();
   report.recovery.started_at = new Date(started).toISOString();
   // The moment service is back: the recovery time `failover validate` holds against the guide's target.
@@ -452,19 +528,20 @@ export async function applyFailover(
       },
     ]);
   };
+  let failed: unknown;
   try {
     await log([{ event: 'failover_initiated', metadata: { scenario: plan.scenario, steps: plan.steps } }]);
+    journal.step('locked');
     if (note) await step('lock', true, note);
-    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, step, log, restored);
-    if (plan.signaling_failover)
-      await applySignaling(plan, plan.signaling_failover, o, ctx, report, step, log, restored);
-    if (plan.promote_backup)
-      await applyPromote(plan, plan.promote_backup, o, ctx, report, step, log, restored);
-    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, step, log, restored);
+    const s = { step, log, restored, journal };
+    if (plan.turn) await applyTurn(plan, plan.turn, o, ctx, report, s);
+    if (plan.signaling_failover) await applySignaling(plan, plan.signaling_failover, o, ctx, report, s);
+    if (plan.promote_backup) await applyPromote(plan, plan.promote_backup, o, ctx, report, s);
+    if (plan.partition) await applyPartition(plan, plan.partition, o, ctx, report, s);
     if (plan.cert) {
       report.cert = await applyCertRotation(
         plan.cert,
-        { state: o.state, witness: tagged, onStep: o.onStep },
+        { state: o.state, witness: tagged, onStep: o.onStep, journal },
         ctx,
       );
       await step('certificate rotation', report.cert.ok, certStepDetail(report.cert));
@@ -473,7 +550,12 @@ export async function applyFailover(
       if (report.cert.ok) await restored();
     }
     if (plan.keys) {
-      report.keys = await applyRotation(plan.keys, { adminToken: o.adminToken, witness: tagged }, ctx);
+      report.keys = await applyRotation(
+        plan.keys,
+        // Scenario E never declares an incident (it has no --emergency): that boundary is not its.
+        { adminToken: o.adminToken, witness: tagged, journal: journal as StepMarks<KeyRotationStep> },
+        ctx,
+      );
       await step(
         'key rotation',
         report.keys.ok,
@@ -489,6 +571,7 @@ export async function applyFailover(
     ]);
     return report;
   } catch (err) {
+    failed = err;
     // A step that threw (nginx refusing its configuration, an instance API answering 500) ends the
     // run too: the trail says where and why, so no failover is left "initiated" for ever. A refused
     // replacement (scenario A's probe) has logged its own ending already.
@@ -510,6 +593,7 @@ export async function applyFailover(
     }
     throw err;
   } finally {
+    journal.finish(failed);
     await lock.release();
   }
 }
@@ -520,6 +604,13 @@ const REPROBE_MS = 5_000;
 type Step = (name: string, ok: boolean, detail: string) => Promise<void>;
 type Log = (e: WitnessEvent[]) => Promise<void>;
 type Restored = () => Promise<void>;
+/** What every scenario's apply reports through: its steps, the witness, the restored moment, its journal. */
+interface Scope {
+  step: Step;
+  log: Log;
+  restored: Restored;
+  journal: Journal;
+}
 
 /**
  * The deploy lock, so no deploy, canary or rollback runs under a failover. An open incident holds it
@@ -593,9 +684,7 @@ async function applyTurn(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   // Step 1: the replacement allocates, or nothing is switched.
   let probe: NonNullable<FailoverReport['turn']>['probe'] = null;
@@ -626,6 +715,7 @@ async function applyTurn(
     }
     probe = { relayed: p.relayed ?? null, rtt_ms: p.rtt_ms ?? null };
   }
+  journal.step('probed');
   await log([
     {
       event: 'turn_server_failover',
@@ -646,6 +736,7 @@ async function applyTurn(
     ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`
     : '';
   await step('persist TURN_SERVERS', persisted.ok, `${persisted.detail}${relaunch}`);
+  journal.step('persisted');
   const env_file = {
     file: t.env_file,
     backup: persisted.backup,
@@ -659,6 +750,7 @@ async function applyTurn(
         0,
     );
   await step('reload-config', true, `TURN_SERVERS=${t.turn_servers.join(',')} pushed to ${pushed} agents`);
+  journal.step('pushed');
   const reconnected: string[] = [];
   for (const b of targets)
     reconnected.push(
@@ -667,6 +759,7 @@ async function applyTurn(
         | undefined) ?? []),
     );
   await step('reconnect-turn-peers', true, `${reconnected.length} agents on relay asked to reconnect`);
+  journal.step('reconnected');
   // No relayed peer: none went through the failed server, so none has to show up on the replacement.
   // Waiting for one would only time out and fail a failover that had nothing to move.
   if (reconnected.length === 0) {
@@ -766,9 +859,7 @@ async function applySignaling(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   const old = sup.running(s.instance) ?? null;
@@ -786,6 +877,7 @@ async function applySignaling(
   const pid = restarted.pid;
   const health = `${httpBase(s.url)}/health`;
   const up = restarted.ok;
+  journal.step('restarted');
   await step(
     'restart',
     up,
@@ -844,13 +936,11 @@ async function applyPromote(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'exec'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'failover' });
   // The front door as the stack recorded it: `nginx` under `up`, `deploy-nginx` under `deploy`.
-  const rec = listProcesses(o.state).find((r) => r.role === 'nginx');
+  const rec = sup.list().find((r) => r.role === 'nginx' && r.port === p.listen_port);
   const name = rec?.name ?? 'nginx';
   const conf: NginxPlan = {
     ...(p.nginx ?? { prefix: path.dirname(p.conf), listenPort: p.listen_port }),
@@ -877,10 +967,11 @@ async function applyPromote(
       },
       pid,
     );
+  journal.step('promoted');
   await step(
     'promote backup',
     true,
-    `127.0.0.1:${p.promoted} is the active upstream (nginx ${running ? 'reloaded' : `started, pid ${pid}`})`,
+    `127.0.0.1:${p.promoted} is the active upstream${p.already_promoted ? ' (it already was)' : ''} (nginx ${running ? 'reloaded' : `started, pid ${pid}`})`,
   );
   await restored();
   const window = await watch(
@@ -938,9 +1029,7 @@ async function applyPartition(
   o: ApplyOptions,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
   report: FailoverReport,
-  step: Step,
-  log: Log,
-  restored: Restored,
+  { step, log, restored, journal }: Scope,
 ): Promise<void> {
   type Conn = { agent_id: string; peer_id: string; state: string };
   const reports = () => gather<Conn>(plan.signaling, '/connections', 'connections', ctx);
@@ -972,6 +1061,7 @@ async function applyPartition(
     }
   const offerers = Object.keys(asked).sort();
   const targets = await pushTargets(plan.signaling, ctx);
+  journal.step('pairs_found');
   await step(
     'find pairs',
     true,
@@ -998,6 +1088,7 @@ async function applyPartition(
       `${a} reconnecting to ${asked[a]!.join(', ')}${pushed ? '' : ' (not reached: no instance holds it)'}`,
     );
   }
+  journal.step('reconnect_asked');
   const healed = await waitFor(
     async () => {
       const now = await reports().catch(() => []);

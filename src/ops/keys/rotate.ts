@@ -13,7 +13,9 @@ import { formatDuration } from '../../ui/units.js';
 import { waitFor } from '../../util/wait.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
+import { listIncidents } from '../incident/store.js';
 import { collectMesh } from '../monitoring/collect.js';
+import { type KeyRotationStep, type StepMarks, withProcedure } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { writeRotationRecord } from './schedule.js';
 
@@ -131,6 +133,8 @@ export async function applyRotation(
     declareIncident?: () => Promise<string>;
     /** Where the last rotation is recorded for the periodic schedule (src/ops/keys/schedule.ts). */
     state?: StateDir | undefined;
+    /** The journal of the procedure running it (rotate-keys, failover keys): its boundaries. */
+    journal?: StepMarks<KeyRotationStep> | undefined;
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
@@ -141,6 +145,8 @@ export async function applyRotation(
     declared = await o.declareIncident();
     plan = { ...plan, incident_id: declared };
     o.onStep?.(`security incident ${declared} declared`);
+    // Kept, so a run after this one is killed answers the same incident instead of declaring another.
+    o.journal?.step('incident_declared', { incident_id: declared });
   }
   const startedAt = ctx.clock.now();
   const before = await failedConnections(plan.signaling, ctx).catch(() => undefined);
@@ -210,6 +216,7 @@ export async function applyRotation(
       `no signaling instance started a rotation: ${instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
       'start the mesh with `ifmesh up`, or pass --signaling URL',
     );
+  o.journal?.step('rotation_started');
   const sum = () => ({
     completed: live.reduce((n, l) => n + l.inst.completed, 0),
     total: live.reduce((n, l) => n + l.inst.total, 0),
@@ -242,6 +249,7 @@ export async function applyRotation(
   );
   const t = sum();
   const pending = live.flatMap((l) => l.inst.pending).sort();
+  o.journal?.step('agents_rotated');
   // Step 4: give the agents the runbook's 10 s to re-establish with their new keys, then look.
   o.onStep?.(`waiting ${formatDuration(plan.settle_ms)}, then counting failed connections`);
   await ctx.clock.sleep(plan.settle_ms, ctx.signal);
@@ -250,6 +258,7 @@ export async function applyRotation(
     failed_before: before?.failed_connections ?? null,
     ...(await failedConnections(plan.signaling, ctx)),
   };
+  o.journal?.step('settled');
   const ok = done && instances.every((i) => !i.error) && stability.failed_connections === 0;
   const next: string[] = [];
   if (stability.failed_connections === null)
@@ -308,4 +317,39 @@ export async function applyRotation(
     stability,
     next_steps: next,
   };
+}
+
+/**
+ * `rotate-keys` as one journaled run (src/ops/procedure.ts). An emergency run after one that was
+ * killed once it had declared its security incident answers that incident (while it is open)
+ * instead of declaring a second one for the same compromise.
+ */
+export function runRotation(
+  state: StateDir,
+  planned: RotationPlan,
+  o: Omit<Parameters<typeof applyRotation>[1], 'state' | 'journal'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'env'>,
+): Promise<RotationReport> {
+  const rerun = `ifmesh rotate-keys${planned.emergency ? (planned.incident_id ? ` --incident-id ${planned.incident_id}` : ' --emergency') : ''}`;
+  return withProcedure(
+    state,
+    'rotate-keys',
+    { summary: `key rotation (${planned.reason})`, rerun },
+    ctx,
+    async (journal) => {
+      const kept = journal.previous?.data.incident_id;
+      const open =
+        typeof kept === 'string' &&
+        listIncidents(state).some((i) => i.id === kept && i.status !== 'resolved');
+      const plan =
+        planned.declare_incident && open
+          ? { ...planned, incident_id: kept, declare_incident: false }
+          : planned;
+      if (plan !== planned) {
+        journal.step('incident_declared', { incident_id: kept });
+        o.onStep?.(`answering security incident ${kept}, declared by the rotation that was interrupted`);
+      }
+      return applyRotation(plan, { ...o, state, journal }, ctx);
+    },
+  );
 }

@@ -6,8 +6,8 @@
 // rotation by one tick at most, and every rotation (manual, emergency or scheduled) restarts the
 // interval. `maintenance daily` reads the same record and tells someone when rotation is overdue or
 // its last run did not complete.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeStateJson } from '../../state/json-file.js';
 import type { StateDir } from '../../state/state-dir.js';
 
 /** The last rotation, whoever ran it. */
@@ -49,12 +49,9 @@ export function readRotationRecord(state: StateDir): RotationRecord | null {
   }
 }
 
+/** Written whole and fsynced (src/state/json-file.ts): a crash leaves the previous record or this one. */
 export function writeRotationRecord(state: StateDir, r: RotationRecord): void {
-  const file = state.keyRotation;
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeStateJson(state.keyRotation, r);
 }
 
 export function rotationSchedule(

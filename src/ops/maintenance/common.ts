@@ -1,8 +1,7 @@
 // What daily and weekly maintenance share: the lock, where the mesh is, UTC dates, and writing a
 // report whole (tmp + rename), so cron never leaves half a JSON file behind.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { ExitCode, IfmeshError } from '../../errors.js';
+import { writeStateJson } from '../../state/json-file.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
@@ -62,11 +61,9 @@ export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10).replace(/-/g, '');
 }
 
+/** A report written whole and fsynced (src/state/json-file.ts): a crash leaves the old or the new. */
 export function writeJsonWhole(file: string, doc: unknown): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeStateJson(file, doc);
 }
 
 export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -12,6 +12,7 @@ import { formatDuration } from '../../ui/units.js';
 import type { CertRotationReport } from '../certs/rotate.js';
 import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
+import { type ProcedureJournal, withProcedure } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { certificateStep } from './certificate.js';
 import {
@@ -83,15 +84,31 @@ function logSizes(dir: string): { file: string; bytes: number }[] {
 
 export async function runDaily(
   o: DailyOptions,
-  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
+  ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'> & Partial<Pick<OpContext, 'env'>>,
 ): Promise<DailyReport> {
-  return withMaintenanceLock(o.state, 'maintenance daily', ctx.clock, () => daily(o, ctx));
+  return withMaintenanceLock(o.state, 'maintenance daily', ctx.clock, () =>
+    // A dry run changes nothing: it leaves the last real run's journal as it is.
+    o.dryRun
+      ? daily(o, undefined, ctx)
+      : withProcedure(
+          o.state,
+          'maintenance-daily',
+          {
+            summary: `daily maintenance MAINT-${utcDay(ctx.clock.now())}`,
+            rerun: 'ifmesh maintenance daily',
+          },
+          ctx,
+          (journal) => daily(o, journal, ctx),
+        ),
+  );
 }
 
 async function daily(
   o: DailyOptions,
+  journal: ProcedureJournal<'maintenance-daily'> | undefined,
   ctx: Pick<OpContext, 'clock' | 'exec' | 'dispatcher' | 'signal'>,
 ): Promise<DailyReport> {
+  journal?.step('locked');
   const now = ctx.clock.now();
   const id = `MAINT-${utcDay(now)}`;
   const needs: string[] = [];
@@ -113,6 +130,7 @@ async function daily(
     ctx,
   );
   const certificate = cert.certificate;
+  journal?.step('certificate');
   for (const n of cert.needs) {
     needs.push(n.text);
     urgent ||= n.urgent;
@@ -153,6 +171,7 @@ async function daily(
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   }
   if (!rotated.ok) needs.push(`logrotate failed: ${rotated.output}`);
+  journal?.step('logs_rotated');
 
   const cleanup: DailyReport['cleanup'] = { retain_days: o.retainDays, ok: false };
   let errors24h: number | null = null;
@@ -184,6 +203,7 @@ async function daily(
     }
   }
 
+  journal?.step('witness_cleaned');
   const mesh = await collectMesh({ signaling: o.signaling, now: () => now, dispatcher: ctx.dispatcher });
   const up = mesh.instances.filter((i) => i.up).length;
   if (o.signaling.length && up === 0) {
@@ -202,6 +222,7 @@ async function daily(
   };
   const reportFile = o.state.dailyReport(utcDay(now));
   if (!o.dryRun) writeJsonWhole(reportFile, health);
+  journal?.step('report_written');
   const notice = await tellSomeone(
     {
       id,

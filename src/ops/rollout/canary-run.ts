@@ -8,6 +8,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { operator, type Release, recordRelease, releaseBin } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import { PAUSE_ENV, PROCEDURE_STEPS, pausePoint } from '../procedure.js';
 import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
@@ -22,8 +23,8 @@ import {
   runAnalysis,
 } from './measurement.js';
 
-/** Where `IFMESH_CANARY_PAUSE_AT` stops a runner: each right after the state records it. */
-export const PAUSE_POINTS = ['phase_started', 'agents_moved', 'measured', 'promoting'] as const;
+/** Where IFMESH_PAUSE_AT=canary:<point> stops a runner: each right after the state records it. */
+export const PAUSE_POINTS = PROCEDURE_STEPS.canary;
 export type PausePoint = (typeof PAUSE_POINTS)[number];
 
 export interface RunnerOptions {
@@ -80,11 +81,13 @@ export class CanaryRunner {
 
   /**
    * A crash drill (and the tests' way to kill a runner at an exact boundary): with
-   * IFMESH_CANARY_PAUSE_AT=<point> the runner stops itself (SIGSTOP) once the state holds that point;
-   * SIGKILL it then, or SIGCONT to let it go on.
+   * IFMESH_PAUSE_AT=canary:<point> (src/ops/procedure.ts; the older IFMESH_CANARY_PAUSE_AT=<point>
+   * still works) the runner stops itself (SIGSTOP) once the state holds that point; SIGKILL it
+   * then, or SIGCONT to let it go on.
    */
   private pause(point: PausePoint): void {
-    if (this.ctx.env.IFMESH_CANARY_PAUSE_AT === point) process.kill(process.pid, 'SIGSTOP');
+    const legacy = this.ctx.env.IFMESH_CANARY_PAUSE_AT;
+    pausePoint(legacy ? { [PAUSE_ENV]: `canary:${legacy}` } : this.ctx.env, 'canary', point);
   }
 
   log(name: string, fields: Record<string, unknown>): void {

@@ -17,6 +17,7 @@ import {
 } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { checkIncidentRecords } from '../incident/store.js';
+import { interruptedRun, type ProcedureJournal, withProcedure } from '../procedure.js';
 import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
@@ -33,6 +34,11 @@ export interface RollbackPlan {
   code: { from: string; to: string; changes: boolean };
   /** Signaling instances restarted (one at a time) on the target's code, when it differs. */
   signaling: string[];
+  /**
+   * The interrupted rollback this one finishes (run without a target after one was killed): same
+   * from and to, even when the killed run had already made the target current.
+   */
+  continues: { run_id: string; step: string | null } | null;
 }
 
 const codeLabel = (r: Release) =>
@@ -67,6 +73,19 @@ export function chooseTarget(all: Release[], current: Release, wanted: string | 
   return prev;
 }
 
+/**
+ * The interrupted rollback a run without a target finishes: its from and to, while the current
+ * release is still one of them. Choosing afresh instead would, once the killed run had made its
+ * target current, roll back one release further than anyone asked.
+ */
+function unfinished(state: StateDir, all: Release[], current: Release) {
+  const prev = interruptedRun(state, 'rollback');
+  const from = all.find((r) => r.id === prev?.data.from);
+  const to = all.find((r) => r.id === prev?.data.to);
+  if (!prev || !from || !to || (current.id !== from.id && current.id !== to.id)) return undefined;
+  return { from, to, continues: { run_id: prev.run_id, step: prev.step } };
+}
+
 export async function planRollback(
   o: { state: StateDir; target: string | undefined; reason: string | undefined },
   env: Record<string, string | undefined>,
@@ -78,19 +97,23 @@ export async function planRollback(
       'deploy one with `ifmesh deploy`',
       'no_previous_release',
     );
-  const to = chooseTarget(await listReleases(o.state), current, o.target);
+  const all = await listReleases(o.state);
+  const resume = o.target === undefined ? unfinished(o.state, all, current) : undefined;
+  const from = resume?.from ?? current;
+  const to = resume?.to ?? chooseTarget(all, current, o.target);
   const pick = (r: Release) => ({ id: r.id, ref: r.ref, deployment_id: r.deployment_id });
   return {
     plan: {
-      from: pick(current),
+      continues: resume?.continues ?? null,
+      from: pick(from),
       to: pick(to),
       reason: o.reason ?? 'manual rollback',
       operator: operator(env),
-      agents: [...new Set([...current.agents, ...to.agents])],
-      code: { from: codeLabel(current), to: codeLabel(to), changes: releaseBin(current) !== releaseBin(to) },
-      signaling: releaseBin(current) !== releaseBin(to) ? signalingNames(to.processes) : [],
+      agents: [...new Set([...from.agents, ...to.agents])],
+      code: { from: codeLabel(from), to: codeLabel(to), changes: releaseBin(from) !== releaseBin(to) },
+      signaling: releaseBin(from) !== releaseBin(to) ? signalingNames(to.processes) : [],
     },
-    from: current,
+    from,
     to,
   };
 }
@@ -122,75 +145,95 @@ export async function rollback(
     o.state,
     'deploy',
     `rollback to ${to.id}`,
-    async () => {
-      const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'rollback' });
-      const ev = runEvents(o.config, o.state, 'rollback');
-      const meta = {
-        reason: plan.reason,
-        operator: plan.operator,
-        from: from.id,
-        to: to.id,
-        from_ref: from.ref,
-        to_ref: to.ref,
-        from_code: plan.code.from,
-        to_code: plan.code.to,
-      };
-      const timeout = o.registerTimeoutMs ?? 20_000;
-      const moveAll = async (r: Release, label: string) => {
-        const specs = r.agent_specs ?? [];
-        o.progress.step(label, 'running', `starting ${specs.length} agents of ${r.id}`);
-        for (const id of from.agents.filter((a) => !r.agents.includes(a)))
-          await sup.stop(`deploy-agent-${id}`, 5_000);
-        for (const spec of specs) await moveAgent(sup, spec);
-        const missing = await waitRegistered(sup, r.agents, instanceUrls(r), timeout, ctx);
-        o.progress.step(
-          label,
-          missing.length ? 'fail' : 'ok',
-          missing.length
-            ? `not registered: ${missing.join(', ')}`
-            : `${r.agents.length} agents of ${r.ref} registered`,
-        );
-        return missing;
-      };
-      // The target's code under its signaling instances, one at a time, each healthy before the next.
-      const roll = async (r: Release) => {
-        const rep = await rollSignaling(
-          o.state,
-          signalingNames(r.processes),
-          releaseBin(r),
-          `restarted on ${r.ref} (${r.id}) by rollback`,
-          o.progress,
-          ctx,
-        );
-        const bad = rep.instances.find((i) => i.outcome === 'failed');
-        return bad ? [`${bad.name} (signaling: ${bad.detail.split('\n')[0]})`] : [];
-      };
-      try {
-        ev.log('rollback_started', { deployment_id: to.deployment_id, metadata: meta });
-        let missing = await roll(to);
-        if (!missing.length) missing = await moveAll(to, `rollback to ${to.ref}`);
-        if (missing.length) {
-          await roll(from);
-          const back = await moveAll(from, `restore ${from.ref}`);
-          ev.log('rollback_failed', {
-            deployment_id: to.deployment_id,
-            metadata: { ...meta, not_registered: missing, restored: back.length === 0 },
-          });
-          throw new CheckFailedError(
-            `rollback to ${to.id} failed its health check (${missing.join(', ')} not registered within ${timeout / 1000} s); ${back.length ? `restoring ${from.id} left ${back.join(', ')} unregistered` : `${from.id} restored and running`}`,
-            `see the agents' logs: ifmesh logs deploy-agent-${missing[0]}`,
-            'rollback_failed',
-          );
-        }
-        await setCurrentRelease(o.state, to.id);
-        await setReleaseOutcome(o.state, from.id, 'rolled_back');
-        await setReleaseOutcome(o.state, to.id, 'restored');
-        ev.log('deployment_rollback', { deployment_id: from.deployment_id, metadata: meta });
-        return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const };
-      } finally {
-        await ev.close();
-      }
-    },
+    () =>
+      withProcedure(
+        o.state,
+        'rollback',
+        {
+          summary: `rollback from ${from.id} (${from.ref}) to ${to.id} (${to.ref})`,
+          // Without a target it finishes this very rollback (planRollback's unfinished).
+          rerun: 'ifmesh rollback',
+          data: { from: from.id, to: to.id },
+        },
+        ctx,
+        apply,
+      ),
     ctx.clock,
   );
+
+  async function apply(journal: ProcedureJournal<'rollback'>): Promise<RollbackReport> {
+    journal.step('locked');
+    const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'rollback' });
+    const ev = runEvents(o.config, o.state, 'rollback');
+    const meta = {
+      reason: plan.reason,
+      operator: plan.operator,
+      from: from.id,
+      to: to.id,
+      from_ref: from.ref,
+      to_ref: to.ref,
+      from_code: plan.code.from,
+      to_code: plan.code.to,
+    };
+    const timeout = o.registerTimeoutMs ?? 20_000;
+    const moveAll = async (r: Release, label: string) => {
+      const specs = r.agent_specs ?? [];
+      o.progress.step(label, 'running', `starting ${specs.length} agents of ${r.id}`);
+      for (const id of from.agents.filter((a) => !r.agents.includes(a)))
+        await sup.stop(`deploy-agent-${id}`, 5_000);
+      for (const spec of specs) await moveAgent(sup, spec);
+      const missing = await waitRegistered(sup, r.agents, instanceUrls(r), timeout, ctx);
+      o.progress.step(
+        label,
+        missing.length ? 'fail' : 'ok',
+        missing.length
+          ? `not registered: ${missing.join(', ')}`
+          : `${r.agents.length} agents of ${r.ref} registered`,
+      );
+      return missing;
+    };
+    // The target's code under its signaling instances, one at a time, each healthy before the next.
+    const roll = async (r: Release) => {
+      const rep = await rollSignaling(
+        o.state,
+        signalingNames(r.processes),
+        releaseBin(r),
+        `restarted on ${r.ref} (${r.id}) by rollback`,
+        o.progress,
+        ctx,
+      );
+      const bad = rep.instances.find((i) => i.outcome === 'failed');
+      return bad ? [`${bad.name} (signaling: ${bad.detail.split('\n')[0]})`] : [];
+    };
+    try {
+      ev.log('rollback_started', { deployment_id: to.deployment_id, metadata: meta });
+      let missing = await roll(to);
+      if (!missing.length) {
+        journal.step('signaling_rolled');
+        missing = await moveAll(to, `rollback to ${to.ref}`);
+      }
+      if (missing.length) {
+        await roll(from);
+        const back = await moveAll(from, `restore ${from.ref}`);
+        ev.log('rollback_failed', {
+          deployment_id: to.deployment_id,
+          metadata: { ...meta, not_registered: missing, restored: back.length === 0 },
+        });
+        throw new CheckFailedError(
+          `rollback to ${to.id} failed its health check (${missing.join(', ')} not registered within ${timeout / 1000} s); ${back.length ? `restoring ${from.id} left ${back.join(', ')} unregistered` : `${from.id} restored and running`}`,
+          `see the agents' logs: ifmesh logs deploy-agent-${missing[0]}`,
+          'rollback_failed',
+        );
+      }
+      journal.step('agents_moved');
+      await setCurrentRelease(o.state, to.id);
+      journal.step('current_set');
+      await setReleaseOutcome(o.state, from.id, 'rolled_back');
+      await setReleaseOutcome(o.state, to.id, 'restored');
+      ev.log('deployment_rollback', { deployment_id: from.deployment_id, metadata: meta });
+      return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const };
+    } finally {
+      await ev.close();
+    }
+  }
 }

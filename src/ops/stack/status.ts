@@ -1,11 +1,16 @@
+import { readdirSync } from 'node:fs';
 import { httpRequest } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
+import { isAlive } from '../../exec/pid.js';
+import { lockHolder } from '../../state/lock.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import { type InterruptedRun, interruptedRuns } from '../procedure.js';
+import { readCanary, runnerAlive } from '../rollout/canary-state.js';
 import type { OpContext } from '../shared.js';
 import { type SignalingMode, signalingMode } from './signaling-topology.js';
 
@@ -50,7 +55,49 @@ export interface StatusReport {
   mesh: { agents: number; connected: number } | null;
   /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
   signaling_mode: SignalingMode | null;
+  /**
+   * Procedures killed before they finished (src/ops/procedure.ts), and a canary whose runner died:
+   * what they reached and what converges. Any makes the fleet unhealthy until run again.
+   */
+  interrupted: InterruptedRun[];
+  /** Locks whose holder died (not an incident's hold): the next taker takes them over. */
+  stale_locks: { lock: string; pid: number; purpose: string; since: string }[];
   healthy: boolean;
+}
+
+/** Journals of interrupted procedures, and the canary when its runner died midway. */
+async function interruptedOf(state: StateDir): Promise<InterruptedRun[]> {
+  const runs = interruptedRuns(state);
+  const c = await readCanary(state);
+  if (c?.status === 'progressing' && !(await runnerAlive(state, c)))
+    runs.push({
+      procedure: 'canary',
+      summary: `canary ${c.plan.canary_id}`,
+      step: c.step.kind,
+      pid: c.pid,
+      started_at: c.started_at,
+      updated_at: c.updated_at,
+      hint: `canary ${c.plan.canary_id}'s runner (pid ${c.pid}) died at step ${c.step.kind}: \`ifmesh canary resume\` goes on, \`ifmesh canary abort\` restores ${c.plan.stable.id}`,
+    });
+  return runs;
+}
+
+/** Lock files whose holder is gone (persistent ones are an incident's, alive by design). */
+async function staleLocks(state: StateDir): Promise<StatusReport['stale_locks']> {
+  let names: string[];
+  try {
+    names = readdirSync(state.root).filter((f) => f.endsWith('.lock'));
+  } catch {
+    return [];
+  }
+  const out: StatusReport['stale_locks'] = [];
+  for (const f of names.sort()) {
+    const name = f.slice(0, -'.lock'.length);
+    const h = await lockHolder(state, name).catch(() => undefined);
+    if (h && !h.persistent && !isAlive(h.pid))
+      out.push({ lock: state.lock(name), pid: h.pid, purpose: h.purpose, since: h.since });
+  }
+  return out;
 }
 
 /** Every process recorded in the state directory (what `up` and `deploy` started alike) and the mesh. */
@@ -60,15 +107,19 @@ export async function status(
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
   const procs = listProcesses(state);
+  const interrupted = await interruptedOf(state);
+  const stale_locks = await staleLocks(state);
   if (procs.length === 0)
     return {
       state_dir: state.root,
-      exists: false,
+      exists: interrupted.length > 0,
       running: false,
       components: [],
       endpoints: null,
       mesh: null,
       signaling_mode: null,
+      interrupted,
+      stale_locks,
       healthy: false,
     };
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'status' });
@@ -138,6 +189,8 @@ export async function status(
       : null,
     mesh,
     signaling_mode: mode,
-    healthy: components.length > 0 && components.every((c) => c.healthy),
+    interrupted,
+    stale_locks,
+    healthy: components.length > 0 && components.every((c) => c.healthy) && interrupted.length === 0,
   };
 }
