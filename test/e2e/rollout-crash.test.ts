@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
+import { PAUSE_ENV } from '../../src/ops/procedure.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
@@ -29,8 +30,8 @@ import {
 } from './rollout-fixture.js';
 
 /**
- * Starts `ifmesh canary` with IFMESH_CANARY_PAUSE_AT=`point` (the runner stops itself right after
- * its state records that point), SIGKILLs it there, and returns the state it left.
+ * Starts `ifmesh canary` with IFMESH_PAUSE_AT=canary:`point` (src/ops/procedure.ts: the runner stops
+ * itself right after its state records that point), SIGKILLs it there, and returns the state it left.
  */
 async function killRunnerAt(state: string, point: PausePoint, marker: string) {
   const child = spawn(
@@ -49,7 +50,7 @@ async function killRunnerAt(state: string, point: PausePoint, marker: string) {
     ],
     {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, IFMESH_CANARY_PAUSE_AT: point },
+      env: { PATH: process.env.PATH ?? '', ...testTmp(), ...env, [PAUSE_ENV]: `canary:${point}` },
       stdio: 'ignore',
     },
   );
@@ -119,6 +120,16 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
                 status: 'runner_died',
                 hint: expect.stringContaining('ifmesh canary resume'),
               });
+              // `ifmesh status` names it too, unhealthy until it is resumed or aborted.
+              const fleet = await cli(['status', '--json'], state);
+              expect(fleet.code).toBe(1);
+              expect(JSON.parse(fleet.stdout).interrupted).toMatchObject([
+                {
+                  procedure: 'canary',
+                  step: expectedStep[point],
+                  hint: expect.stringContaining('canary resume'),
+                },
+              ]);
               // A new canary is refused until this one is finished.
               const refused = await cli(['canary', ...RTT_BUDGET], state);
               expect(refused.code).toBe(2);
