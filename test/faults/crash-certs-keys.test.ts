@@ -148,7 +148,7 @@ describe('rotate-keys, kill -9 at each step boundary', () => {
             await expectConverged({ state, cwd: dir, env: tenv, procedure: 'rotate-keys' });
             return {
               observed: 'interrupted rotation named; run again, every agent rotated',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),
@@ -184,7 +184,7 @@ describe('maintenance daily, kill -9 at each step boundary', () => {
             await expectConverged({ state, cwd: dir, env: tenv, procedure: 'maintenance-daily' });
             return {
               observed: 'interrupted run named; the next one took the lock over, report written',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),
@@ -234,7 +234,7 @@ describe('certs rotate, kill -9 at each step boundary', () => {
             await expectConverged({ state, cwd: dir, env: tenv, procedure: 'certs-rotate' });
             return {
               observed: 'interrupted rotation named; run again, one matching pair served everywhere',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),
@@ -283,7 +283,7 @@ describe('failover cert (scenario D), kill -9 at each step boundary', () => {
             await expectConverged({ state, cwd: dir, env: tenv, procedure: 'failover-cert' });
             return {
               observed: 'interrupted failover named; run again, one matching pair served everywhere',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),

@@ -67,7 +67,7 @@ describe('a first deploy, kill -9 after agents_started', () => {
           await expectConverged({ state, cwd: dir, env, procedure: 'deploy' });
           return {
             observed: 'all recorded, interrupted deploy named; deploy again converged',
-            figure: outOf(1, 1),
+            figure: `converged ${outOf(1, 1)}`,
           };
         },
       ),
