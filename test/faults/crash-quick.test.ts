@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROCEDURE_STEPS } from '../../src/ops/procedure.js';
 import { listProcesses } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { AGENTS, cli, current, dir, env, registered, release } from '../e2e/rollout-fixture.js';
+import { AGENTS, current, dir, env, registered, release } from '../e2e/rollout-fixture.js';
 import { spawnCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
@@ -48,13 +48,16 @@ describe('a first deploy, kill -9 after agents_started', () => {
             state,
           ];
           const k = await killAt({ argv, cwd: dir, env, state, procedure: 'deploy', step });
-          await expectInterrupted(k, { state, cwd: dir, env, procedure: 'deploy', step });
+          const { hint } = await expectInterrupted(k, { state, cwd: dir, env, procedure: 'deploy', step });
           // Started and recorded, not yet a release: a half-made fleet that says so.
           const names = listProcesses(openStateDir(state)).map((p) => p.name);
           for (const id of AGENTS) expect(names).toContain(`deploy-agent-${id}`);
           expect(() => current(state)).toThrow();
 
-          const again = await cli(argv, state);
+          // The command the hint names is the one that converges: run as written.
+          const rerun = /run `ifmesh ([^`]+)` again/.exec(hint)?.[1]?.split(' ');
+          expect(rerun, hint).toEqual(expect.arrayContaining(['--label', 'v1', '--state-dir', state]));
+          const again = await spawnCli(rerun!, { cwd: dir, env, timeoutMs: 90_000 });
           expect(again.code, again.stderr).toBe(0);
           expect(release(state, current(state)).ref).toBe('v1');
           await waitFor(
