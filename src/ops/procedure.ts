@@ -281,6 +281,25 @@ function readProcedureSafe(state: StateDir, name: ProcedureName): ProcedureRecor
   }
 }
 
+/**
+ * Another command finished what an interrupted run of `name` left (maintenance daily --renew
+ * installing a staged certificate and restarting the instances a killed `certs rotate` left on the
+ * old one): its journal is closed as completed by `by`, so `status` no longer calls it interrupted.
+ */
+export function settleInterrupted(state: StateDir, name: ProcedureName, by: string, clock: Clock): boolean {
+  const r = interruptedRun(state, name);
+  if (!r) return false;
+  const at = new Date(clock.now()).toISOString();
+  writeStateJson(state.procedureFile(name), {
+    ...r,
+    status: 'completed',
+    finished_at: at,
+    updated_at: at,
+    completed_by: by,
+  });
+  return true;
+}
+
 /** Runs `fn` as one journaled run of `procedure`: finished as completed or failed however `fn` ends. */
 export async function withProcedure<P extends ProcedureName, T>(
   state: StateDir,
