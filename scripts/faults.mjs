@@ -3,7 +3,7 @@
 // expected, observed, figure — and writes it into README.md's "Reliability" block.
 // Exit 0 when every scenario passed and every figure met its expectation, 1 otherwise, 2 on bad usage.
 //
-//   npm run faults                  the whole matrix (about 10 minutes on 2 cores)
+//   npm run faults                  the whole matrix (about 20 minutes on 2 cores)
 //   npm run faults -- witness       only the scenario files whose path contains "witness"
 //   npm run faults -- --no-readme   print the table, leave README.md alone
 //   npm run faults -- --json        one JSON document on stdout instead of the table

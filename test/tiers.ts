@@ -5,6 +5,13 @@
 export const FULL_ONLY = [
   // The canary runner SIGKILLed at each of its four boundaries, resumed and aborted (~2 min).
   'test/e2e/rollout-crash.test.ts',
+  // kill -9 at every step boundary of deploy and rollback (~2 min), of every failover scenario on a
+  // standby fleet (~2.5 min), of rotate-keys, maintenance daily, certs rotate and failover cert on a
+  // TLS fleet (~5 min); the quick tier keeps one first deploy killed midway
+  // (test/faults/crash-quick.test.ts).
+  'test/faults/crash-deploy.test.ts',
+  'test/faults/crash-failover.test.ts',
+  'test/faults/crash-certs-keys.test.ts',
   // Three packed builds of the project installed, a faulty one canaried and rolled back, a good one
   // promoted and rolled back across builds (~3 min); the quick tier keeps release.test.ts.
   'test/e2e/release-canary.test.ts',

@@ -98,6 +98,8 @@ export interface ProcedureRecord {
   summary: string;
   /** The command that converges after this run was interrupted. */
   rerun: string;
+  /** What the command alone does not say ("with the configuration it was given"). */
+  rerun_note?: string;
   started_at: string;
   updated_at: string;
   /** The last boundary reached (null: started, none yet). */
@@ -159,7 +161,7 @@ const describe = (r: ProcedureRecord): InterruptedRun => ({
   pid: r.pid,
   started_at: r.started_at,
   updated_at: r.updated_at,
-  hint: `${r.summary} was interrupted ${r.step ? `after step ${r.step}` : 'before its first step'} (pid ${r.pid} is gone): run \`${r.rerun}\` again`,
+  hint: `${r.summary} was interrupted ${r.step ? `after step ${r.step}` : 'before its first step'} (pid ${r.pid} is gone): run \`${r.rerun}\` again${r.rerun_note ? `, ${r.rerun_note}` : ''}`,
 });
 
 /** Every procedure of `state` whose last run was interrupted; a journal that does not parse throws. */
@@ -184,6 +186,11 @@ export interface JournalCtx {
   env?: Record<string, string | undefined> | undefined;
 }
 
+/** What a run says of itself when it starts. */
+export type JournalStart = Pick<ProcedureRecord, 'summary' | 'rerun' | 'rerun_note'> & {
+  data?: Record<string, unknown>;
+};
+
 /** One run's journal: written at its start, at each boundary, and when it ends. */
 export class ProcedureJournal<P extends ProcedureName> {
   private constructor(
@@ -201,7 +208,7 @@ export class ProcedureJournal<P extends ProcedureName> {
   static begin<P extends ProcedureName>(
     state: StateDir,
     procedure: P,
-    o: { summary: string; rerun: string; data?: Record<string, unknown> },
+    o: JournalStart,
     ctx: JournalCtx,
   ): ProcedureJournal<P> {
     const previous = interruptedRun(state, procedure);
@@ -213,6 +220,7 @@ export class ProcedureJournal<P extends ProcedureName> {
       pid_start: startTicks(process.pid),
       summary: o.summary,
       rerun: o.rerun,
+      ...(o.rerun_note ? { rerun_note: o.rerun_note } : {}),
       started_at: now,
       updated_at: now,
       step: null,
@@ -273,11 +281,30 @@ function readProcedureSafe(state: StateDir, name: ProcedureName): ProcedureRecor
   }
 }
 
+/**
+ * Another command finished what an interrupted run of `name` left (maintenance daily --renew
+ * installing a staged certificate and restarting the instances a killed `certs rotate` left on the
+ * old one): its journal is closed as completed by `by`, so `status` no longer calls it interrupted.
+ */
+export function settleInterrupted(state: StateDir, name: ProcedureName, by: string, clock: Clock): boolean {
+  const r = interruptedRun(state, name);
+  if (!r) return false;
+  const at = new Date(clock.now()).toISOString();
+  writeStateJson(state.procedureFile(name), {
+    ...r,
+    status: 'completed',
+    finished_at: at,
+    updated_at: at,
+    completed_by: by,
+  });
+  return true;
+}
+
 /** Runs `fn` as one journaled run of `procedure`: finished as completed or failed however `fn` ends. */
 export async function withProcedure<P extends ProcedureName, T>(
   state: StateDir,
   procedure: P,
-  o: { summary: string; rerun: string; data?: Record<string, unknown> },
+  o: JournalStart,
   ctx: JournalCtx,
   fn: (journal: ProcedureJournal<P>) => Promise<T>,
 ): Promise<T> {

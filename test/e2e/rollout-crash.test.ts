@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
+import { PAUSE_ENV } from '../../src/ops/procedure.js';
 import { PAUSE_POINTS, type PausePoint } from '../../src/ops/rollout/canary-run.js';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
@@ -95,6 +96,16 @@ describe('ifmesh canary, its runner SIGKILLed at each boundary', () => {
                 status: 'runner_died',
                 hint: expect.stringContaining('ifmesh canary resume'),
               });
+              // `ifmesh status` names it too, unhealthy until it is resumed or aborted.
+              const fleet = await cli(['status', '--json'], state);
+              expect(fleet.code).toBe(1);
+              expect(JSON.parse(fleet.stdout).interrupted).toMatchObject([
+                {
+                  procedure: 'canary',
+                  step: expectedStep[point],
+                  hint: expect.stringContaining('canary resume'),
+                },
+              ]);
               // A new canary is refused until this one is finished.
               const refused = await cli(['canary', ...RTT_BUDGET], state);
               expect(refused.code).toBe(2);

@@ -173,6 +173,22 @@ describe('corrupted state files', () => {
       }
     }));
 
+  it('a truncated procedure journal: status and deploy name it; the deploy lock is released', () =>
+    corrupt('truncated procedure journal', async () => {
+      const state = freshState();
+      const p = openStateDir(state);
+      mkdirSync(p.procedures, { recursive: true });
+      const truncated = '{"procedure":"deploy","run_id":"ab12","pid":12,"step":"agents_st';
+      writeFileSync(p.procedureFile('deploy'), truncated);
+      const fix = /delete it: it only records the last run/;
+      for (const argv of [['status'], ['deploy', '--base-port', '18700']]) {
+        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(r, p.procedureFile('deploy'), fix, state);
+      }
+      expect(readFileSync(p.procedureFile('deploy'), 'utf8')).toBe(truncated);
+      expect(existsSync(p.lock('deploy'))).toBe(false);
+    }));
+
   it('a truncated process record: down names it and says to stop the process by hand; status too', () =>
     corrupt('truncated process record', async () => {
       const state = freshState();

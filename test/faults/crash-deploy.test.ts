@@ -103,7 +103,7 @@ describe('deploy, kill -9 at each step boundary', () => {
             await expectFleetOn(current(state), 'deploy');
             return {
               observed: 'interrupted deploy named; deploy again converged, fleet healthy',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),
@@ -158,7 +158,7 @@ describe('rollback, kill -9 at each step boundary', () => {
             await expectFleetOn(to.id, 'rollback');
             return {
               observed: 'interrupted rollback named; rollback again finished it on the same target',
-              figure: outOf(1, 1),
+              figure: `converged ${outOf(1, 1)}`,
             };
           },
         ),

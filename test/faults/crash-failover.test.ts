@@ -199,7 +199,7 @@ describe('failover, kill -9 at each step boundary of each scenario', () => {
               await expectConverged({ state, cwd: dir, env: fenv, procedure: s.procedure });
               return {
                 observed: 'interrupted failover named; run again, its steps passed and the fleet is healthy',
-                figure: outOf(1, 1),
+                figure: `converged ${outOf(1, 1)}`,
               };
             },
           ),

@@ -148,11 +148,19 @@ export async function expectConverged(o: {
   env: Record<string, string>;
   procedure: string;
 }): Promise<void> {
-  const st = await spawnCli(['status', '--json', '--state-dir', o.state], {
-    cwd: o.cwd,
-    env: o.env,
-    timeoutMs: 30_000,
-  });
+  const status = () =>
+    spawnCli(['status', '--json', '--state-dir', o.state], { cwd: o.cwd, env: o.env, timeoutMs: 30_000 });
+  // A reloaded nginx takes a moment to answer on its new workers: converged is healthy within a bound.
+  let st = await status();
+  await waitFor(
+    async () => {
+      if (st.code === 0) return true;
+      st = await status();
+      return st.code === 0;
+    },
+    'status to say healthy',
+    { timeoutMs: 20_000, intervalMs: 500 },
+  ).catch(() => {});
   const doc = JSON.parse(st.stdout);
   expect(doc.interrupted).toEqual([]);
   expect(doc.healthy, st.stdout).toBe(true);

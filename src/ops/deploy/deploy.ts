@@ -270,7 +270,9 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         'deploy',
         {
           summary: `deploy ${plan.deployment_id} (${plan.release_ref})`,
-          rerun: 'ifmesh deploy (with the same flags)',
+          rerun: rerunCommand(o, plan),
+          // The env file and --set values are the operator's, not known here.
+          rerun_note: 'with the configuration it was given',
         },
         ctx,
         (journal) => apply(journal),
@@ -538,6 +540,21 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       await witness?.close(1_500);
     }
   }
+}
+
+/** The deploy that converges after this one is killed: the same instances, ports, agents, code and label. */
+function rerunCommand(o: DeployOptions, plan: DeployPlan): string {
+  return [
+    'ifmesh deploy',
+    `--instances ${plan.instances.length}`,
+    `--base-port ${o.basePort}`,
+    ...(plan.nginx ? [`--nginx-port ${plan.nginx.listen_port}`] : []),
+    `--agents-dir ${o.agentsDir}`,
+    ...(o.release ? [`--release ${o.release}`] : []),
+    `--label ${plan.release_ref}`,
+    ...(o.systemd ? ['--supervisor systemd'] : o.supervise === false ? ['--supervisor none'] : []),
+    `--state-dir ${o.state.root}`,
+  ].join(' ');
 }
 
 /** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */

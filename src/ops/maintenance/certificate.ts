@@ -5,6 +5,7 @@
 
 import { checkCertificate } from '../certs/check.js';
 import { applyCertRotation, type CertRotationReport, planCertRotation } from '../certs/rotate.js';
+import { settleInterrupted } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { errorText, type MaintenanceTargets } from './common.js';
 
@@ -78,6 +79,39 @@ export async function certificateStep(
       } catch (err) {
         out.needs.push({ text: `certificate ${c.cert}: renewal failed: ${errorText(err)}`, urgent: true });
       }
+    }
+  }
+  // Not due, but a rotation was interrupted (a staged pair, instances still on the previous one):
+  // --renew finishes it, so the nightly run converges what a killed `certs rotate` left.
+  else if (o.renew && o.key && !o.dryRun) {
+    try {
+      const plan = await planCertRotation(
+        {
+          cert: o.cert,
+          key: o.key,
+          selfSignedDev: false,
+          state: o.state,
+          days: 30,
+          thresholdDays: o.warnDays,
+        },
+        ctx,
+      );
+      if (!plan.due && (plan.finish_install || plan.restart.length)) {
+        out.renewal = await applyCertRotation(plan, { state: o.state }, ctx);
+        if (plan.finish_install) c = await check();
+        if (out.renewal.ok)
+          settleInterrupted(o.state, 'certs-rotate', 'maintenance daily --renew', ctx.clock);
+        for (const p of out.renewal.problems)
+          out.needs.push({
+            text: `certificate ${c.cert}: finishing an interrupted rotation: ${p}`,
+            urgent: true,
+          });
+      }
+    } catch (err) {
+      out.needs.push({
+        text: `certificate ${c.cert}: finishing an interrupted rotation failed: ${errorText(err)}`,
+        urgent: true,
+      });
     }
   }
   for (const problem of c.problems)
