@@ -39,10 +39,18 @@ describe('incident show --watch', () => {
     expect(declared.code, declared.stderr).toBe(0);
     const id = JSON.parse(declared.stdout).id as string;
 
-    const t = terminal(['incident', 'show', id, '--watch', ...flags], { cwd: dir, env, rows: 30 });
-    cleanups.push(() => t.kill());
     const piped = cli('incident', 'show', id, '--watch');
     const ndjson = cli('incident', 'show', id, '--watch', '--json');
+    const t = terminal(['incident', 'show', id, '--watch', ...flags], { cwd: dir, env, rows: 30 });
+    cleanups.push(() => t.kill());
+    // A second person watching stops with Ctrl-C: the view stays as it stood, exit 130.
+    const stopped = terminal(['incident', 'show', id, '--watch', ...flags], { cwd: dir, env, rows: 30 });
+    cleanups.push(() => stopped.kill());
+    await stopped.until((s) => s.includes('looked at'), 'the second live view');
+    stopped.keys('C-c');
+    expect(await stopped.exitCode()).toBe(130);
+    expect(stopped.screen()).toMatch(/stopped watching at \d\d:\d\d:\d\d$/m);
+    expect(stopped.screen()).toContain(`P1 INCIDENT ${id}`);
     const view = await t.until(
       (s) => s.includes('looked at') && s.includes('On-Call Engineer'),
       'the live view of the open incident',
@@ -68,9 +76,11 @@ describe('incident show --watch', () => {
     const lines = (r: RunResult) => r.stdout.trimEnd().split('\n');
     const p = await piped;
     expect(p.code, p.stderr).toBe(0);
-    // Declared (paged, the team told), acknowledged, resolved: a line each.
+    // Open (as declared, or already acknowledged if the ack came before its first look), acknowledged, resolved.
     expect(lines(p)[0]).toMatch(
-      new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${id} open level 1; \\d+ steps, 2 notices; next: `),
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${id} open level 1(, acknowledged L1)?; \\d+ steps, \\d+ notices; next: `,
+      ),
     );
     expect(lines(p).some((l) => l.includes(`${id} open level 1, acknowledged L1;`))).toBe(true);
     expect(lines(p).at(-1)).toMatch(
