@@ -106,6 +106,15 @@ export function intFlag(value: string, flag: string, min: number, max = Number.M
   return n;
 }
 
+const UNIT_NAMES: Record<DurationUnit, string> = {
+  ms: 'milliseconds',
+  s: 'seconds',
+  m: 'minutes',
+  h: 'hours',
+  d: 'days',
+  w: 'weeks',
+};
+
 /** Node's longest timer: a wait above it would fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -127,7 +136,7 @@ export function durationFlag(
   if (ms === undefined)
     throw new UsageError(
       `${flag} ${value} is not a duration`,
-      `use a number with a unit, e.g. ${flag} 500ms, 30s, 5m or 1h${bare ? ` (a bare number is in ${bare === 'ms' ? 'milliseconds' : bare})` : ''}`,
+      `use a number with a unit, e.g. ${flag} 500ms, 30s, 5m or 1h${bare ? ` (a bare number is in ${UNIT_NAMES[bare]})` : ''}`,
     );
   if (ms < min || ms > max)
     throw new UsageError(
