@@ -22,8 +22,7 @@ export interface LoadFlags extends ConfigFlags {
   json?: boolean;
 }
 
-const ms = (v: number | null) => (v === null ? '-' : formatMs(v));
-const rtt = (p: Percentiles) => `p50 ${ms(p.p50)}, p95 ${ms(p.p95)}, p99 ${ms(p.p99)}`;
+const rtt = (p: Percentiles) => `p50 ${formatMs(p.p50)}, p95 ${formatMs(p.p95)}, p99 ${formatMs(p.p99)}`;
 const pct = (d: number, s: number) => (s ? `${(Math.floor((d / s) * 10_000) / 100).toFixed(2)} %` : '-');
 
 /** `ifmesh load` for people: the verdict, the totals, then the pairs (the worst first, at most 10). */

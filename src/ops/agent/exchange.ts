@@ -8,6 +8,7 @@ import { formatMs, formatPercent } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
+import { percentiles } from './load.js';
 
 export interface ExchangeOptions {
   signalingUrls: string[];
@@ -47,11 +48,6 @@ export interface ExchangeReport {
 
 /** The runbook's targets: delivery ≥ 99.9 %, delivery p95 < 100 ms, no signature failure. */
 export const EXCHANGE_THRESHOLDS = { delivery_ratio: 0.999, rtt_p95_ms: 100, signature_failures: 0 };
-
-function pct(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /**
  * The runbook's test-message-exchange.js: temporary agents (in a mesh of their own, so production
@@ -118,7 +114,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
       }),
     );
     const elapsed = (performance.now() - t1) / 1000;
-    rtts.sort((x, y) => x - y);
+    const rtt = percentiles(rtts);
     const sigFailures = agents.reduce((n, a) => n + a.counters.signature_failures, 0);
     const report: ExchangeReport = {
       ok: false,
@@ -127,7 +123,7 @@ export async function messageExchange(o: ExchangeOptions): Promise<ExchangeRepor
       pings_sent: sent,
       pongs_received: rtts.length,
       delivery_ratio: sent ? rtts.length / sent : 0,
-      rtt_ms: { p50: pct(rtts, 50), p95: pct(rtts, 95), max: rtts.length ? rtts[rtts.length - 1]! : null },
+      rtt_ms: { p50: rtt.p50, p95: rtt.p95, max: rtt.max },
       signature_failures: sigFailures,
       messages_per_second: elapsed > 0 ? (rtts.length * 2) / elapsed : 0,
       mesh_formed_ms: Math.round(formed),
