@@ -1,7 +1,7 @@
 // nginx (Debian's `nginx`) in front of signaling instances: least_conn, passive health checks,
 // WebSocket upgrade, long read timeouts for idle agent sockets. Runs with its own prefix in the
 // state dir, so it never touches the system's nginx.
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { CheckFailedError, UnreachableError } from '../errors.js';
 import { writeFileWhole, writeStateJson } from '../state/json-file.js';
