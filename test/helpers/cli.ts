@@ -64,7 +64,14 @@ export function testTmp(): Record<string, string> {
 /** Runs the built binary as a user would (global setup builds dist/ first). */
 export function spawnCli(
   argv: string[],
-  opts: { cwd?: string; env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+  opts: {
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin?: string;
+    timeoutMs?: number;
+    /** Called with all of stdout so far, each time more arrives (for tests that act on a running command). */
+    onStdout?: (soFar: string) => void;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = execFile(
@@ -81,6 +88,13 @@ export function spawnCli(
       },
     );
     trackPid(child.pid);
+    if (opts.onStdout) {
+      let soFar = '';
+      child.stdout?.on('data', (chunk: Buffer | string) => {
+        soFar += chunk.toString();
+        opts.onStdout?.(soFar);
+      });
+    }
     child.stdin?.end(opts.stdin ?? '');
   });
 }

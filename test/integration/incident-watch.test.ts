@@ -8,6 +8,7 @@ import { type RunResult, spawnCli, tempDir } from '../helpers/cli.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { freePort, type Service, startSignalingProcess } from '../helpers/processes.js';
 import { terminal } from '../helpers/tmux.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -35,12 +36,24 @@ describe('incident show --watch', () => {
       `http://127.0.0.1:${await freePort()}`,
     ];
     const cli = (...argv: string[]) => spawnCli([...argv, ...flags], { cwd: dir, env, timeoutMs: 60_000 });
+    // What the two piped watchers have printed so far: the test resolves only once each has seen
+    // the ack, so a slow machine cannot fold ack and resolve into one look.
+    const seen = { piped: '', ndjson: '' };
+    const watch = (key: keyof typeof seen, ...argv: string[]) =>
+      spawnCli([...argv, ...flags], {
+        cwd: dir,
+        env,
+        timeoutMs: 60_000,
+        onStdout: (s) => {
+          seen[key] = s;
+        },
+      });
     const declared = await cli('incident', 'p1', '--json');
     expect(declared.code, declared.stderr).toBe(0);
     const id = JSON.parse(declared.stdout).id as string;
 
-    const piped = cli('incident', 'show', id, '--watch');
-    const ndjson = cli('incident', 'show', id, '--watch', '--json');
+    const piped = watch('piped', 'incident', 'show', id, '--watch');
+    const ndjson = watch('ndjson', 'incident', 'show', id, '--watch', '--json');
     const t = terminal(['incident', 'show', id, '--watch', ...flags], { cwd: dir, env, rows: 30 });
     cleanups.push(() => t.kill());
     // A second person watching stops with Ctrl-C: the view stays as it stood, exit 130.
@@ -64,6 +77,11 @@ describe('incident show --watch', () => {
     const ackView = await t.until((s) => /L1 On-Call Engineer .*: acknowledged/.test(s), 'the ack, redrawn');
     // Replaced in place: one incident head on the screen, not a copy per look.
     expect(ackView.match(new RegExp(`INCIDENT ${id}`, 'g'))).toHaveLength(1);
+    await waitFor(
+      () => seen.piped.includes('acknowledged L1;') && seen.ndjson.includes('"status":"acknowledged"'),
+      'both piped watchers to show the ack',
+      { timeoutMs: 30_000 },
+    );
 
     const resolved = await cli('incident', 'resolve', id);
     expect(resolved.code, resolved.stderr).toBe(0);
