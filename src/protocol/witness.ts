@@ -37,6 +37,13 @@ export interface NormalizedEvent {
   idempotencyKey: string | undefined;
 }
 
+// A batch's events share one arrival time: its ISO form is made once, not once per event.
+let lastIso = { ms: Number.NaN, iso: '' };
+function isoTime(ms: number): string {
+  if (lastIso.ms !== ms) lastIso = { ms, iso: new Date(ms).toISOString() };
+  return lastIso.iso;
+}
+
 /** Checks one submitted event; `where` names it in errors (e.g. "events[3]"). */
 export function normalizeEvent(value: unknown, nowMs: number, where: string): NormalizedEvent {
   if (!value || typeof value !== 'object' || Array.isArray(value))
@@ -48,7 +55,7 @@ export function normalizeEvent(value: unknown, nowMs: number, where: string): No
   if ('id' in doc) throw new EventInvalidError(`${where}.id: assigned by the witness; remove it`);
   let tsMs = nowMs;
   if (doc.timestamp === undefined) {
-    doc.timestamp = new Date(nowMs).toISOString();
+    doc.timestamp = isoTime(nowMs);
   } else if (
     typeof doc.timestamp !== 'string' ||
     !ISO.test(doc.timestamp) ||

@@ -12,12 +12,13 @@ import {
   consistencyProof,
   type Hash,
   inclusionProof,
-  leafHash,
+  leafHashOfText,
   type NodeSource,
   nodeHash,
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
+import { bodyWithId, itemContentHash } from './event-body.js';
 import {
   checkout,
   conditionSql,
@@ -393,8 +394,9 @@ function appendOne(
     const k = item.idempotencyKey;
     if (k === undefined) continue;
     const hash = known.get(k)?.hash ?? inBatch.get(k);
-    if (hash !== undefined && hash !== item.contentHash) return { status: 'conflict', index: i, key: k };
-    inBatch.set(k, item.contentHash);
+    const mine = itemContentHash(item);
+    if (hash !== undefined && hash !== mine) return { status: 'conflict', index: i, key: k };
+    inBatch.set(k, mine);
   }
   const ids: number[] = [];
   let created = 0;
@@ -406,14 +408,15 @@ function appendOne(
       continue;
     }
     const id = range.size + 1;
-    const body = canonicalize({ ...item.doc, id });
-    const leaf = leafHash(Buffer.from(body));
+    const body = item.canonical ? bodyWithId(item.canonical, id) : canonicalize({ ...item.doc, id });
+    const leaf = leafHashOfText(body);
+    const hash = k === undefined ? (item.contentHash ?? null) : itemContentHash(item);
     const values = [
       id,
       item.tsMs,
       body,
       k ?? null,
-      item.contentHash,
+      hash,
       ...INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null)),
     ];
     for (const [col, v] of values.entries()) rows[col]!.push(v);
@@ -425,7 +428,7 @@ function appendOne(
       nodes[1].push(n.index);
       nodes[2].push(n.hash);
     }
-    if (k !== undefined) known.set(k, { id, hash: item.contentHash });
+    if (k !== undefined) known.set(k, { id, hash: hash! });
     ids.push(id);
     created += 1;
   }

@@ -16,6 +16,7 @@ import {
   sendError,
   sendJson,
 } from '../http/util.js';
+import { bodyWithoutId, canonicalEvent, contentHash as eventHash } from './event-body.js';
 import { encodeCursor, parseQuery, QueryError } from './query.js';
 import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
 
@@ -242,8 +243,15 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     const items: AppendItem[] = list.map((value, i) => {
       try {
         const n = normalizeEvent(value, t, Array.isArray(body) ? `[${i}]` : 'event');
-        const contentHash = createHash('sha256').update(canonicalize(value)).digest('base64url');
-        return { doc: n.doc, tsMs: n.tsMs, idempotencyKey: n.idempotencyKey, contentHash };
+        // Serialised (and so checked) here, outside the store's transaction, once: the store only
+        // places the id. Only an event with an idempotency key needs the hash of what was sent.
+        const canonical = canonicalEvent(n.doc);
+        const stamped = (value as Record<string, unknown>).timestamp === undefined;
+        const contentHash =
+          n.idempotencyKey === undefined
+            ? undefined
+            : eventHash(stamped ? canonicalize(value) : bodyWithoutId(canonical));
+        return { doc: n.doc, tsMs: n.tsMs, idempotencyKey: n.idempotencyKey, contentHash, canonical };
       } catch (err) {
         if (err instanceof EventInvalidError) throw new HttpError(400, 'invalid_event', err.message);
         throw new HttpError(400, 'invalid_event', `event ${i}: ${(err as Error).message}`);

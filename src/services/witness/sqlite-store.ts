@@ -6,11 +6,12 @@ import {
   consistencyProof,
   type Hash,
   inclusionProof,
-  leafHash,
+  leafHashOfText,
   type NodeSource,
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
+import { bodyWithId, itemContentHash } from './event-body.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
 import {
   type AppendItem,
@@ -210,10 +211,11 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       const row = this.s.byKey!.get(item.idempotencyKey) as { id: number; content_hash: string } | undefined;
       const earlier = seenInBatch.get(item.idempotencyKey);
       const hash = row?.content_hash ?? earlier?.hash;
-      if (hash !== undefined && hash !== item.contentHash)
+      const mine = itemContentHash(item);
+      if (hash !== undefined && hash !== mine)
         return { status: 'conflict', index: i, key: item.idempotencyKey };
       existing.push(row?.id ?? (earlier ? -1 - earlier.index : undefined));
-      if (!row && !earlier) seenInBatch.set(item.idempotencyKey, { index: i, hash: item.contentHash });
+      if (!row && !earlier) seenInBatch.set(item.idempotencyKey, { index: i, hash: mine });
     }
     const ids: number[] = [];
     let created = 0;
@@ -224,10 +226,12 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         continue;
       }
       const id = this.range.size + 1;
-      const body = canonicalize({ ...item.doc, id });
-      const leaf = leafHash(Buffer.from(body));
+      const body = item.canonical ? bodyWithId(item.canonical, id) : canonicalize({ ...item.doc, id });
+      const leaf = leafHashOfText(body);
       const indexed = INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null));
-      this.s.insert!.run(id, item.tsMs, body, item.idempotencyKey ?? null, item.contentHash, ...indexed);
+      const k = item.idempotencyKey;
+      const hash = k === undefined ? (item.contentHash ?? null) : itemContentHash(item);
+      this.s.insert!.run(id, item.tsMs, body, k ?? null, hash, ...indexed);
       this.s.insertNode!.run(0, id - 1, leaf);
       for (const n of this.range.append(leaf)) this.s.insertNode!.run(n.level, n.index, n.hash);
       ids.push(id);

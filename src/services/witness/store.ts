@@ -1,4 +1,5 @@
 import type { Hash } from '../../crypto/merkle.js';
+import type { CanonicalEvent } from './event-body.js';
 import type { Cursor, ParsedQuery } from './query.js';
 
 /** One event to append. The store assigns `id` (the log sequence number, from 1). */
@@ -6,8 +7,13 @@ export interface AppendItem {
   doc: Record<string, unknown>;
   tsMs: number;
   idempotencyKey: string | undefined;
-  /** Hash of the event as submitted, to tell a retry from a different event under the same key. */
-  contentHash: string;
+  /**
+   * Hash of the event as submitted, to tell a retry from a different event under the same key;
+   * needed only with an idempotency key (the server computes it for those alone).
+   */
+  contentHash?: string | undefined;
+  /** `doc` already serialised (by the server, which checked it could be); else the store does it. */
+  canonical?: CanonicalEvent | undefined;
 }
 
 export type AppendResult =
