@@ -67,7 +67,7 @@ const QUERY_TIMEOUT_CODE = '57014';
 // Regexes are evaluated here with re2js (RE2 semantics: linear time, no catastrophic backtracking),
 // over pages of candidate rows, in slices of SLICE_MS between turns of the event loop, as on SQLite.
 const REGEX_PAGE = 500;
-const SLICE_MS = 5;
+const SLICE_MS = 2;
 
 interface Pending {
   items: AppendItem[];

@@ -54,7 +54,9 @@ interface Pending {
 // while the scan visits rows in (ts_ms, id) order, which the ORDER BY and the (…, ts_ms) indexes
 // give; if a plan ever visits rows out of order, slicing is switched off for that query and only
 // its overall deadline applies. performance.now() costs tens of nanoseconds: fine per row.
-const SLICE_MS = 5;
+// Appends go first: a slice does not start while an append waits for its transaction, so a write
+// arriving during a storm of expensive queries waits for at most the one slice already running.
+const SLICE_MS = 2;
 
 class SliceExpired extends Error {}
 
@@ -117,7 +119,8 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     this.db.exec(SCHEMA);
     this.db.function('ifw_regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
-      return this.regex(pattern).matcher(value).find() ? 1 : 0;
+      // test() searches as matcher().find() does, on re2js's DFA: ten times faster on long values.
+      return this.regex(pattern).test(value) ? 1 : 0;
     });
     this.db.function('ifw_tick', { deterministic: false }, (ts: unknown, id: unknown) => {
       tick(ts, id);
@@ -283,8 +286,11 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         scan.deadline = Number.POSITIVE_INFINITY;
         scan.sliceEnd = Number.POSITIVE_INFINITY;
       }
-      await new Promise((r) => setImmediate(r));
-      if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
+      // Other work's turn; pending appends first (bounded by the deadline).
+      do {
+        await new Promise((r) => setImmediate(r));
+        if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
+      } while (this.flushScheduled);
     }
     const more = rows.length > q.limit;
     const page = more ? rows.slice(0, q.limit) : rows;
