@@ -3,6 +3,7 @@
 // query_timeout at the query deadline) and /health keeps answering meanwhile.
 
 import path from 'node:path';
+import { RE2JS } from 're2js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
 import { postgresForThisFile } from '../helpers/postgres.js';
@@ -47,6 +48,132 @@ describe('regex queries on PostgreSQL, prefiltered in SQL', () => {
     expect(await found({ event: { regex: '^prefilter_ev.n$' } })).toEqual(
       ['50%_off', '5000_off', 'say "hi"', 'xay'].sort(),
     );
+  });
+});
+
+describe('the SQL prefilter never drops a match', () => {
+  // Notes mixing case, the non-ASCII members of k's and s's RE2 case orbits, LIKE wildcards, JSON
+  // escapes and escapes of the regex syntax; each pattern's answer through PostgreSQL (prefiltered)
+  // must be exactly re2js over every note (unfiltered).
+  const fixed = [
+    'error',
+    'Error',
+    'ERROR',
+    'eRRoR',
+    'errr',
+    'terror!',
+    'warning',
+    'Kelvin',
+    '\u212Aelvin',
+    'kelvin',
+    'status',
+    'STATUS',
+    '\u017Ftatus',
+    'disk_full',
+    'DISK_FULL',
+    'a.b',
+    'axb',
+    'A%B',
+    '50%_off',
+    'x(y)z',
+    'say "hi"',
+    'back\\slash',
+    'Adef',
+    '41def',
+    'tab\there',
+    'ab|cd',
+    'abcd',
+    'cd',
+    'xyz',
+    'XyZ',
+    '',
+  ];
+  const alphabet = [
+    'a',
+    'b',
+    'A',
+    'e',
+    'E',
+    'r',
+    'R',
+    'o',
+    'k',
+    'K',
+    '\u212A',
+    's',
+    'S',
+    '\u017F',
+    '.',
+    '%',
+    '_',
+    '"',
+  ];
+  let seed = 11;
+  const rand = (n: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed % n;
+  };
+  const generated = Array.from({ length: 300 }, () =>
+    Array.from({ length: 1 + rand(10) }, () => alphabet[rand(alphabet.length)]!).join(''),
+  );
+  const notes = [...fixed, ...generated];
+  const patterns = [
+    '(?i)error',
+    '(?i)ERROR',
+    'error',
+    'err(or)?',
+    'E?rror',
+    '[Ee]rror',
+    '(?i:err)or',
+    'er{2}or',
+    'e(?:r|R){2}o',
+    '(?U)er+?o',
+    '(?s).*err.*',
+    '(?i)kelvin',
+    '(?i)status',
+    '(?i)disk_full',
+    '(?i)ab|cd',
+    'ab|cd',
+    'ab\\|cd',
+    'a.b',
+    'a\\.b',
+    'A%B',
+    '50%_off',
+    'x\\(y\\)z',
+    '"hi"',
+    'back\\\\slash',
+    '\\x41def',
+    '\\pLdef',
+    '\\x{41}def',
+    '\\101def',
+    '(?-i)error',
+    '(?im)^err',
+    'tab\\there',
+    '(?i)aab',
+    '(?i)rRo',
+    'abc(?i)d',
+    '(?i)s{2}',
+    '(?i)[k]elvin',
+    'k+',
+    '(?P<x>ab)+cd',
+    'ab?cd',
+  ];
+  it('answers every pattern exactly as re2js over all notes', async () => {
+    for (let start = 0; start < notes.length; start += 100) {
+      const events = notes.slice(start, start + 100).map((note) => ({ event: 'corpus', metadata: { note } }));
+      expect((await post(`${w.url}/api/log`, events)).status).toBe(201);
+    }
+    for (const pattern of patterns) {
+      const re = RE2JS.compile(pattern);
+      const want = notes.filter((n) => re.test(n)).sort();
+      const r = await post(`${w.url}/api/query`, {
+        query: { event: 'corpus', 'metadata.note': { regex: pattern } },
+        limit: 10_000,
+      });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      const got = r.json.results.map((e: { metadata: { note: string } }) => e.metadata.note).sort();
+      expect(got, pattern).toEqual(want);
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import type { RE2JS } from 're2js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import type { Condition } from './query.js';
-import { containsLike, requiredLiterals } from './regex-prefilter.js';
+import { containsLike, regexPrefilter } from './regex-prefilter.js';
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
@@ -123,11 +123,15 @@ export function conditionSql(c: Condition, params: unknown[]): string {
  * What PostgreSQL can check of a regex condition before a row leaves the database: that the text
  * contains each substring every match must contain. A value containing one shows it in the JSON body
  * too (the literals are printable ASCII JSON leaves alone), and an indexed field has its own column.
+ * A case-insensitive pattern ((?i)…) is matched with ILIKE under the "C" collation, which folds
+ * ASCII letters alone, whatever the database's locale (a Turkish one folds I to ı).
  * TRUE when the pattern yields no literal: re2js, which confirms every row, is then the only filter.
  */
 export function regexPrefilterSql(c: Extract<Condition, { op: 'regex' }>, params: unknown[]): string {
-  const lits = requiredLiterals(c.pattern);
-  if (lits.length === 0) return 'TRUE';
+  const { literals, caseInsensitive } = regexPrefilter(c.pattern);
+  if (literals.length === 0) return 'TRUE';
   const column = c.path.length === 1 && INDEXED.has(c.path[0]!) ? c.path[0]! : 'body';
-  return lits.map((l) => `${column} LIKE $${params.push(containsLike(l))}`).join(' AND ');
+  const op = caseInsensitive ? 'ILIKE' : 'LIKE';
+  const collate = caseInsensitive ? ' COLLATE "C"' : '';
+  return literals.map((l) => `${column} ${op} $${params.push(containsLike(l))}${collate}`).join(' AND ');
 }

@@ -1,20 +1,46 @@
 // A prefilter PostgreSQL can run for an RE2 pattern: substrings every match must contain. The witness
 // still confirms each candidate with re2js (the pattern's real semantics); the prefilter only keeps
 // rows that cannot match from leaving the database. It is conservative by construction: whatever
-// this parser does not fully understand (alternation, flags, groups, classes, escapes of letters)
-// ends a literal or yields no prefilter at all, never a literal a match could lack.
+// this parser does not fully understand (alternation, flags set mid-pattern, groups, classes,
+// escapes of letters) ends a literal or yields no prefilter at all, never a literal a match could lack.
+// A leading (?i) makes the literals case-insensitive: they are then matched with ASCII case folding
+// only (ILIKE under the "C" collation), and k and s, whose RE2 case orbits hold non-ASCII letters
+// (U+212A KELVIN SIGN, U+017F LONG S), end a literal instead of being part of one.
 
 /** Characters JSON text keeps as they are (so a value containing them shows them in the body) and LIKE can name. */
 const SAFE = /^[\x20-\x7e]$/;
 const UNSAFE_IN_JSON = new Set(['"', '\\']);
 const QUANTIFIER = /^\{(\d+)(,(\d*))?\}/;
 
+const LEADING_FLAGS = /^\(\?([imsU]*)(?:-([imsU]*))?\)/;
+const FLAG_GROUP = /^\(\?[imsU]*(?:-[imsU]*)?\)/;
+
+export interface RegexPrefilter {
+  /** Substrings every match contains (ASCII case-insensitively when `caseInsensitive`). */
+  literals: string[];
+  caseInsensitive: boolean;
+}
+
 /**
  * Substrings (at least `minLength` characters) that every string matching `pattern` contains, found
- * at the top level of the pattern. [] when there is none or the pattern is beyond this parser.
+ * at the top level of the pattern, and whether they are to be matched ignoring ASCII case. No
+ * literals when there is none or the pattern is beyond this parser.
  */
+export function regexPrefilter(pattern: string, minLength = 3): RegexPrefilter {
+  const flags = LEADING_FLAGS.exec(pattern);
+  const caseInsensitive = flags?.[1]?.includes('i') ?? false;
+  const rest = flags ? pattern.slice(flags[0].length) : pattern;
+  return { literals: literalsOf(rest, minLength, caseInsensitive), caseInsensitive };
+}
+
+/** regexPrefilter's literals of a pattern without flags (exactly: case-sensitive ones). */
 export function requiredLiterals(pattern: string, minLength = 3): string[] {
-  if (pattern.includes('(?') || pattern.includes('\\Q') || topLevelAlternation(pattern)) return [];
+  const p = regexPrefilter(pattern, minLength);
+  return p.caseInsensitive ? [] : p.literals;
+}
+
+function literalsOf(pattern: string, minLength: number, caseInsensitive: boolean): string[] {
+  if (pattern.includes('\\Q') || topLevelAlternation(pattern)) return [];
   const out: string[] = [];
   let cur = '';
   const flush = () => {
@@ -28,12 +54,16 @@ export function requiredLiterals(pattern: string, minLength = 3): string[] {
     let next = i + 1;
     if (c === '\\') {
       const e = pattern[i + 1];
-      // An escaped punctuation character is itself; \d, \w, \b, \x41, \pN … are not one literal.
+      // An escaped punctuation character is itself; \d, \w, \b, \x41, \pN … are not one literal,
+      // and the whole escape is passed over: the digits of \x41 or the L of \pL are not literals.
       if (e !== undefined && /[!-/:-@[-`{-~]/.test(e)) literal = e;
-      next = i + 2;
+      next = i + escapeLength(pattern, i);
     } else if (c === '[') {
       next = skipClass(pattern, i);
     } else if (c === '(') {
+      // (?i) and the like change the flags of what follows: beyond this parser. A group, flags and
+      // all ((?:…), (?i:…), (?P<name>…)), is one atom whose content is not looked into.
+      if (FLAG_GROUP.test(pattern.slice(i))) return [];
       next = skipGroup(pattern, i);
     } else if (!'.^$*+?{}|)'.includes(c)) {
       literal = c;
@@ -60,7 +90,8 @@ export function requiredLiterals(pattern: string, minLength = 3): string[] {
       }
     }
     if (quantified && pattern[next] === '?') next += 1; // lazy: the same atoms are required
-    if (literal !== undefined && required && SAFE.test(literal) && !UNSAFE_IN_JSON.has(literal)) {
+    const folds = caseInsensitive && literal !== undefined && /[ksKS]/.test(literal);
+    if (literal !== undefined && required && SAFE.test(literal) && !UNSAFE_IN_JSON.has(literal) && !folds) {
       cur += literal;
       if (endsRun) flush();
     } else {
@@ -75,6 +106,13 @@ export function requiredLiterals(pattern: string, minLength = 3): string[] {
 /** A LIKE pattern matching any text that contains `literal` (backslash escapes %, _ and itself). */
 export function containsLike(literal: string): string {
   return `%${literal.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+}
+
+const LONG_ESCAPE = /^\\(?:[xpP]\{[^}]*\}|x[0-9A-Fa-f]{0,2}|[pP].|[0-7]{1,3})/;
+
+/** The length of the escape starting at `i` (\x{…}, \xHH, \p{…}, \pL, octal, or two characters). */
+function escapeLength(p: string, i: number): number {
+  return LONG_ESCAPE.exec(p.slice(i, i + 64))?.[0].length ?? 2;
 }
 
 function topLevelAlternation(p: string): boolean {
