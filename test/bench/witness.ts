@@ -9,7 +9,7 @@ import { Pool } from 'undici';
 import { canonicalize } from '../../src/crypto/jcs.js';
 import { openSqliteStore } from '../../src/services/witness/sqlite-store.js';
 import type { AppendItem } from '../../src/services/witness/store.js';
-import { benchScript, percentile, ROOT, type Row } from './lib.js';
+import { benchScript, median, percentile, ROOT, type Row } from './lib.js';
 
 const KEY = 'bench-key';
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -69,7 +69,8 @@ async function startRawQuery(db: string): Promise<{ url: string; stop: () => Pro
   };
 }
 
-function rawBaseline(dir: string): { single: number; batched: number } {
+/** Raw SQLite doing the same writes: single-row commits, and a 500-row transaction measured on demand. */
+function rawBaseline(dir: string): { single: number; batched: (ms: number) => number; close: () => void } {
   const db = new Database(path.join(dir, 'raw.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -79,7 +80,7 @@ function rawBaseline(dir: string): { single: number; batched: number } {
   const ins = db.prepare('INSERT INTO e (ts, event, body) VALUES (?, ?, ?)');
   const body = JSON.stringify({ event: 'bench', metadata: { n: 1, state: 'connected' } });
   let n = 0;
-  let t0 = performance.now();
+  const t0 = performance.now();
   while (performance.now() - t0 < 2000) {
     ins.run(Date.now(), 'bench', body);
     n++;
@@ -88,14 +89,27 @@ function rawBaseline(dir: string): { single: number; batched: number } {
   const batch = db.transaction((k: number) => {
     for (let i = 0; i < k; i++) ins.run(Date.now(), 'bench', body);
   });
-  n = 0;
-  t0 = performance.now();
-  while (performance.now() - t0 < 2000) {
-    batch(500);
-    n += 500;
-  }
-  db.close();
-  return { single, batched: (n * 1000) / (performance.now() - t0) };
+  const batched = (ms: number) => {
+    let rows = 0;
+    const start = performance.now();
+    while (performance.now() - start < ms) {
+      batch(500);
+      rows += 500;
+    }
+    return (rows * 1000) / (performance.now() - start);
+  };
+  return { single, batched, close: () => db.close() };
+}
+
+async function postLog(pool: Pool, body: string): Promise<void> {
+  const r = await pool.request({
+    path: '/api/log',
+    method: 'POST',
+    body,
+    headers: { authorization: `Bearer ${KEY}` },
+  });
+  await r.body.text();
+  if (r.statusCode !== 201) throw new Error(`/api/log answered ${r.statusCode}`);
 }
 
 export async function ingest(
@@ -113,14 +127,7 @@ export async function ingest(
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
-        const r = await pool.request({
-          path: '/api/log',
-          method: 'POST',
-          body,
-          headers: { authorization: `Bearer ${KEY}` },
-        });
-        await r.body.text();
-        if (r.statusCode !== 201) throw new Error(`ingest answered ${r.statusCode}`);
+        await postLog(pool, body);
         done += perRequest;
       }
     }),
@@ -181,13 +188,41 @@ export async function latencies(url: string, body: string, n: number): Promise<n
   return out;
 }
 
+/** Single-event appends on one connection, one after another, until `stop()`: each latency in ms. */
+async function logLatencies(url: string, stop: () => boolean): Promise<number[]> {
+  const pool = new Pool(url, { connections: 1 });
+  const body = JSON.stringify({ event: 'probe', agent_id: 'agent-1', metadata: { n: 1 } });
+  const out: number[] = [];
+  try {
+    // Bounded: the storm (or the idle window) ends within seconds.
+    for (let i = 0; i < 100_000 && !stop(); i++) {
+      const t0 = performance.now();
+      await postLog(pool, body);
+      out.push(performance.now() - t0);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  } finally {
+    await pool.close();
+  }
+  return out;
+}
+
+export interface StormResult {
+  maxMs: number;
+  timeouts: number;
+  /** /api/log p99 before the storm and during it, ms. */
+  logIdleP99: number;
+  logStormP99: number;
+}
+
 /**
  * 100 catastrophic-backtracking queries at once against long values, on 100 open connections:
- * the slowest answer (200, or 503 query_timeout past the 900 ms budget). The test suite proves the
- * 503 path and slicing under a fake clock; how long a caller really waits is measured here.
+ * the slowest answer (200, or 503 query_timeout past the 900 ms budget), and what the storm does to
+ * writers: /api/log p99 during it against the same probe's p99 just before it. The test suite proves
+ * the 503 path and slicing under a fake clock; how long a caller really waits is measured here.
  */
-async function regexStorm(dir: string): Promise<{ maxMs: number; timeouts: number }> {
-  const w = await startWitness(path.join(dir, 'storm.db'));
+export async function regexStorm(db: string, extraArgs: string[] = []): Promise<StormResult> {
+  const w = await startWitness(db, extraArgs);
   try {
     for (let batch = 0; batch < 4; batch++) {
       const events = Array.from({ length: 100 }, (_, i) => ({
@@ -208,7 +243,11 @@ async function regexStorm(dir: string): Promise<{ maxMs: number; timeouts: numbe
         (await pool.request({ path: '/health', method: 'GET' })).body.text(),
       ),
     );
+    const idleEnd = performance.now() + 1500;
+    const idle = await logLatencies(w.url, () => performance.now() > idleEnd);
     const body = JSON.stringify({ query: { 'metadata.payload': { regex: '(a+)+$' } } });
+    let storming = true;
+    const during = logLatencies(w.url, () => !storming);
     const answers = await Promise.all(
       Array.from({ length: 100 }, async () => {
         const t0 = performance.now();
@@ -218,23 +257,62 @@ async function regexStorm(dir: string): Promise<{ maxMs: number; timeouts: numbe
         return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
       }),
     );
+    storming = false;
+    const stormLog = await during;
     await pool.close();
     return {
       maxMs: Math.max(...answers.map((a) => a.ms)),
       timeouts: answers.filter((a) => a.timeout).length,
+      logIdleP99: percentile(idle, 99),
+      logStormP99: percentile(stormLog, 99),
     };
   } finally {
     await w.stop();
   }
 }
 
+/** The two storm rows: the slowest answer, and writers' p99 during the storm against idle. */
+export function stormRows(storm: StormResult, where = ''): Row[] {
+  const logRatio = storm.logStormP99 / storm.logIdleP99;
+  return [
+    {
+      // No raw baseline answers a hostile regex at all (a backtracking engine never returns);
+      // the bound is the service's promise: an answer, 200 or 503, within a second, with headroom.
+      measure: `100 \`(a+)+$\` queries at once against 5 KB values${where}: slowest answer`,
+      baseline: '—',
+      ifmesh: `${fmt(storm.maxMs)} ms (${storm.timeouts} answered 503 query_timeout)`,
+      ratio: '—',
+      target: '≤ 950 ms',
+      met: storm.maxMs <= 950,
+    },
+    {
+      measure: `\`/api/log\` p99 (one writer) during those 100 queries${where}`,
+      baseline: `idle, just before ${storm.logIdleP99.toFixed(2)} ms`,
+      ifmesh: `${storm.logStormP99.toFixed(2)} ms`,
+      ratio: `${logRatio.toFixed(2)}×`,
+      target: '≤ 2×',
+      met: logRatio <= 2,
+    },
+  ];
+}
+
 export async function benchWitness(): Promise<Row[]> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-bench-'));
   try {
-    const raw = rawBaseline(dir);
+    const rawIngest = rawBaseline(dir);
     const w = await startWitness(path.join(dir, 'ingest.db'));
     const single = await ingest(w.url, 1, 32, 3000);
-    const batched = await ingest(w.url, 500, 4, 3000);
+    // Batched: alternating rounds, so that a noisy neighbour slows both sides alike; medians.
+    await ingest(w.url, 500, 4, 500);
+    const rawRounds: number[] = [];
+    const ourRounds: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      rawRounds.push(rawIngest.batched(1000));
+      ourRounds.push(await ingest(w.url, 500, 4, 1500));
+    }
+    rawIngest.close();
+    const raw = { single: rawIngest.single, batched: median(rawRounds) };
+    const batched = median(ourRounds);
     await w.stop();
 
     const bigDb = path.join(dir, 'million.db');
@@ -263,7 +341,7 @@ export async function benchWitness(): Promise<Row[]> {
     await rawServer.stop();
     const re = await latencies(big.url, reBody, 100);
     await big.stop();
-    const storm = await regexStorm(dir);
+    const storm = await regexStorm(path.join(dir, 'storm.db'));
     const p = (xs: number[], q: number) => percentile(xs, q).toFixed(2);
     const singleRatio = single / raw.single;
     const batchedRatio = batched / raw.batched;
@@ -286,8 +364,8 @@ export async function benchWitness(): Promise<Row[]> {
         baseline: `raw 500-row transactions ${fmt(raw.batched)}/s`,
         ifmesh: `${fmt(batched)}/s`,
         ratio: `${batchedRatio.toFixed(2)}×`,
-        target: '≥ 0.05×',
-        met: batchedRatio >= 0.05,
+        target: '≥ 0.35×',
+        met: batchedRatio >= 0.35,
       },
       {
         measure: 'query p50/p95, indexed equality + 1 h, 1M events',
@@ -304,16 +382,7 @@ export async function benchWitness(): Promise<Row[]> {
         ratio: '—',
         target: '—',
       },
-      {
-        // No raw baseline answers a hostile regex at all (a backtracking engine never returns);
-        // the bound is the service's promise: an answer, 200 or 503, within a second.
-        measure: '100 `(a+)+$` queries at once against 5 KB values: slowest answer',
-        baseline: '—',
-        ifmesh: `${fmt(storm.maxMs)} ms (${storm.timeouts} answered 503 query_timeout)`,
-        ratio: '—',
-        target: '≤ 1,000 ms',
-        met: storm.maxMs <= 1_000,
-      },
+      ...stormRows(storm),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
