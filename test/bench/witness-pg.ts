@@ -13,7 +13,7 @@ import { migrateWitness } from '../../src/ops/witness/migrate.js';
 import { openPgStore } from '../../src/services/witness/pg-store.js';
 import { openSqliteStore } from '../../src/services/witness/sqlite-store.js';
 import { percentile, type Row } from './lib.js';
-import { buildMillion, ingest, latencies, startWitness } from './witness.js';
+import { buildMillion, ingest, latencies, regexStorm, startWitness, stormRows } from './witness.js';
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 
@@ -96,6 +96,9 @@ export async function benchWitnessPg(): Promise<Row[]> {
       lat[name] = { eq: await latencies(w.url, eqBody, 300), re: await latencies(w.url, reBody, 100) };
       await w.stop();
     }
+    // The hostile-regex storm against a PostgreSQL witness: (a+)+$ yields no literal, so every
+    // candidate row goes to re2js, as on SQLite; the same bounds hold.
+    const storm = await regexStorm(await createDatabase(cluster, 'storm'), key);
     const p = (xs: number[], q: number) => percentile(xs, q).toFixed(2);
     const s = rates.sqlite!;
     const g = rates.postgres!;
@@ -147,9 +150,12 @@ export async function benchWitnessPg(): Promise<Row[]> {
         baseline: `SQLite ${p(lat.sqlite!.re, 50)}/${p(lat.sqlite!.re, 95)} ms`,
         ifmesh: `PostgreSQL ${p(lat.postgres!.re, 50)}/${p(lat.postgres!.re, 95)} ms`,
         ratio: `${reRatio.toFixed(2)}× (p95)`,
-        target: 'p95 ≤ 10×',
-        met: reRatio <= 10,
+        // The literal every match needs (\`error\`) is checked in SQL (LIKE), so only candidates
+        // reach re2js in the witness.
+        target: 'p95 ≤ 5×',
+        met: reRatio <= 5,
       },
+      ...stormRows(storm, ' on PostgreSQL'),
     ];
   } finally {
     await cluster.stop();
