@@ -68,6 +68,8 @@ const QUERY_TIMEOUT_CODE = '57014';
 // over pages of candidate rows, in slices of SLICE_MS between turns of the event loop, as on SQLite.
 const REGEX_PAGE = 500;
 const SLICE_MS = 2;
+// While an append is in flight its round trips' replies wait for the running slice: shorter slices then.
+const SLICE_MS_WHILE_APPENDING = 0.5;
 
 interface Pending {
   items: AppendItem[];
@@ -221,13 +223,14 @@ export class PgWitnessStore implements WitnessStore {
           `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT $${params.push(page)}`,
           params,
         );
-        let sliceEnd = this.monotonicNow() + SLICE_MS;
+        const slice = () => this.monotonicNow() + (this.draining ? SLICE_MS_WHILE_APPENDING : SLICE_MS);
+        let sliceEnd = slice();
         for (const row of r.rows) {
           if (regexes.length && this.monotonicNow() > sliceEnd) {
             // Let other requests (and /health) run between slices of regex work.
             await new Promise((resolve) => setImmediate(resolve));
             if (this.monotonicNow() > deadlineMs) throw expired();
-            sliceEnd = this.monotonicNow() + SLICE_MS;
+            sliceEnd = slice();
           }
           if (regexes.length && !matchesAll(row.body, regexes)) continue;
           out.push({ id: Number(row.id), ts: Number(row.ts_ms), body: row.body });
