@@ -98,6 +98,8 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   private range: CompactRange;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  /** Checkpoints waiting for the next group commit (one fsync for them and the appends beside them). */
+  private checkpoints: { cp: StoredCheckpoint; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private closed = false;
   private readonly regexCache = new Map<string, RE2JS>();
   private readonly stmtCache = new Map<string, Database.Statement>();
@@ -176,30 +178,37 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     return new Promise((resolve, reject) => {
       this.pending.push({ items, resolve, reject });
       if (!this.groupCommit) return this.flush();
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
+    const checkpoints = this.checkpoints;
     this.pending = [];
-    if (batch.length === 0) return;
+    this.checkpoints = [];
+    if (batch.length === 0 && checkpoints.length === 0) return;
     const results: AppendResult[] = [];
     try {
       this.db.transaction(() => {
         for (const p of batch) results.push(this.appendOne(p.items));
+        for (const { cp } of checkpoints) this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
       })();
     } catch (err) {
       // The transaction rolled back: the in-memory range may hold leaves that were never stored.
       this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
-      for (const p of batch) p.reject(err);
+      for (const p of [...batch, ...checkpoints]) p.reject(err);
       return;
     }
     for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+    for (const c of checkpoints) c.resolve();
   }
 
   private appendOne(items: AppendItem[]): AppendResult {
@@ -337,8 +346,18 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     return this.s.leaves!.all(start, end) as Hash[];
   }
 
-  async saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
+  // With group commit, a checkpoint is written by the next group-commit transaction, with the
+  // appends arriving meanwhile: under steady ingest one fsync fewer per checkpoint.
+  saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (!this.groupCommit) {
+      this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      this.checkpoints.push({ cp, resolve, reject });
+      this.scheduleFlush();
+    });
   }
 
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
