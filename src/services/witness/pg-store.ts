@@ -5,7 +5,6 @@
 // and the new size together. A writer killed mid-transaction leaves nothing behind (its transaction
 // rolls back and the lock is released), so the sequence stays gap-free and the tree verifiable.
 import pg from 'pg';
-import type { RE2JS } from 're2js';
 import { canonicalize } from '../../crypto/jcs.js';
 import {
   CompactRange,
@@ -135,7 +134,6 @@ export class PgWitnessStore implements WitnessStore {
   private queue: Pending[] = [];
   private draining: Promise<void> | undefined;
   private closed = false;
-  private readonly regexCache = new Map<string, RE2JS>();
   /** The compact range after this instance's last committed append, valid while head has that size. */
   private range: CompactRange | undefined;
 
@@ -199,7 +197,7 @@ export class PgWitnessStore implements WitnessStore {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
     if (this.monotonicNow() >= deadlineMs) throw expired();
     const regexes = q.conditions.flatMap((c) =>
-      c.op === 'regex' ? [{ path: c.path, re: this.regex(c.pattern) }] : [],
+      c.op === 'regex' ? [{ path: c.path, re: compileRegex(c.pattern, 'regex') }] : [],
     );
     const out: { id: number; ts: number; body: string }[] = [];
     let after = q.after ? { ts: q.after.tsMs, id: q.after.id } : undefined;
@@ -254,16 +252,6 @@ export class PgWitnessStore implements WitnessStore {
       bodies: rows.map((r) => r.body),
       next: more && last ? { tsMs: last.ts, id: last.id } : undefined,
     };
-  }
-
-  private regex(pattern: string): RE2JS {
-    let re = this.regexCache.get(pattern);
-    if (!re) {
-      re = compileRegex(pattern, 'regex');
-      if (this.regexCache.size > 500) this.regexCache.clear();
-      this.regexCache.set(pattern, re);
-    }
-    return re;
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {

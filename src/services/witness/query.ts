@@ -52,15 +52,25 @@ function literal(value: unknown, where: string): Literal {
   throw new QueryError(`${where}: must be a string, number, boolean or null`);
 }
 
+// Compiled patterns, shared by the query parser and the stores: a storm of one pattern compiles it
+// once, and its DFA (built lazily, several ms on long values) is built once too.
+const compiled = new Map<string, RE2JS>();
+
 export function compileRegex(pattern: unknown, where: string): RE2JS {
   if (typeof pattern !== 'string') throw new QueryError(`${where}: regex must be a string`);
   if (pattern.length > MAX_REGEX_LENGTH)
     throw new QueryError(`${where}: regex is longer than ${MAX_REGEX_LENGTH} characters`);
+  const known = compiled.get(pattern);
+  if (known) return known;
+  let re: RE2JS;
   try {
-    return RE2JS.compile(pattern);
+    re = RE2JS.compile(pattern);
   } catch (err) {
     throw new QueryError(`${where}: ${(err as Error).message}`);
   }
+  if (compiled.size >= 500) compiled.clear();
+  compiled.set(pattern, re);
+  return re;
 }
 
 const OPS: Record<string, 'gt' | 'gte' | 'lt' | 'lte'> = { $gt: 'gt', $gte: 'gte', $lt: 'lt', $lte: 'lte' };
