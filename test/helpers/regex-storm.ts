@@ -68,7 +68,7 @@ export async function expectStormAnswered(url: string): Promise<void> {
       return r;
     },
     'the hostile query answered in full once the storm is over',
-    { timeoutMs: 120_000, intervalMs: 100 },
+    { timeoutMs: 60_000, intervalMs: 100 },
   );
   expect(alone.status).toBe(200);
   expect(alone.json.count).toBe(0);
