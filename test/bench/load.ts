@@ -1,9 +1,9 @@
 // A load-generating process for the signaling benchmarks: `hold` opens N sockets, then registers
 // them all at once (so the registration rate is the server's, not TCP set-up's) and keeps them open
 // until stdin closes; `relay` measures one-way relay latency between two agents at a fixed rate.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import WebSocket from 'ws';
-import { createSigner, toBase64url } from '../../src/crypto/ed25519.js';
+import { toBase64url } from '../../src/crypto/ed25519.js';
 import { registerChallenge } from '../../src/protocol/signaling.js';
 
 const opts = JSON.parse(process.argv[2]!) as {
@@ -19,6 +19,13 @@ const opts = JSON.parse(process.argv[2]!) as {
   durationMs?: number;
   tag?: string;
   pairs?: number;
+  /**
+   * Loopback source addresses (127.0.0.x): socket i binds localAddresses[i % len], so tens of
+   * thousands of sockets to one server port do not run out of ephemeral ports on one address.
+   */
+  localAddresses?: string[];
+  /** hold: at most this many registrations outstanding (paced); without it all are sent at once. */
+  inflight?: number;
 };
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -29,18 +36,19 @@ interface Pending {
   frames: (f: any) => void;
 }
 
-// node:crypto generates keys ~10× faster than noble; the load generator must not be the bottleneck.
+// node:crypto generates keys and signs ~10× faster than noble; the load generator must not be the
+// bottleneck (it signs one proof per socket while the sockets open).
 function keys() {
   const pair = generateKeyPairSync('ed25519');
   return {
-    seed: new Uint8Array(pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32)),
+    privateKey: pair.privateKey,
     publicKey: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)),
   };
 }
 
-function open(onFrame?: (f: any) => void, url = opts.url): Promise<Pending> {
+function open(onFrame?: (f: any) => void, url = opts.url, localAddress?: string): Promise<Pending> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress ? { localAddress } : {}) });
     let gotNonce: (n: string) => void = () => {};
     let done: () => void = () => {};
     let failed: (e: Error) => void = () => {};
@@ -70,7 +78,7 @@ function open(onFrame?: (f: any) => void, url = opts.url): Promise<Pending> {
 async function frameFor(p: Pending, id: string, mesh: string): Promise<string> {
   const k = keys();
   const nonce = await p.nonce;
-  const signature = toBase64url(createSigner(k.seed).sign(registerChallenge(nonce, id)));
+  const signature = toBase64url(sign(null, registerChallenge(nonce, id), k.privateKey));
   return JSON.stringify({
     type: 'register',
     agent_id: id,
@@ -92,7 +100,8 @@ if (opts.mode === 'hold') {
     Array.from({ length: conc }, async () => {
       while (next < n) {
         const i = next++;
-        const p = await open(undefined, opts.urls ? opts.urls[i % opts.urls.length] : opts.url);
+        const from = opts.localAddresses?.[i % opts.localAddresses.length];
+        const p = await open(undefined, opts.urls ? opts.urls[i % opts.urls.length] : opts.url, from);
         sockets[i] = p;
         // Meshes of ten: a registration then costs O(mesh), as in a deployment of many small meshes.
         frames[i] = await frameFor(p, `${tag}-${i}`, `${tag}-${Math.floor(i / 10)}`);
@@ -100,15 +109,34 @@ if (opts.mode === 'hold') {
     }),
   );
   const connectMs = performance.now() - t0;
+  // Each registration's time from its frame leaving to `registered` arriving.
+  const lat: number[] = [];
   const t1 = performance.now();
-  for (const [i, p] of sockets.entries()) p.ws.send(frames[i]!);
-  await Promise.all(sockets.map((p) => p.registered));
+  let sent = 0;
+  const send = async (i: number) => {
+    const at = performance.now();
+    sockets[i]!.ws.send(frames[i]!);
+    await sockets[i]!.registered;
+    lat.push(performance.now() - at);
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(n, opts.inflight ?? n) }, async () => {
+      while (sent < n) await send(sent++);
+    }),
+  );
+  const registerMs = performance.now() - t1;
+  lat.sort((a, b) => a - b);
+  const q = (x: number) => lat[Math.min(lat.length - 1, Math.floor((x / 100) * lat.length))]!;
   out({
     phase: 'registered',
     n,
     connect_ms: connectMs,
-    register_ms: performance.now() - t1,
+    register_ms: registerMs,
     ms: performance.now() - t0,
+    reg_p50: q(50),
+    reg_p99: q(99),
+    // Every latency (0.1 ms), for a percentile over several load processes.
+    reg_lat: lat.map((x) => Math.round(x * 10) / 10),
   });
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));
