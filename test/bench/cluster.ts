@@ -72,7 +72,7 @@ interface Held {
  * all frames at once, or at most `inflight` outstanding per process.
  */
 async function hold(urls: string[], n: number, tag: string, inflight?: number): Promise<Held> {
-  const parts = await Promise.all(
+  const settled = await Promise.allSettled(
     Array.from({ length: LOADS }, (_, p) =>
       load({
         url: urls[0],
@@ -86,11 +86,18 @@ async function hold(urls: string[], n: number, tag: string, inflight?: number): 
       }),
     ),
   );
-  const all = parts.flatMap((p) => p.result.reg_lat as number[]);
+  const parts = settled.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
   const release = async () => {
     for (const p of parts) p.child.stdin!.end();
     await Promise.all(parts.map((p) => new Promise((r) => p.child.once('exit', r))));
   };
+  const failed = settled.find((p) => p.status === 'rejected');
+  if (failed) {
+    // A load process saw a registration refused (its error is on stderr): free the others' sockets.
+    await release();
+    throw failed.reason;
+  }
+  const all = parts.flatMap((p) => p.result.reg_lat as number[]);
   return {
     regPerSec: (n * 1000) / Math.max(...parts.map((p) => p.result.register_ms)),
     lat: { p50: percentile(all, 50), p99: percentile(all, 99) },
@@ -123,18 +130,29 @@ async function totalAgents(url: string): Promise<number> {
 async function registrationTrials(urls: [string, string, string]) {
   const one: number[] = [];
   const three: number[] = [];
-  for (let t = 0; t < 3; t++) {
-    for (const [into, out] of [
-      [[urls[0]], one],
-      [urls, three],
-    ] as const) {
-      const h = await hold([...into], 10_000, `t${t}-${into.length}`);
-      out.push(h.regPerSec);
-      await h.release();
-      await settle(1_000);
+  let refused = 0;
+  // Three paired trials; a pair in which an instance refused registrations (cluster_unavailable:
+  // its Redis commands timed out while a neighbour starved it of CPU) is counted and run again,
+  // at most twice.
+  for (let t = 0; one.length < 3 && t < 5; t++) {
+    try {
+      const pair: number[] = [];
+      for (const into of [[urls[0]], urls]) {
+        const h = await hold([...into], 10_000, `t${t}-${into.length}`);
+        pair.push(h.regPerSec);
+        await h.release();
+        await settle(1_000);
+      }
+      one.push(pair[0]!);
+      three.push(pair[1]!);
+    } catch (err) {
+      refused += 1;
+      process.stderr.write(`  trial ${t} failed: ${(err as Error).message}\n`);
+      await settle(3_000);
     }
   }
-  return { one, three, ratio: median(three.map((x, i) => x / one[i]!)) };
+  if (one.length === 0) throw new Error('no registration trial completed');
+  return { one, three, refused, ratio: median(three.map((x, i) => x / one[i]!)) };
 }
 
 /**
@@ -209,9 +227,9 @@ export async function benchCluster(): Promise<Row[]> {
         baseline: `one instance ${fmt(median(reg.one))}/s (${reg.one.map(fmt).join(', ')})`,
         ifmesh: `three instances ${fmt(median(reg.three))}/s (${reg.three.map(fmt).join(', ')})`,
         // The median of the per-trial ratios: each pair ran back to back, under the same neighbours.
-        ratio: `${reg.ratio.toFixed(2)}×`,
-        target: '≥ 0.8×',
-        met: reg.ratio >= 0.8,
+        ratio: `${reg.ratio.toFixed(2)}×${reg.refused ? ` (${reg.refused} trial(s) refused, run again)` : ''}`,
+        target: '≥ 0.8× over 3 trials',
+        met: reg.ratio >= 0.8 && reg.one.length >= 3,
       },
       {
         measure: `agents held by three instances, meshes of ten spread over all three, from ${SOURCES.length} loopback source addresses`,
