@@ -1,18 +1,46 @@
-// Signaling instances sharing one mesh through Redis (issue 10): what crossing instances costs.
-// Every figure beside a baseline from the same run: relay within one instance vs across two,
-// registrations on one instance vs spread over three, and 10,000 agents held by three instances
-// in meshes of ten whose members sit on different instances.
-import { mkdtempSync, rmSync } from 'node:fs';
+// Signaling instances sharing one mesh through Redis (issue 10, issue 24): what crossing instances
+// costs. Every figure beside a baseline from the same run: relay within one instance vs across two,
+// registrations on one instance vs spread over three (paired trials), and 50,000 agents held by
+// three fresh instances in meshes of ten spread over all three, against raw ws servers holding the
+// same 50,000 sockets.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRedisServer } from '../../src/exec/redis.js';
 import { freePort } from '../../src/ops/stack/stack.js';
-import type { Row } from './lib.js';
+import { median, percentile, type Row } from './lib.js';
 import { load, rss, server, settle } from './signaling.js';
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+const ms = (x: { p50: number; p99: number }) => `${x.p50.toFixed(2)}/${x.p99.toFixed(2)} ms`;
 
-async function instances(n: number, redisUrl: string) {
+const SCALE = 50_000;
+const LOADS = 4;
+// Source addresses 127.0.0.2–17: ~28,000 ephemeral ports each, and 127.0.0.1's left to the rest
+// of the machine. Every socket still stays on 127.0.0.0/8.
+const SOURCES = Array.from({ length: 16 }, (_, i) => `127.0.0.${i + 2}`);
+
+/**
+ * The open-file limit the children inherit. Node raises its soft limit to the hard one at start, so
+ * the hard limit is what a server or load process may hold; raising it needs CAP_SYS_RESOURCE,
+ * which a container may lack (here: hard 20,000). So no process is asked for more: three servers
+ * hold a third each, four load processes a quarter each, and the raw baseline runs as three
+ * processes too.
+ */
+function checkFileLimit(perProcess: number): void {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(
+    readFileSync('/proc/self/limits', 'utf8'),
+  );
+  const hard = m?.[2] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m?.[2] ?? 0);
+  if (hard < perProcess)
+    throw new Error(
+      `open-file hard limit ${hard} < ${perProcess} sockets per process (raise it: ulimit -Hn)`,
+    );
+}
+
+type Server = Awaited<ReturnType<typeof server>>;
+
+async function instances(n: number, redisUrl: string, name: string): Promise<Server[]> {
   const out = [];
   for (let i = 0; i < n; i++) {
     out.push(
@@ -20,30 +48,61 @@ async function instances(n: number, redisUrl: string) {
         '--cluster',
         redisUrl,
         '--instance-id',
-        `bench-${i}`,
+        `${name}-${i}`,
         // The load processes open every socket before registering any (so the rate measured is
-        // the servers'); under three servers on two cores that can take longer than 10 s.
+        // the servers'); 50,000 sockets on a loaded 2-core machine take minutes to open.
         '--register-timeout',
-        '120000',
+        '600000',
+        '--max-connections-per-ip',
+        String(SCALE),
       ]),
     );
   }
   return out;
 }
 
-/** Registers `n` agents from 4 load processes (socket i on urls[i % len]); returns reg/s and the holders. */
-async function hold(urls: string[], n: number, tag: string) {
-  const parts = await Promise.all(
-    [0, 1, 2, 3].map((p) =>
-      load({ url: urls[0], urls, mode: 'hold', n: n / 4, tag: `${tag}-p${p}`, concurrency: 100 }),
+interface Held {
+  regPerSec: number;
+  lat: { p50: number; p99: number };
+  release: () => Promise<void>;
+}
+
+/**
+ * Registers `n` agents from LOADS processes (socket i on urls[i % len], from SOURCES[i % 16]);
+ * all frames at once, or at most `inflight` outstanding per process.
+ */
+async function hold(urls: string[], n: number, tag: string, inflight?: number): Promise<Held> {
+  const settled = await Promise.allSettled(
+    Array.from({ length: LOADS }, (_, p) =>
+      load({
+        url: urls[0],
+        urls,
+        mode: 'hold',
+        n: n / LOADS,
+        tag: `${tag}-p${p}`,
+        concurrency: 100,
+        localAddresses: SOURCES,
+        ...(inflight ? { inflight } : {}),
+      }),
     ),
   );
-  const regPerSec = (n * 1000) / Math.max(...parts.map((p) => p.result.register_ms));
+  const parts = settled.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
   const release = async () => {
     for (const p of parts) p.child.stdin!.end();
     await Promise.all(parts.map((p) => new Promise((r) => p.child.once('exit', r))));
   };
-  return { regPerSec, release };
+  const failed = settled.find((p) => p.status === 'rejected');
+  if (failed) {
+    // A load process saw a registration refused (its error is on stderr): free the others' sockets.
+    await release();
+    throw failed.reason;
+  }
+  const all = parts.flatMap((p) => p.result.reg_lat as number[]);
+  return {
+    regPerSec: (n * 1000) / Math.max(...parts.map((p) => p.result.register_ms)),
+    lat: { p50: percentile(all, 50), p99: percentile(all, 99) },
+    release,
+  };
 }
 
 async function relay(url: string, receiverUrl: string) {
@@ -64,35 +123,98 @@ async function totalAgents(url: string): Promise<number> {
   return ((await res.json()) as { total_agents: number }).total_agents;
 }
 
+/**
+ * Registrations/s of 10,000 frames sent at once to one instance, then spread over three, three
+ * times: the median of each and of the paired ratios (a neighbour's burst slows one pair, not all).
+ */
+async function registrationTrials(urls: [string, string, string]) {
+  const one: number[] = [];
+  const three: number[] = [];
+  let refused = 0;
+  // Three paired trials; a pair in which an instance refused registrations (cluster_unavailable:
+  // its Redis commands timed out while a neighbour starved it of CPU) is counted and run again,
+  // at most twice.
+  for (let t = 0; one.length < 3 && t < 5; t++) {
+    try {
+      const pair: number[] = [];
+      for (const into of [[urls[0]], urls]) {
+        const h = await hold([...into], 10_000, `t${t}-${into.length}`);
+        pair.push(h.regPerSec);
+        await h.release();
+        await settle(1_000);
+      }
+      one.push(pair[0]!);
+      three.push(pair[1]!);
+    } catch (err) {
+      refused += 1;
+      process.stderr.write(`  trial ${t} failed: ${(err as Error).message}\n`);
+      await settle(3_000);
+    }
+  }
+  if (one.length === 0) throw new Error('no registration trial completed');
+  return { one, three, refused, ratio: median(three.map((x, i) => x / one[i]!)) };
+}
+
+/**
+ * A fresh server set holding SCALE agents: RSS grown, registration and relay latency while held.
+ * `count` asks the servers how many they hold (the raw server has no API: every load process has
+ * seen all its registrations acknowledged).
+ */
+async function atScale(servers: Server[], relayFrom: string, relayTo: string, count?: () => Promise<number>) {
+  await settle(1_000);
+  const base = servers.reduce((sum, s) => sum + rss(s.pid), 0);
+  const h = await hold(
+    servers.map((s) => s.url),
+    SCALE,
+    `scale-${servers.length}`,
+    64,
+  );
+  await settle(3_000);
+  const held = count ? await count() : SCALE;
+  const grown = servers.reduce((sum, s) => sum + rss(s.pid), 0) - base;
+  const mb = servers.map((s) => rss(s.pid) / 1e6);
+  const relayed = await relay(relayFrom, relayTo);
+  await h.release();
+  return { held, perAgent: grown / SCALE, mb, reg: h.lat, regPerSec: h.regPerSec, relay: relayed };
+}
+
 export async function benchCluster(): Promise<Row[]> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ifmesh-bench-redis-'));
   const redis = await startRedisServer({ port: await freePort(), dir });
-  const servers: Awaited<ReturnType<typeof instances>> = [];
+  const running: Server[] = [];
+  const stop = (set: Server[]) => {
+    for (const s of set.splice(0)) s.stop();
+  };
   try {
-    servers.push(...(await instances(3, redis.url)));
-    const [a, b, c] = servers.map((s) => s.url) as [string, string, string];
+    running.push(...(await instances(3, redis.url, 'bench')));
+    const [a, b, c] = running.map((s) => s.url) as [string, string, string];
     await settle(300);
     const same = await relay(a, a);
     const cross = await relay(a, b);
+    const reg = await registrationTrials([a, b, c]);
+    stop(running);
 
-    const one = await hold([a], 4_000, 'one');
-    await one.release();
-    await settle(1_000);
-    const three = await hold([a, b, c], 4_000, 'three');
-    await three.release();
-    await settle(1_000);
+    // Both at scale split the 50,000 sockets over three processes (the file limit, above).
+    checkFileLimit(Math.ceil(SCALE / 3) + 1_000);
+    checkFileLimit(SCALE / LOADS + 1_000);
+    // The baseline at scale: raw ws servers (no ifmesh logic) holding the same 50,000 sockets, split
+    // the same way; relay within one of them (the raw relay knows no other process).
+    for (let i = 0; i < 3; i++) running.push(await server('raw'));
+    const raw = await atScale(running, running[0]!.url, running[0]!.url);
+    stop(running);
 
-    const big = await hold([a, b, c], 10_000, 'big');
-    await settle(500);
-    const held = await totalAgents(b);
-    if (held < 10_000) throw new Error(`three instances hold ${held} agents, not 10,000`);
-    const mb = servers.map((s) => rss(s.pid) / 1e6);
-    await big.release();
+    running.push(...(await instances(3, redis.url, 'scale')));
+    const ours = await atScale(running, running[0]!.url, running[1]!.url, () => totalAgents(running[1]!.url));
+    if (ours.held < SCALE) throw new Error(`three instances hold ${ours.held} agents, not ${fmt(SCALE)}`);
+    const redisMb = rss(redis.pid) / 1e6;
+    stop(running);
+
+    const perAgent = ours.perAgent / raw.perAgent;
     return [
       {
         measure: 'relay latency p50/p99, 2,000 msg/s over 40 pairs, none lost (median of 3 trials)',
-        baseline: `same instance ${same.p50.toFixed(2)}/${same.p99.toFixed(2)} ms`,
-        ifmesh: `across instances ${cross.p50.toFixed(2)}/${cross.p99.toFixed(2)} ms`,
+        baseline: `same instance ${ms(same)}`,
+        ifmesh: `across instances ${ms(cross)}`,
         ratio: `${(cross.p50 / same.p50).toFixed(2)}× / ${(cross.p99 / same.p99).toFixed(2)}×`,
         // One Redis lookup and publish more per frame: a few tenths of a millisecond at the median.
         // The tails of both are CPU scheduling on a shared 2-core machine (they swap places run to run).
@@ -100,25 +222,50 @@ export async function benchCluster(): Promise<Row[]> {
         met: cross.p50 <= 3 * same.p50,
       },
       {
-        measure: 'registrations/s, 4,000 register frames at once (Redis claim, meshes of ten)',
-        baseline: `one instance ${fmt(one.regPerSec)}/s`,
-        ifmesh: `three instances ${fmt(three.regPerSec)}/s`,
-        ratio: `${(three.regPerSec / one.regPerSec).toFixed(2)}×`,
-        // Registration is CPU-bound (an Ed25519 check each); here three instances, Redis and the load
-        // generators share 2 cores, so the ratio shows the cost of sharing, not added capacity.
-        target: '— (2 shared cores)',
+        measure:
+          'registrations/s, 10,000 register frames at once (Redis claims batched, meshes of ten), median of 3 paired trials',
+        baseline: `one instance ${fmt(median(reg.one))}/s (${reg.one.map(fmt).join(', ')})`,
+        ifmesh: `three instances ${fmt(median(reg.three))}/s (${reg.three.map(fmt).join(', ')})`,
+        // The median of the per-trial ratios: each pair ran back to back, under the same neighbours.
+        ratio: `${reg.ratio.toFixed(2)}×${reg.refused ? ` (${reg.refused} trial(s) refused, run again)` : ''}`,
+        target: '≥ 0.8× over 3 trials',
+        met: reg.ratio >= 0.8 && reg.one.length >= 3,
       },
       {
-        measure: 'agents held by three instances, meshes of ten spread over all three',
-        baseline: '10,000 asked',
-        ifmesh: `${fmt(held)} held, ${fmt(big.regPerSec)} reg/s, RSS ${mb.map((m) => m.toFixed(0)).join('/')} MB`,
-        ratio: `${(held / 10_000).toFixed(2)}×`,
-        target: '≥ 10,000',
-        met: held >= 10_000,
+        measure: `agents held by three instances, meshes of ten spread over all three, from ${SOURCES.length} loopback source addresses`,
+        baseline: `${fmt(SCALE)} asked`,
+        ifmesh: `${fmt(ours.held)} held, ${fmt(ours.regPerSec)} reg/s, RSS ${ours.mb.map((m) => m.toFixed(0)).join('/')} MB (Redis ${redisMb.toFixed(0)} MB)`,
+        ratio: `${(ours.held / SCALE).toFixed(2)}×`,
+        target: `≥ ${fmt(SCALE)}`,
+        met: ours.held >= SCALE,
+      },
+      {
+        measure: `registration latency p50/p99 while ${fmt(SCALE)} register (${LOADS} × 64 in flight)`,
+        baseline: `raw ws ${ms(raw.reg)}, ${fmt(raw.regPerSec)} reg/s`,
+        ifmesh: `three instances ${ms(ours.reg)}, ${fmt(ours.regPerSec)} reg/s`,
+        ratio: `${(ours.reg.p99 / raw.reg.p99).toFixed(2)}× (p99)`,
+        // The raw server verifies nothing; each ifmesh registration verifies an Ed25519 proof and
+        // claims the id in Redis. Reported, not bounded.
+        target: '— (reported)',
+      },
+      {
+        measure: `relay latency p50/p99 with ${fmt(SCALE)} held, 2,000 msg/s over 40 pairs (median of 3 trials)`,
+        baseline: `raw ws ${ms(raw.relay)}`,
+        ifmesh: `across instances ${ms(ours.relay)}`,
+        ratio: `${(ours.relay.p99 / raw.relay.p99).toFixed(2)}× (p99)`,
+        target: '— (reported)',
+      },
+      {
+        measure: `RSS per held agent, (RSS with ${fmt(SCALE)} − RSS fresh) / ${fmt(SCALE)}, summed over the servers`,
+        baseline: `raw ws, three processes ${(raw.perAgent / 1024).toFixed(1)} KB`,
+        ifmesh: `three instances ${(ours.perAgent / 1024).toFixed(1)} KB`,
+        ratio: `${perAgent.toFixed(2)}×`,
+        target: '≤ 2×',
+        met: perAgent <= 2,
       },
     ];
   } finally {
-    for (const s of servers) s.stop();
+    stop(running);
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,9 +1,9 @@
 // A load-generating process for the signaling benchmarks: `hold` opens N sockets, then registers
 // them all at once (so the registration rate is the server's, not TCP set-up's) and keeps them open
 // until stdin closes; `relay` measures one-way relay latency between two agents at a fixed rate.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import WebSocket from 'ws';
-import { createSigner, toBase64url } from '../../src/crypto/ed25519.js';
+import { toBase64url } from '../../src/crypto/ed25519.js';
 import { registerChallenge } from '../../src/protocol/signaling.js';
 
 const opts = JSON.parse(process.argv[2]!) as {
@@ -19,36 +19,52 @@ const opts = JSON.parse(process.argv[2]!) as {
   durationMs?: number;
   tag?: string;
   pairs?: number;
+  /**
+   * Loopback source addresses (127.0.0.x): socket i binds localAddresses[i % len], so tens of
+   * thousands of sockets to one server port do not run out of ephemeral ports on one address.
+   */
+  localAddresses?: string[];
+  /** hold: at most this many registrations outstanding (paced); without it all are sent at once. */
+  inflight?: number;
 };
 const out = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 interface Pending {
   ws: WebSocket;
-  nonce: Promise<string>;
+  /** The latest hello's nonce and when it came (undefined until the first). */
+  nonce: string | undefined;
+  nonceAt: number;
+  /** Resolves on the next hello (the first, or the answer to a challenge). */
+  hello: Promise<string>;
   registered: Promise<void>;
   frames: (f: any) => void;
 }
 
-// node:crypto generates keys ~10× faster than noble; the load generator must not be the bottleneck.
+// node:crypto generates keys and signs ~10× faster than noble; the load generator must not be the
+// bottleneck (it signs one proof per socket while the sockets open).
 function keys() {
   const pair = generateKeyPairSync('ed25519');
   return {
-    seed: new Uint8Array(pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32)),
+    privateKey: pair.privateKey,
     publicKey: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32)),
   };
 }
 
-function open(onFrame?: (f: any) => void, url = opts.url): Promise<Pending> {
+function open(onFrame?: (f: any) => void, url = opts.url, localAddress?: string): Promise<Pending> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    let gotNonce: (n: string) => void = () => {};
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress ? { localAddress } : {}) });
+    let gotHello: (n: string) => void = () => {};
+    const arm = () =>
+      new Promise<string>((r) => {
+        gotHello = r;
+      });
     let done: () => void = () => {};
     let failed: (e: Error) => void = () => {};
     const p: Pending = {
       ws,
-      nonce: new Promise((r) => {
-        gotNonce = r;
-      }),
+      nonce: undefined,
+      nonceAt: 0,
+      hello: arm(),
       registered: new Promise((r, j) => {
         done = r;
         failed = j;
@@ -59,18 +75,36 @@ function open(onFrame?: (f: any) => void, url = opts.url): Promise<Pending> {
     ws.on('open', () => resolve(p));
     ws.on('message', (d) => {
       const f = JSON.parse(d.toString());
-      if (f.type === 'hello') gotNonce(f.nonce);
-      else if (f.type === 'registered') done();
+      if (f.type === 'hello') {
+        p.nonce = f.nonce;
+        p.nonceAt = performance.now();
+        const resolveHello = gotHello;
+        p.hello = arm();
+        resolveHello(f.nonce);
+      } else if (f.type === 'registered') done();
       else if (f.type === 'error') failed(new Error(`${f.code} ${f.message}`));
       else p.frames(f);
     });
   });
 }
 
-async function frameFor(p: Pending, id: string, mesh: string): Promise<string> {
-  const k = keys();
-  const nonce = await p.nonce;
-  const signature = toBase64url(createSigner(k.seed).sign(registerChallenge(nonce, id)));
+/**
+ * The server refuses a nonce older than 30 s, and opening tens of thousands of sockets on a loaded
+ * machine takes longer: a nonce older than 10 s (the server may take seconds to reach the last
+ * frame of a burst) is renewed with {"type":"challenge"} before it is signed. (The raw relay's
+ * nonce, "raw", is never checked.)
+ */
+async function freshNonce(p: Pending): Promise<string> {
+  const nonce = p.nonce ?? (await p.hello);
+  if (nonce === 'raw' || performance.now() - p.nonceAt < 10_000) return nonce;
+  const next = p.hello;
+  p.ws.send(JSON.stringify({ type: 'challenge' }));
+  return next;
+}
+
+async function frameFor(p: Pending, id: string, mesh: string, k = keys()): Promise<string> {
+  const nonce = await freshNonce(p);
+  const signature = toBase64url(sign(null, registerChallenge(nonce, id), k.privateKey));
   return JSON.stringify({
     type: 'register',
     agent_id: id,
@@ -85,30 +119,57 @@ if (opts.mode === 'hold') {
   const tag = opts.tag ?? 'bench';
   const conc = opts.concurrency ?? 100;
   const sockets: Pending[] = [];
-  const frames: string[] = [];
+  const keyPairs: ReturnType<typeof keys>[] = [];
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: conc }, async () => {
       while (next < n) {
         const i = next++;
-        const p = await open(undefined, opts.urls ? opts.urls[i % opts.urls.length] : opts.url);
+        const from = opts.localAddresses?.[i % opts.localAddresses.length];
+        const p = await open(undefined, opts.urls ? opts.urls[i % opts.urls.length] : opts.url, from);
         sockets[i] = p;
-        // Meshes of ten: a registration then costs O(mesh), as in a deployment of many small meshes.
-        frames[i] = await frameFor(p, `${tag}-${i}`, `${tag}-${Math.floor(i / 10)}`);
+        keyPairs[i] = keys();
+        // The hello may have come in the same read as the upgrade, before this line ran.
+        if (p.nonce === undefined) await p.hello;
       }
     }),
   );
   const connectMs = performance.now() - t0;
+  // Meshes of ten: a registration then costs O(mesh), as in a deployment of many small meshes.
+  const frameOf = (i: number) =>
+    frameFor(sockets[i]!, `${tag}-${i}`, `${tag}-${Math.floor(i / 10)}`, keyPairs[i]!);
+  // All at once: every frame is signed before the first leaves, so the rate is the server's.
+  const frames = opts.inflight ? [] : await Promise.all(sockets.map((_, i) => frameOf(i)));
+  // Each registration's time from its frame leaving to `registered` arriving.
+  const lat: number[] = [];
   const t1 = performance.now();
-  for (const [i, p] of sockets.entries()) p.ws.send(frames[i]!);
-  await Promise.all(sockets.map((p) => p.registered));
+  let sent = 0;
+  const send = async (i: number) => {
+    const frame = frames[i] ?? (await frameOf(i));
+    const at = performance.now();
+    sockets[i]!.ws.send(frame);
+    await sockets[i]!.registered;
+    lat.push(performance.now() - at);
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(n, opts.inflight ?? n) }, async () => {
+      while (sent < n) await send(sent++);
+    }),
+  );
+  const registerMs = performance.now() - t1;
+  lat.sort((a, b) => a - b);
+  const q = (x: number) => lat[Math.min(lat.length - 1, Math.floor((x / 100) * lat.length))]!;
   out({
     phase: 'registered',
     n,
     connect_ms: connectMs,
-    register_ms: performance.now() - t1,
+    register_ms: registerMs,
     ms: performance.now() - t0,
+    reg_p50: q(50),
+    reg_p99: q(99),
+    // Every latency (0.1 ms), for a percentile over several load processes.
+    reg_lat: lat.map((x) => Math.round(x * 10) / 10),
   });
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));

@@ -18,6 +18,7 @@ import {
   type MeshRegistry,
   type RebindResult,
 } from './registry.js';
+import { TickBatch } from './tick-batch.js';
 
 /** The cluster store could not be reached; callers answer 503 / close with "try again later". */
 export class RegistryUnavailableError extends Error {
@@ -29,12 +30,17 @@ export class RegistryUnavailableError extends Error {
 
 // Binding first (identities.ts decideBinding, in Lua so that two instances racing for one id
 // cannot both bind it): a revoked key is refused; an unbound id is bound to this key; an id bound to
-// another key is refused unless ARGV[5] carries a rotation (verified by the caller) from the bound
-// key, which moves the binding and revokes the old key. ARGV[6]/[7] seed a binding and a revocation
-// from the instance's local mirror, for a Redis that restarted empty. Then the registration: a
-// holder of the id (the same agent reconnecting, or a superseded key) is replaced.
+// another key is refused unless \`rot\` carries a rotation (verified by the caller) from the bound
+// key, which moves the binding and revokes the old key. \`seedB\`/\`seedR\` seed a binding and a
+// revocation from the instance's local mirror, for a Redis that restarted empty. Then the
+// registration: a holder of the id (the same agent reconnecting, or a superseded key) is replaced.
+//
+// One call claims a batch: ARGV[1] is the prefix, then CLAIM_ARGS arguments per claim, applied in
+// order exactly as separate calls would be (a later claim of an id in the batch meets the binding an
+// earlier one made), and the whole batch is atomic against every other instance.
+const CLAIM_ARGS = 6;
 const CLAIM = `
-local P, id, rec, via, rot, seedB, seedR = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local function claim(P, id, rec, via, rot, seedB, seedR)
 local new = cjson.decode(rec)
 if seedR ~= '' then redis.call('HSETNX', P..'revoked', new.publicKey, seedR) end
 local rv = redis.call('HGET', P..'revoked', new.publicKey)
@@ -79,6 +85,12 @@ redis.call('HSET', P..'agents', id, rec)
 redis.call('SADD', P..'mesh:'..new.mesh, id)
 redis.call('SADD', P..'inst:'..new.instanceId, id)
 return {'ok', cur, b, rotated}
+end
+local P, out = ARGV[1], {}
+for i = 2, #ARGV, ${CLAIM_ARGS} do
+  out[#out + 1] = claim(P, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+end
+return out
 `;
 
 // An operator binds an id to a key (not revoked); the previous key is revoked. Returns the holder of
@@ -141,15 +153,19 @@ redis.call('DEL', P..'rep:'..id)
 return out
 `;
 
-// A mesh's members in one round trip (registration lists them every time).
+// Meshes' members in one round trip (registration lists its mesh every time): one list per mesh
+// named in ARGV[2..], in order.
 const MESH = `
-local P, mesh = ARGV[1], ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', P..'mesh:'..mesh)) do
-  local r = redis.call('HGET', P..'agents', id)
-  if r then table.insert(out, r) end
+local P, all = ARGV[1], {}
+for i = 2, #ARGV do
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', P..'mesh:'..ARGV[i])) do
+    local r = redis.call('HGET', P..'agents', id)
+    if r then table.insert(out, r) end
+  end
+  all[#all + 1] = out
 end
-return out
+return all
 `;
 
 // Removes the registrations of an instance whose liveness key has expired (or, with force, of the
@@ -177,6 +193,8 @@ return out
 
 type Script = (...args: string[]) => Promise<unknown>;
 
+type ClaimReply = [string, string | null, string | null, string | null];
+
 export class RedisRegistry implements MeshRegistry {
   private readonly scripts: Record<
     'claim' | 'release' | 'report' | 'forget' | 'reap' | 'mesh' | 'rebind',
@@ -187,6 +205,8 @@ export class RedisRegistry implements MeshRegistry {
    * identities file): it seeds a Redis that lost them, and every answer from Redis updates it.
    */
   mirror: IdentityFile | undefined;
+  private readonly claims: TickBatch<string[], ClaimReply>;
+  private readonly meshes: TickBatch<string, string[]>;
 
   constructor(
     readonly redis: Redis,
@@ -200,7 +220,8 @@ export class RedisRegistry implements MeshRegistry {
     };
     this.scripts = {
       // v2: the claim now binds keys; a client that defined the old script keeps it under the old name.
-      claim: bind('claim_v2', CLAIM),
+      // v3: claims in batches; a client that defined an older script keeps it under its old name.
+      claim: bind('claim_v3', CLAIM),
       release: bind('release', RELEASE),
       report: bind('report', REPORT),
       forget: bind('forget', FORGET),
@@ -208,6 +229,10 @@ export class RedisRegistry implements MeshRegistry {
       mesh: bind('mesh', MESH),
       rebind: bind('rebind', REBIND),
     };
+    this.claims = new TickBatch(
+      async (claims) => (await this.scripts.claim(...claims.flat())) as ClaimReply[],
+    );
+    this.meshes = new TickBatch(async (names) => (await this.scripts.mesh(...names)) as string[][]);
   }
 
   private async guard<T>(p: Promise<T>): Promise<T> {
@@ -226,14 +251,16 @@ export class RedisRegistry implements MeshRegistry {
     const { seq: _, rotations: _r, ...fields } = rec;
     const seedB = this.mirror?.binding(rec.agentId);
     const seedR = this.mirror?.revocation(rec.publicKey);
-    const [status, other, bound, rotated] = (await this.scripts.claim(
+    // CLAIM_ARGS of them, in the order the script reads them.
+    const args = [
       rec.agentId,
       JSON.stringify(fields),
       opts.via ?? 'first_use',
       opts.rotation ? JSON.stringify(opts.rotation) : '',
       seedB ? JSON.stringify(seedB) : '',
       seedR ? JSON.stringify(seedR) : '',
-    )) as [string, string | null, string | null, string | null];
+    ];
+    const [status, other, bound, rotated] = await this.claims.add(args);
     if (status === 'revoked') {
       const revocation = JSON.parse(other!) as Revocation;
       this.remember(undefined, revocation);
@@ -332,7 +359,7 @@ export class RedisRegistry implements MeshRegistry {
       const all = await this.guard(this.redis.hvals(this.key('agents')));
       return all.map((r) => JSON.parse(r) as AgentRecord);
     }
-    const raw = (await this.scripts.mesh(mesh)) as string[];
+    const raw = await this.meshes.add(mesh);
     return raw.map((r) => JSON.parse(r) as AgentRecord);
   }
 
