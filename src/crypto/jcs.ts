@@ -41,8 +41,10 @@ function serialize(value: unknown, path: string): string {
   }
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// String.prototype.isWellFormed (ES2024, in Node 20) answers the same question several times faster
+// than a regex scan on the ~1 KB strings every signed message carries; the TypeScript lib is ES2023.
+const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function hasLoneSurrogate(s: string): boolean {
-  return LONE_SURROGATE.test(s);
+  return !wellFormed(s);
 }
