@@ -8,8 +8,9 @@
 // The policy is "inline when idle, pool when busy": a receiver verifies on its own thread while
 // nothing waits (no postMessage hop, so an idle ping/pong keeps its round-trip time), and hands the
 // signature to the pool once a message arrives while another is still in flight, or a second one
-// arrives in the same event-loop turn (the sign that the thread is behind). Jobs gathered in one turn
-// go out as one packed, transferred buffer per worker, and come back as one verdict per job.
+// arrives in the same event-loop turn (the sign that the thread is behind). Jobs are gathered (up to
+// MIN_BATCH, or GATHER_MS) and go out as one packed, transferred buffer per idle worker, one batch in
+// flight per worker, and come back as one verdict per job.
 //
 // Only the Ed25519 verify itself moves: parsing, shape, sender/recipient and timestamp checks, the
 // canonical form (JCS) and the replay cache stay with the caller (MessageVerifier.precheck/finish),
@@ -54,6 +55,13 @@ parentPort.on('message', ({ batch, count, buf }) => {
 });
 `;
 
+/**
+ * Jobs a batch waits for, at most GATHER_MS: a postMessage round trip costs the receiving thread tens
+ * of microseconds, about what a verification costs, so single-job batches would save nothing.
+ */
+const MIN_BATCH = 16;
+const GATHER_MS = 1;
+
 interface Job {
   publicKey: Uint8Array;
   data: Uint8Array;
@@ -84,7 +92,7 @@ export class VerifyPool {
   private turnResetScheduled = false;
   private broken = false;
   /** Jobs handed to workers, and verified inline: for tests and the benchmark's report. */
-  readonly counts = { pooled: 0, inline: 0 };
+  readonly counts = { pooled: 0, inline: 0, batches: 0 };
 
   constructor(opts: VerifyPoolOptions = {}) {
     this.size = opts.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -130,36 +138,51 @@ export class VerifyPool {
   ): void {
     this.counts.pooled += 1;
     this.pending.push({ publicKey, data, signature, done });
-    if (this.pending.length >= 256) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    if (this.pending.length >= MIN_BATCH) this.flush();
+    else this.flushSoon();
+  }
+
+  /** A short wait gathers a batch: a worker faster than the arrivals would otherwise get them one by one. */
+  private flushSoon(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setTimeout(() => {
+      this.flushScheduled = false;
+      this.flush();
+    }, GATHER_MS);
   }
 
   /** Stops the workers; anything in flight is verified inline. */
   async close(): Promise<void> {
     const lanes = this.lanes ?? [];
     this.lanes = undefined;
+    this.broken = true;
     for (const l of lanes) this.failLane(l);
+    this.flush();
     await Promise.all(lanes.map((l) => l.worker.terminate()));
   }
 
+  /**
+   * Sends what is pending to the lanes with nothing in flight, split evenly; a busy lane gets its
+   * next batch when it answers. One batch in flight per lane makes the batches as large as the
+   * worker is slow: postMessage was the largest cost left on the receiving thread when every turn's
+   * few messages went out on their own.
+   */
   private flush(): void {
-    this.flushScheduled = false;
-    const jobs = this.pending;
-    this.pending = [];
-    if (jobs.length === 0) return;
+    if (this.pending.length === 0) return;
     const lanes = this.broken ? [] : this.ensureLanes();
     if (lanes.length === 0) {
+      const jobs = this.pending;
+      this.pending = [];
       for (const j of jobs) j.done(verifySignature(j.publicKey, j.data, j.signature));
       return;
     }
-    // Least-loaded lanes first; the jobs split evenly across the lanes that have the least.
-    const order = [...lanes].sort((a, b) => a.jobs - b.jobs);
-    const take = Math.ceil(jobs.length / order.length);
-    for (let i = 0, lane = 0; i < jobs.length; i += take, lane++)
-      this.send(order[lane]!, jobs.slice(i, i + take));
+    const idle = lanes.filter((l) => l.jobs === 0);
+    if (idle.length === 0) return;
+    const jobs = this.pending;
+    this.pending = [];
+    const take = Math.ceil(jobs.length / idle.length);
+    for (let i = 0, lane = 0; i < jobs.length; i += take, lane++) this.send(idle[lane]!, jobs.slice(i, i + take));
   }
 
   private send(lane: Lane, jobs: Job[]): void {
@@ -175,6 +198,7 @@ export class VerifyPool {
       at += 100 + j.data.length;
     }
     const batch = this.nextBatch++;
+    this.counts.batches += 1;
     lane.inFlight.set(batch, jobs);
     lane.jobs += jobs.length;
     lane.worker.postMessage({ batch, count: jobs.length, buf: buf.buffer }, [buf.buffer]);
@@ -210,12 +234,15 @@ export class VerifyPool {
     lane.inFlight.delete(m.batch);
     lane.jobs -= jobs.length;
     for (let i = 0; i < jobs.length; i++) jobs[i]!.done(m.out[i] === 1);
+    if (this.pending.length >= MIN_BATCH) this.flush();
+    else if (this.pending.length > 0) this.flushSoon();
   }
 
   /** A worker that died takes no answers with it: its jobs are verified here, and the pool goes inline. */
   private laneDied(lane: Lane): void {
     if (this.lanes?.includes(lane)) this.broken = true;
     this.failLane(lane);
+    this.flush();
   }
 
   private failLane(lane: Lane): void {
