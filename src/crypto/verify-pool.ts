@@ -182,7 +182,8 @@ export class VerifyPool {
     const jobs = this.pending;
     this.pending = [];
     const take = Math.ceil(jobs.length / idle.length);
-    for (let i = 0, lane = 0; i < jobs.length; i += take, lane++) this.send(idle[lane]!, jobs.slice(i, i + take));
+    for (let i = 0, lane = 0; i < jobs.length; i += take, lane++)
+      this.send(idle[lane]!, jobs.slice(i, i + take));
   }
 
   private send(lane: Lane, jobs: Job[]): void {
