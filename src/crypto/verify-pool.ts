@@ -91,6 +91,8 @@ export class VerifyPool {
   private inlineThisTurn = 0;
   private turnResetScheduled = false;
   private broken = false;
+  /** A worker has started and can take jobs. */
+  private online = false;
   /** Jobs handed to workers, and verified inline: for tests and the benchmark's report. */
   readonly counts = { pooled: 0, inline: 0, batches: 0 };
 
@@ -112,7 +114,21 @@ export class VerifyPool {
    */
   shouldOffload(queued: number): boolean {
     if (this.size === 0 || this.broken) return false;
-    return queued > 0 || this.busy > 0 || this.inlineThisTurn > 0;
+    if (queued > 0) return true;
+    if (this.busy === 0 && this.inlineThisTurn === 0) return false;
+    // Busy, but a worker thread takes tens of milliseconds to start: messages stay inline until one
+    // is up, so the first burst never waits on a thread starting (it showed as an RTT p99 spike).
+    if (!this.online) this.ensureLanes();
+    return this.online;
+  }
+
+  /** Starts the workers now; resolves once one can take jobs (false: none could start). */
+  async warm(): Promise<boolean> {
+    if (this.size === 0) return false;
+    const lanes = this.ensureLanes();
+    if (this.online || lanes.length === 0) return this.online;
+    await Promise.race(lanes.map((l) => new Promise((r) => l.worker.once('online', r))));
+    return this.online;
   }
 
   /** Verifies on this thread, noting it so that a second message in the same turn is offloaded. */
@@ -214,6 +230,9 @@ export class VerifyPool {
         // Verification must never keep a process alive (an agent stops, the CLI exits).
         worker.unref();
         const lane: Lane = { worker, inFlight: new Map(), jobs: 0 };
+        worker.once('online', () => {
+          this.online = true;
+        });
         worker.on('message', (m: { batch: number; out: Uint8Array }) => this.answer(lane, m));
         worker.on('error', () => this.laneDied(lane));
         worker.on('exit', () => this.laneDied(lane));

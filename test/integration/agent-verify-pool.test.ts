@@ -102,6 +102,7 @@ describe('signature verification on worker threads', () => {
       const pool = workers > 0 ? new VerifyPool({ workers }) : false;
       if (pool) pools.push(pool);
       const p = await pair(`vp-${name}`, pool);
+      if (pool) expect(await pool.warm()).toBe(true);
       const { genuine, forged } = burst(p);
       await waitFor(
         () => p.received.length + p.receiver.counters.signature_failures >= genuine.length + forged + 1,

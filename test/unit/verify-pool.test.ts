@@ -47,6 +47,12 @@ describe('VerifyPool', () => {
     const p = pool(1);
     const [j] = jobs(2).slice(1);
     expect(p.shouldOffload(0)).toBe(false);
+    // busy before any worker is up: still inline (no message waits on a thread starting)
+    p.verifyInline(j!.publicKey, j!.data, j!.signature);
+    expect(p.shouldOffload(0)).toBe(false);
+    expect(await p.warm()).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(p.shouldOffload(0)).toBe(false);
     expect(p.verifyInline(j!.publicKey, j!.data, j!.signature)).toBe(true);
     expect(p.shouldOffload(0)).toBe(true);
     // a caller holding messages for ordering always queues behind them
