@@ -111,6 +111,8 @@ export class PeerLink {
   private inbox: Inbound[] = [];
   private inboxHead = 0;
   private draining = false;
+  /** Signatures this link verified inline in the current event-loop turn (reset by a setImmediate). */
+  private inlineThisTurn = 0;
 
   constructor(
     readonly peerId: string,
@@ -208,7 +210,7 @@ export class PeerLink {
       to: this.ctx.selfId,
     });
     const queued = this.inbox.length - this.inboxHead;
-    if (pre.ok && pool?.shouldOffload(queued)) {
+    if (pre.ok && pool?.shouldOffload(queued, this.inlineThisTurn)) {
       // Busy: the signature goes to the pool, and the message waits its turn here so that messages
       // from this peer are still handled in the order they arrived.
       const entry: Inbound = { pre, holds: undefined };
@@ -230,9 +232,15 @@ export class PeerLink {
       this.handle(pre);
       return;
     }
-    const holds = pool
-      ? pool.verifyInline(this.publicKey, pre.signed, pre.signature)
-      : verifySignature(this.publicKey, pre.signed, pre.signature);
+    let holds: boolean;
+    if (pool) {
+      holds = pool.verifyInline(this.publicKey, pre.signed, pre.signature);
+      // A second message in this turn means the thread is behind: it goes to the pool.
+      if (this.inlineThisTurn++ === 0)
+        setImmediate(() => {
+          this.inlineThisTurn = 0;
+        });
+    } else holds = verifySignature(this.publicKey, pre.signed, pre.signature);
     this.handle(verifier.finish(pre, holds));
   }
 

@@ -87,9 +87,6 @@ export class VerifyPool {
   private pending: Job[] = [];
   private flushScheduled = false;
   private nextBatch = 0;
-  /** Signatures verified inline in the current event-loop turn (reset by a setImmediate). */
-  private inlineThisTurn = 0;
-  private turnResetScheduled = false;
   private broken = false;
   /** A worker has started and can take jobs. */
   private online = false;
@@ -109,13 +106,15 @@ export class VerifyPool {
 
   /**
    * Whether the caller should submit() rather than verify inline: true once work is queued or in
-   * flight, or a signature was already verified inline in this turn. `queued` is the caller's own
-   * backlog (messages it holds for ordering), which must not be overtaken.
+   * flight, or the caller already verified a signature inline in this event-loop turn. Both counts
+   * are the caller's (one link): `queued` its backlog held for ordering, which must not be overtaken.
+   * Per link, not per process: a ping verified inline must not send the pong (another link, same
+   * turn when both agents share a process) to the pool and its gathering wait.
    */
-  shouldOffload(queued: number): boolean {
+  shouldOffload(queued: number, inlineThisTurn: number): boolean {
     if (this.size === 0 || this.broken) return false;
     if (queued > 0) return true;
-    if (this.busy === 0 && this.inlineThisTurn === 0) return false;
+    if (this.busy === 0 && inlineThisTurn === 0) return false;
     // Busy, but a worker thread takes tens of milliseconds to start: messages stay inline until one
     // is up, so the first burst never waits on a thread starting (it showed as an RTT p99 spike).
     if (!this.online) this.ensureLanes();
@@ -131,17 +130,9 @@ export class VerifyPool {
     return this.online;
   }
 
-  /** Verifies on this thread, noting it so that a second message in the same turn is offloaded. */
+  /** Verifies on this thread (counted). */
   verifyInline(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
     this.counts.inline += 1;
-    this.inlineThisTurn += 1;
-    if (!this.turnResetScheduled) {
-      this.turnResetScheduled = true;
-      setImmediate(() => {
-        this.turnResetScheduled = false;
-        this.inlineThisTurn = 0;
-      });
-    }
     return verifySignature(publicKey, data, signature);
   }
 

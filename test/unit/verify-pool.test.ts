@@ -43,27 +43,23 @@ describe('VerifyPool', () => {
     expect(p.busy).toBe(0);
   });
 
-  it('verifies inline while idle and offloads a second message of the same turn', async () => {
+  it('verifies inline while idle, offloads when busy, once a worker is up', async () => {
     const p = pool(1);
-    const [j] = jobs(2).slice(1);
-    expect(p.shouldOffload(0)).toBe(false);
-    // busy before any worker is up: still inline (no message waits on a thread starting)
-    p.verifyInline(j!.publicKey, j!.data, j!.signature);
-    expect(p.shouldOffload(0)).toBe(false);
+    // idle: inline
+    expect(p.shouldOffload(0, 0)).toBe(false);
+    // busy (the caller verified one inline this turn) before any worker is up: still inline, so
+    // that no message waits on a thread starting
+    expect(p.shouldOffload(0, 1)).toBe(false);
     expect(await p.warm()).toBe(true);
-    await new Promise((r) => setImmediate(r));
-    expect(p.shouldOffload(0)).toBe(false);
-    expect(p.verifyInline(j!.publicKey, j!.data, j!.signature)).toBe(true);
-    expect(p.shouldOffload(0)).toBe(true);
+    expect(p.shouldOffload(0, 0)).toBe(false);
+    expect(p.shouldOffload(0, 1)).toBe(true);
     // a caller holding messages for ordering always queues behind them
-    await new Promise((r) => setImmediate(r));
-    expect(p.shouldOffload(0)).toBe(false);
-    expect(p.shouldOffload(1)).toBe(true);
+    expect(p.shouldOffload(1, 0)).toBe(true);
   });
 
   it('with no workers never offloads', () => {
     const p = pool(0);
-    expect(p.shouldOffload(5)).toBe(false);
+    expect(p.shouldOffload(5, 5)).toBe(false);
   });
 
   it('answers jobs in flight when it closes', async () => {
