@@ -11,6 +11,7 @@ import {
   toBase64url,
 } from '../crypto/ed25519.js';
 import { MessageVerifier } from '../crypto/ifmessage.js';
+import { sharedVerifyPool, type VerifyPool } from '../crypto/verify-pool.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import { type RotationProof, rotationStatement } from '../protocol/signaling.js';
 import type { WitnessEvent } from '../protocol/witness.js';
@@ -79,6 +80,11 @@ export interface AgentOptions {
   persistRotation?: (next: KeyPair, proof: RotationProof) => Promise<void>;
   /** Nonces remembered per peer for replay detection (default 100,000). */
   replayCapacity?: number;
+  /**
+   * Verifies signatures on worker threads while links are busy (default: the process's shared pool,
+   * sized by IFMESH_VERIFY_WORKERS); false verifies every message inline.
+   */
+  verifyPool?: VerifyPool | false;
   onMessage?: (from: string, message: IFMessage) => void;
 }
 
@@ -377,6 +383,7 @@ export class MeshAgent {
       selfId: this.o.agentId,
       signer: () => this.signer,
       verifier: this.verifier,
+      ...(this.o.verifyPool === false ? {} : { pool: this.o.verifyPool ?? sharedVerifyPool() }),
       now: this.now,
       newPeerConnection: this.newPeerConnection,
       signal: (frame) => {

@@ -4,15 +4,28 @@
 // link at once, because werift's close() tells the peer nothing.
 import { randomUUID } from 'node:crypto';
 import type { RTCDataChannel, RTCPeerConnection } from 'werift';
-import type { Signer } from '../crypto/ed25519.js';
-import { buildMessage, type MessageVerifier, signMessage } from '../crypto/ifmessage.js';
+import { type Signer, verifySignature } from '../crypto/ed25519.js';
+import {
+  buildMessage,
+  type MessageVerifier,
+  type Precheck,
+  signToText,
+  type VerifyFailure,
+  type VerifyResult,
+} from '../crypto/ifmessage.js';
+import type { VerifyPool } from '../crypto/verify-pool.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import type { CandidateType, ConnectionState } from '../protocol/signaling.js';
+
+/** A received message held for ordering: its checks so far, and the signature's verdict once in. */
+type Inbound = { pre: Precheck; holds: boolean | undefined } | { failure: VerifyFailure };
 
 export interface LinkContext {
   selfId: string;
   signer: () => Signer;
   verifier: MessageVerifier;
+  /** Verifies signatures on worker threads while the link is busy; absent: always inline. */
+  pool?: VerifyPool;
   now: () => number;
   newPeerConnection: (ice?: LinkIce) => RTCPeerConnection;
   signal: (frame: Record<string, unknown>) => void;
@@ -94,6 +107,12 @@ export class PeerLink {
     { t0: number; resolve: (rtt: number) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }
   >();
   private readyWaiters: (() => void)[] = [];
+  /** Messages waiting for the pool's verdict on their signature, or behind one that is (arrival order). */
+  private inbox: Inbound[] = [];
+  private inboxHead = 0;
+  private draining = false;
+  /** Signatures this link verified inline in the current event-loop turn (reset by a setImmediate). */
+  private inlineThisTurn = 0;
 
   constructor(
     readonly peerId: string,
@@ -184,11 +203,71 @@ export class PeerLink {
     // a late hello must not make it ready again, or the agent counts a dead link as healed.
     if (this.closed) return;
     this.lastHeard = this.ctx.now();
-    const r = this.ctx.verifier.verifyText(text, {
+    const { verifier, pool } = this.ctx;
+    const pre = verifier.precheckText(text, {
       publicKey: this.publicKey,
       from: this.peerId,
       to: this.ctx.selfId,
     });
+    const queued = this.inbox.length - this.inboxHead;
+    if (pre.ok && pool?.shouldOffload(queued, this.inlineThisTurn)) {
+      // Busy: the signature goes to the pool, and the message waits its turn here so that messages
+      // from this peer are still handled in the order they arrived.
+      const entry: Inbound = { pre, holds: undefined };
+      this.inbox.push(entry);
+      pool.submit(this.publicKey, pre.signed, pre.signature, (holds) => {
+        entry.holds = holds;
+        this.drainInbox();
+      });
+      return;
+    }
+    if (queued > 0) {
+      // Behind messages still in the pool (a message refused before its signature, or a pool gone
+      // inline): it waits its turn, and its replay check runs in that turn.
+      const holds = pre.ok ? verifySignature(this.publicKey, pre.signed, pre.signature) : false;
+      this.inbox.push(pre.ok ? { pre, holds } : { failure: pre });
+      return;
+    }
+    if (!pre.ok) {
+      this.handle(pre);
+      return;
+    }
+    let holds: boolean;
+    if (pool) {
+      holds = pool.verifyInline(this.publicKey, pre.signed, pre.signature);
+      // A second message in this turn means the thread is behind: it goes to the pool.
+      if (this.inlineThisTurn++ === 0)
+        setImmediate(() => {
+          this.inlineThisTurn = 0;
+        });
+    } else holds = verifySignature(this.publicKey, pre.signed, pre.signature);
+    this.handle(verifier.finish(pre, holds));
+  }
+
+  /** Hands on every message at the head of the inbox whose verdict is in, in arrival order. */
+  private drainInbox(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.inboxHead < this.inbox.length) {
+        const e = this.inbox[this.inboxHead]!;
+        if ('pre' in e && e.holds === undefined) break;
+        this.inbox[this.inboxHead++] = undefined as never;
+        // A bye (or a failure) while messages waited: those behind it are dropped, as a closed
+        // link drops what arrives after it closes.
+        if (this.closed) continue;
+        this.handle('pre' in e ? this.ctx.verifier.finish(e.pre, e.holds!) : e.failure);
+      }
+      if (this.inboxHead === this.inbox.length) {
+        this.inbox = [];
+        this.inboxHead = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private handle(r: VerifyResult): void {
     if (!r.ok) {
       this.rejected += 1;
       this.ctx.onRejected(this, r.reason, r.detail);
@@ -238,11 +317,10 @@ export class PeerLink {
   /** Signs and sends; false when the channel is not open. */
   sendMessage(type: string, payload: Record<string, unknown>): IFMessage | undefined {
     if (!this.dc || this.dc.readyState !== 'open') return undefined;
-    const m = signMessage(
+    const { message: m, text } = signToText(
       buildMessage({ from: this.ctx.selfId, to: this.peerId, type, payload }, this.ctx.now()),
       this.ctx.signer(),
     );
-    const text = JSON.stringify(m);
     try {
       this.dc.send(text);
     } catch {

@@ -1,16 +1,20 @@
 // Agent benchmarks: ifmesh's signed mesh against bare werift (two RTCPeerConnections in one
 // process, SDP handed over directly, nothing signed) measured in the same run.
 import { spawn } from 'node:child_process';
+import { sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { type RTCDataChannel, RTCPeerConnection } from 'werift';
 import { MeshAgent } from '../../src/agent/agent.js';
-import { generateKeyPair } from '../../src/crypto/ed25519.js';
+import { generateKeyPair, privateKeyObject, publicKeyObject } from '../../src/crypto/ed25519.js';
+import { buildMessage, signingBytes } from '../../src/crypto/ifmessage.js';
+import { sharedVerifyPool } from '../../src/crypto/verify-pool.js';
 import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
+import { runLoad, runLoadWorker } from '../../src/ops/agent/load.js';
 import { createSignalingServer } from '../../src/services/signaling/server.js';
 import { waitFor } from '../helpers/wait.js';
-import { median, percentile, ROOT, type Row } from './lib.js';
+import { median, opsPerSecond, percentile, ROOT, type Row } from './lib.js';
 
 const LOOPBACK = { iceUseIpv4: false, iceUseIpv6: false, iceAdditionalHostAddresses: ['127.0.0.1'] };
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
@@ -40,6 +44,209 @@ async function rawPair(
     openMs: performance.now() - t0,
     close: async () => Promise.all([a.close(), b.close()]),
   };
+}
+
+/** Raw echoes at `rate` per second for `ms` on a bare pair: one RTT per ping, as `ifmesh load` sends them. */
+async function rawPingsAtRate(stun: { urls: string }[], rate: number, ms: number): Promise<number[]> {
+  const rp = await rawPair(stun, 'all');
+  rp.dcB.onMessage.subscribe((d) => rp.dcB.send(d));
+  const sentAt = new Map<string, number>();
+  const rtts: number[] = [];
+  rp.dcA.onMessage.subscribe((d) => {
+    const t0 = sentAt.get(String(d));
+    if (t0 !== undefined) rtts.push(performance.now() - t0);
+  });
+  const total = Math.round((rate * ms) / 1000);
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sentAt.set(`ping-${i}`, performance.now());
+    rp.dcA.send(`ping-${i}`);
+  }
+  await waitFor(() => rtts.length >= total, 'the raw echoes', { timeoutMs: 5_000 }).catch(() => {});
+  await rp.close();
+  return rtts;
+}
+
+/** Sends `send()` for `ms` while under 8 KB is queued on `dc`; `delivered()` read 200 ms after. */
+async function flood(
+  dc: RTCDataChannel,
+  send: () => void,
+  delivered: () => number,
+  ms: number,
+): Promise<number> {
+  const before = delivered();
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    if (dc.bufferedAmount > 8 * 1024) await new Promise((r) => setImmediate(r));
+    else send();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  return ((delivered() - before) * 1000) / (performance.now() - t0);
+}
+
+/**
+ * RTT (through `ifmesh load`'s own function, two agents in this process, against raw echoes at the
+ * same rate) and throughput of ~1 KB messages (a flood, against bare werift and against the crypto
+ * bound: raw node:crypto signing and verifying the same bytes one after the other on one core).
+ * Throughput rounds alternate raw, signed and crypto, so that a noisy neighbour slows all alike; the
+ * median round of each counts.
+ */
+async function onePair(signalingUrl: string, stun: { urls: string }[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  // 100 pings/s, one in flight at a time on loopback: latency, not queueing (a loaded machine that
+  // falls behind a faster schedule sends the rest in a burst, and both sides measure the queue).
+  const rate = 100;
+  const seconds = 5;
+  const rawRtts = await rawPingsAtRate(stun, rate, seconds * 1000);
+  const load = await runLoad({
+    agents: 2,
+    processes: 1,
+    signalingUrls: [signalingUrl],
+    iceServers: stun,
+    loopbackOnly: true,
+    rejectUnauthorized: true,
+    formTimeoutMs: 20_000,
+    durationMs: seconds * 1000,
+    rate,
+    pingTimeoutMs: 5_000,
+    thresholds: { delivery_ratio: 1, rtt_p95_ms: 1_000, signature_failures: 0 },
+    launch: (spec, hooks) => runLoadWorker(spec, hooks),
+  });
+  if (load.delivered === 0) throw new Error(`ifmesh load delivered nothing: ${load.failures.join('; ')}`);
+  const p95 = load.rtt_ms.p95!;
+  const rawP95 = percentile(rawRtts, 95);
+  // Informational: the load tool paces pings with timers and carries its own bookkeeping, so its RTT
+  // sits above bare echoes at the same rate (measured ~2× at p95 on a quiet 2-core machine, with or
+  // without the verify pool); the latency target is the sequential row below.
+  rows.push({
+    measure: `\`ifmesh load\` (runLoad, 2 agents, one process): ${rate} pings/s for ${seconds} s, RTT p50/p95`,
+    baseline: `raw unsigned echoes at the same rate ${median(rawRtts).toFixed(2)}/${rawP95.toFixed(2)} ms`,
+    ifmesh: `${load.rtt_ms.p50!.toFixed(2)}/${p95.toFixed(2)} ms, ${load.delivered}/${load.sent} delivered, ${load.signature_failures} signature failures`,
+    ratio: `${(p95 / rawP95).toFixed(2)}× (p95)`,
+    target: 'all delivered, 0 failures',
+    met: load.delivered === load.sent && load.signature_failures === 0,
+  });
+
+  const payload = 'x'.repeat(1000);
+  let rawGot = 0;
+  const rawSink = await rawPair(stun, 'all');
+  rawSink.dcB.onMessage.subscribe(() => {
+    rawGot += 1;
+  });
+  let got = 0;
+  const [s1, s2] = ['t-1', 't-2'].map(
+    (id) =>
+      new MeshAgent({
+        agentId: id,
+        identity: generateKeyPair(),
+        signalingUrls: [signalingUrl],
+        iceServers: stun,
+        loopbackOnly: true,
+        onMessage: () => {
+          got += 1;
+        },
+      }),
+  ) as [MeshAgent, MeshAgent];
+  s1.start();
+  await waitFor(() => s1.signalingUrl !== undefined, 't-1 to register');
+  s2.start();
+  await s2.waitForPeers(['t-1'], 20_000);
+  await s1.waitForPeers(['t-2'], 20_000);
+  const link = s1.links.get('t-2')!;
+  // Latency: 1,000 sequential echoes each, bare werift against signed ping/pong.
+  const echo = await rawPair(stun, 'all');
+  echo.dcB.onMessage.subscribe((d) => echo.dcB.send(d));
+  const seqRaw: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((r) => {
+      const sub = echo.dcA.onMessage.subscribe(() => {
+        sub.unSubscribe();
+        r();
+      });
+      echo.dcA.send(`ping-${i}`);
+    });
+    seqRaw.push(performance.now() - t0);
+  }
+  await echo.close();
+  const seqOurs: number[] = [];
+  for (let i = 0; i < 1000; i++) seqOurs.push(await link.ping());
+  const seqRatio = percentile(seqOurs, 95) / percentile(seqRaw, 95);
+  rows.push({
+    measure: 'RTT p50/p95, 1,000 sequential echoes on one pair',
+    baseline: `raw unsigned ${median(seqRaw).toFixed(2)}/${percentile(seqRaw, 95).toFixed(2)} ms`,
+    ifmesh: `signed ping/pong ${median(seqOurs).toFixed(2)}/${percentile(seqOurs, 95).toFixed(2)} ms`,
+    ratio: `${seqRatio.toFixed(2)}× (p95)`,
+    target: 'p95 ≤ 1.5×',
+    met: seqRatio <= 1.5,
+  });
+  const body = { data: 'x'.repeat(700) };
+  // The crypto bound: the bytes an IFMessage of this body signs, signed then verified, one core.
+  const { seed, publicKey } = generateKeyPair();
+  const priv = privateKeyObject(seed);
+  const pub = publicKeyObject(publicKey);
+  const bytes = signingBytes(
+    buildMessage({ from: 't-1', to: 't-2', type: 'data', payload: body }, Date.now()),
+  );
+  const signVerify = () => {
+    if (!cryptoVerify(null, bytes, pub, cryptoSign(null, bytes, priv)))
+      throw new Error('raw sign+verify failed');
+  };
+  const pool = sharedVerifyPool();
+  const pooled0 = pool.counts.pooled;
+  const inline0 = pool.counts.inline;
+  const raw: number[] = [];
+  const ours: number[] = [];
+  const bound: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    raw.push(
+      await flood(
+        rawSink.dcA,
+        () => rawSink.dcA.send(payload),
+        () => rawGot,
+        1_500,
+      ),
+    );
+    ours.push(
+      await flood(
+        link.dc!,
+        () => link.sendMessage('data', body),
+        () => got,
+        1_500,
+      ),
+    );
+    bound.push(opsPerSecond(signVerify, 500));
+  }
+  const failures = s1.counters.signature_failures + s2.counters.signature_failures;
+  await s1.stop();
+  await s2.stop();
+  await rawSink.close();
+  const rawRate = median(raw);
+  const rate1 = median(ours);
+  const boundRate = median(bound);
+  const pooled = pool.counts.pooled - pooled0;
+  const share = pooled / Math.max(1, pooled + pool.counts.inline - inline0);
+  const signed = `signed, verified ${fmt(rate1)}/s (${Math.round(share * 100)} % of verifies on worker threads)`;
+  rows.push({
+    measure: '~1 KB messages/s on one pair, ≤ 8 KB queued, median of 3 rounds',
+    baseline: `raw unsigned ${fmt(rawRate)}/s`,
+    ifmesh: signed,
+    ratio: `${(rate1 / rawRate).toFixed(2)}×`,
+    // Each ifmesh message is signed, sent, parsed and verified; the raw pair sends bare bytes.
+    target: '≥ 0.6×',
+    met: rate1 / rawRate >= 0.6 && failures === 0,
+  });
+  rows.push({
+    measure: 'the same, against the crypto bound of one core',
+    baseline: `raw node:crypto sign+verify of the same ${bytes.length} B, in turn, ${fmt(boundRate)}/s`,
+    ifmesh: signed,
+    ratio: `${(rate1 / boundRate).toFixed(2)}×`,
+    target: '≥ 0.7×',
+    met: rate1 / boundRate >= 0.7 && failures === 0,
+  });
+  return rows;
 }
 
 export async function benchAgent(): Promise<Row[]> {
@@ -111,85 +318,7 @@ export async function benchAgent(): Promise<Row[]> {
     }
 
     // 2. RTT and throughput on one pair
-    const rp = await rawPair(stun, 'all');
-    rp.dcB.onMessage.subscribe((d) => rp.dcB.send(d));
-    const rawRtts: number[] = [];
-    for (let i = 0; i < 1000; i++) {
-      const t0 = performance.now();
-      await new Promise<void>((r) => {
-        const sub = rp.dcA.onMessage.subscribe(() => {
-          sub.unSubscribe();
-          r();
-        });
-        rp.dcA.send(`ping-${i}`);
-      });
-      rawRtts.push(performance.now() - t0);
-    }
-    const payload = 'x'.repeat(1000);
-    let rawGot = 0;
-    const rawSink = await rawPair(stun, 'all');
-    rawSink.dcB.onMessage.subscribe(() => {
-      rawGot += 1;
-    });
-    const rawT0 = performance.now();
-    while (performance.now() - rawT0 < 2000) {
-      if (rawSink.dcA.bufferedAmount > 8 * 1024) await new Promise((r) => setImmediate(r));
-      else rawSink.dcA.send(payload);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    const rawRate = (rawGot * 1000) / (performance.now() - rawT0);
-    await rp.close();
-    await rawSink.close();
-
-    let got = 0;
-    const [s1, s2] = ['t-1', 't-2'].map(
-      (id) =>
-        new MeshAgent({
-          agentId: id,
-          identity: generateKeyPair(),
-          signalingUrls: [sig.url],
-          iceServers: stun,
-          loopbackOnly: true,
-          onMessage: () => {
-            got += 1;
-          },
-        }),
-    ) as [MeshAgent, MeshAgent];
-    s1.start();
-    await waitFor(() => s1.signalingUrl !== undefined, 't-1 to register');
-    s2.start();
-    await s2.waitForPeers(['t-1'], 20_000);
-    await s1.waitForPeers(['t-2'], 20_000);
-    const link = s1.links.get('t-2')!;
-    const rtts: number[] = [];
-    for (let i = 0; i < 1000; i++) rtts.push(await link.ping());
-    const t0 = performance.now();
-    const body = { data: 'x'.repeat(700) };
-    while (performance.now() - t0 < 2000) {
-      if (link.dc!.bufferedAmount > 8 * 1024) await new Promise((r) => setImmediate(r));
-      else link.sendMessage('data', body);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    const rate = (got * 1000) / (performance.now() - t0);
-    await s1.stop();
-    await s2.stop();
-    rows.push({
-      measure: 'RTT p50/p95, 1,000 sequential echoes on one pair',
-      baseline: `raw unsigned ${median(rawRtts).toFixed(2)}/${percentile(rawRtts, 95).toFixed(2)} ms`,
-      ifmesh: `signed ping/pong ${median(rtts).toFixed(2)}/${percentile(rtts, 95).toFixed(2)} ms`,
-      ratio: `${(percentile(rtts, 95) / percentile(rawRtts, 95)).toFixed(2)}× (p95)`,
-      target: 'p95 ≤ 2×',
-      met: percentile(rtts, 95) / percentile(rawRtts, 95) <= 2,
-    });
-    rows.push({
-      measure: '~1 KB messages/s on one pair, ≤ 8 KB queued',
-      baseline: `raw unsigned ${fmt(rawRate)}/s`,
-      ifmesh: `signed, verified ${fmt(rate)}/s`,
-      ratio: `${(rate / rawRate).toFixed(2)}×`,
-      // Each ifmesh message is signed, sent, parsed and verified; the raw pair sends bare bytes.
-      target: '≥ 0.2×',
-      met: rate / rawRate >= 0.2,
-    });
+    rows.push(...(await onePair(sig.url, stun)));
 
     // 3. full-mesh formation and memory
     for (const n of [4, 8, 16]) {
