@@ -67,8 +67,9 @@ function anchors(text: string): Set<string> {
 describe('docs', () => {
   it('docs/commands.md is the table the command definitions render', async () => {
     const r = await checkDocs();
+    // On failure the message is the checker's: which line differs, and `npm run docs` to regenerate.
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
   });
 
   it('a stale table is refused, saying how to regenerate it', async () => {
