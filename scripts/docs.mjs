@@ -16,7 +16,10 @@ import { commands as definitions } from '../dist/src/cli/registry.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PAGE = 'docs/commands.md';
 
-/** The docs page of each command, for its row's link; a command without one gets no link. */
+/**
+ * The docs page of each command, for its row's link (to the page's first heading naming the command,
+ * when it has one); a command without a page gets no link.
+ */
 const PAGES = {
   init: 'deploy.md',
   up: 'local-stack.md',
@@ -53,6 +56,24 @@ const PAGES = {
   completion: 'installing.md',
 };
 
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading) {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+}
+
+/** `page#anchor` of the first heading on the command's page that names it, else the page. */
+function link(name) {
+  const page = PAGES[name];
+  if (!page) return undefined;
+  const text = readFileSync(path.join(ROOT, 'docs', page), 'utf8');
+  const heading = text.split('\n').find((l) => /^#{2,4} /.test(l) && l.includes(`\`ifmesh ${name}`));
+  return heading ? `${page}#${slug(heading.replace(/^#+ /, ''))}` : page;
+}
+
 /** A table cell: one line, pipes escaped (also inside code spans, as GitHub's tables need). */
 function cell(text) {
   return text.replace(/\s+/g, ' ').trim().replaceAll('|', '\\|');
@@ -71,8 +92,8 @@ function code(text) {
  */
 export function renderCommandsPage(defs) {
   const rows = defs.map((d) => {
-    const page = PAGES[d.name];
-    const name = page ? `[${code(`ifmesh ${d.name}`)}](${page})` : code(`ifmesh ${d.name}`);
+    const target = link(d.name);
+    const name = target ? `[${code(`ifmesh ${d.name}`)}](${target})` : code(`ifmesh ${d.name}`);
     const example = d.examples[0] ? code(d.examples[0].replace(/\s+#.*$/, '')) : '—';
     return `| ${cell(name)} | ${cell(d.summary)} | ${cell(example)} |`;
   });
