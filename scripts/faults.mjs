@@ -1,11 +1,11 @@
 // `npm run faults`: runs the fault matrix (the scenario files below, against real processes),
 // collects what each scenario measured (test/faults/figures.ts), prints one table — fault, trials,
-// expected, observed, figure — and writes it into README.md's "Reliability" block.
+// expected, observed, figure — and writes it into docs/reliability.md's table block.
 // Exit 0 when every scenario passed and every figure met its expectation, 1 otherwise, 2 on bad usage.
 //
 //   npm run faults                  the whole matrix (about 20 minutes on 2 cores)
 //   npm run faults -- witness       only the scenario files whose path contains "witness"
-//   npm run faults -- --no-readme   print the table, leave README.md alone
+//   npm run faults -- --no-readme   print the table, leave docs/reliability.md alone
 //   npm run faults -- --json        one JSON document on stdout instead of the table
 import { spawn } from 'node:child_process';
 import {
@@ -36,6 +36,9 @@ const SCENARIOS = [
 const RUN_LIMIT_MS = 40 * 60_000;
 const BEGIN = '<!-- faults:table -->';
 const END = '<!-- /faults:table -->';
+// The page whose table block the run rewrites.
+const PAGE_NAME = 'docs/reliability.md';
+const PAGE = path.join(ROOT, PAGE_NAME);
 
 const args = process.argv.slice(2);
 const unknown = args.find((a) => a.startsWith('-') && a !== '--json' && a !== '--no-readme');
@@ -47,11 +50,13 @@ if (!files.length) usage(`no scenario file matches ${filters.join(', ')}; they a
 const vitest = path.join(ROOT, 'node_modules', '.bin', 'vitest');
 if (!existsSync(vitest)) usage('vitest is not installed here; run npm ci first');
 
-// A whole run is long: a README that cannot take the table is said before it, not after.
+// A whole run is long: a page that cannot take the table is said before it, not after.
 if (!filters.length && !args.includes('--no-readme')) {
-  const text = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const text = readFileSync(PAGE, 'utf8');
   if (text.indexOf(BEGIN) < 0 || text.indexOf(END) < text.indexOf(BEGIN))
-    usage(`README.md has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-readme`);
+    usage(
+      `${PAGE_NAME} has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-readme`,
+    );
 }
 
 const figuresDir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-faults-'));
@@ -69,10 +74,10 @@ try {
   if (code !== 0) console.error('faults: a scenario failed (see the test output above)');
   const readme = !args.includes('--no-readme');
   if (readme && filters.length) {
-    console.error('faults: a filtered run leaves README.md alone; run the whole matrix to rewrite it');
+    console.error(`faults: a filtered run leaves ${PAGE_NAME} alone; run the whole matrix to rewrite it`);
   } else if (readme && figures.length) {
     writeReadme(table, ok);
-    console.error('faults: README.md "Reliability" table rewritten');
+    console.error(`faults: ${PAGE_NAME} table rewritten`);
   }
   process.exitCode = ok ? 0 : 1;
 } finally {
@@ -145,12 +150,12 @@ function renderTable(figures) {
 }
 
 function writeReadme(table, ok) {
-  const file = path.join(ROOT, 'README.md');
+  const file = PAGE;
   const text = readFileSync(file, 'utf8');
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);
   if (a < 0 || b < a) {
-    console.error(`faults: README.md lost its ${BEGIN} … ${END} block during the run; table not written`);
+    console.error(`faults: ${PAGE_NAME} lost its ${BEGIN} … ${END} block during the run; table not written`);
     return;
   }
   const when = new Date().toISOString().slice(0, 10);
@@ -158,6 +163,6 @@ function writeReadme(table, ok) {
   const status = ok ? 'every scenario passed' : 'NOT every scenario passed (rows marked missed)';
   const block = `${BEGIN}\nMeasured ${when} on ${machine}: ${status}.\n\n${table}\n`;
   writeFileSync(`${file}.tmp`, text.slice(0, a) + block + text.slice(b));
-  // written beside it, then renamed: README.md is never half-written
+  // written beside it, then renamed: the page is never half-written
   renameSync(`${file}.tmp`, file);
 }

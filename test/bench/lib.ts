@@ -102,14 +102,14 @@ export function missedTargets(suite: string, rows: Row[]): string[] {
     .map((r) => `${suite}: ${r.measure}: ${r.ratio} (target ${r.target})`);
 }
 
-/** Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md. */
+/** Replaces the block between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in docs/performance.md. */
 export function writeReadmeBlock(name: string, body: string): void {
-  const file = path.join(ROOT, 'README.md');
+  const file = path.join(ROOT, 'docs/performance.md');
   const text = readFileSync(file, 'utf8');
   const start = `<!-- bench:${name} -->`;
   const end = `<!-- /bench:${name} -->`;
   const a = text.indexOf(start);
   const b = text.indexOf(end);
-  if (a < 0 || b < a) throw new Error(`README.md has no ${start} … ${end} block`);
+  if (a < 0 || b < a) throw new Error(`docs/performance.md has no ${start} … ${end} block`);
   writeFileSync(file, `${text.slice(0, a + start.length)}\n${body}\n${text.slice(b)}`);
 }

@@ -1,5 +1,5 @@
-// What a fault scenario measured, for the table `npm run faults` prints and writes into README's
-// "Reliability" section (scripts/faults.mjs). A scenario records its figure before it asserts, so
+// What a fault scenario measured, for the table `npm run faults` prints and writes into
+// docs/reliability.md (scripts/faults.mjs). A scenario records its figure before it asserts, so
 // a failed expectation still shows what was observed. Outside `npm run faults` (no
 // IFMESH_FAULT_FIGURES) recording is a no-op and the scenario's assertions decide alone.
 import { appendFileSync } from 'node:fs';

@@ -84,7 +84,7 @@ beforeAll(async () => {
   turn = await startCoturn();
   witness = await startWitnessProcess(path.join(dir, 'witness.db'));
   // The witness answers a query it cannot finish within its budget 503 query_timeout, and logs it
-  // as an error: load shedding by design (README, "IF.witness"), not a failure on bad input. Such
+  // as an error: load shedding by design (docs/witness.md), not a failure on bad input. Such
   // answers are counted apart from the 5xx below; on a quiet machine there are none.
   watchErrors(witness, /query took longer than/);
   signaling = await startSignalingProcess([], {

@@ -263,7 +263,7 @@ describe('signaling cluster messages', () => {
     cleanups.push(() => redis.cleanup());
     const root = new Redis(redis.url);
     cleanups.push(() => root.disconnect());
-    // What README "Scaling out" recommends for production.
+    // What docs/signaling.md "Scaling out" recommends for production.
     await root.call(
       'ACL',
       'SETUSER',

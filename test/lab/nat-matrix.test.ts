@@ -1,4 +1,4 @@
-// The NAT traversal matrix (README "NAT traversal"): every pair of NAT types (none, cone, symmetric)
+// The NAT traversal matrix (docs/nat-traversal.md): every pair of NAT types (none, cone, symmetric)
 // × ICE policy (all, relay), each in a lab of its own with two real agents. What must hold: every
 // pair connects; with policy all a pair without a symmetric side connects without a relay on either
 // end; a symmetric NAT facing another NAT goes through TURN, and one facing a public host does not

@@ -1,4 +1,4 @@
-// ifmesh is tested on Node 20 only (README "Requirements"), and Node 20 is past its end of life: the
+// ifmesh is tested on Node 20 only (docs/installing.md), and Node 20 is past its end of life: the
 // code must not lean on anything Node 22 deprecates, so moving to 22 is a version bump, not a port.
 // Greps bin/, commands/ and src/ for the APIs deprecated (documentation-only, runtime or end-of-life)
 // as of Node 22, from https://nodejs.org/docs/latest-v22.x/api/deprecations.html, and fails naming

@@ -1,5 +1,5 @@
 // The trees as data: every branch leads somewhere, every leaf is reachable, node and leaf names never
-// collide, and the README lists every tree question, so the documentation cannot drift from the data.
+// collide, and docs/troubleshooting.md lists every tree question, so the documentation cannot drift from the data.
 // Every piece of advice is something ifmesh accepts: each action names an ifmesh command (checked
 // against the registry, its sub-commands and flags) or a configuration key (checked against the
 // schema, and its value against the loader).
@@ -140,9 +140,9 @@ describe('decision trees as data', () => {
     expect(named).toBeGreaterThan(20);
   });
 
-  it('the README names every question of every tree', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  it('docs/troubleshooting.md names every question of every tree', () => {
+    const page = readFileSync(path.join(ROOT, 'docs/troubleshooting.md'), 'utf8');
     for (const t of Object.values(TREES))
-      for (const n of Object.values(t.nodes)) expect(readme, n.question).toContain(n.question);
+      for (const n of Object.values(t.nodes)) expect(page, n.question).toContain(n.question);
   });
 });
