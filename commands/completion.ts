@@ -1,6 +1,6 @@
 import { Argument, type Command } from 'commander';
 import { completionScript, SHELLS, type Shell } from '../src/cli/completion.js';
-import type { CommandIo } from '../src/cli/registry.js';
+import type { CommandIo } from '../src/cli/define.js';
 
 export function register(cmd: Command, io: CommandIo): void {
   cmd

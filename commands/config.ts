@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { configLoadOptions } from '../src/cli/tls.js';
 import { loadConfig } from '../src/config/load.js';
 import { configReport, configRows } from '../src/config/report.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { shared, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { down } from '../src/ops/stack/down.js';
 import { resolveState } from '../src/state/state-dir.js';

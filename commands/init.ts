@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { intFlag, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { DEFAULT_CONFIG_PATH } from '../src/config/load.js';
 import { displayPath, type InitFileKind, init } from '../src/ops/init.js';
 

@@ -1,7 +1,7 @@
 // ifmesh lab: a NAT lab in network namespaces (root only). Thin: flags in, ops/lab out.
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { intFlag, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { labDown, labRun, labStatus, labUp } from '../src/ops/lab/lab.js';
 import { checkLabName, parseNats } from '../src/ops/lab/plan.js';

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { intFlag, shared } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { UsageError } from '../src/errors.js';
 import { followJournals, lastLines, logSources } from '../src/ops/fleet/logs.js';
 import { resolveState } from '../src/state/state-dir.js';

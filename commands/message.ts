@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { durationFlag, shared, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { readStdin } from '../src/cli/stdin.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { signOne, verifyOne } from '../src/ops/message.js';

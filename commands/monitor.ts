@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import {
   type ConfigFlags,
   durationFlag,
@@ -7,7 +8,6 @@ import {
   withConfigOptions,
   withJson,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ExitCode } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ExitCode } from '../src/errors.js';
 import { alertChannels } from '../src/ops/monitoring/alertmanager.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, shared, withConfigOptions, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { runPreflight } from '../src/ops/preflight/index.js';
 import { resolveState } from '../src/state/state-dir.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, durationFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { rollback } from '../src/ops/rollout/rollback.js';
 import { resolveWitness } from '../src/ops/shared.js';

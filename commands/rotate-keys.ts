@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
 import { runIncident } from '../src/ops/incident/declare.js';
 import { configuredNotifiers } from '../src/ops/incident/notify/send.js';

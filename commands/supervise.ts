@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import { intFlag, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { openWitness } from '../src/ops/events.js';
 import { runWatchdog, WATCHDOG_DEFAULTS } from '../src/ops/fleet/watchdog.js';
 

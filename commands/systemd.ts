@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { resolveSystemdSettings } from '../src/ops/fleet/systemd.js';
 import { installSystemd, uninstallSystemd } from '../src/ops/fleet/systemd-install.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, durationFlag, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { UnreachableError } from '../src/errors.js';
 import { collectMesh, type MeshSample, resolveTargets, topView } from '../src/ops/monitoring/monitor.js';

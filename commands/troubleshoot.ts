@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { resolveTargets } from '../src/ops/monitoring/monitor.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { intFlag, rttBudgetMs, shared, withJson, withRttBudget } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { up } from '../src/ops/stack/up.js';
 import { resolveState } from '../src/state/state-dir.js';

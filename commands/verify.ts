@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import {
   durationFlag,
@@ -9,7 +10,6 @@ import {
   withJson,
   withRttBudget,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { type ExchangeOptions, messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';

@@ -1,29 +1,26 @@
+// The command groups, by name and summary: what `ifmesh --help` lists without loading any of them.
+// A group's definitions (commands/<group>/*.ts, src/cli/define.ts) are loaded only when it is
+// invoked. Nothing under commands/ imports this module (test/unit/import-cycles.test.ts).
 import type { Command } from 'commander';
-import type { ExitCodeValue } from '../errors.js';
-import type { Output } from '../ui/output.js';
-import type { Context } from './context.js';
+import type { AnyDefinition, CommandIo } from './define.js';
 
-/** What a command module gets: the context for I/O, and a way to report its exit code. */
-export interface CommandIo {
-  ctx: Context;
-  output(opts: { json?: boolean }): Output;
-  setExitCode(code: ExitCodeValue): void;
-  /** The exit code of a program run on the operator's behalf (`lab run`), passed through as it is. */
-  passExitCode(code: number): void;
-  /** A server claims SIGINT/SIGTERM: it shuts down gracefully on ctx.signal and returns its own code. */
-  claimSignal(): void;
-}
+export type { CommandIo } from './define.js';
 
 export interface CommandModule {
   /** Adds options, arguments, sub-commands and the action to `cmd`. */
   register(cmd: Command, io: CommandIo): void;
+  /** A converted group's definitions (commands/<group>/index.ts); a legacy module has none. */
+  definitions?: readonly AnyDefinition[];
 }
 
 export interface CommandEntry {
   name: string;
   summary: string;
-  /** Every line runs the command or one of its sub-commands; each sub-command's --help shows its own. */
-  examples: string[];
+  /**
+   * A legacy module's examples: every line runs the command or one of its sub-commands; each
+   * sub-command's --help shows its own. A converted group's are in its definitions.
+   */
+  examples?: string[];
   /** It needs every command registered, not only itself (`completion` walks the whole tree). */
   tree?: true;
   load: () => Promise<CommandModule>;
@@ -102,8 +99,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'releases',
     summary: 'The release history: id, ref, config hash, deployment id, time, who, outcome',
-    examples: ['ifmesh releases', 'ifmesh releases --json'],
-    load: () => import('../../commands/releases.js'),
+    load: () => import('../../commands/releases/index.js'),
   },
   {
     name: 'preflight',
@@ -145,8 +141,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'keys',
     summary: 'Generate and inspect Ed25519 agent identities',
-    examples: ['ifmesh keys generate --agent agent-1 --out keys', 'ifmesh keys show keys/agent-1.key'],
-    load: () => import('../../commands/keys.js'),
+    load: () => import('../../commands/keys/index.js'),
   },
   {
     name: 'signaling',
