@@ -7,7 +7,8 @@
 // This module and the definition files load nothing heavy: a definition imports its op with
 // `await import()` inside `run`, so `ifmesh --help` and the list of definitions (commands/index.ts)
 // never load werift, ink or SQLite. Nothing here imports the registry.
-import type { LoadedConfig } from '../config/load.js';
+import type { Command } from 'commander';
+import type { LoadedConfig, MeshConfig } from '../config/load.js';
 import type { ExitCodeName, ExitCodeValue } from '../errors.js';
 import type { Fleet } from '../ops/fleet/fleet.js';
 import type { StateDir } from '../state/state-dir.js';
@@ -51,15 +52,22 @@ export interface ArgSpec {
 }
 
 /** What a command needs resolved before it runs; resolved once, in src/cli/needs.ts. */
-export type Need = 'config' | 'state' | 'fleet';
+export type Need = 'config' | 'state' | 'fleet' | 'witness';
 
-/** config: --config/--set/--stage loaded (and its CA trusted); state: --state-dir/--stage; fleet: both and the fleet view. */
 export interface AllNeeds {
+  /** --config, --set, --stage loaded, and the CA it names trusted. */
   config: LoadedConfig;
+  /** --state-dir (and --stage). */
   state: StateDir;
+  /** The fleet view (--signaling, --witness, the state dir's instances, the config). */
   fleet: Fleet;
+  /** The configuration with the fleet's witness: --witness > IF_WITNESS_ENDPOINT > the state's. */
+  witness: MeshConfig;
 }
-export type Resolved<N extends Need> = Pick<AllNeeds, N | (N extends 'fleet' ? 'config' | 'state' : never)>;
+export type Resolved<N extends Need> = Pick<
+  AllNeeds,
+  N | (N extends 'fleet' | 'witness' ? 'config' | 'state' : never)
+>;
 
 /**
  * What `run` returns: nothing (ok), an ExitCode name, or a code a program run on the operator's
@@ -79,6 +87,8 @@ export interface RunInput<F, A extends unknown[], N extends Need> {
   io: CommandIo;
   /** Human output, or one JSON document with --json. */
   out: Output;
+  /** The commander command being run (`completion` walks up to the program). */
+  command: Command;
 }
 
 export interface CommandDefinition<

@@ -4,8 +4,18 @@
 // their ops with `import()` (test/unit/import-cycles.test.ts checks that nothing heavy is reached).
 // The CLI itself does not use this list: it loads one group at a time through the registry.
 
+import * as completion from '../../commands/completion/index.js';
+import * as config from '../../commands/config/index.js';
+import * as down from '../../commands/down/index.js';
+import * as init from '../../commands/init/index.js';
 import * as keys from '../../commands/keys/index.js';
+import * as logs from '../../commands/logs/index.js';
+import * as preflight from '../../commands/preflight/index.js';
 import * as releases from '../../commands/releases/index.js';
+import * as rollback from '../../commands/rollback/index.js';
+import * as selftest from '../../commands/selftest/index.js';
+import * as supervise from '../../commands/supervise/index.js';
+import * as top from '../../commands/top/index.js';
 import type { AnyDefinition, ArgSpec, Need } from './define.js';
 import { shared } from './options.js';
 import { commands } from './registry.js';
@@ -31,7 +41,20 @@ export interface CommandInfo {
   needs: readonly Need[];
 }
 
-const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = { keys, releases };
+const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
+  keys,
+  releases,
+  selftest,
+  down,
+  supervise,
+  preflight,
+  logs,
+  completion,
+  rollback,
+  init,
+  top,
+  config,
+};
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {
   if (typeof f !== 'string')

@@ -53,6 +53,7 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
         needs,
         ctx: io.ctx,
         io,
+        command: params[params.length - 1] as Command,
         get out() {
           out ??= io.output(flags);
           return out;

@@ -1,6 +1,6 @@
 // The one place a command's needs are resolved, once per run, before its `run`: the configuration
 // (--config, --set, --stage, and the CA it names), the state directory (--state-dir, --stage) and the
-// fleet view (--signaling, --witness). Loaded on first use: --help never reads a config.
+// fleet view (--signaling, --witness), or just its witness. Loaded on first use: --help never reads a config.
 
 import type { Context } from './context.js';
 import type { AllNeeds, Need } from './define.js';
@@ -19,13 +19,18 @@ export async function resolveNeeds(
     return { config: r.loaded, state: r.state, fleet: r.fleet };
   }
   const resolved: Partial<AllNeeds> = {};
-  if (needs.includes('config')) {
+  const witness = needs.includes('witness');
+  if (needs.includes('config') || witness) {
     const { loadCommandConfig } = await import('./tls.js');
     resolved.config = await loadCommandConfig(ctx, flags, productionRules ? { productionRules } : {});
   }
-  if (needs.includes('state')) {
+  if (needs.includes('state') || witness) {
     const { resolveState } = await import('../state/state-dir.js');
     resolved.state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
+  }
+  if (witness && resolved.config && resolved.state) {
+    const { resolveWitness } = await import('../ops/shared.js');
+    resolved.witness = resolveWitness(resolved.config, flags.witness, resolved.state);
   }
   return resolved;
 }

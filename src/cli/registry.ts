@@ -33,8 +33,7 @@ export const commands: CommandEntry[] = [
     name: 'init',
     summary:
       'Start a project: a commented env file with generated secrets, and N agent configs with their Ed25519 keys',
-    examples: ['ifmesh init', 'ifmesh init --agents 5 --dir my-mesh --dry-run', 'ifmesh init --force --json'],
-    load: () => import('../../commands/init.js'),
+    load: () => import('../../commands/init/index.js'),
   },
   {
     name: 'up',
@@ -46,8 +45,7 @@ export const commands: CommandEntry[] = [
     name: 'supervise',
     summary:
       "Keep the state dir's services running: restart a dead one from its launch spec, with backoff (up and deploy start it)",
-    examples: ['ifmesh supervise --state-dir .ifmesh'],
-    load: () => import('../../commands/supervise.js'),
+    load: () => import('../../commands/supervise/index.js'),
   },
   {
     name: 'deploy',
@@ -93,8 +91,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'rollback',
     summary: 'Go back to the previous release (or a named one), health-checked, restoring on failure',
-    examples: ['ifmesh rollback --reason "error rate"', 'ifmesh rollback v1.3.0 --dry-run'],
-    load: () => import('../../commands/rollback.js'),
+    load: () => import('../../commands/rollback/index.js'),
   },
   {
     name: 'releases',
@@ -105,8 +102,7 @@ export const commands: CommandEntry[] = [
     name: 'preflight',
     summary:
       'Check everything a deployment needs (Node, dependencies, config, port, TLS, witness, STUN, TURN, build)',
-    examples: ['ifmesh preflight', 'ifmesh preflight --config config/webrtc-production.env --json'],
-    load: () => import('../../commands/preflight.js'),
+    load: () => import('../../commands/preflight/index.js'),
   },
   {
     name: 'status',
@@ -117,26 +113,22 @@ export const commands: CommandEntry[] = [
   {
     name: 'down',
     summary: 'Stop every process of the local stack',
-    examples: ['ifmesh down'],
-    load: () => import('../../commands/down.js'),
+    load: () => import('../../commands/down/index.js'),
   },
   {
     name: 'logs',
     summary: "Print the logs of the local stack's processes",
-    examples: ['ifmesh logs signaling-1 -n 100', 'ifmesh logs --follow'],
-    load: () => import('../../commands/logs.js'),
+    load: () => import('../../commands/logs/index.js'),
   },
   {
     name: 'selftest',
     summary: 'Check this installation: bundled configs validate, Ed25519 and IFMessage signing interoperate',
-    examples: ['ifmesh selftest', 'ifmesh selftest --json'],
-    load: () => import('../../commands/selftest.js'),
+    load: () => import('../../commands/selftest/index.js'),
   },
   {
     name: 'config',
     summary: 'Validate and show the mesh configuration (config/webrtc-production.env)',
-    examples: ['ifmesh config check --config config/webrtc-production.env', 'ifmesh config show --json'],
-    load: () => import('../../commands/config.js'),
+    load: () => import('../../commands/config/index.js'),
   },
   {
     name: 'keys',
@@ -210,8 +202,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'top',
     summary: 'Live view of agents, connections, message rates, TURN usage and firing alerts',
-    examples: ['ifmesh top', 'ifmesh top --json'],
-    load: () => import('../../commands/top.js'),
+    load: () => import('../../commands/top/index.js'),
   },
   {
     name: 'incident',
@@ -316,13 +307,7 @@ export const commands: CommandEntry[] = [
     name: 'completion',
     summary:
       'Print shell completion for bash, zsh or fish: sub-commands at every level, flags and their values',
-    examples: [
-      'source <(ifmesh completion bash)',
-      'ifmesh completion bash > ~/.local/share/bash-completion/completions/ifmesh',
-      'ifmesh completion zsh > ~/.zfunc/_ifmesh   # a directory on $fpath, before compinit',
-      'ifmesh completion fish > ~/.config/fish/completions/ifmesh.fish',
-    ],
     tree: true,
-    load: () => import('../../commands/completion.js'),
+    load: () => import('../../commands/completion/index.js'),
   },
 ];
