@@ -1,5 +1,5 @@
 import { defineCommand } from '../../src/cli/define.js';
-import { durationFlag } from '../../src/cli/options.js';
+import { durationFlag, MESH_FLAGS } from '../../src/cli/options.js';
 
 type Flags = { json?: boolean; signaling?: string; witness?: string; threshold?: string[]; interval: string };
 
@@ -7,12 +7,7 @@ export default defineCommand<Flags, [], 'config' | 'state'>({
   path: 'top',
   examples: ['ifmesh top', 'ifmesh top --json'],
   flags: [
-    'signaling',
-    'witness',
-    'state-dir',
-    'config',
-    'set',
-    'json',
+    ...MESH_FLAGS,
     {
       flags: '--threshold <NAME=VALUE>',
       description: 'override a threshold, e.g. memory_mb=500; repeatable',

@@ -81,6 +81,16 @@ export function shared(flag: SharedFlag): Option {
   return SHARED[flag]();
 }
 
+/** What commands that look at the running mesh take: where it is, how it is configured, --json. */
+export const MESH_FLAGS = [
+  'signaling',
+  'witness',
+  'state-dir',
+  'config',
+  'set',
+  'json',
+] as const satisfies readonly SharedFlag[];
+
 /** Adds the named shared flags to `cmd`. */
 export function withFlags(cmd: Command, ...flags: SharedFlag[]): Command {
   for (const f of flags) cmd.addOption(shared(f));
