@@ -9,13 +9,18 @@ import * as config from '../../commands/config/index.js';
 import * as down from '../../commands/down/index.js';
 import * as init from '../../commands/init/index.js';
 import * as keys from '../../commands/keys/index.js';
+import * as lab from '../../commands/lab/index.js';
 import * as logs from '../../commands/logs/index.js';
+import * as message from '../../commands/message/index.js';
 import * as preflight from '../../commands/preflight/index.js';
 import * as releases from '../../commands/releases/index.js';
 import * as rollback from '../../commands/rollback/index.js';
 import * as selftest from '../../commands/selftest/index.js';
+import * as status from '../../commands/status/index.js';
 import * as supervise from '../../commands/supervise/index.js';
 import * as top from '../../commands/top/index.js';
+import * as up from '../../commands/up/index.js';
+import * as verify from '../../commands/verify/index.js';
 import type { AnyDefinition, ArgSpec, Need } from './define.js';
 import { shared } from './options.js';
 import { commands } from './registry.js';
@@ -54,6 +59,11 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   init,
   top,
   config,
+  message,
+  status,
+  up,
+  verify,
+  lab,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

@@ -38,8 +38,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'up',
     summary: 'Bring up a complete local mesh (witness, coturn, signaling, agents) and verify it',
-    examples: ['ifmesh up', 'ifmesh up --agents 5 --instances 2 --json'],
-    load: () => import('../../commands/up.js'),
+    load: () => import('../../commands/up/index.js'),
   },
   {
     name: 'supervise',
@@ -107,8 +106,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'status',
     summary: 'Show every process of the local stack (pid, health, uptime, URL) and the mesh',
-    examples: ['ifmesh status', 'ifmesh status --json'],
-    load: () => import('../../commands/status.js'),
+    load: () => import('../../commands/status/index.js'),
   },
   {
     name: 'down',
@@ -166,8 +164,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'verify',
     summary: 'Prove the mesh works: temporary agents exchange signed messages over every pair',
-    examples: ['ifmesh verify --message-exchange --agents 3 --messages 100'],
-    load: () => import('../../commands/verify.js'),
+    load: () => import('../../commands/verify/index.js'),
   },
   {
     name: 'witness',
@@ -186,11 +183,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'message',
     summary: 'Sign and verify IFMessages by hand, for debugging',
-    examples: [
-      'ifmesh message sign --key keys/agent-1.key --to agent-2 --type ping > msg.json',
-      'ifmesh message verify --pubkey keys/agent-1.pub < msg.json',
-    ],
-    load: () => import('../../commands/message.js'),
+    load: () => import('../../commands/message/index.js'),
   },
   {
     name: 'monitoring',
@@ -295,13 +288,7 @@ export const commands: CommandEntry[] = [
     name: 'lab',
     summary:
       'A NAT lab in network namespaces (root): coturn, signaling and the witness on a public side, hosts behind cone or symmetric NATs',
-    examples: [
-      'ifmesh lab up --nat cone,symmetric --dry-run',
-      'ifmesh lab run h1 -- ifmesh agent run --id a1 --key a1.key --signaling ws://203.0.113.20:8443 --ice-address 10.0.1.2',
-      'ifmesh lab status --json',
-      'ifmesh lab down',
-    ],
-    load: () => import('../../commands/lab.js'),
+    load: () => import('../../commands/lab/index.js'),
   },
   {
     name: 'completion',
