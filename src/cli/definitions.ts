@@ -12,12 +12,14 @@ import * as keys from '../../commands/keys/index.js';
 import * as lab from '../../commands/lab/index.js';
 import * as logs from '../../commands/logs/index.js';
 import * as message from '../../commands/message/index.js';
+import * as monitor from '../../commands/monitor/index.js';
 import * as preflight from '../../commands/preflight/index.js';
 import * as releases from '../../commands/releases/index.js';
 import * as rollback from '../../commands/rollback/index.js';
 import * as selftest from '../../commands/selftest/index.js';
 import * as status from '../../commands/status/index.js';
 import * as supervise from '../../commands/supervise/index.js';
+import * as systemd from '../../commands/systemd/index.js';
 import * as top from '../../commands/top/index.js';
 import * as up from '../../commands/up/index.js';
 import * as verify from '../../commands/verify/index.js';
@@ -64,6 +66,8 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   up,
   verify,
   lab,
+  monitor,
+  systemd,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

@@ -60,12 +60,7 @@ export const commands: CommandEntry[] = [
     name: 'systemd',
     summary:
       "Run the state's services as systemd units (install) or remove them (uninstall); IFMESH_SYSTEMD_RUN reaches another systemd",
-    examples: [
-      'ifmesh systemd install --dry-run',
-      'ifmesh systemd install --service-user ifmesh',
-      'ifmesh systemd uninstall',
-    ],
-    load: () => import('../../commands/systemd.js'),
+    load: () => import('../../commands/systemd/index.js'),
   },
   {
     name: 'canary',
@@ -84,8 +79,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'monitor',
     summary: "Watch a deployment's witness events and roll back on a breach (automated rollback monitor)",
-    examples: ['ifmesh monitor --deployment-id prod-42 --duration 5m --interval 10s --json'],
-    load: () => import('../../commands/monitor.js'),
+    load: () => import('../../commands/monitor/index.js'),
   },
   {
     name: 'rollback',
