@@ -13,6 +13,7 @@ import * as lab from '../../commands/lab/index.js';
 import * as logs from '../../commands/logs/index.js';
 import * as message from '../../commands/message/index.js';
 import * as monitor from '../../commands/monitor/index.js';
+import * as monitoring from '../../commands/monitoring/index.js';
 import * as preflight from '../../commands/preflight/index.js';
 import * as releases from '../../commands/releases/index.js';
 import * as rollback from '../../commands/rollback/index.js';
@@ -21,6 +22,7 @@ import * as status from '../../commands/status/index.js';
 import * as supervise from '../../commands/supervise/index.js';
 import * as systemd from '../../commands/systemd/index.js';
 import * as top from '../../commands/top/index.js';
+import * as troubleshoot from '../../commands/troubleshoot/index.js';
 import * as up from '../../commands/up/index.js';
 import * as verify from '../../commands/verify/index.js';
 import type { AnyDefinition, ArgSpec, Need } from './define.js';
@@ -68,6 +70,8 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   lab,
   monitor,
   systemd,
+  troubleshoot,
+  monitoring,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

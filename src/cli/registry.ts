@@ -183,8 +183,7 @@ export const commands: CommandEntry[] = [
     name: 'monitoring',
     summary:
       "Export the runbook's Prometheus rules and Grafana dashboard; check live metrics against its thresholds",
-    examples: ['ifmesh monitoring export --out monitoring', 'ifmesh monitoring check --json'],
-    load: () => import('../../commands/monitoring.js'),
+    load: () => import('../../commands/monitoring/index.js'),
   },
   {
     name: 'top',
@@ -213,14 +212,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'troubleshoot',
     summary: "Diagnose with the failover guide's decision trees on live evidence: path, root cause, actions",
-    examples: [
-      'ifmesh troubleshoot connection-timeout agent-1 agent-2',
-      'ifmesh troubleshoot packet-loss agent-1 --json',
-      'ifmesh troubleshoot latency agent-1 --limit rttP2pMs=200',
-      'ifmesh troubleshoot dtls agent-1 agent-2',
-      'ifmesh troubleshoot memory',
-    ],
-    load: () => import('../../commands/troubleshoot.js'),
+    load: () => import('../../commands/troubleshoot/index.js'),
   },
   {
     name: 'agents',
