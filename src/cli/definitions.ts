@@ -4,6 +4,7 @@
 // their ops with `import()` (test/unit/import-cycles.test.ts checks that nothing heavy is reached).
 // The CLI itself does not use this list: it loads one group at a time through the registry.
 
+import * as agents from '../../commands/agents/index.js';
 import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
 import * as down from '../../commands/down/index.js';
@@ -17,6 +18,7 @@ import * as monitoring from '../../commands/monitoring/index.js';
 import * as preflight from '../../commands/preflight/index.js';
 import * as releases from '../../commands/releases/index.js';
 import * as rollback from '../../commands/rollback/index.js';
+import * as rotateKeys from '../../commands/rotate-keys/index.js';
 import * as selftest from '../../commands/selftest/index.js';
 import * as status from '../../commands/status/index.js';
 import * as supervise from '../../commands/supervise/index.js';
@@ -72,6 +74,8 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   systemd,
   troubleshoot,
   monitoring,
+  agents,
+  'rotate-keys': rotateKeys,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

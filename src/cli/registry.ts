@@ -217,22 +217,12 @@ export const commands: CommandEntry[] = [
   {
     name: 'agents',
     summary: 'Block, unblock and list refused agent identities on every signaling instance',
-    examples: [
-      'ifmesh agents block agent-7 --reason signature-failures',
-      'ifmesh agents unblock agent-7',
-      'ifmesh agents rebind agent-7 --key keys/agent-7.pub --reason "key replaced"',
-      'ifmesh agents list',
-    ],
-    load: () => import('../../commands/agents.js'),
+    load: () => import('../../commands/agents/index.js'),
   },
   {
     name: 'rotate-keys',
     summary: "Rotate every agent's keys through the signaling admin API (emergency-srtp-key-rotation.sh)",
-    examples: [
-      'ifmesh rotate-keys --reason scheduled',
-      'ifmesh rotate-keys --incident-id SEC-42 --timeout 60s',
-    ],
-    load: () => import('../../commands/rotate-keys.js'),
+    load: () => import('../../commands/rotate-keys/index.js'),
   },
   {
     name: 'certs',
