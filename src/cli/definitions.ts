@@ -5,6 +5,7 @@
 // The CLI itself does not use this list: it loads one group at a time through the registry.
 
 import * as agents from '../../commands/agents/index.js';
+import * as certs from '../../commands/certs/index.js';
 import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
 import * as down from '../../commands/down/index.js';
@@ -76,6 +77,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   monitoring,
   agents,
   'rotate-keys': rotateKeys,
+  certs,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

@@ -228,11 +228,7 @@ export const commands: CommandEntry[] = [
     name: 'certs',
     summary:
       'Check the TLS certificate and rotate it, restarting signaling one instance at a time (certificate-rotation-procedure.sh)',
-    examples: [
-      'ifmesh certs check --cert server.crt --key server.key',
-      'ifmesh certs rotate --self-signed-dev --dry-run',
-    ],
-    load: () => import('../../commands/certs.js'),
+    load: () => import('../../commands/certs/index.js'),
   },
   {
     name: 'maintenance',
