@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import {
   type ConfigFlags,
   durationFlag,
@@ -8,7 +9,6 @@ import {
   withConfigOptions,
   withJson,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { parseThresholds } from '../src/ops/monitoring/thresholds.js';

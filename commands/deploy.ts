@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type ConfigFlags, intFlag, shared, withConfigOptions, withJson } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { launchEnv } from '../src/config/load.js';
 import { deploy } from '../src/ops/deploy/deploy.js';

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from 'undici';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import {
   type ConfigFlags,
@@ -12,7 +13,6 @@ import {
   withFlags,
   withRttBudget,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UnauthorizedError, UsageError } from '../src/errors.js';
 import { messageExchange } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';

@@ -1,8 +1,8 @@
 import type { ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { type FleetFlagsIn, resolveFleet } from '../src/cli/fleet.js';
 import { intFlag, withFlags } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode } from '../src/errors.js';
 import { planIncident, runIncident } from '../src/ops/incident/declare.js';
 import { runDueEscalations } from '../src/ops/incident/escalation.js';

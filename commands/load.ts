@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import {
   durationFlag,
@@ -8,7 +9,6 @@ import {
   withJson,
   withRttBudget,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { ExitCode, UsageError } from '../src/errors.js';
 import { EXCHANGE_THRESHOLDS } from '../src/ops/agent/exchange.js';
 import { iceServers } from '../src/ops/agent/ice.js';

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import { resolveFleet } from '../src/cli/fleet.js';
 import { type ConfigFlags, intFlag, rttBudgetMs, withFlags, withRttBudget } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { ConfigError, ExitCode, UsageError } from '../src/errors.js';
 import { iceServers } from '../src/ops/agent/ice.js';

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { CommandIo } from '../src/cli/define.js';
 import {
   type ConfigFlags,
   durationFlag,
@@ -9,7 +10,6 @@ import {
   withConfigOptions,
   withJson,
 } from '../src/cli/options.js';
-import type { CommandIo } from '../src/cli/registry.js';
 import { loadCommandConfig } from '../src/cli/tls.js';
 import { UsageError } from '../src/errors.js';
 import { resolveWitness } from '../src/ops/shared.js';

@@ -81,6 +81,16 @@ export function shared(flag: SharedFlag): Option {
   return SHARED[flag]();
 }
 
+/** What commands that look at the running mesh take: where it is, how it is configured, --json. */
+export const MESH_FLAGS = [
+  'signaling',
+  'witness',
+  'state-dir',
+  'config',
+  'set',
+  'json',
+] as const satisfies readonly SharedFlag[];
+
 /** Adds the named shared flags to `cmd`. */
 export function withFlags(cmd: Command, ...flags: SharedFlag[]): Command {
   for (const f of flags) cmd.addOption(shared(f));
@@ -150,12 +160,15 @@ export function durationFlag(
  * verified. The runbook's delivery target by default; a slow or loaded machine may need more.
  */
 export function withRttBudget(cmd: Command): Command {
-  return cmd.option(
-    '--max-rtt-p95 <duration>',
-    'fail the signed message exchange above this RTT p95 (the runbook target)',
-    '100ms',
-  );
+  return cmd.option(RTT_BUDGET_FLAG.flags, RTT_BUDGET_FLAG.description, RTT_BUDGET_FLAG.default);
 }
+
+/** withRttBudget's flag, as a definition's flag (src/cli/define.ts). */
+export const RTT_BUDGET_FLAG = {
+  flags: '--max-rtt-p95 <duration>',
+  description: 'fail the signed message exchange above this RTT p95 (the runbook target)',
+  default: '100ms',
+};
 
 /** `--max-rtt-p95`'s value in ms (0 allowed: every exchange fails, which tests use). */
 export function rttBudgetMs(value: string): number {

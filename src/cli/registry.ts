@@ -1,29 +1,26 @@
+// The command groups, by name and summary: what `ifmesh --help` lists without loading any of them.
+// A group's definitions (commands/<group>/*.ts, src/cli/define.ts) are loaded only when it is
+// invoked. Nothing under commands/ imports this module (test/unit/import-cycles.test.ts).
 import type { Command } from 'commander';
-import type { ExitCodeValue } from '../errors.js';
-import type { Output } from '../ui/output.js';
-import type { Context } from './context.js';
+import type { AnyDefinition, CommandIo } from './define.js';
 
-/** What a command module gets: the context for I/O, and a way to report its exit code. */
-export interface CommandIo {
-  ctx: Context;
-  output(opts: { json?: boolean }): Output;
-  setExitCode(code: ExitCodeValue): void;
-  /** The exit code of a program run on the operator's behalf (`lab run`), passed through as it is. */
-  passExitCode(code: number): void;
-  /** A server claims SIGINT/SIGTERM: it shuts down gracefully on ctx.signal and returns its own code. */
-  claimSignal(): void;
-}
+export type { CommandIo } from './define.js';
 
 export interface CommandModule {
   /** Adds options, arguments, sub-commands and the action to `cmd`. */
   register(cmd: Command, io: CommandIo): void;
+  /** A converted group's definitions (commands/<group>/index.ts); a legacy module has none. */
+  definitions?: readonly AnyDefinition[];
 }
 
 export interface CommandEntry {
   name: string;
   summary: string;
-  /** Every line runs the command or one of its sub-commands; each sub-command's --help shows its own. */
-  examples: string[];
+  /**
+   * A legacy module's examples: every line runs the command or one of its sub-commands; each
+   * sub-command's --help shows its own. A converted group's are in its definitions.
+   */
+  examples?: string[];
   /** It needs every command registered, not only itself (`completion` walks the whole tree). */
   tree?: true;
   load: () => Promise<CommandModule>;
@@ -36,21 +33,18 @@ export const commands: CommandEntry[] = [
     name: 'init',
     summary:
       'Start a project: a commented env file with generated secrets, and N agent configs with their Ed25519 keys',
-    examples: ['ifmesh init', 'ifmesh init --agents 5 --dir my-mesh --dry-run', 'ifmesh init --force --json'],
-    load: () => import('../../commands/init.js'),
+    load: () => import('../../commands/init/index.js'),
   },
   {
     name: 'up',
     summary: 'Bring up a complete local mesh (witness, coturn, signaling, agents) and verify it',
-    examples: ['ifmesh up', 'ifmesh up --agents 5 --instances 2 --json'],
-    load: () => import('../../commands/up.js'),
+    load: () => import('../../commands/up/index.js'),
   },
   {
     name: 'supervise',
     summary:
       "Keep the state dir's services running: restart a dead one from its launch spec, with backoff (up and deploy start it)",
-    examples: ['ifmesh supervise --state-dir .ifmesh'],
-    load: () => import('../../commands/supervise.js'),
+    load: () => import('../../commands/supervise/index.js'),
   },
   {
     name: 'deploy',
@@ -66,12 +60,7 @@ export const commands: CommandEntry[] = [
     name: 'systemd',
     summary:
       "Run the state's services as systemd units (install) or remove them (uninstall); IFMESH_SYSTEMD_RUN reaches another systemd",
-    examples: [
-      'ifmesh systemd install --dry-run',
-      'ifmesh systemd install --service-user ifmesh',
-      'ifmesh systemd uninstall',
-    ],
-    load: () => import('../../commands/systemd.js'),
+    load: () => import('../../commands/systemd/index.js'),
   },
   {
     name: 'canary',
@@ -90,63 +79,53 @@ export const commands: CommandEntry[] = [
   {
     name: 'monitor',
     summary: "Watch a deployment's witness events and roll back on a breach (automated rollback monitor)",
-    examples: ['ifmesh monitor --deployment-id prod-42 --duration 5m --interval 10s --json'],
-    load: () => import('../../commands/monitor.js'),
+    load: () => import('../../commands/monitor/index.js'),
   },
   {
     name: 'rollback',
     summary: 'Go back to the previous release (or a named one), health-checked, restoring on failure',
-    examples: ['ifmesh rollback --reason "error rate"', 'ifmesh rollback v1.3.0 --dry-run'],
-    load: () => import('../../commands/rollback.js'),
+    load: () => import('../../commands/rollback/index.js'),
   },
   {
     name: 'releases',
     summary: 'The release history: id, ref, config hash, deployment id, time, who, outcome',
-    examples: ['ifmesh releases', 'ifmesh releases --json'],
-    load: () => import('../../commands/releases.js'),
+    load: () => import('../../commands/releases/index.js'),
   },
   {
     name: 'preflight',
     summary:
       'Check everything a deployment needs (Node, dependencies, config, port, TLS, witness, STUN, TURN, build)',
-    examples: ['ifmesh preflight', 'ifmesh preflight --config config/webrtc-production.env --json'],
-    load: () => import('../../commands/preflight.js'),
+    load: () => import('../../commands/preflight/index.js'),
   },
   {
     name: 'status',
     summary: 'Show every process of the local stack (pid, health, uptime, URL) and the mesh',
-    examples: ['ifmesh status', 'ifmesh status --json'],
-    load: () => import('../../commands/status.js'),
+    load: () => import('../../commands/status/index.js'),
   },
   {
     name: 'down',
     summary: 'Stop every process of the local stack',
-    examples: ['ifmesh down'],
-    load: () => import('../../commands/down.js'),
+    load: () => import('../../commands/down/index.js'),
   },
   {
     name: 'logs',
     summary: "Print the logs of the local stack's processes",
-    examples: ['ifmesh logs signaling-1 -n 100', 'ifmesh logs --follow'],
-    load: () => import('../../commands/logs.js'),
+    load: () => import('../../commands/logs/index.js'),
   },
   {
     name: 'selftest',
     summary: 'Check this installation: bundled configs validate, Ed25519 and IFMessage signing interoperate',
-    examples: ['ifmesh selftest', 'ifmesh selftest --json'],
-    load: () => import('../../commands/selftest.js'),
+    load: () => import('../../commands/selftest/index.js'),
   },
   {
     name: 'config',
     summary: 'Validate and show the mesh configuration (config/webrtc-production.env)',
-    examples: ['ifmesh config check --config config/webrtc-production.env', 'ifmesh config show --json'],
-    load: () => import('../../commands/config.js'),
+    load: () => import('../../commands/config/index.js'),
   },
   {
     name: 'keys',
     summary: 'Generate and inspect Ed25519 agent identities',
-    examples: ['ifmesh keys generate --agent agent-1 --out keys', 'ifmesh keys show keys/agent-1.key'],
-    load: () => import('../../commands/keys.js'),
+    load: () => import('../../commands/keys/index.js'),
   },
   {
     name: 'signaling',
@@ -179,8 +158,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'verify',
     summary: 'Prove the mesh works: temporary agents exchange signed messages over every pair',
-    examples: ['ifmesh verify --message-exchange --agents 3 --messages 100'],
-    load: () => import('../../commands/verify.js'),
+    load: () => import('../../commands/verify/index.js'),
   },
   {
     name: 'witness',
@@ -199,24 +177,18 @@ export const commands: CommandEntry[] = [
   {
     name: 'message',
     summary: 'Sign and verify IFMessages by hand, for debugging',
-    examples: [
-      'ifmesh message sign --key keys/agent-1.key --to agent-2 --type ping > msg.json',
-      'ifmesh message verify --pubkey keys/agent-1.pub < msg.json',
-    ],
-    load: () => import('../../commands/message.js'),
+    load: () => import('../../commands/message/index.js'),
   },
   {
     name: 'monitoring',
     summary:
       "Export the runbook's Prometheus rules and Grafana dashboard; check live metrics against its thresholds",
-    examples: ['ifmesh monitoring export --out monitoring', 'ifmesh monitoring check --json'],
-    load: () => import('../../commands/monitoring.js'),
+    load: () => import('../../commands/monitoring/index.js'),
   },
   {
     name: 'top',
     summary: 'Live view of agents, connections, message rates, TURN usage and firing alerts',
-    examples: ['ifmesh top', 'ifmesh top --json'],
-    load: () => import('../../commands/top.js'),
+    load: () => import('../../commands/top/index.js'),
   },
   {
     name: 'incident',
@@ -240,44 +212,23 @@ export const commands: CommandEntry[] = [
   {
     name: 'troubleshoot',
     summary: "Diagnose with the failover guide's decision trees on live evidence: path, root cause, actions",
-    examples: [
-      'ifmesh troubleshoot connection-timeout agent-1 agent-2',
-      'ifmesh troubleshoot packet-loss agent-1 --json',
-      'ifmesh troubleshoot latency agent-1 --limit rttP2pMs=200',
-      'ifmesh troubleshoot dtls agent-1 agent-2',
-      'ifmesh troubleshoot memory',
-    ],
-    load: () => import('../../commands/troubleshoot.js'),
+    load: () => import('../../commands/troubleshoot/index.js'),
   },
   {
     name: 'agents',
     summary: 'Block, unblock and list refused agent identities on every signaling instance',
-    examples: [
-      'ifmesh agents block agent-7 --reason signature-failures',
-      'ifmesh agents unblock agent-7',
-      'ifmesh agents rebind agent-7 --key keys/agent-7.pub --reason "key replaced"',
-      'ifmesh agents list',
-    ],
-    load: () => import('../../commands/agents.js'),
+    load: () => import('../../commands/agents/index.js'),
   },
   {
     name: 'rotate-keys',
     summary: "Rotate every agent's keys through the signaling admin API (emergency-srtp-key-rotation.sh)",
-    examples: [
-      'ifmesh rotate-keys --reason scheduled',
-      'ifmesh rotate-keys --incident-id SEC-42 --timeout 60s',
-    ],
-    load: () => import('../../commands/rotate-keys.js'),
+    load: () => import('../../commands/rotate-keys/index.js'),
   },
   {
     name: 'certs',
     summary:
       'Check the TLS certificate and rotate it, restarting signaling one instance at a time (certificate-rotation-procedure.sh)',
-    examples: [
-      'ifmesh certs check --cert server.crt --key server.key',
-      'ifmesh certs rotate --self-signed-dev --dry-run',
-    ],
-    load: () => import('../../commands/certs.js'),
+    load: () => import('../../commands/certs/index.js'),
   },
   {
     name: 'maintenance',
@@ -309,25 +260,13 @@ export const commands: CommandEntry[] = [
     name: 'lab',
     summary:
       'A NAT lab in network namespaces (root): coturn, signaling and the witness on a public side, hosts behind cone or symmetric NATs',
-    examples: [
-      'ifmesh lab up --nat cone,symmetric --dry-run',
-      'ifmesh lab run h1 -- ifmesh agent run --id a1 --key a1.key --signaling ws://203.0.113.20:8443 --ice-address 10.0.1.2',
-      'ifmesh lab status --json',
-      'ifmesh lab down',
-    ],
-    load: () => import('../../commands/lab.js'),
+    load: () => import('../../commands/lab/index.js'),
   },
   {
     name: 'completion',
     summary:
       'Print shell completion for bash, zsh or fish: sub-commands at every level, flags and their values',
-    examples: [
-      'source <(ifmesh completion bash)',
-      'ifmesh completion bash > ~/.local/share/bash-completion/completions/ifmesh',
-      'ifmesh completion zsh > ~/.zfunc/_ifmesh   # a directory on $fpath, before compinit',
-      'ifmesh completion fish > ~/.config/fish/completions/ifmesh.fish',
-    ],
     tree: true,
-    load: () => import('../../commands/completion.js'),
+    load: () => import('../../commands/completion/index.js'),
   },
 ];

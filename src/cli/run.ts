@@ -82,7 +82,7 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
   for (const entry of commands) {
     const cmd = program.command(entry.name).description(entry.summary);
     if (entry.name === target || whole) (await entry.load()).register(cmd, io);
-    addExamples(cmd, entry.name, entry.examples);
+    if (entry.examples) addExamples(cmd, entry.name, entry.examples);
   }
 
   try {

@@ -1,9 +1,10 @@
 // Where each process's output is, for `ifmesh logs`: its log file under <state>/logs, or, for a
 // systemd unit, its journal (journalctl -u, through the state's systemd runner).
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import type { Clock } from '../../util/clock.js';
 import { readSystemdSettings, SystemdBackend } from './systemd.js';
 
 export type LogSource = { name: string; file: string } | { name: string; unit: string };
@@ -65,4 +66,36 @@ export function followJournals(
         }),
     ),
   ).then(() => undefined);
+}
+
+/**
+ * `logs --follow`: the units' journals (journalctl -f) and the files' appended lines (read every
+ * 250 ms), each line to `onLine`, until `signal` aborts.
+ */
+export async function followLogs(
+  state: StateDir,
+  sources: LogSource[],
+  onLine: (name: string, line: string) => void,
+  ctx: { clock: Clock; signal: AbortSignal },
+): Promise<void> {
+  const journals = followJournals(
+    state,
+    sources.filter((s) => 'unit' in s),
+    onLine,
+    ctx.signal,
+  );
+  const files = sources.filter((s) => 'file' in s);
+  const offsets = new Map(files.map((s) => [s.name, statSync(s.file).size]));
+  while (!ctx.signal.aborted) {
+    await ctx.clock.sleep(250, ctx.signal).catch(() => {});
+    for (const s of files) {
+      const size = statSync(s.file).size;
+      const from = offsets.get(s.name) ?? 0;
+      if (size <= from) continue;
+      const chunk = readFileSync(s.file).subarray(from, size).toString('utf8');
+      offsets.set(s.name, size);
+      for (const line of chunk.split('\n').filter(Boolean)) onLine(s.name, line);
+    }
+  }
+  await journals;
 }

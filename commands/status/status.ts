@@ -1,0 +1,62 @@
+import { defineCommand } from '../../src/cli/define.js';
+
+const MODES = {
+  redis: 'every instance active, one mesh shared through Redis',
+  standby: 'one active instance, the others hot standbys (no Redis: apt-get install redis-server)',
+  single: 'one instance',
+} as const;
+
+export default defineCommand<{ json?: boolean }, [], 'fleet'>({
+  path: 'status',
+  examples: ['ifmesh status', 'ifmesh status --json'],
+  flags: ['stage', 'state-dir', 'config', 'set', 'json'],
+  needs: ['fleet'],
+  async run({ needs, ctx, out }) {
+    const { status } = await import('../../src/ops/stack/status.js');
+    const report = await status(needs.state, needs.config, ctx);
+    out.result(report, (r, c) => {
+      // What was killed midway comes first: it explains whatever below looks half-done.
+      const notes = [
+        ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
+        ...r.stale_locks.map((l) =>
+          c.dim(
+            `  ${l.lock} is left by pid ${l.pid} (${l.purpose}), which is gone: the next run takes it over`,
+          ),
+        ),
+      ];
+      if (!r.exists)
+        return `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`;
+      const rows = r.components.map((k) => {
+        const mark = k.healthy ? c.green('✓') : k.running ? c.yellow('!') : c.red('✗');
+        const pid = k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running'.padEnd(11));
+        const extra = [
+          k.uptime_s !== null ? `up ${k.uptime_s}s` : '',
+          k.restarts ? `${k.restarts} restart${k.restarts === 1 ? '' : 's'}` : '',
+          k.unit ? `systemd ${k.unit}` : '',
+        ].filter(Boolean);
+        const loop = k.crash_loop
+          ? c.red(
+              ` crash loop since ${k.crash_loop.since} (${k.crash_loop.tries} restarts): restart it by hand`,
+            )
+          : '';
+        return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}`;
+      });
+      if (!r.running)
+        return [
+          ...notes,
+          ...rows,
+          `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`,
+        ].join('\n');
+      return [
+        ...notes,
+        ...rows,
+        r.mesh
+          ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
+          : c.red('  mesh: no signaling instance answers'),
+        ...(r.signaling_mode ? [`  signaling: ${MODES[r.signaling_mode]}`] : []),
+      ].join('\n');
+    });
+    if (!report.running) return 'unreachable';
+    return report.healthy ? undefined : 'checkFailed';
+  },
+});
