@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The command definitions: the one place this script reads them from. When they move, this line moves.
-import { commands as definitions } from '../dist/src/cli/registry.js';
+import { commandDefinitions as definitions } from '../dist/src/cli/definitions.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PAGE = 'docs/commands.md';
@@ -67,10 +67,13 @@ function slug(heading) {
 
 /** `page#anchor` of the first heading on the command's page that names it, else the page. */
 function link(name) {
-  const page = PAGES[name];
+  const page = PAGES[name.split(' ')[0]];
   if (!page) return undefined;
   const text = readFileSync(path.join(ROOT, 'docs', page), 'utf8');
-  const heading = text.split('\n').find((l) => /^#{2,4} /.test(l) && l.includes(`\`ifmesh ${name}`));
+  const headings = text.split('\n').filter((l) => /^#{2,4} /.test(l));
+  const heading =
+    headings.find((l) => l.includes(`\`ifmesh ${name}\``) || l.includes(`\`ifmesh ${name} `)) ??
+    headings.find((l) => l.includes(`\`ifmesh ${name.split(' ')[0]}`));
   return heading ? `${page}#${slug(heading.replace(/^#+ /, ''))}` : page;
 }
 
@@ -87,13 +90,13 @@ function code(text) {
 }
 
 /**
- * The page for a list of definitions ({ name, summary, examples }): one row per command with its
+ * The page for a list of definitions ({ path, summary, examples }): one row per command with its
  * one-line summary and its first example, in the order the definitions give.
  */
 export function renderCommandsPage(defs) {
   const rows = defs.map((d) => {
-    const target = link(d.name);
-    const name = target ? `[${code(`ifmesh ${d.name}`)}](${target})` : code(`ifmesh ${d.name}`);
+    const target = link(d.path);
+    const name = target ? `[${code(`ifmesh ${d.path}`)}](${target})` : code(`ifmesh ${d.path}`);
     const example = d.examples[0] ? code(d.examples[0].replace(/\s+#.*$/, '')) : '—';
     return `| ${cell(name)} | ${cell(d.summary)} | ${cell(example)} |`;
   });

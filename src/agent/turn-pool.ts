@@ -23,7 +23,12 @@ export function stunProbe(host: string, port: number, timeoutMs = 1_000): Promis
     const tx = randomBytes(12);
     const req = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]), tx]);
     const t0 = performance.now();
+    // Once only: an error after the answer (or a second answer) must not close the socket twice,
+    // which throws ERR_SOCKET_DGRAM_NOT_RUNNING outside any caller.
+    let settled = false;
     const done = (err?: Error, rtt?: number) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.close();
       if (err) reject(err);
