@@ -1,4 +1,4 @@
-// `npm run bench`: measures, prints a Markdown table per suite, rewrites README.md's tables, and
+// `npm run bench`: measures, prints a Markdown table per suite, rewrites docs/performance.md's tables, and
 // exits 1 naming every row that missed its target. Every figure sits beside a baseline doing the
 // same work in the same run, so the ratio survives a noisy machine. Runs compiled (dist/test/bench/),
 // as the ifmesh code it measures does.

@@ -145,6 +145,7 @@ beforeAll(async () => {
     'package-lock.json',
     'tsconfig.json',
     'README.md',
+    'docs',
   ])
     cpSync(path.join(ROOT, entry), path.join(src, entry), { recursive: true });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
@@ -189,6 +190,8 @@ describe('npm pack', () => {
       'package/dist/src/agent/werift-dtls-probe.js',
       'package/fixtures/config/production.env',
       'package/scripts/prepare.mjs',
+      // README links to docs/: an installed copy keeps them working.
+      'package/docs/commands.md',
     ])
       expect(files).toContain(f);
     // Sources, tests and patch files stay home.

@@ -40,6 +40,7 @@ export async function packRelease(
     'fixtures',
     'scripts/prepare.mjs',
     'README.md',
+    'docs',
   ])
     cpSync(path.join(ROOT, entry), path.join(pkg, entry), { recursive: true });
   const json = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
