@@ -462,16 +462,17 @@ describe('down on a systemd fleet', () => {
     // The last of each: down's (earlier tests stopped and started these units too).
     const first = (verb: string, unit: string) =>
       log.findLastIndex((l) => l.startsWith(`${verb} ${unit.replace(/\.service$/, '')}`));
-    // Tiers in order (agents before the services), each tier's units stopped together: every service
-    // was told to stop before any of them had stopped.
+    // Tiers in order (agents before the services), each tier's units stopped together: more than one
+    // service was told to stop before the first of them had stopped (a stop one unit at a time has
+    // exactly one). Not all of them: systemd may reap a quick unit's exit before it starts the last job
+    // of the same transaction on a loaded machine.
     const services = [sig(base), sig(base + 1), 'webrtc-deploy-redis.service'];
     const lastAgentStopped = Math.max(
       ...[agentUnit('sd-a1'), agentUnit('sd-a2')].map((u) => first('Stopped', u)),
     );
     for (const u of services) expect(first('Stopping', u), u).toBeGreaterThan(lastAgentStopped);
-    expect(Math.max(...services.map((u) => first('Stopping', u)))).toBeLessThan(
-      Math.min(...services.map((u) => first('Stopped', u))),
-    );
+    const firstStopped = Math.min(...services.map((u) => first('Stopped', u)));
+    expect(services.filter((u) => first('Stopping', u) < firstStopped).length).toBeGreaterThanOrEqual(2);
     expect(listProcesses(openStateDir(state)).filter((p) => p.supervisor === 'systemd')).toEqual([]);
     const u = await cli(['systemd', 'uninstall', '--json']);
     expect(u.code).toBe(0);
