@@ -23,7 +23,7 @@ export type ExitCodeName = keyof typeof ExitCode;
 
 /**
  * What each exit code means, for people: `ifmesh help exit-codes`, the footer of `ifmesh --help` and
- * README's "Output and exit codes" table are all rendered from this one table (a test compares
+ * README's "Exit codes" table are all rendered from this one table (a test compares
  * README's with it). Typed by ExitCode's keys, so a new code cannot be added without its meaning.
  */
 export const EXIT_CODE_MEANINGS: Record<ExitCodeName, { short: string; meaning: string }> = {

@@ -1,4 +1,4 @@
-// Stages are environments (README "Stages"): `--stage NAME` selects a named environment, with its own
+// Stages are environments (docs/deploy.md "Stages"): `--stage NAME` selects a named environment, with its own
 // env file and its own state directory (so its own fleet, release history and canary), beside the
 // unnamed environment every command uses without --stage, which is exactly what it was before
 // stages existed. One env file per stage, not a `stages` section in one file: a stage's file is the

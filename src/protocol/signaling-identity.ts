@@ -1,4 +1,4 @@
-// The signaling admin API's identity answers (README "Identity"): POST /admin/agents/rebind and
+// The signaling admin API's identity answers (docs/security.md "Identity"): POST /admin/agents/rebind and
 // GET /admin/agents/bindings. Kept beside signaling-api.ts, with the same conventions (zod schemas,
 // the server builds its answers with `satisfies`, the client parses them), until it folds them in.
 import { z } from 'zod';

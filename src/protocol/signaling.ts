@@ -11,7 +11,7 @@ export const CLOSE = {
   unauthorized: 4401,
   registrationTimeout: 4408,
   replaced: 4409,
-  /** Extension: the agent id is bound to another key (reason `id_key_mismatch`); see README "Identity". */
+  /** Extension: the agent id is bound to another key (reason `id_key_mismatch`); see docs/security.md "Identity". */
   idKeyMismatch: 4409,
   rateLimited: 4429,
 } as const;
@@ -19,7 +19,7 @@ export const CLOSE = {
 export type ConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 export type CandidateType = 'host' | 'srflx' | 'prflx' | 'relay';
 
-/** Registration metadata: a flat object of bounded size (README "Signaling": metadata limits). */
+/** Registration metadata: a flat object of bounded size (docs/signaling.md: metadata limits). */
 export type MetadataValue = string | number | boolean | null;
 export type RegisterMetadata = Record<string, MetadataValue>;
 

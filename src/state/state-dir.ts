@@ -85,7 +85,7 @@ export function openStateDir(root: string) {
     prometheusData: at('prometheus-data'),
     /** The last key rotation (src/ops/keys/schedule.ts). */
     keyRotation: at('key-rotation.json'),
-    /** Signaling's id → key bindings and revoked keys (README "Identity"). */
+    /** Signaling's id → key bindings and revoked keys (docs/security.md "Identity"). */
     signalingIdentities: at('signaling-identities.ndjson'),
     /** The canary in progress or the last one (src/ops/rollout/canary-state.ts). */
     canary: at('canary.json'),

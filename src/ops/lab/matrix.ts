@@ -273,7 +273,7 @@ export const NAT_PAIRS: [NatType, NatType][] = [
   ['symmetric', 'symmetric'],
 ];
 
-/** The README table between its markers. */
+/** The docs/nat-traversal.md table between its markers. */
 export function renderMatrix(rows: PairResult[]): string {
   const cell = (r: PairResult) =>
     `| ${r.nats[0]} ↔ ${r.nats[1]} | ${r.policy} | ${r.connected ? 'yes' : '**no**'} | ${r.candidate_types.map((t) => t ?? '–').join(' / ')} | ${r.open_ms === null ? '–' : `${(r.open_ms / 1000).toFixed(2)} s`} | ${r.fallback ? 'yes' : 'no'} |`;

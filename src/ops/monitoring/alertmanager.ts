@@ -1,5 +1,5 @@
 // The Alertmanager half of `ifmesh monitoring export`: where the alert rules' notices go, from the
-// same settings incidents page with (README "Configuration"): critical alerts to PagerDuty's Events
+// same settings incidents page with (docs/configuration.md): critical alerts to PagerDuty's Events
 // API v2 (PAGERDUTY_EVENTS_URL, routing key PAGERDUTY_INTEGRATION_KEY), warnings to the Slack
 // incoming webhook (SLACK_WEBHOOK_URL). The secrets stay out of alertmanager.yml: each is written to
 // its own 0600 file that the configuration names (`routing_key_file`, `api_url_file`), so the

@@ -1,4 +1,4 @@
-// Promotion between stages (README "Stages"): the runbook canaries in staging, then rolls the same
+// Promotion between stages (docs/deploy.md "Stages"): the runbook canaries in staging, then rolls the same
 // build into production. A canary in a gated stage (production) takes a release only when a canary
 // promoted the same release in the stage before it (staging), unless --force. "The same release" is
 // decided by sameRelease() alone, here: what a release is will grow (installed code, its integrity),

@@ -195,7 +195,7 @@ const routes: Record<string, Handler> = {
       } satisfies Health);
     // Cluster store unreachable: this instance still relays for the agents it holds, so it is
     // serving (200, not the contract's 503 "not serving"), but "degraded" is not "ok", so the
-    // runbook's grep '"status":"ok"' and `ifmesh status` flag it (README, "Scaling out").
+    // runbook's grep '"status":"ok"' and `ifmesh status` flag it (docs/signaling.md, "Scaling out").
     const healthy = core.cluster.healthy();
     sendJson(res, 200, {
       status: healthy ? 'ok' : 'degraded',
