@@ -105,6 +105,11 @@ export interface CommandDefinition<
   args?: readonly ArgSpec[];
   flags: readonly FlagSpec[];
   needs?: readonly N[];
+  /**
+   * The needs are resolved only when this holds for the flags: a hidden mode that runs without them
+   * (`load --worker` must not resolve the fleet). `run` reads no need when it does not hold.
+   */
+  needsIf?: (flags: F) => boolean;
   /** Text after the options in --help (before the examples). */
   helpAfter?: () => string;
   /** 'config' loaded with the production rules reported instead of enforced (deploy). */

@@ -8,10 +8,12 @@ import * as agents from '../../commands/agents/index.js';
 import * as certs from '../../commands/certs/index.js';
 import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
+import * as deploy from '../../commands/deploy/index.js';
 import * as down from '../../commands/down/index.js';
 import * as init from '../../commands/init/index.js';
 import * as keys from '../../commands/keys/index.js';
 import * as lab from '../../commands/lab/index.js';
+import * as load from '../../commands/load/index.js';
 import * as logs from '../../commands/logs/index.js';
 import * as message from '../../commands/message/index.js';
 import * as monitor from '../../commands/monitor/index.js';
@@ -78,6 +80,8 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   agents,
   'rotate-keys': rotateKeys,
   certs,
+  deploy,
+  load,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

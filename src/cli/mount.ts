@@ -45,7 +45,8 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
     cmd.action(async (...params: unknown[]) => {
       const flags = params[params.length - 2] as FleetFlagsIn & { json?: boolean };
       const args = params.slice(0, -2);
-      const needs = await resolveNeeds(def.needs ?? [], io.ctx, flags, def.productionRules);
+      const wanted = def.needsIf?.(flags) === false ? [] : (def.needs ?? []);
+      const needs = await resolveNeeds(wanted, io.ctx, flags, def.productionRules);
       let out: Output | undefined;
       const outcome = await def.run({
         flags,

@@ -49,12 +49,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'deploy',
     summary: 'Deploy signaling instances behind nginx and the agents of config/agents, recording a release',
-    examples: [
-      'ifmesh deploy --instances 2 --agents-dir config/agents --dry-run',
-      'ifmesh deploy --deployment-id prod-42 --release v1.4.0',
-      'ifmesh deploy --stage staging --release v1.4.0   # config/webrtc-staging.env, .ifmesh/stages/staging/',
-    ],
-    load: () => import('../../commands/deploy.js'),
+    load: () => import('../../commands/deploy/index.js'),
   },
   {
     name: 'systemd',
@@ -149,11 +144,7 @@ export const commands: CommandEntry[] = [
     name: 'load',
     summary:
       'Load the fleet: N temporary agents (in one or several processes) exchange signed pings over every pair at a rate for a duration; delivery, RTT percentiles, throughput',
-    examples: [
-      'ifmesh load --agents 6 --rate 20 --duration 30s',
-      'ifmesh load --agents 40 --processes 4 --duration 2m --json > load.json',
-    ],
-    load: () => import('../../commands/load.js'),
+    load: () => import('../../commands/load/index.js'),
   },
   {
     name: 'verify',
