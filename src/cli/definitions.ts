@@ -4,6 +4,7 @@
 // their ops with `import()` (test/unit/import-cycles.test.ts checks that nothing heavy is reached).
 // The CLI itself does not use this list: it loads one group at a time through the registry.
 
+import * as agent from '../../commands/agent/index.js';
 import * as agents from '../../commands/agents/index.js';
 import * as certs from '../../commands/certs/index.js';
 import * as completion from '../../commands/completion/index.js';
@@ -23,6 +24,7 @@ import * as releases from '../../commands/releases/index.js';
 import * as rollback from '../../commands/rollback/index.js';
 import * as rotateKeys from '../../commands/rotate-keys/index.js';
 import * as selftest from '../../commands/selftest/index.js';
+import * as signaling from '../../commands/signaling/index.js';
 import * as status from '../../commands/status/index.js';
 import * as supervise from '../../commands/supervise/index.js';
 import * as systemd from '../../commands/systemd/index.js';
@@ -82,6 +84,8 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   certs,
   deploy,
   load,
+  signaling,
+  agent,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

@@ -125,20 +125,12 @@ export const commands: CommandEntry[] = [
   {
     name: 'signaling',
     summary: 'Run a signaling instance: registration with proof of key, SDP/ICE relay, the runbook HTTP API',
-    examples: [
-      'ifmesh signaling serve --host 127.0.0.1 --port 8443 --admin-token-file admin.token',
-      'ifmesh signaling serve --env production --tls-cert cert.pem --tls-key key.pem --instance-id sig-1',
-    ],
-    load: () => import('../../commands/signaling.js'),
+    load: () => import('../../commands/signaling/index.js'),
   },
   {
     name: 'agent',
     summary: 'Run werift mesh agents: signed DataChannels to every peer, signaling failover, reports',
-    examples: [
-      'ifmesh agent run --id agent-1 --key keys/agent-1.key --signaling ws://127.0.0.1:8443,ws://127.0.0.1:8444',
-      'ifmesh agent swarm --count 8 --signaling ws://127.0.0.1:8443 --stun stun:127.0.0.1:3478 --loopback',
-    ],
-    load: () => import('../../commands/agent.js'),
+    load: () => import('../../commands/agent/index.js'),
   },
   {
     name: 'load',
