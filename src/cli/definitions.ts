@@ -11,6 +11,7 @@ import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
 import * as deploy from '../../commands/deploy/index.js';
 import * as down from '../../commands/down/index.js';
+import * as incident from '../../commands/incident/index.js';
 import * as init from '../../commands/init/index.js';
 import * as keys from '../../commands/keys/index.js';
 import * as lab from '../../commands/lab/index.js';
@@ -86,6 +87,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   load,
   signaling,
   agent,
+  incident,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

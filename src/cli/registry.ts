@@ -177,20 +177,7 @@ export const commands: CommandEntry[] = [
     name: 'incident',
     summary:
       'Declare and run an incident (p1, p2, security, cert-expiry, turn-failure); list, show, escalate, resolve',
-    examples: [
-      'ifmesh incident p1 --notify --investigate',
-      'ifmesh incident p2 --dry-run',
-      'ifmesh incident security --dry-run',
-      'ifmesh incident cert-expiry',
-      'ifmesh incident turn-failure --json',
-      'ifmesh incident list',
-      'ifmesh incident due   # from cron, every minute',
-      'ifmesh incident ack INC-20261130-193000 --level 1',
-      'ifmesh incident escalate INC-20261130-193000',
-      'ifmesh incident show INC-20261130-193000 --watch',
-      'ifmesh incident resolve INC-20261130-193000',
-    ],
-    load: () => import('../../commands/incident.js'),
+    load: () => import('../../commands/incident/index.js'),
   },
   {
     name: 'troubleshoot',
