@@ -6,6 +6,7 @@
 
 import * as agent from '../../commands/agent/index.js';
 import * as agents from '../../commands/agents/index.js';
+import * as canary from '../../commands/canary/index.js';
 import * as certs from '../../commands/certs/index.js';
 import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
@@ -88,6 +89,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   signaling,
   agent,
   incident,
+  canary,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

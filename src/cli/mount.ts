@@ -43,7 +43,12 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
     }
     cmd.addHelpText('after', examplesText(sub === undefined ? all : def.examples));
     cmd.action(async (...params: unknown[]) => {
-      const flags = params[params.length - 2] as FleetFlagsIn & { json?: boolean };
+      const command = params[params.length - 1] as Command;
+      const flags = (
+        def.inheritFlags ? command.optsWithGlobals() : params[params.length - 2]
+      ) as FleetFlagsIn & {
+        json?: boolean;
+      };
       const args = params.slice(0, -2);
       const wanted = def.needsIf?.(flags) === false ? [] : (def.needs ?? []);
       const needs = await resolveNeeds(wanted, io.ctx, flags, def.productionRules);
@@ -54,7 +59,7 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
         needs,
         ctx: io.ctx,
         io,
-        command: params[params.length - 1] as Command,
+        command,
         get out() {
           out ??= io.output(flags);
           return out;

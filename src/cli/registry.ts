@@ -61,15 +61,7 @@ export const commands: CommandEntry[] = [
     name: 'canary',
     summary:
       'Canary a release change on some agents, gated by analysis, then promote (status, promote, abort)',
-    examples: [
-      'ifmesh canary --stage staging --set ICE_TRANSPORT_POLICY=relay --monitor 5m --interval 60s',
-      'ifmesh canary --stage production --release <the id staging promoted, from ifmesh releases --stage staging>',
-      'ifmesh canary status --watch --timeout 10m',
-      'ifmesh canary promote --stage staging',
-      'ifmesh canary resume',
-      'ifmesh canary abort',
-    ],
-    load: () => import('../../commands/canary.js'),
+    load: () => import('../../commands/canary/index.js'),
   },
   {
     name: 'monitor',
