@@ -18,6 +18,7 @@ import * as keys from '../../commands/keys/index.js';
 import * as lab from '../../commands/lab/index.js';
 import * as load from '../../commands/load/index.js';
 import * as logs from '../../commands/logs/index.js';
+import * as maintenance from '../../commands/maintenance/index.js';
 import * as message from '../../commands/message/index.js';
 import * as monitor from '../../commands/monitor/index.js';
 import * as monitoring from '../../commands/monitoring/index.js';
@@ -90,6 +91,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   agent,
   incident,
   canary,
+  maintenance,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

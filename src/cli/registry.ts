@@ -196,12 +196,7 @@ export const commands: CommandEntry[] = [
     name: 'maintenance',
     summary:
       'Cron-safe daily and weekly maintenance (daily-maintenance.sh, weekly-maintenance.sh) and their crontab',
-    examples: [
-      'ifmesh maintenance daily',
-      'ifmesh maintenance weekly --json',
-      'ifmesh maintenance install-cron --write',
-    ],
-    load: () => import('../../commands/maintenance.js'),
+    load: () => import('../../commands/maintenance/index.js'),
   },
   {
     name: 'failover',
