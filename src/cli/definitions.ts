@@ -12,6 +12,7 @@ import * as completion from '../../commands/completion/index.js';
 import * as config from '../../commands/config/index.js';
 import * as deploy from '../../commands/deploy/index.js';
 import * as down from '../../commands/down/index.js';
+import * as failover from '../../commands/failover/definitions.js';
 import * as incident from '../../commands/incident/index.js';
 import * as init from '../../commands/init/index.js';
 import * as keys from '../../commands/keys/index.js';
@@ -92,6 +93,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   incident,
   canary,
   maintenance,
+  failover,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

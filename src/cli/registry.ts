@@ -202,16 +202,7 @@ export const commands: CommandEntry[] = [
     name: 'failover',
     summary:
       "The failover guide's scenarios (A turn, B signaling, C partition, D cert, E keys) and validate-failover-recovery.sh",
-    examples: [
-      'ifmesh failover turn --failed turn:10.0.0.5:3478 --replacement turn:10.0.0.6:3478 --dry-run',
-      'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',
-      'ifmesh failover partition --agent agent-3 --stagger 2s',
-      'ifmesh failover cert --cert new.crt --key new.key',
-      'ifmesh failover keys --incident-id SEC-42',
-      'ifmesh failover list',
-      'ifmesh failover validate --id failover-B-20260101T000000Z-abc123 --scenario B --json',
-    ],
-    load: () => import('../../commands/failover.js'),
+    load: () => import('../../commands/failover/index.js'),
   },
   {
     name: 'lab',
