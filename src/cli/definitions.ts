@@ -36,6 +36,7 @@ import * as top from '../../commands/top/index.js';
 import * as troubleshoot from '../../commands/troubleshoot/index.js';
 import * as up from '../../commands/up/index.js';
 import * as verify from '../../commands/verify/index.js';
+import * as witness from '../../commands/witness/index.js';
 import type { AnyDefinition, ArgSpec, Need } from './define.js';
 import { shared } from './options.js';
 import { commands } from './registry.js';
@@ -94,6 +95,7 @@ const GROUPS: Record<string, { definitions: readonly AnyDefinition[] }> = {
   canary,
   maintenance,
   failover,
+  witness,
 };
 
 function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {

@@ -138,16 +138,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'witness',
     summary: 'Run and use the IF.witness audit log: serve, query, tail, verify, spool',
-    examples: [
-      'IF_WITNESS_API_KEY=secret ifmesh witness serve --port 8080',
-      'ifmesh witness query --event connection_state_changed --where metadata.state=failed --since 1h',
-      'ifmesh witness verify --db .ifmesh/witness.db',
-      'ifmesh witness tail -n 50 --follow --event connection_state_changed',
-      'ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
-      'ifmesh witness spool --flush',
-      'ifmesh witness trust https://witness.example.net:8080 --yes',
-    ],
-    load: () => import('../../commands/witness.js'),
+    load: () => import('../../commands/witness/index.js'),
   },
   {
     name: 'message',
