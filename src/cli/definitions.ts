@@ -117,24 +117,10 @@ function flagInfo(f: AnyDefinition['flags'][number]): FlagInfo {
   };
 }
 
-/**
- * Every command in the registry's order: a converted group's definitions, hidden flags left out.
- * A group not yet converted (its module still `register`s commander commands) appears as one entry
- * with its summary and examples and no flags.
- */
+/** Every command in the registry's order, from its group's definitions; hidden flags left out. */
 export const commandDefinitions: readonly CommandInfo[] = commands.flatMap((group) => {
   const defs = GROUPS[group.name]?.definitions;
-  if (!defs)
-    return [
-      {
-        path: group.name,
-        summary: group.summary,
-        examples: group.examples ?? [],
-        args: [],
-        flags: [],
-        needs: [],
-      },
-    ];
+  if (!defs) throw new Error(`${group.name}: no definitions in src/cli/definitions.ts's GROUPS`);
   return defs.map((d) => ({
     path: d.path,
     summary: d.summary ?? group.summary,

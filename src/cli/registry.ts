@@ -9,18 +9,13 @@ export type { CommandIo } from './define.js';
 export interface CommandModule {
   /** Adds options, arguments, sub-commands and the action to `cmd`. */
   register(cmd: Command, io: CommandIo): void;
-  /** A converted group's definitions (commands/<group>/index.ts); a legacy module has none. */
-  definitions?: readonly AnyDefinition[];
+  /** The group's definitions (commands/<group>/index.ts): each one's examples show in its --help. */
+  definitions: readonly AnyDefinition[];
 }
 
 export interface CommandEntry {
   name: string;
   summary: string;
-  /**
-   * A legacy module's examples: every line runs the command or one of its sub-commands; each
-   * sub-command's --help shows its own. A converted group's are in its definitions.
-   */
-  examples?: string[];
   /** It needs every command registered, not only itself (`completion` walks the whole tree). */
   tree?: true;
   load: () => Promise<CommandModule>;
