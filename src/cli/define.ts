@@ -105,6 +105,16 @@ export interface CommandDefinition<
   args?: readonly ArgSpec[];
   flags: readonly FlagSpec[];
   needs?: readonly N[];
+  /**
+   * The needs are resolved only when this holds for the flags: a hidden mode that runs without them
+   * (`load --worker` must not resolve the fleet). `run` reads no need when it does not hold.
+   */
+  needsIf?: (flags: F) => boolean;
+  /**
+   * A sub-command of a group whose own action shares flag names with it (`canary status --state-dir`):
+   * commander hands such a flag to the group, so the flags are the group's and the sub-command's merged.
+   */
+  inheritFlags?: true;
   /** Text after the options in --help (before the examples). */
   helpAfter?: () => string;
   /** 'config' loaded with the production rules reported instead of enforced (deploy). */

@@ -7,17 +7,6 @@ export function examplesText(examples: readonly string[]): string {
   return examples.length ? `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n` : '';
 }
 
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/**
- * The examples of one command path ("canary status") among its group's: the lines that run it
- * (`ifmesh canary status …`, after env assignments or inside `<(…)`). A group's are all of its own.
- */
-export function examplesOf(examples: readonly string[], path: string): string[] {
-  const runs = new RegExp(`(^|[\\s(])ifmesh ${escapeRe(path)}(?=[\\s)]|$)`);
-  return examples.filter((e) => runs.test(e));
-}
-
 /** `ifmesh --help`'s footer: every code in a few words. */
 export function exitCodesFooter(): string {
   const codes = exitCodeTable()

@@ -29,8 +29,13 @@ function toArgument(a: ArgSpec): Argument {
 }
 
 /** The definitions' commander commands under `group` (one whose path is the group's name is the group itself). */
-function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): void {
+function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo, own: GroupHelp): void {
   const all = defs.flatMap((d) => d.examples);
+  if (own.description) group.description(own.description);
+  if (own.helpAfter) {
+    const text = own.helpAfter;
+    group.addHelpText('after', () => text());
+  }
   for (const def of defs) {
     const sub = def.path.split(' ')[1];
     const cmd = sub === undefined ? group : group.command(sub);
@@ -43,9 +48,15 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
     }
     cmd.addHelpText('after', examplesText(sub === undefined ? all : def.examples));
     cmd.action(async (...params: unknown[]) => {
-      const flags = params[params.length - 2] as FleetFlagsIn & { json?: boolean };
+      const command = params[params.length - 1] as Command;
+      const flags = (
+        def.inheritFlags ? command.optsWithGlobals() : params[params.length - 2]
+      ) as FleetFlagsIn & {
+        json?: boolean;
+      };
       const args = params.slice(0, -2);
-      const needs = await resolveNeeds(def.needs ?? [], io.ctx, flags, def.productionRules);
+      const wanted = def.needsIf?.(flags) === false ? [] : (def.needs ?? []);
+      const needs = await resolveNeeds(wanted, io.ctx, flags, def.productionRules);
       let out: Output | undefined;
       const outcome = await def.run({
         flags,
@@ -53,7 +64,7 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
         needs,
         ctx: io.ctx,
         io,
-        command: params[params.length - 1] as Command,
+        command,
         get out() {
           out ??= io.output(flags);
           return out;
@@ -68,10 +79,20 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo): 
   if (!defs.some((d) => !d.path.includes(' '))) group.addHelpText('after', examplesText(all));
 }
 
+/** A group's own --help, when it says more than the registry's summary (`failover`'s classification). */
+export interface GroupHelp {
+  description?: string;
+  /** Text after the group's commands (before the examples). */
+  helpAfter?: () => string;
+}
+
 /** A group's module, as the registry loads it: `register` attaches the definitions. */
-export function mount(definitions: readonly AnyDefinition[]): {
+export function mount(
+  definitions: readonly AnyDefinition[],
+  own: GroupHelp = {},
+): {
   definitions: readonly AnyDefinition[];
   register(cmd: Command, io: CommandIo): void;
 } {
-  return { definitions, register: (cmd, io) => attach(cmd, definitions, io) };
+  return { definitions, register: (cmd, io) => attach(cmd, definitions, io, own) };
 }

@@ -9,18 +9,13 @@ export type { CommandIo } from './define.js';
 export interface CommandModule {
   /** Adds options, arguments, sub-commands and the action to `cmd`. */
   register(cmd: Command, io: CommandIo): void;
-  /** A converted group's definitions (commands/<group>/index.ts); a legacy module has none. */
-  definitions?: readonly AnyDefinition[];
+  /** The group's definitions (commands/<group>/index.ts): each one's examples show in its --help. */
+  definitions: readonly AnyDefinition[];
 }
 
 export interface CommandEntry {
   name: string;
   summary: string;
-  /**
-   * A legacy module's examples: every line runs the command or one of its sub-commands; each
-   * sub-command's --help shows its own. A converted group's are in its definitions.
-   */
-  examples?: string[];
   /** It needs every command registered, not only itself (`completion` walks the whole tree). */
   tree?: true;
   load: () => Promise<CommandModule>;
@@ -49,12 +44,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'deploy',
     summary: 'Deploy signaling instances behind nginx and the agents of config/agents, recording a release',
-    examples: [
-      'ifmesh deploy --instances 2 --agents-dir config/agents --dry-run',
-      'ifmesh deploy --deployment-id prod-42 --release v1.4.0',
-      'ifmesh deploy --stage staging --release v1.4.0   # config/webrtc-staging.env, .ifmesh/stages/staging/',
-    ],
-    load: () => import('../../commands/deploy.js'),
+    load: () => import('../../commands/deploy/index.js'),
   },
   {
     name: 'systemd',
@@ -66,15 +56,7 @@ export const commands: CommandEntry[] = [
     name: 'canary',
     summary:
       'Canary a release change on some agents, gated by analysis, then promote (status, promote, abort)',
-    examples: [
-      'ifmesh canary --stage staging --set ICE_TRANSPORT_POLICY=relay --monitor 5m --interval 60s',
-      'ifmesh canary --stage production --release <the id staging promoted, from ifmesh releases --stage staging>',
-      'ifmesh canary status --watch --timeout 10m',
-      'ifmesh canary promote --stage staging',
-      'ifmesh canary resume',
-      'ifmesh canary abort',
-    ],
-    load: () => import('../../commands/canary.js'),
+    load: () => import('../../commands/canary/index.js'),
   },
   {
     name: 'monitor',
@@ -130,30 +112,18 @@ export const commands: CommandEntry[] = [
   {
     name: 'signaling',
     summary: 'Run a signaling instance: registration with proof of key, SDP/ICE relay, the runbook HTTP API',
-    examples: [
-      'ifmesh signaling serve --host 127.0.0.1 --port 8443 --admin-token-file admin.token',
-      'ifmesh signaling serve --env production --tls-cert cert.pem --tls-key key.pem --instance-id sig-1',
-    ],
-    load: () => import('../../commands/signaling.js'),
+    load: () => import('../../commands/signaling/index.js'),
   },
   {
     name: 'agent',
     summary: 'Run werift mesh agents: signed DataChannels to every peer, signaling failover, reports',
-    examples: [
-      'ifmesh agent run --id agent-1 --key keys/agent-1.key --signaling ws://127.0.0.1:8443,ws://127.0.0.1:8444',
-      'ifmesh agent swarm --count 8 --signaling ws://127.0.0.1:8443 --stun stun:127.0.0.1:3478 --loopback',
-    ],
-    load: () => import('../../commands/agent.js'),
+    load: () => import('../../commands/agent/index.js'),
   },
   {
     name: 'load',
     summary:
       'Load the fleet: N temporary agents (in one or several processes) exchange signed pings over every pair at a rate for a duration; delivery, RTT percentiles, throughput',
-    examples: [
-      'ifmesh load --agents 6 --rate 20 --duration 30s',
-      'ifmesh load --agents 40 --processes 4 --duration 2m --json > load.json',
-    ],
-    load: () => import('../../commands/load.js'),
+    load: () => import('../../commands/load/index.js'),
   },
   {
     name: 'verify',
@@ -163,16 +133,7 @@ export const commands: CommandEntry[] = [
   {
     name: 'witness',
     summary: 'Run and use the IF.witness audit log: serve, query, tail, verify, spool',
-    examples: [
-      'IF_WITNESS_API_KEY=secret ifmesh witness serve --port 8080',
-      'ifmesh witness query --event connection_state_changed --where metadata.state=failed --since 1h',
-      'ifmesh witness verify --db .ifmesh/witness.db',
-      'ifmesh witness tail -n 50 --follow --event connection_state_changed',
-      'ifmesh witness migrate --from sqlite:.ifmesh/witness.db --to postgres://ifmesh@127.0.0.1:5432/witness',
-      'ifmesh witness spool --flush',
-      'ifmesh witness trust https://witness.example.net:8080 --yes',
-    ],
-    load: () => import('../../commands/witness.js'),
+    load: () => import('../../commands/witness/index.js'),
   },
   {
     name: 'message',
@@ -194,20 +155,7 @@ export const commands: CommandEntry[] = [
     name: 'incident',
     summary:
       'Declare and run an incident (p1, p2, security, cert-expiry, turn-failure); list, show, escalate, resolve',
-    examples: [
-      'ifmesh incident p1 --notify --investigate',
-      'ifmesh incident p2 --dry-run',
-      'ifmesh incident security --dry-run',
-      'ifmesh incident cert-expiry',
-      'ifmesh incident turn-failure --json',
-      'ifmesh incident list',
-      'ifmesh incident due   # from cron, every minute',
-      'ifmesh incident ack INC-20261130-193000 --level 1',
-      'ifmesh incident escalate INC-20261130-193000',
-      'ifmesh incident show INC-20261130-193000 --watch',
-      'ifmesh incident resolve INC-20261130-193000',
-    ],
-    load: () => import('../../commands/incident.js'),
+    load: () => import('../../commands/incident/index.js'),
   },
   {
     name: 'troubleshoot',
@@ -234,27 +182,13 @@ export const commands: CommandEntry[] = [
     name: 'maintenance',
     summary:
       'Cron-safe daily and weekly maintenance (daily-maintenance.sh, weekly-maintenance.sh) and their crontab',
-    examples: [
-      'ifmesh maintenance daily',
-      'ifmesh maintenance weekly --json',
-      'ifmesh maintenance install-cron --write',
-    ],
-    load: () => import('../../commands/maintenance.js'),
+    load: () => import('../../commands/maintenance/index.js'),
   },
   {
     name: 'failover',
     summary:
       "The failover guide's scenarios (A turn, B signaling, C partition, D cert, E keys) and validate-failover-recovery.sh",
-    examples: [
-      'ifmesh failover turn --failed turn:10.0.0.5:3478 --replacement turn:10.0.0.6:3478 --dry-run',
-      'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',
-      'ifmesh failover partition --agent agent-3 --stagger 2s',
-      'ifmesh failover cert --cert new.crt --key new.key',
-      'ifmesh failover keys --incident-id SEC-42',
-      'ifmesh failover list',
-      'ifmesh failover validate --id failover-B-20260101T000000Z-abc123 --scenario B --json',
-    ],
-    load: () => import('../../commands/failover.js'),
+    load: () => import('../../commands/failover/index.js'),
   },
   {
     name: 'lab',

@@ -3,17 +3,11 @@ import { ExitCode, exitCodeTable, InterruptedError, toIfmeshError, UsageError } 
 import { packageVersion } from '../paths.js';
 import { createOutput, renderError } from '../ui/output.js';
 import type { Context } from './context.js';
-import { examplesOf, examplesText, exitCodesFooter, renderExitCodes } from './help.js';
+import { exitCodesFooter, renderExitCodes } from './help.js';
 import { type CommandIo, commands } from './registry.js';
 import { trustFromFlagOrEnv } from './tls.js';
 
 export const VERSION = packageVersion();
-
-/** Each command's --help ends with its examples: a group's all, a sub-command's its own. */
-function addExamples(cmd: Command, path: string, examples: readonly string[]): void {
-  cmd.addHelpText('after', examplesText(examplesOf(examples, path)));
-  for (const sub of cmd.commands) addExamples(sub, `${path} ${sub.name()}`, examples);
-}
 
 /** The words naming the command: the first ones that are not a program option or its value (--ca FILE). */
 function commandWords(program: Command, argv: string[]): string[] {
@@ -82,7 +76,6 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
   for (const entry of commands) {
     const cmd = program.command(entry.name).description(entry.summary);
     if (entry.name === target || whole) (await entry.load()).register(cmd, io);
-    if (entry.examples) addExamples(cmd, entry.name, entry.examples);
   }
 
   try {

@@ -9,6 +9,7 @@ import { type Clock, systemClock } from '../../util/clock.js';
 import { within } from '../../util/wait.js';
 import { openWitness } from '../events.js';
 import { percentiles } from './load.js';
+import { EXCHANGE_THRESHOLDS } from './thresholds.js';
 
 export interface ExchangeOptions {
   signalingUrls: string[];
@@ -46,8 +47,7 @@ export interface ExchangeReport {
   failures: string[];
 }
 
-/** The runbook's targets: delivery ≥ 99.9 %, delivery p95 < 100 ms, no signature failure. */
-export const EXCHANGE_THRESHOLDS = { delivery_ratio: 0.999, rtt_p95_ms: 100, signature_failures: 0 };
+export { EXCHANGE_THRESHOLDS };
 
 /**
  * The runbook's test-message-exchange.js: temporary agents (in a mesh of their own, so production
