@@ -1,5 +1,11 @@
 import type { FlagSpec } from '../../src/cli/define.js';
-import { type ConfigFlags, intFlag, RTT_BUDGET_FLAG, rttBudgetMs } from '../../src/cli/options.js';
+import {
+  type ConfigFlags,
+  intFlag,
+  RTT_BUDGET_FLAG,
+  rttBudgetMs,
+  TEMP_AGENT_FLAGS,
+} from '../../src/cli/options.js';
 import type { DeliveryCheck } from '../../src/ops/failover/run.js';
 
 export type FailoverFlags = ConfigFlags & {
@@ -33,9 +39,7 @@ export const VALIDATION_FLAGS: readonly FlagSpec[] = [
     description: 'signed pings per pair in the message delivery check',
     default: '10',
   },
-  { flags: '--stun <urls>', description: 'STUN URLs for the temporary agents (default STUN_SERVERS)' },
-  { flags: '--loopback', description: 'temporary agents gather only 127.0.0.1 candidates' },
-  { flags: '--insecure', description: 'accept a self-signed wss:// certificate' },
+  ...TEMP_AGENT_FLAGS,
   {
     flags: '--timeout <duration>',
     description: 'time allowed for each wait (peers on the replacement, a restart)',

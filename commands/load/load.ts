@@ -1,5 +1,5 @@
 import { defineCommand } from '../../src/cli/define.js';
-import { RTT_BUDGET_FLAG } from '../../src/cli/options.js';
+import { RTT_BUDGET_FLAG, TEMP_AGENT_FLAGS } from '../../src/cli/options.js';
 import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/thresholds.js';
 import type { LoadFlags } from '../../src/ui/load.js';
 
@@ -30,9 +30,7 @@ export default defineCommand<LoadFlags, [], 'fleet'>({
     },
     { flags: '--form-timeout <duration>', description: 'time allowed for the mesh to form', default: '30s' },
     'signaling',
-    { flags: '--stun <urls>', description: 'STUN URLs (default STUN_SERVERS)' },
-    { flags: '--loopback', description: 'gather only 127.0.0.1 candidates' },
-    { flags: '--insecure', description: 'accept a self-signed wss:// certificate' },
+    ...TEMP_AGENT_FLAGS,
     'stage',
     'state-dir',
     {

@@ -1,5 +1,5 @@
 import { defineCommand, failedIf } from '../../src/cli/define.js';
-import { intFlag, RTT_BUDGET_FLAG, rttBudgetMs } from '../../src/cli/options.js';
+import { intFlag, RTT_BUDGET_FLAG, rttBudgetMs, TEMP_AGENT_FLAGS } from '../../src/cli/options.js';
 import { type MaintenanceFlags, SHARED } from './flags.js';
 
 type Flags = MaintenanceFlags & {
@@ -21,9 +21,7 @@ export default defineCommand<Flags>({
   flags: [
     { flags: '--agents <n>', description: 'temporary agents of the integration check', default: '3' },
     { flags: '--messages <n>', description: 'signed pings per pair', default: '20' },
-    { flags: '--stun <urls>', description: 'STUN URLs (default STUN_SERVERS)' },
-    { flags: '--loopback', description: 'the temporary agents gather only 127.0.0.1 candidates' },
-    { flags: '--insecure', description: 'accept a self-signed wss:// certificate' },
+    ...TEMP_AGENT_FLAGS,
     {
       flags: '--max-agents <n>',
       description: 'agents the mesh is sized for (default MAINTENANCE_MAX_AGENTS)',

@@ -1,5 +1,11 @@
 import { defineCommand } from '../../src/cli/define.js';
-import { durationFlag, intFlag, RTT_BUDGET_FLAG, rttBudgetMs } from '../../src/cli/options.js';
+import {
+  durationFlag,
+  intFlag,
+  RTT_BUDGET_FLAG,
+  rttBudgetMs,
+  TEMP_AGENT_FLAGS,
+} from '../../src/cli/options.js';
 import { createProgress } from '../../src/ui/progress.js';
 import type { VerifyFlags } from '../../src/ui/verify.js';
 
@@ -30,9 +36,7 @@ export default defineCommand<VerifyFlags, [], 'fleet'>({
     { flags: '--messages <n>', description: 'signed pings per pair', default: '100' },
     'signaling',
     'witness',
-    { flags: '--stun <urls>', description: 'STUN URLs (default STUN_SERVERS)' },
-    { flags: '--loopback', description: 'gather only 127.0.0.1 candidates' },
-    { flags: '--insecure', description: 'accept a self-signed wss:// certificate' },
+    ...TEMP_AGENT_FLAGS,
     {
       flags: '--timeout <duration>',
       description: 'time allowed for the exchange mesh to form',

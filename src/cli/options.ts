@@ -170,6 +170,16 @@ export const RTT_BUDGET_FLAG = {
   default: '100ms',
 };
 
+/**
+ * The flags of every command that starts temporary agents for a check (verify, load, failover,
+ * maintenance weekly): their STUN servers, loopback-only gathering, and trust of a self-signed wss://.
+ */
+export const TEMP_AGENT_FLAGS = [
+  { flags: '--stun <urls>', description: 'STUN URLs for the temporary agents (default STUN_SERVERS)' },
+  { flags: '--loopback', description: 'the temporary agents gather only 127.0.0.1 candidates' },
+  { flags: '--insecure', description: 'accept a self-signed wss:// certificate' },
+] as const;
+
 /** `--max-rtt-p95`'s value in ms (0 allowed: every exchange fails, which tests use). */
 export function rttBudgetMs(value: string): number {
   return durationFlag(value, '--max-rtt-p95', { min: 0 });
