@@ -80,7 +80,22 @@ export async function killAt(o: {
   return { pid, journal, stderr };
 }
 
-/** Live processes whose command line names the state directory and which no record accounts for. */
+/** The parent pid of `pid` (0 when it is gone), from /proc/<pid>/stat. */
+function parentPid(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Live processes whose command line names the state directory and which no record accounts for. A
+ * child of a recorded process is its parent's: an nginx master reloaded (SIGHUP) forks workers that
+ * show the master's command line until they set their own title, which a loaded machine makes
+ * long enough to be seen here.
+ */
 export function unrecordedProcesses(state: string): string[] {
   const recorded = new Set(listProcesses(openStateDir(state)).map((r) => r.pid));
   const out: string[] = [];
@@ -93,9 +108,18 @@ export function unrecordedProcesses(state: string): string[] {
     } catch {
       continue;
     }
-    if (cmd.includes(state) && isAlive(pid)) out.push(`${pid}: ${cmd.trim()}`);
+    if (!cmd.includes(state) || !isAlive(pid)) continue;
+    const parent = parentPid(pid);
+    if (!recorded.has(parent)) out.push(`${pid} (parent ${parent}): ${cmd.trim()}`);
   }
   return out;
+}
+
+/** The records a failed `unrecordedProcesses` check is read against: name, role, pid, owner, started. */
+export function recordedSummary(state: string): string {
+  return listProcesses(openStateDir(state))
+    .map((r) => `${r.name} (${r.role}) pid ${r.pid} by ${r.owner} at ${r.started_at}`)
+    .join('; ');
 }
 
 /**
@@ -123,7 +147,7 @@ export async function expectInterrupted(
 ): Promise<{ hint: string }> {
   expect(k.journal).toMatchObject({ procedure: o.procedure, step: o.step, status: 'running', pid: k.pid });
   expect(isAlive(k.pid)).toBe(false);
-  expect(unrecordedProcesses(o.state)).toEqual([]);
+  expect(unrecordedProcesses(o.state), recordedSummary(o.state)).toEqual([]);
   expect(halfWritten(o.state)).toEqual([]);
   const st = await spawnCli(['status', '--json', '--state-dir', o.state], {
     cwd: o.cwd,
@@ -167,7 +191,7 @@ export async function expectConverged(o: {
   expect(st.code).toBe(0);
   const journal = JSON.parse(readFileSync(openStateDir(o.state).procedureFile(o.procedure), 'utf8'));
   expect(journal.status).toBe('completed');
-  expect(unrecordedProcesses(o.state)).toEqual([]);
+  expect(unrecordedProcesses(o.state), recordedSummary(o.state)).toEqual([]);
   expect(halfWritten(o.state)).toEqual([]);
 }
 
