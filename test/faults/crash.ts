@@ -11,6 +11,7 @@ import { interruptedRuns, PAUSE_ENV, type ProcedureRecord } from '../../src/ops/
 import { listProcesses } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { BIN, spawnCli, testTmp } from '../helpers/cli.js';
+import { parentOf } from '../helpers/leak-guard.js';
 import { trackPid } from '../helpers/pids.js';
 import { isStopped } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
@@ -80,16 +81,6 @@ export async function killAt(o: {
   return { pid, journal, stderr };
 }
 
-/** The parent pid of `pid` (0 when it is gone), from /proc/<pid>/stat. */
-function parentPid(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
-
 /**
  * Live processes whose command line names the state directory and which no record accounts for. A
  * child of a recorded process is its parent's: an nginx master reloaded (SIGHUP) forks workers that
@@ -109,7 +100,7 @@ export function unrecordedProcesses(state: string): string[] {
       continue;
     }
     if (!cmd.includes(state) || !isAlive(pid)) continue;
-    const parent = parentPid(pid);
+    const parent = parentOf(pid);
     if (!recorded.has(parent)) out.push(`${pid} (parent ${parent}): ${cmd.trim()}`);
   }
   return out;

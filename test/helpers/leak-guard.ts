@@ -24,7 +24,8 @@ function describeProcess(pid: number): string {
   }
 }
 
-function parentOf(pid: number): number {
+/** The parent pid of `pid` (0 when it is gone), from /proc/<pid>/stat. */
+export function parentOf(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
