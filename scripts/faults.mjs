@@ -5,7 +5,7 @@
 //
 //   npm run faults                  the whole matrix (about 20 minutes on 2 cores)
 //   npm run faults -- witness       only the scenario files whose path contains "witness"
-//   npm run faults -- --no-readme   print the table, leave docs/reliability.md alone
+//   npm run faults -- --no-write    print the table, leave docs/reliability.md alone
 //   npm run faults -- --json        one JSON document on stdout instead of the table
 import { spawn } from 'node:child_process';
 import {
@@ -41,8 +41,8 @@ const PAGE_NAME = 'docs/reliability.md';
 const PAGE = path.join(ROOT, PAGE_NAME);
 
 const args = process.argv.slice(2);
-const unknown = args.find((a) => a.startsWith('-') && a !== '--json' && a !== '--no-readme');
-if (unknown) usage(`unknown option ${unknown}; use --json, --no-readme or words naming scenario files`);
+const unknown = args.find((a) => a.startsWith('-') && a !== '--json' && a !== '--no-write');
+if (unknown) usage(`unknown option ${unknown}; use --json, --no-write or words naming scenario files`);
 const json = args.includes('--json');
 const filters = args.filter((a) => !a.startsWith('-'));
 const files = filters.length ? SCENARIOS.filter((f) => filters.some((w) => f.includes(w))) : SCENARIOS;
@@ -51,11 +51,11 @@ const vitest = path.join(ROOT, 'node_modules', '.bin', 'vitest');
 if (!existsSync(vitest)) usage('vitest is not installed here; run npm ci first');
 
 // A whole run is long: a page that cannot take the table is said before it, not after.
-if (!filters.length && !args.includes('--no-readme')) {
+if (!filters.length && !args.includes('--no-write')) {
   const text = readFileSync(PAGE, 'utf8');
   if (text.indexOf(BEGIN) < 0 || text.indexOf(END) < text.indexOf(BEGIN))
     usage(
-      `${PAGE_NAME} has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-readme`,
+      `${PAGE_NAME} has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-write`,
     );
 }
 
@@ -72,11 +72,11 @@ try {
   if (missed.length)
     console.error(`faults: ${missed.length} row(s) missed: ${missed.map((f) => f.fault).join('; ')}`);
   if (code !== 0) console.error('faults: a scenario failed (see the test output above)');
-  const readme = !args.includes('--no-readme');
-  if (readme && filters.length) {
+  const write = !args.includes('--no-write');
+  if (write && filters.length) {
     console.error(`faults: a filtered run leaves ${PAGE_NAME} alone; run the whole matrix to rewrite it`);
-  } else if (readme && figures.length) {
-    writeReadme(table, ok);
+  } else if (write && figures.length) {
+    writePage(table, ok);
     console.error(`faults: ${PAGE_NAME} table rewritten`);
   }
   process.exitCode = ok ? 0 : 1;
@@ -149,7 +149,7 @@ function renderTable(figures) {
   ].join('\n');
 }
 
-function writeReadme(table, ok) {
+function writePage(table, ok) {
   const file = PAGE;
   const text = readFileSync(file, 'utf8');
   const a = text.indexOf(BEGIN);
