@@ -123,18 +123,21 @@ async function totalAgents(url: string): Promise<number> {
   return ((await res.json()) as { total_agents: number }).total_agents;
 }
 
+/** Paired registration trials, one instance against three. */
+const TRIALS = 5;
+
 /**
- * Registrations/s of 10,000 frames sent at once to one instance, then spread over three, three
+ * Registrations/s of 10,000 frames sent at once to one instance, then spread over three, five
  * times: the median of each and of the paired ratios (a neighbour's burst slows one pair, not all).
  */
 async function registrationTrials(urls: [string, string, string]) {
   const one: number[] = [];
   const three: number[] = [];
   let refused = 0;
-  // Three paired trials; a pair in which an instance refused registrations (cluster_unavailable:
-  // its Redis commands timed out while a neighbour starved it of CPU) is counted and run again,
-  // at most twice.
-  for (let t = 0; one.length < 3 && t < 5; t++) {
+  // Five paired trials (the ratio sits near its target, so the median needs more than three); a
+  // pair in which an instance refused registrations (cluster_unavailable: its Redis commands timed
+  // out while a neighbour starved it of CPU) is counted and run again, at most twice.
+  for (let t = 0; one.length < TRIALS && t < TRIALS + 2; t++) {
     try {
       const pair: number[] = [];
       for (const into of [[urls[0]], urls]) {
@@ -223,13 +226,13 @@ export async function benchCluster(): Promise<Row[]> {
       },
       {
         measure:
-          'registrations/s, 10,000 register frames at once (Redis claims batched, meshes of ten), median of 3 paired trials',
+          'registrations/s, 10,000 register frames at once (Redis claims batched, meshes of ten), median of 5 paired trials',
         baseline: `one instance ${fmt(median(reg.one))}/s (${reg.one.map(fmt).join(', ')})`,
         ifmesh: `three instances ${fmt(median(reg.three))}/s (${reg.three.map(fmt).join(', ')})`,
         // The median of the per-trial ratios: each pair ran back to back, under the same neighbours.
         ratio: `${reg.ratio.toFixed(2)}×${reg.refused ? ` (${reg.refused} trial(s) refused, run again)` : ''}`,
-        target: '≥ 0.8× over 3 trials',
-        met: reg.ratio >= 0.8 && reg.one.length >= 3,
+        target: '≥ 0.8× over 5 trials',
+        met: reg.ratio >= 0.8 && reg.one.length >= TRIALS,
       },
       {
         measure: `agents held by three instances, meshes of ten spread over all three, from ${SOURCES.length} loopback source addresses`,
