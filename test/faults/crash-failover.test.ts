@@ -194,7 +194,10 @@ describe('failover, kill -9 at each step boundary of each scenario', () => {
               const checks = Object.fromEntries(
                 doc.validation.checks.map((c: { name: string; passed: boolean }) => [c.name, c.passed]),
               );
-              expect(checks).toMatchObject({ registration: true, message_delivery: true });
+              expect(checks, JSON.stringify(doc.validation.checks)).toMatchObject({
+                registration: true,
+                message_delivery: true,
+              });
               await waitFor(allRegistered, 'every agent registered again', { timeoutMs: 30_000 });
               await expectConverged({ state, cwd: dir, env: fenv, procedure: s.procedure });
               return {

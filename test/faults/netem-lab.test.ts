@@ -183,8 +183,16 @@ function peerOn(host: 'h1' | 'h2', id: string, peer: string) {
 }
 type Peer = ReturnType<typeof peerOn>;
 
-/** Every message `from` sent arrived at `to` exactly once, in order. */
-function checkSequence(from: Peer, to: Peer) {
+/**
+ * Every message `from` sent arrived at `to` exactly once, in order. The two peers report through
+ * their own pipes, so the receiver's line can come in before the sender's: both are waited for.
+ */
+async function checkSequence(from: Peer, to: Peer, count: number) {
+  await waitFor(
+    () => from.sent().length >= count && to.received().length >= count,
+    `${count} sent and received lines (sent ${from.sent().length}, received ${to.received().length})`,
+    { timeoutMs: 10_000 },
+  );
   const sent = from.sent();
   const got = to.received().map((l) => l.recv as number);
   expect(got, 'received once each, in order').toEqual(sent);
@@ -229,7 +237,7 @@ describe('network faults between two agents in lab namespaces', () => {
               `400 messages delivered (a1 got ${a1.received().length}, a2 got ${a2.received().length})`,
               { timeoutMs: 120_000, intervalMs: 100 },
             );
-            const n = checkSequence(a1, a2) + checkSequence(a2, a1);
+            const n = (await checkSequence(a1, a2, 200)) + (await checkSequence(a2, a1, 200));
             expect(n).toBe(400);
             const c1 = await counters(a1, a1.lines.length);
             const c2 = await counters(a2, a2.lines.length);
@@ -286,7 +294,7 @@ describe('network faults between two agents in lab namespaces', () => {
             const healMs = healed.t - back;
             a1.command({ send: 50, gapMs: 10 });
             await waitFor(() => a2.received().length >= 100, 'the next 50 messages', { timeoutMs: 60_000 });
-            const n = checkSequence(a1, a2);
+            const n = await checkSequence(a1, a2, 100);
             expect(n).toBe(100);
             return {
               observed: `detected after ${seconds(detectMs)}, healed ${seconds(healMs)} after the link came back; ${n} of ${n} sent delivered once, in order`,

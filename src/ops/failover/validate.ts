@@ -112,12 +112,27 @@ export async function validateRecovery(
     }
   };
 
-  // 1. registration: distinct agents over every instance.
+  // 1. registration: distinct agents over every instance. Right after a failover the agents may
+  // still be reconnecting (or an instance slow to answer on a loaded host): a failed read is read
+  // again for up to REPORT_SETTLE_MS before it counts.
   await guard('registration', async () => {
     const ids = new Set<string>();
-    for (const b of o.signalingHttp)
-      for (const a of ((await get(b, '/agents')).agents as { agent_id: string }[] | undefined) ?? [])
-        ids.add(a.agent_id);
+    let error: unknown;
+    const read = async () => {
+      ids.clear();
+      error = undefined;
+      try {
+        for (const b of o.signalingHttp)
+          for (const a of ((await get(b, '/agents')).agents as { agent_id: string }[] | undefined) ?? [])
+            ids.add(a.agent_id);
+      } catch (err) {
+        error = err;
+      }
+      return error === undefined && ids.size > 0;
+    };
+    if (!(await read()) && ctx.clock)
+      await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
+    if (error !== undefined) throw error;
     return {
       name: 'registration',
       passed: ids.size > 0,
