@@ -29,6 +29,17 @@ describe('IFMessage', () => {
     expect(text).not.toContain('"sig"');
   });
 
+  it('gives every message its own nonce and its own millisecond, past a refill of the random pool', () => {
+    // 600 messages: more than the 256 nonces one fill of the pool holds.
+    const ms = Array.from({ length: 600 }, (_, i) => ping(NOW + (i >> 2)));
+    expect(new Set(ms.map((m) => m.nonce)).size).toBe(600);
+    expect(ms.every((m) => Buffer.from(m.nonce, 'base64url').length === 16)).toBe(true);
+    expect(ms.map((m) => m.ts)).toEqual(ms.map((_, i) => new Date(NOW + (i >> 2)).toISOString()));
+    // All accepted by one receiver: no nonce came twice.
+    const v = verifier(NOW + 100);
+    expect(ms.every((m) => v.verify(m, expect_).ok)).toBe(true);
+  });
+
   it('accepts a fresh, correctly signed message', () => {
     expect(verifier().verify(ping(), expect_)).toMatchObject({ ok: true });
   });
