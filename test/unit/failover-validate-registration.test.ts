@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXCHANGE_THRESHOLDS } from '../../src/ops/agent/thresholds.js';
 import { REPORT_SETTLE_MS, validateRecovery } from '../../src/ops/failover/validate.js';
@@ -65,7 +66,7 @@ async function validate(clock: FakeClock) {
         failures: [],
       }),
     },
-    { signal: new AbortController().signal, clock },
+    { signal: new AbortController().signal, clock, dispatcher: getGlobalDispatcher() },
   );
   let done = false;
   void run.finally(() => {
