@@ -54,9 +54,7 @@ if (!existsSync(vitest)) usage('vitest is not installed here; run npm ci first')
 if (!filters.length && !args.includes('--no-write')) {
   const text = readFileSync(PAGE, 'utf8');
   if (text.indexOf(BEGIN) < 0 || text.indexOf(END) < text.indexOf(BEGIN))
-    usage(
-      `${PAGE_NAME} has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-write`,
-    );
+    usage(`${PAGE_NAME} has no ${BEGIN} … ${END} block to write the table into; add one, or pass --no-write`);
 }
 
 const figuresDir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-faults-'));
