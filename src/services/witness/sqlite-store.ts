@@ -1,17 +1,15 @@
 import Database from 'better-sqlite3';
-import { canonicalize } from '../../crypto/jcs.js';
 import {
-  CompactRange,
   consistencyProof,
   type Hash,
   inclusionProof,
-  leafHashOfText,
   type NodeSource,
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import { bodyWithId, itemContentHash } from './event-body.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
+import { GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
+import { EVENT_ROW_WIDTH, SqliteWriter } from './sqlite-writer.js';
 import {
   type AppendItem,
   type AppendResult,
@@ -26,7 +24,7 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
   ts_ms INTEGER NOT NULL,
   body TEXT,
-  idem_key TEXT UNIQUE,
+  idem_key TEXT,
   content_hash TEXT,
   ${INDEXED_FIELDS.map((f) => `${f} TEXT`).join(',\n  ')}
 );
@@ -41,11 +39,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
-interface Pending {
-  items: AppendItem[];
-  resolve: (r: AppendResult) => void;
-  reject: (e: unknown) => void;
-}
+// EVENT_ROW_WIDTH placeholders, in the order SqliteWitnessStore.planOne packs an event's values.
+const INSERT_EVENT = `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
+  VALUES (${Array(EVENT_ROW_WIDTH).fill('?').join(', ')})`;
+if (5 + INDEXED_FIELDS.length !== EVENT_ROW_WIDTH) throw new Error('EVENT_ROW_WIDTH is out of date');
 
 // Queries run in slices of SLICE_MS so that one expensive query cannot hold the event loop: SQLite
 // calls ifw_tick(ts_ms, id) for every candidate row, which records where the scan is and ends the
@@ -78,8 +75,6 @@ function tick(ts: unknown, id: unknown): void {
 }
 
 export interface SqliteStoreOptions {
-  /** Group commit: appends arriving in the same turn of the event loop share one transaction. */
-  groupCommit?: boolean;
   /**
    * Monotonic milliseconds for query slices and deadlines (default performance.now). It must be
    * the witness server's `monotonicNow`, as deadlines come from it; tests inject a fake one.
@@ -94,22 +89,17 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
 export class SqliteWitnessStore implements WitnessStore, NodeSource {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
-  private range: CompactRange;
-  private pending: Pending[] = [];
-  private flushScheduled = false;
-  /** Checkpoints waiting for the next group commit (one fsync for them and the appends beside them). */
-  private checkpoints: { cp: StoredCheckpoint; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly writer: SqliteWriter;
+  private readonly committer: GroupCommitter;
   private closed = false;
   private readonly stmtCache = new Map<string, Database.Statement>();
   private readonly s: Record<string, Database.Statement>;
-  private readonly groupCommit: boolean;
   private readonly monotonicNow: () => number;
 
   constructor(
     readonly file: string,
     opts: SqliteStoreOptions,
   ) {
-    this.groupCommit = opts.groupCommit ?? true;
     this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.db = new Database(file);
     // An acknowledged event must survive kill -9 and power loss: WAL with a full fsync per commit.
@@ -117,6 +107,15 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // Logs created before issue 24.4 declare idem_key UNIQUE, which also indexes the NULL of every
+    // event without a key: one B-tree insert per event for nothing. Newer logs index only the keys.
+    const legacyUnique = this.db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'sqlite_autoindex_events_1'")
+      .get();
+    if (!legacyUnique)
+      this.db.exec(
+        'CREATE UNIQUE INDEX IF NOT EXISTS events_idem_key ON events(idem_key) WHERE idem_key IS NOT NULL',
+      );
     this.db.function('ifw_regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
       // test() searches as matcher().find() does, on re2js's DFA: ten times faster on long values.
@@ -130,19 +129,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       node: this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck(),
       size: this.db.prepare('SELECT COUNT(*) FROM nodes WHERE level = 0').pluck(),
       byKey: this.db.prepare('SELECT id, content_hash FROM events WHERE idem_key = ?'),
-      insert: this.db.prepare(
-        `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
-         VALUES (${Array(5 + INDEXED_FIELDS.length)
-           .fill('?')
-           .join(', ')})`,
-      ),
-      insertNode: this.db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)'),
       leaves: this.db
         .prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx')
         .pluck(),
-      saveCheckpoint: this.db.prepare(
-        'INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)',
-      ),
       latestCheckpoint: this.db.prepare(
         'SELECT size, root, time, note FROM checkpoints ORDER BY size DESC LIMIT 1',
       ),
@@ -152,92 +141,31 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         `UPDATE events SET body = NULL, ${INDEXED_FIELDS.map((f) => `${f} = NULL`).join(', ')} WHERE ts_ms < ? AND body IS NOT NULL`,
       ),
     };
-    this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
+    this.writer = new SqliteWriter(file, INSERT_EVENT);
+    this.committer = new GroupCommitter(this, this.writer);
+  }
+
+  size(): number {
+    return this.s.size!.get() as number;
   }
 
   node(level: number, index: number): Hash {
-    const h = this.s.node!.get(level, index) as Buffer | undefined;
+    const h =
+      (this.s.node!.get(level, index) as Buffer | undefined) ??
+      nodeFromLeaves(level, index, (start, end) => this.s.leaves!.all(start, end) as Hash[]);
     if (!h) throw new Error(`merkle node (${level}, ${index}) is missing from ${this.file}`);
     return h;
   }
 
   append(items: AppendItem[]): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ items, resolve, reject });
-      if (!this.groupCommit) return this.flush();
-      this.scheduleFlush();
-    });
+    return this.committer.append(items);
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.pending;
-    const checkpoints = this.checkpoints;
-    this.pending = [];
-    this.checkpoints = [];
-    if (batch.length === 0 && checkpoints.length === 0) return;
-    const results: AppendResult[] = [];
-    try {
-      this.db.transaction(() => {
-        for (const p of batch) results.push(this.appendOne(p.items));
-        for (const { cp } of checkpoints) this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
-      })();
-    } catch (err) {
-      // The transaction rolled back: the in-memory range may hold leaves that were never stored.
-      this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
-      for (const p of [...batch, ...checkpoints]) p.reject(err);
-      return;
-    }
-    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
-    for (const c of checkpoints) c.resolve();
-  }
-
-  private appendOne(items: AppendItem[]): AppendResult {
-    // Decide every idempotency key before writing anything, so a conflict leaves no partial batch.
-    const existing: (number | undefined)[] = [];
-    const seenInBatch = new Map<string, { index: number; hash: string }>();
-    for (const [i, item] of items.entries()) {
-      if (item.idempotencyKey === undefined) {
-        existing.push(undefined);
-        continue;
-      }
-      const row = this.s.byKey!.get(item.idempotencyKey) as { id: number; content_hash: string } | undefined;
-      const earlier = seenInBatch.get(item.idempotencyKey);
-      const hash = row?.content_hash ?? earlier?.hash;
-      const mine = itemContentHash(item);
-      if (hash !== undefined && hash !== mine)
-        return { status: 'conflict', index: i, key: item.idempotencyKey };
-      existing.push(row?.id ?? (earlier ? -1 - earlier.index : undefined));
-      if (!row && !earlier) seenInBatch.set(item.idempotencyKey, { index: i, hash: mine });
-    }
-    const ids: number[] = [];
-    let created = 0;
-    for (const [i, item] of items.entries()) {
-      const known = existing[i];
-      if (known !== undefined) {
-        ids.push(known >= 0 ? known : ids[-1 - known]!);
-        continue;
-      }
-      const id = this.range.size + 1;
-      const body = item.canonical ? bodyWithId(item.canonical, id) : canonicalize({ ...item.doc, id });
-      const leaf = leafHashOfText(body);
-      const indexed = INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null));
-      const k = item.idempotencyKey;
-      const hash = k === undefined ? (item.contentHash ?? null) : itemContentHash(item);
-      this.s.insert!.run(id, item.tsMs, body, k ?? null, hash, ...indexed);
-      this.s.insertNode!.run(0, id - 1, leaf);
-      for (const n of this.range.append(leaf)) this.s.insertNode!.run(n.level, n.index, n.hash);
-      ids.push(id);
-      created += 1;
-    }
-    return { status: 'ok', ids, created };
+  /** The committed event holding an idempotency key. */
+  storedKey(key: string): { id: number; hash: string } | undefined {
+    const row = this.s.byKey!.get(key) as { id: number; content_hash: string } | undefined;
+    return row && { id: row.id, hash: row.content_hash };
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
@@ -287,7 +215,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       do {
         await new Promise((r) => setImmediate(r));
         if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
-      } while (this.flushScheduled);
+      } while (this.committer.flushScheduled);
     }
     const more = rows.length > q.limit;
     const page = more ? rows.slice(0, q.limit) : rows;
@@ -309,24 +237,24 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {
-    return { size: this.range.size, root: this.range.root() };
+    return this.committer.head;
   }
 
   async rootAt(size: number): Promise<Hash> {
-    if (size > this.range.size)
-      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    if (size > this.committer.head.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.committer.head.size})`);
     return rootHash(this, size);
   }
 
   async inclusionProof(index: number, size: number): Promise<Hash[]> {
-    if (size > this.range.size)
-      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    if (size > this.committer.head.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.committer.head.size})`);
     return inclusionProof(this, index, size);
   }
 
   async consistencyProof(size1: number, size2: number): Promise<Hash[]> {
-    if (size2 > this.range.size)
-      throw new RangeError(`tree size ${size2} is beyond the log (${this.range.size})`);
+    if (size2 > this.committer.head.size)
+      throw new RangeError(`tree size ${size2} is beyond the log (${this.committer.head.size})`);
     return consistencyProof(this, size1, size2);
   }
 
@@ -334,18 +262,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     return this.s.leaves!.all(start, end) as Hash[];
   }
 
-  // With group commit, a checkpoint is written by the next group-commit transaction, with the
-  // appends arriving meanwhile: under steady ingest one fsync fewer per checkpoint.
   saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    if (!this.groupCommit) {
-      this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      this.checkpoints.push({ cp, resolve, reject });
-      this.scheduleFlush();
-    });
+    return this.committer.saveCheckpoint(cp);
   }
 
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
@@ -368,7 +287,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flush();
+    // Every append and checkpoint accepted before close is written first.
+    await this.committer.drain();
+    await this.writer.close();
     this.db.close();
   }
 }
