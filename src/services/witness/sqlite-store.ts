@@ -9,6 +9,7 @@ import {
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
 import { GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
+import { type ScanRow, SqliteScanThread } from './sqlite-scan.js';
 import { EVENT_ROW_WIDTH, SqliteWriter } from './sqlite-writer.js';
 import {
   type AppendItem,
@@ -91,6 +92,12 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   private readonly db: Database.Database;
   private readonly writer: SqliteWriter;
   private readonly committer: GroupCommitter;
+  /**
+   * Regex scans run on a thread of their own (started by the first), unless a clock was injected:
+   * a thread's clock cannot be faked, so such tests prove the in-process sliced path.
+   */
+  private readonly scansOnThread: boolean;
+  private scanThread: SqliteScanThread | undefined;
   private closed = false;
   private readonly stmtCache = new Map<string, Database.Statement>();
   private readonly s: Record<string, Database.Statement>;
@@ -143,6 +150,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     };
     this.writer = new SqliteWriter(file, INSERT_EVENT);
     this.committer = new GroupCommitter(this, this.writer);
+    this.scansOnThread = opts.monotonicNow === undefined;
   }
 
   size(): number {
@@ -169,30 +177,17 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
-    const rows: { id: number; ts_ms: number; body: string }[] = [];
     // Exclusive resume point from the caller's cursor; inclusive after a slice ends mid-row.
     let resume = q.after ? { ts: q.after.tsMs, id: q.after.id, inclusive: false } : undefined;
+    if (this.scansOnThread && q.conditions.some((c) => c.op === 'regex')) {
+      this.scanThread ??= new SqliteScanThread(this.file);
+      const { sql, params } = selectSql(q, resume, q.limit + 1);
+      return page(await this.scanThread.all(sql, params, deadlineMs - this.monotonicNow()), q.limit);
+    }
+    const rows: ScanRow[] = [];
     for (;;) {
-      const where: string[] = ['body IS NOT NULL'];
-      const params: unknown[] = [];
-      if (q.fromMs !== undefined) {
-        where.push('ts_ms >= ?');
-        params.push(q.fromMs);
-      }
-      if (q.toMs !== undefined) {
-        where.push('ts_ms <= ?');
-        params.push(q.toMs);
-      }
-      if (resume) {
-        where.push(`(ts_ms > ? OR (ts_ms = ? AND id ${resume.inclusive ? '>=' : '>'} ?))`);
-        params.push(resume.ts, resume.ts, resume.id);
-      }
-      for (const c of q.conditions) where.push(conditionSql(c, params));
-      where.push('ifw_tick(ts_ms, id)');
-      params.push(q.limit + 1 - rows.length);
-      const stmt = this.statement(
-        `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
-      );
+      const { sql, params } = selectSql(q, resume, q.limit + 1 - rows.length);
+      const stmt = this.statement(sql);
       scan.now = this.monotonicNow;
       scan.deadline = deadlineMs;
       scan.sliceEnd = this.monotonicNow() + SLICE_MS;
@@ -217,13 +212,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
       } while (this.committer.flushScheduled);
     }
-    const more = rows.length > q.limit;
-    const page = more ? rows.slice(0, q.limit) : rows;
-    const last = page[page.length - 1];
-    return {
-      bodies: page.map((r) => r.body),
-      next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
-    };
+    return page(rows, q.limit);
   }
 
   private statement(sql: string): Database.Statement {
@@ -290,8 +279,49 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     // Every append and checkpoint accepted before close is written first.
     await this.committer.drain();
     await this.writer.close();
+    await this.scanThread?.close();
     this.db.close();
   }
+}
+
+/** The query's statement from `resume` on, at most `limit` rows; ifw_tick sees every candidate. */
+function selectSql(
+  q: ParsedQuery,
+  resume: { ts: number; id: number; inclusive: boolean } | undefined,
+  limit: number,
+): { sql: string; params: unknown[] } {
+  const where: string[] = ['body IS NOT NULL'];
+  const params: unknown[] = [];
+  if (q.fromMs !== undefined) {
+    where.push('ts_ms >= ?');
+    params.push(q.fromMs);
+  }
+  if (q.toMs !== undefined) {
+    where.push('ts_ms <= ?');
+    params.push(q.toMs);
+  }
+  if (resume) {
+    where.push(`(ts_ms > ? OR (ts_ms = ? AND id ${resume.inclusive ? '>=' : '>'} ?))`);
+    params.push(resume.ts, resume.ts, resume.id);
+  }
+  for (const c of q.conditions) where.push(conditionSql(c, params));
+  where.push('ifw_tick(ts_ms, id)');
+  params.push(limit);
+  return {
+    sql: `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
+    params,
+  };
+}
+
+/** One page of `limit` rows, and the cursor after it when the scan found more. */
+function page(rows: ScanRow[], limit: number): QueryResult {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const last = shown[shown.length - 1];
+  return {
+    bodies: shown.map((r) => r.body),
+    next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
+  };
 }
 
 function jsonPath(path: string[]): string {

@@ -12,8 +12,7 @@
 // The worker is a few lines of plain better-sqlite3 (no project imports), so it runs the same from
 // the compiled CLI and from the TypeScript sources the tests load; the statements come from the
 // store, which owns the schema.
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { replyError, SqliteThread, type ThreadReply } from './sqlite-thread.js';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -45,7 +44,7 @@ parentPort.on('message', (g) => {
     write(g);
     parentPort.postMessage({ seq: g.seq });
   } catch (err) {
-    parentPort.postMessage({ seq: g.seq, error: { message: String(err && err.message), code: err && err.code } });
+    parentPort.postMessage({ seq: g.seq, error: String(err && err.message), code: err && err.code });
   }
 });
 `;
@@ -65,65 +64,21 @@ export interface WriteGroup {
 }
 
 export class SqliteWriter {
-  private readonly worker: Worker;
-  private seq = 0;
-  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
-  private failure: Error | undefined;
-  private exited: Promise<void>;
+  private readonly thread: SqliteThread<ThreadReply>;
 
   /** `insertSql` inserts one event row with EVENT_ROW_WIDTH placeholders. */
   constructor(file: string, insertSql: string) {
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        file,
-        insertSql,
-        width: EVENT_ROW_WIDTH,
-        sqlite: createRequire(import.meta.url).resolve('better-sqlite3'),
-      },
-    });
-    this.worker.unref();
-    this.worker.on('message', (m: { seq: number; error?: { message: string; code?: string } }) => {
-      const w = this.waiting.get(m.seq);
-      if (!w) return;
-      this.waiting.delete(m.seq);
-      if (this.waiting.size === 0) this.worker.unref();
-      if (m.error) w.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
-      else w.resolve();
-    });
-    this.worker.on('error', (err) => this.fail(err));
-    this.exited = new Promise((resolve) =>
-      this.worker.once('exit', () => {
-        this.fail(new Error('the SQLite writer thread stopped'));
-        resolve();
-      }),
-    );
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    for (const w of this.waiting.values()) w.reject(err);
-    this.waiting.clear();
+    this.thread = new SqliteThread(WORKER_SOURCE, { file, insertSql, width: EVENT_ROW_WIDTH }, 'writer');
   }
 
   /** Resolves once the group is committed; rejects (and nothing of it is stored) if it is not. */
-  write(group: WriteGroup): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    const seq = ++this.seq;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(seq, { resolve, reject });
-      // Held while a commit is awaited, so a process awaiting only an append does not exit early.
-      this.worker.ref();
-      this.worker.postMessage({ seq, ...group });
-    });
+  async write(group: WriteGroup): Promise<void> {
+    const r = await this.thread.request({ ...group });
+    if (r.error !== undefined) throw replyError(r);
   }
 
   /** Closes the worker's connection after the writes already sent. */
-  async close(): Promise<void> {
-    if (!this.failure) {
-      this.worker.ref();
-      this.worker.postMessage('close');
-    }
-    await this.exited;
+  close(): Promise<void> {
+    return this.thread.close();
   }
 }
