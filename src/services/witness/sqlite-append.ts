@@ -1,15 +1,15 @@
 // Group commit for the SQLite store, pipelined with its writer thread (issue 24.4).
 //
 // Appends arriving while a group is being committed are planned at once into the next group:
-// idempotency keys decided, ids assigned, canonical bodies finished, leaf and Merkle hashes computed,
-// rows packed. When the writer reports the commit, the next group is already complete and goes out
+// idempotency keys decided, ids assigned, canonical bodies finished and hashed as leaves, rows
+// packed (the writer adds the leaves to the tree). When the writer reports the commit, the next group is already complete and goes out
 // at once, so planning (this thread) and writing (the writer's) overlap, and the groups grow with
 // the load, one fsync each. Two groups at most exist: the one being written, and the next.
 //
 // The guarantees are those of one transaction per group, as before: an append is resolved only
 // after its group committed; a group that fails to commit stores nothing, and rejects its appends
 // and those of the next group, which was planned on top of it (its ids would be wrong), after which
-// the tree is rebuilt from what is stored. treeHead, proofs and checkpoints only see committed
+// ids follow on from what is stored. treeHead, proofs and checkpoints only see committed
 // groups.
 import { canonicalize } from '../../crypto/jcs.js';
 import { CompactRange, type Hash, leafHashOfText, type NodeSource, nodeHash } from '../../crypto/merkle.js';
@@ -48,9 +48,7 @@ interface Waiter<T> {
 
 interface Group {
   events: unknown[];
-  levels: number[];
-  indexes: number[];
-  hashes: Buffer[];
+  leaves: Buffer[];
   checkpoints: StoredCheckpoint[];
   appends: { waiter: Waiter<AppendResult>; result: AppendResult }[];
   checkpointWaiters: Waiter<void>[];
@@ -66,7 +64,8 @@ export interface CommittedLog extends NodeSource {
 }
 
 export class GroupCommitter {
-  private range: CompactRange;
+  /** The log's size once every group planned so far is written: the next id is one more. */
+  private planned: number;
   /** The committed tree: what treeHead, proofs and checkpoints see. */
   head: { size: number; root: Hash };
   private pending: { items: AppendItem[]; waiter: Waiter<AppendResult> }[] = [];
@@ -80,8 +79,9 @@ export class GroupCommitter {
     private readonly log: CommittedLog,
     private readonly writer: SqliteWriter,
   ) {
-    this.range = CompactRange.fromSource(log, log.size());
-    this.head = { size: this.range.size, root: this.range.root() };
+    const range = CompactRange.fromSource(log, log.size());
+    this.planned = range.size;
+    this.head = { size: range.size, root: range.root() };
   }
 
   append(items: AppendItem[]): Promise<AppendResult> {
@@ -122,9 +122,7 @@ export class GroupCommitter {
     if (appends.length > 0 || checkpoints.length > 0) {
       const g: Group = this.next ?? {
         events: [],
-        levels: [],
-        indexes: [],
-        hashes: [],
+        leaves: [],
         checkpoints: [],
         appends: [],
         checkpointWaiters: [],
@@ -153,18 +151,11 @@ export class GroupCommitter {
     const g = this.next;
     this.next = undefined;
     if (!g) return;
-    const head = { size: this.range.size, root: this.range.root() };
-    const hashes = Buffer.allocUnsafeSlow(g.hashes.length * 32);
-    for (const [i, h] of g.hashes.entries()) h.copy(hashes, i * 32);
-    const rows: WriteGroup = {
-      events: g.events,
-      levels: g.levels,
-      indexes: g.indexes,
-      hashes,
-      checkpoints: g.checkpoints,
-    };
+    const leaves = Buffer.allocUnsafeSlow(g.leaves.length * 32);
+    for (const [i, h] of g.leaves.entries()) h.copy(leaves, i * 32);
+    const rows: WriteGroup = { events: g.events, leaves, checkpoints: g.checkpoints };
     const done = this.writer.write(rows).then(
-      () => {
+      (head) => {
         this.head = head;
         this.writing = undefined;
         for (const a of g.appends) a.waiter.resolve(a.result);
@@ -176,7 +167,7 @@ export class GroupCommitter {
         const next = this.next;
         this.next = undefined;
         this.writing = undefined;
-        this.range = CompactRange.fromSource(this.log, this.log.size());
+        this.planned = this.log.size();
         for (const failed of next ? [g, next] : [g]) {
           for (const a of failed.appends) a.waiter.reject(err);
           for (const w of failed.checkpointWaiters) w.reject(err);
@@ -209,8 +200,8 @@ export class GroupCommitter {
       existing.push(stored?.id ?? (earlier ? -1 - earlier.index : undefined));
       if (!stored && !earlier) seenInBatch.set(key, { index: i, hash: mine });
     }
-    // Bodies first (serialising is what may throw), then the tree, which cannot.
-    const first = this.range.size + 1;
+    // Bodies first (serialising is what may throw), then the rows, which cannot.
+    const first = this.planned + 1;
     const bodies: string[] = [];
     for (const [i, item] of items.entries()) {
       if (existing[i] !== undefined) continue;
@@ -227,26 +218,18 @@ export class GroupCommitter {
       }
       const id = first + next;
       const body = bodies[next++]!;
-      const leaf = leafHashOfText(body);
       const k = item.idempotencyKey;
       const hash = k === undefined ? (item.contentHash ?? null) : seenInBatch.get(k)!.hash;
       g.events.push(id, item.tsMs, body, k ?? null, hash);
+      g.leaves.push(leafHashOfText(body));
       for (const f of INDEXED_FIELDS) {
         const v = item.doc[f];
         g.events.push(typeof v === 'string' ? v : null);
       }
-      g.levels.push(0);
-      g.indexes.push(id - 1);
-      g.hashes.push(leaf);
-      for (const n of this.range.append(leaf)) {
-        if (n.level < FIRST_STORED_LEVEL) continue;
-        g.levels.push(n.level);
-        g.indexes.push(n.index);
-        g.hashes.push(n.hash);
-      }
       if (k !== undefined) g.keys.set(k, { id, hash: hash! });
       ids.push(id);
     }
+    this.planned += next;
     return { status: 'ok', ids, created: next };
   }
 }

@@ -8,7 +8,7 @@ import {
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
-import { GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
+import { FIRST_STORED_LEVEL, GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
 import { type ScanRow, SqliteScanThread } from './sqlite-scan.js';
 import { EVENT_ROW_WIDTH, SqliteWriter } from './sqlite-writer.js';
 import {
@@ -148,7 +148,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         `UPDATE events SET body = NULL, ${INDEXED_FIELDS.map((f) => `${f} = NULL`).join(', ')} WHERE ts_ms < ? AND body IS NOT NULL`,
       ),
     };
-    this.writer = new SqliteWriter(file, INSERT_EVENT);
+    this.writer = new SqliteWriter(file, INSERT_EVENT, FIRST_STORED_LEVEL);
     this.committer = new GroupCommitter(this, this.writer);
     this.scansOnThread = opts.monotonicNow === undefined;
   }
