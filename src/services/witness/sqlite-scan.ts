@@ -5,7 +5,9 @@
 // with slices, and every /api/log answer waited for the slice in progress: writers' p99 rose 3-20×
 // during such a storm. Here the scan runs on its own thread with its own read-only connection (WAL
 // lets it read while the writer thread commits), so the main thread only parses requests, plans
-// appends and sends answers.
+// appends and sends answers. On Linux the thread runs at nice 19: a storm of scans takes the CPU
+// only when ingest and answers do not want it (they are what a storm must not slow down; a scan
+// that gets too little is answered 503 at its deadline, by the main thread, on time).
 //
 // Same answers: the statement is the one the in-process path runs (same conditions, ORDER BY
 // ts_ms, id and LIMIT), the regex is re2js's test() as there, and the deadline is the query's:
@@ -20,6 +22,11 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
 const { RE2JS } = require(workerData.re2js);
+try {
+  // Linux: this thread's nice value, 19, so that ingest, proofs and answers always win the CPU.
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  require('node:os').setPriority(tid, 19);
+} catch {}
 const db = new Database(workerData.file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 const compiled = new Map();
