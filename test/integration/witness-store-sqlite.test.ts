@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { verifyInclusion } from '../../src/crypto/merkle.js';
+import { MemoryTree, rootHash, verifyInclusion } from '../../src/crypto/merkle.js';
 import { parseQuery } from '../../src/services/witness/query.js';
 import { openSqliteStore } from '../../src/services/witness/sqlite-store.js';
 import type { AppendItem } from '../../src/services/witness/store.js';
@@ -33,6 +33,36 @@ describe('SQLite store: writes on the writer thread', () => {
       const [leaf] = await again.leafHashes(5, 6);
       expect(verifyInclusion(leaf!, 5, 13, await again.inclusionProof(5, 13), head.root)).toBe(true);
       expect((await again.append([ev('m', 13)])).status === 'ok' && (await again.treeHead()).size).toBe(14);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('goes on with a log written before levels 1-3 were left unstored, with the same tree', async () => {
+    const file = path.join(dir, `store-${n++}.db`);
+    const first = openSqliteStore(file);
+    for (let i = 0; i < 11; i++) await first.append([ev('m', i)]);
+    await first.close();
+    // Earlier versions stored every level: add those rows as they wrote them.
+    const mem = new MemoryTree();
+    const db = new Database(file);
+    const leaves = db
+      .prepare('SELECT hash FROM nodes WHERE level = 0 ORDER BY idx')
+      .pluck()
+      .all() as Buffer[];
+    for (const leaf of leaves) mem.append(leaf);
+    const insert = db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)');
+    for (let level = 1; level < 4; level++)
+      for (let idx = 0; (idx + 1) * 2 ** level <= 11; idx++) insert.run(level, idx, mem.node(level, idx));
+    db.close();
+    const again = openSqliteStore(file);
+    try {
+      for (let i = 11; i < 20; i++) await again.append([ev('m', i)]);
+      for (const leaf of await again.leafHashes(11, 20)) mem.append(leaf);
+      const head = await again.treeHead();
+      expect(head).toEqual({ size: 20, root: rootHash(mem, 20) });
+      expect(await again.rootAt(11)).toEqual(rootHash(mem, 11));
+      expect(verifyInclusion(mem.node(0, 9), 9, 20, await again.inclusionProof(9, 20), head.root)).toBe(true);
     } finally {
       await again.close();
     }
