@@ -51,8 +51,10 @@ if (5 + INDEXED_FIELDS.length !== EVENT_ROW_WIDTH) throw new Error('EVENT_ROW_WI
 // while the scan visits rows in (ts_ms, id) order, which the ORDER BY and the (…, ts_ms) indexes
 // give; if a plan ever visits rows out of order, slicing is switched off for that query and only
 // its overall deadline applies. performance.now() costs tens of nanoseconds: fine per row.
-// Appends go first: a slice does not start while an append waits for its transaction, so a write
-// arriving during a storm of expensive queries waits for at most the one slice already running.
+// Appends go first: a slice does not start while an append waits to be planned (its commit runs on
+// the writer thread), so a write arriving meanwhile waits for at most the one slice running.
+// This in-process path serves queries without a regex condition, and regex queries when a clock is
+// injected (tests); otherwise those run on the scan thread (sqlite-scan.ts) and need no slices.
 const SLICE_MS = 2;
 
 class SliceExpired extends Error {}
