@@ -10,6 +10,7 @@ import { InterruptedError, UnreachableError, UsageError } from '../../errors.js'
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { type ImportChunk, openPgImport } from '../../services/witness/pg-bulk.js';
 import { isPostgresUrl, redactDbUrl } from '../../services/witness/pg-store.js';
+import { FIRST_STORED_LEVEL, nodeFromLeaves } from '../../services/witness/sqlite-append.js';
 import type { StoredCheckpoint } from '../../services/witness/store.js';
 
 export interface MigrateOptions {
@@ -61,6 +62,7 @@ function sourcePath(from: string): string {
 class SqliteSource implements NodeSource {
   readonly db: Database.Database;
   private readonly nodeStmt: Database.Statement;
+  private readonly leavesStmt: Database.Statement;
   constructor(file: string) {
     try {
       this.db = new Database(file, { readonly: true, fileMustExist: true });
@@ -70,9 +72,14 @@ class SqliteSource implements NodeSource {
     // One read transaction: a witness still writing to the file cannot change what is copied.
     this.db.prepare('BEGIN').run();
     this.nodeStmt = this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck();
+    this.leavesStmt = this.db
+      .prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx')
+      .pluck();
   }
   node(level: number, index: number): Hash {
-    const h = this.nodeStmt.get(level, index) as Buffer | undefined;
+    const h =
+      (this.nodeStmt.get(level, index) as Buffer | undefined) ??
+      nodeFromLeaves(level, index, (start, end) => this.leavesStmt.all(start, end) as Hash[]);
     if (!h)
       throw new UsageError(
         `the source log has no Merkle node (${level}, ${index}); run witness verify on it`,
@@ -102,7 +109,14 @@ class SqliteSource implements NodeSource {
     for (let level = 0; 2 ** level <= to; level++) {
       const lo = Math.floor(from / 2 ** level);
       const hi = Math.floor(to / 2 ** level);
-      if (hi > lo) nodes.push(...(stmt.all(level, lo, hi) as ImportChunk['nodes']));
+      if (hi <= lo) continue;
+      if (level === 0 || level >= FIRST_STORED_LEVEL) {
+        nodes.push(...(stmt.all(level, lo, hi) as ImportChunk['nodes']));
+        continue;
+      }
+      // Logs written since issue 24.4 do not store these levels (older ones do); the target stores
+      // every level, so they are recomputed from the leaves.
+      for (let idx = lo; idx < hi; idx++) nodes.push({ level, idx, hash: this.node(level, idx) });
     }
     return { events, nodes };
   }

@@ -1,17 +1,16 @@
 import Database from 'better-sqlite3';
-import { canonicalize } from '../../crypto/jcs.js';
 import {
-  CompactRange,
   consistencyProof,
   type Hash,
   inclusionProof,
-  leafHashOfText,
   type NodeSource,
   rootHash,
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import { bodyWithId, itemContentHash } from './event-body.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
+import { FIRST_STORED_LEVEL, GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
+import { type ScanRow, SqliteScanThread } from './sqlite-scan.js';
+import { EVENT_ROW_WIDTH, SqliteWriter } from './sqlite-writer.js';
 import {
   type AppendItem,
   type AppendResult,
@@ -26,7 +25,7 @@ CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
   ts_ms INTEGER NOT NULL,
   body TEXT,
-  idem_key TEXT UNIQUE,
+  idem_key TEXT,
   content_hash TEXT,
   ${INDEXED_FIELDS.map((f) => `${f} TEXT`).join(',\n  ')}
 );
@@ -41,11 +40,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
-interface Pending {
-  items: AppendItem[];
-  resolve: (r: AppendResult) => void;
-  reject: (e: unknown) => void;
-}
+// EVENT_ROW_WIDTH placeholders, in the order SqliteWitnessStore.planOne packs an event's values.
+const INSERT_EVENT = `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
+  VALUES (${Array(EVENT_ROW_WIDTH).fill('?').join(', ')})`;
+if (5 + INDEXED_FIELDS.length !== EVENT_ROW_WIDTH) throw new Error('EVENT_ROW_WIDTH is out of date');
 
 // Queries run in slices of SLICE_MS so that one expensive query cannot hold the event loop: SQLite
 // calls ifw_tick(ts_ms, id) for every candidate row, which records where the scan is and ends the
@@ -53,8 +51,10 @@ interface Pending {
 // while the scan visits rows in (ts_ms, id) order, which the ORDER BY and the (…, ts_ms) indexes
 // give; if a plan ever visits rows out of order, slicing is switched off for that query and only
 // its overall deadline applies. performance.now() costs tens of nanoseconds: fine per row.
-// Appends go first: a slice does not start while an append waits for its transaction, so a write
-// arriving during a storm of expensive queries waits for at most the one slice already running.
+// Appends go first: a slice does not start while an append waits to be planned (its commit runs on
+// the writer thread), so a write arriving meanwhile waits for at most the one slice running.
+// This in-process path serves queries without a regex condition, and regex queries when a clock is
+// injected (tests); otherwise those run on the scan thread (sqlite-scan.ts) and need no slices.
 const SLICE_MS = 2;
 
 class SliceExpired extends Error {}
@@ -78,8 +78,6 @@ function tick(ts: unknown, id: unknown): void {
 }
 
 export interface SqliteStoreOptions {
-  /** Group commit: appends arriving in the same turn of the event loop share one transaction. */
-  groupCommit?: boolean;
   /**
    * Monotonic milliseconds for query slices and deadlines (default performance.now). It must be
    * the witness server's `monotonicNow`, as deadlines come from it; tests inject a fake one.
@@ -94,22 +92,23 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
 export class SqliteWitnessStore implements WitnessStore, NodeSource {
   readonly kind = 'sqlite';
   private readonly db: Database.Database;
-  private range: CompactRange;
-  private pending: Pending[] = [];
-  private flushScheduled = false;
-  /** Checkpoints waiting for the next group commit (one fsync for them and the appends beside them). */
-  private checkpoints: { cp: StoredCheckpoint; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly writer: SqliteWriter;
+  private readonly committer: GroupCommitter;
+  /**
+   * Regex scans run on a thread of their own, unless a clock was injected: a thread's clock cannot
+   * be faked, so such tests prove the in-process sliced path. Started with the store, so that its
+   * start-up (tens of ms) is not paid by the first query, or in the middle of a storm.
+   */
+  private readonly scanThread: SqliteScanThread | undefined;
   private closed = false;
   private readonly stmtCache = new Map<string, Database.Statement>();
   private readonly s: Record<string, Database.Statement>;
-  private readonly groupCommit: boolean;
   private readonly monotonicNow: () => number;
 
   constructor(
     readonly file: string,
     opts: SqliteStoreOptions,
   ) {
-    this.groupCommit = opts.groupCommit ?? true;
     this.monotonicNow = opts.monotonicNow ?? (() => performance.now());
     this.db = new Database(file);
     // An acknowledged event must survive kill -9 and power loss: WAL with a full fsync per commit.
@@ -117,6 +116,15 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // Logs created before issue 24.4 declare idem_key UNIQUE, which also indexes the NULL of every
+    // event without a key: one B-tree insert per event for nothing. Newer logs index only the keys.
+    const legacyUnique = this.db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'sqlite_autoindex_events_1'")
+      .get();
+    if (!legacyUnique)
+      this.db.exec(
+        'CREATE UNIQUE INDEX IF NOT EXISTS events_idem_key ON events(idem_key) WHERE idem_key IS NOT NULL',
+      );
     this.db.function('ifw_regexp', { deterministic: true }, (pattern: unknown, value: unknown) => {
       if (typeof value !== 'string' || typeof pattern !== 'string') return 0;
       // test() searches as matcher().find() does, on re2js's DFA: ten times faster on long values.
@@ -130,19 +138,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       node: this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck(),
       size: this.db.prepare('SELECT COUNT(*) FROM nodes WHERE level = 0').pluck(),
       byKey: this.db.prepare('SELECT id, content_hash FROM events WHERE idem_key = ?'),
-      insert: this.db.prepare(
-        `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
-         VALUES (${Array(5 + INDEXED_FIELDS.length)
-           .fill('?')
-           .join(', ')})`,
-      ),
-      insertNode: this.db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)'),
       leaves: this.db
         .prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx')
         .pluck(),
-      saveCheckpoint: this.db.prepare(
-        'INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)',
-      ),
       latestCheckpoint: this.db.prepare(
         'SELECT size, root, time, note FROM checkpoints ORDER BY size DESC LIMIT 1',
       ),
@@ -152,119 +150,45 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         `UPDATE events SET body = NULL, ${INDEXED_FIELDS.map((f) => `${f} = NULL`).join(', ')} WHERE ts_ms < ? AND body IS NOT NULL`,
       ),
     };
-    this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
+    this.writer = new SqliteWriter(file, INSERT_EVENT, FIRST_STORED_LEVEL);
+    this.committer = new GroupCommitter(this, this.writer);
+    this.scanThread = opts.monotonicNow === undefined ? new SqliteScanThread(file) : undefined;
+  }
+
+  size(): number {
+    return this.s.size!.get() as number;
   }
 
   node(level: number, index: number): Hash {
-    const h = this.s.node!.get(level, index) as Buffer | undefined;
+    const h =
+      (this.s.node!.get(level, index) as Buffer | undefined) ??
+      nodeFromLeaves(level, index, (start, end) => this.s.leaves!.all(start, end) as Hash[]);
     if (!h) throw new Error(`merkle node (${level}, ${index}) is missing from ${this.file}`);
     return h;
   }
 
   append(items: AppendItem[]): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ items, resolve, reject });
-      if (!this.groupCommit) return this.flush();
-      this.scheduleFlush();
-    });
+    return this.committer.append(items);
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.pending;
-    const checkpoints = this.checkpoints;
-    this.pending = [];
-    this.checkpoints = [];
-    if (batch.length === 0 && checkpoints.length === 0) return;
-    const results: AppendResult[] = [];
-    try {
-      this.db.transaction(() => {
-        for (const p of batch) results.push(this.appendOne(p.items));
-        for (const { cp } of checkpoints) this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
-      })();
-    } catch (err) {
-      // The transaction rolled back: the in-memory range may hold leaves that were never stored.
-      this.range = CompactRange.fromSource(this, this.s.size!.get() as number);
-      for (const p of [...batch, ...checkpoints]) p.reject(err);
-      return;
-    }
-    for (const [i, p] of batch.entries()) p.resolve(results[i]!);
-    for (const c of checkpoints) c.resolve();
-  }
-
-  private appendOne(items: AppendItem[]): AppendResult {
-    // Decide every idempotency key before writing anything, so a conflict leaves no partial batch.
-    const existing: (number | undefined)[] = [];
-    const seenInBatch = new Map<string, { index: number; hash: string }>();
-    for (const [i, item] of items.entries()) {
-      if (item.idempotencyKey === undefined) {
-        existing.push(undefined);
-        continue;
-      }
-      const row = this.s.byKey!.get(item.idempotencyKey) as { id: number; content_hash: string } | undefined;
-      const earlier = seenInBatch.get(item.idempotencyKey);
-      const hash = row?.content_hash ?? earlier?.hash;
-      const mine = itemContentHash(item);
-      if (hash !== undefined && hash !== mine)
-        return { status: 'conflict', index: i, key: item.idempotencyKey };
-      existing.push(row?.id ?? (earlier ? -1 - earlier.index : undefined));
-      if (!row && !earlier) seenInBatch.set(item.idempotencyKey, { index: i, hash: mine });
-    }
-    const ids: number[] = [];
-    let created = 0;
-    for (const [i, item] of items.entries()) {
-      const known = existing[i];
-      if (known !== undefined) {
-        ids.push(known >= 0 ? known : ids[-1 - known]!);
-        continue;
-      }
-      const id = this.range.size + 1;
-      const body = item.canonical ? bodyWithId(item.canonical, id) : canonicalize({ ...item.doc, id });
-      const leaf = leafHashOfText(body);
-      const indexed = INDEXED_FIELDS.map((f) => (typeof item.doc[f] === 'string' ? item.doc[f] : null));
-      const k = item.idempotencyKey;
-      const hash = k === undefined ? (item.contentHash ?? null) : itemContentHash(item);
-      this.s.insert!.run(id, item.tsMs, body, k ?? null, hash, ...indexed);
-      this.s.insertNode!.run(0, id - 1, leaf);
-      for (const n of this.range.append(leaf)) this.s.insertNode!.run(n.level, n.index, n.hash);
-      ids.push(id);
-      created += 1;
-    }
-    return { status: 'ok', ids, created };
+  /** The committed event holding an idempotency key. */
+  storedKey(key: string): { id: number; hash: string } | undefined {
+    const row = this.s.byKey!.get(key) as { id: number; content_hash: string } | undefined;
+    return row && { id: row.id, hash: row.content_hash };
   }
 
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
-    const rows: { id: number; ts_ms: number; body: string }[] = [];
     // Exclusive resume point from the caller's cursor; inclusive after a slice ends mid-row.
     let resume = q.after ? { ts: q.after.tsMs, id: q.after.id, inclusive: false } : undefined;
+    if (this.scanThread && q.conditions.some((c) => c.op === 'regex')) {
+      const { sql, params } = selectSql(q, resume, q.limit + 1);
+      return page(await this.scanThread.all(sql, params, deadlineMs - this.monotonicNow()), q.limit);
+    }
+    const rows: ScanRow[] = [];
     for (;;) {
-      const where: string[] = ['body IS NOT NULL'];
-      const params: unknown[] = [];
-      if (q.fromMs !== undefined) {
-        where.push('ts_ms >= ?');
-        params.push(q.fromMs);
-      }
-      if (q.toMs !== undefined) {
-        where.push('ts_ms <= ?');
-        params.push(q.toMs);
-      }
-      if (resume) {
-        where.push(`(ts_ms > ? OR (ts_ms = ? AND id ${resume.inclusive ? '>=' : '>'} ?))`);
-        params.push(resume.ts, resume.ts, resume.id);
-      }
-      for (const c of q.conditions) where.push(conditionSql(c, params));
-      where.push('ifw_tick(ts_ms, id)');
-      params.push(q.limit + 1 - rows.length);
-      const stmt = this.statement(
-        `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
-      );
+      const { sql, params } = selectSql(q, resume, q.limit + 1 - rows.length);
+      const stmt = this.statement(sql);
       scan.now = this.monotonicNow;
       scan.deadline = deadlineMs;
       scan.sliceEnd = this.monotonicNow() + SLICE_MS;
@@ -287,15 +211,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
       do {
         await new Promise((r) => setImmediate(r));
         if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
-      } while (this.flushScheduled);
+      } while (this.committer.flushScheduled);
     }
-    const more = rows.length > q.limit;
-    const page = more ? rows.slice(0, q.limit) : rows;
-    const last = page[page.length - 1];
-    return {
-      bodies: page.map((r) => r.body),
-      next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
-    };
+    return page(rows, q.limit);
   }
 
   private statement(sql: string): Database.Statement {
@@ -309,24 +227,24 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {
-    return { size: this.range.size, root: this.range.root() };
+    return this.committer.head;
   }
 
   async rootAt(size: number): Promise<Hash> {
-    if (size > this.range.size)
-      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    if (size > this.committer.head.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.committer.head.size})`);
     return rootHash(this, size);
   }
 
   async inclusionProof(index: number, size: number): Promise<Hash[]> {
-    if (size > this.range.size)
-      throw new RangeError(`tree size ${size} is beyond the log (${this.range.size})`);
+    if (size > this.committer.head.size)
+      throw new RangeError(`tree size ${size} is beyond the log (${this.committer.head.size})`);
     return inclusionProof(this, index, size);
   }
 
   async consistencyProof(size1: number, size2: number): Promise<Hash[]> {
-    if (size2 > this.range.size)
-      throw new RangeError(`tree size ${size2} is beyond the log (${this.range.size})`);
+    if (size2 > this.committer.head.size)
+      throw new RangeError(`tree size ${size2} is beyond the log (${this.committer.head.size})`);
     return consistencyProof(this, size1, size2);
   }
 
@@ -334,18 +252,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     return this.s.leaves!.all(start, end) as Hash[];
   }
 
-  // With group commit, a checkpoint is written by the next group-commit transaction, with the
-  // appends arriving meanwhile: under steady ingest one fsync fewer per checkpoint.
   saveCheckpoint(cp: StoredCheckpoint): Promise<void> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    if (!this.groupCommit) {
-      this.s.saveCheckpoint!.run(cp.size, cp.root, cp.time, cp.note);
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      this.checkpoints.push({ cp, resolve, reject });
-      this.scheduleFlush();
-    });
+    return this.committer.saveCheckpoint(cp);
   }
 
   async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
@@ -368,9 +277,52 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flush();
+    // Every append and checkpoint accepted before close is written first.
+    await this.committer.drain();
+    await this.writer.close();
+    await this.scanThread?.close();
     this.db.close();
   }
+}
+
+/** The query's statement from `resume` on, at most `limit` rows; ifw_tick sees every candidate. */
+function selectSql(
+  q: ParsedQuery,
+  resume: { ts: number; id: number; inclusive: boolean } | undefined,
+  limit: number,
+): { sql: string; params: unknown[] } {
+  const where: string[] = ['body IS NOT NULL'];
+  const params: unknown[] = [];
+  if (q.fromMs !== undefined) {
+    where.push('ts_ms >= ?');
+    params.push(q.fromMs);
+  }
+  if (q.toMs !== undefined) {
+    where.push('ts_ms <= ?');
+    params.push(q.toMs);
+  }
+  if (resume) {
+    where.push(`(ts_ms > ? OR (ts_ms = ? AND id ${resume.inclusive ? '>=' : '>'} ?))`);
+    params.push(resume.ts, resume.ts, resume.id);
+  }
+  for (const c of q.conditions) where.push(conditionSql(c, params));
+  where.push('ifw_tick(ts_ms, id)');
+  params.push(limit);
+  return {
+    sql: `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
+    params,
+  };
+}
+
+/** One page of `limit` rows, and the cursor after it when the scan found more. */
+function page(rows: ScanRow[], limit: number): QueryResult {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const last = shown[shown.length - 1];
+  return {
+    bodies: shown.map((r) => r.body),
+    next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
+  };
 }
 
 function jsonPath(path: string[]): string {

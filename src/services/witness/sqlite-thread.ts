@@ -1,0 +1,82 @@
+// Request/reply over one worker thread holding its own SQLite connection: the plumbing shared by
+// the writer thread (sqlite-writer.ts) and the scan thread (sqlite-scan.ts).
+//
+// The worker source is eval'd CommonJS with no project imports, so it runs the same from the
+// compiled CLI and from the TypeScript sources the tests load; it answers each `{ seq, … }` with
+// `{ seq, … }` and closes its connection on 'close'. The thread is referenced only while a reply is
+// awaited: an idle store does not keep a process alive, a process awaiting a commit does not exit.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+export interface ThreadReply {
+  seq: number;
+  /** Set when the request failed: the error's message and SQLite code. */
+  error?: string;
+  code?: string;
+}
+
+export class SqliteThread<R extends ThreadReply> {
+  private readonly worker: Worker;
+  private seq = 0;
+  private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: unknown) => void }>();
+  private failure: Error | undefined;
+  private readonly exited: Promise<void>;
+
+  constructor(source: string, workerData: Record<string, unknown>, name: string) {
+    const require = createRequire(import.meta.url);
+    this.worker = new Worker(source, {
+      eval: true,
+      workerData: {
+        ...workerData,
+        sqlite: require.resolve('better-sqlite3'),
+        re2js: require.resolve('re2js'),
+      },
+    });
+    this.worker.unref();
+    this.worker.on('message', (m: R) => {
+      const w = this.waiting.get(m.seq);
+      if (!w) return;
+      this.waiting.delete(m.seq);
+      if (this.waiting.size === 0) this.worker.unref();
+      w.resolve(m);
+    });
+    this.worker.on('error', (err) => this.fail(err));
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', () => {
+        this.fail(new Error(`the SQLite ${name} thread stopped`));
+        resolve();
+      }),
+    );
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+
+  /** The worker's reply to `message`; rejects if the thread is gone. */
+  request(message: Record<string, unknown>): Promise<R> {
+    if (this.failure) return Promise.reject(this.failure);
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(seq, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ ...message, seq });
+    });
+  }
+
+  /** Closes the worker's connection after the requests already sent. */
+  async close(): Promise<void> {
+    if (!this.failure) {
+      this.worker.ref();
+      this.worker.postMessage('close');
+    }
+    await this.exited;
+  }
+}
+
+/** The Error a reply's `error` describes, with its SQLite code. */
+export function replyError(r: ThreadReply): Error {
+  return Object.assign(new Error(r.error), { code: r.code });
+}

@@ -1,0 +1,155 @@
+// The SQLite store's writes on a worker thread (issue 24.4).
+//
+// Why: profiled with `node --cpu-prof` under the batched-ingest bench, about 60 % of the witness
+// process was better-sqlite3 inserting rows and committing (B-tree work and the fsync of
+// synchronous=FULL), all on the thread that also parses HTTP bodies and canonicalises events; then,
+// with the writes moved, hashing was the largest cost left there. Here the thread that plans an
+// append (idempotency keys, ids, canonical bodies, leaf hashes) hands packed rows to a worker that
+// adds them to the Merkle tree, runs the INSERTs and the COMMIT, so the next requests are parsed and
+// planned on one core while the last group is written on the other.
+//
+// Nothing about durability changes: the store resolves an append only when the worker reports its
+// transaction committed, and a failed transaction rejects every append in it, as before.
+// The worker is a few lines of plain better-sqlite3 (no project imports), so it runs the same from
+// the compiled CLI and from the TypeScript sources the tests load; the statements come from the
+// store, which owns the schema.
+import type { Hash } from '../../crypto/merkle.js';
+import { replyError, SqliteThread, type ThreadReply } from './sqlite-thread.js';
+
+// The worker keeps the tree's compact range (the roots of its perfect subtrees) as
+// crypto/merkle.ts's CompactRange does, over the same RFC 6962 hashes: it stores each leaf hash
+// (computed by the planning thread, which has time to spare) and the nodes it completes from
+// FIRST_STORED_LEVEL up, and answers with the committed size and root. After a failed transaction it reloads the range from what is stored.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { hash } = require('node:crypto');
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.file);
+db.pragma('journal_mode = WAL');
+db.pragma('synchronous = FULL');
+db.pragma('busy_timeout = 5000');
+const insert = db.prepare(workerData.insertSql);
+const insertNode = db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)');
+const saveCheckpoint = db.prepare('INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)');
+const storedNode = db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck();
+const storedLeaves = db.prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx').pluck();
+const leafCount = db.prepare('SELECT COUNT(*) FROM nodes WHERE level = 0').pluck();
+const { width, firstStoredLevel } = workerData;
+const NODE = Buffer.from([1]);
+const EMPTY = hash('sha256', '', 'buffer');
+const nodeHash = (l, r) => hash('sha256', Buffer.concat([NODE, l, r]), 'buffer');
+function node(level, idx) {
+  const h = storedNode.get(level, idx);
+  if (h) return h;
+  let row = storedLeaves.all(idx * 2 ** level, (idx + 1) * 2 ** level);
+  if (level >= firstStoredLevel || row.length !== 2 ** level) throw new Error('merkle node (' + level + ', ' + idx + ') is missing');
+  while (row.length > 1) {
+    const up = [];
+    for (let i = 0; i < row.length; i += 2) up.push(nodeHash(row[i], row[i + 1]));
+    row = up;
+  }
+  return row[0];
+}
+let stack = [];
+let size = 0;
+function load() {
+  size = leafCount.get();
+  stack = [];
+  let start = 0;
+  for (let level = 31; level >= 0; level--) {
+    const w = 2 ** level;
+    if (size - start >= w) {
+      stack.push({ level, hash: node(level, start / w) });
+      start += w;
+    }
+  }
+}
+function root() {
+  if (stack.length === 0) return EMPTY;
+  let h = stack[stack.length - 1].hash;
+  for (let i = stack.length - 2; i >= 0; i--) h = nodeHash(stack[i].hash, h);
+  return h;
+}
+load();
+const write = db.transaction((g) => {
+  const e = g.events;
+  const leaves = Buffer.from(g.leaves.buffer, g.leaves.byteOffset, g.leaves.byteLength);
+  for (let o = 0, n = 0; o < e.length; o += width, n += 32) {
+    const id = e[o];
+    if (id !== size + 1) throw new Error('event ' + id + ' planned out of order (the log holds ' + size + ')');
+    insert.run(id, e[o + 1], e[o + 2], e[o + 3], e[o + 4], e[o + 5], e[o + 6], e[o + 7], e[o + 8], e[o + 9], e[o + 10], e[o + 11], e[o + 12]);
+    let h = leaves.subarray(n, n + 32);
+    insertNode.run(0, size, h);
+    let level = 0;
+    let index = size;
+    while (stack.length > 0 && stack[stack.length - 1].level === level) {
+      h = nodeHash(stack.pop().hash, h);
+      level += 1;
+      index = Math.floor(index / 2);
+      if (level >= firstStoredLevel) insertNode.run(level, index, h);
+    }
+    stack.push({ level, hash: h });
+    size += 1;
+  }
+  for (const c of g.checkpoints) saveCheckpoint.run(c.size, c.root, c.time, c.note);
+});
+parentPort.on('message', (g) => {
+  if (g === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    write(g);
+    parentPort.postMessage({ seq: g.seq, size, root: root() });
+  } catch (err) {
+    try {
+      load();
+    } catch {}
+    parentPort.postMessage({ seq: g.seq, error: String(err && err.message), code: err && err.code });
+  }
+});
+`;
+
+/** Values per event row in `WriteGroup.events`: the columns of the store's insert, in order. */
+export const EVENT_ROW_WIDTH = 13;
+
+/** One transaction's rows, packed so that posting them copies one array, not thousands of objects. */
+export interface WriteGroup {
+  /** EVENT_ROW_WIDTH values per event, in the order of the insert statement's placeholders. */
+  events: unknown[];
+  /** The events' leaf hashes (of their stored bodies), 32 bytes each, in the same order. */
+  leaves: Uint8Array;
+  checkpoints: { size: number; root: Uint8Array; time: string; note: string }[];
+}
+
+export class SqliteWriter {
+  private readonly thread: SqliteThread<ThreadReply & { size?: number; root?: Uint8Array }>;
+
+  /**
+   * `insertSql` inserts one event row with EVENT_ROW_WIDTH placeholders; interior Merkle nodes are
+   * stored from `firstStoredLevel` up.
+   */
+  constructor(file: string, insertSql: string, firstStoredLevel: number) {
+    this.thread = new SqliteThread(
+      WORKER_SOURCE,
+      { file, insertSql, width: EVENT_ROW_WIDTH, firstStoredLevel },
+      'writer',
+    );
+  }
+
+  /**
+   * The tree head once the group is committed; rejects (and nothing of it is stored) if it is not.
+   * Event ids must follow on from the log's size.
+   */
+  async write(group: WriteGroup): Promise<{ size: number; root: Hash }> {
+    const r = await this.thread.request({ ...group });
+    if (r.error !== undefined || r.size === undefined || !r.root) throw replyError(r);
+    return { size: r.size, root: Buffer.from(r.root.buffer, r.root.byteOffset, r.root.byteLength) };
+  }
+
+  /** Closes the worker's connection after the writes already sent. */
+  close(): Promise<void> {
+    return this.thread.close();
+  }
+}
