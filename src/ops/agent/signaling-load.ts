@@ -17,8 +17,11 @@ export interface SignalingLoadThresholds {
 }
 
 export interface SignalingLoadOptions
-  extends Omit<SignalingWorkerSpec, 'mode' | 'run' | 'from' | 'to' | 'concurrency' | 'meshSize'>,
-    Partial<Pick<SignalingWorkerSpec, 'run' | 'concurrency' | 'meshSize'>> {
+  extends Omit<
+      SignalingWorkerSpec,
+      'mode' | 'run' | 'from' | 'to' | 'concurrency' | 'meshSize' | 'nonceRenewMs'
+    >,
+    Partial<Pick<SignalingWorkerSpec, 'run' | 'concurrency' | 'meshSize' | 'nonceRenewMs'>> {
   agents: number;
   processes: number;
   thresholds: SignalingLoadThresholds;
@@ -112,6 +115,7 @@ export async function runSignalingLoad(o: SignalingLoadOptions): Promise<Signali
         concurrency: o.concurrency ?? 100,
         inflight: o.inflight,
         meshSize: o.meshSize ?? 10,
+        nonceRenewMs: o.nonceRenewMs ?? 10_000,
         formTimeoutMs: o.formTimeoutMs,
         durationMs: o.durationMs,
         rate: o.rate,
