@@ -6,12 +6,11 @@
 //
 // Latencies use performance.now(): they are sub-millisecond on loopback, finer than Clock.now()'s
 // milliseconds. Pacing and waiting go through the injected clock.
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import WebSocket from 'ws';
-import { registerChallenge } from '../../protocol/signaling.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor, within } from '../../util/wait.js';
 import type { WorkerTick } from './load.js';
+import { type Agent, type AgentEvents, openAgent, registerFrame } from './signaling-load-socket.js';
 
 export interface SignalingWorkerSpec {
   mode: 'signaling';
@@ -77,22 +76,6 @@ export interface SignalingWorkerHooks {
   finished(): Promise<void>;
 }
 
-interface Agent {
-  /** The agent's number in the run (from 0). */
-  index: number;
-  id: string;
-  mesh: string;
-  ws: WebSocket;
-  key: KeyObject;
-  publicKey: string;
-  nonce: string | undefined;
-  nonceAt: number;
-  /** Resolves on the next hello (the first, or the answer to a challenge). */
-  hello: Promise<string>;
-  registered: Promise<void>;
-  isRegistered: boolean;
-}
-
 /** A share's result before it has done anything (and what a share that died reports, with its error). */
 export function emptyResult(agents: number, errors: string[] = []): SignalingWorkerResult {
   return {
@@ -123,105 +106,51 @@ export async function runSignalingWorker(
   const errors = new Set<string>();
   const r = emptyResult(n);
   let leaving = false;
-  const onRelay = (sdp: unknown) => {
-    const at = Number(sdp);
-    if (!Number.isFinite(at)) return;
-    r.delivered += 1;
-    r.relay_lat.push(Math.round((performance.now() - at) * 100) / 100);
+  const on: AgentEvents = {
+    created: (ws) => sockets.push(ws),
+    relayed: (sdp) => {
+      const at = Number(sdp);
+      if (!Number.isFinite(at)) return;
+      r.delivered += 1;
+      r.relay_lat.push(Math.round((performance.now() - at) * 100) / 100);
+    },
+    error: (e) => errors.add(e),
+    dropped: () => {
+      if (!leaving) r.disconnected += 1;
+    },
   };
-  const open = (i: number): Promise<Agent> =>
-    new Promise((resolve, reject) => {
-      const from = spec.sourceAddresses[i % Math.max(1, spec.sourceAddresses.length)];
-      const ws = new WebSocket(spec.signalingUrls[i % spec.signalingUrls.length]!, {
-        perMessageDeflate: false,
-        rejectUnauthorized: spec.rejectUnauthorized,
-        ...(spec.ca ? { ca: spec.ca } : {}),
-        ...(from ? { localAddress: from } : {}),
-      });
-      sockets.push(ws);
-      // node:crypto generates and signs ~10× faster than noble: the generator must not be the bottleneck.
-      const pair = generateKeyPairSync('ed25519');
-      let gotHello: (nonce: string) => void = () => {};
-      const arm = () => new Promise<string>((h) => (gotHello = h));
-      let done: () => void = () => {};
-      let refused: (e: Error) => void = () => {};
-      const agent: Agent = {
-        index: spec.from + i,
-        id: `load-${spec.run}-${spec.from + i + 1}`,
-        mesh: `load-${spec.run}-m${Math.floor((spec.from + i) / spec.meshSize)}`,
-        ws,
-        key: pair.privateKey,
-        publicKey: pair.publicKey.export({ format: 'jwk' }).x!,
-        nonce: undefined,
-        nonceAt: 0,
-        hello: arm(),
-        registered: new Promise((ok, fail) => {
-          done = ok;
-          refused = fail;
-        }),
-        isRegistered: false,
-      };
-      agent.registered.catch(() => {});
-      ws.once('error', (err) => reject(err));
-      ws.on('error', () => {});
-      ws.once('open', () => resolve(agent));
-      ws.once('close', (code) => {
-        if (!agent.isRegistered) refused(new Error(`socket closed (${code}) before registering`));
-        else if (!leaving) r.disconnected += 1;
-      });
-      ws.on('message', (data) => {
-        let f: { type: string; [k: string]: unknown };
-        try {
-          f = JSON.parse(data.toString());
-        } catch {
-          return;
-        }
-        if (f.type === 'offer') onRelay(f.sdp);
-        else if (f.type === 'hello') {
-          agent.nonce = String(f.nonce);
-          agent.nonceAt = clock.now();
-          const resolveHello = gotHello;
-          agent.hello = arm();
-          resolveHello(agent.nonce);
-        } else if (f.type === 'registered') {
-          agent.isRegistered = true;
-          done();
-        } else if (f.type === 'error') {
-          const e = `${f.code}: ${f.message}`;
-          if (agent.isRegistered) errors.add(e);
-          else refused(new Error(e));
-        }
-      });
-    });
-
   const t0 = performance.now();
   try {
     // Open every socket and take its hello before any registers, so the registration rate is the server's.
     let next = 0;
-    const opening = Promise.all(
+    let opening = true;
+    const opened = Promise.all(
       Array.from({ length: Math.min(n, spec.concurrency) }, async () => {
-        while (next < n && !leaving && !hooks.signal?.aborted) {
+        while (next < n && opening && !hooks.signal?.aborted) {
           const i = next++;
           try {
-            const a = await open(i);
-            if (a.nonce === undefined) await a.hello;
-            agents.push(a);
+            const agent = await openAgent(spec, spec.from + i, clock, on);
+            if (agent.nonce === undefined) await agent.hello;
+            if (opening) agents.push(agent);
           } catch (err) {
             errors.add(`connect: ${(err as Error).message}`);
           }
         }
       }),
     );
-    if (!(await within(opening, spec.formTimeoutMs, clock)))
+    if (!(await within(opened, spec.formTimeoutMs, clock)))
       errors.add(`${n - agents.length} of ${n} sockets not open after ${spec.formTimeoutMs} ms`);
-    r.connected = agents.length;
+    // A socket that opens after the bound is not used (the finally closes it).
+    opening = false;
+    const ready = [...agents];
+    r.connected = ready.length;
     r.connect_ms = performance.now() - t0;
     await hooks.ready(r.connect_ms);
 
-    await register(agents, spec, clock, r, errors);
+    await register(ready, spec, clock, r, errors);
     await hooks.registered?.({ registered: r.registered, register_ms: r.register_ms });
 
-    await relay(agents, spec, hooks, clock, r);
+    await relay(ready, spec, hooks, clock, r);
     await hooks.finished();
   } catch (err) {
     errors.add((err as Error).message);
@@ -234,26 +163,6 @@ export async function runSignalingWorker(
   return r;
 }
 
-/**
- * Opening tens of thousands of sockets on a loaded machine outlasts a nonce's 30 s: an old one is
- * renewed first (the server may take seconds to reach the last frame of a burst).
- */
-async function frameOf(a: Agent, spec: SignalingWorkerSpec, clock: Clock): Promise<string> {
-  let nonce = a.nonce ?? (await a.hello);
-  if (spec.nonceRenewMs > 0 && clock.now() - a.nonceAt >= spec.nonceRenewMs) {
-    const next = a.hello;
-    a.ws.send(JSON.stringify({ type: 'challenge' }));
-    nonce = await next;
-  }
-  return JSON.stringify({
-    type: 'register',
-    agent_id: a.id,
-    public_key: a.publicKey,
-    signature: sign(null, registerChallenge(nonce, a.id), a.key).toString('base64url'),
-    metadata: { mesh: a.mesh },
-  });
-}
-
 async function register(
   agents: Agent[],
   spec: SignalingWorkerSpec,
@@ -262,12 +171,12 @@ async function register(
   errors: Set<string>,
 ): Promise<void> {
   // All at once: every frame is signed before the first leaves, so the rate is the server's.
-  const frames = spec.inflight ? [] : await Promise.all(agents.map((a) => frameOf(a, spec, clock)));
+  const frames = spec.inflight ? [] : await Promise.all(agents.map((a) => registerFrame(a, spec, clock)));
   const t1 = performance.now();
   let sent = 0;
   const send = async (i: number) => {
     const a = agents[i]!;
-    const frame = frames[i] ?? (await frameOf(a, spec, clock));
+    const frame = frames[i] ?? (await registerFrame(a, spec, clock));
     const at = performance.now();
     a.ws.send(frame);
     try {
