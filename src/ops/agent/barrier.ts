@@ -46,3 +46,23 @@ export function party(barriers: Barrier[]): { arrive(b: Barrier): Promise<void>;
     },
   };
 }
+
+/**
+ * The progress line of a run's pinging or relaying: each process ticks about once a second; the
+ * first process's tick prints the totals of all, at most once per second of the duration.
+ */
+export function tickProgress(
+  processes: number,
+  secs: number,
+  onProgress: ((line: string) => void) | undefined,
+): (i: number, t: { sent: number; delivered: number }) => void {
+  const ticks = Array.from({ length: processes }, () => ({ sent: 0, delivered: 0 }));
+  let reported = 0;
+  return (i, t) => {
+    ticks[i] = t;
+    if (i !== 0 || !onProgress || reported >= secs) return;
+    const sent = ticks.reduce((n, x) => n + x.sent, 0);
+    const delivered = ticks.reduce((n, x) => n + x.delivered, 0);
+    onProgress(`${++reported} s / ${secs} s: ${sent} sent, ${delivered} delivered`);
+  };
+}

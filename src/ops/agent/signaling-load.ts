@@ -6,7 +6,7 @@
 // percentiles), relay delivery and one-way latency percentiles, sockets the servers dropped.
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../util/clock.js';
-import { Barrier, party } from './barrier.js';
+import { Barrier, party, tickProgress } from './barrier.js';
 import { type Percentiles, percentiles } from './load.js';
 import type { ProcessHooks } from './load-process.js';
 import type { SignalingWorkerResult, SignalingWorkerSpec } from './signaling-load-worker.js';
@@ -95,8 +95,7 @@ export async function runSignalingLoad(o: SignalingLoadOptions): Promise<Signali
     await o.onRegistered?.(r);
   });
   const finished = new Barrier(ranges.length);
-  const ticks = ranges.map(() => ({ sent: 0, delivered: 0 }));
-  let reported = 0;
+  const tick = tickProgress(ranges.length, secs, o.onProgress);
   progress(
     `${o.agents} agents in ${ranges.length} process(es) opening sockets to ${o.signalingUrls.length} signaling URL(s)`,
   );
@@ -132,13 +131,7 @@ export async function runSignalingLoad(o: SignalingLoadOptions): Promise<Signali
             registerMs = Math.max(registerMs, r.register_ms);
             return me.arrive(registered);
           },
-          tick: (t) => {
-            ticks[i] = t;
-            if (i === 0 && reported < secs)
-              progress(
-                `${++reported} s / ${secs} s: ${ticks.reduce((n, x) => n + x.sent, 0)} sent, ${ticks.reduce((n, x) => n + x.delivered, 0)} delivered`,
-              );
-          },
+          tick: (t) => tick(i, t),
           finished: () => me.arrive(finished),
         })
         .finally(() => me.leave());
