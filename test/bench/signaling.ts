@@ -82,6 +82,8 @@ export interface SignalingLoad {
   inflight?: number;
   /** The raw relay's nonce never expires (nor does it answer a challenge): never renew it. */
   raw?: boolean;
+  /** Agents per mesh (default ten). */
+  meshSize?: number;
   /** Runs once every agent is registered; the agents are held until it resolves. */
   whileHeld?: () => Promise<unknown>;
 }
@@ -109,6 +111,7 @@ export async function signalingLoad(
     sourceAddresses: o.sourceAddresses ?? [],
     inflight: o.inflight ?? 0,
     ...(o.raw ? { nonceRenewMs: 0 } : {}),
+    ...(o.meshSize ? { meshSize: o.meshSize } : {}),
     rejectUnauthorized: true,
     // Opening every socket before any registers takes minutes at 50,000 on a loaded 2-core machine.
     formTimeoutMs: 600_000,
@@ -139,6 +142,8 @@ export async function relayTrials(urls: string[], raw = false): Promise<{ p50: n
       rate: 50,
       durationMs: 5000,
       raw,
+      // Each pair in a mesh of its own, as the relay load always had.
+      meshSize: 2,
     });
     if (report.delivered !== report.sent)
       throw new Error(`relayed ${report.delivered} of ${report.sent} messages`);
