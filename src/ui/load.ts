@@ -1,10 +1,14 @@
 import type { ChalkInstance } from 'chalk';
 import type { ConfigFlags } from '../cli/options.js';
 import type { LoadReport, Percentiles } from '../ops/agent/load.js';
+import type { SignalingLoadReport } from '../ops/agent/signaling-load.js';
 import { formatMs } from './units.js';
 
 export interface LoadFlags extends ConfigFlags {
   worker?: boolean;
+  signalingOnly?: boolean;
+  sourceAddresses?: string;
+  inflight?: string;
   agents: string;
   processes: string;
   duration: string;
@@ -50,6 +54,18 @@ export function renderLoad(r: LoadReport, c: ChalkInstance): string {
         `    ${p.a} ↔ ${p.b}: ${p.delivered}/${p.sent} (${pct(p.delivered, p.sent)}), RTT ${rtt(p.rtt_ms)}`,
       ),
     ),
+    ...r.failures.map((f) => c.red(`  ${f}`)),
+  ].join('\n');
+}
+
+/** `ifmesh load --signaling-only` for people: the verdict, registrations, then the relay. */
+export function renderSignalingLoad(r: SignalingLoadReport, c: ChalkInstance): string {
+  return [
+    `${r.ok ? c.green('✓ signaling load passed') : c.red('✗ signaling load failed')}: ${r.agents} agents in ${r.processes} process(es) on ${r.signaling_urls} signaling URL(s)${r.source_addresses ? ` from ${r.source_addresses} source addresses` : ''}`,
+    `  registered ${r.registered} of ${r.agents} in ${formatMs(r.register_ms)} (${Math.round(r.registrations_per_second)}/s), latency ${rtt(r.registration_ms)}; sockets open in ${formatMs(r.connect_ms)}`,
+    r.sent
+      ? `  relayed ${r.delivered} of ${r.sent} (${pct(r.delivered, r.sent)}) over ${r.pairs} pairs at ${r.rate_per_pair}/s each, one-way ${rtt(r.relay_ms)}, ${Math.round(r.messages_per_second)} messages/s`
+      : `  held for ${r.duration_s} s${r.disconnected ? '' : ', none dropped'}`,
     ...r.failures.map((f) => c.red(`  ${f}`)),
   ].join('\n');
 }

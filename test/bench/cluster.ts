@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startRedisServer } from '../../src/exec/redis.js';
 import { freePort } from '../../src/ops/stack/stack.js';
-import { median, percentile, type Row } from './lib.js';
-import { load, rss, server, settle } from './signaling.js';
+import { median, type Row } from './lib.js';
+import { relayTrials, rss, server, settle, signalingLoad } from './signaling.js';
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 const ms = (x: { p50: number; p99: number }) => `${x.p50.toFixed(2)}/${x.p99.toFixed(2)} ms`;
@@ -61,59 +61,30 @@ async function instances(n: number, redisUrl: string, name: string): Promise<Ser
   return out;
 }
 
-interface Held {
-  regPerSec: number;
-  lat: { p50: number; p99: number };
-  release: () => Promise<void>;
-}
-
 /**
- * Registers `n` agents from LOADS processes (socket i on urls[i % len], from SOURCES[i % 16]);
- * all frames at once, or at most `inflight` outstanding per process.
+ * Registers `n` agents with `ifmesh load --signaling-only` from LOADS processes (socket i on
+ * urls[i % len], from SOURCES[i % 16]); all frames at once, or at most `inflight` outstanding per
+ * process. `whileHeld` runs while they are held; its answer comes back with the figures.
  */
-async function hold(urls: string[], n: number, tag: string, inflight?: number): Promise<Held> {
-  const settled = await Promise.allSettled(
-    Array.from({ length: LOADS }, (_, p) =>
-      load({
-        url: urls[0],
-        urls,
-        mode: 'hold',
-        n: n / LOADS,
-        tag: `${tag}-p${p}`,
-        concurrency: 100,
-        localAddresses: SOURCES,
-        ...(inflight ? { inflight } : {}),
-      }),
-    ),
-  );
-  const parts = settled.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
-  const release = async () => {
-    for (const p of parts) p.child.stdin!.end();
-    await Promise.all(parts.map((p) => new Promise((r) => p.child.once('exit', r))));
-  };
-  const failed = settled.find((p) => p.status === 'rejected');
-  if (failed) {
-    // A load process saw a registration refused (its error is on stderr): free the others' sockets.
-    await release();
-    throw failed.reason;
-  }
-  const all = parts.flatMap((p) => p.result.reg_lat as number[]);
-  return {
-    regPerSec: (n * 1000) / Math.max(...parts.map((p) => p.result.register_ms)),
-    lat: { p50: percentile(all, 50), p99: percentile(all, 99) },
-    release,
-  };
-}
-
-async function relay(url: string, receiverUrl: string) {
-  // Median (by p99) of three 5 s trials at 2,000 msg/s, as in the single-instance benchmark.
-  const trials = [];
-  for (let t = 0; t < 3; t++)
-    trials.push((await load({ url, receiverUrl, mode: 'relay', rate: 2000, durationMs: 5000 })).result);
-  for (const t of trials)
-    if (t.received !== t.sent) throw new Error(`relayed ${t.received} of ${t.sent} messages`);
-  trials.sort((a, b) => a.p99 - b.p99);
-  return trials[1] as { p50: number; p99: number };
+async function hold<T = undefined>(
+  urls: string[],
+  n: number,
+  o: { inflight?: number; raw?: boolean; whileHeld?: () => Promise<T> } = {},
+): Promise<{ regPerSec: number; lat: { p50: number; p99: number }; held: T | undefined }> {
+  let held: T | undefined;
+  const { report } = await signalingLoad({
+    urls,
+    agents: n,
+    processes: LOADS,
+    sourceAddresses: SOURCES,
+    ...(o.inflight ? { inflight: o.inflight } : {}),
+    ...(o.raw ? { raw: true } : {}),
+    whileHeld: async () => {
+      held = await o.whileHeld?.();
+    },
+  });
+  const lat = report.registration_ms;
+  return { regPerSec: report.registrations_per_second, lat: { p50: lat.p50!, p99: lat.p99! }, held };
 }
 
 async function totalAgents(url: string): Promise<number> {
@@ -141,9 +112,7 @@ async function registrationTrials(urls: [string, string, string]) {
     try {
       const pair: number[] = [];
       for (const into of [[urls[0]], urls]) {
-        const h = await hold([...into], 10_000, `t${t}-${into.length}`);
-        pair.push(h.regPerSec);
-        await h.release();
+        pair.push((await hold([...into], 10_000)).regPerSec);
         await settle(1_000);
       }
       one.push(pair[0]!);
@@ -166,19 +135,31 @@ async function registrationTrials(urls: [string, string, string]) {
 async function atScale(servers: Server[], relayFrom: string, relayTo: string, count?: () => Promise<number>) {
   await settle(1_000);
   const base = servers.reduce((sum, s) => sum + rss(s.pid), 0);
+  const raw = !count;
   const h = await hold(
     servers.map((s) => s.url),
     SCALE,
-    `scale-${servers.length}`,
-    64,
+    {
+      inflight: 64,
+      raw,
+      whileHeld: async () => {
+        await settle(3_000);
+        const held = count ? await count() : SCALE;
+        const grown = servers.reduce((sum, s) => sum + rss(s.pid), 0) - base;
+        const mb = servers.map((s) => rss(s.pid) / 1e6);
+        return { held, grown, mb, relay: await relayTrials([relayFrom, relayTo], raw) };
+      },
+    },
   );
-  await settle(3_000);
-  const held = count ? await count() : SCALE;
-  const grown = servers.reduce((sum, s) => sum + rss(s.pid), 0) - base;
-  const mb = servers.map((s) => rss(s.pid) / 1e6);
-  const relayed = await relay(relayFrom, relayTo);
-  await h.release();
-  return { held, perAgent: grown / SCALE, mb, reg: h.lat, regPerSec: h.regPerSec, relay: relayed };
+  const m = h.held!;
+  return {
+    held: m.held,
+    perAgent: m.grown / SCALE,
+    mb: m.mb,
+    reg: h.lat,
+    regPerSec: h.regPerSec,
+    relay: m.relay,
+  };
 }
 
 export async function benchCluster(): Promise<Row[]> {
@@ -192,8 +173,8 @@ export async function benchCluster(): Promise<Row[]> {
     running.push(...(await instances(3, redis.url, 'bench')));
     const [a, b, c] = running.map((s) => s.url) as [string, string, string];
     await settle(300);
-    const same = await relay(a, a);
-    const cross = await relay(a, b);
+    const same = await relayTrials([a, a]);
+    const cross = await relayTrials([a, b]);
     const reg = await registrationTrials([a, b, c]);
     stop(running);
 

@@ -2,6 +2,7 @@
 // holding its lower-numbered agent, and the shares' pair counts close to even.
 import { describe, expect, it } from 'vitest';
 import { ownPairs, percentiles, splitAgents } from '../../src/ops/agent/load.js';
+import { splitPairs } from '../../src/ops/agent/signaling-load.js';
 
 describe('splitAgents / ownPairs', () => {
   it('covers every pair exactly once for any split', () => {
@@ -22,6 +23,28 @@ describe('splitAgents / ownPairs', () => {
     const ids = Array.from({ length: 40 }, (_, i) => `a${i}`);
     const counts = splitAgents(40, 4).map(([from, to]) => ownPairs({ ids, from, to }).length);
     for (const c of counts) expect(Math.abs(c - 195)).toBeLessThanOrEqual(39);
+  });
+});
+
+describe('splitPairs (--signaling-only)', () => {
+  it('gives every agent to one process, never splitting a relay pair (2k, 2k+1), shares within one pair', () => {
+    for (const agents of [2, 3, 12, 41, 10_000])
+      for (const processes of [1, 2, 3, 4].filter((p) => p <= agents / 2)) {
+        const ranges = splitPairs(agents, processes);
+        expect(ranges).toHaveLength(processes);
+        expect(ranges[0]![0]).toBe(0);
+        expect(ranges.at(-1)![1]).toBe(agents);
+        for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBe(ranges[i - 1]![1]);
+        for (const [from] of ranges) expect(from % 2).toBe(0);
+        const pairs = ranges.map(([from, to]) => Math.floor((to - from) / 2));
+        expect(Math.max(...pairs) - Math.min(...pairs)).toBeLessThanOrEqual(1);
+      }
+    expect(splitPairs(10_000, 4)).toEqual([
+      [0, 2500],
+      [2500, 5000],
+      [5000, 7500],
+      [7500, 10_000],
+    ]);
   });
 });
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type IceServer, MeshAgent } from '../../agent/agent.js';
 import { generateKeyPair } from '../../crypto/ed25519.js';
 import { type Clock, systemClock } from '../../util/clock.js';
+import { Barrier, party, tickProgress } from './barrier.js';
 
 /** What one process of a load run does: which agents it holds, and how to drive their pairs. */
 export interface LoadWorkerSpec {
@@ -252,59 +253,35 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const run = o.run ?? randomBytes(4).toString('hex');
   const ids = Array.from({ length: o.agents }, (_, i) => `load-${run}-${i + 1}`);
   const ranges = splitAgents(o.agents, o.processes);
-  // Pings start when every process's agents see every peer: a barrier across the processes.
-  let release: () => void = () => {};
-  const go = new Promise<void>((r) => {
-    release = r;
-  });
-  // And agents leave only when every process has sent its last ping and had its answer.
-  let releaseDone: () => void = () => {};
-  const done = new Promise<void>((r) => {
-    releaseDone = r;
-  });
-  let finished = 0;
-  const finish = () => {
-    if (++finished === ranges.length) releaseDone();
-  };
   let formed = 0;
   let meshFormed = 0;
-  const ticks = ranges.map(() => ({ sent: 0, delivered: 0 }));
   const secs = Math.round(o.durationMs / 1000);
-  let reported = 0;
+  // Pings start when every process's agents see every peer: a barrier across the processes.
+  const go = new Barrier(ranges.length, () => {
+    if (formed === ranges.length)
+      o.onProgress?.(
+        `mesh formed in ${Math.round(meshFormed)} ms; ${o.rate}/s on each of ${(ids.length * (ids.length - 1)) / 2} pairs for ${secs} s`,
+      );
+  });
+  // And agents leave only when every process has sent its last ping and had its answer.
+  const done = new Barrier(ranges.length);
+  const tick = tickProgress(ranges.length, secs, o.onProgress);
   o.onProgress?.(`${o.agents} agents in ${ranges.length} process(es) joining mesh load-${run}`);
   // A process that ends early (its mesh never formed, it died) must not leave the others waiting
   // at either barrier: they go on, and its pairs count as never run.
   const launchOne = (i: number, spec: LoadWorkerSpec) => {
-    let didFinish = false;
+    const me = party([go, done]);
     return o
       .launch(spec, {
         ready: (ms) => {
           meshFormed = Math.max(meshFormed, ms);
-          if (++formed === ranges.length) {
-            o.onProgress?.(
-              `mesh formed in ${Math.round(meshFormed)} ms; ${o.rate}/s on each of ${(ids.length * (ids.length - 1)) / 2} pairs for ${secs} s`,
-            );
-            release();
-          }
-          return go;
+          formed += 1;
+          return me.arrive(go);
         },
-        tick: (t) => {
-          ticks[i] = t;
-          const sent = ticks.reduce((n, x) => n + x.sent, 0);
-          const delivered = ticks.reduce((n, x) => n + x.delivered, 0);
-          if (i === 0 && o.onProgress && reported < secs)
-            o.onProgress(`${++reported} s / ${secs} s: ${sent} sent, ${delivered} delivered`);
-        },
-        finished: () => {
-          didFinish = true;
-          finish();
-          return done;
-        },
+        tick: (t) => tick(i, t),
+        finished: () => me.arrive(done),
       })
-      .finally(() => {
-        if (formed < ranges.length) release();
-        if (!didFinish) finish();
-      });
+      .finally(() => me.leave());
   };
   const results = await Promise.all(
     ranges.map(([from, to], i) => launchOne(i, { ...o, run, ids, from, to })),
