@@ -60,7 +60,8 @@ function fail(trail: (string | number)[], what: string): CanonicalizationError {
 
 // String.prototype.isWellFormed (ES2024, in Node 20) answers the same question several times faster
 // than a regex scan on the ~1 KB strings every signed message carries; the TypeScript lib is ES2023.
-const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+export const wellFormed = (s: string): boolean =>
+  (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function hasLoneSurrogate(s: string): boolean {
   return !wellFormed(s);

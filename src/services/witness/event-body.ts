@@ -3,7 +3,7 @@
 // checked) before: the canonical members are split at the place `id` sorts into, so the store only
 // joins two strings around `"id":N` instead of serialising the whole event again.
 import { createHash } from 'node:crypto';
-import { CanonicalizationError, canonicalize } from '../../crypto/jcs.js';
+import { CanonicalizationError, canonicalize, wellFormed } from '../../crypto/jcs.js';
 
 /** An event's canonical members, sorted (UTF-16 code units) and split around where `id` goes. */
 export interface CanonicalEvent {
@@ -18,24 +18,43 @@ export interface CanonicalEvent {
  * the member for what I-JSON forbids (lone surrogates, non-finite numbers), as canonicalize does.
  */
 export function canonicalEvent(doc: Record<string, unknown>): CanonicalEvent {
-  const keys = Object.keys(doc)
-    .filter((k) => doc[k] !== undefined)
-    .sort();
-  const before: string[] = [];
-  const after: string[] = [];
-  for (const k of keys) {
+  // One pass, no intermediate arrays, the quoted keys cached: profiled under batched ingest this was
+  // a sixth of the witness main thread, most of it quoting the same few keys again for every event.
+  const keys = Object.keys(doc).sort();
+  let before = '';
+  let after = '';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = doc[k];
+    if (v === undefined) continue;
     if (k === 'id') throw new CanonicalizationError('$.id: assigned by the store');
     let member: string;
     try {
-      // canonicalize of a string checks it for lone surrogates and quotes it.
-      member = `${canonicalize(k)}:${canonicalize(doc[k])}`;
+      // canonicalize of a string checks it for lone surrogates and quotes it; a well-formed string
+      // (the usual member) is quoted as canonicalize would, without the dispatch.
+      member = quotedKey(k) + (typeof v === 'string' && wellFormed(v) ? JSON.stringify(v) : canonicalize(v));
     } catch (err) {
       if (!(err instanceof CanonicalizationError)) throw err;
       throw new CanonicalizationError(err.message.replace(/^\$/, `$.${k}`));
     }
-    (k < 'id' ? before : after).push(member);
+    if (k < 'id') before = before === '' ? member : `${before},${member}`;
+    else after = after === '' ? member : `${after},${member}`;
   }
-  return { before: before.join(','), after: after.join(',') };
+  return { before, after };
+}
+
+// `"key":` for the keys seen lately: events of one kind share their keys. Bounded, as keys are
+// chosen by clients.
+const quotedKeys = new Map<string, string>();
+
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = `${canonicalize(k)}:`;
+    if (quotedKeys.size >= 1024) quotedKeys.clear();
+    quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 /** canonicalize({ ...doc, id }), from the event's split members. */

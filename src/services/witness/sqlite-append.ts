@@ -152,7 +152,7 @@ export class GroupCommitter {
     this.next = undefined;
     if (!g) return;
     const leaves = Buffer.allocUnsafeSlow(g.leaves.length * 32);
-    for (const [i, h] of g.leaves.entries()) h.copy(leaves, i * 32);
+    for (let i = 0; i < g.leaves.length; i++) g.leaves[i]!.copy(leaves, i * 32);
     const rows: WriteGroup = { events: g.events, leaves, checkpoints: g.checkpoints };
     const done = this.writer.write(rows).then(
       (head) => {
@@ -183,51 +183,57 @@ export class GroupCommitter {
 
   /** One append's rows into `g`; throws before changing anything if the append cannot be stored. */
   private plan(items: AppendItem[], g: Group): AppendResult {
+    // Indexed loops and no per-item arrays when no item has a key (the usual batch): the iterators
+    // and arrays of the general case were a good part of this thread's garbage under ingest.
+    let existing: (number | undefined)[] | undefined;
+    let seenInBatch: Map<string, { index: number; hash: string }> | undefined;
     // Decide every idempotency key before planning any row, so a conflict leaves no partial batch.
-    const existing: (number | undefined)[] = [];
-    const seenInBatch = new Map<string, { index: number; hash: string }>();
-    for (const [i, item] of items.entries()) {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
       const key = item.idempotencyKey;
-      if (key === undefined) {
-        existing.push(undefined);
-        continue;
-      }
+      if (key === undefined) continue;
+      existing ??= new Array<number | undefined>(items.length).fill(undefined);
+      seenInBatch ??= new Map();
       const stored = this.storedKey(key);
       const earlier = seenInBatch.get(key);
       const hash = stored?.hash ?? earlier?.hash;
       const mine = itemContentHash(item);
       if (hash !== undefined && hash !== mine) return { status: 'conflict', index: i, key };
-      existing.push(stored?.id ?? (earlier ? -1 - earlier.index : undefined));
+      existing[i] = stored?.id ?? (earlier ? -1 - earlier.index : undefined);
       if (!stored && !earlier) seenInBatch.set(key, { index: i, hash: mine });
     }
     // Bodies first (serialising is what may throw), then the rows, which cannot.
     const first = this.planned + 1;
     const bodies: string[] = [];
-    for (const [i, item] of items.entries()) {
-      if (existing[i] !== undefined) continue;
+    for (let i = 0; i < items.length; i++) {
+      if (existing?.[i] !== undefined) continue;
+      const item = items[i]!;
       const id = first + bodies.length;
       bodies.push(item.canonical ? bodyWithId(item.canonical, id) : canonicalize({ ...item.doc, id }));
     }
-    const ids: number[] = [];
+    const ids = new Array<number>(items.length);
+    const events = g.events;
     let next = 0;
-    for (const [i, item] of items.entries()) {
-      const known = existing[i];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const known = existing?.[i];
       if (known !== undefined) {
-        ids.push(known >= 0 ? known : ids[-1 - known]!);
+        ids[i] = known >= 0 ? known : ids[-1 - known]!;
         continue;
       }
       const id = first + next;
       const body = bodies[next++]!;
       const k = item.idempotencyKey;
-      const hash = k === undefined ? (item.contentHash ?? null) : seenInBatch.get(k)!.hash;
-      g.events.push(id, item.tsMs, body, k ?? null, hash);
+      const hash = k === undefined ? (item.contentHash ?? null) : seenInBatch!.get(k)!.hash;
+      events.push(id, item.tsMs, body, k ?? null, hash);
       g.leaves.push(leafHashOfText(body));
-      for (const f of INDEXED_FIELDS) {
-        const v = item.doc[f];
-        g.events.push(typeof v === 'string' ? v : null);
+      const doc = item.doc;
+      for (let f = 0; f < INDEXED_FIELDS.length; f++) {
+        const v = doc[INDEXED_FIELDS[f]!];
+        events.push(typeof v === 'string' ? v : null);
       }
       if (k !== undefined) g.keys.set(k, { id, hash: hash! });
-      ids.push(id);
+      ids[i] = id;
     }
     this.planned += next;
     return { status: 'ok', ids, created: next };
