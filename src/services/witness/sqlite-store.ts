@@ -40,9 +40,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
 
-// EVENT_ROW_WIDTH placeholders, in the order SqliteWitnessStore.planOne packs an event's values.
-const INSERT_EVENT = `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')})
-  VALUES (${Array(EVENT_ROW_WIDTH).fill('?').join(', ')})`;
+// The insert of an event row's EVENT_ROW_WIDTH columns, in the order GroupCommitter.plan packs
+// them, up to VALUES: the writer adds the rows of placeholders.
+const INSERT_EVENT = `INSERT INTO events (id, ts_ms, body, idem_key, content_hash, ${INDEXED_FIELDS.join(', ')}) VALUES`;
 if (5 + INDEXED_FIELDS.length !== EVENT_ROW_WIDTH) throw new Error('EVENT_ROW_WIDTH is out of date');
 
 // Queries run in slices of SLICE_MS so that one expensive query cannot hold the event loop: SQLite

@@ -28,16 +28,23 @@ const db = new Database(workerData.file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 5000');
-const insert = db.prepare(workerData.insertSql);
+const { width, firstStoredLevel } = workerData;
+// Rows go in CHUNK at a time, one statement each: a run() per row (and per leaf) was a good part of
+// this thread's CPU, in binding and stepping overhead rather than in SQLite's B-trees.
+const CHUNK = 64;
+const rowSql = '(' + Array(width).fill('?').join(', ') + ')';
+const insert = db.prepare(workerData.insertHead + ' ' + rowSql);
+const insertChunk = db.prepare(workerData.insertHead + ' ' + Array(CHUNK).fill(rowSql).join(', '));
+const insertLeafChunk = db.prepare('INSERT INTO nodes (level, idx, hash) VALUES ' + Array(CHUNK).fill('(0, ?, ?)').join(', '));
 const insertNode = db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)');
 const saveCheckpoint = db.prepare('INSERT OR REPLACE INTO checkpoints (size, root, time, note) VALUES (?, ?, ?, ?)');
 const storedNode = db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck();
 const storedLeaves = db.prepare('SELECT hash FROM nodes WHERE level = 0 AND idx >= ? AND idx < ? ORDER BY idx').pluck();
 const leafCount = db.prepare('SELECT COUNT(*) FROM nodes WHERE level = 0').pluck();
-const { width, firstStoredLevel } = workerData;
 const NODE = Buffer.from([1]);
 const EMPTY = hash('sha256', '', 'buffer');
-const nodeHash = (l, r) => hash('sha256', Buffer.concat([NODE, l, r]), 'buffer');
+// A 'binary' (latin1) digest copied into a pooled Buffer: cheaper than a 'buffer' digest (crypto/merkle.ts).
+const nodeHash = (l, r) => Buffer.from(hash('sha256', Buffer.concat([NODE, l, r]), 'binary'), 'binary');
 function node(level, idx) {
   const h = storedNode.get(level, idx);
   if (h) return h;
@@ -73,13 +80,23 @@ function root() {
 load();
 const write = db.transaction((g) => {
   const e = g.events;
+  const count = e.length / width;
+  for (let i = 0; i < count; i++) {
+    const id = e[i * width];
+    if (id !== size + 1 + i) throw new Error('event ' + id + ' planned out of order (the log holds ' + (size + i) + ')');
+  }
+  let i = 0;
+  for (; i + CHUNK <= count; i += CHUNK) insertChunk.run(e.slice(i * width, (i + CHUNK) * width));
+  for (; i < count; i++) insert.run(e.slice(i * width, (i + 1) * width));
   const leaves = Buffer.from(g.leaves.buffer, g.leaves.byteOffset, g.leaves.byteLength);
-  for (let o = 0, n = 0; o < e.length; o += width, n += 32) {
-    const id = e[o];
-    if (id !== size + 1) throw new Error('event ' + id + ' planned out of order (the log holds ' + size + ')');
-    insert.run(id, e[o + 1], e[o + 2], e[o + 3], e[o + 4], e[o + 5], e[o + 6], e[o + 7], e[o + 8], e[o + 9], e[o + 10], e[o + 11], e[o + 12]);
+  const leafRows = [];
+  for (let n = 0; n < leaves.length; n += 32) {
     let h = leaves.subarray(n, n + 32);
-    insertNode.run(0, size, h);
+    leafRows.push(size, h);
+    if (leafRows.length === 2 * CHUNK) {
+      insertLeafChunk.run(leafRows);
+      leafRows.length = 0;
+    }
     let level = 0;
     let index = size;
     while (stack.length > 0 && stack[stack.length - 1].level === level) {
@@ -91,6 +108,7 @@ const write = db.transaction((g) => {
     stack.push({ level, hash: h });
     size += 1;
   }
+  for (let k = 0; k < leafRows.length; k += 2) insertNode.run(0, leafRows[k], leafRows[k + 1]);
   for (const c of g.checkpoints) saveCheckpoint.run(c.size, c.root, c.time, c.note);
 });
 parentPort.on('message', (g) => {
@@ -101,7 +119,8 @@ parentPort.on('message', (g) => {
   }
   try {
     write(g);
-    parentPort.postMessage({ seq: g.seq, size, root: root() });
+    // A copy: a pooled Buffer would be posted with its whole pool.
+    parentPort.postMessage({ seq: g.seq, size, root: new Uint8Array(root()) });
   } catch (err) {
     try {
       load();
@@ -127,13 +146,14 @@ export class SqliteWriter {
   private readonly thread: SqliteThread<ThreadReply & { size?: number; root?: Uint8Array }>;
 
   /**
-   * `insertSql` inserts one event row with EVENT_ROW_WIDTH placeholders; interior Merkle nodes are
-   * stored from `firstStoredLevel` up.
+   * `insertHead` is an INSERT of the EVENT_ROW_WIDTH event columns up to its VALUES keyword (the
+   * worker adds one or more rows of placeholders); interior Merkle nodes are stored from
+   * `firstStoredLevel` up.
    */
-  constructor(file: string, insertSql: string, firstStoredLevel: number) {
+  constructor(file: string, insertHead: string, firstStoredLevel: number) {
     this.thread = new SqliteThread(
       WORKER_SOURCE,
-      { file, insertSql, width: EVENT_ROW_WIDTH, firstStoredLevel },
+      { file, insertHead, width: EVENT_ROW_WIDTH, firstStoredLevel },
       'writer',
     );
   }
