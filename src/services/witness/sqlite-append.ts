@@ -1,8 +1,8 @@
 // Group commit for the SQLite store, pipelined with its writer thread (issue 24.4).
 //
 // Appends arriving while a group is being committed are planned at once into the next group:
-// idempotency keys decided, ids assigned, canonical bodies finished and hashed as leaves, rows
-// packed (the writer adds the leaves to the tree). When the writer reports the commit, the next group is already complete and goes out
+// idempotency keys decided, ids assigned, canonical bodies finished, rows and bodies packed (the
+// writer hashes the leaves and adds them to the tree). When the writer reports the commit, the next group is already complete and goes out
 // at once, so planning (this thread) and writing (the writer's) overlap, and the groups grow with
 // the load, one fsync each. Two groups at most exist: the one being written, and the next.
 //
@@ -12,7 +12,7 @@
 // ids follow on from what is stored. treeHead, proofs and checkpoints only see committed
 // groups.
 import { canonicalize } from '../../crypto/jcs.js';
-import { CompactRange, type Hash, leafHashOfText, type NodeSource, nodeHash } from '../../crypto/merkle.js';
+import { CompactRange, type Hash, type NodeSource, nodeHash } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { bodyWithId, itemContentHash } from './event-body.js';
 import type { SqliteWriter, WriteGroup } from './sqlite-writer.js';
@@ -41,6 +41,35 @@ export function nodeFromLeaves(
   return row[0];
 }
 
+/**
+ * A group's bodies, each as the input of its leaf hash (0x00 then UTF-8), in one growing buffer:
+ * posted to the writer as one block instead of a string per event, and hashed there without
+ * turning each body into a prefixed string first (both were garbage on this thread).
+ */
+class BodyBuffer {
+  private buf = Buffer.allocUnsafeSlow(64 * 1024);
+  private length = 0;
+  /** Where each body ends; a body starts (with its 0 byte) where the previous one ends. */
+  readonly ends: number[] = [];
+
+  add(body: string): void {
+    const need = this.length + 1 + body.length * 3;
+    if (need > this.buf.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, this.length);
+      this.buf = bigger;
+    }
+    this.buf[this.length] = 0;
+    this.length += 1 + this.buf.write(body, this.length + 1, 'utf8');
+    this.ends.push(this.length);
+  }
+
+  /** The bytes added so far, on an ArrayBuffer of their own (so it can be transferred). */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.buf.buffer, 0, this.length);
+  }
+}
+
 interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (err: unknown) => void;
@@ -48,7 +77,8 @@ interface Waiter<T> {
 
 interface Group {
   events: unknown[];
-  leaves: Buffer[];
+  /** Each new event's stored body as a leaf's input: a 0 byte, then the body in UTF-8. */
+  bodies: BodyBuffer;
   checkpoints: StoredCheckpoint[];
   appends: { waiter: Waiter<AppendResult>; result: AppendResult }[];
   checkpointWaiters: Waiter<void>[];
@@ -122,7 +152,7 @@ export class GroupCommitter {
     if (appends.length > 0 || checkpoints.length > 0) {
       const g: Group = this.next ?? {
         events: [],
-        leaves: [],
+        bodies: new BodyBuffer(),
         checkpoints: [],
         appends: [],
         checkpointWaiters: [],
@@ -151,9 +181,12 @@ export class GroupCommitter {
     const g = this.next;
     this.next = undefined;
     if (!g) return;
-    const leaves = Buffer.allocUnsafeSlow(g.leaves.length * 32);
-    for (let i = 0; i < g.leaves.length; i++) g.leaves[i]!.copy(leaves, i * 32);
-    const rows: WriteGroup = { events: g.events, leaves, checkpoints: g.checkpoints };
+    const rows: WriteGroup = {
+      events: g.events,
+      bodies: g.bodies.bytes(),
+      ends: g.bodies.ends,
+      checkpoints: g.checkpoints,
+    };
     const done = this.writer.write(rows).then(
       (head) => {
         this.head = head;
@@ -225,8 +258,9 @@ export class GroupCommitter {
       const body = bodies[next++]!;
       const k = item.idempotencyKey;
       const hash = k === undefined ? (item.contentHash ?? null) : seenInBatch!.get(k)!.hash;
-      events.push(id, item.tsMs, body, k ?? null, hash);
-      g.leaves.push(leafHashOfText(body));
+      // The body travels in the group's one buffer (the writer takes it out and hashes the leaf).
+      events.push(id, item.tsMs, null, k ?? null, hash);
+      g.bodies.add(body);
       const doc = item.doc;
       for (let f = 0; f < INDEXED_FIELDS.length; f++) {
         const v = doc[INDEXED_FIELDS[f]!];

@@ -55,14 +55,14 @@ export class SqliteThread<R extends ThreadReply> {
     this.waiting.clear();
   }
 
-  /** The worker's reply to `message`; rejects if the thread is gone. */
-  request(message: Record<string, unknown>): Promise<R> {
+  /** The worker's reply to `message` (`transfer` moves those buffers to it); rejects if the thread is gone. */
+  request(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<R> {
     if (this.failure) return Promise.reject(this.failure);
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ ...message, seq });
+      this.worker.postMessage({ ...message, seq }, transfer);
     });
   }
 

@@ -4,8 +4,8 @@
 // process was better-sqlite3 inserting rows and committing (B-tree work and the fsync of
 // synchronous=FULL), all on the thread that also parses HTTP bodies and canonicalises events; then,
 // with the writes moved, hashing was the largest cost left there. Here the thread that plans an
-// append (idempotency keys, ids, canonical bodies, leaf hashes) hands packed rows to a worker that
-// adds them to the Merkle tree, runs the INSERTs and the COMMIT, so the next requests are parsed and
+// append (idempotency keys, ids, canonical bodies) hands packed rows to a worker that hashes the
+// leaves, adds them to the Merkle tree, runs the INSERTs and the COMMIT, so the next requests are parsed and
 // planned on one core while the last group is written on the other.
 //
 // Nothing about durability changes: the store resolves an append only when the worker reports its
@@ -18,7 +18,8 @@ import { replyError, SqliteThread, type ThreadReply } from './sqlite-thread.js';
 
 // The worker keeps the tree's compact range (the roots of its perfect subtrees) as
 // crypto/merkle.ts's CompactRange does, over the same RFC 6962 hashes: it stores each leaf hash
-// (computed by the planning thread, which has time to spare) and the nodes it completes from
+// (of the bytes the planning thread packed: the hashes moved here once that thread was the busier
+// one, along with a string and a Buffer per event it made for them) and the nodes it completes from
 // FIRST_STORED_LEVEL up, and answers with the committed size and root. After a failed transaction it reloads the range from what is stored.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -81,17 +82,24 @@ load();
 const write = db.transaction((g) => {
   const e = g.events;
   const count = e.length / width;
-  for (let i = 0; i < count; i++) {
+  // Each body is stored as text and hashed as its leaf from the bytes the planning thread packed:
+  // a 0 byte, then the body.
+  const bodies = Buffer.from(g.bodies.buffer, g.bodies.byteOffset, g.bodies.byteLength);
+  const leaves = new Array(count);
+  for (let i = 0, start = 0; i < count; i++) {
     const id = e[i * width];
     if (id !== size + 1 + i) throw new Error('event ' + id + ' planned out of order (the log holds ' + (size + i) + ')');
+    const end = g.ends[i];
+    e[i * width + 2] = bodies.utf8Slice(start + 1, end);
+    leaves[i] = Buffer.from(hash('sha256', bodies.subarray(start, end), 'binary'), 'binary');
+    start = end;
   }
   let i = 0;
   for (; i + CHUNK <= count; i += CHUNK) insertChunk.run(e.slice(i * width, (i + CHUNK) * width));
   for (; i < count; i++) insert.run(e.slice(i * width, (i + 1) * width));
-  const leaves = Buffer.from(g.leaves.buffer, g.leaves.byteOffset, g.leaves.byteLength);
   const leafRows = [];
-  for (let n = 0; n < leaves.length; n += 32) {
-    let h = leaves.subarray(n, n + 32);
+  for (let n = 0; n < count; n++) {
+    let h = leaves[n];
     leafRows.push(size, h);
     if (leafRows.length === 2 * CHUNK) {
       insertLeafChunk.run(leafRows);
@@ -133,12 +141,14 @@ parentPort.on('message', (g) => {
 /** Values per event row in `WriteGroup.events`: the columns of the store's insert, in order. */
 export const EVENT_ROW_WIDTH = 13;
 
-/** One transaction's rows, packed so that posting them copies one array, not thousands of objects. */
+/** One transaction's rows, packed so that posting them copies one array and one buffer, not thousands of objects. */
 export interface WriteGroup {
-  /** EVENT_ROW_WIDTH values per event, in the order of the insert statement's placeholders. */
+  /** EVENT_ROW_WIDTH values per event, in the order of the insert statement's placeholders; the body's is filled in by the writer. */
   events: unknown[];
-  /** The events' leaf hashes (of their stored bodies), 32 bytes each, in the same order. */
-  leaves: Uint8Array;
+  /** Each event's leaf input (a 0 byte, then its body in UTF-8), in the same order; transferred. */
+  bodies: Uint8Array;
+  /** Where each event's leaf input ends in `bodies`. */
+  ends: number[];
   checkpoints: { size: number; root: Uint8Array; time: string; note: string }[];
 }
 
@@ -163,7 +173,7 @@ export class SqliteWriter {
    * Event ids must follow on from the log's size.
    */
   async write(group: WriteGroup): Promise<{ size: number; root: Hash }> {
-    const r = await this.thread.request({ ...group });
+    const r = await this.thread.request({ ...group }, [group.bodies.buffer as ArrayBuffer]);
     if (r.error !== undefined || r.size === undefined || !r.root) throw replyError(r);
     return { size: r.size, root: Buffer.from(r.root.buffer, r.root.byteOffset, r.root.byteLength) };
   }
