@@ -17,11 +17,12 @@ const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 export async function startWitness(
   db: string,
   extraArgs: string[] = [],
-): Promise<{ url: string; stop: () => Promise<void> }> {
+  root = ROOT,
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
-      path.join(ROOT, 'dist/bin/ifmesh.js'),
+      path.join(root, 'dist/bin/ifmesh.js'),
       'witness',
       'serve',
       '--port',
@@ -42,6 +43,7 @@ export async function startWitness(
   });
   return {
     url: JSON.parse(line).url,
+    pid: child.pid!,
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', () => resolve());
@@ -101,7 +103,7 @@ function rawBaseline(dir: string): { single: number; batched: (ms: number) => nu
   return { single, batched, close: () => db.close() };
 }
 
-async function postLog(pool: Pool, body: string): Promise<void> {
+export async function postLog(pool: Pool, body: string): Promise<void> {
   const r = await pool.request({
     path: '/api/log',
     method: 'POST',
