@@ -2,7 +2,7 @@
 // 3 agents) against the shortest raw path on an identical stack: SIGTERM to all at once, until all are gone. In that
 // raw round, how long the agents process takes from SIGTERM to exit (it says bye to its peers first).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isAlive } from '../../src/exec/pid.js';
@@ -15,7 +15,14 @@ const BIN = path.join(ROOT, 'dist/bin/ifmesh.js');
 function ifmesh(args: string[], cwd: string): { ms: number; stdout: string } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`ifmesh ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  if (r.status !== 0) {
+    // The log the hint names goes with the error: the state directory is removed before anyone reads it.
+    const log = /hint: see (\S+\.log)/.exec(r.stderr)?.[1];
+    const tail = log && existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-30).join('\n') : '';
+    throw new Error(
+      `ifmesh ${args.join(' ')} exited ${r.status}: ${r.stderr}${tail ? `\n${log}:\n${tail}` : ''}`,
+    );
+  }
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, stdout: r.stdout };
 }
 
