@@ -12,6 +12,7 @@ import { buildMessage, signingBytes } from '../../src/crypto/ifmessage.js';
 import { sharedVerifyPool } from '../../src/crypto/verify-pool.js';
 import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
 import { runLoad, runLoadWorker } from '../../src/ops/agent/load.js';
+import { freePort } from '../../src/ops/stack/stack.js';
 import { createSignalingServer } from '../../src/services/signaling/server.js';
 import { waitFor } from '../helpers/wait.js';
 import { median, opsPerSecond, percentile, ROOT, type Row } from './lib.js';
@@ -249,15 +250,28 @@ async function onePair(signalingUrl: string, stun: { urls: string }[]): Promise<
   return rows;
 }
 
+/**
+ * coturn on a port free at the moment it is asked for: a fixed port can be an ephemeral port of a
+ * connection the suites before this one left in use ("Address already in use"); tried on up to five.
+ */
+async function turnOnAFreePort(): Promise<RunningTurnserver> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTurnserver({
+        port: await freePort(),
+        relayPorts: [52_000, 52_199],
+        user: 'bench',
+        password: 'bench',
+        allowLoopbackPeers: true,
+      });
+    } catch (err) {
+      if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
 export async function benchAgent(): Promise<Row[]> {
-  const port = 34_000 + (process.pid % 1000);
-  const turn: RunningTurnserver = await startTurnserver({
-    port,
-    relayPorts: [52_000, 52_199],
-    user: 'bench',
-    password: 'bench',
-    allowLoopbackPeers: true,
-  });
+  const turn = await turnOnAFreePort();
   const stun = [{ urls: turn.stunUrl }];
   const turnServers = [...stun, { urls: turn.url, username: 'bench', credential: 'bench' }];
   const sig = createSignalingServer({
