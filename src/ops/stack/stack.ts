@@ -1,17 +1,15 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
+import { writeStateJson } from '../../state/json-file.js';
 import type { StackFile } from '../../state/stack-plan.js';
 import type { StateDir } from '../../state/state-dir.js';
 
 export { readStack, type StackFile, urls } from '../../state/stack-plan.js';
 
+/** Written whole and synced (tmp + fsync + rename), like every state file. */
 export function writeStack(state: StateDir, s: StackFile): void {
-  mkdirSync(state.root, { recursive: true });
-  const tmp = `${state.stack}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`);
-  renameSync(tmp, state.stack);
+  writeStateJson(state.stack, s);
 }
 
 export function freePort(): Promise<number> {
