@@ -243,5 +243,22 @@ describe('ifmesh up / status / down', () => {
     const none = await spawnCli(['status', '--state-dir', state], { cwd: dir });
     expect(none.code).toBe(3);
     expect(none.stdout).toContain('nothing is recorded');
-  }, 180_000);
+
+    // up after down plans new ports: the agents start on the new stack's signaling, not on the URLs
+    // the first up's release recorded (every agent "did not register" before)
+    const back = await spawnCli(['up', ...RTT_BUDGET, '--state-dir', state, '--json'], {
+      cwd: dir,
+      timeoutMs: 90_000,
+    });
+    expect(back.code, back.stderr).toBe(0);
+    const rerun = JSON.parse(back.stdout);
+    expect(rerun.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
+    const agentsNow = await getJson(`${rerun.endpoints.nginx.replace('ws://', 'http://')}/agents`);
+    expect(agentsNow.json.agents.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual([
+      'agent-1',
+      'agent-2',
+      'agent-3',
+    ]);
+    pids();
+  }, 240_000);
 });

@@ -45,13 +45,19 @@ export async function ensureUpAgents(
   const current = await currentRelease(sup.state);
   const out: UpAgents = { specs: [], started: [], already: [] };
   for (const id of o.ids) {
-    const spec: AgentSpec = current?.agent_specs?.find((a) => a.agent_id === id) ?? {
-      agent_id: id,
-      config: await agentConfig(sup.state, id, o.signaling),
-      signaling: o.signaling,
-      env: {},
-      cwd: sup.state.root,
-    };
+    const released = current?.agent_specs?.find((a) => a.agent_id === id);
+    // The stack's signaling as it runs now: `up` after `down` plans new ports, and an agent started
+    // on the release's URLs would dial the previous stack's (every agent "did not register").
+    if (released?.config === sup.state.agentConfigFile(id)) await agentConfig(sup.state, id, o.signaling);
+    const spec: AgentSpec = released
+      ? { ...released, signaling: o.signaling }
+      : {
+          agent_id: id,
+          config: await agentConfig(sup.state, id, o.signaling),
+          signaling: o.signaling,
+          env: {},
+          cwd: sup.state.root,
+        };
     out.specs.push(spec);
     const name = agentProcessName(id);
     if (sup.running(name) !== undefined) out.already.push(name);
