@@ -253,6 +253,9 @@ describe('ifmesh up / status / down', () => {
     expect(back.code, back.stderr).toBe(0);
     const rerun = JSON.parse(back.stdout);
     expect(rerun.mesh).toMatchObject({ agents: 3, connected: 6, expected: 6 });
+    // and records them as a release of their own, so a canary or rollback starts agents that reach it
+    expect(rerun.release.recorded).toBe(true);
+    expect(rerun.release.id).not.toBe(report.release.id);
     const agentsNow = await getJson(`${rerun.endpoints.nginx.replace('ws://', 'http://')}/agents`);
     expect(agentsNow.json.agents.map((a: { agent_id: string }) => a.agent_id).sort()).toEqual([
       'agent-1',

@@ -78,7 +78,15 @@ export async function recordUpRelease(
 ): Promise<{ id: string; recorded: boolean }> {
   const current = await currentRelease(state);
   const ids = specs.map((a) => a.agent_id).sort();
-  if (current && JSON.stringify([...current.agents].sort()) === JSON.stringify(ids))
+  // The same agents on the same signaling: nothing new. New ports (up after down) are a new release,
+  // so a canary or rollback starting from the current release starts agents that reach this stack.
+  const dials = (list: AgentSpec[] | undefined) =>
+    JSON.stringify((list ?? []).map((a) => [a.agent_id, a.signaling]).sort());
+  if (
+    current &&
+    JSON.stringify([...current.agents].sort()) === JSON.stringify(ids) &&
+    (current.agent_specs === undefined || dials(current.agent_specs) === dials(specs))
+  )
     return { id: current.id, recorded: false };
   const version = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'))
     .version as string;
