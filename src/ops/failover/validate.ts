@@ -112,6 +112,13 @@ export async function validateRecovery(
     }
   };
 
+  // A reading that lags a failover (agents reconnecting, reports not yet sent) is read again, once a
+  // second, for up to REPORT_SETTLE_MS; without a clock it is taken as it is.
+  const settle = async (read: () => Promise<boolean>) => {
+    if (ctx.clock)
+      await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
+  };
+
   // 1. registration: distinct agents over every instance. Right after a failover the agents may
   // still be reconnecting (or an instance slow to answer on a loaded host): a failed read is read
   // again for up to REPORT_SETTLE_MS before it counts.
@@ -130,8 +137,7 @@ export async function validateRecovery(
       }
       return error === undefined && ids.size > 0;
     };
-    if (!(await read()) && ctx.clock)
-      await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
+    if (!(await read())) await settle(read);
     if (error !== undefined) throw error;
     return {
       name: 'registration',
@@ -160,8 +166,7 @@ export async function validateRecovery(
       return total > 0 && connected / total >= min;
     };
     // Nothing reported at all is not a lag: it fails at once.
-    if (!(await read()) && total > 0 && ctx.clock)
-      await waitFor(read, { timeoutMs: REPORT_SETTLE_MS, intervalMs: 1_000 }, ctx.clock, ctx.signal);
+    if (!(await read()) && total > 0) await settle(read);
     const rate = total ? connected / total : null;
     return {
       name: 'connection_establishment',

@@ -1,10 +1,11 @@
 // `up`'s agents: one process per agent, started like a deployment's (src/ops/rollout/agents.ts) from
 // configs `up` writes in <state>/agents/, and recorded as the first release, so canary and rollback
 // work on the local stack exactly as on a deployed fleet.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { newIdentity, writeIdentity } from '../../crypto/key-file.js';
 import { packageRoot } from '../../paths.js';
+import { writeFileWhole } from '../../state/json-file.js';
 import type { StackFile } from '../../state/stack-plan.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { type AgentSpec, currentRelease, operator, recordRelease } from '../deploy/releases.js';
@@ -19,10 +20,7 @@ async function agentConfig(state: StateDir, id: string, signaling: string[]): Pr
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (!existsSync(path.join(dir, `${id}.key`))) await writeIdentity(dir, newIdentity(id), false);
   const doc = `${JSON.stringify({ agent_id: id, key: `${id}.key`, signaling, loopback: true }, null, 2)}\n`;
-  if (!existsSync(file) || readFileSync(file, 'utf8') !== doc) {
-    writeFileSync(`${file}.tmp`, doc);
-    renameSync(`${file}.tmp`, file);
-  }
+  if (!existsSync(file) || readFileSync(file, 'utf8') !== doc) writeFileWhole(file, doc);
   return file;
 }
 
