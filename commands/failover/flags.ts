@@ -2,6 +2,7 @@ import type { FlagSpec } from '../../src/cli/define.js';
 import {
   type ConfigFlags,
   intFlag,
+  MESH_FLAGS,
   RTT_BUDGET_FLAG,
   rttBudgetMs,
   TEMP_AGENT_FLAGS,
@@ -26,12 +27,7 @@ export type FailoverFlags = ConfigFlags & {
 
 /** `failover validate`'s and every scenario's: the fleet and the message delivery check. */
 export const VALIDATION_FLAGS: readonly FlagSpec[] = [
-  'signaling',
-  'witness',
-  'state-dir',
-  'config',
-  'set',
-  'json',
+  ...MESH_FLAGS,
   RTT_BUDGET_FLAG,
   { flags: '--agents <n>', description: 'temporary agents for the message delivery check', default: '3' },
   {
