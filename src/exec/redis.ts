@@ -1,6 +1,7 @@
-import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { writeFileWhole } from '../state/json-file.js';
 import { type ServerProcess, startServerProcess } from './server-process.js';
 
 export interface RedisServerOptions {
@@ -45,13 +46,11 @@ export function redisSecretConfig(password: string): string {
   ].join('\n');
 }
 
-/** Writes the config file whole (tmp + rename), readable by its owner only. */
+/** Writes the config file whole (tmp, fsync, rename), readable by its owner only. */
 export function writeRedisConfig(file: string, password: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, redisSecretConfig(password), { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeFileWhole(file, redisSecretConfig(password), 0o600);
+  chmodSync(file, 0o600);
 }
 
 /** redis-server's arguments: the config file with the secrets first (when there is one), then the rest. */

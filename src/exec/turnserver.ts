@@ -1,8 +1,9 @@
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stunBinding } from '../clients/stun.js';
+import { writeFileWhole } from '../state/json-file.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { type ServerProcess, startServerProcess } from './server-process.js';
 
@@ -46,16 +47,14 @@ export function turnserverConfig(o: Pick<TurnserverOptions, 'user' | 'password' 
   ].join('\n');
 }
 
-/** Writes the config file whole (tmp + rename), readable by its owner only. */
+/** Writes the config file whole (tmp, fsync, rename), readable by its owner only. */
 export function writeTurnserverConfig(
   file: string,
   o: Pick<TurnserverOptions, 'user' | 'password' | 'realm'>,
 ): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, turnserverConfig(o), { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeFileWhole(file, turnserverConfig(o), 0o600);
+  chmodSync(file, 0o600);
 }
 
 /** turnserver's arguments: `-c` with the config file (the credential), then the non-secret options. */

@@ -7,12 +7,12 @@
 // times in the host's timezone. So the times are written as UTC when the host is UTC or cron honours
 // CRON_TZ; converted to local time when the host's zone has a fixed offset; and refused when the zone
 // has daylight saving (a converted time would be an hour off for half the year).
-import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { logrotateConfig } from '../../exec/logrotate.js';
+import { writeFileWhole } from '../../state/json-file.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { cronStepMinutes } from '../keys/schedule.js';
 
@@ -249,16 +249,9 @@ export function cronWarnings(loaded: LoadedConfig): string[] {
   return warnings;
 }
 
-function writeWhole(file: string, text: string): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o644 });
-  renameSync(tmp, file);
-}
-
 export function applyCron(plan: CronPlan): CronPlan {
-  writeWhole(plan.logrotate_file, plan.logrotate_text);
-  writeWhole(plan.cron_file, plan.cron_text);
+  writeFileWhole(plan.logrotate_file, plan.logrotate_text);
+  writeFileWhole(plan.cron_file, plan.cron_text);
   return { ...plan, written: true };
 }
 
