@@ -83,7 +83,7 @@ export interface ImportChunk {
  * but whole log, and a second run resumes from its size.
  */
 export async function openPgImport(url: string) {
-  const store = await openPgStore(url, { poolSize: 1 });
+  const store = await openPgStore(url, { poolSize: 1, scanThread: false });
   const pool = store.writes;
   return {
     store,

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { RE2JS } from 're2js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
-import type { Condition } from './query.js';
+import type { Condition, ParsedQuery } from './query.js';
 import { containsLike, regexPrefilter } from './regex-prefilter.js';
 
 const INDEXED = new Set<string>(INDEXED_FIELDS);
@@ -134,4 +134,25 @@ export function regexPrefilterSql(c: Extract<Condition, { op: 'regex' }>, params
   const op = caseInsensitive ? 'ILIKE' : 'LIKE';
   const collate = caseInsensitive ? ' COLLATE "C"' : '';
   return literals.map((l) => `${column} ${op} $${params.push(containsLike(l))}${collate}`).join(' AND ');
+}
+
+/**
+ * The statements that read one query's pages, oldest first: `sqlFirst` takes `params` and then the
+ * page size; `sqlAfter` takes `params`, the (ts_ms, id) of the last row read, then the page size.
+ */
+export function pageSql(q: ParsedQuery): { sqlFirst: string; sqlAfter: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const where = ['body IS NOT NULL'];
+  if (q.fromMs !== undefined) where.push(`ts_ms >= $${params.push(q.fromMs)}`);
+  if (q.toMs !== undefined) where.push(`ts_ms <= $${params.push(q.toMs)}`);
+  for (const cond of q.conditions)
+    where.push(cond.op === 'regex' ? regexPrefilterSql(cond, params) : conditionSql(cond, params));
+  const n = params.length;
+  const select = (cond: string, limit: number) =>
+    `SELECT id, ts_ms, body FROM events WHERE ${cond} ORDER BY ts_ms, id LIMIT $${limit}`;
+  return {
+    sqlFirst: select(where.join(' AND '), n + 1),
+    sqlAfter: select([...where, `(ts_ms, id) > ($${n + 1}, $${n + 2})`].join(' AND '), n + 3),
+    params,
+  };
 }

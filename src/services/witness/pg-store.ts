@@ -18,21 +18,16 @@ import {
 } from '../../crypto/merkle.js';
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { bodyWithId, itemContentHash } from './event-body.js';
-import {
-  checkout,
-  conditionSql,
-  EVENT_COLUMNS,
-  inTransaction,
-  matchesAll,
-  regexPrefilterSql,
-  writeRows,
-} from './pg-sql.js';
+import { PgScanThread } from './pg-scan.js';
+import { checkout, EVENT_COLUMNS, inTransaction, matchesAll, pageSql, writeRows } from './pg-sql.js';
 import { compileRegex, type ParsedQuery } from './query.js';
 import {
   type AppendItem,
   type AppendResult,
+  pageOf,
   type QueryResult,
   QueryTimeoutError,
+  type ScanRow,
   type StoredCheckpoint,
   type WitnessStore,
 } from './store.js';
@@ -80,8 +75,16 @@ export interface PgStoreOptions {
   /** Connections for appends and proofs (default 4) and for queries (default 2). */
   poolSize?: number;
   connectTimeoutMs?: number;
-  /** Monotonic milliseconds for query slices and deadlines (default performance.now); the server's `monotonicNow`. */
+  /**
+   * Monotonic milliseconds for query slices and deadlines (default performance.now); the server's
+   * `monotonicNow`. Injected, regex queries run in-process on that clock instead of on the scan thread.
+   */
   monotonicNow?: () => number;
+  /**
+   * Regex queries on a worker thread started with the store (default true, false with an injected
+   * clock); false for a tool that never queries (pg-bulk: `witness migrate`).
+   */
+  scanThread?: boolean;
 }
 
 export function isPostgresUrl(value: string): boolean {
@@ -116,7 +119,9 @@ export async function openPgStore(url: string, opts: PgStoreOptions = {}): Promi
     await Promise.allSettled([writes.end(), reads.end()]);
     throw err;
   }
-  return new PgWitnessStore(writes, reads, opts.monotonicNow ?? (() => performance.now()));
+  const threaded = (opts.scanThread ?? true) && !opts.monotonicNow;
+  const scanFrom = threaded ? { url, connectTimeoutMs: connectionTimeoutMillis } : undefined;
+  return new PgWitnessStore(writes, reads, opts.monotonicNow ?? (() => performance.now()), scanFrom);
 }
 
 /** Records which nodes an algorithm asks for, answering with placeholders; the access pattern of the
@@ -136,12 +141,25 @@ export class PgWitnessStore implements WitnessStore {
   private closed = false;
   /** The compact range after this instance's last committed append, valid while head has that size. */
   private range: CompactRange | undefined;
+  /** Where regex queries run: started with the store, so the first storm does not wait for it. */
+  private scanThread: PgScanThread | undefined;
 
   constructor(
     readonly writes: pg.Pool,
     private readonly reads: pg.Pool,
     private readonly monotonicNow: () => number,
-  ) {}
+    private readonly scanFrom?: { url: string; connectTimeoutMs: number },
+  ) {
+    this.scanner();
+  }
+
+  /** The scan thread, a new one if the last one died (its queries were answered with its error). */
+  private scanner(): PgScanThread | undefined {
+    if (!this.scanFrom || this.closed) return undefined;
+    if (!this.scanThread || this.scanThread.failed)
+      this.scanThread = new PgScanThread(this.scanFrom.url, this.scanFrom.connectTimeoutMs);
+    return this.scanThread;
+  }
 
   append(items: AppendItem[]): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
@@ -197,30 +215,40 @@ export class PgWitnessStore implements WitnessStore {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
     if (this.monotonicNow() >= deadlineMs) throw expired();
     const regexes = q.conditions.flatMap((c) =>
-      c.op === 'regex' ? [{ path: c.path, re: compileRegex(c.pattern, 'regex') }] : [],
+      c.op === 'regex' ? [{ path: c.path, pattern: c.pattern, re: compileRegex(c.pattern, 'regex') }] : [],
     );
-    const out: { id: number; ts: number; body: string }[] = [];
-    let after = q.after ? { ts: q.after.tsMs, id: q.after.id } : undefined;
+    const page = regexes.length ? REGEX_PAGE : q.limit + 1;
+    const { sqlFirst, sqlAfter, params } = pageSql(q);
+    const initial = q.after ? { ts: q.after.tsMs, id: q.after.id } : undefined;
+    const scanner = regexes.length ? this.scanner() : undefined;
+    if (scanner) {
+      const rows = await scanner.scan(
+        {
+          sqlFirst,
+          sqlAfter,
+          params,
+          after: initial,
+          limit: q.limit,
+          page,
+          regexes: regexes.map(({ re: _, ...r }) => r),
+        },
+        deadlineMs - this.monotonicNow(),
+      );
+      return pageOf(rows, q.limit);
+    }
+    const out: ScanRow[] = [];
+    let after = initial;
     const { c, release } = await checkout(this.reads);
     let broken = false;
     try {
       for (;;) {
         const left = deadlineMs - this.monotonicNow();
         if (left <= 0) throw expired();
-        const params: unknown[] = [];
-        const where = ['body IS NOT NULL'];
-        if (q.fromMs !== undefined) where.push(`ts_ms >= $${params.push(q.fromMs)}`);
-        if (q.toMs !== undefined) where.push(`ts_ms <= $${params.push(q.toMs)}`);
-        if (after) where.push(`(ts_ms, id) > ($${params.push(after.ts)}, $${params.push(after.id)})`);
-        for (const cond of q.conditions)
-          where.push(cond.op === 'regex' ? regexPrefilterSql(cond, params) : conditionSql(cond, params));
-        const page = regexes.length ? REGEX_PAGE : q.limit + 1 - out.length;
         // PostgreSQL stops the statement itself at the deadline, so a slow scan costs no more than that.
         await c.query('SELECT set_config($1, $2, false)', ['statement_timeout', String(Math.ceil(left))]);
-        const r = await c.query(
-          `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT $${params.push(page)}`,
-          params,
-        );
+        const r = after
+          ? await c.query(sqlAfter, [...params, after.ts, after.id, page])
+          : await c.query(sqlFirst, [...params, page]);
         const slice = () => this.monotonicNow() + (this.draining ? SLICE_MS_WHILE_APPENDING : SLICE_MS);
         let sliceEnd = slice();
         for (const row of r.rows) {
@@ -231,7 +259,7 @@ export class PgWitnessStore implements WitnessStore {
             sliceEnd = slice();
           }
           if (regexes.length && !matchesAll(row.body, regexes)) continue;
-          out.push({ id: Number(row.id), ts: Number(row.ts_ms), body: row.body });
+          out.push({ id: Number(row.id), ts_ms: Number(row.ts_ms), body: row.body });
           if (out.length > q.limit) break;
         }
         const last = r.rows[r.rows.length - 1];
@@ -245,13 +273,7 @@ export class PgWitnessStore implements WitnessStore {
     } finally {
       release(broken);
     }
-    const more = out.length > q.limit;
-    const rows = more ? out.slice(0, q.limit) : out;
-    const last = rows[rows.length - 1];
-    return {
-      bodies: rows.map((r) => r.body),
-      next: more && last ? { tsMs: last.ts, id: last.id } : undefined,
-    };
+    return pageOf(out, q.limit);
   }
 
   async treeHead(): Promise<{ size: number; root: Hash }> {
@@ -347,7 +369,7 @@ export class PgWitnessStore implements WitnessStore {
     if (this.closed) return;
     this.closed = true;
     await this.draining;
-    await Promise.allSettled([this.writes.end(), this.reads.end()]);
+    await Promise.allSettled([this.writes.end(), this.reads.end(), this.scanThread?.close()]);
   }
 }
 

@@ -9,13 +9,15 @@ import {
 import { INDEXED_FIELDS } from '../../protocol/witness.js';
 import { type Condition, compileRegex, type ParsedQuery } from './query.js';
 import { FIRST_STORED_LEVEL, GroupCommitter, nodeFromLeaves } from './sqlite-append.js';
-import { type ScanRow, SqliteScanThread } from './sqlite-scan.js';
+import { SqliteScanThread } from './sqlite-scan.js';
 import { EVENT_ROW_WIDTH, SqliteWriter } from './sqlite-writer.js';
 import {
   type AppendItem,
   type AppendResult,
+  pageOf,
   type QueryResult,
   QueryTimeoutError,
+  type ScanRow,
   type StoredCheckpoint,
   type WitnessStore,
 } from './store.js';
@@ -99,7 +101,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
    * be faked, so such tests prove the in-process sliced path. Started with the store, so that its
    * start-up (tens of ms) is not paid by the first query, or in the middle of a storm.
    */
-  private readonly scanThread: SqliteScanThread | undefined;
+  /** Where regex queries run (none with an injected clock): started with the store, replaced if it died. */
+  private scanThread: SqliteScanThread | undefined;
+  private readonly scansOnThread: boolean;
   private closed = false;
   private readonly stmtCache = new Map<string, Database.Statement>();
   private readonly s: Record<string, Database.Statement>;
@@ -152,7 +156,14 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
     };
     this.writer = new SqliteWriter(file, INSERT_EVENT, FIRST_STORED_LEVEL);
     this.committer = new GroupCommitter(this, this.writer);
-    this.scanThread = opts.monotonicNow === undefined ? new SqliteScanThread(file) : undefined;
+    this.scansOnThread = opts.monotonicNow === undefined;
+    this.scanner();
+  }
+
+  private scanner(): SqliteScanThread | undefined {
+    if (!this.scansOnThread || this.closed) return undefined;
+    if (!this.scanThread || this.scanThread.failed) this.scanThread = new SqliteScanThread(this.file);
+    return this.scanThread;
   }
 
   size(): number {
@@ -181,9 +192,10 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   async query(q: ParsedQuery, deadlineMs: number): Promise<QueryResult> {
     // Exclusive resume point from the caller's cursor; inclusive after a slice ends mid-row.
     let resume = q.after ? { ts: q.after.tsMs, id: q.after.id, inclusive: false } : undefined;
-    if (this.scanThread && q.conditions.some((c) => c.op === 'regex')) {
+    const scanner = q.conditions.some((c) => c.op === 'regex') ? this.scanner() : undefined;
+    if (scanner) {
       const { sql, params } = selectSql(q, resume, q.limit + 1);
-      return page(await this.scanThread.all(sql, params, deadlineMs - this.monotonicNow()), q.limit);
+      return pageOf(await scanner.all(sql, params, deadlineMs - this.monotonicNow()), q.limit);
     }
     const rows: ScanRow[] = [];
     for (;;) {
@@ -213,7 +225,7 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
         if (this.monotonicNow() > deadlineMs) throw new QueryTimeoutError('query deadline exceeded');
       } while (this.committer.flushScheduled);
     }
-    return page(rows, q.limit);
+    return pageOf(rows, q.limit);
   }
 
   private statement(sql: string): Database.Statement {
@@ -311,17 +323,6 @@ function selectSql(
   return {
     sql: `SELECT id, ts_ms, body FROM events WHERE ${where.join(' AND ')} ORDER BY ts_ms, id LIMIT ?`,
     params,
-  };
-}
-
-/** One page of `limit` rows, and the cursor after it when the scan found more. */
-function page(rows: ScanRow[], limit: number): QueryResult {
-  const more = rows.length > limit;
-  const shown = more ? rows.slice(0, limit) : rows;
-  const last = shown[shown.length - 1];
-  return {
-    bodies: shown.map((r) => r.body),
-    next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
   };
 }
 

@@ -14,7 +14,7 @@
 // the compiled CLI and from the TypeScript sources the tests load; the statements come from the
 // store, which owns the schema.
 import type { Hash } from '../../crypto/merkle.js';
-import { replyError, SqliteThread, type ThreadReply } from './sqlite-thread.js';
+import { replyError, type ThreadReply, WorkerThread } from './worker-thread.js';
 
 // The worker keeps the tree's compact range (the roots of its perfect subtrees) as
 // crypto/merkle.ts's CompactRange does, over the same RFC 6962 hashes: it stores each leaf hash
@@ -153,7 +153,7 @@ export interface WriteGroup {
 }
 
 export class SqliteWriter {
-  private readonly thread: SqliteThread<ThreadReply & { size?: number; root?: Uint8Array }>;
+  private readonly thread: WorkerThread<ThreadReply & { size?: number; root?: Uint8Array }>;
 
   /**
    * `insertHead` is an INSERT of the EVENT_ROW_WIDTH event columns up to its VALUES keyword (the
@@ -161,7 +161,7 @@ export class SqliteWriter {
    * `firstStoredLevel` up.
    */
   constructor(file: string, insertHead: string, firstStoredLevel: number) {
-    this.thread = new SqliteThread(
+    this.thread = new WorkerThread(
       WORKER_SOURCE,
       { file, insertHead, width: EVENT_ROW_WIDTH, firstStoredLevel },
       'writer',

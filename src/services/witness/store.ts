@@ -35,6 +35,13 @@ export interface StoredCheckpoint {
 
 export class QueryTimeoutError extends Error {}
 
+/** A stored event as a scan returns it. */
+export interface ScanRow {
+  id: number;
+  ts_ms: number;
+  body: string;
+}
+
 /**
  * Where IF.witness keeps its log. The SQLite store is the default; a PostgreSQL store must pass the
  * same contract suite (test/integration/witness-store-contract.ts). Each append is atomic: all of
@@ -56,4 +63,15 @@ export interface WitnessStore {
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One page of `limit` rows of a scan that read up to limit + 1, and the cursor after it if it found more. */
+export function pageOf(rows: ScanRow[], limit: number): QueryResult {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const last = shown[shown.length - 1];
+  return {
+    bodies: shown.map((r) => r.body),
+    next: more && last ? { tsMs: last.ts_ms, id: last.id } : undefined,
+  };
 }

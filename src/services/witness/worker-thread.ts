@@ -1,5 +1,5 @@
-// Request/reply over one worker thread holding its own SQLite connection: the plumbing shared by
-// the writer thread (sqlite-writer.ts) and the scan thread (sqlite-scan.ts).
+// Request/reply over one worker thread holding its own database connection: the plumbing shared by
+// the SQLite writer thread (sqlite-writer.ts) and the scan threads (sqlite-scan.ts, pg-scan.ts).
 //
 // The worker source is eval'd CommonJS with no project imports, so it runs the same from the
 // compiled CLI and from the TypeScript sources the tests load; it answers each `{ seq, … }` with
@@ -8,14 +8,20 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
+/**
+ * How long past a query's deadline a scan thread's answer is awaited: the thread checks the deadline
+ * as it goes, but at nice 19 it may get no CPU to say so, and the answer must not wait for it.
+ */
+export const SCAN_GRACE_MS = 25;
+
 export interface ThreadReply {
   seq: number;
-  /** Set when the request failed: the error's message and SQLite code. */
+  /** Set when the request failed: the error's message and the database's code. */
   error?: string;
   code?: string;
 }
 
-export class SqliteThread<R extends ThreadReply> {
+export class WorkerThread<R extends ThreadReply> {
   private readonly worker: Worker;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: unknown) => void }>();
@@ -29,6 +35,7 @@ export class SqliteThread<R extends ThreadReply> {
       workerData: {
         ...workerData,
         sqlite: require.resolve('better-sqlite3'),
+        pg: require.resolve('pg'),
         re2js: require.resolve('re2js'),
       },
     });
@@ -43,7 +50,7 @@ export class SqliteThread<R extends ThreadReply> {
     this.worker.on('error', (err) => this.fail(err));
     this.exited = new Promise((resolve) =>
       this.worker.once('exit', () => {
-        this.fail(new Error(`the SQLite ${name} thread stopped`));
+        this.fail(new Error(`the witness ${name} thread stopped`));
         resolve();
       }),
     );
@@ -55,12 +62,38 @@ export class SqliteThread<R extends ThreadReply> {
     this.waiting.clear();
   }
 
-  /** The worker's reply to `message` (`transfer` moves those buffers to it); rejects if the thread is gone. */
-  request(message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<R> {
+  /** True once the thread has stopped or failed: every request now rejects, so make a new one. */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /**
+   * The worker's reply to `message` (`transfer` moves those buffers to it); rejects if the thread is
+   * gone, or with `onTimeout()` if no reply came within `timeoutMs` (a late reply is then dropped).
+   */
+  request(
+    message: Record<string, unknown>,
+    transfer: ArrayBuffer[] = [],
+    timeout?: { ms: number; error: () => Error },
+  ): Promise<R> {
     if (this.failure) return Promise.reject(this.failure);
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
-      this.waiting.set(seq, { resolve, reject });
+      const timer = timeout
+        ? setTimeout(
+            () => {
+              this.waiting.delete(seq);
+              if (this.waiting.size === 0) this.worker.unref();
+              reject(timeout.error());
+            },
+            Math.max(0, timeout.ms),
+          )
+        : undefined;
+      const done = (fn: () => void) => {
+        clearTimeout(timer);
+        fn();
+      };
+      this.waiting.set(seq, { resolve: (r) => done(() => resolve(r)), reject: (e) => done(() => reject(e)) });
       this.worker.ref();
       this.worker.postMessage({ ...message, seq }, transfer);
     });
