@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
 import { canonicalize } from '../../src/crypto/jcs.js';
@@ -191,36 +193,75 @@ export async function latencies(url: string, body: string, n: number): Promise<n
 }
 
 /** Single-event appends on one connection, one after another, until `stop()`: each latency in ms. */
-async function logLatencies(url: string, stop: () => boolean): Promise<number[]> {
-  const pool = new Pool(url, { connections: 1 });
-  const body = JSON.stringify({ event: 'probe', agent_id: 'agent-1', metadata: { n: 1 } });
-  const out: number[] = [];
-  try {
-    // Bounded: the storm (or the idle window) ends within seconds.
-    for (let i = 0; i < 100_000 && !stop(); i++) {
-      const t0 = performance.now();
-      await postLog(pool, body);
-      out.push(performance.now() - t0);
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-  } finally {
-    await pool.close();
+// The writer whose latency a storm must not hurt, on its own thread: a probe in the event loop that
+// sends the storm would time that loop's work (sending 100 queries, reading 100 answers) as well.
+const PROBE_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { Pool } = require(workerData.undici);
+const pool = new Pool(workerData.url, { connections: 1 });
+let stop = false;
+parentPort.once('message', () => { stop = true; });
+async function post() {
+  const r = await pool.request({ path: '/api/log', method: 'POST', body: workerData.body,
+    headers: { authorization: 'Bearer ' + workerData.key } });
+  await r.body.text();
+  if (r.statusCode !== 201) throw new Error('/api/log answered ' + r.statusCode);
+}
+(async () => {
+  await post(); // the connection, opened before timing starts
+  parentPort.postMessage('ready');
+  const out = [];
+  const end = performance.now() + workerData.ms;
+  // Bounded: the storm (or the idle window) ends within seconds.
+  for (let i = 0; i < 100000 && !stop && performance.now() < end; i++) {
+    const t0 = performance.now();
+    await post();
+    out.push(performance.now() - t0);
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
-  return out;
+  await pool.close();
+  parentPort.postMessage(out);
+})();
+`;
+
+/** /api/log latencies of one writer, from its own thread, for `ms` or until stop(); `ready` once it sends. */
+function logLatencies(
+  url: string,
+  ms = 60_000,
+): { ready: Promise<void>; stop: () => void; done: Promise<number[]> } {
+  const require = createRequire(import.meta.url);
+  const body = JSON.stringify({ event: 'probe', agent_id: 'agent-1', metadata: { n: 1 } });
+  const worker = new Worker(PROBE_SOURCE, {
+    eval: true,
+    workerData: { url, ms, body, key: KEY, undici: require.resolve('undici') },
+  });
+  let ready!: () => void;
+  const readyP = new Promise<void>((resolve) => {
+    ready = resolve;
+  });
+  const done = new Promise<number[]>((resolve, reject) => {
+    worker.on('message', (m: 'ready' | number[]) => (m === 'ready' ? ready() : resolve(m)));
+    worker.once('error', reject);
+    worker.once('exit', () => reject(new Error('the /api/log probe thread stopped without an answer')));
+  });
+  // A probe that fails before it is ready fails the wait for it too.
+  return { ready: Promise.race([readyP, done.then(() => {})]), stop: () => worker.postMessage('stop'), done };
 }
 
 export interface StormResult {
   maxMs: number;
   timeouts: number;
-  /** /api/log p99 before the storm and during it, ms. */
+  /** /api/log p99 before the storm and during it, ms: of the storm with the median ratio. */
   logIdleP99: number;
   logStormP99: number;
 }
 
+const STORMS = 3;
+
 /**
- * 100 catastrophic-backtracking queries at once against long values, on 100 open connections:
- * the slowest answer (200, or 503 query_timeout past the 900 ms budget), and what the storm does to
- * writers: /api/log p99 during it against the same probe's p99 just before it. The test suite proves
+ * 100 catastrophic-backtracking queries at once against long values, on 100 open connections, three
+ * times: the slowest answer (200, or 503 query_timeout past the 900 ms budget), and what a storm
+ * does to writers: /api/log p99 during it against the same probe's p99 just before it. The test suite proves
  * the 503 path and slicing under a fake clock; how long a caller really waits is measured here.
  */
 export async function regexStorm(db: string, extraArgs: string[] = []): Promise<StormResult> {
@@ -245,28 +286,40 @@ export async function regexStorm(db: string, extraArgs: string[] = []): Promise<
         (await pool.request({ path: '/health', method: 'GET' })).body.text(),
       ),
     );
-    const idleEnd = performance.now() + 1500;
-    const idle = await logLatencies(w.url, () => performance.now() > idleEnd);
     const body = JSON.stringify({ query: { 'metadata.payload': { regex: '(a+)+$' } } });
-    let storming = true;
-    const during = logLatencies(w.url, () => !storming);
-    const answers = await Promise.all(
-      Array.from({ length: 100 }, async () => {
-        const t0 = performance.now();
-        const r = await pool.request({ path: '/api/query', method: 'POST', body });
-        await r.body.text();
-        if (r.statusCode !== 200 && r.statusCode !== 503) throw new Error(`query answered ${r.statusCode}`);
-        return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
-      }),
-    );
-    storming = false;
-    const stormLog = await during;
+    const storms: { maxMs: number; timeouts: number; idleP99: number; stormP99: number }[] = [];
+    for (let round = 0; round < STORMS; round++) {
+      const idle = await logLatencies(w.url, 1500).done;
+      const during = logLatencies(w.url);
+      await during.ready;
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, async () => {
+          const t0 = performance.now();
+          const r = await pool.request({ path: '/api/query', method: 'POST', body });
+          await r.body.text();
+          if (r.statusCode !== 200 && r.statusCode !== 503) throw new Error(`query answered ${r.statusCode}`);
+          return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
+        }),
+      );
+      during.stop();
+      const stormLog = await during.done;
+      storms.push({
+        maxMs: Math.max(...answers.map((a) => a.ms)),
+        timeouts: answers.filter((a) => a.timeout).length,
+        idleP99: percentile(idle, 99),
+        stormP99: percentile(stormLog, 99),
+      });
+    }
     await pool.close();
+    // The slowest answer of all storms; writers' p99 of the storm with the median ratio (one storm's
+    // p99 is its second-slowest of ~150 answers, so a single stall anywhere on the machine moves it).
+    const slowest = storms.reduce((a, b) => (b.maxMs > a.maxMs ? b : a));
+    const median = [...storms].sort((a, b) => a.stormP99 / a.idleP99 - b.stormP99 / b.idleP99)[STORMS >> 1]!;
     return {
-      maxMs: Math.max(...answers.map((a) => a.ms)),
-      timeouts: answers.filter((a) => a.timeout).length,
-      logIdleP99: percentile(idle, 99),
-      logStormP99: percentile(stormLog, 99),
+      maxMs: slowest.maxMs,
+      timeouts: slowest.timeouts,
+      logIdleP99: median.idleP99,
+      logStormP99: median.stormP99,
     };
   } finally {
     await w.stop();
@@ -280,7 +333,7 @@ export function stormRows(storm: StormResult, where = ''): Row[] {
     {
       // No raw baseline answers a hostile regex at all (a backtracking engine never returns);
       // the bound is the service's promise: an answer, 200 or 503, within a second, with headroom.
-      measure: `100 \`(a+)+$\` queries at once against 5 KB values${where}: slowest answer`,
+      measure: `100 \`(a+)+$\` queries at once against 5 KB values${where}: slowest answer of ${STORMS} storms`,
       baseline: '—',
       ifmesh: `${fmt(storm.maxMs)} ms (${storm.timeouts} answered 503 query_timeout)`,
       ratio: '—',
@@ -288,7 +341,7 @@ export function stormRows(storm: StormResult, where = ''): Row[] {
       met: storm.maxMs <= 950,
     },
     {
-      measure: `\`/api/log\` p99 (one writer) during those 100 queries${where}`,
+      measure: `\`/api/log\` p99 (one writer) during those 100 queries${where}, median of ${STORMS} storms`,
       baseline: `idle, just before ${storm.logIdleP99.toFixed(2)} ms`,
       ifmesh: `${storm.logStormP99.toFixed(2)} ms`,
       ratio: `${logRatio.toFixed(2)}×`,
