@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalize } from '../../src/crypto/jcs.js';
+import { leafHash, MemoryTree, rootHash } from '../../src/crypto/merkle.js';
 import { openPgStore, type PgWitnessStore } from '../../src/services/witness/pg-store.js';
 import { encodeCursor, parseQuery } from '../../src/services/witness/query.js';
 import type { AppendItem } from '../../src/services/witness/store.js';
@@ -90,5 +91,41 @@ describe('regex queries on the PostgreSQL scan thread', () => {
     );
     expect(killed.rowCount).toBeGreaterThan(0);
     expect(await allPages(store, query, 100)).toHaveLength(8);
+  });
+});
+
+describe('several witness instances on one PostgreSQL database', () => {
+  it('append concurrently into one gap-free sequence under one tree, keyed events included', async () => {
+    const url = await server().createDatabase();
+    const stores = [await openPgStore(url), await openPgStore(url), await openPgStore(url)];
+    try {
+      // Each instance appends 40 batches of 1-5 events, every fifth batch with idempotency keys
+      // (the locked path), the rest on the one-statement path that assumes it appended last.
+      const sent = await Promise.all(
+        stores.map(async (store, s) => {
+          let n = 0;
+          for (let b = 0; b < 40; b++) {
+            const items = Array.from({ length: 1 + (b % 5) }, (_, k) => {
+              const it = item(s * 100_000 + b * 10 + k);
+              return b % 5 === 4 ? { ...it, idempotencyKey: `s${s}-b${b}-k${k}` } : it;
+            });
+            const r = await store.append(items);
+            if (r.status !== 'ok') throw new Error(`append answered ${r.status}`);
+            n += r.created;
+          }
+          return n;
+        }),
+      );
+      const total = sent.reduce((a, b) => a + b, 0);
+      const head = await stores[0]!.treeHead();
+      expect(head.size).toBe(total);
+      const rows = (await stores[1]!.writes.query('SELECT id, body FROM events ORDER BY id')).rows;
+      expect(rows.map((r) => Number(r.id))).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      const mem = new MemoryTree();
+      for (const row of rows) mem.append(leafHash(Buffer.from(row.body)));
+      for (const store of stores) expect((await store.treeHead()).root).toEqual(rootHash(mem, total));
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
   });
 });

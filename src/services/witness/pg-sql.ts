@@ -17,6 +17,16 @@ const WRITE_ROWS = `WITH e AS (INSERT INTO events (${EVENT_COLUMNS.join(', ')}) 
 ).join(', ')})),
   n AS (INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($${N + 1}::int[], $${N + 2}::bigint[], $${N + 3}::bytea[]))
   UPDATE head SET size = $${N + 4}`;
+// The same without a transaction around it, for an instance that knows the log's size from its own
+// last append: head moves from that size to the new one, or (another instance appended since)
+// nothing is written at all and the caller takes the locked path. A concurrent UPDATE of head waits
+// for the row lock, then re-reads the row and no longer finds the size it expected.
+const WRITE_ROWS_IF_SIZE = `WITH h AS (UPDATE head SET size = $${N + 4} WHERE size = $${N + 5} RETURNING size),
+  e AS (INSERT INTO events (${EVENT_COLUMNS.join(', ')}) SELECT * FROM unnest(${EVENT_COLUMNS.map(
+    (_, i) => `$${i + 1}::${i < 2 ? 'bigint' : 'text'}[]`,
+  ).join(', ')}) WHERE EXISTS (SELECT 1 FROM h)),
+  n AS (INSERT INTO nodes (level, idx, hash) SELECT * FROM unnest($${N + 1}::int[], $${N + 2}::bigint[], $${N + 3}::bytea[]) WHERE EXISTS (SELECT 1 FROM h))
+  SELECT count(*)::int AS moved FROM h`;
 
 /**
  * A pooled connection, checked out. The pool listens for errors only on idle connections: one the
@@ -40,6 +50,21 @@ export async function checkout(
       c.release(broken || dropped);
     },
   };
+}
+
+/**
+ * Writes as writeRows does, in one statement and one round trip, if head still holds `expected`;
+ * false (and nothing written) if it does not.
+ */
+export async function writeRowsIfSize(
+  pool: pg.Pool,
+  columns: unknown[][],
+  nodes: [number[], number[], Buffer[]],
+  size: number,
+  expected: number,
+): Promise<boolean> {
+  const r = await pool.query(WRITE_ROWS_IF_SIZE, [...columns, ...nodes, size, expected]);
+  return r.rows[0]?.moved === 1;
 }
 
 /** Runs fn in one transaction on a pooled connection; a connection that failed is not reused. */
