@@ -289,19 +289,26 @@ export async function regexStorm(db: string, extraArgs: string[] = []): Promise<
     const body = JSON.stringify({ query: { 'metadata.payload': { regex: '(a+)+$' } } });
     const storms: { maxMs: number; timeouts: number; idleP99: number; stormP99: number }[] = [];
     for (let round = 0; round < STORMS; round++) {
-      const idle = await logLatencies(w.url, 1500).done;
+      const idleProbe = logLatencies(w.url, 1500);
+      void idleProbe.ready.catch(() => {}); // its failure is done's
+      const idle = await idleProbe.done;
       const during = logLatencies(w.url);
       await during.ready;
-      const answers = await Promise.all(
-        Array.from({ length: 100 }, async () => {
-          const t0 = performance.now();
-          const r = await pool.request({ path: '/api/query', method: 'POST', body });
-          await r.body.text();
-          if (r.statusCode !== 200 && r.statusCode !== 503) throw new Error(`query answered ${r.statusCode}`);
-          return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
-        }),
-      );
-      during.stop();
+      let answers: { ms: number; timeout: boolean }[];
+      try {
+        answers = await Promise.all(
+          Array.from({ length: 100 }, async () => {
+            const t0 = performance.now();
+            const r = await pool.request({ path: '/api/query', method: 'POST', body });
+            await r.body.text();
+            if (r.statusCode !== 200 && r.statusCode !== 503)
+              throw new Error(`query answered ${r.statusCode}`);
+            return { ms: performance.now() - t0, timeout: r.statusCode === 503 };
+          }),
+        );
+      } finally {
+        during.stop();
+      }
       const stormLog = await during.done;
       storms.push({
         maxMs: Math.max(...answers.map((a) => a.ms)),

@@ -30,7 +30,10 @@ try {
 } catch {}
 const pg = require(workerData.pg);
 const { RE2JS } = require(workerData.re2js);
-const now = () => performance.timeOrigin + performance.now();
+// Milliseconds on process.hrtime, the one monotonic clock every thread reads (performance.timeOrigin
+// is each thread's own wall-clock sample): performance.now() moved onto it once.
+const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+const now = () => performance.now() + offset;
 class Timeout extends Error {}
 let client;
 let connecting;
@@ -39,7 +42,8 @@ function connection() {
   if (client) return Promise.resolve(client);
   if (closing) return Promise.reject(new Error('the scan thread is closing'));
   connecting ??= (async () => {
-    const c = new pg.Client({ connectionString: workerData.url, connectionTimeoutMillis: workerData.connectTimeoutMs });
+    // keepAlive: a connection whose server vanished (a failover, a NAT that dropped it) is noticed.
+    const c = new pg.Client({ connectionString: workerData.url, connectionTimeoutMillis: workerData.connectTimeoutMs, keepAlive: true });
     // A connection the server drops must not end the thread: the next request opens another.
     c.on('error', () => { if (client === c) client = undefined; });
     await c.connect();
@@ -77,6 +81,7 @@ function matches(body, regexes) {
 }
 async function scan(m) {
   const regexes = m.regexes.map((r) => ({ path: r.path, re: regex(r.pattern) }));
+  if (now() >= m.deadline) throw new Timeout();
   const c = await connection();
   const out = [];
   let after = m.after;
@@ -84,9 +89,13 @@ async function scan(m) {
     const left = m.deadline - now();
     if (left <= 0) throw new Timeout();
     await c.query('SELECT set_config($1, $2, false)', ['statement_timeout', String(Math.ceil(left))]);
-    const r = after
-      ? await c.query(m.sqlAfter, [...m.params, after.ts, after.id, m.page])
-      : await c.query(m.sqlFirst, [...m.params, m.page]);
+    // statement_timeout is the server's to enforce; a server that is gone answers nothing, so the
+    // client stops waiting too (a moment later, so that PostgreSQL's own 57014 comes first).
+    const r = await c.query({
+      text: after ? m.sqlAfter : m.sqlFirst,
+      values: after ? [...m.params, after.ts, after.id, m.page] : [...m.params, m.page],
+      query_timeout: Math.ceil(left) + 1000,
+    });
     for (let i = 0; i < r.rows.length; i++) {
       const row = r.rows[i];
       if ((i & 63) === 0 && now() > m.deadline) throw new Timeout();
@@ -118,6 +127,7 @@ async function scanRetrying(m) {
   } catch (err) {
     if (isTimeout(err)) throw err;
     drop();
+    if (now() >= m.deadline) throw new Timeout();
     const code = err && err.code;
     if (!reused || (code !== undefined && !/^(08|57P)/.test(code))) throw err;
     return await scan(m);
@@ -171,13 +181,13 @@ export class PgScanThread {
 
   /**
    * Up to limit + 1 matching rows, oldest first, with `budgetMs` left before the query's deadline.
-   * The deadline travels as timeOrigin + now, the one clock threads share: time a query spends
+   * The deadline travels on process.hrtime, the one monotonic clock threads share: time a query spends
    * queued behind another counts against it, as it does in-process.
    */
   async scan(s: PgScan, budgetMs: number): Promise<ScanRow[]> {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
     if (budgetMs <= 0) throw expired();
-    const deadline = performance.timeOrigin + performance.now() + budgetMs;
+    const deadline = Number(process.hrtime.bigint()) / 1e6 + budgetMs;
     const r = await this.thread.request({ ...s, deadline }, [], {
       ms: budgetMs + SCAN_GRACE_MS,
       error: expired,

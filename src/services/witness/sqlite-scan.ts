@@ -41,9 +41,11 @@ db.function('ifw_regexp', { deterministic: true }, (pattern, value) => {
   return re.test(value) ? 1 : 0;
 });
 let deadline = Infinity;
+// Milliseconds on process.hrtime, the one monotonic clock every thread reads: performance.now() moved onto it once.
+const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 class Timeout extends Error {}
 db.function('ifw_tick', { deterministic: false, varargs: true }, () => {
-  if (performance.timeOrigin + performance.now() > deadline) throw new Timeout('query deadline exceeded');
+  if (performance.now() + offset > deadline) throw new Timeout('query deadline exceeded');
   return 1;
 });
 const statements = new Map();
@@ -80,13 +82,14 @@ export class SqliteScanThread {
 
   /**
    * Runs `sql` (which calls ifw_tick per candidate row) with `budgetMs` left before its deadline.
-   * The deadline travels as timeOrigin + now, the one clock threads share: time a query spends
+   * The deadline travels on process.hrtime, the one monotonic clock threads share (each thread has
+   * its own performance.timeOrigin, taken from the wall clock as it starts): time a query spends
    * queued behind another counts against it, as it does in-process.
    */
   async all(sql: string, params: unknown[], budgetMs: number): Promise<ScanRow[]> {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
     if (budgetMs <= 0) throw expired();
-    const deadline = performance.timeOrigin + performance.now() + budgetMs;
+    const deadline = Number(process.hrtime.bigint()) / 1e6 + budgetMs;
     // The thread stops at the deadline when it gets the CPU to notice; at nice 19 it may not, so
     // the answer does not wait for it past SCAN_GRACE_MS.
     const r = await this.thread.request({ sql, params, deadline }, [], {

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
  * How long past a query's deadline a scan thread's answer is awaited: the thread checks the deadline
  * as it goes, but at nice 19 it may get no CPU to say so, and the answer must not wait for it.
  */
-export const SCAN_GRACE_MS = 25;
+export const SCAN_GRACE_MS = 10;
 
 export interface ThreadReply {
   seq: number;
