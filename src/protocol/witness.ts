@@ -44,11 +44,22 @@ function isoTime(ms: number): string {
   return lastIso.iso;
 }
 
-/** Checks one submitted event; `where` names it in errors (e.g. "events[3]"). */
-export function normalizeEvent(value: unknown, nowMs: number, where: string): NormalizedEvent {
+/**
+ * Checks one submitted event; `where` names it in errors ("event", or a batch index shown as "[3]",
+ * so that a batch makes no label per event). The value is left as it is unless `owned` (the caller
+ * parsed it and needs no copy): then a missing timestamp is added to it in place.
+ */
+export function normalizeEvent(
+  value: unknown,
+  nowMs: number,
+  where: string | number,
+  owned = false,
+): NormalizedEvent {
+  if (typeof where === 'number') where = `[${where}]`;
   if (!value || typeof value !== 'object' || Array.isArray(value))
     throw new EventInvalidError(`${where}: must be a JSON object`);
-  const doc = { ...(value as Record<string, unknown>) };
+  const given = value as Record<string, unknown>;
+  const doc = owned ? given : { ...given };
   if (typeof doc.event !== 'string' || !EVENT_NAME.test(doc.event)) {
     throw new EventInvalidError(`${where}.event: required, 1-128 characters of A-Z a-z 0-9 _ . : -`);
   }

@@ -240,17 +240,21 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
         `at most ${MAX_BATCH} events per request, got ${list.length}`,
       );
     const t = now();
+    const batch = Array.isArray(body);
     const items: AppendItem[] = list.map((value, i) => {
       try {
-        const n = normalizeEvent(value, t, Array.isArray(body) ? `[${i}]` : 'event');
+        // Only an event with an idempotency key needs the hash of what was sent: such an event
+        // without a timestamp is hashed as sent, before one is added, so it is not changed in place.
+        const sent = value as Record<string, unknown> | null;
+        const keepAsSent = sent?.idempotency_key !== undefined && sent?.timestamp === undefined;
+        const n = normalizeEvent(value, t, batch ? i : 'event', !keepAsSent);
         // Serialised (and so checked) here, outside the store's transaction, once: the store only
-        // places the id. Only an event with an idempotency key needs the hash of what was sent.
+        // places the id.
         const canonical = canonicalEvent(n.doc);
-        const stamped = (value as Record<string, unknown>).timestamp === undefined;
         const contentHash =
           n.idempotencyKey === undefined
             ? undefined
-            : eventHash(stamped ? canonicalize(value) : bodyWithoutId(canonical));
+            : eventHash(keepAsSent ? canonicalize(value) : bodyWithoutId(canonical));
         return { doc: n.doc, tsMs: n.tsMs, idempotencyKey: n.idempotencyKey, contentHash, canonical };
       } catch (err) {
         if (err instanceof EventInvalidError) throw new HttpError(400, 'invalid_event', err.message);
