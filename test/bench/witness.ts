@@ -192,7 +192,6 @@ export async function latencies(url: string, body: string, n: number): Promise<n
   return out;
 }
 
-/** Single-event appends on one connection, one after another, until `stop()`: each latency in ms. */
 // The writer whose latency a storm must not hurt, on its own thread: a probe in the event loop that
 // sends the storm would time that loop's work (sending 100 queries, reading 100 answers) as well.
 const PROBE_SOURCE = `
@@ -224,7 +223,10 @@ async function post() {
 })();
 `;
 
-/** /api/log latencies of one writer, from its own thread, for `ms` or until stop(); `ready` once it sends. */
+/**
+ * Single-event appends on one connection, one after another, from a thread of their own, for `ms` or
+ * until stop(): each latency in ms. `ready` once the connection is open and timing starts.
+ */
 function logLatencies(
   url: string,
   ms = 60_000,

@@ -17,23 +17,20 @@
 // The worker is plain node-postgres and re2js (no project imports), so it runs the same from the
 // compiled CLI and from the TypeScript sources the tests load.
 
-import { QueryTimeoutError, type ScanRow } from './store.js';
-import { SCAN_GRACE_MS, type ThreadReply, WorkerThread } from './worker-thread.js';
+import type { ScanRow } from './store.js';
+import {
+  replyError,
+  SCAN_THREAD_PRELUDE,
+  scanRequest,
+  type ThreadReply,
+  WorkerThread,
+} from './worker-thread.js';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-try {
-  // Linux: this thread's nice value, 19, so that ingest, proofs and answers always win the CPU
-  // (not SCHED_IDLE: a thread starved outright would hold its PostgreSQL snapshot until it ran).
-  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-  require('node:os').setPriority(tid, 19);
-} catch {}
+${SCAN_THREAD_PRELUDE}
 const pg = require(workerData.pg);
 const { RE2JS } = require(workerData.re2js);
-// Milliseconds on process.hrtime, the one monotonic clock every thread reads (performance.timeOrigin
-// is each thread's own wall-clock sample): performance.now() moved onto it once.
-const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
-const now = () => performance.now() + offset;
 class Timeout extends Error {}
 let client;
 let connecting;
@@ -179,21 +176,10 @@ export class PgScanThread {
     return this.thread.failed;
   }
 
-  /**
-   * Up to limit + 1 matching rows, oldest first, with `budgetMs` left before the query's deadline.
-   * The deadline travels on process.hrtime, the one monotonic clock threads share: time a query spends
-   * queued behind another counts against it, as it does in-process.
-   */
+  /** Up to limit + 1 matching rows, oldest first, with `budgetMs` left before the query's deadline. */
   async scan(s: PgScan, budgetMs: number): Promise<ScanRow[]> {
-    const expired = () => new QueryTimeoutError('query deadline exceeded');
-    if (budgetMs <= 0) throw expired();
-    const deadline = Number(process.hrtime.bigint()) / 1e6 + budgetMs;
-    const r = await this.thread.request({ ...s, deadline }, [], {
-      ms: budgetMs + SCAN_GRACE_MS,
-      error: expired,
-    });
-    if (r.timeout) throw expired();
-    if (r.error !== undefined || !r.rows) throw Object.assign(new Error(r.error), { code: r.code });
+    const r = await scanRequest(this.thread, { ...s }, budgetMs);
+    if (r.error !== undefined || !r.rows) throw replyError(r);
     return r.rows;
   }
 

@@ -245,7 +245,7 @@ export class PgWitnessStore implements WitnessStore {
     const expired = () => new QueryTimeoutError('query deadline exceeded');
     if (this.monotonicNow() >= deadlineMs) throw expired();
     const regexes = q.conditions.flatMap((c) =>
-      c.op === 'regex' ? [{ path: c.path, pattern: c.pattern, re: compileRegex(c.pattern, 'regex') }] : [],
+      c.op === 'regex' ? [{ path: c.path, pattern: c.pattern }] : [],
     );
     const page = regexes.length ? REGEX_PAGE : q.limit + 1;
     const { sqlFirst, sqlAfter, params } = pageSql(q);
@@ -260,12 +260,13 @@ export class PgWitnessStore implements WitnessStore {
           after: initial,
           limit: q.limit,
           page,
-          regexes: regexes.map(({ re: _, ...r }) => r),
+          regexes,
         },
         deadlineMs - this.monotonicNow(),
       );
       return pageOf(rows, q.limit);
     }
+    const compiled = regexes.map((r) => ({ path: r.path, re: compileRegex(r.pattern, 'regex') }));
     const out: ScanRow[] = [];
     let after = initial;
     const { c, release } = await checkout(this.reads);
@@ -288,7 +289,7 @@ export class PgWitnessStore implements WitnessStore {
             if (this.monotonicNow() > deadlineMs) throw expired();
             sliceEnd = slice();
           }
-          if (regexes.length && !matchesAll(row.body, regexes)) continue;
+          if (regexes.length && !matchesAll(row.body, compiled)) continue;
           out.push({ id: Number(row.id), ts_ms: Number(row.ts_ms), body: row.body });
           if (out.length > q.limit) break;
         }

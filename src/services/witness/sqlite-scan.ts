@@ -15,18 +15,20 @@
 // one statement here, where the in-process path reads in slices, each seeing the latest commit.
 // The worker is a few lines of plain better-sqlite3 and re2js (no project imports), so it runs the
 // same from the compiled CLI and from the TypeScript sources the tests load.
-import { QueryTimeoutError, type ScanRow } from './store.js';
-import { replyError, SCAN_GRACE_MS, type ThreadReply, WorkerThread } from './worker-thread.js';
+import type { ScanRow } from './store.js';
+import {
+  replyError,
+  SCAN_THREAD_PRELUDE,
+  scanRequest,
+  type ThreadReply,
+  WorkerThread,
+} from './worker-thread.js';
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.sqlite);
 const { RE2JS } = require(workerData.re2js);
-try {
-  // Linux: this thread's nice value, 19, so that ingest, proofs and answers always win the CPU.
-  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-  require('node:os').setPriority(tid, 19);
-} catch {}
+${SCAN_THREAD_PRELUDE}
 const db = new Database(workerData.file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 const compiled = new Map();
@@ -41,11 +43,9 @@ db.function('ifw_regexp', { deterministic: true }, (pattern, value) => {
   return re.test(value) ? 1 : 0;
 });
 let deadline = Infinity;
-// Milliseconds on process.hrtime, the one monotonic clock every thread reads: performance.now() moved onto it once.
-const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 class Timeout extends Error {}
 db.function('ifw_tick', { deterministic: false, varargs: true }, () => {
-  if (performance.now() + offset > deadline) throw new Timeout('query deadline exceeded');
+  if (now() > deadline) throw new Timeout('query deadline exceeded');
   return 1;
 });
 const statements = new Map();
@@ -80,23 +80,9 @@ export class SqliteScanThread {
     this.thread = new WorkerThread(WORKER_SOURCE, { file }, 'scan');
   }
 
-  /**
-   * Runs `sql` (which calls ifw_tick per candidate row) with `budgetMs` left before its deadline.
-   * The deadline travels on process.hrtime, the one monotonic clock threads share (each thread has
-   * its own performance.timeOrigin, taken from the wall clock as it starts): time a query spends
-   * queued behind another counts against it, as it does in-process.
-   */
+  /** Runs `sql` (which calls ifw_tick per candidate row) with `budgetMs` left before its deadline. */
   async all(sql: string, params: unknown[], budgetMs: number): Promise<ScanRow[]> {
-    const expired = () => new QueryTimeoutError('query deadline exceeded');
-    if (budgetMs <= 0) throw expired();
-    const deadline = Number(process.hrtime.bigint()) / 1e6 + budgetMs;
-    // The thread stops at the deadline when it gets the CPU to notice; at nice 19 it may not, so
-    // the answer does not wait for it past SCAN_GRACE_MS.
-    const r = await this.thread.request({ sql, params, deadline }, [], {
-      ms: budgetMs + SCAN_GRACE_MS,
-      error: expired,
-    });
-    if (r.timeout) throw expired();
+    const r = await scanRequest(this.thread, { sql, params }, budgetMs);
     if (r.error !== undefined || !r.rows) throw replyError(r);
     return r.rows;
   }

@@ -99,9 +99,9 @@ export class SqliteWitnessStore implements WitnessStore, NodeSource {
   /**
    * Regex scans run on a thread of their own, unless a clock was injected: a thread's clock cannot
    * be faked, so such tests prove the in-process sliced path. Started with the store, so that its
-   * start-up (tens of ms) is not paid by the first query, or in the middle of a storm.
+   * start-up (tens of ms) is not paid by the first query, or in the middle of a storm; replaced by
+   * the next query if it died.
    */
-  /** Where regex queries run (none with an injected clock): started with the store, replaced if it died. */
   private scanThread: SqliteScanThread | undefined;
   private readonly scansOnThread: boolean;
   private closed = false;

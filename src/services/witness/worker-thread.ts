@@ -8,11 +8,29 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
+import { QueryTimeoutError } from './store.js';
+
 /**
  * How long past a query's deadline a scan thread's answer is awaited: the thread checks the deadline
  * as it goes, but at nice 19 it may get no CPU to say so, and the answer must not wait for it.
  */
-export const SCAN_GRACE_MS = 10;
+const SCAN_GRACE_MS = 10;
+
+/**
+ * The start of a scan thread's source (sqlite-scan.ts, pg-scan.ts), after `workerData` is in scope.
+ * Linux: the thread's nice value, 19, so that ingest, proofs and answers always win the CPU (not
+ * SCHED_IDLE: a thread starved outright would hold its database snapshot until it ran). `now()`:
+ * milliseconds on process.hrtime, the one monotonic clock every thread reads (performance.timeOrigin
+ * is each thread's own wall-clock sample), which scanRequest's deadline is on.
+ */
+export const SCAN_THREAD_PRELUDE = `
+try {
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  require('node:os').setPriority(tid, 19);
+} catch {}
+const hrtimeOffset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+const now = () => performance.now() + hrtimeOffset;
+`;
 
 export interface ThreadReply {
   seq: number;
@@ -109,7 +127,29 @@ export class WorkerThread<R extends ThreadReply> {
   }
 }
 
-/** The Error a reply's `error` describes, with its SQLite code. */
+/**
+ * A scan thread's reply to `message`, with `budgetMs` left before the query's deadline; the deadline
+ * travels as `deadline` on process.hrtime (SCAN_THREAD_PRELUDE's now()), so time a query spends
+ * queued behind another counts against it, as it does in-process. QueryTimeoutError when the thread
+ * answers `timeout`, or has not answered SCAN_GRACE_MS past the deadline.
+ */
+export async function scanRequest<R extends ThreadReply & { timeout?: boolean }>(
+  thread: WorkerThread<R>,
+  message: Record<string, unknown>,
+  budgetMs: number,
+): Promise<R> {
+  const expired = () => new QueryTimeoutError('query deadline exceeded');
+  if (budgetMs <= 0) throw expired();
+  const deadline = Number(process.hrtime.bigint()) / 1e6 + budgetMs;
+  const r = await thread.request({ ...message, deadline }, [], {
+    ms: budgetMs + SCAN_GRACE_MS,
+    error: expired,
+  });
+  if (r.timeout) throw expired();
+  return r;
+}
+
+/** The Error a reply's `error` describes, with its database code. */
 export function replyError(r: ThreadReply): Error {
   return Object.assign(new Error(r.error), { code: r.code });
 }
