@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CanonicalizationError, canonicalize } from '../../src/crypto/jcs.js';
+import { CanonicalizationError, canonicalize, sortedKeys } from '../../src/crypto/jcs.js';
 
 describe('RFC 8785 canonicalisation', () => {
   it('reproduces the §3.2.2 example byte for byte', () => {
@@ -83,5 +83,23 @@ describe('RFC 8785 canonicalisation', () => {
     expect(canonicalize({ b: { z: 1, a: [{ y: 2, x: 1 }] }, a: undefined })).toBe(
       '{"b":{"a":[{"x":1,"y":2}],"z":1}}',
     );
+  });
+
+  it('orders keys exactly as the default sort does, for small objects and large ones', () => {
+    // Keys mixing ASCII, surrogate pairs, BMP characters above them, prefixes of each other and
+    // integer-like keys (which Object.keys lists first): sortedKeys sorts small objects itself.
+    const pool = ['a', 'ab', 'b', '10', '9', '', 'A', '\ud83d\ude00', '\ufb33', '\u00f6', 'id', 'id_', 'Z9'];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 200; round++) {
+      const n = 1 + Math.floor(random() * 20);
+      const obj: Record<string, number> = {};
+      for (let i = 0; i < n; i++)
+        obj[pool[Math.floor(random() * pool.length)]! + (random() < 0.3 ? i : '')] = i;
+      expect(sortedKeys(obj)).toEqual(Object.keys(obj).sort());
+    }
   });
 });

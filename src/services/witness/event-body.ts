@@ -3,7 +3,7 @@
 // checked) before: the canonical members are split at the place `id` sorts into, so the store only
 // joins two strings around `"id":N` instead of serialising the whole event again.
 import { createHash } from 'node:crypto';
-import { CanonicalizationError, canonicalize, wellFormed } from '../../crypto/jcs.js';
+import { CanonicalizationError, canonicalize, sortedKeys, wellFormed } from '../../crypto/jcs.js';
 
 /** An event's canonical members, sorted (UTF-16 code units) and split around where `id` goes. */
 export interface CanonicalEvent {
@@ -20,7 +20,7 @@ export interface CanonicalEvent {
 export function canonicalEvent(doc: Record<string, unknown>): CanonicalEvent {
   // One pass, no intermediate arrays, the quoted keys cached: profiled under batched ingest this was
   // a sixth of the witness main thread, most of it quoting the same few keys again for every event.
-  const keys = Object.keys(doc).sort();
+  const keys = sortedKeys(doc);
   let before = '';
   let after = '';
   for (let i = 0; i < keys.length; i++) {

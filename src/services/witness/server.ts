@@ -18,7 +18,7 @@ import {
 } from '../http/util.js';
 import { bodyWithoutId, canonicalEvent, contentHash as eventHash } from './event-body.js';
 import { encodeCursor, parseQuery, QueryError } from './query.js';
-import { type AppendItem, QueryTimeoutError, type WitnessStore } from './store.js';
+import { type AppendItem, type AppendResult, QueryTimeoutError, type WitnessStore } from './store.js';
 
 /**
  * Who may do what. Writers (agents, instances, commands) hold the write key; operators hold the
@@ -230,7 +230,21 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     }).catch((err) => log('error', 'could not audit a failed admin call', { error: String(err) }));
   };
 
-  const appendEvents = async (body: unknown): Promise<{ ids: number[]; created: number }> => {
+  // The parsed request becomes the store's rows, then is let go: nothing holds it while the group
+  // commits (the request handler keeps only whether it was a batch). Held, a batch of 500 parsed
+  // events outlived several young-generation collections, which copied it each time and then
+  // promoted it: the garbage collector was a fifth of the main thread under batched ingest.
+  const appendEvents = (body: unknown): Promise<{ ids: number[]; created: number }> => {
+    let items: AppendItem[];
+    try {
+      items = toItems(body);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return appended(store.append(items));
+  };
+
+  const toItems = (body: unknown): AppendItem[] => {
     const list = Array.isArray(body) ? body : [body];
     if (list.length === 0) throw new HttpError(400, 'invalid_event', 'empty batch');
     if (list.length > MAX_BATCH)
@@ -241,7 +255,7 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
       );
     const t = now();
     const batch = Array.isArray(body);
-    const items: AppendItem[] = list.map((value, i) => {
+    return list.map((value, i) => {
       try {
         // Only an event with an idempotency key needs the hash of what was sent: such an event
         // without a timestamp is hashed as sent, before one is added, so it is not changed in place.
@@ -261,7 +275,10 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
         throw new HttpError(400, 'invalid_event', `event ${i}: ${(err as Error).message}`);
       }
     });
-    const result = await store.append(items);
+  };
+
+  const appended = async (append: Promise<AppendResult>): Promise<{ ids: number[]; created: number }> => {
+    const result = await append;
     if (result.status === 'conflict') {
       throw new HttpError(
         409,
@@ -275,6 +292,9 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     if (head.size - Math.max(lastSigned, 0) >= every) void checkpoint().catch(() => {});
     return result;
   };
+
+  /** appendEvents, keeping only whether the body was a batch (see appendEvents). */
+  const startAppend = (body: unknown) => ({ batch: Array.isArray(body), append: appendEvents(body) });
 
   const routes: Record<
     string,
@@ -292,13 +312,9 @@ export function createWitnessServer(deps: WitnessServerDeps): WitnessServer {
     },
     'POST /api/log': async (req, res) => {
       await requireRole(req, 'write', 'POST /api/log');
-      const body = await readJson(req, MAX_BODY_BYTES);
-      const r = await appendEvents(body);
-      sendJson(
-        res,
-        201,
-        Array.isArray(body) ? { ids: r.ids, created: r.created } : { id: r.ids[0], created: r.created },
-      );
+      const { batch, append } = startAppend(await readJson(req, MAX_BODY_BYTES));
+      const r = await append;
+      sendJson(res, 201, batch ? { ids: r.ids, created: r.created } : { id: r.ids[0], created: r.created });
     },
     'POST /api/query': async (req, res, _url, arrival) => {
       await requireRole(req, 'read', 'POST /api/query');
