@@ -21,6 +21,7 @@ import {
   type RelayMessage,
 } from './cluster-messages.js';
 import { applyPush, rotationMetaStored } from './push.js';
+import { LagTolerantRedis } from './redis-client.js';
 import { RedisRegistry, RegistryUnavailableError } from './redis-registry.js';
 import type { AgentRecord, Relay } from './registry.js';
 import type { AdminPush, MeshCluster, MeshCore, RotationMeta, RotationView } from './types.js';
@@ -43,6 +44,8 @@ export interface RedisClusterOptions {
   ttlMs?: number;
   /** How long start() waits for Redis before the instance starts degraded. */
   connectWaitMs?: number;
+  /** How long a command may go unanswered before Redis counts as unreachable (default 5 s). */
+  commandTimeoutMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -108,16 +111,17 @@ export class RedisCluster implements MeshCluster {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2_000,
-      commandTimeout: 5_000,
       lazyConnect: true,
       retryStrategy: (n: number) => (this.closed ? null : Math.min(100 * n, 1_000)),
     };
-    this.cmd = new Redis(o.url, { ...common, connectionName: `ifmesh-${this.me}` });
-    this.sub = new Redis(o.url, {
-      ...common,
-      commandTimeout: undefined,
-      connectionName: `ifmesh-${this.me}-sub`,
-    });
+    // Commands time out (redis-client.ts: not while this process itself kept the reply waiting);
+    // the subscriber's do not (a SUBSCRIBE is answered when the subscription is made).
+    this.cmd = new LagTolerantRedis(
+      o.url,
+      { ...common, connectionName: `ifmesh-${this.me}` },
+      o.commandTimeoutMs ?? 5_000,
+    );
+    this.sub = new Redis(o.url, { ...common, connectionName: `ifmesh-${this.me}-sub` });
     for (const c of [this.cmd, this.sub]) c.on('error', (err: Error) => this.warn(err));
     this.registry = new RedisRegistry(this.cmd, this.prefix);
     this.relay = { deliver: (agentId, mesh, text) => this.deliver(agentId, mesh, text) };
