@@ -33,3 +33,23 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout | undefined),
 };
+
+/**
+ * Resolves once `ms` of time in which this process could run has passed: time is counted in slices
+ * of `sliceMs`, and a slice that overran (the event loop was busy with other work, such as another
+ * preflight check loading every npm package) counts as one slice. A budget measured this way still
+ * ends about `ms` after it started when the event loop is free, and does not end early because
+ * this process kept the work it bounds from running.
+ */
+export async function sleepWhileResponsive(
+  clock: Clock,
+  ms: number,
+  signal?: AbortSignal,
+  sliceMs = 100,
+): Promise<void> {
+  for (let counted = 0; counted < ms; ) {
+    const slice = Math.min(sliceMs, ms - counted);
+    await clock.sleep(slice, signal);
+    counted += slice;
+  }
+}

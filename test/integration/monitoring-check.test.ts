@@ -225,7 +225,8 @@ describe('ifmesh monitoring check and ifmesh top on a live mesh', () => {
         return m?.[1] === '1';
       },
       "signaling to have the receiver's report",
-      { intervalMs: 100 },
+      // Reports go every 300 ms; a fresh clone's suite beside stress-ng once took more than 10 s.
+      { timeoutMs: 30_000, intervalMs: 100 },
     );
     await Promise.all(clients.map((c) => c.flush()));
     const { code, report } = await check();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sleepWhileResponsive, systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import { FakeClock } from '../helpers/clock.js';
 
@@ -55,5 +56,46 @@ describe('waitFor on a fake clock', () => {
     clock.clearTimeout(cancelled);
     await clock.advance(200);
     expect(fired).toEqual(['a@100', 'b@120', 'c@150']);
+  });
+});
+
+describe('sleepWhileResponsive: a budget that does not count time the event loop was kept busy', () => {
+  it('outlasts a block of the event loop that a plain sleep of the same length does not', async () => {
+    let plain = false;
+    let ours = false;
+    void systemClock.sleep(1_000).then(() => {
+      plain = true;
+    });
+    const responsive = sleepWhileResponsive(systemClock, 1_000, undefined, 500).then(() => {
+      ours = true;
+    });
+    // Busy past the whole budget, as a preflight check importing every package is on a loaded host.
+    const end = performance.now() + 1_200;
+    while (performance.now() < end) {
+      // busy
+    }
+    await new Promise((r) => setTimeout(r, 0));
+    expect(plain).toBe(true);
+    // The block counted as one slice of 500 ms: the other is still to come.
+    expect(ours).toBe(false);
+    await responsive;
+    expect(ours).toBe(true);
+  });
+
+  it('ends at its budget on a fake clock, and stops when aborted', async () => {
+    const clock = new FakeClock();
+    let done = false;
+    void sleepWhileResponsive(clock, 1_000, undefined, 300).then(() => {
+      done = true;
+    });
+    await clock.advance(999);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    expect(done).toBe(true);
+    const stop = new AbortController();
+    const aborted = sleepWhileResponsive(clock, 1_000, stop.signal).catch(() => 'aborted');
+    await clock.advance(500);
+    stop.abort();
+    expect(await aborted).toBe('aborted');
   });
 });
