@@ -292,4 +292,20 @@ describe('signaling cluster over Redis', () => {
       'agent-a',
     ]);
   });
+
+  it("lets a mesh's later registrations go on only once its first one's SUBSCRIBE is answered", async () => {
+    const { cluster } = await instance();
+    // Which joins had returned, each time one returns: none may return before the first (the one
+    // that sends the SUBSCRIBE), or a registration could claim before the instance hears joins.
+    const returned: number[] = [];
+    await Promise.all(
+      [1, 2, 3].map((n) =>
+        cluster.joinMesh('m-sub').then(() => {
+          returned.push(n);
+        }),
+      ),
+    );
+    expect(returned).toEqual([1, 2, 3]);
+    expect((await cluster.cmd.call('PUBSUB', 'CHANNELS', `${prefix}ann:m-sub`)) as string[]).toHaveLength(1);
+  });
 });

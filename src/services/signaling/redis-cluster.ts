@@ -73,7 +73,11 @@ export class RedisCluster implements MeshCluster {
   private readonly me: string;
   private readonly log: NonNullable<RedisClusterOptions['log']>;
   private core: MeshCore | undefined;
-  private readonly meshSubs = new Set<string>();
+  /**
+   * The meshes whose announcements this instance is subscribed to (or subscribing to): every
+   * registration into a mesh waits for the one SUBSCRIBE, so none claims before it can hear joins.
+   */
+  private readonly meshSubs = new Map<string, Promise<void>>();
   /**
    * Where agents held elsewhere are, so a relayed frame costs one publish, not a lookup too. Dropped
    * on any announcement about the agent and after WHERE_TTL_MS; a stale entry costs one forward.
@@ -161,7 +165,7 @@ export class RedisCluster implements MeshCluster {
       const channels = [
         this.key(`relay:${this.me}`),
         this.key('admin'),
-        ...[...this.meshSubs].map((m) => this.key(`ann:${m}`)),
+        ...[...this.meshSubs.keys()].map((m) => this.key(`ann:${m}`)),
       ];
       this.sub.subscribe(...channels).catch((err) => this.warn(err));
     });
@@ -429,14 +433,17 @@ export class RedisCluster implements MeshCluster {
   }
 
   async joinMesh(mesh: string): Promise<void> {
-    if (this.meshSubs.has(mesh)) return;
-    this.meshSubs.add(mesh);
-    try {
-      await this.sub.subscribe(this.key(`ann:${mesh}`));
-    } catch (err) {
-      this.meshSubs.delete(mesh);
-      throw new RegistryUnavailableError(err);
-    }
+    const joined = this.meshSubs.get(mesh);
+    if (joined) return joined;
+    const joining = this.sub.subscribe(this.key(`ann:${mesh}`)).then(
+      () => {},
+      (err: unknown) => {
+        if (this.meshSubs.get(mesh) === joining) this.meshSubs.delete(mesh);
+        throw new RegistryUnavailableError(err);
+      },
+    );
+    this.meshSubs.set(mesh, joining);
+    return joining;
   }
 
   leaveMesh(mesh: string): void {
