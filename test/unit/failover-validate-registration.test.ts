@@ -20,6 +20,8 @@ let dir = '';
 // How many /agents reads answer an empty list before the agent shows up (Infinity: never).
 let emptyReads = 0;
 let agentReads = 0;
+// How many witness queries answer 503 query_timeout (a loaded witness cutting a scan) before 200.
+let busyQueries = 0;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ifmesh-validate-'));
@@ -32,7 +34,14 @@ beforeAll(async () => {
     }
     if (req.url === '/connections') return res.end(JSON.stringify({ connections: [] }));
     req.resume();
-    req.on('end', () => res.end(JSON.stringify({ results: [] })));
+    req.on('end', () => {
+      if (busyQueries > 0) {
+        busyQueries -= 1;
+        res.statusCode = 503;
+        return res.end(JSON.stringify({ error: 'query_timeout', message: 'query exceeded its time budget' }));
+      }
+      res.end(JSON.stringify({ results: [] }));
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -43,7 +52,7 @@ afterAll(async () => {
 });
 
 /** Runs the validation, moving the fake clock a second at a time (bounded) until it is done. */
-async function validate(clock: FakeClock) {
+async function validate(clock: FakeClock, name = 'registration') {
   const run = validateRecovery(
     {
       failoverId: 'fo-reg',
@@ -76,7 +85,7 @@ async function validate(clock: FakeClock) {
     await new Promise((r) => setTimeout(r, 10));
     await clock.advance(500);
   }
-  return (await run).checks.find((c) => c.name === 'registration')!;
+  return (await run).checks.find((c) => c.name === name)!;
 }
 
 describe('failover validation: registration', () => {
@@ -96,5 +105,20 @@ describe('failover validation: registration', () => {
     const check = await validate(clock);
     expect(check).toMatchObject({ passed: false, detail: 'CRITICAL: no agents registered' });
     expect(clock.now() - t0).toBeGreaterThanOrEqual(REPORT_SETTLE_MS);
+  });
+});
+
+describe('failover validation: a witness too busy to answer a query at once', () => {
+  it('reads again after a 503 query_timeout, and fails only when the witness keeps answering it', async () => {
+    emptyReads = 0;
+    busyQueries = 2;
+    expect(await validate(new FakeClock(), 'error_rate_trend')).toMatchObject({ passed: true });
+    expect(busyQueries).toBe(0);
+    busyQueries = Number.POSITIVE_INFINITY;
+    expect(await validate(new FakeClock(), 'error_rate_trend')).toMatchObject({
+      passed: false,
+      detail: 'witness /api/query answered 503',
+    });
+    busyQueries = 0;
   });
 });
