@@ -45,3 +45,11 @@ export async function waitForValue<T>(
   );
   return got as T;
 }
+
+/** Keeps this thread busy for `ms` without yielding, as a burst of synchronous work does. */
+export function blockEventLoop(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // busy
+  }
+}

@@ -5,6 +5,7 @@ import { LagTolerantRedis } from '../../src/services/signaling/redis-client.js';
 import { RedisRegistry, RegistryUnavailableError } from '../../src/services/signaling/redis-registry.js';
 import type { AgentRecord } from '../../src/services/signaling/registry.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { blockEventLoop } from '../helpers/wait.js';
 import { describeRegistryContract } from './signaling-registry-contract.js';
 
 let redis: TestRedis;
@@ -118,14 +119,6 @@ describe('RedisRegistry: claims made together go as one script call', () => {
   });
 });
 
-/** Keeps this thread busy for `ms`, as a burst of register frames read in one poll phase does. */
-function block(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // busy
-  }
-}
-
 const outcome = (p: Promise<unknown>) =>
   p.then(
     (v) => ({ ok: true as const, v }),
@@ -140,7 +133,8 @@ describe('LagTolerantRedis: a command timeout that is not this process being bus
     await Promise.all([stock.ping(), ours.ping()]);
     const viaStock = outcome(stock.set('lag:stock', 'v'));
     const viaOurs = outcome(ours.set('lag:ours', 'v'));
-    block(600);
+    // As a burst of register frames read in one poll phase does.
+    blockEventLoop(600);
     // ioredis's own timer fires before the reply that arrived meanwhile is read: the failure the
     // cluster benchmark saw as cluster_unavailable under a burst of registrations.
     expect(await viaStock).toEqual({ ok: false, error: 'Command timed out' });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sleepWhileResponsive, systemClock } from '../../src/util/clock.js';
 import { waitFor } from '../../src/util/wait.js';
 import { FakeClock } from '../helpers/clock.js';
+import { blockEventLoop } from '../helpers/wait.js';
 
 describe('waitFor on a fake clock', () => {
   it('polls at its interval and gives up exactly at the timeout, with no wall-clock wait', async () => {
@@ -70,10 +71,7 @@ describe('sleepWhileResponsive: a budget that does not count time the event loop
       ours = true;
     });
     // Busy past the whole budget, as a preflight check importing every package is on a loaded host.
-    const end = performance.now() + 1_200;
-    while (performance.now() < end) {
-      // busy
-    }
+    blockEventLoop(1_200);
     await new Promise((r) => setTimeout(r, 0));
     expect(plain).toBe(true);
     // The block counted as one slice of 500 ms: the other is still to come.
