@@ -41,23 +41,4 @@ export async function startRedis(port?: number, dir?: string, password?: string)
   };
 }
 
-/**
- * `n` consecutive free loopback ports below the kernel's ephemeral range, so that no outgoing
- * connection (an instance's link to Redis, say) can take one of them between now and their use.
- */
-export async function freePortRange(n: number): Promise<number> {
-  const { createServer } = await import('node:net');
-  const canBind = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const start = 20_000 + Math.floor(Math.random() * 12_000);
-    let ok = true;
-    for (let p = start; p < start + n && ok; p++) ok = await canBind(p);
-    if (ok) return start;
-  }
-  throw new Error(`no ${n} consecutive free ports between 20000 and 32000`);
-}
+export { freePortRange } from '../../src/ops/stack/stack.js';
