@@ -28,6 +28,8 @@ export function until<T>(
 
 export interface ClusterInstance extends RunningSignaling {
   cluster: RedisCluster;
+  /** What the instance logged. */
+  logs: { level: string; msg: string; fields?: Record<string, unknown> }[];
 }
 
 /** The cluster secret test instances share (SIGNALING_CLUSTER_SECRET). */
@@ -49,6 +51,13 @@ export async function startClusterInstance(
     connectWaitMs: 5_000,
     secret,
   });
-  const sig = await startSignaling({ instanceId, cluster, registry: cluster.registry, relay: cluster.relay });
-  return { ...sig, cluster };
+  const logs: ClusterInstance['logs'] = [];
+  const sig = await startSignaling({
+    instanceId,
+    cluster,
+    registry: cluster.registry,
+    relay: cluster.relay,
+    log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }),
+  });
+  return { ...sig, cluster, logs };
 }

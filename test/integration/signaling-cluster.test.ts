@@ -279,6 +279,11 @@ describe('signaling cluster over Redis', () => {
     late.send(late.registerFrame('agent-c', (await late.next('hello')).nonce));
     expect(await late.next('error')).toMatchObject({ code: 'cluster_unavailable' });
     expect((await late.closed).code).toBe(1013);
+    // The instance's log says why, which the agent is not told.
+    expect(s1.logs.find((l) => l.msg === 'registration refused: cluster_unavailable')).toMatchObject({
+      level: 'error',
+      fields: { error: expect.stringMatching(/^cluster registry unreachable: .+/), refused: 1 },
+    });
     // An agent that leaves meanwhile is announced here at once, and gone from Redis on recovery.
     b.close();
     expect(await a.next('agent-left')).toMatchObject({ agent_id: 'agent-b' });

@@ -78,6 +78,23 @@ function error(
 }
 
 /** Sends the error frame, then closes the socket with `closeCode`. */
+const unavailableLog = new WeakMap<MeshCore, { at: number; since: number }>();
+
+/**
+ * Says why registrations are refused as cluster_unavailable (the agent only hears "retry shortly"):
+ * the cause, at most every 5 s, with how many were refused since the last line.
+ */
+function refusedUnavailable(core: MeshCore, err: RegistryUnavailableError): void {
+  const now = core.now();
+  const l = unavailableLog.get(core) ?? { at: Number.NEGATIVE_INFINITY, since: 0 };
+  unavailableLog.set(core, l);
+  l.since += 1;
+  if (now - l.at < 5_000) return;
+  core.log('error', 'registration refused: cluster_unavailable', { error: err.message, refused: l.since });
+  l.at = now;
+  l.since = 0;
+}
+
 function fail(core: MeshCore, session: Session, code: string, message: string, closeCode: number): void {
   error(core, session, code, message);
   if (closeCode === CLOSE.unauthorized) {
@@ -315,6 +332,7 @@ async function register(
   } catch (err) {
     settle();
     if (!(err instanceof RegistryUnavailableError)) throw err;
+    refusedUnavailable(core, err);
     return fail(
       core,
       session,
