@@ -293,7 +293,7 @@ const STORMS = 3;
 
 /**
  * 100 catastrophic-backtracking queries at once against long values, on 100 open connections, three
- * times: the slowest answer (200, or 503 query_timeout past the 900 ms budget), and what a storm
+ * times: the slowest answer (200, or 503 query_timeout past the 850 ms budget), and what a storm
  * does to writers: /api/log p99 during it against the same probe's p99 just before it. The test suite proves
  * the 503 path and slicing under a fake clock; how long a caller really waits is measured here.
  */
