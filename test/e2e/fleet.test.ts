@@ -252,4 +252,17 @@ describe('a deploy that fails halfway', () => {
       busy.close();
     }
   }, 120_000);
+
+  it("names the log of the fleet's own instance, and `ifmesh logs signaling-1` finds deploy-signaling-1", async () => {
+    const p1 = await cli(['incident', 'p1', '--json']);
+    const rec = JSON.parse(p1.stdout);
+    await cli(['incident', 'resolve', rec.id]);
+    expect(rec.next_steps).toContainEqual(expect.stringMatching(/^ifmesh logs deploy-signaling-\d -n 100 /));
+    const logs = await cli(['logs', 'signaling-1', '-n', '200']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toContain(`listening on ws://127.0.0.1:${base}`);
+    const missing = await cli(['logs', 'signaling-9']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('deploy-signaling-1');
+  }, 120_000);
 });

@@ -24,6 +24,16 @@ export function logSources(state: StateDir): LogSource[] {
   return [...units, ...files].sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * The logs `name` asks for: the one of that name, else every one whose name ends in `-name` — a
+ * `deploy`-made fleet's processes are deploy-signaling-1, deploy-agent-agent-1 (a stage's,
+ * staging-signaling-1), and at 3 a.m. `ifmesh logs signaling-1` should find them.
+ */
+export function selectLogSources(all: LogSource[], name: string): LogSource[] {
+  const exact = all.filter((s) => s.name === name);
+  return exact.length ? exact : all.filter((s) => s.name.endsWith(`-${name}`));
+}
+
 function backend(state: StateDir): SystemdBackend {
   const settings = readSystemdSettings(state);
   if (!settings) throw new Error(`${state.systemdSettings} is missing: run \`ifmesh systemd install\` again`);

@@ -1,5 +1,7 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
+
+import { listProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
 import type { MeshSample } from '../monitoring/collect.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
@@ -83,9 +85,14 @@ const p1: Procedure = async (o, rec, step, ctx) => {
         `a TURN server does not answer (${deadTurn.map((t) => t.url).join(', ')}): ifmesh incident turn-failure --state-dir ${o.state.root}`,
       );
   }
+  // The logs of an instance this state started (up's signaling-1, deploy's deploy-signaling-1);
+  // instances the operator declared log on their own hosts.
+  const logged = restarts[0]?.name ?? listProcesses(o.state).find((r) => r.role === 'signaling')?.name;
   rec.next_steps.push(
     `ifmesh status --state-dir ${o.state.root}`,
-    `ifmesh logs ${restarts[0]?.name ?? 'signaling-1'} -n 100 --state-dir ${o.state.root}`,
+    logged
+      ? `ifmesh logs ${logged} -n 100 --state-dir ${o.state.root}`
+      : "read the signaling instances' logs on their hosts (ifmesh started none from this state directory)",
   );
 };
 
