@@ -65,7 +65,13 @@ function keyRotationLine(r: DailyReport): string[] {
   if (!k) return [];
   if (!k.enabled) return ['   key rotation: periodic rotation off (ENABLE_SRTP_KEY_ROTATION=false)'];
   const last = k.last ? `last ${k.last.at} (${k.last.ok ? 'completed' : 'INCOMPLETE'})` : 'never rotated';
-  return [`   key rotation: ${last}, next due ${k.next_due_at}${k.overdue ? ' — OVERDUE' : ''}`];
+  // Never rotated, it is due at once: a date equal to now reads as a typo at 3 a.m.
+  const due = k.overdue
+    ? `due since ${k.next_due_at} — OVERDUE`
+    : k.due
+      ? 'due now'
+      : `next due ${k.next_due_at}`;
+  return [`   key rotation: ${last}, ${due}`];
 }
 
 export function renderDaily(r: DailyReport, c: ChalkInstance): string {
