@@ -191,6 +191,25 @@ describe('tree 1: connection establishment failure', () => {
     ).toBeGreaterThan(0);
     expect(good.walk.root_cause).toBeNull();
   }, 60_000);
+
+  it('walks on past a STUN list that is empty (none configured is not unreachable) to a connected pair', async () => {
+    await stack({}, []);
+    const p1 = agent('n-1');
+    await waitFor(() => p1.signalingUrl !== undefined, 'n-1 to register');
+    const p2 = agent('n-2');
+    await p2.waitForPeers(['n-1'], 20_000);
+    await waitFor(() => p1.links.get('n-2')?.ready === true, 'n-1 to see n-2');
+    await flushed();
+    await waitFor(
+      async () =>
+        (await troubleshoot('connection-timeout', { agent: 'n-1', peer: 'n-2' }, sources())).walk.path
+          .length === 4,
+      'the pair to report its connection',
+    );
+    const r = await troubleshoot('connection-timeout', { agent: 'n-1', peer: 'n-2' }, sources());
+    expect(answers(r)).toEqual(['yes', 'none configured', 'yes', 'yes']);
+    expect(r.walk.root_cause).toBeNull();
+  }, 60_000);
 });
 
 describe('tree 4: security event', () => {

@@ -102,9 +102,19 @@ const connectionFailure: Tree = {
       reads: ['signaling /config stunServers', 'STUN Binding probe of each'],
       async ask(ev) {
         const probes = await ev.stun();
+        // None configured is not "unreachable": agents then gather host (and relay) candidates, which
+        // is enough on one network or a loopback lab, so the walk goes on to what they exchanged.
+        if (probes.length === 0)
+          return {
+            evidence: {
+              stun: [],
+              note: 'no STUN server in /config stunServers: host and relay candidates only',
+            },
+            answer: 'none configured',
+          };
         return { evidence: { stun: probes }, answer: yes(probes.some((p) => p.ok)) };
       },
-      next: { yes: 'ice', no: 'stun_unreachable' },
+      next: { yes: 'ice', no: 'stun_unreachable', 'none configured': 'ice' },
     },
     ice: {
       question: 'ICE candidates exchanged?',
