@@ -108,6 +108,26 @@ function sources(o: Partial<EvidenceSources> = {}): EvidenceSources {
 
 const answers = (r: { walk: { path: { answer: string }[] } }) => r.walk.path.map((s) => s.answer);
 
+/** Two real agents that connect, and their events in the witness. */
+async function connectedPair(a: string, b: string): Promise<void> {
+  const first = agent(a);
+  await waitFor(() => first.signalingUrl !== undefined, `${a} to register`);
+  const second = agent(b);
+  await second.waitForPeers([a], 20_000);
+  await waitFor(() => first.links.get(b)?.ready === true, `${a} to see ${b}`);
+  await flushed();
+}
+
+/** Tree 1 for the pair, once it reaches its fourth question (the pair has reported its connection). */
+async function walkOnceConnected(a: string, b: string) {
+  await waitFor(
+    async () =>
+      (await troubleshoot('connection-timeout', { agent: a, peer: b }, sources())).walk.path.length === 4,
+    'the pair to report its connection',
+  );
+  return troubleshoot('connection-timeout', { agent: a, peer: b }, sources());
+}
+
 describe('tree 1: connection establishment failure', () => {
   it('names STUN unreachable when /config points at a dead STUN port (ifmesh troubleshoot --json)', async () => {
     const dead = await freePort();
@@ -166,25 +186,14 @@ describe('tree 1: connection establishment failure', () => {
     sockets.push(silent);
     await silent.register('aa-silent');
     // two real agents that do connect, as the control
-    const p1 = agent('p-1');
-    await waitFor(() => p1.signalingUrl !== undefined, 'p-1 to register');
-    const p2 = agent('p-2');
-    await p2.waitForPeers(['p-1'], 20_000);
-    await waitFor(() => p1.links.get('p-2')?.ready === true, 'p-1 to see p-2');
-    await flushed();
+    await connectedPair('p-1', 'p-2');
 
     const bad = await troubleshoot('connection-timeout', { agent: 'zz-agent', peer: 'aa-silent' }, sources());
     expect(answers(bad)).toEqual(['yes', 'yes', 'no']);
     expect(bad.walk.path[2]!.evidence).toMatchObject({ sent_by_agent: 0, sent_by_peer: 0 });
     expect(bad.walk.root_cause?.id).toBe('no_ice_candidates');
 
-    await waitFor(
-      async () =>
-        (await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources())).walk.path
-          .length === 4,
-      'the pair to report its connection',
-    );
-    const good = await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources());
+    const good = await walkOnceConnected('p-1', 'p-2');
     expect(answers(good)).toEqual(['yes', 'yes', 'yes', 'yes']);
     expect(
       (good.walk.path[2]!.evidence as { sent_by_agent: number; sent_by_peer: number }).sent_by_peer,
@@ -194,19 +203,8 @@ describe('tree 1: connection establishment failure', () => {
 
   it('walks on past a STUN list that is empty (none configured is not unreachable) to a connected pair', async () => {
     await stack({}, []);
-    const p1 = agent('n-1');
-    await waitFor(() => p1.signalingUrl !== undefined, 'n-1 to register');
-    const p2 = agent('n-2');
-    await p2.waitForPeers(['n-1'], 20_000);
-    await waitFor(() => p1.links.get('n-2')?.ready === true, 'n-1 to see n-2');
-    await flushed();
-    await waitFor(
-      async () =>
-        (await troubleshoot('connection-timeout', { agent: 'n-1', peer: 'n-2' }, sources())).walk.path
-          .length === 4,
-      'the pair to report its connection',
-    );
-    const r = await troubleshoot('connection-timeout', { agent: 'n-1', peer: 'n-2' }, sources());
+    await connectedPair('n-1', 'n-2');
+    const r = await walkOnceConnected('n-1', 'n-2');
     expect(answers(r)).toEqual(['yes', 'none configured', 'yes', 'yes']);
     expect(r.walk.root_cause).toBeNull();
   }, 60_000);
