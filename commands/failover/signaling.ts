@@ -10,12 +10,13 @@ export default scenario<Flags>(
   {
     name: 'signaling',
     summary: 'Scenario B: restart a dead signaling instance or promote the backup, then watch it stabilise',
-    example: 'ifmesh failover signaling --failed ws://127.0.0.1:8444 --stabilize 5m',
+    example:
+      'ifmesh failover signaling --stabilize 5m   # the dead instance; or --failed ws://127.0.0.1:8444',
     flags: [
       {
         flags: '--failed <url>',
-        description: 'the signaling instance that failed (ws://127.0.0.1:PORT)',
-        required: true,
+        description:
+          'the signaling instance that failed (ws://127.0.0.1:PORT); default: the one recorded instance that is dead or does not answer /health',
       },
       {
         flags: '--action <action>',
@@ -30,10 +31,13 @@ export default scenario<Flags>(
       },
     ],
   },
-  async (flags, s, id) => {
-    const { planPromoteBackup, planSignalingFailover } = await import('../../src/ops/failover/scenarios.js');
+  async (flags, s, id, ctx) => {
+    const { failedSignalingInstance, planPromoteBackup, planSignalingFailover } = await import(
+      '../../src/ops/failover/scenarios.js'
+    );
     const stabilizeMs = durationFlag(flags.stabilize, '--stabilize', { min: 0, max: 3_600_000 });
-    const o = { failoverId: id, state: s.state, signaling: s.urls, failed: flags.failed!, stabilizeMs };
+    const failed = flags.failed ?? (await failedSignalingInstance(s.state, ctx.dispatcher));
+    const o = { failoverId: id, state: s.state, signaling: s.urls, failed, stabilizeMs };
     if (flags.action === 'promote-backup') return planPromoteBackup(o);
     if (flags.action !== 'restart')
       throw new UsageError(`--action ${flags.action} is not known`, 'use --action restart or promote-backup');

@@ -194,6 +194,13 @@ describe('failover signaling on the deploy-made fleet', () => {
     const before = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-2')!;
     process.kill(before.pid, 'SIGKILL');
     await waitFor(() => !isAlive(before.pid), 'the instance to die', { timeoutMs: 5_000 });
+    // Without --failed, the dead one is found.
+    const auto = await cli(['failover', 'signaling', '--dry-run', '--json']);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(JSON.parse(auto.stdout).plan.signaling_failover).toMatchObject({
+      instance: 'deploy-signaling-2',
+      failed: before.url,
+    });
     // Stabilising long enough for the agents' reconnection backoff (1, 2, 4 s) to bring them back.
     const r = await cli(failoverRestartArgv(`ws://127.0.0.1:${base + 1}`, '10s'), 120_000);
     const doc = JSON.parse(r.stdout);
@@ -215,6 +222,10 @@ describe('failover signaling on the deploy-made fleet', () => {
     ];
     expect(failed).toEqual([]);
     expect(r.code).toBe(0);
+    // Every instance answers again: without --failed there is nothing to fail over.
+    const none = await cli(['failover', 'signaling', '--dry-run']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('none failed');
   }, 180_000);
 });
 

@@ -12,6 +12,7 @@
 //   E keys      — the rotate-keys ops (emergency-srtp-key-rotation.sh).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
 import { CheckFailedError, UnauthorizedError, UsageError } from '../../errors.js';
 import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
@@ -24,8 +25,9 @@ import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
 import { logEvents, type WitnessTarget } from '../events.js';
+import { answers } from '../fleet/health.js';
 import { restartRecorded } from '../fleet/restart.js';
-import { Supervisor } from '../fleet/supervisor.js';
+import { runningPid, Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
 import { type KeyRotationStep, ProcedureJournal, type ProcedureName, type StepMarks } from '../procedure.js';
 import type { OpContext } from '../shared.js';
@@ -211,6 +213,34 @@ export function planTurnFailover(o: {
       'validate the recovery',
     ],
   };
+}
+
+/**
+ * The failed instance, for `failover signaling` without --failed: of the signaling instances this
+ * state recorded, the one whose process is gone or that does not answer /health. Exactly one, or
+ * a UsageError that says which to name (several) or that none failed.
+ */
+export async function failedSignalingInstance(state: StateDir, dispatcher?: Dispatcher): Promise<string> {
+  const recs = listProcesses(state).filter((r) => r.role === 'signaling' && r.url);
+  if (!recs.length)
+    throw new UsageError(
+      `no signaling instance is recorded in ${state.root}`,
+      'name the failed one with --failed URL',
+    );
+  const looks = await Promise.all(
+    recs.map(async (r) => ({ r, ok: runningPid(state, r) !== undefined && (await answers(r, dispatcher)) })),
+  );
+  const failed = looks.filter((l) => !l.ok).map((l) => l.r);
+  if (failed.length === 1) return failed[0]!.url!;
+  if (failed.length === 0)
+    throw new UsageError(
+      `every signaling instance of ${state.root} runs and answers /health: none failed`,
+      'to restart one anyway, name it: --failed URL (ifmesh status lists them)',
+    );
+  throw new UsageError(
+    `${failed.length} signaling instances failed: ${failed.map((r) => `${r.name} (${r.url})`).join(', ')}`,
+    'name one with --failed URL, or restart them all: ifmesh incident p1',
+  );
 }
 
 export function planSignalingFailover(o: {
