@@ -16,7 +16,7 @@ export default scenario<Flags>(
       {
         flags: '--failed <url>',
         description:
-          'the signaling instance that failed (ws://127.0.0.1:PORT); default: the one recorded instance that is dead or does not answer /health',
+          'the signaling instance that failed (ws://127.0.0.1:PORT); default for restart: the one recorded instance whose process is gone or that leaves /health unanswered 3 times over 2 s',
       },
       {
         flags: '--action <action>',
@@ -36,11 +36,33 @@ export default scenario<Flags>(
       '../../src/ops/failover/scenarios.js'
     );
     const stabilizeMs = durationFlag(flags.stabilize, '--stabilize', { min: 0, max: 3_600_000 });
-    const failed = flags.failed ?? (await failedSignalingInstance(s.state, ctx.dispatcher));
-    const o = { failoverId: id, state: s.state, signaling: s.urls, failed, stabilizeMs };
-    if (flags.action === 'promote-backup') return planPromoteBackup(o);
-    if (flags.action !== 'restart')
+    if (flags.action !== 'restart' && flags.action !== 'promote-backup')
       throw new UsageError(`--action ${flags.action} is not known`, 'use --action restart or promote-backup');
-    return planSignalingFailover(o);
+    if (flags.action === 'promote-backup') {
+      // Which instance nginx sends to is nginx's plan, not the process records: name it.
+      if (!flags.failed)
+        throw new UsageError(
+          '--action promote-backup needs the failed active instance',
+          'name it: --failed URL (ifmesh status lists them)',
+        );
+      return planPromoteBackup({
+        failoverId: id,
+        state: s.state,
+        signaling: s.urls,
+        failed: flags.failed,
+        stabilizeMs,
+      });
+    }
+    const found = flags.failed
+      ? undefined
+      : await failedSignalingInstance(s.state, { clock: ctx.clock, dispatcher: ctx.dispatcher });
+    return planSignalingFailover({
+      failoverId: id,
+      state: s.state,
+      signaling: s.urls,
+      failed: flags.failed ?? found!.url,
+      stabilizeMs,
+      detected: found?.why,
+    });
   },
 );

@@ -200,7 +200,12 @@ describe('failover signaling on the deploy-made fleet', () => {
     expect(JSON.parse(auto.stdout).plan.signaling_failover).toMatchObject({
       instance: 'deploy-signaling-2',
       failed: before.url,
+      detected: 'process gone',
     });
+    // Which instance nginx sends to is not in the records: promote-backup needs it named.
+    const promote = await cli(['failover', 'signaling', '--action', 'promote-backup', '--dry-run']);
+    expect(promote.code).toBe(2);
+    expect(promote.stderr).toContain('--failed');
     // Stabilising long enough for the agents' reconnection backoff (1, 2, 4 s) to bring them back.
     const r = await cli(failoverRestartArgv(`ws://127.0.0.1:${base + 1}`, '10s'), 120_000);
     const doc = JSON.parse(r.stdout);

@@ -285,7 +285,7 @@ describe('failover keys (scenario E) and validate', () => {
       /E: SRTP Key Compromise +Encryption keys +All peers +<1 minute +< 1 min +Manual incident response/,
     ])
       expect(help.stdout).toMatch(row);
-    expect(help.stdout).toContain('B: Signaling Server Failure — ifmesh failover signaling --failed URL');
+    expect(help.stdout).toContain('B: Signaling Server Failure — ifmesh failover signaling [--failed URL]');
     const list = await run(['failover', 'list'], { cwd: dir.dir, env: env() });
     expect(list.code).toBe(0);
     expect(list.stdout).toContain(

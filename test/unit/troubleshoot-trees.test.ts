@@ -84,6 +84,24 @@ describe('decision trees as data', () => {
     await expect(walkTree('connection-failure', {}, broken)).rejects.toThrow(/needs the agent/);
   });
 
+  it('tells an empty STUN list from /config apart from no /config at all', async () => {
+    const ev = (config: unknown) =>
+      ({
+        agents: async () => [{ agent_id: 'a' }],
+        stun: async () => [],
+        config: async () => config,
+        witness: async () => [],
+      }) as unknown as Evidence;
+    const walk = (config: unknown) => walkTree('connection-failure', { agent: 'a', peer: 'b' }, ev(config));
+    const none = await walk({ stunServers: [] });
+    expect(none.path[1]).toMatchObject({ answer: 'none configured' });
+    const unread = await walk(null);
+    expect(unread.path[1]).toMatchObject({ answer: 'config unreadable' });
+    expect(String(unread.path[1]!.evidence.note)).toContain('no signaling instance answered /config');
+    // Both go on to what the agents exchanged (none here).
+    expect(unread.root_cause?.id).toBe('no_ice_candidates');
+  });
+
   it('--limit accepts known limits only', () => {
     expect(parseLimits(['rttTurnMs=800', 'lossRatio=0.1'])).toEqual({ rttTurnMs: 800, lossRatio: 0.1 });
     expect(() => parseLimits(['rtt=1'])).toThrow(/unknown limit/);

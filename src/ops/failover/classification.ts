@@ -57,7 +57,7 @@ export const CLASSIFICATION: readonly ScenarioClass[] = [
     manual_intervention: 'May be required',
     target_ms: 5 * M,
     auto_target_ms: 2 * M,
-    command: 'ifmesh failover signaling --failed URL [--action restart|promote-backup]',
+    command: 'ifmesh failover signaling [--failed URL] [--action restart|promote-backup]',
     manual_steps: [
       'restart the failed instance from its process record, or promote the nginx backup',
       'monitor the stabilisation (5 minutes): health and failed connections',

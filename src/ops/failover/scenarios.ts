@@ -67,6 +67,8 @@ export interface SignalingFailoverPlan {
   stabilize_ms: number;
   /** How often the instance's /health is asked during the window. */
   probe_ms: number;
+  /** Without --failed: what showed this instance failed ("process gone", /health unanswered). */
+  detected?: string;
 }
 
 /** Scenario B by promotion: the nginx `backup` instance becomes the active upstream. */
@@ -215,30 +217,51 @@ export function planTurnFailover(o: {
   };
 }
 
+/** The instance `failover signaling` found failed by itself, and what it saw. */
+export interface DetectedFailure {
+  url: string;
+  name: string;
+  /** "process gone", or how /health went unanswered while the process still runs. */
+  why: string;
+}
+
 /**
  * The failed instance, for `failover signaling` without --failed: of the signaling instances this
- * state recorded, the one whose process is gone or that does not answer /health. Exactly one, or
- * a UsageError that says which to name (several) or that none failed.
+ * state recorded, the one whose process is gone or that leaves /health unanswered `probes` times,
+ * `intervalMs` apart on the clock (one slow answer under load is not a failure: a restart drops
+ * the agents it holds). Exactly one, or a UsageError that says which to name (several) or that
+ * none failed.
  */
-export async function failedSignalingInstance(state: StateDir, dispatcher?: Dispatcher): Promise<string> {
+export async function failedSignalingInstance(
+  state: StateDir,
+  o: { clock: Clock; dispatcher?: Dispatcher | undefined; probes?: number; intervalMs?: number },
+): Promise<DetectedFailure> {
+  const probes = o.probes ?? 3;
+  const intervalMs = o.intervalMs ?? 1_000;
   const recs = listProcesses(state).filter((r) => r.role === 'signaling' && r.url);
   if (!recs.length)
     throw new UsageError(
       `no signaling instance is recorded in ${state.root}`,
       'name the failed one with --failed URL',
     );
-  const looks = await Promise.all(
-    recs.map(async (r) => ({ r, ok: runningPid(state, r) !== undefined && (await answers(r, dispatcher)) })),
-  );
-  const failed = looks.filter((l) => !l.ok).map((l) => l.r);
-  if (failed.length === 1) return failed[0]!.url!;
+  const look = async (r: (typeof recs)[number]): Promise<string | undefined> => {
+    if (runningPid(state, r) === undefined) return 'process gone';
+    for (let i = 0; i < probes; i++) {
+      if (i > 0) await o.clock.sleep(intervalMs);
+      if (await answers(r, o.dispatcher)) return undefined;
+    }
+    return `/health unanswered ${probes} times over ${((probes - 1) * intervalMs) / 1000} s while its process runs`;
+  };
+  const looks = await Promise.all(recs.map(async (r) => ({ r, why: await look(r) })));
+  const failed = looks.flatMap((l) => (l.why ? [{ url: l.r.url!, name: l.r.name, why: l.why }] : []));
+  if (failed.length === 1) return failed[0]!;
   if (failed.length === 0)
     throw new UsageError(
       `every signaling instance of ${state.root} runs and answers /health: none failed`,
       'to restart one anyway, name it: --failed URL (ifmesh status lists them)',
     );
   throw new UsageError(
-    `${failed.length} signaling instances failed: ${failed.map((r) => `${r.name} (${r.url})`).join(', ')}`,
+    `${failed.length} signaling instances failed: ${failed.map((f) => `${f.name} (${f.url}: ${f.why})`).join(', ')}`,
     'name one with --failed URL, or restart them all: ifmesh incident p1',
   );
 }
@@ -249,6 +272,8 @@ export function planSignalingFailover(o: {
   signaling: string[];
   failed: string;
   stabilizeMs: number;
+  /** What `failedSignalingInstance` saw, when --failed was not given. */
+  detected?: string | undefined;
 }): FailoverPlan {
   const port = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
   const rec = listProcesses(o.state).find(
@@ -282,9 +307,10 @@ export function planSignalingFailover(o: {
       url: rec.url ?? `ws://127.0.0.1:${rec.port}`,
       stabilize_ms: o.stabilizeMs,
       probe_ms: probeEvery(o.stabilizeMs),
+      ...(o.detected ? { detected: o.detected } : {}),
     },
     steps: [
-      `stop what is left of ${rec.name}`,
+      `stop what is left of ${rec.name}${o.detected ? ` (found failed: ${o.detected})` : ''}`,
       `restart ${rec.name} on port ${rec.port}`,
       `monitor it for ${Math.round(o.stabilizeMs / 1000)} s (its /health, failed connections)`,
       'log signaling_server_recovery',

@@ -104,17 +104,26 @@ const connectionFailure: Tree = {
         const probes = await ev.stun();
         // None configured is not "unreachable": agents then gather host (and relay) candidates, which
         // is enough on one network or a loopback lab, so the walk goes on to what they exchanged.
+        // An empty list from no /config at all is not "none configured": the evidence says which.
         if (probes.length === 0)
-          return {
-            evidence: {
-              stun: [],
-              note: 'no STUN server in /config stunServers: host and relay candidates only',
-            },
-            answer: 'none configured',
-          };
+          return (await ev.config())
+            ? {
+                evidence: {
+                  stun: [],
+                  note: 'no STUN server in /config stunServers: host and relay candidates only',
+                },
+                answer: 'none configured',
+              }
+            : {
+                evidence: {
+                  stun: [],
+                  note: 'no signaling instance answered /config: the STUN servers are unknown',
+                },
+                answer: 'config unreadable',
+              };
         return { evidence: { stun: probes }, answer: yes(probes.some((p) => p.ok)) };
       },
-      next: { yes: 'ice', no: 'stun_unreachable', 'none configured': 'ice' },
+      next: { yes: 'ice', no: 'stun_unreachable', 'none configured': 'ice', 'config unreadable': 'ice' },
     },
     ice: {
       question: 'ICE candidates exchanged?',

@@ -77,7 +77,6 @@ function error(
   core.send(session, { type: 'error', code, message, ...extra });
 }
 
-/** Sends the error frame, then closes the socket with `closeCode`. */
 const unavailableLog = new WeakMap<MeshCore, { at: number; since: number }>();
 
 /**
@@ -95,6 +94,7 @@ function refusedUnavailable(core: MeshCore, err: RegistryUnavailableError): void
   l.since = 0;
 }
 
+/** Sends the error frame, then closes the socket with `closeCode`. */
 function fail(core: MeshCore, session: Session, code: string, message: string, closeCode: number): void {
   error(core, session, code, message);
   if (closeCode === CLOSE.unauthorized) {
