@@ -177,6 +177,26 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
       ok: true,
     });
   }, 120_000);
+
+  it('names the log of the instance that does not answer, and `ifmesh logs signaling-2` finds deploy-signaling-2', async () => {
+    // A hung instance (stopped, not dead): nothing to restart, and p1 points at its log.
+    const hung = pidOf('deploy-signaling-2')!;
+    process.kill(hung, 'SIGSTOP');
+    let rec: { id: string; next_steps: string[] };
+    try {
+      rec = JSON.parse((await cli(['incident', 'p1', '--json'])).stdout);
+    } finally {
+      process.kill(hung, 'SIGCONT');
+    }
+    await cli(['incident', 'resolve', rec.id]);
+    expect(rec.next_steps).toContainEqual(expect.stringMatching(/^ifmesh logs deploy-signaling-2 -n 100 /));
+    const logs = await cli(['logs', 'signaling-2', '-n', '200']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toContain(`listening on ws://127.0.0.1:${base + 1}`);
+    const missing = await cli(['logs', 'signaling-9']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('deploy-signaling-1');
+  }, 120_000);
 });
 
 describe('failover signaling on the deploy-made fleet', () => {
@@ -267,18 +287,5 @@ describe('a deploy that fails halfway', () => {
     } finally {
       busy.close();
     }
-  }, 120_000);
-
-  it("names the log of the fleet's own instance, and `ifmesh logs signaling-1` finds deploy-signaling-1", async () => {
-    const p1 = await cli(['incident', 'p1', '--json']);
-    const rec = JSON.parse(p1.stdout);
-    await cli(['incident', 'resolve', rec.id]);
-    expect(rec.next_steps).toContainEqual(expect.stringMatching(/^ifmesh logs deploy-signaling-\d -n 100 /));
-    const logs = await cli(['logs', 'signaling-1', '-n', '200']);
-    expect(logs.code).toBe(0);
-    expect(logs.stdout).toContain(`listening on ws://127.0.0.1:${base}`);
-    const missing = await cli(['logs', 'signaling-9']);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('deploy-signaling-1');
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
 
+import { httpUrlOf } from '../../clients/signaling.js';
 import { listProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
 import type { MeshSample } from '../monitoring/collect.js';
@@ -87,7 +88,11 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   }
   // The logs of an instance this state started (up's signaling-1, deploy's deploy-signaling-1);
   // instances the operator declared log on their own hosts.
-  const logged = restarts[0]?.name ?? listProcesses(o.state).find((r) => r.role === 'signaling')?.name;
+  // The one that does not answer, if this state started it; else the first.
+  const recorded = listProcesses(o.state).filter((r) => r.role === 'signaling');
+  const down = new Set(impact.instances.filter((i) => !i.up).map((i) => i.url));
+  const logged =
+    restarts[0]?.name ?? (recorded.find((r) => r.url && down.has(httpUrlOf(r.url))) ?? recorded[0])?.name;
   rec.next_steps.push(
     `ifmesh status --state-dir ${o.state.root}`,
     logged

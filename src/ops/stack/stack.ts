@@ -34,36 +34,46 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** The kernel's ephemeral range's first port (ip_local_port_range), 32768 where it cannot be read. */
-function ephemeralLow(): number {
+/** The kernel's ephemeral range (ip_local_port_range), 32768–60999 where it cannot be read. */
+export function ephemeralRange(file = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
   try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 0 ? low : 32_768;
+    const [low, high] = readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high) && low! > 0 && high! >= low!) return [low!, high!];
   } catch {
-    return 32_768;
+    // unreadable (not Linux, a sandbox): the kernel's default
   }
+  return [32_768, 60_999];
 }
 
 /**
- * `n` consecutive loopback ports, free for TCP and UDP, below the kernel's ephemeral range: a port
+ * Where `n` consecutive ports are planned: below the ephemeral range (from 20000), else above it,
+ * else — a host tuned to hand out almost every port (`1024 65000`) — anywhere from 1024, where the
+ * race with outgoing connections is back and a start may have to be retried.
+ */
+export function planningWindow([low, high]: [number, number], n: number): [number, number] {
+  const room = 1_000;
+  if (low - n - 20_000 >= room) return [20_000, low - n];
+  if (65_535 - n - high >= room) return [high + 1, 65_535 - n + 1];
+  return [1_024, 65_535 - n + 1];
+}
+
+/**
+ * `n` consecutive loopback ports, free for TCP and UDP, outside the kernel's ephemeral range: a port
  * planned now is bound seconds later (a stack starts its services one after another), and a port
  * of the ephemeral range can be taken in between by any outgoing connection or `listen(0)` on the
  * host. Ports handed out by this process are not handed out again.
  */
-export async function freePortRange(n: number): Promise<number> {
-  const lo = 20_000;
-  const hi = ephemeralLow() - n;
-  if (hi - lo < 1_000)
-    throw new Error(`the ephemeral port range starts at ${hi + n}: no room below it for ${n} ports`);
+export async function freePortRange(n: number, random: () => number = Math.random): Promise<number> {
+  const [lo, hi] = planningWindow(ephemeralRange(), n);
   for (let attempt = 0; attempt < 200; attempt++) {
-    const start = lo + Math.floor(Math.random() * (hi - lo));
+    const start = lo + Math.floor(random() * (hi - lo));
     let ok = true;
     for (let p = start; p < start + n && ok; p++) ok = !handedOut.has(p) && (await canBind(p));
     if (!ok) continue;
     for (let p = start; p < start + n; p++) handedOut.add(p);
     return start;
   }
-  throw new Error(`no ${n} consecutive free loopback ports between ${lo} and ${hi + n}`);
+  throw new Error(`no ${n} consecutive free loopback ports between ${lo} and ${hi + n - 1}`);
 }
 
 export function freePort(): Promise<number> {
