@@ -1,6 +1,5 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
-
 import { httpUrlOf } from '../../clients/signaling.js';
 import { listProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
@@ -86,9 +85,9 @@ const p1: Procedure = async (o, rec, step, ctx) => {
         `a TURN server does not answer (${deadTurn.map((t) => t.url).join(', ')}): ifmesh incident turn-failure --state-dir ${o.state.root}`,
       );
   }
-  // The logs of an instance this state started (up's signaling-1, deploy's deploy-signaling-1);
-  // instances the operator declared log on their own hosts.
-  // The one that does not answer, if this state started it; else the first.
+  // The log of an instance this state started (up's signaling-1, deploy's deploy-signaling-1): the
+  // one restarted, else the one that does not answer, else the first. Instances the operator
+  // declared log on their own hosts.
   const recorded = listProcesses(o.state).filter((r) => r.role === 'signaling');
   const down = new Set(impact.instances.filter((i) => !i.up).map((i) => i.url));
   const logged =

@@ -105,22 +105,18 @@ const connectionFailure: Tree = {
         // None configured is not "unreachable": agents then gather host (and relay) candidates, which
         // is enough on one network or a loopback lab, so the walk goes on to what they exchanged.
         // An empty list from no /config at all is not "none configured": the evidence says which.
-        if (probes.length === 0)
-          return (await ev.config())
-            ? {
-                evidence: {
-                  stun: [],
-                  note: 'no STUN server in /config stunServers: host and relay candidates only',
-                },
-                answer: 'none configured',
-              }
-            : {
-                evidence: {
-                  stun: [],
-                  note: 'no signaling instance answered /config: the STUN servers are unknown',
-                },
-                answer: 'config unreadable',
-              };
+        if (probes.length === 0) {
+          const read = (await ev.config()) !== null;
+          return {
+            evidence: {
+              stun: [],
+              note: read
+                ? 'no STUN server in /config stunServers: host and relay candidates only'
+                : 'no signaling instance answered /config: the STUN servers are unknown',
+            },
+            answer: read ? 'none configured' : 'config unreadable',
+          };
+        }
         return { evidence: { stun: probes }, answer: yes(probes.some((p) => p.ok)) };
       },
       next: { yes: 'ice', no: 'stun_unreachable', 'none configured': 'ice', 'config unreadable': 'ice' },
