@@ -65,8 +65,28 @@ describe('partition healing', () => {
       expect(a.links.get('agent-b')?.ready ?? false).toBe(false);
       const resumedAt = Date.now();
       b.kill('SIGCONT');
-      // On failure, say how healing went: the attempts a made and what b logged.
-      await a.waitForPeers(['agent-b'], 20_000).catch((err: Error) => {
+      // Whole again: a signed ping through a's current link is answered. A link can form and be
+      // replaced once more while both ends settle (b's own timers ran late, it was frozen), so the
+      // ping is retried on a fresh link until the bound. On failure, say how healing went: the
+      // attempts a made, the link a holds, and what b logged.
+      let lastError = '';
+      const whole = await waitFor(
+        async () => {
+          const l = a.links.get('agent-b');
+          if (!l?.ready) return false;
+          const rtt = await l.ping(2_000).catch((err: Error) => {
+            lastError = err.message;
+            return Number.NaN;
+          });
+          return Number.isFinite(rtt);
+        },
+        'a ping answered after the resume',
+        { timeoutMs: 20_000 },
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!whole) {
         const tried = events
           .filter((e) => e.agent_id === 'agent-a' && e.event !== 'bandwidth_update')
           .map((e) => {
@@ -76,10 +96,9 @@ describe('partition healing', () => {
         const l = a.links.get('agent-b');
         const link = l ? `link closed=${l.closed} ready=${l.ready} offerer=${l.offerer}` : 'no link';
         throw new Error(
-          `${err.message}\nagent-a: ${tried.join(', ')}\n${link}\nagent-b: ${b.stderr().slice(-2_000)}`,
+          `no ping answered: ${lastError}\nagent-a: ${tried.join(', ')}\n${link}\nagent-b: ${b.stderr().slice(-2_000)}`,
         );
-      });
-      const rtt = await a.links.get('agent-b')!.ping();
+      }
       const healedMs = Date.now() - resumedAt;
       recordFigure({
         fault: 'agent frozen (SIGSTOP), then resumed (SIGCONT)',
@@ -87,9 +106,8 @@ describe('partition healing', () => {
         expected: 'detected at the 1.5 s heartbeat timeout; healed after SIGCONT',
         observed: `detected after ${(detectedMs / 1000).toFixed(1)} s, healed ${(healedMs / 1000).toFixed(1)} s after SIGCONT`,
         figure: `heal ${(healedMs / 1000).toFixed(1)} s`,
-        ok: Number.isFinite(rtt),
+        ok: true,
       });
-      expect(Number.isFinite(rtt)).toBe(true);
       expect(events.map((e) => e.event)).toEqual(
         expect.arrayContaining(['mesh_healing_attempt', 'mesh_partition_healed']),
       );
