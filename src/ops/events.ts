@@ -1,5 +1,6 @@
 // Events a maintenance procedure (rotate-keys, certs, maintenance) logs to IF.witness: through the
 // spooling client, so an unreachable witness delays the audit trail but never loses it.
+import { httpRequest } from '../clients/http.js';
 import { WitnessClient, type WitnessClientOptions } from '../clients/witness.js';
 import type { WitnessEvent } from '../protocol/witness.js';
 import type { StateDir } from '../state/state-dir.js';
@@ -47,4 +48,27 @@ export async function logEvents(
   if (!client) return;
   for (const e of events) client.log({ ...target?.tags, ...e } as WitnessEvent);
   await client.close(5_000);
+}
+
+/**
+ * One POST /api/query to the target's witness, with its API key: the HTTP status and, when it
+ * answered 200, the events. A network error or the timeout throws; the caller decides what a
+ * non-200 answer (503: a scan cut at the witness's time budget) means for it.
+ */
+export async function queryWitness(
+  target: Pick<WitnessTarget, 'url' | 'apiKey'>,
+  body: { query: Record<string, unknown>; time_range?: { from: string; to: string } },
+  ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+  timeoutMs = 5_000,
+): Promise<{ status: number; results: Record<string, unknown>[] | undefined }> {
+  const r = await httpRequest(`${target.url.replace(/\/+$/, '')}/api/query`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { authorization: `Bearer ${target.apiKey}` },
+    timeoutMs,
+    dispatcher: ctx.dispatcher,
+    signal: ctx.signal,
+  });
+  const results = r.status === 200 ? (r.json as { results?: Record<string, unknown>[] })?.results : undefined;
+  return { status: r.status, results };
 }

@@ -24,7 +24,7 @@ import { formatDuration } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
-import { logEvents, type WitnessTarget } from '../events.js';
+import { logEvents, queryWitness, type WitnessTarget } from '../events.js';
 import { answers } from '../fleet/health.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { runningPid, Supervisor } from '../fleet/supervisor.js';
@@ -851,22 +851,18 @@ async function applyTurn(
   const waited = await waitFor(
     async () => {
       if (!(await stillServing())) return true;
-      const r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
-        method: 'POST',
-        body: JSON.stringify({
+      const r = await queryWitness(
+        o.witness,
+        {
           query: { event: 'turn_connection_detected', 'metadata.turn_server': t.replacement },
           time_range: { from: since, to: 'now' },
-        }),
-        headers: { authorization: `Bearer ${o.witness.apiKey}`, 'content-type': 'application/json' },
-        timeoutMs: 5_000,
-        dispatcher: ctx.dispatcher,
-        signal: ctx.signal,
-      }).catch(() => undefined);
+        },
+        ctx,
+      ).catch(() => undefined);
       // A pair is on the replacement when either end relays through it: the end asked to reconnect
       // may offer from its NAT's mapping to its peer's relay (behind symmetric NATs, measured in the
       // NAT lab), and then its peer is the one that reports the relay.
-      for (const e of (r?.json as { results?: { agent_id?: string; peer_id?: string }[] } | undefined)
-        ?.results ?? [])
+      for (const e of (r?.results ?? []) as { agent_id?: string; peer_id?: string }[])
         for (const a of [e.agent_id, e.peer_id]) if (a) onReplacement.add(a);
       return reconnected.every((a) => onReplacement.has(a));
     },

@@ -5,7 +5,7 @@
 // `signaling_server_recovery` is logged. The window runs on ctx.clock.
 import { httpRequest } from '../../clients/http.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
-import type { WitnessTarget } from '../events.js';
+import { queryWitness, type WitnessTarget } from '../events.js';
 import type { OpContext } from '../shared.js';
 
 /** The guide's line: more than 10 failed connections at one look is "a high number". */
@@ -48,20 +48,15 @@ async function witnessFailures(
 ): Promise<Pick<StabilisationReport, 'witness_failed_events' | 'last_failure'>> {
   // Relative to the witness's own clock: the window just ended, so its last `windowMs` are the window.
   const seconds = Math.max(1, Math.ceil(windowMs / 1_000));
-  const r = await httpRequest(`${witness.url.replace(/\/+$/, '')}/api/query`, {
-    method: 'POST',
-    body: JSON.stringify({
+  const r = await queryWitness(
+    witness,
+    {
       query: { event: 'connection_state_changed', 'metadata.state': 'failed' },
       time_range: { from: `-${seconds}s`, to: 'now' },
-    }),
-    headers: { authorization: `Bearer ${witness.apiKey}`, 'content-type': 'application/json' },
-    timeoutMs: 5_000,
-    dispatcher: ctx.dispatcher,
-    signal: ctx.signal,
-  }).catch(() => undefined);
-  const results = (
-    r?.status === 200 ? (r.json as { results?: Record<string, unknown>[] }).results : undefined
-  ) as { agent_id?: string; peer_id?: string; timestamp?: string }[] | undefined;
+    },
+    ctx,
+  ).catch(() => undefined);
+  const results = r?.results as { agent_id?: string; peer_id?: string; timestamp?: string }[] | undefined;
   if (!results) return { witness_failed_events: null, last_failure: null };
   const last = results.at(-1);
   return {

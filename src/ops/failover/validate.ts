@@ -9,7 +9,7 @@ import { formatDuration, formatMs, formatPercent } from '../../ui/units.js';
 import { systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import type { ExchangeReport } from '../agent/exchange.js';
-import { logEvents, type WitnessTarget } from '../events.js';
+import { logEvents, queryWitness, type WitnessTarget } from '../events.js';
 import type { OpContext } from '../shared.js';
 import { classOf } from './classification.js';
 
@@ -91,23 +91,16 @@ export async function validateRecovery(
     return r.json as Record<string, unknown>;
   };
   const query = async (q: Record<string, unknown>, from: string, to: string) => {
-    let r: Awaited<ReturnType<typeof httpRequest>>;
+    let r: Awaited<ReturnType<typeof queryWitness>>;
     for (let attempt = 1; ; attempt++) {
-      r = await httpRequest(`${o.witness.url.replace(/\/+$/, '')}/api/query`, {
-        method: 'POST',
-        body: JSON.stringify({ query: q, time_range: { from, to } }),
-        headers: { authorization: `Bearer ${o.witness.apiKey}`, 'content-type': 'application/json' },
-        timeoutMs: 10_000,
-        dispatcher: ctx.dispatcher,
-        signal: ctx.signal,
-      });
+      r = await queryWitness(o.witness, { query: q, time_range: { from, to } }, ctx, 10_000);
       // 503 is the witness cutting a scan at its time budget while busy (a loaded host right after
       // a failover): read again, twice at most, before the check counts as failed.
       if (r.status !== 503 || attempt >= 3) break;
       await (ctx.clock ?? systemClock).sleep(500, ctx.signal);
     }
     if (r.status !== 200) throw new Error(`witness /api/query answered ${r.status}`);
-    return (r.json as { results?: Record<string, unknown>[] }).results ?? [];
+    return r.results ?? [];
   };
   const count = async (q: Record<string, unknown>, from: string, to: string) =>
     (await query(q, from, to)).length;
