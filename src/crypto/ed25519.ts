@@ -1,13 +1,18 @@
 // Ed25519 for ifmesh. The hot path (sign, verify) is node:crypto with cached KeyObjects: measured
 // here at ~10,800 verifies/s against ~860/s for @noble/ed25519 (field notes), and the signaling
-// server and agents verify every frame. @noble/ed25519 generates keys and derives public keys from
-// raw seeds without DER plumbing, and it is the independent second implementation that the tests
-// and `ifmesh selftest` check node:crypto's signatures against.
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import * as ed from '@noble/ed25519';
-import { sha512 } from '@noble/hashes/sha2.js';
-
-ed.hashes.sha512 = sha512;
+// server and agents verify every frame. Keys are generated and public keys derived with node:crypto
+// too: @noble/ed25519's first derivation builds its tables in JavaScript (~60 ms of every agent's
+// start). @noble/ed25519 is the independent second implementation that the tests and
+// `ifmesh selftest` check node:crypto against (./ed25519-noble.ts, loaded only there).
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from 'node:crypto';
 
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -42,12 +47,13 @@ export interface KeyPair {
 }
 
 export function generateKeyPair(): KeyPair {
-  const seed = ed.utils.randomSecretKey();
-  return { seed, publicKey: ed.getPublicKey(seed) };
+  const seed = new Uint8Array(randomBytes(32));
+  return { seed, publicKey: publicKeyFromSeed(seed) };
 }
 
 export function publicKeyFromSeed(seed: Uint8Array): Uint8Array {
-  return ed.getPublicKey(seed);
+  const spki = createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
 }
 
 /** A short, stable identifier of a public key: the first 16 hex digits of its SHA-256. */
@@ -98,15 +104,3 @@ export function verifySignature(publicKey: Uint8Array, data: Uint8Array, signatu
   if (signature.length !== 64) return false;
   return verify(null, data, publicKeyObject(publicKey), signature);
 }
-
-/** The independent implementation, for cross-checks only (slow: ~860 verifies/s here). */
-export const noble = {
-  sign: (data: Uint8Array, seed: Uint8Array): Uint8Array => ed.sign(data, seed),
-  verify: (signature: Uint8Array, data: Uint8Array, publicKey: Uint8Array): boolean => {
-    try {
-      return ed.verify(signature, data, publicKey);
-    } catch {
-      return false;
-    }
-  },
-};

@@ -1,5 +1,6 @@
 import { loadConfig } from '../config/load.js';
-import { createSigner, generateKeyPair, noble, verifySignature } from '../crypto/ed25519.js';
+import { createSigner, generateKeyPair, verifySignature } from '../crypto/ed25519.js';
+import { noble } from '../crypto/ed25519-noble.js';
 import { buildMessage, MessageVerifier, signingBytes, signMessage } from '../crypto/ifmessage.js';
 import { canonicalize } from '../crypto/jcs.js';
 import { IfmeshError } from '../errors.js';
@@ -70,6 +71,8 @@ export async function runSelftest(opts: SelftestOptions): Promise<SelftestReport
       name: 'Ed25519: node:crypto and @noble/ed25519 agree',
       run: () => {
         const { seed, publicKey } = generateKeyPair();
+        if (Buffer.compare(Buffer.from(publicKey), Buffer.from(noble.publicKey(seed))) !== 0)
+          throw new Error('public keys derived from one seed differ');
         const data = new TextEncoder().encode('ifmesh selftest');
         const nodeSig = createSigner(seed).sign(data);
         const nobleSig = noble.sign(data, seed);
@@ -78,7 +81,7 @@ export async function runSelftest(opts: SelftestOptions): Promise<SelftestReport
         if (!noble.verify(nodeSig, data, publicKey)) throw new Error('noble rejects a node:crypto signature');
         if (!verifySignature(publicKey, data, nobleSig))
           throw new Error('node:crypto rejects a noble signature');
-        return 'identical signatures, each verifies the other';
+        return 'identical public keys and signatures, each verifies the other';
       },
     },
     {

@@ -5,11 +5,11 @@ import {
   fromBase64url,
   generateKeyPair,
   KeyFormatError,
-  noble,
   publicKeyFromSeed,
   toBase64url,
   verifySignature,
 } from '../../src/crypto/ed25519.js';
+import { noble } from '../../src/crypto/ed25519-noble.js';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 
@@ -27,6 +27,7 @@ describe('Ed25519', () => {
 
   it('interoperates with @noble/ed25519 both ways', () => {
     const { seed, publicKey } = generateKeyPair();
+    expect(Buffer.from(noble.publicKey(seed)).equals(Buffer.from(publicKey))).toBe(true);
     const data = new TextEncoder().encode('ifmesh/IFMessage/v1\n{"a":1}');
     const ours = createSigner(seed).sign(data);
     const theirs = noble.sign(data, seed);
