@@ -273,7 +273,13 @@ function logLatencies(
     ready = resolve;
   });
   const done = new Promise<number[]>((resolve, reject) => {
-    worker.on('message', (m: 'ready' | number[]) => (m === 'ready' ? ready() : resolve(m)));
+    worker.on('message', (m: 'ready' | number[]) => {
+      if (m === 'ready') return ready();
+      resolve(m);
+      // Its 'stop' listener would keep an idle probe's thread (never told to stop) alive, and the
+      // bench process with it, after its answer.
+      void worker.terminate();
+    });
     worker.once('error', reject);
     worker.once('exit', () => reject(new Error('the /api/log probe thread stopped without an answer')));
   });
