@@ -178,6 +178,24 @@ describe('ifmesh deploy with TLS', () => {
     expect(JSON.parse(top.stdout).error.message).toContain('failed certificate verification');
     expect(top.stderr).not.toMatch(/\n\s+at /);
 
+    // failover signaling finds no failed instance given the CA; without it, answering instances are
+    // not called failed: the certificate error and its fix, exit 3.
+    const none = await spawnCli(
+      ['failover', 'signaling', '--ca', caFile, '--dry-run', '--state-dir', state],
+      {
+        cwd: dir,
+        env,
+      },
+    );
+    expect(none.code, none.stderr).toBe(2);
+    expect(none.stderr).toContain('none failed');
+    const blind = await spawnCli(['failover', 'signaling', '--dry-run', '--state-dir', state, '--json'], {
+      cwd: dir,
+      env,
+    });
+    expect(blind.code, blind.stderr).toBe(3);
+    expect(JSON.parse(blind.stdout).error.message).toContain('failed certificate verification');
+
     const pids = listProcesses(openStateDir(state)).map((p) => p.pid);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);

@@ -1,14 +1,22 @@
 // `failover signaling` without --failed: which recorded instance it calls failed, against real HTTP
 // servers answering /health as told. A slow or briefly failing instance is not restarted (a restart
 // drops the agents it holds); a gone process, or a live one that never answers, is.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { Agent, getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/exec/pid.js';
 import { failedSignalingInstance } from '../../src/ops/failover/scenarios.js';
-import { recordProcess } from '../../src/state/processes.js';
+import { restartRecorded } from '../../src/ops/fleet/restart.js';
+import { readProcess, recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
+import { requireBinary } from '../helpers/binaries.js';
 import { tempDir } from '../helpers/cli.js';
+import { trackPid } from '../helpers/pids.js';
+import { makeTlsCerts } from '../helpers/tls.js';
 
 const servers: Server[] = [];
 const cleanups: (() => void)[] = [];
@@ -30,7 +38,7 @@ async function health(okFrom: number): Promise<{ port: number; asked: () => numb
   return { port: (s.address() as { port: number }).port, asked: () => n };
 }
 
-function stateWith(instances: { name: string; port: number; pid: number }[]) {
+function stateWith(instances: { name: string; port: number; pid: number; scheme?: string }[]) {
   const t = tempDir();
   cleanups.push(t.cleanup);
   const state = openStateDir(t.dir);
@@ -42,9 +50,26 @@ function stateWith(instances: { name: string; port: number; pid: number }[]) {
       started_at: new Date().toISOString(),
       owner: 'test',
       port: i.port,
-      url: `ws://127.0.0.1:${i.port}`,
+      url: `${i.scheme ?? 'ws'}://127.0.0.1:${i.port}`,
+      // What the restart path would launch: never reached by these tests.
+      spec: { command: 'false', args: [], cwd: t.dir, env: {}, secret_env: [] },
     });
   return state;
+}
+
+/** An https /health answering ok, with a certificate from a private CA (made by openssl here). */
+async function tlsHealth(): Promise<{ port: number; ca: string }> {
+  requireBinary('openssl', 'openssl');
+  const t = tempDir();
+  cleanups.push(t.cleanup);
+  const { ca, server } = makeTlsCerts(t.dir);
+  const s = createHttpsServer(
+    { cert: readFileSync(server.cert), key: readFileSync(server.key) },
+    (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'),
+  );
+  servers.push(s as unknown as Server);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  return { port: (s.address() as { port: number }).port, ca: readFileSync(ca.cert, 'utf8') };
 }
 
 const slept: number[] = [];
@@ -92,5 +117,56 @@ describe('failover signaling without --failed', () => {
     await expect(failedSignalingInstance(state, { clock })).rejects.toThrow(
       /2 signaling instances failed: signaling-1 .*signaling-2 .*process gone/,
     );
+  });
+});
+
+describe('a TLS fleet whose CA this command was not given', () => {
+  it('stops with the certificate error and its --ca fix instead of calling answering instances failed', async () => {
+    const [a, b] = [await tlsHealth(), await tlsHealth()];
+    const state = stateWith([
+      { name: 'signaling-1', port: a.port, pid: process.pid, scheme: 'wss' },
+      { name: 'signaling-2', port: b.port, pid: process.pid, scheme: 'wss' },
+    ]);
+    const err = await failedSignalingInstance(state, { clock }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'tls_verification_failed', exitCode: 3 });
+    expect((err as Error).message).toMatch(/failed certificate verification/);
+    expect((err as { hint?: string }).hint).toContain('--ca');
+    // Trusting the CA, both answer: none failed.
+    const trusting = new Agent({ connect: { ca: a.ca } });
+    const trustingB = new Agent({ connect: { ca: b.ca } });
+    try {
+      const one = stateWith([{ name: 'signaling-1', port: a.port, pid: process.pid, scheme: 'wss' }]);
+      await expect(failedSignalingInstance(one, { clock, dispatcher: trusting })).rejects.toThrow(
+        /none failed/,
+      );
+      // The restart path does not restart (and then stop, as never healthy) a live instance it cannot
+      // verify: it ends with the same error, and the process runs on.
+      const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      trackPid(child.pid);
+      cleanups.push(() => child.kill('SIGKILL'));
+      const live = stateWith([{ name: 'signaling-1', port: b.port, pid: child.pid!, scheme: 'wss' }]);
+      const ctx = {
+        clock: systemClock,
+        signal: new AbortController().signal,
+        dispatcher: getGlobalDispatcher(),
+      };
+      await expect(restartRecorded(live, 'signaling-1', { why: 'test' }, ctx)).rejects.toThrow(
+        /failed certificate verification/,
+      );
+      expect(isAlive(child.pid!)).toBe(true);
+      expect(readProcess(live, 'signaling-1')?.pid).toBe(child.pid);
+      // Given the CA, it answers: already running and healthy, left alone.
+      const ok = await restartRecorded(
+        live,
+        'signaling-1',
+        { why: 'test' },
+        { ...ctx, dispatcher: trustingB },
+      );
+      expect(ok).toMatchObject({ ok: true, already_running: true });
+      expect(isAlive(child.pid!)).toBe(true);
+    } finally {
+      await trusting.close();
+      await trustingB.close();
+    }
   });
 });

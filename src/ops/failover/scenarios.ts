@@ -248,7 +248,7 @@ export async function failedSignalingInstance(
     if (runningPid(state, r) === undefined) return 'process gone';
     for (let i = 0; i < probes; i++) {
       if (i > 0) await o.clock.sleep(intervalMs);
-      if (await answers(r, o.dispatcher)) return undefined;
+      if (await answers(r, o.dispatcher, { throwUntrusted: true })) return undefined;
     }
     return `/health unanswered ${probes} times over ${((probes - 1) * intervalMs) / 1000} s while its process runs`;
   };

@@ -7,12 +7,21 @@ import { pingRedis } from '../../exec/redis.js';
 import type { ProcessRecord } from '../../state/processes.js';
 import { httpHealthy, tcpOpen } from '../stack/stack.js';
 
-export async function answers(p: ProcessRecord, dispatcher?: Dispatcher): Promise<boolean> {
+/**
+ * `throwUntrusted`: for a decision that would act on a live process as on a failed one (restart it,
+ * fail over from it). A certificate this command cannot verify then throws its one-line error with
+ * the --ca fix: the process answered, only this command cannot trust the answer.
+ */
+export async function answers(
+  p: ProcessRecord,
+  dispatcher?: Dispatcher,
+  o: { throwUntrusted?: boolean } = {},
+): Promise<boolean> {
   switch (p.role) {
     case 'witness':
     case 'signaling':
     case 'nginx':
-      return p.url ? httpHealthy(httpUrlOf(p.url), dispatcher) : p.port ? tcpOpen(p.port) : true;
+      return p.url ? httpHealthy(httpUrlOf(p.url), dispatcher, o) : p.port ? tcpOpen(p.port) : true;
     case 'coturn':
       return p.port ? tcpOpen(p.port) : true;
     case 'redis':

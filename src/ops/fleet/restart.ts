@@ -124,7 +124,13 @@ export async function restartRecorded(
       return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
     const sup = new Supervisor(state, { clock: ctx.clock, owner: rec.owner });
     const running = sup.running(name);
-    if (!o.evenIfHealthy && running !== undefined && (await answers(rec, ctx.dispatcher)))
+    // A live process whose certificate this command cannot verify is not restarted (and then stopped
+    // for never 'becoming healthy'): the command ends with the certificate error and its --ca fix.
+    if (
+      !o.evenIfHealthy &&
+      running !== undefined &&
+      (await answers(rec, ctx.dispatcher, { throwUntrusted: true }))
+    )
       return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
     if (!rec.spec)
       return {

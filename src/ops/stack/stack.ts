@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
+import { IfmeshError } from '../../errors.js';
 import { writeStateJson } from '../../state/json-file.js';
 import type { StackFile } from '../../state/stack-plan.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -80,11 +81,20 @@ export function freePort(): Promise<number> {
   return freePortRange(1);
 }
 
-export async function httpHealthy(url: string, dispatcher?: Dispatcher): Promise<boolean> {
+/**
+ * Whether `url` answers /health with status ok. `throwUntrusted`: a certificate this command cannot
+ * verify (no --ca on a TLS fleet) throws its one-line error instead of counting as no answer.
+ */
+export async function httpHealthy(
+  url: string,
+  dispatcher?: Dispatcher,
+  o: { throwUntrusted?: boolean } = {},
+): Promise<boolean> {
   try {
     const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000, dispatcher });
     return r.status === 200 && r.text.includes('"status":"ok"');
-  } catch {
+  } catch (err) {
+    if (o.throwUntrusted && err instanceof IfmeshError && err.code === 'tls_verification_failed') throw err;
     return false;
   }
 }
