@@ -16,7 +16,15 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
     const report = await status(needs.state, needs.config, ctx);
     out.result(report, (r, c) => {
       // What was killed midway comes first: it explains whatever below looks half-done.
+      const unverified = r.components.filter((k) => k.unverified);
       const notes = [
+        ...(unverified.length
+          ? [
+              c.yellow(
+                `! ${unverified.map((k) => k.name).join(', ')} answered with a certificate this command cannot verify: pass --ca FILE (or set IFMESH_CA_FILE) to see whether they are healthy`,
+              ),
+            ]
+          : []),
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
         ...r.stale_locks.map((l) =>
           c.dim(

@@ -161,6 +161,20 @@ describe('ifmesh deploy with TLS', () => {
     });
     expect(JSON.parse(viaEnv.stdout).components.filter((c: { healthy: boolean }) => !c.healthy)).toEqual([]);
 
+    // status without the CA: the TLS components are not called down but unverified, and it says how
+    // to see them.
+    const blindStatus = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
+    expect(blindStatus.code).toBe(1);
+    const blindComponents = JSON.parse(blindStatus.stdout).components as {
+      name: string;
+      unverified: string | null;
+    }[];
+    expect(blindComponents.filter((c) => c.unverified).map((c) => c.name)).toEqual(
+      expect.arrayContaining(['deploy-signaling-1', 'deploy-signaling-2', 'deploy-nginx']),
+    );
+    const human = await spawnCli(['status', '--state-dir', state], { cwd: dir });
+    expect(human.stdout).toContain('cannot verify: pass --ca FILE');
+
     // Without the CA: one line naming certificate verification and the fix, no stack trace.
     const bare = await spawnCli(['verify', '--state-dir', state, '--loopback', '--messages', '5'], {
       cwd: dir,

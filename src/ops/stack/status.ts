@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { httpRequest } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
+import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { lockHolder } from '../../state/lock.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
@@ -34,6 +35,11 @@ export interface ComponentStatus {
   supervised: boolean;
   /** The supervisor gave up on it: it died too often in a row. */
   crash_loop: { since: string; tries: number } | null;
+  /**
+   * It answered over TLS with a certificate this command could not verify (no --ca): why. It may be
+   * healthy; `healthy` is false only because its answer cannot be trusted.
+   */
+  unverified: string | null;
 }
 
 export interface StatusReport {
@@ -131,13 +137,21 @@ export async function status(
     ordered.map(async (p): Promise<ComponentStatus> => {
       const pid = sup.pidOf(p) ?? null;
       const unit = p.supervisor === 'systemd' && p.unit ? p.unit : null;
+      let unverified: string | null = null;
+      const healthy =
+        pid !== null &&
+        (await answers(p, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
+          if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+          unverified = err.message;
+          return false;
+        }));
       return {
         name: p.name,
         role: p.role,
         owner: p.owner,
         pid,
         running: pid !== null,
-        healthy: pid !== null && (await answers(p, ctx.dispatcher)),
+        healthy,
         url: p.url ?? null,
         uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
         log: sup.logFile(p.name),
@@ -146,6 +160,7 @@ export async function status(
         unit,
         supervised: p.supervised === true,
         crash_loop: p.crash_loop ? { since: p.crash_loop.since, tries: p.crash_loop.tries } : null,
+        unverified,
       };
     }),
   );
