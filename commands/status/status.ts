@@ -16,15 +16,14 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
     const report = await status(needs.state, needs.config, ctx);
     out.result(report, (r, c) => {
       // What was killed midway comes first: it explains whatever below looks half-done.
-      const unverified = r.components.filter((k) => k.unverified);
+      // Answered with a certificate this command cannot verify: one line per fix (--ca FILE, renew…).
+      const byFix = new Map<string, string[]>();
+      for (const k of r.components)
+        if (k.unverified) byFix.set(k.unverified.fix, [...(byFix.get(k.unverified.fix) ?? []), k.name]);
       const notes = [
-        ...(unverified.length
-          ? [
-              c.yellow(
-                `! ${unverified.map((k) => k.name).join(', ')} answered with a certificate this command cannot verify: pass --ca FILE (or set IFMESH_CA_FILE) to see whether they are healthy`,
-              ),
-            ]
-          : []),
+        ...[...byFix].map(([fix, names]) =>
+          c.yellow(`! ${names.join(', ')} answered with a certificate this command cannot verify: ${fix}`),
+        ),
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
         ...r.stale_locks.map((l) =>
           c.dim(

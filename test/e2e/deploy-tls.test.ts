@@ -167,13 +167,19 @@ describe('ifmesh deploy with TLS', () => {
     expect(blindStatus.code).toBe(1);
     const blindComponents = JSON.parse(blindStatus.stdout).components as {
       name: string;
-      unverified: string | null;
+      unverified: { error: string; fix: string } | null;
     }[];
     expect(blindComponents.filter((c) => c.unverified).map((c) => c.name)).toEqual(
       expect.arrayContaining(['deploy-signaling-1', 'deploy-signaling-2', 'deploy-nginx']),
     );
+    expect(blindComponents.find((c) => c.name === 'deploy-nginx')?.unverified).toMatchObject({
+      error: expect.stringContaining('failed certificate verification'),
+      fix: expect.stringContaining('--ca FILE'),
+    });
     const human = await spawnCli(['status', '--state-dir', state], { cwd: dir });
-    expect(human.stdout).toContain('cannot verify: pass --ca FILE');
+    expect(human.stdout).toMatch(
+      /deploy-signaling-1.* answered with a certificate this command cannot verify: pass --ca FILE/,
+    );
 
     // Without the CA: one line naming certificate verification and the fix, no stack trace.
     const bare = await spawnCli(['verify', '--state-dir', state, '--loopback', '--messages', '5'], {

@@ -36,10 +36,11 @@ export interface ComponentStatus {
   /** The supervisor gave up on it: it died too often in a row. */
   crash_loop: { since: string; tries: number } | null;
   /**
-   * It answered over TLS with a certificate this command could not verify (no --ca): why. It may be
-   * healthy; `healthy` is false only because its answer cannot be trusted.
+   * It answered over TLS with a certificate this command could not verify (no --ca, an expired
+   * certificate, a name it does not cover): the error and its fix. `healthy` is false because its
+   * answer cannot be trusted, not because it did not answer.
    */
-  unverified: string | null;
+  unverified: { error: string; fix: string } | null;
 }
 
 export interface StatusReport {
@@ -137,12 +138,12 @@ export async function status(
     ordered.map(async (p): Promise<ComponentStatus> => {
       const pid = sup.pidOf(p) ?? null;
       const unit = p.supervisor === 'systemd' && p.unit ? p.unit : null;
-      let unverified: string | null = null;
+      let unverified: ComponentStatus['unverified'] = null;
       const healthy =
         pid !== null &&
         (await answers(p, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
           if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
-          unverified = err.message;
+          unverified = { error: err.message, fix: err.hint ?? '' };
           return false;
         }));
       return {
