@@ -15,20 +15,20 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
     const { status } = await import('../../src/ops/stack/status.js');
     const report = await status(needs.state, needs.config, ctx);
     out.result(report, (r, c) => {
-      // What was killed midway comes first: it explains whatever below looks half-done.
       // Answered with a certificate this command cannot verify: one line per fix (--ca FILE, renew…).
       const byFix = new Map<string, string[]>();
       for (const k of r.components)
         if (k.unverified) byFix.set(k.unverified.fix, [...(byFix.get(k.unverified.fix) ?? []), k.name]);
+      // What was killed midway comes first: it explains whatever below looks half-done.
       const notes = [
-        ...[...byFix].map(([fix, names]) =>
-          c.yellow(`! ${names.join(', ')} answered with a certificate this command cannot verify: ${fix}`),
-        ),
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
         ...r.stale_locks.map((l) =>
           c.dim(
             `  ${l.lock} is left by pid ${l.pid} (${l.purpose}), which is gone: the next run takes it over`,
           ),
+        ),
+        ...[...byFix].map(([fix, names]) =>
+          c.yellow(`! ${names.join(', ')} answered with a certificate this command cannot verify: ${fix}`),
         ),
       ];
       if (!r.exists)
@@ -59,7 +59,9 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         ...rows,
         r.mesh
           ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
-          : c.red('  mesh: no signaling instance answers'),
+          : r.components.some((k) => k.role === 'signaling' && k.unverified)
+            ? c.yellow('  mesh: not read (certificates not verified, see above)')
+            : c.red('  mesh: no signaling instance answers'),
         ...(r.signaling_mode ? [`  signaling: ${MODES[r.signaling_mode]}`] : []),
       ].join('\n');
     });

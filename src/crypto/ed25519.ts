@@ -1,8 +1,8 @@
 // Ed25519 for ifmesh. The hot path (sign, verify) is node:crypto with cached KeyObjects: measured
 // here at ~10,800 verifies/s against ~860/s for @noble/ed25519 (field notes), and the signaling
 // server and agents verify every frame. Keys are generated and public keys derived with node:crypto
-// too: @noble/ed25519's first derivation builds its tables in JavaScript (~60 ms of every agent's
-// start). @noble/ed25519 is the independent second implementation that the tests and
+// too: importing @noble/ed25519 and its first derivation, which builds tables in JavaScript, cost
+// ~90 ms of every agent's start. @noble/ed25519 is the independent second implementation that the tests and
 // `ifmesh selftest` check node:crypto against (./ed25519-noble.ts, loaded only there).
 import {
   createHash,

@@ -181,6 +181,24 @@ describe('ifmesh deploy with TLS', () => {
       /deploy-signaling-1.* answered with a certificate this command cannot verify: pass --ca FILE/,
     );
 
+    // incident p1 without the CA: nothing is dead, and its diagnosis names the certificate and the
+    // fix, not the network.
+    const p1 = await spawnCli(['incident', 'p1', '--state-dir', state, '--json'], {
+      cwd: dir,
+      env,
+      timeoutMs: 60_000,
+    });
+    const incident = JSON.parse(p1.stdout);
+    expect(
+      incident.actions.filter((a: { action: string }) => a.action === 'signaling_server_restarted'),
+    ).toEqual([]);
+    const diagnosis = incident.actions.find((a: { action: string }) => a.action === 'diagnosis');
+    expect(diagnosis.detail).toContain(
+      'answered with a certificate this command cannot verify: pass --ca FILE',
+    );
+    expect(diagnosis.detail).not.toContain('network or load balancer');
+    await spawnCli(['incident', 'resolve', incident.id, '--state-dir', state], { cwd: dir, env });
+
     // Without the CA: one line naming certificate verification and the fix, no stack trace.
     const bare = await spawnCli(['verify', '--state-dir', state, '--loopback', '--messages', '5'], {
       cwd: dir,

@@ -73,7 +73,10 @@ describe('partition healing', () => {
       const whole = await waitFor(
         async () => {
           const l = a.links.get('agent-b');
-          if (!l?.ready) return false;
+          if (!l?.ready) {
+            lastError = 'no ready link to agent-b';
+            return false;
+          }
           const rtt = await l.ping(2_000).catch((err: Error) => {
             lastError = err.message;
             return Number.NaN;

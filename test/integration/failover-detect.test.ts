@@ -121,7 +121,7 @@ describe('failover signaling without --failed', () => {
 });
 
 describe('a TLS fleet whose CA this command was not given', () => {
-  it('stops with the certificate error and its --ca fix instead of calling answering instances failed', async () => {
+  it('does not call an instance it cannot verify failed: the certificate error and its --ca fix, or a sibling that did fail', async () => {
     const [a, b] = [await tlsHealth(), await tlsHealth()];
     const state = stateWith([
       { name: 'signaling-1', port: a.port, pid: process.pid, scheme: 'wss' },
@@ -131,6 +131,15 @@ describe('a TLS fleet whose CA this command was not given', () => {
     expect(err).toMatchObject({ code: 'tls_verification_failed', exitCode: 3 });
     expect((err as Error).message).toMatch(/failed certificate verification/);
     expect((err as { hint?: string }).hint).toContain('--ca');
+    // One it cannot verify does not hide one whose process is gone.
+    const mixed = stateWith([
+      { name: 'signaling-1', port: a.port, pid: process.pid, scheme: 'wss' },
+      { name: 'signaling-2', port: b.port, pid: gonePid, scheme: 'wss' },
+    ]);
+    expect(await failedSignalingInstance(mixed, { clock })).toMatchObject({
+      name: 'signaling-2',
+      why: 'process gone',
+    });
     // Trusting the CA, both answer: none failed.
     const trusting = new Agent({ connect: { ca: a.ca } });
     const trustingB = new Agent({ connect: { ca: b.ca } });
@@ -150,8 +159,10 @@ describe('a TLS fleet whose CA this command was not given', () => {
         signal: new AbortController().signal,
         dispatcher: getGlobalDispatcher(),
       };
-      await expect(restartRecorded(live, 'signaling-1', { why: 'test' }, ctx)).rejects.toThrow(
-        /failed certificate verification/,
+      const left = await restartRecorded(live, 'signaling-1', { why: 'test' }, ctx);
+      expect(left).toMatchObject({ ok: false, pid: child.pid, already_running: false });
+      expect(left.detail).toMatch(
+        /^not restarted: pid \d+ runs and it answers with a certificate .*--ca FILE/,
       );
       expect(isAlive(child.pid!)).toBe(true);
       expect(readProcess(live, 'signaling-1')?.pid).toBe(child.pid);

@@ -1,7 +1,7 @@
 // The state's supervisor (src/ops/fleet/watchdog.ts) on real processes: a supervised process killed
 // with SIGKILL is restarted from its launch spec; one that keeps dying is left crash-looping after
 // its tries; one stopped on purpose, or not supervised, is left alone.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -123,5 +123,42 @@ describe('watchdog', () => {
     expect(await sup.stop('kept', 2_000)).toBe('stopped');
     expect(await watchdogPass({ state: openStateDir(dir) }, new Map(), ctx)).toEqual([]);
     expect(readProcess(openStateDir(dir), 'kept')).toBeUndefined();
+  });
+
+  it('counts a restart that throws (its lock held past the wait) as failed, and goes on to the next', async () => {
+    const { dir, start } = setup();
+    const state = openStateDir(dir);
+    const stuck = start('stuck', SLEEPER, true);
+    const other = start('other', SLEEPER, true);
+    // Another live process holds stuck's restart lock for good.
+    writeFileSync(
+      state.lock('restart-stuck'),
+      JSON.stringify({ pid: process.pid, purpose: 'held', since: new Date().toISOString(), token: 'x' }),
+    );
+    for (const pid of [stuck, other]) process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(stuck) && !isAlive(other), 'both to die');
+    // The lock wait runs on this clock: it runs out at once.
+    let t = Date.now();
+    const fast = {
+      ...systemClock,
+      now: () => t,
+      sleep: async (ms: number) => {
+        t += ms;
+      },
+    };
+    const events: WatchdogEvent[] = [];
+    const done = await watchdogPass({ state, onEvent: (e) => events.push(e) }, new Map(), {
+      ...ctx,
+      clock: fast,
+    });
+    expect(done.map((d) => [d.name, d.result?.ok]).sort()).toEqual([
+      ['other', true],
+      ['stuck', false],
+    ]);
+    expect(events.find((e) => e.name === 'stuck')).toMatchObject({
+      event: 'service_restart_failed',
+      detail: 'stuck is being restarted by someone else',
+    });
+    expect(isAlive(readProcess(state, 'other')!.pid)).toBe(true);
   });
 });

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import { httpRequest } from '../../clients/http.js';
-import { CheckFailedError, UnauthorizedError, UsageError } from '../../errors.js';
+import { CheckFailedError, IfmeshError, UnauthorizedError, UsageError } from '../../errors.js';
 import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
@@ -244,17 +244,27 @@ export async function failedSignalingInstance(
       `no signaling instance is recorded in ${state.root}`,
       'name the failed one with --failed URL',
     );
+  // An instance that answers with a certificate this command cannot verify is not a failed one (a
+  // restart would serve the same certificate); without any failed instance, its error is the answer.
+  const unverified: IfmeshError[] = [];
   const look = async (r: (typeof recs)[number]): Promise<string | undefined> => {
     if (runningPid(state, r) === undefined) return 'process gone';
     for (let i = 0; i < probes; i++) {
       if (i > 0) await o.clock.sleep(intervalMs);
-      if (await answers(r, o.dispatcher, { throwUntrusted: true })) return undefined;
+      try {
+        if (await answers(r, o.dispatcher, { throwUntrusted: true })) return undefined;
+      } catch (err) {
+        if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+        unverified.push(err);
+        return undefined;
+      }
     }
     return `/health unanswered ${probes} times over ${((probes - 1) * intervalMs) / 1000} s while its process runs`;
   };
   const looks = await Promise.all(recs.map(async (r) => ({ r, why: await look(r) })));
   const failed = looks.flatMap((l) => (l.why ? [{ url: l.r.url!, name: l.r.name, why: l.why }] : []));
   if (failed.length === 1) return failed[0]!;
+  if (failed.length === 0 && unverified.length) throw unverified[0]!;
   if (failed.length === 0)
     throw new UsageError(
       `every signaling instance of ${state.root} runs and answers /health: none failed`,

@@ -26,9 +26,31 @@ type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>;
 
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 
-/** Waits until `name` answers (true) or its process has exited (false). */
-async function untilAnswering(sup: Supervisor, name: string, ctx: Ctx, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether `rec` answers; `unverified` says why not when it answered over TLS with a certificate this
+ * command cannot verify (no --ca, expired, another name): it runs, and restarting it changes nothing.
+ */
+async function probe(rec: ProcessRecord, ctx: Ctx): Promise<{ ok: boolean; unverified?: string }> {
+  try {
+    return { ok: await answers(rec, ctx.dispatcher, { throwUntrusted: true }) };
+  } catch (err) {
+    if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+    return {
+      ok: false,
+      unverified: `it answers with a certificate this command cannot verify (${err.message}): ${err.hint ?? ''}`,
+    };
+  }
+}
+
+/** Waits until `name` answers (ok), answers unverified, or its process has exited (not ok). */
+async function untilAnswering(
+  sup: Supervisor,
+  name: string,
+  ctx: Ctx,
+  timeoutMs: number,
+): Promise<{ ok: boolean; unverified?: string }> {
   let exited = false;
+  let unverified: string | undefined;
   const ok = await waitFor(
     async () => {
       const rec = readProcess(sup.state, name);
@@ -36,13 +58,15 @@ async function untilAnswering(sup: Supervisor, name: string, ctx: Ctx, timeoutMs
         exited = true;
         return true;
       }
-      return answers(rec, ctx.dispatcher);
+      const p = await probe(rec, ctx);
+      unverified = p.unverified;
+      return p.ok || unverified !== undefined;
     },
     { timeoutMs, intervalMs: 100 },
     ctx.clock,
     ctx.signal,
   );
-  return ok && !exited;
+  return unverified !== undefined ? { ok: false, unverified } : { ok: ok && !exited };
 }
 
 function failure(sup: Supervisor, name: string): string {
@@ -66,9 +90,10 @@ export async function startAndWait(
     return { name: spec.name, ok: true, pid: running, already_running: true, detail: 'already running' };
   await sup.stop(spec.name, 2_000);
   const pid = sup.start(spec);
-  if (await untilAnswering(sup, spec.name, ctx, timeoutMs))
+  const up = await untilAnswering(sup, spec.name, ctx, timeoutMs);
+  if (up.ok)
     return { name: spec.name, ok: true, pid, already_running: false, detail: `started (pid ${pid})` };
-  const detail = failure(sup, spec.name);
+  const detail = up.unverified ? `stopped again: ${up.unverified}` : failure(sup, spec.name);
   await sup.stop(spec.name, 2_000);
   return { name: spec.name, ok: false, pid: null, already_running: false, detail };
 }
@@ -124,14 +149,21 @@ export async function restartRecorded(
       return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
     const sup = new Supervisor(state, { clock: ctx.clock, owner: rec.owner });
     const running = sup.running(name);
-    // A live process whose certificate this command cannot verify is not restarted (and then stopped
-    // for never 'becoming healthy'): the command ends with the certificate error and its --ca fix.
-    if (
-      !o.evenIfHealthy &&
-      running !== undefined &&
-      (await answers(rec, ctx.dispatcher, { throwUntrusted: true }))
-    )
-      return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
+    if (!o.evenIfHealthy && running !== undefined) {
+      const p = await probe(rec, ctx);
+      if (p.ok)
+        return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
+      // A restart would not change the certificate it serves: left running, with the fix (--ca FILE,
+      // renew it). A caller that saw it gone (the supervisor, incident p1) met a restart by another.
+      if (p.unverified)
+        return {
+          name,
+          ok: false,
+          pid: running,
+          already_running: false,
+          detail: `not restarted: pid ${running} runs and ${p.unverified}`,
+        };
+    }
     if (!rec.spec)
       return {
         name,
@@ -146,7 +178,16 @@ export async function restartRecorded(
     const recorded: ProcessRecord = readProcess(state, name) ?? rec;
     const fresh = o.launch ? { ...recorded, spec: o.launch } : recorded;
     const pid = sup.restartFromRecord(fresh, o.why);
-    if (await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS)) {
+    const up = await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+    if (up.unverified)
+      return {
+        name,
+        ok: false,
+        pid,
+        already_running: false,
+        detail: `restarted (pid ${pid}), but ${up.unverified}`,
+      };
+    if (up.ok) {
       const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];
       const reloaded = front.length
         ? `; nginx (pid ${front.join(', ')}) reloaded (SIGHUP) to route to it at once`

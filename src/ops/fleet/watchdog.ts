@@ -87,11 +87,21 @@ export async function watchdogPass(
       continue;
     }
     t.tries.push(now);
+    // Whatever a restart throws (its lock held past the wait, a state file it cannot write) is this
+    // restart's failure: the supervisor goes on watching the others.
     const result = await restartRecorded(
       o.state,
       rec.name,
       { why: `restarted by the supervisor: process ${rec.pid} was gone` },
       ctx,
+    ).catch(
+      (err: unknown): StartResult => ({
+        name: rec.name,
+        ok: false,
+        pid: null,
+        already_running: false,
+        detail: err instanceof Error ? err.message : String(err),
+      }),
     );
     t.notBefore = ctx.clock.now() + cfg.backoffMs[Math.min(t.tries.length, cfg.backoffMs.length - 1)]!;
     o.onEvent?.({

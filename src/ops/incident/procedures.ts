@@ -38,12 +38,27 @@ const p1: Procedure = async (o, rec, step, ctx) => {
       });
   }
   if (restarts.length === 0) {
-    const down = impact.instances.filter((i) => !i.up).map((i) => i.url);
+    // An instance that answered with a certificate this command cannot verify is not called silent:
+    // the fix is the CA (--ca FILE) or the certificate, not the network.
+    const unverified = step.sample.instances.filter((i) => !i.up && i.unverified_fix !== undefined);
+    const down = impact.instances
+      .filter((i) => !i.up && !unverified.some((u) => u.url === i.url))
+      .map((i) => i.url);
+    const said = [
+      ...(unverified.length
+        ? [
+            `${unverified.map((i) => i.url).join(', ')} answered with a certificate this command cannot verify: ${unverified[0]!.unverified_fix}`,
+          ]
+        : []),
+      ...(down.length
+        ? [`no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`]
+        : []),
+    ];
     act(
       'diagnosis',
       true,
-      down.length
-        ? `no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`
+      said.length
+        ? said.join('; ')
         : 'every signaling instance is up: the issue may be network connectivity or the load balancer',
     );
   }

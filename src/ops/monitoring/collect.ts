@@ -11,7 +11,15 @@ import { parseExposition, type Sample } from './exposition.js';
 
 export interface MeshSample {
   taken_at: number;
-  instances: { url: string; up: boolean; error?: string; instance_id?: string; cluster_id?: string }[];
+  instances: {
+    url: string;
+    up: boolean;
+    error?: string;
+    /** It answered with a certificate this command cannot verify: what to do (--ca FILE, renew…). */
+    unverified_fix?: string;
+    instance_id?: string;
+    cluster_id?: string;
+  }[];
   samples: Sample[];
   /** Each agent once, however many instances list it. */
   agents: AgentInfo[];
@@ -69,7 +77,13 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
   results.forEach((r, i) => {
     const url = clients[i]!.url;
     if (r.status === 'rejected') {
-      out.instances.push({ url, up: false, error: (r.reason as Error).message });
+      const e = r.reason as Error & { code?: string; hint?: string };
+      out.instances.push({
+        url,
+        up: false,
+        error: e.message,
+        ...(e.code === 'tls_verification_failed' ? { unverified_fix: e.hint ?? '' } : {}),
+      });
       return;
     }
     const h = r.value.health;
