@@ -2,7 +2,7 @@
 // servers answering /health as told. A slow or briefly failing instance is not restarted (a restart
 // drops the agents it holds); a gone process, or a live one that never answers, is.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { Agent, getGlobalDispatcher } from 'undici';
@@ -148,8 +148,8 @@ describe('a TLS fleet whose CA this command was not given', () => {
       await expect(failedSignalingInstance(one, { clock, dispatcher: trusting })).rejects.toThrow(
         /none failed/,
       );
-      // The restart path does not restart (and then stop, as never healthy) a live instance it cannot
-      // verify: it ends with the same error, and the process runs on.
+      // The restart path leaves a live instance it cannot verify running, saying why: the callers
+      // that get there (supervisor, p1) saw it gone, so another restarted it.
       const child = spawn('sleep', ['60'], { stdio: 'ignore' });
       trackPid(child.pid);
       cleanups.push(() => child.kill('SIGKILL'));
@@ -162,7 +162,7 @@ describe('a TLS fleet whose CA this command was not given', () => {
       const left = await restartRecorded(live, 'signaling-1', { why: 'test' }, ctx);
       expect(left).toMatchObject({ ok: false, pid: child.pid, already_running: false });
       expect(left.detail).toMatch(
-        /^not restarted: pid \d+ runs and it answers with a certificate .*--ca FILE/,
+        /^already restarted by another \(pid \d+\), but it answers with a certificate .*--ca FILE/,
       );
       expect(isAlive(child.pid!)).toBe(true);
       expect(readProcess(live, 'signaling-1')?.pid).toBe(child.pid);
@@ -175,6 +175,19 @@ describe('a TLS fleet whose CA this command was not given', () => {
       );
       expect(ok).toMatchObject({ ok: true, already_running: true });
       expect(isAlive(child.pid!)).toBe(true);
+      // A restart asked for (failover --failed, a release's roll) that comes back unverified: it
+      // runs, and the result says so instead of 'did not become healthy' at its timeout.
+      const asked = stateWith([{ name: 'signaling-1', port: b.port, pid: child.pid!, scheme: 'wss' }]);
+      mkdirSync(asked.logs, { recursive: true });
+      const rec = readProcess(asked, 'signaling-1')!;
+      recordProcess(asked, { ...rec, spec: { ...rec.spec!, command: 'sleep', args: ['60'] } });
+      const again = await restartRecorded(asked, 'signaling-1', { why: 'test', evenIfHealthy: true }, ctx);
+      const fresh = readProcess(asked, 'signaling-1')!.pid;
+      trackPid(fresh);
+      cleanups.push(() => isAlive(fresh) && process.kill(fresh, 'SIGKILL'));
+      expect(again).toMatchObject({ ok: false, pid: fresh, already_running: false });
+      expect(again.detail).toMatch(/^restarted \(pid \d+\), but it answers with a certificate .*--ca FILE/);
+      expect(isAlive(fresh)).toBe(true);
     } finally {
       await trusting.close();
       await trustingB.close();

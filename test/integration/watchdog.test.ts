@@ -157,7 +157,7 @@ describe('watchdog', () => {
     ]);
     expect(events.find((e) => e.name === 'stuck')).toMatchObject({
       event: 'service_restart_failed',
-      detail: 'stuck is being restarted by someone else',
+      detail: expect.stringContaining('stuck is being restarted by someone else (locked)'),
     });
     expect(isAlive(readProcess(state, 'other')!.pid)).toBe(true);
   });

@@ -945,7 +945,9 @@ async function applySignaling(
     up,
     up
       ? `${s.instance} restarted (pid ${pid}), healthy`
-      : `${s.instance} never answered ${health}: ${restarted.detail}`,
+      : restarted.pid !== null
+        ? `${s.instance} ${restarted.detail}`
+        : `${s.instance} never answered ${health}: ${restarted.detail}`,
   );
   const result: NonNullable<FailoverReport['signaling_failover']> = {
     instance: s.instance,

@@ -86,14 +86,16 @@ export async function startAndWait(
 ): Promise<StartResult> {
   const running = sup.running(spec.name);
   const rec = readProcess(sup.state, spec.name);
-  if (running !== undefined && rec && (await answers(rec, ctx.dispatcher)))
+  if (running !== undefined && rec && (await probe(rec, ctx)).ok)
     return { name: spec.name, ok: true, pid: running, already_running: true, detail: 'already running' };
   await sup.stop(spec.name, 2_000);
   const pid = sup.start(spec);
   const up = await untilAnswering(sup, spec.name, ctx, timeoutMs);
   if (up.ok)
     return { name: spec.name, ok: true, pid, already_running: false, detail: `started (pid ${pid})` };
-  const detail = up.unverified ? `stopped again: ${up.unverified}` : failure(sup, spec.name);
+  const detail = up.unverified
+    ? `stopped: its health could not be confirmed, ${up.unverified}`
+    : failure(sup, spec.name);
   await sup.stop(spec.name, 2_000);
   return { name: spec.name, ok: false, pid: null, already_running: false, detail };
 }
@@ -154,14 +156,15 @@ export async function restartRecorded(
       if (p.ok)
         return { name, ok: true, pid: running, already_running: true, detail: 'already running and healthy' };
       // A restart would not change the certificate it serves: left running, with the fix (--ca FILE,
-      // renew it). A caller that saw it gone (the supervisor, incident p1) met a restart by another.
+      // renew it). The callers that get here saw it gone (the supervisor, incident p1): another
+      // restarted it meanwhile.
       if (p.unverified)
         return {
           name,
           ok: false,
           pid: running,
           already_running: false,
-          detail: `not restarted: pid ${running} runs and ${p.unverified}`,
+          detail: `already restarted by another (pid ${running}), but ${p.unverified}`,
         };
     }
     if (!rec.spec)
@@ -179,19 +182,20 @@ export async function restartRecorded(
     const fresh = o.launch ? { ...recorded, spec: o.launch } : recorded;
     const pid = sup.restartFromRecord(fresh, o.why);
     const up = await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
-    if (up.unverified)
-      return {
-        name,
-        ok: false,
-        pid,
-        already_running: false,
-        detail: `restarted (pid ${pid}), but ${up.unverified}`,
-      };
-    if (up.ok) {
+    if (up.ok || up.unverified) {
+      // It runs either way: nginx routes to it at once (it counted the instance failed for 30 s).
       const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];
       const reloaded = front.length
         ? `; nginx (pid ${front.join(', ')}) reloaded (SIGHUP) to route to it at once`
         : '';
+      if (up.unverified)
+        return {
+          name,
+          ok: false,
+          pid,
+          already_running: false,
+          detail: `restarted (pid ${pid})${reloaded}, but ${up.unverified}`,
+        };
       return { name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})${reloaded}` };
     }
     return { name, ok: false, pid: null, already_running: false, detail: failure(sup, name) };

@@ -3,7 +3,7 @@
 // restart path, at once and then with backoff; one that keeps dying is left alone after `maxTries`
 // restarts within `windowMs` and marked as crash-looping in its record, which `status` shows. Each
 // restart is counted in the record, written to the process's log and logged to the witness.
-import { StateCorruptError } from '../../errors.js';
+import { IfmeshError, StateCorruptError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -87,22 +87,25 @@ export async function watchdogPass(
       continue;
     }
     t.tries.push(now);
-    // Whatever a restart throws (its lock held past the wait, a state file it cannot write) is this
-    // restart's failure: the supervisor goes on watching the others.
+    // A restart that fails the way an operation can (its lock held past the wait, a state file it
+    // cannot write) is this restart's failure: the supervisor goes on watching the others. Being
+    // stopped, or a bug, still ends the pass.
     const result = await restartRecorded(
       o.state,
       rec.name,
       { why: `restarted by the supervisor: process ${rec.pid} was gone` },
       ctx,
-    ).catch(
-      (err: unknown): StartResult => ({
+    ).catch((err: unknown): StartResult => {
+      const e = err as NodeJS.ErrnoException;
+      if (ctx.signal?.aborted || !(err instanceof IfmeshError || typeof e?.code === 'string')) throw err;
+      return {
         name: rec.name,
         ok: false,
         pid: null,
         already_running: false,
-        detail: err instanceof Error ? err.message : String(err),
-      }),
-    );
+        detail: `${e.message} (${e.code})${err instanceof IfmeshError && err.hint ? `; ${err.hint}` : ''}`,
+      };
+    });
     t.notBefore = ctx.clock.now() + cfg.backoffMs[Math.min(t.tries.length, cfg.backoffMs.length - 1)]!;
     o.onEvent?.({
       event: result.ok ? 'service_restarted' : 'service_restart_failed',

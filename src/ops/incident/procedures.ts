@@ -1,6 +1,7 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
 import { httpUrlOf } from '../../clients/signaling.js';
+import { IfmeshError } from '../../errors.js';
 import { listProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
 import type { MeshSample } from '../monitoring/collect.js';
@@ -44,12 +45,13 @@ const p1: Procedure = async (o, rec, step, ctx) => {
     const down = impact.instances
       .filter((i) => !i.up && !unverified.some((u) => u.url === i.url))
       .map((i) => i.url);
+    const byFix = new Map<string, string[]>();
+    for (const i of unverified)
+      byFix.set(i.unverified_fix!, [...(byFix.get(i.unverified_fix!) ?? []), i.url]);
     const said = [
-      ...(unverified.length
-        ? [
-            `${unverified.map((i) => i.url).join(', ')} answered with a certificate this command cannot verify: ${unverified[0]!.unverified_fix}`,
-          ]
-        : []),
+      ...[...byFix].map(
+        ([fix, urls]) => `${urls.join(', ')} answered with a certificate this command cannot verify: ${fix}`,
+      ),
       ...(down.length
         ? [`no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`]
         : []),
@@ -63,13 +65,29 @@ const p1: Procedure = async (o, rec, step, ctx) => {
     );
   }
   // The runbook's check after its restart: is the service answering now?
-  const health = await Promise.all(o.signaling.map((u) => httpHealthy(u, ctx.dispatcher)));
-  const up = health.filter(Boolean).length;
+  // One that answers with a certificate this command cannot verify is listed as such, not as down.
+  const health = await Promise.all(
+    o.signaling.map((u) =>
+      httpHealthy(u, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
+        if (err instanceof IfmeshError && err.code === 'tls_verification_failed')
+          return 'unverified' as const;
+        throw err;
+      }),
+    ),
+  );
+  const up = health.filter((h) => h === true).length;
   const allUp = o.signaling.length > 0 && up === o.signaling.length;
+  const listed = (what: boolean | 'unverified') => o.signaling.filter((_, i) => health[i] === what);
   act(
     'signaling_health',
     allUp,
-    `${up}/${o.signaling.length} signaling instances answer /health${up === o.signaling.length ? '' : `; down: ${o.signaling.filter((_, i) => !health[i]).join(', ')}`}`,
+    [
+      `${up}/${o.signaling.length} signaling instances answer /health`,
+      ...(listed(false).length ? [`down: ${listed(false).join(', ')}`] : []),
+      ...(listed('unverified').length
+        ? [`certificate not verified: ${listed('unverified').join(', ')}`]
+        : []),
+    ].join('; '),
   );
   // The runbook's `exit 0`: a restart brought the service back. Nothing restarted, or a restart that
   // left an instance down, is not a recovery: the team is engaged (step 5).
