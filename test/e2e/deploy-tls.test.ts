@@ -149,11 +149,14 @@ describe('ifmesh deploy with TLS', () => {
         '2',
         '--messages',
         '5',
+        // The RTT gate depends on this machine's load; its budget is tested in agent-cli.test.ts.
+        '--max-rtt-p95',
+        '10s',
         '--json',
       ],
       { cwd: dir, env, timeoutMs: 60_000 },
     );
-    expect(v.code, v.stderr).toBe(0);
+    expect(v.code, `${v.stderr}${v.stdout}`).toBe(0);
     // IFMESH_CA_FILE in the environment does the same as --ca.
     const viaEnv = await spawnCli(['status', '--state-dir', state, '--json'], {
       cwd: dir,

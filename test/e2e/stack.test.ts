@@ -125,11 +125,23 @@ describe('ifmesh up / status / down', () => {
     expect(JSON.parse(q.stdout).results.map((e: { agent_id: string }) => e.agent_id)).toEqual(
       expect.arrayContaining(['agent-1', 'agent-2', 'agent-3']),
     );
+    // The RTT gate (100 ms) depends on this machine's load, not on what this test proves (a loaded
+    // run failed it once); the budget itself is tested in agent-cli.test.ts.
     const v = await spawnCli(
-      ['verify', '--message-exchange', '--messages', '10', '--loopback', '--state-dir', state, '--json'],
+      [
+        'verify',
+        '--message-exchange',
+        '--messages',
+        '10',
+        '--loopback',
+        ...RTT_BUDGET,
+        '--state-dir',
+        state,
+        '--json',
+      ],
       { cwd: dir, timeoutMs: 60_000 },
     );
-    expect(v.code).toBe(0);
+    expect(v.code, v.stdout).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, pongs_received: 30 });
 
     const verified = await spawnCli(['witness', 'verify', '--state-dir', state, '--json'], { cwd: dir });
