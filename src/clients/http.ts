@@ -1,5 +1,5 @@
 import { type Dispatcher, request } from 'undici';
-import { UnreachableError } from '../errors.js';
+import { IfmeshError, UnreachableError } from '../errors.js';
 import { certificateFailure, certificateFix } from './tls-trust.js';
 
 export interface HttpAnswer {
@@ -51,7 +51,7 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
       throw new UnreachableError(
         `${new URL(url).origin} failed certificate verification: ${cert.reason} (${cert.code})`,
         certificateFix(cert.code),
-        'tls_verification_failed',
+        UNVERIFIED_CERTIFICATE,
       );
     const e = err as Error & { code?: string };
     const why =
@@ -63,4 +63,15 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
       'check that the service runs and the URL is right',
     );
   }
+}
+
+/** The code of httpRequest's error for a certificate this command could not verify. */
+export const UNVERIFIED_CERTIFICATE = 'tls_verification_failed';
+
+/**
+ * Whether `err` is that error: the server completed the TLS handshake, but this command could not
+ * verify its certificate (no --ca, expired, another name); its hint says what to do.
+ */
+export function isUnverifiedCertificate(err: unknown): err is IfmeshError {
+  return err instanceof IfmeshError && err.code === UNVERIFIED_CERTIFICATE;
 }

@@ -13,8 +13,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
-import { CheckFailedError, IfmeshError, UnauthorizedError, UsageError } from '../../errors.js';
+import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
+import { CheckFailedError, type IfmeshError, UnauthorizedError, UsageError } from '../../errors.js';
 import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
@@ -254,7 +254,7 @@ export async function failedSignalingInstance(
       try {
         if (await answers(r, o.dispatcher, { throwUntrusted: true })) return undefined;
       } catch (err) {
-        if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+        if (!isUnverifiedCertificate(err)) throw err;
         unverified.push(err);
         return undefined;
       }

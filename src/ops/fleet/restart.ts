@@ -3,6 +3,7 @@
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
 import { readFileSync } from 'node:fs';
+import { isUnverifiedCertificate } from '../../clients/http.js';
 import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
@@ -34,7 +35,7 @@ async function probe(rec: ProcessRecord, ctx: Ctx): Promise<{ ok: boolean; unver
   try {
     return { ok: await answers(rec, ctx.dispatcher, { throwUntrusted: true }) };
   } catch (err) {
-    if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+    if (!isUnverifiedCertificate(err)) throw err;
     return {
       ok: false,
       unverified: `it answers with a certificate this command cannot verify (${err.message}): ${err.hint ?? ''}`,

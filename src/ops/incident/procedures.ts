@@ -1,7 +1,8 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
+
+import { isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
-import { IfmeshError } from '../../errors.js';
 import { listProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
 import type { MeshSample } from '../monitoring/collect.js';
@@ -69,8 +70,7 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   const health = await Promise.all(
     o.signaling.map((u) =>
       httpHealthy(u, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
-        if (err instanceof IfmeshError && err.code === 'tls_verification_failed')
-          return 'unverified' as const;
+        if (isUnverifiedCertificate(err)) return 'unverified' as const;
         throw err;
       }),
     ),

@@ -2,7 +2,9 @@
 // and the witness's recent security and healing events. `monitoring check` and `top` both read it.
 // Instances of one cluster list the same agents and reports: they are merged, each counted once.
 // Metrics are per instance (each counts what its own agents report), so they add up as they are.
+
 import type { Dispatcher } from 'undici';
+import { isUnverifiedCertificate } from '../../clients/http.js';
 import { SignalingClient } from '../../clients/signaling.js';
 import type { AgentInfo, ConnectionInfo } from '../../protocol/signaling-api.js';
 import { mergeAgents, mergeConnections } from '../fleet-views.js';
@@ -77,12 +79,12 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
   results.forEach((r, i) => {
     const url = clients[i]!.url;
     if (r.status === 'rejected') {
-      const e = r.reason as Error & { code?: string; hint?: string };
+      const e = r.reason as Error;
       out.instances.push({
         url,
         up: false,
         error: e.message,
-        ...(e.code === 'tls_verification_failed' ? { unverified_fix: e.hint ?? '' } : {}),
+        ...(isUnverifiedCertificate(e) ? { unverified_fix: e.hint ?? '' } : {}),
       });
       return;
     }

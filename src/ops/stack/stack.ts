@@ -2,8 +2,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { httpRequest } from '../../clients/http.js';
-import { IfmeshError } from '../../errors.js';
+import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { writeStateJson } from '../../state/json-file.js';
 import type { StackFile } from '../../state/stack-plan.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -94,7 +93,7 @@ export async function httpHealthy(
     const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000, dispatcher });
     return r.status === 200 && r.text.includes('"status":"ok"');
   } catch (err) {
-    if (o.throwUntrusted && err instanceof IfmeshError && err.code === 'tls_verification_failed') throw err;
+    if (o.throwUntrusted && isUnverifiedCertificate(err)) throw err;
     return false;
   }
 }

@@ -1,8 +1,7 @@
 import { readdirSync } from 'node:fs';
-import { httpRequest } from '../../clients/http.js';
+import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
-import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { lockHolder } from '../../state/lock.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
@@ -142,7 +141,7 @@ export async function status(
       const healthy =
         pid !== null &&
         (await answers(p, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
-          if (!(err instanceof IfmeshError && err.code === 'tls_verification_failed')) throw err;
+          if (!isUnverifiedCertificate(err)) throw err;
           unverified = { error: err.message, fix: err.hint ?? '' };
           return false;
         }));
