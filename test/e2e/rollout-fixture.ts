@@ -1,6 +1,6 @@
 // The rollout tests' shared fixture: one coturn and one witness per test file, agent configs, and a
-// fleet of its own per test (`deployed`), stopped by pid after each test. Imported by rollout.test.ts
-// and rollout-crash.test.ts; its hooks register on the importing file.
+// fleet of its own per test (`deployed`), stopped by pid after each test. Imported by rollout.test.ts,
+// rollout-monitor.test.ts and rollout-crash.test.ts; its hooks register on the importing file.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
