@@ -508,6 +508,22 @@ export class MeshAgent {
         // The answer gathers with the STUN servers a recheck under way is about to judge.
         await this.stunPool.settled();
         if (this.stopped) return;
+        // An offer proves its sender registered. Signaling vouches for its key in the offer (an
+        // extension), so a peer whose agent-joined never arrived is still answered; a key that
+        // differs from the pinned one is held to the same rotation proof as an announcement.
+        this.departed.delete(f.from);
+        const pinned = this.keys.get(f.from);
+        if (typeof f.public_key === 'string' && (!pinned || toBase64url(pinned) !== f.public_key)) {
+          this.pin(f.from, f.public_key, f.rotations);
+        }
+        if (!this.keys.has(f.from)) {
+          this.event(
+            'offer_dropped',
+            { reason: 'no key known for the sender (no agent-joined, no key in the offer)' },
+            f.from,
+          );
+          return;
+        }
         const old = this.links.get(f.from);
         // Glare: both sides offered at once. The smaller id keeps its own offer (CONTRACT §1.5, the
         // same rule as reconnects) and the other side answers it; otherwise each would drop its own
@@ -587,6 +603,15 @@ export class MeshAgent {
           void this.stunPool.recheck();
         }
         if (f.bandwidth) this.bandwidth = f.bandwidth;
+        return;
+      case 'error':
+        // What signaling refused after registration (a relay to a peer it no longer holds, a rate
+        // limit): in the agent's log, so a negotiation that never completes shows why.
+        this.event(
+          'signaling_error',
+          { code: f.code, message: f.message },
+          typeof f.to === 'string' ? f.to : undefined,
+        );
         return;
       case 'reconnect':
         for (const peer of f.peers as string[]) void this.connectTo(peer);

@@ -112,4 +112,24 @@ describe('agents pin peer keys (issue 21.1)', () => {
       (await getJson(`${sig.http}/agents`)).json.agents.map((x: { agent_id: string }) => x.agent_id),
     ).toEqual(['pin-1']);
   });
+
+  it('answers an offer from a peer whose agent-joined it never got, pinning the key signaling vouches for in the offer', async () => {
+    const b = agent('lost-b');
+    await waitFor(() => sig.server.core.local.has('lost-b'), 'lost-b registered');
+    // The announcement of lost-a is lost, as a Redis pub/sub message is during a subscriber's
+    // reconnect: lost-b learns of lost-a only from its offer.
+    const core = sig.server.core;
+    const broadcast = core.broadcast.bind(core);
+    core.broadcast = (frame, except, mesh) =>
+      frame.type === 'agent-joined' && frame.agent_id === 'lost-a' ? 0 : broadcast(frame, except, mesh);
+    try {
+      const a = agent('lost-a');
+      await a.waitForPeers(['lost-b'], 15_000);
+      await b.waitForPeers(['lost-a'], 15_000);
+      expect(b64(b.keys.get('lost-a')!)).toBe(b64(a.publicKey));
+      expect(Number.isFinite(await b.links.get('lost-a')!.ping())).toBe(true);
+    } finally {
+      core.broadcast = broadcast;
+    }
+  });
 });

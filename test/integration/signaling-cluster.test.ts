@@ -55,7 +55,12 @@ describe('signaling cluster over Redis', () => {
 
     b.send({ type: 'offer', to: 'agent-c', sdp: 'v=0 offer' });
     const offer = await c.next('offer');
-    expect(offer).toMatchObject({ type: 'offer', from: 'agent-b', sdp: 'v=0 offer' });
+    expect(offer).toMatchObject({
+      type: 'offer',
+      from: 'agent-b',
+      sdp: 'v=0 offer',
+      public_key: toBase64url(b.keys.publicKey),
+    });
     expect(offer.to).toBeUndefined();
     c.send({ type: 'answer', to: 'agent-b', sdp: 'v=0 answer' });
     expect(await b.next('answer')).toMatchObject({ from: 'agent-c', sdp: 'v=0 answer' });

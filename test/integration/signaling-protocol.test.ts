@@ -62,15 +62,20 @@ describe('signaling WebSocket protocol (CONTRACT §1)', () => {
     const [a, b] = [await client(), await client()];
     await a.register('agent-a');
     await b.register('agent-b');
-    b.send({ type: 'offer', to: 'agent-a', sdp: 'v=0 offer' });
+    // A key the sender puts in its offer is not relayed: the offer carries the key agent-b
+    // registered with (an extension, for a peer that missed agent-b's agent-joined).
+    b.send({ type: 'offer', to: 'agent-a', sdp: 'v=0 offer', public_key: toBase64url(a.keys.publicKey) });
     expect(await a.next('offer')).toEqual({
       type: 'offer',
       from: 'agent-b',
       sdp: 'v=0 offer',
+      public_key: toBase64url(b.keys.publicKey),
       __taken: true,
     });
     a.send({ type: 'answer', to: 'agent-b', sdp: 'v=0 answer' });
-    expect(await b.next('answer')).toMatchObject({ from: 'agent-a', sdp: 'v=0 answer' });
+    const answer = await b.next('answer');
+    expect(answer).toMatchObject({ from: 'agent-a', sdp: 'v=0 answer' });
+    expect(answer.public_key).toBeUndefined();
     const candidate = {
       candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host',
       sdpMid: '0',

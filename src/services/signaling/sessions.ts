@@ -172,7 +172,17 @@ async function onMessage(core: MeshCore, session: Session, data: Buffer, isBinar
     case 'ice-candidate':
     case 'bye': {
       const { to, ...rest } = frame;
-      if (!(await core.relay.deliver(to, session.mesh, JSON.stringify({ ...rest, from })))) {
+      // Extension: an offer carries its sender's registered key (and how it descends from earlier
+      // ones), so a peer that missed the sender's agent-joined (a lost cluster announcement, a
+      // reconnect between the two) can still pin the key and answer, instead of dropping the offer.
+      const vouched =
+        frame.type === 'offer' && session.publicKey
+          ? {
+              public_key: session.publicKey,
+              ...(session.record?.rotations?.length ? { rotations: session.record.rotations } : {}),
+            }
+          : {};
+      if (!(await core.relay.deliver(to, session.mesh, JSON.stringify({ ...rest, ...vouched, from })))) {
         error(core, session, 'unknown_peer', `no agent ${to} is registered`, { to });
       }
       return;
