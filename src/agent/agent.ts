@@ -505,21 +505,33 @@ export class MeshAgent {
         return;
       }
       case 'offer': {
+        // An offer proves its sender registered. Signaling vouches for its key in the offer (an
+        // extension), so a peer whose agent-joined never arrived is still answered; a different key
+        // is taken only with a rotation proof, as from an announcement (a bare mismatch was reported
+        // by the announcement already). Before any await, so frames that follow it (agent-left, a
+        // rotation's agent-joined) are applied after it, in the order signaling sent them.
+        this.departed.delete(f.from);
+        const pinned = this.keys.get(f.from);
+        if (
+          typeof f.public_key === 'string' &&
+          (!pinned || (f.rotations !== undefined && toBase64url(pinned) !== f.public_key))
+        ) {
+          const key = this.pin(f.from, f.public_key, f.rotations);
+          const live = this.links.get(f.from);
+          if (live && key) live.publicKey = key;
+        }
         // The answer gathers with the STUN servers a recheck under way is about to judge.
         await this.stunPool.settled();
         if (this.stopped) return;
-        // An offer proves its sender registered. Signaling vouches for its key in the offer (an
-        // extension), so a peer whose agent-joined never arrived is still answered; a key that
-        // differs from the pinned one is held to the same rotation proof as an announcement.
-        this.departed.delete(f.from);
-        const pinned = this.keys.get(f.from);
-        if (typeof f.public_key === 'string' && (!pinned || toBase64url(pinned) !== f.public_key)) {
-          this.pin(f.from, f.public_key, f.rotations);
-        }
         if (!this.keys.has(f.from)) {
           this.event(
             'offer_dropped',
-            { reason: 'no key known for the sender (no agent-joined, no key in the offer)' },
+            {
+              reason:
+                typeof f.public_key === 'string'
+                  ? 'the key in the offer was refused (see peer_key_mismatch)'
+                  : 'no key known for the sender: no agent-joined, and no key in the offer',
+            },
             f.from,
           );
           return;
