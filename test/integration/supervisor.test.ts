@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, isZombie } from '../../src/exec/pid.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
-import { listProcesses } from '../../src/state/processes.js';
+import { listProcesses, readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
@@ -15,6 +15,14 @@ const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
 
 function state(): string {
   const t = tempDir();
@@ -99,5 +107,32 @@ describe('Supervisor.stop', () => {
     expect(sup.running('ghost')).toBeUndefined();
     expect(await sup.stop('ghost')).toBe('not_running');
     expect(listProcesses(openStateDir(dir))).toEqual([]);
+  });
+});
+
+describe('Supervisor.restartFromRecord', () => {
+  it('restarts a recorded process after its logs directory was removed, and logs why in a new log', async () => {
+    const dir = state();
+    const st = openStateDir(dir);
+    const sup = new Supervisor(st, { clock: new FakeClock(), owner: 'test' });
+    const first = sup.start({
+      name: 'sleeper',
+      role: 'agents',
+      command: process.execPath,
+      args: ['-e', 'setInterval(() => {}, 1 << 30)'],
+    });
+    trackPid(first);
+    cleanups.push(() => killQuietly(first));
+    const rec = readProcess(st, 'sleeper')!;
+    // It died, and someone cleaned the logs away.
+    process.kill(first, 'SIGKILL');
+    await waitFor(() => !isAlive(first), `pid ${first} to die`);
+    rmSync(st.logs, { recursive: true, force: true });
+    const again = sup.restartFromRecord(rec, 'restarted by the test');
+    trackPid(again);
+    cleanups.push(() => killQuietly(again));
+    expect(sup.running('sleeper')).toBe(again);
+    expect(readProcess(st, 'sleeper')).toMatchObject({ pid: again, restarts: 1 });
+    expect(readFileSync(sup.logFile('sleeper'), 'utf8')).toContain('restarted by the test');
   });
 });

@@ -170,6 +170,8 @@ export class Supervisor {
       // records both.
       pid = this.systemd().launch({ ...rec, spec: rec.spec }, env).pid;
     } else {
+      // The logs directory may be gone (an operator's cleanup): the restart recreates it, as a start does.
+      mkdirSync(this.state.logs, { recursive: true });
       appendFileSync(
         this.logFile(rec.name),
         `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`,
