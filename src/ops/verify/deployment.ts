@@ -2,6 +2,7 @@
 // least two agents registered, peer connections established, signed message exchange — each retried
 // on the context's clock, each reported and logged to the witness under one trace id.
 import { randomUUID } from 'node:crypto';
+import { isUnverifiedCertificate } from '../../clients/http.js';
 import { SignalingClient } from '../../clients/signaling.js';
 import { ExitCode, type ExitCodeValue, IfmeshError } from '../../errors.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
@@ -150,7 +151,7 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
     answers.forEach((r, i) => {
       if (r instanceof IfmeshError) {
         if (r.exitCode === ExitCode.unreachable) unreachable = true;
-        if (r.code === 'tls_verification_failed') fix = r.hint;
+        if (isUnverifiedCertificate(r)) fix = r.hint;
         bad.push(r.message);
         return;
       }
