@@ -60,6 +60,7 @@ export default defineCommand<Flags, [], 'witness'>({
     { flags: '--dry-run', description: 'print the plan and touch nothing' },
   ],
   needs: ['witness'],
+  newState: true,
   productionRules: 'report',
   async run({ flags, needs: { config: loaded, state, witness }, ctx, out }) {
     const instances = intFlag(flags.instances, '--instances', 1, 16);

@@ -46,6 +46,7 @@ export default defineCommand<Flags, [], 'config' | 'state'>({
     ...TARGET_FLAGS,
   ],
   needs: ['config', 'state'],
+  newState: true,
   async run({ flags, needs: { config, state }, ctx, out }) {
     const [
       { alertChannels },

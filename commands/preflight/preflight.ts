@@ -9,6 +9,7 @@ export default defineCommand<Flags, [], 'state'>({
   examples: ['ifmesh preflight', 'ifmesh preflight --config config/webrtc-production.env --json'],
   flags: ['config', 'set', 'json', 'stage', 'state-dir', 'supervisor', 'service-user'],
   needs: ['state'],
+  newState: true,
   async run({ flags, needs, ctx, out }) {
     const { runPreflight } = await import('../../src/ops/preflight/index.js');
     const progress = await createProgress(ctx, Boolean(flags.json));

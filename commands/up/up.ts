@@ -35,6 +35,7 @@ export default defineCommand<Flags, [], 'state'>({
     },
   ],
   needs: ['state'],
+  newState: true,
   async run({ flags, needs, ctx, out }) {
     if (flags.supervisor === 'systemd')
       throw new UsageError(

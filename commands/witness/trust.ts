@@ -9,6 +9,7 @@ export default defineCommand<Flags, [string], 'state'>({
   args: [{ name: '<url>', description: 'IF.witness base URL' }],
   flags: [{ flags: '--yes', description: 'accept the presented key for this URL' }, 'state-dir', 'json'],
   needs: ['state'],
+  newState: true,
   async run({ args: [url], flags, needs: { state }, ctx, out }) {
     const [{ trustWitness }, { renderTrust }] = await Promise.all([
       import('../../src/ops/witness/trust.js'),

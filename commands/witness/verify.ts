@@ -20,6 +20,7 @@ export default defineCommand<Flags, [], 'state'>({
     'json',
   ],
   needs: ['state'],
+  newState: true,
   async run({ flags, needs: { state }, ctx, out }) {
     if (flags.db && flags.url) throw new UsageError('pass one of --db FILE or --url URL, not both');
     const [{ isPostgresUrl, localWitnessDb }, { verifyDb, verifyUrl }, { renderVerify }] = await Promise.all([

@@ -119,6 +119,11 @@ export interface CommandDefinition<
   helpAfter?: () => string;
   /** 'config' loaded with the production rules reported instead of enforced (deploy). */
   productionRules?: 'report';
+  /**
+   * The command may make its state directory (up, deploy, preflight before a first deploy). Every
+   * other command refuses an explicit --state-dir (or IFMESH_STATE_DIR) that does not exist.
+   */
+  newState?: true;
   run(input: RunInput<F, A, N>): Promise<Outcome> | Outcome;
 }
 

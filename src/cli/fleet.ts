@@ -1,8 +1,10 @@
 // What most commands resolve first, in one place: the configuration (--config, --set), the state
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
+import { existsSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
+import { UsageError } from '../errors.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
-import { resolveState, type StateDir } from '../state/state-dir.js';
+import { resolveState, resolveStateDir, type StateDir } from '../state/state-dir.js';
 import type { Context } from './context.js';
 import type { ConfigFlags } from './options.js';
 import { loadCommandConfig } from './tls.js';
@@ -19,8 +21,27 @@ export interface Resolved {
   fleet: Fleet;
 }
 
+/**
+ * An explicit state directory (--state-dir, IFMESH_STATE_DIR) that does not exist is a mistyped path
+ * or the wrong host, not an empty fleet: refused before anything reads defaults or writes there
+ * (a verify of the config's default port, an incident and its lock in a new directory).
+ */
+export function requireExistingState(ctx: Context, flags: Pick<FleetFlagsIn, 'stateDir' | 'stage'>): void {
+  const given = flags.stateDir ?? ctx.env.IFMESH_STATE_DIR;
+  if (given === undefined) return;
+  const dir = resolveStateDir(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
+  if (existsSync(dir)) return;
+  const from = flags.stateDir !== undefined ? '--state-dir' : 'IFMESH_STATE_DIR';
+  throw new UsageError(
+    `no ifmesh state directory at ${dir} (${from}): nothing was deployed there`,
+    `check the path (a fleet's state directory is the one its \`ifmesh deploy\` or \`ifmesh up\` used), or deploy there first: ifmesh deploy --state-dir ${given}`,
+    'state_dir_missing',
+  );
+}
+
 /** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
+  requireExistingState(ctx, flags);
   const loaded = await loadCommandConfig(ctx, flags);
   const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
   const fleet = loadFleet(state, loaded, {

@@ -56,7 +56,7 @@ function attach(group: Command, defs: readonly AnyDefinition[], io: CommandIo, o
       };
       const args = params.slice(0, -2);
       const wanted = def.needsIf?.(flags) === false ? [] : (def.needs ?? []);
-      const needs = await resolveNeeds(wanted, io.ctx, flags, def.productionRules);
+      const needs = await resolveNeeds(wanted, io.ctx, flags, def.productionRules, def.newState);
       let out: Output | undefined;
       const outcome = await def.run({
         flags,

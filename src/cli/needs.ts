@@ -11,8 +11,13 @@ export async function resolveNeeds(
   ctx: Context,
   flags: FleetFlagsIn,
   productionRules?: 'report',
+  newState?: true,
 ): Promise<Partial<AllNeeds>> {
   if (needs.length === 0) return {};
+  if (!newState && (needs.includes('state') || needs.includes('witness'))) {
+    const { requireExistingState } = await import('./fleet.js');
+    requireExistingState(ctx, flags);
+  }
   if (needs.includes('fleet')) {
     const { resolveFleet } = await import('./fleet.js');
     const r = await resolveFleet(ctx, flags);

@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commands } from '../../src/cli/registry.js';
@@ -53,6 +53,31 @@ describe('ifmesh binary', () => {
     const r = await spawnCli(['config', 'check', '--json', '--nope']);
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout)).toEqual({ error: { code: 'usage', message: "unknown option '--nope'" } });
+  });
+
+  it('refuses a --state-dir or IFMESH_STATE_DIR that does not exist, creating nothing, where the command does not make one', async () => {
+    const missing = path.join(dir, 'no-such-fleet');
+    for (const argv of [
+      ['verify', '--state-dir', missing],
+      ['incident', 'p1', '--no-notify', '--state-dir', missing],
+      ['status', '--state-dir', missing],
+      ['maintenance', 'daily', '--dry-run', '--state-dir', missing],
+      ['rollback', '--dry-run', '--state-dir', missing],
+    ]) {
+      const r = await spawnCli([...argv, '--json'], { cwd: dir });
+      expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stdout).error).toMatchObject({
+        code: 'state_dir_missing',
+        message: `no ifmesh state directory at ${missing} (--state-dir): nothing was deployed there`,
+      });
+    }
+    const env = await spawnCli(['status'], { cwd: dir, env: { IFMESH_STATE_DIR: missing } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toContain(`no ifmesh state directory at ${missing} (IFMESH_STATE_DIR)`);
+    expect(existsSync(missing)).toBe(false);
+    // preflight checks a host before its first deploy: a new state directory is its to name.
+    const pre = await spawnCli(['preflight', '--state-dir', missing, '--json'], { cwd: dir });
+    expect(pre.stderr).not.toContain('no ifmesh state directory');
   });
 
   it('runs selftest on the bundled fixtures and exits 0', async () => {
