@@ -34,7 +34,7 @@ export function requireExistingState(ctx: Context, flags: Pick<FleetFlagsIn, 'st
   const from = flags.stateDir !== undefined ? '--state-dir' : 'IFMESH_STATE_DIR';
   throw new UsageError(
     `no ifmesh state directory at ${dir} (${from}): nothing was deployed there`,
-    `check the path (a fleet's state directory is the one its \`ifmesh deploy\` or \`ifmesh up\` used), or deploy there first: ifmesh deploy --state-dir ${given}`,
+    `check the path (a fleet's state directory is the one its \`ifmesh deploy\` or \`ifmesh up\` used); for a fleet ifmesh did not deploy, make it first: mkdir -p ${given}`,
     'state_dir_missing',
   );
 }

@@ -9,7 +9,7 @@ import { signalingServeArgs } from '../../src/ops/shared.js';
 import { acquireLock } from '../../src/state/lock.js';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { BIN, run, spawnCli, tempDir } from '../helpers/cli.js';
+import { BIN, run, spawnCli, stateDir, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { trackPid } from '../helpers/pids.js';
@@ -28,7 +28,7 @@ const cleanups: (() => Promise<unknown> | unknown)[] = [];
 beforeEach(async () => {
   const t = tempDir();
   dir = t.dir;
-  state = path.join(dir, 'state');
+  state = stateDir(dir);
   witness = await startWitness();
   cleanups.push(t.cleanup, () => witness.stop());
 });

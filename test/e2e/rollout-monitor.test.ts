@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { spawnCli } from '../helpers/cli.js';
+import { spawnCli, stateDir } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import { post } from '../helpers/witness.js';
@@ -38,7 +38,7 @@ describe('ifmesh monitor', () => {
       })),
     );
     expect((await post(`${witnessUrl()}/api/events`, ok)).status).toBe(201);
-    const state = path.join(dir, 'mon-ok');
+    const state = stateDir(dir, 'mon-ok');
     const r = await spawnCli(
       [
         'monitor',
@@ -190,7 +190,7 @@ describe('ifmesh canary after ifmesh up', () => {
 
 describe('ifmesh monitor with the witness unreachable', () => {
   it('reports error measurements instead of throwing, and fails at the consecutive error limit', async () => {
-    const state = path.join(dir, 'mon-blind');
+    const state = stateDir(dir, 'mon-blind');
     const dead = `http://127.0.0.1:${await freePort()}`;
     const mon = (extra: string[]) =>
       spawnCli(

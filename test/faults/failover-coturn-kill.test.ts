@@ -16,7 +16,7 @@ import { MeshAgent } from '../../src/agent/agent.js';
 import { WitnessClient } from '../../src/clients/witness.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { type RunningTurnserver, startTurnserver } from '../../src/exec/turnserver.js';
-import { BIN, tempDir, testTmp } from '../helpers/cli.js';
+import { BIN, stateDir, tempDir, testTmp } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { trackPid } from '../helpers/pids.js';
 import { freePort } from '../helpers/processes.js';
@@ -154,7 +154,7 @@ describe('coturn killed during failover A', () => {
             SIGNALING_ADMIN_TOKEN: ADMIN,
             IF_WITNESS_ENDPOINT: witness.url,
             IF_WITNESS_API_KEY: API_KEY,
-            IFMESH_STATE_DIR: path.join(dir.dir, 'state'),
+            IFMESH_STATE_DIR: stateDir(dir.dir),
           };
           const args = [
             '--max-rtt-p95',

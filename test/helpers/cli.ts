@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -113,6 +113,17 @@ function callerTestFile(): string {
 }
 
 /** A fresh temp dir (under the run's own temp root, see leak-guard.ts); removed by `cleanup`. */
+/**
+ * `dir/name`, made: a state directory as a fleet's is, before a command that operates the fleet
+ * names it (they refuse an explicit --state-dir that does not exist; only up, deploy and a few
+ * others make one).
+ */
+export function stateDir(dir: string, name = 'state'): string {
+  const at = path.join(dir, name);
+  mkdirSync(at, { recursive: true });
+  return at;
+}
+
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), `ifmesh-test-${callerTestFile()}-`));
   // Retries: a process being stopped may still be writing its last log line into the directory.

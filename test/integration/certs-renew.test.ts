@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
-import { spawnCli, tempDir } from '../helpers/cli.js';
+import { spawnCli, stateDir, tempDir } from '../helpers/cli.js';
 import { makeCert } from '../helpers/tls.js';
 
 let dir: { dir: string; cleanup: () => void };
@@ -49,7 +49,7 @@ const env = () => ({
   PATH: `${bin}:/usr/bin:/bin`,
   CERTBOT_CALLS: calls,
   CERTBOT_CONFIG_DIR: live,
-  IFMESH_STATE_DIR: path.join(dir.dir, 'state'),
+  IFMESH_STATE_DIR: stateDir(dir.dir),
 });
 const certbotCalls = () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : []);
 const expiry = (file: string) => new X509Certificate(readFileSync(file)).validTo;
@@ -142,7 +142,7 @@ describe('certs rotate renews on the runbook rule', () => {
 describe('maintenance daily --renew', () => {
   it('renews a certificate with 3 days left and reports the new days left; one with 30 is left alone', async () => {
     const c = makeCert(dir.dir, 'daily', 3);
-    const state = path.join(dir.dir, 'state');
+    const state = stateDir(dir.dir);
     const args = [
       'maintenance',
       'daily',

@@ -1,7 +1,6 @@
 // Each notifier against a LOCAL receiver that stands for the remote service (PagerDuty's Events API
 // v2, a Slack incoming webhook, an SMTP server) and checks what arrives. Nothing leaves loopback.
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/cli/context.js';
@@ -11,7 +10,7 @@ import { watchIncident } from '../../src/ops/incident/lifecycle.js';
 import { configuredNotifiers, sendNotice } from '../../src/ops/incident/notify/send.js';
 import type { IncidentNotice } from '../../src/ops/incident/notify/types.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { type RunResult, run, tempDir } from '../helpers/cli.js';
+import { type RunResult, run, stateDir, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver, smtp } from '../helpers/notify-receivers.js';
 import { freePort, type Service, startSignalingProcess } from '../helpers/processes.js';
@@ -198,7 +197,7 @@ describe('P1 as written, and escalation by person', () => {
     const hooks = await receiver((n, p) => (p === '/slack' ? 200 : pd(n)));
     const mail = await smtp();
     const clock = new FakeClock(T0);
-    const state = path.join(dir, 'state');
+    const state = stateDir(dir);
     const env = {
       PAGERDUTY_EVENTS_URL: `${hooks.base}/v2/enqueue`,
       PAGERDUTY_INTEGRATION_KEY: ROUTING_KEY,

@@ -1,10 +1,5 @@
-// `incident show ID --watch` as people and programs see it (issue 25.5), on a real incident: declared
-// against a running signaling process with PagerDuty and Slack standing in as local receivers, then
-// acknowledged and resolved from another terminal while it is watched. On a terminal (tmux) one view
-// redrawn in place; in a pipe a line per change; with --json a document per change.
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RunResult, spawnCli, tempDir } from '../helpers/cli.js';
+import { type RunResult, spawnCli, stateDir, tempDir } from '../helpers/cli.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { freePort, type Service, startSignalingProcess } from '../helpers/processes.js';
 import { terminal } from '../helpers/tmux.js';
@@ -29,7 +24,7 @@ describe('incident show --watch', () => {
     };
     const flags = [
       '--state-dir',
-      path.join(dir, 'state'),
+      stateDir(dir),
       '--signaling',
       sig.url,
       '--witness',

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import type { RunningPrometheus } from '../../src/exec/prometheus.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { run, stateDir, tempDir } from '../helpers/cli.js';
 import { promQuery, startTestPrometheus } from '../helpers/prometheus.js';
 import { type RunningSignaling, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
@@ -74,7 +74,7 @@ describe('maintenance weekly with Prometheus', () => {
         'maintenance',
         'weekly',
         '--state-dir',
-        path.join(dir, 'state'),
+        stateDir(dir),
         '--loopback',
         '--messages',
         '2',

@@ -14,7 +14,7 @@ import { readIncident } from '../../src/ops/incident/store.js';
 import { readRotationRecord } from '../../src/ops/keys/schedule.js';
 import { freePort } from '../../src/ops/stack/stack.js';
 import { openStateDir } from '../../src/state/state-dir.js';
-import { run, tempDir } from '../helpers/cli.js';
+import { run, stateDir, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver } from '../helpers/notify-receivers.js';
 import { ADMIN, getJson, type RunningSignaling, startSignaling, TestClient } from '../helpers/signaling.js';
@@ -355,7 +355,7 @@ describe('rotate-keys completes the runbook', () => {
   });
 
   it('--if-due: rotates when due, not again until the interval has passed, never when disabled', async () => {
-    const state = path.join(dir.dir, 'periodic');
+    const state = stateDir(dir.dir, 'periodic');
     const e = { ...env(), SRTP_KEY_ROTATION_INTERVAL_MS: '3600000' };
     const args = [
       'rotate-keys',
@@ -390,7 +390,7 @@ describe('rotate-keys completes the runbook', () => {
   });
 
   it('--if-due once the interval has passed (fake clock): an agent that does not answer is told to Slack', async () => {
-    const state = path.join(dir.dir, 'periodic-late');
+    const state = stateDir(dir.dir, 'periodic-late');
     const sl = await receiver();
     const quiet = new TestClient(sigB.url);
     try {

@@ -1,7 +1,5 @@
-// `ifmesh verify --witness URL`: the temporary agents' events reach that witness.
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnCli, tempDir } from '../helpers/cli.js';
+import { spawnCli, stateDir, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { startSignalingProcess } from '../helpers/processes.js';
 import { API_KEY, startWitness } from '../helpers/witness.js';
@@ -15,7 +13,7 @@ describe('ifmesh verify --witness', () => {
     const sig = await startSignalingProcess();
     const witness = await startWitness();
     try {
-      const env = { IF_WITNESS_API_KEY: API_KEY, IFMESH_STATE_DIR: path.join(dir, 'state') };
+      const env = { IF_WITNESS_API_KEY: API_KEY, IFMESH_STATE_DIR: stateDir(dir) };
       const r = await spawnCli(
         [
           'verify',

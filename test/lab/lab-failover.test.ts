@@ -14,6 +14,7 @@ import { type LabState, labUp } from '../../src/ops/lab/lab.js';
 import { connections, events, startAgent } from '../../src/ops/lab/matrix.js';
 import { waitFor } from '../../src/util/wait.js';
 import { withFigure } from '../faults/figures.js';
+import { stateDir } from '../helpers/cli.js';
 import { ifmeshInLab, labFixture, teardownLab } from '../helpers/lab.js';
 
 const lab = labFixture('f');
@@ -101,7 +102,7 @@ describe('failover turn (scenario A) behind symmetric NATs', () => {
           '--max-rtt-p95',
           '10s',
           '--state-dir',
-          path.join(state.dir, 'operator'),
+          stateDir(state.dir, 'operator'),
           '--json',
         ];
         const fo = await ifmeshInLab(lab, 'pub', [

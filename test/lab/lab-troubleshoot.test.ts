@@ -8,6 +8,7 @@ import { loadOrCreateIdentity } from '../../src/crypto/key-file.js';
 import { type LabState, labUp } from '../../src/ops/lab/lab.js';
 import { startAgent } from '../../src/ops/lab/matrix.js';
 import { waitFor } from '../../src/util/wait.js';
+import { stateDir } from '../helpers/cli.js';
 import { ifmeshInLab, labFixture, teardownLab } from '../helpers/lab.js';
 
 const lab = labFixture('t');
@@ -23,7 +24,7 @@ async function tree1(state: LabState, host: string, agent: string, peer: string)
     '--signaling',
     `http://${state.plan.signaling.address}:${state.plan.signaling.port}`,
     '--state-dir',
-    path.join(state.dir, `ts-${host}`),
+    stateDir(state.dir, `ts-${host}`),
     '--json',
   ]);
   try {
