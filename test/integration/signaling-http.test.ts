@@ -122,6 +122,26 @@ describe("signaling HTTP API (the runbook's curl | jq lines)", () => {
     expect((await getJson(`${s.http}/stats`)).json.connections).toHaveLength(2);
   });
 
+  it('lists no connection to a peer that has left, though its peer reported it connected as it went', async () => {
+    const [a, b] = await mesh(['agent-1', 'agent-2']);
+    const report = (state: string) =>
+      a!.send({ type: 'connection-state', peer_id: 'agent-2', state, candidate_type: 'host', rtt_ms: 1 });
+    report('connected');
+    const s = sig!;
+    await until(`${s.http}/connections`, (r) => r.json.connections.length === 1, 'the report');
+    // agent-2 dies (kill -9: no bye); agent-1's link has not timed out yet, so it reports the pair
+    // connected once more, and signaling, which checked agent-2 a moment ago, stores it.
+    b!.ws.terminate();
+    await until(`${s.http}/stats`, (r) => r.json.total_agents === 1, 'agent-2 to leave');
+    report('connected');
+    await waitFor(async () => {
+      const m = (await getJson(`${s.http}/metrics`)).text;
+      return /^webrtc_connections_established_total 2$/m.test(m);
+    }, 'the second report to be taken');
+    expect((await getJson(`${s.http}/connections`)).json.connections).toEqual([]);
+    expect((await getJson(`${s.http}/stats`)).json).toMatchObject({ connections: [], by_state: {} });
+  });
+
   it('feeds webrtc_* metrics from agent reports, and exposes every name the runbook uses', async () => {
     const [a] = await mesh(['agent-1']);
     a!.send({

@@ -1,10 +1,11 @@
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
+import { recordRelease } from '../../src/ops/deploy/releases.js';
 import type { VerifyReport } from '../../src/ops/verify/deployment.js';
-import { run, spawnCli, tempDir } from '../helpers/cli.js';
+import { openStateDir } from '../../src/state/state-dir.js';
+import { run, spawnCli, stateDir, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
@@ -87,7 +88,7 @@ function verifyArgs(...extra: string[]): string[] {
     '--max-rtt-p95',
     '10s',
     '--state-dir',
-    path.join(tmp.dir, 'state'),
+    stateDir(tmp.dir),
     '--json',
     ...extra,
   ];
@@ -197,6 +198,35 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
     }
   }, 120_000);
 
+  it("fails when an agent of the fleet's current release is not registered, naming it, though two others are", async () => {
+    const state = stateDir(tmp.dir, 'released');
+    await recordRelease(openStateDir(state), {
+      id: 'rel-test',
+      deployment_id: 'dep-test',
+      ref: 'test',
+      config_hash: 'x',
+      created_at: new Date().toISOString(),
+      processes: [],
+      agents: ['rel-1', 'rel-2', 'rel-3'],
+    });
+    startAgent('rel-1');
+    startAgent('rel-2');
+    await meshOf(['rel-1', 'rel-2']);
+    const r = await run(verifyArgs('--retries', '2', '--interval', '20ms', '--state-dir', state), {
+      env: { PATH: process.env.PATH ?? '' },
+      cwd: tmp.dir,
+    });
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    expect(report.steps[1]).toMatchObject({
+      name: 'agents_registered',
+      status: 'fail',
+      detail:
+        'rel-3 of release rel-test not registered (2 agents registered) — see `ifmesh status` and `ifmesh logs deploy-agent-rel-3`',
+      data: { agents: 2, missing: ['rel-3'] },
+    });
+    expect(r.code).toBe(1);
+  }, 60_000);
+
   it('recovers within its retries once the agents arrive (retries wait on the injected clock)', async () => {
     startAgent('late-1');
     await waitFor(
@@ -267,7 +297,7 @@ describe('ifmesh verify (the runbook verify-deployment.sh)', () => {
         '--interval',
         '10ms',
         '--state-dir',
-        path.join(tmp.dir, 'state'),
+        stateDir(tmp.dir),
       ],
       { env: { PATH: process.env.PATH ?? '' }, cwd: tmp.dir },
     );

@@ -46,6 +46,11 @@ export interface VerifyOptions {
   /** The fourth step; given by the caller so it can set ICE servers, agents and messages. */
   exchange: (events: ExchangeOptions['events']) => Promise<ExchangeReport>;
   witness?: { log(e: WitnessEvent): void } | undefined;
+  /**
+   * The agents the fleet's current release deployed (from its state): each must be registered, not
+   * just any two. Absent (no release recorded): the runbook's bar of at least two agents alone.
+   */
+  deployedAgents?: { release: string; agents: string[] } | undefined;
   onStep?: (step: VerifyStep | { name: StepName; status: 'running' }) => void;
   traceId?: string;
 }
@@ -76,11 +81,20 @@ export function expectedPairs(agents: Agent[]): number {
   return n;
 }
 
-/** Distinct agent pairs with a connected report (both ends usually report the same pair). */
-export function connectedPairs(connections: Connection[]): number {
+/**
+ * Distinct agent pairs with a connected report (both ends usually report the same pair), between
+ * agents registered now and in one mesh: a report about a peer that has gone (a killed agent, whose
+ * peer has not yet timed the link out) is not a connection, and cannot make more pairs than expected.
+ */
+export function connectedPairs(connections: Connection[], registered: Agent[]): number {
+  const mesh = new Map(registered.map((a) => [a.agent_id, a.mesh ?? 'default']));
   const pairs = new Set<string>();
-  for (const c of connections)
-    if (c.state === 'connected') pairs.add([c.agent_id, c.peer_id].sort().join('\u0000'));
+  for (const c of connections) {
+    if (c.state !== 'connected') continue;
+    const [m1, m2] = [mesh.get(c.agent_id), mesh.get(c.peer_id)];
+    if (m1 === undefined || m1 !== m2) continue;
+    pairs.add([c.agent_id, c.peer_id].sort().join('\u0000'));
+  }
   return pairs.size;
 }
 
@@ -185,6 +199,17 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
       if (r instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: r.message } };
       agents = mergeAgents(r);
       const data = { agents: agents.length };
+      const ids = new Set(agents.map((a) => a.agent_id));
+      const missing = o.deployedAgents?.agents.filter((id) => !ids.has(id)) ?? [];
+      if (missing.length > 0)
+        return {
+          done: false,
+          step: {
+            status: 'fail',
+            detail: `${missing.join(', ')} of release ${o.deployedAgents!.release} not registered (${agents.length} agents registered) — see \`ifmesh status\` and \`ifmesh logs deploy-agent-${missing[0]}\``,
+            data: { ...data, missing },
+          },
+        };
       return agents.length >= 2
         ? { done: true, step: { status: 'ok', detail: `${agents.length} agents registered`, data } }
         : {
@@ -205,7 +230,7 @@ export async function verifyDeployment(ctx: OpContext, o: VerifyOptions): Promis
       if (c instanceof IfmeshError) return { done: false, step: { status: 'fail', detail: c.message } };
       agents = mergeAgents(a);
       const expected = expectedPairs(agents);
-      const connected = connectedPairs(mergeConnections(c));
+      const connected = connectedPairs(mergeConnections(c), agents);
       const data = { connected, expected, agents: agents.length };
       const text = `${connected}/${expected} agent pairs connected`;
       if (connected >= expected) return { done: true, step: { status: 'ok', detail: text, data } };

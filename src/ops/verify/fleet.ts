@@ -5,6 +5,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { type ExchangeOptions, type ExchangeReport, messageExchange } from '../agent/exchange.js';
 import { iceServers } from '../agent/ice.js';
+import { currentRelease } from '../deploy/releases.js';
 import { openWitness } from '../events.js';
 import { agentSignalingUrls, type Fleet } from '../fleet/fleet.js';
 import type { OpContext } from '../shared.js';
@@ -66,6 +67,13 @@ export async function verifyFleet(
   const witness = openWitness({ ...w, state: o.state }, `verify-${o.deploymentId ?? 'adhoc'}`, ctx);
   if (!witness) o.onWarn('IF_WITNESS_API_KEY is not set: this verification is not logged to the witness');
   const exchange = exchangeOn(o, ctx);
+  // A release record that no longer reads does not stop a verification: it checks the runbook's bar.
+  const release = await currentRelease(o.state).catch((err: unknown) => {
+    o.onWarn(
+      `the current release could not be read, so deployed agents are not checked one by one: ${(err as Error).message}`,
+    );
+    return undefined;
+  });
   const progress = await o.progress();
   return verifyDeployment(ctx, {
     // Every instance and the front door: each must answer /health.
@@ -78,6 +86,7 @@ export async function verifyFleet(
     intervalMs: o.intervalMs,
     exchange: (events) => exchange({ events }),
     witness,
+    deployedAgents: release?.agents.length ? { release: release.id, agents: release.agents } : undefined,
     onStep: (s) => {
       if (s.status === 'skipped') return;
       progress.step(STEP_TITLES[s.name], s.status, 'detail' in s ? s.detail : undefined);

@@ -26,6 +26,7 @@ import { AuthFailureLimiter } from '../http/auth-failures.js';
 import { badTarget, bearerMatches, HttpError, readBody, requestUrl, sendJson } from '../http/util.js';
 import { disconnectBlocked } from './push.js';
 import { RegistryUnavailableError } from './redis-registry.js';
+import type { ConnectionReport } from './registry.js';
 import type { MeshCore } from './types.js';
 
 type Handler = (core: MeshCore, req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
@@ -175,6 +176,17 @@ async function rebind(core: MeshCore, req: IncomingMessage, res: ServerResponse)
   } satisfies RebindResponse);
 }
 
+/**
+ * The stored reports between agents registered now. A report about a peer that has left outlives it
+ * when the reporter re-sent it as the peer went (its link had not yet timed out) and its later
+ * 'closed' was refused for naming an unknown peer: such a pair is not a connection any more.
+ */
+async function liveConnections(core: MeshCore): Promise<ConnectionReport[]> {
+  const [reports, agents] = await Promise.all([core.registry.connections(), core.registry.list()]);
+  const ids = new Set(agents.map((a) => a.agentId));
+  return reports.filter((c) => ids.has(c.agent_id) && ids.has(c.peer_id));
+}
+
 const routes: Record<string, Handler> = {
   'GET /health': async (core, _req, res) => {
     const agents = core.local.size;
@@ -221,10 +233,10 @@ const routes: Record<string, Handler> = {
     sendJson(res, 200, { agents } satisfies AgentsResponse);
   },
   'GET /connections': async (core, _req, res) => {
-    sendJson(res, 200, { connections: await core.registry.connections() } satisfies ConnectionsResponse);
+    sendJson(res, 200, { connections: await liveConnections(core) } satisfies ConnectionsResponse);
   },
   'GET /stats': async (core, _req, res) => {
-    const connections = await core.registry.connections();
+    const connections = await liveConnections(core);
     const by_state: Record<string, number> = {};
     for (const c of connections) by_state[c.state] = (by_state[c.state] ?? 0) + 1;
     const connected = connections.filter((c) => c.state === 'connected');
@@ -392,7 +404,7 @@ const routes: Record<string, Handler> = {
     admin(core, req);
     await body(req);
     const relayed = new Map<string, string[]>();
-    for (const c of await core.registry.connections()) {
+    for (const c of await liveConnections(core)) {
       if (c.candidate_type !== 'relay') continue;
       // One end per pair: both ends reconnecting at once offer to each other and tear down both links.
       if (relayed.get(c.peer_id)?.includes(c.agent_id)) continue;
