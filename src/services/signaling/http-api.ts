@@ -177,15 +177,18 @@ async function rebind(core: MeshCore, req: IncomingMessage, res: ServerResponse)
 }
 
 /**
- * The stored reports between agents registered now. A report about a peer that has left outlives it
- * when the reporter re-sent it as the peer went (its link had not yet timed out) and its later
- * 'closed' was refused for naming an unknown peer: such a pair is not a connection any more.
+ * The stored reports, less those that say a pair is up ('new', 'connecting', 'connected') when one of
+ * its agents is no longer registered. Such a report outlives its peer when the reporter re-sent it as
+ * the peer went (its link had not yet timed out) and its later 'closed', naming a peer no longer
+ * registered, was refused. A 'failed' or 'closed' report about a peer that has gone stays: it is what
+ * the monitoring's failed-connections alert and `top` show after an agent is killed.
  */
 async function liveConnections(core: MeshCore): Promise<ConnectionReport[]> {
   const [reports, agents] = await Promise.all([core.registry.connections(), core.registry.list()]);
   const ids = new Set(agents.map((a) => a.agentId));
-  return reports.filter((c) => ids.has(c.agent_id) && ids.has(c.peer_id));
+  return reports.filter((c) => !UP_STATES.has(c.state) || (ids.has(c.agent_id) && ids.has(c.peer_id)));
 }
+const UP_STATES = new Set(['new', 'connecting', 'connected']);
 
 const routes: Record<string, Handler> = {
   'GET /health': async (core, _req, res) => {
