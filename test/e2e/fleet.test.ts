@@ -159,6 +159,9 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
     const victims = ['deploy-signaling-1', 'deploy-signaling-2'].map((n) => pidOf(n)!);
     for (const pid of victims) process.kill(pid, 'SIGKILL');
     await waitFor(() => victims.every((p) => !isAlive(p)), 'both instances to die', { timeoutMs: 5_000 });
+    // With no instance to ask, status reads the mode from the records: still Redis, not "standby".
+    const st = JSON.parse((await cli(['status', '--json'])).stdout);
+    expect(st.signaling_mode).toBe('redis');
     const p1 = await cli(['incident', 'p1', '--json']);
     const rec = JSON.parse(p1.stdout);
     expect(rec.classification.level).toBe('P1');

@@ -167,8 +167,16 @@ export async function status(
   const signaling = components.find((c) => c.role === 'signaling' && c.healthy && c.url);
   let mesh: StatusReport['mesh'] = null;
   const instances = components.filter((c) => c.role === 'signaling').length;
+  // Until an instance answers, the records say whether the instances share Redis: up and deploy give
+  // every instance SIGNALING_CLUSTER_URL then (a secret, so only its name is recorded).
+  const recordedRedis = procs.some(
+    (p) =>
+      p.role === 'signaling' &&
+      (p.spec?.secret_env.includes('SIGNALING_CLUSTER_URL') ||
+        p.spec?.env.SIGNALING_CLUSTER_URL !== undefined),
+  );
   let mode: SignalingMode | null =
-    instances && components.some((c) => c.running) ? signalingMode(instances, false) : null;
+    instances && components.some((c) => c.running) ? signalingMode(instances, recordedRedis) : null;
   if (signaling?.url) {
     const get = (p: string) =>
       httpRequest(`${httpUrlOf(signaling.url!)}${p}`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
