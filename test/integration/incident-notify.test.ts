@@ -205,14 +205,8 @@ describe('P1 as written, and escalation by person', () => {
       SMTP_URL: mail.url,
       ALERT_EMAIL: 'engineering-vp@example.com',
     };
-    const flags = [
-      '--state-dir',
-      state,
-      '--signaling',
-      sig.url,
-      '--witness',
-      `http://127.0.0.1:${await freePort()}`,
-    ];
+    const deadWitness = `http://127.0.0.1:${await freePort()}`;
+    const flags = ['--state-dir', state, '--signaling', sig.url, '--witness', deadWitness];
     /** One command, as a person or cron would run it; the fake clock is stepped through any backoff. */
     const ifmesh = async (...argv: string[]): Promise<RunResult> => {
       let done = false;
@@ -227,16 +221,22 @@ describe('P1 as written, and escalation by person', () => {
     };
     const slack = () => hooks.got.filter((g) => g.path === '/slack').map((g) => g.body);
     const pagerduty = () => hooks.got.filter((g) => g.path === '/v2/enqueue').map((g) => g.body);
-    return { state, env, clock, ifmesh, slack, pagerduty, mail };
+    return { state, env, clock, ifmesh, slack, pagerduty, mail, deadWitness };
   }
 
   it('p1 pages on-call at declaration without a flag, posts to #incident-response, and pages L2 and the VP on schedule', async () => {
-    const { state, clock, ifmesh, slack, pagerduty, mail } = await setup();
+    const { state, clock, ifmesh, slack, pagerduty, mail, deadWitness } = await setup();
     const r = await ifmesh('incident', 'p1', '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const rec = JSON.parse(r.stdout);
     expect(rec).toMatchObject({ id: ID, severity: 'P1', notify: true, escalation_level: 1 });
+    // The witness these flags name does not answer: the diagnosis says so, not "network".
+    const diagnosis = rec.actions.find((a: { action: string }) => a.action === 'diagnosis').detail;
+    expect(diagnosis).toContain(
+      `the witness (${deadWitness}) does not answer: failed connections are unknown`,
+    );
+    expect(diagnosis).not.toContain('load balancer');
     // Step 1: PagerDuty Events v2, the incident id as dedup key.
     expect(pagerduty()).toEqual([
       expect.objectContaining({ event_action: 'trigger', dedup_key: ID, routing_key: ROUTING_KEY }),

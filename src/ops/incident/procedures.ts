@@ -56,6 +56,12 @@ const p1: Procedure = async (o, rec, step, ctx) => {
       ...(down.length
         ? [`no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`]
         : []),
+      // The audit trail is down, not the mesh: failures cannot be counted, so the severity is a floor.
+      ...(impact.failed_connections_5m === null
+        ? [
+            `the witness${witnessQ ? ` (${witnessQ.url})` : ''} does not answer: failed connections are unknown, so this classification may be too low, and events wait in each process's spool; bring it back (\`ifmesh status\`, its log), then \`ifmesh witness spool --flush\``,
+          ]
+        : []),
     ];
     act(
       'diagnosis',
