@@ -22,6 +22,17 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
       // What was killed midway comes first: it explains whatever below looks half-done.
       const notes = [
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
+        ...r.held_locks.map((l) =>
+          l.corrupt
+            ? c.red(
+                `✗ ${l.lock} no longer parses: every deploy, canary and rollback fails on it; if no ifmesh command runs, rm ${l.lock}`,
+              )
+            : l.persistent
+              ? c.yellow(
+                  `! ${l.lock} is held by ${l.purpose} since ${l.since}: deploys, canaries and rollbacks wait${l.release_hint ? ` (${l.release_hint})` : ''}`,
+                )
+              : c.dim(`  ${l.lock} is held by pid ${l.pid} (${l.purpose}) since ${l.since}`),
+        ),
         ...r.stale_locks.map((l) =>
           c.dim(
             `  ${l.lock} is left by pid ${l.pid} (${l.purpose}), which is gone: the next run takes it over`,
@@ -32,7 +43,10 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         ),
       ];
       if (!r.exists)
-        return `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`;
+        return [
+          ...notes,
+          `nothing is recorded in ${r.state_dir}; start a mesh with 'ifmesh up' or 'ifmesh deploy'`,
+        ].join('\n');
       const rows = r.components.map((k) => {
         const mark = k.healthy ? c.green('✓') : k.running ? c.yellow('!') : c.red('✗');
         const pid = k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running'.padEnd(11));

@@ -600,6 +600,16 @@ describe('several open incidents', () => {
     );
     expect(r1.actions.at(-1).detail).toBe(`deploy lock passed to ${second.id}, still open`);
     await expect(acquireLock(openStateDir(state), 'deploy', 'test')).rejects.toThrow(`incident ${second.id}`);
+    // status says who holds deploys, and what releases them.
+    const st = await run(['status', '--state-dir', state], { cwd: dir, env: { NO_COLOR: '1' } });
+    expect(st.stdout + st.stderr).toContain(`is held by incident ${second.id} since`);
+    expect(st.stdout + st.stderr).toContain(`ifmesh incident resolve ${second.id}`);
+    const held = JSON.parse(
+      (await run(['status', '--state-dir', state, '--json'], { cwd: dir })).stdout,
+    ).held_locks;
+    expect(held).toEqual([
+      expect.objectContaining({ purpose: `incident ${second.id}`, persistent: true, corrupt: false }),
+    ]);
 
     await run(['incident', 'resolve', second.id, '--state-dir', state], { cwd: dir });
     await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();

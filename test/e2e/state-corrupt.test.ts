@@ -80,6 +80,14 @@ describe('corrupted state files', () => {
         expectCorrupt(r, lock, new RegExp(`rm ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), state);
         expect(readFileSync(lock, 'utf8')).toBe(content);
         expect(existsSync(path.join(state, 'run'))).toBe(false);
+        // status names it too (it was silent), and says how to clear it.
+        const st = await spawnCli(['status', '--state-dir', state], {
+          cwd: dir,
+          env: { ...env, NO_COLOR: '1' },
+        });
+        expect(st.stdout).toContain(`✗ ${lock} no longer parses`);
+        expect(st.stdout).toContain(`rm ${lock}`);
+        expect(readFileSync(lock, 'utf8')).toBe(content);
       }),
   );
 

@@ -68,6 +68,21 @@ export interface StatusReport {
   interrupted: InterruptedRun[];
   /** Locks whose holder died (not an incident's hold): the next taker takes them over. */
   stale_locks: { lock: string; pid: number; purpose: string; since: string }[];
+  /**
+   * Locks held now: by a live process, or an incident's hold (persistent: deploys, canaries and
+   * rollbacks wait until it is resolved), or a lock file that no longer parses (`corrupt`: every
+   * taker fails on it until it is removed).
+   */
+  held_locks: {
+    lock: string;
+    pid: number | null;
+    purpose: string;
+    since: string | null;
+    /** An incident's hold: kept until what `release_hint` says is done, whatever its pid. */
+    persistent: boolean;
+    release_hint: string | null;
+    corrupt: boolean;
+  }[];
   healthy: boolean;
 }
 
@@ -88,20 +103,45 @@ async function interruptedOf(state: StateDir): Promise<InterruptedRun[]> {
   return runs;
 }
 
-/** Lock files whose holder is gone (persistent ones are an incident's, alive by design). */
-async function staleLocks(state: StateDir): Promise<StatusReport['stale_locks']> {
+/**
+ * The state directory's lock files, each read once: held now (a live holder, an incident's
+ * persistent hold, or a file that no longer parses) or stale (a holder that is gone).
+ */
+async function locksOf(
+  state: StateDir,
+): Promise<{ held: StatusReport['held_locks']; stale: StatusReport['stale_locks'] }> {
+  const out = { held: [] as StatusReport['held_locks'], stale: [] as StatusReport['stale_locks'] };
   let names: string[];
   try {
     names = readdirSync(state.root).filter((f) => f.endsWith('.lock'));
   } catch {
-    return [];
+    return out;
   }
-  const out: StatusReport['stale_locks'] = [];
   for (const f of names.sort()) {
     const name = f.slice(0, -'.lock'.length);
-    const h = await lockHolder(state, name).catch(() => undefined);
-    if (h && !h.persistent && !isAlive(h.pid))
-      out.push({ lock: state.lock(name), pid: h.pid, purpose: h.purpose, since: h.since });
+    const lock = state.lock(name);
+    const h = await lockHolder(state, name).catch(() => 'corrupt' as const);
+    if (h === 'corrupt')
+      out.held.push({
+        lock,
+        pid: null,
+        purpose: 'unreadable lock file',
+        since: null,
+        persistent: false,
+        release_hint: null,
+        corrupt: true,
+      });
+    else if (h && (h.persistent || isAlive(h.pid)))
+      out.held.push({
+        lock,
+        pid: h.pid,
+        purpose: h.purpose,
+        since: h.since,
+        persistent: h.persistent === true,
+        release_hint: h.release_hint ?? null,
+        corrupt: false,
+      });
+    else if (h) out.stale.push({ lock, pid: h.pid, purpose: h.purpose, since: h.since });
   }
   return out;
 }
@@ -114,7 +154,7 @@ export async function status(
 ): Promise<StatusReport> {
   const procs = listProcesses(state);
   const interrupted = await interruptedOf(state);
-  const stale_locks = await staleLocks(state);
+  const { held: held_locks, stale: stale_locks } = await locksOf(state);
   if (procs.length === 0)
     return {
       state_dir: state.root,
@@ -126,6 +166,7 @@ export async function status(
       signaling_mode: null,
       interrupted,
       stale_locks,
+      held_locks,
       healthy: false,
     };
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'status' });
@@ -214,6 +255,12 @@ export async function status(
     signaling_mode: mode,
     interrupted,
     stale_locks,
-    healthy: components.length > 0 && components.every((c) => c.healthy) && interrupted.length === 0,
+    held_locks,
+    // A corrupt lock file fails every deploy, canary and rollback until someone removes it.
+    healthy:
+      components.length > 0 &&
+      components.every((c) => c.healthy) &&
+      interrupted.length === 0 &&
+      !held_locks.some((l) => l.corrupt),
   };
 }
