@@ -49,6 +49,13 @@ export default defineCommand<Flags, [string | undefined], 'witness'>({
         `  agents     ${x.plan.agents.join(', ')}`,
         `  code       ${x.plan.code.changes ? `${x.plan.code.from} → ${x.plan.code.to}; signaling restarted one at a time: ${x.plan.signaling.join(', ') || 'none recorded'}` : `${x.plan.code.to} (unchanged)`}`,
         `  reason     ${x.plan.reason} (by ${x.plan.operator})`,
+        ...(x.blocked_by
+          ? [
+              c.yellow(
+                `  blocked    the deploy lock is held by ${x.blocked_by.holder}: the rollback would refuse now${x.blocked_by.release_hint ? ` (${x.blocked_by.release_hint})` : ''}`,
+              ),
+            ]
+          : []),
         ...(x.plan.continues
           ? [
               `  continues  the rollback interrupted ${x.plan.continues.step ? `after ${x.plan.continues.step}` : 'at its start'} (run ${x.plan.continues.run_id})`,

@@ -152,6 +152,10 @@ describe('ifmesh rollback', () => {
         token: 'x',
       }),
     );
+    // A dry run says the rollback would refuse now, and who holds the lock.
+    const blocked = JSON.parse((await cli(['rollback', '--dry-run', '--json'], state)).stdout);
+    expect(blocked.blocked_by).toMatchObject({ holder: 'deploy other', pid: process.pid });
+    expect(JSON.parse(dry.stdout).blocked_by).toBeNull();
     const locked = await cli(['rollback'], state);
     expect(locked.code).toBe(1);
     expect(locked.stderr).toContain(`the deploy lock is held by pid ${process.pid} (deploy other`);

@@ -3,7 +3,8 @@
 // them; a target that does not come up is undone, so a failed rollback leaves what ran before.
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
-import { withLock } from '../../state/lock.js';
+import { isAlive } from '../../exec/pid.js';
+import { lockHolder, withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
@@ -124,6 +125,18 @@ export interface RollbackReport {
   trace_id: string | null;
   /** ok: the target runs; restored: it failed its health check and the previous release runs again. */
   outcome: 'ok' | 'restored' | null;
+  /**
+   * A dry run's warning: the deploy lock is held now (an incident's hold, a deploy or canary under
+   * way), so the rollback itself would refuse; what releases it, when the holder said.
+   */
+  blocked_by: { holder: string; pid: number; release_hint: string | null } | null;
+}
+
+/** Who holds the deploy lock now (an incident's hold, or a live process), if anyone. */
+async function deployLockHeld(state: StateDir): Promise<RollbackReport['blocked_by']> {
+  const h = await lockHolder(state, 'deploy').catch(() => undefined);
+  if (!h || !(h.persistent || isAlive(h.pid))) return null;
+  return { holder: h.purpose, pid: h.pid, release_hint: h.release_hint ?? null };
 }
 
 export async function rollback(
@@ -139,7 +152,8 @@ export async function rollback(
   ctx: OpContext,
 ): Promise<RollbackReport> {
   const { plan, from, to } = await planRollback(o, ctx.env);
-  if (dryRun) return { plan, applied: false, trace_id: null, outcome: null };
+  if (dryRun)
+    return { plan, applied: false, trace_id: null, outcome: null, blocked_by: await deployLockHeld(o.state) };
   checkIncidentRecords(o.state);
   return withLock(
     o.state,
@@ -231,7 +245,7 @@ export async function rollback(
       await setReleaseOutcome(o.state, from.id, 'rolled_back');
       await setReleaseOutcome(o.state, to.id, 'restored');
       ev.log('deployment_rollback', { deployment_id: from.deployment_id, metadata: meta });
-      return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const };
+      return { plan, applied: true, trace_id: ev.trace_id, outcome: 'ok' as const, blocked_by: null };
     } finally {
       await ev.close();
     }
