@@ -77,6 +77,15 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
             ? c.yellow('  mesh: not read (certificates not verified, see above)')
             : c.red('  mesh: no signaling instance answers'),
         ...(r.signaling_mode ? [`  signaling: ${MODES[r.signaling_mode]}`] : []),
+        ...(r.witness
+          ? [
+              r.witness.answers
+                ? `  witness: ${r.witness.url} answers`
+                : c.yellow(
+                    `! witness: ${r.witness.url} does not answer: the audit trail waits in each process's spool; bring it back, then \`ifmesh witness spool --flush\``,
+                  ),
+            ]
+          : []),
       ].join('\n');
     });
     if (!report.running) return 'unreachable';

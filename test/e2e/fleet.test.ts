@@ -162,6 +162,17 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
     // With no instance to ask, status reads the mode from the records: still Redis, not "standby".
     const st = JSON.parse((await cli(['status', '--json'])).stdout);
     expect(st.signaling_mode).toBe('redis');
+    // deploy's witness is the operator's: status says whether it answers.
+    expect(st.witness).toEqual({ url: env.IF_WITNESS_ENDPOINT, answers: true });
+    const dead = JSON.parse(
+      (
+        await spawnCli(['status', '--state-dir', state, '--json'], {
+          cwd: dir,
+          env: { ...env, IF_WITNESS_ENDPOINT: `http://127.0.0.1:${await freePort()}` },
+        })
+      ).stdout,
+    );
+    expect(dead.witness).toMatchObject({ answers: false });
     const p1 = await cli(['incident', 'p1', '--json']);
     const rec = JSON.parse(p1.stdout);
     expect(rec.classification.level).toBe('P1');

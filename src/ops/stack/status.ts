@@ -13,6 +13,7 @@ import { type InterruptedRun, interruptedRuns } from '../procedure.js';
 import { readCanary, runnerAlive } from '../rollout/canary-state.js';
 import type { OpContext } from '../shared.js';
 import { type SignalingMode, signalingMode } from './signaling-topology.js';
+import { httpHealthy } from './stack.js';
 
 export interface ComponentStatus {
   name: string;
@@ -61,6 +62,11 @@ export interface StatusReport {
   mesh: { agents: number; connected: number } | null;
   /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
   signaling_mode: SignalingMode | null;
+  /**
+   * The fleet's witness when this state did not start it (deploy's is external): whether its /health
+   * answers. Informational: the mesh runs without it, its events wait in the spools.
+   */
+  witness: { url: string; answers: boolean } | null;
   /**
    * Procedures killed before they finished (src/ops/procedure.ts), and a canary whose runner died:
    * what they reached and what converges. Any makes the fleet unhealthy until run again.
@@ -164,6 +170,7 @@ export async function status(
       endpoints: null,
       mesh: null,
       signaling_mode: null,
+      witness: null,
       interrupted,
       stale_locks,
       held_locks,
@@ -235,6 +242,10 @@ export async function status(
   }
   const fleet = loadFleet(state, loaded);
   const running = components.some((c) => c.running);
+  const external = running && fleet.witness.url && !components.some((c) => c.role === 'witness');
+  const witness = external
+    ? { url: fleet.witness.url, answers: await httpHealthy(fleet.witness.url, ctx.dispatcher) }
+    : null;
   return {
     state_dir: state.root,
     exists: true,
@@ -253,6 +264,7 @@ export async function status(
       : null,
     mesh,
     signaling_mode: mode,
+    witness,
     interrupted,
     stale_locks,
     held_locks,
