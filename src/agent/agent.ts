@@ -620,7 +620,7 @@ export class MeshAgent {
         // What signaling refused after registration (a relay to a peer it no longer holds, a rate
         // limit): in the agent's log, so a negotiation that never completes shows why.
         this.event(
-          'signaling_error',
+          'signaling_error_received',
           { code: f.code, message: f.message },
           typeof f.to === 'string' ? f.to : undefined,
         );
