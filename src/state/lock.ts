@@ -29,6 +29,11 @@ export interface LockHolder {
   release_hint?: string;
 }
 
+/** Whether a holder still holds its lock: an incident's persistent hold, or a live process. */
+export function stillHeld(h: LockHolder): boolean {
+  return h.persistent === true || isAlive(h.pid);
+}
+
 export interface HeldLock {
   holder: LockHolder;
   release(): Promise<void>;
@@ -128,7 +133,7 @@ export async function acquireLock(
         await clock.sleep(UNPARSABLE_POLL_MS);
         continue;
       }
-      if (h.persistent || isAlive(h.pid)) throw heldError(name, file, h);
+      if (stillHeld(h)) throw heldError(name, file, h);
       const claim = `${file}.${h.token}.claim`;
       try {
         await fs.link(file, claim);

@@ -3,8 +3,7 @@
 // them; a target that does not come up is undone, so a failed rollback leaves what ran before.
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
-import { isAlive } from '../../exec/pid.js';
-import { lockHolder, withLock } from '../../state/lock.js';
+import { lockHolder, stillHeld, withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
@@ -135,7 +134,7 @@ export interface RollbackReport {
 /** Who holds the deploy lock now (an incident's hold, or a live process), if anyone. */
 async function deployLockHeld(state: StateDir): Promise<RollbackReport['blocked_by']> {
   const h = await lockHolder(state, 'deploy').catch(() => undefined);
-  if (!h || !(h.persistent || isAlive(h.pid))) return null;
+  if (!h || !stillHeld(h)) return null;
   return { holder: h.purpose, pid: h.pid, release_hint: h.release_hint ?? null };
 }
 

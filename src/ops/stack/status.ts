@@ -2,8 +2,7 @@ import { readdirSync } from 'node:fs';
 import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
-import { isAlive } from '../../exec/pid.js';
-import { lockHolder } from '../../state/lock.js';
+import { lockHolder, stillHeld } from '../../state/lock.js';
 import { listProcesses, type ProcessRole } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
@@ -137,7 +136,7 @@ async function locksOf(
         release_hint: null,
         corrupt: true,
       });
-    else if (h && (h.persistent || isAlive(h.pid)))
+    else if (h && stillHeld(h))
       out.held.push({
         lock,
         pid: h.pid,
