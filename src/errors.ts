@@ -145,8 +145,9 @@ export class CheckFailedError extends IfmeshError {
 /** A state file ifmesh wrote no longer parses: exit 1, naming the file and what to do. */
 export class StateCorruptError extends IfmeshError {
   readonly file: string;
-  constructor(file: string, fix: string) {
-    super('state_corrupt', `${file} is corrupted (not the JSON ifmesh wrote)`, 1, fix);
+  /** `why`: what is wrong with it, for a file that is not JSON (releases/current holds an id). */
+  constructor(file: string, fix: string, why = 'not the JSON ifmesh wrote') {
+    super('state_corrupt', `${file} is corrupted (${why})`, 1, fix);
     this.file = file;
   }
 }

@@ -22,6 +22,9 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
       // What was killed midway comes first: it explains whatever below looks half-done.
       const notes = [
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
+        ...r.unreadable_records.map((u) =>
+          c.red(`✗ ${u.file} no longer parses: process ${u.name} is not shown below; ${u.fix}`),
+        ),
         ...r.held_locks.map((l) =>
           l.corrupt
             ? c.red(

@@ -5,6 +5,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
 import { resolveState, resolveStateDir, type StateDir } from '../state/state-dir.js';
+import { createOutput } from '../ui/output.js';
 import type { Context } from './context.js';
 import type { ConfigFlags } from './options.js';
 import { loadCommandConfig } from './tls.js';
@@ -48,5 +49,9 @@ export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<R
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
   });
+  // Left out, not fatal: one truncated record must not hide the rest of the fleet at 3 a.m.
+  const out = createOutput(ctx, false);
+  for (const u of fleet.unreadable)
+    out.warn(`${u.error}: process ${u.name} is left out of this command's fleet; ${u.fix}`);
   return { loaded, state, fleet };
 }

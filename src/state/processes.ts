@@ -3,6 +3,7 @@
 // never guess a role from a name.
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { StateCorruptError } from '../errors.js';
 import { readStateJson, writeStateJson } from './json-file.js';
 import type { StateDir } from './state-dir.js';
 
@@ -93,15 +94,45 @@ export function updateProcess(state: StateDir, name: string, patch: Partial<Proc
   if (rec) recordProcess(state, { ...rec, ...patch });
 }
 
-/** Every recorded process, running or not, by name. */
-export function listProcesses(state: StateDir): ProcessRecord[] {
+/** A record file that no longer parses: what a view names instead of failing on it. */
+export interface UnreadableRecord {
+  name: string;
+  file: string;
+  error: string;
+  fix: string;
+}
+
+/**
+ * Every record that reads, and every one that does not. For views (status, verify, incident
+ * diagnosis, the supervisor): one truncated file must not hide the rest of the fleet. What stops,
+ * restarts or removes processes uses `listProcesses`, which refuses instead.
+ */
+export function scanProcesses(state: StateDir): { records: ProcessRecord[]; unreadable: UnreadableRecord[] } {
+  const records: ProcessRecord[] = [];
+  const unreadable: UnreadableRecord[] = [];
   const dir = state.run;
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
+  if (!existsSync(dir)) return { records, unreadable };
+  for (const f of readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => readProcess(state, path.basename(f, '.json')))
-    .filter((r): r is ProcessRecord => r !== undefined);
+    .sort()) {
+    const name = path.basename(f, '.json');
+    try {
+      const r = readProcess(state, name);
+      if (r) records.push(r);
+    } catch (err) {
+      if (!(err instanceof StateCorruptError)) throw err;
+      unreadable.push({ name, file: err.file, error: err.message, fix: err.hint ?? '' });
+    }
+  }
+  return { records, unreadable };
+}
+
+/** Every recorded process, running or not, by name; a record that no longer parses is an error. */
+export function listProcesses(state: StateDir): ProcessRecord[] {
+  const { records, unreadable } = scanProcesses(state);
+  const first = unreadable[0];
+  if (first) throw new StateCorruptError(first.file, first.fix);
+  return records;
 }
 
 export function forgetProcess(state: StateDir, name: string): void {

@@ -147,23 +147,37 @@ describe('corrupted state files', () => {
   it.each([
     ['empty', ''],
     ['naming no record', 'rel-gon'],
-  ])('a releases/current file %s: releases and rollback name it, not "no release"', (kind, content) =>
-    corrupt(`releases/current ${kind}`, async () => {
-      const state = freshState();
-      const p = openStateDir(state);
-      mkdirSync(p.releases, { recursive: true });
-      writeFileSync(p.currentRelease, content);
-      for (const argv of [['releases'], ['rollback']]) {
-        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-        expectCorrupt(
-          r,
-          p.currentRelease,
-          /write the id of a release `ifmesh releases` lists into it/,
-          state,
-        );
-      }
-      expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
-    }),
+  ])(
+    'a releases/current file %s: rollback names it, releases lists what there is and names it',
+    (kind, content) =>
+      corrupt(`releases/current ${kind}`, async () => {
+        const state = freshState();
+        const p = openStateDir(state);
+        mkdirSync(p.releases, { recursive: true });
+        writeFileSync(p.currentRelease, content);
+        const why = content
+          ? `it names release "${content}", which has no record`
+          : 'it is empty: it should hold a release id';
+        const fix = /write the id of a release `ifmesh releases` lists into it/;
+        const rb = await spawnCli(['rollback', '--state-dir', state], { cwd: dir, env });
+        expectCorrupt(rb, p.currentRelease, fix, state);
+        // It holds an id, not JSON: the error says what is wrong with it.
+        expect(rb.stderr).toContain(`${p.currentRelease} is corrupted (${why})`);
+        // `releases`, which the fix points to, still lists what there is, then names the file (exit 1).
+        const rl = await spawnCli(['releases', '--state-dir', state], {
+          cwd: dir,
+          env: { ...env, NO_COLOR: '1' },
+        });
+        expect(rl.code, rl.stderr).toBe(1);
+        expect(rl.stdout).toContain(`✗ ${p.currentRelease} is corrupted (${why}): `);
+        expect(rl.stdout).toContain('no releases recorded');
+        const js = await spawnCli(['releases', '--json', '--state-dir', state], { cwd: dir, env });
+        expect(JSON.parse(js.stdout)).toMatchObject({
+          current: null,
+          current_error: { file: p.currentRelease, fix: expect.stringMatching(fix) },
+        });
+        expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
+      }),
   );
 
   it('a truncated canary state: canary status and abort name it', () =>
@@ -197,26 +211,69 @@ describe('corrupted state files', () => {
       expect(existsSync(p.lock('deploy'))).toBe(false);
     }));
 
-  it('a truncated process record: down names it and says to stop the process by hand; status too', () =>
+  it('a truncated process record: down refuses naming it; views show the rest of the fleet and name it', () =>
     corrupt('truncated process record', async () => {
       const state = freshState();
       const p = openStateDir(state);
-      const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
-      child.unref();
-      pids.push(child.pid!);
-      trackPid(child.pid!);
+      const sleeper = () => {
+        const child = spawn('sleep', ['120'], { stdio: 'ignore', detached: true });
+        child.unref();
+        pids.push(child.pid!);
+        trackPid(child.pid!);
+        return child.pid!;
+      };
+      const torn = sleeper();
+      const whole = sleeper();
       mkdirSync(p.run, { recursive: true });
+      writeFileSync(p.processFile('signaling-1'), `{"name":"signaling-1","role":"signaling","pid":${torn}`);
+      // A record that reads, of a live process (coturn without a port: alive is healthy).
       writeFileSync(
-        p.processFile('signaling-1'),
-        `{"name":"signaling-1","role":"signaling","pid":${child.pid}`,
+        p.processFile('coturn-1'),
+        JSON.stringify({
+          name: 'coturn-1',
+          role: 'coturn',
+          pid: whole,
+          started_at: new Date().toISOString(),
+          owner: 'test',
+        }),
       );
+      const file = p.processFile('signaling-1');
       const fix = /stop its process by hand if it still runs/;
-      for (const argv of [['down'], ['status']]) {
-        const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
-        expect(r.code, r.stderr).toBe(1);
-        expect(r.stderr).toContain(`${p.processFile('signaling-1')} is corrupted`);
-        expect(r.stderr).toMatch(fix);
+      const cli = (argv: string[]) =>
+        spawnCli([...argv, '--state-dir', state], { cwd: dir, env: { ...env, NO_COLOR: '1' } });
+
+      // What stops processes refuses: it cannot stop what it cannot read.
+      const down = await cli(['down']);
+      expect(down.code, down.stderr).toBe(1);
+      expect(down.stderr).toContain(`${file} is corrupted`);
+      expect(down.stderr).toMatch(fix);
+
+      // status shows the rest, and the torn record with its fix; the fleet is not healthy.
+      const st = await cli(['status']);
+      expect(st.code, st.stderr).toBe(1);
+      expect(st.stdout).toMatch(/✓ coturn-1 +pid \d+/);
+      expect(st.stdout).toContain(`✗ ${file} no longer parses: process signaling-1 is not shown below`);
+      const js = await cli(['status', '--json']);
+      expect(JSON.parse(js.stdout).unreadable_records).toEqual([
+        expect.objectContaining({ name: 'signaling-1', file, fix: expect.stringMatching(fix) }),
+      ]);
+
+      // The read-only procedures run, and say what they left out (on stderr).
+      for (const argv of [['incident', 'p1', '--dry-run'], ['incident', 'list'], ['releases']]) {
+        const r = await cli(argv);
+        expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
+        if (argv[0] === 'incident')
+          expect(r.stderr).toContain(
+            `warning: ${file} is corrupted (not the JSON ifmesh wrote): process signaling-1 is left out`,
+          );
       }
-      expect(isAlive(child.pid!)).toBe(true);
+      // Failover has no readable instance to pick, and says which record may be it.
+      const fo = await cli(['failover', 'signaling', '--dry-run']);
+      expect(fo.code, fo.stderr).toBe(2);
+      expect(fo.stderr).toContain(`(${file} no longer parses: fix or delete first)`);
+
+      expect(isAlive(torn)).toBe(true);
+      expect(isAlive(whole)).toBe(true);
+      expect(readFileSync(file, 'utf8')).toContain('"pid"');
     }));
 });

@@ -1,7 +1,7 @@
 // The state's supervisor (src/ops/fleet/watchdog.ts) on real processes: a supervised process killed
 // with SIGKILL is restarted from its launch spec; one that keeps dying is left crash-looping after
 // its tries; one stopped on purpose, or not supervised, is left alone.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -160,5 +160,37 @@ describe('watchdog', () => {
       detail: expect.stringContaining('stuck is being restarted by someone else (locked)'),
     });
     expect(isAlive(readProcess(state, 'other')!.pid)).toBe(true);
+  });
+
+  it('goes on watching the others when one record no longer parses, and names that record once', async () => {
+    const { dir, start } = setup();
+    const state = openStateDir(dir);
+    const pid = start('svc', SLEEPER, true);
+    writeFileSync(state.processFile('torn'), '{"name":"torn","role":"signaling","pid":1');
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => !isAlive(pid), 'the process to die');
+    const events: WatchdogEvent[] = [];
+    const tracks = new Map();
+    const o = { state, onEvent: (e: WatchdogEvent) => events.push(e) };
+    const done = await watchdogPass(o, tracks, ctx);
+    expect(done.map((d) => [d.name, d.result?.ok])).toEqual([['svc', true]]);
+    expect(isAlive(readProcess(state, 'svc')!.pid)).toBe(true);
+    expect(events.map((e) => [e.event, e.name])).toEqual([
+      ['service_record_unreadable', 'torn'],
+      ['service_restarted', 'svc'],
+    ]);
+    expect(events[0]!.detail).toContain(`${state.processFile('torn')} is corrupted`);
+    // Named once, not at every pass; again once it was removed and broke anew.
+    await watchdogPass(o, tracks, ctx);
+    expect(events).toHaveLength(2);
+    rmSync(state.processFile('torn'));
+    await watchdogPass(o, tracks, ctx);
+    writeFileSync(state.processFile('torn'), '');
+    await watchdogPass(o, tracks, ctx);
+    expect(events.map((e) => e.event)).toEqual([
+      'service_record_unreadable',
+      'service_restarted',
+      'service_record_unreadable',
+    ]);
   });
 });

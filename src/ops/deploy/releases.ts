@@ -199,7 +199,10 @@ export async function currentRelease(state: StateDir): Promise<Release | undefin
   if (!r)
     throw new StateCorruptError(
       file,
-      `it names ${id ? `release ${id}, which has no record` : 'no release'}; write the id of a release \`ifmesh releases\` lists into it, or delete it`,
+      'write the id of a release `ifmesh releases` lists into it (the newest that ran well), or delete it',
+      id
+        ? `it names release ${JSON.stringify(id)}, which has no record`
+        : 'it is empty: it should hold a release id',
     );
   return r;
 }

@@ -18,7 +18,7 @@ import { CheckFailedError, type IfmeshError, UnauthorizedError, UsageError } fro
 import { applyNginx, type NginxPlan, readNginxPlan } from '../../exec/nginx.js';
 import type { WitnessEvent } from '../../protocol/witness.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { formatDuration } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
@@ -238,10 +238,15 @@ export async function failedSignalingInstance(
 ): Promise<DetectedFailure> {
   const probes = o.probes ?? 3;
   const intervalMs = o.intervalMs ?? 1_000;
-  const recs = listProcesses(state).filter((r) => r.role === 'signaling' && r.url);
+  const scan = scanProcesses(state);
+  const recs = scan.records.filter((r) => r.role === 'signaling' && r.url);
+  // Detection reads what it can: an unreadable record may be the failed instance, so it is named.
+  const unread = scan.unreadable.length
+    ? ` (${scan.unreadable.map((u) => u.file).join(', ')} no longer parse${scan.unreadable.length === 1 ? 's' : ''}: fix or delete first)`
+    : '';
   if (!recs.length)
     throw new UsageError(
-      `no signaling instance is recorded in ${state.root}`,
+      `no signaling instance is recorded in ${state.root}${unread}`,
       'name the failed one with --failed URL',
     );
   // An instance that answers with a certificate this command cannot verify is not a failed one (a
@@ -267,7 +272,7 @@ export async function failedSignalingInstance(
   if (failed.length === 0 && unverified.length) throw unverified[0]!;
   if (failed.length === 0)
     throw new UsageError(
-      `every signaling instance of ${state.root} runs and answers /health: none failed`,
+      `every signaling instance of ${state.root} runs and answers /health: none failed${unread}`,
       'to restart one anyway, name it: --failed URL (ifmesh status lists them)',
     );
   throw new UsageError(
@@ -286,15 +291,18 @@ export function planSignalingFailover(o: {
   detected?: string | undefined;
 }): FailoverPlan {
   const port = Number(/:(\d+)(?:\/|$)/.exec(o.failed)?.[1]);
-  const rec = listProcesses(o.state).find(
+  const scan = scanProcesses(o.state);
+  const rec = scan.records.find(
     (r) =>
       r.role === 'signaling' &&
       (r.port === port || (r.url !== undefined && httpBase(r.url) === httpBase(o.failed))),
   );
   if (!rec?.port)
     throw new UsageError(
-      `no signaling instance of ${o.state.root} serves ${o.failed}`,
-      'give --failed the URL of one in `ifmesh status`',
+      `no signaling instance of ${o.state.root} serves ${o.failed}${scan.unreadable.length ? `, or its record is one of ${scan.unreadable.map((u) => u.file).join(', ')}, which no longer parse` : ''}`,
+      scan.unreadable.length
+        ? `${scan.unreadable[0]!.fix}; then run this again`
+        : 'give --failed the URL of one in `ifmesh status`',
     );
   // Restarted exactly as it was launched: its recorded spec holds the topology's flags (--cluster,
   // TLS, …), its env file and cwd.

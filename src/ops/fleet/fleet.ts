@@ -7,7 +7,7 @@
 import { httpUrlOf as httpOf, wsUrlOf as wsOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
-import { listProcesses, type ProcessRecord } from '../../state/processes.js';
+import { type ProcessRecord, scanProcesses, type UnreadableRecord } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { runningPid } from './supervisor.js';
@@ -41,6 +41,8 @@ export interface Fleet {
   admin_token: string | undefined;
   /** Every recorded process, for views that list them. */
   records: ProcessRecord[];
+  /** Record files that no longer parse: left out of the fleet above, and named by every command. */
+  unreadable: UnreadableRecord[];
 }
 
 export interface FleetFlags {
@@ -86,7 +88,7 @@ const configured = (loaded: LoadedConfig, key: string) => loaded.sources[key]?.k
 
 /** The fleet of a state directory under a configuration; `flags` override (--signaling, --witness). */
 export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFlags = {}): Fleet {
-  const records = listProcesses(state);
+  const { records, unreadable } = scanProcesses(state);
   const secrets = readSecrets(state);
   const cfg = loaded.config;
   const recorded = records.filter((r) => r.role === 'signaling' && r.url);
@@ -186,6 +188,7 @@ export function loadFleet(state: StateDir, loaded: LoadedConfig, flags: FleetFla
     redis: cfg.signalingClusterUrl || redisRec?.url || null,
     admin_token: cfg.signalingAdminToken || secrets?.admin_token,
     records,
+    unreadable,
   };
 }
 

@@ -17,6 +17,7 @@ import {
   type ProcessRole,
   readProcess,
   recordProcess,
+  scanProcesses,
   updateProcess,
 } from '../../state/processes.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
@@ -98,9 +99,9 @@ export class Supervisor {
     return runningPid(this.state, rec);
   }
 
-  /** Every recorded process, running or not. */
+  /** Every recorded process that reads, running or not (scanProcesses: unreadable ones are left out). */
   list(): ProcessRecord[] {
-    return listProcesses(this.state);
+    return scanProcesses(this.state).records;
   }
 
   /** Starts `spec` detached, its output appended to its log, and records it with its launch spec. */

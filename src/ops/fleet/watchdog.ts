@@ -3,15 +3,15 @@
 // restart path, at once and then with backoff; one that keeps dying is left alone after `maxTries`
 // restarts within `windowMs` and marked as crash-looping in its record, which `status` shows. Each
 // restart is counted in the record, written to the process's log and logged to the witness.
-import { IfmeshError, StateCorruptError } from '../../errors.js';
+import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
-import { listProcesses, type ProcessRecord, updateProcess } from '../../state/processes.js';
+import { type ProcessRecord, scanProcesses, updateProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
 import { restartRecorded, type StartResult } from './restart.js';
 
 export interface WatchdogEvent {
-  event: 'service_restarted' | 'service_restart_failed' | 'service_crash_loop';
+  event: 'service_restarted' | 'service_restart_failed' | 'service_crash_loop' | 'service_record_unreadable';
   name: string;
   role: string;
   restarts: number;
@@ -50,6 +50,9 @@ interface Track {
 const watched = (r: ProcessRecord) =>
   r.supervised === true && r.spec !== undefined && !r.stopping && !r.crash_loop && r.supervisor !== 'systemd';
 
+/** The unreadable records a watchdog (its `tracks`) has named already. */
+const namedUnreadable = new WeakMap<Map<string, Track>, Set<string>>();
+
 /** One pass: restarts what is due. Returns what it did (for tests and the loop's log). */
 export async function watchdogPass(
   o: WatchdogOptions,
@@ -57,13 +60,22 @@ export async function watchdogPass(
   ctx: Ctx,
 ): Promise<{ name: string; result?: StartResult; crash_loop?: boolean }[]> {
   const cfg = { ...WATCHDOG_DEFAULTS, ...o };
-  let records: ProcessRecord[];
-  try {
-    records = listProcesses(o.state);
-  } catch (err) {
-    if (err instanceof StateCorruptError) return [];
-    throw err;
-  }
+  // A record that no longer parses is named once (until it reads again) and left alone: the others
+  // are still watched; its process, if it runs, is not this supervisor's to restart.
+  const { records, unreadable } = scanProcesses(o.state);
+  const named = namedUnreadable.get(tracks) ?? new Set<string>();
+  namedUnreadable.set(tracks, named);
+  for (const u of unreadable)
+    if (!named.has(u.name))
+      o.onEvent?.({
+        event: 'service_record_unreadable',
+        name: u.name,
+        role: 'unknown',
+        restarts: 0,
+        detail: `${u.error}: not watched until it is fixed; ${u.fix}`,
+      });
+  named.clear();
+  for (const u of unreadable) named.add(u.name);
   const done: { name: string; result?: StartResult; crash_loop?: boolean }[] = [];
   for (const rec of records.filter(watched)) {
     if (rec.pid > 0 && isAlive(rec.pid)) continue;

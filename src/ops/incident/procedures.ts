@@ -3,7 +3,7 @@
 
 import { isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
 import type { MeshSample } from '../monitoring/collect.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
@@ -127,7 +127,11 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   // The log of an instance this state started (up's signaling-1, deploy's deploy-signaling-1): the
   // one restarted, else the one that does not answer, else the first. Instances the operator
   // declared log on their own hosts.
-  const recorded = listProcesses(o.state).filter((r) => r.role === 'signaling');
+  const scan = scanProcesses(o.state);
+  const recorded = scan.records.filter((r) => r.role === 'signaling');
+  // Left out of the restarts above: a record that no longer parses may be the instance that is down.
+  for (const u of scan.unreadable)
+    rec.next_steps.push(`${u.file} no longer parses (process ${u.name} was not checked): ${u.fix}`);
   const down = new Set(impact.instances.filter((i) => !i.up).map((i) => i.url));
   const logged =
     restarts[0]?.name ?? (recorded.find((r) => r.url && down.has(httpUrlOf(r.url))) ?? recorded[0])?.name;

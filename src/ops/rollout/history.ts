@@ -1,5 +1,6 @@
+import { StateCorruptError } from '../../errors.js';
 import { packageVersion } from '../../paths.js';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { currentRelease, listReleases } from '../deploy/releases.js';
 import { isAlive } from '../fleet/supervisor.js';
@@ -11,9 +12,16 @@ import { entryOf, listBuilds, ownBin } from '../release/install.js';
  * processes whose launch spec runs it.
  */
 export async function releaseHistory(state: StateDir) {
-  const cur = await currentRelease(state);
+  // A `current` that names no record is reported beside the list, not instead of it: the list is
+  // what its fix needs (a release id to write into it).
+  let current_error: { file: string; error: string; fix: string } | null = null;
+  const cur = await currentRelease(state).catch((err: unknown) => {
+    if (!(err instanceof StateCorruptError) || err.file !== state.currentRelease) throw err;
+    current_error = { file: err.file, error: err.message, fix: err.hint ?? '' };
+    return undefined;
+  });
   const all = await listReleases(state);
-  const running = listProcesses(state).filter((p) => p.pid > 0 && isAlive(p.pid));
+  const running = scanProcesses(state).records.filter((p) => p.pid > 0 && isAlive(p.pid));
   const runs = (bin: string) =>
     running
       .filter((p) => entryOf(p) === bin)
@@ -22,6 +30,7 @@ export async function releaseHistory(state: StateDir) {
   const own = ownBin();
   return {
     current: cur?.id ?? null,
+    current_error: current_error as { file: string; error: string; fix: string } | null,
     releases: all.reverse().map((r) => ({
       id: r.id,
       ref: r.ref,

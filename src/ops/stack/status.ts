@@ -3,7 +3,7 @@ import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { lockHolder, stillHeld } from '../../state/lock.js';
-import { listProcesses, type ProcessRole } from '../../state/processes.js';
+import { type ProcessRole, scanProcesses, type UnreadableRecord } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
@@ -88,6 +88,11 @@ export interface StatusReport {
     release_hint: string | null;
     corrupt: boolean;
   }[];
+  /**
+   * Process records that no longer parse: left out of `components`, named with what to do. Each
+   * makes the fleet unhealthy: its process may run unwatched, and `down` refuses until it is gone.
+   */
+  unreadable_records: UnreadableRecord[];
   healthy: boolean;
 }
 
@@ -157,13 +162,13 @@ export async function status(
   loaded: LoadedConfig,
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
-  const procs = listProcesses(state);
+  const { records: procs, unreadable: unreadable_records } = scanProcesses(state);
   const interrupted = await interruptedOf(state);
   const { held: held_locks, stale: stale_locks } = await locksOf(state);
   if (procs.length === 0)
     return {
       state_dir: state.root,
-      exists: interrupted.length > 0,
+      exists: interrupted.length > 0 || unreadable_records.length > 0,
       running: false,
       components: [],
       endpoints: null,
@@ -173,6 +178,7 @@ export async function status(
       interrupted,
       stale_locks,
       held_locks,
+      unreadable_records,
       healthy: false,
     };
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'status' });
@@ -267,11 +273,13 @@ export async function status(
     interrupted,
     stale_locks,
     held_locks,
+    unreadable_records,
     // A corrupt lock file fails every deploy, canary and rollback until someone removes it.
     healthy:
       components.length > 0 &&
       components.every((c) => c.healthy) &&
       interrupted.length === 0 &&
-      !held_locks.some((l) => l.corrupt),
+      !held_locks.some((l) => l.corrupt) &&
+      unreadable_records.length === 0,
   };
 }
