@@ -11,6 +11,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -126,4 +127,39 @@ export function whyUnwritable(file: string, err: unknown): unknown {
   } catch (probe) {
     return probe;
   }
+}
+
+/** A state file that no longer parses, as a view names it instead of failing on it. */
+export interface UnreadableFile {
+  /** Its name without `.json` (a process's name, an incident's id). */
+  name: string;
+  file: string;
+  error: string;
+  fix: string;
+}
+
+/**
+ * Every `.json` file of `dir`, in name order, read by `read`: those that read, and those that no
+ * longer parse (StateCorruptError), so one torn file does not hide the others from a view.
+ */
+export function scanStateFiles<T>(
+  dir: string,
+  read: (name: string, file: string) => T | undefined,
+): { records: T[]; unreadable: UnreadableFile[] } {
+  const records: T[] = [];
+  const unreadable: UnreadableFile[] = [];
+  if (!existsSync(dir)) return { records, unreadable };
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
+    const name = f.slice(0, -'.json'.length);
+    try {
+      const r = read(name, path.join(dir, f));
+      if (r !== undefined) records.push(r);
+    } catch (err) {
+      if (!(err instanceof StateCorruptError)) throw err;
+      unreadable.push({ name, file: err.file, error: err.message, fix: err.hint ?? '' });
+    }
+  }
+  return { records, unreadable };
 }

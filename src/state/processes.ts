@@ -1,10 +1,9 @@
 // The process list of a state directory: one record per process ifmesh started (up, deploy, and
 // whatever starts processes next), each with its role, so `status` and `down` see them all alike and
 // never guess a role from a name.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { StateCorruptError } from '../errors.js';
-import { readStateJson, writeStateJson } from './json-file.js';
+import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from './json-file.js';
 import type { StateDir } from './state-dir.js';
 
 /** What a process is for; decides the order `down` stops it in. */
@@ -95,12 +94,7 @@ export function updateProcess(state: StateDir, name: string, patch: Partial<Proc
 }
 
 /** A record file that no longer parses: what a view names instead of failing on it. */
-export interface UnreadableRecord {
-  name: string;
-  file: string;
-  error: string;
-  fix: string;
-}
+export type UnreadableRecord = UnreadableFile;
 
 /**
  * Every record that reads, and every one that does not. For views (status, verify, incident
@@ -108,23 +102,7 @@ export interface UnreadableRecord {
  * restarts or removes processes uses `listProcesses`, which refuses instead.
  */
 export function scanProcesses(state: StateDir): { records: ProcessRecord[]; unreadable: UnreadableRecord[] } {
-  const records: ProcessRecord[] = [];
-  const unreadable: UnreadableRecord[] = [];
-  const dir = state.run;
-  if (!existsSync(dir)) return { records, unreadable };
-  for (const f of readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()) {
-    const name = path.basename(f, '.json');
-    try {
-      const r = readProcess(state, name);
-      if (r) records.push(r);
-    } catch (err) {
-      if (!(err instanceof StateCorruptError)) throw err;
-      unreadable.push({ name, file: err.file, error: err.message, fix: err.hint ?? '' });
-    }
-  }
-  return { records, unreadable };
+  return scanStateFiles(state.run, (name) => readProcess(state, name));
 }
 
 /** Every recorded process, running or not, by name; a record that no longer parses is an error. */

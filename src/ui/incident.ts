@@ -4,7 +4,7 @@ import type { DueRun, PageOutcome } from '../ops/incident/escalation.js';
 import type { NotificationResult } from '../ops/incident/notify/types.js';
 import { type Investigation, summarizeInvestigation } from '../ops/incident/p1.js';
 import { nextPageText, reportPaths } from '../ops/incident/report.js';
-import type { IncidentRecord } from '../ops/incident/store.js';
+import type { IncidentRecord, UnreadableIncident } from '../ops/incident/store.js';
 import { openStateDir, type StateDir } from '../state/state-dir.js';
 
 export function renderPlan(p: IncidentPlan, c: ChalkInstance): string {
@@ -135,9 +135,14 @@ export function failedNoticeLines(id: string, sent: NotificationResult[]): strin
 }
 
 /** What a run of due escalations did, for stderr: one line per page, failures as errors. */
-export function dueLines(run: Pick<DueRun, 'pages'>): { info: string[]; errors: string[] } {
+export function dueLines(run: Pick<DueRun, 'pages'> & Partial<Pick<DueRun, 'unreadable'>>): {
+  info: string[];
+  errors: string[];
+} {
   const info: string[] = [];
   const errors: string[] = [];
+  for (const u of run.unreadable ?? [])
+    errors.push(`error: ${u.error}: its pages cannot be sent until it reads again; ${u.fix}`);
   const line = (p: PageOutcome) => `${p.incident_id}: paged ${p.name} (${p.reason})`;
   for (const p of run.pages) {
     if (p.reached) info.push(`escalated ${line(p)}`);
@@ -151,7 +156,10 @@ export function dueLines(run: Pick<DueRun, 'pages'>): { info: string[]; errors: 
 }
 
 export function renderDue(run: DueRun, c: ChalkInstance, now?: number): string {
-  const lines = [`${run.checked} open incident(s) checked; ${run.pages.length} page(s) sent`];
+  const lines = [
+    `${run.checked} open incident(s) checked; ${run.pages.length} page(s) sent`,
+    ...run.unreadable.map((u) => c.red(`  ✗ ${u.file} no longer parses: not checked, nobody paged for it`)),
+  ];
   for (const p of run.pages)
     lines.push(
       `  ${p.reached ? c.green('✓') : c.red('✗')} ${p.incident_id}: ${p.name} (${p.reason})${p.reached ? '' : ` — NOT reached: ${p.results.map((r) => r.error).join('; ')}`}`,
@@ -163,15 +171,23 @@ export function renderDue(run: DueRun, c: ChalkInstance, now?: number): string {
   return lines.join('\n');
 }
 
-export function renderIncidentList(l: { incidents: IncidentRecord[] }, c: ChalkInstance): string {
-  if (l.incidents.length === 0) return 'no incidents';
+export function renderIncidentList(
+  l: { incidents: IncidentRecord[]; unreadable?: UnreadableIncident[] },
+  c: ChalkInstance,
+): string {
+  const torn = (l.unreadable ?? []).map((u) =>
+    c.red(`✗ ${u.file} no longer parses: not listed below; ${u.fix}`),
+  );
+  if (l.incidents.length === 0)
+    return [...torn, torn.length ? 'no other incidents' : 'no incidents'].join('\n');
   const rows = [...l.incidents].sort((a, b) =>
     a.status === b.status ? b.started_at.localeCompare(a.started_at) : a.status === 'open' ? -1 : 1,
   );
-  return rows
-    .map(
+  return [
+    ...torn,
+    ...rows.map(
       (r) =>
         `${r.status === 'open' ? c.red('open    ') : c.green('resolved')} ${r.id}  ${r.severity}  ${r.kind.padEnd(12)} ${r.started_at}  level ${r.escalation_level}${r.status === 'open' && r.escalation?.next ? `  next: ${r.escalation.next.name} at ${r.escalation.next.due_at}` : ''}`,
-    )
-    .join('\n');
+    ),
+  ].join('\n');
 }

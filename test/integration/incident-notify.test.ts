@@ -1,6 +1,6 @@
 // Each notifier against a LOCAL receiver that stands for the remote service (PagerDuty's Events API
 // v2, a Slack incoming webhook, an SMTP server) and checks what arrives. Nothing leaves loopback.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/cli/context.js';
@@ -291,14 +291,27 @@ describe('P1 as written, and escalation by person', () => {
     expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);
     expect(slack()).toHaveLength(1);
     await clock.advance(60_000 + 1_000);
+    // Another incident's record is torn (a full disk, a bad restore): L2 is paged all the same, and
+    // the torn one is named (exit 1, for cron's mail) instead of stopping every page.
+    const torn = openStateDir(state).incidentFile('INC-20250101-000000');
+    writeFileSync(torn, '{"id":"INC-20250101-000000","status":"op');
     const due = await ifmesh('incident', 'due', '--json');
-    expect(due.code).toBe(0);
+    expect(due.code, due.stderr).toBe(1);
     expect(due.stderr).toContain(
       `escalated ${ID}: paged L2 Engineering Lead (automatic: L1 On-Call Engineer`,
+    );
+    expect(due.stderr).toContain(
+      `error: ${torn} is corrupted (not the JSON ifmesh wrote): its pages cannot be sent`,
     );
     expect(JSON.parse(due.stdout).pages).toEqual([
       expect.objectContaining({ incident_id: ID, level: 2, reached: true }),
     ]);
+    expect(JSON.parse(due.stdout).unreadable).toEqual([expect.objectContaining({ file: torn })]);
+    const torned = await ifmesh('incident', 'list');
+    expect(torned.code).toBe(1);
+    expect(torned.stdout).toContain(`${torn} no longer parses: not listed below`);
+    expect(torned.stdout).toContain(ID);
+    rmSync(torn);
     expect(slack()[1].text).toBe('@webrtc-oncall P1 INCIDENT: WebRTC Agent Mesh - Total Service Outage');
     // Paged once: the next command finds nothing due.
     expect(JSON.parse((await ifmesh('incident', 'due', '--json')).stdout).pages).toEqual([]);

@@ -12,7 +12,13 @@ import { CHANNEL_KEYS, rosterNotifiers, sendNotice } from './notify/send.js';
 import type { IncidentNotice, NoticeAction, NotificationResult } from './notify/types.js';
 import { saveIncident } from './report.js';
 import { ackMinutes, refreshSchedule, scheduledPages } from './schedule.js';
-import { type IncidentRecord, listIncidents, type NextPage, withIncidentLock } from './store.js';
+import {
+  type IncidentRecord,
+  type NextPage,
+  scanIncidents,
+  type UnreadableIncident,
+  withIncidentLock,
+} from './store.js';
 
 type Ctx = Pick<OpContext, 'clock' | 'dispatcher' | 'signal'>;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -206,6 +212,8 @@ export interface DueRun {
   pages: PageOutcome[];
   /** Each open incident's next page after this run (null: nobody is scheduled). */
   next: { incident_id: string; next: NextPage | null; stopped: string | null }[];
+  /** Records that no longer parse: their pages cannot be sent until they are fixed (exit 1). */
+  unreadable: UnreadableIncident[];
 }
 
 /**
@@ -220,8 +228,10 @@ export async function runDueEscalations(
   o: { only?: string } = {},
 ): Promise<DueRun> {
   return withIncidentLock(io.state, 'incident escalations', ctx.clock, async () => {
-    const open = listIncidents(io.state).filter((r) => r.status === 'open' && (!o.only || r.id === o.only));
-    const run: DueRun = { checked: open.length, pages: [], next: [] };
+    // A torn record is named, not fatal: the other open incidents are still paged on time.
+    const { records, unreadable } = scanIncidents(io.state);
+    const open = records.filter((r) => r.status === 'open' && (!o.only || r.id === o.only));
+    const run: DueRun = { checked: open.length, pages: [], next: [], unreadable: o.only ? [] : unreadable };
     for (const rec of open) {
       const now = ctx.clock.now();
       const due = scheduledPages(rec).some((p) => Date.parse(p.due_at) <= now);

@@ -2,10 +2,10 @@
 // (written whole: tmp + rename), and an open one holds the deploy lock persistently until
 // `incident resolve` releases it by its token. The record also carries its escalation schedule (who
 // was paged, who acknowledged, who is paged next and when), so any later command can carry it on.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { OncallLevel } from '../../config/oncall.js';
-import { CheckFailedError, UsageError } from '../../errors.js';
-import { readStateJson, writeStateJson } from '../../state/json-file.js';
+import { CheckFailedError, StateCorruptError, UsageError } from '../../errors.js';
+import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from '../../state/json-file.js';
 import { acquireLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
@@ -156,14 +156,26 @@ export function readIncident(state: StateDir, id: string): IncidentRecord {
   return rec;
 }
 
+/** An incident record that no longer parses: named by the views and the escalation run. */
+export type UnreadableIncident = UnreadableFile;
+
+/**
+ * Every incident record that reads, and every one that does not: one torn record must not stop the
+ * pages of every other open incident (`incident due` from cron). What changes the deploy lock or an
+ * incident's state uses `listIncidents`, which refuses instead.
+ */
+export function scanIncidents(state: StateDir): {
+  records: IncidentRecord[];
+  unreadable: UnreadableIncident[];
+} {
+  return scanStateFiles(state.incidents, (_name, file) => readIncidentFile(state, file));
+}
+
 export function listIncidents(state: StateDir): IncidentRecord[] {
-  const dir = state.incidents;
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => readIncidentFile(state, `${dir}/${f}`))
-    .filter((r): r is IncidentRecord => r !== undefined);
+  const { records, unreadable } = scanIncidents(state);
+  const first = unreadable[0];
+  if (first) throw new StateCorruptError(first.file, first.fix);
+  return records;
 }
 
 /**
