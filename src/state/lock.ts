@@ -220,6 +220,20 @@ export async function lockHolder(state: StateDir, name: string): Promise<LockHol
   return h;
 }
 
+/**
+ * For a dry run: who holds lock `name` now (an incident's hold, or a live process), so the plan can
+ * say the real run would refuse; what releases it, when the holder said. A lock file that no longer
+ * parses counts as not held here: the real run names it.
+ */
+export async function blockedBy(
+  state: StateDir,
+  name: string,
+): Promise<{ holder: string; pid: number; release_hint: string | null } | null> {
+  const h = await lockHolder(state, name).catch(() => undefined);
+  if (!h || !stillHeld(h)) return null;
+  return { holder: h.purpose, pid: h.pid, release_hint: h.release_hint ?? null };
+}
+
 /** Runs `fn` holding lock `name`; released however `fn` ends. */
 export async function withLock<T>(
   state: StateDir,

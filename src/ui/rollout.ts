@@ -7,7 +7,12 @@ import type { MonitorCheck, MonitorReport } from '../ops/rollout/monitor.js';
 import { formatDuration } from './units.js';
 
 export function renderCanary(
-  r: { plan: CanaryPlan; applied: boolean; state: PublicCanaryState | null },
+  r: {
+    plan: CanaryPlan;
+    applied: boolean;
+    state: PublicCanaryState | null;
+    blocked_by?: { holder: string; release_hint: string | null } | null;
+  },
   c: ChalkInstance,
 ): string {
   const p = r.plan;
@@ -32,6 +37,11 @@ export function renderCanary(
     ),
     `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
     p.stage ? `  stage      ${p.stage}${p.promotion ? `; ${renderPromotion(p.promotion, c)}` : ''}` : '',
+    r.blocked_by
+      ? c.yellow(
+          `  blocked    the deploy lock is held by ${r.blocked_by.holder}: the canary would refuse now${r.blocked_by.release_hint ? ` (${r.blocked_by.release_hint})` : ''}`,
+        )
+      : '',
   ]
     .filter(Boolean)
     .join('\n');

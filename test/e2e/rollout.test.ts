@@ -129,6 +129,26 @@ describe('ifmesh canary', () => {
     expect(r.stdout).not.toContain('s3cret');
     expect(AGENTS.map((id) => pidOf(state, id))).toEqual(before);
     expect((await cli(['canary', 'status'], state)).code).toBe(2);
+    expect(out.blocked_by).toBeNull();
+    // An incident holds deploys: the plan says the real canary would refuse, and what releases it.
+    const lockFile = openStateDir(state).lock('deploy');
+    writeFileSync(
+      lockFile,
+      JSON.stringify({
+        pid: 1,
+        purpose: 'incident INC-20261207-070000',
+        since: new Date().toISOString(),
+        token: 'x',
+        persistent: true,
+        release_hint: 'resolve the incident first: ifmesh incident resolve INC-20261207-070000',
+      }),
+    );
+    const held = await cli(['canary', '--dry-run', '--set', 'TURN_PASSWORD=s3cret'], state);
+    expect(held.code, held.stderr).toBe(0);
+    expect(held.stdout).toContain(
+      'blocked    the deploy lock is held by incident INC-20261207-070000: the canary would refuse now (resolve the incident first: ifmesh incident resolve INC-20261207-070000)',
+    );
+    rmSync(lockFile);
   }, 120_000);
 });
 

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, type ExitCodeValue, UsageError } from '../../errors.js';
-import { acquireLock, type HeldLock } from '../../state/lock.js';
+import { acquireLock, blockedBy, type HeldLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
@@ -127,7 +127,9 @@ export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpCo
       : null;
   if (dryRun && early) {
     if (promotion) early.plan.promotion = promotion;
-    return { plan: early.plan, applied: false as const, install: null, state: null };
+    // The real run takes the deploy lock first: say now that it would refuse (an incident's hold).
+    const blocked_by = await blockedBy(o.state, 'deploy');
+    return { plan: early.plan, applied: false as const, install: null, state: null, blocked_by };
   }
   // Taken before the previous canary is read: a live runner holds it, so only a dead one's state is
   // left. The candidate's code is installed under it too, so no deploy prunes it meanwhile.

@@ -3,7 +3,7 @@
 // them; a target that does not come up is undone, so a failed rollback leaves what ran before.
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
-import { lockHolder, stillHeld, withLock } from '../../state/lock.js';
+import { blockedBy, withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
@@ -131,13 +131,6 @@ export interface RollbackReport {
   blocked_by: { holder: string; pid: number; release_hint: string | null } | null;
 }
 
-/** Who holds the deploy lock now (an incident's hold, or a live process), if anyone. */
-async function deployLockHeld(state: StateDir): Promise<RollbackReport['blocked_by']> {
-  const h = await lockHolder(state, 'deploy').catch(() => undefined);
-  if (!h || !stillHeld(h)) return null;
-  return { holder: h.purpose, pid: h.pid, release_hint: h.release_hint ?? null };
-}
-
 export async function rollback(
   o: {
     state: StateDir;
@@ -152,7 +145,13 @@ export async function rollback(
 ): Promise<RollbackReport> {
   const { plan, from, to } = await planRollback(o, ctx.env);
   if (dryRun)
-    return { plan, applied: false, trace_id: null, outcome: null, blocked_by: await deployLockHeld(o.state) };
+    return {
+      plan,
+      applied: false,
+      trace_id: null,
+      outcome: null,
+      blocked_by: await blockedBy(o.state, 'deploy'),
+    };
   checkIncidentRecords(o.state);
   return withLock(
     o.state,
