@@ -40,7 +40,7 @@ export const EXIT_CODE_MEANINGS: Record<ExitCodeName, { short: string; meaning: 
   usage: {
     short: 'usage or configuration error',
     meaning:
-      'usage or configuration error: an unknown flag, a malformed value (a duration, a count), an invalid config; `deploy` with `PRODUCTION_MODE=true` and a production rule failing (`production_refused`); `canary status`: no canary in this state directory',
+      'usage or configuration error: an unknown flag, a malformed value (a duration, a count), a command group without its command (`ifmesh maintenance`), an invalid config; `deploy` with `PRODUCTION_MODE=true` and a production rule failing (`production_refused`); `canary status`: no canary in this state directory',
   },
   unreachable: {
     short: 'dependency unreachable',

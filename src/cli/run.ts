@@ -97,6 +97,21 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
+      // A group named without its command (`ifmesh maintenance` in a cron line that lost `daily`):
+      // commander printed the group's help on stderr; it is a usage error, not a run that did nothing.
+      if (err.code === 'commander.help' && err.exitCode !== 0) {
+        const firstFlag = argv.findIndex((a) => a.startsWith('-'));
+        const group = (firstFlag < 0 ? argv : argv.slice(0, firstFlag)).join(' ');
+        renderError(
+          ctx,
+          new UsageError(
+            `ifmesh ${group} needs a command`,
+            `pick one of those listed above: ifmesh ${group} COMMAND`,
+          ),
+          json,
+        );
+        return ExitCode.usage;
+      }
       if (
         err.code === 'commander.helpDisplayed' ||
         err.code === 'commander.version' ||

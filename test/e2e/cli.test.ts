@@ -40,6 +40,17 @@ describe('ifmesh binary', () => {
     expect(r.stdout).toContain('$ ifmesh keys generate --agent agent-1');
   });
 
+  it('exits 2 on a group without its command (a cron line that lost `daily`), after its help', async () => {
+    const r = await spawnCli(['maintenance']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Usage: ifmesh maintenance [options] [command]');
+    expect(r.stderr).toContain('daily');
+    expect(r.stderr).toContain('error: ifmesh maintenance needs a command');
+    // Asking for the help is not an error.
+    expect((await spawnCli(['maintenance', '--help'])).code).toBe(0);
+    expect((await spawnCli(['help', 'maintenance'])).code).toBe(0);
+  });
+
   it('exits 2 on an unknown command, with a suggestion, and on an unknown option', async () => {
     const a = await spawnCli(['confg']);
     expect(a.code).toBe(2);
