@@ -13,6 +13,13 @@ export function renderDeploy(r: DeployReport, c: ChalkInstance): string {
         ? `  release    ${r.plan.release.action}${r.plan.release.integrity ? ` (${r.plan.release.integrity.slice(0, 23)}…)` : ''}`
         : '',
     ...r.plan.instances.map((i) => `  signaling  ${i.name} ${i.url}`),
+    `  mode       ${
+      r.plan.signaling_mode === 'redis'
+        ? `redis: every instance active, one mesh through ${r.plan.redis?.url ?? 'Redis'}${r.plan.redis?.start ? ' (started as deploy-redis)' : ''}`
+        : r.plan.signaling_mode === 'standby'
+          ? 'standby: one instance active, the others hot standbys behind nginx (no Redis: apt-get install redis-server, or set SIGNALING_CLUSTER_URL)'
+          : 'single instance'
+    }`,
     r.plan.endpoints.tls
       ? `  tls        ${r.plan.endpoints.tls.cert}${r.plan.endpoints.tls.ca ? ` (verified against ${r.plan.endpoints.tls.ca})` : ''}`
       : '',

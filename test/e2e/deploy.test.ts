@@ -50,6 +50,16 @@ describe('ifmesh deploy', () => {
       'agent-d3',
     ]);
     expect(existsSync(dryState)).toBe(false);
+    // The human plan says how the instances will share the mesh (Redis is installed for the tests).
+    const human = await spawnCli(['deploy', '--dry-run', '--base-port', '18600', '--state-dir', dryState], {
+      cwd: dir,
+      env,
+    });
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(
+      /^ {2}mode {7}redis: every instance active, one mesh through redis:\/\/127\.0\.0\.1:18602 \(started as deploy-redis\)$/m,
+    );
+    expect(existsSync(dryState)).toBe(false);
   });
 
   it('refuses invalid agent configs with exit 2, naming file and field', async () => {

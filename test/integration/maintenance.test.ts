@@ -153,8 +153,13 @@ describe('maintenance daily', () => {
     );
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc).toMatchObject({ dry_run: true, ok: true, logrotate: { ok: true } });
+    expect(doc).toMatchObject({ dry_run: true, ok: true, logrotate: { ok: true, written: false } });
     expect(doc.logs).toEqual([{ file: 'signaling-1.log', bytes: 4096 }]);
+    // The human line does not name the (unwritten) configuration as if logrotate had run on it.
+    const human = await cron(['maintenance', 'daily', '--state-dir', state, '--dry-run'], dir.dir, env());
+    expect(human.stdout).toContain(
+      `3. logrotate: ok (dry run: logrotate -d checked the configuration a real run writes to ${path.join(state, 'logrotate.conf')}; no log was rotated)`,
+    );
     expect(readdirSync(path.join(state, 'logs'))).toEqual(['signaling-1.log']);
     expect(statSync(path.join(state, 'logs', 'signaling-1.log')).size).toBe(4096);
     expect(existsSync(path.join(state, 'reports'))).toBe(false);

@@ -53,7 +53,21 @@ describe('classification (runbook table)', () => {
   });
   it('P1 when every instance is down or > 1000 affected; P2 > 100; P3 some; P4 none', () => {
     expect(classify(impact({ instances: [{ url: 'x', up: false }] })).level).toBe('P1');
+    // A total outage says why it is P1, not the table's ">1000 agents affected".
+    expect(
+      classify(
+        impact({
+          instances: [
+            { url: 'x', up: false },
+            { url: 'y', up: false },
+          ],
+        }),
+      ).description,
+    ).toBe('Total service down: none of 2 signaling instances answers');
     expect(classify(impact({ agents_affected: 1001 })).level).toBe('P1');
+    expect(classify(impact({ agents_affected: 1001 })).description).toBe(
+      'Total service down, >1000 agents affected',
+    );
     expect(classify(impact({ agents_affected: 1000 })).level).toBe('P2');
     expect(classify(impact({ agents_affected: 101 })).level).toBe('P2');
     expect(classify(impact({ agents_affected: 100 })).level).toBe('P3');

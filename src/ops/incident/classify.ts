@@ -37,9 +37,16 @@ export const CLASSIFICATION: Record<Severity, Classification> = {
   },
 };
 
-/** Every signaling instance down is a total outage whatever the counts say. */
+/**
+ * Every signaling instance down is a total outage whatever the counts say; its description says so
+ * rather than the table's ">1000 agents affected", which a 3-agent fleet's operator would doubt.
+ */
 export function classify(i: Impact): Classification {
-  if (i.instances.length > 0 && i.instances.every((x) => !x.up)) return CLASSIFICATION.P1;
+  if (i.instances.length > 0 && i.instances.every((x) => !x.up))
+    return {
+      ...CLASSIFICATION.P1,
+      description: `Total service down: none of ${i.instances.length} signaling instance${i.instances.length === 1 ? '' : 's'} answers`,
+    };
   if (i.agents_affected > 1000) return CLASSIFICATION.P1;
   if (i.agents_affected > 100) return CLASSIFICATION.P2;
   if (i.agents_affected > 0) return CLASSIFICATION.P3;

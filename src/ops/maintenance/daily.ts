@@ -65,7 +65,8 @@ export interface DailyReport {
   key_rotation: RotationSchedule | null;
   logs: { file: string; bytes: number }[];
   logs_total_bytes: number;
-  logrotate: { ok: boolean; config: string; output: string };
+  /** `written`: false on a dry run, whose logrotate -d read a scratch copy (`config` is not touched). */
+  logrotate: { ok: boolean; config: string; output: string; written: boolean };
   cleanup: { retain_days: number; ok: boolean; answer?: unknown; error?: string };
   health: DailyHealth;
   /** The signaling instances looked at (instances of one cluster share their agents: counted once). */
@@ -246,7 +247,7 @@ async function daily(
     key_rotation: keyRotation,
     logs: before,
     logs_total_bytes: before.reduce((n, l) => n + l.bytes, 0),
-    logrotate: { ok: rotated.ok, config: o.state.logrotateConf, output: rotated.output },
+    logrotate: { ok: rotated.ok, config: o.state.logrotateConf, output: rotated.output, written: !o.dryRun },
     cleanup,
     health,
     signaling: mesh.instances,
