@@ -87,6 +87,11 @@ describe('canary gates as measurements', () => {
       value: 250,
     });
     expect(gate(evaluateGates({ ...healthy, running: [] }, T), 'agents_healthy').status).toBe('failed');
+    // Running again, but brought back by the supervisor: a crashing candidate is not healthy.
+    expect(
+      gate(evaluateGates({ ...healthy, restarted: [{ agent: 'a', times: 2 }] }, T), 'agents_healthy'),
+    ).toMatchObject({ status: 'failed', value: expect.stringContaining('restarted: a 2×') });
+    expect(gate(evaluateGates({ ...healthy, restarted: [] }, T), 'agents_healthy').status).toBe('ok');
     expect(gate(evaluateGates({ ...healthy, registered: { ids: [] } }, T), 'agents_registered').status).toBe(
       'failed',
     );

@@ -20,6 +20,8 @@ export interface StartResult {
   pid: number | null;
   /** Found running and answering: nothing was started. */
   already_running: boolean;
+  /** `unlessStopping`: another command stops or replaces it on purpose; nothing was done. */
+  skipped?: true;
   detail: string;
 }
 
@@ -133,6 +135,13 @@ export interface RestartOptions {
    * restart: the same instance on another release's entry script).
    */
   launch?: LaunchSpec;
+  /**
+   * The supervisor's: leave it alone when, read again under the restart lock, another command stops
+   * it on purpose (`stopping`) or already removed its record (a canary moving an agent between
+   * releases stops it, then starts it on the other spec): restarting the old spec then would leave
+   * two processes for one name.
+   */
+  unlessStopping?: boolean;
 }
 
 /**
@@ -148,6 +157,15 @@ export async function restartRecorded(
   const lock = await restartLock(state, name, o.why, ctx);
   try {
     const rec = readProcess(state, name);
+    if (o.unlessStopping && (!rec || rec.stopping))
+      return {
+        name,
+        ok: false,
+        pid: null,
+        already_running: false,
+        skipped: true,
+        detail: rec ? 'being stopped on purpose by another command' : 'its record was removed meanwhile',
+      };
     if (!rec)
       return { name, ok: false, pid: null, already_running: false, detail: 'no such process is recorded' };
     const sup = new Supervisor(state, { clock: ctx.clock, owner: rec.owner });

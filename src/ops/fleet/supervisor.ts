@@ -93,6 +93,19 @@ export class Supervisor {
     return rec ? this.pidOf(rec) : undefined;
   }
 
+  /**
+   * How often a process was restarted since its start: by the supervisor or a procedure (its record),
+   * and by systemd itself for a unit (NRestarts). 0 when it is not recorded.
+   */
+  restartCount(rec: ProcessRecord | string): number {
+    const r = typeof rec === 'string' ? readProcess(this.state, rec) : rec;
+    if (!r) return 0;
+    return (
+      (r.restarts ?? 0) +
+      (r.supervisor === 'systemd' && r.unit ? this.systemd().runner.show(r.unit).NRestarts : 0)
+    );
+  }
+
   /** `running` of a record already read. */
   pidOf(rec: ProcessRecord): number | undefined {
     if (rec.supervisor === 'systemd' && rec.unit) return this.systemd().running(rec.unit);

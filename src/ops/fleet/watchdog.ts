@@ -105,7 +105,7 @@ export async function watchdogPass(
     const result = await restartRecorded(
       o.state,
       rec.name,
-      { why: `restarted by the supervisor: process ${rec.pid} was gone` },
+      { why: `restarted by the supervisor: process ${rec.pid} was gone`, unlessStopping: true },
       ctx,
     ).catch((err: unknown): StartResult => {
       const e = err as NodeJS.ErrnoException;
@@ -118,6 +118,12 @@ export async function watchdogPass(
         detail: `${e.message} (${e.code})${err instanceof IfmeshError && err.hint ? `; ${err.hint}` : ''}`,
       };
     });
+    // Another command stopped, moved or already restarted it between this pass's read and the lock:
+    // not a crash, so not a try and nothing to report.
+    if (result.skipped || result.already_running) {
+      t.tries.pop();
+      continue;
+    }
     t.notBefore = ctx.clock.now() + cfg.backoffMs[Math.min(t.tries.length, cfg.backoffMs.length - 1)]!;
     o.onEvent?.({
       event: result.ok ? 'service_restarted' : 'service_restart_failed',

@@ -34,6 +34,9 @@ export function startAgent(sup: Supervisor, spec: AgentSpec): number {
     ],
     env,
     cwd: spec.cwd,
+    // Kept running by the state's supervisor like the services; a canary counts its restarts
+    // (agents_healthy), so a candidate that crashes and comes back still fails the analysis.
+    supervised: true,
   });
 }
 

@@ -29,6 +29,11 @@ export interface Signals {
   agents: string[];
   /** From the state's process records: always measurable. */
   running: string[];
+  /**
+   * Agents restarted since the analysis began (by the supervisor, or systemd for a unit), with how
+   * often: a candidate that crashes and is brought back is not healthy. Absent in older states.
+   */
+  restarted?: { agent: string; times: number }[];
   registered: Sourced<{ ids: string[] }>;
   /** Pairs (canary, peer in the same registry and mesh), as the agents report them to signaling. */
   pairs: Sourced<{ pairs: Pair[] }>;
@@ -78,9 +83,10 @@ export function evaluateGates(s: Signals, t: Thresholds): Measurement[] {
     });
   const error = (e: { error: string }) => ({ status: 'error' as const, value: null, detail: e.error });
 
-  gate('agents_healthy', 'all running', {
-    status: s.running.length === s.agents.length ? 'ok' : 'failed',
-    value: `${s.running.length}/${s.agents.length} running`,
+  const restarted = s.restarted ?? [];
+  gate('agents_healthy', 'all running, none restarted', {
+    status: s.running.length === s.agents.length && restarted.length === 0 ? 'ok' : 'failed',
+    value: `${s.running.length}/${s.agents.length} running${restarted.length ? `; restarted: ${restarted.map((r) => `${r.agent} ${r.times}×`).join(', ')}` : ''}`,
   });
 
   const r = s.registered;
@@ -180,6 +186,8 @@ export interface MeasureOptions {
   since: string;
   /** Byte offsets of each agent's log when the phase began. */
   logOffsets: Record<string, number>;
+  /** Each agent's restart count when the analysis began (restartCounts); absent: not counted. */
+  restartsAtStart?: Record<string, number> | undefined;
   /** null: no witness configured, which is reported as an error of its gates, never a pass. */
   witness: { url: string; token?: string | undefined } | null;
   dispatcher?: Dispatcher | undefined;
@@ -201,6 +209,11 @@ async function logErrors(file: string, from: number): Promise<{ count: number; f
   return { count: bad.length, first: bad[0]?.slice(0, 160) ?? null };
 }
 
+/** Each agent's restart count now: the baseline `measure` compares with. */
+export function restartCounts(sup: Supervisor, agents: string[]): Record<string, number> {
+  return Object.fromEntries(agents.map((id) => [id, sup.restartCount(agentProcessName(id))]));
+}
+
 export async function logOffsets(sup: Supervisor, agents: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const id of agents)
@@ -218,6 +231,12 @@ export async function measure(o: MeasureOptions): Promise<Signals> {
   const net = { dispatcher: o.dispatcher, signal: o.signal };
   const { on, unanswered: silent } = await registrations(o.instances, net);
   const running = o.agents.filter((id) => o.sup.running(agentProcessName(id)) !== undefined);
+  const base = o.restartsAtStart;
+  const restarted = base
+    ? Object.entries(restartCounts(o.sup, o.agents))
+        .map(([agent, n]) => ({ agent, times: n - (base[agent] ?? 0) }))
+        .filter((r) => r.times > 0)
+    : [];
   const nobody =
     silent.length === o.instances.length
       ? { error: `no signaling instance answered: ${silent.join('; ') || 'none recorded'}` }
@@ -261,7 +280,7 @@ export async function measure(o: MeasureOptions): Promise<Signals> {
       witness = { error: `witness ${w.url}: ${why(err)}` };
     }
   }
-  return { agents: o.agents, running, registered, pairs, log_errors: log, witness };
+  return { agents: o.agents, running, restarted, registered, pairs, log_errors: log, witness };
 }
 
 async function measurePairs(

@@ -12,7 +12,7 @@ import { PAUSE_ENV, PROCEDURE_STEPS, pausePoint } from '../procedure.js';
 import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
-import { evaluateGates, logOffsets, measure } from './analysis.js';
+import { evaluateGates, logOffsets, measure, restartCounts } from './analysis.js';
 import { type CanaryState, type CanaryStep, takeRequest, writeCanary } from './canary-state.js';
 import type { RunEvents } from './events.js';
 import {
@@ -217,8 +217,13 @@ export class CanaryRunner {
         `phase ${i + 1}: ${missing.join(', ')} did not register on the candidate`,
         registeredGate(missing),
       );
+    // Counted once the agents were moved (a move starts a new process, whose count starts at 0):
+    // a restart from here on, by the supervisor or systemd, fails agents_healthy.
     await this.save({
       step: { kind: 'analyse', phase: i },
+      ...(this.s.analysis
+        ? { analysis: { ...this.s.analysis, restarts_at_start: restartCounts(this.sup, phase.agents) } }
+        : {}),
       message: `phase ${i + 1}: ${phase.step}, analysing`,
     });
     this.pause('agents_moved');
@@ -231,6 +236,7 @@ export class CanaryRunner {
       since: new Date(this.ctx.clock.now()).toISOString(),
       log_offsets: await logOffsets(this.sup, phase.agents),
     };
+    const restartsAtStart = a.restarts_at_start ?? restartCounts(this.sup, phase.agents);
     const { analysis: rules } = this.plan;
     const witness = this.o.config.witnessUrl
       ? { url: this.o.config.witnessUrl, token: this.ctx.env.WITNESS_QUERY_TOKEN }
@@ -251,6 +257,7 @@ export class CanaryRunner {
             instances: instanceUrls(this.s.stable_release),
             since: a.since,
             logOffsets: a.log_offsets,
+            restartsAtStart: restartsAtStart,
             witness,
             dispatcher: this.ctx.dispatcher,
             signal: this.ctx.signal,

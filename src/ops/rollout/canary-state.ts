@@ -120,7 +120,14 @@ export interface CanaryState {
   /** The agent being moved (either way) right now: a runner killed mid-move left it uncertain. */
   in_flight: string | null;
   /** The current phase's analysis: its baseline and where it stands. */
-  analysis: (AnalysisProgress & { since: string; log_offsets: Record<string, number> }) | null;
+  analysis:
+    | (AnalysisProgress & {
+        since: string;
+        log_offsets: Record<string, number>;
+        /** Each phase agent's restart count once it was moved (older states: counted from the analysis). */
+        restarts_at_start?: Record<string, number>;
+      })
+    | null;
   failed_gate: Measurement | null;
   message: string;
   started_at: string;

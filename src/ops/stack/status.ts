@@ -208,7 +208,7 @@ export async function status(
         url: p.url ?? null,
         uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
         log: sup.logFile(p.name),
-        restarts: (p.restarts ?? 0) + (unit ? sup.systemd().runner.show(unit).NRestarts : 0),
+        restarts: sup.restartCount(p),
         supervisor: unit ? 'systemd' : 'local',
         unit,
         supervised: p.supervised === true,
