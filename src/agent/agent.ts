@@ -15,6 +15,7 @@ import { sharedVerifyPool, type VerifyPool } from '../crypto/verify-pool.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import { type RotationProof, rotationStatement } from '../protocol/signaling.js';
 import type { WitnessEvent } from '../protocol/witness.js';
+import { formatDuration } from '../ui/units.js';
 import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
 import { waitFor } from '../util/wait.js';
 import { type LinkIce, PeerLink } from './peer-link.js';
@@ -823,7 +824,9 @@ export class MeshAgent {
     const ready = () => peers.every((p) => this.links.get(p)?.ready);
     if (await waitFor(ready, { timeoutMs, intervalMs: 20 }, this.clock)) return;
     const missing = peers.filter((p) => !this.links.get(p)?.ready);
-    throw new Error(`${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${timeoutMs} ms`);
+    throw new Error(
+      `${this.o.agentId}: no ready channel to ${missing.join(', ')} within ${formatDuration(timeoutMs)}`,
+    );
   }
 }
 

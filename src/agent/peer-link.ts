@@ -16,6 +16,7 @@ import {
 import type { VerifyPool } from '../crypto/verify-pool.js';
 import type { IFMessage } from '../protocol/ifmessage.js';
 import type { CandidateType, ConnectionState } from '../protocol/signaling.js';
+import { formatDuration } from '../ui/units.js';
 
 /** A received message held for ordering: its checks so far, and the signature's verdict once in. */
 type Inbound = { pre: Precheck; holds: boolean | undefined } | { failure: VerifyFailure };
@@ -340,7 +341,7 @@ export class PeerLink {
       const timer = setTimeout(() => {
         this.pings.delete(m.id);
         this.pingsLost += 1;
-        reject(new Error(`no pong from ${this.peerId} within ${timeoutMs} ms`));
+        reject(new Error(`no pong from ${this.peerId} within ${formatDuration(timeoutMs)}`));
       }, timeoutMs);
       // RTTs are sub-millisecond on loopback: the monotonic high-resolution clock, not ctx.now().
       this.pings.set(m.id, { t0: performance.now(), resolve, reject, timer });
@@ -351,7 +352,7 @@ export class PeerLink {
     if (this.ready) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(
-        () => reject(new Error(`channel to ${this.peerId} not ready within ${timeoutMs} ms`)),
+        () => reject(new Error(`channel to ${this.peerId} not ready within ${formatDuration(timeoutMs)}`)),
         timeoutMs,
       );
       this.readyWaiters.push(() => {

@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import { createSigner, toBase64url } from '../crypto/ed25519.js';
 import { type RotationProof, registerChallenge } from '../protocol/signaling.js';
+import { formatDuration } from '../ui/units.js';
 import { type Clock, systemClock } from '../util/clock.js';
 
 export interface SignalingIdentity {
@@ -134,7 +135,7 @@ export class SignalingClient {
       });
       let settled = false;
       const timer = setTimeout(
-        () => fail(new Error(`no registration within ${this.o.failoverTimeoutMs} ms`)),
+        () => fail(new Error(`no registration within ${formatDuration(this.o.failoverTimeoutMs)}`)),
         this.o.failoverTimeoutMs,
       );
       const fail = (err: Error) => {

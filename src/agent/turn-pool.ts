@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { parseIceUrl } from '../config/ice-url.js';
+import { formatDuration } from '../ui/units.js';
 import type { IceServer } from './agent.js';
 
 export interface TurnServerState {
@@ -35,7 +36,7 @@ export function stunProbe(host: string, port: number, timeoutMs = 1_000): Promis
       else resolve(rtt!);
     };
     const timer = setTimeout(
-      () => done(new Error(`no STUN answer from ${host}:${port} in ${timeoutMs} ms`)),
+      () => done(new Error(`no STUN answer from ${host}:${port} in ${formatDuration(timeoutMs)}`)),
       timeoutMs,
     );
     socket.on('error', (err) => done(err));

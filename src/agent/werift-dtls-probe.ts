@@ -16,6 +16,7 @@ import {
   SignatureAlgorithm,
   type Transport,
 } from 'werift';
+import { formatDuration } from '../ui/units.js';
 
 export type DtlsSide = 'client' | 'server';
 
@@ -139,7 +140,7 @@ export async function probeDtlsNonces(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`DTLS probe timed out after ${opts.timeoutMs ?? 10_000} ms`)),
+      () => reject(new Error(`DTLS probe timed out after ${formatDuration(opts.timeoutMs ?? 10_000)}`)),
       opts.timeoutMs ?? 10_000,
     );
   });

@@ -1,5 +1,6 @@
 import { type Dispatcher, request } from 'undici';
 import { IfmeshError, UnreachableError } from '../errors.js';
+import { formatDuration } from '../ui/units.js';
 import { certificateFailure, certificateFix } from './tls-trust.js';
 
 export interface HttpAnswer {
@@ -56,7 +57,7 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
     const e = err as Error & { code?: string };
     const why =
       e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'
-        ? `no answer within ${timeoutMs} ms`
+        ? `no answer within ${formatDuration(timeoutMs)}`
         : (e.code ?? e.message);
     throw new UnreachableError(
       `${new URL(url).origin} is unreachable: ${why}`,

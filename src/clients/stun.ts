@@ -4,6 +4,7 @@
 // transaction (send, retransmit, match the reply, time out) is ours, so it runs on the injected clock.
 import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { classes, Message, makeIntegrityKey, methods, parseMessage } from 'werift';
+import { formatDuration } from '../ui/units.js';
 import type { Clock } from '../util/clock.js';
 
 export interface StunTarget {
@@ -93,7 +94,7 @@ class Transactions {
         () =>
           finish(
             new StunError(
-              `no STUN answer from ${this.target.host}:${this.target.port} in ${this.o.timeoutMs} ms`,
+              `no STUN answer from ${this.target.host}:${this.target.port} in ${formatDuration(this.o.timeoutMs)}`,
             ),
           ),
         Math.max(0, deadline - clock.now()),

@@ -7,6 +7,7 @@
 // Latencies use performance.now(): they are sub-millisecond on loopback, finer than Clock.now()'s
 // milliseconds. Pacing and waiting go through the injected clock.
 import WebSocket from 'ws';
+import { formatDuration } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor, within } from '../../util/wait.js';
 import type { WorkerTick } from './load.js';
@@ -139,7 +140,7 @@ export async function runSignalingWorker(
       }),
     );
     if (!(await within(opened, spec.formTimeoutMs, clock)))
-      errors.add(`${n - agents.length} of ${n} sockets not open after ${spec.formTimeoutMs} ms`);
+      errors.add(`${n - agents.length} of ${n} sockets not open after ${formatDuration(spec.formTimeoutMs)}`);
     // A socket that opens after the bound is not used (the finally closes it).
     opening = false;
     const ready = [...agents];
@@ -192,7 +193,7 @@ async function register(
     }),
   );
   if (!(await within(registering, spec.formTimeoutMs, clock)))
-    errors.add(`registrations unanswered after ${spec.formTimeoutMs} ms`);
+    errors.add(`registrations unanswered after ${formatDuration(spec.formTimeoutMs)}`);
   r.register_ms = performance.now() - t1;
   r.registered = agents.filter((a) => a.isRegistered).length;
 }

@@ -6,6 +6,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { httpRequest } from '../../clients/http.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { formatDuration } from '../../ui/units.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import type { OpContext } from '../shared.js';
@@ -83,7 +84,7 @@ async function lookupWithin(host: string, ms: number, ctx: Pick<OpContext, 'cloc
     return await Promise.race([
       lookup(host).then((r) => r.address),
       new Promise<never>((_, reject) => {
-        timer = ctx.clock.setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+        timer = ctx.clock.setTimeout(() => reject(new Error(`no answer within ${formatDuration(ms)}`)), ms);
       }),
     ]);
   } finally {

@@ -5,7 +5,7 @@
 // fleet has credentials; TCP and TLS servers get a TCP connect.
 import { connect } from 'node:net';
 import { parseIceUrl } from '../../config/ice-url.js';
-import { formatMs } from '../../ui/units.js';
+import { formatDuration, formatMs } from '../../ui/units.js';
 import type { Clock } from '../../util/clock.js';
 import { probeStun, probeTurnAllocate } from '../troubleshoot/probes.js';
 
@@ -33,7 +33,7 @@ export function tcpConnect(
     const s = connect(port, host);
     const timer = clock.setTimeout(() => {
       s.destroy();
-      resolve({ ok: false, error: `no answer within ${TURN_PROBE_MS} ms` });
+      resolve({ ok: false, error: `no answer within ${formatDuration(TURN_PROBE_MS)}` });
     }, TURN_PROBE_MS);
     s.once('connect', () => {
       clock.clearTimeout(timer);
