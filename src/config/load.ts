@@ -581,7 +581,10 @@ export function launchEnv(
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && keys.has(k)) out[k] = v;
   if (loaded.file) out.IFMESH_CONFIG = path.resolve(loaded.file);
-  // What --stage implied (production mode) holds for the services too, which are given no --stage.
-  for (const [k, s] of Object.entries(loaded.sources)) if (s.kind === 'stage') out[k] = loaded.raw[k]!;
+  // What --stage implied (production mode) and what --set said hold for the services and agents too,
+  // which are given neither (secret values among them are split off into the secrets file by the
+  // process and release records).
+  for (const [k, s] of Object.entries(loaded.sources))
+    if (s.kind === 'stage' || s.kind === 'flag') out[k] = loaded.raw[k]!;
   return out;
 }

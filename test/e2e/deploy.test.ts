@@ -134,6 +134,11 @@ describe('ifmesh deploy', () => {
         // This test kills an instance and watches the agents move: nothing may restart it.
         '--supervisor',
         'none',
+        // What the operator --sets reaches the agents too, a secret through the secrets file only.
+        '--set',
+        'AGENT_RECONNECT_MAX_MS=15000',
+        '--set',
+        'TURN_PASSWORD=deploy-set-secret',
         '--state-dir',
         state,
       ],
@@ -142,6 +147,17 @@ describe('ifmesh deploy', () => {
     expect(r.stderr).toContain('agents registered');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
+    const agentRec = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-agent-agent-d1')!;
+    expect(agentRec.spec!.env.AGENT_RECONNECT_MAX_MS).toBe('15000');
+    expect(agentRec.spec!.secret_env).toContain('TURN_PASSWORD');
+    expect(readFileSync(`/proc/${agentRec.pid}/environ`, 'utf8').split('\0')).toEqual(
+      expect.arrayContaining(['AGENT_RECONNECT_MAX_MS=15000', 'TURN_PASSWORD=deploy-set-secret']),
+    );
+    for (const f of [...readdirSync(path.join(state, 'run')), ...readdirSync(path.join(state, 'releases'))])
+      if (f.endsWith('.json'))
+        expect(
+          readFileSync(path.join(state, f.startsWith('deploy-') ? 'run' : 'releases', f), 'utf8'),
+        ).not.toContain('deploy-set-secret');
     expect(report.registered).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
     expect(report.plan.agents_connect_to).toEqual([`ws://127.0.0.1:${nginxPort}`]);
     const conf = readFileSync(report.plan.nginx.conf, 'utf8');

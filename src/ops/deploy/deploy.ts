@@ -394,8 +394,10 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         agent_id: a.agent_id,
         config: a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file),
         signaling: plan.agents_connect_to,
-        // An agent verifies wss:// against the CA this deploy was given, after any restart too.
-        env: o.caFile ? { IFMESH_CA_FILE: o.caFile } : ({} as Record<string, string>),
+        // The configuration this deploy was given (its env file as IFMESH_CONFIG, --set values, the
+        // stage's implications), so an agent runs on it whoever restarts it; and the CA to verify
+        // wss:// against.
+        env: { ...agentLaunchEnv(o.launchEnv), ...(o.caFile ? { IFMESH_CA_FILE: o.caFile } : {}) },
         cwd: o.cwd,
         ...(build ? { bin: build.build.bin } : {}),
       }));
@@ -558,6 +560,18 @@ function rerunCommand(o: DeployOptions, plan: DeployPlan): string {
 }
 
 /** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */
+/** What only the services need, never an agent: admin credentials and the cluster's Redis. */
+const SERVICE_ONLY_KEYS = new Set([
+  'IF_WITNESS_ADMIN_KEY',
+  'SIGNALING_ADMIN_TOKEN',
+  'SIGNALING_CLUSTER_URL',
+  'SIGNALING_CLUSTER_SECRET',
+]);
+
+function agentLaunchEnv(env: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(env ?? {}).filter(([k]) => !SERVICE_ONLY_KEYS.has(k)));
+}
+
 function withoutAdminKey(env: Record<string, string> | undefined): Record<string, string> {
   const { IF_WITNESS_ADMIN_KEY: _admin, ...rest } = env ?? {};
   return rest;
