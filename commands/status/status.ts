@@ -69,7 +69,11 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         return [
           ...notes,
           ...rows,
-          `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`,
+          r.unreadable_records.length
+            ? c.red(
+                `  nothing whose record reads is running; the processes of the records above may be: fix those first`,
+              )
+            : `  nothing is running; start it again with 'ifmesh up' or 'ifmesh deploy'`,
         ].join('\n');
       return [
         ...notes,
@@ -91,7 +95,8 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
           : []),
       ].join('\n');
     });
-    if (!report.running) return 'unreachable';
+    // Unreadable records: their processes may well run, so not "nothing runs" (3).
+    if (!report.running && report.unreadable_records.length === 0) return 'unreachable';
     return report.healthy ? undefined : 'checkFailed';
   },
 });

@@ -99,17 +99,19 @@ export async function runCli(argv: string[], ctx: Context): Promise<number> {
     if (err instanceof CommanderError) {
       // A group named without its command (`ifmesh maintenance` in a cron line that lost `daily`):
       // commander printed the group's help on stderr; it is a usage error, not a run that did nothing.
-      if (err.code === 'commander.help' && err.exitCode !== 0) {
-        const firstFlag = argv.findIndex((a) => a.startsWith('-'));
-        const group = (firstFlag < 0 ? argv : argv.slice(0, firstFlag)).join(' ');
-        renderError(
-          ctx,
-          new UsageError(
-            `ifmesh ${group} needs a command`,
-            `pick one of those listed above: ifmesh ${group} COMMAND`,
-          ),
-          json,
-        );
+      // Bare `ifmesh` lands here too (its help, exit 0 as ever), and `help NOSUCH` (a usage error).
+      const words = commandWords(program, argv);
+      const firstFlag = words.findIndex((w) => w.startsWith('-'));
+      const group = (firstFlag < 0 ? words : words.slice(0, firstFlag)).join(' ');
+      if (err.code === 'commander.help' && err.exitCode !== 0 && words[0] !== undefined) {
+        const e =
+          words[0] === 'help'
+            ? new UsageError(`no command ${words.slice(1).join(' ')}`, 'ifmesh --help lists them')
+            : new UsageError(
+                `ifmesh ${group} needs a command`,
+                `pick one of those listed above: ifmesh ${group} COMMAND`,
+              );
+        renderError(ctx, e, json);
         return ExitCode.usage;
       }
       if (

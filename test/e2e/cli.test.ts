@@ -46,9 +46,17 @@ describe('ifmesh binary', () => {
     expect(r.stderr).toContain('Usage: ifmesh maintenance [options] [command]');
     expect(r.stderr).toContain('daily');
     expect(r.stderr).toContain('error: ifmesh maintenance needs a command');
-    // Asking for the help is not an error.
+    // Behind a global option too.
+    const ca = await spawnCli(['--ca', '/etc/hosts', 'maintenance']);
+    expect(ca.code).toBe(2);
+    expect(ca.stderr).toContain('error: ifmesh maintenance needs a command');
+    // Asking for the help is not an error; bare `ifmesh` shows it too; help for no command is.
     expect((await spawnCli(['maintenance', '--help'])).code).toBe(0);
     expect((await spawnCli(['help', 'maintenance'])).code).toBe(0);
+    expect((await spawnCli([])).code).toBe(0);
+    const nosuch = await spawnCli(['help', 'nosuch']);
+    expect(nosuch.code).toBe(2);
+    expect(nosuch.stderr).toContain('error: no command nosuch');
   });
 
   it('exits 2 on an unknown command, with a suggestion, and on an unknown option', async () => {

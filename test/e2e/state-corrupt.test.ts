@@ -272,6 +272,17 @@ describe('corrupted state files', () => {
       expect(fo.code, fo.stderr).toBe(2);
       expect(fo.stderr).toContain(`(${file} no longer parses: fix or delete first)`);
 
+      // Every record torn: not "nothing runs" (exit 3), since their processes may.
+      const onlyTorn = freshState();
+      mkdirSync(path.join(onlyTorn, 'run'), { recursive: true });
+      writeFileSync(path.join(onlyTorn, 'run', 'signaling-1.json'), readFileSync(file, 'utf8'));
+      const all = await spawnCli(['status', '--state-dir', onlyTorn], {
+        cwd: dir,
+        env: { ...env, NO_COLOR: '1' },
+      });
+      expect(all.code, all.stderr).toBe(1);
+      expect(all.stdout).toContain('nothing whose record reads is running');
+
       expect(isAlive(torn)).toBe(true);
       expect(isAlive(whole)).toBe(true);
       expect(readFileSync(file, 'utf8')).toContain('"pid"');

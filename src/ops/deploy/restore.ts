@@ -8,7 +8,7 @@ import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 import { rollSignaling } from '../release/roll.js';
-import { agentProcessName, moveAgent, waitRegistered } from '../rollout/agents.js';
+import { agentProcessName, moveAgent, stopAgent, waitRegistered } from '../rollout/agents.js';
 import type { OpContext } from '../shared.js';
 import { type Release, releaseBin } from './releases.js';
 
@@ -82,8 +82,7 @@ export async function restorePrevious(
   for (const i of roll.instances)
     if (i.outcome === 'failed')
       failed.push(`${i.name} (not back on ${previous.ref}: ${i.detail.split('\n')[0]})`);
-  for (const id of o.agents.filter((a) => !previous.agents.includes(a)))
-    await sup.stop(agentProcessName(id), 5_000);
+  for (const id of o.agents.filter((a) => !previous.agents.includes(a))) await stopAgent(sup, id);
   // Agents the deploy had not reached yet still run the previous release: they are left alone.
   for (const spec of previous.agent_specs ?? []) {
     const name = agentProcessName(spec.agent_id);

@@ -2,7 +2,7 @@
 // systemd unit, its journal (journalctl -u, through the state's systemd runner).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
 import { readSystemdSettings, SystemdBackend } from './systemd.js';
@@ -11,8 +11,9 @@ export type LogSource = { name: string; file: string } | { name: string; unit: s
 
 /** Every process's log, by name: the state's log files and its units' journals. */
 export function logSources(state: StateDir): LogSource[] {
-  const units = listProcesses(state)
-    .filter((r) => r.supervisor === 'systemd' && r.unit)
+  // A torn record must not keep anyone from reading the logs (its own log file is still listed).
+  const units = scanProcesses(state)
+    .records.filter((r) => r.supervisor === 'systemd' && r.unit)
     .map((r) => ({ name: r.name, unit: r.unit! }));
   const files = existsSync(state.logs)
     ? readdirSync(state.logs)

@@ -7,7 +7,7 @@ import { isUnverifiedCertificate } from '../../clients/http.js';
 import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import { type LaunchSpec, listProcesses, type ProcessRecord, readProcess } from '../../state/processes.js';
+import { type LaunchSpec, type ProcessRecord, readProcess, scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
@@ -103,8 +103,33 @@ export async function startAndWait(
   return { name: spec.name, ok: false, pid: null, already_running: false, detail };
 }
 
+/**
+ * Runs `fn` (a stop, or a stop and a start on another spec) holding `name`'s restart lock, so the
+ * supervisor, which restarts under the same lock, never starts the old spec of a process being
+ * replaced or removed (two processes for one name, one of them unrecorded).
+ */
+export async function withRestartLock<T>(
+  state: StateDir,
+  name: string,
+  why: string,
+  ctx: { clock: Ctx['clock']; signal?: Ctx['signal'] },
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await restartLock(state, name, why, ctx);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
 /** The per-process restart lock: the supervisor and a procedure never restart one process at once. */
-async function restartLock(state: StateDir, name: string, why: string, ctx: Ctx): Promise<HeldLock> {
+async function restartLock(
+  state: StateDir,
+  name: string,
+  why: string,
+  ctx: { clock: Ctx['clock']; signal?: Ctx['signal'] },
+): Promise<HeldLock> {
   let lock: HeldLock | undefined;
   await waitFor(
     async () => {
@@ -233,9 +258,10 @@ export async function restartRecorded(
 function reloadFrontDoor(state: StateDir): number[] {
   // Best effort: the instance is back either way, and a record that cannot be read (or a pid now
   // someone else's: SIGHUP ends most programs) must not turn a good restart into a failure.
+  // What reads: one torn record (another process's) must not keep the front door from reloading.
   let records: ProcessRecord[];
   try {
-    records = listProcesses(state);
+    records = scanProcesses(state).records;
   } catch {
     return [];
   }

@@ -17,7 +17,6 @@ import {
   type ProcessRole,
   readProcess,
   recordProcess,
-  scanProcesses,
   updateProcess,
 } from '../../state/processes.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
@@ -75,6 +74,10 @@ export class Supervisor {
     }
     return this.backend;
   }
+  /** The clock its waits run on (a stop's grace period), for callers that wait around it. */
+  get clock(): Clock {
+    return this.o.clock;
+  }
 
   /** Where a process's output goes: its log file, or its unit's journal. */
   logFile(name: string): string {
@@ -112,9 +115,9 @@ export class Supervisor {
     return runningPid(this.state, rec);
   }
 
-  /** Every recorded process that reads, running or not (scanProcesses: unreadable ones are left out). */
+  /** Every recorded process, running or not; one that no longer parses is an error (listProcesses). */
   list(): ProcessRecord[] {
-    return scanProcesses(this.state).records;
+    return listProcesses(this.state);
   }
 
   /** Starts `spec` detached, its output appended to its log, and records it with its launch spec. */

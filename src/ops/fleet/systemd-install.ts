@@ -7,6 +7,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
 import { answers } from './health.js';
+import { withRestartLock } from './restart.js';
 import { Supervisor } from './supervisor.js';
 import { SystemdBackend, type SystemdSettings } from './systemd.js';
 import { MESH_TARGET, renderMeshTarget, type UnitFile } from './systemd-units.js';
@@ -110,8 +111,11 @@ export async function installSystemd(
       const results: SystemdInstallReport['results'] = [];
       for (const rec of listProcesses(state).filter(movable)) {
         const sup = new Supervisor(state, { clock: ctx.clock, owner: rec.owner, systemd: settings });
-        if (rec.supervisor !== 'systemd') await local.stop(rec.name, 5_000);
-        const pid = sup.handToSystemd(rec);
+        // Under its restart lock: the local supervisor does not restart it between the two.
+        const pid = await withRestartLock(state, rec.name, 'moving to systemd', ctx, async () => {
+          if (rec.supervisor !== 'systemd') await local.stop(rec.name, 5_000);
+          return sup.handToSystemd(rec);
+        });
         const ok = await waitFor(
           () => answers(rec, ctx.dispatcher),
           { timeoutMs: 20_000, intervalMs: 100 },

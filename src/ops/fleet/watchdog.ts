@@ -5,10 +5,10 @@
 // restart is counted in the record, written to the process's log and logged to the witness.
 import { IfmeshError } from '../../errors.js';
 import { isAlive } from '../../exec/pid.js';
-import { type ProcessRecord, scanProcesses, updateProcess } from '../../state/processes.js';
+import { type ProcessRecord, readProcess, scanProcesses, updateProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { OpContext } from '../shared.js';
-import { restartRecorded, type StartResult } from './restart.js';
+import { restartRecorded, type StartResult, withRestartLock } from './restart.js';
 
 export interface WatchdogEvent {
   event: 'service_restarted' | 'service_restart_failed' | 'service_crash_loop' | 'service_record_unreadable';
@@ -85,9 +85,28 @@ export async function watchdogPass(
     tracks.set(rec.name, t);
     if (now < t.notBefore) continue;
     if (t.tries.length >= cfg.maxTries) {
-      updateProcess(o.state, rec.name, {
-        crash_loop: { since: new Date(now).toISOString(), tries: t.tries.length, last_exit: 'process gone' },
+      // Only on the record this pass read: a canary or deploy may have replaced it meanwhile with a
+      // fresh process, which must not be marked (and so never watched again).
+      const marked = await withRestartLock(o.state, rec.name, 'marking a crash loop', ctx, async () => {
+        const current = readProcess(o.state, rec.name);
+        if (current?.pid !== rec.pid || current.stopping) return false;
+        updateProcess(o.state, rec.name, {
+          crash_loop: {
+            since: new Date(now).toISOString(),
+            tries: t.tries.length,
+            last_exit: 'process gone',
+          },
+        });
+        return true;
+      }).catch((err: unknown) => {
+        // Held past the wait by whoever replaces it: that one decides; looked at again next pass.
+        if (err instanceof IfmeshError) return false;
+        throw err;
       });
+      if (!marked) {
+        tracks.delete(rec.name);
+        continue;
+      }
       o.onEvent?.({
         event: 'service_crash_loop',
         name: rec.name,

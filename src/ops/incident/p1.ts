@@ -5,6 +5,7 @@ import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { httpRequest } from '../../clients/http.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { formatDuration } from '../../ui/units.js';
 import { restartRecorded } from '../fleet/restart.js';
@@ -27,7 +28,10 @@ export interface Restart {
 /** The dead signaling instances: recorded with role `signaling`, process gone. */
 export function deadSignaling(state: StateDir, ctx: Pick<OpContext, 'clock'>) {
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'incident' });
-  return sup.list().filter((r) => r.role === 'signaling' && sup.running(r.name) === undefined);
+  // What reads: a torn record is named in the incident's next steps, the other instances restarted.
+  return scanProcesses(state).records.filter(
+    (r) => r.role === 'signaling' && sup.running(r.name) === undefined,
+  );
 }
 
 /**
@@ -105,7 +109,7 @@ export async function investigate(
   ctx: OpContext,
 ): Promise<Investigation> {
   const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'incident' });
-  const records = sup.list();
+  const records = scanProcesses(o.state).records;
   const disk = await fs
     .statfs(existsSync(o.state.root) ? o.state.root : ctx.cwd)
     .then((s) => ({

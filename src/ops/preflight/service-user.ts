@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadAgentConfig } from '../../config/agent-config.js';
 import type { SystemdRunner } from '../../exec/systemctl.js';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { type CheckOutcome, fail, ok } from './types.js';
 
@@ -122,7 +122,8 @@ export async function filesUnitsRead(o: {
   add(o.envFile);
   for (const f of o.tls) add(f);
   const configs = new Set<string>();
-  for (const r of listProcesses(o.state)) {
+  // What reads: a torn record is the status's to name, not a reason to skip this check.
+  for (const r of scanProcesses(o.state).records) {
     if (!r.spec) continue;
     const i = r.spec.args.indexOf('--config');
     if (i >= 0 && r.spec.args[i + 1]) configs.add(path.resolve(r.spec.cwd, r.spec.args[i + 1]!));

@@ -6,6 +6,7 @@ import { httpUrlOf, SignalingClient } from '../../clients/signaling.js';
 import type { Clock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { type AgentSpec, type Release, specEnv } from '../deploy/releases.js';
+import { withRestartLock } from '../fleet/restart.js';
 import type { Supervisor } from '../fleet/supervisor.js';
 import { ownBin } from '../release/install.js';
 
@@ -40,10 +41,24 @@ export function startAgent(sup: Supervisor, spec: AgentSpec): number {
   });
 }
 
-/** Stops the agent's current process (whatever release it runs) and starts it on `spec`'s. */
+/**
+ * Stops the agent's current process (whatever release it runs) and starts it on `spec`'s, under its
+ * restart lock: the supervisor never restarts the old spec in between.
+ */
 export async function moveAgent(sup: Supervisor, spec: AgentSpec, graceMs = 5_000): Promise<number> {
-  await sup.stop(agentProcessName(spec.agent_id), graceMs);
-  return startAgent(sup, spec);
+  const name = agentProcessName(spec.agent_id);
+  return withRestartLock(sup.state, name, `moving ${spec.agent_id}`, { clock: sup.clock }, async () => {
+    await sup.stop(name, graceMs);
+    return startAgent(sup, spec);
+  });
+}
+
+/** Stops agent `id` for good (it is not in the release now running), under its restart lock. */
+export async function stopAgent(sup: Supervisor, id: string, graceMs = 5_000) {
+  const name = agentProcessName(id);
+  return withRestartLock(sup.state, name, `stopping ${id}`, { clock: sup.clock }, () =>
+    sup.stop(name, graceMs),
+  );
 }
 
 /** The signaling instances' HTTP base URLs of a release (by role; older deploy records by name). */

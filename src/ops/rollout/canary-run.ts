@@ -161,7 +161,10 @@ export class CanaryRunner {
       if (!spec) throw new Error(`release ${release.id} has no spec for agent ${id}`);
       await this.save({ in_flight: id });
       await moveAgent(this.sup, spec);
+      // Counted right after its start, before any wait: a candidate that crashes at boot and is
+      // brought back before it registers has restarted since, and fails agents_healthy.
       await this.save({
+        restarts_at_move: { ...this.s.restarts_at_move, ...restartCounts(this.sup, [id]) },
         in_flight: null,
         on_candidate:
           to === 'candidate'
@@ -217,13 +220,8 @@ export class CanaryRunner {
         `phase ${i + 1}: ${missing.join(', ')} did not register on the candidate`,
         registeredGate(missing),
       );
-    // Counted once the agents were moved (a move starts a new process, whose count starts at 0):
-    // a restart from here on, by the supervisor or systemd, fails agents_healthy.
     await this.save({
       step: { kind: 'analyse', phase: i },
-      ...(this.s.analysis
-        ? { analysis: { ...this.s.analysis, restarts_at_start: restartCounts(this.sup, phase.agents) } }
-        : {}),
       message: `phase ${i + 1}: ${phase.step}, analysing`,
     });
     this.pause('agents_moved');
@@ -236,7 +234,13 @@ export class CanaryRunner {
       since: new Date(this.ctx.clock.now()).toISOString(),
       log_offsets: await logOffsets(this.sup, phase.agents),
     };
-    const restartsAtStart = a.restarts_at_start ?? restartCounts(this.sup, phase.agents);
+    // Agents moved by an older ifmesh have no count yet: from now, and kept for a resume.
+    const uncounted = phase.agents.filter((id) => this.s.restarts_at_move?.[id] === undefined);
+    if (uncounted.length)
+      await this.save({
+        restarts_at_move: { ...this.s.restarts_at_move, ...restartCounts(this.sup, uncounted) },
+      });
+    const restartsAtStart = this.s.restarts_at_move ?? {};
     const { analysis: rules } = this.plan;
     const witness = this.o.config.witnessUrl
       ? { url: this.o.config.witnessUrl, token: this.ctx.env.WITNESS_QUERY_TOKEN }

@@ -120,14 +120,12 @@ export interface CanaryState {
   /** The agent being moved (either way) right now: a runner killed mid-move left it uncertain. */
   in_flight: string | null;
   /** The current phase's analysis: its baseline and where it stands. */
-  analysis:
-    | (AnalysisProgress & {
-        since: string;
-        log_offsets: Record<string, number>;
-        /** Each phase agent's restart count once it was moved (older states: counted from the analysis). */
-        restarts_at_start?: Record<string, number>;
-      })
-    | null;
+  analysis: (AnalysisProgress & { since: string; log_offsets: Record<string, number> }) | null;
+  /**
+   * Each agent's restart count right after the canary moved it (older states: from when its
+   * analysis began): a restart since, by the supervisor or systemd, fails agents_healthy.
+   */
+  restarts_at_move?: Record<string, number>;
   failed_gate: Measurement | null;
   message: string;
   started_at: string;
