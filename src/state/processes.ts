@@ -1,7 +1,7 @@
 // The process list of a state directory: one record per process ifmesh started (up, deploy, and
 // whatever starts processes next), each with its role, so `status` and `down` see them all alike and
 // never guess a role from a name.
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { StateCorruptError } from '../errors.js';
 import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from './json-file.js';
 import type { StateDir } from './state-dir.js';
@@ -77,14 +77,43 @@ export function recordProcess(state: StateDir, rec: ProcessRecord): void {
 
 /** The record of `name`; undefined when there is none; a record that no longer parses is an error. */
 export function readProcess(state: StateDir, name: string): ProcessRecord | undefined {
-  return readStateJson<ProcessRecord>(
-    state.processFile(name),
-    (v) => {
-      const r = v as Partial<ProcessRecord> | null;
-      return typeof r?.name === 'string' && typeof r.role === 'string' && Number.isInteger(r.pid);
-    },
-    `stop its process by hand if it still runs (see ${state.logFile(name)}), then delete the file`,
-  );
+  const file = state.processFile(name);
+  try {
+    return readStateJson<ProcessRecord>(
+      file,
+      (v) => {
+        const r = v as Partial<ProcessRecord> | null;
+        return typeof r?.name === 'string' && typeof r.role === 'string' && Number.isInteger(r.pid);
+      },
+      `stop its process by hand if it still runs (see ${state.logFile(name)}), then delete the file`,
+    );
+  } catch (err) {
+    // A torn record often still holds its pid: the fix names it, so nobody hunts for the process.
+    const pid = err instanceof StateCorruptError ? /"pid"\s*:\s*(\d+)/.exec(readText(file))?.[1] : undefined;
+    if (pid)
+      throw new StateCorruptError(
+        file,
+        `it was pid ${pid}: if \`ps -p ${pid} -o cmd=\` shows ${name}'s process, stop it by hand (kill ${pid}; its log: ${state.logFile(name)}), then delete the file`,
+      );
+    throw err;
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Refuses, naming the file and its fix, when any process record no longer parses: what is about to
+ * stop, move or replace processes (deploy, canary, rollback) must not find out halfway, with an
+ * agent already stopped and the torn one's process unknown.
+ */
+export function checkProcessRecords(state: StateDir): void {
+  listProcesses(state);
 }
 
 /** Changes fields of a record in place (a no-op when it is gone). */

@@ -238,15 +238,25 @@ describe('corrupted state files', () => {
         }),
       );
       const file = p.processFile('signaling-1');
-      const fix = /stop its process by hand if it still runs/;
+      // The torn text still holds the pid: the fix names it.
+      const fix = new RegExp(
+        `it was pid ${torn}: if \`ps -p ${torn} -o cmd=\` shows signaling-1's process, stop it by hand \\(kill ${torn};`,
+      );
       const cli = (argv: string[]) =>
         spawnCli([...argv, '--state-dir', state], { cwd: dir, env: { ...env, NO_COLOR: '1' } });
 
-      // What stops processes refuses: it cannot stop what it cannot read.
-      const down = await cli(['down']);
-      expect(down.code, down.stderr).toBe(1);
-      expect(down.stderr).toContain(`${file} is corrupted`);
-      expect(down.stderr).toMatch(fix);
+      // What stops or replaces processes refuses before touching any: it cannot stop what it cannot
+      // read (a canary had stopped one agent before it found out, and left it down).
+      for (const argv of [
+        ['down'],
+        ['canary', '--set', 'AGENT_RECONNECT_MAX_MS=9000'],
+        ['deploy', '--base-port', '18700'],
+      ]) {
+        const r = await cli(argv);
+        expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(1);
+        expect(r.stderr).toContain(`${file} is corrupted`);
+        expect(r.stderr).toMatch(fix);
+      }
 
       // status shows the rest, and the torn record with its fix; the fleet is not healthy.
       const st = await cli(['status']);

@@ -19,6 +19,7 @@ import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageVersion } from '../../paths.js';
 import { requireFreeSpace } from '../../state/free-space.js';
 import { withLock } from '../../state/lock.js';
+import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
@@ -256,6 +257,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
   checkIncidentRecords(o.state);
+  checkProcessRecords(o.state);
   await requireFreeSpace(o.state, 'ifmesh deploy');
   return withLock(
     o.state,

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, type ExitCodeValue, UsageError } from '../../errors.js';
 import { acquireLock, blockedBy, type HeldLock } from '../../state/lock.js';
+import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
@@ -92,6 +93,7 @@ async function locked<T>(
   fn: (lock: HeldLock) => Promise<T>,
 ) {
   checkIncidentRecords(o.state);
+  checkProcessRecords(o.state);
   const lock = await acquireLock(o.state, 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);

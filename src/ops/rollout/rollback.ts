@@ -4,6 +4,7 @@
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { blockedBy, withLock } from '../../state/lock.js';
+import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
@@ -153,6 +154,7 @@ export async function rollback(
       blocked_by: await blockedBy(o.state, 'deploy'),
     };
   checkIncidentRecords(o.state);
+  checkProcessRecords(o.state);
   return withLock(
     o.state,
     'deploy',
