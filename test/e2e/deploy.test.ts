@@ -284,4 +284,60 @@ describe('ifmesh deploy', () => {
     expect(JSON.parse(down.stdout).stopped).toHaveLength(6);
     for (const pid of before) expect(isAlive(pid)).toBe(false);
   }, 120_000);
+
+  it("keeps a deploy-made fleet running from its env file: the supervisor restarts a killed agent and tells the file's witness", async () => {
+    // Only the env file names the witness (no environment variable): what the supervisor reads.
+    const envFile = path.join(dir, 'sup-fleet.env');
+    writeFileSync(
+      envFile,
+      `${Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')}\n`,
+    );
+    const st = path.join(dir, 'sup-fleet');
+    const base = await freePortRange(2);
+    const r = await spawnCli(
+      [
+        'deploy',
+        '--config',
+        envFile,
+        '--instances',
+        '1',
+        '--base-port',
+        String(base),
+        '--nginx-port',
+        String(await freePort()),
+        '--state-dir',
+        st,
+        '--json',
+      ],
+      { cwd: dir, timeoutMs: 60_000 },
+    );
+    try {
+      expect(r.code, r.stderr).toBe(0);
+      const victim = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!.pid;
+      process.kill(victim, 'SIGKILL');
+      await waitFor(
+        async () => {
+          const q = await spawnCli(
+            ['witness', 'query', '--event', 'service_restarted', '--witness', witnessUrl, '--json'],
+            { cwd: dir },
+          );
+          return (
+            q.code === 0 &&
+            JSON.parse(q.stdout).results.some(
+              (e: { metadata: { service: string } }) => e.metadata.service === 'deploy-agent-agent-d1',
+            )
+          );
+        },
+        'service_restarted for agent-d1 in the witness',
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+      const rec = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!;
+      expect(rec.pid).not.toBe(victim);
+      expect(rec.restarts).toBe(1);
+    } finally {
+      await spawnCli(['down', '--state-dir', st], { cwd: dir, timeoutMs: 60_000 });
+    }
+  }, 120_000);
 });

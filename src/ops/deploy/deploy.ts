@@ -483,7 +483,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
       });
       // Units are systemd's to restart; the local supervisor watches local processes only.
       if (o.supervise !== false && !o.systemd) {
-        const watchdog = await ensureWatchdog(sup, ctx);
+        // On the deploy's configuration: it logs its restarts to the fleet's witness.
+        const watchdog = await ensureWatchdog(sup, ctx, agentLaunchEnv(o.launchEnv));
         o.progress.step(
           'supervisor',
           watchdog.ok ? 'ok' : 'fail',

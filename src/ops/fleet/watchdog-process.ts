@@ -12,6 +12,8 @@ export const WATCHDOG_NAME = 'supervisor';
 export async function ensureWatchdog(
   sup: Supervisor,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'tls'>,
+  /** The configuration it reads the witness from (deploy's env file as IFMESH_CONFIG, --set values). */
+  env: Record<string, string> = {},
 ): Promise<StartResult> {
   const running = sup.running(WATCHDOG_NAME);
   if (running !== undefined)
@@ -23,7 +25,7 @@ export async function ensureWatchdog(
     args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.state.root],
     cwd: sup.state.root,
     // Its health checks of https:// instances verify against the CA this run was given.
-    ...(ctx.tls ? { env: { IFMESH_CA_FILE: ctx.tls.caFile } } : {}),
+    env: { ...env, ...(ctx.tls ? { IFMESH_CA_FILE: ctx.tls.caFile } : {}) },
   });
   const ok = await waitFor(
     () => sup.tail(WATCHDOG_NAME, 5).includes('watching') || sup.running(WATCHDOG_NAME) === undefined,
