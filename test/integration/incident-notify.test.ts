@@ -99,6 +99,21 @@ describe('notifiers', () => {
     });
   });
 
+  it('Slack: a compatible webhook answering 202 or 204 is delivered once, not retried', async () => {
+    for (const code of [202, 204]) {
+      const sl = await receiver(() => code);
+      const n = configuredNotifiers({
+        pagerdutyEventsUrl: '',
+        pagerdutyIntegrationKey: '',
+        slackWebhookUrl: `${sl.base}/slack`,
+        smtpUrl: '',
+        alertEmail: '',
+      });
+      expect((await sendNotice(n.slack!, notice(), io)).ok).toBe(true);
+      expect(sl.got).toHaveLength(1);
+    }
+  });
+
   it('Slack incoming webhook: a page names the level and puts its mention first', async () => {
     const sl = await receiver();
     const n = configuredNotifiers({

@@ -72,7 +72,10 @@ export function slackNotifier(o: { webhookUrl: string }): Notifier {
         dispatcher: io.dispatcher,
         signal: io.signal,
       });
-      if (r.status !== 200) throw new Error(`Slack answered ${r.status}: ${r.text.slice(0, 200)}`);
+      // Slack answers 200 "ok"; a Slack-compatible webhook (Mattermost, a relay) may answer 202 or
+      // 204. Any 2xx is delivered: taking one for a failure retries it, and posts it again.
+      if (r.status < 200 || r.status > 299)
+        throw new Error(`Slack answered ${r.status}: ${r.text.slice(0, 200)}`);
     },
   };
 }
