@@ -63,7 +63,14 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
               ` crash loop since ${k.crash_loop.since} (${k.crash_loop.tries} restarts): restart it by hand`,
             )
           : '';
-        return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}`;
+        // Nothing restarts the services while it is down: say how to bring it back.
+        const fix =
+          k.role === 'supervisor' && !k.running
+            ? c.red(
+                ` nothing restarts a dead service now: ifmesh supervise --detach --state-dir ${r.state_dir}`,
+              )
+            : '';
+        return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}${fix}`;
       });
       if (!r.running)
         return [

@@ -317,25 +317,46 @@ describe('ifmesh deploy', () => {
       expect(r.code, r.stderr).toBe(0);
       const victim = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!.pid;
       process.kill(victim, 'SIGKILL');
-      await waitFor(
-        async () => {
-          const q = await spawnCli(
-            ['witness', 'query', '--event', 'service_restarted', '--witness', witnessUrl, '--json'],
-            { cwd: dir },
-          );
-          return (
-            q.code === 0 &&
-            JSON.parse(q.stdout).results.some(
+      // agent-d1's service_restarted events in the witness.
+      const restartsLogged = async () => {
+        const q = await spawnCli(
+          ['witness', 'query', '--event', 'service_restarted', '--witness', witnessUrl, '--json'],
+          { cwd: dir },
+        );
+        return q.code === 0
+          ? JSON.parse(q.stdout).results.filter(
               (e: { metadata: { service: string } }) => e.metadata.service === 'deploy-agent-agent-d1',
-            )
-          );
-        },
+            ).length
+          : 0;
+      };
+      await waitFor(
+        async () => (await restartsLogged()) === 1,
         'service_restarted for agent-d1 in the witness',
         { timeoutMs: 30_000, intervalMs: 250 },
       );
       const rec = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!;
       expect(rec.pid).not.toBe(victim);
       expect(rec.restarts).toBe(1);
+
+      // The supervisor killed: status says how to bring it back, and that (without --config) starts
+      // it on the configuration it ran with: the next restart reaches the same witness.
+      const supPid = listProcesses(openStateDir(st)).find((p) => p.name === 'supervisor')!.pid;
+      process.kill(supPid, 'SIGKILL');
+      await waitFor(() => !isAlive(supPid), 'the supervisor to die');
+      const st1 = await spawnCli(['status', '--state-dir', st], { cwd: dir, env: { NO_COLOR: '1' } });
+      expect(st1.stdout).toContain(
+        `nothing restarts a dead service now: ifmesh supervise --detach --state-dir ${st}`,
+      );
+      const det = await spawnCli(['supervise', '--detach', '--state-dir', st, '--json'], { cwd: dir });
+      expect(det.code, det.stderr).toBe(0);
+      expect(JSON.parse(det.stdout)).toMatchObject({ name: 'supervisor', ok: true, already_running: false });
+      const again = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!.pid;
+      process.kill(again, 'SIGKILL');
+      await waitFor(
+        async () => (await restartsLogged()) === 2,
+        'a second service_restarted for agent-d1, from the detached supervisor',
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
     } finally {
       await spawnCli(['down', '--state-dir', st], { cwd: dir, timeoutMs: 60_000 });
     }

@@ -1,6 +1,7 @@
 // Starting the state's supervisor process (`ifmesh supervise`), as `up` and `deploy` do.
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
+import { readProcess } from '../../state/processes.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
 import type { StartResult } from './restart.js';
@@ -41,4 +42,19 @@ export async function ensureWatchdog(
     already_running: false,
     detail: alive ? `started (pid ${pid})` : `did not start: ${sup.tail(WATCHDOG_NAME, 5).trim()}`,
   };
+}
+
+/**
+ * `ifmesh supervise --detach`: starts the state's supervisor in the background, on the environment it
+ * was last started with (deploy's env file, secrets from the secrets file) when it is recorded, else
+ * on `env` (this command's configuration).
+ */
+export async function detachWatchdog(
+  sup: Supervisor,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'tls'>,
+  env: Record<string, string>,
+): Promise<StartResult> {
+  const rec = readProcess(sup.state, WATCHDOG_NAME);
+  const recorded = rec?.spec ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
+  return ensureWatchdog(sup, ctx, recorded ?? env);
 }
