@@ -1,9 +1,11 @@
 // What most commands resolve first, in one place: the configuration (--config, --set), the state
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
 import { existsSync } from 'node:fs';
-import type { LoadedConfig } from '../config/load.js';
+import path from 'node:path';
+import { DEFAULT_CONFIG_PATH, type LoadedConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
+import { scanProcesses } from '../state/processes.js';
 import { resolveState, resolveStateDir, type StateDir } from '../state/state-dir.js';
 import { createOutput } from '../ui/output.js';
 import type { Context } from './context.js';
@@ -43,8 +45,18 @@ export function requireExistingState(ctx: Context, flags: Pick<FleetFlagsIn, 'st
 /** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
   requireExistingState(ctx, flags);
-  const loaded = await loadCommandConfig(ctx, flags);
   const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
+  // The fleet's own env file when this command names none: `status --state-dir S` after
+  // `deploy --config /etc/ifmesh/prod.env` reads the witness, STUN and TURN that deploy used, not
+  // the defaults.
+  const recorded =
+    flags.config === undefined &&
+    flags.stage === undefined &&
+    !ctx.env.IFMESH_CONFIG &&
+    !existsSync(path.resolve(ctx.cwd, DEFAULT_CONFIG_PATH))
+      ? recordedEnvFile(state)
+      : undefined;
+  const loaded = await loadCommandConfig(ctx, recorded ? { ...flags, config: recorded } : flags);
   const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
@@ -54,4 +66,18 @@ export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<R
   for (const u of fleet.unreadable)
     out.warn(`${u.error}: process ${u.name} is left out of this command's fleet; ${u.fix}`);
   return { loaded, state, fleet };
+}
+
+/**
+ * The env file the state's services were started on (deploy's --config, recorded in their launch
+ * specs as IFMESH_CONFIG), if it still exists; the signaling instances' first.
+ */
+function recordedEnvFile(state: StateDir): string | undefined {
+  const records = scanProcesses(state).records;
+  const ordered = [...records.filter((r) => r.role === 'signaling'), ...records];
+  for (const r of ordered) {
+    const f = r.spec?.env.IFMESH_CONFIG;
+    if (f && path.isAbsolute(f) && existsSync(f)) return f;
+  }
+  return undefined;
 }

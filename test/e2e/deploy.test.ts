@@ -315,6 +315,9 @@ describe('ifmesh deploy', () => {
     );
     try {
       expect(r.code, r.stderr).toBe(0);
+      // Later commands read the fleet's env file without being told: status looks at its witness.
+      const st0 = await spawnCli(['status', '--state-dir', st, '--json'], { cwd: dir });
+      expect(JSON.parse(st0.stdout).witness, st0.stderr).toEqual({ url: witnessUrl, answers: true });
       const victim = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!.pid;
       process.kill(victim, 'SIGKILL');
       // agent-d1's service_restarted events in the witness.
