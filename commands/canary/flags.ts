@@ -57,7 +57,11 @@ export const CANARY_FLAGS: readonly FlagSpec[] = [
       "the candidate's code, installed once into <state>/releases/<id>/: a tarball, a directory, a git ref of the checkout or an npm spec (default: the stable release's); with --stage production, also the id of a release staging promoted (its code and --set changes)",
   },
   { flags: '--force', description: 'with --stage production: take a release that staging did not promote' },
-  { flags: '--label <name>', description: "the candidate's name in `releases` (default: its version)" },
+  {
+    flags: '--label <name>',
+    description:
+      "the candidate's name in `releases` (default: its code's version, or for a configuration change the stable's name +config-HASH)",
+  },
   {
     flags: '--keep-releases <n>',
     description: 'release records, and their installed code, kept for rollback',

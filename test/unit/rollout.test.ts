@@ -305,6 +305,22 @@ describe('rollback target', () => {
     expect(() => chooseTarget(all.slice(0, 1), all[0]!, undefined)).toThrow(/no previous release/);
     expect(() => chooseTarget(all, all[2]!, 'nope')).toThrow(/no release nope/);
   });
+
+  it('by a name several releases share: the newest that ran well; a failed canary only by its id', () => {
+    // v2 deployed, then a config-only canary that failed under the same name.
+    const all = [
+      rel('1', 'deployed', 'v1'),
+      rel('2', 'deployed', 'v2'),
+      rel('3', 'failed', 'v2'),
+      rel('4', 'deployed', 'v3'),
+    ];
+    expect(chooseTarget(all, all[3]!, 'v2').id).toBe('2');
+    const onlyBad = [rel('1', 'deployed', 'v1'), rel('3', 'failed', 'v2'), rel('4', 'deployed', 'v3')];
+    expect(() => chooseTarget(onlyBad, onlyBad[2]!, 'v2')).toThrow(
+      /v2 names only release that was not kept: 3 \(failed\)/,
+    );
+    expect(chooseTarget(onlyBad, onlyBad[2]!, '3').id).toBe('3');
+  });
 });
 
 describe('release records', () => {

@@ -110,8 +110,14 @@ export function buildCanaryPlan(
     stable: { id: stable.id, ref: stable.ref, config_hash: stable.config_hash },
     candidate: {
       id,
-      // Named by its version when it runs other code than the stable release, else by the stable's name.
-      ref: o.label ?? (code.version && code.id !== (stable.build?.id ?? null) ? code.version : stable.ref),
+      // Named by its version when it runs other code than the stable release, else by the stable's
+      // name and its configuration (a rollback by name must not find a failed canary under the
+      // stable's own name).
+      ref:
+        o.label ??
+        (code.version && code.id !== (stable.build?.id ?? null)
+          ? code.version
+          : `${stable.ref}+config-${candidateHash.slice(0, 8)}`),
       config_hash: candidateHash,
       changes: Object.fromEntries(
         Object.entries(o.set).map(([k, v]) => [k, isSecretKey(k) ? '[redacted]' : v]),

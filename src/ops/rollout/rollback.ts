@@ -51,9 +51,16 @@ const usable = (r: Release) =>
 /** Pure: the release to go back to, by id or ref, or the newest usable one older than `current`. */
 export function chooseTarget(all: Release[], current: Release, wanted: string | undefined): Release {
   if (wanted) {
-    const r =
-      all.find((x) => x.id === wanted) ??
-      [...all].reverse().find((x) => x.ref === wanted && x.id !== current.id);
+    // By id: exactly that one. By ref (a label several releases may share): the newest that ran
+    // well; one that failed or was aborted as a canary is taken only by its id, never by its name.
+    const byRef = [...all].reverse().filter((x) => x.ref === wanted && x.id !== current.id);
+    const r = all.find((x) => x.id === wanted) ?? byRef.find(usable);
+    const bad = byRef.find((x) => x.outcome === 'failed' || x.outcome === 'aborted');
+    if (!r && bad)
+      throw new UsageError(
+        `${wanted} names only release${byRef.length === 1 ? '' : 's'} that ${byRef.length === 1 ? 'was' : 'were'} not kept: ${byRef.map((x) => `${x.id} (${x.outcome ?? 'unknown'})`).join(', ')}`,
+        `to go back to one anyway, name it by id: ifmesh rollback ${bad.id}`,
+      );
     if (!r) throw new UsageError(`no release ${wanted}`, 'see `ifmesh releases` for their ids and refs');
     if (r.id === current.id) throw new UsageError(`${wanted} is the current release: nothing to roll back`);
     if (!r.agent_specs)
