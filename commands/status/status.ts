@@ -22,6 +22,7 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
       // What was killed midway comes first: it explains whatever below looks half-done.
       const notes = [
         ...r.interrupted.map((i) => c.red(`✗ interrupted: ${i.hint}`)),
+        ...r.unreadable_files.map((u) => c.red(`✗ ${u.error}: ${u.fix}`)),
         ...r.unreadable_records.map((u) =>
           c.red(`✗ ${u.file} no longer parses: process ${u.name} is not shown below; ${u.fix}`),
         ),
@@ -86,7 +87,12 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         ...notes,
         ...rows,
         r.mesh
-          ? `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
+          ? r.mesh.agents >= 2 && r.mesh.connected === 0
+            ? // Processes up, mesh not: the exit code is the processes'; verify judges the mesh.
+              c.yellow(
+                `! mesh: ${r.mesh.agents} agents, no connection reported connected: ifmesh verify --state-dir ${r.state_dir} says why (pairs still forming, or failing)`,
+              )
+            : `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
           : r.components.some((k) => k.role === 'signaling' && k.unverified)
             ? c.yellow('  mesh: not read (certificates not verified, see above)')
             : c.red('  mesh: no signaling instance answers'),
@@ -103,7 +109,8 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
       ].join('\n');
     });
     // Unreadable records: their processes may well run, so not "nothing runs" (3).
-    if (!report.running && report.unreadable_records.length === 0) return 'unreachable';
+    if (!report.running && report.unreadable_records.length === 0 && report.unreadable_files.length === 0)
+      return 'unreachable';
     return report.healthy ? undefined : 'checkFailed';
   },
 });

@@ -125,6 +125,17 @@ describe('corrupted state files', () => {
         const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
         expectCorrupt(r, p.incidentFile(id), fix, state);
       }
+      // status names it too, and its hold's hint is the record's fix, not `incident resolve`,
+      // which cannot read it.
+      const st = await spawnCli(['status', '--state-dir', state], {
+        cwd: dir,
+        env: { ...env, NO_COLOR: '1' },
+      });
+      expect(st.code).toBe(1);
+      expect(st.stdout).toContain(
+        `✗ ${p.incidentFile(id)} is corrupted (not the JSON ifmesh wrote): restore it`,
+      );
+      expect(st.stdout).toContain(`(its record ${p.incidentFile(id)} no longer parses: restore it`);
       expect(readFileSync(p.incidentFile(id), 'utf8')).toBe(truncated);
       expect(JSON.parse(readFileSync(p.lock('deploy'), 'utf8')).token).toBe('incident-token');
     }));
@@ -176,6 +187,11 @@ describe('corrupted state files', () => {
           current: null,
           current_error: { file: p.currentRelease, fix: expect.stringMatching(fix) },
         });
+        const st = await spawnCli(['status', '--json', '--state-dir', state], { cwd: dir, env });
+        expect(st.code).toBe(1);
+        expect(JSON.parse(st.stdout).unreadable_files).toEqual([
+          expect.objectContaining({ file: p.currentRelease, fix: expect.stringMatching(fix) }),
+        ]);
         expect(readFileSync(p.currentRelease, 'utf8')).toBe(content);
       }),
   );

@@ -1,13 +1,17 @@
 import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
+import { StateCorruptError } from '../../errors.js';
 import { lockHolder, stillHeld } from '../../state/lock.js';
 import { type ProcessRole, scanProcesses, type UnreadableRecord } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { currentRelease } from '../deploy/releases.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
+import { scanIncidents } from '../incident/store.js';
 import { type InterruptedRun, interruptedRuns } from '../procedure.js';
 import { readCanary, runnerAlive } from '../rollout/canary-state.js';
 import type { OpContext } from '../shared.js';
@@ -93,6 +97,12 @@ export interface StatusReport {
    * makes the fleet unhealthy: its process may run unwatched, and `down` refuses until it is gone.
    */
   unreadable_records: UnreadableRecord[];
+  /**
+   * Other state files that no longer parse and block a procedure: an incident record (its hold on
+   * deploys cannot be resolved by `incident resolve`), `releases/current` (rollback and canary
+   * refuse). Each with its fix; each makes the fleet unhealthy.
+   */
+  unreadable_files: { file: string; error: string; fix: string }[];
   healthy: boolean;
 }
 
@@ -165,10 +175,26 @@ export async function status(
   const { records: procs, unreadable: unreadable_records } = scanProcesses(state);
   const interrupted = await interruptedOf(state);
   const { held: held_locks, stale: stale_locks } = await locksOf(state);
+  const unreadable_files = [
+    ...scanIncidents(state).unreadable.map(({ file, error, fix }) => ({ file, error, fix })),
+    ...(await currentRelease(state).then(
+      () => [],
+      (err: unknown) => {
+        if (err instanceof StateCorruptError)
+          return [{ file: err.file, error: err.message, fix: err.hint ?? '' }];
+        throw err;
+      },
+    )),
+  ];
+  // An incident's hold whose record no longer parses: `incident resolve` cannot release it.
+  for (const l of held_locks) {
+    const torn = unreadable_files.find((u) => l.purpose.includes(path.basename(u.file, '.json')));
+    if (l.persistent && torn) l.release_hint = `its record ${torn.file} no longer parses: ${torn.fix}`;
+  }
   if (procs.length === 0)
     return {
       state_dir: state.root,
-      exists: interrupted.length > 0 || unreadable_records.length > 0,
+      exists: interrupted.length > 0 || unreadable_records.length > 0 || unreadable_files.length > 0,
       running: false,
       components: [],
       endpoints: null,
@@ -179,6 +205,7 @@ export async function status(
       stale_locks,
       held_locks,
       unreadable_records,
+      unreadable_files,
       healthy: false,
     };
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'status' });
@@ -274,12 +301,14 @@ export async function status(
     stale_locks,
     held_locks,
     unreadable_records,
+    unreadable_files,
     // A corrupt lock file fails every deploy, canary and rollback until someone removes it.
     healthy:
       components.length > 0 &&
       components.every((c) => c.healthy) &&
       interrupted.length === 0 &&
       !held_locks.some((l) => l.corrupt) &&
-      unreadable_records.length === 0,
+      unreadable_records.length === 0 &&
+      unreadable_files.length === 0,
   };
 }
