@@ -131,7 +131,7 @@ describe('tree 1 on relay-only agents', () => {
       'the relayed pair to be reported',
     );
     const r = await troubleshoot('connection-timeout', { agent: 'r-2', peer: 'r-1' }, sources());
-    expect(answers(r)).toEqual(['yes', 'yes', 'yes', 'no', 'yes']);
+    expect(answers(r)).toEqual(['yes', 'yes', 'yes', 'no', 'yes', 'yes']);
     expect(r.walk.path[3]!.evidence.reports).toContainEqual(
       expect.objectContaining({ candidate_type: 'relay' }),
     );
@@ -139,7 +139,7 @@ describe('tree 1 on relay-only agents', () => {
 
     sig.server.core.settings.turnServers = [deadTurn];
     const dead = await troubleshoot('connection-timeout', { agent: 'r-2', peer: 'r-1' }, sources());
-    expect(answers(dead)).toEqual(['yes', 'yes', 'yes', 'no', 'no']);
+    expect(answers(dead)).toEqual(['yes', 'yes', 'yes', 'no', 'yes', 'no']);
     expect(dead.walk.root_cause?.id).toBe('turn_unavailable');
   }, 90_000);
 });

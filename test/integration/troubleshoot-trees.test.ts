@@ -199,6 +199,23 @@ describe('tree 1: connection establishment failure', () => {
       (good.walk.path[2]!.evidence as { sent_by_agent: number; sent_by_peer: number }).sent_by_peer,
     ).toBeGreaterThan(0);
     expect(good.walk.root_cause).toBeNull();
+
+    // The peer goes away: no direct path now, and the walk says the peer is gone before it blames
+    // TURN (which allocates here).
+    await agents.find((x) => x.id === 'p-2')!.stop();
+    await waitFor(
+      async () =>
+        (await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources())).walk.path
+          .length === 5,
+      'the walk to reach the peer question',
+    );
+    const gone = await troubleshoot('connection-timeout', { agent: 'p-1', peer: 'p-2' }, sources());
+    expect(gone.walk.path.map((x) => x.question).slice(3)).toEqual([
+      'Direct P2P connection possible?',
+      'Peer registered on signaling server?',
+    ]);
+    expect(answers(gone)).toEqual(['yes', 'yes', 'yes', 'no', 'no']);
+    expect(gone.walk.root_cause?.id).toBe('peer_not_registered');
   }, 60_000);
 
   it('walks on past a STUN list that is empty (none configured is not unreachable) to a connected pair', async () => {

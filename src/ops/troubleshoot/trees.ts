@@ -162,7 +162,19 @@ const connectionFailure: Tree = {
           answer: yes(direct),
         };
       },
-      next: { yes: 'connected', no: 'turn' },
+      next: { yes: 'connected', no: 'peer_registered' },
+    },
+    // Not in the guide's tree: a peer that is gone explains a missing direct path before TURN does
+    // (a drill's dead peer was diagnosed "no TURN server allocates", and failover turn suggested).
+    peer_registered: {
+      question: 'Peer registered on signaling server?',
+      reads: ['signaling /agents (every instance)'],
+      async ask(ev, s) {
+        const peer = need(s, 'peer');
+        const hit = (await ev.agents()).find((a) => a.agent_id === peer);
+        return { evidence: { peer, instance: hit?.instance_url ?? null }, answer: yes(Boolean(hit)) };
+      },
+      next: { yes: 'turn', no: 'peer_gone' },
     },
     turn: {
       question: 'TURN server reachable?',
@@ -180,6 +192,17 @@ const connectionFailure: Tree = {
       actions: [
         'Find the dead instance: ifmesh status',
         'Restart it, or promote the nginx backup (Scenario B): ifmesh failover signaling --failed URL --action restart|promote-backup',
+      ],
+    },
+    peer_gone: {
+      root_cause: {
+        id: 'peer_not_registered',
+        title: 'The peer is not registered: down, or cannot register',
+      },
+      actions: [
+        "Is the peer's process running (and restarted by the supervisor)? ifmesh status",
+        "Read why it stopped or cannot register: ifmesh logs deploy-agent-PEER (or the peer host's agent log)",
+        'Then walk its own registration: ifmesh troubleshoot connection-timeout PEER AGENT',
       ],
     },
     cannot_register: {
