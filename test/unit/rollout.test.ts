@@ -230,6 +230,16 @@ describe('analysis rules', () => {
     expect(phaseCounts(['1', '25%', '100%'], 8, undefined)).toEqual([1, 2, 8]);
     expect(phaseCounts(['1', '25%'], 8, 3)).toEqual([3, 8]);
     expect(() => phaseCounts(['one'], 3, undefined)).toThrow(/not a count or a percentage/);
+    // A typo is refused, never reshaped into an unanalysed rollout.
+    expect(() => phaseCounts(['5', '1'], 3, undefined)).toThrow(/the first step moves all 3 agents/);
+    expect(() => phaseCounts(['2', '1'], 3, undefined)).toThrow(
+      /"1" is fewer agents than the step before it/,
+    );
+    expect(() => phaseCounts(['50%', '10%'], 10, undefined)).toThrow(/fewer agents than the step before/);
+    expect(() => phaseCounts(['0', '100%'], 3, undefined)).toThrow(/"0" moves no agent/);
+    expect(() => phaseCounts(['1'], 3, 3)).toThrow(/--canary-agents 3: the first step moves all 3 agents/);
+    // One agent: the only step is the whole fleet, as before.
+    expect(phaseCounts(['1', '100%'], 1, undefined)).toEqual([1]);
   });
 });
 

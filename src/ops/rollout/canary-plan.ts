@@ -50,12 +50,28 @@ export interface CanaryOptions {
 /** Pure: agent counts per phase from steps such as 1,25%,100% (never shrinking, ending at all). */
 export function phaseCounts(steps: string[], total: number, first: number | undefined): number[] {
   const counts: number[] = [];
+  // A typo must not turn a canary into an unchecked rollout: steps that shrink, a zero step, or a
+  // first step that already moves every agent (nothing would be analysed) are refused, not reshaped.
+  let asked = 0;
   for (const [i, raw] of steps.entries()) {
     const s = raw.trim();
     const m = /^(\d+)(%?)$/.exec(s);
     if (!m) throw new UsageError(`--steps: "${s}" is not a count or a percentage`, 'e.g. --steps 1,25%,100%');
     let n = m[2] ? Math.ceil((Number(m[1]) / 100) * total) : Number(m[1]);
+    if (Number(m[1]) === 0)
+      throw new UsageError(`--steps: "${s}" moves no agent`, 'start at 1 (e.g. --steps 1,25%,100%)');
+    if (n < asked)
+      throw new UsageError(
+        `--steps ${steps.join(',')}: "${s}" is fewer agents than the step before it`,
+        'steps only grow, e.g. --steps 1,25%,100%',
+      );
+    asked = n;
     if (i === 0 && first !== undefined) n = first;
+    if (i === 0 && total > 1 && n >= total)
+      throw new UsageError(
+        `${first !== undefined ? `--canary-agents ${first}` : `--steps ${steps.join(',')}`}: the first step moves all ${total} agents, so nothing would be analysed before the whole fleet runs the candidate`,
+        'give a first step smaller than the fleet (e.g. --steps 1,25%,100%), or use deploy to move every agent at once',
+      );
     n = Math.min(total, Math.max(n, counts.at(-1) ?? 1, 1));
     if (n !== counts.at(-1)) counts.push(n);
   }
