@@ -72,6 +72,17 @@ describe('ifmesh deploy', () => {
     const r = await spawnCli(['deploy', '--agents-dir', 'bad-agents', '--dry-run'], { cwd: dir, env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: bad-agents/x.json: ice_policy: must be "all" or "relay"');
+    // A key file that is not one is caught by the plan, not by the agent's start; no key material
+    // is echoed.
+    const garbled = path.join(dir, 'garbled-agents');
+    mkdirSync(garbled, { recursive: true });
+    writeFileSync(path.join(garbled, 'garbage.key'), 'PRIVATE-not-json');
+    writeFileSync(path.join(garbled, 'g.json'), JSON.stringify({ agent_id: 'g', key: 'garbage.key' }));
+    const g = await spawnCli(['deploy', '--agents-dir', 'garbled-agents', '--dry-run'], { cwd: dir, env });
+    expect(g.code).toBe(2);
+    expect(g.stderr).toContain('garbled-agents/g.json: key: ');
+    expect(g.stderr).toContain('is not an ifmesh key file');
+    expect(g.stderr).not.toContain('PRIVATE-not-json');
   });
 
   it('fails fast while another deploy holds the lock, saying who', async () => {

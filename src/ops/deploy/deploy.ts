@@ -7,6 +7,7 @@ import path from 'node:path';
 import { httpUrlOf } from '../../clients/signaling.js';
 import { type AgentConfig, loadAgentConfig } from '../../config/agent-config.js';
 import type { MeshConfig } from '../../config/load.js';
+import { readIdentity } from '../../crypto/key-file.js';
 import {
   CheckFailedError,
   ConfigError,
@@ -156,6 +157,22 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
         message: `${c.keyFile} does not exist`,
         fix: `create it with 'ifmesh keys generate --agent ${c.agentId}'`,
       });
+    else {
+      // Read as the agent will, so a key that is not one fails the plan, not the agent's start (a
+      // canary then said only "did not register"); the error never echoes key material.
+      const bad = await readIdentity(c.keyFile).then(
+        () => undefined,
+        (err: unknown) => (err instanceof UsageError ? err : Promise.reject(err)),
+      );
+      if (bad)
+        issues.push({
+          file: c.file,
+          line: undefined,
+          key: 'key',
+          message: bad.message,
+          fix: bad.hint ?? `create it with 'ifmesh keys generate --agent ${c.agentId}'`,
+        });
+    }
   }
   if (issues.length) throw new ConfigError(issues);
   return configs;

@@ -11,7 +11,7 @@ import { Supervisor } from '../fleet/supervisor.js';
 import { PAUSE_ENV, PROCEDURE_STEPS, pausePoint } from '../procedure.js';
 import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
-import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
+import { agentProcessName, instanceUrls, moveAgent, waitRegistered } from './agents.js';
 import { evaluateGates, logOffsets, measure, restartCounts } from './analysis.js';
 import { type CanaryState, type CanaryStep, takeRequest, writeCanary } from './canary-state.js';
 import type { RunEvents } from './events.js';
@@ -214,12 +214,26 @@ export class CanaryRunner {
       phase.new_agents,
       `phase ${i + 1} (${phase.step})`,
     );
-    if (missing.length)
+    if (missing.length) {
+      // Why, from the agents' own logs (an unreadable key, a refused registration): the last line
+      // of each says more than "did not register".
+      const why = missing
+        .map((id) => {
+          const last = this.sup
+            .tail(agentProcessName(id), 5)
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean)
+            .at(-1);
+          return last ? `; ${id}'s log ends: ${last.slice(0, 200)}` : '';
+        })
+        .join('');
       return this.enterRollback(
         'failed',
-        `phase ${i + 1}: ${missing.join(', ')} did not register on the candidate`,
+        `phase ${i + 1}: ${missing.join(', ')} did not register on the candidate${why}`,
         registeredGate(missing),
       );
+    }
     await this.save({
       step: { kind: 'analyse', phase: i },
       message: `phase ${i + 1}: ${phase.step}, analysing`,
