@@ -1,4 +1,5 @@
 import { defineCommand } from '../../src/cli/define.js';
+import { formatDuration } from '../../src/ui/units.js';
 
 const MODES = {
   redis: 'every instance active, one mesh shared through Redis',
@@ -55,7 +56,7 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         const mark = k.healthy ? c.green('✓') : k.running ? c.yellow('!') : c.red('✗');
         const pid = k.running ? `pid ${k.pid}`.padEnd(11) : c.red('not running'.padEnd(11));
         const extra = [
-          k.uptime_s !== null ? `up ${k.uptime_s}s` : '',
+          k.uptime_s !== null ? `up ${formatDuration(k.uptime_s * 1000)}` : '',
           k.restarts ? `${k.restarts} restart${k.restarts === 1 ? '' : 's'}` : '',
           k.unit ? `systemd ${k.unit}` : '',
         ].filter(Boolean);
@@ -96,7 +97,13 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
           : r.components.some((k) => k.role === 'signaling' && k.unverified)
             ? c.yellow('  mesh: not read (certificates not verified, see above)')
             : c.red('  mesh: no signaling instance answers'),
-        ...(r.signaling_mode ? [`  signaling: ${MODES[r.signaling_mode]}`] : []),
+        ...(r.signaling_mode
+          ? [
+              r.mesh
+                ? `  signaling: ${MODES[r.signaling_mode]}`
+                : `  signaling: ${r.signaling_mode} mode, as recorded (no instance answers now)`,
+            ]
+          : []),
         ...(r.witness
           ? [
               r.witness.answers

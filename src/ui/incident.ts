@@ -4,7 +4,7 @@ import type { DueRun, PageOutcome } from '../ops/incident/escalation.js';
 import type { NotificationResult } from '../ops/incident/notify/types.js';
 import { type Investigation, summarizeInvestigation } from '../ops/incident/p1.js';
 import { nextPageText, reportPaths } from '../ops/incident/report.js';
-import type { IncidentRecord, UnreadableIncident } from '../ops/incident/store.js';
+import { type IncidentRecord, nextSteps, type UnreadableIncident } from '../ops/incident/store.js';
 import { openStateDir, type StateDir } from '../state/state-dir.js';
 
 export function renderPlan(p: IncidentPlan, c: ChalkInstance): string {
@@ -110,9 +110,10 @@ export function renderIncident(r: IncidentRecord, c: ChalkInstance, state?: Stat
     );
   if (r.witness_url && witness === 'not_logged')
     lines.push(c.yellow('  no event was logged to the witness: IF_WITNESS_API_KEY is not set'));
-  if (r.next_steps.length) {
+  const next = nextSteps(r);
+  if (next.length) {
     lines.push('  next:');
-    for (const s of r.next_steps) lines.push(`    ${s}`);
+    for (const s of next) lines.push(`    ${s}`);
   }
   const files = reportPaths(state ?? openStateDir('.'), r.id);
   lines.push(c.dim(`  report: ${files.markdown} and ${files.json}`));

@@ -20,7 +20,7 @@ export function renderCanary(
   const head = !r.state
     ? `${c.bold('plan')} for ${p.canary_id} (dry run: nothing changed)`
     : r.state.status === 'completed'
-      ? `${c.green('✓ promoted')} ${p.canary_id}: ${r.state.message}`
+      ? `${c.green('✓')} ${r.state.message}`
       : `${c.red(`✗ ${r.state.status}`)} ${p.canary_id}: ${r.state.message}`;
   const changes = Object.entries(p.candidate.changes).map(([k, v]) => `${k}=${v}`);
   return [
@@ -95,7 +95,7 @@ export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): str
     `  stable     ${p.stable.id} (${p.stable.ref}): ${stable.join(', ') || 'no agent'}`,
     s.in_flight ? c.yellow(`  moving     ${s.in_flight}`) : '',
     a
-      ? `  analysis: ${a.checks}/${p.analysis.checks} checks, ${a.failures}/${p.analysis.failure_limit} failed checks allowed`
+      ? `  analysis: ${a.checks}/${p.analysis.checks} checks, ${failedChecks(a.failures, p.analysis.failure_limit)}`
       : '',
     ...(a?.last_check?.gates.map((g) => `    ${renderMeasurement(g, c)}`) ?? []),
     s.failed_gate ? `  failed gate ${renderMeasurement(s.failed_gate, c)}` : '',
@@ -141,4 +141,10 @@ export function renderMonitorReport(r: MonitorReport, c: ChalkInstance): string 
         ? `rolled back to ${r.rollback.plan.to.id}`
         : 'not rolled back (--no-rollback)';
   return `${what} ${r.reason}: ${after}`;
+}
+
+/** "0 failed checks, none allowed" rather than "1/0 failed checks allowed". */
+export function failedChecks(failures: number, limit: number): string {
+  const allowed = limit === 0 ? 'none allowed' : `${limit} allowed`;
+  return `${failures} failed check${failures === 1 ? '' : 's'} (${allowed})`;
 }

@@ -2,7 +2,7 @@
 // env file names them; deploy serves https/wss on every instance and nginx, reads them over https
 // verified against the CA, and agents connect through wss://. Commands verify with --ca, and one
 // without it fails with one line about certificate verification.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,8 +51,8 @@ describe('ifmesh deploy with TLS', () => {
     requireBinary('redis-server', 'redis-server');
     const base = await freePortRange(3);
     const nginxPort = await freePort();
-    // The env file an operator writes: relative paths are relative to it; not the default path, so
-    // the later commands run without it and must be given the CA.
+    // The env file an operator writes: relative paths are relative to it; not the default path: the
+    // later commands find it through the fleet's records, or are given another (blind.env below).
     writeTlsEnv(dir, [`SIGNALING_PUBLIC_URL=wss://localhost:${nginxPort}`]);
     const deploy = (release: string) =>
       spawnCli(
@@ -164,9 +164,16 @@ describe('ifmesh deploy with TLS', () => {
     });
     expect(JSON.parse(viaEnv.stdout).components.filter((c: { healthy: boolean }) => !c.healthy)).toEqual([]);
 
+    // Given nothing, status reads the env file the fleet was deployed with (tls.env), which names
+    // the CA: every component is verified.
+    const own = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
+    expect(own.code, own.stdout).toBe(0);
+    // An operator whose configuration lacks the CA (another host, another env file): blind.env.
+    writeFileSync(path.join(dir, 'blind.env'), '# no IFMESH_CA_FILE\n');
+    const blindCfg = ['--config', 'blind.env'];
     // status without the CA: the TLS components are not called down but unverified, and it says how
     // to see them.
-    const blindStatus = await spawnCli(['status', '--state-dir', state, '--json'], { cwd: dir });
+    const blindStatus = await spawnCli(['status', '--state-dir', state, '--json', ...blindCfg], { cwd: dir });
     expect(blindStatus.code).toBe(1);
     const blindComponents = JSON.parse(blindStatus.stdout).components as {
       name: string;
@@ -179,14 +186,14 @@ describe('ifmesh deploy with TLS', () => {
       error: expect.stringContaining('failed certificate verification'),
       fix: expect.stringContaining('--ca FILE'),
     });
-    const human = await spawnCli(['status', '--state-dir', state], { cwd: dir });
+    const human = await spawnCli(['status', '--state-dir', state, ...blindCfg], { cwd: dir });
     expect(human.stdout).toMatch(
       /deploy-signaling-1.* answered with a certificate this command cannot verify: pass --ca FILE/,
     );
 
     // incident p1 without the CA: nothing is dead, and its diagnosis names the certificate and the
     // fix, not the network.
-    const p1 = await spawnCli(['incident', 'p1', '--state-dir', state, '--json'], {
+    const p1 = await spawnCli(['incident', 'p1', '--state-dir', state, '--json', ...blindCfg], {
       cwd: dir,
       env,
       timeoutMs: 60_000,
@@ -203,18 +210,21 @@ describe('ifmesh deploy with TLS', () => {
     await spawnCli(['incident', 'resolve', incident.id, '--state-dir', state], { cwd: dir, env });
 
     // Without the CA: one line naming certificate verification and the fix, no stack trace.
-    const bare = await spawnCli(['verify', '--state-dir', state, '--loopback', '--messages', '5'], {
-      cwd: dir,
-      env,
-      timeoutMs: 60_000,
-    });
+    const bare = await spawnCli(
+      ['verify', '--state-dir', state, '--loopback', '--messages', '5', ...blindCfg],
+      {
+        cwd: dir,
+        env,
+        timeoutMs: 60_000,
+      },
+    );
     expect(bare.code).toBe(3);
     const said = `${bare.stdout}${bare.stderr}`;
     expect(said).toMatch(/failed certificate verification: .*\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/);
     expect(said).toContain('--ca FILE');
     expect(said).not.toMatch(/\n\s+at /);
     // A command that reads the instances' API directly fails the same way, as one JSON error.
-    const top = await spawnCli(['top', '--state-dir', state, '--json'], { cwd: dir });
+    const top = await spawnCli(['top', '--state-dir', state, '--json', ...blindCfg], { cwd: dir });
     expect(top.code).toBe(3);
     expect(JSON.parse(top.stdout).error.message).toContain('failed certificate verification');
     expect(top.stderr).not.toMatch(/\n\s+at /);
@@ -230,10 +240,13 @@ describe('ifmesh deploy with TLS', () => {
     );
     expect(none.code, none.stderr).toBe(2);
     expect(none.stderr).toContain('none failed');
-    const blind = await spawnCli(['failover', 'signaling', '--dry-run', '--state-dir', state, '--json'], {
-      cwd: dir,
-      env,
-    });
+    const blind = await spawnCli(
+      ['failover', 'signaling', '--dry-run', '--state-dir', state, '--json', ...blindCfg],
+      {
+        cwd: dir,
+        env,
+      },
+    );
     expect(blind.code, blind.stderr).toBe(3);
     expect(JSON.parse(blind.stdout).error.message).toContain('failed certificate verification');
 

@@ -239,6 +239,9 @@ describe('incident p1', () => {
     );
     expect(md).toContain(`- turn ${deadTurn} (udp `);
     expect(md).toContain('- Auto-recovery: service restored');
+    // Resolved: its own ack and resolve are no longer next steps.
+    expect(md).not.toContain(`ifmesh incident resolve ${rec.id}`);
+    expect(md).not.toContain(`ifmesh incident ack ${rec.id}`);
   });
 
   it('a dead instance of a Redis-backed stack comes back into the cluster', async () => {

@@ -6,7 +6,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import { runWitnessQuery } from '../witness/query.js';
 import type { IncidentLog } from './events.js';
 import { type Investigation, summarizeInvestigation } from './p1.js';
-import { type IncidentRecord, writeIncident } from './store.js';
+import { type IncidentRecord, nextSteps, writeIncident } from './store.js';
 
 /** Writes the record and its report; the witness's events are flushed first so the timeline has them. */
 export async function saveIncident(rec: IncidentRecord, state: StateDir, log: IncidentLog): Promise<void> {
@@ -166,9 +166,10 @@ export function markdown(r: IncidentReport): string {
     for (const e of r.timeline)
       out.push(`| ${e.timestamp} | ${e.event} | ${cell(JSON.stringify(e.detail))} |`);
   } else out.push('no events');
-  if (i.next_steps.length) {
+  const next = nextSteps(i);
+  if (next.length) {
     out.push('', '## Next steps', '');
-    for (const s of i.next_steps) out.push(`- \`${s}\``);
+    for (const s of next) out.push(`- \`${s}\``);
   }
   return `${out.join('\n')}\n`;
 }

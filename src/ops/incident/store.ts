@@ -218,3 +218,10 @@ export async function withIncidentLock<T>(
     }
   }
 }
+
+/** The record's next steps still to do: once it is resolved, its own ack and resolve are done. */
+export function nextSteps(r: Pick<IncidentRecord, 'status' | 'next_steps'>): string[] {
+  return r.status === 'resolved'
+    ? r.next_steps.filter((s) => !/^ifmesh incident (ack|resolve) /.test(s))
+    : r.next_steps;
+}

@@ -6,6 +6,7 @@ import type { MeshConfig } from '../../config/load.js';
 import { InterruptedError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
+import { failedChecks } from '../../ui/rollout.js';
 import { operator, type Release, recordRelease, releaseBin } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
 import { PAUSE_ENV, PROCEDURE_STEPS, pausePoint } from '../procedure.js';
@@ -228,8 +229,7 @@ export class CanaryRunner {
           return last ? `; ${id}'s log ends: ${last.slice(0, 200)}` : '';
         })
         .join('');
-      return this.enterRollback(
-        'failed',
+      return this.failOrFreeze(
         `phase ${i + 1}: ${missing.join(', ')} did not register on the candidate${why}`,
         registeredGate(missing),
       );
@@ -285,7 +285,7 @@ export class CanaryRunner {
       onCheck: async (p: AnalysisProgress, c) => {
         const notOk = c.gates.filter((g) => g.status !== 'ok');
         this.o.progress.info(
-          `  check ${p.checks}/${rules.checks} ${c.at}: ${c.status}${notOk.length ? ` (${notOk.map((g) => `${g.gate} ${g.status}${g.value !== null ? ` ${g.value}` : ''}`).join(', ')})` : ''}; ${p.failures}/${rules.failure_limit} failed checks allowed`,
+          `  check ${p.checks}/${rules.checks} ${c.at}: ${c.status}${notOk.length ? ` (${notOk.map((g) => `${g.gate} ${g.status}${g.value !== null ? ` ${g.value}` : ''}`).join(', ')})` : ''}; ${failedChecks(p.failures, rules.failure_limit)}`,
         );
         this.log('canary_analysis', {
           phase: i + 1,
@@ -305,12 +305,16 @@ export class CanaryRunner {
       case 'abort':
         return this.enterRollback('aborted', 'aborted by hand', null);
     }
-    const reason = `analysis ${outcome.result} in phase ${i + 1}: ${outcome.reason}`;
-    if (!rules.freeze_on_failure) return this.enterRollback('failed', reason, outcome.gate);
-    this.log('canary_frozen', { reason, gate: outcome.gate });
+    return this.failOrFreeze(`analysis ${outcome.result} in phase ${i + 1}: ${outcome.reason}`, outcome.gate);
+  }
+
+  /** A failed phase: rolled back, or with --freeze-on-failure left as it is for a person to look at. */
+  private async failOrFreeze(reason: string, gate: Measurement | null): Promise<void> {
+    if (!this.plan.analysis.freeze_on_failure) return this.enterRollback('failed', reason, gate);
+    this.log('canary_frozen', { reason, gate });
     await this.save({
       status: 'frozen',
-      failed_gate: outcome.gate,
+      failed_gate: gate,
       message: `${reason}; frozen for inspection: \`ifmesh canary abort\` rolls it back, \`promote\` goes on`,
     });
   }
