@@ -38,7 +38,8 @@ export default scenario<Flags>(
       envFile: s.loaded.file ? path.resolve(ctx.cwd, s.loaded.file) : undefined,
       turnServersSource: source === 'default' && s.fleet.turn.length ? 'records' : source,
       shadowedBy: s.fleet.records.flatMap((r) =>
-        r.role === 'signaling' && r.spec?.env.TURN_SERVERS !== undefined
+        // Agents too: deploy gives them its --set values, which a restart starts them on again.
+        (r.role === 'signaling' || r.role === 'agents') && r.spec?.env.TURN_SERVERS !== undefined
           ? [{ instance: r.name, turn_servers: r.spec.env.TURN_SERVERS }]
           : [],
       ),

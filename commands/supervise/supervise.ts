@@ -26,13 +26,16 @@ export default defineCommand<{ maxTries: string; detach?: boolean; json?: boolea
   async run({ flags, needs: { state, fleet, config }, ctx, io, out }) {
     const maxTries = intFlag(flags.maxTries, '--max-tries', 1, 1_000);
     if (flags.detach) {
-      const [{ detachWatchdog }, { Supervisor }, { launchEnv }] = await Promise.all([
+      const [{ detachWatchdog }, { Supervisor }, { launchEnv }, { agentLaunchEnv }] = await Promise.all([
         import('../../src/ops/fleet/watchdog-process.js'),
         import('../../src/ops/fleet/supervisor.js'),
         import('../../src/config/load.js'),
+        import('../../src/ops/deploy/deploy.js'),
       ]);
       const sup = new Supervisor(state, { clock: ctx.clock, owner: 'supervise' });
-      const r = await detachWatchdog(sup, ctx, launchEnv(ctx.env, config));
+      // What deploy gives it: this configuration without the admin and cluster secrets.
+      const env = agentLaunchEnv(launchEnv(ctx.env, config));
+      const r = await detachWatchdog(sup, ctx, env, Boolean((flags as { config?: string }).config));
       out.result(r, (x, c) =>
         x.ok
           ? `${c.green('✓')} supervisor ${x.already_running ? `already runs (pid ${x.pid})` : x.detail}: it watches ${state.root}`

@@ -1,9 +1,9 @@
 // What most commands resolve first, in one place: the configuration (--config, --set), the state
 // directory (--state-dir) and the fleet view built from both (--signaling, --witness).
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_CONFIG_PATH, type LoadedConfig } from '../config/load.js';
-import { UsageError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 import { type Fleet, loadFleet } from '../ops/fleet/fleet.js';
 import { scanProcesses } from '../state/processes.js';
 import { resolveState, resolveStateDir, type StateDir } from '../state/state-dir.js';
@@ -56,7 +56,19 @@ export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<R
     !existsSync(path.resolve(ctx.cwd, DEFAULT_CONFIG_PATH))
       ? recordedEnvFile(state)
       : undefined;
-  const loaded = await loadCommandConfig(ctx, recorded ? { ...flags, config: recorded } : flags);
+  // Read for what it says, never refused on: its production rules are reported, not enforced, and
+  // one this user cannot read or that no longer validates gives way to the defaults, with a warning.
+  const loaded = recorded
+    ? await loadCommandConfig(ctx, { ...flags, config: recorded }, { productionRules: 'report' }).catch(
+        async (err: unknown) => {
+          if (!(err instanceof ConfigError)) throw err;
+          createOutput(ctx, false).warn(
+            `the fleet's env file ${recorded} (from its records) does not load: ${err.message.split('\n')[0]}; pass --config FILE`,
+          );
+          return loadCommandConfig(ctx, flags);
+        },
+      )
+    : await loadCommandConfig(ctx, flags);
   const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
@@ -77,7 +89,16 @@ function recordedEnvFile(state: StateDir): string | undefined {
   const ordered = [...records.filter((r) => r.role === 'signaling'), ...records];
   for (const r of ordered) {
     const f = r.spec?.env.IFMESH_CONFIG;
-    if (f && path.isAbsolute(f) && existsSync(f)) return f;
+    if (f && path.isAbsolute(f) && readable(f)) return f;
   }
   return undefined;
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -89,7 +89,8 @@ export function readProcess(state: StateDir, name: string): ProcessRecord | unde
     );
   } catch (err) {
     // A torn record often still holds its pid: the fix names it, so nobody hunts for the process.
-    const pid = err instanceof StateCorruptError ? /"pid"\s*:\s*(\d+)/.exec(readText(file))?.[1] : undefined;
+    const pid =
+      err instanceof StateCorruptError ? /"pid"\s*:\s*(\d+)\s*[,}]/.exec(readText(file))?.[1] : undefined;
     if (pid)
       throw new StateCorruptError(
         file,

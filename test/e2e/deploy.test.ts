@@ -307,23 +307,20 @@ describe('ifmesh deploy', () => {
     );
     const st = path.join(dir, 'sup-fleet');
     const base = await freePortRange(2);
-    const r = await spawnCli(
-      [
-        'deploy',
-        '--config',
-        envFile,
-        '--instances',
-        '1',
-        '--base-port',
-        String(base),
-        '--nginx-port',
-        String(await freePort()),
-        '--state-dir',
-        st,
-        '--json',
-      ],
-      { cwd: dir, timeoutMs: 60_000 },
-    );
+    const deployArgs = [
+      'deploy',
+      '--config',
+      envFile,
+      '--instances',
+      '1',
+      '--base-port',
+      String(base),
+      '--nginx-port',
+      String(await freePort()),
+      '--state-dir',
+      st,
+    ];
+    const r = await spawnCli([...deployArgs, '--json'], { cwd: dir, timeoutMs: 60_000 });
     try {
       expect(r.code, r.stderr).toBe(0);
       // Later commands read the fleet's env file without being told: status looks at its witness.
@@ -371,6 +368,18 @@ describe('ifmesh deploy', () => {
         'a second service_restarted for agent-d1, from the detached supervisor',
         { timeoutMs: 30_000, intervalMs: 250 },
       );
+
+      // A deploy on another configuration replaces the supervisor, which would otherwise restart
+      // services on the old one.
+      const before = listProcesses(openStateDir(st)).find((p) => p.name === 'supervisor')!.pid;
+      const again2 = await spawnCli([...deployArgs, '--set', 'AGENT_RECONNECT_MAX_MS=12000'], {
+        cwd: dir,
+        timeoutMs: 60_000,
+      });
+      expect(again2.code, again2.stderr).toBe(0);
+      const sup2 = listProcesses(openStateDir(st)).find((p) => p.name === 'supervisor')!;
+      expect(sup2.pid).not.toBe(before);
+      expect(sup2.spec!.env.AGENT_RECONNECT_MAX_MS).toBe('12000');
     } finally {
       await spawnCli(['down', '--state-dir', st], { cwd: dir, timeoutMs: 60_000 });
     }

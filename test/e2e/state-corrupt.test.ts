@@ -241,7 +241,10 @@ describe('corrupted state files', () => {
       const torn = sleeper();
       const whole = sleeper();
       mkdirSync(p.run, { recursive: true });
-      writeFileSync(p.processFile('signaling-1'), `{"name":"signaling-1","role":"signaling","pid":${torn}`);
+      writeFileSync(
+        p.processFile('signaling-1'),
+        `{"name":"signaling-1","role":"signaling","pid":${torn},"started_at":"2026-12`,
+      );
       // A record that reads, of a live process (coturn without a port: alive is healthy).
       writeFileSync(
         p.processFile('coturn-1'),

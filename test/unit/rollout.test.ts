@@ -238,6 +238,8 @@ describe('analysis rules', () => {
     expect(() => phaseCounts(['50%', '10%'], 10, undefined)).toThrow(/fewer agents than the step before/);
     expect(() => phaseCounts(['0', '100%'], 3, undefined)).toThrow(/"0" moves no agent/);
     expect(() => phaseCounts(['1'], 3, 3)).toThrow(/--canary-agents 3: the first step moves all 3 agents/);
+    // A step past the fleet is the whole fleet, not a shrink at the next one.
+    expect(phaseCounts(['1', '5', '100%'], 3, undefined)).toEqual([1, 3]);
     // One agent: the only step is the whole fleet, as before.
     expect(phaseCounts(['1', '100%'], 1, undefined)).toEqual([1]);
   });

@@ -46,7 +46,14 @@ import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
 import { type DeployEndpoints, nginxTls, planEndpoints, urlHost } from './endpoints.js';
-import { type AgentSpec, currentRelease, operator, type Release, recordRelease } from './releases.js';
+import {
+  type AgentSpec,
+  currentRelease,
+  isSecretKey,
+  operator,
+  type Release,
+  recordRelease,
+} from './releases.js';
 import { type RestoreReport, restorePrevious } from './restore.js';
 
 export interface DeployOptions {
@@ -162,7 +169,14 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
       // canary then said only "did not register"); the error never echoes key material.
       const bad = await readIdentity(c.keyFile).then(
         () => undefined,
-        (err: unknown) => (err instanceof UsageError ? err : Promise.reject(err)),
+        // Only a file that is not a key: one this user cannot read (chowned to the units' service
+        // user, as preflight suggests) is the agent's to read, not this command's.
+        (err: unknown) =>
+          err instanceof UsageError && err.code === 'key_invalid'
+            ? err
+            : err instanceof UsageError
+              ? undefined
+              : Promise.reject(err),
       );
       if (bad)
         issues.push({
@@ -588,8 +602,15 @@ const SERVICE_ONLY_KEYS = new Set([
   'SIGNALING_CLUSTER_SECRET',
 ]);
 
-function agentLaunchEnv(env: Record<string, string> | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(env ?? {}).filter(([k]) => !SERVICE_ONLY_KEYS.has(k)));
+/** The secrets an agent (or the supervisor, which logs to the witness) uses; no other reaches it. */
+const AGENT_SECRETS = new Set(['IF_WITNESS_API_KEY', 'TURN_PASSWORD']);
+
+export function agentLaunchEnv(env: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env ?? {}).filter(
+      ([k]) => !SERVICE_ONLY_KEYS.has(k) && (!isSecretKey(k) || AGENT_SECRETS.has(k)),
+    ),
+  );
 }
 
 function withoutAdminKey(env: Record<string, string> | undefined): Record<string, string> {

@@ -17,8 +17,22 @@ export async function ensureWatchdog(
   env: Record<string, string> = {},
 ): Promise<StartResult> {
   const running = sup.running(WATCHDOG_NAME);
-  if (running !== undefined)
-    return { name: WATCHDOG_NAME, ok: true, pid: running, already_running: true, detail: 'already running' };
+  const wanted = { ...env, ...(ctx.tls ? { IFMESH_CA_FILE: ctx.tls.caFile } : {}) };
+  if (running !== undefined) {
+    // One started on another configuration (an earlier deploy's env file or --set values) would
+    // restart services on it and log to its witness: replaced.
+    const rec = readProcess(sup.state, WATCHDOG_NAME);
+    const had = rec?.spec ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
+    if (had === undefined || sameEnv(had, wanted))
+      return {
+        name: WATCHDOG_NAME,
+        ok: true,
+        pid: running,
+        already_running: true,
+        detail: 'already running',
+      };
+    await sup.stop(WATCHDOG_NAME, 5_000);
+  }
   const pid = sup.start({
     name: WATCHDOG_NAME,
     role: 'supervisor',
@@ -26,7 +40,7 @@ export async function ensureWatchdog(
     args: [path.join(packageRoot(), 'dist/bin/ifmesh.js'), 'supervise', '--state-dir', sup.state.root],
     cwd: sup.state.root,
     // Its health checks of https:// instances verify against the CA this run was given.
-    env: { ...env, ...(ctx.tls ? { IFMESH_CA_FILE: ctx.tls.caFile } : {}) },
+    env: wanted,
   });
   const ok = await waitFor(
     () => sup.tail(WATCHDOG_NAME, 5).includes('watching') || sup.running(WATCHDOG_NAME) === undefined,
@@ -53,8 +67,15 @@ export async function detachWatchdog(
   sup: Supervisor,
   ctx: Pick<OpContext, 'clock' | 'signal' | 'tls'>,
   env: Record<string, string>,
+  /** --config was given: this command's configuration wins over the recorded one. */
+  explicit: boolean,
 ): Promise<StartResult> {
   const rec = readProcess(sup.state, WATCHDOG_NAME);
-  const recorded = rec?.spec ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
+  const recorded = rec?.spec && !explicit ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
   return ensureWatchdog(sup, ctx, recorded ?? env);
 }
+
+const sameEnv = (a: Record<string, string>, b: Record<string, string>) => {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => a[k] === b[k]);
+};

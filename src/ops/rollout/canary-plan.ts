@@ -57,7 +57,8 @@ export function phaseCounts(steps: string[], total: number, first: number | unde
     const s = raw.trim();
     const m = /^(\d+)(%?)$/.exec(s);
     if (!m) throw new UsageError(`--steps: "${s}" is not a count or a percentage`, 'e.g. --steps 1,25%,100%');
-    let n = m[2] ? Math.ceil((Number(m[1]) / 100) * total) : Number(m[1]);
+    // Capped at the fleet: "1,5,100%" on 3 agents is 1 then all, not a shrink at "100%".
+    let n = Math.min(total, m[2] ? Math.ceil((Number(m[1]) / 100) * total) : Number(m[1]));
     if (Number(m[1]) === 0)
       throw new UsageError(`--steps: "${s}" moves no agent`, 'start at 1 (e.g. --steps 1,25%,100%)');
     if (n < asked)
@@ -133,7 +134,7 @@ export function buildCanaryPlan(
         o.label ??
         (code.version && code.id !== (stable.build?.id ?? null)
           ? code.version
-          : `${stable.ref}+config-${candidateHash.slice(0, 8)}`),
+          : `${stable.ref}+config-${changesHash(o.set, o.agentsDir)}`),
       config_hash: candidateHash,
       changes: Object.fromEntries(
         Object.entries(o.set).map(([k, v]) => [k, isSecretKey(k) ? '[redacted]' : v]),
@@ -245,4 +246,18 @@ export async function planCanary(
     ...(build ? { build } : {}),
   };
   return { plan, stable, candidate };
+}
+
+/**
+ * A config-only candidate's name suffix: the same --set changes (secret values only as their key)
+ * and agents directory give the same name in a dry run, a real run and on every stage.
+ */
+function changesHash(set: Record<string, string>, agentsDir: string | undefined): string {
+  const shown = Object.entries(set)
+    .map(([k, v]) => [k, isSecretKey(k) ? '[secret]' : v])
+    .sort(([a], [b]) => (a! < b! ? -1 : 1));
+  return createHash('sha256')
+    .update(JSON.stringify({ shown, agentsDir: agentsDir ?? null }))
+    .digest('hex')
+    .slice(0, 8);
 }

@@ -188,7 +188,7 @@ export async function status(
   ];
   // An incident's hold whose record no longer parses: `incident resolve` cannot release it.
   for (const l of held_locks) {
-    const torn = unreadable_files.find((u) => l.purpose.includes(path.basename(u.file, '.json')));
+    const torn = unreadable_files.find((u) => l.purpose === `incident ${path.basename(u.file, '.json')}`);
     if (l.persistent && torn) l.release_hint = `its record ${torn.file} no longer parses: ${torn.fix}`;
   }
   if (procs.length === 0)
