@@ -62,7 +62,7 @@ export default defineCommand<{ json?: boolean }, [], 'fleet'>({
         ].filter(Boolean);
         const loop = k.crash_loop
           ? c.red(
-              ` crash loop since ${k.crash_loop.since} (${k.crash_loop.tries} restarts): restart it by hand`,
+              ` crash loop since ${k.crash_loop.since} (${k.crash_loop.tries} restarts), no more tries: why, in ifmesh logs ${k.name} -n 20 --state-dir ${r.state_dir}; fix it, then run the deploy (or up) again`,
             )
           : '';
         // Nothing restarts the services while it is down: say how to bring it back.

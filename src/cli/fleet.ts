@@ -42,33 +42,53 @@ export function requireExistingState(ctx: Context, flags: Pick<FleetFlagsIn, 'st
   );
 }
 
+/**
+ * The configuration of a command on an existing state directory: --config, IFMESH_CONFIG, --stage
+ * or the default file as ever; when none names a file, the env file the state's services were started
+ * on (`deploy --config /etc/ifmesh/prod.env`, recorded in their launch specs), so `status`, `canary`,
+ * `rollback` or `top --state-dir S` read the witness, STUN, TURN and CA that deploy used, not the
+ * defaults. That file is read for what it says, never refused on: its production rules are
+ * reported, and one this user cannot read, or that is gone or no longer loads, gives way to the
+ * defaults with a warning.
+ */
+export async function loadStateConfig(
+  ctx: Context,
+  flags: FleetFlagsIn,
+  state: StateDir,
+  opts: { productionRules?: 'report' } = {},
+): Promise<LoadedConfig> {
+  const own = () => loadCommandConfig(ctx, flags, opts);
+  if (
+    flags.config !== undefined ||
+    flags.stage !== undefined ||
+    ctx.env.IFMESH_CONFIG ||
+    existsSync(path.resolve(ctx.cwd, DEFAULT_CONFIG_PATH))
+  )
+    return own();
+  const recorded = recordedEnvFile(state);
+  if (!recorded) return own();
+  const warn = (why: string) =>
+    createOutput(ctx, false).warn(
+      `the fleet's env file ${recorded.file} (from its records) ${why}: this command runs on the defaults; pass --config FILE`,
+    );
+  if (!recorded.readable) {
+    warn(existsSync(recorded.file) ? 'cannot be read by this user' : 'no longer exists');
+    return own();
+  }
+  return loadCommandConfig(ctx, { ...flags, config: recorded.file }, { productionRules: 'report' }).catch(
+    (err: unknown) => {
+      if (!(err instanceof ConfigError)) throw err;
+      warn(`does not load (${err.message.split('\n')[0]})`);
+      return own();
+    },
+  );
+}
+
 /** Also settles the context's CA (--ca, IFMESH_CA_FILE): see ./tls.ts. */
 export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<Resolved> {
   requireExistingState(ctx, flags);
   const state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
-  // The fleet's own env file when this command names none: `status --state-dir S` after
-  // `deploy --config /etc/ifmesh/prod.env` reads the witness, STUN and TURN that deploy used, not
-  // the defaults.
-  const recorded =
-    flags.config === undefined &&
-    flags.stage === undefined &&
-    !ctx.env.IFMESH_CONFIG &&
-    !existsSync(path.resolve(ctx.cwd, DEFAULT_CONFIG_PATH))
-      ? recordedEnvFile(state)
-      : undefined;
-  // Read for what it says, never refused on: its production rules are reported, not enforced, and
-  // one this user cannot read or that no longer validates gives way to the defaults, with a warning.
-  const loaded = recorded
-    ? await loadCommandConfig(ctx, { ...flags, config: recorded }, { productionRules: 'report' }).catch(
-        async (err: unknown) => {
-          if (!(err instanceof ConfigError)) throw err;
-          createOutput(ctx, false).warn(
-            `the fleet's env file ${recorded} (from its records) does not load: ${err.message.split('\n')[0]}; pass --config FILE`,
-          );
-          return loadCommandConfig(ctx, flags);
-        },
-      )
-    : await loadCommandConfig(ctx, flags);
+  const loaded = await loadStateConfig(ctx, flags, state);
   const fleet = loadFleet(state, loaded, {
     signaling: flags.signaling ?? ctx.env.IFMESH_SIGNALING_URL,
     witness: flags.witness,
@@ -84,14 +104,15 @@ export async function resolveFleet(ctx: Context, flags: FleetFlagsIn): Promise<R
  * The env file the state's services were started on (deploy's --config, recorded in their launch
  * specs as IFMESH_CONFIG), if it still exists; the signaling instances' first.
  */
-function recordedEnvFile(state: StateDir): string | undefined {
+function recordedEnvFile(state: StateDir): { file: string; readable: boolean } | undefined {
   const records = scanProcesses(state).records;
   const ordered = [...records.filter((r) => r.role === 'signaling'), ...records];
-  for (const r of ordered) {
+  const files = ordered.flatMap((r) => {
     const f = r.spec?.env.IFMESH_CONFIG;
-    if (f && path.isAbsolute(f) && readable(f)) return f;
-  }
-  return undefined;
+    return f && path.isAbsolute(f) ? [f] : [];
+  });
+  const file = files.find(readable) ?? files[0];
+  return file ? { file, readable: readable(file) } : undefined;
 }
 
 function readable(file: string): boolean {

@@ -25,13 +25,22 @@ export async function resolveNeeds(
   }
   const resolved: Partial<AllNeeds> = {};
   const witness = needs.includes('witness');
-  if (needs.includes('config') || witness) {
-    const { loadCommandConfig } = await import('./tls.js');
-    resolved.config = await loadCommandConfig(ctx, flags, productionRules ? { productionRules } : {});
-  }
-  if (needs.includes('state') || witness) {
+  const stateful = needs.includes('state') || witness;
+  if (stateful) {
     const { resolveState } = await import('../state/state-dir.js');
     resolved.state = resolveState(ctx.cwd, ctx.env, flags.stateDir, flags.stage);
+  }
+  if (needs.includes('config') || witness) {
+    const opts = productionRules ? { productionRules } : {};
+    // On an existing state, the env file its services were started on when none is named (canary,
+    // rollback, top, …); a command that makes the state (up, deploy) reads only what it is given.
+    if (stateful && !newState && resolved.state) {
+      const { loadStateConfig } = await import('./fleet.js');
+      resolved.config = await loadStateConfig(ctx, flags, resolved.state, opts);
+    } else {
+      const { loadCommandConfig } = await import('./tls.js');
+      resolved.config = await loadCommandConfig(ctx, flags, opts);
+    }
   }
   if (witness && resolved.config && resolved.state) {
     const { resolveWitness } = await import('../ops/shared.js');

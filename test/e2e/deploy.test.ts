@@ -326,6 +326,11 @@ describe('ifmesh deploy', () => {
       // Later commands read the fleet's env file without being told: status looks at its witness.
       const st0 = await spawnCli(['status', '--state-dir', st, '--json'], { cwd: dir });
       expect(JSON.parse(st0.stdout).witness, st0.stderr).toEqual({ url: witnessUrl, answers: true });
+      // So do the commands that read a config and a state without the fleet view (monitoring,
+      // canary, rollback, top): monitoring check measures the file's witness, not the default.
+      const mon = await spawnCli(['monitoring', 'check', '--state-dir', st, '--json'], { cwd: dir });
+      expect(mon.stdout).toContain(new URL(witnessUrl).host);
+      expect(mon.stdout).not.toContain('127.0.0.1:8080');
       const victim = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!.pid;
       process.kill(victim, 'SIGKILL');
       // agent-d1's service_restarted events in the witness.

@@ -130,6 +130,15 @@ describe('ifmesh canary', () => {
     expect(AGENTS.map((id) => pidOf(state, id))).toEqual(before);
     expect((await cli(['canary', 'status'], state)).code).toBe(2);
     expect(out.blocked_by).toBeNull();
+    // Changes an agent would refuse to start on fail the plan, not the candidate's agents.
+    const crash = await cli(
+      ['canary', '--dry-run', '--set', 'TURN_SERVERS=turn:127.0.0.1:3478', '--set', 'TURN_USERNAME='],
+      state,
+    );
+    expect(crash.code, crash.stderr).toBe(2);
+    expect(crash.stderr).toContain(
+      "error: the candidate's agents would not start with these --set values: TURN servers need a username and password",
+    );
     // An incident holds deploys: the plan says the real canary would refuse, and what releases it.
     const lockFile = openStateDir(state).lock('deploy');
     writeFileSync(

@@ -13,6 +13,7 @@ import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
+import { iceServers } from '../agent/ice.js';
 import { operator, type Release, sealRelease } from '../deploy/releases.js';
 import { checkIncidentRecords } from '../incident/store.js';
 import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
@@ -115,6 +116,18 @@ const identityOfCandidate = (
 
 export async function runCanary(given: CanaryOptions, dryRun: boolean, ctx: OpContext) {
   const o = given.promotion ? await promotionSource(given.promotion.gateState, given) : given;
+  // The --set changes on this configuration are what the candidate's agents start on: one they
+  // would refuse (TURN servers without credentials) fails the plan, dry run included, not the agents.
+  if (Object.keys(o.set).length)
+    try {
+      iceServers(o.config, {});
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      throw new UsageError(
+        `the candidate's agents would not start with these --set values: ${err.message}`,
+        err.hint,
+      );
+    }
   // What `--release` would install, for a dry run, and for a gated stage whose promotion check runs
   // before anything is locked, installed or written (a tarball's integrity is known unpacked).
   const preview =
