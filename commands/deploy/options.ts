@@ -55,6 +55,7 @@ export function deployOptions(
     cwd: ctx.cwd,
     progress,
     launchEnv: launchEnv(ctx.env, loaded),
+    configValues: loaded.raw,
     clusterSecret: loaded.raw.SIGNALING_CLUSTER_SECRET || undefined,
     supervise: supervisor !== 'none',
     systemd:

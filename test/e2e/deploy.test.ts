@@ -50,6 +50,29 @@ describe('ifmesh deploy', () => {
       'agent-d3',
     ]);
     expect(existsSync(dryState)).toBe(false);
+    // The config hash covers the configuration, not only the agents and ports: another --set is
+    // another hash, the same one the same; a secret's value never enters it.
+    const hashOf = async (...set: string[]) =>
+      JSON.parse(
+        (
+          await spawnCli(
+            [
+              'deploy',
+              '--dry-run',
+              '--json',
+              '--base-port',
+              '18600',
+              '--state-dir',
+              dryState,
+              ...set.flatMap((x) => ['--set', x]),
+            ],
+            { cwd: dir, env },
+          )
+        ).stdout,
+      ).plan.config_hash;
+    expect(await hashOf('AGENT_RECONNECT_MAX_MS=15000')).not.toBe(plan.config_hash);
+    expect(await hashOf('AGENT_RECONNECT_MAX_MS=15000')).toBe(await hashOf('AGENT_RECONNECT_MAX_MS=15000'));
+    expect(await hashOf('TURN_PASSWORD=one')).toBe(await hashOf('TURN_PASSWORD=two'));
     // The human plan says how the instances will share the mesh (Redis is installed for the tests).
     const human = await spawnCli(['deploy', '--dry-run', '--base-port', '18600', '--state-dir', dryState], {
       cwd: dir,

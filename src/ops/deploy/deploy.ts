@@ -74,6 +74,12 @@ export interface DeployOptions {
   progress: Progress;
   /** Environment the instances get (the config keys and IFMESH_CONFIG the operator ran deploy with). */
   launchEnv?: Record<string, string>;
+  /**
+   * The effective configuration's non-secret values (env file, environment, --set, defaults): part
+   * of the release's config hash, so a release on another env file or --set shows another hash.
+   * Secret values never enter it (a hash must not let anyone test guesses of a password).
+   */
+  configValues?: Record<string, string>;
   /** Run the state's supervisor (default), which restarts a service that dies. */
   supervise?: boolean;
   /** Run the services as systemd units instead (`--supervisor systemd`): systemd restarts them. */
@@ -227,6 +233,9 @@ export function buildPlan(
     .update(
       JSON.stringify({
         instances: instances.map((x) => x.port),
+        config: Object.entries(o.configValues ?? {})
+          .filter(([k]) => !isSecretKey(k))
+          .sort(([a], [b]) => (a < b ? -1 : 1)),
         agents: agents.map((a) => [
           a.agentId,
           readFileSync(a.file.startsWith('/') ? a.file : path.join(o.cwd, a.file), 'utf8'),
