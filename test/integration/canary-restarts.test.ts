@@ -1,6 +1,7 @@
 // A canary agent that crashes and is brought back by the state's supervisor fails agents_healthy
 // (src/ops/rollout/analysis.ts): the supervisor keeps agents running, so "running" alone would pass
 // a candidate that crash-loops between checks. Real processes, the real watchdog pass.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -12,7 +13,7 @@ import { evaluateGates, measure, restartCounts } from '../../src/ops/rollout/ana
 import { readProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
-import { tempDir } from '../helpers/cli.js';
+import { run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -74,5 +75,34 @@ describe('agents_healthy counts restarts', () => {
       status: 'failed',
       value: '2/2 running; restarted: a 1×',
     });
+  });
+
+  it('canary promote refuses a canary frozen because its candidate agents never registered', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const state = openStateDir(t.dir);
+    mkdirSync(t.dir, { recursive: true });
+    writeFileSync(
+      state.canary,
+      JSON.stringify({
+        plan: { canary_id: 'canary-x' },
+        status: 'frozen',
+        step: { kind: 'move', phase: 0 },
+        failed_gate: {
+          gate: 'agents_registered',
+          status: 'failed',
+          value: 'agent-1',
+          threshold: 'all registered',
+        },
+        on_candidate: ['agent-1'],
+        message: 'frozen',
+      }),
+    );
+    const r = await run(['canary', 'promote', '--state-dir', t.dir], { cwd: t.dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      'canary canary-x froze because its candidate agents never registered (agent-1): it cannot be promoted',
+    );
+    expect(r.stderr).toContain('`ifmesh canary abort` rolls it back');
   });
 });

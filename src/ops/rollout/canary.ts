@@ -238,6 +238,13 @@ export async function decideCanary(
         `canary ${s.plan.canary_id} is rolling back (${s.step.reason}): it cannot be promoted`,
         '`ifmesh canary resume` or `ifmesh canary abort` finishes the rollback',
       );
+    // Frozen because its agents never came up on the candidate: promoting would move every agent
+    // onto a release none of them could register with (a drill's fleet went dark for 20 s).
+    if (action === 'promote' && s.status === 'frozen' && s.failed_gate?.gate === 'agents_registered')
+      throw new UsageError(
+        `canary ${s.plan.canary_id} froze because its candidate agents never registered (${s.failed_gate.value ?? 'none registered'}): it cannot be promoted`,
+        "`ifmesh canary abort` rolls it back; fix the candidate (its agents' logs say why), then run the canary again",
+      );
     return s;
   };
   const seen = check(await readCanary(o.state));
