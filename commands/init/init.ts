@@ -7,7 +7,7 @@ import type { InitFileKind } from '../../src/ops/init.js';
 interface Flags {
   agents: string;
   dir: string;
-  envFile: string;
+  envPath: string;
   agentsDir: string;
   keysDir: string;
   force?: boolean;
@@ -29,7 +29,9 @@ export default defineCommand<Flags>({
     'json',
     { flags: '--agents <n>', description: 'agents to create: agent-1 … agent-N', default: '3' },
     { flags: '--dir <dir>', description: 'project directory the paths below are relative to', default: '.' },
-    { flags: '--env-file <file>', description: 'the env file to write', default: DEFAULT_CONFIG_PATH },
+    // Not --env-file: Node takes that flag for itself even after the script's name (nodejs/node#54232)
+    // and exits 9 before ifmesh runs.
+    { flags: '--env-path <file>', description: 'the env file to write', default: DEFAULT_CONFIG_PATH },
     {
       flags: '--agents-dir <dir>',
       description: 'where the agent configs (<id>.json) go',
@@ -52,7 +54,7 @@ export default defineCommand<Flags>({
       {
         dir: path.resolve(ctx.cwd, flags.dir),
         agents: intFlag(flags.agents, '--agents', 1, 100),
-        configFile: flags.envFile,
+        configFile: flags.envPath,
         agentsDir: flags.agentsDir,
         keysDir: flags.keysDir,
         force: Boolean(flags.force),
@@ -64,7 +66,7 @@ export default defineCommand<Flags>({
     out.result(report, (r, c) => {
       const replaced = new Set(r.replaced);
       const width = Math.max(...Object.values(KIND).map((k) => k.length));
-      const env = displayPath(ctx.cwd, r.files.find((f) => f.kind === 'config')?.path ?? flags.envFile);
+      const env = displayPath(ctx.cwd, r.files.find((f) => f.kind === 'config')?.path ?? flags.envPath);
       return [
         r.dry_run ? c.bold('would write (dry run: nothing written)') : `${c.green('✓')} wrote`,
         ...r.files.map(

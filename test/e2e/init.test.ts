@@ -159,5 +159,16 @@ describe('ifmesh init', () => {
     expect(human.stdout).toContain('dry run: nothing written');
     expect(human.stdout).toContain(ENV);
     expect(readdirSync(other)).toEqual([]);
+
+    // Another env file path, through the real binary as an operator runs it (Node itself would take
+    // an --env-file flag, even after the script's name, and exit 9).
+    const elsewhere = await spawnCli(['init', '--dry-run', '--env-path', 'etc/prod.env', '--json'], {
+      cwd: other,
+    });
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    expect(JSON.parse(elsewhere.stdout).files[0]).toMatchObject({
+      path: path.join(other, 'etc/prod.env'),
+      kind: 'config',
+    });
   });
 });
