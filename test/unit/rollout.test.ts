@@ -314,7 +314,11 @@ describe('rollback target', () => {
     const all = [rel('1', 'deployed'), rel('2', 'failed'), rel('3', 'deployed')];
     expect(chooseTarget(all, all[2]!, undefined).id).toBe('1');
     expect(chooseTarget(all, all[2]!, '1').id).toBe('1');
-    expect(() => chooseTarget(all.slice(0, 1), all[0]!, undefined)).toThrow(/no previous release/);
+    expect(() => chooseTarget(all.slice(0, 1), all[0]!, undefined)).toThrow(/the only one recorded/);
+    // Back at the oldest: the others are newer, not absent.
+    expect(() => chooseTarget(all, all[0]!, undefined)).toThrow(
+      /none of the 2 other recorded releases is older than 1 and ran well/,
+    );
     expect(() => chooseTarget(all, all[2]!, 'nope')).toThrow(/no release nope/);
   });
 

@@ -74,7 +74,9 @@ export function chooseTarget(all: Release[], current: Release, wanted: string | 
   const prev = older.at(-1);
   if (!prev)
     throw new UsageError(
-      `no previous release to roll back to: ${current.id} is the only one recorded`,
+      all.length <= 1
+        ? `no previous release to roll back to: ${current.id} is the only one recorded`
+        : `no previous release to roll back to: none of the ${all.length - 1} other recorded releases is older than ${current.id} and ran well`,
       'name one with `ifmesh rollback RELEASE` (see `ifmesh releases`), or deploy a fixed release',
       'no_previous_release',
     );
