@@ -70,6 +70,10 @@ describe('canary gates as measurements', () => {
     expect(gate(g, 'rtt_p95_ms').threshold).toBe(`<= ${T.rtt_p2p_p95_ms}`);
     const strict = parseThresholds(['error_rate=0.01']);
     expect(gate(evaluateGates(healthy, strict), 'witness_error_rate')).toMatchObject({ status: 'failed' });
+    // A ratio above 1 would never trip: refused, with the ratio to write instead.
+    expect(() => parseThresholds(['error_rate=2'])).toThrow(/error_rate is a ratio from 0 to 1/);
+    expect(() => parseThresholds(['connection_failure_ratio=5'])).toThrow(/ratio from 0 to 1/);
+    expect(parseThresholds(['rtt_p2p_p95_ms=250']).rtt_p2p_p95_ms).toBe(250);
   });
 
   it('fails on an error rate over 5 %, a signature failure, RTT p95 over its threshold, a dead or unregistered agent', () => {

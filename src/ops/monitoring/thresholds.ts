@@ -70,6 +70,13 @@ export function parseThresholds(overrides: string[] = []): Thresholds {
     const v = Number(m[2]);
     if (!Number.isFinite(v) || v < 0)
       throw new UsageError(`--threshold ${o}: ${m[2]} is not a non-negative number`);
+    // A ratio above 1 never trips (error_rate=2 would pass a canary whatever failed): likely a
+    // percentage typed as such.
+    if ((key.endsWith('_ratio') || key === 'error_rate' || key === 'failover_connection_success') && v > 1)
+      throw new UsageError(
+        `--threshold ${o}: ${key} is a ratio from 0 to 1`,
+        `for ${m[2]} %, write ${key}=${v / 100}`,
+      );
     t[key] = v;
   }
   return t;
