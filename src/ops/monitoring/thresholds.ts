@@ -72,7 +72,9 @@ export function parseThresholds(overrides: string[] = []): Thresholds {
       throw new UsageError(`--threshold ${o}: ${m[2]} is not a non-negative number`);
     // A ratio above 1 never trips (error_rate=2 would pass a canary whatever failed): likely a
     // percentage typed as such.
-    if ((key.endsWith('_ratio') || key === 'error_rate' || key === 'failover_connection_success') && v > 1)
+    // (Not cpu_ratio: a process on several cores may use more than one.)
+    const ratio = (key.endsWith('_ratio') && key !== 'cpu_ratio') || key === 'error_rate';
+    if ((ratio || key === 'failover_connection_success' || key === 'delivery_ratio') && v > 1)
       throw new UsageError(
         `--threshold ${o}: ${key} is a ratio from 0 to 1`,
         `for ${m[2]} %, write ${key}=${v / 100}`,
