@@ -15,7 +15,7 @@ import {
 } from '../../src/ops/deploy/releases.js';
 import { DEFAULT_THRESHOLDS, parseThresholds } from '../../src/ops/monitoring/thresholds.js';
 import { DEFAULT_REQUIRED, evaluateGates, type Signals } from '../../src/ops/rollout/analysis.js';
-import { phaseCounts } from '../../src/ops/rollout/canary-plan.js';
+import { buildCanaryPlan, phaseCounts } from '../../src/ops/rollout/canary-plan.js';
 import {
   type AnalysisRules,
   checkRecord,
@@ -299,6 +299,50 @@ describe('monitor triggers', () => {
     for (let i = 0; i < 3; i++) p = recordCheck(p, checkRecord('t', blind), monitorRules).progress;
     expect(recordCheck(p, checkRecord('t', blind), monitorRules).verdict?.result).toBe('failed');
     expect(windowVerdict(p, monitorRules).result).toBe('inconclusive');
+  });
+});
+
+describe('canary names', () => {
+  const plan = (stableRef: string, set: Record<string, string>) =>
+    buildCanaryPlan(
+      {
+        stage: undefined,
+        canaryAgents: undefined,
+        steps: ['1', '100%'],
+        monitorMs: 10_000,
+        intervalMs: 1_000,
+        failureLimit: 0,
+        consecutiveErrorLimit: 4,
+        optionalGates: [],
+        thresholds: DEFAULT_THRESHOLDS,
+        freezeOnFailure: false,
+        set,
+        agentsDir: undefined,
+        label: undefined,
+      },
+      {
+        id: 's',
+        ref: stableRef,
+        deployment_id: 's',
+        config_hash: 'h',
+        created_at: '2026-12-07T00:00:00.000Z',
+        processes: [],
+        agents: ['a', 'b'],
+        agent_specs: [],
+      },
+      'cafe',
+      0,
+      'ab',
+    ).candidate.ref;
+  it('names a config-only candidate by its changes, the same every time, never stacking suffixes', () => {
+    const once = plan('v2', { AGENT_RECONNECT_MAX_MS: '9000' });
+    expect(once).toMatch(/^v2\+config-[0-9a-f]{8}$/);
+    expect(plan('v2', { AGENT_RECONNECT_MAX_MS: '9000' })).toBe(once);
+    expect(plan('v2', { AGENT_RECONNECT_MAX_MS: '8000' })).not.toBe(once);
+    // A canary of a canary: the stable's own suffix is replaced.
+    expect(plan(once, { AGENT_RECONNECT_MAX_MS: '8000' })).toMatch(/^v2\+config-[0-9a-f]{8}$/);
+    // A secret's value does not enter the name.
+    expect(plan('v2', { TURN_PASSWORD: 'one' })).toBe(plan('v2', { TURN_PASSWORD: 'two' }));
   });
 });
 

@@ -134,7 +134,8 @@ export function buildCanaryPlan(
         o.label ??
         (code.version && code.id !== (stable.build?.id ?? null)
           ? code.version
-          : `${stable.ref}+config-${changesHash(o.set, o.agentsDir)}`),
+          : // A name, not a history: the stable's own +config suffix is replaced, not stacked.
+            `${stable.ref.replace(/\+config-[0-9a-f]{8}$/, '')}+config-${changesHash(o.set, o.agentsDir)}`),
       config_hash: candidateHash,
       changes: Object.fromEntries(
         Object.entries(o.set).map(([k, v]) => [k, isSecretKey(k) ? '[redacted]' : v]),
