@@ -27,7 +27,10 @@ export default defineCommand<Flags, [string | undefined], 'witness'>({
   ],
   needs: ['witness'],
   async run({ args: [target], flags, needs, ctx, out }) {
-    const { rollback } = await import('../../src/ops/rollout/rollback.js');
+    const [{ rollback }, { blockedLine }] = await Promise.all([
+      import('../../src/ops/rollout/rollback.js'),
+      import('../../src/ui/rollout.js'),
+    ]);
     const progress = await createProgress(ctx, Boolean(flags.json));
     const r = await rollback(
       {
@@ -49,13 +52,7 @@ export default defineCommand<Flags, [string | undefined], 'witness'>({
         `  agents     ${x.plan.agents.join(', ')}`,
         `  code       ${x.plan.code.changes ? `${x.plan.code.from} → ${x.plan.code.to}; signaling restarted one at a time: ${x.plan.signaling.join(', ') || 'none recorded'}` : `${x.plan.code.to} (unchanged)`}`,
         `  reason     ${x.plan.reason} (by ${x.plan.operator})`,
-        ...(x.blocked_by
-          ? [
-              c.yellow(
-                `  blocked    the deploy lock is held by ${x.blocked_by.holder}: the rollback would refuse now${x.blocked_by.release_hint ? ` (${x.blocked_by.release_hint})` : ''}`,
-              ),
-            ]
-          : []),
+        ...(x.blocked_by ? [blockedLine(x.blocked_by, 'rollback', c)] : []),
         ...(x.plan.continues
           ? [
               `  continues  the rollback interrupted ${x.plan.continues.step ? `after ${x.plan.continues.step}` : 'at its start'} (run ${x.plan.continues.run_id})`,

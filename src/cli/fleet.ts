@@ -111,8 +111,9 @@ function recordedEnvFile(state: StateDir): { file: string; readable: boolean } |
     const f = r.spec?.env.IFMESH_CONFIG;
     return f && path.isAbsolute(f) ? [f] : [];
   });
-  const file = files.find(readable) ?? files[0];
-  return file ? { file, readable: readable(file) } : undefined;
+  const ok = files.find(readable);
+  if (ok) return { file: ok, readable: true };
+  return files[0] ? { file: files[0], readable: false } : undefined;
 }
 
 function readable(file: string): boolean {

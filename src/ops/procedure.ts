@@ -14,8 +14,10 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { isAlive, startTicks } from '../exec/pid.js';
 import { readStateJson, writeStateJson } from '../state/json-file.js';
+import { checkProcessRecords } from '../state/processes.js';
 import type { StateDir } from '../state/state-dir.js';
 import type { Clock } from '../util/clock.js';
+import { checkIncidentRecords } from './incident/store.js';
 
 /** A certificate rotation's boundaries (certs rotate, failover cert, maintenance daily --renew). */
 export const CERT_ROTATION_STEPS = [
@@ -317,4 +319,15 @@ export async function withProcedure<P extends ProcedureName, T>(
     journal.finish(err);
     throw err;
   }
+}
+
+/**
+ * Before a procedure stops, moves or replaces anything (deploy, canary, rollback): every incident
+ * record and process record must read, else the error names the file and its fix. A torn incident
+ * may hold the deploy lock; a torn process record's process could not be stopped or moved, and a
+ * canary that found one halfway had already left an agent down.
+ */
+export function checkStateRecords(state: StateDir): void {
+  checkIncidentRecords(state);
+  checkProcessRecords(state);
 }

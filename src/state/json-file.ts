@@ -158,8 +158,20 @@ export function scanStateFiles<T>(
       if (r !== undefined) records.push(r);
     } catch (err) {
       if (!(err instanceof StateCorruptError)) throw err;
-      unreadable.push({ name, file: err.file, error: err.message, fix: err.hint ?? '' });
+      unreadable.push({ name, ...describeCorrupt(err) });
     }
   }
   return { records, unreadable };
+}
+
+/** What a view shows of a state file that no longer parses: the file, the error, the fix. */
+export function describeCorrupt(err: StateCorruptError): Omit<UnreadableFile, 'name'> {
+  return { file: err.file, error: err.message, fix: err.hint ?? '' };
+}
+
+/** A scan's records, or the first unreadable file's error: for what must not go on without them. */
+export function allRecords<T>(scan: { records: T[]; unreadable: UnreadableFile[] }): T[] {
+  const first = scan.unreadable[0];
+  if (first) throw new StateCorruptError(first.file, first.fix);
+  return scan.records;
 }

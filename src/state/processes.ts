@@ -3,7 +3,13 @@
 // never guess a role from a name.
 import { readFileSync, rmSync } from 'node:fs';
 import { StateCorruptError } from '../errors.js';
-import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from './json-file.js';
+import {
+  allRecords,
+  readStateJson,
+  scanStateFiles,
+  type UnreadableFile,
+  writeStateJson,
+} from './json-file.js';
 import type { StateDir } from './state-dir.js';
 
 /** What a process is for; decides the order `down` stops it in. */
@@ -137,10 +143,7 @@ export function scanProcesses(state: StateDir): { records: ProcessRecord[]; unre
 
 /** Every recorded process, running or not, by name; a record that no longer parses is an error. */
 export function listProcesses(state: StateDir): ProcessRecord[] {
-  const { records, unreadable } = scanProcesses(state);
-  const first = unreadable[0];
-  if (first) throw new StateCorruptError(first.file, first.fix);
-  return records;
+  return allRecords(scanProcesses(state));
 }
 
 export function forgetProcess(state: StateDir, name: string): void {

@@ -37,11 +37,7 @@ export function renderCanary(
     ),
     `  analysis   failure limit ${a.failure_limit}, consecutive error limit ${a.consecutive_error_limit}, required: ${a.required.join(', ')}`,
     p.stage ? `  stage      ${p.stage}${p.promotion ? `; ${renderPromotion(p.promotion, c)}` : ''}` : '',
-    r.blocked_by
-      ? c.yellow(
-          `  blocked    the deploy lock is held by ${r.blocked_by.holder}: the canary would refuse now${r.blocked_by.release_hint ? ` (${r.blocked_by.release_hint})` : ''}`,
-        )
-      : '',
+    r.blocked_by ? blockedLine(r.blocked_by, 'canary', c) : '',
   ]
     .filter(Boolean)
     .join('\n');
@@ -141,6 +137,17 @@ export function renderMonitorReport(r: MonitorReport, c: ChalkInstance): string 
         ? `rolled back to ${r.rollback.plan.to.id}`
         : 'not rolled back (--no-rollback)';
   return `${what} ${r.reason}: ${after}`;
+}
+
+/** A dry run's line for a deploy lock held now (blockedBy): the real run would refuse. */
+export function blockedLine(
+  b: { holder: string; release_hint: string | null },
+  what: 'canary' | 'rollback',
+  c: ChalkInstance,
+): string {
+  return c.yellow(
+    `  blocked    the deploy lock is held by ${b.holder}: the ${what} would refuse now${b.release_hint ? ` (${b.release_hint})` : ''}`,
+  );
 }
 
 /** "0 failed checks, none allowed" rather than "1/0 failed checks allowed". */

@@ -20,7 +20,6 @@ import { probeRedis, redactRedisUrl } from '../../exec/redis.js';
 import { packageVersion } from '../../paths.js';
 import { requireFreeSpace } from '../../state/free-space.js';
 import { withLock } from '../../state/lock.js';
-import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
@@ -30,9 +29,8 @@ import { Supervisor } from '../fleet/supervisor.js';
 import type { SystemdSettings } from '../fleet/systemd.js';
 import { unitNameOf } from '../fleet/systemd-units.js';
 import { ensureWatchdog } from '../fleet/watchdog-process.js';
-import { checkIncidentRecords } from '../incident/store.js';
 import { type ProductionInput, refuseUnlessProductionReady } from '../preflight/production.js';
-import { type ProcedureJournal, withProcedure } from '../procedure.js';
+import { checkStateRecords, type ProcedureJournal, withProcedure } from '../procedure.js';
 import {
   buildRef,
   type InstallReport,
@@ -175,14 +173,12 @@ export async function loadAgentConfigs(dir: string, cwd: string): Promise<AgentC
       // canary then said only "did not register"); the error never echoes key material.
       const bad = await readIdentity(c.keyFile).then(
         () => undefined,
-        // Only a file that is not a key: one this user cannot read (chowned to the units' service
-        // user, as preflight suggests) is the agent's to read, not this command's.
-        (err: unknown) =>
-          err instanceof UsageError && err.code === 'key_invalid'
-            ? err
-            : err instanceof UsageError
-              ? undefined
-              : Promise.reject(err),
+        (err: unknown) => {
+          if (!(err instanceof UsageError)) throw err;
+          // Only a file that is not a key: one this user cannot read (chowned to the units' service
+          // user, as preflight suggests) is the agent's to read, not this command's.
+          return err.code === 'key_invalid' ? err : undefined;
+        },
       );
       if (bad)
         issues.push({
@@ -296,8 +292,7 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
   if (dryRun) return { plan, applied: false, build: null, registered: [], release_file: null };
   const poll = (cond: () => Promise<boolean>, timeoutMs: number) =>
     waitFor(cond, { timeoutMs, intervalMs: 100 }, ctx.clock, ctx.signal);
-  checkIncidentRecords(o.state);
-  checkProcessRecords(o.state);
+  checkStateRecords(o.state);
   await requireFreeSpace(o.state, 'ifmesh deploy');
   return withLock(
     o.state,
@@ -602,26 +597,19 @@ function rerunCommand(o: DeployOptions, plan: DeployPlan): string {
   ].join(' ');
 }
 
-/** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */
-/** What only the services need, never an agent: admin credentials and the cluster's Redis. */
-const SERVICE_ONLY_KEYS = new Set([
-  'IF_WITNESS_ADMIN_KEY',
-  'SIGNALING_ADMIN_TOKEN',
-  'SIGNALING_CLUSTER_URL',
-  'SIGNALING_CLUSTER_SECRET',
-]);
-
-/** The secrets an agent (or the supervisor, which logs to the witness) uses; no other reaches it. */
+/**
+ * The secrets an agent (or the supervisor, which logs to the witness) uses; no other reaches it: not
+ * the admin credentials, the cluster's Redis URL and secret, nor the paging and query secrets.
+ */
 const AGENT_SECRETS = new Set(['IF_WITNESS_API_KEY', 'TURN_PASSWORD']);
 
 export function agentLaunchEnv(env: Record<string, string> | undefined): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(env ?? {}).filter(
-      ([k]) => !SERVICE_ONLY_KEYS.has(k) && (!isSecretKey(k) || AGENT_SECRETS.has(k)),
-    ),
+    Object.entries(env ?? {}).filter(([k]) => !isSecretKey(k) || AGENT_SECRETS.has(k)),
   );
 }
 
+/** An instance writes to the witness; the witness's admin key (cleanup) is not its to hold. */
 function withoutAdminKey(env: Record<string, string> | undefined): Record<string, string> {
   const { IF_WITNESS_ADMIN_KEY: _admin, ...rest } = env ?? {};
   return rest;

@@ -207,6 +207,21 @@ export async function currentRelease(state: StateDir): Promise<Release | undefin
   return r;
 }
 
+/**
+ * currentRelease, with a state file that no longer parses (`current` naming no record, or the
+ * record it names torn) returned beside it for a view to name, instead of thrown.
+ */
+export async function currentReleaseOrBroken(
+  state: StateDir,
+): Promise<{ release: Release | undefined; broken: StateCorruptError | undefined }> {
+  try {
+    return { release: await currentRelease(state), broken: undefined };
+  } catch (err) {
+    if (!(err instanceof StateCorruptError)) throw err;
+    return { release: undefined, broken: err };
+  }
+}
+
 /** Every recorded release, oldest first (ids start with their ISO creation time). */
 export async function listReleases(state: StateDir): Promise<Release[]> {
   let files: string[];

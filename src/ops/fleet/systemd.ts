@@ -12,7 +12,7 @@ import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { parseRunPrefix, SystemdRunner } from '../../exec/systemctl.js';
 import { readStateJson, writeFileWhole, writeStateJson } from '../../state/json-file.js';
-import { listProcesses } from '../../state/processes.js';
+import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import {
   INSTANCE_DROPIN,
@@ -69,9 +69,12 @@ export function readSystemdSettings(state: StateDir): SystemdSettings | undefine
   );
 }
 
-/** Whether any recorded process of the state runs as a systemd unit. */
+/**
+ * Whether any recorded process of the state runs as a systemd unit, among the records that read (a
+ * torn one is for status to name and for the procedures to refuse on).
+ */
 export function runsUnderSystemd(state: StateDir): boolean {
-  return listProcesses(state).some((r) => r.supervisor === 'systemd');
+  return scanProcesses(state).records.some((r) => r.supervisor === 'systemd');
 }
 
 export type SystemdStopOutcome = 'stopped' | 'not_running' | 'failed';

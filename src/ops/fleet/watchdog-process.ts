@@ -21,8 +21,7 @@ export async function ensureWatchdog(
   if (running !== undefined) {
     // One started on another configuration (an earlier deploy's env file or --set values) would
     // restart services on it and log to its witness: replaced.
-    const rec = readProcess(sup.state, WATCHDOG_NAME);
-    const had = rec?.spec ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
+    const had = recordedEnv(sup);
     if (had === undefined || sameEnv(had, wanted))
       return {
         name: WATCHDOG_NAME,
@@ -70,9 +69,13 @@ export async function detachWatchdog(
   /** --config was given: this command's configuration wins over the recorded one. */
   explicit: boolean,
 ): Promise<StartResult> {
+  return ensureWatchdog(sup, ctx, (explicit ? undefined : recordedEnv(sup)) ?? env);
+}
+
+/** The whole environment the recorded supervisor was started with (secrets read back), if recorded. */
+function recordedEnv(sup: Supervisor): Record<string, string> | undefined {
   const rec = readProcess(sup.state, WATCHDOG_NAME);
-  const recorded = rec?.spec && !explicit ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
-  return ensureWatchdog(sup, ctx, recorded ?? env);
+  return rec?.spec ? sup.launchEnv({ ...rec, spec: rec.spec }) : undefined;
 }
 
 const sameEnv = (a: Record<string, string>, b: Record<string, string>) => {

@@ -5,7 +5,13 @@
 import { existsSync } from 'node:fs';
 import type { OncallLevel } from '../../config/oncall.js';
 import { CheckFailedError, StateCorruptError, UsageError } from '../../errors.js';
-import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from '../../state/json-file.js';
+import {
+  allRecords,
+  readStateJson,
+  scanStateFiles,
+  type UnreadableFile,
+  writeStateJson,
+} from '../../state/json-file.js';
 import { acquireLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
@@ -172,10 +178,7 @@ export function scanIncidents(state: StateDir): {
 }
 
 export function listIncidents(state: StateDir): IncidentRecord[] {
-  const { records, unreadable } = scanIncidents(state);
-  const first = unreadable[0];
-  if (first) throw new StateCorruptError(first.file, first.fix);
-  return records;
+  return allRecords(scanIncidents(state));
 }
 
 /**

@@ -4,11 +4,10 @@ import { type LoadedConfig, loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
 import { SystemdRunner } from '../../exec/systemctl.js';
 import { packageRoot } from '../../paths.js';
-import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { formatDuration } from '../../ui/units.js';
 import { sleepWhileResponsive } from '../../util/clock.js';
-import { resolveSystemdSettings } from '../fleet/systemd.js';
+import { resolveSystemdSettings, runsUnderSystemd } from '../fleet/systemd.js';
 import type { OpContext } from '../shared.js';
 import { buildChecks } from './checks.js';
 import { checkProduction } from './production.js';
@@ -115,11 +114,7 @@ export async function runPreflight(ctx: OpContext, o: PreflightOptions): Promise
 
 /** Under systemd: whether the service user can read what the units read (service-user.ts). */
 function serviceUserChecks(env: PreflightEnv, o: PreflightOptions): PreflightCheck[] {
-  if (
-    o.supervisor !== 'systemd' &&
-    !(o.supervisor === undefined && scanProcesses(o.state).records.some((r) => r.supervisor === 'systemd'))
-  )
-    return [];
+  if (o.supervisor !== 'systemd' && !(o.supervisor === undefined && runsUnderSystemd(o.state))) return [];
   const settings = resolveSystemdSettings(o.state, { user: o.serviceUser, env: env.ctx.env });
   const c = env.loaded?.config;
   return [

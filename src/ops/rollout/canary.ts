@@ -9,13 +9,12 @@ import { randomUUID } from 'node:crypto';
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, type ExitCodeValue, UsageError } from '../../errors.js';
 import { acquireLock, blockedBy, type HeldLock } from '../../state/lock.js';
-import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { iceServers } from '../agent/ice.js';
 import { operator, type Release, sealRelease } from '../deploy/releases.js';
-import { checkIncidentRecords } from '../incident/store.js';
+import { checkStateRecords } from '../procedure.js';
 import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
 import { type CanaryOptions, planCanary } from './canary-plan.js';
@@ -93,8 +92,7 @@ async function locked<T>(
   ctx: OpContext,
   fn: (lock: HeldLock) => Promise<T>,
 ) {
-  checkIncidentRecords(o.state);
-  checkProcessRecords(o.state);
+  checkStateRecords(o.state);
   const lock = await acquireLock(o.state, 'deploy', purpose, ctx.clock);
   try {
     return await fn(lock);

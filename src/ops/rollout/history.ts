@@ -1,8 +1,8 @@
-import { StateCorruptError } from '../../errors.js';
 import { packageVersion } from '../../paths.js';
+import { describeCorrupt } from '../../state/json-file.js';
 import { scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
-import { currentRelease, listReleases } from '../deploy/releases.js';
+import { currentReleaseOrBroken, listReleases } from '../deploy/releases.js';
 import { isAlive } from '../fleet/supervisor.js';
 import { entryOf, listBuilds, ownBin } from '../release/install.js';
 
@@ -14,12 +14,10 @@ import { entryOf, listBuilds, ownBin } from '../release/install.js';
 export async function releaseHistory(state: StateDir) {
   // A `current` that names no record is reported beside the list, not instead of it: the list is
   // what its fix needs (a release id to write into it).
-  let current_error: { file: string; error: string; fix: string } | null = null;
-  const cur = await currentRelease(state).catch((err: unknown) => {
-    if (!(err instanceof StateCorruptError) || err.file !== state.currentRelease) throw err;
-    current_error = { file: err.file, error: err.message, fix: err.hint ?? '' };
-    return undefined;
-  });
+  const { release: cur, broken } = await currentReleaseOrBroken(state);
+  // A torn release record is an error as ever (`releases` cannot list it either).
+  if (broken && broken.file !== state.currentRelease) throw broken;
+  const current_error = broken ? describeCorrupt(broken) : null;
   const all = await listReleases(state);
   const running = scanProcesses(state).records.filter((p) => p.pid > 0 && isAlive(p.pid));
   const runs = (bin: string) =>
@@ -30,7 +28,7 @@ export async function releaseHistory(state: StateDir) {
   const own = ownBin();
   return {
     current: cur?.id ?? null,
-    current_error: current_error as { file: string; error: string; fix: string } | null,
+    current_error,
     releases: all.reverse().map((r) => ({
       id: r.id,
       ref: r.ref,

@@ -4,7 +4,6 @@
 import type { MeshConfig } from '../../config/load.js';
 import { CheckFailedError, UsageError } from '../../errors.js';
 import { blockedBy, withLock } from '../../state/lock.js';
-import { checkProcessRecords } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import {
@@ -17,8 +16,7 @@ import {
   setReleaseOutcome,
 } from '../deploy/releases.js';
 import { Supervisor } from '../fleet/supervisor.js';
-import { checkIncidentRecords } from '../incident/store.js';
-import { interruptedRun, type ProcedureJournal, withProcedure } from '../procedure.js';
+import { checkStateRecords, interruptedRun, type ProcedureJournal, withProcedure } from '../procedure.js';
 import { rollSignaling, signalingNames } from '../release/roll.js';
 import type { OpContext } from '../shared.js';
 import { instanceUrls, moveAgent, waitRegistered } from './agents.js';
@@ -162,8 +160,7 @@ export async function rollback(
       outcome: null,
       blocked_by: await blockedBy(o.state, 'deploy'),
     };
-  checkIncidentRecords(o.state);
-  checkProcessRecords(o.state);
+  checkStateRecords(o.state);
   return withLock(
     o.state,
     'deploy',

@@ -3,11 +3,11 @@ import path from 'node:path';
 import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import type { LoadedConfig } from '../../config/load.js';
-import { StateCorruptError } from '../../errors.js';
+import { describeCorrupt } from '../../state/json-file.js';
 import { lockHolder, stillHeld } from '../../state/lock.js';
 import { type ProcessRole, scanProcesses, type UnreadableRecord } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
-import { currentRelease } from '../deploy/releases.js';
+import { currentReleaseOrBroken } from '../deploy/releases.js';
 import { loadFleet } from '../fleet/fleet.js';
 import { answers } from '../fleet/health.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -177,14 +177,7 @@ export async function status(
   const { held: held_locks, stale: stale_locks } = await locksOf(state);
   const unreadable_files = [
     ...scanIncidents(state).unreadable.map(({ file, error, fix }) => ({ file, error, fix })),
-    ...(await currentRelease(state).then(
-      () => [],
-      (err: unknown) => {
-        if (err instanceof StateCorruptError)
-          return [{ file: err.file, error: err.message, fix: err.hint ?? '' }];
-        throw err;
-      },
-    )),
+    ...[(await currentReleaseOrBroken(state)).broken].flatMap((b) => (b ? [describeCorrupt(b)] : [])),
   ];
   // An incident's hold whose record no longer parses: `incident resolve` cannot release it.
   for (const l of held_locks) {

@@ -70,24 +70,34 @@ function need(s: Subject, k: 'agent' | 'peer'): string {
   return v;
 }
 
+/** Whether the subject's agent (or peer) is registered: signaling's /agents on every instance. */
+const registeredNode = (
+  who: 'agent' | 'peer',
+  question: string,
+  next: QuestionNode['next'],
+): QuestionNode => ({
+  question,
+  reads: ['signaling /agents (every instance)'],
+  async ask(ev, s) {
+    const id = need(s, who);
+    const agents = await ev.agents();
+    const hit = agents.find((a) => a.agent_id === id);
+    return {
+      evidence: { [who]: id, registered_agents: agents.length, instance: hit?.instance_url ?? null },
+      answer: yes(Boolean(hit)),
+    };
+  },
+  next,
+});
+
 const connectionFailure: Tree = {
   title: 'Tree 1: connection establishment failure',
   start: 'registered',
   nodes: {
-    registered: {
-      question: 'Agent registered on signaling server?',
-      reads: ['signaling /agents (every instance)'],
-      async ask(ev, s) {
-        const agent = need(s, 'agent');
-        const agents = await ev.agents();
-        const hit = agents.find((a) => a.agent_id === agent);
-        return {
-          evidence: { agent, registered_agents: agents.length, instance: hit?.instance_url ?? null },
-          answer: yes(Boolean(hit)),
-        };
-      },
-      next: { yes: 'stun', no: 'signaling_health' },
-    },
+    registered: registeredNode('agent', 'Agent registered on signaling server?', {
+      yes: 'stun',
+      no: 'signaling_health',
+    }),
     signaling_health: {
       question: 'Signaling server down?',
       reads: ['signaling /health (every instance)'],
@@ -166,16 +176,10 @@ const connectionFailure: Tree = {
     },
     // Not in the guide's tree: a peer that is gone explains a missing direct path before TURN does
     // (a drill's dead peer was diagnosed "no TURN server allocates", and failover turn suggested).
-    peer_registered: {
-      question: 'Peer registered on signaling server?',
-      reads: ['signaling /agents (every instance)'],
-      async ask(ev, s) {
-        const peer = need(s, 'peer');
-        const hit = (await ev.agents()).find((a) => a.agent_id === peer);
-        return { evidence: { peer, instance: hit?.instance_url ?? null }, answer: yes(Boolean(hit)) };
-      },
-      next: { yes: 'turn', no: 'peer_gone' },
-    },
+    peer_registered: registeredNode('peer', 'Peer registered on signaling server?', {
+      yes: 'turn',
+      no: 'peer_gone',
+    }),
     turn: {
       question: 'TURN server reachable?',
       reads: ['signaling /config turnServers', 'TURN Allocate probe of each'],
