@@ -308,6 +308,24 @@ describe('ifmesh deploy', () => {
     expect(moved.sort()).toEqual(['agent-d1', 'agent-d2', 'agent-d3']);
 
     const before = pidsOf();
+    // A dry run names the order and what runs now, and stops nothing.
+    const plan = await spawnCli(['down', '--state-dir', state, '--dry-run', '--json'], {
+      cwd: dir,
+      timeoutMs: 30_000,
+    });
+    expect(plan.code).toBe(0);
+    const steps = (JSON.parse(plan.stdout) as { plan: { steps: { name: string; pid: number | null }[][] } })
+      .plan.steps;
+    // Agents before the services they use; the instance that was killed is only forgotten.
+    expect(steps[0]!.map((x) => x.name)).toEqual([
+      'deploy-agent-agent-d1',
+      'deploy-agent-agent-d2',
+      'deploy-agent-agent-d3',
+    ]);
+    expect(steps.flat().find((x) => x.name === `deploy-signaling-${victim + 1}`)!.pid).toBeNull();
+    const running = steps.flat().filter((x) => x.pid !== null);
+    expect(running).toHaveLength(6);
+    for (const x of running) expect(isAlive(x.pid!), x.name).toBe(true);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });
     expect(down.code).toBe(0);
     expect(JSON.parse(down.stdout)).toMatchObject({
