@@ -7,7 +7,7 @@
 // credentials, is refused before anything changes, with its own exit code. And the local stack's
 // usual case: no agent relayed at all (direct on loopback), so there is nothing to move and the
 // failover passes, saying so, with one verdict and rounded RTTs in its human output.
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -306,6 +306,31 @@ describe('failover turn (scenario A) with no agent relayed', () => {
       }[];
       return cs.length > 0 && cs.every((c) => c.state === 'connected' && c.candidate_type !== 'relay');
     }, 'direct connections reported to signaling');
+    // Releases whose agents were started with TURN_SERVERS naming the failed server (a deploy's
+    // --set): a canary from the current one, or a rollback to the older, would bring it back.
+    const releases = path.join(dir2.dir, 'releases');
+    mkdirSync(releases, { recursive: true });
+    const release = (id: string, turn: string | undefined) => ({
+      id,
+      deployment_id: id,
+      ref: id,
+      config_hash: 'h',
+      created_at: new Date().toISOString(),
+      processes: [],
+      agents: ['td-1'],
+      agent_specs: [
+        {
+          agent_id: 'td-1',
+          config: '/x/td-1.json',
+          signaling: [sig2.url],
+          env: { ...(turn ? { TURN_SERVERS: turn } : {}), ICE_TRANSPORT_POLICY: 'all' },
+          cwd: '/x',
+        },
+      ],
+    });
+    writeFileSync(path.join(releases, 'r1.json'), JSON.stringify(release('r1', `${t1.url}, ${t2.url}`)));
+    writeFileSync(path.join(releases, 'r2.json'), JSON.stringify(release('r2', undefined)));
+    writeFileSync(path.join(releases, 'r3.json'), '{"id": "r3", "ref"');
     const r = await run(
       [
         'failover',
@@ -344,6 +369,13 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain(`✓ test the replacement: ${t2.url} allocated a relay`);
     expect(r.stdout).toContain('✓ persist TURN_SERVERS: no env file was loaded');
+    expect(r.stdout).toContain('agent specs of release r1 updated (a canary or rollback keeps it)');
+    expect(r.stdout).toContain(`release r3 could not be read: a rollback to it may bring ${t1.url} back`);
+    const specEnv = (id: string) =>
+      JSON.parse(readFileSync(path.join(releases, `${id}.json`), 'utf8')).agent_specs[0].env;
+    // The failed server replaced in place, the replacement not listed twice; other keys kept.
+    expect(specEnv('r1')).toEqual({ TURN_SERVERS: t2.url, ICE_TRANSPORT_POLICY: 'all' });
+    expect(specEnv('r2')).toEqual({ ICE_TRANSPORT_POLICY: 'all' });
     expect(r.stdout).toContain(`no agent was relayed through ${t1.url}: nothing to move`);
     expect(r.stdout).not.toMatch(/FAILED|NOT validated|✗/);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(

@@ -32,7 +32,13 @@ import { applyRotation, type RotationPlan, type RotationReport } from '../keys/r
 import { type KeyRotationStep, ProcedureJournal, type ProcedureName, type StepMarks } from '../procedure.js';
 import type { OpContext } from '../shared.js';
 import { failedConnectionsStep, recoveryEvent, type StabilisationReport, stabilise } from './stabilise.js';
-import { persistTurnServers, probeReplacement, probeTarget, rewriteLaunchTurnServers } from './turn.js';
+import {
+  persistTurnServers,
+  probeReplacement,
+  probeTarget,
+  rewriteLaunchTurnServers,
+  rewriteReleaseTurnServers,
+} from './turn.js';
 import type { Scenario } from './validate.js';
 
 export interface TurnFailoverPlan {
@@ -806,9 +812,18 @@ async function applyTurn(
     launch.shadowedBy,
     ctx.clock.now(),
   );
-  const relaunch = launch.rewritten.length
-    ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`
-    : '';
+  const releases = await rewriteReleaseTurnServers(o.state, t.failed, t.replacement);
+  const relaunch = [
+    launch.rewritten.length
+      ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`
+      : '',
+    releases.rewritten.length
+      ? `; agent specs of release ${releases.rewritten.join(', ')} updated (a canary or rollback keeps it)`
+      : '',
+    releases.unreadable.length
+      ? `; release ${releases.unreadable.join(', ')} could not be read: a rollback to it may bring ${t.failed} back`
+      : '',
+  ].join('');
   await step('persist TURN_SERVERS', persisted.ok, `${persisted.detail}${relaunch}`);
   journal.step('persisted');
   const env_file = {

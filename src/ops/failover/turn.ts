@@ -3,6 +3,8 @@
 // failover with its own error and exit code), and the new TURN_SERVERS is written to the env file the
 // configuration came from, so the next restart of a signaling instance does not bring the failed
 // server back.
+
+import { readdirSync } from 'node:fs';
 import { StunError, type TurnCredentials, turnAllocate } from '../../clients/stun.js';
 import { setEnvFileKey } from '../../config/env-file-update.js';
 import { parseIceUrl } from '../../config/ice-url.js';
@@ -13,9 +15,11 @@ import {
   UnreachableError,
   UsageError,
 } from '../../errors.js';
+import { writeStateJson } from '../../state/json-file.js';
 import { readProcess, updateProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
+import { type Release, readRelease } from '../deploy/releases.js';
 
 /** How long the replacement has to answer the Allocate (the guide's `timeout 5 stunclient`). */
 export const PROBE_TIMEOUT_MS = 5_000;
@@ -156,4 +160,48 @@ export function rewriteLaunchTurnServers(
     return { instance: x.instance, turn_servers: value };
   });
   return { shadowedBy: now, rewritten };
+}
+
+/**
+ * Releases whose agent specs carry TURN_SERVERS with the failed server (a deploy's or canary's --set,
+ * or the environment it ran in) would bring it back: a canary starts its candidates from the current
+ * release's specs, a rollback restarts agents from an older release's. Each such spec gets the
+ * replacement where the failed server was. A release record that no longer parses is left alone and
+ * named. Runs under the deploy lock, as the failover does, so no canary writes a release meanwhile.
+ */
+export async function rewriteReleaseTurnServers(
+  state: StateDir,
+  failed: string,
+  replacement: string,
+): Promise<{ rewritten: string[]; unreadable: string[] }> {
+  const rewritten: string[] = [];
+  const unreadable: string[] = [];
+  let files: string[];
+  try {
+    files = readdirSync(state.releases).filter((f) => f.endsWith('.json'));
+  } catch {
+    return { rewritten, unreadable };
+  }
+  for (const f of files.sort()) {
+    const id = f.slice(0, -'.json'.length);
+    let r: Release | undefined;
+    try {
+      r = await readRelease(state, id);
+    } catch {
+      unreadable.push(id);
+      continue;
+    }
+    let changed = false;
+    const specs = r?.agent_specs?.map((s) => {
+      const list = s.env.TURN_SERVERS?.split(',').map((u) => u.trim());
+      if (!list?.includes(failed)) return s;
+      changed = true;
+      const next = [...new Set(list.map((u) => (u === failed ? replacement : u)))].join(',');
+      return { ...s, env: { ...s.env, TURN_SERVERS: next } };
+    });
+    if (!r || !changed) continue;
+    writeStateJson(state.releaseFile(id), { ...r, agent_specs: specs }, 0o600);
+    rewritten.push(id);
+  }
+  return { rewritten, unreadable };
 }
