@@ -361,9 +361,25 @@ describe('ifmesh deploy', () => {
       '--state-dir',
       st,
     ];
-    const r = await spawnCli([...deployArgs, '--json'], { cwd: dir, timeoutMs: 60_000 });
+    // The operator's shell holds the witness's admin key (for a cleanup, say): no process the deploy
+    // starts is given it, so none may inherit it either, at the start or at a restart.
+    const r = await spawnCli([...deployArgs, '--json'], {
+      cwd: dir,
+      env: { IF_WITNESS_ADMIN_KEY: 'shell-admin-key' },
+      timeoutMs: 60_000,
+    });
+    const holdsAdminKey = () =>
+      listProcesses(openStateDir(st))
+        .filter((p) => ['agents', 'signaling', 'supervisor', 'redis'].includes(p.role) && isAlive(p.pid))
+        .filter((p) =>
+          readFileSync(`/proc/${p.pid}/environ`, 'utf8')
+            .split('\0')
+            .some((l) => l.startsWith('IF_WITNESS_ADMIN_KEY=')),
+        )
+        .map((p) => p.name);
     try {
       expect(r.code, r.stderr).toBe(0);
+      expect(holdsAdminKey()).toEqual([]);
       // Later commands read the fleet's env file without being told: status looks at its witness.
       const st0 = await spawnCli(['status', '--state-dir', st, '--json'], { cwd: dir });
       expect(JSON.parse(st0.stdout).witness, st0.stderr).toEqual({ url: witnessUrl, answers: true });
@@ -394,6 +410,7 @@ describe('ifmesh deploy', () => {
       const rec = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!;
       expect(rec.pid).not.toBe(victim);
       expect(rec.restarts).toBe(1);
+      expect(holdsAdminKey()).toEqual([]);
 
       // The supervisor killed: status says how to bring it back, and that (without --config) starts
       // it on the configuration it ran with: the next restart reaches the same witness.
