@@ -95,11 +95,15 @@ export function renderCanaryStatus(s: CanaryStatusReport, c: ChalkInstance): str
       : '',
     ...(a?.last_check?.gates.map((g) => `    ${renderMeasurement(g, c)}`) ?? []),
     s.failed_gate ? `  failed gate ${renderMeasurement(s.failed_gate, c)}` : '',
+    s.fleet_since ? c.yellow(`  since then ${fleetSinceText(s.fleet_since)}`) : '',
     s.hint ? `  ${s.hint}` : '',
   ]
     .filter(Boolean)
     .join('\n');
 }
+
+const fleetSinceText = (f: NonNullable<CanaryStatusReport['fleet_since']>) =>
+  `the fleet runs ${f.ref} (${f.release_id}): a rollback or deploy came after this canary, whose agent lists are from when it ended`;
 
 /** `canary status --watch` in a pipe: one line per change. */
 export function canaryStatusLine(s: CanaryStatusReport, c: ChalkInstance): string {
@@ -115,6 +119,7 @@ export function canaryStatusLine(s: CanaryStatusReport, c: ChalkInstance): strin
     ...(a
       ? [`checks ${a.checks}/${s.plan.analysis.checks}${gates.length ? ` (${gates.join(', ')})` : ''}`]
       : []),
+    ...(s.fleet_since ? [`since then ${fleetSinceText(s.fleet_since)}`] : []),
     ...(s.hint ? [s.hint] : []),
   ].join('; ');
 }

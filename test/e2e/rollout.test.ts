@@ -69,7 +69,7 @@ describe('ifmesh canary', () => {
     expect(await registered(state)).toEqual(AGENTS);
     const st = await cli(['canary', 'status', '--json'], state);
     expect(st.code).toBe(0);
-    expect(JSON.parse(st.stdout)).toMatchObject({ status: 'completed', exit_code: 0 });
+    expect(JSON.parse(st.stdout)).toMatchObject({ status: 'completed', exit_code: 0, fleet_since: null });
     const rel = JSON.parse((await cli(['releases', '--json'], state)).stdout);
     expect(rel.releases.map((x: { id: string; outcome: string }) => [x.id, x.outcome])).toEqual([
       [out.plan.canary_id, 'promoted'],
@@ -82,6 +82,14 @@ describe('ifmesh canary', () => {
     const names = (await events({ trace_id: out.state.trace_id })).map((e) => e.event);
     expect(names).toContain('canary_started');
     expect(names).toContain('canary_analysis');
+    // Rolled back later: the completed canary no longer says what runs; its status says what does.
+    const rb = await cli(['rollback', '--reason', 'after the canary', '--json'], state);
+    expect(rb.code, rb.stderr).toBe(0);
+    const later = await cli(['canary', 'status'], state);
+    expect(later.code).toBe(0);
+    expect(later.stdout).toContain(
+      `since then the fleet runs ${release(state, stable).ref} (${stable}): a rollback or deploy came after this canary`,
+    );
   }, 180_000);
 
   it('rolls back a candidate that cannot connect, naming the gate, and never touches the stable agents', async () => {

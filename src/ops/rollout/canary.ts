@@ -13,7 +13,7 @@ import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
 import { iceServers } from '../agent/ice.js';
-import { operator, type Release, sealRelease } from '../deploy/releases.js';
+import { currentReleaseOrBroken, operator, type Release, sealRelease } from '../deploy/releases.js';
 import { checkStateRecords } from '../procedure.js';
 import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
@@ -276,6 +276,11 @@ export interface CanaryStatusReport extends Omit<PublicCanaryState, 'status'> {
   exit_code: ExitCodeValue;
   /** What to do next, when something is to be done. */
   hint: string | null;
+  /**
+   * A settled canary whose release is no longer current (a rollback or deploy came after it): the
+   * release the fleet runs now. The canary's agent lists are from when it ended.
+   */
+  fleet_since: { release_id: string; ref: string } | null;
 }
 
 /** How often `canary status --watch` looks at the state. */
@@ -311,12 +316,26 @@ export async function canaryStatus(
       ctx.signal,
     ));
   }
-  const last = statusReport(s, dead, timedOut);
+  const last = statusReport(s, dead, timedOut, await fleetSince(state, s));
   if (watchMs !== undefined) onLook?.(last);
   return last;
 }
 
-function statusReport(st: CanaryState, dead: boolean, timedOut: boolean): CanaryStatusReport {
+/** The current release when it is not the one the settled canary left running (see fleet_since). */
+async function fleetSince(state: StateDir, s: CanaryState): Promise<CanaryStatusReport['fleet_since']> {
+  if (s.status === 'progressing' || s.status === 'frozen') return null;
+  const left = s.status === 'completed' ? s.plan.candidate.id : s.plan.stable.id;
+  // A `current` that no longer parses is status's and rollback's to name; here it changes nothing.
+  const { release } = await currentReleaseOrBroken(state);
+  return release && release.id !== left ? { release_id: release.id, ref: release.ref } : null;
+}
+
+function statusReport(
+  st: CanaryState,
+  dead: boolean,
+  timedOut: boolean,
+  since: CanaryStatusReport['fleet_since'] = null,
+): CanaryStatusReport {
   const exit = dead
     ? CANARY_EXIT.runner_died
     : timedOut
@@ -335,5 +354,6 @@ function statusReport(st: CanaryState, dead: boolean, timedOut: boolean): Canary
     timed_out: timedOut,
     exit_code: exit,
     hint,
+    fleet_since: since,
   };
 }
