@@ -282,6 +282,8 @@ describe('corrupted state files', () => {
       expect(st.code, st.stderr).toBe(1);
       expect(st.stdout).toMatch(/✓ coturn-1 +pid \d+/);
       expect(st.stdout).toContain(`✗ ${file} no longer parses: process signaling-1 is not shown below`);
+      // Said once: not again as a warning on stderr.
+      expect(st.stderr).not.toContain(file);
       const js = await cli(['status', '--json']);
       expect(JSON.parse(js.stdout).unreadable_records).toEqual([
         expect.objectContaining({ name: 'signaling-1', file, fix: expect.stringMatching(fix) }),
