@@ -28,6 +28,8 @@ export default defineCommand<IncidentFlags, [string], 'fleet'>({
       ],
     );
     const s = incidentSession(needs, ctx, out);
+    // An unknown id or a torn record fails here, said once, before the schedule would name it too.
+    readIncident(s.state, id);
     if (!flags.watch) {
       await s.runDue();
       out.result(readIncident(s.state, id), (r, c) => ui.renderIncident(r, c, s.state, ctx.clock.now()));

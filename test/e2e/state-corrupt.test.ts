@@ -124,6 +124,9 @@ describe('corrupted state files', () => {
       ]) {
         const r = await spawnCli([...argv, '--state-dir', state], { cwd: dir, env });
         expectCorrupt(r, p.incidentFile(id), fix, state);
+        // The record it was asked for is named once, not also by the escalation schedule it runs.
+        if (argv[1] === 'show')
+          expect(r.stderr.split('\n').filter((l) => l.includes('is corrupted'))).toHaveLength(1);
       }
       // status names it too, and its hold's hint is the record's fix, not `incident resolve`,
       // which cannot read it.
