@@ -588,3 +588,17 @@ export function launchEnv(
     if (s.kind === 'stage' || s.kind === 'flag') out[k] = loaded.raw[k]!;
   return out;
 }
+
+/**
+ * This process's environment without any ifmesh configuration (no config key, no IFMESH_CONFIG): what
+ * a process started here inherits under its spec's environment. Its configuration is its spec's
+ * alone, as a systemd unit's is its environment file's, so a restart by the supervisor runs on what
+ * the first start ran on, and no key of the starter's shell (an admin token exported for a command,
+ * another env file) reaches a service or an agent that was not given it.
+ */
+export function unconfiguredEnv(): NodeJS.ProcessEnv {
+  const keys = new Set(CONFIG_KEYS.map((k) => k.key));
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (keys.has(k) || k === 'IFMESH_CONFIG') delete env[k];
+  return env;
+}

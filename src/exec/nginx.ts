@@ -3,6 +3,7 @@
 // state dir, so it never touches the system's nginx.
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import { unconfiguredEnv } from '../config/load.js';
 import { CheckFailedError, UnreachableError } from '../errors.js';
 import { writeFileWhole, writeStateJson } from '../state/json-file.js';
 import type { Clock } from '../util/clock.js';
@@ -125,7 +126,8 @@ export interface NginxIo {
 
 async function run(io: NginxIo, args: string[]): Promise<{ code: number; out: string }> {
   try {
-    const r = await io.exec('nginx', args, { timeoutMs: 10_000 });
+    // The master stays running: it holds none of the starter's configuration (an exported admin key).
+    const r = await io.exec('nginx', args, { timeoutMs: 10_000, env: unconfiguredEnv() });
     return { code: r.code ?? 1, out: `${r.stdout}${r.stderr}`.trim() };
   } catch {
     return { code: 127, out: 'nginx: not found' };

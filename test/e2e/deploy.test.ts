@@ -370,7 +370,9 @@ describe('ifmesh deploy', () => {
     });
     const holdsAdminKey = () =>
       listProcesses(openStateDir(st))
-        .filter((p) => ['agents', 'signaling', 'supervisor', 'redis'].includes(p.role) && isAlive(p.pid))
+        .filter(
+          (p) => ['agents', 'signaling', 'supervisor', 'redis', 'nginx'].includes(p.role) && isAlive(p.pid),
+        )
         .filter((p) =>
           readFileSync(`/proc/${p.pid}/environ`, 'utf8')
             .split('\0')

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CONFIG_KEYS } from '../../config/schema.js';
+import { unconfiguredEnv } from '../../config/load.js';
 import { stopOrphanedWorkers } from '../../exec/nginx.js';
 import { isAlive } from '../../exec/pid.js';
 import {
@@ -328,21 +328,6 @@ export class Supervisor {
       .slice(-lines - 1)
       .join('\n');
   }
-}
-
-const CONFIG_KEY_NAMES = new Set(CONFIG_KEYS.map((k) => k.key));
-
-/**
- * This process's environment without any ifmesh configuration (no config key, no IFMESH_CONFIG): what
- * a process started here inherits under its spec's environment. Its configuration is its spec's
- * alone, as a systemd unit's is its environment file's, so a restart by the supervisor runs on what
- * the first start ran on, and no key of the starter's shell (an admin token exported for a command,
- * another env file) reaches a service or an agent that was not given it.
- */
-function unconfiguredEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (CONFIG_KEY_NAMES.has(k) || k === 'IFMESH_CONFIG') delete env[k];
-  return env;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
