@@ -1,0 +1,75 @@
+// `ifmesh status` on a fleet whose processes are up but whose mesh is not: two agents registered on
+// the instance and no connection reported connected is a yellow line pointing at `verify`, with the
+// exit code still the processes'. The instance is a real signaling server in this process, recorded
+// in the state as the fleet's; the agents are bare WebSocket clients that register and report.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordProcess } from '../../src/state/processes.js';
+import { openStateDir } from '../../src/state/state-dir.js';
+import { spawnCli, tempDir } from '../helpers/cli.js';
+import {
+  connect,
+  getJson,
+  type RunningSignaling,
+  startSignaling,
+  type TestClient,
+} from '../helpers/signaling.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { dir, cleanup } = tempDir();
+let sig: RunningSignaling;
+const clients: TestClient[] = [];
+
+beforeAll(async () => {
+  sig = await startSignaling({ instanceId: 'signaling-1' });
+  recordProcess(openStateDir(dir), {
+    name: 'signaling-1',
+    role: 'signaling',
+    pid: process.pid,
+    port: Number(new URL(sig.url).port),
+    url: sig.url,
+    owner: 'test',
+    started_at: new Date().toISOString(),
+  });
+  for (const id of ['m-1', 'm-2']) {
+    const c = await connect(sig.url);
+    await c.register(id);
+    clients.push(c);
+  }
+});
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await sig?.stop();
+  cleanup();
+});
+
+const status = () => spawnCli(['status', '--state-dir', dir], { cwd: dir, env: { NO_COLOR: '1' } });
+
+describe('ifmesh status: the mesh line', () => {
+  it('says no connection is connected among registered agents, pointing at verify; exit 0 (processes healthy)', async () => {
+    const r = await status();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(
+      `! mesh: 2 agents, no connection reported connected: ifmesh verify --state-dir ${dir} says why`,
+    );
+    const js = await spawnCli(['status', '--state-dir', dir, '--json'], { cwd: dir });
+    expect(JSON.parse(js.stdout).mesh).toEqual({ agents: 2, connected: 0 });
+  });
+
+  it('counts the connections once an agent reports one connected, with no warning', async () => {
+    clients[0]!.send({
+      type: 'connection-state',
+      peer_id: 'm-2',
+      state: 'connected',
+      candidate_type: 'host',
+      rtt_ms: 1,
+    });
+    await waitFor(
+      async () => (await getJson(`${sig.http}/connections`)).json.connections.length === 1,
+      'the connection report on the instance',
+    );
+    const r = await status();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('  mesh: 2 agents, 1 connection reports connected');
+    expect(r.stdout).not.toContain('! mesh');
+  });
+});
