@@ -48,6 +48,11 @@ export const CANARY_FLAGS: readonly FlagSpec[] = [
     description: 'on a failed analysis keep the canary for inspection (then promote or abort)',
   },
   {
+    flags: '--register-timeout <duration>',
+    description: 'how long each moved agent may take to register on its new release before the phase fails',
+    default: '20s',
+  },
+  {
     flags: '--agents-dir <dir>',
     description: "the candidate's agent configs (default: the stable release's)",
   },

@@ -20,6 +20,7 @@ export interface CanaryFlags extends ConfigFlags {
   optionalGate?: string[];
   threshold?: string[];
   freezeOnFailure?: boolean;
+  registerTimeout: string;
   agentsDir?: string;
   release?: string;
   label?: string;
@@ -58,6 +59,7 @@ export function canaryOptions(
     optionalGates: flags.optionalGate ?? [],
     thresholds: parseThresholds(flags.threshold),
     freezeOnFailure: Boolean(flags.freezeOnFailure),
+    registerTimeoutMs: durationFlag(flags.registerTimeout, '--register-timeout', { min: 100 }),
     set: flags.set ?? {},
     agentsDir: flags.agentsDir ? path.resolve(ctx.cwd, flags.agentsDir) : undefined,
     release: flags.release,

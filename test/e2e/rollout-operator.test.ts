@@ -2,7 +2,8 @@
 // abort, promote during a long analysis) and a rollback whose target fails its health check: each
 // deploys its own fleet, so they live in the full tier (test/tiers.ts); rollout.test.ts keeps the
 // main paths in the quick tier.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
 import { openStateDir } from '../../src/state/state-dir.js';
@@ -53,6 +54,57 @@ describe('ifmesh canary, driven from another process', () => {
     const st = await cli(['canary', 'status', '--json'], state);
     expect(st.code).toBe(5);
     expect(JSON.parse(st.stdout)).toMatchObject({ status: 'aborted', on_candidate: [] });
+    expect(current(state)).toBe(stable);
+    await waitFor(async () => (await registered(state)).length === 3, 'all three registered after the abort');
+  }, 180_000);
+
+  it('freezes a canary whose candidate agent never registers, and refuses to promote it', async () => {
+    const state = await deployed('canary-freeze-unregistered');
+    const stable = current(state);
+    // The candidate's configs name new key files: the signaling instance keeps agent-r1's id for the
+    // key it registered with, so the candidate agent is refused (an operator's wrong --agents-dir).
+    const cand = path.join(dir, 'cand-new-keys');
+    mkdirSync(path.join(cand, 'config/agents'), { recursive: true });
+    for (const id of AGENTS) {
+      const k = await spawnCli(['keys', 'generate', '--agent', id, '--out', 'keys'], { cwd: cand });
+      expect(k.code, k.stderr).toBe(0);
+      writeFileSync(
+        path.join(cand, `config/agents/${id}.json`),
+        JSON.stringify({ agent_id: id, key: `../../keys/${id}.key`, loopback: true }),
+      );
+    }
+    const r = await cli(
+      [
+        'canary',
+        '--steps',
+        '1,100%',
+        ...RTT_BUDGET,
+        '--freeze-on-failure',
+        '--register-timeout',
+        '3s',
+        '--agents-dir',
+        path.join(cand, 'config/agents'),
+        '--json',
+      ],
+      state,
+    );
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout).state;
+    expect(out).toMatchObject({
+      status: 'frozen',
+      failed_gate: { gate: 'agents_registered' },
+      message: expect.stringContaining('agent-r1 did not register on the candidate'),
+    });
+    // It says what can be done: abort, and not promote.
+    expect(out.message).toContain('it cannot be promoted');
+    const st = await cli(['canary', 'status', '--json'], state);
+    expect(st.code).toBe(6);
+    expect(JSON.parse(st.stdout).hint).toContain('it cannot be promoted');
+    const pr = await cli(['canary', 'promote'], state);
+    expect(pr.code).toBe(2);
+    expect(pr.stderr).toContain('its candidate agents never registered');
+    const ab = await cli(['canary', 'abort', '--json'], state);
+    expect(ab.code, ab.stderr).toBe(0);
     expect(current(state)).toBe(stable);
     await waitFor(async () => (await registered(state)).length === 3, 'all three registered after the abort');
   }, 180_000);

@@ -47,6 +47,9 @@ export interface CanaryOptions {
   registerTimeoutMs?: number;
 }
 
+/** How long a moved agent may take to register, unless --register-timeout says. */
+export const DEFAULT_REGISTER_TIMEOUT_MS = 20_000;
+
 /** Pure: agent counts per phase from steps such as 1,25%,100% (never shrinking, ending at all). */
 export function phaseCounts(steps: string[], total: number, first: number | undefined): number[] {
   const counts: number[] = [];
@@ -94,6 +97,7 @@ export function buildCanaryPlan(
     | 'optionalGates'
     | 'thresholds'
     | 'freezeOnFailure'
+    | 'registerTimeoutMs'
     | 'set'
     | 'agentsDir'
     | 'label'
@@ -144,6 +148,7 @@ export function buildCanaryPlan(
       code,
     },
     phases,
+    register_timeout_ms: o.registerTimeoutMs ?? DEFAULT_REGISTER_TIMEOUT_MS,
     analysis: {
       checks: Math.max(1, Math.floor(o.monitorMs / o.intervalMs)),
       interval_ms: o.intervalMs,

@@ -312,10 +312,15 @@ export class CanaryRunner {
   private async failOrFreeze(reason: string, gate: Measurement | null): Promise<void> {
     if (!this.plan.analysis.freeze_on_failure) return this.enterRollback('failed', reason, gate);
     this.log('canary_frozen', { reason, gate });
+    // Agents that never registered on the candidate cannot be promoted onto it (canary.ts refuses).
+    const next =
+      gate?.gate === 'agents_registered'
+        ? '`ifmesh canary abort` rolls it back (its agents never registered: it cannot be promoted)'
+        : '`ifmesh canary abort` rolls it back, `promote` goes on';
     await this.save({
       status: 'frozen',
       failed_gate: gate,
-      message: `${reason}; frozen for inspection: \`ifmesh canary abort\` rolls it back, \`promote\` goes on`,
+      message: `${reason}; frozen for inspection: ${next}`,
     });
   }
 

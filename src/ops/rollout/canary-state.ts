@@ -74,6 +74,8 @@ export interface CanaryPlan {
     };
   };
   phases: CanaryPhase[];
+  /** How long a moved agent may take to register (--register-timeout); older plans: 20 s. */
+  register_timeout_ms?: number;
   analysis: AnalysisRules & {
     checks: number;
     interval_ms: number;

@@ -17,7 +17,7 @@ import { currentReleaseOrBroken, operator, type Release, sealRelease } from '../
 import { checkStateRecords } from '../procedure.js';
 import { buildRef, installWithProgress, previewRelease, type SourcePreview } from '../release/install.js';
 import type { OpContext } from '../shared.js';
-import { type CanaryOptions, planCanary } from './canary-plan.js';
+import { type CanaryOptions, DEFAULT_REGISTER_TIMEOUT_MS, planCanary } from './canary-plan.js';
 import { CanaryRunner, describeStep } from './canary-run.js';
 import {
   CANARY_EXIT,
@@ -58,7 +58,8 @@ async function drive(
       state: o.state,
       config: o.config,
       progress: o.progress,
-      registerTimeoutMs: o.registerTimeoutMs ?? 20_000,
+      // A resumed, promoted or aborted canary keeps the timeout it was started with.
+      registerTimeoutMs: o.registerTimeoutMs ?? s.plan.register_timeout_ms ?? DEFAULT_REGISTER_TIMEOUT_MS,
     },
     ev,
     ctx,
@@ -346,7 +347,9 @@ function statusReport(
   const hint = dead
     ? `its runner (pid ${st.pid}) died while ${describeStep(st.step)}: \`ifmesh canary resume\` goes on from there, \`ifmesh canary abort\` restores ${st.plan.stable.id}`
     : st.status === 'frozen'
-      ? '`ifmesh canary promote` goes on, `ifmesh canary abort` rolls it back'
+      ? st.failed_gate?.gate === 'agents_registered'
+        ? '`ifmesh canary abort` rolls it back; it cannot be promoted, its agents never registered on the candidate'
+        : '`ifmesh canary promote` goes on, `ifmesh canary abort` rolls it back'
       : null;
   return {
     ...publicState(st),
