@@ -51,6 +51,8 @@ export function renderRotation(r: RotationReport, c: ChalkInstance): string {
   ];
   if (r.incident_declared) lines.push(`  security incident declared: ${r.incident_declared}`);
   if (r.pending.length) lines.push(`  did not answer in time: ${r.pending.join(', ')}`);
+  if (r.not_registered.length)
+    lines.push(`  not registered, so not rotated (old keys): ${r.not_registered.join(', ')}`);
   for (const i of r.instances) if (i.error) lines.push(`  ${i.url}: ${i.error}`);
   const s = r.stability;
   if (s) {

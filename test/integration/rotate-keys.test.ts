@@ -4,7 +4,7 @@
 // connections 10 s after the rotation) waits on the injected clock; an emergency without an incident
 // id declares a SEC- security incident; the periodic rotation (`--if-due`, run by cron) rotates only
 // when due and tells a local Slack receiver when it does not complete.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
@@ -190,6 +190,39 @@ describe('rotate-keys', () => {
     } finally {
       silent.ws.close();
     }
+  });
+
+  it('exits 1 naming a deployed agent that was not registered: it keeps its old key', async () => {
+    // The fleet's current release deploys a fourth agent that no instance has (stopped, blocked).
+    const state = stateDir(dir.dir, 'released');
+    const p = openStateDir(state);
+    mkdirSync(p.releases, { recursive: true });
+    const rel = {
+      id: 'r-1',
+      deployment_id: 'r-1',
+      ref: 'v1',
+      config_hash: 'h',
+      created_at: new Date().toISOString(),
+      processes: [],
+      agents: ['rk-1', 'rk-2', 'rk-3', 'rk-gone'],
+    };
+    writeFileSync(p.releaseFile('r-1'), JSON.stringify(rel));
+    writeFileSync(p.currentRelease, 'r-1\n');
+    const r = await run(['rotate-keys', '--signaling', signaling(), '--settle', '0s', '--state-dir', state], {
+      cwd: dir.dir,
+      env: { ...env(), NO_COLOR: '1' },
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toContain('✗ key rotation incomplete: 3/3 agents');
+    expect(r.stdout).toContain('not registered, so not rotated (old keys): rk-gone');
+    expect(r.stdout).toContain('rk-gone of the current release was not registered and kept the old keys');
+    await waitFor(
+      async () =>
+        (await events('srtp_key_rotated')).some(
+          (e) => e.metadata.status === 'incomplete' && e.metadata.not_registered?.[0] === 'rk-gone',
+        ),
+      'the incomplete rotation in the witness, naming rk-gone',
+    );
   });
 
   it('an instance that does not answer: exit 1 naming it; none answering: exit 3', async () => {

@@ -24,6 +24,7 @@ import { formatDuration } from '../../ui/units.js';
 import { type Clock, systemClock } from '../../util/clock.js';
 import { waitFor } from '../../util/wait.js';
 import { applyCertRotation, type CertRotationPlan, type CertRotationReport } from '../certs/rotate.js';
+import { currentRelease } from '../deploy/releases.js';
 import { logEvents, queryWitness, type WitnessTarget } from '../events.js';
 import { answers } from '../fleet/health.js';
 import { restartRecorded } from '../fleet/restart.js';
@@ -633,13 +634,18 @@ export async function applyFailover(
       report.keys = await applyRotation(
         plan.keys,
         // Scenario E never declares an incident (it has no --emergency): that boundary is not its.
-        { adminToken: o.adminToken, witness: tagged, journal: journal as StepMarks<KeyRotationStep> },
+        {
+          adminToken: o.adminToken,
+          witness: tagged,
+          journal: journal as StepMarks<KeyRotationStep>,
+          deployedAgents: (await currentRelease(o.state).catch(() => undefined))?.agents,
+        },
         ctx,
       );
       await step(
         'key rotation',
         report.keys.ok,
-        `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}`,
+        `${report.keys.completed}/${report.keys.total} agents rotated${report.keys.pending.length ? `; no answer from ${report.keys.pending.join(', ')}` : ''}${report.keys.not_registered.length ? `; not registered, so not rotated: ${report.keys.not_registered.join(', ')}` : ''}`,
       );
       if (report.keys.ok) await restored();
     }

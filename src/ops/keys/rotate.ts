@@ -11,6 +11,7 @@ import type { WitnessEvent } from '../../protocol/witness.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { formatDuration } from '../../ui/units.js';
 import { waitFor } from '../../util/wait.js';
+import { currentRelease } from '../deploy/releases.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
 import { listIncidents } from '../incident/store.js';
@@ -69,6 +70,11 @@ export interface RotationReport {
   total: number;
   /** Agents that did not answer `keys-rotated` in time. */
   pending: string[];
+  /**
+   * Agents of the fleet's current release that no instance had registered when the rotation began
+   * (stopped, blocked, partitioned): no instance asked them, so they keep their old keys.
+   */
+  not_registered: string[];
   instances: InstanceRotation[];
   /** The SEC- incident declared for this rotation (emergency without --incident-id). */
   incident_declared: string | null;
@@ -110,14 +116,20 @@ export function planRotation(o: {
 async function failedConnections(
   signaling: string[],
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
-): Promise<Omit<Stability, 'settle_ms' | 'failed_before'>> {
+): Promise<Omit<Stability, 'settle_ms' | 'failed_before'> & { registered: string[] }> {
   const mesh = await collectMesh({ signaling, now: ctx.clock.now, dispatcher: ctx.dispatcher });
   const unreachable = mesh.instances.filter((i) => !i.up).map((i) => i.url);
-  if (mesh.instances.every((i) => !i.up)) return { failed_connections: null, failed: [], unreachable };
+  if (mesh.instances.every((i) => !i.up))
+    return { failed_connections: null, failed: [], unreachable, registered: [] };
   const failed = mesh.connections
     .filter((c) => c.state === 'failed')
     .map((c) => ({ agent_id: c.agent_id, peer_id: c.peer_id }));
-  return { failed_connections: failed.length, failed, unreachable };
+  return {
+    failed_connections: failed.length,
+    failed,
+    unreachable,
+    registered: mesh.agents.map((a) => a.agent_id),
+  };
 }
 
 export async function applyRotation(
@@ -135,6 +147,11 @@ export async function applyRotation(
     state?: StateDir | undefined;
     /** The journal of the procedure running it (rotate-keys, failover keys): its boundaries. */
     journal?: StepMarks<KeyRotationStep> | undefined;
+    /**
+     * The agents the fleet deploys, each of which must be registered to be rotated; default: the
+     * current release's in `state` (none when it does not read).
+     */
+    deployedAgents?: string[] | undefined;
   },
   ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>,
 ): Promise<RotationReport> {
@@ -150,6 +167,14 @@ export async function applyRotation(
   }
   const startedAt = ctx.clock.now();
   const before = await failedConnections(plan.signaling, ctx).catch(() => undefined);
+  const registered = new Set(before?.registered ?? []);
+  const deployed =
+    o.deployedAgents ??
+    (o.state ? (await currentRelease(o.state).catch(() => undefined))?.agents : undefined);
+  // No instance answered the look: the rotation below fails on its own, naming them.
+  const not_registered = before ? (deployed ?? []).filter((id) => !registered.has(id)).sort() : [];
+  if (not_registered.length)
+    o.onStep?.(`not registered, so not rotated: ${not_registered.join(', ')} (they keep their old keys)`);
   if (plan.incident_id)
     await logEvents(
       o.witness,
@@ -253,13 +278,18 @@ export async function applyRotation(
   // Step 4: give the agents the runbook's 10 s to re-establish with their new keys, then look.
   o.onStep?.(`waiting ${formatDuration(plan.settle_ms)}, then counting failed connections`);
   await ctx.clock.sleep(plan.settle_ms, ctx.signal);
+  const { registered: _after, ...after } = await failedConnections(plan.signaling, ctx);
   const stability: Stability = {
     settle_ms: plan.settle_ms,
     failed_before: before?.failed_connections ?? null,
-    ...(await failedConnections(plan.signaling, ctx)),
+    ...after,
   };
   o.journal?.step('settled');
-  const ok = done && instances.every((i) => !i.error) && stability.failed_connections === 0;
+  const ok =
+    done &&
+    instances.every((i) => !i.error) &&
+    stability.failed_connections === 0 &&
+    not_registered.length === 0;
   const next: string[] = [];
   if (stability.failed_connections === null)
     next.push('no signaling instance answered after the rotation: ifmesh status; ifmesh monitoring check');
@@ -274,6 +304,10 @@ export async function applyRotation(
   }
   if (pending.length)
     next.push(`agents that did not rotate: ${pending.join(', ')} (ifmesh logs, or restart them)`);
+  if (not_registered.length)
+    next.push(
+      `${not_registered.join(', ')} of the current release ${not_registered.length === 1 ? 'was' : 'were'} not registered and kept the old keys: bring ${not_registered.length === 1 ? 'it' : 'them'} back (ifmesh status; ifmesh agents list; unblock a blocked one), then ifmesh rotate-keys again`,
+    );
   if (declared) next.push(`ifmesh incident show ${declared}`, `ifmesh incident resolve ${declared}`);
   await logEvents(
     o.witness,
@@ -287,6 +321,7 @@ export async function applyRotation(
           completed: t.completed,
           total: t.total,
           pending,
+          not_registered,
           rotation_ids: live.map((l) => l.inst.rotation_id),
           failed_connections: stability.failed_connections,
           status: ok ? 'completed' : 'incomplete',
@@ -312,6 +347,7 @@ export async function applyRotation(
     ok,
     ...t,
     pending,
+    not_registered,
     instances,
     incident_declared: declared,
     stability,
