@@ -1,6 +1,6 @@
 import type { Context } from '../../src/cli/context.js';
+import { loadStateConfig } from '../../src/cli/fleet.js';
 import type { ConfigFlags } from '../../src/cli/options.js';
-import { loadCommandConfig } from '../../src/cli/tls.js';
 import {
   observeCheckpoint,
   WitnessInconsistentError,
@@ -11,13 +11,16 @@ import type { StateDir } from '../../src/state/state-dir.js';
 import { resolveState } from '../../src/state/state-dir.js';
 import type { Output } from '../../src/ui/output.js';
 
-/** The witness a client command talks to: --witness, else IF_WITNESS_ENDPOINT, else the state's. */
+/**
+ * The witness a client command talks to: --witness, else IF_WITNESS_ENDPOINT, else the state's
+ * (the env file its fleet was deployed with, as every command on a state reads it).
+ */
 export async function witnessEndpoint(
   flags: ConfigFlags & { witness?: string; stateDir?: string },
   ctx: Context,
 ): Promise<{ url: string; apiKey: string }> {
-  const loaded = await loadCommandConfig(ctx, flags);
   const state = resolveState(ctx.cwd, ctx.env, flags.stateDir);
+  const loaded = await loadStateConfig(ctx, flags, state);
   const w = loadFleet(state, loaded, { witness: flags.witness }).witness;
   return { url: w.url, apiKey: w.api_key };
 }

@@ -409,6 +409,15 @@ describe('ifmesh deploy', () => {
         'service_restarted for agent-d1 in the witness',
         { timeoutMs: 30_000, intervalMs: 250 },
       );
+      // So does witness query, without --witness: the fleet's witness, from its env file.
+      const q = await spawnCli(
+        ['witness', 'query', '--event', 'service_restarted', '--state-dir', st, '--json'],
+        {
+          cwd: dir,
+        },
+      );
+      expect(q.code, q.stderr).toBe(0);
+      expect(JSON.parse(q.stdout).results.length).toBeGreaterThan(0);
       const rec = listProcesses(openStateDir(st)).find((p) => p.name === 'deploy-agent-agent-d1')!;
       expect(rec.pid).not.toBe(victim);
       expect(rec.restarts).toBe(1);

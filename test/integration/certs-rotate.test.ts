@@ -2,7 +2,8 @@
 // files are backed up, a new certificate is served, and the instances restart one at a time, so at
 // every moment some instance is healthy and the agents end up registered again.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +164,24 @@ describe('certs rotate', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/1\. restart sig-1 .*\n.*2\. restart sig-2/);
     expect(r.stdout).toContain('left alone (not started with this certificate): sig-plain');
+    expect(readFileSync(files.cert, 'utf8')).toBe(before);
+  });
+
+  it('--self-signed-dev on a fleet that verifies against its own CA: exit 2 before anything, dry run too', async () => {
+    // The fleet's CA file is another file than the certificate (a private CA's, here a copy).
+    const ca = path.join(dir.dir, 'fleet-ca.pem');
+    writeFileSync(ca, readFileSync(files.cert));
+    const before = readFileSync(files.cert, 'utf8');
+    for (const extra of [['--dry-run'], ['--force']]) {
+      const r = await run(
+        ['certs', 'rotate', '--cert', files.cert, '--key', files.key, '--self-signed-dev', ...extra],
+        { cwd: dir.dir, env: { ...env(), IFMESH_STATE_DIR: dir.dir, IFMESH_CA_FILE: ca } },
+      );
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        `error: --self-signed-dev is refused: the fleet verifies its instances against ${ca}`,
+      );
+    }
     expect(readFileSync(files.cert, 'utf8')).toBe(before);
   });
 

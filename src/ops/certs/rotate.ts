@@ -6,6 +6,8 @@
 import { closeSync, existsSync, promises as fs, fsyncSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from 'undici';
+import type { Trust } from '../../clients/tls-trust.js';
+import { UsageError } from '../../errors.js';
 import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -87,6 +89,14 @@ function manualProcedure(cert: string, key: string): string[] {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The CA the fleet verifies its instances against (--ca, IFMESH_CA_FILE), unless it is the
+ * certificate being rotated itself (a self-signed certificate trusted as such, replaced in place).
+ */
+function fleetCa(tls: Trust | undefined, cert: string): Trust | undefined {
+  return tls && path.resolve(tls.caFile) !== path.resolve(cert) ? tls : undefined;
+}
+
 export async function planCertRotation(
   o: {
     cert: string;
@@ -99,8 +109,16 @@ export async function planCertRotation(
     force?: boolean | undefined;
     certbotConfigDir?: string | undefined;
   },
-  ctx: Pick<OpContext, 'exec' | 'clock'>,
+  ctx: Pick<OpContext, 'exec' | 'clock' | 'tls'>,
 ): Promise<CertRotationPlan> {
+  const ca = fleetCa(ctx.tls, o.cert);
+  // A fleet that trusts a CA of its own: a self-signed certificate would be refused by every agent
+  // and command that verifies against it, and the fleet would go dark behind a "healthy" restart.
+  if (o.selfSignedDev && ca)
+    throw new UsageError(
+      `--self-signed-dev is refused: the fleet verifies its instances against ${ca.caFile} (--ca or IFMESH_CA_FILE), which a self-signed certificate does not chain to`,
+      'install a certificate that CA issued (renew by hand), or renew with certbot',
+    );
   const now = ctx.clock.now();
   const staged = stagedPair(o.cert, o.key);
   // A pair an interrupted rotation staged is what this run installs: judged instead of the old one.
@@ -229,7 +247,7 @@ export async function applyCertRotation(
     /** The journal of the procedure running it (certs rotate, failover cert): its boundaries. */
     journal?: StepMarks<CertRotationStep> | undefined;
   },
-  ctx: Pick<OpContext, 'exec' | 'clock' | 'signal' | 'dispatcher'>,
+  ctx: Pick<OpContext, 'exec' | 'clock' | 'signal' | 'dispatcher' | 'tls'>,
 ): Promise<CertRotationReport> {
   const report: CertRotationReport = {
     plan,
@@ -357,12 +375,16 @@ async function restartOneByOne(
     onStep?: (line: string) => void;
     journal?: StepMarks<CertRotationStep> | undefined;
   },
-  ctx: Pick<OpContext, 'clock' | 'signal'>,
+  ctx: Pick<OpContext, 'clock' | 'signal' | 'dispatcher' | 'tls'>,
 ): Promise<void> {
   const launches = new Map(instancesServing(o.state, plan.cert).map((l) => [l.name, l]));
-  // The instance's own certificate may be self-signed: the health check asks whether it serves, not
-  // whom to trust.
-  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  // With the fleet's CA (--ca, IFMESH_CA_FILE) the health check verifies against it, as the agents
+  // do: an instance serving a certificate they would refuse is not healthy, and the rest are left on
+  // the old one. Without one (or trusting the rotated certificate itself, whose new content this
+  // process's trust has not read) it may be self-signed: the check asks whether it serves.
+  const insecure = fleetCa(ctx.tls, plan.cert)
+    ? undefined
+    : new Agent({ connect: { rejectUnauthorized: false } });
   try {
     for (const target of plan.restart) {
       const l = launches.get(target.name);
@@ -379,7 +401,7 @@ async function restartOneByOne(
           evenIfHealthy: true,
           timeoutMs: o.healthTimeoutMs ?? 15_000,
         },
-        { ...ctx, dispatcher: insecure },
+        { ...ctx, dispatcher: insecure ?? ctx.dispatcher },
       );
       if (!r.ok && r.pid === null && /would not stop/.test(r.detail)) {
         report.problems.push(`${l.name} (pid ${l.pid}) would not stop`);
@@ -400,7 +422,7 @@ async function restartOneByOne(
       }
     }
   } finally {
-    await insecure.close();
+    await insecure?.close();
   }
 }
 
