@@ -567,6 +567,9 @@ export class MeshAgent {
           this.clock.clearTimeout(healing);
           this.healing.delete(f.agent_id);
         }
+        // Blocked (agents block, incident security): cut off from the mesh too, not only from
+        // signaling. A link that merely lost signaling is kept (its DataChannel does not need it).
+        if (f.reason === 'blocked') this.links.get(f.agent_id)?.close('peer blocked by signaling');
         return;
       }
       case 'rotate-keys': {

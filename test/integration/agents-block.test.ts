@@ -4,6 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MeshAgent } from '../../src/agent/agent.js';
+import { generateKeyPair } from '../../src/crypto/ed25519.js';
 import { BlockList } from '../../src/services/signaling/block-list.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startClusterInstance } from '../helpers/cluster.js';
@@ -98,6 +100,34 @@ describe('agents block', () => {
     expect((await back.register('mallory', bad.keys)).type).toBe('registered');
     back.close();
     expect(JSON.parse((await cli(['list'], [a, b], dir)).stdout).blocked).toEqual([]);
+  });
+
+  it('cuts the blocked agent off from its peers too: their DataChannels to it close, the rest stay', async () => {
+    const { a, dir } = await twoInstances();
+    const agents = ['good-1', 'good-2', 'mallory'].map(
+      (id) =>
+        new MeshAgent({
+          agentId: id,
+          identity: generateKeyPair(),
+          signalingUrls: [a.url],
+          iceServers: [],
+          loopbackOnly: true,
+        }),
+    );
+    cleanups.push(async () => {
+      await Promise.all(agents.map((x) => x.stop()));
+    });
+    for (const x of agents) x.start();
+    const [good1, good2] = agents as [MeshAgent, MeshAgent, MeshAgent];
+    await good1.waitForPeers(['good-2', 'mallory'], 20_000);
+    await good2.waitForPeers(['good-1', 'mallory'], 20_000);
+    const r = await cli(['block', 'mallory', '--reason', 'drill'], [a], dir);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor(
+      () => ![good1, good2].some((g) => g.links.get('mallory') && !g.links.get('mallory')!.closed),
+      "the good agents' links to mallory closed",
+    );
+    expect(good1.links.get('good-2')?.ready && !good1.links.get('good-2')!.closed).toBe(true);
   });
 
   it('keeps the block across a restart: a new server reading the file refuses the agent', async () => {

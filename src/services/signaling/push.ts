@@ -103,9 +103,16 @@ export function applyPush(core: MeshCore, p: AdminPush): number {
   }
 }
 
-/** Closes (4401 blocked) the local sessions of a blocked identity: its id, or its key under another id. */
+/**
+ * Closes (4401 blocked) the local sessions of a blocked identity: its id, or its key under another
+ * id. Then tells every agent here, in every mesh, that those ids left because they are blocked
+ * (`agent-left` with `reason: "blocked"`, an extension of the contract's frame): their DataChannels
+ * to it do not need signaling, so without this a blocked agent kept talking to its peers. Every
+ * instance does so (the block is pushed to each), whether or not the identity was connected here.
+ */
 export function disconnectBlocked(core: MeshCore, entry: BlockEntry): number {
   let n = 0;
+  const ids = new Set([entry.agent_id]);
   for (const s of core.local.values()) {
     if (s.agentId !== entry.agent_id && !(entry.public_key && s.publicKey === entry.public_key)) continue;
     core.send(s, {
@@ -114,8 +121,10 @@ export function disconnectBlocked(core: MeshCore, entry: BlockEntry): number {
       message: `${entry.agent_id} is blocked (${entry.reason})`,
     });
     s.ws.close(CLOSE.unauthorized, 'blocked');
+    if (s.agentId) ids.add(s.agentId);
     n += 1;
   }
+  for (const id of ids) core.broadcast({ type: 'agent-left', agent_id: id, reason: 'blocked' });
   return n;
 }
 
