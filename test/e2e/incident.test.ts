@@ -432,6 +432,19 @@ describe('incident p2', () => {
       'resolve',
       '@webrtc-oncall P2 RESOLVED: WebRTC Agent Mesh - High Latency',
     ]);
+    // The cap ends with the incident: the setting from before it (none pushed: adaptation off) goes
+    // back to the instance and its agents.
+    expect((await getJson(`${sig.http}/config`)).json.bandwidth).toEqual({
+      enableBandwidthAdaptation: false,
+      maxBitrateMbps: null,
+    });
+    expect((await agent.next('config')).bandwidth).toEqual({
+      enableBandwidthAdaptation: false,
+      maxBitrateMbps: null,
+    });
+    expect(JSON.parse(resolved.stdout).actions).toContainEqual(
+      expect.objectContaining({ action: 'bandwidth_restored', ok: true }),
+    );
     await (await acquireLock(openStateDir(state), 'deploy', 'test')).release();
   });
 });

@@ -4,7 +4,15 @@
 // while the second starts, so the overlap is certain, not a matter of timing. What needs a person is
 // told to local receivers standing for Slack and the mail relay, which check every payload.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
@@ -141,6 +149,21 @@ describe('maintenance daily', () => {
     const pruned = (await post(`${witness.url}/api/query`, { query: { event: 'witness_events_pruned' } }))
       .json.results;
     expect(pruned.at(-1).metadata.retain_days).toBe(30);
+
+    // Run again the same day (the notice of a failed run says to): nothing is rotated again, so no
+    // day of history is pushed out, and what was logged since stays in the live file.
+    appendFileSync(path.join(state, 'logs', 'signaling-1.log'), 'logged after the first run\n');
+    const again = await cron(
+      ['maintenance', 'daily', '--state-dir', state, '--cert', c.cert, '--key', c.key],
+      dir.dir,
+      env(),
+    );
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(readdirSync(path.join(state, 'logs'))).not.toContain('signaling-1.log.2');
+    expect(readdirSync(path.join(state, 'logs'))).not.toContain('signaling-1.log.2.gz');
+    expect(readFileSync(path.join(state, 'logs', 'signaling-1.log'), 'utf8')).toBe(
+      'logged after the first run\n',
+    );
   });
 
   it('--dry-run changes nothing: logs untouched, no cleanup, no report', async () => {

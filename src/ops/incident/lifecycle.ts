@@ -8,6 +8,7 @@ import { postToTeam, recordPage, runDueEscalations, sendPage, tellReached } from
 import { type IncidentIo, IncidentLog, rosterOf } from './events.js';
 import { KIND_INFO } from './kinds.js';
 import type { NotificationResult } from './notify/types.js';
+import { type BandwidthPush, type BandwidthSetting, restoreBandwidth } from './p2.js';
 import { saveIncident } from './report.js';
 import { initialEscalation, nextUnreached, refreshSchedule } from './schedule.js';
 import {
@@ -149,6 +150,24 @@ export async function resolveIncident(io: IncidentIo, id: string, ctx: Ctx): Pro
       }
     } else if (rec.lock_token) released = await releaseLock(io.state, 'deploy', rec.lock_token);
     rec.lock_token = null;
+    // A P2's 1 Mbit/s cap ends with it: the setting from before goes back to where it was pushed.
+    const capped = rec.findings.bandwidth as BandwidthPush[] | undefined;
+    const before = rec.findings.bandwidth_before as BandwidthSetting | undefined;
+    if (before && capped?.some((p) => p.ok)) {
+      const restored = await restoreBandwidth(capped, before, ctx);
+      const setting = before.enableBandwidthAdaptation
+        ? `adaptation on${before.maxBitrateMbps !== null ? `, at most ${before.maxBitrateMbps} Mbit/s` : ''}`
+        : 'adaptation off';
+      for (const r of restored)
+        rec.actions.push({
+          at: at(ctx),
+          action: 'bandwidth_restored',
+          ok: r.ok,
+          detail: r.ok
+            ? `${r.instance}: ${setting} again (as before the incident), ${r.detail}`
+            : `${r.instance}: ${r.detail}; the 1 Mbit/s cap stays: POST /config/bandwidth {"enableBandwidthAdaptation":${before.enableBandwidthAdaptation}} by hand`,
+        });
+    }
     rec.status = 'resolved';
     rec.resolved_at = at(ctx);
     rec.escalation!.next = null;

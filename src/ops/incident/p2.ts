@@ -1,5 +1,6 @@
 // P2 high latency (incident-response-p2-high-latency.sh): how many connections are slow, how many
 // go through TURN, then bandwidth adaptation pushed to every cluster (POST /config/bandwidth).
+import type { BandwidthRequest } from '../../protocol/signaling-api.js';
 import { lookAtInstances, perCluster } from '../fleet-views.js';
 import type { MeshSample } from '../monitoring/collect.js';
 import type { OpContext } from '../shared.js';
@@ -76,13 +77,14 @@ export interface BandwidthPush {
 export async function pushBandwidth(
   instances: string[],
   ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+  body: BandwidthRequest = BANDWIDTH,
 ): Promise<BandwidthPush[]> {
   const looks = await lookAtInstances(instances, {
     timeoutMs: 3_000,
     dispatcher: ctx.dispatcher,
     signal: ctx.signal,
   });
-  const results = await perCluster(looks, (c) => c.setBandwidth(BANDWIDTH));
+  const results = await perCluster(looks, (c) => c.setBandwidth(body));
   return results.map((r) => ({
     instance: r.url,
     ok: r.ok,
@@ -92,4 +94,41 @@ export async function pushBandwidth(
       : r.error.message,
     ...(r.urls.length > 1 ? { covers: r.urls } : {}),
   }));
+}
+
+/** The bandwidth setting the fleet had before the P2 capped it: what `incident resolve` puts back. */
+export type BandwidthSetting = { enableBandwidthAdaptation: boolean; maxBitrateMbps: number | null };
+
+/** The instances' bandwidth setting now (the first that answers); none pushed yet: adaptation off. */
+export async function currentBandwidth(
+  instances: string[],
+  ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+): Promise<BandwidthSetting | null> {
+  const looks = await lookAtInstances(instances, {
+    timeoutMs: 3_000,
+    dispatcher: ctx.dispatcher,
+    signal: ctx.signal,
+  });
+  for (const l of looks) {
+    const c = await l.client.config().catch(() => undefined);
+    if (c) return c.bandwidth ?? { enableBandwidthAdaptation: false, maxBitrateMbps: null };
+  }
+  return null;
+}
+
+/**
+ * `incident resolve` of a P2 that capped the bandwidth: the setting from before it goes back to the
+ * instances it was pushed to, so agents do not stay at 1 Mbit/s after the incident.
+ */
+export async function restoreBandwidth(
+  pushed: BandwidthPush[],
+  before: BandwidthSetting,
+  ctx: Pick<OpContext, 'dispatcher' | 'signal'>,
+): Promise<BandwidthPush[]> {
+  const urls = pushed.filter((p) => p.ok).map((p) => p.instance);
+  if (urls.length === 0) return [];
+  return pushBandwidth(urls, ctx, {
+    enableBandwidthAdaptation: before.enableBandwidthAdaptation,
+    ...(before.maxBitrateMbps !== null ? { maxBitrateMbps: before.maxBitrateMbps } : {}),
+  });
 }

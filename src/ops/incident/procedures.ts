@@ -12,7 +12,7 @@ import { httpHealthy } from '../stack/stack.js';
 import type { IncidentOptions } from './declare.js';
 import type { IncidentLog } from './events.js';
 import { investigate, restartDeadSignaling } from './p1.js';
-import { pushBandwidth, quantifyLatency } from './p2.js';
+import { currentBandwidth, pushBandwidth, quantifyLatency } from './p2.js';
 import { blockPeer, walkSecurity } from './security.js';
 import type { ActionTaken, Impact, IncidentKind, IncidentRecord } from './store.js';
 import { checkTurnPorts, describeTurnCheck, shellQuote } from './turn.js';
@@ -152,11 +152,13 @@ const p2: Procedure = async (_o, rec, step, ctx) => {
     true,
     `${f.high_latency.pairs} high-latency connections (> 500 ms) of ${f.total_connections}; TURN share ${f.turn.share === null ? 'unknown' : `${Math.round(f.turn.share * 100)} %`}`,
   );
-  const pushes = await pushBandwidth(
-    impact.instances.filter((i) => i.up).map((i) => i.url),
-    ctx,
-  );
+  const up = impact.instances.filter((i) => i.up).map((i) => i.url);
+  // What the cap replaces, for `incident resolve` to put back (unless an earlier P2 set it: that
+  // one's own resolve restores the setting from before it).
+  const before = await currentBandwidth(up, ctx);
+  const pushes = await pushBandwidth(up, ctx);
   rec.findings.bandwidth = pushes;
+  if (before) rec.findings.bandwidth_before = before;
   for (const p of pushes) act('bandwidth_adaptation_enabled', p.ok, `${p.instance}: ${p.detail}`);
   if (pushes.length === 0) act('bandwidth_adaptation_enabled', false, 'no signaling instance answers');
   log.log('incident_mitigation', {

@@ -165,7 +165,10 @@ async function daily(
     rotated = await runLogrotate(ctx.exec, {
       conf,
       stateFile: scratch ? path.join(scratch, 'status') : o.state.logrotateState,
-      force: true,
+      // Forced only on the first run (no state yet: logrotate would only note the logs); after it,
+      // logrotate's own schedule (daily) decides, so a run repeated the same day (the maintenance
+      // notice says to) rotates nothing again, where -f each time pushed out a day of history.
+      force: !existsSync(o.state.logrotateState),
       debug: Boolean(o.dryRun),
     });
   } finally {
