@@ -46,3 +46,10 @@ export function resolveWitness(loaded: LoadedConfig, flag: string | undefined, s
   const w = loadFleet(state, loaded, { witness: flag }).witness;
   return { ...loaded.config, witnessUrl: w.url, witnessApiKey: w.api_key };
 }
+
+/**
+ * What to do when no signaling instance answers: a deployed fleet's are brought back by its
+ * supervisor or a deploy, a local stack's by `up`; or the command was pointed at the wrong place.
+ */
+export const NO_INSTANCE_HINT =
+  '`ifmesh status` says which are down (a deployed fleet: ifmesh supervise --detach, or ifmesh deploy again; a local stack: ifmesh up), or pass --signaling URL';

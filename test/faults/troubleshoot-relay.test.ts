@@ -177,6 +177,10 @@ describe('tree 2 on a slow relay path', () => {
     const runbook = await troubleshoot('latency', { agent: 'lat-1' }, sources());
     expect(answers(runbook)).toEqual(['no']);
     expect(runbook.walk.root_cause).toBeNull();
+    // A mistyped id is not a healthy agent: nothing registered, nothing in the witness.
+    await expect(troubleshoot('latency', { agent: 'lat-9' }, sources())).rejects.toThrow(
+      'agent lat-9 is not registered on any signaling instance, and the witness has nothing from it in the last hour',
+    );
   }, 120_000);
 });
 

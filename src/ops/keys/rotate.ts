@@ -17,7 +17,7 @@ import { lookAtInstances, perCluster } from '../fleet-views.js';
 import { listIncidents } from '../incident/store.js';
 import { collectMesh } from '../monitoring/collect.js';
 import { type KeyRotationStep, type StepMarks, withProcedure } from '../procedure.js';
-import type { OpContext } from '../shared.js';
+import { NO_INSTANCE_HINT, type OpContext } from '../shared.js';
 import { writeRotationRecord } from './schedule.js';
 
 /** The runbook's step 4: `sleep 10` after the rotation, then count failed connections. */
@@ -239,7 +239,7 @@ export async function applyRotation(
   if (live.length === 0)
     throw new UnreachableError(
       `no signaling instance started a rotation: ${instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
-      'start the mesh with `ifmesh up`, or pass --signaling URL',
+      NO_INSTANCE_HINT,
     );
   o.journal?.step('rotation_started');
   const sum = () => ({

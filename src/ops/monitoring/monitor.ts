@@ -5,7 +5,7 @@ import type { LoadedConfig } from '../../config/load.js';
 import { UnreachableError } from '../../errors.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { loadFleet } from '../fleet/fleet.js';
-import type { OpContext } from '../shared.js';
+import { NO_INSTANCE_HINT, type OpContext } from '../shared.js';
 import { type CheckReport, evaluateMesh } from './check.js';
 import { collectMesh, type MeshSample } from './collect.js';
 import { sum } from './exposition.js';
@@ -57,7 +57,7 @@ export async function runCheck(
   if (first.instances.every((i) => !i.up))
     throw new UnreachableError(
       `no signaling instance answers: ${first.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
-      'start the mesh with `ifmesh up`, or pass --signaling URL',
+      NO_INSTANCE_HINT,
     );
   await ctx.clock.sleep(o.sampleMs, ctx.signal);
   const second = await collect();

@@ -1,6 +1,6 @@
 // `ifmesh top`'s data: each look at the mesh made into the view, rates against the previous look.
 import { UnreachableError } from '../../errors.js';
-import type { OpContext } from '../shared.js';
+import { NO_INSTANCE_HINT, type OpContext } from '../shared.js';
 import { collectMesh, type MeshSample } from './collect.js';
 import { type MeshTargets, type TopView, topView } from './monitor.js';
 import type { Thresholds } from './thresholds.js';
@@ -22,7 +22,7 @@ export function topFeed(
     if (cur.instances.every((i) => !i.up))
       throw new UnreachableError(
         `no signaling instance answers: ${cur.instances.map((i) => `${i.url} (${i.error})`).join(', ')}`,
-        'start the mesh with `ifmesh up`, or pass --signaling URL',
+        NO_INSTANCE_HINT,
       );
     const view = topView(cur, prev, thresholds, targets.tlsCert);
     prev = cur;

@@ -14,7 +14,7 @@ import type { KeyBindingInfo, RebindResponse, RevocationInfo } from '../../proto
 import { readSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { lookAtInstances, type PerCluster, perCluster } from '../fleet-views.js';
-import type { OpContext } from '../shared.js';
+import { NO_INSTANCE_HINT, type OpContext } from '../shared.js';
 
 export interface AdminTargets {
   signaling: string[];
@@ -60,10 +60,7 @@ async function perGroup<T>(
   const opts = { adminToken: t.token, dispatcher: ctx.dispatcher, signal: ctx.signal, timeoutMs: 5_000 };
   const results = await perCluster(await lookAtInstances(t.signaling, opts), call);
   if (results.every((r) => !r.ok && r.error instanceof UnreachableError))
-    throw new UnreachableError(
-      `no signaling instance answers: ${t.signaling.join(', ')}`,
-      'start the mesh with `ifmesh up`, or pass --signaling URL',
-    );
+    throw new UnreachableError(`no signaling instance answers: ${t.signaling.join(', ')}`, NO_INSTANCE_HINT);
   for (const r of results) if (!r.ok && r.error instanceof UnauthorizedError) throw r.error;
   return results;
 }
@@ -151,10 +148,7 @@ export async function planBlock(
   const opts = { dispatcher: ctx.dispatcher, signal: ctx.signal, timeoutMs: 5_000 };
   const looks = await lookAtInstances(t.signaling, opts);
   if (looks.every((l) => !l.health))
-    throw new UnreachableError(
-      `no signaling instance answers: ${t.signaling.join(', ')}`,
-      'start the mesh with `ifmesh up`, or pass --signaling URL',
-    );
+    throw new UnreachableError(`no signaling instance answers: ${t.signaling.join(', ')}`, NO_INSTANCE_HINT);
   const agents = await Promise.all(looks.map((l) => (l.health ? l.client.agents().catch(() => null) : null)));
   return {
     dry_run: true,

@@ -78,8 +78,26 @@ export async function troubleshoot(
   sources: EvidenceSources,
 ): Promise<TroubleshootReport> {
   const ev = createEvidence(sources);
+  if ((kind === 'latency' || kind === 'packet-loss') && subject.agent) await requireKnown(subject.agent, ev);
   const walk = await walkTree(KIND_TREE[kind], subject, ev);
   return { command: kind, subject, walk, extra: await extraChecks(kind, subject, ev) };
+}
+
+/**
+ * The latency and packet-loss trees judge an agent by what it reports: one that no instance has
+ * registered and the witness heard nothing from in the last hour has nothing to judge, and "no fault
+ * found" would read as a clean bill of health (a mistyped id). Refused instead; when no instance
+ * answers, the tree's own signaling check says so.
+ */
+async function requireKnown(agent: string, ev: Evidence): Promise<void> {
+  if (!(await ev.health()).some((h) => h.up)) return;
+  if ((await ev.agents()).some((a) => a.agent_id === agent)) return;
+  const heard = await ev.witness({ agent_id: agent }, '-1h').catch(() => undefined);
+  if (heard === undefined || heard.length > 0) return;
+  throw new UsageError(
+    `agent ${agent} is not registered on any signaling instance, and the witness has nothing from it in the last hour`,
+    'check the id (ifmesh agents list names the registered ones); a deployed agent that is down: ifmesh status, ifmesh logs deploy-agent-ID',
+  );
 }
 
 /** `--limit NAME=VALUE` flags (e.g. rttTurnMs=800) over the runbook's limits. */
