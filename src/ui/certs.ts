@@ -19,7 +19,15 @@ const rule = (p: CertRotationPlan) =>
 
 export function renderCertPlan(p: CertRotationPlan): string {
   if (!p.due)
-    return `plan (dry run, nothing changed): nothing to renew: ${p.cert} is valid for ${p.days_left} more days (renewal under ${p.threshold_days}; --force renews now)`;
+    return [
+      `plan (dry run, nothing changed): nothing to renew: ${p.cert} is valid for ${p.days_left} more days (renewal under ${p.threshold_days}; --force renews now)`,
+      // Instances started before the file last changed (a certificate installed by hand, or by a
+      // rotation killed midway) are restarted onto it, one at a time: the real run does that.
+      ...p.restart.map(
+        (r, i) =>
+          `  ${i + 1}. restart ${r.name} (pid ${r.pid}): it started before ${p.cert} last changed; wait until healthy`,
+      ),
+    ].join('\n');
   if (p.method === 'manual') return p.manual_procedure.join('\n');
   return [
     `plan (dry run, nothing changed): renew ${p.cert} by ${p.method} (${rule(p)})`,
