@@ -40,8 +40,17 @@ describe('certs check', () => {
     expect(r.code).toBe(1);
     expect(r.doc.status).toBe('expiring');
     expect([2, 3]).toContain(r.doc.days_left);
-    expect(r.doc.problems[0]).toContain('ifmesh certs rotate');
+    expect(r.doc.problems[0]).toMatch(/renew with `ifmesh certs rotate`$/);
     expect((await check('--cert', soon.cert, '--warn-days', '2')).code).toBe(0);
+  });
+
+  it('expiring above the renewal threshold (--warn-days 40, 29 days left): the advice says --force', async () => {
+    const month = makeCert(dir.dir, 'month', 30);
+    const r = await check('--cert', month.cert, '--key', month.key, '--warn-days', '40');
+    expect(r.code).toBe(1);
+    expect(r.doc.problems[0]).toContain(
+      'renew with `ifmesh certs rotate --force` (without --force it renews under 7 days left)',
+    );
   });
 
   it('expired: exit 1, status expired, negative days', async () => {

@@ -4,6 +4,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { UsageError } from '../../errors.js';
+import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 
 const DAY_MS = 86_400_000;
 
@@ -104,7 +105,12 @@ export async function checkCertificate(o: {
     problems.push(`not valid before ${new Date(notBefore).toISOString()}`);
   } else if (daysLeft < o.warnDays) {
     status = 'expiring';
-    problems.push(`expires in ${daysLeft} days (under ${o.warnDays}): renew with \`ifmesh certs rotate\``);
+    // `certs rotate` renews by itself under its own threshold; a warning above it needs --force.
+    const renew =
+      daysLeft < DEFAULT_THRESHOLDS.certificate_days
+        ? '`ifmesh certs rotate`'
+        : `\`ifmesh certs rotate --force\` (without --force it renews under ${DEFAULT_THRESHOLDS.certificate_days} days left)`;
+    problems.push(`expires in ${daysLeft} days (under ${o.warnDays}): renew with ${renew}`);
   }
   if (status === 'ok' && (!chainOk || keyMatches === false)) status = 'invalid';
   return {
