@@ -91,6 +91,7 @@ describe('decision trees as data', () => {
         stun: async () => [],
         config: async () => config,
         witness: async () => [],
+        connections: async () => [],
       }) as unknown as Evidence;
     const walk = (config: unknown) => walkTree('connection-failure', { agent: 'a', peer: 'b' }, ev(config));
     const none = await walk({ stunServers: [] });
@@ -100,6 +101,20 @@ describe('decision trees as data', () => {
     expect(String(unread.path[1]!.evidence.note)).toContain('no signaling instance answered /config');
     // Both go on to what the agents exchanged (none here).
     expect(unread.root_cause?.id).toBe('no_ice_candidates');
+  });
+
+  it('a pair connected now exchanged its candidates, however long ago: the walk goes on past ICE', async () => {
+    const ev = {
+      agents: async () => [{ agent_id: 'a' }, { agent_id: 'b' }],
+      stun: async () => [],
+      config: async () => ({ stunServers: [], turnFallbackTimeout: 5000 }),
+      // Nothing in the witness's last 5 minutes: the pair connected earlier.
+      witness: async () => [],
+      connections: async () => [{ agent_id: 'b', peer_id: 'a', state: 'connected', candidate_type: 'host' }],
+    } as unknown as Evidence;
+    const w = await walkTree('connection-failure', { agent: 'a', peer: 'b' }, ev);
+    expect(w.path[2]).toMatchObject({ answer: 'yes', evidence: { connected_now: true } });
+    expect(w.root_cause).toBeNull();
   });
 
   it('--limit accepts known limits only', () => {

@@ -133,23 +133,35 @@ const connectionFailure: Tree = {
     },
     ice: {
       question: 'ICE candidates exchanged?',
-      reads: ['witness ice_candidate_sent (agent -> peer and peer -> agent, last 5 min)'],
+      reads: [
+        'witness ice_candidate_sent (agent -> peer and peer -> agent, last 5 min)',
+        'signaling /connections (the pair connected now)',
+      ],
       async ask(ev, s) {
         const agent = need(s, 'agent');
         const peer = need(s, 'peer');
-        const [out, back] = await Promise.all([
+        const [out, back, connections] = await Promise.all([
           ev.witness({ event: 'ice_candidate_sent', agent_id: agent, peer_id: peer }, '-5m'),
           ev.witness({ event: 'ice_candidate_sent', agent_id: peer, peer_id: agent }, '-5m'),
+          ev.connections(),
         ]);
         const count = (rs: Record<string, unknown>[]) =>
           rs.reduce((n, e) => n + (num(meta(e).count) ?? 0), 0);
+        // A pair connected now exchanged its candidates, if longer ago than the witness window looks
+        // (a drill's pair connected for 6 minutes read "the peer connection was never created").
+        const connected = connections.some(
+          (c) =>
+            c.state === 'connected' &&
+            ((c.agent_id === agent && c.peer_id === peer) || (c.agent_id === peer && c.peer_id === agent)),
+        );
         return {
           evidence: {
             sent_by_agent: count(out),
             sent_by_peer: count(back),
             events: out.length + back.length,
+            connected_now: connected,
           },
-          answer: yes(count(out) + count(back) > 0),
+          answer: yes(connected || count(out) + count(back) > 0),
         };
       },
       next: { yes: 'p2p', no: 'no_ice_candidates' },
