@@ -117,6 +117,27 @@ describe('decision trees as data', () => {
     expect(w.root_cause).toBeNull();
   });
 
+  it('instances answering with an untrusted certificate are not "down": the fix named is trust', async () => {
+    const ev = (unverified: boolean) =>
+      ({
+        agents: async () => [],
+        health: async () => [
+          {
+            url: 'https://127.0.0.1:19443',
+            up: false,
+            status: null,
+            error: 'x',
+            ...(unverified ? { unverified } : {}),
+          },
+        ],
+      }) as unknown as Evidence;
+    const untrusted = await walkTree('connection-failure', { agent: 'a', peer: 'b' }, ev(true));
+    expect(untrusted.root_cause?.id).toBe('signaling_certificate_untrusted');
+    expect(untrusted.actions.join('\n')).not.toContain('failover');
+    const down = await walkTree('connection-failure', { agent: 'a', peer: 'b' }, ev(false));
+    expect(down.root_cause?.id).toBe('signaling_down');
+  });
+
   it('--limit accepts known limits only', () => {
     expect(parseLimits(['rttTurnMs=800', 'lossRatio=0.1'])).toEqual({ rttTurnMs: 800, lossRatio: 0.1 });
     expect(() => parseLimits(['rtt=1'])).toThrow(/unknown limit/);

@@ -4,6 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import type { Dispatcher } from 'undici';
+import { isUnverifiedCertificate } from '../../clients/http.js';
 import { SignalingClient } from '../../clients/signaling.js';
 import type { ConfigResponse, ConnectionInfo, Health } from '../../protocol/signaling-api.js';
 import type { Clock } from '../../util/clock.js';
@@ -35,6 +36,8 @@ export interface InstanceHealth {
   instance_id?: string;
   cluster_id?: string;
   error?: string;
+  /** It answered, with a certificate this command does not trust: up, as far as anyone knows. */
+  unverified?: boolean;
 }
 
 export interface AgentEntry {
@@ -136,7 +139,13 @@ export function createEvidence(src: EvidenceSources): Evidence {
             ...(h.cluster_id ? { cluster_id: h.cluster_id } : {}),
           };
         } catch (err) {
-          return { url, up: false, status: null, error: (err as Error).message };
+          return {
+            url,
+            up: false,
+            status: null,
+            error: (err as Error).message,
+            ...(isUnverifiedCertificate(err) ? { unverified: true } : {}),
+          };
         }
       }),
     ),

@@ -103,9 +103,19 @@ const connectionFailure: Tree = {
       reads: ['signaling /health (every instance)'],
       async ask(ev) {
         const h = await ev.health();
-        return { evidence: { instances: h }, answer: yes(h.every((i) => !i.up)) };
+        // Instances that answered with a certificate this command does not trust are not down: the
+        // fix is trust (--ca), not a failover of healthy instances.
+        const untrusted = h.every((i) => !i.up) && h.some((i) => i.unverified);
+        return {
+          evidence: { instances: h },
+          answer: untrusted ? 'certificate not trusted' : yes(h.every((i) => !i.up)),
+        };
       },
-      next: { yes: 'signaling_down', no: 'cannot_register' },
+      next: {
+        yes: 'signaling_down',
+        no: 'cannot_register',
+        'certificate not trusted': 'signaling_untrusted',
+      },
     },
     stun: {
       question: 'STUN server reachable?',
@@ -203,6 +213,16 @@ const connectionFailure: Tree = {
     },
   },
   leaves: {
+    signaling_untrusted: {
+      root_cause: {
+        id: 'signaling_certificate_untrusted',
+        title: 'Signaling answers with a certificate this command does not trust',
+      },
+      actions: [
+        "Trust the CA that issued it: set IFMESH_CA_FILE to the fleet's CA file (or pass --ca FILE)",
+        'See the certificate the instances serve: ifmesh certs check',
+      ],
+    },
     signaling_down: {
       root_cause: { id: 'signaling_down', title: 'Signaling server down' },
       actions: [
