@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { type Dispatcher, request } from 'undici';
 import { IfmeshError, UnreachableError } from '../errors.js';
 import { formatDuration } from '../ui/units.js';
@@ -59,11 +61,43 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
       e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT'
         ? `no answer within ${formatDuration(timeoutMs)}`
         : (e.code ?? e.message);
+    const u = new URL(url);
+    // Plain HTTP to a TLS port is answered by a closed socket or bytes that are no HTTP: one
+    // handshake tells that from a dead service (a drill's http:// URL made a P1 of a healthy fleet).
+    if (
+      u.protocol === 'http:' &&
+      e.name !== 'TimeoutError' &&
+      (await speaksTls(u.hostname, Number(u.port || 80)))
+    )
+      throw new UnreachableError(
+        `${u.origin} speaks TLS, not plain HTTP (${why})`,
+        `use https://${u.host} (and wss:// for agents)`,
+      );
     throw new UnreachableError(
-      `${new URL(url).origin} is unreachable: ${why}`,
+      `${u.origin} is unreachable: ${why}`,
       'check that the service runs and the URL is right',
     );
   }
+}
+
+/** Whether host:port completes a TLS handshake within `timeoutMs` (whatever its certificate). */
+export function speaksTls(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({
+      host: host.replace(/^\[|\]$/g, ''),
+      port,
+      rejectUnauthorized: false,
+      ...(isIP(host.replace(/^\[|\]$/g, '')) ? {} : { servername: host }),
+    });
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('secureConnect', () => done(true));
+    s.once('error', () => done(false));
+  });
 }
 
 /** The code of httpRequest's error for a certificate this command could not verify. */
