@@ -99,6 +99,14 @@ export default defineCommand<{ json?: boolean }, [], 'config' | 'state'>({
           : r.components.some((k) => k.role === 'signaling' && k.unverified)
             ? c.yellow('  mesh: not read (certificates not verified, see above)')
             : c.red('  mesh: no signaling instance answers'),
+        // A running agent process says nothing of whether it is in the mesh (blocked, refused, lost).
+        ...(r.mesh?.unregistered.length
+          ? [
+              c.yellow(
+                `! not registered: ${r.mesh.unregistered.join(', ')} of the current release (its process may run): why in ifmesh logs deploy-agent-${r.mesh.unregistered[0]} --state-dir ${r.state_dir}; a blocked one: ifmesh agents list`,
+              ),
+            ]
+          : []),
         ...(r.signaling_mode
           ? [
               r.mesh

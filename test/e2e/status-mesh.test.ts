@@ -2,6 +2,7 @@
 // the instance and no connection reported connected is a yellow line pointing at `verify`, with the
 // exit code still the processes'. The instance is a real signaling server in this process, recorded
 // in the state as the fleet's; the agents are bare WebSocket clients that register and report.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
@@ -30,6 +31,22 @@ beforeAll(async () => {
     owner: 'test',
     started_at: new Date().toISOString(),
   });
+  // The current release deploys a third agent that never registers (blocked, or down).
+  const p = openStateDir(dir);
+  mkdirSync(p.releases, { recursive: true });
+  writeFileSync(
+    p.releaseFile('r-1'),
+    JSON.stringify({
+      id: 'r-1',
+      deployment_id: 'r-1',
+      ref: 'v1',
+      config_hash: 'h',
+      created_at: new Date().toISOString(),
+      processes: [],
+      agents: ['m-1', 'm-2', 'm-3'],
+    }),
+  );
+  writeFileSync(p.currentRelease, 'r-1\n');
   for (const id of ['m-1', 'm-2']) {
     const c = await connect(sig.url);
     await c.register(id);
@@ -52,7 +69,9 @@ describe('ifmesh status: the mesh line', () => {
       `! mesh: 2 agents, no connection reported connected: ifmesh verify --state-dir ${dir} says why`,
     );
     const js = await spawnCli(['status', '--state-dir', dir, '--json'], { cwd: dir });
-    expect(JSON.parse(js.stdout).mesh).toEqual({ agents: 2, connected: 0 });
+    expect(JSON.parse(js.stdout).mesh).toEqual({ agents: 2, connected: 0, unregistered: ['m-3'] });
+    // The release's agent no instance has registered is named, though nothing records its process.
+    expect(r.stdout).toContain('! not registered: m-3 of the current release (its process may run)');
   });
 
   it('counts the connections once an agent reports one connected, with no warning', async () => {
@@ -71,5 +90,6 @@ describe('ifmesh status: the mesh line', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('  mesh: 2 agents, 1 connection reports connected');
     expect(r.stdout).not.toContain('! mesh');
+    expect(r.stdout).toContain('! not registered: m-3');
   });
 });

@@ -62,7 +62,12 @@ export interface StatusReport {
     turn: string[];
     prometheus: string | null;
   } | null;
-  mesh: { agents: number; connected: number } | null;
+  /**
+   * Agents registered and connections reported connected; `unregistered`: agents of the current
+   * release no instance has registered (down, blocked, or unable to register), while their process
+   * may run and look healthy.
+   */
+  mesh: { agents: number; connected: number; unregistered: string[] } | null;
   /** "redis": instances share one mesh; "standby": one active, the others hot standbys. */
   signaling_mode: SignalingMode | null;
   /**
@@ -173,11 +178,12 @@ export async function status(
   ctx: Pick<OpContext, 'clock' | 'dispatcher'>,
 ): Promise<StatusReport> {
   const { records: procs, unreadable: unreadable_records } = scanProcesses(state);
+  const current = await currentReleaseOrBroken(state);
   const interrupted = await interruptedOf(state);
   const { held: held_locks, stale: stale_locks } = await locksOf(state);
   const unreadable_files = [
     ...scanIncidents(state).unreadable.map(({ file, error, fix }) => ({ file, error, fix })),
-    ...[(await currentReleaseOrBroken(state)).broken].flatMap((b) => (b ? [describeCorrupt(b)] : [])),
+    ...[current.broken].flatMap((b) => (b ? [describeCorrupt(b)] : [])),
   ];
   // An incident's hold whose record no longer parses: `incident resolve` cannot release it.
   for (const l of held_locks) {
@@ -258,11 +264,15 @@ export async function status(
     const [agents, conns, health] = await Promise.all([get('/agents'), get('/connections'), get('/health')]);
     // The instance says whether it shares the mesh through Redis (a configured one counts too).
     mode = signalingMode(instances, (health?.json as { cluster?: string })?.cluster === 'redis');
+    const listed = (agents?.json as { agents?: { agent_id?: string }[] })?.agents;
+    const registered = new Set((listed ?? []).map((a) => a.agent_id));
     mesh = {
-      agents: ((agents?.json as { agents?: unknown[] })?.agents ?? []).length,
+      agents: (listed ?? []).length,
       connected: ((conns?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
         (c) => c.state === 'connected',
       ).length,
+      // Only when /agents answered: an instance that did not is a component problem, shown above.
+      unregistered: listed ? (current.release?.agents ?? []).filter((id) => !registered.has(id)).sort() : [],
     };
   }
   const fleet = loadFleet(state, loaded);
