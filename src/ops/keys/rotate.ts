@@ -172,7 +172,8 @@ export async function applyRotation(
     o.deployedAgents ??
     (o.state ? (await currentRelease(o.state).catch(() => undefined))?.agents : undefined);
   // No instance answered the look: the rotation below fails on its own, naming them.
-  const not_registered = before ? (deployed ?? []).filter((id) => !registered.has(id)).sort() : [];
+  const answered = before !== undefined && before.failed_connections !== null;
+  const not_registered = answered ? (deployed ?? []).filter((id) => !registered.has(id)).sort() : [];
   if (not_registered.length)
     o.onStep?.(`not registered, so not rotated: ${not_registered.join(', ')} (they keep their old keys)`);
   if (plan.incident_id)

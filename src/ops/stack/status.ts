@@ -265,7 +265,21 @@ export async function status(
     // The instance says whether it shares the mesh through Redis (a configured one counts too).
     mode = signalingMode(instances, (health?.json as { cluster?: string })?.cluster === 'redis');
     const listed = (agents?.json as { agents?: { agent_id?: string }[] })?.agents;
-    const registered = new Set((listed ?? []).map((a) => a.agent_id));
+    // Every healthy instance's: without Redis a standby holds none of the agents its active one does.
+    const others = await Promise.all(
+      components
+        .filter((c) => c.role === 'signaling' && c.healthy && c.url && c !== signaling)
+        .map((c) =>
+          httpRequest(`${httpUrlOf(c.url!)}/agents`, { timeoutMs: 1_000, dispatcher: ctx.dispatcher }).catch(
+            () => undefined,
+          ),
+        ),
+    );
+    const registered = new Set(
+      [listed, ...others.map((o) => (o?.json as { agents?: { agent_id?: string }[] })?.agents)].flatMap((l) =>
+        (l ?? []).map((a) => a.agent_id),
+      ),
+    );
     mesh = {
       agents: (listed ?? []).length,
       connected: ((conns?.json as { connections?: { state: string }[] })?.connections ?? []).filter(
