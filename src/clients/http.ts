@@ -82,12 +82,14 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
 
 /** Whether host:port completes a TLS handshake within `timeoutMs` (whatever its certificate). */
 export function speaksTls(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {
+  // URL.hostname keeps an IPv6 address in brackets; a server name (SNI) is never an address.
+  const bare = host.replace(/^\[|\]$/g, '');
   return new Promise((resolve) => {
     const s = tlsConnect({
-      host: host.replace(/^\[|\]$/g, ''),
+      host: bare,
       port,
       rejectUnauthorized: false,
-      ...(isIP(host.replace(/^\[|\]$/g, '')) ? {} : { servername: host }),
+      ...(isIP(bare) ? {} : { servername: bare }),
     });
     const done = (ok: boolean) => {
       clearTimeout(t);

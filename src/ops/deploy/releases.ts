@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SECRET_KEYS } from '../../config/schema.js';
 import { CheckFailedError, StateCorruptError } from '../../errors.js';
-import { readStateJson, writeStateJson } from '../../state/json-file.js';
+import { readStateJson, scanStateFiles, type UnreadableFile, writeStateJson } from '../../state/json-file.js';
 import { isSecretEnvKey, secretEnv, storeSecretEnv } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { type BuildRef, ownBin, pruneBuilds } from '../release/install.js';
@@ -173,11 +173,20 @@ export async function setCurrentRelease(state: StateDir, id: string): Promise<vo
 
 /** The record of release `id`; undefined when there is none; a record that does not parse is an error. */
 export async function readRelease(state: StateDir, id: string): Promise<Release | undefined> {
+  return readReleaseFile(state, id);
+}
+
+function readReleaseFile(state: StateDir, id: string): Release | undefined {
   return readStateJson<Release>(
     state.releaseFile(id),
     isRelease,
     'restore it from a backup or delete it (`ifmesh releases` then lists the others)',
   );
+}
+
+/** Every release record that reads, in id order, and those that no longer parse (named, not thrown). */
+export function scanReleases(state: StateDir): { records: Release[]; unreadable: UnreadableFile[] } {
+  return scanStateFiles(state.releases, (id) => readReleaseFile(state, id));
 }
 
 /** Rewrites one field of a recorded release (its outcome after a canary or a rollback). */

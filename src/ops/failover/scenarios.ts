@@ -818,7 +818,7 @@ async function applyTurn(
     launch.shadowedBy,
     ctx.clock.now(),
   );
-  const releases = await rewriteReleaseTurnServers(o.state, t.failed, t.replacement);
+  const releases = rewriteReleaseTurnServers(o.state, t.failed, t.replacement);
   const relaunch = [
     launch.rewritten.length
       ? `; recorded launch environment of ${launch.rewritten.join(', ')} updated (restarts keep it)`

@@ -3,8 +3,6 @@
 // failover with its own error and exit code), and the new TURN_SERVERS is written to the env file the
 // configuration came from, so the next restart of a signaling instance does not bring the failed
 // server back.
-
-import { readdirSync } from 'node:fs';
 import { StunError, type TurnCredentials, turnAllocate } from '../../clients/stun.js';
 import { setEnvFileKey } from '../../config/env-file-update.js';
 import { parseIceUrl } from '../../config/ice-url.js';
@@ -19,7 +17,7 @@ import { writeStateJson } from '../../state/json-file.js';
 import { readProcess, updateProcess } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Clock } from '../../util/clock.js';
-import { type Release, readRelease } from '../deploy/releases.js';
+import { scanReleases } from '../deploy/releases.js';
 
 /** How long the replacement has to answer the Allocate (the guide's `timeout 5 stunclient`). */
 export const PROBE_TIMEOUT_MS = 5_000;
@@ -169,39 +167,25 @@ export function rewriteLaunchTurnServers(
  * replacement where the failed server was. A release record that no longer parses is left alone and
  * named. Runs under the deploy lock, as the failover does, so no canary writes a release meanwhile.
  */
-export async function rewriteReleaseTurnServers(
+export function rewriteReleaseTurnServers(
   state: StateDir,
   failed: string,
   replacement: string,
-): Promise<{ rewritten: string[]; unreadable: string[] }> {
+): { rewritten: string[]; unreadable: string[] } {
+  const { records, unreadable } = scanReleases(state);
   const rewritten: string[] = [];
-  const unreadable: string[] = [];
-  let files: string[];
-  try {
-    files = readdirSync(state.releases).filter((f) => f.endsWith('.json'));
-  } catch {
-    return { rewritten, unreadable };
-  }
-  for (const f of files.sort()) {
-    const id = f.slice(0, -'.json'.length);
-    let r: Release | undefined;
-    try {
-      r = await readRelease(state, id);
-    } catch {
-      unreadable.push(id);
-      continue;
-    }
+  for (const r of records) {
     let changed = false;
-    const specs = r?.agent_specs?.map((s) => {
+    const specs = r.agent_specs?.map((s) => {
       const list = s.env.TURN_SERVERS?.split(',').map((u) => u.trim());
       if (!list?.includes(failed)) return s;
       changed = true;
       const next = [...new Set(list.map((u) => (u === failed ? replacement : u)))].join(',');
       return { ...s, env: { ...s.env, TURN_SERVERS: next } };
     });
-    if (!r || !changed) continue;
-    writeStateJson(state.releaseFile(id), { ...r, agent_specs: specs }, 0o600);
-    rewritten.push(id);
+    if (!changed) continue;
+    writeStateJson(state.releaseFile(r.id), { ...r, agent_specs: specs }, 0o600);
+    rewritten.push(r.id);
   }
-  return { rewritten, unreadable };
+  return { rewritten, unreadable: unreadable.map((u) => u.name) };
 }
