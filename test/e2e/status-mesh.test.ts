@@ -2,11 +2,11 @@
 // the instance and no connection reported connected is a yellow line pointing at `verify`, with the
 // exit code still the processes'. The instance is a real signaling server in this process, recorded
 // in the state as the fleet's; the agents are bare WebSocket clients that register and report.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
+import { writeReleaseRecord } from '../helpers/release-record.js';
 import {
   connect,
   getJson,
@@ -32,21 +32,7 @@ beforeAll(async () => {
     started_at: new Date().toISOString(),
   });
   // The current release deploys a third agent that never registers (blocked, or down).
-  const p = openStateDir(dir);
-  mkdirSync(p.releases, { recursive: true });
-  writeFileSync(
-    p.releaseFile('r-1'),
-    JSON.stringify({
-      id: 'r-1',
-      deployment_id: 'r-1',
-      ref: 'v1',
-      config_hash: 'h',
-      created_at: new Date().toISOString(),
-      processes: [],
-      agents: ['m-1', 'm-2', 'm-3'],
-    }),
-  );
-  writeFileSync(p.currentRelease, 'r-1\n');
+  writeReleaseRecord(dir, { id: 'r-1', agents: ['m-1', 'm-2', 'm-3'] });
   for (const id of ['m-1', 'm-2']) {
     const c = await connect(sig.url);
     await c.register(id);

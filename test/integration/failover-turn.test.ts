@@ -7,7 +7,7 @@
 // credentials, is refused before anything changes, with its own exit code. And the local stack's
 // usual case: no agent relayed at all (direct on loopback), so there is nothing to move and the
 // failover passes, saying so, with one verdict and rounded RTTs in its human output.
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,7 @@ import { systemExec } from '../../src/util/exec.js';
 import { run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort, startSignalingProcess } from '../helpers/processes.js';
+import { writeReleaseRecord } from '../helpers/release-record.js';
 import { ADMIN, getJson, type RunningSignaling, startSignaling } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
@@ -309,27 +310,26 @@ describe('failover turn (scenario A) with no agent relayed', () => {
     // Releases whose agents were started with TURN_SERVERS naming the failed server (a deploy's
     // --set): a canary from the current one, or a rollback to the older, would bring it back.
     const releases = path.join(dir2.dir, 'releases');
-    mkdirSync(releases, { recursive: true });
-    const release = (id: string, turn: string | undefined) => ({
-      id,
-      deployment_id: id,
-      ref: id,
-      config_hash: 'h',
-      created_at: new Date().toISOString(),
-      processes: [],
-      agents: ['td-1'],
-      agent_specs: [
+    const release = (id: string, turn: string | undefined) =>
+      writeReleaseRecord(
+        dir2.dir,
         {
-          agent_id: 'td-1',
-          config: '/x/td-1.json',
-          signaling: [sig2.url],
-          env: { ...(turn ? { TURN_SERVERS: turn } : {}), ICE_TRANSPORT_POLICY: 'all' },
-          cwd: '/x',
+          id,
+          agents: ['td-1'],
+          agent_specs: [
+            {
+              agent_id: 'td-1',
+              config: '/x/td-1.json',
+              signaling: [sig2.url],
+              env: { ...(turn ? { TURN_SERVERS: turn } : {}), ICE_TRANSPORT_POLICY: 'all' },
+              cwd: '/x',
+            },
+          ],
         },
-      ],
-    });
-    writeFileSync(path.join(releases, 'r1.json'), JSON.stringify(release('r1', `${t1.url}, ${t2.url}`)));
-    writeFileSync(path.join(releases, 'r2.json'), JSON.stringify(release('r2', undefined)));
+        { current: false },
+      );
+    release('r1', `${t1.url}, ${t2.url}`);
+    release('r2', undefined);
     writeFileSync(path.join(releases, 'r3.json'), '{"id": "r3", "ref"');
     const r = await run(
       [

@@ -4,7 +4,7 @@
 // connections 10 s after the rotation) waits on the injected clock; an emergency without an incident
 // id declares a SEC- security incident; the periodic rotation (`--if-due`, run by cron) rotates only
 // when due and tells a local Slack receiver when it does not complete.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
@@ -17,6 +17,7 @@ import { openStateDir } from '../../src/state/state-dir.js';
 import { run, stateDir, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { receiver } from '../helpers/notify-receivers.js';
+import { writeReleaseRecord } from '../helpers/release-record.js';
 import { ADMIN, getJson, type RunningSignaling, startSignaling, TestClient } from '../helpers/signaling.js';
 import { terminal } from '../helpers/tmux.js';
 import { waitFor } from '../helpers/wait.js';
@@ -195,19 +196,7 @@ describe('rotate-keys', () => {
   it('exits 1 naming a deployed agent that was not registered: it keeps its old key', async () => {
     // The fleet's current release deploys a fourth agent that no instance has (stopped, blocked).
     const state = stateDir(dir.dir, 'released');
-    const p = openStateDir(state);
-    mkdirSync(p.releases, { recursive: true });
-    const rel = {
-      id: 'r-1',
-      deployment_id: 'r-1',
-      ref: 'v1',
-      config_hash: 'h',
-      created_at: new Date().toISOString(),
-      processes: [],
-      agents: ['rk-1', 'rk-2', 'rk-3', 'rk-gone'],
-    };
-    writeFileSync(p.releaseFile('r-1'), JSON.stringify(rel));
-    writeFileSync(p.currentRelease, 'r-1\n');
+    writeReleaseRecord(state, { id: 'r-1', agents: ['rk-1', 'rk-2', 'rk-3', 'rk-gone'] });
     const r = await run(['rotate-keys', '--signaling', signaling(), '--settle', '0s', '--state-dir', state], {
       cwd: dir.dir,
       env: { ...env(), NO_COLOR: '1' },
