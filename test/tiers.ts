@@ -21,6 +21,10 @@ export const FULL_ONLY = [
   // `canary status --watch` in tmux and two pipes while a canary runs on a deployed fleet (~1 min);
   // the quick tier keeps the incident watch (test/integration/incident-watch.test.ts).
   'test/e2e/canary-watch.test.ts',
+  // `ifmesh monitor` (healthy, over the error rate, witness unreachable), a canary whose analysis
+  // cannot read the witness, a canary of `up`'s stack (~80 s); the quick tier keeps rollout.test.ts
+  // (promote, rollback, dry run) and the monitor triggers and gate states (test/unit/rollout.test.ts).
+  'test/e2e/rollout-monitor.test.ts',
   // Canary freeze/abort and promote from a second terminal, rollback to a failing target (~55 s).
   'test/e2e/rollout-operator.test.ts',
   // Two stages on real fleets (staging plain, production with TLS, an https witness and every

@@ -22,12 +22,12 @@ export default defineCommand<AgentsFlags, [string], 'config' | 'state'>({
       await showPlan('block', id, flags, needs, ctx, out);
       return;
     }
-    const { setBlocked } = await import('../../src/ops/troubleshoot/agents.js');
+    const { setBlocked, instancesReached } = await import('../../src/ops/troubleshoot/agents.js');
     const r = await setBlocked(await targets(flags, needs, ctx), 'block', checked(id), flags.reason, ctx);
     out.result(
       r,
       (x, c) =>
-        `${c.green('✓')} ${x.agent_id} blocked (key ${x.entry?.key_id ?? 'unknown: not registered now'}), ${x.disconnected} connection(s) closed, ${x.instances.length} instance(s)`,
+        `${c.green('✓')} ${x.agent_id} blocked (key ${x.entry?.key_id ?? 'unknown: not registered now'}), ${x.disconnected} connection(s) closed, ${instancesReached(x.instances)} instance(s)`,
     );
   },
 });

@@ -19,7 +19,7 @@ export default defineCommand<AgentsFlags & { key: string }, [string], 'config' |
   ],
   needs: ['config', 'state'],
   async run({ args: [id], flags, needs, ctx, out }) {
-    const [{ toBase64url }, { readPublicKey }, { rebindAgent }] = await Promise.all([
+    const [{ toBase64url }, { readPublicKey }, { rebindAgent, instancesReached }] = await Promise.all([
       import('../../src/crypto/ed25519.js'),
       import('../../src/crypto/key-file.js'),
       import('../../src/ops/troubleshoot/agents.js'),
@@ -31,7 +31,7 @@ export default defineCommand<AgentsFlags & { key: string }, [string], 'config' |
     const r = await rebindAgent(t, checked(id), toBase64url(key.publicKey), flags.reason, ctx);
     out.result(r, (x, c) =>
       [
-        `${c.green('✓')} ${x.agent_id} bound to key ${x.binding.key_id}${x.previous && x.previous.key_id !== x.binding.key_id ? ` (was ${x.previous.key_id}, now revoked)` : ''}, ${x.disconnected} connection(s) closed, ${x.instances.length} instance(s)`,
+        `${c.green('✓')} ${x.agent_id} bound to key ${x.binding.key_id}${x.previous && x.previous.key_id !== x.binding.key_id ? ` (was ${x.previous.key_id}, now revoked)` : ''}, ${x.disconnected} connection(s) closed, ${instancesReached(x.instances)} instance(s)`,
         "  agents that already knew the old key refuse the new one until they restart (they pin a peer's first key)",
       ].join('\n'),
     );

@@ -17,8 +17,11 @@ export default defineCommand<AgentsFlags, [string], 'config' | 'state'>({
       await showPlan('unblock', id, flags, needs, ctx, out);
       return;
     }
-    const { setBlocked } = await import('../../src/ops/troubleshoot/agents.js');
+    const { setBlocked, instancesReached } = await import('../../src/ops/troubleshoot/agents.js');
     const r = await setBlocked(await targets(flags, needs, ctx), 'unblock', checked(id), undefined, ctx);
-    out.result(r, (x, c) => `${c.green('✓')} ${x.agent_id} unblocked on ${x.instances.length} instance(s)`);
+    out.result(
+      r,
+      (x, c) => `${c.green('✓')} ${x.agent_id} unblocked on ${instancesReached(x.instances)} instance(s)`,
+    );
   },
 });

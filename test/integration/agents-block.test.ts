@@ -180,12 +180,22 @@ describe('agents block', () => {
     const r = await postJson(`${a.http}/admin/block`, { agent_id: 'trudy', reason: 'cluster' }, ADMIN);
     expect(r.status).toBe(200);
     expect(r.json.entry.key_id).toEqual(expect.any(String));
+    // b closes it on the push; a counts that connection (it answered 0 before)
+    expect(r.json.disconnected).toBe(1);
     expect(await held.closed).toEqual({ code: 4401, reason: 'blocked' });
     const again = await connect(b.url);
     const hello = await again.next('hello');
     again.send(again.registerFrame('trudy', hello.nonce, held.keys));
     expect((await again.next('error')).code).toBe('blocked');
-    expect((await postJson(`${b.http}/admin/unblock`, { agent_id: 'trudy' }, ADMIN)).status).toBe(200);
+    // one call for the cluster, which stands for both of its instances
+    const tmp = tempDir();
+    cleanups.push(tmp.cleanup);
+    const un = await run(
+      ['agents', 'unblock', 'trudy', '--signaling', `${b.http},${a.http}`, '--state-dir', tmp.dir],
+      { env: { SIGNALING_ADMIN_TOKEN: ADMIN, NO_COLOR: '1' } },
+    );
+    expect(un.code, un.stderr).toBe(0);
+    expect(un.stdout).toContain('trudy unblocked on 2 instance(s)');
     // the unblock reaches a through the cluster: it lets the identity register again
     await waitFor(async () => {
       const c = await connect(a.url);

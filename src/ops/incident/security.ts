@@ -6,7 +6,7 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../util/clock.js';
 import type { OpContext } from '../shared.js';
-import { setBlocked } from '../troubleshoot/agents.js';
+import { instancesReached, setBlocked } from '../troubleshoot/agents.js';
 import { createEvidence } from '../troubleshoot/evidence.js';
 import { walkTree } from '../troubleshoot/trees.js';
 import { runWitnessQuery } from '../witness/query.js';
@@ -110,7 +110,7 @@ export async function blockPeer(
     const r = await setBlocked({ signaling: o.signaling, token: o.adminToken }, 'block', peer, reason, ctx);
     return {
       ok: true,
-      detail: `${peer} blocked on ${r.instances.length} instance(s), ${r.disconnected} connection(s) closed`,
+      detail: `${peer} blocked on ${instancesReached(r.instances)} instance(s), ${r.disconnected} connection(s) closed`,
       command,
     };
   } catch (err) {

@@ -40,6 +40,11 @@ export interface BlockReport {
   instances: InstanceAnswer[];
 }
 
+/** The signaling instances a change reached: a cluster's answer stands for each of its instances. */
+export function instancesReached(instances: InstanceAnswer[]): number {
+  return instances.reduce((n, i) => n + (i.ok ? (i.covers?.length ?? 1) : 0), 0);
+}
+
 /** SIGNALING_ADMIN_TOKEN from the config, else the local stack's generated token. */
 export function adminToken(loaded: LoadedConfig, state: StateDir): string {
   const t = loaded.config.signalingAdminToken || readSecrets(state)?.admin_token;

@@ -306,7 +306,10 @@ const routes: Record<string, Handler> = {
     });
     // This instance drops what it holds of the identity (its id, or its key under another id); in a
     // cluster the push makes every other instance update its list and do the same.
-    const disconnected = disconnectBlocked(core, entry);
+    // A registration held by another instance of the cluster is closed there by the push: counted
+    // here too, or a block from the "wrong" instance would report no connection closed.
+    const elsewhere = rec && rec.instanceId !== core.deps.instanceId ? 1 : 0;
+    const disconnected = disconnectBlocked(core, entry) + elsewhere;
     if (core.cluster.mode !== 'standalone') await core.cluster.push({ kind: 'block', entry });
     core.event({
       event: 'agent_blocked',
