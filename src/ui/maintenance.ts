@@ -83,7 +83,7 @@ export function renderDaily(r: DailyReport, c: ChalkInstance): string {
     `3. logrotate: ${r.logrotate.ok ? 'ok' : 'FAILED'} (${r.logrotate.written ? r.logrotate.config : `dry run: logrotate -d checked the configuration a real run writes to ${r.logrotate.config}; no log was rotated`})`,
     `4. witness cleanup (retain ${r.cleanup.retain_days} days): ${r.cleanup.ok ? 'ok' : r.cleanup.error}`,
     `5. health report: ${r.dry_run ? '(not written) ' : ''}${r.report_file}`,
-    `   agents ${r.health.total_agents ?? '-'}, connections ${r.health.active_connections ?? '-'}, errors 24h ${r.health.error_count_24h ?? '-'}`,
+    `   agents ${r.health.total_agents ?? '-'}, connections ${r.health.active_connections ?? '-'}${r.health.connected_pairs === null ? '' : ` (${r.health.connected_pairs} pair(s))`}, errors 24h ${r.health.error_count_24h ?? '-'}`,
     ...keyRotationLine(r),
     ...verdict(r.ok, r.needs_human, 'daily maintenance', r.notice, c),
   ].join('\n');

@@ -153,6 +153,11 @@ describe('a deploy-made fleet of 2 instances on Redis with 4 agents', () => {
     const daily = await cli(['maintenance', 'daily', '--json']);
     expect(daily.stdout).toContain(`127.0.0.1:${base + 1}`);
     expect(daily.stdout).toContain(`127.0.0.1:${base}`);
+    // the 6 pairs of 4 agents, each reported from both ends (the runbook's field) and counted once
+    const { health } = JSON.parse(daily.stdout);
+    expect(health.total_agents).toBe(4);
+    expect(health.connected_pairs).toBe(6);
+    expect(health.active_connections).toBe(12);
   }, 120_000);
 
   it('with both instances killed: incident p1 classifies P1 and restarts both', async () => {

@@ -138,6 +138,7 @@ describe('maintenance daily', () => {
       [
         'active_connections',
         'certificate_days_left',
+        'connected_pairs',
         'error_count_24h',
         'maintenance_id',
         'timestamp',

@@ -14,6 +14,7 @@ import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
 import { type ProcedureJournal, withProcedure } from '../procedure.js';
 import type { OpContext } from '../shared.js';
+import { connectedPairs } from '../verify/deployment.js';
 import { certificateStep } from './certificate.js';
 import {
   countWitnessEvents,
@@ -49,7 +50,10 @@ export interface DailyHealth {
   timestamp: string;
   certificate_days_left: number | null;
   total_agents: number | null;
+  /** The runbook's field: connected reports, one from each end of a pair. */
   active_connections: number | null;
+  /** Distinct connected pairs of registered agents (an extension): what a person means by connections. */
+  connected_pairs: number | null;
   error_count_24h: number | null;
 }
 
@@ -222,6 +226,7 @@ async function daily(
     certificate_days_left: certificate?.days_left ?? null,
     total_agents: up ? new Set(mesh.agents.map((a) => a.agent_id)).size : null,
     active_connections: up ? mesh.connections.filter((c) => c.state === 'connected').length : null,
+    connected_pairs: up ? connectedPairs(mesh.connections, mesh.agents) : null,
     error_count_24h: errors24h,
   };
   const reportFile = o.state.dailyReport(utcDay(now));
