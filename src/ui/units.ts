@@ -78,6 +78,9 @@ export function formatQuantity(v: number | null | undefined, unit: string): stri
       return `${decimals(v, 1)} ${unit}`;
     case 'count':
       return formatNumber(v, 0);
+    case 'days':
+      // Whole days left, as `certs check` counts them: 29.6 is "29 days" (rounded, it read 30 there).
+      return `${formatNumber(Math.floor(v), 0)} days`;
     default:
       return `${formatNumber(v)} ${unit}`;
   }

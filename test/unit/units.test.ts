@@ -50,6 +50,9 @@ describe('units', () => {
     expect(formatQuantity(0.998, 'ratio')).toBe('99.8 %');
     expect(formatQuantity(412.345, 'MiB')).toBe('412.3 MiB');
     expect(formatQuantity(3, 'count')).toBe('3');
+    // certificate days: whole days left, as certs check says, never rounded up past the threshold
+    expect(formatQuantity(29.6, 'days')).toBe('29 days');
+    expect(formatQuantity(6.97, 'days')).toBe('6 days');
     expect(formatQuantity(0.123456, 'cores')).toBe('0.12 cores');
     expect(formatQuantity(null, 'ms')).toBe('-');
   });
