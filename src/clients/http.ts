@@ -72,6 +72,7 @@ export async function httpRequest(url: string, opts: HttpOptions = {}): Promise<
       throw new UnreachableError(
         `${u.origin} speaks TLS, not plain HTTP (${why})`,
         `use https://${u.host} (and wss:// for agents)`,
+        PLAIN_HTTP_TO_TLS,
       );
     throw new UnreachableError(
       `${u.origin} is unreachable: ${why}`,
@@ -103,7 +104,23 @@ export function speaksTls(host: string, port: number, timeoutMs = 1_000): Promis
 }
 
 /** The code of httpRequest's error for a certificate this command could not verify. */
-export const UNVERIFIED_CERTIFICATE = 'tls_verification_failed';
+export const UNVERIFIED_CERTIFICATE = 'tls_verification_failed' as const;
+
+/** The code of httpRequest's error for an http:// URL whose port speaks TLS. */
+export const PLAIN_HTTP_TO_TLS = 'plain_http_to_tls' as const;
+
+/**
+ * What to do when the server answered, but not in a way this command can use: a certificate it could
+ * not verify, or TLS on an http:// URL. Such a server runs; the fix is the command's URL or CA, not
+ * the service (undefined for any other error).
+ */
+export function answeredFix(
+  err: unknown,
+): { code: typeof UNVERIFIED_CERTIFICATE | typeof PLAIN_HTTP_TO_TLS; fix: string } | undefined {
+  if (!(err instanceof IfmeshError)) return undefined;
+  if (err.code !== UNVERIFIED_CERTIFICATE && err.code !== PLAIN_HTTP_TO_TLS) return undefined;
+  return { code: err.code, fix: err.hint ?? '' };
+}
 
 /**
  * Whether `err` is that error: the server completed the TLS handshake, but this command could not

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpRequest } from '../../src/clients/http.js';
 import { tempDir } from '../helpers/cli.js';
@@ -33,6 +34,18 @@ describe('httpRequest to the wrong scheme', () => {
     expect(err.message).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${port} speaks TLS, not plain HTTP`));
     expect(err.hint).toBe(`use https://127.0.0.1:${port} (and wss:// for agents)`);
     expect(err.exitCode).toBe(3);
+  });
+
+  it("an incident's assessment does not call it a total outage: its level is a floor until it is read", async () => {
+    const { assessImpact, classify } = await import('../../src/ops/incident/classify.js');
+    const { impact } = await assessImpact({
+      signaling: [`http://127.0.0.1:${port}`],
+      witness: null,
+      now: Date.now,
+      dispatcher: new Agent(),
+    });
+    expect(impact.instances).toEqual([{ url: `http://127.0.0.1:${port}`, up: false, answered: true }]);
+    expect(classify(impact).description).not.toMatch(/Total service down/);
   });
 
   it('a closed port stays "unreachable"', async () => {

@@ -64,6 +64,18 @@ describe('classification (runbook table)', () => {
         }),
       ).description,
     ).toBe('Total service down: none of 2 signaling instances answers');
+    // One that answered but could not be read (its certificate, TLS on an http:// URL) runs: no
+    // outage, and the counts are a floor until it is read.
+    const unread = classify(
+      impact({
+        instances: [
+          { url: 'x', up: false },
+          { url: 'y', up: false, answered: true },
+        ],
+      }),
+    );
+    expect(unread.level).toBe('P4');
+    expect(unread.description).toContain('a floor: 1 signaling instance answered but could not be read');
     expect(classify(impact({ agents_affected: 1001 })).level).toBe('P1');
     expect(classify(impact({ agents_affected: 1001 })).description).toBe(
       'Total service down, >1000 agents affected',

@@ -42,15 +42,29 @@ export const CLASSIFICATION: Record<Severity, Classification> = {
  * rather than the table's ">1000 agents affected", which a 3-agent fleet's operator would doubt.
  */
 export function classify(i: Impact): Classification {
-  if (i.instances.length > 0 && i.instances.every((x) => !x.up))
+  const unread = i.instances.filter((x) => !x.up && x.answered).length;
+  const noneUp = i.instances.length > 0 && i.instances.every((x) => !x.up);
+  if (noneUp && unread === 0)
     return {
       ...CLASSIFICATION.P1,
       description: `Total service down: none of ${i.instances.length} signaling instance${i.instances.length === 1 ? '' : 's'} answers`,
     };
-  if (i.agents_affected > 1000) return CLASSIFICATION.P1;
-  if (i.agents_affected > 100) return CLASSIFICATION.P2;
-  if (i.agents_affected > 0) return CLASSIFICATION.P3;
-  return CLASSIFICATION.P4;
+  const c =
+    i.agents_affected > 1000
+      ? CLASSIFICATION.P1
+      : i.agents_affected > 100
+        ? CLASSIFICATION.P2
+        : i.agents_affected > 0
+          ? CLASSIFICATION.P3
+          : CLASSIFICATION.P4;
+  // Instances that run but could not be read (this command's URL or CA) are no outage, and no count
+  // of agents came from them: the level is a floor until they are read.
+  return noneUp
+    ? {
+        ...c,
+        description: `${c.description}; a floor: ${unread} signaling instance${unread === 1 ? '' : 's'} answered but could not be read (fix the URL or CA, then assess again)`,
+      }
+    : c;
 }
 
 const ORDER: Severity[] = ['P1', 'P2', 'P3', 'P4'];
@@ -97,7 +111,11 @@ export async function assessImpact(o: {
   return {
     sample,
     impact: {
-      instances: sample.instances.map((x) => ({ url: x.url, up: x.up })),
+      instances: sample.instances.map((x) => ({
+        url: x.url,
+        up: x.up,
+        ...(x.answered ? { answered: true as const } : {}),
+      })),
       agents_connected: new Set(sample.agents.map((a) => a.agent_id)).size,
       connections: sample.connections.length,
       failed_connections_5m: failed,

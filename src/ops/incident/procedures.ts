@@ -1,7 +1,7 @@
 // What each kind of incident does once it is declared and its impact assessed: p1 restarts and
 // investigates, p2 mitigates latency, security acts on tree 4, cert-expiry and turn-failure hand over.
 
-import { isUnverifiedCertificate } from '../../clients/http.js';
+import { answeredFix, UNVERIFIED_CERTIFICATE } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import { scanProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
@@ -40,19 +40,23 @@ const p1: Procedure = async (o, rec, step, ctx) => {
       });
   }
   if (restarts.length === 0) {
-    // An instance that answered with a certificate this command cannot verify is not called silent:
-    // the fix is the CA (--ca FILE) or the certificate, not the network.
-    const unverified = step.sample.instances.filter((i) => !i.up && i.unverified_fix !== undefined);
+    // An instance that answered with a certificate this command cannot verify, or with TLS on an
+    // http:// URL, is not called silent: the fix is the CA (--ca FILE), the certificate or the URL,
+    // not the network.
+    const answered = step.sample.instances.filter((i) => !i.up && i.answered);
     const down = impact.instances
-      .filter((i) => !i.up && !unverified.some((u) => u.url === i.url))
+      .filter((i) => !i.up && !answered.some((u) => u.url === i.url))
       .map((i) => i.url);
     const byFix = new Map<string, string[]>();
-    for (const i of unverified)
-      byFix.set(i.unverified_fix!, [...(byFix.get(i.unverified_fix!) ?? []), i.url]);
+    for (const i of answered) {
+      const said =
+        i.answered!.code === UNVERIFIED_CERTIFICATE
+          ? `answered with a certificate this command cannot verify: ${i.answered!.fix}`
+          : `answered with TLS on an http:// URL: ${i.answered!.fix}`;
+      byFix.set(said, [...(byFix.get(said) ?? []), i.url]);
+    }
     const said = [
-      ...[...byFix].map(
-        ([fix, urls]) => `${urls.join(', ')} answered with a certificate this command cannot verify: ${fix}`,
-      ),
+      ...[...byFix].map(([what, urls]) => `${urls.join(', ')} ${what}`),
       ...(down.length
         ? [`no recorded instance is dead, but ${down.join(', ')} do not answer: network or load balancer`]
         : []),
@@ -72,18 +76,20 @@ const p1: Procedure = async (o, rec, step, ctx) => {
     );
   }
   // The runbook's check after its restart: is the service answering now?
-  // One that answers with a certificate this command cannot verify is listed as such, not as down.
+  // One that answers with a certificate this command cannot verify, or with TLS on an http:// URL, is
+  // listed as such, not as down.
   const health = await Promise.all(
     o.signaling.map((u) =>
-      httpHealthy(u, ctx.dispatcher, { throwUntrusted: true }).catch((err: unknown) => {
-        if (isUnverifiedCertificate(err)) return 'unverified' as const;
-        throw err;
+      httpHealthy(u, ctx.dispatcher, { throwAnswered: true }).catch((err: unknown) => {
+        const a = answeredFix(err);
+        if (!a) throw err;
+        return a.code === UNVERIFIED_CERTIFICATE ? ('unverified' as const) : ('tls' as const);
       }),
     ),
   );
   const up = health.filter((h) => h === true).length;
   const allUp = o.signaling.length > 0 && up === o.signaling.length;
-  const listed = (what: boolean | 'unverified') => o.signaling.filter((_, i) => health[i] === what);
+  const listed = (what: boolean | 'unverified' | 'tls') => o.signaling.filter((_, i) => health[i] === what);
   act(
     'signaling_health',
     allUp,
@@ -93,6 +99,7 @@ const p1: Procedure = async (o, rec, step, ctx) => {
       ...(listed('unverified').length
         ? [`certificate not verified: ${listed('unverified').join(', ')}`]
         : []),
+      ...(listed('tls').length ? [`TLS on an http:// URL (use https://): ${listed('tls').join(', ')}`] : []),
     ].join('; '),
   );
   // The runbook's `exit 0`: a restart brought the service back. Nothing restarted, or a restart that

@@ -21,7 +21,11 @@ export type IncidentKind = 'p1' | 'p2' | 'security' | 'cert-expiry' | 'turn-fail
 export const INCIDENT_KINDS: IncidentKind[] = ['p1', 'p2', 'security', 'cert-expiry', 'turn-failure'];
 
 export interface Impact {
-  instances: { url: string; up: boolean }[];
+  /**
+   * `answered`: not up to this command, but it answered (a certificate the command cannot verify, TLS
+   * on an http:// URL): it runs, so it is not counted as a service down.
+   */
+  instances: { url: string; up: boolean; answered?: true }[];
   agents_connected: number;
   connections: number;
   /** Failed connection_state_changed events in the last 5 minutes (null: the witness did not answer). */

@@ -4,7 +4,7 @@
 // Metrics are per instance (each counts what its own agents report), so they add up as they are.
 
 import type { Dispatcher } from 'undici';
-import { isUnverifiedCertificate } from '../../clients/http.js';
+import { answeredFix } from '../../clients/http.js';
 import { SignalingClient } from '../../clients/signaling.js';
 import type { AgentInfo, ConnectionInfo } from '../../protocol/signaling-api.js';
 import { mergeAgents, mergeConnections } from '../fleet-views.js';
@@ -17,8 +17,11 @@ export interface MeshSample {
     url: string;
     up: boolean;
     error?: string;
-    /** It answered with a certificate this command cannot verify: what to do (--ca FILE, renew…). */
-    unverified_fix?: string;
+    /**
+     * It answered, but not in a way this command can use (a certificate it cannot verify, TLS on an
+     * http:// URL): it runs, and this is what to do (--ca FILE, renew, https://…).
+     */
+    answered?: NonNullable<ReturnType<typeof answeredFix>>;
     instance_id?: string;
     cluster_id?: string;
   }[];
@@ -84,7 +87,7 @@ export async function collectMesh(o: CollectOptions): Promise<MeshSample> {
         url,
         up: false,
         error: e.message,
-        ...(isUnverifiedCertificate(e) ? { unverified_fix: e.hint ?? '' } : {}),
+        ...(answeredFix(e) ? { answered: answeredFix(e)! } : {}),
       });
       return;
     }

@@ -2,7 +2,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
+import { answeredFix, httpRequest, isUnverifiedCertificate } from '../../clients/http.js';
 import { writeStateJson } from '../../state/json-file.js';
 import type { StackFile } from '../../state/stack-plan.js';
 import type { StateDir } from '../../state/state-dir.js';
@@ -82,18 +82,20 @@ export function freePort(): Promise<number> {
 
 /**
  * Whether `url` answers /health with status ok. `throwUntrusted`: a certificate this command cannot
- * verify (no --ca on a TLS fleet) throws its one-line error instead of counting as no answer.
+ * verify (no --ca on a TLS fleet) throws its one-line error instead of counting as no answer;
+ * `throwAnswered`: that, and TLS on an http:// URL (the operator's URL, not the service, is wrong).
  */
 export async function httpHealthy(
   url: string,
   dispatcher?: Dispatcher,
-  o: { throwUntrusted?: boolean } = {},
+  o: { throwUntrusted?: boolean; throwAnswered?: boolean } = {},
 ): Promise<boolean> {
   try {
     const r = await httpRequest(`${url}/health`, { timeoutMs: 1_000, dispatcher });
     return r.status === 200 && r.text.includes('"status":"ok"');
   } catch (err) {
     if (o.throwUntrusted && isUnverifiedCertificate(err)) throw err;
+    if (o.throwAnswered && answeredFix(err)) throw err;
     return false;
   }
 }
