@@ -27,6 +27,11 @@ export function renderCanary(
     head,
     `  stable     ${p.stable.id} (${p.stable.ref}, config ${p.stable.config_hash})`,
     `  candidate  ${p.candidate.ref}, config ${p.candidate.config_hash}${changes.length ? `; ${changes.join(' ')}` : ''}${p.candidate.agents_dir ? `; agents from ${p.candidate.agents_dir}` : ''}`,
+    p.candidate.unchanged
+      ? c.yellow(
+          '  unchanged  the candidate runs what the stable release runs (a rehearsal): name a change with --release, --set or --agents-dir',
+        )
+      : '',
     // older canary states have no code
     p.candidate.code
       ? `  code       ${p.candidate.code.action ?? `${p.candidate.code.version ? `${p.candidate.code.version}, ` : ''}${p.candidate.code.source}${p.candidate.code.integrity ? ` (${p.candidate.code.integrity.slice(0, 23)}…)` : ''}`}`

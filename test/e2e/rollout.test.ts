@@ -134,7 +134,12 @@ describe('ifmesh canary', () => {
     const out = JSON.parse(r.stdout);
     expect(out.applied).toBe(false);
     expect(out.plan.candidate.changes).toEqual({ TURN_PASSWORD: '[redacted]' });
+    expect(out.plan.candidate.unchanged).toBeUndefined();
     expect(r.stdout).not.toContain('s3cret');
+    // A canary that changes nothing says so: it is a rehearsal, not a release.
+    const same = await cli(['canary', '--dry-run'], state);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain('unchanged  the candidate runs what the stable release runs (a rehearsal)');
     expect(AGENTS.map((id) => pidOf(state, id))).toEqual(before);
     expect((await cli(['canary', 'status'], state)).code).toBe(2);
     expect(out.blocked_by).toBeNull();

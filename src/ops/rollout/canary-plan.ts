@@ -240,6 +240,8 @@ export async function planCanary(
         }
       : codeOf(build);
   const plan = buildCanaryPlan(o, stable, hash, ctx.clock.now(), randomBytes(2).toString('hex'), planCode);
+  const sameCode = (planCode.integrity ?? null) === (stable.build?.integrity ?? null);
+  if (sameCode && sameSpecs(specs, stable.agent_specs ?? [])) plan.candidate.unchanged = true;
   const candidate: Release = {
     ...stable,
     id: plan.canary_id,
@@ -252,6 +254,19 @@ export async function planCanary(
     ...(build ? { build } : {}),
   };
   return { plan, stable, candidate };
+}
+
+/** Whether two releases start their agents alike: configs, environment (in any order), binary. */
+function sameSpecs(a: AgentSpec[], b: AgentSpec[]): boolean {
+  const key = (s: AgentSpec) =>
+    JSON.stringify([
+      s.agent_id,
+      s.config,
+      s.bin ?? null,
+      Object.entries(s.env).sort(([x], [y]) => (x < y ? -1 : 1)),
+      Object.entries(s.secret_env ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)),
+    ]);
+  return a.length === b.length && a.every((s, i) => key(s) === key(b[i]!));
 }
 
 /**

@@ -60,6 +60,11 @@ export interface CanaryPlan {
     changes: Record<string, string>;
     agents_dir: string | null;
     /**
+     * True when it runs what the stable release runs (the same code, agent configs and environment):
+     * a rehearsal of the procedure, not a change. Absent otherwise, and in older plans.
+     */
+    unchanged?: true;
+    /**
      * The code the candidate runs: the installed `--release` (or, in a dry run, what would be
      * installed); the stable release's when no --release is given.
      */
