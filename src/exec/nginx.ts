@@ -37,6 +37,13 @@ export interface NginxPlan {
   serverName?: string;
   /** https/wss on both sides: clients to nginx, and nginx to the instances (verified). */
   tls?: NginxTls | undefined;
+  /**
+   * Its error and access logs; default error.log and access.log in `prefix`. A fleet's go to its
+   * logs directory as `<name>.log` and `<name>-access.log`: `ifmesh logs` reads them and
+   * maintenance's logrotate rotates them with the rest.
+   */
+  errorLog?: string;
+  accessLog?: string;
 }
 
 /** A host as nginx writes it in `listen` and `server`: IPv6 literals in brackets. */
@@ -77,10 +84,10 @@ worker_processes 1;
 # the upstream list it started with; bounded here, its agents reconnect through the new worker.
 worker_shutdown_timeout 30s;
 pid ${path.join(p.prefix, 'nginx.pid')};
-error_log ${path.join(p.prefix, 'error.log')} warn;
+error_log ${p.errorLog ?? path.join(p.prefix, 'error.log')} warn;
 events { worker_connections 4096; }
 http {
-  access_log ${path.join(p.prefix, 'access.log')};
+  access_log ${p.accessLog ?? path.join(p.prefix, 'access.log')};
   client_body_temp_path ${path.join(p.prefix, 'tmp')};
   proxy_temp_path ${path.join(p.prefix, 'tmp')};
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
@@ -235,6 +242,7 @@ export async function stopOrphanedWorkers(port: number, clock: Clock): Promise<n
  */
 export async function applyNginx(p: NginxPlan, running: boolean, io: NginxIo): Promise<number> {
   mkdirSync(path.join(p.prefix, 'tmp'), { recursive: true });
+  for (const log of [p.errorLog, p.accessLog]) if (log) mkdirSync(path.dirname(log), { recursive: true });
   const conf = path.join(p.prefix, 'nginx.conf');
   // Both written whole: a procedure killed while it rewrites them leaves the old pair or the new.
   writeFileWhole(conf, nginxConfig(p));

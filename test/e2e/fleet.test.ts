@@ -274,6 +274,32 @@ describe('failover signaling on the deploy-made fleet', () => {
 });
 
 describe('a deploy that fails halfway', () => {
+  it('with nginx killed: incident p1 restarts the front door from its plan; its log is where `ifmesh logs` looks', async () => {
+    const master = pidOf('deploy-nginx')!;
+    process.kill(master, 'SIGKILL');
+    await waitFor(() => !isAlive(master), 'nginx to die', { timeoutMs: 5_000 });
+    const p1 = await cli(['incident', 'p1', '--json']);
+    const rec = JSON.parse(p1.stdout);
+    await cli(['incident', 'resolve', rec.id]);
+    const restart = rec.actions.find(
+      (a: { action: string; detail: string }) =>
+        a.action === 'signaling_server_restarted' && a.detail.startsWith('deploy-nginx'),
+    );
+    expect(restart, p1.stdout).toMatchObject({ ok: true });
+    const now = pidOf('deploy-nginx')!;
+    expect(now).not.toBe(master);
+    expect(isAlive(now)).toBe(true);
+    expect((await getJson(`http://127.0.0.1:${nginxPort}/health`)).status).toBe(200);
+    expect(rec.actions.find((a: { action: string }) => a.action === 'signaling_health')).toMatchObject({
+      ok: true,
+    });
+    // nginx's own log is the fleet's logs/deploy-nginx.log (it was <state>/nginx/error.log, and
+    // `ifmesh logs deploy-nginx` found no log), with the restart's reason in it.
+    const logs = await cli(['logs', 'deploy-nginx', '-n', '20']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('restarted by incident p1 (process gone)');
+  }, 120_000);
+
   it('stops what it started and leaves no record claiming otherwise', async () => {
     const { createServer } = await import('node:net');
     const port = await freePortRange(3);

@@ -2,8 +2,11 @@
 // with SIGKILL is restarted from its launch spec; one that keeps dying is left crash-looping after
 // its tries; one stopped on purpose, or not supervised, is left alone.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { getGlobalDispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { applyNginx } from '../../src/exec/nginx.js';
 import { isAlive } from '../../src/exec/pid.js';
 import { Supervisor } from '../../src/ops/fleet/supervisor.js';
 import { type WatchdogEvent, watchdogPass } from '../../src/ops/fleet/watchdog.js';
@@ -11,8 +14,11 @@ import { readProcess, scanProcesses } from '../../src/state/processes.js';
 import { readSecrets } from '../../src/state/secrets.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
+import { systemExec } from '../../src/util/exec.js';
+import { requireBinary } from '../helpers/binaries.js';
 import { tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
+import { freePort } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -113,6 +119,40 @@ describe('watchdog', () => {
     expect(rec.crash_loop).toMatchObject({ tries: 2 });
     // No more tries once crash-looping.
     expect(await watchdogPass(o, tracks, ctx)).toEqual([]);
+  });
+
+  it('restarts a SIGKILLed nginx front door (adopted, no launch spec) from its plan', async () => {
+    requireBinary('nginx', 'nginx');
+    const { dir, sup, started } = setup();
+    const state = openStateDir(dir);
+    // The instance behind it: answers /health as signaling does.
+    const backend = createServer((_req, res) => res.end('{"status":"ok"}'));
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => backend.close(r)));
+    const port = await freePort();
+    const plan = {
+      prefix: state.nginx,
+      listenPort: port,
+      upstreams: [(backend.address() as AddressInfo).port],
+      errorLog: state.logFile('nginx'),
+    };
+    const master = await applyNginx(plan, false, { exec: systemExec, clock: systemClock });
+    started.push(master);
+    cleanups.push(() => sup.stop('nginx', 2_000));
+    sup.adopt({ name: 'nginx', role: 'nginx', port, url: `http://127.0.0.1:${port}` }, master, {
+      supervised: true,
+    });
+    process.kill(master, 'SIGKILL');
+    await waitFor(() => !isAlive(master), 'the nginx master to die');
+    const [done] = await watchdogPass({ state }, new Map(), ctx);
+    expect(done?.result, JSON.stringify(done)).toMatchObject({ name: 'nginx', ok: true });
+    const now = readProcess(state, 'nginx')!;
+    started.push(now.pid);
+    expect(now.pid).not.toBe(master);
+    expect(now).toMatchObject({ restarts: 1, supervised: true });
+    const health = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5_000) });
+    expect(await health.text()).toBe('{"status":"ok"}');
+    expect(readFileSync(state.logFile('nginx'), 'utf8')).toContain('restarted by the supervisor');
   });
 
   it('leaves alone what is not supervised and what a procedure stops on purpose', async () => {

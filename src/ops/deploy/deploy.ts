@@ -399,6 +399,8 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
         const running = sup.running('deploy-nginx') !== undefined;
         if (!running) started.push('deploy-nginx');
         // nginx daemonizes: adopt its master pid so `down` stops it like the rest.
+        // Watched by the local supervisor like the instances (restarted from nginx.plan.json, the
+        // fleet's restart path); under systemd no local watchdog runs, and incident p1 restarts it.
         sup.adopt(
           { name: 'deploy-nginx', role: 'nginx', port: plan.nginx.listen_port, url: plan.nginx.url },
           await applyNginx(
@@ -411,10 +413,13 @@ export async function deploy(o: DeployOptions, dryRun: boolean, ctx: OpContext):
               backups: plan.nginx.backups,
               serverName: plan.nginx.server_name,
               tls: nginxTls(plan.endpoints),
+              errorLog: o.state.logFile('deploy-nginx'),
+              accessLog: o.state.logFile('deploy-nginx-access'),
             },
             running,
             ctx,
           ),
+          o.systemd ? {} : { supervised: true },
         );
         o.progress.step(
           'nginx',

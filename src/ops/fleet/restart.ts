@@ -2,13 +2,22 @@
 // its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { isUnverifiedCertificate } from '../../clients/http.js';
 import { IfmeshError } from '../../errors.js';
+import { applyNginx, readNginxPlan } from '../../exec/nginx.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import { type LaunchSpec, type ProcessRecord, readProcess, scanProcesses } from '../../state/processes.js';
+import {
+  type LaunchSpec,
+  type ProcessRecord,
+  readProcess,
+  recordProcess,
+  scanProcesses,
+} from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { systemExec } from '../../util/exec.js';
 import { waitFor } from '../../util/wait.js';
 import type { OpContext } from '../shared.js';
 import { answers } from './health.js';
@@ -25,7 +34,16 @@ export interface StartResult {
   detail: string;
 }
 
-type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'>;
+type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'> & Partial<Pick<OpContext, 'exec'>>;
+
+/** One line appended to a log that may not be there yet (a best effort: the restart goes on). */
+function appendLine(file: string, line: string): void {
+  try {
+    appendFileSync(file, `${line}\n`);
+  } catch {
+    // a log it cannot write does not stop a restart
+  }
+}
 
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 
@@ -211,6 +229,9 @@ export async function restartRecorded(
           detail: `already restarted by another (pid ${running}), but ${p.unverified}`,
         };
     }
+    // nginx daemonizes, so it is adopted without a launch spec: started again from the plan its
+    // configuration was written from.
+    if (!rec.spec && rec.role === 'nginx') return await restartNginx(state, sup, rec, o.why, ctx);
     if (!rec.spec)
       return {
         name,
@@ -246,6 +267,54 @@ export async function restartRecorded(
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Starts a dead nginx master again from `<state>/nginx/nginx.plan.json` (its configuration's plan,
+ * kept by every write of it), re-adopts the new master and waits until it answers as the front door.
+ */
+async function restartNginx(
+  state: StateDir,
+  sup: Supervisor,
+  rec: ProcessRecord,
+  why: string,
+  ctx: Ctx,
+): Promise<StartResult> {
+  const fail = (detail: string): StartResult => ({
+    name: rec.name,
+    ok: false,
+    pid: null,
+    already_running: false,
+    detail,
+  });
+  const plan = readNginxPlan(state.nginx);
+  if (!plan)
+    return fail(
+      `no ${path.join(state.nginx, 'nginx.plan.json')} to start it from: run \`ifmesh deploy\` again`,
+    );
+  // A master killed with SIGKILL leaves its workers on the port; the stop takes them with it.
+  await sup.stop(rec.name, 2_000);
+  let pid: number;
+  try {
+    pid = await applyNginx(plan, false, { exec: ctx.exec ?? systemExec, clock: ctx.clock });
+  } catch (err) {
+    if (!(err instanceof IfmeshError)) throw err;
+    return fail(`${err.message}${err.hint ? ` (${err.hint})` : ''}`);
+  }
+  const now = new Date(ctx.clock.now()).toISOString();
+  const { stopping: _s, crash_loop: _c, ...kept } = rec;
+  recordProcess(state, {
+    ...kept,
+    pid,
+    started_at: now,
+    restarts: (rec.restarts ?? 0) + 1,
+    last_restart_at: now,
+  });
+  if (plan.errorLog) appendLine(plan.errorLog, `[ifmesh] ${now} ${why}`);
+  const up = await untilAnswering(sup, rec.name, ctx, DEFAULT_START_TIMEOUT_MS);
+  if (up.ok)
+    return { name: rec.name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };
+  return fail(up.unverified ? `restarted (pid ${pid}), but ${up.unverified}` : failure(sup, rec.name));
 }
 
 /**

@@ -46,9 +46,14 @@ interface Track {
   notBefore: number;
 }
 
-// A systemd unit is systemd's to restart (Restart=on-failure), never this watchdog's.
+// A systemd unit is systemd's to restart (Restart=on-failure), never this watchdog's. nginx, adopted
+// without a launch spec, is started again from its configuration's plan (restart.ts).
 const watched = (r: ProcessRecord) =>
-  r.supervised === true && r.spec !== undefined && !r.stopping && !r.crash_loop && r.supervisor !== 'systemd';
+  r.supervised === true &&
+  (r.spec !== undefined || r.role === 'nginx') &&
+  !r.stopping &&
+  !r.crash_loop &&
+  r.supervisor !== 'systemd';
 
 /** The unreadable records a watchdog (its `tracks`) has named already. */
 const namedUnreadable = new WeakMap<Map<string, Track>, Set<string>>();

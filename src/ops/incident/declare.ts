@@ -97,11 +97,12 @@ export function planIncident(o: IncidentOptions, ctx: Pick<OpContext, 'clock'>):
     `assess impact from ${o.signaling.join(', ') || 'no signaling instance'} and the witness; classify P1–P4`,
   );
   if (o.kind === 'p1') {
-    const dead = deadSignaling(o.state, ctx).map((r) => r.name);
+    const recs = deadSignaling(o.state, ctx);
+    const dead = recs.map((r) => r.name);
     steps.push(
       dead.length
-        ? `restart dead signaling instances: ${dead.join(', ')}`
-        : 'no dead signaling instance to restart',
+        ? `restart dead signaling ${recs.some((r) => r.role === 'nginx') ? 'processes (instances, front door)' : 'instances'}: ${dead.join(', ')}`
+        : 'no dead signaling instance or front door to restart',
     );
     if (o.investigate)
       steps.push('investigate: resources, network (signaling and TURN ports), witness errors, DNS, backends');

@@ -1,5 +1,6 @@
-// P1 total outage: restart the signaling instances whose process died (the local stack's or a
-// deployment's, from the state's process list), and investigate-p1-outage.sh's checks.
+// P1 total outage: restart the signaling instances and the nginx in front of them whose process died
+// (the local stack's or a deployment's, from the state's process list), and investigate-p1-outage.sh's
+// checks.
 
 import { lookup } from 'node:dns/promises';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
@@ -25,13 +26,18 @@ export interface Restart {
   detail: string;
 }
 
-/** The dead signaling instances: recorded with role `signaling`, process gone. */
+/**
+ * The dead signaling instances and front door: recorded with role `signaling` or `nginx` (every
+ * agent reaches signaling through it: dead, it is a total outage too), process gone; nginx last, as
+ * its health is an instance's.
+ */
 export function deadSignaling(state: StateDir, ctx: Pick<OpContext, 'clock'>) {
   const sup = new Supervisor(state, { clock: ctx.clock, owner: 'incident' });
   // What reads: a torn record is named in the incident's next steps, the other instances restarted.
-  return scanProcesses(state).records.filter(
-    (r) => r.role === 'signaling' && sup.running(r.name) === undefined,
+  const dead = scanProcesses(state).records.filter(
+    (r) => (r.role === 'signaling' || r.role === 'nginx') && sup.running(r.name) === undefined,
   );
+  return [...dead.filter((r) => r.role === 'signaling'), ...dead.filter((r) => r.role === 'nginx')];
 }
 
 /**

@@ -296,7 +296,18 @@ export async function up(o: UpOptions, ctx: OpContext): Promise<UpReport> {
       await sup.stop('nginx', 2_000);
       sup.adopt(
         { name: 'nginx', role: 'nginx', port: nginxPort, url: `ws://127.0.0.1:${nginxPort}` },
-        await applyNginx({ prefix, listenPort: nginxPort, ...topology.nginx }, false, ctx),
+        await applyNginx(
+          {
+            prefix,
+            listenPort: nginxPort,
+            ...topology.nginx,
+            errorLog: o.state.logFile('nginx'),
+            accessLog: o.state.logFile('nginx-access'),
+          },
+          false,
+          ctx,
+        ),
+        { supervised: true },
       );
       started.push('nginx');
       o.progress.step(
