@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { nginxConfig } from '../../src/exec/nginx.js';
 import { nginxTls, planEndpoints, SYSTEM_CA_BUNDLE } from '../../src/ops/deploy/endpoints.js';
 import { tempDir } from '../helpers/cli.js';
+import { makeCert } from '../helpers/tls.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(cleanup);
@@ -47,6 +48,27 @@ describe('deploy endpoints', () => {
       upstreamName: 'signaling.example.com',
     });
     expect(nginxTls({ ...e, tls: { ...e.tls!, ca: null } })?.trusted).toBe(SYSTEM_CA_BUNDLE);
+  });
+
+  it('verifies the instances by a DNS name of the certificate when the public URL is an address', async () => {
+    const named = makeCert(dir, 'ip-and-dns', 30, 'IP:127.0.0.1,DNS:localhost');
+    const bare = makeCert(dir, 'ip-only', 30, 'IP:127.0.0.1');
+    const at = async (c: { cert: string; key: string }) =>
+      planEndpoints(
+        await config({
+          SIGNALING_HOST: '127.0.0.1',
+          SIGNALING_TLS_CERT: c.cert,
+          SIGNALING_TLS_KEY: c.key,
+          SIGNALING_PUBLIC_URL: 'wss://127.0.0.1:19440',
+        }),
+        undefined,
+      );
+    // nginx matched "127.0.0.1" against DNS names only: every request through it failed (502).
+    expect(nginxTls(await at(named))?.upstreamName).toBe('localhost');
+    const e = await at(bare);
+    expect(() => nginxTls(e)).toThrow(
+      `nginx verifies the instances' certificate by DNS name only, and ${bare.cert} names 127.0.0.1, an address, and no DNS name`,
+    );
   });
 
   it('refuses a certificate without its key, naming the missing key and the fix', async () => {

@@ -241,6 +241,8 @@ export function buildPlan(
     .digest('hex')
     .slice(0, 16);
   const topology = planSignalingTopology({ instances: instances.map((x) => x.port), redis, frontDoor: null });
+  // nginx in front of TLS instances needs a name to verify them by: refused here, dry run included.
+  if (nginx) nginxTls(endpoints);
   const ng = nginx
     ? {
         listen_port: o.nginxPort,

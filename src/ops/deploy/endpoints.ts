@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { wsUrlOf } from '../../clients/signaling.js';
 import type { MeshConfig } from '../../config/load.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, UsageError } from '../../errors.js';
 import type { NginxTls } from '../../exec/nginx.js';
 
 /** Debian's bundle of the system CAs: what nginx verifies the instances with when no CA file is given. */
@@ -68,13 +68,16 @@ export function planEndpoints(c: MeshConfig, caFile: string | undefined): Deploy
  */
 export function nginxTls(e: DeployEndpoints): NginxTls | undefined {
   if (!e.tls) return undefined;
-  const fromPublic = e.server_name !== '_' ? e.server_name : undefined;
-  return {
-    cert: e.tls.cert,
-    key: e.tls.key,
-    trusted: e.tls.ca ?? SYSTEM_CA_BUNDLE,
-    upstreamName: fromPublic ?? certificateDnsName(e.tls.cert) ?? e.dial_host,
-  };
+  // An address is no name to nginx: with SIGNALING_PUBLIC_URL=wss://127.0.0.1:… it checked the
+  // certificate for a DNS name "127.0.0.1", and every request through it failed (502).
+  const fromPublic = e.server_name !== '_' && !isIp(e.server_name) ? e.server_name : undefined;
+  const upstreamName = fromPublic ?? certificateDnsName(e.tls.cert);
+  if (!upstreamName)
+    throw new UsageError(
+      `nginx verifies the instances' certificate by DNS name only, and ${e.tls.cert} names ${e.server_name === '_' ? 'no DNS name' : `${e.server_name}, an address, and no DNS name`}`,
+      'add a DNS name to its subjectAltName (DNS:localhost for a fleet on one host, else the host name agents dial) and use that name in SIGNALING_PUBLIC_URL',
+    );
+  return { cert: e.tls.cert, key: e.tls.key, trusted: e.tls.ca ?? SYSTEM_CA_BUNDLE, upstreamName };
 }
 
 /** The first DNS name of a PEM certificate (a wildcard's parent domain prefixed), if it has one. */
