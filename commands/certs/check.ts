@@ -20,11 +20,13 @@ export default defineCommand<Flags, [], 'config'>({
   async run({ flags, needs, ctx, out }) {
     const { cert, key } = certFiles(flags, needs.config, ctx.cwd, false);
     const warnDays = intFlag(flags.warnDays, '--warn-days', 0, 3650);
-    const [{ checkCertificate }, { renderCertCheck }] = await Promise.all([
+    const [{ checkCertificate, fleetTrust }, { renderCertCheck }] = await Promise.all([
       import('../../src/ops/certs/check.js'),
       import('../../src/ui/certs.js'),
     ]);
-    const report = await checkCertificate({ cert, key, warnDays, now: ctx.clock.now() });
+    // Against the fleet's CA (IFMESH_CA_FILE) and the hosts its clients dial, when it has a CA file.
+    const trust = fleetTrust(needs.config.config, ctx.tls?.caFile, cert);
+    const report = await checkCertificate({ cert, key, warnDays, now: ctx.clock.now(), trust });
     out.result(report, renderCertCheck);
     return failedIf(report.problems.length > 0);
   },

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, tempDir } from '../helpers/cli.js';
-import { makeCert, makeExpiredCert } from '../helpers/tls.js';
+import { makeCa, makeCert, makeExpiredCert, makeServerCert } from '../helpers/tls.js';
 
 let dir: { dir: string; cleanup: () => void };
 let valid: { cert: string; key: string };
@@ -18,6 +18,43 @@ const check = async (...args: string[]) => {
   const r = await run(['certs', 'check', ...args, '--json'], { cwd: dir.dir });
   return { code: r.code, doc: JSON.parse(r.stdout), stderr: r.stderr };
 };
+
+describe('certs check against the fleet (IFMESH_CA_FILE)', () => {
+  const fleet = async (cert: string) => {
+    const r = await run(['certs', 'check', '--cert', cert, '--warn-days', '0', '--json'], {
+      cwd: dir.dir,
+      env: {
+        IFMESH_CA_FILE: ca.cert,
+        SIGNALING_HOST: '127.0.0.1',
+        SIGNALING_PUBLIC_URL: 'wss://localhost:19440',
+      },
+    });
+    return { code: r.code, doc: JSON.parse(r.stdout) };
+  };
+  let ca: { cert: string; key: string };
+  beforeAll(() => {
+    ca = makeCa(dir.dir, 'fleet-ca');
+  });
+
+  it('passes a certificate the CA issued for the hosts clients dial', async () => {
+    const good = makeServerCert(dir.dir, ca, 'issued', ['localhost', '127.0.0.1']);
+    const { code, doc } = await fleet(good.cert);
+    expect(code).toBe(0);
+    expect(doc).toMatchObject({ status: 'ok', trusted_by: ca.cert, hosts: ['localhost', '127.0.0.1'] });
+  });
+
+  it("fails one the CA did not issue, and one for another host: the fleet's clients would refuse both", async () => {
+    const stranger = await fleet(makeCert(dir.dir, 'self', 30, 'DNS:localhost,IP:127.0.0.1').cert);
+    expect(stranger.code).toBe(1);
+    expect(stranger.doc.status).toBe('invalid');
+    expect(stranger.doc.problems.join('\n')).toContain(`not issued by ${ca.cert}`);
+    const elsewhere = await fleet(makeServerCert(dir.dir, ca, 'other', ['other.example']).cert);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.doc.problems).toEqual([
+      'does not name localhost, 127.0.0.1 (its subjectAltName), which clients dial: they would refuse it',
+    ]);
+  });
+});
 
 describe('certs check', () => {
   it('a valid certificate with its key: exit 0, days left, chain and key ok', async () => {

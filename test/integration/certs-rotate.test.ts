@@ -2,7 +2,7 @@
 // files are backed up, a new certificate is served, and the instances restart one at a time, so at
 // every moment some instance is healthy and the agents end up registered again.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Agent, request } from 'undici';
@@ -76,6 +76,7 @@ beforeAll(async () => {
   dir = tempDir();
   witness = await startWitness();
   files = makeCert(dir.dir, 'server', 2);
+  copyFileSync(files.key, path.join(dir.dir, 'server.key.orig'));
   sup = new Supervisor(openStateDir(dir.dir), { clock: systemClock, owner: 'up' });
   for (const name of ['sig-1', 'sig-2']) {
     const port = await freePort();
@@ -183,6 +184,35 @@ describe('certs rotate', () => {
       );
     }
     expect(readFileSync(files.cert, 'utf8')).toBe(before);
+  });
+
+  it('a certificate copied in place that the fleet CA did not issue: exit 1 before any restart, dry run too', async () => {
+    const ca = path.join(dir.dir, 'fleet-ca.pem');
+    writeFileSync(ca, readFileSync(files.cert));
+    const before = readFileSync(files.cert);
+    const { mtime } = statSync(files.cert);
+    const intruder = makeCert(dir.dir, 'intruder', 30, 'IP:127.0.0.1');
+    const pids = ['sig-1', 'sig-2'].map((n) => sup.running(n));
+    // The manual procedure's step 2 with the wrong pair: the instances now hold an older one.
+    writeFileSync(files.cert, readFileSync(intruder.cert));
+    writeFileSync(files.key, readFileSync(intruder.key));
+    try {
+      for (const extra of [['--dry-run'], []]) {
+        const r = await run(['certs', 'rotate', '--cert', files.cert, '--key', files.key, ...extra], {
+          cwd: dir.dir,
+          env: { ...env(), IFMESH_STATE_DIR: dir.dir, IFMESH_CA_FILE: ca },
+        });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(
+          `error: refusing to restart sig-1, sig-2 onto ${files.cert}: not issued by ${ca}`,
+        );
+      }
+      expect(['sig-1', 'sig-2'].map((n) => sup.running(n))).toEqual(pids);
+    } finally {
+      writeFileSync(files.cert, before);
+      writeFileSync(files.key, readFileSync(path.join(dir.dir, 'server.key.orig')));
+      utimesSync(files.cert, mtime, mtime);
+    }
   });
 
   it('without certbot or --self-signed-dev: exit 1 with the manual procedure, nothing touched', async () => {

@@ -14,7 +14,7 @@ import { run, spawnCli, tempDir } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/clock.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
-import { makeCert, makeExpiredCert, type TestCert } from '../helpers/tls.js';
+import { makeCa, makeCert, makeExpiredCert, type TestCert } from '../helpers/tls.js';
 import { terminal } from '../helpers/tmux.js';
 import { API_KEY, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -208,6 +208,14 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
       status: 'fail',
       detail: expect.stringMatching(/^expires in [23] day/),
     });
+    // A fleet with a CA of its own: a certificate it did not issue would be refused by every agent.
+    const ca = makeCa(tmp.dir, 'pf-ca');
+    const e = await preflight(`IFMESH_CA_FILE=${ca.cert}`);
+    expect(check(e.report, 'TLS')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining(`not issued by ${ca.cert}`),
+    });
+    othersPass(e.report, 'TLS');
     const d = await preflight(`SIGNALING_TLS_CERT=${path.join(tmp.dir, 'absent.crt')}`);
     expect(check(d.report, 'TLS')).toMatchObject({
       status: 'fail',

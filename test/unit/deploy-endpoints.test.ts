@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { nginxConfig } from '../../src/exec/nginx.js';
 import { nginxTls, planEndpoints, SYSTEM_CA_BUNDLE } from '../../src/ops/deploy/endpoints.js';
 import { tempDir } from '../helpers/cli.js';
-import { makeCert } from '../helpers/tls.js';
+import { makeCa, makeCert, makeServerCert } from '../helpers/tls.js';
 
 const { dir, cleanup } = tempDir();
 afterAll(cleanup);
@@ -52,7 +52,9 @@ describe('deploy endpoints', () => {
 
   it('verifies the instances by a DNS name of the certificate when the public URL is an address', async () => {
     const named = makeCert(dir, 'ip-and-dns', 30, 'IP:127.0.0.1,DNS:localhost');
-    const bare = makeCert(dir, 'ip-only', 30, 'IP:127.0.0.1');
+    const bare = makeServerCert(dir, makeCa(dir, 'endpoints-ca'), 'ip-only', ['127.0.0.1']);
+    // no subjectAltName at all: OpenSSL, and so nginx, match the subject's CN
+    const cnOnly = makeCert(dir, 'cn-only', 30);
     const at = async (c: { cert: string; key: string }) =>
       planEndpoints(
         await config({
@@ -65,6 +67,7 @@ describe('deploy endpoints', () => {
       );
     // nginx matched "127.0.0.1" against DNS names only: every request through it failed (502).
     expect(nginxTls(await at(named))?.upstreamName).toBe('localhost');
+    expect(nginxTls(await at(cnOnly))?.upstreamName).toBe('cn-only.test');
     const e = await at(bare);
     expect(() => nginxTls(e)).toThrow(
       `nginx verifies the instances' certificate by DNS name only, and ${bare.cert} names 127.0.0.1, an address, and no DNS name`,

@@ -2,8 +2,12 @@
 // maintenance's days-left line), with node:crypto's X509Certificate: expiry, the chain in the file,
 // and whether the key belongs to the certificate.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import type { MeshConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import { endpointHosts, planEndpoints } from '../deploy/endpoints.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 
 const DAY_MS = 86_400_000;
@@ -28,6 +32,9 @@ export interface CertCheck {
   status: CertStatus;
   problems: string[];
   warn_days: number;
+  /** Checked against the fleet: the CA file its clients trust (null: the system's), the hosts they dial. */
+  trusted_by?: string | null;
+  hosts?: string[];
 }
 
 function splitPem(text: string): string[] {
@@ -49,11 +56,82 @@ export function keyMatchesCertificate(cert: X509Certificate, key: string | Buffe
   return cert.checkPrivateKey(createPrivateKey(key));
 }
 
+/** Whether `host` is an IP address (checked against the certificate's IP names, not its DNS names). */
+const isAddress = (host: string) => isIP(host.replace(/^\[|\]$/g, '')) !== 0;
+
+/**
+ * Why a client of the fleet would refuse the chain `certs` (leaf first): it trusts only `caFile`
+ * (--ca, IFMESH_CA_FILE) and dials `hosts`. Empty: it would accept it. A self-signed certificate
+ * trusted as itself (the CA file is the certificate) is issued by it.
+ */
+export function fleetTrustProblems(
+  certs: X509Certificate[],
+  o: { caFile?: string | undefined; hosts: string[] },
+): string[] {
+  const problems: string[] = [];
+  const leaf = certs[0];
+  if (!leaf) return problems;
+  if (o.caFile) {
+    // Unreadable or no PEM: loadTrust names that with its fix before any command gets here.
+    const cas = readCertificateChain(o.caFile);
+    const issued = certs.some((c) =>
+      cas.some(
+        (ca) => c.fingerprint256 === ca.fingerprint256 || (c.checkIssued(ca) && c.verify(ca.publicKey)),
+      ),
+    );
+    if (cas.length && !issued)
+      problems.push(
+        `not issued by ${o.caFile} (--ca, IFMESH_CA_FILE), the CA the fleet verifies its instances with: agents, nginx and ifmesh would refuse it`,
+      );
+  }
+  const missing = [...new Set(o.hosts)].filter((h) =>
+    isAddress(h) ? !leaf.checkIP(h.replace(/^\[|\]$/g, '')) : !leaf.checkHost(h),
+  );
+  if (missing.length)
+    problems.push(
+      `does not name ${missing.join(', ')} (its subjectAltName), which clients dial: they would refuse it`,
+    );
+  return problems;
+}
+
+/**
+ * What a fleet's clients trust and dial, to check certificate file `cert` against: its CA file
+ * (--ca, IFMESH_CA_FILE) and the hosts of its endpoints. Undefined when it names no CA file (clients
+ * use the system's). A CA file that is the fleet's own certificate (self-signed, trusted as itself)
+ * is replaced with it, so only the hosts are checked then.
+ */
+export function fleetTrust(
+  config: MeshConfig,
+  caFile: string | undefined,
+  cert: string,
+): { caFile?: string; hosts: string[] } | undefined {
+  if (!caFile) return undefined;
+  const own = [cert, config.signalingTlsCert].some((f) => f && path.resolve(f) === path.resolve(caFile));
+  let hosts: string[] = [];
+  try {
+    hosts = endpointHosts(planEndpoints(config, caFile));
+  } catch {
+    // TLS half configured: its own check names that
+  }
+  return { ...(own ? {} : { caFile }), hosts };
+}
+
+/** The certificates of PEM file `file`, leaf first; empty when it cannot be read or holds none. */
+export function readCertificateChain(file: string): X509Certificate[] {
+  try {
+    return splitPem(readFileSync(file, 'utf8')).map((p) => new X509Certificate(p));
+  } catch {
+    return [];
+  }
+}
+
 export async function checkCertificate(o: {
   cert: string;
   key?: string | undefined;
   warnDays: number;
   now: number;
+  /** Whom the fleet's clients trust and what they dial: a certificate they would refuse is invalid. */
+  trust?: { caFile?: string | undefined; hosts: string[] } | undefined;
 }): Promise<CertCheck> {
   const text = await fs.readFile(o.cert, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(
@@ -112,7 +190,9 @@ export async function checkCertificate(o: {
         : `\`ifmesh certs rotate --force\` (without --force it renews under ${DEFAULT_THRESHOLDS.certificate_days} days left)`;
     problems.push(`expires in ${daysLeft} days (under ${o.warnDays}): renew with ${renew}`);
   }
-  if (status === 'ok' && (!chainOk || keyMatches === false)) status = 'invalid';
+  const refused = o.trust ? fleetTrustProblems(certs, o.trust) : [];
+  problems.push(...refused);
+  if (status === 'ok' && (!chainOk || keyMatches === false || refused.length)) status = 'invalid';
   return {
     cert: o.cert,
     key: o.key ?? null,
@@ -128,5 +208,6 @@ export async function checkCertificate(o: {
     status,
     problems,
     warn_days: o.warnDays,
+    ...(o.trust ? { trusted_by: o.trust.caFile ?? null, hosts: [...new Set(o.trust.hosts)] } : {}),
   };
 }

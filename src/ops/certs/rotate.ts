@@ -7,16 +7,17 @@ import { closeSync, existsSync, promises as fs, fsyncSync, openSync, statSync } 
 import path from 'node:path';
 import { Agent } from 'undici';
 import type { Trust } from '../../clients/tls-trust.js';
-import { UsageError } from '../../errors.js';
+import { CheckFailedError, UsageError } from '../../errors.js';
 import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
+import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import { type CertRotationStep, type StepMarks, withProcedure } from '../procedure.js';
 import { hasBinary, type OpContext } from '../shared.js';
-import { type CertCheck, checkCertificate } from './check.js';
+import { type CertCheck, checkCertificate, fleetTrustProblems, readCertificateChain } from './check.js';
 import { instancesNotServing, instancesServing } from './instances.js';
 
 export type RenewMethod = 'self-signed-dev' | 'certbot' | 'manual';
@@ -89,6 +90,16 @@ function manualProcedure(cert: string, key: string): string[] {
 
 const DAY_MS = 86_400_000;
 
+/** The hosts the fleet's clients dial the certificate's servers at: those instances and nginx. */
+function fleetHosts(state: StateDir, instances: { url?: string | null | undefined }[]): string[] {
+  const nginx = listProcesses(state)
+    .filter((r) => r.role === 'nginx' && r.url && /^(wss|https):/.test(r.url))
+    .map((r) => r.url!);
+  return [...new Set([...instances.flatMap((i) => (i.url ? [i.url] : [])), ...nginx])].map((u) =>
+    new URL(u).hostname.replace(/^\[|\]$/g, ''),
+  );
+}
+
 /**
  * The CA the fleet verifies its instances against (--ca, IFMESH_CA_FILE), unless it is the
  * certificate being rotated itself (a self-signed certificate trusted as such, replaced in place).
@@ -139,6 +150,27 @@ export async function planCertRotation(
   const stamp = Math.floor(now / 1000);
   const cn = /CN=([^,\n]+)/.exec(current.subject)?.[1] ?? 'localhost';
   const acts = due && method !== 'manual';
+  const restart = (
+    acts
+      ? instancesServing(o.state, o.cert)
+      : due
+        ? []
+        : staleInstances(o.state, o.cert, staged !== undefined)
+  ).map((i) => ({ name: i.name, pid: i.pid, url: i.url }));
+  // Restarting onto the installed pair as it is (an operator's copy, a staged pair): one the fleet's
+  // clients would refuse is refused here, dry run included, before any instance goes down with it.
+  if (ca && restart.length && !acts) {
+    const refused = fleetTrustProblems(readCertificateChain(staged ? staged.cert : o.cert), {
+      caFile: ca.caFile,
+      hosts: fleetHosts(o.state, restart),
+    });
+    if (refused.length)
+      throw new CheckFailedError(
+        `refusing to restart ${restart.map((r) => r.name).join(', ')} onto ${staged ? staged.cert : o.cert}: ${refused.join('; ')}`,
+        'install a certificate that CA issued for those hosts (ifmesh certs check shows what it names), then run ifmesh certs rotate again',
+        'certificate_untrusted',
+      );
+  }
   return {
     cert: o.cert,
     key: o.key,
@@ -152,12 +184,7 @@ export async function planCertRotation(
     finish_install: staged !== undefined,
     ...(o.certbotConfigDir ? { certbot_config_dir: o.certbotConfigDir } : {}),
     backups: acts ? [o.cert, o.key].map((f) => ({ from: f, to: `${f}.backup.${stamp}` })) : [],
-    restart: (acts
-      ? instancesServing(o.state, o.cert)
-      : due
-        ? []
-        : staleInstances(o.state, o.cert, staged !== undefined)
-    ).map((i) => ({ name: i.name, pid: i.pid, url: i.url })),
+    restart,
     not_restarted: acts ? instancesNotServing(o.state, o.cert) : [],
     days: o.days,
     manual_procedure: due && method === 'manual' ? manualProcedure(o.cert, o.key) : [],
@@ -309,8 +336,16 @@ export async function applyCertRotation(
       newCert = r.fullchain;
       newKey = r.privkey;
     }
-    // Checked before anything is replaced: a renewal that yields a bad pair changes nothing.
-    const fresh = await checkCertificate({ cert: newCert, key: newKey, warnDays: 0, now: ctx.clock.now() });
+    // Checked before anything is replaced: a renewal that yields a bad pair, or one the fleet's
+    // clients would refuse (its CA did not issue it, it names none of their hosts), changes nothing.
+    const ca = fleetCa(ctx.tls, plan.cert);
+    const fresh = await checkCertificate({
+      cert: newCert,
+      key: newKey,
+      warnDays: 0,
+      now: ctx.clock.now(),
+      trust: ca ? { caFile: ca.caFile, hosts: fleetHosts(o.state, plan.restart) } : undefined,
+    });
     if (fresh.problems.length) {
       report.problems.push(...fresh.problems.map((p) => `new certificate: ${p}`));
       return report;

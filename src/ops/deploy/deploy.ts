@@ -23,6 +23,7 @@ import { withLock } from '../../state/lock.js';
 import type { StateDir } from '../../state/state-dir.js';
 import type { Progress } from '../../ui/progress.js';
 import { waitFor } from '../../util/wait.js';
+import { fleetTrustProblems, readCertificateChain } from '../certs/check.js';
 import { openWitness } from '../events.js';
 import { startAndWait } from '../fleet/restart.js';
 import { Supervisor } from '../fleet/supervisor.js';
@@ -43,7 +44,7 @@ import { agentProcessName, moveAgent, registrations } from '../rollout/agents.js
 import { hasBinary, type OpContext, signalingServeArgs } from '../shared.js';
 import { generatedSecret, type LocalRedisAuth, localRedisAuth } from '../stack/service-secrets.js';
 import { planSignalingTopology, redisProcessSpec, type SignalingMode } from '../stack/signaling-topology.js';
-import { type DeployEndpoints, nginxTls, planEndpoints, urlHost } from './endpoints.js';
+import { type DeployEndpoints, endpointHosts, nginxTls, planEndpoints, urlHost } from './endpoints.js';
 import {
   type AgentSpec,
   currentRelease,
@@ -243,6 +244,19 @@ export function buildPlan(
   const topology = planSignalingTopology({ instances: instances.map((x) => x.port), redis, frontDoor: null });
   // nginx in front of TLS instances needs a name to verify them by: refused here, dry run included.
   if (nginx) nginxTls(endpoints);
+  // A fleet that verifies against a CA of its own: a certificate that CA did not issue, or that
+  // names none of the hosts clients dial, would leave every agent refusing it after a "good" start.
+  if (endpoints.tls?.ca) {
+    const refused = fleetTrustProblems(readCertificateChain(endpoints.tls.cert), {
+      caFile: endpoints.tls.ca,
+      hosts: endpointHosts(endpoints),
+    });
+    if (refused.length)
+      throw new UsageError(
+        `${endpoints.tls.cert}: ${refused.join('; ')}`,
+        'install a certificate the CA issued for those hosts (ifmesh certs check shows what it names)',
+      );
+  }
   const ng = nginx
     ? {
         listen_port: o.nginxPort,

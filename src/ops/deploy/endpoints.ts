@@ -61,6 +61,13 @@ export function planEndpoints(c: MeshConfig, caFile: string | undefined): Deploy
   };
 }
 
+/** The hosts a deploy's clients dial: its public URL's (agents through nginx) and the instances'. */
+export function endpointHosts(e: DeployEndpoints): string[] {
+  const hosts = [e.dial_host];
+  if (e.public_url) hosts.unshift(new URL(e.public_url).hostname.replace(/^\[|\]$/g, ''));
+  return [...new Set(hosts)];
+}
+
 /**
  * What nginx needs to speak TLS to clients and, verified, to the instances. nginx checks an
  * upstream certificate by DNS name only, so it is told a name the instances' certificate (the same
@@ -80,16 +87,22 @@ export function nginxTls(e: DeployEndpoints): NginxTls | undefined {
   return { cert: e.tls.cert, key: e.tls.key, trusted: e.tls.ca ?? SYSTEM_CA_BUNDLE, upstreamName };
 }
 
-/** The first DNS name of a PEM certificate (a wildcard's parent domain prefixed), if it has one. */
+/**
+ * The first DNS name of a PEM certificate (a wildcard's parent domain prefixed), if it has one; with
+ * no DNS name in its subjectAltName, its subject's CN when that is a host name (OpenSSL, and so
+ * nginx, match the CN then).
+ */
 function certificateDnsName(file: string): string | undefined {
   try {
-    const san = new X509Certificate(readFileSync(file)).subjectAltName ?? '';
-    const dns = san
+    const cert = new X509Certificate(readFileSync(file));
+    const dns = (cert.subjectAltName ?? '')
       .split(',')
       .map((s) => s.trim())
-      .find((s) => s.startsWith('DNS:'))
-      ?.slice(4);
-    return dns?.replace(/^\*\./, 'signaling.');
+      .filter((s) => s.startsWith('DNS:'))
+      .map((s) => s.slice(4));
+    const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1]?.trim();
+    const name = dns[0] ?? (cn && /^[a-z0-9*][a-z0-9.*-]*$/i.test(cn) && !isIp(cn) ? cn : undefined);
+    return name?.replace(/^\*\./, 'signaling.');
   } catch {
     return undefined;
   }

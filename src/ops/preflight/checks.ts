@@ -7,7 +7,13 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
 import { formatDuration } from '../../ui/units.js';
-import { certificateWindow, keyMatchesCertificate } from '../certs/check.js';
+import {
+  certificateWindow,
+  fleetTrust,
+  fleetTrustProblems,
+  keyMatchesCertificate,
+  readCertificateChain,
+} from '../certs/check.js';
 import type { SelftestReport } from '../selftest.js';
 import { type ProductionFinding, TLS_FILES } from './production.js';
 import { stunCheck, turnCheck, witnessCheck } from './remote.js';
@@ -201,7 +207,20 @@ export const tlsCheck: PreflightCheck = {
         `expires in ${days} day(s), on ${cert.validTo}`,
         `renew it: at least ${CERT_MIN_DAYS} days must remain`,
       );
-    return ok(`${cert.subject.replace(/\n/g, ', ')}, valid ${days} more days, key matches`);
+    // A fleet with a CA of its own: one it did not issue, or one that names none of the hosts its
+    // clients dial, would be refused by every agent once deployed.
+    const caFile =
+      ctx.tls?.caFile ?? (loaded.config.caFile ? path.resolve(ctx.cwd, loaded.config.caFile) : undefined);
+    const trust = fleetTrust(loaded.config, caFile, certFile);
+    const refused = trust ? fleetTrustProblems(readCertificateChain(certFile), trust) : [];
+    if (refused.length)
+      return fail(
+        refused.join('; '),
+        'install a certificate the CA issued for those hosts (ifmesh certs check shows what it names)',
+      );
+    return ok(
+      `${cert.subject.replace(/\n/g, ', ')}, valid ${days} more days, key matches${trust?.caFile ? `, issued by ${trust.caFile}` : ''}`,
+    );
   },
 };
 
