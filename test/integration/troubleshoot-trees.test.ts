@@ -216,6 +216,11 @@ describe('tree 1: connection establishment failure', () => {
     ]);
     expect(answers(gone)).toEqual(['yes', 'yes', 'yes', 'no', 'no']);
     expect(gone.walk.root_cause?.id).toBe('peer_not_registered');
+    // The advice names the real peer, ready to paste: its deploy log and its own walk.
+    const advice = gone.walk.actions.join('\n');
+    expect(advice).toContain('ifmesh logs deploy-agent-p-2');
+    expect(advice).toContain('ifmesh troubleshoot connection-timeout p-2 p-1');
+    expect(advice).not.toMatch(/\b(PEER|AGENT)\b/);
   }, 60_000);
 
   it('walks on past a STUN list that is empty (none configured is not unreachable) to a connected pair', async () => {

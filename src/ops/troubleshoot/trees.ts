@@ -41,6 +41,11 @@ export interface Leaf {
 }
 export interface Tree {
   title: string;
+  /**
+   * Its actions' AGENT and PEER are the subject's ids, written in by the walk (a drill copied
+   * `ifmesh logs deploy-agent-PEER` as printed). Other trees' PEER is whoever the evidence names.
+   */
+  namesSubject?: boolean;
   start: string;
   nodes: Record<string, QuestionNode>;
   leaves: Record<string, Leaf>;
@@ -92,6 +97,7 @@ const registeredNode = (
 
 const connectionFailure: Tree = {
   title: 'Tree 1: connection establishment failure',
+  namesSubject: true,
   start: 'registered',
   nodes: {
     registered: registeredNode('agent', 'Agent registered on signaling server?', {
@@ -818,6 +824,10 @@ export const TREES: Record<AnyTreeId, Tree> = {
   memory,
 };
 
+function withSubject(action: string, s: Subject): string {
+  return action.replace(/\b(AGENT|PEER)\b/g, (w) => (w === 'AGENT' ? s.agent : s.peer) ?? w);
+}
+
 /** Follows `tree` from its start with real evidence until a leaf; at most one visit per node. */
 export async function walkTree(tree: AnyTreeId, subject: Subject, ev: Evidence): Promise<TreeWalk> {
   const t = TREES[tree];
@@ -828,7 +838,8 @@ export async function walkTree(tree: AnyTreeId, subject: Subject, ev: Evidence):
     if (!node) {
       const leaf = t.leaves[at];
       if (!leaf) throw new Error(`tree ${tree}: no node or leaf ${at}`);
-      return { tree, path, root_cause: leaf.root_cause, actions: leaf.actions };
+      const actions = t.namesSubject ? leaf.actions.map((a) => withSubject(a, subject)) : leaf.actions;
+      return { tree, path, root_cause: leaf.root_cause, actions };
     }
     const { evidence, answer } = await node.ask(ev, subject);
     path.push({ question: node.question, evidence, answer });
