@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
 import { WitnessClient } from '../../src/clients/witness.js';
-import { createSigner, generateKeyPair } from '../../src/crypto/ed25519.js';
+import { createSigner, generateKeyPair, toBase64url } from '../../src/crypto/ed25519.js';
 import { buildMessage, signMessage } from '../../src/crypto/ifmessage.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { EvidenceSources } from '../../src/ops/troubleshoot/evidence.js';
@@ -19,6 +19,7 @@ import { ROOT, run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
 import {
+  ADMIN,
   connect,
   getJson,
   type RunningSignaling,
@@ -278,6 +279,52 @@ describe('tree 4: security event', () => {
     expect(r.walk.path[1]!.evidence).toMatchObject({ failures: 3, by_peer: { 'sig-tx': 3 } });
     expect(r.walk.root_cause?.id).toBe('repeated_signature_failures_one_peer');
     expect(r.walk.actions[0]).toContain('ifmesh agents block');
+  }, 60_000);
+});
+
+describe("tree 4: an operator's block", () => {
+  it('leaves a blocked identity\'s refused reconnects out of "unauthorized attempts"; a forged registration still counts', async () => {
+    await stack();
+    await connectedPair('blk-1', 'blk-2');
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const agentsCli = (...args: string[]) =>
+      run(['agents', ...args, '--signaling', sig.http, '--state-dir', dir, '--json'], {
+        env: { SIGNALING_ADMIN_TOKEN: ADMIN },
+      });
+    // The operator blocks agent blk-3; it keeps trying to come back and is refused; then unblocked.
+    expect((await agentsCli('block', 'blk-3', '--reason', 'drill')).code).toBe(0);
+    for (let i = 0; i < 2; i++) {
+      const again = await connect(sig.url);
+      sockets.push(again);
+      const hello = await again.next('hello');
+      again.send(again.registerFrame('blk-3', hello.nonce));
+      expect((await again.closed).reason).toBe('blocked');
+    }
+    expect((await agentsCli('unblock', 'blk-3')).code).toBe(0);
+    await flushed();
+    const r = await troubleshoot('dtls', { agent: 'blk-1', peer: 'blk-2' }, sources());
+    expect(answers(r)).toEqual(['none']);
+    expect(r.walk.root_cause).toBeNull();
+    expect(r.walk.path[0]!.evidence).toMatchObject({
+      signaling_auth_failure: 0,
+      refused_blocked_by_operator: 2,
+    });
+
+    // A registration signed with another key than the one it presents is a real attempt: counted.
+    const forger = await connect(sig.url);
+    sockets.push(forger);
+    const hello = await forger.next('hello');
+    forger.send({
+      ...forger.registerFrame('blk-2', hello.nonce),
+      public_key: toBase64url(generateKeyPair().publicKey),
+    });
+    await forger.closed;
+    await flushed();
+    const attacked = await troubleshoot('dtls', { agent: 'blk-1', peer: 'blk-2' }, sources());
+    expect(answers(attacked)).toEqual(['unauthorized']);
+    expect(attacked.walk.path[0]!.evidence).toMatchObject({ signaling_auth_failure: 1 });
+    expect(attacked.walk.root_cause?.id).toBe('unauthorized_connection_attempt');
   }, 60_000);
 });
 

@@ -595,7 +595,7 @@ const security: Tree = {
         'witness webrtc_cert_validated / dtls_validation_failed (1 h)',
         'signaling TLS certificate',
         'witness signature_verification_failed (1 h)',
-        'witness signaling_auth_failure (1 h)',
+        "witness signaling_auth_failure (1 h; code blocked, an operator's block refusing its identity, apart)",
       ],
       async ask(ev, s) {
         const scope = s.agent ? { agent_id: s.agent } : {};
@@ -608,19 +608,25 @@ const security: Tree = {
         ]);
         const badCerts = certs.filter((e) => meta(e).valid === false || meta(e).self_signed === true);
         const selfSignedTls = ev.sources.production && tls.some((c) => c.self_signed || c.expired);
+        // A blocked identity's own reconnects are refused with code `blocked`: the operator's block
+        // at work, not an attempt on anyone (a drill's block and unblock of agent-3 read as
+        // "unauthorized connection attempts" on a healthy pair). Shown apart, never the finding.
+        const blocked = auth.filter((e) => meta(e).code === 'blocked');
+        const unauthorized = auth.filter((e) => meta(e).code !== 'blocked');
         const counts = {
           cert_events_flagged: badCerts.length,
           dtls_validation_failed: dtls.length,
           tls_certificates: tls,
           signature_verification_failed: sigs.length,
-          signaling_auth_failure: auth.length,
+          signaling_auth_failure: unauthorized.length,
+          refused_blocked_by_operator: blocked.length,
         };
         const answer =
           badCerts.length || dtls.length || selfSignedTls
             ? 'dtls'
             : sigs.length
               ? 'signature'
-              : auth.length
+              : unauthorized.length
                 ? 'unauthorized'
                 : 'none';
         return { evidence: counts, answer };
