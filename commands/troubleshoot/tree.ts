@@ -49,7 +49,7 @@ export function troubleshootCommand(
       const report = await troubleshoot(
         kind,
         subject,
-        evidenceSources(targets, config, state, ctx, parseLimits(flags.limit)),
+        await evidenceSources(targets, config, state, ctx, parseLimits(flags.limit)),
       );
       out.result(report, troubleshootText);
       // A root cause found is a failed check (exit 1); no fault is success.

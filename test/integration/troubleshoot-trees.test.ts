@@ -18,6 +18,7 @@ import { systemClock } from '../../src/util/clock.js';
 import { ROOT, run, tempDir } from '../helpers/cli.js';
 import { startCoturn } from '../helpers/coturn.js';
 import { freePort } from '../helpers/processes.js';
+import { writeReleaseRecord } from '../helpers/release-record.js';
 import {
   ADMIN,
   connect,
@@ -134,8 +135,10 @@ describe('tree 1: connection establishment failure', () => {
     const dead = await freePort();
     await stack({}, [`stun:127.0.0.1:${dead}`]);
     const a = await connect(sig.url);
-    sockets.push(a);
+    const b = await connect(sig.url);
+    sockets.push(a, b);
     await a.register('stun-a');
+    await b.register('stun-b');
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
     const r = await run([
@@ -231,6 +234,41 @@ describe('tree 1: connection establishment failure', () => {
     expect(answers(r)).toEqual(['yes', 'none configured', 'yes', 'yes']);
     expect(r.walk.root_cause).toBeNull();
   }, 60_000);
+});
+
+describe('agent ids nobody knows', () => {
+  it('are refused by every tree (exit 2); an unregistered agent of the current release is still diagnosed', async () => {
+    await stack();
+    const registered = await connect(sig.url);
+    sockets.push(registered);
+    await registered.register('ku-2');
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    // ku-1 is deployed by the fleet's current release but never registered (down, or firewalled).
+    writeReleaseRecord(dir, { id: 'r-ku', agents: ['ku-1', 'ku-2'] });
+    const ts = (...args: string[]) =>
+      run(['troubleshoot', ...args, '--signaling', sig.http, '--witness', witness.url, '--state-dir', dir]);
+
+    const down = await ts('connection-timeout', 'ku-1', 'ku-2', '--json');
+    expect(down.code).toBe(1);
+    expect(JSON.parse(down.stdout).walk.root_cause.id).toBe('agent_not_registered');
+
+    for (const [args, who] of [
+      [['connection-timeout', 'knu-1', 'ku-2'], 'agent knu-1'],
+      [['connection-timeout', 'ku-2', 'knu-2'], 'peer knu-2'],
+      [['dtls', 'knu-1', 'ku-2'], 'agent knu-1'],
+      [['memory', 'knu-1'], 'agent knu-1'],
+      [['latency', 'knu-1'], 'agent knu-1'],
+    ] as const) {
+      const r = await ts(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`${who} is not registered on any signaling instance`);
+      expect(r.stderr).toContain('ifmesh agents list');
+    }
+    // The fleet as a whole needs no id.
+    expect((await ts('memory')).code).toBe(0);
+  });
 });
 
 describe('tree 4: security event', () => {

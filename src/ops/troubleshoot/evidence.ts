@@ -26,6 +26,8 @@ export interface EvidenceSources {
   limits?: Partial<import('./trees.js').Limits>;
   /** The context's clock: probe timeouts run on it, and a certificate is expired relative to it. */
   clock: Clock;
+  /** The agents the fleet deploys (current release, recorded processes): known even when unregistered. */
+  fleetAgents?: string[];
 }
 
 export interface InstanceHealth {

@@ -2,8 +2,11 @@
 // plus the script's extra checks that are not questions of the tree.
 import type { LoadedConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
+import { scanProcesses } from '../../state/processes.js';
 import { readSecrets } from '../../state/secrets.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { currentRelease } from '../deploy/releases.js';
+import { agentProcessName } from '../rollout/agents.js';
 import type { OpContext } from '../shared.js';
 import { createEvidence, type Evidence, type EvidenceSources } from './evidence.js';
 import { type AnyTreeId, LIMITS, type Limits, type Subject, type TreeWalk, walkTree } from './trees.js';
@@ -26,14 +29,17 @@ export interface TroubleshootReport {
   extra: Record<string, unknown>;
 }
 
-/** Where the evidence comes from: the flags' targets, TURN credentials from the config or the local stack. */
-export function evidenceSources(
+/**
+ * Where the evidence comes from: the flags' targets, TURN credentials from the config or the local
+ * stack, and the agents the state's fleet deploys.
+ */
+export async function evidenceSources(
   targets: { signaling: string[]; witness: { url: string; token?: string | undefined } | undefined },
   loaded: LoadedConfig,
   state: StateDir,
   ctx: Pick<OpContext, 'dispatcher' | 'clock'>,
   limits: Partial<Limits> = {},
-): EvidenceSources {
+): Promise<EvidenceSources> {
   const c = loaded.config;
   const stackPass = readSecrets(state)?.turn_password;
   const turn =
@@ -51,7 +57,19 @@ export function evidenceSources(
     dispatcher: ctx.dispatcher,
     limits,
     clock: ctx.clock,
+    fleetAgents: await fleetAgents(state),
   };
+}
+
+/** The agents of the fleet's current release and every recorded agent process (up's, deploy's). */
+async function fleetAgents(state: StateDir): Promise<string[]> {
+  // A release record that does not read takes nothing away: the other signs still count.
+  const release = await currentRelease(state).catch(() => undefined);
+  const prefix = agentProcessName('');
+  const recorded = scanProcesses(state)
+    .records.filter((r) => r.role === 'agents' && r.name.startsWith(prefix))
+    .map((r) => r.name.slice(prefix.length));
+  return [...new Set([...(release?.agents ?? []), ...recorded])];
 }
 
 async function extraChecks(
@@ -78,25 +96,31 @@ export async function troubleshoot(
   sources: EvidenceSources,
 ): Promise<TroubleshootReport> {
   const ev = createEvidence(sources);
-  if ((kind === 'latency' || kind === 'packet-loss') && subject.agent) await requireKnown(subject.agent, ev);
+  for (const who of ['agent', 'peer'] as const) {
+    const id = subject[who];
+    if (id) await requireKnown(id, who, sources.fleetAgents ?? [], ev);
+  }
   const walk = await walkTree(KIND_TREE[kind], subject, ev);
   return { command: kind, subject, walk, extra: await extraChecks(kind, subject, ev) };
 }
 
 /**
- * The latency and packet-loss trees judge an agent by what it reports: one that no instance has
- * registered and the witness heard nothing from in the last hour has nothing to judge, and "no fault
- * found" would read as a clean bill of health (a mistyped id). Refused instead; when no instance
- * answers, the tree's own signaling check says so.
+ * Every tree judges its agents by what they report, and an id nobody knows reads as one with no
+ * fault (a mistyped id: "no fault found", or tree 1's "agent cannot register"). Known is: an agent of
+ * the fleet (its current release or a recorded agent process: one that cannot register is what tree 1
+ * diagnoses), registered on an instance, or heard of by the witness in the last hour. Anything else
+ * is refused. When no instance answers, or the witness cannot be asked, nobody can say: the walk goes
+ * on, and its own signaling check says so.
  */
-async function requireKnown(agent: string, ev: Evidence): Promise<void> {
+async function requireKnown(id: string, who: 'agent' | 'peer', fleet: string[], ev: Evidence): Promise<void> {
+  if (fleet.includes(id)) return;
   if (!(await ev.health()).some((h) => h.up)) return;
-  if ((await ev.agents()).some((a) => a.agent_id === agent)) return;
-  const heard = await ev.witness({ agent_id: agent }, '-1h').catch(() => undefined);
+  if ((await ev.agents()).some((a) => a.agent_id === id)) return;
+  const heard = await ev.witness({ agent_id: id }, '-1h').catch(() => undefined);
   if (heard === undefined || heard.length > 0) return;
   throw new UsageError(
-    `agent ${agent} is not registered on any signaling instance, and the witness has nothing from it in the last hour`,
-    'check the id (ifmesh agents list names the registered ones); a deployed agent that is down: ifmesh status, ifmesh logs deploy-agent-ID',
+    `${who} ${id} is not registered on any signaling instance, and the witness has nothing from it in the last hour`,
+    "check the id: ifmesh agents list names the registered agents, ifmesh status the fleet's own (those are diagnosed even when down); an agent of another host: read its agent log there",
   );
 }
 
