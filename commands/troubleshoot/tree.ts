@@ -35,12 +35,15 @@ export function troubleshootCommand(
     ],
     needs: ['config', 'state'],
     async run({ args: [agent, peer], flags, needs: { config, state }, ctx, out }) {
-      const [{ resolveTargets }, { evidenceSources, parseLimits, troubleshoot }, { troubleshootText }] =
-        await Promise.all([
-          import('../../src/ops/monitoring/monitor.js'),
-          import('../../src/ops/troubleshoot/run.js'),
-          import('../../src/ui/troubleshoot.js'),
-        ]);
+      const [
+        { resolveTargets },
+        { evidenceSources, faultFound, parseLimits, troubleshoot },
+        { troubleshootText },
+      ] = await Promise.all([
+        import('../../src/ops/monitoring/monitor.js'),
+        import('../../src/ops/troubleshoot/run.js'),
+        import('../../src/ui/troubleshoot.js'),
+      ]);
       const targets = resolveTargets(flags, ctx.env, config, state);
       const subject = {
         ...(id(agent, 'AGENT') ? { agent } : {}),
@@ -52,8 +55,8 @@ export function troubleshootCommand(
         await evidenceSources(targets, config, state, ctx, parseLimits(flags.limit)),
       );
       out.result(report, troubleshootText);
-      // A root cause found is a failed check (exit 1); no fault is success.
-      return report.walk.root_cause ? 'checkFailed' : undefined;
+      // A root cause found, or an instance not serving, is a failed check (exit 1); no fault is success.
+      return faultFound(report) ? 'checkFailed' : undefined;
     },
   };
 }

@@ -108,6 +108,15 @@ function sources(o: Partial<EvidenceSources> = {}): EvidenceSources {
   };
 }
 
+const tlsFixture = () => ({
+  cert: readFileSync(path.join(ROOT, 'fixtures/tls/test-cert.pem'), 'utf8'),
+  key: readFileSync(path.join(ROOT, 'fixtures/tls/test-key.pem'), 'utf8'),
+});
+
+/** `ifmesh troubleshoot ARGS` in-process, against `signaling` and this stack's witness, `dir` its state. */
+const troubleshootCli = (dir: string, signaling: string, ...args: string[]) =>
+  run(['troubleshoot', ...args, '--signaling', signaling, '--witness', witness.url, '--state-dir', dir]);
+
 const answers = (r: { walk: { path: { answer: string }[] } }) => r.walk.path.map((s) => s.answer);
 
 /** Two real agents that connect, and their events in the witness. */
@@ -246,8 +255,7 @@ describe('agent ids nobody knows', () => {
     cleanups.push(cleanup);
     // ku-1 is deployed by the fleet's current release but never registered (down, or firewalled).
     writeReleaseRecord(dir, { id: 'r-ku', agents: ['ku-1', 'ku-2'] });
-    const ts = (...args: string[]) =>
-      run(['troubleshoot', ...args, '--signaling', sig.http, '--witness', witness.url, '--state-dir', dir]);
+    const ts = (...args: string[]) => troubleshootCli(dir, sig.http, ...args);
 
     const down = await ts('connection-timeout', 'ku-1', 'ku-2', '--json');
     expect(down.code).toBe(1);
@@ -271,11 +279,71 @@ describe('agent ids nobody knows', () => {
   });
 });
 
-describe('tree 4: security event', () => {
-  const tls = () => ({
-    cert: readFileSync(path.join(ROOT, 'fixtures/tls/test-cert.pem'), 'utf8'),
-    key: readFileSync(path.join(ROOT, 'fixtures/tls/test-key.pem'), 'utf8'),
+describe('signaling instances not serving, whatever the tree', () => {
+  it('a dead instance of two is a warning with its fix in every tree, never "No fault found" exit 0', async () => {
+    await stack();
+    const other = await startSignaling({ settings: { ...SETTINGS, stunServers: [turn.stunUrl] } });
+    await other.stop();
+    await connectedPair('dead-1', 'dead-2');
+    await walkOnceConnected('dead-1', 'dead-2');
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const signaling = `${sig.http},${other.http}`;
+    const ts = (...args: string[]) => troubleshootCli(dir, signaling, ...args);
+    for (const args of [
+      ['connection-timeout', 'dead-1', 'dead-2'],
+      ['latency', 'dead-1'],
+      ['packet-loss', 'dead-1'],
+      ['memory'],
+      ['dtls', 'dead-1', 'dead-2'],
+    ]) {
+      const r = await ts(...args, '--json');
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(JSON.parse(r.stdout).findings, args.join(' ')).toEqual([
+        expect.objectContaining({
+          id: 'signaling_down',
+          instances: [expect.objectContaining({ url: other.http })],
+          actions: expect.arrayContaining([expect.stringContaining('ifmesh incident p1')]),
+        }),
+      ]);
+    }
+    const text = await ts('latency', 'dead-1');
+    expect(text.code).toBe(1);
+    expect(text.stdout).not.toContain('No fault found');
+    expect(text.stdout).toContain(`Warning: 1 of 2 signaling instances do not answer`);
+    expect(text.stdout).toContain(other.http);
+    expect(text.stdout).toContain('ifmesh incident p1');
+    // Both instances serving: no finding, and the same walk is healthy.
+    const one = await troubleshootCli(dir, sig.http, 'latency', 'dead-1');
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain('No fault found');
+  }, 60_000);
+
+  it('an http:// URL to a TLS port is named as the wrong URL (use https://), not a server down', async () => {
+    await stack({ tls: tlsFixture() });
+    const plain = sig.http.replace(/^https:/, 'http:');
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const ts = (...args: string[]) => troubleshootCli(dir, plain, ...args);
+    const tree1 = await ts('connection-timeout', 'tls-1', 'tls-2', '--json');
+    expect(tree1.code).toBe(1);
+    const report = JSON.parse(tree1.stdout);
+    expect(answers(report)).toEqual(['no', 'TLS on an http:// URL']);
+    expect(report.walk.root_cause.id).toBe('signaling_url_plain_http');
+    expect(report.walk.actions.join('\n')).toContain('https://');
+    expect(report.walk.actions.join('\n')).not.toMatch(/failover|restart/i);
+
+    const latency = await ts('latency', 'tls-1');
+    expect(latency.code).toBe(1);
+    expect(latency.stdout).not.toContain('No fault found');
+    expect(latency.stdout).toContain('[signaling_url_plain_http]');
+    expect(latency.stdout).toContain(`use https://${new URL(plain).host}`);
+    expect(latency.stdout).not.toContain('signaling_down');
   });
+});
+
+describe('tree 4: security event', () => {
+  const tls = tlsFixture;
 
   it('names a self-signed certificate in production from the TLS certificate signaling presents', async () => {
     await stack({ tls: tls() });

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { type CommandIo, commands } from '../../src/cli/registry.js';
 import { loadConfig } from '../../src/config/load.js';
 import { CONFIG_KEYS } from '../../src/config/schema.js';
+import { FINDING_ACTIONS } from '../../src/ops/troubleshoot/findings.js';
 import { parseLimits } from '../../src/ops/troubleshoot/run.js';
 import { type Evidence, TREES, walkTree } from '../../src/ops/troubleshoot/trees.js';
 import { ROOT } from '../helpers/cli.js';
@@ -26,6 +27,8 @@ function everyText(): { where: string; text: string; action: boolean }[] {
     for (const [name, l] of Object.entries(t.leaves))
       for (const a of l.actions) out.push({ where: `${id}/${name}`, text: a, action: true });
   }
+  for (const [id, actions] of Object.entries(FINDING_ACTIONS))
+    for (const a of actions) out.push({ where: `finding ${id}`, text: a, action: true });
   return out;
 }
 

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { isUnverifiedCertificate } from '../../clients/http.js';
+import { answeredFix, isUnverifiedCertificate } from '../../clients/http.js';
 import { SignalingClient } from '../../clients/signaling.js';
 import type { ConfigResponse, ConnectionInfo, Health } from '../../protocol/signaling-api.js';
 import type { Clock } from '../../util/clock.js';
@@ -40,6 +40,8 @@ export interface InstanceHealth {
   error?: string;
   /** It answered, with a certificate this command does not trust: up, as far as anyone knows. */
   unverified?: boolean;
+  /** It answered, but not so this command can read it (that certificate, or TLS on an http:// URL). */
+  answered?: NonNullable<ReturnType<typeof answeredFix>>;
 }
 
 export interface AgentEntry {
@@ -147,6 +149,7 @@ export function createEvidence(src: EvidenceSources): Evidence {
             status: null,
             error: (err as Error).message,
             ...(isUnverifiedCertificate(err) ? { unverified: true } : {}),
+            ...(answeredFix(err) ? { answered: answeredFix(err)! } : {}),
           };
         }
       }),

@@ -9,6 +9,7 @@ import { currentRelease } from '../deploy/releases.js';
 import { agentProcessName } from '../rollout/agents.js';
 import type { OpContext } from '../shared.js';
 import { createEvidence, type Evidence, type EvidenceSources } from './evidence.js';
+import { type Finding, instanceFindings } from './findings.js';
 import { type AnyTreeId, LIMITS, type Limits, type Subject, type TreeWalk, walkTree } from './trees.js';
 
 export type TroubleshootKind = 'connection-timeout' | 'packet-loss' | 'latency' | 'dtls' | 'memory';
@@ -27,7 +28,13 @@ export interface TroubleshootReport {
   walk: TreeWalk;
   /** The runbook script's checks that sit beside the tree (peer host, bandwidth, config). */
   extra: Record<string, unknown>;
+  /** Beside the tree: the signaling instances it looked at that are not serving. */
+  findings: Finding[];
 }
+
+/** A root cause on the tree's path, or an instance not serving: not a clean bill of health. */
+export const faultFound = (r: TroubleshootReport): boolean =>
+  r.walk.root_cause !== null || r.findings.length > 0;
 
 /**
  * Where the evidence comes from: the flags' targets, TURN credentials from the config or the local
@@ -101,7 +108,8 @@ export async function troubleshoot(
     if (id) await requireKnown(id, who, sources.fleetAgents ?? [], ev);
   }
   const walk = await walkTree(KIND_TREE[kind], subject, ev);
-  return { command: kind, subject, walk, extra: await extraChecks(kind, subject, ev) };
+  const extra = await extraChecks(kind, subject, ev);
+  return { command: kind, subject, walk, extra, findings: instanceFindings(await ev.health()) };
 }
 
 /**

@@ -2,8 +2,11 @@
 // data: each question node names the evidence it reads, answers from it, and names the next node
 // per answer; each leaf names a root cause from the runbook's lists and its recommended actions.
 // walkTree follows one path with real evidence and returns it step by step.
+
+import { PLAIN_HTTP_TO_TLS } from '../../clients/http.js';
 import type { ConnectionReport } from '../../services/signaling/registry.js';
 import type { Evidence } from './evidence.js';
+import { FINDING_ACTIONS } from './findings.js';
 
 export type TreeId = 'connection-failure' | 'high-latency' | 'packet-loss' | 'security';
 export type AnyTreeId = TreeId | 'memory';
@@ -109,18 +112,23 @@ const connectionFailure: Tree = {
       reads: ['signaling /health (every instance)'],
       async ask(ev) {
         const h = await ev.health();
-        // Instances that answered with a certificate this command does not trust are not down: the
-        // fix is trust (--ca), not a failover of healthy instances.
-        const untrusted = h.every((i) => !i.up) && h.some((i) => i.unverified);
-        return {
-          evidence: { instances: h },
-          answer: untrusted ? 'certificate not trusted' : yes(h.every((i) => !i.up)),
-        };
+        const none = h.every((i) => !i.up);
+        // Instances that answered with a certificate this command does not trust, or with TLS on an
+        // http:// URL, are not down: the fix is trust (--ca) or the URL, not a failover of running ones.
+        const answer = !none
+          ? 'no'
+          : h.some((i) => i.answered?.code === PLAIN_HTTP_TO_TLS)
+            ? 'TLS on an http:// URL'
+            : h.some((i) => i.unverified)
+              ? 'certificate not trusted'
+              : 'yes';
+        return { evidence: { instances: h }, answer };
       },
       next: {
         yes: 'signaling_down',
         no: 'cannot_register',
         'certificate not trusted': 'signaling_untrusted',
+        'TLS on an http:// URL': 'signaling_plain_http',
       },
     },
     stun: {
@@ -224,10 +232,14 @@ const connectionFailure: Tree = {
         id: 'signaling_certificate_untrusted',
         title: 'Signaling answers with a certificate this command does not trust',
       },
-      actions: [
-        "Trust the CA that issued it: set IFMESH_CA_FILE to the fleet's CA file (or pass --ca FILE)",
-        'See the certificate the instances serve: ifmesh certs check',
-      ],
+      actions: FINDING_ACTIONS.signaling_certificate_untrusted,
+    },
+    signaling_plain_http: {
+      root_cause: {
+        id: 'signaling_url_plain_http',
+        title: 'Signaling speaks TLS on an http:// URL: the URL is wrong (use https://), the instances run',
+      },
+      actions: FINDING_ACTIONS.signaling_url_plain_http,
     },
     signaling_down: {
       root_cause: { id: 'signaling_down', title: 'Signaling server down' },
