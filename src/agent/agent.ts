@@ -18,6 +18,7 @@ import type { WitnessEvent } from '../protocol/witness.js';
 import { formatDuration } from '../ui/units.js';
 import { type Clock, systemClock, type TimerHandle } from '../util/clock.js';
 import { waitFor } from '../util/wait.js';
+import { AgentLog } from './agent-log.js';
 import { type LinkIce, PeerLink } from './peer-link.js';
 import { acceptPeerKey } from './pins.js';
 import { relayPairFilter } from './relay-reach.js';
@@ -71,6 +72,11 @@ export interface AgentOptions {
   /** CAs for wss:// (ctx.tls.ca: the system's plus --ca / IFMESH_CA_FILE). */
   ca?: string[] | undefined;
   events?: { log(e: WitnessEvent): void } | undefined;
+  /**
+   * The agent's own log (its stderr under a supervisor: `ifmesh logs deploy-agent-<id>`): one line
+   * per lifecycle event, repeats sampled (agent-log.ts). Unset: nothing is written.
+   */
+  log?: ((line: string) => void) | undefined;
   /** Heartbeats, partition detection, healing backoff and message timestamps run on it. */
   clock?: Clock;
   /**
@@ -146,10 +152,12 @@ export class MeshAgent {
   private lastBytes = { total: 0, at: 0 };
   private readonly clock: Clock;
   private readonly now: () => number;
+  private readonly lines: AgentLog | undefined;
 
   constructor(readonly o: AgentOptions) {
     this.clock = o.clock ?? systemClock;
     this.now = () => this.clock.now();
+    this.lines = o.log ? new AgentLog({ agentId: o.agentId, clock: this.clock, write: o.log }) : undefined;
     this.identity = o.identity;
     this.signer = createSigner(o.identity.seed);
     this.iceServers = o.iceServers;
@@ -175,6 +183,7 @@ export class MeshAgent {
       onFrame: (f) =>
         void this.onFrame(f).catch((err) => this.event('signaling_error', { error: String(err) })),
       onEvent: (name, metadata) => this.event(name, metadata),
+      onRetry: (delayMs) => this.lines?.retrying(delayMs),
     });
   }
 
@@ -192,6 +201,7 @@ export class MeshAgent {
 
   event(event: string, metadata: Record<string, unknown> = {}, peerId?: string): void {
     this.o.events?.log({ event, agent_id: this.o.agentId, ...(peerId ? { peer_id: peerId } : {}), metadata });
+    this.lines?.event(event, metadata, peerId);
   }
 
   private newTurnPool(): TurnPool {
@@ -435,6 +445,7 @@ export class MeshAgent {
       },
       onClosed: (l, why) => {
         if (this.links.get(l.peerId) === l) this.links.delete(l.peerId);
+        if (!this.stopped && l.readyAt !== undefined) this.lines?.linkClosed(l.peerId, why);
         // An established link the peer lost (its heartbeat gave up on us, or the transport failed) while the peer
         // is still in the mesh heals like a detected partition. Without this, a peer with the larger
         // id that times out a healed link waits for an offer nobody sends (CONTRACT: smaller id offers).
@@ -650,18 +661,20 @@ export class MeshAgent {
       return r.key;
     }
     this.counters.peer_key_mismatches += 1;
+    const metadata = {
+      reason: r.reason,
+      pinned_key_id: pinned ? keyId(pinned) : null,
+      announced_key_id: r.announcedKeyId,
+      hint: 'after an operator rebinds the peer (ifmesh agents rebind), restart this agent to trust its new key',
+    };
     this.o.events?.log({
       event: 'peer_key_mismatch',
       agent_id: this.o.agentId,
       peer_id: peerId,
       severity: 'warning',
-      metadata: {
-        reason: r.reason,
-        pinned_key_id: pinned ? keyId(pinned) : null,
-        announced_key_id: r.announcedKeyId,
-        hint: 'after an operator rebinds the peer (ifmesh agents rebind), restart this agent to trust its new key',
-      },
+      metadata,
     });
+    this.lines?.event('peer_key_mismatch', metadata, peerId);
     return undefined;
   }
 

@@ -37,6 +37,8 @@ export interface SignalingClientOptions {
     event: 'signaling_connected' | 'signaling_connection_failed' | 'signaling_connection_lost',
     metadata: Record<string, unknown>,
   ) => void;
+  /** Every URL failed: the next round starts in `delayMs` (the agent's log says so). */
+  onRetry?: (delayMs: number) => void;
 }
 
 /** http(s):// and ws(s):// name the same server. */
@@ -82,7 +84,7 @@ export class SignalingClient {
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
-      let lost: Promise<{ code: number }> | undefined;
+      let lost: Promise<{ code: number; reason: string }> | undefined;
       for (const raw of this.o.urls) {
         if (this.stopped) return;
         const url = toWebSocketUrl(raw);
@@ -93,20 +95,23 @@ export class SignalingClient {
           this.o.onEvent('signaling_connected', { url });
           break;
         } catch (err) {
-          this.o.onEvent('signaling_connection_failed', { url, error: (err as Error).message });
+          // `localhost` tried on ::1 and 127.0.0.1 fails with an AggregateError whose message is empty
+          const e = err as NodeJS.ErrnoException;
+          this.o.onEvent('signaling_connection_failed', { url, error: e.message || String(e.code ?? e) });
         }
       }
       if (this.stopped) return;
       if (!lost) {
         const delay = Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** failures);
         failures += 1;
+        this.o.onRetry?.(delay);
         await this.sleep(delay);
         continue;
       }
-      const { code } = await lost;
+      const { code, reason } = await lost;
       this.registered = false;
       if (this.stopped) return;
-      this.o.onEvent('signaling_connection_lost', { url: this.url, code });
+      this.o.onEvent('signaling_connection_lost', { url: this.url, code, ...(reason ? { reason } : {}) });
     }
   }
 
@@ -125,7 +130,7 @@ export class SignalingClient {
    * Opens and registers; resolves with a promise of the socket's close (wrapped: a promise resolved
    * with a promise would wait for it). Rejects within the failover timeout.
    */
-  private connect(url: string): Promise<{ closed: Promise<{ code: number }> }> {
+  private connect(url: string): Promise<{ closed: Promise<{ code: number; reason: string }> }> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
         perMessageDeflate: false,
@@ -145,7 +150,9 @@ export class SignalingClient {
         ws.terminate();
         reject(err);
       };
-      const closed = new Promise<{ code: number }>((r) => ws.on('close', (code) => r({ code })));
+      const closed = new Promise<{ code: number; reason: string }>((r) =>
+        ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+      );
       ws.on('error', (err) => fail(err));
       ws.on('close', (code, reason) => fail(new Error(`closed ${code} ${reason.toString()}`)));
       ws.on('message', (data) => {

@@ -107,6 +107,7 @@ export async function runAgents(
         // the lab's test hook: issue 26's failure back, to prove fallback and healing alone
         relayReach: ctx.env.IFMESH_TEST_NO_RELAY_REACH !== '1',
         events: witness,
+        log: o.log,
         clock: ctx.clock,
         persistRotation: persistRotation(keyFiles[i]!),
       }),
