@@ -219,9 +219,10 @@ describe('ifmesh up / status / down', () => {
       'the supervisor to restart agent-2, and agent-2 to register again',
       { timeoutMs: 30_000, intervalMs: 200 },
     );
-    expect(readFileSync(path.join(state, 'logs/deploy-agent-agent-2.log'), 'utf8')).toContain(
-      `restarted by the supervisor: process ${ag2} was gone`,
-    );
+    const agentLog = readFileSync(path.join(state, 'logs/deploy-agent-agent-2.log'), 'utf8');
+    expect(agentLog).toContain(`restarted by the supervisor: process ${ag2} was gone`);
+    // the agent's own lines (src/agent/agent-log.ts) reach the log the supervisor keeps for it
+    expect(agentLog).toMatch(/^\S+Z info agent-2: registered with signaling \S+$/m);
 
     // without its supervisor, a process that died leaves a stale record: status shows it down, the
     // next up starts only it (and the supervisor)
