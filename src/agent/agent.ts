@@ -128,7 +128,8 @@ export class MeshAgent {
   private readonly signaling: SignalingClient;
   private readonly verifier: MessageVerifier;
   private readonly timers: (() => void)[] = [];
-  private readonly healing = new Map<string, TimerHandle>();
+  /** Peers being healed: the pending retry, and whether this side offers (see heal). */
+  private readonly healing = new Map<string, { timer: TimerHandle; offers: boolean }>();
   /**
    * Peers a connection attempt (connectTo: direct, then each relay) is running for. A healing retry
    * that comes due meanwhile leaves it to finish: on a slow path (hundreds of ms of RTT, loss) setting
@@ -353,7 +354,7 @@ export class MeshAgent {
     this.turn.stop();
     this.stunPool.stop();
     for (const cancel of this.timers) cancel();
-    for (const t of this.healing.values()) this.clock.clearTimeout(t);
+    for (const h of this.healing.values()) this.clock.clearTimeout(h.timer);
     const links = [...this.links.values()];
     // The bye goes on the channel and through signaling: a peer whose channel is already gone
     // still hears it, and closes at once instead of after its heartbeat timeout.
@@ -420,7 +421,7 @@ export class MeshAgent {
         this.failedPeers.delete(l.peerId);
         const healing = this.healing.get(l.peerId);
         if (healing) {
-          this.clock.clearTimeout(healing);
+          this.clock.clearTimeout(healing.timer);
           this.healing.delete(l.peerId);
           this.event('mesh_partition_healed', {}, l.peerId);
         }
@@ -575,7 +576,7 @@ export class MeshAgent {
         this.departed.add(f.agent_id);
         const healing = this.healing.get(f.agent_id);
         if (healing) {
-          this.clock.clearTimeout(healing);
+          this.clock.clearTimeout(healing.timer);
           this.healing.delete(f.agent_id);
         }
         // Blocked (agents block, incident security): cut off from the mesh too, not only from
@@ -628,6 +629,13 @@ export class MeshAgent {
           // TURN servers change when one failed, and a coturn serves STUN too: the next attempts
           // (the reconnect that follows a failover's push) wait for the STUN servers' answer.
           void this.stunPool.recheck();
+          // A pair whose relay died waits out its healing backoff (up to minutes at the later steps),
+          // and reconnect-turn-peers reaches only live relayed pairs: the new list is what it waited
+          // for, so its healing starts over now, and the failover that pushed it sees it come back.
+          for (const [peerId, h] of [...this.healing]) {
+            this.clock.clearTimeout(h.timer);
+            this.heal(peerId, 0, h.offers);
+          }
         }
         if (f.bandwidth) this.bandwidth = f.bandwidth;
         return;
@@ -726,16 +734,16 @@ export class MeshAgent {
       { attempt: attempt + 1, delay_ms: delay },
       peerId,
     );
-    this.healing.set(
-      peerId,
-      this.clock.setTimeout(() => {
+    this.healing.set(peerId, {
+      offers,
+      timer: this.clock.setTimeout(() => {
         if (this.stopped) return;
         const live = this.links.get(peerId);
         if (live?.ready) return;
         if (offers && !this.connecting.has(peerId)) void this.connectTo(peerId);
         this.heal(peerId, attempt + 1, offers);
       }, delay),
-    );
+    });
   }
 
   private async reportQuality(): Promise<void> {

@@ -190,17 +190,25 @@ describe('tree 3 on a relay path that turns slow', () => {
     const coturnPort = Number(new URL(turn.url.replace('turn:', 'http://')).port);
     const path = await startUdpDelay({ host: '127.0.0.1', port: coturnPort }, 0);
     delays.push(path);
-    // Heartbeat timeout 250 ms (pings every ~83 ms). The pair connects over a fast path; then loss-1's
-    // path to coturn gets 150 ms each way: every pong now comes back after the timeout and its ping
-    // is counted lost, while pings and pongs still arrive every ~83 ms, so the link stays up.
-    const a = relayAgent('loss-1', `turn:127.0.0.1:${path.port}?transport=udp`, 250);
+    // Heartbeat timeout 1 s (pings every ~333 ms). The pair connects over a fast path; then loss-1's
+    // path to coturn grows to 600 ms each way: every pong now comes back after the timeout and its
+    // ping is counted lost, while pings and pongs still arrive every ~333 ms, so the link stays up.
+    // The link times out only if nothing arrives for 1 s: ~667 ms of margin for a stalled event loop
+    // (this process runs both agents and the delay). At 250 ms a stall of ~170 ms timed the link out
+    // on a loaded host, and the pair flapped without one link living long enough to count a loss.
+    const a = relayAgent('loss-1', `turn:127.0.0.1:${path.port}?transport=udp`, 1_000);
     await waitFor(() => a.signalingUrl !== undefined, 'loss-1 to register');
-    const b = relayAgent('loss-2', turn.url, 250);
+    const b = relayAgent('loss-2', turn.url, 1_000);
     await b.waitForPeers(['loss-1'], 60_000);
     const healthy = await troubleshoot('packet-loss', { agent: 'loss-1' }, sources());
     expect(answers(healthy)).toEqual(['no']);
     expect(healthy.walk.root_cause).toBeNull();
-    path.setDelay(150);
+    // The path turns slow gradually (50 ms more each way every 200 ms), as a queue building up does:
+    // one 600 ms step would hold everything in flight for longer than the heartbeat's margin.
+    for (let ms = 50; ms <= 600; ms += 50) {
+      path.setDelay(ms);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     const r = await waitForValue(
       async () => {
         const w = await troubleshoot('packet-loss', { agent: 'loss-1' }, sources());
