@@ -227,6 +227,10 @@ describe('certs rotate', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('certbot is not installed');
     expect(r.stdout).toContain(`cp NEW.crt ${files.cert}`);
+    // its last step is a command, not "restart them"
+    expect(r.stdout).toContain(
+      `4. restart the instances serving it, one at a time: ifmesh certs rotate --cert ${files.cert} --key ${files.key}`,
+    );
     expect(readFileSync(files.cert, 'utf8')).toBe(before);
   });
 

@@ -118,6 +118,7 @@ describe('failover cert (scenario D)', () => {
       'sig-1',
       'sig-2',
     ]);
+    expect(JSON.parse(dry.stdout).plan.steps).toContain('restart sig-1, sig-2 one at a time');
     expect(new X509Certificate(readFileSync(files.cert)).fingerprint256).toBe(before);
 
     const r = await run(
@@ -155,6 +156,12 @@ describe('failover cert (scenario D)', () => {
       d.report.steps.find((x) => x.step === 'certificate rotation')?.detail;
     expect(certStep(doc)).toMatch(/^renewed; expires /);
 
+    // The plan of a run on the fresh certificate says what it will do: no renewal, no restart.
+    const fresh = await run([...base, '--id', 'fo-d-dry2', '--dry-run', '--json'], { cwd: dir.dir, env });
+    expect(JSON.parse(fresh.stdout).plan.steps.slice(0, 2)).toEqual([
+      expect.stringMatching(new RegExp(`^nothing to renew: ${files.cert} is valid \\d+ more days`)),
+      'no instance to restart',
+    ]);
     // Run again on the fresh certificate: nothing is due, and the step says so instead of "rotated".
     const again = await run(
       [...base, '--id', 'fo-d-2', '--insecure', '--loopback', '--messages', '5', '--json'],

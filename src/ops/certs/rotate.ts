@@ -84,7 +84,7 @@ function manualProcedure(cert: string, key: string): string[] {
     `  1. obtain a new certificate and key for this host from your CA`,
     `  2. install them: cp NEW.crt ${cert} && cp NEW.key ${key} && chmod 600 ${key}`,
     `  3. check them: ifmesh certs check --cert ${cert} --key ${key}`,
-    '  4. restart the signaling instances one at a time (or install certbot and run ifmesh certs rotate)',
+    `  4. restart the instances serving it, one at a time: ifmesh certs rotate --cert ${cert} --key ${key} (with the new pair in place and not due, it restarts only the instances still on the old one)`,
   ];
 }
 
@@ -303,7 +303,12 @@ export async function applyCertRotation(
     return report;
   }
   if (plan.method === 'manual') {
-    report.problems.push('certbot is not installed; follow the manual procedure');
+    report.problems.push(
+      `certbot is not installed; renew by hand: ${plan.manual_procedure
+        .slice(1)
+        .map((l) => l.trim())
+        .join(' ')}`,
+    );
     return report;
   }
   for (const b of plan.backups) await fs.copyFile(b.from, b.to);

@@ -475,9 +475,22 @@ export function planCertFailover(o: {
     scenario: 'D',
     signaling: o.signaling.map(httpBase),
     cert: o.cert,
+    // What this run will do, not the scenario's whole procedure: a certificate that is not due is
+    // not renewed (the drill's dry run said "renew (manual)" for one with 119 days left).
     steps: [
-      `renew ${o.cert.cert} (${o.cert.method})`,
-      'restart the signaling instances serving it one at a time',
+      !o.cert.due
+        ? `nothing to renew: ${o.cert.cert} is valid ${o.cert.days_left} more days (renewal under ${o.cert.threshold_days}; --force renews now)`
+        : o.cert.method === 'manual'
+          ? `renew ${o.cert.cert} by hand (certbot is not installed): ${o.cert.manual_procedure
+              .slice(1)
+              .map((l) => l.trim())
+              .join(' ')}`
+          : `renew ${o.cert.cert} (${o.cert.method})`,
+      o.cert.restart.length
+        ? `restart ${o.cert.restart.map((r) => r.name).join(', ')} one at a time`
+        : o.cert.due && o.cert.method !== 'manual'
+          ? 'restart the signaling instances serving it one at a time'
+          : 'no instance to restart',
       'validate the recovery',
     ],
   };
