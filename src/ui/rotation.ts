@@ -47,7 +47,8 @@ export function renderRotation(r: RotationReport, c: ChalkInstance): string {
   const lines = [
     r.ok
       ? `${c.green('✓')} keys rotated: ${r.completed}/${r.total} agents`
-      : `${c.red('✗')} key rotation incomplete: ${r.completed}/${r.total} agents`,
+      : // the release's unregistered agents count too: "2/2 agents" read as complete
+        `${c.red('✗')} key rotation incomplete: ${r.completed}/${r.total + r.not_registered.length} agents${r.not_registered.length ? ` (${r.not_registered.length} not registered)` : ''}`,
   ];
   if (r.incident_declared) lines.push(`  security incident declared: ${r.incident_declared}`);
   if (r.pending.length) lines.push(`  did not answer in time: ${r.pending.join(', ')}`);

@@ -202,7 +202,8 @@ describe('rotate-keys', () => {
       env: { ...env(), NO_COLOR: '1' },
     });
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stdout).toContain('✗ key rotation incomplete: 3/3 agents');
+    // rk-gone counts: "3/3 agents" read as complete
+    expect(r.stdout).toContain('✗ key rotation incomplete: 3/4 agents (1 not registered)');
     expect(r.stdout).toContain('not registered, so not rotated (old keys): rk-gone');
     expect(r.stdout).toContain('rk-gone of the current release was not registered and kept the old keys');
     await waitFor(

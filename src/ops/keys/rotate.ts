@@ -339,6 +339,7 @@ export async function applyRotation(
       ok,
       ...t,
       pending,
+      not_registered,
       failed_connections: stability.failed_connections,
       rotation_ids: live.map((l) => l.inst.rotation_id),
     });

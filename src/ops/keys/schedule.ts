@@ -19,6 +19,8 @@ export interface RotationRecord {
   completed: number;
   total: number;
   pending: string[];
+  /** Agents of the current release no instance held: they kept their old keys (absent in older records). */
+  not_registered?: string[];
   failed_connections: number | null;
   rotation_ids: (string | null)[];
 }

@@ -146,7 +146,7 @@ async function daily(
     const last = keyRotation.last;
     if (last && !last.ok)
       needs.push(
-        `the last key rotation (${last.at}, ${last.reason}) did not complete: ${last.completed}/${last.total} agents${last.pending.length ? `, no answer from ${last.pending.join(', ')}` : ''}${last.failed_connections ? `, ${last.failed_connections} connections failed after it` : ''}`,
+        `the last key rotation (${last.at}, ${last.reason}) did not complete: ${last.completed}/${last.total + (last.not_registered?.length ?? 0)} agents${last.pending.length ? `, no answer from ${last.pending.join(', ')}` : ''}${last.not_registered?.length ? `, not registered (old keys kept): ${last.not_registered.join(', ')}` : ''}${last.failed_connections ? `, ${last.failed_connections} connections failed after it` : ''}; rotate again once they are back: ifmesh rotate-keys --state-dir ${o.state.root}`,
       );
     if (keyRotation.overdue)
       needs.push(
