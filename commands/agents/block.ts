@@ -22,12 +22,24 @@ export default defineCommand<AgentsFlags, [string], 'config' | 'state'>({
       await showPlan('block', id, flags, needs, ctx, out);
       return;
     }
-    const { setBlocked, instancesReached } = await import('../../src/ops/troubleshoot/agents.js');
+    const [{ setBlocked, instancesReached }, { fleetAgents }] = await Promise.all([
+      import('../../src/ops/troubleshoot/agents.js'),
+      import('../../src/ops/troubleshoot/run.js'),
+    ]);
     const r = await setBlocked(await targets(flags, needs, ctx), 'block', checked(id), flags.reason, ctx);
-    out.result(
-      r,
-      (x, c) =>
+    // An id blocked ahead of its first registration is allowed, but a typo blocks nobody: say so.
+    const known = Boolean(r.entry?.key_id) || (await fleetAgents(needs.state)).includes(r.agent_id);
+    out.result({ ...r, known }, (x, c) =>
+      [
         `${c.green('✓')} ${x.agent_id} blocked (key ${x.entry?.key_id ?? 'unknown: not registered now'}), ${x.disconnected} connection(s) closed, ${instancesReached(x.instances)} instance(s)`,
+        ...(x.known
+          ? []
+          : [
+              c.yellow(
+                `! ${x.agent_id} is not registered now and is no agent of this fleet (its release, its recorded agents): a typo? ifmesh agents unblock ${x.agent_id} lifts the block`,
+              ),
+            ]),
+      ].join('\n'),
     );
   },
 });

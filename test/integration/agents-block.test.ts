@@ -63,7 +63,7 @@ describe('agents block', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(report).toMatchObject({ action: 'block', agent_id: 'mallory', disconnected: 1 });
+    expect(report).toMatchObject({ action: 'block', agent_id: 'mallory', disconnected: 1, known: true });
     expect(report.entry).toMatchObject({ reason: 'signature failures', key_id: expect.any(String) });
     expect(await bad.closed).toEqual({ code: 4401, reason: 'blocked' });
     expect(a.events.find((e) => e.event === 'agent_blocked')).toMatchObject({
@@ -155,6 +155,12 @@ describe('agents block', () => {
     expect((await postJson(`${a.http}/admin/block`, { agent_id: 'x' })).status).toBe(401);
     expect((await postJson(`${a.http}/admin/block`, { agent_id: '../etc' }, ADMIN)).status).toBe(400);
     expect((await getJson(`${a.http}/admin/blocks`)).status).toBe(401);
+    // A mistyped id blocks nobody: done (an id may be blocked before it registers), and said.
+    const typo = await run(['agents', 'block', 'malory', '--signaling', a.http, '--state-dir', dir], {
+      env: { SIGNALING_ADMIN_TOKEN: ADMIN, NO_COLOR: '1' },
+    });
+    expect(typo.code, typo.stderr).toBe(0);
+    expect(typo.stdout).toContain('! malory is not registered now and is no agent of this fleet');
     const bad = await cli(['block', '../etc'], [a], dir);
     expect(bad.code).toBe(2);
     expect(bad.stdout).not.toContain('blocked');

@@ -69,7 +69,7 @@ export async function evidenceSources(
 }
 
 /** The agents of the fleet's current release and every recorded agent process (up's, deploy's). */
-async function fleetAgents(state: StateDir): Promise<string[]> {
+export async function fleetAgents(state: StateDir): Promise<string[]> {
   // A release record that does not read takes nothing away: the other signs still count.
   const release = await currentRelease(state).catch(() => undefined);
   const prefix = agentProcessName('');
