@@ -74,7 +74,10 @@ export default defineCommand<{ json?: boolean }, [], 'config' | 'state'>({
                 ` nothing restarts a dead service now: ifmesh supervise --detach --state-dir ${r.state_dir}`,
               )
             : '';
-        return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}${fix}`;
+        const said = k.health
+          ? c.yellow(` answers ${k.health.status}${k.health.reason ? ` (${k.health.reason})` : ''}`)
+          : '';
+        return `${mark} ${k.name.padEnd(22)} ${pid} ${k.url ?? ''}${said}${extra.length ? c.dim(` ${extra.join(', ')}`) : ''}${loop}${fix}`;
       });
       if (!r.running)
         return [
@@ -98,7 +101,11 @@ export default defineCommand<{ json?: boolean }, [], 'config' | 'state'>({
             : `  mesh: ${r.mesh.agents} agents, ${r.mesh.connected} connection reports connected`
           : r.components.some((k) => k.role === 'signaling' && k.unverified)
             ? c.yellow('  mesh: not read (certificates not verified, see above)')
-            : c.red('  mesh: no signaling instance answers'),
+            : r.components.some((k) => k.role === 'signaling' && k.health)
+              ? c.red(
+                  `  mesh: not read: no signaling instance is ok${r.components.some((k) => k.health?.reason === 'cluster_store_unreachable') ? ': the Redis they share (SIGNALING_CLUSTER_URL) does not answer; bring it back (its record above, its log: ifmesh logs deploy-redis)' : ' (see above)'}`,
+                )
+              : c.red('  mesh: no signaling instance answers'),
         // A running agent process says nothing of whether it is in the mesh (blocked, refused, lost).
         ...(r.mesh?.unregistered.length
           ? [

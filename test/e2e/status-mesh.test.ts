@@ -5,7 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
+import { requireBinary } from '../helpers/binaries.js';
 import { spawnCli, tempDir } from '../helpers/cli.js';
+import { startClusterInstance } from '../helpers/cluster.js';
+import { startRedis } from '../helpers/redis.js';
 import { writeReleaseRecord } from '../helpers/release-record.js';
 import {
   connect,
@@ -77,5 +80,41 @@ describe('ifmesh status: the mesh line', () => {
     expect(r.stdout).toContain('  mesh: 2 agents, 1 connection reports connected');
     expect(r.stdout).not.toContain('! mesh');
     expect(r.stdout).toContain('! not registered: m-3');
+  });
+});
+
+describe('ifmesh status with the Redis its instances share gone', () => {
+  it("shows each instance's own word (degraded, cluster_store_unreachable) and names Redis, not 'no instance answers'", async () => {
+    requireBinary('redis-server', 'redis-server');
+    const redis = await startRedis();
+    const state = tempDir();
+    const inst = await startClusterInstance(redis.url, `st-${process.pid}:`, 'signaling-r1');
+    try {
+      recordProcess(openStateDir(state.dir), {
+        name: 'signaling-r1',
+        role: 'signaling',
+        pid: process.pid,
+        port: Number(new URL(inst.url).port),
+        url: inst.url,
+        owner: 'test',
+        started_at: new Date().toISOString(),
+      });
+      await redis.stop();
+      await waitFor(
+        async () => (await getJson(`${inst.http}/health`)).json?.status === 'degraded',
+        'the instance to call itself degraded',
+      );
+      const r = await spawnCli(['status', '--state-dir', state.dir], {
+        cwd: state.dir,
+        env: { NO_COLOR: '1' },
+      });
+      expect(r.stdout).toContain('answers degraded (cluster_store_unreachable)');
+      expect(r.stdout).toContain('mesh: not read: no signaling instance is ok: the Redis they share');
+      expect(r.stdout).not.toContain('no signaling instance answers');
+    } finally {
+      await inst.stop();
+      await redis.cleanup();
+      state.cleanup();
+    }
   });
 });

@@ -44,6 +44,11 @@ export interface ComponentStatus {
    * answer cannot be trusted, not because it did not answer.
    */
   unverified: { error: string; fix: string } | null;
+  /**
+   * A signaling instance that runs and answers /health, but not ok: what it says (`degraded`,
+   * `cluster_store_unreachable` when the Redis it shares does not answer). Absent otherwise.
+   */
+  health?: { status: string; reason: string | null };
 }
 
 export interface StatusReport {
@@ -171,6 +176,20 @@ async function locksOf(
   return out;
 }
 
+/** What a signaling instance's /health says of itself, when it answers with a status at all. */
+async function instanceHealth(
+  url: string,
+  ctx: Pick<OpContext, 'dispatcher'>,
+): Promise<{ status: string; reason: string | null } | undefined> {
+  const r = await httpRequest(`${httpUrlOf(url)}/health`, {
+    timeoutMs: 1_000,
+    dispatcher: ctx.dispatcher,
+  }).catch(() => undefined);
+  const body = r?.json as { status?: unknown; reason?: unknown } | undefined;
+  if (typeof body?.status !== 'string') return undefined;
+  return { status: body.status, reason: typeof body.reason === 'string' ? body.reason : null };
+}
+
 /** Every process recorded in the state directory (what `up` and `deploy` started alike) and the mesh. */
 export async function status(
   state: StateDir,
@@ -224,6 +243,12 @@ export async function status(
           unverified = { error: err.message, fix: err.hint ?? '' };
           return false;
         }));
+      // It runs but is not ok: its own /health says why (Redis gone reads "degraded"), where the
+      // drill's status said no instance answered at all.
+      const said =
+        pid !== null && !healthy && !unverified && p.role === 'signaling' && p.url
+          ? await instanceHealth(p.url, ctx)
+          : undefined;
       return {
         name: p.name,
         role: p.role,
@@ -231,6 +256,7 @@ export async function status(
         pid,
         running: pid !== null,
         healthy,
+        ...(said ? { health: said } : {}),
         url: p.url ?? null,
         uptime_s: pid !== null ? Math.round((ctx.clock.now() - Date.parse(p.started_at)) / 1000) : null,
         log: sup.logFile(p.name),
