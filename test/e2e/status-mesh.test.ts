@@ -19,21 +19,26 @@ import {
 } from '../helpers/signaling.js';
 import { waitFor } from '../helpers/wait.js';
 
+/** Records an instance running in this test's process as the fleet's signaling `name`. */
+function recordInstance(stateDir: string, name: string, url: string): void {
+  recordProcess(openStateDir(stateDir), {
+    name,
+    role: 'signaling',
+    pid: process.pid,
+    port: Number(new URL(url).port),
+    url,
+    owner: 'test',
+    started_at: new Date().toISOString(),
+  });
+}
+
 const { dir, cleanup } = tempDir();
 let sig: RunningSignaling;
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
   sig = await startSignaling({ instanceId: 'signaling-1' });
-  recordProcess(openStateDir(dir), {
-    name: 'signaling-1',
-    role: 'signaling',
-    pid: process.pid,
-    port: Number(new URL(sig.url).port),
-    url: sig.url,
-    owner: 'test',
-    started_at: new Date().toISOString(),
-  });
+  recordInstance(dir, 'signaling-1', sig.url);
   // The current release deploys a third agent that never registers (blocked, or down).
   writeReleaseRecord(dir, { id: 'r-1', agents: ['m-1', 'm-2', 'm-3'] });
   for (const id of ['m-1', 'm-2']) {
@@ -90,15 +95,7 @@ describe('ifmesh status with the Redis its instances share gone', () => {
     const state = tempDir();
     const inst = await startClusterInstance(redis.url, `st-${process.pid}:`, 'signaling-r1');
     try {
-      recordProcess(openStateDir(state.dir), {
-        name: 'signaling-r1',
-        role: 'signaling',
-        pid: process.pid,
-        port: Number(new URL(inst.url).port),
-        url: inst.url,
-        owner: 'test',
-        started_at: new Date().toISOString(),
-      });
+      recordInstance(state.dir, 'signaling-r1', inst.url);
       await redis.stop();
       await waitFor(
         async () => (await getJson(`${inst.http}/health`)).json?.status === 'degraded',
