@@ -432,6 +432,13 @@ describe('ifmesh deploy', () => {
       expect(st1.stdout).toContain(
         `nothing restarts a dead service now: ifmesh supervise --detach --state-dir ${st}`,
       );
+      // So does incident p1, which is what an operator runs when a service stays dead.
+      const p1 = await spawnCli(['incident', 'p1', '--json', '--state-dir', st], { cwd: dir });
+      const inc = JSON.parse(p1.stdout);
+      await spawnCli(['incident', 'resolve', inc.id, '--state-dir', st], { cwd: dir });
+      expect(inc.next_steps).toContain(
+        `the supervisor is not running, so nothing restarts a service that dies: ifmesh supervise --detach --state-dir ${st}`,
+      );
       const det = await spawnCli(['supervise', '--detach', '--state-dir', st, '--json'], { cwd: dir });
       expect(det.code, det.stderr).toBe(0);
       expect(JSON.parse(det.stdout)).toMatchObject({ name: 'supervisor', ok: true, already_running: false });

@@ -5,6 +5,8 @@ import { answeredFix, UNVERIFIED_CERTIFICATE } from '../../clients/http.js';
 import { httpUrlOf } from '../../clients/signaling.js';
 import { scanProcesses } from '../../state/processes.js';
 import { checkCertificate } from '../certs/check.js';
+import { Supervisor } from '../fleet/supervisor.js';
+import { WATCHDOG_NAME } from '../fleet/watchdog-process.js';
 import type { MeshSample } from '../monitoring/collect.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
 import type { OpContext } from '../shared.js';
@@ -136,6 +138,16 @@ const p1: Procedure = async (o, rec, step, ctx) => {
   // declared log on their own hosts.
   const scan = scanProcesses(o.state);
   const recorded = scan.records.filter((r) => r.role === 'signaling');
+  // What p1 just restarted by hand, the supervisor restarts by itself, unless it is dead too (the
+  // drill's instance stayed dead because its supervisor had been killed): said, with the command.
+  const watchdog = scan.records.find((r) => r.name === WATCHDOG_NAME);
+  if (
+    watchdog &&
+    new Supervisor(o.state, { clock: ctx.clock, owner: 'incident' }).running(watchdog.name) === undefined
+  )
+    rec.next_steps.push(
+      `the supervisor is not running, so nothing restarts a service that dies: ifmesh supervise --detach --state-dir ${o.state.root}`,
+    );
   // Left out of the restarts above: a record that no longer parses may be the instance that is down.
   for (const u of scan.unreadable)
     rec.next_steps.push(`${u.file} no longer parses (process ${u.name} was not checked): ${u.fix}`);
