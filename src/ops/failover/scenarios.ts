@@ -27,7 +27,7 @@ import { applyCertRotation, type CertRotationPlan, type CertRotationReport } fro
 import { currentRelease } from '../deploy/releases.js';
 import { logEvents, queryWitness, type WitnessTarget } from '../events.js';
 import { answers } from '../fleet/health.js';
-import { restartRecorded } from '../fleet/restart.js';
+import { restartRecorded, withRestartLock } from '../fleet/restart.js';
 import { runningPid, Supervisor } from '../fleet/supervisor.js';
 import { applyRotation, type RotationPlan, type RotationReport } from '../keys/rotate.js';
 import { type KeyRotationStep, ProcedureJournal, type ProcedureName, type StepMarks } from '../procedure.js';
@@ -1053,26 +1053,38 @@ async function applyPromote(
     upstreams: p.after.upstreams,
     backups: p.after.backups,
   };
-  let running = sup.running(name) !== undefined;
-  let pid: number;
-  try {
-    pid = await applyNginx(conf, running, ctx);
-  } catch (err) {
-    // Died between the look and the reload: started instead, with the promoted configuration.
-    if (!running || sup.running(name) !== undefined) throw err;
-    running = false;
-    pid = await applyNginx(conf, false, ctx);
-  }
-  if (!running)
-    sup.adopt(
-      {
-        name,
-        role: 'nginx',
-        port: p.listen_port,
-        url: rec?.url ?? `http://127.0.0.1:${p.listen_port}`,
-      },
-      pid,
-    );
+  // Under nginx's restart lock: the supervisor restarts a dead nginx too, and two masters started
+  // at once on one port would leave one of them failed.
+  const { running, pid } = await withRestartLock(
+    o.state,
+    name,
+    'failover: promote a backup',
+    ctx,
+    async () => {
+      let running = sup.running(name) !== undefined;
+      let pid: number;
+      try {
+        pid = await applyNginx(conf, running, ctx);
+      } catch (err) {
+        // Died between the look and the reload: started instead, with the promoted configuration.
+        if (!running || sup.running(name) !== undefined) throw err;
+        running = false;
+        pid = await applyNginx(conf, false, ctx);
+      }
+      if (!running)
+        sup.adopt(
+          {
+            name,
+            role: 'nginx',
+            port: p.listen_port,
+            url: rec?.url ?? `http://127.0.0.1:${p.listen_port}`,
+          },
+          pid,
+          rec?.supervised ? { supervised: true } : {},
+        );
+      return { running, pid };
+    },
+  );
   journal.step('promoted');
   await step(
     'promote backup',
