@@ -134,7 +134,10 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
               ? 'check its permissions'
               : opts.file === undefined && stageFile
                 ? `create ${stageFile}, stage ${opts.stage}'s env file (the template of ${DEFAULT_CONFIG_PATH} with this stage's ports and endpoints), or pass --config FILE`
-                : `pass the path of your env file, or create ${DEFAULT_CONFIG_PATH}`,
+                : (await exists(path.resolve(opts.cwd, DEFAULT_CONFIG_PATH)))
+                  ? // the default is there: creating it is no fix (the drill's hint said so anyway)
+                    `check the path, or ${opts.file !== undefined ? 'drop --config' : 'unset IFMESH_CONFIG'} to read ${DEFAULT_CONFIG_PATH}`
+                  : `pass the path of your env file, or create ${DEFAULT_CONFIG_PATH}`,
         },
       ]);
     }

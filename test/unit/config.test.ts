@@ -1,9 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
-import { fixtureDir, run } from '../helpers/cli.js';
+import { fixtureDir, run, tempDir } from '../helpers/cli.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -124,6 +124,21 @@ describe('config check on broken configs', () => {
     const r = await run(['config', 'check', '--config', 'nope.env'], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: nope.env: file does not exist;');
+    expect(r.stderr).toContain('create config/webrtc-production.env');
+  });
+
+  it('does not advise creating the default env file when it is there', async () => {
+    const t = tempDir();
+    try {
+      mkdirSync(path.join(t.dir, 'config'), { recursive: true });
+      writeFileSync(path.join(t.dir, 'config', 'webrtc-production.env'), 'SIGNALING_PORT=8443\n');
+      const r = await run(['config', 'check', '--config', 'nope.env'], { cwd: t.dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('check the path, or drop --config to read config/webrtc-production.env');
+      expect(r.stderr).not.toContain('create config/webrtc-production.env');
+    } finally {
+      t.cleanup();
+    }
   });
 });
 
