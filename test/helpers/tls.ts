@@ -127,8 +127,8 @@ export function makeCa(dir: string, name = 'ifmesh-test-ca'): TestCert {
   return { cert, key };
 }
 
-/** A server certificate for `names` (DNS names and IP addresses), signed by `ca`. */
-export function makeServerCert(dir: string, ca: TestCert, name: string, names: string[]): TestCert {
+/** A server certificate for `names` (DNS names and IP addresses), signed by `ca`, valid `days` (2). */
+export function makeServerCert(dir: string, ca: TestCert, name: string, names: string[], days = 2): TestCert {
   const openssl = requireBinary('openssl', 'openssl');
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
@@ -156,7 +156,7 @@ export function makeServerCert(dir: string, ca: TestCert, name: string, names: s
       '-out',
       cert,
       '-days',
-      '2',
+      String(days),
       '-extfile',
       ext,
     ],
