@@ -88,5 +88,7 @@ export function certificateFix(code: string): string {
     return 'dial the server by a name its certificate covers (SIGNALING_HOST, SIGNALING_PUBLIC_URL), or reissue the certificate with that name';
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
     return "renew the server's certificate (ifmesh certs rotate)";
-  return 'pass --ca FILE (or set IFMESH_CA_FILE) with the PEM of the CA that signed the server certificate';
+  // With a CA already given, the server's certificate is not from it (a pair copied into place):
+  // the drill's operator was told to pass --ca while IFMESH_CA_FILE was set.
+  return 'pass --ca FILE (or set IFMESH_CA_FILE) with the PEM of the CA that signed the server certificate; if one is set, that CA did not issue it: ifmesh certs check names what is wrong';
 }

@@ -4,6 +4,7 @@
 // without it fails with one line about certificate verification.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -14,7 +15,19 @@ import { spawnCli, tempDir } from '../helpers/cli.js';
 import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
-import { makeTlsCerts, writeTlsEnv } from '../helpers/tls.js';
+import { makeCert, makeTlsCerts, writeTlsEnv } from '../helpers/tls.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** The SHA-256 fingerprint of the certificate served on 127.0.0.1:`port`. */
+function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5_000 }, () => {
+      resolve(s.getPeerX509Certificate()!.fingerprint256);
+      s.end();
+    });
+    s.on('error', reject);
+  });
+}
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'tls-state');
@@ -249,6 +262,32 @@ describe('ifmesh deploy with TLS', () => {
     );
     expect(blind.code, blind.stderr).toBe(3);
     expect(JSON.parse(blind.stdout).error.message).toContain('failed certificate verification');
+
+    // A pair the CA did not issue copied into place, then an instance crash: the supervisor's restart
+    // brings it up on that pair (it is the file), but nginx is not reloaded onto it: the front door
+    // keeps the certificate its agents trust (a reload made it serve the bad one, and every agent
+    // lost it).
+    const front = await servedFingerprint(nginxPort);
+    const intruder = makeCert(dir, 'intruder', 30, 'DNS:localhost,IP:127.0.0.1');
+    writeFileSync(path.join(dir, 'certs/signaling.key'), readFileSync(intruder.key));
+    writeFileSync(path.join(dir, 'certs/signaling.crt'), readFileSync(intruder.cert));
+    const victim = listProcesses(openStateDir(state)).find((p) => p.name === 'deploy-signaling-1')!.pid;
+    process.kill(victim, 'SIGKILL');
+    await waitFor(() => !isAlive(victim), 'deploy-signaling-1 to die');
+    // The supervisor restarts it through the fleet's restart path.
+    // The supervisor's log line for that restart comes once it is done (nginx reloaded or not).
+    const supervisorLog = path.join(state, 'logs', 'supervisor.log');
+    const restartLine = () =>
+      readFileSync(supervisorLog, 'utf8')
+        .split('\n')
+        .find((l) => /service_restart\w* deploy-signaling-1:/.test(l));
+    await waitFor(() => restartLine() !== undefined, 'the supervisor to restart deploy-signaling-1', {
+      timeoutMs: 45_000,
+    });
+    expect(restartLine()).toContain('cannot verify');
+    expect(restartLine()).not.toContain('reloaded');
+    expect(await servedFingerprint(base)).not.toBe(front);
+    expect(await servedFingerprint(nginxPort)).toBe(front);
 
     const pids = listProcesses(openStateDir(state)).map((p) => p.pid);
     const down = await spawnCli(['down', '--state-dir', state, '--json'], { cwd: dir, timeoutMs: 60_000 });

@@ -249,7 +249,10 @@ export async function restartRecorded(
     const up = await untilAnswering(sup, name, ctx, o.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
     if (up.ok || up.unverified) {
       // It runs either way: nginx routes to it at once (it counted the instance failed for 30 s).
-      const front = rec.role === 'signaling' ? reloadFrontDoor(state) : [];
+      // Not when its certificate is not trusted: a reload makes nginx re-read the same certificate
+      // file, and the front door would serve the pair its clients refuse (a bad pair copied into
+      // place, then an instance crash: every agent lost the front door in the drill).
+      const front = rec.role === 'signaling' && !up.unverified ? reloadFrontDoor(state) : [];
       const reloaded = front.length
         ? `; nginx (pid ${front.join(', ')}) reloaded (SIGHUP) to route to it at once`
         : '';
