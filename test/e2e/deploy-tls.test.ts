@@ -4,7 +4,6 @@
 // without it fails with one line about certificate verification.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/exec/pid.js';
@@ -15,19 +14,8 @@ import { spawnCli, tempDir } from '../helpers/cli.js';
 import { deployArgv, startDeployDeps, writeAgentConfigs } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
-import { makeCert, makeTlsCerts, writeTlsEnv } from '../helpers/tls.js';
+import { makeCert, makeTlsCerts, servedFingerprint, writeTlsEnv } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
-
-/** The SHA-256 fingerprint of the certificate served on 127.0.0.1:`port`. */
-function servedFingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5_000 }, () => {
-      resolve(s.getPeerX509Certificate()!.fingerprint256);
-      s.end();
-    });
-    s.on('error', reject);
-  });
-}
 
 const { dir, cleanup } = tempDir();
 const state = path.join(dir, 'tls-state');

@@ -8,7 +8,6 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listIncidents } from '../../src/ops/incident/store.js';
 import { CERT_ROTATION_STEPS, KEY_ROTATION_STEPS, PROCEDURE_STEPS } from '../../src/ops/procedure.js';
@@ -18,7 +17,7 @@ import { spawnCli } from '../helpers/cli.js';
 import { deployArgv } from '../helpers/deploy.js';
 import { freePort } from '../helpers/processes.js';
 import { freePortRange } from '../helpers/redis.js';
-import { makeCert } from '../helpers/tls.js';
+import { makeCert, servedFingerprint } from '../helpers/tls.js';
 import { expectConverged, expectInterrupted, forgetInterrupted, killAt } from './crash.js';
 import { outOf, withFigure } from './figures.js';
 
@@ -85,18 +84,6 @@ async function drill(procedure: string, step: string, argv: string[]) {
   return { k, hint };
 }
 
-/** The certificate an instance serves, by its SHA-256 fingerprint. */
-function served(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5_000 }, () => {
-      resolve(s.getPeerX509Certificate()!.fingerprint256);
-      s.end();
-    });
-    s.on('error', reject);
-    s.on('timeout', () => s.destroy(new Error(`no TLS answer on ${port}`)));
-  });
-}
-
 /** The pair on disk matches, nothing is left staged, and every instance serves that certificate. */
 async function expectPairServed(): Promise<void> {
   const check = await spawnCli(['certs', 'check', '--cert', cert, '--key', key, '--json'], {
@@ -106,7 +93,7 @@ async function expectPairServed(): Promise<void> {
   expect(JSON.parse(check.stdout).key_matches, check.stderr).toBe(true);
   expect(readdirSync(certs).filter((f) => f.includes('.rotating'))).toEqual([]);
   const disk = new X509Certificate(readFileSync(cert)).fingerprint256;
-  for (const port of [base, base + 1]) expect(await served(port)).toBe(disk);
+  for (const port of [base, base + 1]) expect(await servedFingerprint(port)).toBe(disk);
 }
 
 describe('rotate-keys, kill -9 at each step boundary', () => {

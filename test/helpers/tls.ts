@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { requireBinary } from './binaries.js';
 
 export interface TestCert {
@@ -191,4 +192,16 @@ export function makeTlsCerts(dir: string): { ca: TestCert; server: TestCert } {
   mkdirSync(certs, { recursive: true });
   const ca = makeCa(certs);
   return { ca, server: makeServerCert(certs, ca, 'signaling', ['localhost', '127.0.0.1']) };
+}
+
+/** The SHA-256 fingerprint of the certificate served on 127.0.0.1:`port` (any certificate accepted). */
+export function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5_000 }, () => {
+      resolve(s.getPeerX509Certificate()!.fingerprint256);
+      s.end();
+    });
+    s.on('error', reject);
+    s.on('timeout', () => s.destroy(new Error(`no TLS answer on ${port}`)));
+  });
 }

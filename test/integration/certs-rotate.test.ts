@@ -4,7 +4,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshAgent } from '../../src/agent/agent.js';
@@ -17,7 +16,7 @@ import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { BIN, run, tempDir } from '../helpers/cli.js';
 import { trackPid } from '../helpers/pids.js';
-import { makeCert } from '../helpers/tls.js';
+import { makeCert, servedFingerprint } from '../helpers/tls.js';
 import { waitFor } from '../helpers/wait.js';
 import { API_KEY, post, type RunningWitness, startWitness } from '../helpers/witness.js';
 
@@ -60,16 +59,6 @@ async function registered(): Promise<string[]> {
     }
   }
   return [...ids].sort();
-}
-
-function servedFingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout: 5_000 }, () => {
-      resolve(s.getPeerX509Certificate()!.fingerprint256);
-      s.end();
-    });
-    s.on('error', reject);
-  });
 }
 
 beforeAll(async () => {
