@@ -21,6 +21,7 @@ import { systemClock, systemExec } from '../../src/cli/context.js';
 import { configuredNotifiers } from '../../src/ops/incident/notify/send.js';
 import { writeRotationRecord } from '../../src/ops/keys/schedule.js';
 import { runDaily } from '../../src/ops/maintenance/daily.js';
+import { recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { BIN, type RunResult, run, tempDir, testTmp } from '../helpers/cli.js';
@@ -484,6 +485,26 @@ describe('maintenance tells someone', () => {
     ]);
     expect(prod.notice).toMatchObject({ status: 'sent', severity: 'P3' });
     expect(sl.got).toHaveLength(1);
+  });
+
+  it('daily names recorded processes that are gone, and a dead supervisor with the command that starts it', async () => {
+    // A pid that was ours and is gone: a child that exited.
+    const gone = await new Promise<number>((resolve) => {
+      const c = execFile(process.execPath, ['-e', '0'], () => resolve(c.pid!));
+    });
+    const at = new Date().toISOString();
+    for (const [name, role] of [
+      ['deploy-agent-agent-2', 'agents'],
+      ['supervisor', 'supervisor'],
+    ] as const)
+      recordProcess(openStateDir(state), { name, role, pid: gone, owner: 'deploy', started_at: at });
+    const r = await cron(['maintenance', 'daily', '--state-dir', state, '--json'], dir.dir, env());
+    expect(r.code).toBe(1);
+    const needs = JSON.parse(r.stdout).needs_human.join('\n');
+    expect(needs).toContain('not running: deploy-agent-agent-2, supervisor');
+    expect(needs).toContain(
+      `nothing restarts a dead service: ifmesh supervise --detach --state-dir ${state}`,
+    );
   });
 
   it('daily names a periodic key rotation that did not complete, or is overdue', async () => {

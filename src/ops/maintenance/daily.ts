@@ -8,8 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { httpRequest } from '../../clients/http.js';
 import { logrotateConfig, runLogrotate } from '../../exec/logrotate.js';
+import { scanProcesses } from '../../state/processes.js';
 import { formatDuration } from '../../ui/units.js';
 import type { CertRotationReport } from '../certs/rotate.js';
+import { Supervisor } from '../fleet/supervisor.js';
+import { WATCHDOG_NAME } from '../fleet/watchdog-process.js';
 import { type RotationSchedule, rotationSchedule } from '../keys/schedule.js';
 import { collectMesh, type MeshSample } from '../monitoring/collect.js';
 import { type ProcedureJournal, withProcedure } from '../procedure.js';
@@ -157,6 +160,15 @@ async function daily(
         'periodic key rotation (ENABLE_SRTP_KEY_ROTATION=true) has never run: install its cron line with ifmesh maintenance install-cron --write',
       );
   }
+
+  // What runs the fleet: a recorded process that is gone now is one the supervisor did not bring
+  // back (dead itself, a crash loop, or none runs): for a person, who was told nothing before.
+  const sup = new Supervisor(o.state, { clock: ctx.clock, owner: 'maintenance' });
+  const gone = scanProcesses(o.state).records.filter((r) => !r.stopping && sup.running(r.name) === undefined);
+  if (gone.length)
+    needs.push(
+      `not running: ${gone.map((r) => r.name).join(', ')}${gone.some((r) => r.name === WATCHDOG_NAME) ? `; the supervisor is among them, so nothing restarts a dead service: ifmesh supervise --detach --state-dir ${o.state.root}` : ''}; why: ifmesh status --state-dir ${o.state.root}`,
+    );
 
   const before = logSizes(o.state.logs);
   // A dry run hands logrotate -d a scratch copy of the configuration and state: nothing of ours changes.
