@@ -246,11 +246,14 @@ describe('agent log: peer links', () => {
       ),
     );
 
-    // log-b leaves: its bye is an info line at log-a
+    // log-b leaves: its bye is an info line at log-a. It goes on the channel and through signaling,
+    // and whichever arrives first closes the link (under load, signaling's did).
     await b.agent.stop();
     await waitFor(() => a.lines.some((l) => l.includes('peer said bye')), 'the bye');
     expect(a.lines.at(-1)).toMatch(
-      new RegExp(`^${TIME} info log-a: link to log-b closed: peer said bye: agent stopping`),
+      new RegExp(
+        `^${TIME} info log-a: link to log-b closed: peer said bye(: agent stopping| through signaling)$`,
+      ),
     );
   });
 });
