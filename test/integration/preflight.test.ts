@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
@@ -8,6 +8,7 @@ import { systemExec } from '../../src/cli/context.js';
 import type { RunningTurnserver } from '../../src/exec/turnserver.js';
 import type { PreflightReport } from '../../src/ops/preflight/index.js';
 import { runChecks, runPreflight } from '../../src/ops/preflight/index.js';
+import { recordProcess } from '../../src/state/processes.js';
 import { openStateDir } from '../../src/state/state-dir.js';
 import { systemClock } from '../../src/util/clock.js';
 import { run, spawnCli, tempDir } from '../helpers/cli.js';
@@ -182,6 +183,25 @@ describe('ifmesh preflight against a real witness, coturn and certificates', () 
         detail: `127.0.0.1:${port} is already in use`,
       });
       othersPass(report, 'signaling port');
+      // Held by this fleet's own instance (preflight on a running fleet): not a failure.
+      const state = openStateDir(path.join(tmp.dir, 'state'));
+      recordProcess(state, {
+        name: 'deploy-signaling-1',
+        role: 'signaling',
+        pid: process.pid,
+        port,
+        owner: 'deploy',
+        started_at: new Date().toISOString(),
+      });
+      try {
+        const own = await preflight(`SIGNALING_PORT=${port}`);
+        expect(check(own.report, 'signaling port')).toMatchObject({
+          status: 'ok',
+          detail: `127.0.0.1:${port} is held by deploy-signaling-1, this fleet's instance (a deploy replaces it)`,
+        });
+      } finally {
+        rmSync(state.processFile('deploy-signaling-1'));
+      }
     } finally {
       await new Promise((r) => busy.close(r));
     }

@@ -6,6 +6,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { packageRoot } from '../../paths.js';
+import { scanProcesses } from '../../state/processes.js';
 import { formatDuration } from '../../ui/units.js';
 import {
   certificateWindow,
@@ -14,6 +15,7 @@ import {
   keyMatchesCertificate,
   readCertificateChain,
 } from '../certs/check.js';
+import { Supervisor } from '../fleet/supervisor.js';
 import type { SelftestReport } from '../selftest.js';
 import { type ProductionFinding, TLS_FILES } from './production.js';
 import { stunCheck, turnCheck, witnessCheck } from './remote.js';
@@ -137,7 +139,7 @@ export const configCheck: PreflightCheck = {
 export const portCheck: PreflightCheck = {
   name: 'signaling port free',
   timeoutMs: 3_000,
-  run: async ({ loaded }) => {
+  run: async ({ loaded, state, ctx }) => {
     if (!loaded) return NO_CONFIG;
     const { signalingHost: host, signalingPort: port } = loaded.config;
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
@@ -146,6 +148,13 @@ export const portCheck: PreflightCheck = {
       s.listen(port, host, () => s.close(() => resolve(undefined)));
     });
     if (!err) return ok(`${host}:${port}`);
+    // This fleet's own instance holds it (preflight on a running fleet): a redeploy replaces it.
+    const sup = new Supervisor(state, { clock: ctx.clock, owner: 'preflight' });
+    const own = scanProcesses(state).records.find(
+      (r) => r.role === 'signaling' && r.port === port && sup.running(r.name) !== undefined,
+    );
+    if (err.code === 'EADDRINUSE' && own)
+      return ok(`${host}:${port} is held by ${own.name}, this fleet's instance (a deploy replaces it)`);
     if (err.code === 'EADDRINUSE')
       return fail(
         `${host}:${port} is already in use`,
