@@ -56,12 +56,9 @@ export function keyMatchesCertificate(cert: X509Certificate, key: string | Buffe
   return cert.checkPrivateKey(createPrivateKey(key));
 }
 
-/** Whether `host` is an IP address (checked against the certificate's IP names, not its DNS names). */
-const isAddress = (host: string) => isIP(host.replace(/^\[|\]$/g, '')) !== 0;
-
 /**
  * Why a client of the fleet would refuse the chain `certs` (leaf first): it trusts only `caFile`
- * (--ca, IFMESH_CA_FILE) and dials `hosts`. Empty: it would accept it. A self-signed certificate
+ * (--ca, IFMESH_CA_FILE) and dials `hosts` (bare: endpointHosts, hostOf). Empty: it would accept it. A self-signed certificate
  * trusted as itself (the CA file is the certificate) is issued by it.
  */
 export function fleetTrustProblems(
@@ -84,9 +81,8 @@ export function fleetTrustProblems(
         `not issued by ${o.caFile} (--ca, IFMESH_CA_FILE), the CA the fleet verifies its instances with: agents, nginx and ifmesh would refuse it`,
       );
   }
-  const missing = [...new Set(o.hosts)].filter((h) =>
-    isAddress(h) ? !leaf.checkIP(h.replace(/^\[|\]$/g, '')) : !leaf.checkHost(h),
-  );
+  // An address is checked against the certificate's IP names, a name against its DNS names.
+  const missing = [...new Set(o.hosts)].filter((h) => (isIP(h) ? !leaf.checkIP(h) : !leaf.checkHost(h)));
   if (missing.length)
     problems.push(
       `does not name ${missing.join(', ')} (its subjectAltName), which clients dial: they would refuse it`,

@@ -12,6 +12,7 @@ import { certbotRenew } from '../../exec/certbot.js';
 import { selfSignedCert } from '../../exec/openssl.js';
 import { listProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
+import { hostOf } from '../deploy/endpoints.js';
 import { logEvents, type WitnessTarget } from '../events.js';
 import { restartRecorded } from '../fleet/restart.js';
 import { DEFAULT_THRESHOLDS } from '../monitoring/thresholds.js';
@@ -95,9 +96,7 @@ function fleetHosts(state: StateDir, instances: { url?: string | null | undefine
   const nginx = listProcesses(state)
     .filter((r) => r.role === 'nginx' && r.url && /^(wss|https):/.test(r.url))
     .map((r) => r.url!);
-  return [...new Set([...instances.flatMap((i) => (i.url ? [i.url] : [])), ...nginx])].map((u) =>
-    new URL(u).hostname.replace(/^\[|\]$/g, ''),
-  );
+  return [...new Set([...instances.flatMap((i) => (i.url ? [i.url] : [])), ...nginx])].map(hostOf);
 }
 
 /**

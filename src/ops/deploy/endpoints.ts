@@ -27,6 +27,9 @@ export interface DeployEndpoints {
 const WILDCARDS = new Set(['', '0.0.0.0', '::']);
 const isIp = (h: string) => /^[\d.]+$/.test(h) || h.includes(':');
 
+/** The host a URL dials, as a certificate names it: IPv6 literals without their brackets. */
+export const hostOf = (url: string) => new URL(url).hostname.replace(/^\[|\]$/g, '');
+
 /** A host in a URL: IPv6 literals in brackets. */
 export const urlHost = (h: string) => (h.includes(':') ? `[${h}]` : h);
 
@@ -50,7 +53,7 @@ export function planEndpoints(c: MeshConfig, caFile: string | undefined): Deploy
   }
   const bind = c.signalingHost;
   const publicUrl = c.signalingPublicUrl ? wsUrlOf(c.signalingPublicUrl) : null;
-  const publicHost = publicUrl ? new URL(publicUrl).hostname.replace(/^\[|\]$/g, '') : null;
+  const publicHost = publicUrl ? hostOf(publicUrl) : null;
   return {
     bind_host: bind || '0.0.0.0',
     dial_host: WILDCARDS.has(bind) ? '127.0.0.1' : bind,
@@ -64,7 +67,7 @@ export function planEndpoints(c: MeshConfig, caFile: string | undefined): Deploy
 /** The hosts a deploy's clients dial: its public URL's (agents through nginx) and the instances'. */
 export function endpointHosts(e: DeployEndpoints): string[] {
   const hosts = [e.dial_host];
-  if (e.public_url) hosts.unshift(new URL(e.public_url).hostname.replace(/^\[|\]$/g, ''));
+  if (e.public_url) hosts.unshift(hostOf(e.public_url));
   return [...new Set(hosts)];
 }
 

@@ -2,20 +2,14 @@
 // its launch spec, and wait until it answers as its role should, or has exited. up, deploy,
 // incident p1, failover signaling, certs rotate and the supervisor all go through here, so an
 // instance restarted by any of them comes back with the same command, env file, cwd and flags.
-import { appendFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isUnverifiedCertificate } from '../../clients/http.js';
 import { IfmeshError } from '../../errors.js';
 import { applyNginx, readNginxPlan } from '../../exec/nginx.js';
 import { isAlive } from '../../exec/pid.js';
 import { acquireLock, type HeldLock } from '../../state/lock.js';
-import {
-  type LaunchSpec,
-  type ProcessRecord,
-  readProcess,
-  recordProcess,
-  scanProcesses,
-} from '../../state/processes.js';
+import { type LaunchSpec, type ProcessRecord, readProcess, scanProcesses } from '../../state/processes.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { systemExec } from '../../util/exec.js';
 import { waitFor } from '../../util/wait.js';
@@ -35,15 +29,6 @@ export interface StartResult {
 }
 
 type Ctx = Pick<OpContext, 'clock' | 'signal' | 'dispatcher'> & Partial<Pick<OpContext, 'exec'>>;
-
-/** One line appended to a log that may not be there yet (a best effort: the restart goes on). */
-function appendLine(file: string, line: string): void {
-  try {
-    appendFileSync(file, `${line}\n`);
-  } catch {
-    // a log it cannot write does not stop a restart
-  }
-}
 
 export const DEFAULT_START_TIMEOUT_MS = 20_000;
 
@@ -304,16 +289,9 @@ async function restartNginx(
     if (!(err instanceof IfmeshError)) throw err;
     return fail(`${err.message}${err.hint ? ` (${err.hint})` : ''}`);
   }
-  const now = new Date(ctx.clock.now()).toISOString();
-  const { stopping: _s, crash_loop: _c, ...kept } = rec;
-  recordProcess(state, {
-    ...kept,
-    pid,
-    started_at: now,
-    restarts: (rec.restarts ?? 0) + 1,
-    last_restart_at: now,
-  });
-  if (plan.errorLog) appendLine(plan.errorLog, `[ifmesh] ${now} ${why}`);
+  sup.recordRestart(rec, pid);
+  // Its error log is the fleet's logs/<name>.log: the reason goes beside nginx's own lines.
+  sup.logRestart(rec.name, why);
   const up = await untilAnswering(sup, rec.name, ctx, DEFAULT_START_TIMEOUT_MS);
   if (up.ok)
     return { name: rec.name, ok: true, pid, already_running: false, detail: `restarted (pid ${pid})` };

@@ -188,23 +188,30 @@ export class Supervisor {
       // records both.
       pid = this.systemd().launch({ ...rec, spec: rec.spec }, env).pid;
     } else {
-      // The logs directory may be gone (an operator's cleanup): the restart recreates it, as a start does.
-      mkdirSync(this.state.logs, { recursive: true });
-      appendFileSync(
-        this.logFile(rec.name),
-        `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`,
-      );
+      this.logRestart(rec.name, why);
       pid = this.spawnDetached(rec.name, rec.spec, env);
     }
+    this.recordRestart(rec, pid);
+    return pid;
+  }
+
+  /** `why` a process restarts, in its log (the logs directory recreated if an operator removed it). */
+  logRestart(name: string, why: string): void {
+    mkdirSync(this.state.logs, { recursive: true });
+    appendFileSync(this.logFile(name), `[ifmesh] ${new Date(this.o.clock.now()).toISOString()} ${why}\n`);
+  }
+
+  /** Records `rec` restarted as `pid`: counted, and no longer stopping or crash-looping. */
+  recordRestart(rec: ProcessRecord, pid: number): void {
+    const now = new Date(this.o.clock.now()).toISOString();
     const { stopping: _s, crash_loop: _c, ...kept } = rec;
     recordProcess(this.state, {
       ...kept,
       pid,
-      started_at: new Date(this.o.clock.now()).toISOString(),
+      started_at: now,
       restarts: (rec.restarts ?? 0) + 1,
-      last_restart_at: new Date(this.o.clock.now()).toISOString(),
+      last_restart_at: now,
     });
-    return pid;
   }
 
   /** Runs a recorded process as a systemd unit from its launch spec (`ifmesh systemd install`). */

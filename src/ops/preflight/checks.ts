@@ -148,18 +148,19 @@ export const portCheck: PreflightCheck = {
       s.listen(port, host, () => s.close(() => resolve(undefined)));
     });
     if (!err) return ok(`${host}:${port}`);
-    // This fleet's own instance holds it (preflight on a running fleet): a redeploy replaces it.
-    const sup = new Supervisor(state, { clock: ctx.clock, owner: 'preflight' });
-    const own = scanProcesses(state).records.find(
-      (r) => r.role === 'signaling' && r.port === port && sup.running(r.name) !== undefined,
-    );
-    if (err.code === 'EADDRINUSE' && own)
-      return ok(`${host}:${port} is held by ${own.name}, this fleet's instance (a deploy replaces it)`);
-    if (err.code === 'EADDRINUSE')
+    if (err.code === 'EADDRINUSE') {
+      // This fleet's own instance holds it (preflight on a running fleet): a redeploy replaces it.
+      const sup = new Supervisor(state, { clock: ctx.clock, owner: 'preflight' });
+      const own = scanProcesses(state).records.find(
+        (r) => r.role === 'signaling' && r.port === port && sup.running(r.name) !== undefined,
+      );
+      if (own)
+        return ok(`${host}:${port} is held by ${own.name}, this fleet's instance (a deploy replaces it)`);
       return fail(
         `${host}:${port} is already in use`,
         `stop what listens there (ss -ltnp 'sport = :${port}') or set SIGNALING_PORT`,
       );
+    }
     return fail(
       `cannot listen on ${host}:${port}: ${err.code ?? err.message}`,
       'check SIGNALING_HOST and SIGNALING_PORT',
